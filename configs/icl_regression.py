@@ -1,0 +1,139 @@
+"""In-context regression (Garg et al. 2022; Raventós et al. 2023).
+
+  python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl
+  python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl8 \
+      --config.task.n_dims=8 --config.task.n_points=25
+
+Presets:
+  tiny   seconds; for tests
+  cpu    d=5, 21 points, 3 layers / width 64: ~5 min on 2 CPU cores (README main job)
+  paper  Garg's setup: d=20, 41 points, 12 layers / 8 heads / width 256, batch 64,
+         Adam 1e-4, 500k steps, dims 5->20 and points 11->41 curriculum (~1 day on one GPU)
+  raventos  Raventós et al.: noisy linear, D=8, K=16, sigma^2=0.25, pool of M tasks
+         (--config.task.pool_size=M; 0 = fresh tasks), 8 layers / width 128 / 2 heads
+"""
+import ml_collections
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.preset = preset             # name of the preset this config came from (recorded)
+  c.seed = 0                    # every random key derives from it via fold_in
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = "regression"    # task registry key (research/tasks/__init__.py)
+  c.task.function = "linear"    # linear | sparse_linear | noisy_linear | quadratic | relu_net | decision_tree
+  c.task.n_dims = 5             # d: input dimension
+  c.task.n_points = 21          # n: (x, y) pairs per prompt; k = 0..n-1 in-context examples
+  c.task.noise_std = 0.0        # std of additive label noise (Raventós: 0.5, i.e. sigma^2 = 0.25)
+  c.task.sparsity = 3           # sparse_linear: non-zero coordinates of w
+  c.task.pool_size = 0          # M pretraining tasks (finite pool, Raventós); 0 = fresh w per prompt
+  c.task.relu_hidden = 100      # relu_net: hidden units
+  c.task.tree_depth = 4         # decision_tree: depth
+  c.task.curriculum = ml_collections.ConfigDict()
+  c.task.curriculum.enabled = False   # Garg's curriculum over active dims and points
+  c.task.curriculum.dims_start = 5    # active dims at step 0
+  c.task.curriculum.dims_increment = 1
+  c.task.curriculum.points_start = 11  # active points at step 0
+  c.task.curriculum.points_increment = 2
+  c.task.curriculum.every = 2000      # steps between increments
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "transformer"  # model registry key (research/models/__init__.py)
+  c.model.num_layers = 3
+  c.model.width = 64            # residual stream width (GPT-2 n_embd)
+  c.model.num_heads = 2
+  c.model.mlp_ratio = 4.0       # MLP hidden = mlp_ratio * width
+  c.model.positions = "learned"  # learned | rotary | none
+  c.model.max_len = 0           # position table size; 0 = the task's sequence length
+  c.model.dropout = 0.0
+  c.model.attention_only = False  # drop the MLPs (Olsson's attention-only models)
+  c.model.use_layernorm = True
+  c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adam"         # adam | adamw | sgd
+  c.optim.learning_rate = 1e-3  # peak learning rate
+  c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
+  c.optim.warmup_steps = 500
+  c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
+  c.optim.end_lr_fraction = 0.0  # final lr as a fraction of the peak
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.0    # decoupled (adamw, sgd)
+  c.optim.momentum = 0.0        # sgd only
+  c.optim.nesterov = False      # sgd only
+  c.optim.grad_clip_norm = 1.0  # global-norm clipping; 0 = off
+  c.optim.wd_exempt_norms = True
+  c.optim.wd_exempt_biases = True
+  c.optim.wd_exempt_embeddings = False
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64       # global batch, split over mesh data x fsdp
+  c.train.num_steps = 6000
+  c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan): kills dispatch cost
+  c.train.log_every = 500       # must be a multiple of steps_per_call
+  c.train.checkpoint_every = 2000  # must be a multiple of steps_per_call; 0 = only at the end
+  c.train.keep_checkpoints = 3
+  c.train.async_checkpoints = True
+  c.train.peak_flops = 0.0      # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
+  c.train.compile_cache_dir = "~/.cache/research_jax"  # persistent XLA cache; "" = off
+
+  c.probe = ml_collections.ConfigDict()
+  c.probe.num_prompts = 1280    # fresh prompts per probe (Garg: 1280)
+  c.probe.batch_size = 640
+  c.probe.bootstrap = 1000      # bootstrap resamples for the 5-95% interval
+  c.probe.bootstrap_seed = 0
+  c.probe.knn = 3               # neighbours of the nearest-neighbour baseline
+  c.probe.lasso_alpha = 0.1     # sparse_linear: Lasso penalty (sklearn objective)
+  c.probe.ridge_lambda = -1.0   # ridge penalty; -1 = noise variance (Bayes-optimal)
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1              # data-parallel size; -1 = all remaining devices
+  c.mesh.fsdp = 1               # parameter (embed axis) and batch sharding
+  c.mesh.tensor = 1             # mlp / heads / vocab sharding
+
+  c.sharding = ml_collections.ConfigDict()
+  # logical axis -> mesh axes; a dim the mesh does not divide stays replicated.
+  c.sharding.rules = (
+      ("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", "tensor"),
+      ("heads", "tensor"), ("kv", None), ("vocab", "tensor"), ("length", None),
+      ("input", None), ("output", None), ("layers", None))
+
+  if preset == "tiny":
+    c.task.n_points = 11
+    c.model.num_layers, c.model.width, c.model.num_heads = 2, 32, 2
+    c.train.num_steps, c.train.steps_per_call, c.train.log_every = 40, 10, 20
+    c.train.checkpoint_every = 20
+    c.optim.warmup_steps = 10
+    c.probe.num_prompts, c.probe.batch_size, c.probe.bootstrap = 64, 64, 100
+  elif preset == "paper":
+    c.task.n_dims, c.task.n_points = 20, 41
+    c.task.curriculum.enabled = True
+    c.model.num_layers, c.model.width, c.model.num_heads = 12, 256, 8
+    c.optim.learning_rate, c.optim.schedule, c.optim.warmup_steps = 1e-4, "constant", 0
+    c.optim.grad_clip_norm = 0.0
+    c.train.num_steps, c.train.steps_per_call = 500_000, 100
+    c.train.log_every, c.train.checkpoint_every = 1000, 10_000
+  elif preset == "raventos":
+    c.task.function, c.task.n_dims, c.task.n_points = "noisy_linear", 8, 16
+    c.task.noise_std = 0.5
+    c.task.pool_size = 2 ** 15
+    c.model.num_layers, c.model.width, c.model.num_heads = 8, 128, 2
+    c.train.batch_size, c.train.num_steps = 256, 500_000
+    c.optim.schedule, c.optim.warmup_steps = "warmup_linear", 250_000
+    c.train.log_every, c.train.checkpoint_every = 1000, 10_000
+  elif preset != "cpu":
+    raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper, raventos")
+  return c
+
+
+def get_sweep(name: str) -> list[dict]:
+  """Sweeps as data: lists of override dicts (used by the sweep command)."""
+  if name == "dims":
+    return [{"task.n_dims": d, "task.n_points": 2 * d + 11} for d in (5, 8, 10)]
+  if name == "scale":
+    return [{"model.num_layers": l, "model.width": w, "model.num_heads": h}
+            for l, w, h in ((2, 32, 2), (3, 64, 2), (4, 128, 4), (6, 128, 4))]
+  raise ValueError(f"unknown sweep {name!r}; choose one of: dims, scale")

@@ -1,0 +1,43 @@
+"""Figures rendered from result files (never from in-memory training state)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Stable colours per estimator so every figure of the project reads the same.
+COLOURS = {"model": "#1f77b4", "least_squares": "#ff7f0e", "ridge": "#2ca02c",
+           "dmmse": "#d62728", "averaging": "#9467bd", "nearest_neighbours": "#8c564b",
+           "lasso": "#e377c2"}
+LABELS = {"model": "Transformer", "least_squares": "Least squares", "ridge": "Ridge",
+          "dmmse": "dMMSE", "averaging": "Averaging", "nearest_neighbours": "3-nearest neighbours",
+          "lasso": "Lasso"}
+
+
+def render_probe(probe_json: str | Path, out_png: str | Path) -> Path:
+  """Garg-style: normalised squared error vs in-context examples, with intervals."""
+  res = json.loads(Path(probe_json).read_text())
+  k = res["k"]
+  fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+  for name, c in res["curves"].items():
+    colour = COLOURS.get(name)
+    ax.plot(k, c["mean"], label=LABELS.get(name, name), color=colour,
+            lw=2.2 if name == "model" else 1.4, ls="-" if name == "model" else "--")
+    ax.fill_between(k, c["lo"], c["hi"], color=colour, alpha=0.2, lw=0)
+  d = res["n_dims"]
+  ax.axvline(d, color="grey", lw=0.8, ls=":")
+  ax.set_xlabel("in-context examples k")
+  ax.set_ylabel("squared error / d")
+  ax.set_ylim(bottom=0, top=min(1.6, ax.get_ylim()[1]))
+  ax.set_title(f"{res.get('function', '')} regression, d={d}, step {res['step']} "
+               f"({res.get('source', 'prior')} tasks)", fontsize=9)
+  ax.legend(fontsize=7, frameon=False)
+  fig.tight_layout()
+  out = Path(out_png)
+  fig.savefig(out)
+  plt.close(fig)
+  return out

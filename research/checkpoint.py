@@ -1,0 +1,73 @@
+"""The one place Orbax is used: periodic asynchronous saves, keep-latest-N,
+atomic commits (Orbax writes to a temporary directory and renames it when
+complete, so a killed save is never restored), and restore onto an abstract
+sharded target so that arrays land directly in their sharding.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class CheckpointError(RuntimeError):
+  pass
+
+
+class Checkpointer:
+  def __init__(self, directory: str | Path, *, max_to_keep: int, async_save: bool = True):
+    self.directory = Path(directory).absolute()
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=True, create=True)
+    self._mngr = ocp.CheckpointManager(self.directory, options=options,
+                                       item_names=("state", "meta"))
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._mngr.all_steps())
+
+  def latest_step(self) -> int | None:
+    steps = self.all_steps()
+    return steps[-1] if steps else None
+
+  def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> None:
+    self._mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+
+  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
+    """Restores `step` (default: the newest complete checkpoint).
+
+    A checkpoint that fails to read (truncated or missing files) is skipped
+    with a warning and the previous one is tried.
+    """
+    steps = [s for s in self.all_steps() if step is None or s == step]
+    if not steps:
+      raise CheckpointError(f"no complete checkpoint in {self.directory}")
+    errors = []
+    for s in reversed(steps):
+      try:
+        out = self._mngr.restore(s, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        return out["state"], dict(out["meta"] or {}), s
+      except Exception as e:  # noqa: BLE001 -- any read failure means "corrupt"
+        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        logging.warning("checkpoint %d in %s is unreadable (%s); trying an older one",
+                        s, self.directory, msg)
+        errors.append(f"step {s}: {msg}")
+    raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+  def wait(self) -> None:
+    self._mngr.wait_until_finished()
+
+  def close(self) -> None:
+    self._mngr.wait_until_finished()
+    self._mngr.close()
+
+
+def abstract_like(tree: Any, shardings: Any) -> Any:
+  """ShapeDtypeStructs carrying the target shardings, for restore."""
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      tree, shardings)

@@ -1,0 +1,140 @@
+"""Metric writers (JSONL + TensorBoard) and the console progress line.
+
+`metrics.jsonl` is the source of truth: one JSON object per logging step,
+written by process 0. On resume it is cut back to the restored step, so that a
+killed-and-resumed run leaves the same file as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+# Dense peak FLOP/s per device by (device kind substring, dtype). Sources: vendor
+# datasheets (dense, no sparsity). CPU peaks are measured at start-up instead.
+PEAK_FLOPS = {
+    ("H200", "bfloat16"): 989e12, ("H200", "float32"): 67e12,
+    ("H100", "bfloat16"): 989e12, ("H100", "float32"): 67e12,
+    ("A100", "bfloat16"): 312e12, ("A100", "float32"): 19.5e12,
+    ("TPU v6", "bfloat16"): 918e12, ("TPU v5p", "bfloat16"): 459e12,
+    ("TPU v5 lite", "bfloat16"): 197e12, ("TPU v5e", "bfloat16"): 197e12,
+    ("TPU v4", "bfloat16"): 275e12, ("TPU v3", "bfloat16"): 123e12,
+}
+
+
+def measure_matmul_peak(n: int = 2048, reps: int = 8) -> float:
+  """FLOP/s of a large fp32 matmul on the default device (the CPU's practical peak)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = float("inf")
+  for _ in range(reps):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n ** 3 / best
+
+
+def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
+  """Peak FLOP/s of one device and where the number came from."""
+  if override > 0:
+    return override, "config"
+  dev = jax.devices()[0]
+  if dev.platform == "cpu":
+    return measure_matmul_peak(), "measured fp32 matmul"
+  kind = getattr(dev, "device_kind", "")
+  for (name, dt), peak in PEAK_FLOPS.items():
+    if name.lower() in kind.lower() and dt == dtype:
+      return peak, f"table ({name}, {dt})"
+  return 0.0, f"unknown device {kind!r}: set config.train.peak_flops for MFU"
+
+
+class MetricsWriter:
+  """JSONL + TensorBoard writer; only process 0 writes."""
+
+  def __init__(self, workdir: str, resume_step: int):
+    self.enabled = jax.process_index() == 0
+    self.path = Path(workdir) / "metrics.jsonl"
+    self._tb = None
+    if not self.enabled:
+      return
+    self._truncate_after(resume_step)
+    try:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), flush_secs=30)
+    except ImportError:  # TensorBoard is optional; JSONL is the record
+      logging.warning("tensorboardX not installed: TensorBoard events are not written")
+
+  def _truncate_after(self, step: int) -> None:
+    if not self.path.exists():
+      return
+    kept = [l for l in self.path.read_text().splitlines()
+            if l.strip() and json.loads(l).get("step", 0) <= step]
+    tmp = self.path.with_suffix(".tmp")
+    tmp.write_text("".join(l + "\n" for l in kept))
+    os.replace(tmp, self.path)
+
+  def write(self, step: int, metrics: dict) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step)} | {k: _jsonable(v) for k, v in metrics.items()}
+    with self.path.open("a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._tb is not None:
+      for k, v in row.items():
+        if k != "step" and isinstance(v, (int, float)):
+          self._tb.add_scalar(k, v, step)
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _jsonable(v):
+  if isinstance(v, (np.ndarray, jax.Array)):
+    v = np.asarray(v)
+    return v.item() if v.ndim == 0 else v.tolist()
+  if isinstance(v, np.generic):
+    return v.item()
+  return v
+
+
+class Progress:
+  """Throughput, MFU and ETA over the last logging window."""
+
+  def __init__(self, *, total_steps: int, examples_per_step: int, tokens_per_step: int,
+               flops_per_step: float, peak_flops: float, num_devices: int):
+    self.total = total_steps
+    self.examples, self.tokens = examples_per_step, tokens_per_step
+    self.flops, self.peak = flops_per_step, peak_flops * num_devices
+    self._t, self._step = None, None
+
+  def start(self, step: int) -> None:
+    self._t, self._step = time.perf_counter(), step
+
+  def measure(self, step: int) -> dict:
+    """Rates since the previous call (the first window includes no compile)."""
+    now = time.perf_counter()
+    steps = step - self._step
+    dt = max(now - self._t, 1e-9)
+    self._t, self._step = now, step
+    sps = steps / dt
+    out = {"steps_per_s": sps, "examples_per_s": sps * self.examples,
+           "tokens_per_s": sps * self.tokens,
+           "eta_s": (self.total - step) / sps if sps > 0 else float("inf")}
+    if self.peak > 0:
+      out["mfu"] = sps * self.flops / self.peak
+    return out
+
+  def line(self, step: int, loss: float, rates: dict) -> str:
+    mfu = f"MFU {100 * rates['mfu']:.1f}%" if "mfu" in rates else "MFU n/a"
+    eta = rates["eta_s"]
+    return (f"step {step}/{self.total} | loss {loss:.4g} | {rates['steps_per_s']:.2f} steps/s | "
+            f"{rates['examples_per_s']:.0f} ex/s | {rates['tokens_per_s']:.0f} tok/s | {mfu} | "
+            f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")

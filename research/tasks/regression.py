@@ -1,0 +1,201 @@
+"""In-context regression (Garg et al. 2022; Raventós et al. 2023).
+
+Each sequence draws a function f from a class and n points x_i ~ N(0, I_d); the
+model reads the interleaved prompt (x_1, y_1, x_2, y_2, ...), with y embedded as
+[y, 0, ..., 0], and predicts f(x_k) at every x position from the k earlier
+pairs. Data is generated on device from `fold_in(seed, step)`, so a resumed run
+sees the same batches.
+
+Shape legend: B batch, N points per prompt, D input dims, M pool tasks,
+T = 2N interleaved tokens, Hd hidden units (ReLU nets), Nd tree nodes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from research.models import IOSpec
+from research.tasks import regression_baselines as bl
+
+FUNCTIONS = ("linear", "sparse_linear", "noisy_linear", "quadratic", "relu_net", "decision_tree")
+POOL_SALT = 4  # fold_in salt of the task pool key: a pool is a function of the seed only
+
+
+@dataclasses.dataclass(frozen=True)
+class Curriculum:
+  """Garg's curriculum: active dims and points grow every `every` steps."""
+  enabled: bool
+  dims_start: int
+  dims_increment: int
+  points_start: int
+  points_increment: int
+  every: int
+
+  def active(self, step, n_dims: int, n_points: int):
+    if not self.enabled:
+      return jnp.int32(n_dims), jnp.int32(n_points)
+    stage = step // self.every
+    return (jnp.minimum(n_dims, self.dims_start + self.dims_increment * stage),
+            jnp.minimum(n_points, self.points_start + self.points_increment * stage))
+
+
+class RegressionTask:
+  """Sampler, input encoding, loss and probe of in-context regression."""
+
+  name = "regression"
+  probe_name = "icl_regression"
+
+  def __init__(self, cfg, seed: int):
+    self.cfg = cfg
+    self.function = cfg.function
+    self.n_dims, self.n_points = int(cfg.n_dims), int(cfg.n_points)
+    self.noise_std = float(cfg.noise_std)
+    self.curriculum = Curriculum(**{k: cfg.curriculum[k] for k in (
+        "enabled", "dims_start", "dims_increment", "points_start", "points_increment", "every")})
+    self.pool_ws_MxD = None
+    if cfg.pool_size > 0:
+      pool_key = jax.random.fold_in(jax.random.key(seed), POOL_SALT)
+      self.pool_ws_MxD = jax.random.normal(pool_key, (cfg.pool_size, self.n_dims))
+    self.io = IOSpec(output_dim=1, seq_len=2 * self.n_points, input_dim=self.n_dims)
+
+  @property
+  def tokens_per_example(self) -> int:
+    return 2 * self.n_points
+
+  # --- data -----------------------------------------------------------------
+  def sample(self, key, step, batch_size: int, *, source: str = "train"):
+    """A batch {xs: BxNxD, ys: BxN, n_dims, n_points} for `step` (curriculum).
+
+    source: 'train' (pool tasks when pool_size > 0), 'prior' (fresh w ~ N(0, I):
+    tasks never seen in pretraining) or 'pool' (the pretraining tasks).
+    """
+    n, d = self.n_points, self.n_dims
+    d_act, n_act = self.curriculum.active(step, d, n)
+    kx, kf, kn = jax.random.split(key, 3)
+    dim_mask_D = jnp.arange(d) < d_act
+    xs_BxNxD = jax.random.normal(kx, (batch_size, n, d)) * dim_mask_D
+    ys_BxN = self._function(kf, xs_BxNxD, dim_mask_D, d_act, source)
+    if self.noise_std > 0:
+      ys_BxN = ys_BxN + self.noise_std * jax.random.normal(kn, ys_BxN.shape)
+    return {"xs": xs_BxNxD, "ys": ys_BxN, "n_dims": d_act, "n_points": n_act}
+
+  def _function(self, key, xs_BxNxD, dim_mask_D, d_act, source):
+    b, _, d = xs_BxNxD.shape
+    f = self.function
+    k1, k2, k3 = jax.random.split(key, 3)
+    if f in ("linear", "noisy_linear", "sparse_linear"):
+      use_pool = self.pool_ws_MxD is not None and source != "prior"
+      if use_pool:
+        idx_B = jax.random.randint(k1, (b,), 0, self.pool_ws_MxD.shape[0])
+        w_BxD = self.pool_ws_MxD[idx_B]
+      else:
+        w_BxD = jax.random.normal(k1, (b, d))
+      if f == "sparse_linear":
+        # s coordinates chosen uniformly among the active ones: lowest s random scores.
+        scores_BxD = jnp.where(dim_mask_D, jax.random.uniform(k2, (b, d)), 2.0)
+        rank_BxD = jnp.argsort(jnp.argsort(scores_BxD, axis=-1), axis=-1)
+        w_BxD = w_BxD * (rank_BxD < self.cfg.sparsity)
+      return jnp.einsum("bnd,bd->bn", xs_BxNxD, w_BxD * dim_mask_D)
+    if f == "quadratic":
+      w_BxD = jax.random.normal(k1, (b, d)) * dim_mask_D
+      return jnp.einsum("bnd,bd->bn", xs_BxNxD ** 2, w_BxD) / math.sqrt(3)
+    if f == "relu_net":
+      h = self.cfg.relu_hidden
+      w1_BxDxH = jax.random.normal(k1, (b, d, h))
+      w2_BxH = jax.random.normal(k2, (b, h))
+      hidden_BxNxH = jax.nn.relu(jnp.einsum("bnd,bdh->bnh", xs_BxNxD, w1_BxDxH))
+      return jnp.einsum("bnh,bh->bn", hidden_BxNxH, w2_BxH) * math.sqrt(2 / h)
+    if f == "decision_tree":
+      depth = self.cfg.tree_depth
+      nodes = 2 ** depth - 1
+      feat_BxNd = jax.random.randint(k1, (b, nodes), 0, jnp.maximum(d_act, 1))
+      leaves_BxL = jax.random.normal(k2, (b, 2 ** depth))
+      node_BxN = jnp.zeros(xs_BxNxD.shape[:2], jnp.int32)
+      for _ in range(depth):  # descend: right child when the node's feature is > 0
+        f_BxN = jnp.take_along_axis(feat_BxNd, node_BxN, axis=1)
+        go_right = jnp.take_along_axis(xs_BxNxD, f_BxN[..., None], axis=2)[..., 0] > 0
+        node_BxN = 2 * node_BxN + 1 + go_right
+      return jnp.take_along_axis(leaves_BxL, node_BxN - nodes, axis=1)
+    raise ValueError(f"config.task.function={f!r} is not valid; choose one of: {', '.join(FUNCTIONS)}")
+
+  def model_inputs(self, batch):
+    """Garg's interleaving: (x_1, [y_1, 0..0], x_2, ...) -> B x 2N x D."""
+    xs_BxNxD, ys_BxN = batch["xs"], batch["ys"]
+    b, n, d = xs_BxNxD.shape
+    ys_wide_BxNxD = jnp.zeros_like(xs_BxNxD).at[..., 0].set(ys_BxN)
+    return jnp.stack([xs_BxNxD, ys_wide_BxNxD], axis=2).reshape(b, 2 * n, d)
+
+  @staticmethod
+  def predictions(outputs_BxTx1):
+    return outputs_BxTx1[:, ::2, 0]  # read at x positions
+
+  def loss(self, outputs, batch):
+    """MSE over all prefixes of the active points (Garg)."""
+    err_BxN = (self.predictions(outputs) - batch["ys"]) ** 2
+    mask_N = jnp.arange(self.n_points) < batch["n_points"]
+    loss = jnp.sum(err_BxN * mask_N) / (err_BxN.shape[0] * batch["n_points"])
+    return loss, {"normalised_error": loss / batch["n_dims"]}
+
+  # --- probe ----------------------------------------------------------------
+  def baselines(self, probe_cfg) -> dict:
+    """Estimators evaluated on the probe's prompts, chosen by function class."""
+    out = {"least_squares": bl.least_squares, "averaging": bl.averaging,
+           "nearest_neighbours": lambda x, y: bl.nearest_neighbours(x, y, probe_cfg.knn)}
+    noise_var = self.noise_std ** 2
+    if self.function == "sparse_linear":
+      out["lasso"] = lambda x, y: bl.lasso(x, y, probe_cfg.lasso_alpha)
+    if noise_var > 0:
+      lam = probe_cfg.ridge_lambda if probe_cfg.ridge_lambda >= 0 else noise_var
+      out["ridge"] = lambda x, y: bl.ridge(x, y, lam)
+    if self.pool_ws_MxD is not None:
+      pool = self.pool_ws_MxD
+      out["dmmse"] = lambda x, y: bl.dmmse(x, y, pool, max(noise_var, 1e-2))
+    return out
+
+  def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
+    """Normalised squared error by number of in-context examples k, per estimator.
+
+    Returns {probe file stem: result}; with a task pool, both fresh tasks
+    (`icl_regression`, the ICL generalisation) and pretraining tasks
+    (`icl_regression_pool`) are probed.
+    """
+    sources = {"prior": self.probe_name}
+    if self.pool_ws_MxD is not None:
+      sources["pool"] = self.probe_name + "_pool"
+    results = {}
+    for source, stem in sources.items():
+      errs = self._probe_errors(predict_fn, jax.random.fold_in(key, len(results)),
+                                probe_cfg, source)
+      rng = np.random.default_rng(int(probe_cfg.bootstrap_seed))
+      idx = rng.integers(0, probe_cfg.num_prompts, (probe_cfg.bootstrap, probe_cfg.num_prompts))
+      curves = {}
+      for name, e_PxN in errs.items():
+        boot_RxN = e_PxN[idx].mean(axis=1)
+        curves[name] = {"mean": e_PxN.mean(0).tolist(),
+                        "lo": np.percentile(boot_RxN, 5, axis=0).tolist(),
+                        "hi": np.percentile(boot_RxN, 95, axis=0).tolist()}
+      results[stem] = {"k": list(range(self.n_points)), "curves": curves, "n_dims": self.n_dims,
+                       "step": int(step), "function": self.function, "source": source,
+                       "num_prompts": int(probe_cfg.num_prompts),
+                       "interval": "bootstrap 5-95% of the mean over prompts"}
+    return results
+
+  def _probe_errors(self, predict_fn, key, probe_cfg, source):
+    """Per-prompt squared errors / d, (prompts x N), for the model and baselines."""
+    bs, total = int(probe_cfg.batch_size), int(probe_cfg.num_prompts)
+    big_step = jnp.int32(2 ** 30)  # past the end of any curriculum
+    baselines = {n: jax.jit(f) for n, f in self.baselines(probe_cfg).items()}
+    errs = {"model": []} | {n: [] for n in baselines}
+    for start in range(0, total, bs):
+      batch = self.sample(jax.random.fold_in(key, start), big_step, min(bs, total - start),
+                          source=source)
+      ys = batch["ys"]
+      preds = {"model": self.predictions(predict_fn(self.model_inputs(batch)))}
+      preds |= {n: f(batch["xs"], ys) for n, f in baselines.items()}
+      for n, p in preds.items():
+        errs[n].append(np.asarray((p - ys) ** 2 / self.n_dims, dtype=np.float64))
+    return {n: np.concatenate(v) for n, v in errs.items()}

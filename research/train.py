@@ -1,0 +1,252 @@
+"""`train_and_evaluate(config, workdir)`: the whole training run, in sections.
+
+1. Setup: task, model, optimiser, mesh, shardings.
+2. Sharded init (jit with out_shardings), or restore of the newest complete
+   checkpoint onto the same shardings.
+3. The loop: one jit call runs `steps_per_call` steps through `lax.scan`, with
+   data sampled on device from fold_in(seed, step) and the state donated. The
+   host reads the metrics of call i after dispatching call i+1, so the device
+   never waits for logging; before a checkpoint it syncs and checks the loss.
+4. Probes at the end: curves as JSON, then figures rendered from the JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from research import checkpoint as ckpt_lib
+from research import metrics as metrics_lib
+from research import models, optim, sharding, tasks
+
+# fold_in salts: every key is a function of (seed, purpose[, step]).
+DATA, INIT, DROPOUT, PROBE = 0, 1, 2, 3
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+class Experiment:
+  """Task + model + optimiser + mesh: everything jitted functions close over."""
+
+  def __init__(self, config, devices=None):
+    self.config = config
+    self.task = tasks.build(config.task, config.seed)
+    io = self.task.io
+    self.built = models.build(config.model, io)
+    self.model = self.built.module
+    self.tx = optim.make(config.optim, config.train.num_steps)
+    self.mesh = sharding.make_mesh(config.mesh, devices)
+    self.rules = sharding.rules_from_config(config.sharding.rules)
+    self.root_key = jax.random.key(config.seed)
+    self._dummy_inputs = self.task.model_inputs(
+        self.task.sample(jax.random.key(0), jnp.int32(0), 1))
+    self._state_shapes()
+
+  # --- 1/2. shardings and initialisation -------------------------------------
+  def _init_boxed(self, key):
+    return self.model.init({"params": key}, self._dummy_inputs, train=False)["params"]
+
+  def _state_shapes(self) -> None:
+    boxed = jax.eval_shape(self._init_boxed, jax.random.key(0))
+    self.param_sharding = sharding.param_shardings(boxed, self.mesh, self.rules)
+    params_abs = nn.unbox(boxed)
+    opt_abs = jax.eval_shape(self.tx.init, params_abs)
+    opt_sharding = sharding.like_params(opt_abs, params_abs, self.param_sharding, self.mesh)
+    rep = sharding.replicated(self.mesh)
+    self.state_sharding = TrainState(step=rep, params=self.param_sharding, opt_state=opt_sharding)
+    self.abstract_state = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32),
+                                     params=params_abs, opt_state=opt_abs)
+    self.num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(params_abs))
+    emb = [x for p, x in jax.tree_util.tree_leaves_with_path(params_abs)
+           if "embed" in jax.tree_util.keystr(p)]
+    self.num_embedding_params = sum(math.prod(x.shape) for x in emb)
+
+  def init_state(self) -> TrainState:
+    def init(key):
+      params = nn.unbox(self._init_boxed(key))
+      return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx.init(params))
+    return jax.jit(init, out_shardings=self.state_sharding)(
+        jax.random.fold_in(self.root_key, INIT))
+
+  # --- 3. the train step ------------------------------------------------------
+  def loss_fn(self, params, batch, step, *, train: bool = True):
+    rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(self.root_key, DROPOUT), step)}
+    outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
+                               train=train, rngs=rngs)
+    return self.task.loss(outputs, batch)
+
+  def train_step(self, state: TrainState, _=None):
+    step = state.step
+    data_key = jax.random.fold_in(jax.random.fold_in(self.root_key, DATA), step)
+    batch = self.task.sample(data_key, step, self.config.train.batch_size)
+    batch = jax.lax.with_sharding_constraint(
+        batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
+                            else sharding.replicated(self.mesh), batch))
+    (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch, step)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = jax.tree.map(jnp.add, state.params, updates)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+               "learning_rate": optim.current_lr(opt_state)} | aux
+    return TrainState(step=step + 1, params=params, opt_state=opt_state), metrics
+
+  def multi_step_fn(self, num_steps: int):
+    """One jit call running `num_steps` steps; returns per-step metrics."""
+    def run(state):
+      return jax.lax.scan(self.train_step, state, None, length=num_steps)
+    return jax.jit(run, in_shardings=(self.state_sharding,),
+                   out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                   donate_argnums=0)
+
+  def predict_fn(self, params):
+    apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False))
+    return lambda inputs: apply(params, inputs)
+
+
+def _enable_compile_cache(cache_dir: str) -> None:
+  if not cache_dir:
+    return
+  path = os.path.expanduser(cache_dir)
+  jax.config.update("jax_compilation_cache_dir", path)
+  # Cache every program: on CPU even the small ones cost seconds to compile.
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def _config_json(config) -> str:
+  return config.to_json_best_effort(indent=2, sort_keys=True)
+
+
+def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
+  """Trains (or resumes) in `workdir`; returns the final metrics and probe paths."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _enable_compile_cache(config.train.compile_cache_dir)
+  exp = Experiment(config, devices)
+  tr = config.train
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(_config_json(config))
+  logging.info("model: %s, %d params (%d non-embedding), %.3g train FLOPs/token; mesh %s",
+               config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
+               exp.built.train_flops_per_token, dict(exp.mesh.shape))
+
+  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=tr.keep_checkpoints,
+                               async_save=tr.async_checkpoints)
+  if ckpt.latest_step() is not None:
+    abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
+    state, _, restored = ckpt.restore(abstract)
+    logging.info("resumed from checkpoint at step %d", restored)
+  else:
+    state = exp.init_state()
+  start = int(state.step)
+  writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
+
+  peak, peak_src = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)
+  tokens_per_step = tr.batch_size * exp.task.tokens_per_example
+  progress = metrics_lib.Progress(
+      total_steps=tr.num_steps, examples_per_step=tr.batch_size, tokens_per_step=tokens_per_step,
+      flops_per_step=exp.built.train_flops_per_token * tokens_per_step, peak_flops=peak,
+      num_devices=len(exp.mesh.devices.flat))
+  logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_src)
+
+  fns: dict[int, Any] = {}
+  pending = None  # (first step, last step, device metrics) not yet read by the host
+  last = {}
+
+  def drain():
+    nonlocal pending, last
+    if pending is None:
+      return
+    first, end, m = pending
+    pending = None
+    m = jax.device_get(m)
+    losses = np.asarray(m["loss"])
+    if not np.all(np.isfinite(losses)):
+      bad = first + int(np.argmax(~np.isfinite(losses)))
+      raise NonFiniteLossError(
+          f"non-finite loss at step {bad} (window {first}-{end}); stopped. The last good "
+          f"checkpoint is kept in {ckpt.directory}; lower the learning rate or add clipping")
+    if end % tr.log_every == 0 or end == tr.num_steps:
+      window = min(tr.log_every, end - start) if end - start > 0 else 1
+      row = {k: float(np.mean(np.asarray(v)[-window:])) if np.ndim(v) else v
+             for k, v in m.items()}
+      rates = progress.measure(end)
+      writer.write(end, row | rates)
+      logging.info("%s", progress.line(end, row["loss"], rates))
+      last = row | rates
+
+  step = start
+  t0 = time.perf_counter()
+  compile_s = None
+  try:
+    while step < tr.num_steps:
+      k = min(tr.steps_per_call, tr.num_steps - step)
+      if k not in fns:
+        fns[k] = exp.multi_step_fn(k)
+      state, m = fns[k](state)
+      if compile_s is None:
+        jax.block_until_ready(m)
+        compile_s = time.perf_counter() - t0
+        progress.start(step)  # rates exclude the first call's compile
+        logging.info("first call (compile + %d steps): %.1fs", k, compile_s)
+      drain()
+      pending = (step + 1, step + k, m)
+      step += k
+      if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
+        drain()  # never checkpoint a state whose losses were not checked
+        ckpt.save(step, state, {"step": step})
+    drain()
+  finally:
+    ckpt.close()
+    writer.close()
+
+  wall = time.perf_counter() - t0
+  summary = {"final_step": step, "train_wall_s": wall, "compile_s": compile_s,
+             "num_params": exp.num_params,
+             "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
+             "train_flops_per_token": exp.built.train_flops_per_token,
+             "tokens_seen": step * tokens_per_step} | {f"final_{k}": v for k, v in last.items()}
+  summary["probes"] = run_probes(exp, state, workdir)
+  if jax.process_index() == 0:
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+  return summary
+
+
+def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, str]:
+  """Evaluates the task's probes; writes probes/*.json and renders figures/*.png."""
+  from research.analysis import plots  # matplotlib only when probing
+
+  key = jax.random.fold_in(exp.root_key, PROBE)
+  results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
+                           step=int(state.step))
+  paths = {}
+  if jax.process_index() != 0:
+    return paths
+  (workdir / "probes").mkdir(exist_ok=True)
+  (workdir / "figures").mkdir(exist_ok=True)
+  for stem, result in results.items():
+    path = workdir / "probes" / f"{stem}.json"
+    path.write_text(json.dumps(result, indent=1))
+    fig = plots.render_probe(path, workdir / "figures" / f"{stem}.png")
+    paths[stem] = str(path)
+    logging.info("probe %s -> %s, figure %s", stem, path, fig)
+  return paths

@@ -1,0 +1,85 @@
+"""Transformer shapes, causality, variants and logical axis names."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research.models.transformer import Transformer, TransformerConfig
+
+
+def _model(**kw):
+  base = dict(num_layers=2, width=32, num_heads=4, output_dim=3, input_dim=5, max_len=16)
+  return Transformer(TransformerConfig(**(base | kw)))
+
+
+def _init(model, x):
+  return nn.unbox(model.init(jax.random.key(0), x)["params"])
+
+
+@pytest.mark.parametrize("kw", [{}, {"positions": "rotary"}, {"positions": "none"},
+                                {"attention_only": True}, {"use_layernorm": False},
+                                {"mlp_ratio": 2.0, "dropout": 0.1}])
+def test_shapes_vector_inputs(kw):
+  model = _model(**kw)
+  x = jax.random.normal(jax.random.key(1), (2, 7, 5))
+  params = _init(model, x)
+  out = model.apply({"params": params}, x)
+  assert out.shape == (2, 7, 3) and out.dtype == jnp.float32
+  if kw.get("attention_only"):
+    assert "mlp" not in params["block_0"]
+
+
+def test_shapes_token_inputs():
+  model = _model(input_dim=0, vocab_size=11)
+  tokens = jnp.arange(14).reshape(2, 7) % 11
+  params = _init(model, tokens)
+  assert params["token_embed"]["embedding"].shape == (11, 32)
+  assert model.apply({"params": params}, tokens).shape == (2, 7, 3)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_causal_gradient(positions):
+  """Output at position t has zero gradient w.r.t. inputs after t."""
+  model = _model(positions=positions)
+  x = jax.random.normal(jax.random.key(2), (1, 9, 5))
+  params = _init(model, x)
+  for t in (0, 4, 8):
+    g = jax.grad(lambda x: model.apply({"params": params}, x)[0, t].sum())(x)
+    g = np.asarray(g[0])
+    assert np.all(g[t + 1:] == 0), f"output {t} depends on the future"
+    assert np.any(g[:t + 1] != 0)
+
+
+def test_attention_weights_and_head_ablation():
+  model = _model()
+  x = jax.random.normal(jax.random.key(3), (2, 6, 5))
+  params = _init(model, x)
+  out, state = model.apply({"params": params}, x, mutable=["intermediates"])
+  attn = state["intermediates"]["block_1"]["attn"]["attention"][0]
+  assert attn.shape == (2, 4, 6, 6)
+  np.testing.assert_allclose(attn.sum(-1), 1.0, rtol=1e-5)
+  assert np.all(np.triu(np.asarray(attn[0, 0]), 1) == 0)
+  ones = jnp.ones((2, 4))
+  np.testing.assert_allclose(model.apply({"params": params}, x, head_mask=ones), out, rtol=1e-6)
+  ablated = model.apply({"params": params}, x, head_mask=ones.at[1, 2].set(0.0))
+  assert not np.allclose(ablated, out)
+
+
+def test_bfloat16_compute_keeps_float32_params():
+  model = _model(dtype=jnp.bfloat16)
+  x = jnp.ones((1, 4, 5))
+  params = _init(model, x)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+  assert model.apply({"params": params}, x).dtype == jnp.float32
+
+
+def test_every_param_has_logical_axes():
+  model = _model()
+  boxed = model.init(jax.random.key(0), jnp.ones((1, 4, 5)))["params"]
+  specs = jax.tree.leaves(nn.get_partition_spec(boxed),
+                          is_leaf=lambda s: isinstance(s, jax.sharding.PartitionSpec))
+  shapes = jax.tree.leaves(nn.unbox(boxed))
+  assert len(specs) == len(shapes)
+  for spec, p in zip(specs, shapes):
+    assert len(spec) == p.ndim and all(a is not None for a in spec), spec
