@@ -74,6 +74,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.train.num_steps = 6000
   c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan): kills dispatch cost
   c.train.log_every = 500       # must be a multiple of steps_per_call
+  c.train.eval_every = 0        # task.evaluate() every N steps (multiple of steps_per_call); 0 = off
   c.train.checkpoint_every = 2000  # must be a multiple of steps_per_call; 0 = only at the end
   c.train.keep_checkpoints = 3
   c.train.async_checkpoints = True

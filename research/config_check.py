@@ -83,8 +83,8 @@ def _train(cfg, num_devices: int) -> None:
   tr = cfg.train
   _positive(cfg, "train", "batch_size", "num_steps", "steps_per_call", "log_every",
             "keep_checkpoints")
-  _positive(cfg, "train", "checkpoint_every", "peak_flops", allow_zero=True)
-  for f in ("log_every", "checkpoint_every"):
+  _positive(cfg, "train", "checkpoint_every", "eval_every", "peak_flops", allow_zero=True)
+  for f in ("log_every", "checkpoint_every", "eval_every"):
     if tr[f] % tr.steps_per_call:
       raise ConfigError(f"config.train.{f}={tr[f]} must be a multiple of "
                         f"config.train.steps_per_call={tr.steps_per_call}")

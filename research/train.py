@@ -31,7 +31,7 @@ from research import metrics as metrics_lib
 from research import models, optim, sharding, tasks
 
 # fold_in salts: every key is a function of (seed, purpose[, step]).
-DATA, INIT, DROPOUT, PROBE = 0, 1, 2, 3
+DATA, INIT, DROPOUT, PROBE, EVAL = 0, 1, 2, 3, 5  # 4: task pools
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -211,6 +211,9 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       drain()
       pending = (step + 1, step + k, m)
       step += k
+      if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
+        drain()
+        _periodic_eval(exp, state, step, writer)
       if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
         drain()  # never checkpoint a state whose losses were not checked
         ckpt.save(step, state, {"step": step})
@@ -229,6 +232,21 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   if jax.process_index() == 0:
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
   return summary
+
+
+def _periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None:
+  """Dense in-training measurements (e.g. ICL score, attention progress measures).
+
+  A task opts in by defining `evaluate(exp, params, key) -> {name: scalar}`;
+  rows go to metrics.jsonl with an `eval_` prefix. The key depends on the step
+  only, so a resumed run logs the same values.
+  """
+  evaluate = getattr(exp.task, "evaluate", None)
+  if evaluate is None:
+    return
+  key = jax.random.fold_in(jax.random.fold_in(exp.root_key, EVAL), step)
+  values = jax.device_get(evaluate(exp, state.params, key))
+  writer.write(step, {f"eval_{k}": v for k, v in values.items()})
 
 
 def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, str]:
