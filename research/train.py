@@ -81,28 +81,31 @@ class Experiment:
            if "embed" in jax.tree_util.keystr(p)]
     self.num_embedding_params = sum(math.prod(x.shape) for x in emb)
 
+  def init_from_key(self, root_key) -> TrainState:
+    """Fresh state for the run whose root key is `root_key` (pure; vmappable)."""
+    params = nn.unbox(self._init_boxed(jax.random.fold_in(root_key, INIT)))
+    return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx.init(params))
+
   def init_state(self) -> TrainState:
-    def init(key):
-      params = nn.unbox(self._init_boxed(key))
-      return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx.init(params))
-    return jax.jit(init, out_shardings=self.state_sharding)(
-        jax.random.fold_in(self.root_key, INIT))
+    return jax.jit(self.init_from_key, out_shardings=self.state_sharding)(self.root_key)
 
   # --- 3. the train step ------------------------------------------------------
-  def loss_fn(self, params, batch, step, *, train: bool = True):
-    rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(self.root_key, DROPOUT), step)}
+  def loss_fn(self, params, batch, step, root_key, *, train: bool = True):
+    rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, DROPOUT), step)}
     outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
                                train=train, rngs=rngs)
     return self.task.loss(outputs, batch)
 
-  def train_step(self, state: TrainState, _=None):
+  def train_step(self, state: TrainState, root_key):
+    """One optimiser step of the run whose root key is `root_key` (vmappable)."""
     step = state.step
-    data_key = jax.random.fold_in(jax.random.fold_in(self.root_key, DATA), step)
+    data_key = jax.random.fold_in(jax.random.fold_in(root_key, DATA), step)
     batch = self.task.sample(data_key, step, self.config.train.batch_size)
     batch = jax.lax.with_sharding_constraint(
         batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
                             else sharding.replicated(self.mesh), batch))
-    (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch, step)
+    (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
+        state.params, batch, step, root_key)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(jnp.add, state.params, updates)
     metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
@@ -112,14 +115,17 @@ class Experiment:
   def multi_step_fn(self, num_steps: int):
     """One jit call running `num_steps` steps; returns per-step metrics."""
     def run(state):
-      return jax.lax.scan(self.train_step, state, None, length=num_steps)
+      return jax.lax.scan(lambda st, _: self.train_step(st, self.root_key), state, None,
+                          length=num_steps)
     return jax.jit(run, in_shardings=(self.state_sharding,),
                    out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
                    donate_argnums=0)
 
   def predict_fn(self, params):
-    apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False))
-    return lambda inputs: apply(params, inputs)
+    """inputs -> outputs with fixed params; one compiled program per Experiment."""
+    if not hasattr(self, "_apply"):
+      self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False))
+    return lambda inputs: self._apply(params, inputs)
 
 
 def _enable_compile_cache(cache_dir: str) -> None:
@@ -264,7 +270,7 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
   for stem, result in results.items():
     path = workdir / "probes" / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1))
-    fig = plots.render_probe(path, workdir / "figures" / f"{stem}.png")
+    fig = getattr(exp.task, "render", plots.render_probe)(path, workdir / "figures" / f"{stem}.png")
     paths[stem] = str(path)
     logging.info("probe %s -> %s, figure %s", stem, path, fig)
   return paths

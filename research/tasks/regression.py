@@ -188,7 +188,7 @@ class RegressionTask:
     """Per-prompt squared errors / d, (prompts x N), for the model and baselines."""
     bs, total = int(probe_cfg.batch_size), int(probe_cfg.num_prompts)
     big_step = jnp.int32(2 ** 30)  # past the end of any curriculum
-    baselines = {n: jax.jit(f) for n, f in self.baselines(probe_cfg).items()}
+    baselines = self.baselines(probe_cfg)  # each is jitted once, at module level
     errs = {"model": []} | {n: [] for n in baselines}
     for start in range(0, total, bs):
       batch = self.sample(jax.random.fold_in(key, start), big_step, min(bs, total - start),

@@ -1,0 +1,211 @@
+"""Many small models in one program: runs that differ only in values train vmapped.
+
+Parameters and optimiser state carry a leading member axis; per-member values
+(seed, peak learning rate, weight decay) are arrays, so one compiled program
+serves every member and no value change recompiles. Each member's metrics and
+probes go to its own workdir exactly as a solo run would write them. A member
+whose loss turns non-finite is frozen (its state stops changing) and reported;
+the others continue.
+
+Shape legend: M ensemble members, K steps per jit call.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from jax.sharding import NamedSharding, PartitionSpec
+
+from research import checkpoint as ckpt_lib
+from research import metrics as metrics_lib
+from research import optim, sharding
+from research.train import Experiment, TrainState, _enable_compile_cache, run_probes
+
+# Overrides that change only values, never shapes, and so can share a program.
+VALUE_FIELDS = ("seed", "optim.learning_rate", "optim.weight_decay")
+
+
+def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
+  """Whether these runs may train as one vmapped program, and if not, why."""
+  keys = {k for o in overrides for k in o}
+  other = sorted(keys - set(VALUE_FIELDS))
+  if other:
+    return False, f"overrides change {', '.join(other)} (ensembles vary only {VALUE_FIELDS})"
+  if "seed" in keys and config.task.get("pool_size", 0):
+    return False, "the task pool is a function of the seed; vary seeds in sequential runs"
+  if "optim.weight_decay" in keys and config.optim.name == "adam":
+    return False, "plain adam has no weight decay to vary"
+  return True, ""
+
+
+def _member_sharding(tree_sharding: Any) -> Any:
+  """Same sharding with a replicated leading member axis."""
+  return jax.tree.map(lambda s: NamedSharding(s.mesh, PartitionSpec(None, *s.spec)),
+                      tree_sharding)
+
+
+class Ensemble:
+  def __init__(self, config, members: Sequence[dict], devices=None):
+    ok, why = can_ensemble(config, members)
+    if not ok:
+      raise ValueError(f"cannot ensemble: {why}")
+    self.config, self.members = config, list(members)
+    self.exp = Experiment(config, devices)
+    self.size = len(members)
+    get = lambda k, default: np.array([m.get(k, default) for m in members])
+    self.seeds = get("seed", config.seed).astype(np.uint32)
+    self.lrs = get("optim.learning_rate", config.optim.learning_rate).astype(np.float32)
+    self.wds = get("optim.weight_decay", config.optim.weight_decay).astype(np.float32)
+    self.state_sharding = {"state": _member_sharding(self.exp.state_sharding),
+                           "frozen": sharding.replicated(self.exp.mesh),
+                           "frozen_step": sharding.replicated(self.exp.mesh)}
+
+  def root_keys(self):
+    return jax.vmap(jax.random.key)(jnp.asarray(self.seeds))
+
+  def init_state(self) -> dict:
+    def init(seeds):
+      state = jax.vmap(self.exp.init_from_key)(jax.vmap(jax.random.key)(seeds))
+      values = {"peak_lr": self.lrs}
+      if self.config.optim.name != "adam":
+        values["weight_decay"] = self.wds
+      state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
+      return {"state": state, "frozen": jnp.zeros(self.size, bool),
+              "frozen_step": jnp.full(self.size, -1, jnp.int32)}
+    return jax.jit(init, out_shardings=self.state_sharding)(jnp.asarray(self.seeds))
+
+  def multi_step_fn(self, num_steps: int):
+    exp = self.exp
+
+    def member_step(state: TrainState, root_key, frozen):
+      new, m = exp.train_step(state, root_key)
+      bad = ~jnp.isfinite(m["loss"])
+      keep_old = frozen | bad
+      new = jax.tree.map(lambda a, b: jnp.where(keep_old, a, b), state, new)
+      return new.replace(step=state.step + 1), m, bad
+
+    def one(carry, _):
+      new, m, bad = jax.vmap(member_step)(carry["state"], self.root_keys(), carry["frozen"])
+      newly = bad & ~carry["frozen"]
+      carry = {"state": new, "frozen": carry["frozen"] | bad,
+               "frozen_step": jnp.where(newly, carry["state"].step, carry["frozen_step"])}
+      return carry, m
+
+    def run(carry):
+      return jax.lax.scan(one, carry, None, length=num_steps)
+
+    return jax.jit(run, in_shardings=(self.state_sharding,),
+                   out_shardings=(self.state_sharding, sharding.replicated(exp.mesh)),
+                   donate_argnums=0)
+
+
+def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
+                   member_dirs: Sequence[str | Path], *, devices=None) -> list[dict]:
+  """Trains members as one program; member i writes to member_dirs[i] as a solo run.
+
+  Checkpoints of the stacked state live in `workdir/checkpoints`; rerunning
+  resumes from them. Returns one summary per member.
+  """
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _enable_compile_cache(config.train.compile_cache_dir)
+  ens = Ensemble(config, members, devices)
+  tr = config.train
+  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=tr.keep_checkpoints,
+                               async_save=tr.async_checkpoints)
+  abstract = jax.eval_shape(ens.init_state)
+  if ckpt.latest_step() is not None:
+    carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding))
+  else:
+    carry, start = ens.init_state(), 0
+  dirs = [Path(d) for d in member_dirs]
+  writers = []
+  for d, member in zip(dirs, members):
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = _member_config(config, member)
+    (d / "config.json").write_text(cfg.to_json_best_effort(indent=2, sort_keys=True))
+    writers.append(metrics_lib.MetricsWriter(str(d), resume_step=start))
+
+  tokens = tr.batch_size * ens.exp.task.tokens_per_example
+  peak, _ = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)
+  progress = metrics_lib.Progress(
+      total_steps=tr.num_steps, examples_per_step=tr.batch_size * ens.size,
+      tokens_per_step=tokens * ens.size,
+      flops_per_step=ens.exp.built.train_flops_per_token * tokens * ens.size,
+      peak_flops=peak, num_devices=len(ens.exp.mesh.devices.flat))
+  fns: dict[int, Any] = {}
+  step, t0, started = start, time.perf_counter(), False
+  try:
+    while step < tr.num_steps:
+      k = min(tr.steps_per_call, tr.num_steps - step)
+      fns.setdefault(k, ens.multi_step_fn(k))
+      carry, m = fns[k](carry)
+      m = jax.device_get(m)  # K x M; members are independent, so no NaN stop here
+      if not started:
+        progress.start(step + k)
+        started = True
+      step += k
+      if step % tr.log_every == 0 or step == tr.num_steps:
+        window = min(tr.log_every, k)
+        rates = progress.measure(step) if step > start + k else {}
+        for i, w in enumerate(writers):
+          w.write(step, {name: float(np.mean(v[-window:, i])) for name, v in m.items()}
+                  | {f"ensemble_{r}": v for r, v in rates.items()})
+        if rates:
+          logging.info("ensemble of %d: %s", ens.size, progress.line(
+              step, float(np.nanmean(m["loss"][-1])), rates))
+      if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
+        ckpt.save(step, carry, {"step": step})
+  finally:
+    ckpt.close()
+    for w in writers:
+      w.close()
+
+  frozen = np.asarray(carry["frozen"])
+  frozen_step = np.asarray(carry["frozen_step"])
+  summaries = []
+  wall = time.perf_counter() - t0
+  for i, (d, member) in enumerate(zip(dirs, members)):
+    state_i = jax.tree.map(lambda x: x[i], carry["state"])
+    exp_i = _member_experiment(ens, member)
+    summary = {"final_step": step, "train_wall_s": wall, "ensemble_size": ens.size,
+               "num_params": ens.exp.num_params, "tokens_seen": step * tokens,
+               "train_flops_per_token": ens.exp.built.train_flops_per_token,
+               "frozen": bool(frozen[i])}
+    if frozen[i]:
+      summary["frozen_at_step"] = int(frozen_step[i])
+      logging.warning("ensemble member %d (%s) froze: non-finite loss at step %d",
+                      i, member, frozen_step[i])
+    else:
+      summary["probes"] = run_probes(exp_i, state_i, d)
+    (d / "summary.json").write_text(json.dumps(summary, indent=2))
+    summaries.append(summary)
+  return summaries
+
+
+def _member_config(config, member: dict):
+  cfg = config.copy_and_resolve_references()
+  with cfg.unlocked():
+    for key, value in member.items():
+      node = cfg
+      *path, last = key.split(".")
+      for p in path:
+        node = node[p]
+      node[last] = value
+  return cfg
+
+
+def _member_experiment(ens: Ensemble, member: dict) -> Experiment:
+  """The ensemble's experiment seen from one member (its seed for probe keys)."""
+  exp = ens.exp
+  view = object.__new__(Experiment)
+  view.__dict__.update(exp.__dict__)
+  view.config = _member_config(exp.config, member)
+  view.root_key = jax.random.key(view.config.seed)
+  return view

@@ -1,0 +1,182 @@
+"""Sweeps: one command runs a list of override dicts and keeps one results table.
+
+  python -m research.sweep --config=configs/icl_regression.py:cpu --sweep=scale \
+      --workdir=runs/scale [--config.a.b=v ...] [--ensemble=auto|on|off]
+
+Sweeps are data beside the config: `get_sweep(name)` in the config file returns
+a list of override dicts (see `product` and `zipped` for building them). Each
+run gets `DIR/runs/NAME/`; `DIR/results.jsonl` holds one row per finished or
+failed run (overrides, parameters, FLOPs, tokens, wall time, final metrics,
+probe paths), rewritten atomically so a completed row is never lost. Rerunning
+the command skips finished runs and resumes unfinished ones from their
+checkpoints; a failing run is recorded with its error and the sweep goes on.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterable
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset.",
+                                          lock_config=True)
+_SWEEP = flags.DEFINE_string("sweep", None, "Name passed to the config file's get_sweep().")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.")
+_ENSEMBLE = flags.DEFINE_enum("ensemble", "auto", ["auto", "on", "off"],
+                              "Train value-only sweeps as one vmapped program.")
+
+
+def product(**axes: Iterable) -> list[dict]:
+  """product(**{'model.width': [64, 128], 'seed': [0, 1]}) -> 4 override dicts."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+def zipped(**axes: Iterable) -> list[dict]:
+  """zipped(**{'model.width': [64, 128], 'model.num_layers': [2, 4]}) -> 2 dicts."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in zip(*axes.values())]
+
+
+def run_name(index: int, overrides: dict) -> str:
+  parts = [f"{k.split('.')[-1]}={v}" for k, v in overrides.items()]
+  return re.sub(r"[^A-Za-z0-9_.=,-]", "_", f"{index:03d}_" + ",".join(parts))[:120]
+
+
+def apply_overrides(config, overrides: dict):
+  """A copy of `config` with dotted overrides; unknown fields raise naming the key."""
+  cfg = config.copy_and_resolve_references()
+  for key, value in overrides.items():
+    node = cfg
+    *path, last = key.split(".")
+    for p in path:
+      if p not in node:
+        raise KeyError(f"sweep override {key!r}: config has no field {p!r}")
+      node = node[p]
+    if last not in node:
+      raise KeyError(f"sweep override {key!r}: config has no field {last!r}")
+    node[last] = type(node[last])(value) if isinstance(node[last], float) else value
+  return cfg
+
+
+class Results:
+  """results.jsonl, keyed by run name; every write replaces the file atomically."""
+
+  def __init__(self, path: Path):
+    self.path = path
+    self.rows: dict[str, dict] = {}
+    if path.exists():
+      for line in path.read_text().splitlines():
+        if line.strip():
+          row = json.loads(line)
+          self.rows[row["run"]] = row
+
+  def done(self, name: str) -> bool:
+    return self.rows.get(name, {}).get("status") == "done"
+
+  def put(self, row: dict) -> None:
+    self.rows[row["run"]] = row
+    tmp = self.path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+      for r in self.rows.values():
+        f.write(json.dumps(r) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, self.path)
+
+
+def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) -> dict:
+  flops = summary.get("train_flops_per_token", 0) * summary.get("tokens_seen", 0)
+  finals = {k[len("final_"):]: v for k, v in summary.items() if k.startswith("final_")}
+  return {"run": name, "status": "done", "overrides": overrides, "dir": str(run_dir),
+          "num_params": summary.get("num_params"),
+          "num_non_embedding_params": summary.get("num_non_embedding_params"),
+          "train_flops_per_token": summary.get("train_flops_per_token"),
+          "tokens": summary.get("tokens_seen"), "train_flops": flops, "wall_s": wall,
+          "final": finals, "probes": summary.get("probes", {}),
+          "frozen": summary.get("frozen", False)}
+
+
+def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: str = "auto",
+              devices=None) -> Results:
+  """Runs every override dict not already done; returns the results table."""
+  from research import config_check, ensemble as ens_lib, train
+  import jax
+
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  results = Results(workdir / "results.jsonl")
+  names = [run_name(i, o) for i, o in enumerate(overrides)]
+  configs = [apply_overrides(config, o) for o in overrides]
+  for cfg in configs:  # every point is valid before the first one trains
+    config_check.validate(cfg, len(devices or jax.devices()))
+  todo = [i for i, n in enumerate(names) if not results.done(n)]
+  logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
+  ok, why = ens_lib.can_ensemble(config, [overrides[i] for i in todo])
+  if todo and ensemble == "on" and not ok:
+    raise ValueError(f"--ensemble=on but {why}")
+  t0 = time.perf_counter()
+  if todo and ok and ensemble != "off" and len(todo) > 1:
+    dirs = [workdir / "runs" / names[i] for i in todo]
+    summaries = ens_lib.train_ensemble(config, [overrides[i] for i in todo],
+                                       workdir / "ensemble", dirs, devices=devices)
+    wall = time.perf_counter() - t0
+    for i, s, d in zip(todo, summaries, dirs):
+      results.put(_row(names[i], overrides[i], s, wall, d))
+    return results
+  for done_count, i in enumerate(todo):
+    run_dir = workdir / "runs" / names[i]
+    start = time.perf_counter()
+    try:
+      summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices)
+      results.put(_row(names[i], overrides[i], summary, time.perf_counter() - start, run_dir))
+    except Exception as e:  # noqa: BLE001 -- one bad point must not end the sweep
+      logging.error("run %s failed: %s", names[i], e)
+      results.put({"run": names[i], "status": "failed", "overrides": overrides[i],
+                   "dir": str(run_dir), "error": f"{type(e).__name__}: {e}",
+                   "traceback": traceback.format_exc()[-4000:]})
+    elapsed = time.perf_counter() - t0
+    left = len(todo) - done_count - 1
+    logging.info("sweep progress: %d/%d runs done, ETA %.0fs", len(names) - left, len(names),
+                 elapsed / (done_count + 1) * left)
+  return results
+
+
+def load_sweep(config_path: str, name: str) -> list[dict]:
+  config_path = config_path.split(":")[0]  # drop the preset
+  spec = importlib.util.spec_from_file_location("_sweep_config", config_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_sweep"):
+    raise ValueError(f"{config_path} defines no get_sweep(name)")
+  return module.get_sweep(name)
+
+
+def main(argv) -> None:
+  del argv
+  if not (_CONFIG.value and _SWEEP.value and _WORKDIR.value):
+    print("error: --config, --sweep and --workdir are required", file=sys.stderr)
+    sys.exit(2)
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  try:
+    overrides = load_sweep(path, _SWEEP.value)
+    results = run_sweep(_CONFIG.value, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
+  except (ValueError, KeyError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  failed = [r["run"] for r in results.rows.values() if r["status"] != "done"]
+  logging.info("sweep finished: %d done, %d failed %s", len(results.rows) - len(failed),
+               len(failed), failed)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,48 @@
+"""A vmapped ensemble trains each member as its solo run would; bad members freeze."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from research import ensemble
+from research.train import Experiment
+
+
+def _config():
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.optim.name = "adamw"
+  c.mesh.data = 1
+  c.train.compile_cache_dir = ""
+  c.train.num_steps, c.train.steps_per_call, c.train.log_every = 20, 10, 10
+  c.train.checkpoint_every = 10
+  return c
+
+
+MEMBERS = [{"seed": 0}, {"seed": 1, "optim.learning_rate": 3e-3},
+           {"seed": 2, "optim.weight_decay": 0.1}, {"seed": 3, "optim.learning_rate": 1e12}]
+
+
+def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
+  c = _config()
+  dirs = [tmp_path / f"m{i}" for i in range(len(MEMBERS))]
+  summaries = ensemble.train_ensemble(c, MEMBERS, tmp_path / "ens", dirs,
+                                      devices=jax.devices()[:1])
+  assert [s["frozen"] for s in summaries] == [False, False, False, True]
+  assert summaries[3]["frozen_at_step"] >= 0
+  for i, member in enumerate(MEMBERS[:3]):
+    solo_cfg = ensemble._member_config(c, member)
+    exp = Experiment(solo_cfg, jax.devices()[:1])
+    state, m = exp.multi_step_fn(20)(exp.init_state())
+    logged = [json.loads(l) for l in (dirs[i] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [10, 20]
+    np.testing.assert_allclose(logged[-1]["loss"], np.mean(m["loss"][-10:]), rtol=1e-4)
+    assert (dirs[i] / "probes" / "icl_regression.json").exists()
+
+
+def test_can_ensemble_rejects_shape_changes():
+  c = _config()
+  assert ensemble.can_ensemble(c, [{"seed": 0}, {"optim.learning_rate": 1e-2}])[0]
+  ok, why = ensemble.can_ensemble(c, [{"model.width": 64}])
+  assert not ok and "model.width" in why

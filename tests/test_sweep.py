@@ -1,0 +1,79 @@
+"""Sweeps: results table, failures recorded, resumable after a kill."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import pytest
+
+from research import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config():
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.mesh.data = 1
+  c.train.compile_cache_dir = ""
+  c.train.num_steps = 20
+  return c
+
+
+def test_product_and_zip():
+  assert sweep.product(a=[1, 2], b=[3, 4]) == [{"a": 1, "b": 3}, {"a": 1, "b": 4},
+                                                 {"a": 2, "b": 3}, {"a": 2, "b": 4}]
+  assert sweep.zipped(a=[1, 2], b=[3, 4]) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+
+
+def test_unknown_override_names_the_key():
+  with pytest.raises(KeyError, match="model.widht"):
+    sweep.apply_overrides(_config(), {"model.widht": 3})
+
+
+def test_failed_run_is_recorded_and_finished_runs_are_skipped(tmp_path):
+  overrides = [{"optim.learning_rate": 1e-3}, {"optim.learning_rate": 1e15}]
+  res = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                        devices=jax.devices()[:1])
+  rows = {r["run"]: r for r in res.rows.values()}
+  statuses = sorted(r["status"] for r in rows.values())
+  assert statuses == ["done", "failed"]
+  failed = next(r for r in rows.values() if r["status"] == "failed")
+  assert "non-finite loss" in failed["error"]
+  done = next(r for r in rows.values() if r["status"] == "done")
+  assert done["num_params"] > 0 and done["tokens"] > 0 and done["train_flops"] > 0
+  assert Path(done["probes"]["icl_regression"]).exists()
+  # Rerun: the finished row is untouched (same wall time), the failed one is retried.
+  before = done["wall_s"]
+  res2 = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                         devices=jax.devices()[:1])
+  assert res2.rows[done["run"]]["wall_s"] == before
+
+
+def test_kill_and_rerun_loses_no_row(tmp_path):
+  cmd = [sys.executable, "-m", "research.sweep", "--config=configs/icl_regression.py:tiny",
+         "--sweep=scale", f"--workdir={tmp_path}", "--ensemble=off",
+         "--config.train.num_steps=20", f"--config.train.compile_cache_dir={tmp_path}/cache"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  results = tmp_path / "results.jsonl"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if results.exists() and results.read_text().count("\n") >= 1:
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "sweep finished before the kill; lengthen it"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  first = [json.loads(l) for l in results.read_text().splitlines()]
+  assert len(first) >= 1 and all(r["status"] == "done" for r in first)
+  subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+  final = {json.loads(l)["run"]: json.loads(l) for l in results.read_text().splitlines()}
+  assert len(final) == 4 and all(r["status"] == "done" for r in final.values())
+  for r in first:  # finished runs were not redone
+    assert final[r["run"]]["wall_s"] == r["wall_s"]
