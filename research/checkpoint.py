@@ -48,6 +48,12 @@ class Checkpointer:
       raise CheckpointError(f"no complete checkpoint in {self.directory}")
     errors = []
     for s in reversed(steps):
+      mismatch = self.mismatches(s, abstract_state)
+      if mismatch:
+        raise CheckpointError(
+            f"checkpoint {s} in {self.directory} does not match this config: "
+            + "; ".join(mismatch[:8]) + (f" (+{len(mismatch) - 8} more)" if len(mismatch) > 8 else "")
+            + ". Resume with the config that wrote it, or use a new --workdir")
       try:
         out = self._mngr.restore(s, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
@@ -59,12 +65,44 @@ class Checkpointer:
         errors.append(f"step {s}: {msg}")
     raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
 
+  def mismatches(self, step: int, abstract_state: Any) -> list[str]:
+    """Paths whose presence or shape differ between checkpoint `step` and the target."""
+    try:
+      md = ocp.StandardCheckpointer().metadata(self.directory / str(step) / "state")
+    except Exception:  # noqa: BLE001 -- unreadable metadata: let restore report it
+      return []
+    tree = getattr(getattr(md, "item_metadata", md), "tree", None)
+    if tree is None:
+      return []
+    on_disk = {_path(p): tuple(getattr(x, "shape", ()))
+               for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    wanted = {_path(p): tuple(x.shape)
+              for p, x in jax.tree_util.tree_leaves_with_path(abstract_state)}
+    out = [f"{k} missing in checkpoint" for k in wanted if k not in on_disk]
+    out += [f"{k} only in checkpoint" for k in on_disk if k not in wanted]
+    out += [f"{k} shape {on_disk[k]} in checkpoint vs {wanted[k]} in config"
+            for k in wanted if k in on_disk and on_disk[k] != wanted[k]]
+    return out
+
   def wait(self) -> None:
     self._mngr.wait_until_finished()
 
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+def _path(path) -> str:
+  """'params/block_0/attn/...' whatever the container types (Orbax stores dicts)."""
+  parts = []
+  for p in path:
+    for attr in ("key", "idx", "name"):
+      if hasattr(p, attr):
+        parts.append(str(getattr(p, attr)))
+        break
+    else:
+      parts.append(str(p))
+  return "/".join(parts)
 
 
 def abstract_like(tree: Any, shardings: Any) -> Any:

@@ -160,6 +160,12 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   if ckpt.latest_step() is not None:
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     state, _, restored = ckpt.restore(abstract)
+    # The config is the source of truth for values it owns: a resumed run with a
+    # new learning rate or weight decay uses them (shapes must still match).
+    values = {"peak_lr": config.optim.learning_rate}
+    if config.optim.name != "adam":
+      values["weight_decay"] = config.optim.weight_decay
+    state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     state = exp.init_state()

@@ -1,0 +1,237 @@
+"""Training throughput, MFU, compile time and memory; optionally against the peer.
+
+  python -m experiments.benchmark [--cases garg_small,garg_standard,...] [--vs-peer]
+      [--pairs 3] [--out runs/benchmark.json]
+
+Every measurement runs in a child process (so peak memory is per run and
+caches are honest). With --vs-peer, our trainer and the PyTorch + Hugging Face
+peer (`../shared/peers/hf_gpt2_icl.py`, needs the `bench` extra) run on the
+same configuration interleaved A B A B ... after a warm-up pair; the ratio is
+reported per pair and as the median, because only side-by-side ratios are
+meaningful on a noisy machine.
+
+Model FLOPs per step (MaxText-style): 6 x matmul parameters per token (read-in,
+attention projections, MLP, read-out; no embedding lookups) plus the causal
+attention term 6 x L x T x D per token (QK^T and AV, fwd+bwd, halved), times
+tokens per step. MFU divides by step time and the peak: on CPU a large fp32
+matmul measured at start-up (printed), on accelerators a per-device table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT.parent / "shared" / "peers" / "hf_gpt2_icl.py"
+
+# Garg et al.'s configurations (REFERENCES.md): d = 20, 41 points, batch 64.
+CASES = {
+    "garg_small": dict(num_layers=6, num_heads=4, width=128),
+    "garg_standard": dict(num_layers=12, num_heads=8, width=256),
+    "tiny": dict(num_layers=3, num_heads=2, width=64),
+}
+
+
+def _regression_config(case: str, steps_per_call: int, dtype: str = "float32"):
+  from configs import icl_regression
+  c = icl_regression.get_config("cpu")
+  m = CASES[case]
+  c.model.num_layers, c.model.num_heads, c.model.width = m["num_layers"], m["num_heads"], m["width"]
+  c.model.dtype = dtype
+  if case != "tiny":
+    c.task.n_dims, c.task.n_points = 20, 41
+  c.train.batch_size = 64
+  c.optim.name, c.optim.learning_rate, c.optim.schedule = "adam", 1e-4, "constant"
+  c.optim.warmup_steps, c.optim.grad_clip_norm = 0, 0.0  # as the peer: plain Adam
+  c.train.steps_per_call = steps_per_call
+  c.mesh.data = 1
+  return c
+
+
+def child_ours(case: str, steps: int, steps_per_call: int, dtype: str) -> dict:
+  """Measures our trainer in this process; prints one JSON line."""
+  import jax
+  from research import metrics
+  from research.train import Experiment, _enable_compile_cache
+
+  c = _regression_config(case, steps_per_call, dtype)
+  _enable_compile_cache(os.environ.get("BENCH_CACHE", ""))
+  t0 = time.perf_counter()
+  exp = Experiment(c, jax.devices()[:1])
+  state = exp.init_state()
+  fn = exp.multi_step_fn(steps_per_call)
+  state, m = fn(state)
+  jax.block_until_ready(m)
+  first_step_s = time.perf_counter() - t0  # setup + compile + one call
+  calls = max(1, steps // steps_per_call)
+  t = time.perf_counter()
+  for _ in range(calls):
+    state, m = fn(state)
+  jax.block_until_ready(m)
+  step_s = (time.perf_counter() - t) / (calls * steps_per_call)
+  tokens = c.train.batch_size * exp.task.tokens_per_example
+  flops = exp.built.train_flops_per_token * tokens
+  peak, src = metrics.device_peak_flops(dtype)
+  return {"impl": "ours", "case": case, "params": exp.num_params, "first_step_s": first_step_s,
+          "step_s": step_s, "examples_per_s": c.train.batch_size / step_s,
+          "flops_per_step": flops, "peak_flops": peak, "peak_source": src,
+          "mfu": flops / step_s / peak if peak else None,
+          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "loss": float(m["loss"][-1]), "device": jax.devices()[0].device_kind}
+
+
+def child_peer(case: str, steps: int) -> dict:
+  """Runs the peer script in this process; prints one JSON line."""
+  import contextlib
+  import io
+  import runpy
+  m = CASES[case]
+  sys.argv = [str(PEER), f"--n_layer={m['num_layers']}", f"--n_head={m['num_heads']}",
+              f"--n_embd={m['width']}", "--n_dims=20", "--n_points=41", "--batch=64",
+              f"--steps={steps}", "--warmup=3", f"--threads={os.cpu_count()}"]
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    runpy.run_path(str(PEER), run_name="__main__")
+  fields = dict(kv.split("=") for kv in out.getvalue().split() if "=" in kv)
+  return {"impl": "peer", "case": case, "params": int(fields["params"]),
+          "step_s": float(fields["step_s"]), "examples_per_s": float(fields["examples_per_s"]),
+          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "loss": float(fields["loss"])}
+
+
+def _spawn(*args: str, env: dict | None = None) -> dict:
+  proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", *args], cwd=ROOT,
+                        capture_output=True, text=True, env=env or os.environ.copy())
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    raise RuntimeError(f"benchmark child {args} failed:\n{proc.stderr[-3000:]}")
+  return json.loads(lines[-1])
+
+
+def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int) -> dict:
+  ours = lambda: _spawn("--child=ours", f"--case={case}", f"--steps={steps}",
+                        f"--steps_per_call={steps_per_call}")
+  peer = lambda: _spawn("--child=peer", f"--case={case}", f"--steps={max(10, steps // 5)}")
+  ours(), peer()  # warm-up pair (page cache, compile cache)
+  rows = []
+  for i in range(pairs):
+    a, b = ours(), peer()
+    ratio = a["examples_per_s"] / b["examples_per_s"]
+    mem = a["peak_rss_mb"] / b["peak_rss_mb"]
+    print(f"  {case} pair {i}: ours {a['examples_per_s']:.0f} ex/s (MFU "
+          f"{100 * (a['mfu'] or 0):.1f}%), peer {b['examples_per_s']:.0f} ex/s -> x{ratio:.2f}; "
+          f"peak RSS {a['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB (x{mem:.2f})", flush=True)
+    rows.append({"ours": a, "peer": b, "speed_ratio": ratio, "memory_ratio": mem})
+  med = statistics.median(r["speed_ratio"] for r in rows)
+  print(f"  {case}: median speed ratio x{med:.2f}; median MFU "
+        f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%", flush=True)
+  return {"pairs": rows, "median_speed_ratio": med,
+          "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}
+
+
+def steps_per_call_case(steps: int) -> dict:
+  one = _spawn("--child=ours", "--case=tiny", f"--steps={steps}", "--steps_per_call=1")
+  many = _spawn("--child=ours", "--case=tiny", f"--steps={steps}", "--steps_per_call=50")
+  ratio = one["step_s"] / many["step_s"]
+  print(f"  tiny: 1 step/call {1 / one['step_s']:.0f} steps/s, 50 steps/call "
+        f"{1 / many['step_s']:.0f} steps/s -> x{ratio:.2f}", flush=True)
+  return {"one_per_call": one, "fifty_per_call": many, "ratio": ratio}
+
+
+def compile_cache_case() -> dict:
+  with tempfile.TemporaryDirectory() as cache:
+    env = os.environ | {"BENCH_CACHE": cache}
+    args = ("--child=ours", "--case=garg_small", "--steps=1", "--steps_per_call=50")
+    cold, warm = _spawn(*args, env=env), _spawn(*args, env=env)
+  ratio = cold["first_step_s"] / warm["first_step_s"]
+  print(f"  garg_small first call: cold {cold['first_step_s']:.1f}s, cached "
+        f"{warm['first_step_s']:.1f}s -> x{ratio:.2f}", flush=True)
+  return {"cold_s": cold["first_step_s"], "warm_s": warm["first_step_s"], "ratio": ratio}
+
+
+def ensemble_case(members: int, steps: int) -> dict:
+  """16 seeds of the tiny config: one vmapped program vs sequential runs."""
+  import jax
+  from research import ensemble
+  from research.train import Experiment
+  c = _regression_config("tiny", 50)
+  c.optim.name = "adamw"
+  seeds = [{"seed": s} for s in range(members)]
+  t = time.perf_counter()
+  ens = ensemble.Ensemble(c, seeds, jax.devices()[:1])
+  carry, fn = ens.init_state(), ens.multi_step_fn(50)
+  for _ in range(steps // 50):
+    carry, m = fn(carry)
+  jax.block_until_ready(m)
+  ens_s = time.perf_counter() - t
+  t = time.perf_counter()
+  for s in seeds:
+    cfg = ensemble._member_config(c, s)
+    exp = Experiment(cfg, jax.devices()[:1])
+    state, f = exp.init_state(), exp.multi_step_fn(50)
+    for _ in range(steps // 50):
+      state, m = f(state)
+    jax.block_until_ready(m)
+  seq_s = time.perf_counter() - t
+  out = {"members": members, "steps": steps, "ensemble_member_steps_per_s": members * steps / ens_s,
+         "sequential_member_steps_per_s": members * steps / seq_s, "speedup": seq_s / ens_s}
+  print(f"  ensemble of {members} x {steps} steps: {out['ensemble_member_steps_per_s']:.0f} vs "
+        f"sequential {out['sequential_member_steps_per_s']:.0f} member-steps/s -> "
+        f"x{out['speedup']:.2f}", flush=True)
+  return out
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--cases", default="garg_small,garg_standard,steps_per_call,compile_cache,ensemble")
+  p.add_argument("--vs-peer", action="store_true")
+  p.add_argument("--pairs", type=int, default=3)
+  p.add_argument("--steps", type=int, default=100)
+  p.add_argument("--steps_per_call", type=int, default=10)
+  p.add_argument("--dtype", default="float32")
+  p.add_argument("--out", default="runs/benchmark.json")
+  p.add_argument("--child", choices=["ours", "peer"])
+  p.add_argument("--case", default="garg_small")
+  a = p.parse_args()
+  if a.child == "ours":
+    print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype)))
+    return
+  if a.child == "peer":
+    print(json.dumps(child_peer(a.case, a.steps)))
+    return
+  results = {}
+  for case in a.cases.split(","):
+    print(f"== {case}", flush=True)
+    if case in ("garg_small", "garg_standard"):
+      if a.vs_peer:
+        results[case] = vs_peer(case, a.pairs, a.steps, a.steps_per_call)
+      else:
+        r = _spawn("--child=ours", f"--case={case}", f"--steps={a.steps}",
+                   f"--steps_per_call={a.steps_per_call}", f"--dtype={a.dtype}")
+        print(f"  {case}: {r['examples_per_s']:.0f} ex/s, step {1e3 * r['step_s']:.1f} ms, MFU "
+              f"{100 * (r['mfu'] or 0):.1f}% of {r['peak_flops']:.3g} FLOP/s ({r['peak_source']}), "
+              f"compile+first call {r['first_step_s']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
+        results[case] = r
+    elif case == "steps_per_call":
+      results[case] = steps_per_call_case(max(a.steps, 500))
+    elif case == "compile_cache":
+      results[case] = compile_cache_case()
+    elif case == "ensemble":
+      results[case] = ensemble_case(16, 500)
+    else:
+      raise SystemExit(f"unknown case {case!r}")
+  Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+  Path(a.out).write_text(json.dumps(results, indent=1))
+  print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+  main()

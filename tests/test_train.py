@@ -1,0 +1,69 @@
+"""End-to-end trainer: outputs, probe format, dims override, non-finite loss."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from research import train
+
+
+def _tiny(tmp_path, **overrides):
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.mesh.data = 1
+  c.train.compile_cache_dir = ""
+  for key, value in overrides.items():
+    section, field = key.split(".")
+    c[section][field] = value
+  return c
+
+
+def test_run_writes_outputs_and_probe_format(tmp_path):
+  c = _tiny(tmp_path, **{"task.n_dims": 8, "task.n_points": 17})
+  summary = train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  assert summary["final_step"] == 40
+  for name in ("config.json", "metrics.jsonl", "summary.json", "figures/icl_regression.png"):
+    assert (tmp_path / name).exists(), name
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [20, 40]
+  for key in ("loss", "steps_per_s", "examples_per_s", "tokens_per_s", "mfu", "eta_s"):
+    assert key in rows[-1]
+  probe = json.loads((tmp_path / "probes" / "icl_regression.json").read_text())
+  assert probe["n_dims"] == 8 and probe["k"] == list(range(17)) and probe["step"] == 40
+  assert {"model", "least_squares", "averaging", "nearest_neighbours"} <= set(probe["curves"])
+  for curve in probe["curves"].values():
+    mean, lo, hi = (np.array(curve[k]) for k in ("mean", "lo", "hi"))
+    assert mean.shape == (17,) and np.all(lo <= mean + 1e-9) and np.all(mean <= hi + 1e-9)
+  ls = np.array(probe["curves"]["least_squares"]["mean"])
+  # Noiseless least squares: error (d-k)/d for k < d, 0 once k >= d (Garg's headline).
+  np.testing.assert_allclose(ls[:8], (8 - np.arange(8)) / 8, atol=0.15)
+  assert np.all(ls[9:] < 1e-3)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  c = _tiny(tmp_path)
+  c.train.num_steps = 40
+  train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])  # good run to 40
+  c.train.num_steps = 80
+  c.optim.learning_rate = 1e30  # params ~1e30 -> loss overflows float32
+  with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step \d+ \(window"):
+    train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps[-1] <= 60  # nothing after the blow-up was saved
+  from research import checkpoint
+  exp = train.Experiment(c, jax.devices()[:1])
+  ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=3)
+  state, _, step = ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding))
+  ck.close()
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+
+
+def test_resume_with_different_shapes_lists_the_parameters(tmp_path):
+  from research import checkpoint
+  c = _tiny(tmp_path)
+  train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  c.model.width = 64
+  c.train.num_steps = 60
+  with pytest.raises(checkpoint.CheckpointError, match=r"shape \(32,\) in checkpoint vs \(64,\)"):
+    train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
