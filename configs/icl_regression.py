@@ -6,7 +6,8 @@
 
 Presets:
   tiny   seconds; for tests
-  cpu    d=5, 21 points, 3 layers / width 64: ~5 min on 2 CPU cores (README main job)
+  cpu    d=5, 16 points, 3 layers / width 64, batch 128, dims 2->5 / points 6->16
+         curriculum, 8k steps: ~7 min on 2 CPU cores (README main job)
   paper  Garg's setup: d=20, 41 points, 12 layers / 8 heads / width 256, batch 64,
          Adam 1e-4, 500k steps, dims 5->20 and points 11->41 curriculum (~1 day on one GPU)
   raventos  Raventós et al.: noisy linear, D=8, K=16, sigma^2=0.25, pool of M tasks
@@ -24,19 +25,19 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.task.name = "regression"    # task registry key (research/tasks/__init__.py)
   c.task.function = "linear"    # linear | sparse_linear | noisy_linear | quadratic | relu_net | decision_tree
   c.task.n_dims = 5             # d: input dimension
-  c.task.n_points = 21          # n: (x, y) pairs per prompt; k = 0..n-1 in-context examples
+  c.task.n_points = 16          # n: (x, y) pairs per prompt; k = 0..n-1 in-context examples
   c.task.noise_std = 0.0        # std of additive label noise (Raventós: 0.5, i.e. sigma^2 = 0.25)
   c.task.sparsity = 3           # sparse_linear: non-zero coordinates of w
   c.task.pool_size = 0          # M pretraining tasks (finite pool, Raventós); 0 = fresh w per prompt
   c.task.relu_hidden = 100      # relu_net: hidden units
   c.task.tree_depth = 4         # decision_tree: depth
   c.task.curriculum = ml_collections.ConfigDict()
-  c.task.curriculum.enabled = False   # Garg's curriculum over active dims and points
-  c.task.curriculum.dims_start = 5    # active dims at step 0
+  c.task.curriculum.enabled = True    # Garg's curriculum over active dims and points
+  c.task.curriculum.dims_start = 2    # active dims at step 0
   c.task.curriculum.dims_increment = 1
-  c.task.curriculum.points_start = 11  # active points at step 0
-  c.task.curriculum.points_increment = 2
-  c.task.curriculum.every = 2000      # steps between increments
+  c.task.curriculum.points_start = 6  # active points at step 0
+  c.task.curriculum.points_increment = 3
+  c.task.curriculum.every = 500       # steps between increments
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "transformer"  # model registry key (research/models/__init__.py)
@@ -55,7 +56,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.optim.name = "adam"         # adam | adamw | sgd
   c.optim.learning_rate = 1e-3  # peak learning rate
   c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
-  c.optim.warmup_steps = 500
+  c.optim.warmup_steps = 200
   c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
   c.optim.end_lr_fraction = 0.0  # final lr as a fraction of the peak
   c.optim.b1 = 0.9
@@ -64,16 +65,16 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.0    # decoupled (adamw, sgd)
   c.optim.momentum = 0.0        # sgd only
   c.optim.nesterov = False      # sgd only
-  c.optim.grad_clip_norm = 1.0  # global-norm clipping; 0 = off
+  c.optim.grad_clip_norm = 0.0  # global-norm clipping; 0 = off
   c.optim.wd_exempt_norms = True
   c.optim.wd_exempt_biases = True
   c.optim.wd_exempt_embeddings = False
 
   c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 64       # global batch, split over mesh data x fsdp
-  c.train.num_steps = 6000
+  c.train.batch_size = 128      # global batch, split over mesh data x fsdp
+  c.train.num_steps = 8000
   c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan): kills dispatch cost
-  c.train.log_every = 500       # must be a multiple of steps_per_call
+  c.train.log_every = 250       # must be a multiple of steps_per_call
   c.train.eval_every = 0        # task.evaluate() every N steps (multiple of steps_per_call); 0 = off
   c.train.checkpoint_every = 2000  # must be a multiple of steps_per_call; 0 = only at the end
   c.train.keep_checkpoints = 3
@@ -104,6 +105,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   if preset == "tiny":
     c.task.n_points = 11
+    c.task.curriculum.enabled = False
+    c.train.batch_size = 64
     c.model.num_layers, c.model.width, c.model.num_heads = 2, 32, 2
     c.train.num_steps, c.train.steps_per_call, c.train.log_every = 40, 10, 20
     c.train.checkpoint_every = 20
@@ -111,7 +114,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.probe.num_prompts, c.probe.batch_size, c.probe.bootstrap = 64, 64, 100
   elif preset == "paper":
     c.task.n_dims, c.task.n_points = 20, 41
-    c.task.curriculum.enabled = True
+    c.task.curriculum.update(dict(enabled=True, dims_start=5, dims_increment=1,
+                                  points_start=11, points_increment=2, every=2000))
+    c.train.batch_size = 64
     c.model.num_layers, c.model.width, c.model.num_heads = 12, 256, 8
     c.optim.learning_rate, c.optim.schedule, c.optim.warmup_steps = 1e-4, "constant", 0
     c.optim.grad_clip_norm = 0.0
@@ -121,6 +126,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.task.function, c.task.n_dims, c.task.n_points = "noisy_linear", 8, 16
     c.task.noise_std = 0.5
     c.task.pool_size = 2 ** 15
+    c.task.curriculum.enabled = False
     c.model.num_layers, c.model.width, c.model.num_heads = 8, 128, 2
     c.train.batch_size, c.train.num_steps = 256, 500_000
     c.optim.schedule, c.optim.warmup_steps = "warmup_linear", 250_000
