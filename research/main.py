@@ -25,7 +25,7 @@ _COORDINATOR = flags.DEFINE_string(
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 
-EXIT_CONFIG, EXIT_NONFINITE, EXIT_CHECKPOINT = 2, 3, 4
+EXIT_CONFIG, EXIT_NONFINITE, EXIT_CHECKPOINT, EXIT_IO = 2, 3, 4, 5
 
 
 def _fail(code: int, message: str) -> None:
@@ -67,6 +67,11 @@ def main(argv) -> None:
     _fail(EXIT_NONFINITE, str(e))
   except checkpoint.CheckpointError as e:
     _fail(EXIT_CHECKPOINT, f"{e}; move or delete that directory to start afresh")
+  except train.Preempted as e:
+    print(str(e), file=sys.stderr, flush=True)
+    sys.exit(0)
+  except OSError as e:  # unwritable workdir, disk full: the message names the path
+    _fail(EXIT_IO, f"{type(e).__name__}: {e}; previous checkpoints are left untouched")
   logging.info("done: %s", {k: v for k, v in summary.items() if k != "probes"})
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,31 @@ DATA, INIT, DROPOUT, PROBE, EVAL = 0, 1, 2, 3, 5  # 4: task pools
 
 class NonFiniteLossError(FloatingPointError):
   pass
+
+
+class Preempted(RuntimeError):
+  """SIGTERM arrived; a checkpoint of the current step was written."""
+
+
+class _PreemptionFlag:
+  """SIGTERM (TPU/GPU preemption, a scheduler's kill) -> finish the current jit
+  call, checkpoint, exit. Only installed from the main thread."""
+
+  def __init__(self):
+    self._set, self._previous = False, None
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self._set = True
+
+  def is_set(self) -> bool:
+    return self._set
+
+  def restore(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
 
 
 @flax.struct.dataclass
@@ -169,6 +196,10 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     state = exp.init_state()
+    if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
+      from research import predict
+      state = state.replace(params=predict.init_params_from(
+          config.init_from, state.params, exp.param_sharding))
   start = int(state.step)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 
@@ -198,9 +229,9 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
           f"non-finite loss at step {bad} (window {first}-{end}); stopped. The last good "
           f"checkpoint is kept in {ckpt.directory}; lower the learning rate or add clipping")
     if end % tr.log_every == 0 or end == tr.num_steps:
-      window = min(tr.log_every, end - start) if end - start > 0 else 1
-      row = {k: float(np.mean(np.asarray(v)[-window:])) if np.ndim(v) else v
-             for k, v in m.items()}
+      # Means over the last jit call's steps: the same rows whether or not the
+      # run was interrupted and resumed in between.
+      row = {k: float(np.mean(v)) for k, v in m.items()}
       rates = progress.measure(end)
       writer.write(end, row | rates)
       logging.info("%s", progress.line(end, row["loss"], rates))
@@ -209,8 +240,16 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   step = start
   t0 = time.perf_counter()
   compile_s = None
+  preempted = _PreemptionFlag()
   try:
     while step < tr.num_steps:
+      if preempted.is_set():
+        drain()
+        ckpt.wait()
+        if ckpt.latest_step() != step:
+          ckpt.save(step, state, {"step": step}, force=True)
+        raise Preempted(f"preempted (SIGTERM) at step {step}; checkpoint saved in "
+                        f"{ckpt.directory}; rerun the same command to resume")
       k = min(tr.steps_per_call, tr.num_steps - step)
       if k not in fns:
         fns[k] = exp.multi_step_fn(k)
@@ -231,6 +270,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
         ckpt.save(step, state, {"step": step})
     drain()
   finally:
+    preempted.restore()
     ckpt.close()
     writer.close()
 

@@ -1,6 +1,12 @@
-"""Train -> SIGKILL -> resume ends bitwise identical to an uninterrupted run."""
+"""Faults during training lose nothing: SIGKILL, SIGTERM, a corrupt checkpoint.
+
+Every interrupted run, once resumed, must end bitwise identical (logged
+losses and final parameters) to an uninterrupted run of the same config.
+"""
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,15 +14,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+STEPS = 300
 # Logged values that are functions of the training state (timings are not).
 STATE_KEYS = ("loss", "grad_norm", "learning_rate", "normalised_error")
 
 
-def _cmd(workdir, cache, steps=300):
+def _cmd(workdir, cache):
   return [sys.executable, "-m", "research.main", "--config=configs/icl_regression.py:tiny",
-          f"--workdir={workdir}", f"--config.train.num_steps={steps}",
+          f"--workdir={workdir}", f"--config.train.num_steps={STEPS}",
           "--config.train.checkpoint_every=20", "--config.train.keep_checkpoints=2",
           f"--config.train.compile_cache_dir={cache}"]
 
@@ -25,47 +33,132 @@ def _env():
   return dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
 
 
+def _run(workdir, cache, **kw):
+  return subprocess.run(_cmd(workdir, cache), cwd=ROOT, env=_env(), capture_output=True,
+                        text=True, timeout=600, **kw)
+
+
 def _metrics(workdir):
   rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   return [(r["step"],) + tuple(r[k] for k in STATE_KEYS) for r in rows]
 
 
 def _final_params(workdir):
+  import jax
   import orbax.checkpoint as ocp
-  ckpt = ocp.StandardCheckpointer()
-  state = ckpt.restore(workdir / "checkpoints" / "300" / "state")
-  return state["params"]
+  state = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(STEPS) / "state")
+  return [np.asarray(x) for x in jax.tree.leaves(state["params"])]
 
 
-def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
-  cache = tmp_path / "cache"
-  ref, killed = tmp_path / "ref", tmp_path / "killed"
-  subprocess.run(_cmd(ref, cache), cwd=ROOT, env=_env(), check=True, capture_output=True,
-                 timeout=300)
+def _assert_identical(workdir, ref):
+  assert _metrics(workdir) == _metrics(ref)  # exact equality of every logged float
+  for a, b in zip(_final_params(workdir), _final_params(ref)):
+    assert np.array_equal(a, b)
+  assert not list((workdir / "checkpoints").glob("*tmp*")), "temporary directories left"
 
-  proc = subprocess.Popen(_cmd(killed, cache), cwd=ROOT, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 240
-  ckpt_dir = killed / "checkpoints"
-  # Kill as soon as the first checkpoint is committed: the run is mid-flight.
+
+def _checkpoints(workdir):
+  d = workdir / "checkpoints"
+  return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+
+
+def _start_and_wait(workdir, cache, *, min_checkpoints=1):
+  proc = subprocess.Popen(_cmd(workdir, cache), cwd=ROOT, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
-    if ckpt_dir.exists() and any(p.name.isdigit() for p in ckpt_dir.iterdir()):
+    if len(_checkpoints(workdir)) >= min_checkpoints:
       break
-    time.sleep(0.05)
-  assert proc.poll() is None, "run finished before it could be killed; lengthen it"
+    time.sleep(0.02)
+  assert proc.poll() is None, "run finished before it could be interrupted; lengthen it"
+  return proc
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+  ref = tmp_path_factory.mktemp("ref")
+  proc = _run(ref, cache)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return ref
+
+
+def _kill_resume(tmp_path, cache, reference, delay):
+  proc = _start_and_wait(tmp_path, cache)
+  time.sleep(delay)  # a random moment: mid-step, mid-save or between saves
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  survivors = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-  assert survivors and survivors[-1] < 300
-
-  subprocess.run(_cmd(killed, cache), cwd=ROOT, env=_env(), check=True, capture_output=True,
-                 timeout=300)
-  assert _metrics(killed) == _metrics(ref)  # exact equality of every logged float
-  for a, b in zip(*(jax_leaves(_final_params(d)) for d in (killed, ref))):
-    assert np.array_equal(a, b)
-  assert not list(ckpt_dir.glob("*tmp*")), "temporary checkpoint directories left behind"
+  assert _checkpoints(tmp_path)[-1] < STEPS
+  done = _run(tmp_path, cache)
+  assert done.returncode == 0, done.stderr[-3000:]
+  _assert_identical(tmp_path, reference)
 
 
-def jax_leaves(tree):
-  import jax
-  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path, cache, reference):
+  _kill_resume(tmp_path, cache, reference, delay=0.0)
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_sigkill_at_random_moments(tmp_path, cache, reference, trial):
+  _kill_resume(tmp_path, cache, reference, delay=random.Random(trial).uniform(0.0, 0.6))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(20))
+def test_sigkill_at_random_moments_many(tmp_path, cache, reference, trial):
+  _kill_resume(tmp_path, cache, reference, delay=random.Random(100 + trial).uniform(0.0, 1.5))
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, cache, reference):
+  proc = _start_and_wait(tmp_path, cache)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 0, stderr[-3000:]
+  assert "preempted (SIGTERM) at step" in stderr
+  step = int(stderr.split("preempted (SIGTERM) at step ")[1].split(";")[0])
+  assert step in _checkpoints(tmp_path) and step < STEPS
+  done = _run(tmp_path, cache)
+  assert done.returncode == 0, done.stderr[-3000:]
+  _assert_identical(tmp_path, reference)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, cache, reference):
+  work = tmp_path / "run"
+  shutil.copytree(reference, work)
+  latest = work / "checkpoints" / str(STEPS)
+  victim = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+  victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])  # truncate
+  # The run restarts from the newest readable checkpoint and retrains to the end.
+  (work / "summary.json").unlink()
+  cmd = _cmd(work, cache)
+  cmd[cmd.index(f"--config.train.num_steps={STEPS}")] = f"--config.train.num_steps={STEPS + 20}"
+  proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "unreadable" in proc.stderr and f"checkpoint {STEPS}" in proc.stderr
+  assert "resumed from checkpoint at step 280" in proc.stderr
+
+
+def test_no_readable_checkpoint_is_a_clear_error(tmp_path, cache, reference):
+  work = tmp_path / "run"
+  shutil.copytree(reference, work)
+  for step in _checkpoints(work):
+    for f in (work / "checkpoints" / str(step)).rglob("*"):
+      if f.is_file() and f.stat().st_size > 100:
+        f.write_bytes(b"")
+  proc = _run(work, cache)
+  assert proc.returncode == 4, proc.stderr[-3000:]
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and str(work / "checkpoints") in errors[0]
+
+
+def test_unwritable_workdir_is_a_clear_error(tmp_path, cache):
+  blocker = tmp_path / "file"
+  blocker.write_text("not a directory")
+  proc = _run(blocker / "run", cache)
+  assert proc.returncode == 5, proc.stderr[-3000:]
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "file" in errors[0] and "Traceback" not in proc.stderr
