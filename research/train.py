@@ -151,7 +151,9 @@ class Experiment:
   def predict_fn(self, params):
     """inputs -> outputs with fixed params; one compiled program per Experiment."""
     if not hasattr(self, "_apply"):
-      self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False))
+      # Replicated outputs: every process can read them (multi-process runs).
+      self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False),
+                            out_shardings=sharding.replicated(self.mesh))
     return lambda inputs: self._apply(params, inputs)
 
 
