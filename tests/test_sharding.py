@@ -39,3 +39,29 @@ def test_sharded_step_equals_single_device(reference, mesh):
   shard = kernel.shard_shape((32, 128))
   expected = {(8, 1, 1): (32, 128), (1, 8, 1): (4, 128), (2, 2, 2): (16, 64)}
   assert shard == expected[tuple(mesh.values())]
+
+
+@pytest.mark.parametrize("after", [dict(data=1, fsdp=4, tensor=2), dict(data=4, fsdp=1, tensor=1)],
+                         ids=["fsdp4xtensor2", "4devices"])
+def test_checkpoint_restores_onto_another_mesh(tmp_path, after):
+  import json
+  from configs import icl_regression
+  from research import train
+
+  def cfg(mesh, steps):
+    c = icl_regression.get_config("tiny")
+    c.train.compile_cache_dir = ""
+    c.mesh.update(mesh)
+    c.train.num_steps = steps
+    c.optim.decay_steps = 40  # the same schedule whether the run stops at 20 or 40
+    return c
+
+  def losses(d):
+    return [json.loads(l)["loss"] for l in (d / "metrics.jsonl").read_text().splitlines()]
+
+  before = dict(data=8, fsdp=1, tensor=1)
+  train.train_and_evaluate(cfg(before, 40), str(tmp_path / "ref"))
+  train.train_and_evaluate(cfg(before, 20), str(tmp_path / "moved"))
+  devices = jax.devices()[: after["data"] * after["fsdp"] * after["tensor"]]
+  train.train_and_evaluate(cfg(after, 40), str(tmp_path / "moved"), devices=devices)
+  np.testing.assert_allclose(losses(tmp_path / "moved"), losses(tmp_path / "ref"), rtol=1e-5)
