@@ -5,6 +5,7 @@ sharded target so that arrays land directly in their sharding.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,36 @@ from absl import logging
 
 class CheckpointError(RuntimeError):
   pass
+
+
+class CheckpointWriteError(OSError):
+  """A save failed (disk full, unwritable directory); older checkpoints are intact."""
+
+
+@contextlib.contextmanager
+def _writing(directory: Path, what: str, steps: list[int]):
+  """Turns Orbax/TensorStore write failures (raised from its async threads as
+  ValueError/RuntimeError) into one OSError naming the directory and the cause."""
+  try:
+    yield
+  except CheckpointError:
+    raise
+  except Exception as e:  # noqa: BLE001 -- Orbax re-raises writer errors untyped
+    text = " ".join(str(e).split())
+    cause = "No space left on device" if ("No space left" in text or "os_error_code='28'"
+                                          in text) else text[:300]
+    complete = _complete_on_disk(directory)
+    raise CheckpointWriteError(
+        f"{what} in {directory} failed: {cause}; complete checkpoints still there: "
+        f"{complete if complete is not None else steps or 'none'}") from e
+
+
+def _complete_on_disk(directory: Path) -> list[int] | None:
+  """Committed step directories (Orbax renames a save's tmp dir on success)."""
+  try:
+    return sorted(int(p.name) for p in Path(directory).iterdir() if p.name.isdigit())
+  except OSError:
+    return None
 
 
 class Checkpointer:
@@ -34,8 +65,10 @@ class Checkpointer:
     return steps[-1] if steps else None
 
   def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> None:
-    self._mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+    # Orbax finishes the previous async save first, so its failure surfaces here.
+    with _writing(self.directory, f"a checkpoint save at step <= {step}", self.all_steps()):
+      self._mngr.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
     """Restores `step` (default: the newest complete checkpoint).
@@ -85,11 +118,14 @@ class Checkpointer:
     return out
 
   def wait(self) -> None:
-    self._mngr.wait_until_finished()
+    with _writing(self.directory, "finishing a save", self.all_steps()):
+      self._mngr.wait_until_finished()
 
   def close(self) -> None:
-    self._mngr.wait_until_finished()
-    self._mngr.close()
+    try:
+      self.wait()
+    finally:
+      self._mngr.close()
 
 
 def _path(path) -> str:

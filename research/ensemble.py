@@ -152,11 +152,11 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
         started = True
       step += k
       if step % tr.log_every == 0 or step == tr.num_steps:
-        window = min(tr.log_every, k)
         rates = progress.measure(step) if step > start + k else {}
         for i, w in enumerate(writers):
-          w.write(step, {name: float(np.mean(v[-window:, i])) for name, v in m.items()}
-                  | {f"ensemble_{r}": v for r, v in rates.items()})
+          w.write(step, {name: float(np.mean(v[:, i])) for name, v in m.items()})
+          if rates:
+            w.write(step, {f"ensemble_{r}": v for r, v in rates.items()}, perf=True)
         if rates:
           logging.info("ensemble of %d: %s", ens.size, progress.line(
               step, float(np.nanmean(m["loss"][-1])), rates))

@@ -37,7 +37,10 @@ class _DropLibraryChatter(logging_std.Filter):
   """Orbax logs every file it writes at INFO; keep the console for the run itself."""
 
   def filter(self, record) -> bool:
-    return record.levelno >= logging_std.WARNING or "orbax" not in record.pathname
+    if "orbax" not in record.pathname:
+      return True
+    # Orbax's write errors come back as one CheckpointWriteError line of ours.
+    return record.levelno >= logging_std.WARNING and not record.exc_info
 
 
 def main(argv) -> None:
@@ -67,12 +70,21 @@ def main(argv) -> None:
     _fail(EXIT_NONFINITE, str(e))
   except checkpoint.CheckpointError as e:
     _fail(EXIT_CHECKPOINT, f"{e}; move or delete that directory to start afresh")
+  except _input_errors() as e:  # a missing dataset or file, an incompatible init_from
+    _fail(EXIT_CONFIG, " ".join(str(e).split()))
   except train.Preempted as e:
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(0)
   except OSError as e:  # unwritable workdir, disk full: the message names the path
     _fail(EXIT_IO, f"{type(e).__name__}: {e}; previous checkpoints are left untouched")
   logging.info("done: %s", {k: v for k, v in summary.items() if k != "probes"})
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+  """Errors that mean "the input is wrong", each raised with a message naming the fix."""
+  from research import predict
+  from research.tasks import tfds_arrays
+  return (tfds_arrays.DatasetUnavailableError, predict.InitFromError, FileNotFoundError)
 
 
 def run() -> None:

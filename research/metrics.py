@@ -91,44 +91,50 @@ def _cpu_model() -> str:
 
 
 class MetricsWriter:
-  """JSONL + TensorBoard writer; only process 0 writes."""
+  """metrics.jsonl (values of the training state: deterministic, so two identical
+  runs, or a killed-and-resumed one, write identical files) + perf.jsonl
+  (throughput, MFU, ETA: wall-clock dependent) + TensorBoard. Process 0 writes."""
 
   def __init__(self, workdir: str, resume_step: int):
     self.enabled = jax.process_index() == 0
     self.path = Path(workdir) / "metrics.jsonl"
+    self.perf_path = Path(workdir) / "perf.jsonl"
     self._tb = None
     if not self.enabled:
       return
-    self._truncate_after(resume_step)
+    for path in (self.path, self.perf_path):
+      _truncate_after(path, resume_step)
     try:
       from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), flush_secs=30)
     except ImportError:  # TensorBoard is optional; JSONL is the record
       logging.warning("tensorboardX not installed: TensorBoard events are not written")
 
-  def _truncate_after(self, step: int) -> None:
-    if not self.path.exists():
-      return
-    kept = [l for l in self.path.read_text().splitlines()
-            if l.strip() and json.loads(l).get("step", 0) <= step]
-    tmp = self.path.with_suffix(".tmp")
-    tmp.write_text("".join(l + "\n" for l in kept))
-    os.replace(tmp, self.path)
-
-  def write(self, step: int, metrics: dict) -> None:
+  def write(self, step: int, metrics: dict, *, perf: bool = False) -> None:
     if not self.enabled:
       return
     row = {"step": int(step)} | {k: _jsonable(v) for k, v in metrics.items()}
-    with self.path.open("a") as f:
+    with (self.perf_path if perf else self.path).open("a") as f:
       f.write(json.dumps(row) + "\n")
     if self._tb is not None:
       for k, v in row.items():
         if k != "step" and isinstance(v, (int, float)):
-          self._tb.add_scalar(k, v, step)
+          self._tb.add_scalar(("perf/" if perf else "") + k, v, step)
 
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
+
+
+def _truncate_after(path: Path, step: int) -> None:
+  """Drops rows logged after `step` (by a run that was killed after its last checkpoint)."""
+  if not path.exists():
+    return
+  kept = [l for l in path.read_text().splitlines()
+          if l.strip() and json.loads(l).get("step", 0) <= step]
+  tmp = path.with_suffix(".tmp")
+  tmp.write_text("".join(l + "\n" for l in kept))
+  os.replace(tmp, path)
 
 
 def _jsonable(v):

@@ -235,7 +235,8 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       # run was interrupted and resumed in between.
       row = {k: float(np.mean(v)) for k, v in m.items()}
       rates = progress.measure(end)
-      writer.write(end, row | rates)
+      writer.write(end, row)
+      writer.write(end, rates, perf=True)
       logging.info("%s", progress.line(end, row["loss"], rates))
       last = row | rates
 

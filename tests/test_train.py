@@ -27,8 +27,10 @@ def test_run_writes_outputs_and_probe_format(tmp_path):
     assert (tmp_path / name).exists(), name
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in rows] == [20, 40]
-  for key in ("loss", "steps_per_s", "examples_per_s", "tokens_per_s", "mfu", "eta_s"):
-    assert key in rows[-1]
+  assert {"loss", "grad_norm", "learning_rate", "normalised_error"} <= set(rows[-1])
+  perf = [json.loads(l) for l in (tmp_path / "perf.jsonl").read_text().splitlines()]
+  for key in ("steps_per_s", "examples_per_s", "tokens_per_s", "mfu", "eta_s"):
+    assert key in perf[-1]
   probe = json.loads((tmp_path / "probes" / "icl_regression.json").read_text())
   assert probe["n_dims"] == 8 and probe["k"] == list(range(17)) and probe["step"] == 40
   assert {"model", "least_squares", "averaging", "nearest_neighbours"} <= set(probe["curves"])

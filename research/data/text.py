@@ -1,0 +1,243 @@
+"""Text data: tokenisers, corpus sources, packing, and rows fetched inside jit.
+
+Tokenisers (ids 0 = PAD, 1 = EOS, 2 = UNK are shared by all):
+  byte  UTF-8 bytes, id = byte + 3; vocabulary 259, nothing to build or store.
+  char  characters of the training split, sorted; unseen characters -> UNK.
+  word  lower-cased words / punctuation, the `vocab_size` most frequent in the
+        training split (ties broken alphabetically); others -> UNK.
+Every tokeniser is a deterministic function of the training text, so a run that
+rebuilds its task from config.json (resume, `research.predict`) gets the same ids.
+
+Sources (no TensorFlow at run time):
+  file  a local plain-text file (any corpus); `split_text` cuts a validation tail.
+  tfds  `tfds.data_source(name, split)`, random access over an array_record
+        dataset prepared beforehand (e.g. lm1b, tiny_shakespeare, imdb_reviews,
+        ag_news_subset). A missing dataset raises DatasetUnavailableError naming
+        the dataset and the command that prepares it.
+  csv   a local CSV file with a text and a label column.
+
+Rows: `Rows` holds a 2-D int array and returns rows by index from inside jitted
+code. Small arrays live on device (jnp.take); large ones stay in host memory and
+are fetched through `tfds_arrays.HostArray` (a pure_callback), because a device
+array closed over by jit is embedded in every compiled program. Either way a
+batch is a pure function of (seed, step): the "checkpointable iterator" is the
+step counter already in the checkpoint, so resume is exact with no iterator state.
+
+Tests: `tfds.testing.mock_data(num_examples=N)` (tensorflow-datasets 4.9.10)
+also patches `tfds.data_source`, generating random records from the dataset's
+feature spec with no prepared files and no TensorFlow; tests/test_text_data.py,
+test_lm.py and test_text_classification.py train on lm1b, tiny_shakespeare and
+imdb_reviews that way.
+"""
+from __future__ import annotations
+
+import collections
+import csv
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from research.tasks import tfds_arrays
+from research.tasks.tfds_arrays import DatasetUnavailableError  # noqa: F401 (re-export)
+
+PAD, EOS, UNK = 0, 1, 2
+NUM_SPECIAL = 3
+TOKENIZERS = ("byte", "char", "word")
+PLACEMENTS = ("auto", "device", "host")
+DEVICE_BYTES_LIMIT = 16 * 2 ** 20  # "auto": arrays up to 16 MiB go on device
+_WORD_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+# --- tokenisers ----------------------------------------------------------------
+class ByteTokenizer:
+  kind = "byte"
+  vocab_size = 256 + NUM_SPECIAL
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32) + NUM_SPECIAL
+
+  def decode(self, ids) -> str:
+    b = bytes(int(i) - NUM_SPECIAL for i in ids if int(i) >= NUM_SPECIAL)
+    return b.decode("utf-8", errors="replace")
+
+
+class CharTokenizer:
+  kind = "char"
+
+  def __init__(self, texts):
+    chars = sorted(set().union(*(set(t) for t in texts)) if texts else set())
+    self.chars = chars
+    self._ids = {c: i + NUM_SPECIAL for i, c in enumerate(chars)}
+    self.vocab_size = len(chars) + NUM_SPECIAL
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.fromiter((self._ids.get(c, UNK) for c in text), np.int32, len(text))
+
+  def decode(self, ids) -> str:
+    return "".join(self.chars[int(i) - NUM_SPECIAL] for i in ids if int(i) >= NUM_SPECIAL)
+
+
+class WordTokenizer:
+  kind = "word"
+
+  def __init__(self, texts, vocab_size: int):
+    counts = collections.Counter(w for t in texts for w in _WORD_RE.findall(t.lower()))
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    self.words = [w for w, _ in ranked[:max(0, vocab_size - NUM_SPECIAL)]]
+    self._ids = {w: i + NUM_SPECIAL for i, w in enumerate(self.words)}
+    self.vocab_size = len(self.words) + NUM_SPECIAL
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.asarray([self._ids.get(w, UNK) for w in _WORD_RE.findall(text.lower())], np.int32)
+
+  def decode(self, ids) -> str:
+    return " ".join(self.words[int(i) - NUM_SPECIAL] if int(i) >= NUM_SPECIAL else "<unk>"
+                    for i in ids if int(i) != PAD)
+
+
+def make_tokenizer(kind: str, train_texts, vocab_size: int = 0):
+  """A tokeniser built (when it needs building) from the training texts only."""
+  if kind == "byte":
+    return ByteTokenizer()
+  if kind == "char":
+    return CharTokenizer(train_texts)
+  if kind == "word":
+    return WordTokenizer(train_texts, vocab_size)
+  raise ValueError(f"tokenizer {kind!r} is not valid; choose one of: {', '.join(TOKENIZERS)}")
+
+
+# --- sources ---------------------------------------------------------------------
+def _as_str(x) -> str:
+  if isinstance(x, bytes):
+    return x.decode("utf-8", errors="replace")
+  if isinstance(x, np.ndarray) and x.dtype.kind in "SO" and x.ndim == 0:
+    return _as_str(x.item())
+  return str(x)
+
+
+def read_file(path: str) -> str:
+  p = Path(path).expanduser()
+  if not p.is_file():
+    raise FileNotFoundError(f"config.task.path={path!r}: no such file")
+  return p.read_text(encoding="utf-8", errors="replace")
+
+
+def split_text(text: str, valid_fraction: float) -> tuple[str, str]:
+  """(train, valid): the last `valid_fraction` of the characters is held out."""
+  cut = len(text) - int(round(len(text) * valid_fraction))
+  return text[:cut], text[cut:]
+
+
+def tfds_records(name: str, split: str, data_dir: str = "", limit: int = 0):
+  """(records, dataset_info or None) of a TFDS split, read without TensorFlow."""
+  source = tfds_arrays.open_source(name, split, data_dir)
+  n = len(source) if not limit else min(limit, len(source))
+  records = []
+  for start in range(0, n, 4096):
+    idx = list(range(start, min(n, start + 4096)))
+    try:
+      records.extend(source.__getitems__(idx))
+    except Exception:  # noqa: BLE001 -- some sources only index one by one
+      records.extend(source[i] for i in idx)
+  return records, getattr(source, "dataset_info", None)
+
+
+def tfds_texts(name: str, split: str, keys: str = "text", data_dir: str = "",
+               limit: int = 0) -> list[str]:
+  """The documents of a TFDS split; `keys` 'title,description' joins features with a space."""
+  records, _ = tfds_records(name, split, data_dir, limit)
+  return [join_fields(r, keys) for r in records]
+
+
+def join_fields(record, keys: str) -> str:
+  names = [k.strip() for k in keys.split(",") if k.strip()]
+  missing = [k for k in names if k not in record]
+  if missing:
+    raise KeyError(f"feature(s) {missing} not in the dataset; it has: {sorted(record)}")
+  return " ".join(_as_str(record[k]) for k in names)
+
+
+def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+  """(texts, label strings) of a CSV file with a header row."""
+  p = Path(path).expanduser()
+  if not p.is_file():
+    raise FileNotFoundError(f"config.task.path={path!r}: no such file")
+  with p.open(newline="", encoding="utf-8", errors="replace") as f:
+    reader = csv.DictReader(f)
+    cols = reader.fieldnames or []
+    for c in (text_column, label_column):
+      if c not in cols:
+        raise KeyError(f"column {c!r} is not in {path}; it has: {cols}")
+    rows = [(r[text_column] or "", (r[label_column] or "").strip()) for r in reader]
+  return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def encode_labels(labels: list[str]) -> tuple[np.ndarray, list[str]]:
+  """Integer ids and names: numeric labels sort as numbers, others alphabetically."""
+  names = sorted(set(labels))
+  try:
+    names = sorted(names, key=float)
+  except ValueError:
+    pass
+  index = {n: i for i, n in enumerate(names)}
+  return np.asarray([index[l] for l in labels], np.int32), names
+
+
+# --- packing and padding -----------------------------------------------------------
+def pack(token_docs, eos: bool = True) -> np.ndarray:
+  """One token stream: documents concatenated, each followed by EOS."""
+  parts = []
+  for ids in token_docs:
+    parts.append(np.asarray(ids, np.int32))
+    if eos:
+      parts.append(np.asarray([EOS], np.int32))
+  return np.concatenate(parts) if parts else np.zeros((0,), np.int32)
+
+
+def chunk(stream: np.ndarray, length: int) -> np.ndarray:
+  """Non-overlapping rows of `length` tokens (the ragged tail is dropped)."""
+  n = len(stream) // length
+  return stream[:n * length].reshape(n, length)
+
+
+def pad_rows(token_docs, length: int) -> tuple[np.ndarray, np.ndarray]:
+  """(tokens NxL, lengths N): each text truncated to L-1 tokens plus EOS, right-padded."""
+  out = np.full((len(token_docs), length), PAD, np.int32)
+  lengths = np.zeros((len(token_docs),), np.int32)
+  for i, ids in enumerate(token_docs):
+    ids = np.append(np.asarray(ids, np.int32)[:length - 1], EOS)
+    out[i, :len(ids)] = ids
+    lengths[i] = len(ids)
+  return out, lengths
+
+
+def smallest_int_dtype(vocab_size: int):
+  return np.uint8 if vocab_size <= 256 else np.uint16 if vocab_size <= 65536 else np.int32
+
+
+# --- rows inside jit -----------------------------------------------------------------
+class Rows:
+  """A 2-D array whose rows jitted code reads by index, on device or from host memory."""
+
+  def __init__(self, array: np.ndarray, placement: str = "auto"):
+    if placement not in PLACEMENTS:
+      raise ValueError(f"placement {placement!r} is not valid; choose one of: {', '.join(PLACEMENTS)}")
+    self.shape = array.shape
+    self.on_device = placement == "device" or (placement == "auto"
+                                               and array.nbytes <= DEVICE_BYTES_LIMIT)
+    if self.on_device:
+      self._device = jnp.asarray(array)
+    else:
+      self._host = tfds_arrays.HostArray(array)
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def gather(self, rows) -> jax.Array:
+    """rows: int array of any shape -> rows.shape + (row width,), as int32."""
+    if self.on_device:
+      return jnp.take(self._device, rows, axis=0).astype(jnp.int32)
+    return self._host.gather(rows).astype(jnp.int32)

@@ -1,0 +1,167 @@
+"""Use a finished run: predict labels for new text, or initialise another run from it.
+
+  python -m research.predict --workdir=runs/tc --text="great film" [--text="..."]
+  python -m research.predict --workdir=runs/tc --file=lines.txt     # one text per line
+
+The run's task and model are rebuilt from DIR/config.json (the task rebuilds its
+tokenizer and label names from the same data, deterministically), and the
+newest complete checkpoint is restored (research/checkpoint.py). Each input
+prints one line: the predicted label, its probability, then every class's.
+
+`init_params_from(DIR, params, shardings)` is the `config.init_from` seam of
+research/train.py: every parameter of the new model whose path and shape match
+one in DIR's newest checkpoint is copied; the read-out head (`read_out`) keeps
+its fresh initialisation when its shape differs (a new task's head); any other
+mismatch raises InitFromError naming the parameters and both shapes.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+HEAD = ("read_out",)  # parameter scopes that belong to the task's head, not the shared body
+
+
+class InitFromError(ValueError):
+  pass
+
+
+def _key(path) -> str:
+  from research.checkpoint import _path
+  return _path(path)
+
+
+def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
+  """{'block_0/attn/query/kernel': array, ...} of the newest checkpoint in workdir."""
+  import orbax.checkpoint as ocp  # reading another run's tree, whatever its config
+
+  from research import checkpoint as ckpt_lib
+  directory = Path(workdir).expanduser() / "checkpoints"
+  if not directory.is_dir():
+    raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
+                        "must be the workdir of a run that saved a checkpoint")
+  ck = ckpt_lib.Checkpointer(directory, max_to_keep=1_000_000, async_save=False)
+  try:
+    step = ck.latest_step()
+  finally:
+    ck.close()
+  if step is None:
+    raise InitFromError(f"no complete checkpoint in {directory}")
+  path = directory / str(step) / "state"
+  checkpointer = ocp.StandardCheckpointer()
+  md = checkpointer.metadata(path)
+  tree = getattr(getattr(md, "item_metadata", md), "tree", md)
+  device = jax.local_devices()[0]
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(
+      tuple(m.shape), m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), tree)
+  state = checkpointer.restore(path, target)
+  checkpointer.close()
+  params = state["params"]
+  return {_key(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params)}, step
+
+
+def init_params_from(workdir: str, params, shardings):
+  """`params` with every shared parameter replaced by the one in workdir's checkpoint."""
+  source, step = _raw_params(workdir)
+  copied, fresh, errors = [], [], []
+  leaves = []
+  for path, x in jax.tree_util.tree_leaves_with_path(params):
+    k = _key(path)
+    src = source.get(k)
+    head = k.split("/")[0] in HEAD
+    if src is None:
+      fresh.append(k)
+      leaves.append(x)
+    elif tuple(src.shape) != tuple(x.shape):
+      if not head:
+        errors.append(f"{k} shape {tuple(src.shape)} in checkpoint vs {tuple(x.shape)} here")
+      fresh.append(k)
+      leaves.append(x)
+    else:
+      copied.append(k)
+      leaves.append(np.asarray(src, dtype=x.dtype))
+  if errors:
+    raise InitFromError(
+        f"config.init_from={workdir!r} (checkpoint {step}) does not fit this model: "
+        + "; ".join(errors[:8]) + (f" (+{len(errors) - 8} more)" if len(errors) > 8 else "")
+        + ". Use the same model sizes, tokenizer (vocabulary) and model.max_len as that run")
+  if not copied:
+    raise InitFromError(f"config.init_from={workdir!r}: no parameter of this model is in its "
+                        "checkpoint (different model family?)")
+  logging.info("init_from %s (step %d): copied %d parameters, fresh %s", workdir, step,
+               len(copied), fresh)
+  new = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
+  return jax.device_put(new, shardings)
+
+
+# --- prediction ----------------------------------------------------------------------
+def load_run(workdir: str | Path):
+  """(Experiment, params, step) of a finished run, on this process's first device."""
+  import ml_collections
+
+  from research import checkpoint as ckpt_lib
+  from research import train
+  workdir = Path(workdir).expanduser()
+  cfg_path = workdir / "config.json"
+  if not cfg_path.is_file():
+    raise FileNotFoundError(f"{cfg_path} not found: --workdir must be a run's workdir")
+  config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
+  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
+  config.init_from = ""  # the run's own checkpoint holds every parameter
+  exp = train.Experiment(config, jax.local_devices()[:1])
+  ck = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=1_000_000, async_save=False)
+  try:
+    state, _, step = ck.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
+  finally:
+    ck.close()
+  return exp, state.params, step
+
+
+def predict_texts(exp, params, texts: list[str]) -> list[dict]:
+  """[{'label', 'probability', 'probabilities': {label: p}}] for raw texts."""
+  task = exp.task
+  if not hasattr(task, "label_names"):
+    raise ValueError(f"task {exp.config.task.name!r} does not predict labels; "
+                     "research.predict needs a text_classification run")
+  tokens, lengths = task.encode(texts)
+  probs = task.probabilities(exp.predict_fn(params), tokens, lengths)
+  out = []
+  for p in probs:
+    i = int(np.argmax(p))
+    out.append({"label": task.label_names[i], "probability": float(p[i]),
+                "probabilities": {n: float(v) for n, v in zip(task.label_names, p)}})
+  return out
+
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a text_classification run.")
+_TEXT = flags.DEFINE_multi_string("text", [], "Text to classify (repeatable).")
+_FILE = flags.DEFINE_string("file", None, "File with one text per line.")
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if not _WORKDIR.value or not (_TEXT.value or _FILE.value):
+    sys.exit("error: --workdir=DIR and --text=... (or --file=lines.txt) are required")
+  texts = list(_TEXT.value)
+  if _FILE.value:
+    texts += [l.rstrip("\n") for l in Path(_FILE.value).read_text(encoding="utf-8").splitlines()
+              if l.strip()]
+  try:
+    exp, params, step = load_run(_WORKDIR.value)
+    rows = predict_texts(exp, params, texts)
+  except (FileNotFoundError, ValueError, RuntimeError) as e:
+    sys.exit(f"error: {e}")
+  print(f"# {_WORKDIR.value} checkpoint {step}; label\tprobability\tall probabilities\ttext")
+  for text, r in zip(texts, rows):
+    probs = " ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
+    print(f"{r['label']}\t{r['probability']:.3f}\t{probs}\t{text}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)

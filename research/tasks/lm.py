@@ -1,0 +1,190 @@
+"""Next-token language modelling on real text (a local file or a TFDS corpus).
+
+The corpus is read and tokenised once on the host (byte- or character-level,
+`research/data/text.py`), documents are packed into one token stream with EOS
+between them, and the stream is held as an array jitted code indexes (on device
+when small, else in host memory). `sample` draws, from `fold_in(seed, step)`:
+  window='random'  B start offsets uniformly in the training stream, or
+  window='chunks'  B of its non-overlapping (L+1)-token rows, with replacement,
+and returns the (L+1)-token windows; inputs are the first L tokens, targets the
+last L. A batch is a pure function of (seed, step), so the step counter in the
+checkpoint is the whole iterator state and a resumed run is exact.
+
+Validation: the first `probe.eval_sequences` non-overlapping windows of the
+held-out text (the eval split, or the file's last `valid_fraction`), logged as
+`eval_valid_loss` every train.eval_every steps and written to probes/lm.json
+with the loss by position and a sampled continuation.
+
+Shape legend: B batch, L sequence length, V vocabulary, N tokens in the stream.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from research.data import text as text_lib
+from research.models import IOSpec
+
+SOURCES = ("file", "tfds")
+WINDOWS = ("random", "chunks")
+LM_TOKENIZERS = ("byte", "char")
+
+
+def load_corpus(cfg) -> tuple[str | list[str], str | list[str]]:
+  """(train documents, eval documents) from config.task (deterministic)."""
+  if cfg.source == "file":
+    train, valid = text_lib.split_text(text_lib.read_file(cfg.path), cfg.valid_fraction)
+    return [train], [valid]
+  if cfg.source == "tfds":
+    limit = int(cfg.max_documents)
+    train = text_lib.tfds_texts(cfg.dataset, cfg.train_split, cfg.text_key, cfg.data_dir, limit)
+    valid = text_lib.tfds_texts(cfg.dataset, cfg.eval_split, cfg.text_key, cfg.data_dir, limit)
+    return train, valid
+  raise ValueError(f"config.task.source={cfg.source!r} is not valid; choose one of: "
+                   + ", ".join(SOURCES))
+
+
+class LMTask:
+  name = "lm"
+  probe_name = "lm"
+
+  def __init__(self, cfg, seed: int):
+    del seed  # the corpus and its order are fixed; batches come from the step key
+    self.cfg = cfg
+    self.seq_len = int(cfg.seq_len)
+    train_docs, valid_docs = load_corpus(cfg)
+    self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, train_docs)
+    v = self.tokenizer.vocab_size
+    stream = text_lib.pack(self.tokenizer.encode(d) for d in train_docs)
+    valid = text_lib.pack(self.tokenizer.encode(d) for d in valid_docs)
+    need = self.seq_len + 1
+    for what, s in (("training", stream), ("evaluation", valid)):
+      if len(s) < need:
+        raise ValueError(f"the {what} text has {len(s)} tokens, fewer than config.task.seq_len"
+                         f" + 1 = {need}; lower seq_len or use more text")
+    dtype = text_lib.smallest_int_dtype(v)
+    self.num_train_tokens, self.num_eval_tokens = len(stream), len(valid)
+    if cfg.window == "chunks":
+      self.rows = text_lib.Rows(text_lib.chunk(stream, need).astype(dtype), cfg.placement)
+    else:  # one column: a window is L+1 consecutive row indices
+      self.rows = text_lib.Rows(stream.astype(dtype)[:, None], cfg.placement)
+    self.eval_windows = text_lib.chunk(valid, need)
+    self.io = IOSpec(output_dim=v, seq_len=self.seq_len, vocab_size=v)
+    self._eval_fns: dict = {}
+    logging.info("lm corpus: %d train / %d eval tokens, vocabulary %d (%s), rows on %s",
+                 len(stream), len(valid), v, cfg.tokenizer,
+                 "device" if self.rows.on_device else "host")
+
+  @property
+  def tokens_per_example(self) -> int:
+    return self.seq_len
+
+  # --- data -------------------------------------------------------------------
+  def sample(self, key, step, batch_size: int):
+    del step
+    need = self.seq_len + 1
+    if self.cfg.window == "chunks":
+      rows_B = jax.random.randint(key, (batch_size,), 0, len(self.rows))
+      return {"tokens": self.rows.gather(rows_B)}
+    start_B = jax.random.randint(key, (batch_size,), 0, len(self.rows) - need + 1)
+    idx_BxL = start_B[:, None] + jnp.arange(need)[None]
+    return {"tokens": self.rows.gather(idx_BxL)[..., 0]}
+
+  def model_inputs(self, batch):
+    return batch["tokens"][:, :-1]
+
+  @staticmethod
+  def token_losses(logits_BxLxV, tokens_BxL1):
+    """Per-token cross-entropy (nats) and a mask of real (non-PAD) targets."""
+    targets_BxL = tokens_BxL1[:, 1:]
+    logp = jax.nn.log_softmax(logits_BxLxV.astype(jnp.float32))
+    ce_BxL = -jnp.take_along_axis(logp, targets_BxL[..., None], -1)[..., 0]
+    return ce_BxL, (targets_BxL != text_lib.PAD).astype(jnp.float32)
+
+  def loss(self, outputs, batch):
+    ce_BxL, mask_BxL = self.token_losses(outputs, batch["tokens"])
+    denom = jnp.maximum(mask_BxL.sum(), 1.0)
+    correct = (jnp.argmax(outputs, -1) == batch["tokens"][:, 1:]) * mask_BxL
+    return jnp.sum(ce_BxL * mask_BxL) / denom, {"accuracy": correct.sum() / denom}
+
+  # --- evaluation ---------------------------------------------------------------
+  def _eval_losses(self, apply_fn, num: int, batch_size: int) -> np.ndarray:
+    """Per-token losses (windows x L) on the first `num` evaluation windows."""
+    windows = self.eval_windows[:num] if num else self.eval_windows
+    out = []
+    for s in range(0, len(windows), batch_size):
+      tokens = jnp.asarray(windows[s:s + batch_size])
+      ce, _ = self.token_losses(apply_fn(self.model_inputs({"tokens": tokens})), tokens)
+      out.append(np.asarray(ce, np.float64))
+    return np.concatenate(out)
+
+  def evaluate(self, exp, params, key) -> dict:
+    del key
+    fn = self._eval_fns.get(id(exp))
+    if fn is None:
+      fn = self._eval_fns[id(exp)] = jax.jit(lambda p, x: exp.model.apply({"params": p}, x))
+    probe = exp.config.probe
+    ce = self._eval_losses(lambda x: fn(params, x), int(probe.eval_sequences), int(probe.batch_size))
+    loss = float(ce.mean())
+    return {"valid_loss": loss, "valid_perplexity": float(math.exp(min(loss, 50.0)))}
+
+  def generate(self, predict_fn, key, prompt_ids, num_tokens: int, temperature: float):
+    """Samples a continuation; each step runs the model on the last L tokens (padded)."""
+    ids = list(int(i) for i in prompt_ids)
+    L = self.seq_len
+    for i in range(num_tokens):
+      ctx = ids[-L:]
+      x = np.full((1, L), text_lib.PAD, np.int32)
+      x[0, :len(ctx)] = ctx
+      logits = np.asarray(predict_fn(jnp.asarray(x)))[0, len(ctx) - 1].astype(np.float64)
+      if temperature <= 0:
+        nxt = int(np.argmax(logits))
+      else:
+        nxt = int(jax.random.categorical(jax.random.fold_in(key, i), logits / temperature))
+      ids.append(nxt)
+    return ids[len(prompt_ids):]
+
+  def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
+    ce = self._eval_losses(predict_fn, int(probe_cfg.eval_sequences), int(probe_cfg.batch_size))
+    loss = float(ce.mean())
+    prompt = self.eval_windows[0][:max(1, min(self.seq_len // 2, 32))]
+    cont = self.generate(predict_fn, key, prompt, int(probe_cfg.generate_tokens),
+                         float(probe_cfg.temperature))
+    return {self.probe_name: {
+        "kind": "lm", "step": int(step), "source": self.cfg.source,
+        "dataset": self.cfg.dataset if self.cfg.source == "tfds" else self.cfg.path,
+        "tokenizer": self.cfg.tokenizer, "vocab_size": self.tokenizer.vocab_size,
+        "seq_len": self.seq_len, "num_train_tokens": int(self.num_train_tokens),
+        "num_eval_tokens": int(self.num_eval_tokens), "num_eval_windows": int(ce.shape[0]),
+        "eval_loss": loss, "eval_perplexity": float(math.exp(min(loss, 50.0))),
+        "bits_per_token": loss / math.log(2),
+        "loss_by_position": ce.mean(0).tolist(),
+        "sample": {"prompt": self.tokenizer.decode(prompt),
+                   "continuation": self.tokenizer.decode(cont),
+                   "temperature": float(probe_cfg.temperature)}}}
+
+  @staticmethod
+  def render(json_path, png_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    res = json.loads(Path(json_path).read_text())
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    curve = res["loss_by_position"]
+    ax.plot(range(1, len(curve) + 1), curve, color="#1f77b4")
+    ax.axhline(res["eval_loss"], color="k", lw=0.8, ls="--",
+               label=f"mean {res['eval_loss']:.3f} nats (ppl {res['eval_perplexity']:.2f})")
+    ax.set_xlabel("token position")
+    ax.set_ylabel("eval loss (nats)")
+    ax.set_title(f"{res['dataset']} ({res['tokenizer']}), step {res['step']}", fontsize=8)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return Path(png_path)

@@ -1,0 +1,226 @@
+"""Text classification: a sequence model with a classifier read-out, on a CSV or TFDS split.
+
+Data: a local CSV with text and label columns (train/test split by the seed,
+labels encoded from the whole file) or a TFDS dataset (`imdb_reviews`,
+`ag_news_subset`, ...: text feature(s) and an integer label). Texts are
+tokenised (byte, char or a word vocabulary built from the training split),
+truncated to seq_len - 1 tokens, followed by EOS and right-padded. `sample`
+draws B training rows uniformly with replacement from `fold_in(seed, step)`:
+data is a pure function of (seed, step), so resume is exact.
+
+Read-out: the model (Transformer or LSTM, `output_dim` = number of classes)
+emits per-position logits; `readout='last'` takes them at the EOS token (the
+last real token, which a causal model has read everything before), `'mean'`
+averages them over the real tokens. The loss is cross-entropy on the label.
+
+Evaluation on the test split: accuracy and loss every train.eval_every steps
+(`eval_test_accuracy`), and at the end probes/text_classification.json with
+accuracy, loss, the confusion matrix and, for two classes, the ROC curve and
+AUC; figures/text_classification.png is rendered from that file.
+
+Shape legend: B batch, L sequence length, O classes, N rows.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from research.data import text as text_lib
+from research.models import IOSpec
+
+SOURCES = ("csv", "tfds")
+READOUTS = ("last", "mean")
+
+
+def load_split(cfg, seed: int):
+  """(train texts, train label ids, test texts, test label ids, label names)."""
+  if cfg.source == "csv":
+    texts, raw = text_lib.read_csv(cfg.path, cfg.text_column, cfg.label_column)
+    labels, names = text_lib.encode_labels(raw)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    n_test = max(1, int(round(len(texts) * cfg.test_fraction)))
+    if len(texts) - n_test < 1:
+      raise ValueError(f"{cfg.path} has {len(texts)} rows: too few to split with "
+                       f"config.task.test_fraction={cfg.test_fraction}")
+    test, train = order[:n_test], order[n_test:]
+    return ([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
+            names)
+  if cfg.source == "tfds":
+    limit = int(cfg.max_examples)
+    out, info = [], None
+    for split in (cfg.train_split, cfg.test_split):
+      records, info = text_lib.tfds_records(cfg.dataset, split, cfg.data_dir, limit)
+      if records and cfg.label_key not in records[0]:
+        raise KeyError(f"config.task.label_key={cfg.label_key!r} is not a feature of "
+                       f"{cfg.dataset}; it has: {sorted(records[0])}")
+      out.append(([text_lib.join_fields(r, cfg.text_key) for r in records],
+                  np.asarray([int(r[cfg.label_key]) for r in records], np.int32)))
+    num = int(max(out[0][1].max(initial=0), out[1][1].max(initial=0)) + 1)
+    names = [str(i) for i in range(num)]
+    try:  # ClassLabel names when the dataset info has them
+      feature_names = list(info.features[cfg.label_key].names)
+      if len(feature_names) >= num:
+        names = feature_names
+    except Exception:  # noqa: BLE001 -- no info / not a ClassLabel: keep the numbers
+      pass
+    return out[0][0], out[0][1], out[1][0], out[1][1], names
+  raise ValueError(f"config.task.source={cfg.source!r} is not valid; choose one of: "
+                   + ", ".join(SOURCES))
+
+
+def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[list, list, float]:
+  """(fpr, tpr, AUC) of binary scores; AUC by the rank statistic (ties count half)."""
+  pos, neg = int(positive.sum()), int((~positive).sum())
+  if not pos or not neg:
+    return [0.0, 1.0], [0.0, 1.0], float("nan")
+  order = np.argsort(-scores, kind="stable")
+  s, p = scores[order], positive[order]
+  last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # end of each group of equal scores
+  tpr = np.r_[0.0, np.cumsum(p)[last] / pos]
+  fpr = np.r_[0.0, np.cumsum(~p)[last] / neg]
+  auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoid = rank AUC with ties
+  return fpr.tolist(), tpr.tolist(), auc
+
+
+class TextClassificationTask:
+  name = "text_classification"
+  probe_name = "text_classification"
+
+  def __init__(self, cfg, seed: int):
+    self.cfg = cfg
+    self.seq_len = int(cfg.seq_len)
+    tr_x, tr_y, te_x, te_y, self.label_names = load_split(cfg, seed)
+    self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, tr_x, int(cfg.vocab_size))
+    self.num_classes = len(self.label_names)
+    if self.num_classes < 2:
+      raise ValueError(f"the data has {self.num_classes} label(s); classification needs >= 2")
+    train_tokens, train_len = self.encode(tr_x)
+    self.test_tokens, self.test_lengths = self.encode(te_x)
+    self.test_labels = te_y
+    # One row per example: tokens, then length and label in the last two columns.
+    rows = np.concatenate([train_tokens, train_len[:, None], tr_y[:, None]], axis=1)
+    self.rows = text_lib.Rows(rows, cfg.placement)
+    self.num_train = len(tr_y)
+    self.io = IOSpec(output_dim=self.num_classes, seq_len=self.seq_len,
+                     vocab_size=self.tokenizer.vocab_size)
+    self._eval_fns: dict = {}
+    logging.info("text classification: %d train / %d test, %d classes %s, vocabulary %d (%s)",
+                 len(tr_y), len(te_y), self.num_classes, self.label_names[:10],
+                 self.tokenizer.vocab_size, cfg.tokenizer)
+
+  tokens_per_example = property(lambda self: self.seq_len)
+
+  def encode(self, texts) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens N x L, lengths N) for raw texts, as the model reads them."""
+    return text_lib.pad_rows([self.tokenizer.encode(t) for t in texts], self.seq_len)
+
+  # --- data and loss --------------------------------------------------------------
+  def sample(self, key, step, batch_size: int):
+    del step
+    rows_B = jax.random.randint(key, (batch_size,), 0, self.num_train)
+    r = self.rows.gather(rows_B)
+    return {"tokens": r[:, :self.seq_len], "lengths": r[:, self.seq_len],
+            "labels": r[:, self.seq_len + 1]}
+
+  def model_inputs(self, batch):
+    return batch["tokens"]
+
+  def logits(self, outputs_BxLxO, lengths_B):
+    """The classifier read-out over per-position outputs."""
+    if self.cfg.readout == "mean":
+      mask_BxL = jnp.arange(outputs_BxLxO.shape[1])[None] < lengths_B[:, None]
+      total = jnp.sum(outputs_BxLxO * mask_BxL[..., None], axis=1)
+      return total / jnp.maximum(lengths_B, 1)[:, None].astype(outputs_BxLxO.dtype)
+    last_B = jnp.clip(lengths_B - 1, 0, outputs_BxLxO.shape[1] - 1)
+    return jnp.take_along_axis(outputs_BxLxO, last_B[:, None, None], axis=1)[:, 0]
+
+  def loss(self, outputs, batch):
+    logits_BxO = self.logits(outputs, batch["lengths"])
+    labels_B = batch["labels"]
+    ce_B = -jnp.take_along_axis(jax.nn.log_softmax(logits_BxO), labels_B[:, None], -1)[:, 0]
+    return jnp.mean(ce_B), {"accuracy": jnp.mean(jnp.argmax(logits_BxO, -1) == labels_B)}
+
+  # --- evaluation ----------------------------------------------------------------
+  def probabilities(self, apply_fn, tokens, lengths, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N x O) for encoded rows."""
+    out = []
+    for s in range(0, len(tokens), batch_size):
+      logits = self.logits(apply_fn(jnp.asarray(tokens[s:s + batch_size])),
+                           jnp.asarray(lengths[s:s + batch_size]))
+      out.append(np.asarray(jax.nn.softmax(logits.astype(jnp.float32)), np.float64))
+    return np.concatenate(out) if out else np.zeros((0, self.num_classes))
+
+  def _test_metrics(self, apply_fn, batch_size: int) -> dict:
+    probs = self.probabilities(apply_fn, self.test_tokens, self.test_lengths, batch_size)
+    y = self.test_labels
+    p_true = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    return {"test_accuracy": float(np.mean(probs.argmax(-1) == y)),
+            "test_loss": float(np.mean(-np.log(p_true))), "probs": probs}
+
+  def evaluate(self, exp, params, key) -> dict:
+    del key
+    fn = self._eval_fns.get(id(exp))
+    if fn is None:
+      fn = self._eval_fns[id(exp)] = jax.jit(lambda p, x: exp.model.apply({"params": p}, x))
+    m = self._test_metrics(lambda x: fn(params, x), int(exp.config.probe.batch_size))
+    return {k: v for k, v in m.items() if k != "probs"}
+
+  def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
+    del key
+    m = self._test_metrics(predict_fn, int(probe_cfg.batch_size))
+    y, pred = self.test_labels, m["probs"].argmax(-1)
+    confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    res = {"kind": "text_classification", "step": int(step), "source": self.cfg.source,
+           "dataset": self.cfg.dataset if self.cfg.source == "tfds" else self.cfg.path,
+           "labels": self.label_names, "num_examples": int(len(y)),
+           "accuracy": m["test_accuracy"], "loss": m["test_loss"],
+           "confusion_matrix": confusion.tolist(),
+           "confusion_axes": "rows: true label, columns: predicted label"}
+    if self.num_classes == 2:
+      fpr, tpr, auc = roc_curve(m["probs"][:, 1], y == 1)
+      res |= {"roc_auc": auc, "roc": {"fpr": fpr, "tpr": tpr}}
+    return {self.probe_name: res}
+
+  @staticmethod
+  def render(json_path, png_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    res = json.loads(Path(json_path).read_text())
+    cm = np.asarray(res["confusion_matrix"])
+    binary = "roc" in res
+    fig, axes = plt.subplots(1, 2 if binary else 1, figsize=(8.0 if binary else 4.5, 3.6),
+                             dpi=110, squeeze=False)
+    ax = axes[0, 0]
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+      ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+              color="white" if v > cm.max() / 2 else "black")
+    ticks = range(len(res["labels"]))
+    names = [n[:12] for n in res["labels"]]
+    ax.set_xticks(ticks, names, fontsize=7, rotation=45 if len(names) > 3 else 0)
+    ax.set_yticks(ticks, names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {res['accuracy']:.3f}, loss {res['loss']:.3f} "
+                 f"({res['num_examples']} test)", fontsize=8)
+    if binary:
+      ax = axes[0, 1]
+      ax.plot(res["roc"]["fpr"], res["roc"]["tpr"], color="#d62728",
+              label=f"AUC {res['roc_auc']:.3f}")
+      ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+      ax.set_xlabel("false positive rate")
+      ax.set_ylabel("true positive rate")
+      ax.legend(fontsize=7, frameon=False, loc="lower right")
+      ax.set_title(f"ROC ({res['labels'][1]} positive)", fontsize=8)
+    fig.suptitle(f"{res['dataset']}, step {res['step']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return Path(png_path)

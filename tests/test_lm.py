@@ -1,0 +1,148 @@
+"""Language modelling on real text: the task's sampler and loss; training on a file and on
+mock TFDS data; resume equals an uninterrupted run (slow tests run the real trainer)."""
+import json
+import math
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research import config_check, train
+from research.data import text as text_lib
+from research.tasks import lm
+
+STATE_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy")
+
+
+def _corpus(tmp_path, lines=300):
+  rng = np.random.default_rng(0)
+  words = "the quick brown fox jumps over a lazy dog while birds sing".split()
+  text = "\n".join(" ".join(rng.choice(words, 10)) for _ in range(lines)) + "\n"
+  path = tmp_path / "corpus.txt"
+  path.write_text(text)
+  return path, text
+
+
+def _config(path="", **task):
+  from configs import lm as lm_config
+  c = lm_config.get_config("tiny")
+  c.train.compile_cache_dir = ""
+  c.mesh.data = 1
+  c.task.path = str(path)
+  c.task.update(task)
+  return c
+
+
+@pytest.mark.parametrize("window", ["random", "chunks"])
+def test_sample_is_a_function_of_the_key_and_windows_come_from_the_training_text(tmp_path, window):
+  path, text = _corpus(tmp_path)
+  c = _config(path, window=window)
+  task = lm.LMTask(c.task, seed=0)
+  train_text, _ = text_lib.split_text(text, c.task.valid_fraction)
+  key = jax.random.key(3)
+  a, b = jax.jit(lambda k: task.sample(k, 0, 6))(key), task.sample(key, 5, 6)
+  np.testing.assert_array_equal(a["tokens"], b["tokens"])
+  assert a["tokens"].shape == (6, c.task.seq_len + 1)
+  assert task.model_inputs(a).shape == (6, c.task.seq_len)
+  for row in np.asarray(a["tokens"]):
+    assert task.tokenizer.decode(row) in train_text + "\n"
+  if window == "chunks":  # rows start at multiples of L+1 in the stream
+    stream = task.tokenizer.encode(train_text)
+    starts = [s for s in range(0, len(stream), c.task.seq_len + 1)]
+    for row in np.asarray(a["tokens"]):
+      assert any(np.array_equal(stream[s:s + len(row)], row) for s in starts)
+
+
+def test_uniform_logits_give_log_vocab_loss(tmp_path):
+  path, _ = _corpus(tmp_path)
+  task = lm.LMTask(_config(path, tokenizer="char").task, seed=0)
+  batch = task.sample(jax.random.key(0), 0, 4)
+  v = task.io.vocab_size
+  assert v == len(set(text_lib.split_text(path.read_text(), 0.05)[0])) + text_lib.NUM_SPECIAL
+  loss, aux = task.loss(jnp.zeros((4, task.seq_len, v)), batch)
+  assert float(loss) == pytest.approx(math.log(v), rel=1e-6)
+  assert 0 <= float(aux["accuracy"]) <= 1
+
+
+def test_too_short_text_and_bad_fields_fail_clearly(tmp_path):
+  p = tmp_path / "short.txt"
+  p.write_text("tiny text")
+  with pytest.raises(ValueError, match=r"fewer than config.task.seq_len \+ 1"):
+    lm.LMTask(_config(p).task, seed=0)
+  with pytest.raises(config_check.ConfigError, match="needs config.task.path"):
+    config_check.validate(_config(""), 1)
+  with pytest.raises(config_check.ConfigError, match="config.task.window='x' is not valid"):
+    config_check.validate(_config(p, window="x"), 1)
+
+
+def _run(c, workdir):
+  config_check.validate(c, 1)
+  return train.train_and_evaluate(c, str(workdir), devices=jax.devices()[:1])
+
+
+def _rows(workdir):
+  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [(r["step"],) + tuple(r.get(k) for k in STATE_KEYS + ("eval_valid_loss",)) for r in rows]
+
+
+def _params(workdir, step):
+  import orbax.checkpoint as ocp
+  state = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+  return [np.asarray(x) for x in jax.tree.leaves(state["params"])]
+
+
+@pytest.mark.slow
+def test_trains_on_a_text_file_and_resume_is_exact(tmp_path):
+  """Uninterrupted run vs a copy of it cut back to its step-20 checkpoint and resumed."""
+  path, _ = _corpus(tmp_path)
+  c = _config(path)
+  c.train.async_checkpoints = False
+  ref = tmp_path / "ref"
+  summary = _run(c, ref)
+  assert summary["final_step"] == 40 and summary["final_loss"] < math.log(259)
+  res = json.loads((ref / "probes" / "lm.json").read_text())
+  assert res["num_eval_windows"] == 8 and len(res["loss_by_position"]) == c.task.seq_len
+  assert res["eval_loss"] < math.log(259) and res["sample"]["continuation"] is not None
+  assert (ref / "figures" / "lm.png").exists()
+  cut = tmp_path / "cut"
+  shutil.copytree(ref, cut)
+  shutil.rmtree(cut / "checkpoints" / "40")
+  for f in ("summary.json", "probes", "figures"):
+    shutil.rmtree(cut / f) if (cut / f).is_dir() else (cut / f).unlink()
+  _run(c, cut)  # resumes from step 20
+  assert _rows(cut) == _rows(ref)  # every logged float, train and eval, exactly equal
+  for a, b in zip(_params(cut, 40), _params(ref, 40)):
+    np.testing.assert_array_equal(a, b)
+  assert json.loads((cut / "probes" / "lm.json").read_text()) == res
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset,eval_split,window", [("tiny_shakespeare", "validation", "random"),
+                                                       ("lm1b", "test", "chunks")])
+def test_trains_on_mock_tfds_text(tmp_path, dataset, eval_split, window):
+  import tensorflow_datasets as tfds
+  c = _config(source="tfds", dataset=dataset, eval_split=eval_split, tokenizer="char",
+              window=window, placement="host")
+  c.train.num_steps, c.train.eval_every = 20, 0
+  with tfds.testing.mock_data(num_examples=40):
+    summary = _run(c, tmp_path)
+  res = json.loads((tmp_path / "probes" / "lm.json").read_text())
+  assert res["dataset"] == dataset and res["num_train_tokens"] > 33
+  assert math.isfinite(summary["final_loss"]) and math.isfinite(res["eval_loss"])
+
+
+@pytest.mark.slow
+def test_device_and_host_rows_train_identically_on_a_2x2x2_mesh(tmp_path):
+  """Token rows on device (jnp.take) or in host memory (pure_callback): same batches, same run."""
+  path, _ = _corpus(tmp_path)
+  losses = {}
+  for placement in ("device", "host"):
+    c = _config(path, placement=placement)
+    c.train.num_steps, c.train.eval_every = 20, 0
+    c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 2, 2, 2
+    config_check.validate(c, 8)
+    losses[placement] = _rows(tmp_path / placement) if train.train_and_evaluate(
+        c, str(tmp_path / placement), devices=jax.devices()[:8]) else None
+  assert losses["device"] == losses["host"]

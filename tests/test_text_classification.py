@@ -1,0 +1,193 @@
+"""Text classification: CSV/TFDS data, read-outs, evaluation files, prediction, and
+fine-tuning from a language-model checkpoint (slow tests run the real trainer)."""
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research import config_check, predict, train
+from research.data import text as text_lib
+from research.tasks import text_classification as tc
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _csv(tmp_path, n=200, classes=("neg", "pos")):
+  """Sentences whose label is given by one cue word among fillers."""
+  rng = np.random.default_rng(0)
+  cues = {"neg": ["bad", "awful", "dull"], "pos": ["good", "great", "fine"], "meh": ["okay", "so-so"]}
+  filler = "the movie was a plot and acting".split()
+  path = tmp_path / "reviews.csv"
+  with path.open("w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["text", "label"])
+    for _ in range(n):
+      lab = str(rng.choice(classes))
+      words = list(rng.choice(filler, 5)) + [str(rng.choice(cues[lab]))]
+      rng.shuffle(words)
+      w.writerow([" ".join(words), lab])
+  return path
+
+
+def _config(path="", **task):
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.train.compile_cache_dir = ""
+  c.mesh.data = 1
+  c.task.path = str(path)
+  c.task.update(task)
+  return c
+
+
+def test_csv_split_labels_and_batches(tmp_path):
+  path = _csv(tmp_path, n=50, classes=("neg", "pos", "meh"))
+  task = tc.TextClassificationTask(_config(path).task, seed=0)
+  assert task.label_names == ["meh", "neg", "pos"] and task.io.output_dim == 3
+  assert task.num_train == 40 and len(task.test_labels) == 10
+  again = tc.TextClassificationTask(_config(path).task, seed=0)  # the split is a function of the seed
+  np.testing.assert_array_equal(again.test_tokens, task.test_tokens)
+  other = tc.TextClassificationTask(_config(path).task, seed=1)
+  assert not np.array_equal(other.test_tokens, task.test_tokens)
+  batch = jax.jit(lambda k: task.sample(k, 0, 8))(jax.random.key(0))
+  tokens, lengths = np.asarray(batch["tokens"]), np.asarray(batch["lengths"])
+  assert tokens.shape == (8, 32) and set(np.asarray(batch["labels"])) <= {0, 1, 2}
+  for row, n in zip(tokens, lengths):  # text, EOS at the last real position, then padding
+    assert row[n - 1] == text_lib.EOS and np.all(row[n:] == text_lib.PAD) and np.all(row[:n - 1] > 2)
+
+
+@pytest.mark.parametrize("readout", ["last", "mean"])
+def test_readout_reads_the_eos_position_or_the_mean_over_real_tokens(tmp_path, readout):
+  task = tc.TextClassificationTask(_config(_csv(tmp_path, n=20), readout=readout).task, seed=0)
+  out = jnp.arange(2 * 4 * 2, dtype=jnp.float32).reshape(2, 4, 2)
+  got = np.asarray(task.logits(out, jnp.array([2, 4])))
+  o = np.asarray(out)
+  want = ([o[0, 1], o[1, 3]] if readout == "last" else [o[0, :2].mean(0), o[1].mean(0)])
+  np.testing.assert_allclose(got, want)
+
+
+def test_word_vocabulary_comes_from_the_training_split(tmp_path):
+  task = tc.TextClassificationTask(
+      _config(_csv(tmp_path, n=60), tokenizer="word", vocab_size=10).task, seed=0)
+  assert task.tokenizer.vocab_size == 10 and task.io.vocab_size == 10
+
+
+def test_config_errors_name_the_field(tmp_path):
+  with pytest.raises(config_check.ConfigError, match="needs config.task.path"):
+    config_check.validate(_config(""), 1)
+  with pytest.raises(config_check.ConfigError, match="config.task.readout='max' is not valid"):
+    config_check.validate(_config(_csv(tmp_path), readout="max"), 1)
+  c = _config(_csv(tmp_path))
+  c.init_from = str(tmp_path / "nowhere")
+  with pytest.raises(config_check.ConfigError, match="config.init_from=.*no checkpoints/"):
+    config_check.validate(c, 1)
+
+
+def _run(c, workdir):
+  config_check.validate(c, 1)
+  return train.train_and_evaluate(c, str(workdir), devices=jax.devices()[:1])
+
+
+@pytest.mark.slow
+def test_trains_on_csv_evaluates_and_predicts(tmp_path):
+  c = _config(_csv(tmp_path))
+  c.train.num_steps, c.optim.learning_rate = 120, 3e-3
+  c.train.eval_every = 60
+  summary = _run(c, tmp_path / "run")
+  rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  evals = [r for r in rows if "eval_test_accuracy" in r]
+  assert [r["step"] for r in evals] == [60, 120]
+  res = json.loads((tmp_path / "run" / "probes" / "text_classification.json").read_text())
+  assert res["labels"] == ["neg", "pos"] and res["num_examples"] == 40
+  cm = np.asarray(res["confusion_matrix"])
+  assert cm.shape == (2, 2) and cm.sum() == 40
+  assert res["accuracy"] == pytest.approx(np.trace(cm) / 40)
+  assert res["accuracy"] == pytest.approx(evals[-1]["eval_test_accuracy"])
+  assert 0 <= res["roc_auc"] <= 1 and len(res["roc"]["fpr"]) == len(res["roc"]["tpr"])
+  assert (tmp_path / "run" / "figures" / "text_classification.png").exists()
+  assert summary["final_loss"] < math.log(2)  # it learned something on the training batches
+  exp, params, step = predict.load_run(tmp_path / "run")
+  out = predict.predict_texts(exp, params, ["the movie was great", "an awful plot"])
+  assert step == 120 and all(r["label"] in ("neg", "pos") for r in out)
+  assert all(sum(r["probabilities"].values()) == pytest.approx(1.0) for r in out)
+  lines = tmp_path / "lines.txt"
+  lines.write_text("the movie was great\n\nan awful plot\n")
+  proc = subprocess.run([sys.executable, "-m", "research.predict", f"--workdir={tmp_path / 'run'}",
+                         f"--file={lines}", "--text=good acting"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300,
+                        env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  printed = [l.split("\t") for l in proc.stdout.splitlines() if not l.startswith("#")]
+  assert [p[-1] for p in printed] == ["good acting", "the movie was great", "an awful plot"]
+  assert printed[1][0] == out[0]["label"] and float(printed[1][1]) == pytest.approx(
+      out[0]["probability"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_trains_on_mock_tfds_imdb(tmp_path):
+  import tensorflow_datasets as tfds
+  c = _config(source="tfds", dataset="imdb_reviews", tokenizer="word", vocab_size=50,
+              readout="mean")
+  c.train.num_steps, c.train.eval_every = 20, 0
+  with tfds.testing.mock_data(num_examples=48):
+    _run(c, tmp_path)
+  res = json.loads((tmp_path / "probes" / "text_classification.json").read_text())
+  assert res["num_examples"] == 48 and res["labels"] == ["neg", "pos"]  # ClassLabel names
+  assert "roc_auc" in res and np.asarray(res["confusion_matrix"]).sum() == 48
+
+
+@pytest.mark.slow
+def test_fine_tunes_from_a_language_model_checkpoint(tmp_path):
+  from configs import lm as lm_config
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("the movie was good and the acting was great. " * 60)
+  lmc = lm_config.get_config("tiny")  # same tiny sizes, byte tokenizer and seq_len as tc tiny
+  lmc.train.compile_cache_dir, lmc.mesh.data, lmc.task.path = "", 1, str(corpus)
+  lmc.train.num_steps, lmc.train.eval_every = 20, 0
+  _run(lmc, tmp_path / "lm")
+  lm_params = {k: v for k, v in predict._raw_params(tmp_path / "lm")[0].items()}
+
+  c = _config(_csv(tmp_path))
+  c.init_from = str(tmp_path / "lm")
+  exp = train.Experiment(c, jax.devices()[:1])
+  fresh = exp.init_state().params
+  params = predict.init_params_from(c.init_from, fresh, exp.param_sharding)
+  for path, x in jax.tree_util.tree_leaves_with_path(params):
+    key = predict._key(path)
+    if key.startswith("read_out"):  # the new head: (width, 2) vs the LM's (width, 259)
+      assert lm_params[key].shape != x.shape
+    else:
+      np.testing.assert_array_equal(np.asarray(x), lm_params[key])
+  c.train.num_steps, c.train.eval_every = 20, 0
+  summary = _run(c, tmp_path / "ft")
+  assert summary["final_step"] == 20 and math.isfinite(summary["final_loss"])
+
+  bad = _config(_csv(tmp_path))
+  bad.init_from, bad.task.tokenizer = str(tmp_path / "lm"), "char"  # another vocabulary
+  exp = train.Experiment(bad, jax.devices()[:1])
+  v = exp.task.io.vocab_size
+  with pytest.raises(predict.InitFromError, match=rf"does not fit this model: token_embed/embedding "
+                                                 rf"shape \(259, 32\) in checkpoint vs \({v}, 32\) here\. "
+                                                 r"Use the same model sizes, tokenizer"):
+    predict.init_params_from(bad.init_from, exp.init_state().params, exp.param_sharding)
+
+
+@pytest.mark.parametrize("model", ["transformer", "lstm"])
+def test_sequence_models_give_per_position_class_logits(tmp_path, model):
+  from research import models
+  c = _config(_csv(tmp_path, n=20))
+  c.model.name = model
+  config_check.validate(c, 1)
+  task = tc.TextClassificationTask(c.task, seed=0)
+  module = models.build(c.model, task.io).module
+  x = jnp.zeros((3, task.seq_len), jnp.int32)
+  params = jax.eval_shape(lambda: module.init(jax.random.key(0), x))
+  out = jax.eval_shape(lambda p: module.apply(p, x), params)
+  assert out.shape == (3, task.seq_len, 2)
+  assert task.logits(jnp.zeros(out.shape), jnp.array([1, 5, 32])).shape == (3, 2)
