@@ -64,7 +64,8 @@ class Ensemble:
     self.wds = get("optim.weight_decay", config.optim.weight_decay).astype(np.float32)
     self.state_sharding = {"state": _member_sharding(self.exp.state_sharding),
                            "frozen": sharding.replicated(self.exp.mesh),
-                           "frozen_step": sharding.replicated(self.exp.mesh)}
+                           "frozen_step": sharding.replicated(self.exp.mesh),
+                           "frozen_loss": sharding.replicated(self.exp.mesh)}
 
   def root_keys(self):
     return jax.vmap(jax.random.key)(jnp.asarray(self.seeds))
@@ -77,7 +78,8 @@ class Ensemble:
         values["weight_decay"] = self.wds
       state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
       return {"state": state, "frozen": jnp.zeros(self.size, bool),
-              "frozen_step": jnp.full(self.size, -1, jnp.int32)}
+              "frozen_step": jnp.full(self.size, -1, jnp.int32),
+              "frozen_loss": jnp.zeros(self.size, jnp.float32)}
     return jax.jit(init, out_shardings=self.state_sharding)(jnp.asarray(self.seeds))
 
   def multi_step_fn(self, num_steps: int):
@@ -94,7 +96,8 @@ class Ensemble:
       new, m, bad = jax.vmap(member_step)(carry["state"], self.root_keys(), carry["frozen"])
       newly = bad & ~carry["frozen"]
       carry = {"state": new, "frozen": carry["frozen"] | bad,
-               "frozen_step": jnp.where(newly, carry["state"].step, carry["frozen_step"])}
+               "frozen_step": jnp.where(newly, carry["state"].step, carry["frozen_step"]),
+               "frozen_loss": jnp.where(newly, m["loss"], carry["frozen_loss"])}
       return carry, m
 
     def run(carry):
@@ -180,8 +183,9 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
                "frozen": bool(frozen[i])}
     if frozen[i]:
       summary["frozen_at_step"] = int(frozen_step[i])
-      logging.warning("ensemble member %d (%s) froze: non-finite loss at step %d",
-                      i, member, frozen_step[i])
+      summary["frozen_loss"] = float(carry["frozen_loss"][i])
+      logging.warning("ensemble member %d (%s) froze: loss %s at step %d; the others go on",
+                      i, member, summary["frozen_loss"], frozen_step[i])
     else:
       summary["probes"] = run_probes(exp_i, state_i, d)
     (d / "summary.json").write_text(json.dumps(summary, indent=2))

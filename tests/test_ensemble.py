@@ -31,6 +31,7 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
                                       devices=jax.devices()[:1])
   assert [s["frozen"] for s in summaries] == [False, False, False, True]
   assert summaries[3]["frozen_at_step"] >= 0
+  assert not np.isfinite(summaries[3]["frozen_loss"])
   for i, member in enumerate(MEMBERS[:3]):
     solo_cfg = ensemble._member_config(c, member)
     exp = Experiment(solo_cfg, jax.devices()[:1])
