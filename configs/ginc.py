@@ -1,0 +1,127 @@
+"""GINC: in-context learning from a mixture of HMMs (Xie et al. 2021).
+
+  python -m research.main --config=configs/ginc.py:cpu --workdir=runs/ginc
+  python experiments/xie2021.py --preset=cpu --workdir=runs/xie2021   (3 Transformer sizes + LSTM)
+
+Presets:
+  tiny   seconds; for tests
+  cpu    Xie's HMMs (10 x 10 states, 50 words, 5 concepts, trans temp 0.1, start temp 10,
+         value identity 0.9), 400 documents x 2048 tokens, context 128, 4 layers / width 64,
+         1000 steps of 32 windows; ~3-8 minutes per model on 2 CPU cores
+  paper  Xie's scale: 1000 documents x 10,240 tokens, context 1024, GPT-2 small-like
+         (12 layers, width 768, 12 heads)
+"""
+import ml_collections
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.preset = preset             # name of the preset this config came from (recorded)
+  c.seed = 0                    # HMM family, corpus, init, data order all derive from it
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = "ginc"          # task registry key (research/tasks/__init__.py)
+  c.task.vocab_size = 50        # words incl. the delimiter '/' (token 0)
+  c.task.n_entities = 10        # hidden entities (Xie's "values")
+  c.task.n_properties = 10      # hidden properties (Xie's "slots"); property 0 emits the delimiter
+  c.task.n_concepts = 5         # in-distribution concepts (HMMs) of the pretraining mixture
+  c.task.n_ood_concepts = 5     # concepts from the same prior, never in pretraining (OOD prompts)
+  c.task.trans_temp = 0.1       # temperature of the permutation-mixture transition weights
+  c.task.start_temp = 10.0      # temperature of the start distribution (high = near uniform)
+  c.task.value_identity_coeff = 0.9  # entity transitions: weight of the identity (entities persist)
+  c.task.n_docs = 400           # pretraining documents
+  c.task.doc_len = 2048         # tokens per document
+  c.task.seq_len = 128          # training window / model context
+  c.task.cache_dir = "~/.cache/research_ginc"  # generated corpus cache (.npz); "" = regenerate
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "transformer"  # transformer | lstm (research/models/__init__.py)
+  c.model.num_layers = 4
+  c.model.width = 64
+  c.model.num_heads = 4
+  c.model.mlp_ratio = 4.0
+  c.model.positions = "learned"  # learned | rotary | none
+  c.model.max_len = 0           # position table size; 0 = the task's sequence length
+  c.model.dropout = 0.0
+  c.model.attention_only = False
+  c.model.use_layernorm = True
+  c.model.dtype = "float32"     # compute dtype: float32 | bfloat16
+  c.model.cell = "lstm"         # lstm model: lstm | rnn
+  c.model.lstm_width = 0        # lstm hidden width; 0 = match the Transformer's parameter count
+  c.model.lstm_layers = 0       # lstm layers; 0 = num_layers
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"        # adam | adamw | sgd
+  c.optim.learning_rate = 2e-3  # peak learning rate
+  c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
+  c.optim.warmup_steps = 100
+  c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
+  c.optim.end_lr_fraction = 0.1  # final lr as a fraction of the peak
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.99
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.01   # decoupled (adamw, sgd)
+  c.optim.momentum = 0.0        # sgd only
+  c.optim.nesterov = False      # sgd only
+  c.optim.grad_clip_norm = 1.0  # global-norm clipping; 0 = off
+  c.optim.wd_exempt_norms = True
+  c.optim.wd_exempt_biases = True
+  c.optim.wd_exempt_embeddings = False
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 32       # windows per step
+  c.train.num_steps = 1000
+  c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan)
+  c.train.log_every = 100       # multiple of steps_per_call
+  c.train.eval_every = 0        # the task has no dense evaluation
+  c.train.checkpoint_every = 0  # multiple of steps_per_call; 0 = only at the end
+  c.train.keep_checkpoints = 2
+  c.train.async_checkpoints = True
+  c.train.peak_flops = 0.0      # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
+  c.train.compile_cache_dir = "~/.cache/research_jax"  # persistent XLA cache; "" = off
+
+  c.probe = ml_collections.ConfigDict()
+  c.probe.num_examples = (0, 1, 2, 4, 8, 16, 32, 64)  # n: examples per prompt (those that fit)
+  c.probe.example_lengths = (3, 5, 8, 10)  # k: tokens per example (k-1 inputs + 1 label)
+  c.probe.num_prompts = 256     # prompts per (n, k) and concept set
+  c.probe.batch_size = 256
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1              # data-parallel size; -1 = all remaining devices
+  c.mesh.fsdp = 1
+  c.mesh.tensor = 1
+
+  c.sharding = ml_collections.ConfigDict()
+  c.sharding.rules = (
+      ("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", "tensor"),
+      ("heads", "tensor"), ("kv", None), ("vocab", "tensor"), ("length", None),
+      ("input", None), ("output", None), ("layers", None), ("lstm_gates", None),
+      ("lstm_hidden", None))
+
+  if preset == "tiny":
+    c.task.n_docs, c.task.doc_len, c.task.seq_len = 16, 128, 32
+    c.model.num_layers, c.model.width, c.model.num_heads = 1, 32, 2
+    c.train.batch_size, c.train.num_steps, c.train.steps_per_call = 16, 20, 10
+    c.train.log_every = 10
+    c.optim.warmup_steps = 5
+    c.probe.num_examples, c.probe.example_lengths = (0, 1, 2), (3,)
+    c.probe.num_prompts, c.probe.batch_size = 16, 16
+  elif preset == "paper":
+    c.task.n_docs, c.task.doc_len, c.task.seq_len = 1000, 10_240, 1024
+    c.model.num_layers, c.model.width, c.model.num_heads = 12, 768, 12
+    c.optim.learning_rate, c.optim.warmup_steps = 8e-4, 1000
+    c.train.batch_size, c.train.num_steps = 64, 30_000
+    c.train.steps_per_call, c.train.log_every, c.train.checkpoint_every = 100, 500, 5000
+    c.probe.num_examples = (0, 1, 2, 4, 8, 16, 32, 64)
+  elif preset != "cpu":
+    raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper")
+  return c
+
+
+def get_sweep(name: str) -> list[dict]:
+  """Sweeps as data: lists of override dicts (used by the sweep command)."""
+  if name == "sizes":  # Xie: Transformers of 3 sizes and an LSTM
+    return [{"model.num_layers": l, "model.width": w, "model.num_heads": h}
+            for l, w, h in ((2, 32, 2), (3, 48, 4), (4, 64, 4))] + [
+        {"model.name": "lstm", "model.num_layers": 2}]
+  raise ValueError(f"unknown sweep {name!r}; choose one of: sizes")

@@ -1,0 +1,162 @@
+"""Induction heads and the phase change (Olsson et al. 2022): 1, 2, 3 attention-only layers.
+
+  python experiments/olsson2022.py --preset=cpu --workdir=runs/olsson2022
+  python experiments/olsson2022.py --preset=cpu --workdir=runs/olsson2022 --layers=2
+
+Trains configs/induction.py:PRESET with 1, 2 and 3 attention-only layers in
+WORKDIR/L<n>/ (normal run directories: rerunning resumes / reuses them). The
+dense schedule comes from the task's `evaluate` (metrics.jsonl `eval_*` every
+`train.eval_every` steps): ICL score, loss, per-head prefix-matching and
+previous-token scores. Then, per model:
+  * phase change: the window of `--window_fraction` of training where the ICL
+    score falls fastest (research/probes/attention.steepest_drop);
+  * heads whose prefix-matching score rises by >= --min_rise in that window;
+  * ablation: those heads zeroed in the final model (head_mask), ICL score change.
+Writes WORKDIR/olsson2022.json, WORKDIR/olsson2022_curves.png (loss, ICL score,
+top prefix-matching vs tokens, windows shaded) and WORKDIR/olsson2022_heads.png
+(layer x head prefix-matching before / after the window), and prints the targets.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `configs` as a script
+
+_PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/induction.py.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
+_LAYERS = flags.DEFINE_list("layers", ["1", "2", "3"], "Attention-only layer counts.")
+_WINDOW = flags.DEFINE_float("window_fraction", 0.125, "Phase-change window, fraction of training.")
+_MIN_RISE = flags.DEFINE_float("min_rise", 0.1, "Prefix-matching rise that marks a head.")
+_STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+
+TARGETS = {"prefix_matching_2l": 0.5, "icl_drop_2l": 0.3, "window_max_fraction": 0.25,
+           "prefix_matching_1l_max": 0.2, "ablation_recovery": 0.5}
+
+
+def final_params(config, workdir: Path):
+  from research import checkpoint as ckpt_lib
+  from research import train
+
+  exp = train.Experiment(config)
+  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.keep_checkpoints,
+                               async_save=False)
+  try:
+    state, _, _ = ckpt.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
+  finally:
+    ckpt.close()
+  return exp, state.params
+
+
+def analyse(config, workdir: Path, rows: list[dict], window_fraction: float, min_rise: float):
+  """Phase-change window, rising heads and their ablation for one run."""
+  import numpy as np
+
+  from research.probes import attention as scores
+
+  mc, tr = config.model, config.train
+  names = [f"L{i}H{h}" for i in range(mc.num_layers) for h in range(mc.num_heads)]
+  steps = np.array([r["step"] for r in rows])
+  icl = np.array([r["icl_score"] for r in rows])
+  pm = np.array([[r[f"pm_{n}"] for n in names] for r in rows])
+  intervals = max(1, round(window_fraction * tr.num_steps / tr.eval_every))
+  win = scores.steepest_drop(steps, icl, intervals)
+  heads = scores.rising_heads(pm, win["start_index"], win["end_index"], names, min_rise=min_rise)
+  exp, params = final_params(config, workdir)
+  full = float(exp.task.eval_raw(exp, params)["icl_score"])
+  ablation = {"heads": [h["head"] for h in heads], "icl_score": full}
+  if heads:
+    mask = scores.head_mask(mc.num_layers, mc.num_heads, ablation["heads"])
+    ablation["icl_score_ablated"] = float(exp.task.eval_raw(exp, params, mask)["icl_score"])
+    ablation["icl_change"] = ablation["icl_score_ablated"] - full
+    ablation["recovery_fraction"] = ablation["icl_change"] / max(win["drop"], 1e-9)
+  tokens_per_step = tr.batch_size * config.task.seq_len
+  final = rows[-1]
+  return {
+      "num_layers": mc.num_layers, "steps": int(steps[-1]), "tokens_per_step": tokens_per_step,
+      "window": win | {"fraction_of_training": (win["end_step"] - win["start_step"]) / tr.num_steps},
+      "rising_heads": heads, "ablation": ablation,
+      "final": {"icl_score": final["icl_score"], "loss": final["loss"],
+                "prefix_matching_max": final["pm_max"], "previous_token_max": final["prev_max"],
+                "prefix_matching": {n: final[f"pm_{n}"] for n in names},
+                "previous_token": {n: final[f"prev_{n}"] for n in names},
+                "copying": {n: final.get(f"copy_{n}") for n in names}},
+      "prefix_matching_before": pm[win["start_index"]].reshape(mc.num_layers, -1).tolist(),
+      "prefix_matching_after": pm[win["end_index"]].reshape(mc.num_layers, -1).tolist(),
+      "best_prefix_matching_ever": float(pm.max()), "icl_min": float(icl.min()),
+  }
+
+
+def check_targets(results: dict) -> dict:
+  out = {}
+  two, one = results.get("2"), results.get("1")
+  if two:
+    out["2l_prefix_matching_ge_0.5"] = two["final"]["prefix_matching_max"] >= TARGETS["prefix_matching_2l"]
+    out["2l_icl_drop_ge_0.3_in_window_lt_quarter"] = bool(
+        two["window"]["drop"] >= TARGETS["icl_drop_2l"]
+        and two["window"]["fraction_of_training"] < TARGETS["window_max_fraction"])
+    rec = two["ablation"].get("recovery_fraction")
+    out["2l_ablation_recovers_ge_half"] = rec is not None and rec >= TARGETS["ablation_recovery"]
+  if one:
+    out["1l_prefix_matching_le_0.2"] = one["best_prefix_matching_ever"] <= TARGETS["prefix_matching_1l_max"]
+    out["1l_no_icl_drop_ge_0.3"] = one["window"]["drop"] < TARGETS["icl_drop_2l"]
+  return out
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if _WORKDIR.value is None:
+    sys.exit("error: --workdir=DIR is required")
+  import jax
+
+  from configs import induction as cfg_mod
+  from research import config_check, train
+  from research.analysis import emergence_plots
+  from research.probes import plots
+
+  root = Path(_WORKDIR.value)
+  root.mkdir(parents=True, exist_ok=True)
+  results, runs = {}, {}
+  for n in _LAYERS.value:
+    config = cfg_mod.get_config(_PRESET.value)
+    config.model.num_layers = int(n)
+    if _STEPS.value:
+      config.train.num_steps = _STEPS.value
+    try:
+      config_check.validate(config, jax.device_count())
+    except config_check.ConfigError as e:
+      sys.exit(f"error: {e}")
+    workdir = root / f"L{n}"
+    t0 = time.perf_counter()
+    train.train_and_evaluate(config, str(workdir))
+    wall = time.perf_counter() - t0
+    rows = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")
+    res = analyse(config, workdir, rows, _WINDOW.value, _MIN_RISE.value)
+    results[n] = res | {"wall_s": wall, "workdir": str(workdir)}
+    runs[n] = {"rows": rows, "window": res["window"], "tokens_per_step": res["tokens_per_step"],
+               "before": res["prefix_matching_before"], "after": res["prefix_matching_after"]}
+    w, ab = res["window"], res["ablation"]
+    print(f"{n}-layer: final prefix-matching max {res['final']['prefix_matching_max']:.3f} "
+          f"(best ever {res['best_prefix_matching_ever']:.3f}), final ICL score "
+          f"{res['final']['icl_score']:.3f}; steepest ICL drop {w['drop']:.3f} nats in steps "
+          f"{w['start_step']}-{w['end_step']} ({w['fraction_of_training']:.2f} of training); "
+          f"rising heads {[h['head'] for h in res['rising_heads']]}; ablated ICL score "
+          f"{ab.get('icl_score_ablated', float('nan')):.3f} vs {ab['icl_score']:.3f} "
+          f"(recovery {ab.get('recovery_fraction', float('nan')):.2f} of the drop); wall {wall:.0f}s",
+          flush=True)
+  targets = check_targets(results)
+  out = {"preset": _PRESET.value, "targets": TARGETS, "target_met": targets, "runs": results}
+  (root / "olsson2022.json").write_text(json.dumps(out, indent=1))
+  f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
+  f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
+  print("targets:", json.dumps(targets))
+  print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")
+
+
+if __name__ == "__main__":
+  app.run(main)

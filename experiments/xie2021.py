@@ -1,0 +1,145 @@
+"""GINC (Xie et al. 2021): in-context label accuracy vs examples, per model.
+
+  python experiments/xie2021.py --preset=cpu --workdir=runs/xie2021
+
+Trains configs/ginc.py:PRESET with Transformers of three sizes and, when the
+model registry has it, an LSTM (matched to the parameter count of a 2-layer
+width-64 Transformer), each in WORKDIR/<model>/ (normal run directories:
+rerunning reuses them). Every run's probe (probes/ginc.json) gives next-token label accuracy vs
+the number of examples n, per example length k, for in-distribution and
+out-of-distribution concepts. Writes WORKDIR/xie2021.json and WORKDIR/xie2021.png
+(accuracy vs n, one panel per k and concept set, one line per model) and prints
+whether in-distribution accuracy rises with n for every Transformer.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `configs` as a script
+
+_PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/ginc.py.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
+_MODELS = flags.DEFINE_list("models", [], "Subset of model names to run (default: all).")
+_STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+
+# name -> overrides of config.model (the largest is the config's own model).
+MODELS = {
+    "transformer_s": {"num_layers": 2, "width": 32, "num_heads": 2},
+    "transformer_m": {"num_layers": 3, "width": 48, "num_heads": 4},
+    "transformer_l": {"num_layers": 4, "width": 64, "num_heads": 4},
+    "lstm": {"name": "lstm", "num_layers": 2, "width": 64, "num_heads": 4},
+}
+COLOURS = {"transformer_s": "#9ecae1", "transformer_m": "#3182bd", "transformer_l": "#08306b",
+           "lstm": "#d62728"}
+
+
+def rises_with_n(curve: dict) -> dict:
+  """Accuracy gain from the fewest to the most examples (n >= 1), its rank correlation
+  with n, and the mean accuracy over n >= 1 minus zero-shot accuracy."""
+  import numpy as np
+
+  n, acc = np.asarray(curve["n"]), np.asarray(curve["accuracy"])
+  zero = float(acc[n == 0][0]) if (n == 0).any() else float("nan")
+  keep = n >= 1
+  n, acc = n[keep], acc[keep]
+  if len(n) < 2:
+    return {"gain": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0}
+  rank = lambda x: np.argsort(np.argsort(x)).astype(float)
+  ra, rn = rank(acc), rank(n)
+  denom = ra.std() * rn.std()
+  rho = float(((ra - ra.mean()) * (rn - rn.mean())).mean() / denom) if denom > 0 else 0.0
+  return {"gain": float(acc[-1] - acc[0]), "spearman": rho,
+          "mean_shots_minus_zero_shot": float(acc.mean() - zero)}
+
+
+def render(results: dict, out_png) -> Path:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  first = next(iter(results.values()))["probe"]["accuracy"]
+  sets, ks = list(first), list(first[next(iter(first))])
+  fig, axes = plt.subplots(len(sets), len(ks), figsize=(3.0 * len(ks), 2.7 * len(sets)),
+                           dpi=110, squeeze=False, sharey=True)
+  for r, s in enumerate(sets):
+    for c, k in enumerate(ks):
+      ax = axes[r, c]
+      for name, res in results.items():
+        curve = res["probe"]["accuracy"][s][k]
+        ax.plot(curve["n"], curve["accuracy"], marker="o", ms=3, color=COLOURS.get(name),
+                label=f"{name} ({res['num_params'] / 1e3:.0f}k)")
+      ax.set_xscale("symlog", linthresh=1)
+      ax.set_title(f"{s.upper()} concepts, k = {k}", fontsize=9)
+      ax.set_xlabel("examples n")
+      if c == 0:
+        ax.set_ylabel("label accuracy")
+  axes[0, 0].legend(fontsize=7, frameon=False)
+  fig.tight_layout()
+  out = Path(out_png)
+  fig.savefig(out)
+  plt.close(fig)
+  return out
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if _WORKDIR.value is None:
+    sys.exit("error: --workdir=DIR is required")
+  import jax
+
+  from configs import ginc as cfg_mod
+  from research import config_check, models, train
+
+  root = Path(_WORKDIR.value)
+  root.mkdir(parents=True, exist_ok=True)
+  names = _MODELS.value or list(MODELS)
+  results = {}
+  for name in names:
+    overrides = MODELS[name]
+    if overrides.get("name", "transformer") not in models.REGISTRY:
+      print(f"{name}: skipped (model {overrides['name']!r} is not in research/models)", flush=True)
+      continue
+    config = cfg_mod.get_config(_PRESET.value)
+    config.model.update(overrides)
+    if _PRESET.value == "tiny":  # keep the tiny preset tiny whatever the size
+      config.model.width = min(config.model.width, 32)
+      config.model.num_layers = min(config.model.num_layers, 2)
+      config.model.num_heads = 2
+    if _STEPS.value:
+      config.train.num_steps = _STEPS.value
+    try:
+      config_check.validate(config, jax.device_count())
+    except config_check.ConfigError as e:
+      sys.exit(f"error: {e}")
+    workdir = root / name
+    t0 = time.perf_counter()
+    summary = train.train_and_evaluate(config, str(workdir))
+    wall = time.perf_counter() - t0
+    probe = json.loads((workdir / "probes" / "ginc.json").read_text())
+    trend = {k: rises_with_n(c) for k, c in probe["accuracy"]["id"].items()}
+    results[name] = {"num_params": summary["num_params"], "final_loss": summary.get("final_loss"),
+                     "wall_s": wall, "probe": probe, "id_trend": trend,
+                     "model": dict(config.model)}
+    acc = probe["accuracy"]["id"]
+    print(f"{name}: {summary['num_params']} params, final loss {summary.get('final_loss', 0):.3f}, "
+          + "; ".join(f"k={k}: ID acc n={c['n'][0]}..{c['n'][-1]}: "
+                      + " ".join(f"{a:.2f}" for a in c["accuracy"]) for k, c in acc.items())
+          + f"; wall {wall:.0f}s", flush=True)
+  transformers = [n for n in results if n.startswith("transformer")]
+  target = {n: all(t["gain"] > 0 and t["spearman"] > 0 for t in results[n]["id_trend"].values())
+            for n in transformers}
+  out = {"preset": _PRESET.value, "id_accuracy_rises_with_n": target, "runs": results}
+  (root / "xie2021.json").write_text(json.dumps(out, indent=1, default=str))
+  fig = render(results, root / "xie2021.png")
+  print("ID accuracy rises with n (gain > 0 and Spearman > 0 for every k):", json.dumps(target))
+  print(f"wrote {root / 'xie2021.json'} and {fig}")
+
+
+if __name__ == "__main__":
+  app.run(main)
