@@ -7,12 +7,14 @@ model family runs any task with no code change.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
-from research.models import transformer
+from research.models import lstm, resnet, transformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +24,10 @@ class IOSpec:
   seq_len: int
   input_dim: int = 0    # continuous inputs of this width, or
   vocab_size: int = 0   # token ids from this vocabulary
+  # Images (H, W, C) in the inputs: a sequence model is then wrapped by the ResNet
+  # exemplar embedder (resnet.ImageSequenceModel); "resnet" classifies them.
+  image_shape: tuple[int, ...] = ()
+  images_per_sequence: int = 0  # images per example (FLOP count of the embedder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +50,25 @@ def _build_transformer(mc, io: IOSpec) -> BuiltModel:
   return BuiltModel(transformer.Transformer(cfg), flops)
 
 
+def _build_lstm(mc, io: IOSpec) -> BuiltModel:
+  cfg = lstm.LSTMConfig(
+      num_layers=mc.lstm_layers or mc.num_layers, width=mc.lstm_width or 1,
+      output_dim=io.output_dim, input_dim=io.input_dim, vocab_size=io.vocab_size,
+      cell=mc.cell, dropout=mc.dropout, dtype=jnp.dtype(mc.dtype))
+  if not mc.lstm_width:  # Chan's comparison: as many parameters as the Transformer
+    target = _build_transformer(mc, io).module
+    dummy = (jnp.zeros((1, io.seq_len), jnp.int32) if io.vocab_size
+             else jnp.zeros((1, io.seq_len, io.input_dim)))
+    shapes = jax.eval_shape(lambda: target.init(jax.random.key(0), dummy))["params"]
+    n = sum(math.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
+    cfg = dataclasses.replace(cfg, width=lstm.matched_width(n, cfg))
+  return BuiltModel(lstm.LSTM(cfg), 6 * lstm.matmul_params_per_token(cfg))
+
+
 REGISTRY: dict[str, Callable[..., BuiltModel]] = {
     "transformer": _build_transformer,
+    "lstm": _build_lstm,
+    "resnet": resnet.build_classifier,
 }
 
 
@@ -53,4 +76,6 @@ def build(model_cfg, io: IOSpec) -> BuiltModel:
   if model_cfg.name not in REGISTRY:
     raise ValueError(f"config.model.name={model_cfg.name!r} is not valid; choose one of: "
                      + ", ".join(sorted(REGISTRY)))
+  if io.image_shape and model_cfg.name != "resnet":
+    return resnet.build_with_embedder(REGISTRY[model_cfg.name], model_cfg, io)
   return REGISTRY[model_cfg.name](model_cfg, io)

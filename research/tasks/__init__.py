@@ -12,10 +12,24 @@ loss, and its probes and baselines. See `regression.py` for the interface:
 """
 from __future__ import annotations
 
+from research.tasks.arithmetic import ArithmeticTask
+from research.tasks.classification import ClassificationTask
+from research.tasks.ginc import GincTask
+from research.tasks.image_classification import ImageClassificationTask
+from research.tasks.induction import InductionTask
+from research.tasks.lm import LMTask
 from research.tasks.regression import RegressionTask
+from research.tasks.text_classification import TextClassificationTask
 
 REGISTRY = {
     "regression": RegressionTask,
+    "arithmetic": ArithmeticTask,
+    "classification": ClassificationTask,
+    "image_classification": ImageClassificationTask,
+    "induction": InductionTask,
+    "ginc": GincTask,
+    "lm": LMTask,
+    "text_classification": TextClassificationTask,
 }
 
 

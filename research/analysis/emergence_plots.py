@@ -1,0 +1,208 @@
+"""Figures for arithmetic emergence and grokking, rendered from result files only.
+
+  render_arithmetic_probe(probes/arithmetic.json, png)   one model: each metric with
+      its 95% interval next to the chance level
+  render_grokking(runs: {label: metrics.jsonl}, png)      progress measures over
+      training for several runs (e.g. weight decay 1.0 vs 0)
+  render_emergence_scale(emergence_scale.json, png)       each metric against
+      parameters and training FLOPs, chance level, first size beyond chance
+
+The numbers behind the scale figure (Wei et al. 2022; Schaeffer et al. 2023):
+  beyond_chance / first_beyond_chance   when a metric leaves chance (margin below)
+  sharpness                             how much of a metric's change is one step
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TITLES = {"exact_match": "exact match", "token_accuracy": "per-token accuracy",
+          "edit_distance": "token edit distance", "log_likelihood": "log-likelihood (nats)",
+          "brier": "Brier score"}
+
+
+def render_arithmetic_probe(probe_json, out_png) -> Path:
+  res = json.loads(Path(probe_json).read_text())
+  names = list(res["metrics"])
+  fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.8), dpi=110)
+  splits = {"eval": res["metrics"]} | ({"train": res["train_metrics"]}
+                                       if "train_metrics" in res else {})
+  for ax, name in zip(axes, names):
+    for i, (split, metrics) in enumerate(splits.items()):
+      m = metrics[name]
+      ax.bar(i, m["mean"], color="#1f77b4" if split == "eval" else "#aec7e8")
+      err = [[max(0.0, m["mean"] - m["lo"])], [max(0.0, m["hi"] - m["mean"])]]
+      ax.errorbar(i, m["mean"], yerr=err,
+                  color="k", capsize=3, lw=1)
+    ax.axhline(res["chance"][name], color="grey", ls=":", lw=1, label="chance")
+    ax.set_xticks(range(len(splits)), list(splits))
+    ax.set_title(TITLES.get(name, name), fontsize=8)
+  axes[0].legend(fontsize=7, frameon=False)
+  what = (f"{res['operation']} mod {res['modulus']}" if "modulus" in res
+          else f"{res['num_digits']}-digit {res['operation']}")
+  fig.suptitle(f"{what}, {res['num_shots']}-shot, step {res['step']}, "
+               f"{res['num_problems']} problems ({res['split']}); 95% intervals", fontsize=8)
+  fig.tight_layout()
+  out = Path(out_png)
+  fig.savefig(out)
+  plt.close(fig)
+  return out
+
+
+def read_eval_rows(metrics_jsonl) -> list[dict]:
+  """The `eval_*` rows of a run's metrics.jsonl, prefix stripped, sorted by step."""
+  rows = {}
+  for line in Path(metrics_jsonl).read_text().splitlines():
+    r = json.loads(line)
+    ev = {k[5:]: v for k, v in r.items() if k.startswith("eval_")}
+    if ev:
+      rows[r["step"]] = {"step": r["step"]} | ev
+  return [rows[s] for s in sorted(rows)]
+
+
+def first_step(rows: list[dict], key: str, threshold: float):
+  """First logged step with rows[key] >= threshold (None if never)."""
+  return next((r["step"] for r in rows if r.get(key, -1) >= threshold), None)
+
+
+def render_grokking(runs: dict[str, str | Path], out_png, *, spectra: dict | None = None) -> Path:
+  """Accuracy, loss, weight norm, Fourier losses, key frequencies (+ final spectra)."""
+  data = {label: read_eval_rows(path) for label, path in runs.items()}
+  panels = 5 + bool(spectra)
+  fig, axes = plt.subplots(1, panels, figsize=(3.3 * panels, 3.1), dpi=110)
+  styles = ["-", "--", ":", "-."]
+  for (label, rows), ls in zip(data.items(), styles):
+    s = [r["step"] for r in rows]
+    get = lambda k: [r.get(k, float("nan")) for r in rows]
+    axes[0].plot(s, get("train_accuracy"), ls, color="#1f77b4", label=f"train ({label})")
+    axes[0].plot(s, get("test_accuracy"), ls, color="#d62728", label=f"test ({label})")
+    axes[1].plot(s, get("train_loss"), ls, color="#1f77b4", label=f"train ({label})")
+    axes[1].plot(s, get("test_loss"), ls, color="#d62728", label=f"test ({label})")
+    axes[2].plot(s, get("weight_norm"), ls, color="k", label=label)
+    axes[3].plot(s, get("restricted_loss"), ls, color="#2ca02c", label=f"restricted ({label})")
+    axes[3].plot(s, get("excluded_loss"), ls, color="#9467bd", label=f"excluded ({label})")
+    # The top-k set at each evaluation (sorted, so a dot moves only when the set changes).
+    ks = [sorted(r[k] for k in r if k.startswith("key_freq_") and k != "key_freq_share")
+          for r in rows]
+    pts = [(st, f) for st, fs in zip(s, ks) for f in fs]
+    if pts:
+      axes[4].scatter(*zip(*pts), s=4, marker="o" if ls == "-" else "x", label=label)
+  for ax, title in zip(axes, ("accuracy", "loss", "weight norm (L2, all params)",
+                              "Fourier restricted / excluded loss", "key frequencies (top-k)")):
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel("step", fontsize=8)
+    ax.legend(fontsize=6, frameon=False)
+  axes[1].set_yscale("log")
+  axes[3].set_yscale("log")
+  if spectra:
+    for (label, norms), ls in zip(spectra.items(), styles):
+      axes[5].plot(range(1, len(norms) + 1), norms, ls, marker=".", label=label)
+    axes[5].set_title("final embedding norm per frequency", fontsize=8)
+    axes[5].set_xlabel("frequency k", fontsize=8)
+    axes[5].legend(fontsize=6, frameon=False)
+  fig.tight_layout()
+  out = Path(out_png)
+  fig.savefig(out)
+  plt.close(fig)
+  return out
+
+
+# --- emergence across model sizes -----------------------------------------------------
+# The margin by which a metric must beat chance, in its better direction, to count
+# as "above chance": more than SIGMAS interval half-widths (not noise) and more than
+# FRACTION of the way from chance to a perfect score (not a negligible gain). The
+# fraction makes one rule fit metrics of different units: 0.05 is ~0.05 exact match
+# or per-token accuracy, ~0.16 edits and ~0.46 nats on 3-digit addition.
+SIGMAS, FRACTION = 3.0, 0.05
+PERFECT = {"exact_match": 1.0, "token_accuracy": 1.0, "edit_distance": 0.0,
+           "log_likelihood": 0.0, "brier": 0.0}
+MARGIN_TEXT = (f"above chance: better than chance by > {SIGMAS:g} x the 95% interval half-width "
+               f"and by > {FRACTION:g} x |perfect - chance|")
+
+
+def beyond_chance(m: dict, chance: float, perfect: float, higher_is_better: bool, *,
+                  sigmas: float = SIGMAS, fraction: float = FRACTION) -> bool:
+  """m = {mean, lo, hi}: is the gain over chance, in the better direction, beyond the margin?"""
+  gain = (m["mean"] - chance) * (1 if higher_is_better else -1)
+  half = (m["hi"] - m["lo"]) / 2
+  return bool(gain > sigmas * half and gain > fraction * abs(perfect - chance))
+
+
+def first_beyond_chance(points: list[dict], chance: float, perfect: float,
+                        higher_is_better: bool, **margin) -> int | None:
+  """Index of the first point (sizes in increasing order) beyond chance; None if none is."""
+  return next((i for i, m in enumerate(points)
+               if beyond_chance(m, chance, perfect, higher_is_better, **margin)), None)
+
+
+def sharpness(values: list[float], higher_is_better: bool) -> dict:
+  """The biggest improvement between adjacent sizes as a fraction of the net change
+  from the smallest to the largest size (Schaeffer et al. 2023's argument: exact
+  match puts its change in one step, continuous metrics spread theirs).
+
+  1 means all of it in one step; 1/(n-1) an even spread over n sizes; above 1 the
+  metric went back somewhere. `fraction` is None when the largest model is no
+  better than the smallest (nothing to apportion).
+  """
+  sign = 1 if higher_is_better else -1
+  gains = [sign * (b - a) for a, b in zip(values[:-1], values[1:])]
+  net = sign * (values[-1] - values[0]) if values else 0.0
+  if not gains or not net > 0:
+    return {"fraction": None, "step": None, "net_change": net}
+  i = max(range(len(gains)), key=gains.__getitem__)
+  return {"fraction": gains[i] / net, "step": [i, i + 1], "net_change": net}
+
+
+def _fmt_count(x: float) -> str:
+  if not x or not math.isfinite(x):
+    return str(x)
+  e = int(math.floor(math.log10(abs(x))))
+  return f"{x:.0f}" if e < 3 else f"{x / 10 ** e:.2g}e{e}"
+
+
+def render_emergence_scale(scale_json, out_png) -> Path:
+  """Two rows (x = parameters, x = training FLOPs; log scale) by one column per metric:
+  mean with its 95% interval per size, chance dashed, first size above chance dotted."""
+  res = json.loads(Path(scale_json).read_text())
+  sizes, names = res["sizes"], res["metrics"]
+  rows = (("num_params", "parameters"), ("train_flops", "training FLOPs"))
+  fig, axes = plt.subplots(len(rows), len(names), figsize=(3.0 * len(names), 5.8), dpi=110,
+                           squeeze=False)
+  for col, name in enumerate(names):
+    mean = [s["metrics"][name]["mean"] for s in sizes]
+    err = [[max(0.0, s["metrics"][name]["mean"] - s["metrics"][name]["lo"]) for s in sizes],
+           [max(0.0, s["metrics"][name]["hi"] - s["metrics"][name]["mean"]) for s in sizes]]
+    first = res["first_beyond_chance"][name]
+    sharp = res["sharpness"][name]["fraction"]
+    for row, (key, label) in enumerate(rows):
+      ax = axes[row, col]
+      x = [s[key] for s in sizes]
+      ax.errorbar(x, mean, yerr=err, marker="o", ms=4, color="#1f77b4", capsize=3, lw=1.2,
+                  label="model (95% interval)")
+      ax.axhline(res["chance"][name], color="grey", ls="--", lw=1, label="chance")
+      if first is not None:
+        ax.axvline(x[first], color="#d62728", ls=":", lw=1.5,
+                   label=f"first above chance ({_fmt_count(x[first])})")
+      ax.set_xscale("log")
+      ax.set_xlabel(label, fontsize=8)
+      ax.tick_params(labelsize=7)
+      ax.legend(fontsize=6, frameon=False)
+    better = "higher" if res["higher_is_better"][name] else "lower"
+    axes[0, col].set_title(f"{TITLES.get(name, name)} ({better} is better)\nbiggest step = "
+                           + ("n/a" if sharp is None else f"{sharp:.0%}") + " of the change",
+                           fontsize=8)
+  task = res["task"]
+  fig.suptitle(f"{task['what']}, {len(sizes)} sizes, "
+               f"{task['num_problems']} problems per size; {res['margin']['text']}", fontsize=8)
+  fig.tight_layout()
+  out = Path(out_png)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out)
+  plt.close(fig)
+  return out

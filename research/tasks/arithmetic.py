@@ -1,0 +1,331 @@
+"""Arithmetic tasks for emergence (Wei 2022; Schaeffer 2023) and grokking (Power 2022; Nanda 2023).
+
+Operations:
+  add, mul            multi-digit a + b / a * b, operands uniform with `num_digits`
+                      digits (zero-padded), answer n+1 (add) or 2n (mul) digits,
+                      most significant first or (`reverse_answer`) least first.
+                      Tokens: digits 0-9, '+' 10, '*' 11, '=' 12, ';' 13.
+                      Example: "0 4 7 + 5 1 9 = 0 5 6 6".
+  mod_add, mod_sub, mod_mul
+                      a o b mod p in Nanda's format: tokens [a, b, '='] -> c,
+                      vocabulary p + 1 ('=' is p). The p^2 pairs split once, from
+                      the seed only, into `train_fraction` training pairs and the
+                      held-out rest; `full_batch` trains on all training pairs
+                      every step (grokking).
+Few-shot: `num_shots` solved examples (each followed by ';' for digit tasks)
+precede the query. The loss reads only answer tokens: the query's, plus the
+shots' with `loss_on_shots`.
+
+Probe (`probes/arithmetic.json`): exact match (true greedy autoregressive
+decoding), per-token accuracy, token edit distance, log-likelihood and Brier
+score with 95% intervals over >= `probe.num_prompts` fresh problems (digit
+tasks) or over every held-out pair (modular); see `arithmetic_metrics.py`.
+`evaluate` (every `train.eval_every` steps) logs train/test accuracy and loss,
+the weight norm and, for mod_add, Fourier progress measures (`fourier.py`).
+
+Shape legend: B batch, T tokens per sequence, M answer tokens, V vocabulary,
+N digits per operand, Q = p^2 pairs, C logit classes, K key frequencies.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from research.models import IOSpec
+from research.tasks import arithmetic_metrics as am
+from research.tasks import fourier
+
+OPERATIONS = ("add", "mul", "mod_add", "mod_sub", "mod_mul")
+PLUS, TIMES, EQUALS, SEP = 10, 11, 12, 13
+DIGIT_VOCAB = 14
+SPLIT_SALT = 4  # fold_in salt of the train/test split: a function of the seed only
+
+
+def num_train_pairs(modulus: int, train_fraction: float) -> int:
+  """Training pairs of a modular task; configs/grokking.py computes the same."""
+  return int(modulus * modulus * train_fraction)
+
+
+def _digits_lsb(x_BxN):
+  """Most-significant-first digits -> least-significant-first."""
+  return x_BxN[:, ::-1]
+
+
+def add_digits(a_BxN, b_BxN):
+  """Sum of two MSB-first digit arrays as N+1 LSB-first digits (no integer overflow)."""
+  a, b = _digits_lsb(a_BxN), _digits_lsb(b_BxN)
+  carry, out = jnp.zeros_like(a[:, 0]), []
+  for i in range(a.shape[1]):
+    s = a[:, i] + b[:, i] + carry
+    out.append(s % 10)
+    carry = s // 10
+  return jnp.stack(out + [carry], axis=1)
+
+
+def mul_digits(a_BxN, b_BxN):
+  """Schoolbook product of two MSB-first digit arrays as 2N LSB-first digits."""
+  a, b = _digits_lsb(a_BxN), _digits_lsb(b_BxN)
+  n = a.shape[1]
+  outer_BxNxN = a[:, :, None] * b[:, None, :]
+  cols = [sum(outer_BxNxN[:, i, k - i] for i in range(max(0, k - n + 1), min(k, n - 1) + 1))
+          for k in range(2 * n - 1)] + [jnp.zeros_like(a[:, 0])]
+  carry, out = jnp.zeros_like(a[:, 0]), []
+  for col in cols:
+    s = col + carry
+    out.append(s % 10)
+    carry = s // 10
+  return jnp.stack(out, axis=1)
+
+
+@jax.jit
+def _write_argmax(tokens_BxT, logits_BxTxV, j):
+  """tokens[:, j + 1] = argmax of the prediction read at position j (j traced: one compile)."""
+  next_B = jnp.argmax(logits_BxTxV[:, j], axis=-1).astype(tokens_BxT.dtype)
+  return tokens_BxT.at[:, j + 1].set(next_B)
+
+
+class ArithmeticTask:
+  """Sampler, input encoding, loss, probe and progress measures of arithmetic tasks."""
+
+  name = "arithmetic"
+  probe_name = "arithmetic"
+
+  def __init__(self, cfg, seed: int):
+    self.cfg = cfg
+    self.op = cfg.operation
+    if self.op not in OPERATIONS:
+      raise ValueError(f"config.task.operation={self.op!r} is not valid; choose one of: "
+                       + ", ".join(OPERATIONS))
+    self.modular = self.op.startswith("mod_")
+    self.shots = int(cfg.num_shots)
+    self.full_batch = bool(cfg.full_batch)
+    if self.modular:
+      p = self.p = int(cfg.modulus)
+      self.vocab, self.answer_len, self.example_len = p + 1, 1, 4
+      self.num_symbols = p
+      perm = np.asarray(jax.random.permutation(
+          jax.random.fold_in(jax.random.key(seed), SPLIT_SALT), p * p))
+      n_train = num_train_pairs(p, float(cfg.train_fraction))
+      pair = lambda idx: np.stack([idx // p, idx % p], axis=1).astype(np.int32)
+      self.train_pairs, self.test_pairs = pair(np.sort(perm[:n_train])), pair(np.sort(perm[n_train:]))
+    else:
+      n = self.n = int(cfg.num_digits)
+      self.vocab, self.num_symbols = DIGIT_VOCAB, 10
+      self.answer_len = n + 1 if self.op == "add" else 2 * n
+      self.example_len = 2 * n + 2 + self.answer_len  # + ';' when followed by another example
+    self.stride = self.example_len + (0 if self.modular else 1)
+    self.seq_len = self.shots * self.stride + self.example_len
+    # Target position t predicts token t + 1; answers sit at the end of each example.
+    self.query_answer_pos = np.arange(self.seq_len - self.answer_len, self.seq_len)
+    mask_T = np.zeros(self.seq_len, bool)
+    mask_T[self.query_answer_pos] = True
+    if cfg.loss_on_shots:
+      for s in range(self.shots):
+        end = s * self.stride + self.example_len
+        mask_T[end - self.answer_len:end] = True
+    self.loss_mask = mask_T[1:]                          # over targets, T - 1
+    self.query_mask = np.zeros(self.seq_len - 1, bool)
+    self.query_mask[self.query_answer_pos - 1] = True
+    self.io = IOSpec(output_dim=self.vocab, seq_len=self.seq_len - 1, vocab_size=self.vocab)
+    self._eval_cache = {}
+
+  @property
+  def tokens_per_example(self) -> int:
+    return self.seq_len - 1
+
+  # --- data -----------------------------------------------------------------
+  def _examples(self, key, batch_size: int, pairs=None):
+    """Solved examples as tokens, B x example_len. Modular: from `pairs` (rows a, b)."""
+    if self.modular:
+      if pairs is None:
+        pairs = self.train_pairs
+      pairs = jnp.asarray(pairs)
+      if key is not None:
+        pairs = pairs[jax.random.randint(key, (batch_size,), 0, pairs.shape[0])]
+      a, b = pairs[:, 0], pairs[:, 1]
+      c = {"mod_add": a + b, "mod_sub": a - b, "mod_mul": a * b}[self.op] % self.p
+      eq = jnp.full_like(a, self.p)
+      return jnp.stack([a, b, eq, c], axis=1).astype(jnp.int32)
+    ka, kb = jax.random.split(key)
+    a_BxN = jax.random.randint(ka, (batch_size, self.n), 0, 10)
+    b_BxN = jax.random.randint(kb, (batch_size, self.n), 0, 10)
+    ans_lsb = (add_digits if self.op == "add" else mul_digits)(a_BxN, b_BxN)
+    ans = ans_lsb if self.cfg.reverse_answer else ans_lsb[:, ::-1]
+    col = lambda v: jnp.full((batch_size, 1), v, jnp.int32)
+    return jnp.concatenate([a_BxN, col(PLUS if self.op == "add" else TIMES), b_BxN,
+                            col(EQUALS), ans], axis=1).astype(jnp.int32)
+
+  def _sequences(self, key, batch_size: int, query_pairs=None):
+    """Shots (from training pairs when modular) followed by the query: B x T."""
+    kq, ks = jax.random.split(key)
+    query = self._examples(None if query_pairs is not None else kq, batch_size, query_pairs)
+    parts = []
+    for s in range(self.shots):
+      ex = self._examples(jax.random.fold_in(ks, s), query.shape[0])
+      if not self.modular:
+        ex = jnp.concatenate([ex, jnp.full((ex.shape[0], 1), SEP, jnp.int32)], axis=1)
+      parts.append(ex)
+    return jnp.concatenate(parts + [query], axis=1)
+
+  def sample(self, key, step, batch_size: int):
+    """{tokens: B x T}. Full batch: the fixed training set (a function of the seed only)."""
+    del step  # fresh problems every step come from the key
+    if self.full_batch:
+      return {"tokens": self._sequences(key, len(self.train_pairs), self.train_pairs)}
+    return {"tokens": self._sequences(key, batch_size)}
+
+  def model_inputs(self, batch):
+    return batch["tokens"][:, :-1]
+
+  def loss(self, outputs, batch):
+    """Cross-entropy on answer tokens; exact match is the query's (teacher-forced)."""
+    targets_BxT = batch["tokens"][:, 1:]
+    logp_BxTxV = jax.nn.log_softmax(outputs.astype(jnp.float32))
+    nll_BxT = -jnp.take_along_axis(logp_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
+    mask_T = jnp.asarray(self.loss_mask, jnp.float32)
+    denom = nll_BxT.shape[0] * mask_T.sum()
+    correct_BxT = jnp.argmax(outputs, axis=-1) == targets_BxT
+    # All query answer tokens right under teacher forcing <=> greedy decoding is right.
+    exact = jnp.all(correct_BxT | ~jnp.asarray(self.query_mask), axis=1)
+    return jnp.sum(nll_BxT * mask_T) / denom, {
+        "token_accuracy": jnp.sum(correct_BxT * mask_T) / denom,
+        "exact_match": jnp.mean(exact.astype(jnp.float32))}
+
+  # --- probe ----------------------------------------------------------------
+  def greedy_answers(self, predict_fn, tokens_BxT):
+    """True autoregressive greedy decoding of the query answer, one token at a time.
+
+    The answer slots are blanked first; each step runs the (causal) model on the
+    sequence so far and writes the argmax into the next slot, so later digits see
+    the model's own earlier digits, never the target's.
+    """
+    pos = self.query_answer_pos
+    toks = jnp.asarray(tokens_BxT).at[:, pos].set(0)
+    for j in pos - 1:
+      toks = _write_argmax(toks, predict_fn(toks[:, :-1]), int(j))
+    return np.asarray(toks[:, pos])
+
+  def _score(self, predict_fn, tokens_BxT) -> dict[str, np.ndarray]:
+    logits_BxTxV = predict_fn(tokens_BxT[:, :-1])
+    at = self.query_answer_pos - 1
+    probs_BxMxV = np.asarray(jax.nn.softmax(logits_BxTxV[:, at].astype(jnp.float32)), np.float64)
+    teacher_BxM = np.asarray(jnp.argmax(logits_BxTxV[:, at], axis=-1))
+    target_BxM = np.asarray(tokens_BxT[:, self.query_answer_pos])
+    greedy_BxM = teacher_BxM if self.answer_len == 1 else self.greedy_answers(predict_fn, tokens_BxT)
+    return am.per_problem(greedy_BxM, target_BxM, teacher_BxM, probs_BxMxV)
+
+  def _probe_split(self, predict_fn, key, probe_cfg, bs: int, pairs=None) -> tuple[dict, int]:
+    """Metrics over `pairs` (modular) or `probe.num_prompts` fresh problems.
+
+    Every forward pass has `bs` rows (the last chunk is padded, then cut), so the
+    model compiles once per run whatever the split sizes.
+    """
+    total = len(pairs) if pairs is not None else int(probe_cfg.num_prompts)
+    vals = []
+    for start in range(0, total, bs):
+      k = jax.random.fold_in(key, start)
+      n = min(bs, total - start)
+      chunk = None
+      if pairs is not None:
+        chunk = pairs[start:start + n]
+        chunk = np.concatenate([chunk, np.repeat(chunk[:1], bs - n, axis=0)])
+      scores = self._score(predict_fn, self._sequences(k, bs, chunk))
+      vals.append({m: v[:n] for m, v in scores.items()})
+    per = {m: np.concatenate([v[m] for v in vals]) for m in am.METRICS}
+    return am.summarise(per, resamples=int(probe_cfg.bootstrap),
+                        seed=int(probe_cfg.bootstrap_seed)), total
+
+  def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
+    """Emergence metrics with 95% intervals: fresh problems, or every held-out pair."""
+    result = {"operation": self.op, "num_shots": self.shots, "answer_len": self.answer_len,
+              "step": int(step), "higher_is_better": am.HIGHER_IS_BETTER,
+              "chance": am.chance_levels(self.answer_len, self.num_symbols)}
+    if self.modular:
+      result |= {"modulus": self.p, "train_fraction": float(self.cfg.train_fraction)}
+      held_out = len(self.test_pairs) > 0
+      main = self.test_pairs if held_out else self.train_pairs
+      bs = min(int(probe_cfg.batch_size), max(len(self.test_pairs), len(self.train_pairs)))
+      result["metrics"], result["num_problems"] = self._probe_split(
+          predict_fn, key, probe_cfg, bs, main)
+      result["split"] = "test (every held-out pair)" if held_out else "all pairs"
+      if held_out:
+        result["train_metrics"], _ = self._probe_split(
+            predict_fn, jax.random.fold_in(key, 1), probe_cfg, bs, self.train_pairs)
+    else:
+      result |= {"num_digits": self.n, "reverse_answer": bool(self.cfg.reverse_answer)}
+      bs = min(int(probe_cfg.batch_size), int(probe_cfg.num_prompts))
+      result["metrics"], result["num_problems"] = self._probe_split(predict_fn, key, probe_cfg, bs)
+      result["split"] = "fresh uniform problems"
+    return {self.probe_name: result}
+
+  def render(self, probe_json, out_png):
+    from research.analysis import emergence_plots
+    return emergence_plots.render_arithmetic_probe(probe_json, out_png)
+
+  # --- progress measures (every train.eval_every steps) -----------------------
+  def evaluate(self, exp, params, key) -> dict:
+    fn = self._eval_cache.get(id(exp))
+    if fn is None:
+      apply = lambda p, x: exp.model.apply({"params": p}, x, train=False)
+      fn = self._eval_cache[id(exp)] = jax.jit(functools.partial(self._evaluate, apply))
+    return fn(params, key)
+
+  def _split_stats(self, apply, params, key, pairs=None, batch_size=0):
+    toks = self._sequences(key, batch_size, pairs)
+    return self.loss(apply(params, toks[:, :-1]), {"tokens": toks})
+
+  def _evaluate(self, apply, params, key):
+    out = {"weight_norm": optax.global_norm(params)}
+    if not self.modular:
+      loss, aux = self._split_stats(apply, params, key, batch_size=int(self.cfg.eval_problems))
+      return out | {"loss": loss, "token_accuracy": aux["token_accuracy"],
+                    "exact_match": aux["exact_match"]}
+    splits = {"train": self.train_pairs, "test": self.test_pairs}
+    if self.shots:  # each split with its own in-context examples
+      for i, (name, pairs) in enumerate(splits.items()):
+        if len(pairs):
+          loss, aux = self._split_stats(apply, params, jax.random.fold_in(key, i), pairs)
+          out |= {f"{name}_loss": loss, f"{name}_accuracy": aux["exact_match"]}
+      return out
+    # Zero-shot: one forward pass over all p^2 pairs (rows a * p + b) serves both splits
+    # and the Fourier measures.
+    p = self.p
+    grid = np.stack(np.meshgrid(np.arange(p), np.arange(p), indexing="ij"), -1).reshape(-1, 2)
+    toks_QxT = self._sequences(key, p * p, grid)
+    logits_QxTxV = apply(params, toks_QxT[:, :-1])
+    for name, pairs in splits.items():
+      if len(pairs):
+        idx = pairs[:, 0] * p + pairs[:, 1]
+        loss, aux = self.loss(logits_QxTxV[idx], {"tokens": toks_QxT[idx]})
+        out |= {f"{name}_loss": loss, f"{name}_accuracy": aux["exact_match"]}
+    if self.op == "mod_add" and p % 2 == 1:
+      out |= self._fourier_measures(logits_QxTxV[:, -1, :p], toks_QxT[:, -1], params)
+    return out
+
+  def _fourier_measures(self, logits_QxC, target_Q, params):
+    """Restricted / excluded loss and key frequencies (Nanda et al. 2023)."""
+    p = self.p
+    logits_QxC = logits_QxC.astype(jnp.float32)
+    embed_PxD = params["token_embed"]["embedding"][:p]
+    num = int(self.cfg.num_key_freqs)
+    if len(self.cfg.key_freqs):
+      freqs_K = jnp.asarray(list(self.cfg.key_freqs), jnp.int32)
+    else:
+      freqs_K = fourier.key_frequencies(embed_PxD, num)
+    norms_F = fourier.embedding_freq_norms(embed_PxD)
+    ce = lambda lg, idx: optax.softmax_cross_entropy_with_integer_labels(lg[idx], target_Q[idx]).mean()
+    all_idx = np.arange(p * p)
+    train_idx = self.train_pairs[:, 0] * p + self.train_pairs[:, 1]
+    out = {"restricted_loss": ce(fourier.restricted_logits(logits_QxC, p, freqs_K), all_idx),
+           "excluded_loss": ce(fourier.excluded_logits(logits_QxC, p, freqs_K), train_idx),
+           "key_freq_share": jnp.sum(norms_F[freqs_K - 1] ** 2) / jnp.sum(norms_F ** 2)}
+    out |= {f"key_freq_{i}": freqs_K[i] for i in range(freqs_K.shape[0])}
+    return out
+
+  def embedding_spectrum(self, params) -> list[float]:
+    """Final model's embedding norm per frequency 1..(p-1)/2 (for figures)."""
+    return np.asarray(fourier.embedding_freq_norms(params["token_embed"]["embedding"][:self.p])).tolist()

@@ -1,0 +1,257 @@
+"""Arithmetic tasks: samplers, answer layout, greedy decoding and emergence metrics."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import arithmetic as arith_config
+from research import config_check, models, tasks
+from research.tasks import arithmetic as ar
+from research.tasks import arithmetic_metrics as am
+
+
+def _task(**overrides):
+  c = arith_config.get_config("tiny")
+  for k, v in overrides.items():
+    c.task[k] = v
+  return tasks.build(c.task, seed=0), c
+
+
+def _number(digits) -> int:
+  return int("".join(str(int(d)) for d in digits))
+
+
+# --- metric definitions on hand-built predictions ------------------------------------
+def test_edit_distance_by_hand_and_against_naive():
+  t = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3]])
+  p = np.array([[1, 2, 3], [1, 2, 4], [2, 3, 0], [3, 2, 1]])
+  # exact; one substitution; shifted (delete 1, append 0: 2 < Hamming 3); two substitutions
+  np.testing.assert_array_equal(am.edit_distance(p, t), [0, 1, 2, 2])
+
+  def naive(a, b):
+    d = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+      prev, d[0] = d[0], i
+      for j, y in enumerate(b, 1):
+        prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (x != y))
+    return d[-1]
+
+  rng = np.random.default_rng(0)
+  a, b = rng.integers(0, 3, (200, 5)), rng.integers(0, 3, (200, 5))
+  np.testing.assert_array_equal(am.edit_distance(a, b), [naive(x, y) for x, y in zip(a, b)])
+
+
+def test_metrics_separate_exact_match_from_continuous_metrics():
+  """Two 3-token problems; answers 1 2 3. Problem 0: greedy right. Problem 1: the
+  model errs on the first token, so greedy output and teacher-forced argmax differ."""
+  target = np.array([[1, 2, 3], [1, 2, 3]])
+  greedy = np.array([[1, 2, 3], [0, 1, 2]])       # problem 1 drifts after its first error
+  teacher = np.array([[1, 2, 3], [0, 2, 3]])      # given the true prefix, tokens 2-3 are right
+  v = 4
+  probs = np.full((2, 3, v), 0.1)
+  probs[0, np.arange(3), target[0]] = 0.7         # p(target) 0.7 everywhere in problem 0
+  probs[1, :, :] = [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]]
+  m = am.per_problem(greedy, target, teacher, probs)
+  np.testing.assert_allclose(m["exact_match"], [1, 0])
+  np.testing.assert_allclose(m["token_accuracy"], [1, 2 / 3])
+  np.testing.assert_allclose(m["edit_distance"], [0, 2])          # delete 0, insert 3
+  np.testing.assert_allclose(m["log_likelihood"], [3 * math.log(0.7),
+                                                   math.log(0.1) + 2 * math.log(0.7)])
+  right, wrong = 0.3 ** 2 + 3 * 0.01, 0.9 ** 2 + 0.7 ** 2 + 2 * 0.01
+  np.testing.assert_allclose(m["brier"], [right, (wrong + 2 * right) / 3])
+
+
+def test_brier_and_chance_levels():
+  v = 10
+  uniform = np.full((1, 2, v), 1 / v)
+  onehot = np.eye(v)[[[3, 4]]]
+  t = np.array([[3, 4]])
+  assert am.per_problem(t, t, t, onehot)["brier"][0] == pytest.approx(0)
+  assert am.per_problem(t, t, t, uniform)["brier"][0] == pytest.approx(1 - 1 / v)
+  ch = am.chance_levels(answer_len=4, num_choices=10)
+  assert ch["exact_match"] == pytest.approx(1e-4)
+  assert ch["brier"] == pytest.approx(0.9) and ch["log_likelihood"] == pytest.approx(4 * math.log(0.1))
+  assert 2.9 < ch["edit_distance"] < 3.7   # below Hamming (3.6): Levenshtein can realign
+
+
+def test_intervals():
+  lo, hi = am.wilson_interval(0, 10_000)
+  assert lo == 0 and hi == pytest.approx(1.959964 ** 2 / (10_000 + 1.959964 ** 2), rel=1e-6)
+  lo, hi = am.wilson_interval(5000, 10_000)
+  assert (lo, hi) == pytest.approx((0.5 - 0.0098, 0.5 + 0.0098), abs=2e-4)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=10_000)
+  s = am.summarise({"brier": x, "exact_match": (x > 0).astype(float)}, resamples=500, seed=0)
+  half = 1.96 / math.sqrt(10_000)
+  assert s["brier"]["hi"] - s["brier"]["lo"] == pytest.approx(2 * half, rel=0.15)
+  assert s["brier"]["lo"] < s["brier"]["mean"] < s["brier"]["hi"]
+  assert s["exact_match"]["interval"].startswith("Wilson")
+
+
+# --- samplers -------------------------------------------------------------------------
+@pytest.mark.parametrize("op,digits,reverse", [("add", 1, False), ("add", 4, True),
+                                                ("mul", 1, True), ("mul", 3, False)])
+def test_digit_answers_are_right(op, digits, reverse):
+  task, _ = _task(operation=op, num_digits=digits, reverse_answer=reverse)
+  sample = jax.jit(task.sample, static_argnums=2)
+  toks = np.asarray(sample(jax.random.key(digits), 0, 256)["tokens"])
+  n, m = digits, task.answer_len
+  assert toks.shape == (256, 2 * n + 2 + m) and m == (n + 1 if op == "add" else 2 * n)
+  assert np.all(toks[:, n] == (ar.PLUS if op == "add" else ar.TIMES)) and np.all(toks[:, 2 * n + 1] == ar.EQUALS)
+  for row in toks:
+    a, b = _number(row[:n]), _number(row[n + 1:2 * n + 1])
+    ans = row[2 * n + 2:]
+    got = _number(ans[::-1] if reverse else ans)
+    assert got == (a + b if op == "add" else a * b), row
+
+
+def test_few_shot_layout_and_loss_mask():
+  task, _ = _task(operation="add", num_digits=2, num_shots=2)
+  toks = np.asarray(task.sample(jax.random.key(0), 0, 64)["tokens"])
+  ex = 2 * 2 + 2 + 3
+  assert toks.shape[1] == 3 * ex + 2 and np.all(toks[:, [ex, 2 * ex + 1]] == ar.SEP)
+  for row in toks[:8]:
+    for s in range(3):
+      e = row[s * (ex + 1):s * (ex + 1) + ex]
+      assert _number(e[:2]) + _number(e[3:5]) == _number(e[6:])
+  # loss only on the query's 3 answer tokens (targets are tokens shifted by one)
+  assert np.flatnonzero(task.loss_mask).tolist() == [toks.shape[1] - 4, toks.shape[1] - 3,
+                                                     toks.shape[1] - 2]
+  task2, _ = _task(operation="add", num_digits=2, num_shots=2, loss_on_shots=True)
+  assert task2.loss_mask.sum() == 9
+  assert len({tuple(r) for r in toks[:, :ex]}) > 1   # shots differ between prompts
+
+
+def test_modular_split_is_disjoint_30_percent_and_seeded():
+  c = arith_config.get_config("tiny")
+  c.task.operation, c.task.modulus, c.task.train_fraction = "mod_add", 31, 0.3
+  task = tasks.build(c.task, seed=0)
+  p = 31
+  train = {tuple(x) for x in task.train_pairs}
+  test = {tuple(x) for x in task.test_pairs}
+  assert len(train) == int(p * p * 0.3) == 288 and not train & test
+  assert len(train | test) == p * p
+  assert task.io.vocab_size == p + 1 and task.io.seq_len == 3
+  again, other = tasks.build(c.task, seed=0), tasks.build(c.task, seed=1)
+  np.testing.assert_array_equal(again.train_pairs, task.train_pairs)
+  assert {tuple(x) for x in other.train_pairs} != train
+  for op, f in (("mod_add", lambda a, b: a + b), ("mod_sub", lambda a, b: a - b),
+                ("mod_mul", lambda a, b: a * b)):
+    c.task.operation = op
+    toks = np.asarray(tasks.build(c.task, 0).sample(jax.random.key(3), 0, 500)["tokens"])
+    assert np.all(toks[:, 2] == p) and np.all(toks[:, 3] == f(toks[:, 0], toks[:, 1]) % p)
+    assert {tuple(x) for x in toks[:, :2]} <= train   # minibatches come from the train split
+
+
+def test_full_batch_is_the_training_set_whatever_the_key():
+  c = arith_config.get_config("tiny")
+  c.task.operation, c.task.modulus, c.task.train_fraction, c.task.full_batch = "mod_add", 31, 0.3, True
+  task = tasks.build(c.task, seed=0)
+  a = np.asarray(task.sample(jax.random.key(0), 0, 1)["tokens"])
+  b = np.asarray(task.sample(jax.random.key(9), 7, 1)["tokens"])
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(a[:, :2], task.train_pairs)
+
+
+# --- decoding and the probe --------------------------------------------------------------
+def _fake_predict(task, answer_fn):
+  """A causal 'model': at each position, logits peaked on answer_fn(inputs, position)."""
+  def predict(inputs_BxT):
+    nxt = answer_fn(inputs_BxT)
+    return 30.0 * jax.nn.one_hot(nxt, task.vocab)
+  return predict
+
+
+def test_greedy_decoding_is_autoregressive():
+  task, _ = _task(operation="mul", num_digits=2)   # same shapes as the next test: one compile
+  toks = task.sample(jax.random.key(0), 0, 512)["tokens"]
+  # "Copy the previous token plus one": teacher forcing sees the true previous digit,
+  # greedy decoding sees its own previous output.
+  plus_one = _fake_predict(task, lambda x: (x + 1) % task.vocab)
+  greedy = task.greedy_answers(plus_one, toks)
+  expected = [(ar.EQUALS + 1 + i) % task.vocab for i in range(4)]   # 13, 0, 1, 2
+  np.testing.assert_array_equal(greedy, np.tile(expected, (512, 1)))
+  # An oracle that reads the operands only: greedy == target, all metrics perfect.
+  def oracle(x):
+    t = np.asarray(toks)
+    out = np.zeros(x.shape, np.int32)
+    out[:, task.query_answer_pos - 1] = t[:, task.query_answer_pos]
+    return jnp.asarray(out)
+  m = task._score(_fake_predict(task, oracle), toks)
+  assert m["exact_match"].mean() == 1 and m["edit_distance"].max() == 0
+  assert m["token_accuracy"].mean() == 1 and m["brier"].max() < 1e-5
+
+
+def test_exact_match_from_greedy_equals_all_teacher_forced_tokens_right():
+  """Equivalence behind the training-time exact match (teacher-forced argmax)."""
+  task, _ = _task(operation="mul", num_digits=2)
+  toks = task.sample(jax.random.key(1), 0, 512)["tokens"]
+  t = np.asarray(toks)
+  rng = np.random.default_rng(0)
+  noise = rng.integers(0, 10, t.shape)
+  flip = rng.random(t.shape) < 0.15
+
+  def sometimes_right(x):  # right iff the (given) prefix is right and no flip
+    x = np.asarray(x)
+    prefix_ok = np.cumprod(x == t[:, :-1], axis=1).astype(bool)
+    out = np.where(prefix_ok & ~flip[:, 1:], t[:, 1:], noise[:, 1:])
+    return jnp.asarray(out)
+  m = task._score(_fake_predict(task, sometimes_right), toks)
+  _, aux = task.loss(_fake_predict(task, sometimes_right)(toks[:, :-1]), {"tokens": toks})
+  assert 0.2 < m["exact_match"].mean() < 0.9
+  assert float(aux["exact_match"]) == pytest.approx(m["exact_match"].mean())
+
+
+def test_probe_and_config_checks():
+  task, c = _task(operation="add", num_digits=2)
+  uniform = lambda x: jnp.zeros(x.shape + (task.vocab,))
+  res = task.probe(uniform, jax.random.key(0), c.probe, step=5)["arithmetic"]
+  assert res["num_problems"] == c.probe.num_prompts
+  # uniform logits: argmax is token 0, so exact match only on all-zero answers
+  assert res["metrics"]["brier"]["mean"] == pytest.approx(1 - 1 / task.vocab, rel=1e-6)
+  assert res["metrics"]["log_likelihood"]["mean"] == pytest.approx(3 * math.log(1 / task.vocab), rel=1e-6)
+  assert set(res["metrics"]) == set(am.METRICS) and res["chance"]["exact_match"] == pytest.approx(1e-3)
+  for preset in ("tiny", "cpu"):
+    config_check.validate(arith_config.get_config(preset), num_devices=8)
+  bad = arith_config.get_config("tiny")
+  bad.task.operation = "div"
+  with pytest.raises(config_check.ConfigError, match="config.task.operation='div' is not valid"):
+    config_check.validate(bad, num_devices=1)
+  bad = arith_config.get_config("tiny")
+  bad.task.full_batch = True
+  with pytest.raises(config_check.ConfigError, match="full_batch"):
+    config_check.validate(bad, num_devices=1)
+
+
+def test_scale_sweep_spans_30x():
+  c = arith_config.get_config("cpu")
+  task = tasks.build(c.task, 0)
+  counts = []
+  for overrides in arith_config.get_sweep("scale"):
+    for k, v in overrides.items():
+      section, field = k.split(".")
+      c[section][field] = v
+    module = models.build(c.model, task.io).module
+    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1, task.io.seq_len), jnp.int32)))
+    counts.append(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))
+  assert len(counts) >= 6 and counts == sorted(counts)
+  assert counts[-1] / counts[0] >= 30, counts
+
+
+@pytest.mark.slow  # ~20 s: the trainer's fixed costs; the grokking test covers the path
+def test_tiny_config_trains_and_writes_probe(tmp_path):
+  import json
+
+  from research import train
+  c = arith_config.get_config("tiny")
+  c.train.compile_cache_dir = ""  # the test session configures the cache itself
+  c.train.peak_flops = 1e11       # skip the start-up matmul benchmark
+  c.train.checkpoint_every = 0
+  summary = train.train_and_evaluate(c, str(tmp_path))
+  res = json.loads((tmp_path / "probes" / "arithmetic.json").read_text())
+  assert res["num_problems"] == 256 and (tmp_path / "figures" / "arithmetic.png").exists()
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert any("eval_exact_match" in r for r in rows)
+  assert np.isfinite(summary["final_loss"])

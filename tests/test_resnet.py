@@ -1,0 +1,134 @@
+"""ResNet features / classifier / exemplar embedder; the TFDS image classifier on mock data."""
+import json
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from research import models
+from research.models import resnet
+from research.models.resnet import ResNet, ResNetConfig
+
+SMALL = dict(blocks=(1, 1), channels=(8, 16), strides=(1, 2), stem_channels=8, stem_kernel=3,
+             stem_stride=1, stem_pool=False)
+
+
+def _specs_complete(boxed):
+  specs = jax.tree.leaves(nn.get_partition_spec(boxed),
+                          is_leaf=lambda s: isinstance(s, jax.sharding.PartitionSpec))
+  leaves = jax.tree.leaves(nn.unbox(boxed))
+  assert len(specs) == len(leaves)
+  for spec, p in zip(specs, leaves):
+    assert len(spec) == p.ndim and all(a is not None for a in spec), spec
+
+
+@pytest.mark.parametrize("kw", [{}, {"norm": "batch"}, {"norm": "none"}, {"bottleneck": True},
+                                {"stem_pool": True, "stem_stride": 2, "stem_kernel": 7}])
+def test_features_shape_and_axes(kw):
+  model = ResNet(ResNetConfig(**(SMALL | kw)))
+  x = jax.random.uniform(jax.random.key(0), (3, 12, 12, 1))
+  # Abstract evaluation: shapes and axis names without compiling (the image-sequence
+  # and classifier tests below run the convolutions for real).
+  boxed = jax.eval_shape(lambda: model.init(jax.random.key(1), x))["params"]
+  out = jax.eval_shape(lambda p: model.apply({"params": p}, x), nn.unbox(boxed))
+  _specs_complete(boxed)
+  assert out.shape == (3, 16) and out.dtype == jnp.float32
+
+
+def test_chan_embedder_default_shapes():
+  """Chan's embedder: stages (2,2,2,2), channels (16,32,32,D); 105x105 and 28x28 images."""
+  model = ResNet(ResNetConfig(channels=(16, 32, 32, 24), bottleneck=True))
+  for side in (28, 105):
+    x = jnp.zeros((2, side, side, 1))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+    out = jax.eval_shape(lambda v: model.apply(v, x), shapes)
+    assert out.shape == (2, 24)
+
+
+def test_batch_stat_norm_normalises_per_channel():
+  norm = resnet.BatchStatNorm()
+  x = 3.0 + 2.0 * jax.random.normal(jax.random.key(0), (4, 5, 5, 6))
+  y = jax.jit(norm.apply)(nn.unbox(jax.jit(norm.init)(jax.random.key(1), x)), x)
+  np.testing.assert_allclose(np.asarray(y).mean((0, 1, 2)), 0, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(y).std((0, 1, 2)), 1, atol=1e-3)
+
+
+def test_forward_flops_of_a_stem_only_net():
+  cfg = ResNetConfig(blocks=(1,), channels=(4,), strides=(1,), stem_channels=4, stem_kernel=3,
+                     stem_stride=1, stem_pool=False)
+  # stem 3x3 1->4 on 8x8, then a basic block of two 3x3 4->4 convs (no projection).
+  expected = 2 * 64 * 9 * 1 * 4 + 2 * (2 * 64 * 9 * 4 * 4)
+  assert resnet.forward_flops(cfg, (8, 8, 1)) == expected
+
+
+def _resnet_cfg(name="transformer"):
+  c = ml_collections.ConfigDict(dict(
+      name=name, num_layers=2, width=16, num_heads=2, mlp_ratio=2.0, positions="learned",
+      max_len=0, dropout=0.0, attention_only=False, use_layernorm=True, dtype="float32",
+      cell="lstm", lstm_width=12, lstm_layers=0))
+  c.resnet = ml_collections.ConfigDict(dict(SMALL, bottleneck=False, norm="group", groups=4))
+  return c
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm"])
+def test_image_sequence_model_places_features_causally(name):
+  """Each image feeds exactly the positions whose image_index points at it."""
+  io = models.IOSpec(output_dim=5, seq_len=5, input_dim=3, image_shape=(10, 10, 1),
+                     images_per_sequence=3)
+  built = models.build(_resnet_cfg(name), io)
+  assert isinstance(built.module, resnet.ImageSequenceModel)
+  inputs = {"images": jax.random.uniform(jax.random.key(0), (2, 3, 10, 10, 1)),
+            "image_index": jnp.array([[0, -1, 1, -1, 2]] * 2, jnp.int32),
+            "vectors": jax.random.normal(jax.random.key(1), (2, 5, 3))}
+  _specs_complete(jax.eval_shape(lambda: built.module.init(jax.random.key(2), inputs))["params"])
+  changed = dict(inputs, images=inputs["images"].at[:, 1].set(0.0))  # image 1 sits at position 2
+
+  @jax.jit  # one compiled program for init and both applications
+  def outputs(inputs, changed):
+    params = nn.unbox(built.module.init(jax.random.key(2), inputs)["params"])
+    return (built.module.apply({"params": params}, inputs),
+            built.module.apply({"params": params}, changed))
+  out, out_changed = outputs(inputs, changed)
+  assert out.shape == (2, 5, 5)
+  diff = np.abs(np.asarray(out_changed - out)).max(axis=(0, 2))
+  assert np.all(diff[:2] == 0) and np.all(diff[2:] > 0)
+  assert built.train_flops_per_token > 0
+
+
+def test_classifier_registry_and_output_layout():
+  io = models.IOSpec(output_dim=10, seq_len=1, image_shape=(12, 12, 1), images_per_sequence=1)
+  built = models.build(_resnet_cfg("resnet"), io)
+  x = jnp.zeros((4, 12, 12, 1))
+  params = nn.unbox(jax.eval_shape(lambda: built.module.init(jax.random.key(0), x))["params"])
+  assert jax.eval_shape(lambda p: built.module.apply({"params": p}, x), params).shape == (4, 1, 10)
+  with pytest.raises(ValueError, match="needs a task with images"):
+    models.build(_resnet_cfg("resnet"), models.IOSpec(output_dim=2, seq_len=3, input_dim=2))
+
+
+def test_image_classifier_trains_on_mock_mnist_and_logs_accuracy(tmp_path):
+  import tensorflow_datasets as tfds
+  from configs import resnet_images
+  from research import config_check, train
+  c = resnet_images.get_config("tiny")
+  c.train.compile_cache_dir = ""
+  config_check.validate(c, num_devices=1)
+  with tfds.testing.mock_data(num_examples=64):
+    summary = train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  evals = [r for r in rows if "eval_test_accuracy" in r]
+  assert [r["step"] for r in evals] == [10, 20]
+  assert all(0 <= r["eval_test_accuracy"] <= 1 and math.isfinite(r["eval_test_loss"]) for r in evals)
+  res = json.loads((tmp_path / "probes" / "image_classification.json").read_text())
+  assert res["num_examples"] == 64 and res["accuracy"] == pytest.approx(evals[-1]["eval_test_accuracy"])
+  assert (tmp_path / "figures" / "image_classification.png").exists()
+  assert math.isfinite(summary["final_loss"])
+
+
+def test_missing_dataset_says_how_to_prepare_it(tmp_path):
+  from research.tasks import tfds_arrays
+  with pytest.raises(tfds_arrays.DatasetUnavailableError, match="tfds build mnist"):
+    tfds_arrays.open_source("mnist", "train", str(tmp_path))
