@@ -138,9 +138,13 @@ def predict_texts(exp, params, texts: list[str]) -> list[dict]:
   return out
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a text_classification run.")
-_TEXT = flags.DEFINE_multi_string("text", [], "Text to classify (repeatable).")
-_FILE = flags.DEFINE_string("file", None, "File with one text per line.")
+def _define_flags() -> None:
+  """Command-line flags, defined only when this module is the program: the trainer
+  imports it as a library (init_from), and absl flags are process-global."""
+  global _WORKDIR, _TEXT, _FILE
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a text_classification run.")
+  _TEXT = flags.DEFINE_multi_string("text", [], "Text to classify (repeatable).")
+  _FILE = flags.DEFINE_string("file", None, "File with one text per line.")
 
 
 def main(argv) -> None:
@@ -164,4 +168,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -27,12 +27,17 @@ from typing import Any, Iterable
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset.",
-                                          lock_config=True)
-_SWEEP = flags.DEFINE_string("sweep", None, "Name passed to the config file's get_sweep().")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.")
-_ENSEMBLE = flags.DEFINE_enum("ensemble", "auto", ["auto", "on", "off"],
-                              "Train value-only sweeps as one vmapped program.")
+
+def _define_flags() -> None:
+  """Command-line flags, defined only when this module is the program: experiments and
+  tests import it as a library, and absl flags are process-global."""
+  global _CONFIG, _SWEEP, _WORKDIR, _ENSEMBLE
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset.",
+                                            lock_config=True)
+  _SWEEP = flags.DEFINE_string("sweep", None, "Name passed to the config file's get_sweep().")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.")
+  _ENSEMBLE = flags.DEFINE_enum("ensemble", "auto", ["auto", "on", "off"],
+                                "Train value-only sweeps as one vmapped program.")
 
 
 def product(**axes: Iterable) -> list[dict]:
@@ -179,4 +184,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

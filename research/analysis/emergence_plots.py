@@ -141,19 +141,20 @@ def first_beyond_chance(points: list[dict], chance: float, perfect: float,
                if beyond_chance(m, chance, perfect, higher_is_better, **margin)), None)
 
 
-def sharpness(values: list[float], higher_is_better: bool) -> dict:
+def sharpness(values: list[float], higher_is_better: bool, *, min_change: float = 0.0) -> dict:
   """The biggest improvement between adjacent sizes as a fraction of the net change
   from the smallest to the largest size (Schaeffer et al. 2023's argument: exact
   match puts its change in one step, continuous metrics spread theirs).
 
   1 means all of it in one step; 1/(n-1) an even spread over n sizes; above 1 the
-  metric went back somewhere. `fraction` is None when the largest model is no
-  better than the smallest (nothing to apportion).
+  metric went back somewhere. `fraction` is None when the largest model is not
+  better than the smallest by more than `min_change` (e.g. the two models' interval
+  half-widths added): no resolved change to apportion.
   """
   sign = 1 if higher_is_better else -1
   gains = [sign * (b - a) for a, b in zip(values[:-1], values[1:])]
   net = sign * (values[-1] - values[0]) if values else 0.0
-  if not gains or not net > 0:
+  if not gains or not net > max(min_change, 0.0):
     return {"fraction": None, "step": None, "net_change": net}
   i = max(range(len(gains)), key=gains.__getitem__)
   return {"fraction": gains[i] / net, "step": [i, i + 1], "net_change": net}
@@ -180,6 +181,11 @@ def render_emergence_scale(scale_json, out_png) -> Path:
            [max(0.0, s["metrics"][name]["hi"] - s["metrics"][name]["mean"]) for s in sizes]]
     first = res["first_beyond_chance"][name]
     sharp = res["sharpness"][name]["fraction"]
+    # Every panel spans chance to perfect (and the data), so the eye compares each
+    # metric's progress on its own full scale, as Schaeffer et al. argue one should.
+    span = [res["chance"][name], res["perfect"][name]]
+    span += [s["metrics"][name][k] for s in sizes for k in ("lo", "hi")]
+    pad = 0.04 * (max(span) - min(span) or 1.0)
     for row, (key, label) in enumerate(rows):
       ax = axes[row, col]
       x = [s[key] for s in sizes]
@@ -190,6 +196,7 @@ def render_emergence_scale(scale_json, out_png) -> Path:
         ax.axvline(x[first], color="#d62728", ls=":", lw=1.5,
                    label=f"first above chance ({_fmt_count(x[first])})")
       ax.set_xscale("log")
+      ax.set_ylim(min(span) - pad, max(span) + pad)
       ax.set_xlabel(label, fontsize=8)
       ax.tick_params(labelsize=7)
       ax.legend(fontsize=6, frameon=False)

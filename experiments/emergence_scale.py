@@ -1,0 +1,213 @@
+"""Emergence with model scale: exact match against continuous metrics (Wei et al. 2022;
+Schaeffer et al. 2023).
+
+  python -m experiments.emergence_scale --preset=cpu --out=runs/emergence_scale
+  python experiments/emergence_scale.py --preset=tiny --out=/tmp/emergence --sizes=0,1
+  python -m experiments.emergence_scale --sweep=scale_large --set train.num_steps=6000
+
+Trains every size of configs/arithmetic.py's sweep (default "scale": 6 sizes, 4k to
+153k parameters on the cpu task) through research.sweep.run_sweep, so OUT holds
+results.jsonl and runs/NAME/ and a rerun reuses finished sizes and resumes the
+rest. Each run's probe (probes/arithmetic.json: exact match, per-token accuracy,
+edit distance, log-likelihood, Brier on the same fresh problems, 95% intervals,
+chance levels) is then read back. Writes:
+  OUT/emergence_scale.json         per size: parameters, FLOPs, tokens, wall time,
+                                   each metric; per metric: the first size above
+                                   chance and the sharpness
+  OUT/figures/emergence_scale.png  each metric against parameters and training FLOPs
+and prints a table, the first size above chance per metric and the sharpness.
+
+Above chance: a metric beats its chance level (a guesser uniform over the answer
+digits), in its better direction, by more than 3 x its 95% interval half-width and
+by more than 0.05 x |perfect - chance| (research/analysis/emergence_plots.SIGMAS,
+FRACTION). Sharpness: the biggest improvement between adjacent sizes as a fraction
+of the net change from the smallest to the largest model (n/a when that change is
+within the two models' 95% half-widths added); Schaeffer's reading is
+that exact match (all answer digits right, ~ p^L) puts its change in one step
+while per-token accuracy and edit distance spread theirs over the sizes.
+
+cpu preset: ~3 minutes on 2 CPU cores (3000 steps per size; measured 3m10s, 15 s
+to 64 s a size): room for more sizes or steps within a 30-minute budget.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python experiments/emergence_scale.py`
+
+from configs import arithmetic  # noqa: E402
+from research.analysis import emergence_plots as ep  # noqa: E402
+
+CONFIG_FILE = ROOT / "configs" / "arithmetic.py"
+
+
+def parse_value(text: str):
+  """A --set value: Python literal if it is one ('3', '1e-3', '(1, 2)'), bool words, else text."""
+  if text.lower() in ("true", "false"):
+    return text.lower() == "true"
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def sizes_table(rows: list[dict], probes: list[dict]) -> dict:
+  """The result file's content from sweep rows and their probe results (sizes ascending)."""
+  order = sorted(range(len(rows)), key=lambda i: rows[i]["num_params"])
+  rows, probes = [rows[i] for i in order], [probes[i] for i in order]
+  first = probes[0]
+  names = list(first["metrics"])
+  hib, chance = first["higher_is_better"], first["chance"]
+  sizes = [{"run": r["run"], "overrides": r["overrides"], "num_params": r["num_params"],
+            "num_non_embedding_params": r["num_non_embedding_params"],
+            "train_flops": r["train_flops"], "tokens": r["tokens"], "wall_s": r["wall_s"],
+            "metrics": {m: {k: p["metrics"][m][k] for k in ("mean", "lo", "hi")} for m in names},
+            "above_chance": {m: ep.beyond_chance(p["metrics"][m], chance[m], ep.PERFECT[m], hib[m])
+                             for m in names}}
+           for r, p in zip(rows, probes)]
+  first_above, sharp = {}, {}
+  for m in names:
+    points = [s["metrics"][m] for s in sizes]
+    first_above[m] = ep.first_beyond_chance(points, chance[m], ep.PERFECT[m], hib[m])
+    noise = sum((p["hi"] - p["lo"]) / 2 for p in (points[0], points[-1]))
+    sharp[m] = ep.sharpness([p["mean"] for p in points], hib[m], min_change=noise)
+  what = (f"{first['operation']} mod {first['modulus']}" if "modulus" in first
+          else f"{first['num_digits']}-digit {first['operation']}")
+  return {
+      "task": {"what": what, "operation": first["operation"], "answer_len": first["answer_len"],
+               "num_shots": first["num_shots"], "num_problems": first["num_problems"],
+               "split": first["split"], "step": first["step"]},
+      "metrics": names, "higher_is_better": hib, "chance": chance, "perfect": ep.PERFECT,
+      "margin": {"sigmas": ep.SIGMAS, "fraction": ep.FRACTION, "text": ep.MARGIN_TEXT},
+      "sizes": sizes, "first_beyond_chance": first_above, "sharpness": sharp,
+      "exact_match_sharper_than": {
+          m: _sharper(sharp["exact_match"]["fraction"], sharp[m]["fraction"])
+          for m in ("token_accuracy", "edit_distance") if m in sharp},
+  }
+
+
+def _sharper(a, b):
+  return None if a is None or b is None else bool(a > b)
+
+
+def report(res: dict) -> None:
+  names, sizes = res["metrics"], res["sizes"]
+  short = {"exact_match": "exact", "token_accuracy": "tok acc", "edit_distance": "edit",
+           "log_likelihood": "loglik", "brier": "brier"}
+  print(f"\n=== emergence with scale: {res['task']['what']}, {res['task']['num_problems']} "
+        f"problems per size, step {res['task']['step']} ===")
+  head = f"{'params':>8} {'train FLOPs':>11} {'wall':>6} | " + " | ".join(
+      f"{short.get(m, m):>17}" for m in names)
+  print(head + "\n" + "-" * len(head))
+  for s in sizes:
+    cells = []
+    for m in names:
+      v = s["metrics"][m]
+      mark = "*" if s["above_chance"][m] else " "
+      cells.append(f"{v['mean']:.4f} ±{(v['hi'] - v['lo']) / 2:.4f}{mark}".rjust(17))
+    print(f"{s['num_params']:>8} {s['train_flops']:>11.3g} {s['wall_s']:>5.0f}s | "
+          + " | ".join(cells))
+  print("chance:".ljust(28) + "| " + " | ".join(f"{res['chance'][m]:>16.4f} " for m in names))
+  print(f"(± = half the 95% interval; * = {res['margin']['text']})")
+  print("\nfirst size above chance:")
+  for m in names:
+    i = res["first_beyond_chance"][m]
+    where = ("never" if i is None else
+             f"{sizes[i]['num_params']} params, {sizes[i]['train_flops']:.3g} FLOPs ({sizes[i]['run']})")
+    print(f"  {m:15s} {where}")
+  print("\nsharpness (biggest step between adjacent sizes / change smallest -> largest):")
+  for m in names:
+    s = res["sharpness"][m]
+    if s["fraction"] is None:
+      print(f"  {m:15s} n/a (largest model not resolvably better than the smallest: change "
+            f"{s['net_change']:+.4f}, within the two 95% half-widths)")
+    else:
+      a, b = s["step"]
+      print(f"  {m:15s} {s['fraction']:.2f} (step {sizes[a]['num_params']} -> "
+            f"{sizes[b]['num_params']} params; net change {s['net_change']:+.4f})")
+  for m, sharper in res["exact_match_sharper_than"].items():
+    verdict = "n/a" if sharper is None else ("yes" if sharper else "NO")
+    print(f"exact match sharper than {m}: {verdict}")
+
+
+def show_progress() -> None:
+  """The trainer's progress lines on stderr, without Orbax's per-file INFO chatter."""
+  import logging as logging_std
+
+  from absl import logging
+  logging.set_verbosity(logging.INFO)
+  # On the logger, not on absl's handler (as research.main does): without app.run
+  # the records are printed by Python's root handler instead.
+  logging.get_absl_logger().addFilter(
+      lambda r: "orbax" not in r.pathname or r.levelno >= logging_std.WARNING)
+
+
+def main(argv=None) -> dict:
+  ap = argparse.ArgumentParser(description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--preset", default="cpu", choices=("tiny", "cpu"))
+  ap.add_argument("--out", "--workdir", dest="out", default="runs/emergence_scale")
+  ap.add_argument("--sweep", default="scale", help="get_sweep() name in configs/arithmetic.py")
+  ap.add_argument("--sizes", default="", help="comma list of sweep indices to run (default all)")
+  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                  help="config override for every size, e.g. train.num_steps=1000 (repeatable)")
+  ap.add_argument("--ensemble", default="auto", choices=("auto", "on", "off"))
+  ap.add_argument("--devices", type=int, default=0, help="use the first N devices (0 = all)")
+  args = ap.parse_args(argv)
+
+  import jax
+
+  from research import config_check, sweep
+
+  show_progress()
+  config = arithmetic.get_config(args.preset)
+  try:
+    base = dict(kv.split("=", 1) for kv in args.set)
+    config = sweep.apply_overrides(config, {k: parse_value(v) for k, v in base.items()})
+    overrides = sweep.load_sweep(str(CONFIG_FILE), args.sweep)
+    if args.sizes:
+      overrides = [overrides[int(i)] for i in args.sizes.split(",")]
+    devices = jax.devices()[:args.devices] if args.devices else None
+    config_check.validate(config, len(devices or jax.devices()))
+  except (ValueError, KeyError, IndexError, TypeError, config_check.ConfigError) as e:
+    sys.exit(f"error: {e}")
+  if config.task.operation not in ("add", "mul"):
+    sys.exit("error: the scale sweep reads digit-arithmetic probes; task.operation must be add or mul")
+
+  out = Path(args.out)
+  t0 = time.perf_counter()
+  results = sweep.run_sweep(config, overrides, out, ensemble=args.ensemble, devices=devices)
+  rows = [results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)]
+  failed, done, probes = [], [], []
+  for r in rows:
+    path = Path(r.get("probes", {}).get("arithmetic", ""))
+    if r["status"] == "done" and path.is_file():
+      done.append(r)
+      probes.append(json.loads(path.read_text()))
+    else:
+      failed.append(r if r["status"] != "done" else r | {
+          "error": f"no probe file {path} (delete the row from results.jsonl to retrain)"})
+  if not done:
+    sys.exit(f"error: every run failed: {[r['error'] for r in failed]}")
+  res = {"preset": args.preset, "sweep": args.sweep, "set": base} | sizes_table(done, probes)
+  res["failed"] = [{"run": r["run"], "error": r["error"]} for r in failed]
+  res["wall_s"] = time.perf_counter() - t0
+  (out / "emergence_scale.json").write_text(json.dumps(res, indent=1))
+  fig = ep.render_emergence_scale(out / "emergence_scale.json",
+                                  out / "figures" / "emergence_scale.png")
+  report(res)
+  for f in res["failed"]:
+    print(f"FAILED {f['run']}: {f['error']}")
+  print(f"\n{len(done)} sizes, wall {res['wall_s']:.0f}s; wrote {out / 'emergence_scale.json'} "
+        f"and {fig}")
+  return res
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,68 @@
+"""The emergence-with-scale experiment: the above-chance margin, sharpness, end to end."""
+import json
+
+import pytest
+
+from research.analysis import emergence_plots as ep
+
+
+def _m(mean, half):
+  return {"mean": mean, "lo": mean - half, "hi": mean + half}
+
+
+def test_beyond_chance_needs_both_the_interval_and_the_absolute_margin():
+  # Accuracy-like, chance 0.1, perfect 1: the absolute margin is 0.05 * 0.9 = 0.045.
+  assert ep.beyond_chance(_m(0.20, 0.01), 0.1, 1.0, True)
+  assert not ep.beyond_chance(_m(0.20, 0.04), 0.1, 1.0, True)     # 0.1 < 3 x 0.04: noise
+  assert not ep.beyond_chance(_m(0.14, 0.001), 0.1, 1.0, True)    # resolved but < 0.045
+  assert not ep.beyond_chance(_m(0.0, 0.001), 0.1, 1.0, True)     # worse than chance
+  # Lower is better (edit distance, chance 3.3, perfect 0): margin 0.165, downwards.
+  assert ep.beyond_chance(_m(3.0, 0.02), 3.3, 0.0, False)
+  assert not ep.beyond_chance(_m(3.6, 0.02), 3.3, 0.0, False)
+  assert not ep.beyond_chance(_m(3.2, 0.02), 3.3, 0.0, False)     # 0.1 < 0.165
+  # Exact match with a tiny chance: the absolute margin dominates (~0.05).
+  assert not ep.beyond_chance(_m(0.04, 0.004), 1e-4, 1.0, True)
+  assert ep.beyond_chance(_m(0.06, 0.005), 1e-4, 1.0, True)
+  pts = [_m(0.0, 0.0002), _m(0.01, 0.002), _m(0.3, 0.01), _m(0.9, 0.01)]
+  assert ep.first_beyond_chance(pts, 1e-4, 1.0, True) == 2
+  assert ep.first_beyond_chance(pts[:2], 1e-4, 1.0, True) is None
+  assert ep.first_beyond_chance(pts, 1e-4, 1.0, True, fraction=0.005) == 1
+
+
+def test_sharpness_one_step_against_spread():
+  step = ep.sharpness([0.0, 0.0, 0.01, 0.9, 0.95], True)           # exact-match-like
+  assert step["fraction"] == pytest.approx(0.89 / 0.95) and step["step"] == [2, 3]
+  even = ep.sharpness([0.2, 0.4, 0.6, 0.8, 1.0], True)             # smooth
+  assert even["fraction"] == pytest.approx(0.25) and even["net_change"] == pytest.approx(0.8)
+  down = ep.sharpness([3.3, 2.5, 1.0, 0.9], False)                 # lower is better
+  assert down["fraction"] == pytest.approx(1.5 / 2.4) and down["step"] == [1, 2]
+  assert ep.sharpness([0.5, 0.7, 0.4], True)["fraction"] is None   # no net improvement
+  assert ep.sharpness([0.3], True)["fraction"] is None
+  noisy = [0.0, 0.012, 0.008]                                      # within the intervals
+  assert ep.sharpness(noisy, True)["fraction"] == pytest.approx(1.5)
+  assert ep.sharpness(noisy, True, min_change=0.02)["fraction"] is None
+
+
+def test_tiny_sweep_end_to_end(tmp_path):
+  from experiments import emergence_scale
+
+  out = tmp_path / "em"
+  argv = ["--preset=tiny", f"--out={out}", "--sizes=0,1", "--devices=1",
+          "--set", "train.compile_cache_dir=", "--set", "train.peak_flops=1e11",
+          "--set", "train.checkpoint_every=0"]
+  res = emergence_scale.main(argv)
+  saved = json.loads((out / "emergence_scale.json").read_text())
+  assert saved["metrics"] == list(res["metrics"])
+  names = set(saved["metrics"])
+  assert names == {"exact_match", "token_accuracy", "edit_distance", "log_likelihood", "brier"}
+  assert len(saved["sizes"]) == 2 and not saved["failed"]
+  params = [s["num_params"] for s in saved["sizes"]]
+  assert params == sorted(params) and params[0] < params[1]
+  for s in saved["sizes"]:
+    assert set(s["metrics"]) == names and s["train_flops"] > 0
+    assert all(v["lo"] <= v["mean"] <= v["hi"] for v in s["metrics"].values())
+  assert set(saved["first_beyond_chance"]) == names == set(saved["sharpness"])
+  assert (out / "figures" / "emergence_scale.png").stat().st_size > 10_000
+  # A rerun reuses both finished sizes (same wall time recorded) and rewrites the files.
+  again = emergence_scale.main(argv)
+  assert [s["wall_s"] for s in again["sizes"]] == [s["wall_s"] for s in saved["sizes"]]
