@@ -26,12 +26,18 @@ from ml_collections import config_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/grokking.py`
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/grokking.py:cpu", "Grokking config file and preset.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-_CONTROL_WD = flags.DEFINE_float("control_weight_decay", 0.0, "Weight decay of the control run.")
-_CONTROL = flags.DEFINE_bool("control", True, "Also train the control (--control=false: only the "
-                             "config's weight decay, e.g. while tuning a preset).")
+
+def _define_flags() -> None:
+  """Flags, defined only when this module is the program: `experiments.reproduce`
+  imports it as a library, and absl flags are process-global."""
+  global _CONFIG, _WORKDIR, _CONTROL_WD, _CONTROL
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", "configs/grokking.py:cpu", "Grokking config file and preset.", lock_config=True)
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
+  _CONTROL_WD = flags.DEFINE_float("control_weight_decay", 0.0, "Weight decay of the control run.")
+  _CONTROL = flags.DEFINE_bool("control", True, "Also train the control (--control=false: only the "
+                               "config's weight decay, e.g. while tuning a preset).")
+
 
 TRAIN_THRESHOLD, TEST_THRESHOLD = 0.99, 0.95
 
@@ -95,27 +101,22 @@ def summarise_run(rows: list[dict], wall_s: float, spectrum: list[float]) -> dic
   }
 
 
-def main(argv) -> None:
-  if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
-  if _WORKDIR.value is None:
-    sys.exit("error: --workdir=DIR is required")
+def run(base, workdir, control: bool = True, control_weight_decay: float = 0.0) -> dict:
+  """Trains (or reuses) the config and its weight-decay control in WORKDIR/wd_<value>;
+  returns and writes WORKDIR/grokking.json. Raises ValueError for a config grokking cannot
+  use (config_check.ConfigError is one)."""
   import jax
 
   from research import config_check, train
   from research.analysis import emergence_plots
 
-  base = _CONFIG.value
-  try:
-    config_check.validate(base, jax.device_count())
-  except config_check.ConfigError as e:
-    sys.exit(f"error: {e}")
+  config_check.validate(base, jax.device_count())
   if base.task.operation != "mod_add" or not base.train.eval_every:
-    sys.exit("error: grokking needs config.task.operation='mod_add' and config.train.eval_every > 0")
-  root = Path(_WORKDIR.value)
+    raise ValueError("grokking needs config.task.operation='mod_add' and config.train.eval_every > 0")
+  root = Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   results, metric_files, spectra = {}, {}, {}
-  decays = [float(base.optim.weight_decay)] + ([float(_CONTROL_WD.value)] if _CONTROL.value else [])
+  decays = [float(base.optim.weight_decay)] + ([float(control_weight_decay)] if control else [])
   for wd in decays:
     label = f"wd={wd:g}"
     config = base.copy_and_resolve_references()
@@ -123,7 +124,7 @@ def main(argv) -> None:
     workdir = root / f"wd_{wd:g}"
     t0 = time.perf_counter()
     write_scaled_init(config, workdir)
-    train.train_and_evaluate(config, str(workdir))
+    train.train_or_reuse(config, str(workdir))
     wall = time.perf_counter() - t0
     rows = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")
     spectra[label] = final_spectrum(config, workdir)
@@ -144,7 +145,20 @@ def main(argv) -> None:
   fig = emergence_plots.render_grokking(metric_files, root / "grokking.png", spectra=spectra)
   logging.info("wrote %s and %s", root / "grokking.json", fig)
   print(f"wrote {root / 'grokking.json'} and {fig}")
+  return out
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if _WORKDIR.value is None:
+    sys.exit("error: --workdir=DIR is required")
+  try:
+    run(_CONFIG.value, _WORKDIR.value, _CONTROL.value, _CONTROL_WD.value)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

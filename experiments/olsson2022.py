@@ -27,12 +27,18 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `configs` as a script
 
-_PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/induction.py.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-_LAYERS = flags.DEFINE_list("layers", ["1", "2", "3"], "Attention-only layer counts.")
-_WINDOW = flags.DEFINE_float("window_fraction", 0.125, "Phase-change window, fraction of training.")
-_MIN_RISE = flags.DEFINE_float("min_rise", 0.1, "Prefix-matching rise that marks a head.")
-_STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+
+def _define_flags() -> None:
+  """Flags, defined only when this module is the program: `experiments.reproduce`
+  imports it as a library, and absl flags are process-global."""
+  global _PRESET, _WORKDIR, _LAYERS, _WINDOW, _MIN_RISE, _STEPS
+  _PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/induction.py.")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
+  _LAYERS = flags.DEFINE_list("layers", ["1", "2", "3"], "Attention-only layer counts.")
+  _WINDOW = flags.DEFINE_float("window_fraction", 0.125, "Phase-change window, fraction of training.")
+  _MIN_RISE = flags.DEFINE_float("min_rise", 0.1, "Prefix-matching rise that marks a head.")
+  _STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+
 
 TARGETS = {"prefix_matching_2l": 0.5, "icl_drop_2l": 0.3, "window_max_fraction": 0.25,
            "prefix_matching_1l_max": 0.2, "ablation_recovery": 0.5}
@@ -107,11 +113,10 @@ def check_targets(results: dict) -> dict:
   return out
 
 
-def main(argv) -> None:
-  if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
-  if _WORKDIR.value is None:
-    sys.exit("error: --workdir=DIR is required")
+def run(preset: str, workdir, layers=("1", "2", "3"), window_fraction: float = 0.125,
+        min_rise: float = 0.1, num_steps: int = 0) -> dict:
+  """Trains (or reuses) one run per layer count in WORKDIR/L<n>; returns and writes
+  WORKDIR/olsson2022.json. Raises config_check.ConfigError for an invalid config."""
   import jax
 
   from configs import induction as cfg_mod
@@ -119,24 +124,21 @@ def main(argv) -> None:
   from research.analysis import emergence_plots
   from research.probes import plots
 
-  root = Path(_WORKDIR.value)
+  root = Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   results, runs = {}, {}
-  for n in _LAYERS.value:
-    config = cfg_mod.get_config(_PRESET.value)
+  for n in layers:
+    config = cfg_mod.get_config(preset)
     config.model.num_layers = int(n)
-    if _STEPS.value:
-      config.train.num_steps = _STEPS.value
-    try:
-      config_check.validate(config, jax.device_count())
-    except config_check.ConfigError as e:
-      sys.exit(f"error: {e}")
+    if num_steps:
+      config.train.num_steps = num_steps
+    config_check.validate(config, jax.device_count())
     workdir = root / f"L{n}"
     t0 = time.perf_counter()
-    train.train_and_evaluate(config, str(workdir))
+    train.train_or_reuse(config, str(workdir))
     wall = time.perf_counter() - t0
     rows = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")
-    res = analyse(config, workdir, rows, _WINDOW.value, _MIN_RISE.value)
+    res = analyse(config, workdir, rows, window_fraction, min_rise)
     results[n] = res | {"wall_s": wall, "workdir": str(workdir)}
     runs[n] = {"rows": rows, "window": res["window"], "tokens_per_step": res["tokens_per_step"],
                "before": res["prefix_matching_before"], "after": res["prefix_matching_after"]}
@@ -150,13 +152,28 @@ def main(argv) -> None:
           f"(recovery {ab.get('recovery_fraction', float('nan')):.2f} of the drop); wall {wall:.0f}s",
           flush=True)
   targets = check_targets(results)
-  out = {"preset": _PRESET.value, "targets": TARGETS, "target_met": targets, "runs": results}
+  out = {"preset": preset, "targets": TARGETS, "target_met": targets, "runs": results}
   (root / "olsson2022.json").write_text(json.dumps(out, indent=1))
   f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
   print("targets:", json.dumps(targets))
   print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")
+  return out
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if _WORKDIR.value is None:
+    sys.exit("error: --workdir=DIR is required")
+  from research import config_check
+
+  try:
+    run(_PRESET.value, _WORKDIR.value, _LAYERS.value, _WINDOW.value, _MIN_RISE.value, _STEPS.value)
+  except config_check.ConfigError as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

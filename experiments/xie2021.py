@@ -22,10 +22,16 @@ from absl import app, flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `configs` as a script
 
-_PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/ginc.py.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-_MODELS = flags.DEFINE_list("models", [], "Subset of model names to run (default: all).")
-_STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+
+def _define_flags() -> None:
+  """Flags, defined only when this module is the program: `experiments.reproduce`
+  imports it as a library, and absl flags are process-global."""
+  global _PRESET, _WORKDIR, _MODELS, _STEPS
+  _PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/ginc.py.")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
+  _MODELS = flags.DEFINE_list("models", [], "Subset of model names to run (default: all).")
+  _STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+
 
 # name -> overrides of config.model (the largest is the config's own model).
 MODELS = {
@@ -86,40 +92,35 @@ def render(results: dict, out_png) -> Path:
   return out
 
 
-def main(argv) -> None:
-  if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
-  if _WORKDIR.value is None:
-    sys.exit("error: --workdir=DIR is required")
+def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
+  """Trains (or reuses) one run per model in WORKDIR/<model>; returns and writes
+  WORKDIR/xie2021.json. Raises config_check.ConfigError for an invalid config."""
   import jax
 
   from configs import ginc as cfg_mod
-  from research import config_check, models, train
+  from research import config_check, models as model_registry, train
 
-  root = Path(_WORKDIR.value)
+  root = Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
-  names = _MODELS.value or list(MODELS)
+  names = list(models) or list(MODELS)
   results = {}
   for name in names:
     overrides = MODELS[name]
-    if overrides.get("name", "transformer") not in models.REGISTRY:
+    if overrides.get("name", "transformer") not in model_registry.REGISTRY:
       print(f"{name}: skipped (model {overrides['name']!r} is not in research/models)", flush=True)
       continue
-    config = cfg_mod.get_config(_PRESET.value)
+    config = cfg_mod.get_config(preset)
     config.model.update(overrides)
-    if _PRESET.value == "tiny":  # keep the tiny preset tiny whatever the size
+    if preset == "tiny":  # keep the tiny preset tiny whatever the size
       config.model.width = min(config.model.width, 32)
       config.model.num_layers = min(config.model.num_layers, 2)
       config.model.num_heads = 2
-    if _STEPS.value:
-      config.train.num_steps = _STEPS.value
-    try:
-      config_check.validate(config, jax.device_count())
-    except config_check.ConfigError as e:
-      sys.exit(f"error: {e}")
+    if num_steps:
+      config.train.num_steps = num_steps
+    config_check.validate(config, jax.device_count())
     workdir = root / name
     t0 = time.perf_counter()
-    summary = train.train_and_evaluate(config, str(workdir))
+    summary = train.train_or_reuse(config, str(workdir))
     wall = time.perf_counter() - t0
     probe = json.loads((workdir / "probes" / "ginc.json").read_text())
     trend = {k: rises_with_n(c) for k, c in probe["accuracy"]["id"].items()}
@@ -134,12 +135,27 @@ def main(argv) -> None:
   transformers = [n for n in results if n.startswith("transformer")]
   target = {n: all(t["gain"] > 0 and t["spearman"] > 0 for t in results[n]["id_trend"].values())
             for n in transformers}
-  out = {"preset": _PRESET.value, "id_accuracy_rises_with_n": target, "runs": results}
+  out = {"preset": preset, "id_accuracy_rises_with_n": target, "runs": results}
   (root / "xie2021.json").write_text(json.dumps(out, indent=1, default=str))
   fig = render(results, root / "xie2021.png")
   print("ID accuracy rises with n (gain > 0 and Spearman > 0 for every k):", json.dumps(target))
   print(f"wrote {root / 'xie2021.json'} and {fig}")
+  return out
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
+  if _WORKDIR.value is None:
+    sys.exit("error: --workdir=DIR is required")
+  from research import config_check
+
+  try:
+    run(_PRESET.value, _WORKDIR.value, _MODELS.value, _STEPS.value)
+  except config_check.ConfigError as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

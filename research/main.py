@@ -28,8 +28,15 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 EXIT_CONFIG, EXIT_NONFINITE, EXIT_CHECKPOINT, EXIT_IO = 2, 3, 4, 5
 
 
-def _fail(code: int, message: str) -> None:
+def _fail(code: int, message: str, *, skip_cleanup: bool = False) -> None:
   print(f"error: {message}", file=sys.stderr, flush=True)
+  if skip_cleanup:
+    # The disk is full or gone: libraries' exit hooks (TensorBoard's final flush, Orbax's
+    # async save threads) would retry their writes and print tracebacks after this line.
+    # Nothing is lost by skipping them: metrics rows are flushed as written and a
+    # checkpoint only exists once its directory was committed.
+    sys.stdout.flush()
+    os._exit(code)
   sys.exit(code)
 
 
@@ -76,7 +83,8 @@ def main(argv) -> None:
     print(str(e), file=sys.stderr, flush=True)
     sys.exit(0)
   except OSError as e:  # unwritable workdir, disk full: the message names the path
-    _fail(EXIT_IO, f"{type(e).__name__}: {e}; previous checkpoints are left untouched")
+    _fail(EXIT_IO, f"{type(e).__name__}: {e}; previous checkpoints are left untouched",
+          skip_cleanup=True)
   logging.info("done: %s", {k: v for k, v in summary.items() if k != "probes"})
 
 

@@ -274,8 +274,10 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
     drain()
   finally:
     preempted.restore()
-    ckpt.close()
-    writer.close()
+    try:
+      ckpt.close()
+    finally:  # even when the checkpoint's last write failed (disk full)
+      writer.close()
 
   wall = time.perf_counter() - t0
   summary = {"final_step": step, "train_wall_s": wall, "compile_s": compile_s,
@@ -287,6 +289,25 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   if jax.process_index() == 0:
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
   return summary
+
+
+def train_or_reuse(config, workdir: str, *, devices=None) -> dict:
+  """`train_and_evaluate`, except that a finished run of this config in `workdir` is reused.
+
+  Finished = summary.json at `train.num_steps` and config.json equal to this config. Calling
+  train_and_evaluate on a finished run would restore it, probe again and rewrite summary.json
+  without the final training metrics (only the training loop measures those).
+  """
+  wd = Path(workdir)
+  try:
+    summary = json.loads((wd / "summary.json").read_text())
+    same = (wd / "config.json").read_text() == _config_json(config)
+  except (OSError, ValueError):
+    summary, same = None, False
+  if summary is not None and same and summary.get("final_step") == config.train.num_steps:
+    logging.info("reusing the finished run in %s", wd)
+    return summary
+  return train_and_evaluate(config, str(wd), devices=devices)
 
 
 def _periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None:

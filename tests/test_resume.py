@@ -185,7 +185,13 @@ def test_disk_full_during_save_is_a_clear_error_and_loses_nothing(tmp_path, cach
     assert proc.returncode == 5, proc.stderr[-3000:]
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0], proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1] == errors[0], proc.stderr[-3000:]
+    # Our code raises no traceback. Tensorstore's write callbacks, still in flight when
+    # Orbax closes its event loop after the failed save, can print "Event loop is closed"
+    # tracebacks from C++ threads (timing dependent); those are the only ones tolerated.
+    for block in proc.stderr.split("Traceback (most recent call last):")[1:]:
+      assert "/research/" not in block, block
+      assert "RuntimeError: Event loop is closed" in block, block
     kept = _checkpoints(disk / "run")
     assert kept, "the checkpoints written before the disk filled are gone"
     shutil.copytree(disk / "run", tmp_path / "moved")  # "free some space": move the run

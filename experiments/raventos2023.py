@@ -1,0 +1,188 @@
+"""Raventós et al. 2023: the task-diversity threshold of in-context regression.
+
+  python -m experiments.raventos2023 --preset=cpu --out=runs/raventos2023
+  python -m experiments.raventos2023 --preset=tiny --out=/tmp/raventos
+  python -m experiments.raventos2023 --preset=paper --out=runs/raventos_paper   # accelerator
+
+Noisy linear regression (configs/icl_regression.py:raventos: y = w.x + eps, sigma^2 = 0.25,
+D = 8, K = 16) pretrained on a finite pool of M tasks, for every M of the preset's grid. Each M
+is one `train_and_evaluate` run through research.sweep.run_sweep, so OUT holds results.jsonl and
+runs/NAME/ and a rerun reuses finished M. It is NOT a vmapped ensemble: the pool array has shape
+(M, D), so every M is its own program (research/ensemble.py varies only seed, learning rate and
+weight decay). Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
+the pool) holds the model's error per k next to Ridge (lambda = sigma^2, Bayes-optimal for the
+Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that run's M tasks).
+
+Distance of the model to a baseline: the mean over k = 0..K-1 of |model(k) - baseline(k)|, both
+in normalised error (squared error / D) on the same fresh prompts. M* = the smallest M of the
+grid whose model is closer to Ridge than to dMMSE (None when no M is); the grid's spacing bounds
+its resolution. Writes OUT/raventos2023.json and OUT/figures/raventos2023.png.
+
+Presets (the model and budget shrink on CPU; D, K and sigma^2 stay Raventós's except on tiny):
+  tiny   configs' tiny model (D = 5, K = 11), 40 steps, M in {2, 16, 128}; seconds, for tests
+  cpu    D = 8, K = 16, 4 layers / width 64 / 2 heads, batch 128, 4000 steps (warmup to the
+         midpoint, linear decay), M = 2^1, 2^3, ..., 2^15: unmeasured
+  paper  the raventos preset (8 layers / width 128 / 2 heads, batch 256, 500k steps),
+         M = 2^1 ... 2^20: an accelerator job
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python experiments/raventos2023.py`
+
+from configs import icl_regression  # noqa: E402
+
+DISTANCE = "mean over k of |model(k) - baseline(k)|, normalised error on fresh tasks"
+ENSEMBLE_NOTE = ("one run per M through research.sweep.run_sweep, not a vmapped ensemble: the pool "
+                 "has shape (M, D), and research/ensemble.py varies only seed / lr / weight decay")
+
+
+def pool_grid(preset: str) -> list[int]:
+  if preset == "tiny":
+    return [2, 16, 128]
+  if preset == "cpu":
+    return [2 ** i for i in range(1, 16, 2)]
+  if preset == "paper":
+    return [2 ** i for i in range(1, 21)]
+  raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper")
+
+
+def make_config(preset: str):
+  """The base config of the sweep (task.pool_size is set per run)."""
+  if preset == "tiny":
+    c = icl_regression.get_config("tiny")
+    c.task.function, c.task.noise_std = "noisy_linear", 0.5
+  elif preset == "cpu":
+    c = icl_regression.get_config("raventos")
+    c.model.num_layers, c.model.width, c.model.num_heads = 4, 64, 2
+    c.train.batch_size, c.train.num_steps = 128, 4000
+    c.optim.warmup_steps = 2000          # Raventós: warmup to the midpoint, then linear decay
+    c.train.log_every, c.train.checkpoint_every = 250, 2000
+  elif preset == "paper":
+    c = icl_regression.get_config("raventos")
+  else:
+    raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper")
+  c.preset = f"raventos2023:{preset}"
+  return c
+
+
+def distances(probe: dict) -> dict:
+  """The model's distance to Ridge and to dMMSE on one fresh-task probe."""
+  curves = probe["curves"]
+  model = curves["model"]["mean"]
+
+  def dist(name):
+    ref = curves[name]["mean"]
+    return sum(abs(a - b) for a, b in zip(model, ref)) / len(model)
+
+  d_ridge, d_dmmse = dist("ridge"), dist("dmmse")
+  return {"d_ridge": d_ridge, "d_dmmse": d_dmmse,
+          "closer_to": "ridge" if d_ridge < d_dmmse else "dmmse"}
+
+
+def estimate_m_star(points: list[dict]):
+  """Smallest M whose model is closer to Ridge than to dMMSE; points: [{M, d_ridge, d_dmmse}]."""
+  for p in sorted(points, key=lambda p: p["M"]):
+    if p["d_ridge"] < p["d_dmmse"]:
+      return p["M"]
+  return None
+
+
+def render(res: dict, out_png) -> Path:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  pools = res["pools"]
+  ms = [p["M"] for p in pools]
+  mean = lambda xs: sum(xs) / len(xs)
+  fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+  a1.plot(ms, [mean(p["curves"]["model"]) for p in pools], "o-", color="#d62728", label="model")
+  a1.plot(ms, [mean(p["curves"]["dmmse"]) for p in pools], "s--", color="#2ca02c", label="dMMSE")
+  a1.plot(ms, [mean(p["curves"]["ridge"]) for p in pools], "^--", color="#1f77b4", label="Ridge")
+  a1.set_ylabel("error / D on fresh tasks (mean over k)")
+  a2.plot(ms, [p["d_dmmse"] for p in pools], "s-", color="#2ca02c", label="|model - dMMSE|")
+  a2.plot(ms, [p["d_ridge"] for p in pools], "^-", color="#1f77b4", label="|model - Ridge|")
+  a2.set_ylabel("distance (mean over k)")
+  for ax in (a1, a2):
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("pretraining tasks M")
+    if res["m_star"] is not None:
+      ax.axvline(res["m_star"], color="grey", ls=":", lw=1)
+    ax.legend(fontsize=7, frameon=False)
+  fig.suptitle(f"Raventós task diversity: D={res['n_dims']}, K={res['n_points']}, "
+               f"M* = {res['m_star']} ({res['preset']} preset)", fontsize=10)
+  fig.tight_layout()
+  out = Path(out_png)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out)
+  plt.close(fig)
+  return out
+
+
+def main(argv=None) -> dict:
+  ap = argparse.ArgumentParser(description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "paper"))
+  ap.add_argument("--out", "--workdir", dest="out", default="runs/raventos2023")
+  ap.add_argument("--pools", default="", help="comma list of M (default: the preset's grid)")
+  ap.add_argument("--steps", type=int, default=0, help="override train.num_steps (0 = preset)")
+  args = ap.parse_args(argv)
+
+  from research import sweep
+
+  config = make_config(args.preset)
+  if args.steps:
+    config.train.num_steps = args.steps
+  grid = [int(m) for m in args.pools.split(",")] if args.pools else pool_grid(args.preset)
+  overrides = [{"task.pool_size": m} for m in grid]
+  out = Path(args.out)
+  t0 = time.perf_counter()
+  results = sweep.run_sweep(config, overrides, out, ensemble="off")
+  pools, failed = [], []
+  for i, o in enumerate(overrides):
+    row = results.rows[sweep.run_name(i, o)]
+    path = Path(row.get("probes", {}).get("icl_regression", ""))
+    if row["status"] != "done" or not path.is_file():
+      failed.append({"M": o["task.pool_size"], "error": row.get("error", f"no probe file {path}")})
+      continue
+    probe = json.loads(path.read_text())
+    pool_path = Path(row["probes"].get("icl_regression_pool", ""))
+    pool_probe = json.loads(pool_path.read_text()) if pool_path.is_file() else None
+    pools.append({"M": o["task.pool_size"], "run": row["run"], "num_params": row["num_params"],
+                  "wall_s": row["wall_s"], "probe": str(path),
+                  "curves": {n: probe["curves"][n]["mean"] for n in ("model", "ridge", "dmmse")},
+                  "pool_tasks_model_error": (sum(pool_probe["curves"]["model"]["mean"])
+                                             / len(pool_probe["k"]) if pool_probe else None)}
+                 | distances(probe))
+  res = {"preset": args.preset, "n_dims": config.task.n_dims, "n_points": config.task.n_points,
+         "noise_var": config.task.noise_std ** 2, "num_steps": config.train.num_steps,
+         "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
+         "distance": DISTANCE, "ensemble": ENSEMBLE_NOTE, "grid": grid, "pools": pools,
+         "m_star": estimate_m_star(pools), "failed": failed,
+         "wall_s": time.perf_counter() - t0}
+  (out / "raventos2023.json").write_text(json.dumps(res, indent=1))
+  fig = render(res, out / "figures" / "raventos2023.png") if pools else None
+  print(f"\n=== Raventós 2023: D={res['n_dims']}, K={res['n_points']}, sigma^2="
+        f"{res['noise_var']:g}, {config.train.num_steps} steps ===")
+  print(f"{'M':>8} {'model':>7} {'dMMSE':>7} {'Ridge':>7} {'|m-dMMSE|':>10} {'|m-Ridge|':>10}  closer")
+  mean = lambda xs: sum(xs) / len(xs)
+  for p in pools:
+    c = p["curves"]
+    print(f"{p['M']:>8} {mean(c['model']):7.3f} {mean(c['dmmse']):7.3f} {mean(c['ridge']):7.3f} "
+          f"{p['d_dmmse']:10.3f} {p['d_ridge']:10.3f}  {p['closer_to']}")
+  for f in failed:
+    print(f"FAILED M={f['M']}: {f['error']}")
+  print(f"M* (smallest M closer to Ridge than to dMMSE; distance = {DISTANCE}): {res['m_star']}")
+  print(f"wrote {out / 'raventos2023.json'}" + (f" and {fig}" if fig else ""))
+  return res
+
+
+if __name__ == "__main__":
+  main()

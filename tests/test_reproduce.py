@@ -1,0 +1,208 @@
+"""experiments/reproduce.py: --list, claim scoring on hand-built result files, M*, one NAME end to end."""
+import json
+
+import pytest
+
+from experiments import raventos2023, reproduce
+from experiments import reproduce_claims as rc
+
+
+def _write(path, obj):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(obj))
+  return path
+
+
+def _statuses(summary):
+  return [r["status"] for r in summary["claims"]]
+
+
+# ----------------------------------------------------------------------------- --list
+def test_list_names_every_paper_with_times_per_preset(capsys):
+  assert reproduce.main(["--list"]) == 0
+  out = capsys.readouterr().out
+  for name in ("garg2022", "raventos2023", "chan2022", "reddy2023", "olsson2022", "xie2021",
+               "schaeffer2023", "nanda2023", "besiroglu2024"):
+    assert name in out
+  assert out.count("tiny :") == out.count("cpu  :") == out.count("paper:") == len(reproduce.NAMES)
+  assert "unmeasured" in out                       # never an invented number
+  assert "no such preset" in out                   # schaeffer2023 has no paper preset
+  assert "6 min 45 s" in out                       # garg cpu time, from the README
+
+
+def test_unavailable_preset_is_refused(tmp_path, capsys):
+  assert reproduce.main(["schaeffer2023", "--preset=paper", f"--workdir={tmp_path}"]) == 2
+  assert "no 'paper' preset" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- scoring machinery
+def _garg_probe(model, d=5, n=16, baseline=3.0):
+  ls = [max(d - k, 0) / d for k in range(n)]
+  flat = lambda v: {"mean": v, "lo": v, "hi": v}
+  return {"k": list(range(n)), "n_dims": d, "step": 100,
+          "curves": {"model": flat(model), "least_squares": flat(ls),
+                     "averaging": flat([baseline] * n),
+                     "nearest_neighbours": flat([baseline] * n)}}
+
+
+def test_garg_claims_pass_and_fail_from_probe_files(tmp_path):
+  d, n = 5, 16
+  ls = [max(d - k, 0) / d for k in range(n)]
+  good = tmp_path / "good"
+  _write(good / "garg2022" / "run" / "probes" / "icl_regression.json",
+         _garg_probe([v + 0.02 for v in ls]))
+  s = reproduce.summarize("garg2022", "cpu", good)
+  assert _statuses(s) == ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN", "NOT_SHOWN"]
+  assert s["counts"] == {"PASS": 4, "FAIL": 0, "NOT_SHOWN": 2}
+  assert s["claims"][2]["ours"] == pytest.approx(0.02)          # computed from the file
+  assert "restated for d=5, 16 points" in s["claims"][0]["note"]
+  saved = json.loads((good / "garg2022" / "summary.json").read_text())
+  assert saved["claims"] == s["claims"] and saved["error"] is None
+  assert "| claim | paper | ours | tolerance | status | note |" in (
+      good / "garg2022" / "summary.md").read_text()
+
+  bad = tmp_path / "bad"
+  _write(bad / "garg2022" / "run" / "probes" / "icl_regression.json",
+         _garg_probe([0.8] * n, baseline=1.0))
+  s = reproduce.summarize("garg2022", "paper", bad)
+  assert _statuses(s)[:4] == ["FAIL", "FAIL", "FAIL", "FAIL"]
+  assert "restated" not in s["claims"][0]["note"]               # paper preset: the paper's claim
+
+
+def _grokking(train_step, test_step, share=0.8, control_step=None):
+  run = lambda tr, te, mx: {"train_acc_099_step": tr, "test_acc_095_step": te,
+                            "max_test_accuracy": mx, "final_key_freqs": [3, 9, 17, 30, 41],
+                            "final": {"train_accuracy": 1.0, "test_accuracy": mx,
+                                      "key_freq_share": share}}
+  return {"config": {"train": {"num_steps": 2500}, "task": {"modulus": 97},
+                     "optim": {"weight_decay": 1.0, "learning_rate": 0.01}},
+          "runs": {"wd=1": run(train_step, test_step, 1.0 if test_step else 0.4),
+                   "wd=0": run(train_step, control_step, 1.0 if control_step else 0.3)}}
+
+
+@pytest.mark.parametrize("result, expected", [
+    (_grokking(100, 1200), ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN"]),
+    # test catches up with train at once (no delay), weak frequencies, the control groks too
+    (_grokking(100, 200, share=0.2, control_step=300), ["PASS", "FAIL", "FAIL", "FAIL", "NOT_SHOWN"]),
+    # nothing groks: the weight-decay-0 control cannot show anything
+    (_grokking(1000, None), ["FAIL", "FAIL", "NOT_SHOWN", "PASS", "NOT_SHOWN"]),
+])
+def test_nanda_claims(tmp_path, result, expected):
+  _write(tmp_path / "nanda2023" / "run" / "grokking.json", result)
+  s = reproduce.summarize("nanda2023", "cpu", tmp_path)
+  assert _statuses(s) == expected
+  assert all(set(r) == set(reproduce.COLUMNS) for r in s["claims"])
+
+
+def test_missing_results_are_an_error_not_a_pass(tmp_path):
+  s = reproduce.summarize("olsson2022", "cpu", tmp_path)
+  assert s["claims"] == [] and "could not read" in s["error"]
+  assert json.loads((tmp_path / "olsson2022" / "summary.json").read_text())["error"]
+
+
+def test_claim_status_rules():
+  assert rc.claim("c", 1, None, "-", True)["status"] == "NOT_SHOWN"   # nothing measured
+  assert rc.claim("c", 1, 0.5, "-", None)["status"] == "NOT_SHOWN"
+  assert rc.claim("c", 1, 0.5, "-", False)["status"] == "FAIL"
+  assert rc.claim("c", 1, 0.5, "-", True)["status"] == "PASS"
+  text = reproduce.table([rc.claim("a|b", 1.23456, [1, 2], "x", True)])
+  assert "a\\|b" in text and "1.235" in text and "1, 2" in text
+
+
+def test_index_links_tables_and_figures(tmp_path):
+  _write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", _garg_probe([0.8] * 16))
+  fig = tmp_path / "garg2022" / "run" / "figures" / "icl_regression.png"
+  fig.parent.mkdir()
+  fig.write_bytes(b"png")
+  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  index = reproduce.write_index(tmp_path, "cpu", {
+      "garg2022": {"status": "done, 1 s", "summary": s},
+      "schaeffer2023": {"status": "skipped (no paper preset)"}})
+  text = index.read_text()
+  assert "[summary.json](garg2022/summary.json)" in text
+  assert "![icl_regression.png](garg2022/run/figures/icl_regression.png)" in text
+  assert "| schaeffer2023 | - | - | - | - | skipped (no paper preset) |" in text
+  assert text.count("| claim | paper |") == 1
+
+
+# ----------------------------------------------------------------------------- M*
+def _probe(model, ridge, dmmse):
+  flat = lambda v: {"mean": v, "lo": v, "hi": v}
+  return {"k": list(range(len(model))),
+          "curves": {"model": flat(model), "ridge": flat(ridge), "dmmse": flat(dmmse)}}
+
+
+def test_distances_and_m_star_on_hand_built_curves():
+  ridge, dmmse = [1.0, 0.5, 0.3, 0.2], [1.2, 1.0, 0.9, 0.8]
+  d = raventos2023.distances(_probe(ridge, ridge, dmmse))
+  assert d == {"d_ridge": 0.0, "d_dmmse": pytest.approx(0.475), "closer_to": "ridge"}
+  d = raventos2023.distances(_probe([1.1, 0.9, 0.8, 0.8], ridge, dmmse))
+  assert d["closer_to"] == "dmmse"
+  assert d["d_dmmse"] == pytest.approx((0.1 + 0.1 + 0.1 + 0.0) / 4)
+  pts = [{"M": 2 ** 9, "d_ridge": 0.1, "d_dmmse": 0.3}, {"M": 2, "d_ridge": 0.5, "d_dmmse": 0.1},
+         {"M": 2 ** 5, "d_ridge": 0.3, "d_dmmse": 0.2}, {"M": 2 ** 13, "d_ridge": 0.05, "d_dmmse": 0.4}]
+  assert raventos2023.estimate_m_star(pts) == 2 ** 9       # smallest M closer to Ridge
+  assert raventos2023.estimate_m_star(pts[1:3]) is None
+  assert raventos2023.estimate_m_star([]) is None
+
+
+def _raventos(grid, closer_from):
+  pools = [{"M": m, "d_ridge": 0.1 if m >= closer_from else 0.5,
+            "d_dmmse": 0.5 if m >= closer_from else 0.1} for m in grid]
+  return {"n_dims": 8, "n_points": 16, "num_steps": 4000, "grid": grid, "pools": pools,
+          "model": {"num_layers": 4, "width": 64, "num_heads": 2},
+          "distance": raventos2023.DISTANCE, "ensemble": raventos2023.ENSEMBLE_NOTE,
+          "m_star": raventos2023.estimate_m_star(pools)}
+
+
+@pytest.mark.parametrize("grid, closer_from, expected", [
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 13, ["PASS", "PASS", "PASS"]),
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 3, ["PASS", "PASS", "FAIL"]),      # M* = 8: far too low
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 20, ["PASS", "FAIL", "NOT_SHOWN"]),  # grid too short
+    ([2 ** i for i in range(1, 20, 2)], 2 ** 20, ["PASS", "FAIL", "FAIL"]),      # grid covers it
+])
+def test_raventos_claims(tmp_path, grid, closer_from, expected):
+  _write(tmp_path / "raventos2023" / "run" / "raventos2023.json", _raventos(grid, closer_from))
+  s = reproduce.summarize("raventos2023", "cpu", tmp_path)
+  assert _statuses(s) == expected
+  assert "not a vmapped ensemble" in s["notes"][0]
+  assert "cpu preset: D=8" in s["claims"][2]["note"]
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_besiroglu_tiny_end_to_end(tmp_path, capsys):
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  out = capsys.readouterr().out
+  assert "| claim | paper | ours | tolerance | status | note |" in out
+  s = json.loads((tmp_path / "besiroglu2024" / "summary.json").read_text())
+  assert s["error"] is None and len(s["claims"]) == 7
+  assert s["counts"] == {"PASS": 7, "FAIL": 0, "NOT_SHOWN": 0}
+  fit = json.loads((tmp_path / "besiroglu2024" / "run" / "scaling_fit.json").read_text())
+  e_row = next(r for r in s["claims"] if r["claim"].endswith(": E"))
+  assert e_row["ours"] == round(fit["params"]["E"]["fit"], 4)  # from the result file
+  assert s["figures"] and s["figures"][0].endswith("scaling_fit.png")
+  # A rerun reuses both fits.
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  assert capsys.readouterr().out.count("reusing") == 2
+
+
+@pytest.mark.slow
+def test_raventos_tiny_end_to_end(tmp_path):
+  assert reproduce.main(["raventos2023", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  res = json.loads((tmp_path / "raventos2023" / "run" / "raventos2023.json").read_text())
+  assert [p["M"] for p in res["pools"]] == [2, 16, 128] and not res["failed"]
+  for p in res["pools"]:
+    assert p["closer_to"] in ("ridge", "dmmse") and p["d_ridge"] >= 0 and p["d_dmmse"] >= 0
+  assert res["m_star"] == raventos2023.estimate_m_star(res["pools"])
+  s = json.loads((tmp_path / "raventos2023" / "summary.json").read_text())
+  assert len(s["claims"]) == 3 and s["figures"]
+
+
+def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
+  from research import train
+  tiny_config.train.peak_flops = 1e11
+  first = train.train_or_reuse(tiny_config, str(tmp_path))
+  stamp = (tmp_path / "summary.json").stat().st_mtime_ns
+  again = train.train_or_reuse(tiny_config, str(tmp_path))
+  assert again == first and "final_loss" in again                 # final metrics kept
+  assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp  # nothing rewritten
