@@ -88,6 +88,80 @@ def child_ours(case: str, steps: int, steps_per_call: int, dtype: str) -> dict:
           "loss": float(m["loss"][-1]), "device": jax.devices()[0].device_kind}
 
 
+# Other model families through the same trainer: (config file, preset, overrides).
+# lm_10m: byte vocabulary, context 256, 6 layers / width 384 (10.7M parameters) on a
+# text file written here. lstm: Reddy's bursty classification with the LSTM that
+# matches the Transformer's parameters. resnet_embedder: Chan's Omniglot sequences,
+# every exemplar embedded by the ResNet (images come from tfds' mock data: only
+# their shapes matter for throughput).
+CONFIG_CASES = {
+    "lm_10m": ("configs/lm.py", "cpu", {"model.num_layers": 6, "model.width": 384,
+                                        "model.num_heads": 6, "task.seq_len": 256,
+                                        "train.batch_size": 8}),
+    "lstm": ("configs/bursty_classification.py", "cpu", {"model.name": "lstm"}),
+    "resnet_embedder": ("configs/bursty_classification.py", "chan_cpu",
+                        {"train.batch_size": 8, "task.n_rare": 150, "task.n_common": 10,
+                         "task.n_holdout": 20}),  # class counts that fit the mock data
+}
+
+
+def _corpus_file() -> str:
+  """~1 MB of text (this repository's Python sources, repeated) for the LM case."""
+  text = "".join(p.read_text() for p in sorted((ROOT / "research").rglob("*.py")))
+  path = Path(tempfile.mkdtemp(prefix="bench_lm_")) / "corpus.txt"
+  path.write_text(text * max(1, 1_000_000 // len(text)))
+  return str(path)
+
+
+def child_config(case: str, steps: int, steps_per_call: int) -> dict:
+  """Measures our trainer on CONFIG_CASES[case]; prints one JSON line."""
+  import contextlib
+  import importlib.util
+
+  import jax
+  from research import config_check, metrics
+  from research.sweep import apply_overrides
+  from research.train import Experiment
+
+  path, preset, overrides = CONFIG_CASES[case]
+  spec = importlib.util.spec_from_file_location("bench_config", ROOT / path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  overrides = dict(overrides, **{"train.steps_per_call": steps_per_call, "mesh.data": 1})
+  if case == "lm_10m":
+    overrides["task.path"] = _corpus_file()
+  c = apply_overrides(module.get_config(preset), overrides)
+  config_check.validate(c, 1)
+  mock = contextlib.nullcontext()
+  if c.task.get("source") == "omniglot":
+    import tensorflow_datasets as tfds
+    mock = tfds.testing.mock_data(num_examples=200)
+  with mock:
+    t0 = time.perf_counter()
+    exp = Experiment(c, jax.devices()[:1])
+    state = exp.init_state()
+    fn = exp.multi_step_fn(steps_per_call)
+    state, m = fn(state)
+    jax.block_until_ready(m)
+    first_step_s = time.perf_counter() - t0
+    calls = max(1, steps // steps_per_call)
+    t = time.perf_counter()
+    for _ in range(calls):
+      state, m = fn(state)
+    jax.block_until_ready(m)
+  step_s = (time.perf_counter() - t) / (calls * steps_per_call)
+  tokens = c.train.batch_size * exp.task.tokens_per_example
+  flops = exp.built.train_flops_per_token * tokens
+  peak, src = metrics.device_peak_flops(c.model.dtype)
+  return {"impl": "ours", "case": case, "model": c.model.name, "params": exp.num_params,
+          "first_step_s": first_step_s, "step_s": step_s,
+          "examples_per_s": c.train.batch_size / step_s, "tokens_per_s": tokens / step_s,
+          "flops_per_step": flops, "peak_flops": peak, "peak_source": src,
+          "mfu": flops / step_s / peak if peak else None,
+          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "loss": float(m["loss"][-1]), "device": jax.devices()[0].device_kind}
+
+
 def child_peer(case: str, steps: int) -> dict:
   """Runs the peer script in this process; prints one JSON line."""
   import contextlib
@@ -195,18 +269,22 @@ def ensemble_case(members: int, steps: int) -> dict:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--cases", default="garg_small,garg_standard,steps_per_call,compile_cache,ensemble")
+  p.add_argument("--cases", default="garg_small,garg_standard,lm_10m,lstm,resnet_embedder,"
+                 "steps_per_call,compile_cache,ensemble")
   p.add_argument("--vs-peer", action="store_true")
   p.add_argument("--pairs", type=int, default=3)
   p.add_argument("--steps", type=int, default=100)
   p.add_argument("--steps_per_call", type=int, default=10)
   p.add_argument("--dtype", default="float32")
   p.add_argument("--out", default="runs/benchmark.json")
-  p.add_argument("--child", choices=["ours", "peer"])
+  p.add_argument("--child", choices=["ours", "peer", "config"])
   p.add_argument("--case", default="garg_small")
   a = p.parse_args()
   if a.child == "ours":
     print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype)))
+    return
+  if a.child == "config":
+    print(json.dumps(child_config(a.case, a.steps, a.steps_per_call)))
     return
   if a.child == "peer":
     print(json.dumps(child_peer(a.case, a.steps)))
@@ -224,6 +302,14 @@ def main() -> None:
               f"{100 * (r['mfu'] or 0):.1f}% of {r['peak_flops']:.3g} FLOP/s ({r['peak_source']}), "
               f"compile+first call {r['first_step_s']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
         results[case] = r
+    elif case in CONFIG_CASES:
+      r = _spawn("--child=config", f"--case={case}", f"--steps={a.steps}",
+                 f"--steps_per_call={a.steps_per_call}")
+      print(f"  {case} ({r['model']}, {r['params'] / 1e6:.2f}M params): {r['examples_per_s']:.0f} "
+            f"ex/s, {r['tokens_per_s']:.0f} tok/s, step {1e3 * r['step_s']:.1f} ms, MFU "
+            f"{100 * (r['mfu'] or 0):.1f}%, compile+first call {r['first_step_s']:.1f}s, "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+      results[case] = r
     elif case == "steps_per_call":
       results[case] = steps_per_call_case(max(a.steps, 500))
     elif case == "compile_cache":
