@@ -8,14 +8,25 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import importlib
+
 from configs import icl_regression
 from research import config_check
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fields():
-  c = icl_regression.get_config("tiny")
+# Every config file's tiny preset (resnet_images has none: its smallest is mnist).
+CONFIGS = [("icl_regression", "tiny"), ("bursty_classification", "tiny"), ("arithmetic", "tiny"),
+           ("grokking", "tiny"), ("induction", "tiny"), ("ginc", "tiny"), ("lm", "tiny"),
+           ("text_classification", "tiny"), ("resnet_images", "mnist")]
+
+
+def _get_config(name, preset):
+  return importlib.import_module(f"configs.{name}").get_config(preset)
+
+
+def _fields(config):
   out = []
 
   def walk(node, prefix):
@@ -24,20 +35,23 @@ def _fields():
         walk(v, prefix + (k,))
       elif k != "rules":
         out.append(prefix + (k,))
-  walk(c, ())
+  walk(config, ())
   return out
 
 
-FIELDS = _fields()
+FIELDS = {c: _fields(_get_config(*c)) for c in CONFIGS}
 VALUES = st.one_of(st.integers(-3, 10 ** 6), st.floats(-1e3, 1e3), st.floats(),
                    st.booleans(), st.text(max_size=8),
                    st.sampled_from(["linear", "adamw", "rotary", "bfloat16", "sgd", "none"]))
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(FIELDS), VALUES), min_size=1, max_size=3))
-def test_overrides_validate_or_fail_naming_a_field(overrides):
-  c = icl_regression.get_config("tiny")
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_overrides_validate_or_fail_naming_a_field(data):
+  which = data.draw(st.sampled_from(CONFIGS))
+  overrides = data.draw(st.lists(st.tuples(st.sampled_from(FIELDS[which]), VALUES),
+                                 min_size=1, max_size=3))
+  c = _get_config(*which)
   for path, value in overrides:
     node = c
     for p in path[:-1]:
