@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every config file's tiny preset (resnet_images has none: its smallest is mnist).
 CONFIGS = [("icl_regression", "tiny"), ("bursty_classification", "tiny"), ("arithmetic", "tiny"),
            ("grokking", "tiny"), ("induction", "tiny"), ("ginc", "tiny"), ("lm", "tiny"),
-           ("text_classification", "tiny"), ("resnet_images", "mnist")]
+           ("text_classification", "tiny"), ("resnet_images", "mnist"), ("scaling_laws", "tiny")]
 
 
 def _get_config(name, preset):

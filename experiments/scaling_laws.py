@@ -1,0 +1,300 @@
+"""Scaling laws L(N, D) on a synthetic language, and the Chinchilla refit (--fit-only).
+
+  python -m experiments.scaling_laws --preset=cpu --out=runs/scaling_laws
+  python -m experiments.scaling_laws --preset=tiny --out=/tmp/scaling_laws
+  python -m experiments.scaling_laws --fit-only [--data=CSV] [--bootstrap=4000] [--top-starts=K]
+
+Grid mode trains every (size, token budget) point of configs/scaling_laws.py's sweep
+(`scaling_grid`, or `scaling_grid_tiny` for the tiny preset) through research.sweep.run_sweep,
+so OUT holds results.jsonl and runs/NAME/, and a rerun reuses finished points and resumes the
+rest. The task is a second-order Markov token stream (configs/scaling_laws.py says why). Each
+point's loss is the held-out eval loss at its last step (the task's evaluate(): `eval_loss` in
+runs/NAME/metrics.jsonl, a fixed set of sequences never trained on); if a run has none (eval
+turned off) its last logged training loss is used and the point says so (`loss_source`).
+Then, with N = non-embedding parameters, D = tokens trained on and C = 6ND:
+  approach 3  L(N, D) = E + A/N^alpha + B/D^beta, Besiroglu et al.'s Huber / L-BFGS fit from
+              research.analysis.scaling, bootstrap SEs (and 5-95% intervals of N*, D*/N*)
+  frontier    N*(C), D*(C), tokens per parameter at each decade of C the grid spans
+  approach 2  IsoFLOP buckets (factor-2 bins of C: the grid doubles N and D, so its
+              anti-diagonals fall in one bin each); a parabola in log N per bucket with
+              >= 3 points, N_opt ~ C^a over the buckets with an interior minimum
+and the source's entropy (the Bayes loss on the same eval sequences: the floor E should sit
+on). Writes OUT/scaling_laws.json and OUT/figures/scaling_laws.png (rendered from the JSON by
+research/analysis/scaling_plots.py) and prints a summary.
+
+--fit-only runs experiments/scaling_fit.py's refit of the Besiroglu et al. 2024 data
+(../shared/data/chinchilla_svg_extracted_data.csv or --data) and prints its table: the point
+estimates next to the published bands E = 1.82 +- 0.03, alpha = 0.348 +- 0.02,
+beta = 0.366 +- 0.02 and PASS/FAIL; exit status 1 on FAIL. Outputs go to OUT/scaling_fit.*.
+
+cpu preset: 6 sizes (5.5k-178k non-embedding parameters) x 4 budgets (0.5M-4.1M tokens) = 24
+runs; the measured wall time is in the closing note of issue 4.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python experiments/scaling_laws.py`
+
+from configs import scaling_laws as grid_config  # noqa: E402
+from experiments import scaling_fit  # noqa: E402
+from experiments.emergence_scale import parse_value, show_progress  # noqa: E402
+from research.analysis import scaling  # noqa: E402
+
+CONFIG_FILE = ROOT / "configs" / "scaling_laws.py"
+PARAMS = ("E", "A", "B", "alpha", "beta")
+BUCKET_RATIO = 2.0  # IsoFLOP bin width: the grid's step in N and in D
+
+
+def parse_args(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--preset", default="cpu", choices=("tiny", "cpu"))
+  ap.add_argument("--out", "--workdir", dest="out", default=None,
+                  help="output directory (default runs/scaling_laws; --fit-only: "
+                       "/tmp/runs/scaling_fit)")
+  ap.add_argument("--sweep", default=None,
+                  help="get_sweep() name (default scaling_grid, tiny: scaling_grid_tiny)")
+  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                  help="config override for every run, e.g. optim.learning_rate=1e-3")
+  ap.add_argument("--bootstrap", type=int, default=None,
+                  help="bootstrap resamples (default 1000; --fit-only: 4000; 0: no SEs)")
+  ap.add_argument("--top-starts", type=int, default=None,
+                  help="L-BFGS only from the K best of the 4500 grid starts (default: all)")
+  ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+  ap.add_argument("--devices", type=int, default=0, help="use the first N devices (0 = all)")
+  ap.add_argument("--fit-only", action="store_true",
+                  help="no training: refit the Besiroglu et al. 2024 Chinchilla data")
+  ap.add_argument("--data", default=None, help="--fit-only: the data CSV")
+  return ap.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- --fit-only
+def fit_only(args) -> dict:
+  """experiments/scaling_fit.py's refit (it prints the table and the verdict)."""
+  out = Path(args.out or "/tmp/runs/scaling_fit")
+  argv = ["--out", str(out), "--seed", str(args.seed)]
+  argv += ["--csv", args.data] if args.data else []
+  argv += ["--bootstrap", str(args.bootstrap)] if args.bootstrap is not None else []
+  argv += ["--top-starts", str(args.top_starts)] if args.top_starts else []
+  scaling_fit.main(argv)
+  return json.loads((out / "scaling_fit.json").read_text())
+
+
+# ----------------------------------------------------------------------------- grid points
+def held_out_loss(run_dir: Path, num_steps: int) -> tuple[float, str, float]:
+  """(loss the fit uses, where it came from, last training loss) of one finished run."""
+  rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
+  evals = [r for r in rows if "eval_loss" in r and r["step"] == num_steps]
+  train = [r for r in rows if "loss" in r]
+  train_loss = float(train[-1]["loss"])
+  if evals:
+    return float(evals[-1]["eval_loss"]), "eval_loss", train_loss
+  return train_loss, "train_loss", train_loss
+
+
+def source_entropy(config) -> float | None:
+  """Bayes loss on the task's eval sequences: the true next-token NLL, averaged over positions
+  1..L-1 as the eval loss is (tokens 0 and 1 are uniform, so position 1 costs log V). None
+  with copied spans (--set task.repeat_prob>0): the Markov tables alone are not the source."""
+  if config.task.repeat_prob > 0:
+    return None
+  import jax
+  import jax.numpy as jnp
+
+  from research import tasks
+
+  task = tasks.build(config.task, config.seed)
+  tok = task.eval_sets()[0]
+  logp = jax.nn.log_softmax(task.next_logits(tok[:, :-2], tok[:, 1:-1]), axis=-1)
+  nll = -jnp.take_along_axis(logp, tok[:, 2:, None], axis=-1)[..., 0]
+  return float((jnp.log(task.vocab) + nll.sum(1)).mean() / (tok.shape[1] - 1))
+
+
+def train_grid(args, config, overrides) -> tuple[list[dict], list[dict]]:
+  """Runs the sweep; returns (points, failed) in sweep order."""
+  import jax
+
+  from research import sweep
+
+  devices = jax.devices()[:args.devices] if args.devices else None
+  results = sweep.run_sweep(config, overrides, args.out, devices=devices)
+  points, failed = [], []
+  for i, o in enumerate(overrides):
+    r = results.rows[sweep.run_name(i, o)]
+    if r["status"] != "done":
+      failed.append({"run": r["run"], "error": r.get("error", "")})
+      continue
+    cfg = sweep.apply_overrides(config, o)
+    steps = int(cfg.train.num_steps)
+    loss, src, train_loss = held_out_loss(Path(r["dir"]), steps)
+    n, d = r["num_non_embedding_params"], r["tokens"]
+    points.append({"run": r["run"], "num_layers": cfg.model.num_layers,
+                   "width": cfg.model.width, "num_heads": cfg.model.num_heads,
+                   "num_steps": steps, "N": n, "num_params": r["num_params"], "D": d,
+                   "C": 6.0 * n * d, "train_flops": r["train_flops"], "loss": loss,
+                   "loss_source": src, "train_loss": train_loss, "wall_s": r["wall_s"]})
+  return points, failed
+
+
+# ----------------------------------------------------------------------------- analysis
+def isoflop(N, D, L) -> dict:
+  """Approach 2 on factor-2 bins of C (edges from the smallest C down by sqrt 2)."""
+  C = 6.0 * N * D
+  lo = np.log(C.min()) - 0.5 * np.log(BUCKET_RATIO)
+  n_bins = int(np.ceil((np.log(C.max()) - lo) / np.log(BUCKET_RATIO))) + 1
+  edges = np.exp(lo + np.log(BUCKET_RATIO) * np.arange(n_bins + 1))
+  out = {"edges": edges.tolist(), "bucket_ratio": BUCKET_RATIO, "min_points": 3}
+  try:
+    iso = scaling.isoflop_fit(N, D, L, edges, min_points=3)
+  except ValueError as err:
+    return out | {"error": str(err)}
+  intercept = float(np.mean(np.log(iso.N_opt) - iso.a * np.log(iso.C)))
+  buckets = [{"C": float(c), "N_opt": float(n), "L_opt": float(l), "coeffs": [float(v) for v in cf],
+              "n_points": int(k)}
+             for c, n, l, cf, k in zip(iso.C, iso.N_opt, iso.L_opt, iso.coeffs, iso.n_points)]
+  return out | {"a": iso.a, "b": iso.b, "log_intercept": intercept, "buckets": buckets}
+
+
+def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
+  N, D, L = (np.array([p[k] for p in points], float) for k in ("N", "D", "loss"))
+  fit = scaling.fit_chinchilla(N, D, L, top_starts=top_starts)
+  C = 6.0 * N * D
+  decades = 10.0 ** np.arange(np.floor(np.log10(C.min())), np.ceil(np.log10(C.max())) + 1)
+  n_opt, d_opt, tpp = scaling.compute_optimal(fit, decades)
+  boot, se, pct, lohi = None, {}, {}, {}
+  if bootstrap > 0:
+    boot = scaling.bootstrap_chinchilla(N, D, L, num_resamples=bootstrap, seed=seed, fit=fit)
+    se = {k: float(v) for k, v in boot.se.items()}
+    # With ~20 points a few resamples lose E or B (A, B run off to 1e10+ while alpha or beta
+    # goes to 0); the SE (a std) is then dominated by them, the percentiles are not.
+    pct = {k: [float(v[0]), float(v[1])] for k, v in boot.percentile([5, 95]).items()}
+    # 5-95% intervals of the frontier: each resample's parameters through compute_optimal
+    # (a degenerate resample may overflow; the percentiles do not care).
+    with np.errstate(all="ignore"):
+      per = np.array([np.stack(scaling.compute_optimal(scaling.ChinchillaFit(*s, 0.0, 0), decades))
+                      for s in boot.samples])  # (R, 3, len(decades))
+      lohi = {"N_opt": np.nanpercentile(per[:, 0], [5, 95], axis=0),
+              "tokens_per_param": np.nanpercentile(per[:, 2], [5, 95], axis=0)}
+  frontier = []
+  for i, (c, n, d, t) in enumerate(zip(decades, n_opt, d_opt, tpp)):
+    row = {"C": float(c), "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
+           "loss": float(fit.predict(n, d)),
+           "inside_grid": bool(C.min() <= c <= C.max())}
+    for k, v in lohi.items():
+      row[f"{k}_5_95"] = [float(v[0, i]), float(v[1, i])]
+    frontier.append(row)
+  s = fit.alpha + fit.beta
+  resid = L - fit.predict(N, D)
+  return {
+      "fit": {k: {"value": float(getattr(fit, k)), "se": se.get(k), "p5_p95": pct.get(k)}
+              for k in PARAMS}
+             | {"objective": fit.loss, "n_points": fit.n_points, "n_starts": fit.n_starts,
+                "top_starts": top_starts, "seconds": fit.seconds,
+                "residual_rms": float(np.sqrt(np.mean(resid ** 2))),
+                "residual_max_abs": float(np.abs(resid).max())},
+      "bootstrap": {"resamples": bootstrap, "seed": seed,
+                    "seconds": boot.seconds if boot else 0.0},
+      "exponents": {"N_opt ~ C^a": fit.beta / s, "D_opt ~ C^b": fit.alpha / s},
+      "compute_optimal": frontier,
+      "isoflop": isoflop(N, D, L),
+  }
+
+
+def report(res: dict) -> None:
+  print(f"\n=== scaling laws: {res['task']['what']}, {len(res['runs'])} runs ===")
+  print(f"{'size (L x W)':>12} {'N':>8} {'steps':>6} {'D':>9} {'C=6ND':>9} {'loss':>7} "
+        f"{'train':>7} {'wall':>6}")
+  for p in res["runs"]:
+    mark = "" if p["loss_source"] == "eval_loss" else " (train loss)"
+    print(f"{p['num_layers']:>5} x {p['width']:<5} {p['N']:>8} {p['num_steps']:>6} "
+          f"{p['D']:>9.3g} {p['C']:>9.3g} {p['loss']:>7.4f} {p['train_loss']:>7.4f} "
+          f"{p['wall_s']:>5.0f}s{mark}")
+  f = res["fit"]
+  print(f"\nL(N, D) = E + A/N^alpha + B/D^beta ({f['n_points']} points, {f['n_starts']} "
+        f"L-BFGS starts, {res['bootstrap']['resamples']} bootstrap resamples):")
+  for k in PARAMS:
+    se, band = f[k]["se"], f[k]["p5_p95"]
+    print(f"  {k:<6} {f[k]['value']:10.4g}" + (f"  SE {se:9.3g}" if se is not None else "")
+          + (f"  5-95% [{band[0]:.4g}, {band[1]:.4g}]" if band else ""))
+  print(f"  residuals L - fit: rms {f['residual_rms']:.4f}, max |.| {f['residual_max_abs']:.4f}")
+  if res["source_entropy"] is not None:
+    print(f"  source entropy (Bayes loss on the eval set): {res['source_entropy']:.4f}; "
+          f"E - entropy = {f['E']['value'] - res['source_entropy']:+.4f}")
+  e = res["exponents"]
+  print(f"  approach 3: N_opt ~ C^{e['N_opt ~ C^a']:.3f}, D_opt ~ C^{e['D_opt ~ C^b']:.3f}")
+  iso = res["isoflop"]
+  if "error" in iso:
+    print(f"  approach 2: n/a ({iso['error']})")
+  else:
+    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} over {len(iso['buckets'])} IsoFLOP buckets "
+          f"with an interior minimum")
+  print(f"\ncompute-optimal (C = 6ND; * = inside the grid's C range):")
+  print(f"{'C':>9} {'N*':>10} {'D*':>10} {'D*/N*':>8} {'loss':>7}   N* 5-95%")
+  for r in res["compute_optimal"]:
+    band = r.get("N_opt_5_95")
+    band = f"   [{band[0]:.3g}, {band[1]:.3g}]" if band else ""
+    print(f"{r['C']:9.0e} {r['N_opt']:10.3g} {r['D_opt']:10.3g} {r['tokens_per_param']:8.2f} "
+          f"{r['loss']:7.4f}{'*' if r['inside_grid'] else ' '}{band}")
+
+
+def run_grid(args) -> dict:
+  import jax
+
+  from research import config_check, sweep
+
+  show_progress()
+  out = Path(args.out or "runs/scaling_laws")
+  args.out = str(out)
+  config = grid_config.get_config(args.preset)
+  name = args.sweep or ("scaling_grid_tiny" if args.preset == "tiny" else "scaling_grid")
+  try:
+    base = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    config = sweep.apply_overrides(config, base)
+    overrides = sweep.load_sweep(str(CONFIG_FILE), name)
+    for o in overrides:  # every point, before the first one trains
+      config_check.validate(sweep.apply_overrides(config, o), args.devices or jax.device_count())
+  except (ValueError, KeyError, TypeError, config_check.ConfigError) as e:
+    sys.exit(f"error: {e}")
+  t0 = time.perf_counter()
+  points, failed = train_grid(args, config, overrides)
+  if len(points) < 2:
+    sys.exit(f"error: {len(points)} finished runs; failures: {failed}")
+  t = config.task
+  res = {"preset": args.preset, "sweep": name, "set": base,
+         "task": {"what": f"2nd-order Markov stream, V={t.vocab_size}, context {t.seq_len}",
+                  "vocab_size": t.vocab_size, "seq_len": t.seq_len,
+                  "markov_scale": t.markov_scale, "skip_scale": t.skip_scale,
+                  "repeat_prob": t.repeat_prob, "eval_sequences": t.eval_sequences,
+                  "tokens_per_step": config.train.batch_size * t.seq_len},
+         "source_entropy": source_entropy(config), "runs": points, "failed": failed}
+  res |= analyse(points, 1000 if args.bootstrap is None else args.bootstrap,
+                 args.top_starts, args.seed)
+  res["wall_s"] = time.perf_counter() - t0
+  (out / "scaling_laws.json").write_text(json.dumps(res, indent=1))
+  from research.analysis import scaling_plots
+  fig = scaling_plots.render_scaling_laws(out / "scaling_laws.json",
+                                          out / "figures" / "scaling_laws.png")
+  report(res)
+  for f in failed:
+    print(f"FAILED {f['run']}: {f['error']}")
+  print(f"\n{len(points)} runs, wall {res['wall_s']:.0f}s; wrote {out / 'scaling_laws.json'} "
+        f"and {fig}")
+  return res
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  return fit_only(args) if args.fit_only else run_grid(args)
+
+
+if __name__ == "__main__":
+  result = main()
+  sys.exit(0 if result.get("overall_pass", True) else 1)

@@ -1,0 +1,119 @@
+"""experiments/scaling_laws.py: the L(N, D) analysis on a known law, the tiny grid end to end,
+and --fit-only reproducing Besiroglu et al. 2024 (fast path: top_starts, as test_scaling.py)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs import scaling_laws as grid_config
+from experiments import scaling_laws
+from research.analysis import scaling, scaling_plots
+
+ROOT = Path(__file__).resolve().parents[1]
+# Non-embedding parameters of configs/scaling_laws.py's SIZES at V = 128, and its budgets.
+GRID_N = np.array([5488, 10472, 23312, 44768, 91184, 178084.0])
+GRID_D = np.array(grid_config.STEPS) * 32 * 64.0
+
+
+def _law_points(E=2.95, A=150.0, B=900.0, alpha=0.45, beta=0.5):
+  N, D = (a.ravel() for a in np.meshgrid(GRID_N, GRID_D, indexing="ij"))
+  L = E + A * N ** -alpha + B * D ** -beta
+  return [{"N": n, "D": d, "loss": l, "num_layers": 1, "width": 8, "num_steps": int(d // 2048),
+           "C": 6 * n * d, "loss_source": "eval_loss", "train_loss": l, "wall_s": 0.0}
+          for n, d, l in zip(N, D, L)]
+
+
+def test_cpu_grid_is_isoflop_friendly():
+  sweep = grid_config.get_sweep("scaling_grid")
+  assert len(sweep) == len(grid_config.SIZES) * len(grid_config.STEPS) >= 12
+  assert len(grid_config.get_sweep("scaling_grid_tiny")) == 4
+  # N and D both double along the grid, so anti-diagonals share C to within ~15%.
+  assert np.all(np.abs(np.log2(GRID_N[1:] / GRID_N[:-1]) - 1) < 0.25)
+  assert np.all(GRID_D[1:] / GRID_D[:-1] == 2)
+  from research import config_check, sweep as sweep_lib
+  for preset, name in (("cpu", "scaling_grid"), ("tiny", "scaling_grid_tiny")):
+    config = grid_config.get_config(preset)
+    for o in grid_config.get_sweep(name):
+      config_check.validate(sweep_lib.apply_overrides(config, o), num_devices=8)
+
+
+def test_analysis_recovers_a_known_law(tmp_path):
+  points = _law_points()
+  res = scaling_laws.analyse(points, bootstrap=20, top_starts=50, seed=0)
+  f = res["fit"]
+  for k, v in dict(E=2.95, A=150.0, B=900.0, alpha=0.45, beta=0.5).items():
+    assert f[k]["value"] == pytest.approx(v, rel=1e-3), k
+    lo, hi = f[k]["p5_p95"]
+    assert f[k]["se"] is not None
+    assert lo <= f[k]["value"] * (1 + 1e-6) and hi >= f[k]["value"] * (1 - 1e-6)
+  assert f["residual_rms"] < 1e-4
+  a3 = 0.5 / 0.95
+  assert res["exponents"]["N_opt ~ C^a"] == pytest.approx(a3, rel=1e-3)
+  iso = res["isoflop"]
+  assert len(iso["buckets"]) >= 3 and all(b["n_points"] >= 3 for b in iso["buckets"])
+  assert iso["a"] == pytest.approx(a3, abs=0.03)  # measured 0.517 vs 0.526
+  fit = scaling.ChinchillaFit(*(f[k]["value"] for k in scaling_laws.PARAMS), 0.0, 0)
+  for row in res["compute_optimal"]:
+    n, d, t = scaling.compute_optimal(fit, row["C"])
+    assert row["N_opt"] == pytest.approx(float(n))
+    assert row["tokens_per_param"] == pytest.approx(float(t))
+    assert row["N_opt_5_95"][0] <= row["N_opt"] * (1 + 1e-6)
+  # The figure renders from the result file alone.
+  res |= {"runs": points, "source_entropy": 2.9, "task": {"what": "known law"}}
+  path = tmp_path / "scaling_laws.json"
+  path.write_text(json.dumps(res))
+  png = scaling_plots.render_scaling_laws(path, tmp_path / "figures" / "scaling_laws.png")
+  assert png.stat().st_size > 20_000
+
+
+def test_tiny_grid_end_to_end(tmp_path):
+  out = tmp_path / "sl"
+  argv = ["--preset=tiny", f"--out={out}", "--devices=1", "--top-starts=20", "--bootstrap=20",
+          "--set", "train.compile_cache_dir=", "--set", "train.peak_flops=1e11"]
+  res = scaling_laws.main(argv)
+  saved = json.loads((out / "scaling_laws.json").read_text())
+  assert len(saved["runs"]) == 4 and not saved["failed"]
+  assert {r["loss_source"] for r in saved["runs"]} == {"eval_loss"}
+  assert sorted({r["num_steps"] for r in saved["runs"]}) == list(grid_config.TINY_STEPS)
+  for r in saved["runs"]:
+    assert r["D"] == r["num_steps"] * 16 * 32 and r["C"] == pytest.approx(6 * r["N"] * r["D"])
+    assert saved["source_entropy"] < r["loss"] < np.log(16) + 0.5
+  assert set(saved["fit"]) >= set(scaling_laws.PARAMS) and saved["fit"]["n_points"] == 4
+  assert all(saved["fit"][k]["se"] is not None and len(saved["fit"][k]["p5_p95"]) == 2
+             for k in scaling_laws.PARAMS)
+  assert saved["compute_optimal"] and "edges" in saved["isoflop"]
+  assert (out / "figures" / "scaling_laws.png").stat().st_size > 20_000
+  # A rerun reuses every finished run (same wall times) and only refits.
+  again = scaling_laws.main(argv)
+  assert [r["wall_s"] for r in again["runs"]] == [r["wall_s"] for r in res["runs"]]
+
+
+def test_fit_only_reproduces_besiroglu(tmp_path):
+  csv = scaling.default_csv_path()
+  if not csv.exists():
+    pytest.skip(f"data file not found: {csv}")
+  (tmp_path / "data.csv").write_bytes(csv.read_bytes())  # --data reaches the refit
+  res = scaling_laws.main(["--fit-only", f"--data={tmp_path / 'data.csv'}", "--bootstrap=10",
+                           "--top-starts=20", f"--out={tmp_path}"])
+  assert res["csv"] == str(tmp_path / "data.csv") and res["n_points"] == 240
+  assert res["overall_pass"] and all(res["pass"].values())
+  p = res["params"]
+  assert abs(p["E"]["fit"] - 1.82) <= 0.03
+  assert abs(p["alpha"]["fit"] - 0.348) <= 0.02 and abs(p["beta"]["fit"] - 0.366) <= 0.02
+
+
+def test_fit_only_fail_exits_1(tmp_path):
+  # Data from another law: the bands must FAIL and the command must say so in its exit status.
+  N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e8, 1e10, 6), np.geomspace(1e9, 1e11, 5)))
+  L = 2.5 + 300 * N ** -0.3 + 900 * D ** -0.3
+  rows = "".join(f"{n},{6 * n * d},{l}\n" for n, d, l in zip(N, D, L))
+  (tmp_path / "other.csv").write_text("Model Size,Training FLOP,loss\n" + rows)
+  proc = subprocess.run([sys.executable, "-m", "experiments.scaling_laws", "--fit-only",
+                         f"--data={tmp_path / 'other.csv'}", "--bootstrap=0", "--top-starts=20",
+                         f"--out={tmp_path}"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  assert "overall: FAIL" in proc.stdout
