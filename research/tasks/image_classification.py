@@ -45,7 +45,6 @@ class ImageClassificationTask:
     self.image_shape = tuple(int(d) for d in train["image"].shape[1:])
     self.io = IOSpec(output_dim=self.num_classes, seq_len=1, image_shape=self.image_shape,
                      images_per_sequence=1)
-    self._eval_fns: dict = {}
 
   tokens_per_example = 1
 
@@ -97,10 +96,7 @@ class ImageClassificationTask:
 
   def evaluate(self, exp, params, key) -> dict:
     del key
-    fn = self._eval_fns.get(id(exp))
-    if fn is None:
-      fn = self._eval_fns[id(exp)] = jax.jit(lambda p, x: exp.model.apply({"params": p}, x))
-    m = self._test_metrics(lambda x: fn(params, x), int(exp.config.probe.batch_size))
+    m = self._test_metrics(exp.predict_fn(params), int(exp.config.probe.batch_size))
     return {k: v for k, v in m.items() if k != "correct"}
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:

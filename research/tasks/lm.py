@@ -76,7 +76,6 @@ class LMTask:
       self.rows = text_lib.Rows(stream.astype(dtype)[:, None], cfg.placement)
     self.eval_windows = text_lib.chunk(valid, need)
     self.io = IOSpec(output_dim=v, seq_len=self.seq_len, vocab_size=v)
-    self._eval_fns: dict = {}
     logging.info("lm corpus: %d train / %d eval tokens, vocabulary %d (%s), rows on %s",
                  len(stream), len(valid), v, cfg.tokenizer,
                  "device" if self.rows.on_device else "host")
@@ -126,11 +125,8 @@ class LMTask:
 
   def evaluate(self, exp, params, key) -> dict:
     del key
-    fn = self._eval_fns.get(id(exp))
-    if fn is None:
-      fn = self._eval_fns[id(exp)] = jax.jit(lambda p, x: exp.model.apply({"params": p}, x))
     probe = exp.config.probe
-    ce = self._eval_losses(lambda x: fn(params, x), int(probe.eval_sequences), int(probe.batch_size))
+    ce = self._eval_losses(exp.predict_fn(params), int(probe.eval_sequences), int(probe.batch_size))
     loss = float(ce.mean())
     return {"valid_loss": loss, "valid_perplexity": float(math.exp(min(loss, 50.0)))}
 

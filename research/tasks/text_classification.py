@@ -108,7 +108,6 @@ class TextClassificationTask:
     self.num_train = len(tr_y)
     self.io = IOSpec(output_dim=self.num_classes, seq_len=self.seq_len,
                      vocab_size=self.tokenizer.vocab_size)
-    self._eval_fns: dict = {}
     logging.info("text classification: %d train / %d test, %d classes %s, vocabulary %d (%s)",
                  len(tr_y), len(te_y), self.num_classes, self.label_names[:10],
                  self.tokenizer.vocab_size, cfg.tokenizer)
@@ -164,10 +163,7 @@ class TextClassificationTask:
 
   def evaluate(self, exp, params, key) -> dict:
     del key
-    fn = self._eval_fns.get(id(exp))
-    if fn is None:
-      fn = self._eval_fns[id(exp)] = jax.jit(lambda p, x: exp.model.apply({"params": p}, x))
-    m = self._test_metrics(lambda x: fn(params, x), int(exp.config.probe.batch_size))
+    m = self._test_metrics(exp.predict_fn(params), int(exp.config.probe.batch_size))
     return {k: v for k, v in m.items() if k != "probs"}
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
