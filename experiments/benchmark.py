@@ -56,14 +56,13 @@ def _regression_config(case: str, steps_per_call: int, dtype: str = "float32"):
   return c
 
 
-def child_ours(case: str, steps: int, steps_per_call: int, dtype: str) -> dict:
-  """Measures our trainer in this process; prints one JSON line."""
+def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:
+  """Builds config `c`'s trainer on one device and times it: set-up + compile + first call,
+  then the steady step time over `steps`."""
   import jax
   from research import metrics
-  from research.train import Experiment, _enable_compile_cache
+  from research.train import Experiment
 
-  c = _regression_config(case, steps_per_call, dtype)
-  _enable_compile_cache(os.environ.get("BENCH_CACHE", ""))
   t0 = time.perf_counter()
   exp = Experiment(c, jax.devices()[:1])
   state = exp.init_state()
@@ -79,13 +78,22 @@ def child_ours(case: str, steps: int, steps_per_call: int, dtype: str) -> dict:
   step_s = (time.perf_counter() - t) / (calls * steps_per_call)
   tokens = c.train.batch_size * exp.task.tokens_per_example
   flops = exp.built.train_flops_per_token * tokens
-  peak, src = metrics.device_peak_flops(dtype)
-  return {"impl": "ours", "case": case, "params": exp.num_params, "first_step_s": first_step_s,
-          "step_s": step_s, "examples_per_s": c.train.batch_size / step_s,
+  peak, src = metrics.device_peak_flops(c.model.dtype)
+  return {"impl": "ours", "case": case, "model": c.model.name, "params": exp.num_params,
+          "first_step_s": first_step_s, "step_s": step_s,
+          "examples_per_s": c.train.batch_size / step_s, "tokens_per_s": tokens / step_s,
           "flops_per_step": flops, "peak_flops": peak, "peak_source": src,
           "mfu": flops / step_s / peak if peak else None,
           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
           "loss": float(m["loss"][-1]), "device": jax.devices()[0].device_kind}
+
+
+def child_ours(case: str, steps: int, steps_per_call: int, dtype: str) -> dict:
+  """Measures our trainer on a Garg case in this process; prints one JSON line."""
+  from research.train import _enable_compile_cache
+
+  _enable_compile_cache(os.environ.get("BENCH_CACHE", ""))
+  return _measure(case, _regression_config(case, steps_per_call, dtype), steps, steps_per_call)
 
 
 # Other model families through the same trainer: (config file, preset, overrides).
@@ -118,10 +126,8 @@ def child_config(case: str, steps: int, steps_per_call: int) -> dict:
   import contextlib
   import importlib.util
 
-  import jax
-  from research import config_check, metrics
+  from research import config_check
   from research.sweep import apply_overrides
-  from research.train import Experiment
 
   path, preset, overrides = CONFIG_CASES[case]
   spec = importlib.util.spec_from_file_location("bench_config", ROOT / path)
@@ -140,29 +146,7 @@ def child_config(case: str, steps: int, steps_per_call: int) -> dict:
     import tensorflow_datasets as tfds
     mock = tfds.testing.mock_data(num_examples=200)
   with mock:
-    t0 = time.perf_counter()
-    exp = Experiment(c, jax.devices()[:1])
-    state = exp.init_state()
-    fn = exp.multi_step_fn(steps_per_call)
-    state, m = fn(state)
-    jax.block_until_ready(m)
-    first_step_s = time.perf_counter() - t0
-    calls = max(1, steps // steps_per_call)
-    t = time.perf_counter()
-    for _ in range(calls):
-      state, m = fn(state)
-    jax.block_until_ready(m)
-  step_s = (time.perf_counter() - t) / (calls * steps_per_call)
-  tokens = c.train.batch_size * exp.task.tokens_per_example
-  flops = exp.built.train_flops_per_token * tokens
-  peak, src = metrics.device_peak_flops(c.model.dtype)
-  return {"impl": "ours", "case": case, "model": c.model.name, "params": exp.num_params,
-          "first_step_s": first_step_s, "step_s": step_s,
-          "examples_per_s": c.train.batch_size / step_s, "tokens_per_s": tokens / step_s,
-          "flops_per_step": flops, "peak_flops": peak, "peak_source": src,
-          "mfu": flops / step_s / peak if peak else None,
-          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "loss": float(m["loss"][-1]), "device": jax.devices()[0].device_kind}
+    return _measure(case, c, steps, steps_per_call)
 
 
 def child_peer(case: str, steps: int) -> dict:
