@@ -6,10 +6,11 @@
 
 Noisy linear regression (configs/icl_regression.py:raventos: y = w.x + eps, sigma^2 = 0.25,
 D = 8, K = 16) pretrained on a finite pool of M tasks, for every M of the preset's grid. Each M
-is one `train_and_evaluate` run through research.sweep.run_sweep, so OUT holds results.jsonl and
-runs/NAME/ and a rerun reuses finished M. It is NOT a vmapped ensemble: the pool array has shape
-(M, D), so every M is its own program (research/ensemble.py varies only seed, learning rate and
-weight decay). Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
+is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep with
+ensemble="on"): the program holds the largest pool and member M draws its tasks from the pool's
+first M rows, which are exactly the pool a solo run with task.pool_size=M builds (tested in
+tests/test_ensemble.py). OUT holds results.jsonl and runs/NAME/ (one per M, as solo runs would
+write them) and a rerun reuses finished M. Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
 the pool) holds the model's error per k next to Ridge (lambda = sigma^2, Bayes-optimal for the
 Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that run's M tasks).
 
@@ -39,8 +40,8 @@ sys.path.insert(0, str(ROOT))  # `python experiments/raventos2023.py`
 from configs import icl_regression  # noqa: E402
 
 DISTANCE = "mean over k of |model(k) - baseline(k)|, normalised error on fresh tasks"
-ENSEMBLE_NOTE = ("one run per M through research.sweep.run_sweep, not a vmapped ensemble: the pool "
-                 "has shape (M, D), and research/ensemble.py varies only seed / lr / weight decay")
+ENSEMBLE_NOTE = ("every M trains as a member of one vmapped ensemble (research/ensemble.py): one "
+                 "program holds the largest pool, member M samples from its first M rows")
 
 
 def pool_grid(preset: str) -> list[int]:
@@ -144,7 +145,7 @@ def main(argv=None) -> dict:
   overrides = [{"task.pool_size": m} for m in grid]
   out = Path(args.out)
   t0 = time.perf_counter()
-  results = sweep.run_sweep(config, overrides, out, ensemble="off")
+  results = sweep.run_sweep(config, overrides, out, ensemble="on")
   pools, failed = [], []
   for i, o in enumerate(overrides):
     row = results.rows[sweep.run_name(i, o)]

@@ -3,7 +3,10 @@
 Parameters and optimiser state carry a leading member axis; per-member values
 (seed, peak learning rate, weight decay) are arrays, so one compiled program
 serves every member and no value change recompiles. Each member's metrics and
-probes go to its own workdir exactly as a solo run would write them. A member
+probes go to its own workdir exactly as a solo run would write them. A
+regression task-pool size M (Raventós's task diversity) is a value too: the
+program holds the largest pool and each member draws from its first M rows,
+which are exactly the pool its solo run builds. A member
 whose loss turns non-finite is frozen (its state stops changing) and reported;
 the others continue.
 
@@ -24,11 +27,13 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
-from research import optim, sharding
+from research import optim, sharding, tasks
 from research.train import Experiment, TrainState, _enable_compile_cache, run_probes
 
 # Overrides that change only values, never shapes, and so can share a program.
-VALUE_FIELDS = ("seed", "optim.learning_rate", "optim.weight_decay")
+VALUE_FIELDS = ("seed", "optim.learning_rate", "optim.weight_decay", "task.pool_size")
+# Value fields the task reads: config key -> keyword of task.sample.
+TASK_VALUES = {"task.pool_size": "pool_size"}
 
 
 def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
@@ -37,8 +42,15 @@ def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
   other = sorted(keys - set(VALUE_FIELDS))
   if other:
     return False, f"overrides change {', '.join(other)} (ensembles vary only {VALUE_FIELDS})"
-  if "seed" in keys and config.task.get("pool_size", 0):
+  pools = [o.get("task.pool_size", config.task.get("pool_size", 0)) for o in overrides]
+  if "seed" in keys and any(pools):
     return False, "the task pool is a function of the seed; vary seeds in sequential runs"
+  if "task.pool_size" in keys:
+    if config.task.name != "regression":
+      return False, f"task.pool_size is a regression value, not one of task {config.task.name!r}"
+    if not all(p > 0 for p in pools):
+      return False, ("task.pool_size=0 (a fresh task per prompt) cannot share a program with "
+                     "finite pools; run it on its own")
   if "optim.weight_decay" in keys and config.optim.name == "adam":
     return False, "plain adam has no weight decay to vary"
   return True, ""
@@ -55,10 +67,19 @@ class Ensemble:
     ok, why = can_ensemble(config, members)
     if not ok:
       raise ValueError(f"cannot ensemble: {why}")
-    self.config, self.members = config, list(members)
+    self.members = list(members)
+    get = lambda k, default: np.array([m.get(k, default) for m in members])
+    # Task values: the program is built for the largest value (the largest pool)
+    # and each member's own value is passed to task.sample as an array.
+    self.task_values = {}
+    for key, kwarg in TASK_VALUES.items():
+      if any(key in m for m in members):
+        values = get(key, config.task[key.split(".", 1)[1]]).astype(np.int32)
+        config = _member_config(config, {key: int(values.max())})
+        self.task_values[kwarg] = values
+    self.config = config
     self.exp = Experiment(config, devices)
     self.size = len(members)
-    get = lambda k, default: np.array([m.get(k, default) for m in members])
     self.seeds = get("seed", config.seed).astype(np.uint32)
     self.lrs = get("optim.learning_rate", config.optim.learning_rate).astype(np.float32)
     self.wds = get("optim.weight_decay", config.optim.weight_decay).astype(np.float32)
@@ -85,15 +106,17 @@ class Ensemble:
   def multi_step_fn(self, num_steps: int):
     exp = self.exp
 
-    def member_step(state: TrainState, root_key, frozen):
-      new, m = exp.train_step(state, root_key)
+    def member_step(state: TrainState, root_key, frozen, task_values):
+      new, m = exp.train_step(state, root_key, task_values)
       bad = ~jnp.isfinite(m["loss"])
       keep_old = frozen | bad
       new = jax.tree.map(lambda a, b: jnp.where(keep_old, a, b), state, new)
       return new.replace(step=state.step + 1), m, bad
 
     def one(carry, _):
-      new, m, bad = jax.vmap(member_step)(carry["state"], self.root_keys(), carry["frozen"])
+      task_values = {k: jnp.asarray(v) for k, v in self.task_values.items()}
+      new, m, bad = jax.vmap(member_step)(carry["state"], self.root_keys(), carry["frozen"],
+                                          task_values)
       newly = bad & ~carry["frozen"]
       carry = {"state": new, "frozen": carry["frozen"] | bad,
                "frozen_step": jnp.where(newly, carry["state"].step, carry["frozen_step"]),
@@ -212,4 +235,6 @@ def _member_experiment(ens: Ensemble, member: dict) -> Experiment:
   view.__dict__.update(exp.__dict__)
   view.config = _member_config(exp.config, member)
   view.root_key = jax.random.key(view.config.seed)
+  if any(k.startswith("task.") for k in member):  # e.g. its own pool for dMMSE and probes
+    view.task = tasks.build(view.config.task, view.config.seed)
   return view

@@ -123,11 +123,16 @@ class Experiment:
                                train=train, rngs=rngs)
     return self.task.loss(outputs, batch)
 
-  def train_step(self, state: TrainState, root_key):
-    """One optimiser step of the run whose root key is `root_key` (vmappable)."""
+  def train_step(self, state: TrainState, root_key, task_values=None):
+    """One optimiser step of the run whose root key is `root_key` (vmappable).
+
+    task_values: keyword values for task.sample (an ensemble's per-member task
+    values, e.g. the regression pool size), traced so that no value recompiles.
+    """
     step = state.step
     data_key = jax.random.fold_in(jax.random.fold_in(root_key, DATA), step)
-    batch = self.task.sample(data_key, step, self.config.train.batch_size)
+    batch = self.task.sample(data_key, step, self.config.train.batch_size,
+                             **(task_values or {}))
     batch = jax.lax.with_sharding_constraint(
         batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
                             else sharding.replicated(self.mesh), batch))

@@ -47,3 +47,34 @@ def test_can_ensemble_rejects_shape_changes():
   assert ensemble.can_ensemble(c, [{"seed": 0}, {"optim.learning_rate": 1e-2}])[0]
   ok, why = ensemble.can_ensemble(c, [{"model.width": 64}])
   assert not ok and "model.width" in why
+
+
+def test_pool_size_members_match_solo_runs(tmp_path):
+  """Raventós's M sweep as one program: member M trains as task.pool_size=M alone."""
+  c = _config()
+  c.optim.name = "adam"
+  c.task.function, c.task.noise_std = "noisy_linear", 0.5
+  members = [{"task.pool_size": 2}, {"task.pool_size": 16}, {"task.pool_size": 128}]
+  assert ensemble.can_ensemble(c, members)[0]
+  dirs = [tmp_path / f"m{i}" for i in range(len(members))]
+  ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  for i, member in enumerate(members):
+    solo = Experiment(ensemble._member_config(c, member), jax.devices()[:1])
+    assert solo.task.pool_ws_MxD.shape[0] == member["task.pool_size"]
+    _, m = solo.multi_step_fn(20)(solo.init_state())
+    logged = [json.loads(l) for l in (dirs[i] / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_allclose(logged[-1]["loss"], np.mean(m["loss"][-10:]), rtol=1e-4)
+    pool_probe = json.loads((dirs[i] / "probes" / "icl_regression_pool.json").read_text())
+    assert "dmmse" in pool_probe["curves"]
+  # dMMSE on a member's fresh-task probe uses that member's pool, so it differs by M.
+  dmmse = [json.loads((d / "probes" / "icl_regression.json").read_text())["curves"]["dmmse"]
+           ["mean"][-1] for d in dirs]
+  assert len(set(np.round(dmmse, 6))) == 3
+
+
+def test_can_ensemble_pool_sizes():
+  c = _config()
+  ok, why = ensemble.can_ensemble(c, [{"task.pool_size": 4}, {"task.pool_size": 0}])
+  assert not ok and "pool_size=0" in why
+  ok, why = ensemble.can_ensemble(c, [{"task.pool_size": 4, "seed": 1}, {"task.pool_size": 8}])
+  assert not ok and "seed" in why

@@ -67,30 +67,35 @@ class RegressionTask:
     return 2 * self.n_points
 
   # --- data -----------------------------------------------------------------
-  def sample(self, key, step, batch_size: int, *, source: str = "train"):
+  def sample(self, key, step, batch_size: int, *, source: str = "train", pool_size=None):
     """A batch {xs: BxNxD, ys: BxN, n_dims, n_points} for `step` (curriculum).
 
     source: 'train' (pool tasks when pool_size > 0), 'prior' (fresh w ~ N(0, I):
     tasks never seen in pretraining) or 'pool' (the pretraining tasks).
+    pool_size: a (traced) M <= cfg.pool_size: draw tasks from the pool's first M
+    rows only. Under threefry-partitionable keys those rows equal the pool a run
+    with task.pool_size=M builds, so an ensemble over M (one program, the largest
+    pool) samples exactly what each solo run samples.
     """
     n, d = self.n_points, self.n_dims
     d_act, n_act = self.curriculum.active(step, d, n)
     kx, kf, kn = jax.random.split(key, 3)
     dim_mask_D = jnp.arange(d) < d_act
     xs_BxNxD = jax.random.normal(kx, (batch_size, n, d)) * dim_mask_D
-    ys_BxN = self._function(kf, xs_BxNxD, dim_mask_D, d_act, source)
+    ys_BxN = self._function(kf, xs_BxNxD, dim_mask_D, d_act, source, pool_size)
     if self.noise_std > 0:
       ys_BxN = ys_BxN + self.noise_std * jax.random.normal(kn, ys_BxN.shape)
     return {"xs": xs_BxNxD, "ys": ys_BxN, "n_dims": d_act, "n_points": n_act}
 
-  def _function(self, key, xs_BxNxD, dim_mask_D, d_act, source):
+  def _function(self, key, xs_BxNxD, dim_mask_D, d_act, source, pool_size=None):
     b, _, d = xs_BxNxD.shape
     f = self.function
     k1, k2, k3 = jax.random.split(key, 3)
     if f in ("linear", "noisy_linear", "sparse_linear"):
       use_pool = self.pool_ws_MxD is not None and source != "prior"
       if use_pool:
-        idx_B = jax.random.randint(k1, (b,), 0, self.pool_ws_MxD.shape[0])
+        m = self.pool_ws_MxD.shape[0] if pool_size is None else pool_size
+        idx_B = jax.random.randint(k1, (b,), 0, m)
         w_BxD = self.pool_ws_MxD[idx_B]
       else:
         w_BxD = jax.random.normal(k1, (b, d))
