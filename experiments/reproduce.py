@@ -3,6 +3,8 @@
   python -m experiments.reproduce --list
   python -m experiments.reproduce NAME [--preset=cpu|paper|tiny] [--workdir=runs/reproduce]
   python -m experiments.reproduce all --preset=cpu       # every NAME, then WORKDIR/index.md
+  python -m experiments.reproduce all --preset=cpu --gallery   # + the README gallery
+  python -m experiments.reproduce gallery --preset=cpu   # the README gallery from WORKDIR only
 
 NAME runs the paper's experiment as a library (nothing is re-implemented here) in
 WORKDIR/NAME/run/, then reads the result files it wrote and checks each headline claim of the
@@ -15,12 +17,18 @@ note says so. Rerunning reuses finished runs (each experiment skips or resumes t
 `all` runs every NAME in its own process (the experiments' absl flags must not meet in one
 process, and one failure must not stop the rest), then writes WORKDIR/index.md: one table per
 paper, with links to its figures and summary. A NAME without the requested preset is skipped.
+
+`--gallery` (or the `gallery` command, which trains nothing and reads WORKDIR's summaries)
+rewrites the README section between GALLERY_START and GALLERY_END: per paper its command,
+the wall time the run took, the PASS / FAIL counts and the claim table, and its figures
+shrunk to small PNGs in docs/gallery/. The README gallery is only ever written this way.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -302,6 +310,78 @@ def reproduce(name: str, preset: str, workdir: Path) -> dict:
   return s
 
 
+GALLERY_START = "<!-- gallery:start (written by python -m experiments.reproduce gallery) -->"
+GALLERY_END = "<!-- gallery:end -->"
+GALLERY_WIDTH = 880  # px; README figures stay small
+
+
+def _shrink_png(src: Path, dst: Path) -> None:
+  from PIL import Image
+  img = Image.open(src)
+  if img.width > GALLERY_WIDTH:
+    img = img.resize((GALLERY_WIDTH, round(img.height * GALLERY_WIDTH / img.width)),
+                     Image.LANCZOS)
+  dst.parent.mkdir(parents=True, exist_ok=True)
+  img.convert("RGB").quantize(colors=128).save(dst, optimize=True)
+
+
+def _minutes(seconds: float | None) -> str:
+  if seconds is None:
+    return "-"
+  m, s = divmod(round(seconds), 60)
+  return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
+                  assets: Path = ROOT / "docs" / "gallery") -> Path:
+  """Rewrites the README gallery from WORKDIR/NAME/summary.json (nothing is trained here)."""
+  import platform
+  workdir = Path(workdir)
+  text = readme.read_text()
+  if GALLERY_START not in text or GALLERY_END not in text:
+    raise ValueError(f"{readme} has no gallery markers; add the lines\n{GALLERY_START}\n"
+                     f"{GALLERY_END}\nwhere the gallery goes")
+  overview = ["| NAME | command | wall | PASS | FAIL | NOT_SHOWN |", "|---|---|---|---|---|---|"]
+  sections, total = [], 0.0
+  for name in NAMES:
+    path = workdir / name / "summary.json"
+    if not path.is_file():
+      overview.append(f"| {name} | - | not run | - | - | - |")
+      continue
+    s = json.loads(path.read_text())
+    if s["preset"] != preset:
+      raise ValueError(f"{path} is a {s['preset']!r} run, not {preset!r}")
+    c, total = s["counts"], total + (s.get("wall_s") or 0)
+    cmd = f"python -m experiments.reproduce {name} --preset={preset}"
+    overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | {c['PASS']} | "
+                    f"{c['FAIL']} | {c['NOT_SHOWN']} |")
+    rows = [{k: r.get(k) for k in ("claim", "paper", "ours", "status")} for r in s["claims"]]
+    lines = [f"#### {name}", "", f"{s['paper']}. `{cmd}`: {_minutes(s.get('wall_s'))}; "
+             f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c['NOT_SHOWN']} NOT_SHOWN"
+             + (f"; **error:** {s['error']}" if s.get("error") else "") + ".", ""]
+    if rows:
+      lines += ["| claim | paper | ours | status |", "|---|---|---|---|"]
+      lines += ["| " + " | ".join(_cell(r[k]) for k in ("claim", "paper", "ours", "status"))
+                + " |" for r in rows]
+      lines += ["", "Each claim's tolerance and the note on how the preset restates it: "
+                f"`{name}/summary.md` in the workdir."]
+    for f in s["figures"]:
+      f = Path(f)
+      if f.is_file():
+        dst = assets / f"{name}_{f.stem}.png"
+        _shrink_png(f, dst)
+        lines += ["", f"![{name} {f.stem}]({dst.relative_to(readme.parent)})"]
+    sections.append("\n".join(lines))
+  body = [GALLERY_START, "",
+          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery` on "
+          f"{platform.machine()} with {os.cpu_count()} CPU cores, fp32; total wall "
+          f"{_minutes(total)}. Wall times are each paper's own reproduce run, including "
+          "compilation and probes.", "", *overview, "", *sections, "", GALLERY_END]
+  start, end = text.index(GALLERY_START), text.index(GALLERY_END) + len(GALLERY_END)
+  readme.write_text(text[:start] + "\n".join(body) + text[end:])
+  return readme
+
+
 def reproduce_all(preset: str, workdir: Path) -> Path:
   workdir = Path(workdir).resolve()
   results = {}
@@ -338,10 +418,13 @@ def _show_progress() -> None:
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("name", nargs="?", choices=NAMES + ("all",), help="paper to reproduce, or all")
+  ap.add_argument("name", nargs="?", choices=NAMES + ("all", "gallery"),
+                  help="paper to reproduce, all of them, or gallery (README from WORKDIR)")
   ap.add_argument("--preset", default="cpu", choices=PRESETS)
   ap.add_argument("--workdir", default="runs/reproduce")
   ap.add_argument("--list", action="store_true", help="print each NAME with its expected times")
+  ap.add_argument("--gallery", action="store_true",
+                  help="with all: then rewrite the README gallery from the results")
   args = ap.parse_args(argv)
   if args.list:
     print(list_text())
@@ -350,6 +433,11 @@ def main(argv=None) -> int:
     ap.error("NAME (or all, or --list) is required")
   if args.name == "all":
     reproduce_all(args.preset, Path(args.workdir))
+    if args.gallery:
+      print(f"gallery: {write_gallery(args.preset, Path(args.workdir))}")
+    return 0
+  if args.name == "gallery":
+    print(f"gallery: {write_gallery(args.preset, Path(args.workdir))}")
     return 0
   if args.preset not in SPECS[args.name].times:
     print(f"error: {args.name} has no {args.preset!r} preset", file=sys.stderr)

@@ -197,8 +197,11 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
   frozen_step = np.asarray(carry["frozen_step"])
   summaries = []
   wall = time.perf_counter() - t0
+  # One transfer, then numpy slicing: indexing device arrays per member and leaf
+  # would compile a slice program for every leaf shape.
+  host_state = jax.device_get(carry["state"])
   for i, (d, member) in enumerate(zip(dirs, members)):
-    state_i = jax.tree.map(lambda x: x[i], carry["state"])
+    state_i = jax.tree.map(lambda x: x[i], host_state)
     exp_i = _member_experiment(ens, member)
     summary = {"final_step": step, "train_wall_s": wall, "ensemble_size": ens.size,
                "num_params": ens.exp.num_params, "tokens_seen": step * tokens,

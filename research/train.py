@@ -85,8 +85,12 @@ class Experiment:
     self.mesh = sharding.make_mesh(config.mesh, devices)
     self.rules = sharding.rules_from_config(config.sharding.rules)
     self.root_key = jax.random.key(config.seed)
-    self._dummy_inputs = self.task.model_inputs(
-        self.task.sample(jax.random.key(0), jnp.int32(0), 1))
+    # Shapes only (eval_shape, then host zeros): running the sampler eagerly here
+    # would compile a dozen one-off programs on every start, cached or not.
+    self._dummy_inputs = jax.tree.map(
+        lambda s: np.zeros(s.shape, s.dtype),
+        jax.eval_shape(lambda: self.task.model_inputs(
+            self.task.sample(jax.random.key(0), jnp.int32(0), 1))))
     self._state_shapes()
 
   # --- 1/2. shardings and initialisation -------------------------------------

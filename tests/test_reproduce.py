@@ -125,6 +125,34 @@ def test_index_links_tables_and_figures(tmp_path):
   assert text.count("| claim | paper |") == 1
 
 
+def test_gallery_rewrites_only_its_readme_section(tmp_path):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  work = tmp_path / "work"
+  _write(work / "garg2022" / "run" / "probes" / "icl_regression.json", _garg_probe([0.01] * 16))
+  fig = work / "garg2022" / "run" / "figures" / "icl_regression.png"
+  fig.parent.mkdir()
+  plt.figure(figsize=(20, 5), dpi=100).savefig(fig)  # 2000 px wide: must be shrunk
+  reproduce.summarize("garg2022", "cpu", work, wall_s=125.0)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"# top\n{reproduce.GALLERY_START}\nold\n{reproduce.GALLERY_END}\n# bottom\n")
+  reproduce.write_gallery("cpu", work, readme=readme, assets=tmp_path / "docs" / "gallery")
+  text = readme.read_text()
+  assert text.startswith("# top\n") and text.endswith("# bottom\n") and "old" not in text
+  assert "`python -m experiments.reproduce garg2022 --preset=cpu` | 2 min 05 s |" in text
+  assert "| raventos2023 | - | not run |" in text
+  assert "![garg2022 icl_regression](docs/gallery/garg2022_icl_regression.png)" in text
+  from PIL import Image
+  assert Image.open(tmp_path / "docs" / "gallery" / "garg2022_icl_regression.png").width == \
+      reproduce.GALLERY_WIDTH
+  with pytest.raises(ValueError, match="not 'paper'"):
+    reproduce.write_gallery("paper", work, readme=readme, assets=tmp_path / "g")
+  readme.write_text("no markers")
+  with pytest.raises(ValueError, match="no gallery markers"):
+    reproduce.write_gallery("cpu", work, readme=readme, assets=tmp_path / "g")
+
+
 # ----------------------------------------------------------------------------- M*
 def _probe(model, ridge, dmmse):
   flat = lambda v: {"mean": v, "lo": v, "hi": v}

@@ -1,0 +1,172 @@
+"""Where a train step's time goes: ours (jax.profiler) and the peer's (torch.profiler).
+
+  python -m experiments.profile_step --case garg_small [--peer] [--steps 20]
+
+Ours: the benchmark case's compiled multi-step call runs under `jax.profiler.trace`;
+the Perfetto trace it writes is read back here and the device ops (XLA:CPU thunks)
+are summed per kind: matmuls (`dot*` and the YNNPACK/oneDNN fusions that hold the
+dots), copies and transposes (layout changes), and the other elementwise / reduction
+fusions. The matmul FLOP rate is the case's model FLOPs (benchmark.py's count)
+over the time of the ops that hold them, against the peak measured at start-up. With
+--peer the peer's step runs under torch.profiler and its CPU ops are summed the same
+way (aten::mm / addmm / bmm / baddbmm vs the rest). Run it on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from experiments import benchmark  # noqa: E402
+
+MATMUL = ("dot", "ynn_fusion", "onednn", "custom-call", "convolution")
+LAYOUT = ("copy", "transpose", "bitcast")
+HOST = ("ThunkExecutor", "$", "Slinky", "PjitFunction", "TfrtCpu", "PjRt")
+
+
+def kind_of(op: str) -> str:
+  name = op.split(".")[0]
+  if name.startswith(MATMUL):
+    return "matmul"
+  if name.startswith(LAYOUT):
+    return "layout"
+  if "reduce" in name:
+    return "reduce"
+  if name.startswith(("while", "call", "conditional")):
+    return "control"
+  return "elementwise"
+
+
+def _summarise(per_op_us: dict[str, float], steps: int, step_s: float, flops: float,
+               peak: float) -> dict:
+  kinds = collections.Counter()
+  for op, us in per_op_us.items():
+    kinds[kind_of(op)] += us / steps / 1e6
+  busy = sum(kinds.values())
+  out = {"step_s": step_s, "ops_s": busy, "kinds_s": dict(kinds),
+         "matmul_flops_per_s": flops / kinds["matmul"] if kinds["matmul"] else None,
+         "mfu": flops / step_s / peak}
+  print(f"  step {1e3 * step_s:.1f} ms (op time summed {1e3 * busy:.1f} ms; MFU "
+        f"{100 * out['mfu']:.1f}%)")
+  for k, s in kinds.most_common():
+    print(f"    {k:12s} {1e3 * s:8.2f} ms  {100 * s / busy:5.1f}%")
+  if out["matmul_flops_per_s"]:
+    print(f"  matmul ops run the model FLOPs at {out['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s "
+          f"= {100 * out['matmul_flops_per_s'] / peak:.0f}% of the {peak / 1e9:.0f} GFLOP/s peak")
+  top = sorted(per_op_us.items(), key=lambda kv: -kv[1])[:8]
+  print("  largest ops: " + ", ".join(f"{op} {v / steps / 1e3:.2f} ms" for op, v in top))
+  return out
+
+
+def profile_ours(case: str, steps: int, steps_per_call: int) -> dict:
+  import jax
+  from research import metrics
+  from research.train import Experiment
+
+  c = benchmark._regression_config(case, steps_per_call)
+  c.train.compile_cache_dir = ""
+  exp = Experiment(c, jax.devices()[:1])
+  fn, state = exp.multi_step_fn(steps_per_call), exp.init_state()
+  state, m = fn(state)
+  jax.block_until_ready(m)
+  calls = max(1, steps // steps_per_call)
+  t = time.perf_counter()
+  for _ in range(calls):
+    state, m = fn(state)
+  jax.block_until_ready(m)
+  step_s = (time.perf_counter() - t) / (calls * steps_per_call)  # unprofiled
+  trace_dir = tempfile.mkdtemp(prefix="profile_step_")
+  with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+    for _ in range(calls):
+      state, m = fn(state)
+    jax.block_until_ready(m)
+  path = glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True)[-1]
+  events = json.load(gzip.open(path))
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  per_op = collections.Counter()
+  for e in events:
+    if e.get("ph") == "X" and not e["name"].startswith(HOST):
+      per_op[e["name"]] += e.get("dur", 0)
+  flops = exp.built.train_flops_per_token * c.train.batch_size * exp.task.tokens_per_example
+  peak, _ = metrics.device_peak_flops("float32")
+  print(f"== ours: {case}, {exp.num_params} params, {calls * steps_per_call} profiled steps")
+  return _summarise(per_op, calls * steps_per_call, step_s, flops, peak)
+
+
+PEER_PROFILE = r"""
+import runpy, sys, time, torch, collections, json
+from torch.profiler import profile, ProfilerActivity
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+g = runpy.run_path(sys.argv[0], run_name="peer")  # defines step(); runs its own timing
+step = g["step"]
+for _ in range(3): step()
+with profile(activities=[ProfilerActivity.CPU]) as prof:
+  t = time.perf_counter()
+  for _ in range(STEPS): step()
+  dt = (time.perf_counter() - t) / STEPS
+ops = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+print(json.dumps({"step_s": dt, "ops_us": ops}))
+"""
+
+
+def profile_peer(case: str, steps: int) -> dict:
+  from research import metrics
+  cfg = benchmark.CASES[case]
+  args = ["--n_dims", "20", "--n_points", "41", "--n_embd", str(cfg["width"]), "--n_layer",
+          str(cfg["num_layers"]), "--n_head", str(cfg["num_heads"]), "--batch", "64",
+          "--steps", "3", "--warmup", "2"]
+  code = PEER_PROFILE.replace("STEPS", str(steps))
+  proc = subprocess.run([sys.executable, "-c", code, str(benchmark.PEER), *args],
+                        capture_output=True, text=True, check=True)
+  res = json.loads(proc.stdout.strip().splitlines()[-1])
+  kinds = collections.Counter()
+  for op, us in res["ops_us"].items():
+    name = op.split("::")[-1]
+    kind = ("matmul" if name in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear")
+            else "layout" if name in ("copy_", "contiguous", "clone", "transpose", "permute",
+                                      "t", "view", "reshape", "cat", "stack") else "elementwise")
+    kinds[kind] += us / steps / 1e6
+  c = benchmark._regression_config(case, 1)
+  from research.train import Experiment
+  import jax
+  exp = Experiment(c, jax.devices()[:1])
+  flops = exp.built.train_flops_per_token * c.train.batch_size * exp.task.tokens_per_example
+  peak, _ = metrics.device_peak_flops("float32")
+  busy = sum(kinds.values())
+  print(f"== peer: {case}, {steps} profiled steps: step {1e3 * res['step_s']:.1f} ms "
+        f"(self time summed {1e3 * busy:.1f} ms; MFU {100 * flops / res['step_s'] / peak:.1f}%)")
+  for k, s in kinds.most_common():
+    print(f"    {k:12s} {1e3 * s:8.2f} ms  {100 * s / busy:5.1f}%")
+  if kinds["matmul"]:
+    print(f"  matmul ops run the model FLOPs at {flops / kinds['matmul'] / 1e9:.0f} GFLOP/s")
+  top = sorted(res["ops_us"].items(), key=lambda kv: -kv[1])[:8]
+  print("  largest ops: " + ", ".join(f"{op} {v / steps / 1e3:.2f} ms" for op, v in top))
+  return {"step_s": res["step_s"], "kinds_s": dict(kinds)}
+
+
+def main(argv=None) -> None:
+  ap = argparse.ArgumentParser(description=__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--case", default="garg_small", choices=sorted(benchmark.CASES))
+  ap.add_argument("--steps", type=int, default=20)
+  ap.add_argument("--steps_per_call", type=int, default=10)
+  ap.add_argument("--peer", action="store_true", help="also profile the PyTorch peer")
+  args = ap.parse_args(argv)
+  out = {"ours": profile_ours(args.case, args.steps, args.steps_per_call)}
+  if args.peer:
+    out["peer"] = profile_peer(args.case, args.steps)
+  print(json.dumps(out))
+
+
+if __name__ == "__main__":
+  main()
