@@ -18,8 +18,8 @@ note says so. Rerunning reuses finished runs (each experiment skips or resumes t
 process, and one failure must not stop the rest), then writes WORKDIR/index.md: one table per
 paper, with links to its figures and summary. A NAME without the requested preset is skipped.
 
-`--gallery` (or the `gallery` command, which trains nothing and reads WORKDIR's summaries)
-rewrites the README section between GALLERY_START and GALLERY_END: per paper its command,
+`--gallery` (or the `gallery` command, which trains nothing: it re-scores each NAME from the
+result files in WORKDIR, keeping the wall time its run measured) rewrites the README section between GALLERY_START and GALLERY_END: per paper its command,
 the wall time the run took, the PASS / FAIL counts and the claim table, and its figures
 shrunk to small PNGs in docs/gallery/. The README gallery is only ever written this way.
 """
@@ -348,9 +348,12 @@ def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
     if not path.is_file():
       overview.append(f"| {name} | - | not run | - | - | - |")
       continue
-    s = json.loads(path.read_text())
-    if s["preset"] != preset:
-      raise ValueError(f"{path} is a {s['preset']!r} run, not {preset!r}")
+    prev = json.loads(path.read_text())
+    if prev["preset"] != preset:
+      raise ValueError(f"{path} is a {prev['preset']!r} run, not {preset!r}")
+    # Re-scored from the run's result files (the claim checks may be newer than the
+    # run); the wall time and any error stay those the run measured.
+    s = summarize(name, preset, workdir, wall_s=prev.get("wall_s"), error=prev.get("error"))
     c, total = s["counts"], total + (s.get("wall_s") or 0)
     cmd = f"python -m experiments.reproduce {name} --preset={preset}"
     overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | {c['PASS']} | "

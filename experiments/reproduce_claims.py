@@ -11,8 +11,9 @@ targets, and the note says which. Where a preset shrinks the setup the claim is 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from research.analysis.correlation import spearman
 
 PASS, FAIL, NOT_SHOWN = "PASS", "FAIL", "NOT_SHOWN"
 
@@ -326,19 +327,6 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- Xie 2021
-def _spearman(x, y) -> float:
-  n = len(x)
-  if n < 2:
-    return 0.0
-  rank = lambda v: [sorted(v).index(a) for a in v]
-  rx, ry = rank(x), rank(y)
-  mx, my = _mean(rx), _mean(ry)
-  cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-  sx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-  sy = math.sqrt(sum((b - my) ** 2 for b in ry))
-  return cov / (sx * sy) if sx * sy > 0 else 0.0
-
-
 def xie2021(run_dir: Path, preset: str) -> dict:
   path = run_dir / "xie2021.json"
   res = _load(path)
@@ -357,7 +345,7 @@ def xie2021(run_dir: Path, preset: str) -> dict:
     ks = sorted(acc, key=int)
     return [int(k) for k in ks], [acc[k]["accuracy"][-1] for k in ks]
 
-  rho = {n: _spearman(*acc_at_max_n(n)) for n in tfs}
+  rho = {n: spearman(*acc_at_max_n(n)) for n in tfs}
   ks = acc_at_max_n(tfs[0])[0] if tfs else []
   rows.append(claim("accuracy rises with example length k", "rises",
                     ", ".join(f"{n} rho {v:.2f}" for n, v in rho.items()) or None,

@@ -55,10 +55,8 @@ def rises_with_n(curve: dict) -> dict:
   n, acc = n[keep], acc[keep]
   if len(n) < 2:
     return {"gain": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0}
-  rank = lambda x: np.argsort(np.argsort(x)).astype(float)
-  ra, rn = rank(acc), rank(n)
-  denom = ra.std() * rn.std()
-  rho = float(((ra - ra.mean()) * (rn - rn.mean())).mean() / denom) if denom > 0 else 0.0
+  from research.analysis.correlation import spearman
+  rho = spearman(n, acc)
   return {"gain": float(acc[-1] - acc[0]), "spearman": rho,
           "mean_shots_minus_zero_shot": float(acc.mean() - zero)}
 

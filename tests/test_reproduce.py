@@ -193,7 +193,7 @@ def test_raventos_claims(tmp_path, grid, closer_from, expected):
   _write(tmp_path / "raventos2023" / "run" / "raventos2023.json", _raventos(grid, closer_from))
   s = reproduce.summarize("raventos2023", "cpu", tmp_path)
   assert _statuses(s) == expected
-  assert "not a vmapped ensemble" in s["notes"][0]
+  assert "one vmapped ensemble" in s["notes"][0]
   assert "cpu preset: D=8" in s["claims"][2]["note"]
 
 
