@@ -30,8 +30,7 @@ if importlib.util.find_spec('research') is None:
                            'or run `pip install -e <project folder>` first')
     subprocess.run(['git', 'clone', '-q', REPO, 'research_repo'], check=True)
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'research_repo'], check=True)
-    sys.path.insert(0, 'research_repo')
-    os.chdir('research_repo')  # experiments read ../shared only for besiroglu2024's data"""
+    sys.path.insert(0, os.path.abspath('research_repo'))  # importable without a kernel restart"""
 
 SETUP = """\
 PRESET = os.environ.get('RESEARCH_NOTEBOOK_PRESET', 'tiny')  # 'tiny' | 'cpu' | 'paper'
@@ -49,6 +48,7 @@ for preset, expected in reproduce.SPECS['{name}'].times.items():
 
 RUN = """\
 summary = reproduce.reproduce('{name}', PRESET, Path(WORKDIR))
+assert not summary['error'], summary['error']
 display(Markdown(reproduce.table(summary['claims'])))
 for figure in summary['figures']:
     display(Image(figure))"""
@@ -90,7 +90,7 @@ display(Image(f'{WORKDIR}/pools/figures/raventos2023.png'))"""),
         change="""\
 from configs import bursty_classification
 from research import train
-config = bursty_classification.get_config(PRESET)
+config = bursty_classification.get_config('chan' if PRESET == 'paper' else PRESET)  # as reproduce
 config.task.p_bursty = 0.5
 result = train.train_or_reuse(config, f'{WORKDIR}/p_bursty_0.5')
 print({k: v for k, v in result.items() if k.startswith('final_')})"""),
@@ -180,8 +180,9 @@ def notebook(name: str) -> dict:
                         "function: it trains (or reuses finished runs), checks each headline "
                         "claim against the paper and renders the figures. On Colab choose a TPU "
                         "or GPU runtime and run the install cell; `PRESET = 'tiny'` runs in "
-                        "seconds on a CPU, `'cpu'` is the README gallery's setup, `'paper'` is "
-                        "the paper's."),
+                        "seconds on a CPU, `'cpu'` is the README gallery's setup and `'paper'` "
+                        "the paper's where this paper has one (the next cell lists the presets "
+                        "with their expected times)."),
       _cell("code", INSTALL),
       _cell("code", SETUP.format(name=name)),
       _cell("markdown", "## Reproduce\nThe verdict table: the paper's number or direction, "

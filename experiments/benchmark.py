@@ -219,6 +219,14 @@ def compile_cache_case() -> dict:
   return {"cold_s": cold["first_step_s"], "warm_s": warm["first_step_s"], "ratio": ratio}
 
 
+def _mfu(flops_per_s: float) -> float | None:
+  """MFU against the device peak; None where the peak is unknown (an accelerator
+  missing from research/metrics.py's table)."""
+  from research import metrics
+  peak, _ = metrics.device_peak_flops("float32")
+  return flops_per_s / peak if peak else None
+
+
 def ensemble_case(members: int, steady_steps: int) -> dict:
   """16 seeds of the tiny regression config: one vmapped program vs 16 sequential runs.
 
@@ -231,7 +239,7 @@ def ensemble_case(members: int, steady_steps: int) -> dict:
   """
   import jax
   from configs import icl_regression
-  from research import ensemble, metrics, sweep
+  from research import ensemble, sweep
   from research.train import Experiment
 
   c = icl_regression.get_config("tiny")
@@ -271,15 +279,15 @@ def ensemble_case(members: int, steady_steps: int) -> dict:
   steady = {"solo_step_ms": 1e3 * solo_s, "ensemble_step_ms": 1e3 * ens_s,
             "ensemble_member_steps_per_s": members / ens_s,
             "sequential_member_steps_per_s": 1 / solo_s, "speedup": members * solo_s / ens_s,
-            "solo_mfu": exp.built.train_flops_per_token * c.train.batch_size
-            * exp.task.tokens_per_example / solo_s / metrics.device_peak_flops("float32")[0]}
+            "solo_mfu": _mfu(exp.built.train_flops_per_token * c.train.batch_size
+                             * exp.task.tokens_per_example / solo_s)}
   print(f"  end to end (tiny preset, {e2e['steps']} steps, the sweep command's two paths): "
         f"ensemble of {members} {wall['on']:.1f} s vs {members} sequential runs "
         f"{wall['off']:.1f} s -> {e2e['ensemble_member_steps_per_s']:.0f} vs "
         f"{e2e['sequential_member_steps_per_s']:.0f} member-steps/s, x{e2e['speedup']:.2f}",
         flush=True)
   print(f"  steady state (compiled step only, {k} steps per call): solo {1e3 * solo_s:.2f} ms "
-        f"(MFU {100 * steady['solo_mfu']:.1f}%), ensemble {1e3 * ens_s:.1f} ms -> "
+        f"(MFU {100 * (steady['solo_mfu'] or 0):.1f}%), ensemble {1e3 * ens_s:.1f} ms -> "
         f"{steady['ensemble_member_steps_per_s']:.0f} vs {steady['sequential_member_steps_per_s']:.0f}"
         f" member-steps/s, x{steady['speedup']:.2f}", flush=True)
   return {"members": members, "end_to_end": e2e, "steady_state": steady}

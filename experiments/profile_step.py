@@ -55,12 +55,12 @@ def _summarise(per_op_us: dict[str, float], steps: int, step_s: float, flops: fl
   busy = sum(kinds.values())
   out = {"step_s": step_s, "ops_s": busy, "kinds_s": dict(kinds),
          "matmul_flops_per_s": flops / kinds["matmul"] if kinds["matmul"] else None,
-         "mfu": flops / step_s / peak}
+         "mfu": flops / step_s / peak if peak else None}
   print(f"  step {1e3 * step_s:.1f} ms (op time summed {1e3 * busy:.1f} ms; MFU "
-        f"{100 * out['mfu']:.1f}%)")
+        f"{100 * (out['mfu'] or 0):.1f}%)")
   for k, s in kinds.most_common():
     print(f"    {k:12s} {1e3 * s:8.2f} ms  {100 * s / busy:5.1f}%")
-  if out["matmul_flops_per_s"]:
+  if out["matmul_flops_per_s"] and peak:
     print(f"  matmul ops run the model FLOPs at {out['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s "
           f"= {100 * out['matmul_flops_per_s'] / peak:.0f}% of the {peak / 1e9:.0f} GFLOP/s peak")
   top = sorted(per_op_us.items(), key=lambda kv: -kv[1])[:8]
@@ -143,8 +143,9 @@ def profile_peer(case: str, steps: int) -> dict:
   flops = exp.built.train_flops_per_token * c.train.batch_size * exp.task.tokens_per_example
   peak, _ = metrics.device_peak_flops("float32")
   busy = sum(kinds.values())
+  mfu = flops / res["step_s"] / peak if peak else 0.0
   print(f"== peer: {case}, {steps} profiled steps: step {1e3 * res['step_s']:.1f} ms "
-        f"(self time summed {1e3 * busy:.1f} ms; MFU {100 * flops / res['step_s'] / peak:.1f}%)")
+        f"(self time summed {1e3 * busy:.1f} ms; MFU {100 * mfu:.1f}%)")
   for k, s in kinds.most_common():
     print(f"    {k:12s} {1e3 * s:8.2f} ms  {100 * s / busy:5.1f}%")
   if kinds["matmul"]:

@@ -6,8 +6,8 @@
 
 Noisy linear regression (configs/icl_regression.py:raventos: y = w.x + eps, sigma^2 = 0.25,
 D = 8, K = 16) pretrained on a finite pool of M tasks, for every M of the preset's grid. Each M
-is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep with
-ensemble="on"): the program holds the largest pool and member M draws its tasks from the pool's
+is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep; a
+grid with M = 0, fresh tasks, falls back to one run per M): the program holds the largest pool and member M draws its tasks from the pool's
 first M rows, which are exactly the pool a solo run with task.pool_size=M builds (tested in
 tests/test_ensemble.py). OUT holds results.jsonl and runs/NAME/ (one per M, as solo runs would
 write them) and a rerun reuses finished M. Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
@@ -145,7 +145,8 @@ def main(argv=None) -> dict:
   overrides = [{"task.pool_size": m} for m in grid]
   out = Path(args.out)
   t0 = time.perf_counter()
-  results = sweep.run_sweep(config, overrides, out, ensemble="on")
+  # auto: one ensemble whenever the grid allows it (every M > 0), else one run per M.
+  results = sweep.run_sweep(config, overrides, out, ensemble="auto")
   pools, failed = [], []
   for i, o in enumerate(overrides):
     row = results.rows[sweep.run_name(i, o)]

@@ -207,8 +207,17 @@ def counts(rows: list[dict]) -> dict:
   return {s: sum(r["status"] == s for r in rows) for s in (rc.PASS, rc.FAIL, rc.NOT_SHOWN)}
 
 
+def _machine() -> str:
+  """Where a run happened, as the gallery prints it."""
+  import platform
+  import jax
+  d = jax.devices()
+  return (f"{len(d)} x {d[0].device_kind} ({d[0].platform}), {platform.machine()}, "
+          f"{os.cpu_count()} CPU cores")
+
+
 def summarize(name: str, preset: str, workdir: Path, *, wall_s: float | None = None,
-              error: str | None = None) -> dict:
+              error: str | None = None, machine: str | None = None) -> dict:
   """Scores NAME from the result files in WORKDIR/NAME/run; writes summary.json and .md."""
   out = Path(workdir) / name
   run_dir = out / "run"
@@ -218,6 +227,7 @@ def summarize(name: str, preset: str, workdir: Path, *, wall_s: float | None = N
     scored = {"claims": [], "results": [], "figures": [], "notes": []}
     error = error or f"could not read the results in {run_dir}: {type(e).__name__}: {e}"
   summary = {"name": name, "paper": SPECS[name].paper, "preset": preset, "run_dir": str(run_dir),
+             "machine": machine or _machine(),
              "claims": scored["claims"], "counts": counts(scored["claims"]),
              "results": scored["results"], "figures": scored["figures"],
              "notes": [n for n in scored["notes"] if n], "wall_s": wall_s, "error": error}
@@ -332,28 +342,34 @@ def _minutes(seconds: float | None) -> str:
   return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
+def _check_markers(readme: Path, text: str | None = None) -> None:
+  text = readme.read_text() if text is None else text
+  if text.count(GALLERY_START) != 1 or text.count(GALLERY_END) != 1 or \
+      text.index(GALLERY_START) > text.index(GALLERY_END):
+    raise ValueError(f"{readme} needs exactly one gallery section: the line\n{GALLERY_START}\n"
+                     f"then the line\n{GALLERY_END}\nwhere the gallery goes")
+
+
 def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
                   assets: Path = ROOT / "docs" / "gallery") -> Path:
   """Rewrites the README gallery from WORKDIR/NAME/summary.json (nothing is trained here)."""
-  import platform
   workdir = Path(workdir)
   text = readme.read_text()
-  if GALLERY_START not in text or GALLERY_END not in text:
-    raise ValueError(f"{readme} has no gallery markers; add the lines\n{GALLERY_START}\n"
-                     f"{GALLERY_END}\nwhere the gallery goes")
+  _check_markers(readme, text)
   overview = ["| NAME | command | wall | PASS | FAIL | NOT_SHOWN |", "|---|---|---|---|---|---|"]
-  sections, total = [], 0.0
+  sections, total, machines = [], 0.0, set()
   for name in NAMES:
     path = workdir / name / "summary.json"
-    if not path.is_file():
-      overview.append(f"| {name} | - | not run | - | - | - |")
+    prev = json.loads(path.read_text()) if path.is_file() else None
+    if prev is None or prev["preset"] != preset:
+      overview.append(f"| {name} | - | not run for the {preset} preset | - | - | - |")
       continue
-    prev = json.loads(path.read_text())
-    if prev["preset"] != preset:
-      raise ValueError(f"{path} is a {prev['preset']!r} run, not {preset!r}")
     # Re-scored from the run's result files (the claim checks may be newer than the
-    # run); the wall time and any error stay those the run measured.
-    s = summarize(name, preset, workdir, wall_s=prev.get("wall_s"), error=prev.get("error"))
+    # run); the wall time, machine and any error stay those the run recorded.
+    s = summarize(name, preset, workdir, wall_s=prev.get("wall_s"), error=prev.get("error"),
+                  machine=prev.get("machine") or f"{_machine()} (the gallery's machine: the "
+                                                 "run recorded none)")
+    machines.add(s["machine"])
     c, total = s["counts"], total + (s.get("wall_s") or 0)
     cmd = f"python -m experiments.reproduce {name} --preset={preset}"
     overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | {c['PASS']} | "
@@ -376,12 +392,15 @@ def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
         lines += ["", f"![{name} {f.stem}]({dst.relative_to(readme.parent)})"]
     sections.append("\n".join(lines))
   body = [GALLERY_START, "",
-          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery` on "
-          f"{platform.machine()} with {os.cpu_count()} CPU cores, fp32; total wall "
-          f"{_minutes(total)}. Wall times are each paper's own reproduce run, including "
-          "compilation and probes.", "", *overview, "", *sections, "", GALLERY_END]
-  start, end = text.index(GALLERY_START), text.index(GALLERY_END) + len(GALLERY_END)
-  readme.write_text(text[:start] + "\n".join(body) + text[end:])
+          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery`; runs "
+          f"on {'; '.join(sorted(machines)) or '-'}. Total wall {_minutes(total)}: each "
+          "paper's reproduce run as recorded in its summary.json, including compilation and "
+          "probes.", "", *overview, "", *sections, "", GALLERY_END]
+  start = text.index(GALLERY_START)
+  end = text.index(GALLERY_END, start) + len(GALLERY_END)
+  tmp = readme.with_suffix(".md.tmp")
+  tmp.write_text(text[:start] + "\n".join(body) + text[end:])
+  os.replace(tmp, readme)  # atomic: an interrupted write leaves the old README
   return readme
 
 
@@ -435,6 +454,8 @@ def main(argv=None) -> int:
   if args.name is None:
     ap.error("NAME (or all, or --list) is required")
   if args.name == "all":
+    if args.gallery:  # fail now, not after hours of training
+      _check_markers(ROOT / "README.md")
     reproduce_all(args.preset, Path(args.workdir))
     if args.gallery:
       print(f"gallery: {write_gallery(args.preset, Path(args.workdir))}")

@@ -56,6 +56,18 @@ def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
   return True, ""
 
 
+def _check_prefix_pools() -> None:
+  """Member M's pool is the first M rows of the largest pool only when threefry keys
+  generate each element from its index (partitionable mode): then a (M_max, D) draw
+  starts with the (M, D) draw its solo run makes."""
+  impl = jax.config.jax_default_prng_impl
+  if not jax.config.jax_threefry_partitionable or impl not in ("threefry2x32", "threefry"):
+    raise ValueError(
+        "ensembles over task.pool_size need jax_threefry_partitionable=True and the threefry "
+        f"PRNG (got partitionable={jax.config.jax_threefry_partitionable}, impl={impl!r}); "
+        "unset JAX_THREEFRY_PARTITIONABLE / JAX_DEFAULT_PRNG_IMPL or run pool sizes sequentially")
+
+
 def _member_sharding(tree_sharding: Any) -> Any:
   """Same sharding with a replicated leading member axis."""
   return jax.tree.map(lambda s: NamedSharding(s.mesh, PartitionSpec(None, *s.spec)),
@@ -68,12 +80,14 @@ class Ensemble:
     if not ok:
       raise ValueError(f"cannot ensemble: {why}")
     self.members = list(members)
+    self.base_config = config  # members' own configs derive from it (probes, config.json)
     get = lambda k, default: np.array([m.get(k, default) for m in members])
     # Task values: the program is built for the largest value (the largest pool)
     # and each member's own value is passed to task.sample as an array.
     self.task_values = {}
     for key, kwarg in TASK_VALUES.items():
       if any(key in m for m in members):
+        _check_prefix_pools()
         values = get(key, config.task[key.split(".", 1)[1]]).astype(np.int32)
         config = _member_config(config, {key: int(values.max())})
         self.task_values[kwarg] = values
@@ -197,11 +211,13 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
   frozen_step = np.asarray(carry["frozen_step"])
   summaries = []
   wall = time.perf_counter() - t0
-  # One transfer, then numpy slicing: indexing device arrays per member and leaf
-  # would compile a slice program for every leaf shape.
-  host_state = jax.device_get(carry["state"])
+  # One compiled slice for every member (a traced index), keeping the parameters'
+  # shardings: indexing leaf by leaf would compile a program per leaf shape, and a
+  # host copy would not work for parameters sharded across processes.
+  take = jax.jit(lambda s, i: jax.tree.map(lambda x: x[i], s),
+                 out_shardings=ens.exp.state_sharding)
   for i, (d, member) in enumerate(zip(dirs, members)):
-    state_i = jax.tree.map(lambda x: x[i], host_state)
+    state_i = take(carry["state"], jnp.int32(i))
     exp_i = _member_experiment(ens, member)
     summary = {"final_step": step, "train_wall_s": wall, "ensemble_size": ens.size,
                "num_params": ens.exp.num_params, "tokens_seen": step * tokens,
@@ -232,12 +248,13 @@ def _member_config(config, member: dict):
 
 
 def _member_experiment(ens: Ensemble, member: dict) -> Experiment:
-  """The ensemble's experiment seen from one member (its seed for probe keys)."""
+  """The ensemble's experiment seen from one member (its seed for probe keys, and its
+  own task when task values differ: its pool for dMMSE and the pool probe)."""
   exp = ens.exp
   view = object.__new__(Experiment)
   view.__dict__.update(exp.__dict__)
-  view.config = _member_config(exp.config, member)
+  view.config = _member_config(ens.base_config, member)
   view.root_key = jax.random.key(view.config.seed)
-  if any(k.startswith("task.") for k in member):  # e.g. its own pool for dMMSE and probes
+  if ens.task_values:
     view.task = tasks.build(view.config.task, view.config.seed)
   return view

@@ -13,6 +13,7 @@ checkpoints; a failing run is recorded with its error and the sweep goes on.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -132,8 +133,13 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   t0 = time.perf_counter()
   if todo and ok and ensemble != "off" and len(todo) > 1:
     dirs = [workdir / "runs" / names[i] for i in todo]
+    # The stacked checkpoint belongs to exactly this member set and base config: a rerun
+    # with other members (or another config) must not resume from it.
+    key = hashlib.sha256(json.dumps(
+        [config.to_json_best_effort(sort_keys=True), [names[i] for i in todo],
+         [overrides[i] for i in todo]], sort_keys=True, default=str).encode()).hexdigest()[:12]
     summaries = ens_lib.train_ensemble(config, [overrides[i] for i in todo],
-                                       workdir / "ensemble", dirs, devices=devices)
+                                       workdir / "ensemble" / key, dirs, devices=devices)
     wall = time.perf_counter() - t0
     for i, s, d in zip(todo, summaries, dirs):
       results.put(_row(names[i], overrides[i], s, wall, d))

@@ -78,3 +78,16 @@ def test_can_ensemble_pool_sizes():
   assert not ok and "pool_size=0" in why
   ok, why = ensemble.can_ensemble(c, [{"task.pool_size": 4, "seed": 1}, {"task.pool_size": 8}])
   assert not ok and "seed" in why
+
+
+def test_member_view_has_its_own_pool_when_others_set_one():
+  c = _config()
+  c.task.pool_size = 16
+  members = [{"task.pool_size": 32}, {"optim.learning_rate": 2e-3}]
+  ens = ensemble.Ensemble(c, members, jax.devices()[:1])
+  assert ens.exp.task.pool_ws_MxD.shape[0] == 32  # the program holds the largest pool
+  np.testing.assert_array_equal(ens.task_values["pool_size"], [32, 16])
+  views = [ensemble._member_experiment(ens, m) for m in members]
+  assert [v.task.pool_ws_MxD.shape[0] for v in views] == [32, 16]
+  assert [v.config.task.pool_size for v in views] == [32, 16]
+  np.testing.assert_array_equal(views[1].task.pool_ws_MxD, views[0].task.pool_ws_MxD[:16])

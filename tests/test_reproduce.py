@@ -141,16 +141,21 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   text = readme.read_text()
   assert text.startswith("# top\n") and text.endswith("# bottom\n") and "old" not in text
   assert "`python -m experiments.reproduce garg2022 --preset=cpu` | 2 min 05 s |" in text
-  assert "| raventos2023 | - | not run |" in text
+  assert "| raventos2023 | - | not run for the cpu preset |" in text
+  assert "CPU cores" in text  # where the run happened, recorded by summarize
   assert "![garg2022 icl_regression](docs/gallery/garg2022_icl_regression.png)" in text
   from PIL import Image
   assert Image.open(tmp_path / "docs" / "gallery" / "garg2022_icl_regression.png").width == \
       reproduce.GALLERY_WIDTH
-  with pytest.raises(ValueError, match="not 'paper'"):
-    reproduce.write_gallery("paper", work, readme=readme, assets=tmp_path / "g")
-  readme.write_text("no markers")
-  with pytest.raises(ValueError, match="no gallery markers"):
-    reproduce.write_gallery("cpu", work, readme=readme, assets=tmp_path / "g")
+  # A summary of another preset is listed as not run, never mixed in.
+  reproduce.write_gallery("paper", work, readme=readme, assets=tmp_path / "g")
+  assert "| garg2022 | - | not run for the paper preset |" in readme.read_text()
+  for bad in ("no markers", f"{reproduce.GALLERY_END}\n{reproduce.GALLERY_START}\n",
+              f"{reproduce.GALLERY_START}\n{reproduce.GALLERY_START}\n{reproduce.GALLERY_END}"):
+    readme.write_text(bad)
+    with pytest.raises(ValueError, match="exactly one gallery section"):
+      reproduce.write_gallery("cpu", work, readme=readme, assets=tmp_path / "g")
+    assert readme.read_text() == bad
 
 
 # ----------------------------------------------------------------------------- M*
