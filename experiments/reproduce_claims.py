@@ -25,6 +25,15 @@ def claim(text: str, paper, ours, tolerance: str, ok, note: str = "") -> dict:
           "note": note}
 
 
+def explain_fail(row: dict, preset: str, why: str) -> dict:
+  """A FAIL on a shrunk preset says why that preset cannot show the claim and points to the
+  paper preset, the setting the claim is made for. A PASS or a paper-preset row is unchanged."""
+  if row["status"] == FAIL and preset != "paper":
+    row["note"] = (row["note"] + f" Why the {preset} preset misses it: {why} The `paper` preset "
+                   "is the paper's setting for this claim.").strip()
+  return row
+
+
 def not_shown(text: str, paper, note: str) -> dict:
   return claim(text, paper, None, "-", None, note)
 
@@ -71,9 +80,13 @@ def garg2022(run_dir: Path, preset: str) -> dict:
       claim("k >= d: error about 0", "~0", _r(_mean(above)) if above else None,
             "mean over k >= d <= 0.1", _mean(above) <= 0.1 if above else None,
             setup + (f"model at k=d: {model[d]:.3f}" if d < len(model) else "no k >= d probed")),
-      claim("Transformer tracks least squares at every k", "tracks LS", _r(gap),
-            "max_k |model-LS| <= 0.1", gap <= 0.1,
-            setup + f"largest gap at k={max(ks, key=lambda k: abs(model[k] - ls[k]))}"),
+      explain_fail(claim(
+          "Transformer tracks least squares at every k", "tracks LS", _r(gap),
+          "max_k |model-LS| <= 0.1", gap <= 0.1,
+          setup + f"largest gap at k={max(ks, key=lambda k: abs(model[k] - ls[k]))}"), preset,
+          "least squares' error falls from 1/d to exactly 0 between k=d-1 and k=d, and a model "
+          "trained for the preset's budget (cpu: 8k steps; Garg: 500k) has not yet sharpened "
+          "that corner, while it is within 0.1 of least squares at the other k."),
       claim("3-NN and averaging stay well above the Transformer", "well above",
             _r(min(ratios), 2), "min over k >= 1 of baseline/model >= 2", min(ratios) >= 2,
             setup + "'well above' read as at least twice the model's error (ours)"),
@@ -104,18 +117,25 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
                                     f"|m-Ridge| {lo['d_ridge']:.3f}",
             "closer to dMMSE than to Ridge", None if lo is None else lo["d_dmmse"] < lo["d_ridge"],
             setup + dist),
-      claim("above the threshold the model tracks Ridge on new tasks (largest M)", "Ridge",
-            None if hi is None else f"M={hi['M']}: |m-Ridge| {hi['d_ridge']:.3f} vs "
-                                    f"|m-dMMSE| {hi['d_dmmse']:.3f}",
-            "closer to Ridge than to dMMSE", None if hi is None else hi["d_ridge"] < hi["d_dmmse"],
-            setup + dist),
+      explain_fail(claim(
+          "above the threshold the model tracks Ridge on new tasks (largest M)", "Ridge",
+          None if hi is None else f"M={hi['M']}: |m-Ridge| {hi['d_ridge']:.3f} vs "
+                                  f"|m-dMMSE| {hi['d_dmmse']:.3f}",
+          "closer to Ridge than to dMMSE", None if hi is None else hi["d_ridge"] < hi["d_dmmse"],
+          setup + dist), preset,
+          "the largest pools need the longest training (they are closest to fresh tasks), and "
+          f"{res['num_steps']} steps leave that model above both baselines (model "
+          + (f"{_mean(hi['curves']['model']):.3f}, dMMSE {_mean(hi['curves']['dmmse']):.3f}, "
+             f"Ridge {_mean(hi['curves']['ridge']):.3f} mean error / D), where dMMSE has "
+             "already come close to Ridge, so 'closer to' is decided by a small gap."
+             if hi is not None and "curves" in hi else "-)")),
   ]
   # Raventós: M* ~ 2^13-2^15 at D = 8 and grows about linearly with D; approx. -> one octave.
   lo_m, hi_m = 2 ** 13 * d / 8, 2 ** 15 * d / 8
   m_star = res["m_star"]
   grid = sorted(res["grid"])
   covered = bool(grid) and grid[-1] > hi_m * 2  # the grid reaches past the tolerance window
-  rows.append(claim(
+  rows.append(explain_fail(claim(
       f"task-diversity threshold M* ~ 2^13-2^15 at D=8, ~linear in D (here D={d})",
       f"{lo_m:.0f}-{hi_m:.0f}" if d != 8 else "8192-32768",
       m_star if m_star is not None else (f"none up to {grid[-1]}" if covered else None),
@@ -124,7 +144,11 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
       setup + "M* = smallest M of the grid closer to Ridge than to dMMSE; " + dist
       + f"grid {grid[0]}..{grid[-1]} (resolution = grid spacing)"
       + ("" if m_star is not None else "; no M reached Ridge" if covered
-         else "; no M reached Ridge and the grid stops below the threshold range")))
+         else "; no M reached Ridge and the grid stops below the threshold range")), preset,
+      "M* is a property of the model and its training budget as well as of D: the preset's "
+      f"{res['model']['num_layers']}-layer / width-{res['model']['width']} model trained "
+      f"{res['num_steps']} steps switches to Ridge at M* = {m_star}, Raventós's 8-layer / "
+      "width-128 model trained 500k steps at 2^13-2^15."))
   return {"claims": rows, "results": [str(path)],
           "figures": _existing(run_dir / "figures" / "raventos2023.png"),
           "notes": [res.get("ensemble", "")]}

@@ -239,3 +239,12 @@ def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
   again = train.train_or_reuse(tiny_config, str(tmp_path))
   assert again == first and "final_loss" in again                 # final metrics kept
   assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp  # nothing rewritten
+
+
+def test_a_shrunk_preset_fail_says_why_and_points_to_paper():
+  row = lambda ok: rc.claim("c", 1, 2, "t", ok, "setup.")
+  cpu = rc.explain_fail(row(False), "cpu", "too few steps.")
+  assert cpu["note"] == ("setup. Why the cpu preset misses it: too few steps. The `paper` preset "
+                         "is the paper's setting for this claim.")
+  assert rc.explain_fail(row(False), "paper", "x")["note"] == "setup."
+  assert rc.explain_fail(row(True), "cpu", "x")["note"] == "setup."
