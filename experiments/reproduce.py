@@ -127,14 +127,14 @@ SPECS = {
         "Garg et al. 2022, What Can Transformers Learn In-Context? (linear regression)",
         _garg2022,
         {"tiny": "18 s (measured, 2 busy shared cores, compile included)",
-         "cpu": "6 min 45 s (README main job, measured on 2 idle cores)",
+         "cpu": "8 min 21 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30; development work shared the cores; 6 min 45 s idle as the README main job)",
          "paper": "~1 day on one GPU (configs/icl_regression.py)"}),
     "raventos2023": Spec(
         "Raventós et al. 2023, task diversity and non-Bayesian ICL (M sweep, M*)",
         _raventos2023,
         {"tiny": "33 s (measured, 2 busy shared cores: 3 runs)",
-         "cpu": "unmeasured (8 sequential runs of 4000 steps, D=8)",
-         "paper": "unmeasured (20 runs of 500k steps: an accelerator job)"}),
+         "cpu": "39 min (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: one 8-member ensemble of 4000 steps, D=8)",
+         "paper": "unmeasured (a 20-member ensemble of 500k steps: an accelerator job)"}),
     "chan2022": Spec(
         "Chan et al. 2022, data properties drive emergent ICL (burstiness x Zipf x model)",
         _chan2022,
@@ -147,37 +147,36 @@ SPECS = {
         "Reddy 2023, abrupt emergence of in-context classification",
         _reddy2023,
         {"tiny": "51 s (measured, 2 busy shared cores: 3 runs)",
-         "cpu": "~11-13 min (3 runs x 210-250 s measured per Transformer run, "
-                "configs/bursty_classification.py; the LSTM run unmeasured)",
+         "cpu": "1 min 44 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 3 runs)",
          "paper": "unmeasured (1e5 SGD steps per run, + K and B sweeps: accelerator or overnight)"}),
     "olsson2022": Spec(
         "Olsson et al. 2022, in-context learning and induction heads (1-3 layers)",
         _olsson2022,
         {"tiny": "28 s (measured, 2 busy shared cores: 1 and 2 layers)",
-         "cpu": "a few minutes per model x 3 models (configs/induction.py)",
+         "cpu": "1 min 37 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 1, 2 and 3 layers)",
          "paper": "unmeasured (width 768, context 512, 20k steps x 3 models)"}),
     "xie2021": Spec(
         "Xie et al. 2021, GINC: ICL as implicit Bayesian inference (3 sizes + LSTM)",
         _xie2021,
         {"tiny": "24 s (measured, 2 busy shared cores: 4 runs)",
-         "cpu": "3-8 min per model x 4 models (configs/ginc.py)",
+         "cpu": "5 min 28 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 4 models)",
          "paper": "unmeasured (GPT-2-small-sized models, 30k steps each)"}),
     "schaeffer2023": Spec(
         "Schaeffer et al. 2023, emergence vs metric (exact match against continuous metrics)",
         _schaeffer2023,
         {"tiny": "14 s (measured, 2 busy shared cores: 3 sizes)",
-         "cpu": "~20 min (experiments/emergence_scale.py, 6 sizes x 3000 steps)"}),
+         "cpu": "2 min 38 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 6 sizes)"}),
     "nanda2023": Spec(
         "Nanda et al. 2023 / Power et al. 2022, grokking and progress measures",
         _nanda2023,
         {"tiny": "19 s (measured, 2 busy shared cores: 2 runs)",
-         "cpu": "unmeasured here (configs/grokking.py refers to issue 4's closing note)",
+         "cpu": "3 min 32 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: wd 1.0 and the wd 0 control)",
          "paper": "unmeasured (40k full-batch steps x 2 runs)"}),
     "besiroglu2024": Spec(
         "Besiroglu et al. 2024, Chinchilla scaling: a replication attempt (approach-3 refit)",
         _besiroglu2024,
         {"tiny": "3 s (measured)",
-         "cpu": "unmeasured (2 fits from all 4500 starts + 4000 bootstrap resamples)",
+         "cpu": "42 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 2 fits from all 4500 starts + 4000 bootstrap resamples)",
          "paper": "same as cpu (the paper's procedure is pure CPU fitting)"}),
 }
 NAMES = tuple(SPECS)

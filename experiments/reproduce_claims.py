@@ -359,10 +359,17 @@ def xie2021(run_dir: Path, preset: str) -> dict:
                              "768). " if preset != "paper" else "")
   tfs = sorted((n for n in runs if n.startswith("transformer")), key=lambda n: runs[n]["num_params"])
   rises = res["id_accuracy_rises_with_n"]
-  rows = [claim("label accuracy rises with the number of examples n (ID concepts)", "rises",
-                f"{sum(map(bool, rises.values()))}/{len(rises)} Transformers",
-                "every Transformer, every k: gain > 0 and Spearman > 0",
-                all(rises.values()) if rises else None, setup)]
+  budget = ("its models (33k-215k parameters) see about 4M tokens from 400 documents of 2048 "
+            "tokens; Xie pretrain GPT-2s of 4-16 layers and width 768 on 1000 documents "
+            "of 10,240 tokens. The prompts (independent examples joined by delimiters) are out "
+            "of the pretraining distribution, and these small, briefly trained models read each "
+            "extra example as noise: their accuracy is highest at n = 0 and 1, and rises with "
+            "k and model size only.")
+  rows = [explain_fail(claim(
+      "label accuracy rises with the number of examples n (ID concepts)", "rises",
+      f"{sum(map(bool, rises.values()))}/{len(rises)} Transformers",
+      "every Transformer, every k: gain > 0 and Spearman > 0",
+      all(rises.values()) if rises else None, setup), preset, budget)]
 
   def acc_at_max_n(name):
     acc = runs[name]["probe"]["accuracy"]["id"]
@@ -396,9 +403,10 @@ def xie2021(run_dir: Path, preset: str) -> dict:
   if "lstm" in runs:
     tr = runs["lstm"]["id_trend"]
     ok = all(v["gain"] > 0 and v["spearman"] > 0 for v in tr.values())
-    rows.append(claim("LSTMs also learn in context", "yes",
-                      ", ".join(f"k={k} gain {v['gain']:+.3f}" for k, v in tr.items()),
-                      "gain > 0 and Spearman > 0 for every k", ok, setup))
+    rows.append(explain_fail(claim(
+        "LSTMs also learn in context", "yes",
+        ", ".join(f"k={k} gain {v['gain']:+.3f}" for k, v in tr.items()),
+        "gain > 0 and Spearman > 0 for every k", ok, setup), preset, budget))
   else:
     rows.append(not_shown("LSTMs also learn in context", "yes", "no LSTM run"))
   beats = [(n, k) for n in runs for k, c in runs[n]["probe"]["accuracy"]["id"].items()
