@@ -139,8 +139,8 @@ SPECS = {
         "Chan et al. 2022, data properties drive emergent ICL (burstiness x Zipf x model)",
         _chan2022,
         {"tiny": "1 min 42 s (measured, 2 busy shared cores: 8 runs)",
-         "cpu": "unmeasured (8 runs; one Transformer run of the cpu preset takes 210-250 s, "
-                "configs/bursty_classification.py)",
+         "cpu": "17 min 36 s (measured by `reproduce chan2022 --preset=cpu` on 2 cores, "
+                "2026-11-30: 8 runs of 2000 steps, K = 2048)",
          "paper": "unmeasured (Omniglot `chan` preset, 8 runs of 5e5 steps; prepared TFDS "
                   "omniglot; an accelerator job)"}),
     "reddy2023": Spec(
@@ -366,8 +366,7 @@ def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
     # Re-scored from the run's result files (the claim checks may be newer than the
     # run); the wall time, machine and any error stay those the run recorded.
     s = summarize(name, preset, workdir, wall_s=prev.get("wall_s"), error=prev.get("error"),
-                  machine=prev.get("machine") or f"{_machine()} (the gallery's machine: the "
-                                                 "run recorded none)")
+                  machine=prev.get("machine") or _machine())  # none recorded: this one
     machines.add(s["machine"])
     c, total = s["counts"], total + (s.get("wall_s") or 0)
     cmd = f"python -m experiments.reproduce {name} --preset={preset}"
@@ -381,6 +380,9 @@ def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
       lines += ["| claim | paper | ours | status |", "|---|---|---|---|"]
       lines += ["| " + " | ".join(_cell(r[k]) for k in ("claim", "paper", "ours", "status"))
                 + " |" for r in rows]
+      whys = [(r["claim"], r["note"][r["note"].index("Why the"):]) for r in s["claims"]
+              if r["status"] == "FAIL" and "Why the" in r.get("note", "")]
+      lines += [""] + [f"- FAIL \"{_cell(claim_text)}\": {_cell(why)}" for claim_text, why in whys]
       lines += ["", "Each claim's tolerance and the note on how the preset restates it: "
                 f"`{name}/summary.md` in the workdir."]
     for f in s["figures"]:
@@ -389,10 +391,11 @@ def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
         dst = assets / f"{name}_{f.stem}.png"
         _shrink_png(f, dst)
         lines += ["", f"![{name} {f.stem}]({dst.relative_to(readme.parent)})"]
-    sections.append("\n".join(lines))
+    sections.append("\n".join(lines) + "\n")
   body = [GALLERY_START, "",
           f"Written by `python -m experiments.reproduce all --preset={preset} --gallery`; runs "
-          f"on {'; '.join(sorted(machines)) or '-'}. Total wall {_minutes(total)}: each "
+          f"on {'; '.join(sorted(machines)) or '-'} (as each run recorded it, else the machine "
+          f"writing the gallery). Total wall {_minutes(total)}: each "
           "paper's reproduce run as recorded in its summary.json, including compilation and "
           "probes.", "", *overview, "", *sections, "", GALLERY_END]
   start = text.index(GALLERY_START)
