@@ -71,7 +71,7 @@ def _chan2022(preset: str, run_dir: Path) -> None:
 def _reddy2023(preset: str, run_dir: Path) -> None:
   from experiments import reddy2023
   reddy2023.main([f"--preset={preset}", f"--out={run_dir}"]
-                 + (["--sweeps=K,B"] if preset == "paper" else []))
+                 + (["--sweeps=K,B"] if preset in ("cpu", "paper") else []))
 
 
 def _olsson2022(preset: str, run_dir: Path) -> None:

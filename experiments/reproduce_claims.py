@@ -497,10 +497,39 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
                     f"{share:.2f} of the norm^2", ">= 0.5 of the embedding norm^2",
                     None if share is None else share >= 0.5,
                     setup + f"uniform share would be {nf / ((p - 1) // 2):.2f}"))
-  rows.append(not_shown("restricted loss falls before test loss (progress measures)", "before",
-                        "plotted in grokking.png, not scored"))
+  rows.append(_nanda_progress(Path(main["workdir"]) / "metrics.jsonl" if main.get("workdir")
+                             else None, setup))
   return {"claims": rows, "results": [str(path)],
           "figures": _existing(run_dir / "grokking.png"), "notes": []}
+
+
+def half_drop_step(steps, values):
+  """First step, after the curve's maximum, at which it has made half its fall from that
+  maximum to its final value; None for a curve that does not fall."""
+  top = max(range(len(values)), key=lambda i: values[i])
+  target = values[-1] + 0.5 * (values[top] - values[-1])
+  if values[top] <= values[-1]:
+    return None
+  return next(steps[i] for i in range(top, len(values)) if values[i] <= target)
+
+
+def _nanda_progress(metrics: Path | None, setup: str) -> dict:
+  text = "restricted loss falls before test loss (progress measures)"
+  if metrics is None or not metrics.is_file():
+    return not_shown(text, "before", f"no {metrics}")
+  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  rows = [r for r in rows if "eval_restricted_loss" in r and "eval_test_loss" in r]
+  if len(rows) < 3:
+    return not_shown(text, "before", "fewer than 3 evaluations of the progress measures")
+  steps = [r["step"] for r in rows]
+  t_restricted = half_drop_step(steps, [r["eval_restricted_loss"] for r in rows])
+  t_test = half_drop_step(steps, [r["eval_test_loss"] for r in rows])
+  ours = f"restricted at step {t_restricted}, test at step {t_test}"
+  ok = None if t_restricted is None or t_test is None else t_restricted < t_test
+  return claim(text, "before", ours if ok is not None else None,
+               "the step where each has made half its fall: restricted < test", ok,
+               setup + "restricted loss: the loss with only the key Fourier frequencies kept "
+               "(Nanda); half-fall steps from the evaluations in metrics.jsonl (ours)")
 
 
 # ----------------------------------------------------------------------------- Besiroglu 2024

@@ -94,6 +94,26 @@ def test_nanda_claims(tmp_path, result, expected):
   assert all(set(r) == set(reproduce.COLUMNS) for r in s["claims"])
 
 
+@pytest.mark.parametrize("restricted_first, expected", [(True, "PASS"), (False, "FAIL")])
+def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expected):
+  steps = [100 * i for i in range(1, 11)]
+  early = [4, 4, 3, 1, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4]   # half its fall by step 400
+  late = [12, 12, 12, 12, 12, 12, 12, 3, 0.2, 0.1]       # half its fall by step 800
+  restricted, test = (early, late) if restricted_first else (late, early)
+  work = tmp_path / "wd_1"
+  work.mkdir()
+  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+      {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
+      for s, r, t in zip(steps, restricted, test)))
+  result = _grokking(100, 1200)
+  result["runs"]["wd=1"]["workdir"] = str(work)
+  _write(tmp_path / "nanda2023" / "run" / "grokking.json", result)
+  row = reproduce.summarize("nanda2023", "cpu", tmp_path)["claims"][-1]
+  assert row["status"] == expected
+  assert row["ours"] == (f"restricted at step {400 if restricted_first else 800}, "
+                         f"test at step {800 if restricted_first else 400}")
+
+
 def test_missing_results_are_an_error_not_a_pass(tmp_path):
   s = reproduce.summarize("olsson2022", "cpu", tmp_path)
   assert s["claims"] == [] and "could not read" in s["error"]
