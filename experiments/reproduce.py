@@ -147,7 +147,8 @@ SPECS = {
         "Reddy 2023, abrupt emergence of in-context classification",
         _reddy2023,
         {"tiny": "51 s (measured, 2 busy shared cores: 3 runs)",
-         "cpu": "1 min 44 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 3 runs)",
+         "cpu": "6 min 10 s (measured by `reproduce reddy2023 --preset=cpu` on 2 cores, "
+                "2026-11-30: 3 runs + the K and B sweeps, 8 more runs)",
          "paper": "unmeasured (1e5 SGD steps per run, + K and B sweeps: accelerator or overnight)"}),
     "olsson2022": Spec(
         "Olsson et al. 2022, in-context learning and induction heads (1-3 layers)",
