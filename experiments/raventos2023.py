@@ -100,6 +100,8 @@ def render(res: dict, out_png) -> Path:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
+  from research.analysis import plots
+
   pools = res["pools"]
   ms = [p["M"] for p in pools]
   mean = lambda xs: sum(xs) / len(xs)
@@ -119,12 +121,7 @@ def render(res: dict, out_png) -> Path:
     ax.legend(fontsize=7, frameon=False)
   fig.suptitle(f"Raventós task diversity: D={res['n_dims']}, K={res['n_points']}, "
                f"M* = {res['m_star']} ({res['preset']} preset)", fontsize=10)
-  fig.tight_layout()
-  out = Path(out_png)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return plots.save_figure(fig, out_png)
 
 
 def main(argv=None) -> dict:

@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from research.analysis import plots  # noqa: E402
+
 TITLES = {"exact_match": "exact match", "token_accuracy": "per-token accuracy",
           "edit_distance": "token edit distance", "log_likelihood": "log-likelihood (nats)",
           "brier": "Brier score"}
@@ -207,9 +209,4 @@ def render_emergence_scale(scale_json, out_png) -> Path:
   task = res["task"]
   fig.suptitle(f"{task['what']}, {len(sizes)} sizes, "
                f"{task['num_problems']} problems per size; {res['margin']['text']}", fontsize=8)
-  fig.tight_layout()
-  out = Path(out_png)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return plots.save_figure(fig, out_png)

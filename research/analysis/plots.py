@@ -18,6 +18,16 @@ LABELS = {"model": "Transformer", "least_squares": "Least squares", "ridge": "Ri
           "lasso": "Lasso"}
 
 
+def save_figure(fig, out_png: str | Path) -> Path:
+  """Lays out, writes (creating the folder) and closes a figure; returns its path."""
+  fig.tight_layout()
+  out = Path(out_png)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out)
+  plt.close(fig)
+  return out
+
+
 def render_probe(probe_json: str | Path, out_png: str | Path) -> Path:
   """Garg-style: normalised squared error vs in-context examples, with intervals."""
   res = json.loads(Path(probe_json).read_text())

@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from research.analysis import plots  # noqa: E402
+
 
 def _predict(fit: dict, N, D):
   v = {k: fit[k]["value"] for k in ("E", "A", "B", "alpha", "beta")}
@@ -133,9 +135,4 @@ def render_scaling_laws(result_json, out_png) -> Path:
                + ", ".join(fmt(k, n) for k, n in (("E", "E"), ("alpha", "α"), ("beta", "β")))
                + f" (bootstrap 5-95%), A={f['A']['value']:.3g}, B={f['B']['value']:.3g}; "
                f"{f['n_points']} runs", fontsize=10)
-  fig.tight_layout()
-  out = Path(out_png)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return plots.save_figure(fig, out_png)
