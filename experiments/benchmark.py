@@ -235,37 +235,60 @@ def _mfu(flops_per_s: float) -> float | None:
   return flops_per_s / peak if peak else None
 
 
+def _ensemble_config():
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.optim.name = "adamw"  # so that weight decay is a member value too
+  c.mesh.data = 1
+  return c
+
+
+def child_sweep(mode: str, members: int) -> dict:
+  """One sweep of `members` seeds (ensemble on or off) in a fresh process with a fresh
+  persistent compilation cache: what a user waits for from a cold start."""
+  import jax
+  from research import sweep
+
+  c = _ensemble_config()
+  c.train.compile_cache_dir = tempfile.mkdtemp(prefix="bench_cache_")
+  work = Path(tempfile.mkdtemp(prefix="bench_ensemble_"))
+  t = time.perf_counter()
+  rows = sweep.run_sweep(c, [{"seed": s} for s in range(members)], work / mode, ensemble=mode,
+                         devices=jax.devices()[:1]).rows
+  wall = time.perf_counter() - t
+  assert all(r["status"] == "done" for r in rows.values()), rows
+  return {"wall_s": wall, "steps": c.train.num_steps}
+
+
 def ensemble_case(members: int, steady_steps: int) -> dict:
   """16 seeds of the tiny regression config: one vmapped program vs 16 sequential runs.
 
   Two measurements, both printed. End to end: the sweep command's two paths
   (research.sweep.run_sweep with ensemble on / off) on the `tiny` preset as it is
-  (40 steps): set-up, compilation (a fresh persistent cache, so the sequential runs
-  after the first hit it), training, checkpoints, probes and files, which is what a
-  user waits for. Steady state: the compiled train step alone after warm-up, solo
-  vs the ensemble, over `steady_steps` steps: the compute the two do per member.
+  (40 steps), each in its own fresh process with a fresh persistent cache (the
+  sequential runs after the first hit it): imports, set-up, compilation, training,
+  checkpoints, probes and files, which is what a user waits for. Steady state: the
+  compiled train step alone after warm-up, solo vs the ensemble, over `steady_steps`
+  steps: the compute the two do per member.
   """
   import jax
-  from configs import icl_regression
-  from research import ensemble, sweep
+  from research import ensemble
   from research.train import Experiment
 
-  c = icl_regression.get_config("tiny")
-  c.optim.name = "adamw"  # so that weight decay is a member value too
-  c.mesh.data = 1
-  c.train.compile_cache_dir = tempfile.mkdtemp(prefix="bench_cache_")
+  c = _ensemble_config()
   seeds = [{"seed": s} for s in range(members)]
   dev = jax.devices()[:1]
-  work = Path(tempfile.mkdtemp(prefix="bench_ensemble_"))
+  # Process start (interpreter, imports, JAX) counts too: time the child from outside.
   wall = {}
   for mode in ("on", "off"):
     t = time.perf_counter()
-    rows = sweep.run_sweep(c, seeds, work / mode, ensemble=mode, devices=dev).rows
+    r = _spawn("--child=sweep", f"--mode={mode}", f"--members={members}")
     wall[mode] = time.perf_counter() - t
-    assert all(r["status"] == "done" for r in rows.values()), rows
+    wall[mode + "_in_process"] = r["wall_s"]
   e2e = {"ensemble_member_steps_per_s": members * c.train.num_steps / wall["on"],
          "sequential_member_steps_per_s": members * c.train.num_steps / wall["off"],
          "ensemble_wall_s": wall["on"], "sequential_wall_s": wall["off"],
+         "ensemble_sweep_s": wall["on_in_process"], "sequential_sweep_s": wall["off_in_process"],
          "speedup": wall["off"] / wall["on"], "steps": c.train.num_steps}
 
   k = 50
@@ -289,7 +312,7 @@ def ensemble_case(members: int, steady_steps: int) -> dict:
             "sequential_member_steps_per_s": 1 / solo_s, "speedup": members * solo_s / ens_s,
             "solo_mfu": _mfu(exp.built.train_flops_per_token * c.train.batch_size
                              * exp.task.tokens_per_example / solo_s)}
-  print(f"  end to end (tiny preset, {e2e['steps']} steps, the sweep command's two paths): "
+  print(f"  end to end (tiny preset, {e2e['steps']} steps, the sweep command's two paths, each a fresh process): "
         f"ensemble of {members} {wall['on']:.1f} s vs {members} sequential runs "
         f"{wall['off']:.1f} s -> {e2e['ensemble_member_steps_per_s']:.0f} vs "
         f"{e2e['sequential_member_steps_per_s']:.0f} member-steps/s, x{e2e['speedup']:.2f}",
@@ -311,11 +334,16 @@ def main() -> None:
   p.add_argument("--steps_per_call", type=int, default=10)
   p.add_argument("--dtype", default="float32")
   p.add_argument("--out", default="runs/benchmark.json")
-  p.add_argument("--child", choices=["ours", "peer", "config"])
+  p.add_argument("--child", choices=["ours", "peer", "config", "sweep"])
+  p.add_argument("--mode", default="on")
+  p.add_argument("--members", type=int, default=16)
   p.add_argument("--case", default="garg_small")
   a = p.parse_args()
   if a.child == "ours":
     print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype)))
+    return
+  if a.child == "sweep":
+    print(json.dumps(child_sweep(a.mode, a.members)))
     return
   if a.child == "config":
     print(json.dumps(child_config(a.case, a.steps, a.steps_per_call)))

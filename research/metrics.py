@@ -6,6 +6,7 @@ killed-and-resumed run leaves the same file as an uninterrupted one.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -55,8 +56,12 @@ def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
   return 0.0, f"unknown device {kind!r}: set config.train.peak_flops for MFU"
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_peak() -> tuple[float, str]:
   """Best fp32 matmul rate seen on this CPU model.
+
+  Measured once per process (0.5-1 s): a sweep running many runs in one process
+  would otherwise pay it per run.
 
   A single measurement under load (another job on the cores) underestimates
   the peak and inflates MFU, so the best value ever measured is kept in

@@ -92,6 +92,11 @@ class Experiment:
         jax.eval_shape(lambda: self.task.model_inputs(
             self.task.sample(jax.random.key(0), jnp.int32(0), 1))))
     self._state_shapes()
+    # Created here (jit is lazy) so that ensemble members' views of this Experiment
+    # share one compiled predict program instead of tracing one each.
+    # Replicated outputs: every process can read them (multi-process runs).
+    self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False),
+                          out_shardings=sharding.replicated(self.mesh))
 
   # --- 1/2. shardings and initialisation -------------------------------------
   def _init_boxed(self, key):
@@ -150,19 +155,19 @@ class Experiment:
 
   def multi_step_fn(self, num_steps: int):
     """One jit call running `num_steps` steps; returns per-step metrics."""
-    def run(state):
-      return jax.lax.scan(lambda st, _: self.train_step(st, self.root_key), state, None,
+    # The root key is an argument, not a constant baked into the program: runs that
+    # differ only in seed then share one compiled program (and its persistent cache
+    # entry), so a sequential seed sweep compiles once.
+    def run(state, root_key):
+      return jax.lax.scan(lambda st, _: self.train_step(st, root_key), state, None,
                           length=num_steps)
-    return jax.jit(run, in_shardings=(self.state_sharding,),
-                   out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
-                   donate_argnums=0)
+    compiled = jax.jit(run, in_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                       out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                       donate_argnums=0)
+    return lambda state: compiled(state, self.root_key)
 
   def predict_fn(self, params):
     """inputs -> outputs with fixed params; one compiled program per Experiment."""
-    if not hasattr(self, "_apply"):
-      # Replicated outputs: every process can read them (multi-process runs).
-      self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False),
-                            out_shardings=sharding.replicated(self.mesh))
     return lambda inputs: self._apply(params, inputs)
 
 
