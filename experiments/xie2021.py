@@ -44,21 +44,38 @@ COLOURS = {"transformer_s": "#9ecae1", "transformer_m": "#3182bd", "transformer_
            "lstm": "#d62728"}
 
 
-def rises_with_n(curve: dict) -> dict:
-  """Accuracy gain from the fewest to the most examples (n >= 1), its rank correlation
-  with n, and the mean accuracy over n >= 1 minus zero-shot accuracy."""
+def rises_with_n(curve: dict, num_prompts: int) -> dict:
+  """Accuracy gain from the fewest to the most examples (n >= 1) with its binomial
+  standard error, its rank correlation with n, and the mean accuracy over n >= 1 minus
+  zero-shot accuracy. `curve` may carry `se` (a mean over k); else it is binomial."""
   import numpy as np
 
   n, acc = np.asarray(curve["n"]), np.asarray(curve["accuracy"])
+  se = np.asarray(curve["se"]) if "se" in curve else np.sqrt(acc * (1 - acc) / num_prompts)
   zero = float(acc[n == 0][0]) if (n == 0).any() else float("nan")
   keep = n >= 1
-  n, acc = n[keep], acc[keep]
+  n, acc, se = n[keep], acc[keep], se[keep]
   if len(n) < 2:
-    return {"gain": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0}
+    return {"gain": 0.0, "gain_se": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0,
+            "rises": False}
   from research.analysis.correlation import spearman
   rho = spearman(n, acc)
-  return {"gain": float(acc[-1] - acc[0]), "spearman": rho,
-          "mean_shots_minus_zero_shot": float(acc.mean() - zero)}
+  gain, gain_se = float(acc[-1] - acc[0]), float(np.hypot(se[-1], se[0]))
+  return {"gain": gain, "gain_se": gain_se, "spearman": rho,
+          "mean_shots_minus_zero_shot": float(acc.mean() - zero),
+          # rises: a gain beyond two standard errors, and a positive rank correlation
+          "rises": bool(gain > 2 * gain_se and rho > 0)}
+
+
+def mean_over_k(curves: dict, num_prompts: int) -> dict:
+  """Accuracy averaged over example lengths k at the n every k has, with its standard
+  error (independent prompts per k: binomial variances averaged)."""
+  import numpy as np
+  common = sorted(set.intersection(*(set(c["n"]) for c in curves.values())))
+  at = lambda n: np.asarray([c["accuracy"][c["n"].index(n)] for c in curves.values()])
+  acc = [float(at(n).mean()) for n in common]
+  se = [float(np.sqrt((at(n) * (1 - at(n))).sum() / num_prompts) / len(curves)) for n in common]
+  return {"n": common, "accuracy": acc, "se": se}
 
 
 def render(results: dict, out_png) -> Path:
@@ -77,12 +94,19 @@ def render(results: dict, out_png) -> Path:
         curve = res["probe"]["accuracy"][s][k]
         ax.plot(curve["n"], curve["accuracy"], marker="o", ms=3, color=COLOURS.get(name),
                 label=f"{name} ({res['num_params'] / 1e3:.0f}k)")
+      if "ideal" in curve:  # the same prompts for every model: one reference line
+        ax.plot(curve["n"], curve["ideal"], ls=":", color="black", lw=1,
+                label="ideal learner (Bayes, knows the format)" if len(sets) == 1 else None)
       ax.set_xscale("symlog", linthresh=1)
       ax.set_title(f"{s.upper()} concepts, k = {k}", fontsize=9)
       ax.set_xlabel("examples n")
       if c == 0:
         ax.set_ylabel("label accuracy")
-  axes[0, 0].legend(fontsize=7, frameon=False)
+  # The OOD panels' curves sit near chance: room for the legend without hiding a line.
+  leg = axes[-1, 0]
+  if len(sets) > 1 and any("ideal" in c for c in first[sets[0]].values()):
+    leg.plot([], [], ls=":", color="black", lw=1, label="ideal learner (Bayes, knows the format)")
+  leg.legend(fontsize=7, frameon=False, loc="upper left")
   fig.tight_layout()
   out = Path(out_png)
   fig.savefig(out)
@@ -121,9 +145,12 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
     summary = train.train_or_reuse(config, str(workdir))
     wall = time.perf_counter() - t0
     probe = json.loads((workdir / "probes" / "ginc.json").read_text())
-    trend = {k: rises_with_n(c) for k, c in probe["accuracy"]["id"].items()}
+    num = probe["num_prompts"]
+    trend = {k: rises_with_n(c, num) for k, c in probe["accuracy"]["id"].items()}
+    pooled = mean_over_k(probe["accuracy"]["id"], num)
     results[name] = {"num_params": summary["num_params"], "final_loss": summary.get("final_loss"),
                      "wall_s": wall, "probe": probe, "id_trend": trend,
+                     "id_mean_over_k": pooled, "id_trend_mean_over_k": rises_with_n(pooled, num),
                      "model": dict(config.model)}
     acc = probe["accuracy"]["id"]
     print(f"{name}: {summary['num_params']} params, final loss {summary.get('final_loss', 0):.3f}, "
@@ -131,12 +158,17 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
                       + " ".join(f"{a:.2f}" for a in c["accuracy"]) for k, c in acc.items())
           + f"; wall {wall:.0f}s", flush=True)
   transformers = [n for n in results if n.startswith("transformer")]
-  target = {n: all(t["gain"] > 0 and t["spearman"] > 0 for t in results[n]["id_trend"].values())
-            for n in transformers}
-  out = {"preset": preset, "id_accuracy_rises_with_n": target, "runs": results}
+  # Xie's headline is the trend in n; k = 3 (inputs of 2 tokens) is the noisiest curve, so
+  # the check reads the accuracy averaged over k, and every k's own trend is kept beside it.
+  target = {n: results[n]["id_trend_mean_over_k"]["rises"] for n in transformers}
+  per_k = {n: all(t["rises"] for t in results[n]["id_trend"].values()) for n in transformers}
+  out = {"preset": preset, "id_accuracy_rises_with_n": target,
+         "id_accuracy_rises_with_n_every_k": per_k, "runs": results}
   (root / "xie2021.json").write_text(json.dumps(out, indent=1, default=str))
   fig = render(results, root / "xie2021.png")
-  print("ID accuracy rises with n (gain > 0 and Spearman > 0 for every k):", json.dumps(target))
+  print("ID accuracy (mean over k) rises with n (gain > 2 SE and Spearman > 0, n >= 1):",
+        json.dumps(target))
+  print("... at every k:", json.dumps(per_k))
   print(f"wrote {root / 'xie2021.json'} and {fig}")
   return out
 

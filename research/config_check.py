@@ -237,6 +237,9 @@ def _ginc(cfg) -> None:
     raise ConfigError(f"config.task.vocab_size={t.vocab_size} must be at least 2 (delimiter + a word)")
   if not 0 <= t.value_identity_coeff <= 1:
     raise ConfigError(f"config.task.value_identity_coeff={t.value_identity_coeff} must be in [0, 1]")
+  if t.get("prompt_mode", "sample") not in ("sample", "argmax"):
+    raise ConfigError(f"config.task.prompt_mode={t.prompt_mode!r} is not a prompt mode; choose "
+                      "'sample' (Xie's released prompts) or 'argmax' (most likely path)")
   if not 2 <= t.seq_len <= t.doc_len:
     raise ConfigError(f"config.task.seq_len={t.seq_len} must be in [2, doc_len={t.doc_len}]")
   if min(cfg.probe.example_lengths, default=0) < 2:

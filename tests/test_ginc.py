@@ -54,7 +54,7 @@ def test_cache_roundtrip_and_prompts(tmp_path):
     np.testing.assert_array_equal(a[k], b[k])
   rng = np.random.default_rng(0)
   n, k = 3, 4
-  prompts, labels = ginc.make_prompts(a, rng, [0, 1], n, k, 10)
+  prompts, labels = ginc.make_prompts(a, rng, [0, 1], n, k, 10, "argmax")
   for pr, y in zip(prompts, labels):
     assert len(pr) == n * (k + 1) + k - 1
     assert [pr[(k + 1) * j + k] for j in range(n)] == [ginc.DELIMITER] * n
@@ -94,3 +94,60 @@ def test_presets_validate_and_bad_fields_fail():
   bad.task.value_identity_coeff = 1.5
   with pytest.raises(config_check.ConfigError, match="value_identity_coeff"):
     config_check.validate(bad, num_devices=8)
+
+
+def test_sampled_prompts_labels_and_format(tmp_path):
+  """Xie's released prompts: sampled walks from one start property; the label is the
+  concept's most likely next token given the test input (not a sampled token)."""
+  d = ginc.load_or_generate(_cfg(tmp_path).task, 0)
+  n, k = 4, 5
+  prompts, labels = ginc.make_prompts(d, np.random.default_rng(1), [2], n, k, 64, "sample")
+  mem = d["memory"]
+  for pr, y in zip(prompts, labels):
+    assert len(pr) == n * (k + 1) + k - 1
+    assert [pr[(k + 1) * j + k] for j in range(n)] == [ginc.DELIMITER] * n
+    # every example starts in one property column of the memory: the shared s_1
+    firsts = [pr[(k + 1) * j] for j in range(n + 1)]
+    assert any(all(t in mem[:, s1] for t in firsts) for s1 in range(1, mem.shape[1]))
+    # the label is concept 2's argmax prediction from the test input x alone
+    x = np.asarray(pr[-(k - 1):])[None]
+    cols = [s1 for s1 in range(1, mem.shape[1]) if pr[-(k - 1)] in mem[:, s1]]
+    preds = set()
+    for s1 in cols:
+      start = np.zeros((1, *mem.shape))
+      start[0, :, s1] = 1 / mem.shape[0]
+      preds.add(int(ginc.bayes_next_token(d, x, np.array([k - 1]), [2], start).argmax()))
+    assert int(y) in preds
+  # The examples carry the concept: the ideal in-context learner's accuracy rises with n.
+  acc = {}
+  for n in (0, 4):
+    prompts, labels = ginc.make_prompts(d, np.random.default_rng(2), list(range(5)), n, 3, 200)
+    acc[n] = (ginc.ideal_next_token(d, prompts, n, 3, range(5)).argmax(-1) == labels).mean()
+  assert acc[4] >= 0.95 and acc[4] > acc[0] + 0.1, acc
+
+
+def test_forward_algorithm_matches_enumeration():
+  """bayes_next_token against a brute-force sum over every hidden path of a tiny HMM."""
+  import itertools
+  rng = np.random.default_rng(0)
+  e, p, v, c = 2, 3, 4, 2
+  mem = rng.integers(1, v, (e, p))
+  mem[:, 0] = ginc.DELIMITER
+  mem[1, 1] = mem[0, 2]  # two states share a word: the hidden path is ambiguous
+  ent = rng.dirichlet(np.ones(e), e)
+  prop = rng.dirichlet(np.ones(p), (c, p))
+  start = rng.dirichlet(np.ones(e * p), c)
+  data = {"memory": mem, "entity_trans": ent, "property_trans": prop, "start": start}
+  seq = np.array([[mem[0, 1], mem[1, 1], mem[0, 0]]])
+  pred = ginc.bayes_next_token(data, seq, np.array([3]), [0, 1])[0]
+  states = list(itertools.product(range(e), range(p)))
+  joint = np.zeros(v)  # sum over concepts and paths of P(concept, path, seq, next token)
+  for ci in range(c):
+    for path in itertools.product(states, repeat=4):
+      pr = 0.5 * start[ci, path[0][0] * p + path[0][1]]
+      for (e0, p0), (e1, p1) in zip(path, path[1:]):
+        pr *= ent[e0, e1] * prop[ci, p0, p1]
+      if all(mem[path[t]] == seq[0, t] for t in range(3)):
+        joint[mem[path[3]]] += pr
+  assert not joint[len(pred):].any()  # the predictive spans every word the memory emits
+  np.testing.assert_allclose(pred, (joint / joint.sum())[:len(pred)], rtol=1e-9)

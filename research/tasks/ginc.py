@@ -12,12 +12,24 @@ structure of their `generate_data.py`):
     factorise (entity and property chains are independent); the start
     distribution over all states is softmax(u - 1/2, `start_temp`);
   * pretraining documents: each from one in-distribution concept, uniformly;
-  * few-shot prompts (n examples of length k): a concept, a start property
-    s_1 != 0 and its most likely property path s_1..s_k; each example picks a
-    random entity e and reads memory[e, s_1..s_k] followed by the delimiter;
-    the test example stops before its label memory[e_test, s_k]. In-distribution
-    prompts use pretraining concepts, out-of-distribution prompts concepts drawn
-    from the same prior but never seen in pretraining.
+  * few-shot prompts (n examples of length k), as in their released generator
+    (`ID_sample`, the default `task.prompt_mode = "sample"`): a concept and a
+    start property s_1 != 0 per prompt; each example starts at a random entity in
+    s_1 and walks k - 1 transitions sampled from the concept, then the delimiter;
+    the test example stops after k - 1 tokens x and its label is the concept's
+    most likely next token given x. `prompt_mode = "argmax"` is their earlier
+    variant: every example follows the concept's most likely property path and
+    the label is the token it emits. In-distribution prompts use pretraining
+    concepts, out-of-distribution prompts concepts drawn from the same prior but
+    never seen in pretraining;
+  * references on the same prompts: `bayes_next_token` (the pretraining
+    mixture's exact posterior predictive) and
+    `ideal_next_token` (Bayes over concepts that knows the prompt format: the
+    ceiling more examples approach). Xie's transition matrices have exact zeros
+    (a mixture of 10 permutations misses about a third of the transitions), so
+    a prompt's delimiter transitions can be impossible under every concept: the
+    exact pretraining posterior then degrades with n (measured: 0.66 -> 0.14 at
+    k = 3, n = 0 -> 64), while the ideal learner reaches ~1.0 from n = 1.
 
 The corpus is generated once on the host with numpy, deterministically from
 (seed, generator fields), cached to `task.cache_dir` as .npz, and put on
@@ -110,24 +122,166 @@ def load_or_generate(cfg, seed: int) -> dict[str, np.ndarray]:
   return data
 
 
-def make_prompts(data, rng, concepts, n: int, k: int, num: int):
-  """`num` prompts of n examples of length k; returns (tokens list, labels (num,))."""
+def make_prompts(data, rng, concepts, n: int, k: int, num: int, mode: str = "sample"):
+  """`num` prompts of n examples of length k; returns (tokens list, labels (num,)).
+
+  mode "sample" (Xie et al.'s released generator, `ID_sample`): each prompt picks a
+  concept and a start property s_1 != 0; each example starts at a random entity
+  in s_1 and walks k - 1 transitions *sampled* from the concept (entity and
+  property), then the delimiter. The test example shows its first k - 1 tokens x;
+  its label is the concept's most likely next token given x (start: s_1, any
+  entity), so examples carry fresh evidence of the concept and the label is the
+  concept's answer. mode "argmax" (their earlier `ID`): every example follows the
+  concept's single most likely property path from s_1 with a random entity, and
+  the label is the token that path emits.
+  """
+  if mode not in ("sample", "argmax"):
+    raise ValueError(f"unknown GINC prompt mode {mode!r}; choose sample or argmax")
   memory, prop = data["memory"], data["property_trans"]
   e, p = memory.shape
-  prompts, labels = [], np.empty(num, np.int32)
-  for j in range(num):
-    c = concepts[rng.integers(len(concepts))]
-    path = [int(rng.integers(1, p))]
-    for _ in range(k - 1):  # the concept's most likely property path
-      path.append(int(np.argmax(prop[c, path[-1]])))
-    ents = rng.integers(0, e, size=n + 1)
-    toks = []
-    for ent in ents[:-1]:
-      toks += [int(x) for x in memory[ent, path]] + [DELIMITER]
-    toks += [int(x) for x in memory[ents[-1], path[:-1]]]
-    prompts.append(toks)
-    labels[j] = memory[ents[-1], path[-1]]
-  return prompts, labels
+  concept_N = np.asarray(concepts)[rng.integers(len(concepts), size=num)]
+  s1_N = rng.integers(1, p, size=num)
+  ent_NxX = rng.integers(0, e, size=(num, n + 1))  # X = n + 1 examples incl. the test
+  if mode == "argmax":
+    path_NxK = [s1_N]
+    for _ in range(k - 1):
+      path_NxK.append(prop[concept_N, path_NxK[-1]].argmax(-1))
+    path_NxK = np.stack(path_NxK, 1)
+    tok_NxXxK = memory[ent_NxX[..., None], path_NxK[:, None, :]]
+    labels = tok_NxXxK[:, -1, -1].astype(np.int32)
+  else:
+    ent_cdf, prop_cdf = np.cumsum(data["entity_trans"], -1), np.cumsum(prop, -1)
+    ents, slots = [ent_NxX.reshape(-1)], [np.repeat(s1_N, n + 1)]
+    conc = np.repeat(concept_N, n + 1)
+    for _ in range(k - 1):
+      ents.append(_sample_rows(rng, ent_cdf[ents[-1]]))
+      slots.append(_sample_rows(rng, prop_cdf[conc, slots[-1]]))
+    tok_NxXxK = memory[np.stack(ents, 1), np.stack(slots, 1)].reshape(num, n + 1, k)
+    labels = np.empty(num, np.int32)
+    x_NxK1 = tok_NxXxK[:, -1, :k - 1]
+    for c in np.unique(concept_N):  # label: concept c's prediction from x alone
+      for s1 in np.unique(s1_N[concept_N == c]):
+        rows = (concept_N == c) & (s1_N == s1)
+        start = np.zeros((1, e, p))
+        start[0, :, s1] = 1.0 / e
+        probs = bayes_next_token(data, x_NxK1[rows], np.full(rows.sum(), k - 1), [c],
+                                 start_CxExP=start)
+        labels[rows] = probs.argmax(-1)
+  delim = np.full((num, n + 1, 1), DELIMITER)
+  flat = np.concatenate([tok_NxXxK, delim], -1).reshape(num, -1)[:, :-2]  # drop '/' and y
+  return [row.tolist() for row in flat], labels
+
+
+def _transition(alpha_BxCxExP, ent_ExE, prop_CxPxP):
+  """One HMM step of a state distribution: entity and property chains are independent."""
+  b, c, e, p = alpha_BxCxExP.shape
+  # Two plain matmuls over flattened rows: numpy's broadcast matmul would loop over
+  # B x C tiny 10 x 10 products.
+  moved = (alpha_BxCxExP.transpose(0, 1, 3, 2).reshape(-1, e) @ ent_ExE).reshape(b, c, p, e)
+  moved = moved.transpose(1, 0, 3, 2).reshape(c, b * e, p)  # (C, B*E', P)
+  out = np.stack([moved[i] @ prop_CxPxP[i] for i in range(c)])  # (C, B*E', Q)
+  return out.reshape(c, b, e, p).transpose(1, 0, 2, 3)
+
+
+def bayes_next_token(data, tokens_BxT: np.ndarray, lengths_B: np.ndarray,
+                     concepts, start_CxExP=None) -> np.ndarray:
+  """Posterior predictive of the token after each sequence's prefix, (B, V).
+
+  A uniform prior over `concepts`, each an HMM of this family with its own start
+  distribution, run exactly over the whole prefix (delimiters included) by the
+  forward algorithm, and the posterior-weighted next-token distribution.
+  Rows of tokens_BxT are read up to lengths_B (>= 1 each). start_CxExP replaces
+  the concepts' start distributions (Xie's prompt labels start at a known property).
+  """
+  memory_ExP = data["memory"]
+  ent_ExE, prop_CxPxP = data["entity_trans"], data["property_trans"][list(concepts)]
+  if start_CxExP is None:
+    start_CxExP = data["start"][list(concepts)].reshape(len(concepts), *memory_ExP.shape)
+  b, v = tokens_BxT.shape[0], int(memory_ExP.max()) + 1
+  vocab = max(v, int(tokens_BxT.max()) + 1)
+  emits_VxExP = np.arange(vocab)[:, None, None] == memory_ExP[None]
+  tiny = 1e-300  # keeps a prefix that a concept cannot emit at probability ~0, not 0/0
+  # alpha: P(state | prefix, concept) per (b, c); logw: log P(prefix | concept).
+  alpha = start_CxExP[None] * emits_VxExP[tokens_BxT[:, 0]][:, None]
+  norm = alpha.sum((2, 3))
+  logw = np.log(norm + tiny)
+  alpha = alpha / (norm[..., None, None] + tiny)
+  out = np.zeros((b, vocab))
+  done = lengths_B == 1
+  for t in range(1, int(lengths_B.max()) + 1):
+    pred = _transition(alpha, ent_ExE, prop_CxPxP)  # next state
+    if done.any():  # predictive for rows whose prefix ends here
+      w = np.exp(logw[done] - logw[done].max(1, keepdims=True))
+      w /= w.sum(1, keepdims=True)
+      state = np.einsum("bc,bcep->bep", w, pred[done])
+      out[done] = state.reshape(len(state), -1) @ emits_VxExP.reshape(vocab, -1).T
+    if t == int(lengths_B.max()):
+      break
+    live = lengths_B > t
+    tok = np.where(live, tokens_BxT[:, min(t, tokens_BxT.shape[1] - 1)], 0)
+    alpha = pred * emits_VxExP[tok][:, None]
+    norm = alpha.sum((2, 3))
+    logw = np.where(live[:, None], logw + np.log(norm + tiny), logw)
+    alpha = alpha / (norm[..., None, None] + tiny)
+    done = lengths_B == t + 1
+  return out
+
+
+def _forward(data, tokens_BxT: np.ndarray, concepts, start_CxExP):
+  """Forward algorithm over equal-length rows: (log P(row | concept) (B, C),
+  P(next token | row, concept) (B, C, V))."""
+  memory_ExP = data["memory"]
+  ent_ExE, prop_CxPxP = data["entity_trans"], data["property_trans"][list(concepts)]
+  vocab = int(memory_ExP.max()) + 1
+  emits_VxExP = np.arange(vocab)[:, None, None] == memory_ExP[None]
+  tiny = 1e-300
+  logw = np.zeros((tokens_BxT.shape[0], len(concepts)))
+  state = np.broadcast_to(start_CxExP, (tokens_BxT.shape[0], *start_CxExP.shape))
+  for t in range(tokens_BxT.shape[1]):
+    alpha = state * emits_VxExP[tokens_BxT[:, t]][:, None]
+    norm = alpha.sum((2, 3))
+    logw = logw + np.log(norm + tiny)
+    state = _transition(alpha / (norm[..., None, None] + tiny), ent_ExE, prop_CxPxP)
+  b, c = state.shape[:2]
+  return logw, (state.reshape(b * c, -1) @ emits_VxExP.reshape(vocab, -1).T).reshape(b, c, vocab)
+
+
+def ideal_next_token(data, prompts: list, n: int, k: int, concepts) -> np.ndarray:
+  """The ideal in-context learner's predictive for the label, (num, V).
+
+  Bayes over (concept, start property s_1) with a uniform prior, knowing the
+  prompt format: the examples are independent walks of k tokens that start at s_1
+  with a uniform entity, separated by delimiters (so, unlike the pretraining
+  mixture's posterior, it does not read the delimiter transitions, which can have
+  probability 0 under every concept). Its accuracy is the ceiling that more
+  examples approach; with no example it reads the test input alone.
+  """
+  e, p = data["memory"].shape
+  num = len(prompts)
+  tail = np.full((num, 2), DELIMITER)  # the label's slot and the last delimiter
+  tok_NxXxK = np.concatenate([np.asarray(prompts), tail], 1).reshape(num, n + 1, k + 1)[..., :k]
+  examples = tok_NxXxK[:, :n].reshape(num * n, k)
+  logw_s, pred_s = [], []
+  for s1 in range(1, p):
+    start = np.zeros((len(concepts), e, p))
+    start[:, :, s1] = 1.0 / e
+    lw_test, pred = _forward(data, tok_NxXxK[:, n, :k - 1], concepts, start)
+    if n:
+      lw_ex, _ = _forward(data, examples, concepts, start)
+      lw_test = lw_test + lw_ex.reshape(num, n, -1).sum(1)
+    logw_s.append(lw_test)
+    pred_s.append(pred)
+  logw = np.stack(logw_s, 1)  # (num, S, C)
+  w = np.exp(logw - logw.max((1, 2), keepdims=True))
+  w /= w.sum((1, 2), keepdims=True)
+  return np.einsum("nsc,nscv->nv", w, np.stack(pred_s, 1))
+
+
+# The ideal learner is exact but costs ~100x a model's forward pass per prompt: it reads
+# the first IDEAL_PROMPTS prompts of each (n, k) (near 1.0 its standard error is tiny),
+# once per process for prompts a sweep's models share.
+IDEAL_PROMPTS = 256
+_IDEAL_CACHE: dict[tuple, float] = {}
 
 
 class GincTask:
@@ -137,6 +291,7 @@ class GincTask:
     self.cfg = cfg
     self.seed = int(seed)
     self.seq_len, self.vocab = int(cfg.seq_len), int(cfg.vocab_size)
+    self.prompt_mode = str(cfg.get("prompt_mode", "sample"))
     self.data = load_or_generate(cfg, seed)
     self.corpus_DxT = jnp.asarray(self.data["tokens"])
     self.io = IOSpec(output_dim=self.vocab, seq_len=self.seq_len, vocab_size=self.vocab)
@@ -169,37 +324,58 @@ class GincTask:
   def shots_for(self, k: int, probe_cfg) -> list[int]:
     return [n for n in probe_cfg.num_examples if n * (k + 1) + k - 1 <= self.seq_len]
 
-  def accuracy(self, predict_fn, rng, concepts, n: int, k: int, num: int, batch_size: int):
-    prompts, labels = make_prompts(self.data, rng, concepts, n, k, num)
+  def accuracy(self, predict_fn, rng, concepts, n: int, k: int, num: int, batch_size: int,
+               *, ideal_over=None) -> dict[str, float]:
+    """Label accuracy of the model on `num` prompts; with ideal_over (concepts), also
+    the ideal in-context learner's (`ideal_next_token`) on the same prompts."""
+    prompts, labels = make_prompts(self.data, rng, concepts, n, k, num, self.prompt_mode)
     correct = 0
+    # Causal models: the label's logit does not depend on what follows, so prompts are
+    # padded to a power of two >= the longest (at most seq_len), not always to seq_len:
+    # a few compiled shapes, and short prompts cost a fraction of a full window.
+    length = min(self.seq_len, max(16, 1 << (max(map(len, prompts)) - 1).bit_length()))
     for s in range(0, num, batch_size):
       chunk = prompts[s:s + batch_size]
-      toks = np.zeros((batch_size, self.seq_len), np.int32)  # fixed shape: one compile
+      toks = np.zeros((batch_size, length), np.int32)
       for i, pr in enumerate(chunk):
         toks[i, :len(pr)] = pr
       logits = np.asarray(predict_fn(jnp.asarray(toks)))
       pred = logits[np.arange(len(chunk)), [len(pr) - 1 for pr in chunk]].argmax(-1)
       correct += int((pred == labels[s:s + len(chunk)]).sum())
-    return correct / num
+    out = {"model": correct / num}
+    if ideal_over is not None:
+      m = min(num, IDEAL_PROMPTS)
+      key = (hashlib.sha1(np.asarray(prompts[:m]).tobytes() + labels[:m].tobytes()).hexdigest(),
+             n, k, tuple(ideal_over))
+      if key not in _IDEAL_CACHE:  # the same prompts for every model of a sweep
+        pred = ideal_next_token(self.data, prompts[:m], n, k, ideal_over).argmax(-1)
+        _IDEAL_CACHE[key] = float((pred == labels[:m]).mean())
+      out["ideal"] = _IDEAL_CACHE[key]
+    return out
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
-    """Label accuracy vs number of examples n, per example length k, ID and OOD concepts."""
+    """Label accuracy vs number of examples n, per example length k, ID and OOD concepts;
+    for ID prompts also the ideal in-context learner's accuracy on the same prompts."""
     seed = int(jax.random.randint(key, (), 0, 2 ** 30))
     n_id, n_ood = int(self.cfg.n_concepts), int(self.cfg.n_ood_concepts)
     sets = {"id": list(range(n_id))}
     if n_ood:
       sets["ood"] = list(range(n_id, n_id + n_ood))
-    out = {"step": int(step), "k": list(probe_cfg.example_lengths),
-           "num_prompts": int(probe_cfg.num_prompts), "accuracy": {}}
+    out = {"step": int(step), "k": list(probe_cfg.example_lengths), "prompt_mode": self.prompt_mode,
+           "num_prompts": int(probe_cfg.num_prompts),
+           "ideal_num_prompts": min(int(probe_cfg.num_prompts), IDEAL_PROMPTS), "accuracy": {}}
     for name, concepts in sets.items():
       out["accuracy"][name] = {}
       for k in probe_cfg.example_lengths:
         rng = np.random.default_rng([seed, k, len(name)])
         ns = self.shots_for(k, probe_cfg)
-        out["accuracy"][name][str(k)] = {
-            "n": ns, "accuracy": [self.accuracy(predict_fn, rng, concepts, n, k,
-                                                int(probe_cfg.num_prompts),
-                                                int(probe_cfg.batch_size)) for n in ns]}
+        accs = [self.accuracy(predict_fn, rng, concepts, n, k, int(probe_cfg.num_prompts),
+                              int(probe_cfg.batch_size),
+                              ideal_over=concepts if name == "id" else None) for n in ns]
+        curve = {"n": ns, "accuracy": [a["model"] for a in accs]}
+        if name == "id":
+          curve["ideal"] = [a["ideal"] for a in accs]
+        out["accuracy"][name][str(k)] = curve
     return {"ginc": out}
 
   @staticmethod
@@ -213,7 +389,11 @@ class GincTask:
     fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.4), dpi=110, squeeze=False)
     for ax, name in zip(axes[0], sets):
       for k, curve in res["accuracy"][name].items():
-        ax.plot(curve["n"], curve["accuracy"], marker="o", ms=3, label=f"k={k}")
+        line, = ax.plot(curve["n"], curve["accuracy"], marker="o", ms=3, label=f"k={k}")
+        if "ideal" in curve:
+          ax.plot(curve["n"], curve["ideal"], ls=":", lw=1, color=line.get_color())
+      if any("ideal" in c for c in res["accuracy"][name].values()):
+        ax.plot([], [], ls=":", color="grey", label="ideal learner (Bayes)")
       ax.set_xscale("symlog", linthresh=1)
       ax.set_xlabel("examples in the prompt n")
       ax.set_ylabel("label accuracy")
