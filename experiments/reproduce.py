@@ -55,6 +55,36 @@ def _garg2022(preset: str, run_dir: Path) -> None:
   config = icl_regression.get_config(preset)
   config_check.validate(config, jax.device_count())
   train.train_or_reuse(config, str(run_dir))
+  write_shift_probe(run_dir)
+  # Garg's second function class: sparse linear, compared with Lasso by its own probe.
+  sparse = icl_regression.get_config(preset)
+  sparse.task.function = "sparse_linear"
+  sparse.task.sparsity = GARG_SPARSITY.get(preset, sparse.task.sparsity)
+  config_check.validate(sparse, jax.device_count())
+  train.train_or_reuse(sparse, str(run_dir / "sparse_linear"))
+
+
+# Non-zero coordinates of w for the sparse-linear run: Garg's s = 3 of d = 20; the cpu
+# and tiny presets (d = 5) keep w sparse with s = 2.
+GARG_SPARSITY = {"paper": 3, "cpu": 2, "tiny": 2}
+
+
+def write_shift_probe(run_dir: Path) -> Path:
+  """Garg's test-time distribution shifts on the finished run: run_dir/distribution_shift.json."""
+  import jax
+
+  from research import predict
+  exp, params, step = predict.load_run(run_dir)
+  key = jax.random.fold_in(exp.root_key, 0x5F1F7)  # its own stream: not the probe's prompts
+  res = exp.task.shift_probe(exp.predict_fn(params), key, exp.config.probe)
+  path = Path(run_dir) / "distribution_shift.json"
+  path.write_text(json.dumps(res | {"step": int(step)}, indent=1))
+  for shift, curves in res["shifts"].items():
+    d = res["n_dims"]
+    tail = lambda c: sum(c[d:]) / max(len(c) - d, 1)
+    print(f"shift {shift:10s}: error at k >= d: model {tail(curves['model']):.3f}, least squares "
+          f"{tail(curves['least_squares']):.3f}", flush=True)
+  return path
 
 
 def _raventos2023(preset: str, run_dir: Path) -> None:
@@ -122,12 +152,16 @@ class Spec:
   times: dict  # preset -> expected wall time (text); a preset absent here is unavailable
 
 
+# Order matters: chan2022 reads reddy2023's class-count sweep (same workdir), so
+# reddy2023 runs first in `all`.
 SPECS = {
     "garg2022": Spec(
         "Garg et al. 2022, What Can Transformers Learn In-Context? (linear regression)",
         _garg2022,
         {"tiny": "18 s (measured, 2 busy shared cores, compile included)",
-         "cpu": "8 min 21 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30; development work shared the cores; 6 min 45 s idle as the README main job)",
+         "cpu": "13 min 15 s (measured by `reproduce garg2022 --preset=cpu` on 2 idle cores, "
+                "2026-11-30: the linear run (6 min 45 s as the README main job), the "
+                "distribution-shift probe and the sparse-linear run)",
          "paper": "~1 day on one GPU (configs/icl_regression.py)"}),
     "raventos2023": Spec(
         "Raventós et al. 2023, task diversity and non-Bayesian ICL (M sweep, M*)",
@@ -135,6 +169,13 @@ SPECS = {
         {"tiny": "33 s (measured, 2 busy shared cores: 3 runs)",
          "cpu": "39 min (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: one 8-member ensemble of 4000 steps, D=8)",
          "paper": "unmeasured (a 20-member ensemble of 500k steps: an accelerator job)"}),
+    "reddy2023": Spec(
+        "Reddy 2023, abrupt emergence of in-context classification",
+        _reddy2023,
+        {"tiny": "51 s (measured, 2 busy shared cores: 3 runs)",
+         "cpu": "6 min 10 s (measured by `reproduce reddy2023 --preset=cpu` on 2 cores, "
+                "2026-11-30: 3 runs + the K and B sweeps, 8 more runs)",
+         "paper": "unmeasured (1e5 SGD steps per run, + K and B sweeps: accelerator or overnight)"}),
     "chan2022": Spec(
         "Chan et al. 2022, data properties drive emergent ICL (burstiness x Zipf x model)",
         _chan2022,
@@ -143,24 +184,20 @@ SPECS = {
                 "2026-11-30: 8 runs of 2000 steps, K = 2048)",
          "paper": "unmeasured (Omniglot `chan` preset, 8 runs of 5e5 steps; prepared TFDS "
                   "omniglot; an accelerator job)"}),
-    "reddy2023": Spec(
-        "Reddy 2023, abrupt emergence of in-context classification",
-        _reddy2023,
-        {"tiny": "51 s (measured, 2 busy shared cores: 3 runs)",
-         "cpu": "6 min 10 s (measured by `reproduce reddy2023 --preset=cpu` on 2 cores, "
-                "2026-11-30: 3 runs + the K and B sweeps, 8 more runs)",
-         "paper": "unmeasured (1e5 SGD steps per run, + K and B sweeps: accelerator or overnight)"}),
     "olsson2022": Spec(
         "Olsson et al. 2022, in-context learning and induction heads (1-3 layers)",
         _olsson2022,
         {"tiny": "28 s (measured, 2 busy shared cores: 1 and 2 layers)",
-         "cpu": "1 min 37 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 1, 2 and 3 layers)",
+         "cpu": "1 min 44 s (measured by `reproduce olsson2022 --preset=cpu` on 2 idle cores, "
+                "2026-11-30: 1, 2 and 3 layers)",
          "paper": "unmeasured (width 768, context 512, 20k steps x 3 models)"}),
     "xie2021": Spec(
         "Xie et al. 2021, GINC: ICL as implicit Bayesian inference (3 sizes + LSTM)",
         _xie2021,
         {"tiny": "24 s (measured, 2 busy shared cores: 4 runs)",
-         "cpu": "5 min 28 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 4 models)",
+         "cpu": "27 min 34 s (measured by `reproduce xie2021 --preset=cpu` on 2 idle cores, "
+                "2026-11-30: 3 Transformers + LSTM, 4000 steps of 16 x 256 tokens each, 1024 "
+                "prompts per (n, k))",
          "paper": "unmeasured (GPT-2-small-sized models, 30k steps each)"}),
     "schaeffer2023": Spec(
         "Schaeffer et al. 2023, emergence vs metric (exact match against continuous metrics)",

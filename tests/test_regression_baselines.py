@@ -205,3 +205,32 @@ def test_jit_with_traced_hyperparameters():
     got = jax.jit(fn)(jnp.asarray(xs), jnp.asarray(ys), jnp.float32(0.5))  # h is traced
     assert got.shape == ys.shape and got.dtype == jnp.float32, name
     np.testing.assert_allclose(np.asarray(got), expected, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_input_shifts_statistics_and_function_of_shifted_x():
+  """Garg's test-time shifts: the shape of each distribution, and y = f(shifted x) (least
+  squares stays exact at k >= d under every shift)."""
+  from configs import icl_regression
+  from research.tasks import regression
+  key = jax.random.key(0)
+  xs = jax.random.normal(key, (512, 16, 5))
+  np.testing.assert_allclose(regression.shift_inputs("scale_3", key, xs), 3 * xs)
+  orth = np.asarray(regression.shift_inputs("orthant", key, xs))
+  signs = np.sign(orth)
+  assert (signs == signs[:, :1, :]).all()  # every point of a prompt in one orthant
+  assert 0.3 < (signs[:, 0, :] > 0).mean() < 0.7  # orthants vary across prompts
+  skew = np.asarray(regression.shift_inputs("skewed", key, xs)).reshape(-1, 5)
+  eig = np.sort(np.linalg.eigvalsh(np.cov(skew.T)))[::-1]
+  want = 1 / np.arange(1, 6) ** 2
+  np.testing.assert_allclose(eig, want * 5 / want.sum(), rtol=0.15)
+  with pytest.raises(ValueError, match="unknown input shift"):
+    regression.shift_inputs("rotate", key, xs)
+  cfg = icl_regression.get_config("tiny").task
+  task = regression.RegressionTask(cfg, 0)
+  for shift in regression.SHIFTS:
+    b = task.sample(key, 10 ** 6, 8, source="prior", shift=shift)
+    pred = rb.least_squares(b["xs"], b["ys"])
+    err = (np.asarray(pred) - np.asarray(b["ys"])) ** 2
+    assert err[:, task.n_dims + 1:].max() < 1e-3 * regression.SHIFTS[shift], shift
+  # No shift leaves the training distribution's draws unchanged.
+  np.testing.assert_array_equal(task.sample(key, 0, 4)["xs"], task.sample(key, 0, 4, shift="none")["xs"])

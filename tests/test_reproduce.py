@@ -52,8 +52,10 @@ def test_garg_claims_pass_and_fail_from_probe_files(tmp_path):
   _write(good / "garg2022" / "run" / "probes" / "icl_regression.json",
          _garg_probe([v + 0.02 for v in ls]))
   s = reproduce.summarize("garg2022", "cpu", good)
-  assert _statuses(s) == ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN", "NOT_SHOWN"]
-  assert s["counts"] == {"PASS": 4, "FAIL": 0, "NOT_SHOWN": 2}
+  # No distribution_shift.json yet: its two claims say how to get it.
+  assert _statuses(s) == ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN", "NOT_SHOWN", "NOT_SHOWN"]
+  assert s["counts"] == {"PASS": 4, "FAIL": 0, "NOT_SHOWN": 3}
+  assert "rerun garg2022" in s["claims"][-1]["note"]
   assert s["claims"][2]["ours"] == pytest.approx(0.02)          # computed from the file
   assert "restated for d=5, 16 points" in s["claims"][0]["note"]
   saved = json.loads((good / "garg2022" / "summary.json").read_text())
@@ -259,6 +261,12 @@ def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
   again = train.train_or_reuse(tiny_config, str(tmp_path))
   assert again == first and "final_loss" in again                 # final metrics kept
   assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp  # nothing rewritten
+  # Garg's distribution-shift probe reads the finished run and feeds its two claims.
+  shift = json.loads(reproduce.write_shift_probe(tmp_path).read_text())
+  assert set(shift["shifts"]) == {"none", "scale_0.5", "scale_2", "scale_3", "orthant", "skewed"}
+  assert all(len(c["model"]) == len(shift["k"]) for c in shift["shifts"].values())
+  assert [r["status"] in ("PASS", "FAIL") for r in
+          rc._garg_shifts(tmp_path / "distribution_shift.json", "")] == [True, True]
 
 
 def test_a_shrunk_preset_fail_says_why_and_points_to_paper():
@@ -268,3 +276,68 @@ def test_a_shrunk_preset_fail_says_why_and_points_to_paper():
                          "is the paper's setting for this claim.")
   assert rc.explain_fail(row(False), "paper", "x")["note"] == "setup."
   assert rc.explain_fail(row(True), "cpu", "x")["note"] == "setup."
+
+
+def _shift_file(path, errors):
+  d, n = 5, 16
+  shifts = {name: {"model": [1.0] * d + [e] * (n - d), "least_squares": [0.0] * n}
+            for name, e in errors.items()}
+  return _write(path, {"k": list(range(n)), "n_dims": d, "num_prompts": 64, "shifts": shifts})
+
+
+@pytest.mark.parametrize("errors, expected", [
+    ({"none": 0.05, "scale_0.5": 0.07, "scale_2": 0.1, "scale_3": 0.23, "orthant": 0.1,
+      "skewed": 0.08}, ["PASS", "PASS"]),
+    # a moderate shift breaks the model; scaling does not hurt it
+    ({"none": 0.05, "scale_0.5": 0.07, "scale_2": 0.06, "scale_3": 0.07, "orthant": 0.4,
+      "skewed": 0.08}, ["FAIL", "FAIL"]),
+])
+def test_garg_distribution_shift_claims(tmp_path, errors, expected):
+  rows = rc._garg_shifts(_shift_file(tmp_path / "distribution_shift.json", errors), "")
+  assert [r["status"] for r in rows] == expected
+  assert "orthant" in rows[0]["ours"] and "x3" in rows[1]["ours"]
+
+
+def _olsson_run(losses, window=(500, 750)):
+  steps = [25 * (i + 1) for i in range(len(losses))]
+  return {"window": {"start_step": window[0], "end_step": window[1]},
+          "loss_curve": {"step": steps, "loss": losses}}
+
+
+def test_olsson_loss_bump():
+  flat = [4.0 - 0.001 * i for i in range(80)]  # a slow, steady decline
+  bump = [v - (0.8 if i >= 29 else 0.8 * max(0, i - 19) / 10) for i, v in enumerate(flat)]
+  row = rc._olsson_loss_bump({"2": _olsson_run(bump)}, _olsson_run(flat), "")
+  assert row["status"] == "PASS" and "2-layer falls 0.8" in row["ours"]
+  row = rc._olsson_loss_bump({"2": _olsson_run(flat)}, _olsson_run(flat), "")
+  assert row["status"] == "FAIL"
+  assert rc._olsson_loss_bump({"2": {"window": {}}}, None, "")["status"] == "NOT_SHOWN"
+
+
+def test_chan_many_classes_reads_reddy_sweep(tmp_path):
+  run_dir = tmp_path / "chan2022" / "run"
+  row = rc._chan_many_classes(run_dir, "cpu", "")
+  assert row["status"] == "NOT_SHOWN" and "reddy2023" in row["note"]
+  cells = [{"K": 32, "icl": 0.04}, {"K": 2048, "icl": 0.99}]
+  _write(tmp_path / "reddy2023" / "run" / "results.json",
+         {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
+  row = rc._chan_many_classes(run_dir, "cpu", "")
+  assert row["status"] == "PASS" and row["ours"] == "K=32:0.04 K=2048:0.99"
+  assert rc._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"  # other preset
+  cells[0]["icl"] = 0.5  # few classes already learn in context: not Chan's claim
+  _write(tmp_path / "reddy2023" / "run" / "results.json",
+         {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
+  assert rc._chan_many_classes(run_dir, "cpu", "")["status"] == "FAIL"
+
+
+def test_garg_sparse_claim(tmp_path):
+  n, d = 16, 5
+  ls = [max(d - k, 0) / d * 0.4 for k in range(n)]
+  lasso = [0.8 * v + 0.01 for v in ls]
+  probe = lambda model: {"n_dims": d, "k": list(range(n)), "num_prompts": 64, "curves": {
+      "model": {"mean": model}, "lasso": {"mean": lasso}, "least_squares": {"mean": ls}}}
+  path = _write(tmp_path / "a.json", probe([v + 0.005 for v in lasso]))
+  assert rc._garg_sparse(path, "")["status"] == "PASS"
+  path = _write(tmp_path / "b.json", probe(list(ls)))  # least squares, not Lasso
+  assert rc._garg_sparse(path, "")["status"] == "FAIL"
+  assert rc._garg_sparse(tmp_path / "none.json", "")["status"] == "NOT_SHOWN"

@@ -43,6 +43,30 @@ class Curriculum:
             jnp.minimum(n_points, self.points_start + self.points_increment * stage))
 
 
+# Test-time input shifts (Garg et al. 2022, Sec. 4): name -> E[x_i^2], by which errors
+# are divided so that predicting 0 scores 1 under every shift.
+SHIFTS = {"none": 1.0, "scale_0.5": 0.25, "scale_2": 4.0, "scale_3": 9.0, "orthant": 1.0,
+          "skewed": 1.0}
+
+
+def shift_inputs(shift: str, key, xs_BxNxD):
+  """x ~ N(0, I) -> the shifted distribution. scale_s: x * s. orthant: every point of a
+  prompt in one random orthant (|x| times a sign pattern per prompt). skewed: covariance
+  with eigenvalues proportional to 1/i^2 (trace d) in a random basis."""
+  b, _, d = xs_BxNxD.shape
+  if shift.startswith("scale_"):
+    return xs_BxNxD * float(shift.split("_", 1)[1])
+  if shift == "orthant":
+    signs_BxD = jnp.where(jax.random.bernoulli(key, 0.5, (b, d)), 1.0, -1.0)
+    return jnp.abs(xs_BxNxD) * signs_BxD[:, None, :]
+  if shift == "skewed":
+    eig_D = 1.0 / jnp.arange(1, d + 1) ** 2
+    eig_D = eig_D * d / eig_D.sum()
+    basis_DxD, _ = jnp.linalg.qr(jax.random.normal(key, (d, d)))
+    return (xs_BxNxD * jnp.sqrt(eig_D)) @ basis_DxD.T
+  raise ValueError(f"unknown input shift {shift!r}; choose one of: {', '.join(SHIFTS)}")
+
+
 class RegressionTask:
   """Sampler, input encoding, loss and probe of in-context regression."""
 
@@ -67,7 +91,8 @@ class RegressionTask:
     return 2 * self.n_points
 
   # --- data -----------------------------------------------------------------
-  def sample(self, key, step, batch_size: int, *, source: str = "train", pool_size=None):
+  def sample(self, key, step, batch_size: int, *, source: str = "train", pool_size=None,
+             shift: str = "none"):
     """A batch {xs: BxNxD, ys: BxN, n_dims, n_points} for `step` (curriculum).
 
     source: 'train' (pool tasks when pool_size > 0), 'prior' (fresh w ~ N(0, I):
@@ -76,12 +101,17 @@ class RegressionTask:
     rows only. Under threefry-partitionable keys those rows equal the pool a run
     with task.pool_size=M builds, so an ensemble over M (one program, the largest
     pool) samples exactly what each solo run samples.
+    shift: a test-time input distribution (SHIFTS; Garg et al. Sec. 4), applied to
+    x before the function, so y = f(shifted x).
     """
     n, d = self.n_points, self.n_dims
     d_act, n_act = self.curriculum.active(step, d, n)
     kx, kf, kn = jax.random.split(key, 3)
     dim_mask_D = jnp.arange(d) < d_act
-    xs_BxNxD = jax.random.normal(kx, (batch_size, n, d)) * dim_mask_D
+    xs_BxNxD = jax.random.normal(kx, (batch_size, n, d))
+    if shift != "none":
+      xs_BxNxD = shift_inputs(shift, jax.random.fold_in(kx, 1), xs_BxNxD)
+    xs_BxNxD = xs_BxNxD * dim_mask_D
     ys_BxN = self._function(kf, xs_BxNxD, dim_mask_D, d_act, source, pool_size)
     if self.noise_std > 0:
       ys_BxN = ys_BxN + self.noise_std * jax.random.normal(kn, ys_BxN.shape)
@@ -189,15 +219,29 @@ class RegressionTask:
                        "interval": "bootstrap 5-95% of the mean over prompts"}
     return results
 
-  def _probe_errors(self, predict_fn, key, probe_cfg, source):
+  def shift_probe(self, predict_fn, key, probe_cfg, shifts=tuple(SHIFTS)) -> dict:
+    """Normalised error by k of the model and least squares under test-time input
+    shifts on fresh tasks (error / (d E[x_i^2]): predicting 0 scores 1 under every shift)."""
+    out = {"k": list(range(self.n_points)), "n_dims": self.n_dims,
+           "num_prompts": int(probe_cfg.num_prompts), "shifts": {}}
+    for i, shift in enumerate(shifts):
+      errs = self._probe_errors(predict_fn, jax.random.fold_in(key, i), probe_cfg, "prior",
+                                shift=shift, only=("least_squares",))
+      out["shifts"][shift] = {n: (e.mean(0) / SHIFTS[shift]).tolist() for n, e in errs.items()}
+    return out
+
+  def _probe_errors(self, predict_fn, key, probe_cfg, source, *, shift: str = "none",
+                    only=None):
     """Per-prompt squared errors / d, (prompts x N), for the model and baselines."""
     bs, total = int(probe_cfg.batch_size), int(probe_cfg.num_prompts)
     big_step = jnp.int32(2 ** 30)  # past the end of any curriculum
     baselines = self.baselines(probe_cfg)  # each is jitted once, at module level
+    if only is not None:
+      baselines = {n: f for n, f in baselines.items() if n in only}
     errs = {"model": []} | {n: [] for n in baselines}
     for start in range(0, total, bs):
       batch = self.sample(jax.random.fold_in(key, start), big_step, min(bs, total - start),
-                          source=source)
+                          source=source, shift=shift)
       ys = batch["ys"]
       preds = {"model": self.predictions(predict_fn(self.model_inputs(batch)))}
       preds |= {n: f(batch["xs"], ys) for n, f in baselines.items()}
