@@ -2,14 +2,17 @@
 
   python experiments/xie2021.py --preset=cpu --workdir=runs/xie2021
 
-Trains configs/ginc.py:PRESET with Transformers of three sizes and, when the
-model registry has it, an LSTM (matched to the parameter count of a 2-layer
-width-64 Transformer), each in WORKDIR/<model>/ (normal run directories:
-rerunning reuses them). Every run's probe (probes/ginc.json) gives next-token label accuracy vs
-the number of examples n, per example length k, for in-distribution and
-out-of-distribution concepts. Writes WORKDIR/xie2021.json and WORKDIR/xie2021.png
-(accuracy vs n, one panel per k and concept set, one line per model) and prints
-whether in-distribution accuracy rises with n for every Transformer.
+Trains configs/ginc.py:PRESET with Transformers of three sizes and an LSTM (cpu:
+2/3/4 layers at width 32/48/64 and a 2-layer LSTM matched to the parameter count
+of a 2-layer width-64 Transformer; paper: Xie's 4/12/16 layers at width 768 and a
+6-layer LSTM), each in WORKDIR/<model>/ (normal run directories: rerunning reuses
+them). Every run's probe (probes/ginc.json) gives next-token label accuracy vs the
+number of examples n, per example length k, for in-distribution and
+out-of-distribution concepts, and the ideal in-context learner's accuracy on the
+same ID prompts. Writes WORKDIR/xie2021.json and WORKDIR/xie2021.png (accuracy vs
+n, one panel per k and concept set, one line per model) and prints whether the
+in-distribution accuracy averaged over k rises with n (by more than 2 standard
+errors) for every Transformer.
 """
 from __future__ import annotations
 
@@ -40,8 +43,21 @@ MODELS = {
     "transformer_l": {"num_layers": 4, "width": 64, "num_heads": 4},
     "lstm": {"name": "lstm", "num_layers": 2, "width": 64, "num_heads": 4},
 }
+# The paper preset: Xie's GPT-2s of 4, 12 and 16 layers (width 768) and a 6-layer LSTM
+# with the 4-layer Transformer's parameter count.
+PAPER_MODELS = {
+    "transformer_4l": {"num_layers": 4, "width": 768, "num_heads": 12},
+    "transformer_12l": {"num_layers": 12, "width": 768, "num_heads": 12},
+    "transformer_16l": {"num_layers": 16, "width": 768, "num_heads": 12},
+    "lstm": {"name": "lstm", "num_layers": 4, "width": 768, "num_heads": 12, "lstm_layers": 6},
+}
 COLOURS = {"transformer_s": "#9ecae1", "transformer_m": "#3182bd", "transformer_l": "#08306b",
-           "lstm": "#d62728"}
+           "transformer_4l": "#9ecae1", "transformer_12l": "#3182bd",
+           "transformer_16l": "#08306b", "lstm": "#d62728"}
+
+
+def models_for(preset: str) -> dict:
+  return PAPER_MODELS if preset == "paper" else MODELS
 
 
 def rises_with_n(curve: dict, num_prompts: int) -> dict:
@@ -124,10 +140,15 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
 
   root = Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
-  names = list(models) or list(MODELS)
+  table = models_for(preset)
+  unknown = [n for n in models if n not in table]
+  if unknown:
+    raise config_check.ConfigError(f"unknown model names {unknown} for the {preset} preset; "
+                                   f"choose from: {', '.join(table)}")
+  names = list(models) or list(table)
   results = {}
   for name in names:
-    overrides = MODELS[name]
+    overrides = table[name]
     if overrides.get("name", "transformer") not in model_registry.REGISTRY:
       print(f"{name}: skipped (model {overrides['name']!r} is not in research/models)", flush=True)
       continue

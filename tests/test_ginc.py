@@ -151,3 +151,22 @@ def test_forward_algorithm_matches_enumeration():
         joint[mem[path[3]]] += pr
   assert not joint[len(pred):].any()  # the predictive spans every word the memory emits
   np.testing.assert_allclose(pred, (joint / joint.sum())[:len(pred)], rtol=1e-9)
+
+
+def test_xie_models_per_preset_and_unknown_names(tmp_path):
+  """The paper preset trains Xie's sizes (not the cpu ones); a wrong name is an error."""
+  import pytest
+
+  from configs import ginc as cfg_mod
+  from experiments import xie2021
+  from research import config_check
+  paper = xie2021.models_for("paper")
+  assert sorted(m.get("num_layers") for n, m in paper.items() if n != "lstm") == [4, 12, 16]
+  assert {m["width"] for m in paper.values()} == {768} and paper["lstm"]["lstm_layers"] == 6
+  for overrides in paper.values():
+    c = cfg_mod.get_config("paper")
+    c.model.update(overrides)
+    config_check.validate(c, num_devices=8)
+  assert xie2021.models_for("cpu") is xie2021.MODELS
+  with pytest.raises(config_check.ConfigError, match="unknown model names"):
+    xie2021.run("tiny", tmp_path, models=["transformer_16l"])
