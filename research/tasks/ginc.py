@@ -183,6 +183,25 @@ def _transition(alpha_BxCxExP, ent_ExE, prop_CxPxP):
   return out.reshape(c, b, e, p).transpose(1, 0, 2, 3)
 
 
+def _forward(data, tokens_BxT: np.ndarray, concepts, start_CxExP):
+  """Forward algorithm over equal-length rows: (log P(row | concept) (B, C),
+  P(next token | row, concept) (B, C, V))."""
+  memory_ExP = data["memory"]
+  ent_ExE, prop_CxPxP = data["entity_trans"], data["property_trans"][list(concepts)]
+  vocab = int(memory_ExP.max()) + 1
+  emits_VxExP = np.arange(vocab)[:, None, None] == memory_ExP[None]
+  tiny = 1e-300  # a prefix a concept cannot emit gets probability ~0, not 0/0
+  logw = np.zeros((tokens_BxT.shape[0], len(concepts)))
+  state = np.broadcast_to(start_CxExP, (tokens_BxT.shape[0], *start_CxExP.shape))
+  for t in range(tokens_BxT.shape[1]):
+    alpha = state * emits_VxExP[tokens_BxT[:, t]][:, None]
+    norm = alpha.sum((2, 3))
+    logw = logw + np.log(norm + tiny)
+    state = _transition(alpha / (norm[..., None, None] + tiny), ent_ExE, prop_CxPxP)
+  b, c = state.shape[:2]
+  return logw, (state.reshape(b * c, -1) @ emits_VxExP.reshape(vocab, -1).T).reshape(b, c, vocab)
+
+
 def bayes_next_token(data, tokens_BxT: np.ndarray, lengths_B: np.ndarray,
                      concepts, start_CxExP=None) -> np.ndarray:
   """Posterior predictive of the token after each sequence's prefix, (B, V).
@@ -193,57 +212,15 @@ def bayes_next_token(data, tokens_BxT: np.ndarray, lengths_B: np.ndarray,
   Rows of tokens_BxT are read up to lengths_B (>= 1 each). start_CxExP replaces
   the concepts' start distributions (Xie's prompt labels start at a known property).
   """
-  memory_ExP = data["memory"]
-  ent_ExE, prop_CxPxP = data["entity_trans"], data["property_trans"][list(concepts)]
   if start_CxExP is None:
-    start_CxExP = data["start"][list(concepts)].reshape(len(concepts), *memory_ExP.shape)
-  b, v = tokens_BxT.shape[0], int(memory_ExP.max()) + 1
-  vocab = max(v, int(tokens_BxT.max()) + 1)
-  emits_VxExP = np.arange(vocab)[:, None, None] == memory_ExP[None]
-  tiny = 1e-300  # keeps a prefix that a concept cannot emit at probability ~0, not 0/0
-  # alpha: P(state | prefix, concept) per (b, c); logw: log P(prefix | concept).
-  alpha = start_CxExP[None] * emits_VxExP[tokens_BxT[:, 0]][:, None]
-  norm = alpha.sum((2, 3))
-  logw = np.log(norm + tiny)
-  alpha = alpha / (norm[..., None, None] + tiny)
-  out = np.zeros((b, vocab))
-  done = lengths_B == 1
-  for t in range(1, int(lengths_B.max()) + 1):
-    pred = _transition(alpha, ent_ExE, prop_CxPxP)  # next state
-    if done.any():  # predictive for rows whose prefix ends here
-      w = np.exp(logw[done] - logw[done].max(1, keepdims=True))
-      w /= w.sum(1, keepdims=True)
-      state = np.einsum("bc,bcep->bep", w, pred[done])
-      out[done] = state.reshape(len(state), -1) @ emits_VxExP.reshape(vocab, -1).T
-    if t == int(lengths_B.max()):
-      break
-    live = lengths_B > t
-    tok = np.where(live, tokens_BxT[:, min(t, tokens_BxT.shape[1] - 1)], 0)
-    alpha = pred * emits_VxExP[tok][:, None]
-    norm = alpha.sum((2, 3))
-    logw = np.where(live[:, None], logw + np.log(norm + tiny), logw)
-    alpha = alpha / (norm[..., None, None] + tiny)
-    done = lengths_B == t + 1
+    start_CxExP = data["start"][list(concepts)].reshape(len(concepts), *data["memory"].shape)
+  out = np.zeros((tokens_BxT.shape[0], int(data["memory"].max()) + 1))
+  for length in np.unique(lengths_B):  # one forward pass per prefix length
+    rows = lengths_B == length
+    logw, pred = _forward(data, tokens_BxT[rows, :length], concepts, start_CxExP)
+    w = np.exp(logw - logw.max(1, keepdims=True))
+    out[rows] = np.einsum("bc,bcv->bv", w / w.sum(1, keepdims=True), pred)
   return out
-
-
-def _forward(data, tokens_BxT: np.ndarray, concepts, start_CxExP):
-  """Forward algorithm over equal-length rows: (log P(row | concept) (B, C),
-  P(next token | row, concept) (B, C, V))."""
-  memory_ExP = data["memory"]
-  ent_ExE, prop_CxPxP = data["entity_trans"], data["property_trans"][list(concepts)]
-  vocab = int(memory_ExP.max()) + 1
-  emits_VxExP = np.arange(vocab)[:, None, None] == memory_ExP[None]
-  tiny = 1e-300
-  logw = np.zeros((tokens_BxT.shape[0], len(concepts)))
-  state = np.broadcast_to(start_CxExP, (tokens_BxT.shape[0], *start_CxExP.shape))
-  for t in range(tokens_BxT.shape[1]):
-    alpha = state * emits_VxExP[tokens_BxT[:, t]][:, None]
-    norm = alpha.sum((2, 3))
-    logw = logw + np.log(norm + tiny)
-    state = _transition(alpha / (norm[..., None, None] + tiny), ent_ExE, prop_CxPxP)
-  b, c = state.shape[:2]
-  return logw, (state.reshape(b * c, -1) @ emits_VxExP.reshape(vocab, -1).T).reshape(b, c, vocab)
 
 
 def ideal_next_token(data, prompts: list, n: int, k: int, concepts) -> np.ndarray:
