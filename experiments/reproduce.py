@@ -79,9 +79,9 @@ def write_shift_probe(run_dir: Path) -> Path:
   res = exp.task.shift_probe(exp.predict_fn(params), key, exp.config.probe)
   path = Path(run_dir) / "distribution_shift.json"
   path.write_text(json.dumps(res | {"step": int(step)}, indent=1))
+  d = res["n_dims"]
+  tail = lambda c: sum(c[d:]) / max(len(c) - d, 1)  # mean error over k >= d
   for shift, curves in res["shifts"].items():
-    d = res["n_dims"]
-    tail = lambda c: sum(c[d:]) / max(len(c) - d, 1)
     print(f"shift {shift:10s}: error at k >= d: model {tail(curves['model']):.3f}, least squares "
           f"{tail(curves['least_squares']):.3f}", flush=True)
   return path
