@@ -8,7 +8,7 @@
 
 NAME runs the paper's experiment as a library (nothing is re-implemented here) in
 WORKDIR/NAME/run/, then reads the result files it wrote and checks each headline claim of the
-paper (experiments/reproduce_claims.py): WORKDIR/NAME/summary.json holds one row per claim
+paper (experiments/claims/): WORKDIR/NAME/summary.json holds one row per claim
 {claim, paper, ours, tolerance, status PASS / FAIL / NOT_SHOWN, note}, and the same rows are
 printed as a table (and written to WORKDIR/NAME/summary.md). Tolerances come from
 ../shared/REFERENCES.md; where a preset shrinks the setup, the claim is restated for it and the
@@ -38,7 +38,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python experiments/reproduce.py`
 
-from experiments import reproduce_claims as rc  # noqa: E402
+from experiments import claims  # noqa: E402
 
 PRESETS = ("tiny", "cpu", "paper")
 COLUMNS = ("claim", "paper", "ours", "tolerance", "status", "note")
@@ -241,7 +241,7 @@ def table(rows: list[dict]) -> str:
 
 
 def counts(rows: list[dict]) -> dict:
-  return {s: sum(r["status"] == s for r in rows) for s in (rc.PASS, rc.FAIL, rc.NOT_SHOWN)}
+  return {s: sum(r["status"] == s for r in rows) for s in claims.STATUSES}
 
 
 def _machine() -> str:
@@ -259,7 +259,7 @@ def summarize(name: str, preset: str, workdir: Path, *, wall_s: float | None = N
   out = Path(workdir) / name
   run_dir = out / "run"
   try:
-    scored = rc.CLAIMS[name](run_dir, preset)
+    scored = claims.CLAIMS[name](run_dir, preset)
   except (FileNotFoundError, KeyError, IndexError, ValueError) as e:
     scored = {"claims": [], "results": [], "figures": [], "notes": []}
     error = error or f"could not read the results in {run_dir}: {type(e).__name__}: {e}"

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from experiments import raventos2023, reproduce
-from experiments import reproduce_claims as rc
+from experiments.claims import classification, language, regression, rows
 
 
 def _write(path, obj):
@@ -123,11 +123,11 @@ def test_missing_results_are_an_error_not_a_pass(tmp_path):
 
 
 def test_claim_status_rules():
-  assert rc.claim("c", 1, None, "-", True)["status"] == "NOT_SHOWN"   # nothing measured
-  assert rc.claim("c", 1, 0.5, "-", None)["status"] == "NOT_SHOWN"
-  assert rc.claim("c", 1, 0.5, "-", False)["status"] == "FAIL"
-  assert rc.claim("c", 1, 0.5, "-", True)["status"] == "PASS"
-  text = reproduce.table([rc.claim("a|b", 1.23456, [1, 2], "x", True)])
+  assert rows.claim("c", 1, None, "-", True)["status"] == "NOT_SHOWN"   # nothing measured
+  assert rows.claim("c", 1, 0.5, "-", None)["status"] == "NOT_SHOWN"
+  assert rows.claim("c", 1, 0.5, "-", False)["status"] == "FAIL"
+  assert rows.claim("c", 1, 0.5, "-", True)["status"] == "PASS"
+  text = reproduce.table([rows.claim("a|b", 1.23456, [1, 2], "x", True)])
   assert "a\\|b" in text and "1.235" in text and "1, 2" in text
 
 
@@ -266,16 +266,16 @@ def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
   assert set(shift["shifts"]) == {"none", "scale_0.5", "scale_2", "scale_3", "orthant", "skewed"}
   assert all(len(c["model"]) == len(shift["k"]) for c in shift["shifts"].values())
   assert [r["status"] in ("PASS", "FAIL") for r in
-          rc._garg_shifts(tmp_path / "distribution_shift.json", "")] == [True, True]
+          regression._garg_shifts(tmp_path / "distribution_shift.json", "")] == [True, True]
 
 
 def test_a_shrunk_preset_fail_says_why_and_points_to_paper():
-  row = lambda ok: rc.claim("c", 1, 2, "t", ok, "setup.")
-  cpu = rc.explain_fail(row(False), "cpu", "too few steps.")
+  row = lambda ok: rows.claim("c", 1, 2, "t", ok, "setup.")
+  cpu = rows.explain_fail(row(False), "cpu", "too few steps.")
   assert cpu["note"] == ("setup. Why the cpu preset misses it: too few steps. The `paper` preset "
                          "is the paper's setting for this claim.")
-  assert rc.explain_fail(row(False), "paper", "x")["note"] == "setup."
-  assert rc.explain_fail(row(True), "cpu", "x")["note"] == "setup."
+  assert rows.explain_fail(row(False), "paper", "x")["note"] == "setup."
+  assert rows.explain_fail(row(True), "cpu", "x")["note"] == "setup."
 
 
 def _shift_file(path, errors):
@@ -293,9 +293,9 @@ def _shift_file(path, errors):
       "skewed": 0.08}, ["FAIL", "FAIL"]),
 ])
 def test_garg_distribution_shift_claims(tmp_path, errors, expected):
-  rows = rc._garg_shifts(_shift_file(tmp_path / "distribution_shift.json", errors), "")
-  assert [r["status"] for r in rows] == expected
-  assert "orthant" in rows[0]["ours"] and "x3" in rows[1]["ours"]
+  shift_rows = regression._garg_shifts(_shift_file(tmp_path / "distribution_shift.json", errors), "")
+  assert [r["status"] for r in shift_rows] == expected
+  assert "orthant" in shift_rows[0]["ours"] and "x3" in shift_rows[1]["ours"]
 
 
 def _olsson_run(losses, window=(500, 750)):
@@ -307,27 +307,27 @@ def _olsson_run(losses, window=(500, 750)):
 def test_olsson_loss_bump():
   flat = [4.0 - 0.001 * i for i in range(80)]  # a slow, steady decline
   bump = [v - (0.8 if i >= 29 else 0.8 * max(0, i - 19) / 10) for i, v in enumerate(flat)]
-  row = rc._olsson_loss_bump({"2": _olsson_run(bump)}, _olsson_run(flat), "")
+  row = language._olsson_loss_bump({"2": _olsson_run(bump)}, _olsson_run(flat), "")
   assert row["status"] == "PASS" and "2-layer falls 0.8" in row["ours"]
-  row = rc._olsson_loss_bump({"2": _olsson_run(flat)}, _olsson_run(flat), "")
+  row = language._olsson_loss_bump({"2": _olsson_run(flat)}, _olsson_run(flat), "")
   assert row["status"] == "FAIL"
-  assert rc._olsson_loss_bump({"2": {"window": {}}}, None, "")["status"] == "NOT_SHOWN"
+  assert language._olsson_loss_bump({"2": {"window": {}}}, None, "")["status"] == "NOT_SHOWN"
 
 
 def test_chan_many_classes_reads_reddy_sweep(tmp_path):
   run_dir = tmp_path / "chan2022" / "run"
-  row = rc._chan_many_classes(run_dir, "cpu", "")
+  row = classification._chan_many_classes(run_dir, "cpu", "")
   assert row["status"] == "NOT_SHOWN" and "reddy2023" in row["note"]
   cells = [{"K": 32, "icl": 0.04}, {"K": 2048, "icl": 0.99}]
   _write(tmp_path / "reddy2023" / "run" / "results.json",
          {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
-  row = rc._chan_many_classes(run_dir, "cpu", "")
+  row = classification._chan_many_classes(run_dir, "cpu", "")
   assert row["status"] == "PASS" and row["ours"] == "K=32:0.04 K=2048:0.99"
-  assert rc._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"  # other preset
+  assert classification._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"  # other preset
   cells[0]["icl"] = 0.5  # few classes already learn in context: not Chan's claim
   _write(tmp_path / "reddy2023" / "run" / "results.json",
          {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
-  assert rc._chan_many_classes(run_dir, "cpu", "")["status"] == "FAIL"
+  assert classification._chan_many_classes(run_dir, "cpu", "")["status"] == "FAIL"
 
 
 def test_garg_sparse_claim(tmp_path):
@@ -337,7 +337,7 @@ def test_garg_sparse_claim(tmp_path):
   probe = lambda model: {"n_dims": d, "k": list(range(n)), "num_prompts": 64, "curves": {
       "model": {"mean": model}, "lasso": {"mean": lasso}, "least_squares": {"mean": ls}}}
   path = _write(tmp_path / "a.json", probe([v + 0.005 for v in lasso]))
-  assert rc._garg_sparse(path, "")["status"] == "PASS"
+  assert regression._garg_sparse(path, "")["status"] == "PASS"
   path = _write(tmp_path / "b.json", probe(list(ls)))  # least squares, not Lasso
-  assert rc._garg_sparse(path, "")["status"] == "FAIL"
-  assert rc._garg_sparse(tmp_path / "none.json", "")["status"] == "NOT_SHOWN"
+  assert regression._garg_sparse(path, "")["status"] == "FAIL"
+  assert regression._garg_sparse(tmp_path / "none.json", "")["status"] == "NOT_SHOWN"
