@@ -2,13 +2,13 @@
 
 Parameters and optimiser state carry a leading member axis; per-member values
 (seed, peak learning rate, weight decay) are arrays, so one compiled program
-serves every member and no value change recompiles. Each member's metrics and
-probes go to its own workdir exactly as a solo run would write them. A
+serves every member and no value change recompiles. Each member's metrics, periodic
+evals, probes and final checkpoint go to its own workdir as a solo run would write them. A
 regression task-pool size M (Raventós's task diversity) is a value too: the
 program holds the largest pool and each member draws from its first M rows,
 which are exactly the pool its solo run builds. A member
-whose loss turns non-finite is frozen (its state stops changing) and reported;
-the others continue.
+whose loss turns non-finite is frozen (its state stops changing, its logs stop) and
+reported with the step and loss its solo run would report; the others continue.
 
 Shape legend: M ensemble members, K steps per jit call.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +29,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
 from research import optim, sharding, tasks
-from research.train import Experiment, TrainState, _enable_compile_cache, run_probes
+from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
+                            run_probes)
 
 # Overrides that change only values, never shapes, and so can share a program.
 VALUE_FIELDS = ("seed", "optim.learning_rate", "optim.weight_decay", "task.pool_size")
@@ -45,6 +47,12 @@ def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
   pools = [o.get("task.pool_size", config.task.get("pool_size", 0)) for o in overrides]
   if "seed" in keys and any(pools):
     return False, "the task pool is a function of the seed; vary seeds in sequential runs"
+  if "seed" in keys and tasks.build_uses_seed(config.task):
+    # The program holds one task, built with the base seed: members of other seeds would
+    # train and be probed on its data (class means, Markov tables, splits), not their own.
+    return False, (f"task {config.task.name!r} builds seed-dependent data (splits, tables or "
+                   "class means), so members of different seeds cannot share one task; vary "
+                   "seeds in sequential runs (--ensemble=off)")
   if "task.pool_size" in keys:
     if config.task.name != "regression":
       return False, f"task.pool_size is a regression value, not one of task {config.task.name!r}"
@@ -133,7 +141,9 @@ class Ensemble:
                                           task_values)
       newly = bad & ~carry["frozen"]
       carry = {"state": new, "frozen": carry["frozen"] | bad,
-               "frozen_step": jnp.where(newly, carry["state"].step, carry["frozen_step"]),
+               # Step labels count updates done (a solo run's non-finite loss at step s
+               # is the loss of update s), so the bad update is the carried step + 1.
+               "frozen_step": jnp.where(newly, carry["state"].step + 1, carry["frozen_step"]),
                "frozen_loss": jnp.where(newly, m["loss"], carry["frozen_loss"])}
       return carry, m
 
@@ -171,6 +181,12 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
     cfg = _member_config(config, member)
     (d / "config.json").write_text(cfg.to_json_best_effort(indent=2, sort_keys=True))
     writers.append(metrics_lib.MetricsWriter(str(d), resume_step=start))
+  views = [_member_experiment(ens, m) for m in members]
+  # One compiled slice for every member (a traced index), keeping the parameters'
+  # shardings: indexing leaf by leaf would compile a program per leaf shape, and a
+  # host copy would not work for parameters sharded across processes.
+  take = jax.jit(lambda s, i: jax.tree.map(lambda x: x[i], s),
+                 out_shardings=ens.exp.state_sharding)
 
   tokens = tr.batch_size * ens.exp.task.tokens_per_example
   peak, _ = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)
@@ -180,6 +196,7 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
       flops_per_step=ens.exp.built.train_flops_per_token * tokens * ens.size,
       peak_flops=peak, num_devices=len(ens.exp.mesh.devices.flat))
   fns: dict[int, Any] = {}
+  last: list[dict] = [{} for _ in members]  # each member's last logged row: its final_*
   step, t0, started = start, time.perf_counter(), False
   try:
     while step < tr.num_steps:
@@ -187,19 +204,29 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
       fns.setdefault(k, ens.multi_step_fn(k))
       carry, m = fns[k](carry)
       m = jax.device_get(m)  # K x M; members are independent, so no NaN stop here
+      frozen = np.asarray(jax.device_get(carry["frozen"]))
       if not started:
         progress.start(step + k)
         started = True
       step += k
       if step % tr.log_every == 0 or step == tr.num_steps:
         rates = progress.measure(step) if step > start + k else {}
+        rates = {f"ensemble_{r}": v for r, v in rates.items()}
         for i, w in enumerate(writers):
-          w.write(step, {name: float(np.mean(v[:, i])) for name, v in m.items()})
+          if frozen[i]:  # a solo run stops at its non-finite loss and logs nothing after
+            continue
+          row = {name: float(np.mean(v[:, i])) for name, v in m.items()}
+          w.write(step, row)
           if rates:
-            w.write(step, {f"ensemble_{r}": v for r, v in rates.items()}, perf=True)
+            w.write(step, rates, perf=True)
+          last[i] = row | rates
         if rates:
           logging.info("ensemble of %d: %s", ens.size, progress.line(
-              step, float(np.nanmean(m["loss"][-1])), rates))
+              step, float(np.nanmean(m["loss"][-1])),
+              {r[len("ensemble_"):]: v for r, v in rates.items()}))
+      if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
+        for i in np.flatnonzero(~frozen):
+          periodic_eval(views[i], take(carry["state"], jnp.int32(i)), step, writers[i])
       if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
         ckpt.save(step, carry, {"step": step})
   finally:
@@ -207,32 +234,54 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
     for w in writers:
       w.close()
 
-  frozen = np.asarray(carry["frozen"])
-  frozen_step = np.asarray(carry["frozen_step"])
-  summaries = []
   wall = time.perf_counter() - t0
-  # One compiled slice for every member (a traced index), keeping the parameters'
-  # shardings: indexing leaf by leaf would compile a program per leaf shape, and a
-  # host copy would not work for parameters sharded across processes.
-  take = jax.jit(lambda s, i: jax.tree.map(lambda x: x[i], s),
-                 out_shardings=ens.exp.state_sharding)
-  for i, (d, member) in enumerate(zip(dirs, members)):
-    state_i = take(carry["state"], jnp.int32(i))
-    exp_i = _member_experiment(ens, member)
-    summary = {"final_step": step, "train_wall_s": wall, "ensemble_size": ens.size,
-               "num_params": ens.exp.num_params, "tokens_seen": step * tokens,
-               "train_flops_per_token": ens.exp.built.train_flops_per_token,
-               "frozen": bool(frozen[i])}
-    if frozen[i]:
-      summary["frozen_at_step"] = int(frozen_step[i])
-      summary["frozen_loss"] = float(carry["frozen_loss"][i])
-      logging.warning("ensemble member %d (%s) froze: loss %s at step %d; the others go on",
-                      i, member, summary["frozen_loss"], frozen_step[i])
-    else:
-      summary["probes"] = run_probes(exp_i, state_i, d)
+  fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
+  return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
+                         last[i], step=step, wall=wall, tokens=tokens)
+          for i in range(ens.size)]
+
+
+def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view: Experiment,
+                   d: Path, last: dict, *, step: int, wall: float, tokens: int) -> dict:
+  """Member i's summary.json, final checkpoint and probes, as its solo run writes them.
+
+  A frozen member reports its non-finite loss as an error (a solo run raises there) and
+  gets no checkpoint or probes; a member whose probes raise reports that error; neither
+  stops the other members.
+  """
+  exp, member = ens.exp, ens.members[i]
+  summary = {"final_step": step, "train_wall_s": wall, "ensemble_size": ens.size,
+             "num_params": exp.num_params,
+             "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
+             "train_flops_per_token": exp.built.train_flops_per_token,
+             "tokens_seen": step * tokens, "frozen": bool(fates["frozen"][i])}
+  summary |= {f"final_{k}": v for k, v in last.items()}
+  if summary["frozen"]:
+    at, loss = int(fates["frozen_step"][i]), float(fates["frozen_loss"][i])
+    summary |= {"frozen_at_step": at, "frozen_loss": loss, "final_step": at - 1,
+                "tokens_seen": (at - 1) * tokens,
+                "error": f"NonFiniteLossError: non-finite loss {loss} at step {at}; the member "
+                         "was frozen there while the others went on"}
+    logging.warning("ensemble member %d (%s) froze: loss %s at step %d; the others go on",
+                    i, member, loss, at)
+  else:
+    # The member's own checkpoint, so that predict / init_from / a longer solo resume work
+    # on its directory as on a solo run's.
+    member_ckpt = ckpt_lib.Checkpointer(d / "checkpoints", max_to_keep=1, async_save=False)
+    try:
+      if member_ckpt.latest_step() != step:  # a rerun after a kill may have saved it
+        member_ckpt.save(step, state_i, {"step": step})
+    finally:
+      member_ckpt.close()
+    try:
+      summary["probes"] = run_probes(view, state_i, d)
+    except Exception as e:  # noqa: BLE001 -- one member's probe must not sink the others
+      logging.error("ensemble member %d (%s): probes failed: %s", i, member, e)
+      summary["error"] = f"probes failed: {type(e).__name__}: {e}"
+      summary["traceback"] = traceback.format_exc()[-4000:]
+  if jax.process_index() == 0:
     (d / "summary.json").write_text(json.dumps(summary, indent=2))
-    summaries.append(summary)
-  return summaries
+  return summary
 
 
 def _member_config(config, member: dict):

@@ -131,6 +131,19 @@ class MetricsWriter:
       self._tb.close()
 
 
+def logged_at(workdir: str | Path, step: int) -> dict:
+  """The metrics and perf rows logged at `step` in workdir, merged (without "step")."""
+  out = {}
+  for name in ("metrics.jsonl", "perf.jsonl"):
+    path = Path(workdir) / name
+    if path.exists():
+      for line in path.read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("step") == step:
+          out |= {k: v for k, v in row.items() if k != "step"}
+  return out
+
+
 def _truncate_after(path: Path, step: int) -> None:
   """Drops rows logged after `step` (by a run that was killed after its last checkpoint)."""
   if not path.exists():
@@ -165,9 +178,12 @@ class Progress:
     self._t, self._step = time.perf_counter(), step
 
   def measure(self, step: int) -> dict:
-    """Rates since the previous call (the first window includes no compile)."""
+    """Rates since the previous call (the first window includes no compile); {} when no
+    step has been timed since (a window that ends with the first call)."""
     now = time.perf_counter()
     steps = step - self._step
+    if steps <= 0:
+      return {}
     dt = max(now - self._t, 1e-9)
     self._t, self._step = now, step
     sps = steps / dt

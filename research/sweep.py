@@ -13,6 +13,7 @@ checkpoints; a failing run is recorded with its error and the sweep goes on.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import itertools
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from absl import app, flags, logging
+import ml_collections
 from ml_collections import config_flags
 
 
@@ -65,12 +67,16 @@ def apply_overrides(config, overrides: dict):
     node = cfg
     *path, last = key.split(".")
     for p in path:
-      if p not in node:
+      if not isinstance(node, ml_collections.ConfigDict) or p not in node:
         raise KeyError(f"sweep override {key!r}: config has no field {p!r}")
       node = node[p]
-    if last not in node:
+    if not isinstance(node, ml_collections.ConfigDict) or last not in node:
       raise KeyError(f"sweep override {key!r}: config has no field {last!r}")
-    node[last] = type(node[last])(value) if isinstance(node[last], float) else value
+    try:
+      node[last] = type(node[last])(value) if isinstance(node[last], float) else value
+    except (TypeError, ValueError) as e:
+      raise TypeError(f"sweep override {key!r}={value!r}: the field holds "
+                      f"{type(node[last]).__name__} ({e}); give a value of that type") from None
   return cfg
 
 
@@ -101,25 +107,80 @@ class Results:
 
 
 def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) -> dict:
+  """A finished run's row; an ensemble member that froze or whose probes raised carries
+  `error` in its summary and is recorded as failed (retried by a rerun, as a solo failure)."""
   flops = summary.get("train_flops_per_token", 0) * summary.get("tokens_seen", 0)
   finals = {k[len("final_"):]: v for k, v in summary.items() if k.startswith("final_")}
-  return {"run": name, "status": "done", "overrides": overrides, "dir": str(run_dir),
-          "num_params": summary.get("num_params"),
-          "num_non_embedding_params": summary.get("num_non_embedding_params"),
-          "train_flops_per_token": summary.get("train_flops_per_token"),
-          "tokens": summary.get("tokens_seen"), "train_flops": flops, "wall_s": wall,
-          "final": finals, "probes": summary.get("probes", {}),
-          "frozen": summary.get("frozen", False)}
+  row = {"run": name, "status": "failed" if "error" in summary else "done",
+         "overrides": overrides, "dir": str(run_dir),
+         "num_params": summary.get("num_params"),
+         "num_non_embedding_params": summary.get("num_non_embedding_params"),
+         "train_flops_per_token": summary.get("train_flops_per_token"),
+         "tokens": summary.get("tokens_seen"), "train_flops": flops, "wall_s": wall,
+         "final": finals, "probes": summary.get("probes", {}),
+         "frozen": summary.get("frozen", False)}
+  # Ensemble members share one program: wall_s is the whole ensemble's.
+  for k in ("ensemble_size", "frozen_at_step", "frozen_loss", "error", "traceback"):
+    if k in summary:
+      row[k] = summary[k]
+  return row
+
+
+def _failed_row(name: str, overrides: dict, run_dir: Path, e: Exception) -> dict:
+  return {"run": name, "status": "failed", "overrides": overrides, "dir": str(run_dir),
+          "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
+
+
+# Fields that change neither the stacked state nor its trajectory so far: an ensemble
+# rerun with other values of them resumes from its checkpoint, as a solo run does.
+_RESUMABLE_FIELDS = {"train": ("num_steps", "log_every", "eval_every", "checkpoint_every",
+                               "keep_checkpoints", "async_checkpoints", "compile_cache_dir",
+                               "peak_flops"), "probe": None}
+
+
+def _ensemble_key(config, names: list[str], overrides: list[dict]) -> str:
+  """The stacked checkpoint belongs to exactly this member set and base config: a rerun
+  with other members (or another model, task or optimiser) must not resume from it."""
+  cfg = json.loads(config.to_json_best_effort(sort_keys=True))
+  for section, fields in _RESUMABLE_FIELDS.items():
+    for f in (fields if fields is not None else list(cfg.get(section, {}))):
+      cfg.get(section, {}).pop(f, None)
+  return hashlib.sha256(json.dumps([cfg, names, overrides], sort_keys=True,
+                                   default=str).encode()).hexdigest()[:12]
 
 
 def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: str = "auto",
               devices=None) -> Results:
   """Runs every override dict not already done; returns the results table."""
-  from research import config_check, ensemble as ens_lib, train
   import jax
 
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  lock = _lock(workdir) if jax.process_index() == 0 else None
+  try:
+    return _run_sweep(config, overrides, workdir, ensemble, devices)
+  finally:
+    if lock is not None:
+      lock.close()
+
+
+def _lock(workdir: Path):
+  """Holds DIR/.sweep.lock while this process runs the sweep: two sweeps in one directory
+  would each rewrite results.jsonl from their own rows and lose the other's."""
+  f = (workdir / ".sweep.lock").open("a")
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    f.close()
+    raise ValueError(f"another sweep is running in {workdir} (it holds {workdir}/.sweep.lock); "
+                     "wait for it to finish or use another --workdir") from None
+  return f  # closing the file releases the lock, also when the process dies
+
+
+def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devices) -> Results:
+  from research import config_check, ensemble as ens_lib, train
+  import jax
+
   results = Results(workdir / "results.jsonl")
   names = [run_name(i, o) for i, o in enumerate(overrides)]
   configs = [apply_overrides(config, o) for o in overrides]
@@ -133,18 +194,22 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   t0 = time.perf_counter()
   if todo and ok and ensemble != "off" and len(todo) > 1:
     dirs = [workdir / "runs" / names[i] for i in todo]
-    # The stacked checkpoint belongs to exactly this member set and base config: a rerun
-    # with other members (or another config) must not resume from it.
-    key = hashlib.sha256(json.dumps(
-        [config.to_json_best_effort(sort_keys=True), [names[i] for i in todo],
-         [overrides[i] for i in todo]], sort_keys=True, default=str).encode()).hexdigest()[:12]
-    summaries = ens_lib.train_ensemble(config, [overrides[i] for i in todo],
-                                       workdir / "ensemble" / key, dirs, devices=devices)
-    wall = time.perf_counter() - t0
-    for i, s, d in zip(todo, summaries, dirs):
-      results.put(_row(names[i], overrides[i], s, wall, d))
+    members = [overrides[i] for i in todo]
+    key = _ensemble_key(config, [names[i] for i in todo], members)
+    try:
+      summaries = ens_lib.train_ensemble(config, members, workdir / "ensemble" / key, dirs,
+                                         devices=devices)
+    except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it
+      logging.error("ensemble of %d failed: %s", len(todo), e)
+      for i, d in zip(todo, dirs):
+        results.put(_failed_row(names[i], overrides[i], d, e))
+    else:
+      wall = time.perf_counter() - t0
+      for i, s, d in zip(todo, summaries, dirs):
+        results.put(_row(names[i], overrides[i], s, wall, d))
+    _log_progress(results, names, 0.0, 0)
     return results
-  for done_count, i in enumerate(todo):
+  for count, i in enumerate(todo, 1):
     run_dir = workdir / "runs" / names[i]
     start = time.perf_counter()
     try:
@@ -152,14 +217,17 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
       results.put(_row(names[i], overrides[i], summary, time.perf_counter() - start, run_dir))
     except Exception as e:  # noqa: BLE001 -- one bad point must not end the sweep
       logging.error("run %s failed: %s", names[i], e)
-      results.put({"run": names[i], "status": "failed", "overrides": overrides[i],
-                   "dir": str(run_dir), "error": f"{type(e).__name__}: {e}",
-                   "traceback": traceback.format_exc()[-4000:]})
+      results.put(_failed_row(names[i], overrides[i], run_dir, e))
     elapsed = time.perf_counter() - t0
-    left = len(todo) - done_count - 1
-    logging.info("sweep progress: %d/%d runs done, ETA %.0fs", len(names) - left, len(names),
-                 elapsed / (done_count + 1) * left)
+    _log_progress(results, names, elapsed / count * (len(todo) - count), len(todo) - count)
   return results
+
+
+def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -> None:
+  status = [results.rows.get(n, {}).get("status") for n in names]
+  logging.info("sweep progress: %d/%d runs finished (%d done, %d failed), %d to go, ETA %.0fs",
+               len(names) - left, len(names), status.count("done"), status.count("failed"),
+               left, eta_s)
 
 
 def load_sweep(config_path: str, name: str) -> list[dict]:
@@ -181,7 +249,7 @@ def main(argv) -> None:
   try:
     overrides = load_sweep(path, _SWEEP.value)
     results = run_sweep(_CONFIG.value, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
-  except (ValueError, KeyError) as e:
+  except (ValueError, KeyError, TypeError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   failed = [r["run"] for r in results.rows.values() if r["status"] != "done"]

@@ -248,10 +248,13 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       # Means over the last jit call's steps: the same rows whether or not the
       # run was interrupted and resumed in between.
       row = {k: float(np.mean(v)) for k, v in m.items()}
-      rates = progress.measure(end)
+      rates = progress.measure(end)  # {} for a window inside the first call (no timing)
       writer.write(end, row)
-      writer.write(end, rates, perf=True)
-      logging.info("%s", progress.line(end, row["loss"], rates))
+      if rates:
+        writer.write(end, rates, perf=True)
+        logging.info("%s", progress.line(end, row["loss"], rates))
+      else:
+        logging.info("step %d/%d | loss %.4g", end, tr.num_steps, row["loss"])
       last = row | rates
 
   step = start
@@ -274,18 +277,20 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       if compile_s is None:
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t0
-        progress.start(step)  # rates exclude the first call's compile
+        progress.start(step + k)  # rates exclude the first call: its compile and its steps
         logging.info("first call (compile + %d steps): %.1fs", k, compile_s)
       drain()
       pending = (step + 1, step + k, m)
       step += k
       if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
         drain()
-        _periodic_eval(exp, state, step, writer)
+        periodic_eval(exp, state, step, writer)
       if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
         drain()  # never checkpoint a state whose losses were not checked
         ckpt.save(step, state, {"step": step})
     drain()
+    if step == start and start:  # restored a finished run: its final metrics are on disk
+      last = metrics_lib.logged_at(workdir, start)
   finally:
     preempted.restore()
     try:
@@ -324,7 +329,7 @@ def train_or_reuse(config, workdir: str, *, devices=None) -> dict:
   return train_and_evaluate(config, str(wd), devices=devices)
 
 
-def _periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None:
+def periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None:
   """Dense in-training measurements (e.g. ICL score, attention progress measures).
 
   A task opts in by defining `evaluate(exp, params, key) -> {name: scalar}`;

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from research import ensemble
+from research.checkpoint import Checkpointer, abstract_like
 from research.train import Experiment
 
 
@@ -30,8 +31,18 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
   summaries = ensemble.train_ensemble(c, MEMBERS, tmp_path / "ens", dirs,
                                       devices=jax.devices()[:1])
   assert [s["frozen"] for s in summaries] == [False, False, False, True]
-  assert summaries[3]["frozen_at_step"] >= 0
   assert not np.isfinite(summaries[3]["frozen_loss"])
+  # The frozen member reports the step its solo run reports (the bad update's count) ...
+  solo = Experiment(ensemble._member_config(c, MEMBERS[3]), jax.devices()[:1])
+  _, m = solo.multi_step_fn(20)(solo.init_state())
+  bad = 1 + int(np.argmax(~np.isfinite(np.asarray(m["loss"]))))
+  assert summaries[3]["frozen_at_step"] == bad
+  assert "non-finite loss" in summaries[3]["error"]
+  # ... and, like the solo run, logs nothing from the window it froze in, saves no checkpoint.
+  logged3 = dirs[3] / "metrics.jsonl"
+  rows3 = logged3.read_text().splitlines() if logged3.exists() else []
+  assert all(json.loads(r)["step"] < bad for r in rows3)
+  assert not (dirs[3] / "checkpoints").exists()
   for i, member in enumerate(MEMBERS[:3]):
     solo_cfg = ensemble._member_config(c, member)
     exp = Experiment(solo_cfg, jax.devices()[:1])
@@ -39,7 +50,14 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
     logged = [json.loads(l) for l in (dirs[i] / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == [10, 20]
     np.testing.assert_allclose(logged[-1]["loss"], np.mean(m["loss"][-10:]), rtol=1e-4)
+    assert summaries[i]["final_loss"] == logged[-1]["loss"] and "error" not in summaries[i]
     assert (dirs[i] / "probes" / "icl_regression.json").exists()
+    # The member's own checkpoint restores as its solo run's state would.
+    restored, _, at = Checkpointer(dirs[i] / "checkpoints", max_to_keep=1).restore(
+        abstract_like(exp.abstract_state, exp.state_sharding))
+    assert at == 20
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4),
+                 restored.params, state.params)
 
 
 def test_can_ensemble_rejects_shape_changes():
@@ -91,3 +109,18 @@ def test_member_view_has_its_own_pool_when_others_set_one():
   assert [v.task.pool_ws_MxD.shape[0] for v in views] == [32, 16]
   assert [v.config.task.pool_size for v in views] == [32, 16]
   np.testing.assert_array_equal(views[1].task.pool_ws_MxD, views[0].task.pool_ws_MxD[:16])
+
+
+def test_seed_ensembles_need_a_seed_free_task_build():
+  """A task built from the seed (class means, Markov tables, splits) cannot be shared by
+  members of different seeds; regression without a pool and LM data can."""
+  c = _config()
+  assert ensemble.can_ensemble(c, [{"seed": 0}, {"seed": 1}])[0]
+  from configs import arithmetic, bursty_classification, grokking, induction
+  assert ensemble.can_ensemble(arithmetic.get_config("tiny"), [{"seed": 0}, {"seed": 1}])[0]
+  for cfg in (bursty_classification.get_config("tiny"), induction.get_config("tiny"),
+              grokking.get_config("tiny")):
+    ok, why = ensemble.can_ensemble(cfg, [{"seed": 0}, {"seed": 1}])
+    assert not ok and "seed" in why and "--ensemble=off" in why
+    assert ensemble.can_ensemble(cfg, [{"optim.learning_rate": 1e-3},
+                                       {"optim.learning_rate": 2e-3}])[0]

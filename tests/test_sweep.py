@@ -77,3 +77,66 @@ def test_kill_and_rerun_loses_no_row(tmp_path):
   assert len(final) == 4 and all(r["status"] == "done" for r in final.values())
   for r in first:  # finished runs were not redone
     assert final[r["run"]]["wall_s"] == r["wall_s"]
+
+
+def test_override_of_the_wrong_type_names_the_key():
+  with pytest.raises(TypeError, match="model.num_layers"):
+    sweep.apply_overrides(_config(), {"model.num_layers": "x"})
+  with pytest.raises(KeyError, match="optim.learning_rate.x"):
+    sweep.apply_overrides(_config(), {"optim.learning_rate.x": 1})
+
+
+def test_ensemble_rows_carry_final_metrics_and_a_failing_member_is_isolated(tmp_path,
+                                                                            monkeypatch):
+  from research import ensemble
+  real = ensemble.run_probes
+
+  def probes(exp, state, workdir):
+    if "seed=1" in str(workdir):
+      raise RuntimeError("probe exploded")
+    return real(exp, state, workdir)
+
+  monkeypatch.setattr(ensemble, "run_probes", probes)
+  overrides = [{"seed": s} for s in range(3)]
+  rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="on",
+                         devices=jax.devices()[:1]).rows
+  by_seed = {r["overrides"]["seed"]: r for r in rows.values()}
+  assert [by_seed[s]["status"] for s in range(3)] == ["done", "failed", "done"]
+  assert "probe exploded" in by_seed[1]["error"]
+  for s in (0, 2):
+    assert by_seed[s]["ensemble_size"] == 3
+    assert by_seed[s]["num_non_embedding_params"] > 0
+    assert set(by_seed[s]["final"]) >= {"loss", "ensemble_steps_per_s"}
+
+
+def test_a_failing_ensemble_is_recorded_per_member(tmp_path, monkeypatch):
+  from research import ensemble
+
+  def boom(*args, **kwargs):
+    raise MemoryError("out of device memory")
+
+  monkeypatch.setattr(ensemble, "train_ensemble", boom)
+  rows = sweep.run_sweep(_config(), [{"seed": 0}, {"seed": 1}], tmp_path, ensemble="on",
+                         devices=jax.devices()[:1]).rows
+  assert [r["status"] for r in rows.values()] == ["failed", "failed"]
+  assert all("out of device memory" in r["error"] for r in rows.values())
+
+
+def test_rerunning_a_finished_run_keeps_its_final_metrics(tmp_path):
+  """A sweep killed after training but before its row was written reruns the run: the
+  restored run trains no step, and its final metrics come from its own logs."""
+  from research import train
+  first = train.train_and_evaluate(_config(), str(tmp_path), devices=jax.devices()[:1])
+  again = train.train_and_evaluate(_config(), str(tmp_path), devices=jax.devices()[:1])
+  assert again["final_loss"] == first["final_loss"]
+  assert again["final_steps_per_s"] == first["final_steps_per_s"]
+
+
+def test_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
+  held = sweep._lock(tmp_path)
+  try:
+    with pytest.raises(ValueError, match="another sweep is running"):
+      sweep.run_sweep(_config(), [{"seed": 0}], tmp_path, devices=jax.devices()[:1])
+  finally:
+    held.close()
+  sweep._lock(tmp_path).close()  # released: the next sweep may take it

@@ -69,3 +69,12 @@ def test_resume_with_different_shapes_lists_the_parameters(tmp_path):
   c.train.num_steps = 60
   with pytest.raises(checkpoint.CheckpointError, match=r"shape \(32,\) in checkpoint vs \(64,\)"):
     train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+
+
+def test_progress_has_no_rates_for_an_untimed_window():
+  from research.metrics import Progress
+  p = Progress(total_steps=100, examples_per_step=1, tokens_per_step=1, flops_per_step=1.0,
+               peak_flops=1.0, num_devices=1)
+  p.start(10)  # after the first call of 10 steps
+  assert p.measure(10) == {}
+  assert p.measure(20)["steps_per_s"] > 0

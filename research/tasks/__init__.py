@@ -9,6 +9,9 @@ loss, and its probes and baselines. See `regression.py` for the interface:
   model_inputs(batch) -> array          model input
   loss(outputs, batch) -> (scalar, {name: scalar})
   probe(predict_fn, key, probe_cfg, step=) -> {file stem: json-able result}
+  build_uses_seed(cfg) -> bool          (static, optional) whether building the task draws
+                                        from the seed (splits, tables, pools); absent = yes.
+                                        Seed ensembles need a seed-free build.
 """
 from __future__ import annotations
 
@@ -38,3 +41,10 @@ def build(task_cfg, seed: int):
     raise ValueError(f"config.task.name={task_cfg.name!r} is not valid; choose one of: "
                      + ", ".join(sorted(REGISTRY)))
   return REGISTRY[task_cfg.name](task_cfg, seed)
+
+
+def build_uses_seed(task_cfg) -> bool:
+  """Whether the task built from `task_cfg` depends on the seed beyond its batches (which
+  always do): a task that does not say is assumed to, the safe answer for ensembles."""
+  rule = getattr(REGISTRY.get(task_cfg.name), "build_uses_seed", None)
+  return True if rule is None else bool(rule(task_cfg))

@@ -25,6 +25,10 @@ class ImageClassificationTask:
   name = "image_classification"
   probe_name = "image_classification"
 
+  @staticmethod
+  def build_uses_seed(cfg) -> bool:
+    return False
+
   def __init__(self, cfg, seed: int):
     del seed
     self.cfg = cfg

@@ -54,6 +54,10 @@ class LMTask:
   name = "lm"
   probe_name = "lm"
 
+  @staticmethod
+  def build_uses_seed(cfg) -> bool:
+    return False
+
   def __init__(self, cfg, seed: int):
     del seed  # the corpus and its order are fixed; batches come from the step key
     self.cfg = cfg

@@ -73,6 +73,10 @@ class RegressionTask:
   name = "regression"
   probe_name = "icl_regression"
 
+  @staticmethod
+  def build_uses_seed(cfg) -> bool:
+    return cfg.pool_size > 0  # only the finite task pool is drawn at build time
+
   def __init__(self, cfg, seed: int):
     self.cfg = cfg
     self.function = cfg.function
