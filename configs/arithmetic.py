@@ -8,8 +8,9 @@
 Presets:
   tiny   seconds; for tests
   cpu    3-digit addition, 2 layers / width 64; ~3 min on 2 CPU cores; probe on
-         10,000 fresh problems (exact match, per-token accuracy, edit distance,
-         log-likelihood, Brier, each with a 95% interval)
+         10,000 held-out problems (exact match, per-token accuracy, edit distance,
+         log-likelihood, Brier, each with a 95% interval; chance = the best
+         input-independent predictor on those problems)
 The probe writes probes/arithmetic.json and figures/arithmetic.png.
 """
 import ml_collections
@@ -28,9 +29,12 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.task.modulus = 113          # mod_*: p; vocabulary p + 1 ('=' is p)
   c.task.train_fraction = 1.0   # mod_*: fraction of the p^2 pairs used for training (split from the seed)
   c.task.full_batch = False     # mod_*: every step trains on all training pairs (batch_size must match)
+  c.task.held_out_fraction = 0.1  # add/mul: fraction of (a, b) pairs held out for the probe and
+                                # evaluation, by a fixed hash of the pair (not the seed); never
+                                # trained on, not even as in-context examples
   c.task.num_shots = 0          # solved examples in context before the query (few-shot format)
   c.task.loss_on_shots = False  # also train on the in-context examples' answer tokens
-  c.task.eval_problems = 1024   # add/mul: fresh problems per in-training evaluation (train.eval_every)
+  c.task.eval_problems = 1024   # add/mul: held-out problems per in-training evaluation (train.eval_every)
   c.task.num_key_freqs = 5      # mod_add: key Fourier frequencies for restricted / excluded loss
   c.task.key_freqs = ()         # mod_add: fixed key frequencies; () = the largest of the current model
 
@@ -78,7 +82,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.train.compile_cache_dir = "~/.cache/research_jax"  # persistent XLA cache; "" = off
 
   c.probe = ml_collections.ConfigDict()
-  c.probe.num_prompts = 10_000  # evaluation problems (fresh; >= 10,000 resolves small accuracies)
+  c.probe.num_prompts = 10_000  # held-out problems (>= 10,000 resolves small accuracies; fewer
+                                # when the held-out set is smaller: each once, noted)
   c.probe.batch_size = 2000     # problems per forward pass
   c.probe.bootstrap = 1000      # bootstrap resamples for the 95% intervals of continuous metrics
   c.probe.bootstrap_seed = 0

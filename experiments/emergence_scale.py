@@ -9,17 +9,19 @@ Trains every size of configs/arithmetic.py's sweep (default "scale": 6 sizes, 4k
 153k parameters on the cpu task) through research.sweep.run_sweep, so OUT holds
 results.jsonl and runs/NAME/ and a rerun reuses finished sizes and resumes the
 rest. Each run's probe (probes/arithmetic.json: exact match, per-token accuracy,
-edit distance, log-likelihood, Brier on the same fresh problems, 95% intervals,
-chance levels) is then read back. Writes:
+edit distance, log-likelihood summed over the answer tokens, Brier on the same
+held-out problems, 95% intervals, chance levels) is then read back. Writes:
   OUT/emergence_scale.json         per size: parameters, FLOPs, tokens, wall time,
                                    each metric; per metric: the first size above
                                    chance and the sharpness
   OUT/figures/emergence_scale.png  each metric against parameters and training FLOPs
 and prints a table, the first size above chance per metric and the sharpness.
 
-Above chance: a metric beats its chance level (a guesser uniform over the answer
-digits), in its better direction, by more than 3 x its 95% interval half-width and
-by more than 0.05 x |perfect - chance| (research/analysis/emergence_plots.SIGMAS,
+Above chance: a metric beats its chance level (the best input-independent
+predictor, i.e. a model that learned only the answers' statistics; see
+research/tasks/arithmetic_metrics.CHANCE_DEFINITIONS), in its better direction,
+by more than 3 x its 95% interval half-width and by more than 0.05 x
+|perfect - chance| (research/analysis/emergence_plots.SIGMAS,
 FRACTION). Sharpness: the biggest improvement between adjacent sizes as a fraction
 of the net change from the smallest to the largest model (n/a when that change is
 within the two models' 95% half-widths added); Schaeffer's reading is
@@ -82,8 +84,12 @@ def sizes_table(rows: list[dict], probes: list[dict]) -> dict:
   return {
       "task": {"what": what, "operation": first["operation"], "answer_len": first["answer_len"],
                "num_shots": first["num_shots"], "num_problems": first["num_problems"],
-               "split": first["split"], "step": first["step"]},
-      "metrics": names, "higher_is_better": hib, "chance": chance, "perfect": ep.PERFECT,
+               "split": first["split"], "step": first["step"],
+               "held_out_fraction": first.get("held_out_fraction")},
+      "metrics": names, "metric_definitions": first["metric_definitions"],
+      "higher_is_better": hib, "chance": chance, "chance_definition": first["chance_definition"],
+      "chance_definitions": first["chance_definitions"],
+      "chance_computed": first["chance_computed"], "perfect": ep.PERFECT,
       "margin": {"sigmas": ep.SIGMAS, "fraction": ep.FRACTION, "text": ep.MARGIN_TEXT},
       "sizes": sizes, "first_beyond_chance": first_above, "sharpness": sharp,
       "exact_match_sharper_than": {
@@ -187,12 +193,15 @@ def main(argv=None) -> dict:
   failed, done, probes = [], [], []
   for r in rows:
     path = Path(r.get("probes", {}).get("arithmetic", ""))
-    if r["status"] == "done" and path.is_file():
+    probe = json.loads(path.read_text()) if r["status"] == "done" and path.is_file() else None
+    if probe is not None and "chance_definition" in probe:
       done.append(r)
-      probes.append(json.loads(path.read_text()))
+      probes.append(probe)
     else:
+      why = (f"no probe file {path}" if probe is None else
+             f"{path} predates held-out probes and input-independent chance")
       failed.append(r if r["status"] != "done" else r | {
-          "error": f"no probe file {path} (delete the row from results.jsonl to retrain)"})
+          "error": f"{why} (delete the row from results.jsonl to retrain)"})
   if not done:
     sys.exit(f"error: every run failed: {[r['error'] for r in failed]}")
   res = {"preset": args.preset, "sweep": args.sweep, "set": base} | sizes_table(done, probes)

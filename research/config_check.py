@@ -63,6 +63,8 @@ def _arithmetic(cfg) -> None:
     raise ConfigError(f"config.task.modulus={t.modulus} must be at least 2")
   if not 0 < t.train_fraction <= 1:
     raise ConfigError(f"config.task.train_fraction={t.train_fraction} must be in (0, 1]")
+  if not modular and not 0 < t.held_out_fraction < 1:
+    raise ConfigError(f"config.task.held_out_fraction={t.held_out_fraction} must be in (0, 1)")
   if modular and arithmetic.num_train_pairs(t.modulus, t.train_fraction) < 1:
     raise ConfigError(f"config.task.train_fraction={t.train_fraction} leaves no training pairs")
   if t.operation == "mod_add" and t.num_key_freqs > (t.modulus - 1) // 2:

@@ -70,10 +70,22 @@ def test_brier_and_chance_levels():
   t = np.array([[3, 4]])
   assert am.per_problem(t, t, t, onehot)["brier"][0] == pytest.approx(0)
   assert am.per_problem(t, t, t, uniform)["brier"][0] == pytest.approx(1 - 1 / v)
-  ch = am.chance_levels(answer_len=4, num_choices=10)
-  assert ch["exact_match"] == pytest.approx(1e-4)
-  assert ch["brier"] == pytest.approx(0.9) and ch["log_likelihood"] == pytest.approx(4 * math.log(0.1))
-  assert 2.9 < ch["edit_distance"] < 3.7   # below Hamming (3.6): Levenshtein can realign
+  # Every 3-digit string once: the best input-independent predictor is no better
+  # than a uniform guesser.
+  every = np.array([[int(c) for c in f"{i:03d}"] for i in range(1000)])
+  ch = am.chance_levels(every, 10)
+  assert ch["exact_match"] == pytest.approx(1e-3) and ch["token_accuracy"] == pytest.approx(0.1)
+  assert ch["brier"] == pytest.approx(0.9) and ch["log_likelihood"] == pytest.approx(3 * math.log(0.1))
+  assert ch["edit_distance"] == pytest.approx(am.edit_distance(np.zeros_like(every), every).mean())
+  # By hand, answers 10, 10, 11, 02: p_0 = (1/4, 3/4), p_1 = (1/2, 1/4, 1/4).
+  ch = am.chance_levels(np.array([[1, 0], [1, 0], [1, 1], [0, 2]]), 3)
+  assert ch["exact_match"] == pytest.approx(0.5)                 # "10"
+  assert ch["token_accuracy"] == pytest.approx((0.75 + 0.5) / 2)
+  assert ch["edit_distance"] == pytest.approx((0 + 0 + 1 + 2) / 4)  # "10" vs each
+  h0 = 0.25 * math.log(0.25) + 0.75 * math.log(0.75)
+  h1 = 0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)
+  assert ch["log_likelihood"] == pytest.approx(h0 + h1)
+  assert ch["brier"] == pytest.approx((1 - 0.25 ** 2 - 0.75 ** 2 + 1 - 0.25 - 2 * 0.25 ** 2) / 2)
 
 
 def test_intervals():
@@ -155,6 +167,81 @@ def test_full_batch_is_the_training_set_whatever_the_key():
   np.testing.assert_array_equal(a[:, :2], task.train_pairs)
 
 
+def _pairs(toks, n, offset=0):
+  """(a, b) of the example starting at column `offset` of each row."""
+  t = np.asarray(toks)
+  return {(_number(r[offset:offset + n]), _number(r[offset + n + 1:offset + 2 * n + 1])) for r in t}
+
+
+def test_training_never_sees_held_out_problems_and_the_probe_asks_only_them():
+  task, c = _task(operation="add", num_digits=2, num_shots=1)
+  held = {tuple(x) for x in task.held_out_pairs}
+  assert 0.07 < len(held) / 10 ** 4 < 0.13            # ~ held_out_fraction = 0.1
+  # The split is a hash of the pair: the same for every seed (and model size).
+  np.testing.assert_array_equal(tasks.build(c.task, seed=1).held_out_pairs, task.held_out_pairs)
+  sample = jax.jit(task.sample, static_argnums=2)
+  stride = task.stride
+  seen = set()
+  for step in range(40):
+    toks = sample(jax.random.key(step), step, 4096)["tokens"]
+    seen |= _pairs(toks, 2) | _pairs(toks, 2, offset=stride)   # the shot and the query
+  assert not seen & held
+  assert len(seen) == 10 ** 4 - len(held)             # every training pair, uniformly drawn
+
+  queries, shots = set(), set()
+  def record(x):
+    queries.update(_pairs(x, 2, offset=stride))
+    shots.update(_pairs(x, 2))
+    return jnp.zeros(x.shape + (task.vocab,))
+  c.probe.num_prompts = 3000                          # more than the ~1000 held out
+  res = task.probe(record, jax.random.key(0), c.probe, step=0)["arithmetic"]
+  assert queries == held and not shots & held
+  assert res["num_problems"] == res["held_out_problems"] == len(held) < 3000
+  assert "fewer than probe.num_prompts=3000" in res["note"]
+  # A space too big to list (4 digits) samples by rejection, in jit, just as exactly.
+  big, _ = _task(operation="mul", num_digits=4)
+  a, b = jax.jit(big._operands, static_argnums=(1, 2))(jax.random.key(0), 2048, False)
+  assert big.held_out_pairs is None and not np.asarray(big.is_held_out(a, b)).any()
+  a, b = jax.jit(big._operands, static_argnums=(1, 2))(jax.random.key(0), 2048, True)
+  assert np.asarray(big.is_held_out(a, b)).all()
+
+
+def test_chance_is_what_answer_statistics_alone_score():
+  """A 'model' that ignores the operands and predicts each answer position's
+  marginal digit distribution scores exactly chance on every continuous metric
+  and is above chance on none (a uniform guesser as chance would flag it)."""
+  from research.analysis import emergence_plots as ep
+  task, c = _task(operation="add", num_digits=2)
+  answers = np.asarray(task._examples(None, 0, task.held_out_pairs))[:, -task.answer_len:]
+  p_MxV = np.stack([np.bincount(answers[:, j], minlength=task.vocab) for j in range(3)]) / len(answers)
+  logits_TxV = np.full((task.seq_len - 1, task.vocab), -1e9, np.float32)
+  logits_TxV[task.query_answer_pos - 1] = np.log(np.maximum(p_MxV, 1e-30))
+  stats_only = lambda x: jnp.broadcast_to(jnp.asarray(logits_TxV), x.shape + (task.vocab,))
+  c.probe.num_prompts = 10 ** 4                       # every held-out problem
+  res = task.probe(stats_only, jax.random.key(0), c.probe, step=0)["arithmetic"]
+  ch, m = res["chance"], res["metrics"]
+  assert ch["token_accuracy"] > 0.2 > 0.1            # the leading digit is 0 or 1, not uniform
+  for name in ("token_accuracy", "edit_distance", "log_likelihood", "brier"):
+    assert m[name]["mean"] == pytest.approx(ch[name], rel=1e-5, abs=1e-6), name
+  assert m["exact_match"]["mean"] <= ch["exact_match"]
+  for name in am.METRICS:
+    assert not ep.beyond_chance(m[name], ch[name], ep.PERFECT[name], am.HIGHER_IS_BETTER[name]), name
+
+
+def test_modular_probe_records_why_it_has_fewer_problems():
+  c = arith_config.get_config("tiny")
+  c.task.operation, c.task.modulus, c.task.train_fraction = "mod_add", 31, 0.3
+  task = tasks.build(c.task, seed=0)
+  c.probe.num_prompts = 10_000
+  res = task.probe(lambda x: jnp.zeros(x.shape + (task.vocab,)), jax.random.key(0), c.probe,
+                   step=0)["arithmetic"]
+  assert res["num_problems"] == 31 * 31 - 288 == len(task.test_pairs)
+  assert "fewer than probe.num_prompts=10000" in res["note"] and "held-out" in res["note"]
+  # mod_add answers over the held-out pairs: the chance is their own statistics.
+  answers = (task.test_pairs[:, 0] + task.test_pairs[:, 1]) % 31
+  assert res["chance"]["token_accuracy"] == pytest.approx(np.bincount(answers).max() / len(answers))
+
+
 # --- decoding and the probe --------------------------------------------------------------
 def _fake_predict(task, answer_fn):
   """A causal 'model': at each position, logits peaked on answer_fn(inputs, position)."""
@@ -208,16 +295,23 @@ def test_probe_and_config_checks():
   task, c = _task(operation="add", num_digits=2)
   uniform = lambda x: jnp.zeros(x.shape + (task.vocab,))
   res = task.probe(uniform, jax.random.key(0), c.probe, step=5)["arithmetic"]
-  assert res["num_problems"] == c.probe.num_prompts
+  assert res["num_problems"] == c.probe.num_prompts < res["held_out_problems"]
+  assert res["held_out_fraction"] == c.task.held_out_fraction and "held-out" in res["split"]
   # uniform logits: argmax is token 0, so exact match only on all-zero answers
   assert res["metrics"]["brier"]["mean"] == pytest.approx(1 - 1 / task.vocab, rel=1e-6)
   assert res["metrics"]["log_likelihood"]["mean"] == pytest.approx(3 * math.log(1 / task.vocab), rel=1e-6)
-  assert set(res["metrics"]) == set(am.METRICS) and res["chance"]["exact_match"] == pytest.approx(1e-3)
+  assert set(res["metrics"]) == set(am.METRICS) == set(res["chance_definitions"])
+  assert "summed over the answer tokens" in res["metric_definitions"]["log_likelihood"]
+  assert "input-independent" in res["chance_definition"] and res["chance_computed"].startswith("exact")
   for preset in ("tiny", "cpu"):
     config_check.validate(arith_config.get_config(preset), num_devices=8)
   bad = arith_config.get_config("tiny")
   bad.task.operation = "div"
   with pytest.raises(config_check.ConfigError, match="config.task.operation='div' is not valid"):
+    config_check.validate(bad, num_devices=1)
+  bad = arith_config.get_config("tiny")
+  bad.task.held_out_fraction = 1.0
+  with pytest.raises(config_check.ConfigError, match="held_out_fraction"):
     config_check.validate(bad, num_devices=1)
   bad = arith_config.get_config("tiny")
   bad.task.full_batch = True

@@ -63,6 +63,14 @@ def test_tiny_sweep_end_to_end(tmp_path):
     assert all(v["lo"] <= v["mean"] <= v["hi"] for v in s["metrics"].values())
   assert set(saved["first_beyond_chance"]) == names == set(saved["sharpness"])
   assert (out / "figures" / "emergence_scale.png").stat().st_size > 10_000
+  # The file says what chance and the summed log-likelihood are; the claims scorer reads it.
+  assert "input-independent" in saved["chance_definition"] and set(saved["chance_definitions"]) == names
+  assert "summed over the answer tokens" in saved["metric_definitions"]["log_likelihood"]
+  assert "sum over answer tokens" in ep.TITLES["log_likelihood"]
+  assert saved["task"]["held_out_fraction"] == 0.1
+  from experiments.claims import emergence
+  rows = emergence.schaeffer2023(out, "tiny")["claims"]
+  assert len(rows) == 5 and "input-independent" in rows[-1]["note"]
   # A rerun reuses both finished sizes (same wall time recorded) and rewrites the files.
   again = emergence_scale.main(argv)
   assert [s["wall_s"] for s in again["sizes"]] == [s["wall_s"] for s in saved["sizes"]]

@@ -199,3 +199,21 @@ def test_bootstrap_full(subset, fit240):
     boot = scaling.bootstrap_chinchilla(*subset, num_resamples=4000, seed=0, fit=fit240)
     for k, ref in BESIROGLU_SE.items():  # measured: E .0257 A 121 B 1338 al .0151 be .0207
         assert ref / 1.5 < boot.se[k] < ref * 1.5, (k, boot.se[k], ref)
+
+
+def test_fit_without_a_finite_objective_raises_a_clear_error():
+    x = np.geomspace(1e6, 1e10, 10)
+    y = 2.0 + 300.0 * x ** -0.3
+    bad = y.copy()
+    bad[3] = 0.0  # log(0): every start's objective is non-finite
+    with np.errstate(divide="ignore"), pytest.raises(
+            ValueError, match=r"1 of 10 points \(indices \[3\]\).*non-positive"):
+        scaling.fit_power_law(x, bad)
+    N, D = np.full(4, 1e9), np.full(4, 1e10)
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="non-finite"):
+        scaling.fit_chinchilla(N, D, [2.0, np.nan, 2.1, 2.2], grid=scaling.besiroglu_grid()[:2])
+    with pytest.raises(ValueError, match="no data points"):
+        scaling.fit_power_law([], [])
+    # Finite data, but no start gives a finite objective: named, not an AttributeError.
+    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="no start of the fit grid"):
+        scaling.fit_power_law(x, y, grid=[[np.inf, 0.0, 0.0]])

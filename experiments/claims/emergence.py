@@ -34,7 +34,8 @@ def schaeffer2023(run_dir: Path, preset: str) -> dict:
       "per-token accuracy leaves chance at a smaller (or equal) size than exact match",
       "continuous first", f"token accuracy at {at(t)}, exact match at {at(e)}",
       "token accuracy at a size <= exact match's", None if t is None else (e is None or t <= e),
-      setup + res["margin"]["text"]))
+      setup + res["margin"]["text"] + "; " + res.get("chance_definition",
+                                                  "chance: uniform guesser (older result file)")))
   return {"claims": rows, "results": [str(path)],
           "figures": existing(run_dir / "figures" / "emergence_scale.png"), "notes": []}
 

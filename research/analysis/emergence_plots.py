@@ -1,7 +1,8 @@
 """Figures for arithmetic emergence and grokking, rendered from result files only.
 
   render_arithmetic_probe(probes/arithmetic.json, png)   one model: each metric with
-      its 95% interval next to the chance level
+      its 95% interval next to the chance level (the best input-independent
+      predictor: answer statistics only; see arithmetic_metrics.chance_levels)
   render_grokking(runs: {label: metrics.jsonl}, png)      progress measures over
       training for several runs (e.g. weight decay 1.0 vs 0)
   render_emergence_scale(emergence_scale.json, png)       each metric against
@@ -25,7 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from research.analysis import plots  # noqa: E402
 
 TITLES = {"exact_match": "exact match", "token_accuracy": "per-token accuracy",
-          "edit_distance": "token edit distance", "log_likelihood": "log-likelihood (nats)",
+          "edit_distance": "token edit distance",
+          "log_likelihood": "log-likelihood\n(nats, sum over answer tokens)",
           "brier": "Brier score"}
 
 
@@ -42,14 +44,16 @@ def render_arithmetic_probe(probe_json, out_png) -> Path:
       err = [[max(0.0, m["mean"] - m["lo"])], [max(0.0, m["hi"] - m["mean"])]]
       ax.errorbar(i, m["mean"], yerr=err,
                   color="k", capsize=3, lw=1)
-    ax.axhline(res["chance"][name], color="grey", ls=":", lw=1, label="chance")
+    ax.axhline(res["chance"][name], color="grey", ls=":", lw=1,
+               label="chance (input-independent)")
     ax.set_xticks(range(len(splits)), list(splits))
     ax.set_title(TITLES.get(name, name), fontsize=8)
   axes[0].legend(fontsize=7, frameon=False)
   what = (f"{res['operation']} mod {res['modulus']}" if "modulus" in res
           else f"{res['num_digits']}-digit {res['operation']}")
   fig.suptitle(f"{what}, {res['num_shots']}-shot, step {res['step']}, "
-               f"{res['num_problems']} problems ({res['split']}); 95% intervals", fontsize=8)
+               f"{res['num_problems']} problems ({res['split']}); 95% intervals\n"
+               f"{res['chance_definition']}", fontsize=7)
   fig.tight_layout()
   out = Path(out_png)
   fig.savefig(out)
@@ -119,8 +123,8 @@ def render_grokking(runs: dict[str, str | Path], out_png, *, spectra: dict | Non
 # The margin by which a metric must beat chance, in its better direction, to count
 # as "above chance": more than SIGMAS interval half-widths (not noise) and more than
 # FRACTION of the way from chance to a perfect score (not a negligible gain). The
-# fraction makes one rule fit metrics of different units: 0.05 is ~0.05 exact match
-# or per-token accuracy, ~0.16 edits and ~0.46 nats on 3-digit addition.
+# fraction makes one rule fit metrics of different units: 0.05 is ~0.05 exact match,
+# 0.04 per-token accuracy, ~0.16 edits and ~0.38 nats on 3-digit addition.
 SIGMAS, FRACTION = 3.0, 0.05
 PERFECT = {"exact_match": 1.0, "token_accuracy": 1.0, "edit_distance": 0.0,
            "log_likelihood": 0.0, "brier": 0.0}
@@ -193,7 +197,8 @@ def render_emergence_scale(scale_json, out_png) -> Path:
       x = [s[key] for s in sizes]
       ax.errorbar(x, mean, yerr=err, marker="o", ms=4, color="#1f77b4", capsize=3, lw=1.2,
                   label="model (95% interval)")
-      ax.axhline(res["chance"][name], color="grey", ls="--", lw=1, label="chance")
+      ax.axhline(res["chance"][name], color="grey", ls="--", lw=1,
+                 label="chance (input-independent)")
       if first is not None:
         ax.axvline(x[first], color="#d62728", ls=":", lw=1.5,
                    label=f"first above chance ({_fmt_count(x[first])})")
@@ -207,6 +212,6 @@ def render_emergence_scale(scale_json, out_png) -> Path:
                            + ("n/a" if sharp is None else f"{sharp:.0%}") + " of the change",
                            fontsize=8)
   task = res["task"]
-  fig.suptitle(f"{task['what']}, {len(sizes)} sizes, "
-               f"{task['num_problems']} problems per size; {res['margin']['text']}", fontsize=8)
+  fig.suptitle(f"{task['what']}, {len(sizes)} sizes, {task['num_problems']} held-out problems "
+               f"per size; {res['chance_definition']};\n{res['margin']['text']}", fontsize=8)
   return plots.save_figure(fig, out_png)

@@ -147,6 +147,7 @@ def _multistart(X, logy, starts, delta, top_starts=None, options=None):
     """L-BFGS-B from each start (or from the ``top_starts`` starts with the lowest initial
     objective); ``options`` go to scipy (None = scipy defaults, as Besiroglu et al.); returns
     (best scipy result, number of starts run)."""
+    _check_finite(X, logy)
     starts = np.asarray(starts, dtype=float)
     if top_starts is not None and top_starts < len(starts):
         f0 = _huber_lse_batch(starts, X, logy, delta)
@@ -158,7 +159,26 @@ def _multistart(X, logy, starts, delta, top_starts=None, options=None):
                            method="L-BFGS-B", options=options)
             if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
                 best = res
+    if best is None:
+        raise ValueError(f"no start of the fit grid ({len(starts)} starts) reached a finite "
+                         f"objective on {X.shape[1]} points; check the data for extreme values "
+                         "or pass a grid of starts nearer the data's scale")
     return best, len(starts)
+
+
+def _check_finite(X, logy):
+    """The fit works on logs: a non-positive or non-finite input or loss makes every
+    start's objective non-finite, so say which points are at fault before fitting."""
+    n = logy.shape[0]
+    if n == 0:
+        raise ValueError("scaling fit: no data points; pass at least as many points as "
+                         "parameters to fit")
+    bad = ~(np.isfinite(logy) & np.isfinite(X).all(axis=0))
+    if bad.any():
+        raise ValueError(f"scaling fit: {int(bad.sum())} of {n} points (indices "
+                         f"{np.flatnonzero(bad)[:10].tolist()}) have a non-positive or "
+                         "non-finite loss or input (the fit is in log space); drop or fix "
+                         "those points")
 
 
 # ----------------------------------------------------------------------------- 1-D power law

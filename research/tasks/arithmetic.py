@@ -6,6 +6,10 @@ Operations:
                       most significant first or (`reverse_answer`) least first.
                       Tokens: digits 0-9, '+' 10, '*' 11, '=' 12, ';' 13.
                       Example: "0 4 7 + 5 1 9 = 0 5 6 6".
+                      A fixed `held_out_fraction` of the (a, b) pairs, chosen
+                      by a hash of the operand digits (not the seed), is held
+                      out: training (queries and in-context examples) never
+                      sees them; the probe and `evaluate` ask only them.
   mod_add, mod_sub, mod_mul
                       a o b mod p in Nanda's format: tokens [a, b, '='] -> c,
                       vocabulary p + 1 ('=' is p). The p^2 pairs split once, from
@@ -18,8 +22,10 @@ shots' with `loss_on_shots`.
 
 Probe (`probes/arithmetic.json`): exact match (true greedy autoregressive
 decoding), per-token accuracy, token edit distance, log-likelihood and Brier
-score with 95% intervals over >= `probe.num_prompts` fresh problems (digit
-tasks) or over every held-out pair (modular); see `arithmetic_metrics.py`.
+score with 95% intervals over `probe.num_prompts` held-out problems (digit
+tasks; every held-out problem when there are fewer) or over every held-out
+pair (modular), next to chance: the best input-independent predictor on those
+problems; see `arithmetic_metrics.py`.
 `evaluate` (every `train.eval_every` steps) logs train/test accuracy and loss,
 the weight norm and, for mod_add, Fourier progress measures (`fourier.py`).
 
@@ -43,6 +49,28 @@ OPERATIONS = ("add", "mul", "mod_add", "mod_sub", "mod_mul")
 PLUS, TIMES, EQUALS, SEP = 10, 11, 12, 13
 DIGIT_VOCAB = 14
 SPLIT_SALT = 4  # fold_in salt of the train/test split: a function of the seed only
+# Digit tasks list their pairs (to enumerate the held-out set and compute chance
+# exactly) up to this many; beyond it they sample.
+ENUMERATE_PAIRS = 10 ** 6
+CHANCE_SAMPLES = 100_000  # held-out problems drawn (fixed key) to estimate chance beyond it
+CHANCE_SALT = 5
+
+
+def pair_hash(a_BxN, b_BxN):
+  """A fixed 32-bit hash of the operand digits (FNV-1a, then murmur3's finaliser so
+  that every bit depends on every digit). Independent of the seed: every run and
+  model size holds out the same problems."""
+  h = jnp.full(a_BxN.shape[:1], 2166136261, jnp.uint32)
+  for d_B in jnp.concatenate([a_BxN, b_BxN], axis=1).T:
+    h = (h ^ d_B.astype(jnp.uint32)) * jnp.uint32(16777619)
+  h = (h ^ (h >> 16)) * jnp.uint32(0x85EBCA6B)
+  h = (h ^ (h >> 13)) * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
+def int_digits(x_B, n: int):
+  """Integers (< 10^n) -> n MSB-first digits."""
+  return (np.asarray(x_B)[:, None] // 10 ** np.arange(n - 1, -1, -1)) % 10
 
 
 def num_train_pairs(modulus: int, train_fraction: float) -> int:
@@ -94,6 +122,10 @@ class ArithmeticTask:
   name = "arithmetic"
   probe_name = "arithmetic"
 
+  @staticmethod
+  def build_uses_seed(cfg) -> bool:
+    return cfg.operation.startswith("mod_")  # the modular train/test split; digits: a fixed hash
+
   def __init__(self, cfg, seed: int):
     self.cfg = cfg
     self.op = cfg.operation
@@ -117,6 +149,11 @@ class ArithmeticTask:
       self.vocab, self.num_symbols = DIGIT_VOCAB, 10
       self.answer_len = n + 1 if self.op == "add" else 2 * n
       self.example_len = 2 * n + 2 + self.answer_len  # + ';' when followed by another example
+      self.held_out_fraction = float(cfg.held_out_fraction)
+      # A pair is held out iff its hash < threshold: a fraction of the 2^32 hash values.
+      self._threshold = min(max(round(self.held_out_fraction * 2 ** 32), 1), 2 ** 32 - 1)
+      self.num_pairs = 10 ** (2 * n)
+      self.held_out_pairs = self._list_held_out() if self.num_pairs <= ENUMERATE_PAIRS else None
     self.stride = self.example_len + (0 if self.modular else 1)
     self.seq_len = self.shots * self.stride + self.example_len
     # Target position t predicts token t + 1; answers sit at the end of each example.
@@ -138,8 +175,51 @@ class ArithmeticTask:
     return self.seq_len - 1
 
   # --- data -----------------------------------------------------------------
-  def _examples(self, key, batch_size: int, pairs=None):
-    """Solved examples as tokens, B x example_len. Modular: from `pairs` (rows a, b)."""
+  def is_held_out(self, a_BxN, b_BxN):
+    """Per row: is the pair (a, b) held out (digit tasks)?"""
+    return pair_hash(a_BxN, b_BxN) < jnp.uint32(self._threshold)
+
+  def _list_held_out(self):
+    """Every held-out (a, b) of a digit task, as rows of integers."""
+    n = self.n
+    a, b = np.divmod(np.arange(self.num_pairs), 10 ** n)
+    held = np.asarray(self.is_held_out(int_digits(a, n), int_digits(b, n)))
+    if not 0 < held.sum() < self.num_pairs:
+      raise ValueError(
+          f"config.task.held_out_fraction={self.held_out_fraction} holds out {held.sum()} of "
+          f"the {self.num_pairs} {n}-digit pairs; choose a fraction that leaves both a "
+          "held-out and a training pair (or use more digits)")
+    return np.stack([a[held], b[held]], axis=1).astype(np.int32)
+
+  def _operands(self, key, batch_size: int, held_out: bool):
+    """Operand digits (B x N each) uniform over the training or the held-out pairs.
+
+    Each row is redrawn until it lands in the wanted set (a while_loop, so it
+    works under jit): the first accepted draw of an i.i.d. sequence is uniform
+    over the accepted set, so the sampler is exact, not approximately so.
+    """
+    def draw(k):
+      ka, kb = jax.random.split(k)
+      return (jax.random.randint(ka, (batch_size, self.n), 0, 10),
+              jax.random.randint(kb, (batch_size, self.n), 0, 10))
+
+    def redo_B(a, b):
+      return self.is_held_out(a, b) != held_out
+
+    def body(state):
+      i, a, b = state
+      new_a, new_b = draw(jax.random.fold_in(key, i))
+      redo = redo_B(a, b)[:, None]
+      return i + 1, jnp.where(redo, new_a, a), jnp.where(redo, new_b, b)
+
+    _, a, b = jax.lax.while_loop(lambda st: jnp.any(redo_B(st[1], st[2])), body,
+                                 (1, *draw(jax.random.fold_in(key, 0))))
+    return a, b
+
+  def _examples(self, key, batch_size: int, pairs=None, held_out: bool = False):
+    """Solved examples as tokens, B x example_len: from `pairs` (rows a, b) when
+    given, else drawn (modular: from the training pairs; digits: from the
+    training pairs, or the held-out ones with `held_out`)."""
     if self.modular:
       if pairs is None:
         pairs = self.train_pairs
@@ -150,19 +230,23 @@ class ArithmeticTask:
       c = {"mod_add": a + b, "mod_sub": a - b, "mod_mul": a * b}[self.op] % self.p
       eq = jnp.full_like(a, self.p)
       return jnp.stack([a, b, eq, c], axis=1).astype(jnp.int32)
-    ka, kb = jax.random.split(key)
-    a_BxN = jax.random.randint(ka, (batch_size, self.n), 0, 10)
-    b_BxN = jax.random.randint(kb, (batch_size, self.n), 0, 10)
+    if pairs is not None:
+      batch_size = len(pairs)
+      a_BxN, b_BxN = (jnp.asarray(int_digits(pairs[:, i], self.n)) for i in (0, 1))
+    else:
+      a_BxN, b_BxN = self._operands(key, batch_size, held_out)
     ans_lsb = (add_digits if self.op == "add" else mul_digits)(a_BxN, b_BxN)
     ans = ans_lsb if self.cfg.reverse_answer else ans_lsb[:, ::-1]
     col = lambda v: jnp.full((batch_size, 1), v, jnp.int32)
     return jnp.concatenate([a_BxN, col(PLUS if self.op == "add" else TIMES), b_BxN,
                             col(EQUALS), ans], axis=1).astype(jnp.int32)
 
-  def _sequences(self, key, batch_size: int, query_pairs=None):
-    """Shots (from training pairs when modular) followed by the query: B x T."""
+  def _sequences(self, key, batch_size: int, query_pairs=None, held_out: bool = False):
+    """Shots (always training problems) followed by the query: B x T. The query is
+    `query_pairs` when given, else drawn (held-out problems with `held_out`)."""
     kq, ks = jax.random.split(key)
-    query = self._examples(None if query_pairs is not None else kq, batch_size, query_pairs)
+    query = self._examples(None if query_pairs is not None else kq, batch_size, query_pairs,
+                           held_out)
     parts = []
     for s in range(self.shots):
       ex = self._examples(jax.random.fold_in(ks, s), query.shape[0])
@@ -172,7 +256,8 @@ class ArithmeticTask:
     return jnp.concatenate(parts + [query], axis=1)
 
   def sample(self, key, step, batch_size: int):
-    """{tokens: B x T}. Full batch: the fixed training set (a function of the seed only)."""
+    """{tokens: B x T} of training problems only. Full batch: the fixed training set
+    (a function of the seed only)."""
     del step  # fresh problems every step come from the key
     if self.full_batch:
       return {"tokens": self._sequences(key, len(self.train_pairs), self.train_pairs)}
@@ -219,7 +304,7 @@ class ArithmeticTask:
     return am.per_problem(greedy_BxM, target_BxM, teacher_BxM, probs_BxMxV)
 
   def _probe_split(self, predict_fn, key, probe_cfg, bs: int, pairs=None) -> tuple[dict, int]:
-    """Metrics over `pairs` (modular) or `probe.num_prompts` fresh problems.
+    """Metrics over `pairs`, or over `probe.num_prompts` held-out problems drawn.
 
     Every forward pass has `bs` rows (the last chunk is padded, then cut), so the
     model compiles once per run whatever the split sizes.
@@ -233,17 +318,38 @@ class ArithmeticTask:
       if pairs is not None:
         chunk = pairs[start:start + n]
         chunk = np.concatenate([chunk, np.repeat(chunk[:1], bs - n, axis=0)])
-      scores = self._score(predict_fn, self._sequences(k, bs, chunk))
+      scores = self._score(predict_fn, self._sequences(k, bs, chunk, held_out=True))
       vals.append({m: v[:n] for m, v in scores.items()})
     per = {m: np.concatenate([v[m] for v in vals]) for m in am.METRICS}
     return am.summarise(per, resamples=int(probe_cfg.bootstrap),
                         seed=int(probe_cfg.bootstrap_seed)), total
 
+  @functools.cached_property
+  def chance(self) -> tuple[dict[str, float], str]:
+    """Chance levels on the probe's problems (`am.chance_levels`) and how they were had."""
+    if self.modular:
+      pairs = self.test_pairs if len(self.test_pairs) else self.train_pairs
+      answers = np.asarray(self._examples(None, len(pairs), pairs))[:, -1:]
+      how = f"exact, over all {len(pairs)} evaluated pairs"
+    elif self.held_out_pairs is not None:
+      answers = np.asarray(self._examples(None, 0, self.held_out_pairs))[:, -self.answer_len:]
+      how = f"exact, over all {len(self.held_out_pairs)} held-out problems"
+    else:
+      key = jax.random.key(CHANCE_SALT)  # fixed: the same chance for every seed and size
+      answers = np.asarray(self._examples(key, CHANCE_SAMPLES, held_out=True))[:, -self.answer_len:]
+      how = (f"estimated from {CHANCE_SAMPLES} held-out problems drawn with a fixed key "
+             "(exact match: the sample mode's frequency)")
+    return am.chance_levels(answers, self.num_symbols), how
+
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
-    """Emergence metrics with 95% intervals: fresh problems, or every held-out pair."""
+    """Emergence metrics with 95% intervals on held-out problems, next to chance."""
+    chance, chance_how = self.chance
+    want = int(probe_cfg.num_prompts)
     result = {"operation": self.op, "num_shots": self.shots, "answer_len": self.answer_len,
               "step": int(step), "higher_is_better": am.HIGHER_IS_BETTER,
-              "chance": am.chance_levels(self.answer_len, self.num_symbols)}
+              "metric_definitions": am.DEFINITIONS, "chance": chance,
+              "chance_definition": am.CHANCE_TEXT, "chance_definitions": am.CHANCE_DEFINITIONS,
+              "chance_computed": chance_how}
     if self.modular:
       result |= {"modulus": self.p, "train_fraction": float(self.cfg.train_fraction)}
       held_out = len(self.test_pairs) > 0
@@ -252,14 +358,37 @@ class ArithmeticTask:
       result["metrics"], result["num_problems"] = self._probe_split(
           predict_fn, key, probe_cfg, bs, main)
       result["split"] = "test (every held-out pair)" if held_out else "all pairs"
+      if len(main) < want:
+        result["note"] = (f"{len(main)} problems, fewer than probe.num_prompts={want}: they are "
+                          f"every {'held-out ' if held_out else ''}pair (p^2 = {self.p ** 2} "
+                          f"pairs, {len(self.train_pairs)} for training), the whole "
+                          f"{'held-out ' if held_out else ''}space, each asked once")
       if held_out:
         result["train_metrics"], _ = self._probe_split(
             predict_fn, jax.random.fold_in(key, 1), probe_cfg, bs, self.train_pairs)
     else:
-      result |= {"num_digits": self.n, "reverse_answer": bool(self.cfg.reverse_answer)}
-      bs = min(int(probe_cfg.batch_size), int(probe_cfg.num_prompts))
-      result["metrics"], result["num_problems"] = self._probe_split(predict_fn, key, probe_cfg, bs)
-      result["split"] = "fresh uniform problems"
+      result |= {"num_digits": self.n, "reverse_answer": bool(self.cfg.reverse_answer),
+                 "held_out_fraction": self.held_out_fraction}
+      held = pairs = self.held_out_pairs
+      if held is None:
+        result["split"] = ("held-out problems, drawn uniformly (never trained on; "
+                           "held out by a fixed hash of (a, b))")
+      else:
+        result["held_out_problems"] = len(held)
+        if len(held) > want:  # a subset without repeats, the same for every size of a seed
+          order = jax.random.permutation(jax.random.split(key)[1], len(held))
+          pairs = held[np.sort(np.asarray(order[:want]))]
+          result["split"] = (f"{want} of the {len(held)} held-out problems (never trained on; "
+                             "held out by a fixed hash of (a, b))")
+        else:
+          result["split"] = "every held-out problem (never trained on)"
+          if len(held) < want:
+            result["note"] = (f"{len(held)} problems, fewer than probe.num_prompts={want}: "
+                              f"they are the whole held-out set ({self.held_out_fraction:g} of "
+                              f"the {self.num_pairs} pairs), each asked once")
+      bs = min(int(probe_cfg.batch_size), want if pairs is None else len(pairs))
+      result["metrics"], result["num_problems"] = self._probe_split(
+          predict_fn, key, probe_cfg, bs, pairs)
     return {self.probe_name: result}
 
   def render(self, probe_json, out_png):
@@ -274,14 +403,16 @@ class ArithmeticTask:
       fn = self._eval_cache[id(exp)] = jax.jit(functools.partial(self._evaluate, apply))
     return fn(params, key)
 
-  def _split_stats(self, apply, params, key, pairs=None, batch_size=0):
-    toks = self._sequences(key, batch_size, pairs)
+  def _split_stats(self, apply, params, key, pairs=None, batch_size=0, held_out=False):
+    toks = self._sequences(key, batch_size, pairs, held_out)
     return self.loss(apply(params, toks[:, :-1]), {"tokens": toks})
 
   def _evaluate(self, apply, params, key):
     out = {"weight_norm": optax.global_norm(params)}
     if not self.modular:
-      loss, aux = self._split_stats(apply, params, key, batch_size=int(self.cfg.eval_problems))
+      # Held-out problems, like the modular tasks' test split.
+      loss, aux = self._split_stats(apply, params, key, batch_size=int(self.cfg.eval_problems),
+                                    held_out=True)
       return out | {"loss": loss, "token_accuracy": aux["token_accuracy"],
                     "exact_match": aux["exact_match"]}
     splits = {"train": self.train_pairs, "test": self.test_pairs}

@@ -10,10 +10,17 @@ evaluation problems and small-model accuracies are resolved:
                    the true prefix) is the target: the per-token p in p^L.
   edit_distance    token-level Levenshtein distance between the greedy answer
                    and the target (0 = exact; at most the answer length).
-  log_likelihood   sum over answer tokens of log p(target | true prefix), nats.
+  log_likelihood   sum (not mean) over answer tokens of log p(target | true
+                   prefix), nats.
   brier            mean over answer tokens of sum_v (p_v - 1[v = target])^2,
                    over the full vocabulary (0 = perfect, 2 = worst).
 Continuous metrics get percentile-bootstrap 95% intervals over problems.
+
+Chance (`chance_levels`) is the best a predictor can do that ignores the input
+and knows only the answers' distribution: a model that learned the output
+statistics alone. Answer digits are far from uniform (a 3-digit sum starts with
+0 or 1), so a uniform guesser would set chance too low for the continuous
+metrics and flag such a model as above chance on them but not on exact match.
 
 Shape legend: N problems, M answer tokens, V vocabulary.
 """
@@ -24,6 +31,24 @@ import math
 import numpy as np
 
 METRICS = ("exact_match", "token_accuracy", "edit_distance", "log_likelihood", "brier")
+DEFINITIONS = {
+    "exact_match": "1 if the greedy (autoregressive) answer equals the target, else 0",
+    "token_accuracy": "fraction of answer tokens whose teacher-forced argmax is the target",
+    "edit_distance": "token Levenshtein distance from the greedy answer to the target",
+    "log_likelihood": "nats, summed over the answer tokens (teacher-forced), not per token",
+    "brier": "mean over answer tokens of sum over the vocabulary of (p_v - 1[v = target])^2"}
+# What `chance_levels` computes, per metric (p_j: the marginal distribution of answer
+# position j's symbol over the evaluated problems).
+CHANCE_DEFINITIONS = {
+    "exact_match": "probability of the most likely answer (the mode of the joint answer "
+                   "distribution): always answering it",
+    "token_accuracy": "mean over positions j of max_d p_j(d): always predicting each "
+                      "position's most frequent symbol",
+    "edit_distance": "expected edit distance of the per-position argmax string to the answer",
+    "log_likelihood": "sum over positions j of sum_d p_j(d) log p_j(d): predicting p_j at "
+                      "every position j (the best input-independent per-token predictor)",
+    "brier": "mean over positions j of 1 - sum_d p_j(d)^2: predicting p_j at position j"}
+CHANCE_TEXT = "chance = the best input-independent predictor (answer statistics only)"
 HIGHER_IS_BETTER = {"exact_match": True, "token_accuracy": True, "edit_distance": False,
                     "log_likelihood": True, "brier": False}
 Z95 = 1.959963984540054
@@ -101,17 +126,23 @@ def summarise(values: dict[str, np.ndarray], *, resamples: int, seed: int) -> di
   return out
 
 
-def chance_levels(answer_len: int, num_choices: int, *, seed: int = 0,
-                  samples: int = 20_000) -> dict[str, float]:
-  """Each metric for a guesser uniform over the `num_choices` answer symbols.
-
-  Edit distance of two independent uniform strings has no simple closed form,
-  so it is estimated by Monte Carlo (fixed seed; standard error < 0.01).
-  """
-  m, k = answer_len, num_choices
-  rng = np.random.default_rng(seed)
-  a = rng.integers(0, k, (samples, m))
-  b = rng.integers(0, k, (samples, m))
-  return {"exact_match": float(k) ** -m, "token_accuracy": 1.0 / k,
-          "edit_distance": float(edit_distance(a, b).mean()),
-          "log_likelihood": -m * math.log(k), "brier": 1.0 - 1.0 / k}
+def chance_levels(answers_NxM, num_symbols: int) -> dict[str, float]:
+  """Each metric for the best input-independent predictor (see CHANCE_DEFINITIONS)
+  on problems whose answers are the rows of `answers_NxM`, equally weighted: every
+  problem evaluated (exact), or a sample of them (an estimate; the exact-match
+  chance, the sample mode's frequency, then errs high for answer spaces much
+  larger than the sample)."""
+  answers_NxM = np.asarray(answers_NxM)
+  n, m = answers_NxM.shape
+  # Per-position marginals p_j(d), M x num_symbols.
+  p_MxD = np.stack([np.bincount(answers_NxM[:, j], minlength=num_symbols)
+                    for j in range(m)]) / n
+  unique_UxM, counts_U = np.unique(answers_NxM, axis=0, return_counts=True)
+  argmax_1xM = np.argmax(p_MxD, axis=1)[None]
+  edits_U = edit_distance(np.repeat(argmax_1xM, len(unique_UxM), axis=0), unique_UxM)
+  plogp = np.where(p_MxD > 0, p_MxD * np.log(np.where(p_MxD > 0, p_MxD, 1.0)), 0.0)
+  return {"exact_match": float(counts_U.max() / n),
+          "token_accuracy": float(p_MxD.max(axis=1).mean()),
+          "edit_distance": float(edits_U @ counts_U / n),
+          "log_likelihood": float(plogp.sum()),
+          "brier": float(np.mean(1.0 - np.sum(p_MxD ** 2, axis=1)))}
