@@ -5,6 +5,10 @@
 
 Trains the config twice, with its weight decay (1.0) and with weight decay 0 (the
 control), in WORKDIR/wd_<value>/ (each a normal run directory: rerunning resumes).
+Unless `task.key_freqs` fixes them, the main run is then replayed with its final key
+frequencies fixed (WORKDIR/wd_<value>_final_freqs/, the same model), so that its
+restricted and excluded loss use the final model's frequencies at every step, as
+Nanda et al.'s do; the control's use each step's largest.
 Progress measures come from the task's `evaluate` every `train.eval_every` steps
 (metrics.jsonl `eval_*`): train/test accuracy and loss, weight norm, restricted
 and excluded Fourier loss, the key frequencies. Writes:
@@ -82,6 +86,27 @@ def write_scaled_init(config, workdir: Path) -> None:
     ckpt.close()
 
 
+def replay_with_final_freqs(config, workdir: Path) -> Path:
+  """Nanda et al. measure restricted and excluded loss at every checkpoint with the key
+  frequencies of the final model; an evaluation during training only knows the current
+  model's largest ones. So the run is replayed with `task.key_freqs` fixed to its final
+  key frequencies, in WORKDIR/wd_<value>_final_freqs: training is deterministic and the
+  frequencies enter only the evaluations, so the replay trains the same model (its
+  train/test curves equal the first run's) and logs Nanda's progress measures."""
+  from research import train
+  from research.analysis import emergence_plots
+
+  last = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")[-1]
+  freqs = sorted(int(last[k]) for k in last if k.startswith("key_freq_") and k != "key_freq_share")
+  replay = config.copy_and_resolve_references()
+  replay.task.key_freqs = tuple(freqs)
+  out = workdir.parent / f"{workdir.name}_final_freqs"
+  write_scaled_init(replay, out)
+  train.train_or_reuse(replay, str(out))
+  logging.info("replayed %s with the final key frequencies %s in %s", workdir, freqs, out)
+  return out
+
+
 def summarise_run(rows: list[dict], wall_s: float, spectrum: list[float]) -> dict:
   from research.analysis.emergence_plots import first_step
 
@@ -125,6 +150,8 @@ def run(base, workdir, control: bool = True, control_weight_decay: float = 0.0) 
     t0 = time.perf_counter()
     write_scaled_init(config, workdir)
     train.train_or_reuse(config, str(workdir))
+    if wd == decays[0] and not len(base.task.key_freqs):
+      workdir = replay_with_final_freqs(config, workdir)
     wall = time.perf_counter() - t0
     rows = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")
     spectra[label] = final_spectrum(config, workdir)

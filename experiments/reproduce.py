@@ -203,13 +203,14 @@ SPECS = {
         "Schaeffer et al. 2023, emergence vs metric (exact match against continuous metrics)",
         _schaeffer2023,
         {"tiny": "14 s (measured, 2 busy shared cores: 3 sizes)",
-         "cpu": "2 min 38 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: 6 sizes)"}),
+         "cpu": "3 min 02 s (measured by `reproduce schaeffer2023 --preset=cpu` on 2 cores, 2026-11-30: 6 sizes)"}),
     "nanda2023": Spec(
         "Nanda et al. 2023 / Power et al. 2022, grokking and progress measures",
         _nanda2023,
         {"tiny": "19 s (measured, 2 busy shared cores: 2 runs)",
-         "cpu": "3 min 32 s (measured by `reproduce all --preset=cpu` on 2 cores, 2026-11-30: wd 1.0 and the wd 0 control)",
-         "paper": "unmeasured (40k full-batch steps x 2 runs)"}),
+         "cpu": ("5 min 26 s (measured by `reproduce nanda2023 --preset=cpu` on 2 cores, 2026-11-30: "
+                 "wd 1.0, its replay with the final key frequencies, and the wd 0 control)"),
+         "paper": "unmeasured (40k full-batch steps x 3 runs: wd 1.0, its replay, the control)"}),
     "besiroglu2024": Spec(
         "Besiroglu et al. 2024, Chinchilla scaling: a replication attempt (approach-3 refit)",
         _besiroglu2024,

@@ -138,3 +138,12 @@ def test_grokking_experiment_runs_both_weight_decays(tmp_path):
   assert set(out["runs"]) == {"wd=1", "wd=0"}
   assert len(out["runs"]["wd=1"]["final_embedding_spectrum"]) == (P - 1) // 2
   assert (tmp_path / "grokking.png").exists()
+  # The main run is replayed with its final key frequencies fixed (Nanda's progress
+  # measures): the same model, frequencies constant over training.
+  from research.analysis import emergence_plots
+  first = emergence_plots.read_eval_rows(tmp_path / "wd_1" / "metrics.jsonl")
+  replay = emergence_plots.read_eval_rows(tmp_path / "wd_1_final_freqs" / "metrics.jsonl")
+  assert out["runs"]["wd=1"]["workdir"] == str(tmp_path / "wd_1_final_freqs")
+  assert [r["train_accuracy"] for r in replay] == [r["train_accuracy"] for r in first]
+  freqs = {tuple(r[f"key_freq_{i}"] for i in range(5)) for r in replay}
+  assert freqs == {tuple(sorted(first[-1][f"key_freq_{i}"] for i in range(5)))}
