@@ -188,7 +188,10 @@ def main(argv=None) -> dict:
 
   out = Path(args.out)
   t0 = time.perf_counter()
-  results = sweep.run_sweep(config, overrides, out, ensemble=args.ensemble, devices=devices)
+  try:
+    results = sweep.run_sweep(config, overrides, out, ensemble=args.ensemble, devices=devices)
+  except ValueError as e:  # e.g. OUT holds runs of other settings
+    sys.exit(f"error: {e}")
   rows = [results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)]
   failed, done, probes = [], [], []
   for r in rows:

@@ -143,7 +143,10 @@ def main(argv=None) -> dict:
   out = Path(args.out)
   t0 = time.perf_counter()
   # auto: one ensemble whenever the grid allows it (every M > 0), else one run per M.
-  results = sweep.run_sweep(config, overrides, out, ensemble="auto")
+  try:
+    results = sweep.run_sweep(config, overrides, out, ensemble="auto")
+  except ValueError as e:  # e.g. OUT holds runs of other settings
+    sys.exit(f"error: {e}")
   pools, failed = [], []
   for i, o in enumerate(overrides):
     row = results.rows[sweep.run_name(i, o)]

@@ -112,13 +112,17 @@ def main(argv=None) -> int:
         print(f"{k:<6} {v:10.4f} {s}   {pv:10.4f} {pse:9.4g}  {check}")
         rows[k] = {"fit": v, "se": se.get(k), "published": pv, "published_se": pse}
 
-    print("\ncompute-optimal (C = 6 N D):")
+    c_max = float((6.0 * N * D).max())
+    print(f"\ncompute-optimal (C = 6 N D; the data reach C = {c_max:.2g}, beyond it is "
+          "extrapolated):")
     print(f"{'C':>8} {'N*':>10} {'D*':>10} {'D*/N*':>7}")
     n_opt, d_opt, tpp = scaling.compute_optimal(fit, np.array(COMPUTES))
     opt = []
     for c, n, d, t in zip(COMPUTES, n_opt, d_opt, tpp):
-        print(f"{c:8.0e} {n:10.3e} {d:10.3e} {t:7.2f}")
-        opt.append({"C": c, "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t)})
+        extrapolated = c > c_max
+        print(f"{c:8.0e} {n:10.3e} {d:10.3e} {t:7.2f}" + ("  extrapolated" if extrapolated else ""))
+        opt.append({"C": c, "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
+                    "extrapolated": extrapolated})
 
     edges = 10.0 ** np.arange(18, 22.01, 0.25)
     try:

@@ -187,7 +187,9 @@ def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
   for i, (c, n, d, t) in enumerate(zip(decades, n_opt, d_opt, tpp)):
     row = {"C": float(c), "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
            "loss": float(fit.predict(n, d)),
-           "inside_grid": bool(C.min() <= c <= C.max())}
+           # Not extrapolated: the budget and the optimum's N and D all lie in the grid.
+           "inside_grid": bool(C.min() <= c <= C.max() and N.min() <= n <= N.max()
+                               and D.min() <= d <= D.max())}
     for k, v in lohi.items():
       row[f"{k}_5_95"] = [float(v[0, i]), float(v[1, i])]
     frontier.append(row)
@@ -210,6 +212,7 @@ def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
 
 def report(res: dict) -> None:
   print(f"\n=== scaling laws: {res['task']['what']}, {len(res['runs'])} runs ===")
+  print(f"N = {res['N_definition']}; D = tokens trained on; loss = {res['loss_definition']}")
   print(f"{'size (L x W)':>12} {'N':>8} {'steps':>6} {'D':>9} {'C=6ND':>9} {'loss':>7} "
         f"{'train':>7} {'wall':>6}")
   for p in res["runs"]:
@@ -236,7 +239,11 @@ def report(res: dict) -> None:
   else:
     print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} over {len(iso['buckets'])} IsoFLOP buckets "
           f"with an interior minimum")
-  print(f"\ncompute-optimal (C = 6ND; * = inside the grid's C range):")
+  ratio = res["measured_flops_over_6ND"]
+  print(f"  measured training FLOPs / 6ND: {ratio['min']:.3f}-{ratio['max']:.3f} (attention and "
+        "embeddings add to 6N per token, most for the smallest models)")
+  print(f"\ncompute-optimal (C = 6ND; * = C, N* and D* all inside the grid's ranges, "
+        "else extrapolated):")
   print(f"{'C':>9} {'N*':>10} {'D*':>10} {'D*/N*':>8} {'loss':>7}   N* 5-95%")
   for r in res["compute_optimal"]:
     band = r.get("N_opt_5_95")
@@ -264,9 +271,17 @@ def run_grid(args) -> dict:
   except (ValueError, KeyError, TypeError, config_check.ConfigError) as e:
     sys.exit(f"error: {e}")
   t0 = time.perf_counter()
-  points, failed = train_grid(args, config, overrides)
+  try:
+    points, failed = train_grid(args, config, overrides)
+  except ValueError as e:  # e.g. OUT holds runs of other settings
+    sys.exit(f"error: {e}")
   if len(points) < 2:
     sys.exit(f"error: {len(points)} finished runs; failures: {failed}")
+  sources = sorted({p["loss_source"] for p in points})
+  if len(sources) > 1:  # one fit must not mix held-out and training losses
+    lacking = [p["run"] for p in points if p["loss_source"] != "eval_loss"]
+    sys.exit(f"error: runs {lacking} have no eval_loss at their final step, the others do; set "
+             "train.eval_every to divide every run's num_steps and rerun")
   t = config.task
   res = {"preset": args.preset, "sweep": name, "set": base,
          "task": {"what": f"2nd-order Markov stream, V={t.vocab_size}, context {t.seq_len}",
@@ -274,7 +289,14 @@ def run_grid(args) -> dict:
                   "markov_scale": t.markov_scale, "skip_scale": t.skip_scale,
                   "repeat_prob": t.repeat_prob, "eval_sequences": t.eval_sequences,
                   "tokens_per_step": config.train.batch_size * t.seq_len},
-         "source_entropy": source_entropy(config), "runs": points, "failed": failed}
+         "source_entropy": source_entropy(config), "runs": points, "failed": failed,
+         "N_definition": "non-embedding parameters (Kaplan et al.'s convention; Chinchilla and "
+                         "Besiroglu et al. count all parameters, `num_params` in runs)",
+         "loss_definition": ("held-out eval loss at each run's last step" if sources == ["eval_loss"]
+                             else "last training-window loss (no eval_loss was logged)"),
+         "measured_flops_over_6ND": {
+             "min": min(p["train_flops"] / p["C"] for p in points),
+             "max": max(p["train_flops"] / p["C"] for p in points)}}
   res |= analyse(points, 1000 if args.bootstrap is None else args.bootstrap,
                  args.top_starts, args.seed)
   res["wall_s"] = time.perf_counter() - t0

@@ -131,6 +131,42 @@ def _failed_row(name: str, overrides: dict, run_dir: Path, e: Exception) -> dict
           "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
 
 
+# Fields that do not change what a run computes: a run directory written with other
+# values of them holds the same run.
+_BOOKKEEPING = {"train": ("log_every", "checkpoint_every", "keep_checkpoints",
+                          "async_checkpoints", "compile_cache_dir", "peak_flops")}
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+  keys = sorted(set(old) | set(new))
+  out = []
+  for k in keys:
+    a, b = old.get(k), new.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _differences(a, b, f"{prefix}{k}.")
+    elif a != b and k not in _BOOKKEEPING.get(prefix.rstrip("."), ()):
+      out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+  return out
+
+
+def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
+  """Runs are found again by name, and a name holds only the sweep's own overrides:
+  a rerun with other --config values (or another preset) in the same directory would
+  reuse or resume runs trained under the old ones. Refuse that, naming the fields; a
+  run that is not finished may change train.num_steps (that extends it)."""
+  path = run_dir / "config.json"
+  if not path.exists():
+    return
+  diffs = _differences(json.loads(path.read_text()), json.loads(cfg.to_json_best_effort()))
+  if not done:
+    diffs = [d for d in diffs if not d.startswith("train.num_steps:")]
+  if diffs:
+    raise ValueError(
+        f"{run_dir} holds a {'finished' if done else 'started'} run of another config "
+        f"({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''}); use another --workdir "
+        "for these settings, or delete that run directory to retrain it")
+
+
 # Fields that change neither the stacked state nor its trajectory so far: an ensemble
 # rerun with other values of them resumes from its checkpoint, as a solo run does.
 _RESUMABLE_FIELDS = {"train": ("num_steps", "log_every", "eval_every", "checkpoint_every",
@@ -186,6 +222,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   configs = [apply_overrides(config, o) for o in overrides]
   for cfg in configs:  # every point is valid before the first one trains
     config_check.validate(cfg, len(devices or jax.devices()))
+  for name, cfg in zip(names, configs):  # and no run directory holds another config's run
+    _check_same_run(workdir / "runs" / name, cfg, results.done(name))
   todo = [i for i, n in enumerate(names) if not results.done(n)]
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
   ok, why = ens_lib.can_ensemble(config, [overrides[i] for i in todo])

@@ -86,9 +86,15 @@ def test_tiny_grid_end_to_end(tmp_path):
              for k in scaling_laws.PARAMS)
   assert saved["compute_optimal"] and "edges" in saved["isoflop"]
   assert (out / "figures" / "scaling_laws.png").stat().st_size > 20_000
+  assert saved["N_definition"].startswith("non-embedding")
+  ratio = saved["measured_flops_over_6ND"]
+  assert 1.0 <= ratio["min"] <= ratio["max"] < 1.5
   # A rerun reuses every finished run (same wall times) and only refits.
   again = scaling_laws.main(argv)
   assert [r["wall_s"] for r in again["runs"]] == [r["wall_s"] for r in res["runs"]]
+  # Other settings into the same OUT would reuse runs trained under these: refused.
+  with pytest.raises(SystemExit, match="optim.learning_rate"):
+    scaling_laws.main(argv + ["--set", "optim.learning_rate=0.001"])
 
 
 def test_fit_only_reproduces_besiroglu(tmp_path):

@@ -140,3 +140,18 @@ def test_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
   finally:
     held.close()
   sweep._lock(tmp_path).close()  # released: the next sweep may take it
+
+
+def test_a_directory_holding_another_configs_runs_is_refused(tmp_path):
+  """Runs are found again by name (the sweep's own overrides only): a rerun with another
+  base config in the same directory must not reuse or resume them."""
+  sweep.run_sweep(_config(), [{"seed": 0}], tmp_path, ensemble="off", devices=jax.devices()[:1])
+  other = _config()
+  other.optim.learning_rate = 3e-3
+  with pytest.raises(ValueError, match="optim.learning_rate: 0.001 -> 0.003"):
+    sweep.run_sweep(other, [{"seed": 0}], tmp_path, ensemble="off", devices=jax.devices()[:1])
+  cadence = _config()
+  cadence.train.log_every = 10  # bookkeeping only: the same run, reused
+  rows = sweep.run_sweep(cadence, [{"seed": 0}], tmp_path, ensemble="off",
+                         devices=jax.devices()[:1]).rows
+  assert [r["status"] for r in rows.values()] == ["done"]

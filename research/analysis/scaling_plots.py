@@ -114,8 +114,13 @@ def _frontier_panel(ax, res):
   ax.set_xscale("log")
   ax.set_yscale("log")
   ax.set_ylim(min(r["N"] for r in runs) / 10, max(r["N"] for r in runs) * 10)
+  # Outside the grid's C range the lines are the fitted law extrapolated.
+  for lo, hi in ((cg[0], C.min()), (C.max(), cg[-1])):
+    ax.axvspan(lo, hi, color="0.9", zorder=0, lw=0)
+  ax.text(0.02, 0.02, "shaded: outside the grid's C (extrapolated)", transform=ax.transAxes,
+          fontsize=6, color="0.4")
   ax.set_xlabel("training FLOP C = 6ND")
-  ax.set_ylabel("compute-optimal N*")
+  ax.set_ylabel("compute-optimal N* (non-embedding)")
   ax.set_title("compute-optimal frontier", fontsize=9)
   ax.legend(fontsize=6, frameon=False)
 
