@@ -6,12 +6,15 @@ sharded target so that arrays land directly in their sharding.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 
 
 class CheckpointError(RuntimeError):
@@ -74,7 +77,10 @@ class Checkpointer:
     """Restores `step` (default: the newest complete checkpoint).
 
     A checkpoint that fails to read (truncated or missing files) is skipped
-    with a warning and the previous one is tried.
+    with a warning and the previous one is tried. Skipped checkpoints newer than the
+    one restored are moved to `<directory>.unreadable/` (kept, not deleted): left in
+    place they would stay the newest step, and Orbax silently skips every later save
+    at or below it, so the run's own final checkpoint would never be written.
     """
     steps = [s for s in self.all_steps() if step is None or s == step]
     if not steps:
@@ -90,6 +96,8 @@ class Checkpointer:
       try:
         out = self._mngr.restore(s, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        if errors:
+          self._quarantine([t for t in steps if t > s])
         return out["state"], dict(out["meta"] or {}), s
       except Exception as e:  # noqa: BLE001 -- any read failure means "corrupt"
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
@@ -97,6 +105,18 @@ class Checkpointer:
                         s, self.directory, msg)
         errors.append(f"step {s}: {msg}")
     raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+  def _quarantine(self, bad_steps: list[int]) -> None:
+    aside = self.directory.with_name(self.directory.name + ".unreadable")
+    if jax.process_index() == 0:
+      aside.mkdir(exist_ok=True)
+      for s in bad_steps:
+        target = aside / f"{s}.{int(time.time())}"
+        shutil.move(str(self.directory / str(s)), str(target))
+        logging.warning("moved unreadable checkpoint %d to %s", s, target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("checkpoint_quarantine")
+    self._mngr.reload()
 
   def mismatches(self, step: int, abstract_state: Any) -> list[str]:
     """Paths whose presence or shape differ between checkpoint `step` and the target."""

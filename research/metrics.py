@@ -171,7 +171,11 @@ class Progress:
                flops_per_step: float, peak_flops: float, num_devices: int):
     self.total = total_steps
     self.examples, self.tokens = examples_per_step, tokens_per_step
-    self.flops, self.peak = flops_per_step, peak_flops * num_devices
+    self.flops = flops_per_step
+    # A CPU's peak is measured with every core of the host, however many devices the
+    # host is split into (--xla_force_host_platform_device_count): count hosts, not devices.
+    on_cpu = jax.devices()[0].platform == "cpu"
+    self.peak = peak_flops * (jax.process_count() if on_cpu else num_devices)
     self._t, self._step = None, None
 
   def start(self, step: int) -> None:

@@ -24,7 +24,10 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-HEAD = ("read_out",)  # parameter scopes that belong to the task's head, not the shared body
+# Parameter scopes that belong to the task's head, not the shared body, at any depth: the
+# sequence models' `read_out`, the ResNet classifier's `head`, and a wrapped model's
+# (e.g. the image-exemplar model's sequence_model/read_out).
+HEAD = ("read_out", "head")
 
 
 class InitFromError(ValueError):
@@ -73,7 +76,7 @@ def init_params_from(workdir: str, params, shardings):
   for path, x in jax.tree_util.tree_leaves_with_path(params):
     k = _key(path)
     src = source.get(k)
-    head = k.split("/")[0] in HEAD
+    head = any(part in HEAD for part in k.split("/"))
     if src is None:
       fresh.append(k)
       leaves.append(x)

@@ -58,7 +58,12 @@ class _PreemptionFlag:
     self._set = True
 
   def is_set(self) -> bool:
-    return self._set
+    """Whether any process got SIGTERM. Processes must agree: one that saves (a collective
+    Orbax write) while another dispatches the next step would hang them both."""
+    if jax.process_count() == 1:
+      return self._set
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.array(self._set))))
 
   def restore(self) -> None:
     if self._previous is not None:

@@ -142,12 +142,16 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, cache, refer
   victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])  # truncate
   # The run restarts from the newest readable checkpoint and retrains to the end.
   (work / "summary.json").unlink()
-  cmd = _cmd(work, cache)
-  cmd[cmd.index(f"--config.train.num_steps={STEPS}")] = f"--config.train.num_steps={STEPS + 20}"
-  proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  proc = _run(work, cache)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "unreadable" in proc.stderr and f"checkpoint {STEPS}" in proc.stderr
   assert "resumed from checkpoint at step 280" in proc.stderr
+  # The unreadable step is kept aside (left in place, Orbax would skip the new save at
+  # that step), and the run's own final checkpoint equals the uninterrupted run's.
+  assert len(list((work / "checkpoints.unreadable").glob(f"{STEPS}.*"))) == 1
+  assert _checkpoints(work)[-1] == STEPS
+  for a, b in zip(_final_params(work), _final_params(reference)):
+    assert np.array_equal(a, b)
 
 
 def test_no_readable_checkpoint_is_a_clear_error(tmp_path, cache, reference):

@@ -78,3 +78,34 @@ def test_progress_has_no_rates_for_an_untimed_window():
   p.start(10)  # after the first call of 10 steps
   assert p.measure(10) == {}
   assert p.measure(20)["steps_per_s"] > 0
+
+
+def test_cpu_mfu_counts_the_host_peak_once_however_many_devices():
+  """The CPU peak is measured across all cores: 8 simulated devices share it."""
+  import jax
+  from research.metrics import Progress
+  assert jax.device_count() == 8 and jax.devices()[0].platform == "cpu"
+  p = Progress(total_steps=10, examples_per_step=1, tokens_per_step=1, flops_per_step=1.0,
+               peak_flops=100.0, num_devices=8)
+  assert p.peak == 100.0
+
+
+def test_init_from_starts_heads_fresh_at_any_depth(monkeypatch):
+  """Fine-tuning onto another label set: the ResNet's `head` and a wrapped model's
+  `sequence_model/read_out` start fresh; a body shape mismatch is still an error."""
+  import jax
+  import numpy as np
+  from research import predict
+  params = {"head": {"kernel": np.zeros((5, 2))},
+            "sequence_model": {"read_out": {"kernel": np.zeros((4, 3))},
+                               "block": {"kernel": np.zeros((2, 2))}}}
+  source = {"head/kernel": np.ones((5, 9)), "sequence_model/read_out/kernel": np.ones((4, 7)),
+            "sequence_model/block/kernel": np.ones((2, 2))}
+  monkeypatch.setattr(predict, "_raw_params", lambda workdir: (source, 7))
+  shardings = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), params)
+  new = predict.init_params_from("run", params, shardings)
+  np.testing.assert_array_equal(new["sequence_model"]["block"]["kernel"], np.ones((2, 2)))
+  np.testing.assert_array_equal(new["head"]["kernel"], np.zeros((5, 2)))
+  source["sequence_model/block/kernel"] = np.ones((3, 3))
+  with pytest.raises(predict.InitFromError, match="block"):
+    predict.init_params_from("run", params, shardings)
