@@ -1,6 +1,7 @@
 """Where a train step's time goes: ours (jax.profiler) and the peer's (torch.profiler).
 
   python -m experiments.profile_step --case garg_small [--peer] [--steps 20]
+  python -m experiments.profile_step --ensemble 16 --steps 300 --steps_per_call 50
 
 Ours: the benchmark case's compiled multi-step call runs under `jax.profiler.trace`;
 the Perfetto trace it writes is read back here and the device ops (XLA:CPU thunks)
@@ -68,27 +69,22 @@ def _summarise(per_op_us: dict[str, float], steps: int, step_s: float, flops: fl
   return out
 
 
-def profile_ours(case: str, steps: int, steps_per_call: int) -> dict:
+def _trace(fn, carry, calls: int) -> tuple[collections.Counter, float]:
+  """(device-op time per op name in microseconds, unprofiled wall seconds) of `calls`
+  calls of the compiled multi-step `fn`, after one warm-up call."""
   import jax
-  from research import metrics
-  from research.train import Experiment
 
-  c = benchmark._regression_config(case, steps_per_call)
-  c.train.compile_cache_dir = ""
-  exp = Experiment(c, jax.devices()[:1])
-  fn, state = exp.multi_step_fn(steps_per_call), exp.init_state()
-  state, m = fn(state)
+  carry, m = fn(carry)
   jax.block_until_ready(m)
-  calls = max(1, steps // steps_per_call)
   t = time.perf_counter()
   for _ in range(calls):
-    state, m = fn(state)
+    carry, m = fn(carry)
   jax.block_until_ready(m)
-  step_s = (time.perf_counter() - t) / (calls * steps_per_call)  # unprofiled
+  wall = time.perf_counter() - t
   trace_dir = tempfile.mkdtemp(prefix="profile_step_")
   with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
     for _ in range(calls):
-      state, m = fn(state)
+      carry, m = fn(carry)
     jax.block_until_ready(m)
   path = glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True)[-1]
   events = json.load(gzip.open(path))
@@ -97,10 +93,49 @@ def profile_ours(case: str, steps: int, steps_per_call: int) -> dict:
   for e in events:
     if e.get("ph") == "X" and not e["name"].startswith(HOST):
       per_op[e["name"]] += e.get("dur", 0)
+  return per_op, wall
+
+
+def profile_ours(case: str, steps: int, steps_per_call: int) -> dict:
+  import jax
+  from research import metrics
+  from research.train import Experiment
+
+  c = benchmark._regression_config(case, steps_per_call)
+  c.train.compile_cache_dir = ""
+  exp = Experiment(c, jax.devices()[:1])
+  calls = max(1, steps // steps_per_call)
+  per_op, wall = _trace(exp.multi_step_fn(steps_per_call), exp.init_state(), calls)
   flops = exp.built.train_flops_per_token * c.train.batch_size * exp.task.tokens_per_example
   peak, _ = metrics.device_peak_flops("float32")
   print(f"== ours: {case}, {exp.num_params} params, {calls * steps_per_call} profiled steps")
-  return _summarise(per_op, calls * steps_per_call, step_s, flops, peak)
+  return _summarise(per_op, calls * steps_per_call, wall / (calls * steps_per_call), flops, peak)
+
+
+def profile_ensemble(members: int, steps: int, steps_per_call: int) -> dict:
+  """The ensemble benchmark's setting (benchmark.py --cases ensemble): the `tiny` regression
+  step solo, then `members` seeds as one vmapped step, op time by kind for each."""
+  import jax
+  from research import ensemble, metrics
+  from research.train import Experiment
+
+  c = benchmark._ensemble_config()
+  c.train.compile_cache_dir = ""
+  calls = max(1, steps // steps_per_call)
+  exp = Experiment(c, jax.devices()[:1])
+  flops = exp.built.train_flops_per_token * c.train.batch_size * exp.task.tokens_per_example
+  peak, _ = metrics.device_peak_flops("float32")
+  per_op, wall = _trace(exp.multi_step_fn(steps_per_call), exp.init_state(), calls)
+  print(f"== solo tiny step, {exp.num_params} params, {calls * steps_per_call} profiled steps")
+  solo = _summarise(per_op, calls * steps_per_call, wall / (calls * steps_per_call), flops, peak)
+  ens = ensemble.Ensemble(c, [{"seed": s} for s in range(members)], jax.devices()[:1])
+  per_op, wall = _trace(ens.multi_step_fn(steps_per_call), ens.init_state(), calls)
+  print(f"== ensemble of {members}, per ensemble step")
+  out = _summarise(per_op, calls * steps_per_call, wall / (calls * steps_per_call),
+                   members * flops, peak)
+  print(f"  member-steps/s: ensemble {members / out['step_s']:.0f} vs solo "
+        f"{1 / solo['step_s']:.0f} (x{members * solo['step_s'] / out['step_s']:.2f})")
+  return {"solo": solo, "ensemble": out}
 
 
 PEER_PROFILE = r"""
@@ -162,7 +197,12 @@ def main(argv=None) -> None:
   ap.add_argument("--steps", type=int, default=20)
   ap.add_argument("--steps_per_call", type=int, default=10)
   ap.add_argument("--peer", action="store_true", help="also profile the PyTorch peer")
+  ap.add_argument("--ensemble", type=int, default=0, metavar="N",
+                  help="instead: the tiny step solo and as an N-member ensemble")
   args = ap.parse_args(argv)
+  if args.ensemble:
+    print(json.dumps(profile_ensemble(args.ensemble, args.steps, args.steps_per_call)))
+    return
   out = {"ours": profile_ours(args.case, args.steps, args.steps_per_call)}
   if args.peer:
     out["peer"] = profile_peer(args.case, args.steps)

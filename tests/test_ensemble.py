@@ -124,3 +124,11 @@ def test_seed_ensembles_need_a_seed_free_task_build():
     assert not ok and "seed" in why and "--ensemble=off" in why
     assert ensemble.can_ensemble(cfg, [{"optim.learning_rate": 1e-3},
                                        {"optim.learning_rate": 2e-3}])[0]
+
+
+def test_profile_of_the_ensemble_step_splits_op_time_by_kind(capsys):
+  from experiments import profile_step
+  out = profile_step.profile_ensemble(2, steps=10, steps_per_call=10)
+  for r in (out["solo"], out["ensemble"]):
+    assert r["kinds_s"]["matmul"] > 0 and r["step_s"] > 0 and r["matmul_flops_per_s"] > 0
+  assert "member-steps/s" in capsys.readouterr().out
