@@ -233,6 +233,8 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
     ckpt.close()
     for w in writers:
       w.close()
+  if step == start and start:  # restored a finished ensemble: final metrics are on disk
+    last = [metrics_lib.logged_at(d, start) for d in dirs]
 
   wall = time.perf_counter() - t0
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})

@@ -107,6 +107,13 @@ def test_ensemble_rows_carry_final_metrics_and_a_failing_member_is_isolated(tmp_
     assert by_seed[s]["ensemble_size"] == 3
     assert by_seed[s]["num_non_embedding_params"] > 0
     assert set(by_seed[s]["final"]) >= {"loss", "ensemble_steps_per_s"}
+  # The rerun retries the failed member alone; a finished ensemble restored without
+  # training (killed before its rows were written) keeps its members' final metrics.
+  monkeypatch.setattr(ensemble, "run_probes", real)
+  dirs = [Path(by_seed[s]["dir"]) for s in range(3)]
+  again = ensemble.train_ensemble(_config(), overrides, next((tmp_path / "ensemble").iterdir()),
+                                  dirs, devices=jax.devices()[:1])
+  assert [a["final_loss"] for a in again] == [by_seed[s]["final"]["loss"] for s in (0, 1, 2)]
 
 
 def test_a_failing_ensemble_is_recorded_per_member(tmp_path, monkeypatch):
