@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from absl import app, flags, logging
 import ml_collections
@@ -167,11 +167,10 @@ def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
         "for these settings, or delete that run directory to retrain it")
 
 
-# Fields that change neither the stacked state nor its trajectory so far: an ensemble
-# rerun with other values of them resumes from its checkpoint, as a solo run does.
-_RESUMABLE_FIELDS = {"train": ("num_steps", "log_every", "eval_every", "checkpoint_every",
-                               "keep_checkpoints", "async_checkpoints", "compile_cache_dir",
-                               "peak_flops"), "probe": None}
+# Fields that change neither the stacked state nor its trajectory so far (bookkeeping, how
+# long to train, when to evaluate, the probes run after training): an ensemble rerun with
+# other values of them resumes from its checkpoint, as a solo run does.
+_RESUMABLE_FIELDS = {"train": _BOOKKEEPING["train"] + ("num_steps", "eval_every"), "probe": None}
 
 
 def _ensemble_key(config, names: list[str], overrides: list[dict]) -> str:
