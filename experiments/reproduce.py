@@ -19,9 +19,10 @@ process, and one failure must not stop the rest), then writes WORKDIR/index.md: 
 paper, with links to its figures and summary. A NAME without the requested preset is skipped.
 
 `--gallery` (or the `gallery` command, which trains nothing: it re-scores each NAME from the
-result files in WORKDIR, keeping the wall time its run measured) rewrites the README section between GALLERY_START and GALLERY_END: per paper its command,
-the wall time the run took, the PASS / FAIL counts and the claim table, and its figures
-shrunk to small PNGs in docs/gallery/. The README gallery is only ever written this way.
+result files in WORKDIR, keeping the wall time its run measured) rewrites the README section
+between the gallery markers (experiments/gallery.py): per paper its command, the wall time the
+run took, the PASS / FAIL counts and the claim table, and its figures shrunk to small PNGs in
+docs/gallery/. The README gallery is only ever written this way.
 """
 from __future__ import annotations
 
@@ -222,7 +223,7 @@ NAMES = tuple(SPECS)
 
 
 # ----------------------------------------------------------------------------- tables
-def _cell(v) -> str:
+def cell(v) -> str:
   if v is None:
     return "-"
   if isinstance(v, bool):
@@ -230,14 +231,14 @@ def _cell(v) -> str:
   if isinstance(v, float):
     return f"{v:.4g}"
   if isinstance(v, (list, tuple)):
-    return ", ".join(_cell(x) for x in v)
+    return ", ".join(cell(x) for x in v)
   return str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def table(rows: list[dict]) -> str:
   """The claim rows as a Markdown table (printed as is, and used in the index)."""
   lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-  lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+  lines += ["| " + " | ".join(cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
   return "\n".join(lines)
 
 
@@ -245,7 +246,7 @@ def counts(rows: list[dict]) -> dict:
   return {s: sum(r["status"] == s for r in rows) for s in claims.STATUSES}
 
 
-def _machine() -> str:
+def this_machine() -> str:
   """Where a run happened, as the gallery prints it."""
   import platform
   import jax
@@ -265,7 +266,7 @@ def summarize(name: str, preset: str, workdir: Path, *, wall_s: float | None = N
     scored = {"claims": [], "results": [], "figures": [], "notes": []}
     error = error or f"could not read the results in {run_dir}: {type(e).__name__}: {e}"
   summary = {"name": name, "paper": SPECS[name].paper, "preset": preset, "run_dir": str(run_dir),
-             "machine": machine or _machine(),
+             "machine": machine or this_machine(),
              "claims": scored["claims"], "counts": counts(scored["claims"]),
              "results": scored["results"], "figures": scored["figures"],
              "notes": [n for n in scored["notes"] if n], "wall_s": wall_s, "error": error}
@@ -358,93 +359,6 @@ def reproduce(name: str, preset: str, workdir: Path) -> dict:
   return s
 
 
-GALLERY_START = "<!-- gallery:start (written by python -m experiments.reproduce gallery) -->"
-GALLERY_END = "<!-- gallery:end -->"
-GALLERY_WIDTH = 880  # px; README figures stay small
-
-
-def _shrink_png(src: Path, dst: Path) -> None:
-  from PIL import Image
-  img = Image.open(src)
-  if img.width > GALLERY_WIDTH:
-    img = img.resize((GALLERY_WIDTH, round(img.height * GALLERY_WIDTH / img.width)),
-                     Image.LANCZOS)
-  dst.parent.mkdir(parents=True, exist_ok=True)
-  img.convert("RGB").quantize(colors=128).save(dst, optimize=True)
-
-
-def _minutes(seconds: float | None) -> str:
-  if seconds is None:
-    return "-"
-  m, s = divmod(round(seconds), 60)
-  return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
-def _check_markers(readme: Path, text: str | None = None) -> None:
-  text = readme.read_text() if text is None else text
-  if text.count(GALLERY_START) != 1 or text.count(GALLERY_END) != 1 or \
-      text.index(GALLERY_START) > text.index(GALLERY_END):
-    raise ValueError(f"{readme} needs exactly one gallery section: the line\n{GALLERY_START}\n"
-                     f"then the line\n{GALLERY_END}\nwhere the gallery goes")
-
-
-def write_gallery(preset: str, workdir: Path, readme: Path = ROOT / "README.md",
-                  assets: Path = ROOT / "docs" / "gallery") -> Path:
-  """Rewrites the README gallery from WORKDIR/NAME/summary.json (nothing is trained here)."""
-  workdir = Path(workdir)
-  text = readme.read_text()
-  _check_markers(readme, text)
-  overview = ["| NAME | command | wall | PASS | FAIL | NOT_SHOWN |", "|---|---|---|---|---|---|"]
-  sections, total, machines = [], 0.0, set()
-  for name in NAMES:
-    path = workdir / name / "summary.json"
-    prev = json.loads(path.read_text()) if path.is_file() else None
-    if prev is None or prev["preset"] != preset:
-      overview.append(f"| {name} | - | not run for the {preset} preset | - | - | - |")
-      continue
-    # Re-scored from the run's result files (the claim checks may be newer than the
-    # run); the wall time, machine and any error stay those the run recorded.
-    s = summarize(name, preset, workdir, wall_s=prev.get("wall_s"), error=prev.get("error"),
-                  machine=prev.get("machine") or _machine())  # none recorded: this one
-    machines.add(s["machine"])
-    c, total = s["counts"], total + (s.get("wall_s") or 0)
-    cmd = f"python -m experiments.reproduce {name} --preset={preset}"
-    overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | {c['PASS']} | "
-                    f"{c['FAIL']} | {c['NOT_SHOWN']} |")
-    rows = [{k: r.get(k) for k in ("claim", "paper", "ours", "status")} for r in s["claims"]]
-    lines = [f"#### {name}", "", f"{s['paper']}. `{cmd}`: {_minutes(s.get('wall_s'))}; "
-             f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c['NOT_SHOWN']} NOT_SHOWN"
-             + (f"; **error:** {s['error']}" if s.get("error") else "") + ".", ""]
-    if rows:
-      lines += ["| claim | paper | ours | status |", "|---|---|---|---|"]
-      lines += ["| " + " | ".join(_cell(r[k]) for k in ("claim", "paper", "ours", "status"))
-                + " |" for r in rows]
-      whys = [(r["claim"], r["note"][r["note"].index("Why the"):]) for r in s["claims"]
-              if r["status"] == "FAIL" and "Why the" in r.get("note", "")]
-      lines += [""] + [f"- FAIL \"{_cell(claim_text)}\": {_cell(why)}" for claim_text, why in whys]
-      lines += ["", "Each claim's tolerance and the note on how the preset restates it: "
-                f"`{name}/summary.md` in the workdir."]
-    for f in s["figures"]:
-      f = Path(f)
-      if f.is_file():
-        dst = assets / f"{name}_{f.stem}.png"
-        _shrink_png(f, dst)
-        lines += ["", f"![{name} {f.stem}]({dst.relative_to(readme.parent)})"]
-    sections.append("\n".join(lines) + "\n")
-  body = [GALLERY_START, "",
-          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery`; runs "
-          f"on {'; '.join(sorted(machines)) or '-'} (as each run recorded it, else the machine "
-          f"writing the gallery). Total wall {_minutes(total)}: each "
-          "paper's reproduce run as recorded in its summary.json, including compilation and "
-          "probes.", "", *overview, "", *sections, "", GALLERY_END]
-  start = text.index(GALLERY_START)
-  end = text.index(GALLERY_END, start) + len(GALLERY_END)
-  tmp = readme.with_suffix(".md.tmp")
-  tmp.write_text(text[:start] + "\n".join(body) + text[end:])
-  os.replace(tmp, readme)  # atomic: an interrupted write leaves the old README
-  return readme
-
-
 def reproduce_all(preset: str, workdir: Path) -> Path:
   workdir = Path(workdir).resolve()
   results = {}
@@ -494,15 +408,16 @@ def main(argv=None) -> int:
     return 0
   if args.name is None:
     ap.error("NAME (or all, or --list) is required")
+  from experiments import gallery  # here: gallery.py imports this module
   if args.name == "all":
     if args.gallery:  # fail now, not after hours of training
-      _check_markers(ROOT / "README.md")
+      gallery.check_markers(ROOT / "README.md")
     reproduce_all(args.preset, Path(args.workdir))
     if args.gallery:
-      print(f"gallery: {write_gallery(args.preset, Path(args.workdir))}")
+      print(f"gallery: {gallery.write_gallery(args.preset, Path(args.workdir))}")
     return 0
   if args.name == "gallery":
-    print(f"gallery: {write_gallery(args.preset, Path(args.workdir))}")
+    print(f"gallery: {gallery.write_gallery(args.preset, Path(args.workdir))}")
     return 0
   if args.preset not in SPECS[args.name].times:
     print(f"error: {args.name} has no {args.preset!r} preset", file=sys.stderr)

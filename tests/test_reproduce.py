@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from experiments import raventos2023, reproduce
+from experiments import gallery, raventos2023, reproduce
 from experiments.claims import classification, language, regression, rows
 
 
@@ -158,8 +158,8 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   plt.figure(figsize=(20, 5), dpi=100).savefig(fig)  # 2000 px wide: must be shrunk
   reproduce.summarize("garg2022", "cpu", work, wall_s=125.0)
   readme = tmp_path / "README.md"
-  readme.write_text(f"# top\n{reproduce.GALLERY_START}\nold\n{reproduce.GALLERY_END}\n# bottom\n")
-  reproduce.write_gallery("cpu", work, readme=readme, assets=tmp_path / "docs" / "gallery")
+  readme.write_text(f"# top\n{gallery.GALLERY_START}\nold\n{gallery.GALLERY_END}\n# bottom\n")
+  gallery.write_gallery("cpu", work, readme=readme, assets=tmp_path / "docs" / "gallery")
   text = readme.read_text()
   assert text.startswith("# top\n") and text.endswith("# bottom\n") and "old" not in text
   assert "`python -m experiments.reproduce garg2022 --preset=cpu` | 2 min 05 s |" in text
@@ -168,15 +168,15 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   assert "![garg2022 icl_regression](docs/gallery/garg2022_icl_regression.png)" in text
   from PIL import Image
   assert Image.open(tmp_path / "docs" / "gallery" / "garg2022_icl_regression.png").width == \
-      reproduce.GALLERY_WIDTH
+      gallery.GALLERY_WIDTH
   # A summary of another preset is listed as not run, never mixed in.
-  reproduce.write_gallery("paper", work, readme=readme, assets=tmp_path / "g")
+  gallery.write_gallery("paper", work, readme=readme, assets=tmp_path / "g")
   assert "| garg2022 | - | not run for the paper preset |" in readme.read_text()
-  for bad in ("no markers", f"{reproduce.GALLERY_END}\n{reproduce.GALLERY_START}\n",
-              f"{reproduce.GALLERY_START}\n{reproduce.GALLERY_START}\n{reproduce.GALLERY_END}"):
+  for bad in ("no markers", f"{gallery.GALLERY_END}\n{gallery.GALLERY_START}\n",
+              f"{gallery.GALLERY_START}\n{gallery.GALLERY_START}\n{gallery.GALLERY_END}"):
     readme.write_text(bad)
     with pytest.raises(ValueError, match="exactly one gallery section"):
-      reproduce.write_gallery("cpu", work, readme=readme, assets=tmp_path / "g")
+      gallery.write_gallery("cpu", work, readme=readme, assets=tmp_path / "g")
     assert readme.read_text() == bad
 
 
