@@ -96,8 +96,7 @@ def replay_with_final_freqs(config, workdir: Path) -> Path:
   from research import train
   from research.analysis import emergence_plots
 
-  last = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")[-1]
-  freqs = sorted(int(last[k]) for k in last if k.startswith("key_freq_") and k != "key_freq_share")
+  freqs = emergence_plots.key_freqs(emergence_plots.read_eval_rows(workdir / "metrics.jsonl")[-1])
   replay = config.copy_and_resolve_references()
   replay.task.key_freqs = tuple(freqs)
   out = workdir.parent / f"{workdir.name}_final_freqs"
@@ -108,10 +107,10 @@ def replay_with_final_freqs(config, workdir: Path) -> Path:
 
 
 def summarise_run(rows: list[dict], wall_s: float, spectrum: list[float]) -> dict:
-  from research.analysis.emergence_plots import first_step
+  from research.analysis.emergence_plots import first_step, key_freqs
 
   last = rows[-1]
-  freqs = sorted(last[k] for k in last if k.startswith("key_freq_") and k != "key_freq_share")
+  freqs = key_freqs(last)
   return {
       "train_acc_099_step": first_step(rows, "train_accuracy", TRAIN_THRESHOLD),
       "test_acc_095_step": first_step(rows, "test_accuracy", TEST_THRESHOLD),

@@ -72,6 +72,11 @@ def read_eval_rows(metrics_jsonl) -> list[dict]:
   return [rows[s] for s in sorted(rows)]
 
 
+def key_freqs(row: dict) -> list[int]:
+  """The key Fourier frequencies an evaluation row logged (eval `key_freq_<i>`), sorted."""
+  return sorted(int(row[k]) for k in row if k.startswith("key_freq_") and k != "key_freq_share")
+
+
 def first_step(rows: list[dict], key: str, threshold: float):
   """First logged step with rows[key] >= threshold (None if never)."""
   return next((r["step"] for r in rows if r.get(key, -1) >= threshold), None)
@@ -94,8 +99,7 @@ def render_grokking(runs: dict[str, str | Path], out_png, *, spectra: dict | Non
     axes[3].plot(s, get("restricted_loss"), ls, color="#2ca02c", label=f"restricted ({label})")
     axes[3].plot(s, get("excluded_loss"), ls, color="#9467bd", label=f"excluded ({label})")
     # The top-k set at each evaluation (sorted, so a dot moves only when the set changes).
-    ks = [sorted(r[k] for k in r if k.startswith("key_freq_") and k != "key_freq_share")
-          for r in rows]
+    ks = [key_freqs(r) for r in rows]
     pts = [(st, f) for st, fs in zip(s, ks) for f in fs]
     if pts:
       axes[4].scatter(*zip(*pts), s=4, marker="o" if ls == "-" else "x", label=label)
