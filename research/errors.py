@@ -1,0 +1,39 @@
+"""The project's error vocabulary: one exception class per exit code.
+
+Every entry point (research.main, research.sweep, research.predict, research.aot,
+experiments.*) maps these to the same exit codes and prints one line
+`error: MESSAGE` on stderr, never a traceback. Raise them with a message that
+names the input and the fix, e.g.
+`InputError("--config=configs/nope.py: no such file; pass configs/NAME.py[:PRESET]")`.
+
+Modules keep their own, more specific classes (ConfigError, CheckpointError, ...) by
+subclassing these, so callers can catch either.
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INPUT = 2        # bad input: config, flags, data files, workdir contents
+EXIT_NONFINITE = 3    # training produced a non-finite loss
+EXIT_CHECKPOINT = 4   # no usable checkpoint to resume from
+EXIT_IO = 5           # the disk or a writer failed (full, read-only, gone)
+EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed
+
+
+class ResearchError(Exception):
+  """Base class; `exit_code` says how an entry point ends."""
+  exit_code = 1
+
+
+class InputError(ResearchError, ValueError):
+  """Something the user typed or supplied is wrong; the message names it and the fix."""
+  exit_code = EXIT_INPUT
+
+
+class RunIOError(ResearchError, OSError):
+  """A write or a writer thread failed (disk full, read-only, removed)."""
+  exit_code = EXIT_IO
+
+
+class RunsFailedError(ResearchError):
+  """Some runs of a sweep, ensemble or reproduce failed; the message names them."""
+  exit_code = EXIT_RUN_FAILED
