@@ -1,0 +1,65 @@
+"""experiments/peer_torch.py: the benchmark's PyTorch peer keeps the one-line interface
+experiments/benchmark.py parses, and says how to install it when torch is missing."""
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT / "experiments" / "peer_torch.py"
+LINE = re.compile(r"^peer=hf_gpt2_torch params=(\d+) step_s=([\d.]+) "
+                  r"examples_per_s=([\d.]+) loss=([\d.]+)$")
+
+
+def _run(code_or_args, hide_torch=False):
+  """Runs the peer as a script; with hide_torch, as if torch were not installed."""
+  if hide_torch:
+    # A None entry in sys.modules makes `import torch` raise ImportError.
+    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = [%r]; "
+            "runpy.run_path(%r, run_name='__main__')" % (str(PEER), str(PEER)))
+    cmd = [sys.executable, "-c", code]
+  else:
+    cmd = [sys.executable, str(PEER), *code_or_args]
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_missing_torch_is_one_line_naming_the_extra():
+  r = _run([], hide_torch=True)
+  assert r.returncode == 2
+  lines = r.stderr.strip().splitlines()
+  assert len(lines) == 1 and "pip install -e .[bench]" in lines[0], r.stderr
+  assert "Traceback" not in r.stderr
+
+
+def test_importing_without_torch_raises_import_error_naming_the_extra(monkeypatch):
+  monkeypatch.setitem(sys.modules, "torch", None)
+  spec = importlib.util.spec_from_file_location("peer_torch_probe", PEER)
+  with pytest.raises(ImportError, match=r"pip install -e \.\[bench\]"):
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None
+                    or importlib.util.find_spec("transformers") is None,
+                    reason="needs the bench extra (torch, transformers)")
+def test_prints_the_line_the_benchmark_parses():
+  r = _run(["--n_dims=4", "--n_points=5", "--n_embd=16", "--n_layer=1", "--n_head=2",
+            "--batch=4", "--steps=2", "--warmup=1", "--threads=1"])
+  assert r.returncode == 0, r.stderr
+  m = LINE.match(r.stdout.strip().splitlines()[-1])
+  assert m, r.stdout
+  # read-in (4*16+16) + read-out (16+1) + GPT-2 with 1 layer, width 16, 10 positions.
+  width, positions = 16, 10
+  block = 2 * 2 * width + (3 * width * width + 3 * width) + (width * width + width) \
+      + (4 * width * width + 4 * width) + (4 * width * width + width)
+  gpt2 = 50257 * width + positions * width + block + 2 * width
+  assert int(m.group(1)) == (4 * width + width) + (width + 1) + gpt2
+
+
+def test_bad_step_count_exits_2():
+  if importlib.util.find_spec("torch") is None:
+    pytest.skip("argument checks run after the torch import")
+  r = _run(["--steps=0"])
+  assert r.returncode == 2 and "--steps" in r.stderr
