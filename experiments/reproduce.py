@@ -11,7 +11,7 @@ WORKDIR/NAME/run/, then reads the result files it wrote and checks each headline
 paper (experiments/claims/): WORKDIR/NAME/summary.json holds one row per claim
 {claim, paper, ours, tolerance, status PASS / FAIL / NOT_SHOWN, note}, and the same rows are
 printed as a table (and written to WORKDIR/NAME/summary.md). Tolerances come from
-../shared/REFERENCES.md; where a preset shrinks the setup, the claim is restated for it and the
+docs/REFERENCES.md; where a preset shrinks the setup, the claim is restated for it and the
 note says so. Rerunning reuses finished runs (each experiment skips or resumes them).
 
 `all` runs every NAME in its own process (the experiments' absl flags must not meet in one

@@ -28,8 +28,8 @@ COMPUTES = [1e21, 1e22, 1e23, 1e24, 1e25]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--csv", default=None, help="data CSV (default: ../shared/data/%s "
-                   "relative to the repo root)" % scaling.CSV_NAME)
+    p.add_argument("--csv", default=None, help="data CSV (default: data/%s "
+                   "in the repository)" % scaling.CSV_NAME)
     p.add_argument("--bootstrap", type=int, default=4000, help="resamples (0: no SEs)")
     p.add_argument("--all-points", action="store_true",
                    help="fit all 245 points instead of dropping the 5 highest-loss ones")

@@ -23,8 +23,8 @@ on). Writes OUT/scaling_laws.json and OUT/figures/scaling_laws.png (rendered fro
 research/analysis/scaling_plots.py) and prints a summary.
 
 --fit-only runs experiments/scaling_fit.py's refit of the Besiroglu et al. 2024 data
-(../shared/data/chinchilla_svg_extracted_data.csv or --data) and prints its table: the point
-estimates next to the published bands E = 1.82 +- 0.03, alpha = 0.348 +- 0.02,
+(the repository's data/chinchilla_svg_extracted_data.csv, or --data) and prints its table: the
+point estimates next to the published bands E = 1.82 +- 0.03, alpha = 0.348 +- 0.02,
 beta = 0.366 +- 0.02 and PASS/FAIL; exit status 1 on FAIL. Outputs go to OUT/scaling_fit.*.
 
 cpu preset: 6 sizes (5.5k-178k non-embedding parameters) x 4 budgets (0.5M-4.1M tokens) = 24

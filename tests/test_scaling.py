@@ -4,13 +4,16 @@ Default-suite fits use ``top_starts=100``: on this data L-BFGS from the 100 best
 starts reached the same optimum as the full grid (objective 0.00101827 both; E, alpha, beta equal
 to 4 digits, A/B to 0.01%), in ~0.6 s instead of ~20 s. The full-grid fits are ``slow`` tests.
 """
+import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from research.analysis import scaling
+from research.errors import InputError
 
 BESIROGLU_SE = {"E": 0.03, "A": 124.58, "B": 1293.23, "alpha": 0.02, "beta": 0.02}
 TOP = 100
@@ -18,10 +21,7 @@ TOP = 100
 
 @pytest.fixture(scope="module")
 def data():
-    path = scaling.default_csv_path()
-    if not path.exists():
-        pytest.skip(f"data file not found: {path}")
-    return scaling.load_chinchilla_csv(path)
+    return scaling.load_chinchilla_csv()  # the repository's copy: missing is a failure
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,25 @@ def test_load_and_subset(data, subset):
     assert len(L) == 240
     # the five dropped points are exactly the five highest losses
     assert L.max() < np.sort(data.L)[-5] and np.isin(L, data.L).all()
+
+
+def test_default_csv_is_the_repository_copy():
+    # Self-contained: the data file ships in the checkout that runs the code, nowhere beside it.
+    root = Path(scaling.__file__).resolve().parents[2]
+    assert scaling.default_csv_path() == root / "data" / scaling.CSV_NAME
+    digest = hashlib.sha256(scaling.default_csv_path().read_bytes()).hexdigest()
+    assert digest == "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
+
+
+@pytest.mark.parametrize("text, match", [(None, "no such file"),
+                                         ("Model Size,loss\n1e9,2.5\n", "Training FLOP"),
+                                         ("", "no rows")])
+def test_bad_csv_is_an_input_error(tmp_path, text, match):
+    p = tmp_path / "x.csv"
+    if text is not None:
+        p.write_text(text)
+    with pytest.raises(InputError, match=match):
+        scaling.load_chinchilla_csv(p)
 
 
 def test_load_explicit_path(data, tmp_path):

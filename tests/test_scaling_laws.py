@@ -99,8 +99,6 @@ def test_tiny_grid_end_to_end(tmp_path):
 
 def test_fit_only_reproduces_besiroglu(tmp_path):
   csv = scaling.default_csv_path()
-  if not csv.exists():
-    pytest.skip(f"data file not found: {csv}")
   (tmp_path / "data.csv").write_bytes(csv.read_bytes())  # --data reaches the refit
   res = scaling_laws.main(["--fit-only", f"--data={tmp_path / 'data.csv'}", "--bootstrap=10",
                            "--top-starts=20", f"--out={tmp_path}"])

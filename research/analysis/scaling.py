@@ -27,6 +27,8 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from research.errors import InputError
+
 CSV_NAME = "chinchilla_svg_extracted_data.csv"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,20 +42,24 @@ class ChinchillaData(NamedTuple):
 
 
 def default_csv_path() -> Path:
-    """The Besiroglu CSV lives in ../shared/data relative to the repo root (a copy of the repo
-    may instead carry shared/ inside it, so that location is tried second)."""
-    for cand in (_REPO_ROOT / ".." / "shared" / "data" / CSV_NAME,
-                 _REPO_ROOT / "shared" / "data" / CSV_NAME):
-        if cand.exists():
-            return cand.resolve()
-    return (_REPO_ROOT / ".." / "shared" / "data" / CSV_NAME).resolve()
+    """The repository's copy, data/chinchilla_svg_extracted_data.csv (data/README.md says where it
+    comes from), found relative to this file so any checkout or editable install reads its own."""
+    return _REPO_ROOT / "data" / CSV_NAME
 
 
 def load_chinchilla_csv(path: Optional[str | Path] = None) -> ChinchillaData:
     """Read columns `Model Size` (N), `Training FLOP` (C) and `loss`; D is derived as C/(6N)."""
     path = Path(path) if path is not None else default_csv_path()
+    columns = ("Model Size", "Training FLOP", "loss")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; pass a CSV with columns {', '.join(columns)} "
+                         f"(the repository's copy is data/{CSV_NAME})")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
+    missing = [c for c in columns if not rows or c not in rows[0]]
+    if missing:
+        raise InputError(f"{path}: no rows or no column {', '.join(missing)}; the scaling fit "
+                         f"needs columns {', '.join(columns)}")
     N = np.array([float(r["Model Size"]) for r in rows])
     C = np.array([float(r["Training FLOP"]) for r in rows])
     L = np.array([float(r["loss"]) for r in rows])
