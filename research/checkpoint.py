@@ -16,12 +16,14 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
-
-class CheckpointError(RuntimeError):
-  pass
+from research import errors
 
 
-class CheckpointWriteError(OSError):
+class CheckpointError(errors.ResearchError, RuntimeError):
+  exit_code = errors.EXIT_CHECKPOINT
+
+
+class CheckpointWriteError(errors.RunIOError):
   """A save failed (disk full, unwritable directory); older checkpoints are intact."""
 
 

@@ -1,20 +1,20 @@
 """Config validation that runs before anything compiles.
 
 Every failure is a `ConfigError` whose message is one line naming the field,
-the bad value and the fix; `research.main` prints it and exits non-zero.
-Unknown fields and wrong types are caught earlier by the locked, type-safe
-ConfigDict (see `research.main`).
+the bad value and the fix; every entry point prints it and exits 2 (research/cli.py).
+Unknown fields and wrong types are caught earlier, by research/cli.py's override setter.
 """
 from __future__ import annotations
 
 import math
 
 from research import models, optim, sharding, tasks
+from research.errors import InputError
 from research.models import lstm, resnet
 from research.tasks import arithmetic, classification, image_classification, omniglot, regression
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
   pass
 
 
@@ -282,9 +282,25 @@ def _optim(cfg) -> None:
       raise ConfigError(f"config.optim.{f}={cfg.optim[f]!r} must be in [0, 1)")
   if not 0 <= cfg.optim.end_lr_fraction <= 1:
     raise ConfigError(f"config.optim.end_lr_fraction={cfg.optim.end_lr_fraction!r} must be in [0, 1]")
+  _schedule(cfg)
   if cfg.optim.name == "adam" and cfg.optim.weight_decay > 0:
     raise ConfigError("config.optim.weight_decay > 0 needs config.optim.name='adamw' "
                       "(decoupled decay) or 'sgd'; plain adam takes no weight decay")
+
+
+def _schedule(cfg) -> None:
+  """The schedule's phases fit together (research/optim.py would refuse them at build time,
+  after compilation started)."""
+  o, steps = cfg.optim, cfg.train.num_steps
+  warmup, decay_end = int(o.warmup_steps), int(o.decay_steps) or int(steps)
+  if o.schedule in ("warmup_cosine", "warmup_linear") and decay_end <= warmup:
+    where = (f"config.optim.decay_steps={o.decay_steps}" if o.decay_steps else
+             f"config.train.num_steps={steps} (decay ends there when optim.decay_steps=0)")
+    raise ConfigError(f"{where} must exceed config.optim.warmup_steps={warmup} for "
+                      f"schedule={o.schedule!r}; lengthen the decay or shorten the warmup")
+  if o.schedule == "warmup_rsqrt" and warmup == 0:
+    raise ConfigError("config.optim.warmup_steps=0 with schedule='warmup_rsqrt' would give a "
+                      "zero learning rate; set warmup_steps > 0")
 
 
 def _train(cfg, num_devices: int) -> None:

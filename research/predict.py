@@ -22,7 +22,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
+
+from research import cli
+from research.errors import InputError
 
 # Parameter scopes that belong to the task's head, not the shared body, at any depth: the
 # sequence models' `read_out`, the ResNet classifier's `head`, and a wrapped model's
@@ -30,7 +33,7 @@ from absl import app, flags, logging
 HEAD = ("read_out", "head")
 
 
-class InitFromError(ValueError):
+class InitFromError(InputError):
   pass
 
 
@@ -129,7 +132,7 @@ def predict_texts(exp, params, texts: list[str]) -> list[dict]:
   """[{'label', 'probability', 'probabilities': {label: p}}] for raw texts."""
   task = exp.task
   if not hasattr(task, "label_names"):
-    raise ValueError(f"task {exp.config.task.name!r} does not predict labels; "
+    raise InputError(f"task {exp.config.task.name!r} does not predict labels; "
                      "research.predict needs a text_classification run")
   tokens, lengths = task.encode(texts)
   probs = task.probabilities(exp.predict_fn(params), tokens, lengths)
@@ -150,26 +153,44 @@ def _define_flags() -> None:
   _FILE = flags.DEFINE_string("file", None, "File with one text per line.")
 
 
-def main(argv) -> None:
+def _read_lines(path: str) -> list[str]:
+  p = Path(path).expanduser()
+  if not p.is_file():
+    raise InputError(f"--file={path}: " + ("is a directory" if p.is_dir() else "no such file")
+                     + "; pass a text file with one text per line")
+  try:
+    text = p.read_text(encoding="utf-8")
+  except UnicodeDecodeError as e:
+    raise InputError(f"--file={path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                     "save it as UTF-8") from None
+  lines = [l for l in text.splitlines() if l.strip()]
+  if not lines:
+    raise InputError(f"--file={path} holds no text; put one text per line")
+  return lines
+
+
+def main(argv) -> int:
   if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
+    raise InputError(f"unexpected arguments {argv[1:]}; quote a text with spaces: --text=\"a b\"")
   if not _WORKDIR.value or not (_TEXT.value or _FILE.value):
-    sys.exit("error: --workdir=DIR and --text=... (or --file=lines.txt) are required")
-  texts = list(_TEXT.value)
-  if _FILE.value:
-    texts += [l.rstrip("\n") for l in Path(_FILE.value).read_text(encoding="utf-8").splitlines()
-              if l.strip()]
+    raise InputError("--workdir=DIR and --text=... (or --file=lines.txt) are required")
+  texts = list(_TEXT.value) + (_read_lines(_FILE.value) if _FILE.value else [])
+  workdir = Path(_WORKDIR.value).expanduser()
+  if not (workdir / "config.json").is_file():
+    raise InputError(f"--workdir={_WORKDIR.value} holds no config.json; pass the --workdir of "
+                     "a finished text_classification run")
   try:
     exp, params, step = load_run(_WORKDIR.value)
-    rows = predict_texts(exp, params, texts)
-  except (FileNotFoundError, ValueError, RuntimeError) as e:
-    sys.exit(f"error: {e}")
+  except ValueError as e:  # the run's own data or config no longer loads
+    raise InputError(f"--workdir={_WORKDIR.value}: {e}") from None
+  rows = predict_texts(exp, params, texts)
   print(f"# {_WORKDIR.value} checkpoint {step}; label\tprobability\tall probabilities\ttext")
   for text, r in zip(texts, rows):
     probs = " ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
     print(f"{r['label']}\t{r['probability']:.3f}\t{probs}\t{text}", flush=True)
+  return 0
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

@@ -15,28 +15,26 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
 import re
-import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Iterable
 
-from absl import app, flags, logging
-import ml_collections
-from ml_collections import config_flags
+from absl import flags, logging
+
+from research import cli
+from research.errors import InputError, RunsFailedError
 
 
 def _define_flags() -> None:
   """Command-line flags, defined only when this module is the program: experiments and
   tests import it as a library, and absl flags are process-global."""
-  global _CONFIG, _SWEEP, _WORKDIR, _ENSEMBLE
-  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file and preset.",
-                                            lock_config=True)
+  global _SWEEP, _WORKDIR, _ENSEMBLE
+  cli.define_config_flag()
   _SWEEP = flags.DEFINE_string("sweep", None, "Name passed to the config file's get_sweep().")
   _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.")
   _ENSEMBLE = flags.DEFINE_enum("ensemble", "auto", ["auto", "on", "off"],
@@ -61,23 +59,8 @@ def run_name(index: int, overrides: dict) -> str:
 
 
 def apply_overrides(config, overrides: dict):
-  """A copy of `config` with dotted overrides; unknown fields raise naming the key."""
-  cfg = config.copy_and_resolve_references()
-  for key, value in overrides.items():
-    node = cfg
-    *path, last = key.split(".")
-    for p in path:
-      if not isinstance(node, ml_collections.ConfigDict) or p not in node:
-        raise KeyError(f"sweep override {key!r}: config has no field {p!r}")
-      node = node[p]
-    if not isinstance(node, ml_collections.ConfigDict) or last not in node:
-      raise KeyError(f"sweep override {key!r}: config has no field {last!r}")
-    try:
-      node[last] = type(node[last])(value) if isinstance(node[last], float) else value
-    except (TypeError, ValueError) as e:
-      raise TypeError(f"sweep override {key!r}={value!r}: the field holds "
-                      f"{type(node[last]).__name__} ({e}); give a value of that type") from None
-  return cfg
+  """A copy of `config` with a sweep point's dotted overrides (research/cli.py's setter)."""
+  return cli.apply_overrides(config, overrides, where="sweep override")
 
 
 class Results:
@@ -161,7 +144,7 @@ def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
   if not done:
     diffs = [d for d in diffs if not d.startswith("train.num_steps:")]
   if diffs:
-    raise ValueError(
+    raise InputError(
         f"{run_dir} holds a {'finished' if done else 'started'} run of another config "
         f"({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''}); use another --workdir "
         "for these settings, or delete that run directory to retrain it")
@@ -207,7 +190,7 @@ def _lock(workdir: Path):
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError:
     f.close()
-    raise ValueError(f"another sweep is running in {workdir} (it holds {workdir}/.sweep.lock); "
+    raise InputError(f"another sweep is running in {workdir} (it holds {workdir}/.sweep.lock); "
                      "wait for it to finish or use another --workdir") from None
   return f  # closing the file releases the lock, also when the process dies
 
@@ -227,7 +210,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
   ok, why = ens_lib.can_ensemble(config, [overrides[i] for i in todo])
   if todo and ensemble == "on" and not ok:
-    raise ValueError(f"--ensemble=on but {why}")
+    raise InputError(f"--ensemble=on but {why}")
   t0 = time.perf_counter()
   if todo and ok and ensemble != "off" and len(todo) > 1:
     dirs = [workdir / "runs" / names[i] for i in todo]
@@ -268,32 +251,35 @@ def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -
 
 
 def load_sweep(config_path: str, name: str) -> list[dict]:
-  config_path = config_path.split(":")[0]  # drop the preset
-  spec = importlib.util.spec_from_file_location("_sweep_config", config_path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_sweep"):
-    raise ValueError(f"{config_path} defines no get_sweep(name)")
-  return module.get_sweep(name)
+  """get_sweep(name) of the config file (a ':PRESET' suffix is ignored)."""
+  return cli.load_sweep(config_path, name)
 
 
-def main(argv) -> None:
-  del argv
-  if not (_CONFIG.value and _SWEEP.value and _WORKDIR.value):
-    print("error: --config, --sweep and --workdir are required", file=sys.stderr)
-    sys.exit(2)
-  path = config_flags.get_config_filename(flags.FLAGS["config"])
-  try:
-    overrides = load_sweep(path, _SWEEP.value)
-    results = run_sweep(_CONFIG.value, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
-  except (ValueError, KeyError, TypeError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  failed = [r["run"] for r in results.rows.values() if r["status"] != "done"]
-  logging.info("sweep finished: %d done, %d failed %s", len(results.rows) - len(failed),
+def failed_runs(results: Results, names: list[str]) -> list[str]:
+  return [n for n in names if results.rows.get(n, {}).get("status") != "done"]
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
+                     "--config.model.width=128")
+  if not (flags.FLAGS.config and _SWEEP.value and _WORKDIR.value):
+    raise InputError("--config=FILE[:PRESET], --sweep=NAME and --workdir=DIR are required")
+  config = cli.config_from_flags()
+  overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
+  cli.check_workdir(_WORKDIR.value)
+  results = run_sweep(config, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
+  names = [run_name(i, o) for i, o in enumerate(overrides)]
+  failed = failed_runs(results, names)
+  logging.info("sweep finished: %d done, %d failed %s", len(names) - len(failed),
                len(failed), failed)
+  if failed:
+    raise RunsFailedError(f"{len(failed)} of {len(names)} runs failed: {', '.join(failed)} "
+                          f"(errors in {Path(_WORKDIR.value) / 'results.jsonl'}); rerun the "
+                          "command to retry them")
+  return 0
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

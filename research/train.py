@@ -29,6 +29,7 @@ import optax
 from absl import logging
 
 from research import checkpoint as ckpt_lib
+from research import errors
 from research import metrics as metrics_lib
 from research import models, optim, sharding, tasks
 
@@ -36,8 +37,8 @@ from research import models, optim, sharding, tasks
 DATA, INIT, DROPOUT, PROBE, EVAL = 0, 1, 2, 3, 5  # 4: task pools
 
 
-class NonFiniteLossError(FloatingPointError):
-  pass
+class NonFiniteLossError(errors.ResearchError, FloatingPointError):
+  exit_code = errors.EXIT_NONFINITE
 
 
 class Preempted(RuntimeError):

@@ -11,6 +11,7 @@ import jax
 import pytest
 
 from research import sweep
+from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,7 @@ def test_product_and_zip():
 
 
 def test_unknown_override_names_the_key():
-  with pytest.raises(KeyError, match="model.widht"):
+  with pytest.raises(InputError, match="model.widht"):
     sweep.apply_overrides(_config(), {"model.widht": 3})
 
 
@@ -80,9 +81,9 @@ def test_kill_and_rerun_loses_no_row(tmp_path):
 
 
 def test_override_of_the_wrong_type_names_the_key():
-  with pytest.raises(TypeError, match="model.num_layers"):
+  with pytest.raises(InputError, match="model.num_layers.*holds an int"):
     sweep.apply_overrides(_config(), {"model.num_layers": "x"})
-  with pytest.raises(KeyError, match="optim.learning_rate.x"):
+  with pytest.raises(InputError, match="optim.learning_rate.x"):
     sweep.apply_overrides(_config(), {"optim.learning_rate.x": 1})
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from research.data import text as text_lib
+from research.errors import InputError
 from research.tasks import text_classification as tc
 
 
@@ -51,7 +52,7 @@ def test_csv_reader_names_a_missing_column(tmp_path):
   p.write_text('text,sentiment\n"a, b",x\n')
   texts, labels = text_lib.read_csv(str(p), "text", "sentiment")
   assert texts == ["a, b"] and labels == ["x"]
-  with pytest.raises(KeyError, match="column 'label' is not in"):
+  with pytest.raises(InputError, match="has no column 'label'"):
     text_lib.read_csv(str(p), "text", "label")
 
 
@@ -80,7 +81,7 @@ def test_tfds_text_source_reads_mock_data_without_tensorflow():
   assert len(docs) == 7 and all(isinstance(d, str) and d for d in docs)
   joined = text_lib.join_fields(records[0], "title,description")
   assert joined.startswith(str(records[0]["title"]))
-  with pytest.raises(KeyError, match="not in the dataset"):
+  with pytest.raises(InputError, match="not in the dataset"):
     text_lib.join_fields(records[0], "body")
 
 

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research.errors import InputError
 from research.tasks import tfds_arrays
 from research.tasks.tfds_arrays import DatasetUnavailableError  # noqa: F401 (re-export)
 
@@ -118,11 +119,20 @@ def _as_str(x) -> str:
   return str(x)
 
 
-def read_file(path: str) -> str:
+def _existing_file(path: str, what: str) -> Path:
   p = Path(path).expanduser()
   if not p.is_file():
-    raise FileNotFoundError(f"config.task.path={path!r}: no such file")
-  return p.read_text(encoding="utf-8", errors="replace")
+    raise InputError(f"config.task.path={path!r}: " + ("is a directory" if p.is_dir() else
+                     "no such file") + f"; point it at {what}")
+  return p
+
+
+def read_file(path: str) -> str:
+  text = _existing_file(path, "a UTF-8 text file").read_text(encoding="utf-8", errors="replace")
+  if not text.strip():
+    raise InputError(f"config.task.path={path!r} is empty; give a text file with the corpus "
+                     "to train on")
+  return text
 
 
 def split_text(text: str, valid_fraction: float) -> tuple[str, str]:
@@ -156,22 +166,42 @@ def join_fields(record, keys: str) -> str:
   names = [k.strip() for k in keys.split(",") if k.strip()]
   missing = [k for k in names if k not in record]
   if missing:
-    raise KeyError(f"feature(s) {missing} not in the dataset; it has: {sorted(record)}")
+    raise InputError(f"feature(s) {missing} not in the dataset; it has: {sorted(record)}; "
+                     "set the config's text key(s) to some of those")
   return " ".join(_as_str(record[k]) for k in names)
 
 
 def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-  """(texts, label strings) of a CSV file with a header row."""
-  p = Path(path).expanduser()
-  if not p.is_file():
-    raise FileNotFoundError(f"config.task.path={path!r}: no such file")
+  """(texts, label strings) of a CSV file with a header row; a malformed file raises
+  InputError naming the file, the line and the fix."""
+  p = _existing_file(path, "a CSV file with a header row, e.g. text,label")
+  where = f"config.task.path={path!r}"
   with p.open(newline="", encoding="utf-8", errors="replace") as f:
-    reader = csv.DictReader(f)
-    cols = reader.fieldnames or []
-    for c in (text_column, label_column):
-      if c not in cols:
-        raise KeyError(f"column {c!r} is not in {path}; it has: {cols}")
-    rows = [(r[text_column] or "", (r[label_column] or "").strip()) for r in reader]
+    # strict: an unbalanced quote is an error, not a field that swallows the rest of the file.
+    reader = csv.DictReader(f, strict=True)
+    try:
+      cols = reader.fieldnames or []
+      if not cols:
+        raise InputError(f"{where} is empty; a CSV needs a header row ({text_column},"
+                         f"{label_column}) and one row per example")
+      for c, field in ((text_column, "text_column"), (label_column, "label_column")):
+        if c not in cols:
+          raise InputError(f"{where} has no column {c!r} (its header: {', '.join(cols)}); set "
+                           f"config.task.{field} to one of those or fix the header")
+      rows = []
+      for r in reader:
+        if r[text_column] is None or r[label_column] is None:
+          raise InputError(f"{where} line {reader.line_num} has fewer fields than the header; "
+                           "fix that row (quote a field that holds a comma)")
+        rows.append((r[text_column], r[label_column].strip()))
+    except csv.Error as e:
+      hint = ("a field is longer than the CSV limit: an unbalanced quote makes the rest of the "
+              "file one field, or a text is too long; close the quote or shorten the text"
+              if "field limit" in str(e) else
+              "an unbalanced or stray quote; quote whole fields and double quotes inside them")
+      raise InputError(f"{where} line {reader.line_num}: {e}: {hint}") from None
+  if not rows:
+    raise InputError(f"{where} has a header but no data rows; add one row per example")
   return [r[0] for r in rows], [r[1] for r in rows]
 
 

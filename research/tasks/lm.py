@@ -29,6 +29,7 @@ import numpy as np
 from absl import logging
 
 from research.data import text as text_lib
+from research.errors import InputError
 from research.models import IOSpec
 
 SOURCES = ("file", "tfds")
@@ -70,8 +71,9 @@ class LMTask:
     need = self.seq_len + 1
     for what, s in (("training", stream), ("evaluation", valid)):
       if len(s) < need:
-        raise ValueError(f"the {what} text has {len(s)} tokens, fewer than config.task.seq_len"
-                         f" + 1 = {need}; lower seq_len or use more text")
+        source = f"config.task.path={cfg.path!r}" if cfg.source == "file" else cfg.source
+        raise InputError(f"the {what} text of {source} has {len(s)} tokens, fewer than "
+                         f"config.task.seq_len + 1 = {need}; lower seq_len or use more text")
     dtype = text_lib.smallest_int_dtype(v)
     self.num_train_tokens, self.num_eval_tokens = len(stream), len(valid)
     if cfg.window == "chunks":

@@ -31,6 +31,7 @@ import numpy as np
 from absl import logging
 
 from research.data import text as text_lib
+from research.errors import InputError
 from research.models import IOSpec
 
 SOURCES = ("csv", "tfds")
@@ -45,8 +46,8 @@ def load_split(cfg, seed: int):
     order = np.random.default_rng(seed).permutation(len(texts))
     n_test = max(1, int(round(len(texts) * cfg.test_fraction)))
     if len(texts) - n_test < 1:
-      raise ValueError(f"{cfg.path} has {len(texts)} rows: too few to split with "
-                       f"config.task.test_fraction={cfg.test_fraction}")
+      raise InputError(f"config.task.path={cfg.path!r} has {len(texts)} rows: too few to split "
+                       f"with config.task.test_fraction={cfg.test_fraction}; add rows")
     test, train = order[:n_test], order[n_test:]
     return ([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
             names)
@@ -56,8 +57,8 @@ def load_split(cfg, seed: int):
     for split in (cfg.train_split, cfg.test_split):
       records, info = text_lib.tfds_records(cfg.dataset, split, cfg.data_dir, limit)
       if records and cfg.label_key not in records[0]:
-        raise KeyError(f"config.task.label_key={cfg.label_key!r} is not a feature of "
-                       f"{cfg.dataset}; it has: {sorted(records[0])}")
+        raise InputError(f"config.task.label_key={cfg.label_key!r} is not a feature of "
+                         f"{cfg.dataset}; set it to one of: {', '.join(sorted(records[0]))}")
       out.append(([text_lib.join_fields(r, cfg.text_key) for r in records],
                   np.asarray([int(r[cfg.label_key]) for r in records], np.int32)))
     num = int(max(out[0][1].max(initial=0), out[1][1].max(initial=0)) + 1)
@@ -98,7 +99,10 @@ class TextClassificationTask:
     self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, tr_x, int(cfg.vocab_size))
     self.num_classes = len(self.label_names)
     if self.num_classes < 2:
-      raise ValueError(f"the data has {self.num_classes} label(s); classification needs >= 2")
+      source = f"config.task.path={cfg.path!r}" if cfg.source == "csv" else cfg.dataset
+      raise InputError(f"{source} has {self.num_classes} label(s) "
+                       f"({', '.join(self.label_names) or 'none'}); a classifier needs at least "
+                       "2: add examples of another class")
     train_tokens, train_len = self.encode(tr_x)
     self.test_tokens, self.test_lengths = self.encode(te_x)
     self.test_labels = te_y

@@ -20,11 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research.errors import InputError
+
 
 EMBED_LIMIT_BYTES = 8 << 20
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(InputError):
   """The TFDS dataset is not prepared where we looked; the message says how to fix it."""
 
 

@@ -1,0 +1,418 @@
+"""The one command-line contract of every entry point, the config loader and the override setter.
+
+Every `python -m ...` program of the project (research.main, research.sweep,
+research.predict, research.aot, experiments.reproduce, every experiment script,
+the benchmark) ends the same way:
+
+  exit 0  success (also a preempted run that saved its checkpoint)
+  exit 2  bad input: flags, config file, preset, field, value, data file, workdir
+  exit 3  training produced a non-finite loss
+  exit 4  no usable checkpoint to resume from
+  exit 5  I/O error: the disk or a writer failed
+  exit 6  a sweep, ensemble or reproduce finished but some runs failed (named)
+
+A failure prints one line `error: MESSAGE` on stderr, naming the input and the fix,
+never a traceback (research/errors.py holds the classes). Only an unexpected
+exception, a bug rather than an input, keeps its traceback (exit 1).
+
+Two ways in:
+  * `run(main)`: absl `app.run` over the process-wide flags, for programs that take a
+    config (`define_config_flag()`, then `config_from_flags()` inside main).
+  * `run_script(main)`: `main(argv)` parses its own flags with `parse_flags(define, argv)`
+    into a private `FlagValues`, because experiment scripts are also called as libraries
+    with an argv list (reproduce, notebooks, tests), several in one process.
+
+Configs: `load_config("configs/X.py[:PRESET]")` is the one loader and
+`apply_overrides(config, {"a.b": value})` the one dotted-override setter (command-line
+`--config.a.b=v`, sweep override dicts, experiment scripts' `--set a.b=v`).
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import importlib.util
+import logging as logging_std
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Iterable
+
+from absl import app, flags, logging
+import ml_collections
+
+from research import errors
+from research.errors import InputError
+
+CONFIG_HELP = "Config file and preset, e.g. configs/icl_regression.py:cpu."
+
+
+# ----------------------------------------------------------------------------- failing
+def one_line(message: str) -> str:
+  return " ".join(str(message).split())
+
+
+def fail(code: int, message: str, *, skip_cleanup: bool = False) -> None:
+  print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+  if skip_cleanup:
+    # The disk is full or gone: libraries' exit hooks (TensorBoard's final flush, Orbax's
+    # async save threads) would retry their writes and print tracebacks after this line.
+    # Nothing is lost by skipping them: metrics rows are flushed as written and a
+    # checkpoint only exists once its directory was committed.
+    sys.stdout.flush()
+    os._exit(code)
+  sys.exit(code)
+
+
+def exit_code(e: BaseException) -> int:
+  """The documented exit code of an exception; 1 for anything that is a bug, not an input."""
+  if isinstance(e, errors.ResearchError):
+    return e.exit_code
+  if isinstance(e, (flags.Error, app.UsageError)):
+    return errors.EXIT_INPUT
+  if isinstance(e, FileNotFoundError):  # a file the user named (dataset, --file, workdir)
+    return errors.EXIT_INPUT
+  if isinstance(e, OSError):
+    return errors.EXIT_IO
+  return 1
+
+
+def _fail_for(e: BaseException) -> None:
+  code = exit_code(e)
+  if code == 1:
+    traceback.print_exc()
+    fail(1, f"{type(e).__name__}: {e} (an internal error, not your input: please report it "
+         "with the traceback above)")
+  message = str(e) if isinstance(e, errors.ResearchError) else f"{type(e).__name__}: {e}"
+  fail(code, message, skip_cleanup=code == errors.EXIT_IO)
+
+
+# ----------------------------------------------------------------------------- chatter
+class DropLibraryChatter(logging_std.Filter):
+  """Libraries' INFO records (Orbax logs every file it writes, JAX every backend it probes)
+  are dropped; the console keeps the run's own lines and every library warning."""
+
+  def filter(self, record) -> bool:
+    path = record.pathname
+    if not any(part in path for part in ("site-packages", "dist-packages", "orbax")):
+      return True
+    # Orbax's write errors come back as one CheckpointWriteError line of ours.
+    return record.levelno >= logging_std.WARNING and not ("orbax" in path and record.exc_info)
+
+
+def quiet_libraries(verbosity: int = logging.INFO) -> None:
+  """The trainer's progress at `verbosity` on stderr, library chatter dropped; the same
+  filter for every entry point (idempotent)."""
+  logging.use_absl_handler()
+  logging.set_verbosity(verbosity)
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, DropLibraryChatter) for f in handler.filters):
+    handler.addFilter(DropLibraryChatter())
+
+
+# ----------------------------------------------------------------------------- entry points
+_OVERRIDE_ARGS: list[str] = []  # the `--config.a.b=v` arguments of this process
+
+
+def define_config_flag() -> None:
+  flags.DEFINE_string("config", None, CONFIG_HELP + " Override fields with --config.a.b=VALUE.")
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  """(argv without `--config.a.b=v`, those overrides): absl knows no dotted flags."""
+  rest, overrides = [argv[0]], []
+  args = iter(argv[1:])
+  for a in args:
+    if a == "--":
+      rest += [a, *args]
+      break
+    if a.startswith("--config."):
+      if "=" not in a:
+        value = next(args, None)
+        if value is None:
+          raise InputError(f"{a} needs a value; write {a}=VALUE")
+        a = f"{a}={value}"
+      overrides.append(a)
+    else:
+      rest.append(a)
+  return rest, overrides
+
+
+def _parse_absl(argv: list[str]) -> list[str]:
+  try:
+    rest, _OVERRIDE_ARGS[:] = _split_overrides(argv)
+    return flags.FLAGS(rest)
+  except (flags.Error, InputError) as e:
+    fail(errors.EXIT_INPUT, f"{e}; see --help for the flags")
+
+
+def run(main: Callable[[list[str]], int | None]) -> None:
+  """app.run(main) with the error contract: flag errors and the research/errors.py classes
+  become one line and their exit code."""
+
+  def guarded(argv):
+    quiet_libraries()
+    try:
+      return main(argv)
+    except KeyboardInterrupt:
+      fail(130, "interrupted")
+    except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
+      _fail_for(e)
+
+  app.run(guarded, flags_parser=_parse_absl)
+
+
+def run_script(main: Callable[[list[str]], object]) -> None:
+  """`main(sys.argv[1:])` with the error contract; an int result is the exit code."""
+  quiet_libraries()
+  try:
+    result = main(sys.argv[1:])
+  except KeyboardInterrupt:
+    fail(130, "interrupted")
+  except SystemExit:
+    raise
+  except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
+    _fail_for(e)
+  sys.exit(result if isinstance(result, int) else 0)
+
+
+def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] | None,
+                doc: str = "") -> flags.FlagValues:
+  """A script's absl flags parsed from argv (no program name) into their own FlagValues.
+  Positional arguments come back in `.positional`; --help prints `doc` and the flags."""
+  fv = flags.FlagValues()
+  define(fv)
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if any(a in ("--help", "-h", "--helpfull", "-?") for a in argv):
+    print(doc.strip() + "\n\nflags:\n" + fv.get_help())
+    sys.exit(0)
+  try:
+    fv.positional = fv(["program", *argv])[1:]
+  except flags.Error as e:
+    raise InputError(f"{one_line(e)}; see --help for the flags") from None
+  return fv
+
+
+def overrides_from_args(args: Iterable[str], flag: str = "--set") -> dict[str, str]:
+  """{'a.b': 'v'} from ['a.b=v', ...] (an experiment script's repeated --set)."""
+  out = {}
+  for a in args:
+    key, eq, value = a.partition("=")
+    if not eq or not key:
+      raise InputError(f"{flag} {a!r} is not FIELD=VALUE; write e.g. {flag} model.width=128")
+    out[key.strip()] = value
+  return out
+
+
+def config_from_flags() -> ml_collections.ConfigDict:
+  """The --config file's config with this process's --config.a.b=v overrides applied."""
+  spec = flags.FLAGS.config
+  if not spec:
+    raise InputError("--config=FILE[:PRESET] is required, e.g. "
+                     "--config=configs/icl_regression.py:cpu")
+  overrides = {}
+  for a in _OVERRIDE_ARGS:
+    key, _, value = a[len("--config."):].partition("=")
+    overrides[key] = value
+  return apply_overrides(load_config(spec), overrides, text=True, flag="--config.")
+
+
+def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> Path:
+  """A directory this process may create or write into, checked before anything is written."""
+  text = str(path)
+  if "://" in text:  # gs:// and other remote filesystems are checked by their writer
+    return Path(text)
+  p = Path(text).expanduser()
+  if p.exists() and not p.is_dir():
+    raise InputError(f"{flag}={text} is a file, not a directory; pass a directory path")
+  existing = p
+  while not existing.exists():
+    existing = existing.parent
+  if not existing.is_dir():
+    raise InputError(f"{flag}={text}: {existing} is a file, so the directory cannot be "
+                     "created; pass another path")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise InputError(f"{flag}={text}: {existing} is not writable; pass a directory you can "
+                     "write to")
+  return p
+
+
+# ----------------------------------------------------------------------------- config loader
+def load_config_module(path_text: str, flag: str = "--config"):
+  """The config file's module, imported by path; every way it can fail is one InputError."""
+  path = Path(path_text).expanduser()
+  example = "e.g. configs/icl_regression.py:cpu"
+  if not path_text:
+    raise InputError(f"{flag} is empty; pass FILE.py[:PRESET], {example}")
+  if not path.exists():
+    raise InputError(f"{flag}: no such file {path_text}; pass FILE.py[:PRESET], {example}")
+  if path.is_dir():
+    raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
+  try:
+    source = path.read_text(encoding="utf-8")
+    code = compile(source, str(path), "exec")
+  except SyntaxError as e:
+    raise InputError(f"{flag}: {path_text} line {e.lineno}: syntax error ({e.msg}); fix the "
+                     "config file") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise InputError(f"{flag}: cannot read {path_text} ({e}); pass a readable config file") from None
+  spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    exec(code, module.__dict__)  # noqa: S102 -- a config file is code by design
+  except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
+    raise InputError(f"{flag}: {path_text} raised {type(e).__name__} when imported: "
+                     f"{one_line(e)}; fix the config file") from None
+  return module
+
+
+def config_from_module(module, preset: str, where: str) -> ml_collections.ConfigDict:
+  """module.get_config(preset) with its failures (no get_config, unknown preset) as one line."""
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    raise InputError(f"{where} defines no get_config(preset); a config file returns its "
+                     "ConfigDict from get_config (see configs/icl_regression.py)")
+  try:
+    config = get_config(preset) if preset else get_config()
+  except ValueError as e:  # the configs' "unknown preset 'x'; choose one of: ..."
+    raise InputError(f"{where}: {one_line(e)}") from None
+  except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
+    raise InputError(f"{where}: get_config({preset!r}) raised {type(e).__name__}: "
+                     f"{one_line(e)}; fix the config file or pick another preset") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise InputError(f"{where}: get_config({preset!r}) returned {type(config).__name__}, "
+                     "not an ml_collections.ConfigDict")
+  config.lock()  # an override must name an existing field
+  return config
+
+
+def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
+  """'configs/X.py[:PRESET]' -> its locked ConfigDict (the one config loader)."""
+  path_text, _, preset = str(spec).partition(":")
+  module = load_config_module(path_text, flag)
+  return config_from_module(module, preset, f"{flag}={spec}")
+
+
+def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
+  """get_sweep(name) of the config file in 'configs/X.py[:PRESET]'."""
+  path_text = str(spec).partition(":")[0]
+  module = load_config_module(path_text, "--config")
+  get_sweep = getattr(module, "get_sweep", None)
+  if not callable(get_sweep):
+    raise InputError(f"{flag}={name}: {path_text} defines no get_sweep(name); pick a config "
+                     "file that defines sweeps (e.g. configs/icl_regression.py)")
+  try:
+    sweep = get_sweep(name)
+  except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
+    raise InputError(f"{flag}={name}: {one_line(e)}") from None
+  return list(sweep)
+
+
+# ----------------------------------------------------------------------------- override setter
+def _leaf_paths(node, prefix: str = "") -> list[str]:
+  out = []
+  for k, v in node.items():
+    out.append(prefix + k)
+    if isinstance(v, ml_collections.ConfigDict):
+      out += _leaf_paths(v, f"{prefix}{k}.")
+  return out
+
+
+def _unknown(config, key: str, part: str, where: str) -> InputError:
+  close = difflib.get_close_matches(key, _leaf_paths(config), n=1, cutoff=0.6)
+  hint = f"; did you mean {close[0]!r}?" if close else ""
+  return InputError(f"unknown config field {part!r} in {where}{hint} (the config file lists "
+                    "every field, each with a comment)")
+
+
+def _parse_bool(text: str):
+  low = text.strip().lower()
+  if low in ("true", "1", "yes", "on"):
+    return True
+  if low in ("false", "0", "no", "off"):
+    return False
+  raise ValueError(text)
+
+
+def _literal(text: str):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _coerce(current, value, text: bool):
+  """`value` as the type the field holds; raises TypeError / ValueError if it is not one."""
+  if isinstance(current, bool):
+    if text:
+      return _parse_bool(value)
+    if not isinstance(value, bool):
+      raise TypeError(value)
+    return value
+  if isinstance(current, int):
+    if text:
+      return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise TypeError(value)
+    return value
+  if isinstance(current, float):
+    value = float(value.strip()) if text else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise TypeError(value)
+    return float(value)
+  if isinstance(current, str):
+    if not text and not isinstance(value, str):
+      raise TypeError(value)
+    return value
+  if isinstance(current, (tuple, list)):
+    if text:
+      parsed = _literal(value) if value.strip() else ()
+      if isinstance(parsed, str) and "," in parsed:  # a,b,c without brackets
+        parsed = tuple(_literal(v.strip()) for v in parsed.split(","))
+      value = parsed if isinstance(parsed, (tuple, list)) else (parsed,)
+    if not isinstance(value, (tuple, list)):
+      raise TypeError(value)
+    return type(current)(value)
+  if current is None:
+    return _literal(value) if text else value
+  raise TypeError(value)
+
+
+def _type_name(current) -> str:
+  if isinstance(current, (tuple, list)):
+    return f"a {type(current).__name__} such as (1, 2)"
+  return {bool: "a bool (true/false)", int: "an int", float: "a float",
+          str: "a string"}.get(type(current), type(current).__name__)
+
+
+def apply_overrides(config, overrides: dict, *, text: bool = False, flag: str = "",
+                    where: str = "override") -> ml_collections.ConfigDict:
+  """A copy of `config` with each dotted field 'a.b.c' set (the one override setter).
+
+  `text=True`: the values are command-line strings, parsed as the field's type
+  (`flag` + key=value names the argument in errors); otherwise Python values of the
+  field's type (an int where a float is held is accepted). An unknown field names the
+  closest existing one; a wrong type names the type the field holds.
+  """
+  cfg = copy.deepcopy(config)  # keeps FieldReference links within the copy
+  for key, value in overrides.items():
+    arg = f"{flag}{key}={value}" if text else f"{where} {key}={value!r}"
+    node = cfg
+    *path, last = str(key).split(".")
+    for part in path:
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise _unknown(cfg, key, part, arg)
+      node = node[part]
+    if not isinstance(node, ml_collections.ConfigDict) or last not in node:
+      raise _unknown(cfg, key, last, arg)
+    current = node[last]
+    if isinstance(current, ml_collections.ConfigDict):
+      raise InputError(f"{arg}: config.{key} is a section, not a field; set one of its "
+                       f"fields, e.g. {key}.{next(iter(current.keys()), 'FIELD')}=VALUE")
+    try:
+      node[last] = _coerce(current, value, text)
+    except (TypeError, ValueError):
+      raise InputError(f"{arg}: config.{key} holds {_type_name(current)}; give a value of "
+                       "that type") from None
+  return cfg
