@@ -77,6 +77,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     width.set(64)               # MLP 256: a quarter of the FLOPs of width 128
     c.optim.learning_rate = 1e-2  # AdamW time runs ~ lr: 10x fewer steps than Nanda's 1e-3
     c.train.num_steps = 2500
+    # Evaluate every 1% of training: Nanda's "train accuracy ~100% within 5%" needs a
+    # resolution finer than 5% (every 100 steps was 4%).
+    c.train.steps_per_call, c.train.eval_every = 25, 25
     c.train.log_every = 500
     c.train.checkpoint_every = 1000
   elif preset != "paper":

@@ -55,7 +55,10 @@ def main(argv=None) -> list[dict]:
     cell = {"model": ov.get("model.name", "transformer"),
             "data": f"p_bursty={ov.get('task.p_bursty', '-')}, alpha={ov.get('task.zipf_alpha', '-')}",
             "icl": p["icl"]["acc_full"], "icl_context": p["icl"]["acc_context"],
-            "iwl": p["iwl"]["acc_full"], "num_params": run["summary"]["num_params"],
+            "iwl": p["iwl"]["acc_full"],
+            # Zipf-drawn queries mostly test frequent classes; uniform ones test every class.
+            "iwl_uniform": p.get("iwl_uniform", p["iwl"])["acc_full"],
+            "num_params": run["summary"]["num_params"],
             "overrides": ov}
     cells.append(cell)
     print(f"[{name}] ICL {cell['icl']:.3f} (context {cell['icl_context']:.3f}) | in-weights "

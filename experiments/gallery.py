@@ -2,8 +2,8 @@
 
 Rewrites the README section between GALLERY_START and GALLERY_END from WORKDIR/NAME/summary.json
 (re-scored from each run's result files; nothing is trained here): an overview table, and per
-paper its command, wall time, PASS / FAIL counts, claim table, the reasons for each FAIL, and its
-figures shrunk to small PNGs in docs/gallery/.
+paper its command, wall time, status counts, claim table with each row's short note beside its
+status, and its figures shrunk to small PNGs in docs/gallery/.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from experiments.reproduce import cell
 GALLERY_START = "<!-- gallery:start (written by python -m experiments.reproduce gallery) -->"
 GALLERY_END = "<!-- gallery:end -->"
 GALLERY_WIDTH = 880  # px; README figures stay small
+NOTE_CHARS = 160  # a note beside its status stays one short line
 
 
 def _shrink_png(src: Path, dst: Path) -> None:
@@ -27,6 +28,13 @@ def _shrink_png(src: Path, dst: Path) -> None:
                      Image.LANCZOS)
   dst.parent.mkdir(parents=True, exist_ok=True)
   img.convert("RGB").quantize(colors=128).save(dst, optimize=True)
+
+
+def short_note(note: str, limit: int = NOTE_CHARS) -> str:
+  """The note as the gallery shows it beside a status: its last sentence-part (after the
+  preset's restatement, where the measured shortfall is), cut to `limit` characters."""
+  tail = note.split(". ")[-1].strip() if note else ""
+  return tail if len(tail) <= limit else tail[:limit - 3].rstrip() + "..."
 
 
 def _minutes(seconds: float | None) -> str:
@@ -50,13 +58,15 @@ def write_gallery(preset: str, workdir: Path, readme: Path = reproduce.ROOT / "R
   workdir = Path(workdir)
   text = readme.read_text()
   check_markers(readme, text)
-  overview = ["| NAME | command | wall | PASS | FAIL | NOT_SHOWN |", "|---|---|---|---|---|---|"]
+  statuses = reproduce.claims.STATUSES
+  overview = ["| NAME | command | wall | " + " | ".join(statuses) + " |",
+              "|---|---|---|" + "---|" * len(statuses)]
   sections, total, machines = [], 0.0, set()
   for name in reproduce.NAMES:
     path = workdir / name / "summary.json"
     prev = json.loads(path.read_text()) if path.is_file() else None
     if prev is None or prev["preset"] != preset:
-      overview.append(f"| {name} | - | not run for the {preset} preset | - | - | - |")
+      overview.append(f"| {name} | - | not run for the {preset} preset |" + " - |" * len(statuses))
       continue
     # Re-scored from the run's result files (the claim checks may be newer than the
     # run); the wall time, machine and any error stay those the run recorded.
@@ -67,21 +77,18 @@ def write_gallery(preset: str, workdir: Path, readme: Path = reproduce.ROOT / "R
     machines.add(s["machine"])
     c, total = s["counts"], total + (s.get("wall_s") or 0)
     cmd = f"python -m experiments.reproduce {name} --preset={preset}"
-    overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | {c['PASS']} | "
-                    f"{c['FAIL']} | {c['NOT_SHOWN']} |")
-    rows = [{k: r.get(k) for k in ("claim", "paper", "ours", "status")} for r in s["claims"]]
+    overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | "
+                    + " | ".join(str(c.get(k, 0)) for k in statuses) + " |")
     lines = [f"#### {name}", "", f"{s['paper']}. `{cmd}`: {_minutes(s.get('wall_s'))}; "
-             f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c['NOT_SHOWN']} NOT_SHOWN"
+             + reproduce.counts_text(c)
              + (f"; **error:** {s['error']}" if s.get("error") else "") + ".", ""]
-    if rows:
-      lines += ["| claim | paper | ours | status |", "|---|---|---|---|"]
-      lines += ["| " + " | ".join(cell(r[k]) for k in ("claim", "paper", "ours", "status"))
-                + " |" for r in rows]
-      whys = [(r["claim"], r["note"][r["note"].index("Why the"):]) for r in s["claims"]
-              if r["status"] == "FAIL" and "Why the" in r.get("note", "")]
-      lines += [""] + [f"- FAIL \"{cell(claim_text)}\": {cell(why)}" for claim_text, why in whys]
-      lines += ["", "Each claim's tolerance and the note on how the preset restates it: "
-                f"`{name}/summary.md` in the workdir."]
+    if s["claims"]:
+      lines += ["| claim | paper | ours | status | note |", "|---|---|---|---|---|"]
+      lines += ["| " + " | ".join(cell(v) for v in (
+          r["claim"], r["paper"], r["ours"], reproduce.claims.shown_status(r),
+          short_note(r.get("note", "")))) + " |" for r in s["claims"]]
+      lines += ["", "Each claim's tolerance (with its reason), negative control and full note: "
+                f"`{name}/summary.md` in the workdir; a status counts the seeds that PASS."]
     for f in s["figures"]:
       f = Path(f)
       if f.is_file():

@@ -95,6 +95,7 @@ def analyse(config, workdir: Path, rows: list[dict], window_fraction: float, min
       "prefix_matching_after": pm[win["end_index"]].reshape(mc.num_layers, -1).tolist(),
       "best_prefix_matching_ever": float(pm.max()), "icl_min": float(icl.min()),
       "loss_curve": {"step": steps.tolist(), "loss": [float(r["loss"]) for r in rows]},
+      "icl_curve": {"step": steps.tolist(), "icl_score": icl.astype(float).tolist()},
   }
 
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # `python experiments/raventos2023.py`
 
 from configs import icl_regression  # noqa: E402
 
-DISTANCE = "mean over k of |model(k) - baseline(k)|, normalised error on fresh tasks"
+DISTANCE = ("mean over k of the mean squared difference between the model's and the estimator's predictions on the same fresh-task prompts, / D")
 ENSEMBLE_NOTE = ("every M trains as a member of one vmapped ensemble (research/ensemble.py): one "
                  "program holds the largest pool, member M samples from its first M rows")
 
@@ -74,16 +74,13 @@ def make_config(preset: str):
 
 
 def distances(probe: dict) -> dict:
-  """The model's distance to Ridge and to dMMSE on one fresh-task probe."""
+  """Raventós's comparison on one fresh-task probe: the mean squared difference between the
+  model's predictions and Ridge's / dMMSE's on the same prompts (mean over k), and how far
+  apart the two estimators' own predictions are (the scale the choice is made on)."""
   curves = probe["curves"]
-  model = curves["model"]["mean"]
-
-  def dist(name):
-    ref = curves[name]["mean"]
-    return sum(abs(a - b) for a, b in zip(model, ref)) / len(model)
-
-  d_ridge, d_dmmse = dist("ridge"), dist("dmmse")
-  return {"d_ridge": d_ridge, "d_dmmse": d_dmmse,
+  msd = lambda name: sum(curves[name]["mean"]) / len(curves[name]["mean"])
+  d_ridge, d_dmmse = msd("model_vs_ridge"), msd("model_vs_dmmse")
+  return {"d_ridge": d_ridge, "d_dmmse": d_dmmse, "ridge_to_dmmse": msd("ridge_vs_dmmse"),
           "closer_to": "ridge" if d_ridge < d_dmmse else "dmmse"}
 
 
@@ -110,9 +107,9 @@ def render(res: dict, out_png) -> Path:
   a1.plot(ms, [mean(p["curves"]["dmmse"]) for p in pools], "s--", color="#2ca02c", label="dMMSE")
   a1.plot(ms, [mean(p["curves"]["ridge"]) for p in pools], "^--", color="#1f77b4", label="Ridge")
   a1.set_ylabel("error / D on fresh tasks (mean over k)")
-  a2.plot(ms, [p["d_dmmse"] for p in pools], "s-", color="#2ca02c", label="|model - dMMSE|")
-  a2.plot(ms, [p["d_ridge"] for p in pools], "^-", color="#1f77b4", label="|model - Ridge|")
-  a2.set_ylabel("distance (mean over k)")
+  a2.plot(ms, [p["d_dmmse"] for p in pools], "s-", color="#2ca02c", label="model vs dMMSE predictions")
+  a2.plot(ms, [p["d_ridge"] for p in pools], "^-", color="#1f77b4", label="model vs Ridge predictions")
+  a2.set_ylabel("mean sq. prediction difference / D")
   for ax in (a1, a2):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("pretraining tasks M")
@@ -161,7 +158,9 @@ def main(argv=None) -> dict:
                   "wall_s": row["wall_s"], "probe": str(path),
                   "curves": {n: probe["curves"][n]["mean"] for n in ("model", "ridge", "dmmse")},
                   "pool_tasks_model_error": (sum(pool_probe["curves"]["model"]["mean"])
-                                             / len(pool_probe["k"]) if pool_probe else None)}
+                                             / len(pool_probe["k"]) if pool_probe else None),
+                  "pool_tasks": ({n: pool_probe["curves"][n]["mean"] for n in
+                                  ("model", "ridge", "dmmse")} if pool_probe else None)}
                  | distances(probe))
   res = {"preset": args.preset, "n_dims": config.task.n_dims, "n_points": config.task.n_points,
          "noise_var": config.task.noise_std ** 2, "num_steps": config.train.num_steps,
@@ -173,7 +172,7 @@ def main(argv=None) -> dict:
   fig = render(res, out / "figures" / "raventos2023.png") if pools else None
   print(f"\n=== Raventós 2023: D={res['n_dims']}, K={res['n_points']}, sigma^2="
         f"{res['noise_var']:g}, {config.train.num_steps} steps ===")
-  print(f"{'M':>8} {'model':>7} {'dMMSE':>7} {'Ridge':>7} {'|m-dMMSE|':>10} {'|m-Ridge|':>10}  closer")
+  print(f"{'M':>8} {'model':>7} {'dMMSE':>7} {'Ridge':>7} {'msd dMMSE':>10} {'msd Ridge':>10}  closer")
   mean = lambda xs: sum(xs) / len(xs)
   for p in pools:
     c = p["curves"]

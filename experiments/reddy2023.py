@@ -170,6 +170,7 @@ def main(argv=None) -> dict:
   results["checks"] = {t: bool(ok) for t, ok in checks}
 
   sweeps = [s for s in args.sweeps.split(",") if s]
+                    "icl_lo": p["icl"]["acc_full_lo"], "icl_hi": p["icl"]["acc_full_hi"],
   for sweep in sweeps:
     name, key = {"K": ("classes", "task.num_classes"), "B": ("burstiness", "task.burstiness")}[sweep]
     cells = []

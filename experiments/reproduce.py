@@ -5,14 +5,22 @@
   python -m experiments.reproduce all --preset=cpu       # every NAME, then WORKDIR/index.md
   python -m experiments.reproduce all --preset=cpu --gallery   # + the README gallery
   python -m experiments.reproduce gallery --preset=cpu   # the README gallery from WORKDIR only
+  python -m experiments.reproduce --controls             # every claim on its negative control
 
 NAME runs the paper's experiment as a library (nothing is re-implemented here) in
 WORKDIR/NAME/run/, then reads the result files it wrote and checks each headline claim of the
 paper (experiments/claims/): WORKDIR/NAME/summary.json holds one row per claim
-{claim, paper, ours, tolerance, status PASS / FAIL / NOT_SHOWN, note}, and the same rows are
-printed as a table (and written to WORKDIR/NAME/summary.md). Tolerances come from
+{claim, paper, ours, tolerance (with its reason), status, control, note, kind, seeds}, and the
+same rows are printed as a table (and written to WORKDIR/NAME/summary.md). Result files of
+several seeds (WORKDIR/NAME/run/seed_<n>/) are scored per seed and aggregated: "PASS 3/3" needs
+every seed and at least 3 of them; a claim holding on fewer seeds is UNREPLICATED; a self-check
+(target computed by this project) never counts as a paper PASS. Tolerances come from
 docs/REFERENCES.md; where a preset shrinks the setup, the claim is restated for it and the
 note says so. Rerunning reuses finished runs (each experiment skips or resumes them).
+
+`--controls` builds every claim's negative control (zero predictor, untrained model, flat or
+linear curve, Chinchilla's disputed fit: experiments/claims/controls.py) in WORKDIR/controls,
+scores it, prints claim, control and status, and exits 1 if any control PASSes.
 
 `all` runs every NAME in its own process (the experiments' absl flags must not meet in one
 process, and one failure must not stop the rest), then writes WORKDIR/index.md: one table per
@@ -26,7 +34,6 @@ docs/gallery/. The README gallery is only ever written this way.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -36,13 +43,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python experiments/reproduce.py`
+from experiments import claims
+from research import cli
+from research.errors import InputError, RunsFailedError
 
-from experiments import claims  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PRESETS = ("tiny", "cpu", "paper")
-COLUMNS = ("claim", "paper", "ours", "tolerance", "status", "note")
+COLUMNS = ("claim", "paper", "ours", "tolerance", "status", "control", "note")
 
 
 # ----------------------------------------------------------------------------- runners
@@ -238,12 +246,18 @@ def cell(v) -> str:
 def table(rows: list[dict]) -> str:
   """The claim rows as a Markdown table (printed as is, and used in the index)."""
   lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-  lines += ["| " + " | ".join(cell(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+  lines += ["| " + " | ".join(cell(claims.shown_status(r) if c == "status" else r.get(c))
+                              for c in COLUMNS) + " |" for r in rows]
   return "\n".join(lines)
 
 
 def counts(rows: list[dict]) -> dict:
-  return {s: sum(r["status"] == s for r in rows) for s in claims.STATUSES}
+  return claims.counts(rows)
+
+
+def counts_text(c: dict) -> str:
+  """'3 PASS, 1 UNREPLICATED, 2 FAIL, 0 NOT_SHOWN, 1 self-check'."""
+  return ", ".join(f"{c.get(s, 0)} {s}" for s in claims.STATUSES)
 
 
 def this_machine() -> str:
@@ -261,7 +275,7 @@ def summarize(name: str, preset: str, workdir: Path, *, wall_s: float | None = N
   out = Path(workdir) / name
   run_dir = out / "run"
   try:
-    scored = claims.CLAIMS[name](run_dir, preset)
+    scored = claims.score(name, run_dir, preset)
   except (FileNotFoundError, KeyError, IndexError, ValueError) as e:
     scored = {"claims": [], "results": [], "figures": [], "notes": []}
     error = error or f"could not read the results in {run_dir}: {type(e).__name__}: {e}"
@@ -280,7 +294,7 @@ def _markdown(s: dict, base: Path) -> str:
   """One paper's section: title, counts, table, notes, figure links relative to `base`."""
   c = s["counts"]
   lines = [f"## {s['name']}: {s['paper']}", "",
-           f"preset `{s['preset']}`: {c['PASS']} PASS, {c['FAIL']} FAIL, {c['NOT_SHOWN']} NOT_SHOWN"
+           f"preset `{s['preset']}`: {counts_text(c)}"
            + (f"; wall {s['wall_s']:.0f} s" if s.get("wall_s") is not None else ""), ""]
   if s.get("error"):
     lines += [f"**error:** {s['error']}", ""]
@@ -309,24 +323,33 @@ def print_summary(s: dict) -> None:
   for n in s["notes"]:
     print(f"note: {n}")
   c = s["counts"]
-  print(f"{c['PASS']} PASS, {c['FAIL']} FAIL, {c['NOT_SHOWN']} NOT_SHOWN; "
-        f"summary: {Path(s['run_dir']).parent / 'summary.json'}")
+  print(f"{counts_text(c)}; summary: {Path(s['run_dir']).parent / 'summary.json'}")
+
+
+def check_controls(workdir: Path) -> int:
+  """--controls: every claim scored on its negative control; 1 if any control PASSes (or a
+  claim's control does not exercise it), else 0."""
+  from experiments.claims import controls
+  text, ok = controls.report(controls.run_controls(workdir))
+  print(text)
+  return 0 if ok else 1
 
 
 def write_index(workdir: Path, preset: str, results: dict[str, dict]) -> Path:
   """WORKDIR/index.md: an overview table, then each paper's section (tables, figures)."""
   workdir = Path(workdir)
   lines = [f"# Reproductions ({preset} preset)", "",
-           "| NAME | PASS | FAIL | NOT_SHOWN | summary | status |", "|---|---|---|---|---|---|"]
+           "| NAME | " + " | ".join(claims.STATUSES) + " | summary | status |",
+           "|---|" + "---|" * len(claims.STATUSES) + "---|---|"]
   sections = []
   for name, r in results.items():
     s = r.get("summary")
     if s is None:
-      lines.append(f"| {name} | - | - | - | - | {r['status']} |")
+      lines.append(f"| {name} | " + "- | " * (len(claims.STATUSES) + 1) + f"{r['status']} |")
       continue
     c = s["counts"]
-    lines.append(f"| {name} | {c['PASS']} | {c['FAIL']} | {c['NOT_SHOWN']} | "
-                 f"[summary.json]({name}/summary.json) | {r['status']} |")
+    lines.append(f"| {name} | " + " | ".join(str(c.get(k, 0)) for k in claims.STATUSES)
+                 + f" | [summary.json]({name}/summary.json) | {r['status']} |")
     sections.append(_markdown(s, workdir))
   path = workdir / "index.md"
   path.write_text("\n".join(lines) + "\n\n" + "\n".join(sections))
@@ -359,7 +382,8 @@ def reproduce(name: str, preset: str, workdir: Path) -> dict:
   return s
 
 
-def reproduce_all(preset: str, workdir: Path) -> Path:
+def reproduce_all(preset: str, workdir: Path) -> dict[str, dict]:
+  """{NAME: {'status', 'summary'}}, each NAME in its own process; writes WORKDIR/index.md."""
   workdir = Path(workdir).resolve()
   results = {}
   for name in NAMES:
@@ -377,55 +401,62 @@ def reproduce_all(preset: str, workdir: Path) -> Path:
   print(f"\nindex: {index}")
   for name, r in results.items():
     c = (r.get("summary") or {}).get("counts")
-    print(f"  {name:14s} {r['status']}" + (f": {c['PASS']} PASS, {c['FAIL']} FAIL, "
-                                             f"{c['NOT_SHOWN']} NOT_SHOWN" if c else ""))
-  return index
+    print(f"  {name:14s} {r['status']}" + (f": {counts_text(c)}" if c else ""))
+  return results
 
 
-def _show_progress() -> None:
-  """Trainer progress lines on stderr, without Orbax's per-file INFO chatter."""
-  import logging as logging_std
-
-  from absl import logging
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_logger().addFilter(
-      lambda r: "orbax" not in r.pathname or r.levelno >= logging_std.WARNING)
+def _define_flags(fv) -> None:
+  from absl import flags
+  flags.DEFINE_enum("preset", "cpu", PRESETS, "Preset of every experiment.", flag_values=fv)
+  flags.DEFINE_string("workdir", "runs/reproduce", "Output directory.", flag_values=fv)
+  flags.DEFINE_bool("list", False, "Print each NAME with its expected times.", flag_values=fv)
+  flags.DEFINE_bool("controls", False, "Score every claim on its negative control (built in "
+                    "WORKDIR/controls); exit 1 if any control PASSes.", flag_values=fv)
+  flags.DEFINE_bool("gallery", False, "With all: then rewrite the README gallery from the "
+                    "results.", flag_values=fv)
 
 
 def main(argv=None) -> int:
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("name", nargs="?", choices=NAMES + ("all", "gallery"),
-                  help="paper to reproduce, all of them, or gallery (README from WORKDIR)")
-  ap.add_argument("--preset", default="cpu", choices=PRESETS)
-  ap.add_argument("--workdir", default="runs/reproduce")
-  ap.add_argument("--list", action="store_true", help="print each NAME with its expected times")
-  ap.add_argument("--gallery", action="store_true",
-                  help="with all: then rewrite the README gallery from the results")
-  args = ap.parse_args(argv)
+  """NAME | all | gallery, or --list; raises InputError for bad input, RunsFailedError when
+  an experiment failed (research/cli.py turns them into exit 2 and 6)."""
+  args = cli.parse_flags(_define_flags, argv, __doc__)
   if args.list:
     print(list_text())
     return 0
-  if args.name is None:
-    ap.error("NAME (or all, or --list) is required")
+  if args.controls:
+    return check_controls(Path(args.workdir) / "controls")
+  choices = NAMES + ("all", "gallery")
+  if len(args.positional) != 1 or args.positional[0] not in choices:
+    given = " ".join(args.positional) or "nothing"
+    raise InputError(f"NAME is {given!r}; give one of: {', '.join(choices)} (or --list)")
+  name, workdir = args.positional[0], Path(args.workdir)
+  cli.check_workdir(workdir)
+  if name not in ("all", "gallery") and args.preset not in SPECS[name].times:
+    raise InputError(f"{name} has no {args.preset!r} preset; it has: "
+                     f"{', '.join(SPECS[name].times)}")
   from experiments import gallery  # here: gallery.py imports this module
-  if args.name == "all":
+  if name == "gallery":
+    print(f"gallery: {gallery.write_gallery(args.preset, workdir)}")
+    return 0
+  if name == "all":
     if args.gallery:  # fail now, not after hours of training
       gallery.check_markers(ROOT / "README.md")
-    reproduce_all(args.preset, Path(args.workdir))
+    results = reproduce_all(args.preset, workdir)
     if args.gallery:
-      print(f"gallery: {gallery.write_gallery(args.preset, Path(args.workdir))}")
+      print(f"gallery: {gallery.write_gallery(args.preset, workdir)}")
+    failed = [n for n, r in results.items() if not r["status"].startswith(("done", "skipped"))]
+    if failed:
+      raise RunsFailedError(f"{len(failed)} of {len(results)} papers failed: "
+                            + "; ".join(f"{n} ({results[n]['status']})" for n in failed)
+                            + f"; see {workdir / 'index.md'}, rerun to resume them")
     return 0
-  if args.name == "gallery":
-    print(f"gallery: {gallery.write_gallery(args.preset, Path(args.workdir))}")
-    return 0
-  if args.preset not in SPECS[args.name].times:
-    print(f"error: {args.name} has no {args.preset!r} preset", file=sys.stderr)
-    return 2
-  _show_progress()
-  s = reproduce(args.name, args.preset, Path(args.workdir))
-  return 1 if s.get("error") else 0
+  cli.quiet_libraries()
+  s = reproduce(name, args.preset, workdir)
+  if s.get("error"):
+    raise RunsFailedError(f"{name}: the experiment failed ({s['error']}); the claims were "
+                          f"scored from what it wrote ({workdir / name / 'summary.json'})")
+  return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run_script(main)

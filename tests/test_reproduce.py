@@ -1,10 +1,13 @@
-"""experiments/reproduce.py: --list, claim scoring on hand-built result files, M*, one NAME end to end."""
+"""experiments/reproduce.py: --list, scoring machinery (seeds, self-checks, index, gallery),
+--controls, M*, one NAME end to end. Each paper's scorer: tests/test_claims_*.py."""
 import json
 
 import pytest
 
 from experiments import gallery, raventos2023, reproduce
-from experiments.claims import classification, language, regression, rows
+from claims_fixtures import garg_probe, garg_run, seeds
+from experiments.claims import regression, rows
+from research.errors import InputError
 
 
 def _write(path, obj):
@@ -31,108 +34,64 @@ def test_list_names_every_paper_with_times_per_preset(capsys):
 
 
 def test_unavailable_preset_is_refused(tmp_path, capsys):
-  assert reproduce.main(["schaeffer2023", "--preset=paper", f"--workdir={tmp_path}"]) == 2
-  assert "no 'paper' preset" in capsys.readouterr().err
+  with pytest.raises(InputError, match="no 'paper' preset"):  # exit 2 through research/cli.py
+    reproduce.main(["schaeffer2023", "--preset=paper", f"--workdir={tmp_path}"])
 
 
 # ----------------------------------------------------------------------------- scoring machinery
-def _garg_probe(model, d=5, n=16, baseline=3.0):
-  ls = [max(d - k, 0) / d for k in range(n)]
-  flat = lambda v: {"mean": v, "lo": v, "hi": v}
-  return {"k": list(range(n)), "n_dims": d, "step": 100,
-          "curves": {"model": flat(model), "least_squares": flat(ls),
-                     "averaging": flat([baseline] * n),
-                     "nearest_neighbours": flat([baseline] * n)}}
-
-
-def test_garg_claims_pass_and_fail_from_probe_files(tmp_path):
-  d, n = 5, 16
-  ls = [max(d - k, 0) / d for k in range(n)]
-  good = tmp_path / "good"
-  _write(good / "garg2022" / "run" / "probes" / "icl_regression.json",
-         _garg_probe([v + 0.02 for v in ls]))
-  s = reproduce.summarize("garg2022", "cpu", good)
-  # No distribution_shift.json yet: its two claims say how to get it.
-  assert _statuses(s) == ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN", "NOT_SHOWN", "NOT_SHOWN"]
-  assert s["counts"] == {"PASS": 4, "FAIL": 0, "NOT_SHOWN": 3}
-  assert "rerun garg2022" in s["claims"][-1]["note"]
-  assert s["claims"][2]["ours"] == pytest.approx(0.02)          # computed from the file
-  assert "restated for d=5, 16 points" in s["claims"][0]["note"]
-  saved = json.loads((good / "garg2022" / "summary.json").read_text())
-  assert saved["claims"] == s["claims"] and saved["error"] is None
-  assert "| claim | paper | ours | tolerance | status | note |" in (
-      good / "garg2022" / "summary.md").read_text()
-
-  bad = tmp_path / "bad"
-  _write(bad / "garg2022" / "run" / "probes" / "icl_regression.json",
-         _garg_probe([0.8] * n, baseline=1.0))
-  s = reproduce.summarize("garg2022", "paper", bad)
-  assert _statuses(s)[:4] == ["FAIL", "FAIL", "FAIL", "FAIL"]
-  assert "restated" not in s["claims"][0]["note"]               # paper preset: the paper's claim
-
-
-def _grokking(train_step, test_step, share=0.8, control_step=None):
-  run = lambda tr, te, mx: {"train_acc_099_step": tr, "test_acc_095_step": te,
-                            "max_test_accuracy": mx, "final_key_freqs": [3, 9, 17, 30, 41],
-                            "final": {"train_accuracy": 1.0, "test_accuracy": mx,
-                                      "key_freq_share": share}}
-  return {"config": {"train": {"num_steps": 2500}, "task": {"modulus": 97},
-                     "optim": {"weight_decay": 1.0, "learning_rate": 0.01}},
-          "runs": {"wd=1": run(train_step, test_step, 1.0 if test_step else 0.4),
-                   "wd=0": run(train_step, control_step, 1.0 if control_step else 0.3)}}
-
-
-@pytest.mark.parametrize("result, expected", [
-    (_grokking(100, 1200), ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN"]),
-    # test catches up with train at once (no delay), weak frequencies, the control groks too
-    (_grokking(100, 200, share=0.2, control_step=300), ["PASS", "FAIL", "FAIL", "FAIL", "NOT_SHOWN"]),
-    # nothing groks: the weight-decay-0 control cannot show anything
-    (_grokking(1000, None), ["FAIL", "FAIL", "NOT_SHOWN", "PASS", "NOT_SHOWN"]),
-])
-def test_nanda_claims(tmp_path, result, expected):
-  _write(tmp_path / "nanda2023" / "run" / "grokking.json", result)
-  s = reproduce.summarize("nanda2023", "cpu", tmp_path)
-  assert _statuses(s) == expected
-  assert all(set(r) == set(reproduce.COLUMNS) for r in s["claims"])
-
-
-@pytest.mark.parametrize("restricted_first, expected", [(True, "PASS"), (False, "FAIL")])
-def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expected):
-  steps = [100 * i for i in range(1, 11)]
-  early = [4, 4, 3, 1, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4]   # half its fall by step 400
-  late = [12, 12, 12, 12, 12, 12, 12, 3, 0.2, 0.1]       # half its fall by step 800
-  restricted, test = (early, late) if restricted_first else (late, early)
-  work = tmp_path / "wd_1"
-  work.mkdir()
-  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
-      {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
-      for s, r, t in zip(steps, restricted, test)))
-  result = _grokking(100, 1200)
-  result["runs"]["wd=1"]["workdir"] = str(work)
-  _write(tmp_path / "nanda2023" / "run" / "grokking.json", result)
-  row = reproduce.summarize("nanda2023", "cpu", tmp_path)["claims"][-1]
-  assert row["status"] == expected
-  assert row["ours"] == (f"restricted at step {400 if restricted_first else 800}, "
-                         f"test at step {800 if restricted_first else 400}")
-
-
 def test_missing_results_are_an_error_not_a_pass(tmp_path):
   s = reproduce.summarize("olsson2022", "cpu", tmp_path)
   assert s["claims"] == [] and "could not read" in s["error"]
   assert json.loads((tmp_path / "olsson2022" / "summary.json").read_text())["error"]
 
 
+def _claim(ours, ok, kind=rows.PAPER, text="c"):
+  return rows.claim(text, 1, ours, "t", ok, "n", why="w", control="zero predictor", kind=kind)
+
+
 def test_claim_status_rules():
-  assert rows.claim("c", 1, None, "-", True)["status"] == "NOT_SHOWN"   # nothing measured
-  assert rows.claim("c", 1, 0.5, "-", None)["status"] == "NOT_SHOWN"
-  assert rows.claim("c", 1, 0.5, "-", False)["status"] == "FAIL"
-  assert rows.claim("c", 1, 0.5, "-", True)["status"] == "PASS"
-  text = reproduce.table([rows.claim("a|b", 1.23456, [1, 2], "x", True)])
-  assert "a\\|b" in text and "1.235" in text and "1, 2" in text
+  assert _claim(None, True)["status"] == "NOT_SHOWN"   # nothing measured
+  assert _claim(0.5, None)["status"] == "NOT_SHOWN"
+  assert _claim(0.5, False)["status"] == "FAIL"
+  assert _claim(0.5, True)["status"] == "PASS"
+  assert _claim(0.5, True)["tolerance"] == "t; why: w"  # every tolerance carries its reason
+  text = reproduce.table([_claim([1, 2], True, text="a|b")])
+  assert "a\\|b" in text and "1, 2" in text and "PASS 1/1" in text and "zero predictor" in text
+
+
+def test_seeds_aggregate_per_claim():
+  seed = lambda ok: [_claim(0.1, ok), _claim(None, None, text="d")]
+  agg = rows.aggregate([seed(True)] * 3)
+  assert [(r["status"], r["seeds"]) for r in agg] == [("PASS", "3/3"), ("NOT_SHOWN", None)]
+  assert agg[0]["ours"] == "seed 0: 0.1; seed 1: 0.1; seed 2: 0.1"
+  assert rows.aggregate([seed(True)] * 2)[0]["status"] == "UNREPLICATED"   # 2 seeds: anecdote
+  assert rows.aggregate([seed(True)])[0]["status"] == "UNREPLICATED"
+  assert rows.aggregate([seed(True)], min_seeds=1)[0]["status"] == "PASS"  # no seed to vary
+  bad = rows.aggregate([seed(True), seed(False), seed(True)])[0]
+  assert (bad["status"], bad["seeds"]) == ("FAIL", "2/3")
+  assert rows.shown_status(bad) == "FAIL 2/3"
+  with pytest.raises(ValueError, match="different claims"):
+    rows.aggregate([seed(True), [_claim(0.1, True, text="other")]])
+
+
+def test_a_self_check_pass_is_not_a_paper_pass():
+  agg = rows.aggregate([[_claim(0.1, True), _claim(0.1, True, kind=rows.SELF_CHECK)]] * 3)
+  assert rows.shown_status(agg[1]) == "PASS 3/3 (self-check)"
+  assert rows.counts(agg) == {"PASS": 1, "UNREPLICATED": 0, "FAIL": 0, "NOT_SHOWN": 0,
+                              "self-check": 1}
+
+
+def test_seed_folders_are_scored_and_aggregated(tmp_path):
+  run = tmp_path / "garg2022" / "run"
+  seeds(run, 3, garg_run)
+  assert [p.name for p in rows.seed_dirs(run)] == ["seed_0", "seed_1", "seed_2"]
+  assert rows.seed_dirs(tmp_path) == [tmp_path]
+  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  assert s["counts"]["PASS"] == len(s["claims"]) and len(s["results"]) == 9
 
 
 def test_index_links_tables_and_figures(tmp_path):
-  _write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", _garg_probe([0.8] * 16))
+  _write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", garg_probe([0.8] * 16))
   fig = tmp_path / "garg2022" / "run" / "figures" / "icl_regression.png"
   fig.parent.mkdir()
   fig.write_bytes(b"png")
@@ -143,7 +102,8 @@ def test_index_links_tables_and_figures(tmp_path):
   text = index.read_text()
   assert "[summary.json](garg2022/summary.json)" in text
   assert "![icl_regression.png](garg2022/run/figures/icl_regression.png)" in text
-  assert "| schaeffer2023 | - | - | - | - | skipped (no paper preset) |" in text
+  assert "| schaeffer2023 | - | - | - | - | - | - | skipped (no paper preset) |" in text
+  assert "| NAME | PASS | UNREPLICATED | FAIL | NOT_SHOWN | self-check | summary |" in text
   assert text.count("| claim | paper |") == 1
 
 
@@ -152,7 +112,7 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   work = tmp_path / "work"
-  _write(work / "garg2022" / "run" / "probes" / "icl_regression.json", _garg_probe([0.01] * 16))
+  garg_run(work / "garg2022" / "run", model=[0.3] + [0.01] * 15)
   fig = work / "garg2022" / "run" / "figures" / "icl_regression.png"
   fig.parent.mkdir()
   plt.figure(figsize=(20, 5), dpi=100).savefig(fig)  # 2000 px wide: must be shrunk
@@ -165,6 +125,9 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   assert "`python -m experiments.reproduce garg2022 --preset=cpu` | 2 min 05 s |" in text
   assert "| raventos2023 | - | not run for the cpu preset |" in text
   assert "CPU cores" in text  # where the run happened, recorded by summarize
+  # Each row's short note beside its status: here the measured shortfall of one seed.
+  assert "| FAIL 0/1 | largest deviation at k=1: model 0.010 vs 0.800 |" in text
+  assert "| UNREPLICATED 1/1 | model at k=d: 0.010, at the last k: 0.010 |" in text
   assert "![garg2022 icl_regression](docs/gallery/garg2022_icl_regression.png)" in text
   from PIL import Image
   assert Image.open(tmp_path / "docs" / "gallery" / "garg2022_icl_regression.png").width == \
@@ -182,18 +145,21 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
 
 # ----------------------------------------------------------------------------- M*
 def _probe(model, ridge, dmmse):
+  """A probe whose prediction differences are those of hand-built constant predictions."""
   flat = lambda v: {"mean": v, "lo": v, "hi": v}
+  sq = lambda a, b: [(x - y) ** 2 for x, y in zip(a, b)]
   return {"k": list(range(len(model))),
-          "curves": {"model": flat(model), "ridge": flat(ridge), "dmmse": flat(dmmse)}}
+          "curves": {"model_vs_ridge": flat(sq(model, ridge)),
+                     "model_vs_dmmse": flat(sq(model, dmmse)),
+                     "ridge_vs_dmmse": flat(sq(ridge, dmmse))}}
 
 
-def test_distances_and_m_star_on_hand_built_curves():
+def test_distances_compare_predictions_and_m_star():
   ridge, dmmse = [1.0, 0.5, 0.3, 0.2], [1.2, 1.0, 0.9, 0.8]
   d = raventos2023.distances(_probe(ridge, ridge, dmmse))
-  assert d == {"d_ridge": 0.0, "d_dmmse": pytest.approx(0.475), "closer_to": "ridge"}
-  d = raventos2023.distances(_probe([1.1, 0.9, 0.8, 0.8], ridge, dmmse))
-  assert d["closer_to"] == "dmmse"
-  assert d["d_dmmse"] == pytest.approx((0.1 + 0.1 + 0.1 + 0.0) / 4)
+  assert d["d_ridge"] == 0.0 and d["closer_to"] == "ridge"
+  assert d["d_dmmse"] == pytest.approx((0.04 + 0.25 + 0.36 + 0.36) / 4) == d["ridge_to_dmmse"]
+  assert raventos2023.distances(_probe([1.1, 0.9, 0.8, 0.8], ridge, dmmse))["closer_to"] == "dmmse"
   pts = [{"M": 2 ** 9, "d_ridge": 0.1, "d_dmmse": 0.3}, {"M": 2, "d_ridge": 0.5, "d_dmmse": 0.1},
          {"M": 2 ** 5, "d_ridge": 0.3, "d_dmmse": 0.2}, {"M": 2 ** 13, "d_ridge": 0.05, "d_dmmse": 0.4}]
   assert raventos2023.estimate_m_star(pts) == 2 ** 9       # smallest M closer to Ridge
@@ -201,40 +167,37 @@ def test_distances_and_m_star_on_hand_built_curves():
   assert raventos2023.estimate_m_star([]) is None
 
 
-def _raventos(grid, closer_from):
-  pools = [{"M": m, "d_ridge": 0.1 if m >= closer_from else 0.5,
-            "d_dmmse": 0.5 if m >= closer_from else 0.1} for m in grid]
-  return {"n_dims": 8, "n_points": 16, "num_steps": 4000, "grid": grid, "pools": pools,
-          "model": {"num_layers": 4, "width": 64, "num_heads": 2},
-          "distance": raventos2023.DISTANCE, "ensemble": raventos2023.ENSEMBLE_NOTE,
-          "m_star": raventos2023.estimate_m_star(pools)}
+def test_controls_command_prints_every_claim_and_exits_zero(tmp_path, capsys, monkeypatch):
+  from experiments.claims import controls
+  monkeypatch.setattr(controls, "CLAIMS", {"nanda2023": controls.CLAIMS["nanda2023"]})
+  assert reproduce.main(["--controls", f"--workdir={tmp_path}"]) == 0
+  out = capsys.readouterr().out
+  assert "| nanda2023 | train accuracy reaches ~100% early | untrained model | FAIL |" in out
+  assert "0 PASS on it (a defect), 0 not exercised" in out
+  # A claim that its control passes makes the command fail.
+  monkeypatch.setitem(controls.CONTROLS, "nanda2023",
+                      {n: lambda d: controls.nanda_untrained(d) or _grokking_good(d)
+                       for n in controls.CONTROLS["nanda2023"]})
+  assert reproduce.main(["--controls", f"--workdir={tmp_path / 'b'}"]) == 1
 
 
-@pytest.mark.parametrize("grid, closer_from, expected", [
-    ([2 ** i for i in range(1, 16, 2)], 2 ** 13, ["PASS", "PASS", "PASS"]),
-    ([2 ** i for i in range(1, 16, 2)], 2 ** 3, ["PASS", "PASS", "FAIL"]),      # M* = 8: far too low
-    ([2 ** i for i in range(1, 16, 2)], 2 ** 20, ["PASS", "FAIL", "NOT_SHOWN"]),  # grid too short
-    ([2 ** i for i in range(1, 20, 2)], 2 ** 20, ["PASS", "FAIL", "FAIL"]),      # grid covers it
-])
-def test_raventos_claims(tmp_path, grid, closer_from, expected):
-  _write(tmp_path / "raventos2023" / "run" / "raventos2023.json", _raventos(grid, closer_from))
-  s = reproduce.summarize("raventos2023", "cpu", tmp_path)
-  assert _statuses(s) == expected
-  assert "one vmapped ensemble" in s["notes"][0]
-  assert "cpu preset: D=8" in s["claims"][2]["note"]
+def _grokking_good(run_dir):
+  res = json.loads((run_dir / "grokking.json").read_text())
+  res["runs"]["wd=1"].update(train_acc_099_step=25, test_acc_095_step=400)
+  _write(run_dir / "grokking.json", res)
 
 
 # ----------------------------------------------------------------------------- end to end
 def test_besiroglu_tiny_end_to_end(tmp_path, capsys):
   assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
   out = capsys.readouterr().out
-  assert "| claim | paper | ours | tolerance | status | note |" in out
+  assert "| claim | paper | ours | tolerance | status | control | note |" in out
   s = json.loads((tmp_path / "besiroglu2024" / "summary.json").read_text())
   assert s["error"] is None and len(s["claims"]) == 7
-  assert s["counts"] == {"PASS": 7, "FAIL": 0, "NOT_SHOWN": 0}
+  assert sum(s["counts"].values()) == 7 and s["counts"]["self-check"] + s["counts"]["FAIL"] >= 1
   fit = json.loads((tmp_path / "besiroglu2024" / "run" / "scaling_fit.json").read_text())
-  e_row = next(r for r in s["claims"] if r["claim"].endswith(": E"))
-  assert e_row["ours"] == round(fit["params"]["E"]["fit"], 4)  # from the result file
+  e_row = next(r for r in s["claims"] if ": E " in r["claim"])
+  assert e_row["ours"].startswith(f"{fit['params']['E']['fit']:.4g} (SE ")  # from the file
   assert s["figures"] and s["figures"][0].endswith("scaling_fit.png")
   # A rerun reuses both fits.
   assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
@@ -269,75 +232,3 @@ def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
           regression._garg_shifts(tmp_path / "distribution_shift.json", "")] == [True, True]
 
 
-def test_a_shrunk_preset_fail_says_why_and_points_to_paper():
-  row = lambda ok: rows.claim("c", 1, 2, "t", ok, "setup.")
-  cpu = rows.explain_fail(row(False), "cpu", "too few steps.")
-  assert cpu["note"] == ("setup. Why the cpu preset misses it: too few steps. The `paper` preset "
-                         "is the paper's setting for this claim.")
-  assert rows.explain_fail(row(False), "paper", "x")["note"] == "setup."
-  assert rows.explain_fail(row(True), "cpu", "x")["note"] == "setup."
-
-
-def _shift_file(path, errors):
-  d, n = 5, 16
-  shifts = {name: {"model": [1.0] * d + [e] * (n - d), "least_squares": [0.0] * n}
-            for name, e in errors.items()}
-  return _write(path, {"k": list(range(n)), "n_dims": d, "num_prompts": 64, "shifts": shifts})
-
-
-@pytest.mark.parametrize("errors, expected", [
-    ({"none": 0.05, "scale_0.5": 0.07, "scale_2": 0.1, "scale_3": 0.23, "orthant": 0.1,
-      "skewed": 0.08}, ["PASS", "PASS"]),
-    # a moderate shift breaks the model; scaling does not hurt it
-    ({"none": 0.05, "scale_0.5": 0.07, "scale_2": 0.06, "scale_3": 0.07, "orthant": 0.4,
-      "skewed": 0.08}, ["FAIL", "FAIL"]),
-])
-def test_garg_distribution_shift_claims(tmp_path, errors, expected):
-  shift_rows = regression._garg_shifts(_shift_file(tmp_path / "distribution_shift.json", errors), "")
-  assert [r["status"] for r in shift_rows] == expected
-  assert "orthant" in shift_rows[0]["ours"] and "x3" in shift_rows[1]["ours"]
-
-
-def _olsson_run(losses, window=(500, 750)):
-  steps = [25 * (i + 1) for i in range(len(losses))]
-  return {"window": {"start_step": window[0], "end_step": window[1]},
-          "loss_curve": {"step": steps, "loss": losses}}
-
-
-def test_olsson_loss_bump():
-  flat = [4.0 - 0.001 * i for i in range(80)]  # a slow, steady decline
-  bump = [v - (0.8 if i >= 29 else 0.8 * max(0, i - 19) / 10) for i, v in enumerate(flat)]
-  row = language._olsson_loss_bump({"2": _olsson_run(bump)}, _olsson_run(flat), "")
-  assert row["status"] == "PASS" and "2-layer falls 0.8" in row["ours"]
-  row = language._olsson_loss_bump({"2": _olsson_run(flat)}, _olsson_run(flat), "")
-  assert row["status"] == "FAIL"
-  assert language._olsson_loss_bump({"2": {"window": {}}}, None, "")["status"] == "NOT_SHOWN"
-
-
-def test_chan_many_classes_reads_reddy_sweep(tmp_path):
-  run_dir = tmp_path / "chan2022" / "run"
-  row = classification._chan_many_classes(run_dir, "cpu", "")
-  assert row["status"] == "NOT_SHOWN" and "reddy2023" in row["note"]
-  cells = [{"K": 32, "icl": 0.04}, {"K": 2048, "icl": 0.99}]
-  _write(tmp_path / "reddy2023" / "run" / "results.json",
-         {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
-  row = classification._chan_many_classes(run_dir, "cpu", "")
-  assert row["status"] == "PASS" and row["ours"] == "K=32:0.04 K=2048:0.99"
-  assert classification._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"  # other preset
-  cells[0]["icl"] = 0.5  # few classes already learn in context: not Chan's claim
-  _write(tmp_path / "reddy2023" / "run" / "results.json",
-         {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
-  assert classification._chan_many_classes(run_dir, "cpu", "")["status"] == "FAIL"
-
-
-def test_garg_sparse_claim(tmp_path):
-  n, d = 16, 5
-  ls = [max(d - k, 0) / d * 0.4 for k in range(n)]
-  lasso = [0.8 * v + 0.01 for v in ls]
-  probe = lambda model: {"n_dims": d, "k": list(range(n)), "num_prompts": 64, "curves": {
-      "model": {"mean": model}, "lasso": {"mean": lasso}, "least_squares": {"mean": ls}}}
-  path = _write(tmp_path / "a.json", probe([v + 0.005 for v in lasso]))
-  assert regression._garg_sparse(path, "")["status"] == "PASS"
-  path = _write(tmp_path / "b.json", probe(list(ls)))  # least squares, not Lasso
-  assert regression._garg_sparse(path, "")["status"] == "FAIL"
-  assert regression._garg_sparse(tmp_path / "none.json", "")["status"] == "NOT_SHOWN"

@@ -1,34 +1,92 @@
-"""Scored rows shared by every paper's scorer: the row itself and small readers.
+"""Scored rows shared by every paper's scorer, and the one place seeds are aggregated.
 
-A row is {claim, paper, ours, tolerance, status, note}; status is PASS / FAIL, or
-NOT_SHOWN when the reproduction does not measure the claim (or its result is missing).
+A row is {claim, paper, ours, tolerance, status, note, control, kind, seeds}:
+- status is PASS / FAIL, or NOT_SHOWN when the experiment that would measure the claim was not
+  run (or wrote no result for it). After `aggregate`, a claim that holds on every seed run but
+  on fewer than MIN_SEEDS seeds is UNREPLICATED, not PASS: one seed is an anecdote.
+- tolerance carries its one-line reason ("<criterion>; why: <reason>").
+- control names the null result (untrained model, zero / prior predictor, flat curve ...)
+  that must not PASS the claim; experiments/claims/controls.py builds and scores it.
+- kind is "paper" when the target is the paper's number or statement, "self-check" when it is
+  a number this project computed; a self-check PASS does not count as a paper PASS.
+- seeds is "k/n": of the n seeds that measured the claim, k PASS.
+Notes are formatted from result values only.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-PASS, FAIL, NOT_SHOWN = "PASS", "FAIL", "NOT_SHOWN"
+PASS, FAIL, NOT_SHOWN, UNREPLICATED = "PASS", "FAIL", "NOT_SHOWN", "UNREPLICATED"
+PAPER, SELF_CHECK = "paper", "self-check"
+MIN_SEEDS = 3  # a claim PASSes only when it holds on every seed, and on at least this many
 
 
-def claim(text: str, paper, ours, tolerance: str, ok, note: str = "") -> dict:
-  """One row; `ok` None (or `ours` None) means NOT_SHOWN."""
+def claim(text: str, paper, ours, tolerance: str, ok, note: str = "", *, why: str, control: str,
+          kind: str = PAPER) -> dict:
+  """One row of one seed; `ok` None (or `ours` None) means NOT_SHOWN."""
   status = NOT_SHOWN if ok is None or ours is None else (PASS if ok else FAIL)
-  return {"claim": text, "paper": paper, "ours": ours, "tolerance": tolerance, "status": status,
-          "note": note}
+  return {"claim": text, "paper": paper, "ours": ours, "tolerance": f"{tolerance}; why: {why}",
+          "status": status, "note": note, "control": control, "kind": kind,
+          "seeds": None if status == NOT_SHOWN else f"{int(status == PASS)}/1"}
 
 
-def explain_fail(row: dict, preset: str, why: str) -> dict:
-  """A FAIL on a shrunk preset says why that preset cannot show the claim and points to the
-  paper preset, the setting the claim is made for. A PASS or a paper-preset row is unchanged."""
-  if row["status"] == FAIL and preset != "paper":
-    row["note"] = (row["note"] + f" Why the {preset} preset misses it: {why} The `paper` preset "
-                   "is the paper's setting for this claim.").strip()
-  return row
+def not_shown(text: str, paper, note: str, *, control: str, kind: str = PAPER,
+              why: str = "") -> dict:
+  """A claim the run did not measure; `why` (the measured row's tolerance reason) is kept."""
+  return claim(text, paper, None, "-", None, note, why=why or "not measured", control=control,
+               kind=kind)
 
 
-def not_shown(text: str, paper, note: str) -> dict:
-  return claim(text, paper, None, "-", None, note)
+def seed_dirs(run_dir: Path) -> list[Path]:
+  """Per-seed result folders RUN_DIR/seed_<n>/ (each laid out as a one-seed RUN_DIR), or
+  RUN_DIR itself when the experiment wrote one seed."""
+  seeds = sorted((p for p in Path(run_dir).glob("seed_*") if p.is_dir()),
+                 key=lambda p: int(p.name.split("_", 1)[1]) if p.name[5:].isdigit() else 1 << 30)
+  return seeds or [Path(run_dir)]
+
+
+def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS) -> list[dict]:
+  """One row per claim from each seed's rows (same claims, same order): the status counts the
+  seeds that measured the claim and PASS it; `ours` lists every seed's value. min_seeds 1:
+  a computation with no seed (a deterministic fit)."""
+  texts = [[r["claim"] for r in rows] for rows in per_seed]
+  if any(t != texts[0] for t in texts):
+    raise ValueError("the seeds' result files give different claims: they are not runs of the "
+                     "same experiment")
+  out = []
+  for i, first in enumerate(per_seed[0]):
+    rows = [seed_rows[i] for seed_rows in per_seed]
+    shown = [r for r in rows if r["status"] != NOT_SHOWN]
+    passed = [r for r in shown if r["status"] == PASS]
+    if not shown:
+      status = NOT_SHOWN
+    elif len(passed) < len(shown):
+      status = FAIL
+    else:
+      status = PASS if len(shown) >= min_seeds else UNREPLICATED
+    failing = next((r for r in shown if r["status"] == FAIL), first)
+    ours = (first["ours"] if len(rows) == 1 else
+            "; ".join(f"seed {j}: {r['ours'] if r['ours'] is not None else '-'}"
+                      for j, r in enumerate(rows)))
+    out.append(first | {"ours": ours, "status": status, "note": failing["note"],
+                        "seeds": None if not shown else f"{len(passed)}/{len(shown)}"})
+  return out
+
+
+def shown_status(row: dict) -> str:
+  """The status as tables print it: 'PASS 3/3', 'FAIL 1/3', 'UNREPLICATED 1/1 (self-check)'."""
+  text = row["status"] + (f" {row['seeds']}" if row.get("seeds") else "")
+  return text + (" (self-check)" if row.get("kind") == SELF_CHECK else "")
+
+
+def counts(rows: list[dict]) -> dict:
+  """Paper claims by status; a PASSing self-check counts apart, never as a paper PASS."""
+  out = {s: 0 for s in (PASS, UNREPLICATED, FAIL, NOT_SHOWN, SELF_CHECK)}
+  for r in rows:
+    out[SELF_CHECK if r.get("kind") == SELF_CHECK and r["status"] in (PASS, UNREPLICATED)
+        else r["status"]] += 1
+  return out
 
 
 def rounded(x, nd: int = 3):

@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LABELS = {"icl": "ICL (novel classes)", "iwl": "in-weights (no support)",
-          "flip": "flipped labels", "iwl_rare": "in-weights, rare", "iwl_common": "in-weights, common"}
+          "flip": "flipped labels", "iwl_rare": "in-weights, rare", "iwl_common": "in-weights, common",
+          "iwl_uniform": "in-weights, uniform classes"}
 
 
 def render_probe(probe_json, out_png) -> Path:

@@ -105,6 +105,9 @@ class ClassificationTask:
     self.pool_other = jnp.asarray(np.where(~rare, zipf, NEG_INF) if self.n_common else zipf,
                                   jnp.float32)
     self.pool_holdout = jnp.asarray(np.where(ids >= k, 0.0, NEG_INF), jnp.float32)
+    # In-weights accuracy over all training classes alike: under Zipf, pool_all mostly
+    # draws the frequent classes (Chan's trade-off is measured on both).
+    self.pool_uniform = jnp.asarray(np.where(ids < k, 0.0, NEG_INF), jnp.float32)
     t = 2 * self.n + 1
     if self.omni is None:
       self.io = IOSpec(output_dim=self.num_labels, seq_len=t, input_dim=self.dim + self.num_labels)
@@ -193,9 +196,9 @@ class ClassificationTask:
       ident, orig = cls, fixed[cls]
       swapped = fixed[ways_W[(jnp.minimum(slot, ways - 1) + 1) % ways]]
       labels = jnp.where(slot < ways, swapped, orig)
-    elif kind in ("iwl", "iwl_rare", "iwl_common"):
+    elif kind in ("iwl", "iwl_rare", "iwl_common", "iwl_uniform"):
       pool = {"iwl": self.pool_all, "iwl_rare": self.pool_bursty,
-              "iwl_common": self.pool_other}[kind]
+              "iwl_common": self.pool_other, "iwl_uniform": self.pool_uniform}[kind]
       cls, slot = self._no_support(ks, pool)
       ident, orig = cls, fixed[cls]
       labels = orig
@@ -318,7 +321,8 @@ class ClassificationTask:
     return fn(params, key)
 
   def probe_kinds(self) -> list[str]:
-    return ["icl", "iwl", "flip"] + (["iwl_rare", "iwl_common"] if self.n_common else [])
+    return (["icl", "iwl", "flip"] + (["iwl_rare", "iwl_common"] if self.n_common else [])
+            + (["iwl_uniform"] if float(self.cfg.zipf_alpha) else []))
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
     """ICL, in-weights and flipped-label accuracies with bootstrap 5-95% intervals."""

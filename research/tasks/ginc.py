@@ -326,8 +326,17 @@ class GincTask:
              n, k, tuple(ideal_over))
       if key not in _IDEAL_CACHE:  # the same prompts for every model of a sweep
         pred = ideal_next_token(self.data, prompts[:m], n, k, ideal_over).argmax(-1)
-        _IDEAL_CACHE[key] = float((pred == labels[:m]).mean())
-      out["ideal"] = _IDEAL_CACHE[key]
+        # The pretraining mixture's own posterior predictive (Bayes over the concepts,
+        # reading the whole prompt, delimiters included): whether the generator itself
+        # makes accuracy fall with n.
+        toks = np.zeros((m, max(map(len, prompts[:m]))), np.int64)
+        for i, pr in enumerate(prompts[:m]):
+          toks[i, :len(pr)] = pr
+        mix = bayes_next_token(self.data, toks, np.asarray([len(pr) for pr in prompts[:m]]),
+                               ideal_over).argmax(-1)
+        _IDEAL_CACHE[key] = (float((pred == labels[:m]).mean()),
+                             float((mix == labels[:m]).mean()))
+      out["ideal"], out["mixture"] = _IDEAL_CACHE[key]
     return out
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
@@ -352,6 +361,7 @@ class GincTask:
         curve = {"n": ns, "accuracy": [a["model"] for a in accs]}
         if name == "id":
           curve["ideal"] = [a["ideal"] for a in accs]
+          curve["mixture"] = [a["mixture"] for a in accs]
         out["accuracy"][name][str(k)] = curve
     return {"ginc": out}
 

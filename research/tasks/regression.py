@@ -50,21 +50,45 @@ SHIFTS = {"none": 1.0, "scale_0.5": 0.25, "scale_2": 4.0, "scale_3": 9.0, "ortha
 
 
 def shift_inputs(shift: str, key, xs_BxNxD):
-  """x ~ N(0, I) -> the shifted distribution. scale_s: x * s. orthant: every point of a
-  prompt in one random orthant (|x| times a sign pattern per prompt). skewed: covariance
+  """x ~ N(0, I) -> the shifted distribution. scale_s: x * s. orthant (Garg Sec. 4): the
+  examples of a prompt in one random orthant (|x| times a sign pattern per prompt) and its last
+  point, the query the claim scores (ORTHANT_QUERY), in the opposite orthant. skewed: covariance
   with eigenvalues proportional to 1/i^2 (trace d) in a random basis."""
   b, _, d = xs_BxNxD.shape
   if shift.startswith("scale_"):
     return xs_BxNxD * float(shift.split("_", 1)[1])
   if shift == "orthant":
     signs_BxD = jnp.where(jax.random.bernoulli(key, 0.5, (b, d)), 1.0, -1.0)
-    return jnp.abs(xs_BxNxD) * signs_BxD[:, None, :]
+    flip_N = jnp.where(jnp.arange(xs_BxNxD.shape[1]) == xs_BxNxD.shape[1] - 1, -1.0, 1.0)
+    return jnp.abs(xs_BxNxD) * signs_BxD[:, None, :] * flip_N[None, :, None]
   if shift == "skewed":
     eig_D = 1.0 / jnp.arange(1, d + 1) ** 2
     eig_D = eig_D * d / eig_D.sum()
     basis_DxD, _ = jnp.linalg.qr(jax.random.normal(key, (d, d)))
     return (xs_BxNxD * jnp.sqrt(eig_D)) @ basis_DxD.T
   raise ValueError(f"unknown input shift {shift!r}; choose one of: {', '.join(SHIFTS)}")
+
+
+# Under the orthant shift only the last position's query lies outside the examples' orthant.
+ORTHANT_QUERY = "last"
+
+# Penalties tried for the tuned-Lasso baseline (sklearn objective), one octave-decade apart.
+LASSO_ALPHAS = (0.001, 0.01, 0.1, 1.0)
+# (a, b): the probe also records the mean squared difference of a's and b's predictions.
+PREDICTION_PAIRS = (("model", "ridge"), ("model", "dmmse"), ("ridge", "dmmse"))
+
+
+def _tuned_lasso(errs: dict):
+  """Lasso with alpha tuned per k as a user would: the alpha of LASSO_ALPHAS with the lowest
+  error on the first half of the prompts, scored on the second half. None without the grid."""
+  grid = [(a, errs[f"lasso_alpha_{a:g}"]) for a in LASSO_ALPHAS if f"lasso_alpha_{a:g}" in errs]
+  if not grid:
+    return None
+  e_AxPxN = np.stack([e for _, e in grid])
+  half = e_AxPxN.shape[1] // 2
+  best_N = e_AxPxN[:, :half].mean(1).argmin(0)
+  held_PxN = e_AxPxN[best_N, half:, np.arange(e_AxPxN.shape[2])].T
+  return held_PxN, [grid[i][0] for i in best_N.tolist()]
 
 
 class RegressionTask:
@@ -187,6 +211,9 @@ class RegressionTask:
     noise_var = self.noise_std ** 2
     if self.function == "sparse_linear":
       out["lasso"] = lambda x, y: bl.lasso(x, y, probe_cfg.lasso_alpha)
+      # The grid a user would tune alpha over; `probe` picks one per k on held-out prompts.
+      for alpha in LASSO_ALPHAS:
+        out[f"lasso_alpha_{alpha:g}"] = lambda x, y, a=alpha: bl.lasso(x, y, a)
     if noise_var > 0:
       lam = probe_cfg.ridge_lambda if probe_cfg.ridge_lambda >= 0 else noise_var
       out["ridge"] = lambda x, y: bl.ridge(x, y, lam)
@@ -209,10 +236,17 @@ class RegressionTask:
     for source, stem in sources.items():
       errs = self._probe_errors(predict_fn, jax.random.fold_in(key, len(results)),
                                 probe_cfg, source)
+      tuned = _tuned_lasso(errs)
+      if tuned is not None:
+        errs["lasso_tuned"], alphas = tuned
       rng = np.random.default_rng(int(probe_cfg.bootstrap_seed))
-      idx = rng.integers(0, probe_cfg.num_prompts, (probe_cfg.bootstrap, probe_cfg.num_prompts))
+      # The same resampled prompts for every curve (paired); the tuned Lasso has only the
+      # held-out half, resampled on its own.
+      paired = rng.integers(0, probe_cfg.num_prompts, (probe_cfg.bootstrap, probe_cfg.num_prompts))
       curves = {}
       for name, e_PxN in errs.items():
+        idx = (paired if len(e_PxN) == probe_cfg.num_prompts else
+               rng.integers(0, len(e_PxN), (probe_cfg.bootstrap, len(e_PxN))))
         boot_RxN = e_PxN[idx].mean(axis=1)
         curves[name] = {"mean": e_PxN.mean(0).tolist(),
                         "lo": np.percentile(boot_RxN, 5, axis=0).tolist(),
@@ -221,13 +255,16 @@ class RegressionTask:
                        "step": int(step), "function": self.function, "source": source,
                        "num_prompts": int(probe_cfg.num_prompts),
                        "interval": "bootstrap 5-95% of the mean over prompts"}
+      if tuned is not None:
+        results[stem]["lasso_tuned_alpha"] = alphas
     return results
 
   def shift_probe(self, predict_fn, key, probe_cfg, shifts=tuple(SHIFTS)) -> dict:
     """Normalised error by k of the model and least squares under test-time input
     shifts on fresh tasks (error / (d E[x_i^2]): predicting 0 scores 1 under every shift)."""
     out = {"k": list(range(self.n_points)), "n_dims": self.n_dims,
-           "num_prompts": int(probe_cfg.num_prompts), "shifts": {}}
+           "num_prompts": int(probe_cfg.num_prompts), "orthant_query": ORTHANT_QUERY,
+           "shifts": {}}
     for i, shift in enumerate(shifts):
       errs = self._probe_errors(predict_fn, jax.random.fold_in(key, i), probe_cfg, "prior",
                                 shift=shift, only=("least_squares",))
@@ -251,4 +288,10 @@ class RegressionTask:
       preds |= {n: f(batch["xs"], ys) for n, f in baselines.items()}
       for n, p in preds.items():
         errs[n].append(np.asarray((p - ys) ** 2 / self.n_dims, dtype=np.float64))
+      # Raventós compare predictions, not errors: mean squared difference between the model's
+      # (and each estimator's) predictions on the same prompts, / d like the errors.
+      for a, b in PREDICTION_PAIRS:
+        if a in preds and b in preds:
+          errs.setdefault(f"{a}_vs_{b}", []).append(
+              np.asarray((preds[a] - preds[b]) ** 2 / self.n_dims, dtype=np.float64))
     return {n: np.concatenate(v) for n, v in errs.items()}

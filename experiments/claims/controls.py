@@ -1,0 +1,291 @@
+"""Negative controls: for every claim, the null result that must not PASS it.
+
+`python -m experiments.reproduce --controls` builds each paper's control result files
+(CONTROLS[paper][control name](run_dir)) and scores them with the paper's own scorer; every
+claim is checked on the control its row names. Built through the real code path where that
+is cheap: Garg's and Raventós's probes run with the model replaced by the zero predictor,
+Chan's / Reddy's transitions and Schaeffer's sharpness go through the experiments' analysis
+functions, Besiroglu's compute-optimal split through research.analysis.scaling. Where a
+model would have to be trained (an untrained model's accuracy is chance by definition), the
+files are hand-built at chance. A control passes the check only if the claim FAILs on it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from experiments.claims import CLAIMS
+from experiments.claims.rows import FAIL, PASS
+
+STEPS = 1000  # training length of the hand-built curves
+
+
+def _write(path: Path, obj) -> Path:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(obj, indent=1))
+  return path
+
+
+# ----------------------------------------------------------------------------- regression
+def _zero_probe(config, run_dir: Path, shifts: bool = False) -> dict:
+  """The task's own probe (and shift probe) with the model replaced by the zero predictor."""
+  import jax
+  import jax.numpy as jnp
+
+  from research import tasks
+  task = tasks.build(config.task, config.seed)
+  zero = lambda inputs: jnp.zeros(inputs.shape[:2] + (1,))
+  key = jax.random.key(0)
+  out = task.probe(zero, key, config.probe, step=0)
+  for stem, res in out.items():
+    _write(run_dir / "probes" / f"{stem}.json", res)
+  if shifts:
+    _write(run_dir / "distribution_shift.json", task.shift_probe(zero, key, config.probe))
+  return out
+
+
+def _small(config):
+  config.probe.num_prompts, config.probe.batch_size, config.probe.bootstrap = 64, 64, 20
+  return config
+
+
+def garg_zero(run_dir: Path) -> None:
+  from configs import icl_regression
+  from experiments.reproduce import GARG_SPARSITY
+  _zero_probe(_small(icl_regression.get_config("tiny")), run_dir, shifts=True)
+  sparse = _small(icl_regression.get_config("tiny"))
+  sparse.task.function, sparse.task.sparsity = "sparse_linear", GARG_SPARSITY["tiny"]
+  _zero_probe(sparse, run_dir / "sparse_linear")
+
+
+def raventos_zero(run_dir: Path) -> None:
+  from experiments import raventos2023 as rav
+  config = _small(rav.make_config("tiny"))
+  pools, grid = [], rav.pool_grid("tiny") + [2 ** 14]  # reaches past the M* window at D=8
+  for m in grid:
+    config.task.pool_size = m
+    probe = _zero_probe(config, run_dir / f"M{m}")
+    fresh, pool = probe["icl_regression"], probe.get("icl_regression_pool")
+    pools.append({"M": m, "curves": {n: fresh["curves"][n]["mean"] for n in
+                                     ("model", "ridge", "dmmse")},
+                  "pool_tasks": None if pool is None else
+                  {n: pool["curves"][n]["mean"] for n in ("model", "ridge", "dmmse")}}
+                 | rav.distances(fresh))
+  _write(run_dir / "raventos2023.json", {
+      "preset": "tiny", "n_dims": config.task.n_dims, "n_points": config.task.n_points,
+      "num_steps": 0, "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
+      "distance": rav.DISTANCE, "ensemble": "zero-predictor control", "grid": grid,
+      "pools": pools, "m_star": rav.estimate_m_star(pools), "failed": []})
+
+
+# ----------------------------------------------------------------------------- classification
+L, WAYS, N_SEQ = 32, 2, 512  # Reddy's labels; the probe's ways; sequences per probe
+
+
+def _probe_at(icl: float, iwl: float) -> dict:
+  half = 2 * math.sqrt(icl * (1 - icl) / N_SEQ)
+  return {"icl": {"acc_full": icl, "acc_context": 1 / WAYS, "acc_full_lo": icl - half,
+                  "acc_full_hi": icl + half, "num_sequences": N_SEQ},
+          "iwl": {"acc_full": iwl, "num_sequences": N_SEQ}}
+
+
+def _reddy(run_dir: Path, context_curve) -> None:
+  """Reddy's result files for an untrained model (every accuracy at chance); its
+  transformer's context-label accuracy over training follows `context_curve(step)`."""
+  from experiments.reddy2023 import transition
+  steps = list(range(0, STEPS + 1, 25))
+  rows = [{"step": s, "eval_icl_accuracy": 1 / L, "eval_icl_accuracy_context": context_curve(s),
+           "eval_attn_l1h1_query_to_label": 0.1} for s in steps]
+  run = {"rows": rows}
+  chance_run = lambda: {"probe": _probe_at(1 / L, 1 / L), "summary": {"final_step": STEPS},
+                        "transition": transition(run),
+                        "transition_context": transition(run, "eval_icl_accuracy_context",
+                                                         floor=1 / WAYS)}
+  (run_dir / "transformer").mkdir(parents=True, exist_ok=True)
+  (run_dir / "transformer" / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+  cell = lambda var, v: {var: v, "model": "transformer", "icl": 1 / L, "iwl": 1 / L,
+                         "icl_lo": 1 / L - 0.01, "icl_hi": 1 / L + 0.01}
+  _write(run_dir / "results.json", {
+      "preset": "tiny", "chance_full": 1 / L,
+      "runs": {n: chance_run() for n in ("transformer", "control_b0", "lstm")},
+      "sweep_K": [cell("K", k) for k in (32, 128, 512, 2048)],
+      "sweep_B": [cell("B", b) for b in (0, 1, 2, 4)]})
+
+
+def reddy_untrained(run_dir: Path) -> None:
+  _reddy(run_dir, lambda s: 1 / WAYS)
+
+
+def reddy_ramp(run_dir: Path) -> None:
+  """Context-label accuracy rising steadily from chance to 1 over the whole run."""
+  _reddy(run_dir, lambda s: 1 / WAYS + (1 - 1 / WAYS) * s / STEPS)
+
+
+def chan_untrained(run_dir: Path) -> None:
+  reddy_untrained(run_dir.parent.parent / "reddy2023" / "run")  # the many-classes row's source
+  cells = []
+  for model in ("transformer", "lstm"):
+    for p in (0.0, 0.9):
+      for a in (0.0, 1.0):
+        cells.append({"model": model, "data": f"p_bursty={p}, alpha={a}", "icl": 1 / L,
+                      "icl_context": 1 / WAYS, "iwl": 1 / L, "iwl_uniform": 1 / L,
+                      "overrides": {"model.name": model, "task.p_bursty": p,
+                                    "task.zipf_alpha": a}})
+  _write(run_dir / "results.json", cells)
+  _write(run_dir / "cell0" / "probes" / "classification.json",
+         {"chance": {"full": 1 / L, "context": 1 / WAYS}, "probes": _probe_at(1 / L, 1 / L)})
+
+
+# ----------------------------------------------------------------------------- language
+def _olsson(run_dir: Path, icl_curve, loss_curve) -> None:
+  """Olsson's result file for models whose ICL score and loss follow the given curves and
+  whose heads never specialise (prefix matching at an unstructured head's level)."""
+  steps = list(range(0, STEPS + 1, 25))
+  run = lambda: {
+      "final": {"prefix_matching_max": 0.02, "icl_score": icl_curve(STEPS)},
+      "window": {"start_step": 0, "end_step": STEPS // 8, "drop": 0.0},
+      "ablation": {"heads": []}, "best_prefix_matching_ever": 0.02,
+      "loss_curve": {"step": steps, "loss": [loss_curve(s) for s in steps]},
+      "icl_curve": {"step": steps, "icl_score": [icl_curve(s) for s in steps]}}
+  from experiments.olsson2022 import TARGETS
+  _write(run_dir / "olsson2022.json", {"preset": "tiny", "targets": TARGETS,
+                                       "runs": {"1": run(), "2": run()}})
+
+
+def olsson_untrained(run_dir: Path) -> None:
+  _olsson(run_dir, lambda s: 0.0, lambda s: 4.0)
+
+
+def olsson_ramp(run_dir: Path) -> None:
+  """ICL score and loss falling at one steady rate over the whole run."""
+  _olsson(run_dir, lambda s: -1.0 * s / STEPS, lambda s: 4.0 - 2.0 * s / STEPS)
+
+
+def xie_untrained(run_dir: Path) -> None:
+  vocab, ns = 50, [0, 1, 2, 4, 8]
+  curve = lambda: {"n": ns, "accuracy": [1 / vocab] * len(ns)}
+  run = lambda p: {"num_params": p, "final_loss": math.log(vocab), "probe": {
+      "num_prompts": 1024, "accuracy": {"id": {str(k): curve() for k in (3, 5, 8)}}}}
+  _write(run_dir / "xie2021.json", {"runs": {"transformer_4l": run(10_000),
+                                             "transformer_8l": run(40_000), "lstm": run(30_000)}})
+
+
+# ----------------------------------------------------------------------------- emergence
+def schaeffer_files(run_dir: Path, curve, half_width: float = 0.005) -> None:
+  """Six sizes whose metric m follows `curve(m, i)` (0 = chance, 1 = perfect) within +/-
+  half_width, through the experiment's own analysis (experiments/emergence_scale.sizes_table)."""
+  from experiments.emergence_scale import sizes_table
+  from research.analysis.emergence_plots import PERFECT
+  chance = {"exact_match": 0.0, "token_accuracy": 0.1, "edit_distance": 3.0,
+            "log_likelihood": -2.3, "brier": 0.9}
+  hib = {m: PERFECT[m] > chance[m] for m in chance}
+  rows, probes = [], []
+  for i in range(6):
+    rows.append({"run": f"size{i}", "overrides": {}, "num_params": 4000 * 4 ** i,
+                 "num_non_embedding_params": 3000 * 4 ** i, "train_flops": 1e12 * 4 ** i,
+                 "tokens": 1e6, "wall_s": 1.0})
+    value = lambda m: chance[m] + (PERFECT[m] - chance[m]) * curve(m, i)
+    probes.append({"metrics": {m: {"mean": value(m), "lo": value(m) - half_width,
+                                   "hi": value(m) + half_width} for m in chance},
+                   "higher_is_better": hib, "chance": chance, "chance_definition": "control",
+                   "chance_definitions": {}, "chance_computed": {}, "operation": "add",
+                   "num_digits": 3, "answer_len": 4, "num_shots": 0, "num_problems": 1000,
+                   "split": "test", "step": STEPS, "metric_definitions": {}})
+  _write(run_dir / "emergence_scale.json", sizes_table(rows, probes))
+
+
+def schaeffer_flat(run_dir: Path) -> None:
+  schaeffer_files(run_dir, lambda m, i: 0.0)
+
+
+def schaeffer_same(run_dir: Path) -> None:
+  """Every metric on one smooth curve: exact match no sharper than the others."""
+  schaeffer_files(run_dir, lambda m, i: 1 / (1 + math.exp(-(i - 2.5))))
+
+
+def nanda_untrained(run_dir: Path) -> None:
+  """Train and test accuracy at chance throughout, a uniform embedding spectrum, flat
+  progress measures."""
+  p, steps = 97, list(range(0, STEPS + 1, 25))
+  work = run_dir / "wd_1"
+  work.mkdir(parents=True, exist_ok=True)
+  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+      {"step": s, "eval_restricted_loss": 4.6, "eval_test_loss": 4.6}) for s in steps))
+  freqs = [3, 9, 17, 30, 41]
+  run = lambda: {"train_acc_099_step": None, "test_acc_095_step": None,
+                 "max_test_accuracy": 1 / p, "final_key_freqs": freqs, "workdir": str(work),
+                 "final": {"train_accuracy": 1 / p, "test_accuracy": 1 / p,
+                           "key_freq_share": len(freqs) / ((p - 1) // 2)}}
+  _write(run_dir / "grokking.json", {
+      "config": {"train": {"num_steps": STEPS, "eval_every": 25}, "task": {"modulus": p},
+                 "optim": {"weight_decay": 1.0, "learning_rate": 1e-2}},
+      "runs": {"wd=1": run(), "wd=0": run()}})
+
+
+def besiroglu_hoffmann(run_dir: Path) -> None:
+  """Chinchilla's own approach-3 fit (the numbers the replication disputes) with the
+  replication's standard errors, its compute-optimal split by research.analysis.scaling."""
+  import numpy as np
+
+  from experiments.claims.emergence import HOFFMANN, PUBLISHED
+  from experiments.scaling_fit import COMPUTES
+  from research.analysis import scaling
+  fit = scaling.ChinchillaFit(**HOFFMANN, loss=0.0, n_points=240)
+  n, d, tpp = scaling.compute_optimal(fit, np.array(COMPUTES))
+  params = {k: {"fit": v, "se": PUBLISHED[k][1]} for k, v in HOFFMANN.items()}
+  res = {"params": params, "n_points": 240, "n_starts": 0, "bootstrap": 4000,
+         "compute_optimal": [{"C": c, "N_opt": float(a), "D_opt": float(b),
+                              "tokens_per_param": float(t)}
+                             for c, a, b, t in zip(COMPUTES, n, d, tpp)]}
+  _write(run_dir / "scaling_fit.json", res)
+  _write(run_dir / "all_points" / "scaling_fit.json", res)
+
+
+UNTRAINED, ZERO, RAMP = "untrained model", "zero predictor", "linear learning curve"
+CONTROLS = {
+    "garg2022": {ZERO: garg_zero},
+    "raventos2023": {ZERO: raventos_zero},
+    "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp},
+    "chan2022": {UNTRAINED: chan_untrained},
+    "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp},
+    "xie2021": {UNTRAINED: xie_untrained},
+    "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same},
+    "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},
+    "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
+}
+
+
+def run_controls(workdir: Path, names=None) -> list[dict]:
+  """Every claim of every paper in `names` (default: all) scored on its own control:
+  [{paper, claim, control, status, ours}]; a control the paper does not build is an error."""
+  out = []
+  for name in CLAIMS if names is None else names:
+    built = {}
+    for control, build in CONTROLS[name].items():
+      slug = control.replace(" ", "_").replace("'", "").replace(".", "")
+      run_dir = Path(workdir) / slug / name / "run"
+      build(run_dir)
+      built[control] = CLAIMS[name](run_dir, "tiny")["claims"]
+    for i, row in enumerate(next(iter(built.values()))):
+      if row["control"] not in built:
+        raise KeyError(f"{name}: claim {row['claim']!r} names the control {row['control']!r}, "
+                       f"which experiments/claims/controls.py does not build")
+      scored = built[row["control"]][i]
+      out.append({"paper": name, "claim": row["claim"], "control": row["control"],
+                  "status": scored["status"], "ours": scored["ours"]})
+  return out
+
+
+def report(rows: list[dict]) -> tuple[str, bool]:
+  """The table the --controls mode prints, and whether every control FAILs its claim."""
+  lines = ["| paper | claim | control | status on the control | ours on the control |",
+           "|---|---|---|---|---|"]
+  for r in rows:
+    ours = str(r["ours"]).replace("|", "\\|")
+    lines.append(f"| {r['paper']} | {r['claim']} | {r['control']} | {r['status']} | {ours} |")
+  passed = [r for r in rows if r["status"] == PASS]
+  unexercised = [r for r in rows if r["status"] not in (PASS, FAIL)]
+  lines.append(f"\n{len(rows)} claims: {len(rows) - len(passed) - len(unexercised)} FAIL on their "
+               f"control, {len(passed)} PASS on it (a defect), {len(unexercised)} not exercised")
+  return "\n".join(lines), not passed and not unexercised

@@ -1,0 +1,82 @@
+"""Chan 2022 and Reddy 2023 scorers: PASS, FAIL, seeds, negative control, missing files."""
+import json
+
+import pytest
+
+from claims_fixtures import chan_cells, chan_run, reddy_run, seeds, statuses, write
+from experiments import reproduce
+from experiments.claims import classification, controls
+
+
+def test_reddy_passes_on_three_seeds(tmp_path):
+  seeds(tmp_path / "reddy2023" / "run", 3, reddy_run)
+  s = reproduce.summarize("reddy2023", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * 7, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
+  assert {r["seeds"] for r in s["claims"]} == {"3/3"}
+
+
+@pytest.mark.parametrize("kw, row, why", [
+    ({"first": 0.5}, 0, "start +0.469 from 1/L"),                  # started high: no jump
+    ({"lstm_iwl": 0.1}, 6, "in-weights -0.416 from halfway"),       # an LSTM that learned nothing
+    ({"lstm_icl": 0.5}, 6, "ICL +0.469 from 1/L"),                   # an LSTM that does ICL
+    ({"sweep_k": (0.04, 0.6, 0.3, 1.0)}, 4, "largest step down 0.300 (128->512"),  # not monotone
+    ({"sweep_k": (0.04, 0.05, 0.04, 0.05)}, 4, "net rise +0.010"),   # flat within noise
+])
+def test_reddy_fails(tmp_path, kw, row, why):
+  reddy_run(tmp_path, **kw)
+  r = classification.reddy2023(tmp_path, "cpu")["claims"][row]
+  assert r["status"] == "FAIL" and why in (r["note"] + r["ours"]), r
+
+
+def test_reddy_missing_files(tmp_path):
+  assert reproduce.summarize("reddy2023", "cpu", tmp_path)["error"]
+  reddy_run(tmp_path)
+  (tmp_path / "transformer" / "metrics.jsonl").unlink()
+  assert classification.reddy2023(tmp_path, "cpu")["claims"][2]["status"] == "NOT_SHOWN"
+
+
+def test_chan_passes_on_three_seeds_and_reads_reddy_per_seed(tmp_path):
+  seeds(tmp_path / "chan2022" / "run", 3, chan_run)
+  s = reproduce.summarize("chan2022", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
+  assert "uniformly drawn classes 0.050->0.350" in s["claims"][2]["ours"]
+
+
+@pytest.mark.parametrize("kw, row", [
+    # the trade-off is strict: an ICL fall within the probe's noise is not one
+    ({"icl_ctx": {(0.0, 0.0): 0.5, (0.0, 1.0): 0.52, (0.9, 0.0): 0.95, (0.9, 1.0): 0.94}}, 2),
+    ({"iwl": {(0.0, 0.0): 0.1, (0.0, 1.0): 0.6, (0.9, 0.0): 0.1, (0.9, 1.0): 0.11}}, 2),
+    ({"lstm_iwl": 0.03}, 4),                 # the LSTM learned nothing: no evidence about ICL
+    ({"icl_ctx": {(0.0, 0.0): 0.9, (0.0, 1.0): 0.52, (0.9, 0.0): 0.95, (0.9, 1.0): 0.8}}, 0),
+])
+def test_chan_fails(tmp_path, kw, row):
+  chan_run(tmp_path / "chan2022" / "run", **kw)
+  assert classification.chan2022(tmp_path / "chan2022" / "run", "cpu")["claims"][row]["status"] \
+      == "FAIL"
+
+
+def test_chan_missing_probe_is_an_error_not_chance(tmp_path):
+  run = tmp_path / "chan2022" / "run"
+  write(run / "results.json", chan_cells())
+  s = reproduce.summarize("chan2022", "cpu", tmp_path)
+  assert s["claims"] == [] and "classification.json" in s["error"]
+
+
+def test_chan_many_classes_reads_reddy_sweep(tmp_path):
+  run_dir = tmp_path / "chan2022" / "run"
+  assert classification._chan_many_classes(run_dir, "cpu", "")["status"] == "NOT_SHOWN"
+  reddy = tmp_path / "reddy2023" / "run" / "results.json"
+  cells = [{"K": 32, "icl": 0.04}, {"K": 2048, "icl": 0.99}]
+  write(reddy, {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
+  row = classification._chan_many_classes(run_dir, "cpu", "")
+  assert row["status"] == "PASS" and row["ours"] == "K=32:0.04 K=2048:0.99"
+  assert classification._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"
+  cells[0]["icl"] = 0.5  # few classes already learn in context: not Chan's claim
+  reddy.write_text(json.dumps({"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells}))
+  assert classification._chan_many_classes(run_dir, "cpu", "")["status"] == "FAIL"
+
+
+@pytest.mark.parametrize("paper", ["reddy2023", "chan2022"])
+def test_classification_controls_fail_every_claim(tmp_path, paper):
+  rows = controls.run_controls(tmp_path, names=(paper,))
+  assert rows and {r["status"] for r in rows} == {"FAIL"}, rows

@@ -1,0 +1,137 @@
+"""Schaeffer 2023, Nanda 2023 and Besiroglu 2024 scorers: PASS, FAIL, seeds, negative
+control, missing files."""
+import json
+
+import pytest
+
+from claims_fixtures import seeds, statuses, write
+from experiments import reproduce
+from experiments.claims import controls, emergence
+
+
+# ----------------------------------------------------------------------------- Schaeffer
+def smooth(m, i):
+  """Continuous metrics: an even rise over the sizes; exact match: p^L of per-token accuracy
+  p (L = 8 tokens), nearly all of it at the last two sizes."""
+  p = 0.1 + 0.18 * i
+  return (p ** 8 - 0.1 ** 8) / (0.999 - 0.1 ** 8) if m == "exact_match" else i / 5
+
+
+def schaeffer_run(run_dir, seed=0, curve=smooth):
+  controls.schaeffer_files(run_dir, curve)
+
+
+def test_schaeffer_passes_on_three_seeds(tmp_path):
+  seeds(tmp_path / "schaeffer2023" / "run", 3, schaeffer_run)
+  s = reproduce.summarize("schaeffer2023", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * 6, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
+
+
+def test_schaeffer_fails_when_continuous_metrics_jump_too(tmp_path):
+  jump = lambda m, i: float(i >= 4)  # every metric jumps between the same two sizes
+  schaeffer_run(tmp_path, curve=jump)
+  rows = emergence.schaeffer2023(tmp_path, "cpu")["claims"]
+  assert statuses({"claims": rows}) == ["FAIL"] * 5 + ["PASS"]
+  assert "exact match puts 100% of its change in one step, token_accuracy 100%" in rows[0]["note"]
+
+
+def test_schaeffer_missing_file(tmp_path):
+  assert reproduce.summarize("schaeffer2023", "cpu", tmp_path)["error"]
+
+
+# ----------------------------------------------------------------------------- Nanda
+def grokking(run_dir, train_step=50, test_step=1200, share=0.8, control_step=None, every=25):
+  run = lambda tr, te, mx: {"train_acc_099_step": tr, "test_acc_095_step": te,
+                            "max_test_accuracy": mx, "final_key_freqs": [3, 9, 17, 30, 41],
+                            "final": {"train_accuracy": 1.0, "test_accuracy": mx,
+                                      "key_freq_share": share}}
+  write(run_dir / "grokking.json", {
+      "config": {"train": {"num_steps": 2500, "eval_every": every}, "task": {"modulus": 97},
+                 "optim": {"weight_decay": 1.0, "learning_rate": 0.01}},
+      "runs": {"wd=1": run(train_step, test_step, 1.0 if test_step else 0.4),
+               "wd=0": run(train_step, control_step, 1.0 if control_step else 0.3)}})
+
+
+@pytest.mark.parametrize("kw, expected", [
+    ({}, ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN"]),
+    # train accuracy at 8% of training: later than the paper's 5%
+    ({"train_step": 200}, ["FAIL", "PASS", "PASS", "PASS", "NOT_SHOWN"]),
+    # test catches up with train at once, weak frequencies, the control groks too
+    ({"test_step": 100, "share": 0.2, "control_step": 300},
+     ["PASS", "FAIL", "FAIL", "FAIL", "NOT_SHOWN"]),
+    # nothing groks: the weight-decay-0 contrast is not shown by this run, a FAIL
+    ({"train_step": 1000, "test_step": None}, ["FAIL", "FAIL", "FAIL", "PASS", "NOT_SHOWN"]),
+])
+def test_nanda_claims(tmp_path, kw, expected):
+  grokking(tmp_path, **kw)
+  rows = emergence.nanda2023(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows] == expected
+  assert "evaluated every 25 steps (1.0% of training)" in rows[0]["note"]
+
+
+@pytest.mark.parametrize("restricted_first, expected", [(True, "PASS"), (False, "FAIL")])
+def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expected):
+  steps = [100 * i for i in range(1, 11)]
+  early = [4, 4, 3, 1, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4]   # half its fall by step 400
+  late = [12, 12, 12, 12, 12, 12, 12, 3, 0.2, 0.1]       # half its fall by step 800
+  restricted, test = (early, late) if restricted_first else (late, early)
+  work = tmp_path / "wd_1"
+  work.mkdir()
+  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+      {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
+      for s, r, t in zip(steps, restricted, test)))
+  grokking(tmp_path / "run")
+  res = json.loads((tmp_path / "run" / "grokking.json").read_text())
+  res["runs"]["wd=1"]["workdir"] = str(work)
+  write(tmp_path / "run" / "grokking.json", res)
+  row = emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
+  assert row["status"] == expected
+  assert row["ours"] == (f"restricted step {400 if restricted_first else 800}, "
+                         f"test step {800 if restricted_first else 400}")
+
+
+def test_nanda_seeds_and_missing_file(tmp_path):
+  seeds(tmp_path / "nanda2023" / "run", 3, grokking)
+  s = reproduce.summarize("nanda2023", "cpu", tmp_path)
+  assert s["claims"][0]["status"] == "PASS" and s["claims"][0]["seeds"] == "3/3"
+  assert reproduce.summarize("nanda2023", "cpu", tmp_path / "none")["error"]
+
+
+# ----------------------------------------------------------------------------- Besiroglu
+def fit_file(run_dir, params=None, se_scale=1.0, tpp=20.0, beta_all=0.453):
+  params = params or {k: v for k, (v, _) in emergence.PUBLISHED.items()}
+  res = lambda ps, b: {"params": {k: {"fit": v, "se": emergence.PUBLISHED[k][1] * se_scale}
+                                  for k, v in ps.items()} | ({"beta": {"fit": b, "se": None}}
+                                                            if b is not None else {}),
+                       "n_points": 240, "n_starts": 4500, "bootstrap": 4000,
+                       "compute_optimal": [{"C": c, "tokens_per_param": tpp} for c in (1e21, 1e25)]}
+  write(run_dir / "scaling_fit.json", res(params, None))
+  write(run_dir / "all_points" / "scaling_fit.json", res(params, beta_all))
+
+
+@pytest.mark.parametrize("kw, expected", [
+    ({}, ["PASS"] * 7),
+    ({"se_scale": 2.0}, ["FAIL"] * 5 + ["PASS"] * 2),          # the bootstrap's interval is off
+    ({"params": {**{k: v for k, (v, _) in emergence.PUBLISHED.items()}, "A": 482.01 + 40}},
+     ["PASS", "FAIL", "PASS", "PASS", "PASS", "PASS", "PASS"]),  # A off by a third of its SE
+    ({"tpp": 40.0, "beta_all": 0.40}, ["PASS"] * 5 + ["FAIL", "FAIL"]),
+])
+def test_besiroglu_claims(tmp_path, kw, expected):
+  fit_file(tmp_path, **kw)
+  s = emergence.besiroglu2024(tmp_path, "cpu")
+  assert statuses(s) == expected
+  assert s["claims"][-1]["kind"] == "self-check" and s["seedless"]
+
+
+def test_besiroglu_one_fit_is_a_pass_and_its_self_check_counts_apart(tmp_path):
+  fit_file(tmp_path / "besiroglu2024" / "run")
+  s = reproduce.summarize("besiroglu2024", "cpu", tmp_path)
+  assert s["counts"] == {"PASS": 6, "UNREPLICATED": 0, "FAIL": 0, "NOT_SHOWN": 0,
+                         "self-check": 1}
+  assert reproduce.summarize("besiroglu2024", "cpu", tmp_path / "none")["error"]
+
+
+@pytest.mark.parametrize("paper", ["schaeffer2023", "nanda2023", "besiroglu2024"])
+def test_emergence_controls_fail_every_claim(tmp_path, paper):
+  rows = controls.run_controls(tmp_path, names=(paper,))
+  assert rows and {r["status"] for r in rows} == {"FAIL"}, rows

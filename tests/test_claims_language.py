@@ -1,0 +1,87 @@
+"""Olsson 2022 and Xie 2021 scorers: PASS, FAIL, seeds, negative control, missing files."""
+import pytest
+
+from claims_fixtures import olsson_run, seeds, statuses, xie_results, xie_run, write
+from experiments import reproduce
+from experiments.claims import controls, language
+
+
+def test_phase_window_is_found_from_the_curve():
+  steps = list(range(0, 1001, 50))
+  step_down = [0.0 if s < 500 else -1.0 for s in steps]
+  w = language.phase_window(steps, step_down)
+  assert (w["start_step"], w["end_step"], w["share"]) == (450, 500, 1.0)
+  assert w["span"] == pytest.approx(0.05)
+  linear = [-s / 1000 for s in steps]
+  assert language.phase_window(steps, linear)["span"] == 1.0   # a steady fall: no short window
+  assert language.phase_window(steps, [0.0] * len(steps)) is None
+
+
+def test_olsson_passes_on_three_seeds(tmp_path):
+  seeds(tmp_path / "olsson2022" / "run", 3, olsson_run)
+  s = reproduce.summarize("olsson2022", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * 6, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
+  assert s["claims"][1]["ours"].startswith("seed 0: 0.524 of 0.700 nats (75%) in steps 425-575")
+
+
+@pytest.mark.parametrize("kw, row", [
+    # the ICL score falls steadily: a drop, but no short window carrying most of it
+    ({"icl": lambda s: -0.8 * s / 1000}, 1),
+    # two separate halves of the drop: the window carries under half
+    ({"icl": lambda s: -0.4 * (s >= 300) - 0.4 * (s >= 800)}, 1),
+    # no bump: the loss falls at one rate
+    ({"loss": lambda s: 4.0 - 0.002 * s}, 5),
+    # a 1-layer model that did not train: its "no induction heads" shows nothing
+    ({"one_loss": lambda s: 4.0}, 4),
+])
+def test_olsson_fails(tmp_path, kw, row):
+  olsson_run(tmp_path, **kw)
+  r = language.olsson2022(tmp_path, "cpu")["claims"][row]
+  assert r["status"] == "FAIL", r
+
+
+def test_olsson_missing_files(tmp_path):
+  assert reproduce.summarize("olsson2022", "cpu", tmp_path)["error"]
+  olsson_run(tmp_path)
+  res = reproduce.claims.rows.load(tmp_path / "olsson2022.json")
+  for r in res["runs"].values():
+    r.pop("icl_curve")
+  write(tmp_path / "olsson2022.json", res)
+  rows = language.olsson2022(tmp_path, "cpu")["claims"]
+  assert rows[1]["status"] == "NOT_SHOWN" and "rerun olsson2022" in rows[1]["note"]
+
+
+def test_xie_passes_on_three_seeds_and_reports_the_mixture_predictor(tmp_path):
+  seeds(tmp_path / "xie2021" / "run", 3, xie_run)
+  s = reproduce.summarize("xie2021", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
+  assert "mixture 0.30->0.70" in s["claims"][0]["note"]
+  assert "mixture's Bayes predictor on the same prompts: n=0 minus n=1 -0.200" in \
+      s["claims"][4]["note"]
+
+
+def test_xie_fails_within_noise(tmp_path):
+  # gains of a few tenths of a percent over 1024 prompts: not resolved
+  xie_run(tmp_path, scale=0.01, lstm_gain=0.001, zero_shot=0.105)
+  rows = language.xie2021(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows] == ["FAIL", "PASS", "PASS", "FAIL", "FAIL"]
+  assert "margin beyond 2 SE -0.0" in rows[4]["note"]
+
+
+def test_xie_zero_shot_in_an_lstm_only_does_not_count(tmp_path):
+  res = xie_results(zero_shot=0.05)
+  for c in res["runs"]["lstm"]["probe"]["accuracy"]["id"].values():
+    c["accuracy"][0] = 0.9
+  write(tmp_path / "xie2021.json", res)
+  assert language.xie2021(tmp_path, "cpu")["claims"][4]["status"] == "FAIL"
+
+
+def test_xie_missing_file(tmp_path):
+  s = reproduce.summarize("xie2021", "cpu", tmp_path)
+  assert s["claims"] == [] and "could not read" in s["error"]
+
+
+@pytest.mark.parametrize("paper", ["olsson2022", "xie2021"])
+def test_language_controls_fail_every_claim(tmp_path, paper):
+  rows = controls.run_controls(tmp_path, names=(paper,))
+  assert rows and {r["status"] for r in rows} == {"FAIL"}, rows

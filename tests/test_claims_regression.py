@@ -1,0 +1,112 @@
+"""Garg 2022 and Raventós 2023 scorers: PASS, FAIL, seeds, negative control, missing files."""
+import pytest
+
+from claims_fixtures import (GOOD_SHIFTS, LS, garg_probe, garg_run, garg_shift, garg_sparse,
+                             raventos, seeds, statuses, write)
+from experiments import claims, reproduce
+from experiments.claims import controls, regression
+
+
+def test_garg_passes_on_three_seeds_and_counts_them(tmp_path):
+  seeds(tmp_path / "garg2022" / "run", 3, garg_run)
+  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * 7 and {r["seeds"] for r in s["claims"]} == {"3/3"}
+  assert s["counts"]["PASS"] == 7
+  row = s["claims"][2]
+  assert row["ours"].startswith("seed 0: 0.02") and row["control"] == "zero predictor"
+  assert "; why: " in row["tolerance"]
+  assert "| claim | paper | ours | tolerance | status | control | note |" in (
+      tmp_path / "garg2022" / "summary.md").read_text()
+  assert "PASS 3/3" in (tmp_path / "garg2022" / "summary.md").read_text()
+
+
+def test_garg_one_seed_is_unreplicated_and_one_bad_seed_fails(tmp_path):
+  garg_run(tmp_path / "one" / "garg2022" / "run")
+  s = reproduce.summarize("garg2022", "cpu", tmp_path / "one")
+  assert set(statuses(s)) == {"UNREPLICATED"} and s["counts"]["PASS"] == 0
+  run = tmp_path / "three" / "garg2022" / "run"
+  seeds(run, 3, lambda d, i: garg_run(d, model=[0.8] * 16 if i == 1 else None))
+  s = reproduce.summarize("garg2022", "cpu", tmp_path / "three")
+  assert statuses(s)[:3] == ["FAIL"] * 3 and s["claims"][0]["seeds"] == "2/3"
+  assert "model 0.800" in s["claims"][0]["note"]   # the failing seed's measured shortfall
+
+
+def test_garg_fail_notes_say_what_falls_short(tmp_path):
+  garg_run(tmp_path, model=[v + (0.3 if k == 5 else 0.02) for k, v in enumerate(LS)])
+  rows = regression.garg2022(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows[:3]] == ["PASS", "PASS", "FAIL"]  # mean over k >= d: 0.04
+  assert "largest gap at k=5: model 0.300, least squares 0.000" in rows[2]["note"]
+  assert "exceeds 0.1 at k = 5" in rows[2]["note"]
+
+
+def test_garg_missing_files(tmp_path):
+  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  assert s["claims"] == [] and "could not read" in s["error"]
+  write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", garg_probe(LS))
+  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  assert statuses(s)[4:] == ["NOT_SHOWN"] * 3 and "rerun garg2022" in s["claims"][-1]["note"]
+
+
+def test_garg_sparse_needs_to_beat_least_squares_and_track_tuned_lasso(tmp_path):
+  good = write(tmp_path / "a.json", garg_sparse())
+  assert regression._garg_sparse(good, "")["status"] == "PASS"
+  ls = garg_sparse()["curves"]["least_squares"]["mean"]
+  assert regression._garg_sparse(write(tmp_path / "b.json", garg_sparse(model=list(ls))),
+                                 "")["status"] == "FAIL"          # least squares itself
+  old = garg_sparse()
+  old["curves"].pop("lasso_tuned")                                # a fixed-alpha-only probe file
+  row = regression._garg_sparse(write(tmp_path / "c.json", old), "")
+  assert row["status"] == "NOT_SHOWN" and "tuned-Lasso" in row["note"]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({}, ["PASS", "PASS"]),
+    ({"orthant": 0.4}, ["FAIL", "PASS"]),                 # the off-orthant query breaks it
+    ({"skewed": 0.06}, ["PASS", "FAIL"]),                 # skewed covariance does not degrade
+    ({s: 1.0 for s in GOOD_SHIFTS}, ["FAIL", "FAIL"]),    # the zero predictor
+])
+def test_garg_shifts(tmp_path, change, expected):
+  rows = regression._garg_shifts(write(tmp_path / "s.json", garg_shift(GOOD_SHIFTS | change)), "")
+  assert [r["status"] for r in rows] == expected
+
+
+def test_garg_orthant_from_an_old_probe_is_not_a_pass(tmp_path):
+  old = write(tmp_path / "s.json", garg_shift(GOOD_SHIFTS, orthant_query=None))
+  assert regression._garg_shifts(old, "")[0]["status"] == "FAIL"
+
+
+@pytest.mark.parametrize("grid, ridge_from, expected", [
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 13, ["PASS", "PASS", "PASS"]),
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 3, ["PASS", "PASS", "FAIL"]),     # M* = 8: too low
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 20, ["PASS", "FAIL", "NOT_SHOWN"]),  # grid too short
+    ([2 ** i for i in range(1, 20, 2)], 2 ** 20, ["PASS", "FAIL", "FAIL"]),    # grid covers it
+])
+def test_raventos_claims(tmp_path, grid, ridge_from, expected):
+  write(tmp_path / "raventos2023.json", raventos(grid, ridge_from))
+  scored = regression.raventos2023(tmp_path, "cpu")
+  assert statuses(scored) == expected
+  assert "error on pool tasks: model 0.100" in scored["claims"][0]["ours"]
+  if expected[2] == "FAIL" and ridge_from == 8:
+    assert "below the window's low end" in scored["claims"][2]["note"]
+
+
+def test_raventos_model_far_from_both_estimators_tracks_neither(tmp_path):
+  res = raventos([2, 2 ** 15], 2 ** 15)
+  for p in res["pools"]:  # closer to the right estimator, but farther than the estimators' gap
+    p["d_ridge"], p["d_dmmse"] = (0.9, 1.0) if p["M"] > 2 else (1.0, 0.9)
+  write(tmp_path / "raventos2023.json", res)
+  assert statuses(regression.raventos2023(tmp_path, "cpu"))[:2] == ["FAIL", "FAIL"]
+
+
+def test_raventos_error_curve_file_is_not_scored_as_predictions(tmp_path):
+  res = raventos([2, 16], 16) | {"distance": "mean over k of |model(k) - baseline(k)|"}
+  write(tmp_path / "raventos2023.json", res)
+  assert set(statuses(regression.raventos2023(tmp_path, "cpu"))) == {"NOT_SHOWN"}
+  assert reproduce.summarize("raventos2023", "cpu", tmp_path / "none")["error"]
+
+
+def test_regression_controls_fail_every_claim(tmp_path):
+  """The zero predictor through the tasks' real probes (tiny configs)."""
+  rows = controls.run_controls(tmp_path, names=("garg2022", "raventos2023"))
+  assert len(rows) == 10 and {r["status"] for r in rows} == {"FAIL"}
+  assert claims.CLAIMS["garg2022"](tmp_path / "zero_predictor" / "garg2022" / "run", "tiny")
