@@ -18,7 +18,6 @@ matmul measured at start-up (printed), on accelerators a per-device table.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -127,22 +126,17 @@ def _corpus_file() -> str:
 def child_config(case: str, steps: int, steps_per_call: int) -> dict:
   """Measures our trainer on CONFIG_CASES[case]; prints one JSON line."""
   import contextlib
-  import importlib.util
 
-  from research import config_check
-  from research.sweep import apply_overrides
+  from research import cli, config_check
 
   path, preset, overrides = CONFIG_CASES[case]
-  spec = importlib.util.spec_from_file_location("bench_config", ROOT / path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
   # Only the jitted training call is timed: no periodic evaluation, logging or saving.
   overrides = dict(overrides, **{"train.steps_per_call": steps_per_call, "mesh.data": 1,
                                  "train.eval_every": 0, "train.log_every": steps_per_call,
                                  "train.checkpoint_every": 0})
   if case == "lm_10m":
     overrides["task.path"] = _corpus_file()
-  c = apply_overrides(module.get_config(preset), overrides)
+  c = cli.apply_overrides(cli.load_config(f"{ROOT / path}:{preset}"), overrides)
   config_check.validate(c, 1)
   mock = contextlib.nullcontext()
   if c.task.get("source") == "omniglot":
@@ -324,21 +318,37 @@ def ensemble_case(members: int, steady_steps: int) -> dict:
   return {"members": members, "end_to_end": e2e, "steady_state": steady}
 
 
-def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--cases", default="garg_small,garg_standard,lm_10m,lstm,resnet_embedder,"
-                 "steps_per_call,compile_cache,ensemble")
-  p.add_argument("--vs-peer", action="store_true")
-  p.add_argument("--pairs", type=int, default=3)
-  p.add_argument("--steps", type=int, default=100)
-  p.add_argument("--steps_per_call", type=int, default=10)
-  p.add_argument("--dtype", default="float32")
-  p.add_argument("--out", default="runs/benchmark.json")
-  p.add_argument("--child", choices=["ours", "peer", "config", "sweep"])
-  p.add_argument("--mode", default="on")
-  p.add_argument("--members", type=int, default=16)
-  p.add_argument("--case", default="garg_small")
-  a = p.parse_args()
+def define_flags(fv) -> None:
+  from absl import flags
+  flags.DEFINE_list("cases", ["garg_small", "garg_standard", "lm_10m", "lstm", "resnet_embedder",
+                              "steps_per_call", "compile_cache", "ensemble"],
+                    "Cases to measure.", flag_values=fv)
+  flags.DEFINE_bool("vs_peer", False, "Interleave with the PyTorch peer.", flag_values=fv)
+  flags.DEFINE_alias("vs-peer", "vs_peer", flag_values=fv)
+  flags.DEFINE_integer("pairs", 3, "Interleaved pairs with --vs-peer.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("steps", 100, "Timed steps per run.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("steps_per_call", 10, "Steps per jit call.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_string("dtype", "float32", "Model dtype.", flag_values=fv)
+  flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
+  flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep"],
+                    "Internal: measure one thing in this process.", flag_values=fv)
+  flags.DEFINE_string("mode", "on", "Internal (--child=sweep): ensemble mode.", flag_values=fv)
+  flags.DEFINE_integer("members", 16, "Internal (--child=sweep): members.", flag_values=fv)
+  flags.DEFINE_string("case", "garg_small", "Internal (--child): the case.", flag_values=fv)
+
+
+def main(argv=None) -> None:
+  from research import cli
+  from research.errors import InputError
+
+  a = cli.parse_flags(define_flags, argv, __doc__)
+  known = {"garg_small", "garg_standard", "steps_per_call", "compile_cache", "ensemble",
+           *CONFIG_CASES}
+  if set(a.cases) - known:
+    raise InputError(f"--cases: unknown {sorted(set(a.cases) - known)}; choose from: "
+                     + ", ".join(sorted(known)))
   if a.child == "ours":
     print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype)))
     return
@@ -352,7 +362,7 @@ def main() -> None:
     print(json.dumps(child_peer(a.case, a.steps)))
     return
   results = {}
-  for case in a.cases.split(","):
+  for case in a.cases:
     print(f"== {case}", flush=True)
     if case in ("garg_small", "garg_standard"):
       if a.vs_peer:
@@ -386,4 +396,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from research import cli
+  cli.run_script(main)

@@ -1,9 +1,9 @@
 """Chan et al. 2022: which data properties make ICL emerge, Transformer vs LSTM.
 
-  python experiments/chan2022.py                              # gaussian source, cpu preset
-  python experiments/chan2022.py --steps=1000 --out=runs/chan_quick
-  python experiments/chan2022.py --preset=chan_cpu --out=runs/chan_omniglot   # Omniglot (prepared TFDS)
-  python experiments/chan2022.py --preset=chan --out=runs/chan_paper          # Chan's setup (accelerator)
+  python -m experiments.chan2022                              # gaussian source, cpu preset
+  python -m experiments.chan2022 --steps=1000 --out=runs/chan_quick
+  python -m experiments.chan2022 --preset=chan_cpu --out=runs/chan_omniglot   # Omniglot (prepared TFDS)
+  python -m experiments.chan2022 --preset=chan --out=runs/chan_paper          # Chan's setup (accelerator)
 
 A grid over the fraction of bursty sequences x the Zipf exponent x the model
 family (cpu preset: Reddy's Gaussian classes with K = 2048, 2000 steps) (configs/bursty_classification.py `get_sweep("chan_grid")`): the
@@ -15,17 +15,14 @@ and restricted to the labels in the context. Figure: OUT/figures/chan_grid.png.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from absl import flags
 
-from configs import bursty_classification  # noqa: E402
-from experiments.reddy2023 import make_config, run_one, show_progress  # noqa: E402
-from research.analysis import classification_plots as cplots  # noqa: E402
+from configs import bursty_classification
+from experiments.reddy2023 import make_config, run_one
+from research import cli
+from research.analysis import classification_plots as cplots
 
 
 # Chan's trade-off needs classes the model cannot all memorise: on the Gaussian source
@@ -34,21 +31,28 @@ from research.analysis import classification_plots as cplots  # noqa: E402
 PRESET_OVERRIDES = {"cpu": {"task.num_classes": 2048, "train.num_steps": 2000}}
 
 
+def define_flags(fv) -> None:
+  flags.DEFINE_string("preset", "cpu", "cpu (gaussian), chan_cpu / chan (omniglot).",
+                      flag_values=fv)
+  flags.DEFINE_string("out", "runs/chan2022", "Output directory.", flag_values=fv)
+  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_string("sweep", "chan_grid", "get_sweep() name in configs/bursty_classification.py.",
+                      flag_values=fv)
+
+
 def main(argv=None) -> list[dict]:
-  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--preset", default="cpu", help="cpu (gaussian), chan_cpu / chan (omniglot)")
-  ap.add_argument("--out", default="runs/chan2022")
-  ap.add_argument("--steps", type=int, default=0, help="override train.num_steps (0 = preset)")
-  ap.add_argument("--sweep", default="chan_grid")
-  args = ap.parse_args(argv)
-  show_progress()
-  out = Path(args.out)
-  (out / "figures").mkdir(parents=True, exist_ok=True)
+  args = cli.parse_flags(define_flags, argv, __doc__)
+  cli.quiet_libraries()
+  out = cli.check_workdir(args.out, "--out")
   base = dict(PRESET_OVERRIDES.get(args.preset, {}))
   if args.steps:
     base["train.num_steps"] = args.steps
+  grid = cli.load_sweep(bursty_classification.__file__, args.sweep)
+  make_config(args.preset, base)  # a bad preset fails before anything is written
+  (out / "figures").mkdir(parents=True, exist_ok=True)
   cells = []
-  for ov in bursty_classification.get_sweep(args.sweep):
+  for ov in grid:
     name = "_".join(f"{k.split('.')[-1]}{v}" for k, v in ov.items())
     run = run_one(out, name, make_config(args.preset, base | ov))
     p = run["probe"]["probes"]
@@ -84,4 +88,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

@@ -2,7 +2,7 @@
 Schaeffer et al. 2023).
 
   python -m experiments.emergence_scale --preset=cpu --out=runs/emergence_scale
-  python experiments/emergence_scale.py --preset=tiny --out=/tmp/emergence --sizes=0,1
+  python -m experiments.emergence_scale --preset=tiny --out=/tmp/emergence --sizes=0,1
   python -m experiments.emergence_scale --sweep=scale_large --set train.num_steps=6000
 
 Trains every size of configs/arithmetic.py's sweep (default "scale": 6 sizes, 4k to
@@ -33,30 +33,20 @@ to 64 s a size): room for more sizes or steps within a 30-minute budget.
 """
 from __future__ import annotations
 
-import argparse
-import ast
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python experiments/emergence_scale.py`
+from absl import flags
 
-from configs import arithmetic  # noqa: E402
-from research.analysis import emergence_plots as ep  # noqa: E402
+from configs import arithmetic
+from research import cli
+from research.analysis import emergence_plots as ep
+from research.errors import InputError, RunsFailedError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG_FILE = ROOT / "configs" / "arithmetic.py"
-
-
-def parse_value(text: str):
-  """A --set value: Python literal if it is one ('3', '1e-3', '(1, 2)'), bool words, else text."""
-  if text.lower() in ("true", "false"):
-    return text.lower() == "true"
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
 
 
 def sizes_table(rows: list[dict], probes: list[dict]) -> dict:
@@ -142,56 +132,51 @@ def report(res: dict) -> None:
     print(f"exact match sharper than {m}: {verdict}")
 
 
-def show_progress() -> None:
-  """The trainer's progress lines on stderr, without Orbax's per-file INFO chatter."""
-  import logging as logging_std
+def define_flags(fv) -> None:
+  flags.DEFINE_enum("preset", "cpu", ("tiny", "cpu"), "Preset of configs/arithmetic.py.",
+                    flag_values=fv)
+  flags.DEFINE_string("out", "runs/emergence_scale", "Output directory.", flag_values=fv)
+  flags.DEFINE_alias("workdir", "out", flag_values=fv)
+  flags.DEFINE_string("sweep", "scale", "get_sweep() name in configs/arithmetic.py.",
+                      flag_values=fv)
+  flags.DEFINE_list("sizes", [], "Sweep indices to run, e.g. 0,1 (default all).", flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "Config override for every size, KEY=VALUE, e.g. "
+                            "train.num_steps=1000 (repeatable).", flag_values=fv)
+  flags.DEFINE_enum("ensemble", "auto", ("auto", "on", "off"),
+                    "Train the sizes as one vmapped program when they allow it.", flag_values=fv)
+  flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", flag_values=fv)
 
-  from absl import logging
-  logging.set_verbosity(logging.INFO)
-  # On the logger, not on absl's handler (as research.main does): without app.run
-  # the records are printed by Python's root handler instead.
-  logging.get_absl_logger().addFilter(
-      lambda r: "orbax" not in r.pathname or r.levelno >= logging_std.WARNING)
+
+def pick(items: list, indices: list[str], flag: str) -> list:
+  """items[i] for each index given on the command line (all when none)."""
+  if not indices:
+    return items
+  try:
+    return [items[int(i)] for i in indices]
+  except (ValueError, IndexError):
+    raise InputError(f"{flag}={','.join(indices)}: indices must be integers in "
+                     f"0..{len(items) - 1}") from None
 
 
 def main(argv=None) -> dict:
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--preset", default="cpu", choices=("tiny", "cpu"))
-  ap.add_argument("--out", "--workdir", dest="out", default="runs/emergence_scale")
-  ap.add_argument("--sweep", default="scale", help="get_sweep() name in configs/arithmetic.py")
-  ap.add_argument("--sizes", default="", help="comma list of sweep indices to run (default all)")
-  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                  help="config override for every size, e.g. train.num_steps=1000 (repeatable)")
-  ap.add_argument("--ensemble", default="auto", choices=("auto", "on", "off"))
-  ap.add_argument("--devices", type=int, default=0, help="use the first N devices (0 = all)")
-  args = ap.parse_args(argv)
-
+  args = cli.parse_flags(define_flags, argv, __doc__)
   import jax
 
   from research import config_check, sweep
 
-  show_progress()
-  config = arithmetic.get_config(args.preset)
-  try:
-    base = dict(kv.split("=", 1) for kv in args.set)
-    config = sweep.apply_overrides(config, {k: parse_value(v) for k, v in base.items()})
-    overrides = sweep.load_sweep(str(CONFIG_FILE), args.sweep)
-    if args.sizes:
-      overrides = [overrides[int(i)] for i in args.sizes.split(",")]
-    devices = jax.devices()[:args.devices] if args.devices else None
-    config_check.validate(config, len(devices or jax.devices()))
-  except (ValueError, KeyError, IndexError, TypeError, config_check.ConfigError) as e:
-    sys.exit(f"error: {e}")
+  cli.quiet_libraries()
+  base = cli.overrides_from_args(args.set)
+  config = cli.apply_overrides(arithmetic.get_config(args.preset), base, text=True, flag="--set ")
+  overrides = pick(cli.load_sweep(str(CONFIG_FILE), args.sweep), args.sizes, "--sizes")
+  devices = jax.devices()[:args.devices] if args.devices else None
+  config_check.validate(config, len(devices or jax.devices()))
   if config.task.operation not in ("add", "mul"):
-    sys.exit("error: the scale sweep reads digit-arithmetic probes; task.operation must be add or mul")
+    raise InputError("--set task.operation: the scale sweep reads digit-arithmetic probes; "
+                     "task.operation must be add or mul")
 
-  out = Path(args.out)
+  out = cli.check_workdir(args.out, "--out")
   t0 = time.perf_counter()
-  try:
-    results = sweep.run_sweep(config, overrides, out, ensemble=args.ensemble, devices=devices)
-  except ValueError as e:  # e.g. OUT holds runs of other settings
-    sys.exit(f"error: {e}")
+  results = sweep.run_sweep(config, overrides, out, ensemble=args.ensemble, devices=devices)
   rows = [results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)]
   failed, done, probes = [], [], []
   for r in rows:
@@ -206,7 +191,8 @@ def main(argv=None) -> dict:
       failed.append(r if r["status"] != "done" else r | {
           "error": f"{why} (delete the row from results.jsonl to retrain)"})
   if not done:
-    sys.exit(f"error: every run failed: {[r['error'] for r in failed]}")
+    raise RunsFailedError("every run failed: " + "; ".join(f"{r['run']}: {r['error']}"
+                                                            for r in failed))
   res = {"preset": args.preset, "sweep": args.sweep, "set": base} | sizes_table(done, probes)
   res["failed"] = [{"run": r["run"], "error": r["error"]} for r in failed]
   res["wall_s"] = time.perf_counter() - t0
@@ -218,8 +204,12 @@ def main(argv=None) -> dict:
     print(f"FAILED {f['run']}: {f['error']}")
   print(f"\n{len(done)} sizes, wall {res['wall_s']:.0f}s; wrote {out / 'emergence_scale.json'} "
         f"and {fig}")
+  if failed:
+    raise RunsFailedError(f"{len(failed)} of {len(rows)} sizes failed: "
+                          + ", ".join(f["run"] for f in res["failed"])
+                          + f" (errors in {out / 'emergence_scale.json'}); rerun to retry them")
   return res
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

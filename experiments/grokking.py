@@ -21,22 +21,20 @@ and prints one line per run.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python experiments/grokking.py`
+from research import cli
+from research.errors import InputError
 
 
 def _define_flags() -> None:
   """Flags, defined only when this module is the program: `experiments.reproduce`
   imports it as a library, and absl flags are process-global."""
-  global _CONFIG, _WORKDIR, _CONTROL_WD, _CONTROL
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", "configs/grokking.py:cpu", "Grokking config file and preset.", lock_config=True)
+  global _WORKDIR, _CONTROL_WD, _CONTROL
+  cli.define_config_flag("configs/grokking.py:cpu")
   _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
   _CONTROL_WD = flags.DEFINE_float("control_weight_decay", 0.0, "Weight decay of the control run.")
   _CONTROL = flags.DEFINE_bool("control", True, "Also train the control (--control=false: only the "
@@ -174,17 +172,18 @@ def run(base, workdir, control: bool = True, control_weight_decay: float = 0.0) 
   return out
 
 
-def main(argv) -> None:
+def main(argv) -> int:
   if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
+    raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
+                     "--config.optim.weight_decay=0.5")
   if _WORKDIR.value is None:
-    sys.exit("error: --workdir=DIR is required")
-  try:
-    run(_CONFIG.value, _WORKDIR.value, _CONTROL.value, _CONTROL_WD.value)
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+    raise InputError("--workdir=DIR is required")
+  config = cli.config_from_flags()
+  cli.check_workdir(_WORKDIR.value)
+  run(config, _WORKDIR.value, _CONTROL.value, _CONTROL_WD.value)
+  return 0
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

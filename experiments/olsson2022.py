@@ -1,7 +1,7 @@
 """Induction heads and the phase change (Olsson et al. 2022): 1, 2, 3 attention-only layers.
 
-  python experiments/olsson2022.py --preset=cpu --workdir=runs/olsson2022
-  python experiments/olsson2022.py --preset=cpu --workdir=runs/olsson2022 --layers=2
+  python -m experiments.olsson2022 --preset=cpu --workdir=runs/olsson2022
+  python -m experiments.olsson2022 --preset=cpu --workdir=runs/olsson2022 --layers=2
 
 Trains configs/induction.py:PRESET with 1, 2 and 3 attention-only layers in
 WORKDIR/L<n>/ (normal run directories: rerunning resumes / reuses them). The
@@ -19,13 +19,13 @@ top prefix-matching vs tokens, windows shaded) and WORKDIR/olsson2022_heads.png
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `configs` as a script
+from research import cli
+from research.errors import InputError
 
 
 def _define_flags() -> None:
@@ -163,19 +163,21 @@ def run(preset: str, workdir, layers=("1", "2", "3"), window_fraction: float = 0
   return out
 
 
-def main(argv) -> None:
+def main(argv) -> int:
   if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
+    raise InputError(f"unexpected arguments {argv[1:]}; flags look like --layers=1,2")
   if _WORKDIR.value is None:
-    sys.exit("error: --workdir=DIR is required")
-  from research import config_check
+    raise InputError("--workdir=DIR is required")
+  from configs import induction
 
-  try:
-    run(_PRESET.value, _WORKDIR.value, _LAYERS.value, _WINDOW.value, _MIN_RISE.value, _STEPS.value)
-  except config_check.ConfigError as e:
-    sys.exit(f"error: {e}")
+  cli.config_from_module(induction, _PRESET.value, f"--preset={_PRESET.value}")
+  if not all(n.isdigit() and int(n) > 0 for n in _LAYERS.value):
+    raise InputError(f"--layers={','.join(_LAYERS.value)}: give positive layer counts, e.g. 1,2,3")
+  cli.check_workdir(_WORKDIR.value)
+  run(_PRESET.value, _WORKDIR.value, _LAYERS.value, _WINDOW.value, _MIN_RISE.value, _STEPS.value)
+  return 0
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

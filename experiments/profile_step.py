@@ -14,7 +14,6 @@ way (aten::mm / addmm / bmm / baddbmm vs the rest). Run it on an otherwise idle 
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import gzip
@@ -25,10 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from absl import flags
 
-from experiments import benchmark  # noqa: E402
+from experiments import benchmark
+from research import cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MATMUL = ("dot", "ynn_fusion", "onednn", "custom-call", "convolution")
 LAYOUT = ("copy", "transpose", "bitcast")
@@ -190,16 +191,19 @@ def profile_peer(case: str, steps: int) -> dict:
   return {"step_s": res["step_s"], "kinds_s": dict(kinds)}
 
 
+def define_flags(fv) -> None:
+  flags.DEFINE_enum("case", "garg_small", sorted(benchmark.CASES), "Benchmark case.",
+                    flag_values=fv)
+  flags.DEFINE_integer("steps", 20, "Profiled steps.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("steps_per_call", 10, "Steps per jit call.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_bool("peer", False, "Also profile the PyTorch peer.", flag_values=fv)
+  flags.DEFINE_integer("ensemble", 0, "Instead: the tiny step solo and as an N-member "
+                       "ensemble.", lower_bound=0, flag_values=fv)
+
+
 def main(argv=None) -> None:
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--case", default="garg_small", choices=sorted(benchmark.CASES))
-  ap.add_argument("--steps", type=int, default=20)
-  ap.add_argument("--steps_per_call", type=int, default=10)
-  ap.add_argument("--peer", action="store_true", help="also profile the PyTorch peer")
-  ap.add_argument("--ensemble", type=int, default=0, metavar="N",
-                  help="instead: the tiny step solo and as an N-member ensemble")
-  args = ap.parse_args(argv)
+  args = cli.parse_flags(define_flags, argv, __doc__)
   if args.ensemble:
     print(json.dumps(profile_ensemble(args.ensemble, args.steps, args.steps_per_call)))
     return
@@ -210,4 +214,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

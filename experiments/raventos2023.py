@@ -28,16 +28,15 @@ Presets (the model and budget shrink on CPU; D, K and sigma^2 stay Raventós's e
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python experiments/raventos2023.py`
+from absl import flags
 
-from configs import icl_regression  # noqa: E402
+from configs import icl_regression
+from research import cli
+from research.errors import InputError, RunsFailedError
 
 DISTANCE = ("mean over k of the mean squared difference between the model's and the estimator's predictions on the same fresh-task prompts, / D")
 ENSEMBLE_NOTE = ("every M trains as a member of one vmapped ensemble (research/ensemble.py): one "
@@ -121,29 +120,35 @@ def render(res: dict, out_png) -> Path:
   return plots.save_figure(fig, out_png)
 
 
+def define_flags(fv) -> None:
+  flags.DEFINE_enum("preset", "cpu", ("tiny", "cpu", "paper"), "Preset (see above).",
+                    flag_values=fv)
+  flags.DEFINE_string("out", "runs/raventos2023", "Output directory.", flag_values=fv)
+  flags.DEFINE_alias("workdir", "out", flag_values=fv)
+  flags.DEFINE_list("pools", [], "Pool sizes M, e.g. --pools=4,64,1024 (default: the preset's "
+                    "grid).", flag_values=fv)
+  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
+
+
 def main(argv=None) -> dict:
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "paper"))
-  ap.add_argument("--out", "--workdir", dest="out", default="runs/raventos2023")
-  ap.add_argument("--pools", default="", help="comma list of M (default: the preset's grid)")
-  ap.add_argument("--steps", type=int, default=0, help="override train.num_steps (0 = preset)")
-  args = ap.parse_args(argv)
+  args = cli.parse_flags(define_flags, argv, __doc__)
 
   from research import sweep
 
   config = make_config(args.preset)
   if args.steps:
-    config.train.num_steps = args.steps
-  grid = [int(m) for m in args.pools.split(",")] if args.pools else pool_grid(args.preset)
+    config = cli.apply_overrides(config, {"train.num_steps": args.steps})
+  try:
+    grid = [int(m) for m in args.pools] if args.pools else pool_grid(args.preset)
+  except ValueError:
+    raise InputError(f"--pools={','.join(args.pools)}: pool sizes are integers, e.g. "
+                     "--pools=4,64,1024") from None
   overrides = [{"task.pool_size": m} for m in grid]
-  out = Path(args.out)
+  out = cli.check_workdir(args.out, "--out")
   t0 = time.perf_counter()
   # auto: one ensemble whenever the grid allows it (every M > 0), else one run per M.
-  try:
-    results = sweep.run_sweep(config, overrides, out, ensemble="auto")
-  except ValueError as e:  # e.g. OUT holds runs of other settings
-    sys.exit(f"error: {e}")
+  results = sweep.run_sweep(config, overrides, out, ensemble="auto")
   pools, failed = [], []
   for i, o in enumerate(overrides):
     row = results.rows[sweep.run_name(i, o)]
@@ -182,8 +187,12 @@ def main(argv=None) -> dict:
     print(f"FAILED M={f['M']}: {f['error']}")
   print(f"M* (smallest M closer to Ridge than to dMMSE; distance = {DISTANCE}): {res['m_star']}")
   print(f"wrote {out / 'raventos2023.json'}" + (f" and {fig}" if fig else ""))
+  if failed:
+    raise RunsFailedError(f"{len(failed)} of {len(grid)} pool sizes failed: M = "
+                          + ", ".join(str(f["M"]) for f in failed)
+                          + f" (errors in {out / 'raventos2023.json'}); rerun to retry them")
   return res
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

@@ -1,8 +1,8 @@
 """Reddy 2023: abrupt emergence of in-context classification, and what data it needs.
 
-  python experiments/reddy2023.py                   # cpu preset: Transformer (B=2), B=0 control, LSTM
-  python experiments/reddy2023.py --sweeps=K,B      # + ICL / in-weights vs classes K and burstiness B
-  python experiments/reddy2023.py --preset=paper --out=runs/reddy_paper
+  python -m experiments.reddy2023                   # cpu preset: Transformer (B=2), B=0 control, LSTM
+  python -m experiments.reddy2023 --sweeps=K,B      # + ICL / in-weights vs classes K and burstiness B
+  python -m experiments.reddy2023 --preset=paper --out=runs/reddy_paper
 
 Runs (each `research.train.train_and_evaluate` on configs/bursty_classification.py,
 resumed / skipped when its workdir already holds a finished run):
@@ -16,39 +16,27 @@ the training curve with the attention progress measures, and the K / B sweeps.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import jax
+from absl import flags
 
-import jax  # noqa: E402
-from absl import logging  # noqa: E402
+from configs import bursty_classification
+from research import cli, config_check, train
+from research.analysis import classification_plots as cplots
+from research.errors import InputError
 
-from configs import bursty_classification  # noqa: E402
-from research import config_check, train  # noqa: E402
-from research.analysis import classification_plots as cplots  # noqa: E402
+RUNS = {"transformer": {}, "control_b0": {"task.burstiness": 0}, "lstm": {"model.name": "lstm"}}
+SWEEPS = {"K": ("classes", "task.num_classes"), "B": ("burstiness", "task.burstiness")}
 
 
 def make_config(preset: str, overrides: dict, config_module=bursty_classification):
-  c = config_module.get_config(preset)
-  for key, value in overrides.items():
-    node = c
-    *path, leaf = key.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = value
+  """The preset with dotted overrides (research/cli.py's loader and setter), validated."""
+  c = cli.config_from_module(config_module, preset, f"--preset={preset}")
+  c = cli.apply_overrides(c, overrides)
   config_check.validate(c, jax.device_count())
   return c
-
-
-def show_progress() -> None:
-  """The trainer's progress lines on stderr, without Orbax's per-file chatter."""
-  from research.main import _DropLibraryChatter
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_DropLibraryChatter())
 
 
 def run_one(out: Path, name: str, config) -> dict:
@@ -99,24 +87,30 @@ def _fmt(x, spec=".0f"):
   return "n/a" if x is None else format(x, spec)
 
 
+def define_flags(fv) -> None:
+  flags.DEFINE_string("preset", "cpu", "Preset of configs/bursty_classification.py.",
+                      flag_values=fv)
+  flags.DEFINE_string("out", "runs/reddy2023", "Output directory.", flag_values=fv)
+  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_list("sweeps", [], "Extra sweeps, a list of K,B.", flag_values=fv)
+  flags.DEFINE_list("runs", list(RUNS), "Runs to train.", flag_values=fv)
+
+
 def main(argv=None) -> dict:
-  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--preset", default="cpu")
-  ap.add_argument("--out", default="runs/reddy2023")
-  ap.add_argument("--steps", type=int, default=0, help="override train.num_steps (0 = preset)")
-  ap.add_argument("--sweeps", default="", help="comma list of K,B: extra sweep runs")
-  ap.add_argument("--runs", default="transformer,control_b0,lstm")
-  args = ap.parse_args(argv)
-  show_progress()
-  out = Path(args.out)
-  (out / "figures").mkdir(parents=True, exist_ok=True)
+  args = cli.parse_flags(define_flags, argv, __doc__)
+  for flag, given, valid in (("--runs", args.runs, RUNS), ("--sweeps", args.sweeps, SWEEPS)):
+    if set(given) - set(valid):
+      raise InputError(f"{flag}={','.join(given)}: unknown {sorted(set(given) - set(valid))}; "
+                       f"choose from {','.join(valid)}")
+  cli.quiet_libraries()
+  out = cli.check_workdir(args.out, "--out")
   base = {"train.num_steps": args.steps} if args.steps else {}
-  specs = {"transformer": {}, "control_b0": {"task.burstiness": 0},
-           "lstm": {"model.name": "lstm"}}
   c = make_config(args.preset, base)
+  (out / "figures").mkdir(parents=True, exist_ok=True)
   runs = {}
-  for name in args.runs.split(","):
-    runs[name] = run_one(out, name, make_config(args.preset, base | specs[name]))
+  for name in args.runs:
+    runs[name] = run_one(out, name, make_config(args.preset, base | RUNS[name]))
   chance = 1.0 / c.task.num_labels
   results = {"preset": args.preset, "chance_full": chance, "runs": {}}
 
@@ -169,16 +163,15 @@ def main(argv=None) -> dict:
     print(f"  [{'PASS' if ok else 'FAIL'}] {text}")
   results["checks"] = {t: bool(ok) for t, ok in checks}
 
-  sweeps = [s for s in args.sweeps.split(",") if s]
-                    "icl_lo": p["icl"]["acc_full_lo"], "icl_hi": p["icl"]["acc_full_hi"],
-  for sweep in sweeps:
-    name, key = {"K": ("classes", "task.num_classes"), "B": ("burstiness", "task.burstiness")}[sweep]
+  for sweep in args.sweeps:
+    name, key = SWEEPS[sweep]
     cells = []
     for ov in bursty_classification.get_sweep(name):
       value = ov[key]
       r = run_one(out, f"sweep_{name}_{value}", make_config(args.preset, base | ov))
       p = r["probe"]["probes"]
       cells.append({sweep: value, "model": "transformer", "icl": p["icl"]["acc_full"],
+                    "icl_lo": p["icl"]["acc_full_lo"], "icl_hi": p["icl"]["acc_full_hi"],
                     "iwl": p["iwl"]["acc_full"]})
       print(f"[sweep {sweep}={value}] {probe_line(r)}")
     cplots.grid(cells, out / "figures" / f"sweep_{sweep}.png", row_key="model", col_key=sweep,
@@ -190,4 +183,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run_script(main)

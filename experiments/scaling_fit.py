@@ -10,13 +10,13 @@ Exit status is 0 whatever the verdict (with --all-points beta is expected to FAI
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
+from absl import flags
 
+from research import cli
 from research.analysis import scaling
 
 # Besiroglu et al. 2024, Table 1 (value, SE), and the bands this script checks.
@@ -26,18 +26,23 @@ BANDS = {"E": (1.82, 0.03), "alpha": (0.348, 0.02), "beta": (0.366, 0.02)}
 COMPUTES = [1e21, 1e22, 1e23, 1e24, 1e25]
 
 
+def define_flags(fv) -> None:
+    flags.DEFINE_string("csv", None, "Data CSV (default: data/%s in the repository)."
+                        % scaling.CSV_NAME, flag_values=fv)
+    flags.DEFINE_integer("bootstrap", 4000, "Resamples (0: no SEs).", lower_bound=0,
+                         flag_values=fv)
+    flags.DEFINE_bool("all_points", False, "Fit all 245 points instead of dropping the 5 "
+                      "highest-loss ones.", flag_values=fv)
+    flags.DEFINE_alias("all-points", "all_points", flag_values=fv)
+    flags.DEFINE_integer("top_starts", None, "Run L-BFGS only from the K best grid starts "
+                         "(default: all 4500).", lower_bound=1, flag_values=fv)
+    flags.DEFINE_alias("top-starts", "top_starts", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Bootstrap seed.", flag_values=fv)
+    flags.DEFINE_string("out", "/tmp/runs/scaling_fit", "Output directory.", flag_values=fv)
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--csv", default=None, help="data CSV (default: data/%s "
-                   "in the repository)" % scaling.CSV_NAME)
-    p.add_argument("--bootstrap", type=int, default=4000, help="resamples (0: no SEs)")
-    p.add_argument("--all-points", action="store_true",
-                   help="fit all 245 points instead of dropping the 5 highest-loss ones")
-    p.add_argument("--top-starts", type=int, default=None,
-                   help="run L-BFGS only from the K best grid starts (default: all 4500)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="/tmp/runs/scaling_fit", help="output directory")
-    return p.parse_args(argv)
+    return cli.parse_flags(define_flags, argv, __doc__)
 
 
 def make_figure(path, N, D, L, fit, iso, edges):
@@ -81,9 +86,9 @@ def make_figure(path, N, D, L, fit, iso, edges):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out = Path(args.out)
+    out = cli.check_workdir(args.out, "--out")
+    data = scaling.load_chinchilla_csv(args.csv)  # a bad CSV fails before OUT is created
     out.mkdir(parents=True, exist_ok=True)
-    data = scaling.load_chinchilla_csv(args.csv)
     N, D, L = data.N, data.D, data.L
     if not args.all_points:
         N, D, L = scaling.besiroglu_subset(N, D, L)
@@ -153,4 +158,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run_script(main)

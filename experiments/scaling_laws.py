@@ -32,7 +32,6 @@ runs; the measured wall time is in the closing note of issue 4.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -40,40 +39,47 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # `python experiments/scaling_laws.py`
+from absl import flags
 
-from configs import scaling_laws as grid_config  # noqa: E402
-from experiments import scaling_fit  # noqa: E402
-from experiments.emergence_scale import parse_value, show_progress  # noqa: E402
-from research.analysis import scaling  # noqa: E402
+from configs import scaling_laws as grid_config
+from experiments import scaling_fit
+from research import cli
+from research.analysis import scaling
+from research.errors import InputError, RunsFailedError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG_FILE = ROOT / "configs" / "scaling_laws.py"
 PARAMS = ("E", "A", "B", "alpha", "beta")
 BUCKET_RATIO = 2.0  # IsoFLOP bin width: the grid's step in N and in D
 
 
+def define_flags(fv) -> None:
+  flags.DEFINE_enum("preset", "cpu", ("tiny", "cpu"), "Preset of configs/scaling_laws.py.",
+                    flag_values=fv)
+  flags.DEFINE_string("out", None, "Output directory (default runs/scaling_laws; --fit-only: "
+                      "/tmp/runs/scaling_fit).", flag_values=fv)
+  flags.DEFINE_alias("workdir", "out", flag_values=fv)
+  flags.DEFINE_string("sweep", None, "get_sweep() name (default scaling_grid, tiny: "
+                      "scaling_grid_tiny).", flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "Config override for every run, KEY=VALUE, e.g. "
+                            "optim.learning_rate=1e-3 (repeatable).", flag_values=fv)
+  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples (default 1000; --fit-only: 4000; "
+                       "0: no SEs).", lower_bound=0, flag_values=fv)
+  flags.DEFINE_integer("top_starts", None, "L-BFGS only from the K best of the 4500 grid starts "
+                       "(default: all).", lower_bound=1, flag_values=fv)
+  flags.DEFINE_alias("top-starts", "top_starts", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Bootstrap seed.", flag_values=fv)
+  flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_bool("fit_only", False, "No training: refit the Besiroglu et al. 2024 "
+                    "Chinchilla data.", flag_values=fv)
+  flags.DEFINE_alias("fit-only", "fit_only", flag_values=fv)
+  flags.DEFINE_string("data", None, "--fit-only: the data CSV.", flag_values=fv)
+
+
 def parse_args(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--preset", default="cpu", choices=("tiny", "cpu"))
-  ap.add_argument("--out", "--workdir", dest="out", default=None,
-                  help="output directory (default runs/scaling_laws; --fit-only: "
-                       "/tmp/runs/scaling_fit)")
-  ap.add_argument("--sweep", default=None,
-                  help="get_sweep() name (default scaling_grid, tiny: scaling_grid_tiny)")
-  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                  help="config override for every run, e.g. optim.learning_rate=1e-3")
-  ap.add_argument("--bootstrap", type=int, default=None,
-                  help="bootstrap resamples (default 1000; --fit-only: 4000; 0: no SEs)")
-  ap.add_argument("--top-starts", type=int, default=None,
-                  help="L-BFGS only from the K best of the 4500 grid starts (default: all)")
-  ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-  ap.add_argument("--devices", type=int, default=0, help="use the first N devices (0 = all)")
-  ap.add_argument("--fit-only", action="store_true",
-                  help="no training: refit the Besiroglu et al. 2024 Chinchilla data")
-  ap.add_argument("--data", default=None, help="--fit-only: the data CSV")
-  return ap.parse_args(argv)
+  return cli.parse_flags(define_flags, argv, __doc__)
 
 
 # ----------------------------------------------------------------------------- --fit-only
@@ -257,31 +263,26 @@ def run_grid(args) -> dict:
 
   from research import config_check, sweep
 
-  show_progress()
-  out = Path(args.out or "runs/scaling_laws")
+  cli.quiet_libraries()
+  out = cli.check_workdir(args.out or "runs/scaling_laws", "--out")
   args.out = str(out)
   config = grid_config.get_config(args.preset)
   name = args.sweep or ("scaling_grid_tiny" if args.preset == "tiny" else "scaling_grid")
-  try:
-    base = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-    config = sweep.apply_overrides(config, base)
-    overrides = sweep.load_sweep(str(CONFIG_FILE), name)
-    for o in overrides:  # every point, before the first one trains
-      config_check.validate(sweep.apply_overrides(config, o), args.devices or jax.device_count())
-  except (ValueError, KeyError, TypeError, config_check.ConfigError) as e:
-    sys.exit(f"error: {e}")
+  base = cli.overrides_from_args(args.set)
+  config = cli.apply_overrides(config, base, text=True, flag="--set ")
+  overrides = cli.load_sweep(str(CONFIG_FILE), name)
+  for o in overrides:  # every point, before the first one trains
+    config_check.validate(sweep.apply_overrides(config, o), args.devices or jax.device_count())
   t0 = time.perf_counter()
-  try:
-    points, failed = train_grid(args, config, overrides)
-  except ValueError as e:  # e.g. OUT holds runs of other settings
-    sys.exit(f"error: {e}")
+  points, failed = train_grid(args, config, overrides)
   if len(points) < 2:
-    sys.exit(f"error: {len(points)} finished runs; failures: {failed}")
+    raise RunsFailedError(f"{len(points)} finished runs, a fit needs 2; failed: "
+                          + "; ".join(f"{f['run']}: {f['error']}" for f in failed))
   sources = sorted({p["loss_source"] for p in points})
   if len(sources) > 1:  # one fit must not mix held-out and training losses
     lacking = [p["run"] for p in points if p["loss_source"] != "eval_loss"]
-    sys.exit(f"error: runs {lacking} have no eval_loss at their final step, the others do; set "
-             "train.eval_every to divide every run's num_steps and rerun")
+    raise InputError(f"runs {lacking} have no eval_loss at their final step, the others do; set "
+                     "train.eval_every to divide every run's num_steps and rerun")
   t = config.task
   res = {"preset": args.preset, "sweep": name, "set": base,
          "task": {"what": f"2nd-order Markov stream, V={t.vocab_size}, context {t.seq_len}",
@@ -309,6 +310,9 @@ def run_grid(args) -> dict:
     print(f"FAILED {f['run']}: {f['error']}")
   print(f"\n{len(points)} runs, wall {res['wall_s']:.0f}s; wrote {out / 'scaling_laws.json'} "
         f"and {fig}")
+  if failed:
+    raise RunsFailedError(f"{len(failed)} runs failed: " + ", ".join(f["run"] for f in failed)
+                          + f" (errors in {out / 'scaling_laws.json'}); rerun to retry them")
   return res
 
 
@@ -318,5 +322,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  result = main()
-  sys.exit(0 if result.get("overall_pass", True) else 1)
+  # --fit-only: exit 1 when the refit misses Besiroglu's bands (the verdict, as before).
+  cli.run_script(lambda argv: 0 if main(argv).get("overall_pass", True) else 1)

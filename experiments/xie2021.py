@@ -1,6 +1,6 @@
 """GINC (Xie et al. 2021): in-context label accuracy vs examples, per model.
 
-  python experiments/xie2021.py --preset=cpu --workdir=runs/xie2021
+  python -m experiments.xie2021 --preset=cpu --workdir=runs/xie2021
 
 Trains configs/ginc.py:PRESET with Transformers of three sizes and an LSTM (cpu:
 2/3/4 layers at width 32/48/64 and a 2-layer LSTM matched to the parameter count
@@ -17,13 +17,13 @@ errors) for every Transformer.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `configs` as a script
+from research import cli
+from research.errors import InputError
 
 
 def _define_flags() -> None:
@@ -194,19 +194,23 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
   return out
 
 
-def main(argv) -> None:
+def main(argv) -> int:
   if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments {argv[1:]}")
+    raise InputError(f"unexpected arguments {argv[1:]}; flags look like --models=lstm")
   if _WORKDIR.value is None:
-    sys.exit("error: --workdir=DIR is required")
-  from research import config_check
+    raise InputError("--workdir=DIR is required")
+  from configs import ginc
 
-  try:
-    run(_PRESET.value, _WORKDIR.value, _MODELS.value, _STEPS.value)
-  except config_check.ConfigError as e:
-    sys.exit(f"error: {e}")
+  cli.config_from_module(ginc, _PRESET.value, f"--preset={_PRESET.value}")
+  unknown = [n for n in _MODELS.value if n not in models_for(_PRESET.value)]
+  if unknown:
+    raise InputError(f"--models: unknown {unknown} for the {_PRESET.value} preset; choose from: "
+                     + ", ".join(models_for(_PRESET.value)))
+  cli.check_workdir(_WORKDIR.value)
+  run(_PRESET.value, _WORKDIR.value, _MODELS.value, _STEPS.value)
+  return 0
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  cli.run(main)

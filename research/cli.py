@@ -115,8 +115,8 @@ def quiet_libraries(verbosity: int = logging.INFO) -> None:
 _OVERRIDE_ARGS: list[str] = []  # the `--config.a.b=v` arguments of this process
 
 
-def define_config_flag() -> None:
-  flags.DEFINE_string("config", None, CONFIG_HELP + " Override fields with --config.a.b=VALUE.")
+def define_config_flag(default: str | None = None) -> None:
+  flags.DEFINE_string("config", default, CONFIG_HELP + " Override fields with --config.a.b=VALUE.")
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -188,9 +188,10 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
     print(doc.strip() + "\n\nflags:\n" + fv.get_help())
     sys.exit(0)
   try:
-    fv.positional = fv(["program", *argv])[1:]
+    positional = fv(["program", *argv])[1:]
   except flags.Error as e:
     raise InputError(f"{one_line(e)}; see --help for the flags") from None
+  fv.__dict__["positional"] = positional  # not a flag: FlagValues' setattr would look one up
   return fv
 
 

@@ -181,7 +181,25 @@ def _text_common(cfg, sources, tokenizers) -> None:
     if not (Path(init_from).expanduser() / "checkpoints").is_dir():
       raise ConfigError(f"config.init_from={init_from!r} has no checkpoints/ directory; "
                         "point it at the --workdir of a finished run")
+  _data_file(cfg)
   _model_extras(cfg)
+
+
+def _data_file(cfg) -> None:
+  """A text or CSV file the task reads is read now: its errors (missing, empty, a missing
+  column, one class, a broken quote) end the command before the workdir is touched."""
+  from research.data import text as text_lib
+  t = cfg.task
+  try:
+    if t.source == "file":
+      text_lib.read_file(t.path)
+    elif t.source == "csv":
+      _, labels = text_lib.read_csv(t.path, t.text_column, t.label_column)
+      if len(set(labels)) < 2:
+        raise InputError(f"config.task.path={t.path!r}: every row has the label {labels[0]!r} "
+                         f"(column {t.label_column!r}); a classifier needs at least 2 classes")
+  except InputError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _lm(cfg) -> None:

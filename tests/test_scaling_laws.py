@@ -11,6 +11,7 @@ import pytest
 from configs import scaling_laws as grid_config
 from experiments import scaling_laws
 from research.analysis import scaling, scaling_plots
+from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Non-embedding parameters of configs/scaling_laws.py's SIZES at V = 128, and its budgets.
@@ -93,7 +94,7 @@ def test_tiny_grid_end_to_end(tmp_path):
   again = scaling_laws.main(argv)
   assert [r["wall_s"] for r in again["runs"]] == [r["wall_s"] for r in res["runs"]]
   # Other settings into the same OUT would reuse runs trained under these: refused.
-  with pytest.raises(SystemExit, match="optim.learning_rate"):
+  with pytest.raises(InputError, match="optim.learning_rate"):
     scaling_laws.main(argv + ["--set", "optim.learning_rate=0.001"])
 
 
