@@ -23,7 +23,7 @@ import jax
 from absl import flags
 
 from configs import bursty_classification
-from research import cli, config_check, train
+from research import cli, config_check, train, workdir
 from research.analysis import classification_plots as cplots
 from research.errors import InputError
 
@@ -42,9 +42,8 @@ def make_config(preset: str, overrides: dict, config_module=bursty_classificatio
 def run_one(out: Path, name: str, config) -> dict:
   """Trains (or reuses a finished run in OUT/name); returns its eval rows, probes, summary."""
   wd = out / name
-  summary_path = wd / "summary.json"
-  summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-  if summary is None or summary.get("final_step") != config.train.num_steps:
+  summary = workdir.finished_summary(wd, config)  # the one "finished, same config" rule
+  if summary is None:
     print(f"[{name}] training in {wd}", flush=True)
     summary = train.train_and_evaluate(config, str(wd))
   rows = cplots.read_eval_rows(wd / "metrics.jsonl")

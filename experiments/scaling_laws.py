@@ -43,7 +43,7 @@ from absl import flags
 
 from configs import scaling_laws as grid_config
 from experiments import scaling_fit
-from research import cli
+from research import cli, workdir
 from research.analysis import scaling
 from research.errors import InputError, RunsFailedError
 
@@ -97,7 +97,7 @@ def fit_only(args) -> dict:
 # ----------------------------------------------------------------------------- grid points
 def held_out_loss(run_dir: Path, num_steps: int) -> tuple[float, str, float]:
   """(loss the fit uses, where it came from, last training loss) of one finished run."""
-  rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
+  rows = workdir.read_jsonl(run_dir / "metrics.jsonl")
   evals = [r for r in rows if "eval_loss" in r and r["step"] == num_steps]
   train = [r for r in rows if "loss" in r]
   train_loss = float(train[-1]["loss"])

@@ -2,10 +2,19 @@
 atomic commits (Orbax writes to a temporary directory and renames it when
 complete, so a killed save is never restored), and restore onto an abstract
 sharded target so that arrays land directly in their sharding.
+
+Integrity: once a save has committed, process 0 writes `STEP/checksums.json` (SHA-256 of
+every file of the step, whichever process wrote it, so sharded multi-process saves are
+covered). Restore verifies it first; a mismatch (a flipped bit on disk) is treated as an
+unreadable checkpoint. A step without the file (killed between commit and checksum) is
+restored unverified, with a log line saying so.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging as logging_std
 import shutil
 import time
 from pathlib import Path
@@ -17,6 +26,20 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from research import errors
+
+
+CHECKSUMS = "checksums.json"
+
+
+class _DropMissingMetadataWarning(logging_std.Filter):
+  """Orbax warns "Metadata file does not exist" for the root metadata of a checkpoint
+  directory written without one, on every resume; nothing is wrong, nothing to fix."""
+
+  def filter(self, record) -> bool:
+    return not str(record.msg).startswith("Metadata file does not exist")
+
+
+logging_std.getLogger("absl").addFilter(_DropMissingMetadataWarning())
 
 
 class CheckpointError(errors.ResearchError, RuntimeError):
@@ -61,6 +84,7 @@ class Checkpointer:
         cleanup_tmp_directories=True, create=True)
     self._mngr = ocp.CheckpointManager(self.directory, options=options,
                                        item_names=("state", "meta"))
+    self._unsealed: list[int] = []  # saved steps whose checksums are not yet written
 
   def all_steps(self) -> list[int]:
     return sorted(self._mngr.all_steps())
@@ -72,8 +96,45 @@ class Checkpointer:
   def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> None:
     # Orbax finishes the previous async save first, so its failure surfaces here.
     with _writing(self.directory, f"a checkpoint save at step <= {step}", self.all_steps()):
-      self._mngr.save(step, args=ocp.args.Composite(
+      self._mngr.wait_until_finished()
+      self._seal()
+      saved = self._mngr.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+    if saved:
+      self._unsealed.append(step)
+
+  def _seal(self) -> None:
+    """Writes checksums.json into every committed step saved since the last call (after
+    wait_until_finished: an async save is complete only then)."""
+    steps, self._unsealed = self._unsealed, []
+    if jax.process_index() != 0:
+      return
+    for s in steps:
+      step_dir = self.directory / str(s)
+      if step_dir.is_dir():  # not already deleted by keep-latest-N
+        sums = _file_sums(step_dir)
+        tmp = step_dir / f".{CHECKSUMS}.tmp"
+        tmp.write_text(json.dumps(sums, indent=0, sort_keys=True))
+        tmp.replace(step_dir / CHECKSUMS)
+
+  def verify(self, step: int) -> str | None:
+    """Why checkpoint `step`'s files do not match the checksums saved with it; None when
+    they match (or when it has no checksums: logged)."""
+    step_dir = self.directory / str(step)
+    try:
+      saved = json.loads((step_dir / CHECKSUMS).read_text())
+    except FileNotFoundError:
+      logging.info("checkpoint %d has no %s (saved by an older version, or killed before "
+                   "it was written): restored unverified", step, CHECKSUMS)
+      return None
+    except (OSError, ValueError) as e:
+      return f"{CHECKSUMS} unreadable ({e})"
+    found = _file_sums(step_dir)
+    bad = sorted(f for f in set(saved) | set(found) if saved.get(f) != found.get(f))
+    if bad:
+      return (f"checksum mismatch in {', '.join(bad[:3])}"
+              + (f" (+{len(bad) - 3} more files)" if len(bad) > 3 else ""))
+    return None
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
     """Restores `step` (default: the newest complete checkpoint).
@@ -89,6 +150,12 @@ class Checkpointer:
       raise CheckpointError(f"no complete checkpoint in {self.directory}")
     errors = []
     for s in reversed(steps):
+      corrupt = self.verify(s)
+      if corrupt:
+        logging.warning("checkpoint %d in %s is unreadable (%s); trying an older one",
+                        s, self.directory, corrupt)
+        errors.append(f"step {s}: {corrupt}")
+        continue
       mismatch = self.mismatches(s, abstract_state)
       if mismatch:
         raise CheckpointError(
@@ -142,12 +209,24 @@ class Checkpointer:
   def wait(self) -> None:
     with _writing(self.directory, "finishing a save", self.all_steps()):
       self._mngr.wait_until_finished()
+      self._seal()
 
   def close(self) -> None:
     try:
       self.wait()
     finally:
       self._mngr.close()
+
+
+def _file_sums(step_dir: Path) -> dict[str, str]:
+  """{relative path: sha256} of every file of a step directory but the checksums."""
+  out = {}
+  for f in sorted(step_dir.rglob("*")):
+    rel = f.relative_to(step_dir).as_posix()
+    if f.is_file() and rel != CHECKSUMS and not f.name.startswith(f".{CHECKSUMS}"):
+      with f.open("rb") as fh:
+        out[rel] = hashlib.file_digest(fh, "sha256").hexdigest()
+  return out
 
 
 def _path(path) -> str:

@@ -14,7 +14,7 @@ Shape legend: M ensemble members, K steps per jit call.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 import traceback
 from pathlib import Path
@@ -28,7 +28,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
-from research import optim, sharding, tasks
+from research import optim, preemption, sharding, tasks
+from research import workdir as workdir_lib
 from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
                             run_probes)
 
@@ -160,9 +161,20 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
   """Trains members as one program; member i writes to member_dirs[i] as a solo run.
 
   Checkpoints of the stacked state live in `workdir/checkpoints`; rerunning
-  resumes from them. Returns one summary per member.
+  resumes from them. Returns one summary per member. The ensemble directory and every
+  member directory are locked for the whole run, as a solo run locks its own.
   """
   workdir = Path(workdir)
+  with contextlib.ExitStack() as stack:
+    if jax.process_index() == 0:
+      for d in [workdir, *map(Path, member_dirs)]:
+        stack.enter_context(workdir_lib.Lock(d, "an ensemble"))
+    guard = stack.enter_context(preemption.Guard())
+    return _train_ensemble(config, members, workdir, member_dirs, devices, guard)
+
+
+def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
+                    guard: preemption.Guard) -> list[dict]:
   workdir.mkdir(parents=True, exist_ok=True)
   _enable_compile_cache(config.train.compile_cache_dir)
   ens = Ensemble(config, members, devices)
@@ -178,8 +190,9 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
   writers = []
   for d, member in zip(dirs, members):
     d.mkdir(parents=True, exist_ok=True)
-    cfg = _member_config(config, member)
-    (d / "config.json").write_text(cfg.to_json_best_effort(indent=2, sort_keys=True))
+    if jax.process_index() == 0:
+      workdir_lib.write_text(d / workdir_lib.CONFIG,
+                             workdir_lib.config_json(_member_config(config, member)))
     writers.append(metrics_lib.MetricsWriter(str(d), resume_step=start))
   views = [_member_experiment(ens, m) for m in members]
   # One compiled slice for every member (a traced index), keeping the parameters'
@@ -200,6 +213,13 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
   step, t0, started = start, time.perf_counter(), False
   try:
     while step < tr.num_steps:
+      if guard.is_set():
+        ckpt.wait()
+        if ckpt.latest_step() != step:
+          ckpt.save(step, carry, {"step": step}, force=True)
+        raise preemption.Preempted(
+            f"preempted (SIGTERM) at step {step}; the ensemble's checkpoint is saved in "
+            f"{ckpt.directory}; rerun the same command to resume")
       k = min(tr.steps_per_call, tr.num_steps - step)
       fns.setdefault(k, ens.multi_step_fn(k))
       carry, m = fns[k](carry)
@@ -237,6 +257,9 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
     last = [metrics_lib.logged_at(d, start) for d in dirs]
 
   wall = time.perf_counter() - t0
+  if guard.is_set():
+    raise preemption.Preempted(f"preempted (SIGTERM) after the ensemble's final checkpoint "
+                               f"(step {step}); rerun the same command to finish its members")
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
   return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
                          last[i], step=step, wall=wall, tokens=tokens)
@@ -282,20 +305,14 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
       summary["error"] = f"probes failed: {type(e).__name__}: {e}"
       summary["traceback"] = traceback.format_exc()[-4000:]
   if jax.process_index() == 0:
-    (d / "summary.json").write_text(json.dumps(summary, indent=2))
+    workdir_lib.write_json(d / workdir_lib.SUMMARY, summary)
   return summary
 
 
 def _member_config(config, member: dict):
-  cfg = config.copy_and_resolve_references()
-  with cfg.unlocked():
-    for key, value in member.items():
-      node = cfg
-      *path, last = key.split(".")
-      for p in path:
-        node = node[p]
-      node[last] = value
-  return cfg
+  """The member's config: the base with its values, set as a sweep sets them (research/cli.py)."""
+  from research import cli
+  return cli.apply_overrides(config, member, where="ensemble member")
 
 
 def _member_experiment(ens: Ensemble, member: dict) -> Experiment:

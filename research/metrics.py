@@ -6,6 +6,7 @@ killed-and-resumed run leaves the same file as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,6 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+
+from research import workdir as workdir_lib
+from research.errors import RunIOError
 
 # Dense peak FLOP/s per device by (device kind substring, dtype). Sources: vendor
 # datasheets (dense, no sparsity). CPU peaks are measured at start-up instead.
@@ -98,61 +102,73 @@ def _cpu_model() -> str:
 class MetricsWriter:
   """metrics.jsonl (values of the training state: deterministic, so two identical
   runs, or a killed-and-resumed one, write identical files) + perf.jsonl
-  (throughput, MFU, ETA: wall-clock dependent) + TensorBoard. Process 0 writes."""
+  (throughput, MFU, ETA: wall-clock dependent) + TensorBoard. Process 0 writes.
+
+  Everything is written synchronously on the caller's thread: tensorboardX's own writer
+  thread dies silently on a full disk and its queue then blocks the training loop
+  forever. Here a failed write raises RunIOError (exit 5) at the step that hit it.
+  """
 
   def __init__(self, workdir: str, resume_step: int):
     self.enabled = jax.process_index() == 0
-    self.path = Path(workdir) / "metrics.jsonl"
-    self.perf_path = Path(workdir) / "perf.jsonl"
+    self.path = Path(workdir) / workdir_lib.METRICS
+    self.perf_path = Path(workdir) / workdir_lib.PERF
     self._tb = None
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
-      _truncate_after(path, resume_step)
+      workdir_lib.repair_jsonl(path, resume_step)
     try:
-      from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), flush_secs=30)
+      from tensorboardX.event_file_writer import EventsWriter
     except ImportError:  # TensorBoard is optional; JSONL is the record
       logging.warning("tensorboardX not installed: TensorBoard events are not written")
+      return
+    tb_dir = Path(workdir) / "tensorboard"
+    with self._io(tb_dir):
+      tb_dir.mkdir(parents=True, exist_ok=True)
+      self._tb = EventsWriter(str(tb_dir / "events"))
+
+  @contextlib.contextmanager
+  def _io(self, path: Path):
+    try:
+      yield
+    except OSError as e:
+      raise RunIOError(f"writing {path} failed: {e.strerror or e}; checkpoints are "
+                       "untouched, free space and rerun to resume") from None
 
   def write(self, step: int, metrics: dict, *, perf: bool = False) -> None:
     if not self.enabled:
       return
     row = {"step": int(step)} | {k: _jsonable(v) for k, v in metrics.items()}
-    with (self.perf_path if perf else self.path).open("a") as f:
+    path = self.perf_path if perf else self.path
+    with self._io(path), path.open("a") as f:
       f.write(json.dumps(row) + "\n")
     if self._tb is not None:
-      for k, v in row.items():
-        if k != "step" and isinstance(v, (int, float)):
-          self._tb.add_scalar(("perf/" if perf else "") + k, v, step)
+      from tensorboardX.proto import event_pb2
+      from tensorboardX.summary import scalar
+      with self._io(Path(self._tb._file_name)):
+        for k, v in row.items():
+          if k != "step" and isinstance(v, (int, float)):
+            self._tb.write_event(event_pb2.Event(
+                wall_time=time.time(), step=int(step),
+                summary=scalar(("perf/" if perf else "") + k, float(v))))
+        self._tb.flush()
 
   def close(self) -> None:
     if self._tb is not None:
-      self._tb.close()
+      tb, self._tb = self._tb, None
+      with self._io(Path(tb._file_name)):
+        tb.close()
 
 
 def logged_at(workdir: str | Path, step: int) -> dict:
   """The metrics and perf rows logged at `step` in workdir, merged (without "step")."""
   out = {}
-  for name in ("metrics.jsonl", "perf.jsonl"):
-    path = Path(workdir) / name
-    if path.exists():
-      for line in path.read_text().splitlines():
-        row = json.loads(line) if line.strip() else {}
-        if row.get("step") == step:
-          out |= {k: v for k, v in row.items() if k != "step"}
+  for name in (workdir_lib.METRICS, workdir_lib.PERF):
+    for row in workdir_lib.read_jsonl(Path(workdir) / name):
+      if row.get("step") == step:
+        out |= {k: v for k, v in row.items() if k != "step"}
   return out
-
-
-def _truncate_after(path: Path, step: int) -> None:
-  """Drops rows logged after `step` (by a run that was killed after its last checkpoint)."""
-  if not path.exists():
-    return
-  kept = [l for l in path.read_text().splitlines()
-          if l.strip() and json.loads(l).get("step", 0) <= step]
-  tmp = path.with_suffix(".tmp")
-  tmp.write_text("".join(l + "\n" for l in kept))
-  os.replace(tmp, path)
 
 
 def _jsonable(v):

@@ -3,9 +3,10 @@
   python -m research.predict --workdir=runs/tc --text="great film" [--text="..."]
   python -m research.predict --workdir=runs/tc --file=lines.txt     # one text per line
 
-The run's task and model are rebuilt from DIR/config.json (the task rebuilds its
-tokenizer and label names from the same data, deterministically), and the
-newest complete checkpoint is restored (research/checkpoint.py). Each input
+The run's task and model are rebuilt from DIR/config.json and the tokenizer and label
+names the run saved in DIR/vocabulary.json (the training data is not read: it may have
+moved or changed), and the newest complete checkpoint is restored
+(research/checkpoint.py). Each input
 prints one line: the predicted label, its probability, then every class's.
 
 `init_params_from(DIR, params, shardings)` is the `config.init_from` seam of
@@ -119,13 +120,26 @@ def load_run(workdir: str | Path):
   config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
   config.init_from = ""  # the run's own checkpoint holds every parameter
-  exp = train.Experiment(config, jax.local_devices()[:1])
+  exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
   ck = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=1_000_000, async_save=False)
   try:
     state, _, step = ck.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
   finally:
     ck.close()
   return exp, state.params, step
+
+
+def _saved_task(workdir: Path, config):
+  """The task rebuilt from the run's saved vocabulary.json (no training data needed, and
+  an edited data file changes nothing); None (rebuild from the data) for a run saved
+  before vocabularies were, or a task that does not predict from one."""
+  from research import tasks, workdir as workdir_lib
+  vocabulary = workdir_lib.read_json(workdir / workdir_lib.VOCABULARY)
+  build = getattr(tasks.REGISTRY.get(config.task.name), "for_prediction", None)
+  if vocabulary is None or build is None:
+    logging.info("%s has no saved vocabulary: rebuilding the task from its data", workdir)
+    return None
+  return build(config.task, vocabulary)
 
 
 def predict_texts(exp, params, texts: list[str]) -> list[dict]:

@@ -13,12 +13,12 @@ checkpoints; a failing run is recorded with its error and the sweep goes on.
 """
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import itertools
 import json
-import os
 import re
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -26,8 +26,9 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from research import cli
-from research.errors import InputError, RunsFailedError
+from research import cli, preemption
+from research import workdir as workdir_lib
+from research.errors import InputError, RunIOError, RunsFailedError
 
 
 def _define_flags() -> None:
@@ -68,25 +69,14 @@ class Results:
 
   def __init__(self, path: Path):
     self.path = path
-    self.rows: dict[str, dict] = {}
-    if path.exists():
-      for line in path.read_text().splitlines():
-        if line.strip():
-          row = json.loads(line)
-          self.rows[row["run"]] = row
+    self.rows: dict[str, dict] = {row["run"]: row for row in workdir_lib.read_jsonl(path)}
 
   def done(self, name: str) -> bool:
     return self.rows.get(name, {}).get("status") == "done"
 
   def put(self, row: dict) -> None:
     self.rows[row["run"]] = row
-    tmp = self.path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-      for r in self.rows.values():
-        f.write(json.dumps(r) + "\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, self.path)
+    workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
 
 
 def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) -> dict:
@@ -114,35 +104,13 @@ def _failed_row(name: str, overrides: dict, run_dir: Path, e: Exception) -> dict
           "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
 
 
-# Fields that do not change what a run computes: a run directory written with other
-# values of them holds the same run.
-_BOOKKEEPING = {"train": ("log_every", "checkpoint_every", "keep_checkpoints",
-                          "async_checkpoints", "compile_cache_dir", "peak_flops")}
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-  keys = sorted(set(old) | set(new))
-  out = []
-  for k in keys:
-    a, b = old.get(k), new.get(k)
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += _differences(a, b, f"{prefix}{k}.")
-    elif a != b and k not in _BOOKKEEPING.get(prefix.rstrip("."), ()):
-      out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-  return out
-
-
 def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
   """Runs are found again by name, and a name holds only the sweep's own overrides:
   a rerun with other --config values (or another preset) in the same directory would
   reuse or resume runs trained under the old ones. Refuse that, naming the fields; a
-  run that is not finished may change train.num_steps (that extends it)."""
-  path = run_dir / "config.json"
-  if not path.exists():
-    return
-  diffs = _differences(json.loads(path.read_text()), json.loads(cfg.to_json_best_effort()))
-  if not done:
-    diffs = [d for d in diffs if not d.startswith("train.num_steps:")]
+  run that is not finished may change what a solo resume may (workdir.RESUMABLE)."""
+  diffs = workdir_lib.config_differences(
+      run_dir, cfg, workdir_lib.BOOKKEEPING if done else workdir_lib.RESUMABLE)
   if diffs:
     raise InputError(
         f"{run_dir} holds a {'finished' if done else 'started'} run of another config "
@@ -152,17 +120,21 @@ def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
 
 # Fields that change neither the stacked state nor its trajectory so far (bookkeeping, how
 # long to train, when to evaluate, the probes run after training): an ensemble rerun with
-# other values of them resumes from its checkpoint, as a solo run does.
-_RESUMABLE_FIELDS = {"train": _BOOKKEEPING["train"] + ("num_steps", "eval_every"), "probe": None}
+# other values of them resumes from its checkpoint, as a solo run does. (Not the learning
+# rate: the stacked state carries each member's own, set at its start.)
+_RESUMABLE_FIELDS = [f for f in workdir_lib.RESUMABLE if f.startswith(("train.", "probe"))]
 
 
 def _ensemble_key(config, names: list[str], overrides: list[dict]) -> str:
   """The stacked checkpoint belongs to exactly this member set and base config: a rerun
   with other members (or another model, task or optimiser) must not resume from it."""
   cfg = json.loads(config.to_json_best_effort(sort_keys=True))
-  for section, fields in _RESUMABLE_FIELDS.items():
-    for f in (fields if fields is not None else list(cfg.get(section, {}))):
-      cfg.get(section, {}).pop(f, None)
+  for field in _RESUMABLE_FIELDS:
+    *parents, leaf = field.split(".")
+    node = cfg
+    for p in parents:
+      node = node.get(p, {})
+    node.pop(leaf, None)
   return hashlib.sha256(json.dumps([cfg, names, overrides], sort_keys=True,
                                    default=str).encode()).hexdigest()[:12]
 
@@ -174,25 +146,11 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
 
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  lock = _lock(workdir) if jax.process_index() == 0 else None
-  try:
+  # Two sweeps in one directory would each rewrite results.jsonl from their own rows.
+  lock = (workdir_lib.Lock(workdir, "a sweep") if jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
     return _run_sweep(config, overrides, workdir, ensemble, devices)
-  finally:
-    if lock is not None:
-      lock.close()
-
-
-def _lock(workdir: Path):
-  """Holds DIR/.sweep.lock while this process runs the sweep: two sweeps in one directory
-  would each rewrite results.jsonl from their own rows and lose the other's."""
-  f = (workdir / ".sweep.lock").open("a")
-  try:
-    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  except OSError:
-    f.close()
-    raise InputError(f"another sweep is running in {workdir} (it holds {workdir}/.sweep.lock); "
-                     "wait for it to finish or use another --workdir") from None
-  return f  # closing the file releases the lock, also when the process dies
 
 
 def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devices) -> Results:
@@ -219,6 +177,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     try:
       summaries = ens_lib.train_ensemble(config, members, workdir / "ensemble" / key, dirs,
                                          devices=devices)
+    except _ENDS_THE_SWEEP:
+      raise
     except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it
       logging.error("ensemble of %d failed: %s", len(todo), e)
       for i, d in zip(todo, dirs):
@@ -235,12 +195,19 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     try:
       summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices)
       results.put(_row(names[i], overrides[i], summary, time.perf_counter() - start, run_dir))
+    except _ENDS_THE_SWEEP:
+      raise
     except Exception as e:  # noqa: BLE001 -- one bad point must not end the sweep
       logging.error("run %s failed: %s", names[i], e)
       results.put(_failed_row(names[i], overrides[i], run_dir, e))
     elapsed = time.perf_counter() - t0
     _log_progress(results, names, elapsed / count * (len(todo) - count), len(todo) - count)
   return results
+
+
+# Not one point's failure: SIGTERM stops the whole sweep (a rerun continues it), and a full
+# or failing disk would fail every later point too.
+_ENDS_THE_SWEEP = (preemption.Preempted, RunIOError)
 
 
 def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -> None:
@@ -268,7 +235,11 @@ def main(argv) -> int:
   config = cli.config_from_flags()
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.check_workdir(_WORKDIR.value)
-  results = run_sweep(config, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
+  try:
+    results = run_sweep(config, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
+  except preemption.Preempted as e:  # a rerun continues the sweep
+    print(str(e), file=sys.stderr, flush=True)
+    return 0
   names = [run_name(i, o) for i, o in enumerate(overrides)]
   failed = failed_runs(results, names)
   logging.info("sweep finished: %d done, %d failed %s", len(names) - len(failed),

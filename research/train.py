@@ -11,11 +11,9 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
-import threading
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,9 @@ from absl import logging
 from research import checkpoint as ckpt_lib
 from research import errors
 from research import metrics as metrics_lib
-from research import models, optim, sharding, tasks
+from research import models, optim, preemption, sharding, tasks
+from research import workdir as workdir_lib
+from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
 
 # fold_in salts: every key is a function of (seed, purpose[, step]).
 DATA, INIT, DROPOUT, PROBE, EVAL = 0, 1, 2, 3, 5  # 4: task pools
@@ -39,36 +39,6 @@ DATA, INIT, DROPOUT, PROBE, EVAL = 0, 1, 2, 3, 5  # 4: task pools
 
 class NonFiniteLossError(errors.ResearchError, FloatingPointError):
   exit_code = errors.EXIT_NONFINITE
-
-
-class Preempted(RuntimeError):
-  """SIGTERM arrived; a checkpoint of the current step was written."""
-
-
-class _PreemptionFlag:
-  """SIGTERM (TPU/GPU preemption, a scheduler's kill) -> finish the current jit
-  call, checkpoint, exit. Only installed from the main thread."""
-
-  def __init__(self):
-    self._set, self._previous = False, None
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self._set = True
-
-  def is_set(self) -> bool:
-    """Whether any process got SIGTERM. Processes must agree: one that saves (a collective
-    Orbax write) while another dispatches the next step would hang them both."""
-    if jax.process_count() == 1:
-      return self._set
-    from jax.experimental import multihost_utils
-    return bool(np.any(multihost_utils.process_allgather(np.array(self._set))))
-
-  def restore(self) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
 
 
 @flax.struct.dataclass
@@ -81,9 +51,11 @@ class TrainState:
 class Experiment:
   """Task + model + optimiser + mesh: everything jitted functions close over."""
 
-  def __init__(self, config, devices=None):
+  def __init__(self, config, devices=None, task=None):
+    """task: the built task (research.predict builds one from a saved vocabulary);
+    default: tasks.build(config.task, config.seed)."""
     self.config = config
-    self.task = tasks.build(config.task, config.seed)
+    self.task = task if task is not None else tasks.build(config.task, config.seed)
     io = self.task.io
     self.built = models.build(config.model, io)
     self.model = self.built.module
@@ -187,19 +159,29 @@ def _enable_compile_cache(cache_dir: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
-def _config_json(config) -> str:
-  return config.to_json_best_effort(indent=2, sort_keys=True)
-
-
 def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
-  """Trains (or resumes) in `workdir`; returns the final metrics and probe paths."""
+  """Trains (or resumes) in `workdir`; returns the final metrics and probe paths.
+
+  A workdir holds one run: a config that differs from its config.json outside
+  workdir.RESUMABLE is refused before anything is written (ConfigChangedError), and a
+  second process on the same workdir is refused while the first holds its lock.
+  """
   workdir = Path(workdir)
+  workdir_lib.check_same_config(workdir, config)
   workdir.mkdir(parents=True, exist_ok=True)
+  lock = (workdir_lib.Lock(workdir, "a training run") if jax.process_index() == 0
+          else contextlib.nullcontext())
+  # The handler first: once the lock names this process, SIGTERM never kills it mid-write.
+  with preemption.Guard() as guard, lock:
+    workdir_lib.check_same_config(workdir, config)  # again: it may have changed before the lock
+    return _train(config, workdir, devices, guard)
+
+
+def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   _enable_compile_cache(config.train.compile_cache_dir)
   exp = Experiment(config, devices)
+  workdir_lib.check_vocabulary(workdir, exp.task)
   tr = config.train
-  if jax.process_index() == 0:
-    (workdir / "config.json").write_text(_config_json(config))
   logging.info("model: %s, %d params (%d non-embedding), %.3g train FLOPs/token; mesh %s",
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
@@ -223,6 +205,9 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       state = state.replace(params=predict.init_params_from(
           config.init_from, state.params, exp.param_sharding))
   start = int(state.step)
+  # Only now, with the state restored: a resume refused above leaves config.json as it was.
+  if jax.process_index() == 0:
+    workdir_lib.record_start(workdir, config, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 
   peak, peak_src = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)
@@ -266,10 +251,9 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   step = start
   t0 = time.perf_counter()
   compile_s = None
-  preempted = _PreemptionFlag()
   try:
     while step < tr.num_steps:
-      if preempted.is_set():
+      if guard.is_set():
         drain()
         ckpt.wait()
         if ckpt.latest_step() != step:
@@ -298,11 +282,13 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
     if step == start and start:  # restored a finished run: its final metrics are on disk
       last = metrics_lib.logged_at(workdir, start)
   finally:
-    preempted.restore()
     try:
       ckpt.close()
     finally:  # even when the checkpoint's last write failed (disk full)
       writer.close()
+  if guard.is_set():  # SIGTERM during the last calls or the final save, which completed
+    raise Preempted(f"preempted (SIGTERM) after the final checkpoint (step {step}) was saved; "
+                    "probes not run; rerun the same command to probe")
 
   wall = time.perf_counter() - t0
   summary = {"final_step": step, "train_wall_s": wall, "compile_s": compile_s,
@@ -310,29 +296,25 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
              "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
              "train_flops_per_token": exp.built.train_flops_per_token,
              "tokens_seen": step * tokens_per_step} | {f"final_{k}": v for k, v in last.items()}
-  summary["probes"] = run_probes(exp, state, workdir)
-  if jax.process_index() == 0:
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+  with guard.interruptible(f"preempted (SIGTERM) while probing step {step}; the final "
+                          "checkpoint is saved; rerun the same command to probe"):
+    summary["probes"] = run_probes(exp, state, workdir)
+    if jax.process_index() == 0:
+      workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
   return summary
 
 
 def train_or_reuse(config, workdir: str, *, devices=None) -> dict:
   """`train_and_evaluate`, except that a finished run of this config in `workdir` is reused.
 
-  Finished = summary.json at `train.num_steps` and config.json equal to this config. Calling
-  train_and_evaluate on a finished run would restore it, probe again and rewrite summary.json
-  without the final training metrics (only the training loop measures those).
+  Finished: workdir.finished_summary (the one rule). Calling train_and_evaluate on a
+  finished run would restore it and probe again for nothing.
   """
-  wd = Path(workdir)
-  try:
-    summary = json.loads((wd / "summary.json").read_text())
-    same = (wd / "config.json").read_text() == _config_json(config)
-  except (OSError, ValueError):
-    summary, same = None, False
-  if summary is not None and same and summary.get("final_step") == config.train.num_steps:
-    logging.info("reusing the finished run in %s", wd)
+  summary = workdir_lib.finished_summary(workdir, config)
+  if summary is not None:
+    logging.info("reusing the finished run in %s", workdir)
     return summary
-  return train_and_evaluate(config, str(wd), devices=devices)
+  return train_and_evaluate(config, str(workdir), devices=devices)
 
 
 def periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None:
@@ -362,10 +344,13 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
     return paths
   (workdir / "probes").mkdir(exist_ok=True)
   (workdir / "figures").mkdir(exist_ok=True)
+  render = getattr(exp.task, "render", plots.render_probe)
   for stem, result in results.items():
     path = workdir / "probes" / f"{stem}.json"
-    path.write_text(json.dumps(result, indent=1))
-    fig = getattr(exp.task, "render", plots.render_probe)(path, workdir / "figures" / f"{stem}.png")
+    workdir_lib.write_json(path, result, indent=1)
+    fig = workdir / "figures" / f"{stem}.png"
+    with workdir_lib.atomic_path(fig) as tmp:
+      render(path, tmp)
     paths[stem] = str(path)
     logging.info("probe %s -> %s, figure %s", stem, path, fig)
   return paths

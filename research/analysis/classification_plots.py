@@ -14,6 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from research import workdir  # noqa: E402
+
 LABELS = {"icl": "ICL (novel classes)", "iwl": "in-weights (no support)",
           "flip": "flipped labels", "iwl_rare": "in-weights, rare", "iwl_common": "in-weights, common",
           "iwl_uniform": "in-weights, uniform classes"}
@@ -57,7 +59,7 @@ def render_probe(probe_json, out_png) -> Path:
 
 
 def read_eval_rows(metrics_jsonl) -> list[dict]:
-  rows = [json.loads(l) for l in Path(metrics_jsonl).read_text().splitlines() if l.strip()]
+  rows = workdir.read_jsonl(metrics_jsonl)
   return [r for r in rows if any(k.startswith("eval_") for k in r)]
 
 

@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from research import workdir  # noqa: E402
 from research.analysis import plots  # noqa: E402
 
 TITLES = {"exact_match": "exact match", "token_accuracy": "per-token accuracy",
@@ -64,8 +65,7 @@ def render_arithmetic_probe(probe_json, out_png) -> Path:
 def read_eval_rows(metrics_jsonl) -> list[dict]:
   """The `eval_*` rows of a run's metrics.jsonl, prefix stripped, sorted by step."""
   rows = {}
-  for line in Path(metrics_jsonl).read_text().splitlines():
-    r = json.loads(line)
+  for r in workdir.read_jsonl(metrics_jsonl):
     ev = {k[5:]: v for k, v in r.items() if k.startswith("eval_")}
     if ev:
       rows[r["step"]] = {"step": r["step"]} | ev

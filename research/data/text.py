@@ -5,8 +5,10 @@ Tokenisers (ids 0 = PAD, 1 = EOS, 2 = UNK are shared by all):
   char  characters of the training split, sorted; unseen characters -> UNK.
   word  lower-cased words / punctuation, the `vocab_size` most frequent in the
         training split (ties broken alphabetically); others -> UNK.
-Every tokeniser is a deterministic function of the training text, so a run that
-rebuilds its task from config.json (resume, `research.predict`) gets the same ids.
+Every tokeniser is a deterministic function of the training text, so a resumed run
+rebuilds the same ids; the run also saves it (`tokenizer_state`, in the workdir's
+vocabulary.json), so `research.predict` needs no training data and a resume on edited
+data is refused.
 
 Sources (no TensorFlow at run time):
   file  a local plain-text file (any corpus); `split_text` cuts a validation tail.
@@ -108,6 +110,37 @@ def make_tokenizer(kind: str, train_texts, vocab_size: int = 0):
   if kind == "word":
     return WordTokenizer(train_texts, vocab_size)
   raise ValueError(f"tokenizer {kind!r} is not valid; choose one of: {', '.join(TOKENIZERS)}")
+
+
+def tokenizer_state(tokenizer) -> dict:
+  """Everything that defines a tokeniser's ids, JSON-able (saved in the workdir's
+  vocabulary.json, so that predict and resumes need not rebuild it from the data)."""
+  state = {"kind": tokenizer.kind, "vocab_size": int(tokenizer.vocab_size)}
+  if tokenizer.kind == "char":
+    state["chars"] = list(tokenizer.chars)
+  elif tokenizer.kind == "word":
+    state["words"] = list(tokenizer.words)
+  return state
+
+
+def tokenizer_from_state(state: dict):
+  """The tokeniser `tokenizer_state` describes, with the same ids."""
+  kind = state.get("kind")
+  if kind == "byte":
+    return ByteTokenizer()
+  if kind == "char":
+    tok = CharTokenizer([])
+    tok.chars = list(state["chars"])
+    tok._ids = {c: i + NUM_SPECIAL for i, c in enumerate(tok.chars)}
+    tok.vocab_size = len(tok.chars) + NUM_SPECIAL
+    return tok
+  if kind == "word":
+    tok = WordTokenizer([], 0)
+    tok.words = list(state["words"])
+    tok._ids = {w: i + NUM_SPECIAL for i, w in enumerate(tok.words)}
+    tok.vocab_size = len(tok.words) + NUM_SPECIAL
+    return tok
+  raise ValueError(f"saved tokenizer kind {kind!r} is not one of {', '.join(TOKENIZERS)}")
 
 
 # --- sources ---------------------------------------------------------------------

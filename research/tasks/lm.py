@@ -90,6 +90,10 @@ class LMTask:
   def tokens_per_example(self) -> int:
     return self.seq_len
 
+  def vocabulary(self) -> dict:
+    """The tokeniser, saved in the workdir (research/workdir.py record_start)."""
+    return {"tokenizer": text_lib.tokenizer_state(self.tokenizer)}
+
   # --- data -------------------------------------------------------------------
   def sample(self, key, step, batch_size: int):
     del step

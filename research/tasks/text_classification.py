@@ -118,6 +118,29 @@ class TextClassificationTask:
 
   tokens_per_example = property(lambda self: self.seq_len)
 
+  def vocabulary(self) -> dict:
+    """Tokeniser and label names, saved in the workdir: `research.predict` rebuilds the
+    task from them (`for_prediction`) without the training data."""
+    return {"tokenizer": text_lib.tokenizer_state(self.tokenizer), "labels": self.label_names}
+
+  @classmethod
+  def for_prediction(cls, cfg, vocabulary: dict) -> "TextClassificationTask":
+    """The task as predict needs it (encode, probabilities, io), from a saved vocabulary:
+    no data is read, so a moved or edited data file changes nothing."""
+    self = cls.__new__(cls)
+    self.cfg, self.seq_len = cfg, int(cfg.seq_len)
+    self.tokenizer = text_lib.tokenizer_from_state(vocabulary["tokenizer"])
+    self.label_names = list(vocabulary["labels"])
+    self.num_classes = len(self.label_names)
+    # One all-PAD row: model shapes are traced from a sampled batch.
+    self.rows = text_lib.Rows(np.zeros((1, self.seq_len + 2), np.int32), "device")
+    self.num_train = 1
+    self.test_tokens, self.test_lengths = self.encode([])
+    self.test_labels = np.zeros((0,), np.int32)
+    self.io = IOSpec(output_dim=self.num_classes, seq_len=self.seq_len,
+                     vocab_size=self.tokenizer.vocab_size)
+    return self
+
   def encode(self, texts) -> tuple[np.ndarray, np.ndarray]:
     """(tokens N x L, lengths N) for raw texts, as the model reads them."""
     return text_lib.pad_rows([self.tokenizer.encode(t) for t in texts], self.seq_len)

@@ -1,0 +1,74 @@
+"""SIGTERM (TPU/GPU preemption, a scheduler's kill) at any point of a run.
+
+A run installs one `Guard` for its whole life (start-up, loop, final save, probes):
+  * by default SIGTERM only sets a flag; the loop checks it between jit calls, saves a
+    checkpoint of the current step and raises Preempted. Start-up and the final save
+    are never cut in the middle (a save killed half-way is what left keep+1 checkpoints).
+  * inside `guard.interruptible(what)` (host-side work whose outputs are written
+    atomically: the probes) SIGTERM raises Preempted at once, so a long probe does not
+    outlive the scheduler's grace period.
+Entry points print Preempted's message and exit 0: rerunning the command continues.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+import jax
+import numpy as np
+
+
+class Preempted(RuntimeError):
+  """SIGTERM arrived; the run stopped in a state a rerun continues from."""
+
+
+class Guard:
+  """Installs a SIGTERM handler (main thread only) until `restore()` / the with block ends."""
+
+  def __init__(self):
+    self._set, self._raise_in, self._previous = False, None, None
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def __enter__(self) -> "Guard":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.restore()
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self._set = True
+    if self._raise_in is not None:
+      what, self._raise_in = self._raise_in, None
+      raise Preempted(what)
+
+  def is_set(self) -> bool:
+    """Whether any process got SIGTERM. Processes must agree: one that saves (a collective
+    Orbax write) while another dispatches the next step would hang them both."""
+    if jax.process_count() == 1:
+      return self._set
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.array(self._set))))
+
+  @contextlib.contextmanager
+  def interruptible(self, message: str):
+    """SIGTERM inside the block raises Preempted(message) at once (single-process runs:
+    with several processes, one leaving a collective would hang the others, so they
+    finish the block)."""
+    if self.is_set():
+      raise Preempted(message)
+    if jax.process_count() > 1:
+      yield
+      return
+    self._raise_in = message
+    try:
+      yield
+    finally:
+      self._raise_in = None
+
+  def restore(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+      self._previous = None

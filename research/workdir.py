@@ -1,0 +1,340 @@
+"""The workdir contract: what a run directory holds, how it is written, who may write it.
+
+  config.json     the run's config (written atomically, after a resume's restore succeeded)
+  summary.json    written last: its presence at train.num_steps marks a finished run
+  metrics.jsonl   one row per logging step / evaluation (values of the training state)
+  perf.jsonl      throughput rows (wall-clock dependent)
+  vocabulary.json the task's tokenizer and label names, when it has them (research.predict)
+  config_changes.jsonl  one row per resume that changed a RESUMABLE field: step, changes
+  probes/*.json, figures/*.png   written atomically from the final state
+  .lock           names the process (host, PID) that writes the directory
+
+Every "is this the same run / is it finished" question goes through `differences`,
+`check_same_config` and `finished_summary`; every metrics reader through `read_jsonl`.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+from absl import logging
+
+from research.errors import InputError, RunIOError
+
+CONFIG, SUMMARY, METRICS, PERF = "config.json", "summary.json", "metrics.jsonl", "perf.jsonl"
+VOCABULARY, LOCK, CHANGES = "vocabulary.json", ".lock", "config_changes.jsonl"
+
+# Fields that change no result file, only how the run is bookkept: a finished run written
+# with other values of them is the same run (reused as is).
+BOOKKEEPING = {
+    "train.log_every": "which steps get a metrics row, not what they hold",
+    "train.checkpoint_every": "when checkpoints are written, not what they hold",
+    "train.keep_checkpoints": "how many old checkpoints stay on disk",
+    "train.async_checkpoints": "whether saves overlap training; the bytes are the same",
+    "train.compile_cache_dir": "where compiled programs are cached",
+    "train.peak_flops": "only the MFU column of perf.jsonl",
+}
+# Fields a resumed run may change (a rerun in the same workdir with other values of them
+# continues the run; config.json then records the new values). Everything else is
+# refused: to branch a run, start a new workdir with --config.init_from=OLD_WORKDIR.
+RESUMABLE = BOOKKEEPING | {
+    "train.num_steps": "extends (or shortens) a run; a decaying schedule is stretched "
+                       "from the resumed step on",
+    "train.eval_every": "which steps get an evaluation row",
+    "probe": "probes are computed from the final state after training; a rerun re-probes",
+    "mesh": "the device layout: the checkpoint is resharded onto the new mesh",
+    "sharding": "how arrays are laid out on the mesh, not their values",
+    "task.data_dir": "where prepared TFDS files live, not which data",
+    "optim.learning_rate": "recovering from a divergence (the non-finite loss error's advice); "
+                           "applies from the resumed step, recorded in config_changes.jsonl",
+    "optim.weight_decay": "as optim.learning_rate",
+}
+
+
+class ConfigChangedError(InputError):
+  """A rerun's config differs from the one the workdir was trained with."""
+
+
+class WorkdirBusyError(InputError):
+  """Another live process holds the workdir's lock."""
+
+
+# --- config provenance -------------------------------------------------------------
+def config_json(config) -> str:
+  return config.to_json_best_effort(indent=2, sort_keys=True)
+
+
+def _ignored(dotted: str, ignore) -> bool:
+  parts = dotted.split(".")
+  return any(".".join(parts[:i]) in ignore for i in range(1, len(parts) + 1))
+
+
+def differences(old: dict, new: dict, ignore=(), prefix: str = "") -> list[str]:
+  """'field: old -> new' for every leaf that differs, except fields under `ignore`."""
+  out = []
+  for k in sorted(set(old) | set(new)):
+    a, b, name = old.get(k), new.get(k), prefix + k
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += differences(a, b, ignore, name + ".")
+    elif a != b and not _ignored(name, ignore):
+      out.append(f"{name}: {a!r} -> {b!r}")
+  return out
+
+
+def saved_config(workdir: str | Path) -> dict | None:
+  """The workdir's config.json as a dict; None when there is none."""
+  path = Path(workdir) / CONFIG
+  try:
+    text = path.read_text()
+  except FileNotFoundError:
+    return None
+  except OSError as e:
+    raise RunIOError(f"reading {path} failed: {e.strerror or e}") from None
+  try:
+    return json.loads(text)
+  except ValueError:
+    raise InputError(f"{path} is not valid JSON; restore it from the run's checkpoint "
+                     "directory or use a new --workdir") from None
+
+
+def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
+  saved = saved_config(workdir)
+  if saved is None:
+    return []
+  return differences(saved, json.loads(config_json(config)), ignore)
+
+
+def check_same_config(workdir: str | Path, config, ignore=RESUMABLE) -> None:
+  """Refuses (ConfigChangedError, nothing written) a config that differs from the
+  workdir's config.json in a field outside `ignore`."""
+  diffs = config_differences(workdir, config, ignore)
+  if diffs:
+    shown = "; ".join(diffs[:6]) + (f"; (+{len(diffs) - 6} more)" if len(diffs) > 6 else "")
+    raise ConfigChangedError(
+        f"{workdir} holds a run of another config ({shown}); a resume may change only "
+        "train.num_steps, cadences, probe, mesh and the learning rate (research/workdir.py "
+        f"RESUMABLE). To branch from that run: a new --workdir with --config.init_from={workdir}")
+
+
+def finished_summary(workdir: str | Path, config) -> dict | None:
+  """The one "finished and same config" rule: summary.json at train.num_steps without an
+  error, and config.json equal to `config` up to bookkeeping fields. None otherwise."""
+  summary = read_json(Path(workdir) / SUMMARY)
+  if (summary is None or "error" in summary
+      or summary.get("final_step") != config.train.num_steps):
+    return None
+  if saved_config(workdir) is None or config_differences(workdir, config, BOOKKEEPING):
+    return None
+  return summary
+
+
+def check_vocabulary(workdir: str | Path, task) -> None:
+  """Refuses a task whose data now gives another vocabulary or label set than the one the
+  run saved at its first start (before a restore would fail on the embedding's shape)."""
+  vocabulary = task.vocabulary() if hasattr(task, "vocabulary") else None
+  saved = read_json(Path(workdir) / VOCABULARY)
+  if vocabulary is not None and saved is not None and saved != vocabulary:
+    raise InputError(
+        f"the task's data now gives another vocabulary or label set than the one saved in "
+        f"{Path(workdir) / VOCABULARY} when this run started: the data file changed. Restore "
+        "it, or train on the new data in a new --workdir")
+
+
+def record_start(workdir: str | Path, config, task, step: int) -> None:
+  """Once the state is initialised or restored at `step` (process 0): the task's vocabulary
+  (on the first start), the resumable fields this start changes (appended to
+  config_changes.jsonl) and config.json, each written atomically."""
+  workdir = Path(workdir)
+  changes = config_differences(workdir, config, ignore=BOOKKEEPING)
+  if hasattr(task, "vocabulary") and not (workdir / VOCABULARY).exists():
+    write_json(workdir / VOCABULARY, task.vocabulary(), indent=0)
+  if changes:
+    logging.warning("resuming at step %d with changed fields: %s", step, "; ".join(changes))
+    rows = read_jsonl(workdir / CHANGES) + [{"step": step, "changes": changes}]
+    write_text(workdir / CHANGES, "".join(json.dumps(r) + "\n" for r in rows))
+  write_text(workdir / CONFIG, config_json(config))
+
+
+# --- atomic writes ---------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+  """A temporary path beside `path` (same suffix, for writers that infer the format from
+  it) that replaces `path` when the block succeeds; readers see the old file or the new
+  one, never a part. Write failures become RunIOError naming the path."""
+  path = Path(path)
+  tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except OSError as e:
+    _remove(tmp)
+    raise RunIOError(f"writing {path} failed: {e.strerror or e}") from None
+  except BaseException:
+    _remove(tmp)
+    raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def write_json(path: str | Path, obj, indent: int = 2) -> None:
+  write_text(path, json.dumps(obj, indent=indent))
+
+
+def read_json(path: str | Path) -> dict | None:
+  """A JSON file written by write_json; None when missing or unreadable (a file of an
+  older version torn by a crash counts as missing: the writer rewrites it)."""
+  try:
+    return json.loads(Path(path).read_text())
+  except (OSError, ValueError):
+    return None
+
+
+def _remove(path: Path) -> None:
+  with contextlib.suppress(OSError):
+    path.unlink()
+
+
+# --- JSONL: the one reader, and the resume repair --------------------------------------
+def read_jsonl(path: str | Path) -> list[dict]:
+  """Rows of a JSONL file (metrics.jsonl, perf.jsonl, results.jsonl); [] when missing.
+
+  A torn last line (the disk filled mid-write, the process died) is dropped with a
+  warning; a bad line elsewhere is an edited file and is refused naming the line."""
+  path = Path(path)
+  try:
+    lines = path.read_text().splitlines()
+  except FileNotFoundError:
+    return []
+  except OSError as e:
+    raise RunIOError(f"reading {path} failed: {e.strerror or e}") from None
+  rows = []
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      rows.append(json.loads(line))
+    except ValueError:
+      if i < len(lines) - 1 and any(l.strip() for l in lines[i + 1:]):
+        raise InputError(f"line {i + 1} of {path} is not JSON; delete that line") from None
+      logging.warning("%s: dropped a torn last line (%d characters) left by an interrupted "
+                      "write", path, len(line))
+  return rows
+
+
+def repair_jsonl(path: str | Path, upto_step: int) -> None:
+  """Before a resume at `upto_step`: drop a torn last line, rows logged after the step
+  (the killed run's tail, rewritten by this one) and repeated rows, and sort by step, so a
+  resumed run leaves the file an uninterrupted one writes."""
+  path = Path(path)
+  if not path.exists():
+    return
+  rows, seen = [], set()
+  for row in read_jsonl(path):
+    key = json.dumps(row, sort_keys=True)
+    if row.get("step", 0) <= upto_step and key not in seen:
+      seen.add(key)
+      rows.append(row)
+  rows.sort(key=lambda r: r.get("step", 0))  # stable: a step's train row stays before its eval
+  write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# --- one process per workdir ------------------------------------------------------------
+class Lock:
+  """DIR/.lock held with flock while a process writes DIR; the file names the holder.
+
+  The kernel drops the flock when the process dies, even by SIGKILL; the name left in
+  the file then tells the next holder whose lock it takes over (logged as a warning).
+  """
+
+  def __init__(self, directory: str | Path, what: str):
+    self.path = Path(directory) / LOCK
+    self.what = what
+    self._fd = None
+
+  def __enter__(self) -> "Lock":
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()
+
+  def acquire(self) -> None:
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = _describe(_read_holder(fd))
+      os.close(fd)
+      raise WorkdirBusyError(
+          f"{self.path.parent} is in use by {holder}; wait for it to finish (or stop it), or "
+          "use another --workdir") from None
+    except OSError as e:  # a filesystem without flock: trust the holder's name alone
+      if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+        os.close(fd)
+        raise
+      held = _read_holder(fd)
+      if held and _alive(held):
+        os.close(fd)
+        raise WorkdirBusyError(f"{self.path.parent} is in use by {_describe(held)}; wait for "
+                               "it to finish (or stop it), or use another --workdir") from None
+    previous = _read_holder(fd)
+    if previous:
+      logging.warning("%s: taking over the lock of %s, which ended without releasing it "
+                      "(killed?)", self.path.parent, _describe(previous))
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
+          "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
+    self._fd = fd
+
+  def release(self) -> None:
+    if self._fd is None:
+      return
+    fd, self._fd = self._fd, None
+    try:
+      os.ftruncate(fd, 0)  # an empty file: released cleanly
+    except OSError:
+      pass  # the disk is gone; closing still drops the flock
+    finally:
+      os.close(fd)
+
+
+def _read_holder(fd: int) -> dict:
+  try:
+    data = os.pread(fd, 4096, 0)
+    return json.loads(data) if data.strip() else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def _describe(holder: dict) -> str:
+  if not holder:
+    return "another process"
+  return (f"{holder.get('what', 'a run')} of PID {holder.get('pid')} on host "
+          f"{holder.get('host')} (since {holder.get('since', '?')})")
+
+
+def _alive(holder: dict) -> bool:
+  if holder.get("host") != socket.gethostname():
+    return True  # cannot tell: assume it runs
+  try:
+    os.kill(int(holder.get("pid", 0)), 0)
+  except ProcessLookupError:
+    return False
+  except (PermissionError, ValueError):
+    return True
+  return True

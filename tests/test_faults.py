@@ -1,0 +1,257 @@
+"""Fast fault checks (default suite): provenance, one process per workdir, torn JSONL lines,
+checkpoint checksums, the saved tokenizer, writers that fail instead of hanging.
+tests/test_faults_slow.py runs the same faults through `python -m research.main`."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from research import checkpoint, errors, metrics, predict, train, workdir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny(**overrides):
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  for key, value in overrides.items():
+    section, field = key.split(".")
+    c[section][field] = value
+  return c
+
+
+def _train(c, wd):
+  return train.train_and_evaluate(c, str(wd), devices=jax.devices()[:1])
+
+
+def _snapshot(directory: Path) -> dict:
+  return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+          if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+  """A finished tiny run (40 steps, checkpoints at 20 and 40), copied by tests that change it."""
+  wd = tmp_path_factory.mktemp("finished") / "run"
+  _train(_tiny(**{"train.checkpoint_every": 20}), wd)
+  return wd
+
+
+def _copy(src: Path, dst: Path) -> Path:
+  import shutil
+  shutil.copytree(src, dst)
+  return dst
+
+
+# --- provenance ------------------------------------------------------------------------
+def test_a_changed_config_is_refused_and_the_workdir_is_untouched(finished, tmp_path):
+  wd = _copy(finished, tmp_path / "run")
+  before = _snapshot(wd)
+  with pytest.raises(workdir.ConfigChangedError, match=r"seed: 0 -> 7; task.function: 'linear' -> "
+                     r"'quadratic'.*--config.init_from=") as e:
+    _train(_changed(), wd)
+  assert isinstance(e.value, errors.InputError) and e.value.exit_code == 2
+  assert "\n" not in str(e.value)
+  assert _snapshot(wd) == before  # byte for byte, not even the lock file
+
+
+def _changed():
+  c = _tiny()
+  c.task.function, c.seed = "quadratic", 7
+  return c
+
+
+def test_resumable_fields_extend_a_run_and_are_recorded(finished, tmp_path):
+  wd = _copy(finished, tmp_path / "run")
+  c = _tiny(**{"train.checkpoint_every": 20, "train.num_steps": 60})
+  assert workdir.finished_summary(wd, c) is None  # 40 steps of a 60-step config
+  summary = _train(c, wd)
+  assert summary["final_step"] == 60
+  assert json.loads((wd / "config.json").read_text())["train"]["num_steps"] == 60
+  changes = workdir.read_jsonl(wd / workdir.CHANGES)
+  assert changes == [{"step": 40, "changes": ["train.num_steps: 40 -> 60"]}]
+  assert workdir.finished_summary(wd, c)["final_step"] == 60
+  cadence = _tiny(**{"train.checkpoint_every": 5, "train.num_steps": 60})
+  assert workdir.finished_summary(wd, cadence) is not None  # bookkeeping: the same run
+  c.optim.learning_rate *= 2
+  assert workdir.finished_summary(wd, c) is None
+
+
+# --- one process per workdir ------------------------------------------------------------
+def test_a_second_process_is_refused_naming_the_holder(tmp_path):
+  held = workdir.Lock(tmp_path, "a training run")
+  held.acquire()
+  try:
+    with pytest.raises(workdir.WorkdirBusyError,
+                       match=rf"in use by a training run of PID {os.getpid()} on host"):
+      _train(_tiny(), tmp_path)
+  finally:
+    held.release()
+  assert not (tmp_path / "config.json").exists()
+  with workdir.Lock(tmp_path, "a training run"):  # released: the next one takes it
+    pass
+  assert (tmp_path / workdir.LOCK).read_text() == ""
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, monkeypatch):
+  code = ("import os, signal; from research import workdir; "
+          f"workdir.Lock({str(tmp_path)!r}, 'a training run').acquire(); "
+          "os.kill(os.getpid(), signal.SIGKILL)")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert proc.returncode == -signal.SIGKILL
+  left = json.loads((tmp_path / workdir.LOCK).read_text())
+  warnings = []
+  monkeypatch.setattr(workdir.logging, "warning", lambda *a: warnings.append(a[0] % a[1:]))
+  with workdir.Lock(tmp_path, "a training run"):
+    pass
+  assert len(warnings) == 1 and f"PID {left['pid']}" in warnings[0] and "killed" in warnings[0]
+  with workdir.Lock(tmp_path, "a training run"):  # negative control: a clean release
+    pass
+  assert len(warnings) == 1
+
+
+# --- torn lines ---------------------------------------------------------------------------
+def test_read_jsonl_drops_a_torn_last_line_only(tmp_path, monkeypatch):
+  path = tmp_path / "metrics.jsonl"
+  path.write_text('{"step": 20, "loss": 1.0}\n{"step": 40, "lo')
+  warnings = []
+  monkeypatch.setattr(workdir.logging, "warning", lambda *a: warnings.append(a))
+  assert workdir.read_jsonl(path) == [{"step": 20, "loss": 1.0}]
+  assert len(warnings) == 1 and "torn" in warnings[0][0]
+  path.write_text('{"step": 20}\n{"step": 4\n{"step": 60}\n')  # an edited file, not a tear
+  with pytest.raises(errors.InputError, match="line 2 of .* is not JSON"):
+    workdir.read_jsonl(path)
+
+
+def test_resume_repairs_torn_duplicate_and_later_rows(finished, tmp_path):
+  wd = _copy(finished, tmp_path / "run")
+  reference = (wd / "metrics.jsonl").read_bytes()
+  rows = (wd / "metrics.jsonl").read_text().splitlines()
+  # A second writer's duplicates out of order, a row after the checkpoint, a torn tail.
+  (wd / "metrics.jsonl").write_text("\n".join([rows[1], rows[0], rows[0], rows[1]]) + "\n"
+                                    + '{"step": 60, "loss": 9}\n{"step": 80, "lo')
+  (wd / "perf.jsonl").write_text((wd / "perf.jsonl").read_text() + '{"step": 4')
+  import shutil
+  shutil.rmtree(wd / "checkpoints" / "40")
+  (wd / "summary.json").unlink()
+  _train(_tiny(**{"train.checkpoint_every": 20}), wd)
+  assert (wd / "metrics.jsonl").read_bytes() == reference
+  perf = [r["step"] for r in workdir.read_jsonl(finished / "perf.jsonl")]
+  assert [r["step"] for r in workdir.read_jsonl(wd / "perf.jsonl")] == perf
+
+
+# --- checkpoint integrity --------------------------------------------------------------------
+def _flip_a_byte(step_dir: Path) -> Path:
+  victim = max((p for p in (step_dir / "state").rglob("*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+  data = bytearray(victim.read_bytes())
+  data[len(data) // 2] ^= 0x01
+  victim.write_bytes(bytes(data))
+  return victim
+
+
+def _restore(wd):
+  exp = train.Experiment(_tiny(), jax.devices()[:1])
+  ck = checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=3)
+  try:
+    return ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding))
+  finally:
+    ck.close()
+
+
+def test_a_flipped_byte_falls_back_to_the_previous_checkpoint(finished, tmp_path, monkeypatch):
+  wd = _copy(finished, tmp_path / "run")
+  warnings = []
+  monkeypatch.setattr(checkpoint.logging, "warning", lambda *a: warnings.append(a[0] % a[1:])
+                      if "unreadable" in a[0] else None)  # absl's: Orbax's go there too
+  assert _restore(wd)[2] == 40 and not warnings  # negative control: intact, no warning
+  victim = _flip_a_byte(wd / "checkpoints" / "40")
+  state, _, step = _restore(wd)
+  assert step == 20
+  assert any("checkpoint 40" in w and "checksum mismatch" in w and victim.name in w
+             for w in warnings), warnings
+  assert len(list((wd / "checkpoints.unreadable").glob("40.*"))) == 1
+
+
+def test_a_checkpoint_without_checksums_restores_unverified(finished, tmp_path):
+  wd = _copy(finished, tmp_path / "run")
+  (wd / "checkpoints" / "40" / checkpoint.CHECKSUMS).unlink()
+  assert _restore(wd)[2] == 40
+
+
+# --- the tokenizer lives in the workdir -------------------------------------------------------
+def _csv(path: Path, n: int = 120, seed: int = 0) -> Path:
+  rng = np.random.default_rng(seed)
+  cues = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
+  with path.open("w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["text", "label"])
+    for _ in range(n):
+      lab = str(rng.choice(["neg", "pos"]))
+      w.writerow([f"the plot was {rng.choice(cues[lab])} {rng.choice(['ok', 'long'])}", lab])
+  return path
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "word"])
+def test_tokenizer_state_round_trips(kind):
+  from research.data import text as text_lib
+  tok = text_lib.make_tokenizer(kind, ["the plot was good", "a dull film!"], 12)
+  back = text_lib.tokenizer_from_state(json.loads(json.dumps(text_lib.tokenizer_state(tok))))
+  for text in ("the film was good", "unseen words here"):
+    np.testing.assert_array_equal(back.encode(text), tok.encode(text))
+  assert back.vocab_size == tok.vocab_size
+
+
+def test_predict_uses_the_saved_vocabulary_not_the_data_file(tmp_path):
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  c.train.num_steps = 20
+  _train(c, tmp_path / "run")
+  texts = ["the plot was great", "awful long plot"]
+  before = predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts)
+  os.rename(tmp_path / "a.csv", tmp_path / "moved.csv")
+  after = predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts)
+  assert after == before  # identical probabilities, no data file read
+  _csv(tmp_path / "a.csv", n=60, seed=1)  # an edited file: another vocabulary
+  assert predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts) == before
+  c.train.num_steps = 40  # a resume on the edited data is refused
+  with pytest.raises(errors.InputError, match="another vocabulary"):
+    _train(c, tmp_path / "run")
+  (tmp_path / "run" / workdir.VOCABULARY).unlink()  # negative control: rebuilt from the data
+  assert predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts) != before
+
+
+# --- writers fail, never hang -----------------------------------------------------------------
+def test_a_full_disk_under_a_writer_is_a_run_io_error(tmp_path):
+  w = metrics.MetricsWriter(str(tmp_path), resume_step=0)
+  w.write(20, {"loss": 1.0})
+  w._tb._py_recordio_writer._writer = open("/dev/full", "wb")  # the event file's disk is full
+  with pytest.raises(errors.RunIOError, match="No space left on device"):
+    w.write(40, {"loss": 0.5})
+  w._tb = None
+  (tmp_path / "metrics.jsonl").unlink()
+  (tmp_path / "metrics.jsonl").symlink_to("/dev/full")
+  with pytest.raises(errors.RunIOError, match="metrics.jsonl failed: No space left on device"):
+    w.write(60, {"loss": 0.25})
+
+
+def test_atomic_writes_leave_the_old_file_when_the_writer_fails(tmp_path):
+  path = tmp_path / "summary.json"
+  workdir.write_json(path, {"final_step": 20})
+  with pytest.raises(RuntimeError):
+    with workdir.atomic_path(path) as tmp:
+      tmp.write_text('{"final_st')
+      raise RuntimeError("killed mid-write")
+  assert json.loads(path.read_text()) == {"final_step": 20}
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
