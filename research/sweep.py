@@ -7,7 +7,9 @@ Sweeps are data beside the config: `get_sweep(name)` in the config file returns
 a list of override dicts (see `product` and `zipped` for building them). Each
 run gets `DIR/runs/NAME/`; `DIR/results.jsonl` holds one row per finished or
 failed run (overrides, parameters, FLOPs, tokens, wall time, final metrics,
-probe paths), rewritten atomically so a completed row is never lost. Rerunning
+probe paths), rewritten atomically so a completed row is never lost, and
+`DIR/results.csv` the same rows flat (`overrides.model.width`, `final.loss`; research/results.py
+merges the runs' own files the same way). Rerunning
 the command skips finished runs and resumes unfinished ones from their
 checkpoints; a failing run is recorded with its error and the sweep goes on.
 """
@@ -27,6 +29,7 @@ from typing import Iterable
 from absl import flags, logging
 
 from research import cli, preemption
+from research import results as results_lib
 from research import workdir as workdir_lib
 from research.errors import InputError, RunIOError, RunsFailedError
 
@@ -77,6 +80,10 @@ class Results:
   def put(self, row: dict) -> None:
     self.rows[row["run"]] = row
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
+    # The same rows flat (overrides.model.width, final.loss, ...) for pandas or a spreadsheet;
+    # tracebacks stay in the JSONL only.
+    results_lib.write_csv([results_lib.flatten({k: v for k, v in r.items() if k != "traceback"})
+                           for r in self.rows.values()], self.path.with_name("results.csv"))
 
 
 def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) -> dict:

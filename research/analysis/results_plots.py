@@ -1,0 +1,121 @@
+"""One metric across many runs, from the flat table of research/results.py.
+
+  plot(rows, "loss", by="model.width")                   loss vs step, a curve per run
+  plot(rows, "loss", by="model.num_layers", x="model.width")   last loss vs width, a line
+                                                         per num_layers value
+
+Curves are read from each run's metrics.jsonl (the row's `dir`); colours follow --by: a
+colour bar for numbers (logarithmic when they span a decade or more, as model sizes and
+learning rates do), a legend otherwise.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import colors as mcolors  # noqa: E402
+
+from research.analysis import plots  # noqa: E402
+from research.errors import InputError  # noqa: E402
+from research.workdir import read_jsonl  # noqa: E402
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _spans_decade(values: list[float]) -> bool:
+  return min(values) > 0 and max(values) / min(values) >= 10
+
+
+def _colouring(rows: list[dict], by: Optional[str]):
+  """(colour of each row, a function that draws the key on the axes)."""
+  if by is None:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [cycle[i % len(cycle)] for i in range(len(rows))], lambda fig, ax: None
+  values = [r.get(by) for r in rows]
+  if all(_is_number(v) for v in values) and len(set(values)) > 1:
+    norm = (mcolors.LogNorm if _spans_decade(values) else mcolors.Normalize)(
+        min(values), max(values))
+    cmap = plt.get_cmap("viridis")
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    return [cmap(norm(v)) for v in values], \
+        lambda fig, ax: fig.colorbar(mappable, ax=ax, label=by)
+  levels = list(dict.fromkeys(map(str, values)))
+  cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  colour = {v: cycle[i % len(cycle)] for i, v in enumerate(levels)}
+
+  def legend(fig, ax):
+    handles = [plt.Line2D([], [], color=colour[v], label=v) for v in levels]
+    ax.legend(handles=handles, title=by, fontsize=8)
+  return [colour[str(v)] for v in values], legend
+
+
+def _check(rows: list[dict], name: Optional[str], flag: str) -> None:
+  from research.results import check_column
+  if name is not None:
+    check_column(rows, name, flag)
+
+
+def _curves(rows: list[dict], metric: str, ax, colours) -> None:
+  drawn = 0
+  for row, colour in zip(rows, colours):
+    points = [(m["step"], m[metric]) for m in read_jsonl(Path(row["dir"]) / "metrics.jsonl")
+              if "step" in m and _is_number(m.get(metric))]
+    if points:
+      ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9)
+      drawn += 1
+  if not drawn:
+    raise InputError(f"--plot {metric}: no run's metrics.jsonl has a {metric!r} column; "
+                     "pick one of the last.* columns the table lists (without 'last.')")
+  ax.set_xlabel("step")
+
+
+def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax, colours) -> str:
+  """METRIC (a column, else last.METRIC) against column x, one line per --by value."""
+  column = metric if any(metric in r for r in rows) else f"last.{metric}"
+  _check(rows, column, "--plot")
+  groups: dict[str, list] = {}
+  for row, colour in zip(rows, colours):
+    if _is_number(row.get(x)) and _is_number(row.get(column)):
+      groups.setdefault(str(row.get(by)), []).append((row[x], row[column], colour))
+  if not groups:
+    raise InputError(f"--x {x}: no run has numbers in both {x} and {column}")
+  for points in groups.values():
+    points.sort(key=lambda p: p[0])
+    xs, ys, cs = zip(*points)
+    ax.plot(xs, ys, color=cs[0], lw=1.0, alpha=0.6)
+    ax.scatter(xs, ys, c=list(cs), s=24, zorder=3)
+  all_x = [p[0] for ps in groups.values() for p in ps]
+  if _spans_decade(all_x):
+    ax.set_xscale("log")
+  ax.set_xlabel(x)
+  return column
+
+
+def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "step",
+         out: str | Path = "results.png") -> Path:
+  """Draws `metric` for every row (run) and writes the figure through plots.save_figure."""
+  _check(rows, by, "--by")
+  if x != "step":
+    _check(rows, x, "--x")
+  colours, key = _colouring(rows, by)
+  fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
+  if x == "step":
+    _curves(rows, metric, ax, colours)
+    label = metric
+  else:
+    label = _points(rows, metric, x, by, ax, colours)
+  values = [v for line in ax.get_lines() for v in line.get_ydata()]
+  if values and _spans_decade(values):
+    ax.set_yscale("log")
+  ax.set_ylabel(label)
+  ax.set_title(f"{label} across {len(rows)} runs" + (f" by {by}" if by else ""), fontsize=10)
+  ax.grid(alpha=0.3)
+  key(fig, ax)
+  return plots.save_figure(fig, out)

@@ -1,0 +1,254 @@
+"""Every run under some directories as one flat table, and one metric's curves across runs.
+
+  python -m research.results DIR... [--where 'model.width>=64' ...] [--columns a,b,...]
+      [--csv OUT.csv] [--plot METRIC --by FIELD [--x step|FIELD] [--out FIG.png]]
+
+A run is a directory holding config.json (research.main's workdir, a sweep's
+runs/NAME/, an experiment's run folders); every directory under DIR is searched.
+One row per run:
+
+  run         the run directory, relative to the DIR it was found under
+  a.b.c       every config field, dotted (`model.width`, `optim.learning_rate`)
+  summary.k   every summary.json field (`summary.final_loss`, `summary.num_params`)
+  last.k      the last row of metrics.jsonl (`last.step`, `last.loss`)
+
+The table printed shows --columns, or by default the run, the config fields that differ
+between runs, the parameter count and the last metrics. --csv writes every column. From Python, `load(dirs)` gives the
+same table as a pandas DataFrame (pandas: `pip install -e .[results]`), `records(dirs)`
+as a list of dicts without pandas.
+
+--plot METRIC draws a metrics.jsonl column against the step for every run, coloured by
+--by FIELD (a colour bar, logarithmic when the values span a decade or more; a legend
+when they are not numbers), or with --x FIELD one point per run: METRIC's last value
+(or a summary field) against that column, one line per --by value.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import operator
+import re
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from research.errors import InputError
+from research.workdir import atomic_path, read_jsonl
+
+_OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
+        "=": operator.eq, ">": operator.gt, "<": operator.lt}
+_WHERE = re.compile(r"^\s*([\w.\-]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
+
+
+# ----------------------------------------------------------------------------- the table
+def find_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+  """(root, run_dir) for every directory with config.json under each root, sorted."""
+  found = []
+  for root in map(Path, dirs):
+    if not root.is_dir():
+      raise InputError(f"{root}: not a directory; pass run or sweep directories "
+                       "(folders holding config.json somewhere below)")
+    runs = {p.parent for p in root.rglob("config.json")}
+    found += [(root, run) for run in sorted(runs)]
+  if not found:
+    raise InputError(f"no run (a directory with config.json) under {', '.join(map(str, dirs))}; "
+                     "pass the --workdir of research.main or research.sweep")
+  return found
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}; lists become JSON text so every cell is a scalar."""
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      out.update(flatten(value, name + "."))
+    elif isinstance(value, (list, tuple)):
+      out[name] = json.dumps(value)
+    else:
+      out[name] = value
+  return out
+
+
+def _read_json(path: Path) -> dict:
+  try:
+    return json.loads(path.read_text())
+  except FileNotFoundError:
+    return {}
+  except ValueError:
+    raise InputError(f"{path} is not JSON; rerun that run or remove its directory") from None
+
+
+def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
+  """One run's row: its name (relative to `root`; under root's name when several roots
+  may hold the same relative names), config fields, summary fields and last metrics."""
+  name = run_dir.relative_to(root).as_posix()
+  if name == ".":  # the directory given is the run itself
+    name = run_dir.name
+  elif prefix_root:
+    name = f"{root.name}/{name}"
+  row = {"run": name, "dir": str(run_dir)}
+  row.update(flatten(_read_json(run_dir / "config.json")))
+  row.update(flatten(_read_json(run_dir / "summary.json"), "summary."))
+  metrics = read_jsonl(run_dir / "metrics.jsonl")
+  if metrics:
+    row.update(flatten(metrics[-1], "last."))
+  return row
+
+
+def records(dirs: Sequence[str | Path], where: Iterable[str] = ()) -> list[dict]:
+  """Every run under `dirs` as one flat dict, filtered by `where` expressions."""
+  rows = [record(root, run, prefix_root=len(dirs) > 1) for root, run in find_runs(dirs)]
+  for expr in where:
+    rows = [r for r in rows if _matches(r, expr, rows)]
+  return rows
+
+
+def load(dirs: Sequence[str | Path] | str | Path, where: Iterable[str] = ()):
+  """The table as a pandas DataFrame, one row per run."""
+  try:
+    import pandas as pd
+  except ImportError:
+    raise InputError("research.results.load needs pandas: pip install pandas "
+                     "(or pip install -e .[results])") from None
+  if isinstance(dirs, (str, Path)):
+    dirs = [dirs]
+  return pd.DataFrame(records(dirs, where))
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+  """Column names in first-seen order."""
+  return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def check_column(rows: list[dict], name: str, flag: str) -> None:
+  cols = columns_of(rows)
+  if name not in cols:
+    close = difflib.get_close_matches(name, cols, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else \
+        "columns are config fields (model.width), summary.* and last.*"
+    raise InputError(f"{flag}: no column {name!r} in the runs' table; {hint}")
+
+
+def _value(text: str):
+  """A --where value: a number, true/false/null, or the text itself."""
+  try:
+    return json.loads(text)
+  except ValueError:
+    return text
+
+
+def _matches(row: dict, expr: str, rows: list[dict]) -> bool:
+  m = _WHERE.match(expr)
+  if not m:
+    raise InputError(f"--where {expr!r} is not FIELD OP VALUE (OP one of "
+                     ">=, <=, >, <, ==, !=); write e.g. --where 'model.width>=64'")
+  field, op, text = m.groups()
+  check_column(rows, field, "--where")
+  have, want = row.get(field), _value(text)
+  if have is None:
+    return False
+  if isinstance(have, (int, float)) != isinstance(want, (int, float)) and op in (">=", "<=", ">", "<"):
+    raise InputError(f"--where {expr!r}: {field} holds {have!r}, which does not compare with "
+                     f"{want!r}; compare numbers with numbers")
+  if isinstance(have, str) and not isinstance(want, str):
+    want = text  # `task.name=regression` and `preset=1` compare as written
+  return _OPS[op](have, want)
+
+
+def varying(rows: list[dict]) -> list[str]:
+  """Columns whose value differs between runs (bookkeeping `dir` left out)."""
+  out = []
+  for col in columns_of(rows):
+    values = {json.dumps(r.get(col), sort_keys=True, default=str) for r in rows}
+    if col not in ("run", "dir") and len(values) > 1:
+      out.append(col)
+  return out
+
+
+def default_columns(rows: list[dict]) -> list[str]:
+  """What tells runs apart and how they ended: the run, the config fields that vary, the
+  parameter count and the last metrics (timings, which vary on every rerun, left out)."""
+  config = [c for c in varying(rows) if not c.startswith(("summary.", "last."))]
+  size = [c for c in ("summary.num_params",) if c in columns_of(rows)]
+  last = [c for c in columns_of(rows) if c.startswith("last.") and c != "last.learning_rate"]
+  return ["run", *config, *size, *last]
+
+
+def _cell(value) -> str:
+  if value is None:
+    return ""
+  if isinstance(value, float):
+    return f"{value:.4g}"
+  return str(value)
+
+
+def format_table(rows: list[dict], cols: Sequence[str]) -> str:
+  """A plain aligned text table, one line per run."""
+  cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+  widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(cols)]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+  lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in cells]
+  return "\n".join(line.rstrip() for line in lines)
+
+
+def write_csv(rows: list[dict], path: str | Path) -> Path:
+  """Every column of every run; missing cells empty."""
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:  # never half a file
+    writer = csv.DictWriter(f, fieldnames=columns_of(rows), restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+  return path
+
+
+# ----------------------------------------------------------------------------- command
+def _define(fv) -> None:
+  from absl import flags
+  flags.DEFINE_multi_string("where", [], "FIELD OP VALUE filters, ANDed "
+                            "(e.g. 'model.width>=64', 'optim.name==adam')", flag_values=fv)
+  flags.DEFINE_list("columns", [], "columns to print (default: run + those that vary)",
+                    flag_values=fv)
+  flags.DEFINE_string("csv", None, "write the whole table (every column) to this CSV",
+                      flag_values=fv)
+  flags.DEFINE_string("plot", None, "metric to plot (a metrics.jsonl column, e.g. loss)",
+                      flag_values=fv)
+  flags.DEFINE_string("by", None, "colour the runs by this column (e.g. model.width)",
+                      flag_values=fv)
+  flags.DEFINE_string("x", "step", "x axis: step (curves) or a column (one point per run)",
+                      flag_values=fv)
+  flags.DEFINE_string("out", None, "figure path (default: DIR/results_METRIC.png)",
+                      flag_values=fv)
+
+
+def main(argv=None) -> int:
+  from research import cli
+  fv = cli.parse_flags(_define, argv, __doc__)
+  dirs = fv.positional
+  if not dirs:
+    raise InputError("no directory given; run python -m research.results DIR... "
+                     "(a research.main or research.sweep --workdir)")
+  if fv.by is not None and fv.plot is None:
+    raise InputError("--by colours a plot; add --plot METRIC (e.g. --plot loss)")
+  rows = records(dirs, fv.where)
+  if not rows:
+    raise InputError(f"no run under {', '.join(dirs)} matches --where "
+                     f"{' and '.join(fv.where)}; loosen the filter")
+  for col in fv.columns:
+    check_column(rows, col, "--columns")
+  cols = fv.columns or default_columns(rows)
+  print(format_table(rows, cols))
+  if fv.csv:
+    print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")
+  if fv.plot:
+    from research.analysis.results_plots import plot  # matplotlib only when drawing
+    out = fv.out or Path(dirs[0]) / f"results_{fv.plot}.png"
+    print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out)}")
+  return 0
+
+
+if __name__ == "__main__":
+  from research import cli
+  cli.run_script(main)

@@ -1,0 +1,175 @@
+"""research.results: many runs as one flat table, filtered, written as CSV, plotted."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+from research import results
+from research.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(path: Path, width: int, lr: float, losses: list[float], name: str = "adam") -> Path:
+  """A run directory as research.main leaves it (the files results reads, no training)."""
+  path.mkdir(parents=True)
+  config = {"seed": 0, "model": {"width": width, "num_layers": 2},
+            "optim": {"name": name, "learning_rate": lr}, "sharding": {"rules": [["a", None]]}}
+  (path / "config.json").write_text(json.dumps(config))
+  (path / "summary.json").write_text(json.dumps({"num_params": width * 100,
+                                                 "final_loss": losses[-1]}))
+  (path / "metrics.jsonl").write_text("".join(
+      json.dumps({"step": 10 * (i + 1), "loss": v}) + "\n" for i, v in enumerate(losses)))
+  return path
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+  root = tmp_path / "scale"
+  for i, (w, lr) in enumerate([(16, 1e-3), (64, 1e-3), (256, 5e-3)]):
+    _run(root / "runs" / f"{i:03d}_width={w}", w, lr, [5.0, 4.0 - i, 3.0 - i])
+  (root / "results.jsonl").write_text("")  # sweep bookkeeping beside the runs is ignored
+  return root
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, "-m", "research.results", *map(str, args)],
+                        capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_flatten_dots_nested_fields_and_keeps_lists_as_text():
+  flat = results.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, [2, None]], "f": None})
+  assert flat == {"a.b": 1, "a.c.d": "x", "e": "[1, [2, null]]", "f": None}
+
+
+def test_every_run_below_the_directories_is_one_row(sweep_dir, tmp_path):
+  other = _run(tmp_path / "solo", 32, 3e-4, [2.0, 1.5])
+  rows = results.records([sweep_dir, other])
+  assert [r["run"] for r in rows] == ["scale/runs/000_width=16", "scale/runs/001_width=64",
+                                      "scale/runs/002_width=256", "solo"]
+  r = rows[1]
+  assert r["model.width"] == 64 and r["optim.learning_rate"] == 1e-3
+  assert r["summary.num_params"] == 6400 and r["summary.final_loss"] == 2.0
+  assert r["last.step"] == 30 and r["last.loss"] == 2.0  # the LAST metrics row
+  assert r["sharding.rules"] == '[["a", null]]'
+  # A run missing a file still has a row, with the columns it has.
+  (tmp_path / "solo" / "summary.json").unlink()
+  assert "summary.num_params" not in results.records([other])[0]
+
+
+@pytest.mark.parametrize("where, widths", [
+    (["model.width>=64"], [64, 256]), (["model.width < 64"], [16]),
+    (["model.width>16", "optim.learning_rate==0.001"], [64]),
+    (["optim.name=adam"], [16, 64, 256]), (["optim.name!=adam"], []),
+    (["model.width==1000"], [])])
+def test_where_filters(sweep_dir, where, widths):
+  assert [r["model.width"] for r in results.records([sweep_dir], where)] == widths
+
+
+@pytest.mark.parametrize("where, match", [
+    ("model.widht>=64", "no column 'model.widht'.*did you mean model.width"),
+    ("model.width", "not FIELD OP VALUE"),
+    ("optim.name>3", "does not compare")])
+def test_bad_where_is_an_input_error(sweep_dir, where, match):
+  with pytest.raises(InputError, match=match):
+    results.records([sweep_dir], [where])
+
+
+def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
+  cols = results.default_columns(results.records([sweep_dir]))
+  assert cols[0] == "run" and {"model.width", "optim.learning_rate", "summary.num_params",
+                               "last.loss", "last.step"} <= set(cols)
+  assert "seed" not in cols and "model.num_layers" not in cols  # the same in every run
+
+
+def test_cli_prints_the_table_and_writes_the_csv(sweep_dir, tmp_path):
+  out = tmp_path / "all.csv"
+  proc = _cli(sweep_dir, "--where", "model.width>=64", "--csv", out)
+  assert proc.returncode == 0, proc.stderr
+  lines = proc.stdout.splitlines()
+  assert lines[0].split()[:3] == ["run", "model.width", "optim.learning_rate"]
+  assert len([l for l in lines if l.startswith("runs/")]) == 2
+  with open(out) as f:
+    rows = list(csv.DictReader(f))
+  assert [r["model.width"] for r in rows] == ["64", "256"] and "dir" in rows[0]
+
+
+@pytest.mark.parametrize("args, match", [
+    (["{empty}"], "no run"), (["{missing}"], "not a directory"), ([], "no directory given"),
+    (["{sweep}", "--plot", "loss", "--by", "model.widht"], "--by: no column 'model.widht'"),
+    (["{sweep}", "--columns", "run,nope"], "--columns: no column 'nope'"),
+    (["{sweep}", "--where", "model.width>1000"], "matches --where"),
+    (["{sweep}", "--by", "model.width"], "add --plot"),
+    (["{sweep}", "--plot", "accuracy"], "no run's metrics.jsonl has a 'accuracy'"),
+    (["{sweep}", "--bogus"], "bogus")])
+def test_bad_input_exits_2_with_one_line(sweep_dir, tmp_path, args, match):
+  (tmp_path / "empty").mkdir()
+  names = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "sweep": sweep_dir}
+  proc = _cli(*[a.format(**names) for a in args])
+  assert proc.returncode == 2, proc.stdout + proc.stderr
+  err = proc.stderr.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: ") and match in err[0], proc.stderr
+  assert not (sweep_dir / "results_accuracy.png").exists()
+
+
+def test_plot_loss_by_width_over_steps(sweep_dir, tmp_path, monkeypatch):
+  from research.analysis import plots, results_plots
+  figures = []
+  save = plots.save_figure
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig) or save(fig, out))
+  rows = results.records([sweep_dir])
+  out = results_plots.plot(rows, "loss", by="model.width", out=tmp_path / "f.png")
+  assert out.stat().st_size > 5000
+  ax = figures[0].axes[0]
+  assert len(ax.get_lines()) == 3 and list(ax.get_lines()[2].get_xdata()) == [10, 20, 30]
+  # widths 16..256 span a decade: the colour bar is logarithmic; the colours differ.
+  assert figures[0].axes[1].get_yscale() == "log"
+  assert len({tuple(l.get_color()) for l in ax.get_lines()}) == 3
+  # Negative controls: learning rates 1e-3..5e-3 (less than a decade) get a linear bar,
+  # names (not numbers) a legend.
+  results_plots.plot(rows, "loss", by="optim.learning_rate", out=tmp_path / "g.png")
+  assert figures[1].axes[1].get_yscale() == "linear"
+  results_plots.plot(rows, "loss", by="optim.name", out=tmp_path / "h.png")
+  assert len(figures[2].axes) == 1 and figures[2].axes[0].get_legend() is not None
+
+
+def test_plot_against_a_config_field(sweep_dir, tmp_path):
+  proc = _cli(sweep_dir, "--plot", "loss", "--x", "model.width", "--out", tmp_path / "w.png")
+  assert proc.returncode == 0, proc.stderr
+  assert (tmp_path / "w.png").stat().st_size > 5000
+
+
+def test_load_gives_a_dataframe(sweep_dir):
+  pd = pytest.importorskip("pandas")
+  df = results.load(sweep_dir, where=["model.width>=64"])
+  assert isinstance(df, pd.DataFrame) and list(df["model.width"]) == [64, 256]
+
+
+def test_load_without_pandas_names_the_install(sweep_dir, monkeypatch):
+  monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+  with pytest.raises(InputError, match=r"pip install pandas"):
+    results.load([sweep_dir])
+  assert len(results.records([sweep_dir])) == 3  # the table itself needs no pandas
+
+
+def test_a_sweep_writes_the_flat_csv_beside_results_jsonl(tmp_path):
+  from configs import icl_regression
+  from research import sweep
+  c = icl_regression.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
+  overrides = [{"model.width": 16, "model.num_heads": 2}, {"optim.learning_rate": 1e15}]
+  sweep.run_sweep(c, overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  with open(tmp_path / "results.csv") as f:
+    rows = {r["run"]: r for r in csv.DictReader(f)}
+  assert sorted(r["status"] for r in rows.values()) == ["done", "failed"]
+  done = next(r for r in rows.values() if r["status"] == "done")
+  assert done["overrides.model.width"] == "16" and float(done["final.loss"]) > 0
+  assert "traceback" not in next(iter(rows.values()))  # kept in results.jsonl only
+  # The runs' own files give the same final loss through research.results.
+  table = {r["run"]: r for r in results.records([tmp_path / "runs"])}
+  assert table[done["run"]]["last.loss"] == pytest.approx(float(done["final.loss"]))
+  assert table[done["run"]]["model.width"] == 16
