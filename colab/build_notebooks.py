@@ -1,36 +1,74 @@
-"""Writes one notebook per paper into colab/ (outputs stripped), from the texts below.
+"""Writes one notebook per paper into colab/, from the texts below.
 
-  python colab/build_notebooks.py          # rewrite colab/<name>.ipynb for every paper
-  python colab/build_notebooks.py --check  # exit 1 if a stored notebook differs from its text
+  python colab/build_notebooks.py            # rewrite colab/<name>.ipynb whose text changed
+  python colab/build_notebooks.py --execute  # ... and run each on `tiny`, storing small outputs
+  python colab/build_notebooks.py --check    # exit 1 if a stored notebook differs from its text
+
+Stored notebooks keep the outputs of the cells tagged KEEP (the verdict table and one
+figure, from the `tiny` preset) so they read on the repository page; --check compares
+sources only. The install cell's REPO_URL form field defaults to this checkout's GitHub
+`origin` (empty without one: then it is read off the notebook's Colab address).
 
 Every paper notebook has the same spine, so it lives here once: install, devices and
 preset, `experiments.reproduce.reproduce(NAME, PRESET, WORKDIR)` (the command's own
 function: it trains, scores each headline claim and renders the figures), the verdict
 table and figures, then one "change one thing" cell that calls the same library with one
 knob turned. Only the texts and that last cell differ per paper. The quickstart notebook
-is written by hand. tests/test_notebooks.py executes every notebook on the tiny preset.
+is written by hand, except for its install cell, the same as every other notebook's. tests/test_notebooks.py executes every notebook on the tiny preset.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Cells whose outputs the stored notebooks keep (verdict table, one figure), so the
+# notebooks read on the repository page; every other output is stripped.
+KEEP = "keep-output"
 
 INSTALL = """\
-# Install (Colab): set RESEARCH_REPO to this project's git URL, or upload the project
-# folder and `pip install -e` it; locally, `pip install -e .` from the repository root.
-import importlib.util, os, subprocess, sys
+# Install (Colab): clones REPO_URL and installs it. Opened from GitHub, an empty REPO_URL is
+# read off this notebook's own address; elsewhere set it to the project's git URL. Locally,
+# `pip install -e .` from the repository root first and this cell does nothing.
+REPO_URL = "{repo_url}"  # @param {{type:"string"}}
+import importlib.util, os, re, socket, subprocess, sys, urllib.parse, urllib.request
 if importlib.util.find_spec('research') is None:
-    REPO = os.environ.get('RESEARCH_REPO')
-    if not REPO:
-        raise RuntimeError('research is not installed: set RESEARCH_REPO=<git url of this project> '
-                           'or run `pip install -e <project folder>` first')
-    subprocess.run(['git', 'clone', '-q', REPO, 'research_repo'], check=True)
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'research_repo'], check=True)
+    if not REPO_URL:  # Colab's Jupyter server names the notebook's origin, github.com/OWNER/REPO/...
+        try:
+            host = socket.gethostbyname(socket.gethostname())
+            sessions = urllib.request.urlopen(f'http://{{host}}:9000/api/sessions', timeout=5).read()
+            found = re.search(r'github\\.com/([\\w.-]+)/([\\w.-]+)', urllib.parse.unquote(sessions.decode()))
+            REPO_URL = f'https://github.com/{{found[1]}}/{{found[2]}}' if found else ''
+        except OSError:
+            pass
+    if not REPO_URL:
+        raise RuntimeError('research is not installed: set REPO_URL in this cell to the git URL of this project')
+    subprocess.run(['git', 'clone', '-q', REPO_URL, 'research_repo'], check=True)
+    # The jax build for this runtime: TPU chips show as /dev/accel* or numbered /dev/vfio
+    # entries, an NVIDIA GPU brings nvidia-smi; otherwise the CPU build.
+    import shutil
+    tpu = os.path.exists('/dev/accel0') or (
+        os.path.isdir('/dev/vfio') and any(n.isdigit() for n in os.listdir('/dev/vfio')))
+    extra = '[tpu]' if tpu else '[cuda12]' if shutil.which('nvidia-smi') else ''
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'research_repo' + extra], check=True)
     sys.path.insert(0, os.path.abspath('research_repo'))  # importable without a kernel restart"""
+
+
+def _default_repo_url() -> str:
+  """The install cell's default: this checkout's `origin` when it is a public GitHub URL (a
+  local clone's path would be wrong on Colab and would make --check depend on the clone)."""
+  try:
+    url = subprocess.run(["git", "-C", str(HERE), "remote", "get-url", "origin"],
+                         capture_output=True, text=True, timeout=10).stdout.strip()
+  except OSError:
+    return ""
+  url = re.sub(r"^git@github\.com:", "https://github.com/", url)
+  return re.sub(r"\.git$", "", url) if url.startswith("https://github.com/") else ""
+
 
 SETUP = """\
 PRESET = os.environ.get('RESEARCH_NOTEBOOK_PRESET', 'tiny')  # 'tiny' | 'cpu' | 'paper'
@@ -55,6 +93,9 @@ for figure in summary['figures']:
 
 PAPERS = {
     "garg2022": dict(
+        # README's NAME table: experiment, claims module (experiments/claims/), config (configs/).
+        files=("`experiments/reproduce.py` (`_garg2022`: the main job itself)",
+               "regression.py", "icl_regression.py"),
         title="Garg et al. 2022: what can Transformers learn in context? (linear regression)",
         intro="A Transformer trained on prompts (x_1, f(x_1), ..., x_k) of random linear functions "
               "predicts f(x_k+1) as well as least squares once k >= d, and far better than "
@@ -69,6 +110,8 @@ config.task.function = 'relu_net'
 result = train.train_or_reuse(config, f'{WORKDIR}/relu_net')
 display(Image(f'{WORKDIR}/relu_net/figures/icl_regression.png'))"""),
     "raventos2023": dict(
+        files=("`experiments/raventos2023.py`",
+               "regression.py", "icl_regression.py:raventos"),
         title="Raventós et al. 2023: task diversity and the emergence of non-Bayesian ICL",
         intro="Pretrained on a finite pool of M regression tasks, a Transformer behaves like the "
               "Bayes posterior over that pool (dMMSE) when M is small and like ridge regression "
@@ -82,6 +125,8 @@ res = raventos2023.main([f'--preset={PRESET}', f'--out={WORKDIR}/pools', '--pool
 print('M* =', res['m_star'])
 display(Image(f'{WORKDIR}/pools/figures/raventos2023.png'))"""),
     "chan2022": dict(
+        files=("`experiments/chan2022.py`",
+               "classification.py", "bursty_classification.py:chan"),
         title="Chan et al. 2022: data distributional properties drive emergent in-context learning",
         intro="In-context learning of few-shot classification appears when training sequences are "
               "bursty and classes follow a Zipfian long tail, and needs a Transformer: an LSTM "
@@ -95,6 +140,8 @@ config.task.p_bursty = 0.5
 result = train.train_or_reuse(config, f'{WORKDIR}/p_bursty_0.5')
 print({k: v for k, v in result.items() if k.startswith('final_')})"""),
     "reddy2023": dict(
+        files=("`experiments/reddy2023.py`",
+               "classification.py", "bursty_classification.py"),
         title="Reddy 2023: the mechanistic basis of abrupt in-context learning",
         intro="With bursty sequences a Transformer's in-context accuracy jumps abruptly from "
               "chance to near 1; without burstiness (B = 0) it learns the classes in weights.",
@@ -107,6 +154,8 @@ config = bursty_classification.get_config(PRESET)
 config.task.num_classes *= 4
 res = reddy2023.run_one(Path(WORKDIR) / 'more_classes', 'transformer', config)"""),
     "olsson2022": dict(
+        files=("`experiments/olsson2022.py`",
+               "language.py", "induction.py"),
         title="Olsson et al. 2022: in-context learning and induction heads",
         intro="Attention-only Transformers with two or more layers form induction heads in a "
               "short phase change in which the in-context-learning score drops; one-layer "
@@ -120,6 +169,8 @@ config.model.num_layers, config.model.attention_only = 2, False
 result = train.train_or_reuse(config, f'{WORKDIR}/full_2l')
 print({k: v for k, v in result.items() if k.startswith('final_')})"""),
     "xie2021": dict(
+        files=("`experiments/xie2021.py`",
+               "language.py", "ginc.py"),
         title="Xie et al. 2021: in-context learning as implicit Bayesian inference (GINC)",
         intro="Language models pretrained on a mixture of HMMs (GINC) infer the latent concept "
               "from in-context examples: accuracy rises with the number of examples n and their "
@@ -129,6 +180,8 @@ print({k: v for k, v in result.items() if k.startswith('final_')})"""),
 from experiments import xie2021
 res = xie2021.run(PRESET, f'{WORKDIR}/two_models', models=('transformer_s', 'lstm'))"""),
     "schaeffer2023": dict(
+        files=("`experiments/emergence_scale.py`",
+               "emergence.py", "arithmetic.py"),
         title="Schaeffer et al. 2023: are emergent abilities a mirage? (exact match vs continuous metrics)",
         intro="Across model sizes, exact match on multi-digit arithmetic looks sharp while "
               "per-token accuracy, edit distance and log-likelihood of the same outputs change "
@@ -139,6 +192,8 @@ from experiments import emergence_scale
 res = emergence_scale.main([f'--preset={PRESET}', f'--out={WORKDIR}/mul', '--sizes=0,1',
                             '--set', 'task.operation=mul'])"""),
     "nanda2023": dict(
+        files=("`experiments/grokking.py`",
+               "emergence.py", "grokking.py"),
         title="Nanda et al. 2023 / Power et al. 2022: grokking and its progress measures",
         intro="On modular addition with 30% of pairs for training, a one-layer Transformer "
               "memorises first and generalises much later, with weight decay; Fourier "
@@ -151,12 +206,14 @@ config = grokking_config.get_config(PRESET)
 config.task.train_fraction = 0.5   # the full batch follows (a FieldReference)
 res = grokking.run(config, f'{WORKDIR}/half', control=False)"""),
     "besiroglu2024": dict(
+        files=("`experiments/scaling_fit.py` on `data/chinchilla_svg_extracted_data.csv`",
+               "emergence.py", ""),
         title="Besiroglu et al. 2024: Chinchilla scaling, a replication attempt",
         intro="Approach 3 of Hoffmann et al. refitted on the data extracted from their figure: "
               "L(N, D) = E + A/N^alpha + B/D^beta with a Huber loss on log-loss, L-BFGS from a "
               "grid of starts and bootstrap standard errors. This runs on CPU on every preset. "
-              "It reads `../shared/data/chinchilla_svg_extracted_data.csv` beside the "
-              "repository: on Colab, upload that file there first.",
+              "It reads the repository's `data/chinchilla_svg_extracted_data.csv` (the "
+              "install cell brings it; `data/README.md` says where it comes from).",
         change_md="The fit on all 245 points (Besiroglu drop the 5 highest-loss ones).",
         change="""\
 from experiments import scaling_fit
@@ -165,8 +222,9 @@ scaling_fit.main(['--all-points', '--bootstrap', '0', '--top-starts', '20',
 }
 
 
-def _cell(kind: str, text: str) -> dict:
-  cell = {"cell_type": kind, "id": "", "metadata": {}, "source": text.splitlines(keepends=True)}
+def _cell(kind: str, text: str, tags=()) -> dict:
+  cell = {"cell_type": kind, "id": "", "metadata": {"tags": list(tags)} if tags else {},
+          "source": text.splitlines(keepends=True)}
   if kind == "code":
     cell.update(execution_count=None, outputs=[])
   return cell
@@ -183,11 +241,11 @@ def notebook(name: str) -> dict:
                         "seconds on a CPU, `'cpu'` is the README gallery's setup and `'paper'` "
                         "the paper's where this paper has one (the next cell lists the presets "
                         "with their expected times)."),
-      _cell("code", INSTALL),
+      _cell("code", INSTALL.format(repo_url=_default_repo_url())),
       _cell("code", SETUP.format(name=name)),
       _cell("markdown", "## Reproduce\nThe verdict table: the paper's number or direction, "
                         "ours, the tolerance, PASS / FAIL / NOT_SHOWN."),
-      _cell("code", RUN.format(name=name)),
+      _cell("code", RUN.format(name=name), tags=[KEEP]),
       _cell("markdown", f"## Change one thing\n{p['change_md']}"),
       _cell("code", p["change"]),
   ]
@@ -199,25 +257,147 @@ def notebook(name: str) -> dict:
           "nbformat": 4, "nbformat_minor": 5}
 
 
+README = HERE.parent / "README.md"
+TABLE_START = "<!-- notebooks:start (written by python colab/build_notebooks.py) -->"
+TABLE_END = "<!-- notebooks:end -->"
+BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def readme_table() -> str:
+  """README's NAME table: each paper's files and its notebook's Colab badge. The badge opens
+  Colab when `origin` is the GitHub repository; without one it links the notebook file."""
+  repo = _default_repo_url().removeprefix("https://github.com/")
+
+  def badge(name: str) -> str:
+    target = (f"https://colab.research.google.com/github/{repo}/blob/main/colab/{name}.ipynb"
+              if repo else f"colab/{name}.ipynb")
+    return f"[![Open In Colab]({BADGE})]({target})"
+
+  lines = [TABLE_START, "",
+           "| NAME | notebook | experiment | claims (`experiments/claims/`) | config (`configs/`) |",
+           "|---|---|---|---|---|"]
+  for name, p in PAPERS.items():
+    experiment, claims, config = p["files"]
+    config = f"`{config}`" if config else "none (no training)"
+    lines.append(f"| `{name}` | {badge(name)} | {experiment} | `{claims}` | {config} |")
+  lines += ["", f"Quickstart (train the regression probe, plot, change one knob): "
+            f"{badge('quickstart')}"]
+  if not repo:
+    lines += ["", "This checkout has no GitHub `origin`, so the badges link the notebook files; "
+              "after pushing to GitHub, `python colab/build_notebooks.py` points them at Colab "
+              "(or open a notebook in Colab with File → Open notebook → GitHub)."]
+  return "\n".join(lines + ["", TABLE_END])
+
+
+def _readme_with_table(text: str) -> str:
+  start, end = text.find(TABLE_START), text.find(TABLE_END)
+  if start < 0 or end < start:
+    raise SystemExit(f"README.md has no {TABLE_START} ... {TABLE_END} block; add the markers")
+  return text[:start] + readme_table() + text[end + len(TABLE_END):]
+
+
 def _text(nb: dict) -> str:
   return json.dumps(nb, indent=1, sort_keys=True) + "\n"
+
+
+def _stripped(nb: dict) -> dict:
+  """The notebook without outputs: what --check compares, so stored outputs never go stale."""
+  nb = json.loads(json.dumps(nb))
+  for cell in nb["cells"]:
+    if cell["cell_type"] == "code":
+      cell.update(outputs=[], execution_count=None)
+  return nb
+
+
+def _small_outputs(nb: dict) -> dict:
+  """Keeps what a reader of the repository page wants and nothing heavy: in cells tagged
+  KEEP, the printed text, markdown (the verdict table) and the first figure; elsewhere none."""
+  nb, figure_kept = _stripped(nb), False
+  executed = {c["id"]: c for c in nb.pop("_executed")["cells"]}
+  for cell in nb["cells"]:
+    if cell["cell_type"] != "code" or KEEP not in cell["metadata"].get("tags", []):
+      continue
+    for out in executed[cell["id"]].get("outputs", []):
+      data = out.get("data", {})
+      if out["output_type"] == "stream" and out["name"] == "stdout":
+        cell["outputs"].append(out)
+      elif "text/markdown" in data:
+        cell["outputs"].append({"output_type": "display_data", "metadata": {},
+                                "data": {"text/markdown": data["text/markdown"]}})
+      elif "image/png" in data and not figure_kept:
+        figure_kept = True
+        cell["outputs"].append({"output_type": "display_data", "metadata": {},
+                                "data": {"image/png": data["image/png"]}})
+  return nb
+
+
+def _execute(nb: dict, name: str) -> dict:
+  """Runs the notebook on the tiny preset, as tests/test_notebooks.py does."""
+  import os
+  import tempfile
+
+  import nbclient
+  import nbformat
+
+  env = {"RESEARCH_NOTEBOOK_PRESET": "tiny",
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+         "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  saved = {k: os.environ.get(k) for k in [*env, "RESEARCH_NOTEBOOK_WORKDIR"]}
+  with tempfile.TemporaryDirectory() as workdir:
+    os.environ.update(env, RESEARCH_NOTEBOOK_WORKDIR=workdir)
+    try:
+      node = nbformat.from_dict(_stripped(nb))
+      nbclient.NotebookClient(node, timeout=900, kernel_name="python3",
+                              resources={"metadata": {"path": str(HERE.parent)}}).execute()
+    finally:
+      for k, v in saved.items():
+        if v is None:
+          os.environ.pop(k, None)
+        else:
+          os.environ[k] = v
+  print(f"executed {name} on the tiny preset")
+  return _small_outputs(dict(nb, _executed=json.loads(json.dumps(node))))
+
+
+def _quickstart(stored: dict) -> dict:
+  """The hand-written quickstart with the one install cell every notebook shares."""
+  nb = json.loads(json.dumps(stored))
+  for cell in nb["cells"]:
+    if cell["cell_type"] == "code" and "".join(cell["source"]).startswith("# Install"):
+      cell["source"] = INSTALL.format(repo_url=_default_repo_url()).splitlines(keepends=True)
+  return nb
 
 
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--check", action="store_true")
+  ap.add_argument("--execute", action="store_true",
+                  help="run each notebook on the tiny preset and store its small outputs")
   args = ap.parse_args(argv)
   stale = []
-  for name in PAPERS:
+  for name in [*PAPERS, "quickstart"]:
     path = HERE / f"{name}.ipynb"
-    text = _text(notebook(name))
+    stored = json.loads(path.read_text()) if path.is_file() else None
+    built = _quickstart(stored) if name == "quickstart" else notebook(name)
+    same_source = stored is not None and _text(_stripped(stored)) == _text(_stripped(built))
     if args.check:
-      if not path.is_file() or path.read_text() != text:
+      if not same_source:
         stale.append(path.name)
+      continue
+    if args.execute:
+      built = _execute(built, name)
+    elif same_source:
+      continue  # unchanged: keep the stored outputs
+    path.write_text(_text(built))
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+  readme = README.read_text()
+  if _readme_with_table(readme) != readme:
+    if args.check:
+      stale.append("README.md (its notebooks table)")
     else:
-      path.write_text(text)
-      print(f"wrote {path}")
+      README.write_text(_readme_with_table(readme))
+      print(f"wrote the notebooks table in {README}")
   if stale:
     print(f"stale notebooks (run python colab/build_notebooks.py): {', '.join(stale)}")
     return 1
