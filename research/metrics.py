@@ -18,19 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from research import hardware
 from research import workdir as workdir_lib
 from research.errors import RunIOError
-
-# Dense peak FLOP/s per device by (device kind substring, dtype). Sources: vendor
-# datasheets (dense, no sparsity). CPU peaks are measured at start-up instead.
-PEAK_FLOPS = {
-    ("H200", "bfloat16"): 989e12, ("H200", "float32"): 67e12,
-    ("H100", "bfloat16"): 989e12, ("H100", "float32"): 67e12,
-    ("A100", "bfloat16"): 312e12, ("A100", "float32"): 19.5e12,
-    ("TPU v6", "bfloat16"): 918e12, ("TPU v5p", "bfloat16"): 459e12,
-    ("TPU v5 lite", "bfloat16"): 197e12, ("TPU v5e", "bfloat16"): 197e12,
-    ("TPU v4", "bfloat16"): 275e12, ("TPU v3", "bfloat16"): 123e12,
-}
 
 
 def measure_matmul_peak(n: int = 2048, reps: int = 8) -> float:
@@ -54,9 +44,9 @@ def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
   if dev.platform == "cpu":
     return _cpu_peak()
   kind = getattr(dev, "device_kind", "")
-  for (name, dt), peak in PEAK_FLOPS.items():
-    if name.lower() in kind.lower() and dt == dtype:
-      return peak, f"table ({name}, {dt})"
+  chip = hardware.chip_for_device_kind(kind)
+  if chip is not None:
+    return chip.peak_flops(dtype), f"table ({chip.name}, {dtype}; research/hardware.py)"
   return 0.0, f"unknown device {kind!r}: set config.train.peak_flops for MFU"
 
 
