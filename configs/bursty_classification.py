@@ -66,6 +66,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.attention_only = False
   c.model.use_layernorm = True
   c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
+  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
+  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
+  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
+  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
   c.model.cell = "lstm"         # lstm model: lstm | rnn (vanilla tanh RNN)
   c.model.lstm_width = 0        # lstm hidden width; 0 = match the Transformer's parameter count
   c.model.lstm_layers = 0       # lstm layers; 0 = num_layers
@@ -101,6 +105,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128
+  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
   c.train.num_steps = 1000       # Adam: ICL (B=2) and in-weights (B=0) converge by ~500
   c.train.steps_per_call = 25   # train steps fused in one jit call
   c.train.log_every = 250       # multiple of steps_per_call

@@ -51,6 +51,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.attention_only = False  # drop the MLPs (Olsson's attention-only models)
   c.model.use_layernorm = True
   c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
+  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
+  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
+  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
+  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adam"         # adam | adamw | sgd
@@ -72,6 +76,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128      # global batch, split over mesh data x fsdp
+  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
   c.train.num_steps = 8000
   c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan): kills dispatch cost
   c.train.log_every = 250       # must be a multiple of steps_per_call

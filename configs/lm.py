@@ -37,7 +37,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "lm"            # task registry key (research/tasks/lm.py)
-  c.task.source = "file"        # file | tfds
+  c.task.source = "file"        # file | tfds | synthetic (uniform random ids: AOT plans, throughput)
   c.task.path = ""              # file source: a UTF-8 text file (any local corpus)
   c.task.valid_fraction = 0.05  # file source: the last fraction of the text is held out
   c.task.dataset = "tiny_shakespeare"  # tfds source: dataset name (lm1b, tiny_shakespeare, ...)
@@ -47,6 +47,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.task.data_dir = ""          # TFDS data dir; "" = TFDS default (or TFDS_DATA_DIR)
   c.task.max_documents = 0      # tfds source: read the first N records per split; 0 = all
   c.task.tokenizer = "byte"     # byte (UTF-8, 259 ids) | char (characters of the training text)
+  c.task.vocab_size = 0         # synthetic source: vocabulary size (e.g. 50304, Pythia's)
   c.task.seq_len = 128          # L: tokens per training sequence (context length)
   c.task.window = "random"      # random (any offset) | chunks (non-overlapping packed rows)
   c.task.placement = "auto"     # where the token stream lives: auto (device if <= 16 MiB) | device | host
@@ -63,6 +64,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.attention_only = False
   c.model.use_layernorm = True
   c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
+  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
+  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
+  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
+  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
   c.model.cell = "lstm"         # lstm model: lstm | rnn
   c.model.lstm_width = 0        # lstm hidden width; 0 = match the Transformer's parameter count
   c.model.lstm_layers = 0       # lstm layers; 0 = num_layers
@@ -87,6 +92,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 32       # global batch (sequences), split over mesh data x fsdp
+  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
   c.train.num_steps = 2000
   c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan)
   c.train.log_every = 100       # must be a multiple of steps_per_call

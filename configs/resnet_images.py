@@ -78,6 +78,7 @@ def get_config(preset: str = "mnist") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128
+  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
   c.train.num_steps = 3000
   c.train.steps_per_call = 50
   c.train.log_every = 250

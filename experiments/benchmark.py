@@ -1,11 +1,11 @@
 """Training throughput, MFU, compile time and memory; optionally against the peer.
 
   python -m experiments.benchmark [--cases garg_small,garg_standard,...] [--vs-peer]
-      [--pairs 3] [--out runs/benchmark.json]
+      [--pairs 3] [--set model.fused_qkv=True ...] [--out runs/benchmark.json]
 
 Every measurement runs in a child process (so peak memory is per run and
 caches are honest). With --vs-peer, our trainer and the PyTorch + Hugging Face
-peer (`../shared/peers/hf_gpt2_icl.py`, needs the `bench` extra) run on the
+peer (`experiments/peer_torch.py`, needs the `bench` extra) run on the
 same configuration interleaved A B A B ... after a warm-up pair; the ratio is
 reported per pair and as the median, because only side-by-side ratios are
 meaningful on a noisy machine.
@@ -15,6 +15,10 @@ attention projections, MLP, read-out; no embedding lookups) plus the causal
 attention term 6 x L x T x D per token (QK^T and AV, fwd+bwd, halved), times
 tokens per step. MFU divides by step time and the peak: on CPU a large fp32
 matmul measured at start-up (printed), on accelerators a per-device table.
+
+The Transformer features of config.model (scan_layers, remat, attention,
+fused_qkv) have their own cases in experiments/bench_features.py: `scan_compile`,
+`remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases.
 """
 from __future__ import annotations
 
@@ -29,19 +33,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER = ROOT.parent / "shared" / "peers" / "hf_gpt2_icl.py"
+PEER = ROOT / "experiments" / "peer_torch.py"
 
 # Garg et al.'s configurations (REFERENCES.md): d = 20, 41 points, batch 64.
 CASES = {
     "garg_small": dict(num_layers=6, num_heads=4, width=128),
     "garg_standard": dict(num_layers=12, num_heads=8, width=256),
     "tiny": dict(num_layers=3, num_heads=2, width=64),
+    # Compile time, scanned vs unrolled (bench_features.scan_compile_case): deep, and the control.
+    "deep24": dict(num_layers=24, num_heads=4, width=128),
+    "shallow2": dict(num_layers=2, num_heads=4, width=128),
 }
 
 
-def _regression_config(case: str, steps_per_call: int, dtype: str = "float32"):
+def _regression_config(case: str, steps_per_call: int, dtype: str = "float32",
+                       sets: dict | None = None):
   from configs import icl_regression
-  c = icl_regression.get_config("cpu")
+  from research import cli
+  c = cli.apply_overrides(icl_regression.get_config("cpu"), sets or {}, text=True, flag="--set ")
   m = CASES[case]
   c.model.num_layers, c.model.num_heads, c.model.width = m["num_layers"], m["num_heads"], m["width"]
   c.model.dtype = dtype
@@ -65,7 +74,13 @@ def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:
   t0 = time.perf_counter()
   exp = Experiment(c, jax.devices()[:1])
   state = exp.init_state()
-  fn = exp.multi_step_fn(steps_per_call)
+  t_lower = time.perf_counter()
+  lowered = exp.multi_step_jit(steps_per_call).lower(state, exp.root_key)  # trace + lower
+  t_compile = time.perf_counter()
+  compiled = lowered.compile()
+  compile_s = time.perf_counter() - t_compile
+  memory = compiled.memory_analysis()  # XLA's buffers for the call (None where unsupported)
+  fn = lambda s: compiled(s, exp.root_key)
   state, m = fn(state)
   jax.block_until_ready(m)
   first_step_s = time.perf_counter() - t0  # setup + compile + one call
@@ -79,7 +94,8 @@ def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:
   flops = exp.built.train_flops_per_token * tokens
   peak, src = metrics.device_peak_flops(c.model.dtype)
   return {"impl": "ours", "case": case, "model": c.model.name, "params": exp.num_params,
-          "first_step_s": first_step_s, "step_s": step_s,
+          "first_step_s": first_step_s, "lower_s": t_compile - t_lower, "compile_s": compile_s,
+          "step_s": step_s, "temp_bytes": getattr(memory, "temp_size_in_bytes", 0),
           "examples_per_s": c.train.batch_size / step_s, "tokens_per_s": tokens / step_s,
           "flops_per_step": flops, "peak_flops": peak, "peak_source": src,
           "mfu": flops / step_s / peak if peak else None,
@@ -87,12 +103,13 @@ def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:
           "loss": float(m["loss"][-1]), "device": jax.devices()[0].device_kind}
 
 
-def child_ours(case: str, steps: int, steps_per_call: int, dtype: str) -> dict:
+def child_ours(case: str, steps: int, steps_per_call: int, dtype: str, sets: dict) -> dict:
   """Measures our trainer on a Garg case in this process; prints one JSON line."""
   from research.train import _enable_compile_cache
 
   _enable_compile_cache(os.environ.get("BENCH_CACHE", ""))
-  return _measure(case, _regression_config(case, steps_per_call, dtype), steps, steps_per_call)
+  return _measure(case, _regression_config(case, steps_per_call, dtype, sets),
+                  steps, steps_per_call) | {"set": sets}
 
 
 # Other model families through the same trainer: (config file, preset, overrides).
@@ -174,9 +191,13 @@ def _spawn(*args: str, env: dict | None = None) -> dict:
   return json.loads(lines[-1])
 
 
-def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int) -> dict:
+def set_args(sets: dict) -> list[str]:
+  return [f"--set={k}={v}" for k, v in sets.items()]
+
+
+def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int, sets: dict | None = None) -> dict:
   ours = lambda: _spawn("--child=ours", f"--case={case}", f"--steps={steps}",
-                        f"--steps_per_call={steps_per_call}")
+                        f"--steps_per_call={steps_per_call}", *set_args(sets or {}))
   peer = lambda: _spawn("--child=peer", f"--case={case}", f"--steps={max(10, steps // 5)}")
   ours(), peer()  # warm-up pair (page cache, compile cache)
   rows = []
@@ -191,34 +212,8 @@ def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int) -> dict:
   med = statistics.median(r["speed_ratio"] for r in rows)
   print(f"  {case}: median speed ratio x{med:.2f}; median MFU "
         f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%", flush=True)
-  return {"pairs": rows, "median_speed_ratio": med,
+  return {"pairs": rows, "median_speed_ratio": med, "set": sets or {},
           "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}
-
-
-def steps_per_call_case(steps: int) -> dict:
-  """1 vs 50 steps per jit call, on the `tiny` preset and on the cpu preset's model."""
-  out = {}
-  for label, child, case in (("tiny preset", "--child=config", "tiny_preset"),
-                             ("cpu-preset model, batch 64", "--child=ours", "tiny")):
-    one = _spawn(child, f"--case={case}", f"--steps={steps}", "--steps_per_call=1")
-    many = _spawn(child, f"--case={case}", f"--steps={steps}", "--steps_per_call=50")
-    ratio = one["step_s"] / many["step_s"]
-    print(f"  {label}: 1 step/call {1 / one['step_s']:.0f} steps/s, 50 steps/call "
-          f"{1 / many['step_s']:.0f} steps/s -> x{ratio:.2f}", flush=True)
-    out[case] = {"one_per_call": one, "fifty_per_call": many, "ratio": ratio}
-  return out
-
-
-def compile_cache_case() -> dict:
-  with tempfile.TemporaryDirectory() as cache:
-    env = os.environ | {"BENCH_CACHE": cache}
-    # One step per call: the time to the first step is then setup + compile.
-    args = ("--child=ours", "--case=garg_small", "--steps=1", "--steps_per_call=1")
-    cold, warm = _spawn(*args, env=env), _spawn(*args, env=env)
-  ratio = cold["first_step_s"] / warm["first_step_s"]
-  print(f"  garg_small first call: cold {cold['first_step_s']:.1f}s, cached "
-        f"{warm['first_step_s']:.1f}s -> x{ratio:.2f}", flush=True)
-  return {"cold_s": cold["first_step_s"], "warm_s": warm["first_step_s"], "ratio": ratio}
 
 
 def _mfu(flops_per_s: float) -> float | None:
@@ -331,6 +326,8 @@ def define_flags(fv) -> None:
   flags.DEFINE_integer("steps_per_call", 10, "Steps per jit call.", lower_bound=1,
                        flag_values=fv)
   flags.DEFINE_string("dtype", "float32", "Model dtype.", flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config (repeatable), "
+                            "e.g. model.fused_qkv=True.", flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
   flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep"],
                     "Internal: measure one thing in this process.", flag_values=fv)
@@ -344,13 +341,14 @@ def main(argv=None) -> None:
   from research.errors import InputError
 
   a = cli.parse_flags(define_flags, argv, __doc__)
-  known = {"garg_small", "garg_standard", "steps_per_call", "compile_cache", "ensemble",
-           *CONFIG_CASES}
+  from experiments import bench_features
+  known = {"garg_small", "garg_standard", "ensemble", *CONFIG_CASES, *bench_features.CASES}
+  sets = cli.overrides_from_args(a.set)
   if set(a.cases) - known:
     raise InputError(f"--cases: unknown {sorted(set(a.cases) - known)}; choose from: "
                      + ", ".join(sorted(known)))
   if a.child == "ours":
-    print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype)))
+    print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype, sets)))
     return
   if a.child == "sweep":
     print(json.dumps(child_sweep(a.mode, a.members)))
@@ -366,10 +364,10 @@ def main(argv=None) -> None:
     print(f"== {case}", flush=True)
     if case in ("garg_small", "garg_standard"):
       if a.vs_peer:
-        results[case] = vs_peer(case, a.pairs, a.steps, a.steps_per_call)
+        results[case] = vs_peer(case, a.pairs, a.steps, a.steps_per_call, sets)
       else:
         r = _spawn("--child=ours", f"--case={case}", f"--steps={a.steps}",
-                   f"--steps_per_call={a.steps_per_call}", f"--dtype={a.dtype}")
+                   f"--steps_per_call={a.steps_per_call}", f"--dtype={a.dtype}", *set_args(sets))
         print(f"  {case}: {r['examples_per_s']:.0f} ex/s, step {1e3 * r['step_s']:.1f} ms, MFU "
               f"{100 * (r['mfu'] or 0):.1f}% of {r['peak_flops']:.3g} FLOP/s ({r['peak_source']}), "
               f"compile+first call {r['first_step_s']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB")
@@ -382,12 +380,10 @@ def main(argv=None) -> None:
             f"{100 * (r['mfu'] or 0):.1f}%, compile+first call {r['first_step_s']:.1f}s, "
             f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
       results[case] = r
-    elif case == "steps_per_call":
-      results[case] = steps_per_call_case(max(a.steps, 500))
-    elif case == "compile_cache":
-      results[case] = compile_cache_case()
     elif case == "ensemble":
       results[case] = ensemble_case(16, 500)
+    elif case in bench_features.CASES:
+      results[case] = bench_features.CASES[case](a)
     else:
       raise SystemExit(f"unknown case {case!r}")
   Path(a.out).parent.mkdir(parents=True, exist_ok=True)

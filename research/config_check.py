@@ -10,7 +10,7 @@ import math
 
 from research import models, optim, sharding, tasks
 from research.errors import InputError
-from research.models import lstm, resnet
+from research.models import lstm, resnet, transformer
 from research.tasks import arithmetic, classification, image_classification, omniglot, regression
 
 
@@ -203,12 +203,16 @@ def _data_file(cfg) -> None:
 
 
 def _lm(cfg) -> None:
+  from research.data import text as text_lib
   from research.tasks import lm
   _text_common(cfg, lm.SOURCES, lm.LM_TOKENIZERS)
   _choice(cfg, "task", "window", lm.WINDOWS)
   _positive(cfg, "task", "max_documents", allow_zero=True)
   if cfg.task.source == "file" and not 0 < cfg.task.valid_fraction < 1:
     raise ConfigError(f"config.task.valid_fraction={cfg.task.valid_fraction} must be in (0, 1)")
+  if cfg.task.source == "synthetic" and cfg.task.get("vocab_size", 0) <= text_lib.NUM_SPECIAL:
+    raise ConfigError(f"config.task.vocab_size={cfg.task.get('vocab_size', 0)} must exceed the "
+                      f"{text_lib.NUM_SPECIAL} special ids for source='synthetic'")
   _positive(cfg, "probe", "eval_sequences", "generate_tokens", "temperature", allow_zero=True)
 
 
@@ -286,6 +290,17 @@ def _model(cfg) -> None:
                       f"(width/num_heads = {m.width // m.num_heads})")
   if not 0 <= m.dropout < 1:
     raise ConfigError(f"config.model.dropout={m.dropout} must be in [0, 1)")
+  if m.name == "transformer":
+    _transformer_features(cfg)
+
+
+def _transformer_features(cfg) -> None:
+  m = cfg.model
+  _choice(cfg, "model", "remat", ("none", *transformer.REMAT_POLICIES))
+  _choice(cfg, "model", "attention", ("explicit", "fused"))
+  if m.attention == "fused" and m.dropout > 0:
+    raise ConfigError(f"config.model.attention='fused' has no attention dropout but "
+                      f"config.model.dropout={m.dropout}; use attention='explicit' or dropout=0")
 
 
 def _optim(cfg) -> None:
@@ -338,6 +353,12 @@ def _train(cfg, num_devices: int) -> None:
   if tr.batch_size % batch_shards:
     raise ConfigError(f"config.train.batch_size={tr.batch_size} is not divisible by "
                       f"mesh data x fsdp = {batch_shards}; use a multiple of it")
+  _positive(cfg, "train", "grad_accum_steps")
+  # Every microbatch is spread over all of data x fsdp, like the whole batch.
+  if tr.batch_size % (tr.grad_accum_steps * batch_shards):
+    raise ConfigError(f"config.train.batch_size={tr.batch_size} is not divisible by "
+                      f"config.train.grad_accum_steps x mesh data x fsdp = "
+                      f"{tr.grad_accum_steps} x {batch_shards}; use a multiple of it")
 
 
 def validate(cfg, num_devices: int) -> None:

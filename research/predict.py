@@ -27,6 +27,7 @@ from absl import flags, logging
 
 from research import cli
 from research.errors import InputError
+from research.models import transformer
 
 # Parameter scopes that belong to the task's head, not the shared body, at any depth: the
 # sequence models' `read_out`, the ResNet classifier's `head`, and a wrapped model's
@@ -41,6 +42,24 @@ class InitFromError(InputError):
 def _key(path) -> str:
   from research.checkpoint import _path
   return _path(path)
+
+
+def _nested(flat: dict) -> dict:
+  tree: dict = {}
+  for key, x in flat.items():
+    *scopes, leaf = key.split("/")
+    node = tree
+    for scope in scopes:
+      node = node.setdefault(scope, {})
+    node[leaf] = x
+  return tree
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in tree.items():
+    out |= _flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": np.asarray(v)}
+  return out
 
 
 def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
@@ -75,6 +94,9 @@ def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
 def init_params_from(workdir: str, params, shardings):
   """`params` with every shared parameter replaced by the one in workdir's checkpoint."""
   source, step = _raw_params(workdir)
+  # scan_layers / fused_qkv store the same weights elsewhere: read them in this model's layout.
+  source = _flat(transformer.match_layout(_nested(source), _nested(
+      {_key(p): x for p, x in jax.tree_util.tree_leaves_with_path(params)})))
   copied, fresh, errors = [], [], []
   leaves = []
   for path, x in jax.tree_util.tree_leaves_with_path(params):

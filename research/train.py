@@ -104,10 +104,15 @@ class Experiment:
     return jax.jit(self.init_from_key, out_shardings=self.state_sharding)(self.root_key)
 
   # --- 3. the train step ------------------------------------------------------
-  def loss_fn(self, params, batch, step, root_key, *, train: bool = True):
+  def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None):
     rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, DROPOUT), step)}
-    outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
-                               train=train, rngs=rngs)
+    if microbatch is not None:  # gradient accumulation: fresh dropout masks per microbatch
+      rngs["dropout"] = jax.random.fold_in(rngs["dropout"], microbatch)
+    # The mesh lets the model pin its activations to the batch axes (transformer.Block):
+    # left to XLA, FSDP's sharded weights can pull them onto `embed`.
+    with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):
+      outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
+                                 train=train, rngs=rngs)
     return self.task.loss(outputs, batch)
 
   def train_step(self, state: TrainState, root_key, task_values=None):
@@ -120,28 +125,66 @@ class Experiment:
     data_key = jax.random.fold_in(jax.random.fold_in(root_key, DATA), step)
     batch = self.task.sample(data_key, step, self.config.train.batch_size,
                              **(task_values or {}))
-    batch = jax.lax.with_sharding_constraint(
-        batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
-                            else sharding.replicated(self.mesh), batch))
-    (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
-        state.params, batch, step, root_key)
+    (loss, aux), grads = self._loss_and_grads(state.params, batch, step, root_key)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(jnp.add, state.params, updates)
     metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
                "learning_rate": optim.current_lr(opt_state)} | aux
     return TrainState(step=step + 1, params=params, opt_state=opt_state), metrics
 
-  def multi_step_fn(self, num_steps: int):
-    """One jit call running `num_steps` steps; returns per-step metrics."""
+  def _on_batch_axis(self, batch):
+    return jax.lax.with_sharding_constraint(
+        batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
+                            else sharding.replicated(self.mesh), batch))
+
+  def _loss_and_grads(self, params, batch, step, root_key):
+    """(loss, aux), grads of the step's batch, in `train.grad_accum_steps` microbatches.
+
+    Microbatch j holds rows j, j + A, j + 2A, ... (A microbatches): each device's shard
+    of the batch feeds every microbatch, so the split moves no data between devices.
+    Loss, metrics and gradients are means over microbatches: the whole batch's values
+    for a loss that is a mean over examples, with one microbatch's activations alive.
+    """
+    grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
+    accum = self.config.train.grad_accum_steps
+    if accum == 1:
+      return grad_fn(params, self._on_batch_axis(batch), step, root_key)
+    micro = jax.tree.map(
+        lambda x: (x.reshape(x.shape[0] // accum, accum, *x.shape[1:]).swapaxes(0, 1)
+                   if jnp.ndim(x) else jnp.broadcast_to(x, (accum,))), batch)
+
+    def one(grad_sum, j_and_batch):
+      j, mb = j_and_batch
+      (loss, aux), grads = grad_fn(params, self._on_batch_axis(mb), step, root_key, microbatch=j)
+      # Sharded like the parameters: left to itself, XLA may all-reduce full gradients
+      # into a replicated sum (under FSDP, a whole model's fp32 gradients on every chip).
+      grads = jax.lax.with_sharding_constraint(grads, self.param_sharding)
+      return jax.tree.map(jnp.add, grad_sum, grads), (loss, aux)
+
+    zeros = jax.lax.with_sharding_constraint(jax.tree.map(jnp.zeros_like, params),
+                                             self.param_sharding)
+    grad_sum, (losses, aux) = jax.lax.scan(one, zeros, (jnp.arange(accum), micro))
+    mean = lambda tree: jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
+    return (jnp.mean(losses), mean(aux)), jax.tree.map(lambda g: g / accum, grad_sum)
+
+  def multi_step_jit(self, num_steps: int):
+    """The jitted (state, root_key) -> (state, per-step metrics) running `num_steps` steps.
+
+    research/aot.py lowers this same function for a TPU topology it does not have.
+    """
     # The root key is an argument, not a constant baked into the program: runs that
     # differ only in seed then share one compiled program (and its persistent cache
     # entry), so a sequential seed sweep compiles once.
     def run(state, root_key):
       return jax.lax.scan(lambda st, _: self.train_step(st, root_key), state, None,
                           length=num_steps)
-    compiled = jax.jit(run, in_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
-                       out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
-                       donate_argnums=0)
+    return jax.jit(run, in_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                   out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                   donate_argnums=0)
+
+  def multi_step_fn(self, num_steps: int):
+    """One jit call running `num_steps` steps; returns per-step metrics."""
+    compiled = self.multi_step_jit(num_steps)
     return lambda state: compiled(state, self.root_key)
 
   def predict_fn(self, params):

@@ -44,7 +44,11 @@ def _build_transformer(mc, io: IOSpec) -> BuiltModel:
       output_dim=io.output_dim, input_dim=io.input_dim, vocab_size=io.vocab_size,
       max_len=max(mc.max_len, io.seq_len), mlp_ratio=mc.mlp_ratio,
       positions=mc.positions, dropout=mc.dropout, attention_only=mc.attention_only,
-      use_layernorm=mc.use_layernorm, dtype=jnp.dtype(mc.dtype))
+      use_layernorm=mc.use_layernorm, dtype=jnp.dtype(mc.dtype),
+      # .get: a run's config.json written before these fields existed (predict,
+      # init_from) rebuilds the plain model it was trained with.
+      attention=mc.get("attention", "explicit"), fused_qkv=mc.get("fused_qkv", False),
+      remat=mc.get("remat", "none"), scan_layers=mc.get("scan_layers", False))
   flops = (6 * transformer.matmul_params_per_token(cfg)
            + transformer.attention_flops_per_token(cfg, io.seq_len))
   return BuiltModel(transformer.Transformer(cfg), flops)

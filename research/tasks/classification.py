@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from research.models import IOSpec
+from research.models import IOSpec, transformer
 from research.tasks import tfds_arrays
 
 SOURCES = ("gaussian", "omniglot")
@@ -276,13 +276,7 @@ class ClassificationTask:
   def _attention_measures(self, intermediates, batch):
     """Per layer and head: query -> same-class items / their labels; label -> its item."""
     out = {}
-    leaves = jax.tree_util.tree_leaves_with_path(intermediates)
-    attns = {}
-    for path, leaf in leaves:
-      keys = [str(getattr(p, "key", "")) for p in path]
-      blocks = [k for k in keys if k.startswith("block_")]
-      if "attention" in keys and blocks:
-        attns[int(blocks[-1].split("_")[1])] = leaf
+    attns = transformer.attention_maps(intermediates)
     n = self.n
     same_BxN = (batch["ident"][:, :n] == batch["ident"][:, n:]).astype(jnp.float32)
     for layer in sorted(attns):

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from research.models import IOSpec
+from research.models import IOSpec, transformer
 from research.probes import attention as scores
 
 POOL_SALT = 4     # fold_in salt of the Markov tables: a function of the seed only
@@ -159,9 +159,7 @@ class InductionTask:
     """{'prefix': NxH, 'previous': NxH} on repeated random tokens (jittable)."""
     _, state = model.apply({"params": params}, rep_BxL, head_mask=head_mask,
                            mutable=["intermediates"])
-    inter = state["intermediates"]
-    layers = sorted((k for k in inter if k.startswith("block_")), key=lambda k: int(k[6:]))
-    attn = [inter[k]["attn"]["attention"][0] for k in layers]
+    attn = list(transformer.attention_maps(state["intermediates"]).values())
     half = self.seq_len // 2
     return {"prefix": jnp.stack([scores.prefix_matching_score(a, half) for a in attn]),
             "previous": jnp.stack([scores.previous_token_score(a) for a in attn])}
@@ -259,7 +257,7 @@ def ov_circuits(params) -> dict[str, np.ndarray]:
   maps -> ln_f scale -> unembedding; positions, other heads and ln_f's
   normalisation are left out (Olsson's direct-path approximation).
   """
-  p = jax.tree.map(np.asarray, params)
+  p = jax.tree.map(np.asarray, transformer.unrolled_params(params))
   emb_VxD = p["token_embed"]["embedding"]
   unemb_DxV = p["read_out"]["kernel"]
   f_scale = p.get("ln_f", {}).get("scale", np.ones(emb_VxD.shape[1]))

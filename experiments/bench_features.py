@@ -1,0 +1,106 @@
+"""Benchmark cases for compilation and the Transformer's large-model features.
+
+`python -m experiments.benchmark --cases NAME[,NAME]` runs them (each measurement in its
+own child process, as every benchmark case); NAME is a key of CASES:
+
+  scan_compile    trace + lower and XLA compile time of the first train step, 24 layers
+                  (Garg small's blocks), model.scan_layers on vs off; the same pair at
+                  2 layers is the control (scanning a shallow model saves little)
+  remat           step time and XLA's temporary buffer bytes of Garg small with
+                  model.remat none / full / dots, interleaved rounds (--pairs)
+  attention_qkv   Garg small with model.fused_qkv and model.attention='fused' on and off,
+                  interleaved rounds (--pairs); the peer comparison of a choice is then
+                  `--cases garg_small --vs-peer --set model.fused_qkv=True ...`
+  steps_per_call  1 vs 50 train steps per jit call
+  compile_cache   first call with a cold vs a warm persistent compilation cache
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+
+
+def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> dict:
+  from experiments.benchmark import _spawn, set_args
+  return _spawn("--child=ours", f"--case={case}", f"--steps={steps}",
+                f"--steps_per_call={steps_per_call}", *set_args(sets), env=env)
+
+
+def scan_compile_case(a) -> dict:
+  out = {}
+  for case in ("deep24", "shallow2"):
+    runs = {scan: _ours(case, 1, 1, {"model.scan_layers": scan}) for scan in (False, True)}
+    ratio = runs[False]["compile_s"] / runs[True]["compile_s"]
+    total = lambda r: r["lower_s"] + r["compile_s"]
+    ratio_total = total(runs[False]) / total(runs[True])
+    print(f"  {case}: unrolled trace+lower {runs[False]['lower_s']:.1f}s + compile "
+          f"{runs[False]['compile_s']:.1f}s, scanned {runs[True]['lower_s']:.1f}s + "
+          f"{runs[True]['compile_s']:.1f}s -> compile x{ratio:.2f}, trace+lower+compile "
+          f"x{ratio_total:.2f}", flush=True)
+    out[case] = {"unrolled": runs[False], "scanned": runs[True], "compile_ratio": ratio,
+                 "lower_and_compile_ratio": ratio_total}
+  return out
+
+
+def _rounds(a, case: str, variants: dict[str, dict]) -> dict:
+  """Interleaved rounds (one run of each variant per round); medians per variant."""
+  runs = {name: [] for name in variants}
+  for i in range(a.pairs):
+    for name, sets in variants.items():
+      r = _ours(case, a.steps, a.steps_per_call, sets)
+      runs[name].append(r)
+      print(f"  round {i} {name}: step {1e3 * r['step_s']:.1f} ms, {r['examples_per_s']:.0f} ex/s, "
+            f"XLA temporaries {r['temp_bytes'] / 2**20:.0f} MiB", flush=True)
+  base = next(iter(variants))
+  med = {n: statistics.median(r["step_s"] for r in rs) for n, rs in runs.items()}
+  out = {n: {"median_step_s": med[n], "step_s": [r["step_s"] for r in rs],
+             "temp_bytes": rs[0]["temp_bytes"], "speed_vs_" + base: med[base] / med[n]}
+         for n, rs in runs.items()}
+  for n in variants:
+    print(f"  {n}: median step {1e3 * med[n]:.1f} ms, x{med[base] / med[n]:.2f} the speed of "
+          f"{base}; temporaries {out[n]['temp_bytes'] / 2**20:.0f} MiB", flush=True)
+  return out
+
+
+def remat_case(a) -> dict:
+  return _rounds(a, "garg_small", {f"remat={p}": {"model.remat": p}
+                                   for p in ("none", "full", "dots")})
+
+
+def attention_qkv_case(a) -> dict:
+  return _rounds(a, "garg_small", {
+      f"attention={att},fused_qkv={qkv}": {"model.attention": att, "model.fused_qkv": qkv}
+      for att in ("explicit", "fused") for qkv in (False, True)})
+
+
+def steps_per_call_case(a) -> dict:
+  """1 vs 50 steps per jit call, on the `tiny` preset and on the cpu preset's model."""
+  from experiments.benchmark import _spawn
+  steps, out = max(a.steps, 500), {}
+  for label, child, case in (("tiny preset", "--child=config", "tiny_preset"),
+                             ("cpu-preset model, batch 64", "--child=ours", "tiny")):
+    one = _spawn(child, f"--case={case}", f"--steps={steps}", "--steps_per_call=1")
+    many = _spawn(child, f"--case={case}", f"--steps={steps}", "--steps_per_call=50")
+    ratio = one["step_s"] / many["step_s"]
+    print(f"  {label}: 1 step/call {1 / one['step_s']:.0f} steps/s, 50 steps/call "
+          f"{1 / many['step_s']:.0f} steps/s -> x{ratio:.2f}", flush=True)
+    out[case] = {"one_per_call": one, "fifty_per_call": many, "ratio": ratio}
+  return out
+
+
+def compile_cache_case(a) -> dict:
+  del a
+  with tempfile.TemporaryDirectory() as cache:
+    env = os.environ | {"BENCH_CACHE": cache}
+    # One step per call: the time to the first step is then setup + compile.
+    cold, warm = (_ours("garg_small", 1, 1, {}, env=env) for _ in range(2))
+  ratio = cold["first_step_s"] / warm["first_step_s"]
+  print(f"  garg_small first call: cold {cold['first_step_s']:.1f}s, cached "
+        f"{warm['first_step_s']:.1f}s -> x{ratio:.2f}", flush=True)
+  return {"cold_s": cold["first_step_s"], "warm_s": warm["first_step_s"], "ratio": ratio}
+
+
+CASES = {"scan_compile": scan_compile_case, "remat": remat_case,
+         "attention_qkv": attention_qkv_case, "steps_per_call": steps_per_call_case,
+         "compile_cache": compile_cache_case}

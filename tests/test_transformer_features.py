@@ -1,0 +1,254 @@
+"""Pod-scale Transformer features compute what the plain model computes.
+
+Each feature (remat, scanned layers, fused attention, fused QKV, bf16 compute,
+gradient accumulation) is checked against the plain path with the same
+parameters (moved between layouts by `convert_params`): outputs and gradients
+within a stated tolerance, with negative controls showing the tolerance can fail.
+"""
+import dataclasses
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research import checkpoint as ckpt_lib
+from research import train
+from research.models import transformer as T
+
+BASE = T.TransformerConfig(num_layers=3, width=32, num_heads=4, output_dim=7, vocab_size=7,
+                           max_len=16, positions="rotary")
+FP32_TOL = 1e-5   # relative to the largest magnitude: reordered fp32 sums, nothing more
+BF16_TOL = 3e-2   # bf16 keeps 8 mantissa bits (~4e-3 per rounding), compounded over layers
+
+
+def _tokens():
+  return jax.random.randint(jax.random.key(1), (4, 12), 0, 7)
+
+
+def _plain_params(cfg=BASE):
+  return nn.unbox(T.Transformer(cfg).init(jax.random.key(0), _tokens())["params"])
+
+
+def _out_and_grads(cfg, params_plain):
+  """Outputs and gradients (in the plain layout) of `cfg`'s model on the plain params."""
+  model = T.Transformer(cfg)
+  params = T.convert_params(params_plain, scan_layers=cfg.scan_layers, fused_qkv=cfg.fused_qkv)
+  tokens = _tokens()
+
+  def loss(p):
+    logits = model.apply({"params": p}, tokens, train=True)
+    return jnp.mean(jax.nn.log_softmax(logits)[..., 0] ** 2), logits
+
+  grads, out = jax.grad(loss, has_aux=True)(params)
+  return out, T.unrolled_params(grads)
+
+
+def _rel_err(a, b) -> float:
+  """Largest absolute difference over the largest magnitude, across a whole tree."""
+  diff = max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  scale = max(float(jnp.max(jnp.abs(y))) for y in jax.tree.leaves(b))
+  return diff / scale
+
+
+FEATURES = [dict(scan_layers=True), dict(fused_qkv=True), dict(attention="fused"),
+            dict(remat="full"), dict(remat="dots"), dict(remat="dots", scan_layers=True),
+            dict(scan_layers=True, fused_qkv=True, attention="fused", remat="full")]
+
+
+@pytest.mark.parametrize("features", FEATURES, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
+def test_feature_matches_plain_outputs_and_grads(features):
+  params = _plain_params()
+  out_ref, g_ref = _out_and_grads(BASE, params)
+  out, g = _out_and_grads(dataclasses.replace(BASE, **features), params)
+  assert jax.tree.structure(g) == jax.tree.structure(g_ref)
+  assert _rel_err(out, out_ref) < FP32_TOL
+  assert _rel_err(g, g_ref) < FP32_TOL
+
+
+@pytest.mark.parametrize("remat,scan,policy", [
+    ("none", False, None), ("full", False, "None"),
+    ("dots", False, "DotsSaveable(only_if_no_batch_dims=True)"),
+    ("dots", True, "DotsSaveable(only_if_no_batch_dims=True)")])
+def test_remat_wraps_each_block_with_its_policy(remat, scan, policy):
+  """The equal gradients above come from rematerialised blocks: one remat per block
+  (one around the scanned body), with the policy asked for; none without remat."""
+  cfg = dataclasses.replace(BASE, remat=remat, scan_layers=scan)
+  params = T.convert_params(_plain_params(), scan_layers=scan, fused_qkv=False)
+  jaxpr = str(jax.make_jaxpr(
+      lambda p: T.Transformer(cfg).apply({"params": p}, _tokens(), train=True).sum())(params))
+  policies = re.findall(r"policy=(\S+)", jaxpr)
+  assert policies == ([] if policy is None else [policy] * (1 if scan else BASE.num_layers))
+
+
+def test_layout_round_trip_and_scanned_init_layout():
+  params = _plain_params()
+  scanned_fused = T.convert_params(params, scan_layers=True, fused_qkv=True)
+  assert set(scanned_fused) >= {"layers"} and not any(k.startswith("block_") for k in scanned_fused)
+  assert scanned_fused["layers"]["attn"]["qkv"]["kernel"].shape == (3, 32, 3, 4, 8)
+  back = T.unrolled_params(scanned_fused)
+  assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), back, params))
+  # What the scanned, fused model initialises has the converted tree's structure and
+  # the logical axis 'layers' (left replicated by the sharding rules) in front.
+  cfg = dataclasses.replace(BASE, scan_layers=True, fused_qkv=True)
+  boxed = T.Transformer(cfg).init(jax.random.key(0), _tokens())["params"]
+  assert jax.tree.structure(nn.unbox(boxed)) == jax.tree.structure(scanned_fused)
+  assert boxed["layers"]["attn"]["qkv"]["kernel"].names == ("layers", "embed", "qkv", "heads", "kv")
+
+
+def test_tolerance_rejects_a_perturbed_parameter():
+  """Negative control: one block's output projection 1% larger fails the fp32 and bf16 tolerances."""
+  params = _plain_params()
+  out_ref, g_ref = _out_and_grads(BASE, params)
+  bumped = jax.tree.map(lambda x: x, params)
+  bumped["block_1"]["attn"]["out"]["kernel"] = params["block_1"]["attn"]["out"]["kernel"] * 1.01
+  out, g = _out_and_grads(BASE, bumped)
+  assert _rel_err(out, out_ref) > FP32_TOL
+  bumped["block_1"]["attn"]["out"]["kernel"] = params["block_1"]["attn"]["out"]["kernel"] * 1.5
+  out, g = _out_and_grads(BASE, bumped)
+  assert _rel_err(out, out_ref) > BF16_TOL and _rel_err(g, g_ref) > BF16_TOL
+
+
+def test_bf16_compute_matches_fp32_within_bf16_tolerance():
+  params = _plain_params()
+  out_ref, g_ref = _out_and_grads(BASE, params)
+  cfg = dataclasses.replace(BASE, dtype=jnp.bfloat16, attention="fused", fused_qkv=True)
+  out, g = _out_and_grads(cfg, params)
+  assert out.dtype == jnp.float32  # the loss reads fp32 logits
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(g))  # fp32 params and grads
+  err_out, err_g = _rel_err(out, out_ref), _rel_err(g, g_ref)
+  assert err_out < BF16_TOL and err_g < BF16_TOL
+  assert err_out > FP32_TOL  # bf16 really ran: it is not the fp32 result
+
+
+def test_fused_attention_still_gives_maps_to_probes():
+  """Collecting intermediates takes the explicit path, whatever the config says."""
+  params = _plain_params()
+  maps = {}
+  for cfg in (BASE, dataclasses.replace(BASE, attention="fused", scan_layers=True)):
+    p = T.convert_params(params, scan_layers=cfg.scan_layers, fused_qkv=cfg.fused_qkv)
+    _, state = T.Transformer(cfg).apply({"params": p}, _tokens(), mutable=["intermediates"])
+    maps[cfg.scan_layers] = T.attention_maps(state["intermediates"])
+  assert sorted(maps[True]) == [0, 1, 2]
+  for layer in range(3):
+    np.testing.assert_allclose(maps[True][layer], maps[False][layer], atol=1e-6)
+
+
+def _induction_cfg(**model):
+  from configs import induction
+  c = induction.get_config("tiny")
+  c.train.compile_cache_dir = ""
+  c.model.update(model)
+  return c
+
+
+def test_probes_work_with_scanned_layers():
+  """Induction probes (attention scores, head ablation, OV circuits) read a scanned model
+  as they read the plain one with the same parameters."""
+  from research.tasks import induction
+  plain = train.Experiment(_induction_cfg(), jax.devices()[:1])
+  scanned = train.Experiment(_induction_cfg(scan_layers=True, fused_qkv=True, attention="fused"),
+                             jax.devices()[:1])
+  params = plain.init_state().params
+  params_s = T.convert_params(params, scan_layers=True, fused_qkv=True)
+  mc = plain.config.model
+  ablate = np.ones((mc.num_layers, mc.num_heads), np.float32)
+  ablate[0, 1] = 0.0
+  for mask in (None, ablate):
+    ref, got = (jax.device_get(e.task.eval_raw(e, p, mask))
+                for e, p in ((plain, params), (scanned, params_s)))
+    for k in ref:
+      np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  assert abs(float(ref["loss"]) - float(jax.device_get(plain.task.eval_raw(plain, params))["loss"])) > 0
+  ov_ref, ov = induction.ov_circuits(params), induction.ov_circuits(params_s)
+  assert sorted(ov) == sorted(ov_ref) and len(ov) == mc.num_layers * mc.num_heads
+  for k in ov_ref:
+    np.testing.assert_allclose(ov[k], ov_ref[k], rtol=1e-5, atol=1e-6)
+
+
+def _accum_experiment(accum, mesh=dict(data=2, fsdp=4, tensor=1)):
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.train.compile_cache_dir = ""
+  c.train.batch_size, c.train.grad_accum_steps = 32, accum
+  c.mesh.update(mesh)
+  return train.Experiment(c)
+
+
+def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
+  """4 microbatches of 8 on a data=2 x fsdp=4 mesh: the step of one batch of 32."""
+  big, accum = _accum_experiment(1), _accum_experiment(4)
+  state = big.init_state()
+  key = big.root_key
+  batch = big.task.sample(jax.random.key(3), jnp.int32(0), 32)
+
+  def loss_and_grads(exp):
+    fn = jax.jit(lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), key))
+    return fn(state.params, batch)
+
+  (loss_ref, aux_ref), g_ref = loss_and_grads(big)
+  (loss, aux), g = loss_and_grads(accum)
+  np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
+  assert _rel_err(g, g_ref) < FP32_TOL and _rel_err(aux, aux_ref) < FP32_TOL
+  # Negative control: a quarter of the batch (one microbatch alone) is not the same step.
+  quarter = jax.tree.map(lambda x: x[::4] if jnp.ndim(x) else x, batch)
+  (_, _), g_quarter = jax.jit(lambda p, b: big._loss_and_grads(p, b, jnp.int32(0), key))(
+      state.params, quarter)
+  assert _rel_err(g_quarter, g_ref) > 100 * FP32_TOL
+  # The full train step (data sampled inside, optimiser update) agrees as well.
+  step_ref = jax.jit(lambda s: big.train_step(s, key))(state)
+  step = jax.jit(lambda s: accum.train_step(s, key))(accum.init_state())
+  assert _rel_err(step[0].params, step_ref[0].params) < FP32_TOL
+  np.testing.assert_allclose(step[1]["loss"], step_ref[1]["loss"], rtol=1e-5)
+
+
+def test_config_check_refuses_bad_feature_values():
+  from research import config_check
+  cases = [({"model.remat": "some"}, "config.model.remat='some' is not valid"),
+           ({"model.attention": "flash"}, "config.model.attention='flash' is not valid"),
+           ({"model.attention": "fused", "model.dropout": 0.1}, "config.model.attention='fused'"),
+           ({"train.grad_accum_steps": 0}, "config.train.grad_accum_steps=0 must be positive"),
+           ({"train.grad_accum_steps": 3}, "grad_accum_steps x mesh data x fsdp = 3 x 8")]
+  for overrides, message in cases:
+    c = _induction_cfg()
+    c.train.batch_size = 16
+    for k, v in overrides.items():
+      section, field = k.split(".")
+      c[section][field] = v
+    with pytest.raises(config_check.ConfigError, match=None) as e:
+      config_check.validate(c, num_devices=8)
+    assert message in str(e.value) and "\n" not in str(e.value)
+  ok = _induction_cfg(remat="dots", scan_layers=True, attention="fused", fused_qkv=True)
+  ok.train.batch_size, ok.train.grad_accum_steps = 16, 2
+  config_check.validate(ok, num_devices=8)
+
+
+def test_layout_changes_never_mis_restore(tmp_path):
+  """A run trained unscanned: resuming it scanned is refused naming the field, and
+  `init_from` into a scanned, fused-QKV model copies every weight into the new layout."""
+  from research import predict
+  from research.errors import InputError
+  c = _induction_cfg()
+  c.train.num_steps = c.train.checkpoint_every = 10
+  train.train_and_evaluate(c, str(tmp_path / "a"), devices=jax.devices()[:1])
+  c2 = _induction_cfg(scan_layers=True, fused_qkv=True)
+  c2.train.num_steps = 20
+  with pytest.raises(InputError) as e:
+    train.train_and_evaluate(c2, str(tmp_path / "a"), devices=jax.devices()[:1])
+  assert "model.scan_layers" in str(e.value) and "\n" not in str(e.value)
+  exp = train.Experiment(c2, jax.devices()[:1])
+  fresh = exp.init_state().params
+  got = predict.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
+  trained = train.Experiment(c, jax.devices()[:1])
+  ckpt = ckpt_lib.Checkpointer(tmp_path / "a" / "checkpoints", max_to_keep=2, async_save=False)
+  state, _, _ = ckpt.restore(ckpt_lib.abstract_like(trained.abstract_state, trained.state_sharding))
+  ckpt.close()
+  want = T.convert_params(state.params, scan_layers=True, fused_qkv=True)
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(a, b)
+  # Negative control: the fresh scanned parameters are not the trained ones.
+  assert not np.array_equal(fresh["layers"]["attn"]["qkv"]["kernel"],
+                            want["layers"]["attn"]["qkv"]["kernel"])
