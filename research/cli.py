@@ -130,7 +130,7 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     if a.startswith("--config."):
       if "=" not in a:
         value = next(args, None)
-        if value is None:
+        if value is None or value.startswith("--"):
           raise InputError(f"{a} needs a value; write {a}=VALUE")
         a = f"{a}={value}"
       overrides.append(a)
@@ -394,9 +394,11 @@ def apply_overrides(config, overrides: dict, *, text: bool = False, flag: str = 
   `text=True`: the values are command-line strings, parsed as the field's type
   (`flag` + key=value names the argument in errors); otherwise Python values of the
   field's type (an int where a float is held is accepted). An unknown field names the
-  closest existing one; a wrong type names the type the field holds.
+  closest existing one; a wrong type names the type the field holds. FieldReference links
+  are kept within the copy: an override of a linked field updates the fields computed
+  from it (as ml_collections' config flags did), and never reaches `config`.
   """
-  cfg = copy.deepcopy(config)  # keeps FieldReference links within the copy
+  cfg = copy.deepcopy(config)
   for key, value in overrides.items():
     arg = f"{flag}{key}={value}" if text else f"{where} {key}={value!r}"
     node = cfg

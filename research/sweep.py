@@ -242,6 +242,11 @@ def main(argv) -> int:
   config = cli.config_from_flags()
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.check_workdir(_WORKDIR.value)
+  import jax
+
+  from research import config_check
+  for o in overrides:  # every point is valid before the sweep directory is written
+    config_check.validate(apply_overrides(config, o), jax.device_count())
   try:
     results = run_sweep(config, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
   except preemption.Preempted as e:  # a rerun continues the sweep

@@ -1,0 +1,309 @@
+"""One error contract for every entry point (research/cli.py): a table of malformed inputs.
+
+Each case must exit with its documented code, print exactly one line `error: ...` on stderr
+(no traceback) and leave the workdir as it was. Entry points on the process-wide absl flags
+(research.main, sweep, predict, olsson2022, grokking) run their cases in one subprocess each,
+through `cli.run` exactly as `python -m` does, with stderr captured at the file descriptor;
+scripts that parse their own flags (reproduce, the experiment scripts, the benchmark) run
+in-process through `cli.run_script`. The negative controls: a valid input exits 0, and the
+untouched-workdir check sees the files a valid run writes.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from research import cli
+from research.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs the cases of one entry point: [{"argv", "watch"}] -> [{"code", "stderr", "changed"}].
+DRIVER = r"""
+import importlib, io, json, os, sys, tempfile
+from pathlib import Path
+from absl import flags
+from research import cli
+
+def snapshot(path):
+  p = Path(path)
+  if not p.exists():
+    return None
+  if p.is_file():
+    return [("", p.stat().st_size, p.stat().st_mtime_ns)]
+  return sorted((str(f.relative_to(p)), f.stat().st_size if f.is_file() else -1,
+                 f.stat().st_mtime_ns) for f in p.rglob("*"))
+
+module_name, cases = sys.argv[1], json.loads(sys.argv[2])
+module = importlib.import_module(module_name)
+getattr(module, "_define_flags", lambda: None)()
+os._exit = lambda code: (_ for _ in ()).throw(SystemExit(code))  # keep the driver alive
+results = []
+for case in cases:
+  flags.FLAGS.unparse_flags()
+  before = snapshot(case["watch"])
+  sys.argv = [module_name, *case["argv"]]
+  with tempfile.TemporaryFile() as err:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(err.fileno(), 2)
+    code = None
+    try:
+      cli.run(module.main)
+    except SystemExit as e:
+      code = e.code
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+    err.seek(0)
+    text = err.read().decode("utf-8", "replace")
+  results.append({"code": code, "stderr": text, "changed": snapshot(case["watch"]) != before})
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def _drive(module: str, cases: list[tuple]) -> list[dict]:
+  """cases: (argv, watched path) -> one result per case, from one subprocess."""
+  payload = json.dumps([{"argv": a, "watch": str(w)} for a, w in cases])
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", DRIVER, module, payload], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULTS ")]
+  assert line, proc.stderr[-3000:]
+  return json.loads(line[-1][len("RESULTS "):])
+
+
+def _check(name: str, result: dict, code: int, needle: str) -> None:
+  lines = result["stderr"].strip().splitlines()
+  assert result["code"] == code, (name, result)
+  assert len(lines) == 1 and lines[0].startswith("error: "), (name, result["stderr"][-2000:])
+  assert needle in lines[0], (name, lines[0])
+  assert not result["changed"], (name, "the workdir was touched")
+
+
+# ----------------------------------------------------------------------------- input files
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+  d = tmp_path_factory.mktemp("inputs")
+  f = {}
+
+  def write(name, text):
+    (d / name).write_text(text)
+    f[name] = str(d / name)
+
+  write("syntax.py", "def get_config(:\n  pass\n")
+  write("raises.py", "raise RuntimeError('boom at import')\n")
+  write("no_get_config.py", "X = 1\n")
+  write("get_config_raises.py", "def get_config(preset='a'):\n  raise KeyError('no_such_key')\n")
+  write("no_get_sweep.py", "from configs.icl_regression import get_config\n")
+  write("bad_sweep.py", "from configs.icl_regression import get_config\n"
+        "def get_sweep(name):\n  return [{'model.widht': 64}]\n")
+  (d / "a_directory").mkdir()
+  f["a_directory"] = str(d / "a_directory")
+  f["missing"] = str(d / "nope.py")
+  write("missing_column.csv", "text,sentiment\nnice film,pos\nbad film,neg\n")
+  write("empty.csv", "")
+  write("header_only.csv", "text,label\n")
+  write("one_class.csv", "text,label\n" + "".join(f"film {i},pos\n" for i in range(20)))
+  write("unbalanced_quote.csv", 'text,label\n"a great film,pos\nbad film,neg\n')
+  write("huge_field.csv", "text,label\n" + "x" * (50 << 20) + ",pos\nbad,neg\n")
+  write("empty.txt", "")
+  write("texts.txt", "a\n")
+  write("a_file", "not a directory\n")
+  return f
+
+
+TINY = "--config=configs/icl_regression.py:tiny"
+TC = ["--config=configs/text_classification.py:tiny"]
+LM = ["--config=configs/lm.py:tiny", "--config.task.source=file"]
+
+
+def test_research_main_malformed_inputs(files, tmp_path):
+  wd = tmp_path / "run"  # never created by a failing command
+  table = [
+      ("config missing", [f"--config={files['missing']}"], 2, "no such file"),
+      ("config is a directory", [f"--config={files['a_directory']}"], 2, "is a directory"),
+      ("config syntax error", [f"--config={files['syntax.py']}"], 2, "syntax error"),
+      ("config raises at import", [f"--config={files['raises.py']}"], 2, "boom at import"),
+      ("config without get_config", [f"--config={files['no_get_config.py']}"], 2,
+       "defines no get_config"),
+      ("get_config raises", [f"--config={files['get_config_raises.py']}:a"], 2, "no_such_key"),
+      ("unknown preset", ["--config=configs/icl_regression.py:nope"], 2,
+       "unknown preset 'nope'; choose one of: tiny, cpu"),
+      ("unknown field", [TINY, "--config.model.widht=3"], 2, "did you mean 'model.width'"),
+      ("unknown section", [TINY, "--config.modle.width=3"], 2, "unknown config field 'modle'"),
+      ("wrong type", [TINY, "--config.model.width=abc"], 2, "holds an int"),
+      ("section as a field", [TINY, "--config.model=3"], 2, "is a section"),
+      ("invalid choice", [TINY, "--config.model.name=rnn"], 2, "config.model.name='rnn'"),
+      ("decay before warmup", [TINY, "--config.optim.decay_steps=5"], 2,
+       "must exceed config.optim.warmup_steps=10"),
+      ("bad mesh", [TINY, "--config.mesh.data=3"], 2, "config.mesh"),
+      ("csv missing column", [*TC, f"--config.task.path={files['missing_column.csv']}"], 2,
+       "has no column 'label'"),
+      ("csv empty", [*TC, f"--config.task.path={files['empty.csv']}"], 2, "is empty"),
+      ("csv header only", [*TC, f"--config.task.path={files['header_only.csv']}"], 2,
+       "no data rows"),
+      ("csv one class", [*TC, f"--config.task.path={files['one_class.csv']}"], 2,
+       "at least 2 classes"),
+      ("csv unbalanced quote", [*TC, f"--config.task.path={files['unbalanced_quote.csv']}"], 2,
+       "quote"),
+      ("csv 50 MB field", [*TC, f"--config.task.path={files['huge_field.csv']}"], 2,
+       "field limit"),
+      ("csv missing file", [*TC, f"--config.task.path={files['missing']}"], 2, "no such file"),
+      ("lm empty text file", [*LM, f"--config.task.path={files['empty.txt']}"], 2, "is empty"),
+      ("unknown flag", [TINY, "--wrokdir=x"], 2, "Unknown command line flag 'wrokdir'"),
+      ("positional argument", [TINY, "extra"], 2, "unexpected arguments"),
+      ("override without value", [TINY, "--config.model.width"], 2, "needs a value"),
+  ]
+  cases = [(argv + [f"--workdir={wd}"], wd) for _, argv, _, _ in table]
+  cases += [([TINY, "--config.train.num_steps=20"], wd)]  # ... a workdir holding no run
+  workdir_cases = [
+      ("workdir is a file", files["a_file"], "is a file, not a directory"),
+      ("workdir inside a file", f"{files['a_file']}/run", "cannot be created"),
+  ]
+  cases += [([TINY, f"--workdir={w}"], w) for _, w, _ in workdir_cases]
+  valid = ([TINY, "--config.train.num_steps=20", "--config.train.compile_cache_dir=",
+            f"--workdir={tmp_path / 'valid'}"], tmp_path / "valid")
+  results = _drive("research.main", cases + [valid])
+  for (name, _, code, needle), r in zip(table, results):
+    _check(name, r, code, needle)
+  missing_workdir = results[len(table)]
+  _check("missing --workdir", missing_workdir, 2, "--workdir=DIR are required")
+  for (name, _, needle), r in zip(workdir_cases, results[len(table) + 1:]):
+    _check(name, r, 2, needle)
+  # Negative controls: a valid input exits 0, and its files are seen by the workdir check.
+  assert results[-1]["code"] in (0, None), results[-1]["stderr"][-2000:]
+  assert results[-1]["changed"] and (tmp_path / "valid" / "summary.json").is_file()
+
+
+def test_sweep_and_predict_malformed_inputs(files, tmp_path):
+  wd = tmp_path / "sweep"
+  table = [
+      ("sweep unknown field", [TINY, "--sweep=scale", "--config.model.widht=3"],
+       "unknown config field 'widht'"),
+      ("sweep unknown name", [TINY, "--sweep=nope"], "unknown sweep 'nope'"),
+      ("sweep without get_sweep", [f"--config={files['no_get_sweep.py']}:tiny", "--sweep=scale"],
+       "defines no get_sweep"),
+      ("sweep point with an unknown field", [f"--config={files['bad_sweep.py']}:tiny",
+                                             "--sweep=x"], "did you mean 'model.width'"),
+      ("sweep config missing", [f"--config={files['missing']}", "--sweep=scale"], "no such file"),
+  ]
+  results = _drive("research.sweep", [(argv + [f"--workdir={wd}"], wd) for _, argv, _ in table])
+  for (name, _, needle), r in zip(table, results):
+    _check(name, r, 2, needle)
+
+  run = tmp_path / "not_a_run"
+  run.mkdir()
+  table = [
+      ("predict --file missing", [f"--workdir={run}", f"--file={files['missing']}"],
+       "no such file"),
+      ("predict --file is a directory", [f"--workdir={run}", f"--file={files['a_directory']}"],
+       "is a directory"),
+      ("predict workdir without a run", [f"--workdir={run}", "--text=great"], "no config.json"),
+      ("predict without text", [f"--workdir={run}"], "are required"),
+  ]
+  results = _drive("research.predict", [(argv, run) for _, argv, _ in table])
+  for (name, _, needle), r in zip(table, results):
+    _check(name, r, 2, needle)
+
+
+def test_experiment_scripts_on_global_flags(files, tmp_path):
+  wd = tmp_path / "olsson"
+  table = [("olsson unknown preset", ["--preset=nope"], "unknown preset 'nope'"),
+           ("olsson bad layers", ["--layers=a"], "--layers=a"),
+           ("olsson missing workdir", None, "--workdir=DIR is required")]
+  cases = [((argv + [f"--workdir={wd}"]) if argv else [], wd) for _, argv, _ in table]
+  for (name, _, needle), r in zip(table, _drive("experiments.olsson2022", cases)):
+    _check(name, r, 2, needle)
+  wd = tmp_path / "grok"
+  table = [("grokking unknown field", ["--config.task.nope=1"], "unknown config field 'nope'"),
+           ("grokking wrong type", ["--config.task.modulus=1.5"], "holds an int")]
+  results = _drive("experiments.grokking", [(a + [f"--workdir={wd}"], wd) for _, a, _ in table])
+  for (name, _, needle), r in zip(table, results):
+    _check(name, r, 2, needle)
+
+
+@pytest.mark.parametrize("module,argv,code,needle", [
+    ("experiments.reproduce", ["nope"], 2, "NAME is 'nope'"),
+    ("experiments.reproduce", ["schaeffer2023", "--preset=paper"], 2, "no 'paper' preset"),
+    ("experiments.reproduce", ["garg2022", "--preset=huge"], 2, "--preset=huge"),
+    ("experiments.reproduce", [], 2, "NAME is 'nothing'"),
+    ("experiments.emergence_scale", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
+    ("experiments.emergence_scale", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
+    ("experiments.emergence_scale", ["--sizes=0,99"], 2, "indices must be integers in"),
+    ("experiments.raventos2023", ["--pools=a"], 2, "pool sizes are integers"),
+    ("experiments.reddy2023", ["--runs=foo"], 2, "unknown ['foo']"),
+    ("experiments.chan2022", ["--preset=nope"], 2, "unknown preset 'nope'"),
+    ("experiments.scaling_laws", ["--sweep=nope"], 2, "unknown sweep 'nope'"),
+    ("experiments.scaling_fit", ["--csv=/nonexistent/data.csv"], 2, "no such file"),
+    ("experiments.benchmark", ["--cases=nope"], 2, "unknown ['nope']"),
+    ("experiments.profile_step", ["--case=nope"], 2, "--case=nope"),
+])
+def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypatch, capfd):
+  import importlib
+  main = importlib.import_module(module).main
+  out = tmp_path / "out"
+  flag = "--workdir" if module == "experiments.reproduce" else "--out"
+  if module in ("experiments.benchmark", "experiments.profile_step"):
+    full = argv
+  else:
+    full = argv + [f"{flag}={out}"]
+  monkeypatch.setattr(sys, "argv", [module, *full])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == code
+  assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+  assert not out.exists()
+
+
+def test_script_valid_input_exits_0(monkeypatch, capfd):
+  """Negative control of the script table: the same wrapper, a valid input."""
+  from experiments import reproduce
+  monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "--list"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(reproduce.main)
+  assert e.value.code == 0 and "garg2022" in capfd.readouterr().out
+
+
+# ----------------------------------------------------------------------------- the library
+def test_one_loader_and_one_setter(tmp_path):
+  config = cli.load_config("configs/icl_regression.py:tiny")
+  assert config.preset == "tiny" and config.is_locked
+  text = cli.apply_overrides(config, {"model.width": "48", "optim.learning_rate": "1e-3",
+                                      "task.curriculum.enabled": "false",
+                                      "sharding.rules": "()"}, text=True, flag="--config.")
+  assert (text.model.width, text.optim.learning_rate) == (48, 1e-3)
+  assert text.task.curriculum.enabled is False and text.sharding.rules == ()
+  assert config.model.width != 48  # a copy: the loaded config is unchanged
+  values = cli.apply_overrides(config, {"optim.learning_rate": 1, "seed": 3})
+  assert isinstance(values.optim.learning_rate, float) and values.seed == 3
+  for bad, needle in (({"seed": 1.5}, "holds an int"), ({"seed": True}, "holds an int"),
+                      ({"model.name": 3}, "holds a string"),
+                      ({"task.curriculum.enabled": "yes"}, "holds a bool"),
+                      ({"optim.learning_rat": 1.0}, "did you mean 'optim.learning_rate'")):
+    with pytest.raises(InputError, match=needle):
+      cli.apply_overrides(config, bad)
+  # FieldReference links are kept within the copy, as ml_collections' config flags kept
+  # them: grokking's full batch is int(modulus^2 * train_fraction); the base is unchanged.
+  grok = cli.load_config("configs/grokking.py:cpu")
+  base = (grok.task.modulus, grok.train.batch_size)
+  point = cli.apply_overrides(grok, {"task.modulus": "101", "task.train_fraction": "0.5"},
+                              text=True)
+  assert (point.task.modulus, point.train.batch_size) == (101, int(101 * 101 * 0.5))
+  assert (grok.task.modulus, grok.train.batch_size) == base != (101, 5100)
+
+
+def test_check_workdir(tmp_path):
+  assert cli.check_workdir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+  assert not (tmp_path / "new").exists()  # checking creates nothing
+  (tmp_path / "f").write_text("x")
+  for path, needle in ((tmp_path / "f", "is a file"), (tmp_path / "f" / "x", "cannot be created")):
+    with pytest.raises(InputError, match=needle):
+      cli.check_workdir(path)
+  assert cli.check_workdir("gs://bucket/run")  # remote: the writer checks it
