@@ -5,7 +5,7 @@
       --config.task.burstiness=0
   python -m research.main --config=configs/bursty_classification.py:cpu --workdir=runs/reddy_lstm \
       --config.model.name=lstm          # width chosen to match the Transformer's parameters
-  python experiments/reddy2023.py      # the training curve, sweeps and printed numbers
+  python -m experiments.reddy2023      # the training curve, sweeps and printed numbers
 
 Presets:
   tiny     seconds; for tests (gaussian source)

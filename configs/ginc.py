@@ -1,7 +1,7 @@
 """GINC: in-context learning from a mixture of HMMs (Xie et al. 2021).
 
   python -m research.main --config=configs/ginc.py:cpu --workdir=runs/ginc
-  python experiments/xie2021.py --preset=cpu --workdir=runs/xie2021   (3 Transformer sizes + LSTM)
+  python -m experiments.xie2021 --preset=cpu --workdir=runs/xie2021   (3 Transformer sizes + LSTM)
 
 Presets:
   tiny   seconds; for tests

@@ -1,7 +1,7 @@
 """Induction heads and the phase change (Olsson et al. 2022) on synthetic text.
 
   python -m research.main --config=configs/induction.py:cpu --workdir=runs/induction_L2
-  python experiments/olsson2022.py --preset=cpu --workdir=runs/olsson2022   (1, 2, 3 layers)
+  python -m experiments.olsson2022 --preset=cpu --workdir=runs/olsson2022   (1, 2, 3 layers)
 
 Presets:
   tiny   seconds; for tests
