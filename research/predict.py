@@ -74,10 +74,14 @@ def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
   ck = ckpt_lib.Checkpointer(directory, max_to_keep=1_000_000, async_save=False)
   try:
     step = ck.latest_step()
+    corrupt = ck.verify(step) if step is not None else None
   finally:
     ck.close()
   if step is None:
     raise InitFromError(f"no complete checkpoint in {directory}")
+  if corrupt:  # never fine-tune from damaged weights
+    raise InitFromError(f"checkpoint {step} in {directory} is damaged ({corrupt}); resume that "
+                        "run once (it falls back to its previous checkpoint) or pick another")
   path = directory / str(step) / "state"
   checkpointer = ocp.StandardCheckpointer()
   md = checkpointer.metadata(path)
