@@ -13,9 +13,9 @@ One row per run:
   last.k      the last row of metrics.jsonl (`last.step`, `last.loss`)
 
 The table printed shows --columns, or by default the run, the config fields that differ
-between runs, the parameter count and the last metrics. --csv writes every column. From Python, `load(dirs)` gives the
-same table as a pandas DataFrame (pandas: `pip install -e .[results]`), `records(dirs)`
-as a list of dicts without pandas.
+between runs, the parameter count and the last metrics. --csv writes every column.
+From Python, `load(dirs)` gives the same table as a pandas DataFrame (pandas:
+`pip install -e .[results]`), `records(dirs)` as a list of dicts without pandas.
 
 --plot METRIC draws a metrics.jsonl column against the step for every run, coloured by
 --by FIELD (a colour bar, logarithmic when the values span a decade or more; a legend
@@ -149,7 +149,8 @@ def _matches(row: dict, expr: str, rows: list[dict]) -> bool:
   have, want = row.get(field), _value(text)
   if have is None:
     return False
-  if isinstance(have, (int, float)) != isinstance(want, (int, float)) and op in (">=", "<=", ">", "<"):
+  ordered = op in (">=", "<=", ">", "<")
+  if ordered and isinstance(have, (int, float)) != isinstance(want, (int, float)):
     raise InputError(f"--where {expr!r}: {field} holds {have!r}, which does not compare with "
                      f"{want!r}; compare numbers with numbers")
   if isinstance(have, str) and not isinstance(want, str):
