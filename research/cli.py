@@ -1,19 +1,10 @@
 """The one command-line contract of every entry point, the config loader and the override setter.
 
-Every `python -m ...` program of the project (research.main, research.sweep,
-research.predict, research.aot, experiments.reproduce, every experiment script,
-the benchmark) ends the same way:
-
-  exit 0  success (also a preempted run that saved its checkpoint)
-  exit 2  bad input: flags, config file, preset, field, value, data file, workdir
-  exit 3  training produced a non-finite loss
-  exit 4  no usable checkpoint to resume from
-  exit 5  I/O error: the disk or a writer failed
-  exit 6  a sweep, ensemble or reproduce finished but some runs failed (named)
-
-A failure prints one line `error: MESSAGE` on stderr, naming the input and the fix,
-never a traceback (research/errors.py holds the classes). Only an unexpected
-exception, a bug rather than an input, keeps its traceback (exit 1).
+Every `python -m ...` program (research.main, sweep, predict, aot, experiments.reproduce,
+each experiment script, the benchmark) exits with the codes of research/errors.py (the
+README's table: 2 bad input, 3 non-finite loss, 4 no checkpoint, 5 I/O, 6 some runs
+failed) and prints one line `error: MESSAGE` naming the input and the fix, never a
+traceback; only an unexpected exception, a bug rather than an input, keeps it (exit 1).
 
 Two ways in:
   * `run(main)`: absl `app.run` over the process-wide flags, for programs that take a
@@ -22,9 +13,9 @@ Two ways in:
     into a private `FlagValues`, because experiment scripts are also called as libraries
     with an argv list (reproduce, notebooks, tests), several in one process.
 
-Configs: `load_config("configs/X.py[:PRESET]")` is the one loader and
-`apply_overrides(config, {"a.b": value})` the one dotted-override setter (command-line
-`--config.a.b=v`, sweep override dicts, experiment scripts' `--set a.b=v`).
+`load_config("configs/X.py[:PRESET]")` is the one config loader and `apply_overrides(config,
+{"a.b": value})` the one dotted-override setter (`--config.a.b=v`, sweep points, ensemble
+members, experiment scripts' `--set a.b=v`).
 """
 from __future__ import annotations
 
@@ -33,6 +24,7 @@ import copy
 import difflib
 import importlib.util
 import logging as logging_std
+import numbers
 import os
 import sys
 import traceback
@@ -44,8 +36,6 @@ import ml_collections
 
 from research import errors
 from research.errors import InputError
-
-CONFIG_HELP = "Config file and preset, e.g. configs/icl_regression.py:cpu."
 
 
 # ----------------------------------------------------------------------------- failing
@@ -112,16 +102,17 @@ def quiet_libraries(verbosity: int = logging.INFO) -> None:
 
 
 # ----------------------------------------------------------------------------- entry points
-_OVERRIDE_ARGS: list[str] = []  # the `--config.a.b=v` arguments of this process
+_OVERRIDES: dict[str, str] = {}  # this process's `--config.a.b=v` arguments: {'a.b': 'v'}
 
 
 def define_config_flag(default: str | None = None) -> None:
-  flags.DEFINE_string("config", default, CONFIG_HELP + " Override fields with --config.a.b=VALUE.")
+  flags.DEFINE_string("config", default, "Config file and preset, e.g. configs/icl_regression"
+                      ".py:cpu. Override fields with --config.a.b=VALUE.")
 
 
-def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   """(argv without `--config.a.b=v`, those overrides): absl knows no dotted flags."""
-  rest, overrides = [argv[0]], []
+  rest, overrides = [argv[0]], {}
   args = iter(argv[1:])
   for a in args:
     if a == "--":
@@ -133,7 +124,8 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
         if value is None or value.startswith("--"):
           raise InputError(f"{a} needs a value; write {a}=VALUE")
         a = f"{a}={value}"
-      overrides.append(a)
+      key, _, value = a[len("--config."):].partition("=")
+      overrides[key] = value
     else:
       rest.append(a)
   return rest, overrides
@@ -141,7 +133,9 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _parse_absl(argv: list[str]) -> list[str]:
   try:
-    rest, _OVERRIDE_ARGS[:] = _split_overrides(argv)
+    rest, overrides = _split_overrides(argv)
+    _OVERRIDES.clear()
+    _OVERRIDES.update(overrides)
     return flags.FLAGS(rest)
   except (flags.Error, InputError) as e:
     fail(errors.EXIT_INPUT, f"{e}; see --help for the flags")
@@ -212,11 +206,7 @@ def config_from_flags() -> ml_collections.ConfigDict:
   if not spec:
     raise InputError("--config=FILE[:PRESET] is required, e.g. "
                      "--config=configs/icl_regression.py:cpu")
-  overrides = {}
-  for a in _OVERRIDE_ARGS:
-    key, _, value = a[len("--config."):].partition("=")
-    overrides[key] = value
-  return apply_overrides(load_config(spec), overrides, text=True, flag="--config.")
+  return apply_overrides(load_config(spec), _OVERRIDES, text=True, flag="--config.")
 
 
 def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> Path:
@@ -312,12 +302,8 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
 
 # ----------------------------------------------------------------------------- override setter
 def _leaf_paths(node, prefix: str = "") -> list[str]:
-  out = []
-  for k, v in node.items():
-    out.append(prefix + k)
-    if isinstance(v, ml_collections.ConfigDict):
-      out += _leaf_paths(v, f"{prefix}{k}.")
-  return out
+  return [path for k, v in node.items() for path in [prefix + k] + (
+      _leaf_paths(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [])]
 
 
 def _unknown(config, key: str, part: str, where: str) -> InputError:
@@ -327,13 +313,8 @@ def _unknown(config, key: str, part: str, where: str) -> InputError:
                     "every field, each with a comment)")
 
 
-def _parse_bool(text: str):
-  low = text.strip().lower()
-  if low in ("true", "1", "yes", "on"):
-    return True
-  if low in ("false", "0", "no", "off"):
-    return False
-  raise ValueError(text)
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True,
+          "false": False, "0": False, "no": False, "off": False}
 
 
 def _literal(text: str):
@@ -343,41 +324,40 @@ def _literal(text: str):
     return text
 
 
-def _coerce(current, value, text: bool):
-  """`value` as the type the field holds; raises TypeError / ValueError if it is not one."""
+def _from_text(current, text: str):
+  """A command-line string as the type of the field it overrides."""
   if isinstance(current, bool):
-    if text:
-      return _parse_bool(value)
-    if not isinstance(value, bool):
-      raise TypeError(value)
+    return _BOOLS[text.strip().lower()]
+  if isinstance(current, (int, float)):
+    return type(current)(text.strip())
+  if isinstance(current, (tuple, list)):
+    parsed = _literal(text) if text.strip() else ()
+    if isinstance(parsed, str) and "," in parsed:  # a,b,c without brackets
+      parsed = tuple(_literal(v.strip()) for v in parsed.split(","))
+    return parsed if isinstance(parsed, (tuple, list)) else (parsed,)
+  return text if isinstance(current, str) else _literal(text)
+
+
+def _coerce(current, value):
+  """`value` as the type the field holds (an int where a float is held is fine, numpy
+  numbers too); TypeError if it is not one."""
+  if current is None:
     return value
-  if isinstance(current, int):
-    if text:
-      return int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
+  if isinstance(value, bool) != isinstance(current, bool):
+    raise TypeError(value)
+  if isinstance(current, int) and not isinstance(current, bool):
+    if not isinstance(value, numbers.Integral):
       raise TypeError(value)
-    return value
+    return int(value)
   if isinstance(current, float):
-    value = float(value.strip()) if text else value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not isinstance(value, numbers.Real):
       raise TypeError(value)
     return float(value)
-  if isinstance(current, str):
-    if not text and not isinstance(value, str):
-      raise TypeError(value)
-    return value
-  if isinstance(current, (tuple, list)):
-    if text:
-      parsed = _literal(value) if value.strip() else ()
-      if isinstance(parsed, str) and "," in parsed:  # a,b,c without brackets
-        parsed = tuple(_literal(v.strip()) for v in parsed.split(","))
-      value = parsed if isinstance(parsed, (tuple, list)) else (parsed,)
-    if not isinstance(value, (tuple, list)):
-      raise TypeError(value)
+  if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
     return type(current)(value)
-  if current is None:
-    return _literal(value) if text else value
-  raise TypeError(value)
+  if not isinstance(value, type(current)):
+    raise TypeError(value)
+  return value
 
 
 def _type_name(current) -> str:
@@ -414,8 +394,8 @@ def apply_overrides(config, overrides: dict, *, text: bool = False, flag: str = 
       raise InputError(f"{arg}: config.{key} is a section, not a field; set one of its "
                        f"fields, e.g. {key}.{next(iter(current.keys()), 'FIELD')}=VALUE")
     try:
-      node[last] = _coerce(current, value, text)
-    except (TypeError, ValueError):
+      node[last] = _coerce(current, _from_text(current, value) if text else value)
+    except (TypeError, ValueError, KeyError):
       raise InputError(f"{arg}: config.{key} holds {_type_name(current)}; give a value of "
                        "that type") from None
   return cfg
