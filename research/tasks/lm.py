@@ -32,7 +32,7 @@ from research.data import text as text_lib
 from research.errors import InputError
 from research.models import IOSpec
 
-SOURCES = ("file", "tfds")
+SOURCES = ("file", "tfds", "synthetic")
 WINDOWS = ("random", "chunks")
 LM_TOKENIZERS = ("byte", "char")
 
@@ -51,6 +51,28 @@ def load_corpus(cfg) -> tuple[str | list[str], str | list[str]]:
                    + ", ".join(SOURCES))
 
 
+class SyntheticTokenizer:
+  """Ids only: the `synthetic` source's tokens stand for a vocabulary it does not have."""
+  kind = "synthetic"
+
+  def __init__(self, vocab_size: int):
+    self.vocab_size = int(vocab_size)
+
+  def decode(self, ids) -> str:
+    return " ".join(str(int(i)) for i in ids)
+
+
+def synthetic_stream(vocab_size: int, num_tokens: int) -> np.ndarray:
+  """Uniform non-special ids: a corpus-free stand-in with a pod-scale vocabulary.
+
+  For AOT plans (research/aot.py) and throughput runs of the ladder
+  (configs/lm_ladder.py): the step's shapes, FLOPs and memory are those of a real
+  corpus with this vocabulary; the loss stays at log(vocab), nothing is learnt.
+  """
+  rng = np.random.default_rng(0)
+  return rng.integers(text_lib.NUM_SPECIAL, vocab_size, num_tokens, dtype=np.int64)
+
+
 class LMTask:
   name = "lm"
   probe_name = "lm"
@@ -63,11 +85,17 @@ class LMTask:
     del seed  # the corpus and its order are fixed; batches come from the step key
     self.cfg = cfg
     self.seq_len = int(cfg.seq_len)
-    train_docs, valid_docs = load_corpus(cfg)
-    self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, train_docs)
-    v = self.tokenizer.vocab_size
-    stream = text_lib.pack(self.tokenizer.encode(d) for d in train_docs)
-    valid = text_lib.pack(self.tokenizer.encode(d) for d in valid_docs)
+    if cfg.source == "synthetic":
+      self.tokenizer = SyntheticTokenizer(cfg.vocab_size)
+      v = self.tokenizer.vocab_size
+      # Tokens are drawn in `sample`; this stream only gives the probes windows to read.
+      stream = valid = synthetic_stream(v, 4 * (self.seq_len + 1))
+    else:
+      train_docs, valid_docs = load_corpus(cfg)
+      self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, train_docs)
+      v = self.tokenizer.vocab_size
+      stream = text_lib.pack(self.tokenizer.encode(d) for d in train_docs)
+      valid = text_lib.pack(self.tokenizer.encode(d) for d in valid_docs)
     need = self.seq_len + 1
     for what, s in (("training", stream), ("evaluation", valid)):
       if len(s) < need:
@@ -83,7 +111,7 @@ class LMTask:
     self.eval_windows = text_lib.chunk(valid, need)
     self.io = IOSpec(output_dim=v, seq_len=self.seq_len, vocab_size=v)
     logging.info("lm corpus: %d train / %d eval tokens, vocabulary %d (%s), rows on %s",
-                 len(stream), len(valid), v, cfg.tokenizer,
+                 len(stream), len(valid), v, self.tokenizer.kind,
                  "device" if self.rows.on_device else "host")
 
   @property
@@ -98,6 +126,9 @@ class LMTask:
   def sample(self, key, step, batch_size: int):
     del step
     need = self.seq_len + 1
+    if self.cfg.source == "synthetic":  # uniform ids drawn on device, no stream to index
+      return {"tokens": jax.random.randint(key, (batch_size, need), text_lib.NUM_SPECIAL,
+                                           self.io.vocab_size, jnp.int32)}
     if self.cfg.window == "chunks":
       rows_B = jax.random.randint(key, (batch_size,), 0, len(self.rows))
       return {"tokens": self.rows.gather(rows_B)}

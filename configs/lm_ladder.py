@@ -1,0 +1,122 @@
+"""A language-model scale ladder: Pythia's sizes for pods, small sizes for this CPU.
+
+  python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4
+  python -m research.aot --ladder=configs/lm_ladder.py --topologies=v5e:4x4,v5p:4x4x4,v5p:8x8x8 --markdown
+  python -m research.sweep --config=configs/lm_ladder.py:cpu --sweep=ladder --workdir=runs/ladder \
+      --config.task.path=corpus.txt
+  python -m research.sweep --config=configs/lm_ladder.py:1b@v5p:4x4x4 --sweep=ladder@v5p:4x4x4 \
+      --workdir=gs://BUCKET/ladder          # every pod size, each with its v5p-64 layout
+
+Presets (configs/lm.py's LM task and fields; every field is commented there):
+  SIZE@TOPOLOGY  a pod size (POD_SIZES) with the layout recommended for that slice
+                 (LAYOUTS: mesh, remat, microbatches), Pythia's training setup: context
+                 2048, batch 1024 sequences (2M tokens), 143k steps, bf16 compute with
+                 fp32 parameters, optimiser state, softmax and loss, rotary positions,
+                 scanned layers, fused attention and QKV. Data: `synthetic` uniform ids
+                 over Pythia's 50,304-token vocabulary, which fixes every shape, FLOP and
+                 byte of the step; train on text with --config.task.source=file|tfds
+                 (the byte/char vocabulary then replaces it).
+  SIZE           the same with the layout for v5p:4x4x4 (DEFAULT_TOPOLOGY).
+  cpu            configs/lm.py's cpu setup (byte-level file corpus, fp32, context 128);
+                 `--sweep=ladder` runs CPU_SIZES (~0.1M-10M parameters).
+  tiny           seconds; tests and AOT tests (synthetic data, 2 layers of width 32).
+Sizes follow Pythia (Biderman et al. 2023, Table 1: layers / width / heads); our blocks are
+GPT-2 style (sequential attention then MLP, biases, untied read-out), which Pythia's
+parameter counts match within a few percent.
+"""
+import ml_collections
+
+from configs import lm
+
+# name: (num_layers, width, num_heads, peak learning rate) -- Pythia's Table 1.
+POD_SIZES = {
+    "14m": (6, 128, 4, 1e-3), "70m": (6, 512, 8, 1e-3), "160m": (12, 768, 12, 6e-4),
+    "410m": (24, 1024, 16, 3e-4), "1b": (16, 2048, 8, 3e-4), "2p8b": (32, 2560, 32, 1.6e-4),
+    "6p9b": (32, 4096, 32, 1.2e-4)}
+# The CPU ladder (byte vocabulary, context 128): (num_layers, width, num_heads).
+CPU_SIZES = {"c1": (1, 32, 2), "c2": (2, 64, 2), "c3": (4, 96, 4), "c4": (4, 128, 4),
+             "c5": (6, 192, 6), "c6": (8, 320, 8)}
+DEFAULT_TOPOLOGY = "v5p:4x4x4"
+PYTHIA_VOCAB = 50_304  # GPT-NeoX tokenizer, padded to a multiple of 128
+GLOBAL_BATCH = 1024    # sequences of 2048 tokens per optimiser step (Pythia)
+
+# (size, topology) -> (mesh (data, fsdp, tensor), remat, microbatches). Pure data parallel
+# while a replica of parameters + Adam state (16 bytes/param) is small next to HBM; FSDP
+# over every chip after that (MaxText's default at these scales); no tensor parallelism
+# below 7B. Remat and microbatches are the fewest that fit, as research.aot measured them:
+# a microbatch's activations, above all its (tokens x 50,304) fp32 logits, set the peak.
+_DP, _FSDP = (-1, 1, 1), (1, -1, 1)
+LAYOUTS = {
+    ("14m", "v5e:4x4"): (_DP, "none", 16), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
+    ("14m", "v5p:8x8x8"): (_DP, "none", 1),
+    ("70m", "v5e:4x4"): (_DP, "full", 16), ("70m", "v5p:4x4x4"): (_DP, "dots", 1),
+    ("70m", "v5p:8x8x8"): (_DP, "none", 1),
+    ("160m", "v5e:4x4"): (_DP, "full", 16), ("160m", "v5p:4x4x4"): (_DP, "dots", 1),
+    ("160m", "v5p:8x8x8"): (_DP, "none", 1),
+    ("410m", "v5e:4x4"): (_FSDP, "full", 16), ("410m", "v5p:4x4x4"): (_FSDP, "dots", 1),
+    ("410m", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("1b", "v5e:4x4"): (_FSDP, "full", 8), ("1b", "v5p:4x4x4"): (_FSDP, "dots", 1),
+    ("1b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("2p8b", "v5e:4x4"): (_FSDP, "full", 16), ("2p8b", "v5p:4x4x4"): (_FSDP, "full", 1),
+    ("2p8b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("6p9b", "v5e:4x4"): (_FSDP, "full", 64), ("6p9b", "v5p:4x4x4"): (_FSDP, "full", 2),
+    ("6p9b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+}
+
+
+def _pod(c, size: str, topology: str) -> None:
+  layers, width, heads, lr = POD_SIZES[size]
+  c.topology = topology
+  c.task.source, c.task.vocab_size, c.task.seq_len = "synthetic", PYTHIA_VOCAB, 2048
+  m = c.model
+  m.num_layers, m.width, m.num_heads = layers, width, heads
+  m.positions, m.dtype, m.attention, m.fused_qkv, m.scan_layers = (
+      "rotary", "bfloat16", "fused", True, True)
+  mesh, m.remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))
+  c.mesh.data, c.mesh.fsdp, c.mesh.tensor = mesh
+  tr = c.train
+  tr.batch_size, tr.grad_accum_steps, tr.num_steps = GLOBAL_BATCH, accum, 143_000
+  tr.steps_per_call, tr.log_every, tr.eval_every, tr.checkpoint_every = 10, 100, 1000, 1000
+  o = c.optim
+  o.learning_rate, o.warmup_steps, o.b1, o.b2, o.weight_decay = lr, 1430, 0.9, 0.95, 0.01
+  c.probe.eval_sequences, c.probe.batch_size, c.probe.generate_tokens = 64, 8, 32
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  size, _, topology = preset.partition("@")
+  c = lm.get_config("tiny" if size == "tiny" else "cpu")
+  c.preset = preset
+  c.topology = ""               # the slice the mesh / remat / microbatches were planned for
+  if size == "tiny":            # synthetic data: an AOT plan or a run without a corpus
+    c.task.source, c.task.vocab_size = "synthetic", 512
+  elif size in POD_SIZES:
+    _pod(c, size, topology or DEFAULT_TOPOLOGY)
+  elif size in CPU_SIZES:
+    c.model.num_layers, c.model.width, c.model.num_heads = CPU_SIZES[size]
+  elif size != "cpu":
+    raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, "
+                     + ", ".join(CPU_SIZES) + ", " + ", ".join(POD_SIZES)
+                     + " (pod sizes take @TOPOLOGY, e.g. 1b@v5e:4x4)")
+  if topology and size not in POD_SIZES:
+    raise ValueError(f"preset {preset!r}: only pod sizes ({', '.join(POD_SIZES)}) take @TOPOLOGY")
+  return c
+
+
+def get_sweep(name: str) -> list[dict]:
+  """`ladder`: the CPU sizes (preset cpu); `ladder@TOPOLOGY`: every pod size, each with
+  its layout for that slice (any pod preset)."""
+  if name == "ladder":
+    return [{"model.num_layers": l, "model.width": w, "model.num_heads": h}
+            for l, w, h in CPU_SIZES.values()]
+  if name.startswith("ladder@"):
+    topology = name.partition("@")[2]
+    out = []
+    for size, (layers, width, heads, lr) in POD_SIZES.items():
+      (data, fsdp, tensor), remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))
+      out.append({"model.num_layers": layers, "model.width": width, "model.num_heads": heads,
+                  "optim.learning_rate": lr, "mesh.data": data, "mesh.fsdp": fsdp,
+                  "mesh.tensor": tensor, "model.remat": remat, "train.grad_accum_steps": accum,
+                  "topology": topology})
+    return out
+  raise ValueError(f"unknown sweep {name!r}; choose one of: ladder, ladder@TOPOLOGY "
+                   "(e.g. ladder@v5p:4x4x4)")

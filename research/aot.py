@@ -1,0 +1,335 @@
+"""Ahead-of-time plan of a run on a TPU slice, compiled on this host (no TPU needed).
+
+  python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4 \
+      [--config.a.b=v ...] [--out=plan.json]
+  python -m research.aot --config=configs/icl_regression.py:cpu      # the local devices
+  python -m research.aot --ladder=configs/lm_ladder.py --topologies=v5e:4x4,v5p:4x4x4 --markdown
+
+It builds the run's own `Experiment` (task, model, optimiser, mesh and sharding rules)
+on the devices of `jax.experimental.topologies.get_topology_desc` (libtpu compiles
+for a slice it does not have), lowers the same jitted multi-step the trainer runs with
+abstract state (ShapeDtypeStructs carrying their shardings) and compiles it. From the
+compiled program: per-chip memory (`memory_analysis()`: arguments, outputs, temporaries)
+against the chip's HBM (research/hardware.py), XLA's FLOPs per chip (`cost_analysis()`)
+beside the project's own count (research/models: 6 x matmul params + attention per
+token), the collectives in the HLO, and a roofline: step time at the chip's peak,
+tokens/s at 40% and 60% MFU, and days for `train.num_steps`. Without --topology it
+compiles for this host's devices, so on a TPU VM the plan can be checked against a run.
+
+`--ladder` plans every pod size of a ladder config (its POD_SIZES, preset
+`SIZE@TOPOLOGY`) on each topology and prints the README's ladder table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+from absl import flags, logging
+
+from research import cli, hardware
+from research.errors import InputError
+
+cli.define_config_flag()
+_TOPOLOGY = flags.DEFINE_string("topology", "", "TPU slice to compile for, e.g. v5e:4x4, "
+                                "v5p:4x4x4; empty = this host's devices.")
+_OUT = flags.DEFINE_string("out", "", "Write the plan(s) as JSON here.")
+_LADDER = flags.DEFINE_string("ladder", "", "A ladder config (configs/lm_ladder.py): plan its "
+                              "POD_SIZES on --topologies.")
+_TOPOLOGIES = flags.DEFINE_list("topologies", ["v5e:4x4", "v5p:4x4x4", "v5p:8x8x8"],
+                                "Topologies for --ladder.")
+_SIZES = flags.DEFINE_list("sizes", [], "Sizes for --ladder (default: all of POD_SIZES).")
+_MARKDOWN = flags.DEFINE_bool("markdown", False, "Print the --ladder table as markdown.")
+
+MFUS = (0.4, 0.6)
+COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16": 2, "f16": 2,
+                "s16": 2, "u16": 2, "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8,
+                "c64": 8, "c128": 16}
+# `%name = TYPE op(` where TYPE is one array type or a tuple of them; async pairs are
+# counted at their -start.
+_COLLECTIVE_RE = re.compile(r"=\s*(\(.*?\)|\S+)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
+_ARRAY_RE = re.compile(r"([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """Where the program is compiled for: devices, and the chip whose table applies."""
+  name: str                      # topology name, or "local"
+  devices: list
+  chip: hardware.Chip | None     # None: a host whose capacity and peak no table holds
+  devices_per_chip: int = 1      # TPU v4 / v3 topologies list each TensorCore
+
+
+def topology_target(name: str) -> Target:
+  """The devices of a TPU topology; every way the name can be wrong is one InputError."""
+  chip = hardware.chip_for_topology(name)
+  if chip is None or ":" not in name:
+    raise InputError(f"--topology={name!r} is not a TPU topology name; write CHIP:SHAPE with "
+                     f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
+                     "v5p:4x4x4")
+  if importlib.util.find_spec("libtpu") is None:
+    raise InputError(f"--topology={name} needs libtpu to compile for TPUs; install it with "
+                     "pip install -e '.[tpu]' (or '.[dev]')")
+  # libtpu takes /tmp/libtpu_lockfile so that two processes never drive one TPU; every
+  # JAX process on a host with libtpu installed probes for a TPU and holds it. A
+  # compile-only use drives no TPU, so it need not wait for them.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+  from jax.experimental import topologies
+  try:
+    devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
+  except Exception as e:  # noqa: BLE001 -- libtpu's errors (bad shape) come back as one line
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise InputError(f"--topology={name}: {reason}; use a shape the chip supports, e.g. "
+                     "v5e:2x2, v5e:4x4, v5e:8x8, v5p:2x2x1, v5p:4x4x4, v6e:4x4") from None
+  shape = [int(x) for x in name.split(":", 1)[1].split("x")]
+  chips = math.prod(shape)
+  return Target(name, list(devices), chip, max(1, len(devices) // chips))
+
+
+def local_target() -> Target:
+  import jax
+  devices = jax.devices()
+  chip = hardware.chip_for_device_kind(getattr(devices[0], "device_kind", ""))
+  return Target("local", devices, chip)
+
+
+def _array_bytes(type_text: str) -> int:
+  total = 0
+  for dtype, dims in _ARRAY_RE.findall(type_text):
+    if dtype in _DTYPE_BYTES:
+      total += _DTYPE_BYTES[dtype] * math.prod(int(d) for d in dims.split(",") if d)
+  return total
+
+
+def collectives(hlo_text: str) -> dict:
+  """{op: {"count", "bytes"}} of the collectives in an HLO module (result sizes, per chip).
+
+  Counted where they appear in the program: an op inside a loop body (scanned layers,
+  microbatches, steps per call) counts once.
+  """
+  out = {op: {"count": 0, "bytes": 0} for op in COLLECTIVES}
+  for type_text, op, _ in _COLLECTIVE_RE.findall(hlo_text):
+    out[op]["count"] += 1
+    out[op]["bytes"] += _array_bytes(type_text)
+  return out
+
+
+class _OutOfMemory:
+  """Stands in for a compiled program the TPU compiler refused for lack of HBM: its
+  message gives the memory it needed and the memory there is ('... HLO temporaries
+  (28.63G) exceeds available HBM (15.75G)', XLA's G = GiB)."""
+
+  def __init__(self, message: str):
+    self.message = message.splitlines()[0]
+    sizes = [float(x) * 2 ** {"K": 10, "M": 20, "G": 30, "T": 40}[u]
+             for x, u in re.findall(r"\(([0-9.]+)([KMGT])i?B?\)", self.message)]
+    self.required, self.available = (sizes + [None, None])[:2]
+
+  def memory_analysis(self):
+    return None
+
+  def cost_analysis(self):
+    return {}
+
+  def as_text(self) -> str:
+    return ""
+
+
+def _shard_bytes(abstract, shardings) -> int:
+  """Bytes one device holds of a sharded tree (its shard of every leaf)."""
+  import jax
+  return sum(math.prod(sh.shard_shape(x.shape)) * x.dtype.itemsize
+             for x, sh in zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings)))
+
+
+def plan(config, target: Target) -> dict:
+  """Compiles the config's multi-step for `target`; the figures of the module docstring."""
+  import jax
+
+  from research import config_check, train
+  config_check.validate(config, len(target.devices))
+  exp = train.Experiment(config, target.devices)
+  tr = config.train
+  steps = int(tr.steps_per_call)
+  abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
+                          exp.abstract_state, exp.state_sharding)
+  key = jax.eval_shape(lambda: jax.random.key(0))
+  t0 = time.perf_counter()
+  lowered = exp.multi_step_jit(steps).lower(abstract, key)
+  try:
+    compiled = lowered.compile()
+  except jax.errors.JaxRuntimeError as e:
+    if "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    compiled = _OutOfMemory(str(e))  # the TPU compiler refuses a program that cannot fit
+  compile_s = time.perf_counter() - t0
+
+  state_b = _shard_bytes(exp.abstract_state, exp.state_sharding)
+  mem = compiled.memory_analysis()
+  if mem is None:  # refused: the arguments (the state, donated) plus what the compiler needed
+    args_b, out_b, alias_b, temp_b, code_b = state_b, state_b, state_b, compiled.required, 0
+  else:
+    args_b, out_b, alias_b = (mem.argument_size_in_bytes, mem.output_size_in_bytes,
+                              mem.alias_size_in_bytes)
+    temp_b, code_b = mem.temp_size_in_bytes, mem.generated_code_size_in_bytes
+  total_b = args_b + out_b - alias_b + (temp_b or 0)
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  xla_flops = float(cost.get("flops", 0.0)) if cost else 0.0
+
+  n_dev = len(target.devices)
+  inner_loops = bool(config.model.get("scan_layers", False)) or tr.get("grad_accum_steps", 1) > 1
+  tokens_per_step = tr.batch_size * exp.task.tokens_per_example
+  model_flops = exp.built.train_flops_per_token * tokens_per_step
+  dtype = str(config.model.dtype)
+  peak = target.chip.peak_flops(dtype) / target.devices_per_chip if target.chip else None
+  capacity = target.chip.hbm_bytes // target.devices_per_chip if target.chip else None
+  result = {
+      "config": config.get("preset", ""), "topology": target.name, "devices": n_dev,
+      "device_kind": getattr(target.devices[0], "device_kind", ""),
+      "chip": target.chip.name if target.chip else None,
+      "mesh": {k: int(v) for k, v in exp.mesh.shape.items()},
+      "num_params": exp.num_params, "dtype": dtype,
+      "remat": config.model.get("remat", "none"),
+      "scan_layers": bool(config.model.get("scan_layers", False)),
+      "batch_size": int(tr.batch_size), "grad_accum_steps": int(tr.get("grad_accum_steps", 1)),
+      "tokens_per_step": tokens_per_step, "steps_per_call": steps, "compile_s": compile_s,
+      "memory_per_device": {
+          "params_and_optimizer_bytes": state_b, "argument_bytes": args_b,
+          "output_bytes": out_b, "alias_bytes": alias_b, "temporary_bytes": temp_b,
+          "generated_code_bytes": code_b, "total_bytes": total_b, "capacity_bytes": capacity,
+          "fits": (False if mem is None else None if capacity is None else total_b <= capacity),
+          "headroom_bytes": None if capacity is None else capacity - total_b,
+          "compiler_error": compiled.message if mem is None else None},
+      "flops": {
+          "model_per_step": model_flops, "model_per_device_per_step": model_flops / n_dev,
+          # XLA's cost analysis counts a loop body once: the steps_per_call loop gives
+          # one step, and a scanned-layer or microbatch loop one layer or microbatch of it,
+          # so the comparison with the model count is only made without inner loops.
+          "xla_per_device_per_step": xla_flops,
+          "xla_over_model": (xla_flops / (model_flops / n_dev) if model_flops and not inner_loops
+                             else None)},
+      "collectives": collectives(compiled.as_text()),
+  }
+  if peak:
+    step_s = model_flops / (n_dev * peak)
+    result["roofline"] = {
+        "peak_flops_per_device": peak, "step_s_at_peak": step_s,
+        **{f"mfu_{int(m * 100)}": {
+            "step_s": step_s / m, "tokens_per_s": m * tokens_per_step / step_s,
+            "days_for_num_steps": tr.num_steps * step_s / m / 86400} for m in MFUS},
+        "num_steps": int(tr.num_steps)}
+  return result
+
+
+def _gb(b) -> str:
+  return "?" if b is None else f"{b / 1e9:.2f} GB"
+
+
+def report(p: dict) -> str:
+  """The plan as the console table."""
+  m, f = p["memory_per_device"], p["flops"]
+  if m["fits"] is None:
+    verdict = "capacity unknown (no table entry for this device)"
+  elif m["fits"]:
+    verdict = f"FITS ({_gb(m['headroom_bytes'])} free, {m['total_bytes'] / m['capacity_bytes']:.0%} used)"
+  else:
+    verdict = f"DOES NOT FIT (over by {_gb(-m['headroom_bytes'])})"
+  mesh = " ".join(f"{k}={v}" for k, v in p["mesh"].items())
+  lines = [
+      f"config       {p['config']}: {p['num_params'] / 1e6:,.1f}M params, {p['dtype']}, remat "
+      f"{p['remat']}, scan_layers {p['scan_layers']}, batch {p['batch_size']} x "
+      f"{p['tokens_per_step'] // p['batch_size']} tokens in {p['grad_accum_steps']} microbatch(es)",
+      f"target       {p['topology']}: {p['devices']} x {p['device_kind']} ({p['chip']}); mesh {mesh}",
+      f"compile      {p['compile_s']:.1f} s ({p['steps_per_call']} steps per call)",
+      f"memory/chip  params+optimiser {_gb(m['params_and_optimizer_bytes'])} | temporaries "
+      f"{_gb(m['temporary_bytes'])} | total {_gb(m['total_bytes'])} of {_gb(m['capacity_bytes'])}"
+      f" -> {verdict}",
+      f"FLOPs/step   model {f['model_per_step']:.3g} ({f['model_per_device_per_step']:.3g} per "
+      f"chip) | XLA {f['xla_per_device_per_step']:.3g} per chip"
+      + (f" (x{f['xla_over_model']:.2f} the model count)" if f["xla_over_model"] else
+         " (one layer / microbatch: XLA counts a loop body once)"),
+      "collectives  " + " | ".join(f"{op} {c['count']} ({_gb(c['bytes'])})"
+                                   for op, c in p["collectives"].items() if c["count"])
+      + ("" if any(c["count"] for c in p["collectives"].values()) else "none")]
+  r = p.get("roofline")
+  if r:
+    lines.append(f"roofline     step {r['step_s_at_peak']:.3g} s at peak ("
+                 f"{r['peak_flops_per_device'] / 1e12:.0f} TFLOP/s per chip)" + "".join(
+                     f" | {k[4:]}% MFU: {v['step_s']:.3g} s/step, {v['tokens_per_s']:,.0f} tok/s, "
+                     f"{v['days_for_num_steps']:.1f} days for {r['num_steps']} steps"
+                     for k, v in r.items() if k.startswith("mfu_")))
+  return "\n".join(lines)
+
+
+def ladder(path: str, topologies: list[str], sizes: list[str]) -> list[dict]:
+  """Plans of every (size, topology) of a ladder config; a compile failure is a row too."""
+  module = cli.load_config_module(path, "--ladder")
+  pod = list(getattr(module, "POD_SIZES", {}))
+  if not pod:
+    raise InputError(f"--ladder={path} defines no POD_SIZES; pass configs/lm_ladder.py")
+  unknown = [s for s in sizes if s not in pod]
+  if unknown:
+    raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")
+  targets = [topology_target(t) for t in topologies]
+  rows = []
+  for size in sizes or pod:
+    for target in targets:
+      config = cli.config_from_module(module, f"{size}@{target.name}", f"--ladder={path}")
+      rows.append({"size": size} | plan(config, target))
+      logging.info("planned: %s", markdown(rows[-1:]).splitlines()[-1])
+  return rows
+
+
+def markdown(rows: list[dict]) -> str:
+  out = ["| size | params | topology | mesh (data/fsdp/tensor) | remat | batch x microbatches "
+         "| per-chip GB (of HBM) | fits? | step time at 40% MFU | tokens/s at 40% MFU | compile |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    m, mesh, roof = r["memory_per_device"], r["mesh"], r["roofline"]["mfu_40"]
+    out.append(
+        f"| {r['size']} | {r['num_params'] / 1e6:,.0f}M | {r['topology']} | "
+        f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
+        f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.0f})"
+        f" | {'yes' if m['fits'] else '**no**'} | {roof['step_s']:.2f} s | "
+        f"{roof['tokens_per_s']:,.0f} | {r['compile_s']:.0f} s |")
+  return "\n".join(out)
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise InputError(f"unexpected arguments {argv[1:]}; overrides look like --config.model.width=128")
+  import jax
+  if _TOPOLOGY.value or _LADDER.value:
+    # Plans for a slice use libtpu as a compiler only: keep the host backend on CPU
+    # rather than probing for a TPU that is not there.
+    jax.config.update("jax_platforms", "cpu")
+  if _LADDER.value:
+    if flags.FLAGS.config:
+      raise InputError("pass either --ladder=FILE or --config=FILE[:PRESET], not both")
+    plans = ladder(_LADDER.value, _TOPOLOGIES.value, _SIZES.value)
+    print(markdown(plans) if _MARKDOWN.value else "\n\n".join(report(p) for p in plans))
+  else:
+    config = cli.config_from_flags()
+    planned_for = config.get("topology", "")
+    if planned_for and _TOPOLOGY.value and planned_for != _TOPOLOGY.value:
+      logging.warning("this config's layout was planned for %s (config.topology), not %s; "
+                      "pass a preset planned for it (e.g. SIZE@%s)", planned_for,
+                      _TOPOLOGY.value, _TOPOLOGY.value)
+    target = topology_target(_TOPOLOGY.value) if _TOPOLOGY.value else local_target()
+    plans = [plan(config, target)]
+    print(report(plans[0]))
+  if _OUT.value:
+    out = cli.check_workdir(Path(_OUT.value).parent or ".", "--out") / Path(_OUT.value).name
+    out.write_text(json.dumps(plans if _LADDER.value else plans[0], indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

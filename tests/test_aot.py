@@ -1,0 +1,190 @@
+"""research.aot: the real train step compiled for a TPU topology on this CPU host (libtpu).
+
+Figures are checked against what they must be: per-chip parameter + Adam bytes against
+12 bytes per fp32 parameter (params, mu, nu) divided by the shards, XLA's FLOPs against
+the model's own 6ND-style count, collectives against the mesh; a model too large for a
+v5e chip must come back DOES NOT FIT.
+"""
+import importlib.util
+import math
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import lm_ladder
+from research import aot, cli, config_check, hardware
+from research.errors import InputError
+
+needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
+                                  reason="libtpu is in the dev extra: pip install -e '.[dev]'")
+
+
+def _config(**overrides):
+  c = lm_ladder.get_config("tiny")
+  base = {"model.width": 128, "model.num_heads": 4, "task.seq_len": 128,
+          "train.steps_per_call": 1, "train.log_every": 1, "train.eval_every": 0,
+          "train.checkpoint_every": 0}
+  return cli.apply_overrides(c, base | overrides)
+
+
+@pytest.fixture(scope="module")
+def v5e():
+  return aot.topology_target("v5e:2x2")
+
+
+@pytest.fixture(scope="module")
+def dp_plan(v5e):
+  return aot.plan(_config(), v5e)
+
+
+@needs_libtpu
+def test_topology_devices(v5e):
+  assert len(v5e.devices) == 4 and v5e.chip.name == "TPU v5e" and v5e.devices_per_chip == 1
+
+
+@needs_libtpu
+def test_memory_is_params_and_adam_state(dp_plan):
+  n = dp_plan["num_params"]
+  mem = dp_plan["memory_per_device"]
+  # Data parallel: every chip holds fp32 params + Adam mu + nu (12 bytes per parameter),
+  # plus a few scalars (step, counts, injected hyperparameters). Tolerance 0.1%.
+  assert mem["params_and_optimizer_bytes"] == pytest.approx(12 * n, rel=1e-3)
+  assert mem["argument_bytes"] >= mem["params_and_optimizer_bytes"]
+  assert mem["total_bytes"] >= mem["argument_bytes"]
+  assert mem["capacity_bytes"] == 16 * 10 ** 9 and mem["fits"] is True
+
+
+@needs_libtpu
+def test_xla_flops_match_the_model_count(dp_plan):
+  # Band: the model count is matmuls only (6 x params + attention); XLA also counts the
+  # softmax, norms, loss and the Adam update, so it is somewhat above, never far below.
+  assert 1.0 <= dp_plan["flops"]["xla_over_model"] <= 1.3, dp_plan["flops"]  # here 1.12
+
+
+@needs_libtpu
+def test_data_parallel_reduces_gradients(dp_plan):
+  c = dp_plan["collectives"]
+  assert c["all-reduce"]["count"] >= 1 and c["all-reduce"]["bytes"] > 0
+  assert c["all-gather"]["count"] == 0  # replicated parameters: nothing to gather
+
+
+@needs_libtpu
+def test_fsdp_shards_state_and_gathers(v5e, dp_plan):
+  fsdp = aot.plan(_config(**{"mesh.data": 1, "mesh.fsdp": 4}), v5e)
+  ratio = (fsdp["memory_per_device"]["params_and_optimizer_bytes"]
+           / dp_plan["memory_per_device"]["params_and_optimizer_bytes"])
+  # Every matrix has a 128-wide embed axis split 4 ways; the biases and norms stay whole.
+  assert 0.25 <= ratio < 0.35, ratio
+  assert fsdp["collectives"]["all-gather"]["count"] >= 1
+
+
+@needs_libtpu
+def test_negative_control_too_large_does_not_fit(v5e):
+  # 2M-token vocabulary x width 1024, embedding and read-out: 4.1e9 fp32 parameters
+  # replicated with Adam state (~49 GB per chip) against a 16 GB v5e chip.
+  huge = aot.plan(_config(**{"task.vocab_size": 2_000_000, "model.width": 1024,
+                             "model.num_heads": 8, "model.num_layers": 1}), v5e)
+  mem = huge["memory_per_device"]
+  assert mem["fits"] is False and mem["headroom_bytes"] < -30e9
+  assert "DOES NOT FIT" in aot.report(huge)
+
+
+@needs_libtpu
+def test_report_and_markdown_rows(dp_plan):
+  text = aot.report(dp_plan)
+  assert "FITS" in text and "40% MFU" in text and "all-reduce" in text
+  row = aot.markdown([{"size": "tiny"} | dp_plan]).splitlines()[-1]
+  assert row.startswith("| tiny |") and "| yes |" in row
+  roof = dp_plan["roofline"]
+  assert roof["mfu_60"]["tokens_per_s"] == pytest.approx(1.5 * roof["mfu_40"]["tokens_per_s"])
+
+
+@needs_libtpu
+@pytest.mark.parametrize("name", ["v9z:2x2", "v5e", "v5e:3x3"])
+def test_bad_topology_is_input_error(name):
+  with pytest.raises(InputError, match="--topology"):
+    aot.topology_target(name)
+
+
+def test_missing_libtpu_names_the_install(monkeypatch):
+  monkeypatch.setattr(aot.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(InputError, match=r"pip install -e '\.\[tpu\]'"):
+    aot.topology_target("v5e:2x2")
+
+
+@needs_libtpu
+def test_mesh_and_batch_errors_are_input_errors(v5e):
+  with pytest.raises(InputError, match="mesh"):
+    aot.plan(_config(**{"mesh.data": 3}), v5e)
+  with pytest.raises(InputError, match="batch_size"):
+    aot.plan(_config(**{"train.batch_size": 6}), v5e)
+
+
+@needs_libtpu
+@pytest.mark.parametrize("args,needle", [
+    (["--topology=v9z:2x2"], "not a TPU topology"),
+    (["--topology=v5e:2x2", "--config.mesh.data=3"], "config.mesh"),
+])
+def test_cli_exits_2_with_one_line(args, needle):
+  proc = subprocess.run([sys.executable, "-m", "research.aot",
+                         "--config=configs/lm_ladder.py:tiny", *args],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and needle in errors[0] and "Traceback" not in proc.stderr
+
+
+# --- no libtpu needed: the chip table and the ladder configs ----------------------------
+@pytest.mark.parametrize("kind,name", [
+    ("TPU v5 lite", "TPU v5e"), ("TPU v5", "TPU v5p"), ("TPU v6 lite", "TPU v6e"),
+    ("TPU v4", "TPU v4"), ("NVIDIA H100 80GB HBM3", "NVIDIA H100"),
+    ("NVIDIA A100-SXM4-40GB", "NVIDIA A100"), ("Tesla T4", None)])
+def test_chip_table_lookup(kind, name):
+  chip = hardware.chip_for_device_kind(kind)
+  assert (chip.name if chip else None) == name
+  if chip:
+    assert chip.bf16_flops >= chip.fp32_flops > 0 and chip.hbm_bytes > 8e9
+
+
+@pytest.mark.parametrize("topology", ["v5e:4x4", "v5p:4x4x4", "v5p:8x8x8"])
+def test_every_ladder_layout_validates_on_its_slice(topology):
+  chips = math.prod(int(x) for x in topology.split(":")[1].split("x"))
+  for size in lm_ladder.POD_SIZES:
+    assert (size, topology) in lm_ladder.LAYOUTS
+    c = lm_ladder.get_config(f"{size}@{topology}")
+    config_check.validate(c, chips)
+    assert c.model.dtype == "bfloat16" and c.topology == topology
+  for overrides in lm_ladder.get_sweep(f"ladder@{topology}"):  # the sweep drives the same layouts
+    config_check.validate(cli.apply_overrides(lm_ladder.get_config(f"1b@{topology}"), overrides),
+                          chips)
+
+
+def test_ladder_sizes_follow_pythia():
+  from research import models, tasks
+  for size, expected in (("14m", 14e6), ("160m", 162e6), ("1b", 1.01e9), ("6p9b", 6.86e9)):
+    c = lm_ladder.get_config(size)
+    module = models.build(c.model, tasks.build(c.task, c.seed).io).module
+    shapes = jax.eval_shape(lambda: module.init(
+        {"params": jax.random.key(0)}, jnp.zeros((1, c.task.seq_len), jnp.int32)))
+    n = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
+    assert n == pytest.approx(expected, rel=0.03), (size, n)
+
+
+def test_ladder_presets_refuse_bad_names():
+  with pytest.raises(ValueError, match="choose one of"):
+    lm_ladder.get_config("3b")
+  with pytest.raises(ValueError, match="only pod sizes"):
+    lm_ladder.get_config("cpu@v5e:4x4")
+
+
+def test_synthetic_tokens_cannot_be_learnt(tmp_path):
+  """The ladder's corpus-free source: uniform ids over [3, V), so the loss stays at
+  log(V - 3) and never below (a stream with any structure would be learnt)."""
+  from research import train
+  c = cli.apply_overrides(lm_ladder.get_config("tiny"), {"train.compile_cache_dir": ""})
+  summary = train.train_and_evaluate(c, str(tmp_path))
+  floor = math.log(c.task.vocab_size - 3)
+  assert floor - 0.02 < summary["final_loss"] < floor + 0.3, (summary["final_loss"], floor)
