@@ -103,6 +103,12 @@ def files(tmp_path_factory):
   write("no_get_sweep.py", "from configs.icl_regression import get_config\n")
   write("bad_sweep.py", "from configs.icl_regression import get_config\n"
         "def get_sweep(name):\n  return [{'model.widht': 64}]\n")
+  write("failing_sweep.py", "from configs import icl_regression\n"
+        "def get_config(preset='tiny'):\n"
+        "  c = icl_regression.get_config(preset)\n"
+        "  c.train.num_steps, c.train.compile_cache_dir = 20, ''\n"
+        "  return c\n"
+        "def get_sweep(name):\n  return [{'optim.learning_rate': 1e15}]\n")
   (d / "a_directory").mkdir()
   f["a_directory"] = str(d / "a_directory")
   f["missing"] = str(d / "nope.py")
@@ -193,9 +199,17 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
                                              "--sweep=x"], "did you mean 'model.width'"),
       ("sweep config missing", [f"--config={files['missing']}", "--sweep=scale"], "no such file"),
   ]
-  results = _drive("research.sweep", [(argv + [f"--workdir={wd}"], wd) for _, argv, _ in table])
+  cases = [(argv + [f"--workdir={wd}"], wd) for _, argv, _ in table]
+  failing = ([f"--config={files['failing_sweep.py']}:tiny", "--sweep=x", "--ensemble=off",
+              f"--workdir={tmp_path / 'failing'}"], tmp_path / "failing")
+  results = _drive("research.sweep", cases + [failing])
   for (name, _, needle), r in zip(table, results):
     _check(name, r, 2, needle)
+  # A sweep in which a run failed (a non-finite loss) exits 6 naming it.
+  last = results[-1]["stderr"].strip().splitlines()[-1]
+  assert results[-1]["code"] == 6, results[-1]["stderr"][-2000:]
+  assert last.startswith("error: 1 of 1 runs failed: 000_learning_rate=1000000000000000.0"), last
+  assert "Traceback" not in results[-1]["stderr"]
 
   run = tmp_path / "not_a_run"
   run.mkdir()
@@ -260,6 +274,26 @@ def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypa
   assert e.value.code == code
   assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
   assert not out.exists()
+
+
+def test_reproduce_of_a_failing_experiment_exits_6(tmp_path, monkeypatch, capfd):
+  import dataclasses
+
+  from experiments import reproduce
+
+  def boom(preset, run_dir):
+    raise RuntimeError("the experiment crashed")
+
+  monkeypatch.setitem(reproduce.SPECS, "garg2022",
+                      dataclasses.replace(reproduce.SPECS["garg2022"], run=boom))
+  monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "garg2022", "--preset=tiny",
+                                    f"--workdir={tmp_path}"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(reproduce.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 6 and len(lines) == 1, lines
+  assert lines[0].startswith("error: garg2022: the experiment failed (RuntimeError: the "
+                             "experiment crashed)"), lines
 
 
 def test_script_valid_input_exits_0(monkeypatch, capfd):
