@@ -292,7 +292,7 @@ def test_omniglot_end_to_end_with_resume_under_mock_data(tmp_path):
 
 def test_omniglot_class_split_and_augmentation(monkeypatch):
   import tensorflow_datasets as tfds
-  from research.tasks import tfds_arrays
+  from research.data import tfds_arrays
   monkeypatch.setattr(tfds_arrays, "EMBED_LIMIT_BYTES", 0)  # the host-callback path of real data
   with tfds.testing.mock_data(num_examples=40):
     task, _ = _task("omniglot_tiny", augment=True, n_rare=40, n_common=8, n_holdout=16)
@@ -312,7 +312,7 @@ def test_omniglot_class_split_and_augmentation(monkeypatch):
 
 
 def test_host_array_gather_paths_agree():
-  from research.tasks import tfds_arrays
+  from research.data import tfds_arrays
   data = np.arange(7 * 3 * 2, dtype=np.uint8).reshape(7, 3, 2)
   rows = jnp.array([[6, 0], [3, 3]])
   for limit in (0, 1 << 20):

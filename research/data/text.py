@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from research.errors import InputError
-from research.tasks import tfds_arrays
-from research.tasks.tfds_arrays import DatasetUnavailableError  # noqa: F401 (re-export)
+from research.data import tfds_arrays
+from research.data.tfds_arrays import DatasetUnavailableError  # noqa: F401 (re-export)
 
 PAD, EOS, UNK = 0, 1, 2
 NUM_SPECIAL = 3

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from research.models import IOSpec, transformer
-from research.tasks import tfds_arrays
+from research.data import tfds_arrays
 
 SOURCES = ("gaussian", "omniglot")
 LOSS_ON = ("query", "all")

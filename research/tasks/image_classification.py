@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from research.models import IOSpec
-from research.tasks import tfds_arrays
+from research.data import tfds_arrays
 
 AUGMENTS = ("none", "flip", "flip_crop")
 

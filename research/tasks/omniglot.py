@@ -26,7 +26,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from research.tasks import tfds_arrays
+from research.data import tfds_arrays
 
 IMAGE_SIZES = (28, 105)
 NUM_AUG = 8  # flip in {no, yes} x rot90 in {0, 1, 2, 3}
