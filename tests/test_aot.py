@@ -188,3 +188,18 @@ def test_synthetic_tokens_cannot_be_learnt(tmp_path):
   summary = train.train_and_evaluate(c, str(tmp_path))
   floor = math.log(c.task.vocab_size - 3)
   assert floor - 0.02 < summary["final_loss"] < floor + 0.3, (summary["final_loss"], floor)
+
+
+def test_cpu_ladder_sweep_spans_0p1m_to_10m(tmp_path):
+  from research import models, tasks
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+  counts = []
+  for overrides in lm_ladder.get_sweep("ladder"):
+    c = cli.apply_overrides(lm_ladder.get_config("cpu"), overrides | {"task.path": str(corpus)})
+    config_check.validate(c, 1)
+    module = models.build(c.model, tasks.build(c.task, c.seed).io).module
+    shapes = jax.eval_shape(lambda: module.init(
+        {"params": jax.random.key(0)}, jnp.zeros((1, c.task.seq_len), jnp.int32)))
+    counts.append(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))
+  assert counts == sorted(counts) and 0.08e6 < counts[0] < 0.2e6 and 8e6 < counts[-1] < 12e6, counts
