@@ -36,6 +36,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.models.spec import BuiltModel
+
 P = nn.with_logical_partitioning
 NORMS = ("group", "batch", "none")
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")  # He
@@ -217,7 +219,6 @@ def config_from(mc) -> ResNetConfig:
 
 
 def build_classifier(mc, io):
-  from research.models import BuiltModel
   if not io.image_shape:
     raise ValueError("config.model.name='resnet' needs a task with images "
                      "(IOSpec.image_shape), e.g. task.name='image_classification'")
@@ -228,7 +229,6 @@ def build_classifier(mc, io):
 
 def build_with_embedder(build_sequence_model, mc, io):
   """Wraps the sequence model built for vectors of width input_dim + E."""
-  from research.models import BuiltModel
   cfg = config_from(mc)
   feat = cfg.channels[-1]
   seq_io = dataclasses.replace(io, input_dim=io.input_dim + feat, image_shape=())
