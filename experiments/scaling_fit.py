@@ -27,135 +27,135 @@ COMPUTES = [1e21, 1e22, 1e23, 1e24, 1e25]
 
 
 def define_flags(fv) -> None:
-    flags.DEFINE_string("csv", None, "Data CSV (default: data/%s in the repository)."
-                        % scaling.CSV_NAME, flag_values=fv)
-    flags.DEFINE_integer("bootstrap", 4000, "Resamples (0: no SEs).", lower_bound=0,
-                         flag_values=fv)
-    flags.DEFINE_bool("all_points", False, "Fit all 245 points instead of dropping the 5 "
-                      "highest-loss ones.", flag_values=fv)
-    flags.DEFINE_alias("all-points", "all_points", flag_values=fv)
-    flags.DEFINE_integer("top_starts", None, "Run L-BFGS only from the K best grid starts "
-                         "(default: all 4500).", lower_bound=1, flag_values=fv)
-    flags.DEFINE_alias("top-starts", "top_starts", flag_values=fv)
-    flags.DEFINE_integer("seed", 0, "Bootstrap seed.", flag_values=fv)
-    flags.DEFINE_string("out", "/tmp/runs/scaling_fit", "Output directory.", flag_values=fv)
+  flags.DEFINE_string("csv", None, "Data CSV (default: data/%s in the repository)."
+                      % scaling.CSV_NAME, flag_values=fv)
+  flags.DEFINE_integer("bootstrap", 4000, "Resamples (0: no SEs).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_bool("all_points", False, "Fit all 245 points instead of dropping the 5 "
+                    "highest-loss ones.", flag_values=fv)
+  flags.DEFINE_alias("all-points", "all_points", flag_values=fv)
+  flags.DEFINE_integer("top_starts", None, "Run L-BFGS only from the K best grid starts "
+                       "(default: all 4500).", lower_bound=1, flag_values=fv)
+  flags.DEFINE_alias("top-starts", "top_starts", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Bootstrap seed.", flag_values=fv)
+  flags.DEFINE_string("out", "/tmp/runs/scaling_fit", "Output directory.", flag_values=fv)
 
 
 def parse_args(argv=None):
-    return cli.parse_flags(define_flags, argv, __doc__)
+  return cli.parse_flags(define_flags, argv, __doc__)
 
 
 def make_figure(path, N, D, L, fit, iso, edges):
-    import matplotlib
-    matplotlib.use("Agg")  # headless; must precede pyplot
-    import matplotlib.pyplot as plt
+  import matplotlib
+  matplotlib.use("Agg")  # headless; must precede pyplot
+  import matplotlib.pyplot as plt
 
-    C = 6.0 * N * D
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    cmap = plt.get_cmap("viridis")
-    lo, hi = np.log10(edges[0]), np.log10(edges[-1])
-    for e0, e1 in zip(edges[:-1], edges[1:]):
-        sel = (C >= e0) & (C < e1)
-        if not sel.any():
-            continue
-        cb = float(np.exp(np.log(C[sel]).mean()))
-        col = cmap((np.log10(cb) - lo) / (hi - lo))
-        ax.scatter(N[sel], L[sel], s=12, color=col, alpha=0.8)
-        # Approach-3 prediction along the bucket's isoFLOP line D = C_b / (6N).
-        ng = np.geomspace(N[sel].min() / 1.5, N[sel].max() * 1.5, 100)
-        ax.plot(ng, fit.predict(ng, cb / (6 * ng)), color=col, lw=1)
-    cf = np.geomspace(C.min(), C.max(), 100)
-    n_opt, d_opt, _ = scaling.compute_optimal(fit, cf)
-    ax.plot(n_opt, fit.predict(n_opt, d_opt), "k--", lw=1.5, label="compute-optimal frontier (approach 3)")
-    if iso is not None:
-        ax.scatter(iso.N_opt, iso.L_opt, marker="x", color="r", s=40, zorder=5,
-                   label=f"IsoFLOP parabola minima (approach 2, N_opt ~ C^{iso.a:.2f})")
-    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
-    fig.colorbar(sm, ax=ax, label="log10 training FLOP (bucket)")
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters N")
-    ax.set_ylabel("final loss")
-    ax.set_ylim(max(L.min() - 0.1, 0), min(L.max() + 0.1, 4.0))
-    ax.set_title(f"Chinchilla approach 3: E={fit.E:.3f} A={fit.A:.0f} B={fit.B:.0f} "
-                 f"α={fit.alpha:.3f} β={fit.beta:.3f} ({fit.n_points} pts)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+  C = 6.0 * N * D
+  fig, ax = plt.subplots(figsize=(8, 5.5))
+  cmap = plt.get_cmap("viridis")
+  lo, hi = np.log10(edges[0]), np.log10(edges[-1])
+  for e0, e1 in zip(edges[:-1], edges[1:]):
+    sel = (C >= e0) & (C < e1)
+    if not sel.any():
+      continue
+    cb = float(np.exp(np.log(C[sel]).mean()))
+    col = cmap((np.log10(cb) - lo) / (hi - lo))
+    ax.scatter(N[sel], L[sel], s=12, color=col, alpha=0.8)
+    # Approach-3 prediction along the bucket's isoFLOP line D = C_b / (6N).
+    ng = np.geomspace(N[sel].min() / 1.5, N[sel].max() * 1.5, 100)
+    ax.plot(ng, fit.predict(ng, cb / (6 * ng)), color=col, lw=1)
+  cf = np.geomspace(C.min(), C.max(), 100)
+  n_opt, d_opt, _ = scaling.compute_optimal(fit, cf)
+  ax.plot(n_opt, fit.predict(n_opt, d_opt), "k--", lw=1.5, label="compute-optimal frontier (approach 3)")
+  if iso is not None:
+    ax.scatter(iso.N_opt, iso.L_opt, marker="x", color="r", s=40, zorder=5,
+               label=f"IsoFLOP parabola minima (approach 2, N_opt ~ C^{iso.a:.2f})")
+  sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
+  fig.colorbar(sm, ax=ax, label="log10 training FLOP (bucket)")
+  ax.set_xscale("log")
+  ax.set_xlabel("parameters N")
+  ax.set_ylabel("final loss")
+  ax.set_ylim(max(L.min() - 0.1, 0), min(L.max() + 0.1, 4.0))
+  ax.set_title(f"Chinchilla approach 3: E={fit.E:.3f} A={fit.A:.0f} B={fit.B:.0f} "
+               f"α={fit.alpha:.3f} β={fit.beta:.3f} ({fit.n_points} pts)", fontsize=10)
+  ax.legend(fontsize=8, loc="upper right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=130)
+  plt.close(fig)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    out = cli.check_workdir(args.out, "--out")
-    data = scaling.load_chinchilla_csv(args.csv)  # a bad CSV fails before OUT is created
-    out.mkdir(parents=True, exist_ok=True)
-    N, D, L = data.N, data.D, data.L
-    if not args.all_points:
-        N, D, L = scaling.besiroglu_subset(N, D, L)
+  args = parse_args(argv)
+  out = cli.check_workdir(args.out, "--out")
+  data = scaling.load_chinchilla_csv(args.csv)  # a bad CSV fails before OUT is created
+  out.mkdir(parents=True, exist_ok=True)
+  N, D, L = data.N, data.D, data.L
+  if not args.all_points:
+    N, D, L = scaling.besiroglu_subset(N, D, L)
 
-    fit = scaling.fit_chinchilla(N, D, L, top_starts=args.top_starts)
-    print(f"fit: {fit.n_points} points, {fit.n_starts} L-BFGS starts, {fit.seconds:.1f}s, "
-          f"objective {fit.loss:.8g}")
-    se, boot_s = {}, 0.0
-    if args.bootstrap > 0:
-        boot = scaling.bootstrap_chinchilla(N, D, L, num_resamples=args.bootstrap,
-                                            seed=args.seed, fit=fit)
-        se, boot_s = {k: float(v) for k, v in boot.se.items()}, boot.seconds
-        print(f"bootstrap: {args.bootstrap} resamples (warm start), {boot_s:.1f}s")
+  fit = scaling.fit_chinchilla(N, D, L, top_starts=args.top_starts)
+  print(f"fit: {fit.n_points} points, {fit.n_starts} L-BFGS starts, {fit.seconds:.1f}s, "
+        f"objective {fit.loss:.8g}")
+  se, boot_s = {}, 0.0
+  if args.bootstrap > 0:
+    boot = scaling.bootstrap_chinchilla(N, D, L, num_resamples=args.bootstrap,
+                                        seed=args.seed, fit=fit)
+    se, boot_s = {k: float(v) for k, v in boot.se.items()}, boot.seconds
+    print(f"bootstrap: {args.bootstrap} resamples (warm start), {boot_s:.1f}s")
 
-    rows, verdict = {}, {}
-    print(f"\n{'param':<6} {'fit':>10} {'SE':>9}   {'Besiroglu':>10} {'(SE)':>9}  check")
-    for k in ("E", "A", "B", "alpha", "beta"):
-        v = float(getattr(fit, k))
-        pv, pse = PUBLISHED[k]
-        check = "-"
-        if k in BANDS:
-            ok = abs(v - BANDS[k][0]) <= BANDS[k][1]
-            verdict[k] = ok
-            check = ("PASS" if ok else "FAIL") + f" (|{v:.4g}-{BANDS[k][0]}|<={BANDS[k][1]})"
-        s = f"{se[k]:9.4g}" if k in se else f"{'-':>9}"
-        print(f"{k:<6} {v:10.4f} {s}   {pv:10.4f} {pse:9.4g}  {check}")
-        rows[k] = {"fit": v, "se": se.get(k), "published": pv, "published_se": pse}
+  rows, verdict = {}, {}
+  print(f"\n{'param':<6} {'fit':>10} {'SE':>9}   {'Besiroglu':>10} {'(SE)':>9}  check")
+  for k in ("E", "A", "B", "alpha", "beta"):
+    v = float(getattr(fit, k))
+    pv, pse = PUBLISHED[k]
+    check = "-"
+    if k in BANDS:
+      ok = abs(v - BANDS[k][0]) <= BANDS[k][1]
+      verdict[k] = ok
+      check = ("PASS" if ok else "FAIL") + f" (|{v:.4g}-{BANDS[k][0]}|<={BANDS[k][1]})"
+    s = f"{se[k]:9.4g}" if k in se else f"{'-':>9}"
+    print(f"{k:<6} {v:10.4f} {s}   {pv:10.4f} {pse:9.4g}  {check}")
+    rows[k] = {"fit": v, "se": se.get(k), "published": pv, "published_se": pse}
 
-    c_max = float((6.0 * N * D).max())
-    print(f"\ncompute-optimal (C = 6 N D; the data reach C = {c_max:.2g}, beyond it is "
-          "extrapolated):")
-    print(f"{'C':>8} {'N*':>10} {'D*':>10} {'D*/N*':>7}")
-    n_opt, d_opt, tpp = scaling.compute_optimal(fit, np.array(COMPUTES))
-    opt = []
-    for c, n, d, t in zip(COMPUTES, n_opt, d_opt, tpp):
-        extrapolated = c > c_max
-        print(f"{c:8.0e} {n:10.3e} {d:10.3e} {t:7.2f}" + ("  extrapolated" if extrapolated else ""))
-        opt.append({"C": c, "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
-                    "extrapolated": extrapolated})
+  c_max = float((6.0 * N * D).max())
+  print(f"\ncompute-optimal (C = 6 N D; the data reach C = {c_max:.2g}, beyond it is "
+        "extrapolated):")
+  print(f"{'C':>8} {'N*':>10} {'D*':>10} {'D*/N*':>7}")
+  n_opt, d_opt, tpp = scaling.compute_optimal(fit, np.array(COMPUTES))
+  opt = []
+  for c, n, d, t in zip(COMPUTES, n_opt, d_opt, tpp):
+    extrapolated = c > c_max
+    print(f"{c:8.0e} {n:10.3e} {d:10.3e} {t:7.2f}" + ("  extrapolated" if extrapolated else ""))
+    opt.append({"C": c, "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
+                "extrapolated": extrapolated})
 
-    edges = 10.0 ** np.arange(18, 22.01, 0.25)
-    try:
-        iso = scaling.isoflop_fit(N, D, L, edges)
-        iso_json = {"a": iso.a, "b": iso.b, "C": iso.C.tolist(), "N_opt": iso.N_opt.tolist(),
-                    "n_points": iso.n_points.tolist()}
-        print(f"\napproach 2 (IsoFLOP, {len(iso.C)} buckets): N_opt ~ C^{iso.a:.3f}, "
-              f"D_opt ~ C^{iso.b:.3f}; approach 3 implies N_opt ~ C^"
-              f"{fit.beta / (fit.alpha + fit.beta):.3f}")
-    except ValueError as err:
-        iso, iso_json = None, {"error": str(err)}
+  edges = 10.0 ** np.arange(18, 22.01, 0.25)
+  try:
+    iso = scaling.isoflop_fit(N, D, L, edges)
+    iso_json = {"a": iso.a, "b": iso.b, "C": iso.C.tolist(), "N_opt": iso.N_opt.tolist(),
+                "n_points": iso.n_points.tolist()}
+    print(f"\napproach 2 (IsoFLOP, {len(iso.C)} buckets): N_opt ~ C^{iso.a:.3f}, "
+          f"D_opt ~ C^{iso.b:.3f}; approach 3 implies N_opt ~ C^"
+          f"{fit.beta / (fit.alpha + fit.beta):.3f}")
+  except ValueError as err:
+    iso, iso_json = None, {"error": str(err)}
 
-    overall = all(verdict.values())
-    print(f"\noverall: {'PASS' if overall else 'FAIL'}"
-          + (" (all 245 points: beta is expected to fail)" if args.all_points else ""))
-    result = {
-        "csv": str(Path(args.csv).resolve() if args.csv else scaling.default_csv_path()),
-        "all_points": args.all_points, "n_points": fit.n_points, "n_starts": fit.n_starts,
-        "top_starts": args.top_starts, "objective": fit.loss, "fit_seconds": fit.seconds,
-        "bootstrap": args.bootstrap, "bootstrap_seconds": boot_s, "seed": args.seed,
-        "params": rows, "bands": BANDS, "pass": {k: bool(v) for k, v in verdict.items()},
-        "overall_pass": bool(overall), "compute_optimal": opt, "isoflop": iso_json,
-    }
-    (out / "scaling_fit.json").write_text(json.dumps(result, indent=2))
-    make_figure(out / "scaling_fit.png", N, D, L, fit, iso, edges)
-    print(f"wrote {out / 'scaling_fit.json'} and {out / 'scaling_fit.png'}")
-    return 0
+  overall = all(verdict.values())
+  print(f"\noverall: {'PASS' if overall else 'FAIL'}"
+        + (" (all 245 points: beta is expected to fail)" if args.all_points else ""))
+  result = {
+      "csv": str(Path(args.csv).resolve() if args.csv else scaling.default_csv_path()),
+      "all_points": args.all_points, "n_points": fit.n_points, "n_starts": fit.n_starts,
+      "top_starts": args.top_starts, "objective": fit.loss, "fit_seconds": fit.seconds,
+      "bootstrap": args.bootstrap, "bootstrap_seconds": boot_s, "seed": args.seed,
+      "params": rows, "bands": BANDS, "pass": {k: bool(v) for k, v in verdict.items()},
+      "overall_pass": bool(overall), "compute_optimal": opt, "isoflop": iso_json,
+  }
+  (out / "scaling_fit.json").write_text(json.dumps(result, indent=2))
+  make_figure(out / "scaling_fit.png", N, D, L, fit, iso, edges)
+  print(f"wrote {out / 'scaling_fit.json'} and {out / 'scaling_fit.png'}")
+  return 0
 
 
 if __name__ == "__main__":
-    cli.run_script(main)
+  cli.run_script(main)

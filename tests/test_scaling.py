@@ -21,218 +21,218 @@ TOP = 100
 
 @pytest.fixture(scope="module")
 def data():
-    return scaling.load_chinchilla_csv()  # the repository's copy: missing is a failure
+  return scaling.load_chinchilla_csv()  # the repository's copy: missing is a failure
 
 
 @pytest.fixture(scope="module")
 def subset(data):
-    return scaling.besiroglu_subset(data.N, data.D, data.L)
+  return scaling.besiroglu_subset(data.N, data.D, data.L)
 
 
 @pytest.fixture(scope="module")
 def fit240(subset):
-    return scaling.fit_chinchilla(*subset, top_starts=TOP)
+  return scaling.fit_chinchilla(*subset, top_starts=TOP)
 
 
 def _synthetic(n=10):
-    true = dict(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
-    N, D = np.meshgrid(np.geomspace(3e7, 3e10, n), np.geomspace(1e9, 1e12, n))
-    N, D = N.ravel(), D.ravel()
-    L = true["E"] + true["A"] * N ** -true["alpha"] + true["B"] * D ** -true["beta"]
-    return true, N, D, L
+  true = dict(E=1.7, A=400.0, B=410.0, alpha=0.34, beta=0.28)
+  N, D = np.meshgrid(np.geomspace(3e7, 3e10, n), np.geomspace(1e9, 1e12, n))
+  N, D = N.ravel(), D.ravel()
+  L = true["E"] + true["A"] * N ** -true["alpha"] + true["B"] * D ** -true["beta"]
+  return true, N, D, L
 
 
 def test_load_and_subset(data, subset):
-    assert len(data.L) == 245
-    np.testing.assert_allclose(6 * data.N * data.D, data.C, rtol=1e-12)
-    N, D, L = subset
-    assert len(L) == 240
-    # the five dropped points are exactly the five highest losses
-    assert L.max() < np.sort(data.L)[-5] and np.isin(L, data.L).all()
+  assert len(data.L) == 245
+  np.testing.assert_allclose(6 * data.N * data.D, data.C, rtol=1e-12)
+  N, D, L = subset
+  assert len(L) == 240
+  # the five dropped points are exactly the five highest losses
+  assert L.max() < np.sort(data.L)[-5] and np.isin(L, data.L).all()
 
 
 def test_default_csv_is_the_repository_copy():
-    # Self-contained: the data file ships in the checkout that runs the code, nowhere beside it.
-    root = Path(scaling.__file__).resolve().parents[2]
-    assert scaling.default_csv_path() == root / "data" / scaling.CSV_NAME
-    digest = hashlib.sha256(scaling.default_csv_path().read_bytes()).hexdigest()
-    assert digest == "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
+  # Self-contained: the data file ships in the checkout that runs the code, nowhere beside it.
+  root = Path(scaling.__file__).resolve().parents[2]
+  assert scaling.default_csv_path() == root / "data" / scaling.CSV_NAME
+  digest = hashlib.sha256(scaling.default_csv_path().read_bytes()).hexdigest()
+  assert digest == "193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30"
 
 
 @pytest.mark.parametrize("text, match", [(None, "no such file"),
                                          ("Model Size,loss\n1e9,2.5\n", "Training FLOP"),
                                          ("", "no rows")])
 def test_bad_csv_is_an_input_error(tmp_path, text, match):
-    p = tmp_path / "x.csv"
-    if text is not None:
-        p.write_text(text)
-    with pytest.raises(InputError, match=match):
-        scaling.load_chinchilla_csv(p)
+  p = tmp_path / "x.csv"
+  if text is not None:
+    p.write_text(text)
+  with pytest.raises(InputError, match=match):
+    scaling.load_chinchilla_csv(p)
 
 
 def test_load_explicit_path(data, tmp_path):
-    p = tmp_path / "x.csv"
-    p.write_text("Model Size,Training FLOP,loss\n1e9,6e19,2.5\n2e9,1.2e20,2.4\n")
-    d = scaling.load_chinchilla_csv(p)
-    np.testing.assert_allclose(d.D, [1e10, 1e10])
+  p = tmp_path / "x.csv"
+  p.write_text("Model Size,Training FLOP,loss\n1e9,6e19,2.5\n2e9,1.2e20,2.4\n")
+  d = scaling.load_chinchilla_csv(p)
+  np.testing.assert_allclose(d.D, [1e10, 1e10])
 
 
 def test_objective_gradient():
-    from scipy.optimize import check_grad
-    _, N, D, L = _synthetic(6)
-    X, y = np.stack([np.log(N), np.log(D)]), np.log(L) + 0.002 * np.sin(np.arange(len(L)))
-    th = np.array([6.0, 6.5, 0.4, 0.35, 0.3])
-    f = lambda t: scaling._huber_lse(t, X, y, 1e-3)[0]
-    g = lambda t: scaling._huber_lse(t, X, y, 1e-3)[1]
-    assert check_grad(f, g, th) < 1e-6 * max(1.0, np.abs(g(th)).max())
-    batch = scaling._huber_lse_batch(np.stack([th, th + 0.1]), X, y, 1e-3)
-    np.testing.assert_allclose(batch, [f(th), f(th + 0.1)], rtol=1e-12)
+  from scipy.optimize import check_grad
+  _, N, D, L = _synthetic(6)
+  X, y = np.stack([np.log(N), np.log(D)]), np.log(L) + 0.002 * np.sin(np.arange(len(L)))
+  th = np.array([6.0, 6.5, 0.4, 0.35, 0.3])
+  f = lambda t: scaling._huber_lse(t, X, y, 1e-3)[0]
+  g = lambda t: scaling._huber_lse(t, X, y, 1e-3)[1]
+  assert check_grad(f, g, th) < 1e-6 * max(1.0, np.abs(g(th)).max())
+  batch = scaling._huber_lse_batch(np.stack([th, th + 0.1]), X, y, 1e-3)
+  np.testing.assert_allclose(batch, [f(th), f(th + 0.1)], rtol=1e-12)
 
 
 def test_synthetic_recovery():
-    true, N, D, L = _synthetic()
-    fit = scaling.fit_chinchilla(N, D, L, top_starts=TOP)
-    for k, v in true.items():
-        assert abs(getattr(fit, k) / v - 1) < 0.02, (k, getattr(fit, k), v)
-    np.testing.assert_allclose(fit.predict(N, D), L, rtol=1e-4)
+  true, N, D, L = _synthetic()
+  fit = scaling.fit_chinchilla(N, D, L, top_starts=TOP)
+  for k, v in true.items():
+    assert abs(getattr(fit, k) / v - 1) < 0.02, (k, getattr(fit, k), v)
+  np.testing.assert_allclose(fit.predict(N, D), L, rtol=1e-4)
 
 
 def test_power_law_recovery():
-    x = np.geomspace(1e6, 1e10, 30)
-    fit = scaling.fit_power_law(x, 2.0 + 300.0 * x ** -0.3)
-    assert abs(fit.E / 2.0 - 1) < 0.02 and abs(fit.A / 300 - 1) < 0.02
-    assert abs(fit.alpha / 0.3 - 1) < 0.02
-    np.testing.assert_allclose(fit.predict(x[:3]), 2.0 + 300.0 * x[:3] ** -0.3, rtol=1e-4)
+  x = np.geomspace(1e6, 1e10, 30)
+  fit = scaling.fit_power_law(x, 2.0 + 300.0 * x ** -0.3)
+  assert abs(fit.E / 2.0 - 1) < 0.02 and abs(fit.A / 300 - 1) < 0.02
+  assert abs(fit.alpha / 0.3 - 1) < 0.02
+  np.testing.assert_allclose(fit.predict(x[:3]), 2.0 + 300.0 * x[:3] ** -0.3, rtol=1e-4)
 
 
 def test_besiroglu_point_estimates(fit240):
-    f = fit240
-    assert f.n_points == 240
-    # REFERENCES.md: E 1.8172, A 477.9-482, B 2085-2143, alpha 0.3473-0.3478, beta 0.366-0.367
-    assert abs(f.E - 1.8172) < 2e-3
-    assert 470 < f.A < 490
-    assert 2050 < f.B < 2200
-    assert 0.3465 < f.alpha < 0.3485
-    assert 0.365 < f.beta < 0.368
-    # the CLI's PASS bands
-    assert abs(f.E - 1.82) <= 0.03 and abs(f.alpha - 0.348) <= 0.02
-    assert abs(f.beta - 0.366) <= 0.02
-    assert f.loss == pytest.approx(0.00101827, rel=1e-5)
+  f = fit240
+  assert f.n_points == 240
+  # REFERENCES.md: E 1.8172, A 477.9-482, B 2085-2143, alpha 0.3473-0.3478, beta 0.366-0.367
+  assert abs(f.E - 1.8172) < 2e-3
+  assert 470 < f.A < 490
+  assert 2050 < f.B < 2200
+  assert 0.3465 < f.alpha < 0.3485
+  assert 0.365 < f.beta < 0.368
+  # the CLI's PASS bands
+  assert abs(f.E - 1.82) <= 0.03 and abs(f.alpha - 0.348) <= 0.02
+  assert abs(f.beta - 0.366) <= 0.02
+  assert f.loss == pytest.approx(0.00101827, rel=1e-5)
 
 
 def test_all_points_changes_beta(data):
-    f = scaling.fit_chinchilla(data.N, data.D, data.L, top_starts=TOP)
-    assert f.n_points == 245
-    assert f.beta > 0.42  # measured 0.453
-    assert f.E == pytest.approx(1.89, abs=0.01) and 12000 < f.B < 14000
+  f = scaling.fit_chinchilla(data.N, data.D, data.L, top_starts=TOP)
+  assert f.n_points == 245
+  assert f.beta > 0.42  # measured 0.453
+  assert f.E == pytest.approx(1.89, abs=0.01) and 12000 < f.B < 14000
 
 
 def test_compute_optimal(fit240):
-    C = np.geomspace(1e21, 1e25, 5)
-    N, D, tpp = scaling.compute_optimal(fit240, C)
-    np.testing.assert_allclose(6 * N * D, C, rtol=1e-10)
-    np.testing.assert_allclose(tpp, D / N)
-    # Measured: 21.4, 20.1, 18.8, 17.6, 16.6 tokens/param at 1e21..1e25; ~20 is hit near 1e22,
-    # and since beta > alpha, N* grows faster than D* so the ratio falls slowly with C.
-    assert 19.5 < tpp[1] < 20.5
-    assert 18.0 < tpp[2] < 19.5
-    assert np.all(np.diff(tpp) < 0)
-    # it is the constrained minimum: moving along C = 6ND in either direction raises the loss
-    c = 1e23
-    n0 = scaling.compute_optimal(fit240, c)[0]
-    n = n0 * np.array([0.8, 1.0, 1.25])
-    loss = fit240.predict(n, c / (6 * n))
-    assert loss[1] < loss[0] and loss[1] < loss[2]
+  C = np.geomspace(1e21, 1e25, 5)
+  N, D, tpp = scaling.compute_optimal(fit240, C)
+  np.testing.assert_allclose(6 * N * D, C, rtol=1e-10)
+  np.testing.assert_allclose(tpp, D / N)
+  # Measured: 21.4, 20.1, 18.8, 17.6, 16.6 tokens/param at 1e21..1e25; ~20 is hit near 1e22,
+  # and since beta > alpha, N* grows faster than D* so the ratio falls slowly with C.
+  assert 19.5 < tpp[1] < 20.5
+  assert 18.0 < tpp[2] < 19.5
+  assert np.all(np.diff(tpp) < 0)
+  # it is the constrained minimum: moving along C = 6ND in either direction raises the loss
+  c = 1e23
+  n0 = scaling.compute_optimal(fit240, c)[0]
+  n = n0 * np.array([0.8, 1.0, 1.25])
+  loss = fit240.predict(n, c / (6 * n))
+  assert loss[1] < loss[0] and loss[1] < loss[2]
 
 
 def test_bootstrap_small(subset, fit240):
-    t = time.perf_counter()
-    boot = scaling.bootstrap_chinchilla(*subset, num_resamples=50, seed=0, fit=fit240)
-    assert time.perf_counter() - t < 20
-    assert boot.samples.shape == (50, 5)
-    for k, ref in BESIROGLU_SE.items():  # measured (50): E .028 A 116 B 1330 al .014 be .021
-        assert ref / 2 < boot.se[k] < ref * 2, (k, boot.se[k], ref)
+  t = time.perf_counter()
+  boot = scaling.bootstrap_chinchilla(*subset, num_resamples=50, seed=0, fit=fit240)
+  assert time.perf_counter() - t < 20
+  assert boot.samples.shape == (50, 5)
+  for k, ref in BESIROGLU_SE.items():  # measured (50): E .028 A 116 B 1330 al .014 be .021
+    assert ref / 2 < boot.se[k] < ref * 2, (k, boot.se[k], ref)
 
 
 def test_bootstrap_needs_tight_tolerance(subset, fit240):
-    # Regression guard for the design choice: with scipy's default tolerances a warm-started
-    # resample barely moves and the SEs collapse (alpha ~0.0005 instead of ~0.015).
-    loose = scaling.bootstrap_chinchilla(*subset, num_resamples=20, fit=fit240, options=None)
-    assert loose.se["alpha"] < 0.005
+  # Regression guard for the design choice: with scipy's default tolerances a warm-started
+  # resample barely moves and the SEs collapse (alpha ~0.0005 instead of ~0.015).
+  loose = scaling.bootstrap_chinchilla(*subset, num_resamples=20, fit=fit240, options=None)
+  assert loose.se["alpha"] < 0.005
 
 
 def test_isoflop_synthetic():
-    # Loss on isoFLOP lines from known parameters: N_opt must scale as C^(beta/(alpha+beta)).
-    E, A, B, al, be = 1.7, 400.0, 410.0, 0.34, 0.28
-    fit = scaling.ChinchillaFit(E, A, B, al, be, 0.0, 0)
-    Ns, Ds = [], []
-    for c in np.geomspace(1e19, 1e23, 9):
-        n0 = scaling.compute_optimal(fit, c)[0]
-        n = n0 * np.geomspace(0.3, 3.0, 9)
-        Ns.append(n)
-        Ds.append(c / (6 * n))
-    N, D = np.concatenate(Ns), np.concatenate(Ds)
-    iso = scaling.isoflop_fit(N, D, fit.predict(N, D), 10.0 ** np.arange(18.75, 23.5, 0.5))
-    assert len(iso.C) == 9
-    assert iso.a == pytest.approx(be / (al + be), abs=0.02)
-    assert iso.a + iso.b == pytest.approx(1.0, abs=1e-9)
+  # Loss on isoFLOP lines from known parameters: N_opt must scale as C^(beta/(alpha+beta)).
+  E, A, B, al, be = 1.7, 400.0, 410.0, 0.34, 0.28
+  fit = scaling.ChinchillaFit(E, A, B, al, be, 0.0, 0)
+  Ns, Ds = [], []
+  for c in np.geomspace(1e19, 1e23, 9):
+    n0 = scaling.compute_optimal(fit, c)[0]
+    n = n0 * np.geomspace(0.3, 3.0, 9)
+    Ns.append(n)
+    Ds.append(c / (6 * n))
+  N, D = np.concatenate(Ns), np.concatenate(Ds)
+  iso = scaling.isoflop_fit(N, D, fit.predict(N, D), 10.0 ** np.arange(18.75, 23.5, 0.5))
+  assert len(iso.C) == 9
+  assert iso.a == pytest.approx(be / (al + be), abs=0.02)
+  assert iso.a + iso.b == pytest.approx(1.0, abs=1e-9)
 
 
 def test_isoflop_real(subset, fit240):
-    iso = scaling.isoflop_fit(*subset)
-    assert len(iso.C) >= 8
-    assert 0.4 < iso.a < 0.6  # measured 0.464 (approach 3 implies 0.514)
+  iso = scaling.isoflop_fit(*subset)
+  assert len(iso.C) >= 8
+  assert 0.4 < iso.a < 0.6  # measured 0.464 (approach 3 implies 0.514)
 
 
 def test_single_threaded_blas_restores():
-    setters = scaling._blas_setters()
-    with scaling.single_threaded_blas():
-        inside = [fn(1) for fn in setters]
-    assert all(n == 1 for n in inside)
+  setters = scaling._blas_setters()
+  with scaling.single_threaded_blas():
+    inside = [fn(1) for fn in setters]
+  assert all(n == 1 for n in inside)
 
 
 def test_cli_smoke(tmp_path, data):
-    from experiments import scaling_fit
-    assert scaling_fit.main(["--bootstrap", "10", "--top-starts", "20", "--out", str(tmp_path)]) == 0
-    res = json.loads((tmp_path / "scaling_fit.json").read_text())
-    assert res["n_points"] == 240 and res["overall_pass"]
-    assert [r["C"] for r in res["compute_optimal"]] == [1e21, 1e22, 1e23, 1e24, 1e25]
-    assert (tmp_path / "scaling_fit.png").stat().st_size > 10_000
+  from experiments import scaling_fit
+  assert scaling_fit.main(["--bootstrap", "10", "--top-starts", "20", "--out", str(tmp_path)]) == 0
+  res = json.loads((tmp_path / "scaling_fit.json").read_text())
+  assert res["n_points"] == 240 and res["overall_pass"]
+  assert [r["C"] for r in res["compute_optimal"]] == [1e21, 1e22, 1e23, 1e24, 1e25]
+  assert (tmp_path / "scaling_fit.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
 def test_full_grid_matches_top_starts(subset, fit240, data):
-    full = scaling.fit_chinchilla(*subset)  # all 4500 starts, as Besiroglu et al.
-    assert full.n_starts == 4500
-    assert full.loss <= fit240.loss * (1 + 1e-8)
-    for k, tol in dict(E=1e-4, alpha=1e-4, beta=1e-4, A=1e-3, B=1e-3).items():
-        assert getattr(full, k) == pytest.approx(getattr(fit240, k), rel=tol)
-    assert full.E == pytest.approx(1.8172, abs=1e-3) and full.B == pytest.approx(2143, rel=0.01)
-    full245 = scaling.fit_chinchilla(data.N, data.D, data.L)
-    assert full245.beta == pytest.approx(0.453, abs=0.002)
-    assert full245.B == pytest.approx(12843, rel=0.01)
+  full = scaling.fit_chinchilla(*subset)  # all 4500 starts, as Besiroglu et al.
+  assert full.n_starts == 4500
+  assert full.loss <= fit240.loss * (1 + 1e-8)
+  for k, tol in dict(E=1e-4, alpha=1e-4, beta=1e-4, A=1e-3, B=1e-3).items():
+    assert getattr(full, k) == pytest.approx(getattr(fit240, k), rel=tol)
+  assert full.E == pytest.approx(1.8172, abs=1e-3) and full.B == pytest.approx(2143, rel=0.01)
+  full245 = scaling.fit_chinchilla(data.N, data.D, data.L)
+  assert full245.beta == pytest.approx(0.453, abs=0.002)
+  assert full245.B == pytest.approx(12843, rel=0.01)
 
 
 @pytest.mark.slow
 def test_bootstrap_full(subset, fit240):
-    boot = scaling.bootstrap_chinchilla(*subset, num_resamples=4000, seed=0, fit=fit240)
-    for k, ref in BESIROGLU_SE.items():  # measured: E .0257 A 121 B 1338 al .0151 be .0207
-        assert ref / 1.5 < boot.se[k] < ref * 1.5, (k, boot.se[k], ref)
+  boot = scaling.bootstrap_chinchilla(*subset, num_resamples=4000, seed=0, fit=fit240)
+  for k, ref in BESIROGLU_SE.items():  # measured: E .0257 A 121 B 1338 al .0151 be .0207
+    assert ref / 1.5 < boot.se[k] < ref * 1.5, (k, boot.se[k], ref)
 
 
 def test_fit_without_a_finite_objective_raises_a_clear_error():
-    x = np.geomspace(1e6, 1e10, 10)
-    y = 2.0 + 300.0 * x ** -0.3
-    bad = y.copy()
-    bad[3] = 0.0  # log(0): every start's objective is non-finite
-    with np.errstate(divide="ignore"), pytest.raises(
-            ValueError, match=r"1 of 10 points \(indices \[3\]\).*non-positive"):
-        scaling.fit_power_law(x, bad)
-    N, D = np.full(4, 1e9), np.full(4, 1e10)
-    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="non-finite"):
-        scaling.fit_chinchilla(N, D, [2.0, np.nan, 2.1, 2.2], grid=scaling.besiroglu_grid()[:2])
-    with pytest.raises(ValueError, match="no data points"):
-        scaling.fit_power_law([], [])
-    # Finite data, but no start gives a finite objective: named, not an AttributeError.
-    with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="no start of the fit grid"):
-        scaling.fit_power_law(x, y, grid=[[np.inf, 0.0, 0.0]])
+  x = np.geomspace(1e6, 1e10, 10)
+  y = 2.0 + 300.0 * x ** -0.3
+  bad = y.copy()
+  bad[3] = 0.0  # log(0): every start's objective is non-finite
+  with np.errstate(divide="ignore"), pytest.raises(
+          ValueError, match=r"1 of 10 points \(indices \[3\]\).*non-positive"):
+    scaling.fit_power_law(x, bad)
+  N, D = np.full(4, 1e9), np.full(4, 1e10)
+  with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="non-finite"):
+    scaling.fit_chinchilla(N, D, [2.0, np.nan, 2.1, 2.2], grid=scaling.besiroglu_grid()[:2])
+  with pytest.raises(ValueError, match="no data points"):
+    scaling.fit_power_law([], [])
+  # Finite data, but no start gives a finite objective: named, not an AttributeError.
+  with np.errstate(invalid="ignore"), pytest.raises(ValueError, match="no start of the fit grid"):
+    scaling.fit_power_law(x, y, grid=[[np.inf, 0.0, 0.0]])

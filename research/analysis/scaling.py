@@ -35,44 +35,44 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # ----------------------------------------------------------------------------- data
 class ChinchillaData(NamedTuple):
-    N: np.ndarray  # parameters
-    D: np.ndarray  # tokens, D = C / (6 N)
-    L: np.ndarray  # final loss
-    C: np.ndarray  # training FLOP
+  N: np.ndarray  # parameters
+  D: np.ndarray  # tokens, D = C / (6 N)
+  L: np.ndarray  # final loss
+  C: np.ndarray  # training FLOP
 
 
 def default_csv_path() -> Path:
-    """The repository's copy, data/chinchilla_svg_extracted_data.csv (data/README.md says where it
-    comes from), found relative to this file so any checkout or editable install reads its own."""
-    return _REPO_ROOT / "data" / CSV_NAME
+  """The repository's copy, data/chinchilla_svg_extracted_data.csv (data/README.md says where it
+  comes from), found relative to this file so any checkout or editable install reads its own."""
+  return _REPO_ROOT / "data" / CSV_NAME
 
 
 def load_chinchilla_csv(path: Optional[str | Path] = None) -> ChinchillaData:
-    """Read columns `Model Size` (N), `Training FLOP` (C) and `loss`; D is derived as C/(6N)."""
-    path = Path(path) if path is not None else default_csv_path()
-    columns = ("Model Size", "Training FLOP", "loss")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; pass a CSV with columns {', '.join(columns)} "
-                         f"(the repository's copy is data/{CSV_NAME})")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    missing = [c for c in columns if not rows or c not in rows[0]]
-    if missing:
-        raise InputError(f"{path}: no rows or no column {', '.join(missing)}; the scaling fit "
-                         f"needs columns {', '.join(columns)}")
-    N = np.array([float(r["Model Size"]) for r in rows])
-    C = np.array([float(r["Training FLOP"]) for r in rows])
-    L = np.array([float(r["loss"]) for r in rows])
-    return ChinchillaData(N, C / (6.0 * N), L, C)
+  """Read columns `Model Size` (N), `Training FLOP` (C) and `loss`; D is derived as C/(6N)."""
+  path = Path(path) if path is not None else default_csv_path()
+  columns = ("Model Size", "Training FLOP", "loss")
+  if not path.is_file():
+    raise InputError(f"{path}: no such file; pass a CSV with columns {', '.join(columns)} "
+                     f"(the repository's copy is data/{CSV_NAME})")
+  with open(path, newline="") as fh:
+    rows = list(csv.DictReader(fh))
+  missing = [c for c in columns if not rows or c not in rows[0]]
+  if missing:
+    raise InputError(f"{path}: no rows or no column {', '.join(missing)}; the scaling fit "
+                     f"needs columns {', '.join(columns)}")
+  N = np.array([float(r["Model Size"]) for r in rows])
+  C = np.array([float(r["Training FLOP"]) for r in rows])
+  L = np.array([float(r["loss"]) for r in rows])
+  return ChinchillaData(N, C / (6.0 * N), L, C)
 
 
 def besiroglu_subset(N, D, L, n_drop: int = 5):
-    """Drop the ``n_drop`` highest-loss points (245 -> 240), as Besiroglu et al. do: those are
-    the small, badly-trained runs that dominate the fit of beta otherwise."""
-    N, D, L = map(np.asarray, (N, D, L))
-    keep = np.ones(L.shape[0], dtype=bool)
-    keep[np.argsort(L, kind="stable")[L.shape[0] - n_drop:]] = False
-    return N[keep], D[keep], L[keep]
+  """Drop the ``n_drop`` highest-loss points (245 -> 240), as Besiroglu et al. do: those are
+  the small, badly-trained runs that dominate the fit of beta otherwise."""
+  N, D, L = map(np.asarray, (N, D, L))
+  keep = np.ones(L.shape[0], dtype=bool)
+  keep[np.argsort(L, kind="stable")[L.shape[0] - n_drop:]] = False
+  return N[keep], D[keep], L[keep]
 
 
 # ----------------------------------------------------------------------------- BLAS threads
@@ -85,33 +85,33 @@ _BLAS_SETTERS = None
 
 
 def _blas_setters():
-    global _BLAS_SETTERS
-    if _BLAS_SETTERS is None:
-        _BLAS_SETTERS = []
-        try:
-            with open("/proc/self/maps") as fh:
-                paths = {ln.split()[-1] for ln in fh if "openblas" in ln.lower()}
-        except OSError:
-            paths = set()
-        for path in sorted(p for p in paths if p.startswith("/") and ".so" in p):
-            try:
-                fn = ctypes.CDLL(path).openblas_set_num_threads_local
-            except (OSError, AttributeError):
-                continue
-            fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
-            _BLAS_SETTERS.append(fn)
-    return _BLAS_SETTERS
+  global _BLAS_SETTERS
+  if _BLAS_SETTERS is None:
+    _BLAS_SETTERS = []
+    try:
+      with open("/proc/self/maps") as fh:
+        paths = {ln.split()[-1] for ln in fh if "openblas" in ln.lower()}
+    except OSError:
+      paths = set()
+    for path in sorted(p for p in paths if p.startswith("/") and ".so" in p):
+      try:
+        fn = ctypes.CDLL(path).openblas_set_num_threads_local
+      except (OSError, AttributeError):
+        continue
+      fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+      _BLAS_SETTERS.append(fn)
+  return _BLAS_SETTERS
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    setters = _blas_setters()
-    previous = [fn(1) for fn in setters]
-    try:
-        yield
-    finally:
-        for fn, n in zip(setters, previous):
-            fn(n)
+  setters = _blas_setters()
+  previous = [fn(1) for fn in setters]
+  try:
+    yield
+  finally:
+    for fn, n in zip(setters, previous):
+      fn(n)
 
 
 # ----------------------------------------------------------------------------- objective
@@ -120,119 +120,119 @@ def single_threaded_blas():
 # with theta = (c_1..c_K, e, alpha_1..alpha_K). For K = 2 this is Besiroglu's (a, b, e, alpha, beta).
 
 def _huber_lse(theta: np.ndarray, X: np.ndarray, logy: np.ndarray, delta: float):
-    """Summed Huber loss of the log residuals and its analytic gradient (single theta)."""
-    K = X.shape[0]
-    T = np.empty((K + 1, X.shape[1]))
-    T[:K] = theta[:K, None] - theta[K + 1:, None] * X
-    T[K] = theta[K]
-    m = T.max(axis=0)  # stabilised log-sum-exp; W are the softmax weights = d lse / d T
-    W = np.exp(T - m)
-    s = W.sum(axis=0)
-    W /= s
-    r = m + np.log(s) - logy
-    g = np.clip(r, -delta, delta)  # Huber'(r); also Huber(r) = g * (r - g/2) in both regimes
-    f = float(g @ (r - 0.5 * g))
-    GW = W * g
-    grad = np.concatenate([GW.sum(axis=1), -np.einsum("kn,kn->k", GW[:K], X)])
-    return f, grad
+  """Summed Huber loss of the log residuals and its analytic gradient (single theta)."""
+  K = X.shape[0]
+  T = np.empty((K + 1, X.shape[1]))
+  T[:K] = theta[:K, None] - theta[K + 1:, None] * X
+  T[K] = theta[K]
+  m = T.max(axis=0)  # stabilised log-sum-exp; W are the softmax weights = d lse / d T
+  W = np.exp(T - m)
+  s = W.sum(axis=0)
+  W /= s
+  r = m + np.log(s) - logy
+  g = np.clip(r, -delta, delta)  # Huber'(r); also Huber(r) = g * (r - g/2) in both regimes
+  f = float(g @ (r - 0.5 * g))
+  GW = W * g
+  grad = np.concatenate([GW.sum(axis=1), -np.einsum("kn,kn->k", GW[:K], X)])
+  return f, grad
 
 
 def _huber_lse_batch(thetas: np.ndarray, X: np.ndarray, logy: np.ndarray, delta: float):
-    """Objective only, for many thetas at once (S, P) -> (S,); used to screen the start grid."""
-    K = X.shape[0]
-    T = np.empty((thetas.shape[0], K + 1, X.shape[1]))
-    T[:, :K] = thetas[:, :K, None] - thetas[:, K + 1:, None] * X[None]
-    T[:, K] = thetas[:, K, None]
-    m = T.max(axis=1)
-    r = m + np.log(np.exp(T - m[:, None]).sum(axis=1)) - logy
-    g = np.clip(r, -delta, delta)
-    return (g * (r - 0.5 * g)).sum(axis=1)
+  """Objective only, for many thetas at once (S, P) -> (S,); used to screen the start grid."""
+  K = X.shape[0]
+  T = np.empty((thetas.shape[0], K + 1, X.shape[1]))
+  T[:, :K] = thetas[:, :K, None] - thetas[:, K + 1:, None] * X[None]
+  T[:, K] = thetas[:, K, None]
+  m = T.max(axis=1)
+  r = m + np.log(np.exp(T - m[:, None]).sum(axis=1)) - logy
+  g = np.clip(r, -delta, delta)
+  return (g * (r - 0.5 * g)).sum(axis=1)
 
 
 def _multistart(X, logy, starts, delta, top_starts=None, options=None):
-    """L-BFGS-B from each start (or from the ``top_starts`` starts with the lowest initial
-    objective); ``options`` go to scipy (None = scipy defaults, as Besiroglu et al.); returns
-    (best scipy result, number of starts run)."""
-    _check_finite(X, logy)
-    starts = np.asarray(starts, dtype=float)
-    if top_starts is not None and top_starts < len(starts):
-        f0 = _huber_lse_batch(starts, X, logy, delta)
-        starts = starts[np.argsort(f0, kind="stable")[:top_starts]]
-    best = None
-    with single_threaded_blas():
-        for x0 in starts:
-            res = minimize(_huber_lse, x0, args=(X, logy, delta), jac=True,
-                           method="L-BFGS-B", options=options)
-            if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
-                best = res
-    if best is None:
-        raise ValueError(f"no start of the fit grid ({len(starts)} starts) reached a finite "
-                         f"objective on {X.shape[1]} points; check the data for extreme values "
-                         "or pass a grid of starts nearer the data's scale")
-    return best, len(starts)
+  """L-BFGS-B from each start (or from the ``top_starts`` starts with the lowest initial
+  objective); ``options`` go to scipy (None = scipy defaults, as Besiroglu et al.); returns
+  (best scipy result, number of starts run)."""
+  _check_finite(X, logy)
+  starts = np.asarray(starts, dtype=float)
+  if top_starts is not None and top_starts < len(starts):
+    f0 = _huber_lse_batch(starts, X, logy, delta)
+    starts = starts[np.argsort(f0, kind="stable")[:top_starts]]
+  best = None
+  with single_threaded_blas():
+    for x0 in starts:
+      res = minimize(_huber_lse, x0, args=(X, logy, delta), jac=True,
+                     method="L-BFGS-B", options=options)
+      if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+        best = res
+  if best is None:
+    raise ValueError(f"no start of the fit grid ({len(starts)} starts) reached a finite "
+                     f"objective on {X.shape[1]} points; check the data for extreme values "
+                     "or pass a grid of starts nearer the data's scale")
+  return best, len(starts)
 
 
 def _check_finite(X, logy):
-    """The fit works on logs: a non-positive or non-finite input or loss makes every
-    start's objective non-finite, so say which points are at fault before fitting."""
-    n = logy.shape[0]
-    if n == 0:
-        raise ValueError("scaling fit: no data points; pass at least as many points as "
-                         "parameters to fit")
-    bad = ~(np.isfinite(logy) & np.isfinite(X).all(axis=0))
-    if bad.any():
-        raise ValueError(f"scaling fit: {int(bad.sum())} of {n} points (indices "
-                         f"{np.flatnonzero(bad)[:10].tolist()}) have a non-positive or "
-                         "non-finite loss or input (the fit is in log space); drop or fix "
-                         "those points")
+  """The fit works on logs: a non-positive or non-finite input or loss makes every
+  start's objective non-finite, so say which points are at fault before fitting."""
+  n = logy.shape[0]
+  if n == 0:
+    raise ValueError("scaling fit: no data points; pass at least as many points as "
+                     "parameters to fit")
+  bad = ~(np.isfinite(logy) & np.isfinite(X).all(axis=0))
+  if bad.any():
+    raise ValueError(f"scaling fit: {int(bad.sum())} of {n} points (indices "
+                     f"{np.flatnonzero(bad)[:10].tolist()}) have a non-positive or "
+                     "non-finite loss or input (the fit is in log space); drop or fix "
+                     "those points")
 
 
 # ----------------------------------------------------------------------------- 1-D power law
 @dataclasses.dataclass(frozen=True)
 class PowerLawFit:
-    E: float
-    A: float
-    alpha: float
-    loss: float
-    n_points: int
+  E: float
+  A: float
+  alpha: float
+  loss: float
+  n_points: int
 
-    def predict(self, x):
-        return self.E + self.A * np.asarray(x, dtype=float) ** (-self.alpha)
+  def predict(self, x):
+    return self.E + self.A * np.asarray(x, dtype=float) ** (-self.alpha)
 
 
 def fit_power_law(x, y, delta: float = 1e-3, grid=None, top_starts=None) -> PowerLawFit:
-    """Fit y = E + A x^-alpha with the same log-space Huber objective as ``fit_chinchilla``.
-    ``grid``: (S, 3) starts over (a = log A, e = log E, alpha); default a small product grid."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if grid is None:
-        grid = list(itertools.product(np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5),
-                                      np.arange(0, 2.5, 0.5)))
-    res, _ = _multistart(np.log(x)[None], np.log(y), grid, delta, top_starts)
-    a, e, alpha = res.x
-    return PowerLawFit(float(np.exp(e)), float(np.exp(a)), float(alpha), float(res.fun), len(x))
+  """Fit y = E + A x^-alpha with the same log-space Huber objective as ``fit_chinchilla``.
+  ``grid``: (S, 3) starts over (a = log A, e = log E, alpha); default a small product grid."""
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  if grid is None:
+    grid = list(itertools.product(np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5),
+                                  np.arange(0, 2.5, 0.5)))
+  res, _ = _multistart(np.log(x)[None], np.log(y), grid, delta, top_starts)
+  a, e, alpha = res.x
+  return PowerLawFit(float(np.exp(e)), float(np.exp(a)), float(alpha), float(res.fun), len(x))
 
 
 # ----------------------------------------------------------------------------- Chinchilla approach 3
 @dataclasses.dataclass(frozen=True)
 class ChinchillaFit:
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-    loss: float  # summed Huber objective at the optimum
-    n_points: int
-    n_starts: int = 0
-    seconds: float = 0.0
+  E: float
+  A: float
+  B: float
+  alpha: float
+  beta: float
+  loss: float  # summed Huber objective at the optimum
+  n_points: int
+  n_starts: int = 0
+  seconds: float = 0.0
 
-    @property
-    def theta(self) -> np.ndarray:
-        """(a, b, e, alpha, beta), the optimiser's parametrisation."""
-        return np.array([np.log(self.A), np.log(self.B), np.log(self.E), self.alpha, self.beta])
+  @property
+  def theta(self) -> np.ndarray:
+    """(a, b, e, alpha, beta), the optimiser's parametrisation."""
+    return np.array([np.log(self.A), np.log(self.B), np.log(self.E), self.alpha, self.beta])
 
-    def predict(self, N, D):
-        N, D = np.asarray(N, float), np.asarray(D, float)
-        return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
+  def predict(self, N, D):
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
 
 
 # Tolerances that make L-BFGS-B run until the objective stops changing at machine precision.
@@ -240,150 +240,150 @@ TIGHT = {"ftol": 1e-15, "gtol": 1e-12}
 
 
 def besiroglu_grid() -> np.ndarray:
-    """All 4500 starts (a, b, e, alpha, beta) of Besiroglu et al.'s initialisation grid."""
-    ab = np.arange(0, 30, 5.0)
-    e = np.arange(-1, 1.5, 0.5)
-    ex = np.arange(0, 2.5, 0.5)
-    return np.array(list(itertools.product(ab, ab, e, ex, ex)))
+  """All 4500 starts (a, b, e, alpha, beta) of Besiroglu et al.'s initialisation grid."""
+  ab = np.arange(0, 30, 5.0)
+  e = np.arange(-1, 1.5, 0.5)
+  ex = np.arange(0, 2.5, 0.5)
+  return np.array(list(itertools.product(ab, ab, e, ex, ex)))
 
 
 def _fit_from_theta(theta, loss, n, n_starts=0, seconds=0.0) -> ChinchillaFit:
-    a, b, e, alpha, beta = (float(v) for v in theta)
-    return ChinchillaFit(float(np.exp(e)), float(np.exp(a)), float(np.exp(b)), alpha, beta,
-                         float(loss), n, n_starts, seconds)
+  a, b, e, alpha, beta = (float(v) for v in theta)
+  return ChinchillaFit(float(np.exp(e)), float(np.exp(a)), float(np.exp(b)), alpha, beta,
+                       float(loss), n, n_starts, seconds)
 
 
 def fit_chinchilla(N, D, L, delta: float = 1e-3, grid=None, top_starts: Optional[int] = None,
                    options: Optional[dict] = None) -> ChinchillaFit:
-    """Approach-3 fit as Besiroglu et al. 2024 (see module docstring).
+  """Approach-3 fit as Besiroglu et al. 2024 (see module docstring).
 
-    ``grid``: (S, 5) array of starts (a, b, e, alpha, beta); default ``besiroglu_grid()``.
-    ``top_starts=K`` is an approximation: the objective is evaluated on the whole grid (one
-    vectorised pass) and L-BFGS-B runs only from the K starts with the lowest initial
-    objective. Measured on the 240 Besiroglu points: every K in 2..500 reached the optimum of
-    all 4500 starts (same objective to 1e-11; E, alpha, beta to 4 digits; A, B within 0.04%,
-    the spread between the full grid's own starts), K = 1 was 0.3% off in A; on all 245
-    points K >= 10 matched. K = 100 takes ~0.6 s vs ~20 s (2 cores). This is not guaranteed
-    in general: a start with a poor initial objective can still descend into the best basin.
-    ``options``: scipy L-BFGS-B options; None keeps scipy's defaults, as in the replication.
-    Note the objective is ~1e-3 while scipy's ftol acts as an absolute tolerance of 2.2e-9 below
-    |f| = 1, so the default fit stops on a flat valley floor: different starts agree on E, alpha,
-    beta to 4 digits but on A, B only to ~0.1%. Use ``TIGHT`` for a fully converged optimum.
-    """
-    t0 = time.perf_counter()
-    N, D, L = (np.asarray(v, float) for v in (N, D, L))
-    X = np.stack([np.log(N), np.log(D)])
-    res, n_run = _multistart(X, np.log(L), besiroglu_grid() if grid is None else grid,
-                             delta, top_starts, options)
-    return _fit_from_theta(res.x, res.fun, len(L), n_run, time.perf_counter() - t0)
+  ``grid``: (S, 5) array of starts (a, b, e, alpha, beta); default ``besiroglu_grid()``.
+  ``top_starts=K`` is an approximation: the objective is evaluated on the whole grid (one
+  vectorised pass) and L-BFGS-B runs only from the K starts with the lowest initial
+  objective. Measured on the 240 Besiroglu points: every K in 2..500 reached the optimum of
+  all 4500 starts (same objective to 1e-11; E, alpha, beta to 4 digits; A, B within 0.04%,
+  the spread between the full grid's own starts), K = 1 was 0.3% off in A; on all 245
+  points K >= 10 matched. K = 100 takes ~0.6 s vs ~20 s (2 cores). This is not guaranteed
+  in general: a start with a poor initial objective can still descend into the best basin.
+  ``options``: scipy L-BFGS-B options; None keeps scipy's defaults, as in the replication.
+  Note the objective is ~1e-3 while scipy's ftol acts as an absolute tolerance of 2.2e-9 below
+  |f| = 1, so the default fit stops on a flat valley floor: different starts agree on E, alpha,
+  beta to 4 digits but on A, B only to ~0.1%. Use ``TIGHT`` for a fully converged optimum.
+  """
+  t0 = time.perf_counter()
+  N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  X = np.stack([np.log(N), np.log(D)])
+  res, n_run = _multistart(X, np.log(L), besiroglu_grid() if grid is None else grid,
+                           delta, top_starts, options)
+  return _fit_from_theta(res.x, res.fun, len(L), n_run, time.perf_counter() - t0)
 
 
 @dataclasses.dataclass(frozen=True)
 class BootstrapResult:
-    fit: ChinchillaFit  # fit on the full (non-resampled) data
-    samples: np.ndarray  # (num_resamples, 5) columns E, A, B, alpha, beta
-    seconds: float
-    names: tuple = ("E", "A", "B", "alpha", "beta")
+  fit: ChinchillaFit  # fit on the full (non-resampled) data
+  samples: np.ndarray  # (num_resamples, 5) columns E, A, B, alpha, beta
+  seconds: float
+  names: tuple = ("E", "A", "B", "alpha", "beta")
 
-    @property
-    def se(self) -> dict:
-        return dict(zip(self.names, self.samples.std(axis=0, ddof=1)))
+  @property
+  def se(self) -> dict:
+    return dict(zip(self.names, self.samples.std(axis=0, ddof=1)))
 
-    def percentile(self, q) -> dict:
-        return dict(zip(self.names, np.percentile(self.samples, q, axis=0).T))
+  def percentile(self, q) -> dict:
+    return dict(zip(self.names, np.percentile(self.samples, q, axis=0).T))
 
 
 def bootstrap_chinchilla(N, D, L, num_resamples: int = 4000, seed: int = 0, delta: float = 1e-3,
                          fit: Optional[ChinchillaFit] = None, grid=None,
                          top_starts: Optional[int] = None, resample_top_starts: int = 0,
                          options: Optional[dict] = TIGHT) -> BootstrapResult:
-    """Bootstrap standard errors: refit on ``num_resamples`` resamples (with replacement).
+  """Bootstrap standard errors: refit on ``num_resamples`` resamples (with replacement).
 
-    Speed-up (an approximation to refitting each resample from the whole grid): each resample
-    is warm-started from the full-data optimum ``fit`` (computed here with ``grid``/
-    ``top_starts`` if not given), optionally plus its ``resample_top_starts`` best grid starts.
-    The warm start needs tight tolerances (``options=TIGHT``, the default): with scipy's default
-    ftol, L-BFGS-B stops ~12 iterations from the warm start, still next to it, and the SEs come
-    out 10-40x too small (alpha 0.0005). With TIGHT, 200 resamples gave the same SEs to 3-4
-    digits as warm start + the 20 best grid starts per resample, at 1/70 of the cost.
-    """
-    t0 = time.perf_counter()
-    N, D, L = (np.asarray(v, float) for v in (N, D, L))
-    if fit is None:
-        fit = fit_chinchilla(N, D, L, delta=delta, grid=grid, top_starts=top_starts)
-    X, logy = np.stack([np.log(N), np.log(D)]), np.log(L)
-    rng = np.random.default_rng(seed)
-    warm = fit.theta[None]
-    base = besiroglu_grid() if grid is None else np.asarray(grid, float)
-    out = np.empty((num_resamples, 5))
-    for i in range(num_resamples):
-        idx = rng.integers(0, len(L), size=len(L))
-        Xi, yi = X[:, idx], logy[idx]
-        starts = warm
-        if resample_top_starts:
-            f0 = _huber_lse_batch(base, Xi, yi, delta)
-            starts = np.vstack([warm, base[np.argsort(f0, kind="stable")[:resample_top_starts]]])
-        res, _ = _multistart(Xi, yi, starts, delta, options=options)
-        a, b, e, alpha, beta = res.x
-        out[i] = np.exp(e), np.exp(a), np.exp(b), alpha, beta
-    return BootstrapResult(fit, out, time.perf_counter() - t0)
+  Speed-up (an approximation to refitting each resample from the whole grid): each resample
+  is warm-started from the full-data optimum ``fit`` (computed here with ``grid``/
+  ``top_starts`` if not given), optionally plus its ``resample_top_starts`` best grid starts.
+  The warm start needs tight tolerances (``options=TIGHT``, the default): with scipy's default
+  ftol, L-BFGS-B stops ~12 iterations from the warm start, still next to it, and the SEs come
+  out 10-40x too small (alpha 0.0005). With TIGHT, 200 resamples gave the same SEs to 3-4
+  digits as warm start + the 20 best grid starts per resample, at 1/70 of the cost.
+  """
+  t0 = time.perf_counter()
+  N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  if fit is None:
+    fit = fit_chinchilla(N, D, L, delta=delta, grid=grid, top_starts=top_starts)
+  X, logy = np.stack([np.log(N), np.log(D)]), np.log(L)
+  rng = np.random.default_rng(seed)
+  warm = fit.theta[None]
+  base = besiroglu_grid() if grid is None else np.asarray(grid, float)
+  out = np.empty((num_resamples, 5))
+  for i in range(num_resamples):
+    idx = rng.integers(0, len(L), size=len(L))
+    Xi, yi = X[:, idx], logy[idx]
+    starts = warm
+    if resample_top_starts:
+      f0 = _huber_lse_batch(base, Xi, yi, delta)
+      starts = np.vstack([warm, base[np.argsort(f0, kind="stable")[:resample_top_starts]]])
+    res, _ = _multistart(Xi, yi, starts, delta, options=options)
+    a, b, e, alpha, beta = res.x
+    out[i] = np.exp(e), np.exp(a), np.exp(b), alpha, beta
+  return BootstrapResult(fit, out, time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------------------- compute-optimal
 def compute_optimal(fit: ChinchillaFit, C):
-    """Minimise L(N, D) subject to C = 6 N D. With a = beta/(alpha+beta), b = alpha/(alpha+beta):
-    N* = G (C/6)^a, D* = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta)).
-    Returns (N*, D*, D*/N* tokens per parameter)."""
-    C = np.asarray(C, dtype=float)
-    s = fit.alpha + fit.beta
-    G = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1.0 / s)
-    N_opt = G * (C / 6.0) ** (fit.beta / s)
-    D_opt = (C / 6.0) ** (fit.alpha / s) / G
-    return N_opt, D_opt, D_opt / N_opt
+  """Minimise L(N, D) subject to C = 6 N D. With a = beta/(alpha+beta), b = alpha/(alpha+beta):
+  N* = G (C/6)^a, D* = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta)).
+  Returns (N*, D*, D*/N* tokens per parameter)."""
+  C = np.asarray(C, dtype=float)
+  s = fit.alpha + fit.beta
+  G = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1.0 / s)
+  N_opt = G * (C / 6.0) ** (fit.beta / s)
+  D_opt = (C / 6.0) ** (fit.alpha / s) / G
+  return N_opt, D_opt, D_opt / N_opt
 
 
 # ----------------------------------------------------------------------------- approach 2
 @dataclasses.dataclass(frozen=True)
 class IsoFlopResult:
-    a: float  # N_opt ~ C^a
-    b: float  # D_opt ~ C^b (= 1 - a, since D = C / 6N)
-    C: np.ndarray  # per usable bucket: geometric-mean compute
-    N_opt: np.ndarray  # argmin of the parabola
-    L_opt: np.ndarray  # minimum of the parabola
-    coeffs: list  # per bucket (c2, c1, c0) of L = c2 x^2 + c1 x + c0, x = log N
-    n_points: np.ndarray
+  a: float  # N_opt ~ C^a
+  b: float  # D_opt ~ C^b (= 1 - a, since D = C / 6N)
+  C: np.ndarray  # per usable bucket: geometric-mean compute
+  N_opt: np.ndarray  # argmin of the parabola
+  L_opt: np.ndarray  # minimum of the parabola
+  coeffs: list  # per bucket (c2, c1, c0) of L = c2 x^2 + c1 x + c0, x = log N
+  n_points: np.ndarray
 
 
 def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5) -> IsoFlopResult:
-    """Hoffmann approach 2 (IsoFLOP profiles) on binned compute.
+  """Hoffmann approach 2 (IsoFLOP profiles) on binned compute.
 
-    ``C_bins`` are bin *edges* in FLOP (the Besiroglu points do not sit on exact compute levels,
-    default: 0.25-decade edges from 1e18 to 1e22). In each bucket with >= ``min_points`` points
-    a parabola in x = log N is fitted to the loss; buckets whose parabola is concave or whose
-    vertex lies outside the bucket's N range are discarded (no interior minimum). Then
-    log N_opt = a log C + const by least squares, and D_opt = C / (6 N_opt) gives b.
-    """
-    N, D, L = (np.asarray(v, float) for v in (N, D, L))
-    C = 6.0 * N * D
-    edges = np.asarray(C_bins if C_bins is not None else 10.0 ** np.arange(18, 22.01, 0.25))
-    Cs, Ns, Ls, cf, ns = [], [], [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (C >= lo) & (C < hi)
-        if sel.sum() < min_points:
-            continue
-        x = np.log(N[sel])
-        c2, c1, c0 = np.polyfit(x, L[sel], 2)
-        xv = -c1 / (2 * c2) if c2 > 0 else np.nan
-        if not (x.min() <= xv <= x.max()):
-            continue
-        Cs.append(np.exp(np.log(C[sel]).mean()))
-        Ns.append(np.exp(xv))
-        Ls.append(c0 - c1 * c1 / (4 * c2))
-        cf.append((c2, c1, c0))
-        ns.append(int(sel.sum()))
-    Cs, Ns = np.array(Cs), np.array(Ns)
-    if len(Cs) < 2:
-        raise ValueError("isoflop_fit: fewer than two buckets with an interior minimum")
-    a = float(np.polyfit(np.log(Cs), np.log(Ns), 1)[0])
-    b = float(np.polyfit(np.log(Cs), np.log(Cs / (6.0 * Ns)), 1)[0])
-    return IsoFlopResult(a, b, Cs, Ns, np.array(Ls), cf, np.array(ns))
+  ``C_bins`` are bin *edges* in FLOP (the Besiroglu points do not sit on exact compute levels,
+  default: 0.25-decade edges from 1e18 to 1e22). In each bucket with >= ``min_points`` points
+  a parabola in x = log N is fitted to the loss; buckets whose parabola is concave or whose
+  vertex lies outside the bucket's N range are discarded (no interior minimum). Then
+  log N_opt = a log C + const by least squares, and D_opt = C / (6 N_opt) gives b.
+  """
+  N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  C = 6.0 * N * D
+  edges = np.asarray(C_bins if C_bins is not None else 10.0 ** np.arange(18, 22.01, 0.25))
+  Cs, Ns, Ls, cf, ns = [], [], [], [], []
+  for lo, hi in zip(edges[:-1], edges[1:]):
+    sel = (C >= lo) & (C < hi)
+    if sel.sum() < min_points:
+      continue
+    x = np.log(N[sel])
+    c2, c1, c0 = np.polyfit(x, L[sel], 2)
+    xv = -c1 / (2 * c2) if c2 > 0 else np.nan
+    if not (x.min() <= xv <= x.max()):
+      continue
+    Cs.append(np.exp(np.log(C[sel]).mean()))
+    Ns.append(np.exp(xv))
+    Ls.append(c0 - c1 * c1 / (4 * c2))
+    cf.append((c2, c1, c0))
+    ns.append(int(sel.sum()))
+  Cs, Ns = np.array(Cs), np.array(Ns)
+  if len(Cs) < 2:
+    raise ValueError("isoflop_fit: fewer than two buckets with an interior minimum")
+  a = float(np.polyfit(np.log(Cs), np.log(Ns), 1)[0])
+  b = float(np.polyfit(np.log(Cs), np.log(Cs / (6.0 * Ns)), 1)[0])
+  return IsoFlopResult(a, b, Cs, Ns, np.array(Ls), cf, np.array(ns))
