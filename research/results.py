@@ -244,7 +244,9 @@ def main(argv=None) -> int:
   if fv.csv:
     print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")
   if fv.plot:
-    from research.analysis.results_plots import plot  # matplotlib only when drawing
+    from research.analysis.results_plots import columns_read, plot  # matplotlib only when drawing
+    for col, flag in columns_read(rows, fv.plot, fv.by, fv.x):
+      check_column(rows, col, flag)
     out = fv.out or Path(dirs[0]) / f"results_{fv.plot}.png"
     print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out)}")
   return 0

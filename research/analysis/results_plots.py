@@ -56,10 +56,18 @@ def _colouring(rows: list[dict], by: Optional[str]):
   return [colour[str(v)] for v in values], legend
 
 
-def _check(rows: list[dict], name: Optional[str], flag: str) -> None:
-  from research.results import check_column
-  if name is not None:
-    check_column(rows, name, flag)
+def columns_read(rows: list[dict], metric: str, by: Optional[str] = None,
+                 x: str = "step") -> list[tuple[str, str]]:
+  """(column, flag) for every table column `plot` reads, for the caller to check: the table's
+  column rules live in research/results.py, above this module."""
+  cols = [(by, "--by")] if by is not None else []
+  if x != "step":
+    cols += [(x, "--x"), (_metric_column(rows, metric), "--plot")]
+  return cols
+
+
+def _metric_column(rows: list[dict], metric: str) -> str:
+  return metric if any(metric in r for r in rows) else f"last.{metric}"
 
 
 def _curves(rows: list[dict], metric: str, ax, colours) -> None:
@@ -78,8 +86,7 @@ def _curves(rows: list[dict], metric: str, ax, colours) -> None:
 
 def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax, colours) -> str:
   """METRIC (a column, else last.METRIC) against column x, one line per --by value."""
-  column = metric if any(metric in r for r in rows) else f"last.{metric}"
-  _check(rows, column, "--plot")
+  column = _metric_column(rows, metric)
   groups: dict[str, list] = {}
   for row, colour in zip(rows, colours):
     if _is_number(row.get(x)) and _is_number(row.get(column)):
@@ -100,10 +107,8 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax, colour
 
 def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "step",
          out: str | Path = "results.png") -> Path:
-  """Draws `metric` for every row (run) and writes the figure through plots.save_figure."""
-  _check(rows, by, "--by")
-  if x != "step":
-    _check(rows, x, "--x")
+  """Draws `metric` for every row (run) and writes the figure through plots.save_figure.
+  The columns of `columns_read` are assumed checked (research/results.py does)."""
   colours, key = _colouring(rows, by)
   fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
   if x == "step":
