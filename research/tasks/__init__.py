@@ -9,6 +9,8 @@ loss, and its probes and baselines. See `regression.py` for the interface:
   model_inputs(batch) -> array          model input
   loss(outputs, batch) -> (scalar, {name: scalar})
   probe(predict_fn, key, probe_cfg, step=) -> {file stem: json-able result}
+  check_config(cfg)                     (static, optional) raises fields.ConfigError, one line,
+                                        on the first invalid config.task field
   build_uses_seed(cfg) -> bool          (static, optional) whether building the task draws
                                         from the seed (splits, tables, pools); absent = yes.
                                         Seed ensembles need a seed-free build.
@@ -48,3 +50,10 @@ def build_uses_seed(task_cfg) -> bool:
   always do): a task that does not say is assumed to, the safe answer for ensembles."""
   rule = getattr(REGISTRY.get(task_cfg.name), "build_uses_seed", None)
   return True if rule is None else bool(rule(task_cfg))
+
+
+def check_config(cfg) -> None:
+  """The task's own field checks (research/config_check.py calls this before anything compiles)."""
+  rule = getattr(REGISTRY[cfg.task.name], "check_config", None)
+  if rule is not None:
+    rule(cfg)

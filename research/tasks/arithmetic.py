@@ -44,6 +44,7 @@ import optax
 from research.models import IOSpec
 from research.tasks import arithmetic_metrics as am
 from research.tasks import fourier
+from research.tasks.fields import ConfigError, choice, positive
 
 OPERATIONS = ("add", "mul", "mod_add", "mod_sub", "mod_mul")
 PLUS, TIMES, EQUALS, SEP = 10, 11, 12, 13
@@ -125,6 +126,39 @@ class ArithmeticTask:
   @staticmethod
   def build_uses_seed(cfg) -> bool:
     return cfg.operation.startswith("mod_")  # the modular train/test split; digits: a fixed hash
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task field."""
+    t = cfg.task
+    choice(cfg, "task", "operation", OPERATIONS)
+    positive(cfg, "task", "num_digits", "eval_problems", "num_key_freqs")
+    positive(cfg, "task", "num_shots", allow_zero=True)
+    modular = t.operation.startswith("mod_")
+    half = (t.modulus - 1) // 2
+    if modular and t.modulus < 2:
+      raise ConfigError(f"config.task.modulus={t.modulus} must be at least 2")
+    if not 0 < t.train_fraction <= 1:
+      raise ConfigError(f"config.task.train_fraction={t.train_fraction} must be in (0, 1]")
+    if not modular and not 0 < t.held_out_fraction < 1:
+      raise ConfigError(f"config.task.held_out_fraction={t.held_out_fraction} must be in (0, 1)")
+    if modular and num_train_pairs(t.modulus, t.train_fraction) < 1:
+      raise ConfigError(f"config.task.train_fraction={t.train_fraction} leaves no training pairs")
+    if t.operation == "mod_add" and t.num_key_freqs > half:
+      raise ConfigError(f"config.task.num_key_freqs={t.num_key_freqs} exceeds the "
+                        f"{half} frequencies of modulus {t.modulus}")
+    freqs = list(t.key_freqs)
+    if len(set(freqs)) != len(freqs) or any(not 1 <= f <= half for f in freqs):
+      raise ConfigError(f"config.task.key_freqs={tuple(freqs)} must be distinct frequencies in "
+                        f"[1, (modulus-1)/2 = {half}]; () = the largest per eval")
+    if t.full_batch:
+      if not modular or t.num_shots:
+        raise ConfigError("config.task.full_batch=True needs a mod_* operation and num_shots=0")
+      n = num_train_pairs(t.modulus, t.train_fraction)
+      if cfg.train.batch_size != n:
+        raise ConfigError(f"config.train.batch_size={cfg.train.batch_size} must equal the "
+                          f"{n} training pairs (int(modulus^2 * train_fraction)) when "
+                          f"config.task.full_batch=True; set --config.train.batch_size={n}")
 
   def __init__(self, cfg, seed: int):
     self.cfg = cfg

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from research.models import IOSpec
+from research.tasks.fields import ConfigError, positive
 
 DELIMITER = 0
 GEN_FIELDS = ("vocab_size", "n_entities", "n_properties", "n_concepts", "n_ood_concepts",
@@ -263,6 +264,30 @@ _IDEAL_CACHE: dict[tuple, float] = {}
 
 class GincTask:
   name = "ginc"
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task / config.probe field."""
+    t = cfg.task
+    positive(cfg, "task", "n_entities", "n_concepts", "n_docs", "trans_temp", "start_temp")
+    positive(cfg, "task", "n_ood_concepts", allow_zero=True)
+    if t.n_properties < 2:
+      raise ConfigError(f"config.task.n_properties={t.n_properties} must be at least 2 "
+                        "(property 0 emits the delimiter)")
+    if t.vocab_size < 2:
+      raise ConfigError(f"config.task.vocab_size={t.vocab_size} must be at least 2 "
+                        "(delimiter + a word)")
+    if not 0 <= t.value_identity_coeff <= 1:
+      raise ConfigError(f"config.task.value_identity_coeff={t.value_identity_coeff} must be in "
+                        "[0, 1]")
+    if t.get("prompt_mode", "sample") not in ("sample", "argmax"):
+      raise ConfigError(f"config.task.prompt_mode={t.prompt_mode!r} is not a prompt mode; choose "
+                        "'sample' (Xie's released prompts) or 'argmax' (most likely path)")
+    if not 2 <= t.seq_len <= t.doc_len:
+      raise ConfigError(f"config.task.seq_len={t.seq_len} must be in [2, doc_len={t.doc_len}]")
+    if min(cfg.probe.example_lengths, default=0) < 2:
+      raise ConfigError(f"config.probe.example_lengths={tuple(cfg.probe.example_lengths)} must "
+                        "be non-empty, each >= 2 (k-1 inputs + 1 label)")
 
   def __init__(self, cfg, seed: int):
     self.cfg = cfg

@@ -17,6 +17,7 @@ import numpy as np
 
 from research.models import IOSpec
 from research.data import tfds_arrays
+from research.tasks.fields import ConfigError, choice, positive
 
 AUGMENTS = ("none", "flip", "flip_crop")
 
@@ -28,6 +29,15 @@ class ImageClassificationTask:
   @staticmethod
   def build_uses_seed(cfg) -> bool:
     return False
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task field."""
+    choice(cfg, "task", "augment", AUGMENTS)
+    positive(cfg, "task", "num_classes", "eval_examples", allow_zero=True)
+    if cfg.model.name != "resnet":
+      raise ConfigError(f"config.model.name={cfg.model.name!r} is not valid for "
+                        "task.name='image_classification'; choose one of: resnet")
 
   def __init__(self, cfg, seed: int):
     del seed

@@ -37,6 +37,7 @@ import numpy as np
 
 from research.models import IOSpec, transformer
 from research.probes import attention as scores
+from research.tasks.fields import ConfigError, positive
 
 POOL_SALT = 4     # fold_in salt of the Markov tables: a function of the seed only
 EVAL_SALT = 6     # fold_in salt of the fixed eval sets
@@ -52,6 +53,25 @@ def per_token_loss(logits_BxLxV, tokens_BxL):
 
 class InductionTask:
   name = "induction"
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task / config.probe field."""
+    t = cfg.task
+    positive(cfg, "task", "vocab_size", "span_len", "eval_sequences", "repeated_sequences")
+    positive(cfg, "task", "markov_scale", "skip_scale", allow_zero=True)
+    if t.seq_len < 16:
+      raise ConfigError(f"config.task.seq_len={t.seq_len} must be at least 16")
+    if t.span_len > t.seq_len // 4:
+      raise ConfigError(f"config.task.span_len={t.span_len} must be at most seq_len/4 = "
+                        f"{t.seq_len // 4}")
+    if not 0 <= t.repeat_prob <= 1:
+      raise ConfigError(f"config.task.repeat_prob={t.repeat_prob} must be in [0, 1]")
+    if cfg.model.name != "transformer":
+      raise ConfigError(f"config.model.name={cfg.model.name!r} is not valid for task.name="
+                        "'induction' (attention scores need attention maps); choose one of: "
+                        "transformer")
+    positive(cfg, "probe", "num_sequences")
 
   def __init__(self, cfg, seed: int):
     self.cfg = cfg

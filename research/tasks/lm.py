@@ -31,6 +31,7 @@ from absl import logging
 from research.data import text as text_lib
 from research.errors import InputError
 from research.models import IOSpec
+from research.tasks.fields import ConfigError, check_text_task, choice, positive
 
 SOURCES = ("file", "tfds", "synthetic")
 WINDOWS = ("random", "chunks")
@@ -80,6 +81,19 @@ class LMTask:
   @staticmethod
   def build_uses_seed(cfg) -> bool:
     return False
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task / config.probe field."""
+    check_text_task(cfg, SOURCES, LM_TOKENIZERS)
+    choice(cfg, "task", "window", WINDOWS)
+    positive(cfg, "task", "max_documents", allow_zero=True)
+    if cfg.task.source == "file" and not 0 < cfg.task.valid_fraction < 1:
+      raise ConfigError(f"config.task.valid_fraction={cfg.task.valid_fraction} must be in (0, 1)")
+    if cfg.task.source == "synthetic" and cfg.task.get("vocab_size", 0) <= text_lib.NUM_SPECIAL:
+      raise ConfigError(f"config.task.vocab_size={cfg.task.get('vocab_size', 0)} must exceed the "
+                        f"{text_lib.NUM_SPECIAL} special ids for source='synthetic'")
+    positive(cfg, "probe", "eval_sequences", "generate_tokens", "temperature", allow_zero=True)
 
   def __init__(self, cfg, seed: int):
     del seed  # the corpus and its order are fixed; batches come from the step key

@@ -20,6 +20,7 @@ import numpy as np
 
 from research.models import IOSpec
 from research.tasks import regression_baselines as bl
+from research.tasks.fields import ConfigError, choice, positive
 
 FUNCTIONS = ("linear", "sparse_linear", "noisy_linear", "quadratic", "relu_net", "decision_tree")
 POOL_SALT = 4  # fold_in salt of the task pool key: a pool is a function of the seed only
@@ -100,6 +101,25 @@ class RegressionTask:
   @staticmethod
   def build_uses_seed(cfg) -> bool:
     return cfg.pool_size > 0  # only the finite task pool is drawn at build time
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task field."""
+    t = cfg.task
+    choice(cfg, "task", "function", FUNCTIONS)
+    positive(cfg, "task", "n_dims", "relu_hidden", "tree_depth")
+    positive(cfg, "task", "noise_std", "pool_size", allow_zero=True)
+    if t.n_points < 2:
+      raise ConfigError(f"config.task.n_points={t.n_points} must be at least 2")
+    if t.function == "noisy_linear" and t.noise_std <= 0:
+      raise ConfigError("config.task.noise_std must be > 0 for function='noisy_linear' "
+                        "(Raventós: 0.5); or use function='linear'")
+    if t.function == "sparse_linear" and not 1 <= t.sparsity <= t.n_dims:
+      raise ConfigError(f"config.task.sparsity={t.sparsity} must be in [1, n_dims={t.n_dims}]")
+    if t.curriculum.enabled:
+      for f in ("dims_start", "points_start", "every"):
+        if t.curriculum[f] <= 0:
+          raise ConfigError(f"config.task.curriculum.{f}={t.curriculum[f]} must be positive")
 
   def __init__(self, cfg, seed: int):
     self.cfg = cfg

@@ -33,6 +33,7 @@ from absl import logging
 from research.data import text as text_lib
 from research.errors import InputError
 from research.models import IOSpec
+from research.tasks.fields import ConfigError, check_text_task, choice, positive
 
 SOURCES = ("csv", "tfds")
 READOUTS = ("last", "mean")
@@ -91,6 +92,18 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[list, list, flo
 class TextClassificationTask:
   name = "text_classification"
   probe_name = "text_classification"
+
+  @staticmethod
+  def check_config(cfg) -> None:
+    """Raises ConfigError (one line) on the first invalid config.task field."""
+    check_text_task(cfg, SOURCES, text_lib.TOKENIZERS)
+    choice(cfg, "task", "readout", READOUTS)
+    positive(cfg, "task", "max_examples", allow_zero=True)
+    if cfg.task.source == "csv" and not 0 < cfg.task.test_fraction < 1:
+      raise ConfigError(f"config.task.test_fraction={cfg.task.test_fraction} must be in (0, 1)")
+    if cfg.task.tokenizer == "word" and cfg.task.vocab_size <= text_lib.NUM_SPECIAL:
+      raise ConfigError(f"config.task.vocab_size={cfg.task.vocab_size} must exceed the "
+                        f"{text_lib.NUM_SPECIAL} special ids for tokenizer='word'")
 
   def __init__(self, cfg, seed: int):
     self.cfg = cfg

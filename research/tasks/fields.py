@@ -1,0 +1,74 @@
+"""The helpers every config check uses (research/config_check.py and each task's
+`check_config`): one error class and one wording for "choose one of" and "must be positive".
+
+Each task checks its own `config.task` fields in a `check_config(cfg)` static method, which
+config_check calls through the task registry, so a new task needs no edit there.
+"""
+from __future__ import annotations
+
+import math
+
+from research.errors import InputError
+
+
+class ConfigError(InputError):
+  pass
+
+
+def choice(cfg, section: str, field: str, valid) -> None:
+  value = cfg[section][field]
+  if value not in valid:
+    raise ConfigError(f"config.{section}.{field}={value!r} is not valid; choose one of: "
+                      + ", ".join(map(str, valid)))
+
+
+def positive(cfg, section: str, *fields: str, allow_zero: bool = False) -> None:
+  for field in fields:
+    value = cfg[section][field]
+    if not math.isfinite(value):
+      raise ConfigError(f"config.{section}.{field}={value!r} must be a finite number")
+    if value < 0 or (value == 0 and not allow_zero):
+      raise ConfigError(f"config.{section}.{field}={value!r} must be "
+                        + ("non-negative" if allow_zero else "positive"))
+
+
+def check_text_task(cfg, sources, tokenizers) -> None:
+  """Fields shared by the text tasks (research/tasks/lm.py, text_classification.py)."""
+  from research.data import text as text_lib
+  t = cfg.task
+  choice(cfg, "task", "source", sources)
+  choice(cfg, "task", "tokenizer", tokenizers)
+  choice(cfg, "task", "placement", text_lib.PLACEMENTS)
+  if t.seq_len < 2:
+    raise ConfigError(f"config.task.seq_len={t.seq_len} must be at least 2")
+  if t.source in ("file", "csv") and not t.path:
+    raise ConfigError(f"config.task.source={t.source!r} needs config.task.path=FILE")
+  if t.source == "tfds" and not t.dataset:
+    raise ConfigError("config.task.source='tfds' needs config.task.dataset=NAME")
+  if cfg.model.name not in ("transformer", "lstm"):
+    raise ConfigError(f"config.model.name={cfg.model.name!r} is not valid for "
+                      f"task.name={t.name!r}; choose one of: lstm, transformer")
+  init_from = cfg.get("init_from", "")
+  if init_from:
+    from pathlib import Path
+    if not (Path(init_from).expanduser() / "checkpoints").is_dir():
+      raise ConfigError(f"config.init_from={init_from!r} has no checkpoints/ directory; "
+                        "point it at the --workdir of a finished run")
+  _data_file(cfg)
+
+
+def _data_file(cfg) -> None:
+  """A text or CSV file the task reads is read now: its errors (missing, empty, a missing
+  column, one class, a broken quote) end the command before the workdir is touched."""
+  from research.data import text as text_lib
+  t = cfg.task
+  try:
+    if t.source == "file":
+      text_lib.read_file(t.path)
+    elif t.source == "csv":
+      _, labels = text_lib.read_csv(t.path, t.text_column, t.label_column)
+      if len(set(labels)) < 2:
+        raise InputError(f"config.task.path={t.path!r}: every row has the label {labels[0]!r} "
+                         f"(column {t.label_column!r}); a classifier needs at least 2 classes")
+  except InputError as e:
+    raise ConfigError(str(e)) from None
