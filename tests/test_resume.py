@@ -168,10 +168,11 @@ def test_no_readable_checkpoint_is_a_clear_error(tmp_path, cache, reference):
 
 
 def test_unwritable_workdir_is_a_clear_error(tmp_path, cache):
+  """A workdir the user named inside a file is bad input (exit 2), refused before any write."""
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")
   proc = _run(blocker / "run", cache)
-  assert proc.returncode == 5, proc.stderr[-3000:]
+  assert proc.returncode == 2, proc.stderr[-3000:]
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and "file" in errors[0] and "Traceback" not in proc.stderr
 
