@@ -82,9 +82,9 @@ def write_shift_probe(run_dir: Path) -> Path:
   """Garg's test-time distribution shifts on the finished run: run_dir/distribution_shift.json."""
   import jax
 
-  from research import predict
+  from research import keys, predict
   exp, params, step = predict.load_run(run_dir)
-  key = jax.random.fold_in(exp.root_key, 0x5F1F7)  # its own stream: not the probe's prompts
+  key = jax.random.fold_in(exp.root_key, keys.SHIFT_PROBE)  # not the probe's prompts
   res = exp.task.shift_probe(exp.predict_fn(params), key, exp.config.probe)
   path = Path(run_dir) / "distribution_shift.json"
   path.write_text(json.dumps(res | {"step": int(step)}, indent=1))

@@ -27,14 +27,11 @@ import optax
 from absl import logging
 
 from research import checkpoint as ckpt_lib
-from research import errors
+from research import errors, keys
 from research import metrics as metrics_lib
 from research import models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
 from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
-
-# fold_in salts: every key is a function of (seed, purpose[, step]).
-DATA, INIT, DROPOUT, PROBE, EVAL = 0, 1, 2, 3, 5  # 4: task pools
 
 
 class NonFiniteLossError(errors.ResearchError, FloatingPointError):
@@ -97,7 +94,7 @@ class Experiment:
 
   def init_from_key(self, root_key) -> TrainState:
     """Fresh state for the run whose root key is `root_key` (pure; vmappable)."""
-    params = nn.unbox(self._init_boxed(jax.random.fold_in(root_key, INIT)))
+    params = nn.unbox(self._init_boxed(jax.random.fold_in(root_key, keys.INIT)))
     return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx.init(params))
 
   def init_state(self) -> TrainState:
@@ -105,7 +102,7 @@ class Experiment:
 
   # --- 3. the train step ------------------------------------------------------
   def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None):
-    rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, DROPOUT), step)}
+    rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, keys.DROPOUT), step)}
     if microbatch is not None:  # gradient accumulation: fresh dropout masks per microbatch
       rngs["dropout"] = jax.random.fold_in(rngs["dropout"], microbatch)
     # The mesh lets the model pin its activations to the batch axes (transformer.Block):
@@ -122,7 +119,7 @@ class Experiment:
     values, e.g. the regression pool size), traced so that no value recompiles.
     """
     step = state.step
-    data_key = jax.random.fold_in(jax.random.fold_in(root_key, DATA), step)
+    data_key = jax.random.fold_in(jax.random.fold_in(root_key, keys.DATA), step)
     batch = self.task.sample(data_key, step, self.config.train.batch_size,
                              **(task_values or {}))
     (loss, aux), grads = self._loss_and_grads(state.params, batch, step, root_key)
@@ -370,7 +367,7 @@ def periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None
   evaluate = getattr(exp.task, "evaluate", None)
   if evaluate is None:
     return
-  key = jax.random.fold_in(jax.random.fold_in(exp.root_key, EVAL), step)
+  key = jax.random.fold_in(jax.random.fold_in(exp.root_key, keys.EVAL), step)
   values = jax.device_get(evaluate(exp, state.params, key))
   writer.write(step, {f"eval_{k}": v for k, v in values.items()})
 
@@ -379,7 +376,7 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
   """Evaluates the task's probes; writes probes/*.json and renders figures/*.png."""
   from research.analysis import plots  # matplotlib only when probing
 
-  key = jax.random.fold_in(exp.root_key, PROBE)
+  key = jax.random.fold_in(exp.root_key, keys.PROBE)
   results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
                            step=int(state.step))
   paths = {}

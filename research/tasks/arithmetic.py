@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from research import keys
 from research.models import IOSpec
 from research.tasks import arithmetic_metrics as am
 from research.tasks import fourier
@@ -49,12 +50,10 @@ from research.tasks.fields import ConfigError, choice, positive
 OPERATIONS = ("add", "mul", "mod_add", "mod_sub", "mod_mul")
 PLUS, TIMES, EQUALS, SEP = 10, 11, 12, 13
 DIGIT_VOCAB = 14
-SPLIT_SALT = 4  # fold_in salt of the train/test split: a function of the seed only
 # Digit tasks list their pairs (to enumerate the held-out set and compute chance
 # exactly) up to this many; beyond it they sample.
 ENUMERATE_PAIRS = 10 ** 6
 CHANCE_SAMPLES = 100_000  # held-out problems drawn (fixed key) to estimate chance beyond it
-CHANCE_SALT = 5
 
 
 def pair_hash(a_BxN, b_BxN):
@@ -174,7 +173,7 @@ class ArithmeticTask:
       self.vocab, self.answer_len, self.example_len = p + 1, 1, 4
       self.num_symbols = p
       perm = np.asarray(jax.random.permutation(
-          jax.random.fold_in(jax.random.key(seed), SPLIT_SALT), p * p))
+          jax.random.fold_in(jax.random.key(seed), keys.TASK_POOL), p * p))
       n_train = num_train_pairs(p, float(cfg.train_fraction))
       pair = lambda idx: np.stack([idx // p, idx % p], axis=1).astype(np.int32)
       self.train_pairs, self.test_pairs = pair(np.sort(perm[:n_train])), pair(np.sort(perm[n_train:]))
@@ -369,7 +368,7 @@ class ArithmeticTask:
       answers = np.asarray(self._examples(None, 0, self.held_out_pairs))[:, -self.answer_len:]
       how = f"exact, over all {len(self.held_out_pairs)} held-out problems"
     else:
-      key = jax.random.key(CHANCE_SALT)  # fixed: the same chance for every seed and size
+      key = jax.random.key(keys.ARITHMETIC_CHANCE)  # fixed: the same chance for every seed and size
       answers = np.asarray(self._examples(key, CHANCE_SAMPLES, held_out=True))[:, -self.answer_len:]
       how = (f"estimated from {CHANCE_SAMPLES} held-out problems drawn with a fixed key "
              "(exact match: the sample mode's frequency)")

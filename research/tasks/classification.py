@@ -45,13 +45,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research import keys
 from research.models import IOSpec, transformer
 from research.data import tfds_arrays
 from research.tasks.fields import ConfigError, choice, positive
 
 SOURCES = ("gaussian", "omniglot")
 LOSS_ON = ("query", "all")
-MEAN_SALT, LABEL_SALT = 6, 7  # fold_in salts: class means and the label map depend on the seed only
 NEG_INF = -1e30
 
 
@@ -139,10 +139,10 @@ class ClassificationTask:
     if k <= self.num_labels:  # Chan's 'ordered' labels
       labels_K = np.arange(k)
     else:  # Reddy: a balanced random map of K classes onto L labels
-      labels_K = (np.arange(k) % self.num_labels)[np.random.default_rng([seed, LABEL_SALT]).permutation(k)]
+      labels_K = (np.arange(k) % self.num_labels)[np.random.default_rng([seed, keys.LABEL_MAP]).permutation(k)]
     self.class_label_C = jnp.asarray(np.concatenate([labels_K, np.arange(c - k) % self.num_labels]),
                                      jnp.int32)
-    self.mean_key = jax.random.fold_in(jax.random.key(seed), MEAN_SALT)
+    self.mean_key = jax.random.fold_in(jax.random.key(seed), keys.CLASS_MEANS)
     if self.omni is None:  # mu_k ~ N(0, I/D), a function of the seed only
       means = jax.random.normal(self.mean_key, (k, self.dim)) / math.sqrt(self.dim)
       self.means = tfds_arrays.HostArray(np.asarray(means))

@@ -35,12 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research import keys
 from research.models import IOSpec, transformer
 from research.probes import attention as scores
 from research.tasks.fields import ConfigError, positive
 
-POOL_SALT = 4     # fold_in salt of the Markov tables: a function of the seed only
-EVAL_SALT = 6     # fold_in salt of the fixed eval sets
 SOURCES = ("train", "markov", "repeated")
 
 
@@ -78,7 +77,7 @@ class InductionTask:
     self.vocab, self.seq_len = int(cfg.vocab_size), int(cfg.seq_len)
     self.span_len, self.repeat_prob = int(cfg.span_len), float(cfg.repeat_prob)
     root = jax.random.key(seed)
-    table_key = jax.random.fold_in(root, POOL_SALT)
+    table_key = jax.random.fold_in(root, keys.TASK_POOL)
     k1, k2 = jax.random.split(table_key)
     # Next-token logits: a bigram term of the previous token plus a skip-bigram term
     # of the token before it (a trigram source with additive structure, as in text:
@@ -88,7 +87,7 @@ class InductionTask:
     self.io = IOSpec(output_dim=self.vocab, seq_len=self.seq_len, vocab_size=self.vocab)
     self.early, self.late = scores.icl_positions(self.seq_len)
     self.half_window = max(0, self.seq_len // 64)
-    self._eval_key = jax.random.fold_in(root, EVAL_SALT)
+    self._eval_key = jax.random.fold_in(root, keys.INDUCTION_EVAL)
     self._eval_fn = None
 
   @property

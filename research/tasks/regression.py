@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from research import keys
 from research.models import IOSpec
 from research.tasks import regression_baselines as bl
 from research.tasks.fields import ConfigError, choice, positive
 
 FUNCTIONS = ("linear", "sparse_linear", "noisy_linear", "quadratic", "relu_net", "decision_tree")
-POOL_SALT = 4  # fold_in salt of the task pool key: a pool is a function of the seed only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +130,7 @@ class RegressionTask:
         "enabled", "dims_start", "dims_increment", "points_start", "points_increment", "every")})
     self.pool_ws_MxD = None
     if cfg.pool_size > 0:
-      pool_key = jax.random.fold_in(jax.random.key(seed), POOL_SALT)
+      pool_key = jax.random.fold_in(jax.random.key(seed), keys.TASK_POOL)
       self.pool_ws_MxD = jax.random.normal(pool_key, (cfg.pool_size, self.n_dims))
     self.io = IOSpec(output_dim=1, seq_len=2 * self.n_points, input_dim=self.n_dims)
 
