@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
 from research import errors
+from research.models import transformer
 
 
 CHECKSUMS = "checksums.json"
@@ -246,3 +248,100 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs carrying the target shardings, for restore."""
   return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                       tree, shardings)
+
+
+# --- config.init_from: another run's weights ------------------------------------------
+# init_params_from(DIR, params, shardings) is the `config.init_from` seam of research/train.py:
+# every parameter of the new model whose path and shape match one in DIR's newest checkpoint is
+# copied; the read-out head (`read_out`) keeps its fresh initialisation when its shape differs
+# (a new task's head); any other mismatch raises InitFromError naming the parameters and shapes.
+HEAD = ("read_out", "head")
+
+
+class InitFromError(errors.InputError):
+  pass
+
+
+def _nested(flat: dict) -> dict:
+  tree: dict = {}
+  for key, x in flat.items():
+    *scopes, leaf = key.split("/")
+    node = tree
+    for scope in scopes:
+      node = node.setdefault(scope, {})
+    node[leaf] = x
+  return tree
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in tree.items():
+    out |= _flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": np.asarray(v)}
+  return out
+
+
+def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
+  """{'block_0/attn/query/kernel': array, ...} of the newest checkpoint in workdir."""
+  directory = Path(workdir).expanduser() / "checkpoints"
+  if not directory.is_dir():
+    raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
+                        "must be the workdir of a run that saved a checkpoint")
+  ck = Checkpointer(directory, max_to_keep=1_000_000, async_save=False)
+  try:
+    step = ck.latest_step()
+    corrupt = ck.verify(step) if step is not None else None
+  finally:
+    ck.close()
+  if step is None:
+    raise InitFromError(f"no complete checkpoint in {directory}")
+  if corrupt:  # never fine-tune from damaged weights
+    raise InitFromError(f"checkpoint {step} in {directory} is damaged ({corrupt}); resume that "
+                        "run once (it falls back to its previous checkpoint) or pick another")
+  path = directory / str(step) / "state"
+  checkpointer = ocp.StandardCheckpointer()
+  md = checkpointer.metadata(path)
+  tree = getattr(getattr(md, "item_metadata", md), "tree", md)
+  device = jax.local_devices()[0]
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(
+      tuple(m.shape), m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), tree)
+  state = checkpointer.restore(path, target)
+  checkpointer.close()
+  params = state["params"]
+  return {_path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params)}, step
+
+
+def init_params_from(workdir: str, params, shardings):
+  """`params` with every shared parameter replaced by the one in workdir's checkpoint."""
+  source, step = _raw_params(workdir)
+  # scan_layers / fused_qkv store the same weights elsewhere: read them in this model's layout.
+  source = _flat(transformer.match_layout(_nested(source), _nested(
+      {_path(p): x for p, x in jax.tree_util.tree_leaves_with_path(params)})))
+  copied, fresh, errors = [], [], []
+  leaves = []
+  for path, x in jax.tree_util.tree_leaves_with_path(params):
+    k = _path(path)
+    src = source.get(k)
+    head = any(part in HEAD for part in k.split("/"))
+    if src is None:
+      fresh.append(k)
+      leaves.append(x)
+    elif tuple(src.shape) != tuple(x.shape):
+      if not head:
+        errors.append(f"{k} shape {tuple(src.shape)} in checkpoint vs {tuple(x.shape)} here")
+      fresh.append(k)
+      leaves.append(x)
+    else:
+      copied.append(k)
+      leaves.append(np.asarray(src, dtype=x.dtype))
+  if errors:
+    raise InitFromError(
+        f"config.init_from={workdir!r} (checkpoint {step}) does not fit this model: "
+        + "; ".join(errors[:8]) + (f" (+{len(errors) - 8} more)" if len(errors) > 8 else "")
+        + ". Use the same model sizes, tokenizer (vocabulary) and model.max_len as that run")
+  if not copied:
+    raise InitFromError(f"config.init_from={workdir!r}: no parameter of this model is in its "
+                        "checkpoint (different model family?)")
+  logging.info("init_from %s (step %d): copied %d parameters, fresh %s", workdir, step,
+               len(copied), fresh)
+  new = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
+  return jax.device_put(new, shardings)

@@ -241,8 +241,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   else:
     state = exp.init_state()
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
-      from research import predict
-      state = state.replace(params=predict.init_params_from(
+      state = state.replace(params=ckpt_lib.init_params_from(
           config.init_from, state.params, exp.param_sharding))
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.

@@ -100,17 +100,17 @@ def test_init_from_starts_heads_fresh_at_any_depth(monkeypatch):
   `sequence_model/read_out` start fresh; a body shape mismatch is still an error."""
   import jax
   import numpy as np
-  from research import predict
+  from research import checkpoint
   params = {"head": {"kernel": np.zeros((5, 2))},
             "sequence_model": {"read_out": {"kernel": np.zeros((4, 3))},
                                "block": {"kernel": np.zeros((2, 2))}}}
   source = {"head/kernel": np.ones((5, 9)), "sequence_model/read_out/kernel": np.ones((4, 7)),
             "sequence_model/block/kernel": np.ones((2, 2))}
-  monkeypatch.setattr(predict, "_raw_params", lambda workdir: (source, 7))
+  monkeypatch.setattr(checkpoint, "_raw_params", lambda workdir: (source, 7))
   shardings = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), params)
-  new = predict.init_params_from("run", params, shardings)
+  new = checkpoint.init_params_from("run", params, shardings)
   np.testing.assert_array_equal(new["sequence_model"]["block"]["kernel"], np.ones((2, 2)))
   np.testing.assert_array_equal(new["head"]["kernel"], np.zeros((5, 2)))
   source["sequence_model/block/kernel"] = np.ones((3, 3))
-  with pytest.raises(predict.InitFromError, match="block"):
-    predict.init_params_from("run", params, shardings)
+  with pytest.raises(checkpoint.InitFromError, match="block"):
+    checkpoint.init_params_from("run", params, shardings)

@@ -228,7 +228,6 @@ def test_config_check_refuses_bad_feature_values():
 def test_layout_changes_never_mis_restore(tmp_path):
   """A run trained unscanned: resuming it scanned is refused naming the field, and
   `init_from` into a scanned, fused-QKV model copies every weight into the new layout."""
-  from research import predict
   from research.errors import InputError
   c = _induction_cfg()
   c.train.num_steps = c.train.checkpoint_every = 10
@@ -240,7 +239,7 @@ def test_layout_changes_never_mis_restore(tmp_path):
   assert "model.scan_layers" in str(e.value) and "\n" not in str(e.value)
   exp = train.Experiment(c2, jax.devices()[:1])
   fresh = exp.init_state().params
-  got = predict.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
+  got = ckpt_lib.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
   trained = train.Experiment(c, jax.devices()[:1])
   ckpt = ckpt_lib.Checkpointer(tmp_path / "a" / "checkpoints", max_to_keep=2, async_save=False)
   state, _, _ = ckpt.restore(ckpt_lib.abstract_like(trained.abstract_state, trained.state_sharding))
