@@ -26,8 +26,9 @@ score with 95% intervals over `probe.num_prompts` held-out problems (digit
 tasks; every held-out problem when there are fewer) or over every held-out
 pair (modular), next to chance: the best input-independent predictor on those
 problems; see `arithmetic_metrics.py`.
-`evaluate` (every `train.eval_every` steps) logs train/test accuracy and loss,
-the weight norm and, for mod_add, Fourier progress measures (`fourier.py`).
+`evaluate` (every `train.eval_every` steps; `arithmetic_progress.py`) logs train/test
+accuracy and loss, the weight norm and, for mod_add, Fourier progress measures (`fourier.py`).
+Digit encoding and exact sums and products: `digits.py`.
 
 Shape legend: B batch, T tokens per sequence, M answer tokens, V vocabulary,
 N digits per operand, Q = p^2 pairs, C logit classes, K key frequencies.
@@ -39,74 +40,25 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from research import keys
 from research.models import IOSpec
 from research.tasks import arithmetic_metrics as am
-from research.tasks import fourier
+from research.tasks.arithmetic_progress import ProgressMeasures
+from research.tasks.digits import (  # noqa: F401 (the token ids are public here too)
+    DIGIT_VOCAB, EQUALS, PLUS, SEP, TIMES, add_digits, int_digits, mul_digits, pair_hash)
 from research.tasks.fields import ConfigError, choice, positive
 
 OPERATIONS = ("add", "mul", "mod_add", "mod_sub", "mod_mul")
-PLUS, TIMES, EQUALS, SEP = 10, 11, 12, 13
-DIGIT_VOCAB = 14
 # Digit tasks list their pairs (to enumerate the held-out set and compute chance
 # exactly) up to this many; beyond it they sample.
 ENUMERATE_PAIRS = 10 ** 6
 CHANCE_SAMPLES = 100_000  # held-out problems drawn (fixed key) to estimate chance beyond it
 
 
-def pair_hash(a_BxN, b_BxN):
-  """A fixed 32-bit hash of the operand digits (FNV-1a, then murmur3's finaliser so
-  that every bit depends on every digit). Independent of the seed: every run and
-  model size holds out the same problems."""
-  h = jnp.full(a_BxN.shape[:1], 2166136261, jnp.uint32)
-  for d_B in jnp.concatenate([a_BxN, b_BxN], axis=1).T:
-    h = (h ^ d_B.astype(jnp.uint32)) * jnp.uint32(16777619)
-  h = (h ^ (h >> 16)) * jnp.uint32(0x85EBCA6B)
-  h = (h ^ (h >> 13)) * jnp.uint32(0xC2B2AE35)
-  return h ^ (h >> 16)
-
-
-def int_digits(x_B, n: int):
-  """Integers (< 10^n) -> n MSB-first digits."""
-  return (np.asarray(x_B)[:, None] // 10 ** np.arange(n - 1, -1, -1)) % 10
-
-
 def num_train_pairs(modulus: int, train_fraction: float) -> int:
   """Training pairs of a modular task; configs/grokking.py computes the same."""
   return int(modulus * modulus * train_fraction)
-
-
-def _digits_lsb(x_BxN):
-  """Most-significant-first digits -> least-significant-first."""
-  return x_BxN[:, ::-1]
-
-
-def add_digits(a_BxN, b_BxN):
-  """Sum of two MSB-first digit arrays as N+1 LSB-first digits (no integer overflow)."""
-  a, b = _digits_lsb(a_BxN), _digits_lsb(b_BxN)
-  carry, out = jnp.zeros_like(a[:, 0]), []
-  for i in range(a.shape[1]):
-    s = a[:, i] + b[:, i] + carry
-    out.append(s % 10)
-    carry = s // 10
-  return jnp.stack(out + [carry], axis=1)
-
-
-def mul_digits(a_BxN, b_BxN):
-  """Schoolbook product of two MSB-first digit arrays as 2N LSB-first digits."""
-  a, b = _digits_lsb(a_BxN), _digits_lsb(b_BxN)
-  n = a.shape[1]
-  outer_BxNxN = a[:, :, None] * b[:, None, :]
-  cols = [sum(outer_BxNxN[:, i, k - i] for i in range(max(0, k - n + 1), min(k, n - 1) + 1))
-          for k in range(2 * n - 1)] + [jnp.zeros_like(a[:, 0])]
-  carry, out = jnp.zeros_like(a[:, 0]), []
-  for col in cols:
-    s = col + carry
-    out.append(s % 10)
-    carry = s // 10
-  return jnp.stack(out, axis=1)
 
 
 @jax.jit
@@ -116,8 +68,9 @@ def _write_argmax(tokens_BxT, logits_BxTxV, j):
   return tokens_BxT.at[:, j + 1].set(next_B)
 
 
-class ArithmeticTask:
-  """Sampler, input encoding, loss, probe and progress measures of arithmetic tasks."""
+class ArithmeticTask(ProgressMeasures):
+  """Sampler, input encoding, loss and probe of arithmetic tasks; the progress measures logged
+  every eval_every steps are in arithmetic_progress.py."""
 
   name = "arithmetic"
   probe_name = "arithmetic"
@@ -427,69 +380,3 @@ class ArithmeticTask:
   def render(self, probe_json, out_png):
     from research.analysis import emergence_plots
     return emergence_plots.render_arithmetic_probe(probe_json, out_png)
-
-  # --- progress measures (every train.eval_every steps) -----------------------
-  def evaluate(self, exp, params, key) -> dict:
-    fn = self._eval_cache.get(id(exp))
-    if fn is None:
-      apply = lambda p, x: exp.model.apply({"params": p}, x, train=False)
-      fn = self._eval_cache[id(exp)] = jax.jit(functools.partial(self._evaluate, apply))
-    return fn(params, key)
-
-  def _split_stats(self, apply, params, key, pairs=None, batch_size=0, held_out=False):
-    toks = self._sequences(key, batch_size, pairs, held_out)
-    return self.loss(apply(params, toks[:, :-1]), {"tokens": toks})
-
-  def _evaluate(self, apply, params, key):
-    out = {"weight_norm": optax.global_norm(params)}
-    if not self.modular:
-      # Held-out problems, like the modular tasks' test split.
-      loss, aux = self._split_stats(apply, params, key, batch_size=int(self.cfg.eval_problems),
-                                    held_out=True)
-      return out | {"loss": loss, "token_accuracy": aux["token_accuracy"],
-                    "exact_match": aux["exact_match"]}
-    splits = {"train": self.train_pairs, "test": self.test_pairs}
-    if self.shots:  # each split with its own in-context examples
-      for i, (name, pairs) in enumerate(splits.items()):
-        if len(pairs):
-          loss, aux = self._split_stats(apply, params, jax.random.fold_in(key, i), pairs)
-          out |= {f"{name}_loss": loss, f"{name}_accuracy": aux["exact_match"]}
-      return out
-    # Zero-shot: one forward pass over all p^2 pairs (rows a * p + b) serves both splits
-    # and the Fourier measures.
-    p = self.p
-    grid = np.stack(np.meshgrid(np.arange(p), np.arange(p), indexing="ij"), -1).reshape(-1, 2)
-    toks_QxT = self._sequences(key, p * p, grid)
-    logits_QxTxV = apply(params, toks_QxT[:, :-1])
-    for name, pairs in splits.items():
-      if len(pairs):
-        idx = pairs[:, 0] * p + pairs[:, 1]
-        loss, aux = self.loss(logits_QxTxV[idx], {"tokens": toks_QxT[idx]})
-        out |= {f"{name}_loss": loss, f"{name}_accuracy": aux["exact_match"]}
-    if self.op == "mod_add" and p % 2 == 1:
-      out |= self._fourier_measures(logits_QxTxV[:, -1, :p], toks_QxT[:, -1], params)
-    return out
-
-  def _fourier_measures(self, logits_QxC, target_Q, params):
-    """Restricted / excluded loss and key frequencies (Nanda et al. 2023)."""
-    p = self.p
-    logits_QxC = logits_QxC.astype(jnp.float32)
-    embed_PxD = params["token_embed"]["embedding"][:p]
-    num = int(self.cfg.num_key_freqs)
-    if len(self.cfg.key_freqs):
-      freqs_K = jnp.asarray(list(self.cfg.key_freqs), jnp.int32)
-    else:
-      freqs_K = fourier.key_frequencies(embed_PxD, num)
-    norms_F = fourier.embedding_freq_norms(embed_PxD)
-    ce = lambda lg, idx: optax.softmax_cross_entropy_with_integer_labels(lg[idx], target_Q[idx]).mean()
-    all_idx = np.arange(p * p)
-    train_idx = self.train_pairs[:, 0] * p + self.train_pairs[:, 1]
-    out = {"restricted_loss": ce(fourier.restricted_logits(logits_QxC, p, freqs_K), all_idx),
-           "excluded_loss": ce(fourier.excluded_logits(logits_QxC, p, freqs_K), train_idx),
-           "key_freq_share": jnp.sum(norms_F[freqs_K - 1] ** 2) / jnp.sum(norms_F ** 2)}
-    out |= {f"key_freq_{i}": freqs_K[i] for i in range(freqs_K.shape[0])}
-    return out
-
-  def embedding_spectrum(self, params) -> list[float]:
-    """Final model's embedding norm per frequency 1..(p-1)/2 (for figures)."""
-    return np.asarray(fourier.embedding_freq_norms(params["token_embed"]["embedding"][:self.p])).tolist()
