@@ -280,7 +280,11 @@ def config_from_module(module, preset: str, where: str) -> ml_collections.Config
 
 def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
   """'configs/X.py[:PRESET]' -> its locked ConfigDict (the one config loader)."""
-  path_text, _, preset = str(spec).partition(":")
+  path_text, colon, preset = str(spec).partition(":")
+  if colon and not preset.strip():
+    # 'FILE.py:' would silently run the file's default preset (often the long cpu one).
+    raise InputError(f"{flag}={spec}: no preset after ':'; write {path_text}:PRESET (e.g. "
+                     f":tiny) or drop the ':' for the file's default preset")
   module = load_config_module(path_text, flag)
   return config_from_module(module, preset, f"{flag}={spec}")
 

@@ -120,6 +120,18 @@ def _train(cfg, num_devices: int) -> None:
                       f"{tr.grad_accum_steps} x {batch_shards}; use a multiple of it")
 
 
+def _sharding_rules(cfg) -> None:
+  """Each rule is (logical axis, mesh axis | tuple of mesh axes | None), as sharding.py reads it."""
+  for rule in cfg.sharding.rules if "sharding" in cfg else ():
+    ok = isinstance(rule, (tuple, list)) and len(rule) == 2 and isinstance(rule[0], str)
+    target = rule[1] if ok else None
+    targets = target if isinstance(target, (tuple, list)) else (target,)
+    if not ok or not all(t is None or t in sharding.MESH_AXES for t in targets):
+      raise ConfigError(f"config.sharding.rules entry {rule!r} is not (logical axis, mesh axis); "
+                        f"mesh axes are {', '.join(sharding.MESH_AXES)}, a tuple of them or "
+                        "None, e.g. ('mlp', 'tensor')")
+
+
 def validate(cfg, num_devices: int) -> None:
   """Raises ConfigError (one line) on the first invalid field."""
   if cfg.task.name not in tasks.REGISTRY:
@@ -127,8 +139,9 @@ def validate(cfg, num_devices: int) -> None:
                       + ", ".join(sorted(tasks.REGISTRY)))
   tasks.check_config(cfg)
   _model(cfg)
+  _train(cfg, num_devices)  # before the schedule, which reads train.num_steps
   _optim(cfg)
-  _train(cfg, num_devices)
+  _sharding_rules(cfg)
   positive(cfg, "probe", *(f for f in ("num_prompts", "batch_size", "bootstrap", "knn")
                             if f in cfg.probe))  # the fields a task's probe uses
   for f, low in (("lasso_alpha", 0.0), ("ridge_lambda", -1.0)):
