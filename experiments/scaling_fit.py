@@ -46,9 +46,9 @@ def parse_args(argv=None):
 
 
 def make_figure(path, N, D, L, fit, iso, edges):
-  import matplotlib
-  matplotlib.use("Agg")  # headless; must precede pyplot
   import matplotlib.pyplot as plt
+
+  from research.analysis.plots import save_figure  # sets the headless backend first
 
   C = 6.0 * N * D
   fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -79,9 +79,7 @@ def make_figure(path, N, D, L, fit, iso, edges):
   ax.set_title(f"Chinchilla approach 3: E={fit.E:.3f} A={fit.A:.0f} B={fit.B:.0f} "
                f"α={fit.alpha:.3f} β={fit.beta:.3f} ({fit.n_points} pts)", fontsize=10)
   ax.legend(fontsize=8, loc="upper right")
-  fig.tight_layout()
-  fig.savefig(path, dpi=130)
-  plt.close(fig)
+  save_figure(fig, path, dpi=130)
 
 
 def main(argv=None) -> int:

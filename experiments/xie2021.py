@@ -98,6 +98,8 @@ def render(results: dict, out_png) -> Path:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  
+  from research.analysis.plots import save_figure
 
   first = next(iter(results.values()))["probe"]["accuracy"]
   sets, ks = list(first), list(first[next(iter(first))])
@@ -123,11 +125,7 @@ def render(results: dict, out_png) -> Path:
   if len(sets) > 1 and any("ideal" in c for c in first[sets[0]].values()):
     leg.plot([], [], ls=":", color="black", lw=1, label="ideal learner (Bayes, knows the format)")
   leg.legend(fontsize=7, frameon=False, loc="upper left")
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png)
 
 
 def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from research import workdir  # noqa: E402
+from research.analysis.plots import save_figure  # noqa: E402
 
 LABELS = {"icl": "ICL (novel classes)", "iwl": "in-weights (no support)",
           "flip": "flipped labels", "iwl_rare": "in-weights, rare", "iwl_common": "in-weights, common",
@@ -51,11 +52,7 @@ def render_probe(probe_json, out_png) -> Path:
   ax.set_title(f"{res['source']}: B={res['burstiness']}, alpha={res['zipf_alpha']}, "
                f"{res['ways']}-way {res['shots']}-shot probes, step {res['step']}", fontsize=8)
   ax.legend(fontsize=6, frameon=False, loc="upper right")
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png)
 
 
 def read_eval_rows(metrics_jsonl) -> list[dict]:
@@ -87,11 +84,7 @@ def training_curves(metrics_jsonl, out_png, *, title: str = "") -> Path:
     ax2.set_ylabel("attention weight")
     ax2.legend(fontsize=5, frameon=False, ncol=2)
   axes[-1, 0].set_xlabel("step")
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png)
 
 
 def grid(cells: list[dict], out_png, *, row_key: str, col_key: str, title: str = "") -> Path:
@@ -114,7 +107,4 @@ def grid(cells: list[dict], out_png, *, row_key: str, col_key: str, title: str =
     ax.set_title({"icl": "ICL accuracy", "iwl": "in-weights accuracy"}[metric], fontsize=8)
   fig.colorbar(im, ax=axes, fraction=0.03)
   fig.suptitle(title, fontsize=8)
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png, tight=False)

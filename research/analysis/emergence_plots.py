@@ -55,11 +55,7 @@ def render_arithmetic_probe(probe_json, out_png) -> Path:
   fig.suptitle(f"{what}, {res['num_shots']}-shot, step {res['step']}, "
                f"{res['num_problems']} problems ({res['split']}); 95% intervals\n"
                f"{res['chance_definition']}", fontsize=7)
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return plots.save_figure(fig, out_png)
 
 
 def read_eval_rows(metrics_jsonl) -> list[dict]:
@@ -116,11 +112,7 @@ def render_grokking(runs: dict[str, str | Path], out_png, *, spectra: dict | Non
     axes[5].set_title("final embedding norm per frequency", fontsize=8)
     axes[5].set_xlabel("frequency k", fontsize=8)
     axes[5].legend(fontsize=6, frameon=False)
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return plots.save_figure(fig, out_png)
 
 
 # --- emergence across model sizes -----------------------------------------------------

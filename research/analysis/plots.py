@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from research.workdir import atomic_path  # noqa: E402
+
 # Stable colours per estimator so every figure of the project reads the same.
 COLOURS = {"model": "#1f77b4", "least_squares": "#ff7f0e", "ridge": "#2ca02c",
            "dmmse": "#d62728", "averaging": "#9467bd", "nearest_neighbours": "#8c564b",
@@ -18,13 +20,19 @@ LABELS = {"model": "Transformer", "least_squares": "Least squares", "ridge": "Ri
           "lasso": "Lasso"}
 
 
-def save_figure(fig, out_png: str | Path) -> Path:
-  """Lays out, writes (creating the folder) and closes a figure; returns its path."""
-  fig.tight_layout()
+def save_figure(fig, out_png: str | Path, *, tight: bool = True, **savefig_kwargs) -> Path:
+  """The one way a figure is written: lays it out (`tight=False` for figures whose colour bar
+  spans several axes), writes it atomically (creating the folder; a reader never sees half a
+  PNG, research/workdir.py) and closes it; returns its path."""
+  if tight:
+    fig.tight_layout()
   out = Path(out_png)
   out.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out)
-  plt.close(fig)
+  try:
+    with atomic_path(out) as tmp:
+      fig.savefig(tmp, **savefig_kwargs)
+  finally:
+    plt.close(fig)
   return out
 
 
@@ -46,8 +54,4 @@ def render_probe(probe_json: str | Path, out_png: str | Path) -> Path:
   ax.set_title(f"{res.get('function', '')} regression, d={d}, step {res['step']} "
                f"({res.get('source', 'prior')} tasks)", fontsize=9)
   ax.legend(fontsize=7, frameon=False)
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png)

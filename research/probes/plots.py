@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from research.analysis.plots import save_figure  # noqa: E402
+
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
@@ -32,11 +34,7 @@ def render_curves(runs: dict, out_png) -> Path:
   axes[2].set_xlabel("training tokens")
   axes[0].legend(fontsize=8, frameon=False)
   axes[0].set_title("attention-only models; shaded: steepest ICL-score drop", fontsize=9)
-  fig.tight_layout()
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png)
 
 
 def render_head_maps(runs: dict, out_png) -> Path:
@@ -60,7 +58,4 @@ def render_head_maps(runs: dict, out_png) -> Path:
       ax.set_ylabel("layer", fontsize=7)
       ax.set_xlabel("head", fontsize=7)
   fig.colorbar(im, ax=axes, shrink=0.6, label="prefix-matching score")
-  out = Path(out_png)
-  fig.savefig(out)
-  plt.close(fig)
-  return out
+  return save_figure(fig, out_png, tight=False)

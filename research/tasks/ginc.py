@@ -395,6 +395,7 @@ class GincTask:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from research.analysis.plots import save_figure
 
     res = json.loads(Path(probe_json).read_text())
     sets = list(res["accuracy"])
@@ -411,8 +412,4 @@ class GincTask:
       ax.set_ylabel("label accuracy")
       ax.set_title(f"GINC {name.upper()} concepts, step {res['step']}", fontsize=9)
       ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    out = Path(out_png)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)

@@ -129,6 +129,7 @@ class ImageClassificationTask:
     from pathlib import Path
 
     from research.analysis import classification_plots  # sets the Agg backend
+    from research.analysis.plots import save_figure
     plt = classification_plots.plt
     res = json.loads(Path(json_path).read_text())
     acc = [a if a is not None else 0.0 for a in res["per_class_accuracy"]]
@@ -141,7 +142,4 @@ class ImageClassificationTask:
     ax.set_title(f"{res['dataset']} ({res['split']}, {res['num_examples']} images), "
                  f"step {res['step']}", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
-    return Path(png_path)
+    return save_figure(fig, png_path)

@@ -249,6 +249,7 @@ class InductionTask:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from research.analysis.plots import save_figure
 
     res = json.loads(Path(probe_json).read_text())
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
@@ -262,11 +263,7 @@ class InductionTask:
     ax.set_title(f"loss per position, step {res['step']}; ICL score {res['icl_score']:.3f}",
                  fontsize=9)
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    out = Path(out_png)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 def ov_circuits(params) -> dict[str, np.ndarray]:

@@ -225,6 +225,7 @@ class LMTask:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from research.analysis.plots import save_figure
     res = json.loads(Path(json_path).read_text())
     fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
     curve = res["loss_by_position"]
@@ -235,7 +236,4 @@ class LMTask:
     ax.set_ylabel("eval loss (nats)")
     ax.set_title(f"{res['dataset']} ({res['tokenizer']}), step {res['step']}", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
-    return Path(png_path)
+    return save_figure(fig, png_path)

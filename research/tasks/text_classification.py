@@ -228,6 +228,7 @@ class TextClassificationTask:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from research.analysis.plots import save_figure
     res = json.loads(Path(json_path).read_text())
     cm = np.asarray(res["confusion_matrix"])
     binary = "roc" in res
@@ -256,7 +257,4 @@ class TextClassificationTask:
       ax.legend(fontsize=7, frameon=False, loc="lower right")
       ax.set_title(f"ROC ({res['labels'][1]} positive)", fontsize=8)
     fig.suptitle(f"{res['dataset']}, step {res['step']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
-    return Path(png_path)
+    return save_figure(fig, png_path)
