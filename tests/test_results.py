@@ -105,7 +105,13 @@ def test_cli_prints_the_table_and_writes_the_csv(sweep_dir, tmp_path):
     (["{sweep}", "--where", "model.width>1000"], "matches --where"),
     (["{sweep}", "--by", "model.width"], "add --plot"),
     (["{sweep}", "--plot", "accuracy"], "no run's metrics.jsonl has a 'accuracy'"),
-    (["{sweep}", "--bogus"], "bogus")])
+    (["{sweep}", "--bogus"], "bogus"),
+    (["{sweep}", "--x", "model.width"], "--x is a setting of the plot"),
+    (["{sweep}", "--out", "{empty}/f.png"], "--out is a setting of the plot"),
+    (["{sweep}", "--csv", "{empty}"], "is a directory; name a file in it"),
+    (["{sweep}", "--csv", "{sweep}/results.jsonl/t.csv"], "is a file, so the file cannot"),
+    (["{sweep}", "--plot", "loss", "--out", "{empty}"], "is a directory; name a file in it"),
+    (["{sweep}", "--plot", "loss", "--out", "{empty}/f.xyz"], ".xyz is not a figure format")])
 def test_bad_input_exits_2_with_one_line(sweep_dir, tmp_path, args, match):
   (tmp_path / "empty").mkdir()
   names = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "sweep": sweep_dir}
@@ -114,6 +120,7 @@ def test_bad_input_exits_2_with_one_line(sweep_dir, tmp_path, args, match):
   err = proc.stderr.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: ") and match in err[0], proc.stderr
   assert not (sweep_dir / "results_accuracy.png").exists()
+  assert not any((tmp_path / "empty").iterdir())  # nothing written where the output was refused
 
 
 def test_plot_loss_by_width_over_steps(sweep_dir, tmp_path, monkeypatch):

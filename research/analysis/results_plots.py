@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 from research.analysis import plots  # noqa: E402
 from research.errors import InputError  # noqa: E402
@@ -54,6 +55,11 @@ def _colouring(rows: list[dict], by: Optional[str]):
     handles = [plt.Line2D([], [], color=colour[v], label=v) for v in levels]
     ax.legend(handles=handles, title=by, fontsize=8)
   return [colour[str(v)] for v in values], legend
+
+
+def figure_formats() -> set[str]:
+  """The file extensions matplotlib can write (png, pdf, svg, ...)."""
+  return set(FigureCanvasBase.get_supported_filetypes())
 
 
 def columns_read(rows: list[dict], metric: str, by: Optional[str] = None,
