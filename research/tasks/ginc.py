@@ -392,24 +392,5 @@ class GincTask:
 
   @staticmethod
   def render(probe_json, out_png) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from research.analysis.plots import save_figure
-
-    res = json.loads(Path(probe_json).read_text())
-    sets = list(res["accuracy"])
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.4), dpi=110, squeeze=False)
-    for ax, name in zip(axes[0], sets):
-      for k, curve in res["accuracy"][name].items():
-        line, = ax.plot(curve["n"], curve["accuracy"], marker="o", ms=3, label=f"k={k}")
-        if "ideal" in curve:
-          ax.plot(curve["n"], curve["ideal"], ls=":", lw=1, color=line.get_color())
-      if any("ideal" in c for c in res["accuracy"][name].values()):
-        ax.plot([], [], ls=":", color="grey", label="ideal learner (Bayes)")
-      ax.set_xscale("symlog", linthresh=1)
-      ax.set_xlabel("examples in the prompt n")
-      ax.set_ylabel("label accuracy")
-      ax.set_title(f"GINC {name.upper()} concepts, step {res['step']}", fontsize=9)
-      ax.legend(fontsize=7, frameon=False)
-    return save_figure(fig, out_png)
+    from research.analysis import plots
+    return plots.render_ginc_probe(probe_json, out_png)
