@@ -92,8 +92,9 @@ def _define_flags() -> None:
 def _read_lines(path: str) -> list[str]:
   p = Path(path).expanduser()
   if not p.is_file():
-    raise InputError(f"--file={path}: " + ("is a directory" if p.is_dir() else "no such file")
-                     + "; pass a text file with one text per line")
+    problem = ("is a directory" if p.is_dir() else "is not a regular file" if p.exists()
+               else "no such file")
+    raise InputError(f"--file={path}: {problem}; pass a text file with one text per line")
   try:
     text = p.read_text(encoding="utf-8")
   except UnicodeDecodeError as e:
@@ -115,6 +116,16 @@ def main(argv) -> int:
   if not (workdir / "config.json").is_file():
     raise InputError(f"--workdir={_WORKDIR.value} holds no config.json; pass the --workdir of "
                      "a finished text_classification run")
+  try:
+    task_name = json.loads((workdir / "config.json").read_text())["task"]["name"]
+  except (ValueError, KeyError, TypeError):
+    raise InputError(f"--workdir={_WORKDIR.value}: config.json is not a run's config (no "
+                     "task.name); pass the --workdir of a finished text_classification run") from None
+  from research import tasks
+  if getattr(tasks.REGISTRY.get(task_name), "for_prediction", None) is None:
+    # Refused before the run is rebuilt: rebuilding reads its data and compiles its model.
+    raise InputError(f"--workdir={_WORKDIR.value} is a {task_name!r} run, which does not predict "
+                     "labels; research.predict needs a text_classification run")
   try:
     exp, params, step = load_run(_WORKDIR.value)
   except ValueError as e:  # the run's own data or config no longer loads

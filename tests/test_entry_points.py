@@ -221,6 +221,10 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
 
   run = tmp_path / "not_a_run"
   run.mkdir()
+  regression, broken = tmp_path / "regression_run", tmp_path / "broken_run"
+  for d, text in ((regression, '{"task": {"name": "regression"}}'), (broken, "{oops")):
+    d.mkdir()
+    (d / "config.json").write_text(text)
   table = [
       ("predict --file missing", [f"--workdir={run}", f"--file={files['missing']}"],
        "no such file"),
@@ -228,6 +232,12 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
        "is a directory"),
       ("predict workdir without a run", [f"--workdir={run}", "--text=great"], "no config.json"),
       ("predict without text", [f"--workdir={run}"], "are required"),
+      ("predict on a regression run", [f"--workdir={regression}", "--text=hi"],
+       "is a 'regression' run, which does not predict labels"),
+      ("predict on a broken config.json", [f"--workdir={broken}", "--text=hi"],
+       "config.json is not a run's config"),
+      ("predict --file not a regular file", [f"--workdir={run}", "--file=/dev/null"],
+       "is not a regular file"),
   ]
   results = _drive("research.predict", [(argv, run) for _, argv, _ in table])
   for (name, _, needle), r in zip(table, results):
