@@ -111,6 +111,8 @@ def main(argv) -> int:
     raise InputError(f"unexpected arguments {argv[1:]}; quote a text with spaces: --text=\"a b\"")
   if not _WORKDIR.value or not (_TEXT.value or _FILE.value):
     raise InputError("--workdir=DIR and --text=... (or --file=lines.txt) are required")
+  if any(not t.strip() for t in _TEXT.value):  # --file skips blank lines likewise
+    raise InputError("--text is empty; give the text to classify, e.g. --text=\"a great film\"")
   texts = list(_TEXT.value) + (_read_lines(_FILE.value) if _FILE.value else [])
   workdir = Path(_WORKDIR.value).expanduser()
   if not (workdir / "config.json").is_file():

@@ -236,6 +236,7 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
        "is a 'regression' run, which does not predict labels"),
       ("predict on a broken config.json", [f"--workdir={broken}", "--text=hi"],
        "config.json is not a run's config"),
+      ("predict an empty --text", [f"--workdir={run}", "--text= "], "--text is empty"),
       ("predict --file not a regular file", [f"--workdir={run}", "--file=/dev/null"],
        "is not a regular file"),
   ]
