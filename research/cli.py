@@ -160,6 +160,10 @@ def run(main: Callable[[list[str]], int | None]) -> None:
 def run_script(main: Callable[[list[str]], object]) -> None:
   """`main(sys.argv[1:])` with the error contract; an int result is the exit code."""
   quiet_libraries()
+  if not flags.FLAGS.is_parsed():
+    # The script's flags live in their own FlagValues; without this, absl's first log
+    # line is preceded by "WARNING: Logging before flag parsing goes to stderr."
+    flags.FLAGS.mark_as_parsed()
   try:
     result = main(sys.argv[1:])
   except KeyboardInterrupt:

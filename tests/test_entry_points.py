@@ -360,3 +360,14 @@ def test_check_workdir(tmp_path):
     with pytest.raises(InputError, match=needle):
       cli.check_workdir(path)
   assert cli.check_workdir("gs://bucket/run")  # remote: the writer checks it
+
+
+def test_run_script_logs_without_absl_preinit_warning():
+  """A script's log lines reach stderr without absl's 'Logging before flag parsing' line (its
+  flags live in a private FlagValues, so the global ones were never parsed)."""
+  code = ("from absl import logging; from research import cli; "
+          "cli.run_script(lambda argv: logging.info('progress line'))")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert "progress line" in proc.stderr and "before flag parsing" not in proc.stderr, proc.stderr
