@@ -8,7 +8,9 @@ regression task-pool size M (Raventós's task diversity) is a value too: the
 program holds the largest pool and each member draws from its first M rows,
 which are exactly the pool its solo run builds. A member
 whose loss turns non-finite is frozen (its state stops changing, its logs stop) and
-reported with the step and loss its solo run would report; the others continue.
+reported with the step and loss its solo run would report; the others continue. Training
+runs through the solo run's loop (research/loop.py) with `_EnsembleStep`: the same deferred
+metric read, cadences and SIGTERM handling (the stacked checkpoint holds every member).
 
 Shape legend: M ensemble members, K steps per jit call.
 """
@@ -28,7 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
-from research import optim, preemption, sharding, tasks
+from research import loop, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
 from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
                             run_probes)
@@ -127,6 +129,7 @@ class Ensemble:
     return jax.jit(init, out_shardings=self.state_sharding)(jnp.asarray(self.seeds))
 
   def multi_step_fn(self, num_steps: int):
+    """The jitted carry -> (carry, (per-step metrics K x M, frozen flags M))."""
     exp = self.exp
 
     def member_step(state: TrainState, root_key, frozen, task_values):
@@ -149,7 +152,10 @@ class Ensemble:
       return carry, m
 
     def run(carry):
-      return jax.lax.scan(one, carry, None, length=num_steps)
+      # The flags after the call travel with its metrics: the host reads them one call
+      # late (research/loop.py), when the carry has moved on.
+      carry, m = jax.lax.scan(one, carry, None, length=num_steps)
+      return carry, (m, carry["frozen"])
 
     return jax.jit(run, in_shardings=(self.state_sharding,),
                    out_shardings=(self.state_sharding, sharding.replicated(exp.mesh)),
@@ -208,62 +214,53 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
       tokens_per_step=tokens * ens.size,
       flops_per_step=ens.exp.built.train_flops_per_token * tokens * ens.size,
       peak_flops=peak, num_devices=len(ens.exp.mesh.devices.flat))
-  fns: dict[int, Any] = {}
-  last: list[dict] = [{} for _ in members]  # each member's last logged row: its final_*
-  step, t0, started = start, time.perf_counter(), False
-  try:
-    while step < tr.num_steps:
-      if guard.is_set():
-        ckpt.wait()
-        if ckpt.latest_step() != step:
-          ckpt.save(step, carry, {"step": step}, force=True)
-        raise preemption.Preempted(
-            f"preempted (SIGTERM) at step {step}; the ensemble's checkpoint is saved in "
-            f"{ckpt.directory}; rerun the same command to resume")
-      k = min(tr.steps_per_call, tr.num_steps - step)
-      fns.setdefault(k, ens.multi_step_fn(k))
-      carry, m = fns[k](carry)
-      m = jax.device_get(m)  # K x M; members are independent, so no NaN stop here
-      frozen = np.asarray(jax.device_get(carry["frozen"]))
-      if not started:
-        progress.start(step + k)
-        started = True
-      step += k
-      if step % tr.log_every == 0 or step == tr.num_steps:
-        rates = progress.measure(step) if step > start + k else {}
-        rates = {f"ensemble_{r}": v for r, v in rates.items()}
-        for i, w in enumerate(writers):
-          if frozen[i]:  # a solo run stops at its non-finite loss and logs nothing after
-            continue
-          row = {name: float(np.mean(v[:, i])) for name, v in m.items()}
-          w.write(step, row)
-          if rates:
-            w.write(step, rates, perf=True)
-          last[i] = row | rates
-        if rates:
-          logging.info("ensemble of %d: %s", ens.size, progress.line(
-              step, float(np.nanmean(m["loss"][-1])),
-              {r[len("ensemble_"):]: v for r, v in rates.items()}))
-      if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
-        for i in np.flatnonzero(~frozen):
-          periodic_eval(views[i], take(carry["state"], jnp.int32(i)), step, writers[i])
-      if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
-        ckpt.save(step, carry, {"step": step})
-  finally:
-    ckpt.close()
-    for w in writers:
-      w.close()
+  kind = _EnsembleStep(ens, writers, views, take)
+  t0 = time.perf_counter()
+  out = loop.run(kind, carry, start=start, train=tr, ckpt=ckpt, writers=writers, guard=guard,
+                 progress=progress)
+  carry, step, last = out.state, out.step, kind.last
   if step == start and start:  # restored a finished ensemble: final metrics are on disk
     last = [metrics_lib.logged_at(d, start) for d in dirs]
-
   wall = time.perf_counter() - t0
-  if guard.is_set():
-    raise preemption.Preempted(f"preempted (SIGTERM) after the ensemble's final checkpoint "
-                               f"(step {step}); rerun the same command to finish its members")
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
   return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
                          last[i], step=step, wall=wall, tokens=tokens)
           for i in range(ens.size)]
+
+
+class _EnsembleStep:
+  """The ensemble's step in the shared loop (research/loop.py): members are independent,
+  so a non-finite loss stops none; its member is frozen in the program, stops logging here
+  and is reported at the end (_finish_member)."""
+
+  def __init__(self, ens: Ensemble, writers, views: list[Experiment], take):
+    self.ens, self.writers, self.views, self.take = ens, writers, views, take
+    self.label = f"ensemble of {ens.size}: "
+    self.last: list[dict] = [{} for _ in writers]  # each member's last logged row: its final_*
+
+  def call(self, num_steps: int):
+    return self.ens.multi_step_fn(num_steps)
+
+  def check(self, first: int, end: int, out) -> None:
+    del first, end, out
+
+  def log(self, end: int, out, rates: dict) -> float:
+    m, frozen = out  # K x M metrics, the frozen flags after the call
+    rates = {f"ensemble_{r}": v for r, v in rates.items()}
+    for i, w in enumerate(self.writers):
+      if frozen[i]:  # a solo run stops at its non-finite loss and logs nothing after
+        continue
+      row = {name: float(np.mean(v[:, i])) for name, v in m.items()}
+      w.write(end, row)
+      if rates:
+        w.write(end, rates, perf=True)
+      self.last[i] = row | rates
+    return float(np.nanmean(m["loss"][-1]))
+
+  def evaluate(self, carry: dict, step: int) -> None:
+    frozen = np.asarray(jax.device_get(carry["frozen"]))
+    for i in np.flatnonzero(~frozen):
+      periodic_eval(self.views[i], self.take(carry["state"], jnp.int32(i)), step, self.writers[i])
 
 
 def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view: Experiment,

@@ -3,10 +3,10 @@
 1. Setup: task, model, optimiser, mesh, shardings.
 2. Sharded init (jit with out_shardings), or restore of the newest complete
    checkpoint onto the same shardings.
-3. The loop: one jit call runs `steps_per_call` steps through `lax.scan`, with
-   data sampled on device from fold_in(seed, step) and the state donated. The
-   host reads the metrics of call i after dispatching call i+1, so the device
-   never waits for logging; before a checkpoint it syncs and checks the loss.
+3. The loop (research/loop.py, shared with vmapped ensembles): one jit call runs
+   `steps_per_call` steps through `lax.scan`, with data sampled on device from
+   fold_in(seed, step) and the state donated; `_SoloStep` says what a solo run logs
+   and that a non-finite loss stops it.
 4. Probes at the end: curves as JSON, then figures rendered from the JSON.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from absl import logging
 from research import checkpoint as ckpt_lib
 from research import errors, keys
 from research import metrics as metrics_lib
-from research import models, optim, preemption, sharding, tasks
+from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
 from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
 
@@ -257,80 +257,16 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       num_devices=len(exp.mesh.devices.flat))
   logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_src)
 
-  fns: dict[int, Any] = {}
-  pending = None  # (first step, last step, device metrics) not yet read by the host
-  last = {}
-
-  def drain():
-    nonlocal pending, last
-    if pending is None:
-      return
-    first, end, m = pending
-    pending = None
-    m = jax.device_get(m)
-    losses = np.asarray(m["loss"])
-    if not np.all(np.isfinite(losses)):
-      bad = first + int(np.argmax(~np.isfinite(losses)))
-      raise NonFiniteLossError(
-          f"non-finite loss at step {bad} (window {first}-{end}); stopped. The last good "
-          f"checkpoint is kept in {ckpt.directory}; lower the learning rate or add clipping")
-    if end % tr.log_every == 0 or end == tr.num_steps:
-      # Means over the last jit call's steps: the same rows whether or not the
-      # run was interrupted and resumed in between.
-      row = {k: float(np.mean(v)) for k, v in m.items()}
-      rates = progress.measure(end)  # {} for a window inside the first call (no timing)
-      writer.write(end, row)
-      if rates:
-        writer.write(end, rates, perf=True)
-        logging.info("%s", progress.line(end, row["loss"], rates))
-      else:
-        logging.info("step %d/%d | loss %.4g", end, tr.num_steps, row["loss"])
-      last = row | rates
-
-  step = start
+  solo = _SoloStep(exp, writer, ckpt.directory)
   t0 = time.perf_counter()
-  compile_s = None
-  try:
-    while step < tr.num_steps:
-      if guard.is_set():
-        drain()
-        ckpt.wait()
-        if ckpt.latest_step() != step:
-          ckpt.save(step, state, {"step": step}, force=True)
-        raise Preempted(f"preempted (SIGTERM) at step {step}; checkpoint saved in "
-                        f"{ckpt.directory}; rerun the same command to resume")
-      k = min(tr.steps_per_call, tr.num_steps - step)
-      if k not in fns:
-        fns[k] = exp.multi_step_fn(k)
-      state, m = fns[k](state)
-      if compile_s is None:
-        jax.block_until_ready(m)
-        compile_s = time.perf_counter() - t0
-        progress.start(step + k)  # rates exclude the first call: its compile and its steps
-        logging.info("first call (compile + %d steps): %.1fs", k, compile_s)
-      drain()
-      pending = (step + 1, step + k, m)
-      step += k
-      if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
-        drain()
-        periodic_eval(exp, state, step, writer)
-      if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
-        drain()  # never checkpoint a state whose losses were not checked
-        ckpt.save(step, state, {"step": step})
-    drain()
-    if step == start and start:  # restored a finished run: its final metrics are on disk
-      last = metrics_lib.logged_at(workdir, start)
-  finally:
-    try:
-      ckpt.close()
-    finally:  # even when the checkpoint's last write failed (disk full)
-      writer.close()
-  if guard.is_set():  # SIGTERM during the last calls or the final save, which completed
-    raise Preempted(f"preempted (SIGTERM) after the final checkpoint (step {step}) was saved; "
-                    "probes not run; rerun the same command to probe")
+  out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
+                 progress=progress)
+  state, step, last = out.state, out.step, solo.last
+  if step == start and start:  # restored a finished run: its final metrics are on disk
+    last = metrics_lib.logged_at(workdir, start)
 
   wall = time.perf_counter() - t0
-  summary = {"final_step": step, "train_wall_s": wall, "compile_s": compile_s,
+  summary = {"final_step": step, "train_wall_s": wall, "compile_s": out.compile_s,
              "num_params": exp.num_params,
              "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
              "train_flops_per_token": exp.built.train_flops_per_token,
@@ -341,6 +277,40 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
   return summary
+
+
+class _SoloStep:
+  """One run's step in the shared loop (research/loop.py): a non-finite loss stops the run."""
+
+  label = ""
+
+  def __init__(self, exp: Experiment, writer, ckpt_dir):
+    self.exp, self.writer, self.ckpt_dir = exp, writer, ckpt_dir
+    self.last: dict = {}  # the last logged row: the summary's final_*
+
+  def call(self, num_steps: int):
+    return self.exp.multi_step_fn(num_steps)
+
+  def check(self, first: int, end: int, m: dict) -> None:
+    losses = np.asarray(m["loss"])
+    if not np.all(np.isfinite(losses)):
+      bad = first + int(np.argmax(~np.isfinite(losses)))
+      raise NonFiniteLossError(
+          f"non-finite loss at step {bad} (window {first}-{end}); stopped. The last good "
+          f"checkpoint is kept in {self.ckpt_dir}; lower the learning rate or add clipping")
+
+  def log(self, end: int, m: dict, rates: dict) -> float:
+    # Means over the last jit call's steps: the same rows whether or not the
+    # run was interrupted and resumed in between.
+    row = {k: float(np.mean(v)) for k, v in m.items()}
+    self.writer.write(end, row)
+    if rates:
+      self.writer.write(end, rates, perf=True)
+    self.last = row | rates
+    return row["loss"]
+
+  def evaluate(self, state: TrainState, step: int) -> None:
+    periodic_eval(self.exp, state, step, self.writer)
 
 
 def train_or_reuse(config, workdir: str, *, devices=None) -> dict:

@@ -1,0 +1,121 @@
+"""The K-step training loop: one for a solo run (research/train.py) and a vmapped ensemble
+(research/ensemble.py); they differ only in their `Step`.
+
+One jit call runs K = `train.steps_per_call` steps. The host reads call i's metrics after
+dispatching call i+1, so the device never waits for logging; before a periodic eval, a
+checkpoint or a preemption save it reads them all, so no state is evaluated or checkpointed
+whose losses were not checked. SIGTERM (research/preemption.py) is acted on between calls:
+the loop saves the current step's checkpoint and raises Preempted, which entry points turn
+into exit 0 (a rerun resumes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Protocol
+
+import jax
+from absl import logging
+
+from research import checkpoint as ckpt_lib
+from research import metrics as metrics_lib
+from research import preemption
+
+
+class Step(Protocol):
+  """What a solo run and an ensemble do differently inside the shared loop."""
+
+  label: str  # prefixes the progress line ("" for a solo run)
+
+  def call(self, num_steps: int) -> Callable[[Any], tuple[Any, Any]]:
+    """A jitted state -> (state, device metrics) running `num_steps` steps (state donated)."""
+
+  def check(self, first: int, end: int, metrics: Any) -> None:
+    """Host metrics of steps first..end, before anything is logged: raise to stop the run."""
+
+  def log(self, end: int, metrics: Any, rates: dict) -> float:
+    """Writes the rows of the call ending at `end`; returns the loss for the progress line."""
+
+  def evaluate(self, state: Any, step: int) -> None:
+    """Periodic eval rows of the state at `step`."""
+
+
+@dataclasses.dataclass
+class Outcome:
+  state: Any
+  step: int  # the last step trained (start when a finished run was restored)
+  compile_s: float | None  # the first call's wall time (compile + K steps); None: no call
+
+
+def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, writers,
+        guard: preemption.Guard, progress: metrics_lib.Progress) -> Outcome:
+  """Trains `state` from step `start` to `train.num_steps` (config.train: cadences, K).
+
+  Owns `ckpt` and `writers` from here on: both are closed when the loop ends, however it
+  ends (the writers even when the checkpoint's last write failed: disk full).
+  """
+  try:
+    outcome = _loop(kind, state, start, train, ckpt, guard, progress)
+  finally:
+    try:
+      ckpt.close()
+    finally:
+      for w in writers:
+        w.close()
+  if guard.is_set():  # SIGTERM during the last calls or the final save, which completed
+    raise preemption.Preempted(
+        f"preempted (SIGTERM) after the final checkpoint (step {outcome.step}) was saved; "
+        "probes not run; rerun the same command to probe")
+  return outcome
+
+
+def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
+  calls: dict[int, Callable] = {}
+  pending = None  # (first step, last step, device metrics) not yet read by the host
+
+  def drain():
+    nonlocal pending
+    if pending is None:
+      return
+    first, end, m = pending
+    pending = None
+    m = jax.device_get(m)
+    kind.check(first, end, m)
+    if end % tr.log_every == 0 or end == tr.num_steps:
+      rates = progress.measure(end)  # {} for a window inside the first call (no timing)
+      loss = kind.log(end, m, rates)
+      if rates:
+        logging.info("%s%s", kind.label, progress.line(end, loss, rates))
+      else:
+        logging.info("%sstep %d/%d | loss %.4g", kind.label, end, tr.num_steps, loss)
+
+  step, t0, compile_s = start, time.perf_counter(), None
+  while step < tr.num_steps:
+    if guard.is_set():
+      drain()
+      ckpt.wait()
+      if ckpt.latest_step() != step:
+        ckpt.save(step, state, {"step": step}, force=True)
+      raise preemption.Preempted(
+          f"preempted (SIGTERM) at step {step}; checkpoint saved in {ckpt.directory}; "
+          "rerun the same command to resume")
+    k = min(tr.steps_per_call, tr.num_steps - step)
+    if k not in calls:
+      calls[k] = kind.call(k)
+    state, m = calls[k](state)
+    if compile_s is None:
+      jax.block_until_ready(m)
+      compile_s = time.perf_counter() - t0
+      progress.start(step + k)  # rates exclude the first call: its compile and its steps
+      logging.info("%sfirst call (compile + %d steps): %.1fs", kind.label, k, compile_s)
+    drain()
+    pending = (step + 1, step + k, m)
+    step += k
+    if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
+      drain()
+      kind.evaluate(state, step)
+    if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
+      drain()  # never checkpoint a state whose losses were not checked
+      ckpt.save(step, state, {"step": step})
+  drain()
+  return Outcome(state=state, step=step, compile_s=compile_s)

@@ -1,0 +1,116 @@
+"""One K-step loop (research/loop.py) for solo runs and vmapped ensembles: both read call i's
+metrics after dispatching call i+1, and both stop on SIGTERM with a checkpoint a rerun
+resumes from exactly; SIGTERM ends a sweep instead of failing its current run."""
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from research import checkpoint as ckpt_lib
+from research import loop, preemption, sweep
+
+SEEDS = [{"seed": 0}, {"seed": 1}]
+
+
+def _config():
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.mesh.data = 1
+  c.train.compile_cache_dir = ""
+  c.train.num_steps, c.train.steps_per_call, c.train.log_every = 20, 5, 5
+  c.train.checkpoint_every = 0  # only the final save (and a preemption's)
+  c.train.eval_every = 0
+  return c
+
+
+@pytest.fixture
+def traced(monkeypatch):
+  """Records each loop.run's Step kind and its dispatches and metric reads, in order;
+  `sigterm_at[0] = (r, n)` sends this process SIGTERM right after the n-th dispatch of
+  the r-th loop.run (both from 1)."""
+  runs, sigterm_at = [], [None]
+  real = loop.run
+
+  def run(kind, state, **kwargs):
+    events = []
+    runs.append((type(kind).__name__, events))
+    make, check = kind.call, kind.check
+
+    def call(k):
+      fn = make(k)
+
+      def dispatch(s):
+        out = fn(s)
+        events.append("dispatch")
+        if sigterm_at[0] == (len(runs), events.count("dispatch")):
+          os.kill(os.getpid(), signal.SIGTERM)  # the Guard's handler only sets its flag
+        return out
+      return dispatch
+
+    def read(first, end, m):
+      events.append(f"read {end}")
+      return check(first, end, m)
+
+    kind.call, kind.check = call, read
+    return real(kind, state, **kwargs)
+
+  monkeypatch.setattr(loop, "run", run)
+  return runs, sigterm_at
+
+
+# 4 calls of 5 steps: call i's metrics are read only once call i+1 is dispatched (the last
+# call's before the final checkpoint), so the device never waits for the host's logging.
+DEFERRED = ["dispatch", "dispatch", "read 5", "dispatch", "read 10", "dispatch", "read 15",
+            "read 20"]
+
+
+def _final_params(run_dir):
+  import orbax.checkpoint as ocp
+  state = ocp.StandardCheckpointer().restore(run_dir / "checkpoints" / "20" / "state")
+  return [np.asarray(x) for x in jax.tree.leaves(state["params"])]
+
+
+def test_an_ensemble_runs_the_shared_loop_and_sigterm_stops_its_sweep_resumably(tmp_path,
+                                                                               traced):
+  runs, sigterm_at = traced
+  ref = sweep.run_sweep(_config(), SEEDS, tmp_path / "ref", ensemble="on",
+                        devices=jax.devices()[:1])
+  assert runs == [("_EnsembleStep", DEFERRED)]  # it no longer reads each call at once
+  sigterm_at[0] = (2, 1)
+  with pytest.raises(preemption.Preempted, match="preempted .SIGTERM. at step 5; checkpoint"):
+    sweep.run_sweep(_config(), SEEDS, tmp_path / "cut", ensemble="on", devices=jax.devices()[:1])
+  # Not a failure of the members: the sweep stops, records no row, and keeps the stacked
+  # state of every member at the step it stopped.
+  assert not (tmp_path / "cut" / "results.jsonl").exists()
+  (ens_dir,) = (tmp_path / "cut" / "ensemble").iterdir()
+  assert ckpt_lib.Checkpointer(ens_dir / "checkpoints", max_to_keep=1).all_steps() == [5]
+  members = sorted((tmp_path / "cut" / "runs").iterdir())
+  assert len(members) == 2 and not any((m / "summary.json").exists() for m in members)
+  cut = sweep.run_sweep(_config(), SEEDS, tmp_path / "cut", ensemble="on",
+                        devices=jax.devices()[:1])
+  assert [r["status"] for r in cut.rows.values()] == ["done", "done"]
+  for name in ref.rows:  # the resumed members equal the uninterrupted ones, bit for bit
+    a, b = tmp_path / "ref" / "runs" / name, tmp_path / "cut" / "runs" / name
+    assert all(np.array_equal(x, y) for x, y in zip(_final_params(a), _final_params(b)))
+    # metrics.jsonl holds only values of the training state: byte-for-byte equal.
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+
+
+def test_a_solo_run_runs_the_shared_loop_and_sigterm_stops_a_sequential_sweep(tmp_path, traced):
+  runs, sigterm_at = traced
+  seeds = SEEDS + [{"seed": 2}]
+  sigterm_at[0] = (2, 1)
+  with pytest.raises(preemption.Preempted, match="at step 5"):
+    sweep.run_sweep(_config(), seeds, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  assert runs[0] == ("_SoloStep", DEFERRED)
+  # The second run stopped at its checkpoint and was not marked failed; the third never
+  # started: SIGTERM ends the sweep (a rerun continues it), not just the current run.
+  assert [kind for kind, _ in runs] == ["_SoloStep", "_SoloStep"]
+  rows = sweep.Results(tmp_path / "results.jsonl").rows
+  assert [r["status"] for r in rows.values()] == ["done"]
+  second = tmp_path / "runs" / sweep.run_name(1, seeds[1])
+  assert ckpt_lib.Checkpointer(second / "checkpoints", max_to_keep=1).all_steps() == [5]
+  assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+      sweep.run_name(i, seeds[i]) for i in range(2))
