@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from research import models, optim, sharding, tasks
+from research.cli import one_line
 from research.models import lstm, resnet, transformer
 from research.tasks.fields import ConfigError, choice, positive  # noqa: F401 (ConfigError: the public name)
 
@@ -137,7 +138,13 @@ def validate(cfg, num_devices: int) -> None:
   if cfg.task.name not in tasks.REGISTRY:
     raise ConfigError(f"config.task.name={cfg.task.name!r} is not valid; choose one of: "
                       + ", ".join(sorted(tasks.REGISTRY)))
-  tasks.check_config(cfg)
+  try:
+    tasks.check_config(cfg)
+  except (KeyError, AttributeError) as e:  # --config.task.name switched to another task
+    field = str(e.args[0]).strip("'") if isinstance(e, KeyError) and e.args else None
+    what = f"no field {field!r}" if field else one_line(e)
+    raise ConfigError(f"config.task.name={cfg.task.name!r}: config.task lacks that task's "
+                      f"fields ({what}); use the config file written for it (configs/*.py)") from None
   _model(cfg)
   _train(cfg, num_devices)  # before the schedule, which reads train.num_steps
   _optim(cfg)

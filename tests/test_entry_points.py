@@ -151,6 +151,8 @@ def test_research_main_malformed_inputs(files, tmp_path):
       ("decay before warmup", [TINY, "--config.optim.decay_steps=5"], 2,
        "must exceed config.optim.warmup_steps=10"),
       ("bad mesh", [TINY, "--config.mesh.data=3"], 2, "config.mesh"),
+      ("task switched to one whose fields the config lacks", [TINY, "--config.task.name=lm"], 2,
+       "config.task lacks that task's fields"),
       ("negative num_steps", [TINY, "--config.train.num_steps=-1"], 2,
        "config.train.num_steps=-1 must be positive"),
       ("sharding rules not pairs", [TINY, "--config.sharding.rules=[1,2]"], 2,
