@@ -106,8 +106,10 @@ _OVERRIDES: dict[str, str] = {}  # this process's `--config.a.b=v` arguments: {'
 
 
 def define_config_flag(default: str | None = None) -> None:
+  # Registered under the program's name (sys.argv[0]) so that --help, which lists the main
+  # module's flags only, shows it.
   flags.DEFINE_string("config", default, "Config file and preset, e.g. configs/icl_regression"
-                      ".py:cpu. Override fields with --config.a.b=VALUE.")
+                      ".py:cpu. Override fields with --config.a.b=VALUE.", module_name=sys.argv[0])
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -132,6 +134,9 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _parse_absl(argv: list[str]) -> list[str]:
+  asked = {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(argv[1:])
+  if asked:  # absl's own help flags exit 1, the code of an internal error here
+    app.usage(shorthelp="--helpfull" not in asked, writeto_stdout=True, exitcode=0)
   try:
     rest, overrides = _split_overrides(argv)
     _OVERRIDES.clear()

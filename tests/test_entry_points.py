@@ -373,3 +373,13 @@ def test_run_script_logs_without_absl_preinit_warning():
                         timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert "progress line" in proc.stderr and "before flag parsing" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("module", ["research.main", "research.sweep"])
+def test_help_exits_0_and_lists_the_config_flag(module):
+  """absl's own --help exits 1 (here: an internal error) and lists only the main module's
+  flags, which left out --config (defined in research/cli.py)."""
+  proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert "--config:" in proc.stdout and "--workdir:" in proc.stdout, proc.stdout
