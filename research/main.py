@@ -1,4 +1,4 @@
-"""Entry point: flags, optional multi-process start, config validation, training.
+r"""Entry point: flags, optional multi-process start, config validation, training.
 
   python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl \
       [--config.task.n_dims=8 ...]

@@ -1,4 +1,4 @@
-"""Sweeps: one command runs a list of override dicts and keeps one results table.
+r"""Sweeps: one command runs a list of override dicts and keeps one results table.
 
   python -m research.sweep --config=configs/icl_regression.py:cpu --sweep=scale \
       --workdir=runs/scale [--config.a.b=v ...] [--ensemble=auto|on|off]
