@@ -27,6 +27,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset             # name of the preset this config came from (recorded)
   c.seed = 0                    # every random key derives from it via fold_in
+  c.init_from = ""            # a run's workdir whose checkpoint initialises matching params (branching a run)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "classification"  # task registry key (research/tasks/__init__.py)

@@ -20,7 +20,7 @@ note says so. Rerunning reuses finished runs (each experiment skips or resumes t
 
 `--controls` builds every claim's negative control (zero predictor, untrained model, flat or
 linear curve, Chinchilla's disputed fit: experiments/claims/controls.py) in WORKDIR/controls,
-scores it, prints claim, control and status, and exits 1 if any control PASSes.
+scores it, prints claim, control and status, and exits 6 if any control PASSes.
 
 `all` runs every NAME in its own process (the experiments' absl flags must not meet in one
 process, and one failure must not stop the rest), then writes WORKDIR/index.md: one table per
@@ -327,12 +327,16 @@ def print_summary(s: dict) -> None:
 
 
 def check_controls(workdir: Path) -> int:
-  """--controls: every claim scored on its negative control; 1 if any control PASSes (or a
-  claim's control does not exercise it), else 0."""
+  """--controls: every claim scored on its negative control; raises RunsFailedError (exit 6)
+  if any control PASSes (or a claim's control does not exercise it), else 0."""
   from experiments.claims import controls
+  from research.errors import RunsFailedError
   text, ok = controls.report(controls.run_controls(workdir))
   print(text)
-  return 0 if ok else 1
+  if not ok:
+    raise RunsFailedError("a negative control PASSes (see the table above): that claim's "
+                          "criterion cannot tell its result from a null one")
+  return 0
 
 
 def write_index(workdir: Path, preset: str, results: dict[str, dict]) -> Path:
@@ -411,7 +415,7 @@ def _define_flags(fv) -> None:
   flags.DEFINE_string("workdir", "runs/reproduce", "Output directory.", flag_values=fv)
   flags.DEFINE_bool("list", False, "Print each NAME with its expected times.", flag_values=fv)
   flags.DEFINE_bool("controls", False, "Score every claim on its negative control (built in "
-                    "WORKDIR/controls); exit 1 if any control PASSes.", flag_values=fv)
+                    "WORKDIR/controls); exit 6 if any control PASSes.", flag_values=fv)
   flags.DEFINE_bool("gallery", False, "With all: then rewrite the README gallery from the "
                     "results.", flag_values=fv)
 

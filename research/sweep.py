@@ -171,6 +171,15 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     config_check.validate(cfg, len(devices or jax.devices()))
   for name, cfg in zip(names, configs):  # and no run directory holds another config's run
     _check_same_run(workdir / "runs" / name, cfg, results.done(name))
+  for i, (name, cfg) in enumerate(zip(names, configs)):
+    # The one "finished and same config" rule (research/workdir.py) decides, not the row:
+    # a sweep killed between a run's summary.json and its row records the row from the
+    # summary instead of restoring the run to re-probe it.
+    run_dir = workdir / "runs" / name
+    if not results.done(name):
+      summary = workdir_lib.finished_summary(run_dir, cfg)
+      if summary is not None:
+        results.put(_row(name, overrides[i], summary, summary.get("train_wall_s", 0.0), run_dir))
   todo = [i for i, n in enumerate(names) if not results.done(n)]
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
   ok, why = ens_lib.can_ensemble(config, [overrides[i] for i in todo])

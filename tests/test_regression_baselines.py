@@ -217,7 +217,10 @@ def test_input_shifts_statistics_and_function_of_shifted_x():
   np.testing.assert_allclose(regression.shift_inputs("scale_3", key, xs), 3 * xs)
   orth = np.asarray(regression.shift_inputs("orthant", key, xs))
   signs = np.sign(orth)
-  assert (signs == signs[:, :1, :]).all()  # every point of a prompt in one orthant
+  # Garg Sec. 4: the examples share one orthant and the query (the last point) lies in the
+  # opposite one.
+  assert (signs[:, :-1] == signs[:, :1, :]).all()
+  assert (signs[:, -1] == -signs[:, 0]).all()
   assert 0.3 < (signs[:, 0, :] > 0).mean() < 0.7  # orthants vary across prompts
   skew = np.asarray(regression.shift_inputs("skewed", key, xs)).reshape(-1, 5)
   eig = np.sort(np.linalg.eigvalsh(np.cov(skew.T)))[::-1]

@@ -166,3 +166,25 @@ def test_a_directory_holding_another_configs_runs_is_refused(tmp_path):
   rows = sweep.run_sweep(cadence, [{"seed": 0}], tmp_path, ensemble="off",
                          devices=jax.devices()[:1]).rows
   assert [r["status"] for r in rows.values()] == ["done"]
+
+
+def test_a_finished_run_without_its_row_is_recorded_not_retrained(tmp_path, monkeypatch):
+  """A sweep killed between a run's summary.json and its results row: the rerun takes the
+  row from the run's summary (workdir.finished_summary, the one "finished" rule) and trains
+  nothing; a run whose summary is missing is trained (the control)."""
+  from research import train
+  overrides = [{"seed": 0}, {"seed": 1}]
+  sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  first = {r["run"]: r for r in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
+  (tmp_path / "results.jsonl").unlink()
+  names = sorted(first)
+  (tmp_path / "runs" / names[1] / "summary.json").unlink()  # the control: not finished
+  trained = []
+  real = train.train_and_evaluate
+  monkeypatch.setattr(train, "train_and_evaluate",
+                      lambda cfg, d, **kw: trained.append(Path(d).name) or real(cfg, d, **kw))
+  rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                         devices=jax.devices()[:1]).rows
+  assert trained == [names[1]]
+  assert rows[names[0]]["status"] == "done"
+  assert rows[names[0]]["final"] == first[names[0]]["final"]
