@@ -174,11 +174,14 @@ def test_controls_command_prints_every_claim_and_exits_zero(tmp_path, capsys, mo
   out = capsys.readouterr().out
   assert "| nanda2023 | train accuracy reaches ~100% early | untrained model | FAIL |" in out
   assert "0 PASS on it (a defect), 0 not exercised" in out
-  # A claim that its control passes makes the command fail.
+  # A claim that its control passes makes the command fail (RunsFailedError: exit 6).
   monkeypatch.setitem(controls.CONTROLS, "nanda2023",
                       {n: lambda d: controls.nanda_untrained(d) or _grokking_good(d)
                        for n in controls.CONTROLS["nanda2023"]})
-  assert reproduce.main(["--controls", f"--workdir={tmp_path / 'b'}"]) == 1
+  from research.errors import EXIT_RUN_FAILED, RunsFailedError
+  with pytest.raises(RunsFailedError, match="negative control PASSes") as failed:
+    reproduce.main(["--controls", f"--workdir={tmp_path / 'b'}"])
+  assert failed.value.exit_code == EXIT_RUN_FAILED
 
 
 def _grokking_good(run_dir):
