@@ -15,12 +15,11 @@ The probe writes probes/arithmetic.json and figures/arithmetic.png.
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.preset = preset             # name of the preset this config came from (recorded)
-  c.seed = 0                    # every random key derives from it via fold_in
-  c.init_from = ""            # a run's workdir whose checkpoint initialises matching params (branching a run)
+  c = common.base(preset)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "arithmetic"    # task registry key (research/tasks/__init__.py)
@@ -50,42 +49,12 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.attention_only = False  # drop the MLPs
   c.model.use_layernorm = True
-  c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
-  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
-  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
-  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
-  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
+  common.transformer_features(c.model)
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adamw"        # adam | adamw | sgd
-  c.optim.learning_rate = 3e-3  # peak learning rate
-  c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
-  c.optim.warmup_steps = 200
-  c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
-  c.optim.end_lr_fraction = 0.1  # final lr as a fraction of the peak
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.98
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 0.1    # decoupled (adamw, sgd)
-  c.optim.momentum = 0.0        # sgd only
-  c.optim.nesterov = False      # sgd only
-  c.optim.grad_clip_norm = 1.0  # global-norm clipping; 0 = off
-  c.optim.wd_exempt_norms = True
-  c.optim.wd_exempt_biases = True
-  c.optim.wd_exempt_embeddings = False
+  c.optim = common.optim(learning_rate=3e-3, b2=0.98, weight_decay=0.1)
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 128      # global batch (fresh problems every step), split over mesh data x fsdp
-  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
-  c.train.num_steps = 3000
-  c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan)
-  c.train.log_every = 500       # must be a multiple of steps_per_call
-  c.train.eval_every = 500      # task.evaluate() every N steps (multiple of steps_per_call); 0 = off
-  c.train.checkpoint_every = 1000  # must be a multiple of steps_per_call; 0 = only at the end
-  c.train.keep_checkpoints = 2
-  c.train.async_checkpoints = True
-  c.train.peak_flops = 0.0      # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
-  c.train.compile_cache_dir = "~/.cache/research_jax"  # persistent XLA cache; "" = off
+  c.train = common.train(
+      batch_size=128, num_steps=3000, log_every=500, eval_every=500, checkpoint_every=1000)
 
   c.probe = ml_collections.ConfigDict()
   c.probe.num_prompts = 10_000  # held-out problems (>= 10,000 resolves small accuracies; fewer
@@ -95,17 +64,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.probe.bootstrap_seed = 0
   c.probe.knn = 1               # unused by this task (kept: the shared probe checks read it)
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1              # data-parallel size; -1 = all remaining devices
-  c.mesh.fsdp = 1               # parameter (embed axis) and batch sharding
-  c.mesh.tensor = 1             # mlp / heads / vocab sharding
+  c.mesh = common.mesh()
 
-  c.sharding = ml_collections.ConfigDict()
-  # logical axis -> mesh axes; a dim the mesh does not divide stays replicated.
-  c.sharding.rules = (
-      ("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", "tensor"),
-      ("heads", "tensor"), ("kv", None), ("vocab", "tensor"), ("length", None),
-      ("input", None), ("output", None), ("layers", None))
+  c.sharding = common.sharding()
 
   if preset == "tiny":
     c.task.num_digits = 2

@@ -22,12 +22,11 @@ Presets:
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.preset = preset             # name of the preset this config came from (recorded)
-  c.seed = 0                    # every random key derives from it via fold_in
-  c.init_from = ""            # a run's workdir whose checkpoint initialises matching params (branching a run)
+  c = common.base(preset)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "classification"  # task registry key (research/tasks/__init__.py)
@@ -66,11 +65,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.attention_only = False
   c.model.use_layernorm = True
-  c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
-  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
-  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
-  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
-  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
+  common.transformer_features(c.model)
   c.model.cell = "lstm"         # lstm model: lstm | rnn (vanilla tanh RNN)
   c.model.lstm_width = 0        # lstm hidden width; 0 = match the Transformer's parameter count
   c.model.lstm_layers = 0       # lstm layers; 0 = num_layers
@@ -86,36 +81,11 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.resnet.norm = "group"                 # group | batch (batch statistics) | none
   c.model.resnet.groups = 8
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adam"         # adam | adamw | sgd
-  c.optim.learning_rate = 1e-3
-  c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
-  c.optim.warmup_steps = 200
-  c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
-  c.optim.end_lr_fraction = 0.1
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 0.0
-  c.optim.momentum = 0.0        # sgd only
-  c.optim.nesterov = False      # sgd only
-  c.optim.grad_clip_norm = 1.0  # 0 = off
-  c.optim.wd_exempt_norms = True
-  c.optim.wd_exempt_biases = True
-  c.optim.wd_exempt_embeddings = False
+  c.optim = common.optim(name="adam", weight_decay=0.0)
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 128
-  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
-  c.train.num_steps = 1000       # Adam: ICL (B=2) and in-weights (B=0) converge by ~500
-  c.train.steps_per_call = 25   # train steps fused in one jit call
-  c.train.log_every = 250       # multiple of steps_per_call
-  c.train.eval_every = 25       # ICL / IWL accuracy + attention measures (metrics.jsonl eval_*)
-  c.train.checkpoint_every = 500
-  c.train.keep_checkpoints = 2
-  c.train.async_checkpoints = True
-  c.train.peak_flops = 0.0      # 0 = measure (CPU) or table
-  c.train.compile_cache_dir = "~/.cache/research_jax"
+  c.train = common.train(
+      batch_size=128, num_steps=1000, steps_per_call=25, log_every=250, eval_every=25,
+      checkpoint_every=500)
 
   c.probe = ml_collections.ConfigDict()
   c.probe.num_prompts = 2000    # sequences per probe (icl, iwl, flip)
@@ -126,20 +96,13 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.probe.bootstrap = 1000      # resamples of the 5-95% interval
   c.probe.bootstrap_seed = 0
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1
-  c.mesh.fsdp = 1
-  c.mesh.tensor = 1
+  c.mesh = common.mesh()
 
-  c.sharding = ml_collections.ConfigDict()
   # The recurrent and conv axes stay replicated: per-step collectives would dominate an
   # LSTM scan, and the small embedder convs are cheaper replicated.
-  c.sharding.rules = (
-      ("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", "tensor"),
-      ("heads", "tensor"), ("kv", None), ("vocab", "tensor"), ("length", None),
-      ("input", None), ("output", None), ("layers", None), ("lstm_gates", None),
-      ("lstm_hidden", None), ("conv_h", None), ("conv_w", None), ("conv_in", None),
-      ("conv_out", None))
+  c.sharding = common.sharding(extra_rules=(
+      ("lstm_gates", None), ("lstm_hidden", None), ("conv_h", None), ("conv_w", None),
+      ("conv_in", None), ("conv_out", None)))
 
   if preset == "tiny":
     c.task.num_classes, c.task.dim, c.task.num_labels = 64, 16, 8

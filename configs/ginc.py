@@ -17,12 +17,12 @@ Presets:
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.preset = preset             # name of the preset this config came from (recorded)
-  c.seed = 0                    # HMM family, corpus, init, data order all derive from it
-  c.init_from = ""            # a run's workdir whose checkpoint initialises matching params (branching a run)
+  # seed: the HMM family, corpus, init and data order all derive from it
+  c = common.base(preset)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "ginc"          # task registry key (research/tasks/__init__.py)
@@ -51,45 +51,14 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.attention_only = False
   c.model.use_layernorm = True
-  c.model.dtype = "float32"     # compute dtype: float32 | bfloat16
-  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
-  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
-  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
-  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
+  common.transformer_features(c.model)
   c.model.cell = "lstm"         # lstm model: lstm | rnn
   c.model.lstm_width = 0        # lstm hidden width; 0 = match the Transformer's parameter count
   c.model.lstm_layers = 0       # lstm layers; 0 = num_layers
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adamw"        # adam | adamw | sgd
-  c.optim.learning_rate = 2e-3  # peak learning rate
-  c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
-  c.optim.warmup_steps = 100
-  c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
-  c.optim.end_lr_fraction = 0.1  # final lr as a fraction of the peak
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.99
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 0.01   # decoupled (adamw, sgd)
-  c.optim.momentum = 0.0        # sgd only
-  c.optim.nesterov = False      # sgd only
-  c.optim.grad_clip_norm = 1.0  # global-norm clipping; 0 = off
-  c.optim.wd_exempt_norms = True
-  c.optim.wd_exempt_biases = True
-  c.optim.wd_exempt_embeddings = False
+  c.optim = common.optim(learning_rate=2e-3, warmup_steps=100, b2=0.99)
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 16       # windows per step
-  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
-  c.train.num_steps = 4000
-  c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan)
-  c.train.log_every = 100       # multiple of steps_per_call
-  c.train.eval_every = 0        # the task has no dense evaluation
-  c.train.checkpoint_every = 0  # multiple of steps_per_call; 0 = only at the end
-  c.train.keep_checkpoints = 2
-  c.train.async_checkpoints = True
-  c.train.peak_flops = 0.0      # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
-  c.train.compile_cache_dir = "~/.cache/research_jax"  # persistent XLA cache; "" = off
+  c.train = common.train(batch_size=16, num_steps=4000)
 
   c.probe = ml_collections.ConfigDict()
   c.probe.num_examples = (0, 1, 2, 4, 8, 16, 32, 64)  # n: examples per prompt (those that fit)
@@ -97,17 +66,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.probe.num_prompts = 1024    # prompts per (n, k) and concept set (SE of accuracy <= 0.016)
   c.probe.batch_size = 256
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1              # data-parallel size; -1 = all remaining devices
-  c.mesh.fsdp = 1
-  c.mesh.tensor = 1
+  c.mesh = common.mesh()
 
-  c.sharding = ml_collections.ConfigDict()
-  c.sharding.rules = (
-      ("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", "tensor"),
-      ("heads", "tensor"), ("kv", None), ("vocab", "tensor"), ("length", None),
-      ("input", None), ("output", None), ("layers", None), ("lstm_gates", None),
-      ("lstm_hidden", None))
+  c.sharding = common.sharding(extra_rules=(("lstm_gates", None), ("lstm_hidden", None)))
 
   if preset == "tiny":
     c.task.n_docs, c.task.doc_len, c.task.seq_len = 16, 128, 32

@@ -15,12 +15,11 @@ Presets:
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.preset = preset             # name of the preset this config came from (recorded)
-  c.seed = 0                    # every random key derives from it via fold_in
-  c.init_from = ""            # a run's workdir whose checkpoint initialises matching params (branching a run)
+  c = common.base(preset)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "regression"    # task registry key (research/tasks/__init__.py)
@@ -51,42 +50,12 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.attention_only = False  # drop the MLPs (Olsson's attention-only models)
   c.model.use_layernorm = True
-  c.model.dtype = "float32"     # compute dtype: float32 | bfloat16 (params stay float32)
-  c.model.remat = "none"        # none | full | dots: recompute block activations (dots: keep matmul outputs)
-  c.model.scan_layers = False   # nn.scan over blocks: one block compiled; params stacked on a "layers" axis
-  c.model.attention = "explicit"  # explicit (materialises the maps) | fused (jax.nn.dot_product_attention)
-  c.model.fused_qkv = False     # one (embed, 3, heads, kv) projection instead of query/key/value
+  common.transformer_features(c.model)
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adam"         # adam | adamw | sgd
-  c.optim.learning_rate = 1e-3  # peak learning rate
-  c.optim.schedule = "warmup_cosine"  # constant | warmup_cosine | warmup_linear | warmup_rsqrt
-  c.optim.warmup_steps = 200
-  c.optim.decay_steps = 0       # step where decay ends; 0 = train.num_steps
-  c.optim.end_lr_fraction = 0.0  # final lr as a fraction of the peak
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 0.0    # decoupled (adamw, sgd)
-  c.optim.momentum = 0.0        # sgd only
-  c.optim.nesterov = False      # sgd only
-  c.optim.grad_clip_norm = 0.0  # global-norm clipping; 0 = off
-  c.optim.wd_exempt_norms = True
-  c.optim.wd_exempt_biases = True
-  c.optim.wd_exempt_embeddings = False
+  c.optim = common.optim(name="adam", end_lr_fraction=0.0, weight_decay=0.0, grad_clip_norm=0.0)
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 128      # global batch, split over mesh data x fsdp
-  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
-  c.train.num_steps = 8000
-  c.train.steps_per_call = 50   # train steps fused in one jit call (lax.scan): kills dispatch cost
-  c.train.log_every = 250       # must be a multiple of steps_per_call
-  c.train.eval_every = 0        # task.evaluate() every N steps (multiple of steps_per_call); 0 = off
-  c.train.checkpoint_every = 2000  # must be a multiple of steps_per_call; 0 = only at the end
-  c.train.keep_checkpoints = 3
-  c.train.async_checkpoints = True
-  c.train.peak_flops = 0.0      # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
-  c.train.compile_cache_dir = "~/.cache/research_jax"  # persistent XLA cache; "" = off
+  c.train = common.train(
+      batch_size=128, num_steps=8000, log_every=250, checkpoint_every=2000, keep_checkpoints=3)
 
   c.probe = ml_collections.ConfigDict()
   c.probe.num_prompts = 1280    # fresh prompts per probe (Garg: 1280)
@@ -97,17 +66,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.probe.lasso_alpha = 0.1     # sparse_linear: Lasso penalty (sklearn objective)
   c.probe.ridge_lambda = -1.0   # ridge penalty; -1 = noise variance (Bayes-optimal)
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1              # data-parallel size; -1 = all remaining devices
-  c.mesh.fsdp = 1               # parameter (embed axis) and batch sharding
-  c.mesh.tensor = 1             # mlp / heads / vocab sharding
+  c.mesh = common.mesh()
 
-  c.sharding = ml_collections.ConfigDict()
-  # logical axis -> mesh axes; a dim the mesh does not divide stays replicated.
-  c.sharding.rules = (
-      ("batch", ("data", "fsdp")), ("embed", "fsdp"), ("mlp", "tensor"),
-      ("heads", "tensor"), ("kv", None), ("vocab", "tensor"), ("length", None),
-      ("input", None), ("output", None), ("layers", None))
+  c.sharding = common.sharding()
 
   if preset == "tiny":
     c.task.n_points = 11

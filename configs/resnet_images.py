@@ -17,12 +17,11 @@ Presets:
 """
 import ml_collections
 
+from configs import common
+
 
 def get_config(preset: str = "mnist") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.preset = preset             # name of the preset this config came from (recorded)
-  c.seed = 0                    # every random key derives from it via fold_in
-  c.init_from = ""            # a run's workdir whose checkpoint initialises matching params (branching a run)
+  c = common.base(preset)
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "image_classification"  # task registry key
@@ -59,44 +58,15 @@ def get_config(preset: str = "mnist") -> ml_collections.ConfigDict:
   c.model.attention_only = False
   c.model.use_layernorm = True
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "adam"         # adam | adamw | sgd
-  c.optim.learning_rate = 2e-3
-  c.optim.schedule = "warmup_cosine"
-  c.optim.warmup_steps = 200
-  c.optim.decay_steps = 0       # 0 = train.num_steps
-  c.optim.end_lr_fraction = 0.0
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 0.0
-  c.optim.momentum = 0.0        # sgd only
-  c.optim.nesterov = False      # sgd only
-  c.optim.grad_clip_norm = 1.0  # 0 = off
-  c.optim.wd_exempt_norms = True
-  c.optim.wd_exempt_biases = True
-  c.optim.wd_exempt_embeddings = False
+  c.optim = common.optim(name="adam", learning_rate=2e-3, end_lr_fraction=0.0, weight_decay=0.0)
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 128
-  c.train.grad_accum_steps = 1  # microbatches per step (gradients averaged); batch % (this x data x fsdp) == 0
-  c.train.num_steps = 3000
-  c.train.steps_per_call = 50
-  c.train.log_every = 250
-  c.train.eval_every = 1000     # test accuracy (metrics.jsonl eval_test_accuracy)
-  c.train.checkpoint_every = 1000
-  c.train.keep_checkpoints = 2
-  c.train.async_checkpoints = True
-  c.train.peak_flops = 0.0
-  c.train.compile_cache_dir = "~/.cache/research_jax"
+  c.train = common.train(
+      batch_size=128, num_steps=3000, log_every=250, eval_every=1000, checkpoint_every=1000)
 
   c.probe = ml_collections.ConfigDict()
   c.probe.batch_size = 1000     # evaluation batch
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1
-  c.mesh.fsdp = 1
-  c.mesh.tensor = 1
+  c.mesh = common.mesh()
 
   c.sharding = ml_collections.ConfigDict()
   c.sharding.rules = (
