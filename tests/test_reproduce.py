@@ -6,18 +6,10 @@ import pytest
 
 from experiments import gallery, raventos2023, reproduce
 from claims_fixtures import garg_probe, garg_run, seeds
+from claims_fixtures import statuses as _statuses
+from claims_fixtures import write as _write
 from experiments.claims import regression, rows
 from research.errors import InputError
-
-
-def _write(path, obj):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(obj))
-  return path
-
-
-def _statuses(summary):
-  return [r["status"] for r in summary["claims"]]
 
 
 # ----------------------------------------------------------------------------- --list
