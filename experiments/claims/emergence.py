@@ -192,10 +192,10 @@ HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 # Same data and procedure: the refit must land far inside the sampling spread
 # (REFERENCES.md's own refit is within 0.07 SE of every value).
 POINT_SE_FRACTION = 0.25
-# The bootstrap must reproduce the published interval's width within this factor, beyond the
-# rounding of the published SE (half a unit of its last digit: 0.02 means 0.015-0.025).
+# The bootstrap must reproduce the published interval's width within this factor. Set before
+# any result was seen; a band widened afterwards for the published SE's rounding was reverted
+# (a looser criterion chosen after a FAIL is not evidence).
 SE_RATIO = 1.3
-SE_ROUNDING = {"E": 0.005, "A": 0.005, "B": 0.005, "alpha": 0.005, "beta": 0.005}
 # Besiroglu's compute-optimal ratio, "~20 tokens per parameter" ('~': +/- 25%).
 TOKENS_PER_PARAM = (15, 25)
 # Besiroglu's all-245-point fit as REFERENCES.md recomputed it for this project.
@@ -211,13 +211,13 @@ def besiroglu2024(run_dir: Path, preset: str) -> dict:
   rows = []
   for k, (pv, pse) in PUBLISHED.items():
     v, se = res["params"][k]["fit"], res["params"][k]["se"]
-    lo, hi = (pse - SE_ROUNDING[k]) / SE_RATIO, (pse + SE_ROUNDING[k]) * SE_RATIO
+    lo, hi = pse / SE_RATIO, pse * SE_RATIO
     se_ok = se is not None and lo <= se <= hi
     rows.append(claim(
         f"Chinchilla approach-3 refit: {k} (value and standard error)", f"{pv:g} (SE {pse:g})",
         f"{v:.4g} (SE {'-' if se is None else f'{se:.3g}'})",
         f"|ours - published| <= {POINT_SE_FRACTION} published SE, and our bootstrap SE in "
-        f"[{lo:.3g}, {hi:.3g}] (x{SE_RATIO} beyond the published SE's rounding)",
+        f"[{lo:.3g}, {hi:.3g}] (within x{SE_RATIO} of the published SE)",
         abs(v - pv) <= POINT_SE_FRACTION * pse and se_ok,
         setup + f"{res['n_points']} points; off by {abs(v - pv) / pse:.2f} published SE; SE ratio "
         + ("- (no bootstrap)" if se is None else f"{se / pse:.2f}"),
