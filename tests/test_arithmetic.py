@@ -9,7 +9,7 @@ import pytest
 from configs import arithmetic as arith_config
 from research import config_check, models, tasks
 from research.tasks import arithmetic as ar
-from research.tasks import arithmetic_metrics as am
+from research.analysis import answer_metrics as am
 
 
 def _task(**overrides):

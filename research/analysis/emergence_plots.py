@@ -2,7 +2,7 @@
 
   render_arithmetic_probe(probes/arithmetic.json, png)   one model: each metric with
       its 95% interval next to the chance level (the best input-independent
-      predictor: answer statistics only; see arithmetic_metrics.chance_levels)
+      predictor: answer statistics only; see answer_metrics.chance_levels)
   render_grokking(runs: {label: metrics.jsonl}, png)      progress measures over
       training for several runs (e.g. weight decay 1.0 vs 0)
   render_emergence_scale(emergence_scale.json, png)       each metric against

@@ -25,7 +25,7 @@ decoding), per-token accuracy, token edit distance, log-likelihood and Brier
 score with 95% intervals over `probe.num_prompts` held-out problems (digit
 tasks; every held-out problem when there are fewer) or over every held-out
 pair (modular), next to chance: the best input-independent predictor on those
-problems; see `arithmetic_metrics.py`.
+problems; see `research/analysis/answer_metrics.py`.
 `evaluate` (every `train.eval_every` steps; `arithmetic_progress.py`) logs train/test
 accuracy and loss, the weight norm and, for mod_add, Fourier progress measures (`fourier.py`).
 Digit encoding and exact sums and products: `digits.py`.
@@ -43,7 +43,7 @@ import numpy as np
 
 from research import keys
 from research.models import IOSpec
-from research.tasks import arithmetic_metrics as am
+from research.analysis import answer_metrics as am
 from research.tasks.arithmetic_progress import ProgressMeasures
 from research.tasks.digits import (  # noqa: F401 (the token ids are public here too)
     DIGIT_VOCAB, EQUALS, PLUS, SEP, TIMES, add_digits, int_digits, mul_digits, pair_hash)

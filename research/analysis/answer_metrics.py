@@ -1,4 +1,5 @@
-"""Per-problem emergence metrics and their intervals (Schaeffer et al. 2023).
+"""Per-problem answer metrics and their intervals (Schaeffer et al. 2023): the arithmetic task
+and the few-shot probes score generated answers with them.
 
 Each metric is first computed per problem, then averaged over problems with a
 95% interval, so that the numbers for every model size come from the same

@@ -1,0 +1,143 @@
+"""k-shot accuracy of a language model on tasks stated as text prompts (issue 18 §3).
+
+A prompt is k demonstrations, one per line, then the query; the model must continue it with
+the answer. Every task is one a corpus of code or text makes learnable *in context*: the
+answer is fixed by the demonstrations (or, for `lookup`, can only be found in them), so k = 0
+measures what the model knows without context and the rise with k is in-context learning.
+
+  copy     `qwer>qwer`: repeat 4 random lowercase letters (what induction heads do).
+  add      `23+41=64`: two-digit sums in 10..49 + 10..49 (always a two-digit answer).
+  lookup   k `key=val` lines (3-letter keys, 2-digit values), then one of their keys: the
+           value can be read only from the context (k = 0 has no line and is chance).
+
+Every answer is scored with research/analysis/answer_metrics.py, as the arithmetic task's
+answers are (Schaeffer et al.'s comparison): exact match of the greedy continuation (Wilson
+interval), per-token teacher-forced accuracy, answer log-likelihood, Brier score and edit
+distance (bootstrap intervals), beside the chance level of each metric (the best
+input-independent predictor on the same answers).
+
+`evaluate(predict_fn, tokenizer, seq_len, ...)` needs only `predict_fn(tokens_BxL) -> logits
+BxLxV` and the run's tokenizer, so it runs on any checkpoint of any LM run. Prompts are
+right-padded with PAD: the model is causal, so padding after the answer changes nothing.
+Shape legend: N prompts, B batch, L context, M answer tokens, V vocabulary.
+"""
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from research.analysis import answer_metrics as am
+
+TASKS = ("copy", "add", "lookup")
+SHOTS = (0, 1, 2, 4, 8)
+PAD = 0  # research/data/text.py's PAD id (shared by every tokenizer)
+
+
+def _letters(rng, n: int) -> str:
+  return "".join(rng.choice(list(string.ascii_lowercase), n))
+
+
+def _copy(rng, k: int) -> tuple[str, str]:
+  lines = [f"{x}>{x}" for x in (_letters(rng, 4) for _ in range(k))]
+  query = _letters(rng, 4)
+  return "\n".join(lines + [f"{query}>"]), query
+
+
+def _add(rng, k: int) -> tuple[str, str]:
+  pairs = rng.integers(10, 50, (k + 1, 2))
+  lines = [f"{a}+{b}={a + b}" for a, b in pairs[:k]]
+  a, b = pairs[k]
+  return "\n".join(lines + [f"{a}+{b}="]), str(a + b)
+
+
+def _lookup(rng, k: int) -> tuple[str, str]:
+  keys = []
+  while len(keys) < max(k, 1):  # distinct keys: one key, one value
+    key = _letters(rng, 3)
+    keys += [key] if key not in keys else []
+  values = [f"{v:02d}" for v in rng.integers(0, 100, len(keys))]
+  if k == 0:  # nothing to look up: the value is a fresh draw the model cannot know
+    return f"{keys[0]}=", values[0]
+  i = int(rng.integers(0, k))
+  lines = [f"{key}={val}" for key, val in zip(keys, values)]
+  return "\n".join(lines + [f"{keys[i]}="]), values[i]
+
+
+GENERATORS = {"copy": _copy, "add": _add, "lookup": _lookup}
+
+
+def prompts(task: str, k: int, num: int, seed: int) -> list[tuple[str, str]]:
+  """`num` (prompt, answer) pairs of `task` with k demonstrations; the same for every model
+  and checkpoint given (task, k, num, seed)."""
+  rng = np.random.default_rng([seed, TASKS.index(task), k])
+  return [GENERATORS[task](rng, k) for _ in range(num)]
+
+
+def _encode(tokenizer, pairs, seq_len: int) -> tuple[list[np.ndarray], np.ndarray]:
+  encoded = [np.asarray(tokenizer.encode(p), np.int32) for p, _ in pairs]
+  answers = np.stack([np.asarray(tokenizer.encode(a), np.int32) for _, a in pairs])
+  longest = max(len(e) for e in encoded) + answers.shape[1]
+  if longest > seq_len:
+    raise ValueError(f"a prompt and its answer take {longest} tokens, more than the model's "
+                     f"context of {seq_len}; use fewer shots")
+  return encoded, answers
+
+
+def _batch(rows: list[np.ndarray], batch: int, seq_len: int) -> np.ndarray:
+  x = np.full((batch, seq_len), PAD, np.int32)
+  for i, r in enumerate(rows):
+    x[i, :len(r)] = r
+  return x
+
+
+def _score_batch(predict_fn, prompts_B: list[np.ndarray], answers_BxM: np.ndarray,
+                 batch: int, seq_len: int) -> dict[str, np.ndarray]:
+  """answer_metrics.per_problem for up to `batch` prompts (padded to a fixed batch, so one
+  compiled program serves every call)."""
+  n, m = answers_BxM.shape
+  starts = np.array([len(p) - 1 for p in prompts_B])  # position whose logits predict answer[0]
+  rows_B = np.arange(n)[:, None]
+  cols_BxM = starts[:, None] + np.arange(m)[None]
+  # Teacher-forced: the true answer follows the prompt; logits at starts + j predict token j.
+  forced = _batch([np.concatenate([p, a]) for p, a in zip(prompts_B, answers_BxM)], batch, seq_len)
+  logits = np.asarray(predict_fn(forced), np.float64)[:n][rows_B, cols_BxM]  # B x M x V
+  logits -= logits.max(-1, keepdims=True)
+  probs_BxMxV = np.exp(logits)
+  probs_BxMxV /= probs_BxMxV.sum(-1, keepdims=True)
+  # Greedy: the model's own continuation, one token per call.
+  greedy_BxM = np.zeros_like(answers_BxM)
+  for j in range(m):
+    x = _batch([np.concatenate([p, g[:j]]) for p, g in zip(prompts_B, greedy_BxM)], batch, seq_len)
+    greedy_BxM[:, j] = np.asarray(predict_fn(x))[:n][np.arange(n), starts + j].argmax(-1)
+  return am.per_problem(greedy_BxM, answers_BxM, probs_BxMxV.argmax(-1), probs_BxMxV)
+
+
+def evaluate(predict_fn, tokenizer, seq_len: int, *, tasks=TASKS, shots=SHOTS,
+             num_prompts: int = 200, batch_size: int = 100, seed: int = 0,
+             bootstrap: int = 1000) -> dict:
+  """{task: {k: {metric: {mean, lo, hi, interval}, 'chance': {metric: value}}}} plus the
+  definitions; raises ValueError for an unknown task or prompts longer than the context."""
+  unknown = sorted(set(tasks) - set(TASKS))
+  if unknown:
+    raise ValueError(f"unknown few-shot task(s) {unknown}; choose from {list(TASKS)}")
+  out = {"tasks": {}, "num_prompts": int(num_prompts), "seed": int(seed),
+         "higher_is_better": am.HIGHER_IS_BETTER, "metric_definitions": am.DEFINITIONS,
+         "chance_definition": am.CHANCE_TEXT}
+  for task in tasks:
+    out["tasks"][task] = {}
+    for k in shots:
+      encoded, answers = _encode(tokenizer, prompts(task, k, num_prompts, seed), seq_len)
+      per = [_score_batch(predict_fn, encoded[s:s + batch_size], answers[s:s + batch_size],
+                          batch_size, seq_len) for s in range(0, num_prompts, batch_size)]
+      values = {name: np.concatenate([p[name] for p in per]) for name in am.METRICS}
+      cell = am.summarise(values, resamples=bootstrap, seed=seed)
+      cell["chance"] = am.chance_levels(answers, int(tokenizer.vocab_size))
+      out["tasks"][task][str(k)] = cell
+  return out
+
+
+def above_chance(cell: dict, metric: str) -> bool:
+  """Whether a metric's whole 95% interval is on the better side of its chance level."""
+  value, chance = cell[metric], cell["chance"][metric]
+  return value["lo"] > chance if am.HIGHER_IS_BETTER[metric] else value["hi"] < chance

@@ -1,0 +1,88 @@
+"""research/probes/few_shot.py: k-shot prompts and their scoring, with an oracle model (must
+score 1 and above chance) and a uniform model (the negative control: never above chance)."""
+import numpy as np
+import pytest
+
+from research.data.text import ByteTokenizer
+from research.probes import few_shot
+
+TOK = ByteTokenizer()
+L = 128
+
+
+def _oracle(pairs):
+  """A 'model' that knows every (prompt, answer): after a known prompt followed by j answer
+  tokens it puts all its mass on answer token j."""
+  table = {tuple(TOK.encode(p)): TOK.encode(a) for p, a in pairs}
+  lengths = sorted({len(p) for p in table})
+
+  def predict_fn(x_BxL):
+    x_BxL = np.asarray(x_BxL)
+    logits = np.zeros(x_BxL.shape + (TOK.vocab_size,), np.float32)
+    for b, row in enumerate(x_BxL):
+      for n in lengths:
+        answer = table.get(tuple(row[:n]))
+        if answer is not None:
+          for j, t in enumerate(answer):
+            logits[b, n - 1 + j, t] = 30.0
+    return logits
+  return predict_fn
+
+
+def _uniform(x_BxL):
+  return np.zeros(np.asarray(x_BxL).shape + (TOK.vocab_size,), np.float32)
+
+
+def test_prompts_are_deterministic_and_fit_the_context():
+  for task in few_shot.TASKS:
+    for k in few_shot.SHOTS:
+      a = few_shot.prompts(task, k, 20, seed=3)
+      assert a == few_shot.prompts(task, k, 20, seed=3)
+      assert a != few_shot.prompts(task, k, 20, seed=4)
+      assert all(p.count("\n") == k for p, _ in a)
+      assert max(len(p) + len(ans) for p, ans in a) <= L
+
+
+def test_lookup_answers_are_in_the_context_only_when_k_is_positive():
+  for p, a in few_shot.prompts("lookup", 4, 50, seed=0):
+    key = p.rsplit("\n", 1)[-1][:-1]
+    assert f"{key}={a}" in p
+  assert all("\n" not in p for p, _ in few_shot.prompts("lookup", 0, 10, seed=0))
+
+
+def _run(predict_fn, tasks, shots, num=20):
+  return few_shot.evaluate(predict_fn, TOK, L, tasks=tasks, shots=shots, num_prompts=num,
+                           batch_size=8, bootstrap=200)
+
+
+def test_an_oracle_scores_one_and_is_above_chance_on_every_metric():
+  tasks, shots, num = ("copy", "add", "lookup"), (0, 2), 20
+  pairs = [pq for t in tasks for k in shots for pq in few_shot.prompts(t, k, num, seed=0)]
+  res = _run(_oracle(pairs), tasks, shots, num)
+  for t in tasks:
+    for k in shots:
+      cell = res["tasks"][t][str(k)]
+      assert cell["exact_match"]["mean"] == 1.0 and cell["token_accuracy"]["mean"] == 1.0
+      assert cell["edit_distance"]["mean"] == 0.0
+      assert cell["log_likelihood"]["mean"] > -1e-6
+      for metric in ("exact_match", "token_accuracy", "log_likelihood", "brier"):
+        assert few_shot.above_chance(cell, metric), (t, k, metric)
+
+
+def test_negative_control_a_uniform_model_is_never_above_chance():
+  res = _run(_uniform, ("copy", "lookup"), (0, 4))
+  for t, cells in res["tasks"].items():
+    for k, cell in cells.items():
+      assert cell["exact_match"]["mean"] == 0.0
+      answer_tokens = 4 if t == "copy" else 2
+      assert cell["log_likelihood"]["mean"] == pytest.approx(
+          -answer_tokens * np.log(TOK.vocab_size), rel=1e-6)
+      for metric in ("exact_match", "token_accuracy", "log_likelihood", "brier"):
+        assert not few_shot.above_chance(cell, metric), (t, k, metric)
+
+
+def test_bad_requests_raise_with_the_fix():
+  with pytest.raises(ValueError, match="unknown few-shot task"):
+    few_shot.evaluate(_uniform, TOK, L, tasks=("sort",))
+  with pytest.raises(ValueError, match="use fewer shots"):
+    few_shot.evaluate(_uniform, TOK, 16, tasks=("copy",), shots=(8,), num_prompts=4)
