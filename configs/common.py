@@ -64,6 +64,9 @@ def train(**overrides) -> ml_collections.ConfigDict:
       eval_every=0,             # task evaluation every N steps (multiple of steps_per_call); 0 = off
       checkpoint_every=0,       # must be a multiple of steps_per_call; 0 = only at the end
       keep_checkpoints=2,
+      keep_log_spaced=False,    # also save, and never delete, checkpoints at steps 1, 2, 4, 8, ...
+                                # (each rounded up to a multiple of steps_per_call) and every
+                                # checkpoint_every; keep_checkpoints then bounds only the others
       async_checkpoints=True,
       peak_flops=0.0,           # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
       compile_cache_dir="~/.cache/research_jax",  # persistent XLA cache; "" = off

@@ -36,15 +36,18 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   c.task = ml_collections.ConfigDict()
   c.task.name = "lm"            # task registry key (research/tasks/lm.py)
-  c.task.source = "file"        # file | tfds | synthetic (uniform random ids: AOT plans, throughput)
-  c.task.path = ""              # file source: a UTF-8 text file (any local corpus)
-  c.task.valid_fraction = 0.05  # file source: the last fraction of the text is held out
+  c.task.source = "file"        # file | tfds | stdlib (this Python's own .py files) | synthetic
+                                # (uniform random ids: AOT plans, throughput)
+  c.task.path = ""              # file source: a UTF-8 text file (any local corpus); stdlib source:
+                                # a directory of .py files, "" = this interpreter's standard library
+  c.task.valid_fraction = 0.05  # file: the last fraction of the text is held out; stdlib: this
+                                # fraction of the files, chosen by a hash of each file's path
   c.task.dataset = "tiny_shakespeare"  # tfds source: dataset name (lm1b, tiny_shakespeare, ...)
   c.task.train_split = "train"  # tfds source: training split
   c.task.eval_split = "validation"  # tfds source: held-out split (lm1b: test)
   c.task.text_key = "text"      # tfds source: text feature(s), comma-separated to join
   c.task.data_dir = ""          # TFDS data dir; "" = TFDS default (or TFDS_DATA_DIR)
-  c.task.max_documents = 0      # tfds source: read the first N records per split; 0 = all
+  c.task.max_documents = 0      # tfds / stdlib source: read the first N records / files per split; 0 = all
   c.task.tokenizer = "byte"     # byte (UTF-8, 259 ids) | char (characters of the training text)
   c.task.vocab_size = 0         # synthetic source: vocabulary size (e.g. 50304, Pythia's)
   c.task.seq_len = 128          # L: tokens per training sequence (context length)

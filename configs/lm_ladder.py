@@ -2,8 +2,7 @@
 
   python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4
   python -m research.aot --ladder=configs/lm_ladder.py --topologies=v5e:4x4,v5p:4x4x4,v5p:8x8x8 --markdown
-  python -m research.sweep --config=configs/lm_ladder.py:cpu --sweep=ladder --workdir=runs/ladder \
-      --config.task.path=corpus.txt
+  python -m research.sweep --config=configs/lm_ladder.py:cpu --sweep=ladder --workdir=runs/ladder
   python -m research.sweep --config=configs/lm_ladder.py:1b@v5p:4x4x4 --sweep=ladder@v5p:4x4x4 \
       --workdir=gs://BUCKET/ladder          # every pod size, each with its v5p-64 layout
 
@@ -17,8 +16,10 @@ Presets (configs/lm.py's LM task and fields; every field is commented there):
                  byte of the step; train on text with --config.task.source=file|tfds
                  (the byte/char vocabulary then replaces it).
   SIZE           the same with the layout for v5p:4x4x4 (DEFAULT_TOPOLOGY).
-  cpu            configs/lm.py's cpu setup (byte-level file corpus, fp32, context 128);
-                 `--sweep=ladder` runs CPU_SIZES (~0.1M-10M parameters).
+  cpu            configs/lm.py's cpu setup (byte-level, fp32, context 128) on this Python's
+                 standard library (task.source=stdlib, ~11 MB of .py files; any other source
+                 with --config.task.source=file|tfds), keeping checkpoints at log-spaced steps
+                 (train.keep_log_spaced); `--sweep=ladder` runs CPU_SIZES (~0.1M-10M parameters).
   tiny           seconds; tests and AOT tests (synthetic data, 2 layers of width 32).
 Sizes follow Pythia (Biderman et al. 2023, Table 1: layers / width / heads); our blocks are
 GPT-2 style (sequential attention then MLP, biases, untied read-out), which Pythia's
@@ -100,6 +101,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
                      + " (pod sizes take @TOPOLOGY, e.g. 1b@v5e:4x4)")
   if topology and size not in POD_SIZES:
     raise ValueError(f"preset {preset!r}: only pod sizes ({', '.join(POD_SIZES)}) take @TOPOLOGY")
+  if size == "cpu" or size in CPU_SIZES:  # issue 18: a real corpus on every machine, and
+    c.task.source = "stdlib"              # checkpoints at log-spaced steps for the probes
+    c.train.keep_log_spaced = True
   return c
 
 

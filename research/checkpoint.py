@@ -8,6 +8,10 @@ every file of the step, whichever process wrote it, so sharded multi-process sav
 covered). Restore verifies it first; a mismatch (a flipped bit on disk) is treated as an
 unreadable checkpoint. A step without the file (killed between commit and checksum) is
 restored unverified, with a log line saying so.
+
+Log-spaced keeping (`train.keep_log_spaced`, Pythia's schedule for probing training
+dynamics later): `kept_steps` names the steps saved and never deleted; keep-latest-N
+bounds only the other checkpoints (a preemption save, an extended run's old final step).
 """
 from __future__ import annotations
 
@@ -78,15 +82,50 @@ def _complete_on_disk(directory: Path) -> list[int] | None:
     return None
 
 
+def log_spaced_steps(num_steps: int, grid: int) -> list[int]:
+  """Steps 1, 2, 4, 8, ... <= num_steps, each rounded UP to a multiple of `grid` (the loop
+  stops only there: train.steps_per_call) or to num_steps if that comes first; equal
+  roundings merge. grid 10, 100 steps: [10, 20, 40, 70]."""
+  out, p = set(), 1
+  while p <= num_steps:
+    out.add(min(num_steps, -(-p // grid) * grid))
+    p *= 2
+  return sorted(out)
+
+
+def kept_steps(train) -> frozenset[int]:
+  """Steps whose checkpoints a run saves and keeps for good under train.keep_log_spaced:
+  the log-spaced ones, every train.checkpoint_every, and the last; empty when it is off."""
+  if not train.get("keep_log_spaced", False):
+    return frozenset()
+  every = train.checkpoint_every
+  regular = range(every, train.num_steps + 1, every) if every else ()
+  return frozenset(log_spaced_steps(train.num_steps, train.steps_per_call)).union(
+      regular, [train.num_steps])
+
+
 class Checkpointer:
-  def __init__(self, directory: str | Path, *, max_to_keep: int, async_save: bool = True):
+  def __init__(self, directory: str | Path, *, max_to_keep: int, async_save: bool = True,
+               keep_steps=()):
+    """keep_steps: steps never deleted; `max_to_keep` (latest N) bounds the others."""
     self.directory = Path(directory).absolute()
+    policy = None
+    if keep_steps:
+      cm = ocp.checkpoint_managers
+      policy = cm.AnyPreservationPolicy([cm.LatestN(max_to_keep), cm.CustomSteps(sorted(keep_steps))])
+      max_to_keep = None  # Orbax takes either a policy or max_to_keep
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
-        cleanup_tmp_directories=True, create=True)
+        max_to_keep=max_to_keep, preservation_policy=policy,
+        enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
     self._mngr = ocp.CheckpointManager(self.directory, options=options,
                                        item_names=("state", "meta"))
     self._unsealed: list[int] = []  # saved steps whose checksums are not yet written
+
+  @classmethod
+  def for_training(cls, directory: str | Path, train) -> "Checkpointer":
+    """A run's checkpointer, as config.train says: keep latest N, async, log-spaced."""
+    return cls(directory, max_to_keep=train.keep_checkpoints,
+               async_save=train.async_checkpoints, keep_steps=kept_steps(train))
 
   def all_steps(self) -> list[int]:
     return sorted(self._mngr.all_steps())

@@ -185,8 +185,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   _enable_compile_cache(config.train.compile_cache_dir)
   ens = Ensemble(config, members, devices)
   tr = config.train
-  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=tr.keep_checkpoints,
-                               async_save=tr.async_checkpoints)
+  ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
   abstract = jax.eval_shape(ens.init_state)
   if ckpt.latest_step() is not None:
     carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding))

@@ -90,6 +90,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
         logging.info("%sstep %d/%d | loss %.4g", kind.label, end, tr.num_steps, loss)
 
   step, t0, compile_s = start, time.perf_counter(), None
+  keep = ckpt_lib.kept_steps(tr)  # train.keep_log_spaced: saved (and kept) at these too
   while step < tr.num_steps:
     if guard.is_set():
       drain()
@@ -114,7 +115,8 @@ def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
     if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):
       drain()
       kind.evaluate(state, step)
-    if (tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps:
+    if ((tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps
+        or step in keep):
       drain()  # never checkpoint a state whose losses were not checked
       ckpt.save(step, state, {"step": step})
   drain()

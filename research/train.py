@@ -226,8 +226,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
-  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=tr.keep_checkpoints,
-                               async_save=tr.async_checkpoints)
+  ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
   if ckpt.latest_step() is not None:
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     state, _, restored = ckpt.restore(abstract)

@@ -37,6 +37,7 @@ BOOKKEEPING = {
     "train.log_every": "which steps get a metrics row, not what they hold",
     "train.checkpoint_every": "when checkpoints are written, not what they hold",
     "train.keep_checkpoints": "how many old checkpoints stay on disk",
+    "train.keep_log_spaced": "which old checkpoints stay on disk",
     "train.async_checkpoints": "whether saves overlap training; the bytes are the same",
     "train.compile_cache_dir": "where compiled programs are cached",
     "train.peak_flops": "only the MFU column of perf.jsonl",

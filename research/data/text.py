@@ -17,6 +17,9 @@ Sources (no TensorFlow at run time):
         ag_news_subset). A missing dataset raises DatasetUnavailableError naming
         the dataset and the command that prepares it.
   csv   a local CSV file with a text and a label column.
+  stdlib  the running interpreter's standard library (`stdlib_texts`): every .py file
+        outside test suites and site-packages, one document per file in sorted path
+        order, held out by a hash of its path. A real corpus on every machine.
 
 Rows: `Rows` holds a 2-D int array and returns rows by index from inside jitted
 code. Small arrays live on device (jnp.take); large ones stay in host memory and
@@ -35,7 +38,10 @@ from __future__ import annotations
 
 import collections
 import csv
+import hashlib
 import re
+import sys
+import sysconfig
 from pathlib import Path
 
 import jax
@@ -172,6 +178,67 @@ def split_text(text: str, valid_fraction: float) -> tuple[str, str]:
   """(train, valid): the last `valid_fraction` of the characters is held out."""
   cut = len(text) - int(round(len(text) * valid_fraction))
   return text[:cut], text[cut:]
+
+
+# Directories of the standard library that are not its own code: test suites (mostly
+# generated data, and a tenth of the bytes of everything else put together) and installed
+# third-party packages.
+STDLIB_SKIP = ("test", "tests", "idle_test", "site-packages", "__pycache__")
+
+
+def stdlib_files(path: str = "") -> tuple[Path, list[str]]:
+  """(root, sorted relative paths of its .py files outside STDLIB_SKIP directories).
+
+  root: `path`, or this interpreter's standard library when it is "" (a venv's
+  sysconfig points at the base interpreter's)."""
+  root = Path(path).expanduser() if path else Path(sysconfig.get_paths()["stdlib"])
+  where = (f"config.task.path={path!r}" if path else
+           f"this Python's standard library ({root}, sysconfig 'stdlib')")
+  fix = ("set config.task.path to a directory of .py files, or '' for this interpreter's "
+         "standard library")
+  if not root.is_dir():
+    raise InputError(f"{where}: no such directory; {fix}")
+  files = sorted(f.relative_to(root).as_posix() for f in root.rglob("*.py")
+                 if f.is_file() and not set(f.relative_to(root).parts[:-1]) & set(STDLIB_SKIP))
+  if not files:
+    raise InputError(f"{where} holds no .py files outside {', '.join(STDLIB_SKIP)}; {fix}")
+  return root, files
+
+
+def held_out(relative_path: str, fraction: float) -> bool:
+  """A file's split from a hash of its path: it stays on its side whatever other files a
+  Python version adds or drops (a cut by position would move every file after a change)."""
+  h = int.from_bytes(hashlib.sha256(relative_path.encode()).digest()[:8], "big")
+  return h < fraction * 2 ** 64
+
+
+def stdlib_texts(path: str, valid_fraction: float,
+                 limit: int = 0) -> tuple[list[str], list[str], dict]:
+  """(train documents, held-out documents, description) of `stdlib_files(path)`.
+
+  `limit` > 0 keeps the first N files of each split. The description (logged, and in the
+  lm probe) names the root, the Python version, file and byte counts per split, and a
+  SHA-256 of the whole corpus: runs on two machines saw the same text only if it matches."""
+  root, files = stdlib_files(path)
+  splits = ([f for f in files if not held_out(f, valid_fraction)],
+            [f for f in files if held_out(f, valid_fraction)])
+  if not all(splits):
+    raise InputError(f"{root}: {len(files)} .py files, {len(splits[1])} held out by "
+                     f"config.task.valid_fraction={valid_fraction}; choose a fraction that "
+                     "leaves files on both sides")
+  splits = tuple(s[:limit] if limit else s for s in splits)
+  digest = hashlib.sha256()
+  docs = ([], [])
+  for names, out in zip(splits, docs):
+    for name in names:
+      data = (root / name).read_bytes()
+      digest.update(name.encode() + b"\0" + data)
+      out.append(data.decode("utf-8", errors="replace"))
+  info = {"root": str(root), "python": sys.version.split()[0],
+          "files": [len(s) for s in splits],
+          "bytes": [sum(len(d.encode("utf-8")) for d in ds) for ds in docs],
+          "sha256": digest.hexdigest()}
+  return docs[0], docs[1], info
 
 
 def tfds_records(name: str, split: str, data_dir: str = "", limit: int = 0):

@@ -65,6 +65,8 @@ def _data_file(cfg) -> None:
   try:
     if t.source == "file":
       text_lib.read_file(t.path)
+    elif t.source == "stdlib":
+      text_lib.stdlib_files(t.path)
     elif t.source == "csv":
       _, labels = text_lib.read_csv(t.path, t.text_column, t.label_column)
       if len(set(labels)) < 2:

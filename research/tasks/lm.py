@@ -1,4 +1,5 @@
-"""Next-token language modelling on real text (a local file or a TFDS corpus).
+"""Next-token language modelling on real text (a local file, a TFDS corpus, or the Python
+standard library's own source, which every machine has).
 
 The corpus is read and tokenised once on the host (byte- or character-level,
 `research/data/text.py`), documents are packed into one token stream with EOS
@@ -33,21 +34,25 @@ from research.errors import InputError
 from research.models import IOSpec
 from research.tasks.fields import ConfigError, check_text_task, choice, positive
 
-SOURCES = ("file", "tfds", "synthetic")
+SOURCES = ("file", "tfds", "stdlib", "synthetic")
 WINDOWS = ("random", "chunks")
 LM_TOKENIZERS = ("byte", "char")
 
 
-def load_corpus(cfg) -> tuple[str | list[str], str | list[str]]:
-  """(train documents, eval documents) from config.task (deterministic)."""
+def load_corpus(cfg) -> tuple[list[str], list[str], dict]:
+  """(train documents, eval documents, description) from config.task (deterministic); the
+  description (sizes, and for stdlib its root, Python version and hash) is logged and
+  written to probes/lm.json."""
   if cfg.source == "file":
     train, valid = text_lib.split_text(text_lib.read_file(cfg.path), cfg.valid_fraction)
-    return [train], [valid]
+    return [train], [valid], {"path": cfg.path, "bytes": [len(t.encode()) for t in (train, valid)]}
   if cfg.source == "tfds":
     limit = int(cfg.max_documents)
     train = text_lib.tfds_texts(cfg.dataset, cfg.train_split, cfg.text_key, cfg.data_dir, limit)
     valid = text_lib.tfds_texts(cfg.dataset, cfg.eval_split, cfg.text_key, cfg.data_dir, limit)
-    return train, valid
+    return train, valid, {"dataset": cfg.dataset, "documents": [len(train), len(valid)]}
+  if cfg.source == "stdlib":  # path "" = this interpreter's; valid_fraction of the files
+    return text_lib.stdlib_texts(cfg.path, cfg.valid_fraction, int(cfg.max_documents))
   raise ValueError(f"config.task.source={cfg.source!r} is not valid; choose one of: "
                    + ", ".join(SOURCES))
 
@@ -88,7 +93,7 @@ class LMTask:
     check_text_task(cfg, SOURCES, LM_TOKENIZERS)
     choice(cfg, "task", "window", WINDOWS)
     positive(cfg, "task", "max_documents", allow_zero=True)
-    if cfg.task.source == "file" and not 0 < cfg.task.valid_fraction < 1:
+    if cfg.task.source in ("file", "stdlib") and not 0 < cfg.task.valid_fraction < 1:
       raise ConfigError(f"config.task.valid_fraction={cfg.task.valid_fraction} must be in (0, 1)")
     if cfg.task.source == "synthetic" and cfg.task.get("vocab_size", 0) <= text_lib.NUM_SPECIAL:
       raise ConfigError(f"config.task.vocab_size={cfg.task.get('vocab_size', 0)} must exceed the "
@@ -104,8 +109,9 @@ class LMTask:
       v = self.tokenizer.vocab_size
       # Tokens are drawn in `sample`; this stream only gives the probes windows to read.
       stream = valid = synthetic_stream(v, 4 * (self.seq_len + 1))
+      self.corpus = {"vocab_size": v}
     else:
-      train_docs, valid_docs = load_corpus(cfg)
+      train_docs, valid_docs, self.corpus = load_corpus(cfg)
       self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, train_docs)
       v = self.tokenizer.vocab_size
       stream = text_lib.pack(self.tokenizer.encode(d) for d in train_docs)
@@ -124,8 +130,8 @@ class LMTask:
       self.rows = text_lib.Rows(stream.astype(dtype)[:, None], cfg.placement)
     self.eval_windows = text_lib.chunk(valid, need)
     self.io = IOSpec(output_dim=v, seq_len=self.seq_len, vocab_size=v)
-    logging.info("lm corpus: %d train / %d eval tokens, vocabulary %d (%s), rows on %s",
-                 len(stream), len(valid), v, self.tokenizer.kind,
+    logging.info("lm corpus (%s %s): %d train / %d eval tokens, vocabulary %d (%s), rows on %s",
+                 cfg.source, self.corpus, len(stream), len(valid), v, self.tokenizer.kind,
                  "device" if self.rows.on_device else "host")
 
   @property
@@ -168,8 +174,9 @@ class LMTask:
     return jnp.sum(ce_BxL * mask_BxL) / denom, {"accuracy": correct.sum() / denom}
 
   # --- evaluation ---------------------------------------------------------------
-  def _eval_losses(self, apply_fn, num: int, batch_size: int) -> np.ndarray:
-    """Per-token losses (windows x L) on the first `num` evaluation windows."""
+  def eval_losses(self, apply_fn, num: int, batch_size: int) -> np.ndarray:
+    """Per-token losses (windows x L) on the first `num` evaluation windows (0: all);
+    column i is the loss of predicting window token i + 1 from tokens 0..i."""
     windows = self.eval_windows[:num] if num else self.eval_windows
     out = []
     for s in range(0, len(windows), batch_size):
@@ -181,7 +188,7 @@ class LMTask:
   def evaluate(self, exp, params, key) -> dict:
     del key
     probe = exp.config.probe
-    ce = self._eval_losses(exp.predict_fn(params), int(probe.eval_sequences), int(probe.batch_size))
+    ce = self.eval_losses(exp.predict_fn(params), int(probe.eval_sequences), int(probe.batch_size))
     loss = float(ce.mean())
     return {"valid_loss": loss, "valid_perplexity": float(math.exp(min(loss, 50.0)))}
 
@@ -202,14 +209,16 @@ class LMTask:
     return ids[len(prompt_ids):]
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
-    ce = self._eval_losses(predict_fn, int(probe_cfg.eval_sequences), int(probe_cfg.batch_size))
+    ce = self.eval_losses(predict_fn, int(probe_cfg.eval_sequences), int(probe_cfg.batch_size))
     loss = float(ce.mean())
     prompt = self.eval_windows[0][:max(1, min(self.seq_len // 2, 32))]
     cont = self.generate(predict_fn, key, prompt, int(probe_cfg.generate_tokens),
                          float(probe_cfg.temperature))
     return {self.probe_name: {
         "kind": "lm", "step": int(step), "source": self.cfg.source,
-        "dataset": self.cfg.dataset if self.cfg.source == "tfds" else self.cfg.path,
+        "dataset": {"tfds": self.cfg.dataset, "stdlib": f"Python {self.corpus.get('python')} stdlib"
+                    }.get(self.cfg.source, self.cfg.path),
+        "corpus": self.corpus,
         "tokenizer": self.cfg.tokenizer, "vocab_size": self.tokenizer.vocab_size,
         "seq_len": self.seq_len, "num_train_tokens": int(self.num_train_tokens),
         "num_eval_tokens": int(self.num_eval_tokens), "num_eval_windows": int(ce.shape[0]),
