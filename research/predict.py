@@ -29,11 +29,11 @@ from research.errors import InputError
 # sequence models' `read_out`, the ResNet classifier's `head`, and a wrapped model's
 # (e.g. the image-exemplar model's sequence_model/read_out).
 # --- prediction ----------------------------------------------------------------------
-def load_run(workdir: str | Path):
-  """(Experiment, params, step) of a finished run, on this process's first device."""
+def open_run(workdir: str | Path):
+  """The Experiment (task, model, shapes) of a run, rebuilt from its config.json on this
+  process's first device; research.probe_checkpoints restores each checkpoint into it."""
   import ml_collections
 
-  from research import checkpoint as ckpt_lib
   from research import train
   workdir = Path(workdir).expanduser()
   cfg_path = workdir / "config.json"
@@ -42,7 +42,14 @@ def load_run(workdir: str | Path):
   config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
   config.init_from = ""  # the run's own checkpoint holds every parameter
-  exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
+  return train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
+
+
+def load_run(workdir: str | Path):
+  """(Experiment, params, step) of a finished run, on this process's first device."""
+  from research import checkpoint as ckpt_lib
+  exp = open_run(workdir)
+  workdir = Path(workdir).expanduser()
   ck = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=1_000_000, async_save=False)
   try:
     state, _, step = ck.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))

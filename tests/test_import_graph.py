@@ -31,7 +31,7 @@ LAYERS = (
     ("loop",),
     ("train",),
     ("ensemble",),
-    ("predict", "aot", "results"),
+    ("predict", "aot", "results", "probe_checkpoints"),
     ("sweep",),
     ("main",),
 )

@@ -1,0 +1,151 @@
+"""Probes of every kept checkpoint of a language-model run, after the fact (issue 18 §3).
+
+  python -m research.probe_checkpoints --workdir=runs/ladder/c3 [--out=FILE] [--windows=N]
+
+WORKDIR is any `lm` run with checkpoints (research.main / research.sweep wrote it; this
+command trains nothing). Its model and task are rebuilt from WORKDIR/config.json (the
+training data is read again for its held-out windows), and each complete checkpoint, oldest
+first, is restored and scored on the first N held-out windows (default: the run's
+probe.eval_sequences). One JSON row per checkpoint goes to WORKDIR/probes/checkpoints.jsonl
+(or --out), rewritten atomically after each one:
+
+  step, tokens (step x batch x seq_len), num_params, loss (mean nats per token),
+  loss_by_position (column i: predicting token i + 1 from tokens 0..i),
+  icl_score, icl_score_se, early, late, half_window, num_windows, seq_len
+
+ICL score (Olsson et al. 2022): loss at token 500 minus loss at token 50 of a 512-token
+context, both scaled to the run's context L (research/probes/attention.py icl_positions:
+early = round(50 L / 512), late = min(L - 1, round(500 L / 512)); L = 128 gives tokens 12
+and 125, L = 32 gives 3 and 31), each the mean over +-L // 64 positions (as the induction
+task). Negative: later context helps. icl_score_se is its standard error over windows (each
+window's own late-minus-early difference), the noise an untrained model's score sits in.
+
+Resumable: steps already in the output file are skipped, so a rerun probes only checkpoints
+saved since (e.g. while the run still trains). A checkpoint that cannot be read is reported
+and left for the next run (exit 6 when any failed).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import flags, logging
+
+from research import checkpoint as ckpt_lib
+from research import cli, predict
+from research import workdir as workdir_lib
+from research.errors import InputError, RunsFailedError
+from research.probes import attention as scores
+
+OUT = Path("probes") / "checkpoints.jsonl"
+
+
+def icl_summary(ce_WxL) -> dict:
+  """ICL score, its standard error over windows, and its positions, from per-window losses
+  (column i: predicting token i + 1)."""
+  ce = np.asarray(ce_WxL, np.float64)
+  seq_len = ce.shape[1]
+  early, late = scores.icl_positions(seq_len)
+  half_window = max(0, seq_len // 64)
+  # Token-aligned: lpp[:, j] is the loss of predicting token j; token 0 is never predicted.
+  lpp = np.concatenate([np.full((ce.shape[0], 1), np.nan), ce], axis=1)
+  per_window = np.asarray(jax.vmap(
+      lambda l: scores.icl_score(l, early, late, half_window))(lpp), np.float64)
+  se = per_window.std(ddof=1) / np.sqrt(len(per_window)) if len(per_window) > 1 else float("nan")
+  return {"icl_score": float(per_window.mean()), "icl_score_se": float(se), "early": early,
+          "late": late, "half_window": half_window}
+
+
+def probe_checkpoint(exp, params, num_windows: int) -> dict:
+  """The row of one checkpoint's parameters (without its step)."""
+  ce = exp.task.eval_losses(exp.predict_fn(params), num_windows, int(exp.config.probe.batch_size))
+  return {"loss": float(ce.mean()), **icl_summary(ce), "num_windows": int(ce.shape[0]),
+          "seq_len": int(ce.shape[1]), "loss_by_position": ce.mean(0).tolist()}
+
+
+def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int = 0) -> list[int]:
+  """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed."""
+  workdir = Path(workdir).expanduser()
+  saved = workdir_lib.read_json(workdir / workdir_lib.CONFIG)
+  if not saved:
+    raise InputError(f"--workdir={workdir} holds no config.json; pass the --workdir of an lm run")
+  if saved.get("task", {}).get("name") != "lm":
+    raise InputError(f"--workdir={workdir} is a {saved.get('task', {}).get('name')!r} run; "
+                     "research.probe_checkpoints probes language-model (task.name='lm') runs")
+  ck = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=1_000_000, async_save=False)
+  try:
+    steps = ck.all_steps()
+    if not steps:
+      raise InputError(f"--workdir={workdir} has no complete checkpoint; train it first "
+                       "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
+    out = Path(out).expanduser() if out else workdir / OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with workdir_lib.Lock(out.parent, "research.probe_checkpoints"):
+      return _probe_steps(workdir, ck, steps, out, windows)
+  finally:
+    ck.close()
+
+
+def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int) -> list[int]:
+  rows = workdir_lib.read_jsonl(out)
+  exp = predict.open_run(workdir)
+  windows = windows or int(exp.config.probe.eval_sequences)
+  wanted = min(windows, len(exp.task.eval_windows)) if windows else len(exp.task.eval_windows)
+  other = {r["num_windows"] for r in rows} - {wanted}
+  if other:
+    raise InputError(f"{out} holds rows over {sorted(other)} held-out windows, this probe "
+                     f"{wanted}; pass --windows={sorted(other)[0]} or another --out")
+  done = {r["step"] for r in rows}
+  todo = [s for s in steps if s not in done]
+  logging.info("%s: %d checkpoints, %d already in %s, %d to probe", workdir, len(steps),
+               len(steps) - len(todo), out, len(todo))
+  abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
+  tokens_per_step = int(exp.config.train.batch_size) * int(exp.task.seq_len)
+  probed, failed = [], []
+  for step in todo:
+    try:
+      state, _, _ = ck.restore(abstract, step=step)
+    except ckpt_lib.CheckpointError as e:  # deleted by a live run, or damaged: not ours to fix
+      logging.warning("checkpoint %d not probed: %s", step, e)
+      failed.append(f"{step} ({str(e)[:120]})")
+      continue
+    row = {"step": step, "tokens": step * tokens_per_step, "num_params": int(exp.num_params),
+           **probe_checkpoint(exp, state.params, windows)}
+    rows = sorted(rows + [row], key=lambda r: r["step"])
+    workdir_lib.write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
+    probed.append(step)
+    print(f"step {step}: loss {row['loss']:.4f}, ICL score {row['icl_score']:+.4f} "
+          f"+- {row['icl_score_se']:.4f} (token {row['late']} minus token {row['early']})",
+          flush=True)
+  if failed:
+    raise RunsFailedError(f"{len(failed)} checkpoint(s) of {workdir} not probed: "
+                          + "; ".join(failed) + f"; the others are in {out}")
+  return probed
+
+
+def _define_flags() -> None:
+  """Flags only when this module is the program (absl flags are process-global)."""
+  global _WORKDIR, _OUT, _WINDOWS
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of an lm run with checkpoints.")
+  _OUT = flags.DEFINE_string("out", None, f"JSONL file of the rows; default WORKDIR/{OUT}.")
+  _WINDOWS = flags.DEFINE_integer("windows", 0, "Held-out windows per checkpoint; 0 = the "
+                                  "run's probe.eval_sequences.")
+
+
+def main(argv) -> int:
+  if len(argv) > 1:
+    raise InputError(f"unexpected arguments {argv[1:]}; pass --workdir=DIR [--out=FILE]")
+  if not _WORKDIR.value:
+    raise InputError("--workdir=DIR is required: the workdir of an lm run with checkpoints")
+  if _WINDOWS.value < 0:
+    raise InputError(f"--windows={_WINDOWS.value} must be >= 0 (0: the run's probe.eval_sequences)")
+  probed = probe_run(_WORKDIR.value, _OUT.value, _WINDOWS.value)
+  print(f"probed {len(probed)} checkpoint(s): {probed}", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  _define_flags()
+  cli.run(main)

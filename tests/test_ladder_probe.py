@@ -1,0 +1,106 @@
+"""research.probe_checkpoints (issue 18 §3): Olsson's ICL score and loss by position on every
+kept checkpoint of a run it did not train, resumable, as JSONL in the run directory.
+
+Negative control: an untrained model's ICL score sits within its noise (zero within a few
+standard errors), while a model trained on a corpus of repeated random strings, where late
+tokens can be copied from earlier ones, goes clearly negative."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from research import cli, config_check, predict, probe_checkpoints, train
+from research.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 600
+
+
+def _repeated_corpus(path: Path) -> Path:
+  """Lines of a random 8-letter string said 8 times: token t is predictable from token t - 8
+  of the same line, never from bigram statistics."""
+  rng = np.random.default_rng(0)
+  letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+  path.write_text("".join("".join(rng.choice(letters, 8)) * 8 + "\n" for _ in range(3000)))
+  return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  d = tmp_path_factory.mktemp("probe")
+  c = cli.load_config("configs/lm.py:tiny")
+  c.task.source, c.task.path = "file", str(_repeated_corpus(d / "corpus.txt"))
+  c.train.compile_cache_dir, c.mesh.data = "", 1
+  c.train.num_steps, c.train.steps_per_call, c.train.log_every = STEPS, 10, 50
+  c.train.batch_size = 32
+  c.train.eval_every, c.train.checkpoint_every, c.train.keep_checkpoints = 0, 0, 1
+  c.train.keep_log_spaced = True
+  c.optim.learning_rate, c.optim.warmup_steps = 3e-3, 20
+  c.probe.eval_sequences, c.probe.generate_tokens = 64, 0
+  config_check.validate(c, 1)
+  train.train_and_evaluate(c, str(d / "run"), devices=jax.devices()[:1])
+  return d / "run"
+
+
+def _rows(path):
+  return [json.loads(l) for l in Path(path).read_text().splitlines()]
+
+
+def test_every_kept_checkpoint_gets_a_row_and_training_on_repeats_turns_the_score_negative(run):
+  probed = probe_checkpoints.probe_run(run)
+  assert probed == [10, 20, 40, 70, 130, 260, 520, 600]  # 1..8 -> 10, 16 -> 20, ...
+  rows = _rows(run / probe_checkpoints.OUT)
+  assert [r["step"] for r in rows] == probed
+  first, last = rows[0], rows[-1]
+  for r in rows:
+    assert (r["early"], r["late"], r["half_window"], r["seq_len"]) == (3, 31, 0, 32)
+    assert r["num_windows"] == 64 and len(r["loss_by_position"]) == 32
+    assert r["tokens"] == r["step"] * 32 * 32
+    lpp = r["loss_by_position"]  # the score is late minus early, token-aligned
+    assert r["icl_score"] == pytest.approx(lpp[r["late"] - 1] - lpp[r["early"] - 1], abs=1e-5)
+  # After 10 steps (unigram statistics only): no context use yet, zero within its noise.
+  assert abs(first["icl_score"]) < 3 * first["icl_score_se"] + 0.02, first["icl_score"]
+  # Trained on repeated strings: late tokens are copied, the score is far below zero.
+  assert last["icl_score"] < -1.0 and last["icl_score"] < -5 * last["icl_score_se"], last
+  assert last["loss"] < first["loss"] - 0.5
+
+
+def test_an_untrained_model_scores_zero_within_its_noise(run):
+  """Negative control on freshly initialised parameters (no step taken at all)."""
+  exp = predict.open_run(run)
+  params = exp.init_state().params
+  row = probe_checkpoints.probe_checkpoint(exp, params, 64)
+  assert abs(row["icl_score"]) < 3 * row["icl_score_se"] + 0.01, row["icl_score"]
+  assert row["loss"] == pytest.approx(np.log(exp.task.io.vocab_size), abs=0.2)
+
+
+def test_a_rerun_skips_probed_checkpoints_and_fills_in_a_missing_one(run):
+  out = run / probe_checkpoints.OUT
+  probe_checkpoints.probe_run(run)  # make sure the file is complete (test order)
+  before = out.read_text()
+  assert probe_checkpoints.probe_run(run) == []
+  assert out.read_text() == before
+  rows = _rows(out)
+  out.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] != 40))
+  assert probe_checkpoints.probe_run(run) == [40]
+  assert _rows(out) == rows  # recomputed bit for bit, in step order
+  other = run.parent / "other.jsonl"
+  with pytest.raises(InputError, match="--windows=64"):  # rows of another window count
+    out.write_text(before)
+    probe_checkpoints.probe_run(run, windows=16)
+  assert probe_checkpoints.probe_run(run, out=other, windows=16)[-1] == STEPS
+  assert {r["num_windows"] for r in _rows(other)} == {16}
+
+
+def test_the_command_refuses_a_workdir_without_checkpoints_in_one_line(tmp_path):
+  (tmp_path / "config.json").write_text(json.dumps({"task": {"name": "lm"}}))
+  proc = subprocess.run([sys.executable, "-m", "research.probe_checkpoints",
+                         f"--workdir={tmp_path}"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  lines = [l for l in proc.stderr.splitlines() if l.strip()]
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+  assert "no complete checkpoint" in lines[0]
