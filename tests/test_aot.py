@@ -9,6 +9,7 @@ import importlib.util
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -204,3 +205,120 @@ def test_cpu_ladder_sweep_spans_0p1m_to_10m(tmp_path):
         {"params": jax.random.key(0)}, jnp.zeros((1, c.task.seq_len), jnp.int32)))
     counts.append(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))
   assert counts == sorted(counts) and 0.08e6 < counts[0] < 0.2e6 and 8e6 < counts[-1] < 12e6, counts
+
+
+# --- the ladder's plan cache: each (size, topology) cell compiled once --------------------
+_TINY_LADDER = '''
+from configs import lm_ladder
+from research import cli
+
+POD_SIZES = {"tiny": None}
+WIDTH = 128
+
+
+def get_config(preset):
+  size, _, topology = preset.partition("@")
+  c = cli.apply_overrides(lm_ladder.get_config(size), {
+      "model.width": WIDTH, "model.num_heads": 4, "task.seq_len": 128,
+      "train.steps_per_call": 1, "train.eval_every": 0, "train.checkpoint_every": 0})
+  c.topology = topology
+  return c
+'''
+
+
+@pytest.fixture
+def tiny_ladder(tmp_path):
+  """A ladder file of one size (the tiny preset at width 128) and an empty plan cache."""
+  path = tmp_path / "tiny_ladder.py"
+  path.write_text(_TINY_LADDER)
+  return str(path), tmp_path / "plans"
+
+
+def _counting(monkeypatch, fake=None):
+  """aot.plan replaced by a counter around the real one (or `fake`): the compiles made."""
+  calls, real = [], aot.plan
+
+  def counted(config, target):
+    calls.append(config.model.width)
+    return fake(config, target) if fake else real(config, target)
+
+  monkeypatch.setattr(aot, "plan", counted)
+  return calls
+
+
+@needs_libtpu
+def test_ladder_second_call_compiles_nothing(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch)
+  first, unplanned = aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  assert calls == [128] and unplanned == [] and not first[0]["from_cache"]
+  assert len(list(cache.glob("*.json"))) == 1
+
+  def refuse(*args):
+    raise AssertionError("a cached cell was compiled (or its slice built) again")
+  monkeypatch.setattr(aot, "plan", refuse)
+  monkeypatch.setattr(aot, "topology_target", refuse)
+  second, _ = aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  assert second[0]["from_cache"] and aot.markdown(second) == aot.markdown(first)
+  assert second[0]["memory_per_device"] == first[0]["memory_per_device"]
+
+
+def _fake_plan(config, target):
+  del target  # the cache logic only: no libtpu, no compile
+  return {"topology": "v5e:2x2", "num_params": 1000, "mesh": {"data": 4, "fsdp": 1, "tensor": 1},
+          "remat": "none", "batch_size": 8, "grad_accum_steps": 1, "compile_s": 1.0,
+          "memory_per_device": {"total_bytes": 2e9, "capacity_bytes": 16e9, "fits": True},
+          "flops": {}, "collectives": {}, "roofline": {"mfu_40": {"step_s": 1.0,
+                                                                  "tokens_per_s": 2.0}}}
+
+
+def test_plan_cache_misses_on_a_changed_field_or_version(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name: None)
+  aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  assert calls == [128]  # the negative control of the misses below: the same cell hits
+  Path(path).write_text(_TINY_LADDER.replace("WIDTH = 128", "WIDTH = 96"))
+  rows, _ = aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  assert calls == [128, 96] and not rows[0]["from_cache"]
+  monkeypatch.setattr(aot, "_versions", lambda: {"jax": "0.0.0", "jaxlib": "0.0.0",
+                                                 "libtpu": "0.0.0"})
+  aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  assert calls == [128, 96, 96] and len(list(cache.glob("*.json"))) == 3
+
+
+@pytest.mark.parametrize("damage", ["{\"memory_per_device\": ", "[1, 2]", "{}"])
+def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeypatch, damage):
+  from absl import logging as absl_logging
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name: None)
+  aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  (file,) = cache.glob("*.json")
+  file.write_text(damage)
+  warnings = []
+  monkeypatch.setattr(absl_logging, "warning", lambda msg, *a: warnings.append(msg % a))
+  rows, _ = aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  assert calls == [128, 128] and not rows[0]["from_cache"]
+  assert len(warnings) == 1 and str(file) in warnings[0] and "again" in warnings[0]
+  rows, _ = aot.ladder(path, ["v5e:2x2"], [], str(cache))  # rewritten whole
+  assert calls == [128, 128] and rows[0]["from_cache"]
+
+
+def test_cached_only_compiles_nothing_and_lists_the_missing_cells(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name: None)
+  rows, unplanned = aot.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache), cached_only=True)
+  assert rows == [] and unplanned == ["tiny@v5e:2x2", "tiny@v5e:4x4"] and calls == []
+  aot.ladder(path, ["v5e:2x2"], [], str(cache))
+  rows, unplanned = aot.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache), cached_only=True)
+  assert [r["topology"] for r in rows] == ["v5e:2x2"] and unplanned == ["tiny@v5e:4x4"]
+
+
+def test_plan_cache_that_is_a_file_is_input_error(tiny_ladder, tmp_path):
+  path, _ = tiny_ladder
+  (tmp_path / "afile").write_text("x")
+  with pytest.raises(InputError, match="--plan_cache"):
+    aot.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"))
