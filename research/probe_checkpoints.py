@@ -90,6 +90,9 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
 
 def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int) -> list[int]:
   rows = workdir_lib.read_jsonl(out)
+  if not set(steps) - {r["step"] for r in rows}:  # nothing new: no need to rebuild the run
+    logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
+    return []
   exp = predict.open_run(workdir)
   windows = windows or int(exp.config.probe.eval_sequences)
   wanted = min(windows, len(exp.task.eval_windows)) if windows else len(exp.task.eval_windows)
