@@ -9,12 +9,11 @@ figure, from the `tiny` preset) so they read on the repository page; --check com
 sources only. The install cell's REPO_URL form field defaults to this checkout's GitHub
 `origin` (empty without one: then it is read off the notebook's Colab address).
 
-Every paper notebook has the same spine, so it lives here once: install, devices and
-preset, `experiments.reproduce.reproduce(NAME, PRESET, WORKDIR)` (the command's own
-function: it trains, scores each headline claim and renders the figures), the verdict
-table and figures, then one "change one thing" cell that calls the same library with one
-knob turned. Only the texts and that last cell differ per paper. The quickstart notebook
-is written by hand, except for its install cell, the same as every other notebook's.
+Every paper notebook has the same spine, written here once: install, devices and preset,
+`experiments.reproduce.reproduce(NAME, PRESET, WORKDIR)` (the command's own function: it
+trains, scores each headline claim, renders the figures), the verdict table and figures, then
+one "change one thing" cell calling experiments/NAME.py or the library with one knob turned.
+The quickstart notebook is hand-written except for its install cell (the shared one).
 tests/test_notebooks.py executes every notebook on the tiny preset.
 """
 from __future__ import annotations
@@ -77,26 +76,26 @@ WORKDIR = os.environ.get('RESEARCH_NOTEBOOK_WORKDIR', '/tmp/{name}')
 import jax
 from pathlib import Path
 from IPython.display import Image, Markdown, display
-from experiments import reproduce
+from experiments import reproduce, summaries
 # The configs' mesh.data = -1 spreads the batch over every device of this runtime
 # (TPU cores, GPUs or the CPU), so the same cells run on all of them.
 print(jax.device_count(), 'device(s):', jax.devices())
-print(reproduce.SPECS['{name}'].paper)
-for preset, expected in reproduce.SPECS['{name}'].times.items():
-    print(f'  {{preset:5s}}: {{expected}}')"""
+print(reproduce.PAPERS['{name}'].PAPER)
+for preset, what in reproduce.PAPERS['{name}'].PRESETS.items():
+    print(f'  {{preset:5s}}: {{what}}; measured: {{summaries.wall_time_text("{name}", preset)}}')"""
 
 RUN = """\
 summary = reproduce.reproduce('{name}', PRESET, Path(WORKDIR))
 assert not summary['error'], summary['error']
-display(Markdown(reproduce.table(summary['claims'])))
+display(Markdown(summaries.table(summary['claims'])))
 for figure in summary['figures']:
     display(Image(figure))"""
 
 PAPERS = {
     "garg2022": dict(
-        # README's NAME table: experiment, claims module (experiments/claims/), config (configs/).
-        files=("`experiments/reproduce.py` (`_garg2022`: the main job itself)",
-               "regression.py", "icl_regression.py"),
+        # README's NAME table beside experiments/NAME.py: claims module (experiments/claims/)
+        # and config (configs/).
+        files=("regression.py", "`icl_regression.py`"),
         title="Garg et al. 2022: what can Transformers learn in context? (linear regression)",
         intro="A Transformer trained on prompts (x_1, f(x_1), ..., x_k) of random linear functions "
               "predicts f(x_k+1) as well as least squares once k >= d, and far better than "
@@ -111,8 +110,7 @@ config.task.function = 'relu_net'
 result = train.train_or_reuse(config, f'{WORKDIR}/relu_net')
 display(Image(f'{WORKDIR}/relu_net/figures/icl_regression.png'))"""),
     "raventos2023": dict(
-        files=("`experiments/raventos2023.py`",
-               "regression.py", "icl_regression.py:raventos"),
+        files=("regression.py", "`icl_regression.py:raventos`"),
         title="Raventós et al. 2023: task diversity and the emergence of non-Bayesian ICL",
         intro="Pretrained on a finite pool of M regression tasks, a Transformer behaves like the "
               "Bayes posterior over that pool (dMMSE) when M is small and like ridge regression "
@@ -121,13 +119,13 @@ display(Image(f'{WORKDIR}/relu_net/figures/icl_regression.png'))"""),
         change_md="A different grid of pool sizes: the ensemble holds the largest pool, every "
                   "member samples from its own first M tasks.",
         change="""\
+import json
 from experiments import raventos2023
-res = raventos2023.main([f'--preset={PRESET}', f'--out={WORKDIR}/pools', '--pools=4,64,1024'])
-print('M* =', res['m_star'])
+raventos2023.run(PRESET, Path(WORKDIR) / 'pools', pools=(4, 64, 1024))
+print('M* =', json.loads((Path(WORKDIR) / 'pools' / 'raventos2023.json').read_text())['m_star'])
 display(Image(f'{WORKDIR}/pools/figures/raventos2023.png'))"""),
     "chan2022": dict(
-        files=("`experiments/chan2022.py`",
-               "classification.py", "bursty_classification.py:chan"),
+        files=("classification.py", "`bursty_classification.py:chan`"),
         title="Chan et al. 2022: data distributional properties drive emergent in-context learning",
         intro="In-context learning of few-shot classification appears when training sequences are "
               "bursty and classes follow a Zipfian long tail, and needs a Transformer: an LSTM "
@@ -141,8 +139,7 @@ config.task.p_bursty = 0.5
 result = train.train_or_reuse(config, f'{WORKDIR}/p_bursty_0.5')
 print({k: v for k, v in result.items() if k.startswith('final_')})"""),
     "reddy2023": dict(
-        files=("`experiments/reddy2023.py`",
-               "classification.py", "bursty_classification.py"),
+        files=("classification.py", "`bursty_classification.py`"),
         title="Reddy 2023: the mechanistic basis of abrupt in-context learning",
         intro="With bursty sequences a Transformer's in-context accuracy jumps abruptly from "
               "chance to near 1; without burstiness (B = 0) it learns the classes in weights.",
@@ -150,13 +147,12 @@ print({k: v for k, v in result.items() if k.startswith('final_')})"""),
                   "in-context over in-weights learning).",
         change="""\
 from configs import bursty_classification
-from experiments import reddy2023
+from experiments import common
 config = bursty_classification.get_config(PRESET)
 config.task.num_classes *= 4
-res = reddy2023.run_one(Path(WORKDIR) / 'more_classes', 'transformer', config)"""),
+res = common.classification_run(Path(WORKDIR) / 'more_classes', 'transformer', config)"""),
     "olsson2022": dict(
-        files=("`experiments/olsson2022.py`",
-               "language.py", "induction.py"),
+        files=("language.py", "`induction.py`"),
         title="Olsson et al. 2022: in-context learning and induction heads",
         intro="Attention-only Transformers with two or more layers form induction heads in a "
               "short phase change in which the in-context-learning score drops; one-layer "
@@ -170,8 +166,7 @@ config.model.num_layers, config.model.attention_only = 2, False
 result = train.train_or_reuse(config, f'{WORKDIR}/full_2l')
 print({k: v for k, v in result.items() if k.startswith('final_')})"""),
     "xie2021": dict(
-        files=("`experiments/xie2021.py`",
-               "language.py", "ginc.py"),
+        files=("language.py", "`ginc.py`"),
         title="Xie et al. 2021: in-context learning as implicit Bayesian inference (GINC)",
         intro="Language models pretrained on a mixture of HMMs (GINC) infer the latent concept "
               "from in-context examples: accuracy rises with the number of examples n and their "
@@ -181,34 +176,28 @@ print({k: v for k, v in result.items() if k.startswith('final_')})"""),
 from experiments import xie2021
 res = xie2021.run(PRESET, f'{WORKDIR}/two_models', models=('transformer_s', 'lstm'))"""),
     "schaeffer2023": dict(
-        files=("`experiments/emergence_scale.py`",
-               "emergence.py", "arithmetic.py"),
+        files=("emergence.py", "`arithmetic.py`"),
         title="Schaeffer et al. 2023: are emergent abilities a mirage? (exact match vs continuous metrics)",
         intro="Across model sizes, exact match on multi-digit arithmetic looks sharp while "
               "per-token accuracy, edit distance and log-likelihood of the same outputs change "
               "smoothly: the sharpness comes from the metric.",
         change_md="The same sweep on multiplication instead of addition.",
         change="""\
-from experiments import emergence_scale
-res = emergence_scale.main([f'--preset={PRESET}', f'--out={WORKDIR}/mul', '--sizes=0,1',
-                            '--set', 'task.operation=mul'])"""),
+from experiments import schaeffer2023
+schaeffer2023.run(PRESET, f'{WORKDIR}/mul', sizes=(0, 1), overrides={'task.operation': 'mul'})"""),
     "nanda2023": dict(
-        files=("`experiments/grokking.py`",
-               "emergence.py", "grokking.py"),
+        files=("emergence.py", "`grokking.py`"),
         title="Nanda et al. 2023 / Power et al. 2022: grokking and its progress measures",
         intro="On modular addition with 30% of pairs for training, a one-layer Transformer "
               "memorises first and generalises much later, with weight decay; Fourier "
               "progress measures show the circuit forming before test accuracy jumps.",
         change_md="Half of the pairs for training, without the weight-decay-0 control run.",
         change="""\
-from configs import grokking as grokking_config
-from experiments import grokking
-config = grokking_config.get_config(PRESET)
-config.task.train_fraction = 0.5   # the full batch follows (a FieldReference)
-res = grokking.run(config, f'{WORKDIR}/half', control=False)"""),
+from experiments import nanda2023
+# The full batch follows task.train_fraction (a FieldReference in configs/grokking.py).
+nanda2023.run(PRESET, f'{WORKDIR}/half', overrides={'task.train_fraction': 0.5}, control=False)"""),
     "besiroglu2024": dict(
-        files=("`experiments/scaling_fit.py` on `data/chinchilla_svg_extracted_data.csv`",
-               "emergence.py", ""),
+        files=("emergence.py", "none: it fits `data/chinchilla_svg_extracted_data.csv`"),
         title="Besiroglu et al. 2024: Chinchilla scaling, a replication attempt",
         intro="Approach 3 of Hoffmann et al. refitted on the data extracted from their figure: "
               "L(N, D) = E + A/N^alpha + B/D^beta with a Huber loss on log-loss, L-BFGS from a "
@@ -217,9 +206,10 @@ res = grokking.run(config, f'{WORKDIR}/half', control=False)"""),
               "install cell brings it; `data/README.md` says where it comes from).",
         change_md="The fit on all 245 points (Besiroglu drop the 5 highest-loss ones).",
         change="""\
-from experiments import scaling_fit
-scaling_fit.main(['--all-points', '--bootstrap', '0', '--top-starts', '20',
-                  '--out', f'{WORKDIR}/all_points_quick'])"""),
+from experiments import besiroglu2024
+from research.analysis import scaling
+besiroglu2024.refit(Path(WORKDIR) / 'all_points_quick', scaling.load_chinchilla_csv(),
+                    all_points=True, bootstrap=0, top_starts=20)"""),
 }
 
 
@@ -236,28 +226,26 @@ def notebook(name: str) -> dict:
   cells = [
       _cell("markdown", f"# {p['title']}\n\n{p['intro']}\n\n"
                         f"This notebook calls `python -m experiments.reproduce {name}`'s own "
-                        "function: it trains (or reuses finished runs), checks each headline "
-                        "claim against the paper and renders the figures. On Colab choose a TPU "
-                        "or GPU runtime and run the install cell; `PRESET = 'tiny'` runs in "
-                        "seconds on a CPU, `'cpu'` is the README gallery's setup and `'paper'` "
-                        "the paper's where this paper has one (the next cell lists the presets "
-                        "with their expected times)."),
+                        f"function: it runs `experiments/{name}.py` (or reuses finished runs), "
+                        "checks each headline claim against the paper and renders the figures. "
+                        "On Colab choose a TPU or GPU runtime and run the install cell; `PRESET "
+                        "= 'tiny'` runs in seconds on a CPU, `'cpu'` is the README gallery's "
+                        "setup and `'paper'` the paper's (the next cell lists the presets with "
+                        "what each runs and its measured time)."),
       _cell("code", INSTALL.format(repo_url=_default_repo_url())),
       _cell("code", SETUP.format(name=name)),
       _cell("markdown", "## Reproduce\nThe verdict table: the paper's number or direction, "
-                        "ours, the tolerance, PASS / FAIL / NOT_SHOWN. The outputs stored "
-                        "with this notebook come from the `tiny` preset, which checks the "
-                        "machinery only (its FAILs say nothing about the paper); `cpu` and "
-                        "`paper` test the claims."),
+                        "ours, the tolerance, PASS / FAIL / NOT_SHOWN. The stored outputs come "
+                        "from the `tiny` preset, which checks the machinery only (its FAILs say "
+                        "nothing about the paper); `cpu` and `paper` (three seeds) test the claims."),
       _cell("code", RUN.format(name=name), tags=[KEEP]),
       _cell("markdown", f"## Change one thing\n{p['change_md']}"),
       _cell("code", p["change"]),
   ]
   for i, cell in enumerate(cells):  # stable ids: a rebuild changes only what changed
     cell["id"] = f"{name}-{i}"
-  return {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3",
-                                                      "language": "python", "name": "python3"},
-                                       "language_info": {"name": "python"}},
+  kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
+  return {"cells": cells, "metadata": {"kernelspec": kernel, "language_info": {"name": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
 
 
@@ -281,9 +269,8 @@ def readme_table() -> str:
            "| NAME | notebook | experiment | claims (`experiments/claims/`) | config (`configs/`) |",
            "|---|---|---|---|---|"]
   for name, p in PAPERS.items():
-    experiment, claims, config = p["files"]
-    config = f"`{config}`" if config else "none (no training)"
-    lines.append(f"| `{name}` | {badge(name)} | {experiment} | `{claims}` | {config} |")
+    claims, config = p["files"]
+    lines.append(f"| `{name}` | {badge(name)} | `experiments/{name}.py` | `{claims}` | {config} |")
   lines += ["", f"Quickstart (train the regression probe, plot, change one knob): "
             f"{badge('quickstart')}"]
   if not repo:
@@ -387,8 +374,8 @@ def main(argv=None) -> int:
       continue
     if args.execute:
       built = _execute(built, name)
-    elif same_source:
-      continue  # unchanged: keep the stored outputs
+    elif same_source:  # unchanged: keep the stored outputs
+      continue
     elif stored is not None:  # a code cell whose source did not change keeps its outputs
       built = _small_outputs(dict(built, _executed={"cells": [
           c for c in stored["cells"] if c["source"] == next(

@@ -1,6 +1,6 @@
 """Grokking modular addition (Power et al. 2022; Nanda et al. 2023).
 
-  python -m experiments.grokking --config=configs/grokking.py:cpu --workdir=runs/grokking
+  python -m experiments.nanda2023 --preset=cpu --workdir=runs/nanda2023
       (weight decay 1.0 and the weight-decay-0 control, progress-measure figure)
   python -m research.main --config=configs/grokking.py:cpu --workdir=runs/grok_wd1
 
@@ -35,7 +35,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
 
   width = ml_collections.FieldReference(128)
   c.model.num_layers, c.model.width, c.model.num_heads = 1, width, 4
-  # Initial weights x init_scale, applied by experiments/grokking.py (a scaled step-0
+  # Initial weights x init_scale, applied by experiments/nanda2023.py (a scaled step-0
   # checkpoint; research.main ignores it): std 1/sqrt(width) as in Nanda's code, instead
   # of the Transformer's 0.02 (x4.4 at width 128). A large init makes the model memorise
   # first and grok later; at std 0.02 it generalises almost at once (Liu et al. 2023).

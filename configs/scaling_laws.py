@@ -1,6 +1,6 @@
 """Scaling laws L(N, D) on a synthetic language: a second-order Markov token stream.
 
-  python -m experiments.scaling_laws --preset=cpu --out=runs/scaling_laws
+  python -m experiments.scaling_laws --preset=cpu --workdir=runs/scaling_laws
   python -m research.sweep --config=configs/scaling_laws.py:cpu --sweep=scaling_grid \
       --workdir=runs/scaling_laws
 

@@ -2,8 +2,10 @@
 
 Rewrites the README section between GALLERY_START and GALLERY_END from WORKDIR/NAME/summary.json
 (re-scored from each run's result files; nothing is trained here): an overview table, and per
-paper its command, wall time, status counts, claim table with each row's short note beside its
-status, and its figures shrunk to small PNGs in docs/gallery/.
+paper its command, the wall time reproduce measured (experiments/wall_times.json), status
+counts, claim table with each row's short note beside its status, and its figures shrunk to
+small PNGs in docs/gallery/. It reads what reproduce wrote (experiments/summaries.py) and
+never imports reproduce: reproduce imports this module.
 """
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from experiments import reproduce
-from experiments.reproduce import cell
+from experiments import claims, summaries
+from experiments.summaries import cell
 
 GALLERY_START = "<!-- gallery:start (written by python -m experiments.reproduce gallery) -->"
 GALLERY_END = "<!-- gallery:end -->"
@@ -37,13 +39,6 @@ def short_note(note: str, limit: int = NOTE_CHARS) -> str:
   return tail if len(tail) <= limit else tail[:limit - 3].rstrip() + "..."
 
 
-def _minutes(seconds: float | None) -> str:
-  if seconds is None:
-    return "-"
-  m, s = divmod(round(seconds), 60)
-  return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
 def check_markers(readme: Path, text: str | None = None) -> None:
   text = readme.read_text() if text is None else text
   if text.count(GALLERY_START) != 1 or text.count(GALLERY_END) != 1 or \
@@ -52,40 +47,49 @@ def check_markers(readme: Path, text: str | None = None) -> None:
                      f"then the line\n{GALLERY_END}\nwhere the gallery goes")
 
 
-def write_gallery(preset: str, workdir: Path, readme: Path = reproduce.ROOT / "README.md",
-                  assets: Path = reproduce.ROOT / "docs" / "gallery") -> Path:
-  """Rewrites the README gallery from WORKDIR/NAME/summary.json (nothing is trained here)."""
+def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.ROOT / "README.md",
+                  assets: Path = summaries.ROOT / "docs" / "gallery",
+                  wall_times: dict | None = None) -> Path:
+  """Rewrites the README gallery from WORKDIR/NAME/summary.json for each of `names` (nothing
+  is trained here); wall times from `wall_times` (default experiments/wall_times.json)."""
   workdir = Path(workdir)
   text = readme.read_text()
   check_markers(readme, text)
-  statuses = reproduce.claims.STATUSES
+  times = summaries.read_wall_times() if wall_times is None else wall_times
+  statuses = claims.STATUSES
   overview = ["| NAME | command | wall | " + " | ".join(statuses) + " |",
               "|---|---|---|" + "---|" * len(statuses)]
   sections, total, machines = [], 0.0, set()
-  for name in reproduce.NAMES:
+  for name in names:
     path = workdir / name / "summary.json"
     prev = json.loads(path.read_text()) if path.is_file() else None
     if prev is None or prev["preset"] != preset:
       overview.append(f"| {name} | - | not run for the {preset} preset |" + " - |" * len(statuses))
       continue
-    # Re-scored from the run's result files (the claim checks may be newer than the
-    # run); the wall time, machine and any error stay those the run recorded.
-    # None recorded: the machine writing the gallery.
-    s = reproduce.summarize(name, preset, workdir, wall_s=prev.get("wall_s"),
+    # Re-scored from the run's result files (the claim checks may be newer than the run);
+    # the error stays the one the run recorded. The wall time is the one reproduce measured
+    # when it trained every seed from scratch (a rerun that reused runs measures nothing).
+    s = summaries.summarize(name, preset, workdir, paper=prev["paper"], wall_s=prev.get("wall_s"),
                             error=prev.get("error"),
-                            machine=prev.get("machine") or reproduce.this_machine())
-    machines.add(s["machine"])
-    c, total = s["counts"], total + (s.get("wall_s") or 0)
+                            machine=prev.get("machine") or summaries.this_machine())
+    measured = times.get(name, {}).get(preset)
+    wall = summaries.minutes(measured["seconds"]) if measured else "unmeasured"
+    if measured:
+      machines.add(measured["machine"])
+      total += measured["seconds"]
+    c = s["counts"]
     cmd = f"python -m experiments.reproduce {name} --preset={preset}"
-    overview.append(f"| [{name}](#{name}) | `{cmd}` | {_minutes(s.get('wall_s'))} | "
+    n = measured["seeds"] if measured else 0
+    seeds = f" ({n} seed{'s' if n != 1 else ''})" if measured else ""
+    overview.append(f"| [{name}](#{name}) | `{cmd}` | {wall}{seeds} | "
                     + " | ".join(str(c.get(k, 0)) for k in statuses) + " |")
-    lines = [f"#### {name}", "", f"{s['paper']}. `{cmd}`: {_minutes(s.get('wall_s'))}; "
-             + reproduce.counts_text(c)
+    lines = [f"#### {name}", "", f"{s['paper']}. `{cmd}`: {wall}{seeds}; "
+             + summaries.counts_text(c)
              + (f"; **error:** {s['error']}" if s.get("error") else "") + ".", ""]
     if s["claims"]:
       lines += ["| claim | paper | ours | status | note |", "|---|---|---|---|---|"]
       lines += ["| " + " | ".join(cell(v) for v in (
-          r["claim"], r["paper"], r["ours"], reproduce.claims.shown_status(r),
+          r["claim"], r["paper"], r["ours"], claims.shown_status(r),
           short_note(r.get("note", "")))) + " |" for r in s["claims"]]
       lines += ["", "Each claim's tolerance (with its reason), negative control and full note: "
                 f"`{name}/summary.md` in the workdir; a status counts the seeds that PASS."]
@@ -98,10 +102,9 @@ def write_gallery(preset: str, workdir: Path, readme: Path = reproduce.ROOT / "R
     sections.append("\n".join(lines) + "\n")
   body = [GALLERY_START, "",
           f"Written by `python -m experiments.reproduce all --preset={preset} --gallery`; runs "
-          f"on {'; '.join(sorted(machines)) or '-'} (as each run recorded it, else the machine "
-          f"writing the gallery). Total wall {_minutes(total)}: each "
-          "paper's reproduce run as recorded in its summary.json, including compilation and "
-          "probes.", "", *overview, "", *sections, "", GALLERY_END]
+          f"on {'; '.join(sorted(machines)) or '-'}. Total wall {summaries.minutes(total)}: each "
+          "paper's reproduce run of every seed from scratch as experiments/wall_times.json "
+          "records it, including compilation and probes.", "", *overview, "", *sections, "", GALLERY_END]
   start = text.index(GALLERY_START)
   end = text.index(GALLERY_END, start) + len(GALLERY_END)
   tmp = readme.with_suffix(".md.tmp")

@@ -2,8 +2,9 @@
 
   python -m experiments.olsson2022 --preset=cpu --workdir=runs/olsson2022
   python -m experiments.olsson2022 --preset=cpu --workdir=runs/olsson2022 --layers=2
+  python -m experiments.olsson2022 --preset=tiny --workdir=/tmp/olsson --seed=1
 
-Trains configs/induction.py:PRESET with 1, 2 and 3 attention-only layers in
+Trains configs/induction.py:PRESET with 1, 2 and 3 (tiny: 1 and 2) attention-only layers in
 WORKDIR/L<n>/ (normal run directories: rerunning resumes / reuses them). The
 dense schedule comes from the task's `evaluate` (metrics.jsonl `eval_*` every
 `train.eval_every` steps): ICL score, loss, per-head prefix-matching and
@@ -24,20 +25,20 @@ from pathlib import Path
 
 from absl import flags
 
+from experiments import common
 from research import cli
 from research.errors import InputError
 
 
-def _define_flags() -> None:
-  """Flags, defined only when this module is the program: `experiments.reproduce`
-  imports it as a library, and absl flags are process-global."""
-  global _PRESET, _WORKDIR, _LAYERS, _WINDOW, _MIN_RISE, _STEPS
-  _PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/induction.py.")
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-  _LAYERS = flags.DEFINE_list("layers", ["1", "2", "3"], "Attention-only layer counts.")
-  _WINDOW = flags.DEFINE_float("window_fraction", 0.125, "Phase-change window, fraction of training.")
-  _MIN_RISE = flags.DEFINE_float("min_rise", 0.1, "Prefix-matching rise that marks a head.")
-  _STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+PAPER = "Olsson et al. 2022, in-context learning and induction heads (1-3 layers)"
+PRESETS = {"tiny": "1 and 2 layers of the tiny config",
+           "cpu": "1, 2 and 3 layers",
+           "paper": "width 768, context 512, 20k steps x 3 models"}
+
+
+def layers_for(preset: str) -> tuple[str, ...]:
+  """The layer counts a preset trains by default (tiny: the two that differ)."""
+  return ("1", "2") if preset == "tiny" else ("1", "2", "3")
 
 
 TARGETS = {"prefix_matching_2l": 0.5, "icl_drop_2l": 0.3, "window_max_fraction": 0.25,
@@ -115,10 +116,10 @@ def check_targets(results: dict) -> dict:
   return out
 
 
-def run(preset: str, workdir, layers=("1", "2", "3"), window_fraction: float = 0.125,
-        min_rise: float = 0.1, num_steps: int = 0) -> dict:
-  """Trains (or reuses) one run per layer count in WORKDIR/L<n>; returns and writes
-  WORKDIR/olsson2022.json. Raises config_check.ConfigError for an invalid config."""
+def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float = 0.125,
+        min_rise: float = 0.1, num_steps: int = 0) -> None:
+  """Trains (or reuses) one run per layer count (default: layers_for(preset)) in
+  WORKDIR/L<n>; writes WORKDIR/olsson2022.json and the figures."""
   import jax
 
   from configs import induction as cfg_mod
@@ -126,11 +127,14 @@ def run(preset: str, workdir, layers=("1", "2", "3"), window_fraction: float = 0
   from research.analysis import emergence_plots
   from research.probes import plots
 
+  layers = layers_for(preset) if layers is None else layers
+  if not all(str(n).isdigit() and int(n) > 0 for n in layers):
+    raise InputError(f"--layers={','.join(map(str, layers))}: give positive layer counts, e.g. 1,2,3")
   root = Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   results, runs = {}, {}
-  for n in layers:
-    config = cfg_mod.get_config(preset)
+  for n in map(str, layers):
+    config = common.seeded(cfg_mod.get_config(preset), seed)
     config.model.num_layers = int(n)
     if num_steps:
       config.train.num_steps = num_steps
@@ -154,30 +158,31 @@ def run(preset: str, workdir, layers=("1", "2", "3"), window_fraction: float = 0
           f"(recovery {ab.get('recovery_fraction', float('nan')):.2f} of the drop); wall {wall:.0f}s",
           flush=True)
   targets = check_targets(results)
-  out = {"preset": preset, "targets": TARGETS, "target_met": targets, "runs": results}
+  out = {"preset": preset, "seed": seed, "targets": TARGETS, "target_met": targets, "runs": results}
   (root / "olsson2022.json").write_text(json.dumps(out, indent=1))
   f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
   print("targets:", json.dumps(targets))
   print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")
-  return out
 
 
-def main(argv) -> int:
-  if len(argv) > 1:
-    raise InputError(f"unexpected arguments {argv[1:]}; flags look like --layers=1,2")
-  if _WORKDIR.value is None:
-    raise InputError("--workdir=DIR is required")
-  from configs import induction
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_list("layers", None, "Attention-only layer counts (default: 1,2,3; tiny: 1,2).",
+                    flag_values=fv)
+  flags.DEFINE_float("window_fraction", 0.125, "Phase-change window, fraction of training.",
+                     flag_values=fv)
+  flags.DEFINE_float("min_rise", 0.1, "Prefix-matching rise that marks a head.", flag_values=fv)
+  flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
 
-  cli.config_from_module(induction, _PRESET.value, f"--preset={_PRESET.value}")
-  if not all(n.isdigit() and int(n) > 0 for n in _LAYERS.value):
-    raise InputError(f"--layers={','.join(_LAYERS.value)}: give positive layer counts, e.g. 1,2,3")
-  cli.check_workdir(_WORKDIR.value)
-  run(_PRESET.value, _WORKDIR.value, _LAYERS.value, _WINDOW.value, _MIN_RISE.value, _STEPS.value)
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  run(args.preset, args.workdir, args.seed, args.layers, args.window_fraction, args.min_rise,
+      args.num_steps)
   return 0
 
 
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  cli.run_script(main)

@@ -1,15 +1,15 @@
 """Raventós et al. 2023: the task-diversity threshold of in-context regression.
 
-  python -m experiments.raventos2023 --preset=cpu --out=runs/raventos2023
-  python -m experiments.raventos2023 --preset=tiny --out=/tmp/raventos
-  python -m experiments.raventos2023 --preset=paper --out=runs/raventos_paper   # accelerator
+  python -m experiments.raventos2023 --preset=cpu --workdir=runs/raventos2023
+  python -m experiments.raventos2023 --preset=tiny --workdir=/tmp/raventos
+  python -m experiments.raventos2023 --preset=paper --workdir=runs/raventos_paper   # accelerator
 
 Noisy linear regression (configs/icl_regression.py:raventos: y = w.x + eps, sigma^2 = 0.25,
 D = 8, K = 16) pretrained on a finite pool of M tasks, for every M of the preset's grid. Each M
 is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep; a
 grid with M = 0, fresh tasks, falls back to one run per M): the program holds the largest pool and member M draws its tasks from the pool's
 first M rows, which are exactly the pool a solo run with task.pool_size=M builds (tested in
-tests/test_ensemble.py). OUT holds results.jsonl and runs/NAME/ (one per M, as solo runs would
+tests/test_ensemble.py). WORKDIR holds results.jsonl and runs/NAME/ (one per M, as solo runs would
 write them) and a rerun reuses finished M. Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
 the pool) holds the model's error per k next to Ridge (lambda = sigma^2, Bayes-optimal for the
 Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that run's M tasks).
@@ -17,7 +17,7 @@ Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that 
 Distance of the model to a baseline: the mean over k = 0..K-1 of |model(k) - baseline(k)|, both
 in normalised error (squared error / D) on the same fresh prompts. M* = the smallest M of the
 grid whose model is closer to Ridge than to dMMSE (None when no M is); the grid's spacing bounds
-its resolution. Writes OUT/raventos2023.json and OUT/figures/raventos2023.png.
+its resolution. Writes WORKDIR/raventos2023.json and WORKDIR/figures/raventos2023.png.
 
 Presets (the model and budget shrink on CPU; D, K and sigma^2 stay Raventós's except on tiny):
   tiny   configs' tiny model (D = 5, K = 11), 40 steps, M in {2, 16, 128}; seconds, for tests
@@ -35,8 +35,14 @@ from pathlib import Path
 from absl import flags
 
 from configs import icl_regression
+from experiments import common
 from research import cli
 from research.errors import InputError, RunsFailedError
+
+PAPER = "Raventós et al. 2023, task diversity and non-Bayesian ICL (M sweep, M*)"
+PRESETS = {"tiny": "3 pool sizes of the tiny config, 40 steps",
+           "cpu": "one 8-member ensemble of 4000 steps, D = 8",
+           "paper": "a 20-member ensemble of 500k steps: an accelerator job"}
 
 DISTANCE = ("mean over k of the mean squared difference between the model's and the estimator's predictions on the same fresh-task prompts, / D")
 ENSEMBLE_NOTE = ("every M trains as a member of one vmapped ensemble (research/ensemble.py): one "
@@ -53,7 +59,7 @@ def pool_grid(preset: str) -> list[int]:
   raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper")
 
 
-def make_config(preset: str):
+def make_config(preset: str, seed: int = 0):
   """The base config of the sweep (task.pool_size is set per run)."""
   if preset == "tiny":
     c = icl_regression.get_config("tiny")
@@ -69,6 +75,7 @@ def make_config(preset: str):
   else:
     raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper")
   c.preset = f"raventos2023:{preset}"
+  c.seed = seed
   return c
 
 
@@ -120,32 +127,21 @@ def render(res: dict, out_png) -> Path:
   return plots.save_figure(fig, out_png)
 
 
-def define_flags(fv) -> None:
-  flags.DEFINE_enum("preset", "cpu", ("tiny", "cpu", "paper"), "Preset (see above).",
-                    flag_values=fv)
-  flags.DEFINE_string("out", "runs/raventos2023", "Output directory.", flag_values=fv)
-  flags.DEFINE_alias("workdir", "out", flag_values=fv)
-  flags.DEFINE_list("pools", [], "Pool sizes M, e.g. --pools=4,64,1024 (default: the preset's "
-                    "grid).", flag_values=fv)
-  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
-                       flag_values=fv)
-
-
-def main(argv=None) -> dict:
-  args = cli.parse_flags(define_flags, argv, __doc__)
-
+def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
+  """Trains (or reuses) one run per pool size M (default: the preset's grid) in
+  WORKDIR/runs/; writes WORKDIR/raventos2023.json and its figure."""
   from research import sweep
 
-  config = make_config(args.preset)
-  if args.steps:
-    config = cli.apply_overrides(config, {"train.num_steps": args.steps})
+  config = make_config(preset, seed)
+  if steps:
+    config = cli.apply_overrides(config, {"train.num_steps": steps})
   try:
-    grid = [int(m) for m in args.pools] if args.pools else pool_grid(args.preset)
+    grid = [int(m) for m in pools] if pools else pool_grid(preset)
   except ValueError:
-    raise InputError(f"--pools={','.join(args.pools)}: pool sizes are integers, e.g. "
+    raise InputError(f"--pools={','.join(pools)}: pool sizes are integers, e.g. "
                      "--pools=4,64,1024") from None
   overrides = [{"task.pool_size": m} for m in grid]
-  out = cli.check_workdir(args.out, "--out")
+  out = Path(workdir)
   t0 = time.perf_counter()
   # auto: one ensemble whenever the grid allows it (every M > 0), else one run per M.
   results = sweep.run_sweep(config, overrides, out, ensemble="auto")
@@ -167,7 +163,7 @@ def main(argv=None) -> dict:
                   "pool_tasks": ({n: pool_probe["curves"][n]["mean"] for n in
                                   ("model", "ridge", "dmmse")} if pool_probe else None)}
                  | distances(probe))
-  res = {"preset": args.preset, "n_dims": config.task.n_dims, "n_points": config.task.n_points,
+  res = {"preset": preset, "seed": seed, "n_dims": config.task.n_dims, "n_points": config.task.n_points,
          "noise_var": config.task.noise_std ** 2, "num_steps": config.train.num_steps,
          "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
          "distance": DISTANCE, "ensemble": ENSEMBLE_NOTE, "grid": grid, "pools": pools,
@@ -191,7 +187,20 @@ def main(argv=None) -> dict:
     raise RunsFailedError(f"{len(failed)} of {len(grid)} pool sizes failed: M = "
                           + ", ".join(str(f["M"]) for f in failed)
                           + f" (errors in {out / 'raventos2023.json'}); rerun to retry them")
-  return res
+
+
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_list("pools", [], "Pool sizes M, e.g. --pools=4,64,1024 (default: the preset's "
+                    "grid).", flag_values=fv)
+  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
+
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  run(args.preset, args.workdir, args.seed, args.pools, args.steps)
+  return 0
 
 
 if __name__ == "__main__":

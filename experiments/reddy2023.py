@@ -1,54 +1,40 @@
 """Reddy 2023: abrupt emergence of in-context classification, and what data it needs.
 
-  python -m experiments.reddy2023                   # cpu preset: Transformer (B=2), B=0 control, LSTM
-  python -m experiments.reddy2023 --sweeps=K,B      # + ICL / in-weights vs classes K and burstiness B
-  python -m experiments.reddy2023 --preset=paper --out=runs/reddy_paper
+  python -m experiments.reddy2023 --preset=cpu --workdir=runs/reddy2023   # + the K and B sweeps
+  python -m experiments.reddy2023 --preset=cpu --workdir=runs/reddy2023 --sweeps=   # no sweeps
+  python -m experiments.reddy2023 --preset=paper --workdir=runs/reddy_paper
 
 Runs (each `research.train.train_and_evaluate` on configs/bursty_classification.py,
 resumed / skipped when its workdir already holds a finished run):
   transformer   the preset (Reddy's data: D=63, K=512, L=32, N=8, eps=0.1, B=2)
   control_b0    the same with burstiness 0 (no class repeats in a context)
   lstm          the LSTM whose width matches the Transformer's parameter count
+and, on the cpu and paper presets, the K (classes) and B (burstiness) sweeps.
 Printed: the step where ICL accuracy crosses 0.5 and the width of its 10%->90% window,
 the final probe accuracies (>= 2000 sequences) of every run, the done-when checks and
-whether Chan's claim (the LSTM does not learn in context) holds. Figures in OUT/figures:
-the training curve with the attention progress measures, and the K / B sweeps.
+whether Chan's claim (the LSTM does not learn in context) holds. Writes WORKDIR/results.json
+and, in WORKDIR/figures, the training curve with the attention progress measures and the
+K / B sweeps.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import jax
 from absl import flags
 
 from configs import bursty_classification
-from research import cli, config_check, train, workdir
+from experiments import common
+from research import cli
 from research.analysis import classification_plots as cplots
 from research.errors import InputError
 
+PAPER = "Reddy 2023, abrupt emergence of in-context classification"
+PRESETS = {"tiny": "3 runs of the tiny config",
+           "cpu": "3 runs + the K and B sweeps (8 more runs)",
+           "paper": "1e5 SGD steps per run, + the K and B sweeps: accelerator or overnight"}
 RUNS = {"transformer": {}, "control_b0": {"task.burstiness": 0}, "lstm": {"model.name": "lstm"}}
 SWEEPS = {"K": ("classes", "task.num_classes"), "B": ("burstiness", "task.burstiness")}
-
-
-def make_config(preset: str, overrides: dict, config_module=bursty_classification):
-  """The preset with dotted overrides (research/cli.py's loader and setter), validated."""
-  c = cli.config_from_module(config_module, preset, f"--preset={preset}")
-  c = cli.apply_overrides(c, overrides)
-  config_check.validate(c, jax.device_count())
-  return c
-
-
-def run_one(out: Path, name: str, config) -> dict:
-  """Trains (or reuses a finished run in OUT/name); returns its eval rows, probes, summary."""
-  wd = out / name
-  summary = workdir.finished_summary(wd, config)  # the one "finished, same config" rule
-  if summary is None:
-    print(f"[{name}] training in {wd}", flush=True)
-    summary = train.train_and_evaluate(config, str(wd))
-  rows = cplots.read_eval_rows(wd / "metrics.jsonl")
-  probe = json.loads((wd / "probes" / "classification.json").read_text())
-  return {"name": name, "workdir": str(wd), "summary": summary, "rows": rows, "probe": probe}
 
 
 def crossing(steps, values, level: float):
@@ -86,34 +72,29 @@ def _fmt(x, spec=".0f"):
   return "n/a" if x is None else format(x, spec)
 
 
-def define_flags(fv) -> None:
-  flags.DEFINE_string("preset", "cpu", "Preset of configs/bursty_classification.py.",
-                      flag_values=fv)
-  flags.DEFINE_string("out", "runs/reddy2023", "Output directory.", flag_values=fv)
-  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
-                       flag_values=fv)
-  flags.DEFINE_list("sweeps", [], "Extra sweeps, a list of K,B.", flag_values=fv)
-  flags.DEFINE_list("runs", list(RUNS), "Runs to train.", flag_values=fv)
+def sweeps_for(preset: str) -> tuple[str, ...]:
+  """The sweeps a preset runs by default: K and B where the budget allows them."""
+  return ("K", "B") if preset in ("cpu", "paper") else ()
 
 
-def main(argv=None) -> dict:
-  args = cli.parse_flags(define_flags, argv, __doc__)
-  for flag, given, valid in (("--runs", args.runs, RUNS), ("--sweeps", args.sweeps, SWEEPS)):
+def run(preset: str, workdir, seed: int = 0, sweeps=None, runs=tuple(RUNS), steps: int = 0) -> None:
+  """Trains (or reuses) `runs` and the `sweeps` (default: sweeps_for(preset)) in WORKDIR/NAME;
+  writes WORKDIR/results.json and WORKDIR/figures."""
+  sweeps = sweeps_for(preset) if sweeps is None else tuple(sweeps)
+  for flag, given, valid in (("--runs", runs, RUNS), ("--sweeps", sweeps, SWEEPS)):
     if set(given) - set(valid):
       raise InputError(f"{flag}={','.join(given)}: unknown {sorted(set(given) - set(valid))}; "
                        f"choose from {','.join(valid)}")
-  cli.quiet_libraries()
-  out = cli.check_workdir(args.out, "--out")
-  base = {"train.num_steps": args.steps} if args.steps else {}
-  c = make_config(args.preset, base)
+  out = Path(workdir)
+  base = {"train.num_steps": steps} if steps else {}
+  make = lambda overrides: common.make_config(bursty_classification, preset, base | overrides, seed)
+  c = make({})
   (out / "figures").mkdir(parents=True, exist_ok=True)
-  runs = {}
-  for name in args.runs:
-    runs[name] = run_one(out, name, make_config(args.preset, base | RUNS[name]))
+  runs = {name: common.classification_run(out, name, make(RUNS[name])) for name in runs}
   chance = 1.0 / c.task.num_labels
-  results = {"preset": args.preset, "chance_full": chance, "runs": {}}
+  results = {"preset": preset, "seed": seed, "chance_full": chance, "runs": {}}
 
-  print("\n=== Reddy 2023 reproduction:", args.preset, "preset ===")
+  print("\n=== Reddy 2023 reproduction:", preset, "preset ===")
   print(f"data: D={c.task.dim} K={c.task.num_classes} L={c.task.num_labels} N={c.task.num_context} "
         f"eps={c.task.epsilon}; probes: {c.probe.ways}-way {c.probe.shots}-shot, "
         f"{c.probe.num_prompts} sequences; chance 1/L = {chance:.3f}")
@@ -162,12 +143,12 @@ def main(argv=None) -> dict:
     print(f"  [{'PASS' if ok else 'FAIL'}] {text}")
   results["checks"] = {t: bool(ok) for t, ok in checks}
 
-  for sweep in args.sweeps:
+  for sweep in sweeps:
     name, key = SWEEPS[sweep]
     cells = []
     for ov in bursty_classification.get_sweep(name):
       value = ov[key]
-      r = run_one(out, f"sweep_{name}_{value}", make_config(args.preset, base | ov))
+      r = common.classification_run(out, f"sweep_{name}_{value}", make(ov))
       p = r["probe"]["probes"]
       cells.append({sweep: value, "model": "transformer", "icl": p["icl"]["acc_full"],
                     "icl_lo": p["icl"]["acc_full_lo"], "icl_hi": p["icl"]["acc_full_hi"],
@@ -178,7 +159,21 @@ def main(argv=None) -> dict:
     results[f"sweep_{sweep}"] = cells
   (out / "results.json").write_text(json.dumps(results, indent=1))
   print(f"\nresults: {out / 'results.json'}; figures: {out / 'figures'}")
-  return results
+
+
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_list("sweeps", None, "Sweeps, a list of K,B (default: K,B on cpu and paper, "
+                    "none on tiny; --sweeps= for none).", flag_values=fv)
+  flags.DEFINE_list("runs", list(RUNS), "Runs to train.", flag_values=fv)
+
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  run(args.preset, args.workdir, args.seed, args.sweeps, args.runs, args.steps)
+  return 0
 
 
 if __name__ == "__main__":

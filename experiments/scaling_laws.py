@@ -1,12 +1,11 @@
-"""Scaling laws L(N, D) on a synthetic language, and the Chinchilla refit (--fit-only).
+"""Scaling laws L(N, D) on a synthetic language (not one paper's claims: no reproduce NAME).
 
-  python -m experiments.scaling_laws --preset=cpu --out=runs/scaling_laws
-  python -m experiments.scaling_laws --preset=tiny --out=/tmp/scaling_laws
-  python -m experiments.scaling_laws --fit-only [--data=CSV] [--bootstrap=4000] [--top-starts=K]
+  python -m experiments.scaling_laws --preset=cpu --workdir=runs/scaling_laws
+  python -m experiments.scaling_laws --preset=tiny --workdir=/tmp/scaling_laws
 
-Grid mode trains every (size, token budget) point of configs/scaling_laws.py's sweep
+It trains every (size, token budget) point of configs/scaling_laws.py's sweep
 (`scaling_grid`, or `scaling_grid_tiny` for the tiny preset) through research.sweep.run_sweep,
-so OUT holds results.jsonl and runs/NAME/, and a rerun reuses finished points and resumes the
+so WORKDIR holds results.jsonl and runs/NAME/, and a rerun reuses finished points and resumes the
 rest. The task is a second-order Markov token stream (configs/scaling_laws.py says why). Each
 point's loss is the held-out eval loss at its last step (the task's evaluate(): `eval_loss` in
 runs/NAME/metrics.jsonl, a fixed set of sequences never trained on); if a run has none (eval
@@ -19,13 +18,9 @@ Then, with N = non-embedding parameters, D = tokens trained on and C = 6ND:
               anti-diagonals fall in one bin each); a parabola in log N per bucket with
               >= 3 points, N_opt ~ C^a over the buckets with an interior minimum
 and the source's entropy (the Bayes loss on the same eval sequences: the floor E should sit
-on). Writes OUT/scaling_laws.json and OUT/figures/scaling_laws.png (rendered from the JSON by
-research/analysis/scaling_plots.py) and prints a summary.
-
---fit-only runs experiments/scaling_fit.py's refit of the Besiroglu et al. 2024 data
-(the repository's data/chinchilla_svg_extracted_data.csv, or --data) and prints its table: the
-point estimates next to the published bands E = 1.82 +- 0.03, alpha = 0.348 +- 0.02,
-beta = 0.366 +- 0.02 and PASS/FAIL; exit status 1 on FAIL. Outputs go to OUT/scaling_fit.*.
+on). Writes WORKDIR/scaling_laws.json and WORKDIR/figures/scaling_laws.png (rendered from the
+JSON by research/analysis/scaling_plots.py) and prints a summary. The same fit on the
+Chinchilla data (Besiroglu et al. 2024's refit) is experiments/besiroglu2024.py.
 
 cpu preset: 6 sizes (5.5k-178k non-embedding parameters) x 4 budgets (0.5M-4.1M tokens) = 24
 runs; the measured wall time is in the closing note of issue 4.
@@ -33,7 +28,6 @@ runs; the measured wall time is in the closing note of issue 4.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -42,56 +36,14 @@ import numpy as np
 from absl import flags
 
 from configs import scaling_laws as grid_config
-from experiments import scaling_fit
+from experiments import common
 from research import cli, workdir
 from research.analysis import scaling
 from research.errors import InputError, RunsFailedError
 
-ROOT = Path(__file__).resolve().parents[1]
-
-CONFIG_FILE = ROOT / "configs" / "scaling_laws.py"
+PRESETS = {"tiny": "4 runs (scaling_grid_tiny)", "cpu": "24 runs: 6 sizes x 4 token budgets"}
 PARAMS = ("E", "A", "B", "alpha", "beta")
 BUCKET_RATIO = 2.0  # IsoFLOP bin width: the grid's step in N and in D
-
-
-def define_flags(fv) -> None:
-  flags.DEFINE_enum("preset", "cpu", ("tiny", "cpu"), "Preset of configs/scaling_laws.py.",
-                    flag_values=fv)
-  flags.DEFINE_string("out", None, "Output directory (default runs/scaling_laws; --fit-only: "
-                      "/tmp/runs/scaling_fit).", flag_values=fv)
-  flags.DEFINE_alias("workdir", "out", flag_values=fv)
-  flags.DEFINE_string("sweep", None, "get_sweep() name (default scaling_grid, tiny: "
-                      "scaling_grid_tiny).", flag_values=fv)
-  flags.DEFINE_multi_string("set", [], "Config override for every run, KEY=VALUE, e.g. "
-                            "optim.learning_rate=1e-3 (repeatable).", flag_values=fv)
-  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples (default 1000; --fit-only: 4000; "
-                       "0: no SEs).", lower_bound=0, flag_values=fv)
-  flags.DEFINE_integer("top_starts", None, "L-BFGS only from the K best of the 4500 grid starts "
-                       "(default: all).", lower_bound=1, flag_values=fv)
-  flags.DEFINE_alias("top-starts", "top_starts", flag_values=fv)
-  flags.DEFINE_integer("seed", 0, "Bootstrap seed.", flag_values=fv)
-  flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", lower_bound=0,
-                       flag_values=fv)
-  flags.DEFINE_bool("fit_only", False, "No training: refit the Besiroglu et al. 2024 "
-                    "Chinchilla data.", flag_values=fv)
-  flags.DEFINE_alias("fit-only", "fit_only", flag_values=fv)
-  flags.DEFINE_string("data", None, "--fit-only: the data CSV.", flag_values=fv)
-
-
-def parse_args(argv=None):
-  return cli.parse_flags(define_flags, argv, __doc__)
-
-
-# ----------------------------------------------------------------------------- --fit-only
-def fit_only(args) -> dict:
-  """experiments/scaling_fit.py's refit (it prints the table and the verdict)."""
-  out = Path(args.out or "/tmp/runs/scaling_fit")
-  argv = ["--out", str(out), "--seed", str(args.seed)]
-  argv += ["--csv", args.data] if args.data else []
-  argv += ["--bootstrap", str(args.bootstrap)] if args.bootstrap is not None else []
-  argv += ["--top-starts", str(args.top_starts)] if args.top_starts else []
-  scaling_fit.main(argv)
-  return json.loads((out / "scaling_fit.json").read_text())
 
 
 # ----------------------------------------------------------------------------- grid points
@@ -124,14 +76,14 @@ def source_entropy(config) -> float | None:
   return float((jnp.log(task.vocab) + nll.sum(1)).mean() / (tok.shape[1] - 1))
 
 
-def train_grid(args, config, overrides) -> tuple[list[dict], list[dict]]:
+def train_grid(out: Path, config, overrides, devices: int = 0) -> tuple[list[dict], list[dict]]:
   """Runs the sweep; returns (points, failed) in sweep order."""
   import jax
 
   from research import sweep
 
-  devices = jax.devices()[:args.devices] if args.devices else None
-  results = sweep.run_sweep(config, overrides, args.out, devices=devices)
+  used = jax.devices()[:devices] if devices else None
+  results = sweep.run_sweep(config, overrides, out, devices=used)
   points, failed = [], []
   for i, o in enumerate(overrides):
     r = results.rows[sweep.run_name(i, o)]
@@ -258,23 +210,25 @@ def report(res: dict) -> None:
           f"{r['loss']:7.4f}{'*' if r['inside_grid'] else ' '}{band}")
 
 
-def run_grid(args) -> dict:
+def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
+        overrides: dict | None = None, bootstrap: int = 1000, top_starts: int | None = None,
+        devices: int = 0) -> None:
+  """Trains (or reuses) every point of `sweep` (default scaling_grid, tiny:
+  scaling_grid_tiny) with `overrides` on each; fits and writes WORKDIR/scaling_laws.json and
+  its figure. `seed` is the runs' config.seed and the bootstrap's seed."""
   import jax
 
-  from research import config_check, sweep
+  from research import config_check, sweep as sweep_lib
 
-  cli.quiet_libraries()
-  out = cli.check_workdir(args.out or "runs/scaling_laws", "--out")
-  args.out = str(out)
-  config = grid_config.get_config(args.preset)
-  name = args.sweep or ("scaling_grid_tiny" if args.preset == "tiny" else "scaling_grid")
-  base = cli.overrides_from_args(args.set)
-  config = cli.apply_overrides(config, base, text=True, flag="--set ")
-  overrides = cli.load_sweep(str(CONFIG_FILE), name)
-  for o in overrides:  # every point, before the first one trains
-    config_check.validate(sweep.apply_overrides(config, o), args.devices or jax.device_count())
+  out = Path(workdir)
+  name = sweep or ("scaling_grid_tiny" if preset == "tiny" else "scaling_grid")
+  base = dict(overrides or {})
+  config = cli.apply_overrides(grid_config.get_config(preset), base | {"seed": seed})
+  points_overrides = cli.load_sweep(grid_config.__file__, name)
+  for o in points_overrides:  # every point, before the first one trains
+    config_check.validate(sweep_lib.apply_overrides(config, o), devices or jax.device_count())
   t0 = time.perf_counter()
-  points, failed = train_grid(args, config, overrides)
+  points, failed = train_grid(out, config, points_overrides, devices)
   if len(points) < 2:
     raise RunsFailedError(f"{len(points)} finished runs, a fit needs 2; failed: "
                           + "; ".join(f"{f['run']}: {f['error']}" for f in failed))
@@ -284,7 +238,7 @@ def run_grid(args) -> dict:
     raise InputError(f"runs {lacking} have no eval_loss at their final step, the others do; set "
                      "train.eval_every to divide every run's num_steps and rerun")
   t = config.task
-  res = {"preset": args.preset, "sweep": name, "set": base,
+  res = {"preset": preset, "seed": seed, "sweep": name, "set": base,
          "task": {"what": f"2nd-order Markov stream, V={t.vocab_size}, context {t.seq_len}",
                   "vocab_size": t.vocab_size, "seq_len": t.seq_len,
                   "markov_scale": t.markov_scale, "skip_scale": t.skip_scale,
@@ -298,8 +252,7 @@ def run_grid(args) -> dict:
          "measured_flops_over_6ND": {
              "min": min(p["train_flops"] / p["C"] for p in points),
              "max": max(p["train_flops"] / p["C"] for p in points)}}
-  res |= analyse(points, 1000 if args.bootstrap is None else args.bootstrap,
-                 args.top_starts, args.seed)
+  res |= analyse(points, bootstrap, top_starts, seed)
   res["wall_s"] = time.perf_counter() - t0
   (out / "scaling_laws.json").write_text(json.dumps(res, indent=1))
   from research.analysis import scaling_plots
@@ -313,14 +266,29 @@ def run_grid(args) -> dict:
   if failed:
     raise RunsFailedError(f"{len(failed)} runs failed: " + ", ".join(f["run"] for f in failed)
                           + f" (errors in {out / 'scaling_laws.json'}); rerun to retry them")
-  return res
 
 
-def main(argv=None) -> dict:
-  args = parse_args(argv)
-  return fit_only(args) if args.fit_only else run_grid(args)
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_string("sweep", None, "get_sweep() name (default scaling_grid, tiny: "
+                      "scaling_grid_tiny).", flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "Config override for every run, KEY=VALUE, e.g. "
+                            "optim.learning_rate=1e-3 (repeatable).", flag_values=fv)
+  flags.DEFINE_integer("bootstrap", 1000, "Bootstrap resamples (0: no SEs).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_integer("top_starts", None, "L-BFGS only from the K best of the 4500 grid starts "
+                       "(default: all).", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", lower_bound=0,
+                       flag_values=fv)
+
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  overrides = common.typed_overrides(grid_config.get_config(args.preset), args.set)
+  run(args.preset, args.workdir, args.seed, args.sweep, overrides, args.bootstrap,
+      args.top_starts, args.devices)
+  return 0
 
 
 if __name__ == "__main__":
-  # --fit-only: exit 1 when the refit misses Besiroglu's bands (the verdict, as before).
-  cli.run_script(lambda argv: 0 if main(argv).get("overall_pass", True) else 1)
+  cli.run_script(main)

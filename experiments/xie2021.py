@@ -22,18 +22,16 @@ from pathlib import Path
 
 from absl import flags
 
+from experiments import common
 from research import cli
+from research.analysis.correlation import mean_over_k, rises_with_n
 from research.errors import InputError
 
 
-def _define_flags() -> None:
-  """Flags, defined only when this module is the program: `experiments.reproduce`
-  imports it as a library, and absl flags are process-global."""
-  global _PRESET, _WORKDIR, _MODELS, _STEPS
-  _PRESET = flags.DEFINE_string("preset", "cpu", "Preset of configs/ginc.py.")
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-  _MODELS = flags.DEFINE_list("models", [], "Subset of model names to run (default: all).")
-  _STEPS = flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).")
+PAPER = "Xie et al. 2021, GINC: ICL as implicit Bayesian inference (3 sizes + LSTM)"
+PRESETS = {"tiny": "4 runs of the tiny config",
+           "cpu": "3 Transformers + LSTM, 4000 steps of 16 x 256 tokens each, 1024 prompts per (n, k)",
+           "paper": "GPT-2-small-sized models, 30k steps each"}
 
 
 # name -> overrides of config.model (the largest is the config's own model).
@@ -58,40 +56,6 @@ COLOURS = {"transformer_s": "#9ecae1", "transformer_m": "#3182bd", "transformer_
 
 def models_for(preset: str) -> dict:
   return PAPER_MODELS if preset == "paper" else MODELS
-
-
-def rises_with_n(curve: dict, num_prompts: int) -> dict:
-  """Accuracy gain from the fewest to the most examples (n >= 1) with its binomial
-  standard error, its rank correlation with n, and the mean accuracy over n >= 1 minus
-  zero-shot accuracy. `curve` may carry `se` (a mean over k); else it is binomial."""
-  import numpy as np
-
-  n, acc = np.asarray(curve["n"]), np.asarray(curve["accuracy"])
-  se = np.asarray(curve["se"]) if "se" in curve else np.sqrt(acc * (1 - acc) / num_prompts)
-  zero = float(acc[n == 0][0]) if (n == 0).any() else float("nan")
-  keep = n >= 1
-  n, acc, se = n[keep], acc[keep], se[keep]
-  if len(n) < 2:
-    return {"gain": 0.0, "gain_se": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0,
-            "rises": False}
-  from research.analysis.correlation import spearman
-  rho = spearman(n, acc)
-  gain, gain_se = float(acc[-1] - acc[0]), float(np.hypot(se[-1], se[0]))
-  return {"gain": gain, "gain_se": gain_se, "spearman": rho,
-          "mean_shots_minus_zero_shot": float(acc.mean() - zero),
-          # rises: a gain beyond two standard errors, and a positive rank correlation
-          "rises": bool(gain > 2 * gain_se and rho > 0)}
-
-
-def mean_over_k(curves: dict, num_prompts: int) -> dict:
-  """Accuracy averaged over example lengths k at the n every k has, with its standard
-  error (independent prompts per k: binomial variances averaged)."""
-  import numpy as np
-  common = sorted(set.intersection(*(set(c["n"]) for c in curves.values())))
-  at = lambda n: np.asarray([c["accuracy"][c["n"].index(n)] for c in curves.values()])
-  acc = [float(at(n).mean()) for n in common]
-  se = [float(np.sqrt((at(n) * (1 - at(n))).sum() / num_prompts) / len(curves)) for n in common]
-  return {"n": common, "accuracy": acc, "se": se}
 
 
 def render(results: dict, out_png) -> Path:
@@ -128,9 +92,9 @@ def render(results: dict, out_png) -> Path:
   return save_figure(fig, out_png)
 
 
-def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
-  """Trains (or reuses) one run per model in WORKDIR/<model>; returns and writes
-  WORKDIR/xie2021.json. Raises config_check.ConfigError for an invalid config."""
+def run(preset: str, workdir, seed: int = 0, models=(), num_steps: int = 0) -> None:
+  """Trains (or reuses) one run per model in WORKDIR/<model>; writes WORKDIR/xie2021.json and
+  its figure. Raises config_check.ConfigError for an unknown model name."""
   import jax
 
   from configs import ginc as cfg_mod
@@ -150,7 +114,7 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
     if overrides.get("name", "transformer") not in model_registry.REGISTRY:
       print(f"{name}: skipped (model {overrides['name']!r} is not in research/models)", flush=True)
       continue
-    config = cfg_mod.get_config(preset)
+    config = common.seeded(cfg_mod.get_config(preset), seed)
     config.model.update(overrides)
     if preset == "tiny":  # keep the tiny preset tiny whatever the size
       config.model.width = min(config.model.width, 32)
@@ -181,7 +145,7 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
   # the check reads the accuracy averaged over k, and every k's own trend is kept beside it.
   target = {n: results[n]["id_trend_mean_over_k"]["rises"] for n in transformers}
   per_k = {n: all(t["rises"] for t in results[n]["id_trend"].values()) for n in transformers}
-  out = {"preset": preset, "id_accuracy_rises_with_n": target,
+  out = {"preset": preset, "seed": seed, "id_accuracy_rises_with_n": target,
          "id_accuracy_rises_with_n_every_k": per_k, "runs": results}
   (root / "xie2021.json").write_text(json.dumps(out, indent=1, default=str))
   fig = render(results, root / "xie2021.png")
@@ -189,26 +153,24 @@ def run(preset: str, workdir, models=(), num_steps: int = 0) -> dict:
         json.dumps(target))
   print("... at every k:", json.dumps(per_k))
   print(f"wrote {root / 'xie2021.json'} and {fig}")
-  return out
 
 
-def main(argv) -> int:
-  if len(argv) > 1:
-    raise InputError(f"unexpected arguments {argv[1:]}; flags look like --models=lstm")
-  if _WORKDIR.value is None:
-    raise InputError("--workdir=DIR is required")
-  from configs import ginc
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_list("models", [], "Subset of model names to run (default: all).", flag_values=fv)
+  flags.DEFINE_integer("num_steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
+                       flag_values=fv)
 
-  cli.config_from_module(ginc, _PRESET.value, f"--preset={_PRESET.value}")
-  unknown = [n for n in _MODELS.value if n not in models_for(_PRESET.value)]
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  unknown = [n for n in args.models if n not in models_for(args.preset)]
   if unknown:
-    raise InputError(f"--models: unknown {unknown} for the {_PRESET.value} preset; choose from: "
-                     + ", ".join(models_for(_PRESET.value)))
-  cli.check_workdir(_WORKDIR.value)
-  run(_PRESET.value, _WORKDIR.value, _MODELS.value, _STEPS.value)
+    raise InputError(f"--models: unknown {unknown} for the {args.preset} preset; choose from: "
+                     + ", ".join(models_for(args.preset)))
+  run(args.preset, args.workdir, args.seed, args.models, args.num_steps)
   return 0
 
 
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  cli.run_script(main)

@@ -4,13 +4,13 @@ import json
 import pytest
 
 from claims_fixtures import chan_cells, chan_run, reddy_run, seeds, statuses, write
-from experiments import reproduce
+from experiments import summaries
 from experiments.claims import classification, controls
 
 
 def test_reddy_passes_on_three_seeds(tmp_path):
   seeds(tmp_path / "reddy2023" / "run", 3, reddy_run)
-  s = reproduce.summarize("reddy2023", "cpu", tmp_path)
+  s = summaries.summarize("reddy2023", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 7, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
   assert {r["seeds"] for r in s["claims"]} == {"3/3"}
 
@@ -29,7 +29,7 @@ def test_reddy_fails(tmp_path, kw, row, why):
 
 
 def test_reddy_missing_files(tmp_path):
-  assert reproduce.summarize("reddy2023", "cpu", tmp_path)["error"]
+  assert summaries.summarize("reddy2023", "cpu", tmp_path)["error"]
   reddy_run(tmp_path)
   (tmp_path / "transformer" / "metrics.jsonl").unlink()
   assert classification.reddy2023(tmp_path, "cpu")["claims"][2]["status"] == "NOT_SHOWN"
@@ -37,7 +37,7 @@ def test_reddy_missing_files(tmp_path):
 
 def test_chan_passes_on_three_seeds_and_reads_reddy_per_seed(tmp_path):
   seeds(tmp_path / "chan2022" / "run", 3, chan_run)
-  s = reproduce.summarize("chan2022", "cpu", tmp_path)
+  s = summaries.summarize("chan2022", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
   assert "uniformly drawn classes 0.050->0.350" in s["claims"][2]["ours"]
 
@@ -58,7 +58,7 @@ def test_chan_fails(tmp_path, kw, row):
 def test_chan_missing_probe_is_an_error_not_chance(tmp_path):
   run = tmp_path / "chan2022" / "run"
   write(run / "results.json", chan_cells())
-  s = reproduce.summarize("chan2022", "cpu", tmp_path)
+  s = summaries.summarize("chan2022", "cpu", tmp_path)
   assert s["claims"] == [] and "classification.json" in s["error"]
 
 

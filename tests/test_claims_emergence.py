@@ -5,7 +5,7 @@ import json
 import pytest
 
 from claims_fixtures import seeds, statuses, write
-from experiments import reproduce
+from experiments import summaries
 from experiments.claims import controls, emergence
 
 
@@ -23,7 +23,7 @@ def schaeffer_run(run_dir, seed=0, curve=smooth):
 
 def test_schaeffer_passes_on_three_seeds(tmp_path):
   seeds(tmp_path / "schaeffer2023" / "run", 3, schaeffer_run)
-  s = reproduce.summarize("schaeffer2023", "cpu", tmp_path)
+  s = summaries.summarize("schaeffer2023", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 6, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
 
 
@@ -36,7 +36,7 @@ def test_schaeffer_fails_when_continuous_metrics_jump_too(tmp_path):
 
 
 def test_schaeffer_missing_file(tmp_path):
-  assert reproduce.summarize("schaeffer2023", "cpu", tmp_path)["error"]
+  assert summaries.summarize("schaeffer2023", "cpu", tmp_path)["error"]
 
 
 # ----------------------------------------------------------------------------- Nanda
@@ -92,9 +92,9 @@ def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expecte
 
 def test_nanda_seeds_and_missing_file(tmp_path):
   seeds(tmp_path / "nanda2023" / "run", 3, grokking)
-  s = reproduce.summarize("nanda2023", "cpu", tmp_path)
+  s = summaries.summarize("nanda2023", "cpu", tmp_path)
   assert s["claims"][0]["status"] == "PASS" and s["claims"][0]["seeds"] == "3/3"
-  assert reproduce.summarize("nanda2023", "cpu", tmp_path / "none")["error"]
+  assert summaries.summarize("nanda2023", "cpu", tmp_path / "none")["error"]
 
 
 # ----------------------------------------------------------------------------- Besiroglu
@@ -125,10 +125,10 @@ def test_besiroglu_claims(tmp_path, kw, expected):
 
 def test_besiroglu_one_fit_is_a_pass_and_its_self_check_counts_apart(tmp_path):
   fit_file(tmp_path / "besiroglu2024" / "run")
-  s = reproduce.summarize("besiroglu2024", "cpu", tmp_path)
+  s = summaries.summarize("besiroglu2024", "cpu", tmp_path)
   assert s["counts"] == {"PASS": 6, "UNREPLICATED": 0, "FAIL": 0, "NOT_SHOWN": 0,
                          "self-check": 1}
-  assert reproduce.summarize("besiroglu2024", "cpu", tmp_path / "none")["error"]
+  assert summaries.summarize("besiroglu2024", "cpu", tmp_path / "none")["error"]
 
 
 @pytest.mark.parametrize("paper", ["schaeffer2023", "nanda2023", "besiroglu2024"])

@@ -2,7 +2,7 @@
 import pytest
 
 from claims_fixtures import olsson_run, seeds, statuses, xie_results, xie_run, write
-from experiments import reproduce
+from experiments import summaries
 from experiments.claims import controls, language
 
 
@@ -19,7 +19,7 @@ def test_phase_window_is_found_from_the_curve():
 
 def test_olsson_passes_on_three_seeds(tmp_path):
   seeds(tmp_path / "olsson2022" / "run", 3, olsson_run)
-  s = reproduce.summarize("olsson2022", "cpu", tmp_path)
+  s = summaries.summarize("olsson2022", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 6, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
   assert s["claims"][1]["ours"].startswith("seed 0: 0.524 of 0.700 nats (75%) in steps 425-575")
 
@@ -41,9 +41,9 @@ def test_olsson_fails(tmp_path, kw, row):
 
 
 def test_olsson_missing_files(tmp_path):
-  assert reproduce.summarize("olsson2022", "cpu", tmp_path)["error"]
+  assert summaries.summarize("olsson2022", "cpu", tmp_path)["error"]
   olsson_run(tmp_path)
-  res = reproduce.claims.rows.load(tmp_path / "olsson2022.json")
+  res = summaries.claims.rows.load(tmp_path / "olsson2022.json")
   for r in res["runs"].values():
     r.pop("icl_curve")
   write(tmp_path / "olsson2022.json", res)
@@ -53,7 +53,7 @@ def test_olsson_missing_files(tmp_path):
 
 def test_xie_passes_on_three_seeds_and_reports_the_mixture_predictor(tmp_path):
   seeds(tmp_path / "xie2021" / "run", 3, xie_run)
-  s = reproduce.summarize("xie2021", "cpu", tmp_path)
+  s = summaries.summarize("xie2021", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
   assert "mixture 0.30->0.70" in s["claims"][0]["note"]
   assert "mixture's Bayes predictor on the same prompts: n=0 minus n=1 -0.200" in \
@@ -77,7 +77,7 @@ def test_xie_zero_shot_in_an_lstm_only_does_not_count(tmp_path):
 
 
 def test_xie_missing_file(tmp_path):
-  s = reproduce.summarize("xie2021", "cpu", tmp_path)
+  s = summaries.summarize("xie2021", "cpu", tmp_path)
   assert s["claims"] == [] and "could not read" in s["error"]
 
 

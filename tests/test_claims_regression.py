@@ -3,13 +3,13 @@ import pytest
 
 from claims_fixtures import (GOOD_SHIFTS, LS, garg_probe, garg_run, garg_shift, garg_sparse,
                              raventos, seeds, statuses, write)
-from experiments import claims, reproduce
+from experiments import claims, summaries
 from experiments.claims import controls, regression
 
 
 def test_garg_passes_on_three_seeds_and_counts_them(tmp_path):
   seeds(tmp_path / "garg2022" / "run", 3, garg_run)
-  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  s = summaries.summarize("garg2022", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 7 and {r["seeds"] for r in s["claims"]} == {"3/3"}
   assert s["counts"]["PASS"] == 7
   row = s["claims"][2]
@@ -22,11 +22,11 @@ def test_garg_passes_on_three_seeds_and_counts_them(tmp_path):
 
 def test_garg_one_seed_is_unreplicated_and_one_bad_seed_fails(tmp_path):
   garg_run(tmp_path / "one" / "garg2022" / "run")
-  s = reproduce.summarize("garg2022", "cpu", tmp_path / "one")
+  s = summaries.summarize("garg2022", "cpu", tmp_path / "one")
   assert set(statuses(s)) == {"UNREPLICATED"} and s["counts"]["PASS"] == 0
   run = tmp_path / "three" / "garg2022" / "run"
   seeds(run, 3, lambda d, i: garg_run(d, model=[0.8] * 16 if i == 1 else None))
-  s = reproduce.summarize("garg2022", "cpu", tmp_path / "three")
+  s = summaries.summarize("garg2022", "cpu", tmp_path / "three")
   assert statuses(s)[:3] == ["FAIL"] * 3 and s["claims"][0]["seeds"] == "2/3"
   assert "model 0.800" in s["claims"][0]["note"]   # the failing seed's measured shortfall
 
@@ -40,10 +40,10 @@ def test_garg_fail_notes_say_what_falls_short(tmp_path):
 
 
 def test_garg_missing_files(tmp_path):
-  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  s = summaries.summarize("garg2022", "cpu", tmp_path)
   assert s["claims"] == [] and "could not read" in s["error"]
   write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", garg_probe(LS))
-  s = reproduce.summarize("garg2022", "cpu", tmp_path)
+  s = summaries.summarize("garg2022", "cpu", tmp_path)
   assert statuses(s)[4:] == ["NOT_SHOWN"] * 3 and "rerun garg2022" in s["claims"][-1]["note"]
 
 
@@ -102,7 +102,7 @@ def test_raventos_error_curve_file_is_not_scored_as_predictions(tmp_path):
   res = raventos([2, 16], 16) | {"distance": "mean over k of |model(k) - baseline(k)|"}
   write(tmp_path / "raventos2023.json", res)
   assert set(statuses(regression.raventos2023(tmp_path, "cpu"))) == {"NOT_SHOWN"}
-  assert reproduce.summarize("raventos2023", "cpu", tmp_path / "none")["error"]
+  assert summaries.summarize("raventos2023", "cpu", tmp_path / "none")["error"]
 
 
 def test_regression_controls_fail_every_claim(tmp_path):

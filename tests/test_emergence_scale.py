@@ -44,15 +44,14 @@ def test_sharpness_one_step_against_spread():
 
 
 def test_tiny_sweep_end_to_end(tmp_path):
-  from experiments import emergence_scale
+  from experiments import schaeffer2023
 
   out = tmp_path / "em"
-  argv = ["--preset=tiny", f"--out={out}", "--sizes=0,1", "--devices=1",
+  argv = ["--preset=tiny", f"--workdir={out}", "--sizes=0,1", "--devices=1",
           "--set", "train.compile_cache_dir=", "--set", "train.peak_flops=1e11",
           "--set", "train.checkpoint_every=0"]
-  res = emergence_scale.main(argv)
+  assert schaeffer2023.main(argv) == 0
   saved = json.loads((out / "emergence_scale.json").read_text())
-  assert saved["metrics"] == list(res["metrics"])
   names = set(saved["metrics"])
   assert names == {"exact_match", "token_accuracy", "edit_distance", "log_likelihood", "brier"}
   assert len(saved["sizes"]) == 2 and not saved["failed"]
@@ -73,5 +72,14 @@ def test_tiny_sweep_end_to_end(tmp_path):
   # Five ordering/chance claims plus the smoothness of the continuous metrics (issue 14).
   assert len(rows) == 6 and any("input-independent" in r["note"] for r in rows)
   # A rerun reuses both finished sizes (same wall time recorded) and rewrites the files.
-  again = emergence_scale.main(argv)
+  assert schaeffer2023.main(argv) == 0
+  again = json.loads((out / "emergence_scale.json").read_text())
   assert [s["wall_s"] for s in again["sizes"]] == [s["wall_s"] for s in saved["sizes"]]
+  # Seeds (issue 14): another seed is another replicate, so its result file differs; the same
+  # seed again (the negative control) gives the same file, so the difference is the seed's.
+  size0 = lambda d: json.loads((d / "emergence_scale.json").read_text())["sizes"][0]["metrics"]
+  one = ["--preset=tiny", "--sizes=0"] + argv[3:]
+  assert schaeffer2023.main([f"--workdir={tmp_path / 'seed1'}", "--seed=1"] + one) == 0
+  assert schaeffer2023.main([f"--workdir={tmp_path / 'seed0'}", "--seed=0"] + one) == 0
+  assert size0(tmp_path / "seed1") != size0(out)
+  assert size0(tmp_path / "seed0") == size0(out)

@@ -2,7 +2,7 @@
 
 Each case must exit with its documented code, print exactly one line `error: ...` on stderr
 (no traceback) and leave the workdir as it was. Entry points on the process-wide absl flags
-(research.main, sweep, predict, olsson2022, grokking) run their cases in one subprocess each,
+(research.main, sweep, predict) run their cases in one subprocess each,
 through `cli.run` exactly as `python -m` does, with stderr captured at the file descriptor;
 scripts that parse their own flags (reproduce, the experiment scripts, the benchmark) run
 in-process through `cli.run_script`. The negative controls: a valid input exits 0, and the
@@ -247,20 +247,24 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
     _check(name, r, 2, needle)
 
 
-def test_experiment_scripts_on_global_flags(files, tmp_path):
-  wd = tmp_path / "olsson"
-  table = [("olsson unknown preset", ["--preset=nope"], "unknown preset 'nope'"),
-           ("olsson bad layers", ["--layers=a"], "--layers=a"),
-           ("olsson missing workdir", None, "--workdir=DIR is required")]
-  cases = [((argv + [f"--workdir={wd}"]) if argv else [], wd) for _, argv, _ in table]
-  for (name, _, needle), r in zip(table, _drive("experiments.olsson2022", cases)):
-    _check(name, r, 2, needle)
-  wd = tmp_path / "grok"
-  table = [("grokking unknown field", ["--config.task.nope=1"], "unknown config field 'nope'"),
-           ("grokking wrong type", ["--config.task.modulus=1.5"], "holds an int")]
-  results = _drive("experiments.grokking", [(a + [f"--workdir={wd}"], wd) for _, a, _ in table])
-  for (name, _, needle), r in zip(table, results):
-    _check(name, r, 2, needle)
+@pytest.mark.parametrize("module", ["experiments.garg2022", "experiments.raventos2023",
+                                    "experiments.reddy2023", "experiments.chan2022",
+                                    "experiments.olsson2022", "experiments.xie2021",
+                                    "experiments.schaeffer2023", "experiments.nanda2023",
+                                    "experiments.besiroglu2024", "experiments.scaling_laws"])
+def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
+  """One layout (issue 17): each paper's module takes --preset, --workdir and --seed and
+  exposes run(preset, workdir, seed); --workdir is required."""
+  import importlib
+  import inspect
+  mod = importlib.import_module(module)
+  assert list(inspect.signature(mod.run).parameters)[:3] == ["preset", "workdir", "seed"]
+  assert inspect.signature(mod.run).parameters["seed"].default == 0
+  with pytest.raises(InputError, match="--workdir=DIR is required"):
+    mod.main(["--preset=tiny"])
+  with pytest.raises(InputError, match="--seed=-1"):
+    mod.main(["--preset=tiny", "--seed=-1", f"--workdir={tmp_path / 'w'}"])
+  assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.parametrize("module,argv,code,needle", [
@@ -268,14 +272,20 @@ def test_experiment_scripts_on_global_flags(files, tmp_path):
     ("experiments.reproduce", ["schaeffer2023", "--preset=paper"], 2, "no 'paper' preset"),
     ("experiments.reproduce", ["garg2022", "--preset=huge"], 2, "--preset=huge"),
     ("experiments.reproduce", [], 2, "NAME is 'nothing'"),
-    ("experiments.emergence_scale", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
-    ("experiments.emergence_scale", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
-    ("experiments.emergence_scale", ["--sizes=0,99"], 2, "indices must be integers in"),
+    ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
+    ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
+    ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
     ("experiments.raventos2023", ["--pools=a"], 2, "pool sizes are integers"),
     ("experiments.reddy2023", ["--runs=foo"], 2, "unknown ['foo']"),
-    ("experiments.chan2022", ["--preset=nope"], 2, "unknown preset 'nope'"),
+    ("experiments.chan2022", ["--preset=nope"], 2, "--preset=nope: value should be one of"),
+    ("experiments.olsson2022", ["--preset=nope"], 2, "--preset=nope: value should be one of"),
+    ("experiments.olsson2022", ["--layers=a"], 2, "--layers=a"),
+    ("experiments.xie2021", ["--models=nope"], 2, "unknown ['nope']"),
+    ("experiments.xie2021", ["extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.nanda2023", ["--set", "task.nope=1"], 2, "unknown config field 'nope'"),
+    ("experiments.nanda2023", ["--set", "task.modulus=1.5"], 2, "holds an int"),
     ("experiments.scaling_laws", ["--sweep=nope"], 2, "unknown sweep 'nope'"),
-    ("experiments.scaling_fit", ["--csv=/nonexistent/data.csv"], 2, "no such file"),
+    ("experiments.besiroglu2024", ["--csv=/nonexistent/data.csv"], 2, "no such file"),
     ("experiments.benchmark", ["--cases=nope"], 2, "unknown ['nope']"),
     ("experiments.profile_step", ["--case=nope"], 2, "--case=nope"),
 ])
@@ -283,11 +293,10 @@ def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypa
   import importlib
   main = importlib.import_module(module).main
   out = tmp_path / "out"
-  flag = "--workdir" if module == "experiments.reproduce" else "--out"
   if module in ("experiments.benchmark", "experiments.profile_step"):
     full = argv
   else:
-    full = argv + [f"{flag}={out}"]
+    full = argv + [f"--workdir={out}"]
   monkeypatch.setattr(sys, "argv", [module, *full])
   with pytest.raises(SystemExit) as e:
     cli.run_script(main)
@@ -298,23 +307,22 @@ def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypa
 
 
 def test_reproduce_of_a_failing_experiment_exits_6(tmp_path, monkeypatch, capfd):
-  import dataclasses
+  from experiments import garg2022, reproduce, summaries
 
-  from experiments import reproduce
-
-  def boom(preset, run_dir):
+  def boom(preset, run_dir, seed=0):
     raise RuntimeError("the experiment crashed")
 
-  monkeypatch.setitem(reproduce.SPECS, "garg2022",
-                      dataclasses.replace(reproduce.SPECS["garg2022"], run=boom))
+  monkeypatch.setattr(garg2022, "run", boom)
+  monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "wall_times.json")
   monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "garg2022", "--preset=tiny",
                                     f"--workdir={tmp_path}"])
   with pytest.raises(SystemExit) as e:
     cli.run_script(reproduce.main)
   lines = capfd.readouterr().err.strip().splitlines()
   assert e.value.code == 6 and len(lines) == 1, lines
-  assert lines[0].startswith("error: garg2022: the experiment failed (RuntimeError: the "
-                             "experiment crashed)"), lines
+  assert lines[0].startswith("error: garg2022: the experiment failed (seed 0: RuntimeError: "
+                             "the experiment crashed)"), lines
+  assert not (tmp_path / "wall_times.json").exists()  # a failed run measures nothing
 
 
 def test_script_valid_input_exits_0(monkeypatch, capfd):

@@ -129,8 +129,8 @@ def test_tiny_grokking_run_logs_progress_measures(tmp_path):
 def test_grokking_experiment_runs_both_weight_decays(tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.grokking", "--config=configs/grokking.py:tiny",
-       f"--workdir={tmp_path}", "--config.train.peak_flops=1e11"],
+      [sys.executable, "-m", "experiments.nanda2023", "--preset=tiny",
+       f"--workdir={tmp_path}", "--set", "train.peak_flops=1e11"],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "wd=1: train acc >= 0.99 at step" in proc.stdout and "wd=0:" in proc.stdout

@@ -177,3 +177,77 @@ def test_the_checker_finds_a_synthetic_circle_and_an_upward_import(tmp_path):
   (pkg / "low.py").write_text("def f():\n  return 1\n")
   fake = import_graph(pkg)
   assert cycles(fake) == [] and upward_imports(fake, layers) == []
+
+
+# ----------------------------------------------------------------------------- experiments/
+# Issue 17: one module per paper, none a library of another. What two experiment scripts share
+# lives in experiments/common.py (or research/); the reproduce machinery depends one way:
+# reproduce -> gallery -> summaries, never back.
+EXPERIMENT_LIBRARIES = {"experiments", "experiments.common", "experiments.summaries"}
+# The reproduce machinery, claim scorers and benchmark tools: not experiment scripts.
+NOT_SCRIPTS = ("experiments.reproduce", "experiments.gallery", "experiments.claims",
+               "experiments.benchmark", "experiments.bench_features", "experiments.profile_step",
+               "experiments.peer_torch")
+
+
+def experiment_scripts(graph: dict[str, set[str]]) -> set[str]:
+  return {m for m in graph if m not in EXPERIMENT_LIBRARIES
+          and not any(m == n or m.startswith(n + ".") for n in NOT_SCRIPTS)}
+
+
+def script_imports(graph: dict[str, set[str]]) -> list[str]:
+  """Every import of one experiment script by another, and the reproduce <-> gallery
+  direction broken."""
+  scripts = experiment_scripts(graph)
+  bad = [f"{src} imports {dst}" for src in sorted(scripts) for dst in sorted(graph[src])
+         if dst in scripts]
+  # reproduce -> gallery -> summaries: no edge back up that chain.
+  for src, dst in (("experiments.gallery", "experiments.reproduce"),
+                   ("experiments.summaries", "experiments.reproduce"),
+                   ("experiments.summaries", "experiments.gallery")):
+    if dst in graph.get(src, ()):
+      bad.append(f"{src} imports {dst}")
+  return bad
+
+
+@pytest.fixture(scope="module")
+def experiments_graph():
+  return import_graph(ROOT / "experiments")
+
+
+def test_no_experiment_script_imports_another(experiments_graph):
+  scripts = experiment_scripts(experiments_graph)
+  # The graph is read at all: every paper's module is a script, reproduce imports them.
+  assert {"experiments.garg2022", "experiments.nanda2023", "experiments.chan2022",
+          "experiments.scaling_laws"} <= scripts
+  assert "experiments.chan2022" in experiments_graph["experiments.reproduce"]
+  assert "experiments.common" in experiments_graph["experiments.chan2022"]
+  assert script_imports(experiments_graph) == []
+
+
+def test_reproduce_and_gallery_depend_one_way(experiments_graph):
+  assert "experiments.gallery" in experiments_graph["experiments.reproduce"]
+  assert "experiments.summaries" in experiments_graph["experiments.gallery"]
+  machinery = {"experiments.reproduce", "experiments.gallery", "experiments.summaries"}
+  assert [c for c in cycles(experiments_graph) if machinery & set(c)] == []
+
+
+def test_the_checker_finds_a_script_importing_a_script(tmp_path):
+  """Negative control: chan2022 importing reddy2023 (as it did), gallery importing reproduce
+  lazily; then the same package with the imports through the shared module."""
+  pkg = tmp_path / "experiments"
+  pkg.mkdir()
+  for name, source in {"__init__": "", "common": "", "summaries": "",
+                       "reddy2023": "from experiments import common\n",
+                       "chan2022": "from experiments.reddy2023 import run_one\n",
+                       "reproduce": "from experiments import chan2022, gallery\n",
+                       "gallery": "def f():\n  from experiments import reproduce\n"}.items():
+    (pkg / f"{name}.py").write_text(source)
+  fake = import_graph(pkg)
+  assert script_imports(fake) == ["experiments.chan2022 imports experiments.reddy2023",
+                                  "experiments.gallery imports experiments.reproduce"]
+  assert cycles(fake) == [["experiments.gallery", "experiments.reproduce"]]
+  (pkg / "chan2022.py").write_text("from experiments.common import classification_run\n")
+  (pkg / "gallery.py").write_text("from experiments import summaries\n")
+  fake = import_graph(pkg)
+  assert script_imports(fake) == [] and cycles(fake) == []

@@ -1,38 +1,92 @@
-"""experiments/reproduce.py: --list, scoring machinery (seeds, self-checks, index, gallery),
---controls, M*, one NAME end to end. Each paper's scorer: tests/test_claims_*.py."""
+"""experiments/reproduce.py: --list, seeds, wall times, scoring machinery (seeds, self-checks,
+index, gallery), --controls, M*, one NAME end to end. Each paper's scorer:
+tests/test_claims_*.py."""
 import json
 
 import pytest
 
-from experiments import gallery, raventos2023, reproduce
+from experiments import gallery, garg2022, raventos2023, reproduce, summaries
 from claims_fixtures import garg_probe, garg_run, seeds
 from claims_fixtures import statuses as _statuses
 from claims_fixtures import write as _write
 from experiments.claims import regression, rows
-from research.errors import InputError
+from research.errors import InputError, RunsFailedError
+
+
+@pytest.fixture(autouse=True)
+def wall_times(tmp_path, monkeypatch):
+  """Runs in tests record their wall times here, never in experiments/wall_times.json."""
+  path = tmp_path / "wall_times.json"
+  monkeypatch.setattr(summaries, "WALL_TIMES", path)
+  return path
 
 
 # ----------------------------------------------------------------------------- --list
-def test_list_names_every_paper_with_times_per_preset(capsys):
+def test_list_names_every_paper_with_presets_and_measured_times(capsys, wall_times):
+  wall_times.write_text(json.dumps({"garg2022": {"cpu": {
+      "seconds": 795.0, "seeds": 3, "machine": "2 idle CPU cores", "date": "2026-11-30"}}}))
   assert reproduce.main(["--list"]) == 0
   out = capsys.readouterr().out
   for name in ("garg2022", "raventos2023", "chan2022", "reddy2023", "olsson2022", "xie2021",
                "schaeffer2023", "nanda2023", "besiroglu2024"):
     assert name in out
   assert out.count("tiny :") == out.count("cpu  :") == out.count("paper:") == len(reproduce.NAMES)
-  assert "unmeasured" in out                       # never an invented number
+  assert "measured: unmeasured" in out             # never an invented number
   assert "no such preset" in out                   # schaeffer2023 has no paper preset
-  assert "6 min 45 s" in out                       # garg cpu time, from the README
+  assert "measured: 13 min 15 s for 3 seeds on 2 idle CPU cores (2026-11-30)" in out
+  assert "besiroglu2024  Besiroglu" in out and "(seedless: runs once)" in out
 
 
-def test_unavailable_preset_is_refused(tmp_path, capsys):
-  with pytest.raises(InputError, match="no 'paper' preset"):  # exit 2 through research/cli.py
-    reproduce.main(["schaeffer2023", "--preset=paper", f"--workdir={tmp_path}"])
+def test_stored_wall_times_name_known_papers_and_presets():
+  """experiments/wall_times.json (written by reproduce runs) only holds real NAMEs/presets."""
+  times = summaries.read_wall_times(summaries.ROOT / "experiments" / "wall_times.json")
+  assert times and set(times) <= set(reproduce.NAMES)
+  for name, presets in times.items():
+    assert set(presets) <= set(reproduce.presets_of(name)), name
+    assert all(t["seconds"] > 0 and t["seeds"] >= 1 and t["machine"] for t in presets.values())
+
+
+# ----------------------------------------------------------------------------- seeds
+def test_each_seed_runs_into_its_folder_and_fresh_runs_record_their_time(tmp_path, monkeypatch,
+                                                                        wall_times):
+  calls = []
+
+  def fake_run(preset, workdir, seed=0):  # result files that score, without training
+    calls.append((preset, workdir.relative_to(tmp_path).as_posix(), seed))
+    garg_run(workdir, seed)
+
+  monkeypatch.setattr(garg2022, "run", fake_run)
+  reproduce.reproduce("garg2022", "cpu", tmp_path / "library")  # a notebook's call: no record
+  assert not wall_times.exists()
+  calls.clear()
+  s = reproduce.reproduce("garg2022", "cpu", tmp_path, record=True)
+  assert calls == [("cpu", f"garg2022/run/seed_{n}", n) for n in (0, 1, 2)]
+  assert s["seeds"] == 3 and not s["error"] and "3/3" in s["claims"][0]["seeds"]
+  recorded = wall_times.read_text()
+  assert json.loads(recorded)["garg2022"]["cpu"]["seeds"] == 3
+  # A rerun finds the seeds' files there: a reuse, not a measurement; the time stays.
+  reproduce.reproduce("garg2022", "cpu", tmp_path, record=True)
+  assert wall_times.read_text() == recorded
+  calls.clear()  # --seeds overrides SEEDS
+  assert reproduce.main(["garg2022", "--preset=tiny", "--seeds=3,1",
+                         f"--workdir={tmp_path / 'b'}"]) == 0
+  assert calls == [("tiny", "b/garg2022/run/seed_3", 3), ("tiny", "b/garg2022/run/seed_1", 1)]
+  assert reproduce.seed_runs("nanda2023", "tiny", tmp_path) == [(0, tmp_path / "seed_0")]
+  # A seedless NAME (a deterministic fit) runs once, into run/ itself, whatever --seeds says.
+  assert reproduce.seed_runs("besiroglu2024", "cpu", tmp_path, (4, 5)) == [(0, tmp_path)]
+  # A run that writes nothing is an error (exit 6) and measures nothing.
+  monkeypatch.setattr(garg2022, "run", lambda preset, workdir, seed=0: None)
+  with pytest.raises(RunsFailedError, match="could not read the results"):
+    reproduce.main(["garg2022", "--preset=paper", f"--workdir={tmp_path / 'c'}"])
+  assert "paper" not in json.loads(wall_times.read_text())["garg2022"]
+  for bad in ("--seeds=a", "--seeds=", "--seeds=-1"):
+    with pytest.raises(InputError, match="--seeds"):
+      reproduce.main(["garg2022", bad, f"--workdir={tmp_path}"])
 
 
 # ----------------------------------------------------------------------------- scoring machinery
 def test_missing_results_are_an_error_not_a_pass(tmp_path):
-  s = reproduce.summarize("olsson2022", "cpu", tmp_path)
+  s = summaries.summarize("olsson2022", "cpu", tmp_path)
   assert s["claims"] == [] and "could not read" in s["error"]
   assert json.loads((tmp_path / "olsson2022" / "summary.json").read_text())["error"]
 
@@ -47,7 +101,7 @@ def test_claim_status_rules():
   assert _claim(0.5, False)["status"] == "FAIL"
   assert _claim(0.5, True)["status"] == "PASS"
   assert _claim(0.5, True)["tolerance"] == "t; why: w"  # every tolerance carries its reason
-  text = reproduce.table([_claim([1, 2], True, text="a|b")])
+  text = summaries.table([_claim([1, 2], True, text="a|b")])
   assert "a\\|b" in text and "1, 2" in text and "PASS 1/1" in text and "zero predictor" in text
 
 
@@ -78,8 +132,8 @@ def test_seed_folders_are_scored_and_aggregated(tmp_path):
   seeds(run, 3, garg_run)
   assert [p.name for p in rows.seed_dirs(run)] == ["seed_0", "seed_1", "seed_2"]
   assert rows.seed_dirs(tmp_path) == [tmp_path]
-  s = reproduce.summarize("garg2022", "cpu", tmp_path)
-  assert s["counts"]["PASS"] == len(s["claims"]) and len(s["results"]) == 9
+  s = summaries.summarize("garg2022", "cpu", tmp_path)
+  assert s["counts"]["PASS"] == len(s["claims"]) and len(s["results"]) == 9 and s["seeds"] == 3
 
 
 def test_index_links_tables_and_figures(tmp_path):
@@ -87,8 +141,8 @@ def test_index_links_tables_and_figures(tmp_path):
   fig = tmp_path / "garg2022" / "run" / "figures" / "icl_regression.png"
   fig.parent.mkdir()
   fig.write_bytes(b"png")
-  s = reproduce.summarize("garg2022", "cpu", tmp_path)
-  index = reproduce.write_index(tmp_path, "cpu", {
+  s = summaries.summarize("garg2022", "cpu", tmp_path)
+  index = summaries.write_index(tmp_path, "cpu", {
       "garg2022": {"status": "done, 1 s", "summary": s},
       "schaeffer2023": {"status": "skipped (no paper preset)"}})
   text = index.read_text()
@@ -108,15 +162,19 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   fig = work / "garg2022" / "run" / "figures" / "icl_regression.png"
   fig.parent.mkdir()
   plt.figure(figsize=(20, 5), dpi=100).savefig(fig)  # 2000 px wide: must be shrunk
-  reproduce.summarize("garg2022", "cpu", work, wall_s=125.0)
+  summaries.summarize("garg2022", "cpu", work, wall_s=3.0)
   readme = tmp_path / "README.md"
   readme.write_text(f"# top\n{gallery.GALLERY_START}\nold\n{gallery.GALLERY_END}\n# bottom\n")
-  gallery.write_gallery("cpu", work, readme=readme, assets=tmp_path / "docs" / "gallery")
+  times = {"garg2022": {"cpu": {"seconds": 125.0, "seeds": 3, "machine": "2 idle CPU cores"}}}
+  write = lambda preset, **kw: gallery.write_gallery(preset, work, reproduce.NAMES, readme=readme,
+                                                     wall_times=times, **kw)
+  write("cpu", assets=tmp_path / "docs" / "gallery")
   text = readme.read_text()
   assert text.startswith("# top\n") and text.endswith("# bottom\n") and "old" not in text
-  assert "`python -m experiments.reproduce garg2022 --preset=cpu` | 2 min 05 s |" in text
+  # The wall time reproduce measured (experiments/wall_times.json), not this summary's.
+  assert "`python -m experiments.reproduce garg2022 --preset=cpu` | 2 min 05 s (3 seeds) |" in text
   assert "| raventos2023 | - | not run for the cpu preset |" in text
-  assert "CPU cores" in text  # where the run happened, recorded by summarize
+  assert "runs on 2 idle CPU cores." in text  # where the measured run happened
   # Each row's short note beside its status: here the measured shortfall of one seed.
   assert "| FAIL 0/1 | largest deviation at k=1: model 0.010 vs 0.800 |" in text
   assert "| UNREPLICATED 1/1 | model at k=d: 0.010, at the last k: 0.010 |" in text
@@ -125,13 +183,13 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   assert Image.open(tmp_path / "docs" / "gallery" / "garg2022_icl_regression.png").width == \
       gallery.GALLERY_WIDTH
   # A summary of another preset is listed as not run, never mixed in.
-  gallery.write_gallery("paper", work, readme=readme, assets=tmp_path / "g")
+  write("paper", assets=tmp_path / "g")
   assert "| garg2022 | - | not run for the paper preset |" in readme.read_text()
   for bad in ("no markers", f"{gallery.GALLERY_END}\n{gallery.GALLERY_START}\n",
               f"{gallery.GALLERY_START}\n{gallery.GALLERY_START}\n{gallery.GALLERY_END}"):
     readme.write_text(bad)
     with pytest.raises(ValueError, match="exactly one gallery section"):
-      gallery.write_gallery("cpu", work, readme=readme, assets=tmp_path / "g")
+      write("cpu", assets=tmp_path / "g")
     assert readme.read_text() == bad
 
 
@@ -183,7 +241,7 @@ def _grokking_good(run_dir):
 
 
 # ----------------------------------------------------------------------------- end to end
-def test_besiroglu_tiny_end_to_end(tmp_path, capsys):
+def test_besiroglu_tiny_end_to_end(tmp_path, capsys, wall_times):
   assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
   out = capsys.readouterr().out
   assert "| claim | paper | ours | tolerance | status | control | note |" in out
@@ -194,15 +252,18 @@ def test_besiroglu_tiny_end_to_end(tmp_path, capsys):
   e_row = next(r for r in s["claims"] if ": E " in r["claim"])
   assert e_row["ours"].startswith(f"{fit['params']['E']['fit']:.4g} (SE ")  # from the file
   assert s["figures"] and s["figures"][0].endswith("scaling_fit.png")
-  # A rerun reuses both fits.
+  assert json.loads(wall_times.read_text())["besiroglu2024"]["tiny"]["seeds"] == 1
+  # A rerun reuses both fits (and measures nothing).
+  recorded = wall_times.read_text()
   assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
   assert capsys.readouterr().out.count("reusing") == 2
+  assert wall_times.read_text() == recorded
 
 
 @pytest.mark.slow
 def test_raventos_tiny_end_to_end(tmp_path):
   assert reproduce.main(["raventos2023", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
-  res = json.loads((tmp_path / "raventos2023" / "run" / "raventos2023.json").read_text())
+  res = json.loads((tmp_path / "raventos2023" / "run" / "seed_0" / "raventos2023.json").read_text())
   assert [p["M"] for p in res["pools"]] == [2, 16, 128] and not res["failed"]
   for p in res["pools"]:
     assert p["closer_to"] in ("ridge", "dmmse") and p["d_ridge"] >= 0 and p["d_dmmse"] >= 0
@@ -220,7 +281,7 @@ def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
   assert again == first and "final_loss" in again                 # final metrics kept
   assert (tmp_path / "summary.json").stat().st_mtime_ns == stamp  # nothing rewritten
   # Garg's distribution-shift probe reads the finished run and feeds its two claims.
-  shift = json.loads(reproduce.write_shift_probe(tmp_path).read_text())
+  shift = json.loads(garg2022.write_shift_probe(tmp_path).read_text())
   assert set(shift["shifts"]) == {"none", "scale_0.5", "scale_2", "scale_3", "orthant", "skewed"}
   assert all(len(c["model"]) == len(shift["k"]) for c in shift["shifts"].values())
   assert [r["status"] in ("PASS", "FAIL") for r in

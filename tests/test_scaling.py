@@ -191,13 +191,33 @@ def test_single_threaded_blas_restores():
   assert all(n == 1 for n in inside)
 
 
-def test_cli_smoke(tmp_path, data):
-  from experiments import scaling_fit
-  assert scaling_fit.main(["--bootstrap", "10", "--top-starts", "20", "--out", str(tmp_path)]) == 0
+def test_besiroglu_experiment_reproduces_the_refit(tmp_path, data):
+  from experiments import besiroglu2024
+  csv = tmp_path / "data.csv"
+  csv.write_bytes(scaling.default_csv_path().read_bytes())  # --csv reaches the refit
+  assert besiroglu2024.main(["--preset=tiny", f"--workdir={tmp_path}", f"--csv={csv}"]) == 0
   res = json.loads((tmp_path / "scaling_fit.json").read_text())
-  assert res["n_points"] == 240 and res["overall_pass"]
+  assert res["csv"] == str(csv) and res["n_points"] == 240 and res["overall_pass"]
+  assert (res["bootstrap"], res["top_starts"]) == (10, 20)  # the tiny preset
+  p = res["params"]
+  assert abs(p["E"]["fit"] - 1.82) <= 0.03
+  assert abs(p["alpha"]["fit"] - 0.348) <= 0.02 and abs(p["beta"]["fit"] - 0.366) <= 0.02
   assert [r["C"] for r in res["compute_optimal"]] == [1e21, 1e22, 1e23, 1e24, 1e25]
   assert (tmp_path / "scaling_fit.png").stat().st_size > 10_000
+  every = json.loads((tmp_path / "all_points" / "scaling_fit.json").read_text())
+  assert every["n_points"] == 245 and every["all_points"] and not every["pass"]["beta"]
+
+
+def test_besiroglu_refit_of_another_law_fails_its_bands(tmp_path, capsys):
+  """Negative control: data from another law misses Besiroglu's bands, and says so."""
+  from experiments import besiroglu2024
+  N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e8, 1e10, 6), np.geomspace(1e9, 1e11, 5)))
+  L = 2.5 + 300 * N ** -0.3 + 900 * D ** -0.3
+  rows = "".join(f"{n},{6 * n * d},{l}\n" for n, d, l in zip(N, D, L))
+  (tmp_path / "other.csv").write_text("Model Size,Training FLOP,loss\n" + rows)
+  data = scaling.load_chinchilla_csv(tmp_path / "other.csv")
+  res = besiroglu2024.refit(tmp_path / "fit", data, bootstrap=0, top_starts=20)
+  assert not res["overall_pass"] and "overall: FAIL" in capsys.readouterr().out
 
 
 @pytest.mark.slow

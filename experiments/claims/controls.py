@@ -52,7 +52,7 @@ def _small(config):
 
 def garg_zero(run_dir: Path) -> None:
   from configs import icl_regression
-  from experiments.reproduce import GARG_SPARSITY
+  from experiments.garg2022 import GARG_SPARSITY
   _zero_probe(_small(icl_regression.get_config("tiny")), run_dir, shifts=True)
   sparse = _small(icl_regression.get_config("tiny"))
   sparse.task.function, sparse.task.sparsity = "sparse_linear", GARG_SPARSITY["tiny"]
@@ -174,8 +174,8 @@ def xie_untrained(run_dir: Path) -> None:
 # ----------------------------------------------------------------------------- emergence
 def schaeffer_files(run_dir: Path, curve, half_width: float = 0.005) -> None:
   """Six sizes whose metric m follows `curve(m, i)` (0 = chance, 1 = perfect) within +/-
-  half_width, through the experiment's own analysis (experiments/emergence_scale.sizes_table)."""
-  from experiments.emergence_scale import sizes_table
+  half_width, through the experiment's own analysis (experiments/schaeffer2023.sizes_table)."""
+  from experiments.schaeffer2023 import sizes_table
   from research.analysis.emergence_plots import PERFECT
   chance = {"exact_match": 0.0, "token_accuracy": 0.1, "edit_distance": 3.0,
             "log_likelihood": -2.3, "brier": 0.9}
@@ -229,7 +229,7 @@ def besiroglu_hoffmann(run_dir: Path) -> None:
   import numpy as np
 
   from experiments.claims.emergence import HOFFMANN, PUBLISHED
-  from experiments.scaling_fit import COMPUTES
+  from experiments.besiroglu2024 import COMPUTES
   from research.analysis import scaling
   fit = scaling.ChinchillaFit(**HOFFMANN, loss=0.0, n_points=240)
   n, d, tpp = scaling.compute_optimal(fit, np.array(COMPUTES))

@@ -148,7 +148,7 @@ def _binomial_se(p: float, n: int) -> float:
 
 
 def xie2021(run_dir: Path, preset: str) -> dict:
-  from experiments.xie2021 import mean_over_k, rises_with_n
+  from research.analysis.correlation import mean_over_k, rises_with_n
   path = run_dir / "xie2021.json"
   res = load(path)
   runs = res["runs"]

@@ -1,4 +1,5 @@
-"""Rank correlation for trend claims ("accuracy rises with n"), shared by every scorer."""
+"""Rank correlation and the trend test for claims such as "accuracy rises with n", shared by
+the experiments (experiments/xie2021.py) and every scorer (experiments/claims/)."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,3 +27,33 @@ def spearman(x, y) -> float:
   rx, ry = rx - rx.mean(), ry - ry.mean()
   denom = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
   return float((rx * ry).sum() / denom) if denom > 0 else 0.0
+
+
+def rises_with_n(curve: dict, num_prompts: int) -> dict:
+  """Accuracy gain from the fewest to the most examples (n >= 1) with its binomial
+  standard error, its rank correlation with n, and the mean accuracy over n >= 1 minus
+  zero-shot accuracy. `curve` may carry `se` (a mean over k); else it is binomial."""
+  n, acc = np.asarray(curve["n"]), np.asarray(curve["accuracy"])
+  se = np.asarray(curve["se"]) if "se" in curve else np.sqrt(acc * (1 - acc) / num_prompts)
+  zero = float(acc[n == 0][0]) if (n == 0).any() else float("nan")
+  keep = n >= 1
+  n, acc, se = n[keep], acc[keep], se[keep]
+  if len(n) < 2:
+    return {"gain": 0.0, "gain_se": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0,
+            "rises": False}
+  rho = spearman(n, acc)
+  gain, gain_se = float(acc[-1] - acc[0]), float(np.hypot(se[-1], se[0]))
+  return {"gain": gain, "gain_se": gain_se, "spearman": rho,
+          "mean_shots_minus_zero_shot": float(acc.mean() - zero),
+          # rises: a gain beyond two standard errors, and a positive rank correlation
+          "rises": bool(gain > 2 * gain_se and rho > 0)}
+
+
+def mean_over_k(curves: dict, num_prompts: int) -> dict:
+  """Accuracy averaged over example lengths k at the n every k has, with its standard
+  error (independent prompts per k: binomial variances averaged)."""
+  common = sorted(set.intersection(*(set(c["n"]) for c in curves.values())))
+  at = lambda n: np.asarray([c["accuracy"][c["n"].index(n)] for c in curves.values()])
+  acc = [float(at(n).mean()) for n in common]
+  se = [float(np.sqrt((at(n) * (1 - at(n))).sum() / num_prompts) / len(curves)) for n in common]
+  return {"n": common, "accuracy": acc, "se": se}

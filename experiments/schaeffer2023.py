@@ -1,20 +1,21 @@
 """Emergence with model scale: exact match against continuous metrics (Wei et al. 2022;
 Schaeffer et al. 2023).
 
-  python -m experiments.emergence_scale --preset=cpu --out=runs/emergence_scale
-  python -m experiments.emergence_scale --preset=tiny --out=/tmp/emergence --sizes=0,1
-  python -m experiments.emergence_scale --sweep=scale_large --set train.num_steps=6000
+  python -m experiments.schaeffer2023 --preset=cpu --workdir=runs/schaeffer2023
+  python -m experiments.schaeffer2023 --preset=tiny --workdir=/tmp/emergence --sizes=0,1
+  python -m experiments.schaeffer2023 --workdir=runs/large --sweep=scale_large \
+      --set train.num_steps=6000
 
 Trains every size of configs/arithmetic.py's sweep (default "scale": 6 sizes, 4k to
-153k parameters on the cpu task) through research.sweep.run_sweep, so OUT holds
+153k parameters on the cpu task) through research.sweep.run_sweep, so WORKDIR holds
 results.jsonl and runs/NAME/ and a rerun reuses finished sizes and resumes the
-rest. Each run's probe (probes/arithmetic.json: exact match, per-token accuracy,
+rest (tiny: the first 3 sizes). Each run's probe (probes/arithmetic.json: exact match, per-token accuracy,
 edit distance, log-likelihood summed over the answer tokens, Brier on the same
 held-out problems, 95% intervals, chance levels) is then read back. Writes:
-  OUT/emergence_scale.json         per size: parameters, FLOPs, tokens, wall time,
+  WORKDIR/emergence_scale.json         per size: parameters, FLOPs, tokens, wall time,
                                    each metric; per metric: the first size above
                                    chance and the sharpness
-  OUT/figures/emergence_scale.png  each metric against parameters and training FLOPs
+  WORKDIR/figures/emergence_scale.png  each metric against parameters and training FLOPs
 and prints a table, the first size above chance per metric and the sharpness.
 
 Above chance: a metric beats its chance level (the best input-independent
@@ -40,13 +41,13 @@ from pathlib import Path
 from absl import flags
 
 from configs import arithmetic
+from experiments import common
 from research import cli
 from research.analysis import emergence_plots as ep
 from research.errors import InputError, RunsFailedError
 
-ROOT = Path(__file__).resolve().parents[1]
-
-CONFIG_FILE = ROOT / "configs" / "arithmetic.py"
+PAPER = "Schaeffer et al. 2023, emergence vs metric (exact match against continuous metrics)"
+PRESETS = {"tiny": "3 sizes of the tiny config", "cpu": "6 sizes, 3000 steps each"}
 
 
 def sizes_table(rows: list[dict], probes: list[dict]) -> dict:
@@ -132,52 +133,30 @@ def report(res: dict) -> None:
     print(f"exact match sharper than {m}: {verdict}")
 
 
-def define_flags(fv) -> None:
-  flags.DEFINE_enum("preset", "cpu", ("tiny", "cpu"), "Preset of configs/arithmetic.py.",
-                    flag_values=fv)
-  flags.DEFINE_string("out", "runs/emergence_scale", "Output directory.", flag_values=fv)
-  flags.DEFINE_alias("workdir", "out", flag_values=fv)
-  flags.DEFINE_string("sweep", "scale", "get_sweep() name in configs/arithmetic.py.",
-                      flag_values=fv)
-  flags.DEFINE_list("sizes", [], "Sweep indices to run, e.g. 0,1 (default all).", flag_values=fv)
-  flags.DEFINE_multi_string("set", [], "Config override for every size, KEY=VALUE, e.g. "
-                            "train.num_steps=1000 (repeatable).", flag_values=fv)
-  flags.DEFINE_enum("ensemble", "auto", ("auto", "on", "off"),
-                    "Train the sizes as one vmapped program when they allow it.", flag_values=fv)
-  flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", flag_values=fv)
-
-
-def pick(items: list, indices: list[str], flag: str) -> list:
-  """items[i] for each index given on the command line (all when none)."""
-  if not indices:
-    return items
-  try:
-    return [items[int(i)] for i in indices]
-  except (ValueError, IndexError):
-    raise InputError(f"{flag}={','.join(indices)}: indices must be integers in "
-                     f"0..{len(items) - 1}") from None
-
-
-def main(argv=None) -> dict:
-  args = cli.parse_flags(define_flags, argv, __doc__)
+def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
+        overrides: dict | None = None, ensemble: str = "auto", devices: int = 0) -> None:
+  """Trains (or reuses) the sizes of configs/arithmetic.py's `sweep` (indices `sizes`;
+  default all, tiny: 0,1,2) with `overrides` on every size; writes
+  WORKDIR/emergence_scale.json and its figure."""
   import jax
 
-  from research import config_check, sweep
+  from research import config_check, sweep as sweep_lib
 
-  cli.quiet_libraries()
-  base = cli.overrides_from_args(args.set)
-  config = cli.apply_overrides(arithmetic.get_config(args.preset), base, text=True, flag="--set ")
-  overrides = pick(cli.load_sweep(str(CONFIG_FILE), args.sweep), args.sizes, "--sizes")
-  devices = jax.devices()[:args.devices] if args.devices else None
-  config_check.validate(config, len(devices or jax.devices()))
+  config = cli.apply_overrides(arithmetic.get_config(preset),
+                               dict(overrides or {}) | {"seed": seed})
+  sizes = (["0", "1", "2"] if preset == "tiny" else []) if sizes is None else sizes
+  points = common.pick(cli.load_sweep(arithmetic.__file__, sweep), [str(i) for i in sizes],
+                       "--sizes")
+  used = jax.devices()[:devices] if devices else None
+  config_check.validate(config, len(used or jax.devices()))
   if config.task.operation not in ("add", "mul"):
     raise InputError("--set task.operation: the scale sweep reads digit-arithmetic probes; "
                      "task.operation must be add or mul")
 
-  out = cli.check_workdir(args.out, "--out")
+  out = Path(workdir)
   t0 = time.perf_counter()
-  results = sweep.run_sweep(config, overrides, out, ensemble=args.ensemble, devices=devices)
-  rows = [results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)]
+  results = sweep_lib.run_sweep(config, points, out, ensemble=ensemble, devices=used)
+  rows = [results.rows[sweep_lib.run_name(i, o)] for i, o in enumerate(points)]
   failed, done, probes = [], [], []
   for r in rows:
     path = Path(r.get("probes", {}).get("arithmetic", ""))
@@ -193,7 +172,8 @@ def main(argv=None) -> dict:
   if not done:
     raise RunsFailedError("every run failed: " + "; ".join(f"{r['run']}: {r['error']}"
                                                             for r in failed))
-  res = {"preset": args.preset, "sweep": args.sweep, "set": base} | sizes_table(done, probes)
+  res = {"preset": preset, "seed": seed, "sweep": sweep, "set": dict(overrides or {})} \
+      | sizes_table(done, probes)
   res["failed"] = [{"run": r["run"], "error": r["error"]} for r in failed]
   res["wall_s"] = time.perf_counter() - t0
   (out / "emergence_scale.json").write_text(json.dumps(res, indent=1))
@@ -208,7 +188,28 @@ def main(argv=None) -> dict:
     raise RunsFailedError(f"{len(failed)} of {len(rows)} sizes failed: "
                           + ", ".join(f["run"] for f in res["failed"])
                           + f" (errors in {out / 'emergence_scale.json'}); rerun to retry them")
-  return res
+
+
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_string("sweep", "scale", "get_sweep() name in configs/arithmetic.py.",
+                      flag_values=fv)
+  flags.DEFINE_list("sizes", None, "Sweep indices to run, e.g. 0,1 (default all; tiny: 0,1,2).",
+                    flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "Config override for every size, KEY=VALUE, e.g. "
+                            "train.num_steps=1000 (repeatable).", flag_values=fv)
+  flags.DEFINE_enum("ensemble", "auto", ("auto", "on", "off"),
+                    "Train the sizes as one vmapped program when they allow it.", flag_values=fv)
+  flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", lower_bound=0,
+                       flag_values=fv)
+
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  overrides = common.typed_overrides(arithmetic.get_config(args.preset), args.set)
+  run(args.preset, args.workdir, args.seed, args.sweep, args.sizes, overrides, args.ensemble,
+      args.devices)
+  return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Grokking with progress measures (Power et al. 2022; Nanda et al. 2023).
 
-  python -m experiments.grokking --config=configs/grokking.py:cpu --workdir=runs/grokking
-  python -m experiments.grokking --config=configs/grokking.py:paper --workdir=runs/grokking_paper
+  python -m experiments.nanda2023 --preset=cpu --workdir=runs/nanda2023
+  python -m experiments.nanda2023 --preset=paper --workdir=runs/nanda2023_paper
+  python -m experiments.nanda2023 --preset=cpu --workdir=runs/wd05 --set optim.weight_decay=0.5
 
-Trains the config twice, with its weight decay (1.0) and with weight decay 0 (the
-control), in WORKDIR/wd_<value>/ (each a normal run directory: rerunning resumes).
+Trains configs/grokking.py:PRESET (with the --set overrides) twice, with its weight decay
+(1.0) and with weight decay 0 (the control), in WORKDIR/wd_<value>/ (each a normal run
+directory: rerunning resumes).
 Unless `task.key_freqs` fixes them, the main run is then replayed with its final key
 frequencies fixed (WORKDIR/wd_<value>_final_freqs/, the same model), so that its
 restricted and excluded loss use the final model's frequencies at every step, as
@@ -26,20 +28,15 @@ from pathlib import Path
 
 from absl import flags, logging
 
+from configs import grokking as grokking_config
+from experiments import common
 from research import cli
-from research.errors import InputError
 
 
-def _define_flags() -> None:
-  """Flags, defined only when this module is the program: `experiments.reproduce`
-  imports it as a library, and absl flags are process-global."""
-  global _WORKDIR, _CONTROL_WD, _CONTROL
-  cli.define_config_flag("configs/grokking.py:cpu")
-  _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
-  _CONTROL_WD = flags.DEFINE_float("control_weight_decay", 0.0, "Weight decay of the control run.")
-  _CONTROL = flags.DEFINE_bool("control", True, "Also train the control (--control=false: only the "
-                               "config's weight decay, e.g. while tuning a preset).")
-
+PAPER = "Nanda et al. 2023 / Power et al. 2022, grokking and progress measures"
+PRESETS = {"tiny": "wd 1.0 and the wd 0 control, p = 31",
+           "cpu": "wd 1.0, its replay with the final key frequencies, and the wd 0 control",
+           "paper": "40k full-batch steps x 3 runs: wd 1.0, its replay, the control"}
 
 TRAIN_THRESHOLD, TEST_THRESHOLD = 0.99, 0.95
 
@@ -123,16 +120,15 @@ def summarise_run(rows: list[dict], wall_s: float, spectrum: list[float]) -> dic
   }
 
 
-def run(base, workdir, control: bool = True, control_weight_decay: float = 0.0) -> dict:
-  """Trains (or reuses) the config and its weight-decay control in WORKDIR/wd_<value>;
-  returns and writes WORKDIR/grokking.json. Raises ValueError for a config grokking cannot
-  use (config_check.ConfigError is one)."""
-  import jax
-
-  from research import config_check, train
+def run(preset: str, workdir, seed: int = 0, control: bool = True,
+        control_weight_decay: float = 0.0, overrides: dict | None = None) -> None:
+  """Trains (or reuses) configs/grokking.py:PRESET (with `overrides`, dotted fields) and its
+  weight-decay control in WORKDIR/wd_<value>; writes WORKDIR/grokking.json and its figure.
+  Raises ValueError for a config grokking cannot use (config_check.ConfigError is one)."""
+  from research import train
   from research.analysis import emergence_plots
 
-  config_check.validate(base, jax.device_count())
+  base = common.make_config(grokking_config, preset, overrides, seed)
   if base.task.operation != "mod_add" or not base.train.eval_every:
     raise ValueError("grokking needs config.task.operation='mod_add' and config.train.eval_every > 0")
   root = Path(workdir)
@@ -169,21 +165,24 @@ def run(base, workdir, control: bool = True, control_weight_decay: float = 0.0) 
   fig = emergence_plots.render_grokking(metric_files, root / "grokking.png", spectra=spectra)
   logging.info("wrote %s and %s", root / "grokking.json", fig)
   print(f"wrote {root / 'grokking.json'} and {fig}")
-  return out
 
 
-def main(argv) -> int:
-  if len(argv) > 1:
-    raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
-                     "--config.optim.weight_decay=0.5")
-  if _WORKDIR.value is None:
-    raise InputError("--workdir=DIR is required")
-  config = cli.config_from_flags()
-  cli.check_workdir(_WORKDIR.value)
-  run(config, _WORKDIR.value, _CONTROL.value, _CONTROL_WD.value)
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+  flags.DEFINE_multi_string("set", [], "Config override, KEY=VALUE, e.g. "
+                            "optim.weight_decay=0.5 (repeatable).", flag_values=fv)
+  flags.DEFINE_float("control_weight_decay", 0.0, "Weight decay of the control run.",
+                     flag_values=fv)
+  flags.DEFINE_bool("control", True, "Also train the control (--nocontrol: only the config's "
+                    "weight decay, e.g. while tuning a preset).", flag_values=fv)
+
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  overrides = common.typed_overrides(grokking_config.get_config(args.preset), args.set)
+  run(args.preset, args.workdir, args.seed, args.control, args.control_weight_decay, overrides)
   return 0
 
 
 if __name__ == "__main__":
-  _define_flags()
-  cli.run(main)
+  cli.run_script(main)

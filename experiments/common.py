@@ -1,0 +1,114 @@
+"""What every experiment script shares: its command line, config building, run-or-reuse.
+
+Every paper's module (experiments/NAME.py, NAME as `python -m experiments.reproduce --list`
+names it) exposes the same two things:
+  run(preset, workdir, seed=0, **extras) -> None   trains (or reuses finished runs) and writes
+                                                   its result files into workdir
+  main(argv)                                       `python -m experiments.NAME --preset=...
+                                                   --workdir=... [--seed=N] [extras]`
+`main` parses absl flags into a private FlagValues (research/cli.parse_flags: several scripts
+run as libraries in one process, e.g. reproduce, notebooks, tests) and `cli.run_script`
+wraps it in the one error contract. No experiment script imports another: what two of them
+share lives here or in research/.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+from absl import flags
+
+from research import cli, config_check, train, workdir as workdir_lib
+from research.errors import InputError
+
+
+# ----------------------------------------------------------------------------- command line
+def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str = "cpu") -> None:
+  """--preset, --workdir and --seed, the flags every experiment script has."""
+  presets = tuple(presets)
+  flags.DEFINE_enum("preset", default, presets, "Preset: " + ", ".join(presets) + ".",
+                    flag_values=fv)
+  flags.DEFINE_string("workdir", None, "Output directory (required).", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "config.seed of every run (each seed is one replicate).",
+                       lower_bound=0, flag_values=fv)
+
+
+def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str):
+  """The script's flags; refuses positional arguments and a missing or unwritable --workdir
+  before anything is written."""
+  args = cli.parse_flags(define, argv, doc)
+  if args.positional:
+    raise InputError(f"unexpected arguments {args.positional}; every option is a flag, e.g. "
+                     "--preset=tiny --workdir=DIR")
+  if not args.workdir:
+    raise InputError("--workdir=DIR is required")
+  cli.check_workdir(args.workdir)
+  cli.quiet_libraries()
+  return args
+
+
+def pick(items: list, indices: list[str], flag: str) -> list:
+  """items[i] for each index given on the command line (all when none)."""
+  if not indices:
+    return items
+  try:
+    return [items[int(i)] for i in indices]
+  except (ValueError, IndexError):
+    raise InputError(f"{flag}={','.join(indices)}: indices must be integers in "
+                     f"0..{len(items) - 1}") from None
+
+
+# ----------------------------------------------------------------------------- configs
+def make_config(config_module, preset: str, overrides: dict | None = None, seed: int = 0):
+  """config_module.get_config(preset) with dotted overrides (research/cli.py's loader and
+  setter) and `seed`, validated for this host's devices."""
+  import jax
+  c = cli.config_from_module(config_module, preset, f"--preset={preset}")
+  c = cli.apply_overrides(c, dict(overrides or {}) | {"seed": seed})
+  config_check.validate(c, jax.device_count())
+  return c
+
+
+def typed_overrides(config, texts: Iterable[str], flag: str = "--set") -> dict:
+  """{'a.b': value} from the command line's repeated `--set a.b=TEXT`, each TEXT parsed as
+  the type of the field it names in `config` (a bad field or value fails here, before any
+  training)."""
+  overrides = cli.overrides_from_args(texts, flag)
+  parsed = cli.apply_overrides(config, overrides, text=True, flag=f"{flag} ")
+  return {key: field_at(parsed, key) for key in overrides}
+
+
+def field_at(config, key: str):
+  """config's field at the dotted path 'a.b.c'."""
+  node = config
+  for part in key.split("."):
+    node = node[part]
+  return node
+
+
+def seeded(config, seed: int):
+  """An unlocked copy of `config` with config.seed = seed (for configs built by code)."""
+  c = config.copy_and_resolve_references()
+  c.seed = seed
+  return c
+
+
+# ----------------------------------------------------------------------------- runs
+def train_or_reuse(config, run_dir: Path, name: str | None = None) -> dict:
+  """research/train.train_or_reuse with a line saying which (the one reuse rule:
+  workdir.finished_summary)."""
+  if workdir_lib.finished_summary(run_dir, config) is None:
+    print(f"[{name or Path(run_dir).name}] training in {run_dir}", flush=True)
+  return train.train_or_reuse(config, str(run_dir))
+
+
+def classification_run(out: Path, name: str, config) -> dict:
+  """A bursty-classification run trained (or reused) in OUT/name: its eval rows, probes and
+  summary (Reddy's and Chan's experiments both read these)."""
+  from research.analysis import classification_plots as cplots
+  wd = Path(out) / name
+  summary = train_or_reuse(config, wd, name)
+  rows = cplots.read_eval_rows(wd / "metrics.jsonl")
+  probe = json.loads((wd / "probes" / "classification.json").read_text())
+  return {"name": name, "workdir": str(wd), "summary": summary, "rows": rows, "probe": probe}
