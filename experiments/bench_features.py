@@ -6,6 +6,9 @@ own child process, as every benchmark case); NAME is a key of CASES:
   scan_compile    trace + lower and XLA compile time of the first train step, 24 layers
                   (Garg small's blocks), model.scan_layers on vs off; the same pair at
                   2 layers is the control (scanning a shallow model saves little)
+  compile_parts   where that compile time goes: the step's parts (sampler, forward loss,
+                  loss + gradients, Adam update) compiled alone, each in a fresh process,
+                  24 layers unrolled and scanned and 2 layers scanned, beside the whole step
   remat           step time and XLA's temporary buffer bytes of Garg small with
                   model.remat none / full / dots, interleaved rounds (--pairs)
   attention_qkv   Garg small with model.fused_qkv and model.attention='fused' on and off,
@@ -19,6 +22,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import time
 
 
 def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> dict:
@@ -40,6 +44,55 @@ def scan_compile_case(a) -> dict:
           f"x{ratio_total:.2f}", flush=True)
     out[case] = {"unrolled": runs[False], "scanned": runs[True], "compile_ratio": ratio,
                  "lower_and_compile_ratio": ratio_total}
+  return out
+
+
+PARTS = ("sampler", "forward", "gradient", "optimizer", "step")
+
+
+def child_parts(case: str, part: str, sets: dict) -> dict:
+  """Trace + lower and compile seconds of one PART of the case's train step, compiled alone
+  in this process from abstract state (`step`: the whole jitted step, as scan_compile)."""
+  import jax
+  import jax.numpy as jnp
+  from experiments.benchmark import _regression_config
+  from research.train import Experiment
+
+  c = _regression_config(case, 1, "float32", sets)
+  exp = Experiment(c, jax.devices()[:1])
+  state, key, n = exp.abstract_state, exp.root_key, c.train.batch_size
+  batch = jax.eval_shape(lambda: exp.task.sample(key, jnp.int32(0), n))
+  fn, args = {
+      "sampler": (lambda k, s: exp.task.sample(k, s, n), (key, state.step)),
+      "forward": (lambda p, b, s, k: exp.loss_fn(p, b, s, k), (state.params, batch, state.step, key)),
+      "gradient": (lambda p, b, s, k: exp._loss_and_grads(p, b, s, k),
+                   (state.params, batch, state.step, key)),
+      "optimizer": (lambda g, st: exp.tx.update(g, st.opt_state, st.params), (state.params, state)),
+      "step": (None, (state, key))}[part]
+  jitted = exp.multi_step_jit(1) if part == "step" else jax.jit(fn)
+  t0, cpu0 = time.perf_counter(), time.process_time()
+  lowered = jitted.trace(*args).lower()
+  t1 = time.perf_counter()
+  lowered.compile()
+  t2 = time.perf_counter()
+  return {"case": case, "part": part, "set": sets, "lower_s": t1 - t0, "compile_s": t2 - t1,
+          "cpu_s": time.process_time() - cpu0}
+
+
+def compile_parts_case(a) -> dict:
+  from experiments.benchmark import _spawn, set_args
+  del a
+  out = {}
+  for label, case, scan in (("24 layers unrolled", "deep24", False),
+                            ("24 layers scanned", "deep24", True),
+                            ("2 layers scanned", "shallow2", True)):
+    runs = {part: _spawn("--child=parts", f"--case={case}", f"--part={part}",
+                         *set_args({"model.scan_layers": scan})) for part in PARTS}
+    # CPU seconds beside wall seconds: on a shared host the CPU time is the steadier figure.
+    print(f"  {label} (trace + lower + compile, each alone; wall / CPU s): " + ", ".join(
+        f"{part} {r['lower_s'] + r['compile_s']:.2f} / {r['cpu_s']:.2f}"
+        for part, r in runs.items()), flush=True)
+    out[label] = runs
   return out
 
 
@@ -101,6 +154,7 @@ def compile_cache_case(a) -> dict:
   return {"cold_s": cold["first_step_s"], "warm_s": warm["first_step_s"], "ratio": ratio}
 
 
-CASES = {"scan_compile": scan_compile_case, "remat": remat_case,
+CASES = {"scan_compile": scan_compile_case, "compile_parts": compile_parts_case,
+         "remat": remat_case,
          "attention_qkv": attention_qkv_case, "steps_per_call": steps_per_call_case,
          "compile_cache": compile_cache_case}

@@ -329,11 +329,12 @@ def define_flags(fv) -> None:
   flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config (repeatable), "
                             "e.g. model.fused_qkv=True.", flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
-  flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep"],
+  flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts"],
                     "Internal: measure one thing in this process.", flag_values=fv)
   flags.DEFINE_string("mode", "on", "Internal (--child=sweep): ensemble mode.", flag_values=fv)
   flags.DEFINE_integer("members", 16, "Internal (--child=sweep): members.", flag_values=fv)
   flags.DEFINE_string("case", "garg_small", "Internal (--child): the case.", flag_values=fv)
+  flags.DEFINE_string("part", "step", "Internal (--child=parts): the part.", flag_values=fv)
 
 
 def main(argv=None) -> None:
@@ -358,6 +359,9 @@ def main(argv=None) -> None:
     return
   if a.child == "peer":
     print(json.dumps(child_peer(a.case, a.steps)))
+    return
+  if a.child == "parts":
+    print(json.dumps(bench_features.child_parts(a.case, a.part, sets)))
     return
   results = {}
   for case in a.cases:
