@@ -110,4 +110,6 @@ def get_sweep(name: str) -> list[dict]:
   if name == "scale":
     return [{"model.num_layers": l, "model.width": w, "model.num_heads": h}
             for l, w, h in ((2, 32, 2), (3, 64, 2), (4, 128, 4), (6, 128, 4))]
-  raise ValueError(f"unknown sweep {name!r}; choose one of: dims, scale")
+  if name == "seeds":  # the main job's seed spread; values only, so it trains as one ensemble
+    return [{"seed": s} for s in range(10)]
+  raise ValueError(f"unknown sweep {name!r}; choose one of: dims, scale, seeds")
