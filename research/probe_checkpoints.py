@@ -1,6 +1,7 @@
 """Probes of every kept checkpoint of a language-model run, after the fact (issue 18 §3).
 
-  python -m research.probe_checkpoints --workdir=runs/ladder/c3 [--out=FILE] [--windows=N]
+  python -m research.probe_checkpoints --workdir=runs/ladder/c3 [--out=FILE] [--windows=N] \
+      [--few_shot_prompts=100]
 
 WORKDIR is any `lm` run with checkpoints (research.main / research.sweep wrote it; this
 command trains nothing). Its model and task are rebuilt from WORKDIR/config.json (the
@@ -20,6 +21,15 @@ and 125, L = 32 gives 3 and 31), each the mean over +-L // 64 positions (as the 
 task). Negative: later context helps. icl_score_se is its standard error over windows (each
 window's own late-minus-early difference), the noise an untrained model's score sits in.
 
+  heads: {'LiHj': {prefix, previous, copying}} per head. prefix-matching and previous-token
+    scores (research/probes/attention.py) on `REPEATED` held-out windows whose first half
+    is repeated in place of the second (Olsson's test for induction heads, on tokens the
+    model knows; the uniform causal attention baseline is `prefix_baseline`); copying: the eigenvalue score of the
+    head's direct-path OV circuit (tasks/induction.ov_circuits).
+  few_shot: research/probes/few_shot.py's copy / add / lookup prompts at k = 0, 1, 2, 4, 8
+    shots (those that fit the context), --few_shot_prompts per cell (0 = off): per task and
+    k, each metric's mean and 95% interval and its chance level.
+
 Resumable: steps already in the output file are skipped, so a rerun probes only checkpoints
 saved since (e.g. while the run still trains). A checkpoint that cannot be read is reported
 and left for the next run (exit 6 when any failed).
@@ -37,7 +47,13 @@ from research import checkpoint as ckpt_lib
 from research import cli, predict
 from research import workdir as workdir_lib
 from research.errors import InputError, RunsFailedError
+from research.models import transformer
 from research.probes import attention as scores
+from research.probes import few_shot
+from research.tasks import induction
+
+REPEATED = 32      # repeated random sequences for the head scores
+PROBE_SEED = 0     # the same few-shot prompts for every checkpoint
 
 OUT = Path("probes") / "checkpoints.jsonl"
 
@@ -58,14 +74,63 @@ def icl_summary(ce_WxL) -> dict:
           "late": late, "half_window": half_window}
 
 
-def probe_checkpoint(exp, params, num_windows: int) -> dict:
+def repeated_tokens(exp, num: int = REPEATED) -> np.ndarray:
+  """num x L: the first half of each of the first `num` held-out windows, repeated (odd L:
+  the first half is one token longer). Tokens the model saw in training: a byte model has
+  never seen most random byte ids, whose untrained embeddings say nothing about its heads."""
+  windows = np.asarray(exp.task.eval_windows[:num])[:, :int(exp.task.seq_len)]
+  seq_len = windows.shape[1]
+  first = windows[:, :seq_len - seq_len // 2]
+  return np.concatenate([first, first[:, :seq_len // 2]], axis=1).astype(np.int32)
+
+
+def head_scores(exp, params) -> dict:
+  """{'LiHj': {prefix, previous, copying}} and the uniform-attention prefix baseline."""
+  seq_len = int(exp.task.seq_len)
+  rep = jax.numpy.asarray(repeated_tokens(exp))
+  _, state = exp.model.apply({"params": params}, rep, mutable=["intermediates"])
+  maps = list(transformer.attention_maps(state["intermediates"]).values())
+  period = seq_len - seq_len // 2
+  ov = induction.ov_circuits(params)
+  heads = {}
+  for layer, attn in enumerate(maps):
+    prefix = np.asarray(scores.prefix_matching_score(attn, period), np.float64)
+    previous = np.asarray(scores.previous_token_score(attn), np.float64)
+    for h in range(prefix.shape[0]):
+      name = f"L{layer}H{h}"
+      heads[name] = {"prefix": float(prefix[h]), "previous": float(previous[h]),
+                     "copying": scores.copying_score(ov[name])}
+  return {"heads": heads, "prefix_baseline": scores.uniform_prefix_baseline(period)}
+
+
+def few_shot_scores(exp, params, num_prompts: int) -> dict:
+  """few_shot.evaluate on the shots that fit the context; per task and k, each metric as
+  [mean, lo, hi] and its chance level."""
+  tok, seq_len = exp.task.tokenizer, int(exp.task.seq_len)
+  out = {}
+  for task in few_shot.TASKS:
+    shots = [k for k in few_shot.SHOTS if few_shot.fits(task, k, tok, seq_len, num_prompts)]
+    res = few_shot.evaluate(exp.predict_fn(params), tok, seq_len, tasks=(task,), shots=shots,
+                            num_prompts=num_prompts, batch_size=min(num_prompts, 100),
+                            seed=PROBE_SEED, bootstrap=500)
+    out[task] = {k: {m: [c[m]["mean"], c[m]["lo"], c[m]["hi"]] for m in few_shot.am.METRICS}
+                 | {"chance": c["chance"]} for k, c in res["tasks"][task].items()}
+  return out
+
+
+def probe_checkpoint(exp, params, num_windows: int, few_shot_prompts: int = 0) -> dict:
   """The row of one checkpoint's parameters (without its step)."""
   ce = exp.task.eval_losses(exp.predict_fn(params), num_windows, int(exp.config.probe.batch_size))
-  return {"loss": float(ce.mean()), **icl_summary(ce), "num_windows": int(ce.shape[0]),
-          "seq_len": int(ce.shape[1]), "loss_by_position": ce.mean(0).tolist()}
+  row = {"loss": float(ce.mean()), **icl_summary(ce), "num_windows": int(ce.shape[0]),
+         "seq_len": int(ce.shape[1]), "loss_by_position": ce.mean(0).tolist(),
+         **head_scores(exp, params), "few_shot_prompts": int(few_shot_prompts)}
+  if few_shot_prompts:
+    row["few_shot"] = few_shot_scores(exp, params, few_shot_prompts)
+  return row
 
 
-def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int = 0) -> list[int]:
+def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int = 0,
+              few_shot_prompts: int = 0) -> list[int]:
   """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed."""
   workdir = Path(workdir).expanduser()
   saved = workdir_lib.read_json(workdir / workdir_lib.CONFIG)
@@ -83,12 +148,13 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     out = Path(out).expanduser() if out else workdir / OUT
     out.parent.mkdir(parents=True, exist_ok=True)
     with workdir_lib.Lock(out.parent, "research.probe_checkpoints"):
-      return _probe_steps(workdir, ck, steps, out, windows)
+      return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts)
   finally:
     ck.close()
 
 
-def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int) -> list[int]:
+def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
+                 few_shot_prompts: int) -> list[int]:
   rows = workdir_lib.read_jsonl(out)
   if not set(steps) - {r["step"] for r in rows}:  # nothing new: no need to rebuild the run
     logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
@@ -100,6 +166,11 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int) -
   if other:
     raise InputError(f"{out} holds rows over {sorted(other)} held-out windows, this probe "
                      f"{wanted}; pass --windows={sorted(other)[0]} or another --out")
+  other = {r.get("few_shot_prompts", 0) for r in rows} - {few_shot_prompts}
+  if other:
+    raise InputError(f"{out} holds rows with {sorted(other)} few-shot prompts per cell, this "
+                     f"probe {few_shot_prompts}; pass --few_shot_prompts={sorted(other)[0]} or "
+                     "another --out")
   done = {r["step"] for r in rows}
   todo = [s for s in steps if s not in done]
   logging.info("%s: %d checkpoints, %d already in %s, %d to probe", workdir, len(steps),
@@ -115,7 +186,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int) -
       failed.append(f"{step} ({str(e)[:120]})")
       continue
     row = {"step": step, "tokens": step * tokens_per_step, "num_params": int(exp.num_params),
-           **probe_checkpoint(exp, state.params, windows)}
+           **probe_checkpoint(exp, state.params, windows, few_shot_prompts)}
     rows = sorted(rows + [row], key=lambda r: r["step"])
     workdir_lib.write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
     probed.append(step)
@@ -130,11 +201,13 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int) -
 
 def _define_flags() -> None:
   """Flags only when this module is the program (absl flags are process-global)."""
-  global _WORKDIR, _OUT, _WINDOWS
+  global _WORKDIR, _OUT, _WINDOWS, _FEW_SHOT
   _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of an lm run with checkpoints.")
   _OUT = flags.DEFINE_string("out", None, f"JSONL file of the rows; default WORKDIR/{OUT}.")
   _WINDOWS = flags.DEFINE_integer("windows", 0, "Held-out windows per checkpoint; 0 = the "
                                   "run's probe.eval_sequences.")
+  _FEW_SHOT = flags.DEFINE_integer("few_shot_prompts", 100, "Prompts per few-shot (task, k) "
+                                   "cell; 0 = no few-shot probe.")
 
 
 def main(argv) -> int:
@@ -144,7 +217,9 @@ def main(argv) -> int:
     raise InputError("--workdir=DIR is required: the workdir of an lm run with checkpoints")
   if _WINDOWS.value < 0:
     raise InputError(f"--windows={_WINDOWS.value} must be >= 0 (0: the run's probe.eval_sequences)")
-  probed = probe_run(_WORKDIR.value, _OUT.value, _WINDOWS.value)
+  if _FEW_SHOT.value < 0:
+    raise InputError(f"--few_shot_prompts={_FEW_SHOT.value} must be >= 0 (0: no few-shot probe)")
+  probed = probe_run(_WORKDIR.value, _OUT.value, _WINDOWS.value, _FEW_SHOT.value)
   print(f"probed {len(probed)} checkpoint(s): {probed}", flush=True)
   return 0
 

@@ -67,6 +67,12 @@ def test_every_kept_checkpoint_gets_a_row_and_training_on_repeats_turns_the_scor
   # Trained on repeated strings: late tokens are copied, the score is far below zero.
   assert last["icl_score"] < -1.0 and last["icl_score"] < -5 * last["icl_score_se"], last
   assert last["loss"] < first["loss"] - 0.5
+  # Every head scored. (This 600-step model lowers late loss with near-uniform attention,
+  # i.e. by the line's letter set, not with induction heads: no prefix-score claim here.)
+  for r in rows:
+    assert sorted(r["heads"]) == ["L0H0", "L0H1", "L1H0", "L1H1"]
+    assert all(set(h) == {"prefix", "previous", "copying"} for h in r["heads"].values())
+    assert all(-1 <= h["copying"] <= 1 and 0 <= h["prefix"] <= 1 for h in r["heads"].values())
 
 
 def test_an_untrained_model_scores_zero_within_its_noise(run):
@@ -76,6 +82,25 @@ def test_an_untrained_model_scores_zero_within_its_noise(run):
   row = probe_checkpoints.probe_checkpoint(exp, params, 64)
   assert abs(row["icl_score"]) < 3 * row["icl_score_se"] + 0.01, row["icl_score"]
   assert row["loss"] == pytest.approx(np.log(exp.task.io.vocab_size), abs=0.2)
+  # No head of an untrained model prefers the induction target over uniform attention.
+  assert max(h["prefix"] for h in row["heads"].values()) < 2 * row["prefix_baseline"]
+
+
+def test_few_shot_cells_fit_the_context_and_an_untrained_model_is_at_chance(run):
+  """The few-shot probe runs the shots whose prompts fit L = 32 (copy: k <= 2) and, on an
+  untrained model, no cell is above chance by its interval (the negative control)."""
+  from research.probes import few_shot
+  exp = predict.open_run(run)
+  scores = probe_checkpoints.few_shot_scores(exp, exp.init_state().params, 20)
+  assert sorted(scores) == sorted(few_shot.TASKS)
+  assert sorted(scores["copy"], key=int) == ["0", "1", "2"]
+  for task, cells in scores.items():
+    for k, cell in cells.items():
+      for metric in ("exact_match", "token_accuracy", "log_likelihood"):
+        mean, lo, hi = cell[metric]
+        assert lo <= mean <= hi
+        better = lo > cell["chance"][metric] if metric != "brier" else hi < cell["chance"][metric]
+        assert not better, (task, k, metric, cell)
 
 
 def test_a_rerun_skips_probed_checkpoints_and_fills_in_a_missing_one(run):

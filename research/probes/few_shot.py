@@ -84,6 +84,12 @@ def _encode(tokenizer, pairs, seq_len: int) -> tuple[list[np.ndarray], np.ndarra
   return encoded, answers
 
 
+def fits(task: str, k: int, tokenizer, seq_len: int, num: int, seed: int = 0) -> bool:
+  """Whether every prompt of (task, k) and its answer fit a context of seq_len tokens."""
+  return max(len(tokenizer.encode(p)) + len(tokenizer.encode(a))
+             for p, a in prompts(task, k, num, seed)) <= seq_len
+
+
 def _batch(rows: list[np.ndarray], batch: int, seq_len: int) -> np.ndarray:
   x = np.full((batch, seq_len), PAD, np.int32)
   for i, r in enumerate(rows):
