@@ -20,7 +20,7 @@ and prints a table, the first size above chance per metric and the sharpness.
 
 Above chance: a metric beats its chance level (the best input-independent
 predictor, i.e. a model that learned only the answers' statistics; see
-research/tasks/arithmetic_metrics.CHANCE_DEFINITIONS), in its better direction,
+research/analysis/answer_metrics.CHANCE_DEFINITIONS), in its better direction,
 by more than 3 x its 95% interval half-width and by more than 0.05 x
 |perfect - chance| (research/analysis/emergence_plots.SIGMAS,
 FRACTION). Sharpness: the biggest improvement between adjacent sizes as a fraction
