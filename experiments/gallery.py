@@ -73,7 +73,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
                             error=prev.get("error"),
                             machine=prev.get("machine") or summaries.this_machine())
     measured = times.get(name, {}).get(preset)
-    wall = summaries.minutes(measured["seconds"]) if measured else "unmeasured"
+    wall = summaries.minutes(measured["seconds"]) if measured else "not measured yet"
     if measured:
       machines.add(measured["machine"])
       total += measured["seconds"]

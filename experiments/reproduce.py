@@ -44,8 +44,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import (besiroglu2024, chan2022, gallery, garg2022, nanda2023, olsson2022,
-                         raventos2023, reddy2023, schaeffer2023, summaries, xie2021)
+from experiments import (besiroglu2024, chan2022, gallery, garg2022, ladder, nanda2023,
+                         olsson2022, raventos2023, reddy2023, schaeffer2023, summaries, xie2021)
 from research import cli
 from research.errors import InputError, RunsFailedError
 
@@ -54,10 +54,11 @@ PRESETS = ("tiny", "cpu", "paper")
 SEEDS = {"tiny": (0,), "cpu": (0, 1, 2), "paper": (0, 1, 2)}
 
 # NAME -> its module (PAPER, PRESETS, run). Order matters: chan2022 reads reddy2023's
-# class-count sweep (same workdir, same seed), so reddy2023 runs first in `all`.
+# class-count sweep (same workdir, same seed), so reddy2023 runs first in `all`. After the
+# papers, this project's own experiments scored on the papers' criteria (ladder).
 PAPERS = {m.__name__.rpartition(".")[2]: m for m in (
     garg2022, raventos2023, reddy2023, chan2022, olsson2022, xie2021, schaeffer2023, nanda2023,
-    besiroglu2024)}
+    besiroglu2024, ladder)}
 NAMES = tuple(PAPERS)
 
 
@@ -77,7 +78,7 @@ def list_text() -> str:
                                                  else ""))
     for p in PRESETS:
       what = module.PRESETS.get(p)
-      text = (f"{what}; measured: {summaries.wall_time_text(name, p, times)}" if what
+      text = (f"{what}; wall time: {summaries.wall_time_text(name, p, times)}" if what
               else "no such preset")
       lines.append(f"{'':14s}   {p:5s}: {text}")
   return "\n".join(lines)

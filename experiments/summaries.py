@@ -164,10 +164,10 @@ def record_wall_time(name: str, preset: str, seconds: float, seeds: int, machine
 
 
 def wall_time_text(name: str, preset: str, times: dict | None = None) -> str:
-  """'13 min 15 s for 1 seed on 2 idle CPU cores (2026-11-30)', or 'unmeasured'."""
+  """'13 min 15 s for 1 seed on 2 idle CPU cores (2026-11-30)', or 'not measured yet'."""
   t = (read_wall_times() if times is None else times).get(name, {}).get(preset)
   if not t:
-    return "unmeasured"
+    return "not measured yet"
   seeds = f"{t['seeds']} seed" + ("s" if t["seeds"] != 1 else "")
   return (f"{minutes(t['seconds'])} for {seeds} on {t['machine']}"
           + (f" ({t['date']})" if t.get("date") else ""))

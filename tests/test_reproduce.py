@@ -31,9 +31,9 @@ def test_list_names_every_paper_with_presets_and_measured_times(capsys, wall_tim
                "schaeffer2023", "nanda2023", "besiroglu2024"):
     assert name in out
   assert out.count("tiny :") == out.count("cpu  :") == out.count("paper:") == len(reproduce.NAMES)
-  assert "measured: unmeasured" in out             # never an invented number
+  assert "wall time: not measured yet" in out      # never an invented number
   assert "no such preset" in out                   # schaeffer2023 has no paper preset
-  assert "measured: 13 min 15 s for 3 seeds on 2 idle CPU cores (2026-11-30)" in out
+  assert "wall time: 13 min 15 s for 3 seeds on 2 idle CPU cores (2026-11-30)" in out
   assert "besiroglu2024  Besiroglu" in out and "(seedless: runs once)" in out
 
 
