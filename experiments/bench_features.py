@@ -8,7 +8,7 @@ own child process, as every benchmark case); NAME is a key of CASES:
                   2 layers is the control (scanning a shallow model saves little)
   compile_parts   where that compile time goes: the step's parts (sampler, forward loss,
                   loss + gradients, Adam update) compiled alone, each in a fresh process,
-                  24 layers unrolled and scanned and 2 layers scanned, beside the whole step
+                  24 and 2 layers, unrolled and scanned, beside the whole step
   remat           step time and XLA's temporary buffer bytes of Garg small with
                   model.remat none / full / dots, interleaved rounds (--pairs)
   attention_qkv   Garg small with model.fused_qkv and model.attention='fused' on and off,
@@ -85,6 +85,7 @@ def compile_parts_case(a) -> dict:
   out = {}
   for label, case, scan in (("24 layers unrolled", "deep24", False),
                             ("24 layers scanned", "deep24", True),
+                            ("2 layers unrolled", "shallow2", False),
                             ("2 layers scanned", "shallow2", True)):
     runs = {part: _spawn("--child=parts", f"--case={case}", f"--part={part}",
                          *set_args({"model.scan_layers": scan})) for part in PARTS}
