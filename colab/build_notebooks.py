@@ -210,6 +210,26 @@ from experiments import besiroglu2024
 from research.analysis import scaling
 besiroglu2024.refit(Path(WORKDIR) / 'all_points_quick', scaling.load_chinchilla_csv(),
                     all_points=True, bootstrap=0, top_starts=20)"""),
+    "ladder": dict(
+        files=("ladder.py", "`lm_ladder.py:cpu` (`--sweep=ladder`)"),
+        title="An LM ladder: in-context learning and few-shot abilities across scale and "
+              "training time",
+        intro="Byte-level language models of several sizes, trained on this Python's standard "
+              "library with the same batches in the same order, probed at log-spaced "
+              "checkpoints: Olsson's ICL score and prefix-matching heads, k-shot copy / add / "
+              "lookup under exact match and continuous metrics, and the loss-vs-compute "
+              "frontier. Scored on the criteria of Olsson et al. 2022, Brown et al. 2020 and "
+              "Schaeffer et al. 2023.",
+        change_md="The probe suite on a run it did not train: one size's checkpoints probed "
+                  "again, with other window and prompt counts, into another file.",
+        change="""\
+import json
+from research import probe_checkpoints
+run = sorted((Path(WORKDIR) / 'ladder' / 'run' / 'seed_0' / 'runs').iterdir())[-1]
+out = Path(WORKDIR) / 'probe_again.jsonl'
+probe_checkpoints.probe_run(run, out=out, windows=8, few_shot_prompts=4)
+for row in map(json.loads, out.read_text().splitlines()):
+  print(row['step'], round(row['loss'], 3), round(row['icl_score'], 3))"""),
 }
 
 

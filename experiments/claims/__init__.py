@@ -12,6 +12,7 @@ from pathlib import Path
 
 from experiments.claims.classification import chan2022, reddy2023
 from experiments.claims.emergence import besiroglu2024, nanda2023, schaeffer2023
+from experiments.claims.ladder import ladder_claims
 from experiments.claims.language import olsson2022, xie2021
 from experiments.claims.regression import garg2022, raventos2023
 from experiments.claims.rows import (FAIL, MIN_SEEDS, NOT_SHOWN, PASS, SELF_CHECK, UNREPLICATED,
@@ -19,7 +20,8 @@ from experiments.claims.rows import (FAIL, MIN_SEEDS, NOT_SHOWN, PASS, SELF_CHEC
 
 CLAIMS = {"garg2022": garg2022, "raventos2023": raventos2023, "chan2022": chan2022,
           "reddy2023": reddy2023, "olsson2022": olsson2022, "xie2021": xie2021,
-          "schaeffer2023": schaeffer2023, "nanda2023": nanda2023, "besiroglu2024": besiroglu2024}
+          "schaeffer2023": schaeffer2023, "nanda2023": nanda2023, "besiroglu2024": besiroglu2024,
+          "ladder": ladder_claims}
 STATUSES = (PASS, UNREPLICATED, FAIL, NOT_SHOWN, SELF_CHECK)
 
 

@@ -1,0 +1,279 @@
+"""One language-model ladder, probed at every kept checkpoint: in-context learning and few-shot
+abilities across scale and training time (issue 18; Pythia's design, Olsson et al. 2022's
+phase change, Schaeffer et al. 2023's metric caveat).
+
+  python -m experiments.ladder --preset=cpu --workdir=runs/ladder
+  python -m experiments.reproduce ladder --preset=cpu     # the same, scored (experiments/claims)
+
+Trains the ladder's sizes (configs/lm_ladder.py `--sweep=ladder`: byte-level Transformers on
+this Python's standard library, context 128) as one research.sweep in WORKDIR/runs/, every size
+with the same seed and so the same batches in the same order (a size with fewer steps sees a
+prefix of them), keeping checkpoints at log-spaced steps. Then research.probe_checkpoints probes
+every kept checkpoint of every size (ICL score, every head's prefix-matching score, k-shot
+copy / add / lookup scored by exact match and the continuous metrics with 95% intervals; it
+resumes, as the sweep does). Writes:
+  WORKDIR/ladder.json    per size: parameters and one row per checkpoint {step, tokens,
+                         compute = 6 x parameters x tokens, loss, icl_score (+ se), top_prefix,
+                         prefix_baseline, few_shot}; the phase change per size; the
+                         loss-vs-compute frontier and its power-law fit (FRONTIER_FORM); per
+                         ability (task at its largest k) and metric, the smallest compute at
+                         which the score is above chance by its interval
+  WORKDIR/figures/ladder_<task>.png   per ability, the score over (parameters x tokens), one
+                         panel per metric
+  WORKDIR/figures/ladder_frontier.png loss against compute per size, the frontier and its fit
+
+Phase change (per size, Olsson): research/probes/attention.steepest_drop of the ICL score over
+PHASE_WINDOW consecutive log-spaced checkpoints (a factor ~4 in steps); reported with the drop it
+carries, that drop's share of the whole run's (first to last checkpoint), the share of the
+training steps the window spans, and the rise of the top prefix-matching score over the window.
+Above chance: research/probes/few_shot.above_chance (the whole 95% interval on the better side
+of the metric's chance level, the best input-independent predictor).
+
+cpu budget (issue 18: < 45 min on 2 cores). Measured per size on this machine (2 cores at load
+~8, so process CPU seconds, which load inflates less than wall time; on 2 idle cores XLA's
+threads make wall <= CPU seconds): one train step (batch 32 x 128 bytes) c1 0.07 s, c2 0.09,
+c3 0.30, c4 0.41, c5 1.22; probing one checkpoint (256 held-out windows and the heads, then
+100 few-shot prompts in each of the 15 (task, k) cells) c1 4.9 s, c2 6.5, c3 19, c4 26, c5 70;
+compile ~2 x 13-35 s a size. With CPU_STEPS and a checkpoint at each of 10, 20, 40, 70, ...
+and the last step: c1 212 s, c2 274, c3 575, c4 594, c5 804, about 41 min for one seed.
+c6 (~10M parameters, ~3.5x c5) is left out: extrapolated from c5, its probes alone would take
+~4 min a checkpoint. reproduce's cpu preset runs 3 seeds (SEEDS), so ~3x that.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from configs import lm_ladder
+from experiments import common
+from research import cli
+from research.errors import RunsFailedError
+
+PAPER = ("LM ladder: ICL phase change, few-shot abilities and emergence across scale and "
+         "training (Olsson et al. 2022; Brown et al. 2020; Schaeffer et al. 2023)")
+PRESETS = {
+    "tiny": "2 sizes (2 layers, width 16 / 32), 40 steps on 20 stdlib files, 8 few-shot "
+            "prompts per cell: seconds, for tests",
+    "cpu": "configs/lm_ladder.py's CPU sizes c1-c5 (0.09M-2.8M parameters; 2000, 2000, 1200, "
+           "800, 250 steps), 100 few-shot prompts per cell at every kept checkpoint; estimated "
+           "41 min a seed on 2 cores from measured step and probe costs (module docstring)",
+}
+# cpu: steps per size, set so that one seed fits the issue's 45 minutes (docstring: cpu budget).
+CPU_STEPS = {"c1": 2000, "c2": 2000, "c3": 1200, "c4": 800, "c5": 250}
+TINY_SIZES = {"t1": (2, 16, 2), "t2": (2, 32, 2)}
+FEW_SHOT_PROMPTS = {"tiny": 8, "cpu": 100}
+PHASE_WINDOW = 2   # log-spaced checkpoint intervals in the phase-change window
+FRONTIER_FORM = "loss = E + A * C^-alpha, C = 6 x parameters x training tokens (FLOPs)"
+OUT = "ladder.json"
+
+# What the ladder changes in the presets: checkpoints only at log-spaced steps and the end
+# (each one is probed), no evaluation or sampling during training (the probes measure loss).
+_COMMON = {"train.keep_log_spaced": True, "train.checkpoint_every": 0, "train.eval_every": 0,
+           "train.steps_per_call": 10, "train.log_every": 50, "probe.generate_tokens": 0}
+_TINY = {"task.source": "stdlib", "task.vocab_size": 0, "task.max_documents": 20,
+         "train.num_steps": 40, "train.log_every": 20, "probe.eval_sequences": 16}
+
+
+def make_points(preset: str) -> tuple[str, dict, list[dict]]:
+  """(config preset, overrides of every size, one override dict per size)."""
+  if preset == "tiny":
+    return "tiny", _COMMON | _TINY, [
+        {"model.num_layers": l, "model.width": w, "model.num_heads": h}
+        for l, w, h in TINY_SIZES.values()]
+  sizes = dict(zip(lm_ladder.CPU_SIZES, cli.load_sweep(lm_ladder.__file__, "ladder")))
+  # Warmup a tenth of each size's run (the preset's 200 steps would be most of c5's).
+  return preset, dict(_COMMON), [sizes[name] | {"train.num_steps": steps,
+                                                "optim.warmup_steps": steps // 10}
+                                 for name, steps in CPU_STEPS.items()]
+
+
+# ----------------------------------------------------------------------------- analysis
+def top_prefix(row: dict) -> float:
+  return max(h["prefix"] for h in row["heads"].values())
+
+
+def phase_change(rows: list[dict], num_steps: int, grid: int) -> dict | None:
+  """Olsson's phase change on the log-spaced checkpoints of one size (None: fewer than
+  PHASE_WINDOW + 1 of them)."""
+  from research.checkpoint import log_spaced_steps
+  from research.probes.attention import steepest_drop
+  log_steps = set(log_spaced_steps(num_steps, grid)) | {num_steps}
+  pts = [r for r in rows if r["step"] in log_steps]
+  if len(pts) < PHASE_WINDOW + 1:
+    return None
+  steps, icl = [r["step"] for r in pts], [r["icl_score"] for r in pts]
+  w = steepest_drop(steps, icl, PHASE_WINDOW)
+  a, b = pts[w["start_index"]], pts[w["end_index"]]
+  total = icl[0] - icl[-1]
+  drop = a["icl_score"] - b["icl_score"]
+  return {"start_step": a["step"], "end_step": b["step"], "drop": drop, "total_drop": total,
+          "share": drop / total if total > 0 else 0.0,
+          "step_share": (b["step"] - a["step"]) / max(steps[-1] - steps[0], 1),
+          "noise": math.hypot(a["icl_score_se"], b["icl_score_se"]),
+          "prefix_before": a["top_prefix"], "prefix_after": b["top_prefix"],
+          "prefix_rise": b["top_prefix"] - a["top_prefix"],
+          "prefix_baseline": b["prefix_baseline"], "checkpoints": len(pts)}
+
+
+def frontier(sizes: list[dict]) -> dict:
+  """The loss-vs-compute frontier (each checkpoint whose loss is below every checkpoint of
+  less compute, over all sizes) and its power-law fit (None with fewer than 3 points)."""
+  import numpy as np
+
+  from research.analysis import scaling
+  pts = sorted(((r["compute"], r["loss"], s["run"], r["step"]) for s in sizes
+                for r in s["rows"] if r["compute"] > 0), key=lambda p: (p[0], p[1]))
+  front, best = [], math.inf
+  for c, loss, run, step in pts:
+    if loss < best:
+      front.append({"compute": c, "loss": loss, "run": run, "step": step})
+      best = loss
+  out = {"form": FRONTIER_FORM, "points": front, "fit": None}
+  if len(front) >= 3:
+    x, y = np.array([p["compute"] for p in front]), np.array([p["loss"] for p in front])
+    fit = scaling.fit_power_law(x, y)
+    rel = np.abs(fit.predict(x) - y) / y
+    out["fit"] = {"E": fit.E, "A": fit.A, "alpha": fit.alpha, "n_points": fit.n_points,
+                  "max_rel_residual": float(rel.max()), "mean_rel_residual": float(rel.mean())}
+  return out
+
+
+def _cell(cell: dict, metric: str) -> dict:
+  """A probe row's few-shot cell ([mean, lo, hi] per metric) as few_shot.above_chance reads it."""
+  mean, lo, hi = cell[metric]
+  return {metric: {"mean": mean, "lo": lo, "hi": hi}, "chance": cell["chance"]}
+
+
+def above_chance(cell: dict, metric: str) -> bool:
+  from research.probes import few_shot
+  return few_shot.above_chance(_cell(cell, metric), metric)
+
+
+def abilities(sizes: list[dict]) -> dict:
+  """Per task, at its largest k (in every size's rows): per metric the checkpoint of smallest
+  compute that is above chance by its interval (None if none is)."""
+  from research.analysis.answer_metrics import METRICS
+  rows = sorted(((r["compute"], s, r) for s in sizes for r in s["rows"] if r.get("few_shot")),
+                key=lambda t: t[0])
+  out = {}
+  if not rows:
+    return out
+  for task in rows[0][2]["few_shot"]:
+    k = str(min(max(int(k) for k in r["few_shot"][task]) for _, _, r in rows))
+    first = {}
+    for m in METRICS:
+      hit = next(((c, s, r) for c, s, r in rows if above_chance(r["few_shot"][task][k], m)), None)
+      first[m] = None if hit is None else {
+          "compute": hit[0], "run": hit[1]["run"], "num_params": hit[1]["num_params"],
+          "step": hit[2]["step"], "tokens": hit[2]["tokens"]}
+    out[task] = {"k": int(k), "chance": rows[0][2]["few_shot"][task][k]["chance"],
+                 "first_above_chance": first}
+  return out
+
+
+def ladder_table(sizes: list[dict]) -> dict:
+  """ladder.json's analysis from each size's {run, num_params, num_layers, width, num_heads,
+  num_steps, steps_per_call, tokens_per_step, rows (research.probe_checkpoints rows)}."""
+  from research.analysis.answer_metrics import HIGHER_IS_BETTER, METRICS
+  out = []
+  for s in sorted(sizes, key=lambda s: s["num_params"]):
+    rows = [{"step": r["step"], "tokens": r["tokens"],
+             "compute": 6.0 * s["num_params"] * r["tokens"], "loss": r["loss"],
+             "icl_score": r["icl_score"], "icl_score_se": r["icl_score_se"],
+             "top_prefix": top_prefix(r), "prefix_baseline": r["prefix_baseline"],
+             **({"few_shot": r["few_shot"]} if r.get("few_shot") else {})}
+            for r in sorted(s["rows"], key=lambda r: r["step"])]
+    size = {k: v for k, v in s.items() if k != "rows"} | {"rows": rows}
+    size["phase_change"] = phase_change(rows, s["num_steps"], s["steps_per_call"])
+    out.append(size)
+  return {"sizes": out, "frontier": frontier(out), "abilities": abilities(out),
+          "metrics": list(METRICS), "higher_is_better": HIGHER_IS_BETTER,
+          "phase_window": PHASE_WINDOW,
+          "above_chance_rule": "the metric's whole 95% interval on the better side of its "
+                               "chance level (the best input-independent predictor)"}
+
+
+# ----------------------------------------------------------------------------- report
+def _at(first: dict | None) -> str:
+  return "never" if first is None else (f"{first['compute']:.2g} FLOPs ({first['run']}, "
+                                        f"step {first['step']})")
+
+
+def report(res: dict) -> None:
+  print(f"\n=== LM ladder ({res['preset']}): {len(res['sizes'])} sizes ===")
+  print(f"{'size':>10} {'params':>9} {'steps':>6} {'loss':>7} {'ICL':>7} {'prefix':>7} | "
+        "phase change (ICL score over log-spaced checkpoints)")
+  for s in res["sizes"]:
+    last, w = s["rows"][-1], s["phase_change"]
+    phase = ("n/a" if w is None else
+             f"steps {w['start_step']}-{w['end_step']}: {w['drop']:+.3f} of {w['total_drop']:+.3f} "
+             f"nats ({w['share']:.0%}, {w['step_share']:.0%} of the steps), top prefix "
+             f"{w['prefix_before']:.2f} -> {w['prefix_after']:.2f}")
+    print(f"{s['run'][:10]:>10} {s['num_params']:>9} {last['step']:>6} {last['loss']:>7.3f} "
+          f"{last['icl_score']:>+7.3f} {last['top_prefix']:>7.2f} | {phase}")
+  fr = res["frontier"]
+  fit = fr["fit"]
+  print(f"\nfrontier: {len(fr['points'])} points; "
+        + ("no fit (fewer than 3 points)" if fit is None else
+           f"{fr['form']}: E={fit['E']:.3f}, A={fit['A']:.3g}, alpha={fit['alpha']:.3f} "
+           f"(worst residual {fit['max_rel_residual']:.1%} of the loss)"))
+  print("\nsmallest compute above chance, per ability and metric:")
+  for task, a in res["abilities"].items():
+    print(f"  {task} (k={a['k']}):")
+    for m, first in a["first_above_chance"].items():
+      print(f"    {m:15s} {_at(first)}")
+
+
+# ----------------------------------------------------------------------------- run
+def run(preset: str, workdir, seed: int = 0) -> None:
+  """Trains (or reuses) every size, probes every kept checkpoint, writes WORKDIR/ladder.json
+  and the figures."""
+  from research import probe_checkpoints, sweep as sweep_lib, workdir as workdir_lib
+  from research.analysis import ladder_plots
+
+  base, shared, points = make_points(preset)
+  config = common.make_config(lm_ladder, base, shared, seed)
+  out = Path(workdir)
+  t0 = time.perf_counter()
+  results = sweep_lib.run_sweep(config, points, out)
+  sizes, failed = [], []
+  for i, p in enumerate(points):
+    row = results.rows[sweep_lib.run_name(i, p)]
+    if row["status"] != "done":
+      failed.append(f"{row['run']}: {row.get('error', row['status'])}")
+      continue
+    probe_checkpoints.probe_run(row["dir"], few_shot_prompts=FEW_SHOT_PROMPTS[preset])
+    cfg = sweep_lib.apply_overrides(config, p)
+    sizes.append({"run": row["run"], "num_params": row["num_params"],
+                  "num_layers": cfg.model.num_layers, "width": cfg.model.width,
+                  "num_heads": cfg.model.num_heads, "num_steps": cfg.train.num_steps,
+                  "steps_per_call": cfg.train.steps_per_call,
+                  "rows": workdir_lib.read_jsonl(Path(row["dir"]) / probe_checkpoints.OUT)})
+  if not sizes:
+    raise RunsFailedError("every size failed: " + "; ".join(failed))
+  res = {"preset": preset, "seed": seed, "few_shot_prompts": FEW_SHOT_PROMPTS[preset]} \
+      | ladder_table(sizes) | {"failed": failed, "wall_s": time.perf_counter() - t0}
+  (out / OUT).write_text(json.dumps(res, indent=1))
+  figures = ladder_plots.render_all(out / OUT, out / "figures")
+  report(res)
+  print(f"\n{len(sizes)} sizes, wall {res['wall_s']:.0f}s; wrote {out / OUT} and "
+        + ", ".join(str(f) for f in figures))
+  if failed:
+    raise RunsFailedError(f"{len(failed)} of {len(points)} sizes failed: " + "; ".join(failed)
+                          + "; rerun to retry them")
+
+
+def define_flags(fv) -> None:
+  common.define_run_flags(fv, PRESETS)
+
+
+def main(argv=None) -> int:
+  args = common.parse_run_flags(define_flags, argv, __doc__)
+  run(args.preset, args.workdir, args.seed)
+  return 0
+
+
+if __name__ == "__main__":
+  cli.run_script(main)

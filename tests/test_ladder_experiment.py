@@ -1,0 +1,144 @@
+"""experiments/ladder.py (issue 18 §4-5): its analysis on hand-built probe rows, its scorer
+(PASS, FAIL, seeds, negative controls, missing file) and, marked slow, the tiny preset end to
+end (train two sizes, probe every kept checkpoint, ladder.json, figures, claims)."""
+import json
+import math
+
+import pytest
+
+from claims_fixtures import seeds, statuses
+from experiments import ladder, summaries
+from experiments.claims import controls
+from experiments.claims import ladder as ladder_claims
+
+CLAIMS = 9  # phase change, prefix heads, 3 x rises with k, 3 x continuous first, frontier
+
+
+# ----------------------------------------------------------------------------- analysis
+def test_analysis_of_hand_built_rows(tmp_path):
+  """Loss an exact power law of compute: the frontier fit recovers it; the ICL score falls
+  around step 130 of 1000: the window is found there; continuous metrics ~ skill, exact
+  match ~ skill^4: exact match leaves chance at more compute."""
+  res = controls.ladder_files(
+      tmp_path, icl=lambda i, s, c: -1 / (1 + math.exp(-6 * math.log(s / 130))),
+      prefix=lambda i, s, c: 0.05, loss=lambda i, s, c: 1.5 + 30 * c ** -0.15,
+      few_shot=lambda i, s, c, t, k, m: min(1.0, c / 3e13) ** (4 if m == "exact_match" else 1))
+  assert json.loads((tmp_path / "ladder.json").read_text())["frontier"] == res["frontier"]
+  sizes = res["sizes"]
+  assert [s["num_params"] for s in sizes] == [100_000, 400_000, 1_600_000, 6_400_000]
+  for s in sizes:
+    assert [r["step"] for r in s["rows"]] == [10, 20, 40, 70, 130, 260, 520, 1000]
+    assert all(r["compute"] == 6 * s["num_params"] * r["tokens"] for r in s["rows"])
+    w = s["phase_change"]
+    assert (w["start_step"], w["end_step"]) == (70, 260)
+    assert w["share"] > 0.9 and w["step_share"] == pytest.approx(190 / 990)
+    assert w["prefix_rise"] == pytest.approx(0.0)
+  fit = res["frontier"]["fit"]
+  assert fit["alpha"] == pytest.approx(0.15, rel=0.02) and fit["E"] == pytest.approx(1.5, rel=0.02)
+  # Every loss is a function of compute alone: each larger compute is a new frontier point.
+  assert len(res["frontier"]["points"]) == len({r["compute"] for s in sizes for r in s["rows"]})
+  for task, a in res["abilities"].items():
+    assert a["k"] == 8
+    first = a["first_above_chance"]
+    assert first["exact_match"]["compute"] > first["token_accuracy"]["compute"]
+    # Above chance: the whole interval (half-width 2% of the span) beyond chance.
+    tok = first["token_accuracy"]["compute"]
+    assert tok / 3e13 > 0.02 and all(
+        r["compute"] / 3e13 <= 0.02 for s in sizes for r in s["rows"] if r["compute"] < tok)
+
+
+def test_phase_change_uses_only_log_spaced_checkpoints():
+  row = lambda step, icl: {"step": step, "icl_score": icl, "icl_score_se": 0.01,
+                           "top_prefix": 0.1, "prefix_baseline": 0.04}
+  rows = [row(10, 0.0), row(20, 0.0), row(40, -0.1), row(50, -5.0), row(70, -0.9),
+          row(100, -1.0)]  # step 50 is a regular checkpoint, not on the 1, 2, 4 ... grid
+  w = ladder.phase_change(rows, 100, 10)
+  assert w["checkpoints"] == 5 and (w["start_step"], w["end_step"]) == (20, 70)
+  assert w["total_drop"] == pytest.approx(1.0) and w["drop"] == pytest.approx(0.9)
+  assert ladder.phase_change(rows[:2], 20, 10) is None  # one interval: no 2-interval window
+
+
+# ----------------------------------------------------------------------------- scorer
+def test_a_ladder_that_shows_every_claim_passes_on_three_seeds(tmp_path):
+  seeds(tmp_path / "ladder" / "run", 3, lambda d, seed: controls.ladder_trained(d))
+  s = summaries.summarize("ladder", "cpu", tmp_path)
+  assert statuses(s) == ["PASS"] * CLAIMS, [r["note"] for r in s["claims"]]
+  assert all(r["seeds"] == "3/3" for r in s["claims"])
+  assert s["counts"]["PASS"] == CLAIMS - 1 and s["counts"]["self-check"] == 1
+  assert s["claims"][-1]["kind"] == "self-check"
+  assert all(r["kind"] == "paper" for r in s["claims"][:-1])
+  assert all("; why: " in r["tolerance"] for r in s["claims"])
+  assert "+0.961 of +1.000 nats (96%) in steps 70-260" in s["claims"][0]["ours"]
+
+
+def test_one_seed_is_unreplicated(tmp_path):
+  controls.ladder_trained(tmp_path / "ladder" / "run")
+  s = summaries.summarize("ladder", "cpu", tmp_path)
+  assert {r["status"] for r in s["claims"]} == {"UNREPLICATED"}
+
+
+def test_a_late_phase_change_and_a_small_prefix_rise_fail(tmp_path):
+  """The ICL score falling over the last half of training is no more abrupt than a steady
+  fall over those steps; a top prefix head rising by 0.05 is below the line."""
+  sig = lambda s: 1 / (1 + math.exp(-3 * math.log(s / 700)))
+  controls.ladder_trained(tmp_path, icl=lambda i, s, c: -sig(s),
+                          prefix=lambda i, s, c: 0.05 + 0.05 * sig(s))
+  rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows[:2]] == ["FAIL", "FAIL"]
+  assert "of the steps" in rows[0]["ours"] and "-> 0." in rows[1]["ours"]
+
+
+def test_few_shot_falling_at_the_largest_k_fails(tmp_path):
+  skill = lambda c, k: min(1.0, (c / 3e13) ** 0.5) * (1.0 if k == 4 else 0.3)
+  controls.ladder_trained(tmp_path, few_shot=lambda i, s, c, t, k, m: skill(c, k) ** (
+      4 if m == "exact_match" else 1))
+  rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows[2:5]] == ["FAIL"] * 3
+  assert "k=4 1.00, k=8 0.01" in rows[2]["ours"]
+
+
+@pytest.mark.parametrize("build", sorted(controls.CONTROLS["ladder"]))
+def test_each_control_fails_the_claims_it_controls(tmp_path, build):
+  controls.CONTROLS["ladder"][build](tmp_path)
+  rows = ladder_claims.ladder_claims(tmp_path, "tiny")["claims"]
+  mine = [r for r in rows if r["control"] == build]
+  assert mine and {r["status"] for r in mine} == {"FAIL"}, mine
+
+
+def test_the_untrained_ladder_fails_every_claim(tmp_path):
+  controls.ladder_untrained(tmp_path)
+  assert statuses(ladder_claims.ladder_claims(tmp_path, "tiny")) == ["FAIL"] * CLAIMS
+
+
+def test_controls_mode_scores_the_ladder(tmp_path):
+  rows = controls.run_controls(tmp_path, names=("ladder",))
+  assert len(rows) == CLAIMS and {r["status"] for r in rows} == {"FAIL"}, rows
+
+
+def test_missing_file_is_an_error(tmp_path):
+  assert summaries.summarize("ladder", "cpu", tmp_path)["error"]
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_tiny_ladder_end_to_end(tmp_path):
+  """Two sizes trained as one sweep on the same batches, every kept checkpoint probed, the
+  result file, the figures and the claims; a rerun trains and probes nothing."""
+  ladder.run("tiny", tmp_path)
+  res = json.loads((tmp_path / ladder.OUT).read_text())
+  assert len(res["sizes"]) == 2 and res["failed"] == []
+  for s in res["sizes"]:
+    assert [r["step"] for r in s["rows"]] == [10, 20, 40]
+    assert all(r["tokens"] == r["step"] * 8 * 32 for r in s["rows"])
+    assert all(set(r["few_shot"]) == {"copy", "add", "lookup"} for r in s["rows"])
+    assert s["phase_change"]["checkpoints"] == 3
+  assert res["sizes"][0]["num_params"] < res["sizes"][1]["num_params"]
+  assert set(res["abilities"]) == {"copy", "add", "lookup"}
+  for name in ("copy", "add", "lookup", "frontier"):
+    assert (tmp_path / "figures" / f"ladder_{name}.png").stat().st_size > 10_000
+  rows = ladder_claims.ladder_claims(tmp_path, "tiny")["claims"]
+  assert len(rows) == CLAIMS and all(r["status"] in ("PASS", "FAIL") for r in rows)
+  before = (tmp_path / ladder.OUT).read_text()
+  ladder.run("tiny", tmp_path)  # reused runs, probes already complete: the same rows
+  again = json.loads((tmp_path / ladder.OUT).read_text())
+  assert again["sizes"] == json.loads(before)["sizes"]
