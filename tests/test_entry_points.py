@@ -251,7 +251,8 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
                                     "experiments.reddy2023", "experiments.chan2022",
                                     "experiments.olsson2022", "experiments.xie2021",
                                     "experiments.schaeffer2023", "experiments.nanda2023",
-                                    "experiments.besiroglu2024", "experiments.scaling_laws"])
+                                    "experiments.besiroglu2024", "experiments.scaling_laws",
+                                    "experiments.ladder"])
 def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
   """One layout (issue 17): each paper's module takes --preset, --workdir and --seed and
   exposes run(preset, workdir, seed); --workdir is required."""
