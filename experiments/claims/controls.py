@@ -285,9 +285,12 @@ def ladder_files(run_dir: Path, *, icl, prefix, loss, few_shot, sizes: int = 4,
 
 def ladder_untrained(run_dir: Path) -> None:
   """Every checkpoint at initialisation: loss at log(259), no context use, no head
-  specialised, every few-shot score at chance."""
-  ladder_files(run_dir, icl=lambda i, s, c: 0.0, prefix=lambda i, s, c: 0.05,
-               loss=lambda i, s, c: math.log(259), few_shot=lambda *a: 0.0)
+  specialised, every few-shot score at chance; loss and ICL score jitter by a little
+  evaluation noise (so the frontier has points to fit)."""
+  noise = lambda i, s: math.sin(7 * i + s)
+  ladder_files(run_dir, icl=lambda i, s, c: 0.005 * noise(i, s), prefix=lambda i, s, c: 0.05,
+               loss=lambda i, s, c: math.log(259) + 0.01 * noise(i, s),
+               few_shot=lambda *a: 0.0)
 
 
 def ladder_trained(run_dir: Path, **curves) -> None:

@@ -47,6 +47,9 @@ def render_ability(res: dict, task: str, out_png) -> Path:
         f"first above chance: {first['compute']:.2g} FLOPs")
     ax.set(xscale="log", yscale="log", xlabel="training tokens", ylabel="parameters",
            title=f"{TITLES.get(m, m)}\n{where}")
+    ax.tick_params(which="minor", labelbottom=False, labelleft=False)  # short ranges: no clutter
+    sizes = sorted({s["num_params"] for s in res["sizes"]})
+    ax.set_yticks(sizes, [f"{n / 1e6:.2g}M" for n in sizes])
   fig.suptitle(f"{task}, k = {k}: score over the ladder (black edge: above chance)")
   return save_figure(fig, out_png)
 
