@@ -3,6 +3,8 @@
   python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl
   python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl8 \
       --config.task.n_dims=8 --config.task.n_points=25
+  python -m research.sweep --config=configs/icl_regression.py:cpu --sweep=seeds \
+      --workdir=runs/icl_seeds --ensemble=on   # seeds 0-9 as one vmapped ensemble
 
 Presets:
   tiny   seconds; for tests
