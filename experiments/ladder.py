@@ -33,11 +33,14 @@ cpu budget (issue 18: < 45 min on 2 cores). Measured per size on this machine (2
 ~8, so process CPU seconds, which load inflates less than wall time; on 2 idle cores XLA's
 threads make wall <= CPU seconds): one train step (batch 32 x 128 bytes) c1 0.07 s, c2 0.09,
 c3 0.30, c4 0.41, c5 1.22; probing one checkpoint (256 held-out windows and the heads, then
-100 few-shot prompts in each of the 15 (task, k) cells) c1 4.9 s, c2 6.5, c3 19, c4 26, c5 70;
-compile ~2 x 13-35 s a size. With CPU_STEPS and a checkpoint at each of 10, 20, 40, 70, ...
-and the last step: c1 212 s, c2 274, c3 575, c4 594, c5 804, about 41 min for one seed.
-c6 (~10M parameters, ~3.5x c5) is left out: extrapolated from c5, its probes alone would take
-~4 min a checkpoint. reproduce's cpu preset runs 3 seeds (SEEDS), so ~3x that.
+100 few-shot prompts in each of the 15 (task, k) cells) c1 4.9 s, c2 6.5, c3 19, c4 26, c5 70.
+c1 alone through this preset at 2000 steps (the sweep, then probe_run on its 9 checkpoints)
+took 164 + 96 = 260 CPU s (327 + 193 s wall at load ~7): 80 s over steps x step cost plus
+checkpoints x probe cost (compiles, reading the corpus twice), taken to scale with each size's
+compile time (13-35 s). With CPU_STEPS and a checkpoint at each of 10, 20, 40, 70, ... and the
+last step: c1 226 s, c2 273, c3 571, c4 611, c5 881, about 43 min for one seed. c6 (~10M
+parameters, ~3.5x c5) is left out: extrapolated from c5, its probes alone would take ~4 min a
+checkpoint. reproduce's cpu preset runs 3 seeds (SEEDS), so ~3x that.
 """
 from __future__ import annotations
 
@@ -56,12 +59,12 @@ PAPER = ("LM ladder: ICL phase change, few-shot abilities and emergence across s
 PRESETS = {
     "tiny": "2 sizes (2 layers, width 16 / 32), 40 steps on 20 stdlib files, 8 few-shot "
             "prompts per cell, for tests: ~1 CPU minute (measured 53 s; 3 min wall at load 8)",
-    "cpu": "configs/lm_ladder.py's CPU sizes c1-c5 (0.09M-2.8M parameters; 2000, 2000, 1200, "
-           "800, 250 steps), 100 few-shot prompts per cell at every kept checkpoint; estimated "
-           "41 min a seed on 2 cores from measured step and probe costs (module docstring)",
+    "cpu": "configs/lm_ladder.py's CPU sizes c1-c5 (0.09M-2.8M parameters; 1500, 1500, 1000, "
+           "600, 200 steps), 100 few-shot prompts per cell at every kept checkpoint; estimated "
+           "43 min a seed on 2 cores from measured step and probe costs (module docstring)",
 }
 # cpu: steps per size, set so that one seed fits the issue's 45 minutes (docstring: cpu budget).
-CPU_STEPS = {"c1": 2000, "c2": 2000, "c3": 1200, "c4": 800, "c5": 250}
+CPU_STEPS = {"c1": 1500, "c2": 1500, "c3": 1000, "c4": 600, "c5": 200}
 TINY_SIZES = {"t1": (2, 16, 2), "t2": (2, 32, 2)}
 FEW_SHOT_PROMPTS = {"tiny": 8, "cpu": 100}
 PHASE_WINDOW = 2   # log-spaced checkpoint intervals in the phase-change window
