@@ -4,7 +4,9 @@ Rewrites the README section between GALLERY_START and GALLERY_END from WORKDIR/N
 (re-scored from each run's result files; nothing is trained here): an overview table, and per
 paper its command, the wall time reproduce measured (experiments/wall_times.json), status
 counts, claim table with each row's short note beside its status, and its figures shrunk to
-small PNGs in docs/gallery/. It reads what reproduce wrote (experiments/summaries.py) and
+small PNGs in docs/gallery/. A NAME with no summary for the preset in WORKDIR keeps the row and
+section the README already shows for that preset (so one paper can be re-run and its section
+replaced without re-running the rest); the header lists the NAMEs kept that way. It reads what reproduce wrote (experiments/summaries.py) and
 never imports reproduce: reproduce imports this module.
 """
 from __future__ import annotations
@@ -47,6 +49,25 @@ def check_markers(readme: Path, text: str | None = None) -> None:
                      f"then the line\n{GALLERY_END}\nwhere the gallery goes")
 
 
+def _previous(text: str, preset: str) -> dict[str, tuple[str, str]]:
+  """NAME -> (overview row, section) of the README's current gallery, for the NAMEs it shows
+  as run for `preset` (their row links the section and its command names the preset)."""
+  start = text.index(GALLERY_START)
+  body = text[start:text.index(GALLERY_END, start)]
+  rows, columns = {}, []
+  for line in body.splitlines():
+    if line.startswith("| NAME | command | wall |"):
+      columns = [c.strip() for c in line.strip("|").split("|")]
+    elif line.startswith("| [") and f"--preset={preset}`" in line:
+      cells = dict(zip(columns, (c.strip() for c in line.strip("|").split("|"))))
+      # Re-laid under today's status columns: a status the old table lacked shows "-".
+      rows[line[3:line.index("]")]] = "| " + " | ".join(
+          cells.get(k, "-") for k in ("NAME", "command", "wall", *claims.STATUSES)) + " |"
+  chunks = body.split("\n#### ")[1:]
+  sections = {c.split("\n", 1)[0].strip(): "#### " + c.rstrip() + "\n" for c in chunks}
+  return {n: (rows[n], sections[n]) for n in rows if n in sections}
+
+
 def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.ROOT / "README.md",
                   assets: Path = summaries.ROOT / "docs" / "gallery",
                   wall_times: dict | None = None) -> Path:
@@ -56,6 +77,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
   text = readme.read_text()
   check_markers(readme, text)
   times = summaries.read_wall_times() if wall_times is None else wall_times
+  previous, kept = _previous(text, preset), []
   statuses = claims.STATUSES
   overview = ["| NAME | command | wall | " + " | ".join(statuses) + " |",
               "|---|---|---|" + "---|" * len(statuses)]
@@ -63,6 +85,16 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
   for name in names:
     path = workdir / name / "summary.json"
     prev = json.loads(path.read_text()) if path.is_file() else None
+    if (prev is None or prev["preset"] != preset) and name in previous:
+      row, section = previous[name]
+      overview.append(row)
+      sections.append(section)
+      kept.append(name)
+      measured = times.get(name, {}).get(preset)
+      if measured:
+        machines.add(measured["machine"])
+        total += measured["seconds"]
+      continue
     if prev is None or prev["preset"] != preset:
       overview.append(f"| {name} | - | not run for the {preset} preset |" + " - |" * len(statuses))
       continue
@@ -104,7 +136,9 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
           f"Written by `python -m experiments.reproduce all --preset={preset} --gallery`; runs "
           f"on {'; '.join(sorted(machines)) or '-'}. Total wall {summaries.minutes(total)}: each "
           "paper's reproduce run of every seed from scratch as experiments/wall_times.json "
-          "records it, including compilation and probes.", "", *overview, "", *sections, "", GALLERY_END]
+          "records it, including compilation and probes."
+          + (f" Kept from the previous gallery (not in the WORKDIR this one was written from): "
+             f"{', '.join(kept)}." if kept else ""), "", *overview, "", *sections, "", GALLERY_END]
   start = text.index(GALLERY_START)
   end = text.index(GALLERY_END, start) + len(GALLERY_END)
   tmp = readme.with_suffix(".md.tmp")

@@ -182,9 +182,23 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   from PIL import Image
   assert Image.open(tmp_path / "docs" / "gallery" / "garg2022_icl_regression.png").width == \
       gallery.GALLERY_WIDTH
-  # A summary of another preset is listed as not run, never mixed in.
+  # A NAME not in this WORKDIR keeps the section the README shows for the preset, and the
+  # header says so; the one NAME that was run is rewritten from its results.
+  first = readme.read_text()
+  garg_section = first[first.index("#### garg2022"):first.index(gallery.GALLERY_END)].rstrip()
+  other = tmp_path / "other"
+  other.mkdir()
+  gallery.write_gallery("cpu", other, reproduce.NAMES, readme=readme, wall_times=times,
+                        assets=tmp_path / "g2")
+  text = readme.read_text()
+  assert garg_section in text and "Kept from the previous gallery" in text
+  assert "(not in the WORKDIR this one was written from): garg2022." in text
+  assert text.count("#### garg2022") == 1 and "| raventos2023 | - | not run" in text
+  # A summary of another preset is listed as not run, never mixed in, and a gallery of
+  # another preset keeps no section of this one.
   write("paper", assets=tmp_path / "g")
   assert "| garg2022 | - | not run for the paper preset |" in readme.read_text()
+  assert "#### garg2022" not in readme.read_text()
   for bad in ("no markers", f"{gallery.GALLERY_END}\n{gallery.GALLERY_START}\n",
               f"{gallery.GALLERY_START}\n{gallery.GALLERY_START}\n{gallery.GALLERY_END}"):
     readme.write_text(bad)
