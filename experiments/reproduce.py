@@ -10,7 +10,8 @@
 
 NAME is a module experiments/NAME.py (PAPERS below); reproduce calls its
 `run(preset, run/seed_<n>, seed=n)` for each seed of SEEDS[preset] (tiny: 0; cpu and paper: 0, 1,
-2; `--seeds` overrides) into WORKDIR/NAME/run/seed_<n>/ (nothing is re-implemented here). A
+2; `--seeds` overrides; a module's own SEEDS may set fewer for a preset, with its reason, and
+`--list` shows it) into WORKDIR/NAME/run/seed_<n>/ (nothing is re-implemented here). A
 module marked SEEDLESS (a deterministic fit) runs once, into WORKDIR/NAME/run/. Then it reads
 the result files and checks each headline claim of the paper (experiments/claims/), every seed
 scored and aggregated: "PASS 3/3" needs every seed and at least 3 of them; a claim holding on
@@ -80,7 +81,9 @@ def list_text() -> str:
                                                  else ""))
     for p in PRESETS:
       what = module.PRESETS.get(p)
-      text = (f"{what}; wall time: {summaries.wall_time_text(name, p, times)}" if what
+      own = "" if seedless(name) or default_seeds(name, p) == SEEDS[p] else \
+          f"; seeds {','.join(map(str, default_seeds(name, p)))} by default"
+      text = (f"{what}{own}; wall time: {summaries.wall_time_text(name, p, times)}" if what
               else "no such preset")
       lines.append(f"{'':14s}   {p:5s}: {text}")
   return "\n".join(lines)
@@ -90,7 +93,13 @@ def seed_runs(name: str, preset: str, run_dir: Path, seeds=None) -> list[tuple[i
   """(seed, directory) of every run reproduce makes of NAME."""
   if seedless(name):
     return [(0, run_dir)]
-  return [(s, run_dir / f"seed_{s}") for s in (SEEDS[preset] if seeds is None else seeds)]
+  return [(s, run_dir / f"seed_{s}") for s in (default_seeds(name, preset) if seeds is None
+                                                else seeds)]
+
+
+def default_seeds(name: str, preset: str) -> tuple[int, ...]:
+  """SEEDS[preset], unless NAME's module sets its own for the preset (its SEEDS says why)."""
+  return getattr(PAPERS[name], "SEEDS", {}).get(preset, SEEDS[preset])
 
 
 def _fresh(path: Path) -> bool:

@@ -74,6 +74,12 @@ def test_each_seed_runs_into_its_folder_and_fresh_runs_record_their_time(tmp_pat
   assert reproduce.seed_runs("nanda2023", "tiny", tmp_path) == [(0, tmp_path / "seed_0")]
   # A seedless NAME (a deterministic fit) runs once, into run/ itself, whatever --seeds says.
   assert reproduce.seed_runs("besiroglu2024", "cpu", tmp_path, (4, 5)) == [(0, tmp_path)]
+  # A module's own SEEDS sets its default for a preset (the ladder's cpu preset: one seed,
+  # for the 45-minute budget); --seeds still overrides it, and the other presets keep SEEDS.
+  assert reproduce.seed_runs("ladder", "cpu", tmp_path) == [(0, tmp_path / "seed_0")]
+  assert reproduce.seed_runs("ladder", "cpu", tmp_path, (0, 1, 2))[2] == (2, tmp_path / "seed_2")
+  assert reproduce.default_seeds("ladder", "paper") == reproduce.SEEDS["paper"] == (0, 1, 2)
+  assert "seeds 0 by default" in reproduce.list_text()
   # A run that writes nothing is an error (exit 6) and measures nothing.
   monkeypatch.setattr(garg2022, "run", lambda preset, workdir, seed=0: None)
   with pytest.raises(RunsFailedError, match="could not read the results"):
