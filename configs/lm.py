@@ -53,6 +53,10 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.task.seq_len = 128          # L: tokens per training sequence (context length)
   c.task.window = "random"      # random (any offset) | chunks (non-overlapping packed rows)
   c.task.placement = "auto"     # where the token stream lives: auto (device if <= 16 MiB) | device | host
+  c.task.synthetic_fraction = 0.0  # file / tfds / stdlib: share of training bytes that are k-shot
+                                # documents of the few-shot probe's tasks (copy, add, lookup; k = 1-8;
+                                # research/probes/few_shot.py), mixed in at fixed places; held-out text
+                                # stays the corpus's own
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "transformer"  # transformer | lstm (research/models/__init__.py)

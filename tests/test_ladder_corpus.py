@@ -5,6 +5,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from research import cli, config_check
@@ -106,3 +107,56 @@ def test_the_lm_task_trains_on_it_and_the_cpu_ladder_uses_it(tmp_path):
   ladder = cli.load_config("configs/lm_ladder.py:cpu")
   assert ladder.task.source == "stdlib" and ladder.task.path == ""
   assert ladder.train.keep_log_spaced
+
+
+def _lib(root: Path) -> Path:
+  for i in range(12):
+    (root / f"m{i}.py").parent.mkdir(parents=True, exist_ok=True)
+    (root / f"m{i}.py").write_text(f"def f{i}(x):\n  return x * {i}\n" * 40)
+  return root
+
+
+def test_few_shot_documents_mixed_in_at_the_stated_fraction(tmp_path):
+  from research.probes import few_shot
+  docs = few_shot.training_documents(5000)
+  assert docs == few_shot.training_documents(5000)  # a fixed corpus
+  assert sum(len(d) + 1 for d in docs) >= 5000 > sum(len(d) + 1 for d in docs[:-1])
+  for task, doc in zip(few_shot.TASKS * 3, docs):  # the tasks in turn, each in the probe's format
+    *shots, last = doc.split("\n")
+    assert 1 <= len(shots) <= 8
+    if task == "copy":
+      assert all(a == b for a, b in (line.split(">") for line in shots + [last]))
+    if task == "add":
+      assert all(int(a) + int(b) == int(c) for a, b, c in
+                 (line.replace("+", "=").split("=") for line in shots + [last]))
+    if task == "lookup":
+      key, value = last.split("=")
+      assert f"{key}={value}" in shots
+  # Never the probe's own prompts (drawn from their own stream).
+  probe = {p + a for t in few_shot.TASKS for p, a in few_shot.prompts(t, 4, 100, seed=0)}
+  assert not probe & set(docs)
+
+  c = cli.load_config("configs/lm.py:tiny")
+  c.task.source, c.task.path, c.task.valid_fraction = "stdlib", str(_lib(tmp_path / "lib")), 0.3
+  plain = lm.LMTask(c.task, seed=0)
+  c.task.synthetic_fraction = 0.25
+  config_check.validate(c, 1)
+  mixed = lm.LMTask(c.task, seed=0)
+  info = mixed.corpus["synthetic"]
+  assert info["bytes"] / mixed.num_train_tokens == pytest.approx(0.25, abs=0.01)
+  assert mixed.num_train_tokens == plain.num_train_tokens + info["bytes"]
+  # Held-out text is the corpus's own: the ICL score and loss are measured on the same windows.
+  assert (mixed.eval_windows == plain.eval_windows).all()
+  stream = np.asarray(mixed.rows.gather(np.arange(len(mixed.rows)))).ravel()
+  text = mixed.tokenizer.decode(stream)
+  assert few_shot.training_documents(1)[0] in text and "def f3(x)" in text
+  assert "synthetic" not in plain.corpus
+  # Negative control: fraction 0 is the plain corpus; a fraction of 1 or one on the synthetic
+  # source (uniform ids, no text) is refused in one line.
+  for bad in ({"synthetic_fraction": 1.0}, {"synthetic_fraction": 0.2, "source": "synthetic",
+                                            "vocab_size": 64}):
+    c2 = cli.load_config("configs/lm.py:tiny")
+    c2.task.source = "stdlib"
+    c2.task.update(bad)
+    with pytest.raises(InputError, match="synthetic_fraction"):
+      config_check.validate(c2, 1)

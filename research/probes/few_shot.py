@@ -74,6 +74,25 @@ def prompts(task: str, k: int, num: int, seed: int) -> list[tuple[str, str]]:
   return [GENERATORS[task](rng, k) for _ in range(num)]
 
 
+# Training documents draw from their own stream: a probe's prompts (seeded by `seed`) are never
+# generated for training on purpose; a chance collision of random letters teaches nothing.
+TRAINING_SALT = 918_273
+
+
+def training_documents(num_bytes: int, max_shots: int = 8, seed: int = 0) -> list[str]:
+  """k-shot documents of every task (k = 1..max_shots uniformly, the task in turn), each a
+  prompt followed by its answer, until they hold `num_bytes` UTF-8 bytes: what a corpus mixes
+  in (config.task.synthetic_fraction) so that the few-shot tasks have something to learn from."""
+  rng = np.random.default_rng([TRAINING_SALT, seed])
+  docs, total = [], 0
+  while total < num_bytes:
+    task = TASKS[len(docs) % len(TASKS)]
+    prompt, answer = GENERATORS[task](rng, int(rng.integers(1, max_shots + 1)))
+    docs.append(prompt + answer)
+    total += len(docs[-1]) + 1  # + the EOS that packing adds
+  return docs
+
+
 def _encode(tokenizer, pairs, seq_len: int) -> tuple[list[np.ndarray], np.ndarray]:
   encoded = [np.asarray(tokenizer.encode(p), np.int32) for p, _ in pairs]
   answers = np.stack([np.asarray(tokenizer.encode(a), np.int32) for _, a in pairs])

@@ -57,6 +57,21 @@ def load_corpus(cfg) -> tuple[list[str], list[str], dict]:
                    + ", ".join(SOURCES))
 
 
+def mix_few_shot(docs: list[str], fraction: float) -> tuple[list[str], dict]:
+  """`docs` with k-shot documents of the few-shot probe's tasks (research/probes/few_shot.py)
+  added so that they make up `fraction` of the training bytes, every document at a fixed
+  pseudo-random place (the corpus and its order stay the same on every run). Held-out text is
+  never mixed: the ICL score and loss are the corpus's own."""
+  from research.probes import few_shot
+  corpus_bytes = sum(len(d.encode()) + 1 for d in docs)
+  added = few_shot.training_documents(round(corpus_bytes * fraction / (1 - fraction)))
+  order = np.random.default_rng(few_shot.TRAINING_SALT).permutation(len(docs) + len(added))
+  pool = docs + added
+  mixed = [pool[i] for i in order]
+  return mixed, {"fraction": float(fraction), "documents": len(added),
+                 "bytes": sum(len(d.encode()) + 1 for d in added), "tasks": list(few_shot.TASKS)}
+
+
 class SyntheticTokenizer:
   """Ids only: the `synthetic` source's tokens stand for a vocabulary it does not have."""
   kind = "synthetic"
@@ -93,6 +108,10 @@ class LMTask:
     check_text_task(cfg, SOURCES, LM_TOKENIZERS)
     choice(cfg, "task", "window", WINDOWS)
     positive(cfg, "task", "max_documents", allow_zero=True)
+    fraction = cfg.task.get("synthetic_fraction", 0.0)
+    if not 0 <= fraction < 1 or (fraction and cfg.task.source == "synthetic"):
+      raise ConfigError(f"config.task.synthetic_fraction={fraction} must be in [0, 1) and 0 for "
+                       "source='synthetic' (the share of k-shot documents mixed into the text)")
     if cfg.task.source in ("file", "stdlib") and not 0 < cfg.task.valid_fraction < 1:
       raise ConfigError(f"config.task.valid_fraction={cfg.task.valid_fraction} must be in (0, 1)")
     if cfg.task.source == "synthetic" and cfg.task.get("vocab_size", 0) <= text_lib.NUM_SPECIAL:
@@ -112,6 +131,8 @@ class LMTask:
       self.corpus = {"vocab_size": v}
     else:
       train_docs, valid_docs, self.corpus = load_corpus(cfg)
+      if float(cfg.get("synthetic_fraction", 0.0)):
+        train_docs, self.corpus["synthetic"] = mix_few_shot(train_docs, cfg.synthetic_fraction)
       self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, train_docs)
       v = self.tokenizer.vocab_size
       stream = text_lib.pack(self.tokenizer.encode(d) for d in train_docs)
