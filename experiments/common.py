@@ -13,6 +13,7 @@ share lives here or in research/.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -60,12 +61,33 @@ def pick(items: list, indices: list[str], flag: str) -> list:
 
 
 # ----------------------------------------------------------------------------- configs
+# Overrides that every config built here takes last, set only by `forced_overrides`: the
+# negative controls' untrained runs (experiments/claims/controls.py) go through an experiment's
+# real code path with a learning rate that cannot move a parameter.
+_FORCED: dict = {}
+
+
+@contextlib.contextmanager
+def forced_overrides(overrides: dict):
+  """Within the block, every config make_config / seeded builds (so every experiment's runs)
+  takes `overrides` last."""
+  _FORCED.update(overrides)
+  try:
+    yield
+  finally:
+    _FORCED.clear()
+
+
+def forced() -> dict:
+  return dict(_FORCED)
+
+
 def make_config(config_module, preset: str, overrides: dict | None = None, seed: int = 0):
   """config_module.get_config(preset) with dotted overrides (research/cli.py's loader and
   setter) and `seed`, validated for this host's devices."""
   import jax
   c = cli.config_from_module(config_module, preset, f"--preset={preset}")
-  c = cli.apply_overrides(c, dict(overrides or {}) | {"seed": seed})
+  c = cli.apply_overrides(c, dict(overrides or {}) | {"seed": seed} | _FORCED)
   config_check.validate(c, jax.device_count())
   return c
 
@@ -91,7 +113,7 @@ def seeded(config, seed: int):
   """An unlocked copy of `config` with config.seed = seed (for configs built by code)."""
   c = config.copy_and_resolve_references()
   c.seed = seed
-  return c
+  return cli.apply_overrides(c, _FORCED) if _FORCED else c
 
 
 # ----------------------------------------------------------------------------- runs

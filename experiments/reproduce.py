@@ -28,7 +28,10 @@ gallery read it from there.
 
 `--controls` builds every claim's negative control (zero predictor, untrained model, flat or
 linear curve, Chinchilla's disputed fit: experiments/claims/controls.py) in WORKDIR/controls,
-scores it, prints claim, control and status, and exits 6 if any control PASSes.
+scores it, prints claim, control and status, and exits 6 if any control PASSes. With
+`--real_untrained` the untrained-model controls of reddy2023, chan2022, olsson2022, xie2021,
+nanda2023 and ladder are the experiments themselves (tiny preset, a learning rate that moves no
+parameter) instead of hand-built files at chance (a few minutes more).
 
 `all` runs every NAME in its own process (one failure must not stop the rest), then writes
 WORKDIR/index.md: one table per paper, with links to its figures and summary. A NAME without
@@ -158,11 +161,11 @@ def reproduce_all(preset: str, workdir: Path, seeds=None) -> dict[str, dict]:
   return results
 
 
-def check_controls(workdir: Path) -> int:
+def check_controls(workdir: Path, real_untrained: bool = False) -> int:
   """--controls: every claim scored on its negative control; raises RunsFailedError (exit 6)
   if any control PASSes (or a claim's control does not exercise it), else 0."""
   from experiments.claims import controls
-  text, ok = controls.report(controls.run_controls(workdir))
+  text, ok = controls.report(controls.run_controls(workdir, real_untrained=real_untrained))
   print(text)
   if not ok:
     raise RunsFailedError("a negative control PASSes (see the table above): that claim's "
@@ -180,6 +183,9 @@ def _define_flags(fv) -> None:
                     flag_values=fv)
   flags.DEFINE_bool("controls", False, "Score every claim on its negative control (built in "
                     "WORKDIR/controls); exit 6 if any control PASSes.", flag_values=fv)
+  flags.DEFINE_bool("real_untrained", False, "With --controls: the untrained-model controls "
+                    "are untrained runs of the experiments themselves (tiny preset).",
+                    flag_values=fv)
   flags.DEFINE_bool("gallery", False, "With all: then rewrite the README gallery from the "
                     "results.", flag_values=fv)
 
@@ -201,7 +207,7 @@ def main(argv=None) -> int:
     print(list_text())
     return 0
   if args.controls:
-    return check_controls(Path(args.workdir) / "controls")
+    return check_controls(Path(args.workdir) / "controls", args.real_untrained)
   choices = NAMES + ("all", "gallery")
   if len(args.positional) != 1 or args.positional[0] not in choices:
     given = " ".join(args.positional) or "nothing"

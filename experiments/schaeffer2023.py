@@ -143,7 +143,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   from research import config_check, sweep as sweep_lib
 
   config = cli.apply_overrides(arithmetic.get_config(preset),
-                               dict(overrides or {}) | {"seed": seed})
+                               dict(overrides or {}) | {"seed": seed} | common.forced())
   sizes = (["0", "1", "2"] if preset == "tiny" else []) if sizes is None else sizes
   points = common.pick(cli.load_sweep(arithmetic.__file__, sweep), [str(i) for i in sizes],
                        "--sizes")

@@ -7,10 +7,15 @@ is cheap: Garg's and Raventós's probes run with the model replaced by the zero 
 Chan's / Reddy's transitions and Schaeffer's sharpness go through the experiments' analysis
 functions, Besiroglu's compute-optimal split through research.analysis.scaling. Where a
 model would have to be trained (an untrained model's accuracy is chance by definition), the
-files are hand-built at chance. A control passes the check only if the claim FAILs on it.
+files are hand-built at chance. With `real_untrained=True` (`reproduce --controls
+--real_untrained`, minutes) those untrained controls are instead the experiment itself: its
+tiny preset through its own run(), every config at a learning rate that moves no parameter
+(experiments/common.forced_overrides), scored from the files it writes. A control passes the
+check only if the claim FAILs on it.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from pathlib import Path
@@ -339,14 +344,41 @@ CONTROLS = {
 }
 
 
-def run_controls(workdir: Path, names=None) -> list[dict]:
+# Adam's step is about the learning rate: at 1e-30 no fp32 parameter (init scale ~1e-2) moves.
+UNTRAINED_RUN = {"optim.learning_rate": 1e-30}
+# The untrained controls that real_untrained replaces with the experiment's own untrained run.
+REAL_UNTRAINED = {"reddy2023": UNTRAINED, "chan2022": UNTRAINED, "olsson2022": UNTRAINED,
+                  "xie2021": UNTRAINED, "nanda2023": UNTRAINED, "ladder": "untrained ladder"}
+
+
+HAND_BUILT = " (hand-built: the tiny run does not exercise this claim)"
+
+
+def untrained_run(name: str):
+  """The builder of NAME's untrained control through its real code path."""
+  def build(run_dir: Path) -> None:
+    from experiments import common
+    module = importlib.import_module(f"experiments.{name}")
+    with common.forced_overrides(UNTRAINED_RUN):
+      module.run("tiny", run_dir, seed=0)
+  return build
+
+
+def run_controls(workdir: Path, names=None, real_untrained: bool = False) -> list[dict]:
   """Every claim of every paper in `names` (default: all) scored on its own control:
-  [{paper, claim, control, status, ours}]; a control the paper does not build is an error."""
+  [{paper, claim, control, status, ours}]; a control the paper does not build is an error.
+  real_untrained: REAL_UNTRAINED's controls are untrained runs of the experiment itself."""
   out = []
   for name in CLAIMS if names is None else names:
-    built = {}
-    for control, build in CONTROLS[name].items():
-      slug = control.replace(" ", "_").replace("'", "").replace(".", "")
+    built, controls = {}, dict(CONTROLS[name])
+    real = REAL_UNTRAINED.get(name) if real_untrained else None
+    if real:
+      controls[real + HAND_BUILT] = controls[real]
+      controls[real] = untrained_run(name)
+    for control, build in controls.items():
+      slug = control.replace(" ", "_")
+      for c in "'.,:()":
+        slug = slug.replace(c, "")
       run_dir = Path(workdir) / slug / name / "run"
       build(run_dir)
       built[control] = CLAIMS[name](run_dir, "tiny")["claims"]
@@ -354,8 +386,11 @@ def run_controls(workdir: Path, names=None) -> list[dict]:
       if row["control"] not in built:
         raise KeyError(f"{name}: claim {row['claim']!r} names the control {row['control']!r}, "
                        f"which experiments/claims/controls.py does not build")
-      scored = built[row["control"]][i]
-      out.append({"paper": name, "claim": row["claim"], "control": row["control"],
+      control, scored = row["control"], built[row["control"]][i]
+      if control == real and scored["status"] not in (PASS, FAIL):
+        # The tiny run does not exercise this claim (e.g. a sweep only larger presets run).
+        control, scored = control + HAND_BUILT, built[control + HAND_BUILT][i]
+      out.append({"paper": name, "claim": row["claim"], "control": control,
                   "status": scored["status"], "ours": scored["ours"]})
   return out
 
