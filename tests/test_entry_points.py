@@ -273,6 +273,8 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.reproduce", ["schaeffer2023", "--preset=paper"], 2, "no 'paper' preset"),
     ("experiments.reproduce", ["garg2022", "--preset=huge"], 2, "--preset=huge"),
     ("experiments.reproduce", [], 2, "NAME is 'nothing'"),
+    ("experiments.reproduce", ["--controls", "--seeds=x"], 2, "--seeds=x: give seeds"),
+    ("experiments.reproduce", ["garg2022", "--real_untrained"], 2, "add --controls"),
     ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
     ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
     ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
