@@ -71,11 +71,13 @@ _FORCED: dict = {}
 def forced_overrides(overrides: dict):
   """Within the block, every config make_config / seeded builds (so every experiment's runs)
   takes `overrides` last."""
+  saved = dict(_FORCED)
   _FORCED.update(overrides)
   try:
     yield
   finally:
     _FORCED.clear()
+    _FORCED.update(saved)
 
 
 def forced() -> dict:

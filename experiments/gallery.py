@@ -6,8 +6,9 @@ paper its command, the wall time reproduce measured (experiments/wall_times.json
 counts, claim table with each row's short note beside its status, and its figures shrunk to
 small PNGs in docs/gallery/. A NAME with no summary for the preset in WORKDIR keeps the row and
 section the README already shows for that preset (so one paper can be re-run and its section
-replaced without re-running the rest); the header lists the NAMEs kept that way. It reads what reproduce wrote (experiments/summaries.py) and
-never imports reproduce: reproduce imports this module.
+replaced without re-running the rest); the header lists the NAMEs kept that way. It reads what
+reproduce wrote (experiments/summaries.py) and never imports reproduce: reproduce imports this
+module.
 """
 from __future__ import annotations
 
@@ -85,18 +86,19 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
   for name in names:
     path = workdir / name / "summary.json"
     prev = json.loads(path.read_text()) if path.is_file() else None
-    if (prev is None or prev["preset"] != preset) and name in previous:
+    fresh = prev is not None and prev["preset"] == preset
+    if not fresh and name not in previous:
+      overview.append(f"| {name} | - | not run for the {preset} preset |" + " - |" * len(statuses))
+      continue
+    measured = times.get(name, {}).get(preset)
+    if measured:
+      machines.add(measured["machine"])
+      total += measured["seconds"]
+    if not fresh:  # the README's own section for this preset, kept as it is
       row, section = previous[name]
       overview.append(row)
       sections.append(section)
       kept.append(name)
-      measured = times.get(name, {}).get(preset)
-      if measured:
-        machines.add(measured["machine"])
-        total += measured["seconds"]
-      continue
-    if prev is None or prev["preset"] != preset:
-      overview.append(f"| {name} | - | not run for the {preset} preset |" + " - |" * len(statuses))
       continue
     # Re-scored from the run's result files (the claim checks may be newer than the run);
     # the error stays the one the run recorded. The wall time is the one reproduce measured
@@ -104,11 +106,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
     s = summaries.summarize(name, preset, workdir, paper=prev["paper"], wall_s=prev.get("wall_s"),
                             error=prev.get("error"),
                             machine=prev.get("machine") or summaries.this_machine())
-    measured = times.get(name, {}).get(preset)
     wall = summaries.minutes(measured["seconds"]) if measured else "not measured yet"
-    if measured:
-      machines.add(measured["machine"])
-      total += measured["seconds"]
     c = s["counts"]
     cmd = f"python -m experiments.reproduce {name} --preset={preset}"
     n = measured["seeds"] if measured else 0
