@@ -1,0 +1,118 @@
+"""The ladder table of `python -m research.aot --ladder`: every pod size of a ladder config
+(its POD_SIZES, preset `SIZE@TOPOLOGY`) planned on each topology by research/aot.py.
+
+Each cell's plan is kept in a plan cache (one JSON per cell, named by the hash of the
+resolved config, the topology and the jax / jaxlib / libtpu versions), so a rerun compiles
+only the cells that are missing (a 64-chip compile takes 10-15 min on a 2-core host) and
+says which came from the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from absl import logging
+
+from research import cli, workdir
+from research.errors import InputError
+
+# Part of the plan cache's key: bump it when plan() changes what a figure means, so that
+# plans written before are computed again instead of being shown beside new ones.
+PLAN_FORMAT = 1
+# A cached plan must hold what the table and the report read.
+_PLAN_FIELDS = ("num_params", "mesh", "remat", "batch_size", "grad_accum_steps", "compile_s",
+                "memory_per_device", "flops", "collectives", "roofline")
+
+def _versions() -> dict:
+  """The compiler stack a plan was made with (installed distributions; None: absent)."""
+  from importlib import metadata
+  found = {}
+  for dist in ("jax", "jaxlib", "libtpu"):
+    try:
+      found[dist] = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+      found[dist] = None
+  return found
+
+
+def plan_key(config, topology: str) -> str:
+  """What a plan depends on, hashed: the resolved config, the slice, the compiler versions."""
+  text = json.dumps({"config": json.loads(workdir.config_json(config)), "topology": topology,
+                     "versions": _versions(), "format": PLAN_FORMAT}, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def cached_plan(config, topology: str, cache_dir: str):
+  """(path, the plan cached for config on topology, or None). An unreadable or incomplete
+  file (a write cut short, an older format) counts as missing, with a warning."""
+  if not cache_dir:
+    return None, None
+  key = plan_key(config, topology)
+  path = Path(cache_dir).expanduser() / f"{key}.json"
+  if not path.exists():
+    return path, None
+  found = workdir.read_json(path)
+  if (isinstance(found, dict) and found.get("plan_key") == key
+      and all(f in found for f in _PLAN_FIELDS)):
+    return path, found | {"from_cache": True}
+  logging.warning("plan cache: %s is unreadable or incomplete; planning %s on %s again",
+                  path, config.get("preset", ""), topology)
+  return path, None
+
+
+def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = "",
+           cached_only: bool = False, *, planner=None) -> tuple[list[dict], list[str]]:
+  """(plans of every (size, topology) of a ladder config, cells left unplanned): each from
+  `cache_dir` when there, else compiled and stored; a compile failure is a row too.
+  cached_only: compile nothing; the cells not in the cache are the second value.
+  planner: research.aot's namespace (topology_target, plan); `python -m research.aot` passes
+  its own, since importing research.aot a second time would define its flags twice."""
+  if planner is None:
+    from research import aot as planner
+  module = cli.load_config_module(path, "--ladder")
+  pod = list(getattr(module, "POD_SIZES", {}))
+  if not pod:
+    raise InputError(f"--ladder={path} defines no POD_SIZES; pass configs/lm_ladder.py")
+  unknown = [s for s in sizes if s not in pod]
+  if unknown:
+    raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")
+  if cache_dir:
+    cli.check_workdir(cache_dir, "--plan_cache")
+  cells = []
+  for size in sizes or pod:
+    for topology in topologies:
+      config = cli.config_from_module(module, f"{size}@{topology}", f"--ladder={path}")
+      cells.append((size, topology, config, *cached_plan(config, topology, cache_dir)))
+  missing = [c for c in cells if c[4] is None]
+  if cached_only:
+    return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]
+  # Every slice a missing cell needs, before the first (long) compile: a bad name fails now.
+  targets = {t: planner.topology_target(t) for t in dict.fromkeys(c[1] for c in missing)}
+  rows = []
+  for size, topology, config, file, found in cells:
+    if found is None:
+      found = planner.plan(config, targets[topology])
+      if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        workdir.write_json(file, found | {"plan_key": file.stem})
+      found |= {"from_cache": False}
+    rows.append({"size": size} | found)
+    logging.info("planned%s: %s", " (from the plan cache)" if found["from_cache"] else "",
+                 markdown(rows[-1:]).splitlines()[-1])
+  return rows, []
+
+
+def markdown(rows: list[dict]) -> str:
+  out = ["| size | params | topology | mesh (data/fsdp/tensor) | remat | batch x microbatches "
+         "| per-chip GB (of HBM) | fits? | step time at 40% MFU | tokens/s at 40% MFU | compile |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    m, mesh, roof = r["memory_per_device"], r["mesh"], r["roofline"]["mfu_40"]
+    out.append(
+        f"| {r['size']} | {r['num_params'] / 1e6:,.0f}M | {r['topology']} | "
+        f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
+        f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.0f})"
+        f" | {'yes' if m['fits'] else '**no**'} | {roof['step_s']:.2f} s | "
+        f"{roof['tokens_per_s']:,.0f} | {r['compile_s']:.0f} s |")
+  return "\n".join(out)
