@@ -54,6 +54,7 @@ def _regression_config(case: str, steps_per_call: int, dtype: str = "float32",
   m = CASES[case]
   c.model.num_layers, c.model.num_heads, c.model.width = m["num_layers"], m["num_heads"], m["width"]
   c.model.dtype = dtype
+  c.model.positions = "learned"  # as the peer's GPT-2
   if case != "tiny":
     c.task.n_dims, c.task.n_points = 20, 41
   c.train.batch_size = 64

@@ -11,9 +11,12 @@ One row per run:
   a.b.c       every config field, dotted (`model.width`, `optim.learning_rate`)
   summary.k   every summary.json field (`summary.final_loss`, `summary.num_params`)
   last.k      the last row of metrics.jsonl (`last.step`, `last.loss`)
+  probes.p.k  a probe's own scalars, its probes/p.json "summary" (the regression probe's
+              `probes.icl_regression.error_at_2d` and `.headline`: a seed sweep's verdicts)
 
 The table printed shows --columns, or by default the run, the config fields that differ
-between runs, the parameter count and the last metrics. --csv writes every column.
+between runs, the parameter count, the last metrics and the probe scalars. --csv writes
+every column.
 From Python, `load(dirs)` gives the same table as a pandas DataFrame (pandas:
 `pip install -e .[results]`), `records(dirs)` as a list of dicts without pandas.
 
@@ -91,6 +94,10 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
   row = {"run": name, "dir": str(run_dir)}
   row.update(flatten(_read_json(run_dir / "config.json")))
   row.update(flatten(_read_json(run_dir / "summary.json"), "summary."))
+  for probe in sorted((run_dir / "probes").glob("*.json")):  # a probe's own scalars
+    summary = _read_json(probe).get("summary")
+    if isinstance(summary, dict):
+      row.update(flatten(summary, f"probes.{probe.stem}."))
   metrics = read_jsonl(run_dir / "metrics.jsonl")
   if metrics:
     row.update(flatten(metrics[-1], "last."))
@@ -170,11 +177,13 @@ def varying(rows: list[dict]) -> list[str]:
 
 def default_columns(rows: list[dict]) -> list[str]:
   """What tells runs apart and how they ended: the run, the config fields that vary, the
-  parameter count and the last metrics (timings, which vary on every rerun, left out)."""
-  config = [c for c in varying(rows) if not c.startswith(("summary.", "last."))]
+  parameter count, the last metrics (timings, which vary on every rerun, left out) and the
+  probes' scalars."""
+  config = [c for c in varying(rows) if not c.startswith(("summary.", "last.", "probes."))]
   size = [c for c in ("summary.num_params",) if c in columns_of(rows)]
   last = [c for c in columns_of(rows) if c.startswith("last.") and c != "last.learning_rate"]
-  return ["run", *config, *size, *last]
+  probes = [c for c in columns_of(rows) if c.startswith("probes.")]
+  return ["run", *config, *size, *last, *probes]
 
 
 def _cell(value) -> str:

@@ -360,5 +360,7 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
     with workdir_lib.atomic_path(fig) as tmp:
       render(path, tmp)
     paths[stem] = str(path)
-    logging.info("probe %s -> %s, figure %s", stem, path, fig)
+    logging.info("probe %s -> %s, figure %s%s", stem, path, fig,
+                 "".join(f"; {k} {v:.4g}" if isinstance(v, float) else f"; {k} {v}"
+                         for k, v in result.get("summary", {}).items()))
   return paths

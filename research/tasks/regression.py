@@ -50,6 +50,27 @@ SHIFTS = {"none": 1.0, "scale_0.5": 0.25, "scale_2": 4.0, "scale_3": 9.0, "ortha
           "skewed": 1.0}
 
 
+# The README main job's headline: error/d at most this at every k >= 2d (Garg Fig. 1's
+# "matches least squares", whose error is 0 from k = d), and below averaging at every k >= 2.
+HEADLINE_ERROR = 0.05
+
+
+def probe_summary(result: dict) -> dict:
+  """The probe's scalars (research.results shows them as columns probes.STEM.FIELD): the
+  model's error/d at k = d and k = 2d, its worst from k = 2d on, whether it is below
+  averaging at every k >= 2, and, for noise-free linear functions, the main job's headline."""
+  d, model = result["n_dims"], result["curves"]["model"]["mean"]
+  avg = result["curves"]["averaging"]["mean"]
+  from_2d = model[2 * d:]
+  out = {"error_at_d": model[d] if d < len(model) else None,
+         "error_at_2d": model[2 * d] if from_2d else None,
+         "worst_from_2d": max(from_2d) if from_2d else None,
+         "below_averaging_from_2": all(m < a for m, a in zip(model[2:], avg[2:]))}
+  if result["function"] == "linear" and from_2d:
+    out["headline"] = out["worst_from_2d"] <= HEADLINE_ERROR and out["below_averaging_from_2"]
+  return out
+
+
 def shift_inputs(shift: str, key, xs_BxNxD):
   """x ~ N(0, I) -> the shifted distribution. scale_s: x * s. orthant (Garg Sec. 4): the
   examples of a prompt in one random orthant (|x| times a sign pattern per prompt) and its last
@@ -285,6 +306,7 @@ class RegressionTask:
                        "interval": "bootstrap 5-95% of the mean over prompts"}
       if tuned is not None:
         results[stem]["lasso_tuned_alpha"] = alphas
+      results[stem]["summary"] = probe_summary(results[stem])
     return results
 
   def shift_probe(self, predict_fn, key, probe_cfg, shifts=tuple(SHIFTS)) -> dict:
