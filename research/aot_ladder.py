@@ -62,14 +62,13 @@ def cached_plan(config, topology: str, cache_dir: str):
 
 
 def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = "",
-           cached_only: bool = False, *, planner=None) -> tuple[list[dict], list[str]]:
+           cached_only: bool = False, *, planner) -> tuple[list[dict], list[str]]:
   """(plans of every (size, topology) of a ladder config, cells left unplanned): each from
   `cache_dir` when there, else compiled and stored; a compile failure is a row too.
   cached_only: compile nothing; the cells not in the cache are the second value.
-  planner: research.aot's namespace (topology_target, plan); `python -m research.aot` passes
-  its own, since importing research.aot a second time would define its flags twice."""
-  if planner is None:
-    from research import aot as planner
+  planner: research.aot's namespace (topology_target, plan), passed in: this module sits below
+  research.aot, and `python -m research.aot` runs as __main__, where importing research.aot
+  again would define its flags twice."""
   module = cli.load_config_module(path, "--ladder")
   pod = list(getattr(module, "POD_SIZES", {}))
   if not pod:

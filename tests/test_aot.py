@@ -250,7 +250,7 @@ def _counting(monkeypatch, fake=None):
 def test_ladder_second_call_compiles_nothing(tiny_ladder, monkeypatch):
   path, cache = tiny_ladder
   calls = _counting(monkeypatch)
-  first, unplanned = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  first, unplanned = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert calls == [128] and unplanned == [] and not first[0]["from_cache"]
   assert len(list(cache.glob("*.json"))) == 1
 
@@ -258,7 +258,7 @@ def test_ladder_second_call_compiles_nothing(tiny_ladder, monkeypatch):
     raise AssertionError("a cached cell was compiled (or its slice built) again")
   monkeypatch.setattr(aot, "plan", refuse)
   monkeypatch.setattr(aot, "topology_target", refuse)
-  second, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  second, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert second[0]["from_cache"] and aot_ladder.markdown(second) == aot_ladder.markdown(first)
   assert second[0]["memory_per_device"] == first[0]["memory_per_device"]
 
@@ -276,15 +276,15 @@ def test_plan_cache_misses_on_a_changed_field_or_version(tiny_ladder, monkeypatc
   path, cache = tiny_ladder
   calls = _counting(monkeypatch, _fake_plan)
   monkeypatch.setattr(aot, "topology_target", lambda name: None)
-  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
-  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert calls == [128]  # the negative control of the misses below: the same cell hits
   Path(path).write_text(_TINY_LADDER.replace("WIDTH = 128", "WIDTH = 96"))
-  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert calls == [128, 96] and not rows[0]["from_cache"]
   monkeypatch.setattr(aot_ladder, "_versions", lambda: {"jax": "0.0.0", "jaxlib": "0.0.0",
                                                  "libtpu": "0.0.0"})
-  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert calls == [128, 96, 96] and len(list(cache.glob("*.json"))) == 3
 
 
@@ -294,15 +294,15 @@ def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeyp
   path, cache = tiny_ladder
   calls = _counting(monkeypatch, _fake_plan)
   monkeypatch.setattr(aot, "topology_target", lambda name: None)
-  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   (file,) = cache.glob("*.json")
   file.write_text(damage)
   warnings = []
   monkeypatch.setattr(absl_logging, "warning", lambda msg, *a: warnings.append(msg % a))
-  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert calls == [128, 128] and not rows[0]["from_cache"]
   assert len(warnings) == 1 and str(file) in warnings[0] and "again" in warnings[0]
-  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))  # rewritten whole
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)  # rewritten whole
   assert calls == [128, 128] and rows[0]["from_cache"]
 
 
@@ -310,10 +310,12 @@ def test_cached_only_compiles_nothing_and_lists_the_missing_cells(tiny_ladder, m
   path, cache = tiny_ladder
   calls = _counting(monkeypatch, _fake_plan)
   monkeypatch.setattr(aot, "topology_target", lambda name: None)
-  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache), cached_only=True)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache),
+                                      cached_only=True, planner=aot)
   assert rows == [] and unplanned == ["tiny@v5e:2x2", "tiny@v5e:4x4"] and calls == []
-  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache))
-  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache), cached_only=True)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache),
+                                      cached_only=True, planner=aot)
   assert [r["topology"] for r in rows] == ["v5e:2x2"] and unplanned == ["tiny@v5e:4x4"]
 
 
@@ -321,4 +323,4 @@ def test_plan_cache_that_is_a_file_is_input_error(tiny_ladder, tmp_path):
   path, _ = tiny_ladder
   (tmp_path / "afile").write_text("x")
   with pytest.raises(InputError, match="--plan_cache"):
-    aot_ladder.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"))
+    aot_ladder.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"), planner=aot)

@@ -31,6 +31,7 @@ LAYERS = (
     ("loop",),
     ("train",),
     ("ensemble",),
+    ("aot_ladder",),
     ("predict", "aot", "results", "probe_checkpoints"),
     ("sweep",),
     ("main",),
