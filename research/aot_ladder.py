@@ -24,6 +24,7 @@ PLAN_FORMAT = 1
 _PLAN_FIELDS = ("num_params", "mesh", "remat", "batch_size", "grad_accum_steps", "compile_s",
                 "memory_per_device", "flops", "collectives", "roofline")
 
+
 def _versions() -> dict:
   """The compiler stack a plan was made with (installed distributions; None: absent)."""
   from importlib import metadata
