@@ -20,6 +20,15 @@ def noise(a: float, b: float, n: int) -> float:
   return 2 * math.sqrt((a * (1 - a) + b * (1 - b)) / max(n, 1))
 
 
+# 'Learned' (in context or in weights) = beyond halfway from chance to perfect: well above
+# chance by the probe's own chance level, and one rule for Chan's and Reddy's claims.
+HALFWAY_WHY = "halfway from chance to perfect: well above chance, by the probe's own chance level"
+
+
+def halfway(chance: float) -> float:
+  return 0.5 * (1 + chance)
+
+
 # ----------------------------------------------------------------------------- Chan 2022
 def _reddy_results(run_dir: Path) -> Path:
   """reddy2023's results for the same seed in the same workdir (`all` runs it first)."""
@@ -60,7 +69,7 @@ def chan2022(run_dir: Path, preset: str) -> dict:
     raise FileNotFoundError(f"no */probes/classification.json under {run_dir}")
   probe = load(probes[0])
   chance, n = probe["chance"], int(probe["probes"]["icl"]["num_sequences"])
-  ctx_mid, full_mid = 0.5 * (1 + chance["context"]), 0.5 * (1 + chance["full"])
+  ctx_mid, full_mid = halfway(chance["context"]), halfway(chance["full"])
   learns = lambda c: c["icl_context"] > ctx_mid
   uniform = lambda c: c.get("iwl_uniform")
 
@@ -75,7 +84,7 @@ def chan2022(run_dir: Path, preset: str) -> dict:
   setup = (f"{preset} preset: Reddy's Gaussian classes instead of Omniglot; " if preset != "paper"
            else "")
   rule = f"'learns in context' = context-label accuracy > {ctx_mid:.2f} (halfway from chance). "
-  mid_why = "halfway from chance to perfect: well above chance, by the probe's own chance level"
+  mid_why = HALFWAY_WHY
   bursty = [c for c in (cell("transformer", 0.9, 0.0), cell("transformer", 0.9, 1.0)) if c]
   flat = [c for c in (cell("transformer", 0.0, 0.0), cell("transformer", 0.0, 1.0)) if c]
   rows = []
@@ -230,13 +239,13 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
   text = "a matched LSTM learns in weights but not in context (Chan's claim, Reddy's data)"
   if lstm:
     icl_l, iwl_l = lstm["probe"]["icl"]["acc_full"], lstm["probe"]["iwl"]["acc_full"]
-    mid = 0.5 * (1 + chance)
+    mid = halfway(chance)
     rows.append(claim(text, "no ICL", f"ICL {icl_l:.3f}, in-weights {iwl_l:.3f}",
                       f"ICL <= {at_chance:.3f} and in-weights > {mid:.3f}",
                       icl_l <= at_chance and iwl_l > mid,
                       setup + f"ICL {icl_l - chance:+.3f} from 1/L; in-weights {iwl_l - mid:+.3f} "
                       "from halfway (an LSTM that learned nothing would also show no ICL)",
-                      why="chance as for B = 0; in weights: halfway from chance to perfect",
+                      why=f"chance as for B = 0; in weights: {HALFWAY_WHY}",
                       control=UNTRAINED))
   else:
     rows.append(not_shown(text, "no ICL", "no lstm run", control=UNTRAINED))
