@@ -144,6 +144,14 @@ class Checkpointer:
     if saved:
       self._unsealed.append(step)
 
+  def seal_committed(self) -> None:
+    """Seals the saved steps now if no async save is still in progress (cheap: a flag);
+    the training loop calls it at every log step, so a run killed long after a save still
+    leaves that save verifiable, rather than only once the next save has started."""
+    if self._unsealed and not self._mngr.is_saving_in_progress():
+      with _writing(self.directory, "writing checkpoint checksums", self.all_steps()):
+        self._seal()
+
   def _seal(self) -> None:
     """Writes checksums.json into every committed step saved since the last call (after
     wait_until_finished: an async save is complete only then)."""

@@ -88,6 +88,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
         logging.info("%s%s", kind.label, progress.line(end, loss, rates))
       else:
         logging.info("%sstep %d/%d | loss %.4g", kind.label, end, tr.num_steps, loss)
+      ckpt.seal_committed()  # checksums of a finished async save, without waiting for the next
 
   step, t0, compile_s = start, time.perf_counter(), None
   keep = ckpt_lib.kept_steps(tr)  # train.keep_log_spaced: saved (and kept) at these too

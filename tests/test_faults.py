@@ -188,6 +188,39 @@ def test_a_checkpoint_without_checksums_restores_unverified(finished, tmp_path):
   assert _restore(wd)[2] == 40
 
 
+def test_a_finished_async_save_is_sealed_before_the_next_save(tmp_path):
+  """Checksums used to be written only when the next save began, so the newest checkpoint of
+  a killed run was always restored unverified; the loop now seals it at its next log step."""
+  ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=3, async_save=True)
+  try:
+    ck.save(1, {"w": np.arange(4.0)}, {"step": 1})
+    while ck._mngr.is_saving_in_progress():
+      pass
+    sums = tmp_path / "checkpoints" / "1" / checkpoint.CHECKSUMS
+    assert not sums.exists()  # control: nothing seals a committed save by itself
+    ck.seal_committed()
+    assert sums.exists() and ck.verify(1) is None
+  finally:
+    ck.close()
+
+
+def test_the_loop_seals_a_checkpoint_at_its_next_log_step(tmp_path, monkeypatch):
+  """Tiny run, log every 20, checkpoints at 20 and 40 (saved synchronously so the test has no
+  race): when the save at 40 begins, step 20 already has its checksums."""
+  seen = {}
+  save = checkpoint.Checkpointer.save
+
+  def spy(self, step, *a, **k):
+    if step == 40:
+      seen[40] = (self.directory / "20" / checkpoint.CHECKSUMS).is_file()
+    return save(self, step, *a, **k)
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "save", spy)
+  _train(_tiny(**{"train.checkpoint_every": 20, "train.async_checkpoints": False}),
+         tmp_path / "run")
+  assert seen == {40: True}
+
+
 # --- the tokenizer lives in the workdir -------------------------------------------------------
 def _csv(path: Path, n: int = 120, seed: int = 0) -> Path:
   rng = np.random.default_rng(seed)
