@@ -13,18 +13,14 @@ Two ways in:
     into a private `FlagValues`, because experiment scripts are also called as libraries
     with an argv list (reproduce, notebooks, tests), several in one process.
 
-`load_config("configs/X.py[:PRESET]")` is the one config loader and `apply_overrides(config,
-{"a.b": value})` the one dotted-override setter (`--config.a.b=v`, sweep points, ensemble
-members, experiment scripts' `--set a.b=v`).
+`load_config("configs/X.py[:PRESET]")` is the one config loader; `apply_overrides(config,
+{"a.b": value})`, the one dotted-override setter, lives in research/config_overrides.py and
+is re-exported here.
 """
 from __future__ import annotations
 
-import ast
-import copy
-import difflib
 import importlib.util
 import logging as logging_std
-import numbers
 import os
 import sys
 import traceback
@@ -35,6 +31,7 @@ from absl import app, flags, logging
 import ml_collections
 
 from research import errors
+from research.config_overrides import apply_overrides  # re-exported: the one setter
 from research.errors import InputError
 
 
@@ -311,104 +308,3 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
   except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
     raise InputError(f"{flag}={name}: {one_line(e)}") from None
   return list(sweep)
-
-
-# ----------------------------------------------------------------------------- override setter
-def _leaf_paths(node, prefix: str = "") -> list[str]:
-  return [path for k, v in node.items() for path in [prefix + k] + (
-      _leaf_paths(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [])]
-
-
-def _unknown(config, key: str, part: str, where: str) -> InputError:
-  close = difflib.get_close_matches(key, _leaf_paths(config), n=1, cutoff=0.6)
-  hint = f"; did you mean {close[0]!r}?" if close else ""
-  return InputError(f"unknown config field {part!r} in {where}{hint} (the config file lists "
-                    "every field, each with a comment)")
-
-
-_BOOLS = {"true": True, "1": True, "yes": True, "on": True,
-          "false": False, "0": False, "no": False, "off": False}
-
-
-def _literal(text: str):
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
-
-
-def _from_text(current, text: str):
-  """A command-line string as the type of the field it overrides."""
-  if isinstance(current, bool):
-    return _BOOLS[text.strip().lower()]
-  if isinstance(current, (int, float)):
-    return type(current)(text.strip())
-  if isinstance(current, (tuple, list)):
-    parsed = _literal(text) if text.strip() else ()
-    if isinstance(parsed, str) and "," in parsed:  # a,b,c without brackets
-      parsed = tuple(_literal(v.strip()) for v in parsed.split(","))
-    return parsed if isinstance(parsed, (tuple, list)) else (parsed,)
-  return text if isinstance(current, str) else _literal(text)
-
-
-def _coerce(current, value):
-  """`value` as the type the field holds (an int where a float is held is fine, numpy
-  numbers too); TypeError if it is not one."""
-  if current is None:
-    return value
-  if isinstance(value, bool) != isinstance(current, bool):
-    raise TypeError(value)
-  if isinstance(current, int) and not isinstance(current, bool):
-    if not isinstance(value, numbers.Integral):
-      raise TypeError(value)
-    return int(value)
-  if isinstance(current, float):
-    if not isinstance(value, numbers.Real):
-      raise TypeError(value)
-    return float(value)
-  if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list)):
-    return type(current)(value)
-  if not isinstance(value, type(current)):
-    raise TypeError(value)
-  return value
-
-
-def _type_name(current) -> str:
-  if isinstance(current, (tuple, list)):
-    return f"a {type(current).__name__} such as (1, 2)"
-  return {bool: "a bool (true/false)", int: "an int", float: "a float",
-          str: "a string"}.get(type(current), type(current).__name__)
-
-
-def apply_overrides(config, overrides: dict, *, text: bool = False, flag: str = "",
-                    where: str = "override") -> ml_collections.ConfigDict:
-  """A copy of `config` with each dotted field 'a.b.c' set (the one override setter).
-
-  `text=True`: the values are command-line strings, parsed as the field's type
-  (`flag` + key=value names the argument in errors); otherwise Python values of the
-  field's type (an int where a float is held is accepted). An unknown field names the
-  closest existing one; a wrong type names the type the field holds. FieldReference links
-  are kept within the copy: an override of a linked field updates the fields computed
-  from it (as ml_collections' config flags did), and never reaches `config`.
-  """
-  cfg = copy.deepcopy(config)
-  for key, value in overrides.items():
-    arg = f"{flag}{key}={value}" if text else f"{where} {key}={value!r}"
-    node = cfg
-    *path, last = str(key).split(".")
-    for part in path:
-      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        raise _unknown(cfg, key, part, arg)
-      node = node[part]
-    if not isinstance(node, ml_collections.ConfigDict) or last not in node:
-      raise _unknown(cfg, key, last, arg)
-    current = node[last]
-    if isinstance(current, ml_collections.ConfigDict):
-      raise InputError(f"{arg}: config.{key} is a section, not a field; set one of its "
-                       f"fields, e.g. {key}.{next(iter(current.keys()), 'FIELD')}=VALUE")
-    try:
-      node[last] = _coerce(current, _from_text(current, value) if text else value)
-    except (TypeError, ValueError, KeyError):
-      raise InputError(f"{arg}: config.{key} holds {_type_name(current)}; give a value of "
-                       "that type") from None
-  return cfg
