@@ -91,6 +91,35 @@ def test_zipf_class_frequencies():
   np.testing.assert_allclose(freq, expected, rtol=0.1, atol=0.003)
 
 
+def _chi2_p(counts, probs):
+  from scipy import stats
+  live = probs > 0
+  expected = np.asarray(probs[live], np.float64)
+  return stats.chisquare(counts[live], counts.sum() * expected / expected.sum()).pvalue
+
+
+def test_inverse_cdf_categorical_draws_softmax_and_never_a_masked_class():
+  """The sampler's one-uniform-per-draw categorical against softmax(logits), by a chi-square
+  test over 200k draws; the control (the same draws scored against the distribution with two
+  classes' probabilities swapped) must be rejected, so the test can tell a wrong sampler."""
+  from research.tasks.classification import NEG_INF, _categorical
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=40).astype(np.float32)
+  logits[[0, 7, 8, 39]] = NEG_INF  # masked, incl. both ends: never drawn
+  probs = np.exp(logits - logits.max()) * (logits > NEG_INF)
+  probs /= probs.sum()
+  draws = np.asarray(jax.jit(lambda k: _categorical(k, jnp.asarray(logits), (200_000,)))(
+      jax.random.key(0)))
+  counts = np.bincount(draws, minlength=40)
+  assert counts[[0, 7, 8, 39]].sum() == 0 and draws.max() < 40
+  assert _chi2_p(counts, probs) > 1e-3
+  live = np.flatnonzero(probs)
+  hi, lo = live[np.argmax(probs[live])], live[np.argmin(probs[live])]
+  swapped = probs.copy()
+  swapped[[hi, lo]] = probs[[lo, hi]]
+  assert _chi2_p(counts, swapped) < 1e-6  # control: two classes' probabilities swapped
+
+
 def test_gaussian_exemplars_follow_reddy(reddy):
   task, _, batches = reddy
   eps = task.cfg.epsilon
