@@ -24,11 +24,12 @@ from experiments.claims import CLAIMS
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
 from experiments.claims.rows import FAIL, PASS
+from research.workdir import write_json
 
 
 def _write(path: Path, obj) -> Path:
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(obj, indent=1))
+  write_json(path, obj, indent=1)
   return path
 
 

@@ -3,12 +3,12 @@ CONTROLS): ladder.json files for a 4-size ladder written through the experiment'
 analysis (experiments/ladder.ladder_table), one curve per claim replaced by its null."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-STEPS = 1000  # training length of every hand-built curve (controls.py uses it too)
+from research.workdir import write_json
 
+STEPS = 1000  # training length of every hand-built curve (controls.py uses it too)
 
 LADDER_CHANCE = {"exact_match": 0.0, "token_accuracy": 0.1, "edit_distance": 3.0,
                  "log_likelihood": -9.0, "brier": 0.95}
@@ -47,7 +47,7 @@ def ladder_files(run_dir: Path, *, icl, prefix, loss, few_shot, sizes: int = 4,
                 "steps_per_call": grid, "rows": rows})
   res = {"preset": "tiny", "seed": 0, "few_shot_prompts": 100} | ladder_table(out)
   run_dir.mkdir(parents=True, exist_ok=True)
-  (run_dir / "ladder.json").write_text(json.dumps(res, indent=1))
+  write_json(run_dir / "ladder.json", res, indent=1)
   return res
 
 
