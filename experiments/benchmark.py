@@ -341,6 +341,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> None:
   from research import cli
   from research.errors import InputError
+  from research.workdir import write_json
 
   a = cli.parse_flags(define_flags, argv, __doc__)
   from experiments import bench_features
@@ -349,20 +350,14 @@ def main(argv=None) -> None:
   if set(a.cases) - known:
     raise InputError(f"--cases: unknown {sorted(set(a.cases) - known)}; choose from: "
                      + ", ".join(sorted(known)))
-  if a.child == "ours":
-    print(json.dumps(child_ours(a.case, a.steps, a.steps_per_call, a.dtype, sets)))
-    return
-  if a.child == "sweep":
-    print(json.dumps(child_sweep(a.mode, a.members)))
-    return
-  if a.child == "config":
-    print(json.dumps(child_config(a.case, a.steps, a.steps_per_call)))
-    return
-  if a.child == "peer":
-    print(json.dumps(child_peer(a.case, a.steps)))
-    return
-  if a.child == "parts":
-    print(json.dumps(bench_features.child_parts(a.case, a.part, sets)))
+  children = {  # --child=NAME: one measurement in this process, printed as JSON for _spawn
+      "ours": lambda: child_ours(a.case, a.steps, a.steps_per_call, a.dtype, sets),
+      "sweep": lambda: child_sweep(a.mode, a.members),
+      "config": lambda: child_config(a.case, a.steps, a.steps_per_call),
+      "peer": lambda: child_peer(a.case, a.steps),
+      "parts": lambda: bench_features.child_parts(a.case, a.part, sets)}
+  if a.child:
+    print(json.dumps(children[a.child]()))
     return
   results = {}
   for case in a.cases:
@@ -387,12 +382,10 @@ def main(argv=None) -> None:
       results[case] = r
     elif case == "ensemble":
       results[case] = ensemble_case(16, 500)
-    elif case in bench_features.CASES:
+    else:  # the rest of `known`
       results[case] = bench_features.CASES[case](a)
-    else:
-      raise SystemExit(f"unknown case {case!r}")
   Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-  Path(a.out).write_text(json.dumps(results, indent=1))
+  write_json(a.out, results, indent=1)
   print(f"wrote {a.out}")
 
 
