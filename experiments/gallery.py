@@ -6,7 +6,9 @@ paper its command, the wall time reproduce measured (experiments/wall_times.json
 counts, claim table with each row's short note beside its status, and its figures shrunk to
 small PNGs in docs/gallery/. A NAME with no summary for the preset in WORKDIR keeps the row and
 section the README already shows for that preset (so one paper can be re-run and its section
-replaced without re-running the rest); the header lists the NAMEs kept that way. It reads what
+replaced without re-running the rest); the header lists the NAMEs kept that way, and a kept
+section scored by an older version's claim checks (no per-seed status column) is marked STALE
+and its overview counts shown as "-". It reads what
 reproduce wrote (experiments/summaries.py) and never imports reproduce: reproduce imports this
 module.
 """
@@ -23,6 +25,12 @@ GALLERY_START = "<!-- gallery:start (written by python -m experiments.reproduce 
 GALLERY_END = "<!-- gallery:end -->"
 GALLERY_WIDTH = 880  # px; README figures stay small
 NOTE_CHARS = 160  # a note beside its status stays one short line
+CLAIM_HEADER = "| claim | paper | ours | status | note |"
+# A kept section without today's claim table was scored by older checks (one seed, no
+# negative control, looser criteria): its verdicts are shown as history, never as counts.
+STALE = ("**Stale verdicts:** this section was scored by the claim checks of an older version "
+         "(one seed, no negative control, looser criteria), so its statuses are not current and "
+         "the overview counts none of them; run the command above to score it with today's.")
 
 
 def _shrink_png(src: Path, dst: Path) -> None:
@@ -78,7 +86,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
   text = readme.read_text()
   check_markers(readme, text)
   times = summaries.read_wall_times() if wall_times is None else wall_times
-  previous, kept = _previous(text, preset), []
+  previous, kept, stale = _previous(text, preset), [], []
   statuses = claims.STATUSES
   overview = ["| NAME | command | wall | " + " | ".join(statuses) + " |",
               "|---|---|---|" + "---|" * len(statuses)]
@@ -96,6 +104,13 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
       total += measured["seconds"]
     if not fresh:  # the README's own section for this preset, kept as it is
       row, section = previous[name]
+      if CLAIM_HEADER not in section:
+        row = "| " + " | ".join([c.strip() for c in row.strip("|").split("|")][:3]
+                                + ["-"] * len(statuses)) + " |"
+        if STALE not in section:
+          head, rest = section.split("\n", 1)
+          section = f"{head}\n\n{STALE}\n{rest}"
+        stale.append(name)
       overview.append(row)
       sections.append(section)
       kept.append(name)
@@ -136,7 +151,9 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
           "paper's reproduce run of every seed from scratch as experiments/wall_times.json "
           "records it, including compilation and probes."
           + (f" Kept from the previous gallery (not in the WORKDIR this one was written from): "
-             f"{', '.join(kept)}." if kept else ""), "", *overview, "", *sections, "", GALLERY_END]
+             f"{', '.join(kept)}." if kept else "")
+          + (f" Stale (scored by an older version's claim checks, not counted): "
+             f"{', '.join(stale)}." if stale else ""), "", *overview, "", *sections, "", GALLERY_END]
   start = text.index(GALLERY_START)
   end = text.index(GALLERY_END, start) + len(GALLERY_END)
   tmp = readme.with_suffix(".md.tmp")

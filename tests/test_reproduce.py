@@ -213,6 +213,34 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
     assert readme.read_text() == bad
 
 
+
+def test_gallery_marks_a_kept_section_of_older_claim_checks_stale(tmp_path):
+  """A kept section without today's per-seed claim table was scored by older checks: it
+  stays as history, marked once, and the overview counts none of its verdicts."""
+  cmd = "`python -m experiments.reproduce xie2021 --preset=cpu`"
+  old_row = f"| [xie2021](#xie2021) | {cmd} | 27 min 34 s | 4 | 1 | 0 |"
+  old_section = ("#### xie2021\n\nXie et al. 2021. " + cmd + ": 4 PASS, 1 FAIL.\n\n"
+                 "| claim | paper | ours | status |\n|---|---|---|---|\n"
+                 "| zero-shot can beat one-shot | sometimes | lstm k=3 | PASS |\n")
+  readme = tmp_path / "README.md"
+  readme.write_text(f"{gallery.GALLERY_START}\n| NAME | command | wall | PASS | FAIL | NOT_SHOWN |"
+                    f"\n|---|---|---|---|---|---|\n{old_row}\n\n{old_section}\n"
+                    f"{gallery.GALLERY_END}\n")
+  for _ in range(2):  # idempotent: a second gallery marks it once
+    gallery.write_gallery("cpu", tmp_path / "empty", reproduce.NAMES, readme=readme,
+                          wall_times={}, assets=tmp_path / "g")
+    text = readme.read_text()
+    assert text.count(gallery.STALE) == 1 and "| zero-shot can beat one-shot |" in text
+    assert f"| [xie2021](#xie2021) | {cmd} | 27 min 34 s |" + " - |" * len(gallery.claims.STATUSES) in text
+    assert "Stale (scored by an older version's claim checks, not counted): xie2021." in text
+  # Control: a kept section with today's claim table is kept as it is, not marked.
+  readme.write_text(readme.read_text().replace("| status |\n|---|---|---|---|",
+                                               "| status | note |\n|---|---|---|---|---|")
+                    .replace(gallery.STALE, ""))
+  gallery.write_gallery("cpu", tmp_path / "empty", reproduce.NAMES, readme=readme,
+                        wall_times={}, assets=tmp_path / "g")
+  assert gallery.STALE not in readme.read_text() and "Stale (" not in readme.read_text()
+
 # ----------------------------------------------------------------------------- M*
 def _probe(model, ridge, dmmse):
   """A probe whose prediction differences are those of hand-built constant predictions."""
