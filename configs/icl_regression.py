@@ -107,7 +107,13 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.train.batch_size, c.train.num_steps = 256, 500_000
     c.optim.schedule, c.optim.warmup_steps = "warmup_linear", 250_000
     c.train.log_every, c.train.checkpoint_every = 1000, 10_000
-  elif preset != "cpu":
+  elif preset == "cpu":
+    # 5 x Garg's 1,280 prompts. At 1,280, least squares' own mean error at k = 1 varies by
+    # SD 0.04 between prompt samples (the per-prompt error is heavy-tailed), so a model that
+    # matches least squares exactly misses the (d-k)/d claim's 0.1 tolerance in about 2% of
+    # samples (garg2022 seed 1: least squares 0.663 against 0.800); at 6,400 the SD is 0.017.
+    c.probe.num_prompts = 6400
+  else:
     raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper, raventos")
   return c
 
