@@ -25,6 +25,7 @@ from absl import flags
 from experiments import common
 from research import cli
 from research.analysis import scaling
+from research.workdir import write_json
 
 PAPER = "Besiroglu et al. 2024, Chinchilla scaling: a replication attempt (approach-3 refit)"
 PRESETS = {"tiny": "2 fits from the 20 best grid starts, 10 bootstrap resamples",
@@ -144,7 +145,7 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
       "params": rows, "bands": BANDS, "pass": {k: bool(v) for k, v in verdict.items()},
       "overall_pass": bool(overall), "compute_optimal": opt, "isoflop": iso_json,
   }
-  (out / "scaling_fit.json").write_text(json.dumps(result, indent=2))
+  write_json(out / "scaling_fit.json", result, indent=2)
   make_figure(out / "scaling_fit.png", N, D, L, fit, iso, edges)
   print(f"wrote {out / 'scaling_fit.json'} and {out / 'scaling_fit.png'}")
   return result

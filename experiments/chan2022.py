@@ -16,7 +16,6 @@ WORKDIR/results.json and WORKDIR/figures/chan_grid.png.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from absl import flags
@@ -25,6 +24,7 @@ from configs import bursty_classification
 from experiments import common
 from research import cli
 from research.analysis import classification_plots as cplots
+from research.workdir import write_json
 
 PAPER = "Chan et al. 2022, data properties drive emergent ICL (burstiness x Zipf x model)"
 PRESETS = {"tiny": "8 runs of the tiny config",
@@ -89,7 +89,7 @@ def run(preset: str, workdir, seed: int = 0, steps: int = 0, sweep: str = "chan_
                                      "holds here"))
   cplots.grid(cells, out / "figures" / "chan_grid.png", row_key="model", col_key="data",
               title=f"Chan 2022 grid ({preset} preset)")
-  (out / "results.json").write_text(json.dumps(cells, indent=1))
+  write_json(out / "results.json", cells, indent=1)
   print(f"\nresults: {out / 'results.json'}; figure: {out / 'figures' / 'chan_grid.png'}")
 
 

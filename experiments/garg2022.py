@@ -11,12 +11,12 @@ is reused when WORKDIR already holds it finished.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from configs import icl_regression
 from experiments import common
 from research import cli
+from research.workdir import write_json
 
 PAPER = "Garg et al. 2022, What Can Transformers Learn In-Context? (linear regression)"
 PRESETS = {"tiny": "the tiny config: linear run, shift probe, sparse-linear run",
@@ -38,7 +38,7 @@ def write_shift_probe(run_dir: Path) -> Path:
   key = jax.random.fold_in(exp.root_key, keys.SHIFT_PROBE)  # not the probe's prompts
   res = exp.task.shift_probe(exp.predict_fn(params), key, exp.config.probe)
   path = Path(run_dir) / "distribution_shift.json"
-  path.write_text(json.dumps(res | {"step": int(step)}, indent=1))
+  write_json(path, res | {"step": int(step)}, indent=1)
   d = res["n_dims"]
   tail = lambda c: sum(c[d:]) / max(len(c) - d, 1)  # mean error over k >= d
   for shift, curves in res["shifts"].items():

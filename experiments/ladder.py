@@ -46,7 +46,6 @@ c5, its probes alone would take ~4 min a checkpoint. reproduce's cpu preset runs
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -55,6 +54,7 @@ from configs import lm_ladder
 from experiments import common
 from research import cli
 from research.errors import RunsFailedError
+from research.workdir import write_json
 
 PAPER = ("LM ladder: ICL phase change, few-shot abilities and emergence across scale and "
          "training (Olsson et al. 2022; Brown et al. 2020; Schaeffer et al. 2023)")
@@ -265,7 +265,7 @@ def run(preset: str, workdir, seed: int = 0) -> None:
     raise RunsFailedError("every size failed: " + "; ".join(failed))
   res = {"preset": preset, "seed": seed, "few_shot_prompts": FEW_SHOT_PROMPTS[preset]} \
       | ladder_table(sizes) | {"failed": failed, "wall_s": time.perf_counter() - t0}
-  (out / OUT).write_text(json.dumps(res, indent=1))
+  write_json(out / OUT, res, indent=1)
   figures = ladder_plots.render_all(out / OUT, out / "figures")
   report(res)
   print(f"\n{len(sizes)} sizes, wall {res['wall_s']:.0f}s; wrote {out / OUT} and "

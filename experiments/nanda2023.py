@@ -31,6 +31,7 @@ from absl import flags, logging
 from configs import grokking as grokking_config
 from experiments import common
 from research import cli
+from research.workdir import write_json
 
 
 PAPER = "Nanda et al. 2023 / Power et al. 2022, grokking and progress measures"
@@ -161,7 +162,7 @@ def run(preset: str, workdir, seed: int = 0, control: bool = True,
   out = {"config": json.loads(base.to_json_best_effort()),
          "thresholds": {"train_accuracy": TRAIN_THRESHOLD, "test_accuracy": TEST_THRESHOLD},
          "runs": results}
-  (root / "grokking.json").write_text(json.dumps(out, indent=1))
+  write_json(root / "grokking.json", out, indent=1)
   fig = emergence_plots.render_grokking(metric_files, root / "grokking.png", spectra=spectra)
   logging.info("wrote %s and %s", root / "grokking.json", fig)
   print(f"wrote {root / 'grokking.json'} and {fig}")

@@ -28,6 +28,7 @@ from absl import flags
 from experiments import common
 from research import cli
 from research.errors import InputError
+from research.workdir import write_json
 
 
 PAPER = "Olsson et al. 2022, in-context learning and induction heads (1-3 layers)"
@@ -159,7 +160,7 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
           flush=True)
   targets = check_targets(results)
   out = {"preset": preset, "seed": seed, "targets": TARGETS, "target_met": targets, "runs": results}
-  (root / "olsson2022.json").write_text(json.dumps(out, indent=1))
+  write_json(root / "olsson2022.json", out, indent=1)
   f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
   print("targets:", json.dumps(targets))

@@ -38,6 +38,7 @@ from configs import icl_regression
 from experiments import common
 from research import cli
 from research.errors import InputError, RunsFailedError
+from research.workdir import write_json
 
 PAPER = "Raventós et al. 2023, task diversity and non-Bayesian ICL (M sweep, M*)"
 PRESETS = {"tiny": "3 pool sizes of the tiny config, 40 steps",
@@ -169,7 +170,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
          "distance": DISTANCE, "ensemble": ENSEMBLE_NOTE, "grid": grid, "pools": pools,
          "m_star": estimate_m_star(pools), "failed": failed,
          "wall_s": time.perf_counter() - t0}
-  (out / "raventos2023.json").write_text(json.dumps(res, indent=1))
+  write_json(out / "raventos2023.json", res, indent=1)
   fig = render(res, out / "figures" / "raventos2023.png") if pools else None
   print(f"\n=== Raventós 2023: D={res['n_dims']}, K={res['n_points']}, sigma^2="
         f"{res['noise_var']:g}, {config.train.num_steps} steps ===")

@@ -18,7 +18,6 @@ K / B sweeps.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from absl import flags
@@ -28,6 +27,7 @@ from experiments import common
 from research import cli
 from research.analysis import classification_plots as cplots
 from research.errors import InputError
+from research.workdir import write_json
 
 PAPER = "Reddy 2023, abrupt emergence of in-context classification"
 PRESETS = {"tiny": "3 runs of the tiny config",
@@ -163,7 +163,7 @@ def run(preset: str, workdir, seed: int = 0, sweeps=None, runs=tuple(RUNS), step
     cplots.grid(cells, out / "figures" / f"sweep_{sweep}.png", row_key="model", col_key=sweep,
                 title=f"Reddy: ICL and in-weights accuracy vs {sweep}")
     results[f"sweep_{sweep}"] = cells
-  (out / "results.json").write_text(json.dumps(results, indent=1))
+  write_json(out / "results.json", results, indent=1)
   print(f"\nresults: {out / 'results.json'}; figures: {out / 'figures'}")
 
 
