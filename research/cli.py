@@ -41,14 +41,22 @@ def one_line(message: str) -> str:
 
 
 def fail(code: int, message: str, *, skip_cleanup: bool = False) -> None:
-  print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+  line = f"error: {one_line(message)}\n"
   if skip_cleanup:
     # The disk is full or gone: libraries' exit hooks (TensorBoard's final flush, Orbax's
     # async save threads) would retry their writes and print tracebacks after this line.
     # Nothing is lost by skipping them: metrics rows are flushed as written and a
-    # checkpoint only exists once its directory was committed.
+    # checkpoint only exists once its directory was committed. Their dying threads may
+    # also print at any moment, even inside this line (seen: Orbax's closed asyncio loop),
+    # so stderr goes to /dev/null first and the line is written whole to a saved copy.
     sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    os.write(saved, line.encode())
     os._exit(code)
+  sys.stderr.write(line)
+  sys.stderr.flush()
   sys.exit(code)
 
 
