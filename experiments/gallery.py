@@ -132,7 +132,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
              + summaries.counts_text(c)
              + (f"; **error:** {s['error']}" if s.get("error") else "") + ".", ""]
     if s["claims"]:
-      lines += ["| claim | paper | ours | status | note |", "|---|---|---|---|---|"]
+      lines += [CLAIM_HEADER, "|---|---|---|---|---|"]
       lines += ["| " + " | ".join(cell(v) for v in (
           r["claim"], r["paper"], r["ours"], claims.shown_status(r),
           short_note(r.get("note", "")))) + " |" for r in s["claims"]]
