@@ -46,8 +46,17 @@ PRESETS = {"tiny": "3 pool sizes of the tiny config, 40 steps",
            "paper": "a 20-member ensemble of 500k steps: an accelerator job"}
 
 DISTANCE = ("mean over k of the mean squared difference between the model's and the estimator's predictions on the same fresh-task prompts, / D")
-ENSEMBLE_NOTE = ("every M trains as a member of one vmapped ensemble (research/ensemble.py): one "
-                 "program holds the largest pool, member M samples from its first M rows")
+
+
+def training_note(pools: list[dict]) -> str:
+  """How the pools trained, read off their runs (an ensemble member's summary records the
+  ensemble's size; a reused or lone run trained solo)."""
+  sizes = [p.get("ensemble_size") for p in pools]
+  ens = [z for z in sizes if z]
+  return (f"{len(ens)} of {len(pools)} pool sizes trained as members of vmapped ensembles "
+          f"(research/ensemble.py; ensemble sizes {sorted(set(ens)) or '-'}: one program holds "
+          f"the largest pool, member M samples from its first M rows), {len(pools) - len(ens)} "
+          "as solo runs")
 
 
 def pool_grid(preset: str) -> list[int]:
@@ -85,16 +94,22 @@ def distances(probe: dict) -> dict:
   model's predictions and Ridge's / dMMSE's on the same prompts (mean over k), and how far
   apart the two estimators' own predictions are (the scale the choice is made on)."""
   curves = probe["curves"]
-  msd = lambda name: sum(curves[name]["mean"]) / len(curves[name]["mean"])
-  d_ridge, d_dmmse = msd("model_vs_ridge"), msd("model_vs_dmmse")
-  return {"d_ridge": d_ridge, "d_dmmse": d_dmmse, "ridge_to_dmmse": msd("ridge_vs_dmmse"),
-          "closer_to": "ridge" if d_ridge < d_dmmse else "dmmse"}
+  over_k = lambda name, key="mean": sum(curves[name][key]) / len(curves[name][key])
+  d_ridge, d_dmmse = over_k("model_vs_ridge"), over_k("model_vs_dmmse")
+  # Noise of the difference d_dmmse - d_ridge: the two distances' 90% bootstrap half-widths,
+  # averaged over k (a mean over k spreads at most that much) and added (a sum of half-widths
+  # bounds the paired difference's half-width whatever the two's correlation).
+  half = lambda name: (over_k(name, "hi") - over_k(name, "lo")) / 2
+  noise = half("model_vs_ridge") + half("model_vs_dmmse")
+  return {"d_ridge": d_ridge, "d_dmmse": d_dmmse, "ridge_to_dmmse": over_k("ridge_vs_dmmse"),
+          "d_noise": noise, "closer_to": "ridge" if d_ridge < d_dmmse else "dmmse"}
 
 
 def estimate_m_star(points: list[dict]):
-  """Smallest M whose model is closer to Ridge than to dMMSE; points: [{M, d_ridge, d_dmmse}]."""
+  """Smallest M whose model's predictions are closer to Ridge's than to dMMSE's by more than
+  the probe resolves (d_noise); points: [{M, d_ridge, d_dmmse, d_noise}]."""
   for p in sorted(points, key=lambda p: p["M"]):
-    if p["d_ridge"] < p["d_dmmse"]:
+    if p["d_dmmse"] - p["d_ridge"] > p["d_noise"]:
       return p["M"]
   return None
 
@@ -157,6 +172,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
     pool_path = Path(row["probes"].get("icl_regression_pool", ""))
     pool_probe = json.loads(pool_path.read_text()) if pool_path.is_file() else None
     pools.append({"M": o["task.pool_size"], "run": row["run"], "num_params": row["num_params"],
+                  "ensemble_size": row.get("ensemble_size"),
                   "wall_s": row["wall_s"], "probe": str(path),
                   "curves": {n: probe["curves"][n]["mean"] for n in ("model", "ridge", "dmmse")},
                   "pool_tasks_model_error": (sum(pool_probe["curves"]["model"]["mean"])
@@ -167,7 +183,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   res = {"preset": preset, "seed": seed, "n_dims": config.task.n_dims, "n_points": config.task.n_points,
          "noise_var": config.task.noise_std ** 2, "num_steps": config.train.num_steps,
          "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
-         "distance": DISTANCE, "ensemble": ENSEMBLE_NOTE, "grid": grid, "pools": pools,
+         "distance": DISTANCE, "ensemble": training_note(pools), "grid": grid, "pools": pools,
          "m_star": estimate_m_star(pools), "failed": failed,
          "wall_s": time.perf_counter() - t0}
   write_json(out / "raventos2023.json", res, indent=1)

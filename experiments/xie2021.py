@@ -26,6 +26,7 @@ from experiments import common
 from research import cli
 from research.analysis.correlation import mean_over_k, rises_with_n
 from research.errors import InputError
+from research.workdir import METRICS, read_jsonl, write_json
 
 
 PAPER = "Xie et al. 2021, GINC: ICL as implicit Bayesian inference (3 sizes + LSTM)"
@@ -92,6 +93,27 @@ def render(results: dict, out_png) -> Path:
   return save_figure(fig, out_png)
 
 
+def end_loss(run_dir: Path, tail: float = 0.25) -> dict | None:
+  """Pretraining loss at the last step, read off a straight line fitted to the logged training
+  losses of the last `tail` of training, with the standard error of that fitted value: one
+  logged loss is a few batches' mean, too noisy to say whether two models end at equal loss."""
+  import numpy as np
+  rows = [r for r in read_jsonl(run_dir / METRICS) if "loss" in r]  # eval rows: eval_loss
+  if not rows:
+    return None
+  last = rows[-1]["step"]
+  pts = [(r["step"], r["loss"]) for r in rows if r["step"] >= (1 - tail) * last]
+  if len(pts) < 4:
+    return {"value": float(rows[-1]["loss"]), "se": None, "steps": [last, last], "points": 1}
+  x, y = np.asarray(pts, float).T
+  slope, icpt = np.polyfit(x, y, 1)
+  resid = y - (slope * x + icpt)
+  sd = float(np.sqrt((resid ** 2).sum() / (len(x) - 2)))
+  se = sd * float(np.sqrt(1 / len(x) + (last - x.mean()) ** 2 / ((x - x.mean()) ** 2).sum()))
+  return {"value": float(slope * last + icpt), "se": se, "steps": [int(x[0]), int(last)],
+          "points": len(x)}
+
+
 def run(preset: str, workdir, seed: int = 0, models=(), num_steps: int = 0) -> None:
   """Trains (or reuses) one run per model in WORKDIR/<model>; writes WORKDIR/xie2021.json and
   its figure. Raises config_check.ConfigError for an unknown model name."""
@@ -132,6 +154,7 @@ def run(preset: str, workdir, seed: int = 0, models=(), num_steps: int = 0) -> N
     trend = {k: rises_with_n(c, num) for k, c in probe["accuracy"]["id"].items()}
     pooled = mean_over_k(probe["accuracy"]["id"], num)
     results[name] = {"num_params": summary["num_params"], "final_loss": summary.get("final_loss"),
+                     "end_loss": end_loss(workdir),
                      "wall_s": wall, "probe": probe, "id_trend": trend,
                      "id_mean_over_k": pooled, "id_trend_mean_over_k": rises_with_n(pooled, num),
                      "model": dict(config.model)}
@@ -147,7 +170,7 @@ def run(preset: str, workdir, seed: int = 0, models=(), num_steps: int = 0) -> N
   per_k = {n: all(t["rises"] for t in results[n]["id_trend"].values()) for n in transformers}
   out = {"preset": preset, "seed": seed, "id_accuracy_rises_with_n": target,
          "id_accuracy_rises_with_n_every_k": per_k, "runs": results}
-  (root / "xie2021.json").write_text(json.dumps(out, indent=1, default=str))
+  write_json(root / "xie2021.json", out, indent=1, default=str)
   fig = render(results, root / "xie2021.png")
   print("ID accuracy (mean over k) rises with n (gain > 2 SE and Spearman > 0, n >= 1):",
         json.dumps(target))

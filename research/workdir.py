@@ -190,8 +190,8 @@ def write_text(path: str | Path, text: str) -> None:
       os.fsync(f.fileno())
 
 
-def write_json(path: str | Path, obj, indent: int = 2) -> None:
-  write_text(path, json.dumps(obj, indent=indent))
+def write_json(path: str | Path, obj, indent: int = 2, default=None) -> None:
+  write_text(path, json.dumps(obj, indent=indent, default=default))
 
 
 def read_json(path: str | Path) -> dict | None:

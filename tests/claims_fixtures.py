@@ -65,11 +65,12 @@ def raventos(grid, ridge_from, ridge_to_dmmse=1.0):
   near, far = 0.1 * ridge_to_dmmse, 0.9 * ridge_to_dmmse
   pools = [{"M": m, "d_ridge": near if m >= ridge_from else far,
             "d_dmmse": far if m >= ridge_from else near, "ridge_to_dmmse": ridge_to_dmmse,
+            "d_noise": 0.05 * ridge_to_dmmse, "ensemble_size": len(grid),
             "pool_tasks": {"model": [0.1], "dmmse": [0.05], "ridge": [0.3]}} for m in grid]
   return {"n_dims": 8, "n_points": 16, "num_steps": 4000, "grid": grid, "pools": pools,
           "model": {"num_layers": 4, "width": 64, "num_heads": 2},
-          "distance": raventos2023.DISTANCE, "ensemble": raventos2023.ENSEMBLE_NOTE,
-          "m_star": raventos2023.estimate_m_star(pools)}
+          "distance": raventos2023.DISTANCE, "ensemble": raventos2023.training_note(pools),
+          "m_star": raventos2023.estimate_m_star(pools), "failed": []}
 
 
 # ----------------------------------------------------------------------------- Reddy / Chan
@@ -157,8 +158,9 @@ def xie_curve(accs, ideal=True):
 
 def xie_results(scale=1.0, lstm_gain=0.2, zero_shot=0.3):
   rise = lambda g, base: [zero_shot] + [base + g * i / 4 for i in range(5)]
-  run = lambda p, g, base: {"num_params": p, "final_loss": 2.0, "probe": {
-      "num_prompts": 1024, "accuracy": {"id": {str(k): xie_curve(rise(g * scale, base + 0.05 * j))
+  run = lambda p, g, base: {"num_params": p, "final_loss": 2.0, "end_loss": {
+      "value": 2.0, "se": 0.01, "steps": [3000, 4000], "points": 11}, "probe": {
+      "num_prompts": 1024, "ideal_num_prompts": 256, "accuracy": {"id": {str(k): xie_curve(rise(g * scale, base + 0.05 * j))
                                                for j, k in enumerate((3, 5, 8))}}}}
   return {"runs": {"transformer_s": run(10_000, 0.3, 0.1), "transformer_l": run(50_000, 0.4, 0.2),
                    "lstm": run(30_000, lstm_gain, 0.1)}}

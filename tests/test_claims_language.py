@@ -1,4 +1,6 @@
 """Olsson 2022 and Xie 2021 scorers: PASS, FAIL, seeds, negative control, missing files."""
+import math
+
 import pytest
 
 from claims_fixtures import olsson_run, seeds, statuses, xie_results, xie_run, write
@@ -56,7 +58,7 @@ def test_xie_passes_on_three_seeds_and_reports_the_mixture_predictor(tmp_path):
   s = summaries.summarize("xie2021", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
   assert "mixture 0.30->0.70" in s["claims"][0]["note"]
-  assert "mixture's Bayes predictor on the same prompts: n=0 minus n=1 -0.200" in \
+  assert "Bayes predictor on the first 256 of the same prompts: n=0 minus n=1 -0.200" in \
       s["claims"][4]["note"]
 
 
@@ -65,7 +67,42 @@ def test_xie_fails_within_noise(tmp_path):
   xie_run(tmp_path, scale=0.01, lstm_gain=0.001, zero_shot=0.105)
   rows = language.xie2021(tmp_path, "cpu")["claims"]
   assert [r["status"] for r in rows] == ["FAIL", "PASS", "PASS", "FAIL", "FAIL"]
-  assert "margin beyond 2 SE -0.0" in rows[4]["note"]
+  assert "margin beyond 2.64 SE -0.0" in rows[4]["note"]  # 6 cells: Bonferroni z = 2.64
+
+
+def test_xie_zero_shot_must_clear_the_corrected_level(tmp_path):
+  # every cell: n=0 beats n=1 by 2.3 SE, enough for one cell, not for the best of six
+  res = xie_results()
+  for run in res["runs"].values():
+    for c in run["probe"]["accuracy"]["id"].values():
+      a1 = c["accuracy"][1]
+      c["accuracy"][0] = a1 + 2.3 * math.sqrt(2 * a1 * (1 - a1) / 1024)
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][4]
+  assert row["status"] == "FAIL" and "z = 2.64" in row["tolerance"]
+
+
+def test_xie_larger_model_at_a_lower_loss_is_not_xies_comparison(tmp_path):
+  res = xie_results()
+  res["runs"]["transformer_l"]["end_loss"]["value"] = 1.9  # 0.1 below the small model's
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "also ends at a lower loss" in row["note"]
+  del res["runs"]["transformer_l"]["end_loss"]
+  write(tmp_path / "xie2021.json", res)
+  assert language.xie2021(tmp_path, "cpu")["claims"][2]["status"] == "NOT_SHOWN"
+
+
+def test_xie_example_length_is_compared_at_one_n(tmp_path):
+  res = xie_results()
+  for run in res["runs"].values():  # k = 8 fits one example fewer; its accuracy there is lower
+    c = run["probe"]["accuracy"]["id"]["8"]
+    c["n"], c["accuracy"] = c["n"][:-1], c["accuracy"][:-1]
+    for key in ("ideal", "mixture"):
+      c[key] = c[key][:-1]
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][1]
+  assert "n = 8 (the largest n every k has)" in row["tolerance"]
 
 
 def test_xie_zero_shot_in_an_lstm_only_does_not_count(tmp_path):

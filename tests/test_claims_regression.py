@@ -78,7 +78,8 @@ def test_garg_orthant_from_an_old_probe_is_not_a_pass(tmp_path):
 @pytest.mark.parametrize("grid, ridge_from, expected", [
     ([2 ** i for i in range(1, 16, 2)], 2 ** 13, ["PASS", "PASS", "PASS"]),
     ([2 ** i for i in range(1, 16, 2)], 2 ** 3, ["PASS", "PASS", "FAIL"]),     # M* = 8: too low
-    ([2 ** i for i in range(1, 16, 2)], 2 ** 20, ["PASS", "FAIL", "NOT_SHOWN"]),  # grid too short
+    # no crossing on the grid is a FAIL (issue: ran and not shown), even with a short grid
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 20, ["PASS", "FAIL", "FAIL"]),
     ([2 ** i for i in range(1, 20, 2)], 2 ** 20, ["PASS", "FAIL", "FAIL"]),    # grid covers it
 ])
 def test_raventos_claims(tmp_path, grid, ridge_from, expected):
@@ -86,8 +87,30 @@ def test_raventos_claims(tmp_path, grid, ridge_from, expected):
   scored = regression.raventos2023(tmp_path, "cpu")
   assert statuses(scored) == expected
   assert "error on pool tasks: model 0.100" in scored["claims"][0]["ours"]
-  if expected[2] == "FAIL" and ridge_from == 8:
-    assert "below the window's low end" in scored["claims"][2]["note"]
+  if expected[2] == "FAIL" and ridge_from == 8:  # M* = 8 against the window's low end 4096
+    assert "M* is 512.0x below the window's low end" in scored["claims"][2]["note"]
+  if ridge_from == 2 ** 20:
+    assert "none up to" in scored["claims"][2]["ours"]
+    assert ("is not excluded" in scored["claims"][2]["note"]) == (grid[-1] < 2 ** 16)
+
+
+def test_raventos_m_star_needs_a_margin_beyond_the_noise(tmp_path):
+  res = raventos([2, 8, 32, 2 ** 13], 2 ** 13)
+  res["pools"][1]["d_ridge"], res["pools"][1]["d_dmmse"] = 0.50, 0.53  # closer, within 0.05
+  write(tmp_path / "raventos2023.json", res)
+  m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert (m_star["ours"], m_star["status"]) == (8192, "PASS")
+  res["pools"][1]["d_dmmse"] = 0.56  # now resolved: M* = 8, far below the window
+  write(tmp_path / "raventos2023.json", res)
+  m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert (m_star["ours"], m_star["status"]) == (8, "FAIL")
+
+
+def test_raventos_failed_pool_is_not_scored_on_the_others(tmp_path):
+  res = raventos([2, 32, 2 ** 13], 2 ** 13) | {"failed": [{"M": 2 ** 15, "error": "froze"}]}
+  write(tmp_path / "raventos2023.json", res)
+  rows = regression.raventos2023(tmp_path, "cpu")["claims"]
+  assert {r["status"] for r in rows} == {"NOT_SHOWN"} and "[32768] failed" in rows[0]["note"]
 
 
 def test_raventos_model_far_from_both_estimators_tracks_neither(tmp_path):

@@ -258,9 +258,14 @@ def test_distances_compare_predictions_and_m_star():
   assert d["d_ridge"] == 0.0 and d["closer_to"] == "ridge"
   assert d["d_dmmse"] == pytest.approx((0.04 + 0.25 + 0.36 + 0.36) / 4) == d["ridge_to_dmmse"]
   assert raventos2023.distances(_probe([1.1, 0.9, 0.8, 0.8], ridge, dmmse))["closer_to"] == "dmmse"
-  pts = [{"M": 2 ** 9, "d_ridge": 0.1, "d_dmmse": 0.3}, {"M": 2, "d_ridge": 0.5, "d_dmmse": 0.1},
-         {"M": 2 ** 5, "d_ridge": 0.3, "d_dmmse": 0.2}, {"M": 2 ** 13, "d_ridge": 0.05, "d_dmmse": 0.4}]
-  assert raventos2023.estimate_m_star(pts) == 2 ** 9       # smallest M closer to Ridge
+  assert d["d_noise"] == 0.0  # flat bootstrap intervals
+  noisy = _probe(ridge, ridge, dmmse)
+  noisy["curves"]["model_vs_dmmse"] |= {"lo": [0.0] * 4, "hi": [0.4] * 4}
+  assert raventos2023.distances(noisy)["d_noise"] == pytest.approx(0.2)  # half of 0.4, + 0
+  pt = lambda m, r, d, n=0.05: {"M": m, "d_ridge": r, "d_dmmse": d, "d_noise": n}
+  pts = [pt(2 ** 9, 0.1, 0.3), pt(2, 0.5, 0.1), pt(2 ** 5, 0.3, 0.2), pt(2 ** 13, 0.05, 0.4),
+         pt(2 ** 7, 0.30, 0.34)]  # M = 128: closer to Ridge, but within the noise
+  assert raventos2023.estimate_m_star(pts) == 2 ** 9       # smallest M resolvably closer to Ridge
   assert raventos2023.estimate_m_star(pts[1:3]) is None
   assert raventos2023.estimate_m_star([]) is None
 

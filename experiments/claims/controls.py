@@ -68,7 +68,7 @@ def garg_zero(run_dir: Path) -> None:
 def raventos_zero(run_dir: Path) -> None:
   from experiments import raventos2023 as rav
   config = _small(rav.make_config("tiny"))
-  pools, grid = [], rav.pool_grid("tiny") + [2 ** 14]  # reaches past the M* window at D=8
+  pools, grid = [], rav.pool_grid("tiny") + [2 ** 14]  # and one pool inside the M* window
   for m in grid:
     config.task.pool_size = m
     probe = _zero_probe(config, run_dir / f"M{m}")
@@ -171,7 +171,8 @@ def olsson_ramp(run_dir: Path) -> None:
 def xie_untrained(run_dir: Path) -> None:
   vocab, ns = 50, [0, 1, 2, 4, 8]
   curve = lambda: {"n": ns, "accuracy": [1 / vocab] * len(ns)}
-  run = lambda p: {"num_params": p, "final_loss": math.log(vocab), "probe": {
+  run = lambda p: {"num_params": p, "final_loss": math.log(vocab), "end_loss": {
+      "value": math.log(vocab), "se": 0.01, "steps": [0, 0], "points": 4}, "probe": {
       "num_prompts": 1024, "accuracy": {"id": {str(k): curve() for k in (3, 5, 8)}}}}
   _write(run_dir / "xie2021.json", {"runs": {"transformer_4l": run(10_000),
                                              "transformer_8l": run(40_000), "lstm": run(30_000)}})
