@@ -85,8 +85,8 @@ def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
              "results": scored["results"], "figures": scored["figures"],
              "notes": [n for n in scored["notes"] if n], "wall_s": wall_s, "error": error}
   out.mkdir(parents=True, exist_ok=True)
-  (out / "summary.json").write_text(json.dumps(summary, indent=1))
-  (out / "summary.md").write_text(markdown(summary, out))
+  workdir_lib.write_json(out / "summary.json", summary, indent=1)  # atomic: never torn
+  workdir_lib.write_text(out / "summary.md", markdown(summary, out))
   return summary
 
 

@@ -130,7 +130,7 @@ def chan_run(run_dir, seed=0, **kw):
 
 
 # ----------------------------------------------------------------------------- Olsson
-def olsson_run(run_dir, seed=0, icl=None, loss=None, one_loss=None):
+def olsson_run(run_dir, seed=0, icl=None, loss=None, one_loss=None, one_icl=None):
   steps = list(range(0, 1001, 25))
   sig = lambda s, at=500, w=30: 1 / (1 + math.exp(-(s - at) / w))
   icl = icl or (lambda s: -0.6 * sig(s) - 0.0001 * s)
@@ -139,12 +139,13 @@ def olsson_run(run_dir, seed=0, icl=None, loss=None, one_loss=None):
   run = lambda ic, lo, pm, drop: {
       "final": {"prefix_matching_max": pm, "icl_score": ic(1000)},
       "window": {"start_step": 425, "end_step": 550, "drop": drop},
-      "ablation": {"heads": ["L1H0"], "recovery_fraction": 0.8}, "best_prefix_matching_ever": pm,
+      "ablation": {"heads": ["L1H0"], "recovery_fraction": 0.8,
+                   "icl_change": 0.8 * (ic(0) - ic(1000))}, "best_prefix_matching_ever": pm,
       "loss_curve": {"step": steps, "loss": [lo(s) for s in steps]},
       "icl_curve": {"step": steps, "icl_score": [ic(s) for s in steps]}}
   from experiments.olsson2022 import TARGETS
   write(run_dir / "olsson2022.json", {"targets": TARGETS, "runs": {
-      "1": run(lambda s: -0.0001 * s, one_loss, 0.05, 0.02), "2": run(icl, loss, 0.9, 0.5)}})
+      "1": run(one_icl or (lambda s: -0.0001 * s), one_loss, 0.05, 0.02), "2": run(icl, loss, 0.9, 0.5)}})
 
 
 # ----------------------------------------------------------------------------- Xie

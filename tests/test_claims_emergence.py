@@ -31,8 +31,16 @@ def test_schaeffer_fails_when_continuous_metrics_jump_too(tmp_path):
   jump = lambda m, i: float(i >= 4)  # every metric jumps between the same two sizes
   schaeffer_run(tmp_path, curve=jump)
   rows = emergence.schaeffer2023(tmp_path, "cpu")["claims"]
-  assert statuses({"claims": rows}) == ["FAIL"] * 5 + ["PASS"]
+  assert statuses({"claims": rows}) == ["FAIL"] * 6  # leaving chance together is no ordering
   assert "exact match puts 100% of its change in one step, token_accuracy 100%" in rows[0]["note"]
+
+
+def test_schaeffer_failed_size_scores_nothing(tmp_path):
+  schaeffer_run(tmp_path)
+  res = json.loads((tmp_path / "emergence_scale.json").read_text())
+  write(tmp_path / "emergence_scale.json", res | {"failed": [{"run": "size_2", "error": "x"}]})
+  rows = emergence.schaeffer2023(tmp_path, "cpu")["claims"]
+  assert {r["status"] for r in rows} == {"NOT_SHOWN"} and "['size_2'] failed" in rows[0]["note"]
 
 
 def test_schaeffer_missing_file(tmp_path):

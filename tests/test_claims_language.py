@@ -35,6 +35,12 @@ def test_olsson_passes_on_three_seeds(tmp_path):
     ({"loss": lambda s: 4.0 - 0.002 * s}, 5),
     # a 1-layer model that did not train: its "no induction heads" shows nothing
     ({"one_loss": lambda s: 4.0}, 4),
+    # a 1-layer model with a phase change of its own, found by the multi-layer detector
+    ({"one_icl": lambda s: -0.6 * (s >= 500)}, 4),
+    # a drop of 0.1 nats: ablating undoes 80% of next to nothing
+    ({"icl": lambda s: -0.1 * (s >= 500)}, 2),
+    # the window starts at the first evaluation: no span before it to show a bump against
+    ({"icl": lambda s: -0.8 * (s >= 25)}, 5),
 ])
 def test_olsson_fails(tmp_path, kw, row):
   olsson_run(tmp_path, **kw)

@@ -70,6 +70,13 @@ def test_garg_shifts(tmp_path, change, expected):
   assert [r["status"] for r in rows] == expected
 
 
+def test_garg_orthant_is_compared_with_the_unshifted_error_at_its_position(tmp_path):
+  res = garg_shift(GOOD_SHIFTS | {"orthant": 0.13})
+  res["shifts"]["none"]["model"] = [1.0] * 5 + [0.5, 0.5] + [0.02] * 9  # mean over k >= d 0.107
+  rows = regression._garg_shifts(write(tmp_path / "s.json", res), "")
+  assert rows[0]["status"] == "FAIL" and "orthant 0.130 (no shift 0.020)" in rows[0]["ours"]
+
+
 def test_garg_orthant_from_an_old_probe_is_not_a_pass(tmp_path):
   old = write(tmp_path / "s.json", garg_shift(GOOD_SHIFTS, orthant_query=None))
   assert regression._garg_shifts(old, "")[0]["status"] == "FAIL"
