@@ -145,7 +145,8 @@ def olsson_run(run_dir, seed=0, icl=None, loss=None, one_loss=None, one_icl=None
       "icl_curve": {"step": steps, "icl_score": [ic(s) for s in steps]}}
   from experiments.olsson2022 import TARGETS
   write(run_dir / "olsson2022.json", {"targets": TARGETS, "runs": {
-      "1": run(one_icl or (lambda s: -0.0001 * s), one_loss, 0.05, 0.02), "2": run(icl, loss, 0.9, 0.5)}})
+      "1": run(one_icl or (lambda s: -0.0001 * s), one_loss, 0.05, 0.02),
+      "2": run(icl, loss, 0.9, 0.5)}})
 
 
 # ----------------------------------------------------------------------------- Xie
@@ -161,8 +162,8 @@ def xie_results(scale=1.0, lstm_gain=0.2, zero_shot=0.3):
   rise = lambda g, base: [zero_shot] + [base + g * i / 4 for i in range(5)]
   run = lambda p, g, base: {"num_params": p, "final_loss": 2.0, "end_loss": {
       "value": 2.0, "se": 0.01, "steps": [3000, 4000], "points": 11}, "probe": {
-      "num_prompts": 1024, "ideal_num_prompts": 256, "accuracy": {"id": {str(k): xie_curve(rise(g * scale, base + 0.05 * j))
-                                               for j, k in enumerate((3, 5, 8))}}}}
+      "num_prompts": 1024, "ideal_num_prompts": 256, "accuracy": {"id": {
+          str(k): xie_curve(rise(g * scale, base + 0.05 * j)) for j, k in enumerate((3, 5, 8))}}}}
   return {"runs": {"transformer_s": run(10_000, 0.3, 0.1), "transformer_l": run(50_000, 0.4, 0.2),
                    "lstm": run(30_000, lstm_gain, 0.1)}}
 

@@ -261,8 +261,9 @@ def xie2021(run_dir: Path, preset: str) -> dict:
         f"end pretraining losses equal within {sig}", better and equal,
         setup + f"accuracy difference {ml - ms:+.3f} (2 SE {2 * math.hypot(sl, ss):.3f}); end "
         f"loss difference {d_loss:+.3f} (2 SE {2 * loss_se:.3f})"
-        + ("" if equal else f": the larger model also ends at a {'lower' if d_loss < 0 else 'higher'}"
-           " loss, so its accuracy gain is not separated from its loss as in Xie's comparison")
+        + ("" if equal else f": the larger model also ends at a "
+           f"{'lower' if d_loss < 0 else 'higher'} loss, so its accuracy gain is not separated "
+           "from its loss as in Xie's comparison")
         + "; end loss: the training loss at the last step from a line fitted to the last "
         f"quarter of its log ({ends[l]['points']} and {ends[s]['points']} points)",
         why="Xie: model size improves ICL even when the pretraining loss is the same",
