@@ -39,8 +39,9 @@ def test_olsson_passes_on_three_seeds(tmp_path):
     ({"one_icl": lambda s: -0.6 * (s >= 500)}, 4),
     # a drop of 0.1 nats: ablating undoes 80% of next to nothing
     ({"icl": lambda s: -0.1 * (s >= 500)}, 2),
-    # the window starts at the first evaluation: no span before it to show a bump against
-    ({"icl": lambda s: -0.8 * (s >= 25)}, 5),
+    # the window starts at the first evaluation: the loss falls 0.5 nats in it, but there is
+    # no span before it to show a bump against (the old check compared with 0 and passed)
+    ({"icl": lambda s: -0.8 * (s >= 25), "loss": lambda s: 4.0 - 0.5 * (s >= 25)}, 5),
 ])
 def test_olsson_fails(tmp_path, kw, row):
   olsson_run(tmp_path, **kw)

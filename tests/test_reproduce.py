@@ -270,6 +270,12 @@ def test_distances_compare_predictions_and_m_star():
   assert raventos2023.estimate_m_star([]) is None
 
 
+def test_raventos_training_note_is_read_off_the_runs():
+  note = raventos2023.training_note([{"ensemble_size": 8}] * 6 + [{"ensemble_size": None}] * 2)
+  assert note.startswith("6 of 8 pool sizes trained as members of vmapped ensembles")
+  assert "sizes [8]" in note and note.endswith("2 as solo runs")
+
+
 def test_controls_command_prints_every_claim_and_exits_zero(tmp_path, capsys, monkeypatch):
   from experiments.claims import controls
   monkeypatch.setattr(controls, "CLAIMS", {"nanda2023": controls.CLAIMS["nanda2023"]})
