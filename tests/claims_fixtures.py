@@ -139,8 +139,8 @@ def olsson_run(run_dir, seed=0, icl=None, loss=None, one_loss=None, one_icl=None
   run = lambda ic, lo, pm, drop: {
       "final": {"prefix_matching_max": pm, "icl_score": ic(1000)},
       "window": {"start_step": 425, "end_step": 550, "drop": drop},
-      "ablation": {"heads": ["L1H0"], "recovery_fraction": 0.8,
-                   "icl_change": 0.8 * (ic(0) - ic(1000))}, "best_prefix_matching_ever": pm,
+      "ablation": {"heads": ["L1H0"], "icl_change": 0.8 * (ic(0) - ic(1000))},
+      "best_prefix_matching_ever": pm,
       "loss_curve": {"step": steps, "loss": [lo(s) for s in steps]},
       "icl_curve": {"step": steps, "icl_score": [ic(s) for s in steps]}}
   from experiments.olsson2022 import TARGETS
