@@ -9,6 +9,8 @@ from experiments.claims.rows import SELF_CHECK, claim, existing, load, not_shown
 
 UNTRAINED, FLAT, SAME = "untrained model", "flat curve", "every metric on one curve"
 CONTINUOUS = ("token_accuracy", "edit_distance", "log_likelihood", "brier")
+SMOOTH = "continuous metrics change smoothly and predictably with scale; exact match does not"
+FIRST = "per-token accuracy leaves chance at a smaller size than exact match"
 
 
 # ----------------------------------------------------------------------------- Schaeffer 2023
@@ -31,6 +33,10 @@ def smooth_fit(sizes: list[dict], metric: str) -> dict | None:
   return {"ratio": float(resid[worst] / allow[worst]), "at": worst}
 
 
+def _sharper(metric: str) -> str:
+  return f"exact match looks sharper than {metric.replace('_', ' ')}"
+
+
 def schaeffer2023(run_dir: Path, preset: str) -> dict:
   path = run_dir / "emergence_scale.json"
   res = load(path)
@@ -38,9 +44,7 @@ def schaeffer2023(run_dir: Path, preset: str) -> dict:
   if res.get("failed"):  # a missing size would silently merge two steps of the scale
     why = (f"sizes {[f['run'] for f in res['failed']]} failed, and every claim compares "
            "adjacent sizes: rerun schaeffer2023")
-    names = [f"exact match looks sharper than {m.replace('_', ' ')}" for m in CONTINUOUS] + [
-        "continuous metrics change smoothly and predictably with scale; exact match does not",
-        "per-token accuracy leaves chance at a smaller size than exact match"]
+    names = [_sharper(m) for m in CONTINUOUS] + [SMOOTH, FIRST]
     return {"claims": [not_shown(n, "-", why, control=SAME) for n in names],
             "results": [str(path)], "figures": [], "notes": []}
   setup = (f"{preset} preset: {res['task']['what']}, {len(sizes)} sizes "
@@ -51,7 +55,7 @@ def schaeffer2023(run_dir: Path, preset: str) -> dict:
   for m in (m for m in CONTINUOUS if m in sharp):
     f = sharp[m]["fraction"]
     rows.append(claim(
-        f"exact match looks sharper than {m.replace('_', ' ')}", "sharper",
+        _sharper(m), "sharper",
         f"{'-' if em is None else f'{em:.2f}'} vs {'-' if f is None else f'{f:.2f}'}",
         f"sharpness (largest adjacent-size step / net change) of exact match larger by > "
         f"{margin:.2f}", em is not None and f is not None and em > f + margin,
@@ -68,8 +72,7 @@ def schaeffer2023(run_dir: Path, preset: str) -> dict:
         and fits.get("exact_match") is not None and fits["exact_match"]["ratio"] > 1)
   fmt = lambda f: "no change beyond its intervals" if f is None else f"{f['ratio']:.2f}"
   rows.append(claim(
-      "continuous metrics change smoothly and predictably with scale; exact match does not",
-      "smooth vs sharp", ", ".join(f"{m} {fmt(f)}" for m, f in fits.items()),
+      SMOOTH, "smooth vs sharp", ", ".join(f"{m} {fmt(f)}" for m, f in fits.items()),
       "quadratic fit in log-params: every continuous metric's worst residual <= its allowance "
       "(ratio <= 1); exact match's > 1", ok,
       setup + "ratio = worst |residual| / max(2 x the size's 95% half-width, 5% of the net change)",
@@ -79,8 +82,7 @@ def schaeffer2023(run_dir: Path, preset: str) -> dict:
   e, t = fb.get("exact_match"), fb.get("token_accuracy")
   at = lambda i: "never" if i is None else f"{sizes[i]['num_params']} params"
   rows.append(claim(
-      "per-token accuracy leaves chance at a smaller size than exact match",
-      "continuous first", f"token accuracy at {at(t)}, exact match at {at(e)}",
+      FIRST, "continuous first", f"token accuracy at {at(t)}, exact match at {at(e)}",
       "token accuracy leaves chance at a smaller size than exact match (or exact match never "
       "does)", t is not None and (e is None or t < e),
       setup + res["margin"]["text"] + "; " + res.get("chance_definition", "chance: uniform guesser"),

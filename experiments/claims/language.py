@@ -289,12 +289,12 @@ def xie2021(run_dir: Path, preset: str) -> dict:
         a0, a1 = c["accuracy"][c["n"].index(0)], c["accuracy"][c["n"].index(1)]
         se = math.hypot(_binomial_se(a0, num(n)), _binomial_se(a1, num(n)))
         mix = c.get("mixture")
-        cells.append((a0 - a1 - 2 * se, n, k, a0, a1,
-                      None if mix is None else mix[c["n"].index(0)] - mix[c["n"].index(1)], se))
+        cells.append((a0 - a1, se, n, k, a0, a1,
+                      None if mix is None else mix[c["n"].index(0)] - mix[c["n"].index(1)]))
   # The best of several cells is tested, so each cell must clear a Bonferroni-corrected
   # one-sided 2.5% level: z = 2 for one cell, 2.87 for the cpu preset's 12.
   z = NormalDist().inv_cdf(1 - 0.025 / max(len(cells), 1))
-  cells = [(d - (z - 2) * se, *rest) for d, *rest, se in cells]
+  cells = [(diff - z * se, *rest) for diff, se, *rest in cells]
   best = max(cells) if cells else None
   rows.append(claim(
       "zero-shot can beat one-shot (a Transformer)", "sometimes",
