@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging as logging_std
 import shutil
 import time
 from pathlib import Path
@@ -30,22 +29,12 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from research import checkpoint_noise  # noqa: F401 -- installs its filters
 from research import errors
 from research.models import transformer
 
 
 CHECKSUMS = "checksums.json"
-
-
-class _DropMissingMetadataWarning(logging_std.Filter):
-  """Orbax warns "Metadata file does not exist" for the root metadata of a checkpoint
-  directory written without one, on every resume; nothing is wrong, nothing to fix."""
-
-  def filter(self, record) -> bool:
-    return not str(record.msg).startswith("Metadata file does not exist")
-
-
-logging_std.getLogger("absl").addFilter(_DropMissingMetadataWarning())
 
 
 class CheckpointError(errors.ResearchError, RuntimeError):

@@ -191,12 +191,10 @@ def test_disk_full_during_save_is_a_clear_error_and_loses_nothing(tmp_path, cach
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0], proc.stderr[-3000:]
     assert proc.stderr.rstrip().splitlines()[-1] == errors[0], proc.stderr[-3000:]
-    # Our code raises no traceback. Tensorstore's write callbacks, still in flight when
-    # Orbax closes its event loop after the failed save, can print "Event loop is closed"
-    # tracebacks from C++ threads (timing dependent); those are the only ones tolerated.
-    for block in proc.stderr.split("Traceback (most recent call last):")[1:]:
-      assert "/research/" not in block, block
-      assert "RuntimeError: Event loop is closed" in block, block
+    # No traceback at all: TensorStore's "Event loop is closed" reports from writes still in
+    # flight after the failed save (timing dependent, seen in about half the runs) are
+    # filtered by research/checkpoint_noise.py.
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     kept = _checkpoints(disk / "run")
     assert kept, "the checkpoints written before the disk filled are gone"
     shutil.copytree(disk / "run", tmp_path / "moved")  # "free some space": move the run
