@@ -26,7 +26,8 @@ PACKAGE = "research"
 # reader, the lock) that every layer uses.
 LAYERS = (
     ("errors", "keys", "hardware", "preemption", "workdir", "config_overrides", "cli"),
-    ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "metrics"),
+    ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
+     "metrics"),
     ("tasks",),
     ("config_check",),
     ("loop",),
