@@ -154,7 +154,8 @@ def xie_curve(accs, ideal=True):
   ns = [0, 1, 2, 4, 8, 16]
   c = {"n": ns, "accuracy": list(accs)}
   if ideal:
-    c |= {"ideal": [0.3, 0.9, 0.95, 1.0, 1.0, 1.0], "mixture": [0.3, 0.5, 0.6, 0.7, 0.7, 0.7]}
+    c |= {"ideal": [0.3, 0.9, 0.95, 1.0, 1.0, 1.0], "mixture": [0.3, 0.5, 0.6, 0.7, 0.8, None],
+          "mixture_defined": [1.0, 0.8, 0.6, 0.3, 0.1, 0.0]}
   return c
 
 

@@ -64,7 +64,9 @@ def test_xie_passes_on_three_seeds_and_reports_the_mixture_predictor(tmp_path):
   seeds(tmp_path / "xie2021" / "run", 3, xie_run)
   s = summaries.summarize("xie2021", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
-  assert "mixture 0.30->0.70" in s["claims"][0]["note"]
+  # the mixture's accuracy up to the last n where its posterior exists, with that share
+  assert "mixture 0.30 (n=0, defined on 100% of prompts)->0.80 (n=8, 10%)" in \
+      s["claims"][0]["note"]
   assert "Bayes predictor on the first 256 of the same prompts: n=0 minus n=1 -0.200" in \
       s["claims"][4]["note"]
 
@@ -105,7 +107,7 @@ def test_xie_example_length_is_compared_at_one_n(tmp_path):
   for run in res["runs"].values():  # k = 8 fits one example fewer; its accuracy there is lower
     c = run["probe"]["accuracy"]["id"]["8"]
     c["n"], c["accuracy"] = c["n"][:-1], c["accuracy"][:-1]
-    for key in ("ideal", "mixture"):
+    for key in ("ideal", "mixture", "mixture_defined"):
       c[key] = c[key][:-1]
   write(tmp_path / "xie2021.json", res)
   row = language.xie2021(tmp_path, "cpu")["claims"][1]
@@ -129,3 +131,16 @@ def test_xie_missing_file(tmp_path):
 def test_language_controls_fail_every_claim(tmp_path, paper):
   rows = controls.run_controls(tmp_path, names=(paper,))
   assert rows and {r["status"] for r in rows} == {"FAIL"}, rows
+
+
+def test_xie_mixture_from_an_older_probe_says_what_it_counted(tmp_path):
+  """Probes before the split counted undefined posteriors as wrong answers."""
+  res = xie_results()
+  for run in res["runs"].values():
+    for c in run["probe"]["accuracy"]["id"].values():
+      del c["mixture_defined"]
+      c["mixture"][-1] = 0.1
+  write(tmp_path / "xie2021.json", res)
+  claims = language.xie2021(tmp_path, "cpu")["claims"]
+  assert "an older probe that counts prompts of probability 0" in claims[0]["note"]
+  assert "n=0 minus n=1 not in the file or undefined" in claims[4]["note"]

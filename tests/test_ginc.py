@@ -73,6 +73,9 @@ def test_tiny_config_trains_and_probes(tmp_path):
   assert set(res["accuracy"]) == {"id", "ood"}
   curve = res["accuracy"]["id"]["3"]
   assert curve["n"] == [0, 1, 2] and all(0 <= x <= 1 for x in curve["accuracy"])
+  # the mixture's accuracy is over the prompts where its posterior exists (None: on none)
+  assert all(0 <= d <= 1 and (a is None) == (d == 0)
+             for a, d in zip(curve["mixture"], curve["mixture_defined"]))
   assert (tmp_path / "run" / "figures" / "ginc.png").exists()
   # Windows are drawn from the corpus by index: the same key gives the same batch.
   task = ginc.GincTask(c.task, c.seed)
@@ -151,6 +154,21 @@ def test_forward_algorithm_matches_enumeration():
         joint[mem[path[3]]] += pr
   assert not joint[len(pred):].any()  # the predictive spans every word the memory emits
   np.testing.assert_allclose(pred, (joint / joint.sum())[:len(pred)], rtol=1e-9)
+
+
+def test_a_prompt_impossible_under_every_concept_has_no_posterior():
+  """Xie's transitions have exact zeros: a prefix no concept can emit gets an all-zero
+  predictive (not a guess that would count as a wrong answer) and `defined` is False."""
+  mem = np.array([[ginc.DELIMITER, 1, 2]])  # one entity, three properties, distinct words
+  prop = np.array([[[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]],
+                   [[0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0]]])  # 0 -> 2 never
+  data = {"memory": mem, "entity_trans": np.ones((1, 1)), "property_trans": prop,
+          "start": np.full((2, 3), 1 / 3)}
+  seqs = np.array([[0, 1], [0, 2]])  # '/' then word 1: possible; '/' then word 2: not
+  pred = ginc.bayes_next_token(data, seqs, np.array([2, 2]), [0, 1])
+  assert ginc.defined(pred).tolist() == [True, False]
+  np.testing.assert_allclose(pred[0].sum(), 1.0)
+  assert not pred[1].any()
 
 
 def test_xie_models_per_preset_and_unknown_names(tmp_path):

@@ -176,6 +176,25 @@ def _binomial_se(p: float, n: int) -> float:
   return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
 
 
+def _mixture_note(curve) -> str:
+  """The pretraining mixture's Bayes accuracy from the first n to the last at which its
+  posterior is defined, with the share of prompts it is defined on (research/tasks/ginc.py:
+  a prompt of probability 0 under every concept has none)."""
+  if "mixture" not in curve:
+    return ""
+  if "mixture_defined" not in curve:
+    mix = curve["mixture"]
+    return (f", mixture {mix[0]:.2f}->{mix[-1]:.2f} (an older probe that counts prompts of "
+            "probability 0 under every concept as wrong; rerun xie2021 to separate them)")
+  pts = [(n, a, d) for n, a, d in zip(curve["n"], curve["mixture"], curve["mixture_defined"])
+         if a is not None]
+  if not pts:
+    return ", mixture undefined on every prompt"
+  (n0, a0, d0), (n1, a1, d1) = pts[0], pts[-1]
+  return (f", mixture {a0:.2f} (n={n0}, defined on {100 * d0:.0f}% of prompts)->{a1:.2f} "
+          f"(n={n1}, {100 * d1:.0f}%)")
+
+
 def xie2021(run_dir: Path, preset: str) -> dict:
   from research.analysis.correlation import mean_over_k, rises_with_n
   path = run_dir / "xie2021.json"
@@ -196,8 +215,7 @@ def xie2021(run_dir: Path, preset: str) -> dict:
   on_prompts = f"the first {ideal_num} of the same prompts" if ideal_num else "the same prompts"
   bayes = "; ".join(
       f"k={k}: n={c['n'][0]}..{c['n'][-1]} ideal {c['ideal'][0]:.2f}->{c['ideal'][-1]:.2f}"
-      + (f", mixture {c['mixture'][0]:.2f}->{c['mixture'][-1]:.2f}" if "mixture" in c else "")
-      for k, c in ref.items() if "ideal" in c)
+      + _mixture_note(c) for k, c in ref.items() if "ideal" in c)
   rows = [claim(
       "label accuracy rises with the number of examples n (ID concepts)", "rises",
       ", ".join(f"{n} {trend[n]['gain']:+.3f} +- {trend[n]['gain_se']:.3f} (rho "
@@ -288,9 +306,11 @@ def xie2021(run_dir: Path, preset: str) -> dict:
       if 0 in c["n"] and 1 in c["n"]:
         a0, a1 = c["accuracy"][c["n"].index(0)], c["accuracy"][c["n"].index(1)]
         se = math.hypot(_binomial_se(a0, num(n)), _binomial_se(a1, num(n)))
-        mix = c.get("mixture")
+        # (older files counted the mixture's undefined posteriors as wrong: not shown)
+        mix = ([c["mixture"][c["n"].index(i)] for i in (0, 1)] if "mixture_defined" in c
+               else [None])
         cells.append((a0 - a1, se, n, k, a0, a1,
-                      None if mix is None else mix[c["n"].index(0)] - mix[c["n"].index(1)]))
+                      None if None in mix else mix[0] - mix[1]))
   # The best of several cells is tested, so each cell must clear a Bonferroni-corrected
   # one-sided 2.5% level: z = 2 for one cell, 2.87 for the cpu preset's 12.
   z = NormalDist().inv_cdf(1 - 0.025 / max(len(cells), 1))
@@ -305,7 +325,8 @@ def xie2021(run_dir: Path, preset: str) -> dict:
       setup + ("" if best is None else f"margin beyond {z:.2f} SE {best[0]:+.3f} over "
                f"{len(cells)} cells; the pretraining mixture's Bayes predictor on {on_prompts}: "
                "n=0 minus n=1 "
-               + ("not in the file (rerun xie2021)" if best[5] is None else f"{best[5]:+.3f}")),
+               + ("not in the file or undefined (rerun xie2021)" if best[5] is None
+                  else f"{best[5]:+.3f}")),
       why="a difference the probe resolves, corrected for picking the best cell",
       control=UNTRAINED))
   return {"claims": rows, "results": [str(path)],
