@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging as logging_std
 import sys
 import threading
+from pathlib import Path
 
 from absl import logging
 
@@ -29,14 +30,16 @@ def _is_closed_loop_callback(unraisable) -> bool:
   while tb is not None and tb.tb_next is not None:
     tb = tb.tb_next
   return (unraisable.object is None and threading.current_thread() is not threading.main_thread()
-          and isinstance(unraisable.exc_value, RuntimeError)
+          and type(unraisable.exc_value) is RuntimeError
           and str(unraisable.exc_value) == "Event loop is closed"
-          and tb is not None and tb.tb_frame.f_code.co_name == "_check_closed")
+          and tb is not None and tb.tb_frame.f_code.co_name == "_check_closed"
+          and Path(tb.tb_frame.f_code.co_filename).parts[-2:] == ("asyncio", "base_events.py"))
 
 
 def _install_closed_loop_filter() -> None:
-  """Drops exactly those reports (the first one leaves a log line saying so); every other
-  unraisable exception still reaches the previous hook."""
+  """Drops exactly those reports (the first one leaves one log line: a single write, and
+  after the error line of an I/O failure stderr is /dev/null, research/cli.py's `fail`);
+  every other unraisable exception still reaches the previous hook."""
   previous, seen = sys.unraisablehook, [0]
 
   def hook(unraisable):
@@ -44,8 +47,8 @@ def _install_closed_loop_filter() -> None:
       return previous(unraisable)
     seen[0] += 1
     if seen[0] == 1:
-      logging.warning("a TensorStore write finished after Orbax closed its event loop (a save "
-                      "failed); further such reports are not printed")
+      logging.warning("a TensorStore write finished after Orbax had closed its event loop "
+                      "(after a failed save, or at exit); such reports are not printed")
 
   sys.unraisablehook = hook
 
