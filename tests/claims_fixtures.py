@@ -155,7 +155,8 @@ def xie_curve(accs, ideal=True):
   c = {"n": ns, "accuracy": list(accs)}
   if ideal:
     c |= {"ideal": [0.3, 0.9, 0.95, 1.0, 1.0, 1.0], "mixture": [0.3, 0.5, 0.6, 0.7, 0.8, None],
-          "mixture_defined": [1.0, 0.8, 0.6, 0.3, 0.1, 0.0]}
+          "mixture_prompts": [256, 200, 150, 80, 25, 0],
+          "model_on_mixture_prompts": [0.35, 0.6, 0.6, 0.7, 0.8, None]}
   return c
 
 

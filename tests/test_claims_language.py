@@ -64,11 +64,13 @@ def test_xie_passes_on_three_seeds_and_reports_the_mixture_predictor(tmp_path):
   seeds(tmp_path / "xie2021" / "run", 3, xie_run)
   s = summaries.summarize("xie2021", "cpu", tmp_path)
   assert statuses(s) == ["PASS"] * 5, [r["note"] for r in s["claims"] if r["status"] != "PASS"]
-  # the mixture's accuracy up to the last n where its posterior exists, with that share
-  assert "mixture 0.30 (n=0, defined on 100% of prompts)->0.80 (n=8, 10%)" in \
-      s["claims"][0]["note"]
-  assert "Bayes predictor on the first 256 of the same prompts: n=0 minus n=1 -0.200" in \
-      s["claims"][4]["note"]
+  # the mixture's accuracy up to the last n where its posterior exists, on how many prompts,
+  # and the model's accuracy on those prompts
+  assert ("mixture 0.30 (n=0, on 256 prompts; the model there 0.35)->0.80 (n=8, on 25 "
+          "prompts; the model there 0.80)") in s["claims"][0]["note"]
+  assert ("Bayes predictor on the first 256 of the same prompts, where its posterior is "
+          "defined: 0.30 (n=0, on 256 prompts; the model there 0.35) vs 0.50 (n=1, on 200 "
+          "prompts; the model there 0.60)") in s["claims"][4]["note"]
 
 
 def test_xie_fails_within_noise(tmp_path):
@@ -107,7 +109,7 @@ def test_xie_example_length_is_compared_at_one_n(tmp_path):
   for run in res["runs"].values():  # k = 8 fits one example fewer; its accuracy there is lower
     c = run["probe"]["accuracy"]["id"]["8"]
     c["n"], c["accuracy"] = c["n"][:-1], c["accuracy"][:-1]
-    for key in ("ideal", "mixture", "mixture_defined"):
+    for key in ("ideal", "mixture", "mixture_prompts", "model_on_mixture_prompts"):
       c[key] = c[key][:-1]
   write(tmp_path / "xie2021.json", res)
   row = language.xie2021(tmp_path, "cpu")["claims"][1]
@@ -134,13 +136,27 @@ def test_language_controls_fail_every_claim(tmp_path, paper):
 
 
 def test_xie_mixture_from_an_older_probe_says_what_it_counted(tmp_path):
-  """Probes before the split counted undefined posteriors as wrong answers."""
+  """Probes before the split counted undefined posteriors as wrong answers; a mixture
+  defined at one n only, or at none, is quoted as such."""
   res = xie_results()
-  for run in res["runs"].values():
-    for c in run["probe"]["accuracy"]["id"].values():
-      del c["mixture_defined"]
-      c["mixture"][-1] = 0.1
+  curves = [c for run in res["runs"].values() for c in run["probe"]["accuracy"]["id"].values()]
+  for c in curves:
+    del c["mixture_prompts"], c["model_on_mixture_prompts"]
+    c["mixture"][-1] = 0.1
   write(tmp_path / "xie2021.json", res)
   claims = language.xie2021(tmp_path, "cpu")["claims"]
   assert "an older probe that counts prompts of probability 0" in claims[0]["note"]
-  assert "n=0 minus n=1 not in the file or undefined" in claims[4]["note"]
+  assert "where its posterior is defined: not in the file or undefined" in claims[4]["note"]
+  for c in curves:
+    c["mixture_prompts"] = [256] + [0] * 5
+    c["model_on_mixture_prompts"] = [0.35] + [None] * 5
+    c["mixture"] = [0.3] + [None] * 5
+  write(tmp_path / "xie2021.json", res)
+  claims = language.xie2021(tmp_path, "cpu")["claims"]
+  assert "mixture 0.30 (n=0, on 256 prompts; the model there 0.35); " in claims[0]["note"]
+  assert "where its posterior is defined: not in the file or undefined" in claims[4]["note"]
+  for c in curves:
+    c["mixture"][0], c["mixture_prompts"][0], c["model_on_mixture_prompts"][0] = None, 0, None
+  write(tmp_path / "xie2021.json", res)
+  note = language.xie2021(tmp_path, "cpu")["claims"][0]["note"]
+  assert "mixture undefined on every prompt" in note

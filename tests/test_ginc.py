@@ -5,7 +5,7 @@ import jax
 import numpy as np
 
 from research import train
-from research.tasks import ginc
+from research.tasks import ginc, ginc_bayes
 
 
 def _cfg(tmp_path):
@@ -73,9 +73,10 @@ def test_tiny_config_trains_and_probes(tmp_path):
   assert set(res["accuracy"]) == {"id", "ood"}
   curve = res["accuracy"]["id"]["3"]
   assert curve["n"] == [0, 1, 2] and all(0 <= x <= 1 for x in curve["accuracy"])
-  # the mixture's accuracy is over the prompts where its posterior exists (None: on none)
-  assert all(0 <= d <= 1 and (a is None) == (d == 0)
-             for a, d in zip(curve["mixture"], curve["mixture_defined"]))
+  # the mixture's accuracy and the model's over the prompts where its posterior exists
+  assert all(0 <= d <= res["ideal_num_prompts"] and (a is None) == (m is None) == (d == 0)
+             for a, m, d in zip(curve["mixture"], curve["model_on_mixture_prompts"],
+                                curve["mixture_prompts"]))
   assert (tmp_path / "run" / "figures" / "ginc.png").exists()
   # Windows are drawn from the corpus by index: the same key gives the same batch.
   task = ginc.GincTask(c.task, c.seed)
@@ -119,13 +120,13 @@ def test_sampled_prompts_labels_and_format(tmp_path):
     for s1 in cols:
       start = np.zeros((1, *mem.shape))
       start[0, :, s1] = 1 / mem.shape[0]
-      preds.add(int(ginc.bayes_next_token(d, x, np.array([k - 1]), [2], start).argmax()))
+      preds.add(int(ginc_bayes.bayes_next_token(d, x, np.array([k - 1]), [2], start).argmax()))
     assert int(y) in preds
   # The examples carry the concept: the ideal in-context learner's accuracy rises with n.
   acc = {}
   for n in (0, 4):
     prompts, labels = ginc.make_prompts(d, np.random.default_rng(2), list(range(5)), n, 3, 200)
-    acc[n] = (ginc.ideal_next_token(d, prompts, n, 3, range(5)).argmax(-1) == labels).mean()
+    acc[n] = (ginc_bayes.ideal_next_token(d, prompts, n, 3, range(5)).argmax(-1) == labels).mean()
   assert acc[4] >= 0.95 and acc[4] > acc[0] + 0.1, acc
 
 
@@ -142,7 +143,7 @@ def test_forward_algorithm_matches_enumeration():
   start = rng.dirichlet(np.ones(e * p), c)
   data = {"memory": mem, "entity_trans": ent, "property_trans": prop, "start": start}
   seq = np.array([[mem[0, 1], mem[1, 1], mem[0, 0]]])
-  pred = ginc.bayes_next_token(data, seq, np.array([3]), [0, 1])[0]
+  pred = ginc_bayes.bayes_next_token(data, seq, np.array([3]), [0, 1])[0]
   states = list(itertools.product(range(e), range(p)))
   joint = np.zeros(v)  # sum over concepts and paths of P(concept, path, seq, next token)
   for ci in range(c):
@@ -165,8 +166,8 @@ def test_a_prompt_impossible_under_every_concept_has_no_posterior():
   data = {"memory": mem, "entity_trans": np.ones((1, 1)), "property_trans": prop,
           "start": np.full((2, 3), 1 / 3)}
   seqs = np.array([[0, 1], [0, 2]])  # '/' then word 1: possible; '/' then word 2: not
-  pred = ginc.bayes_next_token(data, seqs, np.array([2, 2]), [0, 1])
-  assert ginc.defined(pred).tolist() == [True, False]
+  pred = ginc_bayes.bayes_next_token(data, seqs, np.array([2, 2]), [0, 1])
+  assert ginc_bayes.defined(pred).tolist() == [True, False]
   np.testing.assert_allclose(pred[0].sum(), 1.0)
   assert not pred[1].any()
 

@@ -176,23 +176,25 @@ def _binomial_se(p: float, n: int) -> float:
   return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
 
 
+def _mixture_point(curve, i: int) -> str:
+  """The pretraining mixture's accuracy at the i-th n, over the prompts where its posterior
+  exists (research/tasks/ginc_bayes.py), with their number and the model's accuracy there."""
+  return (f"{curve['mixture'][i]:.2f} (n={curve['n'][i]}, on {curve['mixture_prompts'][i]} "
+          f"prompts; the model there {curve['model_on_mixture_prompts'][i]:.2f})")
+
+
 def _mixture_note(curve) -> str:
-  """The pretraining mixture's Bayes accuracy from the first n to the last at which its
-  posterior is defined, with the share of prompts it is defined on (research/tasks/ginc.py:
-  a prompt of probability 0 under every concept has none)."""
+  """The mixture from the first n to the last at which its posterior is defined."""
   if "mixture" not in curve:
     return ""
-  if "mixture_defined" not in curve:
+  if "mixture_prompts" not in curve:
     mix = curve["mixture"]
     return (f", mixture {mix[0]:.2f}->{mix[-1]:.2f} (an older probe that counts prompts of "
             "probability 0 under every concept as wrong; rerun xie2021 to separate them)")
-  pts = [(n, a, d) for n, a, d in zip(curve["n"], curve["mixture"], curve["mixture_defined"])
-         if a is not None]
-  if not pts:
+  at = [i for i, a in enumerate(curve["mixture"]) if a is not None]
+  if not at:
     return ", mixture undefined on every prompt"
-  (n0, a0, d0), (n1, a1, d1) = pts[0], pts[-1]
-  return (f", mixture {a0:.2f} (n={n0}, defined on {100 * d0:.0f}% of prompts)->{a1:.2f} "
-          f"(n={n1}, {100 * d1:.0f}%)")
+  return ", mixture " + "->".join(_mixture_point(curve, i) for i in sorted({at[0], at[-1]}))
 
 
 def xie2021(run_dir: Path, preset: str) -> dict:
@@ -306,11 +308,11 @@ def xie2021(run_dir: Path, preset: str) -> dict:
       if 0 in c["n"] and 1 in c["n"]:
         a0, a1 = c["accuracy"][c["n"].index(0)], c["accuracy"][c["n"].index(1)]
         se = math.hypot(_binomial_se(a0, num(n)), _binomial_se(a1, num(n)))
-        # (older files counted the mixture's undefined posteriors as wrong: not shown)
-        mix = ([c["mixture"][c["n"].index(i)] for i in (0, 1)] if "mixture_defined" in c
-               else [None])
-        cells.append((a0 - a1, se, n, k, a0, a1,
-                      None if None in mix else mix[0] - mix[1]))
+        at = [c["n"].index(0), c["n"].index(1)]
+        # (older files counted the mixture's undefined posteriors as wrong: not quoted)
+        mix = (" vs ".join(_mixture_point(c, i) for i in at) if "mixture_prompts" in c
+               and None not in [c["mixture"][i] for i in at] else None)
+        cells.append((a0 - a1, se, n, k, a0, a1, mix))
   # The best of several cells is tested, so each cell must clear a Bonferroni-corrected
   # one-sided 2.5% level: z = 2 for one cell, 2.87 for the cpu preset's 12.
   z = NormalDist().inv_cdf(1 - 0.025 / max(len(cells), 1))
@@ -323,10 +325,10 @@ def xie2021(run_dir: Path, preset: str) -> dict:
       f"{z:.2f} (one-sided 2.5% Bonferroni-corrected over the {len(cells)} cells tested)",
       None if best is None else best[0] > 0,
       setup + ("" if best is None else f"margin beyond {z:.2f} SE {best[0]:+.3f} over "
-               f"{len(cells)} cells; the pretraining mixture's Bayes predictor on {on_prompts}: "
-               "n=0 minus n=1 "
+               f"{len(cells)} cells; the pretraining mixture's Bayes predictor on {on_prompts}, "
+               "where its posterior is defined: "
                + ("not in the file or undefined (rerun xie2021)" if best[5] is None
-                  else f"{best[5]:+.3f}")),
+                  else best[5])),
       why="a difference the probe resolves, corrected for picking the best cell",
       control=UNTRAINED))
   return {"claims": rows, "results": [str(path)],

@@ -22,18 +22,19 @@ structure of their `generate_data.py`):
     the label is the token it emits. In-distribution prompts use pretraining
     concepts, out-of-distribution prompts concepts drawn from the same prior but
     never seen in pretraining;
-  * references on the same prompts: `bayes_next_token` (the pretraining
-    mixture's exact posterior predictive) and
+  * references on the same prompts (research/tasks/ginc_bayes.py):
+    `bayes_next_token` (the pretraining mixture's exact posterior predictive) and
     `ideal_next_token` (Bayes over concepts that knows the prompt format: the
     ceiling more examples approach). Xie's transition matrices have exact zeros
     (a mixture of 10 permutations misses about a third of the transitions), so
     a prompt's delimiter transitions can be impossible under every concept: the
     pretraining posterior is then undefined (0/0), and such prompts grow with n
-    (cpu preset, seed 0, 256 prompts: k = 3 0% at n = 0, 32% at n = 4, 100% at
+    (cpu preset, seed 0, 256 prompts: k = 3 0% at n = 0, 32% at n = 4, 94% at
     n = 64). The probe reports the mixture's accuracy on the prompts where it is
-    defined (k = 3: 0.60 at n = 0 -> 0.85 at n = 32) and the share of those
-    prompts; counting the undefined ones as wrong read as a predictor that gets
-    worse with n (0.60 -> 0.13). The ideal learner reaches ~1.0 from n = 1.
+    defined, their number, and the model's accuracy on the same prompts (which
+    prompts survive depends on the concept, so the subset changes with n);
+    counting the undefined ones as wrong read as a predictor that gets worse with
+    n (k = 3: 0.60 -> 0.13). The ideal learner reaches ~1.0 from n = 1.
 
 The corpus is generated once on the host with numpy, deterministically from
 (seed, generator fields), cached to `task.cache_dir` as .npz, and put on
@@ -54,9 +55,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from research.models import IOSpec
+from research.tasks.ginc_bayes import (DELIMITER, bayes_next_token, defined,
+                                       ideal_next_token)
 from research.tasks.fields import ConfigError, positive
 
-DELIMITER = 0
 GEN_FIELDS = ("vocab_size", "n_entities", "n_properties", "n_concepts", "n_ood_concepts",
               "trans_temp", "start_temp", "value_identity_coeff", "n_docs", "doc_len")
 
@@ -177,100 +179,11 @@ def make_prompts(data, rng, concepts, n: int, k: int, num: int, mode: str = "sam
   return [row.tolist() for row in flat], labels
 
 
-def _transition(alpha_BxCxExP, ent_ExE, prop_CxPxP):
-  """One HMM step of a state distribution: entity and property chains are independent."""
-  b, c, e, p = alpha_BxCxExP.shape
-  # Two plain matmuls over flattened rows: numpy's broadcast matmul would loop over
-  # B x C tiny 10 x 10 products.
-  moved = (alpha_BxCxExP.transpose(0, 1, 3, 2).reshape(-1, e) @ ent_ExE).reshape(b, c, p, e)
-  moved = moved.transpose(1, 0, 3, 2).reshape(c, b * e, p)  # (C, B*E', P)
-  out = np.stack([moved[i] @ prop_CxPxP[i] for i in range(c)])  # (C, B*E', Q)
-  return out.reshape(c, b, e, p).transpose(1, 0, 2, 3)
-
-
-def _forward(data, tokens_BxT: np.ndarray, concepts, start_CxExP):
-  """Forward algorithm over equal-length rows: (log P(row | concept) (B, C),
-  P(next token | row, concept) (B, C, V))."""
-  memory_ExP = data["memory"]
-  ent_ExE, prop_CxPxP = data["entity_trans"], data["property_trans"][list(concepts)]
-  vocab = int(memory_ExP.max()) + 1
-  emits_VxExP = np.arange(vocab)[:, None, None] == memory_ExP[None]
-  tiny = 1e-300  # a prefix a concept cannot emit gets probability ~0, not 0/0
-  logw = np.zeros((tokens_BxT.shape[0], len(concepts)))
-  state = np.broadcast_to(start_CxExP, (tokens_BxT.shape[0], *start_CxExP.shape))
-  for t in range(tokens_BxT.shape[1]):
-    alpha = state * emits_VxExP[tokens_BxT[:, t]][:, None]
-    norm = alpha.sum((2, 3))
-    logw = logw + np.log(norm + tiny)
-    state = _transition(alpha / (norm[..., None, None] + tiny), ent_ExE, prop_CxPxP)
-  b, c = state.shape[:2]
-  return logw, (state.reshape(b * c, -1) @ emits_VxExP.reshape(vocab, -1).T).reshape(b, c, vocab)
-
-
-def bayes_next_token(data, tokens_BxT: np.ndarray, lengths_B: np.ndarray,
-                     concepts, start_CxExP=None) -> np.ndarray:
-  """Posterior predictive of the token after each sequence's prefix, (B, V).
-
-  A uniform prior over `concepts`, each an HMM of this family with its own start
-  distribution, run exactly over the whole prefix (delimiters included) by the
-  forward algorithm, and the posterior-weighted next-token distribution.
-  Rows of tokens_BxT are read up to lengths_B (>= 1 each). start_CxExP replaces
-  the concepts' start distributions (Xie's prompt labels start at a known property).
-  A row is all zeros where its prefix has probability 0 under every concept: the
-  posterior is undefined there (`defined` tells the rows apart).
-  """
-  if start_CxExP is None:
-    start_CxExP = data["start"][list(concepts)].reshape(len(concepts), *data["memory"].shape)
-  out = np.zeros((tokens_BxT.shape[0], int(data["memory"].max()) + 1))
-  for length in np.unique(lengths_B):  # one forward pass per prefix length
-    rows = lengths_B == length
-    logw, pred = _forward(data, tokens_BxT[rows, :length], concepts, start_CxExP)
-    w = np.exp(logw - logw.max(1, keepdims=True))
-    out[rows] = np.einsum("bc,bcv->bv", w / w.sum(1, keepdims=True), pred)
-  return out
-
-
-def defined(predictive_BxV: np.ndarray) -> np.ndarray:
-  """Rows of a `bayes_next_token` result whose posterior exists (sum 1, not 0)."""
-  return predictive_BxV.sum(-1) > 0.5
-
-
-def ideal_next_token(data, prompts: list, n: int, k: int, concepts) -> np.ndarray:
-  """The ideal in-context learner's predictive for the label, (num, V).
-
-  Bayes over (concept, start property s_1) with a uniform prior, knowing the
-  prompt format: the examples are independent walks of k tokens that start at s_1
-  with a uniform entity, separated by delimiters (so, unlike the pretraining
-  mixture's posterior, it does not read the delimiter transitions, which can have
-  probability 0 under every concept). Its accuracy is the ceiling that more
-  examples approach; with no example it reads the test input alone.
-  """
-  e, p = data["memory"].shape
-  num = len(prompts)
-  tail = np.full((num, 2), DELIMITER)  # the label's slot and the last delimiter
-  tok_NxXxK = np.concatenate([np.asarray(prompts), tail], 1).reshape(num, n + 1, k + 1)[..., :k]
-  examples = tok_NxXxK[:, :n].reshape(num * n, k)
-  logw_s, pred_s = [], []
-  for s1 in range(1, p):
-    start = np.zeros((len(concepts), e, p))
-    start[:, :, s1] = 1.0 / e
-    lw_test, pred = _forward(data, tok_NxXxK[:, n, :k - 1], concepts, start)
-    if n:
-      lw_ex, _ = _forward(data, examples, concepts, start)
-      lw_test = lw_test + lw_ex.reshape(num, n, -1).sum(1)
-    logw_s.append(lw_test)
-    pred_s.append(pred)
-  logw = np.stack(logw_s, 1)  # (num, S, C)
-  w = np.exp(logw - logw.max((1, 2), keepdims=True))
-  w /= w.sum((1, 2), keepdims=True)
-  return np.einsum("nsc,nscv->nv", w, np.stack(pred_s, 1))
-
-
 # The ideal learner is exact but costs ~100x a model's forward pass per prompt: it reads
 # the first IDEAL_PROMPTS prompts of each (n, k) (near 1.0 its standard error is tiny),
 # once per process for prompts a sweep's models share.
 IDEAL_PROMPTS = 256
-_IDEAL_CACHE: dict[tuple, float] = {}
+_IDEAL_CACHE: dict[tuple, tuple] = {}  # (ideal, defined mask, mixture)
 
 
 class GincTask:
@@ -338,11 +251,13 @@ class GincTask:
     return [n for n in probe_cfg.num_examples if n * (k + 1) + k - 1 <= self.seq_len]
 
   def accuracy(self, predict_fn, rng, concepts, n: int, k: int, num: int, batch_size: int,
-               *, ideal_over=None) -> dict[str, float]:
-    """Label accuracy of the model on `num` prompts; with ideal_over (concepts), also
-    the ideal in-context learner's (`ideal_next_token`) on the same prompts."""
+               *, ideal_over=None) -> dict:
+    """Label accuracy of the model on `num` prompts; with ideal_over (concepts), also on
+    the first IDEAL_PROMPTS of them the ideal in-context learner's (`ideal_next_token`)
+    and the pretraining mixture's posterior (`bayes_next_token`): its accuracy over the
+    `mixture_prompts` where it is defined (None on none) beside the model's on those."""
     prompts, labels = make_prompts(self.data, rng, concepts, n, k, num, self.prompt_mode)
-    correct = 0
+    hits = np.zeros(num, bool)
     # Causal models: the label's logit does not depend on what follows, so prompts are
     # padded to a power of two >= the longest (at most seq_len), not always to seq_len:
     # a few compiled shapes, and short prompts cost a fraction of a full window.
@@ -354,8 +269,8 @@ class GincTask:
         toks[i, :len(pr)] = pr
       logits = np.asarray(predict_fn(jnp.asarray(toks)))
       pred = logits[np.arange(len(chunk)), [len(pr) - 1 for pr in chunk]].argmax(-1)
-      correct += int((pred == labels[s:s + len(chunk)]).sum())
-    out = {"model": correct / num}
+      hits[s:s + len(chunk)] = pred == labels[s:s + len(chunk)]
+    out = {"model": float(hits.mean())}
     if ideal_over is not None:
       m = min(num, IDEAL_PROMPTS)
       key = (hashlib.sha1(np.asarray(prompts[:m]).tobytes() + labels[:m].tobytes()).hexdigest(),
@@ -371,10 +286,12 @@ class GincTask:
         mix = bayes_next_token(self.data, toks, np.asarray([len(pr) for pr in prompts[:m]]),
                                ideal_over)
         ok = defined(mix)  # prompts of probability 0 under every concept have no posterior
-        hits = mix.argmax(-1)[ok] == labels[:m][ok]
-        _IDEAL_CACHE[key] = (float((pred == labels[:m]).mean()),
-                             float(hits.mean()) if ok.any() else None, float(ok.mean()))
-      out["ideal"], out["mixture"], out["mixture_defined"] = _IDEAL_CACHE[key]
+        _IDEAL_CACHE[key] = (float((pred == labels[:m]).mean()), ok,
+                             float((mix.argmax(-1) == labels[:m])[ok].mean()) if ok.any() else None)
+      out["ideal"], ok, out["mixture"] = _IDEAL_CACHE[key]
+      # which prompts are defined depends on the concept: the model on the same subset
+      out["mixture_prompts"] = int(ok.sum())
+      out["model_on_mixture_prompts"] = float(hits[:m][ok].mean()) if ok.any() else None
     return out
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
@@ -399,8 +316,8 @@ class GincTask:
         curve = {"n": ns, "accuracy": [a["model"] for a in accs]}
         if name == "id":
           curve["ideal"] = [a["ideal"] for a in accs]
-          curve["mixture"] = [a["mixture"] for a in accs]  # None: defined on no prompt
-          curve["mixture_defined"] = [a["mixture_defined"] for a in accs]
+          for field in ("mixture", "mixture_prompts", "model_on_mixture_prompts"):
+            curve[field] = [a[field] for a in accs]  # mixture None: defined on no prompt
         out["accuracy"][name][str(k)] = curve
     return {"ginc": out}
 
