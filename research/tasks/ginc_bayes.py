@@ -38,9 +38,9 @@ def forward(data, tokens_BxT: np.ndarray, concepts, start_CxExP):
     alpha = state * emits_VxExP[tokens_BxT[:, t]][:, None]
     norm = alpha.sum((2, 3))
     possible &= norm > 0
-    logw = logw + np.log(np.where(possible, norm, 1.0))
-    state = transition(alpha / np.where(possible, norm, 1.0)[..., None, None], ent_ExE,
-                        prop_CxPxP)
+    norm = np.where(possible, norm, 1.0)  # an impossible concept's state stays 0
+    logw = logw + np.log(norm)
+    state = transition(alpha / norm[..., None, None], ent_ExE, prop_CxPxP)
   b, c = state.shape[:2]
   pred = (state.reshape(b * c, -1) @ emits_VxExP.reshape(vocab, -1).T).reshape(b, c, vocab)
   return np.where(possible, logw, -np.inf), pred
