@@ -6,6 +6,8 @@ own child process, as every benchmark case); NAME is a key of CASES:
   scan_compile    trace + lower and XLA compile time of the first train step, 24 layers
                   (Garg small's blocks), model.scan_layers on vs off; the same pair at
                   2 layers is the control (scanning a shallow model saves little)
+  scan_compile_tpu  the same four programs compiled by XLA:TPU for a v5e:2x2 slice on this
+                  host (libtpu, research.aot), --pairs rounds
   compile_parts   where that compile time goes: the step's parts (sampler, forward loss,
                   loss + gradients, Adam update) compiled alone, each in a fresh process,
                   24 and 2 layers, unrolled and scanned, beside the whole step
@@ -50,15 +52,25 @@ def scan_compile_case(a) -> dict:
 PARTS = ("sampler", "forward", "gradient", "optimizer", "step")
 
 
-def child_parts(case: str, part: str, sets: dict) -> dict:
+def child_parts(case: str, part: str, sets: dict, topology: str = "") -> dict:
   """Trace + lower and compile seconds of one PART of the case's train step, compiled alone
-  in this process from abstract state (`step`: the whole jitted step, as scan_compile)."""
+  in this process from abstract state (`step`: the whole jitted step, as scan_compile).
+  With a TOPOLOGY, the whole step compiled by XLA:TPU for that slice (research.aot)."""
   import jax
   import jax.numpy as jnp
   from experiments.benchmark import _regression_config
   from research.train import Experiment
 
   c = _regression_config(case, 1, "float32", sets)
+  if topology:
+    from research import aot
+    jax.config.update("jax_platforms", "cpu")  # libtpu as a compiler only, as research.aot
+    c.mesh.data = -1  # data-parallel over the slice's chips
+    cpu0 = time.process_time()
+    p = aot.plan(c, aot.topology_target(topology))
+    return {"case": case, "part": "step", "set": sets, "topology": topology,
+            "lower_s": p["lower_s"], "compile_s": p["compile_s"] - p["lower_s"],
+            "cpu_s": time.process_time() - cpu0}
   exp = Experiment(c, jax.devices()[:1])
   state, key, n = exp.abstract_state, exp.root_key, c.train.batch_size
   batch = jax.eval_shape(lambda: exp.task.sample(key, jnp.int32(0), n))
@@ -77,6 +89,42 @@ def child_parts(case: str, part: str, sets: dict) -> dict:
   t2 = time.perf_counter()
   return {"case": case, "part": part, "set": sets, "lower_s": t1 - t0, "compile_s": t2 - t1,
           "cpu_s": time.process_time() - cpu0}
+
+
+def scan_compile_tpu_case(a) -> dict:
+  """scan_compile's programs compiled by XLA:TPU for a v5e:2x2 slice on this host (libtpu,
+  research.aot): the compiler a pod run meets, whose per-layer cost is far above XLA:CPU's.
+  --pairs rounds, each variant in a fresh process; medians."""
+  import importlib.util
+
+  from experiments.benchmark import _spawn, set_args
+  from research.errors import InputError
+  if importlib.util.find_spec("libtpu") is None:
+    raise InputError("--cases scan_compile_tpu needs libtpu to compile for TPUs; install it "
+                     "with pip install -e '.[tpu]' (or '.[dev]')")
+  variants = [(case, scan) for case in ("deep24", "shallow2") for scan in (False, True)]
+  runs = {v: [] for v in variants}
+  for i in range(a.pairs):
+    for case, scan in variants:
+      r = _spawn("--child=parts", f"--case={case}", "--part=step", "--topology=v5e:2x2",
+                 *set_args({"model.scan_layers": scan}))
+      runs[(case, scan)].append(r)
+      print(f"  round {i} {case} scan_layers={scan}: trace+lower {r['lower_s']:.1f}s + "
+            f"compile {r['compile_s']:.1f}s", flush=True)
+  out = {}
+  for case in ("deep24", "shallow2"):
+    med = {scan: {k: statistics.median(r[k] for r in runs[(case, scan)])
+                  for k in ("lower_s", "compile_s")} for scan in (False, True)}
+    total = {scan: m["lower_s"] + m["compile_s"] for scan, m in med.items()}
+    ratio, ratio_total = (med[False]["compile_s"] / med[True]["compile_s"],
+                          total[False] / total[True])
+    print(f"  {case} (v5e:2x2, medians of {a.pairs}): unrolled {med[False]['lower_s']:.1f} + "
+          f"{med[False]['compile_s']:.1f}s, scanned {med[True]['lower_s']:.1f} + "
+          f"{med[True]['compile_s']:.1f}s -> compile x{ratio:.2f}, trace+lower+compile "
+          f"x{ratio_total:.2f}", flush=True)
+    out[case] = {"unrolled": runs[(case, False)], "scanned": runs[(case, True)],
+                 "compile_ratio": ratio, "lower_and_compile_ratio": ratio_total}
+  return out
 
 
 def compile_parts_case(a) -> dict:
@@ -155,7 +203,8 @@ def compile_cache_case(a) -> dict:
   return {"cold_s": cold["first_step_s"], "warm_s": warm["first_step_s"], "ratio": ratio}
 
 
-CASES = {"scan_compile": scan_compile_case, "compile_parts": compile_parts_case,
+CASES = {"scan_compile": scan_compile_case, "scan_compile_tpu": scan_compile_tpu_case,
+         "compile_parts": compile_parts_case,
          "remat": remat_case,
          "attention_qkv": attention_qkv_case, "steps_per_call": steps_per_call_case,
          "compile_cache": compile_cache_case}

@@ -336,6 +336,8 @@ def define_flags(fv) -> None:
   flags.DEFINE_integer("members", 16, "Internal (--child=sweep): members.", flag_values=fv)
   flags.DEFINE_string("case", "garg_small", "Internal (--child): the case.", flag_values=fv)
   flags.DEFINE_string("part", "step", "Internal (--child=parts): the part.", flag_values=fv)
+  flags.DEFINE_string("topology", "", "Internal (--child=parts): compile for this TPU slice.",
+                      flag_values=fv)
 
 
 def main(argv=None) -> None:
@@ -355,7 +357,7 @@ def main(argv=None) -> None:
       "sweep": lambda: child_sweep(a.mode, a.members),
       "config": lambda: child_config(a.case, a.steps, a.steps_per_call),
       "peer": lambda: child_peer(a.case, a.steps),
-      "parts": lambda: bench_features.child_parts(a.case, a.part, sets)}
+      "parts": lambda: bench_features.child_parts(a.case, a.part, sets, a.topology)}
   if a.child:
     print(json.dumps(children[a.child]()))
     return

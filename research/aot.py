@@ -167,6 +167,7 @@ def plan(config, target: Target) -> dict:
   key = jax.eval_shape(lambda: jax.random.key(0))
   t0 = time.perf_counter()
   lowered = exp.multi_step_jit(steps).lower(abstract, key)
+  lower_s = time.perf_counter() - t0
   try:
     compiled = lowered.compile()
   except jax.errors.JaxRuntimeError as e:
@@ -204,7 +205,8 @@ def plan(config, target: Target) -> dict:
       "remat": config.model.get("remat", "none"),
       "scan_layers": bool(config.model.get("scan_layers", False)),
       "batch_size": int(tr.batch_size), "grad_accum_steps": int(tr.get("grad_accum_steps", 1)),
-      "tokens_per_step": tokens_per_step, "steps_per_call": steps, "compile_s": compile_s,
+      "tokens_per_step": tokens_per_step, "steps_per_call": steps,
+      "compile_s": compile_s, "lower_s": lower_s,  # compile_s: trace + lower + XLA compile
       "memory_per_device": {
           "params_and_optimizer_bytes": state_b, "argument_bytes": args_b,
           "output_bytes": out_b, "alias_bytes": alias_b, "temporary_bytes": temp_b,
@@ -252,7 +254,9 @@ def report(p: dict) -> str:
       f"{p['remat']}, scan_layers {p['scan_layers']}, batch {p['batch_size']} x "
       f"{p['tokens_per_step'] // p['batch_size']} tokens in {p['grad_accum_steps']} microbatch(es)",
       f"target       {p['topology']}: {p['devices']} x {p['device_kind']} ({p['chip']}); mesh {mesh}",
-      f"compile      {p['compile_s']:.1f} s ({p['steps_per_call']} steps per call)",
+      f"compile      {p['compile_s']:.1f} s ("
+      + (f"trace + lower {p['lower_s']:.1f} s; " if "lower_s" in p else "")
+      + f"{p['steps_per_call']} steps per call)",
       f"memory/chip  params+optimiser {_gb(m['params_and_optimizer_bytes'])} | temporaries "
       f"{_gb(m['temporary_bytes'])} | total {_gb(m['total_bytes'])} of {_gb(m['capacity_bytes'])}"
       f" -> {verdict}",

@@ -97,6 +97,9 @@ def test_negative_control_too_large_does_not_fit(v5e):
 def test_report_and_markdown_rows(dp_plan):
   text = aot.report(dp_plan)
   assert "FITS" in text and "40% MFU" in text and "all-reduce" in text
+  # compile_s is trace + lower + XLA compile; lower_s its first part, both reported
+  assert 0 < dp_plan["lower_s"] < dp_plan["compile_s"]
+  assert f"trace + lower {dp_plan['lower_s']:.1f} s" in text
   row = aot_ladder.markdown([{"size": "tiny"} | dp_plan]).splitlines()[-1]
   assert row.startswith("| tiny |") and "| yes |" in row
   roof = dp_plan["roofline"]
@@ -114,6 +117,13 @@ def test_missing_libtpu_names_the_install(monkeypatch):
   monkeypatch.setattr(aot.importlib.util, "find_spec", lambda name: None)
   with pytest.raises(InputError, match=r"pip install -e '\.\[tpu\]'"):
     aot.topology_target("v5e:2x2")
+
+
+def test_benchmark_tpu_compile_case_without_libtpu_names_the_install(monkeypatch):
+  from experiments import bench_features
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(InputError, match=r"scan_compile_tpu needs libtpu.*pip install -e '\.\[tpu\]'"):
+    bench_features.scan_compile_tpu_case(None)
 
 
 @needs_libtpu
