@@ -100,6 +100,8 @@ def test_report_and_markdown_rows(dp_plan):
   # compile_s is trace + lower + XLA compile; lower_s its first part, both reported
   assert 0 < dp_plan["lower_s"] < dp_plan["compile_s"]
   assert f"trace + lower {dp_plan['lower_s']:.1f} s" in text
+  cached = {k: v for k, v in dp_plan.items() if k != "lower_s"}  # a plan cached before the field
+  assert "trace + lower" not in aot.report(cached) and "steps per call" in aot.report(cached)
   row = aot_ladder.markdown([{"size": "tiny"} | dp_plan]).splitlines()[-1]
   assert row.startswith("| tiny |") and "| yes |" in row
   roof = dp_plan["roofline"]
