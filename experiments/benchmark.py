@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from research.errors import InputError
+
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "experiments" / "peer_torch.py"
 
@@ -187,6 +189,9 @@ def _spawn(*args: str, env: dict | None = None) -> dict:
   proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", *args], cwd=ROOT,
                         capture_output=True, text=True, env=env or os.environ.copy())
   lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode == 2:  # the child refused an input this command passed on (--set, ...)
+    errs = [l[len("error: "):] for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    raise InputError((errs or [proc.stderr.strip()[-500:]])[-1])
   if proc.returncode or not lines:
     raise RuntimeError(f"benchmark child {args} failed:\n{proc.stderr[-3000:]}")
   return json.loads(lines[-1])
@@ -326,7 +331,7 @@ def define_flags(fv) -> None:
   flags.DEFINE_integer("steps", 100, "Timed steps per run.", lower_bound=1, flag_values=fv)
   flags.DEFINE_integer("steps_per_call", 10, "Steps per jit call.", lower_bound=1,
                        flag_values=fv)
-  flags.DEFINE_string("dtype", "float32", "Model dtype.", flag_values=fv)
+  flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype.", flag_values=fv)
   flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config (repeatable), "
                             "e.g. model.fused_qkv=True.", flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
@@ -336,16 +341,17 @@ def define_flags(fv) -> None:
   flags.DEFINE_integer("members", 16, "Internal (--child=sweep): members.", flag_values=fv)
   flags.DEFINE_string("case", "garg_small", "Internal (--child): the case.", flag_values=fv)
   flags.DEFINE_string("part", "step", "Internal (--child=parts): the part.", flag_values=fv)
-  flags.DEFINE_string("topology", "", "Internal (--child=parts): compile for this TPU slice.",
-                      flag_values=fv)
+  flags.DEFINE_string("topology", "", "Internal (--child=parts): a TPU slice.", flag_values=fv)
 
 
 def main(argv=None) -> None:
   from research import cli
-  from research.errors import InputError
   from research.workdir import write_json
 
   a = cli.parse_flags(define_flags, argv, __doc__)
+  if a.positional:
+    raise InputError(f"unexpected arguments {a.positional}; every option is a flag, e.g. "
+                     "--cases=garg_small")
   from experiments import bench_features
   known = {"garg_small", "garg_standard", "ensemble", *CONFIG_CASES, *bench_features.CASES}
   sets = cli.overrides_from_args(a.set)

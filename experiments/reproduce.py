@@ -196,13 +196,20 @@ def parse_seeds(values) -> tuple[int, ...] | None:
   if not values or not all(v.strip().isdigit() for v in values):
     raise InputError(f"--seeds={','.join(values)}: give seeds as non-negative integers, e.g. "
                      "--seeds=0,1,2")
-  return tuple(dict.fromkeys(int(v) for v in values))
+  seeds = [int(v) for v in values]
+  if len(set(seeds)) < len(seeds):  # a repeated seed would count one run twice as replication
+    raise InputError(f"--seeds={','.join(values)} repeats a seed; give each seed once, e.g. "
+                     "--seeds=0,1,2")
+  return tuple(seeds)
 
 
 def main(argv=None) -> int:
   """NAME | all | gallery, or --list; raises InputError for bad input, RunsFailedError when
   an experiment failed (research/cli.py turns them into exit 2 and 6)."""
   args = cli.parse_flags(_define_flags, argv, __doc__)
+  if (args.list or args.controls) and args.positional:
+    raise InputError(f"unexpected arguments {args.positional}: --list and --controls take no "
+                     "NAME; drop them, or run NAME without --list / --controls")
   if args.list:
     print(list_text())
     return 0

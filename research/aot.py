@@ -280,6 +280,21 @@ def report(p: dict) -> str:
 def main(argv) -> None:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; overrides look like --config.model.width=128")
+  ladder_only = [f"--{n}" for n in ("topologies", "sizes", "markdown", "cached_only", "plan_cache")
+                 if flags.FLAGS[n].present]
+  if _LADDER.value and _TOPOLOGY.value:
+    raise InputError("--topology plans one --config; with --ladder list the slices in "
+                     "--topologies=v5e:4x4,v5p:4x4x4")
+  if ladder_only and not _LADDER.value:
+    raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
+                     "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
+  bad = [t for t in _TOPOLOGIES.value if ":" not in t or hardware.chip_for_topology(t) is None]
+  if _LADDER.value and bad:
+    raise InputError(f"--topologies: {', '.join(bad)}: not a TPU topology name; write CHIP:SHAPE "
+                     f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4")
+  # The --out path is checked before any compile (the large plans take minutes).
+  out = cli.check_workdir(Path(_OUT.value).parent or ".", "--out") / Path(_OUT.value).name \
+      if _OUT.value else None
   import jax
   if _TOPOLOGY.value or _LADDER.value:
     # Plans for a slice use libtpu as a compiler only: keep the host backend on CPU
@@ -308,8 +323,7 @@ def main(argv) -> None:
     target = topology_target(_TOPOLOGY.value) if _TOPOLOGY.value else local_target()
     plans = [plan(config, target)]
     print(report(plans[0]))
-  if _OUT.value:
-    out = cli.check_workdir(Path(_OUT.value).parent or ".", "--out") / Path(_OUT.value).name
+  if out:
     out.write_text(json.dumps(plans if _LADDER.value else plans[0], indent=2))
     print(f"wrote {out}")
 

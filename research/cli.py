@@ -73,7 +73,18 @@ def exit_code(e: BaseException) -> int:
   return 1
 
 
+def _is_preemption(e: BaseException) -> bool:
+  # Only a process that imported research.preemption can raise it (and cli must not
+  # import it: it pulls in jax for every --help).
+  module = sys.modules.get("research.preemption")
+  return module is not None and isinstance(e, module.Preempted)
+
+
 def _fail_for(e: BaseException) -> None:
+  if _is_preemption(e):  # preemption.py: entry points print it and exit 0; a rerun continues
+    sys.stderr.write(f"{one_line(e)}\n")
+    sys.stderr.flush()
+    sys.exit(0)
   code = exit_code(e)
   if code == 1:
     traceback.print_exc()

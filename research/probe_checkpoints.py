@@ -133,7 +133,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
               few_shot_prompts: int = 0) -> list[int]:
   """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed."""
   workdir = Path(workdir).expanduser()
-  saved = workdir_lib.read_json(workdir / workdir_lib.CONFIG)
+  saved = workdir_lib.saved_config(workdir)  # broken JSON: an InputError that says so
   if not saved:
     raise InputError(f"--workdir={workdir} holds no config.json; pass the --workdir of an lm run")
   if saved.get("task", {}).get("name") != "lm":
@@ -183,7 +183,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
       state, _, _ = ck.restore(abstract, step=step)
     except ckpt_lib.CheckpointError as e:  # deleted by a live run, or damaged: not ours to fix
       logging.warning("checkpoint %d not probed: %s", step, e)
-      failed.append(f"{step} ({str(e)[:120]})")
+      failed.append(f"{step} ({cli.one_line(e)})")
       continue
     row = {"step": step, "tokens": step * tokens_per_step, "num_params": int(exp.num_params),
            **probe_checkpoint(exp, state.params, windows, few_shot_prompts)}
@@ -193,6 +193,10 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
     print(f"step {step}: loss {row['loss']:.4f}, ICL score {row['icl_score']:+.4f} "
           f"+- {row['icl_score_se']:.4f} (token {row['late']} minus token {row['early']})",
           flush=True)
+  if failed and not probed and not done:  # nothing restorable: the run's checkpoints are gone
+    raise ckpt_lib.CheckpointError(
+        f"no checkpoint of {workdir} could be restored: {'; '.join(failed)}; restore its "
+        "checkpoints directory from a backup or retrain the run")
   if failed:
     raise RunsFailedError(f"{len(failed)} checkpoint(s) of {workdir} not probed: "
                           + "; ".join(failed) + f"; the others are in {out}")

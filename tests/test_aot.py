@@ -142,12 +142,27 @@ def test_mesh_and_batch_errors_are_input_errors(v5e):
     (["--topology=v5e:2x2", "--config.mesh.data=3"], "config.mesh"),
 ])
 def test_cli_exits_2_with_one_line(args, needle):
-  proc = subprocess.run([sys.executable, "-m", "research.aot",
-                         "--config=configs/lm_ladder.py:tiny", *args],
+  _exits_2_with_one_line(["--config=configs/lm_ladder.py:tiny", *args], needle)
+
+
+def _exits_2_with_one_line(args, needle):
+  proc = subprocess.run([sys.executable, "-m", "research.aot", *args],
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2, proc.stderr[-2000:]
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and needle in errors[0] and "Traceback" not in proc.stderr
+
+
+# A flag the mode ignores would plan something else than asked; --out fails before compiling.
+@pytest.mark.parametrize("args,needle", [
+    (["--ladder=configs/lm_ladder.py", "--topology=v5e:2x2", "--cached_only"], "--topologies="),
+    (["--config=configs/lm_ladder.py:tiny", "--cached_only"], "--cached_only needs --ladder"),
+    (["--ladder=configs/lm_ladder.py", "--topologies=v5e:4x4,v9:1", "--cached_only"],
+     "v9:1: not a TPU topology"),
+    (["--config=configs/lm_ladder.py:tiny", "--out=README.md/plan.json"], "README.md is a file"),
+])
+def test_flags_that_do_not_fit_the_mode_exit_2(args, needle):
+  _exits_2_with_one_line(args, needle)
 
 
 # --- no libtpu needed: the chip table and the ladder configs ----------------------------

@@ -275,6 +275,8 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.reproduce", [], 2, "NAME is 'nothing'"),
     ("experiments.reproduce", ["--controls", "--seeds=x"], 2, "--seeds=x: give seeds"),
     ("experiments.reproduce", ["garg2022", "--real_untrained"], 2, "add --controls"),
+    ("experiments.reproduce", ["garg2022", "--seeds=0,0"], 2, "--seeds=0,0 repeats a seed"),
+    ("experiments.reproduce", ["--list", "extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
     ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
     ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
@@ -291,6 +293,12 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.besiroglu2024", ["--csv=/nonexistent/data.csv"], 2, "no such file"),
     ("experiments.benchmark", ["--cases=nope"], 2, "unknown ['nope']"),
     ("experiments.profile_step", ["--case=nope"], 2, "--case=nope"),
+    ("experiments.profile_step", ["extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.benchmark", ["extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.benchmark", ["--dtype=float13"], 2, "--dtype=float13"),
+    # refused by the child process the benchmark spawns: the user's input, not a crash
+    ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
+     "unknown config field 'nope'"),
 ])
 def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypatch, capfd):
   import importlib
@@ -307,6 +315,20 @@ def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypa
   assert e.value.code == code
   assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
   assert not out.exists()
+
+
+def test_preemption_in_any_script_exits_0_with_its_line(monkeypatch, capfd):
+  from research import preemption
+
+  def preempted(argv):
+    raise preemption.Preempted("preempted (SIGTERM) at step 20; checkpoint saved; rerun to continue")
+
+  monkeypatch.setattr(sys, "argv", ["experiments.schaeffer2023"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(preempted)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 0 and lines == ["preempted (SIGTERM) at step 20; checkpoint saved; "
+                                         "rerun to continue"], lines
 
 
 def test_reproduce_of_a_failing_experiment_exits_6(tmp_path, monkeypatch, capfd):

@@ -5,6 +5,7 @@ Negative control: an untrained model's ICL score sits within its noise (zero wit
 standard errors), while a model trained on a corpus of repeated random strings, where late
 tokens can be copied from earlier ones, goes clearly negative."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from research import checkpoint as ckpt_lib
 from research import cli, config_check, predict, probe_checkpoints, train
 from research.errors import InputError
 
@@ -129,3 +131,21 @@ def test_the_command_refuses_a_workdir_without_checkpoints_in_one_line(tmp_path)
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
   assert "no complete checkpoint" in lines[0]
+
+
+def test_a_broken_config_json_is_named_as_broken(tmp_path):
+  (tmp_path / "config.json").write_text("{not json")
+  with pytest.raises(InputError, match="config.json is not valid JSON; restore it"):
+    probe_checkpoints.probe_run(tmp_path)
+
+
+def test_no_restorable_checkpoint_is_a_checkpoint_error_with_the_fix(run, tmp_path):
+  broken = tmp_path / "run"
+  shutil.copytree(run, broken)
+  (broken / probe_checkpoints.OUT).unlink(missing_ok=True)
+  for f in (broken / "checkpoints").rglob("*"):  # every file of every step, directories kept
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoint of .* could be restored: "
+                     r"10 \(.*; restore its checkpoints directory from a backup or retrain"):
+    probe_checkpoints.probe_run(broken)
