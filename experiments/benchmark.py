@@ -367,6 +367,7 @@ def main(argv=None) -> None:
   if a.child:
     print(json.dumps(children[a.child]()))
     return
+  cli.check_workdir(Path(a.out).parent, "--out")  # now, not after the measurements
   results = {}
   for case in a.cases:
     print(f"== {case}", flush=True)

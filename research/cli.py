@@ -149,6 +149,14 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   return rest, overrides
 
 
+def refuse_empty_lists(fv: flags.FlagValues) -> None:
+  """A list flag given as `--sizes=` parses to [], which would read as "the default"."""
+  for name in list(fv):
+    flag = fv[name]
+    if flag.present and name == flag.name and isinstance(flag.value, list) and not flag.value:
+      raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
+
+
 def _parse_absl(argv: list[str]) -> list[str]:
   asked = {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(argv[1:])
   if asked:  # absl's own help flags exit 1, the code of an internal error here
@@ -157,7 +165,9 @@ def _parse_absl(argv: list[str]) -> list[str]:
     rest, overrides = _split_overrides(argv)
     _OVERRIDES.clear()
     _OVERRIDES.update(overrides)
-    return flags.FLAGS(rest)
+    rest = flags.FLAGS(rest)
+    refuse_empty_lists(flags.FLAGS)
+    return rest
   except (flags.Error, InputError) as e:
     fail(errors.EXIT_INPUT, f"{e}; see --help for the flags")
 
@@ -210,6 +220,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
     positional = fv(["program", *argv])[1:]
   except flags.Error as e:
     raise InputError(f"{one_line(e)}; see --help for the flags") from None
+  refuse_empty_lists(fv)
   fv.__dict__["positional"] = positional  # not a flag: FlagValues' setattr would look one up
   return fv
 

@@ -145,6 +145,9 @@ def validate(cfg, num_devices: int) -> None:
     what = f"no field {field!r}" if field else one_line(e)
     raise ConfigError(f"config.task.name={cfg.task.name!r}: config.task lacks that task's "
                       f"fields ({what}); use the config file written for it (configs/*.py)") from None
+  if "seed" in cfg and not 0 <= cfg.seed < 2 ** 32:  # the key is a uint32 (ensembles store it so)
+    raise ConfigError(f"config.seed={cfg.seed!r} must be an integer in [0, 2**32); e.g. "
+                      "--config.seed=0")
   _model(cfg)
   _train(cfg, num_devices)  # before the schedule, which reads train.num_steps
   _optim(cfg)

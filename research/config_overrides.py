@@ -20,7 +20,11 @@ def _leaf_paths(node, prefix: str = "") -> list[str]:
 
 
 def _unknown(config, key: str, part: str, where: str) -> InputError:
-  close = difflib.get_close_matches(key, _leaf_paths(config), n=1, cutoff=0.6)
+  paths = _leaf_paths(config)
+  # The right name in another section (train.seed for seed) beats a close spelling.
+  last = key.rsplit(".", 1)[-1]
+  close = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != key][:1] or \
+      difflib.get_close_matches(key, paths, n=1, cutoff=0.6)
   hint = f"; did you mean {close[0]!r}?" if close else ""
   return InputError(f"unknown config field {part!r} in {where}{hint} (the config file lists "
                     "every field, each with a comment)")

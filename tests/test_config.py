@@ -1,5 +1,6 @@
 """Config validation: bad input gives one line naming the field, exit 2, no traceback."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,26 @@ def test_invalid_fields(section, field, value, match):
   c[section][field] = value
   with pytest.raises(config_check.ConfigError, match=match.replace("(", r"\(")):
     config_check.validate(c, num_devices=8)
+
+
+@pytest.mark.parametrize("key,hint", [
+    ("train.seed", "did you mean 'seed'?"),          # the name exists in another section
+    ("model.widht", "did you mean 'model.width'?"),  # a close spelling
+])
+def test_unknown_field_hint(key, hint):
+  from research import cli
+  with pytest.raises(cli.InputError, match=re.escape(hint)):
+    cli.apply_overrides(icl_regression.get_config("tiny"), {key: "1"}, text=True)
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 32])
+def test_seed_outside_uint32_is_refused(seed):
+  c = icl_regression.get_config("tiny")
+  c.seed = seed
+  with pytest.raises(config_check.ConfigError, match=rf"config.seed={seed} must be an integer"):
+    config_check.validate(c, num_devices=8)
+  c.seed = 2 ** 32 - 1  # the largest valid one
+  config_check.validate(c, num_devices=8)
 
 
 def _main(*overrides, tmp_path):

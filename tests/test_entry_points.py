@@ -280,6 +280,7 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
     ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
     ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
+    ("experiments.schaeffer2023", ["--sizes="], 2, "--sizes= is empty"),  # not "all sizes"
     ("experiments.raventos2023", ["--pools=a"], 2, "pool sizes are integers"),
     ("experiments.reddy2023", ["--runs=foo"], 2, "unknown ['foo']"),
     ("experiments.chan2022", ["--preset=nope"], 2, "--preset=nope: value should be one of"),
@@ -296,6 +297,7 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.profile_step", ["extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.benchmark", ["extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.benchmark", ["--dtype=float13"], 2, "--dtype=float13"),
+    ("experiments.benchmark", ["--out=README.md/b.json"], 2, "--out=README.md is a file"),
     # refused by the child process the benchmark spawns: the user's input, not a crash
     ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
      "unknown config field 'nope'"),
