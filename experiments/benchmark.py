@@ -367,7 +367,8 @@ def main(argv=None) -> None:
   if a.child:
     print(json.dumps(children[a.child]()))
     return
-  cli.check_workdir(Path(a.out).parent, "--out")  # now, not after the measurements
+  if cli.check_workdir(Path(a.out).parent, "--out").joinpath(Path(a.out).name).is_dir():
+    raise InputError(f"--out={a.out} is a directory; pass a file path, e.g. {a.out}/bench.json")
   results = {}
   for case in a.cases:
     print(f"== {case}", flush=True)

@@ -35,10 +35,11 @@ def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str 
                        lower_bound=0, flag_values=fv)
 
 
-def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str):
+def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
+                    empty_ok: tuple[str, ...] = ()):
   """The script's flags; refuses positional arguments and a missing or unwritable --workdir
-  before anything is written."""
-  args = cli.parse_flags(define, argv, doc)
+  before anything is written. `empty_ok`: list flags where `--x=` means none."""
+  args = cli.parse_flags(define, argv, doc, empty_ok)
   if args.positional:
     raise InputError(f"unexpected arguments {args.positional}; every option is a flag, e.g. "
                      "--preset=tiny --workdir=DIR")

@@ -177,7 +177,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
+  args = common.parse_run_flags(define_flags, argv, __doc__, empty_ok=("sweeps",))  # = none
   run(args.preset, args.workdir, args.seed, args.sweeps, args.runs, args.steps)
   return 0
 

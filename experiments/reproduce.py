@@ -125,6 +125,8 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
     try:
       PAPERS[name].run(preset, directory, seed=seed)
     except (Exception, SystemExit) as e:  # noqa: BLE001 -- scored as far as results exist
+      if cli.is_preemption(e):  # checkpoint saved: stop here, a rerun continues this seed
+        raise
       errors.append(f"seed {seed}: {type(e).__name__}: {e}")
   wall = time.perf_counter() - t0
   machine = summaries.this_machine()

@@ -295,6 +295,9 @@ def main(argv) -> None:
   # The --out path is checked before any compile (the large plans take minutes).
   out = cli.check_workdir(Path(_OUT.value).parent or ".", "--out") / Path(_OUT.value).name \
       if _OUT.value else None
+  if out and out.is_dir():
+    raise InputError(f"--out={_OUT.value} is a directory; pass a file path, e.g. "
+                     f"--out={out / 'plan.json'}")
   import jax
   if _TOPOLOGY.value or _LADDER.value:
     # Plans for a slice use libtpu as a compiler only: keep the host backend on CPU
@@ -324,6 +327,7 @@ def main(argv) -> None:
     plans = [plan(config, target)]
     print(report(plans[0]))
   if out:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(plans if _LADDER.value else plans[0], indent=2))
     print(f"wrote {out}")
 

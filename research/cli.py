@@ -73,7 +73,7 @@ def exit_code(e: BaseException) -> int:
   return 1
 
 
-def _is_preemption(e: BaseException) -> bool:
+def is_preemption(e: BaseException) -> bool:
   # Only a process that imported research.preemption can raise it (and cli must not
   # import it: it pulls in jax for every --help).
   module = sys.modules.get("research.preemption")
@@ -81,7 +81,7 @@ def _is_preemption(e: BaseException) -> bool:
 
 
 def _fail_for(e: BaseException) -> None:
-  if _is_preemption(e):  # preemption.py: entry points print it and exit 0; a rerun continues
+  if is_preemption(e):  # preemption.py: entry points print it and exit 0; a rerun continues
     sys.stderr.write(f"{one_line(e)}\n")
     sys.stderr.flush()
     sys.exit(0)
@@ -149,10 +149,13 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   return rest, overrides
 
 
-def refuse_empty_lists(fv: flags.FlagValues) -> None:
-  """A list flag given as `--sizes=` parses to [], which would read as "the default"."""
+def refuse_empty_lists(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
+  """A list flag given as `--sizes=` parses to [], which would read as "the default";
+  `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=)."""
   for name in list(fv):
     flag = fv[name]
+    if name in empty_ok:
+      continue
     if flag.present and name == flag.name and isinstance(flag.value, list) and not flag.value:
       raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
 
@@ -207,7 +210,7 @@ def run_script(main: Callable[[list[str]], object]) -> None:
 
 
 def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] | None,
-                doc: str = "") -> flags.FlagValues:
+                doc: str = "", empty_ok: Iterable[str] = ()) -> flags.FlagValues:
   """A script's absl flags parsed from argv (no program name) into their own FlagValues.
   Positional arguments come back in `.positional`; --help prints `doc` and the flags."""
   fv = flags.FlagValues()
@@ -220,7 +223,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
     positional = fv(["program", *argv])[1:]
   except flags.Error as e:
     raise InputError(f"{one_line(e)}; see --help for the flags") from None
-  refuse_empty_lists(fv)
+  refuse_empty_lists(fv, empty_ok)
   fv.__dict__["positional"] = positional  # not a flag: FlagValues' setattr would look one up
   return fv
 

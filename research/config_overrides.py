@@ -23,7 +23,8 @@ def _unknown(config, key: str, part: str, where: str) -> InputError:
   paths = _leaf_paths(config)
   # The right name in another section (train.seed for seed) beats a close spelling.
   last = key.rsplit(".", 1)[-1]
-  close = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != key][:1] or \
+  same = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != key]
+  close = difflib.get_close_matches(key, same, n=1, cutoff=0) or \
       difflib.get_close_matches(key, paths, n=1, cutoff=0.6)
   hint = f"; did you mean {close[0]!r}?" if close else ""
   return InputError(f"unknown config field {part!r} in {where}{hint} (the config file lists "

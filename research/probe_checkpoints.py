@@ -183,7 +183,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
       state, _, _ = ck.restore(abstract, step=step)
     except ckpt_lib.CheckpointError as e:  # deleted by a live run, or damaged: not ours to fix
       logging.warning("checkpoint %d not probed: %s", step, e)
-      failed.append(f"{step} ({cli.one_line(e)})")
+      failed.append(f"{step} ({cli.one_line(e)[:200]})")
       continue
     row = {"step": step, "tokens": step * tokens_per_step, "num_params": int(exp.num_params),
            **probe_checkpoint(exp, state.params, windows, few_shot_prompts)}

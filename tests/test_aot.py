@@ -161,6 +161,7 @@ def _exits_2_with_one_line(args, needle):
      "v9:1: not a TPU topology"),
     (["--config=configs/lm_ladder.py:tiny", "--out=README.md/plan.json"], "README.md is a file"),
     (["--ladder=configs/lm_ladder.py", "--topologies="], "--topologies= is empty"),
+    (["--config=configs/lm_ladder.py:tiny", "--out=configs"], "--out=configs is a directory"),
 ])
 def test_flags_that_do_not_fit_the_mode_exit_2(args, needle):
   _exits_2_with_one_line(args, needle)

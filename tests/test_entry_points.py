@@ -298,6 +298,7 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.benchmark", ["extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.benchmark", ["--dtype=float13"], 2, "--dtype=float13"),
     ("experiments.benchmark", ["--out=README.md/b.json"], 2, "--out=README.md is a file"),
+    ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
     # refused by the child process the benchmark spawns: the user's input, not a crash
     ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
      "unknown config field 'nope'"),
@@ -331,6 +332,34 @@ def test_preemption_in_any_script_exits_0_with_its_line(monkeypatch, capfd):
   lines = capfd.readouterr().err.strip().splitlines()
   assert e.value.code == 0 and lines == ["preempted (SIGTERM) at step 20; checkpoint saved; "
                                          "rerun to continue"], lines
+
+
+def test_reproduce_stops_at_a_preemption_and_exits_0(tmp_path, monkeypatch, capfd):
+  from experiments import garg2022, reproduce, summaries
+  from research import preemption
+  seeds = []
+
+  def preempted(preset, run_dir, seed=0):
+    seeds.append(seed)
+    raise preemption.Preempted("preempted (SIGTERM) at step 7; checkpoint saved; rerun to continue")
+
+  monkeypatch.setattr(garg2022, "run", preempted)
+  monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "wall_times.json")
+  monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "garg2022", "--preset=tiny",
+                                    "--seeds=0,1", f"--workdir={tmp_path}"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(reproduce.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 0 and seeds == [0], (seeds, lines)  # seed 1 not started unguarded
+  assert lines[-1].startswith("preempted (SIGTERM) at step 7"), lines
+
+
+def test_reddy_sweeps_empty_still_means_no_sweeps(tmp_path, monkeypatch):
+  from experiments import reddy2023
+  got = {}
+  monkeypatch.setattr(reddy2023, "run", lambda *a: got.setdefault("sweeps", a[3]))
+  reddy2023.main(["--preset=cpu", f"--workdir={tmp_path}", "--sweeps="])
+  assert got["sweeps"] == []
 
 
 def test_reproduce_of_a_failing_experiment_exits_6(tmp_path, monkeypatch, capfd):
