@@ -45,7 +45,11 @@ def test_analysis_recovers_a_known_law(tmp_path):
     assert f[k]["value"] == pytest.approx(v, rel=1e-3), k
     lo, hi = f[k]["p5_p95"]
     assert f[k]["se"] is not None
-    assert lo <= f[k]["value"] * (1 + 1e-6) and hi >= f[k]["value"] * (1 - 1e-6)
+    # Noise-free points: the full fit and the bootstrap refits differ only by the optimiser's
+    # precision, which depends on the CPU (beta 0.500047 against refits 0.500007-0.500046 on
+    # one host, inside 1e-6 on another), so the interval brackets the value to 1e-4 relative,
+    # ten times tighter than the fit's own agreement with the law above (1e-3).
+    assert lo <= f[k]["value"] * (1 + 1e-4) and hi >= f[k]["value"] * (1 - 1e-4)
   assert f["residual_rms"] < 1e-4
   a3 = 0.5 / 0.95
   assert res["exponents"]["N_opt ~ C^a"] == pytest.approx(a3, rel=1e-3)
