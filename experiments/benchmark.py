@@ -349,9 +349,6 @@ def main(argv=None) -> None:
   from research.workdir import write_json
 
   a = cli.parse_flags(define_flags, argv, __doc__)
-  if a.positional:
-    raise InputError(f"unexpected arguments {a.positional}; every option is a flag, e.g. "
-                     "--cases=garg_small")
   from experiments import bench_features
   known = {"garg_small", "garg_standard", "ensemble", *CONFIG_CASES, *bench_features.CASES}
   sets = cli.overrides_from_args(a.set)

@@ -37,12 +37,9 @@ def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str 
 
 def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
                     empty_ok: tuple[str, ...] = ()):
-  """The script's flags; refuses positional arguments and a missing or unwritable --workdir
-  before anything is written. `empty_ok`: list flags where `--x=` means none."""
+  """The script's flags (positional arguments refused); refuses a missing or unwritable
+  --workdir before anything is written. `empty_ok`: list flags where `--x=` means none."""
   args = cli.parse_flags(define, argv, doc, empty_ok)
-  if args.positional:
-    raise InputError(f"unexpected arguments {args.positional}; every option is a flag, e.g. "
-                     "--preset=tiny --workdir=DIR")
   if not args.workdir:
     raise InputError("--workdir=DIR is required")
   cli.check_workdir(args.workdir)

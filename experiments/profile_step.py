@@ -28,7 +28,6 @@ from absl import flags
 
 from experiments import benchmark
 from research import cli
-from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,9 +204,6 @@ def define_flags(fv) -> None:
 
 def main(argv=None) -> None:
   args = cli.parse_flags(define_flags, argv, __doc__)
-  if args.positional:
-    raise InputError(f"unexpected arguments {args.positional}; every option is a flag, e.g. "
-                     "--case=garg_small")
   if args.ensemble:
     print(json.dumps(profile_ensemble(args.ensemble, args.steps, args.steps_per_call)))
     return

@@ -208,7 +208,7 @@ def parse_seeds(values) -> tuple[int, ...] | None:
 def main(argv=None) -> int:
   """NAME | all | gallery, or --list; raises InputError for bad input, RunsFailedError when
   an experiment failed (research/cli.py turns them into exit 2 and 6)."""
-  args = cli.parse_flags(_define_flags, argv, __doc__)
+  args = cli.parse_flags(_define_flags, argv, __doc__, positional=True)
   if (args.list or args.controls) and args.positional:
     raise InputError(f"unexpected arguments {args.positional}: --list and --controls take no "
                      "NAME; drop them, or run NAME without --list / --controls")

@@ -210,9 +210,11 @@ def run_script(main: Callable[[list[str]], object]) -> None:
 
 
 def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] | None,
-                doc: str = "", empty_ok: Iterable[str] = ()) -> flags.FlagValues:
+                doc: str = "", empty_ok: Iterable[str] = (),
+                positional: bool = False) -> flags.FlagValues:
   """A script's absl flags parsed from argv (no program name) into their own FlagValues.
-  Positional arguments come back in `.positional`; --help prints `doc` and the flags."""
+  Positional arguments are refused unless `positional` (then they come back in
+  `.positional`); --help prints `doc` and the flags."""
   fv = flags.FlagValues()
   define(fv)
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -220,11 +222,13 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
     print(doc.strip() + "\n\nflags:\n" + fv.get_help())
     sys.exit(0)
   try:
-    positional = fv(["program", *argv])[1:]
+    rest = fv(["program", *argv])[1:]
   except flags.Error as e:
     raise InputError(f"{one_line(e)}; see --help for the flags") from None
+  if rest and not positional:
+    raise InputError(f"unexpected arguments {rest}; every option is a flag (see --help)")
   refuse_empty_lists(fv, empty_ok)
-  fv.__dict__["positional"] = positional  # not a flag: FlagValues' setattr would look one up
+  fv.__dict__["positional"] = rest  # not a flag: FlagValues' setattr would look one up
   return fv
 
 

@@ -254,7 +254,7 @@ def _define(fv) -> None:
 
 def main(argv=None) -> int:
   from research import cli
-  fv = cli.parse_flags(_define, argv, __doc__)
+  fv = cli.parse_flags(_define, argv, __doc__, positional=True)
   dirs = fv.positional
   if not dirs:
     raise InputError("no directory given; run python -m research.results DIR... "
