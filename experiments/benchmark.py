@@ -364,8 +364,7 @@ def main(argv=None) -> None:
   if a.child:
     print(json.dumps(children[a.child]()))
     return
-  if cli.check_workdir(Path(a.out).parent, "--out").joinpath(Path(a.out).name).is_dir():
-    raise InputError(f"--out={a.out} is a directory; pass a file path, e.g. {a.out}/bench.json")
+  cli.check_output(a.out, "--out", example="benchmark.json")  # now, not after the measurements
   results = {}
   for case in a.cases:
     print(f"== {case}", flush=True)

@@ -293,11 +293,7 @@ def main(argv) -> None:
     raise InputError(f"--topologies: {', '.join(bad)}: not a TPU topology name; write CHIP:SHAPE "
                      f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4")
   # The --out path is checked before any compile (the large plans take minutes).
-  out = cli.check_workdir(Path(_OUT.value).parent or ".", "--out") / Path(_OUT.value).name \
-      if _OUT.value else None
-  if out and out.is_dir():
-    raise InputError(f"--out={_OUT.value} is a directory; pass a file path, e.g. "
-                     f"--out={out / 'plan.json'}")
+  out = cli.check_output(_OUT.value, "--out", example="plan.json") if _OUT.value else None
   import jax
   if _TOPOLOGY.value or _LADDER.value:
     # Plans for a slice use libtpu as a compiler only: keep the host backend on CPU

@@ -272,6 +272,28 @@ def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> Path:
   return p
 
 
+def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
+                 example: str = "out.json") -> Path:
+  """A file path this command may write, checked before the work (a directory, a path below
+  a file or an unwritable directory would otherwise fail after it, as an I/O error)."""
+  path = Path(text).expanduser()
+  if path.is_dir():
+    raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "
+                     f"{flag}={path / example}")
+  parent = path.parent
+  while not parent.exists():
+    parent = parent.parent
+  if not parent.is_dir():
+    raise InputError(f"{flag}={text}: {parent} is a file, so the file cannot be created; "
+                     "pass another path")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise InputError(f"{flag}={text}: {parent} is not writable; pass a path you can write to")
+  if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
+    raise InputError(f"{flag}={text}: {path.suffix or 'no extension'} is not a figure format; "
+                     f"end the name with .png, .pdf or .svg")
+  return path
+
+
 # ----------------------------------------------------------------------------- config loader
 def load_config_module(path_text: str, flag: str = "--config"):
   """The config file's module, imported by path; every way it can fail is one InputError."""

@@ -215,25 +215,6 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- command
-def check_output(text: str, flag: str, suffixes: Iterable[str] = ()) -> Path:
-  """A file path this command may write, checked before the table is printed (a directory
-  or a path below a file would otherwise fail after the work, as an I/O error)."""
-  path = Path(text).expanduser()
-  if path.is_dir():
-    raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "
-                     f"{flag}={path / ('table.csv' if flag == '--csv' else 'figure.png')}")
-  parent = path.parent
-  while not parent.exists():
-    parent = parent.parent
-  if not parent.is_dir():
-    raise InputError(f"{flag}={text}: {parent} is a file, so the file cannot be created; "
-                     "pass another path")
-  if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
-    raise InputError(f"{flag}={text}: {path.suffix or 'no extension'} is not a figure format; "
-                     f"end the name with .png, .pdf or .svg")
-  return path
-
-
 def _define(fv) -> None:
   from absl import flags
   flags.DEFINE_multi_string("where", [], "FIELD OP VALUE filters, ANDed "
@@ -264,10 +245,10 @@ def main(argv=None) -> int:
     if given and fv.plot is None:
       raise InputError(f"{flag} is a setting of the plot; add --plot METRIC (e.g. --plot loss)")
   if fv.csv:
-    check_output(fv.csv, "--csv")
+    cli.check_output(fv.csv, "--csv", example="table.csv")
   if fv.out:
     from research.analysis.results_plots import figure_formats
-    check_output(fv.out, "--out", figure_formats())
+    cli.check_output(fv.out, "--out", figure_formats(), example="figure.png")
   rows = records(dirs, fv.where)
   if not rows:
     raise InputError(f"no run under {', '.join(dirs)} matches --where "

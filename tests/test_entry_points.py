@@ -297,7 +297,8 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.profile_step", ["extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.benchmark", ["extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.benchmark", ["--dtype=float13"], 2, "--dtype=float13"),
-    ("experiments.benchmark", ["--out=README.md/b.json"], 2, "--out=README.md is a file"),
+    ("experiments.benchmark", ["--out=README.md/b.json"], 2,
+     "--out=README.md/b.json: README.md is a file, so the file cannot be created"),
     ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
     # refused by the child process the benchmark spawns: the user's input, not a crash
     ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
