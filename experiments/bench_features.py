@@ -33,19 +33,24 @@ def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> d
                 f"--steps_per_call={steps_per_call}", *set_args(sets), env=env)
 
 
+def _scan_ratios(label: str, unrolled: dict, scanned: dict) -> dict:
+  """Unrolled over scanned: compile alone and trace + lower + compile; printed on one line."""
+  ratio = unrolled["compile_s"] / scanned["compile_s"]
+  total = lambda r: r["lower_s"] + r["compile_s"]
+  ratio_total = total(unrolled) / total(scanned)
+  print(f"  {label}: unrolled trace+lower {unrolled['lower_s']:.1f}s + compile "
+        f"{unrolled['compile_s']:.1f}s, scanned {scanned['lower_s']:.1f}s + "
+        f"{scanned['compile_s']:.1f}s -> compile x{ratio:.2f}, trace+lower+compile "
+        f"x{ratio_total:.2f}", flush=True)
+  return {"compile_ratio": ratio, "lower_and_compile_ratio": ratio_total}
+
+
 def scan_compile_case(a) -> dict:
   out = {}
   for case in ("deep24", "shallow2"):
     runs = {scan: _ours(case, 1, 1, {"model.scan_layers": scan}) for scan in (False, True)}
-    ratio = runs[False]["compile_s"] / runs[True]["compile_s"]
-    total = lambda r: r["lower_s"] + r["compile_s"]
-    ratio_total = total(runs[False]) / total(runs[True])
-    print(f"  {case}: unrolled trace+lower {runs[False]['lower_s']:.1f}s + compile "
-          f"{runs[False]['compile_s']:.1f}s, scanned {runs[True]['lower_s']:.1f}s + "
-          f"{runs[True]['compile_s']:.1f}s -> compile x{ratio:.2f}, trace+lower+compile "
-          f"x{ratio_total:.2f}", flush=True)
-    out[case] = {"unrolled": runs[False], "scanned": runs[True], "compile_ratio": ratio,
-                 "lower_and_compile_ratio": ratio_total}
+    out[case] = {"unrolled": runs[False], "scanned": runs[True],
+                 **_scan_ratios(case, runs[False], runs[True])}
   return out
 
 
@@ -95,13 +100,9 @@ def scan_compile_tpu_case(a) -> dict:
   """scan_compile's programs compiled by XLA:TPU for a v5e:2x2 slice on this host (libtpu,
   research.aot): the compiler a pod run meets, whose per-layer cost is far above XLA:CPU's.
   --pairs rounds, each variant in a fresh process; medians."""
-  import importlib.util
-
   from experiments.benchmark import _spawn, set_args
-  from research.errors import InputError
-  if importlib.util.find_spec("libtpu") is None:
-    raise InputError("--cases scan_compile_tpu needs libtpu to compile for TPUs; install it "
-                     "with pip install -e '.[tpu]' (or '.[dev]')")
+  from research import aot
+  aot.require_libtpu("--cases scan_compile_tpu")  # before any child starts
   variants = [(case, scan) for case in ("deep24", "shallow2") for scan in (False, True)]
   runs = {v: [] for v in variants}
   for i in range(a.pairs):
@@ -115,15 +116,8 @@ def scan_compile_tpu_case(a) -> dict:
   for case in ("deep24", "shallow2"):
     med = {scan: {k: statistics.median(r[k] for r in runs[(case, scan)])
                   for k in ("lower_s", "compile_s")} for scan in (False, True)}
-    total = {scan: m["lower_s"] + m["compile_s"] for scan, m in med.items()}
-    ratio, ratio_total = (med[False]["compile_s"] / med[True]["compile_s"],
-                          total[False] / total[True])
-    print(f"  {case} (v5e:2x2, medians of {a.pairs}): unrolled {med[False]['lower_s']:.1f} + "
-          f"{med[False]['compile_s']:.1f}s, scanned {med[True]['lower_s']:.1f} + "
-          f"{med[True]['compile_s']:.1f}s -> compile x{ratio:.2f}, trace+lower+compile "
-          f"x{ratio_total:.2f}", flush=True)
     out[case] = {"unrolled": runs[(case, False)], "scanned": runs[(case, True)],
-                 "compile_ratio": ratio, "lower_and_compile_ratio": ratio_total}
+                 **_scan_ratios(f"{case} (v5e:2x2, medians of {a.pairs})", med[False], med[True])}
   return out
 
 

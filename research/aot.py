@@ -71,6 +71,12 @@ class Target:
   devices_per_chip: int = 1      # TPU v4 / v3 topologies list each TensorCore
 
 
+def require_libtpu(what: str) -> None:
+  if importlib.util.find_spec("libtpu") is None:
+    raise InputError(f"{what} needs libtpu to compile for TPUs; install it with "
+                     "pip install -e '.[tpu]' (or '.[dev]')")
+
+
 def topology_target(name: str) -> Target:
   """The devices of a TPU topology; every way the name can be wrong is one InputError."""
   chip = hardware.chip_for_topology(name)
@@ -78,9 +84,7 @@ def topology_target(name: str) -> Target:
     raise InputError(f"--topology={name!r} is not a TPU topology name; write CHIP:SHAPE with "
                      f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
                      "v5p:4x4x4")
-  if importlib.util.find_spec("libtpu") is None:
-    raise InputError(f"--topology={name} needs libtpu to compile for TPUs; install it with "
-                     "pip install -e '.[tpu]' (or '.[dev]')")
+  require_libtpu(f"--topology={name}")
   # libtpu takes /tmp/libtpu_lockfile so that two processes never drive one TPU; every
   # JAX process on a host with libtpu installed probes for a TPU and holds it. A
   # compile-only use drives no TPU, so it need not wait for them.
