@@ -1,0 +1,156 @@
+"""The error contract (research/cli.py) for the scripts that parse their own flags:
+reproduce, the paper scripts, the benchmark and the profiler, run in-process through
+`cli.run_script`. Each malformed input exits with its documented code and exactly one line
+`error: ...` on stderr, and writes nothing; a preemption exits 0 with its line. The negative
+control: a valid input through the same wrapper exits 0.
+"""
+import sys
+
+import pytest
+
+from research import cli
+from research.errors import InputError
+
+
+@pytest.mark.parametrize("module", ["experiments.garg2022", "experiments.raventos2023",
+                                    "experiments.reddy2023", "experiments.chan2022",
+                                    "experiments.olsson2022", "experiments.xie2021",
+                                    "experiments.schaeffer2023", "experiments.nanda2023",
+                                    "experiments.besiroglu2024", "experiments.scaling_laws",
+                                    "experiments.ladder"])
+def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
+  """One layout (issue 17): each paper's module takes --preset, --workdir and --seed and
+  exposes run(preset, workdir, seed); --workdir is required."""
+  import importlib
+  import inspect
+  mod = importlib.import_module(module)
+  assert list(inspect.signature(mod.run).parameters)[:3] == ["preset", "workdir", "seed"]
+  assert inspect.signature(mod.run).parameters["seed"].default == 0
+  with pytest.raises(InputError, match="--workdir=DIR is required"):
+    mod.main(["--preset=tiny"])
+  with pytest.raises(InputError, match="--seed=-1"):
+    mod.main(["--preset=tiny", "--seed=-1", f"--workdir={tmp_path / 'w'}"])
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("module,argv,code,needle", [
+    ("experiments.reproduce", ["nope"], 2, "NAME is 'nope'"),
+    ("experiments.reproduce", ["schaeffer2023", "--preset=paper"], 2, "no 'paper' preset"),
+    ("experiments.reproduce", ["garg2022", "--preset=huge"], 2, "--preset=huge"),
+    ("experiments.reproduce", [], 2, "NAME is 'nothing'"),
+    ("experiments.reproduce", ["--controls", "--seeds=x"], 2, "--seeds=x: give seeds"),
+    ("experiments.reproduce", ["garg2022", "--real_untrained"], 2, "add --controls"),
+    ("experiments.reproduce", ["garg2022", "--seeds=0,0"], 2, "--seeds=0,0 repeats a seed"),
+    ("experiments.reproduce", ["--list", "extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
+    ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
+    ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
+    ("experiments.schaeffer2023", ["--sizes="], 2, "--sizes= is empty"),  # not "all sizes"
+    ("experiments.raventos2023", ["--pools=a"], 2, "pool sizes are integers"),
+    ("experiments.reddy2023", ["--runs=foo"], 2, "unknown ['foo']"),
+    ("experiments.chan2022", ["--preset=nope"], 2, "--preset=nope: value should be one of"),
+    ("experiments.olsson2022", ["--preset=nope"], 2, "--preset=nope: value should be one of"),
+    ("experiments.olsson2022", ["--layers=a"], 2, "--layers=a"),
+    ("experiments.xie2021", ["--models=nope"], 2, "unknown ['nope']"),
+    ("experiments.xie2021", ["extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.nanda2023", ["--set", "task.nope=1"], 2, "unknown config field 'nope'"),
+    ("experiments.nanda2023", ["--set", "task.modulus=1.5"], 2, "holds an int"),
+    ("experiments.scaling_laws", ["--sweep=nope"], 2, "unknown sweep 'nope'"),
+    ("experiments.besiroglu2024", ["--csv=/nonexistent/data.csv"], 2, "no such file"),
+    ("experiments.benchmark", ["--cases=nope"], 2, "unknown ['nope']"),
+    ("experiments.profile_step", ["--case=nope"], 2, "--case=nope"),
+    ("experiments.profile_step", ["extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.benchmark", ["extra"], 2, "unexpected arguments ['extra']"),
+    ("experiments.benchmark", ["--dtype=float13"], 2, "--dtype=float13"),
+    ("experiments.benchmark", ["--out=README.md/b.json"], 2,
+     "--out=README.md/b.json: README.md is a file, so the file cannot be created"),
+    ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
+    # refused by the child process the benchmark spawns: the user's input, not a crash
+    ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
+     "unknown config field 'nope'"),
+])
+def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypatch, capfd):
+  import importlib
+  main = importlib.import_module(module).main
+  out = tmp_path / "out"
+  if module in ("experiments.benchmark", "experiments.profile_step"):
+    full = argv
+  else:
+    full = argv + [f"--workdir={out}"]
+  monkeypatch.setattr(sys, "argv", [module, *full])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == code
+  assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+  assert not out.exists()
+
+
+def test_preemption_in_any_script_exits_0_with_its_line(monkeypatch, capfd):
+  from research import preemption
+
+  def preempted(argv):
+    raise preemption.Preempted("preempted (SIGTERM) at step 20; checkpoint saved; rerun to continue")
+
+  monkeypatch.setattr(sys, "argv", ["experiments.schaeffer2023"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(preempted)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 0 and lines == ["preempted (SIGTERM) at step 20; checkpoint saved; "
+                                         "rerun to continue"], lines
+
+
+def test_reproduce_stops_at_a_preemption_and_exits_0(tmp_path, monkeypatch, capfd):
+  from experiments import garg2022, reproduce, summaries
+  from research import preemption
+  seeds = []
+
+  def preempted(preset, run_dir, seed=0):
+    seeds.append(seed)
+    raise preemption.Preempted("preempted (SIGTERM) at step 7; checkpoint saved; rerun to continue")
+
+  monkeypatch.setattr(garg2022, "run", preempted)
+  monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "wall_times.json")
+  monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "garg2022", "--preset=tiny",
+                                    "--seeds=0,1", f"--workdir={tmp_path}"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(reproduce.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 0 and seeds == [0], (seeds, lines)  # seed 1 not started unguarded
+  assert lines[-1].startswith("preempted (SIGTERM) at step 7"), lines
+
+
+def test_reddy_sweeps_empty_still_means_no_sweeps(tmp_path, monkeypatch):
+  from experiments import reddy2023
+  got = {}
+  monkeypatch.setattr(reddy2023, "run", lambda *a: got.setdefault("sweeps", a[3]))
+  reddy2023.main(["--preset=cpu", f"--workdir={tmp_path}", "--sweeps="])
+  assert got["sweeps"] == []
+
+
+def test_reproduce_of_a_failing_experiment_exits_6(tmp_path, monkeypatch, capfd):
+  from experiments import garg2022, reproduce, summaries
+
+  def boom(preset, run_dir, seed=0):
+    raise RuntimeError("the experiment crashed")
+
+  monkeypatch.setattr(garg2022, "run", boom)
+  monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "wall_times.json")
+  monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "garg2022", "--preset=tiny",
+                                    f"--workdir={tmp_path}"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(reproduce.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 6 and len(lines) == 1, lines
+  assert lines[0].startswith("error: garg2022: the experiment failed (seed 0: RuntimeError: "
+                             "the experiment crashed)"), lines
+  assert not (tmp_path / "wall_times.json").exists()  # a failed run measures nothing
+
+
+def test_script_valid_input_exits_0(monkeypatch, capfd):
+  """Negative control of the script table: the same wrapper, a valid input."""
+  from experiments import reproduce
+  monkeypatch.setattr(sys, "argv", ["experiments.reproduce", "--list"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(reproduce.main)
+  assert e.value.code == 0 and "garg2022" in capfd.readouterr().out
