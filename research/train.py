@@ -208,13 +208,19 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   """
   workdir = Path(workdir)
   workdir_lib.check_same_config(workdir, config)
+  fresh = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
   lock = (workdir_lib.Lock(workdir, "a training run") if jax.process_index() == 0
           else contextlib.nullcontext())
-  # The handler first: once the lock names this process, SIGTERM never kills it mid-write.
-  with preemption.Guard() as guard, lock:
-    workdir_lib.check_same_config(workdir, config)  # again: it may have changed before the lock
-    return _train(config, workdir, devices, guard)
+  try:
+    # The handler first: once the lock names this process, SIGTERM never kills it mid-write.
+    with preemption.Guard() as guard, lock:
+      workdir_lib.check_same_config(workdir, config)  # again: it may have changed before the lock
+      return _train(config, workdir, devices, guard)
+  except BaseException:
+    if fresh and jax.process_index() == 0:  # refused before writing: leave no empty run behind
+      workdir_lib.remove_if_unstarted(workdir)
+    raise
 
 
 def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:

@@ -252,6 +252,24 @@ def repair_jsonl(path: str | Path, upto_step: int) -> None:
   write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def remove_if_unstarted(workdir: str | Path) -> None:
+  """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
+  does not fit): removes the released .lock and the empty directories the start made, and
+  the workdir itself when that leaves it empty. Any other file stays where it is."""
+  workdir = Path(workdir)
+  if (workdir / CONFIG).exists():
+    return  # it started: its files are a run's
+  with contextlib.suppress(OSError):
+    if (workdir / LOCK).stat().st_size == 0:
+      (workdir / LOCK).unlink()
+  for path in sorted(workdir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+    if path.is_dir() and not path.is_symlink():
+      with contextlib.suppress(OSError):
+        path.rmdir()  # fails, and so keeps it, unless it is empty
+  with contextlib.suppress(OSError):
+    workdir.rmdir()
+
+
 # --- one process per workdir ------------------------------------------------------------
 class Lock:
   """DIR/.lock held with flock while a process writes DIR; the file names the holder.

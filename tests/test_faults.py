@@ -85,6 +85,22 @@ def test_resumable_fields_extend_a_run_and_are_recorded(finished, tmp_path):
   assert workdir.finished_summary(wd, c) is None
 
 
+def test_a_start_refused_before_writing_leaves_no_workdir_behind(finished, tmp_path):
+  """A new workdir whose start is refused inside training (init_from a run whose weights
+  do not fit) is removed again: no .lock, no empty checkpoints/ mistaken for a run."""
+  bad = _tiny()
+  bad.model.width, bad.init_from = 2 * bad.model.width, str(finished)
+  wd = tmp_path / "new" / "run"
+  with pytest.raises(checkpoint.InitFromError, match="does not fit this model"):
+    _train(bad, wd)
+  assert not wd.exists() and (tmp_path / "new").exists()  # only what the run created goes
+  wd.mkdir()
+  (wd / "notes.txt").write_text("mine")  # control: a workdir the user made stays as it was
+  with pytest.raises(checkpoint.InitFromError):
+    _train(bad, wd)
+  assert sorted(p.name for p in wd.iterdir()) == [workdir.LOCK, "checkpoints", "notes.txt"]
+
+
 # --- one process per workdir ------------------------------------------------------------
 def test_a_second_process_is_refused_naming_the_holder(tmp_path):
   held = workdir.Lock(tmp_path, "a training run")
