@@ -19,6 +19,7 @@ is re-exported here.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging as logging_std
 import os
@@ -266,10 +267,27 @@ def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> Path:
   if not existing.is_dir():
     raise InputError(f"{flag}={text}: {existing} is a file, so the directory cannot be "
                      "created; pass another path")
-  if not os.access(existing, os.W_OK | os.X_OK):
+  if not _writable(existing):
     raise InputError(f"{flag}={text}: {existing} is not writable; pass a directory you can "
                      "write to")
   return p
+
+
+def _writable(directory: Path) -> bool:
+  """Whether an entry can be made in `directory`: tried (a directory made and removed at
+  once), since os.access says yes to root on /proc, /sys and other pseudo-filesystems."""
+  if not os.access(directory, os.W_OK | os.X_OK):
+    return False
+  probe = directory / f".write-check-{os.getpid()}"
+  try:
+    probe.mkdir()
+  except FileExistsError:
+    return True
+  except OSError:
+    return False
+  with contextlib.suppress(OSError):
+    probe.rmdir()
+  return True
 
 
 def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
@@ -286,7 +304,7 @@ def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
   if not parent.is_dir():
     raise InputError(f"{flag}={text}: {parent} is a file, so the file cannot be created; "
                      "pass another path")
-  if not os.access(parent, os.W_OK | os.X_OK):
+  if not _writable(parent):
     raise InputError(f"{flag}={text}: {parent} is not writable; pass a path you can write to")
   if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
     raise InputError(f"{flag}={text}: {path.suffix or 'no extension'} is not a figure format; "

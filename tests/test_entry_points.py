@@ -283,6 +283,16 @@ def test_check_workdir(tmp_path):
     with pytest.raises(InputError, match=needle):
       cli.check_workdir(path)
   assert cli.check_workdir("gs://bucket/run")  # remote: the writer checks it
+  assert sorted(tmp_path.iterdir()) == [tmp_path / "f"]  # the write check leaves nothing
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_pseudo_filesystems_are_refused_even_for_root():
+  """os.access says /proc is writable to root; making an entry there fails (EPERM, ENOENT)."""
+  for check, path in ((cli.check_workdir, "/proc/run"), (cli.check_workdir, "/proc/self"),
+                      (lambda p: cli.check_output(p, "--out"), "/proc/self/out.json")):
+    with pytest.raises(InputError, match="is not writable"):
+      check(path)
 
 
 def test_run_script_logs_without_absl_preinit_warning():
