@@ -70,6 +70,8 @@ def test_chan_many_classes_reads_reddy_sweep(tmp_path):
   write(reddy, {"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells})
   row = classification._chan_many_classes(run_dir, "cpu", "")
   assert row["status"] == "PASS" and row["ours"] == "K=32:0.04 K=2048:0.99"
+  note = json.dumps(row)  # the gallery is committed: it names the run inside WORKDIR only
+  assert "WORKDIR/reddy2023/run)" in note and str(tmp_path) not in note
   assert classification._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"
   cells[0]["icl"] = 0.5  # few classes already learn in context: not Chan's claim
   reddy.write_text(json.dumps({"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells}))

@@ -42,6 +42,7 @@ def _chan_many_classes(run_dir: Path, preset: str, setup: str) -> dict:
   same workdir (Reddy's Gaussian classes: the data this cpu preset also uses)."""
   name = "... and only with many rare classes"
   path = _reddy_results(run_dir)
+  shown = Path(*path.parent.parts[-3 if run_dir.name.startswith("seed_") else -2:])  # in WORKDIR
   res = json.loads(path.read_text()) if path.is_file() else {}
   cells = sorted(res.get("sweep_K") or [], key=lambda c: c["K"])
   if res.get("preset") != preset or len(cells) < 2:
@@ -54,7 +55,7 @@ def _chan_many_classes(run_dir: Path, preset: str, setup: str) -> dict:
   return claim(name, "many classes", " ".join(f"K={c['K']}:{c['icl']:.2f}" for c in cells),
                f"ICL <= 1/L + {ICL_AT_CHANCE} = {chance + ICL_AT_CHANCE:.3f} with the fewest "
                "classes and >= 0.9 with the most", ok,
-               setup + f"measured by reddy2023's class-count sweep ({path.parent}), Transformer; "
+               setup + f"measured by reddy2023's class-count sweep (WORKDIR/{shown}), Transformer; "
                f"fewest classes {few['icl'] - chance:+.3f} from chance, most classes "
                f"{many['icl']:.3f}",
                why="chance as in Reddy's B = 0 check; 0.9 is Reddy's 'ICL ~ 1'",
