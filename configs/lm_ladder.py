@@ -25,6 +25,7 @@ Sizes follow Pythia (Biderman et al. 2023, Table 1: layers / width / heads); our
 GPT-2 style (sequential attention then MLP, biases, untied read-out), which Pythia's
 parameter counts match within a few percent.
 """
+from absl import logging
 import ml_collections
 
 from configs import lm
@@ -74,6 +75,11 @@ def _pod(c, size: str, topology: str) -> None:
   m.num_layers, m.width, m.num_heads = layers, width, heads
   m.positions, m.dtype, m.attention, m.fused_qkv, m.scan_layers = (
       "rotary", "bfloat16", "fused", True, True)
+  if (size, topology) not in LAYOUTS:  # e.g. 1b@v5e:8x8: a guess that research.aot must check
+    logging.warning("lm_ladder: no layout is recommended for %s on %s (planned: %s); using FSDP "
+                    "over every chip, remat full, 1 microbatch: check it with python -m "
+                    "research.aot --topology=%s", size, topology,
+                    ", ".join(t for s_, t in LAYOUTS if s_ == size), topology)
   mesh, m.remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = mesh
   tr = c.train

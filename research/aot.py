@@ -191,7 +191,8 @@ def plan(config, target: Target) -> dict:
   total_b = args_b + out_b - alias_b + (temp_b or 0)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  xla_flops = float(cost.get("flops", 0.0)) if cost else 0.0
+  # A refused program has no cost analysis and no HLO: unknown (None), not 0 and "none".
+  xla_flops = None if mem is None else float(cost.get("flops", 0.0)) if cost else 0.0
 
   n_dev = len(target.devices)
   inner_loops = bool(config.model.get("scan_layers", False)) or tr.get("grad_accum_steps", 1) > 1
@@ -224,9 +225,10 @@ def plan(config, target: Target) -> dict:
           # one step, and a scanned-layer or microbatch loop one layer or microbatch of it,
           # so the comparison with the model count is only made without inner loops.
           "xla_per_device_per_step": xla_flops,
-          "xla_over_model": (xla_flops / (model_flops / n_dev) if model_flops and not inner_loops
+          "xla_over_model": (xla_flops / (model_flops / n_dev)
+                             if xla_flops is not None and model_flops and not inner_loops
                              else None)},
-      "collectives": collectives(compiled.as_text()),
+      "collectives": None if mem is None else collectives(compiled.as_text()),
   }
   if peak:
     step_s = model_flops / (n_dev * peak)
@@ -253,24 +255,29 @@ def report(p: dict) -> str:
   else:
     verdict = f"DOES NOT FIT (over by {_gb(-m['headroom_bytes'])})"
   mesh = " ".join(f"{k}={v}" for k, v in p["mesh"].items())
+  refused = m.get("compiler_error")
+  if refused:
+    xla, coll = "XLA not known (the compiler refused the program)", "not known (not compiled)"
+  else:
+    xla = f"XLA {f['xla_per_device_per_step']:.3g} per chip" + (
+        f" (x{f['xla_over_model']:.2f} the model count)" if f["xla_over_model"] else
+        " (one layer / microbatch: XLA counts a loop body once)")
+    coll = (" | ".join(f"{op} {c['count']} ({_gb(c['bytes'])})"
+                       for op, c in p["collectives"].items() if c["count"]) or "none")
   lines = [
       f"config       {p['config']}: {p['num_params'] / 1e6:,.1f}M params, {p['dtype']}, remat "
       f"{p['remat']}, scan_layers {p['scan_layers']}, batch {p['batch_size']} x "
       f"{p['tokens_per_step'] // p['batch_size']} tokens in {p['grad_accum_steps']} microbatch(es)",
       f"target       {p['topology']}: {p['devices']} x {p['device_kind']} ({p['chip']}); mesh {mesh}",
-      f"compile      {p['compile_s']:.1f} s ("
+      f"compile      {'refused for lack of HBM after ' if refused else ''}{p['compile_s']:.1f} s ("
       + (f"trace + lower {p['lower_s']:.1f} s; " if "lower_s" in p else "")
       + f"{p['steps_per_call']} steps per call)",
       f"memory/chip  params+optimiser {_gb(m['params_and_optimizer_bytes'])} | temporaries "
       f"{_gb(m['temporary_bytes'])} | total {_gb(m['total_bytes'])} of {_gb(m['capacity_bytes'])}"
       f" -> {verdict}",
       f"FLOPs/step   model {f['model_per_step']:.3g} ({f['model_per_device_per_step']:.3g} per "
-      f"chip) | XLA {f['xla_per_device_per_step']:.3g} per chip"
-      + (f" (x{f['xla_over_model']:.2f} the model count)" if f["xla_over_model"] else
-         " (one layer / microbatch: XLA counts a loop body once)"),
-      "collectives  " + " | ".join(f"{op} {c['count']} ({_gb(c['bytes'])})"
-                                   for op, c in p["collectives"].items() if c["count"])
-      + ("" if any(c["count"] for c in p["collectives"].values()) else "none")]
+      f"chip) | {xla}",
+      f"collectives  {coll}"]
   r = p.get("roofline")
   if r:
     lines.append(f"roofline     step {r['step_s_at_peak']:.3g} s at peak ("

@@ -91,6 +91,9 @@ def test_negative_control_too_large_does_not_fit(v5e):
   mem = huge["memory_per_device"]
   assert mem["fits"] is False and mem["headroom_bytes"] < -30e9
   assert "DOES NOT FIT" in aot.report(huge)
+  assert "RESOURCE_EXHAUSTED" in mem["compiler_error"]  # refused: no FLOPs or collectives
+  assert huge["flops"]["xla_per_device_per_step"] is None and huge["collectives"] is None
+  assert "XLA not known" in aot.report(huge) and "collectives  not known" in aot.report(huge)
 
 
 @needs_libtpu
@@ -190,6 +193,17 @@ def test_every_ladder_layout_validates_on_its_slice(topology):
   for overrides in lm_ladder.get_sweep(f"ladder@{topology}"):  # the sweep drives the same layouts
     config_check.validate(cli.apply_overrides(lm_ladder.get_config(f"1b@{topology}"), overrides),
                           chips)
+
+
+def test_a_slice_without_a_planned_layout_warns(monkeypatch):
+  warned = []
+  monkeypatch.setattr(lm_ladder.logging, "warning", lambda *a: warned.append(a[0] % a[1:]))
+  lm_ladder.get_config("1b@v5e:4x4")  # control: a planned layout says nothing
+  assert warned == []
+  c = lm_ladder.get_config("1b@v5e:8x8")
+  assert (c.mesh.fsdp, c.model.remat, c.train.grad_accum_steps) == (-1, "full", 1)
+  assert len(warned) == 1 and "no layout is recommended for 1b on v5e:8x8" in warned[0]
+  assert "--topology=v5e:8x8" in warned[0]
 
 
 def test_ladder_sizes_follow_pythia():
