@@ -42,7 +42,7 @@ def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
   args = cli.parse_flags(define, argv, doc, empty_ok)
   if not args.workdir:
     raise InputError("--workdir=DIR is required")
-  cli.check_workdir(args.workdir)
+  args.workdir = cli.check_workdir(args.workdir)  # `~` expanded
   cli.quiet_libraries()
   return args
 

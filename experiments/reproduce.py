@@ -219,13 +219,12 @@ def main(argv=None) -> int:
   if args.real_untrained and not args.controls:
     raise InputError("--real_untrained changes only --controls; add --controls")
   if args.controls:
-    return check_controls(Path(args.workdir) / "controls", args.real_untrained)
+    return check_controls(Path(cli.check_workdir(args.workdir)) / "controls", args.real_untrained)
   choices = NAMES + ("all", "gallery")
   if len(args.positional) != 1 or args.positional[0] not in choices:
     given = " ".join(args.positional) or "nothing"
     raise InputError(f"NAME is {given!r}; give one of: {', '.join(choices)} (or --list)")
-  name, workdir = args.positional[0], Path(args.workdir)
-  cli.check_workdir(workdir)
+  name, workdir = args.positional[0], Path(cli.check_workdir(args.workdir))
   if name not in ("all", "gallery") and args.preset not in presets_of(name):
     raise InputError(f"{name} has no {args.preset!r} preset; it has: "
                      f"{', '.join(presets_of(name))}")

@@ -78,7 +78,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   if unknown:
     raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")
   if cache_dir:
-    cli.check_workdir(cache_dir, "--plan_cache")
+    cache_dir = cli.check_workdir(cache_dir, "--plan_cache")
   cells = []
   for size in sizes or pod:
     for topology in topologies:

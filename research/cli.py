@@ -253,12 +253,22 @@ def config_from_flags() -> ml_collections.ConfigDict:
   return apply_overrides(load_config(spec), _OVERRIDES, text=True, flag="--config.")
 
 
-def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> Path:
-  """A directory this process may create or write into, checked before anything is written."""
+def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> str:
+  """A directory this process may create or write into, checked before anything is written;
+  returns the path to use (`~` expanded: a shell leaves `--workdir=~/x` as it is)."""
   text = str(path)
+  if not text:  # an unset shell variable: --workdir=$RUN would write into the current dir
+    raise InputError(f"{flag}= is empty; pass a directory, e.g. {flag}=runs/NAME")
   if "://" in text:  # gs:// and other remote filesystems are checked by their writer
-    return Path(text)
+    return text
   p = Path(text).expanduser()
+  long = [part for part in p.parts if len(os.fsencode(part)) > 255]
+  if long:
+    raise InputError(f"{flag}={text}: the name {long[0][:40]}... is {len(os.fsencode(long[0]))} "
+                     "bytes, over the 255 a file name may have; pass a shorter path")
+  if p.is_symlink() and not p.exists():
+    raise InputError(f"{flag}={text} is a symbolic link to {os.readlink(p)}, which does not "
+                     "exist; create its target or pass another path")
   if p.exists() and not p.is_dir():
     raise InputError(f"{flag}={text} is a file, not a directory; pass a directory path")
   existing = p
@@ -270,7 +280,7 @@ def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> Path:
   if not _writable(existing):
     raise InputError(f"{flag}={text}: {existing} is not writable; pass a directory you can "
                      "write to")
-  return p
+  return str(p)
 
 
 def _writable(directory: Path) -> bool:

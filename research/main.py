@@ -32,7 +32,7 @@ def main(argv) -> int:
   if flags.FLAGS.config is None or _WORKDIR.value is None:
     raise InputError("--config=FILE[:PRESET] and --workdir=DIR are required")
   config = cli.config_from_flags()
-  cli.check_workdir(_WORKDIR.value)
+  workdir = cli.check_workdir(_WORKDIR.value)
   import jax  # after flags, so that --helpfull stays fast
 
   if _NUM_PROCESSES.value and _NUM_PROCESSES.value > 1:
@@ -44,7 +44,7 @@ def main(argv) -> int:
 
   config_check.validate(config, jax.device_count())
   try:
-    summary = train.train_and_evaluate(config, _WORKDIR.value)
+    summary = train.train_and_evaluate(config, workdir)
   except checkpoint.CheckpointError as e:
     raise type(e)(f"{e}; move or delete that directory to start afresh") from None
   except train.Preempted as e:

@@ -250,14 +250,14 @@ def main(argv) -> int:
     raise InputError("--config=FILE[:PRESET], --sweep=NAME and --workdir=DIR are required")
   config = cli.config_from_flags()
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
-  cli.check_workdir(_WORKDIR.value)
+  workdir = cli.check_workdir(_WORKDIR.value)
   import jax
 
   from research import config_check
   for o in overrides:  # every point is valid before the sweep directory is written
     config_check.validate(apply_overrides(config, o), jax.device_count())
   try:
-    results = run_sweep(config, overrides, _WORKDIR.value, ensemble=_ENSEMBLE.value)
+    results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value)
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)
     return 0
@@ -267,7 +267,7 @@ def main(argv) -> int:
                len(failed), failed)
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(names)} runs failed: {', '.join(failed)} "
-                          f"(errors in {Path(_WORKDIR.value) / 'results.jsonl'}); rerun the "
+                          f"(errors in {Path(workdir) / 'results.jsonl'}); rerun the "
                           "command to retry them")
   return 0
 

@@ -275,15 +275,20 @@ def test_one_loader_and_one_setter(tmp_path):
   assert (grok.task.modulus, grok.train.batch_size) == base != (101, 5100)
 
 
-def test_check_workdir(tmp_path):
-  assert cli.check_workdir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+def test_check_workdir(tmp_path, monkeypatch):
+  assert cli.check_workdir(tmp_path / "new" / "deeper") == str(tmp_path / "new" / "deeper")
   assert not (tmp_path / "new").exists()  # checking creates nothing
   (tmp_path / "f").write_text("x")
-  for path, needle in ((tmp_path / "f", "is a file"), (tmp_path / "f" / "x", "cannot be created")):
+  (tmp_path / "link").symlink_to(tmp_path / "gone")
+  for path, needle in ((tmp_path / "f", "is a file"), (tmp_path / "f" / "x", "cannot be created"),
+                       ("", "is empty"), (tmp_path / "link", "does not exist"),
+                       (tmp_path / ("x" * 300), "over the 255")):
     with pytest.raises(InputError, match=needle):
       cli.check_workdir(path)
-  assert cli.check_workdir("gs://bucket/run")  # remote: the writer checks it
-  assert sorted(tmp_path.iterdir()) == [tmp_path / "f"]  # the write check leaves nothing
+  assert cli.check_workdir("gs://bucket/run") == "gs://bucket/run"  # remote: the writer checks it
+  monkeypatch.setenv("HOME", str(tmp_path))  # --workdir=~/x reaches the program unexpanded
+  assert cli.check_workdir("~/run") == str(tmp_path / "run")
+  assert sorted(tmp_path.iterdir()) == [tmp_path / "f", tmp_path / "link"]  # nothing written
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
