@@ -7,7 +7,7 @@ Integrity: once a save has committed, process 0 writes `STEP/checksums.json` (SH
 every file of the step, whichever process wrote it, so sharded multi-process saves are
 covered). Restore verifies it first; a mismatch (a flipped bit on disk) is treated as an
 unreadable checkpoint. A step without the file (killed between commit and checksum) is
-restored unverified, with a log line saying so.
+restored unverified, with a log line saying so, and sealed then: damage after that is found.
 
 Log-spaced keeping (`train.keep_log_spaced`, Pythia's schedule for probing training
 dynamics later): `kept_steps` names the steps saved and never deleted; keep-latest-N
@@ -200,11 +200,16 @@ class Checkpointer:
             f"checkpoint {s} in {self.directory} does not match this config: "
             + "; ".join(mismatch[:8]) + (f" (+{len(mismatch) - 8} more)" if len(mismatch) > 8 else "")
             + ". Resume with the config that wrote it, or use a new --workdir")
+      unsealed = not (self.directory / str(s) / CHECKSUMS).exists()
       try:
         out = self._mngr.restore(s, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         if errors:
           self._quarantine([t for t in steps if t > s])
+        if unsealed:  # sealed now, so that damage from here on is found (unverified only once)
+          with contextlib.suppress(OSError):  # a read-only copy: stays unverified
+            self._unsealed.append(s)
+            self._seal()
         return out["state"], dict(out["meta"] or {}), s
       except Exception as e:  # noqa: BLE001 -- any read failure means "corrupt"
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__

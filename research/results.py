@@ -76,11 +76,14 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 def _read_json(path: Path) -> dict:
   try:
-    return json.loads(path.read_text())
+    obj = json.loads(path.read_text())
   except FileNotFoundError:
     return {}
   except ValueError:
-    raise InputError(f"{path} is not JSON; rerun that run or remove its directory") from None
+    obj = None
+  if not isinstance(obj, dict):
+    raise InputError(f"{path} is not a JSON object; rerun that run or remove its directory")
+  return obj
 
 
 def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:

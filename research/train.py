@@ -11,9 +11,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -207,6 +207,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   second process on the same workdir is refused while the first holds its lock.
   """
   workdir = Path(workdir)
+  workdir_lib.check_has_config(workdir)
   workdir_lib.check_same_config(workdir, config)
   fresh = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +244,10 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     logging.info("resumed from checkpoint at step %d", restored)
+    if restored > tr.num_steps:  # the loop would do nothing, and the run never count as done
+      raise errors.InputError(
+          f"{workdir} holds a run at step {restored}, past --config.train.num_steps="
+          f"{tr.num_steps}; pass num_steps >= {restored} to continue it, or use a new --workdir")
   else:
     state = exp.init_state()
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint

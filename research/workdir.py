@@ -99,10 +99,14 @@ def saved_config(workdir: str | Path) -> dict | None:
   except OSError as e:
     raise RunIOError(f"reading {path} failed: {e.strerror or e}") from None
   try:
-    return json.loads(text)
+    saved = json.loads(text)
   except ValueError:
-    raise InputError(f"{path} is not valid JSON; restore it from the run's checkpoint "
-                     "directory or use a new --workdir") from None
+    saved = None
+  if not isinstance(saved, dict):  # damaged or edited: nothing says which config wrote the run
+    raise InputError(f"{path} does not hold a config (not a JSON object); put the run's "
+                     f"config.json back, or use a new --workdir (--config.init_from={workdir} "
+                     "starts it from this run's weights)")
+  return saved
 
 
 def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
@@ -110,6 +114,18 @@ def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[st
   if saved is None:
     return []
   return differences(saved, json.loads(config_json(config)), ignore)
+
+
+def check_has_config(workdir: str | Path) -> None:
+  """Refuses to resume checkpoints whose config.json is gone: it is written before the first
+  checkpoint, and without it the config check would let any config continue the run."""
+  workdir = Path(workdir)
+  steps = workdir / "checkpoints"
+  if not (workdir / CONFIG).exists() and steps.is_dir() and any(
+      p.name.isdigit() for p in steps.iterdir()):
+    raise InputError(f"{workdir} has checkpoints but no {CONFIG}, so nothing says which config "
+                     f"wrote them; put the run's {CONFIG} back, or use a new --workdir "
+                     f"(--config.init_from={workdir} starts it from this run's weights)")
 
 
 def check_same_config(workdir: str | Path, config, ignore=RESUMABLE) -> None:
@@ -198,9 +214,10 @@ def read_json(path: str | Path) -> dict | None:
   """A JSON file written by write_json; None when missing or unreadable (a file of an
   older version torn by a crash counts as missing: the writer rewrites it)."""
   try:
-    return json.loads(Path(path).read_text())
+    obj = json.loads(Path(path).read_text())
   except (OSError, ValueError):
     return None
+  return obj if isinstance(obj, dict) else None
 
 
 def _remove(path: Path) -> None:
@@ -226,10 +243,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
     if not line.strip():
       continue
     try:
-      rows.append(json.loads(line))
+      row = json.loads(line)
     except ValueError:
-      if i < len(lines) - 1 and any(l.strip() for l in lines[i + 1:]):
-        raise InputError(f"line {i + 1} of {path} is not JSON; delete that line") from None
+      row = None
+    if isinstance(row, dict):
+      rows.append(row)
+    else:
+      if row is not None or (i < len(lines) - 1 and any(l.strip() for l in lines[i + 1:])):
+        raise InputError(f"line {i + 1} of {path} is not a JSON object; delete that line")
       logging.warning("%s: dropped a torn last line (%d characters) left by an interrupted "
                       "write", path, len(line))
   return rows

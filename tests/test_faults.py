@@ -144,7 +144,7 @@ def test_read_jsonl_drops_a_torn_last_line_only(tmp_path, monkeypatch):
   assert workdir.read_jsonl(path) == [{"step": 20, "loss": 1.0}]
   assert len(warnings) == 1 and "torn" in warnings[0][0]
   path.write_text('{"step": 20}\n{"step": 4\n{"step": 60}\n')  # an edited file, not a tear
-  with pytest.raises(errors.InputError, match="line 2 of .* is not JSON"):
+  with pytest.raises(errors.InputError, match="line 2 of .* is not a JSON object"):
     workdir.read_jsonl(path)
 
 
@@ -198,10 +198,16 @@ def test_a_flipped_byte_falls_back_to_the_previous_checkpoint(finished, tmp_path
   assert len(list((wd / "checkpoints.unreadable").glob("40.*"))) == 1
 
 
-def test_a_checkpoint_without_checksums_restores_unverified(finished, tmp_path):
+def test_a_checkpoint_without_checksums_restores_unverified_once(finished, tmp_path):
+  """Killed between a save's commit and its checksums: restored unverified, and sealed then,
+  so that damage after that restore is found (it used to stay unverified for good)."""
   wd = _copy(finished, tmp_path / "run")
-  (wd / "checkpoints" / "40" / checkpoint.CHECKSUMS).unlink()
+  sums = wd / "checkpoints" / "40" / checkpoint.CHECKSUMS
+  sums.unlink()
   assert _restore(wd)[2] == 40
+  assert sums.exists()
+  _flip_a_byte(wd / "checkpoints" / "40")
+  assert _restore(wd)[2] == 20  # the damage is found: the previous checkpoint is restored
 
 
 def test_a_finished_async_save_is_sealed_before_the_next_save(tmp_path):

@@ -135,7 +135,7 @@ def test_the_command_refuses_a_workdir_without_checkpoints_in_one_line(tmp_path)
 
 def test_a_broken_config_json_is_named_as_broken(tmp_path):
   (tmp_path / "config.json").write_text("{not json")
-  with pytest.raises(InputError, match="config.json is not valid JSON; restore it"):
+  with pytest.raises(InputError, match="config.json does not hold a config"):
     probe_checkpoints.probe_run(tmp_path)
 
 

@@ -1,0 +1,53 @@
+"""A workdir edited or damaged by hand (found by a fault-injection probe): every such state
+is refused with exit 2 and one line, or read as documented; nothing is silently changed."""
+import json
+
+import pytest
+
+from research import errors, results, workdir
+from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 (a fixture)
+
+
+@pytest.mark.parametrize("damage", ["missing", "[]", "null", "{not json"])
+def test_checkpoints_without_a_config_are_not_resumed(finished, tmp_path, damage):
+  """config.json is what the config check compares with: without it any config (another seed,
+  another task) would continue the run and then be recorded as the run's config."""
+  wd = _copy(finished, tmp_path / "run")
+  if damage == "missing":
+    (wd / "config.json").unlink()
+  else:
+    (wd / "config.json").write_text(damage)
+  before = _snapshot(wd)
+  with pytest.raises(errors.InputError, match="put the run's config.json back") as e:
+    _train(_tiny(**{"train.num_steps": 60}), wd)
+  assert "\n" not in str(e.value) and f"--config.init_from={wd}" in str(e.value)
+  assert _snapshot(wd) == before
+
+
+def test_num_steps_below_the_newest_checkpoint_is_refused(finished, tmp_path):
+  wd = _copy(finished, tmp_path / "run")
+  before = _snapshot(wd)
+  with pytest.raises(errors.InputError, match=r"at step 40, past --config.train.num_steps=30; "
+                     r"pass num_steps >= 40"):
+    _train(_tiny(**{"train.num_steps": 30}), wd)
+  assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
+      k: v for k, v in before.items() if k != ".lock"}
+  assert _train(_tiny(), wd)["final_step"] == 40  # control: the run's own num_steps
+
+
+def test_json_files_that_are_not_objects(finished, tmp_path):
+  """Valid JSON of the wrong kind ([] for a config, a string row) was a traceback."""
+  wd = _copy(finished, tmp_path / "run")
+  assert results.records([wd])[0]["summary.final_step"] == 40  # control: intact
+  (wd / "summary.json").write_text("[1, 2]")
+  assert workdir.read_json(wd / "summary.json") is None  # readers: as if missing
+  with pytest.raises(errors.InputError, match="summary.json is not a JSON object"):
+    results.records([wd])
+  (wd / "summary.json").unlink()
+  metrics = wd / "metrics.jsonl"
+  metrics.write_text('{"step": 20}\n"hello"\n{"step": 40}\n')
+  with pytest.raises(errors.InputError, match="line 2 of .* is not a JSON object"):
+    workdir.read_jsonl(metrics)
+  metrics.write_text('{"step": 20}\n[3]\n')  # a whole last line, not a torn write
+  with pytest.raises(errors.InputError, match="line 2"):
+    workdir.read_jsonl(metrics)
