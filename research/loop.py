@@ -47,6 +47,14 @@ class Outcome:
   compile_s: float | None  # the first call's wall time (compile + K steps); None: no call
 
 
+def _close(ckpt: ckpt_lib.Checkpointer, writers) -> None:
+  try:
+    ckpt.close()
+  finally:
+    for w in writers:
+      w.close()
+
+
 def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, writers,
         guard: preemption.Guard, progress: metrics_lib.Progress) -> Outcome:
   """Trains `state` from step `start` to `train.num_steps` (config.train: cadences, K).
@@ -56,12 +64,13 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   """
   try:
     outcome = _loop(kind, state, start, train, ckpt, guard, progress)
-  finally:
-    try:
-      ckpt.close()
-    finally:
-      for w in writers:
-        w.close()
+  except BaseException:
+    try:  # the loop's error is the one to report (it names the path; a full disk fails both)
+      _close(ckpt, writers)
+    except Exception as e:  # noqa: BLE001
+      logging.warning("closing the checkpointer and writers after the error failed too: %s", e)
+    raise
+  _close(ckpt, writers)
   if guard.is_set():  # SIGTERM during the last calls or the final save, which completed
     raise preemption.Preempted(
         f"preempted (SIGTERM) after the final checkpoint (step {outcome.step}) was saved; "

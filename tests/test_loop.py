@@ -114,3 +114,33 @@ def test_a_solo_run_runs_the_shared_loop_and_sigterm_stops_a_sequential_sweep(tm
   assert ckpt_lib.Checkpointer(second / "checkpoints", max_to_keep=1).all_steps() == [5]
   assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
       sweep.run_name(i, seeds[i]) for i in range(2))
+
+
+def test_the_loops_own_error_survives_a_close_that_fails_too(monkeypatch):
+  """A full disk fails the loop's write (its error names the path) and then the
+  checkpointer's close; the close's bare OSError used to replace the loop's error."""
+  from research.errors import RunIOError
+  closed = []
+
+  class Closing:
+    def __init__(self, name, error=None):
+      self.name, self.error = name, error
+
+    def close(self):
+      closed.append(self.name)
+      if self.error:
+        raise self.error
+
+  def loop_fails(*args):
+    raise RunIOError("writing /run/metrics.jsonl failed: No space left on device")
+
+  monkeypatch.setattr(loop, "_loop", loop_fails)
+  disk_full = OSError(28, "No space left on device")
+  with pytest.raises(RunIOError, match="metrics.jsonl"):
+    loop.run(None, None, start=0, train=None, ckpt=Closing("ckpt", disk_full),
+             writers=[Closing("writer")], guard=None, progress=None)
+  assert closed == ["ckpt", "writer"]
+  monkeypatch.setattr(loop, "_loop", lambda *a: loop.Outcome(None, 0, None))
+  with pytest.raises(OSError, match="No space"):  # control: with no error of its own, close's
+    loop.run(None, None, start=0, train=None, ckpt=Closing("ckpt", disk_full),
+             writers=[Closing("writer")], guard=None, progress=None)
