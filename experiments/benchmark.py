@@ -37,6 +37,13 @@ from research.errors import InputError
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "experiments" / "peer_torch.py"
 
+
+def require_peer() -> None:
+  """--vs-peer / --peer: refused before anything is measured when the bench extra is missing."""
+  import importlib.util
+  if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+    raise InputError("the PyTorch peer needs torch and transformers: pip install -e '.[bench]'")
+
 # Garg et al.'s configurations (REFERENCES.md): d = 20, 41 points, batch 64.
 CASES = {
     "garg_small": dict(num_layers=6, num_heads=4, width=128),
@@ -365,6 +372,8 @@ def main(argv=None) -> None:
     print(json.dumps(children[a.child]()))
     return
   cli.check_output(a.out, "--out", example="benchmark.json")  # now, not after the measurements
+  if a.vs_peer:
+    require_peer()
   results = {}
   for case in a.cases:
     print(f"== {case}", flush=True)

@@ -204,6 +204,8 @@ def define_flags(fv) -> None:
 
 def main(argv=None) -> None:
   args = cli.parse_flags(define_flags, argv, __doc__)
+  if args.peer:
+    benchmark.require_peer()
   if args.ensemble:
     print(json.dumps(profile_ensemble(args.ensemble, args.steps, args.steps_per_call)))
     return

@@ -86,6 +86,31 @@ def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypa
   assert not out.exists()
 
 
+@pytest.mark.parametrize("module,argv", [
+    ("experiments.profile_step", ["--case=tiny", "--peer"]),
+    ("experiments.benchmark", ["--cases=garg_small", "--vs-peer"])])
+def test_the_peer_without_the_bench_extra_is_refused_first(module, argv, monkeypatch, capfd):
+  """It was a traceback and exit 1 after profiling our step in full (profile_step)."""
+  import importlib
+  import importlib.util
+  from experiments import benchmark
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "torch" else real(name, *a))
+  measured = []
+  monkeypatch.setattr(benchmark, "_spawn", lambda *a, **k: measured.append(a))
+  mod = importlib.import_module(module)
+  if hasattr(mod, "profile_ours"):
+    monkeypatch.setattr(mod, "profile_ours", lambda *a: measured.append(a))
+  monkeypatch.setattr(sys, "argv", [module, *argv])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(mod.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and lines == ["error: the PyTorch peer needs torch and transformers: "
+                                         "pip install -e '.[bench]'"], lines
+  assert measured == []  # refused before anything is measured
+
+
 def test_preemption_in_any_script_exits_0_with_its_line(monkeypatch, capfd):
   from research import preemption
 
