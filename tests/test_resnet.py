@@ -130,5 +130,6 @@ def test_image_classifier_trains_on_mock_mnist_and_logs_accuracy(tmp_path):
 
 def test_missing_dataset_says_how_to_prepare_it(tmp_path):
   from research.data import tfds_arrays
-  with pytest.raises(tfds_arrays.DatasetUnavailableError, match="tfds build mnist"):
+  with pytest.raises(tfds_arrays.DatasetUnavailableError, match="tfds build mnist") as e:
     tfds_arrays.open_source("mnist", "train", str(tmp_path))
+  assert f"(no mnist/ in {tmp_path})" in str(e.value)  # not TFDS's cause about file formats

@@ -44,7 +44,13 @@ def open_source(name: str, split: str, data_dir: str = ""):
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
   except Exception as e:  # noqa: BLE001 -- TFDS raises several types for "not there"
-    first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
+                              or "~/tensorflow_datasets")
+    base = name.split(":")[0].split("/")[0]
+    if not os.path.isdir(os.path.join(root, base)):  # TFDS's own cause names a file format
+      first = f"no {base}/ in {root}"
+    else:
+      first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
     raise DatasetUnavailableError(
         f"TFDS dataset {name!r} (split {split!r}) is not available ({first}); "
         + _how_to_prepare(name, data_dir)) from None
