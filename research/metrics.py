@@ -117,6 +117,11 @@ class MetricsWriter:
     with self._io(tb_dir):
       tb_dir.mkdir(parents=True, exist_ok=True)
       self._tb = EventsWriter(str(tb_dir / "events"))
+      if resume_step:  # TensorBoard drops the killed run's events from this step on
+        from tensorboardX.proto import event_pb2
+        self._tb.write_event(event_pb2.Event(
+            wall_time=time.time(), step=resume_step + 1,
+            session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
 
   @contextlib.contextmanager
   def _io(self, path: Path):

@@ -114,3 +114,33 @@ def test_init_from_starts_heads_fresh_at_any_depth(monkeypatch):
   source["sequence_model/block/kernel"] = np.ones((3, 3))
   with pytest.raises(checkpoint.InitFromError, match="block"):
     checkpoint.init_params_from("run", params, shardings)
+
+
+def _events(tb_dir):
+  """Every Event in a directory's TFRecord event files (length, crc, data, crc records)."""
+  import struct
+  from pathlib import Path
+
+  from tensorboardX.proto import event_pb2
+  out = []
+  for path in sorted(Path(tb_dir).iterdir()):
+    data, i = path.read_bytes(), 0
+    while i < len(data):
+      (n,) = struct.unpack("<Q", data[i:i + 8])
+      out.append(event_pb2.Event.FromString(data[i + 12:i + 12 + n]))
+      i += 12 + n + 4
+  return out
+
+
+def test_a_resume_tells_tensorboard_to_drop_the_killed_runs_later_events(tmp_path):
+  """A run killed at step 50 and resumed from its checkpoint at 40 wrote steps 41-50 twice;
+  the resumed writer's SessionLog.START at step 41 makes TensorBoard drop the older ones."""
+  from research import metrics
+  from tensorboardX.proto import event_pb2
+  for resume_step in (0, 40):  # 0, a fresh start, is the control: no START event
+    w = metrics.MetricsWriter(str(tmp_path), resume_step=resume_step)
+    w.write(resume_step + 10, {"loss": 1.0})
+    w.close()
+  starts = [e.step for e in _events(tmp_path / "tensorboard")
+            if e.HasField("session_log") and e.session_log.status == event_pb2.SessionLog.START]
+  assert starts == [41]
