@@ -66,6 +66,7 @@ def write_scaled_init(config, workdir: Path) -> None:
 
   from research import checkpoint as ckpt_lib
   from research import train
+  from research import workdir as workdir_lib
 
   scale = float(config.get("init_scale", 1.0))
   ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.keep_checkpoints,
@@ -80,6 +81,9 @@ def write_scaled_init(config, workdir: Path) -> None:
     ckpt.wait()
   finally:
     ckpt.close()
+  # The run's config beside its first checkpoint, as the trainer writes it: a workdir with
+  # checkpoints and no config.json is refused as tampered (research/workdir.py).
+  workdir_lib.write_text(workdir / workdir_lib.CONFIG, workdir_lib.config_json(config))
 
 
 def replay_with_final_freqs(config, workdir: Path) -> Path:
