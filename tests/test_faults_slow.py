@@ -92,13 +92,15 @@ def test_changed_config_is_refused_with_the_workdir_untouched(finished, cache, t
   assert _snapshot(wd) == before
 
 
-def test_shape_mismatch_does_not_overwrite_config_json(finished, cache, tmp_path):
-  """Without a config.json to compare (an older workdir) the checkpoint refuses the new
-  shapes (exit 4), and config.json is still not written from the refused config."""
+def test_checkpoints_without_config_json_are_refused_and_not_adopted(finished, cache, tmp_path):
+  """Without a config.json to compare, the run is refused (exit 2) before the checkpoint is
+  read, and config.json is not written from the refused config (it used to be reached only
+  by the checkpoint's shape check, which another seed or task would pass)."""
   wd = shutil.copytree(finished, tmp_path / "run")
   (wd / "config.json").unlink()
   proc = _run(_cmd(wd, cache, 60, "--config.model.width=64"))
-  assert proc.returncode == 4, proc.stderr[-3000:]
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert "has checkpoints but no config.json" in _errors(proc.stderr)[0]
   assert not (wd / "config.json").exists()
 
 
