@@ -64,10 +64,12 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   """
   try:
     outcome = _loop(kind, state, start, train, ckpt, guard, progress)
-  except BaseException:
+  except BaseException as failed:
     try:  # the loop's error is the one to report (it names the path; a full disk fails both)
       _close(ckpt, writers)
     except Exception as e:  # noqa: BLE001
+      if isinstance(failed, preemption.Preempted):
+        raise  # its "checkpoint saved" would be untrue: the failed write is the outcome
       logging.warning("closing the checkpointer and writers after the error failed too: %s", e)
     raise
   _close(ckpt, writers)
@@ -107,6 +109,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
       ckpt.wait()
       if ckpt.latest_step() != step:
         ckpt.save(step, state, {"step": step}, force=True)
+        ckpt.wait()  # committed before saying so: a failed save is this loop's error (exit 5)
       raise preemption.Preempted(
           f"preempted (SIGTERM) at step {step}; checkpoint saved in {ckpt.directory}; "
           "rerun the same command to resume")

@@ -22,6 +22,7 @@ def _config():
   c.train.num_steps, c.train.steps_per_call, c.train.log_every = 20, 5, 5
   c.train.checkpoint_every = 0  # only the final save (and a preemption's)
   c.train.eval_every = 0
+  c.optim.decay_steps = 20  # = num_steps (the same schedule), so a rerun may ask for fewer steps
   return c
 
 
@@ -88,6 +89,13 @@ def test_an_ensemble_runs_the_shared_loop_and_sigterm_stops_its_sweep_resumably(
   assert ckpt_lib.Checkpointer(ens_dir / "checkpoints", max_to_keep=1).all_steps() == [5]
   members = sorted((tmp_path / "cut" / "runs").iterdir())
   assert len(members) == 2 and not any((m / "summary.json").exists() for m in members)
+  short = _config()
+  short.train.num_steps = 3  # below the stacked checkpoint: refused, as for a solo run
+  shortened = sweep.run_sweep(short, SEEDS, tmp_path / "cut", ensemble="on",
+                              devices=jax.devices()[:1])
+  assert all("at step 5, past its config's train.num_steps=3" in r["error"]
+             for r in shortened.rows.values()), shortened.rows
+  assert not any((m / "summary.json").exists() for m in members)
   cut = sweep.run_sweep(_config(), SEEDS, tmp_path / "cut", ensemble="on",
                         devices=jax.devices()[:1])
   assert [r["status"] for r in cut.rows.values()] == ["done", "done"]
@@ -142,5 +150,13 @@ def test_the_loops_own_error_survives_a_close_that_fails_too(monkeypatch):
   assert closed == ["ckpt", "writer"]
   monkeypatch.setattr(loop, "_loop", lambda *a: loop.Outcome(None, 0, None))
   with pytest.raises(OSError, match="No space"):  # control: with no error of its own, close's
+    loop.run(None, None, start=0, train=None, ckpt=Closing("ckpt", disk_full),
+             writers=[Closing("writer")], guard=None, progress=None)
+
+  def preempted(*args):
+    raise preemption.Preempted("preempted (SIGTERM) at step 5; checkpoint saved in ...")
+
+  monkeypatch.setattr(loop, "_loop", preempted)  # "checkpoint saved" must not survive a failed
+  with pytest.raises(OSError, match="No space"):  # write: exit 5, not 0
     loop.run(None, None, start=0, train=None, ckpt=Closing("ckpt", disk_full),
              writers=[Closing("writer")], guard=None, progress=None)
