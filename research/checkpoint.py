@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -151,7 +152,7 @@ class Checkpointer:
       step_dir = self.directory / str(s)
       if step_dir.is_dir():  # not already deleted by keep-latest-N
         sums = _file_sums(step_dir)
-        tmp = step_dir / f".{CHECKSUMS}.tmp"
+        tmp = step_dir / f".{CHECKSUMS}.tmp{os.getpid()}"
         tmp.write_text(json.dumps(sums, indent=0, sort_keys=True))
         tmp.replace(step_dir / CHECKSUMS)
 
@@ -174,8 +175,12 @@ class Checkpointer:
               + (f" (+{len(bad) - 3} more files)" if len(bad) > 3 else ""))
     return None
 
-  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
+  def restore(self, abstract_state: Any, step: int | None = None, *,
+              seal: bool = False) -> tuple[Any, dict, int]:
     """Restores `step` (default: the newest complete checkpoint).
+
+    seal: the run's own trainer (holding the workdir's lock) writes the checksums of a
+    restored checkpoint that has none; readers (predict, probes) never write into a run.
 
     A checkpoint that fails to read (truncated or missing files) is skipped
     with a warning and the previous one is tried. Skipped checkpoints newer than the
@@ -206,7 +211,7 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         if errors:
           self._quarantine([t for t in steps if t > s])
-        if unsealed:  # sealed now, so that damage from here on is found (unverified only once)
+        if seal and unsealed:  # sealed now: damage from here on is found (unverified only once)
           with contextlib.suppress(OSError):  # a read-only copy: stays unverified
             self._unsealed.append(s)
             self._seal()

@@ -188,7 +188,8 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
   abstract = jax.eval_shape(ens.init_state)
   if ckpt.latest_step() is not None:
-    carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding))
+    carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
+    workdir_lib.check_not_past(start, tr.num_steps, workdir)
   else:
     carry, start = ens.init_state(), 0
   dirs = [Path(d) for d in member_dirs]

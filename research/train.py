@@ -213,15 +213,15 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   lock = (workdir_lib.Lock(workdir, "a training run") if jax.process_index() == 0
           else contextlib.nullcontext())
-  try:
-    # The handler first: once the lock names this process, SIGTERM never kills it mid-write.
-    with preemption.Guard() as guard, lock:
+  # The handler first: once the lock names this process, SIGTERM never kills it mid-write.
+  with preemption.Guard() as guard, lock:
+    try:
       workdir_lib.check_same_config(workdir, config)  # again: it may have changed before the lock
       return _train(config, workdir, devices, guard)
-  except BaseException:
-    if fresh and jax.process_index() == 0:  # refused before writing: leave no empty run behind
-      workdir_lib.remove_if_unstarted(workdir)
-    raise
+    except BaseException:
+      if fresh and jax.process_index() == 0:  # refused before writing: leave no empty run
+        workdir_lib.remove_if_unstarted(workdir)
+      raise
 
 
 def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
@@ -236,7 +236,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
   if ckpt.latest_step() is not None:
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
-    state, _, restored = ckpt.restore(abstract)
+    state, _, restored = ckpt.restore(abstract, seal=True)
     # The config is the source of truth for values it owns: a resumed run with a
     # new learning rate or weight decay uses them (shapes must still match).
     values = {"peak_lr": config.optim.learning_rate}
@@ -244,10 +244,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     logging.info("resumed from checkpoint at step %d", restored)
-    if restored > tr.num_steps:  # the loop would do nothing, and the run never count as done
-      raise errors.InputError(
-          f"{workdir} holds a run at step {restored}, past --config.train.num_steps="
-          f"{tr.num_steps}; pass num_steps >= {restored} to continue it, or use a new --workdir")
+    workdir_lib.check_not_past(restored, tr.num_steps, workdir)
   else:
     state = exp.init_state()
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint

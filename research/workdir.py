@@ -46,8 +46,8 @@ BOOKKEEPING = {
 # continues the run; config.json then records the new values). Everything else is
 # refused: to branch a run, start a new workdir with --config.init_from=OLD_WORKDIR.
 RESUMABLE = BOOKKEEPING | {
-    "train.num_steps": "extends (or shortens) a run; a decaying schedule is stretched "
-                       "from the resumed step on",
+    "train.num_steps": "extends (or shortens, not below the newest checkpoint) a run; a "
+                       "decaying schedule is stretched from the resumed step on",
     "train.eval_every": "which steps get an evaluation row",
     "probe": "probes are computed from the final state after training; a rerun re-probes",
     "mesh": "the device layout: the checkpoint is resharded onto the new mesh",
@@ -126,6 +126,15 @@ def check_has_config(workdir: str | Path) -> None:
     raise InputError(f"{workdir} has checkpoints but no {CONFIG}, so nothing says which config "
                      f"wrote them; put the run's {CONFIG} back, or use a new --workdir "
                      f"(--config.init_from={workdir} starts it from this run's weights)")
+
+
+def check_not_past(restored: int, num_steps: int, workdir: str | Path) -> None:
+  """Refuses a resume whose train.num_steps is below the restored step: the loop would do
+  nothing, and summary.json's final_step past num_steps never counts as finished."""
+  if restored > num_steps:
+    raise InputError(f"{workdir} holds a run at step {restored}, past its config's "
+                     f"train.num_steps={num_steps}; give num_steps >= {restored} to continue "
+                     "it, or use a new --workdir")
 
 
 def check_same_config(workdir: str | Path, config, ignore=RESUMABLE) -> None:
@@ -275,14 +284,14 @@ def repair_jsonl(path: str | Path, upto_step: int) -> None:
 
 def remove_if_unstarted(workdir: str | Path) -> None:
   """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
-  does not fit): removes the released .lock and the empty directories the start made, and
-  the workdir itself when that leaves it empty. Any other file stays where it is."""
+  does not fit): removes .lock and the empty directories the start made, and the workdir
+  itself when that leaves it empty. Any other file stays where it is. Called while holding
+  the lock: a process that starts meanwhile makes a new .lock, and the workdir stays."""
   workdir = Path(workdir)
   if (workdir / CONFIG).exists():
     return  # it started: its files are a run's
   with contextlib.suppress(OSError):
-    if (workdir / LOCK).stat().st_size == 0:
-      (workdir / LOCK).unlink()
+    (workdir / LOCK).unlink()
   for path in sorted(workdir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
     if path.is_dir() and not path.is_symlink():
       with contextlib.suppress(OSError):

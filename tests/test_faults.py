@@ -175,11 +175,11 @@ def _flip_a_byte(step_dir: Path) -> Path:
   return victim
 
 
-def _restore(wd):
+def _restore(wd, seal=False):
   exp = train.Experiment(_tiny(), jax.devices()[:1])
   ck = checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=3)
   try:
-    return ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding))
+    return ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding), seal=seal)
   finally:
     ck.close()
 
@@ -205,6 +205,8 @@ def test_a_checkpoint_without_checksums_restores_unverified_once(finished, tmp_p
   sums = wd / "checkpoints" / "40" / checkpoint.CHECKSUMS
   sums.unlink()
   assert _restore(wd)[2] == 40
+  assert not sums.exists()  # control: a reader (predict, probes) never writes into a run
+  assert _restore(wd, seal=True)[2] == 40  # the trainer, holding the workdir's lock, seals it
   assert sums.exists()
   _flip_a_byte(wd / "checkpoints" / "40")
   assert _restore(wd)[2] == 20  # the damage is found: the previous checkpoint is restored

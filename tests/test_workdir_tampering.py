@@ -27,8 +27,8 @@ def test_checkpoints_without_a_config_are_not_resumed(finished, tmp_path, damage
 def test_num_steps_below_the_newest_checkpoint_is_refused(finished, tmp_path):
   wd = _copy(finished, tmp_path / "run")
   before = _snapshot(wd)
-  with pytest.raises(errors.InputError, match=r"at step 40, past --config.train.num_steps=30; "
-                     r"pass num_steps >= 40"):
+  with pytest.raises(errors.InputError, match=r"at step 40, past its config's "
+                     r"train.num_steps=30; give num_steps >= 40"):
     _train(_tiny(**{"train.num_steps": 30}), wd)
   assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
       k: v for k, v in before.items() if k != ".lock"}
