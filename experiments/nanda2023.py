@@ -77,13 +77,13 @@ def write_scaled_init(config, workdir: Path) -> None:
     exp = train.Experiment(config)
     state = exp.init_state()
     params = jax.tree.map(lambda x: x * scale, state.params)
+    # The run's config first, as the trainer writes it: a workdir with checkpoints and no
+    # config.json is refused as tampered (research/workdir.py), and this returns early then.
+    workdir_lib.write_text(workdir / workdir_lib.CONFIG, workdir_lib.config_json(config))
     ckpt.save(0, state.replace(params=params, opt_state=exp.tx.init(params)), {"step": 0})
     ckpt.wait()
   finally:
     ckpt.close()
-  # The run's config beside its first checkpoint, as the trainer writes it: a workdir with
-  # checkpoints and no config.json is refused as tampered (research/workdir.py).
-  workdir_lib.write_text(workdir / workdir_lib.CONFIG, workdir_lib.config_json(config))
 
 
 def replay_with_final_freqs(config, workdir: Path) -> Path:

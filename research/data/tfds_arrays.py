@@ -47,7 +47,8 @@ def open_source(name: str, split: str, data_dir: str = ""):
     root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
                               or "~/tensorflow_datasets")
     base = name.split(":")[0].split("/")[0]
-    if not os.path.isdir(os.path.join(root, base)):  # TFDS's own cause names a file format
+    if "://" not in root and not os.path.isdir(os.path.join(root, base)):  # TFDS's cause
+      # would name a file format; on gs:// and the like TFDS's own cause (credentials...) stays
       first = f"no {base}/ in {root}"
     else:
       first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
