@@ -24,6 +24,7 @@ import importlib.util
 import logging as logging_std
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Callable, Iterable
@@ -271,16 +272,22 @@ def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> str:
                      "exist; create its target or pass another path")
   if p.exists() and not p.is_dir():
     raise InputError(f"{flag}={text} is a file, not a directory; pass a directory path")
-  existing = p
+  _check_creatable(p, flag, text, "directory")
+  return str(p)
+
+
+def _check_creatable(start: Path, flag: str, text: str, what: str) -> None:
+  """A `what` ("directory" or "file") can be made at `start`: its nearest existing
+  ancestor is a directory this process can write into."""
+  existing = start
   while not existing.exists():
     existing = existing.parent
   if not existing.is_dir():
-    raise InputError(f"{flag}={text}: {existing} is a file, so the directory cannot be "
-                     "created; pass another path")
+    raise InputError(f"{flag}={text}: {existing} is a file, so the {what} cannot be created; "
+                     "pass another path")
   if not _writable(existing):
-    raise InputError(f"{flag}={text}: {existing} is not writable; pass a directory you can "
-                     "write to")
-  return str(p)
+    raise InputError(f"{flag}={text}: {existing} is not writable; pass a "
+                     f"{'directory' if what == 'directory' else 'path'} you can write to")
 
 
 def _writable(directory: Path) -> bool:
@@ -288,15 +295,12 @@ def _writable(directory: Path) -> bool:
   once), since os.access says yes to root on /proc, /sys and other pseudo-filesystems."""
   if not os.access(directory, os.W_OK | os.X_OK):
     return False
-  probe = directory / f".write-check-{os.getpid()}"
   try:
-    probe.mkdir()
-  except FileExistsError:
-    return True
+    probe = tempfile.mkdtemp(prefix=".write-check-", dir=directory)
   except OSError:
     return False
   with contextlib.suppress(OSError):
-    probe.rmdir()
+    os.rmdir(probe)
   return True
 
 
@@ -308,14 +312,7 @@ def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
   if path.is_dir():
     raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "
                      f"{flag}={path / example}")
-  parent = path.parent
-  while not parent.exists():
-    parent = parent.parent
-  if not parent.is_dir():
-    raise InputError(f"{flag}={text}: {parent} is a file, so the file cannot be created; "
-                     "pass another path")
-  if not _writable(parent):
-    raise InputError(f"{flag}={text}: {parent} is not writable; pass a path you can write to")
+  _check_creatable(path.parent, flag, text, "file")
   if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
     raise InputError(f"{flag}={text}: {path.suffix or 'no extension'} is not a figure format; "
                      f"end the name with .png, .pdf or .svg")
