@@ -207,7 +207,6 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   second process on the same workdir is refused while the first holds its lock.
   """
   workdir = Path(workdir)
-  workdir_lib.check_has_config(workdir)
   workdir_lib.check_same_config(workdir, config)
   fresh = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
@@ -235,6 +234,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
 
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
   if ckpt.latest_step() is not None:
+    workdir_lib.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     state, _, restored = ckpt.restore(abstract, seal=True)
     # The config is the source of truth for values it owns: a resumed run with a

@@ -117,12 +117,9 @@ def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[st
 
 
 def check_has_config(workdir: str | Path) -> None:
-  """Refuses to resume checkpoints whose config.json is gone: it is written before the first
-  checkpoint, and without it the config check would let any config continue the run."""
-  workdir = Path(workdir)
-  steps = workdir / "checkpoints"
-  if not (workdir / CONFIG).exists() and steps.is_dir() and any(
-      p.name.isdigit() for p in steps.iterdir()):
+  """Before resuming a workdir's checkpoints: its config.json, written before the first
+  checkpoint, must be there; without it the config check would let any config continue."""
+  if not (Path(workdir) / CONFIG).exists():
     raise InputError(f"{workdir} has checkpoints but no {CONFIG}, so nothing says which config "
                      f"wrote them; put the run's {CONFIG} back, or use a new --workdir "
                      f"(--config.init_from={workdir} starts it from this run's weights)")
