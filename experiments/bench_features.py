@@ -5,7 +5,9 @@ own child process, as every benchmark case); NAME is a key of CASES:
 
   scan_compile    trace + lower and XLA compile time of the first train step, 24 layers
                   (Garg small's blocks), model.scan_layers on vs off; the same pair at
-                  2 layers is the control (scanning a shallow model saves little)
+                  2 layers is the control (scanning a shallow model saves little);
+                  --set model.remat=full compares both with remat, as the ladder's pod
+                  layouts run
   scan_compile_tpu  the same four programs compiled by XLA:TPU for a v5e:2x2 slice on this
                   host (libtpu, research.aot), --pairs rounds
   compile_parts   where that compile time goes: the step's parts (sampler, forward loss,
@@ -18,6 +20,10 @@ own child process, as every benchmark case); NAME is a key of CASES:
                   `--cases garg_small --vs-peer --set model.fused_qkv=True ...`
   steps_per_call  1 vs 50 train steps per jit call
   compile_cache   first call with a cold vs a warm persistent compilation cache
+
+`--set FIELD=VALUE` applies to every program that scan_compile, scan_compile_tpu,
+compile_parts, remat and attention_qkv compare (both sides of each pair), except the field
+the case varies, which is refused.
 """
 from __future__ import annotations
 
@@ -33,6 +39,31 @@ def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> d
                 f"--steps_per_call={steps_per_call}", *set_args(sets), env=env)
 
 
+# The config fields each case compares values of; --set may not fix them.
+VARIES = {"scan_compile": ("model.scan_layers",), "scan_compile_tpu": ("model.scan_layers",),
+          "compile_parts": ("model.scan_layers",), "remat": ("model.remat",),
+          "attention_qkv": ("model.attention", "model.fused_qkv")}
+
+
+def check_sets(cases, sets: dict) -> None:
+  """Before anything is measured: a --set of a field that a chosen case varies would silently
+  make the two sides of its pairs equal."""
+  from research.errors import InputError
+  for case in cases:
+    clash = sorted(set(sets) & set(VARIES.get(case, ())))
+    if clash:
+      raise InputError(f"--set {clash[0]}: --cases {case} compares values of it; drop the "
+                       f"--set, or run {case} without it")
+
+
+def _sets(a, case: str) -> dict:
+  """The command's --set FIELD=VALUE, applied to every program that CASE compares."""
+  from research import cli
+  sets = cli.overrides_from_args(a.set)
+  check_sets([case], sets)
+  return sets
+
+
 def _scan_ratios(label: str, unrolled: dict, scanned: dict) -> dict:
   """Unrolled over scanned: compile alone and trace + lower + compile; printed on one line."""
   ratio = unrolled["compile_s"] / scanned["compile_s"]
@@ -46,9 +77,9 @@ def _scan_ratios(label: str, unrolled: dict, scanned: dict) -> dict:
 
 
 def scan_compile_case(a) -> dict:
-  out = {}
+  sets, out = _sets(a, "scan_compile"), {}
   for case in ("deep24", "shallow2"):
-    runs = {scan: _ours(case, 1, 1, {"model.scan_layers": scan}) for scan in (False, True)}
+    runs = {scan: _ours(case, 1, 1, {**sets, "model.scan_layers": scan}) for scan in (False, True)}
     out[case] = {"unrolled": runs[False], "scanned": runs[True],
                  **_scan_ratios(case, runs[False], runs[True])}
   return out
@@ -103,12 +134,13 @@ def scan_compile_tpu_case(a) -> dict:
   from experiments.benchmark import _spawn, set_args
   from research import aot
   aot.require_libtpu("--cases scan_compile_tpu")  # before any child starts
+  sets = _sets(a, "scan_compile_tpu")
   variants = [(case, scan) for case in ("deep24", "shallow2") for scan in (False, True)]
   runs = {v: [] for v in variants}
   for i in range(a.pairs):
     for case, scan in variants:
       r = _spawn("--child=parts", f"--case={case}", "--part=step", "--topology=v5e:2x2",
-                 *set_args({"model.scan_layers": scan}))
+                 *set_args({**sets, "model.scan_layers": scan}))
       runs[(case, scan)].append(r)
       print(f"  round {i} {case} scan_layers={scan}: trace+lower {r['lower_s']:.1f}s + "
             f"compile {r['compile_s']:.1f}s", flush=True)
@@ -123,14 +155,13 @@ def scan_compile_tpu_case(a) -> dict:
 
 def compile_parts_case(a) -> dict:
   from experiments.benchmark import _spawn, set_args
-  del a
-  out = {}
+  sets, out = _sets(a, "compile_parts"), {}
   for label, case, scan in (("24 layers unrolled", "deep24", False),
                             ("24 layers scanned", "deep24", True),
                             ("2 layers unrolled", "shallow2", False),
                             ("2 layers scanned", "shallow2", True)):
     runs = {part: _spawn("--child=parts", f"--case={case}", f"--part={part}",
-                         *set_args({"model.scan_layers": scan})) for part in PARTS}
+                         *set_args({**sets, "model.scan_layers": scan})) for part in PARTS}
     # CPU seconds beside wall seconds: on a shared host the CPU time is the steadier figure.
     print(f"  {label} (trace + lower + compile, each alone; wall / CPU s): " + ", ".join(
         f"{part} {r['lower_s'] + r['compile_s']:.2f} / {r['cpu_s']:.2f}"
@@ -139,12 +170,13 @@ def compile_parts_case(a) -> dict:
   return out
 
 
-def _rounds(a, case: str, variants: dict[str, dict]) -> dict:
+def _rounds(a, name: str, case: str, variants: dict[str, dict]) -> dict:
   """Interleaved rounds (one run of each variant per round); medians per variant."""
+  base_sets = _sets(a, name)
   runs = {name: [] for name in variants}
   for i in range(a.pairs):
     for name, sets in variants.items():
-      r = _ours(case, a.steps, a.steps_per_call, sets)
+      r = _ours(case, a.steps, a.steps_per_call, {**base_sets, **sets})
       runs[name].append(r)
       print(f"  round {i} {name}: step {1e3 * r['step_s']:.1f} ms, {r['examples_per_s']:.0f} ex/s, "
             f"XLA temporaries {r['temp_bytes'] / 2**20:.0f} MiB", flush=True)
@@ -160,12 +192,12 @@ def _rounds(a, case: str, variants: dict[str, dict]) -> dict:
 
 
 def remat_case(a) -> dict:
-  return _rounds(a, "garg_small", {f"remat={p}": {"model.remat": p}
+  return _rounds(a, "remat", "garg_small", {f"remat={p}": {"model.remat": p}
                                    for p in ("none", "full", "dots")})
 
 
 def attention_qkv_case(a) -> dict:
-  return _rounds(a, "garg_small", {
+  return _rounds(a, "attention_qkv", "garg_small", {
       f"attention={att},fused_qkv={qkv}": {"model.attention": att, "model.fused_qkv": qkv}
       for att in ("explicit", "fused") for qkv in (False, True)})
 

@@ -6,9 +6,9 @@
 Every measurement runs in a child process (so peak memory is per run and
 caches are honest). With --vs-peer, our trainer and the PyTorch + Hugging Face
 peer (`experiments/peer_torch.py`, needs the `bench` extra) run on the
-same configuration interleaved A B A B ... after a warm-up pair; the ratio is
-reported per pair and as the median, because only side-by-side ratios are
-meaningful on a noisy machine.
+same configuration interleaved A B A B ... after a warm-up pair
+(experiments/bench_peer.py); the ratio is reported per pair and as the median,
+because only side-by-side ratios are meaningful on a noisy machine.
 
 Model FLOPs per step (MaxText-style): 6 x matmul parameters per token (read-in,
 attention projections, MLP, read-out; no embedding lookups) plus the causal
@@ -18,14 +18,14 @@ matmul measured at start-up (printed), on accelerators a per-device table.
 
 The Transformer features of config.model (scan_layers, remat, attention,
 fused_qkv) have their own cases in experiments/bench_features.py: `scan_compile`,
-`remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases.
+`remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases and to
+every program those cases compare (a field a case varies is refused).
 """
 from __future__ import annotations
 
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,14 +35,7 @@ from pathlib import Path
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER = ROOT / "experiments" / "peer_torch.py"
 
-
-def require_peer() -> None:
-  """--vs-peer / --peer: refused before anything is measured when the bench extra is missing."""
-  import importlib.util
-  if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
-    raise InputError("the PyTorch peer needs torch and transformers: pip install -e '.[bench]'")
 
 # Garg et al.'s configurations (REFERENCES.md): d = 20, 41 points, batch 64.
 CASES = {
@@ -173,25 +166,6 @@ def child_config(case: str, steps: int, steps_per_call: int) -> dict:
     return _measure(case, c, steps, steps_per_call)
 
 
-def child_peer(case: str, steps: int) -> dict:
-  """Runs the peer script in this process; prints one JSON line."""
-  import contextlib
-  import io
-  import runpy
-  m = CASES[case]
-  sys.argv = [str(PEER), f"--n_layer={m['num_layers']}", f"--n_head={m['num_heads']}",
-              f"--n_embd={m['width']}", "--n_dims=20", "--n_points=41", "--batch=64",
-              f"--steps={steps}", "--warmup=3", f"--threads={os.cpu_count()}"]
-  out = io.StringIO()
-  with contextlib.redirect_stdout(out):
-    runpy.run_path(str(PEER), run_name="__main__")
-  fields = dict(kv.split("=") for kv in out.getvalue().split() if "=" in kv)
-  return {"impl": "peer", "case": case, "params": int(fields["params"]),
-          "step_s": float(fields["step_s"]), "examples_per_s": float(fields["examples_per_s"]),
-          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "loss": float(fields["loss"])}
-
-
 def _spawn(*args: str, env: dict | None = None) -> dict:
   proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", *args], cwd=ROOT,
                         capture_output=True, text=True, env=env or os.environ.copy())
@@ -206,27 +180,6 @@ def _spawn(*args: str, env: dict | None = None) -> dict:
 
 def set_args(sets: dict) -> list[str]:
   return [f"--set={k}={v}" for k, v in sets.items()]
-
-
-def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int, sets: dict | None = None) -> dict:
-  ours = lambda: _spawn("--child=ours", f"--case={case}", f"--steps={steps}",
-                        f"--steps_per_call={steps_per_call}", *set_args(sets or {}))
-  peer = lambda: _spawn("--child=peer", f"--case={case}", f"--steps={max(10, steps // 5)}")
-  ours(), peer()  # warm-up pair (page cache, compile cache)
-  rows = []
-  for i in range(pairs):
-    a, b = ours(), peer()
-    ratio = a["examples_per_s"] / b["examples_per_s"]
-    mem = a["peak_rss_mb"] / b["peak_rss_mb"]
-    print(f"  {case} pair {i}: ours {a['examples_per_s']:.0f} ex/s (MFU "
-          f"{100 * (a['mfu'] or 0):.1f}%), peer {b['examples_per_s']:.0f} ex/s -> x{ratio:.2f}; "
-          f"peak RSS {a['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB (x{mem:.2f})", flush=True)
-    rows.append({"ours": a, "peer": b, "speed_ratio": ratio, "memory_ratio": mem})
-  med = statistics.median(r["speed_ratio"] for r in rows)
-  print(f"  {case}: median speed ratio x{med:.2f}; median MFU "
-        f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%", flush=True)
-  return {"pairs": rows, "median_speed_ratio": med, "set": sets or {},
-          "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}
 
 
 def _mfu(flops_per_s: float) -> float | None:
@@ -339,8 +292,9 @@ def define_flags(fv) -> None:
   flags.DEFINE_integer("steps_per_call", 10, "Steps per jit call.", lower_bound=1,
                        flag_values=fv)
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype.", flag_values=fv)
-  flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config (repeatable), "
-                            "e.g. model.fused_qkv=True.", flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' and the feature "
+                            "cases' config (repeatable), e.g. model.fused_qkv=True.",
+                            flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
   flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts"],
                     "Internal: measure one thing in this process.", flag_values=fv)
@@ -356,30 +310,31 @@ def main(argv=None) -> None:
   from research.workdir import write_json
 
   a = cli.parse_flags(define_flags, argv, __doc__)
-  from experiments import bench_features
+  from experiments import bench_features, bench_peer
   known = {"garg_small", "garg_standard", "ensemble", *CONFIG_CASES, *bench_features.CASES}
   sets = cli.overrides_from_args(a.set)
   if set(a.cases) - known:
     raise InputError(f"--cases: unknown {sorted(set(a.cases) - known)}; choose from: "
                      + ", ".join(sorted(known)))
+  bench_features.check_sets(a.cases, sets)
   children = {  # --child=NAME: one measurement in this process, printed as JSON for _spawn
       "ours": lambda: child_ours(a.case, a.steps, a.steps_per_call, a.dtype, sets),
       "sweep": lambda: child_sweep(a.mode, a.members),
       "config": lambda: child_config(a.case, a.steps, a.steps_per_call),
-      "peer": lambda: child_peer(a.case, a.steps),
+      "peer": lambda: bench_peer.child_peer(a.case, a.steps),
       "parts": lambda: bench_features.child_parts(a.case, a.part, sets, a.topology)}
   if a.child:
     print(json.dumps(children[a.child]()))
     return
   cli.check_output(a.out, "--out", example="benchmark.json")  # now, not after the measurements
   if a.vs_peer:
-    require_peer()
+    bench_peer.require_peer()
   results = {}
   for case in a.cases:
     print(f"== {case}", flush=True)
     if case in ("garg_small", "garg_standard"):
       if a.vs_peer:
-        results[case] = vs_peer(case, a.pairs, a.steps, a.steps_per_call, sets)
+        results[case] = bench_peer.vs_peer(case, a.pairs, a.steps, a.steps_per_call, sets)
       else:
         r = _spawn("--child=ours", f"--case={case}", f"--steps={a.steps}",
                    f"--steps_per_call={a.steps_per_call}", f"--dtype={a.dtype}", *set_args(sets))

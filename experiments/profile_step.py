@@ -26,7 +26,7 @@ from pathlib import Path
 
 from absl import flags
 
-from experiments import benchmark
+from experiments import bench_peer, benchmark
 from research import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +162,7 @@ def profile_peer(case: str, steps: int) -> dict:
           str(cfg["num_layers"]), "--n_head", str(cfg["num_heads"]), "--batch", "64",
           "--steps", "3", "--warmup", "2"]
   code = PEER_PROFILE.replace("STEPS", str(steps))
-  proc = subprocess.run([sys.executable, "-c", code, str(benchmark.PEER), *args],
+  proc = subprocess.run([sys.executable, "-c", code, str(bench_peer.PEER), *args],
                         capture_output=True, text=True, check=True)
   res = json.loads(proc.stdout.strip().splitlines()[-1])
   kinds = collections.Counter()
@@ -205,7 +205,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> None:
   args = cli.parse_flags(define_flags, argv, __doc__)
   if args.peer:
-    benchmark.require_peer()
+    bench_peer.require_peer()
   if args.ensemble:
     print(json.dumps(profile_ensemble(args.ensemble, args.steps, args.steps_per_call)))
     return

@@ -189,7 +189,8 @@ def test_the_checker_finds_a_synthetic_circle_and_an_upward_import(tmp_path):
 EXPERIMENT_LIBRARIES = {"experiments", "experiments.common", "experiments.summaries"}
 # The reproduce machinery, claim scorers and benchmark tools: not experiment scripts.
 NOT_SCRIPTS = ("experiments.reproduce", "experiments.gallery", "experiments.claims",
-               "experiments.benchmark", "experiments.bench_features", "experiments.profile_step",
+               "experiments.benchmark", "experiments.bench_features", "experiments.bench_peer",
+               "experiments.profile_step",
                "experiments.peer_torch")
 
 

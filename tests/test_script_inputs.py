@@ -111,6 +111,35 @@ def test_the_peer_without_the_bench_extra_is_refused_first(module, argv, monkeyp
   assert measured == []  # refused before anything is measured
 
 
+@pytest.mark.parametrize("cases,field", [("garg_small,remat", "model.remat"),
+                                         ("scan_compile", "model.scan_layers"),
+                                         ("attention_qkv", "model.fused_qkv")])
+def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monkeypatch, capfd):
+  """--set model.remat=full on the remat case would make its three sides one program."""
+  from experiments import benchmark
+  measured = []
+  monkeypatch.setattr(benchmark, "_spawn", lambda *a, **k: measured.append(a))
+  monkeypatch.setattr(sys, "argv", ["benchmark", f"--cases={cases}", "--set", f"{field}=True"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(benchmark.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and len(lines) == 1 and f"--set {field}:" in lines[0], lines
+  assert measured == []  # refused before the garg_small case ran
+
+
+def test_a_set_reaches_both_programs_of_the_scan_pair(monkeypatch):
+  """The control: a field the case does not vary is applied to every program it compares."""
+  from experiments import bench_features, benchmark
+  spawned = []
+  monkeypatch.setattr(benchmark, "_spawn", lambda *a, **k: spawned.append(a) or
+                      {"lower_s": 1.0, "compile_s": 1.0})
+  a = type("A", (), {"set": ["model.remat=full"]})()
+  bench_features.scan_compile_case(a)
+  assert len(spawned) == 4 and all("--set=model.remat=full" in args for args in spawned)
+  assert sorted(a for args in spawned for a in args if "scan_layers" in a) == \
+      ["--set=model.scan_layers=False"] * 2 + ["--set=model.scan_layers=True"] * 2
+
+
 def test_preemption_in_any_script_exits_0_with_its_line(monkeypatch, capfd):
   from research import preemption
 

@@ -1,0 +1,68 @@
+"""The benchmark's side-by-side comparison with the PyTorch peer (`experiments/peer_torch.py`,
+the `bench` extra): `python -m experiments.benchmark --cases garg_small,garg_standard --vs-peer`.
+
+Our trainer and the peer run the same configuration, each in a fresh child process,
+interleaved A B A B ... after a warm-up pair; a ratio is reported per pair and as the median,
+because only side-by-side ratios mean anything on a noisy machine.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import sys
+from pathlib import Path
+
+from research.errors import InputError
+
+PEER = Path(__file__).resolve().parent / "peer_torch.py"
+
+
+def require_peer() -> None:
+  """--vs-peer / --peer: refused before anything is measured when the bench extra is missing."""
+  import importlib.util
+  if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+    raise InputError("the PyTorch peer needs torch and transformers: pip install -e '.[bench]'")
+
+
+def child_peer(case: str, steps: int) -> dict:
+  """Runs the peer script in this process; prints one JSON line."""
+  import contextlib
+  import io
+  import runpy
+  from experiments.benchmark import CASES
+  m = CASES[case]
+  sys.argv = [str(PEER), f"--n_layer={m['num_layers']}", f"--n_head={m['num_heads']}",
+              f"--n_embd={m['width']}", "--n_dims=20", "--n_points=41", "--batch=64",
+              f"--steps={steps}", "--warmup=3", f"--threads={os.cpu_count()}"]
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    runpy.run_path(str(PEER), run_name="__main__")
+  fields = dict(kv.split("=") for kv in out.getvalue().split() if "=" in kv)
+  return {"impl": "peer", "case": case, "params": int(fields["params"]),
+          "step_s": float(fields["step_s"]), "examples_per_s": float(fields["examples_per_s"]),
+          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "loss": float(fields["loss"])}
+
+
+def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int,
+            sets: dict | None = None) -> dict:
+  from experiments.benchmark import _spawn, set_args
+  ours = lambda: _spawn("--child=ours", f"--case={case}", f"--steps={steps}",
+                        f"--steps_per_call={steps_per_call}", *set_args(sets or {}))
+  peer = lambda: _spawn("--child=peer", f"--case={case}", f"--steps={max(10, steps // 5)}")
+  ours(), peer()  # warm-up pair (page cache, compile cache)
+  rows = []
+  for i in range(pairs):
+    a, b = ours(), peer()
+    ratio = a["examples_per_s"] / b["examples_per_s"]
+    mem = a["peak_rss_mb"] / b["peak_rss_mb"]
+    print(f"  {case} pair {i}: ours {a['examples_per_s']:.0f} ex/s (MFU "
+          f"{100 * (a['mfu'] or 0):.1f}%), peer {b['examples_per_s']:.0f} ex/s -> x{ratio:.2f}; "
+          f"peak RSS {a['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB (x{mem:.2f})", flush=True)
+    rows.append({"ours": a, "peer": b, "speed_ratio": ratio, "memory_ratio": mem})
+  med = statistics.median(r["speed_ratio"] for r in rows)
+  print(f"  {case}: median speed ratio x{med:.2f}; median MFU "
+        f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%", flush=True)
+  return {"pairs": rows, "median_speed_ratio": med, "set": sets or {},
+          "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}
