@@ -146,9 +146,6 @@ class _OutOfMemory:
   def cost_analysis(self):
     return {}
 
-  def as_text(self) -> str:
-    return ""
-
 
 def _shard_bytes(abstract, shardings) -> int:
   """Bytes one device holds of a sharded tree (its shard of every leaf)."""

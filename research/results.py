@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from research.errors import InputError
-from research.workdir import atomic_path, read_jsonl
+from research.workdir import atomic_path, read_jsonl, read_object
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -75,15 +75,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def _read_json(path: Path) -> dict:
-  try:
-    obj = json.loads(path.read_text())
-  except FileNotFoundError:
-    return {}
-  except ValueError:
-    obj = None
-  if not isinstance(obj, dict):
-    raise InputError(f"{path} is not a JSON object; rerun that run or remove its directory")
-  return obj
+  return read_object(path, "is not a JSON object", "rerun that run or remove its directory") or {}
 
 
 def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:

@@ -89,9 +89,11 @@ def differences(old: dict, new: dict, ignore=(), prefix: str = "") -> list[str]:
   return out
 
 
-def saved_config(workdir: str | Path) -> dict | None:
-  """The workdir's config.json as a dict; None when there is none."""
-  path = Path(workdir) / CONFIG
+def read_object(path: str | Path, what: str, fix: str) -> dict | None:
+  """A JSON object a run wrote (config.json, summary.json, a probe's file); None when the
+  file is missing. Anything else (broken JSON, a list, a string: damaged or edited) is
+  refused naming the file and FIX, never read as a run's record."""
+  path = Path(path)
   try:
     text = path.read_text()
   except FileNotFoundError:
@@ -99,14 +101,20 @@ def saved_config(workdir: str | Path) -> dict | None:
   except OSError as e:
     raise RunIOError(f"reading {path} failed: {e.strerror or e}") from None
   try:
-    saved = json.loads(text)
+    obj = json.loads(text)
   except ValueError:
-    saved = None
-  if not isinstance(saved, dict):  # damaged or edited: nothing says which config wrote the run
-    raise InputError(f"{path} does not hold a config (not a JSON object); put the run's "
-                     f"config.json back, or use a new --workdir (--config.init_from={workdir} "
-                     "starts it from this run's weights)")
-  return saved
+    obj = None
+  if not isinstance(obj, dict):
+    raise InputError(f"{path} {what}; {fix}")
+  return obj
+
+
+def saved_config(workdir: str | Path) -> dict | None:
+  """The workdir's config.json as a dict; None when there is none. A damaged or edited one
+  is refused: nothing then says which config wrote the run."""
+  return read_object(Path(workdir) / CONFIG, "does not hold a config (not a JSON object)",
+                     f"put the run's config.json back, or use a new --workdir "
+                     f"(--config.init_from={workdir} starts it from this run's weights)")
 
 
 def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
