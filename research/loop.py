@@ -63,7 +63,7 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   ends (the writers even when the checkpoint's last write failed: disk full).
   """
   try:
-    outcome = _loop(kind, state, start, train, ckpt, guard, progress)
+    outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress)
   except BaseException as failed:
     try:  # the loop's error is the one to report (it names the path; a full disk fails both)
       _close(ckpt, writers)
@@ -80,8 +80,14 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   return outcome
 
 
-def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
+def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress) -> Outcome:
   calls: dict[int, Callable] = {}
+
+  def save(step: int, force: bool = False) -> None:
+    for w in writers:  # the rows of the steps it holds reach the disk before the checkpoint
+      w.sync()
+    ckpt.save(step, state, {"step": step}, force=force)
+
   pending = None  # (first step, last step, device metrics) not yet read by the host
 
   def drain():
@@ -108,7 +114,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
       drain()
       ckpt.wait()
       if ckpt.latest_step() != step:
-        ckpt.save(step, state, {"step": step}, force=True)
+        save(step, force=True)
         ckpt.wait()  # committed before saying so: a failed save is this loop's error (exit 5)
       raise preemption.Preempted(
           f"preempted (SIGTERM) at step {step}; checkpoint saved in {ckpt.directory}; "
@@ -131,6 +137,6 @@ def _loop(kind: Step, state, start: int, tr, ckpt, guard, progress) -> Outcome:
     if ((tr.checkpoint_every and step % tr.checkpoint_every == 0) or step == tr.num_steps
         or step in keep):
       drain()  # never checkpoint a state whose losses were not checked
-      ckpt.save(step, state, {"step": step})
+      save(step)
   drain()
   return Outcome(state=state, step=step, compile_s=compile_s)

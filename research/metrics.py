@@ -104,6 +104,7 @@ class MetricsWriter:
     self.path = Path(workdir) / workdir_lib.METRICS
     self.perf_path = Path(workdir) / workdir_lib.PERF
     self._tb = None
+    self._synced_dir = False
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
@@ -148,6 +149,25 @@ class MetricsWriter:
                 wall_time=time.time(), step=int(step),
                 summary=scalar(("perf/" if perf else "") + k, float(v))))
         self._tb.flush()
+
+  def sync(self) -> None:
+    """Forces the rows written so far to the disk: called before each checkpoint save, so
+    that a checkpoint an OS crash or power loss leaves behind never outlives the rows of
+    the steps it holds (a resume cannot recompute them; they would be a silent gap)."""
+    if not self.enabled:
+      return
+    for path in (self.path, self.perf_path):
+      if path.exists():
+        with self._io(path), path.open("a") as f:
+          os.fsync(f.fileno())
+    if not self._synced_dir:  # the files' directory entries, once: they are made once
+      with self._io(self.path.parent):
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+          os.fsync(fd)
+        finally:
+          os.close(fd)
+      self._synced_dir = True
 
   def close(self) -> None:
     if self._tb is not None:
