@@ -32,6 +32,7 @@ from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
 from research import loop, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
+from research import workdir_lock
 from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
                             run_probes)
 
@@ -174,7 +175,7 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
   with contextlib.ExitStack() as stack:
     if jax.process_index() == 0:
       for d in [workdir, *map(Path, member_dirs)]:
-        stack.enter_context(workdir_lib.Lock(d, "an ensemble"))
+        stack.enter_context(workdir_lock.Lock(d, "an ensemble"))
     guard = stack.enter_context(preemption.Guard())
     return _train_ensemble(config, members, workdir, member_dirs, devices, guard)
 

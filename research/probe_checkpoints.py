@@ -46,6 +46,7 @@ from absl import flags, logging
 from research import checkpoint as ckpt_lib
 from research import cli, predict
 from research import workdir as workdir_lib
+from research import workdir_lock
 from research.errors import InputError, RunsFailedError
 from research.models import transformer
 from research.probes import attention as scores
@@ -147,7 +148,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
                        "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
     out = Path(out).expanduser() if out else workdir / OUT
     out.parent.mkdir(parents=True, exist_ok=True)
-    with workdir_lib.Lock(out.parent, "research.probe_checkpoints"):
+    with workdir_lock.Lock(out.parent, "research.probe_checkpoints"):
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts)
   finally:
     ck.close()

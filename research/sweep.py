@@ -31,6 +31,7 @@ from absl import flags, logging
 from research import cli, preemption
 from research import results as results_lib
 from research import workdir as workdir_lib
+from research import workdir_lock
 from research.errors import InputError, RunIOError, RunsFailedError
 
 
@@ -154,7 +155,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   # Two sweeps in one directory would each rewrite results.jsonl from their own rows.
-  lock = (workdir_lib.Lock(workdir, "a sweep") if jax.process_index() == 0
+  lock = (workdir_lock.Lock(workdir, "a sweep") if jax.process_index() == 0
           else contextlib.nullcontext())
   with lock:
     return _run_sweep(config, overrides, workdir, ensemble, devices)

@@ -31,6 +31,7 @@ from research import errors, keys
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
+from research import workdir_lock
 from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
 
 
@@ -210,7 +211,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   workdir_lib.check_same_config(workdir, config)
   fresh = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
-  lock = (workdir_lib.Lock(workdir, "a training run") if jax.process_index() == 0
+  lock = (workdir_lock.Lock(workdir, "a training run") if jax.process_index() == 0
           else contextlib.nullcontext())
   # The handler first: once the lock names this process, SIGTERM never kills it mid-write.
   with preemption.Guard() as guard, lock:

@@ -8,6 +8,7 @@
   config_changes.jsonl  one row per resume that changed a RESUMABLE field: step, changes
   probes/*.json, figures/*.png   written atomically from the final state
   .lock           names the process (host, PID) that writes the directory
+                  (research/workdir_lock.py)
 
 Every "is this the same run / is it finished" question goes through `differences`,
 `check_same_config` and `finished_summary`; every metrics reader through `read_jsonl`.
@@ -15,12 +16,8 @@ Every "is this the same run / is it finished" question goes through `differences
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
-import socket
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -61,10 +58,6 @@ RESUMABLE = BOOKKEEPING | {
 
 class ConfigChangedError(InputError):
   """A rerun's config differs from the one the workdir was trained with."""
-
-
-class WorkdirBusyError(InputError):
-  """Another live process holds the workdir's lock."""
 
 
 # --- config provenance -------------------------------------------------------------
@@ -303,92 +296,3 @@ def remove_if_unstarted(workdir: str | Path) -> None:
         path.rmdir()  # fails, and so keeps it, unless it is empty
   with contextlib.suppress(OSError):
     workdir.rmdir()
-
-
-# --- one process per workdir ------------------------------------------------------------
-class Lock:
-  """DIR/.lock held with flock while a process writes DIR; the file names the holder.
-
-  The kernel drops the flock when the process dies, even by SIGKILL; the name left in
-  the file then tells the next holder whose lock it takes over (logged as a warning).
-  """
-
-  def __init__(self, directory: str | Path, what: str):
-    self.path = Path(directory) / LOCK
-    self.what = what
-    self._fd = None
-
-  def __enter__(self) -> "Lock":
-    self.acquire()
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self.release()
-
-  def acquire(self) -> None:
-    self.path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = _describe(_read_holder(fd))
-      os.close(fd)
-      raise WorkdirBusyError(
-          f"{self.path.parent} is in use by {holder}; wait for it to finish (or stop it), or "
-          "use another --workdir") from None
-    except OSError as e:  # a filesystem without flock: trust the holder's name alone
-      if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-        os.close(fd)
-        raise
-      held = _read_holder(fd)
-      if held and _alive(held):
-        os.close(fd)
-        raise WorkdirBusyError(f"{self.path.parent} is in use by {_describe(held)}; wait for "
-                               "it to finish (or stop it), or use another --workdir") from None
-    previous = _read_holder(fd)
-    if previous:
-      logging.warning("%s: taking over the lock of %s, which ended without releasing it "
-                      "(killed?)", self.path.parent, _describe(previous))
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
-          "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(me).encode(), 0)
-    self._fd = fd
-
-  def release(self) -> None:
-    if self._fd is None:
-      return
-    fd, self._fd = self._fd, None
-    try:
-      os.ftruncate(fd, 0)  # an empty file: released cleanly
-    except OSError:
-      pass  # the disk is gone; closing still drops the flock
-    finally:
-      os.close(fd)
-
-
-def _read_holder(fd: int) -> dict:
-  try:
-    data = os.pread(fd, 4096, 0)
-    return json.loads(data) if data.strip() else {}
-  except (OSError, ValueError):
-    return {}
-
-
-def _describe(holder: dict) -> str:
-  if not holder:
-    return "another process"
-  return (f"{holder.get('what', 'a run')} of PID {holder.get('pid')} on host "
-          f"{holder.get('host')} (since {holder.get('since', '?')})")
-
-
-def _alive(holder: dict) -> bool:
-  if holder.get("host") != socket.gethostname():
-    return True  # cannot tell: assume it runs
-  try:
-    os.kill(int(holder.get("pid", 0)), 0)
-  except ProcessLookupError:
-    return False
-  except (PermissionError, ValueError):
-    return True
-  return True

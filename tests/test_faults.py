@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import checkpoint, errors, metrics, predict, train, workdir
+from research import checkpoint, errors, metrics, predict, train, workdir, workdir_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,23 +103,38 @@ def test_a_start_refused_before_writing_leaves_no_workdir_behind(finished, tmp_p
 
 # --- one process per workdir ------------------------------------------------------------
 def test_a_second_process_is_refused_naming_the_holder(tmp_path):
-  held = workdir.Lock(tmp_path, "a training run")
+  held = workdir_lock.Lock(tmp_path, "a training run")
   held.acquire()
   try:
-    with pytest.raises(workdir.WorkdirBusyError,
+    with pytest.raises(workdir_lock.WorkdirBusyError,
                        match=rf"in use by a training run of PID {os.getpid()} on host"):
       _train(_tiny(), tmp_path)
   finally:
     held.release()
   assert not (tmp_path / "config.json").exists()
-  with workdir.Lock(tmp_path, "a training run"):  # released: the next one takes it
+  with workdir_lock.Lock(tmp_path, "a training run"):  # released: the next one takes it
     pass
   assert (tmp_path / workdir.LOCK).read_text() == ""
 
 
+def test_a_lock_file_deleted_by_hand_lets_no_second_process_in(tmp_path):
+  """`rm DIR/.lock` while the run is live (a habit with stale lock files): the second
+  process used to make a new .lock, lock it and write the same workdir."""
+  held = workdir_lock.Lock(tmp_path, "a training run")
+  held.acquire()
+  try:
+    (tmp_path / workdir.LOCK).unlink()
+    with pytest.raises(workdir_lock.WorkdirBusyError, match=r"in use by another process"):
+      workdir_lock.Lock(tmp_path, "a training run").acquire()
+  finally:
+    held.release()
+  with workdir_lock.Lock(tmp_path, "a training run"):  # control: released, the next one enters
+    pass
+
+
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, monkeypatch):
-  code = ("import os, signal; from research import workdir; "
-          f"workdir.Lock({str(tmp_path)!r}, 'a training run').acquire(); "
+  code = ("import os, signal; from research import workdir_lock; "
+          f"workdir_lock.Lock({str(tmp_path)!r}, 'a training run').acquire(); "
           "os.kill(os.getpid(), signal.SIGKILL)")
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120,
                         env=dict(os.environ, JAX_PLATFORMS="cpu"))
@@ -127,10 +142,10 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, monkeypatch):
   left = json.loads((tmp_path / workdir.LOCK).read_text())
   warnings = []
   monkeypatch.setattr(workdir.logging, "warning", lambda *a: warnings.append(a[0] % a[1:]))
-  with workdir.Lock(tmp_path, "a training run"):
+  with workdir_lock.Lock(tmp_path, "a training run"):
     pass
   assert len(warnings) == 1 and f"PID {left['pid']}" in warnings[0] and "killed" in warnings[0]
-  with workdir.Lock(tmp_path, "a training run"):  # negative control: a clean release
+  with workdir_lock.Lock(tmp_path, "a training run"):  # negative control: a clean release
     pass
   assert len(warnings) == 1
 

@@ -23,9 +23,10 @@ PACKAGE = "research"
 # Lowest first. A module's layer is that of its top-level name under research/ (research.models.spec
 # is "models"). cli, config_overrides and workdir are foundations: the config loader, the override
 # setter and the error contract, and the workdir's file primitives (atomic writes, the JSONL
-# reader, the lock) that every layer uses.
+# reader; workdir_lock: the lock) that every layer uses.
 LAYERS = (
-    ("errors", "keys", "hardware", "preemption", "workdir", "config_overrides", "cli"),
+    ("errors", "keys", "hardware", "preemption", "workdir", "workdir_lock", "config_overrides",
+     "cli"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
      "metrics"),
     ("tasks",),

@@ -141,15 +141,15 @@ def test_rerunning_a_finished_run_keeps_its_final_metrics(tmp_path):
 
 
 def test_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
-  from research import workdir
-  held = workdir.Lock(tmp_path, "a sweep")
+  from research import workdir_lock
+  held = workdir_lock.Lock(tmp_path, "a sweep")
   held.acquire()
   try:
     with pytest.raises(ValueError, match=r"is in use by a sweep of PID \d+"):
       sweep.run_sweep(_config(), [{"seed": 0}], tmp_path, devices=jax.devices()[:1])
   finally:
     held.release()
-  with workdir.Lock(tmp_path, "a sweep"):  # released: the next sweep may take it
+  with workdir_lock.Lock(tmp_path, "a sweep"):  # released: the next sweep may take it
     pass
 
 
