@@ -23,6 +23,7 @@ import contextlib
 import importlib.util
 import logging as logging_std
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -60,6 +61,17 @@ def fail(code: int, message: str, *, skip_cleanup: bool = False) -> None:
   sys.stderr.write(line)
   sys.stderr.flush()
   sys.exit(code)
+
+
+def interrupted() -> None:
+  """Ctrl-C: one line and exit 130. Libraries' exit hooks still run after it (Orbax
+  finishing an async save, JAX's shutdown); a second Ctrl-C meanwhile quits at once and
+  quietly instead of printing their tracebacks under the line (a checkpoint only exists
+  once its directory was committed, so cutting a save short loses nothing saved)."""
+  def quit_now(*_):
+    os._exit(130)
+  signal.signal(signal.SIGINT, quit_now)
+  fail(130, "interrupted")
 
 
 def exit_code(e: BaseException) -> int:
@@ -186,7 +198,7 @@ def run(main: Callable[[list[str]], int | None]) -> None:
     try:
       return main(argv)
     except KeyboardInterrupt:
-      fail(130, "interrupted")
+      interrupted()
     except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
       _fail_for(e)
 
@@ -203,7 +215,7 @@ def run_script(main: Callable[[list[str]], object]) -> None:
   try:
     result = main(sys.argv[1:])
   except KeyboardInterrupt:
-    fail(130, "interrupted")
+    interrupted()
   except SystemExit:
     raise
   except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code

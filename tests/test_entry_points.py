@@ -319,3 +319,40 @@ def test_help_exits_0_and_lists_the_config_flag(module):
                         text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert "--config:" in proc.stdout and "--workdir:" in proc.stdout, proc.stdout
+
+
+_CTRL_C_TWICE = """
+import atexit, sys, time
+from research import cli
+def shutdown():  # a library's exit hook that takes a while (Orbax finishing a save)
+  print("hook", flush=True)
+  time.sleep(30)
+atexit.register(shutdown)
+def main(argv):
+  raise KeyboardInterrupt
+sys.argv = ["script"]
+cli.run_script(main)
+"""
+
+
+@pytest.mark.parametrize("quick_exit", [True, False])
+def test_a_second_ctrl_c_during_exit_hooks_quits_quietly(quick_exit):
+  """The first Ctrl-C prints one line; a second one while exit hooks run used to print the
+  hook's KeyboardInterrupt traceback under it. The control (quick_exit False: the handler
+  removed) shows the traceback this prevents."""
+  import signal
+  import time
+  code = _CTRL_C_TWICE if quick_exit else _CTRL_C_TWICE.replace(
+      "cli.run_script(main)", "cli.signal.signal = lambda *a: None\ncli.run_script(main)")
+  proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  assert proc.stdout.readline() == "hook\n"  # the first line was printed; hooks are running
+  time.sleep(0.2)
+  t = time.monotonic()
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=60)
+  if quick_exit:
+    assert proc.returncode == 130 and time.monotonic() - t < 20
+    assert err.strip().splitlines() == ["error: interrupted"], err
+  else:
+    assert "Traceback" in err and "KeyboardInterrupt" in err, err
