@@ -7,6 +7,7 @@ killed-and-resumed run leaves the same file as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -153,18 +154,20 @@ class MetricsWriter:
   def sync(self) -> None:
     """Forces the rows written so far to the disk: called before each checkpoint save, so
     that a checkpoint an OS crash or power loss leaves behind never outlives the rows of
-    the steps it holds (a resume cannot recompute them; they would be a silent gap)."""
+    the steps it holds (a resume cannot recompute them; they would be a silent gap). A
+    filesystem that cannot sync (some FUSE mounts: EINVAL) is left to its own guarantees;
+    a failed sync (EIO, ENOSPC: rows lost) is exit 5 like a failed write."""
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
       if path.exists():
         with self._io(path), path.open("a") as f:
-          os.fsync(f.fileno())
+          _fsync(f.fileno())
     if not self._synced_dir:  # the files' directory entries, once: they are made once
       with self._io(self.path.parent):
         fd = os.open(self.path.parent, os.O_RDONLY)
         try:
-          os.fsync(fd)
+          _fsync(fd)
         finally:
           os.close(fd)
       self._synced_dir = True
@@ -174,6 +177,14 @@ class MetricsWriter:
       tb, self._tb = self._tb, None
       with self._io(Path(tb._file_name)):
         tb.close()
+
+
+def _fsync(fd: int) -> None:
+  try:
+    os.fsync(fd)
+  except OSError as e:
+    if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+      raise
 
 
 def logged_at(workdir: str | Path, step: int) -> dict:

@@ -193,3 +193,29 @@ def test_the_rows_of_a_checkpoints_steps_reach_the_disk_before_it(tmp_path, monk
   assert all(i > 0 and events[i - 1] == ("synced through", events[i][1]) for i in saves), events
   assert str(tmp_path / "run" / "metrics.jsonl") in fsynced
   assert str(tmp_path / "run") in fsynced  # the new file's directory entry, once
+
+
+@pytest.mark.parametrize("errno_name,fails", [("EINVAL", False), ("EIO", True), ("ENOSPC", True)])
+def test_a_filesystem_that_cannot_sync_runs_on_but_a_failed_sync_is_exit_5(
+    errno_name, fails, tmp_path, monkeypatch):
+  """Some FUSE mounts answer fsync with EINVAL: the run goes on (their own guarantees hold).
+  EIO or ENOSPC from fsync means written rows were lost: exit 5, as a failed write."""
+  import errno
+  from research import metrics as metrics_lib
+  from research.errors import RunIOError
+  w = metrics_lib.MetricsWriter(str(tmp_path), resume_step=0)
+  w.write(5, {"loss": 1.0})
+
+  def fsync(fd):
+    raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)))
+
+  monkeypatch.setattr(os, "fsync", fsync)
+  try:
+    if fails:
+      with pytest.raises(RunIOError, match="metrics.jsonl"):
+        w.sync()
+    else:
+      w.sync()
+  finally:
+    monkeypatch.undo()  # TensorBoard's own close syncs too
+    w.close()
