@@ -19,7 +19,8 @@ matmul measured at start-up (printed), on accelerators a per-device table.
 The Transformer features of config.model (scan_layers, remat, attention,
 fused_qkv) have their own cases in experiments/bench_features.py: `scan_compile`,
 `remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases and to
-every program those cases compare (a field a case varies is refused).
+every program those cases, `scan_compile_tpu` and `compile_parts` compare (a field a case
+varies is refused); the other cases run fixed configs.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def _regression_config(case: str, steps_per_call: int, dtype: str = "float32",
                        sets: dict | None = None):
   from configs import icl_regression
   from research import cli
-  c = cli.apply_overrides(icl_regression.get_config("cpu"), sets or {}, text=True, flag="--set ")
+  c = icl_regression.get_config("cpu")
   m = CASES[case]
   c.model.num_layers, c.model.num_heads, c.model.width = m["num_layers"], m["num_heads"], m["width"]
   c.model.dtype = dtype
@@ -64,7 +65,8 @@ def _regression_config(case: str, steps_per_call: int, dtype: str = "float32",
   c.optim.warmup_steps, c.optim.grad_clip_norm = 0, 0.0  # as the peer: plain Adam
   c.train.steps_per_call = steps_per_call
   c.mesh.data = 1
-  return c
+  # Last, so that a --set of a field the case sets (model.dtype, train.batch_size) holds.
+  return cli.apply_overrides(c, sets or {}, text=True, flag="--set ")
 
 
 def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:
@@ -292,8 +294,9 @@ def define_flags(fv) -> None:
   flags.DEFINE_integer("steps_per_call", 10, "Steps per jit call.", lower_bound=1,
                        flag_values=fv)
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype.", flag_values=fv)
-  flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' and the feature "
-                            "cases' config (repeatable), e.g. model.fused_qkv=True.",
+  flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config and on "
+                            "what scan_compile(_tpu), compile_parts, remat and attention_qkv "
+                            "compare (repeatable), e.g. model.fused_qkv=True.",
                             flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
   flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts"],

@@ -105,7 +105,7 @@ class MetricsWriter:
     self.path = Path(workdir) / workdir_lib.METRICS
     self.perf_path = Path(workdir) / workdir_lib.PERF
     self._tb = None
-    self._synced_dir = False
+    self._synced: set[Path] = set()  # files whose directory entry was synced
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
@@ -159,18 +159,18 @@ class MetricsWriter:
     a failed sync (EIO, ENOSPC: rows lost) is exit 5 like a failed write."""
     if not self.enabled:
       return
-    for path in (self.path, self.perf_path):
-      if path.exists():
-        with self._io(path), path.open("a") as f:
-          _fsync(f.fileno())
-    if not self._synced_dir:  # the files' directory entries, once: they are made once
+    present = {path for path in (self.path, self.perf_path) if path.exists()}
+    for path in present:
+      with self._io(path), path.open("a") as f:
+        _fsync(f.fileno())
+    if present - self._synced:  # a file made since the last sync: its directory entry too
       with self._io(self.path.parent):
         fd = os.open(self.path.parent, os.O_RDONLY)
         try:
           _fsync(fd)
         finally:
           os.close(fd)
-      self._synced_dir = True
+      self._synced = present
 
   def close(self) -> None:
     if self._tb is not None:

@@ -103,8 +103,12 @@ class Lock:
                       "(killed?)", self.path.parent, _describe(previous))
     me = {"host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
           "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(me).encode(), 0)
+    try:
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, json.dumps(me).encode(), 0)
+    except BaseException:  # a full disk: not held, so a retry in this process may take it
+      os.close(fd)
+      raise
     self._fd = fd
 
   def release(self) -> None:

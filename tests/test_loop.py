@@ -219,3 +219,27 @@ def test_a_filesystem_that_cannot_sync_runs_on_but_a_failed_sync_is_exit_5(
   finally:
     monkeypatch.undo()  # TensorBoard's own close syncs too
     w.close()
+
+
+def test_a_file_made_after_the_first_sync_gets_its_directory_entry_synced(tmp_path, monkeypatch):
+  """perf.jsonl's first row can come after the first checkpoint (a window inside the first
+  call has no rates): its directory entry must reach the disk too, not only metrics.jsonl's."""
+  from research import metrics as metrics_lib
+  synced, real = [], os.fsync
+  monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+                      or real(fd))
+  w = metrics_lib.MetricsWriter(str(tmp_path), resume_step=0)
+  w.write(5, {"loss": 1.0})
+  synced.clear()
+  w.sync()
+  assert synced == [str(tmp_path / "metrics.jsonl"), str(tmp_path)]
+  w.write(10, {"steps_per_s": 3.0}, perf=True)
+  synced.clear()
+  w.sync()
+  assert sorted(synced) == sorted([str(tmp_path / "metrics.jsonl"),
+                                   str(tmp_path / "perf.jsonl"), str(tmp_path)])
+  synced.clear()
+  w.sync()  # nothing new: the files only
+  assert str(tmp_path) not in synced
+  monkeypatch.undo()
+  w.close()
