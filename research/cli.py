@@ -13,19 +13,20 @@ Two ways in:
     into a private `FlagValues`, because experiment scripts are also called as libraries
     with an argv list (reproduce, notebooks, tests), several in one process.
 
-`load_config("configs/X.py[:PRESET]")` is the one config loader; `apply_overrides(config,
-{"a.b": value})`, the one dotted-override setter, lives in research/config_overrides.py and
-is re-exported here.
+`load_config("configs/X.py[:PRESET]")`, the one config loader, lives in
+research/config_files.py and `apply_overrides(config, {"a.b": value})`, the one dotted-override
+setter, in research/config_overrides.py; both are re-exported here.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
-import importlib.util
 import logging as logging_std
 import os
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable, Iterable
@@ -35,14 +36,12 @@ import ml_collections
 
 from research import errors
 from research.config_overrides import apply_overrides  # re-exported: the one setter
-from research.errors import InputError
+from research.config_files import (  # noqa: F401 (re-exported: the one loader)
+    config_from_module, load_config, load_config_module, load_sweep)
+from research.errors import InputError, one_line  # noqa: F401 (one_line re-exported)
 
 
 # ----------------------------------------------------------------------------- failing
-def one_line(message: str) -> str:
-  return " ".join(str(message).split())
-
-
 def fail(code: int, message: str, *, skip_cleanup: bool = False) -> None:
   line = f"error: {one_line(message)}\n"
   if skip_cleanup:
@@ -67,10 +66,16 @@ def interrupted() -> None:
   """Ctrl-C: one line and exit 130. Libraries' exit hooks still run after it (Orbax
   finishing an async save, JAX's shutdown); a second Ctrl-C meanwhile quits at once and
   quietly instead of printing their tracebacks under the line (a checkpoint only exists
-  once its directory was committed, so cutting a save short loses nothing saved)."""
+  once its directory was committed, so cutting a save short loses nothing saved). The
+  quick exit is installed by an exit hook, which runs before the libraries' (registered
+  earlier, run later), so an in-process caller that catches the SystemExit (a notebook)
+  keeps its own Ctrl-C."""
   def quit_now(*_):
+    sys.stdout.flush()
     os._exit(130)
-  signal.signal(signal.SIGINT, quit_now)
+
+  if threading.current_thread() is threading.main_thread():
+    atexit.register(signal.signal, signal.SIGINT, quit_now)
   fail(130, "interrupted")
 
 
@@ -332,75 +337,3 @@ def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
 
 
 # ----------------------------------------------------------------------------- config loader
-def load_config_module(path_text: str, flag: str = "--config"):
-  """The config file's module, imported by path; every way it can fail is one InputError."""
-  path = Path(path_text).expanduser()
-  example = "e.g. configs/icl_regression.py:cpu"
-  if not path_text:
-    raise InputError(f"{flag} is empty; pass FILE.py[:PRESET], {example}")
-  if not path.exists():
-    raise InputError(f"{flag}: no such file {path_text}; pass FILE.py[:PRESET], {example}")
-  if path.is_dir():
-    raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
-  try:
-    source = path.read_text(encoding="utf-8")
-    code = compile(source, str(path), "exec")
-  except SyntaxError as e:
-    raise InputError(f"{flag}: {path_text} line {e.lineno}: syntax error ({e.msg}); fix the "
-                     "config file") from None
-  except (OSError, UnicodeDecodeError) as e:
-    raise InputError(f"{flag}: cannot read {path_text} ({e}); pass a readable config file") from None
-  spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    exec(code, module.__dict__)  # noqa: S102 -- a config file is code by design
-  except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
-    raise InputError(f"{flag}: {path_text} raised {type(e).__name__} when imported: "
-                     f"{one_line(e)}; fix the config file") from None
-  return module
-
-
-def config_from_module(module, preset: str, where: str) -> ml_collections.ConfigDict:
-  """module.get_config(preset) with its failures (no get_config, unknown preset) as one line."""
-  get_config = getattr(module, "get_config", None)
-  if not callable(get_config):
-    raise InputError(f"{where} defines no get_config(preset); a config file returns its "
-                     "ConfigDict from get_config (see configs/icl_regression.py)")
-  try:
-    config = get_config(preset) if preset else get_config()
-  except ValueError as e:  # the configs' "unknown preset 'x'; choose one of: ..."
-    raise InputError(f"{where}: {one_line(e)}") from None
-  except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
-    raise InputError(f"{where}: get_config({preset!r}) raised {type(e).__name__}: "
-                     f"{one_line(e)}; fix the config file or pick another preset") from None
-  if not isinstance(config, ml_collections.ConfigDict):
-    raise InputError(f"{where}: get_config({preset!r}) returned {type(config).__name__}, "
-                     "not an ml_collections.ConfigDict")
-  config.lock()  # an override must name an existing field
-  return config
-
-
-def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
-  """'configs/X.py[:PRESET]' -> its locked ConfigDict (the one config loader)."""
-  path_text, colon, preset = str(spec).partition(":")
-  if colon and not preset.strip():
-    # 'FILE.py:' would silently run the file's default preset (often the long cpu one).
-    raise InputError(f"{flag}={spec}: no preset after ':'; write {path_text}:PRESET (e.g. "
-                     f":tiny) or drop the ':' for the file's default preset")
-  module = load_config_module(path_text, flag)
-  return config_from_module(module, preset, f"{flag}={spec}")
-
-
-def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
-  """get_sweep(name) of the config file in 'configs/X.py[:PRESET]'."""
-  path_text = str(spec).partition(":")[0]
-  module = load_config_module(path_text, "--config")
-  get_sweep = getattr(module, "get_sweep", None)
-  if not callable(get_sweep):
-    raise InputError(f"{flag}={name}: {path_text} defines no get_sweep(name); pick a config "
-                     "file that defines sweeps (e.g. configs/icl_regression.py)")
-  try:
-    sweep = get_sweep(name)
-  except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
-    raise InputError(f"{flag}={name}: {one_line(e)}") from None
-  return list(sweep)

@@ -4,16 +4,19 @@ Each task checks its own `config.task` fields (`check_config` on the task class,
 through the task registry); this module checks the model, optimiser, training and probe fields.
 Every failure is a `ConfigError` whose message is one line naming the field,
 the bad value and the fix; every entry point prints it and exits 2 (research/cli.py).
-Unknown fields and wrong types are caught earlier, by research/cli.py's override setter.
+Unknown fields and wrong types in an override are caught earlier, by research/cli.py's
+override setter; in the config file itself, `_shared_sections` checks the sections every
+config shares (run level, optim, train, mesh) against configs/common.py's blocks.
 """
 from __future__ import annotations
 
+import difflib
 import math
 
 from research import models, optim, sharding, tasks
 from research.cli import one_line
 from research.models import lstm, resnet, transformer
-from research.tasks.fields import ConfigError, choice, positive  # noqa: F401 (ConfigError: the public name)
+from research.tasks.fields import ConfigError, choice, integer, positive  # noqa: F401 (ConfigError: the public name)
 
 
 def _model_extras(cfg) -> None:
@@ -38,6 +41,7 @@ def _model(cfg) -> None:
   m = cfg.model
   _model_extras(cfg)
   choice(cfg, "model", "name", sorted(models.REGISTRY))
+  integer(cfg, "model", "num_layers", "width", "num_heads", "max_len")
   positive(cfg, "model", "num_layers", "width", "num_heads", "mlp_ratio")
   positive(cfg, "model", "max_len", allow_zero=True)
   choice(cfg, "model", "positions", ("learned", "rotary", "none"))
@@ -133,8 +137,82 @@ def _sharding_rules(cfg) -> None:
                         "None, e.g. ('mlp', 'tensor')")
 
 
+def _type_name(default) -> str:
+  return "a number" if type(default) is float else f"a {type(default).__name__}"
+
+
+def _same_kind(value, default) -> bool:
+  if isinstance(default, bool) or isinstance(value, bool):
+    return type(value) is type(default)
+  if type(default) is float:
+    return isinstance(value, (int, float))
+  return isinstance(value, type(default))
+
+
+def _shared_sections(cfg) -> None:
+  """The sections every config takes from configs/common.py: a section or field missing, a
+  field no code reads (a typo in the file: it would be ignored, and the default used
+  silently) or a value of another kind than the block's default is refused, naming it."""
+  try:
+    from configs import common
+  except ImportError:  # research installed without the configs package: nothing to compare
+    return
+  blocks = {"optim": common.optim(), "train": common.train(), "mesh": common.mesh()}
+  for field, default in common.base("").items():
+    if field not in cfg:
+      raise ConfigError(f"config.{field} is missing; start the config from configs/common.py's "
+                        "base(preset), which defines the run-level fields")
+    if field != "preset" and not _same_kind(cfg[field], default):
+      raise ConfigError(f"config.{field}={cfg[field]!r} must be {_type_name(default)}")
+  for section, block in blocks.items():
+    if section not in cfg:
+      raise ConfigError(f"config.{section} is missing; add c.{section} = common.{section}() "
+                        "(configs/common.py)")
+    for field in cfg[section]:
+      if field not in block:
+        near = difflib.get_close_matches(field, list(block), n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise ConfigError(f"config.{section}.{field} is not a field (nothing reads it, so its "
+                          f"value would be ignored); {hint}the fields are configs/common.py's "
+                          f"{section}(): {', '.join(block)}")
+    for field, default in block.items():
+      if field not in cfg[section]:
+        raise ConfigError(f"config.{section}.{field} is missing; build the section with "
+                          f"common.{section}(...) (configs/common.py), which defines every field")
+      value = cfg[section][field]
+      if not _same_kind(value, default):
+        raise ConfigError(f"config.{section}.{field}={value!r} must be {_type_name(default)} "
+                          f"(configs/common.py's default: {default!r})")
+
+
+def _no_quoted_bools(cfg, prefix: str = "config") -> None:
+  """'False' in quotes is a non-empty string, which reads as true: a switch silently on."""
+  for field, value in cfg.items():
+    if hasattr(value, "items"):
+      _no_quoted_bools(value, f"{prefix}.{field}")
+    elif isinstance(value, str) and value.strip().lower() in ("true", "false"):
+      raise ConfigError(f"{prefix}.{field}={value!r} is a string, which reads as true; write "
+                        f"{value.strip().capitalize()} without quotes")
+
+
 def validate(cfg, num_devices: int) -> None:
   """Raises ConfigError (one line) on the first invalid field."""
+  _no_quoted_bools(cfg)
+  _shared_sections(cfg)
+  for section in ("task", "model"):
+    if section not in cfg:
+      raise ConfigError(f"config.{section} is missing; start from a config in configs/ (e.g. "
+                        "configs/icl_regression.py), which defines every section")
+  try:
+    _validate(cfg, num_devices)
+  except (KeyError, AttributeError) as e:  # a field the checks read is not in the file
+    field = str(e.args[0]).strip("'\"") if e.args else ""
+    raise ConfigError(f"the config has no field {field!r} that the code reads; start from a "
+                      "config in configs/ (e.g. configs/icl_regression.py), which defines "
+                      "every field of its model and probes") from None
+
+
+def _validate(cfg, num_devices: int) -> None:
   if cfg.task.name not in tasks.REGISTRY:
     raise ConfigError(f"config.task.name={cfg.task.name!r} is not valid; choose one of: "
                       + ", ".join(sorted(tasks.REGISTRY)))

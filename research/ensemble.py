@@ -54,9 +54,13 @@ def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
   if "seed" in keys and tasks.build_uses_seed(config.task):
     # The program holds one task, built with the base seed: members of other seeds would
     # train and be probed on its data (class means, Markov tables, splits), not their own.
-    return False, (f"task {config.task.name!r} builds seed-dependent data (splits, tables or "
-                   "class means), so members of different seeds cannot share one task; vary "
-                   "seeds in sequential runs (--ensemble=off)")
+    declared = hasattr(tasks.REGISTRY.get(config.task.name), "build_uses_seed")
+    return False, (f"task {config.task.name!r} "
+                   + ("builds seed-dependent data (splits, tables or class means)" if declared
+                      else "has no static build_uses_seed(cfg), so its build is assumed to draw "
+                           "from the seed (give it one returning False if it does not)")
+                   + ", so members of different seeds cannot share one task; vary seeds in "
+                   "sequential runs (--ensemble=off)")
   if "task.pool_size" in keys:
     if config.task.name != "regression":
       return False, f"task.pool_size is a regression value, not one of task {config.task.name!r}"

@@ -19,6 +19,11 @@ EXIT_IO = 5           # the disk or a writer failed (full, read-only, gone)
 EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed
 
 
+def one_line(message) -> str:
+  """A message as the one line an entry point prints (newlines and runs of spaces folded)."""
+  return " ".join(str(message).split())
+
+
 class ResearchError(Exception):
   """Base class; `exit_code` says how an entry point ends."""
   exit_code = 1

@@ -351,8 +351,6 @@ def periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None
 
 def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, str]:
   """Evaluates the task's probes; writes probes/*.json and renders figures/*.png."""
-  from research.analysis import plots  # matplotlib only when probing
-
   key = jax.random.fold_in(exp.root_key, keys.PROBE)
   results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
                            step=int(state.step))
@@ -361,15 +359,19 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
     return paths
   (workdir / "probes").mkdir(exist_ok=True)
   (workdir / "figures").mkdir(exist_ok=True)
-  render = getattr(exp.task, "render", plots.render_probe)
+  render = getattr(exp.task, "render", None)  # a task's figure; none drawn without one
+  if render is None:
+    logging.warning("task %r has no render(probe_json, png): its probes are written, no "
+                    "figure", exp.config.task.name)
   for stem, result in results.items():
     path = workdir / "probes" / f"{stem}.json"
     workdir_lib.write_json(path, result, indent=1)
     fig = workdir / "figures" / f"{stem}.png"
-    with workdir_lib.atomic_path(fig) as tmp:
-      render(path, tmp)
+    if render is not None:
+      with workdir_lib.atomic_path(fig) as tmp:
+        render(path, tmp)
     paths[stem] = str(path)
-    logging.info("probe %s -> %s, figure %s%s", stem, path, fig,
+    logging.info("probe %s -> %s%s%s", stem, path, f", figure {fig}" if render else "",
                  "".join(f"; {k} {v:.4g}" if isinstance(v, float) else f"; {k} {v}"
                          for k, v in result.get("summary", {}).items()))
   return paths

@@ -78,3 +78,63 @@ def test_command_line_errors_are_one_line(override, needle, tmp_path):
   assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run").exists(), "a failed config must not create the workdir"
+
+
+# A researcher's own config file: a copy of configs/icl_regression.py with one mistake in it.
+# Each used to run silently on the default (a misspelled field, a quoted False) or end in an
+# "internal error" traceback (a wrong type at a field's first assignment, a missing section).
+_TINY = "  if preset == \"tiny\":\n"
+FILE_MISTAKES = [  # (replacements, what the one line says)
+    ([(_TINY, _TINY + "    c.train.batchsize = 8\n")],
+     "config.train.batchsize is not a field (nothing reads it, so its value would be ignored); "
+     "did you mean batch_size?"),
+    ([(_TINY, _TINY + "    c.optim.learning_rat = 1.0\n")], "did you mean learning_rate?"),
+    ([("c.task.curriculum.enabled = True", "c.task.curriculum.enabled = 'False'"),
+      ("    c.task.curriculum.enabled = False\n    c.train.batch_size = 64", "    pass")],
+     "config.task.curriculum.enabled='False' is a string, which reads as true; write False"),
+    ([("batch_size=128, num_steps=8000", "batch_size='128', num_steps=8000"),
+      ("    c.train.batch_size = 64\n    c.model.num_layers", "    c.model.num_layers")],
+     "config.train.batch_size='128' must be a int"),
+    ([("batch_size=128, num_steps=8000", "batch_size=128.0, num_steps=8000"),
+      ("    c.train.batch_size = 64\n    c.model.num_layers", "    c.model.num_layers")],
+     "config.train.batch_size=128.0 must be a int"),
+    ([("c.model.num_layers = 4\n", "c.model.num_layers = '4'\n"),
+      ("c.model.num_layers, c.model.width, c.model.num_heads = 2, 32, 2",
+       "c.model.width, c.model.num_heads = 32, 2")],
+     "config.model.num_layers='4' must be a number (it is a str)"),
+    ([("c.model.width = 64 ", "c.model.width = 64.0 "),
+      ("c.model.num_layers, c.model.width, c.model.num_heads = 2, 32, 2",
+       "c.model.num_layers, c.model.num_heads = 2, 2")],
+     "config.model.width=64.0 must be an integer"),
+    ([("c.task.n_dims = 5 ", "c.task.n_dims = '5' ")], "config.task.n_dims='5' must be a number"),
+    ([("c.mesh = common.mesh()\n", "")], "config.mesh is missing; add c.mesh = common.mesh()"),
+    ([("c = common.base(preset)\n", "c = ml_collections.ConfigDict()\n")],
+     "config.init_from is missing; start the config from configs/common.py's base(preset)"),
+    ([("c.model.mlp_ratio = 4.0", "pass")], "the config has no field 'mlp_ratio' that the code reads"),
+]
+
+
+@pytest.mark.parametrize("edits,needle", FILE_MISTAKES)
+def test_a_mistake_in_a_config_file_is_refused_naming_it(edits, needle, tmp_path):
+  from research import cli
+  from research.errors import InputError
+  source = (ROOT / "configs" / "icl_regression.py").read_text()
+  for old, new in edits:
+    assert old in source, old
+    source = source.replace(old, new, 1)
+  path = tmp_path / "my_icl.py"
+  path.write_text(source)
+  with pytest.raises(InputError) as e:  # exit 2 (ConfigError is one)
+    config_check.validate(cli.load_config(f"{path}:tiny"), num_devices=1)
+  assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_the_unchanged_copy_of_a_config_file_validates(tmp_path):
+  """The control: the copy itself, and every field set to another value of its kind."""
+  from research import cli
+  path = tmp_path / "my_icl.py"
+  path.write_text((ROOT / "configs" / "icl_regression.py").read_text())
+  c = cli.load_config(f"{path}:tiny")
+  config_check.validate(c, num_devices=1)
+  c.optim.learning_rate, c.train.peak_flops, c.task.curriculum.enabled = 1, 2, True  # int for float
+  config_check.validate(c, num_devices=1)

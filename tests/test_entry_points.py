@@ -109,6 +109,19 @@ def files(tmp_path_factory):
         "  c.train.num_steps, c.train.compile_cache_dir = 20, ''\n"
         "  return c\n"
         "def get_sweep(name):\n  return [{'optim.learning_rate': 1e15}]\n")
+  write("no_preset_arg.py", "from configs import icl_regression\n"
+        "def get_config():\n  return icl_regression.get_config('tiny')\n")
+  write("value_error.py", "def get_config(preset='a'):\n  return int('abc')\n")
+  write("sibling_import.py", "from my_helpers import WIDTH\n")
+  write("frozen.py", "import ml_collections\nfrom configs import icl_regression\n"
+        "def get_config(preset='tiny'):\n"
+        "  c = icl_regression.get_config(preset)\n"
+        "  c.train.num_steps, c.train.compile_cache_dir = 20, ''\n"
+        "  return ml_collections.FrozenConfigDict(c)\n")
+  for name, body in (("dict", "{'model.width': 64}"), ("empty", "[]"),
+                     ("raises", "{}['x']")):
+    write(f"sweep_{name}.py", "from configs.icl_regression import get_config\n"
+          f"def get_sweep(name):\n  return {body}\n")
   (d / "a_directory").mkdir()
   f["a_directory"] = str(d / "a_directory")
   f["missing"] = str(d / "nope.py")
@@ -139,6 +152,12 @@ def test_research_main_malformed_inputs(files, tmp_path):
       ("config without get_config", [f"--config={files['no_get_config.py']}"], 2,
        "defines no get_config"),
       ("get_config raises", [f"--config={files['get_config_raises.py']}:a"], 2, "no_such_key"),
+      ("a preset for a get_config that takes none", [f"--config={files['no_preset_arg.py']}:tiny"],
+       2, "this file's get_config takes no preset; drop ':tiny'"),
+      ("get_config raises a ValueError of its own", [f"--config={files['value_error.py']}:a"], 2,
+       "invalid literal for int() with base 10: 'abc' (get_config('a') raised it; fix the config"),
+      ("config imports a module beside it", [f"--config={files['sibling_import.py']}"], 2,
+       "the config file's own directory is not on the import path"),
       ("unknown preset", ["--config=configs/icl_regression.py:nope"], 2,
        "unknown preset 'nope'; choose one of: tiny, cpu"),
       ("empty preset after ':'", ["--config=configs/icl_regression.py:"], 2,
@@ -185,7 +204,10 @@ def test_research_main_malformed_inputs(files, tmp_path):
   cases += [([TINY, f"--workdir={w}"], w) for _, w, _ in workdir_cases]
   valid = ([TINY, "--config.train.num_steps=20", "--config.train.compile_cache_dir=",
             f"--workdir={tmp_path / 'valid'}"], tmp_path / "valid")
-  results = _drive("research.main", cases + [valid])
+  frozen = ([f"--config={files['frozen.py']}:tiny", "--config.train.log_every=10",
+             f"--workdir={tmp_path / 'frozen'}"], tmp_path / "frozen")
+  results = _drive("research.main", cases + [frozen, valid])
+  assert results.pop(-2)["code"] in (0, None)  # a FrozenConfigDict runs (and takes overrides)
   for (name, _, code, needle), r in zip(table, results):
     _check(name, r, code, needle)
   missing_workdir = results[len(table)]
@@ -208,6 +230,12 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
       ("sweep point with an unknown field", [f"--config={files['bad_sweep.py']}:tiny",
                                              "--sweep=x"], "did you mean 'model.width'"),
       ("sweep config missing", [f"--config={files['missing']}", "--sweep=scale"], "no such file"),
+      ("get_sweep returns a dict", [f"--config={files['sweep_dict.py']}:tiny", "--sweep=x"],
+       "it must return a non-empty list of {'field.path': value} dicts"),
+      ("get_sweep returns no runs", [f"--config={files['sweep_empty.py']}:tiny", "--sweep=x"],
+       "returned []; it must return a non-empty list"),
+      ("get_sweep raises", [f"--config={files['sweep_raises.py']}:tiny", "--sweep=x"],
+       "get_sweep('x') in"),
   ]
   cases = [(argv + [f"--workdir={wd}"], wd) for _, argv, _ in table]
   failing = ([f"--config={files['failing_sweep.py']}:tiny", "--sweep=x", "--ensemble=off",
@@ -356,3 +384,22 @@ def test_a_second_ctrl_c_during_exit_hooks_quits_quietly(quick_exit):
     assert err.strip().splitlines() == ["error: interrupted"], err
   else:
     assert "Traceback" in err and "KeyboardInterrupt" in err, err
+
+
+def test_ctrl_c_in_process_leaves_the_callers_sigint_handler(monkeypatch):
+  """A notebook that calls a command and catches its SystemExit keeps its own Ctrl-C: the
+  quick exit is installed only when the process really exits (by an exit hook)."""
+  import atexit
+  import signal
+  before = signal.getsignal(signal.SIGINT)
+  hooks = []
+  monkeypatch.setattr(atexit, "register", lambda *a: hooks.append(a))
+
+  def main(argv):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(sys, "argv", ["script"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(main)
+  assert e.value.code == 130 and signal.getsignal(signal.SIGINT) is before
+  assert len(hooks) == 1 and hooks[0][:2] == (signal.signal, signal.SIGINT)

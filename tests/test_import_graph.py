@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "research"
 
 # Lowest first. A module's layer is that of its top-level name under research/ (research.models.spec
-# is "models"). cli, config_overrides and workdir are foundations: the config loader, the override
+# is "models"). cli, config_files, config_overrides and workdir are foundations: the config loader, the override
 # setter and the error contract, and the workdir's file primitives (atomic writes, the JSONL
 # reader; workdir_lock: the lock) that every layer uses.
 LAYERS = (
     ("errors", "keys", "hardware", "preemption", "workdir", "workdir_lock", "config_overrides",
-     "cli"),
+     "config_files", "cli"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
      "metrics"),
     ("tasks",),

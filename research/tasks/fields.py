@@ -22,9 +22,26 @@ def choice(cfg, section: str, field: str, valid) -> None:
                       + ", ".join(map(str, valid)))
 
 
+def _number(section: str, field: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ConfigError(f"config.{section}.{field}={value!r} must be a number (it is a "
+                      f"{type(value).__name__}); write it without quotes")
+
+
+def integer(cfg, section: str, *fields: str) -> None:
+  """Fields that size arrays or count steps: 4.0 would fail deep inside JAX."""
+  for field in fields:
+    value = cfg[section][field]
+    _number(section, field, value)
+    if not isinstance(value, int):
+      raise ConfigError(f"config.{section}.{field}={value!r} must be an integer; write "
+                        f"{int(value) if math.isfinite(value) else 1}")
+
+
 def positive(cfg, section: str, *fields: str, allow_zero: bool = False) -> None:
   for field in fields:
     value = cfg[section][field]
+    _number(section, field, value)
     if not math.isfinite(value):
       raise ConfigError(f"config.{section}.{field}={value!r} must be a finite number")
     if value < 0 or (value == 0 and not allow_zero):

@@ -271,6 +271,11 @@ class RegressionTask:
       out["dmmse"] = lambda x, y: bl.dmmse(x, y, pool, max(noise_var, 1e-2))
     return out
 
+  @staticmethod
+  def render(probe_json, out_png):
+    from research.analysis import plots  # matplotlib only when probing
+    return plots.render_probe(probe_json, out_png)
+
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
     """Normalised squared error by number of in-context examples k, per estimator.
 

@@ -1,0 +1,103 @@
+"""The one config loader: a config file (`configs/X.py[:PRESET]`, or a researcher's own) run
+as code, its `get_config(preset)` and `get_sweep(name)`, every way they can fail as one
+InputError naming the file and the fix. `research.cli` re-exports these names.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+from research.errors import InputError, one_line
+
+
+def load_config_module(path_text: str, flag: str = "--config"):
+  """The config file's module, imported by path; every way it can fail is one InputError."""
+  path = Path(path_text).expanduser()
+  example = "e.g. configs/icl_regression.py:cpu"
+  if not path_text:
+    raise InputError(f"{flag} is empty; pass FILE.py[:PRESET], {example}")
+  if not path.exists():
+    raise InputError(f"{flag}: no such file {path_text}; pass FILE.py[:PRESET], {example}")
+  if path.is_dir():
+    raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
+  try:
+    source = path.read_text(encoding="utf-8")
+    code = compile(source, str(path), "exec")
+  except SyntaxError as e:
+    raise InputError(f"{flag}: {path_text} line {e.lineno}: syntax error ({e.msg}); fix the "
+                     "config file") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise InputError(f"{flag}: cannot read {path_text} ({e}); pass a readable config file") from None
+  spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    exec(code, module.__dict__)  # noqa: S102 -- a config file is code by design
+  except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
+    hint = (" (the config file's own directory is not on the import path: put what it imports "
+            "in an installed package, or set PYTHONPATH)" if isinstance(e, ImportError) else "")
+    raise InputError(f"{flag}: {path_text} raised {type(e).__name__} when imported: "
+                     f"{one_line(e)}; fix the config file{hint}") from None
+  return module
+
+
+def config_from_module(module, preset: str, where: str) -> ml_collections.ConfigDict:
+  """module.get_config(preset) with its failures (no get_config, unknown preset) as one line."""
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    raise InputError(f"{where} defines no get_config(preset); a config file returns its "
+                     "ConfigDict from get_config (see configs/icl_regression.py)")
+  try:
+    config = get_config(preset) if preset else get_config()
+  except ValueError as e:  # the configs' "unknown preset 'x'; choose one of: ..."
+    hint = ("" if "preset" in str(e) else
+            f" (get_config({preset!r}) raised it; fix the config file)")
+    raise InputError(f"{where}: {one_line(e)}{hint}") from None
+  except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
+    if isinstance(e, TypeError) and preset and "positional argument" in str(e):
+      raise InputError(f"{where}: this file's get_config takes no preset; drop ':{preset}'"
+                       ) from None
+    raise InputError(f"{where}: get_config({preset!r}) raised {type(e).__name__}: "
+                     f"{one_line(e)}; fix the config file or pick another preset") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise InputError(f"{where}: get_config({preset!r}) returned {type(config).__name__}, "
+                     "not an ml_collections.ConfigDict")
+  if isinstance(config, ml_collections.FrozenConfigDict):
+    config = config.as_configdict()  # overrides need a mutable one
+  config.lock()  # an override must name an existing field
+  return config
+
+
+def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
+  """'configs/X.py[:PRESET]' -> its locked ConfigDict (the one config loader)."""
+  path_text, colon, preset = str(spec).partition(":")
+  if colon and not preset.strip():
+    # 'FILE.py:' would silently run the file's default preset (often the long cpu one).
+    raise InputError(f"{flag}={spec}: no preset after ':'; write {path_text}:PRESET (e.g. "
+                     f":tiny) or drop the ':' for the file's default preset")
+  module = load_config_module(path_text, flag)
+  return config_from_module(module, preset, f"{flag}={spec}")
+
+
+def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
+  """get_sweep(name) of the config file in 'configs/X.py[:PRESET]'."""
+  path_text = str(spec).partition(":")[0]
+  module = load_config_module(path_text, "--config")
+  get_sweep = getattr(module, "get_sweep", None)
+  if not callable(get_sweep):
+    raise InputError(f"{flag}={name}: {path_text} defines no get_sweep(name); pick a config "
+                     "file that defines sweeps (e.g. configs/icl_regression.py)")
+  try:
+    sweep = get_sweep(name)
+  except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
+    raise InputError(f"{flag}={name}: {one_line(e)}") from None
+  except Exception as e:  # noqa: BLE001 -- anything else it raises is the file's fault
+    raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} raised "
+                     f"{type(e).__name__}: {one_line(e)}; fix the config file") from None
+  if (not isinstance(sweep, (list, tuple)) or not sweep
+      or not all(isinstance(o, dict) for o in sweep)):
+    raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} returned "
+                     f"{one_line(repr(sweep))[:80]}; it must return a non-empty list of "
+                     "{'field.path': value} dicts, one per run")
+  return list(sweep)
