@@ -185,6 +185,38 @@ def _shared_sections(cfg) -> None:
                           f"(configs/common.py's default: {default!r})")
 
 
+def _leaves(section, prefix: str) -> set[str]:
+  out = set()
+  for field, value in section.items():
+    path = f"{prefix}.{field}"
+    out |= _leaves(value, path) if hasattr(value, "items") else {path}
+  return out
+
+
+def _known_fields(cfg) -> None:
+  """The task, model and probe fields against the shipped configs (configs/*.py): a field
+  that no shipped config of this task has (the model's: of any task) is refused as a likely
+  misspelling (`c.task.n_point = 7` leaves n_points at its default). A task with no shipped
+  config (a new one) is left to its check_config."""
+  try:
+    from configs import shipped
+    reference = shipped()
+  except Exception:  # noqa: BLE001 -- the configs package absent or broken: nothing to compare
+    return
+  same_task = [c for c in reference if c.task.name == cfg.task.name]
+  for section, pool in (("task", same_task), ("probe", same_task), ("model", reference)):
+    known = set().union(*(_leaves(c[section], section) for c in pool if section in c))
+    if not known or section not in cfg:
+      continue
+    for path in sorted(_leaves(cfg[section], section) - known):
+      near = difflib.get_close_matches(path, sorted(known), n=1)
+      hint = f"did you mean {near[0].partition('.')[2]}? " if near else ""
+      raise ConfigError(
+          f"config.{path} is not a field of any shipped config of this "
+          f"{'model' if section == 'model' else 'task'} (it would be ignored); {hint}a field "
+          f"your code reads goes into the shipped config file too, with a comment (configs/)")
+
+
 def _no_quoted_bools(cfg, prefix: str = "config") -> None:
   """'False' in quotes is a non-empty string, which reads as true: a switch silently on."""
   for field, value in cfg.items():
@@ -204,6 +236,7 @@ def validate(cfg, num_devices: int) -> None:
       raise ConfigError(f"config.{section} is missing; start from a config in configs/ (e.g. "
                         "configs/icl_regression.py), which defines every section")
   try:
+    _known_fields(cfg)
     _validate(cfg, num_devices)
   except (KeyError, AttributeError) as e:  # a field the checks read is not in the file
     field = str(e.args[0]).strip("'\"") if e.args else ""

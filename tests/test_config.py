@@ -111,6 +111,14 @@ FILE_MISTAKES = [  # (replacements, what the one line says)
     ([("c = common.base(preset)\n", "c = ml_collections.ConfigDict()\n")],
      "config.init_from is missing; start the config from configs/common.py's base(preset)"),
     ([("c.model.mlp_ratio = 4.0", "pass")], "the config has no field 'mlp_ratio' that the code reads"),
+    ([(_TINY, _TINY + "    c.task.n_point = 7\n")],
+     "config.task.n_point is not a field of any shipped config of this task (it would be "
+     "ignored); did you mean n_points?"),
+    ([(_TINY, _TINY + "    c.task.curriculum.enabeld = False\n")],
+     "ignored); did you mean curriculum.enabled?"),
+    ([("  c.probe.knn = 3 ", "  c.probe.nn = 3 ")], "config.probe.nn is not a field"),
+    ([(_TINY, _TINY + "    c.model.num_layer = 1\n")],
+     "config.model.num_layer is not a field of any shipped config of this model"),
 ]
 
 
@@ -137,4 +145,19 @@ def test_the_unchanged_copy_of_a_config_file_validates(tmp_path):
   c = cli.load_config(f"{path}:tiny")
   config_check.validate(c, num_devices=1)
   c.optim.learning_rate, c.train.peak_flops, c.task.curriculum.enabled = 1, 2, True  # int for float
+  config_check.validate(c, num_devices=1)
+
+
+def test_a_new_tasks_own_fields_are_left_to_its_check_config(tmp_path, monkeypatch):
+  """The control of the shipped-config comparison: a task no shipped config has (here: the
+  regression configs hidden) is not compared, so its new fields are not refused."""
+  import configs
+  from research import cli
+  c = cli.load_config("configs/icl_regression.py:tiny")
+  with c.unlocked():
+    c.task.my_new_field = 3
+  with pytest.raises(config_check.ConfigError, match="config.task.my_new_field is not a field"):
+    config_check.validate(c, num_devices=1)
+  others = tuple(x for x in configs.shipped() if x.task.name != "regression")
+  monkeypatch.setattr(configs, "shipped", lambda: others)
   config_check.validate(c, num_devices=1)

@@ -120,3 +120,13 @@ def _dump(resolved: dict) -> str:
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:  # only before changing configs
   SNAPSHOT.write_text(_dump(_resolve_all()))
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_shipped_preset_has_only_known_fields(name):
+  """research/config_check.py refuses a task, model or probe field that no shipped config
+  has; the reference is each file's default and tiny preset, so a field only another preset
+  (paper, a ladder size) adds would be refused: none may."""
+  from research import config_check
+  for preset in _presets(name):
+    config_check._known_fields(cli.load_config(f"configs/{name}:{preset}"))
