@@ -236,8 +236,8 @@ def validate(cfg, num_devices: int) -> None:
       raise ConfigError(f"config.{section} is missing; start from a config in configs/ (e.g. "
                         "configs/icl_regression.py), which defines every section")
   try:
+    _validate(cfg, num_devices)  # first: a switched task.name is named as such
     _known_fields(cfg)
-    _validate(cfg, num_devices)
   except (KeyError, AttributeError) as e:  # a field the checks read is not in the file
     field = str(e.args[0]).strip("'\"") if e.args else ""
     raise ConfigError(f"the config has no field {field!r} that the code reads; start from a "
@@ -248,7 +248,8 @@ def validate(cfg, num_devices: int) -> None:
 def _validate(cfg, num_devices: int) -> None:
   if cfg.task.name not in tasks.REGISTRY:
     raise ConfigError(f"config.task.name={cfg.task.name!r} is not valid; choose one of: "
-                      + ", ".join(sorted(tasks.REGISTRY)))
+                      + ", ".join(sorted(tasks.REGISTRY))
+                      + " (a new task is added to REGISTRY in research/tasks/__init__.py)")
   try:
     tasks.check_config(cfg)
   except (KeyError, AttributeError) as e:  # --config.task.name switched to another task

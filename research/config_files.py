@@ -50,6 +50,9 @@ def config_from_module(module, preset: str, where: str) -> ml_collections.Config
                      "ConfigDict from get_config (see configs/icl_regression.py)")
   try:
     config = get_config(preset) if preset else get_config()
+  except SystemExit as e:  # sys.exit() in a config file would end the command with no line
+    raise InputError(f"{where}: get_config({preset!r}) called sys.exit({e.code!r}); a config "
+                     "file returns its ConfigDict (raise ValueError to refuse a preset)") from None
   except ValueError as e:  # the configs' "unknown preset 'x'; choose one of: ..."
     hint = ("" if "preset" in str(e) else
             f" (get_config({preset!r}) raised it; fix the config file)")

@@ -112,6 +112,7 @@ def files(tmp_path_factory):
   write("no_preset_arg.py", "from configs import icl_regression\n"
         "def get_config():\n  return icl_regression.get_config('tiny')\n")
   write("value_error.py", "def get_config(preset='a'):\n  return int('abc')\n")
+  write("sys_exit.py", "import sys\ndef get_config(preset='a'):\n  sys.exit('bye')\n")
   write("sibling_import.py", "from my_helpers import WIDTH\n")
   write("frozen.py", "import ml_collections\nfrom configs import icl_regression\n"
         "def get_config(preset='tiny'):\n"
@@ -156,6 +157,8 @@ def test_research_main_malformed_inputs(files, tmp_path):
        2, "this file's get_config takes no preset; drop ':tiny'"),
       ("get_config raises a ValueError of its own", [f"--config={files['value_error.py']}:a"], 2,
        "invalid literal for int() with base 10: 'abc' (get_config('a') raised it; fix the config"),
+      ("get_config calls sys.exit", [f"--config={files['sys_exit.py']}:a"], 2,
+       "get_config('a') called sys.exit('bye'); a config file returns its ConfigDict"),
       ("config imports a module beside it", [f"--config={files['sibling_import.py']}"], 2,
        "the config file's own directory is not on the import path"),
       ("unknown preset", ["--config=configs/icl_regression.py:nope"], 2,
