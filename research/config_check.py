@@ -15,6 +15,7 @@ import math
 
 from research import models, optim, sharding, tasks
 from research.cli import one_line
+from research.config_overrides import coerce, leaf_paths, type_name
 from research.models import lstm, resnet, transformer
 from research.tasks.fields import ConfigError, choice, integer, positive  # noqa: F401 (ConfigError: the public name)
 
@@ -137,16 +138,13 @@ def _sharding_rules(cfg) -> None:
                         "None, e.g. ('mlp', 'tensor')")
 
 
-def _type_name(default) -> str:
-  return "a number" if type(default) is float else f"a {type(default).__name__}"
-
-
 def _same_kind(value, default) -> bool:
-  if isinstance(default, bool) or isinstance(value, bool):
-    return type(value) is type(default)
-  if type(default) is float:
-    return isinstance(value, (int, float))
-  return isinstance(value, type(default))
+  """The override setter's rule (an int where a float is held is fine; a bool is no int)."""
+  try:
+    coerce(default, value)
+  except TypeError:
+    return False
+  return True
 
 
 def _shared_sections(cfg) -> None:
@@ -163,7 +161,7 @@ def _shared_sections(cfg) -> None:
       raise ConfigError(f"config.{field} is missing; start the config from configs/common.py's "
                         "base(preset), which defines the run-level fields")
     if field != "preset" and not _same_kind(cfg[field], default):
-      raise ConfigError(f"config.{field}={cfg[field]!r} must be {_type_name(default)}")
+      raise ConfigError(f"config.{field}={cfg[field]!r} must be {type_name(default)}")
   for section, block in blocks.items():
     if section not in cfg:
       raise ConfigError(f"config.{section} is missing; add c.{section} = common.{section}() "
@@ -181,16 +179,8 @@ def _shared_sections(cfg) -> None:
                           f"common.{section}(...) (configs/common.py), which defines every field")
       value = cfg[section][field]
       if not _same_kind(value, default):
-        raise ConfigError(f"config.{section}.{field}={value!r} must be {_type_name(default)} "
+        raise ConfigError(f"config.{section}.{field}={value!r} must be {type_name(default)} "
                           f"(configs/common.py's default: {default!r})")
-
-
-def _leaves(section, prefix: str) -> set[str]:
-  out = set()
-  for field, value in section.items():
-    path = f"{prefix}.{field}"
-    out |= _leaves(value, path) if hasattr(value, "items") else {path}
-  return out
 
 
 def _known_fields(cfg) -> None:
@@ -205,10 +195,11 @@ def _known_fields(cfg) -> None:
     return
   same_task = [c for c in reference if c.task.name == cfg.task.name]
   for section, pool in (("task", same_task), ("probe", same_task), ("model", reference)):
-    known = set().union(*(_leaves(c[section], section) for c in pool if section in c))
+    known = set().union(*(leaf_paths(c[section], f"{section}.") for c in pool
+                         if section in c))
     if not known or section not in cfg:
       continue
-    for path in sorted(_leaves(cfg[section], section) - known):
+    for path in sorted(set(leaf_paths(cfg[section], f"{section}.")) - known):
       near = difflib.get_close_matches(path, sorted(known), n=1)
       hint = f"did you mean {near[0].partition('.')[2]}? " if near else ""
       raise ConfigError(

@@ -14,13 +14,14 @@ import ml_collections
 from research.errors import InputError
 
 
-def _leaf_paths(node, prefix: str = "") -> list[str]:
+def leaf_paths(node, prefix: str = "") -> list[str]:
+  """Every dotted path in `node`, its sections' as well as its fields'."""
   return [path for k, v in node.items() for path in [prefix + k] + (
-      _leaf_paths(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [])]
+      leaf_paths(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [])]
 
 
 def _unknown(config, key: str, part: str, where: str) -> InputError:
-  paths = _leaf_paths(config)
+  paths = leaf_paths(config)
   # The right name in another section (train.seed for seed) beats a close spelling.
   last = key.rsplit(".", 1)[-1]
   same = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != key]
@@ -56,7 +57,7 @@ def _from_text(current, text: str):
   return text if isinstance(current, str) else _literal(text)
 
 
-def _coerce(current, value):
+def coerce(current, value):
   """`value` as the type the field holds (an int where a float is held is fine, numpy
   numbers too); TypeError if it is not one."""
   if current is None:
@@ -78,7 +79,7 @@ def _coerce(current, value):
   return value
 
 
-def _type_name(current) -> str:
+def type_name(current) -> str:
   if isinstance(current, (tuple, list)):
     return f"a {type(current).__name__} such as (1, 2)"
   return {bool: "a bool (true/false)", int: "an int", float: "a float",
@@ -112,8 +113,8 @@ def apply_overrides(config, overrides: dict, *, text: bool = False, flag: str = 
       raise InputError(f"{arg}: config.{key} is a section, not a field; set one of its "
                        f"fields, e.g. {key}.{next(iter(current.keys()), 'FIELD')}=VALUE")
     try:
-      node[last] = _coerce(current, _from_text(current, value) if text else value)
+      node[last] = coerce(current, _from_text(current, value) if text else value)
     except (TypeError, ValueError, KeyError):
-      raise InputError(f"{arg}: config.{key} holds {_type_name(current)}; give a value of "
+      raise InputError(f"{arg}: config.{key} holds {type_name(current)}; give a value of "
                        "that type") from None
   return cfg
