@@ -16,7 +16,7 @@ EXIT_INPUT = 2        # bad input: config, flags, data files, workdir contents
 EXIT_NONFINITE = 3    # training produced a non-finite loss
 EXIT_CHECKPOINT = 4   # no usable checkpoint to resume from
 EXIT_IO = 5           # the disk or a writer failed (full, read-only, gone)
-EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed
+EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed (or could not be read)
 
 
 def one_line(message) -> str:

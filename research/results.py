@@ -16,7 +16,8 @@ One row per run:
 
 The table printed shows --columns, or by default the run, the config fields that differ
 between runs, the parameter count, the last metrics and the probe scalars. --csv writes
-every column.
+every column. A run whose files cannot be read (an edited or damaged JSON file) is left
+out and named on stderr, after the table of the others, and the command exits 6.
 From Python, `load(dirs)` gives the same table as a pandas DataFrame (pandas:
 `pip install -e .[results]`), `records(dirs)` as a list of dicts without pandas.
 
@@ -36,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from research.errors import InputError
+from research.errors import InputError, ResearchError, RunsFailedError
 from research.workdir import atomic_path, read_jsonl, read_object
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
@@ -99,9 +100,22 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
   return row
 
 
-def records(dirs: Sequence[str | Path], where: Iterable[str] = ()) -> list[dict]:
-  """Every run under `dirs` as one flat dict, filtered by `where` expressions."""
-  rows = [record(root, run, prefix_root=len(dirs) > 1) for root, run in find_runs(dirs)]
+def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
+            unreadable: list | None = None) -> list[dict]:
+  """Every run under `dirs` as one flat dict, filtered by `where` expressions.
+
+  A run whose files cannot be read (a damaged or edited JSON file, an I/O error) raises,
+  naming the file; given an `unreadable` list, it is left out of the table and its
+  (run directory, one-line reason) appended there instead, so one damaged run among a
+  sweep's hundred does not hide the other 99 (the command lists them and exits 6)."""
+  rows = []
+  for root, run in find_runs(dirs):
+    try:
+      rows.append(record(root, run, prefix_root=len(dirs) > 1))
+    except (ResearchError, OSError) as e:
+      if unreadable is None:
+        raise
+      unreadable.append((run, str(e)))
   for expr in where:
     rows = [r for r in rows if _matches(r, expr, rows)]
   return rows
@@ -244,10 +258,26 @@ def main(argv=None) -> int:
   if fv.out:
     from research.analysis.results_plots import figure_formats
     cli.check_output(fv.out, "--out", figure_formats(), example="figure.png")
-  rows = records(dirs, fv.where)
-  if not rows:
+  unreadable = []
+  rows = records(dirs, fv.where, unreadable)
+  if not rows and not unreadable:
     raise InputError(f"no run under {', '.join(dirs)} matches --where "
                      f"{' and '.join(fv.where)}; loosen the filter")
+  if rows:
+    _report(rows, fv, dirs)
+  for run, why in unreadable:
+    print(f"not in the table: {run}: {why}", file=sys.stderr)
+  if unreadable:
+    raise RunsFailedError(
+        f"{len(unreadable)} run{'s' if len(unreadable) > 1 else ''} could not be read and "
+        f"{'are' if len(unreadable) > 1 else 'is'} not in the table (listed above; "
+        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}); repair or remove "
+        f"{'those directories' if len(unreadable) > 1 else 'that directory'} and rerun")
+  return 0
+
+
+def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
+  """The table, and the CSV and figure asked for, of the runs that could be read."""
   for col in fv.columns:
     check_column(rows, col, "--columns")
   cols = fv.columns or default_columns(rows)
@@ -260,7 +290,6 @@ def main(argv=None) -> int:
       check_column(rows, col, flag)
     out = fv.out or Path(dirs[0]) / f"results_{fv.plot}.png"
     print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out)}")
-  return 0
 
 
 if __name__ == "__main__":

@@ -98,6 +98,36 @@ def test_cli_prints_the_table_and_writes_the_csv(sweep_dir, tmp_path):
   assert [r["model.width"] for r in rows] == ["64", "256"] and "dir" in rows[0]
 
 
+def test_unreadable_runs_are_listed_and_the_rest_tabled(sweep_dir, tmp_path):
+  """One damaged run (an edited summary.json, a metrics row that is not an object) used to
+  stop the whole table; now the readable runs are printed and written, the damaged ones
+  named on stderr, and the exit is 6 (some runs failed), never 0."""
+  runs = sorted((sweep_dir / "runs").iterdir())
+  (runs[0] / "summary.json").write_text("[1, 2]")
+  (runs[2] / "metrics.jsonl").write_text('{"step": 10}\n"edited"\n{"step": 20}\n')
+  out = tmp_path / "t.csv"
+  proc = _cli(sweep_dir, "--csv", out)
+  assert proc.returncode == 6, proc.stdout + proc.stderr
+  assert [l.split()[0] for l in proc.stdout.splitlines()[1:] if l.startswith("runs/")] == \
+      ["runs/001_width=64"]
+  with open(out) as f:
+    assert [r["model.width"] for r in csv.DictReader(f)] == ["64"]
+  err = proc.stderr.strip().splitlines()
+  assert [l.split(": ")[1].rsplit("/", 1)[-1] for l in err[:2]] == \
+      ["000_width=16", "002_width=256"]
+  assert "summary.json is not a JSON object" in err[0] and "line 2 of" in err[1]
+  assert err[-1].startswith("error: 2 runs could not be read") and len(err) == 3
+  unreadable = []  # from Python: the same split when asked; the default still raises
+  assert len(results.records([sweep_dir], unreadable=unreadable)) == 1 and len(unreadable) == 2
+  with pytest.raises(InputError, match="summary.json is not a JSON object"):
+    results.records([sweep_dir])
+  (runs[0] / "summary.json").write_text("{}")  # control: repaired, all tabled, exit 0
+  (runs[2] / "metrics.jsonl").write_text('{"step": 10}\n{"step": 20}\n')
+  proc = _cli(sweep_dir)
+  assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+  assert len([l for l in proc.stdout.splitlines() if l.startswith("runs/")]) == 3
+
+
 @pytest.mark.parametrize("args, match", [
     (["{empty}"], "no run"), (["{missing}"], "not a directory"), ([], "no directory given"),
     (["{sweep}", "--plot", "loss", "--by", "model.widht"], "--by: no column 'model.widht'"),
