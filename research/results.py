@@ -10,7 +10,8 @@ One row per run:
   run         the run directory, relative to the DIR it was found under
   a.b.c       every config field, dotted (`model.width`, `optim.learning_rate`)
   summary.k   every summary.json field (`summary.final_loss`, `summary.num_params`)
-  last.k      the last row of metrics.jsonl (`last.step`, `last.loss`)
+  last.k      what metrics.jsonl holds for the last step, its rows merged (`last.step`,
+              `last.loss`, `last.eval_loss`)
   probes.p.k  a probe's own scalars, its probes/p.json "summary" (the regression probe's
               `probes.icl_regression.error_at_2d` and `.headline`: a seed sweep's verdicts)
 
@@ -94,10 +95,22 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     summary = _read_json(probe).get("summary")
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
-  metrics = read_jsonl(run_dir / "metrics.jsonl")
-  if metrics:
-    row.update(flatten(metrics[-1], "last."))
+  row.update(flatten(last_step(read_jsonl(run_dir / "metrics.jsonl")), "last."))
   return row
+
+
+def last_step(metrics: list[dict]) -> dict:
+  """Every metric logged at the run's last step, merged: the training row and the eval row
+  of the final step are two lines of metrics.jsonl, and the last line alone lost the
+  training loss."""
+  if not metrics:
+    return {}
+  step = metrics[-1].get("step")
+  merged = {}
+  for row in metrics:
+    if row.get("step") == step:
+      merged.update(row)
+  return merged
 
 
 def records(dirs: Sequence[str | Path], where: Iterable[str] = (),

@@ -61,6 +61,21 @@ def test_every_run_below_the_directories_is_one_row(sweep_dir, tmp_path):
   assert "summary.num_params" not in results.records([other])[0]
 
 
+def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
+  """The final step logs a training row and then an eval row; the last line alone lost
+  last.loss (the scaling-law runs' table had no training loss)."""
+  run = _run(tmp_path / "r", 8, 1e-3, [3.0])
+  (run / "metrics.jsonl").write_text(
+      '{"step": 10, "loss": 3.0, "eval_loss": 3.5}\n{"step": 20, "loss": 2.0}\n'
+      '{"step": 20, "eval_loss": 2.5}\n')
+  row = results.records([run])[0]
+  assert (row["last.step"], row["last.loss"], row["last.eval_loss"]) == (20, 2.0, 2.5)
+  (run / "metrics.jsonl").write_text(  # control: a metric missing at the last step stays out
+      '{"step": 10, "loss": 3.0, "eval_loss": 3.5}\n{"step": 20, "loss": 2.0}\n')
+  row = results.records([run])[0]
+  assert row["last.loss"] == 2.0 and "last.eval_loss" not in row
+
+
 @pytest.mark.parametrize("where, widths", [
     (["model.width>=64"], [64, 256]), (["model.width < 64"], [16]),
     (["model.width>16", "optim.learning_rate==0.001"], [64]),
