@@ -55,7 +55,7 @@ def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
 def _cpu_peak() -> tuple[float, str]:
   """Best fp32 matmul rate seen on this CPU model.
 
-  Measured once per process (0.5-1 s): a sweep running many runs in one process
+  Measured once per process (0.5-1 s the first time, then about 0.3 s): a sweep running many runs in one process
   would otherwise pay it per run.
 
   A single measurement under load (another job on the cores) underestimates
@@ -63,13 +63,15 @@ def _cpu_peak() -> tuple[float, str]:
   ~/.cache/research_jax/cpu_peak.json, keyed by CPU model and core count.
   """
   import platform
-  measured = measure_matmul_peak()
   key = f"{_cpu_model()}|{os.cpu_count()}|{platform.machine()}"
   path = Path(os.path.expanduser("~/.cache/research_jax/cpu_peak.json"))
   try:
     table = json.loads(path.read_text()) if path.exists() else {}
   except (OSError, ValueError):
     table = {}
+  # With a best already kept, a best-of-2 check suffices to raise it (every process pays
+  # this: each test that starts research.main, each run of a script); the first, best of 8.
+  measured = measure_matmul_peak(reps=2 if table.get(key) else 8)
   best = max(measured, float(table.get(key, 0.0)))
   if best > table.get(key, 0.0):
     try:
