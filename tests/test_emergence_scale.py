@@ -43,6 +43,19 @@ def test_sharpness_one_step_against_spread():
   assert ep.sharpness(noisy, True, min_change=0.02)["fraction"] is None
 
 
+def test_reversal_needs_the_intervals_and_five_percent_of_the_net_change():
+  zigzag = [_m(v, 0.005) for v in (0.0, 0.3, 0.0, 0.3, 0.0, 0.06)]
+  assert ep.reversal(zigzag, True) == {"drop": pytest.approx(0.3), "from": 1, "to": 2}
+  rise = [_m(v, 0.005) for v in (0.0, 0.0, 0.01, 0.6, 1.0)]
+  assert ep.reversal(rise, True) is None
+  assert ep.reversal(rise + [_m(0.98, 0.005)], True) is None        # under 5% of the net change
+  assert ep.reversal(rise + [_m(0.98, 0.02)], True) is None         # within the two intervals
+  assert ep.reversal(rise + [_m(0.90, 0.005)], True)["to"] == 5
+  # Lower is better; a slow slide back over several sizes counts, not only one step.
+  slide = [_m(v, 0.01) for v in (3.0, 1.0, 1.03, 1.06, 1.09, 1.12, 0.9)]
+  assert ep.reversal(slide, False) == {"drop": pytest.approx(0.12), "from": 1, "to": 5}
+
+
 def test_tiny_sweep_end_to_end(tmp_path):
   from experiments import schaeffer2023
 

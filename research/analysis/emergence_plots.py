@@ -11,6 +11,7 @@
 The numbers behind the scale figure (Wei et al. 2022; Schaeffer et al. 2023):
   beyond_chance / first_beyond_chance   when a metric leaves chance (margin below)
   sharpness                             how much of a metric's change is one step
+  reversal                              whether a curve goes back beyond its noise
 """
 from __future__ import annotations
 
@@ -160,6 +161,29 @@ def sharpness(values: list[float], higher_is_better: bool, *, min_change: float 
     return {"fraction": None, "step": None, "net_change": net}
   i = max(range(len(gains)), key=gains.__getitem__)
   return {"fraction": gains[i] / net, "step": [i, i + 1], "net_change": net}
+
+
+def reversal(points: list[dict], higher_is_better: bool, *, fraction: float = FRACTION):
+  """The largest resolved going-back of a curve (points {mean, lo, hi}, sizes ascending):
+  {"drop", "from", "to"} for a later size worse than an earlier one by more than the two
+  sizes' 95% half-widths added (the rule `sharpness` uses for a resolved net change) and by
+  more than `fraction` of the net change; None when the curve is monotone within that.
+
+  A curve that goes back is not a sharp rise: its biggest step then measures the zig-zag, and
+  its sharpness fraction can exceed 1. The floor is there because a going-back smaller than
+  5% of the net change moves the sharpness reading by less than that, well inside the claims'
+  margin (half an even step: 10% over 6 sizes), e.g. a 0.999 -> 0.998 at the top of a curve."""
+  sign = 1 if higher_is_better else -1
+  mean = [p["mean"] for p in points]
+  half = [(p["hi"] - p["lo"]) / 2 for p in points]
+  floor = fraction * abs(mean[-1] - mean[0]) if mean else 0.0
+  worst = None
+  for i in range(len(mean)):
+    for j in range(i + 1, len(mean)):
+      drop = sign * (mean[i] - mean[j])
+      if drop > half[i] + half[j] and drop > floor and (worst is None or drop > worst["drop"]):
+        worst = {"drop": drop, "from": i, "to": j}
+  return worst
 
 
 def _fmt_count(x: float) -> str:
