@@ -43,6 +43,51 @@ def test_schaeffer_failed_size_scores_nothing(tmp_path):
   assert {r["status"] for r in rows} == {"NOT_SHOWN"} and "['size_2'] failed" in rows[0]["note"]
 
 
+# Null results a probe found scored PASS: each must FAIL the claims it would fake, over 3 seeds.
+SHARPER = [emergence._sharper(m) for m in emergence.CONTINUOUS]
+
+
+def test_schaeffer_exact_match_going_back_and_forth_is_not_sharp(tmp_path):
+  seeds(tmp_path / "schaeffer2023" / "run", 3, lambda d, i: controls.schaeffer_zigzag(d))
+  s = summaries.summarize("schaeffer2023", "cpu", tmp_path)
+  rows = {r["claim"]: r for r in s["claims"]}
+  for text in SHARPER + [emergence.SMOOTH]:  # were PASS 3/3 ("5.00 vs 0.20")
+    assert (rows[text]["status"], rows[text]["seeds"]) == ("FAIL", "0/3"), rows[text]
+  assert "seed 0: 5.00 (goes back) vs 0.20" in rows[SHARPER[0]]["ours"]
+  assert "exact match goes back 0.3000 from 16000 to 64000 params" in rows[SHARPER[0]]["note"]
+  assert "its misfit is a zig-zag" in rows[emergence.SMOOTH]["note"]
+
+
+@pytest.mark.parametrize("last, expected", [(0.98, "PASS"), (0.90, "FAIL")])
+def test_schaeffer_going_back_counts_beyond_noise_and_five_percent(tmp_path, last, expected):
+  # A sharp rise that slips at the top: 0.02 is beyond the intervals (+/- 0.005 each) but under
+  # 5% of the net change (the positive control); 0.10 is beyond both.
+  em = [0.0, 0.0, 0.01, 0.6, 1.0, last]
+  schaeffer_run(tmp_path, curve=lambda m, i: em[i] if m == "exact_match" else i / 5)
+  rows = emergence.schaeffer2023(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows[:4]] == [expected] * 4, rows[0]["note"]
+
+
+def test_schaeffer_exact_match_never_leaving_chance_orders_nothing(tmp_path):
+  seeds(tmp_path / "schaeffer2023" / "run", 3, lambda d, i: controls.schaeffer_never(d))
+  row = summaries.summarize("schaeffer2023", "cpu", tmp_path)["claims"][-1]
+  assert row["claim"] == emergence.FIRST
+  assert (row["status"], row["seeds"]) == ("FAIL", "0/3")  # was PASS 3/3
+  assert "token accuracy at 4000 params, exact match at never" in row["ours"]
+  assert "exact match never leaves chance here, so no ordering is shown" in row["note"]
+
+
+def test_schaeffer_metric_never_above_chance_has_no_sharpness(tmp_path):
+  # Log-likelihood rising evenly but below chance at every size (the tiny run's shape).
+  below = lambda m, i: -0.1 + 0.08 * i / 5 if m == "log_likelihood" else smooth(m, i)
+  seeds(tmp_path / "schaeffer2023" / "run", 3, lambda d, i: schaeffer_run(d, curve=below))
+  rows = summaries.summarize("schaeffer2023", "cpu", tmp_path)["claims"]
+  assert statuses({"claims": rows}) == ["PASS", "PASS", "FAIL", "PASS", "FAIL", "PASS"]
+  assert rows[2]["ours"].startswith("seed 0: 0.80 vs n/a (never above chance)"), rows[2]["ours"]
+  assert "log likelihood never above chance at any size" in rows[2]["note"]
+  assert "log likelihood never above chance at any size" in rows[4]["note"]
+
+
 def test_schaeffer_missing_file(tmp_path):
   assert summaries.summarize("schaeffer2023", "cpu", tmp_path)["error"]
 
@@ -143,3 +188,8 @@ def test_besiroglu_one_fit_is_a_pass_and_its_self_check_counts_apart(tmp_path):
 def test_emergence_controls_fail_every_claim(tmp_path, paper):
   rows = controls.run_controls(tmp_path, names=(paper,))
   assert rows and {r["status"] for r in rows} == {"FAIL"}, rows
+  if paper == "schaeffer2023":  # each null result the probe found is a control of its claims
+    checked = lambda c: {r["claim"] for r in rows if r["control"] == c}
+    assert checked(emergence.ZIGZAG) == set(SHARPER) | {emergence.SMOOTH}
+    assert checked(emergence.BELOW) == set(SHARPER) | {emergence.SMOOTH}
+    assert checked(emergence.NEVER) == {emergence.FIRST}

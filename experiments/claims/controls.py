@@ -23,7 +23,7 @@ from pathlib import Path
 from experiments.claims import CLAIMS
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
-from experiments.claims.rows import FAIL, PASS
+from experiments.claims.rows import FAIL, PASS, controls_of
 from research.workdir import write_json
 
 
@@ -211,6 +211,27 @@ def schaeffer_same(run_dir: Path) -> None:
   schaeffer_files(run_dir, lambda m, i: 1 / (1 + math.exp(-(i - 2.5))))
 
 
+def schaeffer_zigzag(run_dir: Path) -> None:
+  """Exact match jumping up and down between the sizes (noise, no rise: its biggest step is
+  500% of its net change), the continuous metrics rising evenly."""
+  em = [0.0, 0.3, 0.0, 0.3, 0.0, 0.06]
+  schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else 0.5 * i / 5)
+
+
+def schaeffer_below(run_dir: Path) -> None:
+  """Exact match rising sharply at the last sizes, every continuous metric rising evenly but
+  below chance at every size (from a tenth of chance-to-perfect below it to a fiftieth; token
+  accuracy 0.01 -> 0.08 against chance 0.1): no size shows the ability on those metrics."""
+  em = [0.0, 0.0, 0.0, 0.02, 0.6, 1.0]
+  schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else -0.1 + 0.08 * i / 5)
+
+
+def schaeffer_never(run_dir: Path) -> None:
+  """No scale dependence: the continuous metrics a fifth of the way from chance to perfect at
+  every size, exact match at chance at every size (it never leaves chance)."""
+  schaeffer_files(run_dir, lambda m, i: 0.0 if m == "exact_match" else 0.2)
+
+
 def nanda_untrained(run_dir: Path) -> None:
   """Train and test accuracy at chance throughout, a uniform embedding spectrum, flat
   progress measures."""
@@ -257,7 +278,10 @@ CONTROLS = {
     "chan2022": {UNTRAINED: chan_untrained},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp},
     "xie2021": {UNTRAINED: xie_untrained},
-    "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same},
+    "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
+                      "exact match going back and forth": schaeffer_zigzag,
+                      "continuous metrics rising below chance": schaeffer_below,
+                      "exact match never leaves chance": schaeffer_never},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
@@ -287,8 +311,9 @@ def untrained_run(name: str):
 
 
 def run_controls(workdir: Path, names=None, real_untrained: bool = False) -> list[dict]:
-  """Every claim of every paper in `names` (default: all) scored on its own control:
-  [{paper, claim, control, status, ours}]; a control the paper does not build is an error.
+  """Every claim of every paper in `names` (default: all) scored on each of its own controls:
+  [{paper, claim, control, status, ours}], one per claim and control; a control the paper does
+  not build is an error.
   real_untrained: REAL_UNTRAINED's controls are untrained runs of the experiment itself."""
   out = []
   for name in CLAIMS if names is None else names:
@@ -305,15 +330,16 @@ def run_controls(workdir: Path, names=None, real_untrained: bool = False) -> lis
       build(run_dir)
       built[control] = CLAIMS[name](run_dir, "tiny")["claims"]
     for i, row in enumerate(next(iter(built.values()))):
-      if row["control"] not in built:
-        raise KeyError(f"{name}: claim {row['claim']!r} names the control {row['control']!r}, "
-                       f"which experiments/claims/controls.py does not build")
-      control, scored = row["control"], built[row["control"]][i]
-      if control == real and scored["status"] not in (PASS, FAIL):
-        # The tiny run does not exercise this claim (e.g. a sweep only larger presets run).
-        control, scored = control + HAND_BUILT, built[control + HAND_BUILT][i]
-      out.append({"paper": name, "claim": row["claim"], "control": control,
-                  "status": scored["status"], "ours": scored["ours"]})
+      for control in controls_of(row):
+        if control not in built:
+          raise KeyError(f"{name}: claim {row['claim']!r} names the control {control!r}, "
+                         f"which experiments/claims/controls.py does not build")
+        scored = built[control][i]
+        if control == real and scored["status"] not in (PASS, FAIL):
+          # The tiny run does not exercise this claim (e.g. a sweep only larger presets run).
+          control, scored = control + HAND_BUILT, built[control + HAND_BUILT][i]
+        out.append({"paper": name, "claim": row["claim"], "control": control,
+                    "status": scored["status"], "ours": scored["ours"]})
   return out
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from experiments.claims.rows import SELF_CHECK, claim, existing, load, not_shown, rounded
 
 UNTRAINED, FLAT, SAME = "untrained model", "flat curve", "every metric on one curve"
+ZIGZAG = "exact match going back and forth"
+BELOW = "continuous metrics rising below chance"
+NEVER = "exact match never leaves chance"
 CONTINUOUS = ("token_accuracy", "edit_distance", "log_likelihood", "brier")
 SMOOTH = "continuous metrics change smoothly and predictably with scale; exact match does not"
 FIRST = "per-token accuracy leaves chance at a smaller size than exact match"
@@ -37,59 +40,104 @@ def _sharper(metric: str) -> str:
   return f"exact match looks sharper than {metric.replace('_', ' ')}"
 
 
+def no_sharpness(res: dict, metric: str) -> str | None:
+  """Why `metric`'s curve in a result file has no sharpness to compare (None: it has one).
+
+  Never above chance: at every size the metric is no better than the best input-independent
+  predictor (the answers' statistics alone), so no size shows the ability, and its change is
+  the model catching up with those statistics, not the task whose emergence the claim is
+  about: Schaeffer et al. compare how one ability's measured progress looks under two metrics.
+  Goes back beyond its noise (emergence_plots.reversal): not a rise, so its biggest step
+  measures a zig-zag (a fraction above 1 says so). No resolved net change: nothing to share."""
+  from research.analysis import emergence_plots as ep
+  sizes, sharp, name = res["sizes"], res["sharpness"][metric], metric.replace("_", " ")
+  if res["first_beyond_chance"].get(metric) is None:
+    return f"{name} never above chance at any size (its change is not the ability's)"
+  back = ep.reversal([s["metrics"][metric] for s in sizes], res["higher_is_better"][metric])
+  if back is not None:
+    return (f"{name} goes back {back['drop']:.4f} from {sizes[back['from']]['num_params']} to "
+            f"{sizes[back['to']]['num_params']} params, beyond its intervals (not a rise)")
+  if sharp["fraction"] is None:
+    return f"{name} changed no more than its intervals (net {sharp['net_change']:+.4f})"
+  return None
+
+
+def _shown_fraction(res: dict, metric: str) -> str:
+  f = res["sharpness"].get(metric, {}).get("fraction")
+  if res["first_beyond_chance"].get(metric) is None:
+    return "n/a (never above chance)"
+  return "-" if f is None else f"{f:.2f}" + (" (goes back)" if no_sharpness(res, metric) else "")
+
+
 def schaeffer2023(run_dir: Path, preset: str) -> dict:
   path = run_dir / "emergence_scale.json"
-  res = load(path)
+  return {"claims": schaeffer_rows(load(path), preset), "results": [str(path)],
+          "figures": existing(run_dir / "figures" / "emergence_scale.png"), "notes": []}
+
+
+def schaeffer_rows(res: dict, preset: str) -> list[dict]:
+  """The claims of one seed's emergence_scale.json content (experiments/schaeffer2023 prints
+  them too)."""
   sharp, sizes = res["sharpness"], res["sizes"]
   if res.get("failed"):  # a missing size would silently merge two steps of the scale
     why = (f"sizes {[f['run'] for f in res['failed']]} failed, and every claim compares "
            "adjacent sizes: rerun schaeffer2023")
     names = [_sharper(m) for m in CONTINUOUS] + [SMOOTH, FIRST]
-    return {"claims": [not_shown(n, "-", why, control=SAME) for n in names],
-            "results": [str(path)], "figures": [], "notes": []}
+    return [not_shown(n, "-", why, control=SAME) for n in names]
   setup = (f"{preset} preset: {res['task']['what']}, {len(sizes)} sizes "
            f"{sizes[0]['num_params']}-{sizes[-1]['num_params']} params. ")
   rows = []
   em = sharp.get("exact_match", {}).get("fraction")
+  em_why = no_sharpness(res, "exact_match") if "exact_match" in sharp else "no exact match"
   margin = 0.5 / max(len(sizes) - 1, 1)
   for m in (m for m in CONTINUOUS if m in sharp):
-    f = sharp[m]["fraction"]
+    f, why = sharp[m]["fraction"], [w for w in (em_why, no_sharpness(res, m)) if w]
     rows.append(claim(
         _sharper(m), "sharper",
-        f"{'-' if em is None else f'{em:.2f}'} vs {'-' if f is None else f'{f:.2f}'}",
+        f"{_shown_fraction(res, 'exact_match')} vs {_shown_fraction(res, m)}",
         f"sharpness (largest adjacent-size step / net change) of exact match larger by > "
-        f"{margin:.2f}", em is not None and f is not None and em > f + margin,
-        setup + ("; ".join(f"{n} changed no more than its intervals (net "
-                           f"{sharp[k]['net_change']:+.4f})" for n, k, v in
-                           (("exact match", "exact_match", em), (m, m, f)) if v is None)
-                 or f"exact match puts {em:.0%} of its change in one step, {m} {f:.0%}"),
+        f"{margin:.2f}; each curve above chance somewhere and not going back beyond its noise",
+        not why and em > f + margin,
+        setup + ("; ".join(why) or f"exact match puts {em:.0%} of its change in one step, "
+                                   f"{m} {f:.0%}"),
         why=f"half the step of an even spread over the sizes (1/{len(sizes) - 1}): an "
-        "ordering beyond a tie", control=SAME))
+        "ordering beyond a tie; a sharpness is read only off a rise that shows the ability",
+        control=(SAME, ZIGZAG, BELOW)))
   fits = {m: smooth_fit(sizes, m) for m in ("exact_match",) + CONTINUOUS
           if m in sizes[0]["metrics"]}
   cont = {m: f for m, f in fits.items() if m != "exact_match"}
+  from research.analysis import emergence_plots as ep
+  back = (ep.reversal([s["metrics"]["exact_match"] for s in sizes],
+                      res["higher_is_better"]["exact_match"]) if "exact_match" in fits else None)
+  below = [m for m in cont if res["first_beyond_chance"].get(m) is None]
   ok = (bool(cont) and all(f is not None and f["ratio"] <= 1 for f in cont.values())
-        and fits.get("exact_match") is not None and fits["exact_match"]["ratio"] > 1)
+        and fits.get("exact_match") is not None and fits["exact_match"]["ratio"] > 1
+        and back is None and not below)
   fmt = lambda f: "no change beyond its intervals" if f is None else f"{f['ratio']:.2f}"
   rows.append(claim(
       SMOOTH, "smooth vs sharp", ", ".join(f"{m} {fmt(f)}" for m, f in fits.items()),
       "quadratic fit in log-params: every continuous metric's worst residual <= its allowance "
-      "(ratio <= 1); exact match's > 1", ok,
-      setup + "ratio = worst |residual| / max(2 x the size's 95% half-width, 5% of the net change)",
-      why="'predictable' = a 3-parameter smooth curve explains 6 sizes within their noise",
-      control=FLAT))
+      "(ratio <= 1) and above chance somewhere; exact match's > 1, and exact match not going "
+      "back beyond its noise",
+      ok, setup + "ratio = worst |residual| / max(2 x the size's 95% half-width, 5% of the net "
+      "change)" + ("" if back is None else f"; {no_sharpness(res, 'exact_match')}: its misfit "
+                   "is a zig-zag, not a sharp rise")
+      + "".join(f"; {no_sharpness(res, m)}" for m in below),
+      why="'predictable' = a 3-parameter smooth curve explains 6 sizes within their noise; "
+      "'does not' = a sharp rise, not noise; a curve that never shows the ability says nothing "
+      "of its progress", control=(FLAT, ZIGZAG, BELOW)))
   fb = res["first_beyond_chance"]
   e, t = fb.get("exact_match"), fb.get("token_accuracy")
   at = lambda i: "never" if i is None else f"{sizes[i]['num_params']} params"
   rows.append(claim(
       FIRST, "continuous first", f"token accuracy at {at(t)}, exact match at {at(e)}",
-      "token accuracy leaves chance at a smaller size than exact match (or exact match never "
-      "does)", t is not None and (e is None or t < e),
-      setup + res["margin"]["text"] + "; " + res.get("chance_definition", "chance: uniform guesser"),
-      why="an ordering of sizes; 'leaves chance' uses the experiment's interval margin",
-      control=SAME))
-  return {"claims": rows, "results": [str(path)],
-          "figures": existing(run_dir / "figures" / "emergence_scale.png"), "notes": []}
+      "token accuracy leaves chance at a smaller size than exact match, both within the sizes "
+      "measured", t is not None and e is not None and t < e,
+      setup + res["margin"]["text"] + "; " + res.get("chance_definition", "chance: uniform guesser")
+      + ("; exact match never leaves chance here, so no ordering is shown" if e is None else ""),
+      why="an ordering of sizes; 'leaves chance' uses the experiment's interval margin; 'never' "
+      "is beyond the sizes measured, not an ordering", control=(SAME, NEVER)))
+  return rows
 
 
 # ----------------------------------------------------------------------------- Nanda 2023

@@ -6,7 +6,8 @@ A row is {claim, paper, ours, tolerance, status, note, control, kind, seeds}:
   on fewer than MIN_SEEDS seeds is UNREPLICATED, not PASS: one seed is an anecdote.
 - tolerance carries its one-line reason ("<criterion>; why: <reason>").
 - control names the null result (untrained model, zero / prior predictor, flat curve ...)
-  that must not PASS the claim; experiments/claims/controls.py builds and scores it.
+  that must not PASS the claim, or several joined by CONTROL_SEP where one null cannot stand
+  for every way the claim can be faked; experiments/claims/controls.py builds and scores each.
 - kind is "paper" when the target is the paper's number or statement, "self-check" when it is
   a number this project computed; a self-check PASS does not count as a paper PASS.
 - seeds is "k/n": of the n seeds that measured the claim, k PASS.
@@ -20,22 +21,30 @@ from pathlib import Path
 PASS, FAIL, NOT_SHOWN, UNREPLICATED = "PASS", "FAIL", "NOT_SHOWN", "UNREPLICATED"
 PAPER, SELF_CHECK = "paper", "self-check"
 MIN_SEEDS = 3  # a claim PASSes only when it holds on every seed, and on at least this many
+CONTROL_SEP = "; "  # between a row's control names (no control name contains it)
 
 
-def claim(text: str, paper, ours, tolerance: str, ok, note: str = "", *, why: str, control: str,
-          kind: str = PAPER) -> dict:
-  """One row of one seed; `ok` None (or `ours` None) means NOT_SHOWN."""
+def claim(text: str, paper, ours, tolerance: str, ok, note: str = "", *, why: str,
+          control: str | tuple[str, ...], kind: str = PAPER) -> dict:
+  """One row of one seed; `ok` None (or `ours` None) means NOT_SHOWN. `control`: one control's
+  name, or a tuple of them (each must FAIL the claim)."""
   status = NOT_SHOWN if ok is None or ours is None else (PASS if ok else FAIL)
+  control = CONTROL_SEP.join(control) if isinstance(control, tuple) else control
   return {"claim": text, "paper": paper, "ours": ours, "tolerance": f"{tolerance}; why: {why}",
           "status": status, "note": note, "control": control, "kind": kind,
           "seeds": None if status == NOT_SHOWN else f"{int(status == PASS)}/1"}
 
 
-def not_shown(text: str, paper, note: str, *, control: str, kind: str = PAPER,
+def not_shown(text: str, paper, note: str, *, control: str | tuple[str, ...], kind: str = PAPER,
               why: str = "") -> dict:
   """A claim the run did not measure; `why` (the measured row's tolerance reason) is kept."""
   return claim(text, paper, None, "-", None, note, why=why or "not measured", control=control,
                kind=kind)
+
+
+def controls_of(row: dict) -> list[str]:
+  """The names of the controls a row's claim must FAIL on."""
+  return row["control"].split(CONTROL_SEP)
 
 
 def seed_dirs(run_dir: Path) -> list[Path]:
