@@ -16,7 +16,8 @@ held-out problems, 95% intervals, chance levels) is then read back. Writes:
                                    each metric; per metric: the first size above
                                    chance and the sharpness
   WORKDIR/figures/emergence_scale.png  each metric against parameters and training FLOPs
-and prints a table, the first size above chance per metric and the sharpness.
+and prints a table, the first size above chance per metric, the sharpness, and the claims'
+verdicts on this one seed (experiments/claims/emergence.py; reproduce aggregates the seeds).
 
 Above chance: a metric beats its chance level (the best input-independent
 predictor, i.e. a model that learned only the answers' statistics; see
@@ -25,9 +26,10 @@ by more than 3 x its 95% interval half-width and by more than 0.05 x
 |perfect - chance| (research/analysis/emergence_plots.SIGMAS,
 FRACTION). Sharpness: the biggest improvement between adjacent sizes as a fraction
 of the net change from the smallest to the largest model (n/a when that change is
-within the two models' 95% half-widths added); Schaeffer's reading is
-that exact match (all answer digits right, ~ p^L) puts its change in one step
-while per-token accuracy and edit distance spread theirs over the sizes.
+within the two models' 95% half-widths added; not compared for a metric never above
+chance or one going back beyond its noise: experiments/claims/emergence.no_sharpness);
+Schaeffer's reading is that exact match (all answer digits right, ~ p^L) puts its change
+in one step while per-token accuracy and edit distance spread theirs over the sizes.
 
 cpu preset: ~3 minutes on 2 CPU cores (3000 steps per size; measured 3m10s, 15 s
 to 64 s a size): room for more sizes or steps within a 30-minute budget.
@@ -42,6 +44,8 @@ from absl import flags
 
 from configs import arithmetic
 from experiments import common
+from experiments.claims import emergence
+from experiments.claims.rows import MIN_SEEDS
 from research import cli
 from research.analysis import emergence_plots as ep
 from research.errors import InputError, RunsFailedError
@@ -83,14 +87,7 @@ def sizes_table(rows: list[dict], probes: list[dict]) -> dict:
       "chance_computed": first["chance_computed"], "perfect": ep.PERFECT,
       "margin": {"sigmas": ep.SIGMAS, "fraction": ep.FRACTION, "text": ep.MARGIN_TEXT},
       "sizes": sizes, "first_beyond_chance": first_above, "sharpness": sharp,
-      "exact_match_sharper_than": {
-          m: _sharper(sharp["exact_match"]["fraction"], sharp[m]["fraction"])
-          for m in ("token_accuracy", "edit_distance") if m in sharp},
   }
-
-
-def _sharper(a, b):
-  return None if a is None or b is None else bool(a > b)
 
 
 def report(res: dict) -> None:
@@ -124,13 +121,18 @@ def report(res: dict) -> None:
     if s["fraction"] is None:
       print(f"  {m:15s} n/a (largest model not resolvably better than the smallest: change "
             f"{s['net_change']:+.4f}, within the two 95% half-widths)")
-    else:
-      a, b = s["step"]
-      print(f"  {m:15s} {s['fraction']:.2f} (step {sizes[a]['num_params']} -> "
-            f"{sizes[b]['num_params']} params; net change {s['net_change']:+.4f})")
-  for m, sharper in res["exact_match_sharper_than"].items():
-    verdict = "n/a" if sharper is None else ("yes" if sharper else "NO")
-    print(f"exact match sharper than {m}: {verdict}")
+      continue
+    a, b = s["step"]
+    why = emergence.no_sharpness(res, m)  # the claims compare no sharpness of such a curve
+    print(f"  {m:15s} {'n/a' if why else format(s['fraction'], '.2f')} (step "
+          f"{sizes[a]['num_params']} -> {sizes[b]['num_params']} params: "
+          f"{s['fraction']:.2f} of net change {s['net_change']:+.4f})"
+          + (f"; not compared: {why}" if why else ""))
+  # The claims' own verdicts on this one seed (a claim PASSes on every seed, >= MIN_SEEDS).
+  print(f"\nclaims on this seed alone (seed {res.get('seed', '?')}; the verdict needs "
+        f"{MIN_SEEDS} seeds: python -m experiments.reproduce schaeffer2023):")
+  for r in emergence.schaeffer_rows(res, res.get("preset", "?")):
+    print(f"  {r['status']:9s} 1 seed  {r['claim']}: {r['ours'] if r['ours'] is not None else '-'}")
 
 
 def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,

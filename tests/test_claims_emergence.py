@@ -88,6 +88,19 @@ def test_schaeffer_metric_never_above_chance_has_no_sharpness(tmp_path):
   assert "log likelihood never above chance at any size" in rows[4]["note"]
 
 
+def test_schaeffer_report_prints_every_claim_of_its_seed(tmp_path, capsys):
+  from experiments import schaeffer2023
+  controls.schaeffer_zigzag(tmp_path)
+  res = json.loads((tmp_path / "emergence_scale.json").read_text()) | {"preset": "cpu", "seed": 2}
+  schaeffer2023.report(res)
+  out = capsys.readouterr().out
+  assert "claims on this seed alone (seed 2; the verdict needs 3 seeds" in out
+  for text in SHARPER + [emergence.SMOOTH, emergence.FIRST]:
+    assert f"FAIL      1 seed  {text}: " in out, out
+  assert "exact_match     n/a (step 4000 -> 16000 params: 5.00 of net change" in out
+  assert "not compared: exact match goes back 0.3000" in out
+
+
 def test_schaeffer_missing_file(tmp_path):
   assert summaries.summarize("schaeffer2023", "cpu", tmp_path)["error"]
 
