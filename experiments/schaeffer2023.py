@@ -132,7 +132,9 @@ def report(res: dict) -> None:
   print(f"\nclaims on this seed alone (seed {res.get('seed', '?')}; the verdict needs "
         f"{MIN_SEEDS} seeds: python -m experiments.reproduce schaeffer2023):")
   for r in emergence.schaeffer_rows(res, res.get("preset", "?")):
-    print(f"  {r['status']:9s} 1 seed  {r['claim']}: {r['ours'] if r['ours'] is not None else '-'}")
+    rests = "1 seed" if r["seeds"] else "no seed"  # NOT_SHOWN: nothing measured it
+    print(f"  {r['status']:9s} {rests:7s} {r['claim']}: "
+          f"{r['ours'] if r['ours'] is not None else '-'}")
 
 
 def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,

@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 from experiments.claims import CLAIMS
+from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
 from experiments.claims.rows import FAIL, PASS, controls_of
@@ -279,9 +280,7 @@ CONTROLS = {
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp},
     "xie2021": {UNTRAINED: xie_untrained},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
-                      "exact match going back and forth": schaeffer_zigzag,
-                      "continuous metrics rising below chance": schaeffer_below,
-                      "exact match never leaves chance": schaeffer_never},
+                      ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
