@@ -56,7 +56,8 @@ def no_sharpness(res: dict, metric: str) -> str | None:
   back = ep.reversal([s["metrics"][metric] for s in sizes], res["higher_is_better"][metric])
   if back is not None:
     return (f"{name} goes back {back['drop']:.4f} from {sizes[back['from']]['num_params']} to "
-            f"{sizes[back['to']]['num_params']} params, beyond its intervals (not a rise)")
+            f"{sizes[back['to']]['num_params']} params, beyond its intervals and 5% of its net "
+            "change (not a rise)")
   if sharp["fraction"] is None:
     return f"{name} changed no more than its intervals (net {sharp['net_change']:+.4f})"
   return None
