@@ -10,6 +10,13 @@ objective changes where L-BFGS-B stops); L-BFGS-B from every start of the grid
 alpha, beta in {0, .5, .., 2}, e in {-1, -.5, .., 1}, a, b in {0, 5, .., 25}; keep the best.
 That grid has 6*6*5*5*5 = 4500 starts (alpha/beta take 5 values, not 6).
 
+Departures from the replication, each because null data otherwise got confident numbers
+(research/analysis/scaling_checks.py has the measurements): alpha, beta >= 0 (L-BFGS-B bounds;
+the law's A/N^alpha with alpha < 0 is a loss rising with N); the best start is polished with
+``TIGHT`` tolerances, the bootstrap's, so the point estimate and its resamples are converged
+alike; and a fit is refused (InputError) with repeated rows, fewer distinct points than
+parameters + 1, or no dependence on the inputs (scaling_checks).
+
 Everything is plain NumPy/SciPy. The objective and its analytic gradient are vectorised over data
 points (and over starts, for the cheap grid screen used by ``top_starts``).
 """
@@ -27,6 +34,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from research.analysis import scaling_checks
 from research.errors import InputError
 
 CSV_NAME = "chinchilla_svg_extracted_data.csv"
@@ -137,6 +145,14 @@ def _huber_lse(theta: np.ndarray, X: np.ndarray, logy: np.ndarray, delta: float)
   return f, grad
 
 
+def _log_residuals(theta: np.ndarray, X: np.ndarray, logy: np.ndarray) -> np.ndarray:
+  """log pred - log y at ``theta``, in log space throughout: a fit whose coefficient
+  overflows exp() (A = e^800 against N^-alpha) still has finite residuals."""
+  K = X.shape[0]
+  T = np.vstack([theta[:K, None] - theta[K + 1:, None] * X, np.full((1, X.shape[1]), theta[K])])
+  return np.logaddexp.reduce(T, axis=0) - logy
+
+
 def _huber_lse_batch(thetas: np.ndarray, X: np.ndarray, logy: np.ndarray, delta: float):
   """Objective only, for many thetas at once (S, P) -> (S,); used to screen the start grid."""
   K = X.shape[0]
@@ -149,11 +165,14 @@ def _huber_lse_batch(thetas: np.ndarray, X: np.ndarray, logy: np.ndarray, delta:
   return (g * (r - 0.5 * g)).sum(axis=1)
 
 
-def _multistart(X, logy, starts, delta, top_starts=None, options=None):
+def _multistart(X, logy, starts, delta, top_starts=None, options=None, polish=None):
   """L-BFGS-B from each start (or from the ``top_starts`` starts with the lowest initial
-  objective); ``options`` go to scipy (None = scipy defaults, as Besiroglu et al.); returns
-  (best scipy result, number of starts run)."""
+  objective); ``options`` go to scipy (None = scipy defaults, as Besiroglu et al.); the
+  exponents are bounded below by 0. ``polish``: options of one more L-BFGS-B run from the best
+  optimum (the point fit's; see fit_chinchilla). Returns (best scipy result, starts run)."""
   _check_finite(X, logy)
+  K = X.shape[0]
+  bounds = [(None, None)] * (K + 1) + [(0.0, None)] * K
   starts = np.asarray(starts, dtype=float)
   if top_starts is not None and top_starts < len(starts):
     f0 = _huber_lse_batch(starts, X, logy, delta)
@@ -161,9 +180,14 @@ def _multistart(X, logy, starts, delta, top_starts=None, options=None):
   best = None
   with single_threaded_blas():
     for x0 in starts:
-      res = minimize(_huber_lse, x0, args=(X, logy, delta), jac=True,
-                     method="L-BFGS-B", options=options)
+      res = minimize(_huber_lse, x0, args=(X, logy, delta), jac=True, method="L-BFGS-B",
+                     options=options, bounds=bounds)
       if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
+        best = res
+    if best is not None and polish is not None:
+      res = minimize(_huber_lse, best.x, args=(X, logy, delta), jac=True, method="L-BFGS-B",
+                     options=polish, bounds=bounds)
+      if np.isfinite(res.fun) and res.fun <= best.fun:
         best = res
   if best is None:
     raise ValueError(f"no start of the fit grid ({len(starts)} starts) reached a finite "
@@ -187,6 +211,10 @@ def _check_finite(X, logy):
                      "those points")
 
 
+# Tolerances that make L-BFGS-B run until the objective stops changing at machine precision.
+TIGHT = {"ftol": 1e-15, "gtol": 1e-12}
+
+
 # ----------------------------------------------------------------------------- 1-D power law
 @dataclasses.dataclass(frozen=True)
 class PowerLawFit:
@@ -207,8 +235,12 @@ def fit_power_law(x, y, delta: float = 1e-3, grid=None, top_starts=None) -> Powe
   if grid is None:
     grid = list(itertools.product(np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5),
                                   np.arange(0, 2.5, 0.5)))
-  res, _ = _multistart(np.log(x)[None], np.log(y), grid, delta, top_starts)
+  X, logy = np.log(x)[None], np.log(y)
+  _check_finite(X, logy)
+  scaling_checks.check_points(X, logy, 3, "x")
+  res, _ = _multistart(X, logy, grid, delta, top_starts, polish=TIGHT)
   a, e, alpha = res.x
+  scaling_checks.check_dependence(logy, _log_residuals(res.x, X, logy), {"alpha": alpha}, "x")
   return PowerLawFit(float(np.exp(e)), float(np.exp(a)), float(alpha), float(res.fun), len(x))
 
 
@@ -233,10 +265,6 @@ class ChinchillaFit:
   def predict(self, N, D):
     N, D = np.asarray(N, float), np.asarray(D, float)
     return self.E + self.A * N ** (-self.alpha) + self.B * D ** (-self.beta)
-
-
-# Tolerances that make L-BFGS-B run until the objective stops changing at machine precision.
-TIGHT = {"ftol": 1e-15, "gtol": 1e-12}
 
 
 def besiroglu_grid() -> np.ndarray:
@@ -265,16 +293,24 @@ def fit_chinchilla(N, D, L, delta: float = 1e-3, grid=None, top_starts: Optional
   the spread between the full grid's own starts), K = 1 was 0.3% off in A; on all 245
   points K >= 10 matched. K = 100 takes ~0.6 s vs ~20 s (2 cores). This is not guaranteed
   in general: a start with a poor initial objective can still descend into the best basin.
-  ``options``: scipy L-BFGS-B options; None keeps scipy's defaults, as in the replication.
-  Note the objective is ~1e-3 while scipy's ftol acts as an absolute tolerance of 2.2e-9 below
-  |f| = 1, so the default fit stops on a flat valley floor: different starts agree on E, alpha,
-  beta to 4 digits but on A, B only to ~0.1%. Use ``TIGHT`` for a fully converged optimum.
+  ``options``: scipy L-BFGS-B options of the starts; None keeps scipy's defaults, as in the
+  replication. The objective is ~1e-3 while scipy's ftol acts as an absolute tolerance of
+  2.2e-9 below |f| = 1, so a default run stops on a flat valley floor: different starts agree
+  on E, alpha, beta to 4 digits but on A, B only to ~0.1%. So the best start is then polished
+  with ``TIGHT``, the bootstrap's tolerances: a point fit stopped early can lie outside its own
+  bootstrap interval (rising data: E 0.8163 against [0.0, 0.1765]).
+  Raises InputError where the fit cannot be reported (research/analysis/scaling_checks.py):
+  repeated rows, fewer than 6 distinct (N, D), or no dependence of the loss on N, D.
   """
   t0 = time.perf_counter()
   N, D, L = (np.asarray(v, float) for v in (N, D, L))
-  X = np.stack([np.log(N), np.log(D)])
-  res, n_run = _multistart(X, np.log(L), besiroglu_grid() if grid is None else grid,
-                           delta, top_starts, options)
+  X, logy = np.stack([np.log(N), np.log(D)]), np.log(L)
+  _check_finite(X, logy)
+  scaling_checks.check_points(X, logy, 5, "N, D")
+  res, n_run = _multistart(X, logy, besiroglu_grid() if grid is None else grid,
+                           delta, top_starts, options, polish=TIGHT)
+  scaling_checks.check_dependence(logy, _log_residuals(res.x, X, logy),
+                                  {"alpha": res.x[3], "beta": res.x[4]}, "N, D")
   return _fit_from_theta(res.x, res.fun, len(L), n_run, time.perf_counter() - t0)
 
 
@@ -291,6 +327,18 @@ class BootstrapResult:
 
   def percentile(self, q) -> dict:
     return dict(zip(self.names, np.percentile(self.samples, q, axis=0).T))
+
+  def outside(self, q=(5, 95), rtol: float = 1e-4) -> list:
+    """Parameters whose full-data estimate lies outside its own bootstrap ``q`` interval by
+    more than ``rtol`` of its value (the optimiser's precision: noise-free points give refits
+    that differ from the full fit only there). A point estimate outside its interval means
+    the fit or its resamples did not converge to the same optimum: do not report it bare."""
+    out = []
+    for k, (lo, hi) in self.percentile(list(q)).items():
+      v, slack = getattr(self.fit, k), rtol * abs(getattr(self.fit, k))
+      if not lo - slack <= v <= hi + slack:
+        out.append(k)
+    return out
 
 
 def bootstrap_chinchilla(N, D, L, num_resamples: int = 4000, seed: int = 0, delta: float = 1e-3,
@@ -309,9 +357,11 @@ def bootstrap_chinchilla(N, D, L, num_resamples: int = 4000, seed: int = 0, delt
   """
   t0 = time.perf_counter()
   N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  X, logy = np.stack([np.log(N), np.log(D)]), np.log(L)
+  _check_finite(X, logy)
+  scaling_checks.check_points(X, logy, 5, "N, D")  # also with a ``fit`` given
   if fit is None:
     fit = fit_chinchilla(N, D, L, delta=delta, grid=grid, top_starts=top_starts)
-  X, logy = np.stack([np.log(N), np.log(D)]), np.log(L)
   rng = np.random.default_rng(seed)
   warm = fit.theta[None]
   base = besiroglu_grid() if grid is None else np.asarray(grid, float)
@@ -333,13 +383,25 @@ def bootstrap_chinchilla(N, D, L, num_resamples: int = 4000, seed: int = 0, delt
 def compute_optimal(fit: ChinchillaFit, C):
   """Minimise L(N, D) subject to C = 6 N D. With a = beta/(alpha+beta), b = alpha/(alpha+beta):
   N* = G (C/6)^a, D* = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta)).
-  Returns (N*, D*, D*/N* tokens per parameter)."""
+  Returns (N*, D*, D*/N* tokens per parameter), NaN where no optimum exists: unless A, B,
+  alpha, beta are all > 0 the loss keeps falling as N or D -> 0 along C = 6ND (a bootstrap
+  resample can end with an exponent at its bound 0), and the formula's powers of negative
+  numbers would be complex."""
   C = np.asarray(C, dtype=float)
+  if not optimum_exists(fit):
+    nan = np.full(C.shape, np.nan)
+    return nan, nan.copy(), nan.copy()
   s = fit.alpha + fit.beta
   G = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1.0 / s)
   N_opt = G * (C / 6.0) ** (fit.beta / s)
   D_opt = (C / 6.0) ** (fit.alpha / s) / G
   return N_opt, D_opt, D_opt / N_opt
+
+
+def optimum_exists(fit: ChinchillaFit) -> bool:
+  """Whether compute_optimal has an answer: A, B, alpha, beta all positive and finite."""
+  v = np.array([fit.A, fit.B, fit.alpha, fit.beta], dtype=float)
+  return bool(np.isfinite(v).all() and (v > 0).all())
 
 
 # ----------------------------------------------------------------------------- approach 2
