@@ -90,12 +90,15 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
   fit = scaling.fit_chinchilla(N, D, L, top_starts=top_starts)
   print(f"fit: {fit.n_points} points, {fit.n_starts} L-BFGS starts, {fit.seconds:.1f}s, "
         f"objective {fit.loss:.8g}")
-  se, boot_s = {}, 0.0
+  se, boot_s, outside = {}, 0.0, []
   if bootstrap > 0:
     boot = scaling.bootstrap_chinchilla(N, D, L, num_resamples=bootstrap,
                                         seed=seed, fit=fit)
-    se, boot_s = {k: float(v) for k, v in boot.se.items()}, boot.seconds
+    se, boot_s, outside = {k: float(v) for k, v in boot.se.items()}, boot.seconds, boot.outside()
     print(f"bootstrap: {bootstrap} resamples (warm start), {boot_s:.1f}s")
+    if outside:
+      print(f"WARNING: {', '.join(outside)} outside its own bootstrap 5-95% interval: the fit "
+            "and its resamples did not converge alike; do not use those values")
 
   rows, verdict = {}, {}
   print(f"\n{'param':<6} {'fit':>10} {'SE':>9}   {'Besiroglu':>10} {'(SE)':>9}  check")
@@ -116,12 +119,15 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
         "extrapolated):")
   print(f"{'C':>8} {'N*':>10} {'D*':>10} {'D*/N*':>7}")
   n_opt, d_opt, tpp = scaling.compute_optimal(fit, np.array(COMPUTES))
+  # NaN: the fitted law has no constrained optimum (scaling.optimum_exists); null in the JSON.
+  no_opt = None if scaling.optimum_exists(fit) else "no optimum: A, B, alpha, beta not all > 0"
   opt = []
   for c, n, d, t in zip(COMPUTES, n_opt, d_opt, tpp):
     extrapolated = c > c_max
-    print(f"{c:8.0e} {n:10.3e} {d:10.3e} {t:7.2f}" + ("  extrapolated" if extrapolated else ""))
+    print(f"{c:8.0e} " + (no_opt if no_opt else f"{n:10.3e} {d:10.3e} {t:7.2f}")
+          + ("  extrapolated" if extrapolated else ""))
     opt.append({"C": c, "N_opt": float(n), "D_opt": float(d), "tokens_per_param": float(t),
-                "extrapolated": extrapolated})
+                "extrapolated": extrapolated, "no_optimum": no_opt})
 
   edges = 10.0 ** np.arange(18, 22.01, 0.25)
   try:
@@ -129,8 +135,8 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
     iso_json = {"a": iso.a, "b": iso.b, "C": iso.C.tolist(), "N_opt": iso.N_opt.tolist(),
                 "n_points": iso.n_points.tolist()}
     print(f"\napproach 2 (IsoFLOP, {len(iso.C)} buckets): N_opt ~ C^{iso.a:.3f}, "
-          f"D_opt ~ C^{iso.b:.3f}; approach 3 implies N_opt ~ C^"
-          f"{fit.beta / (fit.alpha + fit.beta):.3f}")
+          f"D_opt ~ C^{iso.b:.3f}; approach 3 implies "
+          + (f"N_opt ~ C^{fit.beta / (fit.alpha + fit.beta):.3f}" if no_opt is None else no_opt))
   except ValueError as err:
     iso, iso_json = None, {"error": str(err)}
 
@@ -142,10 +148,10 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
       "all_points": all_points, "n_points": fit.n_points, "n_starts": fit.n_starts,
       "top_starts": top_starts, "objective": fit.loss, "fit_seconds": fit.seconds,
       "bootstrap": bootstrap, "bootstrap_seconds": boot_s, "seed": seed,
-      "params": rows, "bands": BANDS, "pass": {k: bool(v) for k, v in verdict.items()},
+      "params": rows, "outside_bootstrap_5_95": outside, "bands": BANDS, "pass": {k: bool(v) for k, v in verdict.items()},
       "overall_pass": bool(overall), "compute_optimal": opt, "isoflop": iso_json,
   }
-  write_json(out / "scaling_fit.json", result, indent=2)
+  write_json(out / "scaling_fit.json", result, indent=2, strict=True)
   make_figure(out / "scaling_fit.png", N, D, L, fit, iso, edges)
   print(f"wrote {out / 'scaling_fit.json'} and {out / 'scaling_fit.png'}")
   return result

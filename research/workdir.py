@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterator
@@ -213,8 +214,23 @@ def write_text(path: str | Path, text: str) -> None:
       os.fsync(f.fileno())
 
 
-def write_json(path: str | Path, obj, indent: int = 2, default=None) -> None:
-  write_text(path, json.dumps(obj, indent=indent, default=default))
+def write_json(path: str | Path, obj, indent: int = 2, default=None, strict: bool = False) -> None:
+  """``strict``: every non-finite float is written as null and anything else JSON has no
+  value for raises, so the file parses with any JSON reader (NaN / Infinity are not JSON)."""
+  if strict:
+    obj = finite_json(obj)
+  write_text(path, json.dumps(obj, indent=indent, default=default, allow_nan=not strict))
+
+
+def finite_json(obj):
+  """``obj`` with each non-finite float (NaN, +-inf, numpy's too) replaced by None."""
+  if isinstance(obj, dict):
+    return {k: finite_json(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_json(v) for v in obj]
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return None
+  return obj
 
 
 def read_json(path: str | Path) -> dict | None:

@@ -294,6 +294,17 @@ def test_atomic_writes_leave_the_old_file_when_the_writer_fails(tmp_path):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
+def test_strict_json_writes_non_finite_as_null(tmp_path):
+  # besiroglu2024 wrote "D_opt": Infinity and scaling_laws NaN: not JSON to a strict reader.
+  path = tmp_path / "fit.json"
+  obj = {"D_opt": float("inf"), "rows": [np.float64("nan"), 1.5, (2, -np.inf)], "n": 3}
+  workdir.write_json(path, obj, strict=True)
+  strict = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"wrote {c}"))
+  assert strict == {"D_opt": None, "rows": [None, 1.5, [2, None]], "n": 3}
+  with pytest.raises(TypeError):  # a complex number has no JSON value: refused, not cast
+    workdir.write_json(path, {"N": complex(1, 2)}, strict=True)
+
+
 def _closed_loop_report(**change):
   """What TensorStore's write thread reports after Orbax closed its loop, as
   PyErr_WriteUnraisable(NULL) passes it to the hook: a real asyncio "Event loop is closed"

@@ -384,3 +384,18 @@ def test_besiroglu_on_a_flat_csv_exits_2_with_one_line(tmp_path, capsys):
   assert exit_.value.code == 2 and len(err) == 1, err
   assert err[0].startswith("error: ") and "same at every point" in err[0]
   assert not (tmp_path / "out" / "scaling_fit.json").exists()
+
+
+def test_besiroglu_without_an_optimum_prints_and_writes_no_number(tmp_path, capsys, monkeypatch,
+                                                                  data):
+  # Before: a negative exponent printed N* as "inf+nanj" and wrote "D_opt": Infinity.
+  from experiments import besiroglu2024
+  bad = scaling.ChinchillaFit(1.8, 400.0, 400.0, -0.05, 0.3, 1e-3, 240)
+  monkeypatch.setattr(scaling, "fit_chinchilla", lambda *a, **k: bad)
+  res = besiroglu2024.refit(tmp_path, data, bootstrap=0, top_starts=20)
+  out = capsys.readouterr().out
+  assert "j " not in out and "j\n" not in out and "no optimum" in out
+  text = (tmp_path / "scaling_fit.json").read_text()
+  saved = json.loads(text, parse_constant=lambda c: pytest.fail(f"wrote {c}"))
+  assert all(r["N_opt"] is None and r["no_optimum"] for r in saved["compute_optimal"])
+  assert res["compute_optimal"][0]["no_optimum"]
