@@ -27,7 +27,6 @@ runs; the measured wall time is in the closing note of issue 4.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from experiments import common
 from research import cli, workdir
 from research.analysis import scaling
 from research.errors import InputError, RunsFailedError
+from research.workdir import write_json
 
 PRESETS = {"tiny": "4 runs (scaling_grid_tiny)", "cpu": "24 runs: 6 sizes x 4 token budgets"}
 PARAMS = ("E", "A", "B", "alpha", "beta")
@@ -122,18 +122,28 @@ def isoflop(N, D, L) -> dict:
 
 
 def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
+  """Approach 3 with its bootstrap and frontier, and approach 2. A fit the data cannot
+  support (too few points, no dependence on N, D: scaling.fit_chinchilla's InputError) is
+  reported as such, with its reason and no numbers, so the tiny grid (4 points for 5
+  parameters) still runs end to end."""
   N, D, L = (np.array([p[k] for p in points], float) for k in ("N", "D", "loss"))
-  fit = scaling.fit_chinchilla(N, D, L, top_starts=top_starts)
+  try:
+    fit = scaling.fit_chinchilla(N, D, L, top_starts=top_starts)
+  except InputError as err:
+    return {"fit": {"reported": False, "reason": str(err), "n_points": len(L)},
+            "bootstrap": {"resamples": 0, "seed": seed, "seconds": 0.0},
+            "exponents": None, "compute_optimal": [], "isoflop": isoflop(N, D, L)}
   C = 6.0 * N * D
   decades = 10.0 ** np.arange(np.floor(np.log10(C.min())), np.ceil(np.log10(C.max())) + 1)
   n_opt, d_opt, tpp = scaling.compute_optimal(fit, decades)
-  boot, se, pct, lohi = None, {}, {}, {}
+  boot, se, pct, lohi, outside = None, {}, {}, {}, []
   if bootstrap > 0:
     boot = scaling.bootstrap_chinchilla(N, D, L, num_resamples=bootstrap, seed=seed, fit=fit)
     se = {k: float(v) for k, v in boot.se.items()}
     # With ~20 points a few resamples lose E or B (A, B run off to 1e10+ while alpha or beta
     # goes to 0); the SE (a std) is then dominated by them, the percentiles are not.
     pct = {k: [float(v[0]), float(v[1])] for k, v in boot.percentile([5, 95]).items()}
+    outside = boot.outside()
     # 5-95% intervals of the frontier: each resample's parameters through compute_optimal
     # (a degenerate resample may overflow; the percentiles do not care).
     with np.errstate(all="ignore"):
@@ -154,9 +164,10 @@ def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
   s = fit.alpha + fit.beta
   resid = L - fit.predict(N, D)
   return {
-      "fit": {k: {"value": float(getattr(fit, k)), "se": se.get(k), "p5_p95": pct.get(k)}
+      "fit": {k: {"value": float(getattr(fit, k)), "se": se.get(k), "p5_p95": pct.get(k),
+                  "outside_p5_p95": k in outside}
               for k in PARAMS}
-             | {"objective": fit.loss, "n_points": fit.n_points, "n_starts": fit.n_starts,
+             | {"reported": True, "objective": fit.loss, "n_points": fit.n_points, "n_starts": fit.n_starts,
                 "top_starts": top_starts, "seconds": fit.seconds,
                 "residual_rms": float(np.sqrt(np.mean(resid ** 2))),
                 "residual_max_abs": float(np.abs(resid).max())},
@@ -179,24 +190,26 @@ def report(res: dict) -> None:
           f"{p['D']:>9.3g} {p['C']:>9.3g} {p['loss']:>7.4f} {p['train_loss']:>7.4f} "
           f"{p['wall_s']:>5.0f}s{mark}")
   f = res["fit"]
+  if not f.get("reported", True):
+    print(f"\nL(N, D) = E + A/N^alpha + B/D^beta, {f['n_points']} points: no fit reported: "
+          f"{f['reason']}")
+    _report_isoflop(res["isoflop"])
+    return
   print(f"\nL(N, D) = E + A/N^alpha + B/D^beta ({f['n_points']} points, {f['n_starts']} "
         f"L-BFGS starts, {res['bootstrap']['resamples']} bootstrap resamples):")
   for k in PARAMS:
     se, band = f[k]["se"], f[k]["p5_p95"]
     print(f"  {k:<6} {f[k]['value']:10.4g}" + (f"  SE {se:9.3g}" if se is not None else "")
-          + (f"  5-95% [{band[0]:.4g}, {band[1]:.4g}]" if band else ""))
+          + (f"  5-95% [{band[0]:.4g}, {band[1]:.4g}]" if band else "")
+          + ("  OUTSIDE its own 5-95% interval: not converged alike, do not use"
+             if f[k].get("outside_p5_p95") else ""))
   print(f"  residuals L - fit: rms {f['residual_rms']:.4f}, max |.| {f['residual_max_abs']:.4f}")
   if res["source_entropy"] is not None:
     print(f"  source entropy (Bayes loss on the eval set): {res['source_entropy']:.4f}; "
           f"E - entropy = {f['E']['value'] - res['source_entropy']:+.4f}")
   e = res["exponents"]
   print(f"  approach 3: N_opt ~ C^{e['N_opt ~ C^a']:.3f}, D_opt ~ C^{e['D_opt ~ C^b']:.3f}")
-  iso = res["isoflop"]
-  if "error" in iso:
-    print(f"  approach 2: n/a ({iso['error']})")
-  else:
-    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} over {len(iso['buckets'])} IsoFLOP buckets "
-          f"with an interior minimum")
+  _report_isoflop(res["isoflop"])
   ratio = res["measured_flops_over_6ND"]
   print(f"  measured training FLOPs / 6ND: {ratio['min']:.3f}-{ratio['max']:.3f} (attention and "
         "embeddings add to 6N per token, most for the smallest models)")
@@ -208,6 +221,14 @@ def report(res: dict) -> None:
     band = f"   [{band[0]:.3g}, {band[1]:.3g}]" if band else ""
     print(f"{r['C']:9.0e} {r['N_opt']:10.3g} {r['D_opt']:10.3g} {r['tokens_per_param']:8.2f} "
           f"{r['loss']:7.4f}{'*' if r['inside_grid'] else ' '}{band}")
+
+
+def _report_isoflop(iso: dict) -> None:
+  if "error" in iso:
+    print(f"  approach 2: n/a ({iso['error']})")
+  else:
+    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} over {len(iso['buckets'])} IsoFLOP buckets "
+          f"with an interior minimum")
 
 
 def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
@@ -254,7 +275,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
              "max": max(p["train_flops"] / p["C"] for p in points)}}
   res |= analyse(points, bootstrap, top_starts, seed)
   res["wall_s"] = time.perf_counter() - t0
-  (out / "scaling_laws.json").write_text(json.dumps(res, indent=1))
+  write_json(out / "scaling_laws.json", res, indent=1, strict=True)
   from research.analysis import scaling_plots
   fig = scaling_plots.render_scaling_laws(out / "scaling_laws.json",
                                           out / "figures" / "scaling_laws.png")

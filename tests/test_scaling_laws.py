@@ -50,7 +50,8 @@ def test_analysis_recovers_a_known_law(tmp_path):
     # one host, inside 1e-6 on another), so the interval brackets the value to 1e-4 relative,
     # ten times tighter than the fit's own agreement with the law above (1e-3).
     assert lo <= f[k]["value"] * (1 + 1e-4) and hi >= f[k]["value"] * (1 - 1e-4)
-  assert f["residual_rms"] < 1e-4
+  assert f["residual_rms"] < 1e-4 and f["reported"]
+  assert not any(f[k]["outside_p5_p95"] for k in scaling_laws.PARAMS)
   a3 = 0.5 / 0.95
   assert res["exponents"]["N_opt ~ C^a"] == pytest.approx(a3, rel=1e-3)
   iso = res["isoflop"]
@@ -70,6 +71,34 @@ def test_analysis_recovers_a_known_law(tmp_path):
   assert png.stat().st_size > 20_000
 
 
+def _null_points(L):
+  points = _law_points()
+  return [p | {"loss": float(l), "train_loss": float(l)} for p, l in zip(points, L)]
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("flat", "same at every point"), ("noise", "no dependence on"),
+    ("rising", "no dependence on N"), ("duplicated", "repeat an earlier")])
+def test_analysis_of_null_data_reports_no_fit(case, reason, capsys):
+  # Before: flat gave alpha 2 SE ~1e-14; noise N_opt -4138.9, tokens_per_param -11.5, frontier
+  # loss nan; rising alpha -0.064 SE 0.0008; a tiled grid shrank the SEs by sqrt 3.
+  N, D = (np.array([p[k] for p in _law_points()]) for k in ("N", "D"))
+  points = _null_points({"flat": np.full(N.size, 2.5),
+                         "noise": 2.5 + 0.05 * np.random.default_rng(0).standard_normal(N.size),
+                         "rising": 2.0 + 0.1 * np.log(N) + 0.05 * np.log(D),
+                         "duplicated": 2.95 + 150 * N ** -0.45 + 900 * D ** -0.5}[case])
+  if case == "duplicated":
+    points = points * 2
+  res = scaling_laws.analyse(points, bootstrap=20, top_starts=20, seed=0)
+  assert not res["fit"]["reported"] and reason in res["fit"]["reason"]
+  assert res["exponents"] is None and res["compute_optimal"] == []
+  scaling_laws.report(res | {"runs": [], "task": {"what": case}, "N_definition": "N",
+                             "loss_definition": "loss", "source_entropy": None})
+  out = capsys.readouterr().out
+  assert "no fit reported" in out and " SE " not in out and "N_opt ~" not in out.split(
+      "approach 2")[0]
+
+
 def test_tiny_grid_end_to_end(tmp_path):
   out = tmp_path / "sl"
   argv = ["--preset=tiny", f"--workdir={out}", "--devices=1", "--top_starts=20", "--bootstrap=20",
@@ -82,11 +111,16 @@ def test_tiny_grid_end_to_end(tmp_path):
   for r in saved["runs"]:
     assert r["D"] == r["num_steps"] * 16 * 32 and r["C"] == pytest.approx(6 * r["N"] * r["D"])
     assert saved["source_entropy"] < r["loss"] < np.log(16) + 0.5
-  assert set(saved["fit"]) >= set(scaling_laws.PARAMS) and saved["fit"]["n_points"] == 4
-  assert all(saved["fit"][k]["se"] is not None and len(saved["fit"][k]["p5_p95"]) == 2
-             for k in scaling_laws.PARAMS)
-  assert saved["compute_optimal"] and "edges" in saved["isoflop"]
+  # 4 points for 5 parameters: a smoke test of the machinery, no fit reported (before: alpha
+  # 1.396 SE 0.0144 while other starts reached the same objective with alpha 0.27-2.59).
+  f = saved["fit"]
+  assert not f["reported"] and f["n_points"] == 4 and not set(f) & set(scaling_laws.PARAMS)
+  assert "not identified (4 distinct (N, D) points for 5 parameters)" in f["reason"]
+  assert saved["exponents"] is None and saved["compute_optimal"] == []
+  assert "edges" in saved["isoflop"]
   assert (out / "figures" / "scaling_laws.png").stat().st_size > 20_000
+  json.loads((out / "scaling_laws.json").read_text(),
+             parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
   assert saved["N_definition"].startswith("non-embedding")
   ratio = saved["measured_flops_over_6ND"]
   assert 1.0 <= ratio["min"] <= ratio["max"] < 1.5

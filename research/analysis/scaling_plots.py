@@ -5,6 +5,8 @@
     IsoFLOP profiles: loss vs N in factor-2 bins of C = 6ND, the approach-3 prediction along
         each bin's C and, where the bin has an interior minimum, its approach-2 parabola
     the compute-optimal frontier N*(C): approach 3 (bootstrap 5-95% band) and approach 2
+A fit the data could not support (``fit.reported`` false: too few points, no dependence on N,
+D) draws no fitted lines; its reason is the title.
 """
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from research.analysis import plots  # noqa: E402
+
+
+def _reported(fit: dict) -> bool:
+  return fit.get("reported", True)  # result files from before the field: always a fit
 
 
 def _predict(fit: dict, N, D):
@@ -46,9 +52,11 @@ def _loss_vs_tokens(ax, res):
     first = next(r for r in runs if r["N"] == n)
     ax.scatter(*zip(*pts), color=col, s=18, zorder=3,
                label=f"N={n:.3g} ({first['num_layers']}x{first['width']})")
-    ax.plot(dg, _predict(fit, n, dg), color=col, lw=1)
-  ax.axhline(fit["E"]["value"], color="grey", ls="--", lw=0.8,
-             label=f"fitted E={fit['E']['value']:.3f}")
+    if _reported(fit):
+      ax.plot(dg, _predict(fit, n, dg), color=col, lw=1)
+  if _reported(fit):
+    ax.axhline(fit["E"]["value"], color="grey", ls="--", lw=0.8,
+               label=f"fitted E={fit['E']['value']:.3f}")
   if res.get("source_entropy") is not None:
     ax.axhline(res["source_entropy"], color="k", ls=":", lw=0.8,
                label=f"source entropy {res['source_entropy']:.3f}")
@@ -78,7 +86,8 @@ def _isoflop_profiles(ax, res):
     if sel.sum() < 2:
       continue
     ng = np.geomspace(N[sel].min() / 1.3, N[sel].max() * 1.3, 60)
-    ax.plot(ng, _predict(fit, ng, cb / (6 * ng)), color=col, lw=1, label=f"C={cb:.2g}")
+    if _reported(fit):
+      ax.plot(ng, _predict(fit, ng, cb / (6 * ng)), color=col, lw=1, label=f"C={cb:.2g}")
     b = usable.get(round(np.log(cb), 6))
     if b is not None:
       c2, c1, c0 = b["coeffs"]
@@ -99,8 +108,9 @@ def _frontier_panel(ax, res):
   C = np.array([6.0 * r["N"] * r["D"] for r in runs])
   ax.scatter(C, [r["N"] for r in runs], color="lightgrey", s=14, label="grid runs")
   cg = np.geomspace(C.min() / 3, C.max() * 3, 100)
-  e = res["exponents"]["N_opt ~ C^a"]
-  ax.plot(cg, _frontier(fit, cg), "k-", lw=1.5, label=f"approach 3: N* ~ C^{e:.2f}")
+  if _reported(fit):
+    e = res["exponents"]["N_opt ~ C^a"]
+    ax.plot(cg, _frontier(fit, cg), "k-", lw=1.5, label=f"approach 3: N* ~ C^{e:.2f}")
   band = [r for r in res["compute_optimal"] if "N_opt_5_95" in r]
   if band:
     ax.fill_between([r["C"] for r in band], [r["N_opt_5_95"][0] for r in band],
@@ -132,6 +142,9 @@ def render_scaling_laws(result_json, out_png) -> Path:
   _isoflop_profiles(axes[1], res)
   _frontier_panel(axes[2], res)
   f = res["fit"]
+  if not _reported(f):
+    fig.suptitle(f"{res['task']['what']}: no L(N, D) fit reported: {f['reason']}", fontsize=8)
+    return plots.save_figure(fig, out_png)
 
   def fmt(k, name):  # value [bootstrap 5-95%]: the SE is dominated by degenerate resamples
     band = f[k].get("p5_p95")
