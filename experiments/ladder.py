@@ -129,7 +129,9 @@ def phase_change(rows: list[dict], num_steps: int, grid: int) -> dict | None:
 
 def frontier(sizes: list[dict]) -> dict:
   """The loss-vs-compute frontier (each checkpoint whose loss is below every checkpoint of
-  less compute, over all sizes) and its power-law fit (None with fewer than 3 points)."""
+  less compute, over all sizes) and its power-law fit: None, with the reason in `no_fit`, where
+  scaling.fit_power_law refuses (fewer than 4 points: 3 parameters fit any 3 falling points
+  exactly, so a step 3.0, 2.0, 1.999 would pass as a power law; or no dependence on compute)."""
   import numpy as np
 
   from research.analysis import scaling
@@ -140,10 +142,13 @@ def frontier(sizes: list[dict]) -> dict:
     if loss < best:
       front.append({"compute": c, "loss": loss, "run": run, "step": step})
       best = loss
-  out = {"form": FRONTIER_FORM, "points": front, "fit": None}
-  if len(front) >= 3:
-    x, y = np.array([p["compute"] for p in front]), np.array([p["loss"] for p in front])
+  out = {"form": FRONTIER_FORM, "points": front, "fit": None, "no_fit": None}
+  x, y = np.array([p["compute"] for p in front]), np.array([p["loss"] for p in front])
+  try:
     fit = scaling.fit_power_law(x, y)
+  except ValueError as err:  # scaling's InputError (refused), or no frontier point at all
+    out["no_fit"] = str(err)
+  else:
     rel = np.abs(fit.predict(x) - y) / y
     out["fit"] = {"E": fit.E, "A": fit.A, "alpha": fit.alpha, "n_points": fit.n_points,
                   "max_rel_residual": float(rel.max()), "mean_rel_residual": float(rel.mean())}
@@ -226,7 +231,7 @@ def report(res: dict) -> None:
   fr = res["frontier"]
   fit = fr["fit"]
   print(f"\nfrontier: {len(fr['points'])} points; "
-        + ("no fit (fewer than 3 points)" if fit is None else
+        + (f"no fit ({fr.get('no_fit')})" if fit is None else
            f"{fr['form']}: E={fit['E']:.3f}, A={fit['A']:.3g}, alpha={fit['alpha']:.3f} "
            f"(worst residual {fit['max_rel_residual']:.1%} of the loss)"))
   print("\nsmallest compute above chance, per ability and metric:")

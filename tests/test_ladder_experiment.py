@@ -142,3 +142,16 @@ def test_tiny_ladder_end_to_end(tmp_path):
   ladder.run("tiny", tmp_path)  # reused runs, probes already complete: the same rows
   again = json.loads((tmp_path / ladder.OUT).read_text())
   assert again["sizes"] == json.loads(before)["sizes"]
+
+
+@pytest.mark.parametrize("losses, status, ours", [
+    ([3.0, 2.0, 1.999], "FAIL", "not identified (3 distinct (x) points for 3 parameters)"),
+    ([2.5, 2.5, 2.5, 2.5], "FAIL", "no fit"),  # one frontier point: no fit either
+    ([1.5 + 30 * c ** -0.15 for c in (1e9, 1e10, 1e11, 1e12)], "PASS", "over 4 points")])
+def test_frontier_power_law_needs_more_points_than_parameters(losses, status, ours):
+  # Before: 3 points (3 parameters fit any 3 falling points exactly) passed a step as a law.
+  compute = [1e9, 1e10, 1e11, 1e12][:len(losses)]
+  sizes = [{"run": "r", "rows": [{"compute": c, "loss": l, "step": i}
+                                 for i, (c, l) in enumerate(zip(compute, losses))]}]
+  row = ladder_claims._frontier_row(ladder.frontier(sizes), "")
+  assert row["status"] == status and ours in row["ours"], row["ours"]

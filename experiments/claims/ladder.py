@@ -129,14 +129,15 @@ def _frontier_row(fr: dict, setup: str) -> dict:
   fall = (pts[0]["loss"] - pts[-1]["loss"]) / pts[0]["loss"] if pts else 0.0
   ok = (fit is not None and fit["alpha"] > 0 and fit["A"] > 0 and fall >= MIN_FALL
         and fit["max_rel_residual"] <= POWER_LAW_RESIDUAL)
-  ours = ("no fit: fewer than 3 frontier points" if fit is None else
+  ours = (f"no fit: {fr.get('no_fit') or 'fewer than 4 frontier points'}" if fit is None else
           f"alpha {fit['alpha']:.3f}, E {fit['E']:.3f}, worst residual "
           f"{fit['max_rel_residual']:.1%} over {fit['n_points']} points") + \
       f"; frontier falls {fall:.0%}"
   return claim(
       "the loss-vs-compute frontier falls as a power law", "power law", ours,
-      f"{fr['form']}: alpha > 0, the frontier falls >= {MIN_FALL:.0%} and every point is "
-      f"within {POWER_LAW_RESIDUAL:.0%} of the fit", ok,
+      f"{fr['form']}: >= 4 frontier points (more than the law's 3 parameters, which fit any 3 "
+      f"falling points exactly), alpha > 0, the frontier falls >= {MIN_FALL:.0%} and every "
+      f"point is within {POWER_LAW_RESIDUAL:.0%} of the fit", ok,
       setup + "fit: research/analysis/scaling.fit_power_law (log-space Huber)",
       why="our fit judged on our own frontier (no paper exponent for byte-level code): a "
       "self-check", control=UNTRAINED, kind=SELF_CHECK)
