@@ -24,7 +24,7 @@ from absl import flags
 
 from experiments import common
 from research import cli
-from research.analysis import scaling
+from research.analysis import scaling, scaling_isoflop
 from research.workdir import write_json
 
 PAPER = "Besiroglu et al. 2024, Chinchilla scaling: a replication attempt (approach-3 refit)"
@@ -131,10 +131,15 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
 
   edges = 10.0 ** np.arange(18, 22.01, 0.25)
   try:
-    iso = scaling.isoflop_fit(N, D, L, edges)
-    iso_json = {"a": iso.a, "b": iso.b, "C": iso.C.tolist(), "N_opt": iso.N_opt.tolist(),
-                "n_points": iso.n_points.tolist()}
-    print(f"\napproach 2 (IsoFLOP, {len(iso.C)} buckets): N_opt ~ C^{iso.a:.3f}, "
+    iso = scaling_isoflop.isoflop_fit(N, D, L, edges, seed=seed)
+    iso_json = {"a": iso.a, "a_5_95": list(iso.a_5_95), "resamples": iso.resamples,
+                "resamples_used": iso.resamples_used, "b": iso.b, "C": iso.C.tolist(),
+                "N_opt": iso.N_opt.tolist(), "n_points": iso.n_points.tolist(),
+                "rejected": list(iso.rejected)}
+    print(f"\napproach 2 (IsoFLOP, {len(iso.C)} buckets with a significant interior minimum, "
+          f"{len(iso.rejected)} without): N_opt ~ C^{iso.a:.3f} (bootstrap 5-95% "
+          f"[{iso.a_5_95[0]:.3f}, {iso.a_5_95[1]:.3f}], {iso.resamples_used} of {iso.resamples} "
+          "resamples), "
           f"D_opt ~ C^{iso.b:.3f}; approach 3 implies "
           + (f"N_opt ~ C^{fit.beta / (fit.alpha + fit.beta):.3f}" if no_opt is None else no_opt))
   except ValueError as err:

@@ -16,7 +16,9 @@ Then, with N = non-embedding parameters, D = tokens trained on and C = 6ND:
   frontier    N*(C), D*(C), tokens per parameter at each decade of C the grid spans
   approach 2  IsoFLOP buckets (factor-2 bins of C: the grid doubles N and D, so its
               anti-diagonals fall in one bin each); a parabola in log N per bucket with
-              >= 3 points, N_opt ~ C^a over the buckets with an interior minimum
+              >= 4 points, N_opt ~ C^a over the buckets whose parabola has a significant
+              interior minimum (research/analysis/scaling_isoflop.py), with a bootstrap
+              5-95% interval on a
 and the source's entropy (the Bayes loss on the same eval sequences: the floor E should sit
 on). Writes WORKDIR/scaling_laws.json and WORKDIR/figures/scaling_laws.png (rendered from the
 JSON by research/analysis/scaling_plots.py) and prints a summary. The same fit on the
@@ -37,7 +39,7 @@ from absl import flags
 from configs import scaling_laws as grid_config
 from experiments import common
 from research import cli, workdir
-from research.analysis import scaling
+from research.analysis import scaling, scaling_isoflop
 from research.errors import InputError, RunsFailedError
 from research.workdir import write_json
 
@@ -109,16 +111,18 @@ def isoflop(N, D, L) -> dict:
   lo = np.log(C.min()) - 0.5 * np.log(BUCKET_RATIO)
   n_bins = int(np.ceil((np.log(C.max()) - lo) / np.log(BUCKET_RATIO))) + 1
   edges = np.exp(lo + np.log(BUCKET_RATIO) * np.arange(n_bins + 1))
-  out = {"edges": edges.tolist(), "bucket_ratio": BUCKET_RATIO, "min_points": 3}
+  out = {"edges": edges.tolist(), "bucket_ratio": BUCKET_RATIO, "min_points": 4}
   try:
-    iso = scaling.isoflop_fit(N, D, L, edges, min_points=3)
+    iso = scaling_isoflop.isoflop_fit(N, D, L, edges, min_points=4)
   except ValueError as err:
     return out | {"error": str(err)}
   intercept = float(np.mean(np.log(iso.N_opt) - iso.a * np.log(iso.C)))
   buckets = [{"C": float(c), "N_opt": float(n), "L_opt": float(l), "coeffs": [float(v) for v in cf],
               "n_points": int(k)}
              for c, n, l, cf, k in zip(iso.C, iso.N_opt, iso.L_opt, iso.coeffs, iso.n_points)]
-  return out | {"a": iso.a, "b": iso.b, "log_intercept": intercept, "buckets": buckets}
+  return out | {"a": iso.a, "a_5_95": list(iso.a_5_95), "resamples": iso.resamples,
+                "resamples_used": iso.resamples_used, "b": iso.b, "log_intercept": intercept,
+                "buckets": buckets, "rejected": list(iso.rejected)}
 
 
 def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
@@ -227,8 +231,11 @@ def _report_isoflop(iso: dict) -> None:
   if "error" in iso:
     print(f"  approach 2: n/a ({iso['error']})")
   else:
-    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} over {len(iso['buckets'])} IsoFLOP buckets "
-          f"with an interior minimum")
+    lo, hi = iso["a_5_95"]
+    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} (bootstrap 5-95% [{lo:.3f}, {hi:.3f}]) over "
+          f"{len(iso['buckets'])} IsoFLOP buckets with a significant interior minimum; "
+          + "; ".join(f"C={r['C']:.3g} ({r['n_points']} points): {r['reason']}"
+                      for r in iso["rejected"]))
 
 
 def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,

@@ -1,4 +1,5 @@
-"""Scaling-law fitting: Chinchilla approach 3 (Besiroglu et al. 2024 replication) and friends.
+"""Scaling-law fitting: Chinchilla approach 3 (Besiroglu et al. 2024 replication) and friends
+(approach 2, IsoFLOP profiles: scaling_isoflop.py).
 
 Model (Hoffmann et al. 2022):  L(N, D) = E + A / N^alpha + B / D^beta.
 
@@ -29,7 +30,7 @@ import dataclasses
 import itertools
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional
 
 import numpy as np
 from scipy.optimize import minimize
@@ -402,50 +403,3 @@ def optimum_exists(fit: ChinchillaFit) -> bool:
   """Whether compute_optimal has an answer: A, B, alpha, beta all positive and finite."""
   v = np.array([fit.A, fit.B, fit.alpha, fit.beta], dtype=float)
   return bool(np.isfinite(v).all() and (v > 0).all())
-
-
-# ----------------------------------------------------------------------------- approach 2
-@dataclasses.dataclass(frozen=True)
-class IsoFlopResult:
-  a: float  # N_opt ~ C^a
-  b: float  # D_opt ~ C^b (= 1 - a, since D = C / 6N)
-  C: np.ndarray  # per usable bucket: geometric-mean compute
-  N_opt: np.ndarray  # argmin of the parabola
-  L_opt: np.ndarray  # minimum of the parabola
-  coeffs: list  # per bucket (c2, c1, c0) of L = c2 x^2 + c1 x + c0, x = log N
-  n_points: np.ndarray
-
-
-def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5) -> IsoFlopResult:
-  """Hoffmann approach 2 (IsoFLOP profiles) on binned compute.
-
-  ``C_bins`` are bin *edges* in FLOP (the Besiroglu points do not sit on exact compute levels,
-  default: 0.25-decade edges from 1e18 to 1e22). In each bucket with >= ``min_points`` points
-  a parabola in x = log N is fitted to the loss; buckets whose parabola is concave or whose
-  vertex lies outside the bucket's N range are discarded (no interior minimum). Then
-  log N_opt = a log C + const by least squares, and D_opt = C / (6 N_opt) gives b.
-  """
-  N, D, L = (np.asarray(v, float) for v in (N, D, L))
-  C = 6.0 * N * D
-  edges = np.asarray(C_bins if C_bins is not None else 10.0 ** np.arange(18, 22.01, 0.25))
-  Cs, Ns, Ls, cf, ns = [], [], [], [], []
-  for lo, hi in zip(edges[:-1], edges[1:]):
-    sel = (C >= lo) & (C < hi)
-    if sel.sum() < min_points:
-      continue
-    x = np.log(N[sel])
-    c2, c1, c0 = np.polyfit(x, L[sel], 2)
-    xv = -c1 / (2 * c2) if c2 > 0 else np.nan
-    if not (x.min() <= xv <= x.max()):
-      continue
-    Cs.append(np.exp(np.log(C[sel]).mean()))
-    Ns.append(np.exp(xv))
-    Ls.append(c0 - c1 * c1 / (4 * c2))
-    cf.append((c2, c1, c0))
-    ns.append(int(sel.sum()))
-  Cs, Ns = np.array(Cs), np.array(Ns)
-  if len(Cs) < 2:
-    raise ValueError("isoflop_fit: fewer than two buckets with an interior minimum")
-  a = float(np.polyfit(np.log(Cs), np.log(Ns), 1)[0])
-  b = float(np.polyfit(np.log(Cs), np.log(Cs / (6.0 * Ns)), 1)[0])
-  return IsoFlopResult(a, b, Cs, Ns, np.array(Ls), cf, np.array(ns))

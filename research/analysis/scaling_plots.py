@@ -80,7 +80,7 @@ def _isoflop_profiles(ax, res):
     sel = (C >= e0) & (C < e1)
     if not sel.any():
       continue
-    cb = float(np.exp(np.log(C[sel]).mean()))  # as scaling.isoflop_fit labels a bucket
+    cb = float(np.exp(np.log(C[sel]).mean()))  # as scaling_isoflop.isoflop_fit labels a bucket
     col = cmap(0.85 * (np.log(cb) - lo) / (hi - lo))
     ax.scatter(N[sel], L[sel], color=col, s=18, zorder=3)
     if sel.sum() < 2:
