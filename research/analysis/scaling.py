@@ -11,12 +11,10 @@ objective changes where L-BFGS-B stops); L-BFGS-B from every start of the grid
 alpha, beta in {0, .5, .., 2}, e in {-1, -.5, .., 1}, a, b in {0, 5, .., 25}; keep the best.
 That grid has 6*6*5*5*5 = 4500 starts (alpha/beta take 5 values, not 6).
 
-Departures from the replication, each because null data otherwise got confident numbers
-(research/analysis/scaling_checks.py has the measurements): alpha, beta >= 0 (L-BFGS-B bounds;
-the law's A/N^alpha with alpha < 0 is a loss rising with N); the best start is polished with
-``TIGHT`` tolerances, the bootstrap's, so the point estimate and its resamples are converged
-alike; and a fit is refused (InputError) with repeated rows, fewer distinct points than
-parameters + 1, or no dependence on the inputs (scaling_checks).
+Departures from the replication, each because null data got confident numbers without them
+(scaling_checks.py has the measurements): alpha, beta >= 0 (L-BFGS-B bounds); the best start
+is polished with the bootstrap's ``TIGHT`` tolerances; a fit is refused (InputError) with
+repeated rows, fewer distinct points than parameters + 1, or no dependence on the inputs.
 
 Everything is plain NumPy/SciPy. The objective and its analytic gradient are vectorised over data
 points (and over starts, for the cheap grid screen used by ``top_starts``).
@@ -230,7 +228,8 @@ class PowerLawFit:
 
 
 def fit_power_law(x, y, delta: float = 1e-3, grid=None, top_starts=None) -> PowerLawFit:
-  """Fit y = E + A x^-alpha with the same log-space Huber objective as ``fit_chinchilla``.
+  """Fit y = E + A x^-alpha with the same log-space Huber objective as ``fit_chinchilla``
+  (and its refusals: fewer than 4 distinct x, repeated rows, no dependence on x).
   ``grid``: (S, 3) starts over (a = log A, e = log E, alpha); default a small product grid."""
   x, y = np.asarray(x, float), np.asarray(y, float)
   if grid is None:
@@ -300,8 +299,8 @@ def fit_chinchilla(N, D, L, delta: float = 1e-3, grid=None, top_starts: Optional
   on E, alpha, beta to 4 digits but on A, B only to ~0.1%. So the best start is then polished
   with ``TIGHT``, the bootstrap's tolerances: a point fit stopped early can lie outside its own
   bootstrap interval (rising data: E 0.8163 against [0.0, 0.1765]).
-  Raises InputError where the fit cannot be reported (research/analysis/scaling_checks.py):
-  repeated rows, fewer than 6 distinct (N, D), or no dependence of the loss on N, D.
+  Raises InputError (scaling_checks.py): repeated rows, fewer than 6 distinct (N, D), or no
+  dependence of the loss on N, D.
   """
   t0 = time.perf_counter()
   N, D, L = (np.asarray(v, float) for v in (N, D, L))
@@ -384,14 +383,11 @@ def bootstrap_chinchilla(N, D, L, num_resamples: int = 4000, seed: int = 0, delt
 def compute_optimal(fit: ChinchillaFit, C):
   """Minimise L(N, D) subject to C = 6 N D. With a = beta/(alpha+beta), b = alpha/(alpha+beta):
   N* = G (C/6)^a, D* = G^-1 (C/6)^b, G = (alpha A / (beta B))^(1/(alpha+beta)).
-  Returns (N*, D*, D*/N* tokens per parameter), NaN where no optimum exists: unless A, B,
-  alpha, beta are all > 0 the loss keeps falling as N or D -> 0 along C = 6ND (a bootstrap
-  resample can end with an exponent at its bound 0), and the formula's powers of negative
-  numbers would be complex."""
+  Returns (N*, D*, D*/N* tokens per parameter); NaN unless A, B, alpha, beta are all > 0:
+  else no interior optimum exists (and G would be a complex power of a negative number)."""
   C = np.asarray(C, dtype=float)
   if not optimum_exists(fit):
-    nan = np.full(C.shape, np.nan)
-    return nan, nan.copy(), nan.copy()
+    return tuple(np.full(C.shape, np.nan) for _ in range(3))
   s = fit.alpha + fit.beta
   G = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1.0 / s)
   N_opt = G * (C / 6.0) ** (fit.beta / s)

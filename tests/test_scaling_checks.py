@@ -1,0 +1,111 @@
+"""research/analysis/scaling_checks.py through the fits that call it: null data (too few
+points, repeated rows, constant, noisy or rising losses) get an InputError naming the reason
+instead of an exponent with a standard error; the known law 1.7 + 300 N^-0.5 + 2000 D^-0.4 on the
+same grid is the control each refusal must leave alone. The Besiroglu fit: tests/test_scaling.py."""
+import numpy as np
+import pytest
+
+from research.analysis import scaling
+from research.errors import InputError
+
+# The probe's grid: 6 sizes x 4 budgets, and its known law (the control every refusal below
+# must leave alone).
+GRID_N, GRID_D = (a.ravel() for a in np.meshgrid(
+    [5.5e3, 1.1e4, 2.2e4, 4.4e4, 8.9e4, 1.78e5], [5e5, 1e6, 2e6, 4.1e6], indexing="ij"))
+KNOWN = dict(E=1.7, A=300.0, B=2000.0, alpha=0.5, beta=0.4)
+
+
+def _known_law(N=GRID_N, D=GRID_D):
+  return KNOWN["E"] + KNOWN["A"] * N ** -KNOWN["alpha"] + KNOWN["B"] * D ** -KNOWN["beta"]
+
+
+def test_known_law_is_recovered_on_the_probe_grid():
+  fit = scaling.fit_chinchilla(GRID_N, GRID_D, _known_law(), top_starts=20)
+  for k, v in KNOWN.items():
+    assert getattr(fit, k) == pytest.approx(v, rel=1e-3), k
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 5])
+def test_fewer_points_than_parameters_plus_one_are_refused(n):
+  # Before: 1 point fitted with objective 4.7e-28, 2 points gave alpha SE 1.5e-07, 4 points
+  # alpha 1.396 SE 0.0144 while other starts reach the same objective with alpha 0.27-2.59.
+  idx = np.arange(n) * 4  # one budget per size: n distinct (N, D)
+  with pytest.raises(InputError, match=rf"not identified \({n} distinct \(N, D\) points for 5"):
+    scaling.fit_chinchilla(GRID_N[idx], GRID_D[idx], _known_law()[idx], top_starts=20)
+  # Replicates at the same (N, D) do not identify the law either.
+  with pytest.raises(InputError, match="not identified"):
+    scaling.fit_chinchilla(np.repeat(GRID_N[idx], 3), np.repeat(GRID_D[idx], 3),
+                           np.repeat(_known_law()[idx], 3) * np.tile([1, 1.01, 0.99], n),
+                           top_starts=20)
+
+
+def test_six_points_of_the_known_law_are_a_fit():
+  idx = np.array([0, 5, 10, 15, 16, 23])
+  fit = scaling.fit_chinchilla(GRID_N[idx], GRID_D[idx], _known_law()[idx], top_starts=50)
+  assert fit.n_points == 6 and fit.alpha == pytest.approx(0.5, rel=1e-2)
+
+
+def test_power_law_needs_more_points_than_parameters():
+  # Three parameters fit any three falling points exactly: a step 3.0, 2.0, 1.999 was a fit.
+  with pytest.raises(InputError, match=r"not identified \(3 distinct \(x\) points for 3"):
+    scaling.fit_power_law([1e9, 1e10, 1e11], [3.0, 2.0, 1.999])
+  x = np.geomspace(1e9, 1e12, 4)
+  assert scaling.fit_power_law(x, 2 + 300 * x ** -0.3).alpha == pytest.approx(0.3, rel=1e-3)
+
+
+def test_constant_loss_has_no_exponent():
+  # Before: alpha = beta = 2 (the start grid's value, zero gradient there), SE ~1e-14.
+  with pytest.raises(InputError, match="same at every point"):
+    scaling.fit_chinchilla(GRID_N, GRID_D, np.full(24, 2.5), top_starts=20)
+  with pytest.raises(InputError, match="same at every point"):
+    scaling.fit_power_law(np.geomspace(1e9, 1e12, 8), np.full(8, 2.5))  # was alpha 2.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_around_a_constant_has_no_exponent(seed):
+  L = 2.5 + 0.05 * np.random.default_rng(seed).standard_normal(24)
+  with pytest.raises(InputError, match="no dependence on"):
+    scaling.fit_chinchilla(GRID_N, GRID_D, L, top_starts=20)
+  x = np.geomspace(1e9, 1e12, 8)
+  with pytest.raises(InputError, match="no dependence on x"):
+    scaling.fit_power_law(x, 2.5 + 0.05 * np.random.default_rng(seed).standard_normal(8))
+
+
+def test_rising_loss_has_no_exponent():
+  # Before: alpha -0.064 (SE 0.0008), beta -0.036, and compute_optimal's N* negative or nan.
+  with pytest.raises(InputError, match=r"no dependence on N.*at the bound 0"):
+    scaling.fit_chinchilla(GRID_N, GRID_D, 2.0 + 0.1 * np.log(GRID_N) + 0.05 * np.log(GRID_D),
+                           top_starts=20)
+  x = np.geomspace(1e9, 1e12, 8)
+  with pytest.raises(InputError, match="no dependence on x"):
+    scaling.fit_power_law(x, 2 + 0.1 * np.log(x))  # was alpha -0.025
+
+
+def test_compute_optimal_without_an_optimum_is_nan_not_complex():
+  for alpha, beta in ((0.0, 0.4), (-0.1, 0.4), (0.5, -0.3)):
+    fit = scaling.ChinchillaFit(1.7, 300.0, 2000.0, alpha, beta, 0.0, 0)
+    assert not scaling.optimum_exists(fit)
+    out = np.array(scaling.compute_optimal(fit, [1e21, 1e22]))
+    assert out.dtype == float and np.isnan(out).all()
+
+
+def test_bootstrap_flags_an_estimate_outside_its_interval():
+  fit = scaling.ChinchillaFit(0.8163, 300.0, 2000.0, 0.5, 0.4, 0.0, 24)
+  samples = np.tile([0.1, 300.0, 2000.0, 0.5, 0.4], (50, 1))
+  samples[:, 0] = np.linspace(0.0, 0.1765, 50)
+  assert scaling.BootstrapResult(fit, samples, 0.0).outside() == ["E"]
+  known = scaling.fit_chinchilla(GRID_N, GRID_D, _known_law(), top_starts=20)
+  boot = scaling.bootstrap_chinchilla(GRID_N, GRID_D, _known_law(), num_resamples=20, fit=known)
+  assert boot.outside() == []
+
+
+def test_duplicated_rows_are_refused():
+  # Before: tiling 24 points 3x shrank the alpha SE from 0.040 to 0.022.
+  N, D, L = (np.tile(v, 3) for v in (GRID_N, GRID_D, _known_law()))
+  with pytest.raises(InputError, match="48 of 72 rows repeat an earlier"):
+    scaling.fit_chinchilla(N, D, L, top_starts=20)
+  fit = scaling.fit_chinchilla(GRID_N, GRID_D, _known_law(), top_starts=20)
+  with pytest.raises(InputError, match="repeat an earlier"):
+    scaling.bootstrap_chinchilla(N, D, L, num_resamples=2, fit=fit)
+  with pytest.raises(InputError, match="repeat an earlier"):
+    scaling.fit_power_law([1e9, 1e10, 1e10, 1e11, 1e12], [3.0, 2.5, 2.5, 2.2, 2.1])
