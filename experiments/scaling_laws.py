@@ -196,29 +196,35 @@ def report(res: dict) -> None:
           f"{p['D']:>9.3g} {p['C']:>9.3g} {p['loss']:>7.4f} {p['train_loss']:>7.4f} "
           f"{p['wall_s']:>5.0f}s{mark}")
   f = res["fit"]
-  if not f.get("reported", True):
+  reported = f.get("reported", True)
+  if not reported:
     print(f"\nL(N, D) = E + A/N^alpha + B/D^beta, {f['n_points']} points: no fit reported: "
           f"{f['reason']}")
-    _report_isoflop(res["isoflop"])
-    return
-  print(f"\nL(N, D) = E + A/N^alpha + B/D^beta ({f['n_points']} points, {f['n_starts']} "
-        f"L-BFGS starts, {res['bootstrap']['resamples']} bootstrap resamples):")
-  for k in PARAMS:
-    se, band = f[k]["se"], f[k]["p5_p95"]
-    print(f"  {k:<6} {f[k]['value']:10.4g}" + (f"  SE {se:9.3g}" if se is not None else "")
-          + (f"  5-95% [{band[0]:.4g}, {band[1]:.4g}]" if band else "")
-          + ("  OUTSIDE its own 5-95% interval: not converged alike, do not use"
-             if f[k].get("outside_p5_p95") else ""))
-  print(f"  residuals L - fit: rms {f['residual_rms']:.4f}, max |.| {f['residual_max_abs']:.4f}")
+  else:
+    print(f"\nL(N, D) = E + A/N^alpha + B/D^beta ({f['n_points']} points, {f['n_starts']} "
+          f"L-BFGS starts, {res['bootstrap']['resamples']} bootstrap resamples):")
+    for k in PARAMS:
+      se, band = f[k]["se"], f[k]["p5_p95"]
+      print(f"  {k:<6} {f[k]['value']:10.4g}" + (f"  SE {se:9.3g}" if se is not None else "")
+            + (f"  5-95% [{band[0]:.4g}, {band[1]:.4g}]" if band else "")
+            + ("  OUTSIDE its own 5-95% interval: not converged alike, do not use"
+               if f[k].get("outside_p5_p95") else ""))
+    print(f"  residuals L - fit: rms {f['residual_rms']:.4f}, max |.| "
+          f"{f['residual_max_abs']:.4f}")
   if res["source_entropy"] is not None:
-    print(f"  source entropy (Bayes loss on the eval set): {res['source_entropy']:.4f}; "
-          f"E - entropy = {f['E']['value'] - res['source_entropy']:+.4f}")
-  e = res["exponents"]
-  print(f"  approach 3: N_opt ~ C^{e['N_opt ~ C^a']:.3f}, D_opt ~ C^{e['D_opt ~ C^b']:.3f}")
+    print(f"  source entropy (Bayes loss on the eval set): {res['source_entropy']:.4f}"
+          + (f"; E - entropy = {f['E']['value'] - res['source_entropy']:+.4f}" if reported
+             else ""))
+  if reported:
+    e = res["exponents"]
+    print(f"  approach 3: N_opt ~ C^{e['N_opt ~ C^a']:.3f}, D_opt ~ C^{e['D_opt ~ C^b']:.3f}")
   _report_isoflop(res["isoflop"])
-  ratio = res["measured_flops_over_6ND"]
-  print(f"  measured training FLOPs / 6ND: {ratio['min']:.3f}-{ratio['max']:.3f} (attention and "
-        "embeddings add to 6N per token, most for the smallest models)")
+  ratio = res.get("measured_flops_over_6ND")
+  if ratio:
+    print(f"  measured training FLOPs / 6ND: {ratio['min']:.3f}-{ratio['max']:.3f} (attention "
+          "and embeddings add to 6N per token, most for the smallest models)")
+  if not reported:
+    return
   print(f"\ncompute-optimal (C = 6ND; * = C, N* and D* all inside the grid's ranges, "
         "else extrapolated):")
   print(f"{'C':>9} {'N*':>10} {'D*':>10} {'D*/N*':>8} {'loss':>7}   N* 5-95%")

@@ -61,9 +61,10 @@ def check_dependence(logy: np.ndarray, resid: np.ndarray, exponents: dict, input
   flat = [(k, x) for (k, v), x in zip(exponents.items(), inputs.split(", "))
           if float(v) <= AT_BOUND]
   if flat:
-    raise InputError(f"scaling fit: no dependence on {', '.join(x for _, x in flat)}: the best "
-                     f"fit puts {', '.join(k for k, _ in flat)} at the bound 0 (the loss does not "
-                     "fall with it over these points); no exponent can be reported: check the "
+    which = ", ".join(x for _, x in flat)
+    raise InputError(f"scaling fit: no dependence on {which}: the best fit puts "
+                     f"{', '.join(k for k, _ in flat)} at the bound 0 (the loss does not fall "
+                     f"with {which} over these points); no exponent can be reported: check the "
                      "data or fit a law without that term")
   if not np.isfinite(resid).all():
     raise InputError(f"scaling fit: the best fit diverged (non-finite predictions on {n} "
