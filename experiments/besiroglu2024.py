@@ -153,7 +153,8 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
       "all_points": all_points, "n_points": fit.n_points, "n_starts": fit.n_starts,
       "top_starts": top_starts, "objective": fit.loss, "fit_seconds": fit.seconds,
       "bootstrap": bootstrap, "bootstrap_seconds": boot_s, "seed": seed,
-      "params": rows, "outside_bootstrap_5_95": outside, "bands": BANDS, "pass": {k: bool(v) for k, v in verdict.items()},
+      "params": rows, "outside_bootstrap_5_95": outside, "bands": BANDS,
+      "pass": {k: bool(v) for k, v in verdict.items()},
       "overall_pass": bool(overall), "compute_optimal": opt, "isoflop": iso_json,
   }
   write_json(out / "scaling_fit.json", result, indent=2, strict=True)

@@ -173,7 +173,8 @@ def analyse(points: list[dict], bootstrap: int, top_starts, seed: int) -> dict:
       "fit": {k: {"value": float(getattr(fit, k)), "se": se.get(k), "p5_p95": pct.get(k),
                   "outside_p5_p95": k in outside}
               for k in PARAMS}
-             | {"reported": True, "objective": fit.loss, "n_points": fit.n_points, "n_starts": fit.n_starts,
+             | {"reported": True, "objective": fit.loss, "n_points": fit.n_points,
+                "n_starts": fit.n_starts,
                 "top_starts": top_starts, "seconds": fit.seconds,
                 "residual_rms": float(np.sqrt(np.mean(resid ** 2))),
                 "residual_max_abs": float(np.abs(resid).max())},

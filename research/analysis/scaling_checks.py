@@ -19,7 +19,9 @@ from research.errors import InputError
 # explaining anything. The F-test treats the nonlinear fit as if it were linear in its
 # parameters; under the null the exponents are not identified, which makes the test
 # anti-conservative (null data pass more often than the nominal rate), so the level is 1%,
-# not 5%.
+# not 5%. Measured with the bound check: of 100 noise grids (2.5 + 0.05 N(0, 1) on 6 sizes x
+# 4 budgets) none gave a fit (59 ended at the bound, 41 failed the F-test); of 200 noisy
+# 8-point power laws none.
 DEPENDENCE_P = 0.01
 # An exponent this close to its bound 0 means the loss does not fall with that input.
 AT_BOUND = 1e-6
@@ -51,9 +53,10 @@ def check_dependence(logy: np.ndarray, resid: np.ndarray, exponents: dict, input
   """Refuse a fit whose power-law terms explain nothing.
 
   logy: the log losses, resid: the fit's log residuals, exponents: {name: fitted value}
-  (bounded below by 0) in the order of ``inputs``' names. Three ways the scale terms can be empty: the loss is constant; an
-  exponent sits at its bound 0 (the loss does not fall with that input: rising data end
-  there); or the fit is no better than a constant by an F-test on the log residuals."""
+  (bounded below by 0) in the order of ``inputs``' names. Three ways the scale terms can be
+  empty: the loss is constant; an exponent sits at its bound 0 (the loss does not fall with
+  that input: rising data end there); or the fit is no better than a constant by an F-test
+  on the log residuals."""
   n, p = logy.shape[0], 2 * len(exponents) + 1  # each term has a coefficient and an exponent
   if np.ptp(logy) == 0:
     raise InputError(f"scaling fit: the loss is the same at every point ({np.exp(logy[0]):.6g}): "

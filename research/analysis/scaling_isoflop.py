@@ -68,7 +68,8 @@ def _exponent(logC, logN):
 
 
 def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
-                level: float | None = None, num_resamples: int = 1000, seed: int = 0) -> IsoFlopResult:
+                level: float | None = None, num_resamples: int = 1000,
+                seed: int = 0) -> IsoFlopResult:
   """``C_bins`` are bin *edges* in FLOP (the Besiroglu points do not sit on exact compute
   levels; default: 0.25-decade edges from 1e18 to 1e22); buckets with fewer than
   ``min_points`` points (and at least 4: a parabola and one residual) are skipped. ``level``:
