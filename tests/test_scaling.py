@@ -202,6 +202,18 @@ def test_isoflop_of_permuted_losses_finds_no_exponent(subset):
   assert refused >= 18, refused  # measured 20 of 20 (2 of 200 permutations passed)
 
 
+def test_isoflop_refuses_repeated_rows(subset):
+  """A copied row counted twice in its bucket's parabola and t-test (the other fits refused
+  copies already); same (N, D) with another loss, a seed replicate, is not a copy."""
+  N, D, L = subset
+  with pytest.raises(InputError, match="rows repeat an earlier"):
+    scaling_isoflop.isoflop_fit(np.r_[N, N[:5]], np.r_[D, D[:5]], np.r_[L, L[:5]],
+                                num_resamples=0)
+  iso = scaling_isoflop.isoflop_fit(np.r_[N, N[:5]], np.r_[D, D[:5]], np.r_[L, L[:5] * 1.001],
+                                    num_resamples=0)  # control: replicates with their own loss
+  assert len(iso.C) >= 2
+
+
 def test_single_threaded_blas_restores():
   setters = scaling._blas_setters()
   with scaling.single_threaded_blas():

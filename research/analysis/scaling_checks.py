@@ -27,12 +27,11 @@ DEPENDENCE_P = 0.01
 AT_BOUND = 1e-6
 
 
-def check_points(X: np.ndarray, logy: np.ndarray, n_params: int, inputs: str) -> None:
-  """Refuse repeated rows and too few distinct inputs for ``n_params`` parameters.
-
-  X: (K, n) log inputs, logy: (n,) log losses; ``inputs`` names the inputs ("N, D")."""
-  n = logy.shape[0]
-  rows = np.concatenate([X, logy[None]]).T
+def check_duplicates(X: np.ndarray, y: np.ndarray, inputs: str) -> None:
+  """Refuse repeated (inputs, loss) rows. X: (K, n) inputs, y: (n,) losses (either may be in
+  logs: only equality is compared); ``inputs`` names the inputs ("N, D")."""
+  n = y.shape[0]
+  rows = np.concatenate([X, y[None]]).T
   _, first, count = np.unique(rows, axis=0, return_index=True, return_counts=True)
   if (count > 1).any():
     # A repeated row is one measurement counted several times: it halves the residual
@@ -40,6 +39,13 @@ def check_points(X: np.ndarray, logy: np.ndarray, n_params: int, inputs: str) ->
     raise InputError(f"scaling fit: {n - len(first)} of {n} rows repeat an earlier ({inputs}, "
                      f"loss) row (first repeated: index {int(np.sort(first[count > 1])[0])}); "
                      "each copy shrinks the SEs without adding a measurement: drop the copies")
+
+
+def check_points(X: np.ndarray, logy: np.ndarray, n_params: int, inputs: str) -> None:
+  """Refuse repeated rows and too few distinct inputs for ``n_params`` parameters.
+
+  X: (K, n) log inputs, logy: (n,) log losses; ``inputs`` names the inputs ("N, D")."""
+  check_duplicates(X, logy, inputs)
   distinct = len(np.unique(X.T, axis=0))
   if distinct < n_params + 1:
     # With as many points as parameters (or fewer) the law passes through every point in

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from research.analysis import scaling_checks
 from research.errors import InputError
 
 FAMILY = 0.01  # chance that null data yield an exponent (two buckets passing)
@@ -74,8 +75,10 @@ def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
   levels; default: 0.25-decade edges from 1e18 to 1e22); buckets with fewer than
   ``min_points`` points (and at least 4: a parabola and one residual) are skipped. ``level``:
   the one-sided per-bucket level of the curvature test (None: ``bucket_level``). Raises
-  InputError with fewer than two counted buckets."""
+  InputError with fewer than two counted buckets, or on repeated (N, D, L) rows."""
   N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  # A copied row would count twice in its bucket's parabola and its t-test.
+  scaling_checks.check_duplicates(np.stack([N, D]), L, "N, D")
   C = 6.0 * N * D
   edges = np.asarray(C_bins if C_bins is not None else 10.0 ** np.arange(18, 22.01, 0.25))
   Cs, Ns, Ls, cf, ns, sels, rejected = [], [], [], [], [], [], []
