@@ -25,6 +25,21 @@ def test_known_law_is_recovered_on_the_probe_grid():
     assert getattr(fit, k) == pytest.approx(v, rel=1e-3), k
 
 
+@pytest.mark.parametrize("budgets", [1, 2])
+def test_fewer_than_three_levels_of_an_input_are_refused(budgets):
+  """8 sizes at one or two token budgets passed the distinct-points check and gave E 2.668,
+  beta 0.945 (true 1.7, 0.4) with SEs of 1e-4 (the D term merges into E); three budgets fit."""
+  N = np.geomspace(5.5e3, 1.78e5, 8)
+  for k in (budgets, 3):
+    NN, DD = (a.ravel() for a in np.meshgrid(N, 1e6 * 2.0 ** np.arange(k), indexing="ij"))
+    L = _known_law(NN, DD)
+    if k == budgets:
+      with pytest.raises(InputError, match=rf"not identified \({k} distinct values? of D"):
+        scaling.fit_chinchilla(NN, DD, L, top_starts=20)
+    else:  # control: three levels of D identify the law
+      assert scaling.fit_chinchilla(NN, DD, L, top_starts=20).beta == pytest.approx(0.4, rel=1e-2)
+
+
 @pytest.mark.parametrize("n", [1, 2, 4, 5])
 def test_fewer_points_than_parameters_plus_one_are_refused(n):
   # Before: 1 point fitted with objective 4.7e-28, 2 points gave alpha SE 1.5e-07, 4 points
