@@ -276,15 +276,16 @@ def main(argv=None) -> int:
   if not rows and not unreadable:
     raise InputError(f"no run under {', '.join(dirs)} matches --where "
                      f"{' and '.join(fv.where)}; loosen the filter")
+  for run, why in unreadable:  # first: a refused --columns below must not hide them
+    print(f"not in the table: {run}: {why}", file=sys.stderr)
   if rows:
     _report(rows, fv, dirs)
-  for run, why in unreadable:
-    print(f"not in the table: {run}: {why}", file=sys.stderr)
   if unreadable:
+    matched = "" if rows or not fv.where else "; no readable run matches --where"
     raise RunsFailedError(
         f"{len(unreadable)} run{'s' if len(unreadable) > 1 else ''} could not be read and "
         f"{'are' if len(unreadable) > 1 else 'is'} not in the table (listed above; "
-        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}); repair or remove "
+        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}{matched}); repair or remove "
         f"{'those directories' if len(unreadable) > 1 else 'that directory'} and rerun")
   return 0
 

@@ -94,6 +94,8 @@ def read_object(path: str | Path, what: str, fix: str) -> dict | None:
     return None
   except OSError as e:
     raise RunIOError(f"reading {path} failed: {e.strerror or e}") from None
+  except UnicodeDecodeError:  # bytes that are not UTF-8: damaged, as broken JSON is
+    text = ""
   try:
     obj = json.loads(text)
   except ValueError:
@@ -256,7 +258,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
   warning; a bad line elsewhere is an edited file and is refused naming the line."""
   path = Path(path)
   try:
-    lines = path.read_text().splitlines()
+    # Undecodable bytes become U+FFFD, so a damaged line fails as JSON below, naming it.
+    lines = path.read_text(errors="replace").splitlines()
   except FileNotFoundError:
     return []
   except OSError as e:

@@ -136,6 +136,11 @@ def test_unreadable_runs_are_listed_and_the_rest_tabled(sweep_dir, tmp_path):
   assert len(results.records([sweep_dir], unreadable=unreadable)) == 1 and len(unreadable) == 2
   with pytest.raises(InputError, match="summary.json is not a JSON object"):
     results.records([sweep_dir])
+  (runs[1] / "summary.json").write_bytes(b'{"s": \xff}')  # not UTF-8: a traceback before
+  proc = _cli(sweep_dir)
+  assert proc.returncode == 6 and "3 runs could not be read" in proc.stderr, proc.stderr
+  assert "Traceback" not in proc.stderr and "summary.json is not a JSON object" in proc.stderr
+  (runs[1] / "summary.json").write_text("{}")
   (runs[0] / "summary.json").write_text("{}")  # control: repaired, all tabled, exit 0
   (runs[2] / "metrics.jsonl").write_text('{"step": 10}\n{"step": 20}\n')
   proc = _cli(sweep_dir)
