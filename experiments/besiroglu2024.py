@@ -138,8 +138,8 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
                 "rejected": list(iso.rejected)}
     print(f"\napproach 2 (IsoFLOP, {len(iso.C)} buckets with a significant interior minimum, "
           f"{len(iso.rejected)} without): N_opt ~ C^{iso.a:.3f} (bootstrap 5-95% "
-          f"[{iso.a_5_95[0]:.3f}, {iso.a_5_95[1]:.3f}], {iso.resamples_used} of {iso.resamples} "
-          "resamples), "
+          f"[{iso.a_5_95[0]:.3f}, {iso.a_5_95[1]:.3f}]; {iso.resamples - iso.resamples_used} of "
+          f"{iso.resamples} resamples kept fewer than 2 buckets: beyond both ends), "
           f"D_opt ~ C^{iso.b:.3f}; approach 3 implies "
           + (f"N_opt ~ C^{fit.beta / (fit.alpha + fit.beta):.3f}" if no_opt is None else no_opt))
   except ValueError as err:

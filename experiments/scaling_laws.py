@@ -240,11 +240,14 @@ def _report_isoflop(iso: dict) -> None:
   if "error" in iso:
     print(f"  approach 2: n/a ({iso['error']})")
   else:
-    lo, hi = iso["a_5_95"]
-    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} (bootstrap 5-95% [{lo:.3f}, {hi:.3f}]) over "
-          f"{len(iso['buckets'])} IsoFLOP buckets with a significant interior minimum; "
-          + "; ".join(f"C={r['C']:.3g} ({r['n_points']} points): {r['reason']}"
-                      for r in iso["rejected"]))
+    end = lambda v, inf: inf if v is None or abs(v) == float("inf") else f"{v:.3f}"
+    lo, hi = (end(v, inf) for v, inf in zip(iso["a_5_95"], ("-inf", "inf")))
+    print(f"  approach 2: N_opt ~ C^{iso['a']:.3f} (bootstrap 5-95% [{lo}, {hi}]; "
+          f"{iso['resamples'] - iso['resamples_used']} of {iso['resamples']} resamples kept "
+          f"fewer than 2 buckets: beyond both ends) over {len(iso['buckets'])} IsoFLOP buckets "
+          "with a significant interior minimum"
+          + "".join(f"; C={r['C']:.3g} ({r['n_points']} points): {r['reason']}"
+                    for r in iso["rejected"]))
 
 
 def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,

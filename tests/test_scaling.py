@@ -185,7 +185,8 @@ def test_isoflop_real(subset, fit240):
   assert len(iso.C) >= 6 and len(iso.C) + len(iso.rejected) == 12
   assert 0.4 < iso.a < 0.6  # measured 0.499 over 7 buckets (approach 3 implies 0.514)
   lo, hi = iso.a_5_95
-  assert lo < iso.a < hi and hi - lo < 0.2  # measured [0.427, 0.528] (1000 resamples)
+  assert lo < iso.a < hi and hi - lo < 0.2  # measured [0.448, 0.526] (1000 resamples)
+  assert iso.resamples_used == 200  # every resample kept two or more buckets
 
 
 def test_isoflop_of_permuted_losses_finds_no_exponent(subset):
@@ -200,6 +201,24 @@ def test_isoflop_of_permuted_losses_finds_no_exponent(subset):
     except InputError as err:
       refused += "significant interior minimum" in str(err)
   assert refused >= 18, refused  # measured 20 of 20 (2 of 200 permutations passed)
+
+
+def test_isoflop_interval_counts_resamples_without_an_exponent(subset):
+  """The interval bootstraps the whole procedure: a resample left with fewer than two
+  buckets lies beyond both ends. Before, such resamples were dropped and the interval was
+  that of the rest (279 of 1000 on the scaling_laws grid)."""
+  fit = scaling.ChinchillaFit(1.7, 300.0, 2000.0, 0.5, 0.4, 0.0, 0)
+  Ns = [scaling.compute_optimal(fit, c)[0] * np.geomspace(0.2, 5, 5) for c in (1e19, 1e20)]
+  N = np.concatenate(Ns)
+  D = np.concatenate([c / (6 * n) for c, n in zip((1e19, 1e20), Ns)])
+  L = fit.predict(N, D) * (1 + 0.002 * np.random.default_rng(0).standard_normal(len(N)))
+  # Two buckets of 5 points: a resample keeps 4 distinct N in a bucket only sometimes.
+  iso = scaling_isoflop.isoflop_fit(N, D, L, [5e18, 2e19, 5e19, 2e20], min_points=4,
+                                    num_resamples=200)
+  assert len(iso.C) == 2 and iso.resamples_used < 100  # measured 37 of 200
+  assert iso.a_5_95 == (-np.inf, np.inf)  # was the interval of the 37 alone
+  full = scaling_isoflop.isoflop_fit(*subset, num_resamples=200)  # control: none lost
+  assert full.resamples_used == 200 and np.isfinite(full.a_5_95).all()
 
 
 def test_isoflop_refuses_repeated_rows(subset):

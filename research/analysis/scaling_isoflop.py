@@ -14,9 +14,10 @@ a = 0.574, 5-95% [0.33, 0.79], and the real data's 0.464 lies inside that band. 
   test passes two by chance in ~12% of datasets (measured: 29 of 200 permutations), the
   resulting 1.3% in 2 of 200; with the scaling_laws grid's 3 buckets of 4 points it is 5.8%
   (a fixed 1% would refuse even the noise-free known law there: t = 16-22 on 1 dof);
-  a gets a bootstrap interval: the points are resampled within each counted bucket, the
-  parabolas refitted and a re-estimated (resamples whose parabola in some bucket no longer
-  opens upward have no vertex: they are counted, not used).
+  a gets a bootstrap interval of the whole procedure (isoflop_fit's docstring): a bootstrap
+  of the counted buckets alone, dropping resamples whose parabola stopped opening upward,
+  described a selected subset (279 of 1000 resamples on the scaling_laws grid, where a
+  bucket of 4 points resampled rarely keeps 4 distinct N).
 """
 from __future__ import annotations
 
@@ -68,27 +69,15 @@ def _exponent(logC, logN):
   return float(np.polyfit(logC, logN, 1)[0])
 
 
-def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
-                level: float | None = None, num_resamples: int = 1000,
-                seed: int = 0) -> IsoFlopResult:
-  """``C_bins`` are bin *edges* in FLOP (the Besiroglu points do not sit on exact compute
-  levels; default: 0.25-decade edges from 1e18 to 1e22); buckets with fewer than
-  ``min_points`` points (and at least 4: a parabola and one residual) are skipped. ``level``:
-  the one-sided per-bucket level of the curvature test (None: ``bucket_level``). Raises
-  InputError with fewer than two counted buckets, or on repeated (N, D, L) rows."""
-  N, D, L = (np.asarray(v, float) for v in (N, D, L))
-  # A copied row would count twice in its bucket's parabola and its t-test.
-  scaling_checks.check_duplicates(np.stack([N, D]), L, "N, D")
-  C = 6.0 * N * D
-  edges = np.asarray(C_bins if C_bins is not None else 10.0 ** np.arange(18, 22.01, 0.25))
-  Cs, Ns, Ls, cf, ns, sels, rejected = [], [], [], [], [], [], []
-  buckets = [sel for sel in ((C >= lo) & (C < hi) for lo, hi in zip(edges[:-1], edges[1:]))
-             if sel.sum() >= max(min_points, 4)]
-  level = bucket_level(len(buckets)) if level is None else level
-  for sel in buckets:
-    n = int(sel.sum())
-    x, y = np.log(N[sel]), L[sel]
-    cb = float(np.exp(np.log(C[sel]).mean()))
+def _select(buckets, N, L, C, level):
+  """The procedure on given points: per bucket (an index array) the parabola in log N, counted
+  when it opens upward significantly with its vertex inside; (counted, rejected) with counted
+  rows (C, log N_opt, L_opt, coeffs, n, idx) and rejected {"C", "n_points", "reason"}."""
+  counted, rejected = [], []
+  for idx in buckets:
+    n = len(idx)
+    x, y = np.log(N[idx]), L[idx]
+    cb = float(np.exp(np.log(C[idx]).mean()))
     if len(np.unique(x)) < 4:
       rejected.append({"C": cb, "n_points": n, "reason": "fewer than 4 distinct N"})
       continue
@@ -102,30 +91,58 @@ def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
     if not x.min() <= xv <= x.max():
       rejected.append({"C": cb, "n_points": n, "reason": "minimum outside the bucket's N"})
       continue
-    Cs.append(cb)
-    Ns.append(np.exp(xv))
-    Ls.append(c0 - c1 * c1 / (4 * c2))
-    cf.append((c2, c1, c0))
-    ns.append(n)
-    sels.append(np.flatnonzero(sel))
-  if len(Cs) < 2:
-    raise InputError(f"isoflop_fit: {len(Cs)} of {len(Cs) + len(rejected)} buckets have a "
+    counted.append((cb, xv, c0 - c1 * c1 / (4 * c2), (c2, c1, c0), n, idx))
+  return counted, rejected
+
+
+def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
+                level: float | None = None, num_resamples: int = 1000,
+                seed: int = 0) -> IsoFlopResult:
+  """``C_bins`` are bin *edges* in FLOP (the Besiroglu points do not sit on exact compute
+  levels; default: 0.25-decade edges from 1e18 to 1e22); buckets with fewer than
+  ``min_points`` points (and at least 4: a parabola and one residual) are skipped. ``level``:
+  the one-sided per-bucket level of the curvature test (None: ``bucket_level``). Raises
+  InputError with fewer than two counted buckets, or on repeated (N, D, L) rows.
+
+  The interval bootstraps the whole procedure: each resample draws points within every
+  bucket, selects the buckets again by the same rules and refits a. A resample left with
+  fewer than two buckets has no exponent; it counts as lying beyond both ends (an exponent
+  the data cannot pin down), so more than 5% of such resamples leave that end unbounded
+  (inf), never an interval of the selected resamples only."""
+  N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  # A copied row would count twice in its bucket's parabola and its t-test.
+  scaling_checks.check_duplicates(np.stack([N, D]), L, "N, D")
+  C = 6.0 * N * D
+  edges = np.asarray(C_bins if C_bins is not None else 10.0 ** np.arange(18, 22.01, 0.25))
+  buckets = [np.flatnonzero(sel) for sel in ((C >= lo) & (C < hi)
+                                             for lo, hi in zip(edges[:-1], edges[1:]))
+             if sel.sum() >= max(min_points, 4)]
+  level = bucket_level(len(buckets)) if level is None else level
+  counted, rejected = _select(buckets, N, L, C, level)
+  if len(counted) < 2:
+    raise InputError(f"isoflop_fit: {len(counted)} of {len(buckets)} buckets have a "
                      "significant interior minimum, the exponent needs 2: add points per "
                      "bucket or buckets of compute")
-  Cs, Ns, logC = np.array(Cs), np.array(Ns), np.log(Cs)
-  a = _exponent(logC, np.log(Ns))
+  Cs, logN, Ls, cf, ns, _ = (list(v) for v in zip(*counted))
+  Cs, Ns, logC = np.array(Cs), np.exp(logN), np.log(Cs)
+  a = _exponent(logC, np.array(logN))
   b = float(np.polyfit(logC, np.log(Cs / (6.0 * Ns)), 1)[0])
   rng = np.random.default_rng(seed)
-  boot = []
+  boot, lost = [], 0
   for _ in range(num_resamples):
-    xv = np.empty(len(sels))
-    for j, idx in enumerate(sels):
-      pick = idx[rng.integers(0, len(idx), len(idx))]
-      x = np.log(N[pick])
-      c2, c1, _ = np.polyfit(x, L[pick], 2) if len(np.unique(x)) >= 3 else (0.0, 0.0, 0.0)
-      xv[j] = -c1 / (2 * c2) if c2 > 0 else np.nan
-    if np.isfinite(xv).all():
-      boot.append(_exponent(logC, xv))
-  pct = tuple(float(v) for v in np.percentile(boot, [5, 95])) if boot else (np.nan, np.nan)
+    drawn = [idx[rng.integers(0, len(idx), len(idx))] for idx in buckets]
+    kept, _ = _select(drawn, N, L, C, level)
+    if len(kept) < 2:
+      lost += 1
+      continue
+    boot.append(_exponent(np.log([k[0] for k in kept]), np.array([k[1] for k in kept])))
+  pct = (np.nan, np.nan)
+  if num_resamples:
+    q = np.sort(boot)
+    lo_k, hi_k = int(0.05 * num_resamples), int(np.ceil(0.95 * num_resamples)) - 1
+    # Lost resamples sit below the lowest and above the highest kept exponent.
+    lo = -np.inf if lo_k < lost else float(q[lo_k - lost])
+    hi = np.inf if hi_k >= len(q) else float(q[hi_k])
+    pct = (lo, hi)
   return IsoFlopResult(a, b, Cs, Ns, np.array(Ls), cf, np.array(ns), pct, num_resamples,
                        len(boot), tuple(rejected))
