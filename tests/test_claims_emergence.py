@@ -164,12 +164,13 @@ def test_nanda_seeds_and_missing_file(tmp_path):
 
 
 # ----------------------------------------------------------------------------- Besiroglu
-def fit_file(run_dir, params=None, se_scale=1.0, tpp=20.0, beta_all=0.453):
+def fit_file(run_dir, params=None, se_scale=1.0, tpp=20.0, beta_all=0.453, outside=()):
   params = params or {k: v for k, (v, _) in emergence.PUBLISHED.items()}
   res = lambda ps, b: {"params": {k: {"fit": v, "se": emergence.PUBLISHED[k][1] * se_scale}
                                   for k, v in ps.items()} | ({"beta": {"fit": b, "se": None}}
                                                             if b is not None else {}),
                        "n_points": 240, "n_starts": 4500, "bootstrap": 4000,
+                       "outside_bootstrap_5_95": list(outside),
                        "compute_optimal": [{"C": c, "tokens_per_param": tpp} for c in (1e21, 1e25)]}
   write(run_dir / "scaling_fit.json", res(params, None))
   write(run_dir / "all_points" / "scaling_fit.json", res(params, beta_all))
@@ -181,12 +182,24 @@ def fit_file(run_dir, params=None, se_scale=1.0, tpp=20.0, beta_all=0.453):
     ({"params": {**{k: v for k, (v, _) in emergence.PUBLISHED.items()}, "A": 482.01 + 40}},
      ["PASS", "FAIL", "PASS", "PASS", "PASS", "PASS", "PASS"]),  # A off by a third of its SE
     ({"tpp": 40.0, "beta_all": 0.40}, ["PASS"] * 5 + ["FAIL", "FAIL"]),
+    # a value outside its own bootstrap interval is not a converged refit (review; it PASSed)
+    ({"outside": ["alpha"]}, ["PASS", "PASS", "PASS", "FAIL", "PASS", "PASS", "PASS"]),
 ])
 def test_besiroglu_claims(tmp_path, kw, expected):
   fit_file(tmp_path, **kw)
   s = emergence.besiroglu2024(tmp_path, "cpu")
   assert statuses(s) == expected
   assert s["claims"][-1]["kind"] == "self-check" and s["seedless"]
+
+
+def test_besiroglu_no_optimum_is_a_fail_not_a_crash(tmp_path):
+  """Strict JSON stores a missing optimum's tokens per parameter as null; min() raised."""
+  fit_file(tmp_path)
+  res = json.loads((tmp_path / "scaling_fit.json").read_text())
+  res["compute_optimal"][-1]["tokens_per_param"] = None
+  write(tmp_path / "scaling_fit.json", res)
+  row = emergence.besiroglu2024(tmp_path, "cpu")["claims"][5]
+  assert row["status"] == "FAIL" and "no optimum at 1 of 2 C" in row["note"], row
 
 
 def test_besiroglu_one_fit_is_a_pass_and_its_self_check_counts_apart(tmp_path):
