@@ -16,6 +16,7 @@ The exit status is 0 whatever the verdict: the claims are scored by experiments.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -33,6 +34,9 @@ PRESETS = {"tiny": "2 fits from the 20 best grid starts, 10 bootstrap resamples"
            "paper": "the same as cpu (the paper's procedure is pure CPU fitting)"}
 # The fit is deterministic: reproduce runs it once, not once per seed.
 SEEDLESS = True
+# The result file's format: a saved fit is reused only at the same one (2: the scaling-fit
+# checks, polished point fit, IsoFLOP buckets by curvature; an older file is refitted).
+FIT_FORMAT = 2
 
 # Besiroglu et al. 2024, Table 1 (value, SE), and the bands this script checks.
 PUBLISHED = {"E": (1.8172, 0.03), "A": (482.01, 124.58), "B": (2085.43, 1293.23),
@@ -149,7 +153,7 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
   print(f"\noverall: {'PASS' if overall else 'FAIL'}"
         + (" (all 245 points: beta is expected to fail)" if all_points else ""))
   result = {
-      "csv": _csv_text(csv),
+      "format": FIT_FORMAT, "csv": _csv_text(csv), "csv_sha256": _csv_digest(csv),
       "all_points": all_points, "n_points": fit.n_points, "n_starts": fit.n_starts,
       "top_starts": top_starts, "objective": fit.loss, "fit_seconds": fit.seconds,
       "bootstrap": bootstrap, "bootstrap_seconds": boot_s, "seed": seed,
@@ -176,11 +180,17 @@ def run(preset: str, workdir, seed: int = 0, csv: str | None = None) -> None:
     prev = out / "scaling_fit.json"
     if prev.is_file():  # resumable: the same fit is already there
       p = json.loads(prev.read_text())
-      if (p.get("bootstrap"), p.get("top_starts"), p.get("all_points"), p.get("seed"),
-          p.get("csv")) == (boot, top_starts, all_points, seed, _csv_text(csv)):
+      if (p.get("format"), p.get("bootstrap"), p.get("top_starts"), p.get("all_points"),
+          p.get("seed"), p.get("csv"), p.get("csv_sha256")) == (
+              FIT_FORMAT, boot, top_starts, all_points, seed, _csv_text(csv), _csv_digest(csv)):
         print(f"reusing {prev}")
         continue
     refit(out, data, csv, boot, all_points, top_starts, seed)
+
+
+def _csv_digest(csv) -> str:
+  """The data's own bytes: an edited CSV at the same path is another fit."""
+  return hashlib.sha256(Path(_csv_text(csv)).read_bytes()).hexdigest()
 
 
 def _csv_text(csv) -> str:

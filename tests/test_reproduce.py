@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from experiments import gallery, garg2022, raventos2023, reproduce, summaries
+from experiments import besiroglu2024, gallery, garg2022, raventos2023, reproduce, summaries
 from claims_fixtures import garg_probe, garg_run, seeds
 from claims_fixtures import statuses as _statuses
 from claims_fixtures import write as _write
@@ -317,6 +317,12 @@ def test_besiroglu_tiny_end_to_end(tmp_path, capsys, wall_times):
   assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
   assert capsys.readouterr().out.count("reusing") == 2
   assert wall_times.read_text() == recorded
+  # A fit file of an older format (before the scaling-fit checks) is refitted, not reused.
+  saved = tmp_path / "besiroglu2024" / "run" / "scaling_fit.json"
+  saved.write_text(json.dumps(json.loads(saved.read_text()) | {"format": 1}))
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  assert capsys.readouterr().out.count("reusing") == 1
+  assert json.loads(saved.read_text())["format"] == besiroglu2024.FIT_FORMAT
 
 
 @pytest.mark.slow

@@ -163,7 +163,13 @@ def sharpness(values: list[float], higher_is_better: bool, *, min_change: float 
   return {"fraction": gains[i] / net, "step": [i, i + 1], "net_change": net}
 
 
-def reversal(points: list[dict], higher_is_better: bool, *, fraction: float = FRACTION):
+# A going-back smaller than this fraction of the curve's net change is not counted (reversal):
+# it moves the sharpness reading by less, well inside the claims' margin. Its own constant,
+# not FRACTION's chance margin, so that changing one does not silently move the other.
+REVERSAL_FLOOR = 0.05
+
+
+def reversal(points: list[dict], higher_is_better: bool, *, fraction: float = REVERSAL_FLOOR):
   """The largest resolved going-back of a curve (points {mean, lo, hi}, sizes ascending):
   {"drop", "from", "to"} for a later size worse than an earlier one by more than the two
   sizes' 95% half-widths added (the rule `sharpness` uses for a resolved net change) and by
