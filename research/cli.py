@@ -74,7 +74,9 @@ def interrupted() -> None:
     sys.stdout.flush()
     os._exit(130)
 
-  if threading.current_thread() is threading.main_thread():
+  # A process started with SIGINT ignored (`cmd &` in a script, nohup) keeps ignoring it.
+  if (threading.current_thread() is threading.main_thread()
+      and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
     atexit.register(signal.signal, signal.SIGINT, quit_now)
   fail(130, "interrupted")
 

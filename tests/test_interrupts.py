@@ -34,8 +34,11 @@ def test_a_second_ctrl_c_during_exit_hooks_quits_quietly(quick_exit):
   import time
   code = _CTRL_C_TWICE if quick_exit else _CTRL_C_TWICE.replace(
       "cli.run_script(main)", "cli.signal.signal = lambda *a: None\ncli.run_script(main)")
+  # SIGINT as a terminal gives it: a pytest-xdist worker ignores SIGINT, and a child would
+  # inherit that (Python then installs no KeyboardInterrupt handler, nor does cli).
   proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   assert proc.stdout.readline() == "hook\n"  # the first line was printed; hooks are running
   time.sleep(0.2)
   t = time.monotonic()
