@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 _CTRL_C_TWICE = """
-import atexit, sys, time
+import atexit, signal, sys, time
+# SIGINT as a terminal gives it: a pytest-xdist worker ignores SIGINT and its children inherit
+# that, so Python (and cli) would install no handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from research import cli
 def shutdown():  # a library's exit hook that takes a while (Orbax finishing a save)
   print("hook", flush=True)
@@ -34,11 +37,8 @@ def test_a_second_ctrl_c_during_exit_hooks_quits_quietly(quick_exit):
   import time
   code = _CTRL_C_TWICE if quick_exit else _CTRL_C_TWICE.replace(
       "cli.run_script(main)", "cli.signal.signal = lambda *a: None\ncli.run_script(main)")
-  # SIGINT as a terminal gives it: a pytest-xdist worker ignores SIGINT, and a child would
-  # inherit that (Python then installs no KeyboardInterrupt handler, nor does cli).
   proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                          stderr=subprocess.PIPE, text=True)
   assert proc.stdout.readline() == "hook\n"  # the first line was printed; hooks are running
   time.sleep(0.2)
   t = time.monotonic()
@@ -51,12 +51,16 @@ def test_a_second_ctrl_c_during_exit_hooks_quits_quietly(quick_exit):
     assert "Traceback" in err and "KeyboardInterrupt" in err, err
 
 
-def test_ctrl_c_in_process_leaves_the_callers_sigint_handler(monkeypatch):
+@pytest.mark.parametrize("ignored", [False, True])
+def test_ctrl_c_in_process_leaves_the_callers_sigint_handler(monkeypatch, ignored):
   """A notebook that calls a command and catches its SystemExit keeps its own Ctrl-C: the
-  quick exit is installed only when the process really exits (by an exit hook)."""
+  quick exit is installed only when the process really exits (by an exit hook). A process
+  that ignores SIGINT (started by `cmd &` in a script; a pytest-xdist worker) keeps ignoring
+  it: no quick exit is installed."""
   import atexit
   import signal
-  before = signal.getsignal(signal.SIGINT)
+  mine = signal.SIG_IGN if ignored else signal.default_int_handler
+  previous = signal.signal(signal.SIGINT, mine)  # set here: the worker's own may be either
   hooks = []
   monkeypatch.setattr(atexit, "register", lambda *a: hooks.append(a))
 
@@ -64,7 +68,13 @@ def test_ctrl_c_in_process_leaves_the_callers_sigint_handler(monkeypatch):
     raise KeyboardInterrupt
 
   monkeypatch.setattr(sys, "argv", ["script"])
-  with pytest.raises(SystemExit) as e:
-    cli.run_script(main)
-  assert e.value.code == 130 and signal.getsignal(signal.SIGINT) is before
-  assert len(hooks) == 1 and hooks[0][:2] == (signal.signal, signal.SIGINT)
+  try:
+    with pytest.raises(SystemExit) as e:
+      cli.run_script(main)
+    assert e.value.code == 130 and signal.getsignal(signal.SIGINT) is mine
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if ignored:
+    assert hooks == []
+  else:
+    assert len(hooks) == 1 and hooks[0][:2] == (signal.signal, signal.SIGINT)
