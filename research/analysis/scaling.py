@@ -1,5 +1,4 @@
-"""Scaling-law fitting: Chinchilla approach 3 (Besiroglu et al. 2024 replication) and friends
-(approach 2, IsoFLOP profiles: scaling_isoflop.py).
+"""Scaling-law fits: Chinchilla approach 3 (Besiroglu et al. 2024); approach 2: scaling_isoflop.py
 
 Model (Hoffmann et al. 2022):  L(N, D) = E + A / N^alpha + B / D^beta.
 
