@@ -10,6 +10,7 @@ from claims_fixtures import seeds, statuses
 from experiments import ladder, summaries
 from experiments.claims import controls
 from experiments.claims import ladder as ladder_claims
+from experiments.claims.rows import controls_of
 
 CLAIMS = 9  # phase change, prefix heads, 3 x rises with k, 3 x continuous first, frontier
 
@@ -101,7 +102,7 @@ def test_few_shot_falling_at_the_largest_k_fails(tmp_path):
 def test_each_control_fails_the_claims_it_controls(tmp_path, build):
   controls.CONTROLS["ladder"][build](tmp_path)
   rows = ladder_claims.ladder_claims(tmp_path, "tiny")["claims"]
-  mine = [r for r in rows if r["control"] == build]
+  mine = [r for r in rows if build in controls_of(r)]
   assert mine and {r["status"] for r in mine} == {"FAIL"}, mine
 
 
@@ -112,7 +113,8 @@ def test_the_untrained_ladder_fails_every_claim(tmp_path):
 
 def test_controls_mode_scores_the_ladder(tmp_path):
   rows = controls.run_controls(tmp_path, names=("ladder",))
-  assert len(rows) == CLAIMS and {r["status"] for r in rows} == {"FAIL"}, rows
+  # One row per (claim, control): the frontier has two controls.
+  assert len(rows) == CLAIMS + 1 and {r["status"] for r in rows} == {"FAIL"}, rows
 
 
 def test_missing_file_is_an_error(tmp_path):
@@ -147,11 +149,19 @@ def test_tiny_ladder_end_to_end(tmp_path):
 @pytest.mark.parametrize("losses, status, ours", [
     ([3.0, 2.0, 1.999], "FAIL", "not identified (3 distinct (x) points for 3 parameters)"),
     ([2.5, 2.5, 2.5, 2.5], "FAIL", "no fit"),  # one frontier point: no fit either
-    ([1.5 + 30 * c ** -0.15 for c in (1e9, 1e10, 1e11, 1e12)], "PASS", "over 4 points")])
+    ([1.5 + 30 * c ** -0.15 for c in (1e9, 1e10, 1e11, 1e12)], "PASS", "over 4 points"),
+    # Before: a falling line in ln C passed (alpha 0.03, E 0, worst residual under 1%).
+    ([3.0 - 0.05 * math.log(10.0 ** e) for e in range(9, 15)], "FAIL",
+     "vs 0.0000 for a line in ln C")])
 def test_frontier_power_law_needs_more_points_than_parameters(losses, status, ours):
   # Before: 3 points (3 parameters fit any 3 falling points exactly) passed a step as a law.
-  compute = [1e9, 1e10, 1e11, 1e12][:len(losses)]
+  compute = [10.0 ** e for e in range(9, 9 + len(losses))]
   sizes = [{"run": "r", "rows": [{"compute": c, "loss": l, "step": i}
                                  for i, (c, l) in enumerate(zip(compute, losses))]}]
-  row = ladder_claims._frontier_row(ladder.frontier(sizes), "")
+  fr = ladder.frontier(sizes)
+  row = ladder_claims._frontier_row(fr, "")
   assert row["status"] == status and ours in row["ours"], row["ours"]
+  if fr["fit"] is not None:  # a ladder.json written before the line comparison: the same verdict
+    old = {**fr, "fit": {k: v for k, v in fr["fit"].items() if k != "rms_log_residual"}}
+    del old["log_linear"]
+    assert ladder_claims._frontier_row(old, "") == row

@@ -23,7 +23,8 @@ from pathlib import Path
 from experiments.claims import CLAIMS
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
-    STEPS, ladder_files, ladder_flat_k, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
+    STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
+    ladder_untrained)
 from experiments.claims.rows import FAIL, PASS, controls_of
 from research.workdir import write_json
 
@@ -285,7 +286,8 @@ CONTROLS = {
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,
-               "every metric leaves chance at one checkpoint": ladder_same},
+               "every metric leaves chance at one checkpoint": ladder_same,
+               "loss falling as a line in ln compute": ladder_line},
 }
 
 

@@ -80,6 +80,13 @@ def ladder_ramp(run_dir: Path) -> None:
                  prefix=lambda i, s, c: 0.05 + 0.6 * s / STEPS)
 
 
+def ladder_line(run_dir: Path) -> None:
+  """The loss falling as a straight line in ln compute over the whole range (about 5
+  decades), by 24% of its first value: a falling curve that is no power law, which a power
+  law with a small alpha (0.03) and E at 0 still fits within 1% at every point."""
+  ladder_trained(run_dir, loss=lambda i, s, c: 3.0 - 0.05 * math.log(c))
+
+
 def ladder_flat_k(run_dir: Path) -> None:
   """Few-shot scores above chance but the same at every k."""
   ladder_trained(run_dir, few_shot=lambda i, s, c, t, k, m: 0.5)
