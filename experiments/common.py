@@ -35,6 +35,20 @@ def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str 
                        lower_bound=0, flag_values=fv)
 
 
+def parse_seeds(values) -> tuple[int, ...] | None:
+  """A --seeds list flag's values as distinct non-negative ints (None: the flag not given)."""
+  if values is None:
+    return None
+  if not values or not all(v.strip().isdigit() for v in values):
+    raise InputError(f"--seeds={','.join(values)}: give seeds as non-negative integers, e.g. "
+                     "--seeds=0,1,2")
+  seeds = [int(v) for v in values]
+  if len(set(seeds)) < len(seeds):  # a repeated seed would count one run twice as replication
+    raise InputError(f"--seeds={','.join(values)} repeats a seed; give each seed once, e.g. "
+                     "--seeds=0,1,2")
+  return tuple(seeds)
+
+
 def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
                     empty_ok: tuple[str, ...] = ()):
   """The script's flags (positional arguments refused); refuses a missing or unwritable

@@ -50,7 +50,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import (besiroglu2024, chan2022, gallery, garg2022, ladder, nanda2023,
+from experiments import (besiroglu2024, chan2022, common, gallery, garg2022, ladder, nanda2023,
                          olsson2022, raventos2023, reddy2023, schaeffer2023, summaries, xie2021)
 from research import cli
 from research.errors import InputError, RunsFailedError
@@ -192,19 +192,6 @@ def _define_flags(fv) -> None:
                     "results.", flag_values=fv)
 
 
-def parse_seeds(values) -> tuple[int, ...] | None:
-  if values is None:
-    return None
-  if not values or not all(v.strip().isdigit() for v in values):
-    raise InputError(f"--seeds={','.join(values)}: give seeds as non-negative integers, e.g. "
-                     "--seeds=0,1,2")
-  seeds = [int(v) for v in values]
-  if len(set(seeds)) < len(seeds):  # a repeated seed would count one run twice as replication
-    raise InputError(f"--seeds={','.join(values)} repeats a seed; give each seed once, e.g. "
-                     "--seeds=0,1,2")
-  return tuple(seeds)
-
-
 def main(argv=None) -> int:
   """NAME | all | gallery, or --list; raises InputError for bad input, RunsFailedError when
   an experiment failed (research/cli.py turns them into exit 2 and 6)."""
@@ -215,7 +202,7 @@ def main(argv=None) -> int:
   if args.list:
     print(list_text())
     return 0
-  seeds = parse_seeds(args.seeds)  # bad --seeds is an input error whatever the mode
+  seeds = common.parse_seeds(args.seeds)  # bad --seeds is an input error whatever the mode
   if args.real_untrained and not args.controls:
     raise InputError("--real_untrained changes only --controls; add --controls")
   if args.controls:

@@ -2,6 +2,7 @@
 
   python -m experiments.scaling_laws --preset=cpu --workdir=runs/scaling_laws
   python -m experiments.scaling_laws --preset=tiny --workdir=/tmp/scaling_laws
+  python -m experiments.scaling_laws --preset=cpu --workdir=runs/scaling_seeds --seeds=0,1,2
 
 It trains every (size, token budget) point of configs/scaling_laws.py's sweep
 (`scaling_grid`, or `scaling_grid_tiny` for the tiny preset) through research.sweep.run_sweep,
@@ -21,7 +22,10 @@ Then, with N = non-embedding parameters, D = tokens trained on and C = 6ND:
               5-95% interval on a
 and the source's entropy (the Bayes loss on the same eval sequences: the floor E should sit
 on). Writes WORKDIR/scaling_laws.json and WORKDIR/figures/scaling_laws.png (rendered from the
-JSON by research/analysis/scaling_plots.py) and prints a summary. The same fit on the
+JSON by research/analysis/scaling_plots.py) and prints a summary. The bootstrap resamples one
+training seed's points; `--seeds` trains the grid once per seed into WORKDIR/seed_<n>/ and
+writes WORKDIR/scaling_laws_seeds.json: each quantity per seed, its seed spread against the
+seeds' bootstrap bands, and each point's loss spread (research/analysis/scaling_seeds.py). The same fit on the
 Chinchilla data (Besiroglu et al. 2024's refit) is experiments/besiroglu2024.py.
 
 cpu preset: 6 sizes (5.5k-178k non-embedding parameters) x 4 budgets (0.5M-4.1M tokens) = 24
@@ -204,6 +208,9 @@ def report(res: dict) -> None:
   else:
     print(f"\nL(N, D) = E + A/N^alpha + B/D^beta ({f['n_points']} points, {f['n_starts']} "
           f"L-BFGS starts, {res['bootstrap']['resamples']} bootstrap resamples):")
+    print(f"  SEs and bands resample these {f['n_points']} points of ONE training seed "
+          f"(seed {res['seed']}: initialisations, batches, the source's tables); they leave "
+          "out seed-to-seed variation, which --seeds=0,1,2 measures")
     for k in PARAMS:
       se, band = f[k]["se"], f[k]["p5_p95"]
       print(f"  {k:<6} {f[k]['value']:10.4g}" + (f"  SE {se:9.3g}" if se is not None else "")
@@ -308,6 +315,54 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
                           + f" (errors in {out / 'scaling_laws.json'}); rerun to retry them")
 
 
+def run_seeds(preset: str, workdir, seeds, **kwargs) -> dict:
+  """run() once per seed into WORKDIR/seed_<n>/ (each a complete one-seed workdir), then the
+  seeds' fits side by side (research/analysis/scaling_seeds.py) in
+  WORKDIR/scaling_laws_seeds.json. A seed whose runs failed is left out of the summary and
+  reported at the end (exit 6); a rerun reuses every finished run."""
+  from research import workdir as workdir_lib
+  from research.analysis import scaling_seeds
+  out, per_seed, failed = Path(workdir), {}, []
+  for seed in seeds:
+    print(f"\n--- scaling laws, {preset} preset, seed {seed}: {out / f'seed_{seed}'}", flush=True)
+    try:
+      run(preset, out / f"seed_{seed}", seed, **kwargs)
+    except RunsFailedError as err:
+      failed.append(f"seed {seed}: {err}")
+      continue
+    per_seed[seed] = workdir_lib.read_object(
+        out / f"seed_{seed}" / "scaling_laws.json", "this seed's fit",
+        f"delete it and rerun with --seeds: the runs are reused and the fit rewritten")
+  summary = {"preset": preset, "seeds_asked": list(seeds), "failed": failed,
+             **scaling_seeds.summarize(per_seed)}
+  write_json(out / "scaling_laws_seeds.json", summary, indent=1, strict=True)
+  report_seeds(summary)
+  if failed:
+    raise RunsFailedError("; ".join(failed))
+  return summary
+
+
+def report_seeds(summary: dict) -> None:
+  from research.analysis import scaling_seeds
+  seeds = summary["seeds"]
+  print(f"\n=== scaling laws over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) ===")
+  print(f"{'quantity':<26} " + " ".join(f"{'seed ' + str(s):>9}" for s in seeds)
+        + f" {'seed std':>9} {'mean 5-95% width':>17} {'seed / bootstrap':>17}")
+  for name, q in summary["quantities"].items():
+    ratio = scaling_seeds.seed_over_bootstrap(q)
+    cell = lambda v, w=9: f"{'-':>{w}}" if v is None else f"{v:>{w}.4f}"
+    print(f"{name:<26} " + " ".join(cell(q["values"][str(s)]) for s in seeds)
+          + f" {cell(q['std'])} {cell(q['mean_band_width'], 17)} "
+          + (f"{'-':>17}" if ratio is None else f"{ratio:>16.2f}x"))
+  rms, resid = summary["loss_std_rms"], summary["fit_residual_rms"]
+  if rms is not None:
+    fits = [v for v in resid.values() if v is not None]
+    print(f"{summary['point_loss']} per grid point: std over seeds {rms:.4f} (rms over points)"
+          + (f"; the fits' residuals rms {min(fits):.4f}-{max(fits):.4f}" if fits else ""))
+  print("seed / bootstrap: the seeds' std over the std one seed's bootstrap implies (5-95% "
+        "width / 3.29); above 1, a single seed's bands understate the uncertainty")
+
+
 def define_flags(fv) -> None:
   common.define_run_flags(fv, PRESETS)
   flags.DEFINE_string("sweep", None, "get_sweep() name (default scaling_grid, tiny: "
@@ -320,13 +375,23 @@ def define_flags(fv) -> None:
                        "(default: all).", lower_bound=1, flag_values=fv)
   flags.DEFINE_integer("devices", 0, "Use the first N devices (0 = all).", lower_bound=0,
                        flag_values=fv)
+  flags.DEFINE_list("seeds", None, "Train the whole grid once per seed, e.g. 0,1,2, into "
+                    "WORKDIR/seed_<n>/, and compare the seeds' fits (instead of --seed).",
+                    flag_values=fv)
 
 
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__)
   overrides = common.typed_overrides(grid_config.get_config(args.preset), args.set)
-  run(args.preset, args.workdir, args.seed, args.sweep, overrides, args.bootstrap,
-      args.top_starts, args.devices)
+  seeds = common.parse_seeds(args.seeds)
+  kwargs = dict(sweep=args.sweep, overrides=overrides, bootstrap=args.bootstrap,
+                top_starts=args.top_starts, devices=args.devices)
+  if seeds is None:
+    run(args.preset, args.workdir, args.seed, **kwargs)
+  elif args.seed:
+    raise InputError(f"--seed={args.seed} and --seeds={','.join(args.seeds)}: give one of them")
+  else:
+    run_seeds(args.preset, args.workdir, seeds, **kwargs)
   return 0
 
 

@@ -133,3 +133,71 @@ def test_tiny_grid_end_to_end(tmp_path):
   # Other settings into the same OUT would reuse runs trained under these: refused.
   with pytest.raises(InputError, match="optim.learning_rate"):
     scaling_laws.main(argv + ["--set", "optim.learning_rate=0.001"])
+
+
+# ----------------------------------------------------------------------------- seeds
+def _seed_result(alpha, seed, noise=0.003):
+  """One seed's scaling_laws.json content: the law with ALPHA plus that seed's point noise."""
+  rng = np.random.default_rng(seed)
+  points = [p | {"run": f"r{i}", "loss": p["loss"] + noise * rng.standard_normal()}
+            for i, p in enumerate(_law_points(alpha=alpha))]
+  res = scaling_laws.analyse(points, bootstrap=30, top_starts=20, seed=seed)
+  return res | {"runs": points, "source_entropy": 2.9, "seed": seed}
+
+
+def test_seeds_summary_sets_the_seed_spread_beside_the_bootstrap(capsys):
+  from research.analysis import scaling_seeds
+  # Seeds whose law differs (alpha 0.40, 0.45, 0.50) by far more than each seed's point noise
+  # lets its bootstrap see: the seed spread is many bootstrap SEs.
+  moved = {s: _seed_result(a, s) for s, a in enumerate((0.40, 0.45, 0.50))}
+  summary = scaling_seeds.summarize(moved)
+  q = summary["quantities"]["alpha"]
+  assert q["n"] == 3 and [round(v, 2) for v in q["values"].values()] == [0.40, 0.45, 0.50]
+  assert scaling_seeds.seed_over_bootstrap(q) > 3
+  assert summary["quantities"]["E - entropy"]["mean"] == pytest.approx(0.05, abs=0.02)
+  assert summary["point_loss"] == "loss - source entropy" and len(summary["points"]) == 24
+  # Control: the same law and the same points on every seed: no seed spread at all.
+  same = scaling_seeds.summarize({s: moved[1] for s in (0, 1, 2)})
+  assert scaling_seeds.seed_over_bootstrap(same["quantities"]["alpha"]) == 0.0
+  assert same["loss_std_rms"] == 0.0
+  # One seed: nothing to compare with.
+  one = scaling_seeds.summarize({0: moved[0]})
+  assert one["quantities"]["alpha"]["std"] is None and one["loss_std_rms"] is None
+  scaling_laws.report_seeds(summary)
+  out = capsys.readouterr().out
+  assert "over 3 training seeds" in out and "seed / bootstrap" in out
+
+
+def test_one_seed_report_says_its_bands_are_one_seed(capsys):
+  res = _seed_result(0.45, 0) | {"task": {"what": "known law"}, "N_definition": "N",
+                                 "loss_definition": "loss"}
+  scaling_laws.report(res)
+  assert "ONE training seed (seed 0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds=0,0"], "repeats a seed"), (["--seeds=0,x"], "non-negative integers"),
+    (["--seeds=0,1", "--seed=2"], "give one of them")])
+def test_bad_seeds_are_refused_before_anything_runs(tmp_path, argv, message):
+  with pytest.raises(InputError, match=message):
+    scaling_laws.main(["--preset=tiny", f"--workdir={tmp_path / 'sl'}", *argv])
+  assert not (tmp_path / "sl" / "seed_0").exists()
+
+
+def test_run_seeds_summarises_the_seeds_that_finished(tmp_path, monkeypatch, capsys):
+  from research.errors import RunsFailedError
+  results = {0: _seed_result(0.45, 0), 2: _seed_result(0.46, 2)}
+
+  def fake_run(preset, out, seed, **kwargs):  # each seed's grid, trained and fitted
+    if seed == 1:
+      raise RunsFailedError("1 finished runs, a fit needs 2")
+    out.mkdir(parents=True)
+    (out / "scaling_laws.json").write_text(json.dumps(results[seed]))
+
+  monkeypatch.setattr(scaling_laws, "run", fake_run)
+  with pytest.raises(RunsFailedError, match="seed 1: 1 finished runs"):
+    scaling_laws.run_seeds("cpu", tmp_path, (0, 1, 2))
+  saved = json.loads((tmp_path / "scaling_laws_seeds.json").read_text())
+  assert saved["seeds"] == [0, 2] and saved["seeds_asked"] == [0, 1, 2]
+  assert saved["failed"] == ["seed 1: 1 finished runs, a fit needs 2"]
+  assert "over 2 training seeds (0, 2)" in capsys.readouterr().out
