@@ -39,7 +39,8 @@ def parse_seeds(values) -> tuple[int, ...] | None:
   """A --seeds list flag's values as distinct non-negative ints (None: the flag not given)."""
   if values is None:
     return None
-  if not values or not all(v.strip().isdigit() for v in values):
+  # isascii: str.isdigit() also accepts '²', which int() then refuses with a traceback.
+  if not values or not all(v.strip().isascii() and v.strip().isdigit() for v in values):
     raise InputError(f"--seeds={','.join(values)}: give seeds as non-negative integers, e.g. "
                      "--seeds=0,1,2")
   seeds = [int(v) for v in values]

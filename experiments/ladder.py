@@ -142,7 +142,7 @@ def frontier(sizes: list[dict]) -> dict:
     if loss < best:
       front.append({"compute": c, "loss": loss, "run": run, "step": step})
       best = loss
-  out = {"form": FRONTIER_FORM, "points": front, "fit": None, "no_fit": None}
+  out = {"form": FRONTIER_FORM, "points": front, "fit": None, "no_fit": None, "line": None}
   x, y = np.array([p["compute"] for p in front]), np.array([p["loss"] for p in front])
   try:
     fit = scaling.fit_power_law(x, y)
@@ -152,39 +152,16 @@ def frontier(sizes: list[dict]) -> dict:
     rel = np.abs(fit.predict(x) - y) / y
     out["fit"] = {"E": fit.E, "A": fit.A, "alpha": fit.alpha, "n_points": fit.n_points,
                   "max_rel_residual": float(rel.max()), "mean_rel_residual": float(rel.mean())}
-    out["fit"]["rms_log_residual"] = power_law_rms(out["fit"], front)
-  out["log_linear"] = log_linear(front)
+    out["line"] = line_test(out["fit"], front)
   return out
 
 
-def power_law_rms(fit: dict, points: list[dict]) -> float:
-  """Root-mean-square log residual of FIT ({E, A, alpha}) over the frontier POINTS: the scale
-  on which it is compared with log_linear's line."""
-  import numpy as np
-  c = np.array([p["compute"] for p in points], dtype=float)
-  y = np.array([p["loss"] for p in points], dtype=float)
-  pred = fit["E"] + fit["A"] * c ** -fit["alpha"]
-  return float(np.sqrt(np.mean(np.log(pred / y) ** 2)))
-
-
-def log_linear(points: list[dict]) -> dict | None:
-  """The alternative a power law must beat: loss = a - b ln C by least squares over the
-  frontier POINTS (None below 3 points, which a line fits too easily to compare). A falling
-  curve that is straight in ln C (curved in log-log) also passes a loose power-law residual
-  test, with a small alpha and E at 0."""
-  import numpy as np
-  if len(points) < 3:
-    return None
-  x = np.log([p["compute"] for p in points])
-  y = np.array([p["loss"] for p in points], dtype=float)
-  slope, a = np.polyfit(x, y, 1)
-  pred = a + slope * x
-  if np.any(pred <= 0):  # a line that crosses zero loss inside the data: no log residual
-    return {"a": float(a), "b": float(-slope), "rms_log_residual": None,
-            "max_rel_residual": float(np.max(np.abs(pred - y) / y))}
-  return {"a": float(a), "b": float(-slope),
-          "rms_log_residual": float(np.sqrt(np.mean(np.log(pred / y) ** 2))),
-          "max_rel_residual": float(np.max(np.abs(pred - y) / y))}
+def line_test(fit: dict, points: list[dict]) -> dict:
+  """research/analysis/scaling_checks.against_line on the frontier POINTS: does the power law
+  FIT beat loss = a - b ln C (its alpha -> 0 limit) by more than the points' noise?"""
+  from research.analysis import scaling_checks
+  return scaling_checks.against_line([p["compute"] for p in points],
+                                     [p["loss"] for p in points], fit)
 
 
 def _cell(cell: dict, metric: str) -> dict:
@@ -266,10 +243,12 @@ def report(res: dict) -> None:
         + (f"no fit ({fr.get('no_fit')})" if fit is None else
            f"{fr['form']}: E={fit['E']:.3f}, A={fit['A']:.3g}, alpha={fit['alpha']:.3f} "
            f"(worst residual {fit['max_rel_residual']:.1%} of the loss)"))
-  if fit is not None and fr.get("log_linear") and fr["log_linear"]["rms_log_residual"] is not None:
-    print(f"  a line in ln C, loss = a - b ln C: rms log residual "
-          f"{fr['log_linear']['rms_log_residual']:.4f} against the power law's "
-          f"{fit['rms_log_residual']:.4f}")
+  if fit is not None and fr.get("line"):
+    ln = fr["line"]
+    print(f"  against a line in ln C (loss = {ln['a']:.3f} - {ln['b']:.4f} ln C): rms log "
+          f"residual {ln['rms_line']:.4f} vs the law's {ln['rms_law']:.4f}, F-test p = "
+          + ("n/a" if ln["p"] is None else f"{ln['p']:.2g}")
+          + (" (line rejected)" if ln["line_rejected"] else " (indistinguishable from a line)"))
   print("\nsmallest compute above chance, per ability and metric:")
   for task, a in res["abilities"].items():
     print(f"  {task} (k={a['k']}):")

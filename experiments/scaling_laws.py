@@ -336,31 +336,10 @@ def run_seeds(preset: str, workdir, seeds, **kwargs) -> dict:
   summary = {"preset": preset, "seeds_asked": list(seeds), "failed": failed,
              **scaling_seeds.summarize(per_seed)}
   write_json(out / "scaling_laws_seeds.json", summary, indent=1, strict=True)
-  report_seeds(summary)
+  scaling_seeds.report(summary)
   if failed:
     raise RunsFailedError("; ".join(failed))
   return summary
-
-
-def report_seeds(summary: dict) -> None:
-  from research.analysis import scaling_seeds
-  seeds = summary["seeds"]
-  print(f"\n=== scaling laws over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) ===")
-  print(f"{'quantity':<26} " + " ".join(f"{'seed ' + str(s):>9}" for s in seeds)
-        + f" {'seed std':>9} {'mean 5-95% width':>17} {'seed / bootstrap':>17}")
-  for name, q in summary["quantities"].items():
-    ratio = scaling_seeds.seed_over_bootstrap(q)
-    cell = lambda v, w=9: f"{'-':>{w}}" if v is None else f"{v:>{w}.4f}"
-    print(f"{name:<26} " + " ".join(cell(q["values"][str(s)]) for s in seeds)
-          + f" {cell(q['std'])} {cell(q['mean_band_width'], 17)} "
-          + (f"{'-':>17}" if ratio is None else f"{ratio:>16.2f}x"))
-  rms, resid = summary["loss_std_rms"], summary["fit_residual_rms"]
-  if rms is not None:
-    fits = [v for v in resid.values() if v is not None]
-    print(f"{summary['point_loss']} per grid point: std over seeds {rms:.4f} (rms over points)"
-          + (f"; the fits' residuals rms {min(fits):.4f}-{max(fits):.4f}" if fits else ""))
-  print("seed / bootstrap: the seeds' std over the std one seed's bootstrap implies (5-95% "
-        "width / 3.29); above 1, a single seed's bands understate the uncertainty")
 
 
 def define_flags(fv) -> None:
@@ -388,7 +367,7 @@ def main(argv=None) -> int:
                 top_starts=args.top_starts, devices=args.devices)
   if seeds is None:
     run(args.preset, args.workdir, args.seed, **kwargs)
-  elif args.seed:
+  elif args["seed"].present:
     raise InputError(f"--seed={args.seed} and --seeds={','.join(args.seeds)}: give one of them")
   else:
     run_seeds(args.preset, args.workdir, seeds, **kwargs)

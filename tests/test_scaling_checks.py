@@ -124,3 +124,24 @@ def test_duplicated_rows_are_refused():
     scaling.bootstrap_chinchilla(N, D, L, num_resamples=2, fit=fit)
   with pytest.raises(InputError, match="repeat an earlier"):
     scaling.fit_power_law([1e9, 1e10, 1e10, 1e11, 1e12], [3.0, 2.5, 2.5, 2.2, 2.1])
+
+
+def _line_rejections(curve, n, sigma=0.01, reps=20):
+  from research.analysis import scaling_checks
+  rng, c, out = np.random.default_rng(0), np.logspace(9, 14, n), 0
+  for _ in range(reps):
+    y = curve(c) * np.exp(sigma * rng.standard_normal(n))
+    fit = scaling.fit_power_law(c, y)
+    out += scaling_checks.against_line(c, y, vars(fit))["line_rejected"]
+  return out
+
+
+def test_line_test_gains_power_with_points_and_rejects_no_line():
+  # Before: a 2x rms rule passed E=1.7, alpha=0.05 at 1% noise 0-1 times in 10, worse with
+  # more points. Measured (40 draws each): 10/40 at 6 points, 40/40 at 20; a line with the
+  # same noise: 0/40 at 6 and at 20.
+  law = lambda c: 1.7 + 30 * c ** -0.05
+  assert _line_rejections(law, 20) >= 18
+  assert _line_rejections(law, 20) > _line_rejections(law, 6)
+  line = lambda c: 3.0 - 0.05 * np.log(c)
+  assert _line_rejections(line, 20) <= 1 and _line_rejections(line, 6) <= 1

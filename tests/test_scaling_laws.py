@@ -163,9 +163,30 @@ def test_seeds_summary_sets_the_seed_spread_beside_the_bootstrap(capsys):
   # One seed: nothing to compare with.
   one = scaling_seeds.summarize({0: moved[0]})
   assert one["quantities"]["alpha"]["std"] is None and one["loss_std_rms"] is None
-  scaling_laws.report_seeds(summary)
+  scaling_seeds.report(summary)
   out = capsys.readouterr().out
-  assert "over 3 training seeds" in out and "seed / bootstrap" in out
+  assert "over 3 training seeds" in out and "above 1.73 (the 95% chance level of 3" in out
+
+
+def test_seeds_summary_needs_every_band_and_takes_out_each_seeds_offset():
+  from research.analysis import scaling_seeds
+  base = _seed_result(0.45, 0)
+  # Each seed's losses shifted by one offset (which E absorbs): the raw spread is the offset,
+  # the centred spread is zero.
+  per_seed = {s: base | {"runs": [p | {"loss": p["loss"] + 0.02 * s} for p in base["runs"]]}
+              for s in (0, 1, 2)}
+  summary = scaling_seeds.summarize(per_seed)
+  assert summary["loss_std_rms"] == pytest.approx(0.02)
+  assert summary["loss_std_centred_rms"] == pytest.approx(0.0, abs=1e-12)
+  # One seed's band infinite (written as null in strict JSON) and one's missing an end: the
+  # ratio is refused rather than taken over the other seeds' bands only (before: a TypeError,
+  # or a width from the finite bands beside the std of all three).
+  fit = lambda band: base["fit"] | {"alpha": base["fit"]["alpha"] | {"p5_p95": band}}
+  bad = {0: base, 1: base | {"fit": fit([0.4, None])}, 2: base | {"fit": fit(None)}}
+  q = scaling_seeds.summarize(bad)["quantities"]["alpha"]
+  assert q["n"] == 3 and q["bands"]["1"] is None and q["mean_band_width"] is None
+  assert scaling_seeds.seed_over_bootstrap(q) is None
+  assert scaling_seeds.consistent_up_to(3) == pytest.approx(1.73, abs=0.005)
 
 
 def test_one_seed_report_says_its_bands_are_one_seed(capsys):
@@ -177,7 +198,9 @@ def test_one_seed_report_says_its_bands_are_one_seed(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--seeds=0,0"], "repeats a seed"), (["--seeds=0,x"], "non-negative integers"),
-    (["--seeds=0,1", "--seed=2"], "give one of them")])
+    (["--seeds=0,1", "--seed=2"], "give one of them"),
+    (["--seeds=1,2", "--seed=0"], "give one of them"),  # before: --seed=0 was not noticed
+    (["--seeds=0,\u00b2"], "non-negative integers")])  # before: '²'.isdigit(), int() traceback
 def test_bad_seeds_are_refused_before_anything_runs(tmp_path, argv, message):
   with pytest.raises(InputError, match=message):
     scaling_laws.main(["--preset=tiny", f"--workdir={tmp_path / 'sl'}", *argv])

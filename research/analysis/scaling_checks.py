@@ -98,3 +98,50 @@ def check_dependence(logy: np.ndarray, resid: np.ndarray, exponents: dict, input
                      f"better than a constant loss (F-test p = {pval:.2g} >= {DEPENDENCE_P}, "
                      f"{n} points); no exponent can be reported: add points or reduce the "
                      "noise of each loss")
+
+
+# A power law E + A x^-alpha tends to a line a - b ln x as alpha -> 0 (A alpha = b fixed), so
+# the line is the law with one parameter fewer, and a small-alpha law fits a falling line in
+# ln x within a few %. The law counts as more than a line only where an F-test on the log
+# residuals (both models fitted by least squares in log space) rejects the line at this level;
+# 1%, as DEPENDENCE_P, since alpha is not identified under the null.
+LINE_P = 0.01
+
+
+def against_line(x, y, fit: dict) -> dict:
+  """Compare the power law FIT ({E, A, alpha}, a start) with a line y = a - b ln x on (x, y).
+
+  Both are refitted by least squares on log residuals (one objective for both, so their
+  residual sums compare); F = (RSS_line - RSS_law) / (RSS_law / (n - 3)) on (1, n - 3)
+  degrees of freedom. Its power grows with the number of points, and a law whose curvature in
+  ln x is below the noise is reported as indistinguishable from a line. The test is of
+  convexity in ln x, not of the power form: any convex falling curve (1.5 + 30 / ln x) can
+  reject the line too. Returns {a, b, rms_line, rms_law, f, p, line_rejected}."""
+  from scipy.optimize import least_squares
+  x, y = np.asarray(x, float), np.asarray(y, float)
+  n, lx, ly = len(x), np.log(x), np.log(y)
+
+  def line_res(t):
+    pred = t[0] - t[1] * lx
+    return np.where(pred > 0, np.log(np.maximum(pred, 1e-300)) - ly, 1e3)
+
+  b0, a0 = np.polyfit(lx, y, 1)
+  if np.any(a0 + b0 * lx <= 0):  # the chord through the end points stays positive between them
+    b0 = (y[-1] - y[0]) / (lx[-1] - lx[0])
+    a0 = y[0] - b0 * lx[0]
+  line = least_squares(line_res, [a0, -b0], x_scale="jac")
+  law = least_squares(lambda t: np.log(t[0] + t[1] * x ** -t[2]) - ly,
+                      [max(fit["E"], 0.0), fit["A"], fit["alpha"]],
+                      bounds=([0, 0, 0], np.inf), x_scale="jac")
+  rss_line = float((line.fun ** 2).sum())
+  rss_law = min(float((law.fun ** 2).sum()), rss_line)  # the line is the law's limit
+  df2 = n - 3
+  if df2 < 1:
+    f, p = None, None
+  else:
+    f = np.inf if rss_law == 0 else max(rss_line - rss_law, 0.0) / (rss_law / df2)
+    p = float(stats.f.sf(f, 1, df2))
+  return {"a": float(line.x[0]), "b": float(line.x[1]),
+          "rms_line": float(np.sqrt(rss_line / n)), "rms_law": float(np.sqrt(rss_law / n)),
+          "f": None if f is None else float(f), "p": p,
+          "line_rejected": p is not None and p < LINE_P}
