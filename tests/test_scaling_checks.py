@@ -138,10 +138,30 @@ def _line_rejections(curve, n, sigma=0.01, reps=20):
 
 def test_line_test_gains_power_with_points_and_rejects_no_line():
   # Before: a 2x rms rule passed E=1.7, alpha=0.05 at 1% noise 0-1 times in 10, worse with
-  # more points. Measured (40 draws each): 10/40 at 6 points, 40/40 at 20; a line with the
-  # same noise: 0/40 at 6 and at 20.
+  # more points. Measured with this function, 40 draws each: 11/40 at 6 points, 36/40 at 20;
+  # a line with the same noise: 1/40 at 6, 0/40 at 20. 20 draws here (18 at 20 points).
   law = lambda c: 1.7 + 30 * c ** -0.05
-  assert _line_rejections(law, 20) >= 18
+  assert _line_rejections(law, 20) >= 15
   assert _line_rejections(law, 20) > _line_rejections(law, 6)
   line = lambda c: 3.0 - 0.05 * np.log(c)
-  assert _line_rejections(line, 20) <= 1 and _line_rejections(line, 6) <= 1
+  assert _line_rejections(line, 20) <= 2 and _line_rejections(line, 6) <= 2
+
+
+def test_line_test_never_passes_an_exact_line_and_refuses_bad_input():
+  from research.analysis import scaling_checks
+  # Before: an exact line gave RSS 0 for both models (the law's clamped to the line's), so
+  # F = inf and "line rejected"; 3 of 116 exact lines passed the frontier claim.
+  for base in (2.0, 10.0, np.e):
+    x = base ** np.arange(20.0, 28.0)
+    y = 5 - 0.03 * np.log(x)
+    out = scaling_checks.against_line(x, y, vars(scaling.fit_power_law(x, y)))
+    assert not out["line_rejected"] and out["rms_law"] > out["rms_line"]
+  # Unsorted x: the line's start is the chord between the extreme x, not the first and last.
+  x = 10.0 ** np.array([12, 9, 14, 10, 13, 11.0])
+  y = 3.0 - 0.05 * np.log(x)
+  assert not scaling_checks.against_line(x, y, {"E": 1.0, "A": 5.0, "alpha": 0.1})["line_rejected"]
+  good = {"E": 1.0, "A": 5.0, "alpha": 0.1}
+  for xs, ys, fit in (([1, 2, 3, 4], [3, 2, 1, 0], good), ([1, 1, 2, 2], [3, 2, 1, 0.5], good),
+                      ([1, 2, 3, 4], [3, 2, 1, 0.5], {**good, "alpha": float("nan")})):
+    with pytest.raises(InputError, match="power law against a line"):
+      scaling_checks.against_line(xs, ys, fit)

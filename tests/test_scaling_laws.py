@@ -165,7 +165,7 @@ def test_seeds_summary_sets_the_seed_spread_beside_the_bootstrap(capsys):
   assert one["quantities"]["alpha"]["std"] is None and one["loss_std_rms"] is None
   scaling_seeds.report(summary)
   out = capsys.readouterr().out
-  assert "over 3 training seeds" in out and "above 1.73 (the 95% chance level of 3" in out
+  assert "over 3 training seeds" in out and "1.73x" in out and "chance up to" in out
 
 
 def test_seeds_summary_needs_every_band_and_takes_out_each_seeds_offset():
@@ -186,6 +186,9 @@ def test_seeds_summary_needs_every_band_and_takes_out_each_seeds_offset():
   q = scaling_seeds.summarize(bad)["quantities"]["alpha"]
   assert q["n"] == 3 and q["bands"]["1"] is None and q["mean_band_width"] is None
   assert scaling_seeds.seed_over_bootstrap(q) is None
+  for band in ([0.5, 0.3], 0.4, [0.3, float("nan")]):  # reversed, scalar, NaN: no band
+    q = scaling_seeds.summarize({0: base, 1: base | {"fit": fit(band)}})["quantities"]["alpha"]
+    assert q["bands"]["1"] is None and scaling_seeds.seed_over_bootstrap(q) is None
   assert scaling_seeds.consistent_up_to(3) == pytest.approx(1.73, abs=0.005)
 
 

@@ -150,10 +150,12 @@ def _frontier_row(fr: dict, setup: str) -> dict:
       f"{fr['form']}: >= 4 frontier points (more than the law's 3 parameters, which fit any 3 "
       f"falling points exactly), alpha > 0, the frontier falls >= {MIN_FALL:.0%}, every "
       f"point is within {POWER_LAW_RESIDUAL:.0%} of the fit, and an F-test rejects loss = a - b "
-      f"ln C (the law's alpha -> 0 limit; both fitted by least squares in log space) at p < "
+      f"ln C (the law's alpha -> 0 limit, not nested with E >= 0, so conservative; both fitted "
+      f"by least squares in log space) at p < "
       f"{LINE_P:g}: a falling line in ln C also fits a power law within a few % with a small "
-      "alpha. The test is of convexity in ln C, so any convex falling curve (1.5 + 30 / ln C) "
-      "passes it too", ok,
+      "alpha. The test needs about 6 points or more in practice (at 4 it has 1 residual "
+      "degree of freedom) and is of convexity in ln C: any convex falling curve (1.5 + 30 / "
+      "ln C) passes it too", ok,
       setup + "fit: research/analysis/scaling.fit_power_law (log-space Huber)",
       why="our fit judged on our own frontier (no paper exponent for byte-level code): a "
       "self-check", control=(UNTRAINED, LINE), kind=SELF_CHECK)

@@ -100,11 +100,12 @@ def check_dependence(logy: np.ndarray, resid: np.ndarray, exponents: dict, input
                      "noise of each loss")
 
 
-# A power law E + A x^-alpha tends to a line a - b ln x as alpha -> 0 (A alpha = b fixed), so
-# the line is the law with one parameter fewer, and a small-alpha law fits a falling line in
-# ln x within a few %. The law counts as more than a line only where an F-test on the log
-# residuals (both models fitted by least squares in log space) rejects the line at this level;
-# 1%, as DEPENDENCE_P, since alpha is not identified under the null.
+# A power law E + A x^-alpha approaches a line a - b ln x as alpha -> 0 (A alpha = b), and a
+# small-alpha law fits a falling line in ln x within a few %. The law counts as more than a
+# line only where an F-test on the log residuals (both models fitted by least squares in log
+# space) rejects the line at this level. With E >= 0 the models are not nested (the line is
+# the law's limit only as E -> -inf), so a law may fit a line worse than the line does: the
+# test is then conservative. 1%, as DEPENDENCE_P.
 LINE_P = 0.01
 
 
@@ -113,35 +114,47 @@ def against_line(x, y, fit: dict) -> dict:
 
   Both are refitted by least squares on log residuals (one objective for both, so their
   residual sums compare); F = (RSS_line - RSS_law) / (RSS_law / (n - 3)) on (1, n - 3)
-  degrees of freedom. Its power grows with the number of points, and a law whose curvature in
-  ln x is below the noise is reported as indistinguishable from a line. The test is of
-  convexity in ln x, not of the power form: any convex falling curve (1.5 + 30 / ln x) can
-  reject the line too. Returns {a, b, rms_line, rms_law, f, p, line_rejected}."""
+  degrees of freedom, 0 where the law fits no better than the line. Its power grows with the
+  number of points: at 4 points (1, 1) df need F > 4052, so in practice 6 or more are needed,
+  and a law whose curvature in ln x is below the noise is reported as indistinguishable from
+  a line. The test is of convexity in ln x, not of the power form: any convex falling curve
+  (1.5 + 30 / ln x) can reject the line too. Returns {a, b, rms_line, rms_law, f, p,
+  line_rejected}; InputError for data a log-space fit cannot take."""
   from scipy.optimize import least_squares
   x, y = np.asarray(x, float), np.asarray(y, float)
+  start = [fit.get(k) for k in ("E", "A", "alpha")]
+  if not (x.shape == y.shape and x.ndim == 1 and np.isfinite(x).all() and np.isfinite(y).all()
+          and (x > 0).all() and (y > 0).all()):
+    raise InputError("power law against a line: x and losses must be positive and finite, "
+                     "one loss per x; drop the bad points")
+  if len(np.unique(x)) < 4:
+    raise InputError(f"power law against a line: {len(np.unique(x))} distinct x; the F-test "
+                     "needs at least 4 (the law has 3 parameters): add points")
+  if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in start):
+    raise InputError(f"power law against a line: the fit {start} is not finite; fit first")
   n, lx, ly = len(x), np.log(x), np.log(y)
+  penalty = 1e3  # a line at or below zero loss: outside the log-space model
 
   def line_res(t):
     pred = t[0] - t[1] * lx
-    return np.where(pred > 0, np.log(np.maximum(pred, 1e-300)) - ly, 1e3)
+    return np.where(pred > 0, np.log(np.maximum(pred, 1e-300)) - ly, penalty)
 
-  b0, a0 = np.polyfit(lx, y, 1)
-  if np.any(a0 + b0 * lx <= 0):  # the chord through the end points stays positive between them
-    b0 = (y[-1] - y[0]) / (lx[-1] - lx[0])
-    a0 = y[0] - b0 * lx[0]
-  line = least_squares(line_res, [a0, -b0], x_scale="jac")
+  # Start: the chord through the points at the smallest and largest x, positive between them.
+  lo, hi = int(np.argmin(lx)), int(np.argmax(lx))
+  b0 = -(y[hi] - y[lo]) / (lx[hi] - lx[lo])
+  line = least_squares(line_res, [y[lo] + b0 * lx[lo], b0], x_scale="jac")
+  if np.any(line.fun >= penalty):  # cannot happen from a positive start; never a silent PASS
+    raise InputError("power law against a line: the line's fit left the positive losses")
   law = least_squares(lambda t: np.log(t[0] + t[1] * x ** -t[2]) - ly,
-                      [max(fit["E"], 0.0), fit["A"], fit["alpha"]],
+                      [max(start[0], 0.0), max(start[1], 0.0), max(start[2], 0.0)],
                       bounds=([0, 0, 0], np.inf), x_scale="jac")
-  rss_line = float((line.fun ** 2).sum())
-  rss_law = min(float((law.fun ** 2).sum()), rss_line)  # the line is the law's limit
-  df2 = n - 3
-  if df2 < 1:
-    f, p = None, None
+  rss_line, rss_law = float((line.fun ** 2).sum()), float((law.fun ** 2).sum())
+  gain = rss_line - rss_law
+  if gain <= 1e-12 * max(rss_line, 1e-300):  # an exact line included: the law gains nothing
+    f = 0.0
   else:
-    f = np.inf if rss_law == 0 else max(rss_line - rss_law, 0.0) / (rss_law / df2)
-    p = float(stats.f.sf(f, 1, df2))
+    f = np.inf if rss_law == 0 else gain / (rss_law / (n - 3))
+  p = float(stats.f.sf(f, 1, n - 3))
   return {"a": float(line.x[0]), "b": float(line.x[1]),
           "rms_line": float(np.sqrt(rss_line / n)), "rms_law": float(np.sqrt(rss_law / n)),
-          "f": None if f is None else float(f), "p": p,
-          "line_rejected": p is not None and p < LINE_P}
+          "f": float(f), "p": p, "line_rejected": p < LINE_P}

@@ -25,10 +25,11 @@ QUANTITIES = ("alpha", "beta", "E - entropy", "N_opt ~ C^a (approach 3)",
 
 
 def _finite(band) -> list | None:
-  """A 5-95% band as [lo, hi] where both ends are finite numbers; None otherwise (a strict
-  JSON file writes an infinite or failed end as null)."""
-  ok = band and len(band) == 2 and all(
-      isinstance(v, (int, float)) and math.isfinite(v) for v in band)
+  """A 5-95% band as [lo, hi] with both ends finite numbers and lo <= hi; None otherwise (a
+  strict JSON file writes an infinite or failed end as null)."""
+  ok = (isinstance(band, (list, tuple)) and len(band) == 2
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in band)
+        and band[0] <= band[1])
   return list(band) if ok else None
 
 
@@ -130,13 +131,16 @@ def report(summary: dict) -> None:
   seeds = summary["seeds"]
   print(f"\n=== scaling laws over {len(seeds)} training seeds ({', '.join(map(str, seeds))}) ===")
   print(f"{'quantity':<26} " + " ".join(f"{'seed ' + str(s):>9}" for s in seeds)
-        + f" {'seed std':>9} {'mean 5-95% width':>17} {'seed / bootstrap':>17}")
+        + f" {'seed std':>9} {'mean 5-95% width':>17} {'seed / bootstrap':>17}"
+        + f" {'chance up to':>13}")
   for name, q in summary["quantities"].items():
     ratio = seed_over_bootstrap(q)
     cell = lambda v, w=9: f"{'-':>{w}}" if v is None else f"{v:>{w}.4f}"
     print(f"{name:<26} " + " ".join(cell(q["values"][str(s)]) for s in seeds)
           + f" {cell(q['std'])} {cell(q['mean_band_width'], 17)} "
-          + (f"{'-':>17}" if ratio is None else f"{ratio:>16.2f}x"))
+          + (f"{'-':>17}" if ratio is None else f"{ratio:>16.2f}x")
+          + (f" {'-':>13}" if q["consistent_up_to"] is None else
+             f" {q['consistent_up_to']:>12.2f}x"))
   rms, resid = summary["loss_std_rms"], summary["fit_residual_rms"]
   if rms is not None:
     fits = [v for v in resid.values() if v is not None]
@@ -144,8 +148,7 @@ def report(summary: dict) -> None:
     print(f"{summary['point_loss']} per grid point: std over seeds {rms:.4f} (rms over points)"
           + ("" if centred is None else f", {centred:.4f} with each seed's mean offset out")
           + (f"; the fits' residuals rms {min(fits):.4f}-{max(fits):.4f}" if fits else ""))
-  up_to = consistent_up_to(len(seeds))
   print("seed / bootstrap: the seeds' std over the std one seed's bootstrap implies (5-95% "
         "width / 3.29); a single seed's bands understate the uncertainty where it is above "
-        + ("1" if up_to is None else f"{up_to:.2f} (the 95% chance level of {len(seeds)} "
-           "seeds' std)"))
+        "'chance up to' (the 95% level of the std of that many seeds' values, when the bands "
+        "are right)")
