@@ -247,8 +247,7 @@ def report(res: dict) -> None:
     ln = fr["line"]
     print(f"  against a line in ln C (loss = {ln['a']:.3f} - {ln['b']:.4f} ln C): rms log "
           f"residual {ln['rms_line']:.4f} vs the law's {ln['rms_law']:.4f}, F-test p = "
-          + ("n/a" if ln["p"] is None else f"{ln['p']:.2g}")
-          + (" (line rejected)" if ln["line_rejected"] else " (indistinguishable from a line)"))
+          f"{ln['p']:.2g}" + (" (line rejected)" if ln["line_rejected"] else " (indistinguishable from a line)"))
   print("\nsmallest compute above chance, per ability and metric:")
   for task, a in res["abilities"].items():
     print(f"  {task} (k={a['k']}):")

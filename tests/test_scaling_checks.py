@@ -132,7 +132,7 @@ def _line_rejections(curve, n, sigma=0.01, reps=40):
   test's cost); against_line refits it to each draw by least squares."""
   from research.analysis import scaling_checks
   rng, c, out = np.random.default_rng(0), np.logspace(9, 14, n), 0
-  start = vars(scaling.fit_power_law(c, curve(c) * (1 + 1e-4 * np.sin(np.arange(n)))))
+  start = vars(scaling.fit_power_law(c, curve(c)))
   for _ in range(reps):
     y = curve(c) * np.exp(sigma * rng.standard_normal(n))
     out += scaling_checks.against_line(c, y, start)["line_rejected"]

@@ -141,9 +141,7 @@ def _frontier_row(fr: dict, setup: str) -> dict:
     ln = fr.get("line") or line_test(fit, pts)
     ok = ok and ln["line_rejected"]
     ours += (f"; against a line in ln C: rms log residual {ln['rms_law']:.4f} vs "
-             f"{ln['rms_line']:.4f}, F-test p = "
-             + ("n/a" if ln["p"] is None else
-                f"{ln['p']:.2g}")
+             f"{ln['rms_line']:.4f}, F-test p = {ln['p']:.2g}"
              + ("" if ln["line_rejected"] else ", indistinguishable from a line"))
   return claim(
       "the loss-vs-compute frontier falls as a power law", "power law", ours,

@@ -51,6 +51,12 @@ def _quantity(res: dict, name: str) -> tuple[float | None, list | None]:
   return iso["a"], _finite(iso.get("a_5_95"))
 
 
+def _rms(values) -> float | None:
+  """Root mean square of the values that are not None (None if there are none)."""
+  got = [v for v in values if v is not None]
+  return math.sqrt(statistics.fmean(v * v for v in got)) if got else None
+
+
 def summarize(per_seed: dict[int, dict]) -> dict:
   """{seed: that seed's scaling_laws.json} -> per quantity the seeds' values, their mean,
   standard deviation and range, and the mean width of the seeds' bootstrap 5-95% bands
@@ -95,11 +101,9 @@ def summarize(per_seed: dict[int, dict]) -> dict:
     centred = [v - offset[s] for s, v in r["losses"].items()]
     r["std_centred"] = statistics.stdev(centred) if len(centred) > 1 and common else None
     out["points"].append(r)
-  rms = lambda key: (lambda v: math.sqrt(statistics.fmean(x * x for x in v)) if v else None)(
-      [r[key] for r in out["points"] if r[key] is not None])
   out["seed_offsets"] = offset
-  out["loss_std_rms"] = rms("std")
-  out["loss_std_centred_rms"] = rms("std_centred")
+  out["loss_std_rms"] = _rms(r["std"] for r in out["points"])
+  out["loss_std_centred_rms"] = _rms(r["std_centred"] for r in out["points"])
   out["fit_residual_rms"] = {str(s): per_seed[s]["fit"].get("residual_rms") for s in seeds}
   return out
 
