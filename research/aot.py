@@ -21,6 +21,7 @@ README's ladder table, each cell compiled once (research/aot_ladder.py, the plan
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -28,6 +29,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,6 +79,38 @@ def require_libtpu(what: str) -> None:
                      "pip install -e '.[tpu]' (or '.[dev]')")
 
 
+# What libtpu prints from C++ when it loads on a host that is not a TPU VM.
+_LIBTPU_CHATTER = ("could not determine TPU", "Logging before InitGoogle",
+                   "Source Location Trace", "libtpu_init_utils")
+
+
+@contextlib.contextmanager
+def _libtpu_chatter_dropped():
+  """libtpu's first load off a TPU VM writes five lines to fd 2 (it cannot find the TPU's
+  type and workers): true, irrelevant to compiling for a named topology, and out of reach
+  of any Python logging filter, so they broke the one-line error contract. fd 2 is
+  captured while libtpu loads; every other line is written back after."""
+  sys.stderr.flush()
+  try:
+    saved = os.dup(2)
+  except OSError:  # no fd 2 to capture: nothing can be printed there either
+    yield
+    return
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
+              if not any(p in line for p in _LIBTPU_CHATTER)]
+      sys.stderr.write("".join(kept))
+      sys.stderr.flush()
+
+
 def topology_target(name: str) -> Target:
   """The devices of a TPU topology; every way the name can be wrong is one InputError."""
   chip = hardware.chip_for_topology(name)
@@ -91,7 +125,8 @@ def topology_target(name: str) -> Target:
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   from jax.experimental import topologies
   try:
-    devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
+    with _libtpu_chatter_dropped():
+      devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
   except Exception as e:  # noqa: BLE001 -- libtpu's errors (bad shape) come back as one line
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise InputError(f"--topology={name}: {reason}; use a shape the chip supports, e.g. "
