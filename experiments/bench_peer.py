@@ -11,6 +11,7 @@ import os
 import resource
 import statistics
 import sys
+import time
 from pathlib import Path
 
 from research.errors import InputError
@@ -45,6 +46,35 @@ def child_peer(case: str, steps: int) -> dict:
           "loss": float(fields["loss"])}
 
 
+def child_matmul(n: int = 2048, reps: int = 10) -> dict:
+  """This host's fp32 matmul rate in XLA and in PyTorch (n x n, best of `reps`, same
+  process, all cores). The ours/peer ratio moves with it from host to host (README: x1.12 on
+  one host, x0.88 on another), so it is reported beside the ratio."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  import torch
+
+  torch.set_num_threads(os.cpu_count())
+  a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+
+  def best(call) -> float:
+    call()
+    times = []
+    for _ in range(reps):
+      t = time.perf_counter()
+      call()
+      times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / min(times)
+
+  xa, ta = jnp.asarray(a), torch.from_numpy(a.copy())
+  mm = jax.jit(lambda x: x @ x)
+  xla = best(lambda: mm(xa).block_until_ready())
+  with torch.no_grad():
+    peer = best(lambda: ta @ ta)
+  return {"n": n, "xla_flops_per_s": xla, "torch_flops_per_s": peer, "xla_over_torch": xla / peer}
+
+
 def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int,
             sets: dict | None = None) -> dict:
   from experiments.benchmark import _spawn, set_args
@@ -62,7 +92,10 @@ def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int,
           f"peak RSS {a['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB (x{mem:.2f})", flush=True)
     rows.append({"ours": a, "peer": b, "speed_ratio": ratio, "memory_ratio": mem})
   med = statistics.median(r["speed_ratio"] for r in rows)
+  host = _spawn("--child=matmul")
   print(f"  {case}: median speed ratio x{med:.2f}; median MFU "
-        f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%", flush=True)
-  return {"pairs": rows, "median_speed_ratio": med, "set": sets or {},
+        f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%; this host's "
+        f"{host['n']}² fp32 matmul: XLA {host['xla_flops_per_s'] / 1e9:.0f}, PyTorch "
+        f"{host['torch_flops_per_s'] / 1e9:.0f} GFLOP/s (x{host['xla_over_torch']:.2f})", flush=True)
+  return {"pairs": rows, "median_speed_ratio": med, "set": sets or {}, "host_matmul": host,
           "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}

@@ -299,7 +299,7 @@ def define_flags(fv) -> None:
                             "compare (repeatable), e.g. model.fused_qkv=True.",
                             flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
-  flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts"],
+  flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts", "matmul"],
                     "Internal: measure one thing in this process.", flag_values=fv)
   flags.DEFINE_string("mode", "on", "Internal (--child=sweep): ensemble mode.", flag_values=fv)
   flags.DEFINE_integer("members", 16, "Internal (--child=sweep): members.", flag_values=fv)
@@ -325,6 +325,7 @@ def main(argv=None) -> None:
       "sweep": lambda: child_sweep(a.mode, a.members),
       "config": lambda: child_config(a.case, a.steps, a.steps_per_call),
       "peer": lambda: bench_peer.child_peer(a.case, a.steps),
+      "matmul": bench_peer.child_matmul,
       "parts": lambda: bench_features.child_parts(a.case, a.part, sets, a.topology)}
   if a.child:
     print(json.dumps(children[a.child]()))

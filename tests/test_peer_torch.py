@@ -63,3 +63,12 @@ def test_bad_step_count_exits_2():
     pytest.skip("argument checks run after the torch import")
   r = _run(["--steps=0"])
   assert r.returncode == 2 and "--steps" in r.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs the bench extra")
+def test_host_matmul_rates_are_reported_beside_the_ratio():
+  """--vs-peer prints this host's XLA and PyTorch matmul rates: the ratio moves with them."""
+  from experiments import bench_peer
+  r = bench_peer.child_matmul(n=256, reps=3)
+  assert r["n"] == 256 and r["xla_flops_per_s"] > 1e8 and r["torch_flops_per_s"] > 1e8
+  assert r["xla_over_torch"] == pytest.approx(r["xla_flops_per_s"] / r["torch_flops_per_s"])
