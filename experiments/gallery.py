@@ -77,6 +77,35 @@ def _previous(text: str, preset: str) -> dict[str, tuple[str, str]]:
   return {n: (rows[n], sections[n]) for n in rows if n in sections}
 
 
+def _fresh(workdir: Path, name: str, preset: str) -> bool:
+  path = workdir / name / "summary.json"
+  return path.is_file() and json.loads(path.read_text()).get("preset") == preset
+
+
+def _refuse_a_gallery_of_nothing(text: str, preset: str, workdir: Path, names, previous) -> None:
+  """A WORKDIR with no result of PRESET (a typo, the wrong preset, an empty directory) would
+  replace the sections the README shows for another preset with "not run" rows: refuse it
+  before writing. With at least one result of PRESET, a gallery of that preset is what was
+  asked for (a gallery of one preset keeps no section of another)."""
+  from research.errors import InputError
+  if not workdir.is_dir():
+    raise InputError(f"--workdir={workdir}: no such directory; pass the WORKDIR that "
+                     f"`python -m experiments.reproduce all --preset={preset}` wrote")
+  if any(_fresh(workdir, n, preset) for n in names):
+    return
+  start = text.index(GALLERY_START)
+  body = text[start:text.index(GALLERY_END, start)]
+  shown = {c.split("\n", 1)[0].strip() for c in body.split("\n#### ")[1:]}
+  dropped = sorted(n for n in names if n in shown and n not in previous)
+  if dropped:
+    raise InputError(
+        f"--workdir={workdir} holds no result of --preset={preset} (no NAME/summary.json of "
+        f"that preset), and the README gallery's sections of {', '.join(dropped)} are of "
+        "another preset, so this gallery would replace them with 'not run' rows; pass the "
+        f"preset they show, or run `python -m experiments.reproduce NAME --preset={preset} "
+        f"--workdir={workdir}` first")
+
+
 def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.ROOT / "README.md",
                   assets: Path = summaries.ROOT / "docs" / "gallery",
                   wall_times: dict | None = None) -> Path:
@@ -87,14 +116,15 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
   check_markers(readme, text)
   times = summaries.read_wall_times() if wall_times is None else wall_times
   previous, kept, stale = _previous(text, preset), [], []
+  _refuse_a_gallery_of_nothing(text, preset, workdir, names, previous)
   statuses = claims.STATUSES
   overview = ["| NAME | command | wall | " + " | ".join(statuses) + " |",
               "|---|---|---|" + "---|" * len(statuses)]
   sections, total, machines = [], 0.0, set()
   for name in names:
     path = workdir / name / "summary.json"
-    prev = json.loads(path.read_text()) if path.is_file() else None
-    fresh = prev is not None and prev["preset"] == preset
+    fresh = _fresh(workdir, name, preset)
+    prev = json.loads(path.read_text()) if fresh else None
     if not fresh and name not in previous:
       overview.append(f"| {name} | - | not run for the {preset} preset |" + " - |" * len(statuses))
       continue

@@ -40,8 +40,9 @@ the requested preset is skipped.
 `--gallery` (or the `gallery` command, which trains nothing: it re-scores each NAME from the
 result files in WORKDIR) rewrites the README section between the gallery markers
 (experiments/gallery.py); a NAME with no results in WORKDIR keeps the section the README shows
-for the preset, and the gallery's header lists those. The README gallery is only ever written
-this way.
+for the preset, and the gallery's header lists those. A WORKDIR that is missing, or holds no
+result of the preset while the README shows sections of another, is refused (exit 2, the README
+untouched). The README gallery is only ever written this way.
 """
 from __future__ import annotations
 

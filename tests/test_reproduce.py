@@ -200,11 +200,25 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
   assert garg_section in text and "Kept from the previous gallery" in text
   assert "(not in the WORKDIR this one was written from): garg2022." in text
   assert text.count("#### garg2022") == 1 and "| raventos2023 | - | not run" in text
-  # A summary of another preset is listed as not run, never mixed in, and a gallery of
-  # another preset keeps no section of this one.
-  write("paper", assets=tmp_path / "g")
-  assert "| garg2022 | - | not run for the paper preset |" in readme.read_text()
-  assert "#### garg2022" not in readme.read_text()
+  # A WORKDIR with no result of the preset asked for (the wrong preset, a typo, an empty or
+  # missing directory) would replace the sections shown for another preset: refused, the
+  # README untouched.
+  before = readme.read_text()
+  for workdir in (work, other, tmp_path / "missing"):
+    with pytest.raises(InputError, match="--workdir="):
+      gallery.write_gallery("paper", workdir, reproduce.NAMES, readme=readme, wall_times=times,
+                            assets=tmp_path / "g")
+    assert readme.read_text() == before
+  # With one result of the other preset, a gallery of it is what was asked for: it keeps no
+  # section of this preset.
+  paper = tmp_path / "paper"
+  garg_run(paper / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+  summaries.summarize("garg2022", "paper", paper, wall_s=3.0)
+  write_paper = gallery.write_gallery("paper", paper, reproduce.NAMES, readme=readme,
+                                      wall_times=times, assets=tmp_path / "g")
+  text = readme.read_text()
+  assert write_paper == readme and "`python -m experiments.reproduce garg2022 --preset=paper`" in text
+  assert "--preset=cpu" not in text and "| raventos2023 | - | not run for the paper preset |" in text
   for bad in ("no markers", f"{gallery.GALLERY_END}\n{gallery.GALLERY_START}\n",
               f"{gallery.GALLERY_START}\n{gallery.GALLERY_START}\n{gallery.GALLERY_END}"):
     readme.write_text(bad)
@@ -226,6 +240,7 @@ def test_gallery_marks_a_kept_section_of_older_claim_checks_stale(tmp_path):
   readme.write_text(f"{gallery.GALLERY_START}\n| NAME | command | wall | PASS | FAIL | NOT_SHOWN |"
                     f"\n|---|---|---|---|---|---|\n{old_row}\n\n{old_section}\n"
                     f"{gallery.GALLERY_END}\n")
+  (tmp_path / "empty").mkdir()
   for _ in range(2):  # idempotent: a second gallery marks it once
     gallery.write_gallery("cpu", tmp_path / "empty", reproduce.NAMES, readme=readme,
                           wall_times={}, assets=tmp_path / "g")
