@@ -198,6 +198,9 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   else:
     carry, start = ens.init_state(), 0
   dirs = [Path(d) for d in member_dirs]
+  if jax.process_index() == 0:  # every member's files, before any member's config is written
+    for d in dirs:
+      workdir_lib.check_readable(d)
   writers = []
   for d, member in zip(dirs, members):
     d.mkdir(parents=True, exist_ok=True)

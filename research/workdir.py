@@ -282,6 +282,13 @@ def read_jsonl(path: str | Path) -> list[dict]:
   return rows
 
 
+def check_readable(workdir: str | Path) -> None:
+  """Before a start writes anything (config.json, config_changes.jsonl): a damaged line in
+  metrics.jsonl or perf.jsonl raises InputError now, so the refused start changes nothing."""
+  for name in (METRICS, PERF):
+    read_jsonl(Path(workdir) / name)
+
+
 def repair_jsonl(path: str | Path, upto_step: int) -> None:
   """Before a resume at `upto_step`: drop a torn last line, rows logged after the step
   (the killed run's tail, rewritten by this one) and repeated rows, and sort by step, so a

@@ -51,3 +51,17 @@ def test_json_files_that_are_not_objects(finished, tmp_path):
   metrics.write_text('{"step": 20}\n[3]\n')  # a whole last line, not a torn write
   with pytest.raises(errors.InputError, match="line 2"):
     workdir.read_jsonl(metrics)
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "perf.jsonl"])
+def test_a_refused_resume_changes_nothing(finished, tmp_path, name):
+  """A damaged metrics line refuses the resume; before, config.json already held the new
+  num_steps and config_changes.jsonl a row for a resume that never happened."""
+  wd = _copy(finished, tmp_path / "run")
+  (wd / name).write_text("garbage\n" + (wd / name).read_text())
+  before = _snapshot(wd)
+  with pytest.raises(errors.InputError, match=f"line 1 of .*{name} is not a JSON object"):
+    _train(_tiny(**{"train.num_steps": 60}), wd)
+  assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
+      k: v for k, v in before.items() if k != ".lock"}
+  assert not (wd / "config_changes.jsonl").exists()
