@@ -112,6 +112,9 @@ def typed_overrides(config, texts: Iterable[str], flag: str = "--set") -> dict:
   the type of the field it names in `config` (a bad field or value fails here, before any
   training)."""
   overrides = cli.overrides_from_args(texts, flag)
+  if "seed" in overrides:  # make_config / run set it from --seed, last
+    raise InputError(f"{flag} seed={overrides['seed']}: the run's seed is the --seed flag; "
+                     f"use --seed={overrides['seed']}")
   parsed = cli.apply_overrides(config, overrides, text=True, flag=f"{flag} ")
   return {key: field_at(parsed, key) for key in overrides}
 

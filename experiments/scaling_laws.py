@@ -272,6 +272,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
   base = dict(overrides or {})
   config = cli.apply_overrides(grid_config.get_config(preset), base | {"seed": seed})
   points_overrides = cli.load_sweep(grid_config.__file__, name)
+  cli.refuse_replaced(base, points_overrides, "--set ", f"--sweep={name}")
   for o in points_overrides:  # every point, before the first one trains
     config_check.validate(sweep_lib.apply_overrides(config, o), devices or jax.device_count())
   t0 = time.perf_counter()

@@ -151,6 +151,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   sizes = (["0", "1", "2"] if preset == "tiny" else []) if sizes is None else sizes
   points = common.pick(cli.load_sweep(arithmetic.__file__, sweep), [str(i) for i in sizes],
                        "--sizes")
+  cli.refuse_replaced(overrides or {}, points, "--set ", f"--sweep={sweep}")
   used = jax.devices()[:devices] if devices else None
   config_check.validate(config, len(used or jax.devices()))
   if config.task.operation not in ("add", "mul"):

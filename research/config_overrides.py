@@ -8,6 +8,7 @@ import ast
 import copy
 import difflib
 import numbers
+from typing import Iterable
 
 import ml_collections
 
@@ -118,3 +119,15 @@ def apply_overrides(config, overrides: dict, *, text: bool = False, flag: str = 
       raise InputError(f"{arg}: config.{key} holds {type_name(current)}; give a value of "
                        "that type") from None
   return cfg
+
+
+def refuse_replaced(given: Iterable[str], points: Iterable[dict], flag: str, by: str) -> None:
+  """Overrides the user gave (`flag`KEY=...) that a sweep's points set again would be
+  replaced in every run, silently: refused, naming both. A key clashes with a point's key
+  when they are equal or one is a section of the other (model vs model.width)."""
+  set_by_points = sorted({k for p in points for k in p})
+  for key in given:
+    for other in set_by_points:
+      if key == other or key.startswith(other + ".") or other.startswith(key + "."):
+        raise InputError(f"{flag}{key}: {by} sets {other} in every run, so this override "
+                         f"would be replaced; drop it, or pick a sweep that does not set {other}")

@@ -251,6 +251,7 @@ def main(argv) -> int:
     raise InputError("--config=FILE[:PRESET], --sweep=NAME and --workdir=DIR are required")
   config = cli.config_from_flags()
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
+  cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
   workdir = cli.check_workdir(_WORKDIR.value)
   import jax
 

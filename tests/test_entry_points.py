@@ -228,6 +228,9 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
       ("sweep unknown field", [TINY, "--sweep=scale", "--config.model.widht=3"],
        "unknown config field 'widht'"),
       ("sweep unknown name", [TINY, "--sweep=nope"], "unknown sweep 'nope'"),
+      # Before: exit 0, every run at the sweep's own widths.
+      ("sweep point replaces an override", [TINY, "--sweep=scale", "--config.model.width=7"],
+       "--config.model.width: --sweep=scale sets model.width in every run"),
       ("sweep without get_sweep", [f"--config={files['no_get_sweep.py']}:tiny", "--sweep=scale"],
        "defines no get_sweep"),
       ("sweep point with an unknown field", [f"--config={files['bad_sweep.py']}:tiny",

@@ -45,6 +45,12 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
     ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
     ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
+    # A --set that the sweep's points or --seed replace in every run was silently dropped.
+    ("experiments.schaeffer2023", ["--set", "seed=5"], 2, "seed is the --seed flag; use --seed=5"),
+    ("experiments.schaeffer2023", ["--set", "model.width=48"], 2,
+     "--set model.width: --sweep=scale sets model.width in every run"),
+    ("experiments.scaling_laws", ["--set", "train.num_steps=9"], 2,
+     "--set train.num_steps: --sweep=scaling_grid sets train.num_steps"),
     ("experiments.schaeffer2023", ["--sizes="], 2, "--sizes= is empty"),  # not "all sizes"
     ("experiments.raventos2023", ["--pools=a"], 2, "pool sizes are integers"),
     ("experiments.reddy2023", ["--runs=foo"], 2, "unknown ['foo']"),
