@@ -101,11 +101,23 @@ def is_preemption(e: BaseException) -> bool:
   return module is not None and isinstance(e, module.Preempted)
 
 
+def out_of_memory(e: BaseException) -> bool:
+  """XLA's RESOURCE_EXHAUSTED: the config needs more memory than the device has. The user's
+  config (batch, model, a pod preset on a laptop) is the cause, not a bug."""
+  return (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+          and str(e).lstrip().startswith("RESOURCE_EXHAUSTED"))
+
+
 def _fail_for(e: BaseException) -> None:
   if is_preemption(e):  # preemption.py: entry points print it and exit 0; a rerun continues
     sys.stderr.write(f"{one_line(e)}\n")
     sys.stderr.flush()
     sys.exit(0)
+  if out_of_memory(e):
+    fail(errors.EXIT_INPUT, f"{one_line(str(e).splitlines()[0])[:300].rstrip('.')}: this config needs more "
+         "memory than the device has; lower train.batch_size (or raise "
+         "train.grad_accum_steps), use a smaller model, or plan it first with python -m "
+         "research.aot --config=...")
   code = exit_code(e)
   if code == 1:
     traceback.print_exc()

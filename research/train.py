@@ -254,7 +254,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.
   if jax.process_index() == 0:
-    workdir_lib.check_readable(workdir)
+    if start:  # a start at step 0 replaces them
+      workdir_lib.check_readable(workdir)
     workdir_lib.record_start(workdir, config, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 

@@ -138,9 +138,22 @@ def check_not_past(restored: int, num_steps: int, workdir: str | Path) -> None:
                      "it, or use a new --workdir")
 
 
+def trained_nothing(workdir: str | Path) -> bool:
+  """No checkpoint (not even a partial one) and no summary: a start that failed before its
+  first save (a config that did not fit, an interrupt during compilation). A rerun starts
+  from step 0 whatever its config, so nothing of that attempt is kept to protect."""
+  workdir = Path(workdir)
+  if "://" in str(workdir) or (workdir / SUMMARY).exists():
+    return False
+  ckpts = workdir / "checkpoints"
+  return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))
+
+
 def check_same_config(workdir: str | Path, config, ignore=RESUMABLE) -> None:
   """Refuses (ConfigChangedError, nothing written) a config that differs from the
-  workdir's config.json in a field outside `ignore`."""
+  workdir's config.json in a field outside `ignore`, unless the run there trained nothing."""
+  if trained_nothing(workdir):
+    return
   diffs = config_differences(workdir, config, ignore)
   if diffs:
     shown = "; ".join(diffs[:6]) + (f"; (+{len(diffs) - 6} more)" if len(diffs) > 6 else "")
@@ -165,6 +178,8 @@ def finished_summary(workdir: str | Path, config) -> dict | None:
 def check_vocabulary(workdir: str | Path, task) -> None:
   """Refuses a task whose data now gives another vocabulary or label set than the one the
   run saved at its first start (before a restore would fail on the embedding's shape)."""
+  if trained_nothing(workdir):  # record_start replaces it
+    return
   vocabulary = task.vocabulary() if hasattr(task, "vocabulary") else None
   saved = read_json(Path(workdir) / VOCABULARY)
   if vocabulary is not None and saved is not None and saved != vocabulary:
@@ -179,7 +194,12 @@ def record_start(workdir: str | Path, config, task, step: int) -> None:
   (on the first start), the resumable fields this start changes (appended to
   config_changes.jsonl) and config.json, each written atomically."""
   workdir = Path(workdir)
-  changes = config_differences(workdir, config, ignore=BOOKKEEPING)
+  # A start at step 0 resumes nothing: an earlier attempt's config.json is replaced, and its
+  # rows (of that config, never checkpointed) go with it.
+  changes = config_differences(workdir, config, ignore=BOOKKEEPING) if step else []
+  if not step:
+    for name in (METRICS, PERF, CHANGES, VOCABULARY):
+      _remove(workdir / name)
   if hasattr(task, "vocabulary") and not (workdir / VOCABULARY).exists():
     write_json(workdir / VOCABULARY, task.vocabulary(), indent=0)
   if changes:

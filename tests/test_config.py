@@ -1,4 +1,5 @@
 """Config validation: bad input gives one line naming the field, exit 2, no traceback."""
+import json
 import os
 import re
 import subprocess
@@ -78,6 +79,20 @@ def test_command_line_errors_are_one_line(override, needle, tmp_path):
   assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run").exists(), "a failed config must not create the workdir"
+
+
+def test_out_of_memory_is_one_line_and_the_corrected_command_runs(tmp_path):
+  """A config too large for the host (a pod preset on a laptop) was an 'internal error'
+  traceback, and its leftover config.json then refused the corrected command."""
+  proc = _main("--config.train.batch_size=268435456", tmp_path=tmp_path)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and "RESOURCE_EXHAUSTED" in lines[0] and "train.batch_size" in lines[0]
+  assert "Traceback" not in proc.stderr
+  proc = _main("--config.train.num_steps=20", tmp_path=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["batch_size"] != \
+      268435456
 
 
 # A researcher's own config file: a copy of configs/icl_regression.py with one mistake in it.

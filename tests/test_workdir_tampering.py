@@ -65,3 +65,29 @@ def test_a_refused_resume_changes_nothing(finished, tmp_path, name):
   assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
       k: v for k, v in before.items() if k != ".lock"}
   assert not (wd / "config_changes.jsonl").exists()
+
+
+def test_a_start_that_trained_nothing_is_replaced(finished, tmp_path):
+  """A start that failed before its first checkpoint (a pod preset out of memory on a laptop)
+  left config.json, so the corrected command was refused as 'another config' with nothing to
+  protect: it now starts afresh, replacing that attempt's config and rows."""
+  wd = _copy(finished, tmp_path / "run")
+  import shutil
+  shutil.rmtree(wd / "checkpoints")
+  (wd / "checkpoints").mkdir()
+  (wd / "summary.json").unlink()
+  old_rows = (wd / "metrics.jsonl").read_text()
+  c = _tiny(**{"train.num_steps": 20})
+  c.seed = 7
+  assert _train(c, wd)["final_step"] == 20
+  assert json.loads((wd / "config.json").read_text())["seed"] == 7
+  assert not (wd / "config_changes.jsonl").exists()  # a fresh start, not a resume
+  rows = workdir.read_jsonl(wd / "metrics.jsonl")
+  assert rows and max(r["step"] for r in rows) == 20 and (wd / "metrics.jsonl").read_text() != old_rows
+  # Control: with its checkpoints, the same change is refused and nothing is touched.
+  wd2 = _copy(finished, tmp_path / "run2")
+  before = _snapshot(wd2)
+  with pytest.raises(workdir.ConfigChangedError, match="seed: 0 -> 7"):
+    _train(c, wd2)
+  assert {k: v for k, v in _snapshot(wd2).items() if k != ".lock"} == {
+      k: v for k, v in before.items() if k != ".lock"}
