@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 
-from research import models, optim, sharding, tasks
+from research import hardware, models, optim, sharding, tasks
 from research.cli import one_line
 from research.config_overrides import coerce, leaf_paths, type_name
 from research.models import lstm, resnet, transformer
@@ -236,6 +236,18 @@ def validate(cfg, num_devices: int) -> None:
                       "every field of its model and probes") from None
 
 
+def _topology(name) -> None:
+  """config.topology (the slice a ladder preset's layout was planned for, SIZE@TOPOLOGY):
+  a name research.aot can compile for, so that a typo fails here, not as a run on the
+  default layout."""
+  shape = str(name).partition(":")[2].split("x")
+  if (hardware.chip_for_topology(str(name)) is None or not 2 <= len(shape) <= 3
+      or not all(s.isdigit() and int(s) > 0 for s in shape)):
+    raise ConfigError(f"config.topology={name!r} is not a TPU topology name; write CHIP:SHAPE "
+                      f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. "
+                      "v5e:4x4 or v5p:4x4x4 (configs/lm_ladder.py's presets: SIZE@TOPOLOGY)")
+
+
 def _validate(cfg, num_devices: int) -> None:
   if cfg.task.name not in tasks.REGISTRY:
     raise ConfigError(f"config.task.name={cfg.task.name!r} is not valid; choose one of: "
@@ -251,6 +263,11 @@ def _validate(cfg, num_devices: int) -> None:
   if "seed" in cfg and not 0 <= cfg.seed < 2 ** 32:  # the key is a uint32 (ensembles store it so)
     raise ConfigError(f"config.seed={cfg.seed!r} must be an integer in [0, 2**32); e.g. "
                       "--config.seed=0")
+  if "bootstrap_seed" in cfg.probe and not 0 <= cfg.probe.bootstrap_seed < 2 ** 32:
+    raise ConfigError(f"config.probe.bootstrap_seed={cfg.probe.bootstrap_seed!r} must be an "
+                      "integer in [0, 2**32) (numpy's seed); e.g. --config.probe.bootstrap_seed=0")
+  if cfg.get("topology"):
+    _topology(cfg.topology)
   _model(cfg)
   _train(cfg, num_devices)  # before the schedule, which reads train.num_steps
   _optim(cfg)

@@ -230,6 +230,16 @@ def test_ladder_presets_refuse_bad_names():
     lm_ladder.get_config("cpu@v5e:4x4")
 
 
+@pytest.mark.parametrize("topology", ["nope", "v5e:4x", "v5e:0x4", "v9:4x4", "v5e:4x4x4x4"])
+def test_a_preset_of_a_bad_topology_is_refused_by_the_config_check(topology):
+  """14m@nope warned, then trained on the default layout (out of memory on this host)."""
+  with pytest.raises(config_check.ConfigError, match=f"config.topology='{topology}' is not a TPU"):
+    config_check.validate(lm_ladder.get_config(f"14m@{topology}"), 16)
+  with pytest.raises(config_check.ConfigError, match="is not a TPU topology"):  # a sweep point too
+    config_check.validate(cli.apply_overrides(lm_ladder.get_config("14m"),
+                                              {"topology": topology}), 16)
+
+
 def test_synthetic_tokens_cannot_be_learnt(tmp_path):
   """The ladder's corpus-free source: uniform ids over [3, V), so the loss stays at
   log(V - 3) and never below (a stream with any structure would be learnt)."""

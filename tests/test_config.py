@@ -71,9 +71,13 @@ def _main(*overrides, tmp_path):
     ("--config.model.width=abc", "--config.model.width=abc"),
     ("--config.model.name=lstmx", "config.model.name='lstmx' is not valid"),
     ("--config.mesh.data=3", "config.mesh"),
+    # Before: trained, then a numpy traceback at the probe; and a curriculum to 0 dims, exit 0.
+    ("--config.probe.bootstrap_seed=-1", "config.probe.bootstrap_seed=-1 must be an integer"),
+    ("--config.task.curriculum.enabled=True --config.task.curriculum.dims_increment=-1",
+     "config.task.curriculum.dims_increment=-1 must be >= 0"),
 ])
 def test_command_line_errors_are_one_line(override, needle, tmp_path):
-  proc = _main(override, tmp_path=tmp_path)
+  proc = _main(*override.split(), tmp_path=tmp_path)
   assert proc.returncode == 2, proc.stderr[-2000:]
   lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]

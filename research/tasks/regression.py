@@ -149,6 +149,10 @@ class RegressionTask:
       for f in ("dims_start", "points_start", "every"):
         if t.curriculum[f] <= 0:
           raise ConfigError(f"config.task.curriculum.{f}={t.curriculum[f]} must be positive")
+      for f in ("dims_increment", "points_increment"):  # a shrinking curriculum reaches 0 dims
+        if t.curriculum[f] < 0:
+          raise ConfigError(f"config.task.curriculum.{f}={t.curriculum[f]} must be >= 0 (the "
+                            "curriculum grows the task); e.g. 1")
 
   def __init__(self, cfg, seed: int):
     self.cfg = cfg
