@@ -25,6 +25,24 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a mul
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 
 
+def _check_processes(num: int | None, index: int | None, coordinator: str | None) -> None:
+  """The multi-process flags, before jax.distributed raises on them (a traceback) or waits
+  for processes that can never join."""
+  if num is None or num == 1:
+    if index not in (None, 0) or coordinator:
+      raise InputError("--process_id and --coordinator_address need --num_processes=N > 1; "
+                       "add it, or drop them for a single-process run")
+    return
+  if num < 1:
+    raise InputError(f"--num_processes={num} must be at least 1")
+  if not coordinator or ":" not in coordinator:
+    raise InputError(f"--num_processes={num} needs --coordinator_address=HOST:PORT of process 0 "
+                     "(the same on every process)")
+  if index is None or not 0 <= index < num:
+    raise InputError(f"--process_id={index} must be in [0, {num}) with --num_processes={num}; "
+                     "give each process its own index, 0 on the coordinator's host")
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -33,6 +51,7 @@ def main(argv) -> int:
     raise InputError("--config=FILE[:PRESET] and --workdir=DIR are required")
   config = cli.config_from_flags()
   workdir = cli.check_workdir(_WORKDIR.value)
+  _check_processes(_NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR.value)
   import jax  # after flags, so that --helpfull stays fast
 
   if _NUM_PROCESSES.value and _NUM_PROCESSES.value > 1:

@@ -197,6 +197,16 @@ def test_research_main_malformed_inputs(files, tmp_path):
       ("unknown flag", [TINY, "--wrokdir=x"], 2, "Unknown command line flag 'wrokdir'"),
       ("positional argument", [TINY, "extra"], 2, "unexpected arguments"),
       ("override without value", [TINY, "--config.model.width"], 2, "needs a value"),
+      # Before: jax.distributed's ValueError traceback, exit 1.
+      ("processes without a coordinator", [TINY, "--num_processes=2"], 2,
+       "needs --coordinator_address=HOST:PORT"),
+      ("process id out of range", [TINY, "--num_processes=2", "--process_id=3",
+                                   "--coordinator_address=localhost:12345"], 2,
+       "--process_id=3 must be in [0, 2)"),
+      ("process id without processes", [TINY, "--process_id=1"], 2, "need --num_processes=N > 1"),
+      # Before: exit 0 with JAX's two-line warning, and nothing cached.
+      ("compile cache is a file", [TINY, f"--config.train.compile_cache_dir={files['a_file']}"],
+       2, "compile_cache_dir=" + str(files["a_file"]) + " is a file, not a directory"),
   ]
   cases = [(argv + [f"--workdir={wd}"], wd) for _, argv, _, _ in table]
   cases += [([TINY, "--config.train.num_steps=20"], wd)]  # ... a workdir holding no run
