@@ -4,6 +4,9 @@
   python colab/build_notebooks.py --execute  # ... and run each on `tiny`, storing small outputs
   python colab/build_notebooks.py --check    # exit 1 if a stored notebook differs from its text
 
+Flags and errors follow the project's command-line contract (research/cli.py): a bad flag
+or a damaged notebook is one `error:` line and exit 2.
+
 Stored notebooks keep the outputs of the cells tagged KEEP (the verdict table and one
 figure, from the `tiny` preset) so they read on the repository page; --check compares
 sources only. The install cell's REPO_URL form field defaults to this checkout's GitHub
@@ -18,13 +21,14 @@ tests/test_notebooks.py executes every notebook on the tiny preset.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
+
+from research import cli
+from research.errors import InputError
 
 HERE = Path(__file__).resolve().parent
 # Cells whose outputs the stored notebooks keep (verdict table, one figure), so the
@@ -174,7 +178,7 @@ def readme_table() -> str:
 def _readme_with_table(text: str) -> str:
   start, end = text.find(TABLE_START), text.find(TABLE_END)
   if start < 0 or end < start:
-    raise SystemExit(f"README.md has no {TABLE_START} ... {TABLE_END} block; add the markers")
+    raise InputError(f"README.md has no {TABLE_START} ... {TABLE_END} block; add the markers")
   return text[:start] + readme_table() + text[end + len(TABLE_END):]
 
 
@@ -246,17 +250,49 @@ def _quickstart(stored: dict) -> dict:
   return nb
 
 
+def _stored(path: Path, name: str, check: bool) -> dict | None:
+  """The stored notebook; None when there is none. A damaged one (truncated, broken JSON) was
+  a traceback: --check names it with the fix, a build rebuilds a paper's from its text, and
+  the hand-written quickstart can only come back from git."""
+  shown = path.relative_to(HERE.parent)
+  if not path.is_file():
+    if name == "quickstart":
+      raise InputError(f"{shown} is missing; it is hand-written, so restore it with git "
+                       f"checkout -- {shown}")
+    return None
+  try:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+  except ValueError as e:  # UnicodeDecodeError included
+    problem = cli.one_line(e)
+  else:
+    if isinstance(nb, dict) and isinstance(nb.get("cells"), list):
+      return nb
+    problem = "a JSON value without a cells list"
+  if name == "quickstart":
+    raise InputError(f"{shown} is not a notebook ({problem}); it is hand-written, so restore "
+                     f"it with git checkout -- {shown}")
+  if check:
+    raise InputError(f"{shown} is not a notebook ({problem}); rebuild it with python "
+                     "colab/build_notebooks.py")
+  print(f"{shown} was not a notebook ({problem}): rebuilt from its text; --execute stores its "
+        "outputs again")
+  return None
+
+
+def _define_flags(fv) -> None:
+  from absl import flags
+  flags.DEFINE_bool("check", False, "Exit 1 if a stored notebook differs from its text.",
+                    flag_values=fv)
+  flags.DEFINE_bool("execute", False, "Run each notebook on the tiny preset and store its "
+                    "small outputs.", flag_values=fv)
+
+
 def main(argv=None) -> int:
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--check", action="store_true")
-  ap.add_argument("--execute", action="store_true",
-                  help="run each notebook on the tiny preset and store its small outputs")
-  args = ap.parse_args(argv)
+  args = cli.parse_flags(_define_flags, argv, __doc__)
   stale = []
   for name in [*PAPERS, "quickstart"]:
     path = HERE / f"{name}.ipynb"
-    stored = json.loads(path.read_text()) if path.is_file() else None
+    stored = _stored(path, name, args.check)
     built = _quickstart(stored) if name == "quickstart" else notebook(name)
     same_source = stored is not None and _text(_stripped(stored)) == _text(_stripped(built))
     if args.check:
@@ -287,4 +323,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run_script(main)

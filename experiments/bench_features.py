@@ -45,10 +45,21 @@ VARIES = {"scan_compile": ("model.scan_layers",), "scan_compile_tpu": ("model.sc
           "attention_qkv": ("model.attention", "model.fused_qkv")}
 
 
+# The cases whose programs a --set reaches; every other case runs a fixed config.
+TAKE_SET = ("garg_small", "garg_standard", *VARIES)
+
+
 def check_sets(cases, sets: dict) -> None:
-  """Before anything is measured: a --set of a field that a chosen case varies would silently
-  make the two sides of its pairs equal."""
+  """Before anything is measured: a --set that a chosen case would ignore (a fixed config),
+  or of a field that a chosen case varies (it would silently make the two sides of its pairs
+  equal), is refused."""
   from research.errors import InputError
+  fixed = [case for case in cases if case not in TAKE_SET]
+  if sets and fixed:
+    runs = "runs a fixed config" if len(fixed) == 1 else "run fixed configs"
+    raise InputError(f"--set applies only to the cases {', '.join(TAKE_SET)}; "
+                     f"{', '.join(fixed)} {runs}: pass --cases with only those cases, and run "
+                     "the others without --set")
   for case in cases:
     clash = sorted(set(sets) & set(VARIES.get(case, ())))
     if clash:

@@ -20,7 +20,7 @@ The Transformer features of config.model (scan_layers, remat, attention,
 fused_qkv) have their own cases in experiments/bench_features.py: `scan_compile`,
 `remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases and to
 every program those cases, `scan_compile_tpu` and `compile_parts` compare (a field a case
-varies is refused); the other cases run fixed configs.
+varies is refused); the other cases run fixed configs, so a --set with any of them is refused.
 """
 from __future__ import annotations
 
@@ -308,6 +308,21 @@ def define_flags(fv) -> None:
   flags.DEFINE_string("topology", "", "Internal (--child=parts): a TPU slice.", flag_values=fv)
 
 
+def _check_child(a, sets: dict) -> None:
+  """--child's own inputs, before any measurement (a wrong --case was a KeyError)."""
+  from experiments import bench_features
+  cases = {"ours": CASES, "peer": CASES, "parts": CASES, "config": CONFIG_CASES}.get(a.child)
+  if cases is not None and a.case not in cases:
+    raise InputError(f"--child={a.child} --case={a.case}: unknown case; choose from: "
+                     + ", ".join(sorted(cases)))
+  if a.child == "parts" and a.part not in bench_features.PARTS:
+    raise InputError(f"--part={a.part}: unknown part; choose from: "
+                     + ", ".join(bench_features.PARTS))
+  if sets and a.child not in ("ours", "parts"):  # the other children run fixed configs
+    raise InputError(f"--set applies to --child=ours and --child=parts, not --child={a.child}; "
+                     "drop the --set")
+
+
 def main(argv=None) -> None:
   from research import cli
   from research.workdir import write_json
@@ -316,10 +331,19 @@ def main(argv=None) -> None:
   from experiments import bench_features, bench_peer
   known = {"garg_small", "garg_standard", "ensemble", *CONFIG_CASES, *bench_features.CASES}
   sets = cli.overrides_from_args(a.set)
-  if set(a.cases) - known:
-    raise InputError(f"--cases: unknown {sorted(set(a.cases) - known)}; choose from: "
-                     + ", ".join(sorted(known)))
-  bench_features.check_sets(a.cases, sets)
+  if a.child:
+    _check_child(a, sets)
+  else:
+    # The child-only flags do nothing here: `--case=lm_10m` (profile_step's spelling) would
+    # run the whole default list.
+    internal = [n for n in ("case", "mode", "members", "part", "topology") if a[n].present]
+    if internal:
+      raise InputError(f"--{internal[0]} is internal to the benchmark's child processes; "
+                       "choose what to measure with --cases=NAME[,NAME]")
+    if set(a.cases) - known:
+      raise InputError(f"--cases: unknown {sorted(set(a.cases) - known)}; choose from: "
+                       + ", ".join(sorted(known)))
+    bench_features.check_sets(a.cases, sets)
   children = {  # --child=NAME: one measurement in this process, printed as JSON for _spawn
       "ours": lambda: child_ours(a.case, a.steps, a.steps_per_call, a.dtype, sets),
       "sweep": lambda: child_sweep(a.mode, a.members),

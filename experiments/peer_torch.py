@@ -35,7 +35,8 @@ except ImportError:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  # No prefixes: `--step=2` taken as --steps would pass a typo silently.
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
   p.add_argument("--n_dims", type=int, default=20, help="input dimension d")
   p.add_argument("--n_points", type=int, default=41, help="(x, y) pairs per prompt")
   p.add_argument("--n_embd", type=int, default=256, help="model width")

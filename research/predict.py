@@ -63,12 +63,44 @@ def _saved_task(workdir: Path, config):
   an edited data file changes nothing); None (rebuild from the data) for a run saved
   before vocabularies were, or a task that does not predict from one."""
   from research import tasks, workdir as workdir_lib
-  vocabulary = workdir_lib.read_json(workdir / workdir_lib.VOCABULARY)
   build = getattr(tasks.REGISTRY.get(config.task.name), "for_prediction", None)
-  if vocabulary is None or build is None:
+  path = workdir / workdir_lib.VOCABULARY
+  # A damaged file is refused, never read as absent: that would rebuild the task from the
+  # data file, which may have changed since training (other ids, other labels).
+  fix = ("restore it from a backup of the run; or delete it to rebuild the tokenizer and "
+         "labels from the training data, right only if that data is unchanged since training")
+  vocabulary = None if build is None else workdir_lib.read_object(
+      path, "does not hold the run's tokenizer and labels (not a JSON object)", fix)
+  if vocabulary is None:
     logging.info("%s has no saved vocabulary: rebuilding the task from its data", workdir)
     return None
-  return build(config.task, vocabulary)
+  problem = _vocabulary_problem(vocabulary)
+  if problem is None:
+    try:
+      return build(config.task, vocabulary)
+    except (KeyError, TypeError, ValueError) as e:  # a field of the wrong kind
+      problem = cli.one_line(f"{type(e).__name__}: {e}")
+  raise InputError(f"{path} is damaged ({problem}); {fix}")
+
+
+def _vocabulary_problem(vocabulary: dict) -> str | None:
+  """What is wrong with a saved vocabulary's shape (text_classification's `vocabulary()`:
+  a tokenizer state and the label names), or None."""
+  def wrong(key: str, want: str) -> str:
+    if key not in vocabulary:
+      return f'no "{key}" ({want})'
+    return f'"{key}" is {json.dumps(vocabulary[key])[:60]}, not {want}'
+
+  tokenizer, labels = vocabulary.get("tokenizer"), vocabulary.get("labels")
+  if not isinstance(tokenizer, dict):
+    return wrong("tokenizer", "the tokenizer's state")
+  if not (isinstance(labels, list) and len(labels) >= 2
+          and all(isinstance(l, str) for l in labels)):
+    return wrong("labels", "a list of at least 2 label names")
+  words = tokenizer.get({"char": "chars", "word": "words"}.get(tokenizer.get("kind"), ""), [])
+  if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+    return f'the tokenizer\'s {tokenizer["kind"]}s are not a list of strings'
+  return None
 
 
 def predict_texts(exp, params, texts: list[str]) -> list[dict]:
@@ -137,6 +169,8 @@ def main(argv) -> int:
                      "labels; research.predict needs a text_classification run")
   try:
     exp, params, step = load_run(_WORKDIR.value)
+  except InputError:  # names its file and the fix already (a damaged vocabulary.json)
+    raise
   except ValueError as e:  # the run's own data or config no longer loads
     raise InputError(f"--workdir={_WORKDIR.value}: {e}") from None
   rows = predict_texts(exp, params, texts)

@@ -224,6 +224,10 @@ def main(argv) -> int:
     raise InputError(f"--windows={_WINDOWS.value} must be >= 0 (0: the run's probe.eval_sequences)")
   if _FEW_SHOT.value < 0:
     raise InputError(f"--few_shot_prompts={_FEW_SHOT.value} must be >= 0 (0: no few-shot probe)")
+  if _OUT.value is not None:
+    # Before the lock beside it is taken: a directory or a read-only place was an I/O error
+    # (exit 5, no fix named) and could leave a stray .lock behind.
+    cli.check_output(_OUT.value, "--out", example="checkpoints.jsonl")
   probed = probe_run(_WORKDIR.value, _OUT.value, _WINDOWS.value, _FEW_SHOT.value)
   print(f"probed {len(probed)} checkpoint(s): {probed}", flush=True)
   return 0

@@ -269,6 +269,33 @@ def test_predict_uses_the_saved_vocabulary_not_the_data_file(tmp_path):
   assert predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts) != before
 
 
+@pytest.mark.parametrize("damage,needle", [
+    ('{"tokenizer": 5}', '("tokenizer" is 5, not the tokenizer\'s state)'),  # AttributeError
+    ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}}',  # KeyError
+     '(no "labels" (a list of at least 2 label names))'),
+    ("garbage{", "does not hold the run's tokenizer and labels (not a JSON object)"),  # "absent"
+    ('{"tokenizer": {"kind": "char"}, "labels": ["neg", "pos"]}', "(KeyError: 'chars')")])
+def test_a_damaged_saved_vocabulary_is_refused_naming_it(damage, needle, tmp_path):
+  """Audit 34, D16: tracebacks, or (broken JSON) the task silently rebuilt from the data file,
+  which predict promises never to read. The data file is here, so only a refusal passes."""
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / workdir.CONFIG).write_text(workdir.config_json(c))
+  (run / workdir.VOCABULARY).write_text(damage)
+  with pytest.raises(errors.InputError) as e:
+    predict.open_run(run)
+  message = str(e.value)
+  assert e.value.exit_code == 2 and "\n" not in message
+  assert message.startswith(f"{run / workdir.VOCABULARY} ") and needle in message, message
+  assert message.endswith("; restore it from a backup of the run; or delete it to rebuild the "
+                          "tokenizer and labels from the training data, right only if that "
+                          "data is unchanged since training"), message
+
+
 # --- writers fail, never hang -----------------------------------------------------------------
 def test_a_full_disk_under_a_writer_is_a_run_io_error(tmp_path):
   w = metrics.MetricsWriter(str(tmp_path), resume_step=0)

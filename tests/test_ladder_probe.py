@@ -5,6 +5,7 @@ Negative control: an untrained model's ICL score sits within its noise (zero wit
 standard errors), while a model trained on a corpus of repeated random strings, where late
 tokens can be copied from earlier ones, goes clearly negative."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -131,6 +132,24 @@ def test_the_command_refuses_a_workdir_without_checkpoints_in_one_line(tmp_path)
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
   assert "no complete checkpoint" in lines[0]
+
+
+@pytest.mark.parametrize("where,needle", [
+    ("run", "is a directory; name a file in it, e.g. --out="),
+    ("/proc/x.jsonl", "--out=/proc/x.jsonl: /proc is not writable; pass a path you can write to"),
+    ("run/config.json/x.jsonl", "config.json is a file, so the file cannot be created")])
+def test_an_out_that_cannot_be_written_is_refused_first_and_leaves_nothing(run, where, needle):
+  """A directory or a read-only place (/proc: root ignores file modes) was exit 5 after the
+  run was read, with the raw OSError, and a stray .lock beside it (audit 34, D11)."""
+  out = where.replace("run", str(run), 1)
+  before = sorted(run.parent.rglob("*"))
+  proc = subprocess.run([sys.executable, "-m", "research.probe_checkpoints", f"--workdir={run}",
+                         f"--out={out}", "--few_shot_prompts=0"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+  lines = [l for l in proc.stderr.splitlines() if l.strip() and not re.match(r"[IWEF]\d{4} ", l)]
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+  assert lines[0].startswith("error: --out=") and needle in lines[0], lines
+  assert sorted(run.parent.rglob("*")) == before  # no .lock, no probes file
 
 
 def test_a_broken_config_json_is_named_as_broken(tmp_path):

@@ -27,6 +27,57 @@ def test_stored_notebooks_match_their_builder():
   assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _builder():
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "colab" / "build_notebooks.py")
+  builder = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(builder)
+  return builder
+
+
+def test_an_unknown_flag_is_one_error_line():
+  """argparse printed its usage line too (audit 34, D14)."""
+  proc = subprocess.run([sys.executable, str(ROOT / "colab" / "build_notebooks.py"), "--bogus"],
+                        capture_output=True, text=True, timeout=120)
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+  assert lines[0].startswith("error: ") and "'bogus'" in lines[0], lines
+
+
+def test_a_truncated_notebook_is_named_by_check_and_rebuilt_by_a_build(tmp_path, monkeypatch,
+                                                                       capfd):
+  """--check ended in a JSONDecodeError traceback, exit 1 (audit 34, D14); the build the
+  message names rebuilds the notebook from its text."""
+  from research import cli
+  builder = _builder()
+  colab = tmp_path / "colab"
+  colab.mkdir()
+  for path in NOTEBOOKS:
+    (colab / path.name).write_bytes(path.read_bytes())
+  (tmp_path / "README.md").write_bytes((ROOT / "README.md").read_bytes())
+  monkeypatch.setattr(builder, "HERE", colab)
+  monkeypatch.setattr(builder, "README", tmp_path / "README.md")
+  damaged = colab / "garg2022.ipynb"
+  damaged.write_text(damaged.read_text()[:2000])
+  truncated = damaged.read_bytes()
+
+  def run(*argv):
+    monkeypatch.setattr(sys, "argv", ["build_notebooks.py", *argv])
+    with pytest.raises(SystemExit) as e:
+      cli.run_script(builder.main)
+    return e.value.code, capfd.readouterr()
+
+  code, out = run("--check")
+  lines = out.err.strip().splitlines()
+  assert code == 2 and len(lines) == 1, out.err
+  assert lines[0].startswith("error: colab/garg2022.ipynb is not a notebook (") and \
+      lines[0].endswith("); rebuild it with python colab/build_notebooks.py"), lines
+  assert damaged.read_bytes() == truncated  # --check writes nothing
+  code, out = run()
+  assert code == 0 and "colab/garg2022.ipynb was not a notebook" in out.out, out
+  assert run("--check")[0] == 0
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
   nb = nbformat.read(path, as_version=4)

@@ -72,3 +72,16 @@ def test_host_matmul_rates_are_reported_beside_the_ratio():
   r = bench_peer.child_matmul(n=256, reps=3)
   assert r["n"] == 256 and r["xla_flops_per_s"] > 1e8 and r["torch_flops_per_s"] > 1e8
   assert r["xla_over_torch"] == pytest.approx(r["xla_flops_per_s"] / r["torch_flops_per_s"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="needs the bench extra (torch)")
+def test_a_prefix_of_a_flag_is_refused_not_taken_for_it(capsys):
+  """argparse's allow_abbrev took `--step=2` for --steps; the full name still parses."""
+  spec = importlib.util.spec_from_file_location("peer_torch_flags", PEER)
+  peer = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(peer)
+  assert peer.parse_args(["--steps=2"]).steps == 2
+  with pytest.raises(SystemExit) as e:
+    peer.parse_args(["--step=2"])
+  assert e.value.code == 2 and "unrecognized arguments: --step=2" in capsys.readouterr().err

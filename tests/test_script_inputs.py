@@ -133,6 +133,51 @@ def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monke
   assert measured == []  # refused before the garg_small case ran
 
 
+@pytest.mark.parametrize("argv,needle", [
+    # lm_10m runs a fixed config: the --set was dropped without a word (audit 34, D9).
+    (["--cases=lm_10m", "--set", "model.width=64"], "--set applies only to the cases "
+     "garg_small, garg_standard, scan_compile, scan_compile_tpu, compile_parts, remat, "
+     "attention_qkv; lm_10m runs a fixed config: pass --cases with only those cases"),
+    (["--cases=garg_small,ensemble", "--set", "model.width=64"], "; ensemble runs a fixed config"),
+    # profile_step's flag name: the child-only --case ran the whole default list (D9).
+    (["--case=lm_10m"], "--case is internal to the benchmark's child processes; choose what "
+     "to measure with --cases=NAME[,NAME]"),
+    # A KeyError traceback and exit 1 (D10).
+    (["--child=config", "--case=nope"], "--child=config --case=nope: unknown case; choose "
+     "from: lm_10m, lstm, resnet_embedder, tiny_preset"),
+    (["--child=ours", "--case=lm_10m"], "--child=ours --case=lm_10m: unknown case; choose from: "
+     "deep24, garg_small"),
+])
+def test_benchmark_flags_it_would_ignore_are_refused_first(argv, needle, tmp_path, monkeypatch,
+                                                          capfd):
+  from experiments import benchmark
+  measured = []
+  monkeypatch.setattr(benchmark, "_spawn", lambda *a, **k: measured.append(a) or {})
+  monkeypatch.setattr(sys, "argv", ["benchmark", *argv, f"--out={tmp_path / 'b.json'}"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(benchmark.main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+  assert needle in lines[0], lines
+  assert measured == [] and not (tmp_path / "b.json").exists()  # refused before measuring
+
+
+def test_a_set_on_the_cases_that_take_it_reaches_the_child(tmp_path, monkeypatch):
+  """The control of the test above: garg_small takes --set, and its child gets it."""
+  from experiments import benchmark
+  measured = []
+
+  def spawn(*args, **kwargs):
+    measured.append(args)
+    raise InputError("measured")  # stop here: the check let the command through
+
+  monkeypatch.setattr(benchmark, "_spawn", spawn)
+  with pytest.raises(InputError, match="measured"):
+    benchmark.main(["--cases=garg_small", "--set", "model.width=64",
+                    f"--out={tmp_path / 'b.json'}"])
+  assert len(measured) == 1 and "--set=model.width=64" in measured[0]
+
+
 def test_a_set_reaches_both_programs_of_the_scan_pair(monkeypatch):
   """The control: a field the case does not vary is applied to every program it compares."""
   from experiments import bench_features, benchmark
