@@ -253,6 +253,7 @@ def main(argv) -> int:
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
   workdir = cli.check_workdir(_WORKDIR.value)
+  workdir_lib.check_kind(workdir, "sweep")
   import jax
 
   from research import config_check

@@ -326,6 +326,22 @@ def repair_jsonl(path: str | Path, upto_step: int) -> None:
   write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def check_kind(workdir: str | Path, kind: str) -> None:
+  """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
+  "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
+  beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
+  workdir = Path(workdir)
+  sweep_files = [n for n in ("results.jsonl", "runs") if (workdir / n).exists()]
+  run_files = [n for n in (CONFIG, METRICS, "checkpoints") if (workdir / n).exists()]
+  if kind == "run" and sweep_files:
+    raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
+                     f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
+                     "the sweep with research.sweep")
+  if kind == "sweep" and run_files:
+    raise InputError(f"--workdir={workdir} holds a single run ({', '.join(run_files)}); give "
+                     f"the sweep its own directory, e.g. --workdir={workdir}_sweep")
+
+
 def remove_if_unstarted(workdir: str | Path) -> None:
   """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
   does not fit): removes .lock and the empty directories the start made, and the workdir
