@@ -10,6 +10,10 @@ own child process, as every benchmark case); NAME is a key of CASES:
                   layouts run
   scan_compile_tpu  the same four programs compiled by XLA:TPU for a v5e:2x2 slice on this
                   host (libtpu, research.aot), --pairs rounds
+  scan_compile_ladder  the first call of configs/lm_ladder.py's 24-layer size (410m, as a pod
+                  runs it: bf16, fused attention and QKV, remat dots, 10 steps per call)
+                  compiled by XLA:CPU, scanned vs unrolled, --pairs rounds; the same
+                  model cut to 2 layers is the control
   compile_parts   where that compile time goes: the step's parts (sampler, forward loss,
                   loss + gradients, Adam update) compiled alone, each in a fresh process,
                   24 and 2 layers, unrolled and scanned, beside the whole step
@@ -41,6 +45,7 @@ def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> d
 
 # The config fields each case compares values of; --set may not fix them.
 VARIES = {"scan_compile": ("model.scan_layers",), "scan_compile_tpu": ("model.scan_layers",),
+          "scan_compile_ladder": ("model.scan_layers",),
           "compile_parts": ("model.scan_layers",), "remat": ("model.remat",),
           "attention_qkv": ("model.attention", "model.fused_qkv")}
 
@@ -98,26 +103,46 @@ def scan_compile_case(a) -> dict:
 
 PARTS = ("sampler", "forward", "gradient", "optimizer", "step")
 
+# --child=parts cases beside benchmark.CASES: a ladder size as its preset has it, with what
+# the case changes (the control differs from the 24-layer model in depth alone).
+LADDER_CASES = {"ladder410m": ("410m", {}), "ladder410m_2layers": ("410m", {"model.num_layers": 2})}
+
+
+def _ladder_config(case: str, sets: dict):
+  from experiments.benchmark import ROOT
+  from research import cli
+  size, changes = LADDER_CASES[case]
+  c = cli.apply_overrides(cli.load_config(f"{ROOT / 'configs/lm_ladder.py'}:{size}"), changes)
+  return cli.apply_overrides(c, sets, text=True, flag="--set ")
+
 
 def child_parts(case: str, part: str, sets: dict, topology: str = "") -> dict:
   """Trace + lower and compile seconds of one PART of the case's train step, compiled alone
   in this process from abstract state (`step`: the whole jitted step, as scan_compile).
-  With a TOPOLOGY, the whole step compiled by XLA:TPU for that slice (research.aot)."""
+  With a TOPOLOGY, the whole step compiled by XLA:TPU for that slice (research.aot); a
+  LADDER_CASES case is its preset's first call (research.aot's plan), for this CPU or the
+  TOPOLOGY."""
   import jax
   import jax.numpy as jnp
   from experiments.benchmark import _regression_config
   from research.train import Experiment
 
-  c = _regression_config(case, 1, "float32", sets)
-  if topology:
+  if topology or case in LADDER_CASES:
     from research import aot
     jax.config.update("jax_platforms", "cpu")  # libtpu as a compiler only, as research.aot
-    c.mesh.data = -1  # data-parallel over the slice's chips
+    if case in LADDER_CASES:
+      c = _ladder_config(case, sets)
+      if not topology:
+        c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, 1, 1  # this host's one CPU device
+    else:
+      c = _regression_config(case, 1, "float32", sets)
+      c.mesh.data = -1  # data-parallel over the slice's chips
     cpu0 = time.process_time()
-    p = aot.plan(c, aot.topology_target(topology))
+    p = aot.plan(c, aot.topology_target(topology) if topology else aot.local_target())
     return {"case": case, "part": "step", "set": sets, "topology": topology,
             "lower_s": p["lower_s"], "compile_s": p["compile_s"] - p["lower_s"],
             "cpu_s": time.process_time() - cpu0}
+  c = _regression_config(case, 1, "float32", sets)
   exp = Experiment(c, jax.devices()[:1])
   state, key, n = exp.abstract_state, exp.root_key, c.train.batch_size
   batch = jax.eval_shape(lambda: exp.task.sample(key, jnp.int32(0), n))
@@ -138,30 +163,41 @@ def child_parts(case: str, part: str, sets: dict, topology: str = "") -> dict:
           "cpu_s": time.process_time() - cpu0}
 
 
-def scan_compile_tpu_case(a) -> dict:
-  """scan_compile's programs compiled by XLA:TPU for a v5e:2x2 slice on this host (libtpu,
-  research.aot): the compiler a pod run meets, whose per-layer cost is far above XLA:CPU's.
-  --pairs rounds, each variant in a fresh process; medians."""
+def _compile_rounds(a, name: str, cases: tuple, topology: str, where: str) -> dict:
+  """--pairs interleaved rounds of each case's step compiled scanned and unrolled, each in a
+  fresh process (--child=parts); medians, and their ratios per case."""
   from experiments.benchmark import _spawn, set_args
-  from research import aot
-  aot.require_libtpu("--cases scan_compile_tpu")  # before any child starts
-  sets = _sets(a, "scan_compile_tpu")
-  variants = [(case, scan) for case in ("deep24", "shallow2") for scan in (False, True)]
+  sets = _sets(a, name)
+  variants = [(case, scan) for case in cases for scan in (False, True)]
   runs = {v: [] for v in variants}
   for i in range(a.pairs):
     for case, scan in variants:
-      r = _spawn("--child=parts", f"--case={case}", "--part=step", "--topology=v5e:2x2",
+      r = _spawn("--child=parts", f"--case={case}", "--part=step", f"--topology={topology}",
                  *set_args({**sets, "model.scan_layers": scan}))
       runs[(case, scan)].append(r)
       print(f"  round {i} {case} scan_layers={scan}: trace+lower {r['lower_s']:.1f}s + "
             f"compile {r['compile_s']:.1f}s", flush=True)
   out = {}
-  for case in ("deep24", "shallow2"):
+  for case in cases:
     med = {scan: {k: statistics.median(r[k] for r in runs[(case, scan)])
                   for k in ("lower_s", "compile_s")} for scan in (False, True)}
     out[case] = {"unrolled": runs[(case, False)], "scanned": runs[(case, True)],
-                 **_scan_ratios(f"{case} (v5e:2x2, medians of {a.pairs})", med[False], med[True])}
+                 **_scan_ratios(f"{case} ({where}, medians of {a.pairs})", med[False], med[True])}
   return out
+
+
+def scan_compile_tpu_case(a) -> dict:
+  """scan_compile's programs compiled by XLA:TPU for a v5e:2x2 slice on this host (libtpu,
+  research.aot): the compiler a pod run meets, whose per-layer cost is far above XLA:CPU's."""
+  from research import aot
+  aot.require_libtpu("--cases scan_compile_tpu")  # before any child starts
+  return _compile_rounds(a, "scan_compile_tpu", ("deep24", "shallow2"), "v5e:2x2", "v5e:2x2")
+
+
+def scan_compile_ladder_case(a) -> dict:
+  """The ladder's 24-layer size as a pod sweep compiles it (scan_compile's Garg small blocks
+  are 128 wide, with no vocabulary), by XLA:CPU; the 2-layer cut is the control."""
+  return _compile_rounds(a, "scan_compile_ladder", tuple(LADDER_CASES), "", "XLA:CPU")
 
 
 def compile_parts_case(a) -> dict:
@@ -241,6 +277,7 @@ def compile_cache_case(a) -> dict:
 
 
 CASES = {"scan_compile": scan_compile_case, "scan_compile_tpu": scan_compile_tpu_case,
+         "scan_compile_ladder": scan_compile_ladder_case,
          "compile_parts": compile_parts_case,
          "remat": remat_case,
          "attention_qkv": attention_qkv_case, "steps_per_call": steps_per_call_case,

@@ -19,8 +19,9 @@ matmul measured at start-up (printed), on accelerators a per-device table.
 The Transformer features of config.model (scan_layers, remat, attention,
 fused_qkv) have their own cases in experiments/bench_features.py: `scan_compile`,
 `remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases and to
-every program those cases, `scan_compile_tpu` and `compile_parts` compare (a field a case
-varies is refused); the other cases run fixed configs, so a --set with any of them is refused.
+every program those cases, `scan_compile_tpu`, `scan_compile_ladder` and `compile_parts`
+compare (a field a case varies is refused); the other cases run fixed configs, so a --set
+with any of them is refused.
 """
 from __future__ import annotations
 
@@ -295,8 +296,8 @@ def define_flags(fv) -> None:
                        flag_values=fv)
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype.", flag_values=fv)
   flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config and on "
-                            "what scan_compile(_tpu), compile_parts, remat and attention_qkv "
-                            "compare (repeatable), e.g. model.fused_qkv=True.",
+                            "what scan_compile(_tpu, _ladder), compile_parts, remat and "
+                            "attention_qkv compare (repeatable), e.g. model.fused_qkv=True.",
                             flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
   flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts", "matmul"],
@@ -311,10 +312,13 @@ def define_flags(fv) -> None:
 def _check_child(a, sets: dict) -> None:
   """--child's own inputs, before any measurement (a wrong --case was a KeyError)."""
   from experiments import bench_features
-  cases = {"ours": CASES, "peer": CASES, "parts": CASES, "config": CONFIG_CASES}.get(a.child)
+  cases = {"ours": CASES, "peer": CASES, "parts": {**CASES, **bench_features.LADDER_CASES},
+           "config": CONFIG_CASES}.get(a.child)
   if cases is not None and a.case not in cases:
     raise InputError(f"--child={a.child} --case={a.case}: unknown case; choose from: "
                      + ", ".join(sorted(cases)))
+  if a.child == "parts" and a.case in bench_features.LADDER_CASES and a.part != "step":
+    raise InputError(f"--case={a.case} compiles the whole step only; drop --part={a.part}")
   if a.child == "parts" and a.part not in bench_features.PARTS:
     raise InputError(f"--part={a.part}: unknown part; choose from: "
                      + ", ".join(bench_features.PARTS))

@@ -132,6 +132,25 @@ def test_benchmark_tpu_compile_case_without_libtpu_names_the_install(monkeypatch
     bench_features.scan_compile_tpu_case(None)
 
 
+def test_benchmark_ladder_compile_case_compiles_the_presets_first_call(monkeypatch):
+  """scan_compile_ladder's child plans the 410m preset as a run would start it, on this
+  host's one CPU device; its control is the same config but for the depth."""
+  from experiments import bench_features
+  planned = []
+  monkeypatch.setattr(aot, "plan", lambda c, target: planned.append((c, target)) or
+                      {"lower_s": 1.0, "compile_s": 3.0})
+  r = bench_features.child_parts("ladder410m", "step", {"model.scan_layers": "False"})
+  (c, target), = planned
+  assert (r["lower_s"], r["compile_s"]) == (1.0, 2.0)  # compile alone, as the other children
+  assert target.name == "local" and (c.mesh.data, c.mesh.fsdp, c.mesh.tensor) == (1, 1, 1)
+  assert (c.model.num_layers, c.model.width, c.model.scan_layers) == (24, 1024, False)
+  assert c.train.steps_per_call == 10 and c.model.dtype == "bfloat16"
+  deep, shallow = (bench_features._ladder_config(case, {}).to_dict()
+                   for case in bench_features.LADDER_CASES)
+  assert (deep["model"].pop("num_layers"), shallow["model"].pop("num_layers")) == (24, 2)
+  assert deep == shallow
+
+
 @needs_libtpu
 def test_mesh_and_batch_errors_are_input_errors(v5e):
   with pytest.raises(InputError, match="mesh"):

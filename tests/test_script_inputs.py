@@ -136,8 +136,9 @@ def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monke
 @pytest.mark.parametrize("argv,needle", [
     # lm_10m runs a fixed config: the --set was dropped without a word (audit 34, D9).
     (["--cases=lm_10m", "--set", "model.width=64"], "--set applies only to the cases "
-     "garg_small, garg_standard, scan_compile, scan_compile_tpu, compile_parts, remat, "
-     "attention_qkv; lm_10m runs a fixed config: pass --cases with only those cases"),
+     "garg_small, garg_standard, scan_compile, scan_compile_tpu, scan_compile_ladder, "
+     "compile_parts, remat, attention_qkv; lm_10m runs a fixed config: pass --cases with only "
+     "those cases"),
     (["--cases=garg_small,ensemble", "--set", "model.width=64"], "; ensemble runs a fixed config"),
     # profile_step's flag name: the child-only --case ran the whole default list (D9).
     (["--case=lm_10m"], "--case is internal to the benchmark's child processes; choose what "
@@ -147,6 +148,9 @@ def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monke
      "from: lm_10m, lstm, resnet_embedder, tiny_preset"),
     (["--child=ours", "--case=lm_10m"], "--child=ours --case=lm_10m: unknown case; choose from: "
      "deep24, garg_small"),
+    # The ladder cases compile the whole step; --part would be dropped without a word.
+    (["--child=parts", "--case=ladder410m", "--part=forward"], "--case=ladder410m compiles the "
+     "whole step only; drop --part=forward"),
 ])
 def test_benchmark_flags_it_would_ignore_are_refused_first(argv, needle, tmp_path, monkeypatch,
                                                           capfd):
