@@ -17,8 +17,9 @@ One row per run:
 
 The table printed shows --columns, or by default the run, the config fields that differ
 between runs, the parameter count, the last metrics and the probe scalars. --csv writes
-every column. A run whose files cannot be read (an edited or damaged JSON file) is left
-out and named on stderr, after the table of the others, and the command exits 6.
+every column. A run whose files cannot be read (an edited or damaged JSON file, a metric
+or summary figure that is not a number) is left out and named on stderr, after the table of
+the others, and the command exits 6.
 From Python, `load(dirs)` gives the same table as a pandas DataFrame (pandas:
 `pip install -e .[results]`), `records(dirs)` as a list of dicts without pandas.
 
@@ -90,13 +91,54 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     name = f"{root.name}/{name}"
   row = {"run": name, "dir": str(run_dir)}
   row.update(flatten(_read_json(run_dir / "config.json")))
-  row.update(flatten(_read_json(run_dir / "summary.json"), "summary."))
+  summary = _read_json(run_dir / "summary.json")
+  _check_summary(summary, run_dir / "summary.json")
+  row.update(flatten(summary, "summary."))
   for probe in sorted((run_dir / "probes").glob("*.json")):  # a probe's own scalars
     summary = _read_json(probe).get("summary")
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
-  row.update(flatten(last_step(read_jsonl(run_dir / "metrics.jsonl")), "last."))
+  metrics = read_jsonl(run_dir / "metrics.jsonl")
+  _check_metrics(metrics, run_dir / "metrics.jsonl")
+  row.update(flatten(last_step(metrics), "last."))
   return row
+
+
+def _numbers(value) -> bool:
+  """What a run writes as a metric: a number, true/false, null, or a list of them (a
+  per-position curve, nested for a per-layer one)."""
+  if value is None or isinstance(value, (bool, int, float)):
+    return True
+  return isinstance(value, list) and all(_numbers(v) for v in value)
+
+
+_EDITED = "an edited or damaged file; rerun that run or remove its directory"
+
+
+def _check_metrics(rows: list[dict], path: Path) -> None:
+  """metrics.jsonl's rows as research.metrics writes them: a step number and metrics. A
+  string where a loss belongs would print, sort and plot as if it were one."""
+  for row in rows:
+    step = row.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+      raise InputError(f"{path}: a row's step is {step!r}, not a step number: {_EDITED}")
+    bad = next((k for k, v in row.items() if not _numbers(v)), None)
+    if bad is not None:
+      raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {_EDITED}")
+
+
+# summary.json's figures (research/train.py, research/ensemble.py); `final_*` are the last
+# metrics. Its other fields (probes' files, a failed member's error) are text.
+_SUMMARY_NUMBERS = ("final_step", "train_wall_s", "compile_s", "num_params",
+                    "num_non_embedding_params", "train_flops_per_token", "tokens_seen",
+                    "frozen_at_step", "frozen_loss")
+
+
+def _check_summary(summary: dict, path: Path) -> None:
+  bad = next((k for k, v in summary.items()
+              if (k in _SUMMARY_NUMBERS or k.startswith("final_")) and not _numbers(v)), None)
+  if bad is not None:
+    raise InputError(f"{path}: {bad} is {summary[bad]!r}, not a number: {_EDITED}")
 
 
 def last_step(metrics: list[dict]) -> dict:

@@ -148,6 +148,42 @@ def test_unreadable_runs_are_listed_and_the_rest_tabled(sweep_dir, tmp_path):
   assert len([l for l in proc.stdout.splitlines() if l.startswith("runs/")]) == 3
 
 
+@pytest.mark.parametrize("file,text,needle", [
+    ("metrics.jsonl", '{"step": 10, "loss": "2.5"}\n', "step 10's loss is '2.5', not a number"),
+    ("metrics.jsonl", '{"step": "ten", "loss": 2.5}\n', "a row's step is 'ten', not a step number"),
+    ("metrics.jsonl", '{"step": true, "loss": 2.5}\n', "a row's step is True"),
+    ("metrics.jsonl", '{"step": 10, "loss": {"a": 1}}\n', "step 10's loss is {'a': 1}"),
+    ("metrics.jsonl", '{"step": 10, "err": [1, "x"]}\n', "step 10's err is [1, 'x']"),
+    ("summary.json", '{"num_params": "6400"}', "num_params is '6400', not a number"),
+    ("summary.json", '{"final_loss": [1, null, "x"]}', "final_loss is [1, None, 'x']"),
+])
+def test_a_value_of_the_wrong_type_is_an_unreadable_run(sweep_dir, file, text, needle):
+  """An edited value (a loss written as text, a step that is not a number) was tabled,
+  sorted and plotted as if it were one, exit 0; now that run is named and left out (exit 6
+  from the command), as a damaged file is."""
+  run = sorted((sweep_dir / "runs").iterdir())[1]
+  (run / file).write_text(text)
+  unreadable = []
+  rows = results.records([sweep_dir], unreadable=unreadable)
+  assert len(rows) == 2 and [u[0] for u in unreadable] == [run], unreadable
+  assert f"{run / file}: " in unreadable[0][1] and needle in unreadable[0][1], unreadable
+
+
+def test_what_runs_write_passes_the_type_check(sweep_dir):
+  """The control: the values research.metrics and train write (numbers, null for a NaN,
+  true/false, per-position lists, nested per-layer lists) and summary text fields."""
+  run = sorted((sweep_dir / "runs").iterdir())[1]
+  (run / "metrics.jsonl").write_text(
+      '{"step": 0, "loss": 2, "lr": 1e-3, "nan": null, "ok": true, "curve": [1.0, 0.5, null],'
+      ' "per_layer": [[1, 2], [3, 4]], "empty": []}\n')
+  (run / "summary.json").write_text(json.dumps(
+      {"num_params": 6400, "final_loss": 2.0, "final_curve": [1.0, None], "probes":
+       {"icl_regression": "probes/icl_regression.json"}, "error": "probes failed: x",
+       "traceback": "...", "tokens_seen": 0}))
+  unreadable = []
+  assert len(results.records([sweep_dir], unreadable=unreadable)) == 3 and unreadable == []
+
+
 @pytest.mark.parametrize("args, match", [
     (["{empty}"], "no run"), (["{missing}"], "not a directory"), ([], "no directory given"),
     (["{sweep}", "--plot", "loss", "--by", "model.widht"], "--by: no column 'model.widht'"),
