@@ -146,7 +146,16 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     if not steps:
       raise InputError(f"--workdir={workdir} has no complete checkpoint; train it first "
                        "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
-    out = Path(out).expanduser() if out else workdir / OUT
+    if out:
+      out = Path(out).expanduser()
+    else:  # the default place, checked as main checks a given --out (a read-only workdir)
+      out = workdir / OUT
+      try:
+        cli.check_output(str(out), "--out", example=OUT)
+      except InputError:
+        raise InputError(f"--workdir={workdir}: {out.parent} is not writable, and the probe's "
+                         f"rows go to {OUT} in the workdir unless --out says otherwise; pass "
+                         "--out=FILE in a directory you can write to") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     with workdir_lock.Lock(out.parent, "research.probe_checkpoints"):
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts)

@@ -152,6 +152,23 @@ def test_an_out_that_cannot_be_written_is_refused_first_and_leaves_nothing(run, 
   assert sorted(run.parent.rglob("*")) == before  # no .lock, no probes file
 
 
+def test_a_read_only_workdir_without_out_is_refused_first_and_leaves_nothing(run, monkeypatch):
+  """Without --out the rows go into the workdir: a read-only one was exit 5 with the raw
+  OSError of the lock file (audit 35). Root ignores file modes, so the check is made to
+  see the workdir as unwritable."""
+  real = cli._writable
+  monkeypatch.setattr(cli, "_writable", lambda d: not Path(d).is_relative_to(run) and real(d))
+  before = sorted(run.parent.rglob("*"))
+  with pytest.raises(InputError, match=rf"--workdir={re.escape(str(run))}: .* is not writable, "
+                     r"and the probe's rows go to .* pass --out=FILE in a directory you can write"):
+    probe_checkpoints.probe_run(run)
+  assert sorted(run.parent.rglob("*")) == before  # no .lock, no probes file
+  reached = []  # the control: writable, the probe gets past the check to its default file
+  monkeypatch.setattr(cli, "_writable", real)
+  monkeypatch.setattr(probe_checkpoints, "_probe_steps", lambda *a: reached.append(a[3]) or [])
+  assert probe_checkpoints.probe_run(run) == [] and reached == [run / probe_checkpoints.OUT]
+
+
 def test_a_broken_config_json_is_named_as_broken(tmp_path):
   (tmp_path / "config.json").write_text("{not json")
   with pytest.raises(InputError, match="config.json does not hold a config"):
