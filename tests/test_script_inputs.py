@@ -148,6 +148,16 @@ def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monke
      "from: lm_10m, lstm, resnet_embedder, tiny_preset"),
     (["--child=ours", "--case=lm_10m"], "--child=ours --case=lm_10m: unknown case; choose from: "
      "deep24, garg_small"),
+    # Tuning flags that no chosen case reads were dropped without a word (audit 35).
+    (["--cases=lm_10m", "--pairs=5"], "--pairs applies to remat, attention_qkv, "
+     "scan_compile_tpu, scan_compile_ladder, and the Garg cases with --vs-peer; --cases lm_10m "
+     "reads it nowhere: drop it, or add such a case"),
+    (["--cases=garg_small", "--vs-peer", "--dtype=bfloat16"], "--dtype applies to garg_small and "
+     "garg_standard without --vs-peer (the peer runs fp32"),
+    (["--cases=scan_compile,ensemble", "--vs-peer"], "--vs-peer applies to garg_small and "
+     "garg_standard; --cases scan_compile,ensemble read it nowhere"),
+    (["--cases=compile_cache", "--steps=3"], "--steps applies to garg_small"),
+    (["--cases=steps_per_call", "--steps_per_call=5"], "--steps_per_call applies to garg_small"),
     # The ladder cases compile the whole step; --part would be dropped without a word.
     (["--child=parts", "--case=ladder410m", "--part=forward"], "--case=ladder410m compiles the "
      "whole step only; drop --part=forward"),
@@ -180,6 +190,21 @@ def test_a_set_on_the_cases_that_take_it_reaches_the_child(tmp_path, monkeypatch
     benchmark.main(["--cases=garg_small", "--set", "model.width=64",
                     f"--out={tmp_path / 'b.json'}"])
   assert len(measured) == 1 and "--set=model.width=64" in measured[0]
+
+
+@pytest.mark.parametrize("argv", [["--cases=remat", "--pairs=2", "--steps=5"],
+                                  ["--cases=garg_small", "--dtype=bfloat16", "--steps_per_call=2"],
+                                  ["--cases=lm_10m,remat", "--pairs=2"]])
+def test_tuning_flags_a_chosen_case_reads_get_through(argv, tmp_path, monkeypatch):
+  """The control of the refusals above: a flag some chosen case reads is not refused."""
+  from experiments import benchmark
+
+  def spawn(*args, **kwargs):
+    raise InputError("measured")  # stop here: the check let the command through
+
+  monkeypatch.setattr(benchmark, "_spawn", spawn)
+  with pytest.raises(InputError, match="measured"):
+    benchmark.main([*argv, f"--out={tmp_path / 'b.json'}"])
 
 
 def test_a_set_reaches_both_programs_of_the_scan_pair(monkeypatch):
