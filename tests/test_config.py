@@ -75,6 +75,9 @@ def _main(*overrides, tmp_path):
     ("--config.probe.bootstrap_seed=-1", "config.probe.bootstrap_seed=-1 must be an integer"),
     ("--config.task.curriculum.enabled=True --config.task.curriculum.dims_increment=-1",
      "config.task.curriculum.dims_increment=-1 must be >= 0"),
+    # Before: the position table was silently made the task's length (22), exit 0.
+    ("--config.model.max_len=8", "model.max_len=8 is shorter than the task's sequences (22 "
+     "positions); set model.max_len=0 (the task's length) or >= 22"),
 ])
 def test_command_line_errors_are_one_line(override, needle, tmp_path):
   proc = _main(*override.split(), tmp_path=tmp_path)

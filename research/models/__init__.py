@@ -14,11 +14,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.errors import InputError
 from research.models import lstm, resnet, transformer
 from research.models.spec import BuiltModel, IOSpec  # noqa: F401 (the public names)
 
 
 def _build_transformer(mc, io: IOSpec) -> BuiltModel:
+  if 0 < mc.max_len < io.seq_len:  # was raised to the sequence length without a word
+    raise InputError(f"model.max_len={mc.max_len} is shorter than the task's sequences "
+                     f"({io.seq_len} positions); set model.max_len=0 (the task's length) or "
+                     f">= {io.seq_len}")
   cfg = transformer.TransformerConfig(
       num_layers=mc.num_layers, width=mc.width, num_heads=mc.num_heads,
       output_dim=io.output_dim, input_dim=io.input_dim, vocab_size=io.vocab_size,
