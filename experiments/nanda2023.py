@@ -31,7 +31,7 @@ from absl import flags, logging
 from configs import grokking as grokking_config
 from experiments import common
 from research import cli
-from research.workdir import write_json
+from research.workdir import CHECKPOINTS, write_json
 
 
 PAPER = "Nanda et al. 2023 / Power et al. 2022, grokking and progress measures"
@@ -48,7 +48,7 @@ def final_spectrum(config, workdir: Path) -> list[float]:
   from research import train
 
   exp = train.Experiment(config)
-  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.keep_checkpoints,
+  ckpt = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, max_to_keep=config.train.keep_checkpoints,
                                async_save=False)
   try:
     state, _, _ = ckpt.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
@@ -69,7 +69,7 @@ def write_scaled_init(config, workdir: Path) -> None:
   from research import workdir as workdir_lib
 
   scale = float(config.get("init_scale", 1.0))
-  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.keep_checkpoints,
+  ckpt = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, max_to_keep=config.train.keep_checkpoints,
                                async_save=False)
   try:
     if scale == 1.0 or ckpt.latest_step() is not None:

@@ -28,7 +28,7 @@ from absl import flags
 from experiments import common
 from research import cli
 from research.errors import InputError
-from research.workdir import write_json
+from research.workdir import CHECKPOINTS, write_json
 
 
 PAPER = "Olsson et al. 2022, in-context learning and induction heads (1-3 layers)"
@@ -51,7 +51,7 @@ def final_params(config, workdir: Path):
   from research import train
 
   exp = train.Experiment(config)
-  ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=config.train.keep_checkpoints,
+  ckpt = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, max_to_keep=config.train.keep_checkpoints,
                                async_save=False)
   try:
     state, _, _ = ckpt.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))

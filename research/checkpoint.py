@@ -32,6 +32,7 @@ from jax.experimental import multihost_utils
 
 from research import checkpoint_noise  # noqa: F401 -- installs its filters
 from research import errors
+from research.workdir import CHECKPOINTS
 from research.models import transformer
 
 
@@ -328,7 +329,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
   """{'block_0/attn/query/kernel': array, ...} of the newest checkpoint in workdir."""
-  directory = Path(workdir).expanduser() / "checkpoints"
+  directory = Path(workdir).expanduser() / CHECKPOINTS
   if not directory.is_dir():
     raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
                         "must be the workdir of a run that saved a checkpoint")

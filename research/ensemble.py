@@ -190,7 +190,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   _enable_compile_cache(config.train.compile_cache_dir)
   ens = Ensemble(config, members, devices)
   tr = config.train
-  ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
+  ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   abstract = jax.eval_shape(ens.init_state)
   if ckpt.latest_step() is not None:
     carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
@@ -297,7 +297,7 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
   else:
     # The member's own checkpoint, so that predict / init_from / a longer solo resume work
     # on its directory as on a solo run's.
-    member_ckpt = ckpt_lib.Checkpointer(d / "checkpoints", max_to_keep=1, async_save=False)
+    member_ckpt = ckpt_lib.Checkpointer(d / workdir_lib.CHECKPOINTS, max_to_keep=1, async_save=False)
     try:
       if member_ckpt.latest_step() != step:  # a rerun after a kill may have saved it
         member_ckpt.save(step, state_i, {"step": step})

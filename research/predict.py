@@ -47,10 +47,10 @@ def open_run(workdir: str | Path):
 
 def load_run(workdir: str | Path):
   """(Experiment, params, step) of a finished run, on this process's first device."""
-  from research import checkpoint as ckpt_lib
+  from research import checkpoint as ckpt_lib, workdir as workdir_lib
   exp = open_run(workdir)
   workdir = Path(workdir).expanduser()
-  ck = ckpt_lib.Checkpointer(workdir / "checkpoints", max_to_keep=1_000_000, async_save=False)
+  ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000, async_save=False)
   try:
     state, _, step = ck.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
   finally:

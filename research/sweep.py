@@ -165,18 +165,18 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   from research import config_check, ensemble as ens_lib, train
   import jax
 
-  results = Results(workdir / "results.jsonl")
+  results = Results(workdir / workdir_lib.RESULTS)
   names = [run_name(i, o) for i, o in enumerate(overrides)]
   configs = [apply_overrides(config, o) for o in overrides]
   for cfg in configs:  # every point is valid before the first one trains
     config_check.validate(cfg, len(devices or jax.devices()))
   for name, cfg in zip(names, configs):  # and no run directory holds another config's run
-    _check_same_run(workdir / "runs" / name, cfg, results.done(name))
+    _check_same_run(workdir / workdir_lib.RUNS / name, cfg, results.done(name))
   for i, (name, cfg) in enumerate(zip(names, configs)):
     # The one "finished and same config" rule (research/workdir.py) decides, not the row:
     # a sweep killed between a run's summary.json and its row records the row from the
     # summary instead of restoring the run to re-probe it.
-    run_dir = workdir / "runs" / name
+    run_dir = workdir / workdir_lib.RUNS / name
     if not results.done(name):
       summary = workdir_lib.finished_summary(run_dir, cfg)
       if summary is not None:
@@ -188,7 +188,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     raise InputError(f"--ensemble=on but {why}")
   t0 = time.perf_counter()
   if todo and ok and ensemble != "off" and len(todo) > 1:
-    dirs = [workdir / "runs" / names[i] for i in todo]
+    dirs = [workdir / workdir_lib.RUNS / names[i] for i in todo]
     members = [overrides[i] for i in todo]
     key = _ensemble_key(config, [names[i] for i in todo], members)
     try:
@@ -207,7 +207,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     _log_progress(results, names, 0.0, 0)
     return results
   for count, i in enumerate(todo, 1):
-    run_dir = workdir / "runs" / names[i]
+    run_dir = workdir / workdir_lib.RUNS / names[i]
     start = time.perf_counter()
     try:
       summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices)

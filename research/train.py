@@ -236,7 +236,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
-  ckpt = ckpt_lib.Checkpointer.for_training(workdir / "checkpoints", tr)
+  ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   if ckpt.latest_step() is not None:
     workdir_lib.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)

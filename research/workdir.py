@@ -28,6 +28,8 @@ from research.errors import InputError, RunIOError
 
 CONFIG, SUMMARY, METRICS, PERF = "config.json", "summary.json", "metrics.jsonl", "perf.jsonl"
 VOCABULARY, LOCK, CHANGES = "vocabulary.json", ".lock", "config_changes.jsonl"
+CHECKPOINTS = "checkpoints"
+RESULTS, RUNS = "results.jsonl", "runs"  # a sweep's directory: its rows, and one run each
 
 # Fields that change no result file, only how the run is bookkept: a finished run written
 # with other values of them is the same run (reused as is).
@@ -145,7 +147,7 @@ def trained_nothing(workdir: str | Path) -> bool:
   workdir = Path(workdir)
   if "://" in str(workdir) or (workdir / SUMMARY).exists():
     return False
-  ckpts = workdir / "checkpoints"
+  ckpts = workdir / CHECKPOINTS
   return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))
 
 
@@ -331,8 +333,8 @@ def check_kind(workdir: str | Path, kind: str) -> None:
   "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
   beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
   workdir = Path(workdir)
-  sweep_files = [n for n in ("results.jsonl", "runs") if (workdir / n).exists()]
-  run_files = [n for n in (CONFIG, METRICS, "checkpoints") if (workdir / n).exists()]
+  sweep_files = [n for n in (RESULTS, RUNS) if (workdir / n).exists()]
+  run_files = [n for n in (CONFIG, METRICS, CHECKPOINTS) if (workdir / n).exists()]
   if kind == "run" and sweep_files:
     raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
                      f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
