@@ -297,7 +297,8 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
   else:
     # The member's own checkpoint, so that predict / init_from / a longer solo resume work
     # on its directory as on a solo run's.
-    member_ckpt = ckpt_lib.Checkpointer(d / workdir_lib.CHECKPOINTS, max_to_keep=1, async_save=False)
+    member_ckpt = ckpt_lib.Checkpointer(d / workdir_lib.CHECKPOINTS, max_to_keep=1,
+                                        async_save=False)
     try:
       if member_ckpt.latest_step() != step:  # a rerun after a kill may have saved it
         member_ckpt.save(step, state_i, {"step": step})

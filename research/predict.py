@@ -50,7 +50,8 @@ def load_run(workdir: str | Path):
   from research import checkpoint as ckpt_lib, workdir as workdir_lib
   exp = open_run(workdir)
   workdir = Path(workdir).expanduser()
-  ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000, async_save=False)
+  ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
+                             async_save=False)
   try:
     state, _, step = ck.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
   finally:

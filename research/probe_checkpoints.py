@@ -140,7 +140,8 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
   if saved.get("task", {}).get("name") != "lm":
     raise InputError(f"--workdir={workdir} is a {saved.get('task', {}).get('name')!r} run; "
                      "research.probe_checkpoints probes language-model (task.name='lm') runs")
-  ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000, async_save=False)
+  ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
+                             async_save=False)
   try:
     steps = ck.all_steps()
     if not steps:
