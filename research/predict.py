@@ -53,7 +53,16 @@ def load_run(workdir: str | Path):
   ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
                              async_save=False)
   try:
-    state, _, step = ck.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
+    abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
+    steps = ck.all_steps()
+    mismatch = ck.mismatches(steps[-1], abstract) if steps else []
+    if mismatch:  # the run's own files describe another model: one of them was edited
+      files = [n for n in (workdir_lib.CONFIG, workdir_lib.VOCABULARY) if (workdir / n).is_file()]
+      raise InputError(
+          f"checkpoint {steps[-1]} in {workdir} does not fit the model its {' and '.join(files)} "
+          f"describe ({'; '.join(mismatch[:2])}): edited since training; restore "
+          f"{'them' if len(files) > 1 else 'it'} from a backup of the run")
+    state, _, step = ck.restore(abstract)
   finally:
     ck.close()
   return exp, state.params, step

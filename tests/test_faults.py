@@ -296,6 +296,29 @@ def test_a_damaged_saved_vocabulary_is_refused_naming_it(damage, needle, tmp_pat
                           "data is unchanged since training"), message
 
 
+def test_an_edited_vocabulary_that_no_longer_fits_the_checkpoint_is_named(tmp_path):
+  """A vocabulary.json still well formed but edited (a label added) was exit 4, 'checkpoint
+  does not match this config ... use a new --workdir', naming neither file."""
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  c.train.num_steps = 20
+  run = tmp_path / "run"
+  _train(c, run)
+  assert predict.load_run(run)[2] == 20  # the control: as saved, it loads
+  vocabulary = json.loads((run / workdir.VOCABULARY).read_text())
+  vocabulary["labels"].append("meh")
+  (run / workdir.VOCABULARY).write_text(json.dumps(vocabulary))
+  with pytest.raises(errors.InputError) as e:
+    predict.load_run(run)
+  message = str(e.value)
+  assert e.value.exit_code == 2 and "\n" not in message, message
+  assert message.startswith(f"checkpoint 20 in {run} does not fit the model its config.json and "
+                            "vocabulary.json describe (") and "read_out" in message, message
+  assert message.endswith("edited since training; restore them from a backup of the run")
+
+
 # --- writers fail, never hang -----------------------------------------------------------------
 def test_a_full_disk_under_a_writer_is_a_run_io_error(tmp_path):
   w = metrics.MetricsWriter(str(tmp_path), resume_step=0)
