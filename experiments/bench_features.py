@@ -14,6 +14,8 @@ own child process, as every benchmark case); NAME is a key of CASES:
                   runs it: bf16, fused attention and QKV, remat dots, 10 steps per call)
                   compiled by XLA:CPU, scanned vs unrolled, --pairs rounds; the same
                   model cut to 2 layers is the control
+  scan_compile_ladder_tpu  that pair compiled by XLA:TPU for v5p:4x4x4, the slice the
+                  preset's layout was planned for, --pairs rounds
   compile_parts   where that compile time goes: the step's parts (sampler, forward loss,
                   loss + gradients, Adam update) compiled alone, each in a fresh process,
                   24 and 2 layers, unrolled and scanned, beside the whole step
@@ -46,9 +48,14 @@ def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> d
 # The config fields each case compares values of; --set may not fix them.
 VARIES = {"scan_compile": ("model.scan_layers",), "scan_compile_tpu": ("model.scan_layers",),
           "scan_compile_ladder": ("model.scan_layers",),
+          "scan_compile_ladder_tpu": ("model.scan_layers",),
           "compile_parts": ("model.scan_layers",), "remat": ("model.remat",),
           "attention_qkv": ("model.attention", "model.fused_qkv")}
 
+
+# The cases that run --pairs rounds.
+READS_PAIRS = ("remat", "attention_qkv", "scan_compile_tpu", "scan_compile_ladder",
+               "scan_compile_ladder_tpu")
 
 # The cases whose programs a --set reaches; every other case runs a fixed config.
 TAKE_SET = ("garg_small", "garg_standard", *VARIES)
@@ -200,6 +207,16 @@ def scan_compile_ladder_case(a) -> dict:
   return _compile_rounds(a, "scan_compile_ladder", tuple(LADDER_CASES), "", "XLA:CPU")
 
 
+def scan_compile_ladder_tpu_case(a) -> dict:
+  """The same pair compiled by XLA:TPU for the slice the plain 410m preset's layout was
+  planned for (configs/lm_ladder.py's DEFAULT_TOPOLOGY), FSDP over its 64 chips."""
+  from configs import lm_ladder
+  from research import aot
+  aot.require_libtpu("--cases scan_compile_ladder_tpu")  # before any child starts
+  topology = lm_ladder.DEFAULT_TOPOLOGY
+  return _compile_rounds(a, "scan_compile_ladder_tpu", tuple(LADDER_CASES), topology, topology)
+
+
 def compile_parts_case(a) -> dict:
   from experiments.benchmark import _spawn, set_args
   sets, out = _sets(a, "compile_parts"), {}
@@ -278,6 +295,7 @@ def compile_cache_case(a) -> dict:
 
 CASES = {"scan_compile": scan_compile_case, "scan_compile_tpu": scan_compile_tpu_case,
          "scan_compile_ladder": scan_compile_ladder_case,
+         "scan_compile_ladder_tpu": scan_compile_ladder_tpu_case,
          "compile_parts": compile_parts_case,
          "remat": remat_case,
          "attention_qkv": attention_qkv_case, "steps_per_call": steps_per_call_case,

@@ -19,7 +19,7 @@ matmul measured at start-up (printed), on accelerators a per-device table.
 The Transformer features of config.model (scan_layers, remat, attention,
 fused_qkv) have their own cases in experiments/bench_features.py: `scan_compile`,
 `remat`, `attention_qkv`; `--set model.FIELD=VALUE` applies to the Garg cases and to
-every program those cases, `scan_compile_tpu`, `scan_compile_ladder` and `compile_parts`
+every program those cases, `scan_compile_tpu`, `scan_compile_ladder(_tpu)` and `compile_parts`
 compare (a field a case varies is refused); the other cases run fixed configs, so a --set
 with any of them is refused, as is a --pairs, --steps, --steps_per_call, --dtype or
 --vs-peer that none of --cases reads.
@@ -297,8 +297,9 @@ def define_flags(fv) -> None:
                        flag_values=fv)
   flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype.", flag_values=fv)
   flags.DEFINE_multi_string("set", [], "FIELD=VALUE on the Garg cases' config and on "
-                            "what scan_compile(_tpu, _ladder), compile_parts, remat and "
-                            "attention_qkv compare (repeatable), e.g. model.fused_qkv=True.",
+                            "what scan_compile(_tpu, _ladder, _ladder_tpu), compile_parts, "
+                            "remat and attention_qkv compare (repeatable), e.g. "
+                            "model.fused_qkv=True.",
                             flag_values=fv)
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
   flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts", "matmul"],
@@ -333,7 +334,7 @@ def check_flags_reach(a) -> None:
   otherwise): `--cases lm_10m --pairs 5` measured once, `--dtype=bfloat16 --vs-peer` ran fp32,
   both without a word."""
   garg = ("garg_small", "garg_standard")
-  paired = ("remat", "attention_qkv", "scan_compile_tpu", "scan_compile_ladder")
+  from experiments.bench_features import READS_PAIRS as paired
   stepped = (*garg, *CONFIG_CASES, "remat", "attention_qkv")
   reach = {  # flag: (the cases it reaches, in words for the message)
       "vs_peer": (garg, "garg_small and garg_standard"),

@@ -137,8 +137,8 @@ def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monke
     # lm_10m runs a fixed config: the --set was dropped without a word (audit 34, D9).
     (["--cases=lm_10m", "--set", "model.width=64"], "--set applies only to the cases "
      "garg_small, garg_standard, scan_compile, scan_compile_tpu, scan_compile_ladder, "
-     "compile_parts, remat, attention_qkv; lm_10m runs a fixed config: pass --cases with only "
-     "those cases"),
+     "scan_compile_ladder_tpu, compile_parts, remat, attention_qkv; lm_10m runs a fixed config: "
+     "pass --cases with only those cases"),
     (["--cases=garg_small,ensemble", "--set", "model.width=64"], "; ensemble runs a fixed config"),
     # profile_step's flag name: the child-only --case ran the whole default list (D9).
     (["--case=lm_10m"], "--case is internal to the benchmark's child processes; choose what "
@@ -150,8 +150,8 @@ def test_a_set_of_the_field_a_case_compares_is_refused_first(cases, field, monke
      "deep24, garg_small"),
     # Tuning flags that no chosen case reads were dropped without a word (audit 35).
     (["--cases=lm_10m", "--pairs=5"], "--pairs applies to remat, attention_qkv, "
-     "scan_compile_tpu, scan_compile_ladder, and the Garg cases with --vs-peer; --cases lm_10m "
-     "reads it nowhere: drop it, or add such a case"),
+     "scan_compile_tpu, scan_compile_ladder, scan_compile_ladder_tpu, and the Garg cases with "
+     "--vs-peer; --cases lm_10m reads it nowhere: drop it, or add such a case"),
     (["--cases=garg_small", "--vs-peer", "--dtype=bfloat16"], "--dtype applies to garg_small and "
      "garg_standard without --vs-peer (the peer runs fp32"),
     (["--cases=scan_compile,ensemble", "--vs-peer"], "--vs-peer applies to garg_small and "
