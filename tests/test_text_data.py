@@ -1,4 +1,6 @@
 """research/data/text.py: tokenisers, packing, padding, CSV/TFDS sources, rows inside jit."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,6 +56,28 @@ def test_csv_reader_names_a_missing_column(tmp_path):
   assert texts == ["a, b"] and labels == ["x"]
   with pytest.raises(InputError, match="has no column 'label'"):
     text_lib.read_csv(str(p), "text", "label")
+
+
+@pytest.mark.parametrize("text,needle", [
+    # An unquoted comma shifted the label into a third field: 'ok' became a class (audit 35).
+    ("text,label\nthe plot, ok,pos\n", "line 2 has more fields than the header; quote a field"),
+    ("text,label\nfine,pos\nno label,\n", "line 3 has an empty 'label'"),
+    ("text,label,label\nfine,pos,neg\n", "its header names column 'label' 2 times"),
+])
+def test_csv_rows_that_would_be_read_wrongly_are_refused(text, needle, tmp_path):
+  p = tmp_path / "d.csv"
+  p.write_text(text)
+  with pytest.raises(InputError, match=re.escape(needle)):
+    text_lib.read_csv(str(p), "text", "label")
+
+
+def test_csv_a_byte_order_mark_and_a_trailing_comma_read_as_meant(tmp_path):
+  """The controls: a spreadsheet's BOM was part of the first column's name ('no column
+  text'); a trailing comma's empty field is not a shifted row."""
+  p = tmp_path / "d.csv"
+  p.write_bytes("text,label\nfine film,pos,\n\"bad, long\",neg\n".encode("utf-8-sig"))
+  assert text_lib.read_csv(str(p), "text", "label") == (["fine film", "bad, long"],
+                                                        ["pos", "neg"])
 
 
 @pytest.mark.parametrize("placement", ["device", "host"])

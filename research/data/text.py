@@ -276,7 +276,8 @@ def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str],
   InputError naming the file, the line and the fix."""
   p = _existing_file(path, "a CSV file with a header row, e.g. text,label")
   where = f"config.task.path={path!r}"
-  with p.open(newline="", encoding="utf-8", errors="replace") as f:
+  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+  with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
     # strict: an unbalanced quote is an error, not a field that swallows the rest of the file.
     reader = csv.DictReader(f, strict=True)
     try:
@@ -288,11 +289,21 @@ def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str],
         if c not in cols:
           raise InputError(f"{where} has no column {c!r} (its header: {', '.join(cols)}); set "
                            f"config.task.{field} to one of those or fix the header")
+        if cols.count(c) > 1:  # csv would silently keep the last of them
+          raise InputError(f"{where}: its header names column {c!r} {cols.count(c)} times; "
+                           "rename all but one")
       rows = []
       for r in reader:
         if r[text_column] is None or r[label_column] is None:
           raise InputError(f"{where} line {reader.line_num} has fewer fields than the header; "
                            "fix that row (quote a field that holds a comma)")
+        if any(x.strip() for x in r.get(None, [])):  # an unquoted comma shifted the fields
+          # (a trailing comma's empty field is no harm)
+          raise InputError(f"{where} line {reader.line_num} has more fields than the header; "
+                           "quote a field that holds a comma")
+        if not r[label_column].strip():
+          raise InputError(f"{where} line {reader.line_num} has an empty {label_column!r}; "
+                           "give that row its label or remove it")
         rows.append((r[text_column], r[label_column].strip()))
     except csv.Error as e:
       hint = ("a field is longer than the CSV limit: an unbalanced quote makes the rest of the "
