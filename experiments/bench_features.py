@@ -46,10 +46,10 @@ def _ours(case: str, steps: int, steps_per_call: int, sets: dict, env=None) -> d
 
 
 # The config fields each case compares values of; --set may not fix them.
-VARIES = {"scan_compile": ("model.scan_layers",), "scan_compile_tpu": ("model.scan_layers",),
-          "scan_compile_ladder": ("model.scan_layers",),
-          "scan_compile_ladder_tpu": ("model.scan_layers",),
-          "compile_parts": ("model.scan_layers",), "remat": ("model.remat",),
+_DEPTH_PAIRS = ("model.scan_layers", "model.num_layers")  # scanned vs unrolled, deep vs shallow
+VARIES = {"scan_compile": _DEPTH_PAIRS, "scan_compile_tpu": _DEPTH_PAIRS,
+          "scan_compile_ladder": _DEPTH_PAIRS, "scan_compile_ladder_tpu": _DEPTH_PAIRS,
+          "compile_parts": _DEPTH_PAIRS, "remat": ("model.remat",),
           "attention_qkv": ("model.attention", "model.fused_qkv")}
 
 
@@ -115,11 +115,14 @@ PARTS = ("sampler", "forward", "gradient", "optimizer", "step")
 LADDER_CASES = {"ladder410m": ("410m", {}), "ladder410m_2layers": ("410m", {"model.num_layers": 2})}
 
 
-def _ladder_config(case: str, sets: dict):
+def _ladder_config(case: str, sets: dict, local: bool):
+  """The case's preset, on this host's one CPU device when `local`; --set last."""
   from experiments.benchmark import ROOT
   from research import cli
   size, changes = LADDER_CASES[case]
   c = cli.apply_overrides(cli.load_config(f"{ROOT / 'configs/lm_ladder.py'}:{size}"), changes)
+  if local:
+    c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, 1, 1
   return cli.apply_overrides(c, sets, text=True, flag="--set ")
 
 
@@ -138,9 +141,7 @@ def child_parts(case: str, part: str, sets: dict, topology: str = "") -> dict:
     from research import aot
     jax.config.update("jax_platforms", "cpu")  # libtpu as a compiler only, as research.aot
     if case in LADDER_CASES:
-      c = _ladder_config(case, sets)
-      if not topology:
-        c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, 1, 1  # this host's one CPU device
+      c = _ladder_config(case, sets, local=not topology)
     else:
       c = _regression_config(case, 1, "float32", sets)
       c.mesh.data = -1  # data-parallel over the slice's chips
@@ -267,9 +268,10 @@ def attention_qkv_case(a) -> dict:
 
 
 def steps_per_call_case(a) -> dict:
-  """1 vs 50 steps per jit call, on the `tiny` preset and on the cpu preset's model."""
+  """1 vs 50 steps per jit call, on the `tiny` preset and on the cpu preset's model (--steps
+  steps each, 500 when not given)."""
   from experiments.benchmark import _spawn
-  steps, out = max(a.steps, 500), {}
+  steps, out = (a.steps if a["steps"].present else 500), {}
   for label, child, case in (("tiny preset", "--child=config", "tiny_preset"),
                              ("cpu-preset model, batch 64", "--child=ours", "tiny")):
     one = _spawn(child, f"--case={case}", f"--steps={steps}", "--steps_per_call=1")

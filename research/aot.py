@@ -193,9 +193,10 @@ def plan(config, target: Target) -> dict:
   """Compiles the config's multi-step for `target`; the figures of the module docstring."""
   import jax
 
-  from research import config_check, train
+  from research import config_check, models, train
   config_check.validate(config, len(target.devices))
   exp = train.Experiment(config, target.devices)
+  models.check_max_len(config.model, exp.task.io)
   tr = config.train
   steps = int(tr.steps_per_call)
   abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),

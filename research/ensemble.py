@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
-from research import loop, optim, preemption, sharding, tasks
+from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
 from research import workdir_lock
 from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
@@ -196,6 +196,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
     workdir_lib.check_not_past(start, tr.num_steps, workdir)
   else:
+    models.check_max_len(config.model, ens.exp.task.io)
     carry, start = ens.init_state(), 0
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written

@@ -152,11 +152,11 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     else:  # the default place, checked as main checks a given --out (a read-only workdir)
       out = workdir / OUT
       try:
-        cli.check_output(str(out), "--out", example=OUT)
-      except InputError:
-        raise InputError(f"--workdir={workdir}: {out.parent} is not writable, and the probe's "
-                         f"rows go to {OUT} in the workdir unless --out says otherwise; pass "
-                         "--out=FILE in a directory you can write to") from None
+        cli.check_output(str(out), "--out", example="checkpoints.jsonl")
+      except InputError as e:  # its reason, about the default place, not a flag given
+        raise InputError(f"--workdir={workdir}: the probe's rows go to {OUT} in it unless "
+                         f"--out says otherwise, and " + str(e).replace(f"--out={out}", str(out))
+                         + "; or pass --out=FILE elsewhere") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     with workdir_lock.Lock(out.parent, "research.probe_checkpoints"):
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts)

@@ -250,6 +250,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     logging.info("resumed from checkpoint at step %d", restored)
     workdir_lib.check_not_past(restored, tr.num_steps, workdir)
   else:
+    models.check_max_len(config.model, exp.task.io)
     state = exp.init_state()
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
       state = state.replace(params=ckpt_lib.init_params_from(

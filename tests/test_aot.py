@@ -145,7 +145,7 @@ def test_benchmark_ladder_compile_case_compiles_the_presets_first_call(monkeypat
   assert target.name == "local" and (c.mesh.data, c.mesh.fsdp, c.mesh.tensor) == (1, 1, 1)
   assert (c.model.num_layers, c.model.width, c.model.scan_layers) == (24, 1024, False)
   assert c.train.steps_per_call == 10 and c.model.dtype == "bfloat16"
-  deep, shallow = (bench_features._ladder_config(case, {}).to_dict()
+  deep, shallow = (bench_features._ladder_config(case, {}, local=True).to_dict()
                    for case in bench_features.LADDER_CASES)
   assert (deep["model"].pop("num_layers"), shallow["model"].pop("num_layers")) == (24, 2)
   assert deep == shallow

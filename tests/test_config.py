@@ -88,6 +88,21 @@ def test_command_line_errors_are_one_line(override, needle, tmp_path):
   assert not (tmp_path / "run").exists(), "a failed config must not create the workdir"
 
 
+def test_a_run_saved_with_a_short_max_len_still_resumes(tmp_path):
+  """Runs trained before max_len was checked had their table silently raised to the task's
+  length: the check is for new runs, and such a run resumes as it was trained (its saved
+  config.json says max_len=8; the model it trained has the 22-position table)."""
+  proc = _main("--config.train.num_steps=20", tmp_path=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  saved = tmp_path / "run" / "config.json"
+  config = json.loads(saved.read_text())
+  config["model"]["max_len"] = 8  # what the older code wrote for --config.model.max_len=8
+  saved.write_text(json.dumps(config))
+  proc = _main("--config.train.num_steps=40", "--config.model.max_len=8", tmp_path=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_step"] == 40
+
+
 def test_out_of_memory_is_one_line_and_the_corrected_command_runs(tmp_path):
   """A config too large for the host (a pod preset on a laptop) was an 'internal error'
   traceback, and its leftover config.json then refused the corrected command."""

@@ -159,8 +159,9 @@ def test_a_read_only_workdir_without_out_is_refused_first_and_leaves_nothing(run
   real = cli._writable
   monkeypatch.setattr(cli, "_writable", lambda d: not Path(d).is_relative_to(run) and real(d))
   before = sorted(run.parent.rglob("*"))
-  with pytest.raises(InputError, match=rf"--workdir={re.escape(str(run))}: .* is not writable, "
-                     r"and the probe's rows go to .* pass --out=FILE in a directory you can write"):
+  with pytest.raises(InputError, match=rf"--workdir={re.escape(str(run))}: the probe's rows go to "
+                     r"probes/checkpoints.jsonl in it unless --out says otherwise, and .*probes is "
+                     r"not writable; pass a path you can write to; or pass --out=FILE elsewhere$"):
     probe_checkpoints.probe_run(run)
   assert sorted(run.parent.rglob("*")) == before  # no .lock, no probes file
   reached = []  # the control: writable, the probe gets past the check to its default file

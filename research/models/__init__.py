@@ -19,11 +19,18 @@ from research.models import lstm, resnet, transformer
 from research.models.spec import BuiltModel, IOSpec  # noqa: F401 (the public names)
 
 
-def _build_transformer(mc, io: IOSpec) -> BuiltModel:
-  if 0 < mc.max_len < io.seq_len:  # was raised to the sequence length without a word
-    raise InputError(f"model.max_len={mc.max_len} is shorter than the task's sequences "
+def check_max_len(model_cfg, io: IOSpec) -> None:
+  """A new Transformer run's position table is at least the task's length. Called where a
+  run starts from step 0 (research.train, research.ensemble, research.aot): the build below
+  still raises a shorter table to the length, the model that runs saved before this check
+  were trained with, so that they resume and predict as they were."""
+  if model_cfg.name == "transformer" and 0 < model_cfg.max_len < io.seq_len:
+    raise InputError(f"model.max_len={model_cfg.max_len} is shorter than the task's sequences "
                      f"({io.seq_len} positions); set model.max_len=0 (the task's length) or "
                      f">= {io.seq_len}")
+
+
+def _build_transformer(mc, io: IOSpec) -> BuiltModel:
   cfg = transformer.TransformerConfig(
       num_layers=mc.num_layers, width=mc.width, num_heads=mc.num_heads,
       output_dim=io.output_dim, input_dim=io.input_dim, vocab_size=io.vocab_size,
