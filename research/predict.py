@@ -55,17 +55,25 @@ def load_run(workdir: str | Path):
   try:
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     steps = ck.all_steps()
-    mismatch = ck.mismatches(steps[-1], abstract) if steps else []
-    if mismatch:  # the run's own files describe another model: one of them was edited
-      files = [n for n in (workdir_lib.CONFIG, workdir_lib.VOCABULARY) if (workdir / n).is_file()]
-      raise InputError(
-          f"checkpoint {steps[-1]} in {workdir} does not fit the model its {' and '.join(files)} "
-          f"describe ({'; '.join(mismatch[:2])}): edited since training; restore "
-          f"{'them' if len(files) > 1 else 'it'} from a backup of the run")
+    if steps:
+      check_fits(workdir, ck, steps[-1], abstract)
     state, _, step = ck.restore(abstract)
   finally:
     ck.close()
   return exp, state.params, step
+
+
+def check_fits(workdir: Path, ck, step: int, abstract) -> None:
+  """Checkpoint `step` has the shapes of the model the run's own files describe; if not,
+  one of them was edited since training (a refusal naming them, not a checkpoint error)."""
+  from research import workdir as workdir_lib
+  mismatch = ck.mismatches(step, abstract)
+  if mismatch:
+    files = [n for n in (workdir_lib.CONFIG, workdir_lib.VOCABULARY) if (workdir / n).is_file()]
+    raise InputError(
+        f"checkpoint {step} in {workdir} does not fit the model its {' and '.join(files)} "
+        f"describe{'s' if len(files) == 1 else ''} ({'; '.join(mismatch[:2])}): edited since "
+        f"training; restore {'them' if len(files) > 1 else 'it'} from a backup of the run")
 
 
 def _saved_task(workdir: Path, config):

@@ -187,6 +187,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
   logging.info("%s: %d checkpoints, %d already in %s, %d to probe", workdir, len(steps),
                len(steps) - len(todo), out, len(todo))
   abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
+  predict.check_fits(workdir, ck, todo[-1], abstract)  # an edited config.json: say so first
   tokens_per_step = int(exp.config.train.batch_size) * int(exp.task.seq_len)
   probed, failed = [], []
   for step in todo:

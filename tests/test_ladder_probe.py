@@ -170,6 +170,22 @@ def test_a_read_only_workdir_without_out_is_refused_first_and_leaves_nothing(run
   assert probe_checkpoints.probe_run(run) == [] and reached == [run / probe_checkpoints.OUT]
 
 
+def test_an_edited_config_that_no_longer_fits_the_checkpoints_is_named(run, tmp_path):
+  """An edited config.json (another MLP width) was exit 4, each checkpoint 'does not match
+  this config', naming no file."""
+  edited = tmp_path / "run"
+  shutil.copytree(run, edited)
+  (edited / probe_checkpoints.OUT).unlink(missing_ok=True)
+  config = json.loads((edited / "config.json").read_text())
+  config["model"]["mlp_ratio"] /= 2
+  (edited / "config.json").write_text(json.dumps(config))
+  with pytest.raises(InputError, match=r"checkpoint \d+ in .* does not fit the model its "
+                     r"config.json and vocabulary.json describe \(params/.*mlp.*\): edited since "
+                     r"training; restore them from a backup of the run$"):
+    probe_checkpoints.probe_run(edited)
+  assert not (edited / probe_checkpoints.OUT).exists()
+
+
 def test_a_broken_config_json_is_named_as_broken(tmp_path):
   (tmp_path / "config.json").write_text("{not json")
   with pytest.raises(InputError, match="config.json does not hold a config"):
