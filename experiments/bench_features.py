@@ -79,6 +79,32 @@ def check_sets(cases, sets: dict) -> None:
                        f"--set, or run {case} without it")
 
 
+def check_flags_reach(a) -> None:
+  """A tuning flag that none of --cases reads is refused (each case runs its own settings
+  otherwise): `--cases lm_10m --pairs 5` measured once, `--dtype=bfloat16 --vs-peer` ran fp32,
+  both without a word."""
+  from experiments.benchmark import CONFIG_CASES
+  from research.errors import InputError
+  garg, paired = ("garg_small", "garg_standard"), READS_PAIRS
+  stepped = (*garg, *CONFIG_CASES, "remat", "attention_qkv")
+  reach = {  # flag: (the cases it reaches, in words for the message)
+      "vs_peer": (garg, "garg_small and garg_standard"),
+      "dtype": (() if a.vs_peer else garg,
+                "garg_small and garg_standard without --vs-peer (the peer runs fp32; "
+                "--set model.dtype=bfloat16 sets our side alone)"),
+      "pairs": ((*garg, *paired) if a.vs_peer else paired,
+                f"{', '.join(paired)}, and the Garg cases with --vs-peer"),
+      "steps": ((*stepped, "steps_per_call"), f"{', '.join(stepped)} and steps_per_call"),
+      "steps_per_call": (stepped, ", ".join(stepped))}
+  for name, (cases, words) in reach.items():
+    given = a.vs_peer if name == "vs_peer" else a[name].present
+    if given and not set(a.cases) & set(cases):
+      raise InputError(f"--{name.replace('_', '-') if name == 'vs_peer' else name} applies to "
+                       f"{words}; --cases {','.join(a.cases)} "
+                       f"{'reads' if len(a.cases) == 1 else 'read'} it nowhere: drop it, or add "
+                       "such a case")
+
+
 def _sets(a, case: str) -> dict:
   """The command's --set FIELD=VALUE, applied to every program that CASE compares."""
   from research import cli
