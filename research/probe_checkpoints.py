@@ -147,16 +147,18 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     if not steps:
       raise InputError(f"--workdir={workdir} has no complete checkpoint; train it first "
                        "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
-    if out:
-      out = Path(out).expanduser()
-    else:  # the default place, checked as main checks a given --out (a read-only workdir)
-      out = workdir / OUT
-      try:
-        cli.check_output(str(out), "--out", example="checkpoints.jsonl")
-      except InputError as e:  # its reason, about the default place, not a flag given
-        raise InputError(f"--workdir={workdir}: the probe's rows go to {OUT} in it unless "
-                         f"--out says otherwise, and " + str(e).replace(f"--out={out}", str(out))
-                         + "; or pass --out=FILE elsewhere") from None
+    # Checked before the lock beside it is taken: a directory or a read-only place was an
+    # I/O error (exit 5, no fix named) and could leave a stray .lock behind.
+    given, out = out, Path(out).expanduser() if out else workdir / OUT
+    try:
+      cli.check_output(str(out), "--out", example="checkpoints.jsonl")
+    except InputError as e:
+      if given:
+        raise
+      # Its reason, about the default place, not a flag given (a read-only workdir).
+      raise InputError(f"--workdir={workdir}: the probe's rows go to {OUT} in it unless "
+                       f"--out says otherwise, and " + str(e).replace(f"--out={out}", str(out))
+                       + "; or pass --out=FILE elsewhere") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     with workdir_lock.Lock(out.parent, "research.probe_checkpoints"):
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts)
@@ -235,10 +237,6 @@ def main(argv) -> int:
     raise InputError(f"--windows={_WINDOWS.value} must be >= 0 (0: the run's probe.eval_sequences)")
   if _FEW_SHOT.value < 0:
     raise InputError(f"--few_shot_prompts={_FEW_SHOT.value} must be >= 0 (0: no few-shot probe)")
-  if _OUT.value is not None:
-    # Before the lock beside it is taken: a directory or a read-only place was an I/O error
-    # (exit 5, no fix named) and could leave a stray .lock behind.
-    cli.check_output(_OUT.value, "--out", example="checkpoints.jsonl")
   probed = probe_run(_WORKDIR.value, _OUT.value, _WINDOWS.value, _FEW_SHOT.value)
   print(f"probed {len(probed)} checkpoint(s): {probed}", flush=True)
   return 0
