@@ -1,0 +1,109 @@
+"""The tokenizer and labels live in the workdir (vocabulary.json): predict reads them, never
+the data file; a damaged or edited one is refused naming it."""
+import csv
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from research import errors, predict, train, workdir
+
+
+def _train(c, wd):
+  return train.train_and_evaluate(c, str(wd), devices=jax.devices()[:1])
+
+
+def _csv(path: Path, n: int = 120, seed: int = 0) -> Path:
+  rng = np.random.default_rng(seed)
+  cues = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
+  with path.open("w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["text", "label"])
+    for _ in range(n):
+      lab = str(rng.choice(["neg", "pos"]))
+      w.writerow([f"the plot was {rng.choice(cues[lab])} {rng.choice(['ok', 'long'])}", lab])
+  return path
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "word"])
+def test_tokenizer_state_round_trips(kind):
+  from research.data import text as text_lib
+  tok = text_lib.make_tokenizer(kind, ["the plot was good", "a dull film!"], 12)
+  back = text_lib.tokenizer_from_state(json.loads(json.dumps(text_lib.tokenizer_state(tok))))
+  for text in ("the film was good", "unseen words here"):
+    np.testing.assert_array_equal(back.encode(text), tok.encode(text))
+  assert back.vocab_size == tok.vocab_size
+
+
+def test_predict_uses_the_saved_vocabulary_not_the_data_file(tmp_path):
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  c.train.num_steps = 20
+  _train(c, tmp_path / "run")
+  texts = ["the plot was great", "awful long plot"]
+  before = predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts)
+  os.rename(tmp_path / "a.csv", tmp_path / "moved.csv")
+  after = predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts)
+  assert after == before  # identical probabilities, no data file read
+  _csv(tmp_path / "a.csv", n=60, seed=1)  # an edited file: another vocabulary
+  assert predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts) == before
+  c.train.num_steps = 40  # a resume on the edited data is refused
+  with pytest.raises(errors.InputError, match="another vocabulary"):
+    _train(c, tmp_path / "run")
+  (tmp_path / "run" / workdir.VOCABULARY).unlink()  # negative control: rebuilt from the data
+  assert predict.predict_texts(*predict.load_run(tmp_path / "run")[:2], texts) != before
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ('{"tokenizer": 5}', '("tokenizer" is 5, not the tokenizer\'s state)'),  # AttributeError
+    ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}}',  # KeyError
+     '(no "labels" (a list of at least 2 label names))'),
+    ("garbage{", "does not hold the run's tokenizer and labels (not a JSON object)"),  # "absent"
+    ('{"tokenizer": {"kind": "char"}, "labels": ["neg", "pos"]}', "(KeyError: 'chars')")])
+def test_a_damaged_saved_vocabulary_is_refused_naming_it(damage, needle, tmp_path):
+  """Audit 34, D16: tracebacks, or (broken JSON) the task silently rebuilt from the data file,
+  which predict promises never to read. The data file is here, so only a refusal passes."""
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / workdir.CONFIG).write_text(workdir.config_json(c))
+  (run / workdir.VOCABULARY).write_text(damage)
+  with pytest.raises(errors.InputError) as e:
+    predict.open_run(run)
+  message = str(e.value)
+  assert e.value.exit_code == 2 and "\n" not in message
+  assert message.startswith(f"{run / workdir.VOCABULARY} ") and needle in message, message
+  assert message.endswith("; restore it from a backup of the run; or delete it to rebuild the "
+                          "tokenizer and labels from the training data, right only if that "
+                          "data is unchanged since training"), message
+
+
+def test_an_edited_vocabulary_that_no_longer_fits_the_checkpoint_is_named(tmp_path):
+  """A vocabulary.json still well formed but edited (a label added) was exit 4, 'checkpoint
+  does not match this config ... use a new --workdir', naming neither file."""
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  c.train.num_steps = 20
+  run = tmp_path / "run"
+  _train(c, run)
+  assert predict.load_run(run)[2] == 20  # the control: as saved, it loads
+  vocabulary = json.loads((run / workdir.VOCABULARY).read_text())
+  vocabulary["labels"].append("meh")
+  (run / workdir.VOCABULARY).write_text(json.dumps(vocabulary))
+  with pytest.raises(errors.InputError) as e:
+    predict.load_run(run)
+  message = str(e.value)
+  assert e.value.exit_code == 2 and "\n" not in message, message
+  assert message.startswith(f"checkpoint 20 in {run} does not fit the model its config.json and "
+                            "vocabulary.json describe (") and "read_out" in message, message
+  assert message.endswith("edited since training; restore them from a backup of the run")
