@@ -74,8 +74,9 @@ class InContextRegressor(torch.nn.Module):
     return self.read_out(hidden)[:, ::2, 0]  # predictions of y_i, read at x_i
 
 
-def main(argv=None) -> None:
-  args = parse_args(argv)
+def build_step(args: argparse.Namespace):
+  """(step, parameter count): one Adam step on a fresh batch per call, returning its loss.
+  Module-level so that experiments/profile_step.py --peer profiles the same step."""
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
   model = InContextRegressor(args.n_dims, args.n_points, args.n_embd, args.n_layer,
@@ -93,6 +94,12 @@ def main(argv=None) -> None:
     opt.step()
     return loss.item()  # .item() synchronises, so the timer sees finished steps
 
+  return step, n_params
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  step, n_params = build_step(args)
   for _ in range(args.warmup):
     step()
   t0 = time.perf_counter()

@@ -140,11 +140,10 @@ def profile_ensemble(members: int, steps: int, steps_per_call: int) -> dict:
 
 
 PEER_PROFILE = r"""
-import runpy, sys, time, torch, collections, json
+import runpy, sys, time, json
 from torch.profiler import profile, ProfilerActivity
-sys.argv = [sys.argv[1]] + sys.argv[2:]
-g = runpy.run_path(sys.argv[0], run_name="peer")  # defines step(); runs its own timing
-step = g["step"]
+g = runpy.run_path(sys.argv[1], run_name="peer")  # the peer's module, main() not run
+step, _ = g["build_step"](g["parse_args"](sys.argv[2:]))
 for _ in range(3): step()
 with profile(activities=[ProfilerActivity.CPU]) as prof:
   t = time.perf_counter()
@@ -155,20 +154,30 @@ print(json.dumps({"step_s": dt, "ops_us": ops}))
 """
 
 
+def peer_ops(args: list, steps: int) -> dict:
+  """{step_s, ops_us}: the peer's own step (peer_torch.build_step with ARGS, its flags)
+  under torch.profiler for STEPS steps, in a child process as the benchmark runs it."""
+  code = PEER_PROFILE.replace("STEPS", str(steps))
+  proc = subprocess.run([sys.executable, "-c", code, str(bench_peer.PEER), *args],
+                        capture_output=True, text=True)
+  if proc.returncode:  # an internal error: keep the peer's own traceback for the report
+    raise RuntimeError(f"the peer's profile exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def profile_peer(case: str, steps: int) -> dict:
   from research import metrics
   cfg = benchmark.CASES[case]
   args = ["--n_dims", "20", "--n_points", "41", "--n_embd", str(cfg["width"]), "--n_layer",
-          str(cfg["num_layers"]), "--n_head", str(cfg["num_heads"]), "--batch", "64",
-          "--steps", "3", "--warmup", "2"]
-  code = PEER_PROFILE.replace("STEPS", str(steps))
-  proc = subprocess.run([sys.executable, "-c", code, str(bench_peer.PEER), *args],
-                        capture_output=True, text=True, check=True)
-  res = json.loads(proc.stdout.strip().splitlines()[-1])
+          str(cfg["num_layers"]), "--n_head", str(cfg["num_heads"]), "--batch", "64"]
+  res = peer_ops(args, steps)
   kinds = collections.Counter()
   for op, us in res["ops_us"].items():
     name = op.split("::")[-1]
+    # transformers' SDPA attention runs as one fused op (its QK^T and PV matmuls with the
+    # softmax between), as our fusions that hold dots count as matmul time.
     kind = ("matmul" if name in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear")
+            or name.startswith("_scaled_dot_product")
             else "layout" if name in ("copy_", "contiguous", "clone", "transpose", "permute",
                                       "t", "view", "reshape", "cat", "stack") else "elementwise")
     kinds[kind] += us / steps / 1e6

@@ -85,3 +85,16 @@ def test_a_prefix_of_a_flag_is_refused_not_taken_for_it(capsys):
   with pytest.raises(SystemExit) as e:
     peer.parse_args(["--step=2"])
   assert e.value.code == 2 and "unrecognized arguments: --step=2" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None
+                    or importlib.util.find_spec("transformers") is None,
+                    reason="needs the bench extra (torch, transformers)")
+def test_profile_step_profiles_the_peers_own_step():
+  """profile_step --peer builds the step peer_torch.main times (build_step), not a copy;
+  it found no `step` once main() came to define it (a KeyError in the child)."""
+  from experiments import profile_step
+  res = profile_step.peer_ops(["--n_dims=4", "--n_points=5", "--n_embd=16", "--n_layer=1",
+                               "--n_head=2", "--batch=4", "--threads=1"], steps=2)
+  assert res["step_s"] > 0
+  assert any(op.endswith(("::mm", "::addmm")) for op in res["ops_us"]), sorted(res["ops_us"])
