@@ -111,13 +111,19 @@ def _libtpu_chatter_dropped():
       sys.stderr.flush()
 
 
-def topology_target(name: str) -> Target:
-  """The devices of a TPU topology; every way the name can be wrong is one InputError."""
+def check_topology_name(name: str) -> None:
+  """CHIP:SHAPE spelled as libtpu reads it (whether the chip has that shape, libtpu says)."""
   chip = hardware.chip_for_topology(name)
-  if chip is None or ":" not in name:
+  if chip is None or not re.fullmatch(r"[^:]+:[1-9]\d*(x[1-9]\d*)+", name):
     raise InputError(f"--topology={name!r} is not a TPU topology name; write CHIP:SHAPE with "
                      f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
                      "v5p:4x4x4")
+
+
+def topology_target(name: str) -> Target:
+  """The devices of a TPU topology; every way the name can be wrong is one InputError."""
+  check_topology_name(name)
+  chip = hardware.chip_for_topology(name)
   require_libtpu(f"--topology={name}")
   # libtpu takes /tmp/libtpu_lockfile so that two processes never drive one TPU; every
   # JAX process on a host with libtpu installed probes for a TPU and holds it. A
@@ -355,7 +361,9 @@ def main(argv) -> None:
     print(f"\nfrom the plan cache ({_PLAN_CACHE.value or 'off'}): "
           f"{', '.join(cell(p) for p in plans if p['from_cache']) or 'none'}; compiled now: "
           f"{', '.join(cell(p) for p in plans if not p['from_cache']) or 'none'}"
-          + (f"; not yet planned: {', '.join(unplanned)}" if unplanned else ""))
+          + (f"; not yet planned: {', '.join(unplanned)}" if unplanned else "")
+          + (" (their slice names unchecked: libtpu is not installed)"
+             if unplanned and importlib.util.find_spec("libtpu") is None else ""))
   else:
     config = cli.config_from_flags()
     planned_for = config.get("topology", "")

@@ -9,6 +9,7 @@ says which came from the cache.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -66,8 +67,9 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
            cached_only: bool = False, *, planner) -> tuple[list[dict], list[str]]:
   """(plans of every (size, topology) of a ladder config, cells left unplanned): each from
   `cache_dir` when there, else compiled and stored; a compile failure is a row too.
-  cached_only: compile nothing; the cells not in the cache are the second value.
-  planner: research.aot's namespace (topology_target, plan), passed in: this module sits below
+  cached_only: compile nothing; the cells not in the cache are the second value (their
+  slices resolved by libtpu when it is installed).
+  planner: research.aot's namespace (check_topology_name, topology_target, plan), passed in: this module sits below
   research.aot, and `python -m research.aot` runs as __main__, where importing research.aot
   again would define its flags twice."""
   module = cli.load_config_module(path, "--ladder")
@@ -79,6 +81,8 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")
   if cache_dir:
     cache_dir = cli.check_workdir(cache_dir, "--plan_cache")
+  for topology in topologies:  # a misspelt slice is exit 2 before any cache read or compile
+    planner.check_topology_name(topology)
   cells = []
   for size in sizes or pod:
     for topology in topologies:
@@ -86,6 +90,11 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
       cells.append((size, topology, config, *cached_plan(config, topology, cache_dir)))
   missing = [c for c in cells if c[4] is None]
   if cached_only:
+    # Compile nothing, but resolve the unplanned cells' slices where libtpu is here (a shape
+    # the chip does not have, v5e:3x3, is exit 2 rather than "not yet planned").
+    if importlib.util.find_spec("libtpu") is not None:
+      for topology in dict.fromkeys(c[1] for c in missing):
+        planner.topology_target(topology)
     return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]
   # Every slice a missing cell needs, before the first (long) compile: a bad name fails now.
   targets = {t: planner.topology_target(t) for t in dict.fromkeys(c[1] for c in missing)}

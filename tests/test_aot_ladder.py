@@ -1,0 +1,161 @@
+"""research.aot_ladder: every (size, topology) cell of a ladder config planned once and kept
+in the plan cache; --cached_only compiles nothing but still refuses a slice name that is wrong.
+"""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from research import aot, aot_ladder
+from research.errors import InputError
+
+needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
+                                  reason="libtpu is in the dev extra: pip install -e '.[dev]'")
+
+
+# --- the ladder's plan cache: each (size, topology) cell compiled once --------------------
+_TINY_LADDER = '''
+from configs import lm_ladder
+from research import cli
+
+POD_SIZES = {"tiny": None}
+WIDTH = 128
+
+
+def get_config(preset):
+  size, _, topology = preset.partition("@")
+  c = cli.apply_overrides(lm_ladder.get_config(size), {
+      "model.width": WIDTH, "model.num_heads": 4, "task.seq_len": 128,
+      "train.steps_per_call": 1, "train.eval_every": 0, "train.checkpoint_every": 0})
+  c.topology = topology
+  return c
+'''
+
+
+@pytest.fixture
+def tiny_ladder(tmp_path):
+  """A ladder file of one size (the tiny preset at width 128) and an empty plan cache."""
+  path = tmp_path / "tiny_ladder.py"
+  path.write_text(_TINY_LADDER)
+  return str(path), tmp_path / "plans"
+
+
+def _counting(monkeypatch, fake=None):
+  """aot.plan replaced by a counter around the real one (or `fake`): the compiles made."""
+  calls, real = [], aot.plan
+
+  def counted(config, target):
+    calls.append(config.model.width)
+    return fake(config, target) if fake else real(config, target)
+
+  monkeypatch.setattr(aot, "plan", counted)
+  return calls
+
+
+@needs_libtpu
+def test_ladder_second_call_compiles_nothing(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch)
+  first, unplanned = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128] and unplanned == [] and not first[0]["from_cache"]
+  assert len(list(cache.glob("*.json"))) == 1
+
+  def refuse(*args):
+    raise AssertionError("a cached cell was compiled (or its slice built) again")
+  monkeypatch.setattr(aot, "plan", refuse)
+  monkeypatch.setattr(aot, "topology_target", refuse)
+  second, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert second[0]["from_cache"] and aot_ladder.markdown(second) == aot_ladder.markdown(first)
+  assert second[0]["memory_per_device"] == first[0]["memory_per_device"]
+
+
+def _fake_plan(config, target):
+  del target  # the cache logic only: no libtpu, no compile
+  return {"topology": "v5e:2x2", "num_params": 1000, "mesh": {"data": 4, "fsdp": 1, "tensor": 1},
+          "remat": "none", "batch_size": 8, "grad_accum_steps": 1, "compile_s": 1.0,
+          "memory_per_device": {"total_bytes": 2e9, "capacity_bytes": 16e9, "fits": True},
+          "flops": {}, "collectives": {}, "roofline": {"mfu_40": {"step_s": 1.0,
+                                                                  "tokens_per_s": 2.0}}}
+
+
+def test_plan_cache_misses_on_a_changed_field_or_version(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name: None)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128]  # the negative control of the misses below: the same cell hits
+  Path(path).write_text(_TINY_LADDER.replace("WIDTH = 128", "WIDTH = 96"))
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128, 96] and not rows[0]["from_cache"]
+  monkeypatch.setattr(aot_ladder, "_versions", lambda: {"jax": "0.0.0", "jaxlib": "0.0.0",
+                                                 "libtpu": "0.0.0"})
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128, 96, 96] and len(list(cache.glob("*.json"))) == 3
+
+
+@pytest.mark.parametrize("damage", ["{\"memory_per_device\": ", "[1, 2]", "{}"])
+def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeypatch, damage):
+  from absl import logging as absl_logging
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name: None)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  (file,) = cache.glob("*.json")
+  file.write_text(damage)
+  warnings = []
+  monkeypatch.setattr(absl_logging, "warning", lambda msg, *a: warnings.append(msg % a))
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128, 128] and not rows[0]["from_cache"]
+  assert len(warnings) == 1 and str(file) in warnings[0] and "again" in warnings[0]
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)  # rewritten whole
+  assert calls == [128, 128] and rows[0]["from_cache"]
+
+
+def test_cached_only_compiles_nothing_and_lists_the_missing_cells(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name: None)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache),
+                                      cached_only=True, planner=aot)
+  assert rows == [] and unplanned == ["tiny@v5e:2x2", "tiny@v5e:4x4"] and calls == []
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache),
+                                      cached_only=True, planner=aot)
+  assert [r["topology"] for r in rows] == ["v5e:2x2"] and unplanned == ["tiny@v5e:4x4"]
+
+
+def test_plan_cache_that_is_a_file_is_input_error(tiny_ladder, tmp_path):
+  path, _ = tiny_ladder
+  (tmp_path / "afile").write_text("x")
+  with pytest.raises(InputError, match="--plan_cache"):
+    aot_ladder.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"), planner=aot)
+
+
+def test_cached_only_refuses_a_misspelt_slice_without_libtpu(tiny_ladder, monkeypatch):
+  """No libtpu: a name that is not CHIP:SHAPE is still exit 2; a well-spelt one is listed
+  as not yet planned, its shape unchecked (aot says so)."""
+  path, cache = tiny_ladder
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "libtpu" else real_find_spec(name, *a))
+  for bad in ("v5e:4x", "v5e:4x4x", "v5e:0x4", "v5e4x4", "v5e:4*4"):
+    with pytest.raises(InputError, match="not a TPU topology name"):
+      aot_ladder.ladder(path, [bad], [], str(cache), cached_only=True, planner=aot)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:3x3"], [], str(cache), cached_only=True,
+                                      planner=aot)
+  assert rows == [] and unplanned == ["tiny@v5e:3x3"]
+
+
+@needs_libtpu
+def test_cached_only_refuses_a_shape_the_chip_does_not_have(tiny_ladder, monkeypatch):
+  """With libtpu, --cached_only resolves the unplanned cells' slices (nothing compiled): a
+  v5e has no 3x3 slice, which was listed as "not yet planned", exit 0."""
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  with pytest.raises(InputError, match="v5e:3x3"):
+    aot_ladder.ladder(path, ["v5e:2x2", "v5e:3x3"], [], str(cache), cached_only=True,
+                      planner=aot)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), cached_only=True,
+                                      planner=aot)
+  assert rows == [] and unplanned == ["tiny@v5e:2x2"] and calls == []
