@@ -46,17 +46,19 @@ def child_peer(case: str, steps: int) -> dict:
           "loss": float(fields["loss"])}
 
 
-def child_matmul(n: int = 2048, reps: int = 10) -> dict:
+def child_matmul(case: str = "", n: int = 2048, reps: int = 10) -> dict:
   """This host's fp32 matmul rate in XLA and in PyTorch (n x n, best of `reps`, same
   process, all cores). The ours/peer ratio moves with it from host to host (README: x1.12 on
-  one host, x0.88 on another), so it is reported beside the ratio."""
+  one host, x0.88 on another), so it is reported beside the ratio. With a CASE, also the
+  case's MLP matmul ([batch x tokens, width] x [width, 4 width]) in the three orientations a
+  train step runs it: forward (NN), the input's gradient (NT) and the weight's (TN)."""
   import jax
   import jax.numpy as jnp
   import numpy as np
   import torch
 
   torch.set_num_threads(os.cpu_count())
-  a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+  rng = np.random.default_rng(0)
 
   def best(call) -> float:
     call()
@@ -65,14 +67,35 @@ def child_matmul(n: int = 2048, reps: int = 10) -> dict:
       t = time.perf_counter()
       call()
       times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / min(times)
+    return min(times)
 
-  xa, ta = jnp.asarray(a), torch.from_numpy(a.copy())
-  mm = jax.jit(lambda x: x @ x)
-  xla = best(lambda: mm(xa).block_until_ready())
-  with torch.no_grad():
-    peer = best(lambda: ta @ ta)
-  return {"n": n, "xla_flops_per_s": xla, "torch_flops_per_s": peer, "xla_over_torch": xla / peer}
+  def rates(lhs, rhs, dims) -> tuple[float, float]:
+    """(XLA, PyTorch) FLOP/s of dot_general(lhs, rhs) contracting DIMS."""
+    x, y = (jnp.asarray(v) for v in (lhs, rhs))
+    mm = jax.jit(lambda a, b: jax.lax.dot_general(a, b, (dims, ((), ()))))
+    flops = 2 * lhs.size * rhs.shape[1 - dims[1][0]]
+    t_x = best(lambda: mm(x, y).block_until_ready())
+    a, b = torch.from_numpy(lhs.copy()), torch.from_numpy(rhs.copy())
+    a, b = (a.t() if dims[0][0] == 0 else a), (b.t() if dims[1][0] == 1 else b)
+    with torch.no_grad():
+      t_t = best(lambda: a @ b)
+    return flops / t_x, flops / t_t
+
+  sq = rng.standard_normal((n, n)).astype(np.float32)
+  xla, peer = rates(sq, sq, ((1,), (0,)))
+  out = {"n": n, "xla_flops_per_s": xla, "torch_flops_per_s": peer, "xla_over_torch": xla / peer}
+  if case:
+    from experiments.benchmark import CASES
+    width, tokens = CASES[case]["width"], 64 * 2 * 41  # batch 64, 41 (x, y) pairs
+    x = rng.standard_normal((tokens, width)).astype(np.float32)
+    w = rng.standard_normal((width, 4 * width)).astype(np.float32)
+    dy = rng.standard_normal((tokens, 4 * width)).astype(np.float32)
+    out["mlp"] = {}
+    for name, lhs, rhs, dims in (("NN", x, w, ((1,), (0,))), ("NT", dy, w, ((1,), (1,))),
+                                 ("TN", x, dy, ((0,), (0,)))):
+      xla, peer = rates(lhs, rhs, dims)
+      out["mlp"][name] = {"xla_flops_per_s": xla, "torch_flops_per_s": peer}
+  return out
 
 
 def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int,
@@ -92,10 +115,13 @@ def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int,
           f"peak RSS {a['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB (x{mem:.2f})", flush=True)
     rows.append({"ours": a, "peer": b, "speed_ratio": ratio, "memory_ratio": mem})
   med = statistics.median(r["speed_ratio"] for r in rows)
-  host = _spawn("--child=matmul")
+  host = _spawn("--child=matmul", f"--case={case}")
   print(f"  {case}: median speed ratio x{med:.2f}; median MFU "
         f"{100 * statistics.median(r['ours']['mfu'] or 0 for r in rows):.1f}%; this host's "
         f"{host['n']}² fp32 matmul: XLA {host['xla_flops_per_s'] / 1e9:.0f}, PyTorch "
-        f"{host['torch_flops_per_s'] / 1e9:.0f} GFLOP/s (x{host['xla_over_torch']:.2f})", flush=True)
+        f"{host['torch_flops_per_s'] / 1e9:.0f} GFLOP/s (x{host['xla_over_torch']:.2f}); the "
+        "case's MLP matmul (XLA / PyTorch GFLOP/s): " + ", ".join(
+            f"{k} {v['xla_flops_per_s'] / 1e9:.0f} / {v['torch_flops_per_s'] / 1e9:.0f}"
+            for k, v in host["mlp"].items()), flush=True)
   return {"pairs": rows, "median_speed_ratio": med, "set": sets or {}, "host_matmul": host,
           "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}

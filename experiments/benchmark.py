@@ -314,7 +314,7 @@ def define_flags(fv) -> None:
 def _check_child(a, sets: dict) -> None:
   """--child's own inputs, before any measurement (a wrong --case was a KeyError)."""
   from experiments import bench_features
-  cases = {"ours": CASES, "peer": CASES, "parts": {**CASES, **bench_features.LADDER_CASES},
+  cases = {"ours": CASES, "peer": CASES, "matmul": CASES, "parts": {**CASES, **bench_features.LADDER_CASES},
            "config": CONFIG_CASES}.get(a.child)
   if cases is not None and a.case not in cases:
     raise InputError(f"--child={a.child} --case={a.case}: unknown case; choose from: "
@@ -356,7 +356,7 @@ def main(argv=None) -> None:
       "sweep": lambda: child_sweep(a.mode, a.members),
       "config": lambda: child_config(a.case, a.steps, a.steps_per_call),
       "peer": lambda: bench_peer.child_peer(a.case, a.steps),
-      "matmul": bench_peer.child_matmul,
+      "matmul": lambda: bench_peer.child_matmul(a.case),
       "parts": lambda: bench_features.child_parts(a.case, a.part, sets, a.topology)}
   if a.child:
     print(json.dumps(children[a.child]()))

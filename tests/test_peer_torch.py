@@ -72,6 +72,11 @@ def test_host_matmul_rates_are_reported_beside_the_ratio():
   r = bench_peer.child_matmul(n=256, reps=3)
   assert r["n"] == 256 and r["xla_flops_per_s"] > 1e8 and r["torch_flops_per_s"] > 1e8
   assert r["xla_over_torch"] == pytest.approx(r["xla_flops_per_s"] / r["torch_flops_per_s"])
+  assert "mlp" not in r
+  # With a case: its MLP matmul as the step runs it, forward and both gradients.
+  r = bench_peer.child_matmul("garg_small", n=64, reps=2)
+  assert set(r["mlp"]) == {"NN", "NT", "TN"}
+  assert all(v["xla_flops_per_s"] > 1e8 and v["torch_flops_per_s"] > 1e8 for v in r["mlp"].values())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
