@@ -26,16 +26,23 @@ def require_peer() -> None:
     raise InputError("the PyTorch peer needs torch and transformers: pip install -e '.[bench]'")
 
 
+def peer_args(case: str) -> list[str]:
+  """The peer's flags for the case's configuration (benchmark._regression_config: model,
+  prompt and batch), on every core as our side runs."""
+  from experiments.benchmark import _regression_config
+  c = _regression_config(case, 1)
+  m, t = c.model, c.task
+  return [f"--n_layer={m.num_layers}", f"--n_head={m.num_heads}", f"--n_embd={m.width}",
+          f"--n_dims={t.n_dims}", f"--n_points={t.n_points}", f"--batch={c.train.batch_size}",
+          f"--threads={os.cpu_count()}"]
+
+
 def child_peer(case: str, steps: int) -> dict:
   """Runs the peer script in this process; prints one JSON line."""
   import contextlib
   import io
   import runpy
-  from experiments.benchmark import CASES
-  m = CASES[case]
-  sys.argv = [str(PEER), f"--n_layer={m['num_layers']}", f"--n_head={m['num_heads']}",
-              f"--n_embd={m['width']}", "--n_dims=20", "--n_points=41", "--batch=64",
-              f"--steps={steps}", "--warmup=3", f"--threads={os.cpu_count()}"]
+  sys.argv = [str(PEER), *peer_args(case), f"--steps={steps}", "--warmup=3"]
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
     runpy.run_path(str(PEER), run_name="__main__")
@@ -69,8 +76,9 @@ def child_matmul(case: str = "", n: int = 2048, reps: int = 10) -> dict:
       times.append(time.perf_counter() - t)
     return min(times)
 
-  def rates(lhs, rhs, dims) -> tuple[float, float]:
-    """(XLA, PyTorch) FLOP/s of dot_general(lhs, rhs) contracting DIMS."""
+  def rates(lhs, rhs, dims) -> tuple[float, float, float]:
+    """(XLA, PyTorch FLOP/s, FLOPs) of dot_general(lhs, rhs) contracting DIMS; the two
+    products must agree, or the orientations timed were not the same matmul."""
     x, y = (jnp.asarray(v) for v in (lhs, rhs))
     mm = jax.jit(lambda a, b: jax.lax.dot_general(a, b, (dims, ((), ()))))
     flops = 2 * lhs.size * rhs.shape[1 - dims[1][0]]
@@ -79,22 +87,25 @@ def child_matmul(case: str = "", n: int = 2048, reps: int = 10) -> dict:
     a, b = (a.t() if dims[0][0] == 0 else a), (b.t() if dims[1][0] == 1 else b)
     with torch.no_grad():
       t_t = best(lambda: a @ b)
-    return flops / t_x, flops / t_t
+      np.testing.assert_allclose(np.asarray(mm(x, y)), (a @ b).numpy(), rtol=1e-3, atol=1e-2)
+    return flops / t_x, flops / t_t, flops
 
   sq = rng.standard_normal((n, n)).astype(np.float32)
-  xla, peer = rates(sq, sq, ((1,), (0,)))
+  xla, peer, _ = rates(sq, sq, ((1,), (0,)))
   out = {"n": n, "xla_flops_per_s": xla, "torch_flops_per_s": peer, "xla_over_torch": xla / peer}
   if case:
-    from experiments.benchmark import CASES
-    width, tokens = CASES[case]["width"], 64 * 2 * 41  # batch 64, 41 (x, y) pairs
+    from experiments.benchmark import _regression_config
+    c = _regression_config(case, 1)
+    tokens = c.train.batch_size * 2 * c.task.n_points  # (x, y) interleaved: 2 tokens a point
+    width, hidden = c.model.width, int(c.model.width * c.model.mlp_ratio)
     x = rng.standard_normal((tokens, width)).astype(np.float32)
-    w = rng.standard_normal((width, 4 * width)).astype(np.float32)
-    dy = rng.standard_normal((tokens, 4 * width)).astype(np.float32)
-    out["mlp"] = {}
+    w = rng.standard_normal((width, hidden)).astype(np.float32)
+    dy = rng.standard_normal((tokens, hidden)).astype(np.float32)
+    out["mlp"] = {"tokens": tokens, "width": width, "hidden": hidden}
     for name, lhs, rhs, dims in (("NN", x, w, ((1,), (0,))), ("NT", dy, w, ((1,), (1,))),
                                  ("TN", x, dy, ((0,), (0,)))):
-      xla, peer = rates(lhs, rhs, dims)
-      out["mlp"][name] = {"xla_flops_per_s": xla, "torch_flops_per_s": peer}
+      xla, peer, flops = rates(lhs, rhs, dims)
+      out["mlp"][name] = {"xla_flops_per_s": xla, "torch_flops_per_s": peer, "flops": flops}
   return out
 
 
@@ -122,6 +133,6 @@ def vs_peer(case: str, pairs: int, steps: int, steps_per_call: int,
         f"{host['torch_flops_per_s'] / 1e9:.0f} GFLOP/s (x{host['xla_over_torch']:.2f}); the "
         "case's MLP matmul (XLA / PyTorch GFLOP/s): " + ", ".join(
             f"{k} {v['xla_flops_per_s'] / 1e9:.0f} / {v['torch_flops_per_s'] / 1e9:.0f}"
-            for k, v in host["mlp"].items()), flush=True)
+            for k, v in host["mlp"].items() if k in ("NN", "NT", "TN")), flush=True)
   return {"pairs": rows, "median_speed_ratio": med, "set": sets or {}, "host_matmul": host,
           "median_memory_ratio": statistics.median(r["memory_ratio"] for r in rows)}

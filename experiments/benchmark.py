@@ -314,8 +314,8 @@ def define_flags(fv) -> None:
 def _check_child(a, sets: dict) -> None:
   """--child's own inputs, before any measurement (a wrong --case was a KeyError)."""
   from experiments import bench_features
-  cases = {"ours": CASES, "peer": CASES, "matmul": CASES, "parts": {**CASES, **bench_features.LADDER_CASES},
-           "config": CONFIG_CASES}.get(a.child)
+  cases = {"ours": CASES, "peer": CASES, "matmul": CASES, "config": CONFIG_CASES,
+           "parts": {**CASES, **bench_features.LADDER_CASES}}.get(a.child)
   if cases is not None and a.case not in cases:
     raise InputError(f"--child={a.child} --case={a.case}: unknown case; choose from: "
                      + ", ".join(sorted(cases)))

@@ -10,7 +10,8 @@ dots), copies and transposes (layout changes), and the other elementwise / reduc
 fusions. The matmul FLOP rate is the case's model FLOPs (benchmark.py's count)
 over the time of the ops that hold them, against the peak measured at start-up. With
 --peer the peer's step runs under torch.profiler and its CPU ops are summed the same
-way (aten::mm / addmm / bmm / baddbmm vs the rest). Run it on an otherwise idle machine.
+way (aten::mm / addmm / bmm / baddbmm and the fused scaled_dot_product attention ops vs
+the rest). Run it on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -154,6 +155,20 @@ print(json.dumps({"step_s": dt, "ops_us": ops}))
 """
 
 
+def peer_kind(op: str) -> str:
+  """matmul | layout | elementwise for a torch.profiler op name ('aten::addmm')."""
+  name = op.split("::")[-1]
+  # transformers' SDPA attention runs as one fused op (its QK^T and PV matmuls with the
+  # softmax between), as our fusions that hold dots count as matmul time.
+  if (name in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear")
+      or name.lstrip("_").startswith("scaled_dot_product")):
+    return "matmul"
+  if name in ("copy_", "contiguous", "clone", "transpose", "permute", "t", "view", "reshape",
+              "cat", "stack"):
+    return "layout"
+  return "elementwise"
+
+
 def peer_ops(args: list, steps: int) -> dict:
   """{step_s, ops_us}: the peer's own step (peer_torch.build_step with ARGS, its flags)
   under torch.profiler for STEPS steps, in a child process as the benchmark runs it."""
@@ -167,20 +182,10 @@ def peer_ops(args: list, steps: int) -> dict:
 
 def profile_peer(case: str, steps: int) -> dict:
   from research import metrics
-  cfg = benchmark.CASES[case]
-  args = ["--n_dims", "20", "--n_points", "41", "--n_embd", str(cfg["width"]), "--n_layer",
-          str(cfg["num_layers"]), "--n_head", str(cfg["num_heads"]), "--batch", "64"]
-  res = peer_ops(args, steps)
+  res = peer_ops(bench_peer.peer_args(case), steps)
   kinds = collections.Counter()
   for op, us in res["ops_us"].items():
-    name = op.split("::")[-1]
-    # transformers' SDPA attention runs as one fused op (its QK^T and PV matmuls with the
-    # softmax between), as our fusions that hold dots count as matmul time.
-    kind = ("matmul" if name in ("mm", "addmm", "bmm", "baddbmm", "matmul", "linear")
-            or name.startswith("_scaled_dot_product")
-            else "layout" if name in ("copy_", "contiguous", "clone", "transpose", "permute",
-                                      "t", "view", "reshape", "cat", "stack") else "elementwise")
-    kinds[kind] += us / steps / 1e6
+    kinds[peer_kind(op)] += us / steps / 1e6
   c = benchmark._regression_config(case, 1)
   from research.train import Experiment
   import jax

@@ -111,11 +111,10 @@ def _libtpu_chatter_dropped():
       sys.stderr.flush()
 
 
-def check_topology_name(name: str) -> None:
+def check_topology_name(name: str, flag: str = "--topology") -> None:
   """CHIP:SHAPE spelled as libtpu reads it (whether the chip has that shape, libtpu says)."""
-  chip = hardware.chip_for_topology(name)
-  if chip is None or not re.fullmatch(r"[^:]+:[1-9]\d*(x[1-9]\d*)+", name):
-    raise InputError(f"--topology={name!r} is not a TPU topology name; write CHIP:SHAPE with "
+  if not hardware.is_topology_name(name):
+    raise InputError(f"{flag}={name!r} is not a TPU topology name; write CHIP:SHAPE with "
                      f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
                      "v5p:4x4x4")
 
@@ -338,10 +337,9 @@ def main(argv) -> None:
   if ladder_only and not _LADDER.value:
     raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
-  bad = [t for t in _TOPOLOGIES.value if ":" not in t or hardware.chip_for_topology(t) is None]
-  if _LADDER.value and bad:
-    raise InputError(f"--topologies: {', '.join(bad)}: not a TPU topology name; write CHIP:SHAPE "
-                     f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4")
+  if _LADDER.value:
+    for topology in _TOPOLOGIES.value:
+      check_topology_name(topology, "--topologies")
   # The --out path is checked before any compile (the large plans take minutes).
   out = cli.check_output(_OUT.value, "--out", example="plan.json") if _OUT.value else None
   import jax
@@ -362,7 +360,7 @@ def main(argv) -> None:
           f"{', '.join(cell(p) for p in plans if p['from_cache']) or 'none'}; compiled now: "
           f"{', '.join(cell(p) for p in plans if not p['from_cache']) or 'none'}"
           + (f"; not yet planned: {', '.join(unplanned)}" if unplanned else "")
-          + (" (their slice names unchecked: libtpu is not installed)"
+          + (" (whether each chip comes in that shape is unchecked: libtpu is not installed)"
              if unplanned and importlib.util.find_spec("libtpu") is None else ""))
   else:
     config = cli.config_from_flags()

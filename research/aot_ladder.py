@@ -69,9 +69,9 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   `cache_dir` when there, else compiled and stored; a compile failure is a row too.
   cached_only: compile nothing; the cells not in the cache are the second value (their
   slices resolved by libtpu when it is installed).
-  planner: research.aot's namespace (check_topology_name, topology_target, plan), passed in: this module sits below
-  research.aot, and `python -m research.aot` runs as __main__, where importing research.aot
-  again would define its flags twice."""
+  planner: research.aot's namespace (check_topology_name, topology_target, plan), passed in:
+  this module sits below research.aot, and `python -m research.aot` runs as __main__, where
+  importing research.aot again would define its flags twice."""
   module = cli.load_config_module(path, "--ladder")
   pod = list(getattr(module, "POD_SIZES", {}))
   if not pod:
@@ -82,7 +82,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   if cache_dir:
     cache_dir = cli.check_workdir(cache_dir, "--plan_cache")
   for topology in topologies:  # a misspelt slice is exit 2 before any cache read or compile
-    planner.check_topology_name(topology)
+    planner.check_topology_name(topology, "--topologies")
   cells = []
   for size in sizes or pod:
     for topology in topologies:

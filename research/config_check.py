@@ -240,9 +240,7 @@ def _topology(name) -> None:
   """config.topology (the slice a ladder preset's layout was planned for, SIZE@TOPOLOGY):
   a name research.aot can compile for, so that a typo fails here, not as a run on the
   default layout."""
-  shape = str(name).partition(":")[2].split("x")
-  if (hardware.chip_for_topology(str(name)) is None or not 2 <= len(shape) <= 3
-      or not all(s.isdigit() and int(s) > 0 for s in shape)):
+  if not hardware.is_topology_name(str(name)):
     raise ConfigError(f"config.topology={name!r} is not a TPU topology name; write CHIP:SHAPE "
                       f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. "
                       "v5e:4x4 or v5p:4x4x4 (configs/lm_ladder.py's presets: SIZE@TOPOLOGY)")

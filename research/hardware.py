@@ -21,6 +21,7 @@ rate of the datasheet (TF32 tensor cores, used only when a run asks for them, ar
 from __future__ import annotations
 
 import dataclasses
+import re
 
 GiB = 2 ** 30
 
@@ -70,6 +71,13 @@ def chip_for_topology(topology: str) -> Chip | None:
   """The chip of a topology name such as 'v5p:4x4x4', or None."""
   prefix = topology.split(":", 1)[0].lower()
   return next((c for c in CHIPS if c.topology_prefix and c.topology_prefix == prefix), None)
+
+
+def is_topology_name(name: str) -> bool:
+  """CHIP:SHAPE as libtpu spells it: a known chip and 2 or 3 positive sizes, 'v5e:4x4'.
+  Whether the chip comes in that shape only libtpu knows (research.aot resolves it)."""
+  return (chip_for_topology(name) is not None
+          and re.fullmatch(r"[^:]+:[1-9]\d*(x[1-9]\d*){1,2}", name) is not None)
 
 
 def topology_prefixes() -> list[str]:

@@ -2,7 +2,7 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
-# CPU only, even where libtpu is installed (the dev extra, for tests/test_aot.py): JAX would
+# CPU only, even where libtpu is installed (the dev extra, for tests/test_aot*.py): JAX would
 # otherwise probe for a TPU, print libtpu's warnings and hold /tmp/libtpu_lockfile.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

@@ -185,7 +185,7 @@ def _exits_2_with_one_line(args, needle):
     (["--ladder=configs/lm_ladder.py", "--topology=v5e:2x2", "--cached_only"], "--topologies="),
     (["--config=configs/lm_ladder.py:tiny", "--cached_only"], "--cached_only needs --ladder"),
     (["--ladder=configs/lm_ladder.py", "--topologies=v5e:4x4,v9:1", "--cached_only"],
-     "v9:1: not a TPU topology"),
+     "--topologies='v9:1' is not a TPU topology"),
     (["--config=configs/lm_ladder.py:tiny", "--out=README.md/plan.json"], "README.md is a file"),
     (["--ladder=configs/lm_ladder.py", "--topologies="], "--topologies= is empty"),
     (["--config=configs/lm_ladder.py:tiny", "--out=configs"], "--out=configs is a directory"),
