@@ -119,11 +119,11 @@ def check_topology_name(name: str, flag: str = "--topology") -> None:
                      "v5p:4x4x4")
 
 
-def topology_target(name: str) -> Target:
+def topology_target(name: str, flag: str = "--topology") -> Target:
   """The devices of a TPU topology; every way the name can be wrong is one InputError."""
-  check_topology_name(name)
+  check_topology_name(name, flag)
   chip = hardware.chip_for_topology(name)
-  require_libtpu(f"--topology={name}")
+  require_libtpu(f"{flag}={name}")
   # libtpu takes /tmp/libtpu_lockfile so that two processes never drive one TPU; every
   # JAX process on a host with libtpu installed probes for a TPU and holds it. A
   # compile-only use drives no TPU, so it need not wait for them.
@@ -134,7 +134,7 @@ def topology_target(name: str) -> Target:
       devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
   except Exception as e:  # noqa: BLE001 -- libtpu's errors (bad shape) come back as one line
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-    raise InputError(f"--topology={name}: {reason}; use a shape the chip supports, e.g. "
+    raise InputError(f"{flag}={name}: {reason}; use a shape the chip supports, e.g. "
                      "v5e:2x2, v5e:4x4, v5e:8x8, v5p:2x2x1, v5p:4x4x4, v6e:4x4") from None
   shape = [int(x) for x in name.split(":", 1)[1].split("x")]
   chips = math.prod(shape)

@@ -83,6 +83,12 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     cache_dir = cli.check_workdir(cache_dir, "--plan_cache")
   for topology in topologies:  # a misspelt slice is exit 2 before any cache read or compile
     planner.check_topology_name(topology, "--topologies")
+  targets = {}
+  if importlib.util.find_spec("libtpu") is not None:
+    # Every slice resolved first (milliseconds, nothing compiles), --cached_only too: a shape
+    # the chip lacks (v5e:3x3) is exit 2 before the presets warn about its missing layout,
+    # not "not yet planned".
+    targets = {t: planner.topology_target(t, "--topologies") for t in dict.fromkeys(topologies)}
   cells = []
   for size in sizes or pod:
     for topology in topologies:
@@ -90,14 +96,9 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
       cells.append((size, topology, config, *cached_plan(config, topology, cache_dir)))
   missing = [c for c in cells if c[4] is None]
   if cached_only:
-    # Compile nothing, but resolve the unplanned cells' slices where libtpu is here (a shape
-    # the chip does not have, v5e:3x3, is exit 2 rather than "not yet planned").
-    if importlib.util.find_spec("libtpu") is not None:
-      for topology in dict.fromkeys(c[1] for c in missing):
-        planner.topology_target(topology)
     return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]
-  # Every slice a missing cell needs, before the first (long) compile: a bad name fails now.
-  targets = {t: planner.topology_target(t) for t in dict.fromkeys(c[1] for c in missing)}
+  for topology in dict.fromkeys(c[1] for c in missing):  # no libtpu: named as the fix, now
+    targets[topology] = targets.get(topology) or planner.topology_target(topology, "--topologies")
   rows = []
   for size, topology, config, file, found in cells:
     if found is None:

@@ -76,8 +76,10 @@ def chip_for_topology(topology: str) -> Chip | None:
 def is_topology_name(name: str) -> bool:
   """CHIP:SHAPE as libtpu spells it: a known chip and 2 or 3 positive sizes, 'v5e:4x4'.
   Whether the chip comes in that shape only libtpu knows (research.aot resolves it)."""
+  # Lower case only: libtpu also reads 'V5E:4x4', but the ladder's layouts and the plan cache
+  # are keyed by the name as written, so it planned a different cell on a fallback layout.
   return (chip_for_topology(name) is not None
-          and re.fullmatch(r"[^:]+:[1-9]\d*(x[1-9]\d*){1,2}", name) is not None)
+          and re.fullmatch(r"[a-z0-9]+:[1-9]\d*(x[1-9]\d*){1,2}", name) is not None)
 
 
 def topology_prefixes() -> list[str]:

@@ -134,6 +134,8 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
               few_shot_prompts: int = 0) -> list[int]:
   """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed."""
   workdir = Path(workdir).expanduser()
+  if workdir.exists() and not workdir.is_dir():  # was exit 5, "reading .../config.json failed"
+    raise InputError(f"--workdir={workdir} is a file; pass the directory of an lm run")
   saved = workdir_lib.saved_config(workdir)  # broken JSON: an InputError that says so
   if not saved:
     raise InputError(f"--workdir={workdir} holds no config.json; pass the --workdir of an lm run")

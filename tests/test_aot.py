@@ -248,7 +248,8 @@ def test_ladder_presets_refuse_bad_names():
     lm_ladder.get_config("cpu@v5e:4x4")
 
 
-@pytest.mark.parametrize("topology", ["nope", "v5e:4x", "v5e:0x4", "v9:4x4", "v5e:4x4x4x4"])
+@pytest.mark.parametrize("topology", ["nope", "v5e:4x", "v5e:0x4", "v9:4x4", "v5e:4x4x4x4",
+                                      "V5E:4x4"])
 def test_a_preset_of_a_bad_topology_is_refused_by_the_config_check(topology):
   """14m@nope warned, then trained on the default layout (out of memory on this host)."""
   with pytest.raises(config_check.ConfigError, match=f"config.topology='{topology}' is not a TPU"):

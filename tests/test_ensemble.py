@@ -1,5 +1,6 @@
 """A vmapped ensemble trains each member as its solo run would; bad members freeze."""
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -132,3 +133,23 @@ def test_profile_of_the_ensemble_step_splits_op_time_by_kind(capsys):
   for r in (out["solo"], out["ensemble"]):
     assert r["kinds_s"]["matmul"] > 0 and r["step_s"] > 0 and r["matmul_flops_per_s"] > 0
   assert "member-steps/s" in capsys.readouterr().out
+
+
+def test_benchmark_sweep_child_leaves_nothing_in_tmp(monkeypatch):
+  """benchmark --cases ensemble starts two such children; each left ~20 MB of runs and
+  compilation cache under /tmp/bench_ensemble_* and /tmp/bench_cache_*."""
+  import types
+  from experiments import benchmark
+  from research import sweep
+  seen = []
+
+  def fake_sweep(config, points, workdir, ensemble, devices):
+    workdir.mkdir(parents=True)
+    (workdir / "run.json").write_text("{}")
+    seen.extend([Path(workdir), Path(config.train.compile_cache_dir)])
+    return types.SimpleNamespace(rows={p["seed"]: {"status": "done"} for p in points})
+
+  monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
+  benchmark.child_sweep("off", 2)
+  assert seen and not any(p.exists() for p in seen)
+  assert seen[1].is_relative_to(seen[0].parent)  # the cache lived in the removed folder

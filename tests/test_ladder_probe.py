@@ -134,6 +134,13 @@ def test_the_command_refuses_a_workdir_without_checkpoints_in_one_line(tmp_path)
   assert "no complete checkpoint" in lines[0]
 
 
+def test_a_workdir_that_is_a_file_is_refused_in_one_line(tmp_path):
+  """It was exit 5, 'reading .../config.json failed: Not a directory' (an I/O error)."""
+  (tmp_path / "afile").write_text("x")
+  with pytest.raises(InputError, match=r"--workdir=.*afile is a file; pass the directory"):
+    probe_checkpoints.probe_run(tmp_path / "afile")
+
+
 @pytest.mark.parametrize("where,needle", [
     ("run", "is a directory; name a file in it, e.g. --out="),
     ("/proc/x.jsonl", "--out=/proc/x.jsonl: /proc is not writable; pass a path you can write to"),
