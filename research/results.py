@@ -336,14 +336,17 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
   """The table, and the CSV and figure asked for, of the runs that could be read."""
   for col in fv.columns:
     check_column(rows, col, "--columns")
+  if fv.plot:  # before the table: a misspelt --by printed the whole table, then exit 2
+    # matplotlib only when drawing
+    from research.analysis.results_plots import check_curves, columns_read, plot
+    for col, flag in columns_read(rows, fv.plot, fv.by, fv.x):
+      check_column(rows, col, flag)
+    check_curves(rows, fv.plot, fv.x)
   cols = fv.columns or default_columns(rows)
   print(format_table(rows, cols))
   if fv.csv:
     print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")
   if fv.plot:
-    from research.analysis.results_plots import columns_read, plot  # matplotlib only when drawing
-    for col, flag in columns_read(rows, fv.plot, fv.by, fv.x):
-      check_column(rows, col, flag)
     out = fv.out or Path(dirs[0]) / f"results_{fv.plot}.png"
     print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out)}")
 

@@ -205,6 +205,7 @@ def test_bad_input_exits_2_with_one_line(sweep_dir, tmp_path, args, match):
   assert proc.returncode == 2, proc.stdout + proc.stderr
   err = proc.stderr.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: ") and match in err[0], proc.stderr
+  assert not proc.stdout.strip(), proc.stdout  # refused before the table (a bad --by printed it)
   assert not (sweep_dir / "results_accuracy.png").exists()
   assert not any((tmp_path / "empty").iterdir())  # nothing written where the output was refused
 

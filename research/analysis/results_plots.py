@@ -76,17 +76,25 @@ def _metric_column(rows: list[dict], metric: str) -> str:
   return metric if any(metric in r for r in rows) else f"last.{metric}"
 
 
-def _curves(rows: list[dict], metric: str, ax, colours) -> None:
-  drawn = 0
-  for row, colour in zip(rows, colours):
-    points = [(m["step"], m[metric]) for m in read_jsonl(Path(row["dir"]) / "metrics.jsonl")
-              if "step" in m and _is_number(m.get(metric))]
-    if points:
-      ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9)
-      drawn += 1
-  if not drawn:
+def _curve(row: dict, metric: str) -> list[tuple]:
+  return [(m["step"], m[metric]) for m in read_jsonl(Path(row["dir"]) / "metrics.jsonl")
+          if "step" in m and _is_number(m.get(metric))]
+
+
+def check_curves(rows: list[dict], metric: str, x: str = "step") -> None:
+  """A --plot METRIC over steps needs the metric in some run's metrics.jsonl: checked by the
+  caller before it prints anything."""
+  if x == "step" and not any(_curve(row, metric) for row in rows):
     raise InputError(f"--plot {metric}: no run's metrics.jsonl has a {metric!r} column; "
                      "pick one of the last.* columns the table lists (without 'last.')")
+
+
+def _curves(rows: list[dict], metric: str, ax, colours) -> None:
+  check_curves(rows, metric)
+  for row, colour in zip(rows, colours):
+    points = _curve(row, metric)
+    if points:
+      ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9)
   ax.set_xlabel("step")
 
 
