@@ -29,6 +29,7 @@ from absl import flags
 
 from experiments import bench_peer, benchmark
 from research import cli
+from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -218,6 +219,16 @@ def define_flags(fv) -> None:
 
 def main(argv=None) -> None:
   args = cli.parse_flags(define_flags, argv, __doc__)
+  # Whole jit calls are profiled: --steps 5 with 10 per call profiled 10 steps, --steps 3
+  # with 2 per call 2, and --ensemble profiled the tiny step whatever --case or --peer said.
+  if args.steps % args.steps_per_call:
+    raise InputError(f"--steps={args.steps} is not a multiple of --steps_per_call="
+                     f"{args.steps_per_call}; whole jit calls are profiled, e.g. --steps="
+                     f"{max(1, round(args.steps / args.steps_per_call)) * args.steps_per_call}")
+  if args.ensemble:
+    ignored = [f for f, given in (("--case", args["case"].present), ("--peer", args.peer)) if given]
+    if ignored:
+      raise InputError(f"--ensemble profiles the tiny preset's step alone; drop {ignored[0]}")
   if args.peer:
     bench_peer.require_peer()
   if args.ensemble:
