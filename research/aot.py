@@ -353,7 +353,8 @@ def main(argv) -> None:
     from research import aot_ladder
     plans, unplanned = aot_ladder.ladder(_LADDER.value, _TOPOLOGIES.value, _SIZES.value,
                                          _PLAN_CACHE.value, _CACHED_ONLY.value,
-                                         planner=sys.modules[__name__])
+                                         planner=sys.modules[__name__],
+                                         render=None if _MARKDOWN.value else report)
     print(aot_ladder.markdown(plans) if _MARKDOWN.value else "\n\n".join(report(p) for p in plans))
     cell = lambda p: f"{p['size']}@{p['topology']}"
     print(f"\nfrom the plan cache ({_PLAN_CACHE.value or 'off'}): "

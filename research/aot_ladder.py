@@ -45,9 +45,10 @@ def plan_key(config, topology: str) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def cached_plan(config, topology: str, cache_dir: str):
+def cached_plan(config, topology: str, cache_dir: str, render=None):
   """(path, the plan cached for config on topology, or None). An unreadable or incomplete
-  file (a write cut short, an older format) counts as missing, with a warning."""
+  file (a write cut short, an older format, a field of the wrong shape that `render`, the
+  caller's report, cannot show) counts as missing, with a warning."""
   if not cache_dir:
     return None, None
   key = plan_key(config, topology)
@@ -56,22 +57,35 @@ def cached_plan(config, topology: str, cache_dir: str):
     return path, None
   found = workdir.read_json(path)
   if (isinstance(found, dict) and found.get("plan_key") == key
-      and all(f in found for f in _PLAN_FIELDS)):
+      and all(f in found for f in _PLAN_FIELDS) and _renders(found, render)):
     return path, found | {"from_cache": True}
-  logging.warning("plan cache: %s is unreadable or incomplete; planning %s on %s again",
+  logging.warning("plan cache: %s is unreadable or incomplete; %s on %s counts as not planned",
                   path, config.get("preset", ""), topology)
   return path, None
 
 
+def _renders(found: dict, render) -> bool:
+  """Whether the table row and `render` can show a cached plan (it was a KeyError traceback)."""
+  try:
+    markdown([{"size": ""} | found])
+    if render is not None:
+      render(found)
+  except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+    return False
+  return True
+
+
 def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = "",
-           cached_only: bool = False, *, planner) -> tuple[list[dict], list[str]]:
+           cached_only: bool = False, *, planner, render=None) -> tuple[list[dict], list[str]]:
   """(plans of every (size, topology) of a ladder config, cells left unplanned): each from
   `cache_dir` when there, else compiled and stored; a compile failure is a row too.
   cached_only: compile nothing; the cells not in the cache are the second value (their
   slices resolved by libtpu when it is installed).
   planner: research.aot's namespace (check_topology_name, topology_target, plan), passed in:
   this module sits below research.aot, and `python -m research.aot` runs as __main__, where
-  importing research.aot again would define its flags twice."""
+  importing research.aot again would define its flags twice.
+  render: what the caller will print of each plan (research.aot.report), besides the table
+  row: a cached plan it cannot show counts as missing."""
   module = cli.load_config_module(path, "--ladder")
   pod = list(getattr(module, "POD_SIZES", {}))
   if not pod:
@@ -93,7 +107,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   for size in sizes or pod:
     for topology in topologies:
       config = cli.config_from_module(module, f"{size}@{topology}", f"--ladder={path}")
-      cells.append((size, topology, config, *cached_plan(config, topology, cache_dir)))
+      cells.append((size, topology, config, *cached_plan(config, topology, cache_dir, render)))
   missing = [c for c in cells if c[4] is None]
   if cached_only:
     return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]

@@ -2,6 +2,7 @@
 in the plan cache; --cached_only compiles nothing but still refuses a slice name that is wrong.
 """
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,7 @@ def test_plan_cache_misses_on_a_changed_field_or_version(tiny_ladder, monkeypatc
   assert calls == [128, 96, 96] and len(list(cache.glob("*.json"))) == 3
 
 
-@pytest.mark.parametrize("damage", ["{\"memory_per_device\": ", "[1, 2]", "{}"])
+@pytest.mark.parametrize("damage", ["{\"memory_per_device\": ", "[1, 2]", "{}", "KEYED"])
 def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeypatch, damage):
   from absl import logging as absl_logging
   path, cache = tiny_ladder
@@ -101,12 +102,14 @@ def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeyp
   monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
   aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   (file,) = cache.glob("*.json")
+  if damage == "KEYED":  # the right key and every field, one of the wrong shape: a traceback
+    damage = json.dumps(json.loads(file.read_text()) | {"memory_per_device": {}})
   file.write_text(damage)
   warnings = []
   monkeypatch.setattr(absl_logging, "warning", lambda msg, *a: warnings.append(msg % a))
   rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
   assert calls == [128, 128] and not rows[0]["from_cache"]
-  assert len(warnings) == 1 and str(file) in warnings[0] and "again" in warnings[0]
+  assert len(warnings) == 1 and str(file) in warnings[0] and "not planned" in warnings[0]
   rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)  # rewritten whole
   assert calls == [128, 128] and rows[0]["from_cache"]
 
