@@ -86,10 +86,15 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   importing research.aot again would define its flags twice.
   render: what the caller will print of each plan (research.aot.report), besides the table
   row: a cached plan it cannot show counts as missing."""
-  module = cli.load_config_module(path, "--ladder")
+  if ":" in path and Path(path.rpartition(":")[0]).expanduser().is_file():
+    raise InputError(f"--ladder={path}: --ladder takes the file alone, every size of it; pass "
+                     f"--ladder={path.rpartition(':')[0]} (--sizes=... narrows it)")
+  module = cli.load_config_module(path, "--ladder", usage="FILE.py, e.g. configs/lm_ladder.py")
   pod = list(getattr(module, "POD_SIZES", {}))
   if not pod:
     raise InputError(f"--ladder={path} defines no POD_SIZES; pass configs/lm_ladder.py")
+  # A name given twice is one cell (--sizes=14m,14m printed the same row twice).
+  topologies, sizes = list(dict.fromkeys(topologies)), list(dict.fromkeys(sizes))
   unknown = [s for s in sizes if s not in pod]
   if unknown:
     raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")

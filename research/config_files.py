@@ -12,14 +12,16 @@ import ml_collections
 from research.errors import InputError, one_line
 
 
-def load_config_module(path_text: str, flag: str = "--config"):
-  """The config file's module, imported by path; every way it can fail is one InputError."""
+def load_config_module(path_text: str, flag: str = "--config",
+                       usage: str = "FILE.py[:PRESET], e.g. configs/icl_regression.py:cpu"):
+  """The config file's module, imported by path; every way it can fail is one InputError.
+  usage: what the flag takes, for the messages."""
   path = Path(path_text).expanduser()
-  example = "e.g. configs/icl_regression.py:cpu"
+  example = usage.partition(", ")[2] or usage
   if not path_text:
-    raise InputError(f"{flag} is empty; pass FILE.py[:PRESET], {example}")
+    raise InputError(f"{flag} is empty; pass {usage}")
   if not path.exists():
-    raise InputError(f"{flag}: no such file {path_text}; pass FILE.py[:PRESET], {example}")
+    raise InputError(f"{flag}: no such file {path_text}; pass {usage}")
   if path.is_dir():
     raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
   try:

@@ -161,3 +161,14 @@ def test_cached_only_refuses_a_shape_the_chip_does_not_have(tiny_ladder, monkeyp
   rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), cached_only=True,
                                       planner=aot)
   assert rows == [] and unplanned == ["tiny@v5e:2x2"] and calls == []
+
+
+def test_a_cell_named_twice_is_one_row_and_a_preset_is_refused(tiny_ladder, monkeypatch):
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2", "v5e:2x2"], ["tiny", "tiny"], str(cache),
+                              planner=aot)
+  assert len(rows) == 1 and calls == [128]
+  with pytest.raises(InputError, match=r"--ladder takes the file alone.*--sizes"):
+    aot_ladder.ladder(f"{path}:tiny", ["v5e:2x2"], [], str(cache), planner=aot)
