@@ -34,7 +34,7 @@ def open_run(workdir: str | Path):
   process's first device; research.probe_checkpoints restores each checkpoint into it."""
   import ml_collections
 
-  from research import train
+  from research import train, workdir as workdir_lib
   workdir = Path(workdir).expanduser()
   cfg_path = workdir / "config.json"
   if not cfg_path.is_file():
@@ -42,7 +42,11 @@ def open_run(workdir: str | Path):
   config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
   config.init_from = ""  # the run's own checkpoint holds every parameter
-  return train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
+  exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
+  # A task rebuilt from its data (lm: no for_prediction) must give the tokenizer the run
+  # saved: an edited corpus of as many characters gave other ids, silently.
+  workdir_lib.check_vocabulary(workdir, exp.task)
+  return exp
 
 
 def load_run(workdir: str | Path):
@@ -90,7 +94,8 @@ def _saved_task(workdir: Path, config):
   vocabulary = None if build is None else workdir_lib.read_object(
       path, "does not hold the run's tokenizer and labels (not a JSON object)", fix)
   if vocabulary is None:
-    logging.info("%s has no saved vocabulary: rebuilding the task from its data", workdir)
+    logging.info("%s: rebuilding the %s task from its data%s", workdir, config.task.name,
+                 "" if build is None and path.is_file() else " (no saved vocabulary)")
     return None
   problem = _vocabulary_problem(vocabulary)
   if problem is None:

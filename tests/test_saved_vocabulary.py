@@ -107,3 +107,19 @@ def test_an_edited_vocabulary_that_no_longer_fits_the_checkpoint_is_named(tmp_pa
   assert message.startswith(f"checkpoint 20 in {run} does not fit the model its config.json and "
                             "vocabulary.json describe (") and "read_out" in message, message
   assert message.endswith("edited since training; restore them from a backup of the run")
+
+
+def test_an_lm_run_whose_corpus_now_gives_other_characters_is_refused(tmp_path):
+  """lm tasks are rebuilt from their data (no for_prediction): a corpus edited to as many
+  distinct characters but other ones gave other token ids with the same shapes, silently."""
+  from configs import lm
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("abcdefgh " * 400)
+  c = lm.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
+  c.task.source, c.task.path, c.task.tokenizer = "file", str(corpus), "char"
+  _train(c, tmp_path / "run")
+  predict.load_run(tmp_path / "run")  # control: the same corpus loads
+  corpus.write_text("ijklmnop " * 400)  # 9 distinct characters again, other ones
+  with pytest.raises(errors.InputError, match="another vocabulary"):
+    predict.load_run(tmp_path / "run")
