@@ -59,8 +59,10 @@ def load_run(workdir: str | Path):
   try:
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     steps = ck.all_steps()
-    if steps:
-      check_fits(workdir, ck, steps[-1], abstract)
+    if not steps:  # was exit 4, "no complete checkpoint in ...", naming no fix
+      raise InputError(f"--workdir={workdir} has no complete checkpoint to predict with; "
+                       "train it first (python -m research.main with this --workdir)")
+    check_fits(workdir, ck, steps[-1], abstract)
     state, _, step = ck.restore(abstract)
   finally:
     ck.close()
@@ -180,9 +182,11 @@ def main(argv) -> int:
   if not (workdir / "config.json").is_file():
     raise InputError(f"--workdir={_WORKDIR.value} holds no config.json; pass the --workdir of "
                      "a finished text_classification run")
+  from research import workdir as workdir_lib
+  saved = workdir_lib.saved_config(workdir)  # broken JSON: refused naming the file and the fix
   try:
-    task_name = json.loads((workdir / "config.json").read_text())["task"]["name"]
-  except (ValueError, KeyError, TypeError):
+    task_name = saved["task"]["name"]
+  except (KeyError, TypeError):
     raise InputError(f"--workdir={_WORKDIR.value}: config.json is not a run's config (no "
                      "task.name); pass the --workdir of a finished text_classification run") from None
   from research import tasks

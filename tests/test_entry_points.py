@@ -268,7 +268,9 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
   run = tmp_path / "not_a_run"
   run.mkdir()
   regression, broken = tmp_path / "regression_run", tmp_path / "broken_run"
-  for d, text in ((regression, '{"task": {"name": "regression"}}'), (broken, "{oops")):
+  no_task = tmp_path / "no_task_run"
+  for d, text in ((regression, '{"task": {"name": "regression"}}'), (broken, "{oops"),
+                  (no_task, '{"model": {}}')):
     d.mkdir()
     (d / "config.json").write_text(text)
   table = [
@@ -281,7 +283,9 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
       ("predict on a regression run", [f"--workdir={regression}", "--text=hi"],
        "is a 'regression' run, which does not predict labels"),
       ("predict on a broken config.json", [f"--workdir={broken}", "--text=hi"],
-       "config.json is not a run's config"),
+       "config.json does not hold a config (not a JSON object); put the run's config.json back"),
+      ("predict on a config.json without a task", [f"--workdir={no_task}", "--text=hi"],
+       "config.json is not a run's config (no task.name)"),
       ("predict an empty --text", [f"--workdir={run}", "--text= "], "--text is empty"),
       ("predict --file not a regular file", [f"--workdir={run}", "--file=/dev/null"],
        "is not a regular file"),

@@ -123,3 +123,9 @@ def test_an_lm_run_whose_corpus_now_gives_other_characters_is_refused(tmp_path):
   corpus.write_text("ijklmnop " * 400)  # 9 distinct characters again, other ones
   with pytest.raises(errors.InputError, match="another vocabulary"):
     predict.load_run(tmp_path / "run")
+  # No checkpoint at all was exit 4, "no complete checkpoint in ...", with no fix named.
+  corpus.write_text("abcdefgh " * 400)
+  import shutil
+  shutil.rmtree(tmp_path / "run" / workdir.CHECKPOINTS)
+  with pytest.raises(errors.InputError, match="no complete checkpoint to predict with; train"):
+    predict.load_run(tmp_path / "run")
