@@ -71,10 +71,15 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.profile_step", ["--ensemble=4", "--peer"], 2, "drop --peer"),
     ("experiments.benchmark", ["extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.benchmark", ["--dtype=float13"], 2, "--dtype=float13"),
+    ("experiments.benchmark", ["--cases=garg_small", "--dtype=float32", "--set",
+                               "model.dtype=bfloat16"], 2, "--dtype and --set model.dtype both"),
+    ("experiments.benchmark", ["--cases=garg_small", "--set", "model.widht=64"], 2,
+     "model.widht"),
     ("experiments.benchmark", ["--out=README.md/b.json"], 2,
      "--out=README.md/b.json: README.md is a file, so the file cannot be created"),
     ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
-    # refused by the child process the benchmark spawns: the user's input, not a crash
+    # a misspelt field: refused before any child starts (it was refused in the child, after
+    # "== garg_small" on stdout)
     ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
      "unknown config field 'nope'"),
 ])
@@ -89,10 +94,12 @@ def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypa
   monkeypatch.setattr(sys, "argv", [module, *full])
   with pytest.raises(SystemExit) as e:
     cli.run_script(main)
-  lines = capfd.readouterr().err.strip().splitlines()
+  captured = capfd.readouterr()
+  lines = captured.err.strip().splitlines()
   assert e.value.code == code
   assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
   assert not out.exists()
+  assert not captured.out.strip(), captured.out  # refused before anything is reported
 
 
 @pytest.mark.parametrize("module,argv", [
