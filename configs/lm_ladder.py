@@ -29,6 +29,7 @@ from absl import logging
 import ml_collections
 
 from configs import lm
+from research import hardware
 
 # name: (num_layers, width, num_heads, peak learning rate) -- Pythia's Table 1.
 POD_SIZES = {
@@ -98,6 +99,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   if size == "tiny":            # synthetic data: an AOT plan or a run without a corpus
     c.task.source, c.task.vocab_size = "synthetic", 512
   elif size in POD_SIZES:
+    if topology and not hardware.is_topology_name(topology):  # before _pod warns about it
+      raise ValueError(f"preset {preset!r}: {topology!r} is not a TPU topology name; write "
+                       f"SIZE@CHIP:SHAPE, e.g. {size}@v5e:4x4 or {size}@v5p:4x4x4")
     _pod(c, size, topology or DEFAULT_TOPOLOGY)
   elif size in CPU_SIZES:
     c.model.num_layers, c.model.width, c.model.num_heads = CPU_SIZES[size]

@@ -365,12 +365,13 @@ def main(argv) -> None:
              if unplanned and importlib.util.find_spec("libtpu") is None else ""))
   else:
     config = cli.config_from_flags()
+    # The slice first: a shape the chip lacks is one error line, with no warning before it.
+    target = topology_target(_TOPOLOGY.value) if _TOPOLOGY.value else local_target()
     planned_for = config.get("topology", "")
     if planned_for and _TOPOLOGY.value and planned_for != _TOPOLOGY.value:
       logging.warning("this config's layout was planned for %s (config.topology), not %s; "
                       "pass a preset planned for it (e.g. SIZE@%s)", planned_for,
                       _TOPOLOGY.value, _TOPOLOGY.value)
-    target = topology_target(_TOPOLOGY.value) if _TOPOLOGY.value else local_target()
     plans = [plan(config, target)]
     print(report(plans[0]))
   if out:
