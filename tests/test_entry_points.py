@@ -189,7 +189,7 @@ def test_research_main_malformed_inputs(files, tmp_path):
       ("csv one class", [*TC, f"--config.task.path={files['one_class.csv']}"], 2,
        "at least 2 classes"),
       ("csv unbalanced quote", [*TC, f"--config.task.path={files['unbalanced_quote.csv']}"], 2,
-       "quote"),
+       "line 2: unexpected end of data: an unbalanced or stray quote"),  # was "line 1"
       ("csv 50 MB field", [*TC, f"--config.task.path={files['huge_field.csv']}"], 2,
        "field limit"),
       ("csv missing file", [*TC, f"--config.task.path={files['missing']}"], 2, "no such file"),

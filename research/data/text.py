@@ -310,7 +310,8 @@ def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str],
               "file one field, or a text is too long; close the quote or shorten the text"
               if "field limit" in str(e) else
               "an unbalanced or stray quote; quote whole fields and double quotes inside them")
-      raise InputError(f"{where} line {reader.line_num}: {e}: {hint}") from None
+      # csv counts the lines of the rows it returned: the failing row starts on the next one.
+      raise InputError(f"{where} line {reader.line_num + 1}: {e}: {hint}") from None
   if not rows:
     raise InputError(f"{where} has a header but no data rows; add one row per example")
   return [r[0] for r in rows], [r[1] for r in rows]
