@@ -305,8 +305,8 @@ def define_flags(fv) -> None:
   flags.DEFINE_string("out", "runs/benchmark.json", "Result file.", flag_values=fv)
   flags.DEFINE_enum("child", None, ["ours", "peer", "config", "sweep", "parts", "matmul"],
                     "Internal: measure one thing in this process.", flag_values=fv)
-  flags.DEFINE_string("mode", "on", "Internal (--child=sweep): ensemble mode.", flag_values=fv)
-  flags.DEFINE_integer("members", 16, "Internal (--child=sweep): members.", flag_values=fv)
+  flags.DEFINE_enum("mode", "on", ["on", "off", "auto"], "Internal: ensemble mode.", flag_values=fv)
+  flags.DEFINE_integer("members", 16, "Internal: members.", lower_bound=1, flag_values=fv)
   flags.DEFINE_string("case", "garg_small", "Internal (--child): the case.", flag_values=fv)
   flags.DEFINE_string("part", "step", "Internal (--child=parts): the part.", flag_values=fv)
   flags.DEFINE_string("topology", "", "Internal (--child=parts): a TPU slice.", flag_values=fv)

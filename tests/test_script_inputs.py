@@ -78,6 +78,8 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.benchmark", ["--out=README.md/b.json"], 2,
      "--out=README.md/b.json: README.md is a file, so the file cannot be created"),
     ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
+    ("experiments.benchmark", ["--child=sweep", "--mode=nope"], 2, "--mode=nope"),  # ran 16
+    ("experiments.benchmark", ["--child=sweep", "--members=0"], 2, "--members=0"),  # exit 0
     # a misspelt field: refused before any child starts (it was refused in the child, after
     # "== garg_small" on stdout)
     ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
