@@ -327,12 +327,18 @@ def _flat(tree: dict, prefix: str = "") -> dict:
   return out
 
 
-def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
-  """{'block_0/attn/query/kernel': array, ...} of the newest checkpoint in workdir."""
+def check_init_from(workdir: str | Path) -> Path:
+  """init_from's checkpoints/ directory, which must exist (the cheap check, run first)."""
   directory = Path(workdir).expanduser() / CHECKPOINTS
   if not directory.is_dir():
     raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
                         "must be the workdir of a run that saved a checkpoint")
+  return directory
+
+
+def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
+  """{'block_0/attn/query/kernel': array, ...} of the newest checkpoint in workdir."""
+  directory = check_init_from(workdir)
   ck = Checkpointer(directory, max_to_keep=1_000_000, async_save=False)
   try:
     step = ck.latest_step()

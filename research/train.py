@@ -229,14 +229,18 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
 
 def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   _enable_compile_cache(config.train.compile_cache_dir)
+  tr = config.train
+  ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
+  if ckpt.latest_step() is None and config.get("init_from", ""):
+    # A mistyped init_from is refused before the model and its data are built (it came
+    # after their log lines); the parameters themselves are matched after init below.
+    ckpt_lib.check_init_from(config.init_from)
   exp = Experiment(config, devices)
   workdir_lib.check_vocabulary(workdir, exp.task)
-  tr = config.train
   logging.info("model: %s, %d params (%d non-embedding), %.3g train FLOPs/token; mesh %s",
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
-  ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   if ckpt.latest_step() is not None:
     workdir_lib.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)

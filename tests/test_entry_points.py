@@ -207,6 +207,9 @@ def test_research_main_malformed_inputs(files, tmp_path):
       # Before: exit 0 with JAX's two-line warning, and nothing cached.
       ("compile cache is a file", [TINY, f"--config.train.compile_cache_dir={files['a_file']}"],
        2, "compile_cache_dir=" + str(files["a_file"]) + " is a file, not a directory"),
+      # Before: the model's and the data's log lines, then the error.
+      ("init_from where no run is", [TINY, f"--config.init_from={tmp_path / 'nowhere'}"], 2,
+       "has no checkpoints/ directory"),
   ]
   cases = [(argv + [f"--workdir={wd}"], wd) for _, argv, _, _ in table]
   cases += [([TINY, "--config.train.num_steps=20"], wd)]  # ... a workdir holding no run
