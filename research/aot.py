@@ -337,9 +337,6 @@ def main(argv) -> None:
   if ladder_only and not _LADDER.value:
     raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
-  if _LADDER.value:
-    for topology in _TOPOLOGIES.value:
-      check_topology_name(topology, "--topologies")
   # The --out path is checked before any compile (the large plans take minutes).
   out = cli.check_output(_OUT.value, "--out", example="plan.json") if _OUT.value else None
   import jax

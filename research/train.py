@@ -231,7 +231,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   _enable_compile_cache(config.train.compile_cache_dir)
   tr = config.train
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
-  if ckpt.latest_step() is None and config.get("init_from", ""):
+  resuming = ckpt.latest_step() is not None
+  if not resuming and config.get("init_from", ""):
     # A mistyped init_from is refused before the model and its data are built (it came
     # after their log lines); the parameters themselves are matched after init below.
     ckpt_lib.check_init_from(config.init_from)
@@ -241,7 +242,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
-  if ckpt.latest_step() is not None:
+  if resuming:
     workdir_lib.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     state, _, restored = ckpt.restore(abstract, seal=True)

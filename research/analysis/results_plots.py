@@ -84,15 +84,21 @@ def _curve(row: dict, metric: str) -> list[tuple]:
 def check_curves(rows: list[dict], metric: str, x: str = "step") -> None:
   """A --plot METRIC over steps needs the metric in some run's metrics.jsonl: checked by the
   caller before it prints anything."""
-  if x == "step" and not any(_curve(row, metric) for row in rows):
+  if x == "step":
+    _curves_of(rows, metric)
+
+
+def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
+  """Each row's (step, METRIC) points, read once; none in any run is an InputError."""
+  curves = [_curve(row, metric) for row in rows]
+  if not any(curves):
     raise InputError(f"--plot {metric}: no run's metrics.jsonl has a {metric!r} column; "
                      "pick one of the last.* columns the table lists (without 'last.')")
+  return curves
 
 
 def _curves(rows: list[dict], metric: str, ax, colours) -> None:
-  check_curves(rows, metric)
-  for row, colour in zip(rows, colours):
-    points = _curve(row, metric)
+  for points, colour in zip(_curves_of(rows, metric), colours):
     if points:
       ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9)
   ax.set_xlabel("step")
