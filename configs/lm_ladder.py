@@ -117,14 +117,30 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   return c
 
 
-def get_sweep(name: str) -> list[dict]:
+def get_sweep(name: str, preset: str | None = None) -> list[dict]:
   """`ladder`: the CPU sizes (preset cpu); `ladder@TOPOLOGY`: every pod size, each with
-  its layout for that slice (any pod preset)."""
+  its layout for that slice (any pod preset). research.sweep passes the run's PRESET ('' for
+  the default, cpu) so that a ladder is refused on a preset it does not fit; None: no check."""
+  if preset is not None:
+    preset = preset or "cpu"
+  size = None if preset is None else preset.partition("@")[0]
   if name == "ladder":
+    if size in POD_SIZES or size == "tiny":
+      raise ValueError(f"sweep 'ladder' is the CPU ladder (sizes {', '.join(CPU_SIZES)}) on "
+                       f"the cpu preset, not {preset!r}; use --config=configs/lm_ladder.py:cpu, "
+                       "or --sweep=ladder@TOPOLOGY for the pod sizes")
     return [{"model.num_layers": l, "model.width": w, "model.num_heads": h}
             for l, w, h in CPU_SIZES.values()]
   if name.startswith("ladder@"):
     topology = name.partition("@")[2]
+    if not hardware.is_topology_name(topology):
+      raise ValueError(f"sweep {name!r}: {topology!r} is not a TPU topology name; write "
+                       "ladder@CHIP:SHAPE, e.g. ladder@v5p:4x4x4")
+    if size is not None and size not in POD_SIZES:
+      raise ValueError(f"sweep {name!r} runs the pod sizes ({', '.join(POD_SIZES)}) on the "
+                       f"pod preset's data and training setup, not on preset {preset!r}; use "
+                       f"a pod preset, e.g. --config=configs/lm_ladder.py:1b@{topology}, or "
+                       "--sweep=ladder on the cpu preset")
     out = []
     for size, (layers, width, heads, lr) in POD_SIZES.items():
       (data, fsdp, tensor), remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))

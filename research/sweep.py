@@ -4,7 +4,7 @@ r"""Sweeps: one command runs a list of override dicts and keeps one results tabl
       --workdir=runs/scale [--config.a.b=v ...] [--ensemble=auto|on|off]
 
 Sweeps are data beside the config: `get_sweep(name)` in the config file returns
-a list of override dicts (see `product` and `zipped` for building them). Each
+a list of override dicts (`get_sweep(name, preset)` where its sweeps suit only some presets) (see `product` and `zipped` for building them). Each
 run gets `DIR/runs/NAME/`; `DIR/results.jsonl` holds one row per finished or
 failed run (overrides, parameters, FLOPs, tokens, wall time, final metrics,
 probe paths), rewritten atomically so a completed row is never lost, and
@@ -235,7 +235,7 @@ def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -
 
 
 def load_sweep(config_path: str, name: str) -> list[dict]:
-  """get_sweep(name) of the config file (a ':PRESET' suffix is ignored)."""
+  """get_sweep(name[, PRESET]) of the config file (research.config_files.load_sweep)."""
   return cli.load_sweep(config_path, name)
 
 

@@ -56,7 +56,7 @@ def _sweeps(name: str) -> dict:
     module.get_sweep("__no_such_sweep__")
   names = [n for n in _choices(str(e.value)) if "@TOPOLOGY" not in n]
   names += sorted({f"ladder@{t}" for _, t in getattr(module, "LAYOUTS", {})})
-  return {n: _encode(cli.load_sweep(f"configs/{name}", n)) for n in names}
+  return {n: _encode(module.get_sweep(n)) for n in names}  # lm_ladder's: on no preset
 
 
 def _resolve_all() -> dict:

@@ -255,6 +255,13 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
        "returned []; it must return a non-empty list"),
       ("get_sweep raises", [f"--config={files['sweep_raises.py']}:tiny", "--sweep=x"],
        "get_sweep('x') in"),
+      # Before: the pod sizes (to 6.9B parameters) trained on the cpu preset's byte corpus.
+      ("pod ladder on the cpu preset", ["--config=configs/lm_ladder.py:cpu",
+                                        "--sweep=ladder@v5e:4x4"], "on preset 'cpu'; use a pod"),
+      ("pod ladder on the default preset", ["--config=configs/lm_ladder.py",
+                                            "--sweep=ladder@v5e:4x4"], "on preset 'cpu'; use a pod"),
+      ("cpu ladder on a pod preset", ["--config=configs/lm_ladder.py:1b", "--sweep=ladder"],
+       "is the CPU ladder"),
   ]
   cases = [(argv + [f"--workdir={wd}"], wd) for _, argv, _ in table]
   failing = ([f"--config={files['failing_sweep.py']}:tiny", "--sweep=x", "--ensemble=off",
