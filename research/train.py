@@ -252,8 +252,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     if config.optim.name != "adam":
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
+    workdir_lib.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
     logging.info("resumed from checkpoint at step %d", restored)
-    workdir_lib.check_not_past(restored, tr.num_steps, workdir)
   else:
     models.check_max_len(config.model, exp.task.io)
     state = exp.init_state()

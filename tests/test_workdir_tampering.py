@@ -1,6 +1,7 @@
 """A workdir edited or damaged by hand (found by a fault-injection probe): every such state
 is refused with exit 2 and one line, or read as documented; nothing is silently changed."""
 import json
+import logging
 
 import pytest
 
@@ -24,12 +25,15 @@ def test_checkpoints_without_a_config_are_not_resumed(finished, tmp_path, damage
   assert _snapshot(wd) == before
 
 
-def test_num_steps_below_the_newest_checkpoint_is_refused(finished, tmp_path):
+def test_num_steps_below_the_newest_checkpoint_is_refused(finished, tmp_path, caplog):
   wd = _copy(finished, tmp_path / "run")
   before = _snapshot(wd)
-  with pytest.raises(errors.InputError, match=r"at step 40, past its config's "
-                     r"train.num_steps=30; give num_steps >= 40"):
+  with caplog.at_level(logging.INFO, logger="absl"), pytest.raises(
+      errors.InputError, match=r"at step 40, past its config's train.num_steps=30; give "
+      r"num_steps >= 40"):
     _train(_tiny(**{"train.num_steps": 30}), wd)
+  # The log said "resumed from checkpoint at step 40" just before the refusal.
+  assert "model: transformer" in caplog.text and "resumed" not in caplog.text, caplog.text
   assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
       k: v for k, v in before.items() if k != ".lock"}
   assert _train(_tiny(), wd)["final_step"] == 40  # control: the run's own num_steps
