@@ -39,7 +39,7 @@ def open_run(workdir: str | Path):
   cfg_path = workdir / "config.json"
   if not cfg_path.is_file():
     raise FileNotFoundError(f"{cfg_path} not found: --workdir must be a run's workdir")
-  config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
+  config = ml_collections.ConfigDict(workdir_lib.saved_config(workdir))  # damaged: one line
   config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
   config.init_from = ""  # the run's own checkpoint holds every parameter
   exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))

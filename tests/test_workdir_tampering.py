@@ -95,3 +95,14 @@ def test_a_start_that_trained_nothing_is_replaced(finished, tmp_path):
     _train(c, wd2)
   assert {k: v for k, v in _snapshot(wd2).items() if k != ".lock"} == {
       k: v for k, v in before.items() if k != ".lock"}
+
+
+def test_open_run_refuses_a_damaged_config_in_one_line(finished, tmp_path):
+  """research.predict.open_run (predict, probe_checkpoints, notebooks) read config.json with
+  json.loads: a JSONDecodeError traceback from the library call."""
+  from research import predict
+  wd = _copy(finished, tmp_path / "run")
+  assert predict.open_run(wd).config.task.name  # control: intact
+  (wd / "config.json").write_text("{not json")
+  with pytest.raises(errors.InputError, match="put the run's config.json back"):
+    predict.open_run(wd)
