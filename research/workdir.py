@@ -97,14 +97,21 @@ def read_object(path: str | Path, what: str, fix: str) -> dict | None:
   except OSError as e:
     raise RunIOError(f"reading {path} failed: {e.strerror or e}") from None
   except UnicodeDecodeError:  # bytes that are not UTF-8: damaged, as broken JSON is
-    text = ""
+    raise InputError(f"{path} {what}, bytes that are not UTF-8 text; {fix}") from None
+  if not text.strip():  # a crash between create and write, or a truncation
+    raise InputError(f"{path} {what}, an empty file; {fix}")
   try:
     obj = json.loads(text)
-  except ValueError:
-    obj = None
+  except json.JSONDecodeError as e:  # torn or edited: say where, so it can be looked at
+    raise InputError(f"{path} {what}, broken JSON at line {e.lineno} column {e.colno}; "
+                     f"{fix}") from None
   if not isinstance(obj, dict):
-    raise InputError(f"{path} {what}; {fix}")
+    raise InputError(f"{path} {what}, a JSON {_JSON_KINDS.get(type(obj), 'value')}; {fix}")
   return obj
+
+
+_JSON_KINDS = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
 
 
 def saved_config(workdir: str | Path) -> dict | None:

@@ -45,8 +45,15 @@ def test_json_files_that_are_not_objects(finished, tmp_path):
   assert results.records([wd])[0]["summary.final_step"] == 40  # control: intact
   (wd / "summary.json").write_text("[1, 2]")
   assert workdir.read_json(wd / "summary.json") is None  # readers: as if missing
-  with pytest.raises(errors.InputError, match="summary.json is not a JSON object"):
+  with pytest.raises(errors.InputError, match="summary.json is not a JSON object, a JSON list;"):
     results.records([wd])
+  # What is wrong with the file is named: where broken JSON breaks, an empty file, bad bytes.
+  for text, said in (('{"final_step": 40,\n oops}', "broken JSON at line 2 column 2;"),
+                     ("\n", "an empty file;"), (b"\xff\xfe{}", "bytes that are not UTF-8")):
+    path = wd / "summary.json"
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    with pytest.raises(errors.InputError, match=said):
+      results.records([wd])
   (wd / "summary.json").unlink()
   metrics = wd / "metrics.jsonl"
   metrics.write_text('{"step": 20}\n"hello"\n{"step": 40}\n')
