@@ -293,9 +293,23 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   with guard.interruptible(f"preempted (SIGTERM) while probing step {step}; the final "
                           "checkpoint is saved; rerun the same command to probe"):
     summary["probes"] = run_probes(exp, state, workdir)
+    if step == start and start:  # nothing trained: the recorded training figures stand
+      summary = _kept_training_record(workdir, summary)
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
   return summary
+
+
+def _kept_training_record(workdir: Path, summary: dict) -> dict:
+  """SUMMARY for a rerun of a finished run, which trains nothing and re-probes, with what
+  the run's summary recorded about its training kept (wall and compile time, an ensemble
+  member's size and fate): the rerun's own seconds (a restore) silently replaced them."""
+  before = workdir_lib.read_json(workdir / workdir_lib.SUMMARY) or {}
+  if before.get("final_step") != summary["final_step"]:
+    return summary
+  kept = {k: v for k, v in before.items() if not k.startswith("final_") and k != "probes"}
+  timing = {k: before[k] for k in ("train_wall_s", "compile_s") if k in before}
+  return {**kept, **summary, **timing}
 
 
 class _SoloStep:

@@ -113,3 +113,19 @@ def test_open_run_refuses_a_damaged_config_in_one_line(finished, tmp_path):
   (wd / "config.json").write_text("{not json")
   with pytest.raises(errors.InputError, match="put the run's config.json back"):
     predict.open_run(wd)
+
+
+def test_rerunning_a_finished_run_keeps_its_training_record(finished, tmp_path):
+  """The same command again restores step 40, trains nothing and re-probes: it wrote its own
+  restore's seconds (0.001 s, compile None) over the run's train_wall_s and compile_s, and
+  dropped what only an ensemble member's summary holds."""
+  wd = _copy(finished, tmp_path / "run")
+  before = json.loads((wd / "summary.json").read_text())
+  assert before["train_wall_s"] > 0.1 and before["compile_s"] > 0  # control: real figures
+  before["ensemble_size"] = 4  # as an ensemble member's summary has it
+  (wd / "summary.json").write_text(json.dumps(before))
+  after = _train(_tiny(), wd)
+  assert after == json.loads((wd / "summary.json").read_text())
+  for key in ("train_wall_s", "compile_s", "ensemble_size", "final_step", "final_loss"):
+    assert after[key] == before[key], key
+  assert after["probes"]
