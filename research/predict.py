@@ -32,21 +32,53 @@ from research.errors import InputError
 def open_run(workdir: str | Path):
   """The Experiment (task, model, shapes) of a run, rebuilt from its config.json on this
   process's first device; research.probe_checkpoints restores each checkpoint into it."""
-  import ml_collections
-
   from research import train, workdir as workdir_lib
   workdir = Path(workdir).expanduser()
-  cfg_path = workdir / "config.json"
-  if not cfg_path.is_file():
-    raise FileNotFoundError(f"{cfg_path} not found: --workdir must be a run's workdir")
-  config = ml_collections.ConfigDict(workdir_lib.saved_config(workdir))  # damaged: one line
-  config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
-  config.init_from = ""  # the run's own checkpoint holds every parameter
+  config = saved_run_config(workdir)
   exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
   # A task rebuilt from its data (lm: no for_prediction) must give the tokenizer the run
   # saved: an edited corpus of as many characters gave other ids, silently.
   workdir_lib.check_vocabulary(workdir, exp.task)
   return exp
+
+
+def saved_run_config(workdir: Path):
+  """The run's config.json as a checked ConfigDict for one device, without init_from (the
+  run's own checkpoint holds every parameter); edited or damaged: one InputError line."""
+  import ml_collections
+
+  from research import config_check, workdir as workdir_lib
+  from research.tasks import fields
+  cfg_path = workdir / "config.json"
+  if not cfg_path.is_file():
+    raise FileNotFoundError(f"{cfg_path} not found: --workdir must be a run's workdir")
+  saved = workdir_lib.saved_config(workdir)  # damaged: one line
+  saved_task_name(workdir, saved)
+  fix = "it was edited or damaged since training; put the run's config.json back"
+  try:
+    config = ml_collections.ConfigDict(saved)
+    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
+    config.init_from = ""
+    with fields.data_files_unread():  # the task comes from the saved vocabulary (predict)
+      config_check.validate(config, 1)  # before the model is built from it
+  except (InputError, AttributeError, KeyError, TypeError, ValueError) as e:  # ConfigError too
+    # The problem, not the check's fix (written for a config being started, not a saved one).
+    missing = isinstance(e, (AttributeError, KeyError)) and e.args
+    problem = (f"no field {str(e.args[0]).strip(chr(34) + chr(39))!r}" if missing
+               else cli.one_line(e).split("; ")[0][:200])
+    raise InputError(f"{cfg_path} is not a valid run config ({problem}); {fix}") from None
+  return config
+
+
+def saved_task_name(workdir: Path, saved: dict) -> str:
+  """task.name of a run's saved config (workdir.saved_config's dict); refused in one line
+  when the file holds no task name (edited by hand)."""
+  task = saved.get("task")
+  name = task.get("name") if isinstance(task, dict) else None
+  if not isinstance(name, str):
+    raise InputError(f"--workdir={workdir}: config.json is not a run's config (no task.name); "
+                     "put the run's config.json back, or pass the --workdir of a finished run")
+  return name
 
 
 def load_run(workdir: str | Path):
@@ -184,11 +216,7 @@ def main(argv) -> int:
                      "a finished text_classification run")
   from research import workdir as workdir_lib
   saved = workdir_lib.saved_config(workdir)  # broken JSON: refused naming the file and the fix
-  try:
-    task_name = saved["task"]["name"]
-  except (KeyError, TypeError):
-    raise InputError(f"--workdir={_WORKDIR.value}: config.json is not a run's config (no "
-                     "task.name); pass the --workdir of a finished text_classification run") from None
+  task_name = saved_task_name(workdir, saved)
   from research import tasks
   if getattr(tasks.REGISTRY.get(task_name), "for_prediction", None) is None:
     # Refused before the run is rebuilt: rebuilding reads its data and compiles its model.

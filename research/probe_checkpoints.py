@@ -21,7 +21,7 @@ and 125, L = 32 gives 3 and 31), each the mean over +-L // 64 positions (as the 
 task). Negative: later context helps. icl_score_se is its standard error over windows (each
 window's own late-minus-early difference), the noise an untrained model's score sits in.
 
-  heads: {'LiHj': {prefix, previous, copying}} per head. prefix-matching and previous-token
+  heads: {'LiHj': {prefix, previous, copying}} per head (a Transformer's; an LSTM has none). prefix-matching and previous-token
     scores (research/probes/attention.py) on `REPEATED` held-out windows whose first half
     is repeated in place of the second (Olsson's test for induction heads, on tokens the
     model knows; the uniform causal attention baseline is `prefix_baseline`); copying: the eigenvalue score of the
@@ -90,7 +90,9 @@ def head_scores(exp, params) -> dict:
   seq_len = int(exp.task.seq_len)
   rep = jax.numpy.asarray(repeated_tokens(exp))
   _, state = exp.model.apply({"params": params}, rep, mutable=["intermediates"])
-  maps = list(transformer.attention_maps(state["intermediates"]).values())
+  maps = list(transformer.attention_maps(state.get("intermediates", {})).values())
+  if not maps:  # a model without attention (model.name='lstm'): no heads to score
+    return {}
   period = seq_len - seq_len // 2
   ov = induction.ov_circuits(params)
   heads = {}
@@ -119,6 +121,9 @@ def few_shot_scores(exp, params, num_prompts: int) -> dict:
   return out
 
 
+ROW_KEYS = ("step", "num_windows")  # what a rerun reads of each row it finds in --out
+
+
 def probe_checkpoint(exp, params, num_windows: int, few_shot_prompts: int = 0) -> dict:
   """The row of one checkpoint's parameters (without its step)."""
   ce = exp.task.eval_losses(exp.predict_fn(params), num_windows, int(exp.config.probe.batch_size))
@@ -137,10 +142,11 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
   if workdir.exists() and not workdir.is_dir():  # was exit 5, "reading .../config.json failed"
     raise InputError(f"--workdir={workdir} is a file; pass the directory of an lm run")
   saved = workdir_lib.saved_config(workdir)  # broken JSON: an InputError that says so
-  if not saved:
+  if saved is None:
     raise InputError(f"--workdir={workdir} holds no config.json; pass the --workdir of an lm run")
-  if saved.get("task", {}).get("name") != "lm":
-    raise InputError(f"--workdir={workdir} is a {saved.get('task', {}).get('name')!r} run; "
+  task = predict.saved_task_name(workdir, saved)
+  if task != "lm":
+    raise InputError(f"--workdir={workdir} is a {task!r} run; "
                      "research.probe_checkpoints probes language-model (task.name='lm') runs")
   ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
                              async_save=False)
@@ -149,6 +155,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     if not steps:
       raise InputError(f"--workdir={workdir} has no complete checkpoint; train it first "
                        "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
+    predict.saved_run_config(workdir)  # an edited one is refused before anything is written
     # Checked before the lock beside it is taken: a directory or a read-only place was an
     # I/O error (exit 5, no fix named) and could leave a stray .lock behind.
     given, out = out, Path(out).expanduser() if out else workdir / OUT
@@ -170,8 +177,19 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
 
 def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
                  few_shot_prompts: int) -> list[int]:
-  rows = workdir_lib.read_jsonl(out)
-  if not set(steps) - {r["step"] for r in rows}:  # nothing new: no need to rebuild the run
+  rows = _read_rows(out)
+  other = {r.get("few_shot_prompts", 0) for r in rows} - {few_shot_prompts}
+  if other:
+    raise InputError(f"{out} holds rows with {sorted(other)} few-shot prompts per cell, this "
+                     f"probe {few_shot_prompts}; pass --few_shot_prompts={sorted(other)[0]} or "
+                     "another --out")
+  done = {r["step"] for r in rows}
+  # Rows over the windows asked for (they are min(windows, the run's held-out windows)):
+  # when nothing is new, only a mismatch needs the run rebuilt to be sure of, so that the
+  # same flags are refused whether or not a checkpoint was added since.
+  probe = workdir_lib.saved_config(workdir).get("probe")
+  asked = windows or (probe.get("eval_sequences") if isinstance(probe, dict) else None)
+  if not set(steps) - done and {r["num_windows"] for r in rows} <= {asked}:
     logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
     return []
   exp = predict.open_run(workdir)
@@ -181,12 +199,9 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
   if other:
     raise InputError(f"{out} holds rows over {sorted(other)} held-out windows, this probe "
                      f"{wanted}; pass --windows={sorted(other)[0]} or another --out")
-  other = {r.get("few_shot_prompts", 0) for r in rows} - {few_shot_prompts}
-  if other:
-    raise InputError(f"{out} holds rows with {sorted(other)} few-shot prompts per cell, this "
-                     f"probe {few_shot_prompts}; pass --few_shot_prompts={sorted(other)[0]} or "
-                     "another --out")
-  done = {r["step"] for r in rows}
+  if not set(steps) - done:
+    logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
+    return []
   todo = [s for s in steps if s not in done]
   logging.info("%s: %d checkpoints, %d already in %s, %d to probe", workdir, len(steps),
                len(steps) - len(todo), out, len(todo))
@@ -217,6 +232,33 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
     raise RunsFailedError(f"{len(failed)} checkpoint(s) of {workdir} not probed: "
                           + "; ".join(failed) + f"; the others are in {out}")
   return probed
+
+
+def _read_rows(out: Path) -> list[dict]:
+  """The rows already in OUT, each checked to be one this command wrote (it writes the whole
+  file atomically, so a torn or foreign line is not its own): another file given as --out
+  was overwritten (a one-line text file read as a torn JSONL line) or was a traceback."""
+  try:
+    lines = out.read_text(encoding="utf-8").splitlines()
+  except FileNotFoundError:
+    return []
+  except (OSError, UnicodeDecodeError) as e:
+    raise InputError(f"{out} cannot be read as probe rows ({cli.one_line(e)[:120]}); "
+                     "pass --out=FILE, a new file or one this command wrote") from None
+  rows = []
+  for i, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except ValueError:
+      row = None
+    if not (isinstance(row, dict) and all(type(row.get(k)) is int for k in ROW_KEYS)):
+      raise InputError(f"{out} is not a file of research.probe_checkpoints rows (line {i} is "
+                       f"not one: no integer {' and '.join(ROW_KEYS)}); it is left as it is: "
+                       "pass --out=FILE, a new file or one this command wrote")
+    rows.append(row)
+  return rows
 
 
 def _define_flags() -> None:

@@ -293,7 +293,8 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
       ("predict on a regression run", [f"--workdir={regression}", "--text=hi"],
        "is a 'regression' run, which does not predict labels"),
       ("predict on a broken config.json", [f"--workdir={broken}", "--text=hi"],
-       "config.json does not hold a config (not a JSON object); put the run's config.json back"),
+       "config.json does not hold a config (not a JSON object), broken JSON at line 1 column 2; "
+       "put the run's config.json back"),
       ("predict on a config.json without a task", [f"--workdir={no_task}", "--text=hi"],
        "config.json is not a run's config (no task.name)"),
       ("predict an empty --text", [f"--workdir={run}", "--text= "], "--text is empty"),

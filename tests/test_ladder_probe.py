@@ -209,3 +209,65 @@ def test_no_restorable_checkpoint_is_a_checkpoint_error_with_the_fix(run, tmp_pa
   with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoint of .* could be restored: "
                      r"10 \(.*; restore its checkpoints directory from a backup or retrain"):
     probe_checkpoints.probe_run(broken)
+
+
+@pytest.mark.parametrize("text", ["important notes, one line\n", '{"a": 1}\n',
+                                  '{"step": "10", "num_windows": 64}\n', "[1, 2]\n"])
+def test_an_out_holding_something_else_is_refused_and_left_as_it_is(run, tmp_path, text):
+  """A one-line text file was read as a torn JSONL line, dropped with a warning and
+  overwritten with probe rows (exit 0); other rows were a KeyError or TypeError traceback."""
+  out = tmp_path / "mine.txt"
+  out.write_text(text)
+  with pytest.raises(InputError, match=r"mine.txt is not a file of research.probe_checkpoints "
+                     r"rows \(line 1 is not one: no integer step and num_windows\); it is left"):
+    probe_checkpoints.probe_run(run, out=out)
+  assert out.read_text() == text
+
+
+def test_mismatched_flags_are_refused_whether_or_not_a_checkpoint_is_new(run):
+  """With every checkpoint already probed, other --windows or --few_shot_prompts than the
+  rows' exited 0 having probed nothing; after a new checkpoint the same flags were exit 2."""
+  probe_checkpoints.probe_run(run)  # the file is complete (test order)
+  assert probe_checkpoints.probe_run(run) == []  # control: the rows' own settings
+  assert probe_checkpoints.probe_run(run, windows=64) == []
+  with pytest.raises(InputError, match="held-out windows, this probe 16; pass --windows=64"):
+    probe_checkpoints.probe_run(run, windows=16)
+  with pytest.raises(InputError, match=r"\[0\] few-shot prompts per cell, this probe 5"):
+    probe_checkpoints.probe_run(run, few_shot_prompts=5)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda c: {"task": "lm"}, re.escape("config.json is not a run's config (no task.name)")),
+    (lambda c: {}, re.escape("config.json is not a run's config (no task.name)")),
+    (lambda c: {"task": c["task"]}, r"is not a valid run config \(no field 'mesh'\)"),
+    (lambda c: c | {"model": {k: v for k, v in c["model"].items() if k != "width"}},
+     r"is not a valid run config \(the config has no field 'width' that the code reads\)"),
+    (lambda c: c | {"model": c["model"] | {"width": "wide"}},
+     r"is not a valid run config \(config.model.width='wide' must be a number")])
+def test_an_edited_config_json_is_refused_in_one_line(run, tmp_path, edit, needle):
+  """Valid JSON that is not the run's config was an AttributeError or TypeError traceback in
+  probe_checkpoints and predict (open_run); {} said the workdir held no config.json."""
+  edited = tmp_path / "run"
+  shutil.copytree(run, edited, ignore=shutil.ignore_patterns("probes"))
+  config = json.loads((edited / "config.json").read_text())
+  (edited / "config.json").write_text(json.dumps(edit(config)))
+  with pytest.raises(InputError, match=needle) as e:
+    probe_checkpoints.probe_run(edited)
+  assert "\n" not in str(e.value)
+  with pytest.raises(InputError, match=needle):
+    predict.open_run(edited)
+  assert not (edited / "probes").exists()
+
+
+def test_a_model_without_attention_has_no_head_scores(run):
+  """An LSTM language model (model.name='lstm') was a KeyError traceback: the probe read
+  attention maps from intermediates it does not sow."""
+  c = cli.load_config("configs/lm.py:tiny")
+  c.task.source, c.task.path = "file", str(run.parent / "corpus.txt")
+  c.model.name, c.mesh.data = "lstm", 1
+  config_check.validate(c, 1)
+  exp = train.Experiment(c, jax.devices()[:1])
+  params = exp.init_state().params
+  assert probe_checkpoints.head_scores(exp, params) == {}
+  row = probe_checkpoints.probe_checkpoint(exp, params, 4)
+  assert "heads" not in row and np.isfinite(row["loss"]) and row["num_windows"] == 4

@@ -6,6 +6,8 @@ config_check calls through the task registry, so a new task needs no edit there.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 from research.errors import InputError
@@ -74,10 +76,27 @@ def check_text_task(cfg, sources, tokenizers) -> None:
   _data_file(cfg)
 
 
+_READ_DATA = contextvars.ContextVar("read_data", default=True)
+
+
+@contextlib.contextmanager
+def data_files_unread():
+  """Checks inside it leave the task's data file alone: a saved run's config is checked
+  for research.predict, which rebuilds the task from the run's saved vocabulary (the data
+  may have moved since training)."""
+  token = _READ_DATA.set(False)
+  try:
+    yield
+  finally:
+    _READ_DATA.reset(token)
+
+
 def _data_file(cfg) -> None:
   """A text or CSV file the task reads is read now: its errors (missing, empty, a missing
   column, one class, a broken quote) end the command before the workdir is touched."""
   from research.data import text as text_lib
+  if not _READ_DATA.get():
+    return
   t = cfg.task
   try:
     if t.source == "file":
