@@ -44,6 +44,9 @@ def parse_seeds(values) -> tuple[int, ...] | None:
     raise InputError(f"--seeds={','.join(values)}: give seeds as non-negative integers, e.g. "
                      "--seeds=0,1,2")
   seeds = [int(v) for v in values]
+  if max(seeds) >= 2 ** 32:  # config.seed's range (a uint32 key): each run failed, exit 6
+    raise InputError(f"--seeds={','.join(values)}: {max(seeds)} is out of range; seeds are "
+                     "integers in [0, 2**32), e.g. --seeds=0,1,2")
   if len(set(seeds)) < len(seeds):  # a repeated seed would count one run twice as replication
     raise InputError(f"--seeds={','.join(values)} repeats a seed; give each seed once, e.g. "
                      "--seeds=0,1,2")
