@@ -184,13 +184,18 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 def refuse_empty_lists(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
   """A list flag given as `--sizes=` parses to [], which would read as "the default";
-  `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=)."""
+  `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=).
+  So does a string flag whose default is None (unset) given as `--csv=` (an unset shell
+  variable, most often): it was read as not given (no CSV written, the default --out).
+  --workdir= is left to check_workdir, which names its own fix."""
   for name in list(fv):
     flag = fv[name]
-    if name in empty_ok:
+    if name in empty_ok or not flag.present or name != flag.name:
       continue
-    if flag.present and name == flag.name and isinstance(flag.value, list) and not flag.value:
+    if isinstance(flag.value, list) and not flag.value:
       raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
+    if flag.value == "" and flag.default is None and name != "workdir":
+      raise InputError(f"--{name}= is empty; give it a value or drop the flag")
 
 
 def _parse_absl(argv: list[str]) -> list[str]:

@@ -298,6 +298,9 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
       ("predict on a config.json without a task", [f"--workdir={no_task}", "--text=hi"],
        "config.json is not a run's config (no task.name)"),
       ("predict an empty --text", [f"--workdir={run}", "--text= "], "--text is empty"),
+      # Read as not given: --file= ignored (an unset shell variable, most often).
+      ("predict an empty --file", [f"--workdir={run}", "--text=hi", "--file="],
+       "--file= is empty; give it a value or drop the flag"),
       ("predict --file not a regular file", [f"--workdir={run}", "--file=/dev/null"],
        "is not a regular file"),
   ]

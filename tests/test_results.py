@@ -197,7 +197,14 @@ def test_what_runs_write_passes_the_type_check(sweep_dir):
     (["{sweep}", "--csv", "{empty}"], "is a directory; name a file in it"),
     (["{sweep}", "--csv", "{sweep}/results.jsonl/t.csv"], "is a file, so the file cannot"),
     (["{sweep}", "--plot", "loss", "--out", "{empty}"], "is a directory; name a file in it"),
-    (["{sweep}", "--plot", "loss", "--out", "{empty}/f.xyz"], ".xyz is not a figure format")])
+    (["{sweep}", "--plot", "loss", "--out", "{empty}/f.xyz"], ".xyz is not a figure format"),
+    # The table was printed and the CSV written first; --plot run blamed --x.
+    (["{sweep}", "--plot", "loss", "--x", "optim.name", "--csv", "{empty}/t.csv"],
+     "--x optim.name: no run has a number in optim.name"),
+    (["{sweep}", "--plot", "run", "--x", "model.width"], "--plot run: no run has a number"),
+    # Read as not given: no CSV, no plot, and --by escaped its "add --plot" check.
+    (["{sweep}", "--csv="], "--csv= is empty; give it a value or drop the flag"),
+    (["{sweep}", "--plot=", "--by", "model.width"], "--plot= is empty")])
 def test_bad_input_exits_2_with_one_line(sweep_dir, tmp_path, args, match):
   (tmp_path / "empty").mkdir()
   names = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "sweep": sweep_dir}

@@ -66,6 +66,8 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     ("experiments.nanda2023", ["--set", "task.modulus=1.5"], 2, "holds an int"),
     ("experiments.scaling_laws", ["--sweep=nope"], 2, "unknown sweep 'nope'"),
     ("experiments.besiroglu2024", ["--csv=/nonexistent/data.csv"], 2, "no such file"),
+    # An empty value of a flag that is unset by default read as not given (the bundled CSV).
+    ("experiments.besiroglu2024", ["--csv="], 2, "--csv= is empty; give it a value or drop"),
     ("experiments.benchmark", ["--cases=nope"], 2, "unknown ['nope']"),
     ("experiments.profile_step", ["--case=nope"], 2, "--case=nope"),
     ("experiments.profile_step", ["extra"], 2, "unexpected arguments ['extra']"),

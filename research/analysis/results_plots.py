@@ -82,10 +82,27 @@ def _curve(row: dict, metric: str) -> list[tuple]:
 
 
 def check_curves(rows: list[dict], metric: str, x: str = "step") -> None:
-  """A --plot METRIC over steps needs the metric in some run's metrics.jsonl: checked by the
-  caller before it prints anything."""
+  """A --plot METRIC over steps needs the metric in some run's metrics.jsonl, against a
+  column a run with numbers in both: checked by the caller before it prints anything (a bad
+  --x printed the table and wrote the CSV, then exit 2)."""
   if x == "step":
     _curves_of(rows, metric)
+  else:
+    _check_points(rows, _metric_column(rows, metric), metric, x)
+
+
+def _check_points(rows: list[dict], column: str, metric: str, x: str) -> None:
+  """The flag at fault when no run has numbers in both X and COLUMN."""
+  has_x = any(_is_number(r.get(x)) for r in rows)
+  has_y = any(_is_number(r.get(column)) for r in rows)
+  if not has_y:
+    raise InputError(f"--plot {metric}: no run has a number in {column}; plot a numeric "
+                     "column (e.g. --plot loss)")
+  if not has_x:
+    raise InputError(f"--x {x}: no run has a number in {x}; use a numeric column (e.g. "
+                     "--x model.width) or --x step")
+  if not any(_is_number(r.get(x)) and _is_number(r.get(column)) for r in rows):
+    raise InputError(f"--x {x}: no run has numbers in both {x} and {column}")
 
 
 def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
@@ -112,7 +129,7 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax, colour
     if _is_number(row.get(x)) and _is_number(row.get(column)):
       groups.setdefault(str(row.get(by)), []).append((row[x], row[column], colour))
   if not groups:
-    raise InputError(f"--x {x}: no run has numbers in both {x} and {column}")
+    _check_points(rows, column, metric, x)
   for points in groups.values():
     points.sort(key=lambda p: p[0])
     xs, ys, cs = zip(*points)
