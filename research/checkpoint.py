@@ -181,11 +181,12 @@ class Checkpointer:
     """Restores `step` (default: the newest complete checkpoint).
 
     seal: the run's own trainer (holding the workdir's lock) writes the checksums of a
-    restored checkpoint that has none; readers (predict, probes) never write into a run.
+    restored checkpoint that has none, and moves the unreadable ones aside (below); readers
+    (predict, probes) never write into a run.
 
     A checkpoint that fails to read (truncated or missing files) is skipped
     with a warning and the previous one is tried. Skipped checkpoints newer than the
-    one restored are moved to `<directory>.unreadable/` (kept, not deleted): left in
+    one restored are moved (when `seal`) to `<directory>.unreadable/` (kept, not deleted): left in
     place they would stay the newest step, and Orbax silently skips every later save
     at or below it, so the run's own final checkpoint would never be written.
     """
@@ -210,7 +211,7 @@ class Checkpointer:
       try:
         out = self._mngr.restore(s, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        if errors:
+        if errors and seal:  # the trainer, which will save past them; a reader moves nothing
           self._quarantine([t for t in steps if t > s])
         if seal and unsealed:  # sealed now: damage from here on is found (unverified only once)
           with contextlib.suppress(OSError):  # a read-only copy: stays unverified

@@ -15,7 +15,7 @@ import sys
 from absl import flags, logging
 
 from research import cli
-from research import workdir as workdir_lib
+from research import workdir_layout
 from research.errors import InputError, RunIOError
 
 cli.define_config_flag()
@@ -52,7 +52,7 @@ def main(argv) -> int:
     raise InputError("--config=FILE[:PRESET] and --workdir=DIR are required")
   config = cli.config_from_flags()
   workdir = cli.check_workdir(_WORKDIR.value)
-  workdir_lib.check_kind(workdir, "run")
+  workdir_layout.check_kind(workdir, "run")
   _check_processes(_NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR.value)
   import jax  # after flags, so that --helpfull stays fast
 

@@ -95,7 +95,10 @@ def load_run(workdir: str | Path):
       raise InputError(f"--workdir={workdir} has no complete checkpoint to predict with; "
                        "train it first (python -m research.main with this --workdir)")
     check_fits(workdir, ck, steps[-1], abstract)
-    state, _, step = ck.restore(abstract)
+    try:
+      state, _, step = ck.restore(abstract)  # an unreadable newest one: the previous, warned
+    except ckpt_lib.CheckpointError as e:
+      raise type(e)(f"{e}; restore the run's checkpoints from a backup, or retrain it") from None
   finally:
     ck.close()
   return exp, state.params, step

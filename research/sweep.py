@@ -31,7 +31,7 @@ from absl import flags, logging
 from research import cli, preemption
 from research import results as results_lib
 from research import workdir as workdir_lib
-from research import workdir_lock
+from research import workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError, RunsFailedError
 
 
@@ -253,7 +253,7 @@ def main(argv) -> int:
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
   workdir = cli.check_workdir(_WORKDIR.value)
-  workdir_lib.check_kind(workdir, "sweep")
+  workdir_layout.check_kind(workdir, "sweep")
   import jax
 
   from research import config_check

@@ -31,7 +31,7 @@ from research import errors, keys
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
-from research import workdir_lock
+from research import workdir_layout, workdir_lock
 from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
 
 
@@ -211,6 +211,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   second process on the same workdir is refused while the first holds its lock.
   """
   workdir = Path(workdir)
+  workdir_layout.check_layout(workdir)
   workdir_lib.check_same_config(workdir, config)
   fresh = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +224,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       return _train(config, workdir, devices, guard)
     except BaseException:
       if fresh and jax.process_index() == 0:  # refused before writing: leave no empty run
-        workdir_lib.remove_if_unstarted(workdir)
+        workdir_layout.remove_if_unstarted(workdir)
       raise
 
 
@@ -294,22 +295,11 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                           "checkpoint is saved; rerun the same command to probe"):
     summary["probes"] = run_probes(exp, state, workdir)
     if step == start and start:  # nothing trained: the recorded training figures stand
-      summary = _kept_training_record(workdir, summary)
+      summary = workdir_lib.kept_training_record(workdir, summary)
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
   return summary
 
-
-def _kept_training_record(workdir: Path, summary: dict) -> dict:
-  """SUMMARY for a rerun of a finished run, which trains nothing and re-probes, with what
-  the run's summary recorded about its training kept (wall and compile time, an ensemble
-  member's size and fate): the rerun's own seconds (a restore) silently replaced them."""
-  before = workdir_lib.read_json(workdir / workdir_lib.SUMMARY) or {}
-  if before.get("final_step") != summary["final_step"]:
-    return summary
-  kept = {k: v for k, v in before.items() if not k.startswith("final_") and k != "probes"}
-  timing = {k: before[k] for k in ("train_wall_s", "compile_s") if k in before}
-  return {**kept, **summary, **timing}
 
 
 class _SoloStep:

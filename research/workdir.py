@@ -184,13 +184,29 @@ def finished_summary(workdir: str | Path, config) -> dict | None:
   return summary
 
 
+def kept_training_record(workdir: Path, summary: dict) -> dict:
+  """SUMMARY for a rerun of a finished run, which trains nothing and re-probes, with what
+  the run's summary recorded about its training kept (wall and compile time, an ensemble
+  member's size and fate): the rerun's own seconds (a restore) silently replaced them."""
+  before = read_json(workdir / SUMMARY) or {}
+  if before.get("final_step") != summary["final_step"]:
+    return summary
+  kept = {k: v for k, v in before.items() if not k.startswith("final_") and k != "probes"}
+  timing = {k: before[k] for k in ("train_wall_s", "compile_s") if k in before}
+  return {**kept, **summary, **timing}
+
+
 def check_vocabulary(workdir: str | Path, task) -> None:
   """Refuses a task whose data now gives another vocabulary or label set than the one the
   run saved at its first start (before a restore would fail on the embedding's shape)."""
   if trained_nothing(workdir):  # record_start replaces it
     return
   vocabulary = task.vocabulary() if hasattr(task, "vocabulary") else None
-  saved = read_json(Path(workdir) / VOCABULARY)
+  # Damaged is refused, not read as absent: the run went on with it, and predict refused it.
+  saved = None if vocabulary is None else read_object(
+      Path(workdir) / VOCABULARY, "does not hold the run's tokenizer and labels (not a JSON "
+      "object)", "restore it from a backup of the run (this run's data gives it again only "
+      "if unchanged since training)")
   if vocabulary is not None and saved is not None and saved != vocabulary:
     raise InputError(
         f"the task's data now gives another vocabulary or label set than the one saved in "
@@ -333,37 +349,3 @@ def repair_jsonl(path: str | Path, upto_step: int) -> None:
       rows.append(row)
   rows.sort(key=lambda r: r.get("step", 0))  # stable: a step's train row stays before its eval
   write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
-def check_kind(workdir: str | Path, kind: str) -> None:
-  """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
-  "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
-  beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
-  workdir = Path(workdir)
-  sweep_files = [n for n in (RESULTS, RUNS) if (workdir / n).exists()]
-  run_files = [n for n in (CONFIG, METRICS, CHECKPOINTS) if (workdir / n).exists()]
-  if kind == "run" and sweep_files:
-    raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
-                     f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
-                     "the sweep with research.sweep")
-  if kind == "sweep" and run_files:
-    raise InputError(f"--workdir={workdir} holds a single run ({', '.join(run_files)}); give "
-                     f"the sweep its own directory, e.g. --workdir={workdir}_sweep")
-
-
-def remove_if_unstarted(workdir: str | Path) -> None:
-  """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
-  does not fit): removes .lock and the empty directories the start made, and the workdir
-  itself when that leaves it empty. Any other file stays where it is. Called while holding
-  the lock: a process that starts meanwhile makes a new .lock, and the workdir stays."""
-  workdir = Path(workdir)
-  if (workdir / CONFIG).exists():
-    return  # it started: its files are a run's
-  with contextlib.suppress(OSError):
-    (workdir / LOCK).unlink()
-  for path in sorted(workdir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-    if path.is_dir() and not path.is_symlink():
-      with contextlib.suppress(OSError):
-        path.rmdir()  # fails, and so keeps it, unless it is empty
-  with contextlib.suppress(OSError):
-    workdir.rmdir()

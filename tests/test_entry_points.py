@@ -400,7 +400,7 @@ def test_a_run_and_a_sweep_keep_their_own_directories(tmp_path):
   _check("a sweep into a run's directory", into_run, 2,
          f"--workdir={run_dir} holds a single run (config.json, metrics.jsonl)")
   # Negative control: an empty or new directory is either kind's.
-  from research import workdir
+  from research import workdir_layout
   for kind in ("run", "sweep"):
-    workdir.check_kind(tmp_path / "new", kind)
-    workdir.check_kind(tmp_path, kind)  # holds only the two directories above
+    workdir_layout.check_kind(tmp_path / "new", kind)
+    workdir_layout.check_kind(tmp_path, kind)  # holds only the two directories above

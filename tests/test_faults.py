@@ -175,6 +175,9 @@ def test_a_flipped_byte_falls_back_to_the_previous_checkpoint(finished, tmp_path
   assert step == 20
   assert any("checkpoint 40" in w and "checksum mismatch" in w and victim.name in w
              for w in warnings), warnings
+  # A reader (predict) moved it aside too: a read-only command changed the run directory.
+  assert (wd / "checkpoints" / "40").is_dir() and not (wd / "checkpoints.unreadable").exists()
+  assert _restore(wd, seal=True)[2] == 20  # the trainer, which will save past it, moves it
   assert len(list((wd / "checkpoints.unreadable").glob("40.*"))) == 1
 
 

@@ -129,3 +129,19 @@ def test_an_lm_run_whose_corpus_now_gives_other_characters_is_refused(tmp_path):
   shutil.rmtree(tmp_path / "run" / workdir.CHECKPOINTS)
   with pytest.raises(errors.InputError, match="no complete checkpoint to predict with; train"):
     predict.load_run(tmp_path / "run")
+
+
+def test_a_damaged_vocabulary_is_refused_on_resume(tmp_path):
+  """research.main resumed with vocabulary.json reading 'garbage' (read as absent), which
+  research.predict then refused."""
+  from configs import text_classification
+  c = text_classification.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
+  c.task.path = str(_csv(tmp_path / "a.csv"))
+  wd = tmp_path / "run"
+  _train(c, wd)
+  (wd / "vocabulary.json").write_text("garbage")
+  c.train.num_steps = 40
+  with pytest.raises(errors.InputError, match="vocabulary.json does not hold the run's tokenizer"):
+    _train(c, wd)
+  assert (wd / "vocabulary.json").read_text() == "garbage"

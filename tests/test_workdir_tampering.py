@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from research import errors, results, workdir
+from research import errors, results, workdir, workdir_layout
 from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 (a fixture)
 
 
@@ -129,3 +129,38 @@ def test_rerunning_a_finished_run_keeps_its_training_record(finished, tmp_path):
   for key in ("train_wall_s", "compile_s", "ensemble_size", "final_step", "final_loss"):
     assert after[key] == before[key], key
   assert after["probes"]
+
+
+@pytest.mark.parametrize("damage", ["summary.json", "metrics.jsonl", "checkpoints"])
+def test_a_file_where_a_directory_goes_or_back_is_refused_before_writing(finished, tmp_path,
+                                                                       damage):
+  """summary.json as a directory failed after training (exit 5, half-finished); checkpoints/
+  as a file read as no checkpoint: the finished run restarted from step 0, deleting its
+  metrics.jsonl and perf.jsonl, before its first save failed."""
+  wd = _copy(finished, tmp_path / "run")
+  path = wd / damage
+  if path.is_dir():
+    import shutil
+    shutil.rmtree(path)
+    path.write_text("x")
+  else:
+    path.unlink()
+    path.mkdir()
+  before = _snapshot(wd)
+  with pytest.raises(errors.InputError, match=f"{damage} is not a (file|directory) .*move it out"):
+    _train(_tiny(**{"train.num_steps": 60}), wd)
+  assert _snapshot(wd) == before and (wd / damage).exists()
+
+
+def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path):
+  """research.main accepted a run's checkpoints/ or a sweep's runs/ folder as --workdir:
+  research.results then listed a phantom run inside the other."""
+  sweep = tmp_path / "sweep"
+  (sweep / "runs" / "000_x").mkdir(parents=True)
+  (sweep / "results.jsonl").write_text("")
+  for bad, needle in ((finished / "checkpoints", "inside the run"), (finished / "sub", "inside the run"),
+                      (sweep / "runs", "inside the sweep"), (sweep / "other", "inside the sweep")):
+    with pytest.raises(errors.InputError, match=needle):
+      workdir_layout.check_kind(bad, "run")
+  workdir_layout.check_kind(sweep / "runs" / "000_x", "run")  # control: a sweep's own run
+  workdir_layout.check_kind(tmp_path / "new", "run")          # and a new directory

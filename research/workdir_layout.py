@@ -1,0 +1,79 @@
+"""What a run's or a sweep's directory may hold, and where: checked before a start writes
+anything (research.main, research.sweep, train.train_and_evaluate), and a refused start's
+empty directories removed. The files themselves are research/workdir.py's.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from research.errors import InputError
+from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, LOCK, METRICS, PERF, RESULTS,
+                              RUNS, SUMMARY, VOCABULARY)
+
+
+def check_layout(workdir: str | Path) -> None:
+  """Before a start writes anything: the run's files are files and its checkpoints a
+  directory. A directory in a file's place failed after training (exit 5, summary.json); a
+  file in place of checkpoints/ read as no checkpoint, so a finished run restarted from
+  step 0, deleting its metrics, before its first save failed."""
+  workdir = Path(workdir)
+  for name in (CONFIG, SUMMARY, METRICS, PERF, VOCABULARY, CHANGES):
+    path = workdir / name
+    if path.exists() and not path.is_file():
+      raise InputError(f"{path} is not a file (the run's {name} goes there); move it out of "
+                       "the run directory and rerun")
+  ckpts = workdir / CHECKPOINTS
+  if ckpts.exists() and not ckpts.is_dir():
+    raise InputError(f"{ckpts} is not a directory (the run's checkpoints go there); move it "
+                     "out of the run directory and rerun")
+
+
+def _enclosing(workdir: Path) -> str | None:
+  """What a would-be run directory is inside of, if that is a run or a sweep's own folder:
+  research.results then read it as another run of the one above (a phantom row)."""
+  path = workdir.resolve()
+  for parent in path.parents:
+    if (parent / CONFIG).is_file() and ((parent / CHECKPOINTS).is_dir()
+                                        or (parent / METRICS).is_file()):
+      return f"inside the run {parent}"
+    if (parent / RESULTS).is_file() and (parent / RUNS).is_dir() and path.parent != parent / RUNS:
+      return f"inside the sweep {parent} (its runs are {parent / RUNS}/NAME)"
+  return None
+
+
+def check_kind(workdir: str | Path, kind: str) -> None:
+  """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
+  "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
+  beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
+  workdir = Path(workdir)
+  sweep_files = [n for n in (RESULTS, RUNS) if (workdir / n).exists()]
+  run_files = [n for n in (CONFIG, METRICS, CHECKPOINTS) if (workdir / n).exists()]
+  if kind == "run" and sweep_files:
+    raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
+                     f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
+                     "the sweep with research.sweep")
+  where = _enclosing(workdir) if "://" not in str(workdir) else None
+  if where:
+    raise InputError(f"--workdir={workdir} is {where}; give the {kind} a directory of its own")
+  if kind == "sweep" and run_files:
+    raise InputError(f"--workdir={workdir} holds a single run ({', '.join(run_files)}); give "
+                     f"the sweep its own directory, e.g. --workdir={workdir}_sweep")
+
+
+def remove_if_unstarted(workdir: str | Path) -> None:
+  """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
+  does not fit): removes .lock and the empty directories the start made, and the workdir
+  itself when that leaves it empty. Any other file stays where it is. Called while holding
+  the lock: a process that starts meanwhile makes a new .lock, and the workdir stays."""
+  workdir = Path(workdir)
+  if (workdir / CONFIG).exists():
+    return  # it started: its files are a run's
+  with contextlib.suppress(OSError):
+    (workdir / LOCK).unlink()
+  for path in sorted(workdir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+    if path.is_dir() and not path.is_symlink():
+      with contextlib.suppress(OSError):
+        path.rmdir()  # fails, and so keeps it, unless it is empty
+  with contextlib.suppress(OSError):
+    workdir.rmdir()
