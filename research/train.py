@@ -254,6 +254,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     workdir_lib.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
+    if jax.process_index() == 0:  # a damaged metrics.jsonl (...) is refused before any write
+      workdir_lib.check_readable(workdir)
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     models.check_max_len(config.model, exp.task.io)
@@ -264,8 +266,6 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.
   if jax.process_index() == 0:
-    if start:  # a start at step 0 replaces them
-      workdir_lib.check_readable(workdir)
     workdir_lib.record_start(workdir, config, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 

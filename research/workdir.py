@@ -117,9 +117,15 @@ _JSON_KINDS = {list: "list", str: "string", int: "number", float: "number", bool
 def saved_config(workdir: str | Path) -> dict | None:
   """The workdir's config.json as a dict; None when there is none. A damaged or edited one
   is refused: nothing then says which config wrote the run."""
-  return read_object(Path(workdir) / CONFIG, "does not hold a config (not a JSON object)",
-                     f"put the run's config.json back, or use a new --workdir "
-                     f"(--config.init_from={workdir} starts it from this run's weights)")
+  fix = (f"put the run's config.json back, or use a new --workdir (--config.init_from="
+         f"{workdir} starts it from this run's weights)")
+  saved = read_object(Path(workdir) / CONFIG, "does not hold a config (not a JSON object)", fix)
+  task = None if saved is None else saved.get("task")
+  if saved is not None and not (isinstance(task, dict) and isinstance(task.get("name"), str)):
+    # {} or {"task": "lm"}: every field then differed from the rerun's config (2,000
+    # characters of "another config"), or the readers failed on it.
+    raise InputError(f"{Path(workdir) / CONFIG} is not a run's config (no task.name); {fix}")
+  return saved
 
 
 def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
@@ -328,9 +334,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def check_readable(workdir: str | Path) -> None:
-  """Before a start writes anything (config.json, config_changes.jsonl): a damaged line in
-  metrics.jsonl or perf.jsonl raises InputError now, so the refused start changes nothing."""
-  for name in (METRICS, PERF):
+  """Before a resume writes anything (config.json, config_changes.jsonl): a damaged line in
+  metrics.jsonl, perf.jsonl or config_changes.jsonl raises InputError now, so the refused
+  start changes nothing (and logs no "resumed from checkpoint" first)."""
+  for name in (METRICS, PERF, CHANGES):
     read_jsonl(Path(workdir) / name)
 
 

@@ -9,7 +9,8 @@ from research import errors, results, workdir, workdir_layout
 from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 (a fixture)
 
 
-@pytest.mark.parametrize("damage", ["missing", "[]", "null", "{not json"])
+# {} and {"task": "lm"}: "holds a run of another config" and 2,000 characters of fields.
+@pytest.mark.parametrize("damage", ["missing", "[]", "null", "{not json", "{}", '{"task": "lm"}'])
 def test_checkpoints_without_a_config_are_not_resumed(finished, tmp_path, damage):
   """config.json is what the config check compares with: without it any config (another seed,
   another task) would continue the run and then be recorded as the run's config."""
@@ -164,3 +165,19 @@ def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path):
       workdir_layout.check_kind(bad, "run")
   workdir_layout.check_kind(sweep / "runs" / "000_x", "run")  # control: a sweep's own run
   workdir_layout.check_kind(tmp_path / "new", "run")          # and a new directory
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "perf.jsonl", "config_changes.jsonl"])
+def test_a_damaged_log_is_refused_before_resuming(finished, tmp_path, caplog, name):
+  """Refused (exit 2, nothing changed), but after logging "resumed from checkpoint at step
+  40"; a damaged config_changes.jsonl was found only when the resume appended to it."""
+  wd = _copy(finished, tmp_path / "run")
+  (wd / name).write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+  before = _snapshot(wd)
+  with caplog.at_level(logging.INFO, logger="absl"), pytest.raises(
+      errors.InputError, match=f"line 2 of .*{name} is not a JSON object"):
+    _train(_tiny(**{"train.num_steps": 60, "optim.learning_rate": 2e-3}), wd)
+  assert "model: transformer" in caplog.text and "resumed" not in caplog.text
+  assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
+      k: v for k, v in before.items() if k != ".lock"}
+
