@@ -157,6 +157,8 @@ def _vocabulary_problem(vocabulary: dict) -> str | None:
   if not (isinstance(labels, list) and len(labels) >= 2
           and all(isinstance(l, str) for l in labels)):
     return wrong("labels", "a list of at least 2 label names")
+  if len(set(labels)) < len(labels):  # predict printed "neg 0.842 neg=0.158"
+    return wrong("labels", "distinct label names")
   words = tokenizer.get({"char": "chars", "word": "words"}.get(tokenizer.get("kind"), ""), [])
   if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
     return f'the tokenizer\'s {tokenizer["kind"]}s are not a list of strings'

@@ -64,7 +64,10 @@ def test_predict_uses_the_saved_vocabulary_not_the_data_file(tmp_path):
     ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}}',  # KeyError
      '(no "labels" (a list of at least 2 label names))'),
     ("garbage{", "does not hold the run's tokenizer and labels (not a JSON object)"),  # "absent"
-    ('{"tokenizer": {"kind": "char"}, "labels": ["neg", "pos"]}', "(KeyError: 'chars')")])
+    ('{"tokenizer": {"kind": "char"}, "labels": ["neg", "pos"]}', "(KeyError: 'chars')"),
+    # Predicted "neg 0.842 neg=0.158": a label named twice.
+    ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}, "labels": ["neg", "neg"]}',
+     '("labels" is ["neg", "neg"], not distinct label names)')])
 def test_a_damaged_saved_vocabulary_is_refused_naming_it(damage, needle, tmp_path):
   """Audit 34, D16: tracebacks, or (broken JSON) the task silently rebuilt from the data file,
   which predict promises never to read. The data file is here, so only a refusal passes."""
