@@ -171,6 +171,10 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
       if unreadable is None:
         raise
       unreadable.append((run, str(e)))
+  names = [r["run"] for r in rows]
+  for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
+    if names.count(r["run"]) > 1:
+      r["run"] = r["dir"]
   for expr in where:
     rows = [r for r in rows if _matches(r, expr, rows)]
   return rows

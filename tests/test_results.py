@@ -61,6 +61,15 @@ def test_every_run_below_the_directories_is_one_row(sweep_dir, tmp_path):
   assert "summary.num_params" not in results.records([other])[0]
 
 
+def test_runs_of_the_same_name_are_told_apart(tmp_path):
+  """Two run directories named alike, each given itself (r6/run, r7/run): both rows were
+  named "run"."""
+  a = _run(tmp_path / "r6" / "run", 16, 1e-3, [2.0])
+  b = _run(tmp_path / "r7" / "run", 32, 1e-3, [2.0])
+  assert [r["run"] for r in results.records([a, b])] == [str(a), str(b)]
+  assert [r["run"] for r in results.records([a])] == ["run"]  # control: one, its name
+
+
 def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
   """The final step logs a training row and then an eval row; the last line alone lost
   last.loss (the scaling-law runs' table had no training loss)."""
