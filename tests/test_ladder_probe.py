@@ -271,3 +271,22 @@ def test_a_model_without_attention_has_no_head_scores(run):
   assert probe_checkpoints.head_scores(exp, params) == {}
   row = probe_checkpoints.probe_checkpoint(exp, params, 4)
   assert "heads" not in row and np.isfinite(row["loss"]) and row["num_windows"] == 4
+
+
+def test_a_corpus_changed_since_training_is_refused(run, tmp_path):
+  """The byte vocabulary does not change with the text: a corpus edited after training was
+  probed silently, held-out windows and all."""
+  edited = tmp_path / "run"
+  shutil.copytree(run, edited, ignore=shutil.ignore_patterns("checkpoints.jsonl"))
+  config = json.loads((edited / "config.json").read_text())
+  text = Path(config["task"]["path"]).read_text()
+  moved = tmp_path / "moved.txt"
+  moved.write_text(text)  # control: the same text elsewhere is the same corpus
+  config["task"]["path"] = str(moved)
+  (edited / "config.json").write_text(json.dumps(config))
+  probe_checkpoints._check_same_corpus(edited, predict.open_run(edited).task)
+  moved.write_text(text[: len(text) // 2])
+  with pytest.raises(InputError, match=r"training data changed since it was trained: .*lm.json "
+                     r"recorded corpus .*restore the data"):
+    probe_checkpoints.probe_run(edited)
+  assert not (edited / probe_checkpoints.OUT).exists()
