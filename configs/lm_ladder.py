@@ -117,7 +117,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   return c
 
 
-def get_sweep(name: str, preset: str | None = None) -> list[dict]:
+def get_sweep(name: str, *, preset: str | None = None) -> list[dict]:
   """`ladder`: the CPU sizes (preset cpu); `ladder@TOPOLOGY`: every pod size, each with
   its layout for that slice (any pod preset). research.sweep passes the run's PRESET ('' for
   the default, cpu) so that a ladder is refused on a preset it does not fit; None: no check."""

@@ -1,5 +1,5 @@
 """The one config loader: a config file (`configs/X.py[:PRESET]`, or a researcher's own) run
-as code, its `get_config(preset)` and `get_sweep(name[, preset])`, every way they can fail as one
+as code, its `get_config(preset)` and `get_sweep(name[, preset=])`, every way they can fail as one
 InputError naming the file and the fix. `research.cli` re-exports these names.
 """
 from __future__ import annotations
@@ -87,19 +87,17 @@ def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
 
 
 def _takes_preset(fn) -> bool:
-  """Whether get_sweep takes (name, preset): a file whose sweeps only make sense on some of
-  its presets (configs/lm_ladder.py's pod ladder) says so by taking the preset."""
+  """Whether get_sweep takes a `preset` keyword: a file whose sweeps only make sense on some
+  of its presets (configs/lm_ladder.py's pod ladder) says so by taking it."""
   try:
-    params = inspect.signature(fn).parameters.values()
+    return "preset" in inspect.signature(fn).parameters
   except (TypeError, ValueError):
     return False
-  positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-  return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
 def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
   """get_sweep(name) of the config file in 'configs/X.py[:PRESET]', or get_sweep(name,
-  PRESET) where it takes one (the preset is '' when the spec names none)."""
+  preset=PRESET) where it takes one (the preset is '' when the spec names none)."""
   path_text, _, preset = str(spec).partition(":")
   module = load_config_module(path_text, "--config")
   get_sweep = getattr(module, "get_sweep", None)
@@ -107,7 +105,7 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
     raise InputError(f"{flag}={name}: {path_text} defines no get_sweep(name); pick a config "
                      "file that defines sweeps (e.g. configs/icl_regression.py)")
   try:
-    sweep = get_sweep(name, preset) if _takes_preset(get_sweep) else get_sweep(name)
+    sweep = get_sweep(name, preset=preset) if _takes_preset(get_sweep) else get_sweep(name)
   except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
     raise InputError(f"{flag}={name}: {one_line(e)}") from None
   except Exception as e:  # noqa: BLE001 -- anything else it raises is the file's fault

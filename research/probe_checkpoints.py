@@ -21,8 +21,8 @@ and 125, L = 32 gives 3 and 31), each the mean over +-L // 64 positions (as the 
 task). Negative: later context helps. icl_score_se is its standard error over windows (each
 window's own late-minus-early difference), the noise an untrained model's score sits in.
 
-  heads: {'LiHj': {prefix, previous, copying}} per head (a Transformer's; an LSTM has none). prefix-matching and previous-token
-    scores (research/probes/attention.py) on `REPEATED` held-out windows whose first half
+  heads: {'LiHj': {prefix, previous, copying}} per head (none for an LSTM). prefix-matching
+    and previous-token scores (research/probes/attention.py) on `REPEATED` held-out windows whose first half
     is repeated in place of the second (Olsson's test for induction heads, on tokens the
     model knows; the uniform causal attention baseline is `prefix_baseline`); copying: the eigenvalue score of the
     head's direct-path OV circuit (tasks/induction.ov_circuits).

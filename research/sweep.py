@@ -4,9 +4,10 @@ r"""Sweeps: one command runs a list of override dicts and keeps one results tabl
       --workdir=runs/scale [--config.a.b=v ...] [--ensemble=auto|on|off]
 
 Sweeps are data beside the config: `get_sweep(name)` in the config file returns
-a list of override dicts (`get_sweep(name, preset)` where its sweeps suit only some presets) (see `product` and `zipped` for building them). Each
-run gets `DIR/runs/NAME/`; `DIR/results.jsonl` holds one row per finished or
-failed run (overrides, parameters, FLOPs, tokens, wall time, final metrics,
+a list of override dicts (see `product` and `zipped` for building them; a
+`get_sweep(name, *, preset)` is also given the --config preset). Each run gets
+`DIR/runs/NAME/`; `DIR/results.jsonl` holds one row per finished or failed run
+(overrides, parameters, FLOPs, tokens, wall time, final metrics,
 probe paths), rewritten atomically so a completed row is never lost, and
 `DIR/results.csv` the same rows flat (`overrides.model.width`, `final.loss`; research/results.py
 merges the runs' own files the same way). Rerunning

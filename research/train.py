@@ -254,7 +254,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     workdir_lib.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
-    if jax.process_index() == 0:  # a damaged metrics.jsonl (...) is refused before any write
+    if jax.process_index() == 0:  # a damaged metrics.jsonl (...): refused before config.json
       workdir_lib.check_readable(workdir)
     logging.info("resumed from checkpoint at step %d", restored)
   else:
@@ -299,7 +299,6 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
   return summary
-
 
 
 class _SoloStep:

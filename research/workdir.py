@@ -197,9 +197,12 @@ def kept_training_record(workdir: Path, summary: dict) -> dict:
   before = read_json(workdir / SUMMARY) or {}
   if before.get("final_step") != summary["final_step"]:
     return summary
-  kept = {k: v for k, v in before.items() if not k.startswith("final_") and k != "probes"}
-  timing = {k: before[k] for k in ("train_wall_s", "compile_s") if k in before}
-  return {**kept, **summary, **timing}
+  # Only what training decided; a failed probe's error and traceback are the rerun's to clear.
+  return {**summary, **{k: before[k] for k in TRAINING_RECORD if k in before}}
+
+
+TRAINING_RECORD = ("train_wall_s", "compile_s", "ensemble_size", "frozen", "frozen_at_step",
+                   "frozen_loss")
 
 
 def check_vocabulary(workdir: str | Path, task) -> None:

@@ -29,14 +29,18 @@ def check_layout(workdir: str | Path) -> None:
                      "out of the run directory and rerun")
 
 
+RUN_FOLDERS = (CHECKPOINTS, CHECKPOINTS + ".unreadable", "probes", "figures", "tensorboard")
+
+
 def _enclosing(workdir: Path) -> str | None:
-  """What a would-be run directory is inside of, if that is a run or a sweep's own folder:
-  research.results then read it as another run of the one above (a phantom row)."""
+  """What a would-be run directory is inside of, if that is a run's own folder (its
+  checkpoints/, probes/, ...) or a sweep's folder other than runs/NAME: research.results then
+  read it as another run of the one above (a phantom row). A run beside a run's files is
+  fine (experiments/garg2022.py trains WORKDIR/sparse_linear inside its run)."""
   path = workdir.resolve()
   for parent in path.parents:
-    if (parent / CONFIG).is_file() and ((parent / CHECKPOINTS).is_dir()
-                                        or (parent / METRICS).is_file()):
-      return f"inside the run {parent}"
+    if ((parent / CONFIG).is_file() and path.relative_to(parent).parts[0] in RUN_FOLDERS):
+      return f"inside the run {parent}'s {path.relative_to(parent).parts[0]}/"
     if (parent / RESULTS).is_file() and (parent / RUNS).is_dir() and path.parent != parent / RUNS:
       return f"inside the sweep {parent} (its runs are {parent / RUNS}/NAME)"
   return None
@@ -46,6 +50,7 @@ def check_kind(workdir: str | Path, kind: str) -> None:
   """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
   "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
   beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
+  remote = "://" in str(workdir)  # gs://...: Path() would make it gs:/..., a local path
   workdir = Path(workdir)
   sweep_files = [n for n in (RESULTS, RUNS) if (workdir / n).exists()]
   run_files = [n for n in (CONFIG, METRICS, CHECKPOINTS) if (workdir / n).exists()]
@@ -53,7 +58,7 @@ def check_kind(workdir: str | Path, kind: str) -> None:
     raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
                      f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
                      "the sweep with research.sweep")
-  where = _enclosing(workdir) if "://" not in str(workdir) else None
+  where = None if remote else _enclosing(workdir)
   if where:
     raise InputError(f"--workdir={workdir} is {where}; give the {kind} a directory of its own")
   if kind == "sweep" and run_files:

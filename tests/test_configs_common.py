@@ -56,7 +56,9 @@ def _sweeps(name: str) -> dict:
     module.get_sweep("__no_such_sweep__")
   names = [n for n in _choices(str(e.value)) if "@TOPOLOGY" not in n]
   names += sorted({f"ladder@{t}" for _, t in getattr(module, "LAYOUTS", {})})
-  return {n: _encode(module.get_sweep(n)) for n in names}  # lm_ladder's: on no preset
+  # Through the loader, as research.sweep calls it; lm_ladder's pod ladder on a pod preset.
+  return {n: _encode(cli.load_sweep(f"configs/{name}" + (f":1b@{n[7:]}" if n.startswith("ladder@")
+                                                         else ""), n)) for n in names}
 
 
 def _resolve_all() -> dict:

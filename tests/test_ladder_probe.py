@@ -290,3 +290,23 @@ def test_a_corpus_changed_since_training_is_refused(run, tmp_path):
                      r"recorded corpus .*restore the data"):
     probe_checkpoints.probe_run(edited)
   assert not (edited / probe_checkpoints.OUT).exists()
+
+
+def test_a_config_json_of_an_older_version_still_opens(run, tmp_path):
+  """A run trained before the Transformer features and gradient accumulation existed has
+  none of their fields: the config check refused it as edited ("config.train.grad_accum_steps
+  is missing"), where the model builder reads them with their defaults."""
+  old = tmp_path / "run"
+  shutil.copytree(run, old, ignore=shutil.ignore_patterns("checkpoints.jsonl"))
+  config = json.loads((old / "config.json").read_text())
+  for field in ("dtype", "remat", "scan_layers", "attention", "fused_qkv"):
+    del config["model"][field]
+  del config["train"]["grad_accum_steps"]
+  (old / "config.json").write_text(json.dumps(config))
+  c = predict.saved_run_config(old)
+  assert c.train.grad_accum_steps == 1 and c.model.remat == "none" and not c.model.scan_layers
+  assert predict.open_run(old).num_params == predict.open_run(run).num_params
+  config["train"]["grad_accum_steps"] = "two"  # control: a value of the wrong kind still fails
+  (old / "config.json").write_text(json.dumps(config))
+  with pytest.raises(InputError, match="is not a valid run config"):
+    predict.saved_run_config(old)

@@ -124,12 +124,13 @@ def test_rerunning_a_finished_run_keeps_its_training_record(finished, tmp_path):
   before = json.loads((wd / "summary.json").read_text())
   assert before["train_wall_s"] > 0.1 and before["compile_s"] > 0  # control: real figures
   before["ensemble_size"] = 4  # as an ensemble member's summary has it
+  before["error"], before["traceback"] = "probes failed: x", "..."  # its probes had failed
   (wd / "summary.json").write_text(json.dumps(before))
   after = _train(_tiny(), wd)
   assert after == json.loads((wd / "summary.json").read_text())
   for key in ("train_wall_s", "compile_s", "ensemble_size", "final_step", "final_loss"):
     assert after[key] == before[key], key
-  assert after["probes"]
+  assert after["probes"] and "error" not in after and "traceback" not in after  # re-probed
 
 
 @pytest.mark.parametrize("damage", ["summary.json", "metrics.jsonl", "checkpoints"])
@@ -153,18 +154,22 @@ def test_a_file_where_a_directory_goes_or_back_is_refused_before_writing(finishe
   assert _snapshot(wd) == before and (wd / damage).exists()
 
 
-def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path):
+def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path, monkeypatch):
   """research.main accepted a run's checkpoints/ or a sweep's runs/ folder as --workdir:
   research.results then listed a phantom run inside the other."""
   sweep = tmp_path / "sweep"
   (sweep / "runs" / "000_x").mkdir(parents=True)
   (sweep / "results.jsonl").write_text("")
-  for bad, needle in ((finished / "checkpoints", "inside the run"), (finished / "sub", "inside the run"),
+  for bad, needle in ((finished / "checkpoints", "inside the run .*'s checkpoints/"),
+                      (finished / "probes" / "x", "inside the run .*'s probes/"),
                       (sweep / "runs", "inside the sweep"), (sweep / "other", "inside the sweep")):
     with pytest.raises(errors.InputError, match=needle):
       workdir_layout.check_kind(bad, "run")
   workdir_layout.check_kind(sweep / "runs" / "000_x", "run")  # control: a sweep's own run
   workdir_layout.check_kind(tmp_path / "new", "run")          # and a new directory
+  workdir_layout.check_kind(finished / "sparse_linear", "run")  # garg2022's run beside its run
+  monkeypatch.chdir(sweep / "runs")  # a remote path is not resolved against the local one
+  workdir_layout.check_kind("gs://bucket/ladder", "sweep")
 
 
 @pytest.mark.parametrize("name", ["metrics.jsonl", "perf.jsonl", "config_changes.jsonl"])
@@ -180,4 +185,3 @@ def test_a_damaged_log_is_refused_before_resuming(finished, tmp_path, caplog, na
   assert "model: transformer" in caplog.text and "resumed" not in caplog.text
   assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
       k: v for k, v in before.items() if k != ".lock"}
-
