@@ -12,7 +12,8 @@ probe.eval_sequences). One JSON row per checkpoint goes to WORKDIR/probes/checkp
 
   step, tokens (step x batch x seq_len), num_params, loss (mean nats per token),
   loss_by_position (column i: predicting token i + 1 from tokens 0..i),
-  icl_score, icl_score_se, early, late, half_window, num_windows, seq_len
+  icl_score, icl_score_se, early, late, half_window, num_windows, seq_len, windows_asked
+  (N, or 0 for all; num_windows is N or the run's held-out windows, if fewer)
 
 ICL score (Olsson et al. 2022): loss at token 500 minus loss at token 50 of a 512-token
 context, both scaled to the run's context L (research/probes/attention.py icl_positions:
@@ -184,12 +185,13 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
                      f"probe {few_shot_prompts}; pass --few_shot_prompts={sorted(other)[0]} or "
                      "another --out")
   done = {r["step"] for r in rows}
-  # Rows over the windows asked for (they are min(windows, the run's held-out windows)):
-  # when nothing is new, only a mismatch needs the run rebuilt to be sure of, so that the
-  # same flags are refused whether or not a checkpoint was added since.
+  # Rows over the windows asked for (num_windows is min(asked, the run's held-out windows);
+  # rows of older versions lack windows_asked): when nothing is new, only a mismatch needs
+  # the run rebuilt to be sure of, so that the same flags are refused whether or not a
+  # checkpoint was added since.
   probe = workdir_lib.saved_config(workdir).get("probe")
   asked = windows or (probe.get("eval_sequences") if isinstance(probe, dict) else None)
-  if not set(steps) - done and {r["num_windows"] for r in rows} <= {asked}:
+  if not set(steps) - done and {r.get("windows_asked", r["num_windows"]) for r in rows} <= {asked}:
     logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
     return []
   exp = predict.open_run(workdir)
@@ -218,7 +220,8 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
       failed.append(f"{step} ({cli.one_line(e)[:200]})")
       continue
     row = {"step": step, "tokens": step * tokens_per_step, "num_params": int(exp.num_params),
-           **probe_checkpoint(exp, state.params, windows, few_shot_prompts)}
+           **probe_checkpoint(exp, state.params, windows, few_shot_prompts),
+           "windows_asked": windows}  # 0: all
     rows = sorted(rows + [row], key=lambda r: r["step"])
     workdir_lib.write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
     probed.append(step)

@@ -310,3 +310,16 @@ def test_a_config_json_of_an_older_version_still_opens(run, tmp_path):
   (old / "config.json").write_text(json.dumps(config))
   with pytest.raises(InputError, match="is not a valid run config"):
     predict.saved_run_config(old)
+
+
+def test_nothing_new_is_answered_without_rebuilding_the_run(run, tmp_path, monkeypatch):
+  """Rows over fewer windows than asked (the run has fewer held-out windows, or
+  probe.eval_sequences=0: all of them) rebuilt the run on every rerun to compare."""
+  probe_checkpoints.probe_run(run)  # the file is complete (test order)
+  rows = _rows(run / probe_checkpoints.OUT)
+  out = tmp_path / "asked_more.jsonl"
+  out.write_text("".join(json.dumps(r | {"windows_asked": 100_000}) + "\n" for r in rows))
+  monkeypatch.setattr(predict, "open_run", lambda *a: pytest.fail("the run was rebuilt"))
+  assert probe_checkpoints.probe_run(run, out=out, windows=100_000) == []
+  with pytest.raises(pytest.fail.Exception):  # control: other windows need the run to compare
+    probe_checkpoints.probe_run(run, out=out, windows=16)
