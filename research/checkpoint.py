@@ -180,9 +180,8 @@ class Checkpointer:
               seal: bool = False) -> tuple[Any, dict, int]:
     """Restores `step` (default: the newest complete checkpoint).
 
-    seal: the run's own trainer (holding the workdir's lock) writes the checksums of a
-    restored checkpoint that has none, and moves the unreadable ones aside (below); readers
-    (predict, probes) never write into a run.
+    seal: the run's own trainer (holding the workdir's lock) writes the checksums of a restored
+    checkpoint that has none and moves unreadable ones aside; readers never write into a run.
 
     A checkpoint that fails to read (truncated or missing files) is skipped
     with a warning and the previous one is tried. Skipped checkpoints newer than the

@@ -30,12 +30,13 @@ from research.errors import InputError
 # sequence models' `read_out`, the ResNet classifier's `head`, and a wrapped model's
 # (e.g. the image-exemplar model's sequence_model/read_out).
 # --- prediction ----------------------------------------------------------------------
-def open_run(workdir: str | Path):
+def open_run(workdir: str | Path, config=None):
   """The Experiment (task, model, shapes) of a run, rebuilt from its config.json on this
-  process's first device; research.probe_checkpoints restores each checkpoint into it."""
+  process's first device (or from CONFIG, its saved_run_config already read);
+  research.probe_checkpoints restores each checkpoint into it."""
   from research import train, workdir as workdir_lib
   workdir = Path(workdir).expanduser()
-  config = saved_run_config(workdir)
+  config = saved_run_config(workdir) if config is None else config
   exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
   # A task rebuilt from its data (lm: no for_prediction) must give the tokenizer the run
   # saved: an edited corpus of as many characters gave other ids, silently.
@@ -51,8 +52,7 @@ def saved_run_config(workdir: Path):
   cfg_path = workdir / "config.json"
   if not cfg_path.is_file():
     raise FileNotFoundError(f"{cfg_path} not found: --workdir must be a run's workdir")
-  saved = workdir_lib.saved_config(workdir)  # damaged: one line
-  saved_task_name(workdir, saved)
+  saved = workdir_lib.saved_config(workdir)  # damaged, or no task.name: one line
   fix = ("edited or damaged since training; put the run's config.json back (a field that "
          "configs/common.py does not fill in: written by an older version, add it)")
   try:
@@ -93,17 +93,6 @@ def _with_new_fields(config):
       if field not in target:
         target[field] = default
   return config
-
-
-def saved_task_name(workdir: Path, saved: dict) -> str:
-  """task.name of a run's saved config (workdir.saved_config's dict); refused in one line
-  when the file holds no task name (edited by hand)."""
-  task = saved.get("task")
-  name = task.get("name") if isinstance(task, dict) else None
-  if not isinstance(name, str):
-    raise InputError(f"--workdir={workdir}: config.json is not a run's config (no task.name); "
-                     "put the run's config.json back, or pass the --workdir of a finished run")
-  return name
 
 
 def load_run(workdir: str | Path):
@@ -246,7 +235,7 @@ def main(argv) -> int:
                      "a finished text_classification run")
   from research import workdir as workdir_lib
   saved = workdir_lib.saved_config(workdir)  # broken JSON: refused naming the file and the fix
-  task_name = saved_task_name(workdir, saved)
+  task_name = saved["task"]["name"]  # saved_config refused a config.json without one
   from research import tasks
   if getattr(tasks.REGISTRY.get(task_name), "for_prediction", None) is None:
     # Refused before the run is rebuilt: rebuilding reads its data and compiles its model.

@@ -145,7 +145,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
   saved = workdir_lib.saved_config(workdir)  # broken JSON: an InputError that says so
   if saved is None:
     raise InputError(f"--workdir={workdir} holds no config.json; pass the --workdir of an lm run")
-  task = predict.saved_task_name(workdir, saved)
+  task = saved["task"]["name"]  # saved_config refused a config.json without one
   if task != "lm":
     raise InputError(f"--workdir={workdir} is a {task!r} run; "
                      "research.probe_checkpoints probes language-model (task.name='lm') runs")
@@ -156,7 +156,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     if not steps:
       raise InputError(f"--workdir={workdir} has no complete checkpoint; train it first "
                        "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
-    predict.saved_run_config(workdir)  # an edited one is refused before anything is written
+    config = predict.saved_run_config(workdir)  # edited: refused before anything is written
     # Checked before the lock beside it is taken: a directory or a read-only place was an
     # I/O error (exit 5, no fix named) and could leave a stray .lock behind.
     given, out = out, Path(out).expanduser() if out else workdir / OUT
@@ -171,13 +171,14 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
                        + "; or pass --out=FILE elsewhere") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     with workdir_lock.Lock(out.parent, "research.probe_checkpoints"):
-      return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts)
+      return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts, config)
   finally:
     ck.close()
 
 
 def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
-                 few_shot_prompts: int) -> list[int]:
+                 few_shot_prompts: int, config) -> list[int]:
+  """Probes STEPS not yet in OUT; CONFIG: the run's saved_run_config."""
   rows = _read_rows(out)
   other = {r.get("few_shot_prompts", 0) for r in rows} - {few_shot_prompts}
   if other:
@@ -189,14 +190,13 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
   # rows of older versions lack windows_asked): when nothing is new, only a mismatch needs
   # the run rebuilt to be sure of, so that the same flags are refused whether or not a
   # checkpoint was added since.
-  probe = workdir_lib.saved_config(workdir).get("probe")
-  asked = windows or (probe.get("eval_sequences") if isinstance(probe, dict) else None)
-  if not set(steps) - done and {r.get("windows_asked", r["num_windows"]) for r in rows} <= {asked}:
+  windows = windows or int(config.probe.eval_sequences)
+  asked = {r.get("windows_asked", r["num_windows"]) for r in rows}
+  if not set(steps) - done and asked <= {windows}:
     logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
     return []
-  exp = predict.open_run(workdir)
+  exp = predict.open_run(workdir, config)
   _check_same_corpus(workdir, exp.task)
-  windows = windows or int(exp.config.probe.eval_sequences)
   wanted = min(windows, len(exp.task.eval_windows)) if windows else len(exp.task.eval_windows)
   other = {r["num_windows"] for r in rows} - {wanted}
   if other:

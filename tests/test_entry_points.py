@@ -381,26 +381,3 @@ def test_help_exits_0_and_lists_the_config_flag(module):
                         text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert "--config:" in proc.stdout and "--workdir:" in proc.stdout, proc.stdout
-
-
-def test_a_run_and_a_sweep_keep_their_own_directories(tmp_path):
-  """Before: research.main into a sweep's directory and research.sweep into a run's were both
-  accepted (exit 0), mixing config.json and checkpoints with results.jsonl and runs/."""
-  sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "run"
-  (sweep_dir / "runs").mkdir(parents=True)
-  (sweep_dir / "results.jsonl").write_text("")
-  run_dir.mkdir()
-  (run_dir / "config.json").write_text("{}")
-  (run_dir / "metrics.jsonl").write_text("")
-  [into_sweep] = _drive("research.main", [([TINY, f"--workdir={sweep_dir}"], sweep_dir)])
-  _check("a run into a sweep's directory", into_sweep, 2,
-         f"--workdir={sweep_dir} holds a sweep (results.jsonl, runs)")
-  [into_run] = _drive("research.sweep", [([TINY, "--sweep=scale", f"--workdir={run_dir}"],
-                                          run_dir)])
-  _check("a sweep into a run's directory", into_run, 2,
-         f"--workdir={run_dir} holds a single run (config.json, metrics.jsonl)")
-  # Negative control: an empty or new directory is either kind's.
-  from research import workdir_layout
-  for kind in ("run", "sweep"):
-    workdir_layout.check_kind(tmp_path / "new", kind)
-    workdir_layout.check_kind(tmp_path, kind)  # holds only the two directories above

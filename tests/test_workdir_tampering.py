@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from research import errors, results, workdir, workdir_layout
+from test_entry_points import TINY, _check, _drive
 from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 (a fixture)
 
 
@@ -185,3 +186,25 @@ def test_a_damaged_log_is_refused_before_resuming(finished, tmp_path, caplog, na
   assert "model: transformer" in caplog.text and "resumed" not in caplog.text
   assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
       k: v for k, v in before.items() if k != ".lock"}
+
+
+def test_a_run_and_a_sweep_keep_their_own_directories(tmp_path):
+  """Before: research.main into a sweep's directory and research.sweep into a run's were both
+  accepted (exit 0), mixing config.json and checkpoints with results.jsonl and runs/."""
+  sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "run"
+  (sweep_dir / "runs").mkdir(parents=True)
+  (sweep_dir / "results.jsonl").write_text("")
+  run_dir.mkdir()
+  (run_dir / "config.json").write_text("{}")
+  (run_dir / "metrics.jsonl").write_text("")
+  [into_sweep] = _drive("research.main", [([TINY, f"--workdir={sweep_dir}"], sweep_dir)])
+  _check("a run into a sweep's directory", into_sweep, 2,
+         f"--workdir={sweep_dir} holds a sweep (results.jsonl, runs)")
+  [into_run] = _drive("research.sweep", [([TINY, "--sweep=scale", f"--workdir={run_dir}"],
+                                          run_dir)])
+  _check("a sweep into a run's directory", into_run, 2,
+         f"--workdir={run_dir} holds a single run (config.json, metrics.jsonl)")
+  # Negative control: an empty or new directory is either kind's.
+  for kind in ("run", "sweep"):
+    workdir_layout.check_kind(tmp_path / "new", kind)
+    workdir_layout.check_kind(tmp_path, kind)  # holds only the two directories above
