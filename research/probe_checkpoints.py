@@ -170,7 +170,9 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
                        f"--out says otherwise, and " + str(e).replace(f"--out={out}", str(out))
                        + "; or pass --out=FILE elsewhere") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    with workdir_lock.Lock(out.parent, "research.probe_checkpoints"):
+    # A folder of the user's other than the run's keeps no .lock after the probe.
+    tidy = not out.parent.resolve().is_relative_to(workdir.resolve())
+    with workdir_lock.Lock(out.parent, "research.probe_checkpoints", tidy=tidy):
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts, config)
   finally:
     ck.close()

@@ -28,12 +28,17 @@ class Lock:
   the file then tells the next holder whose lock it takes over (logged as a warning).
   The holder flocks DIR itself too, where the filesystem allows: a .lock deleted by hand
   (a habit with stale lock files) then does not let a second process in.
+  `tidy`: a .lock this holder created is removed again on release, for a directory that
+  is not a run's (probe_checkpoints' --out elsewhere); it goes while DIR is still flocked,
+  so no other process can have opened it in between.
   """
 
-  def __init__(self, directory: str | Path, what: str):
+  def __init__(self, directory: str | Path, what: str, *, tidy: bool = False):
     self.path = Path(directory) / LOCK
     self.what = what
+    self.tidy = tidy
     self._fd = self._dir_fd = None
+    self._created = False
 
   def __enter__(self) -> "Lock":
     self.acquire()
@@ -82,6 +87,7 @@ class Lock:
       os.close(fd)
 
   def _acquire_file(self) -> None:
+    self._created = not self.path.exists()
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -117,6 +123,8 @@ class Lock:
     fd, self._fd = self._fd, None
     try:
       os.ftruncate(fd, 0)  # an empty file: released cleanly
+      if self.tidy and self._created and self._dir_fd is not None:
+        self.path.unlink()
     except OSError:
       pass  # the disk is gone; closing still drops the flock
     finally:

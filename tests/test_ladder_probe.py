@@ -122,6 +122,7 @@ def test_a_rerun_skips_probed_checkpoints_and_fills_in_a_missing_one(run):
     probe_checkpoints.probe_run(run, windows=16)
   assert probe_checkpoints.probe_run(run, out=other, windows=16)[-1] == STEPS
   assert {r["num_windows"] for r in _rows(other)} == {16}
+  assert not (run.parent / ".lock").exists()  # a folder outside the run keeps no lock file
 
 
 def test_the_command_refuses_a_workdir_without_checkpoints_in_one_line(tmp_path):

@@ -64,3 +64,21 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, monkeypatch):
   with workdir_lock.Lock(tmp_path, "a training run"):  # negative control: a clean release
     pass
   assert len(warnings) == 1
+
+
+def test_a_tidy_lock_removes_only_the_file_it_created(tmp_path):
+  """probe_checkpoints' --out in a folder of the user's left an empty .lock there."""
+  lock = workdir_lock.Lock(tmp_path, "a probe", tidy=True)
+  with lock:
+    assert lock.path.exists()
+    with pytest.raises(workdir_lock.WorkdirBusyError):  # held while it exists
+      workdir_lock.Lock(tmp_path, "another").acquire()
+  assert not lock.path.exists()
+  lock.path.write_text("")  # a run's own .lock, there before: kept
+  with workdir_lock.Lock(tmp_path, "a probe", tidy=True):
+    pass
+  assert lock.path.exists()
+  lock.path.unlink()
+  with workdir_lock.Lock(tmp_path, "a run"):  # the default keeps it, as workdirs have it
+    pass
+  assert lock.path.exists()
