@@ -136,9 +136,14 @@ def probe_checkpoint(exp, params, num_windows: int, few_shot_prompts: int = 0) -
   return row
 
 
+FEW_SHOT_DEFAULT = 100  # prompts per cell when --few_shot_prompts is not given, on text
+
+
 def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int = 0,
-              few_shot_prompts: int = 0) -> list[int]:
-  """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed."""
+              few_shot_prompts: int | None = 0) -> list[int]:
+  """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed.
+  `few_shot_prompts` None: FEW_SHOT_DEFAULT on a run trained on text, 0 on a
+  task.source='synthetic' one (ids without text, so no prompt can be written)."""
   workdir = Path(workdir).expanduser()
   if workdir.exists() and not workdir.is_dir():  # was exit 5, "reading .../config.json failed"
     raise InputError(f"--workdir={workdir} is a file; pass the directory of an lm run")
@@ -157,6 +162,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
       raise InputError(f"--workdir={workdir} has no complete checkpoint; train it first "
                        "(configs/lm_ladder.py's cpu preset keeps log-spaced ones)")
     config = predict.saved_run_config(workdir)  # edited: refused before anything is written
+    few_shot_prompts = _few_shot_for(workdir, config, few_shot_prompts)
     # Checked before the lock beside it is taken: a directory or a read-only place was an
     # I/O error (exit 5, no fix named) and could leave a stray .lock behind.
     given, out = out, Path(out).expanduser() if out else workdir / OUT
@@ -176,6 +182,19 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts, config)
   finally:
     ck.close()
+
+
+def _few_shot_for(workdir: Path, config, asked: int | None) -> int:
+  """The few-shot prompts per cell for this run: a synthetic run's tokenizer has no text
+  to encode prompts with (an AttributeError traceback at the default 100 before)."""
+  synthetic = config.task.get("source") == "synthetic"
+  if asked is None:
+    return 0 if synthetic else FEW_SHOT_DEFAULT
+  if asked and synthetic:
+    raise InputError(f"--few_shot_prompts={asked}: --workdir={workdir} trained on "
+                     "task.source='synthetic' ids, which have no text to write the few-shot "
+                     "prompts in; pass --few_shot_prompts=0 (its loss and head probes still run)")
+  return asked
 
 
 def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
@@ -289,8 +308,9 @@ def _define_flags() -> None:
   _OUT = flags.DEFINE_string("out", None, f"JSONL file of the rows; default WORKDIR/{OUT}.")
   _WINDOWS = flags.DEFINE_integer("windows", 0, "Held-out windows per checkpoint; 0 = the "
                                   "run's probe.eval_sequences.")
-  _FEW_SHOT = flags.DEFINE_integer("few_shot_prompts", 100, "Prompts per few-shot (task, k) "
-                                   "cell; 0 = no few-shot probe.")
+  _FEW_SHOT = flags.DEFINE_integer("few_shot_prompts", None, "Prompts per few-shot (task, k) "
+                                   f"cell; 0 = no few-shot probe; default {FEW_SHOT_DEFAULT}, "
+                                   "0 on a task.source='synthetic' run.")
 
 
 def main(argv) -> int:
@@ -300,7 +320,7 @@ def main(argv) -> int:
     raise InputError("--workdir=DIR is required: the workdir of an lm run with checkpoints")
   if _WINDOWS.value < 0:
     raise InputError(f"--windows={_WINDOWS.value} must be >= 0 (0: the run's probe.eval_sequences)")
-  if _FEW_SHOT.value < 0:
+  if _FEW_SHOT.value is not None and _FEW_SHOT.value < 0:
     raise InputError(f"--few_shot_prompts={_FEW_SHOT.value} must be >= 0 (0: no few-shot probe)")
   probed = probe_run(_WORKDIR.value, _OUT.value, _WINDOWS.value, _FEW_SHOT.value)
   print(f"probed {len(probed)} checkpoint(s): {probed}", flush=True)

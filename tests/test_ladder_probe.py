@@ -324,3 +324,22 @@ def test_nothing_new_is_answered_without_rebuilding_the_run(run, tmp_path, monke
   assert probe_checkpoints.probe_run(run, out=out, windows=100_000) == []
   with pytest.raises(pytest.fail.Exception):  # control: other windows need the run to compare
     probe_checkpoints.probe_run(run, out=out, windows=16)
+
+
+def test_a_synthetic_run_is_probed_without_few_shot_prompts_by_default(tmp_path):
+  """A task.source='synthetic' run (the ladder's tiny and pod presets) has ids, no text: the
+  command's default of 100 few-shot prompts was an AttributeError traceback (audit 39)."""
+  c = cli.load_config("configs/lm_ladder.py:tiny")
+  c.train.compile_cache_dir, c.mesh.data, c.mesh.fsdp, c.mesh.tensor = "", 1, 1, 1
+  c.train.num_steps, c.train.steps_per_call, c.train.log_every = 4, 2, 2
+  c.optim.warmup_steps = 1
+  c.train.eval_every, c.train.checkpoint_every = 0, 0
+  config_check.validate(c, 1)
+  train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.devices()[:1])
+  with pytest.raises(InputError, match=r"--few_shot_prompts=5: --workdir=.* trained on "
+                     r"task.source='synthetic' ids, .* pass --few_shot_prompts=0"):
+    probe_checkpoints.probe_run(tmp_path / "run", few_shot_prompts=5)
+  assert not (tmp_path / "run" / probe_checkpoints.OUT).exists()
+  assert probe_checkpoints.probe_run(tmp_path / "run", few_shot_prompts=None) == [4]
+  row, = _rows(tmp_path / "run" / probe_checkpoints.OUT)
+  assert row["few_shot_prompts"] == 0 and "few_shot" not in row and row["heads"]
