@@ -125,7 +125,7 @@ from research.analysis import scaling
 besiroglu2024.refit(Path(WORKDIR) / 'all_points_quick', scaling.load_chinchilla_csv(),
                     all_points=True, bootstrap=0, top_starts=20)"""),
     "ladder": dict(
-        files=("ladder.py", "`lm_ladder.py:cpu` (`--sweep=ladder`)"),
+        files=("ladder.py", "`lm_ladder.py:cpu` (`--sweep=ladder`: its sizes c1-c5)"),
         title="An LM ladder: in-context learning and few-shot abilities across scale and "
               "training time",
         intro="Byte-level language models of several sizes, trained on this Python's standard "
