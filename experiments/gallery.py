@@ -82,41 +82,52 @@ def _fresh(workdir: Path, name: str, preset: str) -> bool:
   return path.is_file() and json.loads(path.read_text()).get("preset") == preset
 
 
-def _refuse_a_gallery_of_nothing(text: str, preset: str, workdir: Path, names, previous) -> None:
-  """A WORKDIR with no result of PRESET (a typo, the wrong preset, an empty directory) would
-  replace the sections the README shows for another preset with "not run" rows: refuse it
-  before writing. With at least one result of PRESET, a gallery of that preset is what was
-  asked for (a gallery of one preset keeps no section of another)."""
+def _refuse_a_gallery_of_nothing(text: str, preset: str, workdir: Path, names, previous,
+                                 runnable) -> None:
+  """Sections the README shows for another preset that this gallery would replace with "not
+  run" rows are refused before writing: all of them when WORKDIR holds no result of PRESET (a
+  typo, the wrong preset, an empty directory), else those of NAMEs that have PRESET but no
+  result of it here (`gallery --preset=tiny` after one tiny run wiped nine measured cpu
+  sections). A NAME without PRESET (`runnable`) cannot be run for it: a gallery of one preset
+  keeps no section of another."""
   from research.errors import InputError
   if not workdir.is_dir():
     raise InputError(f"--workdir={workdir}: no such directory; pass the WORKDIR that "
                      f"`python -m experiments.reproduce all --preset={preset}` wrote")
-  if any(_fresh(workdir, n, preset) for n in names):
-    return
+  fresh = {n for n in names if _fresh(workdir, n, preset)}
   start = text.index(GALLERY_START)
   body = text[start:text.index(GALLERY_END, start)]
   shown = {c.split("\n", 1)[0].strip() for c in body.split("\n#### ")[1:]}
-  dropped = sorted(n for n in names if n in shown and n not in previous)
-  if dropped:
+  dropped = sorted(n for n in names if n in shown and n not in previous and n not in fresh)
+  if dropped and not fresh:
     raise InputError(
         f"--workdir={workdir} holds no result of --preset={preset} (no NAME/summary.json of "
         f"that preset), and the README gallery's sections of {', '.join(dropped)} are of "
         "another preset, so this gallery would replace them with 'not run' rows; pass the "
         f"preset they show, or run `python -m experiments.reproduce NAME --preset={preset} "
         f"--workdir={workdir}` first")
+  missing = [n for n in dropped if n in runnable]
+  if missing:
+    raise InputError(
+        f"--workdir={workdir} holds no --preset={preset} result of {', '.join(missing)}, whose "
+        "README gallery sections are of another preset: this gallery would replace them with "
+        f"'not run' rows; run `python -m experiments.reproduce all --preset={preset} "
+        f"--workdir={workdir}` first (it reuses finished runs), or pass the preset they show")
 
 
 def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.ROOT / "README.md",
                   assets: Path = summaries.ROOT / "docs" / "gallery",
-                  wall_times: dict | None = None) -> Path:
+                  wall_times: dict | None = None, runnable=None) -> Path:
   """Rewrites the README gallery from WORKDIR/NAME/summary.json for each of `names` (nothing
-  is trained here); wall times from `wall_times` (default experiments/wall_times.json)."""
+  is trained here); wall times from `wall_times` (default experiments/wall_times.json);
+  `runnable`: the NAMEs that have `preset` (default all of `names`)."""
   workdir = Path(workdir)
   text = readme.read_text()
   check_markers(readme, text)
   times = summaries.read_wall_times() if wall_times is None else wall_times
   previous, kept, stale = _previous(text, preset), [], []
-  _refuse_a_gallery_of_nothing(text, preset, workdir, names, previous)
+  _refuse_a_gallery_of_nothing(text, preset, workdir, names, previous,
+                              names if runnable is None else runnable)
   statuses = claims.STATUSES
   overview = ["| NAME | command | wall | " + " | ".join(statuses) + " |",
               "|---|---|---|" + "---|" * len(statuses)]

@@ -193,6 +193,31 @@ def _define_flags(fv) -> None:
                     "results.", flag_values=fv)
 
 
+def _refuse_unread_flags(args) -> None:
+  """A flag the chosen mode does not read is refused, as the benchmark refuses its own:
+  `garg2022 --gallery` left the README as it was, `--controls --seeds=5` and a seedless
+  NAME's --seeds ran as if they were not given, all with exit 0."""
+  given = [f for f in ("seeds", "gallery", "preset", "real_untrained", "controls", "workdir")
+           if args[f].present]
+  name = args.positional[0] if len(args.positional) == 1 else None
+  unread = (given if args.list else
+            [f for f in given if f in ("preset", "seeds", "gallery")] if args.controls else
+            [f for f in given if f == "real_untrained" or f == "gallery" and name != "all" or
+             f == "seeds" and (name == "gallery" or name in PAPERS and seedless(name))])
+  if unread == ["real_untrained"] or unread[:1] == ["real_untrained"] and not args.list:
+    raise InputError("--real_untrained changes only --controls; add --controls")
+  if unread:
+    mode = ("--list" if args.list else "--controls" if args.controls else
+            f"`reproduce {name}`" if name else "this command")
+    why = {"seeds": "the seeds to train (NAME or all; gallery trains nothing, and "
+                    "besiroglu2024 fits published data, once)",
+           "gallery": "all (`reproduce gallery` writes the gallery alone)",
+           "real_untrained": "--controls", "preset": "NAME, all and gallery",
+           "workdir": "NAME, all, gallery and --controls",
+           "controls": "a run of its own (pass --list or --controls)"}[unread[0]]
+    raise InputError(f"--{unread[0]} has no effect with {mode}: it applies to {why}; drop it")
+
+
 def main(argv=None) -> int:
   """NAME | all | gallery, or --list; raises InputError for bad input, RunsFailedError when
   an experiment failed (research/cli.py turns them into exit 2 and 6)."""
@@ -200,31 +225,33 @@ def main(argv=None) -> int:
   if (args.list or args.controls) and args.positional:
     raise InputError(f"unexpected arguments {args.positional}: --list and --controls take no "
                      "NAME; drop them, or run NAME without --list / --controls")
+  seeds = common.parse_seeds(args.seeds)  # bad --seeds is an input error whatever the mode
+  _refuse_unread_flags(args)
   if args.list:
     print(list_text())
     return 0
-  seeds = common.parse_seeds(args.seeds)  # bad --seeds is an input error whatever the mode
-  if args.real_untrained and not args.controls:
-    raise InputError("--real_untrained changes only --controls; add --controls")
   if args.controls:
     return check_controls(Path(cli.check_workdir(args.workdir)) / "controls", args.real_untrained)
   choices = NAMES + ("all", "gallery")
+  if not args.positional:
+    raise InputError(f"no NAME given; give one of: {', '.join(choices)} (or --list)")
   if len(args.positional) != 1 or args.positional[0] not in choices:
-    given = " ".join(args.positional) or "nothing"
-    raise InputError(f"NAME is {given!r}; give one of: {', '.join(choices)} (or --list)")
+    raise InputError(f"NAME is {' '.join(args.positional)!r}; give one of: "
+                     f"{', '.join(choices)} (or --list)")
   name, workdir = args.positional[0], Path(cli.check_workdir(args.workdir))
   if name not in ("all", "gallery") and args.preset not in presets_of(name):
     raise InputError(f"{name} has no {args.preset!r} preset; it has: "
                      f"{', '.join(presets_of(name))}")
+  runnable = [n for n in NAMES if args.preset in presets_of(n)]  # the gallery may re-run
   if name == "gallery":
-    print(f"gallery: {gallery.write_gallery(args.preset, workdir, NAMES)}")
+    print(f"gallery: {gallery.write_gallery(args.preset, workdir, NAMES, runnable=runnable)}")
     return 0
   if name == "all":
     if args.gallery:  # fail now, not after hours of training
       gallery.check_markers(ROOT / "README.md")
     results = reproduce_all(args.preset, workdir, seeds)
     if args.gallery:
-      print(f"gallery: {gallery.write_gallery(args.preset, workdir, NAMES)}")
+      print(f"gallery: {gallery.write_gallery(args.preset, workdir, NAMES, runnable=runnable)}")
     failed = [n for n, r in results.items() if not r["status"].startswith(("done", "skipped"))]
     if failed:
       raise RunsFailedError(f"{len(failed)} of {len(results)} papers failed: "

@@ -228,6 +228,36 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
 
 
 
+def test_a_gallery_of_another_preset_keeps_sections_it_cannot_replace(tmp_path):
+  """`reproduce gallery --preset=tiny` after one tiny run replaced the nine measured cpu
+  sections with 'not run' rows (audit 39): a NAME shown for another preset that has this
+  preset but no result of it here is refused, the README untouched; one without this preset
+  cannot be run for it, so the gallery of this preset drops it, as before."""
+  work, paper = tmp_path / "work", tmp_path / "paper"
+  for d, preset in ((work, "cpu"), (paper, "paper")):
+    garg_run(d / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+    summaries.summarize("garg2022", preset, d, wall_s=3.0)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"# top\n{gallery.GALLERY_START}\nold\n{gallery.GALLERY_END}\n")
+  write = lambda preset, workdir, **kw: gallery.write_gallery(
+      preset, workdir, reproduce.NAMES, readme=readme, wall_times={}, assets=tmp_path / "g", **kw)
+  write("cpu", work)
+  text = readme.read_text()  # a second cpu section, raventos2023's, as a measured gallery has
+  row = next(l for l in text.splitlines() if l.startswith("| [garg2022]"))
+  section = text[text.index("#### garg2022"):text.index(gallery.GALLERY_END)]
+  text = text.replace(row, row + "\n" + row.replace("garg2022", "raventos2023"))
+  text = text.replace(gallery.GALLERY_END, section.replace("garg2022", "raventos2023")
+                      + gallery.GALLERY_END)
+  readme.write_text(text)
+  with pytest.raises(InputError, match=r"holds no --preset=paper result of raventos2023, whose "
+                     r"README gallery sections are of another preset: .* run `python -m "
+                     r"experiments.reproduce all --preset=paper"):
+    write("paper", paper)
+  assert readme.read_text() == text
+  write("paper", paper, runnable=["garg2022"])  # raventos2023 without a paper preset: dropped
+  assert "| raventos2023 | - | not run for the paper preset |" in readme.read_text()
+
+
 def test_gallery_marks_a_kept_section_of_older_claim_checks_stale(tmp_path):
   """A kept section without today's per-seed claim table was scored by older checks: it
   stays as history, marked once, and the overview counts none of its verdicts."""
