@@ -46,6 +46,7 @@ untouched). The README gallery is only ever written this way.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -116,6 +117,7 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
   to experiments/wall_times.json when every seed trained from an empty directory."""
   if preset not in presets_of(name):
     raise ValueError(f"{name} has no {preset!r} preset; it has: {', '.join(presets_of(name))}")
+  _check_same_preset(name, preset, Path(workdir))
   run_dir = Path(workdir) / name / "run"
   runs = seed_runs(name, preset, run_dir, seeds)
   fresh = all(_fresh(d) for _, d in runs)
@@ -126,8 +128,8 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
     try:
       PAPERS[name].run(preset, directory, seed=seed)
     except (Exception, SystemExit) as e:  # noqa: BLE001 -- scored as far as results exist
-      if cli.is_preemption(e):  # checkpoint saved: stop here, a rerun continues this seed
-        raise
+      if cli.is_preemption(e) or isinstance(e, InputError):
+        raise  # a checkpoint saved (a rerun continues); or the input to fix, summary untouched
       errors.append(f"seed {seed}: {type(e).__name__}: {e}")
   wall = time.perf_counter() - t0
   machine = summaries.this_machine()
@@ -139,10 +141,26 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
   return s
 
 
+def _check_same_preset(name: str, preset: str, workdir: Path) -> None:
+  """WORKDIR/NAME of another preset: its runs refuse the new config one seed at a time, and
+  the summary scored from the old results was written under the new preset's name (exit 6)."""
+  path = workdir / name / "summary.json"
+  try:
+    had = json.loads(path.read_text()).get("preset")
+  except (OSError, ValueError, AttributeError):
+    return  # none yet, or not readable: the runs' own checks decide
+  if had not in (None, preset):
+    raise InputError(f"--workdir={workdir} holds {name}'s results of the {had} preset "
+                     f"({path}); run --preset={preset} in another --workdir, or rerun "
+                     f"--preset={had}")
+
+
 def reproduce_all(preset: str, workdir: Path, seeds=None) -> dict[str, dict]:
   """{NAME: {'status', 'summary'}}, each NAME in its own process; writes WORKDIR/index.md."""
-  import json
   workdir = Path(workdir).resolve()
+  for name in NAMES:  # before hours of training, not one NAME at a time
+    if preset in presets_of(name):
+      _check_same_preset(name, preset, workdir)
   seed_flag = [] if seeds is None else [f"--seeds={','.join(map(str, seeds))}"]
   results = {}
   for name in NAMES:

@@ -228,6 +228,25 @@ def test_gallery_rewrites_only_its_readme_section(tmp_path):
 
 
 
+def test_a_workdir_of_another_preset_is_refused_before_anything_runs(tmp_path, monkeypatch):
+  """`reproduce garg2022 --preset=cpu` on a WORKDIR of a tiny run: every seed refused the new
+  config, then exit 6 and a summary of the tiny results written as the cpu preset's."""
+  garg_run(tmp_path / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+  summaries.summarize("garg2022", "tiny", tmp_path, wall_s=3.0)
+  before = (tmp_path / "garg2022" / "summary.json").read_text()
+  ran = []
+  monkeypatch.setattr(reproduce.PAPERS["garg2022"], "run", lambda *a, **k: ran.append(a))
+  monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: ran.append(a))
+  for call in (lambda: reproduce.reproduce("garg2022", "cpu", tmp_path),
+               lambda: reproduce.reproduce_all("cpu", tmp_path)):
+    with pytest.raises(InputError, match=r"holds garg2022's results of the tiny preset .* run "
+                       r"--preset=cpu in another --workdir, or rerun --preset=tiny"):
+      call()
+  assert not ran and (tmp_path / "garg2022" / "summary.json").read_text() == before
+  reproduce.reproduce("garg2022", "tiny", tmp_path)  # control: the same preset reruns
+  assert len(ran) == 1
+
+
 def test_a_gallery_of_another_preset_keeps_sections_it_cannot_replace(tmp_path):
   """`reproduce gallery --preset=tiny` after one tiny run replaced the nine measured cpu
   sections with 'not run' rows (audit 39): a NAME shown for another preset that has this
