@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from research.errors import InputError, ResearchError, RunsFailedError
-from research.workdir import atomic_path, read_jsonl, read_object
+from research.workdir import RESULTS, RUNS, atomic_path, read_jsonl, read_object
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -171,6 +171,10 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
       if unreadable is None:
         raise
       unreadable.append((run, str(e)))
+  for gone, why in _missing_sweep_runs(dirs):
+    if unreadable is None:
+      raise InputError(f"{gone}: {why}")
+    unreadable.append((gone, why))
   names = [r["run"] for r in rows]
   for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
     if names.count(r["run"]) > 1:
@@ -178,6 +182,23 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
   for expr in where:
     rows = [r for r in rows if _matches(r, expr, rows)]
   return rows
+
+
+def _missing_sweep_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
+  """Runs a sweep's results.jsonl records whose directory is gone: left out of the table
+  without a word before, as if the sweep had fewer points."""
+  gone = []
+  for root in map(Path, dirs):
+    try:
+      rows = read_jsonl(root / RESULTS)
+    except (ResearchError, OSError):
+      continue  # not a sweep, or its table damaged: the runs found are what there is
+    for row in rows:
+      run = root / RUNS / str(row.get("run", "")) if isinstance(row, dict) else None
+      if run is not None and row.get("run") and not run.is_dir():
+        gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
+                          "the sweep to train it again"))
+  return gone
 
 
 def load(dirs: Sequence[str | Path] | str | Path, where: Iterable[str] = ()):

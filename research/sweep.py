@@ -171,6 +171,11 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   configs = [apply_overrides(config, o) for o in overrides]
   for cfg in configs:  # every point is valid before the first one trains
     config_check.validate(cfg, len(devices or jax.devices()))
+  for name in names:  # a row whose run was deleted (or moved) since: trained again
+    if results.done(name) and not (workdir / workdir_lib.RUNS / name / workdir_lib.SUMMARY).is_file():
+      logging.warning("sweep: %s is recorded as done but %s holds no summary.json (deleted or "
+                      "moved?): training it again", name, workdir / workdir_lib.RUNS / name)
+      del results.rows[name]
   for name, cfg in zip(names, configs):  # and no run directory holds another config's run
     _check_same_run(workdir / workdir_lib.RUNS / name, cfg, results.done(name))
   for i, (name, cfg) in enumerate(zip(names, configs)):

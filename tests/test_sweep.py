@@ -194,3 +194,27 @@ def test_a_finished_run_without_its_row_is_recorded_not_retrained(tmp_path, monk
   assert trained == [names[1]]
   assert rows[names[0]]["status"] == "done"
   assert rows[names[0]]["final"] == first[names[0]]["final"]
+
+
+def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_path, monkeypatch,
+                                                                              capsys):
+  """A done row whose run directory was deleted: the rerun reported everything done and never
+  retrained it, and research.results showed one run fewer without a word (audit 39)."""
+  import shutil
+  from research import results, train
+  from research.errors import RunsFailedError
+  overrides = [{"seed": 0}, {"seed": 1}]
+  sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+  shutil.rmtree(tmp_path / "runs" / names[1])
+  with pytest.raises(RunsFailedError, match="1 run could not be read"):
+    results.main([str(tmp_path)])
+  assert f"not in the table: {tmp_path / 'runs' / names[1]}: recorded in" in capsys.readouterr().err
+  trained = []
+  real = train.train_and_evaluate
+  monkeypatch.setattr(train, "train_and_evaluate",
+                      lambda cfg, d, **kw: trained.append(Path(d).name) or real(cfg, d, **kw))
+  rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                         devices=jax.devices()[:1]).rows
+  assert trained == [names[1]] and [rows[n]["status"] for n in names] == ["done", "done"]
+  assert len(results.records([tmp_path])) == 2  # control: nothing missing, nothing named
