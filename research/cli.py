@@ -349,10 +349,33 @@ def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
     raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "
                      f"{flag}={path / example}")
   _check_creatable(path.parent, flag, text, "file")
+  _refuse_a_runs_own_file(path, flag, text, example)
   if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
     raise InputError(f"{flag}={text}: {path.suffix or 'no extension'} is not a figure format; "
                      f"end the name with .png, .pdf or .svg")
   return path
+
+
+def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str) -> None:
+  """A file a run or sweep keeps its record in (`results --csv RUN/config.json` replaced a
+  run's config with a CSV table, which then broke results and the sweep's rerun), or any
+  file in its checkpoints/: refused, whether or not it exists yet (a summary.json written
+  into an unfinished run would make it look finished)."""
+  from research import workdir
+  own = {workdir.CONFIG, workdir.SUMMARY, workdir.METRICS, workdir.PERF, workdir.VOCABULARY,
+         workdir.CHANGES, workdir.LOCK, workdir.RESULTS, "results.csv"}
+  def holds_a_run(d: Path) -> bool:
+    return any((d / name).exists() for name in (workdir.CONFIG, workdir.RESULTS))
+  parent = path.parent.resolve() if path.parent.exists() else path.parent
+  if path.name in own and holds_a_run(parent):
+    raise InputError(f"{flag}={text} would overwrite {path.name}, part of the record of the "
+                     f"run or sweep in {path.parent}; name another file, e.g. "
+                     f"{flag}={path.parent / example}")
+  run = next((d.parent for d in (parent, *parent.parents)
+              if d.name == workdir.CHECKPOINTS and holds_a_run(d.parent)), None)
+  if run is not None:
+    raise InputError(f"{flag}={text} is inside the checkpoints of the run in {run}; name "
+                     f"another file, e.g. {flag}={run / example}")
 
 
 # ----------------------------------------------------------------------------- config loader

@@ -338,6 +338,14 @@ def main(argv=None) -> int:
   if fv.out:
     from research.analysis.results_plots import figure_formats
     cli.check_output(fv.out, "--out", figure_formats(), example="figure.png")
+  elif fv.plot is not None:  # the default place too: a read-only DIR was exit 5 after the table
+    default = _default_figure(dirs, fv.plot)
+    try:
+      cli.check_output(str(default), "--out", example="figure.png")
+    except InputError as e:
+      raise InputError(f"the figure goes to {default} unless --out says otherwise, and "
+                       + str(e).replace(f"--out={default}", str(default))
+                       + "; or pass --out=FILE elsewhere") from None
   unreadable = []
   rows = records(dirs, fv.where, unreadable)
   if not rows and not unreadable:
@@ -357,6 +365,10 @@ def main(argv=None) -> int:
   return 0
 
 
+def _default_figure(dirs: Sequence[str], metric: str) -> Path:
+  return Path(dirs[0]) / f"results_{metric}.png"
+
+
 def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
   """The table, and the CSV and figure asked for, of the runs that could be read."""
   for col in fv.columns:
@@ -372,7 +384,7 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
   if fv.csv:
     print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")
   if fv.plot:
-    out = fv.out or Path(dirs[0]) / f"results_{fv.plot}.png"
+    out = fv.out or _default_figure(dirs, fv.plot)
     print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out)}")
 
 

@@ -253,6 +253,37 @@ def test_plot_against_a_config_field(sweep_dir, tmp_path):
   assert (tmp_path / "w.png").stat().st_size > 5000
 
 
+def test_the_default_figure_place_is_checked_before_the_table(sweep_dir, monkeypatch, capsys):
+  """--plot without --out writes DIR/results_METRIC.png: a read-only DIR printed the table,
+  then exit 5 (an I/O error); --out elsewhere and --csv were checked first (audit 39). Root
+  ignores file modes, so the check is made to see DIR as unwritable."""
+  from research import cli
+  real = cli._writable
+  monkeypatch.setattr(cli, "_writable", lambda d: Path(d).resolve() != sweep_dir.resolve()
+                      and real(d))
+  with pytest.raises(InputError, match=rf"the figure goes to {sweep_dir}/results_loss.png unless "
+                     r"--out says otherwise, and .* not writable.*; or pass --out=FILE elsewhere$"):
+    results.main([str(sweep_dir), "--plot", "loss"])
+  assert not capsys.readouterr().out  # no table before the refusal
+
+
+def test_an_output_over_a_runs_own_file_is_refused(sweep_dir, tmp_path):
+  """`--csv RUN/config.json` replaced a run's config with the table (exit 0), which then broke
+  results and the sweep's rerun; a sweep's results.jsonl and a run's checkpoints likewise."""
+  run = next(p.parent for p in sweep_dir.rglob("config.json"))
+  before = {f: (run / f).read_text() for f in ("config.json", "summary.json")}
+  for flag, target, needle in (
+      ("--csv", run / "config.json", "would overwrite config.json, part of the record"),
+      ("--csv", run / "summary.json", "would overwrite summary.json"),
+      ("--csv", run / "checkpoints" / "t.csv", "is inside the checkpoints of the run in")):
+    (run / "checkpoints").mkdir(exist_ok=True)
+    with pytest.raises(InputError, match=needle):
+      results.main([str(sweep_dir), flag, str(target)])
+  assert {f: (run / f).read_text() for f in before} == before
+  results.main([str(sweep_dir), "--csv", str(run / "table.csv")])  # control: a new name
+  assert (run / "table.csv").is_file()
+
+
 def test_load_gives_a_dataframe(sweep_dir):
   pd = pytest.importorskip("pandas")
   df = results.load(sweep_dir, where=["model.width>=64"])
