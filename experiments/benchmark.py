@@ -54,7 +54,7 @@ CASES = {
 def _regression_config(case: str, steps_per_call: int, dtype: str = "float32",
                        sets: dict | None = None):
   from configs import icl_regression
-  from research import cli
+  from research import cli, config_check
   c = icl_regression.get_config("cpu")
   m = CASES[case]
   c.model.num_layers, c.model.num_heads, c.model.width = m["num_layers"], m["num_heads"], m["width"]
@@ -67,8 +67,16 @@ def _regression_config(case: str, steps_per_call: int, dtype: str = "float32",
   c.optim.warmup_steps, c.optim.grad_clip_norm = 0, 0.0  # as the peer: plain Adam
   c.train.steps_per_call = steps_per_call
   c.mesh.data = 1
+  if "train.steps_per_call" in (sets or {}):  # timed with the flag's value: ignored before
+    raise InputError(f"--set train.steps_per_call={sets['train.steps_per_call']}: the benchmark "
+                     "times --steps_per_call steps per call; pass --steps_per_call="
+                     f"{sets['train.steps_per_call']}")
   # Last, so that a --set of a field the case sets (model.dtype, train.batch_size) holds.
-  return cli.apply_overrides(c, sets or {}, text=True, flag="--set ")
+  c = cli.apply_overrides(c, sets or {}, text=True, flag="--set ")
+  # As research.main checks it: --set model.width=7 or train.batch_size=0 was measured
+  # (0 ex/s, a NaN loss in the JSON) with exit 0.
+  config_check.validate(c, 1)
+  return c
 
 
 def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:

@@ -91,6 +91,14 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
                                "model.dtype=bfloat16"], 2, "--dtype and --set model.dtype both"),
     ("experiments.benchmark", ["--cases=garg_small", "--set", "model.widht=64"], 2,
      "model.widht"),
+    # Invalid configs were measured (0 ex/s, a NaN loss in the JSON) with exit 0, and a --set
+    # of the steps per call was recorded but not used.
+    ("experiments.benchmark", ["--cases=garg_small", "--set", "model.width=7"], 2,
+     "config.model.width=7 is not divisible by config.model.num_heads=4"),
+    ("experiments.benchmark", ["--cases=garg_small", "--set", "train.batch_size=0"], 2,
+     "config.train.batch_size=0 must be positive"),
+    ("experiments.benchmark", ["--cases=garg_small", "--set", "train.steps_per_call=1"], 2,
+     "pass --steps_per_call=1"),
     ("experiments.benchmark", ["--out=README.md/b.json"], 2,
      "--out=README.md/b.json: README.md is a file, so the file cannot be created"),
     ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
