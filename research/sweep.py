@@ -154,12 +154,33 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   import jax
 
   workdir = Path(workdir)
+  if ensemble == "on":
+    _check_ensemble_on(config, overrides, workdir)  # before the workdir is made
   workdir.mkdir(parents=True, exist_ok=True)
   # Two sweeps in one directory would each rewrite results.jsonl from their own rows.
   lock = (workdir_lock.Lock(workdir, "a sweep") if jax.process_index() == 0
           else contextlib.nullcontext())
   with lock:
     return _run_sweep(config, overrides, workdir, ensemble, devices)
+
+
+def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
+  """--ensemble=on for points left to train that cannot share one program, read only: the
+  same "finished" rule as _run_sweep (a summary.json of the same config, row or not)."""
+  from research import ensemble as ens_lib
+  results, todo = Results(workdir / workdir_lib.RESULTS), []
+  for i, o in enumerate(overrides):
+    name = run_name(i, o)
+    run_dir = workdir / workdir_lib.RUNS / name
+    finished = (run_dir / workdir_lib.SUMMARY).is_file() and (
+        results.done(name) or workdir_lib.finished_summary(run_dir, apply_overrides(config, o))
+        is not None)
+    if not finished:
+      todo.append(o)
+  ok, why = ens_lib.can_ensemble(config, todo)
+  if todo and not ok:
+    raise InputError(f"--ensemble=on but {why}; pass --ensemble=auto to run these points one "
+                     "by one")
 
 
 def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devices) -> Results:
@@ -188,10 +209,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
       if summary is not None:
         results.put(_row(name, overrides[i], summary, summary.get("train_wall_s", 0.0), run_dir))
   todo = [i for i, n in enumerate(names) if not results.done(n)]
+  ok, _ = ens_lib.can_ensemble(config, [overrides[i] for i in todo])  # "on": checked first
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
-  ok, why = ens_lib.can_ensemble(config, [overrides[i] for i in todo])
-  if todo and ensemble == "on" and not ok:
-    raise InputError(f"--ensemble=on but {why}")
   t0 = time.perf_counter()
   if todo and ok and ensemble != "off" and len(todo) > 1:
     dirs = [workdir / workdir_lib.RUNS / names[i] for i in todo]

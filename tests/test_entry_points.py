@@ -241,6 +241,8 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
       ("sweep unknown field", [TINY, "--sweep=scale", "--config.model.widht=3"],
        "unknown config field 'widht'"),
       ("sweep unknown name", [TINY, "--sweep=nope"], "unknown sweep 'nope'"),
+      ("sweep ensemble of other shapes", [TINY, "--sweep=scale", "--ensemble=on"],
+       "pass --ensemble=auto to run these points one by one"),  # named no fix
       # Before: exit 0, every run at the sweep's own widths.
       ("sweep point replaces an override", [TINY, "--sweep=scale", "--config.model.width=7"],
        "--config.model.width: --sweep=scale sets model.width in every run"),

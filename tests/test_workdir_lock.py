@@ -82,3 +82,15 @@ def test_a_tidy_lock_removes_only_the_file_it_created(tmp_path):
   with workdir_lock.Lock(tmp_path, "a run"):  # the default keeps it, as workdirs have it
     pass
   assert lock.path.exists()
+
+
+def test_a_lock_path_that_is_a_directory_is_an_input_error(tmp_path):
+  """A .lock made a directory (by hand, or a sync tool) was exit 5 with the raw
+  IsADirectoryError and no fix."""
+  (tmp_path / workdir.LOCK).mkdir()
+  with pytest.raises(workdir_lock.InputError, match=r"\.lock is a directory, where the lock file "
+                     r"of .* goes; remove it \(rmdir"):
+    workdir_lock.Lock(tmp_path, "a sweep").acquire()
+  (tmp_path / workdir.LOCK).rmdir()
+  with workdir_lock.Lock(tmp_path, "a sweep"):  # the control: taken once it is gone
+    pass
