@@ -70,7 +70,6 @@ class Target:
   name: str                      # topology name, or "local"
   devices: list
   chip: hardware.Chip | None     # None: a host whose capacity and peak no table holds
-  devices_per_chip: int = 1      # TPU v4 / v3 topologies list each TensorCore
 
 
 def require_libtpu(what: str) -> None:
@@ -111,12 +110,30 @@ def _libtpu_chatter_dropped():
       sys.stderr.flush()
 
 
+# A plan's figures are per chip (the chip table's HBM and peak), so a device must be a chip.
+# libtpu lists a v4 slice's TensorCores, two per chip, unless asked for the megacore chip
+# config, the mode a v4 VM runs in (jax's mesh code refuses anything else on v4). v3 has no
+# megacore mode: each core is a device with half the chip's HBM and peak, so it is refused.
+_CHIP_CONFIG = {"v4": "megacore"}
+_PER_CORE_CHIPS = ("v3",)
+
+
+def _refuse_per_core(chip: hardware.Chip | None, what: str) -> None:
+  if chip is not None and chip.topology_prefix in _PER_CORE_CHIPS:
+    raise InputError(f"{what}: a {chip.name} chip is two devices (one per TensorCore, each "
+                     "with half its HBM and peak) and has no one-device-per-chip mode, so "
+                     "per-chip figures cannot be planned; plan on "
+                     f"{', '.join(p for p in hardware.topology_prefixes() if p not in _PER_CORE_CHIPS)}"
+                     ", e.g. --topology=v4:2x2x1 or v5e:4x4")
+
+
 def check_topology_name(name: str, flag: str = "--topology") -> None:
   """CHIP:SHAPE spelled as libtpu reads it (whether the chip has that shape, libtpu says)."""
   if not hardware.is_topology_name(name):
     raise InputError(f"{flag}={name!r} is not a TPU topology name; write CHIP:SHAPE with "
                      f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
                      "v5p:4x4x4")
+  _refuse_per_core(hardware.chip_for_topology(name), f"{flag}={name}")
 
 
 def topology_target(name: str, flag: str = "--topology") -> Target:
@@ -129,22 +146,28 @@ def topology_target(name: str, flag: str = "--topology") -> Target:
   # compile-only use drives no TPU, so it need not wait for them.
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   from jax.experimental import topologies
+  config = ({"chip_config_name": _CHIP_CONFIG[chip.topology_prefix]}
+            if chip.topology_prefix in _CHIP_CONFIG else {})
   try:
     with _libtpu_chatter_dropped():
-      devices = topologies.get_topology_desc(platform="tpu", topology_name=name).devices
+      devices = topologies.get_topology_desc(platform="tpu", topology_name=name,
+                                             **config).devices
   except Exception as e:  # noqa: BLE001 -- libtpu's errors (bad shape) come back as one line
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise InputError(f"{flag}={name}: {reason}; use a shape the chip supports, e.g. "
                      "v5e:2x2, v5e:4x4, v5e:8x8, v5p:2x2x1, v5p:4x4x4, v6e:4x4") from None
-  shape = [int(x) for x in name.split(":", 1)[1].split("x")]
-  chips = math.prod(shape)
-  return Target(name, list(devices), chip, max(1, len(devices) // chips))
+  chips = math.prod(int(x) for x in name.split(":", 1)[1].split("x"))
+  if len(devices) != chips:  # a chip listed as its cores: per-chip figures would be per core
+    raise InputError(f"{flag}={name}: libtpu lists {len(devices)} devices for {chips} chips; "
+                     "plan on a chip it lists one device per chip for, e.g. v5e:4x4")
+  return Target(name, list(devices), chip)
 
 
 def local_target() -> Target:
   import jax
   devices = jax.devices()
   chip = hardware.chip_for_device_kind(getattr(devices[0], "device_kind", ""))
+  _refuse_per_core(chip, f"this host's {len(devices)} devices")
   return Target("local", devices, chip)
 
 
@@ -237,8 +260,8 @@ def plan(config, target: Target) -> dict:
   tokens_per_step = tr.batch_size * exp.task.tokens_per_example
   model_flops = exp.built.train_flops_per_token * tokens_per_step
   dtype = str(config.model.dtype)
-  peak = target.chip.peak_flops(dtype) / target.devices_per_chip if target.chip else None
-  capacity = target.chip.hbm_bytes // target.devices_per_chip if target.chip else None
+  peak = target.chip.peak_flops(dtype) if target.chip else None
+  capacity = target.chip.hbm_bytes if target.chip else None
   result = {
       "config": config.get("preset", ""), "topology": target.name, "devices": n_dev,
       "device_kind": getattr(target.devices[0], "device_kind", ""),

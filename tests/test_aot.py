@@ -43,7 +43,34 @@ def dp_plan(v5e):
 
 @needs_libtpu
 def test_topology_devices(v5e):
-  assert len(v5e.devices) == 4 and v5e.chip.name == "TPU v5e" and v5e.devices_per_chip == 1
+  assert len(v5e.devices) == 4 and v5e.chip.name == "TPU v5e"
+
+
+@needs_libtpu
+def test_v4_plans_one_device_per_chip():
+  """libtpu listed a v4 slice's two TensorCores per chip, which jax's mesh code refuses on v4
+  (an AssertionError traceback, exit 1); the megacore chip config gives one device per chip,
+  as on a v4 VM, and the plan's figures are the chip table's."""
+  v4 = aot.topology_target("v4:2x2x1")
+  assert len(v4.devices) == 4 and v4.chip.name == "TPU v4"
+  p = aot.plan(_config(), v4)
+  assert p["devices"] == 4 and p["mesh"]["data"] == 4
+  assert p["memory_per_device"]["capacity_bytes"] == 32 * 2 ** 30
+  assert p["roofline"]["peak_flops_per_device"] == 275e12
+
+
+def test_v3_is_refused_not_planned_per_core(monkeypatch):
+  """A v3 chip is two devices with half its HBM and peak each: the plan printed 8 x TPU v3,
+  17.18 GB and 62 TFLOP/s 'per chip' for v3:2x2. Refused by name (no libtpu needed) and on a
+  v3 host."""
+  with pytest.raises(InputError, match=r"--topologies=v3:2x2: a TPU v3 chip is two devices.*v4"):
+    aot.check_topology_name("v3:2x2", "--topologies")
+
+  class Core:
+    device_kind = "TPU v3"
+  monkeypatch.setattr(jax, "devices", lambda: [Core()] * 8)
+  with pytest.raises(InputError, match="this host's 8 devices: a TPU v3 chip is two devices"):
+    aot.local_target()
 
 
 @needs_libtpu
@@ -163,6 +190,7 @@ def test_mesh_and_batch_errors_are_input_errors(v5e):
     (["--topology=v9z:2x2"], "not a TPU topology"),
     (["--topology=v5e:3x3"], "not divisible"),  # libtpu loaded: its C++ chatter is dropped
     (["--topology=v5e:2x2", "--config.mesh.data=3"], "config.mesh"),
+    (["--topology=v3:2x2"], "no one-device-per-chip mode"),
 ])
 def test_cli_exits_2_with_one_line(args, needle):
   _exits_2_with_one_line(["--config=configs/lm_ladder.py:tiny", *args], needle)
