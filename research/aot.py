@@ -357,6 +357,14 @@ def main(argv) -> None:
   if _LADDER.value and _TOPOLOGY.value:
     raise InputError("--topology plans one --config; with --ladder list the slices in "
                      "--topologies=v5e:4x4,v5p:4x4x4")
+  if _LADDER.value and cli._OVERRIDES:
+    # Each cell's config is its SIZE@TOPOLOGY preset; an override was dropped unread (exit 0,
+    # the plan for the preset's own num_steps). Not applied to every cell: a mesh, remat or
+    # batch override would replace the layout chosen for each size and slice.
+    first = next(iter(cli._OVERRIDES))
+    raise InputError(f"--config.{first}=... overrides one --config, and --ladder plans each "
+                     "size's own preset; plan that cell alone with --config=configs/"
+                     f"lm_ladder.py:SIZE@TOPOLOGY --topology=TOPOLOGY --config.{first}=...")
   if ladder_only and not _LADDER.value:
     raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")

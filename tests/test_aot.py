@@ -217,6 +217,9 @@ def _exits_2_with_one_line(args, needle):
     (["--config=configs/lm_ladder.py:tiny", "--out=README.md/plan.json"], "README.md is a file"),
     (["--ladder=configs/lm_ladder.py", "--topologies="], "--topologies= is empty"),
     (["--config=configs/lm_ladder.py:tiny", "--out=configs"], "--out=configs is a directory"),
+    # was ignored, exit 0: the plan said days for the preset's 143000 steps
+    (["--ladder=configs/lm_ladder.py", "--sizes=14m", "--topologies=v5e:2x2", "--cached_only",
+      "--plan_cache=", "--config.train.num_steps=5"], "--config.train.num_steps=... overrides one --config"),
 ])
 def test_flags_that_do_not_fit_the_mode_exit_2(args, needle):
   _exits_2_with_one_line(args, needle)
