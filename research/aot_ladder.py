@@ -145,3 +145,12 @@ def markdown(rows: list[dict]) -> str:
         f" | {'yes' if m['fits'] else '**no**'} | {roof['step_s']:.2f} s | "
         f"{roof['tokens_per_s']:,.0f} | {r['compile_s']:.0f} s |")
   return "\n".join(out)
+
+
+if __name__ == "__main__":
+  # Run as a program it defined nothing to do and exited 0, whatever the arguments: the
+  # ladder has one command, research.aot's --ladder mode.
+  from research import errors
+  cli.fail(errors.EXIT_INPUT, "research.aot_ladder is the library behind the ladder table, "
+           "not a program; run python -m research.aot --ladder=configs/lm_ladder.py "
+           "[--topologies=v5e:4x4] [--sizes=14m] [--markdown]")

@@ -3,6 +3,8 @@ in the plan cache; --cached_only compiles nothing but still refuses a slice name
 """
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,13 @@ def test_a_cell_named_twice_is_one_row_and_a_preset_is_refused(tiny_ladder, monk
   assert len(rows) == 1 and calls == [128]
   with pytest.raises(InputError, match=r"--ladder takes the file alone.*--sizes"):
     aot_ladder.ladder(f"{path}:tiny", ["v5e:2x2"], [], str(cache), planner=aot)
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["--ladder=configs/lm_ladder.py"]])
+def test_running_the_library_module_points_to_research_aot(args):
+  """python -m research.aot_ladder was a silent exit 0 whatever it was given."""
+  proc = subprocess.run([sys.executable, "-m", "research.aot_ladder", *args],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+  (line,) = proc.stderr.splitlines()
+  assert line.startswith("error: ") and "python -m research.aot --ladder=" in line
