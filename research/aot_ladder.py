@@ -53,7 +53,7 @@ def cached_plan(config, topology: str, cache_dir: str, render=None):
     return None, None
   key = plan_key(config, topology)
   path = Path(cache_dir).expanduser() / f"{key}.json"
-  if not path.exists():
+  if not path.is_file():  # absent, or a directory in its place (ladder refuses to write there)
     return path, None
   found = workdir.read_json(path)
   if (isinstance(found, dict) and found.get("plan_key") == key
@@ -116,6 +116,13 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   missing = [c for c in cells if c[4] is None]
   if cached_only:
     return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]
+  # A directory where a cell's plan is to be written: its compile ran, then the write failed
+  # (exit 5) and the compile was lost.
+  blocked = [c for c in missing if c[3] is not None and c[3].exists() and not c[3].is_file()]
+  if blocked:
+    raise InputError(f"--plan_cache={cache_dir}: {blocked[0][3]}, where the plan of "
+                     f"{blocked[0][0]}@{blocked[0][1]} is kept, is not a file; remove it "
+                     f"(rm -r {blocked[0][3]}) or pass another --plan_cache")
   for topology in dict.fromkeys(c[1] for c in missing):  # no libtpu: named as the fix, now
     targets[topology] = targets.get(topology) or planner.topology_target(topology, "--topologies")
   rows = []

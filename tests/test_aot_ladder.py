@@ -136,6 +136,25 @@ def test_plan_cache_that_is_a_file_is_input_error(tiny_ladder, tmp_path):
     aot_ladder.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"), planner=aot)
 
 
+def test_a_directory_in_a_cells_place_is_refused_before_compiling(tiny_ladder, monkeypatch):
+  """The cell compiled, then its write failed (exit 5, 'Is a directory') and the compile was
+  lost; now exit 2 before compiling. --cached_only lists the cell as not planned."""
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  (file,) = cache.glob("*.json")
+  file.unlink()
+  file.mkdir()
+  with pytest.raises(InputError, match=rf"{file}, where the plan of tiny@v5e:2x2 is kept, is "
+                     rf"not a file; remove it \(rm -r {file}\) or pass another --plan_cache"):
+    aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128] and file.is_dir()
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), cached_only=True,
+                                      planner=aot)
+  assert rows == [] and unplanned == ["tiny@v5e:2x2"]
+
+
 def test_cached_only_refuses_a_misspelt_slice_without_libtpu(tiny_ladder, monkeypatch):
   """No libtpu: a name that is not CHIP:SHAPE is still exit 2; a well-spelt one is listed
   as not yet planned, its shape unchecked (aot says so)."""
