@@ -370,6 +370,9 @@ def main(argv) -> None:
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
   # The --out path is checked before any compile (the large plans take minutes).
   out = cli.check_output(_OUT.value, "--out", example="plan.json") if _OUT.value else None
+  if out and _LADDER.value:
+    from research import aot_ladder
+    aot_ladder.check_out(out, _OUT.value, _PLAN_CACHE.value)
   import jax
   if _TOPOLOGY.value or _LADDER.value:
     # Plans for a slice use libtpu as a compiler only: keep the host backend on CPU

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 from absl import logging
@@ -98,8 +99,9 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   unknown = [s for s in sizes if s not in pod]
   if unknown:
     raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")
-  if cache_dir:
-    cache_dir = cli.check_workdir(cache_dir, "--plan_cache")
+  if cache_dir:  # --cached_only writes nothing there: a read-only (shared) cache will do
+    cache_dir = (_cache_to_read(cache_dir) if cached_only
+                 else cli.check_workdir(cache_dir, "--plan_cache"))
   for topology in topologies:  # a misspelt slice is exit 2 before any cache read or compile
     planner.check_topology_name(topology, "--topologies")
   targets = {}
@@ -137,6 +139,27 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     logging.info("planned%s: %s", " (from the plan cache)" if found["from_cache"] else "",
                  markdown(rows[-1:]).splitlines()[-1])
   return rows, []
+
+
+def check_out(out: Path, text: str, cache_dir: str) -> None:
+  """--out may not be the plan cache or a folder above it: the file took the cache
+  directory's place (--cached_only: every later run was refused, "is a file"), or the cache,
+  made first, took --out's (exit 5 after the compiles)."""
+  cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
+  if cache and (out.resolve() == cache or out.resolve() in cache.parents):
+    raise InputError(f"--out={text} is --plan_cache={cache_dir} or a folder above it; write "
+                     "the plans to a file outside it, e.g. --out=ladder.json")
+
+
+def _cache_to_read(cache_dir: str) -> str:
+  """The plan cache --cached_only reads: a directory it can list, or nothing yet (every cell
+  then unplanned); not a file."""
+  path = Path(cache_dir).expanduser()
+  if path.exists() and not path.is_dir():
+    raise InputError(f"--plan_cache={cache_dir} is a file, not a directory; pass a directory path")
+  if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+    raise InputError(f"--plan_cache={cache_dir} is not readable; pass a directory you can read")
+  return str(path)
 
 
 def markdown(rows: list[dict]) -> str:

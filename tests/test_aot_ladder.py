@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from research import aot, aot_ladder
+from research import aot, aot_ladder, cli
 from research.errors import InputError
 
 needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
@@ -132,8 +132,42 @@ def test_cached_only_compiles_nothing_and_lists_the_missing_cells(tiny_ladder, m
 def test_plan_cache_that_is_a_file_is_input_error(tiny_ladder, tmp_path):
   path, _ = tiny_ladder
   (tmp_path / "afile").write_text("x")
-  with pytest.raises(InputError, match="--plan_cache"):
-    aot_ladder.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"), planner=aot)
+  for cached_only in (False, True):
+    with pytest.raises(InputError, match="--plan_cache=.*afile is a file"):
+      aot_ladder.ladder(path, ["v5e:2x2"], [], str(tmp_path / "afile"), cached_only,
+                        planner=aot)
+
+
+def test_cached_only_reads_a_read_only_plan_cache(tiny_ladder, monkeypatch):
+  """--cached_only writes nothing, yet refused a shared read-only cache ('is not
+  writable'); a run that compiles still needs to write there."""
+  path, cache = tiny_ladder
+  _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  monkeypatch.setattr(cli, "_writable", lambda directory: False)  # root writes through 0o555
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache),
+                                      cached_only=True, planner=aot)
+  assert [r["topology"] for r in rows] == ["v5e:2x2"] and unplanned == ["tiny@v5e:4x4"]
+  with pytest.raises(InputError, match="--plan_cache=.* is not writable"):
+    aot_ladder.ladder(path, ["v5e:4x4"], [], str(cache), planner=aot)
+
+
+@pytest.mark.parametrize("cached_only", [True, False])
+@pytest.mark.parametrize("cache,out", [("plans", "plans"), ("a/plans", "a")])
+def test_out_on_the_plan_cache_or_above_it_is_refused(tmp_path, cached_only, cache, out):
+  """--cached_only --plan_cache=X --out=X wrote '[]' as the file X where the cache directory
+  belongs (every later run: 'is a file'); compiling, the cache made first took --out's place
+  (exit 5 after the compiles). Refused before anything, nothing written."""
+  args = ["--ladder=configs/lm_ladder.py", "--sizes=14m", "--topologies=v5e:2x2",
+          f"--plan_cache={tmp_path / cache}", f"--out={tmp_path / out}"]
+  proc = subprocess.run([sys.executable, "-m", "research.aot", *args,
+                         *(["--cached_only"] if cached_only else [])],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert "or a folder above it; write the plans to a file outside it" in line
+  assert not (tmp_path / out).exists()
 
 
 def test_a_directory_in_a_cells_place_is_refused_before_compiling(tiny_ladder, monkeypatch):
