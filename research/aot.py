@@ -114,17 +114,11 @@ def _libtpu_chatter_dropped():
 # libtpu lists a v4 slice's TensorCores, two per chip, unless asked for the megacore chip
 # config, the mode a v4 VM runs in (jax's mesh code refuses anything else on v4). v3 has no
 # megacore mode: each core is a device with half the chip's HBM and peak, so it is refused.
-_CHIP_CONFIG = {"v4": "megacore"}
-_PER_CORE_CHIPS = ("v3",)
-
-
 def _refuse_per_core(chip: hardware.Chip | None, what: str) -> None:
-  if chip is not None and chip.topology_prefix in _PER_CORE_CHIPS:
-    raise InputError(f"{what}: a {chip.name} chip is two devices (one per TensorCore, each "
-                     "with half its HBM and peak) and has no one-device-per-chip mode, so "
-                     "per-chip figures cannot be planned; plan on "
-                     f"{', '.join(p for p in hardware.topology_prefixes() if p not in _PER_CORE_CHIPS)}"
-                     ", e.g. --topology=v4:2x2x1 or v5e:4x4")
+  if chip is not None and chip.topology_prefix == "v3":
+    raise InputError(f"{what}: a TPU v3 chip is two devices (one per TensorCore, each with "
+                     "half its HBM and peak) and has no one-device-per-chip mode, so per-chip "
+                     "figures cannot be planned; plan on v4, v5e, v5p or v6e, e.g. v4:2x2x1")
 
 
 def check_topology_name(name: str, flag: str = "--topology") -> None:
@@ -146,8 +140,7 @@ def topology_target(name: str, flag: str = "--topology") -> Target:
   # compile-only use drives no TPU, so it need not wait for them.
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   from jax.experimental import topologies
-  config = ({"chip_config_name": _CHIP_CONFIG[chip.topology_prefix]}
-            if chip.topology_prefix in _CHIP_CONFIG else {})
+  config = {"chip_config_name": "megacore"} if chip.topology_prefix == "v4" else {}
   try:
     with _libtpu_chatter_dropped():
       devices = topologies.get_topology_desc(platform="tpu", topology_name=name,

@@ -63,7 +63,7 @@ def test_v3_is_refused_not_planned_per_core(monkeypatch):
   """A v3 chip is two devices with half its HBM and peak each: the plan printed 8 x TPU v3,
   17.18 GB and 62 TFLOP/s 'per chip' for v3:2x2. Refused by name (no libtpu needed) and on a
   v3 host."""
-  with pytest.raises(InputError, match=r"--topologies=v3:2x2: a TPU v3 chip is two devices.*v4"):
+  with pytest.raises(InputError, match=r"--topologies=v3:2x2: a TPU v3 chip is two devices.*plan on v4"):
     aot.check_topology_name("v3:2x2", "--topologies")
 
   class Core:
