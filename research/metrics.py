@@ -47,7 +47,9 @@ def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
   kind = getattr(dev, "device_kind", "")
   chip = hardware.chip_for_device_kind(kind)
   if chip is not None:
-    return chip.peak_flops(dtype), f"table ({chip.name}, {dtype}; research/hardware.py)"
+    # Per device: a v3 host's 8 devices are its 4 chips' cores (MFU was halved before).
+    per_device = chip.peak_flops(dtype) / chip.devices_per_chip
+    return per_device, f"table ({chip.name}, {dtype}; research/hardware.py)"
   return 0.0, f"unknown device {kind!r}: set config.train.peak_flops for MFU"
 
 

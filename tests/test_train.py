@@ -97,6 +97,20 @@ def test_cpu_mfu_counts_the_host_peak_once_however_many_devices():
   assert p.peak == 100.0
 
 
+def test_a_v3_devices_peak_is_half_its_chips(monkeypatch):
+  """A TPU v3 chip shows as two devices (one per core): counting the chip's peak per device
+  doubled the host's peak and halved the MFU a v3 run reported."""
+  import jax
+  from research import metrics
+
+  class Device:
+    platform, device_kind = "tpu", "TPU v3"
+  monkeypatch.setattr(jax, "devices", lambda *a: [Device()])
+  assert metrics.device_peak_flops("bfloat16")[0] == 123e12 / 2
+  Device.device_kind = "TPU v4"  # the control: one device per chip (megacore)
+  assert metrics.device_peak_flops("bfloat16")[0] == 275e12
+
+
 def test_init_from_starts_heads_fresh_at_any_depth(monkeypatch):
   """Fine-tuning onto another label set: the ResNet's `head` and a wrapped model's
   `sequence_model/read_out` start fresh; a body shape mismatch is still an error."""
