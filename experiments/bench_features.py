@@ -77,6 +77,7 @@ def check_sets(cases, sets: dict) -> None:
     if clash:
       raise InputError(f"--set {clash[0]}: --cases {case} compares values of it; drop the "
                        f"--set, or run {case} without it")
+  for case in cases:  # after every clash: the field a case varies is the first thing to name
     if sets and case in ("garg_small", "garg_standard"):  # a misspelt field: refused here,
       from experiments.benchmark import _regression_config  # not in the child after "== case"
       _regression_config(case, 1, sets=sets)
