@@ -169,7 +169,8 @@ def reproduce_all(preset: str, workdir: Path, seeds=None) -> dict[str, dict]:
       continue
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", name,
-                           f"--preset={preset}", f"--workdir={workdir}", *seed_flag], cwd=ROOT)
+                           f"--preset={preset}", f"--workdir={workdir}",
+                           *([] if seedless(name) else seed_flag)], cwd=ROOT)  # refused there
     path = workdir / name / "summary.json"
     summary = json.loads(path.read_text()) if path.is_file() else None
     status = "done" if proc.returncode == 0 else f"exit {proc.returncode}"
@@ -218,11 +219,13 @@ def _refuse_unread_flags(args) -> None:
   given = [f for f in ("seeds", "gallery", "preset", "real_untrained", "controls", "workdir")
            if args[f].present]
   name = args.positional[0] if len(args.positional) == 1 else None
+  if not (args.list or args.controls) and name not in (*NAMES, "all", "gallery"):
+    return  # the NAME itself is wrong or missing: main says that first
   unread = (given if args.list else
             [f for f in given if f in ("preset", "seeds", "gallery")] if args.controls else
             [f for f in given if f == "real_untrained" or f == "gallery" and name != "all" or
              f == "seeds" and (name == "gallery" or name in PAPERS and seedless(name))])
-  if unread == ["real_untrained"] or unread[:1] == ["real_untrained"] and not args.list:
+  if unread[:1] == ["real_untrained"] and not args.list:
     raise InputError("--real_untrained changes only --controls; add --controls")
   if unread:
     mode = ("--list" if args.list else "--controls" if args.controls else

@@ -195,7 +195,9 @@ def _missing_sweep_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
       continue  # not a sweep, or its table damaged: the runs found are what there is
     for row in rows:
       run = root / RUNS / str(row.get("run", "")) if isinstance(row, dict) else None
-      if run is not None and row.get("run") and not run.is_dir():
+      # Done rows only: a point refused at its start never had a directory, and its row
+      # says why (failed); rerunning the sweep retrains a done run that is gone.
+      if run is not None and row.get("status") == "done" and row.get("run") and not run.is_dir():
         gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
                           "the sweep to train it again"))
   return gone

@@ -89,7 +89,7 @@ class Lock:
   def _acquire_file(self) -> None:
     if self.path.is_dir():  # was exit 5, the raw IsADirectoryError, no fix named
       raise InputError(f"{self.path} is a directory, where the lock file of {self.path.parent} "
-                       "goes; remove it (rmdir, it is not a run's) and rerun")
+                       "goes; remove it (rm -r, it is not a run's) and rerun")
     self._created = not self.path.exists()
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

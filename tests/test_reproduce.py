@@ -2,6 +2,7 @@
 index, gallery), --controls, M*, one NAME end to end. Each paper's scorer:
 tests/test_claims_*.py."""
 import json
+import subprocess
 
 import pytest
 
@@ -236,7 +237,8 @@ def test_a_workdir_of_another_preset_is_refused_before_anything_runs(tmp_path, m
   before = (tmp_path / "garg2022" / "summary.json").read_text()
   ran = []
   monkeypatch.setattr(reproduce.PAPERS["garg2022"], "run", lambda *a, **k: ran.append(a))
-  monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: ran.append(a))
+  monkeypatch.setattr(reproduce.subprocess, "run",
+                      lambda *a, **k: ran.append(a) or subprocess.CompletedProcess(a, 0))
   for call in (lambda: reproduce.reproduce("garg2022", "cpu", tmp_path),
                lambda: reproduce.reproduce_all("cpu", tmp_path)):
     with pytest.raises(InputError, match=r"holds garg2022's results of the tiny preset .* run "
@@ -245,6 +247,12 @@ def test_a_workdir_of_another_preset_is_refused_before_anything_runs(tmp_path, m
   assert not ran and (tmp_path / "garg2022" / "summary.json").read_text() == before
   reproduce.reproduce("garg2022", "tiny", tmp_path)  # control: the same preset reruns
   assert len(ran) == 1
+  ran.clear()  # `all --seeds`: a seedless NAME refuses --seeds, so it is not passed to it
+  monkeypatch.setattr(reproduce.summaries, "write_index", lambda *a, **k: tmp_path / "index.md")
+  reproduce.reproduce_all("tiny", tmp_path / "fresh", seeds=[0, 1])
+  argv = {a[0][3]: a[0] for a in ran}
+  assert "--seeds=0,1" in argv["garg2022"] and not any(
+      x.startswith("--seeds") for x in argv["besiroglu2024"])
 
 
 def test_a_gallery_of_another_preset_keeps_sections_it_cannot_replace(tmp_path):

@@ -99,6 +99,7 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
      "config.train.batch_size=0 must be positive"),
     ("experiments.benchmark", ["--cases=garg_small", "--set", "train.steps_per_call=1"], 2,
      "pass --steps_per_call=1"),
+    ("experiments.reproduce", ["al", "--gallery"], 2, "NAME is 'al'"),  # not "drop --gallery"
     ("experiments.benchmark", ["--out=README.md/b.json"], 2,
      "--out=README.md/b.json: README.md is a file, so the file cannot be created"),
     ("experiments.benchmark", ["--out=configs"], 2, "--out=configs is a directory"),
@@ -324,3 +325,13 @@ def test_script_valid_input_exits_0(monkeypatch, capfd):
   with pytest.raises(SystemExit) as e:
     cli.run_script(reproduce.main)
   assert e.value.code == 0 and "garg2022" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 7, 20, 100])
+def test_every_benchmark_case_config_passes_the_checks_at_any_steps_per_call(steps_per_call):
+  """The checks the benchmark now runs refused --steps_per_call=20 (the cpu preset's
+  log_every=250 is not a multiple of it), in the child, after other cases were measured."""
+  from experiments import benchmark
+  for case in benchmark.CASES:
+    for dtype in ("float32", "bfloat16"):
+      benchmark._regression_config(case, steps_per_call, dtype)

@@ -218,3 +218,7 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
                          devices=jax.devices()[:1]).rows
   assert trained == [names[1]] and [rows[n]["status"] for n in names] == ["done", "done"]
   assert len(results.records([tmp_path])) == 2  # control: nothing missing, nothing named
+  rows[names[1]]["status"] = "failed"  # a point refused at its start never had a directory:
+  shutil.rmtree(tmp_path / "runs" / names[1])  # its row says why, nothing named "gone"
+  (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
+  assert len(results.records([tmp_path])) == 1

@@ -89,7 +89,7 @@ def test_a_lock_path_that_is_a_directory_is_an_input_error(tmp_path):
   IsADirectoryError and no fix."""
   (tmp_path / workdir.LOCK).mkdir()
   with pytest.raises(workdir_lock.InputError, match=r"\.lock is a directory, where the lock file "
-                     r"of .* goes; remove it \(rmdir"):
+                     r"of .* goes; remove it \(rm -r"):
     workdir_lock.Lock(tmp_path, "a sweep").acquire()
   (tmp_path / workdir.LOCK).rmdir()
   with workdir_lock.Lock(tmp_path, "a sweep"):  # the control: taken once it is gone
