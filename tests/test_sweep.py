@@ -174,23 +174,28 @@ def test_a_directory_holding_another_configs_runs_is_refused(tmp_path):
   assert [r["status"] for r in rows.values()] == ["done"]
 
 
+def _rerun_recording_trained(overrides, workdir, monkeypatch):
+  """The sweep rerun, with the names of the runs it trained (not took from their summary)."""
+  from research import train
+  trained, real = [], train.train_and_evaluate
+  monkeypatch.setattr(train, "train_and_evaluate",
+                      lambda cfg, d, **kw: trained.append(Path(d).name) or real(cfg, d, **kw))
+  rows = sweep.run_sweep(_config(), overrides, workdir, ensemble="off",
+                         devices=jax.devices()[:1]).rows
+  return trained, rows
+
+
 def test_a_finished_run_without_its_row_is_recorded_not_retrained(tmp_path, monkeypatch):
   """A sweep killed between a run's summary.json and its results row: the rerun takes the
   row from the run's summary (workdir.finished_summary, the one "finished" rule) and trains
   nothing; a run whose summary is missing is trained (the control)."""
-  from research import train
   overrides = [{"seed": 0}, {"seed": 1}]
   sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
   first = {r["run"]: r for r in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
   (tmp_path / "results.jsonl").unlink()
   names = sorted(first)
   (tmp_path / "runs" / names[1] / "summary.json").unlink()  # the control: not finished
-  trained = []
-  real = train.train_and_evaluate
-  monkeypatch.setattr(train, "train_and_evaluate",
-                      lambda cfg, d, **kw: trained.append(Path(d).name) or real(cfg, d, **kw))
-  rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
-                         devices=jax.devices()[:1]).rows
+  trained, rows = _rerun_recording_trained(overrides, tmp_path, monkeypatch)
   assert trained == [names[1]]
   assert rows[names[0]]["status"] == "done"
   assert rows[names[0]]["final"] == first[names[0]]["final"]
@@ -201,7 +206,7 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   """A done row whose run directory was deleted: the rerun reported everything done and never
   retrained it, and research.results showed one run fewer without a word (audit 39)."""
   import shutil
-  from research import results, train
+  from research import results
   from research.errors import RunsFailedError
   overrides = [{"seed": 0}, {"seed": 1}]
   sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
@@ -210,12 +215,7 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   with pytest.raises(RunsFailedError, match="1 run could not be read"):
     results.main([str(tmp_path)])
   assert f"not in the table: {tmp_path / 'runs' / names[1]}: recorded in" in capsys.readouterr().err
-  trained = []
-  real = train.train_and_evaluate
-  monkeypatch.setattr(train, "train_and_evaluate",
-                      lambda cfg, d, **kw: trained.append(Path(d).name) or real(cfg, d, **kw))
-  rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
-                         devices=jax.devices()[:1]).rows
+  trained, rows = _rerun_recording_trained(overrides, tmp_path, monkeypatch)
   assert trained == [names[1]] and [rows[n]["status"] for n in names] == ["done", "done"]
   assert len(results.records([tmp_path])) == 2  # control: nothing missing, nothing named
   rows[names[1]]["status"] = "failed"  # a point refused at its start never had a directory:
