@@ -27,7 +27,7 @@ from pathlib import Path
 
 from absl import flags
 
-from experiments import bench_peer, benchmark
+from experiments import bench_ensemble, bench_peer, benchmark
 from research import cli
 from research.errors import InputError
 
@@ -122,7 +122,7 @@ def profile_ensemble(members: int, steps: int, steps_per_call: int) -> dict:
   from research import ensemble, metrics
   from research.train import Experiment
 
-  c = benchmark._ensemble_config()
+  c = bench_ensemble._ensemble_config()
   c.train.compile_cache_dir = ""
   calls = max(1, steps // steps_per_call)
   exp = Experiment(c, jax.devices()[:1])

@@ -139,7 +139,7 @@ def test_benchmark_sweep_child_leaves_nothing_in_tmp(monkeypatch):
   """benchmark --cases ensemble starts two such children; each left ~20 MB of runs and
   compilation cache under /tmp/bench_ensemble_* and /tmp/bench_cache_*."""
   import types
-  from experiments import benchmark
+  from experiments import bench_ensemble
   from research import sweep
   seen = []
 
@@ -150,6 +150,6 @@ def test_benchmark_sweep_child_leaves_nothing_in_tmp(monkeypatch):
     return types.SimpleNamespace(rows={p["seed"]: {"status": "done"} for p in points})
 
   monkeypatch.setattr(sweep, "run_sweep", fake_sweep)
-  benchmark.child_sweep("off", 2)
+  bench_ensemble.child_sweep("off", 2)
   assert seen and not any(p.exists() for p in seen)
   assert seen[1].is_relative_to(seen[0].parent)  # the cache lived in the removed folder

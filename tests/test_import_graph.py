@@ -192,6 +192,7 @@ EXPERIMENT_LIBRARIES = {"experiments", "experiments.common", "experiments.summar
 # The reproduce machinery, claim scorers and benchmark tools: not experiment scripts.
 NOT_SCRIPTS = ("experiments.reproduce", "experiments.gallery", "experiments.claims",
                "experiments.benchmark", "experiments.bench_features", "experiments.bench_peer",
+               "experiments.bench_ensemble",
                "experiments.profile_step",
                "experiments.peer_torch")
 
