@@ -35,7 +35,7 @@ LAYERS = (
     ("loop",),
     ("train",),
     ("ensemble",),
-    ("aot_ladder",),
+    ("aot_ladder", "aot_targets"),
     ("predict", "aot", "results", "probe_checkpoints"),
     ("sweep",),
     ("main",),
