@@ -183,16 +183,21 @@ def _shared_sections(cfg) -> None:
                           f"(configs/common.py's default: {default!r})")
 
 
+def _shipped() -> tuple:
+  """The shipped configs (configs/*.py), or none when the configs package is absent or broken."""
+  try:
+    from configs import shipped
+    return shipped()
+  except Exception:  # noqa: BLE001 -- nothing to compare with
+    return ()
+
+
 def _known_fields(cfg) -> None:
   """The task, model and probe fields against the shipped configs (configs/*.py): a field
   that no shipped config of this task has (the model's: of any task) is refused as a likely
   misspelling (`c.task.n_point = 7` leaves n_points at its default). A task with no shipped
   config (a new one) is left to its check_config."""
-  try:
-    from configs import shipped
-    reference = shipped()
-  except Exception:  # noqa: BLE001 -- the configs package absent or broken: nothing to compare
-    return
+  reference = _shipped()
   same_task = [c for c in reference if c.task.name == cfg.task.name]
   for section, pool in (("task", same_task), ("probe", same_task), ("model", reference)):
     known = set().union(*(leaf_paths(c[section], f"{section}.") for c in pool
@@ -208,13 +213,31 @@ def _known_fields(cfg) -> None:
           f"your code reads goes into the shipped config file too, with a comment (configs/)")
 
 
-def _no_quoted_bools(cfg, prefix: str = "config") -> None:
-  """'False' in quotes is a non-empty string, which reads as true: a switch silently on."""
-  for field, value in cfg.items():
+def _text_fields() -> set:
+  """The fields every shipped config holds as a string (a choice such as model.remat, a path)."""
+  kinds: dict = {}
+  for c in _shipped():
+    for path, value in _leaves(c, "config"):
+      kinds.setdefault(path, set()).add(isinstance(value, str))
+  return {path for path, is_str in kinds.items() if is_str == {True}}
+
+
+def _leaves(node, prefix: str):
+  for field, value in node.items():
     if hasattr(value, "items"):
-      _no_quoted_bools(value, f"{prefix}.{field}")
-    elif isinstance(value, str) and value.strip().lower() in ("true", "false"):
-      raise ConfigError(f"{prefix}.{field}={value!r} is a string, which reads as true; write "
+      yield from _leaves(value, f"{prefix}.{field}")
+    else:
+      yield f"{prefix}.{field}", value
+
+
+def _no_quoted_bools(cfg) -> None:
+  """'False' in quotes is a non-empty string, which reads as true: a switch silently on. A
+  text field is no switch: model.remat='True' is left to its choice check, which names the
+  valid values ("write True without quotes" would be refused as a bool there)."""
+  text = _text_fields()
+  for path, value in _leaves(cfg, "config"):
+    if path not in text and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+      raise ConfigError(f"{path}={value!r} is a string, which reads as true; write "
                         f"{value.strip().capitalize()} without quotes")
 
 

@@ -30,6 +30,8 @@ def test_presets_validate(preset):
     ("train", "batch_size", 12, "config.train.batch_size=12 is not divisible"),
     ("mesh", "data", 3, "config.mesh"),
     ("task", "n_points", 1, "config.task.n_points=1"),
+    # Before: "write True without quotes", which a string choice refuses in turn.
+    ("model", "remat", "True", "config.model.remat='True' is not valid; choose one of: none, full, dots"),
 ])
 def test_invalid_fields(section, field, value, match):
   c = icl_regression.get_config("tiny")
@@ -76,6 +78,10 @@ def _main(*overrides, tmp_path):
     ("--config.task.curriculum.enabled=True --config.task.curriculum.dims_increment=-1",
      "config.task.curriculum.dims_increment=-1 must be >= 0"),
     # Before: the position table was silently made the task's length (22), exit 0.
+    # Before: "config.model.remat='True' is a string, which reads as true; write True without
+    # quotes", a fix the string choice field (none | full | dots) refuses.
+    ("--config.model.remat=True", "config.model.remat='True' is not valid; choose one of: "
+     "none, full, dots"),
     ("--config.model.max_len=8", "model.max_len=8 is shorter than the task's sequences (22 "
      "positions); set model.max_len=0 (the task's length) or >= 22"),
 ])
