@@ -42,7 +42,8 @@ result files in WORKDIR) rewrites the README section between the gallery markers
 (experiments/gallery.py); a NAME with no results in WORKDIR keeps the section the README shows
 for the preset, and the gallery's header lists those. A WORKDIR that is missing, or holds no
 result of the preset while the README shows sections of another, is refused (exit 2, the README
-untouched). The README gallery is only ever written this way.
+untouched); after `all`, where a NAME failed, that failure is reported instead (exit 6, naming
+it). The README gallery is only ever written this way.
 """
 from __future__ import annotations
 
@@ -271,13 +272,22 @@ def main(argv=None) -> int:
     if args.gallery:  # fail now, not after hours of training
       gallery.check_markers(ROOT / "README.md")
     results = reproduce_all(args.preset, workdir, seeds)
-    if args.gallery:
-      print(f"gallery: {gallery.write_gallery(args.preset, workdir, NAMES, runnable=runnable)}")
     failed = [n for n, r in results.items() if not r["status"].startswith(("done", "skipped"))]
+    kept = ""
+    if args.gallery:
+      try:
+        print(f"gallery: {gallery.write_gallery(args.preset, workdir, NAMES, runnable=runnable)}")
+      except InputError:
+        if not failed:
+          raise
+        # A failed NAME left no summary: the refusal's "run all first" is what was just done;
+        # the failure is the news (exit 6), the README stays as it was.
+        kept = ("; the README gallery was left as it was (it would have shown them as "
+                "'not run')")
     if failed:
       raise RunsFailedError(f"{len(failed)} of {len(results)} papers failed: "
                             + "; ".join(f"{n} ({results[n]['status']})" for n in failed)
-                            + f"; see {workdir / 'index.md'}, rerun to resume them")
+                            + f"{kept}; see {workdir / 'index.md'}, rerun to resume them")
     return 0
   cli.quiet_libraries()
   s = reproduce(name, args.preset, workdir, seeds, record=True)

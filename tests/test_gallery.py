@@ -133,3 +133,42 @@ def test_gallery_marks_a_kept_section_of_older_claim_checks_stale(tmp_path):
   gallery.write_gallery("cpu", tmp_path / "empty", reproduce.NAMES, readme=readme,
                         wall_times={}, assets=tmp_path / "g")
   assert gallery.STALE not in readme.read_text() and "Stale (" not in readme.read_text()
+
+
+def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatch):
+  """`reproduce all --preset=tiny --gallery` where one NAME failed and left no summary.json
+  ended in the gallery's refusal, exit 2 "run `reproduce all` first" (what had just run); the
+  failure is reported (exit 6, naming the paper) and the README is left as it was."""
+  from research.errors import RunsFailedError
+  work = tmp_path / "work"
+  garg_run(work / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+  summaries.summarize("garg2022", "tiny", work, wall_s=3.0)
+  readme = tmp_path / "README.md"  # cpu sections of both NAMEs, as the shipped gallery has
+  readme.write_text(f"# top\n{gallery.GALLERY_START}\nold\n{gallery.GALLERY_END}\n")
+  cpu = tmp_path / "cpu"
+  garg_run(cpu / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+  summaries.summarize("garg2022", "cpu", cpu, wall_s=3.0)
+  gallery.write_gallery("cpu", cpu, ["garg2022"], readme=readme, wall_times={},
+                        assets=tmp_path / "g")
+  text = readme.read_text()
+  row = next(l for l in text.splitlines() if l.startswith("| [garg2022]"))
+  section = text[text.index("#### garg2022"):text.index(gallery.GALLERY_END)]
+  text = text.replace(row, row + "\n" + row.replace("garg2022", "raventos2023")).replace(
+      gallery.GALLERY_END, section.replace("garg2022", "raventos2023") + gallery.GALLERY_END)
+  readme.write_text(text)
+  write = gallery.write_gallery
+  monkeypatch.setattr(reproduce, "NAMES", ("garg2022", "raventos2023"))
+  monkeypatch.setattr(reproduce.gallery, "write_gallery", lambda *a, **k: write(
+      *a, readme=readme, wall_times={}, assets=tmp_path / "g", **k))
+  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a: {
+      "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "exit 1, 2 s"}})
+  argv = ["all", "--preset=tiny", f"--workdir={work}", "--gallery"]
+  with pytest.raises(RunsFailedError, match=r"1 of 2 papers failed: raventos2023 \(exit 1, 2 s\); "
+                     r"the README gallery was left as it was"):
+    reproduce.main(argv)
+  assert readme.read_text() == text
+  # Control: with no paper failed, the gallery's own refusal stays an input error (exit 2).
+  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a: {
+      "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "done, 2 s"}})
+  with pytest.raises(InputError, match="holds no --preset=tiny result of raventos2023"):
+    reproduce.main(argv)
