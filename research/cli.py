@@ -360,16 +360,19 @@ def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str) -> N
   """A file a run or sweep keeps its record in (`results --csv RUN/config.json` replaced a
   run's config with a CSV table, which then broke results and the sweep's rerun), or any
   file in its checkpoints/: refused, whether or not it exists yet (a summary.json written
-  into an unfinished run would make it look finished)."""
+  into an unfinished run would make it look finished). A run is what research/workdir.py
+  says one is (a user's folder with its own config.json is none); the path is resolved, as
+  the write will follow a symlink to a run's file."""
   from research import workdir
   own = {workdir.CONFIG, workdir.SUMMARY, workdir.METRICS, workdir.PERF, workdir.VOCABULARY,
          workdir.CHANGES, workdir.LOCK, workdir.RESULTS, "results.csv"}
   def holds_a_run(d: Path) -> bool:
-    return any((d / name).exists() for name in (workdir.CONFIG, workdir.RESULTS))
-  parent = path.parent.resolve() if path.parent.exists() else path.parent
-  if path.name in own and holds_a_run(parent):
-    raise InputError(f"{flag}={text} would overwrite {path.name}, part of the record of the "
-                     f"run or sweep in {path.parent}; name another file, e.g. "
+    return workdir.is_run_dir(d) or (d / workdir.RESULTS).exists()
+  real = path.resolve()
+  parent = real.parent
+  if real.name in own and holds_a_run(parent):
+    raise InputError(f"{flag}={text} would overwrite {real.name}, part of the record of the "
+                     f"run or sweep in {parent}; name another file, e.g. "
                      f"{flag}={path.parent / example}")
   run = next((d.parent for d in (parent, *parent.parents)
               if d.name == workdir.CHECKPOINTS and holds_a_run(d.parent)), None)

@@ -128,6 +128,18 @@ def saved_config(workdir: str | Path) -> dict | None:
   return saved
 
 
+def is_run_dir(path: str | Path) -> bool:
+  """PATH holds a run: its config.json is a run's config (a JSON object with task.name, as
+  saved_config reads it). A folder with some other config.json (a user's project, a model
+  download) holds none; one that cannot be read is taken for a run (nothing overwrites it)."""
+  try:
+    return saved_config(path) is not None
+  except RunIOError:
+    return True
+  except InputError:
+    return False
+
+
 def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
   saved = saved_config(workdir)
   if saved is None:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(path: Path, width: int, lr: float, losses: list[float], name: str = "adam") -> Path:
   """A run directory as research.main leaves it (the files results reads, no training)."""
   path.mkdir(parents=True)
-  config = {"seed": 0, "model": {"width": width, "num_layers": 2},
+  config = {"seed": 0, "task": {"name": "regression"},
+            "model": {"width": width, "num_layers": 2},
             "optim": {"name": name, "learning_rate": lr}, "sharding": {"rules": [["a", None]]}}
   (path / "config.json").write_text(json.dumps(config))
   (path / "summary.json").write_text(json.dumps({"num_params": width * 100,
@@ -282,6 +283,25 @@ def test_an_output_over_a_runs_own_file_is_refused(sweep_dir, tmp_path):
   assert {f: (run / f).read_text() for f in before} == before
   results.main([str(sweep_dir), "--csv", str(run / "table.csv")])  # control: a new name
   assert (run / "table.csv").is_file()
+
+
+def test_a_run_is_what_workdir_says_and_a_symlink_is_followed(sweep_dir, tmp_path):
+  """Any folder with a config.json was taken for a run (`--csv PROJECT/results.csv` refused
+  beside a project's own config.json), and a symlink to a run's config.json was not followed
+  (`--csv link.csv` replaced the run's config with the table, exit 0)."""
+  run = next(p.parent for p in sweep_dir.rglob("config.json"))
+  before = (run / "config.json").read_text()
+  link = tmp_path / "link.csv"
+  link.symlink_to(run / "config.json")
+  with pytest.raises(InputError, match=rf"--csv={link} would overwrite config.json, part of "
+                     rf"the record of the run or sweep in {run}"):
+    results.main([str(sweep_dir), "--csv", str(link)])
+  assert (run / "config.json").read_text() == before
+  project = tmp_path / "project"  # a user's folder: its config.json is no run's (no task.name)
+  project.mkdir()
+  (project / "config.json").write_text(json.dumps({"name": "my-project"}))
+  results.main([str(sweep_dir), "--csv", str(project / "results.csv")])
+  assert (project / "results.csv").is_file()
 
 
 def test_load_gives_a_dataframe(sweep_dir):
