@@ -43,30 +43,31 @@ TASK_VALUES = {"task.pool_size": "pool_size"}
 
 
 def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
-  """Whether these runs may train as one vmapped program, and if not, why."""
+  """Whether these runs may train as one vmapped program, and if not, why: the reason alone,
+  so that the caller's line names one fix (research.sweep: --ensemble=auto)."""
   keys = {k for o in overrides for k in o}
   other = sorted(keys - set(VALUE_FIELDS))
   if other:
     return False, f"overrides change {', '.join(other)} (ensembles vary only {VALUE_FIELDS})"
   pools = [o.get("task.pool_size", config.task.get("pool_size", 0)) for o in overrides]
   if "seed" in keys and any(pools):
-    return False, "the task pool is a function of the seed; vary seeds in sequential runs"
+    return False, ("the task pool is a function of the seed, so members of different seeds "
+                   "cannot share one")
   if "seed" in keys and tasks.build_uses_seed(config.task):
     # The program holds one task, built with the base seed: members of other seeds would
     # train and be probed on its data (class means, Markov tables, splits), not their own.
     declared = hasattr(tasks.REGISTRY.get(config.task.name), "build_uses_seed")
     return False, (f"task {config.task.name!r} "
                    + ("builds seed-dependent data (splits, tables or class means)" if declared
-                      else "has no static build_uses_seed(cfg), so its build is assumed to draw "
-                           "from the seed (give it one returning False if it does not)")
-                   + ", so members of different seeds cannot share one task; vary seeds in "
-                   "sequential runs (--ensemble=off)")
+                      else "has no static build_uses_seed(cfg) returning False, so its build is "
+                           "assumed to draw from the seed")
+                   + ", so members of different seeds cannot share one task")
   if "task.pool_size" in keys:
     if config.task.name != "regression":
       return False, f"task.pool_size is a regression value, not one of task {config.task.name!r}"
     if not all(p > 0 for p in pools):
       return False, ("task.pool_size=0 (a fresh task per prompt) cannot share a program with "
-                     "finite pools; run it on its own")
+                     "finite pools")
   if "optim.weight_decay" in keys and config.optim.name == "adam":
     return False, "plain adam has no weight decay to vary"
   return True, ""
@@ -94,7 +95,7 @@ class Ensemble:
   def __init__(self, config, members: Sequence[dict], devices=None):
     ok, why = can_ensemble(config, members)
     if not ok:
-      raise ValueError(f"cannot ensemble: {why}")
+      raise ValueError(f"cannot ensemble: {why}; train these members as separate runs")
     self.members = list(members)
     self.base_config = config  # members' own configs derive from it (probes, config.json)
     get = lambda k, default: np.array([m.get(k, default) for m in members])

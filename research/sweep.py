@@ -154,13 +154,19 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   import jax
 
   workdir = Path(workdir)
-  if ensemble == "on":
-    _check_ensemble_on(config, overrides, workdir)  # before the workdir is made
+  made = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
   # Two sweeps in one directory would each rewrite results.jsonl from their own rows.
   lock = (workdir_lock.Lock(workdir, "a sweep") if jax.process_index() == 0
           else contextlib.nullcontext())
-  with lock:
+  with lock:  # before the ensemble check: a busy workdir is reported as busy, whatever its points
+    if ensemble == "on":
+      try:
+        _check_ensemble_on(config, overrides, workdir)
+      except InputError:
+        if made:  # a refusal leaves no directory behind
+          workdir_layout.remove_if_unstarted(workdir)
+        raise
     return _run_sweep(config, overrides, workdir, ensemble, devices)
 
 
@@ -177,7 +183,7 @@ def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
         is not None)
     if not finished:
       todo.append(o)
-  ok, why = ens_lib.can_ensemble(config, todo)
+  ok, why = ens_lib.can_ensemble(config, todo)  # the reason alone: the one fix is named here
   if todo and not ok:
     raise InputError(f"--ensemble=on but {why}; pass --ensemble=auto to run these points one "
                      "by one")

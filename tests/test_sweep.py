@@ -159,6 +159,28 @@ def test_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
     pass
 
 
+def test_ensemble_on_in_a_busy_workdir_is_refused_as_busy_naming_one_fix(tmp_path):
+  """--ensemble=on was checked before the lock: a sweep whose workdir another sweep holds was
+  told its points cannot ensemble, not that the workdir is busy; and that line named two
+  fixes ("...; run it on its own; pass --ensemble=auto ...")."""
+  from research import workdir_lock
+  points = [{"task.pool_size": 4}, {"task.pool_size": 0}]
+  held = workdir_lock.Lock(tmp_path, "a sweep")
+  held.acquire()
+  try:
+    with pytest.raises(workdir_lock.WorkdirBusyError, match=r"is in use by a sweep of PID \d+"):
+      sweep.run_sweep(_config(), points, tmp_path, ensemble="on", devices=jax.devices()[:1])
+  finally:
+    held.release()
+  fresh = tmp_path / "new" / "sweep"
+  with pytest.raises(InputError) as e:
+    sweep.run_sweep(_config(), points, fresh, ensemble="on", devices=jax.devices()[:1])
+  assert str(e.value) == ("--ensemble=on but task.pool_size=0 (a fresh task per prompt) cannot "
+                          "share a program with finite pools; pass --ensemble=auto to run these "
+                          "points one by one")
+  assert not fresh.exists()  # the refusal leaves no directory behind, as before the lock
+
+
 def test_a_directory_holding_another_configs_runs_is_refused(tmp_path):
   """Runs are found again by name (the sweep's own overrides only): a rerun with another
   base config in the same directory must not reuse or resume them."""
