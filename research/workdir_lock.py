@@ -30,7 +30,9 @@ class Lock:
   (a habit with stale lock files) then does not let a second process in.
   `tidy`: a .lock this holder created is removed again on release, for a directory that
   is not a run's (probe_checkpoints' --out elsewhere); it goes while DIR is still flocked,
-  so no other process can have opened it in between.
+  so no other process can have opened it in between. The file marks a tidy holder, so a
+  later tidy holder that takes over the .lock of a killed one removes it too; any other
+  .lock there before (a run's, even an empty one: every released lock is) is kept.
   """
 
   def __init__(self, directory: str | Path, what: str, *, tidy: bool = False):
@@ -110,8 +112,10 @@ class Lock:
     if previous:
       logging.warning("%s: taking over the lock of %s, which ended without releasing it "
                       "(killed?)", self.path.parent, _describe(previous))
+      # A killed tidy holder's file would have gone at its release: this release does it.
+      self._created = self._created or bool(self.tidy and previous.get("tidy"))
     me = {"host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
-          "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+          "since": time.strftime("%Y-%m-%dT%H:%M:%S"), **({"tidy": True} if self.tidy else {})}
     try:
       os.ftruncate(fd, 0)
       os.pwrite(fd, json.dumps(me).encode(), 0)

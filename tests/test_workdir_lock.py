@@ -84,6 +84,27 @@ def test_a_tidy_lock_removes_only_the_file_it_created(tmp_path):
   assert lock.path.exists()
 
 
+def test_a_tidy_lock_left_by_a_killed_probe_is_tidied_by_the_next(tmp_path):
+  """A tidy probe killed while holding the lock left its .lock in the user's folder, and no
+  later tidy probe removed it (it was "there before"); a killed run's .lock stays its own."""
+  def killed(directory: Path, tidy: bool) -> None:
+    code = ("import os, signal; from research import workdir_lock; "
+            f"workdir_lock.Lock({str(directory)!r}, 'a probe', tidy={tidy}).acquire(); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == -signal.SIGKILL and (directory / workdir.LOCK).exists()
+  killed(tmp_path, tidy=True)
+  with workdir_lock.Lock(tmp_path, "a probe", tidy=True):
+    pass
+  assert not (tmp_path / workdir.LOCK).exists()
+  run = tmp_path / "run"  # control: a killed non-tidy holder's .lock is kept by a tidy one
+  killed(run, tidy=False)
+  with workdir_lock.Lock(run, "a probe", tidy=True):
+    pass
+  assert (run / workdir.LOCK).exists()
+
+
 def test_a_lock_path_that_is_a_directory_is_an_input_error(tmp_path):
   """A .lock made a directory (by hand, or a sync tool) was exit 5 with the raw
   IsADirectoryError and no fix."""
