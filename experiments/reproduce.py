@@ -42,8 +42,11 @@ result files in WORKDIR) rewrites the README section between the gallery markers
 (experiments/gallery.py); a NAME with no results in WORKDIR keeps the section the README shows
 for the preset, and the gallery's header lists those. A WORKDIR that is missing, or holds no
 result of the preset while the README shows sections of another, is refused (exit 2, the README
-untouched); after `all`, where a NAME failed, that failure is reported instead (exit 6, naming
-it). The README gallery is only ever written this way.
+untouched); so is `gallery --preset=P` when a NAME that has preset P has no result of it in
+WORKDIR while the README shows a section of another preset for it (that section would become a
+"not run" row; run `all --preset=P` first, it reuses finished runs), whereas a NAME without P
+gets that row. After `all`, where a NAME failed, that failure is reported instead (exit 6,
+naming it). The README gallery is only ever written this way.
 """
 from __future__ import annotations
 

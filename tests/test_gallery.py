@@ -104,6 +104,11 @@ def test_a_gallery_of_another_preset_keeps_sections_it_cannot_replace(tmp_path):
   assert readme.read_text() == text
   write("paper", paper, runnable=["garg2022"])  # raventos2023 without a paper preset: dropped
   assert "| raventos2023 | - | not run for the paper preset |" in readme.read_text()
+  # The refusal is where a user reads about the gallery (it was in neither).
+  said = "when a NAME that has preset P has no result of it in WORKDIR while the README shows " \
+      "a section of another preset for it"
+  for doc in (reproduce.__doc__, (summaries.ROOT / "README.md").read_text()):
+    assert said in " ".join(doc.split())
 
 
 def test_gallery_marks_a_kept_section_of_older_claim_checks_stale(tmp_path):
