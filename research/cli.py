@@ -341,29 +341,35 @@ def _writable(directory: Path) -> bool:
 
 
 def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
-                 example: str = "out.json") -> Path:
+                 example: str = "out.json", rewrites: bool = False) -> Path:
   """A file path this command may write, checked before the work (a directory, a path below
-  a file or an unwritable directory would otherwise fail after it, as an I/O error)."""
+  a file or an unwritable directory would otherwise fail after it, as an I/O error), and
+  never a run's own record (_refuse_a_runs_own_file; `rewrites`: the command's own file)."""
   path = Path(text).expanduser()
   if path.is_dir():
     raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "
                      f"{flag}={path / example}")
   _check_creatable(path.parent, flag, text, "file")
-  _refuse_a_runs_own_file(path, flag, text, example)
+  _refuse_a_runs_own_file(path, flag, text, example, rewrites)
   if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
     raise InputError(f"{flag}={text}: {path.suffix or 'no extension'} is not a figure format; "
                      f"end the name with .png, .pdf or .svg")
   return path
 
 
-def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str) -> None:
+def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str,
+                            rewrites: bool) -> None:
   """A file a run or sweep keeps its record in (`results --csv RUN/config.json` replaced a
   run's config with a CSV table, which then broke results and the sweep's rerun), or any
-  file in its checkpoints/: refused, whether or not it exists yet (a summary.json written
-  into an unfinished run would make it look finished). A run is what research/workdir.py
-  says one is (a user's folder with its own config.json is none); the path is resolved, as
-  the write will follow a symlink to a run's file."""
-  from research import workdir
+  file in its checkpoints/ or a sweep's ensemble/: refused, whether or not it exists yet (a
+  summary.json written into an unfinished run would make it look finished). In a run's
+  probes/, figures/ and tensorboard/: a file there already (`results --csv
+  RUN/probes/icl_regression.json` replaced the probe's result, and results then could not
+  read the run), and any probes/*.json (results reads each as a probe's scalars). A command
+  that `rewrites` a file of its own there, checking its content itself (probe_checkpoints'
+  rows), may name it. A run is what research/workdir.py says one is (a user's folder with
+  its own config.json is none); the path is resolved, as the write will follow a symlink."""
+  from research import workdir, workdir_layout
   own = {workdir.CONFIG, workdir.SUMMARY, workdir.METRICS, workdir.PERF, workdir.VOCABULARY,
          workdir.CHANGES, workdir.LOCK, workdir.RESULTS, "results.csv"}
   def holds_a_run(d: Path) -> bool:
@@ -374,11 +380,15 @@ def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str) -> N
     raise InputError(f"{flag}={text} would overwrite {real.name}, part of the record of the "
                      f"run or sweep in {parent}; name another file, e.g. "
                      f"{flag}={path.parent / example}")
-  run = next((d.parent for d in (parent, *parent.parents)
-              if d.name == workdir.CHECKPOINTS and holds_a_run(d.parent)), None)
-  if run is not None:
-    raise InputError(f"{flag}={text} is inside the checkpoints of the run in {run}; name "
-                     f"another file, e.g. {flag}={run / example}")
+  for d in parent, *parent.parents:
+    if d.name not in workdir_layout.RUN_FOLDERS + ("ensemble",) or not holds_a_run(d.parent):
+      continue
+    kept = d.name.startswith(workdir.CHECKPOINTS) or d.name == "ensemble"
+    if (kept or real.exists() and not (rewrites and real.suffix != ".json")
+        or d.name == "probes" and real.suffix == ".json"):
+      raise InputError(f"{flag}={text} is inside the {d.name}/ of the run or sweep in "
+                       f"{d.parent}, which wrote it; name another file, e.g. "
+                       f"{flag}={d.parent / example}")
 
 
 # ----------------------------------------------------------------------------- config loader

@@ -167,7 +167,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     # I/O error (exit 5, no fix named) and could leave a stray .lock behind.
     given, out = out, Path(out).expanduser() if out else workdir / OUT
     try:
-      cli.check_output(str(out), "--out", example="checkpoints.jsonl")
+      cli.check_output(str(out), "--out", example="checkpoints.jsonl", rewrites=True)
     except InputError as e:
       if given:
         raise

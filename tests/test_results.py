@@ -276,13 +276,29 @@ def test_an_output_over_a_runs_own_file_is_refused(sweep_dir, tmp_path):
   for flag, target, needle in (
       ("--csv", run / "config.json", "would overwrite config.json, part of the record"),
       ("--csv", run / "summary.json", "would overwrite summary.json"),
-      ("--csv", run / "checkpoints" / "t.csv", "is inside the checkpoints of the run in")):
-    (run / "checkpoints").mkdir(exist_ok=True)
+      ("--csv", run / "checkpoints" / "t.csv", "is inside the checkpoints/ of the run or sweep in"),
+      # A probe's result and a run's figure (audit 40: replaced, exit 0; results then could not
+      # read the run), a new probes/*.json (read as a probe's scalars), a sweep's ensemble/.
+      ("--csv", run / "probes" / "icl_regression.json", "is inside the probes/ of the run"),
+      ("--csv", run / "probes" / "new.json", "is inside the probes/ of the run"),
+      ("--out", run / "figures" / "icl_regression.png", "is inside the figures/ of the run"),
+      ("--csv", sweep_dir / "ensemble" / "k" / "t.csv", f"ensemble/ of the run or sweep in {sweep_dir}, which wrote it")):
+    for d in (run / "checkpoints", run / "probes", run / "figures", sweep_dir / "ensemble" / "k"):
+      d.mkdir(parents=True, exist_ok=True)
+    (run / "figures" / "icl_regression.png").write_bytes(b"png")
+    if "probes/icl_regression.json" not in before:
+      (run / "probes" / "icl_regression.json").write_text('{"final_error": 0.5}')
+      before["probes/icl_regression.json"] = '{"final_error": 0.5}'
+    args = ["--plot", "loss"] if flag == "--out" else []
     with pytest.raises(InputError, match=needle):
-      results.main([str(sweep_dir), flag, str(target)])
+      results.main([str(sweep_dir), *args, flag, str(target)])
   assert {f: (run / f).read_text() for f in before} == before
+  assert (run / "figures" / "icl_regression.png").read_bytes() == b"png"
+  assert not (run / "probes" / "new.json").exists()
   results.main([str(sweep_dir), "--csv", str(run / "table.csv")])  # control: a new name
   assert (run / "table.csv").is_file()
+  results.main([str(sweep_dir), "--csv", str(run / "figures" / "table.csv")])  # a new file there
+  assert (run / "figures" / "table.csv").is_file()
 
 
 def test_a_run_is_what_workdir_says_and_a_symlink_is_followed(sweep_dir, tmp_path):
