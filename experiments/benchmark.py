@@ -253,7 +253,7 @@ def _check_child(a, sets: dict) -> None:
 
 
 def main(argv=None) -> None:
-  from research import cli
+  from research import cli, output_paths
   from research.workdir import write_json
 
   a = cli.parse_flags(define_flags, argv, __doc__)
@@ -284,7 +284,7 @@ def main(argv=None) -> None:
   if a.child:
     print(json.dumps(children[a.child]()))
     return
-  cli.check_output(a.out, "--out", example="benchmark.json")  # now, not after the measurements
+  output_paths.check_output(a.out, "--out", example="benchmark.json")  # now, not after the measurements
   if a.vs_peer:
     bench_peer.require_peer()
   results = {}

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from absl import flags
 
-from research import cli, config_check, train, workdir as workdir_lib
+from research import cli, config_check, output_paths, train, workdir as workdir_lib
 from research.errors import InputError
 
 
@@ -60,7 +60,7 @@ def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
   args = cli.parse_flags(define, argv, doc, empty_ok)
   if not args.workdir:
     raise InputError("--workdir=DIR is required")
-  args.workdir = cli.check_workdir(args.workdir)  # `~` expanded
+  args.workdir = output_paths.check_workdir(args.workdir)  # `~` expanded
   cli.quiet_libraries()
   return args
 

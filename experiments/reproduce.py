@@ -58,7 +58,7 @@ from pathlib import Path
 
 from experiments import (besiroglu2024, chan2022, common, gallery, garg2022, ladder, nanda2023,
                          olsson2022, raventos2023, reddy2023, schaeffer2023, summaries, xie2021)
-from research import cli
+from research import cli, output_paths
 from research.errors import InputError, RunsFailedError
 
 ROOT = summaries.ROOT
@@ -256,14 +256,14 @@ def main(argv=None) -> int:
     print(list_text())
     return 0
   if args.controls:
-    return check_controls(Path(cli.check_workdir(args.workdir)) / "controls", args.real_untrained)
+    return check_controls(Path(output_paths.check_workdir(args.workdir)) / "controls", args.real_untrained)
   choices = NAMES + ("all", "gallery")
   if not args.positional:
     raise InputError(f"no NAME given; give one of: {', '.join(choices)} (or --list)")
   if len(args.positional) != 1 or args.positional[0] not in choices:
     raise InputError(f"NAME is {' '.join(args.positional)!r}; give one of: "
                      f"{', '.join(choices)} (or --list)")
-  name, workdir = args.positional[0], Path(cli.check_workdir(args.workdir))
+  name, workdir = args.positional[0], Path(output_paths.check_workdir(args.workdir))
   if name not in ("all", "gallery") and args.preset not in presets_of(name):
     raise InputError(f"{name} has no {args.preset!r} preset; it has: "
                      f"{', '.join(presets_of(name))}")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from research import cli
+from research import cli, output_paths
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
                                   topology_target)
@@ -262,7 +262,7 @@ def main(argv) -> None:
     raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
   # The --out path is checked before any compile (the large plans take minutes).
-  out = cli.check_output(_OUT.value, "--out", example="plan.json") if _OUT.value else None
+  out = output_paths.check_output(_OUT.value, "--out", example="plan.json") if _OUT.value else None
   if out and _LADDER.value:
     from research import aot_ladder
     aot_ladder.check_out(out, _OUT.value, _PLAN_CACHE.value)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from absl import logging
 
-from research import cli, workdir
+from research import cli, output_paths, workdir
 from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
@@ -101,7 +101,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     raise InputError(f"--sizes: {', '.join(unknown)} not in {path}; choose from {', '.join(pod)}")
   if cache_dir:  # --cached_only writes nothing there: a read-only (shared) cache will do
     cache_dir = (_cache_to_read(cache_dir) if cached_only
-                 else cli.check_workdir(cache_dir, "--plan_cache"))
+                 else output_paths.check_workdir(cache_dir, "--plan_cache"))
   for topology in topologies:  # a misspelt slice is exit 2 before any cache read or compile
     planner.check_topology_name(topology, "--topologies")
   targets = {}

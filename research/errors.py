@@ -17,6 +17,7 @@ EXIT_NONFINITE = 3    # training produced a non-finite loss
 EXIT_CHECKPOINT = 4   # no usable checkpoint to resume from
 EXIT_IO = 5           # the disk or a writer failed (full, read-only, gone)
 EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed (or could not be read)
+EXIT_PIPE = 141       # stdout's reader closed it (`| head`): what a Unix tool killed by SIGPIPE returns
 
 
 def one_line(message) -> str:

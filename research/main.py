@@ -14,7 +14,7 @@ import sys
 
 from absl import flags, logging
 
-from research import cli
+from research import cli, output_paths
 from research import workdir_layout
 from research.errors import InputError, RunIOError
 
@@ -51,7 +51,7 @@ def main(argv) -> int:
   if flags.FLAGS.config is None or _WORKDIR.value is None:
     raise InputError("--config=FILE[:PRESET] and --workdir=DIR are required")
   config = cli.config_from_flags()
-  workdir = cli.check_workdir(_WORKDIR.value)
+  workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "run")
   _check_processes(_NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR.value)
   import jax  # after flags, so that --helpfull stays fast

@@ -45,7 +45,7 @@ import numpy as np
 from absl import flags, logging
 
 from research import checkpoint as ckpt_lib
-from research import cli, predict
+from research import cli, output_paths, predict
 from research import workdir as workdir_lib
 from research import workdir_lock
 from research.errors import InputError, RunsFailedError
@@ -167,7 +167,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     # I/O error (exit 5, no fix named) and could leave a stray .lock behind.
     given, out = out, Path(out).expanduser() if out else workdir / OUT
     try:
-      cli.check_output(str(out), "--out", example="checkpoints.jsonl", rewrites=True)
+      output_paths.check_output(str(out), "--out", example="checkpoints.jsonl", rewrites=True)
     except InputError as e:
       if given:
         raise

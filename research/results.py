@@ -325,7 +325,7 @@ def _define(fv) -> None:
 
 
 def main(argv=None) -> int:
-  from research import cli
+  from research import cli, output_paths
   fv = cli.parse_flags(_define, argv, __doc__, positional=True)
   dirs = fv.positional
   if not dirs:
@@ -336,14 +336,14 @@ def main(argv=None) -> int:
     if given and fv.plot is None:
       raise InputError(f"{flag} is a setting of the plot; add --plot METRIC (e.g. --plot loss)")
   if fv.csv:
-    cli.check_output(fv.csv, "--csv", example="table.csv")
+    output_paths.check_output(fv.csv, "--csv", example="table.csv")
   if fv.out:
     from research.analysis.results_plots import figure_formats
-    cli.check_output(fv.out, "--out", figure_formats(), example="figure.png")
+    output_paths.check_output(fv.out, "--out", figure_formats(), example="figure.png")
   elif fv.plot is not None:  # the default place too: a read-only DIR was exit 5 after the table
     default = _default_figure(dirs, fv.plot)
     try:
-      cli.check_output(str(default), "--out", example="figure.png")
+      output_paths.check_output(str(default), "--out", example="figure.png")
     except InputError as e:
       raise InputError(f"the figure goes to {default} unless --out says otherwise, and "
                        + str(e).replace(f"--out={default}", str(default))

@@ -29,7 +29,7 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from research import cli, preemption
+from research import cli, output_paths, preemption
 from research import results as results_lib
 from research import workdir as workdir_lib
 from research import workdir_layout, workdir_lock
@@ -283,7 +283,7 @@ def main(argv) -> int:
   config = cli.config_from_flags()
   overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
-  workdir = cli.check_workdir(_WORKDIR.value)
+  workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "sweep")
   import jax
 

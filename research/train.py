@@ -195,8 +195,8 @@ def _enable_compile_cache(cache_dir: str) -> None:
     return
   path = os.path.expanduser(cache_dir)
   if "://" not in path:  # JAX would warn on every program and compile it again each start
-    from research import cli
-    cli.check_workdir(path, flag="--config.train.compile_cache_dir")
+    from research import output_paths
+    output_paths.check_workdir(path, flag="--config.train.compile_cache_dir")
   jax.config.update("jax_compilation_cache_dir", path)
   # Cache every program: on CPU even the small ones cost seconds to compile.
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

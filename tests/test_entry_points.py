@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from research import cli
+from research import cli, output_paths
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,7 +340,7 @@ def test_one_loader_and_one_setter(tmp_path):
 
 
 def test_check_workdir(tmp_path, monkeypatch):
-  assert cli.check_workdir(tmp_path / "new" / "deeper") == str(tmp_path / "new" / "deeper")
+  assert output_paths.check_workdir(tmp_path / "new" / "deeper") == str(tmp_path / "new" / "deeper")
   assert not (tmp_path / "new").exists()  # checking creates nothing
   (tmp_path / "f").write_text("x")
   (tmp_path / "link").symlink_to(tmp_path / "gone")
@@ -348,18 +348,18 @@ def test_check_workdir(tmp_path, monkeypatch):
                        ("", "is empty"), (tmp_path / "link", "does not exist"),
                        (tmp_path / ("x" * 300), "over the 255")):
     with pytest.raises(InputError, match=needle):
-      cli.check_workdir(path)
-  assert cli.check_workdir("gs://bucket/run") == "gs://bucket/run"  # remote: the writer checks it
+      output_paths.check_workdir(path)
+  assert output_paths.check_workdir("gs://bucket/run") == "gs://bucket/run"  # remote: the writer checks it
   monkeypatch.setenv("HOME", str(tmp_path))  # --workdir=~/x reaches the program unexpanded
-  assert cli.check_workdir("~/run") == str(tmp_path / "run")
+  assert output_paths.check_workdir("~/run") == str(tmp_path / "run")
   assert sorted(tmp_path.iterdir()) == [tmp_path / "f", tmp_path / "link"]  # nothing written
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_pseudo_filesystems_are_refused_even_for_root():
   """os.access says /proc is writable to root; making an entry there fails (EPERM, ENOENT)."""
-  for check, path in ((cli.check_workdir, "/proc/run"), (cli.check_workdir, "/proc/self"),
-                      (lambda p: cli.check_output(p, "--out"), "/proc/self/out.json")):
+  for check, path in ((output_paths.check_workdir, "/proc/run"), (output_paths.check_workdir, "/proc/self"),
+                      (lambda p: output_paths.check_output(p, "--out"), "/proc/self/out.json")):
     with pytest.raises(InputError, match="is not writable"):
       check(path)
 
@@ -373,6 +373,24 @@ def test_run_script_logs_without_absl_preinit_warning():
                         timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert "progress line" in proc.stderr and "before flag parsing" not in proc.stderr, proc.stderr
+
+
+def test_a_closed_stdout_reader_ends_the_command_quietly():
+  """`results DIR | head -1` printed "error: BrokenPipeError: [Errno 32] Broken pipe" and
+  exited 5 (a disk failure): now silent, 141 as a Unix tool killed by SIGPIPE. The reader
+  here is gone before the command prints anything; a broken pipe elsewhere is still exit 5."""
+  code = ("import sys, time; from research import cli; time.sleep(0.5); "
+          "cli.run_script(lambda argv: print('row\\n' * 100000))")
+  proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  proc.stdout.close()
+  assert proc.wait(timeout=120) == 141
+  assert proc.stderr.read() == ""
+  other = ("import errno; from research import cli; "
+           "cli.run_script(lambda argv: (_ for _ in ()).throw(BrokenPipeError(errno.EPIPE, 'x')))")
+  proc = subprocess.run([sys.executable, "-c", other], cwd=ROOT, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 5 and "error: BrokenPipeError" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("module", ["research.main", "research.sweep"])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from research import checkpoint as ckpt_lib
-from research import cli, config_check, predict, probe_checkpoints, train
+from research import cli, config_check, output_paths, predict, probe_checkpoints, train
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,8 +164,8 @@ def test_a_read_only_workdir_without_out_is_refused_first_and_leaves_nothing(run
   """Without --out the rows go into the workdir: a read-only one was exit 5 with the raw
   OSError of the lock file (audit 35). Root ignores file modes, so the check is made to
   see the workdir as unwritable."""
-  real = cli._writable
-  monkeypatch.setattr(cli, "_writable", lambda d: not Path(d).is_relative_to(run) and real(d))
+  real = output_paths._writable
+  monkeypatch.setattr(output_paths, "_writable", lambda d: not Path(d).is_relative_to(run) and real(d))
   before = sorted(run.parent.rglob("*"))
   with pytest.raises(InputError, match=rf"--workdir={re.escape(str(run))}: the probe's rows go to "
                      r"probes/checkpoints.jsonl in it unless --out says otherwise, and .*probes is "
@@ -173,7 +173,7 @@ def test_a_read_only_workdir_without_out_is_refused_first_and_leaves_nothing(run
     probe_checkpoints.probe_run(run)
   assert sorted(run.parent.rglob("*")) == before  # no .lock, no probes file
   reached = []  # the control: writable, the probe gets past the check to its default file
-  monkeypatch.setattr(cli, "_writable", real)
+  monkeypatch.setattr(output_paths, "_writable", real)
   monkeypatch.setattr(probe_checkpoints, "_probe_steps", lambda *a: reached.append(a[3]) or [])
   assert probe_checkpoints.probe_run(run) == [] and reached == [run / probe_checkpoints.OUT]
 

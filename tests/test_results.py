@@ -258,9 +258,9 @@ def test_the_default_figure_place_is_checked_before_the_table(sweep_dir, monkeyp
   """--plot without --out writes DIR/results_METRIC.png: a read-only DIR printed the table,
   then exit 5 (an I/O error); --out elsewhere and --csv were checked first (audit 39). Root
   ignores file modes, so the check is made to see DIR as unwritable."""
-  from research import cli
-  real = cli._writable
-  monkeypatch.setattr(cli, "_writable", lambda d: Path(d).resolve() != sweep_dir.resolve()
+  from research import output_paths
+  real = output_paths._writable
+  monkeypatch.setattr(output_paths, "_writable", lambda d: Path(d).resolve() != sweep_dir.resolve()
                       and real(d))
   with pytest.raises(InputError, match=rf"the figure goes to {sweep_dir}/results_loss.png unless "
                      r"--out says otherwise, and .* not writable.*; or pass --out=FILE elsewhere$"):
