@@ -32,16 +32,23 @@ def check_layout(workdir: str | Path) -> None:
 RUN_FOLDERS = (CHECKPOINTS, CHECKPOINTS + ".unreadable", "probes", "figures", "tensorboard")
 
 
-def _enclosing(workdir: Path) -> str | None:
+def _enclosing(workdir: Path, kind: str) -> str | None:
   """What a would-be run directory is inside of, if that is a run's own folder (its
-  checkpoints/, probes/, ...) or a sweep's folder other than runs/NAME: research.results then
-  read it as another run of the one above (a phantom row). A run beside a run's files is
-  fine (experiments/garg2022.py trains WORKDIR/sparse_linear inside its run)."""
+  checkpoints/, probes/, ...) or a sweep's folder other than one of its runs, runs/NAME
+  with the config.json the sweep wrote: research.results then read it as another run of the
+  one above (a phantom row; `research.main --workdir=SWEEP/runs/zz` became a row of the
+  sweep that no point of it made). A run beside a run's files is fine
+  (experiments/garg2022.py trains WORKDIR/sparse_linear inside its run)."""
   path = workdir.resolve()
   for parent in path.parents:
     if ((parent / CONFIG).is_file() and path.relative_to(parent).parts[0] in RUN_FOLDERS):
       return f"inside the run {parent}'s {path.relative_to(parent).parts[0]}/"
-    if (parent / RESULTS).is_file() and (parent / RUNS).is_dir() and path.parent != parent / RUNS:
+    if (parent / RESULTS).is_file() and (parent / RUNS).is_dir():
+      if kind == "run" and path.parent == parent / RUNS:
+        if (path / CONFIG).is_file():
+          return None  # one of the sweep's runs, continued by hand
+        return (f"a new folder in the sweep {parent}'s runs/, where only the sweep makes runs "
+                "(research.results would list it as one of its rows)")
       return f"inside the sweep {parent} (its runs are {parent / RUNS}/NAME)"
   return None
 
@@ -58,7 +65,7 @@ def check_kind(workdir: str | Path, kind: str) -> None:
     raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
                      f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
                      "the sweep with research.sweep")
-  where = None if remote else _enclosing(workdir)
+  where = None if remote else _enclosing(workdir, kind)
   if where:
     raise InputError(f"--workdir={workdir} is {where}; give the {kind} a directory of its own")
   if kind == "sweep" and run_files:

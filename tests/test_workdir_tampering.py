@@ -160,12 +160,20 @@ def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path, monkey
   research.results then listed a phantom run inside the other."""
   sweep = tmp_path / "sweep"
   (sweep / "runs" / "000_x").mkdir(parents=True)
+  (sweep / "runs" / "000_x" / "config.json").write_text("{}")
+  (sweep / "runs" / "zz").mkdir()  # made by hand: no run of the sweep's yet
   (sweep / "results.jsonl").write_text("")
   for bad, needle in ((finished / "checkpoints", "inside the run .*'s checkpoints/"),
                       (finished / "probes" / "x", "inside the run .*'s probes/"),
-                      (sweep / "runs", "inside the sweep"), (sweep / "other", "inside the sweep")):
+                      (sweep / "runs", "inside the sweep"), (sweep / "other", "inside the sweep"),
+                      # audit 40: a new runs/NAME became a row of the sweep no point made
+                      (sweep / "runs" / "zz", "a new folder in the sweep .*'s runs/, where only "
+                       "the sweep makes runs"),
+                      (sweep / "runs" / "new", "a new folder in the sweep")):
     with pytest.raises(errors.InputError, match=needle):
       workdir_layout.check_kind(bad, "run")
+  with pytest.raises(errors.InputError, match="inside the sweep"):
+    workdir_layout.check_kind(sweep / "runs" / "000_x", "sweep")  # a sweep inside a sweep's run
   workdir_layout.check_kind(sweep / "runs" / "000_x", "run")  # control: a sweep's own run
   workdir_layout.check_kind(tmp_path / "new", "run")          # and a new directory
   workdir_layout.check_kind(finished / "sparse_linear", "run")  # garg2022's run beside its run
