@@ -96,7 +96,7 @@ def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str,
   its own config.json is none); the path is resolved, as the write will follow a symlink."""
   from research import workdir, workdir_layout
   own = {workdir.CONFIG, workdir.SUMMARY, workdir.METRICS, workdir.PERF, workdir.VOCABULARY,
-         workdir.CHANGES, workdir.LOCK, workdir.RESULTS, "results.csv"}
+         workdir.CHANGES, workdir.LOCK, workdir.RESULTS, workdir.SWEEP_RECORD, "results.csv"}
   def holds_a_run(d: Path) -> bool:
     return workdir.is_run_dir(d) or (d / workdir.RESULTS).exists()
   real = path.resolve()

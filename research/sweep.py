@@ -149,8 +149,10 @@ def _ensemble_key(config, names: list[str], overrides: list[dict]) -> str:
 
 
 def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: str = "auto",
-              devices=None) -> Results:
-  """Runs every override dict not already done; returns the results table."""
+              devices=None, identity: dict | None = None) -> Results:
+  """Runs every override dict not already done; returns the results table. `identity`
+  (the command's config file and --sweep name) is kept in DIR/sweep.json, and a sweep of
+  another identity is refused there (_check_identity)."""
   import jax
 
   workdir = Path(workdir)
@@ -160,14 +162,30 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   lock = (workdir_lock.Lock(workdir, "a sweep") if jax.process_index() == 0
           else contextlib.nullcontext())
   with lock:  # before the ensemble check: a busy workdir is reported as busy, whatever its points
-    if ensemble == "on":
-      try:
+    try:
+      if identity is not None:
+        _check_identity(workdir, identity)
+      if ensemble == "on":
         _check_ensemble_on(config, overrides, workdir)
-      except InputError:
-        if made:  # a refusal leaves no directory behind
-          workdir_layout.remove_if_unstarted(workdir)
-        raise
+    except InputError:
+      if made:  # a refusal leaves no directory behind
+        workdir_layout.remove_if_unstarted(workdir)
+      raise
+    if identity is not None and jax.process_index() == 0:
+      workdir_lib.write_json(workdir / workdir_lib.SWEEP_RECORD, identity)
     return _run_sweep(config, overrides, workdir, ensemble, devices)
+
+
+
+def _check_identity(workdir: Path, identity: dict) -> None:
+  """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
+  (and the same config twice, as 000_seed=0 and 000_num_layers=2,...), exit 0. A DIR
+  written before sweep.json existed takes the identity of its next sweep."""
+  recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
+  if recorded is not None and recorded != identity:
+    was = " ".join(f"--{k}={v}" for k, v in recorded.items())
+    raise InputError(f"{workdir} holds the sweep {was}, and one directory keeps one sweep's "
+                     f"results; pass another --workdir (or rerun {was} to continue it)")
 
 
 def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
@@ -291,7 +309,8 @@ def main(argv) -> int:
   for o in overrides:  # every point is valid before the sweep directory is written
     config_check.validate(apply_overrides(config, o), jax.device_count())
   try:
-    results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value)
+    identity = {"config": Path(flags.FLAGS.config.partition(":")[0]).name, "sweep": _SWEEP.value}
+    results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity)
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)
     return 0

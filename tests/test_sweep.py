@@ -159,6 +159,37 @@ def test_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
     pass
 
 
+def test_another_sweep_after_one_in_the_same_directory_is_refused(tmp_path, monkeypatch):
+  """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
+  (audit 40, exit 0): the DIR keeps its sweep's identity (sweep.json) and refuses another,
+  touching nothing; the same sweep reruns, and a DIR of an older version takes the next."""
+  trained = []
+  from research import train
+  def fake_train(cfg, d, **kw):
+    trained.append(Path(d).name)
+    Path(d).mkdir(parents=True)
+    (Path(d) / "summary.json").write_text("{}")  # what the rerun's "done" rule looks for
+    return {"final_step": 1}
+  monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+  seeds = {"config": "icl_regression.py", "sweep": "seeds"}
+  run = lambda points, identity, d=tmp_path / "s": sweep.run_sweep(
+      _config(), points, d, ensemble="off", devices=jax.devices()[:1], identity=identity)
+  run([{"seed": 0}], seeds)
+  before = sorted(p.name for p in (tmp_path / "s").iterdir())
+  for other in ({**seeds, "sweep": "scale"}, {**seeds, "config": "lm.py"}):
+    with pytest.raises(InputError, match=r"holds the sweep --config=icl_regression.py "
+                       r"--sweep=seeds, and one directory keeps one sweep's results; pass "
+                       r"another --workdir"):
+      run([{"model.width": 16}], other)
+  assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before and len(trained) == 1
+  run([{"seed": 0}, {"seed": 1}], seeds)  # control: the same sweep, extended
+  assert len(trained) == 2
+  old = tmp_path / "old"  # no sweep.json: an older version's DIR
+  run([{"seed": 0}], None, old)
+  run([{"seed": 0}], {**seeds, "sweep": "scale"}, old)
+  assert json.loads((old / "sweep.json").read_text())["sweep"] == "scale"
+
+
 def test_ensemble_on_in_a_busy_workdir_is_refused_as_busy_naming_one_fix(tmp_path):
   """--ensemble=on was checked before the lock: a sweep whose workdir another sweep holds was
   told its points cannot ensemble, not that the workdir is busy; and that line named two
