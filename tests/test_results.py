@@ -246,6 +246,15 @@ def test_plot_loss_by_width_over_steps(sweep_dir, tmp_path, monkeypatch):
   assert figures[1].axes[1].get_yscale() == "linear"
   results_plots.plot(rows, "loss", by="optim.name", out=tmp_path / "h.png")
   assert len(figures[2].axes) == 1 and figures[2].axes[0].get_legend() is not None
+  # A run with one metrics row (a 20-step tiny sweep) drew nothing, and "wrote" the empty axes
+  # (audit 40): one point gets a marker; a curve of several keeps none (above).
+  one = [{**row, "dir": str(tmp_path / f"one{i}")} for i, row in enumerate(rows)]
+  for row in one:
+    Path(row["dir"]).mkdir()
+    (Path(row["dir"]) / "metrics.jsonl").write_text('{"step": 20, "loss": 1.5}\n')
+  results_plots.plot(one, "loss", by="model.width", out=tmp_path / "one.png")
+  assert [l.get_marker() for l in figures[3].axes[0].get_lines()] == ["o"] * 3
+  assert {l.get_marker() for l in ax.get_lines()} == {"None"}
 
 
 def test_plot_against_a_config_field(sweep_dir, tmp_path):

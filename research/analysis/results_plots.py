@@ -116,8 +116,9 @@ def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
 
 def _curves(rows: list[dict], metric: str, ax, colours) -> None:
   for points, colour in zip(_curves_of(rows, metric), colours):
-    if points:
-      ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9)
+    if points:  # a run with one logged step is a point: a line alone would draw nothing
+      ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9,
+              marker="o" if len(points) == 1 else None, ms=5)
   ax.set_xlabel("step")
 
 
