@@ -85,8 +85,8 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
   """One run's row: its name (relative to `root`; under root's name when several roots
   may hold the same relative names), config fields, summary fields and last metrics."""
   name = run_dir.relative_to(root).as_posix()
-  if name == ".":  # the directory given is the run itself
-    name = run_dir.name
+  if name == ".":  # the directory given is the run itself (`results .` inside it: its name)
+    name = run_dir.resolve().name
   elif prefix_root:
     name = f"{root.name}/{name}"
   row = {"run": name, "dir": str(run_dir)}

@@ -329,6 +329,13 @@ def test_a_run_is_what_workdir_says_and_a_symlink_is_followed(sweep_dir, tmp_pat
   assert (project / "results.csv").is_file()
 
 
+def test_a_run_given_as_dot_is_named(sweep_dir, monkeypatch):
+  """`research.results .` inside a run printed an empty run name."""
+  run = next(p.parent for p in sweep_dir.rglob("config.json"))
+  monkeypatch.chdir(run)
+  assert [r["run"] for r in results.records(["."])] == [run.name]
+
+
 def test_load_gives_a_dataframe(sweep_dir):
   pd = pytest.importorskip("pandas")
   df = results.load(sweep_dir, where=["model.width>=64"])
