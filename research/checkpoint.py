@@ -39,8 +39,8 @@ from research.models import transformer
 CHECKSUMS = "checksums.json"
 
 
-class CheckpointError(errors.ResearchError, RuntimeError):
-  exit_code = errors.EXIT_CHECKPOINT
+class CheckpointError(errors.NoCheckpointError, RuntimeError):
+  pass
 
 
 class CheckpointWriteError(errors.RunIOError):

@@ -35,6 +35,11 @@ class InputError(ResearchError, ValueError):
   exit_code = EXIT_INPUT
 
 
+class NoCheckpointError(ResearchError):
+  """No usable checkpoint to resume from (checkpoint.CheckpointError: one that fails to read)."""
+  exit_code = EXIT_CHECKPOINT
+
+
 class RunIOError(ResearchError, OSError):
   """A write or a writer thread failed (disk full, read-only, removed)."""
   exit_code = EXIT_IO

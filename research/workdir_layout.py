@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from research.errors import InputError
+from research.errors import InputError, NoCheckpointError
 from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, LOCK, METRICS, PERF, RESULTS,
-                              RUNS, SUMMARY, VOCABULARY)
+                              RUNS, SUMMARY, VOCABULARY, read_json)
 
 
 def check_layout(workdir: str | Path) -> None:
@@ -27,6 +27,32 @@ def check_layout(workdir: str | Path) -> None:
   if ckpts.exists() and not ckpts.is_dir():
     raise InputError(f"{ckpts} is not a directory (the run's checkpoints go there); move it "
                      "out of the run directory and rerun")
+  _check_finished_has_checkpoints(workdir)
+
+
+def _check_finished_has_checkpoints(workdir: Path) -> None:
+  """A run that wrote its summary.json but has no complete checkpoint (checkpoints/ removed
+  or emptied by hand) read as a start that trained nothing: it restarted from step 0,
+  deleting its metrics.jsonl, while the old summary.json still said finished. Refused (exit
+  4: no usable checkpoint). A summary with an error (an ensemble member frozen at a
+  non-finite loss, which has no checkpoint) is a failed run that a rerun retries from 0, and
+  a start killed before its first save has no summary: both still start afresh."""
+  summary_path = workdir / SUMMARY
+  if "://" in str(workdir) or not summary_path.is_file():
+    return
+  summary = read_json(summary_path)
+  if summary is not None and "error" in summary:
+    return
+  ckpts = workdir / CHECKPOINTS
+  # Orbax renames a save's temporary directory to the bare step number once it is complete.
+  if ckpts.is_dir() and any(p.name.isdigit() and p.is_dir() for p in ckpts.iterdir()):
+    return
+  at = f" at step {summary['final_step']}" if "final_step" in (summary or {}) else ""
+  raise NoCheckpointError(
+      f"{workdir} holds a run that finished{at} ({SUMMARY}) but no checkpoint in {ckpts} to "
+      "continue or re-probe it from, and a start from step 0 would replace its metrics; put "
+      f"its checkpoints back, use another --workdir, or move the run's files out of {workdir} "
+      "to train it again there")
 
 
 RUN_FOLDERS = (CHECKPOINTS, CHECKPOINTS + ".unreadable", "probes", "figures", "tensorboard")

@@ -106,6 +106,29 @@ def test_a_start_that_trained_nothing_is_replaced(finished, tmp_path):
       k: v for k, v in before.items() if k != ".lock"}
 
 
+@pytest.mark.parametrize("damage", ["removed", "emptied"])
+def test_a_finished_run_without_checkpoints_is_not_restarted(finished, tmp_path, damage):
+  """checkpoints/ removed from a finished run read as a start that trained nothing: the
+  rerun restarted from step 0 and deleted metrics.jsonl at once, while summary.json still
+  said finished at step 40 (finished_summary reused it). Now exit 4, nothing touched."""
+  import shutil
+  wd = _copy(finished, tmp_path / "run")
+  shutil.rmtree(wd / "checkpoints")
+  if damage == "emptied":
+    (wd / "checkpoints").mkdir()
+  before = _snapshot(wd)
+  for c in (_tiny(), _tiny(**{"train.num_steps": 60})):  # the same command, and an extension
+    with pytest.raises(errors.NoCheckpointError, match=r"holds a run that finished at step 40 "
+                       r"\(summary.json\) but no checkpoint in .*use another --workdir") as e:
+      _train(c, wd)
+    assert e.value.exit_code == errors.EXIT_CHECKPOINT and "\n" not in str(e.value)
+    assert _snapshot(wd) == before and (wd / "checkpoints").exists() == (damage == "emptied")
+  # A failed run's summary (an ensemble member frozen at a non-finite loss: no checkpoint)
+  # is retried from step 0, as a sweep's rerun does.
+  (wd / "summary.json").write_text(json.dumps({"final_step": 9, "error": "NonFiniteLossError"}))
+  assert _train(_tiny(), wd)["final_step"] == 40
+
+
 def test_open_run_refuses_a_damaged_config_in_one_line(finished, tmp_path):
   """research.predict.open_run (predict, probe_checkpoints, notebooks) read config.json with
   json.loads: a JSONDecodeError traceback from the library call."""
