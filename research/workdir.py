@@ -206,12 +206,16 @@ def finished_summary(workdir: str | Path, config) -> dict | None:
 def kept_training_record(workdir: Path, summary: dict) -> dict:
   """SUMMARY for a rerun of a finished run, which trains nothing and re-probes, with what
   the run's summary recorded about its training kept (wall and compile time, an ensemble
-  member's size and fate): the rerun's own seconds (a restore) silently replaced them."""
+  member's size and fate): the rerun's own seconds (a restore) silently replaced them. The
+  final_* values the rerun read back from metrics.jsonl / perf.jsonl stand; those it found
+  nothing for (a log removed since) are the summary's: they were dropped, and
+  `research.results --columns summary.final_loss` then had no such column."""
   before = read_json(workdir / SUMMARY) or {}
   if before.get("final_step") != summary["final_step"]:
     return summary
+  finals = {k: v for k, v in before.items() if k.startswith("final_") and k not in summary}
   # Only what training decided; a failed probe's error and traceback are the rerun's to clear.
-  return {**summary, **{k: before[k] for k in TRAINING_RECORD if k in before}}
+  return {**summary, **finals, **{k: before[k] for k in TRAINING_RECORD if k in before}}
 
 
 TRAINING_RECORD = ("train_wall_s", "compile_s", "ensemble_size", "frozen", "frozen_at_step",

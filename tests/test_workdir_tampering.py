@@ -157,6 +157,24 @@ def test_rerunning_a_finished_run_keeps_its_training_record(finished, tmp_path):
   assert after["probes"] and "error" not in after and "traceback" not in after  # re-probed
 
 
+@pytest.mark.parametrize("removed", [("metrics.jsonl",), ("metrics.jsonl", "perf.jsonl")])
+def test_rerunning_a_finished_run_without_its_logs_keeps_its_final_values(finished, tmp_path,
+                                                                        removed):
+  """The rerun reads the final row back from the logs; with metrics.jsonl removed it found
+  none and wrote summary.json without final_loss, final_grad_norm, ... (exit 0), and
+  `research.results DIR --columns summary.final_loss` then exited 2 'no column'."""
+  wd = _copy(finished, tmp_path / "run")
+  before = json.loads((wd / "summary.json").read_text())
+  finals = {k: v for k, v in before.items() if k.startswith("final_")}
+  assert {"final_loss", "final_grad_norm", "final_learning_rate"} <= set(finals)  # control
+  for name in removed:
+    (wd / name).unlink()
+  after = _train(_tiny(), wd)
+  assert after == json.loads((wd / "summary.json").read_text())
+  assert {k: v for k, v in after.items() if k.startswith("final_")} == finals
+  assert results.records([wd])[0]["summary.final_loss"] == before["final_loss"]
+
+
 @pytest.mark.parametrize("damage", ["summary.json", "metrics.jsonl", "checkpoints"])
 def test_a_file_where_a_directory_goes_or_back_is_refused_before_writing(finished, tmp_path,
                                                                        damage):
