@@ -277,7 +277,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       num_devices=len(exp.mesh.devices.flat))
   logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_src)
 
-  solo = _SoloStep(exp, writer, ckpt.directory)
+  solo = _SoloStep(exp, writer, ckpt)
   t0 = time.perf_counter()
   out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
                  progress=progress)
@@ -306,8 +306,8 @@ class _SoloStep:
 
   label = ""
 
-  def __init__(self, exp: Experiment, writer, ckpt_dir):
-    self.exp, self.writer, self.ckpt_dir = exp, writer, ckpt_dir
+  def __init__(self, exp: Experiment, writer, ckpt: ckpt_lib.Checkpointer):
+    self.exp, self.writer, self.ckpt = exp, writer, ckpt
     self.last: dict = {}  # the last logged row: the summary's final_*
 
   def call(self, num_steps: int):
@@ -317,9 +317,16 @@ class _SoloStep:
     losses = np.asarray(m["loss"])
     if not np.all(np.isfinite(losses)):
       bad = first + int(np.argmax(~np.isfinite(losses)))
-      raise NonFiniteLossError(
-          f"non-finite loss at step {bad} (window {first}-{end}); stopped. The last good "
-          f"checkpoint is kept in {self.ckpt_dir}; lower the learning rate or add clipping")
+      # Said as it is: before the first save there is none (the message promised one in an
+      # empty directory). A save still in flight holds checked losses; finished first, the
+      # step named is on disk (a failed one ends the run as the disk failure, exit 5).
+      self.ckpt.wait()
+      saved = self.ckpt.latest_step()
+      kept = (f"the last good checkpoint, step {saved}, is kept in {self.ckpt.directory}"
+              if saved is not None else f"no checkpoint was saved before it (a rerun starts "
+              "from step 0)")
+      raise NonFiniteLossError(f"non-finite loss at step {bad} (window {first}-{end}); "
+                               f"stopped; {kept}; lower the learning rate or add clipping")
 
   def log(self, end: int, m: dict, rates: dict) -> float:
     # Means over the last jit call's steps: the same rows whether or not the

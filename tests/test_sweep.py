@@ -45,6 +45,8 @@ def test_failed_run_is_recorded_and_finished_runs_are_skipped(tmp_path):
   assert statuses == ["done", "failed"]
   failed = next(r for r in rows.values() if r["status"] == "failed")
   assert "non-finite loss" in failed["error"]
+  # It diverged before its first save: the row promised a checkpoint in an empty directory.
+  assert "no checkpoint was saved" in failed["error"] and "is kept" not in failed["error"]
   done = next(r for r in rows.values() if r["status"] == "done")
   assert done["num_params"] > 0 and done["tokens"] > 0 and done["train_flops"] > 0
   assert Path(done["probes"]["icl_regression"]).exists()

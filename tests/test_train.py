@@ -49,16 +49,29 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])  # good run to 40
   c.train.num_steps = 80
   c.optim.learning_rate = 1e30  # params ~1e30 -> loss overflows float32
-  with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step \d+ \(window"):
+  with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step \d+ \(window") as e:
     train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps[-1] <= 60  # nothing after the blow-up was saved
+  assert (f"the last good checkpoint, step {steps[-1]}, is kept in {tmp_path / 'checkpoints'};"
+          in str(e.value)), e.value  # the one a rerun resumes from, named
   from research import checkpoint
   exp = train.Experiment(c, jax.devices()[:1])
   ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=3)
   state, _, step = ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding))
   ck.close()
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+
+
+def test_nonfinite_loss_before_the_first_save_promises_no_checkpoint(tmp_path):
+  """`--config.optim.learning_rate=1e4` diverged in the first window and said 'The last good
+  checkpoint is kept in .../checkpoints', an empty directory (a sweep's failed row too)."""
+  c = _tiny(tmp_path)
+  c.optim.learning_rate = 1e30
+  with pytest.raises(train.NonFiniteLossError, match="no checkpoint was saved before it") as e:
+    train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  assert "is kept" not in str(e.value) and "lower the learning rate" in str(e.value)
+  assert not any((tmp_path / "checkpoints").iterdir())
 
 
 def test_resume_with_different_shapes_lists_the_parameters(tmp_path):
