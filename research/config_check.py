@@ -17,7 +17,8 @@ from research import hardware, models, optim, sharding, tasks
 from research.cli import one_line
 from research.config_overrides import coerce, leaf_paths, type_name
 from research.models import lstm, resnet, transformer
-from research.tasks.fields import ConfigError, choice, integer, positive  # noqa: F401 (ConfigError: the public name)
+from research.tasks.fields import (INT32_MAX, ConfigError, choice, integer,  # noqa: F401 (ConfigError: the public name)
+                                   positive)
 
 
 def _model_extras(cfg) -> None:
@@ -72,8 +73,9 @@ def _optim(cfg) -> None:
   choice(cfg, "optim", "name", optim.VALID["name"])
   choice(cfg, "optim", "schedule", optim.VALID["schedule"])
   positive(cfg, "optim", "learning_rate")
-  positive(cfg, "optim", "warmup_steps", "decay_steps", "weight_decay", "momentum",
-            "grad_clip_norm", "end_lr_fraction", allow_zero=True)
+  positive(cfg, "optim", "weight_decay", "momentum", "grad_clip_norm", "end_lr_fraction",
+           allow_zero=True)
+  positive(cfg, "optim", "warmup_steps", "decay_steps", allow_zero=True, at_most=INT32_MAX)
   positive(cfg, "optim", "eps")
   for f in ("b1", "b2"):
     if not 0 <= cfg.optim[f] < 1:
@@ -104,8 +106,9 @@ def _schedule(cfg) -> None:
 def _train(cfg, num_devices: int) -> None:
   tr = cfg.train
   positive(cfg, "train", "batch_size", "num_steps", "steps_per_call", "log_every",
-            "keep_checkpoints")
-  positive(cfg, "train", "checkpoint_every", "eval_every", "peak_flops", allow_zero=True)
+           "keep_checkpoints", at_most=INT32_MAX)
+  positive(cfg, "train", "checkpoint_every", "eval_every", allow_zero=True, at_most=INT32_MAX)
+  positive(cfg, "train", "peak_flops", allow_zero=True)
   for f in ("log_every", "checkpoint_every", "eval_every"):
     if tr[f] % tr.steps_per_call:
       raise ConfigError(f"config.train.{f}={tr[f]} must be a multiple of "
@@ -118,7 +121,7 @@ def _train(cfg, num_devices: int) -> None:
   if tr.batch_size % batch_shards:
     raise ConfigError(f"config.train.batch_size={tr.batch_size} is not divisible by "
                       f"mesh data x fsdp = {batch_shards}; use a multiple of it")
-  positive(cfg, "train", "grad_accum_steps")
+  positive(cfg, "train", "grad_accum_steps", at_most=INT32_MAX)
   # Every microbatch is spread over all of data x fsdp, like the whole batch.
   if tr.batch_size % (tr.grad_accum_steps * batch_shards):
     raise ConfigError(f"config.train.batch_size={tr.batch_size} is not divisible by "

@@ -40,6 +40,25 @@ def test_invalid_fields(section, field, value, match):
     config_check.validate(c, num_devices=8)
 
 
+@pytest.mark.parametrize("section,field,value", [
+    ("train", "num_steps", 99999999999999999999), ("train", "num_steps", 2 ** 63),
+    ("train", "num_steps", 2 ** 31), ("train", "batch_size", 99999999999999999999),
+    ("train", "checkpoint_every", 2 ** 40), ("train", "grad_accum_steps", 2 ** 31),
+    ("optim", "decay_steps", 99999999999999999999),
+])
+def test_step_counts_and_sizes_beyond_int32_are_refused(section, field, value):
+  """They passed validation, then overflowed at the first call: an OverflowError traceback
+  from the schedule or the sampler, exit 1 (batch_size: with the run's files left behind)."""
+  c = icl_regression.get_config("tiny")
+  c[section][field] = value
+  with pytest.raises(config_check.ConfigError, match=re.escape(
+      f"config.{section}.{field}={value} is too large; it must be at most 2147483647 (2**31 - 1")):
+    config_check.validate(c, num_devices=8)
+  c = icl_regression.get_config("tiny")
+  c.train.num_steps = c.optim.decay_steps = 2 ** 31 - 1  # the bound itself is valid
+  config_check.validate(c, num_devices=8)
+
+
 @pytest.mark.parametrize("key,hint", [
     ("train.seed", "did you mean 'seed'?"),          # the name exists in another section
     ("model.widht", "did you mean 'model.width'?"),  # a close spelling
@@ -84,6 +103,9 @@ def _main(*overrides, tmp_path):
      "none, full, dots"),
     ("--config.model.max_len=8", "model.max_len=8 is shorter than the task's sequences (22 "
      "positions); set model.max_len=0 (the task's length) or >= 22"),
+    # Before: an OverflowError traceback at the first call, exit 1.
+    ("--config.train.num_steps=99999999999999999999", "config.train.num_steps="
+     "99999999999999999999 is too large; it must be at most 2147483647"),
 ])
 def test_command_line_errors_are_one_line(override, needle, tmp_path):
   proc = _main(*override.split(), tmp_path=tmp_path)

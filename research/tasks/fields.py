@@ -40,7 +40,14 @@ def integer(cfg, section: str, *fields: str) -> None:
                         f"{int(value) if math.isfinite(value) else 1}")
 
 
-def positive(cfg, section: str, *fields: str, allow_zero: bool = False) -> None:
+# The largest step count or size: steps (TrainState.step, the schedule's count) and array
+# sizes are int32 on the device, and a larger Python int passed every check, then failed at
+# the first call (an OverflowError traceback, exit 1).
+INT32_MAX = 2 ** 31 - 1
+
+
+def positive(cfg, section: str, *fields: str, allow_zero: bool = False,
+             at_most: int | None = None) -> None:
   for field in fields:
     value = cfg[section][field]
     _number(section, field, value)
@@ -49,6 +56,10 @@ def positive(cfg, section: str, *fields: str, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
       raise ConfigError(f"config.{section}.{field}={value!r} must be "
                         + ("non-negative" if allow_zero else "positive"))
+    if at_most is not None and value > at_most:
+      why = " (2**31 - 1: steps and sizes are int32 on the device)" if at_most == INT32_MAX else ""
+      raise ConfigError(f"config.{section}.{field}={value!r} is too large; it must be at most "
+                        f"{at_most}{why}")
 
 
 def check_text_task(cfg, sources, tokenizers) -> None:
