@@ -27,7 +27,7 @@ import optax
 from absl import logging
 
 from research import checkpoint as ckpt_lib
-from research import errors, keys
+from research import cli, errors, keys
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
@@ -222,9 +222,10 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
     try:
       workdir_lib.check_same_config(workdir, config)  # again: it may have changed before the lock
       return _train(config, workdir, devices, guard)
-    except BaseException:
-      if fresh and jax.process_index() == 0:  # refused before writing: leave no empty run
-        workdir_layout.remove_if_unstarted(workdir)
+    except BaseException as e:
+      if fresh and jax.process_index() == 0:  # refused (bad input): leave no run behind
+        workdir_layout.remove_if_unstarted(
+            workdir, refused=cli.out_of_memory(e) or cli.exit_code(e) == errors.EXIT_INPUT)
       raise
 
 

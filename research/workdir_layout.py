@@ -9,7 +9,7 @@ from pathlib import Path
 
 from research.errors import InputError, NoCheckpointError
 from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, LOCK, METRICS, PERF, RESULTS,
-                              RUNS, SUMMARY, VOCABULARY, read_json)
+                              RUNS, SUMMARY, VOCABULARY, read_json, trained_nothing)
 
 
 def check_layout(workdir: str | Path) -> None:
@@ -99,14 +99,26 @@ def check_kind(workdir: str | Path, kind: str) -> None:
                      f"the sweep its own directory, e.g. --workdir={workdir}_sweep")
 
 
-def remove_if_unstarted(workdir: str | Path) -> None:
+def remove_if_unstarted(workdir: str | Path, *, refused: bool = False) -> None:
   """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
   does not fit): removes .lock and the empty directories the start made, and the workdir
   itself when that leaves it empty. Any other file stays where it is. Called while holding
-  the lock: a process that starts meanwhile makes a new .lock, and the workdir stays."""
+  the lock: a process that starts meanwhile makes a new .lock, and the workdir stays.
+
+  refused: the start (in a workdir it made) ended as bad input after writing config.json,
+  e.g. a batch too large for the device, found by the first call's compile. If it trained
+  nothing (no metrics row, checkpoint or summary), the files a start writes before training
+  (config.json, vocabulary.json, TensorBoard's empty event file) go too: they stayed, with
+  .lock, checkpoints/ and tensorboard/, though a bad input leaves the workdir untouched."""
   workdir = Path(workdir)
   if (workdir / CONFIG).exists():
-    return  # it started: its files are a run's
+    if not (refused and trained_nothing(workdir) and not (workdir / METRICS).exists()
+            and not (workdir / PERF).exists()):
+      return  # it started: its files are a run's
+    for path in (workdir / CONFIG, workdir / VOCABULARY,
+                 *(workdir / "tensorboard").glob("events.out.tfevents.*")):
+      with contextlib.suppress(OSError):
+        path.unlink()
   with contextlib.suppress(OSError):
     (workdir / LOCK).unlink()
   for path in sorted(workdir.rglob("*"), key=lambda p: len(p.parts), reverse=True):

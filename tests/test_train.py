@@ -74,6 +74,18 @@ def test_nonfinite_loss_before_the_first_save_promises_no_checkpoint(tmp_path):
   assert not any((tmp_path / "checkpoints").iterdir())
 
 
+def test_a_start_refused_at_its_first_call_leaves_no_workdir(tmp_path):
+  """A batch too large for the device (exit 2, RESOURCE_EXHAUSTED at the first compile) left
+  config.json, .lock, checkpoints/ and tensorboard/ in the workdir it made; a bad input
+  leaves the workdir untouched."""
+  from research import cli
+  c = _tiny(tmp_path, **{"train.batch_size": 100_000_000})
+  with pytest.raises(Exception) as e:
+    train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.devices()[:1])
+  assert cli.out_of_memory(e.value), e.value
+  assert not (tmp_path / "run").exists(), sorted((tmp_path / "run").rglob("*"))
+
+
 def test_resume_with_different_shapes_lists_the_parameters(tmp_path):
   from research import checkpoint
   c = _tiny(tmp_path)
