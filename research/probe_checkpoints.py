@@ -216,8 +216,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
   if not set(steps) - done and asked <= {windows}:
     logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
     return []
-  exp = predict.open_run(workdir, config)
-  _check_same_corpus(workdir, exp.task)
+  exp = predict.open_run(workdir, config)  # refuses data changed since training (its record)
   wanted = min(windows, len(exp.task.eval_windows)) if windows else len(exp.task.eval_windows)
   other = {r["num_windows"] for r in rows} - {wanted}
   if other:
@@ -257,21 +256,6 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
     raise RunsFailedError(f"{len(failed)} checkpoint(s) of {workdir} not probed: "
                           + "; ".join(failed) + f"; the others are in {out}")
   return probed
-
-
-def _check_same_corpus(workdir: Path, task) -> None:
-  """The corpus the task read now against the one the run's final probe recorded (in
-  probes/lm.json, once training ended): a data file changed since training (the byte
-  vocabulary is the same) was probed silently, held-out windows and all."""
-  recorded = (workdir_lib.read_json(workdir / "probes" / "lm.json") or {}).get("corpus")
-  now = json.loads(json.dumps(getattr(task, "corpus", None)))
-  if not (isinstance(recorded, dict) and isinstance(now, dict)):
-    return
-  moved = {k: v for k, v in recorded.items() if k != "path"}  # the same text elsewhere is fine
-  if moved != {k: v for k, v in now.items() if k != "path"}:
-    raise InputError(f"the run's training data changed since it was trained: "
-                     f"{workdir / 'probes' / 'lm.json'} recorded corpus {json.dumps(recorded)[:120]}, "
-                     f"it now reads {json.dumps(now)[:120]}; restore the data (config.task.path)")
 
 
 def _read_rows(out: Path) -> list[dict]:

@@ -31,7 +31,7 @@ from research import cli, errors, keys
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
-from research import workdir_layout, workdir_lock
+from research import workdir_layout, workdir_lock, workdir_vocabulary
 from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
 
 
@@ -239,7 +239,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     # after their log lines); the parameters themselves are matched after init below.
     ckpt_lib.check_init_from(config.init_from)
   exp = Experiment(config, devices)
-  workdir_lib.check_vocabulary(workdir, exp.task)
+  workdir_vocabulary.check(workdir, exp.task)
   logging.info("model: %s, %d params (%d non-embedding), %.3g train FLOPs/token; mesh %s",
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
@@ -267,7 +267,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.
   if jax.process_index() == 0:
-    workdir_lib.record_start(workdir, config, exp.task, start)
+    workdir_lib.record_start(workdir, config, start)
+    workdir_vocabulary.record(workdir, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 
   peak, peak_src = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)

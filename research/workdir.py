@@ -4,7 +4,8 @@
   summary.json    written last: its presence at train.num_steps marks a finished run
   metrics.jsonl   one row per logging step / evaluation (values of the training state)
   perf.jsonl      throughput rows (wall-clock dependent)
-  vocabulary.json the task's tokenizer and label names, when it has them (research.predict)
+  vocabulary.json the task's tokenizer and label names, when it has them (research.predict),
+                  and the data it trained on (research/workdir_vocabulary.py)
   config_changes.jsonl  one row per resume that changed a RESUMABLE field: step, changes
   probes/*.json, figures/*.png   written atomically from the final state
   .lock           names the process (host, PID) that writes the directory
@@ -222,28 +223,11 @@ TRAINING_RECORD = ("train_wall_s", "compile_s", "ensemble_size", "frozen", "froz
                    "frozen_loss")
 
 
-def check_vocabulary(workdir: str | Path, task) -> None:
-  """Refuses a task whose data now gives another vocabulary or label set than the one the
-  run saved at its first start (before a restore would fail on the embedding's shape)."""
-  if trained_nothing(workdir):  # record_start replaces it
-    return
-  vocabulary = task.vocabulary() if hasattr(task, "vocabulary") else None
-  # Damaged is refused, not read as absent: the run went on with it, and predict refused it.
-  saved = None if vocabulary is None else read_object(
-      Path(workdir) / VOCABULARY, "does not hold the run's tokenizer and labels (not a JSON "
-      "object)", "restore it from a backup of the run (this run's data gives it again only "
-      "if unchanged since training)")
-  if vocabulary is not None and saved is not None and saved != vocabulary:
-    raise InputError(
-        f"the task's data now gives another vocabulary or label set than the one saved in "
-        f"{Path(workdir) / VOCABULARY} when this run started: the data file changed. Restore "
-        "it, or train on the new data in a new --workdir")
-
-
-def record_start(workdir: str | Path, config, task, step: int) -> None:
-  """Once the state is initialised or restored at `step` (process 0): the task's vocabulary
-  (on the first start), the resumable fields this start changes (appended to
-  config_changes.jsonl) and config.json, each written atomically."""
+def record_start(workdir: str | Path, config, step: int) -> None:
+  """Once the state is initialised or restored at `step` (process 0): the resumable fields
+  this start changes (appended to config_changes.jsonl) and config.json, each written
+  atomically; at step 0 the files of an earlier attempt go (vocabulary.json too: then
+  research/workdir_vocabulary.py `record` writes the task's)."""
   workdir = Path(workdir)
   # A start at step 0 resumes nothing: an earlier attempt's config.json is replaced, and its
   # rows (of that config, never checkpointed) go with it.
@@ -251,8 +235,6 @@ def record_start(workdir: str | Path, config, task, step: int) -> None:
   if not step:
     for name in (METRICS, PERF, CHANGES, VOCABULARY):
       _remove(workdir / name)
-  if hasattr(task, "vocabulary") and not (workdir / VOCABULARY).exists():
-    write_json(workdir / VOCABULARY, task.vocabulary(), indent=0)
   if changes:
     logging.warning("resuming at step %d with changed fields: %s", step, "; ".join(changes))
     rows = read_jsonl(workdir / CHANGES) + [{"step": step, "changes": changes}]

@@ -285,12 +285,24 @@ def test_a_corpus_changed_since_training_is_refused(run, tmp_path):
   moved.write_text(text)  # control: the same text elsewhere is the same corpus
   config["task"]["path"] = str(moved)
   (edited / "config.json").write_text(json.dumps(config))
-  probe_checkpoints._check_same_corpus(edited, predict.open_run(edited).task)
+  predict.open_run(edited)
   moved.write_text(text[: len(text) // 2])
-  with pytest.raises(InputError, match=r"training data changed since it was trained: .*lm.json "
-                     r"recorded corpus .*restore the data"):
+  with pytest.raises(InputError, match=r"is not the data this run trained on \(bytes .*; sha256 "
+                     r".*vocabulary.json\): .*Restore the data the run trained on"):
     probe_checkpoints.probe_run(edited)
   assert not (edited / probe_checkpoints.OUT).exists()
+  # A run of an older version recorded no data in vocabulary.json: its final probe's corpus
+  # (byte counts) is what it is checked against.
+  vocabulary = json.loads((edited / "vocabulary.json").read_text())
+  del vocabulary["data"]
+  (edited / "vocabulary.json").write_text(json.dumps(vocabulary))
+  lm_json = json.loads((edited / "probes" / "lm.json").read_text())
+  del lm_json["corpus"]["sha256"]
+  (edited / "probes" / "lm.json").write_text(json.dumps(lm_json))
+  with pytest.raises(InputError, match=r"is not the data this run trained on \(bytes .*lm.json"):
+    probe_checkpoints.probe_run(edited)
+  moved.write_text(text)
+  predict.open_run(edited)
 
 
 def test_a_config_json_of_an_older_version_still_opens(run, tmp_path):

@@ -148,3 +148,76 @@ def test_a_damaged_vocabulary_is_refused_on_resume(tmp_path):
   with pytest.raises(errors.InputError, match="vocabulary.json does not hold the run's tokenizer"):
     _train(c, wd)
   assert (wd / "vocabulary.json").read_text() == "garbage"
+
+
+def test_a_resume_on_changed_data_with_the_same_vocabulary_is_refused(tmp_path):
+  """Every label of the CSV flipped (same tokenizer, same labels) and the run extended: exit
+  0, 20 more steps trained on the flipped labels; a rerun of the finished run re-probed on
+  them. Now refused naming the file, nothing written; the restored file continues."""
+  from configs import text_classification
+  c = text_classification.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
+  data = _csv(tmp_path / "a.csv")
+  c.task.path = str(data)
+  wd = tmp_path / "run"
+  _train(c, wd)
+  original = data.read_bytes()
+  flipped = original.replace(b",neg", b",tmp").replace(b",pos", b",neg").replace(b",tmp", b",pos")
+  data.write_bytes(flipped)
+  before = {p: p.read_bytes() for p in wd.rglob("*") if p.is_file()}
+  for steps in (20, 40):  # the rerun of the finished run, and its extension
+    c.train.num_steps = steps
+    with pytest.raises(errors.InputError) as e:
+      _train(c, wd)
+    assert e.value.exit_code == 2 and "\n" not in str(e.value)
+    assert str(e.value).startswith(f"config.task.path={str(data)!r} is not the data this run "
+                                   'trained on (sha256 "'), str(e.value)
+    assert str(e.value).endswith("Restore the data the run trained on, or train on the new data "
+                                 "in a new --workdir")
+    assert {p: p.read_bytes() for p in wd.rglob("*") if p.is_file()} == before
+  recorded = json.loads((wd / workdir.VOCABULARY).read_text())["data"]
+  assert set(recorded) == {"path", "rows", "sha256"}
+  data.write_bytes(original)  # the control: the data it trained on continues it
+  assert _train(c, wd)["final_step"] == 40
+
+
+def test_an_lm_corpus_replaced_by_one_of_the_same_characters_is_refused(tmp_path):
+  """The same characters and as many bytes, other text: the extension trained on it (exit 0;
+  probes/lm.json then recorded the same byte counts), and research.probe_checkpoints read its
+  held-out windows. Now both are refused by the run's record of the file's SHA-256."""
+  from configs import lm
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("abcdefgh " * 400)
+  c = lm.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
+  c.task.source, c.task.path, c.task.tokenizer = "file", str(corpus), "char"
+  _train(c, tmp_path / "run")
+  corpus.write_text("hgfedcba " * 400)
+  c.train.num_steps = 40
+  with pytest.raises(errors.InputError, match=r"^config.task.path=.* is not the data this run "
+                     r"trained on \(sha256 \"[0-9a-f]{12}\.\.\.\" -> \"[0-9a-f]{12}\.\.\.\"; "):
+    _train(c, tmp_path / "run")
+  with pytest.raises(errors.InputError, match="is not the data this run trained on"):
+    predict.open_run(tmp_path / "run")  # research.probe_checkpoints' check: the same record
+
+
+def test_a_run_recorded_before_the_data_was_is_resumed_and_records_it(tmp_path):
+  """A vocabulary.json of an older version holds no data record: the run resumes and the
+  data read now is recorded, so that a later change is refused."""
+  from configs import text_classification
+  c = text_classification.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
+  data = _csv(tmp_path / "a.csv")
+  c.task.path = str(data)
+  wd = tmp_path / "run"
+  _train(c, wd)
+  vocabulary = json.loads((wd / workdir.VOCABULARY).read_text())
+  recorded = vocabulary.pop("data")
+  (wd / workdir.VOCABULARY).write_text(json.dumps(vocabulary))
+  c.train.num_steps = 40
+  assert _train(c, wd)["final_step"] == 40
+  assert json.loads((wd / workdir.VOCABULARY).read_text()) == vocabulary | {"data": recorded}
+  _csv(data, seed=1)  # now recorded: a change is refused
+  c.train.num_steps = 60
+  with pytest.raises(errors.InputError, match="is not the data this run trained on"):
+    _train(c, wd)

@@ -1,4 +1,5 @@
 """research/data/text.py: tokenisers, packing, padding, CSV/TFDS sources, rows inside jit."""
+import hashlib
 import re
 
 import jax
@@ -52,8 +53,9 @@ def test_labels_encode_numbers_numerically_and_strings_alphabetically():
 def test_csv_reader_names_a_missing_column(tmp_path):
   p = tmp_path / "d.csv"
   p.write_text('text,sentiment\n"a, b",x\n')
-  texts, labels = text_lib.read_csv(str(p), "text", "sentiment")
+  texts, labels, digest = text_lib.read_csv(str(p), "text", "sentiment")
   assert texts == ["a, b"] and labels == ["x"]
+  assert digest == hashlib.sha256(p.read_bytes()).hexdigest()  # of the bytes, as recorded
   with pytest.raises(InputError, match="has no column 'label'"):
     text_lib.read_csv(str(p), "text", "label")
 
@@ -76,8 +78,8 @@ def test_csv_a_byte_order_mark_and_a_trailing_comma_read_as_meant(tmp_path):
   text'); a trailing comma's empty field is not a shifted row."""
   p = tmp_path / "d.csv"
   p.write_bytes("text,label\nfine film,pos,\n\"bad, long\",neg\n".encode("utf-8-sig"))
-  assert text_lib.read_csv(str(p), "text", "label") == (["fine film", "bad, long"],
-                                                        ["pos", "neg"])
+  assert text_lib.read_csv(str(p), "text", "label")[:2] == (["fine film", "bad, long"],
+                                                            ["pos", "neg"])
 
 
 @pytest.mark.parametrize("placement", ["device", "host"])
@@ -100,7 +102,7 @@ def test_auto_placement_keeps_large_arrays_on_host():
 def test_tfds_text_source_reads_mock_data_without_tensorflow():
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=7):
-    docs = text_lib.tfds_texts("lm1b", "train")
+    docs, _ = text_lib.tfds_texts("lm1b", "train")
     records, _ = text_lib.tfds_records("ag_news_subset", "test")
   assert len(docs) == 7 and all(isinstance(d, str) and d for d in docs)
   joined = text_lib.join_fields(records[0], "title,description")

@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import csv
 import hashlib
+import io
 import re
 import sys
 import sysconfig
@@ -166,12 +167,20 @@ def _existing_file(path: str, what: str) -> Path:
   return p
 
 
-def read_file(path: str) -> str:
-  text = _existing_file(path, "a UTF-8 text file").read_text(encoding="utf-8", errors="replace")
+def _read_bytes(path: str, what: str, encoding: str = "utf-8") -> tuple[str, str]:
+  """(text, SHA-256 of the file's bytes): a run records the digest of the data it trained
+  on; a resume on an edited file is refused (research/workdir_vocabulary.py)."""
+  data = _existing_file(path, what).read_bytes()
+  return data.decode(encoding, errors="replace"), hashlib.sha256(data).hexdigest()
+
+
+def read_file(path: str) -> tuple[str, str]:
+  """(text, SHA-256 of the file's bytes)."""
+  text, digest = _read_bytes(path, "a UTF-8 text file")
   if not text.strip():
     raise InputError(f"config.task.path={path!r} is empty; give a text file with the corpus "
                      "to train on")
-  return text
+  return text, digest
 
 
 def split_text(text: str, valid_fraction: float) -> tuple[str, str]:
@@ -256,10 +265,11 @@ def tfds_records(name: str, split: str, data_dir: str = "", limit: int = 0):
 
 
 def tfds_texts(name: str, split: str, keys: str = "text", data_dir: str = "",
-               limit: int = 0) -> list[str]:
-  """The documents of a TFDS split; `keys` 'title,description' joins features with a space."""
-  records, _ = tfds_records(name, split, data_dir, limit)
-  return [join_fields(r, keys) for r in records]
+               limit: int = 0) -> tuple[list[str], object]:
+  """(documents, dataset_info or None) of a TFDS split; `keys` 'title,description' joins
+  features with a space."""
+  records, info = tfds_records(name, split, data_dir, limit)
+  return [join_fields(r, keys) for r in records], info
 
 
 def join_fields(record, keys: str) -> str:
@@ -271,13 +281,14 @@ def join_fields(record, keys: str) -> str:
   return " ".join(_as_str(record[k]) for k in names)
 
 
-def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-  """(texts, label strings) of a CSV file with a header row; a malformed file raises
-  InputError naming the file, the line and the fix."""
-  p = _existing_file(path, "a CSV file with a header row, e.g. text,label")
-  where = f"config.task.path={path!r}"
+def read_csv(path: str, text_column: str,
+             label_column: str) -> tuple[list[str], list[str], str]:
+  """(texts, label strings, SHA-256 of the file's bytes) of a CSV file with a header row; a
+  malformed file raises InputError naming the file, the line and the fix."""
   # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
-  with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+  text, digest = _read_bytes(path, "a CSV file with a header row, e.g. text,label", "utf-8-sig")
+  where = f"config.task.path={path!r}"
+  with io.StringIO(text, newline="") as f:
     # strict: an unbalanced quote is an error, not a field that swallows the rest of the file.
     reader = csv.DictReader(f, strict=True)
     try:
@@ -314,7 +325,7 @@ def read_csv(path: str, text_column: str, label_column: str) -> tuple[list[str],
       raise InputError(f"{where} line {reader.line_num + 1}: {e}: {hint}") from None
   if not rows:
     raise InputError(f"{where} has a header but no data rows; add one row per example")
-  return [r[0] for r in rows], [r[1] for r in rows]
+  return [r[0] for r in rows], [r[1] for r in rows], digest
 
 
 def encode_labels(labels: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -57,6 +57,12 @@ def open_source(name: str, split: str, data_dir: str = ""):
         + _how_to_prepare(name, data_dir)) from None
 
 
+def full_name(info, name: str) -> str:
+  """NAME/CONFIG/VERSION of the dataset a source read (its dataset_info; NAME without one):
+  a run records it, as a data_dir holding another version of the dataset is other data."""
+  return str(getattr(info, "full_name", "") or name)
+
+
 def read_all(source, keys: tuple[str, ...], chunk: int = 2048) -> dict[str, np.ndarray]:
   """Every record of a data source as stacked numpy arrays, one per feature key."""
   out: dict[str, list] = {k: [] for k in keys}

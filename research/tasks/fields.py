@@ -115,7 +115,7 @@ def _data_file(cfg) -> None:
     elif t.source == "stdlib":
       text_lib.stdlib_files(t.path)
     elif t.source == "csv":
-      _, labels = text_lib.read_csv(t.path, t.text_column, t.label_column)
+      _, labels, _ = text_lib.read_csv(t.path, t.text_column, t.label_column)
       if len(set(labels)) < 2:
         raise InputError(f"config.task.path={t.path!r}: every row has the label {labels[0]!r} "
                          f"(column {t.label_column!r}); a classifier needs at least 2 classes")

@@ -30,6 +30,7 @@ import numpy as np
 from absl import logging
 
 from research.data import text as text_lib
+from research.data import tfds_arrays
 from research.errors import InputError
 from research.models import IOSpec
 from research.tasks.fields import ConfigError, check_text_task, choice, positive
@@ -41,16 +42,20 @@ LM_TOKENIZERS = ("byte", "char")
 
 def load_corpus(cfg) -> tuple[list[str], list[str], dict]:
   """(train documents, eval documents, description) from config.task (deterministic); the
-  description (sizes, and for stdlib its root, Python version and hash) is logged and
-  written to probes/lm.json."""
+  description (sizes; the file's or stdlib's SHA-256, TFDS's name/config/version) is logged,
+  written to probes/lm.json and recorded in the workdir (research/workdir_vocabulary.py)."""
   if cfg.source == "file":
-    train, valid = text_lib.split_text(text_lib.read_file(cfg.path), cfg.valid_fraction)
-    return [train], [valid], {"path": cfg.path, "bytes": [len(t.encode()) for t in (train, valid)]}
+    text, digest = text_lib.read_file(cfg.path)
+    train, valid = text_lib.split_text(text, cfg.valid_fraction)
+    return [train], [valid], {"path": cfg.path, "bytes": [len(t.encode()) for t in (train, valid)],
+                              "sha256": digest}
   if cfg.source == "tfds":
     limit = int(cfg.max_documents)
-    train = text_lib.tfds_texts(cfg.dataset, cfg.train_split, cfg.text_key, cfg.data_dir, limit)
-    valid = text_lib.tfds_texts(cfg.dataset, cfg.eval_split, cfg.text_key, cfg.data_dir, limit)
-    return train, valid, {"dataset": cfg.dataset, "documents": [len(train), len(valid)]}
+    train, info = text_lib.tfds_texts(cfg.dataset, cfg.train_split, cfg.text_key, cfg.data_dir,
+                                      limit)
+    valid, _ = text_lib.tfds_texts(cfg.dataset, cfg.eval_split, cfg.text_key, cfg.data_dir, limit)
+    return train, valid, {"dataset": tfds_arrays.full_name(info, cfg.dataset),
+                          "documents": [len(train), len(valid)]}
   if cfg.source == "stdlib":  # path "" = this interpreter's; valid_fraction of the files
     return text_lib.stdlib_texts(cfg.path, cfg.valid_fraction, int(cfg.max_documents))
   raise ValueError(f"config.task.source={cfg.source!r} is not valid; choose one of: "

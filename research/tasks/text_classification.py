@@ -31,6 +31,7 @@ import numpy as np
 from absl import logging
 
 from research.data import text as text_lib
+from research.data import tfds_arrays
 from research.errors import InputError
 from research.models import IOSpec
 from research.tasks.fields import ConfigError, check_text_task, choice, positive
@@ -40,9 +41,11 @@ READOUTS = ("last", "mean")
 
 
 def load_split(cfg, seed: int):
-  """(train texts, train label ids, test texts, test label ids, label names)."""
+  """(train texts, train label ids, test texts, test label ids, label names, description);
+  the description (the CSV's rows and SHA-256, TFDS's name/config/version and sizes) is
+  recorded in the workdir (research/workdir_vocabulary.py)."""
   if cfg.source == "csv":
-    texts, raw = text_lib.read_csv(cfg.path, cfg.text_column, cfg.label_column)
+    texts, raw, digest = text_lib.read_csv(cfg.path, cfg.text_column, cfg.label_column)
     labels, names = text_lib.encode_labels(raw)
     order = np.random.default_rng(seed).permutation(len(texts))
     n_test = max(1, int(round(len(texts) * cfg.test_fraction)))
@@ -51,7 +54,7 @@ def load_split(cfg, seed: int):
                        f"with config.task.test_fraction={cfg.test_fraction}; add rows")
     test, train = order[:n_test], order[n_test:]
     return ([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
-            names)
+            names, {"path": cfg.path, "rows": len(texts), "sha256": digest})
   if cfg.source == "tfds":
     limit = int(cfg.max_examples)
     out, info = [], None
@@ -70,7 +73,9 @@ def load_split(cfg, seed: int):
         names = feature_names
     except Exception:  # noqa: BLE001 -- no info / not a ClassLabel: keep the numbers
       pass
-    return out[0][0], out[0][1], out[1][0], out[1][1], names
+    return out[0][0], out[0][1], out[1][0], out[1][1], names, {
+        "dataset": tfds_arrays.full_name(info, cfg.dataset), "examples": [len(out[0][1]),
+                                                                          len(out[1][1])]}
   raise ValueError(f"config.task.source={cfg.source!r} is not valid; choose one of: "
                    + ", ".join(SOURCES))
 
@@ -108,7 +113,7 @@ class TextClassificationTask:
   def __init__(self, cfg, seed: int):
     self.cfg = cfg
     self.seq_len = int(cfg.seq_len)
-    tr_x, tr_y, te_x, te_y, self.label_names = load_split(cfg, seed)
+    tr_x, tr_y, te_x, te_y, self.label_names, self.corpus = load_split(cfg, seed)
     self.tokenizer = text_lib.make_tokenizer(cfg.tokenizer, tr_x, int(cfg.vocab_size))
     self.num_classes = len(self.label_names)
     if self.num_classes < 2:

@@ -1,0 +1,96 @@
+"""A run's vocabulary.json: the task's tokenizer and label names, and the data it trained on.
+
+  {"tokenizer": {...}, "labels": [...], "data": {...}}
+
+Written at the run's first start (`record`, process 0), before its first checkpoint;
+research.predict rebuilds a text_classification task from the tokenizer and labels without
+its data. "data" is the task's `corpus`: what it read, with its sizes and the file's SHA-256
+(csv / file sources; stdlib: of the files read) or the TFDS dataset's name/config/version.
+Every resume, extension or rerun of the run and research.probe_checkpoints rebuild the task
+from its data and `check` it against this record: a data file edited since the run started
+(same vocabulary: flipped labels, other text of the same characters) was trained on, or
+probed, silently.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from absl import logging
+
+from research.errors import InputError
+from research.workdir import VOCABULARY, read_json, read_object, trained_nothing, write_json
+
+DATA = "data"
+WHERE = ("path", "root", "python")  # where the data was read: the same bytes elsewhere are the same
+_FIX = ("restore it from a backup of the run (this run's data gives it again only if "
+        "unchanged since training)")
+
+
+def task_data(task) -> dict | None:
+  """What the task read (its `corpus`), as JSON; None for a task that read no data (one
+  rebuilt from its saved vocabulary for predict) or has no vocabulary."""
+  corpus = getattr(task, "corpus", None) if hasattr(task, "vocabulary") else None
+  return json.loads(json.dumps(corpus)) if isinstance(corpus, dict) else None
+
+
+def check(workdir: str | Path, task) -> None:
+  """Refuses a task whose data now gives another vocabulary or label set than the one the
+  run saved at its first start (before a restore would fail on the embedding's shape), or
+  that read other data than the run recorded (same vocabulary: other text or labels)."""
+  if trained_nothing(workdir):  # `record` replaces it
+    return
+  vocabulary = task.vocabulary() if hasattr(task, "vocabulary") else None
+  path = Path(workdir) / VOCABULARY
+  # Damaged is refused, not read as absent: the run went on with it, and predict refused it.
+  saved = None if vocabulary is None else read_object(
+      path, "does not hold the run's tokenizer and labels (not a JSON object)", _FIX)
+  if saved is None:
+    return
+  if {k: v for k, v in saved.items() if k != DATA} != vocabulary:
+    raise InputError(
+        f"the task's data now gives another vocabulary or label set than the one saved in "
+        f"{path} when this run started: the data file changed. Restore "
+        "it, or train on the new data in a new --workdir")
+  recorded, now = saved.get(DATA), task_data(task)
+  if recorded is None and now is not None and getattr(task, "probe_name", None):
+    # A run of an older version: the corpus its final probe recorded (lm: sizes, no hash).
+    path = Path(workdir) / "probes" / f"{task.probe_name}.json"
+    recorded = (read_json(path) or {}).get("corpus")
+  if recorded is not None and not isinstance(recorded, dict):
+    raise InputError(f"{path} is damaged ({DATA!r} is not a record of the data); {_FIX}")
+  # Keys both hold: an older record has fewer (a new key is no change of the data).
+  changed = [] if recorded is None or now is None else [
+      f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in sorted(set(recorded) & set(now))
+      if k not in WHERE and recorded[k] != now[k]]
+  if changed:
+    what = (f"config.task.path={now['path']!r}" if "path" in now else
+            f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")
+    raise InputError(f"{what} is not the data this run trained on ({'; '.join(changed)}; "
+                     f"recorded in {path}): it changed since the run started. Restore the data "
+                     "the run trained on, or train on the new data in a new --workdir")
+
+
+def _shown(value) -> str:
+  """A recorded value in a message: a SHA-256's first 12 digits, others up to 60 characters."""
+  text = json.dumps(value)
+  return text[:13] + '..."' if isinstance(value, str) and len(value) == 64 else text[:60]
+
+
+def record(workdir: str | Path, task, step: int) -> None:
+  """Once the state is initialised or restored at `step` (process 0, after
+  workdir.record_start, which removes an earlier attempt's file at step 0): the task's
+  vocabulary and data, when the workdir holds none yet."""
+  if not hasattr(task, "vocabulary"):
+    return
+  workdir = Path(workdir)
+  saved, data = read_json(workdir / VOCABULARY), task_data(task)
+  if saved is not None and (DATA in saved or data is None):
+    return
+  if saved is not None:  # an older version's run; `check` found the same vocabulary
+    # Recording the data read now (rather than never) refuses a change from here on; what
+    # steps before `step` read is not known.
+    logging.warning("%s holds no record of the data the run trained on (an older version's "
+                    "run): recording the data read at step %d", workdir / VOCABULARY, step)
+  write_json(workdir / VOCABULARY, (saved or task.vocabulary()) | (
+      {DATA: data} if data is not None else {}), indent=0)
