@@ -16,6 +16,7 @@ bounds only the other checkpoints (a preemption save, an extended run's old fina
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from research import checkpoint_noise  # noqa: F401 -- installs its filters
-from research import errors
+from research import errors, workdir_layout
 from research.workdir import CHECKPOINTS
 from research.models import transformer
 
@@ -298,10 +299,10 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
 
 
 # --- config.init_from: another run's weights ------------------------------------------
-# init_params_from(DIR, params, shardings) is the `config.init_from` seam of research/train.py:
-# every parameter of the new model whose path and shape match one in DIR's newest checkpoint is
-# copied; the read-out head (`read_out`) keeps its fresh initialisation when its shape differs
-# (a new task's head); any other mismatch raises InitFromError naming the parameters and shapes.
+# init_params_from(DIR, params, shardings), research/train.py's `config.init_from`: every parameter
+# of the new model whose path and shape match one in DIR's newest checkpoint is copied; the head
+# keeps its fresh initialisation when its shape differs (a new task's); any other mismatch raises
+# InitFromError naming the parameters and shapes.
 HEAD = ("read_out", "head")
 
 
@@ -313,10 +314,7 @@ def _nested(flat: dict) -> dict:
   tree: dict = {}
   for key, x in flat.items():
     *scopes, leaf = key.split("/")
-    node = tree
-    for scope in scopes:
-      node = node.setdefault(scope, {})
-    node[leaf] = x
+    functools.reduce(lambda node, scope: node.setdefault(scope, {}), scopes, tree)[leaf] = x
   return tree
 
 
@@ -329,8 +327,9 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 def check_init_from(workdir: str | Path) -> Path:
   """init_from's checkpoints/ directory, which must exist (the cheap check, run first)."""
-  directory = Path(workdir).expanduser() / CHECKPOINTS
-  if not directory.is_dir():
+  if where := workdir_layout.sweep_folder(workdir):  # an ensemble's checkpoints are no run's
+    raise InitFromError(f"config.init_from={workdir} is {where}")
+  if not (directory := Path(workdir).expanduser() / CHECKPOINTS).is_dir():
     raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
                         "must be the workdir of a run that saved a checkpoint")
   return directory
@@ -351,15 +350,16 @@ def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
     raise InitFromError(f"checkpoint {step} in {directory} is damaged ({corrupt}); resume that "
                         "run once (it falls back to its previous checkpoint) or pick another")
   path = directory / str(step) / "state"
-  checkpointer = ocp.StandardCheckpointer()
-  md = checkpointer.metadata(path)
-  tree = getattr(getattr(md, "item_metadata", md), "tree", md)
-  device = jax.local_devices()[0]
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(
-      tuple(m.shape), m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), tree)
-  state = checkpointer.restore(path, target)
-  checkpointer.close()
-  params = state["params"]
+  with ocp.StandardCheckpointer() as checkpointer:
+    md = checkpointer.metadata(path)
+    tree = getattr(getattr(md, "item_metadata", md), "tree", md)
+    if "params" not in tree:  # a sweep's ensemble (its members' stacked state) moved elsewhere
+      raise InitFromError(f"config.init_from={workdir} holds no run's parameters (a sweep's "
+                          "ensemble?); point it at one member's run folder, SWEEP/runs/NAME")
+    device = jax.local_devices()[0]
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(
+        tuple(m.shape), m.dtype, sharding=jax.sharding.SingleDeviceSharding(device)), tree)
+    params = checkpointer.restore(path, target)["params"]
   return {_path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params)}, step
 
 

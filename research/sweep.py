@@ -241,8 +241,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     members = [overrides[i] for i in todo]
     key = _ensemble_key(config, [names[i] for i in todo], members)
     try:
-      summaries = ens_lib.train_ensemble(config, members, workdir / "ensemble" / key, dirs,
-                                         devices=devices)
+      summaries = ens_lib.train_ensemble(config, members, workdir / workdir_lib.ENSEMBLES / key,
+                                         dirs, devices=devices)
     except _ENDS_THE_SWEEP:
       raise
     except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it

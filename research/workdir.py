@@ -31,6 +31,7 @@ CONFIG, SUMMARY, METRICS, PERF = "config.json", "summary.json", "metrics.jsonl",
 VOCABULARY, LOCK, CHANGES = "vocabulary.json", ".lock", "config_changes.jsonl"
 CHECKPOINTS = "checkpoints"
 RESULTS, RUNS = "results.jsonl", "runs"  # a sweep's directory: its rows, and one run each
+ENSEMBLES = "ensemble"  # and ensemble/KEY: the stacked training state of some of its runs
 SWEEP_RECORD = "sweep.json"  # and which sweep it holds (its config file and --sweep name)
 
 # Fields that change no result file, only how the run is bookkept: a finished run written

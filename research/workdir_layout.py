@@ -8,8 +8,8 @@ import contextlib
 from pathlib import Path
 
 from research.errors import InputError, NoCheckpointError
-from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, LOCK, METRICS, PERF, RESULTS,
-                              RUNS, SUMMARY, VOCABULARY, read_json, trained_nothing)
+from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, ENSEMBLES, LOCK, METRICS, PERF,
+                              RESULTS, RUNS, SUMMARY, VOCABULARY, read_json, trained_nothing)
 
 
 def check_layout(workdir: str | Path) -> None:
@@ -69,13 +69,41 @@ def _enclosing(workdir: Path, kind: str) -> str | None:
   for parent in path.parents:
     if ((parent / CONFIG).is_file() and path.relative_to(parent).parts[0] in RUN_FOLDERS):
       return f"inside the run {parent}'s {path.relative_to(parent).parts[0]}/"
-    if (parent / RESULTS).is_file() and (parent / RUNS).is_dir():
+    if _is_sweep(parent):
       if kind == "run" and path.parent == parent / RUNS:
         if (path / CONFIG).is_file():
           return None  # one of the sweep's runs, continued by hand
         return (f"a new folder in the sweep {parent}'s runs/, where only the sweep makes runs "
                 "(research.results would list it as one of its rows)")
       return f"inside the sweep {parent} (its runs are {parent / RUNS}/NAME)"
+  return None
+
+
+def _is_sweep(path: Path) -> bool:
+  return (path / RESULTS).is_file() and (path / RUNS).is_dir()
+
+
+def sweep_folder(path: str | Path) -> str | None:
+  """What PATH is when it is a sweep's folder that is not one of its runs (the sweep itself,
+  runs/, ensemble/ or an ensemble's KEY), with the run folder to give instead; None
+  otherwise. config.init_from at an ensemble read its members' stacked state as a run's
+  (KeyError: 'params', exit 1); at the sweep or runs/: 'no checkpoints/ directory'."""
+  path = Path(path).expanduser()
+  for root in dict.fromkeys((path, path.parent, path.parent.parent)):
+    if not _is_sweep(root):
+      continue
+    inside = path.relative_to(root).parts
+    what = {(): "a sweep's directory", (RUNS,): "a sweep's runs/ folder",
+            (ENSEMBLES,): "a sweep's ensemble/ folder"}.get(inside)
+    ensemble = len(inside) == 2 and inside[0] == ENSEMBLES
+    if ensemble:
+      what = "a sweep's ensemble (the stacked training state of its members)"
+    if what is None:
+      return None
+    runs = sorted(d.name for d in (root / RUNS).iterdir() if (d / CHECKPOINTS).is_dir())
+    return (f"{what}, not a run; point it at "
+            + ("one member's run folder" if ensemble else "one of the sweep's runs")
+            + f", {root / RUNS}/NAME" + (f" (e.g. {root / RUNS / runs[0]})" if runs else ""))
   return None
 
 

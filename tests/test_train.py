@@ -185,3 +185,39 @@ def test_a_resume_tells_tensorboard_to_drop_the_killed_runs_later_events(tmp_pat
   starts = [e.step for e in _events(tmp_path / "tensorboard")
             if e.HasField("session_log") and e.session_log.status == event_pb2.SessionLog.START]
   assert starts == [41]
+
+
+def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
+  """init_from at a sweep's ensemble/KEY (an --ensemble=on sweep's members' stacked state)
+  was exit 1, 'error: KeyError: 'params' (an internal error ...)' with a traceback; the sweep
+  itself, its runs/ and ensemble/ said only 'no checkpoints/ directory'. Each is now one
+  line naming a run's folder to give instead, nothing written."""
+  import shutil
+  from research import checkpoint, errors, sweep
+  c = _tiny(tmp_path, **{"train.num_steps": 20})
+  sweep.run_sweep(c, [{"seed": 0}, {"seed": 1}], tmp_path / "sw", ensemble="on",
+                  devices=jax.devices()[:1])
+  (key,) = (tmp_path / "sw" / "ensemble").iterdir()
+  runs = tmp_path / "sw" / "runs"
+  shutil.copytree(key, tmp_path / "moved")  # an ensemble moved out of its sweep
+  for folder, what in ((key, "a sweep's ensemble (the stacked training state of its members), "
+                             "not a run; point it at one member's run folder"),
+                       (tmp_path / "sw", "a sweep's directory, not a run; point it at one of "
+                                         "the sweep's runs"),
+                       (runs, "a sweep's runs/ folder, not a run; point it at one of the "
+                              "sweep's runs"),
+                       (key.parent, "a sweep's ensemble/ folder, not a run; point it at one "
+                                    "of the sweep's runs")):
+    c.init_from = str(folder)
+    with pytest.raises(checkpoint.InitFromError) as e:
+      train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])
+    assert str(e.value) == (f"config.init_from={folder} is {what}, {runs}/NAME (e.g. "
+                            f"{runs / '000_seed=0'})")
+    assert e.value.exit_code == errors.EXIT_INPUT and not (tmp_path / "new").exists()
+  c.init_from = str(tmp_path / "moved")
+  with pytest.raises(checkpoint.InitFromError, match=r"holds no run's parameters \(a sweep's "
+                     r"ensemble\?\); point it at one member's run folder, SWEEP/runs/NAME$"):
+    train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])
+  c.init_from = str(runs / "000_seed=0")  # the control: a member's run folder
+  assert train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])[
+      "final_step"] == 20
