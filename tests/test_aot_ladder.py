@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from research import aot, aot_ladder, cli
+from research import aot, aot_ladder, cli, output_paths
 from research.errors import InputError
 
 needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
@@ -145,7 +145,7 @@ def test_cached_only_reads_a_read_only_plan_cache(tiny_ladder, monkeypatch):
   _counting(monkeypatch, _fake_plan)
   monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
   aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
-  monkeypatch.setattr(cli, "_writable", lambda directory: False)  # root writes through 0o555
+  monkeypatch.setattr(output_paths, "_writable", lambda directory: False)  # root writes through 0o555
   rows, unplanned = aot_ladder.ladder(path, ["v5e:2x2", "v5e:4x4"], [], str(cache),
                                       cached_only=True, planner=aot)
   assert [r["topology"] for r in rows] == ["v5e:2x2"] and unplanned == ["tiny@v5e:4x4"]
