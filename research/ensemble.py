@@ -32,7 +32,7 @@ from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
-from research import workdir_lock
+from research import workdir_lock, workdir_vocabulary
 from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
                             run_probes)
 
@@ -203,12 +203,14 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   if jax.process_index() == 0:  # every member's files, before any member's config is written
     for d in dirs:
       workdir_lib.check_readable(d)
+      workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
   writers = []
   for d, member in zip(dirs, members):
     d.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
       workdir_lib.write_text(d / workdir_lib.CONFIG,
                              workdir_lib.config_json(_member_config(config, member)))
+      workdir_vocabulary.record(d, ens.exp.task, start)
     writers.append(metrics_lib.MetricsWriter(str(d), resume_step=start))
   views = [_member_experiment(ens, m) for m in members]
   # One compiled slice for every member (a traced index), keeping the parameters'

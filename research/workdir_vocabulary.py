@@ -45,30 +45,39 @@ def check(workdir: str | Path, task) -> None:
   # Damaged is refused, not read as absent: the run went on with it, and predict refused it.
   saved = None if vocabulary is None else read_object(
       path, "does not hold the run's tokenizer and labels (not a JSON object)", _FIX)
-  if saved is None:
-    return
-  if {k: v for k, v in saved.items() if k != DATA} != vocabulary:
+  if saved is not None and {k: v for k, v in saved.items() if k != DATA} != vocabulary:
     raise InputError(
         f"the task's data now gives another vocabulary or label set than the one saved in "
         f"{path} when this run started: the data file changed. Restore "
         "it, or train on the new data in a new --workdir")
-  recorded, now = saved.get(DATA), task_data(task)
-  if recorded is None and now is not None and getattr(task, "probe_name", None):
-    # A run of an older version: the corpus its final probe recorded (lm: sizes, no hash).
+  recorded, now = (saved or {}).get(DATA), task_data(task)
+  older = recorded is None and now is not None and getattr(task, "probe_name", None)
+  if older:
+    # A run of an older version (or without vocabulary.json: an ensemble member of one): the
+    # corpus its final probe recorded (lm: sizes, a TFDS dataset by its name alone, no hash).
     path = Path(workdir) / "probes" / f"{task.probe_name}.json"
     recorded = (read_json(path) or {}).get("corpus")
   if recorded is not None and not isinstance(recorded, dict):
     raise InputError(f"{path} is damaged ({DATA!r} is not a record of the data); {_FIX}")
+  if recorded is None or now is None:
+    return
+  if older and "/" not in str(recorded.get("dataset", "/")):
+    now = {**now, "dataset": str(now.get("dataset", "")).split("/")[0]}
   # Keys both hold: an older record has fewer (a new key is no change of the data).
-  changed = [] if recorded is None or now is None else [
-      f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in sorted(set(recorded) & set(now))
-      if k not in WHERE and recorded[k] != now[k]]
+  both = sorted(set(recorded) & set(now))
+  changed = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in both
+             if k not in WHERE and recorded[k] != now[k]]
   if changed:
     what = (f"config.task.path={now['path']!r}" if "path" in now else
             f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")
+    moved = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in both
+             if k in WHERE and k != "path" and recorded[k] != now[k]]
+    fix = ("Restore the data the run trained on" if not moved else
+           f"Read it where the run did ({'; '.join(moved)}: the standard library of another "
+           "Python is other text)")
     raise InputError(f"{what} is not the data this run trained on ({'; '.join(changed)}; "
-                     f"recorded in {path}): it changed since the run started. Restore the data "
-                     "the run trained on, or train on the new data in a new --workdir")
+                     f"recorded in {path}): it changed since the run started. {fix}, or "
+                     "train on the new data in a new --workdir")
 
 
 def _shown(value) -> str:

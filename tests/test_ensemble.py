@@ -153,3 +153,26 @@ def test_benchmark_sweep_child_leaves_nothing_in_tmp(monkeypatch):
   bench_ensemble.child_sweep("off", 2)
   assert seen and not any(p.exists() for p in seen)
   assert seen[1].is_relative_to(seen[0].parent)  # the cache lived in the removed folder
+
+
+def test_members_record_the_data_they_trained_on(tmp_path):
+  """Review 40: ensemble members wrote no vocabulary.json, so a member's corpus could change
+  under its resume or research.probe_checkpoints unnoticed; each records it as a solo run."""
+  from configs import lm
+  from research import errors, workdir
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("abcdefgh " * 400)
+  c = lm.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.train.num_steps, c.train.steps_per_call, c.train.log_every, c.train.checkpoint_every = 20, 10, 10, 10
+  c.task.source, c.task.path, c.task.tokenizer = "file", str(corpus), "char"
+  dirs = [tmp_path / "m0", tmp_path / "m1"]
+  ensemble.train_ensemble(c, [{"seed": 0}, {"seed": 1}], tmp_path / "ens", dirs,
+                          devices=jax.devices()[:1])
+  for d in dirs:
+    assert "sha256" in json.loads((d / workdir.VOCABULARY).read_text())["data"]
+  corpus.write_text("hgfedcba " * 400)  # the same characters and bytes, other text
+  c.train.num_steps = 30
+  with pytest.raises(errors.InputError, match="is not the data this run trained on"):
+    ensemble.train_ensemble(c, [{"seed": 0}, {"seed": 1}], tmp_path / "ens", dirs,
+                            devices=jax.devices()[:1])

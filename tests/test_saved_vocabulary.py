@@ -221,3 +221,31 @@ def test_a_run_recorded_before_the_data_was_is_resumed_and_records_it(tmp_path):
   c.train.num_steps = 60
   with pytest.raises(errors.InputError, match="is not the data this run trained on"):
     _train(c, wd)
+
+
+def test_a_run_without_a_data_record_is_checked_against_its_probes_corpus(tmp_path):
+  """Review 40: a run without vocabulary.json (an ensemble member, a run of an older version)
+  skipped the check, so probe_checkpoints read a changed corpus silently; a TFDS run of an
+  older version recorded its dataset by name alone and was refused on a name now spelt with
+  its version; a stdlib corpus read by another Python named no cause."""
+  import types
+  from research import workdir_vocabulary
+  run = tmp_path / "run"
+  (run / "probes").mkdir(parents=True)
+  (run / "summary.json").write_text("{}")
+  probe = lambda corpus: (run / "probes" / "lm.json").write_text(json.dumps({"corpus": corpus}))
+  task = lambda corpus: types.SimpleNamespace(corpus=corpus, probe_name="lm",
+                                              vocabulary=lambda: {"tokenizer": {}})
+  probe({"bytes": [3600, 400], "sha256": "a" * 64})
+  with pytest.raises(errors.InputError, match=r"is not the data this run trained on \(bytes "
+                     r"\[3600, 400\] -> \[10, 10\]; sha256"):
+    workdir_vocabulary.check(run, task({"bytes": [10, 10], "sha256": "b" * 64}))
+  workdir_vocabulary.check(run, task({"bytes": [3600, 400], "sha256": "a" * 64}))  # the same
+  probe({"dataset": "tiny_shakespeare", "bytes": [1, 2]})
+  workdir_vocabulary.check(run, task({"dataset": "tiny_shakespeare/1.0.0", "bytes": [1, 2]}))
+  with pytest.raises(errors.InputError, match="is not the data"):  # control: another dataset
+    workdir_vocabulary.check(run, task({"dataset": "lm1b/1.1.0", "bytes": [1, 2]}))
+  probe({"sha256": "a" * 64, "python": "3.11.4"})
+  with pytest.raises(errors.InputError, match=r"Read it where the run did \(python \"3.11.4\" "
+                     r"-> \"3.11.9\": the standard library of another Python is other text\)"):
+    workdir_vocabulary.check(run, task({"sha256": "b" * 64, "python": "3.11.9"}))
