@@ -106,6 +106,8 @@ def out_of_memory(e: BaseException) -> bool:
 
 
 def _fail_for(e: BaseException) -> None:
+  if isinstance(e, BrokenPipeError) and _stdout_reader_gone():
+    sys.exit(errors.EXIT_PIPE)
   if is_preemption(e):  # preemption.py: entry points print it and exit 0; a rerun continues
     sys.stderr.write(f"{one_line(e)}\n")
     sys.stderr.flush()
@@ -217,7 +219,9 @@ def run(main: Callable[[list[str]], int | None]) -> None:
   def guarded(argv):
     quiet_libraries()
     try:
-      return main(argv)
+      result = main(argv)
+      sys.stdout.flush()  # here, where a closed reader is caught, not at the interpreter's exit
+      return result
     except KeyboardInterrupt:
       interrupted()
     except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
@@ -241,8 +245,6 @@ def run_script(main: Callable[[list[str]], object]) -> None:
   except SystemExit:
     raise
   except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
-    if isinstance(e, BrokenPipeError) and _stdout_reader_gone():
-      sys.exit(errors.EXIT_PIPE)
     _fail_for(e)
   sys.exit(result if isinstance(result, int) else 0)
 

@@ -1,5 +1,6 @@
 """Ctrl-C in any command: one line and exit 130; a second one while libraries' exit hooks
-run quits at once, and an in-process caller keeps its own SIGINT handler (research/cli.py)."""
+run quits at once, and an in-process caller keeps its own SIGINT handler (research/cli.py).
+A reader that closes stdout (`| head`): quiet, exit 141."""
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,31 @@ def test_ctrl_c_in_process_leaves_the_callers_sigint_handler(monkeypatch, ignore
     assert hooks == []
   else:
     assert len(hooks) == 1 and hooks[0][:2] == (signal.signal, signal.SIGINT)
+
+
+# A main that prints more than a pipe holds, through either wrapper (cli.run: research.main,
+# sweep, predict, aot; cli.run_script: the scripts).
+_PRINTS = """
+import sys, time
+from research import cli
+time.sleep(0.5)
+main = lambda argv: print("row\\n" * 100000)
+cli.run(main) if sys.argv[1] == "run" else cli.run_script(main)
+"""
+
+
+@pytest.mark.parametrize("wrapper", ["run", "run_script"])
+def test_a_closed_stdout_reader_ends_the_command_quietly(wrapper):
+  """`results DIR | head -1` printed "error: BrokenPipeError: [Errno 32] Broken pipe" and
+  exited 5 (a disk failure): now silent, 141 as a Unix tool killed by SIGPIPE. The reader
+  here is gone before the command prints anything; a broken pipe elsewhere is still exit 5."""
+  proc = subprocess.Popen([sys.executable, "-c", _PRINTS, wrapper], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  proc.stdout.close()
+  assert proc.wait(timeout=120) == 141
+  assert proc.stderr.read() == ""
+  other = ("import errno; from research import cli; "
+           "cli.run_script(lambda argv: (_ for _ in ()).throw(BrokenPipeError(errno.EPIPE, 'x')))")
+  proc = subprocess.run([sys.executable, "-c", other], cwd=ROOT, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 5 and "error: BrokenPipeError" in proc.stderr, proc.stderr
