@@ -164,7 +164,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   with lock:  # before the ensemble check: a busy workdir is reported as busy, whatever its points
     try:
       if identity is not None:
-        _check_identity(workdir, identity)
+        _check_identity(workdir, identity, overrides)
       if ensemble == "on":
         _check_ensemble_on(config, overrides, workdir)
     except InputError:
@@ -176,16 +176,24 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
     return _run_sweep(config, overrides, workdir, ensemble, devices)
 
 
-
-def _check_identity(workdir: Path, identity: dict) -> None:
+def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> None:
   """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
   (and the same config twice, as 000_seed=0 and 000_num_layers=2,...), exit 0. A DIR
-  written before sweep.json existed takes the identity of its next sweep."""
+  written before sweep.json existed takes the identity of its next sweep if every run in
+  it is one of that sweep's points (else the wrong sweep would claim it)."""
   recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
   if recorded is not None and recorded != identity:
     was = " ".join(f"--{k}={v}" for k, v in recorded.items())
     raise InputError(f"{workdir} holds the sweep {was}, and one directory keeps one sweep's "
                      f"results; pass another --workdir (or rerun {was} to continue it)")
+  runs = workdir / workdir_lib.RUNS
+  if recorded is None and runs.is_dir():
+    mine = {run_name(i, o) for i, o in enumerate(overrides)}
+    other = sorted(d.name for d in runs.iterdir() if d.is_dir() and d.name not in mine)
+    if other:
+      raise InputError(f"{workdir} holds runs that are no point of --sweep={identity['sweep']} "
+                       f"({other[0]}{', ...' if len(other) > 1 else ''}: another sweep's, made "
+                       "before sweep.json recorded which); pass another --workdir")
 
 
 def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:

@@ -186,10 +186,14 @@ def test_another_sweep_after_one_in_the_same_directory_is_refused(tmp_path, monk
   assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before and len(trained) == 1
   run([{"seed": 0}, {"seed": 1}], seeds)  # control: the same sweep, extended
   assert len(trained) == 2
-  old = tmp_path / "old"  # no sweep.json: an older version's DIR
+  old = tmp_path / "old"  # no sweep.json: an older version's DIR, claimed by its own sweep
   run([{"seed": 0}], None, old)
-  run([{"seed": 0}], {**seeds, "sweep": "scale"}, old)
-  assert json.loads((old / "sweep.json").read_text())["sweep"] == "scale"
+  with pytest.raises(InputError, match=r"holds runs that are no point of --sweep=scale "
+                     r"\(000_seed=0: another sweep's"):
+    run([{"model.width": 16}], {**seeds, "sweep": "scale"}, old)
+  assert not (old / "sweep.json").exists()
+  run([{"seed": 0}, {"seed": 1}], seeds, old)
+  assert json.loads((old / "sweep.json").read_text())["sweep"] == "seeds"
 
 
 def test_ensemble_on_in_a_busy_workdir_is_refused_as_busy_naming_one_fix(tmp_path):
