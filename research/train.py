@@ -208,11 +208,11 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
 
   A workdir holds one run: a config that differs from its config.json outside
   workdir.RESUMABLE is refused before anything is written (ConfigChangedError), and a
-  second process on the same workdir is refused while the first holds its lock.
-  """
+  second process on the same workdir is refused while the first holds its lock."""
   workdir = Path(workdir)
   workdir_layout.check_layout(workdir)
   workdir_lib.check_same_config(workdir, config)
+  workdir_layout.check_finished_has_checkpoints(workdir)
   fresh = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
   lock = (workdir_lock.Lock(workdir, "a training run") if jax.process_index() == 0

@@ -27,16 +27,17 @@ def check_layout(workdir: str | Path) -> None:
   if ckpts.exists() and not ckpts.is_dir():
     raise InputError(f"{ckpts} is not a directory (the run's checkpoints go there); move it "
                      "out of the run directory and rerun")
-  _check_finished_has_checkpoints(workdir)
 
 
-def _check_finished_has_checkpoints(workdir: Path) -> None:
+def check_finished_has_checkpoints(workdir: str | Path) -> None:
   """A run that wrote its summary.json but has no complete checkpoint (checkpoints/ removed
   or emptied by hand) read as a start that trained nothing: it restarted from step 0,
   deleting its metrics.jsonl, while the old summary.json still said finished. Refused (exit
   4: no usable checkpoint). A summary with an error (an ensemble member frozen at a
   non-finite loss, which has no checkpoint) is a failed run that a rerun retries from 0, and
-  a start killed before its first save has no summary: both still start afresh."""
+  a start killed before its first save has no summary: both still start afresh. Called after
+  the config check (a run of another config is that refusal, exit 2, not this one)."""
+  workdir = Path(workdir)
   summary_path = workdir / SUMMARY
   if "://" in str(workdir) or not summary_path.is_file():
     return
@@ -48,11 +49,14 @@ def _check_finished_has_checkpoints(workdir: Path) -> None:
   if ckpts.is_dir() and any(p.name.isdigit() and p.is_dir() for p in ckpts.iterdir()):
     return
   at = f" at step {summary['final_step']}" if "final_step" in (summary or {}) else ""
+  unreadable = Path(f"{ckpts}.unreadable")  # where a resume moved checkpoints that failed to read
+  moved = (f" ({unreadable} holds ones that failed to read)"
+           if unreadable.is_dir() and any(unreadable.iterdir()) else "")
   raise NoCheckpointError(
-      f"{workdir} holds a run that finished{at} ({SUMMARY}) but no checkpoint in {ckpts} to "
-      "continue or re-probe it from, and a start from step 0 would replace its metrics; put "
-      f"its checkpoints back, use another --workdir, or move the run's files out of {workdir} "
-      "to train it again there")
+      f"{workdir} holds a run that finished{at} ({SUMMARY}) but no usable checkpoint in "
+      f"{ckpts}{moved} to continue or re-probe it from, and a start from step 0 would replace "
+      f"its metrics; put its checkpoints back, use another --workdir, or move the run's files "
+      f"out of {workdir} to train it again there")
 
 
 RUN_FOLDERS = (CHECKPOINTS, CHECKPOINTS + ".unreadable", "probes", "figures", "tensorboard")

@@ -119,10 +119,14 @@ def test_a_finished_run_without_checkpoints_is_not_restarted(finished, tmp_path,
   before = _snapshot(wd)
   for c in (_tiny(), _tiny(**{"train.num_steps": 60})):  # the same command, and an extension
     with pytest.raises(errors.NoCheckpointError, match=r"holds a run that finished at step 40 "
-                       r"\(summary.json\) but no checkpoint in .*use another --workdir") as e:
+                       r"\(summary.json\) but no usable checkpoint in .*use another --workdir") as e:
       _train(c, wd)
     assert e.value.exit_code == errors.EXIT_CHECKPOINT and "\n" not in str(e.value)
     assert _snapshot(wd) == before and (wd / "checkpoints").exists() == (damage == "emptied")
+  # Another config is that refusal (exit 2), not "put its checkpoints back" (review 40).
+  with pytest.raises(errors.InputError, match="model.width"):
+    _train(_tiny(**{"model.width": 48}), wd)
+  assert _snapshot(wd) == before
   # A failed run's summary (an ensemble member frozen at a non-finite loss: no checkpoint)
   # is retried from step 0, as a sweep's rerun does.
   (wd / "summary.json").write_text(json.dumps({"final_step": 9, "error": "NonFiniteLossError"}))
