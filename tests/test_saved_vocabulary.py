@@ -150,10 +150,8 @@ def test_a_damaged_vocabulary_is_refused_on_resume(tmp_path):
   assert (wd / "vocabulary.json").read_text() == "garbage"
 
 
-def test_a_resume_on_changed_data_with_the_same_vocabulary_is_refused(tmp_path):
-  """Every label of the CSV flipped (same tokenizer, same labels) and the run extended: exit
-  0, 20 more steps trained on the flipped labels; a rerun of the finished run re-probed on
-  them. Now refused naming the file, nothing written; the restored file continues."""
+def _trained_text_run(tmp_path):
+  """A text_classification tiny run of 20 steps on a CSV: (config, the CSV, the workdir)."""
   from configs import text_classification
   c = text_classification.get_config("tiny")
   c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
@@ -161,6 +159,14 @@ def test_a_resume_on_changed_data_with_the_same_vocabulary_is_refused(tmp_path):
   c.task.path = str(data)
   wd = tmp_path / "run"
   _train(c, wd)
+  return c, data, wd
+
+
+def test_a_resume_on_changed_data_with_the_same_vocabulary_is_refused(tmp_path):
+  """Every label of the CSV flipped (same tokenizer, same labels) and the run extended: exit
+  0, 20 more steps trained on the flipped labels; a rerun of the finished run re-probed on
+  them. Now refused naming the file, nothing written; the restored file continues."""
+  c, data, wd = _trained_text_run(tmp_path)
   original = data.read_bytes()
   flipped = original.replace(b",neg", b",tmp").replace(b",pos", b",neg").replace(b",tmp", b",pos")
   data.write_bytes(flipped)
@@ -204,13 +210,7 @@ def test_an_lm_corpus_replaced_by_one_of_the_same_characters_is_refused(tmp_path
 def test_a_run_recorded_before_the_data_was_is_resumed_and_records_it(tmp_path):
   """A vocabulary.json of an older version holds no data record: the run resumes and the
   data read now is recorded, so that a later change is refused."""
-  from configs import text_classification
-  c = text_classification.get_config("tiny")
-  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
-  data = _csv(tmp_path / "a.csv")
-  c.task.path = str(data)
-  wd = tmp_path / "run"
-  _train(c, wd)
+  c, data, wd = _trained_text_run(tmp_path)
   vocabulary = json.loads((wd / workdir.VOCABULARY).read_text())
   recorded = vocabulary.pop("data")
   (wd / workdir.VOCABULARY).write_text(json.dumps(vocabulary))
