@@ -112,9 +112,9 @@ def test_an_edited_vocabulary_that_no_longer_fits_the_checkpoint_is_named(tmp_pa
   assert message.endswith("edited since training; restore them from a backup of the run")
 
 
-def test_an_lm_run_whose_corpus_now_gives_other_characters_is_refused(tmp_path):
-  """lm tasks are rebuilt from their data (no for_prediction): a corpus edited to as many
-  distinct characters but other ones gave other token ids with the same shapes, silently."""
+def _trained_lm_run(tmp_path):
+  """An lm tiny run of 20 steps, char tokens, on a text file of 9 distinct characters in
+  TMP/run: (config, the text file)."""
   from configs import lm
   corpus = tmp_path / "corpus.txt"
   corpus.write_text("abcdefgh " * 400)
@@ -122,6 +122,13 @@ def test_an_lm_run_whose_corpus_now_gives_other_characters_is_refused(tmp_path):
   c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
   c.task.source, c.task.path, c.task.tokenizer = "file", str(corpus), "char"
   _train(c, tmp_path / "run")
+  return c, corpus
+
+
+def test_an_lm_run_whose_corpus_now_gives_other_characters_is_refused(tmp_path):
+  """lm tasks are rebuilt from their data (no for_prediction): a corpus edited to as many
+  distinct characters but other ones gave other token ids with the same shapes, silently."""
+  c, corpus = _trained_lm_run(tmp_path)
   predict.load_run(tmp_path / "run")  # control: the same corpus loads
   corpus.write_text("ijklmnop " * 400)  # 9 distinct characters again, other ones
   with pytest.raises(errors.InputError, match="another vocabulary"):
@@ -191,13 +198,7 @@ def test_an_lm_corpus_replaced_by_one_of_the_same_characters_is_refused(tmp_path
   """The same characters and as many bytes, other text: the extension trained on it (exit 0;
   probes/lm.json then recorded the same byte counts), and research.probe_checkpoints read its
   held-out windows. Now both are refused by the run's record of the file's SHA-256."""
-  from configs import lm
-  corpus = tmp_path / "corpus.txt"
-  corpus.write_text("abcdefgh " * 400)
-  c = lm.get_config("tiny")
-  c.mesh.data, c.train.compile_cache_dir, c.train.num_steps = 1, "", 20
-  c.task.source, c.task.path, c.task.tokenizer = "file", str(corpus), "char"
-  _train(c, tmp_path / "run")
+  c, corpus = _trained_lm_run(tmp_path)
   corpus.write_text("hgfedcba " * 400)
   c.train.num_steps = 40
   with pytest.raises(errors.InputError, match=r"^config.task.path=.* is not the data this run "
