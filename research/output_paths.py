@@ -106,9 +106,9 @@ def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str,
                      f"run or sweep in {parent}; name another file, e.g. "
                      f"{flag}={path.parent / example}")
   for d in parent, *parent.parents:
-    if d.name not in workdir_layout.RUN_FOLDERS + ("ensemble",) or not holds_a_run(d.parent):
+    if d.name not in workdir_layout.RUN_FOLDERS + (workdir.ENSEMBLES,) or not holds_a_run(d.parent):
       continue
-    kept = d.name.startswith(workdir.CHECKPOINTS) or d.name == "ensemble"
+    kept = d.name.startswith(workdir.CHECKPOINTS) or d.name == workdir.ENSEMBLES
     if (kept or real.exists() and not (rewrites and real.suffix != ".json")
         or d.name == "probes" and real.suffix == ".json"):
       raise InputError(f"{flag}={text} is inside the {d.name}/ of the run or sweep in "
