@@ -32,7 +32,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from research import checkpoint_noise  # noqa: F401 -- installs its filters
-from research import errors, workdir_layout
+from research import errors, output_paths, workdir_layout
 from research.workdir import CHECKPOINTS
 from research.models import transformer
 
@@ -298,11 +298,10 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
                       tree, shardings)
 
 
-# --- config.init_from: another run's weights ------------------------------------------
-# init_params_from(DIR, params, shardings), research/train.py's `config.init_from`: every parameter
-# of the new model whose path and shape match one in DIR's newest checkpoint is copied; the head
-# keeps its fresh initialisation when its shape differs (a new task's); any other mismatch raises
-# InitFromError naming the parameters and shapes.
+# --- config.init_from: another run's weights ---
+# init_params_from(DIR, params, shardings), train.py's `config.init_from`: each parameter of the new
+# model whose path and shape match one in DIR's newest checkpoint is copied; the head keeps its fresh
+# init when its shape differs (a new task's); other mismatches raise InitFromError naming them.
 HEAD = ("read_out", "head")
 
 
@@ -327,6 +326,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 def check_init_from(workdir: str | Path) -> Path:
   """init_from's checkpoints/ directory, which must exist (the cheap check, run first)."""
+  output_paths.check_local(workdir, "config.init_from")  # a URL as a Path cannot exist
   if where := workdir_layout.sweep_folder(workdir):  # an ensemble's checkpoints are no run's
     raise InitFromError(f"config.init_from={workdir} is {where}")
   if not (directory := Path(workdir).expanduser() / CHECKPOINTS).is_dir():

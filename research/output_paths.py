@@ -21,8 +21,7 @@ def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> str:
   text = str(path)
   if not text:  # an unset shell variable: --workdir=$RUN would write into the current dir
     raise InputError(f"{flag}= is empty; pass a directory, e.g. {flag}=runs/NAME")
-  if "://" in text:  # gs:// and other remote filesystems are checked by their writer
-    return text
+  check_local(text, flag)
   p = Path(text).expanduser()
   long = [part for part in p.parts if len(os.fsencode(part)) > 255]
   if long:
@@ -35,6 +34,21 @@ def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> str:
     raise InputError(f"{flag}={text} is a file, not a directory; pass a directory path")
   _check_creatable(p, flag, text, "directory")
   return str(p)
+
+
+def check_local(path: str | os.PathLike, flag: str = "") -> None:
+  """Refuses a gs:// (or any URL) path, naming the mount that replaces it. Every file of a
+  run (its lock, config, metrics, probes, figures) is written with local file I/O, where
+  Path("gs://B/run") is the local folder gs:/B/run: each host of a pod wrote its own copy on
+  its own disk, and the run looked saved."""
+  text = str(path)
+  if "://" in text:
+    scheme, _, rest = text.partition("://")
+    given = f"{flag}=" if flag else ""  # "": a positional argument
+    raise InputError(
+        f"{given}{text}: a {scheme}:// URL is not supported (files are read and written with "
+        f"local file I/O, where this is the local path {Path(text)}); mount the bucket (e.g. "
+        f"with gcsfuse) and pass the mount's path, e.g. {given}/mnt/{rest.strip('/') or 'BUCKET'}")
 
 
 def _check_creatable(start: Path, flag: str, text: str, what: str) -> None:
@@ -70,6 +84,7 @@ def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
   """A file path this command may write, checked before the work (a directory, a path below
   a file or an unwritable directory would otherwise fail after it, as an I/O error), and
   never a run's own record (_refuse_a_runs_own_file; `rewrites`: the command's own file)."""
+  check_local(text, flag)
   path = Path(text).expanduser()
   if path.is_dir():
     raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from absl import flags, logging
 
-from research import cli
+from research import cli, output_paths
 from research.errors import InputError
 
 # Parameter scopes that belong to the task's head, not the shared body, at any depth: the
@@ -230,6 +230,7 @@ def main(argv) -> int:
   if any(not t.strip() for t in _TEXT.value):  # --file skips blank lines likewise
     raise InputError("--text is empty; give the text to classify, e.g. --text=\"a great film\"")
   texts = list(_TEXT.value) + (_read_lines(_FILE.value) if _FILE.value else [])
+  output_paths.check_local(_WORKDIR.value, "--workdir")
   workdir = Path(_WORKDIR.value).expanduser()
   if not (workdir / "config.json").is_file():
     raise InputError(f"--workdir={_WORKDIR.value} holds no config.json; pass the --workdir of "

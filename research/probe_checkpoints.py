@@ -144,6 +144,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
   """Probes every checkpoint of `workdir` not yet in `out`; returns the steps it probed.
   `few_shot_prompts` None: FEW_SHOT_DEFAULT on a run trained on text, 0 on a
   task.source='synthetic' one (ids without text, so no prompt can be written)."""
+  output_paths.check_local(workdir, "--workdir")
   workdir = Path(workdir).expanduser()
   if workdir.exists() and not workdir.is_dir():  # was exit 5, "reading .../config.json failed"
     raise InputError(f"--workdir={workdir} is a file; pass the directory of an lm run")

@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from research import output_paths
 from research.errors import InputError, ResearchError, RunsFailedError
 from research.workdir import RESULTS, RUNS, atomic_path, read_jsonl, read_object
 
@@ -51,7 +52,9 @@ _WHERE = re.compile(r"^\s*([\w.\-]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
 def find_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
   """(root, run_dir) for every directory with config.json under each root, sorted."""
   found = []
-  for root in map(Path, dirs):
+  for text in dirs:
+    output_paths.check_local(text)
+    root = Path(text)
     if not root.is_dir():
       raise InputError(f"{root}: not a directory; pass run or sweep directories "
                        "(folders holding config.json somewhere below)")

@@ -27,7 +27,7 @@ import optax
 from absl import logging
 
 from research import checkpoint as ckpt_lib
-from research import cli, errors, keys
+from research import cli, errors, keys, output_paths
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
@@ -195,7 +195,6 @@ def _enable_compile_cache(cache_dir: str) -> None:
     return
   path = os.path.expanduser(cache_dir)
   if "://" not in path:  # JAX would warn on every program and compile it again each start
-    from research import output_paths
     output_paths.check_workdir(path, flag="--config.train.compile_cache_dir")
   jax.config.update("jax_compilation_cache_dir", path)
   # Cache every program: on CPU even the small ones cost seconds to compile.
@@ -209,6 +208,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   A workdir holds one run: a config that differs from its config.json outside
   workdir.RESUMABLE is refused before anything is written (ConfigChangedError), and a
   second process on the same workdir is refused while the first holds its lock."""
+  output_paths.check_local(workdir, "workdir")  # before Path() makes gs://B the folder gs:/B
   workdir = Path(workdir)
   workdir_layout.check_layout(workdir)
   workdir_lib.check_same_config(workdir, config)

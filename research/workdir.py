@@ -173,7 +173,7 @@ def trained_nothing(workdir: str | Path) -> bool:
   first save (a config that did not fit, an interrupt during compilation). A rerun starts
   from step 0 whatever its config, so nothing of that attempt is kept to protect."""
   workdir = Path(workdir)
-  if "://" in str(workdir) or (workdir / SUMMARY).exists():
+  if (workdir / SUMMARY).exists():
     return False
   ckpts = workdir / CHECKPOINTS
   return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))

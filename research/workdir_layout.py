@@ -39,7 +39,7 @@ def check_finished_has_checkpoints(workdir: str | Path) -> None:
   the config check (a run of another config is that refusal, exit 2, not this one)."""
   workdir = Path(workdir)
   summary_path = workdir / SUMMARY
-  if "://" in str(workdir) or not summary_path.is_file():
+  if not summary_path.is_file():
     return
   summary = read_json(summary_path)
   if summary is not None and "error" in summary:
@@ -115,7 +115,6 @@ def check_kind(workdir: str | Path, kind: str) -> None:
   """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
   "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
   beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
-  remote = "://" in str(workdir)  # gs://...: Path() would make it gs:/..., a local path
   workdir = Path(workdir)
   sweep_files = [n for n in (RESULTS, RUNS) if (workdir / n).exists()]
   run_files = [n for n in (CONFIG, METRICS, CHECKPOINTS) if (workdir / n).exists()]
@@ -123,7 +122,7 @@ def check_kind(workdir: str | Path, kind: str) -> None:
     raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
                      f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
                      "the sweep with research.sweep")
-  where = None if remote else _enclosing(workdir, kind)
+  where = _enclosing(workdir, kind)
   if where:
     raise InputError(f"--workdir={workdir} is {where}; give the {kind} a directory of its own")
   if kind == "sweep" and run_files:

@@ -349,10 +349,22 @@ def test_check_workdir(tmp_path, monkeypatch):
                        (tmp_path / ("x" * 300), "over the 255")):
     with pytest.raises(InputError, match=needle):
       output_paths.check_workdir(path)
-  assert output_paths.check_workdir("gs://bucket/run") == "gs://bucket/run"  # remote: the writer checks it
   monkeypatch.setenv("HOME", str(tmp_path))  # --workdir=~/x reaches the program unexpanded
   assert output_paths.check_workdir("~/run") == str(tmp_path / "run")
   assert sorted(tmp_path.iterdir()) == [tmp_path / "f", tmp_path / "link"]  # nothing written
+
+
+def test_remote_paths_are_refused_naming_a_mount(tmp_path, monkeypatch):
+  """gs://B/run became the local folder gs:/B/run (Path drops a slash): each pod host wrote its
+  own copy on its own disk. Every writer and init_from refuse it, and nothing is written."""
+  from research import checkpoint, probe_checkpoints, results, train
+  monkeypatch.chdir(tmp_path)
+  for check in (output_paths.check_workdir, lambda p: output_paths.check_output(p, "--out"),
+                lambda p: train.train_and_evaluate(None, p), checkpoint.check_init_from,
+                lambda p: results.find_runs([p]), probe_checkpoints.probe_run):
+    with pytest.raises(InputError, match=r"gs:// URL is not supported.*gcsfuse.*/mnt/b/run"):
+      check("gs://b/run")
+  assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
