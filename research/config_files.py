@@ -37,6 +37,9 @@ def load_config_module(path_text: str, flag: str = "--config",
   module = importlib.util.module_from_spec(spec)
   try:
     exec(code, module.__dict__)  # noqa: S102 -- a config file is code by design
+  except SystemExit as e:  # sys.exit() at import ended the command with no line (exit 1, 3...)
+    raise InputError(f"{flag}: {path_text} called sys.exit({e.code!r}) when imported; a config "
+                     "file defines get_config and returns its ConfigDict") from None
   except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
     hint = (" (the config file's own directory is not on the import path: put what it imports "
             "in an installed package, or set PYTHONPATH)" if isinstance(e, ImportError) else "")

@@ -113,6 +113,7 @@ def files(tmp_path_factory):
         "def get_config():\n  return icl_regression.get_config('tiny')\n")
   write("value_error.py", "def get_config(preset='a'):\n  return int('abc')\n")
   write("sys_exit.py", "import sys\ndef get_config(preset='a'):\n  sys.exit('bye')\n")
+  write("sys_exit_at_import.py", "import sys\nsys.exit(3)\n")
   write("sibling_import.py", "from my_helpers import WIDTH\n")
   write("frozen.py", "import ml_collections\nfrom configs import icl_regression\n"
         "def get_config(preset='tiny'):\n"
@@ -159,6 +160,8 @@ def test_research_main_malformed_inputs(files, tmp_path):
        "invalid literal for int() with base 10: 'abc' (get_config('a') raised it; fix the config"),
       ("get_config calls sys.exit", [f"--config={files['sys_exit.py']}:a"], 2,
        "get_config('a') called sys.exit('bye'); a config file returns its ConfigDict"),
+      ("sys.exit at import (was: no line, exit 3)", [f"--config={files['sys_exit_at_import.py']}"],
+       2, "called sys.exit(3) when imported"),
       ("config imports a module beside it", [f"--config={files['sibling_import.py']}"], 2,
        "the config file's own directory is not on the import path"),
       ("unknown preset", ["--config=configs/icl_regression.py:nope"], 2,
