@@ -50,16 +50,18 @@ _WHERE = re.compile(r"^\s*([\w.\-]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
 
 # ----------------------------------------------------------------------------- the table
 def find_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
-  """(root, run_dir) for every directory with config.json under each root, sorted."""
-  found = []
+  """(root, run_dir) for every directory with config.json under each root, sorted; a run under
+  two roots (`results DIR DIR`, a sweep and its run) is listed once, not counted twice."""
+  found, seen = [], set()
   for text in dirs:
     output_paths.check_local(text)
     root = Path(text)
     if not root.is_dir():
       raise InputError(f"{root}: not a directory; pass run or sweep directories "
                        "(folders holding config.json somewhere below)")
-    runs = {p.parent for p in root.rglob("config.json")}
-    found += [(root, run) for run in sorted(runs)]
+    runs = sorted({p.parent for p in root.rglob("config.json")})
+    found += [(root, run) for run in runs if run.resolve() not in seen]
+    seen.update(run.resolve() for run in runs)
   if not found:
     raise InputError(f"no run (a directory with config.json) under {', '.join(map(str, dirs))}; "
                      "pass the --workdir of research.main or research.sweep")

@@ -104,6 +104,14 @@ def test_bad_where_is_an_input_error(sweep_dir, where, match):
     results.records([sweep_dir], [where])
 
 
+def test_a_run_given_twice_is_one_row(sweep_dir):
+  """`results DIR DIR`, or a sweep and one of its runs: a row per root, so every mean and
+  plot counted the run twice."""
+  rows = results.records([sweep_dir, sweep_dir, sweep_dir / "runs" / "001_width=64"])
+  assert [r["run"] for r in rows] == ["scale/runs/000_width=16", "scale/runs/001_width=64",
+                                      "scale/runs/002_width=256"]
+
+
 def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
   cols = results.default_columns(results.records([sweep_dir]))
   assert cols[0] == "run" and {"model.width", "optim.learning_rate", "summary.num_params",
