@@ -7,7 +7,8 @@ A run is a directory holding config.json (research.main's workdir, a sweep's
 runs/NAME/, an experiment's run folders); every directory under DIR is searched.
 One row per run:
 
-  run         the run directory, relative to the DIR it was found under
+  run         the run directory, relative to the DIR it was found under (one row if under two)
+  state       finished, unfinished (interrupted, running, fewer steps) or failed
   a.b.c       every config field, dotted (`model.width`, `optim.learning_rate`)
   summary.k   every summary.json field (`summary.final_loss`, `summary.num_params`)
   last.k      what metrics.jsonl holds for the last step, its rows merged (`last.step`,
@@ -41,7 +42,7 @@ from typing import Iterable, Sequence
 
 from research import output_paths
 from research.errors import InputError, ResearchError, RunsFailedError
-from research.workdir import RESULTS, RUNS, atomic_path, read_jsonl, read_object
+from research.workdir import RESULTS, RUNS, atomic_path, read_jsonl, read_object, run_state
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -94,19 +95,18 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     name = run_dir.resolve().name
   elif prefix_root:
     name = f"{root.name}/{name}"
-  row = {"run": name, "dir": str(run_dir)}
-  row.update(flatten(_read_json(run_dir / "config.json")))
+  config = _read_json(run_dir / "config.json")
   summary = _read_json(run_dir / "summary.json")
   _check_summary(summary, run_dir / "summary.json")
-  row.update(flatten(summary, "summary."))
+  row = {"run": name, "state": run_state(config, summary), "dir": str(run_dir),
+         **flatten(config), **flatten(summary, "summary.")}
   for probe in sorted((run_dir / "probes").glob("*.json")):  # a probe's own scalars
     summary = _read_json(probe).get("summary")
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
   metrics = read_jsonl(run_dir / "metrics.jsonl")
   _check_metrics(metrics, run_dir / "metrics.jsonl")
-  row.update(flatten(last_step(metrics), "last."))
-  return row
+  return row | flatten(last_step(metrics), "last.")
 
 
 def _numbers(value) -> bool:
@@ -275,11 +275,11 @@ def default_columns(rows: list[dict]) -> list[str]:
   """What tells runs apart and how they ended: the run, the config fields that vary, the
   parameter count, the last metrics (timings, which vary on every rerun, left out) and the
   probes' scalars."""
-  config = [c for c in varying(rows) if not c.startswith(("summary.", "last.", "probes."))]
+  config = [c for c in varying(rows) if c.split(".")[0] not in ("state", "summary", "last", "probes")]
   size = [c for c in ("summary.num_params",) if c in columns_of(rows)]
   last = [c for c in columns_of(rows) if c.startswith("last.") and c != "last.learning_rate"]
   probes = [c for c in columns_of(rows) if c.startswith("probes.")]
-  return ["run", *config, *size, *last, *probes]
+  return ["run", "state", *config, *size, *last, *probes]
 
 
 def _cell(value) -> str:

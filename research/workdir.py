@@ -205,6 +205,16 @@ def finished_summary(workdir: str | Path, config) -> dict | None:
   return summary
 
 
+def run_state(config: dict, summary: dict) -> str:
+  """research.results' state of a run from its config.json and summary.json (dicts): failed
+  (an error: a member frozen at a non-finite loss), finished (finished_summary's rule on the
+  steps), or unfinished (no summary: interrupted, running or refused; or fewer steps)."""
+  if "error" in summary:
+    return "failed"
+  steps = (config.get("train") or {}).get("num_steps")
+  return "finished" if summary and summary.get("final_step") == steps else "unfinished"
+
+
 def kept_training_record(workdir: Path, summary: dict) -> dict:
   """SUMMARY for a rerun of a finished run, which trains nothing and re-probes, with what
   the run's summary recorded about its training kept (wall and compile time, an ensemble

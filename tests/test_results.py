@@ -19,10 +19,11 @@ def _run(path: Path, width: int, lr: float, losses: list[float], name: str = "ad
   path.mkdir(parents=True)
   config = {"seed": 0, "task": {"name": "regression"},
             "model": {"width": width, "num_layers": 2},
-            "optim": {"name": name, "learning_rate": lr}, "sharding": {"rules": [["a", None]]}}
+            "optim": {"name": name, "learning_rate": lr}, "sharding": {"rules": [["a", None]]},
+            "train": {"num_steps": 10 * len(losses)}}
   (path / "config.json").write_text(json.dumps(config))
-  (path / "summary.json").write_text(json.dumps({"num_params": width * 100,
-                                                 "final_loss": losses[-1]}))
+  (path / "summary.json").write_text(json.dumps({"num_params": width * 100, "final_loss": losses[-1],
+                                                 "final_step": 10 * len(losses)}))
   (path / "metrics.jsonl").write_text("".join(
       json.dumps({"step": 10 * (i + 1), "loss": v}) + "\n" for i, v in enumerate(losses)))
   return path
@@ -112,6 +113,22 @@ def test_a_run_given_twice_is_one_row(sweep_dir):
                                       "scale/runs/002_width=256"]
 
 
+def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_dir):
+  """An interrupted sweep's runs, or members frozen at a non-finite loss, printed as rows
+  like finished ones (their last step and loss), with nothing to tell them apart."""
+  runs = sorted((sweep_dir / "runs").iterdir())
+  (runs[1] / "summary.json").unlink()  # interrupted: no summary yet
+  (runs[2] / "summary.json").write_text(json.dumps(
+      {"final_step": 20, "error": "NonFiniteLossError: non-finite loss nan at step 20"}))
+  assert [r["state"] for r in results.records([sweep_dir])] == ["finished", "unfinished", "failed"]
+  config = json.loads((runs[0] / "config.json").read_text())
+  config["train"]["num_steps"] = 60  # extended: its summary is of the first 30 steps
+  (runs[0] / "config.json").write_text(json.dumps(config))
+  rows = results.records([sweep_dir], where=["state=unfinished"])
+  assert [r["run"] for r in rows] == ["runs/000_width=16", "runs/001_width=64"]
+  assert results.default_columns(rows)[:2] == ["run", "state"]
+
+
 def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
   cols = results.default_columns(results.records([sweep_dir]))
   assert cols[0] == "run" and {"model.width", "optim.learning_rate", "summary.num_params",
@@ -124,8 +141,8 @@ def test_cli_prints_the_table_and_writes_the_csv(sweep_dir, tmp_path):
   proc = _cli(sweep_dir, "--where", "model.width>=64", "--csv", out)
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.splitlines()
-  assert lines[0].split()[:3] == ["run", "model.width", "optim.learning_rate"]
-  assert len([l for l in lines if l.startswith("runs/")]) == 2
+  assert lines[0].split()[:4] == ["run", "state", "model.width", "optim.learning_rate"]
+  assert [l.split()[1] for l in lines if l.startswith("runs/")] == ["finished", "finished"]
   with open(out) as f:
     rows = list(csv.DictReader(f))
   assert [r["model.width"] for r in rows] == ["64", "256"] and "dir" in rows[0]
