@@ -23,7 +23,6 @@ slice or local devices it compiles for: research/aot_targets.py.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import re
 import sys
@@ -37,6 +36,7 @@ from research import cli, output_paths
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
                                   topology_target)
 from research.errors import InputError
+from research.workdir import write_json
 
 cli.define_config_flag()
 _TOPOLOGY = flags.DEFINE_string("topology", "", "TPU slice to compile for, e.g. v5e:4x4, "
@@ -300,7 +300,7 @@ def main(argv) -> None:
     print(report(plans[0]))
   if out:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(plans if _LADDER.value else plans[0], indent=2))
+    write_json(out, plans if _LADDER.value else plans[0])  # atomic: never half a file
     print(f"wrote {out}")
 
 

@@ -142,13 +142,13 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
 
 
 def check_out(out: Path, text: str, cache_dir: str) -> None:
-  """--out may not be the plan cache or a folder above it: the file took the cache
-  directory's place (--cached_only: every later run was refused, "is a file"), or the cache,
-  made first, took --out's (exit 5 after the compiles)."""
-  cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
-  if cache and (out.resolve() == cache or out.resolve() in cache.parents):
-    raise InputError(f"--out={text} is --plan_cache={cache_dir} or a folder above it; write "
-                     "the plans to a file outside it, e.g. --out=ladder.json")
+  """--out may not be the plan cache, a folder above it or a file in it: the file took the
+  cache directory's place (--cached_only: every later run was refused, "is a file"), the
+  cache, made first, took --out's (exit 5 after the compiles), or it replaced a cached plan."""
+  cache, out = Path(cache_dir).expanduser().resolve() if cache_dir else None, out.resolve()
+  if cache and (out == cache or out in cache.parents or cache in out.parents):
+    raise InputError(f"--out={text} is --plan_cache={cache_dir}, a folder above it or a file in "
+                     "it; write the plans to a file outside it, e.g. --out=ladder.json")
 
 
 def _cache_to_read(cache_dir: str) -> str:

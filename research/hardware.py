@@ -35,17 +35,18 @@ class Chip:
   fp32_flops: float
   topology_prefix: str = ""   # the name jax.experimental.topologies uses ("v5e" in "v5e:4x4")
   devices_per_chip: int = 1   # jax devices one chip shows as (v3: one per TensorCore)
+  torus_dims: int = 0         # a slice's shape has this many sizes (v5e:4x4, v5p:4x4x4)
 
   def peak_flops(self, dtype: str) -> float:
     return self.bf16_flops if dtype == "bfloat16" else self.fp32_flops
 
 
 CHIPS = (
-    Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4"),
-    Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * 10 ** 9, 197e12, 197e12, "v5e"),
-    Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * 10 ** 9, 459e12, 459e12, "v5p"),
-    Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * 10 ** 9, 918e12, 918e12, "v6e"),
-    Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2),
+    Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4", torus_dims=3),
+    Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * 10 ** 9, 197e12, 197e12, "v5e", torus_dims=2),
+    Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * 10 ** 9, 459e12, 459e12, "v5p", torus_dims=3),
+    Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * 10 ** 9, 918e12, 918e12, "v6e", torus_dims=2),
+    Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
     Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 19.5e12),
     Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 67e12),
     Chip("NVIDIA H200", ("H200",), 141 * 10 ** 9, 989e12, 67e12),

@@ -59,6 +59,18 @@ def test_v4_plans_one_device_per_chip():
   assert p["roofline"]["peak_flops_per_device"] == 275e12
 
 
+@pytest.mark.parametrize("name,match", [
+    ("v5e:2x2x2", "TPU v5e slices are 2-D; write 2 sizes, e.g. v5e:4x4"),
+    ("v6e:2x2x1", "TPU v6e slices are 2-D"), ("v5p:4x4", "TPU v5p slices are 3-D; write 3 sizes"),
+    ("v4:2x2", "TPU v4 slices are 3-D")])
+def test_a_shape_of_the_wrong_rank_is_refused(name, match):
+  """libtpu planned v5e:2x2x2 as 8 chips (exit 0), a slice v5e never comes in."""
+  with pytest.raises(InputError, match=f"--topology={name}: {match}"):
+    aot.check_topology_name(name)
+  aot.check_topology_name({"v5e": "v5e:2x4", "v6e": "v6e:4x4", "v5p": "v5p:2x2x1",
+                           "v4": "v4:2x2x1"}[name.split(":")[0]])  # control: the right rank
+
+
 def test_v3_is_refused_not_planned_per_core(monkeypatch):
   """A v3 chip is two devices with half its HBM and peak each: the plan printed 8 x TPU v3,
   17.18 GB and 62 TFLOP/s 'per chip' for v3:2x2. Refused by name (no libtpu needed) and on a

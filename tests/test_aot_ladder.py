@@ -154,7 +154,7 @@ def test_cached_only_reads_a_read_only_plan_cache(tiny_ladder, monkeypatch):
 
 
 @pytest.mark.parametrize("cached_only", [True, False])
-@pytest.mark.parametrize("cache,out", [("plans", "plans"), ("a/plans", "a")])
+@pytest.mark.parametrize("cache,out", [("plans", "plans"), ("a/plans", "a"), ("plans", "plans/x.json")])
 def test_out_on_the_plan_cache_or_above_it_is_refused(tmp_path, cached_only, cache, out):
   """--cached_only --plan_cache=X --out=X wrote '[]' as the file X where the cache directory
   belongs (every later run: 'is a file'); compiling, the cache made first took --out's place
@@ -166,7 +166,7 @@ def test_out_on_the_plan_cache_or_above_it_is_refused(tmp_path, cached_only, cac
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2, proc.stderr[-2000:]
   (line,) = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert "or a folder above it; write the plans to a file outside it" in line
+  assert "a folder above it or a file in it; write the plans to a file outside it" in line
   assert not (tmp_path / out).exists()
 
 
