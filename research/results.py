@@ -235,9 +235,9 @@ def check_column(rows: list[dict], name: str, flag: str) -> None:
 
 
 def _value(text: str):
-  """A --where value: a number, true/false/null, or the text itself."""
+  """A --where value: a number, true/false/null (or True/False/None, as the table prints them), or the text."""
   try:
-    return json.loads(text)
+    return json.loads({"True": "true", "False": "false", "None": "null"}.get(text, text))
   except ValueError:
     return text
 

@@ -18,7 +18,7 @@ def _run(path: Path, width: int, lr: float, losses: list[float], name: str = "ad
   """A run directory as research.main leaves it (the files results reads, no training)."""
   path.mkdir(parents=True)
   config = {"seed": 0, "task": {"name": "regression"},
-            "model": {"width": width, "num_layers": 2},
+            "model": {"width": width, "num_layers": 2, "fused_qkv": False},
             "optim": {"name": name, "learning_rate": lr}, "sharding": {"rules": [["a", None]]},
             "train": {"num_steps": 10 * len(losses)}}
   (path / "config.json").write_text(json.dumps(config))
@@ -91,7 +91,8 @@ def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
     (["model.width>=64"], [64, 256]), (["model.width < 64"], [16]),
     (["model.width>16", "optim.learning_rate==0.001"], [64]),
     (["optim.name=adam"], [16, 64, 256]), (["optim.name!=adam"], []),
-    (["model.width==1000"], [])])
+    (["model.width==1000"], []), (["model.fused_qkv==False"], [16, 64, 256]),
+    (["model.fused_qkv=false"], [16, 64, 256]), (["model.fused_qkv!=True"], [16, 64, 256])])
 def test_where_filters(sweep_dir, where, widths):
   assert [r["model.width"] for r in results.records([sweep_dir], where)] == widths
 
