@@ -276,7 +276,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
   fv = flags.FlagValues()
   define(fv)
   argv = list(sys.argv[1:] if argv is None else argv)
-  if any(a in ("--help", "-h", "--helpfull", "-?") for a in argv):
+  if any(a in ("--help", "-h", "--helpshort", "--helpfull", "-?") for a in argv):
     print(doc.strip() + "\n\nflags:\n" + fv.get_help())
     sys.exit(0)
   try:
