@@ -7,6 +7,7 @@ control: a valid input through the same wrapper exits 0.
 import sys
 
 import pytest
+from absl import flags
 
 from research import cli
 from research.errors import InputError
@@ -342,5 +343,6 @@ def test_every_help_flag_of_research_main_works_in_a_script(flag, capsys):
   """--helpshort worked for research.main, sweep and aot (absl) but was "Unknown command
   line flag 'helpshort'" (exit 2) for results, reproduce and the paper scripts."""
   with pytest.raises(SystemExit) as e:
-    cli.parse_flags(lambda fv: fv.DEFINE_integer("seed", 0, "The seed."), [flag], doc="A script.")
+    cli.parse_flags(lambda fv: flags.DEFINE_integer("seed", 0, "The seed.", flag_values=fv), [flag],
+                    doc="A script.")
   assert e.value.code == 0 and "A script." in capsys.readouterr().out
