@@ -70,6 +70,8 @@ def test_runs_of_the_same_name_are_told_apart(tmp_path):
   b = _run(tmp_path / "r7" / "run", 32, 1e-3, [2.0])
   assert [r["run"] for r in results.records([a, b])] == [str(a), str(b)]
   assert [r["run"] for r in results.records([a])] == ["run"]  # control: one, its name
+  # Given twice (`results DIR DIR`, a sweep and its run): a row per root counted it twice.
+  assert len(results.records([a, a, b, b.parent])) == 2
 
 
 def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
@@ -104,14 +106,6 @@ def test_where_filters(sweep_dir, where, widths):
 def test_bad_where_is_an_input_error(sweep_dir, where, match):
   with pytest.raises(InputError, match=match):
     results.records([sweep_dir], [where])
-
-
-def test_a_run_given_twice_is_one_row(sweep_dir):
-  """`results DIR DIR`, or a sweep and one of its runs: a row per root, so every mean and
-  plot counted the run twice."""
-  rows = results.records([sweep_dir, sweep_dir, sweep_dir / "runs" / "001_width=64"])
-  assert [r["run"] for r in rows] == ["scale/runs/000_width=16", "scale/runs/001_width=64",
-                                      "scale/runs/002_width=256"]
 
 
 def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_dir):
@@ -287,6 +281,17 @@ def test_plot_against_a_config_field(sweep_dir, tmp_path):
   proc = _cli(sweep_dir, "--plot", "loss", "--x", "model.width", "--out", tmp_path / "w.png")
   assert proc.returncode == 0, proc.stderr
   assert (tmp_path / "w.png").stat().st_size > 5000
+
+
+def test_runs_a_plot_leaves_out_are_counted(sweep_dir, tmp_path):
+  """The title said "across 4 runs" over the 3 that have the column, without a word."""
+  other = _run(tmp_path / "other", 8, 1e-3, [2.0])
+  (other / "config.json").write_text(json.dumps({"model": {"num_layers": 2}}))
+  proc = _cli(sweep_dir, other, "--plot", "loss", "--x", "model.width", "--out", tmp_path / "w.png")
+  assert proc.returncode == 0, proc.stderr
+  assert "1 of the 4 runs have no last.loss or model.width and are not drawn" in proc.stderr
+  proc = _cli(sweep_dir, "--plot", "loss", "--x", "model.width", "--out", tmp_path / "x.png")
+  assert "not drawn" not in proc.stderr  # control: every run drawn
 
 
 def test_the_default_figure_place_is_checked_before_the_table(sweep_dir, monkeypatch, capsys):

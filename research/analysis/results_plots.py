@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from absl import logging  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
@@ -114,16 +115,21 @@ def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
   return curves
 
 
-def _curves(rows: list[dict], metric: str, ax, colours) -> None:
-  for points, colour in zip(_curves_of(rows, metric), colours):
+def _curves(rows: list[dict], metric: str, ax, colours) -> int:
+  """Draws each run's curve; returns how many runs had one."""
+  curves = _curves_of(rows, metric)
+  for points, colour in zip(curves, colours):
     if points:  # a run with one logged step is a point: a line alone would draw nothing
       ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9,
               marker="o" if len(points) == 1 else None, ms=5)
   ax.set_xlabel("step")
+  return sum(map(bool, curves))
 
 
-def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax, colours) -> str:
-  """METRIC (a column, else last.METRIC) against column x, one line per --by value."""
+def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
+            colours) -> tuple[str, int]:
+  """METRIC (a column, else last.METRIC) against column x, one line per --by value; returns
+  the column and how many runs had numbers in both."""
   column = _metric_column(rows, metric)
   groups: dict[str, list] = {}
   for row, colour in zip(rows, colours):
@@ -140,7 +146,7 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax, colour
   if _spans_decade(all_x):
     ax.set_xscale("log")
   ax.set_xlabel(x)
-  return column
+  return column, sum(map(len, groups.values()))
 
 
 def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "step",
@@ -150,15 +156,19 @@ def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "s
   colours, key = _colouring(rows, by)
   fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
   if x == "step":
-    _curves(rows, metric, ax, colours)
-    label = metric
+    label, drawn = metric, _curves(rows, metric, ax, colours)
   else:
-    label = _points(rows, metric, x, by, ax, colours)
+    label, drawn = _points(rows, metric, x, by, ax, colours)
+  if drawn < len(rows):  # the title said "across 16 runs" over the 10 that have the columns
+    logging.warning("--plot %s: %d of the %d runs have no %s%s and are not drawn", metric,
+                    len(rows) - drawn, len(rows), label, "" if x == "step" else f" or {x}")
   values = [v for line in ax.get_lines() for v in line.get_ydata()]
   if values and _spans_decade(values):
     ax.set_yscale("log")
   ax.set_ylabel(label)
-  ax.set_title(f"{label} across {len(rows)} runs" + (f" by {by}" if by else ""), fontsize=10)
+  left_out = f" ({len(rows) - drawn} without it left out)" if drawn < len(rows) else ""
+  ax.set_title(f"{label} across {drawn} runs{left_out}" + (f" by {by}" if by else ""),
+               fontsize=10)
   ax.grid(alpha=0.3)
   key(fig, ax)
   return plots.save_figure(fig, out)
