@@ -100,6 +100,9 @@ def topology_target(name: str, flag: str = "--topology") -> Target:
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   from jax.experimental import topologies
   config = {"chip_config_name": "megacore"} if chip.topology_prefix == "v4" else {}
+  sizes = [int(x) for x in name.split(":", 1)[1].split("x")]
+  if chip.torus_dims == 2 and sizes == [1, 1]:  # v5e:1x1, v6e:1x1 (one-chip VMs): below
+    config["chips_per_host_bounds"] = (1, 1, 1)  # libtpu's default 2x2 host, so refused
   try:
     with _libtpu_chatter_dropped():
       devices = topologies.get_topology_desc(platform="tpu", topology_name=name,
@@ -108,7 +111,7 @@ def topology_target(name: str, flag: str = "--topology") -> Target:
     reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise InputError(f"{flag}={name}: {reason}; use a shape the chip supports, e.g. "
                      "v5e:2x2, v5e:4x4, v5e:8x8, v5p:2x2x1, v5p:4x4x4, v6e:4x4") from None
-  chips = math.prod(int(x) for x in name.split(":", 1)[1].split("x"))
+  chips = math.prod(sizes)
   if len(devices) != chips:  # a chip listed as its cores: per-chip figures would be per core
     raise InputError(f"{flag}={name}: libtpu lists {len(devices)} devices for {chips} chips; "
                      "plan on a chip it lists one device per chip for, e.g. v5e:4x4")

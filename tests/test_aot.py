@@ -47,6 +47,14 @@ def test_topology_devices(v5e):
 
 
 @needs_libtpu
+def test_a_one_chip_slice_is_planned():
+  """v5e:1x1 (a v5litepod-1 VM) was refused with libtpu's 'not divisible by the given (or
+  default) chips_per_host_bounds 2x2x1'."""
+  assert len(aot.topology_target("v5e:1x1").devices) == 1
+  assert len(aot.topology_target("v6e:1x1").devices) == 1
+
+
+@needs_libtpu
 def test_v4_plans_one_device_per_chip():
   """libtpu listed a v4 slice's two TensorCores per chip, which jax's mesh code refuses on v4
   (an AssertionError traceback, exit 1); the megacore chip config gives one device per chip,
