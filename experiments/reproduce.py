@@ -15,8 +15,9 @@ NAME is a module experiments/NAME.py (PAPERS below); reproduce calls its
 module marked SEEDLESS (a deterministic fit) runs once, into WORKDIR/NAME/run/. Then it reads
 the result files and checks each headline claim of the paper (experiments/claims/), every seed
 scored and aggregated: "PASS 3/3" needs every seed and at least 3 of them; a claim holding on
-fewer seeds is UNREPLICATED; a self-check (target computed by this project) never counts as a
-paper PASS. WORKDIR/NAME/summary.json holds one row per claim {claim, paper, ours, tolerance
+fewer seeds is UNREPLICATED (a seed folder without its result file, interrupted, is not
+scored and is named: summaries.summarize); a self-check (target computed by this project)
+never counts as a paper PASS. WORKDIR/NAME/summary.json holds one row per claim {claim, paper, ours, tolerance
 (with its reason), status, control, note, kind, seeds}, printed as a table and written to
 WORKDIR/NAME/summary.md. Tolerances come from docs/REFERENCES.md; where a preset shrinks the
 setup, the claim is restated for it and the note says so. Rerunning reuses finished runs (each
@@ -139,7 +140,8 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
   machine = summaries.this_machine()
   s = summaries.summarize(name, preset, workdir, paper=PAPERS[name].PAPER, wall_s=wall,
                           error="; ".join(errors) or None, machine=machine)
-  if record and fresh and not s["error"]:  # a reused, failed or unscorable run measures nothing
+  # A reused, failed, unscorable or partly unfinished run measures nothing.
+  if record and fresh and not s["error"] and not s["unfinished"]:
     summaries.record_wall_time(name, preset, wall, len(runs), machine)
   summaries.print_summary(s)
   return s
@@ -295,8 +297,9 @@ def main(argv=None) -> int:
   cli.quiet_libraries()
   s = reproduce(name, args.preset, workdir, seeds, record=True)
   if s.get("error"):
-    raise RunsFailedError(f"{name}: the experiment failed ({s['error']}); the claims were "
-                          f"scored from what it wrote ({workdir / name / 'summary.json'})")
+    raise RunsFailedError(f"{name}: the experiment failed ({s['error']})" + (
+        "" if s.get("kept") else  # the error names the summary it kept
+        f"; the claims were scored from what it wrote ({workdir / name / 'summary.json'})"))
   return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 from pathlib import Path
 
 from experiments import claims
@@ -70,20 +71,33 @@ def this_machine() -> str:
 def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
               wall_s: float | None = None, error: str | None = None,
               machine: str | None = None) -> dict:
-  """Scores NAME from the result files in WORKDIR/NAME/run (every run/seed_<n>/, or run/
-  itself); writes summary.json and .md."""
+  """Scores NAME from the result files in WORKDIR/NAME/run (every finished run/seed_<n>/, or
+  run/ itself); writes summary.json and .md. An unfinished seed is left out and named in
+  "unfinished" (a warning line each). A scoring that fails keeps a summary.json that holds
+  verdicts: it is not replaced by one without any."""
   out = Path(workdir) / name
   run_dir = out / "run"
   try:
     scored = claims.score(name, run_dir, preset)
   except (FileNotFoundError, KeyError, IndexError, ValueError) as e:
-    scored = {"claims": [], "results": [], "figures": [], "notes": [], "seeds": 0}
-    error = error or f"could not read the results in {run_dir}: {type(e).__name__}: {e}"
+    scored = {"claims": [], "results": [], "figures": [], "notes": [], "seeds": 0,
+              "unfinished": []}
+    what = (f"{e.filename} is missing" if isinstance(e, FileNotFoundError) and e.filename
+            else f"{type(e).__name__}: {e}")
+    error = error or f"could not read the results in {run_dir}: {what}"
+  result = claims.RESULT_FILES[name]
+  warnings = [f"{d.name} is unfinished (no {result}): rerun --seeds={d.name[5:]} to finish it, "
+              f"or remove {d}" for d in scored["unfinished"]]
   summary = {"name": name, "paper": paper, "preset": preset, "run_dir": str(run_dir),
              "machine": machine or this_machine(), "seeds": scored["seeds"],
+             "unfinished": [str(d) for d in scored["unfinished"]], "warnings": warnings,
              "claims": scored["claims"], "counts": claims.counts(scored["claims"]),
              "results": scored["results"], "figures": scored["figures"],
              "notes": [n for n in scored["notes"] if n], "wall_s": wall_s, "error": error}
+  if not summary["claims"] and (workdir_lib.read_json(out / "summary.json") or {}).get("claims"):
+    summary["error"] = (f"{error}; {out / 'summary.json'} was left as it was: it keeps the "
+                        "verdicts of the last scoring that read them")
+    return summary | {"kept": True}
   out.mkdir(parents=True, exist_ok=True)
   workdir_lib.write_json(out / "summary.json", summary, indent=1)  # atomic: never torn
   workdir_lib.write_text(out / "summary.md", markdown(summary, out))
@@ -98,6 +112,7 @@ def markdown(s: dict, base: Path) -> str:
            + (f"; wall {s['wall_s']:.0f} s" if s.get("wall_s") is not None else ""), ""]
   if s.get("error"):
     lines += [f"**error:** {s['error']}", ""]
+  lines += [f"warning: {w}" for w in s.get("warnings", [])] + ([""] if s.get("warnings") else [])
   if s["claims"]:
     lines += [table(s["claims"]), ""]
   lines += [f"note: {n}" for n in s["notes"]]
@@ -115,6 +130,8 @@ def _relative(path, base: Path) -> str:
 
 def print_summary(s: dict) -> None:
   print(f"\n=== {s['name']} ({s['preset']} preset): {s['paper']} ===")
+  for w in s.get("warnings", []):
+    print(f"warning: {w}", file=sys.stderr, flush=True)
   if s.get("error"):
     print(f"error: {s['error']}")
   if s["claims"]:

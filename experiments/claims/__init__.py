@@ -22,20 +22,35 @@ CLAIMS = {"garg2022": garg2022, "raventos2023": raventos2023, "chan2022": chan20
           "reddy2023": reddy2023, "olsson2022": olsson2022, "xie2021": xie2021,
           "schaeffer2023": schaeffer2023, "nanda2023": nanda2023, "besiroglu2024": besiroglu2024,
           "ladder": ladder_claims}
+# The file each scorer cannot do without, written when the experiment's seed has finished: a
+# seed folder without it was interrupted (Ctrl-C, a crash) and is not scored (`score`).
+RESULT_FILES = {"garg2022": "probes/icl_regression.json", "raventos2023": "raventos2023.json",
+                "chan2022": "results.json", "reddy2023": "results.json",
+                "olsson2022": "olsson2022.json", "xie2021": "xie2021.json",
+                "schaeffer2023": "emergence_scale.json", "nanda2023": "grokking.json",
+                "besiroglu2024": "scaling_fit.json", "ladder": "ladder.json"}
 STATUSES = (PASS, UNREPLICATED, FAIL, NOT_SHOWN, SELF_CHECK)
 
 
 def score(name: str, run_dir: Path, preset: str) -> dict:
-  """CLAIMS[name] on every seed's result files under run_dir, aggregated per claim."""
-  scored = [CLAIMS[name](d, preset) for d in seed_dirs(run_dir)]
+  """CLAIMS[name] on every finished seed's result files under run_dir, aggregated per claim.
+  A seed folder without RESULT_FILES[name] is unfinished (interrupted): it measured nothing,
+  so it is left out, as a NOT_SHOWN row is, and named in "unfinished" (a rerun of that seed
+  finishes it); "seeds" counts the seeds scored. FileNotFoundError when no seed finished."""
+  dirs = seed_dirs(run_dir)
+  finished = [d for d in dirs if (d / RESULT_FILES[name]).is_file()]
+  if not finished:
+    raise FileNotFoundError(2, "no seed has finished", str(dirs[0] / RESULT_FILES[name]))
+  scored = [CLAIMS[name](d, preset) for d in finished]
   first = scored[0]
   notes = [n for s in scored for n in s["notes"] if n]
   # A paper whose result has no seed (a deterministic fit) needs no replicate seeds.
   min_seeds = 1 if first.get("seedless") else MIN_SEEDS
-  return {"claims": aggregate([s["claims"] for s in scored], min_seeds),
+  labels = [d.name.replace("_", " ") for d in finished]  # seed_5 is "seed 5" when 4 is left out
+  return {"claims": aggregate([s["claims"] for s in scored], min_seeds, labels),
           "results": [f for s in scored for f in s["results"]],
           "figures": first["figures"], "notes": list(dict.fromkeys(notes)),
-          "seeds": len(scored)}
+          "seeds": len(scored), "unfinished": [d for d in dirs if d not in finished]}
 
 
-__all__ = ["CLAIMS", "STATUSES", "score", "counts", "shown_status"]
+__all__ = ["CLAIMS", "RESULT_FILES", "STATUSES", "score", "counts", "shown_status"]

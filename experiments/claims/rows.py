@@ -10,7 +10,9 @@ A row is {claim, paper, ours, tolerance, status, note, control, kind, seeds}:
   for every way the claim can be faked; experiments/claims/controls.py builds and scores each.
 - kind is "paper" when the target is the paper's number or statement, "self-check" when it is
   a number this project computed; a self-check PASS does not count as a paper PASS.
-- seeds is "k/n": of the n seeds that measured the claim, k PASS.
+- seeds is "k/n": of the n seeds that measured the claim, k PASS. An unfinished seed (its run
+  interrupted before it wrote its result file) measured nothing: it is not among the n, and the
+  summary names it (experiments/claims/__init__.py `score`).
 Notes are formatted from result values only.
 """
 from __future__ import annotations
@@ -55,10 +57,13 @@ def seed_dirs(run_dir: Path) -> list[Path]:
   return seeds or [Path(run_dir)]
 
 
-def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS) -> list[dict]:
+def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS,
+              labels: list[str] | None = None) -> list[dict]:
   """One row per claim from each seed's rows (same claims, same order): the status counts the
-  seeds that measured the claim and PASS it; `ours` lists every seed's value. min_seeds 1:
+  seeds that measured the claim and PASS it; `ours` lists every seed's value, under `labels`
+  ("seed 0", ... by default: the seed folders' names where one is left out). min_seeds 1:
   a computation with no seed (a deterministic fit)."""
+  labels = labels or [f"seed {j}" for j in range(len(per_seed))]
   texts = [[r["claim"] for r in rows] for rows in per_seed]
   if any(t != texts[0] for t in texts):
     raise ValueError("the seeds' result files give different claims: they are not runs of the "
@@ -76,8 +81,8 @@ def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS) -> list[di
       status = PASS if len(shown) >= min_seeds else UNREPLICATED
     failing = next((r for r in shown if r["status"] == FAIL), first)
     ours = (first["ours"] if len(rows) == 1 else
-            "; ".join(f"seed {j}: {r['ours'] if r['ours'] is not None else '-'}"
-                      for j, r in enumerate(rows)))
+            "; ".join(f"{label}: {r['ours'] if r['ours'] is not None else '-'}"
+                      for label, r in zip(labels, rows)))
     out.append(first | {"ours": ours, "status": status, "note": failing["note"],
                         "seeds": None if not shown else f"{len(passed)}/{len(shown)}"})
   return out

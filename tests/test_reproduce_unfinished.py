@@ -1,0 +1,103 @@
+"""experiments/reproduce.py and summaries.py with an unfinished seed (its run interrupted before it
+wrote its result file): the finished seeds are scored and the unfinished one named, and a
+scoring that reads nothing keeps the verdicts already saved."""
+import json
+
+import pytest
+
+from experiments import claims, reproduce, schaeffer2023, summaries
+from experiments.claims import controls, score
+from research.errors import RunsFailedError
+
+
+@pytest.fixture(autouse=True)
+def wall_times(tmp_path, monkeypatch):
+  """Runs in tests record their wall times here, never in experiments/wall_times.json."""
+  path = tmp_path / "wall_times.json"
+  monkeypatch.setattr(summaries, "WALL_TIMES", path)
+  return path
+
+
+def _interrupted(seed_dir):
+  """What a seed killed mid-run leaves: its folder and some runs, no result file."""
+  (seed_dir / "runs" / "000_size0").mkdir(parents=True)
+  (seed_dir / "results.jsonl").write_text("")
+
+
+@pytest.mark.parametrize("name", reproduce.NAMES)
+def test_every_paper_scores_its_finished_seeds_and_names_the_unfinished(tmp_path, name):
+  run = tmp_path / name / "run"
+  build = next(iter(controls.CONTROLS[name].values()))  # any result files the scorer reads
+  for n in (0, 2, 3):
+    build(run / f"seed_{n}")
+  _interrupted(run / "seed_1")
+  s = score(name, run, "cpu")
+  assert s["seeds"] == 3 and [d.name for d in s["unfinished"]] == ["seed_1"]
+  shown = [r for r in s["claims"] if r["seeds"]]
+  assert shown and all(r["seeds"].endswith("/3") for r in shown)  # n: the seeds scored
+  # The values are labelled by their seed folders: seed_2's is "seed 2", not the second one's.
+  multi = [r for r in shown if isinstance(r["ours"], str) and r["ours"].startswith("seed 0: ")]
+  assert all("seed 2: " in r["ours"] and "seed 1: " not in r["ours"] for r in multi)
+  (run / "seed_0" / claims.RESULT_FILES[name]).unlink()  # RESULT_FILES names the file that scores
+  assert score(name, run, "cpu")["seeds"] == 2
+
+
+def _schaeffer(preset, workdir, seed=0):
+  controls.schaeffer_files(workdir, lambda m, i: i / 5)
+
+
+def test_an_interrupted_seed_leaves_the_verdicts_and_a_rerun_of_another_seed_scores(
+    tmp_path, monkeypatch, capsys):
+  """The reported sequence: seeds 0,1,2 scored; seeds 3,4,5 with Ctrl-C in seed 4; then
+  --seeds=0 failed (exit 6, FileNotFoundError on seed_4) and wrote a summary of 0 claims."""
+  monkeypatch.setattr(schaeffer2023, "run", _schaeffer)
+  w = tmp_path / "w"
+  argv = lambda seeds: ["schaeffer2023", "--preset=tiny", f"--seeds={seeds}", f"--workdir={w}"]
+  assert reproduce.main(argv("0,1,2")) == 0
+  summary = w / "schaeffer2023" / "summary.json"
+  first = json.loads(summary.read_text())
+  assert first["seeds"] == 3 and first["claims"]
+
+  def interrupted(preset, workdir, seed=0):
+    if seed == 4:
+      _interrupted(workdir)
+      raise KeyboardInterrupt
+    _schaeffer(preset, workdir, seed)
+  monkeypatch.setattr(schaeffer2023, "run", interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    reproduce.main(argv("3,4,5"))
+  assert json.loads(summary.read_text()) == first  # nothing scored mid-way
+  capsys.readouterr()
+  monkeypatch.setattr(schaeffer2023, "run", _schaeffer)
+  assert reproduce.main(argv("0")) == 0
+  seed_4 = w / "schaeffer2023" / "run" / "seed_4"
+  err = capsys.readouterr().err
+  assert (f"warning: seed_4 is unfinished (no emergence_scale.json): rerun --seeds=4 to finish "
+          f"it, or remove {seed_4}\n") in err and "Traceback" not in err
+  s = json.loads(summary.read_text())
+  assert s["error"] is None and s["seeds"] == 4 and s["unfinished"] == [str(seed_4)]
+  assert len(s["claims"]) == len(first["claims"]) and "seed_4 is unfinished" in (
+      w / "schaeffer2023" / "summary.md").read_text()
+  assert all(r["seeds"] is None or r["seeds"].endswith("/4") for r in s["claims"])
+  # Rerunning the unfinished seed finishes it: all five are scored, nothing is named.
+  assert reproduce.main(argv("4")) == 0
+  s = json.loads(summary.read_text())
+  assert s["seeds"] == 5 and s["unfinished"] == [] and "unfinished" not in capsys.readouterr().err
+
+
+def test_a_scoring_that_reads_nothing_keeps_the_saved_verdicts(tmp_path, monkeypatch):
+  monkeypatch.setattr(schaeffer2023, "run", _schaeffer)
+  assert reproduce.main(["schaeffer2023", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  out = tmp_path / "schaeffer2023"
+  saved = {f: (out / f).read_text() for f in ("summary.json", "summary.md")}
+  (out / "run" / "seed_0" / "emergence_scale.json").unlink()  # e.g. removed by hand
+  monkeypatch.setattr(schaeffer2023, "run", lambda *a, **k: None)  # and the rerun writes none
+  with pytest.raises(RunsFailedError, match=r"could not read the results in .*emergence_scale"
+                     r"\.json is missing; .*summary\.json was left as it was") as failed:
+    reproduce.main(["schaeffer2023", "--preset=tiny", f"--workdir={tmp_path}"])
+  assert "FileNotFoundError" not in str(failed.value) and "scored from" not in str(failed.value)
+  assert {f: (out / f).read_text() for f in saved} == saved
+  # With no verdicts saved yet, the failure itself is recorded (as before).
+  s = summaries.summarize("schaeffer2023", "tiny", tmp_path / "new")
+  assert s["claims"] == [] and s["error"]
+  assert json.loads((tmp_path / "new" / "schaeffer2023" / "summary.json").read_text())["error"]
