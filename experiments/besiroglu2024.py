@@ -205,8 +205,10 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
-  run(args.preset, args.workdir, args.seed, args.csv)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="besiroglu2024",
+                                results=("scaling_fit.json",))
+  with common.owned(args.workdir, "besiroglu2024"):
+    run(args.preset, args.workdir, args.seed, args.csv)
   return 0
 
 

@@ -102,8 +102,10 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
-  run(args.preset, args.workdir, args.seed, args.steps, args.sweep)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="chan2022",
+                                results=("results.json",))
+  with common.owned(args.workdir, "chan2022"):
+    run(args.preset, args.workdir, args.seed, args.steps, args.sweep)
   return 0
 
 

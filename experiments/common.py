@@ -20,7 +20,8 @@ from typing import Callable, Iterable
 
 from absl import flags
 
-from research import cli, config_check, output_paths, train, workdir as workdir_lib
+from research import cli, config_check, output_paths, train, workdir_layout
+from research import workdir as workdir_lib
 from research.errors import InputError
 
 
@@ -54,15 +55,44 @@ def parse_seeds(values) -> tuple[int, ...] | None:
 
 
 def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
-                    empty_ok: tuple[str, ...] = ()):
-  """The script's flags (positional arguments refused); refuses a missing or unwritable
-  --workdir before anything is written. `empty_ok`: list flags where `--x=` means none."""
+                    empty_ok: tuple[str, ...] = (), *, name: str, results: tuple[str, ...]):
+  """The script's flags (positional arguments refused); refuses, before anything is written,
+  a missing or unwritable --workdir, and one that is (or is inside) a research.main run or a
+  research.sweep directory, or another experiment's (workdir_layout.check_kind): `name` is
+  the script's NAME, `results` its result files (they mark a directory it wrote before
+  EXPERIMENT did). `empty_ok`: list flags where `--x=` means none. Run the work in
+  `owned(args.workdir, name)`."""
   args = cli.parse_flags(define, argv, doc, empty_ok)
   if not args.workdir:
     raise InputError("--workdir=DIR is required")
   args.workdir = output_paths.check_workdir(args.workdir)  # `~` expanded
+  workdir_layout.check_kind(args.workdir, "experiment", name, results)
   cli.quiet_libraries()
   return args
+
+
+@contextlib.contextmanager
+def owned(workdir, name: str):
+  """Marks WORKDIR as experiment NAME's (workdir.EXPERIMENT) for the block, so that a rerun
+  reuses its runs and sweep there while research.main, research.sweep and other experiments
+  are refused it. An input refused in the block (a flag the experiment checks itself) before
+  anything else was written takes the mark, and a directory it made, away again."""
+  workdir = Path(workdir)
+  marker, existed = workdir / workdir_lib.EXPERIMENT, workdir.exists()
+  made = not marker.exists()
+  if made:
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir_lib.write_json(marker, {"experiment": name})
+  try:
+    yield
+  except InputError:
+    if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
+                        for p in workdir.rglob("*")):
+      marker.unlink(missing_ok=True)
+      workdir_layout.remove_if_unstarted(workdir)  # the empty folders it made, and WORKDIR
+      if existed:
+        workdir.mkdir(exist_ok=True)
+    raise
 
 
 def pick(items: list, indices: list[str], flag: str) -> list:

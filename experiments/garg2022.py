@@ -63,8 +63,10 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
-  run(args.preset, args.workdir, args.seed)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="garg2022",
+                                results=("distribution_shift.json", "sparse_linear"))
+  with common.owned(args.workdir, "garg2022"):
+    run(args.preset, args.workdir, args.seed)
   return 0
 
 

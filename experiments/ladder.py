@@ -299,8 +299,10 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
-  run(args.preset, args.workdir, args.seed)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="ladder",
+                                results=(OUT,))
+  with common.owned(args.workdir, "ladder"):
+    run(args.preset, args.workdir, args.seed)
   return 0
 
 

@@ -183,9 +183,11 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="nanda2023",
+                                results=("grokking.json",))
   overrides = common.typed_overrides(grokking_config.get_config(args.preset), args.set)
-  run(args.preset, args.workdir, args.seed, args.control, args.control_weight_decay, overrides)
+  with common.owned(args.workdir, "nanda2023"):
+    run(args.preset, args.workdir, args.seed, args.control, args.control_weight_decay, overrides)
   return 0
 
 

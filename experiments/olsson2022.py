@@ -164,9 +164,11 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
-  run(args.preset, args.workdir, args.seed, args.layers, args.window_fraction, args.min_rise,
-      args.num_steps)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="olsson2022",
+                                results=("olsson2022.json",))
+  with common.owned(args.workdir, "olsson2022"):
+    run(args.preset, args.workdir, args.seed, args.layers, args.window_fraction, args.min_rise,
+        args.num_steps)
   return 0
 
 

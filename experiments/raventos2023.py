@@ -215,8 +215,10 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
-  run(args.preset, args.workdir, args.seed, args.pools, args.steps)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="raventos2023",
+                                results=("raventos2023.json",))
+  with common.owned(args.workdir, "raventos2023"):
+    run(args.preset, args.workdir, args.seed, args.pools, args.steps)
   return 0
 
 

@@ -59,7 +59,7 @@ from pathlib import Path
 
 from experiments import (besiroglu2024, chan2022, common, gallery, garg2022, ladder, nanda2023,
                          olsson2022, raventos2023, reddy2023, schaeffer2023, summaries, xie2021)
-from research import cli, output_paths
+from research import cli, output_paths, workdir_layout
 from research.errors import InputError, RunsFailedError
 
 ROOT = summaries.ROOT
@@ -131,7 +131,8 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
     directory.mkdir(parents=True, exist_ok=True)
     print(f"\n--- {name}, {preset} preset, seed {seed}: {directory}", flush=True)
     try:
-      PAPERS[name].run(preset, directory, seed=seed)
+      with common.owned(directory, name):  # `experiments.NAME --workdir=` it reuses it
+        PAPERS[name].run(preset, directory, seed=seed)
     except (Exception, SystemExit) as e:  # noqa: BLE001 -- scored as far as results exist
       if cli.is_preemption(e) or isinstance(e, InputError):
         raise  # a checkpoint saved (a rerun continues); or the input to fix, summary untouched
@@ -245,6 +246,14 @@ def _refuse_unread_flags(args) -> None:
     raise InputError(f"--{unread[0]} has no effect with {mode}: it applies to {why}; drop it")
 
 
+def _workdir(text: str) -> Path:
+  """--workdir for NAME, all and --controls: writable, and no run's or sweep's directory nor
+  inside one (its NAME/ folders became rows of the sweep in research.results)."""
+  workdir = output_paths.check_workdir(text)
+  workdir_layout.check_kind(workdir, "reproduce")
+  return Path(workdir)
+
+
 def main(argv=None) -> int:
   """NAME | all | gallery, or --list; raises InputError for bad input, RunsFailedError when
   an experiment failed (research/cli.py turns them into exit 2 and 6)."""
@@ -258,14 +267,17 @@ def main(argv=None) -> int:
     print(list_text())
     return 0
   if args.controls:
-    return check_controls(Path(output_paths.check_workdir(args.workdir)) / "controls", args.real_untrained)
+    return check_controls(_workdir(args.workdir) / "controls", args.real_untrained)
   choices = NAMES + ("all", "gallery")
   if not args.positional:
     raise InputError(f"no NAME given; give one of: {', '.join(choices)} (or --list)")
   if len(args.positional) != 1 or args.positional[0] not in choices:
     raise InputError(f"NAME is {' '.join(args.positional)!r}; give one of: "
                      f"{', '.join(choices)} (or --list)")
-  name, workdir = args.positional[0], Path(output_paths.check_workdir(args.workdir))
+  name = args.positional[0]
+  # gallery writes nothing into WORKDIR: it only reads it
+  workdir = Path(output_paths.check_workdir(args.workdir)) if name == "gallery" else \
+      _workdir(args.workdir)
   if name not in ("all", "gallery") and args.preset not in presets_of(name):
     raise InputError(f"{name} has no {args.preset!r} preset; it has: "
                      f"{', '.join(presets_of(name))}")

@@ -361,17 +361,19 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="scaling_laws",
+                                results=("scaling_laws.json", "scaling_laws_seeds.json"))
   overrides = common.typed_overrides(grid_config.get_config(args.preset), args.set)
   seeds = common.parse_seeds(args.seeds)
   kwargs = dict(sweep=args.sweep, overrides=overrides, bootstrap=args.bootstrap,
                 top_starts=args.top_starts, devices=args.devices)
-  if seeds is None:
-    run(args.preset, args.workdir, args.seed, **kwargs)
-  elif args["seed"].present:
+  if seeds is not None and args["seed"].present:
     raise InputError(f"--seed={args.seed} and --seeds={','.join(args.seeds)}: give one of them")
-  else:
-    run_seeds(args.preset, args.workdir, seeds, **kwargs)
+  with common.owned(args.workdir, "scaling_laws"):
+    if seeds is None:
+      run(args.preset, args.workdir, args.seed, **kwargs)
+    else:
+      run_seeds(args.preset, args.workdir, seeds, **kwargs)
   return 0
 
 

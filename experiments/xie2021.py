@@ -186,12 +186,14 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__)
+  args = common.parse_run_flags(define_flags, argv, __doc__, name="xie2021",
+                                results=("xie2021.json",))
   unknown = [n for n in args.models if n not in models_for(args.preset)]
   if unknown:
     raise InputError(f"--models: unknown {unknown} for the {args.preset} preset; choose from: "
                      + ", ".join(models_for(args.preset)))
-  run(args.preset, args.workdir, args.seed, args.models, args.num_steps)
+  with common.owned(args.workdir, "xie2021"):
+    run(args.preset, args.workdir, args.seed, args.models, args.num_steps)
   return 0
 
 

@@ -33,6 +33,9 @@ CHECKPOINTS = "checkpoints"
 RESULTS, RUNS = "results.jsonl", "runs"  # a sweep's directory: its rows, and one run each
 ENSEMBLES = "ensemble"  # and ensemble/KEY: the stacked training state of some of its runs
 SWEEP_RECORD = "sweep.json"  # and which sweep it holds (its config file and --sweep name)
+# An experiment script's directory (experiments/NAME.py): {"experiment": NAME}, so that its
+# own runs and sweeps there are told from a research.main run's or a research.sweep's.
+EXPERIMENT = "experiment.json"
 
 # Fields that change no result file, only how the run is bookkept: a finished run written
 # with other values of them is the same run (reused as is).

@@ -8,8 +8,9 @@ import contextlib
 from pathlib import Path
 
 from research.errors import InputError, NoCheckpointError
-from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, ENSEMBLES, LOCK, METRICS, PERF,
-                              RESULTS, RUNS, SUMMARY, VOCABULARY, read_json, trained_nothing)
+from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, ENSEMBLES, EXPERIMENT, LOCK,
+                              METRICS, PERF, RESULTS, RUNS, SUMMARY, VOCABULARY, is_run_dir,
+                              read_json, trained_nothing)
 
 
 def check_layout(workdir: str | Path) -> None:
@@ -68,9 +69,14 @@ def _enclosing(workdir: Path, kind: str) -> str | None:
   with the config.json the sweep wrote: research.results then read it as another run of the
   one above (a phantom row; `research.main --workdir=SWEEP/runs/zz` became a row of the
   sweep that no point of it made). A run beside a run's files is fine
-  (experiments/garg2022.py trains WORKDIR/sparse_linear inside its run)."""
+  (experiments/garg2022.py trains WORKDIR/sparse_linear inside its run). An experiment's or
+  reproduce's directory is refused anywhere inside a run (is_run_dir: not a user's folder
+  with a config.json of its own) or a sweep: research.results listed its runs as the
+  enclosing one's."""
   path = workdir.resolve()
   for parent in path.parents:
+    if kind in ("experiment", "reproduce") and (parent / CONFIG).is_file() and is_run_dir(parent):
+      return f"inside the run {parent}"
     if ((parent / CONFIG).is_file() and path.relative_to(parent).parts[0] in RUN_FOLDERS):
       return f"inside the run {parent}'s {path.relative_to(parent).parts[0]}/"
     if _is_sweep(parent):
@@ -111,13 +117,24 @@ def sweep_folder(path: str | Path) -> str | None:
   return None
 
 
-def check_kind(workdir: str | Path, kind: str) -> None:
+def check_kind(workdir: str | Path, kind: str, owner: str = "", own_files=()) -> None:
   """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
   "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints
-  beside a sweep's results.jsonl and runs/, which research.results then reads as one."""
+  beside a sweep's results.jsonl and runs/, which research.results then reads as one.
+
+  kind "experiment" (the script experiments/`owner`.py) or "reproduce": a run's or a sweep's
+  directory, or one inside them, is refused too. An experiment wrote its results, runs and
+  figures into a finished research.main run (which then refused to continue: "holds a
+  sweep"), and reproduce its NAME/ folders into a sweep (research.results listed their runs
+  as the sweep's rows). An experiment's own directory (EXPERIMENT names `owner`; one written
+  before that marker: it holds one of `own_files`, the experiment's result files) is its to
+  reuse, runs, sweep and all; another experiment's is refused."""
   workdir = Path(workdir)
   sweep_files = [n for n in (RESULTS, RUNS) if (workdir / n).exists()]
   run_files = [n for n in (CONFIG, METRICS, CHECKPOINTS) if (workdir / n).exists()]
+  if kind in ("experiment", "reproduce"):
+    _check_experiment(workdir, kind, owner, own_files, sweep_files + run_files)
+    return
   if kind == "run" and sweep_files:
     raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
                      f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
@@ -128,6 +145,24 @@ def check_kind(workdir: str | Path, kind: str) -> None:
   if kind == "sweep" and run_files:
     raise InputError(f"--workdir={workdir} holds a single run ({', '.join(run_files)}); give "
                      f"the sweep its own directory, e.g. --workdir={workdir}_sweep")
+
+
+def _check_experiment(workdir: Path, kind: str, owner: str, own_files, found: list[str]) -> None:
+  made_by = (read_json(workdir / EXPERIMENT) or {}).get("experiment")
+  if kind == "experiment" and (made_by == owner or made_by is None and any(
+      (workdir / f).exists() for f in own_files)):
+    return  # its own earlier output: its runs are reused
+  what = (f"{made_by}'s experiment ({EXPERIMENT})" if made_by else
+          f"a sweep ({', '.join(found)})" if {RESULTS, RUNS} & set(found) else
+          f"a run ({', '.join(found)})" if found else None)
+  mine = owner or "reproduce"
+  if what:
+    raise InputError(f"--workdir={workdir} holds {what}, which {mine}'s files would break; "
+                     f"give {mine} a new directory, e.g. --workdir={workdir}_{mine}")
+  where = _enclosing(workdir, kind)
+  if where:
+    raise InputError(f"--workdir={workdir} is {where}, which {mine}'s files would break; give "
+                     f"{mine} a new directory outside it")
 
 
 def remove_if_unstarted(workdir: str | Path, *, refused: bool = False) -> None:
