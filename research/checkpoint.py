@@ -1,17 +1,16 @@
-"""The one place Orbax is used: periodic asynchronous saves, keep-latest-N,
-atomic commits (Orbax writes to a temporary directory and renames it when
-complete, so a killed save is never restored), and restore onto an abstract
-sharded target so that arrays land directly in their sharding.
+"""The one place Orbax is used: periodic asynchronous saves, keep-latest-N, atomic commits
+(Orbax writes to a temporary directory and renames it when complete, so a killed save is
+never restored), and restore onto an abstract sharded target (arrays land in their sharding).
 
-Integrity: once a save has committed, process 0 writes `STEP/checksums.json` (SHA-256 of
-every file of the step, whichever process wrote it, so sharded multi-process saves are
-covered). Restore verifies it first; a mismatch (a flipped bit on disk) is treated as an
-unreadable checkpoint. A step without the file (killed between commit and checksum) is
-restored unverified, with a log line saying so, and sealed then: damage after that is found.
+Integrity: once a save has committed, process 0 writes `STEP/checksums.json` (SHA-256 of every
+file of the step, whichever process wrote it: sharded multi-process saves are covered). Restore
+verifies it first; a mismatch (a flipped bit on disk) is treated as an unreadable checkpoint. A
+step without it (killed between commit and checksum) is restored unverified, said in a log
+line, and sealed then: damage after that is found.
 
-Log-spaced keeping (`train.keep_log_spaced`, Pythia's schedule for probing training
-dynamics later): `kept_steps` names the steps saved and never deleted; keep-latest-N
-bounds only the other checkpoints (a preemption save, an extended run's old final step).
+Log-spaced keeping (`train.keep_log_spaced`, Pythia's schedule for probing training dynamics
+later): `kept_steps` names the steps saved and never deleted; keep-latest-N bounds only the
+others (a preemption save, an extended run's old final step).
 """
 from __future__ import annotations
 
@@ -35,7 +34,6 @@ from research import checkpoint_noise  # noqa: F401 -- installs its filters
 from research import errors, output_paths, workdir_layout
 from research.workdir import CHECKPOINTS
 from research.models import transformer
-
 
 CHECKSUMS = "checksums.json"
 
@@ -98,17 +96,19 @@ def kept_steps(train) -> frozenset[int]:
 
 class Checkpointer:
   def __init__(self, directory: str | Path, *, max_to_keep: int, async_save: bool = True,
-               keep_steps=()):
-    """keep_steps: steps never deleted; `max_to_keep` (latest N) bounds the others."""
+               keep_steps=(), read_only: bool = False):
+    """keep_steps: steps never deleted; `max_to_keep` (latest N) bounds the others. read_only:
+    a reader (probes, predict, init_from) cleans nothing up: that deleted a live run's save."""
     self.directory = Path(directory).absolute()
     policy = None
     if keep_steps:
       cm = ocp.checkpoint_managers
       policy = cm.AnyPreservationPolicy([cm.LatestN(max_to_keep), cm.CustomSteps(sorted(keep_steps))])
       max_to_keep = None  # Orbax takes either a policy or max_to_keep
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, preservation_policy=policy,
-        enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True)
+    options = ocp.CheckpointManagerOptions(  # read_only: Orbax's own values, without its warnings
+        max_to_keep=None if read_only else max_to_keep, preservation_policy=policy,
+        save_interval_steps=0 if read_only else 1, enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=not read_only, create=not read_only, read_only=read_only)
     self._mngr = ocp.CheckpointManager(self.directory, options=options,
                                        item_names=("state", "meta"))
     self._unsealed: list[int] = []  # saved steps whose checksums are not yet written
@@ -338,7 +338,7 @@ def check_init_from(workdir: str | Path) -> Path:
 def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
   """{'block_0/attn/query/kernel': array, ...} of the newest checkpoint in workdir."""
   directory = check_init_from(workdir)
-  ck = Checkpointer(directory, max_to_keep=1_000_000, async_save=False)
+  ck = Checkpointer(directory, max_to_keep=1_000_000, async_save=False, read_only=True)
   try:
     step = ck.latest_step()
     corrupt = ck.verify(step) if step is not None else None

@@ -15,8 +15,9 @@ class _DropMissingMetadataWarning(logging_std.Filter):
   """Orbax warns "Metadata file does not exist" for the root metadata of a checkpoint
   directory written without one, on every resume; nothing is wrong, nothing to fix."""
 
-  def filter(self, record) -> bool:
-    return not str(record.msg).startswith("Metadata file does not exist")
+  def filter(self, record) -> bool:  # and "Given directory is read only", for every reader
+    return not str(record.msg).startswith(("Metadata file does not exist",
+                                           "Given directory is read only"))
 
 
 def _is_closed_loop_callback(unraisable) -> bool:

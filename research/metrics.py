@@ -137,8 +137,11 @@ class MetricsWriter:
     try:
       yield
     except OSError as e:
+      fix = ("free space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+             f"make {path} writable" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
+             "fix the cause")  # "free space" sent a user with a read-only file to the disk
       raise RunIOError(f"writing {path} failed: {e.strerror or e}; checkpoints are "
-                       "untouched, free space and rerun to resume") from None
+                       f"untouched, {fix} and rerun to resume") from None
 
   def write(self, step: int, metrics: dict, *, perf: bool = False) -> None:
     if not self.enabled:

@@ -102,7 +102,7 @@ def load_run(workdir: str | Path):
   exp = open_run(workdir)
   workdir = Path(workdir).expanduser()
   ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
-                             async_save=False)
+                             async_save=False, read_only=True)
   try:
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     steps = ck.all_steps()

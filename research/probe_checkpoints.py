@@ -156,7 +156,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
     raise InputError(f"--workdir={workdir} is a {task!r} run; "
                      "research.probe_checkpoints probes language-model (task.name='lm') runs")
   ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
-                             async_save=False)
+                             async_save=False, read_only=True)
   try:
     steps = ck.all_steps()
     if not steps:

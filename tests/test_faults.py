@@ -229,6 +229,30 @@ def test_the_loop_seals_a_checkpoint_at_its_next_log_step(tmp_path, monkeypatch)
 
 
 # --- writers fail, never hang -----------------------------------------------------------------
+def test_readers_leave_a_live_runs_save_in_progress(finished, tmp_path):
+  """probe_checkpoints, predict and init_from opened the run's checkpoints/ as the trainer
+  does: Orbax's cleanup deleted the live run's STEP.orbax-checkpoint-tmp, whose save then
+  failed (exit 5), and a run without checkpoints/ got an empty one."""
+  import time
+  wd = _copy(finished, tmp_path / "run")
+  in_flight = wd / "checkpoints" / "60.orbax-checkpoint-tmp"
+  (in_flight / "state").mkdir(parents=True)
+
+  def kept(seconds=3.0):  # Orbax's cleanup runs in the background, even past close()
+    end = time.monotonic() + seconds
+    while in_flight.is_dir() and time.monotonic() < end:
+      time.sleep(0.05)
+    return in_flight.is_dir()
+  assert checkpoint._raw_params(wd)[1] == 40 and kept()  # init_from's reader
+  reader = checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=1, read_only=True)
+  assert reader.all_steps() == [20, 40] and kept()  # probe_checkpoints' and predict's
+  reader.close()
+  checkpoint.Checkpointer(tmp_path / "none" / "checkpoints", max_to_keep=1, read_only=True).close()
+  assert not (tmp_path / "none").exists()
+  checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=3).close()  # control: the trainer's
+  assert not kept(seconds=30)
+
+
 def test_a_full_disk_under_a_writer_is_a_run_io_error(tmp_path):
   w = metrics.MetricsWriter(str(tmp_path), resume_step=0)
   w.write(20, {"loss": 1.0})
