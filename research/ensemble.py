@@ -17,7 +17,6 @@ Shape legend: M ensemble members, K steps per jit call.
 from __future__ import annotations
 
 import contextlib
-import time
 import traceback
 from pathlib import Path
 from typing import Any, Sequence
@@ -194,11 +193,11 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   abstract = jax.eval_shape(ens.init_state)
   if ckpt.latest_step() is not None:
-    carry, _, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
+    carry, prior, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
     workdir_lib.check_not_past(start, tr.num_steps, workdir)
   else:
     models.check_max_len(config.model, ens.exp.task.io)
-    carry, start = ens.init_state(), 0
+    carry, start, prior = ens.init_state(), 0, {}
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written
     for d in dirs:
@@ -227,13 +226,12 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
       flops_per_step=ens.exp.built.train_flops_per_token * tokens * ens.size,
       peak_flops=peak, num_devices=len(ens.exp.mesh.devices.flat))
   kind = _EnsembleStep(ens, writers, views, take)
-  t0 = time.perf_counter()
   out = loop.run(kind, carry, start=start, train=tr, ckpt=ckpt, writers=writers, guard=guard,
-                 progress=progress)
+                 progress=progress, prior=prior)
   carry, step, last = out.state, out.step, kind.last
   if step == start and start:  # restored a finished ensemble: final metrics are on disk
     last = [metrics_lib.logged_at(d, start) for d in dirs]
-  wall = time.perf_counter() - t0
+  wall = out.train_wall_s  # every session's, as a solo run's
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
   return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
                          last[i], step=step, wall=wall, tokens=tokens)

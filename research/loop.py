@@ -44,7 +44,18 @@ class Step(Protocol):
 class Outcome:
   state: Any
   step: int  # the last step trained (start when a finished run was restored)
-  compile_s: float | None  # the first call's wall time (compile + K steps); None: no call
+  compile_s: float | None  # first calls' wall time (compile + K steps), every session; None: no call
+  train_wall_s: float = 0.0  # the loop's wall time, every session (totals)
+
+
+def totals(prior: dict, wall: float, compile_s: float | None) -> dict:
+  """Training seconds summed over a run's sessions, carried from one to the next in each
+  checkpoint's meta: a resumed run's summary.json counted its last session's alone (one
+  preempted while probing, then rerun: 0.002 s for 3000 steps). `prior`: the restored meta
+  ({} for a fresh run, or a checkpoint saved before these fields: its sessions uncounted)."""
+  parts = [v for v in (prior.get("compile_s"), compile_s) if v is not None]
+  return {"train_wall_s": prior.get("train_wall_s", 0.0) + wall,
+          "compile_s": sum(parts) if parts else None}
 
 
 def _close(ckpt: ckpt_lib.Checkpointer, writers) -> None:
@@ -56,14 +67,17 @@ def _close(ckpt: ckpt_lib.Checkpointer, writers) -> None:
 
 
 def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, writers,
-        guard: preemption.Guard, progress: metrics_lib.Progress) -> Outcome:
+        guard: preemption.Guard, progress: metrics_lib.Progress, prior: dict | None = None
+        ) -> Outcome:
   """Trains `state` from step `start` to `train.num_steps` (config.train: cadences, K).
+  `prior`: the restored checkpoint's meta, whose training seconds the totals continue.
 
   Owns `ckpt` and `writers` from here on: both are closed when the loop ends, however it
   ends (the writers even when the checkpoint's last write failed: disk full).
   """
+  prior, t0 = prior or {}, time.perf_counter()
   try:
-    outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress)
+    outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress, prior, t0)
   except BaseException as failed:
     try:  # the loop's error is the one to report (it names the path; a full disk fails both)
       _close(ckpt, writers)
@@ -72,7 +86,9 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
         raise  # its "checkpoint saved" would be untrue: the failed write is the outcome
       logging.warning("closing the checkpointer and writers after the error failed too: %s", e)
     raise
-  _close(ckpt, writers)
+  _close(ckpt, writers)  # the final save's wait is training time too
+  outcome = dataclasses.replace(
+      outcome, **totals(prior, time.perf_counter() - t0, outcome.compile_s))
   if guard.is_set():  # SIGTERM during the last calls or the final save, which completed
     raise preemption.Preempted(
         f"preempted (SIGTERM) after the final checkpoint (step {outcome.step}) was saved; "
@@ -80,13 +96,15 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   return outcome
 
 
-def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress) -> Outcome:
+def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, prior: dict,
+          t0: float) -> Outcome:
   calls: dict[int, Callable] = {}
 
   def save(step: int, force: bool = False) -> None:
     for w in writers:  # the rows of the steps it holds reach the disk before the checkpoint
       w.sync()
-    ckpt.save(step, state, {"step": step}, force=force)
+    meta = {"step": step, **totals(prior, time.perf_counter() - t0, compile_s)}
+    ckpt.save(step, state, meta, force=force)
 
   pending = None  # (first step, last step, device metrics) not yet read by the host
 
@@ -107,7 +125,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress) -> 
         logging.info("%sstep %d/%d | loss %.4g", kind.label, end, tr.num_steps, loss)
       ckpt.seal_committed()  # checksums of a finished async save, without waiting for the next
 
-  step, t0, compile_s = start, time.perf_counter(), None
+  step, compile_s = start, None
   keep = ckpt_lib.kept_steps(tr)  # train.keep_log_spaced: saved (and kept) at these too
   while step < tr.num_steps:
     if guard.is_set():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +246,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   if resuming:
     workdir_lib.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
-    state, _, restored = ckpt.restore(abstract, seal=True)
+    state, prior, restored = ckpt.restore(abstract, seal=True)  # prior: its training seconds
     # The config is the source of truth for values it owns: a resumed run with a
     # new learning rate or weight decay uses them (shapes must still match).
     values = {"peak_lr": config.optim.learning_rate}
@@ -260,7 +259,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     models.check_max_len(config.model, exp.task.io)
-    state = exp.init_state()
+    state, prior = exp.init_state(), {}
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
       state = state.replace(params=ckpt_lib.init_params_from(
           config.init_from, state.params, exp.param_sharding))
@@ -280,15 +279,13 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_src)
 
   solo = _SoloStep(exp, writer, ckpt)
-  t0 = time.perf_counter()
   out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
-                 progress=progress)
+                 progress=progress, prior=prior)
   state, step, last = out.state, out.step, solo.last
   if step == start and start:  # restored a finished run: its final metrics are on disk
     last = metrics_lib.logged_at(workdir, start)
 
-  wall = time.perf_counter() - t0
-  summary = {"final_step": step, "train_wall_s": wall, "compile_s": out.compile_s,
+  summary = {"final_step": step, "train_wall_s": out.train_wall_s, "compile_s": out.compile_s,
              "num_params": exp.num_params,
              "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
              "train_flops_per_token": exp.built.train_flops_per_token,

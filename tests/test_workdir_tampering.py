@@ -161,6 +161,21 @@ def test_rerunning_a_finished_run_keeps_its_training_record(finished, tmp_path):
   assert after["probes"] and "error" not in after and "traceback" not in after  # re-probed
 
 
+def test_training_seconds_are_summed_over_sessions(finished, tmp_path):
+  """A run preempted while probing (its final checkpoint saved, no summary.json) and rerun
+  wrote its rerun's 0.002 s and compile None as the training time of all 40 steps; so did any
+  resume, counting only its own session. Each checkpoint's meta now carries the totals."""
+  wd = _copy(finished, tmp_path / "run")
+  saved = json.loads((wd / "checkpoints" / "40" / "meta" / "metadata").read_text())
+  assert saved["train_wall_s"] > 0.1 and saved["compile_s"] > 0  # the one session's
+  (wd / "summary.json").unlink()
+  after = _train(_tiny(), wd)
+  assert after["train_wall_s"] >= saved["train_wall_s"] and after["compile_s"] == saved["compile_s"]
+  extended = _train(_tiny(**{"train.num_steps": 60}), wd)  # a second session that trains
+  assert extended["train_wall_s"] > after["train_wall_s"]
+  assert extended["compile_s"] > saved["compile_s"]  # its own first call added
+
+
 @pytest.mark.parametrize("removed", [("metrics.jsonl",), ("metrics.jsonl", "perf.jsonl")])
 def test_rerunning_a_finished_run_without_its_logs_keeps_its_final_values(finished, tmp_path,
                                                                         removed):
