@@ -312,6 +312,8 @@ def main(argv=None) -> int:
     raise RunsFailedError(f"{name}: the experiment failed ({s['error']})" + (
         "" if s.get("kept") else  # the error names the summary it kept
         f"; the claims were scored from what it wrote ({workdir / name / 'summary.json'})"))
+  if s.get("unfinished"):  # a seed that failed in an earlier invocation, or was interrupted
+    raise RunsFailedError(f"{name}: {'; '.join(s['warnings'])}")
   return 0
 
 

@@ -86,8 +86,9 @@ def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
             else f"{type(e).__name__}: {e}")
     error = error or f"could not read the results in {run_dir}: {what}"
   result = claims.RESULT_FILES[name]
-  warnings = [f"{d.name} is unfinished (no {result}): rerun --seeds={d.name[5:]} to finish it, "
-              f"or remove {d}" for d in scored["unfinished"]]
+  warnings = [f"{d.name} is unfinished (no {result}: interrupted, or failed): its claims are "
+              f"UNREPLICATED until `--seeds={d.name[5:]}` finishes it (a failure then says why)"
+              for d in scored["unfinished"]]
   summary = {"name": name, "paper": paper, "preset": preset, "run_dir": str(run_dir),
              "machine": machine or this_machine(), "seeds": scored["seeds"],
              "unfinished": [str(d) for d in scored["unfinished"]], "warnings": warnings,

@@ -34,12 +34,32 @@ def test_every_paper_scores_its_finished_seeds_and_names_the_unfinished(tmp_path
   s = score(name, run, "cpu")
   assert s["seeds"] == 3 and [d.name for d in s["unfinished"]] == ["seed_1"]
   shown = [r for r in s["claims"] if r["seeds"]]
-  assert shown and all(r["seeds"].endswith("/3") for r in shown)  # n: the seeds scored
+  assert shown and all(r["seeds"].endswith("/4") for r in shown)  # n: the unfinished one too
   # The values are labelled by their seed folders: seed_2's is "seed 2", not the second one's.
   multi = [r for r in shown if isinstance(r["ours"], str) and r["ours"].startswith("seed 0: ")]
   assert all("seed 2: " in r["ours"] and "seed 1: " not in r["ours"] for r in multi)
   (run / "seed_0" / claims.RESULT_FILES[name]).unlink()  # RESULT_FILES names the file that scores
   assert score(name, run, "cpu")["seeds"] == 2
+
+
+def test_no_claim_passes_while_a_seed_is_unfinished(tmp_path, monkeypatch):
+  """A seed that failed (or was interrupted) writes no result file: dropped from the scoring,
+  three passing seeds made PASS 3/3 (exit 0) of a run whose fourth seed had failed."""
+  run = tmp_path / "run"
+  for n in (0, 1, 2):
+    controls.schaeffer_files(run / f"seed_{n}", lambda m, i: i / 5)
+  _interrupted(run / "seed_3")
+  passing = lambda d, preset: {"claims": [{"claim": "c", "status": "PASS", "ours": 1.0,
+                                           "note": ""}], "results": [], "figures": [], "notes": []}
+  monkeypatch.setitem(claims.CLAIMS, "schaeffer2023", passing)
+  (row,) = score("schaeffer2023", run, "cpu")["claims"]
+  assert (row["status"], row["seeds"]) == ("UNREPLICATED", "3/4")
+  (run / "seed_3" / "results.jsonl").unlink()
+  (run / "seed_3" / "runs" / "000_size0").rmdir()
+  (run / "seed_3" / "runs").rmdir()
+  (run / "seed_3").rmdir()  # control: without it, the three seeds PASS
+  (row,) = score("schaeffer2023", run, "cpu")["claims"]
+  assert (row["status"], row["seeds"]) == ("PASS", "3/3")
 
 
 def _schaeffer(preset, workdir, seed=0):
@@ -69,16 +89,17 @@ def test_an_interrupted_seed_leaves_the_verdicts_and_a_rerun_of_another_seed_sco
   assert json.loads(summary.read_text()) == first  # nothing scored mid-way
   capsys.readouterr()
   monkeypatch.setattr(schaeffer2023, "run", _schaeffer)
-  assert reproduce.main(argv("0")) == 0
+  with pytest.raises(RunsFailedError, match=r"schaeffer2023: seed_4 is unfinished \(no "
+                     r"emergence_scale\.json: interrupted, or failed\): its claims are "
+                     r"UNREPLICATED until `--seeds=4` finishes it"):
+    reproduce.main(argv("0"))  # exit 6: verdicts of five seeds, one of which measured nothing
   seed_4 = w / "schaeffer2023" / "run" / "seed_4"
-  err = capsys.readouterr().err
-  assert (f"warning: seed_4 is unfinished (no emergence_scale.json): rerun --seeds=4 to finish "
-          f"it, or remove {seed_4}\n") in err and "Traceback" not in err
+  assert "Traceback" not in capsys.readouterr().err
   s = json.loads(summary.read_text())
   assert s["error"] is None and s["seeds"] == 4 and s["unfinished"] == [str(seed_4)]
   assert len(s["claims"]) == len(first["claims"]) and "seed_4 is unfinished" in (
       w / "schaeffer2023" / "summary.md").read_text()
-  assert all(r["seeds"] is None or r["seeds"].endswith("/4") for r in s["claims"])
+  assert all(r["seeds"] is None or r["seeds"].endswith("/5") for r in s["claims"])
   # Rerunning the unfinished seed finishes it: all five are scored, nothing is named.
   assert reproduce.main(argv("4")) == 0
   s = json.loads(summary.read_text())

@@ -34,9 +34,11 @@ STATUSES = (PASS, UNREPLICATED, FAIL, NOT_SHOWN, SELF_CHECK)
 
 def score(name: str, run_dir: Path, preset: str) -> dict:
   """CLAIMS[name] on every finished seed's result files under run_dir, aggregated per claim.
-  A seed folder without RESULT_FILES[name] is unfinished (interrupted): it measured nothing,
-  so it is left out, as a NOT_SHOWN row is, and named in "unfinished" (a rerun of that seed
-  finishes it); "seeds" counts the seeds scored. FileNotFoundError when no seed finished."""
+  A seed folder without RESULT_FILES[name] is unfinished (interrupted, or failed): it measured
+  nothing, so it is not scored, but no claim PASSes while it is there (rows.aggregate: the
+  others' PASS is UNREPLICATED, and it counts in the n of k/n); named in "unfinished" (a rerun
+  of that seed finishes it); "seeds" counts the seeds scored. FileNotFoundError when no seed
+  finished."""
   dirs = seed_dirs(run_dir)
   finished = [d for d in dirs if (d / RESULT_FILES[name]).is_file()]
   if not finished:
@@ -47,10 +49,11 @@ def score(name: str, run_dir: Path, preset: str) -> dict:
   # A paper whose result has no seed (a deterministic fit) needs no replicate seeds.
   min_seeds = 1 if first.get("seedless") else MIN_SEEDS
   labels = [d.name.replace("_", " ") for d in finished]  # seed_5 is "seed 5" when 4 is left out
-  return {"claims": aggregate([s["claims"] for s in scored], min_seeds, labels),
+  unfinished = [d for d in dirs if d not in finished]
+  return {"claims": aggregate([s["claims"] for s in scored], min_seeds, labels, len(unfinished)),
           "results": [f for s in scored for f in s["results"]],
           "figures": first["figures"], "notes": list(dict.fromkeys(notes)),
-          "seeds": len(scored), "unfinished": [d for d in dirs if d not in finished]}
+          "seeds": len(scored), "unfinished": unfinished}
 
 
 __all__ = ["CLAIMS", "RESULT_FILES", "STATUSES", "score", "counts", "shown_status"]
