@@ -74,9 +74,10 @@ def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
 @contextlib.contextmanager
 def owned(workdir, name: str):
   """Marks WORKDIR as experiment NAME's (workdir.EXPERIMENT) for the block, so that a rerun
-  reuses its runs and sweep there while research.main, research.sweep and other experiments
-  are refused it. An input refused in the block (a flag the experiment checks itself) before
-  anything else was written takes the mark, and a directory it made, away again."""
+  reuses its runs and sweep there while other experiments are refused it (research.main and
+  research.sweep refuse the runs and sweeps it holds by their own files). An input refused in
+  the block (a flag the experiment checks itself) before anything else was written takes the
+  mark, and a WORKDIR it made, away again; a user's existing folder keeps its contents."""
   workdir = Path(workdir)
   marker, existed = workdir / workdir_lib.EXPERIMENT, workdir.exists()
   made = not marker.exists()
@@ -89,9 +90,8 @@ def owned(workdir, name: str):
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
                         for p in workdir.rglob("*")):
       marker.unlink(missing_ok=True)
-      workdir_layout.remove_if_unstarted(workdir)  # the empty folders it made, and WORKDIR
-      if existed:
-        workdir.mkdir(exist_ok=True)
+      if not existed:  # the empty folders it made, and WORKDIR; a user's own folders stay
+        workdir_layout.remove_if_unstarted(workdir)
     raise
 
 

@@ -128,11 +128,13 @@ def test_garg2022s_own_run_is_reused_and_a_refused_input_leaves_no_mark(tmp_path
     garg2022.main(["--preset=tiny", f"--workdir={a_run(tmp_path / 'plain')}"])
   # An input the experiment refuses itself takes the mark away with the folder it made.
   (tmp_path / "empty").mkdir()
-  for workdir in (tmp_path / "new", tmp_path / "empty"):
+  (tmp_path / "mine" / "keep_empty").mkdir(parents=True)  # a user's folder keeps its contents
+  for workdir in (tmp_path / "new", tmp_path / "empty", tmp_path / "mine"):
     monkeypatch.setattr(schaeffer2023, "run", lambda *a: (_ for _ in ()).throw(InputError("x")))
     with pytest.raises(InputError):
       schaeffer2023.main(["--preset=tiny", f"--workdir={workdir}"])
   assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []
+  assert list((tmp_path / "mine").iterdir()) == [tmp_path / "mine" / "keep_empty"]
 
 
 def test_reproduce_refuses_a_run_or_a_sweep_and_keeps_its_own_layout(tmp_path, monkeypatch,
