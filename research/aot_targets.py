@@ -81,12 +81,12 @@ def check_topology_name(name: str, flag: str = "--topology") -> None:
                      f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
                      "v5p:4x4x4")
   chip = hardware.chip_for_topology(name)
+  _refuse_per_core(chip, f"{flag}={name}")  # first: v3 is refused whatever its shape
   sizes = name.split(":", 1)[1].split("x")
   if len(sizes) != chip.torus_dims:  # libtpu planned v5e:2x2x2, a slice v5e never comes in
     example = {2: "4x4", 3: "4x4x4"}[chip.torus_dims]
     raise InputError(f"{flag}={name}: {chip.name} slices are {chip.torus_dims}-D; write "
                      f"{chip.torus_dims} sizes, e.g. {chip.topology_prefix}:{example}")
-  _refuse_per_core(chip, f"{flag}={name}")
 
 
 def topology_target(name: str, flag: str = "--topology") -> Target:

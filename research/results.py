@@ -235,9 +235,9 @@ def check_column(rows: list[dict], name: str, flag: str) -> None:
 
 
 def _value(text: str):
-  """A --where value: a number, true/false/null (or True/False/None, as the table prints them), or the text."""
+  """A --where value: a number, true/false (or True/False, as the table prints them), or the text."""
   try:
-    return json.loads({"True": "true", "False": "false", "None": "null"}.get(text, text))
+    return json.loads({"True": "true", "False": "false"}.get(text, text))
   except ValueError:
     return text
 
