@@ -298,10 +298,9 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
                       tree, shardings)
 
 
-# --- config.init_from: another run's weights ---
-# init_params_from(DIR, params, shardings), train.py's `config.init_from`: each parameter of the new
-# model whose path and shape match one in DIR's newest checkpoint is copied; the head keeps its fresh
-# init when its shape differs (a new task's); other mismatches raise InitFromError naming them.
+# --- config.init_from (train.py): init_params_from(DIR, params, shardings) copies each parameter
+# of the new model whose path and shape match one in DIR's newest checkpoint; the head keeps its
+# fresh init when its shape differs (a new task's); other mismatches raise InitFromError.
 HEAD = ("read_out", "head")
 
 
@@ -369,8 +368,7 @@ def init_params_from(workdir: str, params, shardings):
   # scan_layers / fused_qkv store the same weights elsewhere: read them in this model's layout.
   source = _flat(transformer.match_layout(_nested(source), _nested(
       {_path(p): x for p, x in jax.tree_util.tree_leaves_with_path(params)})))
-  copied, fresh, errors = [], [], []
-  leaves = []
+  copied, fresh, errors, leaves = [], [], [], []
   for path, x in jax.tree_util.tree_leaves_with_path(params):
     k = _path(path)
     src = source.get(k)
@@ -394,7 +392,9 @@ def init_params_from(workdir: str, params, shardings):
   if not copied:
     raise InitFromError(f"config.init_from={workdir!r}: no parameter of this model is in its "
                         "checkpoint (different model family?)")
-  logging.info("init_from %s (step %d): copied %d parameters, fresh %s", workdir, step,
-               len(copied), fresh)
+  unused = sorted(set(source) - set(copied) - set(fresh))  # a deeper source's block_1: said
+  (logging.warning if unused else logging.info)(
+      "init_from %s (step %d): copied %d parameters, fresh %s, not used %s", workdir, step,
+      len(copied), fresh, unused[:12] + [f"+{len(unused) - 12} more"] * (len(unused) > 12))
   new = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
   return jax.device_put(new, shardings)

@@ -148,10 +148,16 @@ def test_init_from_starts_heads_fresh_at_any_depth(monkeypatch):
   source = {"head/kernel": np.ones((5, 9)), "sequence_model/read_out/kernel": np.ones((4, 7)),
             "sequence_model/block/kernel": np.ones((2, 2))}
   monkeypatch.setattr(checkpoint, "_raw_params", lambda workdir: (source, 7))
+  warned = []
+  monkeypatch.setattr(checkpoint.logging, "warning", lambda msg, *a: warned.append(msg % a))
   shardings = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), params)
   new = checkpoint.init_params_from("run", params, shardings)
   np.testing.assert_array_equal(new["sequence_model"]["block"]["kernel"], np.ones((2, 2)))
   np.testing.assert_array_equal(new["head"]["kernel"], np.zeros((5, 2)))
+  assert not warned  # control: every parameter of the source was used
+  source["sequence_model/block_1/kernel"] = np.ones((2, 2))  # a deeper source: its block_1
+  checkpoint.init_params_from("run", params, shardings)
+  assert "not used ['sequence_model/block_1/kernel']" in warned[0]  # was dropped without a word
   source["sequence_model/block/kernel"] = np.ones((3, 3))
   with pytest.raises(checkpoint.InitFromError, match="block"):
     checkpoint.init_params_from("run", params, shardings)
