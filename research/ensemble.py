@@ -201,7 +201,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written
     for d in dirs:
-      workdir_lib.check_readable(d)
+      workdir_lib.check_readable(d, start, tr.log_every)
       workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
   writers = []
   for d, member in zip(dirs, members):

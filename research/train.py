@@ -255,7 +255,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     workdir_lib.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
     if jax.process_index() == 0:  # a damaged metrics.jsonl (...): refused before config.json
-      workdir_lib.check_readable(workdir)
+      workdir_lib.check_readable(workdir, restored, tr.log_every)
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     models.check_max_len(config.model, exp.task.io)

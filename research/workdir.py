@@ -349,12 +349,17 @@ def read_jsonl(path: str | Path) -> list[dict]:
   return rows
 
 
-def check_readable(workdir: str | Path) -> None:
-  """Before a resume writes anything (config.json, config_changes.jsonl): a damaged line in
-  metrics.jsonl, perf.jsonl or config_changes.jsonl raises InputError now, so the refused
-  start changes nothing (and logs no "resumed from checkpoint" first)."""
-  for name in (METRICS, PERF, CHANGES):
-    read_jsonl(Path(workdir) / name)
+def check_readable(workdir: str | Path, step: int = 0, log_every: int = 0) -> None:
+  """Before a resume at `step` writes anything (config.json, config_changes.jsonl): a damaged
+  line in metrics.jsonl, perf.jsonl or config_changes.jsonl raises InputError now, so the
+  refused start changes nothing (and logs no "resumed from checkpoint" first). A metrics.jsonl
+  with no row up to `step` (removed by hand) is warned of: the run went on, exit 0, and its
+  finished metrics.jsonl began at the resume, a hole no command mentioned."""
+  rows = {name: read_jsonl(Path(workdir) / name) for name in (METRICS, PERF, CHANGES)}
+  if log_every and step >= log_every and not any(r.get("step", 0) <= step for r in rows[METRICS]):
+    logging.warning("%s holds no row up to step %d, where the run resumes: its metrics before "
+                    "it are gone (restore the file from a backup to keep them)",
+                    Path(workdir) / METRICS, step)
 
 
 def repair_jsonl(path: str | Path, upto_step: int) -> None:

@@ -161,6 +161,21 @@ def test_rerunning_a_finished_run_keeps_its_training_record(finished, tmp_path):
   assert after["probes"] and "error" not in after and "traceback" not in after  # re-probed
 
 
+def test_a_resume_without_metrics_rows_says_they_are_gone(finished, tmp_path, monkeypatch):
+  """metrics.jsonl removed, then the run extended: exit 0, and its metrics began at the
+  resume without a word."""
+  from research import workdir
+  warned = []
+  monkeypatch.setattr(workdir.logging, "warning", lambda msg, *a: warned.append(msg % a))
+  wd = _copy(finished, tmp_path / "run")
+  _train(_tiny(**{"train.num_steps": 60}), wd)
+  assert not [w for w in warned if "holds no row" in w]  # control: its rows are there
+  wd = _copy(finished, tmp_path / "gone")
+  (wd / "metrics.jsonl").unlink()
+  _train(_tiny(**{"train.num_steps": 60}), wd)
+  assert [w for w in warned if "holds no row up to step 40, where the run resumes" in w]
+
+
 def test_training_seconds_are_summed_over_sessions(finished, tmp_path):
   """A run preempted while probing (its final checkpoint saved, no summary.json) and rerun
   wrote its rerun's 0.002 s and compile None as the training time of all 40 steps; so did any
