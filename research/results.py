@@ -16,18 +16,16 @@ One row per run:
   probes.p.k  a probe's own scalars, its probes/p.json "summary" (the regression probe's
               `probes.icl_regression.error_at_2d` and `.headline`: a seed sweep's verdicts)
 
-The table printed shows --columns, or by default the run, the config fields that differ
-between runs, the parameter count, the last metrics and the probe scalars. --csv writes
-every column. A run whose files cannot be read (an edited or damaged JSON file, a metric
-or summary figure that is not a number) is left out and named on stderr, after the table of
-the others, and the command exits 6.
-From Python, `load(dirs)` gives the same table as a pandas DataFrame (pandas:
-`pip install -e .[results]`), `records(dirs)` as a list of dicts without pandas.
-
---plot METRIC draws a metrics.jsonl column against the step for every run, coloured by
---by FIELD (a colour bar, logarithmic when the values span a decade or more; a legend
-when they are not numbers), or with --x FIELD one point per run: METRIC's last value
-(or a summary field) against that column, one line per --by value.
+The table printed shows --columns, or by default the run, its state, the config fields that
+differ between runs, the parameter count, the last metrics and the probe scalars. --csv writes
+every column. A run whose files cannot be read (an edited or damaged JSON file, a metric or
+summary figure that is not a number) is left out and named on stderr after the table of the
+others; the command exits 6. From Python, `load(dirs)` gives the table as a pandas DataFrame
+(`pip install -e .[results]`), `records(dirs)` as a list of dicts without pandas.
+--plot METRIC draws a metrics.jsonl column against the step for every run, coloured by --by
+FIELD (a colour bar, logarithmic when the values span a decade or more; a legend when they are
+not numbers), or with --x FIELD one point per run: METRIC's last value (or a summary field)
+against that column, one line per --by value.
 """
 from __future__ import annotations
 
@@ -162,12 +160,10 @@ def last_step(metrics: list[dict]) -> dict:
 
 def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
             unreadable: list | None = None) -> list[dict]:
-  """Every run under `dirs` as one flat dict, filtered by `where` expressions.
-
-  A run whose files cannot be read (a damaged or edited JSON file, an I/O error) raises,
-  naming the file; given an `unreadable` list, it is left out of the table and its
-  (run directory, one-line reason) appended there instead, so one damaged run among a
-  sweep's hundred does not hide the other 99 (the command lists them and exits 6)."""
+  """Every run under `dirs` as one flat dict, filtered by `where` expressions. A run whose
+  files cannot be read (a damaged or edited JSON file, an I/O error) raises, naming the file;
+  given an `unreadable` list, it is left out and its (run directory, one-line reason) appended
+  there, so one damaged run of a sweep's hundred does not hide the 99 (the command: exit 6)."""
   rows = []
   for root, run in find_runs(dirs):
     try:
@@ -176,23 +172,25 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
       if unreadable is None:
         raise
       unreadable.append((run, str(e)))
-  for gone, why in _missing_sweep_runs(dirs):
+  missing, failed = _sweep_records(dirs)
+  for gone, why in missing:  # a done run whose folder is gone
     if unreadable is None:
       raise InputError(f"{gone}: {why}")
     unreadable.append((gone, why))
   names = [r["run"] for r in rows]
   for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
-    if names.count(r["run"]) > 1:
-      r["run"] = r["dir"]
+    r["run"] = r["dir"] if names.count(r["run"]) > 1 else r["run"]
+    # A solo point stopped by a non-finite loss has no summary; its sweep's row says failed.
+    r["state"] = "failed" if r["state"] == "unfinished" and r["dir"] in failed else r["state"]
   for expr in where:
     rows = [r for r in rows if _matches(r, expr, rows)]
   return rows
 
 
-def _missing_sweep_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
-  """Runs a sweep's results.jsonl records whose directory is gone: left out of the table
-  without a word before, as if the sweep had fewer points."""
-  gone = []
+def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], set[str]]:
+  """Runs a sweep's results.jsonl records whose directory is gone (left out of the table without
+  a word before), and the `dir`s of those its last row for them says failed."""
+  gone, last = [], {}
   for root in map(Path, dirs):
     try:
       rows = read_jsonl(root / RESULTS)
@@ -205,7 +203,9 @@ def _missing_sweep_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
       if run is not None and row.get("status") == "done" and row.get("run") and not run.is_dir():
         gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
                           "the sweep to train it again"))
-  return gone
+      if run is not None and row.get("run"):
+        last[str(run)] = row.get("status")
+  return gone, {run for run, status in last.items() if status == "failed"}
 
 
 def load(dirs: Sequence[str | Path] | str | Path, where: Iterable[str] = ()):

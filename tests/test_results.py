@@ -64,8 +64,7 @@ def test_every_run_below_the_directories_is_one_row(sweep_dir, tmp_path):
 
 
 def test_runs_of_the_same_name_are_told_apart(tmp_path):
-  """Two run directories named alike, each given itself (r6/run, r7/run): both rows were
-  named "run"."""
+  """Two run directories named alike, each given itself (r6/run, r7/run): both were "run"."""
   a = _run(tmp_path / "r6" / "run", 16, 1e-3, [2.0])
   b = _run(tmp_path / "r7" / "run", 32, 1e-3, [2.0])
   assert [r["run"] for r in results.records([a, b])] == [str(a), str(b)]
@@ -122,6 +121,8 @@ def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_d
   rows = results.records([sweep_dir], where=["state=unfinished"])
   assert [r["run"] for r in rows] == ["runs/000_width=16", "runs/001_width=64"]
   assert results.default_columns(rows)[:2] == ["run", "state"]
+  (sweep_dir / "results.jsonl").write_text(json.dumps({"run": runs[1].name, "status": "failed"}))
+  assert results.records([sweep_dir])[1]["state"] == "failed"  # a solo point's NaN: no summary
 
 
 def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
