@@ -81,6 +81,7 @@ def owned(workdir, name: str):
   workdir = Path(workdir)
   marker, existed = workdir / workdir_lib.EXPERIMENT, workdir.exists()
   made = not marker.exists()
+  before = set(workdir.rglob("*")) if made and existed else set()  # a user's own folders stay
   if made:
     workdir.mkdir(parents=True, exist_ok=True)
     workdir_lib.write_json(marker, {"experiment": name})
@@ -90,8 +91,11 @@ def owned(workdir, name: str):
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
                         for p in workdir.rglob("*")):
       marker.unlink(missing_ok=True)
-      if not existed:  # the empty folders it made, and WORKDIR; a user's own folders stay
+      if not existed:  # the empty folders it made, and WORKDIR
         workdir_layout.remove_if_unstarted(workdir)
+      for p in sorted(set(workdir.rglob("*")) - before, key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):  # in an existing WORKDIR, only the folders it made
+          p.rmdir()
     raise
 
 

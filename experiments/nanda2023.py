@@ -49,7 +49,7 @@ def final_spectrum(config, workdir: Path) -> list[float]:
 
   exp = train.Experiment(config)
   ckpt = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, max_to_keep=config.train.keep_checkpoints,
-                               async_save=False)
+                               async_save=False, read_only=True)
   try:
     state, _, _ = ckpt.restore(ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding))
   finally:

@@ -72,8 +72,8 @@ def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
               wall_s: float | None = None, error: str | None = None,
               machine: str | None = None) -> dict:
   """Scores NAME from the result files in WORKDIR/NAME/run (every finished run/seed_<n>/, or
-  run/ itself); writes summary.json and .md. An unfinished seed is left out and named in
-  "unfinished" (a warning line each). A scoring that fails keeps a summary.json that holds
+  run/ itself); writes summary.json and .md. An unfinished seed is not scored, caps the
+  claims at UNREPLICATED (claims.score) and is named in "unfinished" (a warning line each). A scoring that fails keeps a summary.json that holds
   verdicts: it is not replaced by one without any."""
   out = Path(workdir) / name
   run_dir = out / "run"

@@ -201,7 +201,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written
     for d in dirs:
-      workdir_lib.check_readable(d, start, tr.log_every)
+      workdir_lib.check_readable(d)  # no missing-rows warning: a member frozen early has none
       workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
   writers = []
   for d, member in zip(dirs, members):
@@ -234,7 +234,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   wall = out.train_wall_s  # every session's, as a solo run's
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
   return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
-                         last[i], step=step, wall=wall, tokens=tokens)
+                         last[i], step=step, wall=wall, tokens=tokens, compile_s=out.compile_s)
           for i in range(ens.size)]
 
 
@@ -274,7 +274,8 @@ class _EnsembleStep:
 
 
 def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view: Experiment,
-                   d: Path, last: dict, *, step: int, wall: float, tokens: int) -> dict:
+                   d: Path, last: dict, *, step: int, wall: float, tokens: int,
+                   compile_s: float | None) -> dict:
   """Member i's summary.json, final checkpoint and probes, as its solo run writes them.
 
   A frozen member reports its non-finite loss as an error (a solo run raises there) and
@@ -282,7 +283,8 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
   stops the other members.
   """
   exp, member = ens.exp, ens.members[i]
-  summary = {"final_step": step, "train_wall_s": wall, "ensemble_size": ens.size,
+  summary = {"final_step": step, "train_wall_s": wall, "compile_s": compile_s,
+             "ensemble_size": ens.size,
              "num_params": exp.num_params,
              "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
              "train_flops_per_token": exp.built.train_flops_per_token,
@@ -303,7 +305,8 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
                                         async_save=False)
     try:
       if member_ckpt.latest_step() != step:  # a rerun after a kill may have saved it
-        member_ckpt.save(step, state_i, {"step": step})
+        # The ensemble's training seconds, which a longer solo resume of it continues.
+        member_ckpt.save(step, state_i, {"step": step, "train_wall_s": wall, "compile_s": compile_s})
     finally:
       member_ckpt.close()
     try:

@@ -131,8 +131,11 @@ def test_garg2022s_own_run_is_reused_and_a_refused_input_leaves_no_mark(tmp_path
   # An input the experiment refuses itself takes the mark away with the folder it made.
   (tmp_path / "empty").mkdir()
   (tmp_path / "mine" / "keep_empty").mkdir(parents=True)  # a user's folder keeps its contents
+  def refused(preset, workdir, *rest):  # after making a folder of its own (a rerun: "a sweep")
+    (Path(workdir) / "runs").mkdir()
+    raise InputError("x")
   for workdir in (tmp_path / "new", tmp_path / "empty", tmp_path / "mine"):
-    monkeypatch.setattr(schaeffer2023, "run", lambda *a: (_ for _ in ()).throw(InputError("x")))
+    monkeypatch.setattr(schaeffer2023, "run", refused)
     with pytest.raises(InputError):
       schaeffer2023.main(["--preset=tiny", f"--workdir={workdir}"])
   assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []

@@ -11,8 +11,9 @@ A row is {claim, paper, ours, tolerance, status, note, control, kind, seeds}:
 - kind is "paper" when the target is the paper's number or statement, "self-check" when it is
   a number this project computed; a self-check PASS does not count as a paper PASS.
 - seeds is "k/n": of the n seeds that measured the claim, k PASS. An unfinished seed (its run
-  interrupted before it wrote its result file) measured nothing: it is not among the n, and the
-  summary names it (experiments/claims/__init__.py `score`).
+  interrupted, or failed, before it wrote its result file) measured nothing, but it counts in
+  the n and no claim PASSes while it is there (UNREPLICATED 3/4); the summary names it
+  (experiments/claims/__init__.py `score`).
 Notes are formatted from result values only.
 """
 from __future__ import annotations
