@@ -74,6 +74,11 @@ def _refuse_per_core(chip: hardware.Chip | None, what: str) -> None:
                      "figures cannot be planned; plan on v4, v5e, v5p or v6e, e.g. v4:2x2x1")
 
 
+def _shape(name: str) -> list[int]:
+  """[4, 4] of 'v5e:4x4' (a name is_topology_name accepted)."""
+  return [int(x) for x in name.split(":", 1)[1].split("x")]
+
+
 def check_topology_name(name: str, flag: str = "--topology") -> None:
   """CHIP:SHAPE spelled as libtpu reads it (whether the chip has that shape, libtpu says)."""
   if not hardware.is_topology_name(name):
@@ -82,8 +87,7 @@ def check_topology_name(name: str, flag: str = "--topology") -> None:
                      "v5p:4x4x4")
   chip = hardware.chip_for_topology(name)
   _refuse_per_core(chip, f"{flag}={name}")  # first: v3 is refused whatever its shape
-  sizes = name.split(":", 1)[1].split("x")
-  if len(sizes) != chip.torus_dims:  # libtpu planned v5e:2x2x2, a slice v5e never comes in
+  if len(_shape(name)) != chip.torus_dims:  # libtpu planned v5e:2x2x2, a slice v5e never comes in
     example = {2: "4x4", 3: "4x4x4"}[chip.torus_dims]
     raise InputError(f"{flag}={name}: {chip.name} slices are {chip.torus_dims}-D; write "
                      f"{chip.torus_dims} sizes, e.g. {chip.topology_prefix}:{example}")
@@ -100,7 +104,7 @@ def topology_target(name: str, flag: str = "--topology") -> Target:
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   from jax.experimental import topologies
   config = {"chip_config_name": "megacore"} if chip.topology_prefix == "v4" else {}
-  sizes = [int(x) for x in name.split(":", 1)[1].split("x")]
+  sizes = _shape(name)
   if chip.torus_dims == 2 and sizes == [1, 1]:  # v5e:1x1, v6e:1x1 (one-chip VMs): below
     config["chips_per_host_bounds"] = (1, 1, 1)  # libtpu's default 2x2 host, so refused
   try:

@@ -231,10 +231,10 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   carry, step, last = out.state, out.step, kind.last
   if step == start and start:  # restored a finished ensemble: final metrics are on disk
     last = [metrics_lib.logged_at(d, start) for d in dirs]
-  wall = out.train_wall_s  # every session's, as a solo run's
+  times = {"train_wall_s": out.train_wall_s, "compile_s": out.compile_s}  # every session's
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
   return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
-                         last[i], step=step, wall=wall, tokens=tokens, compile_s=out.compile_s)
+                         last[i], step=step, times=times, tokens=tokens)
           for i in range(ens.size)]
 
 
@@ -274,8 +274,7 @@ class _EnsembleStep:
 
 
 def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view: Experiment,
-                   d: Path, last: dict, *, step: int, wall: float, tokens: int,
-                   compile_s: float | None) -> dict:
+                   d: Path, last: dict, *, step: int, times: dict, tokens: int) -> dict:
   """Member i's summary.json, final checkpoint and probes, as its solo run writes them.
 
   A frozen member reports its non-finite loss as an error (a solo run raises there) and
@@ -283,8 +282,7 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
   stops the other members.
   """
   exp, member = ens.exp, ens.members[i]
-  summary = {"final_step": step, "train_wall_s": wall, "compile_s": compile_s,
-             "ensemble_size": ens.size,
+  summary = {"final_step": step, **times, "ensemble_size": ens.size,
              "num_params": exp.num_params,
              "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
              "train_flops_per_token": exp.built.train_flops_per_token,
@@ -306,7 +304,7 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
     try:
       if member_ckpt.latest_step() != step:  # a rerun after a kill may have saved it
         # The ensemble's training seconds, which a longer solo resume of it continues.
-        member_ckpt.save(step, state_i, {"step": step, "train_wall_s": wall, "compile_s": compile_s})
+        member_ckpt.save(step, state_i, {"step": step, **times})
     finally:
       member_ckpt.close()
     try:

@@ -200,18 +200,18 @@ def finished_summary(workdir: str | Path, config) -> dict | None:
   """The one "finished and same config" rule: summary.json at train.num_steps without an
   error, and config.json equal to `config` up to bookkeeping fields. None otherwise."""
   summary = read_json(Path(workdir) / SUMMARY)
-  if (summary is None or "error" in summary
-      or summary.get("final_step") != config.train.num_steps):
+  if run_state(config, summary or {}) != "finished":
     return None
   if saved_config(workdir) is None or config_differences(workdir, config, BOOKKEEPING):
     return None
   return summary
 
 
-def run_state(config: dict, summary: dict) -> str:
-  """research.results' state of a run from its config.json and summary.json (dicts): failed
-  (an error: a member frozen at a non-finite loss), finished (finished_summary's rule on the
-  steps), or unfinished (no summary: interrupted, running or refused; or fewer steps)."""
+def run_state(config, summary: dict) -> str:
+  """A run's state from its config (a ConfigDict, or config.json's dict) and summary.json's
+  dict ({} when absent): failed (an error: a member frozen at a non-finite loss), finished (at
+  train.num_steps; finished_summary and research.results), or unfinished (no summary:
+  interrupted, running or refused; or fewer steps)."""
   if "error" in summary:
     return "failed"
   steps = (config.get("train") or {}).get("num_steps")
