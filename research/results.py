@@ -180,7 +180,8 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
   names = [r["run"] for r in rows]
   for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
     r["run"] = r["dir"] if names.count(r["run"]) > 1 else r["run"]
-    # A solo point stopped by a non-finite loss has no summary; its sweep's row says failed.
+    # A point that failed without a summary (an exception in training; a non-finite loss
+    # before this version wrote one) is unfinished by its files; its sweep's row says failed.
     r["state"] = "failed" if r["state"] == "unfinished" and r["dir"] in failed else r["state"]
   for expr in where:
     rows = [r for r in rows if _matches(r, expr, rows)]

@@ -37,6 +37,10 @@ from research.preemption import Preempted  # noqa: F401 (entry points catch trai
 class NonFiniteLossError(errors.ResearchError, FloatingPointError):
   exit_code = errors.EXIT_NONFINITE
 
+  def __init__(self, message: str, step: int | None = None):
+    super().__init__(message)
+    self.step = step  # the first step whose loss was not finite
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -279,8 +283,18 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_src)
 
   solo = _SoloStep(exp, writer, ckpt)
-  out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
-                 progress=progress, prior=prior)
+  try:
+    out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
+                   progress=progress, prior=prior)
+  except NonFiniteLossError as e:
+    # Recorded as an ensemble member's freeze is: without it the run read as "unfinished"
+    # (research.results' state), like one still going or interrupted. A retry removes it
+    # when it starts (workdir.record_start).
+    if jax.process_index() == 0:
+      workdir_lib.write_json(workdir / workdir_lib.SUMMARY, {
+          "final_step": e.step - 1, "nonfinite_at_step": e.step,
+          "error": f"NonFiniteLossError: {e}"})
+    raise
   state, step, last = out.state, out.step, solo.last
   if step == start and start:  # restored a finished run: its final metrics are on disk
     last = metrics_lib.logged_at(workdir, start)
@@ -325,7 +339,8 @@ class _SoloStep:
               if saved is not None else f"no checkpoint was saved before it (a rerun starts "
               "from step 0)")
       raise NonFiniteLossError(f"non-finite loss at step {bad} (window {first}-{end}); "
-                               f"stopped; {kept}; lower the learning rate or add clipping")
+                               f"stopped; {kept}; lower the learning rate or add clipping",
+                               step=bad)
 
   def log(self, end: int, m: dict, rates: dict) -> float:
     # Means over the last jit call's steps: the same rows whether or not the

@@ -176,7 +176,9 @@ def trained_nothing(workdir: str | Path) -> bool:
   first save (a config that did not fit, an interrupt during compilation). A rerun starts
   from step 0 whatever its config, so nothing of that attempt is kept to protect."""
   workdir = Path(workdir)
-  if (workdir / SUMMARY).exists():
+  summary = workdir / SUMMARY
+  # A failure's summary (a non-finite loss before the first save) trained nothing either.
+  if summary.exists() and "error" not in (read_json(summary) or {}):
     return False
   ckpts = workdir / CHECKPOINTS
   return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))
@@ -241,8 +243,12 @@ def record_start(workdir: str | Path, config, step: int) -> None:
   """Once the state is initialised or restored at `step` (process 0): the resumable fields
   this start changes (appended to config_changes.jsonl) and config.json, each written
   atomically; at step 0 the files of an earlier attempt go (vocabulary.json too: then
-  research/workdir_vocabulary.py `record` writes the task's)."""
+  research/workdir_vocabulary.py `record` writes the task's); at any step the summary of an
+  earlier attempt stopped by a non-finite loss goes: this start retries it. (A summary whose
+  error is its probes' stays: a rerun that trains nothing keeps its training record.)"""
   workdir = Path(workdir)
+  if "nonfinite_at_step" in (read_json(workdir / SUMMARY) or {}):
+    _remove(workdir / SUMMARY)
   # A start at step 0 resumes nothing: an earlier attempt's config.json is replaced, and its
   # rows (of that config, never checkpointed) go with it.
   changes = config_differences(workdir, config, ignore=BOOKKEEPING) if step else []

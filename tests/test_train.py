@@ -61,6 +61,17 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   state, _, step = ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding))
   ck.close()
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+  # Recorded as failed, not left reading as unfinished (still going, or interrupted).
+  from research import results
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["error"].startswith("NonFiniteLossError: non-finite loss at step")
+  assert summary["nonfinite_at_step"] == summary["final_step"] + 1 > 40
+  assert results.records([tmp_path])[0]["state"] == "failed"
+  # A retry at a sound learning rate removes the failure when it starts, and finishes.
+  c.optim.learning_rate = 1e-3
+  assert train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])["final_step"] == 80
+  assert "error" not in json.loads((tmp_path / "summary.json").read_text())
+  assert results.records([tmp_path])[0]["state"] == "finished"
 
 
 def test_nonfinite_loss_before_the_first_save_promises_no_checkpoint(tmp_path):
@@ -72,6 +83,12 @@ def test_nonfinite_loss_before_the_first_save_promises_no_checkpoint(tmp_path):
     train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
   assert "is kept" not in str(e.value) and "lower the learning rate" in str(e.value)
   assert not any((tmp_path / "checkpoints").iterdir())
+  assert "error" in json.loads((tmp_path / "summary.json").read_text())
+  # It trained nothing to protect: another config starts afresh there, as before the failure
+  # was recorded.
+  c.optim.learning_rate, c.model.width = 1e-3, 2 * c.model.width
+  train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  assert json.loads((tmp_path / "config.json").read_text())["model"]["width"] == c.model.width
 
 
 def test_a_start_refused_at_its_first_call_leaves_no_workdir(tmp_path):
