@@ -42,9 +42,15 @@ def test_garg_fail_notes_say_what_falls_short(tmp_path):
 def test_garg_missing_files(tmp_path):
   s = summaries.summarize("garg2022", "cpu", tmp_path)
   assert s["claims"] == [] and "could not read" in s["error"]
-  write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", garg_probe(LS))
+  run = tmp_path / "garg2022" / "run"
+  write(run / "probes" / "icl_regression.json", garg_probe(LS))
+  # Stopped in its sparse-linear run (the seed's last step): unfinished, not scored; it was
+  # a finished seed whose sparse claim read NOT_SHOWN.
   s = summaries.summarize("garg2022", "cpu", tmp_path)
-  assert statuses(s)[4:] == ["NOT_SHOWN"] * 3 and "rerun garg2022" in s["claims"][-1]["note"]
+  assert s["claims"] == [] and "sparse_linear/probes/icl_regression.json is missing" in s["error"]
+  write(run / "sparse_linear" / "probes" / "icl_regression.json", garg_sparse())
+  s = summaries.summarize("garg2022", "cpu", tmp_path)  # the shift probe's file removed since
+  assert statuses(s)[5:] == ["NOT_SHOWN"] * 2 and "rerun garg2022" in s["claims"][-1]["note"]
 
 
 def test_garg_sparse_needs_to_beat_least_squares_and_track_tuned_lasso(tmp_path):

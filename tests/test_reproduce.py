@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from experiments import besiroglu2024, garg2022, raventos2023, reproduce, summaries
-from claims_fixtures import garg_probe, garg_run, seeds
+from claims_fixtures import garg_probe, garg_run, garg_sparse, seeds
 from claims_fixtures import statuses as _statuses
 from claims_fixtures import write as _write
 from experiments.claims import regression, rows
@@ -145,6 +145,8 @@ def test_seed_folders_are_scored_and_aggregated(tmp_path):
 
 def test_index_links_tables_and_figures(tmp_path):
   _write(tmp_path / "garg2022" / "run" / "probes" / "icl_regression.json", garg_probe([0.8] * 16))
+  _write(tmp_path / "garg2022" / "run" / "sparse_linear" / "probes" / "icl_regression.json",
+         garg_sparse())
   fig = tmp_path / "garg2022" / "run" / "figures" / "icl_regression.png"
   fig.parent.mkdir()
   fig.write_bytes(b"png")

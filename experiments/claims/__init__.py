@@ -24,7 +24,7 @@ CLAIMS = {"garg2022": garg2022, "raventos2023": raventos2023, "chan2022": chan20
           "ladder": ladder_claims}
 # The file each scorer cannot do without, written when the experiment's seed has finished: a
 # seed folder without it was interrupted (Ctrl-C, a crash) and is not scored (`score`).
-RESULT_FILES = {"garg2022": "probes/icl_regression.json", "raventos2023": "raventos2023.json",
+RESULT_FILES = {"garg2022": "sparse_linear/probes/icl_regression.json", "raventos2023": "raventos2023.json",
                 "chan2022": "results.json", "reddy2023": "results.json",
                 "olsson2022": "olsson2022.json", "xie2021": "xie2021.json",
                 "schaeffer2023": "emergence_scale.json", "nanda2023": "grokking.json",
