@@ -15,6 +15,7 @@ others (a preemption save, an extended run's old final step).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -83,27 +84,47 @@ def log_spaced_steps(num_steps: int, grid: int) -> list[int]:
   return sorted(out)
 
 
-def kept_steps(train) -> frozenset[int]:
+@dataclasses.dataclass(frozen=True)
+class KeptSteps:
+  """Steps whose checkpoints are saved and never deleted: `steps` listed, and every multiple
+  of `every` (0: none). A rule, not the set: every train.checkpoint_every of a 2**31-step run
+  listed was a set of a billion steps built at each start."""
+  steps: frozenset = frozenset()
+  every: int = 0
+
+  def __contains__(self, step: int) -> bool:
+    return step in self.steps or bool(self.every and step > 0 and step % self.every == 0)
+
+  def __bool__(self) -> bool:
+    return bool(self.steps or self.every)
+
+  def policies(self) -> list:
+    cm = ocp.checkpoint_managers
+    return ([cm.CustomSteps(sorted(self.steps))]
+            + ([cm.EveryNSteps(self.every)] if self.every else []))
+
+
+def kept_steps(train) -> KeptSteps:
   """Steps whose checkpoints a run saves and keeps for good under train.keep_log_spaced:
-  the log-spaced ones, every train.checkpoint_every, and the last; empty when it is off."""
+  the log-spaced ones, every train.checkpoint_every, and the last; none when it is off."""
   if not train.get("keep_log_spaced", False):
-    return frozenset()
-  every = train.checkpoint_every
-  regular = range(every, train.num_steps + 1, every) if every else ()
-  return frozenset(log_spaced_steps(train.num_steps, train.steps_per_call)).union(
-      regular, [train.num_steps])
+    return KeptSteps()
+  listed = log_spaced_steps(train.num_steps, train.steps_per_call) + [train.num_steps]
+  return KeptSteps(frozenset(listed), int(train.checkpoint_every))
 
 
 class Checkpointer:
   def __init__(self, directory: str | Path, *, max_to_keep: int, async_save: bool = True,
                keep_steps=(), read_only: bool = False):
-    """keep_steps: steps never deleted; `max_to_keep` (latest N) bounds the others. read_only:
+    """keep_steps: steps never deleted (or a KeptSteps); `max_to_keep` (latest N) bounds the others. read_only:
     a reader (probes, predict, init_from) cleans nothing up: that deleted a live run's save."""
     self.directory = Path(directory).absolute()
     policy = None
+    if not isinstance(keep_steps, KeptSteps):
+      keep_steps = KeptSteps(frozenset(keep_steps))
     if keep_steps:
       cm = ocp.checkpoint_managers
-      policy = cm.AnyPreservationPolicy([cm.LatestN(max_to_keep), cm.CustomSteps(sorted(keep_steps))])
+      policy = cm.AnyPreservationPolicy([cm.LatestN(max_to_keep), *keep_steps.policies()])
       max_to_keep = None  # Orbax takes either a policy or max_to_keep
     options = ocp.CheckpointManagerOptions(  # read_only: Orbax's own values, without its warnings
         max_to_keep=None if read_only else max_to_keep, preservation_policy=policy,

@@ -21,11 +21,17 @@ def test_log_spaced_steps_round_up_to_the_grid():
   assert ckpt_lib.log_spaced_steps(2000, 50) == [50, 100, 150, 300, 550, 1050]
   tr = cli.load_config("configs/lm_ladder.py:tiny").train
   tr.num_steps, tr.steps_per_call, tr.checkpoint_every = 40, 2, 20
-  assert ckpt_lib.kept_steps(tr) == frozenset()  # off by default
+  assert not ckpt_lib.kept_steps(tr) and 40 not in ckpt_lib.kept_steps(tr)  # off by default
   tr.keep_log_spaced = True
-  assert sorted(ckpt_lib.kept_steps(tr)) == [2, 4, 8, 16, 20, 32, 40]
+  kept = ckpt_lib.kept_steps(tr)
+  assert [s for s in range(41) if s in kept] == [2, 4, 8, 16, 20, 32, 40]
   tr.checkpoint_every = 0
-  assert sorted(ckpt_lib.kept_steps(tr)) == [2, 4, 8, 16, 32, 40]
+  kept = ckpt_lib.kept_steps(tr)
+  assert [s for s in range(41) if s in kept] == [2, 4, 8, 16, 32, 40]
+  # A rule, not a set: the largest run the config allows, every step kept, at once.
+  tr.num_steps, tr.checkpoint_every, tr.steps_per_call = 2**31 - 1, 1, 1
+  kept = ckpt_lib.kept_steps(tr)
+  assert len(kept.steps) == 32 and 2**31 - 2 in kept and 2**30 in kept
 
 
 def _config(num_steps=40, keep=True):
