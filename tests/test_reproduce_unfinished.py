@@ -122,3 +122,19 @@ def test_a_scoring_that_reads_nothing_keeps_the_saved_verdicts(tmp_path, monkeyp
   s = summaries.summarize("schaeffer2023", "tiny", tmp_path / "new")
   assert s["claims"] == [] and s["error"]
   assert json.loads((tmp_path / "new" / "schaeffer2023" / "summary.json").read_text())["error"]
+
+
+def test_only_seed_folders_named_as_reproduce_names_them_are_seeds(tmp_path):
+  """One seed and two backups of it (`seed_0.bak`, `seed_0 copy`) scored PASS 3/3."""
+  import shutil
+  run = tmp_path / "schaeffer2023" / "run"
+  em = [0.0, 0.0, 0.0, 0.02, 0.6, 1.0]
+  controls.schaeffer_files(run / "seed_0",
+                           lambda m, i: em[i] if m == "exact_match" else 0.1 + 0.8 * i / 5)
+  for copy in ("seed_0.bak", "seed_0 copy", "seed_00", "seed_-1"):
+    shutil.copytree(run / "seed_0", run / copy)
+  s = score("schaeffer2023", run, "cpu")
+  assert s["seeds"] == 1 and {r["status"] for r in s["claims"]} <= {"UNREPLICATED", "FAIL"}
+  for n in (1, 2):  # control: two more seeds named as reproduce names them do count
+    shutil.copytree(run / "seed_0", run / f"seed_{n}")
+  assert score("schaeffer2023", run, "cpu")["seeds"] == 3

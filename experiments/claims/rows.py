@@ -19,6 +19,7 @@ Notes are formatted from result values only.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 PASS, FAIL, NOT_SHOWN, UNREPLICATED = "PASS", "FAIL", "NOT_SHOWN", "UNREPLICATED"
@@ -52,10 +53,12 @@ def controls_of(row: dict) -> list[str]:
 
 def seed_dirs(run_dir: Path) -> list[Path]:
   """Per-seed result folders RUN_DIR/seed_<n>/ (each laid out as a one-seed RUN_DIR), or
-  RUN_DIR itself when the experiment wrote one seed."""
-  seeds = sorted((p for p in Path(run_dir).glob("seed_*") if p.is_dir()),
-                 key=lambda p: int(p.name.split("_", 1)[1]) if p.name[5:].isdigit() else 1 << 30)
-  return seeds or [Path(run_dir)]
+  RUN_DIR itself when the experiment wrote one seed. Only seed_<n> as reproduce names them:
+  a backup `seed_0.bak` or `seed_0 copy` was scored as one more seed (one seed and two copies
+  gave PASS 3/3)."""
+  seeds = [p for p in Path(run_dir).glob("seed_*")
+           if p.is_dir() and re.fullmatch(r"seed_(0|[1-9][0-9]*)", p.name)]
+  return sorted(seeds, key=lambda p: int(p.name[5:])) or [Path(run_dir)]
 
 
 def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS,
