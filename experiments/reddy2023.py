@@ -50,11 +50,29 @@ def crossing(steps, values, level: float):
   return None
 
 
+def lasting_rise(steps, values, lo: float, hi: float):
+  """(steps, values) from the last point below `lo` before the curve reaches `hi` for good
+  (it stays >= hi to the last evaluation); None when it ends below hi. The first crossings
+  alone called a one-evaluation glitch, or a rise that fell back, a jump."""
+  if not values or values[-1] < hi:
+    return None
+  i = len(values) - 1
+  while i > 0 and values[i - 1] >= hi:
+    i -= 1
+  j = i - 1
+  while j >= 0 and values[j] >= lo:
+    j -= 1
+  return steps[max(j, 0):], values[max(j, 0):]
+
+
 def transition(run: dict, key: str = "eval_icl_accuracy", floor: float = 0.0) -> dict:
-  """Crossings of 10 / 50 / 90% of the way from `floor` to 1 (floor 0: plain accuracy)."""
+  """Crossings of 10 / 50 / 90% of the way from `floor` to 1 (floor 0: plain accuracy) on the
+  rise that lasts (lasting_rise); None each when the curve does not end above the 90% level."""
   steps = [r["step"] for r in run["rows"]]
   acc = [r[key] for r in run["rows"]]
-  t10, t50, t90 = (crossing(steps, acc, floor + x * (1 - floor)) for x in (0.1, 0.5, 0.9))
+  lo, mid, hi = (floor + x * (1 - floor) for x in (0.1, 0.5, 0.9))
+  rise = lasting_rise(steps, acc, lo, hi)
+  t10, t50, t90 = (crossing(*rise, level) if rise else None for level in (lo, mid, hi))
   return {"first_eval": acc[0] if acc else None, "max": max(acc) if acc else None,
           "step_10": t10, "step_50": t50, "step_90": t90,
           "window_10_90": (t90 - t10) if t10 is not None and t90 is not None else None}

@@ -82,3 +82,18 @@ def test_chan_many_classes_reads_reddy_sweep(tmp_path):
 def test_classification_controls_fail_every_claim(tmp_path, paper):
   rows = controls.run_controls(tmp_path, names=(paper,))
   assert rows and {r["status"] for r in rows} == {"FAIL"}, rows
+
+
+def test_the_reddy_jump_is_the_rise_that_lasts():
+  """10%->90% from first crossings called a one-evaluation glitch a jump within 2% of training
+  (PASS on accuracy at chance throughout), and a rise that fell back one too."""
+  from experiments.reddy2023 import transition
+  steps = list(range(0, 1001, 50))
+  rows = lambda f: {"rows": [{"step": s, "acc": f(s)} for s in steps]}
+  tr = lambda f: transition(rows(f), "acc", floor=0.25)
+  assert tr(lambda s: 1.0 if s == 500 else 0.25)["window_10_90"] is None          # the glitch
+  assert tr(lambda s: 1.0 if 450 <= s <= 600 else 0.25)["window_10_90"] is None  # fell back
+  # Control: a real jump at 600, after a glitch at 200, is the jump at 600, not 200-600.
+  jump = tr(lambda s: 1.0 if s == 200 or s >= 600 else 0.25)
+  assert (jump["step_10"], jump["step_90"]) == (pytest.approx(555), pytest.approx(595))
+  assert jump["window_10_90"] == pytest.approx(40) and jump["step_50"] == pytest.approx(575)

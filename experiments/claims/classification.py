@@ -12,6 +12,7 @@ from pathlib import Path
 from experiments.claims.rows import claim, existing, load, not_shown, rounded, shrunk
 
 UNTRAINED, RAMP = "untrained model", "linear learning curve"
+GLITCH = "one evaluation at perfect, chance otherwise"
 ICL_AT_CHANCE = 0.1  # accuracy above 1/L still read as chance: Reddy's B = 0 check
 
 
@@ -205,11 +206,11 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
                       setup + (f"window {win / steps:.0%} of training" if win is not None else
                                f"context-label accuracy never rose 10%->90% in {steps} steps"),
                       why="a fifth of training: a gradual (linear) rise spans about 80% of it",
-                      control=RAMP))
+                      control=(RAMP, GLITCH)))
     rows.append(_reddy_coincidence(run_dir / "transformer" / "metrics.jsonl", tr, steps, setup))
   else:
     rows += [not_shown(t, "-", "no transformer run", control=c) for t, c in (
-        ("ICL accuracy jumps from ~1/L to ~1", UNTRAINED), ("the jump is abrupt", RAMP),
+        ("ICL accuracy jumps from ~1/L to ~1", UNTRAINED), ("the jump is abrupt", (RAMP, GLITCH)),
         ("the jump coincides with an induction head forming", UNTRAINED))]
   b0 = runs.get("control_b0")
   text = "no burstiness (B=0): no ICL, the model learns in weights instead"

@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 from experiments.claims import CLAIMS
+from experiments.claims.classification import GLITCH  # Reddy's abrupt jump
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
@@ -123,6 +124,12 @@ def _reddy(run_dir: Path, context_curve) -> None:
 
 def reddy_untrained(run_dir: Path) -> None:
   _reddy(run_dir, lambda s: 1 / WAYS)
+
+
+def reddy_glitch(run_dir: Path) -> None:
+  """Context-label accuracy at chance but for one evaluation at 1, halfway through: the first
+  crossings of 10% and 90% made it a jump within 2% of training."""
+  _reddy(run_dir, lambda s: 1.0 if s == STEPS // 2 else 1 / WAYS)
 
 
 def reddy_ramp(run_dir: Path) -> None:
@@ -276,7 +283,7 @@ UNTRAINED, ZERO, RAMP = "untrained model", "zero predictor", "linear learning cu
 CONTROLS = {
     "garg2022": {ZERO: garg_zero},
     "raventos2023": {ZERO: raventos_zero},
-    "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp},
+    "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch},
     "chan2022": {UNTRAINED: chan_untrained},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp},
     "xie2021": {UNTRAINED: xie_untrained},
