@@ -18,11 +18,13 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import random
 from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import GLITCH  # Reddy's abrupt jump
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
+from experiments.claims.language import DECAY, NOISE  # Olsson's phase change
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
     ladder_untrained)
@@ -172,6 +174,21 @@ def olsson_untrained(run_dir: Path) -> None:
   _olsson(run_dir, lambda s: 0.0, lambda s: 4.0)
 
 
+def olsson_decay(run_dir: Path) -> None:
+  """ICL score and loss falling fastest at the start and levelling off (time constant a tenth
+  of training): a sharp drop, most of it early, with no phase change in it."""
+  _olsson(run_dir, lambda s: -(1 - math.exp(-10 * s / STEPS)),
+          lambda s: 2.0 + 2.0 * math.exp(-10 * s / STEPS))
+
+
+def olsson_noise(run_dir: Path) -> None:
+  """ICL score flat at 0 plus evaluation noise (sd 0.1 nats, a fixed draw): its steepest
+  step falls 0.32 nats, 116% of the run's net fall, in 2.5% of training; 2.3 SE."""
+  draw = random.Random(43)
+  noise = {s: draw.gauss(0.0, 0.1) for s in range(0, STEPS + 1, 25)}
+  _olsson(run_dir, lambda s: noise[s], lambda s: 4.0)
+
+
 def olsson_ramp(run_dir: Path) -> None:
   """ICL score and loss falling at one steady rate over the whole run."""
   _olsson(run_dir, lambda s: -1.0 * s / STEPS, lambda s: 4.0 - 2.0 * s / STEPS)
@@ -285,7 +302,8 @@ CONTROLS = {
     "raventos2023": {ZERO: raventos_zero},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch},
     "chan2022": {UNTRAINED: chan_untrained},
-    "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp},
+    "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
+                   NOISE: olsson_noise},
     "xie2021": {UNTRAINED: xie_untrained},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},

@@ -9,17 +9,25 @@ from research.analysis.correlation import spearman
 from experiments.claims.rows import claim, existing, load, mean, not_shown, rounded, shrunk
 
 UNTRAINED, RAMP = "untrained model", "linear learning curve"
+DECAY = "ICL score falling fastest from the first evaluation (exponential)"
+NOISE = "ICL score flat with evaluation noise"
 # A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
 STEEP_FRACTION = 0.25
 # "Most of the drop": the detected window must carry more than half of it.
 MOST_OF_DROP = 0.5
+# The window's drop beyond this many standard errors of a difference of two evaluations.
+NOISE_SIGMAS = 3.0
 
 
 # ----------------------------------------------------------------------------- Olsson 2022
 def phase_window(steps, icl) -> dict | None:
   """The phase change found from the ICL-score curve: the contiguous span around its steepest
   fall where the score falls at >= STEEP_FRACTION of that fastest rate; with the drop it
-  carries and that drop's fraction of the whole run's (first to last evaluation)."""
+  carries, that drop's fraction of the whole run's (first to last evaluation), and `noise`:
+  the standard error of a difference of two evaluations, from the step-to-step changes
+  outside the window (a robust spread around their median, so a steady trend is not noise;
+  None with fewer than 4 of them)."""
+  import numpy as np
   rates = [(icl[i] - icl[i + 1]) / (steps[i + 1] - steps[i]) for i in range(len(icl) - 1)]
   total = icl[0] - icl[-1]
   if not rates or max(rates) <= 0:
@@ -31,9 +39,14 @@ def phase_window(steps, icl) -> dict | None:
   while hi < len(rates) - 1 and rates[hi + 1] >= STEEP_FRACTION * rates[top]:
     hi += 1
   drop = icl[lo] - icl[hi + 1]
+  outside = np.diff(np.asarray(icl, float))[[i for i in range(len(rates)) if not lo <= i <= hi]]
+  # 1.4826 x MAD: the normal standard deviation of the changes, robust to a few jumps.
+  noise = (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
+           if len(outside) >= 4 else None)
   return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
           "share": drop / total if total > 0 else 0.0,
-          "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0])}
+          "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
+          "at_first_eval": lo == 0, "noise": noise}
 
 
 def _loss_at(curve: dict, step: float) -> float:
@@ -73,9 +86,21 @@ def _olsson_loss_bump(multi: dict, one: dict | None, setup: str) -> dict:
                "training-distribution sequences at every dense eval", **kw)
 
 
-def _is_phase_change(w: dict | None, t: dict) -> bool:
+def _drop_in_window(w: dict | None, t: dict) -> bool:
+  """A sharp drop, most of the run's, in a short window (what a 1-layer model must not show)."""
   return (w is not None and w["drop"] >= t["icl_drop_2l"] and w["share"] > MOST_OF_DROP
           and w["span"] < t["window_max_fraction"])
+
+
+def _is_phase_change(w: dict | None, t: dict) -> bool:
+  """_drop_in_window, told from what else gives one: the window does not start at the first
+  evaluation (early training's fast fall, an exponential decay, would pass), the run keeps at
+  least half the window's drop (noise that falls and climbs back had 'share' 281%), and the
+  drop is beyond NOISE_SIGMAS standard errors (a flat noisy curve passed 27% of draws at sd
+  0.1)."""
+  return (_drop_in_window(w, t) and not w["at_first_eval"]
+          and w["total_drop"] >= MOST_OF_DROP * w["drop"]
+          and w["noise"] is not None and w["drop"] > NOISE_SIGMAS * w["noise"])
 
 
 def _ablation(r: dict, t: dict) -> tuple[float | None, str]:
@@ -113,7 +138,8 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
     curve = r.get("icl_curve")
     w = phase_window(curve["step"], curve["icl_score"]) if curve else None
     kw = dict(why="'short' = under a quarter of training; 'most' = over half the drop; 0.3 "
-              "nats = the experiment's 'sharp'", control=RAMP)
+              "nats = the experiment's 'sharp'; 3 SE = beyond the curve's own noise",
+              control=(RAMP, DECAY, NOISE))
     if curve is None:
       rows.append(not_shown(text, "phase change", "no ICL-score curve in the results: rerun "
                             "olsson2022", **kw))
@@ -123,9 +149,11 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
           text, "phase change",
           "no fall" if w is None else f"{w['drop']:.3f} of {w['total_drop']:.3f} nats "
           f"({w['share']:.0%}) in steps {w['start_step']}-{w['end_step']} ({w['span']:.0%} "
-          "of training)",
-          f"window drop >= {t['icl_drop_2l']} nats, > {MOST_OF_DROP:.0%} of the total drop, "
-          f"window < {t['window_max_fraction']:.0%} of training", ok,
+          "of training; noise " + ("-" if w["noise"] is None else f"{w['noise']:.3f}") + ")",
+          f"window drop >= {t['icl_drop_2l']} nats and > {NOISE_SIGMAS:g} SE, > "
+          f"{MOST_OF_DROP:.0%} of the total drop (which keeps >= {MOST_OF_DROP:.0%} of it), "
+          f"window < {t['window_max_fraction']:.0%} of training, after the first evaluation",
+          ok,
           setup + f"window = the span where the score falls at >= {STEEP_FRACTION:.0%} of its "
           "fastest rate; paper: ICL score falls to about -0.4 nats on text", **kw))
     rec, rec_note = _ablation(r, t)
@@ -146,7 +174,7 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
     fall = one["loss_curve"]["loss"][0] - one["loss_curve"]["loss"][-1]
     w1 = phase_window(one["icl_curve"]["step"], one["icl_curve"]["icl_score"])
     ok = (fall >= 0.1 and one["best_prefix_matching_ever"] <= t["prefix_matching_1l_max"]
-          and not _is_phase_change(w1, t))
+          and not _drop_in_window(w1, t))
     trained = ("it trained" if fall >= 0.1 else
                "short of 0.1: an untrained model would also show neither")
     drop1 = "no fall" if w1 is None else (
