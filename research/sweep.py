@@ -92,6 +92,9 @@ def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) 
   """A finished run's row; an ensemble member that froze or whose probes raised carries
   `error` in its summary and is recorded as failed (retried by a rerun, as a solo failure)."""
   flops = summary.get("train_flops_per_token", 0) * summary.get("tokens_seen", 0)
+  # The run's training seconds over all its sessions (loop.totals), as a row recorded from
+  # an earlier summary has them: this session's time said 40 s for a point resumed at 90%.
+  wall = summary.get("train_wall_s", wall)
   finals = {k[len("final_"):]: v for k, v in summary.items() if k.startswith("final_")}
   row = {"run": name, "status": "failed" if "error" in summary else "done",
          "overrides": overrides, "dir": str(run_dir),

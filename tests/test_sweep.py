@@ -86,6 +86,9 @@ def test_kill_and_rerun_loses_no_row(tmp_path):
   assert len(final) == 3 and all(r["status"] == "done" for r in final.values())
   for r in first:  # finished runs were not redone
     assert final[r["run"]]["wall_s"] == r["wall_s"]
+  for r in final.values():  # one figure whichever way a row was made: the run's training seconds
+    summary = json.loads((Path(r["dir"]) / "summary.json").read_text())
+    assert r["wall_s"] == summary["train_wall_s"], r["run"]
 
 
 def test_override_of_the_wrong_type_names_the_key():
