@@ -289,3 +289,24 @@ def test_a_run_and_a_sweep_keep_their_own_directories(tmp_path):
   for kind in ("run", "sweep"):
     workdir_layout.check_kind(tmp_path / "new", kind)
     workdir_layout.check_kind(tmp_path, kind)  # holds only the two directories above
+
+
+def test_a_run_shortened_to_a_step_between_log_steps_says_it_has_no_final_metrics(
+    tmp_path, monkeypatch):
+  """Preempted at step 30 (log steps 20, 40), then given num_steps=30: it finished with a
+  summary.json without final_* values and without a word."""
+  import shutil
+  warned = []
+  monkeypatch.setattr(workdir.logging, "warning", lambda msg, *a: warned.append(msg % a))
+  from research import train
+  monkeypatch.setattr(train.logging, "warning", lambda msg, *a: warned.append(msg % a))
+  wd = tmp_path / "run"
+  _train(_tiny(**{"train.checkpoint_every": 10, "train.keep_checkpoints": 4,
+                  "train.steps_per_call": 10}), wd)
+  shutil.rmtree(wd / "checkpoints" / "40")  # as if preempted at 30
+  (wd / "summary.json").unlink()
+  summary = _train(_tiny(**{"train.checkpoint_every": 10, "train.keep_checkpoints": 4,
+                            "train.steps_per_call": 10, "train.num_steps": 30}), wd)
+  assert summary["final_step"] == 30 and not [k for k in summary if k.startswith("final_")
+                                               and k != "final_step"]
+  assert [w for w in warned if "holds no row at step 30, where this run now ends" in w]
