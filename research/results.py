@@ -182,30 +182,42 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
     r["run"] = r["dir"] if names.count(r["run"]) > 1 else r["run"]
     # A point that failed without a summary (an exception in training; a non-finite loss
     # before this version wrote one) is unfinished by its files; its sweep's row says failed.
-    r["state"] = "failed" if r["state"] == "unfinished" and r["dir"] in failed else r["state"]
+    failed_row = Path(r["dir"]).resolve() in failed
+    r["state"] = "failed" if r["state"] == "unfinished" and failed_row else r["state"]
+  table = rows  # each filter's column is checked against every run, not the ones left so far
   for expr in where:
-    rows = [r for r in rows if _matches(r, expr, rows)]
+    rows = [r for r in rows if _matches(r, expr, table)]
   return rows
 
 
-def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], set[str]]:
+def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], set[Path]]:
   """Runs a sweep's results.jsonl records whose directory is gone (left out of the table without
-  a word before), and the `dir`s of those its last row for them says failed."""
+  a word before), and the resolved directories of those its last row for them says failed.
+  Every sweep below a given directory counts, and the sweep above one given inside it
+  (SWEEP/runs, SWEEP/runs/NAME), for its runs under that directory: the same run read as
+  failed or unfinished, and a gone run was named or not, by which directory was given."""
   gone, last = [], {}
-  for root in map(Path, dirs):
-    try:
-      rows = read_jsonl(root / RESULTS)
-    except (ResearchError, OSError):
-      continue  # not a sweep, or its table damaged: the runs found are what there is
-    for row in rows:
-      run = root / RUNS / str(row.get("run", "")) if isinstance(row, dict) else None
-      # Done rows only: a point refused at its start never had a directory, and its row
-      # says why (failed); rerunning the sweep retrains a done run that is gone.
-      if run is not None and row.get("status") == "done" and row.get("run") and not run.is_dir():
-        gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
-                          "the sweep to train it again"))
-      if run is not None and row.get("run"):
-        last[str(run)] = row.get("status")
+  for given in map(Path, dirs):
+    inside = given.resolve()
+    sweeps = {p.parent.resolve() for p in given.rglob(RESULTS)}
+    sweeps |= {a for a in inside.parents[:2] if (a / RESULTS).is_file()}
+    for root in sorted(sweeps):
+      try:
+        rows = read_jsonl(root / RESULTS)
+      except (ResearchError, OSError):
+        continue  # not a sweep, or its table damaged: the runs found are what there is
+      for row in rows:
+        if not isinstance(row, dict) or not row.get("run"):
+          continue
+        run = root / RUNS / str(row["run"])
+        if not run.is_relative_to(inside):
+          continue
+        # Done rows only: a point refused at its start never had a directory, and its row
+        # says why (failed); rerunning the sweep retrains a done run that is gone.
+        if row.get("status") == "done" and not run.is_dir() and run not in dict(gone):
+          gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
+                            "the sweep to train it again"))
+        last[run] = row.get("status")
   return gone, {run for run, status in last.items() if status == "failed"}
 
 

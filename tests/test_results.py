@@ -122,7 +122,35 @@ def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_d
   assert [r["run"] for r in rows] == ["runs/000_width=16", "runs/001_width=64"]
   assert results.default_columns(rows)[:2] == ["run", "state"]
   (sweep_dir / "results.jsonl").write_text(json.dumps({"run": runs[1].name, "status": "failed"}))
-  assert results.records([sweep_dir])[1]["state"] == "failed"  # a solo point's NaN: no summary
+  assert results.records([sweep_dir])[1]["state"] == "failed"  # a point failed without a summary
+  # The same whichever directory holds it: above the sweep, its runs/, the run itself.
+  for given in (sweep_dir.parent, sweep_dir / "runs", runs[1]):
+    state = {r["dir"]: r["state"] for r in results.records([given])}
+    assert state[str(runs[1]) if given != runs[1] else str(given)] == "failed", given
+
+
+def test_a_gone_run_is_named_whichever_directory_holds_its_sweep(sweep_dir):
+  """Given the sweep's parent, a recorded run whose folder is gone was left out without a word
+  (exit 0); given the sweep, it was named (exit 6)."""
+  import shutil
+  name = sorted((sweep_dir / "runs").iterdir())[0].name
+  (sweep_dir / "results.jsonl").write_text(json.dumps({"run": name, "status": "done"}))
+  shutil.rmtree(sweep_dir / "runs" / name)
+  for given in (sweep_dir, sweep_dir.parent):
+    with pytest.raises(InputError, match=f"{name}: recorded in .* the directory is gone"):
+      results.records([given])
+  assert len(results.records([sweep_dir / "runs" / "001_width=64"])) == 1  # another run: fine
+
+
+def test_each_where_column_is_checked_against_every_run(sweep_dir, tmp_path):
+  """A second filter's column was looked up among the runs the first left: a column only the
+  other runs have was 'no column' (exit 2), and the filters' order changed the answer."""
+  other = _run(tmp_path / "solo", 32, 3e-4, [2.0, 1.5])
+  cfg = json.loads((other / "config.json").read_text())
+  cfg["task"]["extra_field"] = 7
+  (other / "config.json").write_text(json.dumps(cfg))
+  for where in (["model.width>=64", "task.extra_field==7"], ["task.extra_field==7", "model.width>=64"]):
+    assert results.records([sweep_dir, other], where) == []
 
 
 def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
