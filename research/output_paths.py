@@ -120,6 +120,7 @@ def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str,
     raise InputError(f"{flag}={text} would overwrite {real.name}, part of the record of the "
                      f"run or sweep in {parent}; name another file, e.g. "
                      f"{flag}={path.parent / example}")
+  _refuse_an_experiments_own_file(real, flag, text, example, rewrites)
   for d in parent, *parent.parents:
     if d.name not in workdir_layout.RUN_FOLDERS + (workdir.ENSEMBLES,) or not holds_a_run(d.parent):
       continue
@@ -129,3 +130,29 @@ def _refuse_a_runs_own_file(path: Path, flag: str, text: str, example: str,
       raise InputError(f"{flag}={text} is inside the {d.name}/ of the run or sweep in "
                        f"{d.parent}, which wrote it; name another file, e.g. "
                        f"{flag}={d.parent / example}")
+
+
+def _refuse_an_experiments_own_file(real: Path, flag: str, text: str, example: str,
+                                    rewrites: bool) -> None:
+  """What an experiment or reproduce wrote: `results --csv EXP/scaling_laws.json` replaced the
+  fit with a CSV table (exit 0), `--csv EXP/experiment.json` the folder's ownership mark. An
+  experiment's folder is marked (workdir.EXPERIMENT): its mark, and any file already in it or
+  below it (but one that a command `rewrites` as its own: results' default figure, a run's
+  probe rows); reproduce's NAME/summary.json and summary.md beside NAME/run/, its index.md."""
+  from research import workdir
+  def experiments(d: Path) -> bool:  # an experiment's folder, or reproduce's NAME/run/ of seeds
+    return (d / workdir.EXPERIMENT).is_file() or any(d.glob(f"seed_*/{workdir.EXPERIMENT}"))
+  owner = next((d for d in (real.parent, *real.parent.parents)
+                if (d / workdir.EXPERIMENT).is_file()), None)
+  if real.name == workdir.EXPERIMENT or owner is not None and real.exists() and not rewrites:
+    where = owner or real.parent
+    raise InputError(f"{flag}={text} would overwrite a file of the experiment in {where}; name "
+                     f"another file, e.g. {flag}={where.parent / example}")
+  reproduce = (real.name in ("summary.json", "summary.md") and experiments(real.parent / "run")
+               or real.name == "index.md" and any(experiments(d / "run")
+                                                  for d in real.parent.glob("*/")))
+  if reproduce:
+    raise InputError(f"{flag}={text} would overwrite {real.name}, written by "
+                     f"experiments.reproduce in {real.parent}; name another file, e.g. "
+                     f"{flag}={real.parent.parent / example}")
+

@@ -176,6 +176,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
       raise InputError(f"--workdir={workdir}: the probe's rows go to {OUT} in it unless "
                        f"--out says otherwise, and " + str(e).replace(f"--out={out}", str(out))
                        + "; or pass --out=FILE elsewhere") from None
+    _refuse_another_runs(out, workdir)
     out.parent.mkdir(parents=True, exist_ok=True)
     # A folder of the user's other than the run's keeps no .lock after the probe.
     tidy = not out.parent.resolve().is_relative_to(workdir.resolve())
@@ -183,6 +184,19 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
       return _probe_steps(workdir, ck, steps, out, windows, few_shot_prompts, config)
   finally:
     ck.close()
+
+
+def _refuse_another_runs(out: Path, workdir: Path) -> None:
+  """Rows are matched to checkpoints by step alone: --out into another run's directory (its
+  probes/checkpoints.jsonl) skipped this run's steps that one had probed and appended the
+  rest to the other run's record."""
+  real = out.resolve()
+  other = next((d for d in real.parents if d != workdir.resolve()
+                and not workdir.resolve().is_relative_to(d) and workdir_lib.is_run_dir(d)), None)
+  if other is not None:
+    raise InputError(f"--out={out} is inside another run ({other}), whose probe rows it would "
+                     f"mix with {workdir}'s; leave --out out (the rows go to {workdir / OUT}) "
+                     "or name a file outside both runs")
 
 
 def _few_shot_for(workdir: Path, config, asked: int | None) -> int:

@@ -225,6 +225,21 @@ def test_an_out_holding_something_else_is_refused_and_left_as_it_is(run, tmp_pat
   assert out.read_text() == text
 
 
+def test_an_out_in_another_runs_directory_is_refused(run, tmp_path):
+  """--out=OTHER/probes/checkpoints.jsonl skipped this run's steps that OTHER had probed
+  (rows are matched by step) and appended the rest to OTHER's record, exit 0."""
+  import shutil
+  other = tmp_path / "other"
+  shutil.copytree(run, other, ignore=shutil.ignore_patterns("checkpoints", ".lock"))
+  before = (other / "probes" / "checkpoints.jsonl").read_text()
+  with pytest.raises(InputError, match=rf"--out=.* is inside another run \({other}\)"):
+    probe_checkpoints.probe_run(run, out=other / "probes" / "checkpoints.jsonl")
+  with pytest.raises(InputError, match="inside another run"):
+    probe_checkpoints.probe_run(run, out=other / "mine.jsonl")
+  assert (other / "probes" / "checkpoints.jsonl").read_text() == before
+  assert probe_checkpoints.probe_run(run, out=tmp_path / "mine.jsonl")  # control: outside both
+
+
 def test_mismatched_flags_are_refused_whether_or_not_a_checkpoint_is_new(run):
   """With every checkpoint already probed, other --windows or --few_shot_prompts than the
   rows' exited 0 having probed nothing; after a new checkpoint the same flags were exit 2."""

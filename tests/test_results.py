@@ -370,6 +370,34 @@ def test_an_output_over_a_runs_own_file_is_refused(sweep_dir, tmp_path):
   assert (run / "figures" / "table.csv").is_file()
 
 
+def test_an_output_over_an_experiments_own_file_is_refused(sweep_dir, tmp_path):
+  """`--csv EXP/scaling_laws.json`, `--csv EXP/experiment.json` and reproduce's
+  NAME/summary.json were replaced by the table, exit 0."""
+  exp = tmp_path / "exp"
+  (exp / "runs").mkdir(parents=True)
+  (exp / "experiment.json").write_text('{"experiment": "scaling_laws"}')
+  (exp / "scaling_laws.json").write_text("{}")
+  (exp / "figures").mkdir()
+  (exp / "figures" / "fit.png").write_bytes(b"png")
+  rep = tmp_path / "rep"
+  (rep / "garg2022" / "run" / "seed_0").mkdir(parents=True)
+  (rep / "garg2022" / "run" / "seed_0" / "experiment.json").write_text('{"experiment": "garg2022"}')
+  for f in ("summary.json", "summary.md"):
+    (rep / "garg2022" / f).write_text("{}")
+  (rep / "index.md").write_text("# index")
+  targets = [exp / "scaling_laws.json", exp / "experiment.json", exp / "figures" / "fit.png",
+             rep / "garg2022" / "summary.json", rep / "garg2022" / "summary.md", rep / "index.md",
+             tmp_path / "elsewhere" / "experiment.json"]
+  before = {t: t.read_bytes() for t in targets if t.exists()}
+  for target in targets:
+    with pytest.raises(InputError, match="would overwrite"):
+      results.main([str(sweep_dir), "--csv", str(target)])
+  assert {t: t.read_bytes() for t in before} == before
+  for new in (exp / "table.csv", rep / "garg2022" / "table.csv", rep / "table.csv"):  # control
+    results.main([str(sweep_dir), "--csv", str(new)])
+    assert new.is_file()
+
+
 def test_a_run_is_what_workdir_says_and_a_symlink_is_followed(sweep_dir, tmp_path):
   """Any folder with a config.json was taken for a run (`--csv PROJECT/results.csv` refused
   beside a project's own config.json), and a symlink to a run's config.json was not followed
