@@ -117,6 +117,16 @@ def pick(items: list, indices: list[str], flag: str) -> list:
 _FORCED: dict = {}
 
 
+def first_devices(n: int):
+  """The first N devices for --devices=N (None: all). N above the host's count trained on
+  the fewer there were without a word (or named a batch-size fix that was not the fault)."""
+  import jax
+  if n > jax.device_count():
+    raise InputError(f"--devices={n} but this host has {jax.device_count()}; pass "
+                     f"--devices={jax.device_count()} or fewer (0 = all)")
+  return jax.devices()[:n] if n else None
+
+
 @contextlib.contextmanager
 def forced_overrides(overrides: dict):
   """Within the block, every config make_config / seeded builds (so every experiment's runs)

@@ -86,12 +86,9 @@ def source_entropy(config) -> float | None:
 
 def train_grid(out: Path, config, overrides, devices: int = 0) -> tuple[list[dict], list[dict]]:
   """Runs the sweep; returns (points, failed) in sweep order."""
-  import jax
-
   from research import sweep
 
-  used = jax.devices()[:devices] if devices else None
-  results = sweep.run_sweep(config, overrides, out, devices=used)
+  results = sweep.run_sweep(config, overrides, out, devices=common.first_devices(devices))
   points, failed = [], []
   for i, o in enumerate(overrides):
     r = results.rows[sweep.run_name(i, o)]
@@ -273,6 +270,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
   config = cli.apply_overrides(grid_config.get_config(preset), base | {"seed": seed})
   points_overrides = cli.load_sweep(grid_config.__file__, name)
   cli.refuse_replaced(base, points_overrides, "--set ", f"--sweep={name}")
+  common.first_devices(devices)  # refused before any point is checked or trained
   for o in points_overrides:  # every point, before the first one trains
     config_check.validate(sweep_lib.apply_overrides(config, o), devices or jax.device_count())
   t0 = time.perf_counter()

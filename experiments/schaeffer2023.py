@@ -152,7 +152,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   points = common.pick(cli.load_sweep(arithmetic.__file__, sweep), [str(i) for i in sizes],
                        "--sizes")
   cli.refuse_replaced(overrides or {}, points, "--set ", f"--sweep={sweep}")
-  used = jax.devices()[:devices] if devices else None
+  used = common.first_devices(devices)
   config_check.validate(config, len(used or jax.devices()))
   if config.task.operation not in ("add", "mul"):
     raise InputError("--set task.operation: the scale sweep reads digit-arithmetic probes; "

@@ -58,6 +58,10 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
      "5000000000 is out of range; seeds are integers in [0, 2**32)"),
     ("experiments.reproduce", ["--list", "extra"], 2, "unexpected arguments ['extra']"),
     ("experiments.schaeffer2023", ["--set", "model.widht=3"], 2, "did you mean 'model.width'"),
+    # more devices than the host has: trained on the fewer there were, exit 0 (or named a
+    # batch-size fix that was not the fault)
+    ("experiments.schaeffer2023", ["--preset=tiny", "--devices=99"], 2, "--devices=99 but this host has"),
+    ("experiments.scaling_laws", ["--preset=tiny", "--devices=99"], 2, "--devices=99 but this host has"),
     ("experiments.schaeffer2023", ["--set", "model.width"], 2, "is not FIELD=VALUE"),
     ("experiments.schaeffer2023", ["--sizes=0,99"], 2, "indices must be integers in"),
     # A --set that the sweep's points or --seed replace in every run was silently dropped.
