@@ -24,7 +24,7 @@ import numpy as np
 from absl import flags, logging
 
 from research import cli, output_paths
-from research.errors import InputError
+from research.errors import InputError, RunIOError
 
 # Parameter scopes that belong to the task's head, not the shared body, at any depth: the
 # sequence models' `read_out`, the ResNet classifier's `head`, and a wrapped model's
@@ -97,14 +97,30 @@ def _with_new_fields(config):
 
 
 def load_run(workdir: str | Path):
-  """(Experiment, params, step) of a finished run, on this process's first device."""
-  from research import checkpoint as ckpt_lib, workdir as workdir_lib
+  """(Experiment, params, step) of a finished run, on this process's first device. A run
+  training there deletes old checkpoints as it saves (keep-latest-N): one listed, then gone
+  before it was read, is read again from a fresh listing (it said FileNotFoundError, exit 2)."""
+  from research import checkpoint as ckpt_lib
   exp = open_run(workdir)
   workdir = Path(workdir).expanduser()
+  abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
+  for attempt in range(3):
+    try:
+      state, step = _restore_newest(workdir, abstract)
+      return exp, state.params, step
+    except FileNotFoundError:
+      if attempt == 2:
+        raise RunIOError(f"the checkpoints in {workdir} were deleted while being read, three "
+                         "times (a run training there?); try again when it has finished") from None
+      logging.warning("a checkpoint in %s was deleted while being read; reading the newest again",
+                      workdir)
+
+
+def _restore_newest(workdir: Path, abstract):
+  from research import checkpoint as ckpt_lib, workdir as workdir_lib
   ck = ckpt_lib.Checkpointer(workdir / workdir_lib.CHECKPOINTS, max_to_keep=1_000_000,
                              async_save=False, read_only=True)
   try:
-    abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     steps = ck.all_steps()
     if not steps:  # was exit 4, "no complete checkpoint in ...", naming no fix
       raise InputError(f"--workdir={workdir} has no complete checkpoint to predict with; "
@@ -116,7 +132,7 @@ def load_run(workdir: str | Path):
       raise type(e)(f"{e}; restore the run's checkpoints from a backup, or retrain it") from None
   finally:
     ck.close()
-  return exp, state.params, step
+  return state, step
 
 
 def check_fits(workdir: Path, ck, step: int, abstract) -> None:

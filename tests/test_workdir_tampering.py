@@ -310,3 +310,24 @@ def test_a_run_shortened_to_a_step_between_log_steps_says_it_has_no_final_metric
   assert summary["final_step"] == 30 and not [k for k in summary if k.startswith("final_")
                                                and k != "final_step"]
   assert [w for w in warned if "holds no row at step 30, where this run now ends" in w]
+
+
+def test_predict_reads_again_when_a_checkpoint_goes_while_being_read(finished, monkeypatch):
+  """A run training in the workdir deletes old checkpoints as it saves: one listed, then gone
+  before predict read it, ended predict with 'FileNotFoundError', exit 2."""
+  from research import checkpoint, predict
+  calls, restore = [], checkpoint.Checkpointer.restore
+
+  def racing(self, *a, **kw):
+    calls.append(1)
+    if len(calls) == 1:
+      raise FileNotFoundError(2, "No such file or directory", "checkpoints/20/state")
+    return restore(self, *a, **kw)
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "restore", racing)
+  _, params, step = predict.load_run(finished)
+  assert step == 40 and len(calls) == 2 and params
+  monkeypatch.setattr(checkpoint.Checkpointer, "restore",
+                      lambda *a, **kw: (_ for _ in ()).throw(FileNotFoundError(2, "gone")))
+  with pytest.raises(errors.RunIOError, match="deleted while being read, three times"):
+    predict.load_run(finished)
