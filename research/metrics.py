@@ -113,10 +113,13 @@ class MetricsWriter:
     self.perf_path = Path(workdir) / workdir_lib.PERF
     self._tb = None
     self._synced: set[Path] = set()  # files whose directory entry was synced
+    self._held: set[Path] = set()  # files that hold rows: one gone later was removed mid-run
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
       workdir_lib.repair_jsonl(path, resume_step)
+      if path.is_file():
+        self._held.add(path)
     try:
       from tensorboardX.event_file_writer import EventsWriter
     except ImportError:  # TensorBoard is optional; JSONL is the record
@@ -148,8 +151,13 @@ class MetricsWriter:
       return
     row = {"step": int(step)} | {k: _jsonable(v) for k, v in metrics.items()}
     path = self.perf_path if perf else self.path
+    if path in self._held and not path.exists():
+      # Appending recreated it with the later rows alone, without a word.
+      logging.warning("%s was removed while the run was going: its rows before step %d are "
+                      "gone, and it holds the rows from there on", path, step)
     with self._io(path), path.open("a") as f:
       f.write(json.dumps(row) + "\n")
+    self._held.add(path)
     if self._tb is not None:
       from tensorboardX.proto import event_pb2
       from tensorboardX.summary import scalar

@@ -243,3 +243,20 @@ def test_a_file_made_after_the_first_sync_gets_its_directory_entry_synced(tmp_pa
   assert str(tmp_path) not in synced
   monkeypatch.undo()
   w.close()
+
+
+def test_a_metrics_file_removed_mid_run_is_said_when_it_is_recreated(tmp_path, monkeypatch):
+  """metrics.jsonl deleted while the run went on came back with the later rows alone, and
+  nothing said the earlier ones were gone."""
+  from research import metrics as metrics_lib
+  warned = []
+  monkeypatch.setattr(metrics_lib.logging, "warning", lambda msg, *a: warned.append(msg % a))
+  w = metrics_lib.MetricsWriter(str(tmp_path), resume_step=0)
+  w.write(5, {"loss": 1.0})
+  w.write(10, {"loss": 0.9})
+  assert not [m for m in warned if "removed while the run" in m]  # control: nothing removed
+  (tmp_path / "metrics.jsonl").unlink()
+  w.write(15, {"loss": 0.8})
+  assert [m for m in warned if "metrics.jsonl was removed while the run was going: its rows "
+          "before step 15 are gone" in m]
+  w.close()
