@@ -86,3 +86,17 @@ def test_bad_requests_raise_with_the_fix():
     few_shot.evaluate(_uniform, TOK, L, tasks=("sort",))
   with pytest.raises(ValueError, match="use fewer shots"):
     few_shot.evaluate(_uniform, TOK, 16, tasks=("copy",), shots=(8,), num_prompts=4)
+
+
+def test_chance_is_the_task_answer_distribution_not_the_prompts_drawn():
+  # Teacher-forced chance conditions on the true answer prefix; over the 20 answers drawn,
+  # each 4-letter prefix is seen once and would look predictable. Copy's letters are
+  # uniform: chance token accuracy is 1/26 per letter, the log-likelihood 4 log(1/26).
+  res = _run(_uniform, ("copy", "add"), (0,))
+  copy = res["tasks"]["copy"]["0"]["chance"]
+  assert copy["token_accuracy"] == pytest.approx(1 / 26)
+  assert copy["log_likelihood"] == pytest.approx(4 * np.log(1 / 26))
+  assert copy["exact_match"] == pytest.approx(26.0 ** -4)
+  # add: a + b over 10..49 twice; the leading digit is 2-9, so chance beats 1/10.
+  add = res["tasks"]["add"]["0"]["chance"]
+  assert add == few_shot.population_chance(TOK, "add") and add["token_accuracy"] > 0.15

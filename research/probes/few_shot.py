@@ -23,6 +23,8 @@ Shape legend: N prompts, B batch, L context, M answer tokens, V vocabulary.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import string
 
 import numpy as np
@@ -65,6 +67,30 @@ def _lookup(rng, k: int) -> tuple[str, str]:
 
 
 GENERATORS = {"copy": _copy, "add": _add, "lookup": _lookup}
+
+
+def answer_population(task: str) -> list[str]:
+  """Every answer of `task`, each as often as the generator's draws make it likely: the
+  distribution the evaluated answers are drawn from, the same for every k (copy: 4 uniform
+  letters; add: a + b, a and b uniform in 10..49; lookup: a uniform 2-digit value)."""
+  if task == "copy":
+    letters = string.ascii_lowercase
+    return ["".join(t) for t in itertools.product(letters, repeat=4)]
+  if task == "add":
+    return [str(a + b) for a in range(10, 50) for b in range(10, 50)]
+  if task == "lookup":
+    return [f"{v:02d}" for v in range(100)]
+  raise ValueError(f"unknown few-shot task {task!r}; choose from {list(TASKS)}")
+
+
+@functools.lru_cache(maxsize=16)
+def population_chance(tokenizer, task: str) -> dict[str, float]:
+  """am.chance_levels over `answer_population(task)`, tokenised: the chance of the task's
+  answer distribution. Not that of the prompts drawn: with prefix-conditional
+  (teacher-forced) chance, a few hundred 4-letter answers each have a prefix of their own and
+  would read as predictable (copy: token accuracy ~0.6 for the true 1/26)."""
+  answers = np.stack([np.asarray(tokenizer.encode(a), np.int32) for a in answer_population(task)])
+  return am.chance_levels(answers, int(tokenizer.vocab_size))
 
 
 def prompts(task: str, k: int, num: int, seed: int) -> list[tuple[str, str]]:
@@ -157,7 +183,7 @@ def evaluate(predict_fn, tokenizer, seq_len: int, *, tasks=TASKS, shots=SHOTS,
                           batch_size, seq_len) for s in range(0, num_prompts, batch_size)]
       values = {name: np.concatenate([p[name] for p in per]) for name in am.METRICS}
       cell = am.summarise(values, resamples=bootstrap, seed=seed)
-      cell["chance"] = am.chance_levels(answers, int(tokenizer.vocab_size))
+      cell["chance"] = population_chance(tokenizer, task)
       out["tasks"][task][str(k)] = cell
   return out
 
