@@ -77,15 +77,16 @@ def test_brier_and_chance_levels():
   assert ch["exact_match"] == pytest.approx(1e-3) and ch["token_accuracy"] == pytest.approx(0.1)
   assert ch["brier"] == pytest.approx(0.9) and ch["log_likelihood"] == pytest.approx(3 * math.log(0.1))
   assert ch["edit_distance"] == pytest.approx(am.edit_distance(np.zeros_like(every), every).mean())
-  # By hand, answers 10, 10, 11, 02: p_0 = (1/4, 3/4), p_1 = (1/2, 1/4, 1/4).
+  # By hand, answers 10, 10, 11, 02. Teacher-forced metrics condition on the true prefix:
+  # p(d_0) = (1/4, 3/4); p(d_1 | 1) = (2/3, 1/3, 0), p(d_1 | 0) = (0, 0, 1).
   ch = am.chance_levels(np.array([[1, 0], [1, 0], [1, 1], [0, 2]]), 3)
   assert ch["exact_match"] == pytest.approx(0.5)                 # "10"
-  assert ch["token_accuracy"] == pytest.approx((0.75 + 0.5) / 2)
+  assert ch["token_accuracy"] == pytest.approx((0.75 + (2 + 1) / 4) / 2)
   assert ch["edit_distance"] == pytest.approx((0 + 0 + 1 + 2) / 4)  # "10" vs each
-  h0 = 0.25 * math.log(0.25) + 0.75 * math.log(0.75)
-  h1 = 0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)
-  assert ch["log_likelihood"] == pytest.approx(h0 + h1)
-  assert ch["brier"] == pytest.approx((1 - 0.25 ** 2 - 0.75 ** 2 + 1 - 0.25 - 2 * 0.25 ** 2) / 2)
+  # mean log p(answer): p(10) = 3/4 * 2/3, p(11) = 3/4 * 1/3, p(02) = 1/4 * 1
+  assert ch["log_likelihood"] == pytest.approx((2 * math.log(0.5) + 2 * math.log(0.25)) / 4)
+  brier_1 = 0.75 * (1 - (2 / 3) ** 2 - (1 / 3) ** 2) + 0.25 * 0.0
+  assert ch["brier"] == pytest.approx((1 - 0.25 ** 2 - 0.75 ** 2 + brier_1) / 2)
 
 
 def test_intervals():
@@ -207,23 +208,35 @@ def test_training_never_sees_held_out_problems_and_the_probe_asks_only_them():
 
 
 def test_chance_is_what_answer_statistics_alone_score():
-  """A 'model' that ignores the operands and predicts each answer position's
-  marginal digit distribution scores exactly chance on every continuous metric
-  and is above chance on none (a uniform guesser as chance would flag it)."""
+  """A 'model' that ignores the operands and knows only the answers' distribution scores
+  chance, through the probe, and is above chance on no metric. Teacher-forced, it sees the
+  true answer prefix and predicts p(d_j | d_<j); generating, it follows its own prefix (a
+  model of per-position marginals only would be below this chance)."""
   from research.analysis import emergence_plots as ep
-  task, c = _task(operation="add", num_digits=2)
+  task, c = _task(operation="mul", num_digits=2)
   answers = np.asarray(task._examples(None, 0, task.held_out_pairs))[:, -task.answer_len:]
-  p_MxV = np.stack([np.bincount(answers[:, j], minlength=task.vocab) for j in range(3)]) / len(answers)
-  logits_TxV = np.full((task.seq_len - 1, task.vocab), -1e9, np.float32)
-  logits_TxV[task.query_answer_pos - 1] = np.log(np.maximum(p_MxV, 1e-30))
-  stats_only = lambda x: jnp.broadcast_to(jnp.asarray(logits_TxV), x.shape + (task.vocab,))
+  m_ans, start = task.answer_len, task.query_answer_pos[0]
+  table = {}  # answer prefix -> log p(next digit | prefix) over the vocabulary
+  for j in range(m_ans):
+    for row in np.unique(answers[:, :j], axis=0):
+      counts = np.bincount(answers[np.all(answers[:, :j] == row, axis=1), j], minlength=task.vocab)
+      table[tuple(row)] = np.log(np.maximum(counts / counts.sum(), 1e-30))
+
+  def stats_only(x_BxT):
+    x_BxT = np.asarray(x_BxT)
+    logits = np.full(x_BxT.shape + (task.vocab,), -1e9, np.float32)
+    for j in range(m_ans):  # position start - 1 + j predicts answer digit j
+      for b in range(len(x_BxT)):  # an unseen prefix (greedy off the answers) gets uniform
+        logits[b, start - 1 + j] = table.get(tuple(x_BxT[b, start:start + j]), 0.0)
+    return jnp.asarray(logits)
   c.probe.num_prompts = 10 ** 4                       # every held-out problem
   res = task.probe(stats_only, jax.random.key(0), c.probe, step=0)["arithmetic"]
   ch, m = res["chance"], res["metrics"]
-  assert ch["token_accuracy"] > 0.2 > 0.1            # the leading digit is 0 or 1, not uniform
-  for name in ("token_accuracy", "edit_distance", "log_likelihood", "brier"):
+  assert ch["token_accuracy"] > 0.25                  # marginals alone: ~0.22
+  for name in ("token_accuracy", "log_likelihood", "brier"):
     assert m[name]["mean"] == pytest.approx(ch[name], rel=1e-5, abs=1e-6), name
   assert m["exact_match"]["mean"] <= ch["exact_match"]
+  assert m["edit_distance"]["mean"] >= ch["edit_distance"] - 1e-9
   for name in am.METRICS:
     assert not ep.beyond_chance(m[name], ch[name], ep.PERFECT[name], am.HIGHER_IS_BETTER[name]), name
 

@@ -1,8 +1,10 @@
 """The emergence-with-scale experiment: the above-chance margin, sharpness, end to end."""
 import json
 
+import numpy as np
 import pytest
 
+from research.analysis import answer_metrics as am
 from research.analysis import emergence_plots as ep
 
 
@@ -54,6 +56,78 @@ def test_reversal_needs_the_intervals_and_five_percent_of_the_net_change():
   # Lower is better; a slow slide back over several sizes counts, not only one step.
   slide = [_m(v, 0.01) for v in (3.0, 1.0, 1.03, 1.06, 1.09, 1.12, 0.9)]
   assert ep.reversal(slide, False) == {"drop": pytest.approx(0.12), "from": 1, "to": 5}
+
+
+def _answers(first_digit: int, op) -> np.ndarray:
+  """Every problem's answer digits, most significant first (the task's layout)."""
+  a = np.arange(10 ** first_digit)
+  s = op(a[:, None], a[None, :]).ravel()
+  m = first_digit + 1 if op is np.add else 2 * first_digit
+  return np.stack([(s // 10 ** (m - 1 - j)) % 10 for j in range(m)], axis=1)
+
+
+def _statistics_only_model(answers_NxM, vocab: int):
+  """Teacher-forced probabilities of the model that knows only the answers' distribution:
+  at digit j it predicts p(d_j | true d_<j), counted from the answers (as the audit did)."""
+  n, m = answers_NxM.shape
+  probs = np.zeros((n, m, vocab))
+  for j in range(m):
+    for row in np.unique(answers_NxM[:, :j], axis=0):
+      same = np.all(answers_NxM[:, :j] == row, axis=1)
+      probs[same, j, :10] = np.bincount(answers_NxM[same, j], minlength=10) / same.sum()
+  return probs
+
+
+@pytest.mark.parametrize("digits,op", [(2, np.multiply), (1, np.add)])
+def test_a_model_of_the_answer_statistics_alone_is_at_chance(digits, op):
+  # Token accuracy, log-likelihood and Brier are teacher-forced: a model of the answers'
+  # statistics sees the true prefix and conditions on it. Chance must equal what that
+  # model scores through the metric code itself, so it is never above the margin (per-
+  # position marginals put it 0.05 above chance in token accuracy on 2-digit products).
+  ans = _answers(digits, op)
+  probs = _statistics_only_model(ans, 14)  # the digit task's vocabulary
+  teacher = probs.argmax(-1)
+  values = am.per_problem(teacher, ans, teacher, probs)
+  chance = am.chance_levels(ans, 10)
+  for name in ("token_accuracy", "log_likelihood", "brier"):
+    assert chance[name] == pytest.approx(values[name].mean(), abs=1e-12), name
+    tight = {"mean": values[name].mean(), "lo": values[name].mean() - 1e-9,
+             "hi": values[name].mean() + 1e-9}
+    assert not ep.beyond_chance(tight, chance[name], ep.PERFECT[name], am.HIGHER_IS_BETTER[name])
+  # Generated answers: no fixed answer beats the mode's exact match; the greedy decoding of
+  # the answer statistics is one of the strings whose best edit distance is chance.
+  string = []
+  for j in range(ans.shape[1]):  # it follows its own prefix, not the true one
+    follows = np.all(ans[:, :j] == string, axis=1)
+    string.append(np.argmax(np.bincount(ans[follows, j], minlength=10)))
+  greedy = np.tile(string, (len(ans), 1))
+  assert chance["edit_distance"] <= am.edit_distance(greedy, ans).mean() + 1e-12
+  assert chance["exact_match"] >= np.all(greedy == ans, 1).mean()
+  # Control: a model better than the answer statistics (the true answers) is above chance.
+  onehot = np.eye(14)[ans]
+  perfect = am.per_problem(ans, ans, ans, onehot)
+  assert perfect["token_accuracy"].mean() == 1 and perfect["log_likelihood"].max() == 0
+  for name, v in perfect.items():
+    m = {"mean": v.mean(), "lo": v.mean() - 1e-9, "hi": v.mean() + 1e-9}
+    assert ep.beyond_chance(m, chance[name], ep.PERFECT[name], am.HIGHER_IS_BETTER[name]), name
+
+
+def test_chance_from_a_sample_is_cross_fitted_not_read_off_the_sample():
+  # 5 uniform digits (exact chance: 0.1 per token, 5 log 0.1, Brier 0.9): 20,000 draws leave
+  # most 4-digit prefixes seen once, so read off the sample they would look predictable.
+  rng = np.random.default_rng(0)
+  est = am.chance_levels(rng.integers(0, 10, (20_000, 5)), 10, sample=True)
+  assert est["token_accuracy"] == pytest.approx(0.1, abs=0.01)
+  # Fitted on part of the sample, the estimate errs low, by less than the 5% margin (0.58).
+  assert 5 * np.log(0.1) - 0.5 < est["log_likelihood"] <= 5 * np.log(0.1)
+  assert 0.9 <= est["brier"] < 0.93
+  # Where the sample covers the prefixes (2-digit products: 100,000 draws of 10,000
+  # problems' answers), the estimate is the exact chance.
+  ans = _answers(2, np.multiply)
+  exact = am.chance_levels(ans, 10)
+  est = am.chance_levels(ans[rng.integers(0, len(ans), 100_000)], 10, sample=True)
+  for name, tol in (("token_accuracy", 0.005), ("log_likelihood", 0.1), ("brier", 0.005)):
+    assert est[name] == pytest.approx(exact[name], abs=tol), name
 
 
 def test_tiny_sweep_end_to_end(tmp_path):
