@@ -40,7 +40,8 @@ from typing import Iterable, Sequence
 
 from research import output_paths
 from research.errors import InputError, ResearchError, RunsFailedError
-from research.workdir import RESULTS, RUNS, atomic_path, read_jsonl, read_object, run_state
+from research.workdir import (RESULTS, atomic_path, read_jsonl, read_object, run_state,
+                              sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -209,7 +210,7 @@ def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], 
       for row in rows:
         if not isinstance(row, dict) or not row.get("run"):
           continue
-        run = root / RUNS / str(row["run"])
+        run = sweep_run_dir(root, str(row["run"]))
         if not run.is_relative_to(inside):
           continue
         # Done rows only: a point refused at its start never had a directory, and its row

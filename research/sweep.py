@@ -76,6 +76,11 @@ class Results:
     self.path = path
     self.rows: dict[str, dict] = {row["run"]: row for row in workdir_lib.read_jsonl(path)}
 
+  def run_dir(self, name: str) -> Path:
+    """Where the run NAME is now: runs/NAME beside this table, never its row's `dir` (the
+    place it trained in; a moved or copied sweep read the old place's files through it)."""
+    return workdir_lib.sweep_run_dir(self.path.parent, name)
+
   def done(self, name: str) -> bool:
     return self.rows.get(name, {}).get("status") == "done"
 
@@ -206,7 +211,7 @@ def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
   results, todo = Results(workdir / workdir_lib.RESULTS), []
   for i, o in enumerate(overrides):
     name = run_name(i, o)
-    run_dir = workdir / workdir_lib.RUNS / name
+    run_dir = results.run_dir(name)
     finished = (run_dir / workdir_lib.SUMMARY).is_file() and (
         results.done(name) or workdir_lib.finished_summary(run_dir, apply_overrides(config, o))
         is not None)
@@ -228,17 +233,17 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   for cfg in configs:  # every point is valid before the first one trains
     config_check.validate(cfg, len(devices or jax.devices()))
   for name in names:  # a row whose run was deleted (or moved) since: trained again
-    if results.done(name) and not (workdir / workdir_lib.RUNS / name / workdir_lib.SUMMARY).is_file():
+    if results.done(name) and not (results.run_dir(name) / workdir_lib.SUMMARY).is_file():
       logging.warning("sweep: %s is recorded as done but %s holds no summary.json (deleted or "
-                      "moved?): training it again", name, workdir / workdir_lib.RUNS / name)
+                      "moved?): training it again", name, results.run_dir(name))
       del results.rows[name]
   for name, cfg in zip(names, configs):  # and no run directory holds another config's run
-    _check_same_run(workdir / workdir_lib.RUNS / name, cfg, results.done(name))
+    _check_same_run(results.run_dir(name), cfg, results.done(name))
   for i, (name, cfg) in enumerate(zip(names, configs)):
     # The one "finished and same config" rule (research/workdir.py) decides, not the row:
     # a sweep killed between a run's summary.json and its row records the row from the
     # summary instead of restoring the run to re-probe it.
-    run_dir = workdir / workdir_lib.RUNS / name
+    run_dir = results.run_dir(name)
     if not results.done(name):
       summary = workdir_lib.finished_summary(run_dir, cfg)
       if summary is not None:
@@ -248,7 +253,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
   t0 = time.perf_counter()
   if todo and ok and ensemble != "off" and len(todo) > 1:
-    dirs = [workdir / workdir_lib.RUNS / names[i] for i in todo]
+    dirs = [results.run_dir(names[i]) for i in todo]
     members = [overrides[i] for i in todo]
     key = _ensemble_key(config, [names[i] for i in todo], members)
     try:
@@ -267,7 +272,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     _log_progress(results, names, 0.0, 0)
     return results
   for count, i in enumerate(todo, 1):
-    run_dir = workdir / workdir_lib.RUNS / names[i]
+    run_dir = results.run_dir(names[i])
     start = time.perf_counter()
     try:
       summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices)

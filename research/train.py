@@ -398,14 +398,14 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
   paths = {}
   if jax.process_index() != 0:
     return paths
-  (workdir / "probes").mkdir(exist_ok=True)
+  (workdir / workdir_lib.PROBES).mkdir(exist_ok=True)
   (workdir / "figures").mkdir(exist_ok=True)
   render = getattr(exp.task, "render", None)  # a task's figure; none drawn without one
   if render is None:
     logging.warning("task %r has no render(probe_json, png): its probes are written, no "
                     "figure", exp.config.task.name)
   for stem, result in results.items():
-    path = workdir / "probes" / f"{stem}.json"
+    path = workdir_lib.probe_file(workdir, stem)
     workdir_lib.write_json(path, result, indent=1)
     fig = workdir / "figures" / f"{stem}.png"
     if render is not None:

@@ -36,6 +36,22 @@ SWEEP_RECORD = "sweep.json"  # and which sweep it holds (its config file and --s
 # An experiment script's directory (experiments/NAME.py): {"experiment": NAME}, so that its
 # own runs and sweeps there are told from a research.main run's or a research.sweep's.
 EXPERIMENT = "experiment.json"
+PROBES = "probes"  # a run's probes/STEM.json (train.run_probes)
+
+
+def sweep_run_dir(sweep_dir: str | Path, name: str) -> Path:
+  """The run NAME of the sweep in SWEEP_DIR, where it is now: SWEEP_DIR/runs/NAME. A
+  results.jsonl row's `dir` and `probes` paths say where the run was when it trained
+  (absolute, or relative to that process's working directory) and are kept for a reader
+  only: read through them, a moved sweep or one named relatively from elsewhere found no
+  files, and a copy read the original's numbers."""
+  return Path(sweep_dir) / RUNS / name
+
+
+def probe_file(run_dir: str | Path, stem: str) -> Path:
+  """Where a run's probe STEM is written: RUN_DIR/probes/STEM.json (derived from where the run
+  is now, not from the path its summary or sweep row recorded)."""
+  return Path(run_dir) / PROBES / f"{stem}.json"
 
 # Fields that change no result file, only how the run is bookkept: a finished run written
 # with other values of them is the same run (reused as is).
