@@ -97,7 +97,9 @@ def train_grid(out: Path, config, overrides, devices: int = 0) -> tuple[list[dic
       continue
     cfg = sweep.apply_overrides(config, o)
     steps = int(cfg.train.num_steps)
-    loss, src, train_loss = held_out_loss(Path(r["dir"]), steps)
+    # The run where this sweep is now: the row's "dir" is where it trained (a moved sweep
+    # found no metrics there, a copy read the original's).
+    loss, src, train_loss = held_out_loss(results.run_dir(r["run"]), steps)
     n, d = r["num_non_embedding_params"], r["tokens"]
     points.append({"run": r["run"], "num_layers": cfg.model.num_layers,
                    "width": cfg.model.width, "num_heads": cfg.model.num_heads,

@@ -1,6 +1,7 @@
 """experiments/scaling_laws.py: the L(N, D) analysis on a known law, the tiny grid end to end.
 (The same fit on the Chinchilla data, experiments/besiroglu2024.py: tests/test_scaling.py.)"""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -101,11 +102,21 @@ def test_analysis_of_null_data_reports_no_fit(case, reason, capsys):
       "approach 2")[0]
 
 
-def test_tiny_grid_end_to_end(tmp_path):
-  out = tmp_path / "sl"
-  argv = ["--preset=tiny", f"--workdir={out}", "--devices=1", "--top_starts=20", "--bootstrap=20",
-          "--set", "train.compile_cache_dir=", "--set", "train.peak_flops=1e11"]
-  assert scaling_laws.main(argv) == 0
+def _argv(workdir):
+  return ["--preset=tiny", f"--workdir={workdir}", "--devices=1", "--top_starts=20",
+          "--bootstrap=20", "--set", "train.compile_cache_dir=", "--set", "train.peak_flops=1e11"]
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+  """The tiny grid trained once (its 4 runs), for the tests that read or rerun it."""
+  out = tmp_path_factory.mktemp("scaling_laws") / "sl"
+  assert scaling_laws.main(_argv(out)) == 0
+  return out
+
+
+def test_tiny_grid_end_to_end(tiny_grid):
+  out, argv = tiny_grid, _argv(tiny_grid)
   saved = json.loads((out / "scaling_laws.json").read_text())
   assert len(saved["runs"]) == 4 and not saved["failed"]
   assert {r["loss_source"] for r in saved["runs"]} == {"eval_loss"}
@@ -133,6 +144,36 @@ def test_tiny_grid_end_to_end(tmp_path):
   # Other settings into the same OUT would reuse runs trained under these: refused.
   with pytest.raises(InputError, match="optim.learning_rate"):
     scaling_laws.main(argv + ["--set", "optim.learning_rate=0.001"])
+
+
+def _edit_eval_losses(run_dir, value):
+  path = run_dir / "metrics.jsonl"
+  rows = [json.loads(line) for line in path.read_text().splitlines()]
+  path.write_text("".join(json.dumps(r | ({"eval_loss": value} if "eval_loss" in r else {}))
+                          + "\n" for r in rows))
+
+
+def test_a_copied_or_moved_grid_is_read_from_its_own_runs(tiny_grid, tmp_path):
+  """results.jsonl's `dir` is where a run trained; the fit reads WORKDIR/runs/NAME of the
+  WORKDIR given. Before: a copy fitted the original's losses (edited there: 9.99 for every
+  point, exit 0), and a moved grid read nothing (IndexError, exit 1)."""
+  runs = lambda d: json.loads((d / "scaling_laws.json").read_text())["runs"]
+  losses = [r["loss"] for r in runs(tiny_grid)]
+  backup, copy, moved = tmp_path / "backup", tmp_path / "copy", tmp_path / "moved"
+  shutil.copytree(tiny_grid, backup)  # the module's grid is put back as it was
+  shutil.copytree(tiny_grid, copy)
+  try:
+    for run_dir in (tiny_grid / "runs").iterdir():  # the original's numbers change
+      _edit_eval_losses(run_dir, 9.99)
+    assert scaling_laws.main(_argv(copy)) == 0
+    assert [r["loss"] for r in runs(copy)] == losses
+    tiny_grid.rename(moved)  # where its rows say its runs are, nothing now
+    assert scaling_laws.main(_argv(moved)) == 0
+    assert [r["loss"] for r in runs(moved)] == [9.99] * len(losses)  # its own, edited
+  finally:
+    shutil.rmtree(tiny_grid, ignore_errors=True)
+    shutil.rmtree(moved, ignore_errors=True)
+    backup.rename(tiny_grid)
 
 
 # ----------------------------------------------------------------------------- seeds
