@@ -144,7 +144,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   WORKDIR/emergence_scale.json and its figure."""
   import jax
 
-  from research import config_check, sweep as sweep_lib
+  from research import config_check, sweep as sweep_lib, workdir as workdir_lib
 
   config = cli.apply_overrides(arithmetic.get_config(preset),
                                dict(overrides or {}) | {"seed": seed} | common.forced())
@@ -164,7 +164,8 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   rows = [results.rows[sweep_lib.run_name(i, o)] for i, o in enumerate(points)]
   failed, done, probes = [], [], []
   for r in rows:
-    path = Path(r.get("probes", {}).get("arithmetic", ""))
+    # The run's probe where the sweep is now, not the path its row recorded at training.
+    path = workdir_lib.probe_file(results.run_dir(r["run"]), "arithmetic")
     probe = json.loads(path.read_text()) if r["status"] == "done" and path.is_file() else None
     if probe is not None and "chance_definition" in probe:
       done.append(r)

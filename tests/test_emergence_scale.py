@@ -1,5 +1,6 @@
 """The emergence-with-scale experiment: the above-chance margin, sharpness, end to end."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -130,14 +131,25 @@ def test_chance_from_a_sample_is_cross_fitted_not_read_off_the_sample():
     assert est[name] == pytest.approx(exact[name], abs=tol), name
 
 
-def test_tiny_sweep_end_to_end(tmp_path):
-  from experiments import schaeffer2023
-
-  out = tmp_path / "em"
-  argv = ["--preset=tiny", f"--workdir={out}", "--sizes=0,1", "--devices=1",
+def _argv(workdir):
+  return ["--preset=tiny", f"--workdir={workdir}", "--sizes=0,1", "--devices=1",
           "--set", "train.compile_cache_dir=", "--set", "train.peak_flops=1e11",
           "--set", "train.checkpoint_every=0"]
-  assert schaeffer2023.main(argv) == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+  """Two sizes of the tiny sweep trained once, for the tests that read or rerun them."""
+  from experiments import schaeffer2023
+  out = tmp_path_factory.mktemp("emergence") / "em"
+  assert schaeffer2023.main(_argv(out)) == 0
+  return out
+
+
+def test_tiny_sweep_end_to_end(tiny_sweep, tmp_path):
+  from experiments import schaeffer2023
+
+  out, argv = tiny_sweep, _argv(tiny_sweep)
   saved = json.loads((out / "emergence_scale.json").read_text())
   names = set(saved["metrics"])
   assert names == {"exact_match", "token_accuracy", "edit_distance", "log_likelihood", "brier"}
@@ -170,3 +182,30 @@ def test_tiny_sweep_end_to_end(tmp_path):
   assert schaeffer2023.main([f"--workdir={tmp_path / 'seed0'}", "--seed=0"] + one) == 0
   assert size0(tmp_path / "seed1") != size0(out)
   assert size0(tmp_path / "seed0") == size0(out)
+
+
+def test_a_copied_or_moved_sweep_is_read_from_its_own_runs(tiny_sweep, tmp_path):
+  """results.jsonl's probe paths are where the runs trained; the sizes are read from
+  WORKDIR/runs/NAME/probes of the WORKDIR given. Before: a copy took the original's probes
+  (edited there, exit 0), and a moved sweep found none (every size failed, exit 6)."""
+  from experiments import schaeffer2023
+
+  metrics = lambda d: [s["metrics"] for s in
+                       json.loads((d / "emergence_scale.json").read_text())["sizes"]]
+  saved = metrics(tiny_sweep)
+  assert saved[0] != saved[1]
+  backup, copy, moved = tmp_path / "backup", tmp_path / "copy", tmp_path / "moved"
+  shutil.copytree(tiny_sweep, backup)  # the module's sweep is put back as it was
+  shutil.copytree(tiny_sweep, copy)
+  try:
+    small, large = sorted((tiny_sweep / "runs").iterdir())
+    shutil.copy(large / "probes" / "arithmetic.json", small / "probes" / "arithmetic.json")
+    assert schaeffer2023.main(_argv(copy)) == 0
+    assert metrics(copy) == saved
+    tiny_sweep.rename(moved)  # where its rows say its probes are, nothing now
+    assert schaeffer2023.main(_argv(moved)) == 0
+    assert metrics(moved) == [saved[1], saved[1]]  # its own files, edited
+  finally:
+    shutil.rmtree(tiny_sweep, ignore_errors=True)
+    shutil.rmtree(moved, ignore_errors=True)
+    backup.rename(tiny_sweep)
