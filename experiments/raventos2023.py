@@ -146,7 +146,7 @@ def render(res: dict, out_png) -> Path:
 def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   """Trains (or reuses) one run per pool size M (default: the preset's grid) in
   WORKDIR/runs/; writes WORKDIR/raventos2023.json and its figure."""
-  from research import sweep
+  from research import sweep, workdir as workdir_lib
 
   config = make_config(preset, seed)
   if steps:
@@ -164,12 +164,15 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   pools, failed = [], []
   for i, o in enumerate(overrides):
     row = results.rows[sweep.run_name(i, o)]
-    path = Path(row.get("probes", {}).get("icl_regression", ""))
+    # The probe files of the run where it is now, not the paths its row recorded at training
+    # (after a move those named the old place: every M "failed" and pools: [] was written).
+    run_dir = results.run_dir(row["run"])
+    path = workdir_lib.probe_file(run_dir, "icl_regression")
     if row["status"] != "done" or not path.is_file():
       failed.append({"M": o["task.pool_size"], "error": row.get("error", f"no probe file {path}")})
       continue
     probe = json.loads(path.read_text())
-    pool_path = Path(row["probes"].get("icl_regression_pool", ""))
+    pool_path = workdir_lib.probe_file(run_dir, "icl_regression_pool")
     pool_probe = json.loads(pool_path.read_text()) if pool_path.is_file() else None
     pools.append({"M": o["task.pool_size"], "run": row["run"], "num_params": row["num_params"],
                   "ensemble_size": row.get("ensemble_size"),

@@ -3,6 +3,7 @@
 inside them, is refused with exit 2 and nothing written; an experiment's own directory (its
 experiment.json, or its result files from before that marker) is reused."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -172,3 +173,72 @@ def test_reproduce_refuses_a_run_or_a_sweep_and_keeps_its_own_layout(tmp_path, m
   assert garg2022.main(["--preset=tiny", f"--workdir={seed_0}"]) == 0  # the script reuses it
   reproduce.main(["all", "--preset=tiny", f"--workdir={w}"])
   assert len(calls) == len([n for n in reproduce.NAMES if "tiny" in reproduce.presets_of(n)])
+
+
+# ----------------------------------------------------------------------------- moved sweeps
+# A finished sweep reused by an experiment is read where it is now (WORKDIR/runs/NAME), never
+# through its rows' `dir` and probe paths (where the runs trained). Built by hand, with
+# research.sweep's own rows, and run_sweep standing for a sweep with nothing left to train.
+def _finished_sweep(root, overrides, files):
+  """ROOT as research.sweep leaves it: each point's rows (absolute `dir` and probe paths) and
+  FILES(i) ({path in the run: JSON object, or a list: JSONL rows}) in runs/NAME."""
+  from research import sweep
+  root.mkdir(parents=True)
+  results = sweep.Results(root / "results.jsonl")
+  for i, o in enumerate(overrides):
+    name, probes = sweep.run_name(i, o), {}
+    for rel, content in files(i).items():
+      path = root / "runs" / name / rel
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text("".join(json.dumps(r) + "\n" for r in content)
+                      if isinstance(content, list) else json.dumps(content))
+      if rel.startswith("probes/") and rel.endswith(".json"):
+        probes[Path(rel).stem] = str(path)
+    summary = {"num_params": 1000 * (i + 1), "probes": probes}
+    results.put(sweep._row(name, o, summary, 1.0, root / "runs" / name))
+
+
+@pytest.fixture
+def nothing_to_train(monkeypatch):
+  from research import sweep
+  monkeypatch.setattr(sweep, "run_sweep",
+                      lambda config, overrides, workdir, **kw: sweep.Results(
+                          Path(workdir) / "results.jsonl"))
+
+
+def _copy_then_move(orig, tmp_path, edit):
+  """A copy of ORIG, then ORIG's files edited (EDIT(run_dir) for each run); returns the copy
+  and where ORIG is moved to (by the caller, after reading the copy)."""
+  copy = tmp_path / "copy"
+  shutil.copytree(orig, copy)
+  for run_dir in (orig / "runs").iterdir():
+    edit(run_dir)
+  return copy, tmp_path / "moved"
+
+
+def _raventos_probe(model):
+  curve = lambda v: {"mean": [v, v], "lo": [v, v], "hi": [v, v]}
+  return {"k": [0, 1], "curves": {"model": curve(model), "ridge": curve(0.4),
+                                  "dmmse": curve(0.6), "model_vs_ridge": curve(model),
+                                  "model_vs_dmmse": curve(0.5), "ridge_vs_dmmse": curve(0.3)}}
+
+
+def test_raventos2023_reads_a_copied_or_moved_sweep_from_its_own_runs(tmp_path,
+                                                                      nothing_to_train):
+  """Before: a copy read the original's probes (edited there, exit 0); a moved sweep failed
+  every M ('no probe file /old/path', exit 6) and rewrote raventos2023.json with pools: []."""
+  pools, orig = ["2", "16"], tmp_path / "orig"
+  _finished_sweep(orig, [{"task.pool_size": int(m)} for m in pools],
+                  lambda i: {"probes/icl_regression.json": _raventos_probe(0.2),
+                             "probes/icl_regression_pool.json": _raventos_probe(0.1)})
+  edit = lambda run_dir: [p.write_text(json.dumps(_raventos_probe(9.0)))
+                          for p in (run_dir / "probes").iterdir()]
+  copy, moved = _copy_then_move(orig, tmp_path, edit)
+  pools_of = lambda d: json.loads((d / "raventos2023.json").read_text())["pools"]
+  read = lambda d: [(p["d_ridge"], p["pool_tasks_model_error"]) for p in pools_of(d)]
+  raventos2023.run("tiny", copy, pools=pools)
+  assert read(copy) == [(0.2, 0.1)] * 2
+  assert all(Path(p["probe"]).is_relative_to(copy) for p in pools_of(copy))
+  orig.rename(moved)
+  raventos2023.run("tiny", moved, pools=pools)  # its own files, edited
+  assert read(moved) == [(9.0, 9.0)] * 2
