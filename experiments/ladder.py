@@ -273,13 +273,16 @@ def run(preset: str, workdir, seed: int = 0) -> None:
     if row["status"] != "done":
       failed.append(f"{row['run']}: {row.get('error', row['status'])}")
       continue
-    probe_checkpoints.probe_run(row["dir"], few_shot_prompts=FEW_SHOT_PROMPTS[preset])
+    # The run where this sweep is now: the row's "dir" is where it trained, and a copy probed
+    # (and wrote into) the original's run through it.
+    run_dir = results.run_dir(row["run"])
+    probe_checkpoints.probe_run(run_dir, few_shot_prompts=FEW_SHOT_PROMPTS[preset])
     cfg = sweep_lib.apply_overrides(config, p)
     sizes.append({"run": row["run"], "num_params": row["num_params"],
                   "num_layers": cfg.model.num_layers, "width": cfg.model.width,
                   "num_heads": cfg.model.num_heads, "num_steps": cfg.train.num_steps,
                   "steps_per_call": cfg.train.steps_per_call,
-                  "rows": workdir_lib.read_jsonl(Path(row["dir"]) / probe_checkpoints.OUT)})
+                  "rows": workdir_lib.read_jsonl(run_dir / probe_checkpoints.OUT)})
   if not sizes:
     raise RunsFailedError("every size failed: " + "; ".join(failed))
   res = {"preset": preset, "seed": seed, "few_shot_prompts": FEW_SHOT_PROMPTS[preset]} \

@@ -242,3 +242,36 @@ def test_raventos2023_reads_a_copied_or_moved_sweep_from_its_own_runs(tmp_path,
   orig.rename(moved)
   raventos2023.run("tiny", moved, pools=pools)  # its own files, edited
   assert read(moved) == [(9.0, 9.0)] * 2
+
+
+def _ladder_rows(loss):
+  """probes/checkpoints.jsonl of a run (research.probe_checkpoints), three checkpoints."""
+  return [{"step": s, "tokens": s * 256, "loss": loss, "icl_score": -0.1 * s,
+           "icl_score_se": 0.01, "prefix_baseline": 0.04, "heads": {"L0H0": {"prefix": 0.03}}}
+          for s in (10, 20, 40)]
+
+
+def test_ladder_probes_and_reads_a_copied_or_moved_sweep_in_its_own_runs(tmp_path, monkeypatch,
+                                                                         nothing_to_train):
+  """Before: a copy probed the original's runs (writing into them) and read their rows
+  (edited there, exit 0); a moved sweep read none."""
+  from research import probe_checkpoints
+  from research.analysis import ladder_plots
+  probed = []  # the runs it probes: their checkpoints.jsonl rows are complete already
+  monkeypatch.setattr(probe_checkpoints, "probe_run", lambda d, **kw: probed.append(Path(d)))
+  monkeypatch.setattr(ladder_plots, "render_all", lambda *a: [])  # seconds, and not the point
+  orig = tmp_path / "orig"
+  _finished_sweep(orig, ladder.make_points("tiny")[2],
+                  lambda i: {"probes/checkpoints.jsonl": _ladder_rows(2.0 + i)})
+  edit = lambda run_dir: (run_dir / "probes" / "checkpoints.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in _ladder_rows(9.0)))
+  copy, moved = _copy_then_move(orig, tmp_path, edit)
+  losses = lambda d: [[r["loss"] for r in s["rows"]] for s in
+                      json.loads((d / ladder.OUT).read_text())["sizes"]]
+  ladder.run("tiny", copy)
+  assert probed == sorted((copy / "runs").iterdir())
+  assert losses(copy) == [[2.0] * 3, [3.0] * 3]
+  orig.rename(moved)
+  probed.clear()
+  ladder.run("tiny", moved)  # its own files, edited
+  assert probed == sorted((moved / "runs").iterdir()) and losses(moved) == [[9.0] * 3] * 2
