@@ -8,7 +8,8 @@ a list of override dicts (see `product` and `zipped` for building them; a
 `get_sweep(name, *, preset)` is also given the --config preset). Each run gets
 `DIR/runs/NAME/`; `DIR/results.jsonl` holds one row per finished or failed run
 (overrides, parameters, FLOPs, tokens, wall time, final metrics,
-probe paths), rewritten atomically so a completed row is never lost, and
+probe paths: where the run was when it trained, for a reader; code finds a run as
+DIR/runs/NAME, `Results.run_dir`), rewritten atomically so a completed row is never lost, and
 `DIR/results.csv` the same rows flat (`overrides.model.width`, `final.loss`; research/results.py
 merges the runs' own files the same way). Rerunning
 the command skips finished runs and resumes unfinished ones from their
