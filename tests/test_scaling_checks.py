@@ -96,6 +96,25 @@ def test_rising_loss_has_no_exponent():
     scaling.fit_power_law(x, 2 + 0.1 * np.log(x))  # was alpha -0.025
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.002, 0.01])
+def test_a_loss_that_ignores_one_input_has_no_law_in_it(noise):
+  """Before: L = 1.7 + 40 N^-0.34, no D term, got beta = 1.500 (a start value) with SE 2e-15
+  noise-free, beta 0.001 / 0.996 / 0.574 at noise 0.002, and a compute-optimal allocation;
+  the dropped-term F-test refuses it. Control: the known law with both terms on this grid."""
+  rng = np.random.default_rng(3)
+  for trial in range(3):
+    L = 1.7 + 40 * GRID_N ** -0.34 + noise * rng.standard_normal(24)
+    with pytest.raises(InputError, match=r"(does not depend on|no dependence on) D\b"):
+      scaling.fit_chinchilla(GRID_N, GRID_D, L, top_starts=50)
+  # The same with the roles swapped: a loss of D alone has no exponent of N.
+  L = 1.7 + 2000 * GRID_D ** -0.4 + noise * rng.standard_normal(24)
+  with pytest.raises(InputError, match=r"(does not depend on|no dependence on) N\b"):
+    scaling.fit_chinchilla(GRID_N, GRID_D, L, top_starts=50)
+  fit = scaling.fit_chinchilla(GRID_N, GRID_D, _known_law() + noise * rng.standard_normal(24),
+                               top_starts=50)
+  assert fit.beta == pytest.approx(0.4, abs=0.1) and fit.alpha == pytest.approx(0.5, abs=0.05)
+
+
 def test_compute_optimal_without_an_optimum_is_nan_not_complex():
   for alpha, beta in ((0.0, 0.4), (-0.1, 0.4), (0.5, -0.3)):
     fit = scaling.ChinchillaFit(1.7, 300.0, 2000.0, alpha, beta, 0.0, 0)

@@ -13,7 +13,7 @@ That grid has 6*6*5*5*5 = 4500 starts (alpha/beta take 5 values, not 6).
 Departures from the replication, each because null data got confident numbers without them
 (scaling_checks.py has the measurements): alpha, beta >= 0 (L-BFGS-B bounds); the best start
 is polished with the bootstrap's ``TIGHT`` tolerances; a fit is refused (InputError) with
-repeated rows, fewer distinct points than parameters + 1, or no dependence on the inputs.
+repeated rows, fewer distinct points than parameters + 1, or no dependence on the inputs or on one of them.
 
 Everything is plain NumPy/SciPy. The objective and its analytic gradient are vectorised over data
 points (and over starts, for the cheap grid screen used by ``top_starts``).
@@ -231,9 +231,7 @@ def fit_power_law(x, y, delta: float = 1e-3, grid=None, top_starts=None) -> Powe
   (and its refusals: fewer than 4 distinct x, repeated rows, no dependence on x).
   ``grid``: (S, 3) starts over (a = log A, e = log E, alpha); default a small product grid."""
   x, y = np.asarray(x, float), np.asarray(y, float)
-  if grid is None:
-    grid = list(itertools.product(np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5),
-                                  np.arange(0, 2.5, 0.5)))
+  grid = _power_law_grid() if grid is None else grid
   X, logy = np.log(x)[None], np.log(y)
   _check_finite(X, logy)
   scaling_checks.check_points(X, logy, 3, "x")
@@ -241,6 +239,25 @@ def fit_power_law(x, y, delta: float = 1e-3, grid=None, top_starts=None) -> Powe
   a, e, alpha = res.x
   scaling_checks.check_dependence(logy, _log_residuals(res.x, X, logy), {"alpha": alpha}, "x")
   return PowerLawFit(float(np.exp(e)), float(np.exp(a)), float(alpha), float(res.fun), len(x))
+
+
+def _power_law_grid() -> np.ndarray:
+  """fit_power_law's default starts (a, e, alpha): 150, a product grid like Besiroglu's."""
+  return np.array(list(itertools.product(np.arange(0, 30, 5.0), np.arange(-1, 1.5, 0.5),
+                                         np.arange(0, 2.5, 0.5))))
+
+
+def _rss_without(theta, X, logy, k, delta) -> float:
+  """Residual sum of squares (log residuals) of the two-input law THETA refitted without input
+  k's term, for scaling_checks.check_term: from the full fit's other parameters and the 20
+  best starts of fit_power_law's grid, polished as the full fit. An under-fitted reduced law
+  would make input k look needed, hence the full fit's own point among the starts."""
+  K = X.shape[0]
+  keep = [j for j in range(K) if j != k]
+  warm = np.concatenate([theta[keep], theta[K:K + 1], theta[K + 1:][keep]])
+  starts = np.vstack([warm, _power_law_grid()])  # (a, e, alpha): one input left
+  res, _ = _multistart(X[keep], logy, starts, delta, 20, polish=TIGHT)
+  return float((_log_residuals(res.x, X[keep], logy) ** 2).sum())
 
 
 # ----------------------------------------------------------------------------- Chinchilla approach 3
@@ -299,7 +316,8 @@ def fit_chinchilla(N, D, L, delta: float = 1e-3, grid=None, top_starts: Optional
   with ``TIGHT``, the bootstrap's tolerances: a point fit stopped early can lie outside its own
   bootstrap interval (rising data: E 0.8163 against [0.0, 0.1765]).
   Raises InputError (scaling_checks.py): repeated rows, fewer than 6 distinct (N, D), or no
-  dependence of the loss on N, D.
+  dependence of the loss on N and D or on either
+  alone (the law without that term fits as well: ``_rss_without``).
   """
   t0 = time.perf_counter()
   N, D, L = (np.asarray(v, float) for v in (N, D, L))
@@ -308,8 +326,9 @@ def fit_chinchilla(N, D, L, delta: float = 1e-3, grid=None, top_starts: Optional
   scaling_checks.check_points(X, logy, 5, "N, D")
   res, n_run = _multistart(X, logy, besiroglu_grid() if grid is None else grid,
                            delta, top_starts, options, polish=TIGHT)
+  without = {name: _rss_without(res.x, X, logy, k, delta) for k, name in enumerate("ND")}
   scaling_checks.check_dependence(logy, _log_residuals(res.x, X, logy),
-                                  {"alpha": res.x[3], "beta": res.x[4]}, "N, D")
+                                  {"alpha": res.x[3], "beta": res.x[4]}, "N, D", without)
   return _fit_from_theta(res.x, res.fun, len(L), n_run, time.perf_counter() - t0)
 
 
