@@ -115,6 +115,23 @@ def test_a_loss_that_ignores_one_input_has_no_law_in_it(noise):
   assert fit.beta == pytest.approx(0.4, abs=0.1) and fit.alpha == pytest.approx(0.5, abs=0.05)
 
 
+def test_inputs_that_vary_together_are_refused():
+  """Before: D = 20 N at 12 sizes (a compute-optimal design) gave alpha 0.510 [0.455, 0.529],
+  beta 0.308 (true 0.34, 0.28) noise-free: which power law in N is N's and which D's is not
+  identified. Control: three D per N (D/N = 10, 20, 40) identifies the same law."""
+  N = np.geomspace(1e5, 1e8, 12)
+  law = lambda N, D: 1.7 + 400 * N ** -0.34 + 400 * D ** -0.28
+  for fit in (scaling.fit_chinchilla, lambda N, D, L: scaling.bootstrap_chinchilla(
+      N, D, L, num_resamples=2, fit=scaling.ChinchillaFit(1.7, 400, 400, 0.34, 0.28, 0, 12))):
+    with pytest.raises(InputError, match=r"N and D vary together \(log D is a linear function "
+                                         r"of log N.*several D per N"):
+      fit(N, 20 * N, law(N, 20 * N))
+  NN, DD = (a.ravel() for a in np.meshgrid(N[::2], [10, 20, 40], indexing="ij"))
+  DD = DD * NN
+  fit = scaling.fit_chinchilla(NN, DD, law(NN, DD), top_starts=50)
+  assert (fit.alpha, fit.beta) == (pytest.approx(0.34, rel=1e-3), pytest.approx(0.28, rel=1e-3))
+
+
 def test_compute_optimal_without_an_optimum_is_nan_not_complex():
   for alpha, beta in ((0.0, 0.4), (-0.1, 0.4), (0.5, -0.3)):
     fit = scaling.ChinchillaFit(1.7, 300.0, 2000.0, alpha, beta, 0.0, 0)

@@ -13,7 +13,8 @@ That grid has 6*6*5*5*5 = 4500 starts (alpha/beta take 5 values, not 6).
 Departures from the replication, each because null data got confident numbers without them
 (scaling_checks.py has the measurements): alpha, beta >= 0 (L-BFGS-B bounds); the best start
 is polished with the bootstrap's ``TIGHT`` tolerances; a fit is refused (InputError) with
-repeated rows, fewer distinct points than parameters + 1, or no dependence on the inputs or on one of them.
+repeated rows, fewer distinct points than parameters + 1, N and D varying together, or no
+dependence on the inputs or on one of them.
 
 Everything is plain NumPy/SciPy. The objective and its analytic gradient are vectorised over data
 points (and over starts, for the cheap grid screen used by ``top_starts``).
@@ -315,8 +316,8 @@ def fit_chinchilla(N, D, L, delta: float = 1e-3, grid=None, top_starts: Optional
   on E, alpha, beta to 4 digits but on A, B only to ~0.1%. So the best start is then polished
   with ``TIGHT``, the bootstrap's tolerances: a point fit stopped early can lie outside its own
   bootstrap interval (rising data: E 0.8163 against [0.0, 0.1765]).
-  Raises InputError (scaling_checks.py): repeated rows, fewer than 6 distinct (N, D), or no
-  dependence of the loss on N and D or on either
+  Raises InputError (scaling_checks.py): repeated rows, fewer than 6 distinct (N, D), log D
+  a (near-)linear function of log N, or no dependence of the loss on N and D or on either
   alone (the law without that term fits as well: ``_rss_without``).
   """
   t0 = time.perf_counter()
