@@ -70,6 +70,35 @@ def test_bad_csv_is_an_input_error(tmp_path, text, match):
     scaling.load_chinchilla_csv(p)
 
 
+@pytest.mark.parametrize("cell, match", [("abc", "'abc' is not a number"),
+                                         ("nan", "'nan' is not a positive finite number"),
+                                         ("-2.4", "'-2.4' is not a positive finite number")])
+def test_a_bad_cell_is_named_by_file_row_and_column(tmp_path, cell, match):
+  # Before: 'abc' was a ValueError traceback (exit 1) and a NaN loss was dropped by
+  # besiroglu_subset as one of the highest losses (24 points became 19).
+  p = tmp_path / "x.csv"
+  p.write_text(f"Model Size,Training FLOP,loss\n1e9,6e19,2.5\n2e9,1.2e20,{cell}\n")
+  with pytest.raises(InputError, match=rf"x\.csv: row 2 \(line 3\), column 'loss': {match}"):
+    scaling.load_chinchilla_csv(p)
+  with pytest.raises(InputError, match=r"indices \[1\] are not finite"):
+    scaling.besiroglu_subset([1e9, 2e9], [1e10, 1e10], [2.5, np.nan], n_drop=1)
+
+
+def test_besiroglu_on_a_csv_with_a_bad_cell_exits_2_with_one_line(tmp_path, capsys):
+  from experiments import besiroglu2024
+  from research import cli
+  p = tmp_path / "bad.csv"
+  p.write_text("Model Size,Training FLOP,loss\n1e9,6e19,2.5\n2e9,1.2e20,abc\n")
+  with pytest.raises(SystemExit) as exit_:
+    cli.run_script(lambda _: besiroglu2024.main(["--preset=tiny", f"--workdir={tmp_path / 'o'}",
+                                                 f"--csv={p}"]))
+  err = capsys.readouterr().err.strip().splitlines()
+  assert exit_.value.code == 2 and len(err) == 1, err
+  assert err[0] == (f"error: {p}: row 2 (line 3), column 'loss': 'abc' is not a number; fix "
+                    "or drop that row")
+  assert not (tmp_path / "o").exists()  # refused before the workdir is written
+
+
 def test_load_explicit_path(data, tmp_path):
   p = tmp_path / "x.csv"
   p.write_text("Model Size,Training FLOP,loss\n1e9,6e19,2.5\n2e9,1.2e20,2.4\n")

@@ -37,21 +37,40 @@ def load_chinchilla_csv(path: Optional[str | Path] = None) -> ChinchillaData:
     raise InputError(f"{path}: no such file; pass a CSV with columns {', '.join(columns)} "
                      f"(the repository's copy is data/{CSV_NAME})")
   with open(path, newline="") as fh:
-    rows = list(csv.DictReader(fh))
-  missing = [c for c in columns if not rows or c not in rows[0]]
+    reader = csv.DictReader(fh)
+    rows = [(reader.line_num, r) for r in reader]  # the file's line of each row, for errors
+  missing = [c for c in columns if not rows or c not in rows[0][1]]
   if missing:
     raise InputError(f"{path}: no rows or no column {', '.join(missing)}; the scaling fit "
                      f"needs columns {', '.join(columns)}")
-  N = np.array([float(r["Model Size"]) for r in rows])
-  C = np.array([float(r["Training FLOP"]) for r in rows])
-  L = np.array([float(r["loss"]) for r in rows])
+  N, C, L = np.array([[_cell(path, line, i, c, r.get(c)) for c in columns]
+                      for i, (line, r) in enumerate(rows, 1)]).T
   return ChinchillaData(N, C / (6.0 * N), L, C)
+
+
+def _cell(path, line: int, row: int, column: str, text) -> float:
+  """One cell as a positive finite number, else an InputError naming the file, row and column:
+  the fit is in log space, and a NaN loss sorts last, so besiroglu_subset would drop it as one
+  of the highest losses without a word (24 points became 19)."""
+  where = f"{path}: row {row} (line {line}), column {column!r}"
+  try:
+    value = float(text)
+  except (TypeError, ValueError):  # TypeError: a short row leaves the cell None
+    raise InputError(f"{where}: {text!r} is not a number; fix or drop that row") from None
+  if not (np.isfinite(value) and value > 0):
+    raise InputError(f"{where}: {text!r} is not a positive finite number (the fit takes its "
+                     "log); fix or drop that row")
+  return value
 
 
 def besiroglu_subset(N, D, L, n_drop: int = 5):
   """Drop the ``n_drop`` highest-loss points (245 -> 240), as Besiroglu et al. do: those are
   the small, badly-trained runs that dominate the fit of beta otherwise."""
   N, D, L = map(np.asarray, (N, D, L))
+  bad = np.flatnonzero(~np.isfinite(L))
+  if bad.size:  # argsort puts NaN last: it would be dropped as one of the highest losses
+    raise InputError(f"besiroglu_subset: the losses at indices {bad[:10].tolist()} are not "
+                     "finite; fix or drop those points")
   keep = np.ones(L.shape[0], dtype=bool)
   keep[np.argsort(L, kind="stable")[L.shape[0] - n_drop:]] = False
   return N[keep], D[keep], L[keep]
