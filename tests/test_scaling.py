@@ -262,6 +262,18 @@ def test_isoflop_refuses_repeated_rows(subset):
   assert len(iso.C) >= 2
 
 
+def test_isoflop_refuses_non_finite_inputs(subset):
+  # Before: a NaN N made a NaN compute that fell in no bucket: the point vanished silently.
+  N, D, L = (np.array(v, float) for v in subset)
+  for v in (N, D, L):
+    kept = v[7]
+    v[7] = np.nan
+    with pytest.raises(InputError, match=r"1 of 240 points \(indices \[7\]\) have a non-finite"):
+      scaling_isoflop.isoflop_fit(N, D, L, num_resamples=0)
+    v[7] = kept
+  assert scaling_isoflop.isoflop_fit(N, D, L, num_resamples=0).a > 0  # control
+
+
 def test_single_threaded_blas_restores():
   setters = scaling._blas_setters()
   with scaling.single_threaded_blas():

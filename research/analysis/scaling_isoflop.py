@@ -102,7 +102,8 @@ def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
   levels; default: 0.25-decade edges from 1e18 to 1e22); buckets with fewer than
   ``min_points`` points (and at least 4: a parabola and one residual) are skipped. ``level``:
   the one-sided per-bucket level of the curvature test (None: ``bucket_level``). Raises
-  InputError with fewer than two counted buckets, or on repeated (N, D, L) rows.
+  InputError with fewer than two counted buckets, on repeated (N, D, L) rows, or on a
+  non-finite input or loss.
 
   The interval bootstraps the whole procedure: each resample draws points within every
   bucket, selects the buckets again by the same rules and refits a. A resample left with
@@ -110,6 +111,13 @@ def isoflop_fit(N, D, L, C_bins: Sequence[float] = None, min_points: int = 5,
   the data cannot pin down), so more than 5% of such resamples leave that end unbounded
   (inf), never an interval of the selected resamples only."""
   N, D, L = (np.asarray(v, float) for v in (N, D, L))
+  bad = np.flatnonzero(~(np.isfinite(L) & np.isfinite(N) & np.isfinite(D) & (N > 0) & (D > 0)))
+  if bad.size:
+    # A NaN N or D gives a NaN compute, which falls in no bucket: the point would vanish
+    # without a word, and a NaN loss would poison its bucket's parabola.
+    raise InputError(f"isoflop_fit: {bad.size} of {len(L)} points (indices {bad[:10].tolist()})"
+                     " have a non-finite loss or a non-positive or non-finite N or D; drop or "
+                     "fix those points")
   # A copied row would count twice in its bucket's parabola and its t-test.
   scaling_checks.check_duplicates(np.stack([N, D]), L, "N, D")
   C = 6.0 * N * D
