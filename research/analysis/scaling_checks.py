@@ -86,7 +86,7 @@ def check_points(X: np.ndarray, logy: np.ndarray, n_params: int, inputs: str) ->
       others = ", ".join(x for x in names if x != name)
       raise InputError(f"scaling fit: not identified: {others} and {name} vary together (log "
                        f"{name} is a linear function of log {others}: only {share:.2g} of its "
-                       f"variance is independent of them, under {COLLINEAR:g}), so their "
+                       f"variance is independent of log {others}, under {COLLINEAR:g}), so their "
                        f"exponents cannot be told apart; the grid needs several {name} per "
                        f"{others}")
 
