@@ -93,7 +93,8 @@ class KeptSteps:
   every: int = 0
 
   def __contains__(self, step: int) -> bool:
-    return step in self.steps or bool(self.every and step > 0 and step % self.every == 0)
+    # As Orbax's EveryNSteps decides (step 0 too: a preemption before the first call).
+    return step in self.steps or bool(self.every and step % self.every == 0)
 
   def __bool__(self) -> bool:
     return bool(self.steps or self.every)

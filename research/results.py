@@ -40,8 +40,8 @@ from typing import Iterable, Sequence
 
 from research import output_paths
 from research.errors import InputError, ResearchError, RunsFailedError
-from research.workdir import (RESULTS, atomic_path, read_jsonl, read_object, run_state,
-                              sweep_run_dir)
+from research.workdir import (RESULTS, RUNS, atomic_path, read_jsonl, read_object,
+                              run_state, sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -200,8 +200,9 @@ def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], 
   gone, last = [], {}
   for given in map(Path, dirs):
     inside = given.resolve()
-    sweeps = {p.parent.resolve() for p in given.rglob(RESULTS)}
-    sweeps |= {a for a in inside.parents[:2] if (a / RESULTS).is_file()}
+    # A sweep is results.jsonl beside runs/ (research/workdir_layout.py); a stray one is not.
+    sweeps = {p.parent.resolve() for p in given.rglob(RESULTS) if (p.parent / RUNS).is_dir()}
+    sweeps |= {a for a in inside.parents[:2] if (a / RESULTS).is_file() and (a / RUNS).is_dir()}
     for root in sorted(sweeps):
       try:
         rows = read_jsonl(root / RESULTS)

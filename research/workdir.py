@@ -188,13 +188,14 @@ def check_not_past(restored: int, num_steps: int, workdir: str | Path) -> None:
 
 
 def trained_nothing(workdir: str | Path) -> bool:
-  """No checkpoint (not even a partial one) and no summary: a start that failed before its
-  first save (a config that did not fit, an interrupt during compilation). A rerun starts
+  """No checkpoint (not even a partial one) and no summary (or a solo run's non-finite-loss
+  summary): a start that failed before its first save (a config that did not fit, an interrupt during compilation). A rerun starts
   from step 0 whatever its config, so nothing of that attempt is kept to protect."""
   workdir = Path(workdir)
   summary = workdir / SUMMARY
-  # A failure's summary (a non-finite loss before the first save) trained nothing either.
-  if summary.exists() and "error" not in (read_json(summary) or {}):
+  # A solo run stopped by a non-finite loss before its first save trained nothing either (an
+  # ensemble member frozen late has an error summary too, and its training to keep).
+  if summary.exists() and "nonfinite_at_step" not in (read_json(summary) or {}):
     return False
   ckpts = workdir / CHECKPOINTS
   return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))

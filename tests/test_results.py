@@ -140,6 +140,12 @@ def test_a_gone_run_is_named_whichever_directory_holds_its_sweep(sweep_dir):
     with pytest.raises(InputError, match=f"{name}: recorded in .* the directory is gone"):
       results.records([given])
   assert len(results.records([sweep_dir / "runs" / "001_width=64"])) == 1  # another run: fine
+  # A results.jsonl without runs/ beside it is no sweep: nothing of it is "gone".
+  (sweep_dir / "runs" / name).mkdir()
+  notes = sweep_dir.parent / "notes"
+  notes.mkdir()
+  (notes / "results.jsonl").write_text(json.dumps({"run": "000_width=16", "status": "done"}))
+  assert len(results.records([sweep_dir.parent])) == 2
 
 
 def test_each_where_column_is_checked_against_every_run(sweep_dir, tmp_path):

@@ -130,6 +130,10 @@ def test_a_finished_run_without_checkpoints_is_not_restarted(finished, tmp_path,
   # A failed run's summary (an ensemble member frozen at a non-finite loss: no checkpoint)
   # is retried from step 0, as a sweep's rerun does.
   (wd / "summary.json").write_text(json.dumps({"final_step": 9, "error": "NonFiniteLossError"}))
+  # Its training (rows, the ensemble's checkpoints) is kept from another config (review 42:
+  # accepted once any error summary counted as "trained nothing").
+  with pytest.raises(errors.InputError, match="model.width"):
+    _train(_tiny(**{"model.width": 48}), wd)
   assert _train(_tiny(), wd)["final_step"] == 40
 
 
