@@ -136,15 +136,18 @@ def _refuse_an_experiments_own_file(real: Path, flag: str, text: str, example: s
                                     rewrites: bool) -> None:
   """What an experiment or reproduce wrote: `results --csv EXP/scaling_laws.json` replaced the
   fit with a CSV table (exit 0), `--csv EXP/experiment.json` the folder's ownership mark. An
-  experiment's folder is marked (workdir.EXPERIMENT): its mark, and any file already in it or
-  below it (but one that a command `rewrites` as its own: results' default figure, a run's
-  probe rows); reproduce's NAME/summary.json and summary.md beside NAME/run/, its index.md."""
+  experiment's folder is marked (workdir.EXPERIMENT): its mark, and any JSON / JSONL file
+  already in it or below it (but one that a command `rewrites` as its own: a run's probe
+  rows); reproduce's NAME/summary.json and summary.md beside NAME/run/, its index.md."""
   from research import workdir
   def experiments(d: Path) -> bool:  # an experiment's folder, or reproduce's NAME/run/ of seeds
     return (d / workdir.EXPERIMENT).is_file() or any(d.glob(f"seed_*/{workdir.EXPERIMENT}"))
   owner = next((d for d in (real.parent, *real.parent.parents)
                 if (d / workdir.EXPERIMENT).is_file()), None)
-  if real.name == workdir.EXPERIMENT or owner is not None and real.exists() and not rewrites:
+  # Its data (result JSON, rows): a figure or table of a user's earlier command there may be
+  # replaced by the same command again, and a figure is redrawn by rerunning the experiment.
+  data = real.suffix.lower() in (".json", ".jsonl")
+  if real.name == workdir.EXPERIMENT or owner is not None and real.exists() and data and not rewrites:
     where = owner or real.parent
     raise InputError(f"{flag}={text} would overwrite a file of the experiment in {where}; name "
                      f"another file, e.g. {flag}={where.parent / example}")

@@ -363,8 +363,7 @@ def main(argv=None) -> int:
   elif fv.plot is not None:  # the default place too: a read-only DIR was exit 5 after the table
     default = _default_figure(dirs, fv.plot)
     try:
-      # Its own figure from an earlier call may be replaced (in an experiment's folder too).
-      output_paths.check_output(str(default), "--out", example="figure.png", rewrites=True)
+      output_paths.check_output(str(default), "--out", example="figure.png")
     except InputError as e:
       raise InputError(f"the figure goes to {default} unless --out says otherwise, and "
                        + str(e).replace(f"--out={default}", str(default))

@@ -298,12 +298,6 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   state, step, last = out.state, out.step, solo.last
   if step == start and start:  # restored a finished run: its final metrics are on disk
     last = metrics_lib.logged_at(workdir, start)
-    if not last and jax.process_index() == 0:
-      # A run shortened to a step it was preempted at, between log steps: nothing measured
-      # the model there, and a row of an earlier step would be mislabelled as final.
-      logging.warning("metrics.jsonl holds no row at step %d, where this run now ends (saved "
-                      "between log steps): summary.json gets no final_* values; its probes "
-                      "measure the model at step %d", start, start)
 
   summary = {"final_step": step, "train_wall_s": out.train_wall_s, "compile_s": out.compile_s,
              "num_params": exp.num_params,
@@ -315,6 +309,12 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     summary["probes"] = run_probes(exp, state, workdir)
     if step == start and start:  # nothing trained: the recorded training figures stand
       summary = workdir_lib.kept_training_record(workdir, summary)
+      if not any(k.startswith("final_") and k != "final_step" for k in summary):
+        # A run shortened to a step it was preempted at, between log steps: nothing measured
+        # the model there, and a row of an earlier step would be mislabelled as final.
+        logging.warning("no metrics row or summary holds step %d, where this run now ends "
+                        "(saved between log steps?): summary.json gets no final_* values; its "
+                        "probes measure the model at step %d", start, start)
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
   return summary

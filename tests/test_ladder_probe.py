@@ -231,7 +231,11 @@ def test_an_out_in_another_runs_directory_is_refused(run, tmp_path):
   import shutil
   other = tmp_path / "other"
   shutil.copytree(run, other, ignore=shutil.ignore_patterns("checkpoints", ".lock"))
-  before = (other / "probes" / "checkpoints.jsonl").read_text()
+  (other / "probes").mkdir(exist_ok=True)
+  rows = other / "probes" / "checkpoints.jsonl"  # OTHER's probe record (whatever ran first)
+  if not rows.exists():
+    rows.write_text(json.dumps({"step": 10, "num_windows": 16}) + "\n")
+  before = rows.read_text()
   with pytest.raises(InputError, match=rf"--out=.* is inside another run \({other}\)"):
     probe_checkpoints.probe_run(run, out=other / "probes" / "checkpoints.jsonl")
   with pytest.raises(InputError, match="inside another run"):

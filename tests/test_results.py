@@ -391,7 +391,7 @@ def test_an_output_over_an_experiments_own_file_is_refused(sweep_dir, tmp_path):
   for f in ("summary.json", "summary.md"):
     (rep / "garg2022" / f).write_text("{}")
   (rep / "index.md").write_text("# index")
-  targets = [exp / "scaling_laws.json", exp / "experiment.json", exp / "figures" / "fit.png",
+  targets = [exp / "scaling_laws.json", exp / "experiment.json",
              rep / "garg2022" / "summary.json", rep / "garg2022" / "summary.md", rep / "index.md",
              tmp_path / "elsewhere" / "experiment.json"]
   before = {t: t.read_bytes() for t in targets if t.exists()}
@@ -402,6 +402,7 @@ def test_an_output_over_an_experiments_own_file_is_refused(sweep_dir, tmp_path):
   for new in (exp / "table.csv", rep / "garg2022" / "table.csv", rep / "table.csv"):  # control
     results.main([str(sweep_dir), "--csv", str(new)])
     assert new.is_file()
+  results.main([str(sweep_dir), "--csv", str(exp / "table.csv")])  # the same command again
 
 
 def test_a_run_is_what_workdir_says_and_a_symlink_is_followed(sweep_dir, tmp_path):

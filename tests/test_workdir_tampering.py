@@ -296,7 +296,7 @@ def test_a_run_and_a_sweep_keep_their_own_directories(tmp_path):
 
 
 def test_a_run_shortened_to_a_step_between_log_steps_says_it_has_no_final_metrics(
-    tmp_path, monkeypatch):
+    finished, tmp_path, monkeypatch):
   """Preempted at step 30 (log steps 20, 40), then given num_steps=30: it finished with a
   summary.json without final_* values and without a word."""
   import shutil
@@ -313,7 +313,15 @@ def test_a_run_shortened_to_a_step_between_log_steps_says_it_has_no_final_metric
                             "train.steps_per_call": 10, "train.num_steps": 30}), wd)
   assert summary["final_step"] == 30 and not [k for k in summary if k.startswith("final_")
                                                and k != "final_step"]
-  assert [w for w in warned if "holds no row at step 30, where this run now ends" in w]
+  assert [w for w in warned if "no metrics row or summary holds step 30, where this run now ends" in w]
+  # Control: a finished run whose logs were removed keeps its summary's final_* (review 42:
+  # the warning said they were gone).
+  warned.clear()
+  wd = _copy(finished, tmp_path / "logs_gone")
+  for name in ("metrics.jsonl", "perf.jsonl"):
+    (wd / name).unlink()
+  assert "final_loss" in _train(_tiny(), wd)
+  assert not [w for w in warned if "no metrics row or summary holds" in w]
 
 
 def test_predict_reads_again_when_a_checkpoint_goes_while_being_read(finished, monkeypatch):
