@@ -59,13 +59,13 @@ def _writing(directory: Path, what: str, steps: list[int]):
     text = " ".join(str(e).split())
     cause = "No space left on device" if ("No space left" in text or "os_error_code='28'"
                                           in text) else text[:300]
-    complete = _complete_on_disk(directory)
+    complete = complete_steps(directory)
     raise CheckpointWriteError(
         f"{what} in {directory} failed: {cause}; complete checkpoints still there: "
         f"{complete if complete is not None else steps or 'none'}") from e
 
 
-def _complete_on_disk(directory: Path) -> list[int] | None:
+def complete_steps(directory: Path) -> list[int] | None:
   """Committed step directories (Orbax renames a save's tmp dir on success)."""
   try:
     return sorted(int(p.name) for p in Path(directory).iterdir() if p.name.isdigit())

@@ -129,6 +129,10 @@ def _restore_newest(workdir: Path, abstract):
     try:
       state, _, step = ck.restore(abstract)  # an unreadable newest one: the previous, warned
     except ckpt_lib.CheckpointError as e:
+      # Restore reports a step deleted while it read as unreadable: a run training there
+      # saved a newer one and removed this one (keep-latest-N), which is no damage.
+      if ckpt_lib.complete_steps(ck.directory) != steps:
+        raise FileNotFoundError(2, "a checkpoint changed while being read", str(ck.directory))
       raise type(e)(f"{e}; restore the run's checkpoints from a backup, or retrain it") from None
   finally:
     ck.close()

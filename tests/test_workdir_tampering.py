@@ -324,22 +324,31 @@ def test_a_run_shortened_to_a_step_between_log_steps_says_it_has_no_final_metric
   assert not [w for w in warned if "no metrics row or summary holds" in w]
 
 
-def test_predict_reads_again_when_a_checkpoint_goes_while_being_read(finished, monkeypatch):
-  """A run training in the workdir deletes old checkpoints as it saves: one listed, then gone
-  before predict read it, ended predict with 'FileNotFoundError', exit 2."""
+def test_predict_reads_again_when_a_checkpoint_goes_while_being_read(finished, tmp_path,
+                                                                      monkeypatch):
+  """A run training in the workdir saves a newer checkpoint and deletes the one predict listed
+  (keep-latest-N) while predict reads it: exit 4, "no readable checkpoint ... restore from a
+  backup, or retrain", with the newer one there (review 42)."""
+  import shutil
   from research import checkpoint, predict
-  calls, restore = [], checkpoint.Checkpointer.restore
+  wd = _copy(finished, tmp_path / "run")
+  shutil.rmtree(wd / "checkpoints" / "20")  # keep-latest-1: only the newest
+  seen, mismatches = [], checkpoint.Checkpointer.mismatches
 
-  def racing(self, *a, **kw):
-    calls.append(1)
-    if len(calls) == 1:
-      raise FileNotFoundError(2, "No such file or directory", "checkpoints/20/state")
-    return restore(self, *a, **kw)
+  def racing(self, step, abstract):
+    seen.append(step)
+    if len(seen) == 2:  # inside restore, before Orbax reads 40: the trainer saves 60, drops 40
+      shutil.copytree(wd / "checkpoints" / "40", wd / "checkpoints" / "60")
+      shutil.rmtree(wd / "checkpoints" / "40")
+    return mismatches(self, step, abstract)
 
-  monkeypatch.setattr(checkpoint.Checkpointer, "restore", racing)
-  _, params, step = predict.load_run(finished)
-  assert step == 40 and len(calls) == 2 and params
-  monkeypatch.setattr(checkpoint.Checkpointer, "restore",
-                      lambda *a, **kw: (_ for _ in ()).throw(FileNotFoundError(2, "gone")))
-  with pytest.raises(errors.RunIOError, match="deleted while being read, three times"):
-    predict.load_run(finished)
+  monkeypatch.setattr(checkpoint.Checkpointer, "mismatches", racing)
+  _, params, step = predict.load_run(wd)
+  assert step == 60 and params
+  # Control: a checkpoint damaged in place (nothing changed on disk meanwhile) is damage.
+  monkeypatch.setattr(checkpoint.Checkpointer, "mismatches", mismatches)
+  for f in (wd / "checkpoints" / "60" / "state").rglob("*"):
+    if f.is_file() and f.stat().st_size > 100:
+      f.write_bytes(b"x" * 10)
+  with pytest.raises(checkpoint.CheckpointError, match="restore the run's checkpoints from a backup"):
+    predict.load_run(wd)
