@@ -97,3 +97,18 @@ def test_the_reddy_jump_is_the_rise_that_lasts():
   jump = tr(lambda s: 1.0 if s == 200 or s >= 600 else 0.25)
   assert (jump["step_10"], jump["step_90"]) == (pytest.approx(555), pytest.approx(595))
   assert jump["window_10_90"] == pytest.approx(40) and jump["step_50"] == pytest.approx(575)
+
+
+def test_a_stored_first_crossings_window_is_rescored_from_the_runs_metrics(tmp_path):
+  """results.json written before the lasting-rise rule keeps the glitch's first-crossings
+  window (20 steps); re-scoring it (the gallery re-scores stored runs) passed the glitch."""
+  run = tmp_path / "run"
+  controls.reddy_glitch(run)
+  res = json.loads((run / "results.json").read_text())
+  res["runs"]["transformer"]["transition_context"]["window_10_90"] = 20.0  # the old rule's
+  write(run / "results.json", res)
+  abrupt = lambda: next(r for r in classification.reddy2023(run, "tiny")["claims"]
+                        if r["claim"] == "the jump is abrupt")
+  assert abrupt()["status"] == "PASS"  # control: without the run's files the stored one counts
+  write(run / "transformer" / "config.json", {"probe": {"ways": controls.WAYS}})
+  assert abrupt()["status"] == "FAIL" and abrupt()["ours"] == "no 10%->90% rise"
