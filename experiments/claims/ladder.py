@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.claims.rows import SELF_CHECK, claim, existing, load, shrunk
+from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, SELF_CHECK, claim, existing,
+                                     load, shrunk)
 from experiments.ladder import line_test
 from research.analysis.scaling_checks import LINE_P
 
@@ -21,9 +22,7 @@ UNTRAINED, RAMP = "untrained ladder", "ICL score falling at a steady rate"
 LINE = "loss falling as a line in ln compute"
 FLAT_K, SAME = "few-shot scores flat in k", "every metric leaves chance at one checkpoint"
 CONTINUOUS = ("token_accuracy", "edit_distance", "log_likelihood", "brier")
-MOST_OF_DROP = 0.5   # "most of the drop": over half of it in the window
 ABRUPT = 2.0         # the window's share of the drop >= this x its share of the training steps
-NOISE_SIGMAS = 3.0   # the window's drop beyond this many standard errors of the two scores
 MIN_PREFIX_RISE = 0.1  # research/probes/attention.rising_heads' default
 PREFIX_OVER_BASELINE = 2.0  # an untrained model has no head above 2x uniform attention
 POWER_LAW_RESIDUAL = 0.02   # the fit explains every frontier point within 2% of its loss

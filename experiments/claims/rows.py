@@ -26,6 +26,9 @@ PASS, FAIL, NOT_SHOWN, UNREPLICATED = "PASS", "FAIL", "NOT_SHOWN", "UNREPLICATED
 PAPER, SELF_CHECK = "paper", "self-check"
 MIN_SEEDS = 3  # a claim PASSes only when it holds on every seed, and on at least this many
 CONTROL_SEP = "; "  # between a row's control names (no control name contains it)
+# A phase change (Olsson's, the ladder's): "most of the drop" is over half of it in the window,
+# and the window's drop is beyond this many standard errors of a difference of two scores.
+MOST_OF_DROP, NOISE_SIGMAS = 0.5, 3.0
 
 
 def claim(text: str, paper, ours, tolerance: str, ok, note: str = "", *, why: str,
