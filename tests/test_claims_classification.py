@@ -28,6 +28,22 @@ def test_reddy_fails(tmp_path, kw, row, why):
   assert r["status"] == "FAIL" and why in (r["note"] + r["ours"]), r
 
 
+def test_reddy_zero_width_intervals_do_not_make_a_flat_sweep_rise(tmp_path):
+  """Bootstrap intervals of zero width (accuracy at 0 or 1, lo = hi): a sweep 0.500 ..
+  0.503 'rose' against noise 0.000; the net rise must beat the binomial noise too."""
+  controls.reddy_flat_sweeps(tmp_path)
+  rows = classification.reddy2023(tmp_path, "tiny")["claims"]
+  rises = [r for r in rows if r["claim"].startswith("ICL rises with")]
+  assert [r["status"] for r in rises] == ["FAIL", "FAIL"]
+  assert "net rise +0.003 (noise 0.062)" in rises[0]["note"]
+  res = json.loads((tmp_path / "results.json").read_text())  # control: a real rise, same intervals
+  for i, c in enumerate(res["sweep_K"]):
+    c["icl"] = c["icl_lo"] = c["icl_hi"] = (0.03, 0.2, 1.0, 1.0)[i]
+  (tmp_path / "results.json").write_text(json.dumps(res))
+  rows = classification.reddy2023(tmp_path, "tiny")["claims"]
+  assert next(r for r in rows if r["claim"] == "ICL rises with classes K")["status"] == "PASS"
+
+
 def test_reddy_missing_files(tmp_path):
   assert summaries.summarize("reddy2023", "cpu", tmp_path)["error"]
   reddy_run(tmp_path)

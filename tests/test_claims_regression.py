@@ -65,6 +65,22 @@ def test_garg_sparse_needs_to_beat_least_squares_and_track_tuned_lasso(tmp_path)
   assert row["status"] == "NOT_SHOWN" and "tuned-Lasso" in row["note"]
 
 
+def test_garg_sparse_tolerance_is_a_tenth_of_the_sparse_zero_predictor(tmp_path):
+  """At Garg's d = 20, s = 3 the zero predictor scores s/d = 0.15, not 1: a fixed 0.1 passed
+  a model with least squares' error x 0.98 (it does not use sparsity)."""
+  d, n = 20, 41
+  ls = [0.15 * max(d - k, 0) / d for k in range(n)]  # least squares at k = 0: the zero predictor
+  lasso = [0.5 * v for v in ls]
+  probe = lambda model: {"n_dims": d, "k": list(range(n)), "num_prompts": 64,
+                         "lasso_tuned_alpha": [0.01] * n,
+                         "curves": {"model": {"mean": model}, "lasso_tuned": {"mean": lasso},
+                                    "least_squares": {"mean": ls}}}
+  row = regression._garg_sparse(write(tmp_path / "a.json", probe([0.98 * v for v in ls])), "")
+  assert row["status"] == "FAIL" and "= 0.015" in row["tolerance"]
+  row = regression._garg_sparse(write(tmp_path / "b.json", probe([1.05 * v for v in lasso])), "")
+  assert row["status"] == "PASS"                                   # control: uses sparsity
+
+
 @pytest.mark.parametrize("change, expected", [
     ({}, ["PASS", "PASS"]),
     ({"orthant": 0.4}, ["FAIL", "PASS"]),                 # the off-orthant query breaks it
@@ -113,7 +129,11 @@ def test_raventos_m_star_needs_a_margin_beyond_the_noise(tmp_path):
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
   assert (m_star["ours"], m_star["status"]) == (8192, "PASS")
-  res["pools"][1]["d_dmmse"] = 0.56  # now resolved: M* = 8, far below the window
+  res["pools"][1]["d_dmmse"] = 0.56  # now resolved, but M = 32 is back nearer dMMSE: a glitch
+  write(tmp_path / "raventos2023.json", res)
+  m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert (m_star["ours"], m_star["status"]) == (8192, "PASS")
+  res["pools"][2] |= {"d_ridge": 0.1, "d_dmmse": 0.9}  # nearer Ridge from 8 on: M* = 8, too low
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
   assert (m_star["ours"], m_star["status"]) == (8, "FAIL")
@@ -134,6 +154,33 @@ def test_raventos_model_far_from_both_estimators_tracks_neither(tmp_path):
   assert statuses(regression.raventos2023(tmp_path, "cpu"))[:2] == ["FAIL", "FAIL"]
 
 
+def test_raventos_model_midway_between_the_estimators_tracks_neither(tmp_path):
+  """Squared distances: the midpoint is R/4 from each estimator, inside the old '<= R/2' gate,
+  and 'closer' was decided by half the probe's noise."""
+  controls.raventos_midway(tmp_path)
+  assert statuses(regression.raventos2023(tmp_path, "cpu"))[:2] == ["FAIL", "FAIL"]
+  res = raventos([2, 2 ** 15], 2 ** 15)  # control: 0.1 R from the target, 0.9 R from the other
+  write(tmp_path / "raventos2023.json", res)
+  assert statuses(regression.raventos2023(tmp_path, "cpu"))[:2] == ["PASS", "PASS"]
+  for p in res["pools"]:  # nearer the target than the midpoint, but not by the probe's noise
+    near = "d_ridge" if p["M"] > 2 else "d_dmmse"
+    p[near] = 0.25 - 0.04
+  write(tmp_path / "raventos2023.json", res)
+  assert statuses(regression.raventos2023(tmp_path, "cpu"))[:2] == ["FAIL", "FAIL"]
+
+
+def test_raventos_m_star_is_where_the_model_switches_for_good(tmp_path):
+  """One pool's glitch (only M = 2^13 nearer Ridge) is no threshold: the first crossing made
+  it M* = 8192, inside the window."""
+  controls.raventos_pool_glitch(tmp_path)
+  m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert (m_star["status"], m_star["ours"]) == ("FAIL", "none up to 32768")
+  grid = [2 ** i for i in range(1, 16, 2)]  # control: nearer Ridge from 2^13 on
+  write(tmp_path / "raventos2023.json", raventos(grid, 2 ** 13))
+  m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert (m_star["status"], m_star["ours"]) == ("PASS", 8192)
+
+
 def test_raventos_error_curve_file_is_not_scored_as_predictions(tmp_path):
   res = raventos([2, 16], 16) | {"distance": "mean over k of |model(k) - baseline(k)|"}
   write(tmp_path / "raventos2023.json", res)
@@ -144,5 +191,5 @@ def test_raventos_error_curve_file_is_not_scored_as_predictions(tmp_path):
 def test_regression_controls_fail_every_claim(tmp_path):
   """The zero predictor through the tasks' real probes (tiny configs)."""
   rows = controls.run_controls(tmp_path, names=("garg2022", "raventos2023"))
-  assert len(rows) == 10 and {r["status"] for r in rows} == {"FAIL"}
+  assert len(rows) == 14 and {r["status"] for r in rows} == {"FAIL"}
   assert claims.CLAIMS["garg2022"](tmp_path / "zero_predictor" / "garg2022" / "run", "tiny")

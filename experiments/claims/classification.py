@@ -13,6 +13,7 @@ from experiments.claims.rows import claim, existing, load, not_shown, rounded, s
 
 UNTRAINED, RAMP = "untrained model", "linear learning curve"
 GLITCH = "one evaluation at perfect, chance otherwise"
+FLAT_SWEEPS = "sweeps flat within noise, zero-width intervals"
 ICL_AT_CHANCE = 0.1  # accuracy above 1/L still read as chance: Reddy's B = 0 check
 
 
@@ -172,11 +173,19 @@ def _rises(cells, var, n):
     if "icl_lo" in a and "icl_lo" in b:  # bootstrap 5-95% half-widths, added
       return (a["icl_hi"] - a["icl_lo"] + b["icl_hi"] - b["icl_lo"]) / 2
     return noise(a["icl"], b["icl"], n)
+
+  def rise_band(a, b):
+    # A bootstrap interval of a mean at 0 or 1 (or over too few resamples) has zero width,
+    # and a flat sweep of such cells 'rose' by +0.003 against noise 0.000: the net rise must
+    # also beat the binomial noise of n sequences, the probe's own resolution. (The step-down
+    # gate keeps band(): widening it would excuse larger drops, a looser rule.)
+    return max(band(a, b), noise(a["icl"], b["icl"], n))
   drops = [(a[var], b[var], a["icl"] - b["icl"], band(a, b)) for a, b in zip(cells, cells[1:])]
   worst = max(drops, key=lambda t: t[2] - t[3])
   net = cells[-1]["icl"] - cells[0]["icl"]
-  ok = net > band(cells[0], cells[-1]) and all(drop <= nz for *_, drop, nz in drops)
-  return ok, (f"net rise {net:+.3f} (noise {band(cells[0], cells[-1]):.3f}); largest step down "
+  net_noise = rise_band(cells[0], cells[-1])
+  ok = net > net_noise and all(drop <= nz for *_, drop, nz in drops)
+  return ok, (f"net rise {net:+.3f} (noise {net_noise:.3f}); largest step down "
               f"{max(worst[2], 0):.3f} ({worst[0]}->{worst[1]}, noise {worst[3]:.3f})")
 
 
@@ -251,8 +260,9 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
     ok, how = _rises(cells, var, n)
     rows.append(claim(text, "rises", " ".join(f"{c[var]}:{c['icl']:.2f}" for c in cells),
                       "net rise beyond noise, and no step down beyond noise", ok, setup + how,
-                      why="'rises' = monotone within the probe's bootstrap intervals",
-                      control=UNTRAINED))
+                      why="'rises' = monotone within the probe's bootstrap intervals, the "
+                      "net rise beyond the binomial noise too",
+                      control=(UNTRAINED, FLAT_SWEEPS)))
   lstm = runs.get("lstm")
   text = "a matched LSTM learns in weights but not in context (Chan's claim, Reddy's data)"
   if lstm:

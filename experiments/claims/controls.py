@@ -22,12 +22,13 @@ import random
 from pathlib import Path
 
 from experiments.claims import CLAIMS
-from experiments.claims.classification import GLITCH  # Reddy's abrupt jump
+from experiments.claims.classification import FLAT_SWEEPS, GLITCH  # Reddy's jump, sweeps
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.language import DECAY, NOISE  # Olsson's phase change
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
     ladder_untrained)
+from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
 from experiments.claims.rows import FAIL, PASS, controls_of
 from research.workdir import write_json
 
@@ -90,6 +91,55 @@ def raventos_zero(run_dir: Path) -> None:
       "pools": pools, "m_star": rav.estimate_m_star(pools), "failed": []})
 
 
+def _raventos_hand_built(run_dir: Path, pools: list[dict], note: str) -> None:
+  """Raventós's result file for the cpu grid (D = 8) with the given distances per pool."""
+  from experiments import raventos2023 as rav
+  grid = rav.pool_grid("cpu")
+  flat = [0.5] * 4
+  pools = [{"M": m, "curves": {n: flat for n in ("model", "ridge", "dmmse")}, "pool_tasks": None}
+           | p for m, p in zip(grid, pools)]
+  _write(run_dir / "raventos2023.json", {
+      "preset": "tiny", "n_dims": 8, "n_points": 16, "num_steps": 0,
+      "model": {"num_layers": 4, "width": 64, "num_heads": 2}, "distance": rav.DISTANCE,
+      "ensemble": note, "grid": grid, "pools": pools, "m_star": rav.estimate_m_star(pools),
+      "failed": []})
+
+
+def raventos_midway(run_dir: Path) -> None:
+  """Predictions at the midpoint of Ridge's and dMMSE's at every M: R/4 from each (squared
+  distances), tilted by half the probe's noise toward dMMSE at the smallest M's and toward
+  Ridge at the largest: it tracks neither."""
+  from experiments import raventos2023 as rav
+  n = len(rav.pool_grid("cpu"))
+  dist = lambda dm, dr: {"d_dmmse": dm, "d_ridge": dr, "d_noise": 0.02, "ridge_to_dmmse": 1.0}
+  _raventos_hand_built(run_dir, [dist(0.245, 0.255)] * (n - 1) + [dist(0.255, 0.245)],
+                       "midway control")
+
+
+def raventos_pool_glitch(run_dir: Path) -> None:
+  """Every pool's model tracks dMMSE except M = 2^13 (inside Raventós's window), resolvably
+  nearer Ridge there: one glitch, no threshold."""
+  from experiments import raventos2023 as rav
+  dist = lambda dm, dr: {"d_dmmse": dm, "d_ridge": dr, "d_noise": 0.02, "ridge_to_dmmse": 1.0}
+  _raventos_hand_built(run_dir, [dist(0.3, 0.1) if m == 2 ** 13 else dist(0.05, 0.8)
+                                 for m in rav.pool_grid("cpu")], "one-pool glitch control")
+
+
+def garg_sparse_ls(run_dir: Path) -> None:
+  """Garg's sparse task at Garg's size (d = 20, s = 3, 41 points) with the model's curve
+  replaced by least squares' error x 0.98: below least squares, but it does not use sparsity
+  (the tuned Lasso does); the linear run's files are the zero predictor's."""
+  from configs import icl_regression
+  garg_zero(run_dir)
+  cfg = _small(icl_regression.get_config("tiny"))
+  cfg.task.n_dims, cfg.task.n_points = 20, 41
+  cfg.task.function, cfg.task.sparsity = "sparse_linear", 3
+  probe = _zero_probe(cfg, run_dir / "sparse_linear")["icl_regression"]
+  probe["curves"]["model"] = {"mean": [0.98 * e for e in
+                                       probe["curves"]["least_squares"]["mean"]]}
+  _write(run_dir / "sparse_linear" / "probes" / "icl_regression.json", probe)
+
+
 # ----------------------------------------------------------------------------- classification
 L, WAYS, N_SEQ = 32, 2, 512  # Reddy's labels; the probe's ways; sequences per probe
 
@@ -126,6 +176,18 @@ def _reddy(run_dir: Path, context_curve) -> None:
 
 def reddy_untrained(run_dir: Path) -> None:
   _reddy(run_dir, lambda s: 1 / WAYS)
+
+
+def reddy_flat_sweeps(run_dir: Path) -> None:
+  """Both sweeps flat at 0.5 (+0.001 per cell, far inside the binomial noise of 512
+  sequences), their bootstrap intervals of zero width (lo = hi = the mean)."""
+  reddy_untrained(run_dir)
+  res = json.loads((run_dir / "results.json").read_text())
+  for var, vals in (("K", (32, 128, 512, 2048)), ("B", (0, 1, 2, 4))):
+    res[f"sweep_{var}"] = [{var: v, "model": "transformer", "icl": 0.5 + 0.001 * i,
+                            "iwl": 1 / L, "icl_lo": 0.5 + 0.001 * i, "icl_hi": 0.5 + 0.001 * i}
+                           for i, v in enumerate(vals)]
+  _write(run_dir / "results.json", res)
 
 
 def reddy_glitch(run_dir: Path) -> None:
@@ -298,9 +360,11 @@ def besiroglu_hoffmann(run_dir: Path) -> None:
 
 UNTRAINED, ZERO, RAMP = "untrained model", "zero predictor", "linear learning curve"
 CONTROLS = {
-    "garg2022": {ZERO: garg_zero},
-    "raventos2023": {ZERO: raventos_zero},
-    "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch},
+    "garg2022": {ZERO: garg_zero, LS_LIKE: garg_sparse_ls},
+    "raventos2023": {ZERO: raventos_zero, MIDWAY: raventos_midway,
+                     POOL_GLITCH: raventos_pool_glitch},
+    "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
+                  FLAT_SWEEPS: reddy_flat_sweeps},
     "chan2022": {UNTRAINED: chan_untrained},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
