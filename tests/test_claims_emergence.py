@@ -77,6 +77,29 @@ def test_schaeffer_exact_match_never_leaving_chance_orders_nothing(tmp_path):
   assert "exact match never leaves chance here, so no ordering is shown" in row["note"]
 
 
+def test_schaeffer_a_one_size_glitch_does_not_leave_chance(tmp_path):
+  """Token accuracy beyond chance at one size, back at chance at the next two, then leaving
+  chance for good at the same size as exact match: no ordering (was PASS 'token accuracy at
+  16000 params'). A results file written under the old rule (first size beyond chance stored)
+  is re-scored under the new one. Positive control: a lasting lead still PASSes."""
+  controls.schaeffer_glitch(tmp_path)
+  row = emergence.schaeffer2023(tmp_path, "cpu")["claims"][-1]
+  assert row["claim"] == emergence.FIRST
+  assert row["status"] == "FAIL", row
+  assert "token accuracy at 1024000 params, exact match at 1024000 params" in row["ours"]
+  path = tmp_path / "emergence_scale.json"
+  res = json.loads(path.read_text())
+  res["first_beyond_chance"]["token_accuracy"] = 1  # what the old rule stored
+  write(path, res)
+  assert emergence.schaeffer2023(tmp_path, "cpu")["claims"][-1]["status"] == "FAIL"
+  # the same lead with no glitch: token accuracy beyond chance from the second size on
+  tok, em = [0.0, 0.3, 0.3, 0.4, 0.5, 0.9], [0.0, 0.0, 0.0, 0.0, 0.3, 0.8]
+  controls.schaeffer_files(tmp_path, lambda m, i: em[i] if m == "exact_match" else tok[i])
+  row = emergence.schaeffer2023(tmp_path, "cpu")["claims"][-1]
+  assert row["status"] == "PASS", row
+  assert "token accuracy at 16000 params, exact match at 1024000 params" in row["ours"]
+
+
 def test_schaeffer_metric_never_above_chance_has_no_sharpness(tmp_path):
   # Log-likelihood rising evenly but below chance at every size (the tiny run's shape).
   below = lambda m, i: -0.1 + 0.08 * i / 5 if m == "log_likelihood" else smooth(m, i)
@@ -219,3 +242,4 @@ def test_emergence_controls_fail_every_claim(tmp_path, paper):
     assert checked(emergence.ZIGZAG) == set(SHARPER) | {emergence.SMOOTH}
     assert checked(emergence.BELOW) == set(SHARPER) | {emergence.SMOOTH}
     assert checked(emergence.NEVER) == {emergence.FIRST}
+    assert checked(emergence.GLITCH) == {emergence.FIRST}

@@ -30,6 +30,12 @@ def test_beyond_chance_needs_both_the_interval_and_the_absolute_margin():
   assert ep.first_beyond_chance(pts, 1e-4, 1.0, True) == 2
   assert ep.first_beyond_chance(pts[:2], 1e-4, 1.0, True) is None
   assert ep.first_beyond_chance(pts, 1e-4, 1.0, True, fraction=0.005) == 1
+  # Leaving chance lasts: a size beyond chance with chance again above it is a glitch.
+  glitch = [_m(0.0, 0.0002), _m(0.3, 0.01), _m(0.0, 0.0002), _m(0.3, 0.01), _m(0.9, 0.01)]
+  assert ep.first_beyond_chance(glitch, 1e-4, 1.0, True) == 3          # was 1
+  assert ep.first_beyond_chance(glitch[:3], 1e-4, 1.0, True) is None   # back at chance: never
+  assert ep.first_for_good([True, False, True, True]) == 2
+  assert ep.first_for_good([True, True]) == 0 and ep.first_for_good([]) is None
 
 
 def test_sharpness_one_step_against_spread():

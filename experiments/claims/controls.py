@@ -24,6 +24,7 @@ from pathlib import Path
 from experiments.claims import CLAIMS
 from experiments.claims.classification import FLAT_SWEEPS, GLITCH  # Reddy's jump, sweeps
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
+from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.language import DECAY, NOISE  # Olsson's phase change
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
@@ -320,6 +321,14 @@ def schaeffer_never(run_dir: Path) -> None:
   schaeffer_files(run_dir, lambda m, i: 0.0 if m == "exact_match" else 0.2)
 
 
+def schaeffer_glitch(run_dir: Path) -> None:
+  """The continuous metrics beyond chance at one size (the second), back at chance at the
+  next two, then rising with exact match: both leave chance for good at the same size (the
+  fifth), so no ordering; the first size beyond chance alone put token accuracy first."""
+  tok, em = [0.0, 0.3, 0.0, 0.0, 0.5, 0.9], [0.0, 0.0, 0.0, 0.0, 0.3, 0.8]
+  schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else tok[i])
+
+
 def nanda_untrained(run_dir: Path) -> None:
   """Train and test accuracy at chance throughout, a uniform embedding spectrum, flat
   progress measures."""
@@ -370,7 +379,8 @@ CONTROLS = {
                    NOISE: olsson_noise},
     "xie2021": {UNTRAINED: xie_untrained},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
-                      ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},
+                      ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
+                      SCHAEFFER_GLITCH: schaeffer_glitch},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":

@@ -9,7 +9,7 @@
       parameters and training FLOPs, chance level, first size beyond chance
 
 The numbers behind the scale figure (Wei et al. 2022; Schaeffer et al. 2023):
-  beyond_chance / first_beyond_chance   when a metric leaves chance (margin below)
+  beyond_chance / first_beyond_chance   when a metric leaves chance for good (margin below)
   sharpness                             how much of a metric's change is one step
   reversal                              whether a curve goes back beyond its noise
 """
@@ -137,11 +137,25 @@ def beyond_chance(m: dict, chance: float, perfect: float, higher_is_better: bool
   return bool(gain > sigmas * half and gain > fraction * abs(perfect - chance))
 
 
+def first_for_good(beyond: list[bool]) -> int | None:
+  """Where a metric "leaves chance": the first index from which EVERY later one (larger size,
+  or more compute) is beyond chance; None if the last is not. The one rule for
+  first_beyond_chance and experiments/ladder.abilities. Stricter than the first index beyond
+  chance, on purpose: a one-size glitch (token accuracy 0, 0.3, 0, 0, 0.5, 0.9 against exact
+  match 0, 0, 0, 0, 0.3, 0.8) put token accuracy's "leaves chance" at the glitch, and an
+  ordering of two metrics read off it PASSed with no ordering in the data."""
+  i = len(beyond)
+  while i > 0 and beyond[i - 1]:
+    i -= 1
+  return i if i < len(beyond) else None
+
+
 def first_beyond_chance(points: list[dict], chance: float, perfect: float,
                         higher_is_better: bool, **margin) -> int | None:
-  """Index of the first point (sizes in increasing order) beyond chance; None if none is."""
-  return next((i for i, m in enumerate(points)
-               if beyond_chance(m, chance, perfect, higher_is_better, **margin)), None)
+  """Index of the first point (sizes in increasing order) from which every point is beyond
+  chance (first_for_good); None if the largest size is not."""
+  return first_for_good([beyond_chance(m, chance, perfect, higher_is_better, **margin)
+                         for m in points])
 
 
 def sharpness(values: list[float], higher_is_better: bool, *, min_change: float = 0.0) -> dict:
@@ -227,7 +241,7 @@ def render_emergence_scale(scale_json, out_png) -> Path:
                  label="chance (input-independent)")
       if first is not None:
         ax.axvline(x[first], color="#d62728", ls=":", lw=1.5,
-                   label=f"first above chance ({_fmt_count(x[first])})")
+                   label=f"leaves chance ({_fmt_count(x[first])})")
       ax.set_xscale("log")
       ax.set_ylim(min(span) - pad, max(span) + pad)
       ax.set_xlabel(label, fontsize=8)
