@@ -16,8 +16,9 @@ resumes, as the sweep does). Writes:
                          compute = 6 x parameters x tokens, loss, icl_score (+ se), top_prefix,
                          prefix_baseline, few_shot}; the phase change per size; the
                          loss-vs-compute frontier and its power-law fit (FRONTIER_FORM); per
-                         ability (task at its largest k) and metric, the smallest compute at
-                         which the score is above chance by its interval
+                         ability (task at its largest k) and metric, the smallest compute
+                         from which the score is above chance by its interval at every
+                         checkpoint of more compute
   WORKDIR/figures/ladder_<task>.png   per ability, the score over (parameters x tokens), one
                          panel per metric
   WORKDIR/figures/ladder_frontier.png loss against compute per size, the frontier and its fit
@@ -118,7 +119,14 @@ def phase_change(rows: list[dict], num_steps: int, grid: int) -> dict | None:
   a, b = pts[w["start_index"]], pts[w["end_index"]]
   total = icl[0] - icl[-1]
   drop = a["icl_score"] - b["icl_score"]
+  # The per-step fall before the window (first checkpoint to its start; None when it starts
+  # at the first checkpoint) against the window's own: claims/ladder.py asks the curve to
+  # steepen into the window, which a smooth decay (fastest at the start) never does.
+  first = pts[0]
+  before = (None if w["start_index"] == 0 else
+            (first["icl_score"] - a["icl_score"]) / (a["step"] - first["step"]))
   return {"start_step": a["step"], "end_step": b["step"], "drop": drop, "total_drop": total,
+          "rate": drop / (b["step"] - a["step"]), "rate_before": before,
           "share": drop / total if total > 0 else 0.0,
           "step_share": (b["step"] - a["step"]) / max(steps[-1] - steps[0], 1),
           "noise": math.hypot(a["icl_score_se"], b["icl_score_se"]),
@@ -176,9 +184,15 @@ def above_chance(cell: dict, metric: str) -> bool:
 
 
 def abilities(sizes: list[dict]) -> dict:
-  """Per task, at its largest k (in every size's rows): per metric the checkpoint of smallest
-  compute that is above chance by its interval (None if none is)."""
+  """Per task, at its largest k (in every size's rows): per metric the checkpoint where it
+  leaves chance, the one of smallest compute from which every checkpoint of more compute (of
+  any size) is above chance by its interval (None if the largest compute's is not):
+  research/analysis/emergence_plots.first_for_good, the one rule schaeffer2023 uses too. The
+  first checkpoint above chance alone let a one-checkpoint glitch order the metrics.
+  `any_above_chance`: the first checkpoint above chance at all (where a glitch counts), the
+  bound an ordering's later metric is held to (claims/ladder.py)."""
   from research.analysis.answer_metrics import METRICS
+  from research.analysis.emergence_plots import first_for_good
   rows = sorted(((r["compute"], s, r) for s in sizes for r in s["rows"] if r.get("few_shot")),
                 key=lambda t: t[0])
   out = {}
@@ -186,14 +200,16 @@ def abilities(sizes: list[dict]) -> dict:
     return out
   for task in rows[0][2]["few_shot"]:
     k = str(min(max(int(k) for k in r["few_shot"][task]) for _, _, r in rows))
-    first = {}
+    first, any_ = {}, {}
+    at = lambda i: None if i is None else {
+        "compute": rows[i][0], "run": rows[i][1]["run"], "num_params": rows[i][1]["num_params"],
+        "step": rows[i][2]["step"], "tokens": rows[i][2]["tokens"]}
     for m in METRICS:
-      hit = next(((c, s, r) for c, s, r in rows if above_chance(r["few_shot"][task][k], m)), None)
-      first[m] = None if hit is None else {
-          "compute": hit[0], "run": hit[1]["run"], "num_params": hit[1]["num_params"],
-          "step": hit[2]["step"], "tokens": hit[2]["tokens"]}
+      above = [above_chance(r["few_shot"][task][k], m) for _, _, r in rows]
+      first[m] = at(first_for_good(above))
+      any_[m] = at(next((i for i, a in enumerate(above) if a), None))
     out[task] = {"k": int(k), "chance": rows[0][2]["few_shot"][task][k]["chance"],
-                 "first_above_chance": first}
+                 "first_above_chance": first, "any_above_chance": any_}
   return out
 
 
@@ -248,7 +264,7 @@ def report(res: dict) -> None:
     print(f"  against a line in ln C (loss = {ln['a']:.3f} - {ln['b']:.4f} ln C): rms log "
           f"residual {ln['rms_line']:.4f} vs the law's {ln['rms_law']:.4f}, F-test p = "
           f"{ln['p']:.2g}" + (" (line rejected)" if ln["line_rejected"] else " (indistinguishable from a line)"))
-  print("\nsmallest compute above chance, per ability and metric:")
+  print("\nleaves chance (above it at every checkpoint of more compute), per ability and metric:")
   for task, a in res["abilities"].items():
     print(f"  {task} (k={a['k']}):")
     for m, first in a["first_above_chance"].items():

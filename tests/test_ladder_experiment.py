@@ -89,6 +89,57 @@ def test_a_late_phase_change_and_a_small_prefix_rise_fail(tmp_path):
   assert "of the steps" in rows[0]["ours"] and "-> 0." in rows[1]["ours"]
 
 
+@pytest.mark.parametrize("tau", [30, 40, 50])
+def test_an_exponential_decay_of_the_icl_score_is_no_phase_change(tmp_path, tau):
+  """-(1 - exp(-s / tau)), tau 3-5% of training: on log-spaced checkpoints an early window
+  holds 52-63% of the drop in 3-5% of the steps (was PASS); the curve never steepens into
+  it. The sigmoid phase change of ladder_trained (the positive control) still PASSes, and a
+  ladder.json written before `rate_before` existed is re-scored under the rule."""
+  controls.ladder_trained(tmp_path, icl=lambda i, s, c: -(1 - math.exp(-s / tau)))
+  row = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][0]
+  assert row["status"] == "FAIL", row["ours"]
+  assert ("starts at the first checkpoint" if tau == 30 else "mnats/step before") in row["ours"]
+  controls.ladder_trained(tmp_path)
+  path = tmp_path / "ladder.json"
+  old = json.loads(path.read_text())
+  for s in old["sizes"]:
+    for k in ("rate", "rate_before"):
+      s["phase_change"].pop(k)
+  path.write_text(json.dumps(old))
+  row = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][0]
+  assert row["status"] == "PASS", row["ours"]
+  assert "5.06 vs 0.40 mnats/step before" in row["ours"]
+
+
+def test_exact_match_never_leaving_chance_orders_nothing(tmp_path):
+  """Continuous metrics above chance at every checkpoint, exact match never: no ordering
+  (was PASS with exact match 'never'), as schaeffer2023's FIRST row."""
+  controls.ladder_never(tmp_path)
+  rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][5:8]
+  assert [r["status"] for r in rows] == ["FAIL"] * 3, rows
+  assert all(r["ours"].startswith("exact match never;") for r in rows)
+  assert "so no ordering is shown" in rows[0]["note"]
+
+
+def test_a_one_checkpoint_glitch_does_not_leave_chance(tmp_path):
+  """Continuous metrics above chance at one early checkpoint of the smallest size, then at
+  chance until exact match leaves it too: no ordering (was PASS: the glitch's compute came
+  first). Positive control: a lasting lead (ladder_trained) PASSes."""
+  def few_shot(i, s, c, t, k, m):
+    if m != "exact_match" and i == 0 and s == 20:
+      return 0.3  # the glitch
+    return 0.5 if c >= 1e13 else 0.0
+  controls.ladder_trained(tmp_path, few_shot=few_shot)
+  res = json.loads((tmp_path / "ladder.json").read_text())
+  first = res["abilities"]["copy"]["first_above_chance"]
+  assert first["token_accuracy"]["compute"] == first["exact_match"]["compute"] >= 1e13
+  rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][5:8]
+  assert [r["status"] for r in rows] == ["FAIL"] * 3, rows
+  controls.ladder_trained(tmp_path)
+  rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][5:8]
+  assert [r["status"] for r in rows] == ["PASS"] * 3, rows
+
+
 def test_few_shot_falling_at_the_largest_k_fails(tmp_path):
   skill = lambda c, k: min(1.0, (c / 3e13) ** 0.5) * (1.0 if k == 4 else 0.3)
   controls.ladder_trained(tmp_path, few_shot=lambda i, s, c, t, k, m: skill(c, k) ** (
@@ -113,8 +164,9 @@ def test_the_untrained_ladder_fails_every_claim(tmp_path):
 
 def test_controls_mode_scores_the_ladder(tmp_path):
   rows = controls.run_controls(tmp_path, names=("ladder",))
-  # One row per (claim, control): the frontier has two controls.
-  assert len(rows) == CLAIMS + 1 and {r["status"] for r in rows} == {"FAIL"}, rows
+  # One row per (claim, control): the frontier has two, the phase change two (a steady fall,
+  # an exponential decay), each continuous-first row two (one checkpoint, exact match never).
+  assert len(rows) == CLAIMS + 1 + 1 + 3 and {r["status"] for r in rows} == {"FAIL"}, rows
 
 
 def test_missing_file_is_an_error(tmp_path):

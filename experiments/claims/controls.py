@@ -25,10 +25,11 @@ from experiments.claims import CLAIMS
 from experiments.claims.classification import FLAT_SWEEPS, GLITCH  # Reddy's jump, sweeps
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
+from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.language import DECAY, NOISE  # Olsson's phase change
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
-    STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
-    ladder_untrained)
+    STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_line, ladder_never, ladder_ramp,
+    ladder_same, ladder_trained, ladder_untrained)
 from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
 from experiments.claims.rows import FAIL, PASS, controls_of
 from research.workdir import write_json
@@ -386,7 +387,8 @@ CONTROLS = {
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,
                "every metric leaves chance at one checkpoint": ladder_same,
-               "loss falling as a line in ln compute": ladder_line},
+               "loss falling as a line in ln compute": ladder_line,
+               LADDER_DECAY: ladder_decay, LADDER_NEVER: ladder_never},
 }
 
 

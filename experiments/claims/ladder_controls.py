@@ -95,3 +95,16 @@ def ladder_flat_k(run_dir: Path) -> None:
 def ladder_same(run_dir: Path) -> None:
   """Every metric leaves chance at the same compute (exact match no later than the others)."""
   ladder_trained(run_dir, few_shot=lambda i, s, c, t, k, m: 0.5 if c >= 1e13 else 0.0)
+
+
+def ladder_decay(run_dir: Path) -> None:
+  """The ICL score falling fastest from the first checkpoint and levelling off, -(1 -
+  exp(-s / 40)) (time constant 4% of training): on log-spaced checkpoints an early window
+  carries most of the drop in a few % of the steps, with no phase change in it."""
+  ladder_trained(run_dir, icl=lambda i, s, c: -(1 - math.exp(-s / 40)))
+
+
+def ladder_never(run_dir: Path) -> None:
+  """Exact match at chance at every checkpoint, the continuous metrics a fifth of the way from
+  chance to perfect at every one (nothing emerges; exact match never leaves chance)."""
+  ladder_trained(run_dir, few_shot=lambda i, s, c, t, k, m: 0.0 if m == "exact_match" else 0.2)

@@ -43,8 +43,8 @@ def render_ability(res: dict, task: str, out_png) -> Path:
                     edgecolors=edge, linewidths=1.2)
     fig.colorbar(sc, ax=ax, label=f"{m} (chance {ability['chance'][m]:.3g})")
     first = ability["first_above_chance"][m]
-    where = "never above chance" if first is None else (
-        f"first above chance: {first['compute']:.2g} FLOPs")
+    where = "never leaves chance" if first is None else (
+        f"leaves chance: {first['compute']:.2g} FLOPs")
     ax.set(xscale="log", yscale="log", xlabel="training tokens", ylabel="parameters",
            title=f"{TITLES.get(m, m)}\n{where}")
     ax.tick_params(which="minor", labelbottom=False, labelleft=False)  # short ranges: no clutter
