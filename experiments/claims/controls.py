@@ -24,7 +24,7 @@ from pathlib import Path
 from experiments.claims import CLAIMS
 from experiments.claims.classification import GLITCH  # Reddy's abrupt jump
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
-from experiments.claims.language import DECAY, NOISE  # Olsson's phase change
+from experiments.claims.language import DECAY, FALLS_BACK, NOISE  # Olsson's, Xie's nulls
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
     ladder_untrained)
@@ -194,14 +194,21 @@ def olsson_ramp(run_dir: Path) -> None:
   _olsson(run_dir, lambda s: -1.0 * s / STEPS, lambda s: 4.0 - 2.0 * s / STEPS)
 
 
-def xie_untrained(run_dir: Path) -> None:
+def xie_untrained(run_dir: Path, accuracy=None) -> None:
   vocab, ns = 50, [0, 1, 2, 4, 8]
-  curve = lambda: {"n": ns, "accuracy": [1 / vocab] * len(ns)}
+  curve = lambda: {"n": ns, "accuracy": accuracy or [1 / vocab] * len(ns)}
   run = lambda p: {"num_params": p, "final_loss": math.log(vocab), "end_loss": {
       "value": math.log(vocab), "se": 0.01, "steps": [0, 0], "points": 4}, "probe": {
       "num_prompts": 1024, "accuracy": {"id": {str(k): curve() for k in (3, 5, 8)}}}}
   _write(run_dir / "xie2021.json", {"runs": {"transformer_4l": run(10_000),
                                              "transformer_8l": run(40_000), "lstm": run(30_000)}})
+
+
+def xie_falls_back(run_dir: Path) -> None:
+  """Every run's accuracy over n = 0, 1, 2, 4, 8 climbing from 0.30 to 0.60 and falling back
+  to 0.35 at the largest n (1024 prompts): a gain of +0.05 beyond 2 SE and rho 0.32 from
+  first to last n, with a 0.25 fall the probe resolves."""
+  xie_untrained(run_dir, [0.30, 0.30, 0.60, 0.60, 0.35])
 
 
 # ----------------------------------------------------------------------------- emergence
@@ -304,7 +311,7 @@ CONTROLS = {
     "chan2022": {UNTRAINED: chan_untrained},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
-    "xie2021": {UNTRAINED: xie_untrained},
+    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},

@@ -12,6 +12,7 @@ from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, claim, existing
 UNTRAINED, RAMP = "untrained model", "linear learning curve"
 DECAY = "ICL score falling fastest from the first evaluation (exponential)"
 NOISE = "ICL score flat with evaluation noise"
+FALLS_BACK = "accuracy rising with n, then falling back"
 # A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
 STEEP_FRACTION = 0.25
 
@@ -223,6 +224,14 @@ def _mixture_note(curve) -> str:
   return ", mixture " + "->".join(_mixture_point(curve, i) for i in sorted({at[0], at[-1]}))
 
 
+def _falls(trend: dict, names) -> str:
+  """Each run's largest resolved fall from an n to a later n (research/analysis/correlation)."""
+  return "resolved fall from an n to a later n: " + ", ".join(
+      f"{n} none" if trend[n].get("drop_from") is None else
+      f"{n} {trend[n]['largest_drop']:.3f} (n={trend[n]['drop_from']}->{trend[n]['drop_to']})"
+      for n in names)
+
+
 def xie2021(run_dir: Path, preset: str) -> dict:
   from research.analysis.correlation import mean_over_k, rises_with_n
   path = run_dir / "xie2021.json"
@@ -249,10 +258,13 @@ def xie2021(run_dir: Path, preset: str) -> dict:
       ", ".join(f"{n} {trend[n]['gain']:+.3f} +- {trend[n]['gain_se']:.3f} (rho "
                 f"{trend[n]['spearman']:.2f})" for n in tfs) or None,
       f"every Transformer: accuracy averaged over k rises from n = 1 to the largest n by more "
-      f"than {sig}, and Spearman(n, accuracy) > 0", all(trend[n]["rises"] for n in tfs),
-      setup + "gain minus 2 SE: " + ", ".join(short) + f". Bayes predictors on {on_prompts} "
+      f"than {sig}, Spearman(n, accuracy) > 0, and falls from no n to a later n by more than "
+      f"{sig}", all(trend[n]["rises"] for n in tfs),
+      setup + "gain minus 2 SE: " + ", ".join(short) + "; " + _falls(trend, tfs)
+      + f". Bayes predictors on {on_prompts} "
       "(ideal: knows the prompt format; mixture: the pretraining mixture's posterior): "
-      + (bayes or "not in the file (rerun xie2021)"), why=rises_why, control=UNTRAINED)]
+      + (bayes or "not in the file (rerun xie2021)"), why=rises_why,
+      control=(UNTRAINED, FALLS_BACK))]
 
   def at_n(name, n_at):
     """Accuracy per k at n_at examples (Xie compare the k at a fixed n)."""
@@ -322,12 +334,14 @@ def xie2021(run_dir: Path, preset: str) -> dict:
     tl = trend["lstm"]
     rows.append(claim(
         text, "yes", f"gain {tl['gain']:+.3f} +- {tl['gain_se']:.3f} (rho {tl['spearman']:.2f})",
-        f"as for the Transformers: gain > {sig} and Spearman > 0", tl["rises"],
-        setup + f"gain minus 2 SE {tl['gain'] - 2 * tl['gain_se']:+.3f}; per k: " + ", ".join(
+        f"as for the Transformers: gain > {sig}, Spearman > 0, and no fall > {sig} from an n "
+        "to a later n", tl["rises"],
+        setup + f"gain minus 2 SE {tl['gain'] - 2 * tl['gain_se']:+.3f}; "
+        + _falls(trend, ["lstm"]) + "; per k: " + ", ".join(
             f"k={k} {rises_with_n(c, num('lstm'))['gain']:+.3f}" for k, c in acc_id("lstm").items()),
-        why=rises_why, control=UNTRAINED))
+        why=rises_why, control=(UNTRAINED, FALLS_BACK)))
   else:
-    rows.append(not_shown(text, "yes", "no LSTM run", control=UNTRAINED))
+    rows.append(not_shown(text, "yes", "no LSTM run", control=(UNTRAINED, FALLS_BACK)))
   cells = []
   for n in tfs:
     for k, c in acc_id(n).items():
