@@ -22,7 +22,7 @@ import random
 from pathlib import Path
 
 from experiments.claims import CLAIMS
-from experiments.claims.classification import GLITCH  # Reddy's abrupt jump
+from experiments.claims.classification import GLITCH, UNRESOLVED  # Reddy's, Chan's nulls
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.language import DECAY, FALLS_BACK, NOISE  # Olsson's, Xie's nulls
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
@@ -139,19 +139,28 @@ def reddy_ramp(run_dir: Path) -> None:
   _reddy(run_dir, lambda s: 1 / WAYS + (1 - 1 / WAYS) * s / STEPS)
 
 
-def chan_untrained(run_dir: Path) -> None:
+def chan_untrained(run_dir: Path, context=lambda model, p: 1 / WAYS, iwl=1 / L) -> None:
+  """Chan's grid for an untrained model; `context(model, p_bursty)` and `iwl` replace its
+  context-label and in-weights accuracies where given."""
   reddy_untrained(run_dir.parent.parent / "reddy2023" / "run")  # the many-classes row's source
   cells = []
   for model in ("transformer", "lstm"):
     for p in (0.0, 0.9):
       for a in (0.0, 1.0):
         cells.append({"model": model, "data": f"p_bursty={p}, alpha={a}", "icl": 1 / L,
-                      "icl_context": 1 / WAYS, "iwl": 1 / L, "iwl_uniform": 1 / L,
+                      "icl_context": context(model, p), "iwl": iwl, "iwl_uniform": iwl,
                       "overrides": {"model.name": model, "task.p_bursty": p,
                                     "task.zipf_alpha": a}})
   _write(run_dir / "results.json", cells)
   _write(run_dir / "cell0" / "probes" / "classification.json",
          {"chance": {"full": 1 / L, "context": 1 / WAYS}, "probes": _probe_at(1 / L, 1 / L)})
+
+
+def chan_unresolved(run_dir: Path) -> None:
+  """Context-label accuracy 0.76 in the bursty Transformer cells and 0.74 in the others (the
+  LSTM's too) around the halfway line 0.75, SE 0.019 each over 512 sequences; in-weights
+  accuracy 0.9: which side of the line a cell is on, the probe does not resolve."""
+  chan_untrained(run_dir, lambda model, p: 0.76 if model == "transformer" and p else 0.74, 0.9)
 
 
 # ----------------------------------------------------------------------------- language
@@ -308,7 +317,7 @@ CONTROLS = {
     "garg2022": {ZERO: garg_zero},
     "raventos2023": {ZERO: raventos_zero},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch},
-    "chan2022": {UNTRAINED: chan_untrained},
+    "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back},
