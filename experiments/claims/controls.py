@@ -23,7 +23,8 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import GLITCH, UNRESOLVED  # Reddy's, Chan's nulls
-from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
+from experiments.claims.emergence import (  # Schaeffer's, Nanda's null results
+    BELOW, NEVER, TEST_RAMP, ZIGZAG)
 from experiments.claims.language import DECAY, FALLS_BACK, NOISE  # Olsson's, Xie's nulls
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
@@ -274,23 +275,35 @@ def schaeffer_never(run_dir: Path) -> None:
   schaeffer_files(run_dir, lambda m, i: 0.0 if m == "exact_match" else 0.2)
 
 
-def nanda_untrained(run_dir: Path) -> None:
+def nanda_untrained(run_dir: Path, test_acc=None, train_step=None) -> None:
   """Train and test accuracy at chance throughout, a uniform embedding spectrum, flat
-  progress measures."""
+  progress measures; `test_acc(step)` and `train_step` (train accuracy >= 0.99 from it)
+  replace the test-accuracy curve and the train step where given."""
   p, steps = 97, list(range(0, STEPS + 1, 25))
+  test_acc = test_acc or (lambda s: 1 / p)
   work = run_dir / "wd_1"
   work.mkdir(parents=True, exist_ok=True)
   (work / "metrics.jsonl").write_text("\n".join(json.dumps(
-      {"step": s, "eval_restricted_loss": 4.6, "eval_test_loss": 4.6}) for s in steps))
+      {"step": s, "eval_restricted_loss": 4.6, "eval_test_loss": 4.6,
+       "eval_test_accuracy": test_acc(s)}) for s in steps))
   freqs = [3, 9, 17, 30, 41]
-  run = lambda: {"train_acc_099_step": None, "test_acc_095_step": None,
-                 "max_test_accuracy": 1 / p, "final_key_freqs": freqs, "workdir": str(work),
-                 "final": {"train_accuracy": 1 / p, "test_accuracy": 1 / p,
+  te = next((s for s in steps if test_acc(s) >= 0.95), None)
+  run = lambda: {"train_acc_099_step": train_step, "test_acc_095_step": te,
+                 "max_test_accuracy": max(test_acc(s) for s in steps), "final_key_freqs": freqs,
+                 "workdir": str(work),
+                 "final": {"train_accuracy": 1.0 if train_step is not None else 1 / p,
+                           "test_accuracy": test_acc(STEPS),
                            "key_freq_share": len(freqs) / ((p - 1) // 2)}}
   _write(run_dir / "grokking.json", {
       "config": {"train": {"num_steps": STEPS, "eval_every": 25}, "task": {"modulus": p},
                  "optim": {"weight_decay": 1.0, "learning_rate": 1e-2}},
       "runs": {"wd=1": run(), "wd=0": run()}})
+
+
+def nanda_test_ramp(run_dir: Path) -> None:
+  """Train accuracy >= 0.99 by step 25, test accuracy rising at one steady rate from chance
+  at step 0 to 1 at the last step (0.95 at about step 950: 38x the train step), no jump."""
+  nanda_untrained(run_dir, lambda s: 1 / 97 + (1 - 1 / 97) * s / STEPS, train_step=25)
 
 
 def besiroglu_hoffmann(run_dir: Path) -> None:
@@ -323,7 +336,8 @@ CONTROLS = {
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},
-    "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},
+    "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
+                  TEST_RAMP: nanda_test_ramp},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,
