@@ -1,6 +1,7 @@
 """Schaeffer 2023, Nanda 2023 and Besiroglu 2024 scorers: PASS, FAIL, seeds, negative
 control, missing files."""
 import json
+import math
 
 import pytest
 
@@ -181,6 +182,40 @@ def test_nanda_a_jump_long_after_train_still_groks(tmp_path):
   assert row["status"] == "PASS" and "5% of training" in row["ours"], row
   (tmp_path / "wd_1" / "metrics.jsonl").unlink()   # no curve: a ramp cannot be told apart
   assert emergence.nanda2023(tmp_path, "cpu")["claims"][1]["status"] == "NOT_SHOWN"
+
+
+def _progress_row(tmp_path, restricted, test, steps):
+  work = tmp_path / "wd_p"
+  work.mkdir(parents=True)
+  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+      {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
+      for s, r, t in zip(steps, restricted, test)))
+  grokking(tmp_path / "run")
+  res = json.loads((tmp_path / "run" / "grokking.json").read_text())
+  res["runs"]["wd=1"]["workdir"] = str(work)
+  write(tmp_path / "run" / "grokking.json", res)
+  return emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
+
+
+def test_nanda_progress_on_noise_is_no_ordering(tmp_path):
+  """Flat losses plus noise (sd 0.02; this draw: restricted's half-fall at step 25, test's at
+  550) passed; their falls are within 3x the evaluation noise."""
+  import random
+  steps = list(range(0, 1001, 25))
+  g = random.Random(2)
+  noise = [(g.gauss(0, 0.02), g.gauss(0, 0.02)) for _ in steps]
+  row = _progress_row(tmp_path, [4.6 + a for a, _ in noise], [4.6 + b for _, b in noise], steps)
+  assert row["status"] == "FAIL" and row["ours"] == "restricted step 25, test step 550", row
+
+
+def test_nanda_progress_one_interval_apart_is_no_ordering(tmp_path):
+  """The same fall, restricted's half-fall one evaluation before test's: within the noise of
+  where a crossing lands. Two intervals apart (the control): PASS."""
+  steps = list(range(0, 1001, 25))
+  fall = lambda at: [4.6 - 4.5 / (1 + math.exp(-(s - at) / 40)) for s in steps]
+  assert _progress_row(tmp_path / "a", fall(490), fall(510), steps)["status"] == "FAIL"
+  row = _progress_row(tmp_path / "b", fall(470), fall(530), steps)
+  assert row["status"] == "PASS" and row["ours"] == "restricted step 475, test step 550", row
 
 
 def test_nanda_seeds_and_missing_file(tmp_path):

@@ -24,7 +24,7 @@ from pathlib import Path
 from experiments.claims import CLAIMS
 from experiments.claims.classification import GLITCH, UNRESOLVED  # Reddy's, Chan's nulls
 from experiments.claims.emergence import (  # Schaeffer's, Nanda's null results
-    BELOW, NEVER, TEST_RAMP, ZIGZAG)
+    BELOW, NEVER, NOISY_LOSSES, TEST_RAMP, ZIGZAG)
 from experiments.claims.language import DECAY, FALLS_BACK, NOISE  # Olsson's, Xie's nulls
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
@@ -275,16 +275,17 @@ def schaeffer_never(run_dir: Path) -> None:
   schaeffer_files(run_dir, lambda m, i: 0.0 if m == "exact_match" else 0.2)
 
 
-def nanda_untrained(run_dir: Path, test_acc=None, train_step=None) -> None:
+def nanda_untrained(run_dir: Path, test_acc=None, train_step=None, losses=None) -> None:
   """Train and test accuracy at chance throughout, a uniform embedding spectrum, flat
-  progress measures; `test_acc(step)` and `train_step` (train accuracy >= 0.99 from it)
-  replace the test-accuracy curve and the train step where given."""
+  progress measures; `test_acc(step)`, `train_step` (train accuracy >= 0.99 from it) and
+  `losses(step)` (restricted, test loss) replace them where given."""
   p, steps = 97, list(range(0, STEPS + 1, 25))
   test_acc = test_acc or (lambda s: 1 / p)
+  losses = losses or (lambda s: (4.6, 4.6))
   work = run_dir / "wd_1"
   work.mkdir(parents=True, exist_ok=True)
   (work / "metrics.jsonl").write_text("\n".join(json.dumps(
-      {"step": s, "eval_restricted_loss": 4.6, "eval_test_loss": 4.6,
+      {"step": s, "eval_restricted_loss": losses(s)[0], "eval_test_loss": losses(s)[1],
        "eval_test_accuracy": test_acc(s)}) for s in steps))
   freqs = [3, 9, 17, 30, 41]
   te = next((s for s in steps if test_acc(s) >= 0.95), None)
@@ -304,6 +305,15 @@ def nanda_test_ramp(run_dir: Path) -> None:
   """Train accuracy >= 0.99 by step 25, test accuracy rising at one steady rate from chance
   at step 0 to 1 at the last step (0.95 at about step 950: 38x the train step), no jump."""
   nanda_untrained(run_dir, lambda s: 1 / 97 + (1 - 1 / 97) * s / STEPS, train_step=25)
+
+
+def nanda_noisy_losses(run_dir: Path) -> None:
+  """Restricted and test loss flat at 4.6 nats plus evaluation noise (sd 0.02, a fixed draw):
+  restricted's half-fall step 25 comes before test's 550, on falls of 0.05 nats, under 3
+  x the evaluation noise (0.03 and 0.02)."""
+  draw = random.Random(2)
+  noise = {s: (draw.gauss(0.0, 0.02), draw.gauss(0.0, 0.02)) for s in range(0, STEPS + 1, 25)}
+  nanda_untrained(run_dir, losses=lambda s: (4.6 + noise[s][0], 4.6 + noise[s][1]))
 
 
 def besiroglu_hoffmann(run_dir: Path) -> None:
@@ -337,7 +347,7 @@ CONTROLS = {
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
-                  TEST_RAMP: nanda_test_ramp},
+                  TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,

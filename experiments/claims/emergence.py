@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.claims.rows import SELF_CHECK, claim, existing, load, not_shown, rounded
+from experiments.claims.rows import (NOISE_SIGMAS, SELF_CHECK, claim, existing, load, not_shown,
+                                     rounded)
 
 UNTRAINED, FLAT, SAME = "untrained model", "flat curve", "every metric on one curve"
 ZIGZAG = "exact match going back and forth"
@@ -15,6 +16,7 @@ CONTINUOUS = ("token_accuracy", "edit_distance", "log_likelihood", "brier")
 SMOOTH = "continuous metrics change smoothly and predictably with scale; exact match does not"
 FIRST = "per-token accuracy leaves chance at a smaller size than exact match"
 TEST_RAMP = "test accuracy rising at a steady rate from the start"
+NOISY_LOSSES = "progress measures flat with evaluation noise"
 
 
 # ----------------------------------------------------------------------------- Schaeffer 2023
@@ -255,9 +257,25 @@ def half_drop_step(steps, values):
   return next(steps[i] for i in range(top, len(values)) if values[i] <= target)
 
 
+def eval_noise(values) -> float:
+  """The standard error of a difference of two evaluations: 1.4826 x the median absolute
+  deviation of the step-to-step changes around their median (a robust spread, so a curve's
+  few steep steps and a steady trend are not counted as noise), as language.phase_window."""
+  import numpy as np
+  d = np.diff(np.asarray(values, float))
+  return float(1.4826 * np.median(np.abs(d - np.median(d)))) if len(d) else 0.0
+
+
+def _fall(values) -> tuple[float, float]:
+  """(the fall from the curve's maximum to its last value, its evaluation noise)."""
+  return max(values) - values[-1], eval_noise(values)
+
+
 def _nanda_progress(metrics: Path | None, setup: str) -> dict:
   text = "restricted loss falls before test loss (progress measures)"
-  kw = dict(why="an ordering of two steps", control=FLAT)
+  kw = dict(why=f"an ordering of two steps, each on a fall beyond {NOISE_SIGMAS:g} SE of the "
+            "evaluation noise, more than one evaluation interval apart: flat losses plus noise "
+            "(sd 0.02) passed about half the draws", control=(FLAT, NOISY_LOSSES))
   if metrics is None or not metrics.is_file():
     return not_shown(text, "before", f"no {metrics}", **kw)
   rows = [json.loads(line) for line in metrics.read_text().splitlines()]
@@ -265,14 +283,25 @@ def _nanda_progress(metrics: Path | None, setup: str) -> dict:
   if len(rows) < 3:
     return not_shown(text, "before", "fewer than 3 evaluations of the progress measures", **kw)
   steps = [r["step"] for r in rows]
-  t_restricted = half_drop_step(steps, [r["eval_restricted_loss"] for r in rows])
-  t_test = half_drop_step(steps, [r["eval_test_loss"] for r in rows])
+  restricted = [r["eval_restricted_loss"] for r in rows]
+  test = [r["eval_test_loss"] for r in rows]
+  t_restricted, t_test = half_drop_step(steps, restricted), half_drop_step(steps, test)
+  # A half-fall step means something only on a fall beyond the evaluation noise, and an
+  # ordering only when the two steps are more than one evaluation interval apart (a single
+  # interval is where noise moves a crossing).
+  (f_r, n_r), (f_t, n_t) = _fall(restricted), _fall(test)
+  interval = sorted(b - a for a, b in zip(steps, steps[1:]))[(len(steps) - 1) // 2]
+  resolved = f_r > NOISE_SIGMAS * n_r and f_t > NOISE_SIGMAS * n_t
   name = lambda t: "never falls" if t is None else f"step {t}"
   return claim(text, "before", f"restricted {name(t_restricted)}, test {name(t_test)}",
-               "the step where each has made half its fall: restricted < test",
-               t_restricted is not None and t_test is not None and t_restricted < t_test,
+               f"the step where each has made half its fall: restricted < test by more than "
+               f"one evaluation interval ({interval}); each fall (maximum to last) > "
+               f"{NOISE_SIGMAS:g} x its evaluation noise",
+               t_restricted is not None and t_test is not None and resolved
+               and t_test - t_restricted > interval,
                setup + "restricted loss: the loss with only the key Fourier frequencies kept "
-               "(Nanda); half-fall steps from the evaluations in metrics.jsonl", **kw)
+               f"(Nanda); half-fall steps from the evaluations in metrics.jsonl; falls: "
+               f"restricted {f_r:.3f} (noise {n_r:.3f}), test {f_t:.3f} (noise {n_t:.3f})", **kw)
 
 
 # ----------------------------------------------------------------------------- Besiroglu 2024
