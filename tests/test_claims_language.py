@@ -205,3 +205,25 @@ def test_xie_a_rise_with_a_dip_inside_the_noise_still_rises(tmp_path):
   rows = language.xie2021(tmp_path, "cpu")["claims"]
   assert rows[0]["status"] == "PASS" and rows[3]["status"] == "PASS", rows
   assert "transformer_s none" in rows[0]["note"]
+
+
+@pytest.mark.parametrize("small, large, se", [
+    (2.50, 2.00, 0.5),   # 0.5 nats apart, SE 0.5: 'not resolved from 0' called it equal
+    (2.12, 2.00, 0.05),  # 0.12 nats apart, within 2 SE 0.14
+    (2.00, 2.00, 0.05),  # the same value, measured too coarsely to show equality
+])
+def test_xie_equal_loss_is_an_equivalence_within_a_fixed_margin(tmp_path, small, large, se):
+  res = xie_results()
+  res["runs"]["transformer_s"]["end_loss"] |= {"value": small, "se": se}
+  res["runs"]["transformer_l"]["end_loss"] |= {"value": large, "se": se}
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "<= 0.05 nats" in row["tolerance"], row
+
+
+def test_xie_equal_loss_within_the_margin_still_passes(tmp_path):
+  """Control: end losses 2.00 vs 2.01 with SE 0.01 each (|d| + 2 SE = 0.038 nats): PASS."""
+  res = xie_results()
+  res["runs"]["transformer_s"]["end_loss"] |= {"value": 2.01, "se": 0.01}
+  write(tmp_path / "xie2021.json", res)
+  assert language.xie2021(tmp_path, "cpu")["claims"][2]["status"] == "PASS"

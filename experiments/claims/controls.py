@@ -25,7 +25,8 @@ from experiments.claims import CLAIMS
 from experiments.claims.classification import GLITCH, UNRESOLVED  # Reddy's, Chan's nulls
 from experiments.claims.emergence import (  # Schaeffer's, Nanda's null results
     BELOW, NEVER, NOISY_LOSSES, TEST_RAMP, ZIGZAG)
-from experiments.claims.language import DECAY, FALLS_BACK, NOISE  # Olsson's, Xie's nulls
+from experiments.claims.language import (  # Olsson's, Xie's nulls
+    DECAY, FALLS_BACK, NOISE, WIDE_LOSS)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_files, ladder_flat_k, ladder_line, ladder_ramp, ladder_same, ladder_trained,
     ladder_untrained)
@@ -205,13 +206,16 @@ def olsson_ramp(run_dir: Path) -> None:
 
 
 def xie_untrained(run_dir: Path, accuracy=None) -> None:
+  """Every run's accuracy over n at chance (or `accuracy`), its end loss ln(vocab) with SE
+  0.01."""
   vocab, ns = 50, [0, 1, 2, 4, 8]
-  curve = lambda: {"n": ns, "accuracy": accuracy or [1 / vocab] * len(ns)}
+  curve = lambda acc: {"n": ns, "accuracy": acc or [1 / vocab] * len(ns)}
   run = lambda p: {"num_params": p, "final_loss": math.log(vocab), "end_loss": {
       "value": math.log(vocab), "se": 0.01, "steps": [0, 0], "points": 4}, "probe": {
-      "num_prompts": 1024, "accuracy": {"id": {str(k): curve() for k in (3, 5, 8)}}}}
+      "num_prompts": 1024, "accuracy": {"id": {str(k): curve(accuracy) for k in (3, 5, 8)}}}}
   _write(run_dir / "xie2021.json", {"runs": {"transformer_4l": run(10_000),
-                                             "transformer_8l": run(40_000), "lstm": run(30_000)}})
+                                             "transformer_8l": run(40_000),
+                                             "lstm": run(30_000)}})
 
 
 def xie_falls_back(run_dir: Path) -> None:
@@ -219,6 +223,20 @@ def xie_falls_back(run_dir: Path) -> None:
   to 0.35 at the largest n (1024 prompts): a gain of +0.05 beyond 2 SE and rho 0.32 from
   first to last n, with a 0.25 fall the probe resolves."""
   xie_untrained(run_dir, [0.30, 0.30, 0.60, 0.60, 0.35])
+
+
+def xie_wide_loss(run_dir: Path) -> None:
+  """The smaller Transformer and the LSTM at 0.30 accuracy and loss 2.50 nats, the larger at
+  0.45 and 2.00 nats, every end loss with SE 0.5: 'not resolved from 0' called those equal."""
+  xie_untrained(run_dir)
+  res = json.loads((run_dir / "xie2021.json").read_text())
+  for name, run in res["runs"].items():
+    large = name == "transformer_8l"
+    run["end_loss"] |= {"value": 2.0 if large else 2.5, "se": 0.5}
+    run["final_loss"] = run["end_loss"]["value"]
+    for c in run["probe"]["accuracy"]["id"].values():
+      c["accuracy"] = [0.45 if large else 0.30] * len(c["n"])
+  _write(run_dir / "xie2021.json", res)
 
 
 # ----------------------------------------------------------------------------- emergence
@@ -343,7 +361,7 @@ CONTROLS = {
     "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
-    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back},
+    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
