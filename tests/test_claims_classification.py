@@ -128,3 +128,30 @@ def test_a_stored_first_crossings_window_is_rescored_from_the_runs_metrics(tmp_p
   assert abrupt()["status"] == "PASS"  # control: without the run's files the stored one counts
   write(run / "transformer" / "config.json", {"probe": {"ways": controls.WAYS}})
   assert abrupt()["status"] == "FAIL" and abrupt()["ours"] == "no 10%->90% rise"
+
+
+@pytest.mark.parametrize("icl_ctx, lstm_icl, row", [
+    # bursty 0.76 vs non-bursty 0.74 around the line 0.75, SE ~0.02: the probe does not
+    # resolve which side either is on (was PASS)
+    ({(0.0, 0.0): 0.74, (0.0, 1.0): 0.74, (0.9, 0.0): 0.76, (0.9, 1.0): 0.76}, 0.5, 0),
+    ({(0.0, 0.0): 0.5, (0.0, 1.0): 0.52, (0.9, 0.0): 0.95, (0.9, 1.0): 0.76}, 0.5, 3),  # coexist
+    (None, 0.74, 4),                         # an LSTM just under the line: not 'no ICL'
+])
+def test_chan_a_side_of_the_line_within_noise_is_not_learning(tmp_path, icl_ctx, lstm_icl, row):
+  run = tmp_path / "chan2022" / "run"
+  chan_run(run, icl_ctx=icl_ctx)
+  res = json.loads((run / "results.json").read_text())
+  for c in res:
+    if c["model"] == "lstm":
+      c["icl_context"] = lstm_icl
+  write(run / "results.json", res)
+  r = classification.chan2022(run, "cpu")["claims"][row]
+  assert r["status"] == "FAIL" and "2 SE" in r["note"], r
+
+
+def test_chan_a_resolved_difference_still_passes(tmp_path):
+  """Control: bursty 0.85 vs non-bursty 0.65, each 0.1 from the line (5 SE): PASS."""
+  run = tmp_path / "chan2022" / "run"
+  chan_run(run, icl_ctx={(0.0, 0.0): 0.65, (0.0, 1.0): 0.65, (0.9, 0.0): 0.85, (0.9, 1.0): 0.85})
+  rows = classification.chan2022(run, "cpu")["claims"]
+  assert [rows[i]["status"] for i in (0, 3, 4)] == ["PASS"] * 3, rows

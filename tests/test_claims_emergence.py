@@ -1,6 +1,7 @@
 """Schaeffer 2023, Nanda 2023 and Besiroglu 2024 scorers: PASS, FAIL, seeds, negative
 control, missing files."""
 import json
+import math
 
 import pytest
 
@@ -129,11 +130,20 @@ def test_schaeffer_missing_file(tmp_path):
 
 
 # ----------------------------------------------------------------------------- Nanda
-def grokking(run_dir, train_step=50, test_step=1200, share=0.8, control_step=None, every=25):
+def grokking(run_dir, train_step=50, test_step=1200, share=0.8, control_step=None, every=25,
+             test_acc=None):
+  """grokking.json and the weight-decay run's metrics.jsonl: test accuracy at chance until
+  100 steps before test_step, then a jump to 1 by it (4% of training), or test_acc(step)."""
+  jump = lambda s: (1.0 if s >= test_step else 1 / 97 if s < test_step - 100 else 0.5)
+  test_acc = test_acc or (jump if test_step else lambda s: 0.4 * s / 2500)
+  work = run_dir / "wd_1"
+  work.mkdir(parents=True, exist_ok=True)
+  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+      {"step": s, "eval_test_accuracy": test_acc(s)}) for s in range(0, 2501, every)))
   run = lambda tr, te, mx: {"train_acc_099_step": tr, "test_acc_095_step": te,
                             "max_test_accuracy": mx, "final_key_freqs": [3, 9, 17, 30, 41],
                             "final": {"train_accuracy": 1.0, "test_accuracy": mx,
-                                      "key_freq_share": share}}
+                                      "key_freq_share": share}, "workdir": str(work)}
   write(run_dir / "grokking.json", {
       "config": {"train": {"num_steps": 2500, "eval_every": every}, "task": {"modulus": 97},
                  "optim": {"weight_decay": 1.0, "learning_rate": 0.01}},
@@ -177,6 +187,58 @@ def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expecte
   assert row["status"] == expected
   assert row["ours"] == (f"restricted step {400 if restricted_first else 800}, "
                          f"test step {800 if restricted_first else 400}")
+
+
+def test_nanda_a_steady_test_accuracy_ramp_is_not_a_jump(tmp_path):
+  """Train at 0.99 by step 50, test accuracy climbing at one rate from chance to 1 (0.95 at
+  step ~2375, 47x the train step): the two crossing steps passed it; its 10%->90% rise spans
+  80% of training, not a jump."""
+  grokking(tmp_path, test_step=2375, test_acc=lambda s: 1 / 97 + (1 - 1 / 97) * s / 2500)
+  row = emergence.nanda2023(tmp_path, "cpu")["claims"][1]
+  assert row["status"] == "FAIL" and "80% of training" in row["ours"], row
+
+
+def test_nanda_a_jump_long_after_train_still_groks(tmp_path):
+  """Control: the same crossing steps with the rise in 5% of training: PASS."""
+  grokking(tmp_path, test_step=2375)
+  row = emergence.nanda2023(tmp_path, "cpu")["claims"][1]
+  assert row["status"] == "PASS" and "5% of training" in row["ours"], row
+  (tmp_path / "wd_1" / "metrics.jsonl").unlink()   # no curve: a ramp cannot be told apart
+  assert emergence.nanda2023(tmp_path, "cpu")["claims"][1]["status"] == "NOT_SHOWN"
+
+
+def _progress_row(tmp_path, restricted, test, steps):
+  work = tmp_path / "wd_p"
+  work.mkdir(parents=True)
+  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+      {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
+      for s, r, t in zip(steps, restricted, test)))
+  grokking(tmp_path / "run")
+  res = json.loads((tmp_path / "run" / "grokking.json").read_text())
+  res["runs"]["wd=1"]["workdir"] = str(work)
+  write(tmp_path / "run" / "grokking.json", res)
+  return emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
+
+
+def test_nanda_progress_on_noise_is_no_ordering(tmp_path):
+  """Flat losses plus noise (sd 0.02; this draw: restricted's half-fall at step 25, test's at
+  550) passed; their falls are within 3x the evaluation noise."""
+  import random
+  steps = list(range(0, 1001, 25))
+  g = random.Random(2)
+  noise = [(g.gauss(0, 0.02), g.gauss(0, 0.02)) for _ in steps]
+  row = _progress_row(tmp_path, [4.6 + a for a, _ in noise], [4.6 + b for _, b in noise], steps)
+  assert row["status"] == "FAIL" and row["ours"] == "restricted step 25, test step 550", row
+
+
+def test_nanda_progress_one_interval_apart_is_no_ordering(tmp_path):
+  """The same fall, restricted's half-fall one evaluation before test's: within the noise of
+  where a crossing lands. Two intervals apart (the control): PASS."""
+  steps = list(range(0, 1001, 25))
+  fall = lambda at: [4.6 - 4.5 / (1 + math.exp(-(s - at) / 40)) for s in steps]
+  assert _progress_row(tmp_path / "a", fall(490), fall(510), steps)["status"] == "FAIL"
+  row = _progress_row(tmp_path / "b", fall(470), fall(530), steps)
+  assert row["status"] == "PASS" and row["ours"] == "restricted step 475, test step 550", row
 
 
 def test_nanda_seeds_and_missing_file(tmp_path):

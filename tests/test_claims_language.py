@@ -180,3 +180,50 @@ def test_xie_mixture_from_an_older_probe_says_what_it_counted(tmp_path):
   write(tmp_path / "xie2021.json", res)
   note = language.xie2021(tmp_path, "cpu")["claims"][0]["note"]
   assert "mixture undefined on every prompt" in note
+
+
+def test_xie_a_rise_that_falls_back_does_not_rise(tmp_path):
+  """Accuracy 0.30 -> 0.60 -> 0.35 over n: first-to-last gain +0.05 beyond 2 SE and rho 0.32
+  passed 'rises with n' and 'LSTMs also learn'; the resolved 0.25 fall now FAILs them."""
+  res = xie_results()
+  for run in res["runs"].values():
+    for c in run["probe"]["accuracy"]["id"].values():
+      c["accuracy"] = [0.30, 0.30, 0.60, 0.60, 0.60, 0.35][:len(c["n"])]
+  write(tmp_path / "xie2021.json", res)
+  rows = language.xie2021(tmp_path, "cpu")["claims"]
+  assert rows[0]["status"] == "FAIL" and "0.250" in rows[0]["note"], rows[0]
+  assert rows[3]["status"] == "FAIL", rows[3]
+
+
+def test_xie_a_rise_with_a_dip_inside_the_noise_still_rises(tmp_path):
+  """Control: a real rise whose one dip is within the probe's noise still PASSes."""
+  res = xie_results()
+  for run in res["runs"].values():
+    for c in run["probe"]["accuracy"]["id"].values():
+      c["accuracy"] = [0.30, 0.30, 0.45, 0.44, 0.60, 0.70][:len(c["n"])]
+  write(tmp_path / "xie2021.json", res)
+  rows = language.xie2021(tmp_path, "cpu")["claims"]
+  assert rows[0]["status"] == "PASS" and rows[3]["status"] == "PASS", rows
+  assert "transformer_s none" in rows[0]["note"]
+
+
+@pytest.mark.parametrize("small, large, se", [
+    (2.50, 2.00, 0.5),   # 0.5 nats apart, SE 0.5: 'not resolved from 0' called it equal
+    (2.12, 2.00, 0.05),  # 0.12 nats apart, within 2 SE 0.14
+    (2.00, 2.00, 0.05),  # the same value, measured too coarsely to show equality
+])
+def test_xie_equal_loss_is_an_equivalence_within_a_fixed_margin(tmp_path, small, large, se):
+  res = xie_results()
+  res["runs"]["transformer_s"]["end_loss"] |= {"value": small, "se": se}
+  res["runs"]["transformer_l"]["end_loss"] |= {"value": large, "se": se}
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "<= 0.05 nats" in row["tolerance"], row
+
+
+def test_xie_equal_loss_within_the_margin_still_passes(tmp_path):
+  """Control: end losses 2.00 vs 2.01 with SE 0.01 each (|d| + 2 SE = 0.038 nats): PASS."""
+  res = xie_results()
+  res["runs"]["transformer_s"]["end_loss"] |= {"value": 2.01, "se": 0.01}
+  write(tmp_path / "xie2021.json", res)
+  assert language.xie2021(tmp_path, "cpu")["claims"][2]["status"] == "PASS"

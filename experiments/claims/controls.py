@@ -22,11 +22,13 @@ import random
 from pathlib import Path
 
 from experiments.claims import CLAIMS
-from experiments.claims.classification import FLAT_SWEEPS, GLITCH  # Reddy's jump, sweeps
-from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
+from experiments.claims.classification import FLAT_SWEEPS, GLITCH, UNRESOLVED  # Reddy's, Chan's
+from experiments.claims.emergence import (  # Schaeffer's, Nanda's null results
+    BELOW, NEVER, NOISY_LOSSES, TEST_RAMP, ZIGZAG)
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
-from experiments.claims.language import DECAY, NOISE  # Olsson's phase change
+from experiments.claims.language import (  # Olsson's, Xie's nulls
+    DECAY, FALLS_BACK, NOISE, WIDE_LOSS)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_line, ladder_never, ladder_ramp,
     ladder_same, ladder_trained, ladder_untrained)
@@ -203,19 +205,28 @@ def reddy_ramp(run_dir: Path) -> None:
   _reddy(run_dir, lambda s: 1 / WAYS + (1 - 1 / WAYS) * s / STEPS)
 
 
-def chan_untrained(run_dir: Path) -> None:
+def chan_untrained(run_dir: Path, context=lambda model, p: 1 / WAYS, iwl=1 / L) -> None:
+  """Chan's grid for an untrained model; `context(model, p_bursty)` and `iwl` replace its
+  context-label and in-weights accuracies where given."""
   reddy_untrained(run_dir.parent.parent / "reddy2023" / "run")  # the many-classes row's source
   cells = []
   for model in ("transformer", "lstm"):
     for p in (0.0, 0.9):
       for a in (0.0, 1.0):
         cells.append({"model": model, "data": f"p_bursty={p}, alpha={a}", "icl": 1 / L,
-                      "icl_context": 1 / WAYS, "iwl": 1 / L, "iwl_uniform": 1 / L,
+                      "icl_context": context(model, p), "iwl": iwl, "iwl_uniform": iwl,
                       "overrides": {"model.name": model, "task.p_bursty": p,
                                     "task.zipf_alpha": a}})
   _write(run_dir / "results.json", cells)
   _write(run_dir / "cell0" / "probes" / "classification.json",
          {"chance": {"full": 1 / L, "context": 1 / WAYS}, "probes": _probe_at(1 / L, 1 / L)})
+
+
+def chan_unresolved(run_dir: Path) -> None:
+  """Context-label accuracy 0.76 in the bursty Transformer cells and 0.74 in the others (the
+  LSTM's too) around the halfway line 0.75, SE 0.019 each over 512 sequences; in-weights
+  accuracy 0.9: which side of the line a cell is on, the probe does not resolve."""
+  chan_untrained(run_dir, lambda model, p: 0.76 if model == "transformer" and p else 0.74, 0.9)
 
 
 # ----------------------------------------------------------------------------- language
@@ -258,14 +269,38 @@ def olsson_ramp(run_dir: Path) -> None:
   _olsson(run_dir, lambda s: -1.0 * s / STEPS, lambda s: 4.0 - 2.0 * s / STEPS)
 
 
-def xie_untrained(run_dir: Path) -> None:
+def xie_untrained(run_dir: Path, accuracy=None) -> None:
+  """Every run's accuracy over n at chance (or `accuracy`), its end loss ln(vocab) with SE
+  0.01."""
   vocab, ns = 50, [0, 1, 2, 4, 8]
-  curve = lambda: {"n": ns, "accuracy": [1 / vocab] * len(ns)}
+  curve = lambda acc: {"n": ns, "accuracy": acc or [1 / vocab] * len(ns)}
   run = lambda p: {"num_params": p, "final_loss": math.log(vocab), "end_loss": {
       "value": math.log(vocab), "se": 0.01, "steps": [0, 0], "points": 4}, "probe": {
-      "num_prompts": 1024, "accuracy": {"id": {str(k): curve() for k in (3, 5, 8)}}}}
+      "num_prompts": 1024, "accuracy": {"id": {str(k): curve(accuracy) for k in (3, 5, 8)}}}}
   _write(run_dir / "xie2021.json", {"runs": {"transformer_4l": run(10_000),
-                                             "transformer_8l": run(40_000), "lstm": run(30_000)}})
+                                             "transformer_8l": run(40_000),
+                                             "lstm": run(30_000)}})
+
+
+def xie_falls_back(run_dir: Path) -> None:
+  """Every run's accuracy over n = 0, 1, 2, 4, 8 climbing from 0.30 to 0.60 and falling back
+  to 0.35 at the largest n (1024 prompts): a gain of +0.05 beyond 2 SE and rho 0.32 from
+  first to last n, with a 0.25 fall the probe resolves."""
+  xie_untrained(run_dir, [0.30, 0.30, 0.60, 0.60, 0.35])
+
+
+def xie_wide_loss(run_dir: Path) -> None:
+  """The smaller Transformer and the LSTM at 0.30 accuracy and loss 2.50 nats, the larger at
+  0.45 and 2.00 nats, every end loss with SE 0.5: 'not resolved from 0' called those equal."""
+  xie_untrained(run_dir)
+  res = json.loads((run_dir / "xie2021.json").read_text())
+  for name, run in res["runs"].items():
+    large = name == "transformer_8l"
+    run["end_loss"] |= {"value": 2.0 if large else 2.5, "se": 0.5}
+    run["final_loss"] = run["end_loss"]["value"]
+    for c in run["probe"]["accuracy"]["id"].values():
+      c["accuracy"] = [0.45 if large else 0.30] * len(c["n"])
+  _write(run_dir / "xie2021.json", res)
 
 
 # ----------------------------------------------------------------------------- emergence
@@ -330,23 +365,45 @@ def schaeffer_glitch(run_dir: Path) -> None:
   schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else tok[i])
 
 
-def nanda_untrained(run_dir: Path) -> None:
+def nanda_untrained(run_dir: Path, test_acc=None, train_step=None, losses=None) -> None:
   """Train and test accuracy at chance throughout, a uniform embedding spectrum, flat
-  progress measures."""
+  progress measures; `test_acc(step)`, `train_step` (train accuracy >= 0.99 from it) and
+  `losses(step)` (restricted, test loss) replace them where given."""
   p, steps = 97, list(range(0, STEPS + 1, 25))
+  test_acc = test_acc or (lambda s: 1 / p)
+  losses = losses or (lambda s: (4.6, 4.6))
   work = run_dir / "wd_1"
   work.mkdir(parents=True, exist_ok=True)
   (work / "metrics.jsonl").write_text("\n".join(json.dumps(
-      {"step": s, "eval_restricted_loss": 4.6, "eval_test_loss": 4.6}) for s in steps))
+      {"step": s, "eval_restricted_loss": losses(s)[0], "eval_test_loss": losses(s)[1],
+       "eval_test_accuracy": test_acc(s)}) for s in steps))
   freqs = [3, 9, 17, 30, 41]
-  run = lambda: {"train_acc_099_step": None, "test_acc_095_step": None,
-                 "max_test_accuracy": 1 / p, "final_key_freqs": freqs, "workdir": str(work),
-                 "final": {"train_accuracy": 1 / p, "test_accuracy": 1 / p,
+  te = next((s for s in steps if test_acc(s) >= 0.95), None)
+  run = lambda: {"train_acc_099_step": train_step, "test_acc_095_step": te,
+                 "max_test_accuracy": max(test_acc(s) for s in steps), "final_key_freqs": freqs,
+                 "workdir": str(work),
+                 "final": {"train_accuracy": 1.0 if train_step is not None else 1 / p,
+                           "test_accuracy": test_acc(STEPS),
                            "key_freq_share": len(freqs) / ((p - 1) // 2)}}
   _write(run_dir / "grokking.json", {
       "config": {"train": {"num_steps": STEPS, "eval_every": 25}, "task": {"modulus": p},
                  "optim": {"weight_decay": 1.0, "learning_rate": 1e-2}},
       "runs": {"wd=1": run(), "wd=0": run()}})
+
+
+def nanda_test_ramp(run_dir: Path) -> None:
+  """Train accuracy >= 0.99 by step 25, test accuracy rising at one steady rate from chance
+  at step 0 to 1 at the last step (0.95 at about step 950: 38x the train step), no jump."""
+  nanda_untrained(run_dir, lambda s: 1 / 97 + (1 - 1 / 97) * s / STEPS, train_step=25)
+
+
+def nanda_noisy_losses(run_dir: Path) -> None:
+  """Restricted and test loss flat at 4.6 nats plus evaluation noise (sd 0.02, a fixed draw):
+  restricted's half-fall step 25 comes before test's 550, on falls of 0.05 nats, under 3
+  x the evaluation noise (0.03 and 0.02)."""
+  draw = random.Random(2)
+  noise = {s: (draw.gauss(0.0, 0.02), draw.gauss(0.0, 0.02)) for s in range(0, STEPS + 1, 25)}
+  nanda_untrained(run_dir, losses=lambda s: (4.6 + noise[s][0], 4.6 + noise[s][1]))
 
 
 def besiroglu_hoffmann(run_dir: Path) -> None:
@@ -375,14 +432,15 @@ CONTROLS = {
                      POOL_GLITCH: raventos_pool_glitch},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
                   FLAT_SWEEPS: reddy_flat_sweeps},
-    "chan2022": {UNTRAINED: chan_untrained},
+    "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
-    "xie2021": {UNTRAINED: xie_untrained},
+    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},
-    "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained},
+    "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
+                  TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,

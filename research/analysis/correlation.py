@@ -31,8 +31,10 @@ def spearman(x, y) -> float:
 
 def rises_with_n(curve: dict, num_prompts: int) -> dict:
   """Accuracy gain from the fewest to the most examples (n >= 1) with its binomial
-  standard error, its rank correlation with n, and the mean accuracy over n >= 1 minus
-  zero-shot accuracy. `curve` may carry `se` (a mean over k); else it is binomial."""
+  standard error, its rank correlation with n, the mean accuracy over n >= 1 minus
+  zero-shot accuracy, and the largest fall from any n >= 1 to a later n beyond two standard
+  errors of that difference (`largest_drop`, with the ns `drop_from`, `drop_to`; 0 when none
+  is resolved). `curve` may carry `se` (a mean over k); else it is binomial."""
   n, acc = np.asarray(curve["n"]), np.asarray(curve["accuracy"])
   se = np.asarray(curve["se"]) if "se" in curve else np.sqrt(acc * (1 - acc) / num_prompts)
   zero = float(acc[n == 0][0]) if (n == 0).any() else float("nan")
@@ -40,13 +42,24 @@ def rises_with_n(curve: dict, num_prompts: int) -> dict:
   n, acc, se = n[keep], acc[keep], se[keep]
   if len(n) < 2:
     return {"gain": 0.0, "gain_se": 0.0, "spearman": 0.0, "mean_shots_minus_zero_shot": 0.0,
-            "rises": False}
+            "largest_drop": 0.0, "drop_from": None, "drop_to": None, "rises": False}
   rho = spearman(n, acc)
   gain, gain_se = float(acc[-1] - acc[0]), float(np.hypot(se[-1], se[0]))
+  # A fall from any n to a later n that the probe resolves (beyond 2 SE of the difference):
+  # first-to-last gain and a positive rho alone passed a rise that falls back (0.30, 0.60,
+  # 0.60, 0.35 over n = 1..8: +0.05, rho 0.32), which is not accuracy rising with n.
+  drop, drop_from, drop_to = 0.0, None, None
+  for i in range(len(n)):
+    for j in range(i + 1, len(n)):
+      d = float(acc[i] - acc[j])
+      if d > 2 * float(np.hypot(se[i], se[j])) and d > drop:
+        drop, drop_from, drop_to = d, int(n[i]), int(n[j])
   return {"gain": gain, "gain_se": gain_se, "spearman": rho,
           "mean_shots_minus_zero_shot": float(acc.mean() - zero),
-          # rises: a gain beyond two standard errors, and a positive rank correlation
-          "rises": bool(gain > 2 * gain_se and rho > 0)}
+          "largest_drop": drop, "drop_from": drop_from, "drop_to": drop_to,
+          # rises: a gain beyond two standard errors, a positive rank correlation, and no
+          # resolved fall from any n to a later n
+          "rises": bool(gain > 2 * gain_se and rho > 0 and drop_from is None)}
 
 
 def mean_over_k(curves: dict, num_prompts: int) -> dict:
