@@ -174,15 +174,10 @@ def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expecte
   early = [4, 4, 3, 1, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4]   # half its fall by step 400
   late = [12, 12, 12, 12, 12, 12, 12, 3, 0.2, 0.1]       # half its fall by step 800
   restricted, test = (early, late) if restricted_first else (late, early)
-  work = tmp_path / "wd_1"
-  work.mkdir()
-  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+  grokking(tmp_path / "run")
+  (tmp_path / "run" / "wd_1" / "metrics.jsonl").write_text("\n".join(json.dumps(
       {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
       for s, r, t in zip(steps, restricted, test)))
-  grokking(tmp_path / "run")
-  res = json.loads((tmp_path / "run" / "grokking.json").read_text())
-  res["runs"]["wd=1"]["workdir"] = str(work)
-  write(tmp_path / "run" / "grokking.json", res)
   row = emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
   assert row["status"] == expected
   assert row["ours"] == (f"restricted step {400 if restricted_first else 800}, "
@@ -208,15 +203,10 @@ def test_nanda_a_jump_long_after_train_still_groks(tmp_path):
 
 
 def _progress_row(tmp_path, restricted, test, steps):
-  work = tmp_path / "wd_p"
-  work.mkdir(parents=True)
-  (work / "metrics.jsonl").write_text("\n".join(json.dumps(
+  grokking(tmp_path / "run")
+  (tmp_path / "run" / "wd_1" / "metrics.jsonl").write_text("\n".join(json.dumps(
       {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
       for s, r, t in zip(steps, restricted, test)))
-  grokking(tmp_path / "run")
-  res = json.loads((tmp_path / "run" / "grokking.json").read_text())
-  res["runs"]["wd=1"]["workdir"] = str(work)
-  write(tmp_path / "run" / "grokking.json", res)
   return emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
 
 
@@ -305,3 +295,18 @@ def test_emergence_controls_fail_every_claim(tmp_path, paper):
     assert checked(emergence.BELOW) == set(SHARPER) | {emergence.SMOOTH}
     assert checked(emergence.NEVER) == {emergence.FIRST}
     assert checked(emergence.GLITCH) == {emergence.FIRST}
+
+
+def test_nanda_reads_the_runs_where_the_experiment_is_now(tmp_path):
+  """grokking.json stores each run's workdir as it was at training: a moved experiment's
+  grokking row read nothing (NOT_SHOWN) and a copy read the original's metrics."""
+  import shutil
+  grokking(tmp_path / "orig")
+  statuses = lambda d: [r["status"] for r in emergence.nanda2023(d, "cpu")["claims"]]
+  expected = statuses(tmp_path / "orig")
+  shutil.copytree(tmp_path / "orig", tmp_path / "copy")
+  (tmp_path / "orig" / "wd_1" / "metrics.jsonl").write_text(json.dumps(
+      {"step": 0, "eval_test_accuracy": 0.01}))  # the original edited: a steady non-jump
+  assert statuses(tmp_path / "copy") == expected
+  shutil.move(tmp_path / "copy", tmp_path / "moved")
+  assert statuses(tmp_path / "moved") == expected

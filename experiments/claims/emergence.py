@@ -219,7 +219,9 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
   tr, te = main["train_acc_099_step"], main["test_acc_095_step"]
   final = main["final"]
   early = NANDA_EARLY_FRACTION * steps
-  metrics = Path(main["workdir"]) / "metrics.jsonl" if main.get("workdir") else None
+  # The run's folder where the experiment is now (ROOT/wd_<value>[_final_freqs]): the stored
+  # path names where it trained, and a moved or copied workdir read the original's rows.
+  metrics = run_dir / Path(main["workdir"]).name / "metrics.jsonl" if main.get("workdir") else None
   jump = _test_accuracy_jump(metrics, 1 / p)
   win = None if jump is None else jump["window_10_90"]
   grok_text = "test accuracy jumps to ~100% long after train (grokking)"
