@@ -8,6 +8,7 @@ import pytest
 from claims_fixtures import seeds, statuses, write
 from experiments import summaries
 from experiments.claims import controls, emergence
+from experiments.claims import grokking as nanda_claims
 
 
 # ----------------------------------------------------------------------------- Schaeffer
@@ -163,7 +164,7 @@ def grokking(run_dir, train_step=50, test_step=1200, share=0.8, control_step=Non
 ])
 def test_nanda_claims(tmp_path, kw, expected):
   grokking(tmp_path, **kw)
-  rows = emergence.nanda2023(tmp_path, "cpu")["claims"]
+  rows = nanda_claims.nanda2023(tmp_path, "cpu")["claims"]
   assert [r["status"] for r in rows] == expected
   assert "evaluated every 25 steps (1.0% of training)" in rows[0]["note"]
 
@@ -178,7 +179,7 @@ def test_nanda_progress_measure_from_metrics(tmp_path, restricted_first, expecte
   (tmp_path / "run" / "wd_1" / "metrics.jsonl").write_text("\n".join(json.dumps(
       {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
       for s, r, t in zip(steps, restricted, test)))
-  row = emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
+  row = nanda_claims.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
   assert row["status"] == expected
   assert row["ours"] == (f"restricted step {400 if restricted_first else 800}, "
                          f"test step {800 if restricted_first else 400}")
@@ -189,17 +190,17 @@ def test_nanda_a_steady_test_accuracy_ramp_is_not_a_jump(tmp_path):
   step ~2375, 47x the train step): the two crossing steps passed it; its 10%->90% rise spans
   80% of training, not a jump."""
   grokking(tmp_path, test_step=2375, test_acc=lambda s: 1 / 97 + (1 - 1 / 97) * s / 2500)
-  row = emergence.nanda2023(tmp_path, "cpu")["claims"][1]
+  row = nanda_claims.nanda2023(tmp_path, "cpu")["claims"][1]
   assert row["status"] == "FAIL" and "80% of training" in row["ours"], row
 
 
 def test_nanda_a_jump_long_after_train_still_groks(tmp_path):
   """Control: the same crossing steps with the rise in 5% of training: PASS."""
   grokking(tmp_path, test_step=2375)
-  row = emergence.nanda2023(tmp_path, "cpu")["claims"][1]
+  row = nanda_claims.nanda2023(tmp_path, "cpu")["claims"][1]
   assert row["status"] == "PASS" and "5% of training" in row["ours"], row
   (tmp_path / "wd_1" / "metrics.jsonl").unlink()   # no curve: a ramp cannot be told apart
-  assert emergence.nanda2023(tmp_path, "cpu")["claims"][1]["status"] == "NOT_SHOWN"
+  assert nanda_claims.nanda2023(tmp_path, "cpu")["claims"][1]["status"] == "NOT_SHOWN"
 
 
 def _progress_row(tmp_path, restricted, test, steps):
@@ -207,7 +208,7 @@ def _progress_row(tmp_path, restricted, test, steps):
   (tmp_path / "run" / "wd_1" / "metrics.jsonl").write_text("\n".join(json.dumps(
       {"step": s, "eval_restricted_loss": r, "eval_test_loss": t})
       for s, r, t in zip(steps, restricted, test)))
-  return emergence.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
+  return nanda_claims.nanda2023(tmp_path / "run", "cpu")["claims"][-1]
 
 
 def test_nanda_progress_on_noise_is_no_ordering(tmp_path):
@@ -302,7 +303,7 @@ def test_nanda_reads_the_runs_where_the_experiment_is_now(tmp_path):
   grokking row read nothing (NOT_SHOWN) and a copy read the original's metrics."""
   import shutil
   grokking(tmp_path / "orig")
-  statuses = lambda d: [r["status"] for r in emergence.nanda2023(d, "cpu")["claims"]]
+  statuses = lambda d: [r["status"] for r in nanda_claims.nanda2023(d, "cpu")["claims"]]
   expected = statuses(tmp_path / "orig")
   shutil.copytree(tmp_path / "orig", tmp_path / "copy")
   (tmp_path / "orig" / "wd_1" / "metrics.jsonl").write_text(json.dumps(

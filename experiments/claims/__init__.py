@@ -11,7 +11,8 @@ claim names its negative control, built and scored by `controls.py`. One module 
 from pathlib import Path
 
 from experiments.claims.classification import chan2022, reddy2023
-from experiments.claims.emergence import besiroglu2024, nanda2023, schaeffer2023
+from experiments.claims.emergence import besiroglu2024, schaeffer2023
+from experiments.claims.grokking import nanda2023
 from experiments.claims.ladder import ladder_claims
 from experiments.claims.language import olsson2022, xie2021
 from experiments.claims.regression import garg2022, raventos2023

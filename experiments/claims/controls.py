@@ -21,9 +21,9 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import FLAT_SWEEPS, GLITCH, UNRESOLVED  # Reddy's, Chan's
-from experiments.claims.emergence import (  # Schaeffer's, Nanda's null results
-    BELOW, NEVER, NOISY_LOSSES, TEST_RAMP, ZIGZAG)
+from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
+from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.language import (  # Olsson's, Xie's nulls
     DECAY, FALLS_BACK, NOISE, WIDE_LOSS)

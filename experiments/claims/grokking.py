@@ -1,0 +1,171 @@
+"""Headline claims of Nanda et al. 2023 (progress measures for grokking), checked against the
+files experiments/nanda2023.py writes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from experiments.claims.emergence import FLAT, UNTRAINED
+from experiments.claims.rows import NOISE_SIGMAS, claim, existing, load, not_shown
+
+TEST_RAMP = "test accuracy rising at a steady rate from the start"
+NOISY_LOSSES = "progress measures flat with evaluation noise"
+# Nanda et al. 2023 (REFERENCES.md): train accuracy ~100% within 1-2k of 40k epochs (<= 5%);
+# test accuracy jumps near 10-14k epochs.
+NANDA_EARLY_FRACTION = 0.05
+NANDA_STEPS, NANDA_GROK = 40_000, (10_000, 14_000)
+# 'Jumps': test accuracy's 10%->90% rise (of the way from chance to 1, on the rise that
+# lasts: experiments/reddy2023.transition) within a fifth of training, as Reddy's 'abrupt'
+# row. Nanda's jump (about 10k to 14k of 40k epochs) is a tenth of training; a steady ramp
+# spans about 80% of it. The two crossing steps alone passed a ramp from step 0 that crossed
+# 0.95 at step 950 with train at 0.99 by step 25.
+NANDA_JUMP_FRACTION = 0.2
+
+
+def _test_accuracy_jump(metrics: Path | None, chance: float) -> dict | None:
+  """reddy2023.transition of eval_test_accuracy in metrics.jsonl (floor: chance); None
+  without the file or that metric."""
+  from experiments.reddy2023 import transition
+  from research.analysis.emergence_plots import read_eval_rows
+  if metrics is None or not metrics.is_file():
+    return None
+  rows = [r for r in read_eval_rows(metrics) if "test_accuracy" in r]
+  return transition({"rows": rows}, "test_accuracy", floor=chance) if len(rows) >= 3 else None
+
+
+def nanda2023(run_dir: Path, preset: str) -> dict:
+  path = run_dir / "grokking.json"
+  res = load(path)
+  cfg = res["config"]
+  steps, p = cfg["train"]["num_steps"], cfg["task"]["modulus"]
+  every = cfg["train"].get("eval_every")
+  key = f"wd={float(cfg['optim']['weight_decay']):g}"
+  main = res["runs"][key]
+  control = next((r for k, r in res["runs"].items() if k != key and k.startswith("wd=")), None)
+  setup = ("" if preset == "paper" else
+           f"{preset} preset: p={p}, lr {cfg['optim']['learning_rate']:g}, {steps} full-batch "
+           "steps (Nanda: p=113, lr 1e-3, 40k). ")
+  tr, te = main["train_acc_099_step"], main["test_acc_095_step"]
+  final = main["final"]
+  early = NANDA_EARLY_FRACTION * steps
+  # The run's folder where the experiment is now (ROOT/wd_<value>[_final_freqs]): the stored
+  # path names where it trained, and a moved or copied workdir read the original's rows.
+  metrics = run_dir / Path(main["workdir"]).name / "metrics.jsonl" if main.get("workdir") else None
+  jump = _test_accuracy_jump(metrics, 1 / p)
+  win = None if jump is None else jump["window_10_90"]
+  grok_text = "test accuracy jumps to ~100% long after train (grokking)"
+  grok_kw = dict(why="'long after': below the paper's smallest ratio (5x), above a tie; 'jumps': "
+                 f"a 10%->90% rise within {NANDA_JUMP_FRACTION:.0%} of training (Nanda's is about "
+                 "10%; a steady ramp spans about 80%)", control=(UNTRAINED, TEST_RAMP))
+  if jump is None:
+    grok = not_shown(grok_text, "10-14k vs 1-2k epochs", f"no eval_test_accuracy curve in "
+                     f"{metrics} to tell a jump from a ramp (rerun nanda2023)", **grok_kw)
+  else:
+    grok = claim(grok_text, "10-14k vs 1-2k epochs",
+                 (f"never (max {main['max_test_accuracy']:.3f})" if te is None or tr is None
+                  else f"step {te} = {te / max(tr, 1):.1f}x the train step")
+                 + ("; no lasting 10%->90% rise" if win is None else
+                    f"; 10%->90% in {win:.0f} steps ({win / steps:.0%} of training)"),
+                 f"test >= 0.95 reached, at >= 3x the train step, its 10%->90% rise (from "
+                 f"chance) within {NANDA_JUMP_FRACTION:.0%} of training",
+                 te is not None and tr is not None and te >= 3 * max(tr, 1)
+                 and win is not None and win <= NANDA_JUMP_FRACTION * steps,
+                 setup + "paper ratio about 5-14x; the rise from eval_test_accuracy in "
+                 "metrics.jsonl", **grok_kw)
+  rows = [
+      claim("train accuracy reaches ~100% early", f"<= {NANDA_EARLY_FRACTION:.0%} of training",
+            f"never (final {final.get('train_accuracy', float('nan')):.3f})" if tr is None
+            else f"step {tr} ({tr / steps:.1%})",
+            f"train acc >= 0.99 at <= {NANDA_EARLY_FRACTION:.0%} of training",
+            tr is not None and tr <= early,
+            setup + (f"evaluated every {every} steps ({every / steps:.1%} of training)"
+                     if every else "evaluation interval not recorded")
+            + ("" if tr is None or tr <= early else f"; {tr - early:.0f} steps late"),
+            why="the paper's 1-2k of 40k epochs", control=UNTRAINED),
+      grok,
+  ]
+  if preset == "paper":
+    lo, hi = NANDA_GROK
+    rows.append(claim("test accuracy jumps near 10-14k epochs", f"{lo}-{hi}",
+                      te if te is not None else "never", f"{lo // 2}-{hi * 3 // 2}",
+                      te is not None and lo // 2 <= te <= hi * 3 // 2, "",
+                      why="read off a plot (approx.): +/- 50%", control=UNTRAINED))
+  text = "weight decay 0: no grokking, while the weight-decay run groks"
+  if control is not None:
+    rows.append(claim(text, "none in 40k epochs", f"max test acc {control['max_test_accuracy']:.3f}"
+                      f"; weight-decay run {'never groks' if te is None else f'groks at {te}'}",
+                      "the control's test acc never >= 0.95, the weight-decay run's does",
+                      te is not None and control["test_acc_095_step"] is None,
+                      setup + "within the same number of steps",
+                      why="the paper's grokking threshold on both runs", control=UNTRAINED))
+  else:
+    rows.append(not_shown(text, "none", "control not run", control=UNTRAINED))
+  share = final.get("key_freq_share")
+  nf = len(main["final_key_freqs"])
+  uniform = nf / ((p - 1) // 2)
+  rows.append(claim("a few key frequencies dominate the embedding", "a few (5 for p=113)",
+                    None if share is None else f"{nf} freqs {main['final_key_freqs']}: "
+                    f"{share:.2f} of the norm^2", ">= 0.5 of the embedding norm^2",
+                    None if share is None else share >= 0.5,
+                    setup + f"uniform share would be {uniform:.2f}",
+                    why="'dominate' = most of the norm", control=UNTRAINED))
+  rows.append(_nanda_progress(metrics, setup))
+  return {"claims": rows, "results": [str(path)],
+          "figures": existing(run_dir / "grokking.png"), "notes": []}
+
+
+def half_drop_step(steps, values):
+  """First step, after the curve's maximum, at which it has made half its fall from that
+  maximum to its final value; None for a curve that does not fall."""
+  top = max(range(len(values)), key=lambda i: values[i])
+  target = values[-1] + 0.5 * (values[top] - values[-1])
+  if values[top] <= values[-1]:
+    return None
+  return next(steps[i] for i in range(top, len(values)) if values[i] <= target)
+
+
+def eval_noise(values) -> float:
+  """The standard error of a difference of two evaluations: 1.4826 x the median absolute
+  deviation of the step-to-step changes around their median (a robust spread, so a curve's
+  few steep steps and a steady trend are not counted as noise), as language.phase_window."""
+  import numpy as np
+  d = np.diff(np.asarray(values, float))
+  return float(1.4826 * np.median(np.abs(d - np.median(d)))) if len(d) else 0.0
+
+
+def _fall(values) -> tuple[float, float]:
+  """(the fall from the curve's maximum to its last value, its evaluation noise)."""
+  return max(values) - values[-1], eval_noise(values)
+
+
+def _nanda_progress(metrics: Path | None, setup: str) -> dict:
+  text = "restricted loss falls before test loss (progress measures)"
+  kw = dict(why=f"an ordering of two steps, each on a fall beyond {NOISE_SIGMAS:g} SE of the "
+            "evaluation noise, more than one evaluation interval apart: flat losses plus noise "
+            "(sd 0.02) passed about half the draws", control=(FLAT, NOISY_LOSSES))
+  if metrics is None or not metrics.is_file():
+    return not_shown(text, "before", f"no {metrics}", **kw)
+  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  rows = [r for r in rows if "eval_restricted_loss" in r and "eval_test_loss" in r]
+  if len(rows) < 3:
+    return not_shown(text, "before", "fewer than 3 evaluations of the progress measures", **kw)
+  steps = [r["step"] for r in rows]
+  restricted = [r["eval_restricted_loss"] for r in rows]
+  test = [r["eval_test_loss"] for r in rows]
+  t_restricted, t_test = half_drop_step(steps, restricted), half_drop_step(steps, test)
+  # A half-fall step means something only on a fall beyond the evaluation noise, and an
+  # ordering only when the two steps are more than one evaluation interval apart (a single
+  # interval is where noise moves a crossing).
+  (f_r, n_r), (f_t, n_t) = _fall(restricted), _fall(test)
+  interval = sorted(b - a for a, b in zip(steps, steps[1:]))[(len(steps) - 1) // 2]
+  resolved = f_r > NOISE_SIGMAS * n_r and f_t > NOISE_SIGMAS * n_t
+  name = lambda t: "never falls" if t is None else f"step {t}"
+  return claim(text, "before", f"restricted {name(t_restricted)}, test {name(t_test)}",
+               f"the step where each has made half its fall: restricted < test by more than "
+               f"one evaluation interval ({interval}); each fall (maximum to last) > "
+               f"{NOISE_SIGMAS:g} x its evaluation noise",
+               t_restricted is not None and t_test is not None and resolved
+               and t_test - t_restricted > interval,
+               setup + "restricted loss: the loss with only the key Fourier frequencies kept "
+               f"(Nanda); half-fall steps from the evaluations in metrics.jsonl; falls: "
+               f"restricted {f_r:.3f} (noise {n_r:.3f}), test {f_t:.3f} (noise {n_t:.3f})", **kw)
