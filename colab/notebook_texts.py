@@ -100,7 +100,7 @@ res = xie2021.run(PRESET, f'{WORKDIR}/two_models', models=('transformer_s', 'lst
 from experiments import schaeffer2023
 schaeffer2023.run(PRESET, f'{WORKDIR}/mul', sizes=(0, 1), overrides={'task.operation': 'mul'})"""),
     "nanda2023": dict(
-        files=("emergence.py", "`grokking.py`"),
+        files=("grokking.py", "`grokking.py`"),
         title="Nanda et al. 2023 / Power et al. 2022: grokking and its progress measures",
         intro="On modular addition with 30% of pairs for training, a one-layer Transformer "
               "memorises first and generalises much later, with weight decay; Fourier "
