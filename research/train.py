@@ -292,7 +292,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     # when it starts (workdir.record_start).
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, {
-          "final_step": e.step - 1, "nonfinite_at_step": e.step,
+          "final_step": e.step - 1, workdir_lib.NONFINITE_AT: e.step,
           "error": f"NonFiniteLossError: {e}"})
     raise
   state, step, last = out.state, out.step, solo.last

@@ -37,6 +37,9 @@ SWEEP_RECORD = "sweep.json"  # and which sweep it holds (its config file and --s
 # own runs and sweeps there are told from a research.main run's or a research.sweep's.
 EXPERIMENT = "experiment.json"
 PROBES = "probes"  # a run's probes/STEM.json (train.run_probes)
+# summary.json's key of a solo run stopped by a non-finite loss (train._train writes it): a
+# failure that a retry supersedes, unlike an ensemble member's freeze or a probe's error.
+NONFINITE_AT = "nonfinite_at_step"
 
 
 def sweep_run_dir(sweep_dir: str | Path, name: str) -> Path:
@@ -189,16 +192,20 @@ def check_not_past(restored: int, num_steps: int, workdir: str | Path) -> None:
 
 def trained_nothing(workdir: str | Path) -> bool:
   """No checkpoint (not even a partial one) and no summary (or a solo run's non-finite-loss
-  summary): a start that failed before its first save (a config that did not fit, an interrupt during compilation). A rerun starts
-  from step 0 whatever its config, so nothing of that attempt is kept to protect."""
+  summary): a start that failed before its first save (a config that did not fit, an
+  interrupt during compilation, a non-finite loss). A rerun starts from step 0 whatever its
+  config, so nothing of that attempt is kept to protect."""
   workdir = Path(workdir)
-  summary = workdir / SUMMARY
-  # A solo run stopped by a non-finite loss before its first save trained nothing either (an
-  # ensemble member frozen late has an error summary too, and its training to keep).
-  if summary.exists() and "nonfinite_at_step" not in (read_json(summary) or {}):
+  # An ensemble member frozen late has an error summary too, and its training to keep.
+  if (workdir / SUMMARY).exists() and not stopped_nonfinite(workdir):
     return False
   ckpts = workdir / CHECKPOINTS
   return not ckpts.exists() or (ckpts.is_dir() and not any(ckpts.iterdir()))
+
+
+def stopped_nonfinite(workdir: str | Path) -> bool:
+  """The run's summary.json records a solo run stopped by a non-finite loss (NONFINITE_AT)."""
+  return NONFINITE_AT in (read_json(Path(workdir) / SUMMARY) or {})
 
 
 def check_same_config(workdir: str | Path, config, ignore=RESUMABLE) -> None:
@@ -264,7 +271,7 @@ def record_start(workdir: str | Path, config, step: int) -> None:
   earlier attempt stopped by a non-finite loss goes: this start retries it. (A summary whose
   error is its probes' stays: a rerun that trains nothing keeps its training record.)"""
   workdir = Path(workdir)
-  if "nonfinite_at_step" in (read_json(workdir / SUMMARY) or {}):
+  if stopped_nonfinite(workdir):
     _remove(workdir / SUMMARY)
   # A start at step 0 resumes nothing: an earlier attempt's config.json is replaced, and its
   # rows (of that config, never checkpointed) go with it.
