@@ -197,7 +197,7 @@ def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], 
   Every sweep below a given directory counts, and the sweep above one given inside it
   (SWEEP/runs, SWEEP/runs/NAME), for its runs under that directory: the same run read as
   failed or unfinished, and a gone run was named or not, by which directory was given."""
-  gone, last = [], {}
+  gone, named, last = [], set(), {}
   for given in map(Path, dirs):
     inside = given.resolve()
     # A sweep is results.jsonl beside runs/ (research/workdir_layout.py); a stray one is not.
@@ -216,7 +216,9 @@ def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], 
           continue
         # Done rows only: a point refused at its start never had a directory, and its row
         # says why (failed); rerunning the sweep retrains a done run that is gone.
-        if row.get("status") == "done" and not run.is_dir() and run not in dict(gone):
+        # A run named by two given directories (a sweep and its parent) is one gone run.
+        if row.get("status") == "done" and not run.is_dir() and run not in named:
+          named.add(run)
           gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
                             "the sweep to train it again"))
         last[run] = row.get("status")
