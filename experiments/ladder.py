@@ -26,7 +26,8 @@ resumes, as the sweep does). Writes:
 Phase change (per size, Olsson): research/probes/attention.steepest_drop of the ICL score over
 PHASE_WINDOW consecutive log-spaced checkpoints (a factor ~4 in steps); reported with the drop it
 carries, that drop's share of the whole run's (first to last checkpoint), the share of the
-training steps the window spans, and the rise of the top prefix-matching score over the window.
+training steps the window spans, and the top prefix-matching score's rise over the window,
+that rise's share of its whole-run rise, and its per-step rise in and before the window.
 Above chance: research/probes/few_shot.above_chance (the whole 95% interval on the better side
 of the metric's chance level, the best input-independent predictor).
 
@@ -125,13 +126,25 @@ def phase_change(rows: list[dict], num_steps: int, grid: int) -> dict | None:
   first = pts[0]
   before = (None if w["start_index"] == 0 else
             (first["icl_score"] - a["icl_score"]) / (a["step"] - first["step"]))
+  # The top prefix-matching score over the same checkpoints, measured as the ICL score is:
+  # its rise over the whole run, the window's share of it, its per-step rise in the window and
+  # before it (None when the window starts at the first checkpoint). claims/ladder.py asks the
+  # head to form IN the window (most of its rise there, steeper than before), which a head
+  # rising at one rate over all training does not, whatever the window's own rise.
+  prefix_total = pts[-1]["top_prefix"] - first["top_prefix"]
+  prefix_rise = b["top_prefix"] - a["top_prefix"]
+  prefix_before = (None if w["start_index"] == 0 else
+                   (a["top_prefix"] - first["top_prefix"]) / (a["step"] - first["step"]))
   return {"start_step": a["step"], "end_step": b["step"], "drop": drop, "total_drop": total,
           "rate": drop / (b["step"] - a["step"]), "rate_before": before,
           "share": drop / total if total > 0 else 0.0,
           "step_share": (b["step"] - a["step"]) / max(steps[-1] - steps[0], 1),
           "noise": math.hypot(a["icl_score_se"], b["icl_score_se"]),
           "prefix_before": a["top_prefix"], "prefix_after": b["top_prefix"],
-          "prefix_rise": b["top_prefix"] - a["top_prefix"],
+          "prefix_rise": prefix_rise, "prefix_total_rise": prefix_total,
+          "prefix_share": prefix_rise / prefix_total if prefix_total > 0 else 0.0,
+          "prefix_rate": prefix_rise / (b["step"] - a["step"]),
+          "prefix_rate_before": prefix_before,
           "prefix_baseline": b["prefix_baseline"], "checkpoints": len(pts)}
 
 
@@ -250,7 +263,8 @@ def report(res: dict) -> None:
     phase = ("n/a" if w is None else
              f"steps {w['start_step']}-{w['end_step']}: {w['drop']:+.3f} of {w['total_drop']:+.3f} "
              f"nats ({w['share']:.0%}, {w['step_share']:.0%} of the steps), top prefix "
-             f"{w['prefix_before']:.2f} -> {w['prefix_after']:.2f}")
+             f"{w['prefix_before']:.2f} -> {w['prefix_after']:.2f} "
+             f"({w.get('prefix_share', 0.0):.0%} of its rise)")
     print(f"{s['run'][:10]:>10} {s['num_params']:>9} {last['step']:>6} {last['loss']:>7.3f} "
           f"{last['icl_score']:>+7.3f} {last['top_prefix']:>7.2f} | {phase}")
   fr = res["frontier"]

@@ -89,6 +89,30 @@ def test_a_late_phase_change_and_a_small_prefix_rise_fail(tmp_path):
   assert "of the steps" in rows[0]["ours"] and "-> 0." in rows[1]["ours"]
 
 
+@pytest.mark.parametrize("build", ["ladder_prefix_ramp", "ladder_ramp"])
+def test_a_prefix_head_rising_at_one_rate_forms_in_no_window(tmp_path, build):
+  """The top prefix score rising at one steady rate through training (0.05 + 0.6 s / 1000):
+  over the ICL score's window it rises 0.11 (phase change at step 130, window 70-260) or
+  0.44 (the ICL score ramping too, window 260-1000) and ends above 2x uniform, which PASSed;
+  the window holds only its share of the steps of the head's rise, no steeper than before.
+  The positive control (ladder_trained: the head jumps with the ICL score) still PASSes, on
+  a ladder.json written before the prefix fields existed too (rescored from its rows)."""
+  getattr(controls, build)(tmp_path)
+  row = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][1]
+  assert row["status"] == "FAIL", row["ours"]
+  assert "0.60 vs 0.60 per 1000 steps before" in row["ours"]
+  controls.ladder_trained(tmp_path)
+  path = tmp_path / "ladder.json"
+  old = json.loads(path.read_text())
+  for s in old["sizes"]:
+    for k in ("prefix_share", "prefix_total_rise", "prefix_rate", "prefix_rate_before"):
+      s["phase_change"].pop(k)
+  path.write_text(json.dumps(old))
+  row = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][1]
+  assert row["status"] == "PASS", row["ours"]
+  assert "96% of its +0.60 rise in 19% of the steps; 3.03 vs 0.24" in row["ours"]
+
+
 @pytest.mark.parametrize("tau", [30, 40, 50])
 def test_an_exponential_decay_of_the_icl_score_is_no_phase_change(tmp_path, tau):
   """-(1 - exp(-s / tau)), tau 3-5% of training: on log-spaced checkpoints an early window
@@ -165,8 +189,9 @@ def test_the_untrained_ladder_fails_every_claim(tmp_path):
 def test_controls_mode_scores_the_ladder(tmp_path):
   rows = controls.run_controls(tmp_path, names=("ladder",))
   # One row per (claim, control): the frontier has two, the phase change two (a steady fall,
-  # an exponential decay), each continuous-first row two (one checkpoint, exact match never).
-  assert len(rows) == CLAIMS + 1 + 1 + 3 and {r["status"] for r in rows} == {"FAIL"}, rows
+  # an exponential decay), the prefix head three (untrained, a steady fall, a head rising
+  # steadily), each continuous-first row two (one checkpoint, exact match never).
+  assert len(rows) == CLAIMS + 1 + 1 + 2 + 3 and {r["status"] for r in rows} == {"FAIL"}, rows
 
 
 def test_missing_file_is_an_error(tmp_path):

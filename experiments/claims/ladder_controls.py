@@ -80,6 +80,14 @@ def ladder_ramp(run_dir: Path) -> None:
                  prefix=lambda i, s, c: 0.05 + 0.6 * s / STEPS)
 
 
+def ladder_prefix_ramp(run_dir: Path) -> None:
+  """The ICL score's phase change of ladder_trained (around step 130), the top prefix head
+  rising at one steady rate over the whole run, 0.05 + 0.6 s / 1000: it rises 0.11 over the
+  70-260 window and ends it at 5x uniform attention (the old rule's PASS), yet holds only the
+  window's 19% share of its rise: no head forms in the phase change."""
+  ladder_trained(run_dir, prefix=lambda i, s, c: 0.05 + 0.6 * s / STEPS)
+
+
 def ladder_line(run_dir: Path) -> None:
   """The loss falling as a straight line in ln compute (its frontier spans about 4 decades),
   by 24% of its first value: a falling curve that is no power law, which a power law with a
