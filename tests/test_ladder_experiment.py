@@ -173,6 +173,28 @@ def test_few_shot_falling_at_the_largest_k_fails(tmp_path):
   assert "k=4 1.00, k=8 0.01" in rows[2]["ours"]
 
 
+def test_few_shot_rising_only_at_the_largest_k_fails(tmp_path):
+  """Exact match at chance at k = 0, 1, 2, 4 and 1.00 at k = 8 (controls.ladder_last_k): the
+  largest k alone above k = 0 PASSed; Brown's rise is a climb across k, so it must hold
+  without the last k. Positive controls: ladder_trained (0.01, 0.02, 0.05, 0.18, 1.00) and a
+  curve at chance up to k = 2 that rises at k = 4 and 8 both PASS."""
+  controls.ladder_last_k(tmp_path)
+  rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][2:5]
+  assert [r["status"] for r in rows] == ["FAIL"] * 3, rows
+  assert "k=0 0.00, k=1 0.00, k=2 0.00, k=4 0.00, k=8 1.00" in rows[0]["ours"]
+  for few_shot in (None, lambda i, s, c, t, k, m: 0.0 if k < 4 else 0.5 + k / 16):
+    controls.ladder_trained(tmp_path, **({"few_shot": few_shot} if few_shot else {}))
+    rows = ladder_claims.ladder_claims(tmp_path, "cpu")["claims"][2:5]
+    assert [r["status"] for r in rows] == ["PASS"] * 3, rows
+
+
+def test_rises_with_k_needs_a_k_between_0_and_the_largest():
+  cell = lambda v: {"exact_match": [v, v - 0.02, v + 0.02]}
+  assert ladder_claims._rises_with_k({"0": cell(0.0), "4": cell(0.5), "8": cell(0.9)})[0]
+  ok, text = ladder_claims._rises_with_k({"0": cell(0.0), "8": cell(0.9)})
+  assert not ok and "fewer than 3 k" in text
+
+
 @pytest.mark.parametrize("build", sorted(controls.CONTROLS["ladder"]))
 def test_each_control_fails_the_claims_it_controls(tmp_path, build):
   controls.CONTROLS["ladder"][build](tmp_path)
@@ -190,8 +212,9 @@ def test_controls_mode_scores_the_ladder(tmp_path):
   rows = controls.run_controls(tmp_path, names=("ladder",))
   # One row per (claim, control): the frontier has two, the phase change two (a steady fall,
   # an exponential decay), the prefix head three (untrained, a steady fall, a head rising
-  # steadily), each continuous-first row two (one checkpoint, exact match never).
-  assert len(rows) == CLAIMS + 1 + 1 + 2 + 3 and {r["status"] for r in rows} == {"FAIL"}, rows
+  # steadily), each rises-with-k row two (flat in k, a rise at the last k only), each
+  # continuous-first row two (one checkpoint, exact match never).
+  assert len(rows) == CLAIMS + 1 + 1 + 2 + 3 + 3 and {r["status"] for r in rows} == {"FAIL"}, rows
 
 
 def test_missing_file_is_an_error(tmp_path):

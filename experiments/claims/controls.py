@@ -25,12 +25,12 @@ from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's nul
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
-from experiments.claims.ladder import PREFIX_RAMP
+from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
     DECAY, FALLS_BACK, NOISE, WIDE_LOSS)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
-    STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_line, ladder_never, ladder_ramp,
-    ladder_prefix_ramp, ladder_same, ladder_trained, ladder_untrained)
+    STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
+    ladder_prefix_ramp, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
 from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
 from experiments.claims.control_files import (  # noqa: F401  (tests build files through here)
     L, N_SEQ, WAYS, besiroglu_hoffmann, chan_unresolved, chan_untrained, garg_sparse_ls,
@@ -64,7 +64,7 @@ CONTROLS = {
                "every metric leaves chance at one checkpoint": ladder_same,
                "loss falling as a line in ln compute": ladder_line,
                LADDER_DECAY: ladder_decay, LADDER_NEVER: ladder_never,
-               PREFIX_RAMP: ladder_prefix_ramp},
+               PREFIX_RAMP: ladder_prefix_ramp, LAST_K: ladder_last_k},
 }
 
 

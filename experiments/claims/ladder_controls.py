@@ -100,6 +100,15 @@ def ladder_flat_k(run_dir: Path) -> None:
   ladder_trained(run_dir, few_shot=lambda i, s, c, t, k, m: 0.5)
 
 
+def ladder_last_k(run_dir: Path) -> None:
+  """Few-shot scores at chance at every k but the largest (8), where they are ladder_trained's:
+  exact match 1.00 at k = 8 at the larger sizes' last checkpoint, 0 at k = 0-4. A rise at one
+  k, not a climb across k."""
+  skill = lambda c: min(1.0, (c / 3e13) ** 0.5)
+  ladder_trained(run_dir, few_shot=lambda i, s, c, t, k, m: 0.0 if k < 8 else skill(c) ** (
+      4 if m == "exact_match" else 1))
+
+
 def ladder_same(run_dir: Path) -> None:
   """Every metric leaves chance at the same compute (exact match no later than the others)."""
   ladder_trained(run_dir, few_shot=lambda i, s, c, t, k, m: 0.5 if c >= 1e13 else 0.0)
