@@ -181,6 +181,23 @@ def test_raventos_m_star_is_where_the_model_switches_for_good(tmp_path):
   assert (m_star["status"], m_star["ours"]) == ("PASS", 8192)
 
 
+@pytest.mark.parametrize("d", [8, 5])
+def test_raventos_m_star_row_claims_only_what_one_d_measures(tmp_path, d):
+  """The experiment runs one D: the row claimed 'M* ~linear in D', which nothing measures.
+  It now claims M* in Raventós's window at this D, says the growth with D is not measured,
+  and at D != 8 that the window is their D = 8 range scaled on their word. The verdict is
+  unchanged (M* = 2^13 at D = 8 PASSes; at D = 5 the window is 2560-40960 either way)."""
+  res = raventos([2 ** i for i in range(1, 16, 2)], 2 ** 13) | {"n_dims": d}
+  write(tmp_path / "raventos2023.json", res)
+  row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert "linear" not in row["claim"] and "2^13-2^15 at D=8" in row["claim"]
+  assert "growth with D (about linear, Raventós) is not measured here" in row["note"]
+  assert ("scaled by D/8" in row["claim"]) == ("x 5/8 on that statement, untested" in
+                                               row["note"]) == (d == 5)
+  assert (row["status"], row["ours"], row["paper"]) == (
+      "PASS", 8192, "8192-32768" if d == 8 else "5120-20480")
+
+
 def test_raventos_error_curve_file_is_not_scored_as_predictions(tmp_path):
   res = raventos([2, 16], 16) | {"distance": "mean over k of |model(k) - baseline(k)|"}
   write(tmp_path / "raventos2023.json", res)
