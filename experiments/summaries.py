@@ -172,13 +172,18 @@ def read_wall_times(path: Path | None = None) -> dict:
 def record_wall_time(name: str, preset: str, seconds: float, seeds: int, machine: str,
                      path: Path | None = None) -> None:
   """Stores one measured wall time (read-modify-write, atomic: `all` runs NAMEs one after
-  another, never two at once)."""
+  another, never two at once). The file is in the checkout: where it cannot be read or
+  written (a read-only or installed copy), the run's results stand and one line says so."""
   path = Path(path or WALL_TIMES)
-  times = read_wall_times(path)
-  times.setdefault(name, {})[preset] = {
-      "seconds": round(seconds, 1), "seeds": seeds, "machine": machine,
-      "date": datetime.date.today().isoformat()}
-  workdir_lib.write_text(path, json.dumps(times, indent=1, sort_keys=True) + "\n")
+  try:
+    times = read_wall_times(path)
+    times.setdefault(name, {})[preset] = {
+        "seconds": round(seconds, 1), "seeds": seeds, "machine": machine,
+        "date": datetime.date.today().isoformat()}
+    workdir_lib.write_text(path, json.dumps(times, indent=1, sort_keys=True) + "\n")
+  except (OSError, ValueError) as e:  # ValueError: a hand-edited file that is not JSON
+    print(f"warning: {name}'s wall time ({minutes(seconds)}) not recorded in {path}: {e}",
+          file=sys.stderr, flush=True)
 
 
 def wall_time_text(name: str, preset: str, times: dict | None = None) -> str:

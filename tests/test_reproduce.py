@@ -47,6 +47,18 @@ def test_stored_wall_times_name_known_papers_and_presets():
     assert all(t["seconds"] > 0 and t["seeds"] >= 1 and t["machine"] for t in presets.values())
 
 
+def test_a_wall_time_that_cannot_be_stored_leaves_the_run_standing(tmp_path, monkeypatch, capsys):
+  # A read-only or installed checkout: the finished run's summary stands, exit 0, one
+  # warning line (was: OSError after the training, exit 1). A path under a file fails to
+  # write even for root, who may write a read-only folder.
+  (tmp_path / "not_a_dir").write_text("")
+  monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "not_a_dir" / "wall_times.json")
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'w'}"]) == 0
+  err = capsys.readouterr().err
+  assert "warning: besiroglu2024's wall time" in err and "not recorded in" in err
+  assert json.loads((tmp_path / "w" / "besiroglu2024" / "summary.json").read_text())["error"] is None
+
+
 # ----------------------------------------------------------------------------- seeds
 def test_each_seed_runs_into_its_folder_and_fresh_runs_record_their_time(tmp_path, monkeypatch,
                                                                         wall_times):
