@@ -1,5 +1,6 @@
 """Chan 2022 and Reddy 2023 scorers: PASS, FAIL, seeds, negative control, missing files."""
 import json
+import math
 
 import pytest
 
@@ -154,4 +155,70 @@ def test_chan_a_resolved_difference_still_passes(tmp_path):
   run = tmp_path / "chan2022" / "run"
   chan_run(run, icl_ctx={(0.0, 0.0): 0.65, (0.0, 1.0): 0.65, (0.9, 0.0): 0.85, (0.9, 1.0): 0.85})
   rows = classification.chan2022(run, "cpu")["claims"]
-  assert [rows[i]["status"] for i in (0, 3, 4)] == ["PASS"] * 3, rows
+  assert [rows[i]["status"] for i in (0, 3)] == ["PASS"] * 2, rows
+
+
+def _set_sequences(run, n):
+  """Every probe of Chan's grid at RUN over n sequences."""
+  path = run / "cell0" / "probes" / "classification.json"
+  res = json.loads(path.read_text())
+  for p in res["probes"].values():
+    p["num_sequences"] = n
+  write(path, res)
+
+
+def test_binomial_noise_is_never_zero_and_never_below_the_plug_in():
+  """At 0 or 1 the plug-in SE sqrt(p(1-p)/n) is 0 on any n; the honest ones never are, and
+  are never narrower than it (no verdict that failed passes now)."""
+  for n in (1, 2, 4, 8, 64, 512, 2000):
+    for x in range(n + 1):
+      p = x / n
+      plug = math.sqrt(p * (1 - p) / n)
+      assert classification.se(p, n) >= plug and classification.se(p, n) > 0
+      assert classification.line_margin(p, 0.75, n) >= 2 * plug
+      for b in (0.0, 0.5, 0.9975, 1.0):
+        assert classification.noise(p, b, n) >= classification.plugin_noise(p, b, n)
+  assert classification.noise(1.0, 0.0, 2) >= 1.0     # 2/2 vs 0/2 is no resolved difference
+
+
+def test_chan_accuracies_at_one_on_few_sequences_are_not_beyond_the_line(tmp_path):
+  """4/4 in context (a model on the 0.75 line scores it one time in three): the plug-in SE 0
+  made it 'beyond 2 SE' (was PASS on rows 0 and 3)."""
+  run = tmp_path / "chan2022" / "run"
+  controls.chan_few_sequences(run)
+  rows = classification.chan2022(run, "cpu")["claims"]
+  assert [rows[i]["status"] for i in (0, 3)] == ["FAIL"] * 2, rows
+  assert "best bursty cell +0.250 from the line (2 SE 0.433)" in rows[0]["note"]
+  _set_sequences(run, 64)  # control: the same accuracies over 64 sequences are resolved
+  rows = classification.chan2022(run, "cpu")["claims"]
+  assert [rows[i]["status"] for i in (0, 3)] == ["PASS"] * 2, rows
+
+
+def test_chan_a_fall_from_one_within_noise_is_no_trade_off(tmp_path):
+  """ICL 1.0 -> 0.9975 over 2,000 sequences (Fisher p = 0.06): the plug-in noise 0.0022 of
+  a fall from 1.0 passed it (was PASS); 1.0 -> 0.995 (p = 0.002) still does."""
+  run = tmp_path / "chan2022" / "run"
+  controls.chan_fall_from_one(run)
+  row = classification.chan2022(run, "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "ICL fall +0.0025 vs noise 0.0026" in row["note"], row
+  res = json.loads((run / "results.json").read_text())
+  for c in res:
+    if c["icl_context"] == 0.9975:
+      c["icl_context"] = 0.995
+  write(run / "results.json", res)
+  assert classification.chan2022(run, "cpu")["claims"][2]["status"] == "PASS"
+
+
+def test_reddy_a_rise_to_one_on_few_sequences_is_within_noise(tmp_path):
+  """Sweeps 5/8 -> 8/8 (Fisher p = 0.2): the plug-in noise 0.342 let the net rise 0.375
+  pass (was PASS); over 64 sequences the same rise is resolved."""
+  controls.reddy_few_sequences(tmp_path)
+  rises = lambda: [r for r in classification.reddy2023(tmp_path, "tiny")["claims"]
+                   if r["claim"].startswith("ICL rises with")]
+  assert [r["status"] for r in rises()] == ["FAIL", "FAIL"]
+  assert "net rise +0.375 (noise 0.406)" in rises()[0]["note"]
+  res = json.loads((tmp_path / "results.json").read_text())
+  for run in res["runs"].values():
+    run["probe"]["icl"]["num_sequences"] = 64
+  write(tmp_path / "results.json", res)
+  assert [r["status"] for r in rises()] == ["PASS", "PASS"], rises()

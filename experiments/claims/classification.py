@@ -1,7 +1,8 @@
 """Headline claims of Chan et al. 2022 and Reddy 2023: bursty few-shot classification.
 
 Accuracies are probe means over `num_sequences` sequences; "noise" is two binomial standard
-errors of a difference of two such means (sqrt(p(1-p)/n) each), the resolution of the probe.
+errors of a difference of two such means, "beyond 2 SE of a line" two of an accuracy against a
+fixed line (se, noise, line_margin below), the resolution of the probe.
 """
 from __future__ import annotations
 
@@ -15,12 +16,49 @@ UNTRAINED, RAMP = "untrained model", "linear learning curve"
 GLITCH = "one evaluation at perfect, chance otherwise"
 FLAT_SWEEPS = "sweeps flat within noise, zero-width intervals"
 UNRESOLVED = "context accuracy within 2 SE of the halfway line"
+FEW_SEQUENCES = "accuracies at 0 or 1 over a handful of sequences"
+FALL_FROM_ONE = "ICL falling from 1.0 within its binomial noise"
 ICL_AT_CHANCE = 0.1  # accuracy above 1/L still read as chance: Reddy's B = 0 check
 
 
+# The plug-in binomial SE sqrt(p(1-p)/n) is 0 at an accuracy of exactly 0 or 1, however few
+# the sequences: a cell at 1.0 over 4 sequences (P = 0.32 from a model on the 0.75 line) was
+# 'beyond 2 SE' of it, and a fall from 1.0 by 5 of 2,000 sequences (Fisher p = 0.06) a
+# resolved one. Each SE below is the larger of (i) the SE under the null the comparison tests,
+# the score test's: at the line for a cell against a line (the line is then outside the
+# cell's Wilson score interval, z = 2), at the two cells' pooled accuracy for a difference;
+# and (ii) the SE at the cell's own accuracy taken at (x + 1) / (n + 2) (x of n correct), not
+# x / n: never 0, and never below the plug-in SE (it moves p toward 1/2), so no verdict that
+# failed before passes now. (i) is what stays honest at 0 and 1 with few sequences (Wilson's
+# interval has the coverage the plug-in one lacks there); (ii) keeps the old rule as a floor.
+
+
+def se(p: float, n: int) -> float:
+  """Binomial SE of an accuracy p over n sequences, at (p n + 1) / (n + 2): never 0, never
+  below the plug-in sqrt(p(1-p)/n)."""
+  n = max(n, 1)
+  q = (p * n + 1) / (n + 2)
+  return math.sqrt(q * (1 - q) / n)
+
+
 def noise(a: float, b: float, n: int) -> float:
-  """Two standard errors of the difference of two independent accuracies over n sequences."""
+  """Two standard errors of the difference of two independent accuracies over n sequences
+  each: the larger of the SE at their pooled accuracy (the two-proportion score test's) and
+  the one from se() of each."""
+  pooled, n = (a + b) / 2, max(n, 1)
+  return 2 * max(math.sqrt(2 * pooled * (1 - pooled) / n), math.hypot(se(a, n), se(b, n)))
+
+
+def plugin_noise(a: float, b: float, n: int) -> float:
+  """The plug-in noise, sqrt(p(1-p)/n) each: only where a wider band would excuse more (the
+  step-down gate of _rises), so honest intervals never loosen a rule."""
   return 2 * math.sqrt((a * (1 - a) + b * (1 - b)) / max(n, 1))
+
+
+def line_margin(p: float, line: float, n: int) -> float:
+  """Two SE of accuracy p (over n sequences) against a fixed line: the larger of the SE at
+  the line (Wilson's score test) and se(p, n)."""
+  return 2 * max(math.sqrt(line * (1 - line) / max(n, 1)), se(p, n))
 
 
 # 'Learned' (in context or in weights) = beyond halfway from chance to perfect: well above
@@ -73,12 +111,14 @@ def chan2022(run_dir: Path, preset: str) -> dict:
     raise FileNotFoundError(f"no */probes/classification.json under {run_dir}")
   probe = load(probes[0])
   chance, n = probe["chance"], int(probe["probes"]["icl"]["num_sequences"])
+  n_iwl = int(probe["probes"].get("iwl", {}).get("num_sequences", n))
   ctx_mid, full_mid = halfway(chance["context"]), halfway(chance["full"])
-  # 'Learns in context' = above the halfway line by more than two binomial standard errors of
-  # the cell's accuracy, 'does not' = below it by as much: the sign of a difference the probe
-  # cannot resolve (bursty 0.76 vs non-bursty 0.74 around 0.75, SE 0.019 each) passed
-  # 'only with bursty data'. One rule for every row that reads a cell as learning or not.
-  margin = lambda c: 2 * math.sqrt(c["icl_context"] * (1 - c["icl_context"]) / max(n, 1))
+  # 'Learns in context' = above the halfway line by more than two binomial standard errors
+  # (line_margin: never 0 at 0 or 1), 'does not' = below it by as much: the sign of a
+  # difference the probe cannot resolve (bursty 0.76 vs non-bursty 0.74 around 0.75, SE 0.019
+  # each) passed 'only with bursty data'. One rule for every row that reads a cell as learning
+  # or not.
+  margin = lambda c: line_margin(c["icl_context"], ctx_mid, n)
   learns = lambda c: c["icl_context"] - ctx_mid > margin(c)
   learns_not = lambda c: ctx_mid - c["icl_context"] > margin(c)
   off = lambda c: (f"{c['icl_context'] - ctx_mid:+.3f} from the line (2 SE "
@@ -112,16 +152,16 @@ def chan2022(run_dir: Path, preset: str) -> dict:
                       any(learns(c) for c in bursty) and all(learns_not(c) for c in flat),
                       setup + rule + f"best bursty cell {off(b)}, best non-bursty {off(f)}",
                       why=mid_why + "; 2 SE: a side of the line the probe resolves",
-                      control=(UNTRAINED, UNRESOLVED)))
+                      control=(UNTRAINED, UNRESOLVED, FEW_SEQUENCES)))
   else:
     rows.append(not_shown(name, "bursty only", "the grid lacks the p_bursty 0 / 0.9 cells",
-                          control=(UNTRAINED, UNRESOLVED)))
+                          control=(UNTRAINED, UNRESOLVED, FEW_SEQUENCES)))
   rows.append(_chan_many_classes(run_dir, preset, setup))
   b0, b1 = cell("transformer", 0.9, 0.0), cell("transformer", 0.9, 1.0)
   names = ("ICL and in-weights learning trade off (Zipf 0 -> 1, p_bursty=0.9)",
            "ICL and in-weights learning coexist at Zipf alpha ~ 1")
   if b0 and b1:
-    iwl_noise = noise(b0["iwl"], b1["iwl"], n)
+    iwl_noise = noise(b0["iwl"], b1["iwl"], n_iwl)
     icl_noise = noise(b0["icl_context"], b1["icl_context"], n)
     up, down = b1["iwl"] - b0["iwl"], b0["icl_context"] - b1["icl_context"]
     uni = (f"; uniformly drawn classes {uniform(b0):.3f}->{uniform(b1):.3f}"
@@ -132,10 +172,10 @@ def chan2022(run_dir: Path, preset: str) -> dict:
                       f"{b0['icl_context']:.3f}->{b1['icl_context']:.3f}",
                       "IWL rises and ICL falls, each by more than 2 SE of the difference",
                       up > iwl_noise and down > icl_noise,
-                      setup + f"IWL rise {up:+.3f} vs noise {iwl_noise:.3f}; ICL fall {down:+.3f} "
-                      f"vs noise {icl_noise:.3f} ({n} sequences per probe)",
+                      setup + f"IWL rise {up:+.4f} vs noise {iwl_noise:.4f}; ICL fall {down:+.4f} "
+                      f"vs noise {icl_noise:.4f} ({n} sequences per probe)",
                       why="a trade-off is two changes the probe resolves, not a tie",
-                      control=UNTRAINED))
+                      control=(UNTRAINED, FALL_FROM_ONE)))
     rows.append(claim(names[1], "both", f"ICL ctx {b1['icl_context']:.3f}, IWL (Zipf-drawn) "
                       f"{b1['iwl']:.3f}" + (f", IWL (uniform) {uniform(b1):.3f}"
                                             if uniform(b1) is not None else ""),
@@ -144,10 +184,11 @@ def chan2022(run_dir: Path, preset: str) -> dict:
                       learns(b1) and b1["iwl"] > full_mid,
                       setup + rule + f"ICL {off(b1)} and IWL "
                       f"{b1['iwl'] - full_mid:+.3f} from their lines", why=mid_why,
-                      control=(UNTRAINED, UNRESOLVED)))
+                      control=(UNTRAINED, UNRESOLVED, FEW_SEQUENCES)))
   else:
-    rows += [not_shown(t, "-", "the grid lacks the p_bursty=0.9 cells", control=UNTRAINED)
-             for t in names]
+    rows += [not_shown(t, "-", "the grid lacks the p_bursty=0.9 cells", control=c) for t, c in
+             zip(names, ((UNTRAINED, FALL_FROM_ONE),
+                         (UNTRAINED, UNRESOLVED, FEW_SEQUENCES)))]
   lstm = [c for c in cells if c["model"] == "lstm"]
   best = max(lstm, key=lambda c: c["icl_context"]) if lstm else None
   text = "LSTMs of matched size do not learn in context (while learning in weights)"
@@ -190,13 +231,14 @@ def _rises(cells, var, n):
   def band(a, b):
     if "icl_lo" in a and "icl_lo" in b:  # bootstrap 5-95% half-widths, added
       return (a["icl_hi"] - a["icl_lo"] + b["icl_hi"] - b["icl_lo"]) / 2
-    return noise(a["icl"], b["icl"], n)
+    return plugin_noise(a["icl"], b["icl"], n)
 
   def rise_band(a, b):
     # A bootstrap interval of a mean at 0 or 1 (or over too few resamples) has zero width,
     # and a flat sweep of such cells 'rose' by +0.003 against noise 0.000: the net rise must
-    # also beat the binomial noise of n sequences, the probe's own resolution. (The step-down
-    # gate keeps band(): widening it would excuse larger drops, a looser rule.)
+    # also beat the binomial noise of n sequences, the probe's own resolution, honest at 0 and
+    # 1 (noise(): 5/8 -> 8/8 'rose' against the plug-in 0.342). (The step-down gate keeps
+    # band() and the plug-in noise: widening it would excuse larger drops, a looser rule.)
     return max(band(a, b), noise(a["icl"], b["icl"], n))
   drops = [(a[var], b[var], a["icl"] - b["icl"], band(a, b)) for a, b in zip(cells, cells[1:])]
   worst = max(drops, key=lambda t: t[2] - t[3])
@@ -271,7 +313,8 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
     text = f"ICL rises with {what}"
     if not cells or len(cells) < 2:
       rows.append(not_shown(text, "rises", f"sweep not run (experiments/reddy2023.py "
-                            f"--sweeps={key[-1]})", control=UNTRAINED))
+                            f"--sweeps={key[-1]})",
+                            control=(UNTRAINED, FLAT_SWEEPS, FEW_SEQUENCES)))
       continue
     var = key[-1]
     cells = sorted(cells, key=lambda c: c[var])
@@ -279,8 +322,8 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
     rows.append(claim(text, "rises", " ".join(f"{c[var]}:{c['icl']:.2f}" for c in cells),
                       "net rise beyond noise, and no step down beyond noise", ok, setup + how,
                       why="'rises' = monotone within the probe's bootstrap intervals, the "
-                      "net rise beyond the binomial noise too",
-                      control=(UNTRAINED, FLAT_SWEEPS)))
+                      "net rise beyond the binomial noise too (honest at 0 and 1)",
+                      control=(UNTRAINED, FLAT_SWEEPS, FEW_SEQUENCES)))
   lstm = runs.get("lstm")
   text = "a matched LSTM learns in weights but not in context (Chan's claim, Reddy's data)"
   if lstm:

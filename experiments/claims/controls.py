@@ -12,7 +12,8 @@ files are hand-built at chance. With `real_untrained=True` (`reproduce --control
 tiny preset through its own run(), every config at a learning rate that moves no parameter
 (experiments/common.forced_overrides), scored from the files it writes. A control passes the
 check only if the claim FAILs on it. The builders that write each control's files are in
-experiments/claims/control_files.py (the ladder's in ladder_controls.py).
+experiments/claims/control_files.py (the ladder's in ladder_controls.py, the classification
+probe's binomial-resolution ones in classification_controls.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ import importlib
 from pathlib import Path
 
 from experiments.claims import CLAIMS
-from experiments.claims.classification import FLAT_SWEEPS, GLITCH, UNRESOLVED  # Reddy's, Chan's
+from experiments.claims.classification import (  # Reddy's, Chan's
+    FALL_FROM_ONE, FEW_SEQUENCES, FLAT_SWEEPS, GLITCH, UNRESOLVED)
+from experiments.claims.classification_controls import (
+    chan_fall_from_one, chan_few_sequences, reddy_few_sequences)
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
@@ -48,8 +52,9 @@ CONTROLS = {
     "raventos2023": {ZERO: raventos_zero, MIDWAY: raventos_midway,
                      POOL_GLITCH: raventos_pool_glitch},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
-                  FLAT_SWEEPS: reddy_flat_sweeps},
-    "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved},
+                  FLAT_SWEEPS: reddy_flat_sweeps, FEW_SEQUENCES: reddy_few_sequences},
+    "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved,
+                 FEW_SEQUENCES: chan_few_sequences, FALL_FROM_ONE: chan_fall_from_one},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss},

@@ -1,0 +1,77 @@
+"""Chan's and Reddy's negative controls for the binomial resolution of the probe
+(experiments/claims/classification.py: se, noise, line_margin): accuracies at 0 or 1 measured
+on a handful of sequences, and a fall from 1.0 within noise. Each writes what the experiment
+would have written for that null result, on top of the untrained files of control_files.py;
+controls.py names and scores them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from experiments.claims.control_files import L, WAYS, _write, chan_untrained, reddy_untrained
+
+FEW = 4  # sequences per probe of FEW_SEQUENCES (Chan's)
+
+
+def _edit(path: Path, change) -> None:
+  obj = json.loads(path.read_text())
+  change(obj)
+  _write(path, obj)
+
+
+def _num_sequences(probe_path: Path, n: int) -> None:
+  def change(res):
+    for p in res["probes"].values():
+      p["num_sequences"] = n
+  _edit(probe_path, change)
+
+
+def _chan_cells(run_dir: Path, change) -> None:
+  """change(cell) on every cell of Chan's results.json."""
+  _edit(run_dir / "results.json", lambda cells: [change(c) for c in cells])
+
+
+def chan_few_sequences(run_dir: Path) -> None:
+  """The probe run on 4 sequences: the bursty Transformer cells 4/4 in context, every other
+  context accuracy 1/4, every in-weights accuracy 4/4. The plug-in SE of 4/4 is 0, so 1.0
+  was 'beyond 2 SE' of the 0.75 line (a model on the line scores 4/4 one time in three)."""
+  chan_untrained(run_dir, lambda model, p: 1.0 if model == "transformer" and p else 0.25, 1.0)
+  _num_sequences(run_dir / "cell0" / "probes" / "classification.json", FEW)
+
+
+def chan_fall_from_one(run_dir: Path) -> None:
+  """Over 2,000 sequences (the cpu preset's), context accuracy 1.0 at Zipf 0 and 0.9975 at
+  Zipf 1 (5 sequences wrong; Fisher p = 0.06), in-weights accuracy rising 0.1 -> 0.7: the
+  plug-in noise of 1.0 is 0, and the fall 0.0025 beat its 0.0022."""
+  chan_untrained(run_dir)
+  bursty = lambda c: c["model"] == "transformer" and c["overrides"]["task.p_bursty"]
+  zipf = lambda c: c["overrides"]["task.zipf_alpha"]
+
+  def change(c):
+    if bursty(c):
+      c["icl_context"] = 0.9975 if zipf(c) else 1.0
+      c["iwl"] = c["iwl_uniform"] = 0.7 if zipf(c) else 0.1
+  _chan_cells(run_dir, change)
+  _num_sequences(run_dir / "cell0" / "probes" / "classification.json", 2000)
+
+
+def _reddy_edit(run_dir: Path, change) -> None:
+  _edit(run_dir / "results.json", change)
+
+
+def reddy_few_sequences(run_dir: Path) -> None:
+  """Every probe over 8 sequences; both sweeps 5/8, 5/8, 8/8, 8/8 (bootstrap 5-95% of 5/8:
+  3/8 to 7/8, of 8/8: zero width). 5/8 -> 8/8 is Fisher p = 0.2; the plug-in noise of 1.0 is
+  0, and the net rise 0.375 beat the plug-in 0.342."""
+  reddy_untrained(run_dir)
+
+  def change(res):
+    for run in res["runs"].values():
+      for p in run["probe"].values():
+        p["num_sequences"] = 8
+    for var, vals in (("K", (32, 128, 512, 2048)), ("B", (0, 1, 2, 4))):
+      res[f"sweep_{var}"] = [
+          {var: v, "model": "transformer", "icl": a, "iwl": 1 / L,
+           "icl_lo": 0.375 if a < 1 else 1.0, "icl_hi": 0.875 if a < 1 else 1.0}
+          for v, a in zip(vals, (0.625, 0.625, 1.0, 1.0))]
+  _reddy_edit(run_dir, change)
