@@ -155,7 +155,7 @@ def test_chan_a_resolved_difference_still_passes(tmp_path):
   run = tmp_path / "chan2022" / "run"
   chan_run(run, icl_ctx={(0.0, 0.0): 0.65, (0.0, 1.0): 0.65, (0.9, 0.0): 0.85, (0.9, 1.0): 0.85})
   rows = classification.chan2022(run, "cpu")["claims"]
-  assert [rows[i]["status"] for i in (0, 3)] == ["PASS"] * 2, rows
+  assert [rows[i]["status"] for i in (0, 3, 4)] == ["PASS"] * 3, rows
 
 
 def _set_sequences(run, n):
@@ -182,16 +182,31 @@ def test_binomial_noise_is_never_zero_and_never_below_the_plug_in():
 
 
 def test_chan_accuracies_at_one_on_few_sequences_are_not_beyond_the_line(tmp_path):
-  """4/4 in context (a model on the 0.75 line scores it one time in three): the plug-in SE 0
-  made it 'beyond 2 SE' (was PASS on rows 0 and 3)."""
+  """4/4 in context (a model on the 0.75 line scores it one time in three) and 4/4 in
+  weights: the plug-in SE 0 made both 'beyond 2 SE' (was PASS on rows 0, 3, 4)."""
   run = tmp_path / "chan2022" / "run"
   controls.chan_few_sequences(run)
   rows = classification.chan2022(run, "cpu")["claims"]
-  assert [rows[i]["status"] for i in (0, 3)] == ["FAIL"] * 2, rows
+  assert [rows[i]["status"] for i in (0, 3, 4)] == ["FAIL"] * 3, rows
   assert "best bursty cell +0.250 from the line (2 SE 0.433)" in rows[0]["note"]
+  assert "IWL +0.484 from its line (2 SE 0.500)" in rows[4]["note"]
   _set_sequences(run, 64)  # control: the same accuracies over 64 sequences are resolved
   rows = classification.chan2022(run, "cpu")["claims"]
-  assert [rows[i]["status"] for i in (0, 3)] == ["PASS"] * 2, rows
+  assert [rows[i]["status"] for i in (0, 3, 4)] == ["PASS"] * 3, rows
+
+
+def test_chan_in_weights_within_noise_of_its_line_is_not_learning(tmp_path):
+  """In-weights accuracy 0.53 over 512 sequences, 0.6 SE above its line 0.516: 'coexist' and
+  the LSTM's 'learning in weights' read it with a plain '>' (was PASS)."""
+  run = tmp_path / "chan2022" / "run"
+  controls.chan_iwl_unresolved(run)
+  rows = classification.chan2022(run, "cpu")["claims"]
+  assert [rows[i]["status"] for i in (3, 4)] == ["FAIL"] * 2, rows
+  assert "IWL +0.014 from its line (2 SE 0.044)" in rows[3]["note"]
+  res = json.loads((run / "results.json").read_text())  # control: 0.6, 3.8 SE above: PASS
+  write(run / "results.json", [c | {"iwl": 0.6} for c in res])
+  rows = classification.chan2022(run, "cpu")["claims"]
+  assert [rows[i]["status"] for i in (3, 4)] == ["PASS"] * 2, rows
 
 
 def test_chan_a_fall_from_one_within_noise_is_no_trade_off(tmp_path):
@@ -222,3 +237,14 @@ def test_reddy_a_rise_to_one_on_few_sequences_is_within_noise(tmp_path):
     run["probe"]["icl"]["num_sequences"] = 64
   write(tmp_path / "results.json", res)
   assert [r["status"] for r in rises()] == ["PASS", "PASS"], rises()
+
+
+def test_reddy_lstm_in_weights_within_noise_of_its_line_is_not_learning(tmp_path):
+  controls.reddy_iwl_unresolved(tmp_path)
+  row = lambda: classification.reddy2023(tmp_path, "tiny")["claims"][6]
+  assert row()["status"] == "FAIL" and "in-weights +0.014 from halfway (2 SE 0.044" in \
+      row()["note"], row()
+  res = json.loads((tmp_path / "results.json").read_text())  # control: 0.6: PASS
+  res["runs"]["lstm"]["probe"]["iwl"]["acc_full"] = 0.6
+  write(tmp_path / "results.json", res)
+  assert row()["status"] == "PASS", row()

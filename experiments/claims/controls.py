@@ -22,9 +22,10 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import (  # Reddy's, Chan's
-    FALL_FROM_ONE, FEW_SEQUENCES, FLAT_SWEEPS, GLITCH, UNRESOLVED)
+    FALL_FROM_ONE, FEW_SEQUENCES, FLAT_SWEEPS, GLITCH, IWL_UNRESOLVED, UNRESOLVED)
 from experiments.claims.classification_controls import (
-    chan_fall_from_one, chan_few_sequences, reddy_few_sequences)
+    chan_fall_from_one, chan_few_sequences, chan_iwl_unresolved, reddy_few_sequences,
+    reddy_iwl_unresolved)
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
@@ -52,9 +53,11 @@ CONTROLS = {
     "raventos2023": {ZERO: raventos_zero, MIDWAY: raventos_midway,
                      POOL_GLITCH: raventos_pool_glitch},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
-                  FLAT_SWEEPS: reddy_flat_sweeps, FEW_SEQUENCES: reddy_few_sequences},
+                  FLAT_SWEEPS: reddy_flat_sweeps, FEW_SEQUENCES: reddy_few_sequences,
+                  IWL_UNRESOLVED: reddy_iwl_unresolved},
     "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved,
-                 FEW_SEQUENCES: chan_few_sequences, FALL_FROM_ONE: chan_fall_from_one},
+                 IWL_UNRESOLVED: chan_iwl_unresolved, FEW_SEQUENCES: chan_few_sequences,
+                 FALL_FROM_ONE: chan_fall_from_one},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise},
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss},
