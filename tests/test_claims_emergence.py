@@ -232,6 +232,40 @@ def test_nanda_progress_one_interval_apart_is_no_ordering(tmp_path):
   assert row["status"] == "PASS" and row["ours"] == "restricted step 475, test step 550", row
 
 
+@pytest.mark.parametrize("build, ours", [
+    (controls.nanda_noisy_maxima, "restricted step 500, test step 675"),
+    (controls.nanda_spiky_losses, "restricted step 75, test step 950"),
+])
+def test_nanda_progress_falls_are_between_levels_not_from_a_noisy_maximum(tmp_path, build, ours):
+  """Flat losses plus noise whose maxima sit high (a Gaussian draw) or spike (a 5% chance of
+  0.2 nats): the fall from the maximum to the last value beat 3x the evaluation noise (was
+  PASS); the medians either side of each half-fall step are one level."""
+  build(tmp_path / "run")
+  row = nanda_claims.nanda2023(tmp_path / "run", "tiny")["claims"][-1]
+  assert row["status"] == "FAIL" and row["ours"] == ours, row
+  assert "median of the evaluations before that step" in row["tolerance"]
+
+
+def test_nanda_progress_noise_alone_never_passes(tmp_path):
+  """300 draws of flat losses plus spiky noise (sd 0.02, a 5% chance of a 0.2-nat spike per
+  evaluation): the fall from the maximum passed about 1 in 5; none passes now. Control: the
+  same noise on a grokking-like pair (restricted falls 4.6 -> 0 at step 400, test at 600,
+  test rising by 3 nats as it memorises first) passes every draw."""
+  import random
+  steps = list(range(0, 1001, 25))
+  sig = lambda s, at: 1 / (1 + math.exp(-(s - at) / 20))
+  passed = {"flat": 0, "grokking": 0}
+  for k in range(300):
+    g = random.Random(k)
+    e = lambda: g.gauss(0, 0.02) + (0.2 * g.choice((-1, 1)) if g.random() < 0.05 else 0.0)
+    flat = [4.6 + e() for _ in steps], [4.6 + e() for _ in steps]
+    grok = ([4.6 - 4.59 * sig(s, 400) + e() for s in steps],
+            [4.6 + 3 * sig(s, 200) - 7.59 * sig(s, 600) + e() for s in steps])
+    for name, (r, t) in (("flat", flat), ("grokking", grok)):
+      passed[name] += _progress_row(tmp_path / name, r, t, steps)["status"] == "PASS"
+  assert passed == {"flat": 0, "grokking": 300}, passed
+
+
 def test_nanda_seeds_and_missing_file(tmp_path):
   seeds(tmp_path / "nanda2023" / "run", 3, grokking)
   s = summaries.summarize("nanda2023", "cpu", tmp_path)

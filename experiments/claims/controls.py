@@ -13,7 +13,8 @@ tiny preset through its own run(), every config at a learning rate that moves no
 (experiments/common.forced_overrides), scored from the files it writes. A control passes the
 check only if the claim FAILs on it. The builders that write each control's files are in
 experiments/claims/control_files.py (the ladder's in ladder_controls.py, the classification
-probe's binomial-resolution ones in classification_controls.py).
+probe's binomial-resolution ones in classification_controls.py, Nanda's noisy progress
+measures in grokking_controls.py).
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from experiments.claims.classification_controls import (
     reddy_iwl_unresolved)
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
-from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
+from experiments.claims.grokking import (  # Nanda's
+    NOISY_LOSSES, NOISY_MAXIMA, SPIKY_LOSSES, TEST_RAMP)
+from experiments.claims.grokking_controls import nanda_noisy_maxima, nanda_spiky_losses
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
@@ -65,7 +68,8 @@ CONTROLS = {
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
-                  TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses},
+                  TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
+                  NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,
