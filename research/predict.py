@@ -10,7 +10,7 @@ moved or changed), and the newest complete checkpoint is restored
 prints one line: the predicted label, its probability, then every class's.
 
 Initialising another run from this one is `config.init_from`
-(research/checkpoint.py's init_params_from).
+(research/init_from.py).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ import optax
 from absl import logging
 
 from research import checkpoint as ckpt_lib
-from research import cli, errors, keys, output_paths
+from research import cli, errors, init_from, keys, output_paths
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
@@ -240,7 +240,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   if not resuming and config.get("init_from", ""):
     # A mistyped init_from is refused before the model and its data are built (it came
     # after their log lines); the parameters themselves are matched after init below.
-    ckpt_lib.check_init_from(config.init_from)
+    init_from.check_init_from(config.init_from)
   exp = Experiment(config, devices)
   workdir_vocabulary.check(workdir, exp.task)
   logging.info("model: %s, %d params (%d non-embedding), %.3g train FLOPs/token; mesh %s",
@@ -265,7 +265,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     models.check_max_len(config.model, exp.task.io)
     state, prior = exp.init_state(), {}
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
-      state = state.replace(params=ckpt_lib.init_params_from(
+      state = state.replace(params=init_from.init_params_from(
           config.init_from, state.params, exp.param_sharding))
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.

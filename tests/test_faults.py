@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import checkpoint, errors, metrics, train, workdir, workdir_lock
+from research import checkpoint, errors, init_from, metrics, train, workdir, workdir_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,12 +89,12 @@ def test_a_start_refused_before_writing_leaves_no_workdir_behind(finished, tmp_p
   bad = _tiny()
   bad.model.width, bad.init_from = 2 * bad.model.width, str(finished)
   wd = tmp_path / "new" / "run"
-  with pytest.raises(checkpoint.InitFromError, match="does not fit this model"):
+  with pytest.raises(init_from.InitFromError, match="does not fit this model"):
     _train(bad, wd)
   assert not wd.exists() and (tmp_path / "new").exists()  # only what the run created goes
   wd.mkdir()
   (wd / "notes.txt").write_text("mine")  # control: a workdir the user made stays as it was
-  with pytest.raises(checkpoint.InitFromError):
+  with pytest.raises(init_from.InitFromError):
     _train(bad, wd)
   assert sorted(p.name for p in wd.iterdir()) == [workdir.LOCK, "checkpoints", "notes.txt"]
 
@@ -243,7 +243,7 @@ def test_readers_leave_a_live_runs_save_in_progress(finished, tmp_path):
     while in_flight.is_dir() and time.monotonic() < end:
       time.sleep(0.05)
     return in_flight.is_dir()
-  assert checkpoint._raw_params(wd)[1] == 40 and kept()  # init_from's reader
+  assert init_from._raw_params(wd)[1] == 40 and kept()  # init_from's reader
   reader = checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=1, read_only=True)
   assert reader.all_steps() == [20, 40] and kept()  # probe_checkpoints' and predict's
   reader.close()

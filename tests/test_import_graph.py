@@ -31,7 +31,7 @@ LAYERS = (
      "workdir_vocabulary", "output_paths", "config_overrides",
      "config_files", "cli"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
-     "metrics"),
+     "init_from", "metrics"),
     ("tasks",),
     ("config_check",),
     ("loop",),

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import checkpoint, config_check, predict, train
+from research import checkpoint, config_check, init_from, predict, train
 from research.data import text as text_lib
 from research.tasks import text_classification as tc
 
@@ -151,15 +151,15 @@ def test_fine_tunes_from_a_language_model_checkpoint(tmp_path):
   lmc.train.compile_cache_dir, lmc.mesh.data, lmc.task.path = "", 1, str(corpus)
   lmc.train.num_steps, lmc.train.eval_every = 20, 0
   _run(lmc, tmp_path / "lm")
-  lm_params = {k: v for k, v in checkpoint._raw_params(tmp_path / "lm")[0].items()}
+  lm_params = {k: v for k, v in init_from._raw_params(tmp_path / "lm")[0].items()}
 
   c = _config(_csv(tmp_path))
   c.init_from = str(tmp_path / "lm")
   exp = train.Experiment(c, jax.devices()[:1])
   fresh = exp.init_state().params
-  params = checkpoint.init_params_from(c.init_from, fresh, exp.param_sharding)
+  params = init_from.init_params_from(c.init_from, fresh, exp.param_sharding)
   for path, x in jax.tree_util.tree_leaves_with_path(params):
-    key = checkpoint._path(path)
+    key = checkpoint.tree_path(path)
     if key.startswith("read_out"):  # the new head: (width, 2) vs the LM's (width, 259)
       assert lm_params[key].shape != x.shape
     else:
@@ -172,10 +172,10 @@ def test_fine_tunes_from_a_language_model_checkpoint(tmp_path):
   bad.init_from, bad.task.tokenizer = str(tmp_path / "lm"), "char"  # another vocabulary
   exp = train.Experiment(bad, jax.devices()[:1])
   v = exp.task.io.vocab_size
-  with pytest.raises(checkpoint.InitFromError, match=rf"does not fit this model: token_embed/embedding "
+  with pytest.raises(init_from.InitFromError, match=rf"does not fit this model: token_embed/embedding "
                                                  rf"shape \(259, 32\) in checkpoint vs \({v}, 32\) here\. "
                                                  r"Use the same model sizes, tokenizer"):
-    checkpoint.init_params_from(bad.init_from, exp.init_state().params, exp.param_sharding)
+    init_from.init_params_from(bad.init_from, exp.init_state().params, exp.param_sharding)
 
 
 @pytest.mark.parametrize("model", ["transformer", "lstm"])

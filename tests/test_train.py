@@ -158,26 +158,26 @@ def test_init_from_starts_heads_fresh_at_any_depth(monkeypatch):
   `sequence_model/read_out` start fresh; a body shape mismatch is still an error."""
   import jax
   import numpy as np
-  from research import checkpoint
+  from research import init_from
   params = {"head": {"kernel": np.zeros((5, 2))},
             "sequence_model": {"read_out": {"kernel": np.zeros((4, 3))},
                                "block": {"kernel": np.zeros((2, 2))}}}
   source = {"head/kernel": np.ones((5, 9)), "sequence_model/read_out/kernel": np.ones((4, 7)),
             "sequence_model/block/kernel": np.ones((2, 2))}
-  monkeypatch.setattr(checkpoint, "_raw_params", lambda workdir: (source, 7))
+  monkeypatch.setattr(init_from, "_raw_params", lambda workdir: (source, 7))
   warned = []
-  monkeypatch.setattr(checkpoint.logging, "warning", lambda msg, *a: warned.append(msg % a))
+  monkeypatch.setattr(init_from.logging, "warning", lambda msg, *a: warned.append(msg % a))
   shardings = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), params)
-  new = checkpoint.init_params_from("run", params, shardings)
+  new = init_from.init_params_from("run", params, shardings)
   np.testing.assert_array_equal(new["sequence_model"]["block"]["kernel"], np.ones((2, 2)))
   np.testing.assert_array_equal(new["head"]["kernel"], np.zeros((5, 2)))
   assert not warned  # control: every parameter of the source was used
   source["sequence_model/block_1/kernel"] = np.ones((2, 2))  # a deeper source: its block_1
-  checkpoint.init_params_from("run", params, shardings)
+  init_from.init_params_from("run", params, shardings)
   assert "not used ['sequence_model/block_1/kernel']" in warned[0]  # was dropped without a word
   source["sequence_model/block/kernel"] = np.ones((3, 3))
-  with pytest.raises(checkpoint.InitFromError, match="block"):
-    checkpoint.init_params_from("run", params, shardings)
+  with pytest.raises(init_from.InitFromError, match="block"):
+    init_from.init_params_from("run", params, shardings)
 
 
 def _events(tb_dir):
@@ -216,7 +216,7 @@ def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
   itself, its runs/ and ensemble/ said only 'no checkpoints/ directory'. Each is now one
   line naming a run's folder to give instead, nothing written."""
   import shutil
-  from research import checkpoint, errors, sweep
+  from research import errors, init_from, sweep
   c = _tiny(tmp_path, **{"train.num_steps": 20})
   sweep.run_sweep(c, [{"seed": 0}, {"seed": 1}], tmp_path / "sw", ensemble="on",
                   devices=jax.devices()[:1])
@@ -232,13 +232,13 @@ def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
                        (key.parent, "a sweep's ensemble/ folder, not a run; point it at one "
                                     "of the sweep's runs")):
     c.init_from = str(folder)
-    with pytest.raises(checkpoint.InitFromError) as e:
+    with pytest.raises(init_from.InitFromError) as e:
       train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])
     assert str(e.value) == (f"config.init_from={folder} is {what}, {runs}/NAME (e.g. "
                             f"{runs / '000_seed=0'})")
     assert e.value.exit_code == errors.EXIT_INPUT and not (tmp_path / "new").exists()
   c.init_from = str(tmp_path / "moved")
-  with pytest.raises(checkpoint.InitFromError, match=r"holds no run's parameters \(a sweep's "
+  with pytest.raises(init_from.InitFromError, match=r"holds no run's parameters \(a sweep's "
                      r"ensemble\?\); point it at one member's run folder, SWEEP/runs/NAME$"):
     train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])
   c.init_from = str(runs / "000_seed=0")  # the control: a member's run folder

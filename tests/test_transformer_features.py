@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from research import checkpoint as ckpt_lib
-from research import train
+from research import init_from, train
 from research.models import transformer as T
 
 BASE = T.TransformerConfig(num_layers=3, width=32, num_heads=4, output_dim=7, vocab_size=7,
@@ -269,7 +269,7 @@ def test_layout_changes_never_mis_restore(tmp_path):
   assert "model.scan_layers" in str(e.value) and "\n" not in str(e.value)
   exp = train.Experiment(c2, jax.devices()[:1])
   fresh = exp.init_state().params
-  got = ckpt_lib.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
+  got = init_from.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
   trained = train.Experiment(c, jax.devices()[:1])
   ckpt = ckpt_lib.Checkpointer(tmp_path / "a" / "checkpoints", max_to_keep=2, async_save=False)
   state, _, _ = ckpt.restore(ckpt_lib.abstract_like(trained.abstract_state, trained.state_sharding))
