@@ -50,7 +50,7 @@ def ensemble_case(members: int, steady_steps: int) -> dict:
   """
   import jax
   from research import ensemble
-  from research.train import Experiment
+  from research.experiment import Experiment
 
   c = _ensemble_config()
   seeds = [{"seed": s} for s in range(members)]

@@ -169,7 +169,7 @@ def child_parts(case: str, part: str, sets: dict, topology: str = "") -> dict:
   import jax
   import jax.numpy as jnp
   from experiments.benchmark import _regression_config
-  from research.train import Experiment
+  from research.experiment import Experiment
 
   if topology or case in LADDER_CASES:
     from research import aot

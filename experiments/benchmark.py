@@ -88,7 +88,7 @@ def _measure(case: str, c, steps: int, steps_per_call: int) -> dict:
   then the steady step time over `steps`."""
   import jax
   from research import metrics
-  from research.train import Experiment
+  from research.experiment import Experiment
 
   t0 = time.perf_counter()
   exp = Experiment(c, jax.devices()[:1])

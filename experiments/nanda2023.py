@@ -45,9 +45,9 @@ TRAIN_THRESHOLD, TEST_THRESHOLD = 0.99, 0.95
 def final_spectrum(config, workdir: Path) -> list[float]:
   """Embedding norm per frequency of the newest checkpoint's parameters."""
   from research import checkpoint as ckpt_lib
-  from research import train
+  from research import experiment
 
-  exp = train.Experiment(config)
+  exp = experiment.Experiment(config)
   ckpt = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, max_to_keep=config.train.keep_checkpoints,
                                async_save=False, read_only=True)
   try:
@@ -65,7 +65,7 @@ def write_scaled_init(config, workdir: Path) -> None:
   import jax
 
   from research import checkpoint as ckpt_lib
-  from research import train
+  from research import experiment
   from research import workdir as workdir_lib
 
   scale = float(config.get("init_scale", 1.0))
@@ -74,7 +74,7 @@ def write_scaled_init(config, workdir: Path) -> None:
   try:
     if scale == 1.0 or ckpt.latest_step() is not None:
       return
-    exp = train.Experiment(config)
+    exp = experiment.Experiment(config)
     state = exp.init_state()
     params = jax.tree.map(lambda x: x * scale, state.params)
     # The run's config first, as the trainer writes it: a workdir with checkpoints and no

@@ -48,9 +48,9 @@ TARGETS = {"prefix_matching_2l": 0.5, "icl_drop_2l": 0.3, "window_max_fraction":
 
 def final_params(config, workdir: Path):
   from research import checkpoint as ckpt_lib
-  from research import train
+  from research import experiment
 
-  exp = train.Experiment(config)
+  exp = experiment.Experiment(config)
   ckpt = ckpt_lib.Checkpointer(workdir / CHECKPOINTS, max_to_keep=config.train.keep_checkpoints,
                                async_save=False, read_only=True)
   try:

@@ -102,7 +102,7 @@ def _trace(fn, carry, calls: int) -> tuple[collections.Counter, float]:
 def profile_ours(case: str, steps: int, steps_per_call: int) -> dict:
   import jax
   from research import metrics
-  from research.train import Experiment
+  from research.experiment import Experiment
 
   c = benchmark._regression_config(case, steps_per_call)
   c.train.compile_cache_dir = ""
@@ -120,7 +120,7 @@ def profile_ensemble(members: int, steps: int, steps_per_call: int) -> dict:
   step solo, then `members` seeds as one vmapped step, op time by kind for each."""
   import jax
   from research import ensemble, metrics
-  from research.train import Experiment
+  from research.experiment import Experiment
 
   c = bench_ensemble._ensemble_config()
   c.train.compile_cache_dir = ""
@@ -188,7 +188,7 @@ def profile_peer(case: str, steps: int) -> dict:
   for op, us in res["ops_us"].items():
     kinds[peer_kind(op)] += us / steps / 1e6
   c = benchmark._regression_config(case, 1)
-  from research.train import Experiment
+  from research.experiment import Experiment
   import jax
   exp = Experiment(c, jax.devices()[:1])
   flops = exp.built.train_flops_per_token * c.train.batch_size * exp.task.tokens_per_example

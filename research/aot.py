@@ -114,9 +114,9 @@ def plan(config, target: Target) -> dict:
   """Compiles the config's multi-step for `target`; the figures of the module docstring."""
   import jax
 
-  from research import config_check, models, train
+  from research import config_check, experiment, models
   config_check.validate(config, len(target.devices))
-  exp = train.Experiment(config, target.devices)
+  exp = experiment.Experiment(config, target.devices)
   models.check_max_len(config.model, exp.task.io)
   tr = config.train
   steps = int(tr.steps_per_call)

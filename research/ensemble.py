@@ -32,8 +32,8 @@ from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
 from research import workdir_lock, workdir_vocabulary
-from research.train import (Experiment, TrainState, _enable_compile_cache, periodic_eval,
-                            run_probes)
+from research.experiment import Experiment, TrainState
+from research.train import _enable_compile_cache, periodic_eval, run_probes
 
 # Overrides that change only values, never shapes, and so can share a program.
 VALUE_FIELDS = ("seed", "optim.learning_rate", "optim.weight_decay", "task.pool_size")

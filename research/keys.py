@@ -7,7 +7,7 @@ never changes and a new stream takes a new number. Two salts may share a value o
 streams can never meet in one run (different tasks).
 """
 
-# research/train.py: the run's own streams.
+# research/experiment.py and research/train.py: the run's own streams.
 DATA = 0      # batches: fold_in(fold_in(root, DATA), step)
 INIT = 1      # parameter initialisation
 DROPOUT = 2   # dropout: fold_in(fold_in(root, DROPOUT), step), then the microbatch

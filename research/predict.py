@@ -34,10 +34,10 @@ def open_run(workdir: str | Path, config=None):
   """The Experiment (task, model, shapes) of a run, rebuilt from its config.json on this
   process's first device (or from CONFIG, its saved_run_config already read);
   research.probe_checkpoints restores each checkpoint into it."""
-  from research import train, workdir_vocabulary
+  from research import experiment, workdir_vocabulary
   workdir = Path(workdir).expanduser()
   config = saved_run_config(workdir) if config is None else config
-  exp = train.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
+  exp = experiment.Experiment(config, jax.local_devices()[:1], task=_saved_task(workdir, config))
   # A task rebuilt from its data (lm: no for_prediction) must give the tokenizer the run
   # saved (an edited corpus of as many characters gave other ids, silently) and be the data
   # the run trained on (research.probe_checkpoints reads its held-out windows).

@@ -8,7 +8,7 @@ import pytest
 
 from research import ensemble
 from research.checkpoint import Checkpointer, abstract_like
-from research.train import Experiment
+from research.experiment import Experiment
 
 
 def _config():

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import checkpoint, errors, init_from, metrics, train, workdir, workdir_lock
+from research import checkpoint, errors, experiment, init_from, metrics, train, workdir, workdir_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def _flip_a_byte(step_dir: Path) -> Path:
 
 
 def _restore(wd, seal=False):
-  exp = train.Experiment(_tiny(), jax.devices()[:1])
+  exp = experiment.Experiment(_tiny(), jax.devices()[:1])
   ck = checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=3)
   try:
     return ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding), seal=seal)

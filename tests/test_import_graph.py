@@ -34,6 +34,7 @@ LAYERS = (
      "init_from", "metrics"),
     ("tasks",),
     ("config_check",),
+    ("experiment",),
     ("loop",),
     ("train",),
     ("ensemble",),

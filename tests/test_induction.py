@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import train
+from research import experiment, train
 from research.tasks import induction
 
 
@@ -74,7 +74,7 @@ def test_tiny_config_trains_and_logs_dense_scores(tmp_path):
 def test_head_mask_ablates_in_eval():
   """Ablating every head changes the eval; an all-ones mask is the plain model."""
   c = _cfg()
-  exp = train.Experiment(c, jax.devices()[:1])
+  exp = experiment.Experiment(c, jax.devices()[:1])
   params = exp.init_state().params
   full = exp.task.eval_raw(exp, params)
   ones = exp.task.eval_raw(exp, params, jnp.ones((2, 2)))

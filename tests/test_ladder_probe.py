@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from research import checkpoint as ckpt_lib
-from research import cli, config_check, output_paths, predict, probe_checkpoints, train
+from research import cli, config_check, experiment, output_paths, predict, probe_checkpoints, train
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,7 +286,7 @@ def test_a_model_without_attention_has_no_head_scores(run):
   c.task.source, c.task.path = "file", str(run.parent / "corpus.txt")
   c.model.name, c.mesh.data = "lstm", 1
   config_check.validate(c, 1)
-  exp = train.Experiment(c, jax.devices()[:1])
+  exp = experiment.Experiment(c, jax.devices()[:1])
   params = exp.init_state().params
   assert probe_checkpoints.head_scores(exp, params) == {}
   row = probe_checkpoints.probe_checkpoint(exp, params, 4)

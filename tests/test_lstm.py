@@ -118,7 +118,7 @@ def test_registry_builds_a_param_matched_lstm():
 def test_sharded_lstm_step_equals_single_device():
   """The LSTM on the classification task: a 2x2x2 mesh step equals the 1-device step."""
   from configs import bursty_classification
-  from research.train import Experiment
+  from research.experiment import Experiment
 
   def run(mesh, devices):
     c = bursty_classification.get_config("tiny")

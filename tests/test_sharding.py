@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from research import sharding
-from research.train import Experiment
+from research.experiment import Experiment
 
 
 def _run(config, devices, steps=2):

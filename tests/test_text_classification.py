@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import checkpoint, config_check, init_from, predict, train
+from research import checkpoint, config_check, experiment, init_from, predict, train
 from research.data import text as text_lib
 from research.tasks import text_classification as tc
 
@@ -155,7 +155,7 @@ def test_fine_tunes_from_a_language_model_checkpoint(tmp_path):
 
   c = _config(_csv(tmp_path))
   c.init_from = str(tmp_path / "lm")
-  exp = train.Experiment(c, jax.devices()[:1])
+  exp = experiment.Experiment(c, jax.devices()[:1])
   fresh = exp.init_state().params
   params = init_from.init_params_from(c.init_from, fresh, exp.param_sharding)
   for path, x in jax.tree_util.tree_leaves_with_path(params):
@@ -170,7 +170,7 @@ def test_fine_tunes_from_a_language_model_checkpoint(tmp_path):
 
   bad = _config(_csv(tmp_path))
   bad.init_from, bad.task.tokenizer = str(tmp_path / "lm"), "char"  # another vocabulary
-  exp = train.Experiment(bad, jax.devices()[:1])
+  exp = experiment.Experiment(bad, jax.devices()[:1])
   v = exp.task.io.vocab_size
   with pytest.raises(init_from.InitFromError, match=rf"does not fit this model: token_embed/embedding "
                                                  rf"shape \(259, 32\) in checkpoint vs \({v}, 32\) here\. "

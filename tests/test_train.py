@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import train
+from research import experiment, train
 
 
 def _tiny(tmp_path, **overrides):
@@ -56,7 +56,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert (f"the last good checkpoint, step {steps[-1]}, is kept in {tmp_path / 'checkpoints'};"
           in str(e.value)), e.value  # the one a rerun resumes from, named
   from research import checkpoint
-  exp = train.Experiment(c, jax.devices()[:1])
+  exp = experiment.Experiment(c, jax.devices()[:1])
   ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=3)
   state, _, step = ck.restore(checkpoint.abstract_like(exp.abstract_state, exp.state_sharding))
   ck.close()
@@ -110,7 +110,7 @@ def test_resume_with_different_shapes_lists_the_parameters(tmp_path):
   c.model.width = 64
   # A rerun is refused by config.json first (tests/test_faults.py), or for lacking it
   # (tests/test_workdir_tampering.py); the restore still checks shapes itself.
-  exp = train.Experiment(c, jax.devices()[:1])
+  exp = experiment.Experiment(c, jax.devices()[:1])
   ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=3, async_save=False)
   try:
     with pytest.raises(checkpoint.CheckpointError,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from research import checkpoint as ckpt_lib
-from research import init_from, train
+from research import experiment, init_from, train
 from research.models import transformer as T
 
 BASE = T.TransformerConfig(num_layers=3, width=32, num_heads=4, output_dim=7, vocab_size=7,
@@ -178,8 +178,8 @@ def test_probes_work_with_scanned_layers():
   """Induction probes (attention scores, head ablation, OV circuits) read a scanned model
   as they read the plain one with the same parameters."""
   from research.tasks import induction
-  plain = train.Experiment(_induction_cfg(), jax.devices()[:1])
-  scanned = train.Experiment(_induction_cfg(scan_layers=True, fused_qkv=True, attention="fused"),
+  plain = experiment.Experiment(_induction_cfg(), jax.devices()[:1])
+  scanned = experiment.Experiment(_induction_cfg(scan_layers=True, fused_qkv=True, attention="fused"),
                              jax.devices()[:1])
   params = plain.init_state().params
   params_s = T.convert_params(params, scan_layers=True, fused_qkv=True)
@@ -204,7 +204,7 @@ def _accum_experiment(accum, mesh=dict(data=2, fsdp=4, tensor=1)):
   c.train.compile_cache_dir = ""
   c.train.batch_size, c.train.grad_accum_steps = 32, accum
   c.mesh.update(mesh)
-  return train.Experiment(c)
+  return experiment.Experiment(c)
 
 
 def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
@@ -267,10 +267,10 @@ def test_layout_changes_never_mis_restore(tmp_path):
   with pytest.raises(InputError) as e:
     train.train_and_evaluate(c2, str(tmp_path / "a"), devices=jax.devices()[:1])
   assert "model.scan_layers" in str(e.value) and "\n" not in str(e.value)
-  exp = train.Experiment(c2, jax.devices()[:1])
+  exp = experiment.Experiment(c2, jax.devices()[:1])
   fresh = exp.init_state().params
   got = init_from.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
-  trained = train.Experiment(c, jax.devices()[:1])
+  trained = experiment.Experiment(c, jax.devices()[:1])
   ckpt = ckpt_lib.Checkpointer(tmp_path / "a" / "checkpoints", max_to_keep=2, async_save=False)
   state, _, _ = ckpt.restore(ckpt_lib.abstract_like(trained.abstract_state, trained.state_sharding))
   ckpt.close()

@@ -1,0 +1,169 @@
+"""`Experiment`: task + model + optimiser + mesh, and the jitted functions that close over them
+(sections 1-3 of research/train.py's docstring): sharded init, the train step with gradient
+accumulation, the multi-step program, predict. research/train.py and research/ensemble.py run it;
+research/aot.py compiles its multi-step program for a TPU topology.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from research import keys, models, optim, sharding, tasks
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+class Experiment:
+  """Task + model + optimiser + mesh: everything jitted functions close over."""
+
+  def __init__(self, config, devices=None, task=None):
+    """task: the built task (research.predict builds one from a saved vocabulary);
+    default: tasks.build(config.task, config.seed)."""
+    self.config = config
+    self.task = task if task is not None else tasks.build(config.task, config.seed)
+    io = self.task.io
+    self.built = models.build(config.model, io)
+    self.model = self.built.module
+    self.tx = optim.make(config.optim, config.train.num_steps)
+    self.mesh = sharding.make_mesh(config.mesh, devices)
+    self.rules = sharding.rules_from_config(config.sharding.rules)
+    self.root_key = jax.random.key(config.seed)
+    # Shapes only (eval_shape, then host zeros): running the sampler eagerly here
+    # would compile a dozen one-off programs on every start, cached or not.
+    self._dummy_inputs = jax.tree.map(
+        lambda s: np.zeros(s.shape, s.dtype),
+        jax.eval_shape(lambda: self.task.model_inputs(
+            self.task.sample(jax.random.key(0), jnp.int32(0), 1))))
+    self._state_shapes()
+    # Created here (jit is lazy) so that ensemble members' views of this Experiment
+    # share one compiled predict program instead of tracing one each.
+    # Replicated outputs: every process can read them (multi-process runs).
+    self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False),
+                          out_shardings=sharding.replicated(self.mesh))
+
+  # --- 1/2. shardings and initialisation -------------------------------------
+  def _init_boxed(self, key):
+    return self.model.init({"params": key}, self._dummy_inputs, train=False)["params"]
+
+  def _state_shapes(self) -> None:
+    boxed = jax.eval_shape(self._init_boxed, jax.random.key(0))
+    self.param_sharding = sharding.param_shardings(boxed, self.mesh, self.rules)
+    params_abs = nn.unbox(boxed)
+    opt_abs = jax.eval_shape(self.tx.init, params_abs)
+    opt_sharding = sharding.like_params(opt_abs, params_abs, self.param_sharding, self.mesh)
+    rep = sharding.replicated(self.mesh)
+    self.state_sharding = TrainState(step=rep, params=self.param_sharding, opt_state=opt_sharding)
+    self.abstract_state = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32),
+                                     params=params_abs, opt_state=opt_abs)
+    self.num_params = sum(math.prod(x.shape) for x in jax.tree.leaves(params_abs))
+    emb = [x for p, x in jax.tree_util.tree_leaves_with_path(params_abs)
+           if "embed" in jax.tree_util.keystr(p)]
+    self.num_embedding_params = sum(math.prod(x.shape) for x in emb)
+
+  def init_from_key(self, root_key) -> TrainState:
+    """Fresh state for the run whose root key is `root_key` (pure; vmappable)."""
+    params = nn.unbox(self._init_boxed(jax.random.fold_in(root_key, keys.INIT)))
+    return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx.init(params))
+
+  def init_state(self) -> TrainState:
+    return jax.jit(self.init_from_key, out_shardings=self.state_sharding)(self.root_key)
+
+  # --- 3. the train step ------------------------------------------------------
+  def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None):
+    rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, keys.DROPOUT), step)}
+    if microbatch is not None:  # gradient accumulation: fresh dropout masks per microbatch
+      rngs["dropout"] = jax.random.fold_in(rngs["dropout"], microbatch)
+    # The mesh lets the model pin its activations to the batch axes (transformer.Block):
+    # left to XLA, FSDP's sharded weights can pull them onto `embed`.
+    with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):
+      outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
+                                 train=train, rngs=rngs)
+    return self.task.loss(outputs, batch)
+
+  def train_step(self, state: TrainState, root_key, task_values=None):
+    """One optimiser step of the run whose root key is `root_key` (vmappable).
+
+    task_values: keyword values for task.sample (an ensemble's per-member task
+    values, e.g. the regression pool size), traced so that no value recompiles.
+    """
+    step = state.step
+    data_key = jax.random.fold_in(jax.random.fold_in(root_key, keys.DATA), step)
+    batch = self.task.sample(data_key, step, self.config.train.batch_size,
+                             **(task_values or {}))
+    (loss, aux), grads = self._loss_and_grads(state.params, batch, step, root_key)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = jax.tree.map(jnp.add, state.params, updates)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+               "learning_rate": optim.current_lr(opt_state)} | aux
+    return TrainState(step=step + 1, params=params, opt_state=opt_state), metrics
+
+  def _on_batch_axis(self, batch):
+    return jax.lax.with_sharding_constraint(
+        batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
+                            else sharding.replicated(self.mesh), batch))
+
+  def _loss_and_grads(self, params, batch, step, root_key):
+    """(loss, aux), grads of the step's batch, in `train.grad_accum_steps` microbatches.
+
+    Microbatch j holds rows j, j + A, j + 2A, ... (A microbatches): each device's shard
+    of the batch feeds every microbatch, so the split moves no data between devices.
+    Loss, metrics and gradients are means over microbatches: the whole batch's values
+    for a loss that is a mean over examples, with one microbatch's activations alive.
+    """
+    grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
+    accum = self.config.train.grad_accum_steps
+    if accum == 1:
+      return grad_fn(params, self._on_batch_axis(batch), step, root_key)
+    micro = jax.tree.map(
+        lambda x: (x.reshape(x.shape[0] // accum, accum, *x.shape[1:]).swapaxes(0, 1)
+                   if jnp.ndim(x) else jnp.broadcast_to(x, (accum,))), batch)
+
+    def one(grad_sum, j_and_batch):
+      j, mb = j_and_batch
+      (loss, aux), grads = grad_fn(params, self._on_batch_axis(mb), step, root_key, microbatch=j)
+      # Sharded like the parameters: left to itself, XLA may all-reduce full gradients
+      # into a replicated sum (under FSDP, a whole model's fp32 gradients on every chip).
+      grads = jax.lax.with_sharding_constraint(grads, self.param_sharding)
+      return jax.tree.map(jnp.add, grad_sum, grads), (loss, aux)
+
+    zeros = jax.lax.with_sharding_constraint(jax.tree.map(jnp.zeros_like, params),
+                                             self.param_sharding)
+    grad_sum, (losses, aux) = jax.lax.scan(one, zeros, (jnp.arange(accum), micro))
+    mean = lambda tree: jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
+    return (jnp.mean(losses), mean(aux)), jax.tree.map(lambda g: g / accum, grad_sum)
+
+  def multi_step_jit(self, num_steps: int):
+    """The jitted (state, root_key) -> (state, per-step metrics) running `num_steps` steps.
+
+    research/aot.py lowers this same function for a TPU topology it does not have.
+    """
+    # The root key is an argument, not a constant baked into the program: runs that
+    # differ only in seed then share one compiled program (and its persistent cache
+    # entry), so a sequential seed sweep compiles once.
+    def run(state, root_key):
+      return jax.lax.scan(lambda st, _: self.train_step(st, root_key), state, None,
+                          length=num_steps)
+    return jax.jit(run, in_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                   out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+                   donate_argnums=0)
+
+  def multi_step_fn(self, num_steps: int):
+    """One jit call running `num_steps` steps; returns per-step metrics."""
+    compiled = self.multi_step_jit(num_steps)
+    return lambda state: compiled(state, self.root_key)
+
+  def predict_fn(self, params):
+    """inputs -> outputs with fixed params; one compiled program per Experiment."""
+    return lambda inputs: self._apply(params, inputs)
