@@ -32,6 +32,7 @@ from absl import flags, logging
 
 from research import cli, output_paths, preemption
 from research import results as results_lib
+from research.results_records import flatten
 from research import workdir as workdir_lib
 from research import workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError, RunsFailedError
@@ -90,7 +91,7 @@ class Results:
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
     # The same rows flat (overrides.model.width, final.loss, ...) for pandas or a spreadsheet;
     # tracebacks stay in the JSONL only.
-    results_lib.write_csv([results_lib.flatten({k: v for k, v in r.items() if k != "traceback"})
+    results_lib.write_csv([flatten({k: v for k, v in r.items() if k != "traceback"})
                            for r in self.rows.values()], self.path.with_name("results.csv"))
 
 

@@ -360,11 +360,11 @@ def test_check_workdir(tmp_path, monkeypatch):
 def test_remote_paths_are_refused_naming_a_mount(tmp_path, monkeypatch):
   """gs://B/run became the local folder gs:/B/run (Path drops a slash): each pod host wrote its
   own copy on its own disk. Every writer and init_from refuse it, and nothing is written."""
-  from research import init_from, probe_checkpoints, results, train
+  from research import init_from, probe_checkpoints, results_records, train
   monkeypatch.chdir(tmp_path)
   for check in (output_paths.check_workdir, lambda p: output_paths.check_output(p, "--out"),
                 lambda p: train.train_and_evaluate(None, p), init_from.check_init_from,
-                lambda p: results.find_runs([p]), probe_checkpoints.probe_run):
+                lambda p: results_records.find_runs([p]), probe_checkpoints.probe_run):
     with pytest.raises(InputError, match=r"gs:// URL is not supported.*gcsfuse.*/mnt/b/run"):
       check("gs://b/run")
   assert not any(tmp_path.iterdir())

@@ -43,14 +43,14 @@ def test_probe_summary_is_the_main_jobs_headline():
 def test_results_shows_each_seeds_probe_summary(tmp_path):
   import json
 
-  from research import results
+  from research import results, results_records
   for seed, ok in ((0, True), (1, False)):
     run = tmp_path / "runs" / f"00{seed}_seed={seed}"
     (run / "probes").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"seed": seed}))
     (run / "probes" / "icl_regression.json").write_text(json.dumps(
         {"curves": {}, "summary": {"error_at_2d": 0.01 if ok else 0.3, "headline": ok}}))
-  rows = results.records([tmp_path])
+  rows = results_records.records([tmp_path])
   assert [r["probes.icl_regression.headline"] for r in rows] == [True, False]
   cols = results.default_columns(rows)
   assert {"seed", "probes.icl_regression.error_at_2d", "probes.icl_regression.headline"} <= set(cols)

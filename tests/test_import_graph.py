@@ -39,7 +39,7 @@ LAYERS = (
     ("train",),
     ("ensemble",),
     ("aot_ladder", "aot_targets"),
-    ("predict", "aot", "results", "probe_checkpoints"),
+    ("predict", "aot", "results", "results_records", "probe_checkpoints"),
     ("sweep",),
     ("main",),
 )

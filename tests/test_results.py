@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from research import results
+from research import results, results_records
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +44,13 @@ def _cli(*args):
 
 
 def test_flatten_dots_nested_fields_and_keeps_lists_as_text():
-  flat = results.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, [2, None]], "f": None})
+  flat = results_records.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, [2, None]], "f": None})
   assert flat == {"a.b": 1, "a.c.d": "x", "e": "[1, [2, null]]", "f": None}
 
 
 def test_every_run_below_the_directories_is_one_row(sweep_dir, tmp_path):
   other = _run(tmp_path / "solo", 32, 3e-4, [2.0, 1.5])
-  rows = results.records([sweep_dir, other])
+  rows = results_records.records([sweep_dir, other])
   assert [r["run"] for r in rows] == ["scale/runs/000_width=16", "scale/runs/001_width=64",
                                       "scale/runs/002_width=256", "solo"]
   r = rows[1]
@@ -60,17 +60,17 @@ def test_every_run_below_the_directories_is_one_row(sweep_dir, tmp_path):
   assert r["sharding.rules"] == '[["a", null]]'
   # A run missing a file still has a row, with the columns it has.
   (tmp_path / "solo" / "summary.json").unlink()
-  assert "summary.num_params" not in results.records([other])[0]
+  assert "summary.num_params" not in results_records.records([other])[0]
 
 
 def test_runs_of_the_same_name_are_told_apart(tmp_path):
   """Two run directories named alike, each given itself (r6/run, r7/run): both were "run"."""
   a = _run(tmp_path / "r6" / "run", 16, 1e-3, [2.0])
   b = _run(tmp_path / "r7" / "run", 32, 1e-3, [2.0])
-  assert [r["run"] for r in results.records([a, b])] == [str(a), str(b)]
-  assert [r["run"] for r in results.records([a])] == ["run"]  # control: one, its name
+  assert [r["run"] for r in results_records.records([a, b])] == [str(a), str(b)]
+  assert [r["run"] for r in results_records.records([a])] == ["run"]  # control: one, its name
   # Given twice (`results DIR DIR`, a sweep and its run): a row per root counted it twice.
-  assert len(results.records([a, a, b, b.parent])) == 2
+  assert len(results_records.records([a, a, b, b.parent])) == 2
 
 
 def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
@@ -80,11 +80,11 @@ def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
   (run / "metrics.jsonl").write_text(
       '{"step": 10, "loss": 3.0, "eval_loss": 3.5}\n{"step": 20, "loss": 2.0}\n'
       '{"step": 20, "eval_loss": 2.5}\n')
-  row = results.records([run])[0]
+  row = results_records.records([run])[0]
   assert (row["last.step"], row["last.loss"], row["last.eval_loss"]) == (20, 2.0, 2.5)
   (run / "metrics.jsonl").write_text(  # control: a metric missing at the last step stays out
       '{"step": 10, "loss": 3.0, "eval_loss": 3.5}\n{"step": 20, "loss": 2.0}\n')
-  row = results.records([run])[0]
+  row = results_records.records([run])[0]
   assert row["last.loss"] == 2.0 and "last.eval_loss" not in row
 
 
@@ -95,7 +95,7 @@ def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
     (["model.width==1000"], []), (["model.fused_qkv==False"], [16, 64, 256]),
     (["model.fused_qkv=false"], [16, 64, 256]), (["model.fused_qkv!=True"], [16, 64, 256])])
 def test_where_filters(sweep_dir, where, widths):
-  assert [r["model.width"] for r in results.records([sweep_dir], where)] == widths
+  assert [r["model.width"] for r in results_records.records([sweep_dir], where)] == widths
 
 
 @pytest.mark.parametrize("where, match", [
@@ -104,7 +104,7 @@ def test_where_filters(sweep_dir, where, widths):
     ("optim.name>3", "does not compare")])
 def test_bad_where_is_an_input_error(sweep_dir, where, match):
   with pytest.raises(InputError, match=match):
-    results.records([sweep_dir], [where])
+    results_records.records([sweep_dir], [where])
 
 
 def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_dir):
@@ -114,18 +114,18 @@ def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_d
   (runs[1] / "summary.json").unlink()  # interrupted: no summary yet
   (runs[2] / "summary.json").write_text(json.dumps(
       {"final_step": 20, "error": "NonFiniteLossError: non-finite loss nan at step 20"}))
-  assert [r["state"] for r in results.records([sweep_dir])] == ["finished", "unfinished", "failed"]
+  assert [r["state"] for r in results_records.records([sweep_dir])] == ["finished", "unfinished", "failed"]
   config = json.loads((runs[0] / "config.json").read_text())
   config["train"]["num_steps"] = 60  # extended: its summary is of the first 30 steps
   (runs[0] / "config.json").write_text(json.dumps(config))
-  rows = results.records([sweep_dir], where=["state=unfinished"])
+  rows = results_records.records([sweep_dir], where=["state=unfinished"])
   assert [r["run"] for r in rows] == ["runs/000_width=16", "runs/001_width=64"]
   assert results.default_columns(rows)[:2] == ["run", "state"]
   (sweep_dir / "results.jsonl").write_text(json.dumps({"run": runs[1].name, "status": "failed"}))
-  assert results.records([sweep_dir])[1]["state"] == "failed"  # a point failed without a summary
+  assert results_records.records([sweep_dir])[1]["state"] == "failed"  # a point failed without a summary
   # The same whichever directory holds it: above the sweep, its runs/, the run itself.
   for given in (sweep_dir.parent, sweep_dir / "runs", runs[1]):
-    state = {r["dir"]: r["state"] for r in results.records([given])}
+    state = {r["dir"]: r["state"] for r in results_records.records([given])}
     assert state[str(runs[1]) if given != runs[1] else str(given)] == "failed", given
 
 
@@ -138,14 +138,14 @@ def test_a_gone_run_is_named_whichever_directory_holds_its_sweep(sweep_dir):
   shutil.rmtree(sweep_dir / "runs" / name)
   for given in (sweep_dir, sweep_dir.parent):
     with pytest.raises(InputError, match=f"{name}: recorded in .* the directory is gone"):
-      results.records([given])
-  assert len(results.records([sweep_dir / "runs" / "001_width=64"])) == 1  # another run: fine
+      results_records.records([given])
+  assert len(results_records.records([sweep_dir / "runs" / "001_width=64"])) == 1  # another run: fine
   # A results.jsonl without runs/ beside it is no sweep: nothing of it is "gone".
   (sweep_dir / "runs" / name).mkdir()
   notes = sweep_dir.parent / "notes"
   notes.mkdir()
   (notes / "results.jsonl").write_text(json.dumps({"run": "000_width=16", "status": "done"}))
-  assert len(results.records([sweep_dir.parent])) == 2
+  assert len(results_records.records([sweep_dir.parent])) == 2
 
 
 def test_each_where_column_is_checked_against_every_run(sweep_dir, tmp_path):
@@ -156,11 +156,11 @@ def test_each_where_column_is_checked_against_every_run(sweep_dir, tmp_path):
   cfg["task"]["extra_field"] = 7
   (other / "config.json").write_text(json.dumps(cfg))
   for where in (["model.width>=64", "task.extra_field==7"], ["task.extra_field==7", "model.width>=64"]):
-    assert results.records([sweep_dir, other], where) == []
+    assert results_records.records([sweep_dir, other], where) == []
 
 
 def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
-  cols = results.default_columns(results.records([sweep_dir]))
+  cols = results.default_columns(results_records.records([sweep_dir]))
   assert cols[0] == "run" and {"model.width", "optim.learning_rate", "summary.num_params",
                                "last.loss", "last.step"} <= set(cols)
   assert "seed" not in cols and "model.num_layers" not in cols  # the same in every run
@@ -198,9 +198,9 @@ def test_unreadable_runs_are_listed_and_the_rest_tabled(sweep_dir, tmp_path):
   assert "summary.json is not a JSON object" in err[0] and "line 2 of" in err[1]
   assert err[-1].startswith("error: 2 runs could not be read") and len(err) == 3
   unreadable = []  # from Python: the same split when asked; the default still raises
-  assert len(results.records([sweep_dir], unreadable=unreadable)) == 1 and len(unreadable) == 2
+  assert len(results_records.records([sweep_dir], unreadable=unreadable)) == 1 and len(unreadable) == 2
   with pytest.raises(InputError, match="summary.json is not a JSON object"):
-    results.records([sweep_dir])
+    results_records.records([sweep_dir])
   (runs[1] / "summary.json").write_bytes(b'{"s": \xff}')  # not UTF-8: a traceback before
   proc = _cli(sweep_dir)
   assert proc.returncode == 6 and "3 runs could not be read" in proc.stderr, proc.stderr
@@ -229,7 +229,7 @@ def test_a_value_of_the_wrong_type_is_an_unreadable_run(sweep_dir, file, text, n
   run = sorted((sweep_dir / "runs").iterdir())[1]
   (run / file).write_text(text)
   unreadable = []
-  rows = results.records([sweep_dir], unreadable=unreadable)
+  rows = results_records.records([sweep_dir], unreadable=unreadable)
   assert len(rows) == 2 and [u[0] for u in unreadable] == [run], unreadable
   assert f"{run / file}: " in unreadable[0][1] and needle in unreadable[0][1], unreadable
 
@@ -246,7 +246,7 @@ def test_what_runs_write_passes_the_type_check(sweep_dir):
        {"icl_regression": "probes/icl_regression.json"}, "error": "probes failed: x",
        "traceback": "...", "tokens_seen": 0}))
   unreadable = []
-  assert len(results.records([sweep_dir], unreadable=unreadable)) == 3 and unreadable == []
+  assert len(results_records.records([sweep_dir], unreadable=unreadable)) == 3 and unreadable == []
 
 
 @pytest.mark.parametrize("args, match", [
@@ -287,7 +287,7 @@ def test_plot_loss_by_width_over_steps(sweep_dir, tmp_path, monkeypatch):
   figures = []
   save = plots.save_figure
   monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig) or save(fig, out))
-  rows = results.records([sweep_dir])
+  rows = results_records.records([sweep_dir])
   out = results_plots.plot(rows, "loss", by="model.width", out=tmp_path / "f.png")
   assert out.stat().st_size > 5000
   ax = figures[0].axes[0]
@@ -428,7 +428,7 @@ def test_a_run_given_as_dot_is_named(sweep_dir, monkeypatch):
   """`research.results .` inside a run printed an empty run name."""
   run = next(p.parent for p in sweep_dir.rglob("config.json"))
   monkeypatch.chdir(run)
-  assert [r["run"] for r in results.records(["."])] == [run.name]
+  assert [r["run"] for r in results_records.records(["."])] == [run.name]
 
 
 def test_load_gives_a_dataframe(sweep_dir):
@@ -441,7 +441,7 @@ def test_load_without_pandas_names_the_install(sweep_dir, monkeypatch):
   monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
   with pytest.raises(InputError, match=r"pip install pandas"):
     results.load([sweep_dir])
-  assert len(results.records([sweep_dir])) == 3  # the table itself needs no pandas
+  assert len(results_records.records([sweep_dir])) == 3  # the table itself needs no pandas
 
 
 def test_a_sweep_writes_the_flat_csv_beside_results_jsonl(tmp_path):
@@ -458,6 +458,6 @@ def test_a_sweep_writes_the_flat_csv_beside_results_jsonl(tmp_path):
   assert done["overrides.model.width"] == "16" and float(done["final.loss"]) > 0
   assert "traceback" not in next(iter(rows.values()))  # kept in results.jsonl only
   # The runs' own files give the same final loss through research.results.
-  table = {r["run"]: r for r in results.records([tmp_path / "runs"])}
+  table = {r["run"]: r for r in results_records.records([tmp_path / "runs"])}
   assert table[done["run"]]["last.loss"] == pytest.approx(float(done["final.loss"]))
   assert table[done["run"]]["model.width"] == 16

@@ -268,7 +268,7 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   """A done row whose run directory was deleted: the rerun reported everything done and never
   retrained it, and research.results showed one run fewer without a word (audit 39)."""
   import shutil
-  from research import results
+  from research import results, results_records
   from research.errors import RunsFailedError
   overrides = [{"seed": 0}, {"seed": 1}]
   sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
@@ -279,8 +279,8 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   assert f"not in the table: {tmp_path / 'runs' / names[1]}: recorded in" in capsys.readouterr().err
   trained, rows = _rerun_recording_trained(overrides, tmp_path, monkeypatch)
   assert trained == [names[1]] and [rows[n]["status"] for n in names] == ["done", "done"]
-  assert len(results.records([tmp_path])) == 2  # control: nothing missing, nothing named
+  assert len(results_records.records([tmp_path])) == 2  # control: nothing missing, nothing named
   rows[names[1]]["status"] = "failed"  # a point refused at its start never had a directory:
   shutil.rmtree(tmp_path / "runs" / names[1])  # its row says why, nothing named "gone"
   (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
-  assert len(results.records([tmp_path])) == 1
+  assert len(results_records.records([tmp_path])) == 1

@@ -62,16 +62,16 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   ck.close()
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
   # Recorded as failed, not left reading as unfinished (still going, or interrupted).
-  from research import results
+  from research import results_records
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert summary["error"].startswith("NonFiniteLossError: non-finite loss at step")
   assert summary["nonfinite_at_step"] == summary["final_step"] + 1 > 40
-  assert results.records([tmp_path])[0]["state"] == "failed"
+  assert results_records.records([tmp_path])[0]["state"] == "failed"
   # A retry at a sound learning rate removes the failure when it starts, and finishes.
   c.optim.learning_rate = 1e-3
   assert train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])["final_step"] == 80
   assert "error" not in json.loads((tmp_path / "summary.json").read_text())
-  assert results.records([tmp_path])[0]["state"] == "finished"
+  assert results_records.records([tmp_path])[0]["state"] == "finished"
 
 
 def test_nonfinite_loss_before_the_first_save_promises_no_checkpoint(tmp_path):

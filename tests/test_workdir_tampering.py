@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from research import errors, results, workdir, workdir_layout
+from research import errors, results_records, workdir, workdir_layout
 from test_entry_points import TINY, _check, _drive
 from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 (a fixture)
 
@@ -44,18 +44,18 @@ def test_num_steps_below_the_newest_checkpoint_is_refused(finished, tmp_path, ca
 def test_json_files_that_are_not_objects(finished, tmp_path):
   """Valid JSON of the wrong kind ([] for a config, a string row) was a traceback."""
   wd = _copy(finished, tmp_path / "run")
-  assert results.records([wd])[0]["summary.final_step"] == 40  # control: intact
+  assert results_records.records([wd])[0]["summary.final_step"] == 40  # control: intact
   (wd / "summary.json").write_text("[1, 2]")
   assert workdir.read_json(wd / "summary.json") is None  # readers: as if missing
   with pytest.raises(errors.InputError, match="summary.json is not a JSON object, a JSON list;"):
-    results.records([wd])
+    results_records.records([wd])
   # What is wrong with the file is named: where broken JSON breaks, an empty file, bad bytes.
   for text, said in (('{"final_step": 40,\n oops}', "broken JSON at line 2 column 2;"),
                      ("\n", "an empty file;"), (b"\xff\xfe{}", "bytes that are not UTF-8")):
     path = wd / "summary.json"
     path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     with pytest.raises(errors.InputError, match=said):
-      results.records([wd])
+      results_records.records([wd])
   (wd / "summary.json").unlink()
   metrics = wd / "metrics.jsonl"
   metrics.write_text('{"step": 20}\n"hello"\n{"step": 40}\n')
@@ -210,7 +210,7 @@ def test_rerunning_a_finished_run_without_its_logs_keeps_its_final_values(finish
   after = _train(_tiny(), wd)
   assert after == json.loads((wd / "summary.json").read_text())
   assert {k: v for k, v in after.items() if k.startswith("final_")} == finals
-  assert results.records([wd])[0]["summary.final_loss"] == before["final_loss"]
+  assert results_records.records([wd])[0]["summary.final_loss"] == before["final_loss"]
 
 
 @pytest.mark.parametrize("damage", ["summary.json", "metrics.jsonl", "checkpoints"])

@@ -66,7 +66,7 @@ def figure_formats() -> set[str]:
 def columns_read(rows: list[dict], metric: str, by: Optional[str] = None,
                  x: str = "step") -> list[tuple[str, str]]:
   """(column, flag) for every table column `plot` reads, for the caller to check: the table's
-  column rules live in research/results.py, above this module."""
+  column rules live in research/results_records.py, above this module."""
   cols = [(by, "--by")] if by is not None else []
   if x != "step":
     cols += [(x, "--x"), (_metric_column(rows, metric), "--plot")]

@@ -1,0 +1,243 @@
+"""The runs under some directories read as flat records: research/results.py's table, one
+row per run, before it is shown.
+
+`find_runs` finds every directory holding config.json under each one given; `record` reads
+a run's files into one row (its columns: research/results.py's docstring), after checking that
+they hold what runs write (a metric or summary figure that is not a number is an edited or
+damaged file, named); `records` reads them all, names the runs a sweep's results.jsonl
+recorded whose directory is gone and marks the points it says failed, and applies the --where
+filters (FIELD OP VALUE, each column checked against every run).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import operator
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from research import output_paths
+from research.errors import InputError, ResearchError
+from research.workdir import RESULTS, RUNS, read_jsonl, read_object, run_state, sweep_run_dir
+
+_OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
+        "=": operator.eq, ">": operator.gt, "<": operator.lt}
+_WHERE = re.compile(r"^\s*([\w.\-]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
+
+
+def find_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+  """(root, run_dir) for every directory with config.json under each root, sorted; a run under
+  two roots (`results DIR DIR`, a sweep and its run) is listed once, not counted twice."""
+  found, seen = [], set()
+  for text in dirs:
+    output_paths.check_local(text)
+    root = Path(text)
+    if not root.is_dir():
+      raise InputError(f"{root}: not a directory; pass run or sweep directories "
+                       "(folders holding config.json somewhere below)")
+    runs = sorted({p.parent for p in root.rglob("config.json")})
+    found += [(root, run) for run in runs if run.resolve() not in seen]
+    seen.update(run.resolve() for run in runs)
+  if not found:
+    raise InputError(f"no run (a directory with config.json) under {', '.join(map(str, dirs))}; "
+                     "pass the --workdir of research.main or research.sweep")
+  return found
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}; lists become JSON text so every cell is a scalar."""
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      out.update(flatten(value, name + "."))
+    elif isinstance(value, (list, tuple)):
+      out[name] = json.dumps(value)
+    else:
+      out[name] = value
+  return out
+
+
+def _read_json(path: Path) -> dict:
+  return read_object(path, "is not a JSON object", "rerun that run or remove its directory") or {}
+
+
+def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
+  """One run's row: its name (relative to `root`; under root's name when several roots
+  may hold the same relative names), config fields, summary fields and last metrics."""
+  name = run_dir.relative_to(root).as_posix()
+  if name == ".":  # the directory given is the run itself (`results .` inside it: its name)
+    name = run_dir.resolve().name
+  elif prefix_root:
+    name = f"{root.name}/{name}"
+  config = _read_json(run_dir / "config.json")
+  summary = _read_json(run_dir / "summary.json")
+  _check_summary(summary, run_dir / "summary.json")
+  row = {"run": name, "state": run_state(config, summary), "dir": str(run_dir),
+         **flatten(config), **flatten(summary, "summary.")}
+  for probe in sorted((run_dir / "probes").glob("*.json")):  # a probe's own scalars
+    summary = _read_json(probe).get("summary")
+    if isinstance(summary, dict):
+      row.update(flatten(summary, f"probes.{probe.stem}."))
+  metrics = read_jsonl(run_dir / "metrics.jsonl")
+  _check_metrics(metrics, run_dir / "metrics.jsonl")
+  return row | flatten(last_step(metrics), "last.")
+
+
+def _numbers(value) -> bool:
+  """What a run writes as a metric: a number, true/false, null, or a list of them (a
+  per-position curve, nested for a per-layer one)."""
+  if value is None or isinstance(value, (bool, int, float)):
+    return True
+  return isinstance(value, list) and all(_numbers(v) for v in value)
+
+
+_EDITED = "an edited or damaged file; rerun that run or remove its directory"
+
+
+def _check_metrics(rows: list[dict], path: Path) -> None:
+  """metrics.jsonl's rows as research.metrics writes them: a step number and metrics. A
+  string where a loss belongs would print, sort and plot as if it were one."""
+  for row in rows:
+    step = row.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+      raise InputError(f"{path}: a row's step is {step!r}, not a step number: {_EDITED}")
+    bad = next((k for k, v in row.items() if not _numbers(v)), None)
+    if bad is not None:
+      raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {_EDITED}")
+
+
+# summary.json's figures (research/train.py, research/ensemble.py); `final_*` are the last
+# metrics. Its other fields (probes' files, a failed member's error) are text.
+_SUMMARY_NUMBERS = ("final_step", "train_wall_s", "compile_s", "num_params",
+                    "num_non_embedding_params", "train_flops_per_token", "tokens_seen",
+                    "frozen_at_step", "frozen_loss")
+
+
+def _check_summary(summary: dict, path: Path) -> None:
+  bad = next((k for k, v in summary.items()
+              if (k in _SUMMARY_NUMBERS or k.startswith("final_")) and not _numbers(v)), None)
+  if bad is not None:
+    raise InputError(f"{path}: {bad} is {summary[bad]!r}, not a number: {_EDITED}")
+
+
+def last_step(metrics: list[dict]) -> dict:
+  """Every metric logged at the run's last step, merged: the training row and the eval row
+  of the final step are two lines of metrics.jsonl, and the last line alone lost the
+  training loss."""
+  if not metrics:
+    return {}
+  step = metrics[-1].get("step")
+  merged = {}
+  for row in metrics:
+    if row.get("step") == step:
+      merged.update(row)
+  return merged
+
+
+def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
+            unreadable: list | None = None) -> list[dict]:
+  """Every run under `dirs` as one flat dict, filtered by `where` expressions. A run whose
+  files cannot be read (a damaged or edited JSON file, an I/O error) raises, naming the file;
+  given an `unreadable` list, it is left out and its (run directory, one-line reason) appended
+  there, so one damaged run of a sweep's hundred does not hide the 99 (the command: exit 6)."""
+  rows = []
+  for root, run in find_runs(dirs):
+    try:
+      rows.append(record(root, run, prefix_root=len(dirs) > 1))
+    except (ResearchError, OSError) as e:
+      if unreadable is None:
+        raise
+      unreadable.append((run, str(e)))
+  missing, failed = _sweep_records(dirs)
+  for gone, why in missing:  # a done run whose folder is gone
+    if unreadable is None:
+      raise InputError(f"{gone}: {why}")
+    unreadable.append((gone, why))
+  names = [r["run"] for r in rows]
+  for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
+    r["run"] = r["dir"] if names.count(r["run"]) > 1 else r["run"]
+    # A point that failed without a summary (an exception in training; a non-finite loss
+    # before this version wrote one) is unfinished by its files; its sweep's row says failed.
+    failed_row = Path(r["dir"]).resolve() in failed
+    r["state"] = "failed" if r["state"] == "unfinished" and failed_row else r["state"]
+  table = rows  # each filter's column is checked against every run, not the ones left so far
+  for expr in where:
+    rows = [r for r in rows if _matches(r, expr, table)]
+  return rows
+
+
+def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], set[Path]]:
+  """Runs a sweep's results.jsonl records whose directory is gone (left out of the table without
+  a word before), and the resolved directories of those its last row for them says failed.
+  Every sweep below a given directory counts, and the sweep above one given inside it
+  (SWEEP/runs, SWEEP/runs/NAME), for its runs under that directory: the same run read as
+  failed or unfinished, and a gone run was named or not, by which directory was given."""
+  gone, named, last = [], set(), {}
+  for given in map(Path, dirs):
+    inside = given.resolve()
+    # A sweep is results.jsonl beside runs/ (research/workdir_layout.py); a stray one is not.
+    sweeps = {p.parent.resolve() for p in given.rglob(RESULTS) if (p.parent / RUNS).is_dir()}
+    sweeps |= {a for a in inside.parents[:2] if (a / RESULTS).is_file() and (a / RUNS).is_dir()}
+    for root in sorted(sweeps):
+      try:
+        rows = read_jsonl(root / RESULTS)
+      except (ResearchError, OSError):
+        continue  # not a sweep, or its table damaged: the runs found are what there is
+      for row in rows:
+        if not isinstance(row, dict) or not row.get("run"):
+          continue
+        run = sweep_run_dir(root, str(row["run"]))
+        if not run.is_relative_to(inside):
+          continue
+        # Done rows only: a point refused at its start never had a directory, and its row
+        # says why (failed); rerunning the sweep retrains a done run that is gone.
+        # A run named by two given directories (a sweep and its parent) is one gone run.
+        if row.get("status") == "done" and not run.is_dir() and run not in named:
+          named.add(run)
+          gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
+                            "the sweep to train it again"))
+        last[run] = row.get("status")
+  return gone, {run for run, status in last.items() if status == "failed"}
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+  """Column names in first-seen order."""
+  return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def check_column(rows: list[dict], name: str, flag: str) -> None:
+  cols = columns_of(rows)
+  if name not in cols:
+    close = difflib.get_close_matches(name, cols, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else \
+        "columns are config fields (model.width), summary.* and last.*"
+    raise InputError(f"{flag}: no column {name!r} in the runs' table; {hint}")
+
+
+def _value(text: str):
+  """A --where value: a number, true/false (or True/False, as the table prints them), or the text."""
+  try:
+    return json.loads({"True": "true", "False": "false"}.get(text, text))
+  except ValueError:
+    return text
+
+
+def _matches(row: dict, expr: str, rows: list[dict]) -> bool:
+  m = _WHERE.match(expr)
+  if not m:
+    raise InputError(f"--where {expr!r} is not FIELD OP VALUE (OP one of "
+                     ">=, <=, >, <, ==, !=); write e.g. --where 'model.width>=64'")
+  field, op, text = m.groups()
+  check_column(rows, field, "--where")
+  have, want = row.get(field), _value(text)
+  if have is None:
+    return False
+  ordered = op in (">=", "<=", ">", "<")
+  if ordered and isinstance(have, (int, float)) != isinstance(want, (int, float)):
+    raise InputError(f"--where {expr!r}: {field} holds {have!r}, which does not compare with "
+                     f"{want!r}; compare numbers with numbers")
+  if isinstance(have, str) and not isinstance(want, str):
+    want = text  # `task.name=regression` and `preset=1` compare as written
+  return _OPS[op](have, want)
