@@ -78,7 +78,8 @@ def write_scaled_init(config, workdir: Path) -> None:
     state = exp.init_state()
     params = jax.tree.map(lambda x: x * scale, state.params)
     # The run's config first, as the trainer writes it: a workdir with checkpoints and no
-    # config.json is refused as tampered (research/workdir.py), and this returns early then.
+    # config.json is refused as tampered (research/workdir_resume.py), and this returns early
+    # then.
     workdir_lib.write_text(workdir / workdir_lib.CONFIG, workdir_lib.config_json(config))
     ckpt.save(0, state.replace(params=params, opt_state=exp.tx.init(params)), {"step": 0})
     ckpt.wait()

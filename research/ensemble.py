@@ -31,7 +31,7 @@ from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
-from research import workdir_lock, workdir_vocabulary
+from research import workdir_lock, workdir_resume, workdir_vocabulary
 from research.experiment import Experiment, TrainState
 from research.train import _enable_compile_cache, periodic_eval, run_probes
 
@@ -194,14 +194,14 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   abstract = jax.eval_shape(ens.init_state)
   if ckpt.latest_step() is not None:
     carry, prior, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
-    workdir_lib.check_not_past(start, tr.num_steps, workdir)
+    workdir_resume.check_not_past(start, tr.num_steps, workdir)
   else:
     models.check_max_len(config.model, ens.exp.task.io)
     carry, start, prior = ens.init_state(), 0, {}
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written
     for d in dirs:
-      workdir_lib.check_readable(d)  # no missing-rows warning: a member frozen early has none
+      workdir_resume.check_readable(d)  # no missing-rows warning: a member frozen early has none
       workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
   writers = []
   for d, member in zip(dirs, members):

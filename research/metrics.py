@@ -21,6 +21,7 @@ from absl import logging
 
 from research import hardware
 from research import workdir as workdir_lib
+from research import workdir_resume
 from research.errors import RunIOError
 
 
@@ -117,7 +118,7 @@ class MetricsWriter:
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
-      workdir_lib.repair_jsonl(path, resume_step)
+      workdir_resume.repair_jsonl(path, resume_step)
       if path.is_file():
         self._held.add(path)
     try:

@@ -24,7 +24,7 @@ from research import cli, errors, init_from, keys, output_paths
 from research import metrics as metrics_lib
 from research import loop, models, optim, preemption
 from research import workdir as workdir_lib
-from research import workdir_layout, workdir_lock, workdir_vocabulary
+from research import workdir_layout, workdir_lock, workdir_resume, workdir_vocabulary
 from research.experiment import Experiment, TrainState
 from research.preemption import Preempted  # noqa: F401 (entry points catch train.Preempted)
 
@@ -92,7 +92,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
   if resuming:
-    workdir_lib.check_has_config(workdir)  # before the restore, which may seal a checkpoint
+    workdir_resume.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     state, prior, restored = ckpt.restore(abstract, seal=True)  # prior: its training seconds
     # The config is the source of truth for values it owns: a resumed run with a
@@ -101,9 +101,9 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     if config.optim.name != "adam":
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
-    workdir_lib.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
+    workdir_resume.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
     if jax.process_index() == 0:  # a damaged metrics.jsonl (...): refused before config.json
-      workdir_lib.check_readable(workdir, restored, tr.log_every)
+      workdir_resume.check_readable(workdir, restored, tr.log_every)
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     models.check_max_len(config.model, exp.task.io)
@@ -114,7 +114,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.
   if jax.process_index() == 0:
-    workdir_lib.record_start(workdir, config, start)
+    workdir_resume.record_start(workdir, config, start)
     workdir_vocabulary.record(workdir, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 
@@ -133,7 +133,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   except NonFiniteLossError as e:
     # Recorded as an ensemble member's freeze is: without it the run read as "unfinished"
     # (research.results' state), like one still going or interrupted. A retry removes it
-    # when it starts (workdir.record_start).
+    # when it starts (workdir_resume.record_start).
     if jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SUMMARY, {
           "final_step": e.step - 1, workdir_lib.NONFINITE_AT: e.step,
@@ -152,7 +152,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                           "checkpoint is saved; rerun the same command to probe"):
     summary["probes"] = run_probes(exp, state, workdir)
     if step == start and start:  # nothing trained: the recorded training figures stand
-      summary = workdir_lib.kept_training_record(workdir, summary)
+      summary = workdir_resume.kept_training_record(workdir, summary)
       if not any(k.startswith("final_") and k != "final_step" for k in summary):
         # A run shortened to a step it was preempted at, between log steps: nothing measured
         # the model there, and a row of an earlier step would be mislabelled as final.

@@ -88,7 +88,7 @@ def _shown(value) -> str:
 
 def record(workdir: str | Path, task, step: int) -> None:
   """Once the state is initialised or restored at `step` (process 0, after
-  workdir.record_start, which removes an earlier attempt's file at step 0): the task's
+  workdir_resume.record_start, which removes an earlier attempt's file at step 0): the task's
   vocabulary and data, when the workdir holds none yet."""
   if not hasattr(task, "vocabulary"):
     return

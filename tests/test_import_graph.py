@@ -28,7 +28,7 @@ PACKAGE = "research"
 # checks of the paths a command writes) that every layer uses.
 LAYERS = (
     ("errors", "keys", "hardware", "preemption", "workdir", "workdir_layout", "workdir_lock",
-     "workdir_vocabulary", "output_paths", "config_overrides",
+     "workdir_resume", "workdir_vocabulary", "output_paths", "config_overrides",
      "config_files", "cli"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
      "init_from", "metrics"),

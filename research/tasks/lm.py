@@ -165,7 +165,7 @@ class LMTask:
     return self.seq_len
 
   def vocabulary(self) -> dict:
-    """The tokeniser, saved in the workdir (research/workdir.py record_start)."""
+    """The tokeniser, saved in the workdir (research/workdir_resume.py record_start)."""
     return {"tokenizer": text_lib.tokenizer_state(self.tokenizer)}
 
   # --- data -------------------------------------------------------------------
