@@ -6,6 +6,9 @@ from pathlib import Path
 from statistics import NormalDist
 
 from research.analysis.correlation import spearman
+from experiments.claims.olsson_rules import (  # noqa: F401  (tests call them through here)
+    STEEP_FRACTION, drop_in_window as _drop_in_window, is_phase_change as _is_phase_change,
+    loss_at as _loss_at, phase_window)
 from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, claim, existing, load, mean,
                                      not_shown, rounded, shrunk)
 
@@ -19,45 +22,9 @@ WIDE_LOSS = "larger model better at a 0.5-nat lower loss with a 0.5-nat loss SE"
 # a small difference for a language model). 'Not resolved from 0' made a wider SE easier
 # to pass: 2.00 vs 2.50 nats with SE 0.5 each passed as equal.
 EQUAL_LOSS_MARGIN = 0.05
-# A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
-STEEP_FRACTION = 0.25
 
 
 # ----------------------------------------------------------------------------- Olsson 2022
-def phase_window(steps, icl) -> dict | None:
-  """The phase change found from the ICL-score curve: the contiguous span around its steepest
-  fall where the score falls at >= STEEP_FRACTION of that fastest rate; with the drop it
-  carries, that drop's fraction of the whole run's (first to last evaluation), and `noise`:
-  the standard error of a difference of two evaluations, from the step-to-step changes
-  outside the window (a robust spread around their median, so a steady trend is not noise;
-  None with fewer than 4 of them)."""
-  import numpy as np
-  rates = [(icl[i] - icl[i + 1]) / (steps[i + 1] - steps[i]) for i in range(len(icl) - 1)]
-  total = icl[0] - icl[-1]
-  if not rates or max(rates) <= 0:
-    return None
-  top = max(range(len(rates)), key=lambda i: rates[i])
-  lo = hi = top
-  while lo > 0 and rates[lo - 1] >= STEEP_FRACTION * rates[top]:
-    lo -= 1
-  while hi < len(rates) - 1 and rates[hi + 1] >= STEEP_FRACTION * rates[top]:
-    hi += 1
-  drop = icl[lo] - icl[hi + 1]
-  outside = np.diff(np.asarray(icl, float))[[i for i in range(len(rates)) if not lo <= i <= hi]]
-  # 1.4826 x MAD: the normal standard deviation of the changes, robust to a few jumps.
-  noise = (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
-           if len(outside) >= 4 else None)
-  return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
-          "share": drop / total if total > 0 else 0.0,
-          "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
-          "at_first_eval": lo == 0, "noise": noise}
-
-
-def _loss_at(curve: dict, step: float) -> float:
-  import numpy as np
-  return float(np.interp(step, curve["step"], curve["loss"]))
-
-
 def _olsson_loss_bump(multi: dict, one: dict | None, setup: str) -> dict:
   """Olsson's loss bump: during the phase change the loss falls much faster than just
   before it, and faster than a 1-layer model's (no induction heads) over the same steps."""
@@ -88,23 +55,6 @@ def _olsson_loss_bump(multi: dict, one: dict | None, setup: str) -> dict:
                "window fall >= 3x the span before and >= 3x the 1-layer model's", ok,
                setup + "window detected from the ICL-score curve; loss on held-out "
                "training-distribution sequences at every dense eval", **kw)
-
-
-def _drop_in_window(w: dict | None, t: dict) -> bool:
-  """A sharp drop, most of the run's, in a short window (what a 1-layer model must not show)."""
-  return (w is not None and w["drop"] >= t["icl_drop_2l"] and w["share"] > MOST_OF_DROP
-          and w["span"] < t["window_max_fraction"])
-
-
-def _is_phase_change(w: dict | None, t: dict) -> bool:
-  """_drop_in_window, told from what else gives one: the window does not start at the first
-  evaluation (early training's fast fall, an exponential decay, would pass), the run keeps at
-  least half the window's drop (noise that falls and climbs back had 'share' 281%), and the
-  drop is beyond NOISE_SIGMAS standard errors (a flat noisy curve passed 27% of draws at sd
-  0.1)."""
-  return (_drop_in_window(w, t) and not w["at_first_eval"]
-          and w["total_drop"] >= MOST_OF_DROP * w["drop"]
-          and w["noise"] is not None and w["drop"] > NOISE_SIGMAS * w["noise"])
 
 
 def _ablation(r: dict, t: dict) -> tuple[float | None, str]:

@@ -1,0 +1,60 @@
+"""Olsson et al. 2022's curve rules, shared by the rows of experiments/claims/language.py: the
+phase-change window found from the ICL-score curve and what tells it from the curves that also
+give one (an exponential decay, evaluation noise)."""
+from __future__ import annotations
+
+from experiments.claims.rows import MOST_OF_DROP, NOISE_SIGMAS
+
+# A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
+STEEP_FRACTION = 0.25
+
+
+def phase_window(steps, icl) -> dict | None:
+  """The phase change found from the ICL-score curve: the contiguous span around its steepest
+  fall where the score falls at >= STEEP_FRACTION of that fastest rate; with the drop it
+  carries, that drop's fraction of the whole run's (first to last evaluation), and `noise`:
+  the standard error of a difference of two evaluations, from the step-to-step changes
+  outside the window (a robust spread around their median, so a steady trend is not noise;
+  None with fewer than 4 of them)."""
+  import numpy as np
+  rates = [(icl[i] - icl[i + 1]) / (steps[i + 1] - steps[i]) for i in range(len(icl) - 1)]
+  total = icl[0] - icl[-1]
+  if not rates or max(rates) <= 0:
+    return None
+  top = max(range(len(rates)), key=lambda i: rates[i])
+  lo = hi = top
+  while lo > 0 and rates[lo - 1] >= STEEP_FRACTION * rates[top]:
+    lo -= 1
+  while hi < len(rates) - 1 and rates[hi + 1] >= STEEP_FRACTION * rates[top]:
+    hi += 1
+  drop = icl[lo] - icl[hi + 1]
+  outside = np.diff(np.asarray(icl, float))[[i for i in range(len(rates)) if not lo <= i <= hi]]
+  # 1.4826 x MAD: the normal standard deviation of the changes, robust to a few jumps.
+  noise = (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
+           if len(outside) >= 4 else None)
+  return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
+          "share": drop / total if total > 0 else 0.0,
+          "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
+          "at_first_eval": lo == 0, "noise": noise}
+
+
+def loss_at(curve: dict, step: float) -> float:
+  import numpy as np
+  return float(np.interp(step, curve["step"], curve["loss"]))
+
+
+def drop_in_window(w: dict | None, t: dict) -> bool:
+  """A sharp drop, most of the run's, in a short window (what a 1-layer model must not show)."""
+  return (w is not None and w["drop"] >= t["icl_drop_2l"] and w["share"] > MOST_OF_DROP
+          and w["span"] < t["window_max_fraction"])
+
+
+def is_phase_change(w: dict | None, t: dict) -> bool:
+  """drop_in_window, told from what else gives one: the window does not start at the first
+  evaluation (early training's fast fall, an exponential decay, would pass), the run keeps at
+  least half the window's drop (noise that falls and climbs back had 'share' 281%), and the
+  drop is beyond NOISE_SIGMAS standard errors (a flat noisy curve passed 27% of draws at sd
+  0.1)."""
+  return (drop_in_window(w, t) and not w["at_first_eval"]
+          and w["total_drop"] >= MOST_OF_DROP * w["drop"]
+          and w["noise"] is not None and w["drop"] > NOISE_SIGMAS * w["noise"])
