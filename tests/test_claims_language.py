@@ -227,3 +227,18 @@ def test_xie_equal_loss_within_the_margin_still_passes(tmp_path):
   res["runs"]["transformer_s"]["end_loss"] |= {"value": 2.01, "se": 0.01}
   write(tmp_path / "xie2021.json", res)
   assert language.xie2021(tmp_path, "cpu")["claims"][2]["status"] == "PASS"
+
+
+def test_olsson_a_dip_at_the_last_evaluation_is_no_phase_change(tmp_path):
+  """The ICL score flat at 0, 1 nat lower at the last evaluation only: 1.0 of 1.0 nats in
+  2.5% of training, noise 0, PASSed the phase change (nothing after the window to show the
+  score stays down). Controls: the trained file, and a step at 900 with 4 evaluations after."""
+  from experiments.claims import language_controls
+  language_controls.olsson_last_dip(tmp_path / "dip")
+  row = language.olsson2022(tmp_path / "dip", "tiny")["claims"][1]
+  assert row["status"] == "FAIL" and "0 evaluations after it" in row["note"], row
+  language_controls.olsson_trained(tmp_path / "ok")
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][1]["status"] == "PASS"
+  language_controls.olsson_trained(tmp_path / "late", icl=lambda s: -0.8 * (s >= 900))
+  row = language.olsson2022(tmp_path / "late", "tiny")["claims"][1]
+  assert row["status"] == "PASS" and "4 evaluations after it" in row["note"], row

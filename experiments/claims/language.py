@@ -7,14 +7,15 @@ from statistics import NormalDist
 
 from research.analysis.correlation import spearman
 from experiments.claims.olsson_rules import (  # noqa: F401  (tests call them through here)
-    STEEP_FRACTION, drop_in_window as _drop_in_window, is_phase_change as _is_phase_change,
-    loss_at as _loss_at, phase_window)
+    MIN_AFTER, STEEP_FRACTION, drop_in_window as _drop_in_window,
+    is_phase_change as _is_phase_change, loss_at as _loss_at, phase_window)
 from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, claim, existing, load, mean,
                                      not_shown, rounded, shrunk)
 
 UNTRAINED, RAMP = "untrained model", "linear learning curve"
 DECAY = "ICL score falling fastest from the first evaluation (exponential)"
 NOISE = "ICL score flat with evaluation noise"
+LAST_DIP = "ICL score dipping at the last evaluation only"
 FALLS_BACK = "accuracy rising with n, then falling back"
 WIDE_LOSS = "larger model better at a 0.5-nat lower loss with a 0.5-nat loss SE"
 # 'Equal pretraining loss' is an equivalence, tested with a margin fixed in advance: the end
@@ -93,7 +94,7 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
     w = phase_window(curve["step"], curve["icl_score"]) if curve else None
     kw = dict(why="'short' = under a quarter of training; 'most' = over half the drop; 0.3 "
               "nats = the experiment's 'sharp'; 3 SE = beyond the curve's own noise",
-              control=(RAMP, DECAY, NOISE))
+              control=(RAMP, DECAY, NOISE, LAST_DIP))
     if curve is None:
       rows.append(not_shown(text, "phase change", "no ICL-score curve in the results: rerun "
                             "olsson2022", **kw))
@@ -106,10 +107,14 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
           "of training; noise " + ("-" if w["noise"] is None else f"{w['noise']:.3f}") + ")",
           f"window drop >= {t['icl_drop_2l']} nats and > {NOISE_SIGMAS:g} SE, > "
           f"{MOST_OF_DROP:.0%} of the total drop (which keeps >= {MOST_OF_DROP:.0%} of it), "
-          f"window < {t['window_max_fraction']:.0%} of training, after the first evaluation",
-          ok,
+          f"window < {t['window_max_fraction']:.0%} of training, after the first evaluation, "
+          f"followed by >= {MIN_AFTER} evaluations whose median keeps >= {MOST_OF_DROP:.0%} of "
+          "the drop", ok,
           setup + f"window = the span where the score falls at >= {STEEP_FRACTION:.0%} of its "
-          "fastest rate; paper: ICL score falls to about -0.4 nats on text", **kw))
+          "fastest rate; " + ("" if w is None else f"{w['after']} evaluations after it" + (
+              "" if w["kept_after"] is None else f", their median {w['kept_after']:.3f} nats "
+              "below its start") + "; ") + "paper: ICL score falls to about -0.4 nats on text",
+          **kw))
     rec, rec_note = _ablation(r, t)
     rows.append(claim(f"{n}-layer: the heads rising in the window carry the ICL score (ablation)",
                       "causal", rounded(rec) if rec is not None else "-",

@@ -7,6 +7,8 @@ from experiments.claims.rows import MOST_OF_DROP, NOISE_SIGMAS
 
 # A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
 STEEP_FRACTION = 0.25
+# Evaluations after the window whose median must keep the drop: a median of 3 outvotes one.
+MIN_AFTER = 3
 
 
 def phase_window(steps, icl) -> dict | None:
@@ -15,7 +17,8 @@ def phase_window(steps, icl) -> dict | None:
   carries, that drop's fraction of the whole run's (first to last evaluation), and `noise`:
   the standard error of a difference of two evaluations, from the step-to-step changes
   outside the window (a robust spread around their median, so a steady trend is not noise;
-  None with fewer than 4 of them)."""
+  None with fewer than 4 of them); `after`: how many evaluations follow the window's end and
+  `kept_after`: how far below the window's start their median stays (None without any)."""
   import numpy as np
   rates = [(icl[i] - icl[i + 1]) / (steps[i + 1] - steps[i]) for i in range(len(icl) - 1)]
   total = icl[0] - icl[-1]
@@ -35,7 +38,8 @@ def phase_window(steps, icl) -> dict | None:
   return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
           "share": drop / total if total > 0 else 0.0,
           "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
-          "at_first_eval": lo == 0, "noise": noise}
+          "at_first_eval": lo == 0, "noise": noise, "after": len(icl) - hi - 2,
+          "kept_after": (icl[lo] - float(np.median(icl[hi + 2:]))) if hi + 2 < len(icl) else None}
 
 
 def loss_at(curve: dict, step: float) -> float:
@@ -54,7 +58,12 @@ def is_phase_change(w: dict | None, t: dict) -> bool:
   evaluation (early training's fast fall, an exponential decay, would pass), the run keeps at
   least half the window's drop (noise that falls and climbs back had 'share' 281%), and the
   drop is beyond NOISE_SIGMAS standard errors (a flat noisy curve passed 27% of draws at sd
-  0.1)."""
+  0.1). And the score is seen to stay down: Olsson's phase change leaves the model with its
+  in-context learning for the rest of training, but a score flat at 0 that dips 1 nat at the
+  last evaluation only passed (window 975-1000, noise 0, 'kept' by the last evaluation itself,
+  the one in the window): now >= MIN_AFTER evaluations follow the window, their median keeping
+  >= MOST_OF_DROP of its drop (one glitch cannot outvote them)."""
   return (drop_in_window(w, t) and not w["at_first_eval"]
           and w["total_drop"] >= MOST_OF_DROP * w["drop"]
+          and w["after"] >= MIN_AFTER and w["kept_after"] >= MOST_OF_DROP * w["drop"]
           and w["noise"] is not None and w["drop"] > NOISE_SIGMAS * w["noise"])

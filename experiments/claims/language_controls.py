@@ -1,0 +1,60 @@
+"""Olsson's and Xie's hand-built negative controls beyond control_files.py's (controls.py lists
+them in CONTROLS). Olsson's are built from `olsson_trained`, a result file that shows every
+claim (the tests' PASS case), with one curve replaced by its null."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from research.workdir import write_json
+
+STEPS, EVERY = 1000, 25  # each hand-built run's training length and evaluation interval
+
+
+def _sig(s: float, at: float = 500, width: float = 30) -> float:
+  return 1 / (1 + math.exp(-(s - at) / width))
+
+
+def olsson_trained(run_dir: Path, **curves) -> None:
+  """Olsson's result file for a 1-layer and a 2-layer run that show every claim: the 2-layer
+  ICL score drops 0.6 nats around step 500 (a logistic of width 30 steps) and its loss falls
+  0.8 nats faster there, head L1H0's prefix-matching score forms there (0.03 -> 0.83),
+  ablating it undoes 80% of the ICL-score drop; the 1-layer run trains (loss -0.5 nats)
+  without either. `curves` replace one: icl, loss, one_icl, one_loss (step -> value), prefix
+  (head -> step -> score, the 2-layer's), heads (those ablated), icl_change (the ablation's)."""
+  c = {"icl": lambda s: -0.6 * _sig(s) - 0.0001 * s,
+       "loss": lambda s: 4.0 - 0.0005 * s - 0.8 * _sig(s),
+       "one_icl": lambda s: -0.0001 * s, "one_loss": lambda s: 4.0 - 0.0005 * s,
+       "prefix": {"L0H0": lambda s: 0.03, "L0H1": lambda s: 0.03,
+                  "L1H0": lambda s: 0.03 + 0.8 * _sig(s), "L1H1": lambda s: 0.03 + 0.02 * s / STEPS},
+       "heads": ["L1H0"], "icl_change": None} | curves
+  steps = list(range(0, STEPS + 1, EVERY))
+
+  def run(icl, loss, prefix, heads, icl_change):
+    pm = {h: [f(s) for s in steps] for h, f in prefix.items()}
+    drop = icl(0) - icl(STEPS)
+    ablation = {"heads": heads, "icl_score": icl(STEPS)}
+    if heads:
+      change = 0.8 * drop if icl_change is None else icl_change
+      ablation |= {"icl_score_ablated": icl(STEPS) + change, "icl_change": change}
+    return {"final": {"prefix_matching_max": max(v[-1] for v in pm.values()),
+                      "icl_score": icl(STEPS), "loss": loss(STEPS),
+                      "prefix_matching": {h: v[-1] for h, v in pm.items()}},
+            "ablation": ablation, "best_prefix_matching_ever": max(max(v) for v in pm.values()),
+            "loss_curve": {"step": steps, "loss": [loss(s) for s in steps]},
+            "icl_curve": {"step": steps, "icl_score": [icl(s) for s in steps]},
+            "prefix_curve": pm}
+  from experiments.olsson2022 import TARGETS
+  Path(run_dir).mkdir(parents=True, exist_ok=True)
+  one_prefix = {"L0H0": lambda s: 0.03, "L0H1": lambda s: 0.03}
+  write_json(Path(run_dir) / "olsson2022.json", {
+      "preset": "tiny", "targets": TARGETS, "runs": {
+          "1": run(c["one_icl"], c["one_loss"], one_prefix, [], None),
+          "2": run(c["icl"], c["loss"], c["prefix"], c["heads"], c["icl_change"])}})
+
+
+def olsson_last_dip(run_dir: Path) -> None:
+  """The 2-layer ICL score flat at 0 but for the last evaluation, 1 nat lower (a
+  one-evaluation glitch): its steepest fall is 1.0 of 1.0 nats in 2.5% of training, noise 0,
+  and it ends 0.9 nats below the 1-layer run, with nothing after to show it stays."""
+  olsson_trained(run_dir, icl=lambda s: -1.0 * (s == STEPS))
