@@ -242,3 +242,31 @@ def test_olsson_a_dip_at_the_last_evaluation_is_no_phase_change(tmp_path):
   language_controls.olsson_trained(tmp_path / "late", icl=lambda s: -0.8 * (s >= 900))
   row = language.olsson2022(tmp_path / "late", "tiny")["claims"][1]
   assert row["status"] == "PASS" and "4 evaluations after it" in row["note"], row
+
+
+def _below(two, one, steps=range(0, 1001, 25)):
+  """The 'ends below the 1-layer model's' row for two ICL-score curves (step -> score)."""
+  run = lambda f: {"final": {"icl_score": f(1000)},
+                   "icl_curve": {"step": list(steps), "icl_score": [f(s) for s in steps]}}
+  return language._below_one_layer("2", run(two), run(one), "")
+
+
+def test_olsson_ends_below_the_one_layer_model_beyond_the_noise(tmp_path):
+  """Two flat ICL scores with independent noise (sd 0.1) passed 'ends below' in 24% of draws
+  (a 0.1-nat gap between two last evaluations), and a dip at the last evaluation passed;
+  a real gap under the same noise still PASSes."""
+  import random
+  from experiments.claims import language_controls
+  for build in (language_controls.olsson_indep_noise, language_controls.olsson_last_dip):
+    build(tmp_path / build.__name__)
+    row = language.olsson2022(tmp_path / build.__name__, "tiny")["claims"][3]
+    assert row["status"] == "FAIL", row
+  draw = random.Random(0)
+  noisy = lambda f: (lambda tab: lambda s: tab[s])({s: f(s) + draw.gauss(0, 0.1)
+                                                   for s in range(0, 1001, 25)})
+  rate = lambda two, one: sum(_below(noisy(two), noisy(one))["status"] == "PASS"
+                              for _ in range(300)) / 300
+  assert rate(lambda s: 0.0, lambda s: 0.0) < 0.01
+  assert rate(lambda s: -0.8 * (s >= 500), lambda s: 0.0) > 0.95  # control
+  language_controls.olsson_trained(tmp_path / "ok")
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][3]["status"] == "PASS"

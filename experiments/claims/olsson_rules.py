@@ -67,3 +67,23 @@ def is_phase_change(w: dict | None, t: dict) -> bool:
           and w["total_drop"] >= MOST_OF_DROP * w["drop"]
           and w["after"] >= MIN_AFTER and w["kept_after"] >= MOST_OF_DROP * w["drop"]
           and w["noise"] is not None and w["drop"] > NOISE_SIGMAS * w["noise"])
+
+
+def end_level(values) -> float:
+  """Where a curve ends: the median of its last MIN_AFTER evaluations (one glitch at the last
+  evaluation does not move it)."""
+  import numpy as np
+  return float(np.median(np.asarray(values[-MIN_AFTER:], float)))
+
+
+def curve_noise(steps, values) -> float | None:
+  """The standard error of a difference of two evaluations of a curve: phase_window's (from
+  the step-to-step changes outside its window), or where it has none (no falling window, or
+  fewer than 4 changes outside it), 1.4826 x the MAD of all its step-to-step changes; None with
+  fewer than 4 changes."""
+  import numpy as np
+  w = phase_window(steps, values)
+  if w is not None and w["noise"] is not None:
+    return w["noise"]
+  d = np.diff(np.asarray(values, float))
+  return float(1.4826 * np.median(np.abs(d - np.median(d)))) if len(d) >= 4 else None
