@@ -27,7 +27,8 @@ def olsson_trained(run_dir: Path, **curves) -> None:
        "loss": lambda s: 4.0 - 0.0005 * s - 0.8 * _sig(s),
        "one_icl": lambda s: -0.0001 * s, "one_loss": lambda s: 4.0 - 0.0005 * s,
        "prefix": {"L0H0": lambda s: 0.03, "L0H1": lambda s: 0.03,
-                  "L1H0": lambda s: 0.03 + 0.8 * _sig(s), "L1H1": lambda s: 0.03 + 0.02 * s / STEPS},
+                  "L1H0": lambda s: 0.03 + 0.8 * _sig(s),
+                  "L1H1": lambda s: 0.03 + 0.02 * s / STEPS},
        "heads": ["L1H0"], "icl_change": None} | curves
   steps = list(range(0, STEPS + 1, EVERY))
 
@@ -69,3 +70,21 @@ def olsson_indep_noise(run_dir: Path) -> None:
   two = {s: draw.gauss(0.0, 0.1) for s in range(0, STEPS + 1, EVERY)}
   one = {s: draw.gauss(0.0, 0.1) for s in range(0, STEPS + 1, EVERY)}
   olsson_trained(run_dir, icl=lambda s: two[s], one_icl=lambda s: one[s])
+
+
+def olsson_loss_noise(run_dir: Path) -> None:
+  """olsson_trained's ICL phase change (window 425-575), but both runs' losses flat at 4 nats
+  plus evaluation noise (sd 0.01, a fixed draw): the 2-layer loss falls 0.027 nats over the
+  window against -0.016 before it and -0.025 for the 1-layer run (the old rule's PASS, 18% of
+  draws), 1.5 SE of its noise (0.018)."""
+  draw = random.Random(16)
+  two = {s: 4.0 + draw.gauss(0.0, 0.01) for s in range(0, STEPS + 1, EVERY)}
+  one = {s: 4.0 + draw.gauss(0.0, 0.01) for s in range(0, STEPS + 1, EVERY)}
+  olsson_trained(run_dir, loss=lambda s: two[s], one_loss=lambda s: one[s])
+
+
+def olsson_loss_dip(run_dir: Path) -> None:
+  """olsson_trained's ICL phase change (window 425-575), the 2-layer loss falling at the
+  1-layer's steady rate but 0.5 nats lower at step 575 only (the window's last evaluation): a
+  0.58-nat 'fall' in the window, 8x the span before's, gone at the next evaluation."""
+  olsson_trained(run_dir, loss=lambda s: 4.0 - 0.0005 * s - 0.5 * (s == 575))

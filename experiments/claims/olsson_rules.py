@@ -31,15 +31,24 @@ def phase_window(steps, icl) -> dict | None:
   while hi < len(rates) - 1 and rates[hi + 1] >= STEEP_FRACTION * rates[top]:
     hi += 1
   drop = icl[lo] - icl[hi + 1]
-  outside = np.diff(np.asarray(icl, float))[[i for i in range(len(rates)) if not lo <= i <= hi]]
-  # 1.4826 x MAD: the normal standard deviation of the changes, robust to a few jumps.
-  noise = (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
-           if len(outside) >= 4 else None)
+  noise = step_noise(icl, lo, hi + 1)
   return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
           "share": drop / total if total > 0 else 0.0,
           "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
           "at_first_eval": lo == 0, "noise": noise, "after": len(icl) - hi - 2,
           "kept_after": (icl[lo] - float(np.median(icl[hi + 2:]))) if hi + 2 < len(icl) else None}
+
+
+def step_noise(values, lo: int = 0, hi: int = 0) -> float | None:
+  """The standard error of a difference of two evaluations, from the curve's step-to-step
+  changes outside evaluations lo..hi (a window): 1.4826 x their MAD, the normal standard
+  deviation robust to a few jumps, around their median, so a steady trend is not noise; None
+  with fewer than 4 of them."""
+  import numpy as np
+  d = np.diff(np.asarray(values, float))
+  outside = d[[i for i in range(len(d)) if not lo <= i < hi]]
+  return (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
+          if len(outside) >= 4 else None)
 
 
 def loss_at(curve: dict, step: float) -> float:
@@ -81,9 +90,5 @@ def curve_noise(steps, values) -> float | None:
   the step-to-step changes outside its window), or where it has none (no falling window, or
   fewer than 4 changes outside it), 1.4826 x the MAD of all its step-to-step changes; None with
   fewer than 4 changes."""
-  import numpy as np
   w = phase_window(steps, values)
-  if w is not None and w["noise"] is not None:
-    return w["noise"]
-  d = np.diff(np.asarray(values, float))
-  return float(1.4826 * np.median(np.abs(d - np.median(d)))) if len(d) >= 4 else None
+  return w["noise"] if w is not None and w["noise"] is not None else step_noise(values)
