@@ -16,7 +16,7 @@ previous-token scores. Then, per model:
 Writes WORKDIR/olsson2022.json, WORKDIR/olsson2022_curves.png (loss, ICL score,
 top prefix-matching vs tokens, windows shaded) and WORKDIR/olsson2022_heads.png
 (layer x head prefix-matching before / after the window), and prints each claim's verdict
-from the scorer that `reproduce olsson2022` uses (experiments/claims/language.py).
+from the scorer that `reproduce olsson2022` uses (experiments/claims/olsson.py).
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
   f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
   # The verdicts are the scorer's (experiments/claims), the same checks reproduce applies.
-  from experiments.claims.language import olsson2022 as score
+  from experiments.claims.olsson import olsson2022 as score
   for row in score(root, preset)["claims"]:
     print(f"{row['status']}: {row['claim']}")
   print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")

@@ -1,4 +1,4 @@
-"""Olsson et al. 2022's curve rules, shared by the rows of experiments/claims/language.py: the
+"""Olsson et al. 2022's curve rules, shared by the rows of experiments/claims/olsson.py: the
 phase-change window found from the ICL-score curve and what tells it from the curves that also
 give one (an exponential decay, evaluation noise)."""
 from __future__ import annotations
