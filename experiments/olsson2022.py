@@ -97,6 +97,9 @@ def analyse(config, workdir: Path, rows: list[dict], window_fraction: float, min
       "best_prefix_matching_ever": float(pm.max()), "icl_min": float(icl.min()),
       "loss_curve": {"step": steps.tolist(), "loss": [float(r["loss"]) for r in rows]},
       "icl_curve": {"step": steps.tolist(), "icl_score": icl.astype(float).tolist()},
+      # every head's prefix-matching score at each evaluation of icl_curve: the scorer checks
+      # that the ablated heads form in its phase-change window (experiments/claims/olsson.py)
+      "prefix_curve": {n: pm[:, j].astype(float).tolist() for j, n in enumerate(names)},
   }
 
 

@@ -297,3 +297,38 @@ def test_olsson_loss_bump_is_beyond_the_loss_noise_and_kept(tmp_path):
   assert rate(lambda s: 4.0, lambda s: 4.0) < 0.01
   sig = lambda s: 1 / (1 + math.exp(-(s - 500) / 30))
   assert rate(lambda s: 4.0 - 0.0005 * s - 0.8 * sig(s), lambda s: 4.0 - 0.0005 * s) > 0.95
+
+
+def test_olsson_ablated_heads_must_form_in_the_phase_change(tmp_path):
+  """The ablation row trusted the experiment's list of heads rising >= 0.1 over its own fixed
+  window: a head rising at one steady rate (0.12 of its 0.80 in the phase window), one that
+  rose there and fell back, and every head ablated PASSed with the same ablation; now FAIL.
+  Controls: the trained file, and two heads forming together under prefix-score noise."""
+  import random
+  from experiments.claims import language_controls as lc
+  for build in (lc.olsson_steady_head, lc.olsson_falling_head, lc.olsson_every_head):
+    build(tmp_path / build.__name__)
+    row = language.olsson2022(tmp_path / build.__name__, "tiny")["claims"][2]
+    assert row["status"] == "FAIL" and row["ours"] >= 0.8, row
+  # a steady ICL fall (no phase change) beside the steady head: nothing to rise in
+  lc.olsson_trained(tmp_path / "ramp", icl=lambda s: -0.8 * s / 1000,
+                    prefix=lc._prefix(L1H0=lambda s: 0.03 + 0.8 * s / 1000))
+  row = language.olsson2022(tmp_path / "ramp", "tiny")["claims"][2]
+  assert row["status"] == "FAIL" and "no phase-change window" in row["note"], row
+  lc.olsson_trained(tmp_path / "ok")
+  row = language.olsson2022(tmp_path / "ok", "tiny")["claims"][2]
+  assert row["status"] == "PASS" and "rises +0.679 in steps 425-575" in row["note"], row
+  draw = random.Random(0)
+  jitter = lambda f: (lambda tab: lambda s: tab[s])({s: f(s) + draw.gauss(0, 0.02)
+                                                    for s in range(0, 1001, 25)})
+  sig = lambda s, at: 1 / (1 + math.exp(-(s - at) / 30))
+  lc.olsson_trained(tmp_path / "two", heads=["L1H0", "L1H1"], prefix=lc._prefix(
+      L1H0=jitter(lambda s: 0.03 + 0.6 * sig(s, 500)),
+      L1H1=jitter(lambda s: 0.03 + 0.3 * sig(s, 540))))
+  assert language.olsson2022(tmp_path / "two", "tiny")["claims"][2]["status"] == "PASS"
+  # files from before the experiment wrote the per-head curves cannot show it
+  res = summaries.claims.rows.load(tmp_path / "ok" / "olsson2022.json")
+  del res["runs"]["2"]["prefix_curve"]
+  write(tmp_path / "ok" / "olsson2022.json", res)
+  row = language.olsson2022(tmp_path / "ok", "tiny")["claims"][2]
+  assert row["status"] == "NOT_SHOWN" and "rerun olsson2022" in row["note"], row

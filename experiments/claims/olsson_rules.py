@@ -9,6 +9,9 @@ from experiments.claims.rows import MOST_OF_DROP, NOISE_SIGMAS
 STEEP_FRACTION = 0.25
 # Evaluations after the window whose median must keep the drop: a median of 3 outvotes one.
 MIN_AFTER = 3
+# A head "rises" by this much prefix-matching score (research/probes/attention.rising_heads'
+# default, the experiment's --min_rise).
+MIN_RISE = 0.1
 
 
 def phase_window(steps, icl) -> dict | None:
@@ -92,3 +95,18 @@ def curve_noise(steps, values) -> float | None:
   fewer than 4 changes."""
   w = phase_window(steps, values)
   return w["noise"] if w is not None and w["noise"] is not None else step_noise(values)
+
+
+def heads_form(prefix_curve: dict, heads, steps, w: dict) -> dict:
+  """How the ablated heads' summed prefix-matching score moves (prefix_curve: head -> score
+  per evaluation of `steps`): `rise` over the phase window w, `total` over the run (first to
+  last evaluation), `kept` by the last evaluation above the window's start; `forms`: a rise of
+  >= MIN_RISE holding over MOST_OF_DROP of the whole run's and kept to >= MOST_OF_DROP of it
+  (Olsson: induction heads form in the phase change, and stay)."""
+  import numpy as np
+  p = np.sum([np.asarray(prefix_curve[h], float) for h in heads], axis=0)
+  lo, hi = list(steps).index(w["start_step"]), list(steps).index(w["end_step"])
+  rise, total, kept = float(p[hi] - p[lo]), float(p[-1] - p[0]), float(p[-1] - p[lo])
+  return {"rise": rise, "total": total, "kept": kept,
+          "forms": bool(rise >= MIN_RISE and rise > MOST_OF_DROP * total
+                        and kept >= MOST_OF_DROP * rise)}
