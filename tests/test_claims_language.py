@@ -332,3 +332,22 @@ def test_olsson_ablated_heads_must_form_in_the_phase_change(tmp_path):
   write(tmp_path / "ok" / "olsson2022.json", res)
   row = language.olsson2022(tmp_path / "ok", "tiny")["claims"][2]
   assert row["status"] == "NOT_SHOWN" and "rerun olsson2022" in row["note"], row
+
+
+def test_xie_a_rise_with_k_that_falls_back_does_not_rise(tmp_path):
+  """Accuracy 0.30, 0.60, 0.35 over k = 3, 5, 8: +0.05 beyond 2 SE and rho 0.5 passed 'rises
+  with k'; the resolved 0.25 fall from k = 5 to 8 now FAILs it. Control: the fixture's rise
+  over k, and one with a dip inside the probe's noise, still PASS."""
+  from experiments.claims import language_controls
+  language_controls.xie_k_falls_back(tmp_path / "back")
+  row = language.xie2021(tmp_path / "back", "tiny")["claims"][1]
+  assert row["status"] == "FAIL" and "0.250 (k=5->8)" in row["note"], row
+  res = xie_results()
+  write(tmp_path / "ok" / "xie2021.json", res)
+  assert language.xie2021(tmp_path / "ok", "cpu")["claims"][1]["status"] == "PASS"
+  for run in res["runs"].values():
+    for k, c in run["probe"]["accuracy"]["id"].items():
+      c["accuracy"][-1] = {"3": 0.40, "5": 0.39, "8": 0.60}[k]  # 0.01 dip, SE 0.022
+  write(tmp_path / "dip" / "xie2021.json", res)
+  row = language.xie2021(tmp_path / "dip", "cpu")["claims"][1]
+  assert row["status"] == "PASS" and "transformer_s none" in row["note"], row

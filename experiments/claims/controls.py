@@ -28,11 +28,11 @@ from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
-    DECAY, EVERY_HEAD, FALLING_HEAD, FALLS_BACK, INDEP_NOISE, LAST_DIP, LOSS_DIP, LOSS_NOISE,
-    NOISE, STEADY_HEAD, WIDE_LOSS)
+    DECAY, EVERY_HEAD, FALLING_HEAD, FALLS_BACK, INDEP_NOISE, K_FALLS_BACK, LAST_DIP, LOSS_DIP,
+    LOSS_NOISE, NOISE, STEADY_HEAD, WIDE_LOSS)
 from experiments.claims.language_controls import (  # noqa: F401  (tests build files here)
     olsson_every_head, olsson_falling_head, olsson_indep_noise, olsson_last_dip, olsson_loss_dip,
-    olsson_loss_noise, olsson_steady_head, olsson_trained)
+    olsson_loss_noise, olsson_steady_head, olsson_trained, xie_k_falls_back)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
     ladder_prefix_ramp, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
@@ -60,7 +60,8 @@ CONTROLS = {
                    INDEP_NOISE: olsson_indep_noise, LOSS_NOISE: olsson_loss_noise,
                    LOSS_DIP: olsson_loss_dip, STEADY_HEAD: olsson_steady_head,
                    FALLING_HEAD: olsson_falling_head, EVERY_HEAD: olsson_every_head},
-    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss},
+    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss,
+                K_FALLS_BACK: xie_k_falls_back},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},

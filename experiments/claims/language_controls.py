@@ -3,6 +3,7 @@ them in CONTROLS). Olsson's are built from `olsson_trained`, a result file that 
 claim (the tests' PASS case), with one curve replaced by its null."""
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -113,3 +114,17 @@ def olsson_every_head(run_dir: Path) -> None:
   """olsson_trained with every head of the 2-layer run ablated (ablating all attention removes
   any use of the context, whatever the heads do), undoing 100% of the ICL-score drop."""
   olsson_trained(run_dir, heads=["L0H0", "L0H1", "L1H0", "L1H1"], icl_change=0.7)
+
+
+def xie_k_falls_back(run_dir: Path) -> None:
+  """Every run's accuracy at every n the same per example length k: 0.30 at k = 3, 0.60 at
+  k = 5, 0.35 at k = 8 (1024 prompts): from the shortest to the longest k a gain of +0.05
+  beyond 2 SE (0.041) and rho 0.5, with a 0.25 fall from k = 5 to k = 8 the probe resolves."""
+  from experiments.claims.control_files import xie_untrained
+  xie_untrained(run_dir)
+  path = Path(run_dir) / "xie2021.json"
+  res = json.loads(path.read_text())
+  for run in res["runs"].values():
+    for k, c in run["probe"]["accuracy"]["id"].items():
+      c["accuracy"] = [{"3": 0.30, "5": 0.60, "8": 0.35}[k]] * len(c["n"])
+  write_json(path, res)
