@@ -351,3 +351,19 @@ def test_xie_a_rise_with_k_that_falls_back_does_not_rise(tmp_path):
   write(tmp_path / "dip" / "xie2021.json", res)
   row = language.xie2021(tmp_path / "dip", "cpu")["claims"][1]
   assert row["status"] == "PASS" and "transformer_s none" in row["note"], row
+
+
+def test_olsson_induction_heads_form_where_the_curve_ends(tmp_path):
+  """A head at 0.03 through training but 0.60 at the last evaluation passed 'induction heads
+  form' (the final maximum alone); the median of its last 3 evaluations (0.03) now FAILs it.
+  Control: the trained file; files without per-head curves cannot show it."""
+  from experiments.claims import language_controls
+  language_controls.olsson_prefix_dip(tmp_path / "dip")
+  row = language.olsson2022(tmp_path / "dip", "tiny")["claims"][0]
+  assert row["status"] == "FAIL" and row["ours"] == 0.6, row
+  language_controls.olsson_trained(tmp_path / "ok")
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][0]["status"] == "PASS"
+  res = summaries.claims.rows.load(tmp_path / "ok" / "olsson2022.json")
+  del res["runs"]["2"]["prefix_curve"]
+  write(tmp_path / "ok" / "olsson2022.json", res)
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][0]["status"] == "NOT_SHOWN"

@@ -12,8 +12,8 @@ files are hand-built at chance. With `real_untrained=True` (`reproduce --control
 tiny preset through its own run(), every config at a learning rate that moves no parameter
 (experiments/common.forced_overrides), scored from the files it writes. A control passes the
 check only if the claim FAILs on it. The builders that write each control's files are in
-experiments/claims/control_files.py (the ladder's in ladder_controls.py, Olsson's and Xie's
-later ones in language_controls.py).
+experiments/claims/control_files.py (the ladder's in ladder_controls.py; Olsson's, and Xie's
+later ones, in language_controls.py).
 """
 from __future__ import annotations
 
@@ -29,21 +29,22 @@ from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEV
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
     DECAY, EVERY_HEAD, FALLING_HEAD, FALLS_BACK, INDEP_NOISE, K_FALLS_BACK, LAST_DIP, LOSS_DIP,
-    LOSS_NOISE, NOISE, STEADY_HEAD, WIDE_LOSS)
+    LOSS_NOISE, NOISE, PREFIX_DIP, STEADY_HEAD, WIDE_LOSS)
 from experiments.claims.language_controls import (  # noqa: F401  (tests build files here)
-    olsson_every_head, olsson_falling_head, olsson_indep_noise, olsson_last_dip, olsson_loss_dip,
-    olsson_loss_noise, olsson_steady_head, olsson_trained, xie_k_falls_back)
+    olsson_decay, olsson_every_head, olsson_falling_head, olsson_indep_noise, olsson_last_dip,
+    olsson_loss_dip, olsson_loss_noise, olsson_noise, olsson_prefix_dip, olsson_ramp,
+    olsson_steady_head, olsson_trained, olsson_untrained, xie_k_falls_back)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
     ladder_prefix_ramp, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
 from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
 from experiments.claims.control_files import (  # noqa: F401  (tests build files through here)
     L, N_SEQ, WAYS, besiroglu_hoffmann, chan_unresolved, chan_untrained, garg_sparse_ls,
-    garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, olsson_decay, olsson_noise,
-    olsson_ramp, olsson_untrained, raventos_midway, raventos_pool_glitch, raventos_zero,
-    reddy_flat_sweeps, reddy_glitch, reddy_ramp, reddy_untrained, schaeffer_below,
-    schaeffer_files, schaeffer_flat, schaeffer_glitch, schaeffer_never, schaeffer_same,
-    schaeffer_zigzag, xie_falls_back, xie_untrained, xie_wide_loss)
+    garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, raventos_midway,
+    raventos_pool_glitch, raventos_zero, reddy_flat_sweeps, reddy_glitch, reddy_ramp,
+    reddy_untrained, schaeffer_below, schaeffer_files, schaeffer_flat, schaeffer_glitch,
+    schaeffer_never, schaeffer_same, schaeffer_zigzag, xie_falls_back, xie_untrained,
+    xie_wide_loss)
 from experiments.claims.rows import FAIL, PASS, controls_of
 
 
@@ -59,7 +60,8 @@ CONTROLS = {
                    NOISE: olsson_noise, LAST_DIP: olsson_last_dip,
                    INDEP_NOISE: olsson_indep_noise, LOSS_NOISE: olsson_loss_noise,
                    LOSS_DIP: olsson_loss_dip, STEADY_HEAD: olsson_steady_head,
-                   FALLING_HEAD: olsson_falling_head, EVERY_HEAD: olsson_every_head},
+                   FALLING_HEAD: olsson_falling_head, EVERY_HEAD: olsson_every_head,
+                   PREFIX_DIP: olsson_prefix_dip},
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss,
                 K_FALLS_BACK: xie_k_falls_back},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,

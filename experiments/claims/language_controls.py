@@ -1,4 +1,4 @@
-"""Olsson's and Xie's hand-built negative controls beyond control_files.py's (controls.py lists
+"""Olsson's hand-built negative controls, and Xie's beyond control_files.py's (controls.py lists
 them in CONTROLS). Olsson's are built from `olsson_trained`, a result file that shows every
 claim (the tests' PASS case), with one curve replaced by its null."""
 from __future__ import annotations
@@ -60,6 +60,38 @@ def olsson_trained(run_dir: Path, **curves) -> None:
           "2": run(c["icl"], c["loss"], c["prefix"], c["heads"], c["icl_change"])}})
 
 
+def _unspecialised(run_dir: Path, icl, loss) -> None:
+  """Olsson's result file for a 1-layer and a 2-layer run whose ICL score and loss both follow
+  the given curves and whose heads never specialise (every prefix-matching score 0.02, an
+  unstructured head's level; none rises, so none is ablated)."""
+  flat = {h: (lambda s: 0.02) for h in ("L0H0", "L0H1", "L1H0", "L1H1")}
+  olsson_trained(run_dir, icl=icl, loss=loss, one_icl=icl, one_loss=loss, prefix=flat, heads=[])
+
+
+def olsson_untrained(run_dir: Path) -> None:
+  _unspecialised(run_dir, lambda s: 0.0, lambda s: 4.0)
+
+
+def olsson_decay(run_dir: Path) -> None:
+  """ICL score and loss falling fastest at the start and levelling off (time constant a tenth
+  of training): a sharp drop, most of it early, with no phase change in it."""
+  _unspecialised(run_dir, lambda s: -(1 - math.exp(-10 * s / STEPS)),
+                 lambda s: 2.0 + 2.0 * math.exp(-10 * s / STEPS))
+
+
+def olsson_noise(run_dir: Path) -> None:
+  """ICL score flat at 0 plus evaluation noise (sd 0.1 nats, a fixed draw): its steepest
+  step falls 0.32 nats, 116% of the run's net fall, in 2.5% of training; 2.3 SE."""
+  draw = random.Random(43)
+  noise = {s: draw.gauss(0.0, 0.1) for s in range(0, STEPS + 1, EVERY)}
+  _unspecialised(run_dir, lambda s: noise[s], lambda s: 4.0)
+
+
+def olsson_ramp(run_dir: Path) -> None:
+  """ICL score and loss falling at one steady rate over the whole run."""
+  _unspecialised(run_dir, lambda s: -1.0 * s / STEPS, lambda s: 4.0 - 2.0 * s / STEPS)
+
+
 def olsson_last_dip(run_dir: Path) -> None:
   """The 2-layer ICL score flat at 0 but for the last evaluation, 1 nat lower (a
   one-evaluation glitch): its steepest fall is 1.0 of 1.0 nats in 2.5% of training, noise 0,
@@ -114,6 +146,13 @@ def olsson_every_head(run_dir: Path) -> None:
   """olsson_trained with every head of the 2-layer run ablated (ablating all attention removes
   any use of the context, whatever the heads do), undoing 100% of the ICL-score drop."""
   olsson_trained(run_dir, heads=["L0H0", "L0H1", "L1H0", "L1H1"], icl_change=0.7)
+
+
+def olsson_prefix_dip(run_dir: Path) -> None:
+  """olsson_trained with the top head L1H0 at 0.03 (an unstructured head's level) throughout
+  but for 0.60 at the last evaluation: the final maximum is over the 0.5 line for one
+  evaluation only (every other head stays under 0.06)."""
+  olsson_trained(run_dir, prefix=_prefix(L1H0=lambda s: 0.6 if s == STEPS else 0.03))
 
 
 def xie_k_falls_back(run_dir: Path) -> None:
