@@ -13,7 +13,7 @@ tiny preset through its own run(), every config at a learning rate that moves no
 (experiments/common.forced_overrides), scored from the files it writes. A control passes the
 check only if the claim FAILs on it. The builders that write each control's files are in
 experiments/claims/control_files.py (the ladder's in ladder_controls.py; Olsson's, and Xie's
-later ones, in language_controls.py).
+later ones, in language_controls.py; Reddy's head nulls in classification_controls.py).
 """
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import FLAT_SWEEPS, GLITCH, UNRESOLVED  # Reddy's, Chan's
+from experiments.claims.classification import (  # Reddy's head nulls
+    HEAD_FALLS_BACK, HEAD_GLITCH, HEAD_RAMP, HEAD_TINY)
+from experiments.claims.classification_controls import (  # noqa: F401  (tests build files here)
+    reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp, reddy_head_tiny)
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
@@ -54,7 +58,9 @@ CONTROLS = {
     "raventos2023": {ZERO: raventos_zero, MIDWAY: raventos_midway,
                      POOL_GLITCH: raventos_pool_glitch},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
-                  FLAT_SWEEPS: reddy_flat_sweeps},
+                  FLAT_SWEEPS: reddy_flat_sweeps, HEAD_TINY: reddy_head_tiny,
+                  HEAD_GLITCH: reddy_head_glitch, HEAD_RAMP: reddy_head_ramp,
+                  HEAD_FALLS_BACK: reddy_head_falls_back},
     "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise, LAST_DIP: olsson_last_dip,
