@@ -344,6 +344,16 @@ def nanda_noisy_losses(run_dir: Path) -> None:
   nanda_untrained(run_dir, losses=lambda s: (4.6 + noise[s][0], 4.6 + noise[s][1]))
 
 
+def nanda_wd_glitch(run_dir: Path) -> None:
+  """Train accuracy >= 0.99 by step 25, the weight-decay run's test accuracy at chance but
+  for one evaluation at 0.96 (step 500: its 0.95 step), the weight-decay-0 run's never above
+  chance: the 0.95 crossings alone said the weight-decay run groks and the control does not."""
+  nanda_untrained(run_dir, lambda s: 0.96 if s == 500 else 1 / 97, train_step=25)
+  res = json.loads((run_dir / "grokking.json").read_text())
+  res["runs"]["wd=0"] |= {"test_acc_095_step": None, "max_test_accuracy": 1 / 97}
+  _write(run_dir / "grokking.json", res)
+
+
 def besiroglu_hoffmann(run_dir: Path) -> None:
   """Chinchilla's own approach-3 fit (the numbers the replication disputes) with the
   replication's standard errors, its compute-optimal split by research.analysis.scaling."""

@@ -28,7 +28,7 @@ from experiments.claims.classification_controls import (  # noqa: F401  (tests b
     reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp, reddy_head_tiny)
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
-from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP  # Nanda's
+from experiments.claims.grokking import NOISY_LOSSES, TEST_RAMP, WD_GLITCH  # Nanda's
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
@@ -44,7 +44,8 @@ from experiments.claims.ladder_controls import (  # noqa: F401  (tests build lad
 from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
 from experiments.claims.control_files import (  # noqa: F401  (tests build files through here)
     L, N_SEQ, WAYS, besiroglu_hoffmann, chan_unresolved, chan_untrained, garg_sparse_ls,
-    garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, raventos_midway,
+    garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, nanda_wd_glitch,
+    raventos_midway,
     raventos_pool_glitch, raventos_zero, reddy_flat_sweeps, reddy_glitch, reddy_ramp,
     reddy_untrained, schaeffer_below, schaeffer_files, schaeffer_flat, schaeffer_glitch,
     schaeffer_never, schaeffer_same, schaeffer_zigzag, xie_falls_back, xie_untrained,
@@ -74,7 +75,8 @@ CONTROLS = {
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
-                  TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses},
+                  TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
+                  WD_GLITCH: nanda_wd_glitch},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,
