@@ -13,7 +13,8 @@ tiny preset through its own run(), every config at a learning rate that moves no
 (experiments/common.forced_overrides), scored from the files it writes. A control passes the
 check only if the claim FAILs on it. The builders that write each control's files are in
 experiments/claims/control_files.py (the ladder's in ladder_controls.py; Olsson's, and Xie's
-later ones, in language_controls.py; Reddy's head nulls in classification_controls.py).
+later ones, in language_controls.py; Reddy's head nulls in classification_controls.py, Garg's
+NaN in regression_controls.py).
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ from experiments.claims.language_controls import (  # noqa: F401  (tests build f
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
     ladder_prefix_ramp, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
-from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
+from experiments.claims.regression import (  # Garg's, Raventós's
+    LS_LIKE, MIDWAY, NAN_K, POOL_GLITCH)
+from experiments.claims.regression_controls import garg_nan_k  # noqa: F401
 from experiments.claims.control_files import (  # noqa: F401  (tests build files through here)
     L, N_SEQ, WAYS, besiroglu_hoffmann, chan_unresolved, chan_untrained, garg_sparse_ls,
     garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, nanda_wd_glitch,
@@ -55,7 +58,7 @@ from experiments.claims.rows import FAIL, PASS, controls_of
 
 UNTRAINED, ZERO, RAMP = "untrained model", "zero predictor", "linear learning curve"
 CONTROLS = {
-    "garg2022": {ZERO: garg_zero, LS_LIKE: garg_sparse_ls},
+    "garg2022": {ZERO: garg_zero, LS_LIKE: garg_sparse_ls, NAN_K: garg_nan_k},
     "raventos2023": {ZERO: raventos_zero, MIDWAY: raventos_midway,
                      POOL_GLITCH: raventos_pool_glitch},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
