@@ -367,3 +367,22 @@ def test_olsson_induction_heads_form_where_the_curve_ends(tmp_path):
   del res["runs"]["2"]["prefix_curve"]
   write(tmp_path / "ok" / "olsson2022.json", res)
   assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][0]["status"] == "NOT_SHOWN"
+
+
+def test_xie_a_nan_cell_is_no_rise(tmp_path):
+  """A NaN accuracy (an unmeasured cell) between the first and last n, or at the middle k,
+  compared False in the fall test and ranked top in Spearman: 'rises with n', 'LSTMs also
+  learn' and 'rises with k' PASSed; now FAIL. Control: the same rises without the NaN."""
+  from experiments.claims import language_controls as lc
+  lc.xie_nan_n(tmp_path / "n")
+  rows = language.xie2021(tmp_path / "n", "tiny")["claims"]
+  assert (rows[0]["status"], rows[3]["status"]) == ("FAIL", "FAIL"), rows
+  lc.xie_nan_k(tmp_path / "k")
+  assert language.xie2021(tmp_path / "k", "tiny")["claims"][1]["status"] == "FAIL"
+  rise = [0.1, 0.2, 0.3, 0.4, 0.5]
+  lc._xie_curves(tmp_path / "ok", {"3": rise, "5": rise, "8": rise})
+  rows = language.xie2021(tmp_path / "ok", "tiny")["claims"]
+  assert (rows[0]["status"], rows[3]["status"]) == ("PASS", "PASS"), rows
+  lc._xie_curves(tmp_path / "ok_k", {"3": [0.1, 0.2, 0.3, 0.35, 0.4], "5": [0.1] + [0.45] * 4,
+                                     "8": [0.1, 0.25, 0.35, 0.45, 0.5]})
+  assert language.xie2021(tmp_path / "ok_k", "tiny")["claims"][1]["status"] == "PASS"

@@ -35,10 +35,11 @@ from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
     DECAY, EVERY_HEAD, FALLING_HEAD, FALLS_BACK, INDEP_NOISE, K_FALLS_BACK, LAST_DIP, LOSS_DIP,
     LOSS_NOISE, NOISE, PREFIX_DIP, STEADY_HEAD, WIDE_LOSS)
+from experiments.claims.language import NAN_K as XIE_NAN_K, NAN_N as XIE_NAN_N
 from experiments.claims.language_controls import (  # noqa: F401  (tests build files here)
     olsson_decay, olsson_every_head, olsson_falling_head, olsson_indep_noise, olsson_last_dip,
     olsson_loss_dip, olsson_loss_noise, olsson_noise, olsson_prefix_dip, olsson_ramp,
-    olsson_steady_head, olsson_trained, olsson_untrained, xie_k_falls_back)
+    olsson_steady_head, olsson_trained, olsson_untrained, xie_k_falls_back, xie_nan_k, xie_nan_n)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
     ladder_prefix_ramp, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
@@ -73,7 +74,7 @@ CONTROLS = {
                    FALLING_HEAD: olsson_falling_head, EVERY_HEAD: olsson_every_head,
                    PREFIX_DIP: olsson_prefix_dip},
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss,
-                K_FALLS_BACK: xie_k_falls_back},
+                K_FALLS_BACK: xie_k_falls_back, XIE_NAN_N: xie_nan_n, XIE_NAN_K: xie_nan_k},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},

@@ -159,11 +159,32 @@ def xie_k_falls_back(run_dir: Path) -> None:
   """Every run's accuracy at every n the same per example length k: 0.30 at k = 3, 0.60 at
   k = 5, 0.35 at k = 8 (1024 prompts): from the shortest to the longest k a gain of +0.05
   beyond 2 SE (0.041) and rho 0.5, with a 0.25 fall from k = 5 to k = 8 the probe resolves."""
+  _xie_curves(run_dir, {k: [v] * 5 for k, v in (("3", 0.30), ("5", 0.60), ("8", 0.35))})
+
+
+def _xie_curves(run_dir: Path, curves: dict) -> None:
+  """control_files.xie_untrained's runs with accuracy over n = 0, 1, 2, 4, 8 curves[k] per k."""
   from experiments.claims.control_files import xie_untrained
   xie_untrained(run_dir)
   path = Path(run_dir) / "xie2021.json"
   res = json.loads(path.read_text())
   for run in res["runs"].values():
     for k, c in run["probe"]["accuracy"]["id"].items():
-      c["accuracy"] = [{"3": 0.30, "5": 0.60, "8": 0.35}[k]] * len(c["n"])
+      c["accuracy"] = list(curves[k])
   write_json(path, res)
+
+
+def xie_nan_n(run_dir: Path) -> None:
+  """Every run's accuracy rising 0.1 -> 0.5 over n = 0..8 at every k, but NaN at k = 5, n = 2
+  (an unmeasured cell): the mean over k is NaN there, and the fall test and Spearman skipped
+  it (rho 0.4 with the NaN ranked top): 'rises with n' PASSed."""
+  rise = [0.1, 0.2, 0.3, 0.4, 0.5]
+  _xie_curves(run_dir, {"3": rise, "5": rise[:2] + [float("nan")] + rise[3:], "8": rise})
+
+
+def xie_nan_k(run_dir: Path) -> None:
+  """Accuracy at the largest n 0.4 at k = 3, NaN at k = 5, 0.5 at k = 8: a gain beyond 2 SE
+  and rho 0.5 (the NaN ranked top) PASSed 'rises with k' with the middle k unmeasured."""
+  _xie_curves(run_dir, {"3": [0.1, 0.2, 0.3, 0.35, 0.4],
+                        "5": [0.1, 0.2, 0.3, 0.4, float("nan")],
+                        "8": [0.1, 0.25, 0.35, 0.45, 0.5]})
