@@ -16,7 +16,7 @@ previous-token scores. Then, per model:
 Writes WORKDIR/olsson2022.json, WORKDIR/olsson2022_curves.png (loss, ICL score,
 top prefix-matching vs tokens, windows shaded) and WORKDIR/olsson2022_heads.png
 (layer x head prefix-matching before / after the window), and prints each claim's verdict
-from the scorer that `reproduce olsson2022` uses (experiments/claims/language.py).
+from the scorer that `reproduce olsson2022` uses (experiments/claims/olsson.py).
 """
 from __future__ import annotations
 
@@ -97,6 +97,9 @@ def analyse(config, workdir: Path, rows: list[dict], window_fraction: float, min
       "best_prefix_matching_ever": float(pm.max()), "icl_min": float(icl.min()),
       "loss_curve": {"step": steps.tolist(), "loss": [float(r["loss"]) for r in rows]},
       "icl_curve": {"step": steps.tolist(), "icl_score": icl.astype(float).tolist()},
+      # every head's prefix-matching score at each evaluation of icl_curve: the scorer checks
+      # that the ablated heads form in its phase-change window (experiments/claims/olsson.py)
+      "prefix_curve": {n: pm[:, j].astype(float).tolist() for j, n in enumerate(names)},
   }
 
 
@@ -146,7 +149,7 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
   f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
   # The verdicts are the scorer's (experiments/claims), the same checks reproduce applies.
-  from experiments.claims.language import olsson2022 as score
+  from experiments.claims.olsson import olsson2022 as score
   for row in score(root, preset)["claims"]:
     print(f"{row['status']}: {row['claim']}")
   print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")

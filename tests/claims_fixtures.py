@@ -142,7 +142,11 @@ def olsson_run(run_dir, seed=0, icl=None, loss=None, one_loss=None, one_icl=None
       "ablation": {"heads": ["L1H0"], "icl_change": 0.8 * (ic(0) - ic(1000))},
       "best_prefix_matching_ever": pm,
       "loss_curve": {"step": steps, "loss": [lo(s) for s in steps]},
-      "icl_curve": {"step": steps, "icl_score": [ic(s) for s in steps]}}
+      "icl_curve": {"step": steps, "icl_score": [ic(s) for s in steps]},
+      # head L1H0 forms with the phase change (to pm), the others stay unstructured
+      "prefix_curve": {"L0H0": [0.03] * len(steps), "L0H1": [0.03] * len(steps),
+                       "L1H0": [0.03 + (pm - 0.03) * sig(s) for s in steps],
+                       "L1H1": [0.03] * len(steps)}}
   from experiments.olsson2022 import TARGETS
   write(run_dir / "olsson2022.json", {"targets": TARGETS, "runs": {
       "1": run(one_icl or (lambda s: -0.0001 * s), one_loss, 0.05, 0.02),

@@ -248,3 +248,22 @@ def test_reddy_lstm_in_weights_within_noise_of_its_line_is_not_learning(tmp_path
   res["runs"]["lstm"]["probe"]["iwl"]["acc_full"] = 0.6
   write(tmp_path / "results.json", res)
   assert row()["status"] == "PASS", row()
+
+
+def test_reddy_the_head_must_form_at_the_jump(tmp_path):
+  """Halfway steps within a tenth of training PASSed heads that form nowhere near the jump:
+  attention 0.10 -> 0.11, a one-evaluation glitch at the jump (forming at 800), a steady rise
+  through 60% of training, a rise that falls back to 0.12. Controls: a head jumping with the
+  ICL accuracy, and one that jumps there and then keeps sharpening slowly, PASS."""
+  from experiments.claims import classification_controls as cc
+  from experiments.claims.classification import reddy2023
+  coincide = lambda d: next(r for r in reddy2023(d, "tiny")["claims"] if "coincides" in r["claim"])
+  for build in (cc.reddy_head_tiny, cc.reddy_head_glitch, cc.reddy_head_ramp,
+                cc.reddy_head_falls_back):
+    build(tmp_path / build.__name__)
+    row = coincide(tmp_path / build.__name__)
+    assert row["status"] == "FAIL" and "(gap 12)" in row["ours"], row
+  cc.reddy_head(tmp_path / "ok", lambda s: 0.9 if s >= 300 else 0.06)
+  assert coincide(tmp_path / "ok")["status"] == "PASS"
+  cc.reddy_head(tmp_path / "creep", lambda s: 0.06 if s < 300 else 0.5 + 0.45 * (s - 300) / 700)
+  assert coincide(tmp_path / "creep")["status"] == "PASS"

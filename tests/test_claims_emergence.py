@@ -345,3 +345,15 @@ def test_nanda_reads_the_runs_where_the_experiment_is_now(tmp_path):
   assert statuses(tmp_path / "copy") == expected
   shutil.move(tmp_path / "copy", tmp_path / "moved")
   assert statuses(tmp_path / "moved") == expected
+
+
+def test_nanda_weight_decay_run_must_grok_for_good(tmp_path):
+  """A weight-decay run at chance but for one evaluation at 0.96, beside a control that never
+  left chance, PASSed 'weight decay 0: no grokking, while the weight-decay run groks' (its 0.95
+  step alone); its test accuracy has no lasting rise: FAIL. Control: the fixture's jump."""
+  from experiments.claims.control_files import nanda_wd_glitch
+  nanda_wd_glitch(tmp_path / "glitch")
+  row = nanda_claims.nanda2023(tmp_path / "glitch", "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "(no lasting rise)" in row["ours"], row
+  grokking(tmp_path / "ok")
+  assert nanda_claims.nanda2023(tmp_path / "ok", "cpu")["claims"][2]["status"] == "PASS"

@@ -227,3 +227,162 @@ def test_xie_equal_loss_within_the_margin_still_passes(tmp_path):
   res["runs"]["transformer_s"]["end_loss"] |= {"value": 2.01, "se": 0.01}
   write(tmp_path / "xie2021.json", res)
   assert language.xie2021(tmp_path, "cpu")["claims"][2]["status"] == "PASS"
+
+
+def test_olsson_a_dip_at_the_last_evaluation_is_no_phase_change(tmp_path):
+  """The ICL score flat at 0, 1 nat lower at the last evaluation only: 1.0 of 1.0 nats in
+  2.5% of training, noise 0, PASSed the phase change (nothing after the window to show the
+  score stays down). Controls: the trained file, and a step at 900 with 4 evaluations after."""
+  from experiments.claims import language_controls
+  language_controls.olsson_last_dip(tmp_path / "dip")
+  row = language.olsson2022(tmp_path / "dip", "tiny")["claims"][1]
+  assert row["status"] == "FAIL" and "0 evaluations after it" in row["note"], row
+  language_controls.olsson_trained(tmp_path / "ok")
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][1]["status"] == "PASS"
+  language_controls.olsson_trained(tmp_path / "late", icl=lambda s: -0.8 * (s >= 900))
+  row = language.olsson2022(tmp_path / "late", "tiny")["claims"][1]
+  assert row["status"] == "PASS" and "4 evaluations after it" in row["note"], row
+
+
+def _below(two, one, steps=range(0, 1001, 25)):
+  """The 'ends below the 1-layer model's' row for two ICL-score curves (step -> score)."""
+  run = lambda f: {"final": {"icl_score": f(1000)},
+                   "icl_curve": {"step": list(steps), "icl_score": [f(s) for s in steps]}}
+  return language._below_one_layer("2", run(two), run(one), "")
+
+
+def test_olsson_ends_below_the_one_layer_model_beyond_the_noise(tmp_path):
+  """Two flat ICL scores with independent noise (sd 0.1) passed 'ends below' in 24% of draws
+  (a 0.1-nat gap between two last evaluations), and a dip at the last evaluation passed;
+  a real gap under the same noise still PASSes."""
+  import random
+  from experiments.claims import language_controls
+  for build in (language_controls.olsson_indep_noise, language_controls.olsson_last_dip):
+    build(tmp_path / build.__name__)
+    row = language.olsson2022(tmp_path / build.__name__, "tiny")["claims"][3]
+    assert row["status"] == "FAIL", row
+  draw = random.Random(0)
+  noisy = lambda f: (lambda tab: lambda s: tab[s])({s: f(s) + draw.gauss(0, 0.1)
+                                                   for s in range(0, 1001, 25)})
+  rate = lambda two, one: sum(_below(noisy(two), noisy(one))["status"] == "PASS"
+                              for _ in range(300)) / 300
+  assert rate(lambda s: 0.0, lambda s: 0.0) < 0.01
+  assert rate(lambda s: -0.8 * (s >= 500), lambda s: 0.0) > 0.95  # control
+  language_controls.olsson_trained(tmp_path / "ok")
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][3]["status"] == "PASS"
+
+
+def test_olsson_loss_bump_is_beyond_the_loss_noise_and_kept(tmp_path):
+  """Losses flat with evaluation noise (sd 0.01) beside a real ICL phase change passed the
+  bump in 18% of draws, and a loss dipping at the window's last evaluation only passed;
+  a real bump under the same noise still PASSes."""
+  import random
+  from experiments.claims import language_controls
+  for build in (language_controls.olsson_loss_noise, language_controls.olsson_loss_dip):
+    build(tmp_path / build.__name__)
+    row = language.olsson2022(tmp_path / build.__name__, "tiny")["claims"][-1]
+    assert row["status"] == "FAIL", row
+  language_controls.olsson_trained(tmp_path / "ok")
+  res = summaries.claims.rows.load(tmp_path / "ok" / "olsson2022.json")
+  draw = random.Random(0)
+
+  def rate(two, one):
+    passed = 0
+    for _ in range(300):
+      for run, f in ((res["runs"]["2"], two), (res["runs"]["1"], one)):
+        run["loss_curve"]["loss"] = [f(s) + draw.gauss(0, 0.01) for s in run["loss_curve"]["step"]]
+      passed += language._olsson_loss_bump({"2": res["runs"]["2"]}, res["runs"]["1"], "")[
+          "status"] == "PASS"
+    return passed / 300
+  assert rate(lambda s: 4.0, lambda s: 4.0) < 0.01
+  sig = lambda s: 1 / (1 + math.exp(-(s - 500) / 30))
+  assert rate(lambda s: 4.0 - 0.0005 * s - 0.8 * sig(s), lambda s: 4.0 - 0.0005 * s) > 0.95
+
+
+def test_olsson_ablated_heads_must_form_in_the_phase_change(tmp_path):
+  """The ablation row trusted the experiment's list of heads rising >= 0.1 over its own fixed
+  window: a head rising at one steady rate (0.12 of its 0.80 in the phase window), one that
+  rose there and fell back, and every head ablated PASSed with the same ablation; now FAIL.
+  Controls: the trained file, and two heads forming together under prefix-score noise."""
+  import random
+  from experiments.claims import language_controls as lc
+  for build in (lc.olsson_steady_head, lc.olsson_falling_head, lc.olsson_every_head):
+    build(tmp_path / build.__name__)
+    row = language.olsson2022(tmp_path / build.__name__, "tiny")["claims"][2]
+    assert row["status"] == "FAIL" and row["ours"] >= 0.8, row
+  # a steady ICL fall (no phase change) beside the steady head: nothing to rise in
+  lc.olsson_trained(tmp_path / "ramp", icl=lambda s: -0.8 * s / 1000,
+                    prefix=lc._prefix(L1H0=lambda s: 0.03 + 0.8 * s / 1000))
+  row = language.olsson2022(tmp_path / "ramp", "tiny")["claims"][2]
+  assert row["status"] == "FAIL" and "no phase-change window" in row["note"], row
+  lc.olsson_trained(tmp_path / "ok")
+  row = language.olsson2022(tmp_path / "ok", "tiny")["claims"][2]
+  assert row["status"] == "PASS" and "rises +0.679 in steps 425-575" in row["note"], row
+  draw = random.Random(0)
+  jitter = lambda f: (lambda tab: lambda s: tab[s])({s: f(s) + draw.gauss(0, 0.02)
+                                                    for s in range(0, 1001, 25)})
+  sig = lambda s, at: 1 / (1 + math.exp(-(s - at) / 30))
+  lc.olsson_trained(tmp_path / "two", heads=["L1H0", "L1H1"], prefix=lc._prefix(
+      L1H0=jitter(lambda s: 0.03 + 0.6 * sig(s, 500)),
+      L1H1=jitter(lambda s: 0.03 + 0.3 * sig(s, 540))))
+  assert language.olsson2022(tmp_path / "two", "tiny")["claims"][2]["status"] == "PASS"
+  # files from before the experiment wrote the per-head curves cannot show it
+  res = summaries.claims.rows.load(tmp_path / "ok" / "olsson2022.json")
+  del res["runs"]["2"]["prefix_curve"]
+  write(tmp_path / "ok" / "olsson2022.json", res)
+  row = language.olsson2022(tmp_path / "ok", "tiny")["claims"][2]
+  assert row["status"] == "NOT_SHOWN" and "rerun olsson2022" in row["note"], row
+
+
+def test_xie_a_rise_with_k_that_falls_back_does_not_rise(tmp_path):
+  """Accuracy 0.30, 0.60, 0.35 over k = 3, 5, 8: +0.05 beyond 2 SE and rho 0.5 passed 'rises
+  with k'; the resolved 0.25 fall from k = 5 to 8 now FAILs it. Control: the fixture's rise
+  over k, and one with a dip inside the probe's noise, still PASS."""
+  from experiments.claims import language_controls
+  language_controls.xie_k_falls_back(tmp_path / "back")
+  row = language.xie2021(tmp_path / "back", "tiny")["claims"][1]
+  assert row["status"] == "FAIL" and "0.250 (k=5->8)" in row["note"], row
+  res = xie_results()
+  write(tmp_path / "ok" / "xie2021.json", res)
+  assert language.xie2021(tmp_path / "ok", "cpu")["claims"][1]["status"] == "PASS"
+  for run in res["runs"].values():
+    for k, c in run["probe"]["accuracy"]["id"].items():
+      c["accuracy"][-1] = {"3": 0.40, "5": 0.39, "8": 0.60}[k]  # 0.01 dip, SE 0.022
+  write(tmp_path / "dip" / "xie2021.json", res)
+  row = language.xie2021(tmp_path / "dip", "cpu")["claims"][1]
+  assert row["status"] == "PASS" and "transformer_s none" in row["note"], row
+
+
+def test_olsson_induction_heads_form_where_the_curve_ends(tmp_path):
+  """A head at 0.03 through training but 0.60 at the last evaluation passed 'induction heads
+  form' (the final maximum alone); the median of its last 3 evaluations (0.03) now FAILs it.
+  Control: the trained file; files without per-head curves cannot show it."""
+  from experiments.claims import language_controls
+  language_controls.olsson_prefix_dip(tmp_path / "dip")
+  row = language.olsson2022(tmp_path / "dip", "tiny")["claims"][0]
+  assert row["status"] == "FAIL" and row["ours"] == 0.6, row
+  language_controls.olsson_trained(tmp_path / "ok")
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][0]["status"] == "PASS"
+  res = summaries.claims.rows.load(tmp_path / "ok" / "olsson2022.json")
+  del res["runs"]["2"]["prefix_curve"]
+  write(tmp_path / "ok" / "olsson2022.json", res)
+  assert language.olsson2022(tmp_path / "ok", "tiny")["claims"][0]["status"] == "NOT_SHOWN"
+
+
+def test_xie_a_nan_cell_is_no_rise(tmp_path):
+  """A NaN accuracy (an unmeasured cell) between the first and last n, or at the middle k,
+  compared False in the fall test and ranked top in Spearman: 'rises with n', 'LSTMs also
+  learn' and 'rises with k' PASSed; now FAIL. Control: the same rises without the NaN."""
+  from experiments.claims import language_controls as lc
+  lc.xie_nan_n(tmp_path / "n")
+  rows = language.xie2021(tmp_path / "n", "tiny")["claims"]
+  assert (rows[0]["status"], rows[3]["status"]) == ("FAIL", "FAIL"), rows
+  lc.xie_nan_k(tmp_path / "k")
+  assert language.xie2021(tmp_path / "k", "tiny")["claims"][1]["status"] == "FAIL"
+  rise = [0.1, 0.2, 0.3, 0.4, 0.5]
+  lc._xie_curves(tmp_path / "ok", {"3": rise, "5": rise, "8": rise})
+  rows = language.xie2021(tmp_path / "ok", "tiny")["claims"]
+  assert (rows[0]["status"], rows[3]["status"]) == ("PASS", "PASS"), rows
+  lc._xie_curves(tmp_path / "ok_k", {"3": [0.1, 0.2, 0.3, 0.35, 0.4], "5": [0.1] + [0.45] * 4,
+                                     "8": [0.1, 0.25, 0.35, 0.45, 0.5]})
+  assert language.xie2021(tmp_path / "ok_k", "tiny")["claims"][1]["status"] == "PASS"

@@ -14,7 +14,8 @@ from experiments.claims.classification import chan2022, reddy2023
 from experiments.claims.emergence import besiroglu2024, schaeffer2023
 from experiments.claims.grokking import nanda2023
 from experiments.claims.ladder import ladder_claims
-from experiments.claims.language import olsson2022, xie2021
+from experiments.claims.language import xie2021
+from experiments.claims.olsson import olsson2022
 from experiments.claims.regression import garg2022, raventos2023
 from experiments.claims.rows import (FAIL, MIN_SEEDS, NOT_SHOWN, PASS, SELF_CHECK, UNREPLICATED,
                                      aggregate, counts, seed_dirs, shown_status)

@@ -20,6 +20,13 @@ IWL_UNRESOLVED = "in-weights accuracy within 2 SE above the halfway line"
 FEW_SEQUENCES = "accuracies at 0 or 1 over a handful of sequences"
 FALL_FROM_ONE = "ICL falling from 1.0 within its binomial noise"
 ICL_AT_CHANCE = 0.1  # accuracy above 1/L still read as chance: Reddy's B = 0 check
+# An induction head forms: a tenth of the attention moves to the matching label (the rise
+# research/probes/attention.rising_heads counts), to twice the head's start (uniform attention).
+HEAD_RISE, HEAD_OVER_START = 0.1, 2.0
+HEAD_TINY = "head attention rising 0.01 at the jump"
+HEAD_GLITCH = "head attention at 0.9 for one evaluation at the jump, forming later"
+HEAD_RAMP = "head attention rising at one steady rate, halfway at the jump"
+HEAD_FALLS_BACK = "head attention rising at the jump, then falling back"
 
 
 # The plug-in binomial SE sqrt(p(1-p)/n) is 0 at an accuracy of exactly 0 or 1, however few
@@ -302,7 +309,8 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
   else:
     rows += [not_shown(t, "-", "no transformer run", control=c) for t, c in (
         ("ICL accuracy jumps from ~1/L to ~1", UNTRAINED), ("the jump is abrupt", (RAMP, GLITCH)),
-        ("the jump coincides with an induction head forming", UNTRAINED))]
+        ("the jump coincides with an induction head forming",
+         (UNTRAINED, HEAD_TINY, HEAD_GLITCH, HEAD_RAMP, HEAD_FALLS_BACK)))]
   b0 = runs.get("control_b0")
   text = "no burstiness (B=0): no ICL, the model learns in weights instead"
   if b0:
@@ -351,9 +359,21 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
 
 
 def _reddy_coincidence(metrics: Path, tr: dict, steps: int, setup: str) -> dict:
+  """The head's halfway step (first crossing, first to final value) within a tenth of training
+  of the ICL jump's, and the head FORMS there: it rises >= HEAD_RISE and ends >= HEAD_OVER_START
+  x its first value, and over half of its whole-run rise falls within a tenth of training of
+  the ICL jump's halfway step. Why: Reddy: an induction head forms at the jump (its attention
+  to the matching label jumps with the ICL accuracy). The halfway gap alone PASSed heads that
+  form nowhere there: attention rising 0.10 -> 0.11 at the jump, 0.10 glitching to 0.90 for
+  one evaluation at the jump (forming at step 800), rising at one steady rate through 60% of
+  training (halfway at the jump: 28% of its rise near it), and rising there but falling back
+  to 0.12."""
+  import numpy as np
   text = "the jump coincides with an induction head forming"
-  kw = dict(why="a tenth of training: the two halfway points fall in one window",
-            control=UNTRAINED)
+  kw = dict(why="a tenth of training: the two halfway points fall in one window, and most of "
+            "the head's rise in it; a tenth of the attention moving to the label, twice its "
+            "start: a head that formed", control=(UNTRAINED, HEAD_TINY, HEAD_GLITCH, HEAD_RAMP,
+                                                   HEAD_FALLS_BACK))
   if not metrics.is_file():
     return not_shown(text, "coincide", f"no {metrics}", **kw)
   from research.analysis.classification_plots import read_eval_rows
@@ -363,14 +383,23 @@ def _reddy_coincidence(metrics: Path, tr: dict, steps: int, setup: str) -> dict:
     return not_shown(text, "coincide", "no attention measures in metrics.jsonl", **kw)
   t_icl = tr["transition_context"]["step_50"]
   head = max(keys, key=lambda k: rows[-1][k])
-  t_head = _half_crossing([r["step"] for r in rows], [r[head] for r in rows])
+  at, att = [r["step"] for r in rows if head in r], [r[head] for r in rows if head in r]
+  t_head = _half_crossing(at, att)
   gap = None if t_head is None or t_icl is None else abs(t_head - t_icl)
+  rise = att[-1] - att[0]
+  near = (None if t_icl is None else float(
+      np.interp(t_icl + 0.1 * steps, at, att) - np.interp(t_icl - 0.1 * steps, at, att)))
+  forms = (rise >= HEAD_RISE and att[-1] >= HEAD_OVER_START * att[0] and near is not None
+           and near > 0.5 * rise)
   ours = (f"head {t_head:.0f} vs ICL {t_icl:.0f} (gap {gap:.0f})" if gap is not None else
           f"head {'-' if t_head is None else f'{t_head:.0f}'}, ICL "
           f"{'never got halfway up' if t_icl is None else f'{t_icl:.0f}'}")
-  return claim(text, "coincide", ours, "gap <= 10% of training",
-               gap is not None and gap <= 0.1 * steps,
+  return claim(text, "coincide", ours, f"gap <= 10% of training; the head rises >= {HEAD_RISE}, "
+               f"to >= {HEAD_OVER_START:g}x its start, over half of it within 10% of training "
+               "of the ICL jump's halfway step", gap is not None and gap <= 0.1 * steps and forms,
                setup + f"head = {head.removeprefix('eval_attn_')} (query attends to the matching "
                "item's label), its halfway step from first to final value; ICL = 50% of the "
                "context-label jump" + ("" if gap is None else f"; gap {gap / steps:.0%} of "
-                                       "training"), **kw)
+                                       "training") + f"; the head {att[0]:.2f} -> {att[-1]:.2f}"
+               + ("" if near is None else f", {near:+.2f} of it within 10% of training of the "
+                  "ICL jump"), **kw)

@@ -207,45 +207,6 @@ def chan_unresolved(run_dir: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- language
-def _olsson(run_dir: Path, icl_curve, loss_curve) -> None:
-  """Olsson's result file for models whose ICL score and loss follow the given curves and
-  whose heads never specialise (prefix matching at an unstructured head's level)."""
-  steps = list(range(0, STEPS + 1, 25))
-  run = lambda: {
-      "final": {"prefix_matching_max": 0.02, "icl_score": icl_curve(STEPS)},
-      "window": {"start_step": 0, "end_step": STEPS // 8, "drop": 0.0},
-      "ablation": {"heads": []}, "best_prefix_matching_ever": 0.02,
-      "loss_curve": {"step": steps, "loss": [loss_curve(s) for s in steps]},
-      "icl_curve": {"step": steps, "icl_score": [icl_curve(s) for s in steps]}}
-  from experiments.olsson2022 import TARGETS
-  _write(run_dir / "olsson2022.json", {"preset": "tiny", "targets": TARGETS,
-                                       "runs": {"1": run(), "2": run()}})
-
-
-def olsson_untrained(run_dir: Path) -> None:
-  _olsson(run_dir, lambda s: 0.0, lambda s: 4.0)
-
-
-def olsson_decay(run_dir: Path) -> None:
-  """ICL score and loss falling fastest at the start and levelling off (time constant a tenth
-  of training): a sharp drop, most of it early, with no phase change in it."""
-  _olsson(run_dir, lambda s: -(1 - math.exp(-10 * s / STEPS)),
-          lambda s: 2.0 + 2.0 * math.exp(-10 * s / STEPS))
-
-
-def olsson_noise(run_dir: Path) -> None:
-  """ICL score flat at 0 plus evaluation noise (sd 0.1 nats, a fixed draw): its steepest
-  step falls 0.32 nats, 116% of the run's net fall, in 2.5% of training; 2.3 SE."""
-  draw = random.Random(43)
-  noise = {s: draw.gauss(0.0, 0.1) for s in range(0, STEPS + 1, 25)}
-  _olsson(run_dir, lambda s: noise[s], lambda s: 4.0)
-
-
-def olsson_ramp(run_dir: Path) -> None:
-  """ICL score and loss falling at one steady rate over the whole run."""
-  _olsson(run_dir, lambda s: -1.0 * s / STEPS, lambda s: 4.0 - 2.0 * s / STEPS)
-
-
 def xie_untrained(run_dir: Path, accuracy=None) -> None:
   """Every run's accuracy over n at chance (or `accuracy`), its end loss ln(vocab) with SE
   0.01."""
@@ -381,6 +342,16 @@ def nanda_noisy_losses(run_dir: Path) -> None:
   draw = random.Random(2)
   noise = {s: (draw.gauss(0.0, 0.02), draw.gauss(0.0, 0.02)) for s in range(0, STEPS + 1, 25)}
   nanda_untrained(run_dir, losses=lambda s: (4.6 + noise[s][0], 4.6 + noise[s][1]))
+
+
+def nanda_wd_glitch(run_dir: Path) -> None:
+  """Train accuracy >= 0.99 by step 25, the weight-decay run's test accuracy at chance but
+  for one evaluation at 0.96 (step 500: its 0.95 step), the weight-decay-0 run's never above
+  chance: the 0.95 crossings alone said the weight-decay run groks and the control does not."""
+  nanda_untrained(run_dir, lambda s: 0.96 if s == 500 else 1 / 97, train_step=25)
+  res = json.loads((run_dir / "grokking.json").read_text())
+  res["runs"]["wd=0"] |= {"test_acc_095_step": None, "max_test_accuracy": 1 / 97}
+  _write(run_dir / "grokking.json", res)
 
 
 def besiroglu_hoffmann(run_dir: Path) -> None:

@@ -12,9 +12,10 @@ files are hand-built at chance. With `real_untrained=True` (`reproduce --control
 tiny preset through its own run(), every config at a learning rate that moves no parameter
 (experiments/common.forced_overrides), scored from the files it writes. A control passes the
 check only if the claim FAILs on it. The builders that write each control's files are in
-experiments/claims/control_files.py (the ladder's in ladder_controls.py, the classification
-probe's binomial-resolution ones in classification_controls.py, Nanda's noisy progress
-measures in grokking_controls.py).
+experiments/claims/control_files.py (the ladder's in ladder_controls.py; Olsson's, and Xie's
+later ones, in language_controls.py; the classification probe's binomial-resolution ones and
+Reddy's head nulls in classification_controls.py; Nanda's noisy progress measures in
+grokking_controls.py; Garg's NaN in regression_controls.py).
 """
 from __future__ import annotations
 
@@ -23,53 +24,72 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import (  # Reddy's, Chan's
-    FALL_FROM_ONE, FEW_SEQUENCES, FLAT_SWEEPS, GLITCH, IWL_UNRESOLVED, UNRESOLVED)
-from experiments.claims.classification_controls import (
+    FALL_FROM_ONE, FEW_SEQUENCES, FLAT_SWEEPS, GLITCH, HEAD_FALLS_BACK, HEAD_GLITCH, HEAD_RAMP,
+    HEAD_TINY, IWL_UNRESOLVED, UNRESOLVED)
+from experiments.claims.classification_controls import (  # noqa: F401  (tests build files here)
     chan_fall_from_one, chan_few_sequences, chan_iwl_unresolved, reddy_few_sequences,
+    reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp, reddy_head_tiny,
     reddy_iwl_unresolved)
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import (  # Nanda's
-    NOISY_LOSSES, NOISY_MAXIMA, SPIKY_LOSSES, TEST_RAMP)
+    NOISY_LOSSES, NOISY_MAXIMA, SPIKY_LOSSES, TEST_RAMP, WD_GLITCH)
 from experiments.claims.grokking_controls import nanda_noisy_maxima, nanda_spiky_losses
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
-    DECAY, FALLS_BACK, NOISE, WIDE_LOSS)
+    DECAY, EVERY_HEAD, FALLING_HEAD, FALLS_BACK, INDEP_NOISE, K_FALLS_BACK, LAST_DIP, LOSS_DIP,
+    LOSS_NOISE, NOISE, PREFIX_DIP, STEADY_HEAD, WIDE_LOSS)
+from experiments.claims.language import NAN_K as XIE_NAN_K, NAN_N as XIE_NAN_N
+from experiments.claims.language_controls import (  # noqa: F401  (tests build files here)
+    olsson_decay, olsson_every_head, olsson_falling_head, olsson_indep_noise, olsson_last_dip,
+    olsson_loss_dip, olsson_loss_noise, olsson_noise, olsson_prefix_dip, olsson_ramp,
+    olsson_steady_head, olsson_trained, olsson_untrained, xie_k_falls_back, xie_nan_k, xie_nan_n)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
     ladder_prefix_ramp, ladder_ramp, ladder_same, ladder_trained, ladder_untrained)
-from experiments.claims.regression import LS_LIKE, MIDWAY, POOL_GLITCH  # Garg's, Raventós's
+from experiments.claims.regression import (  # Garg's, Raventós's
+    LS_LIKE, MIDWAY, NAN_K, POOL_GLITCH)
+from experiments.claims.regression_controls import garg_nan_k  # noqa: F401
 from experiments.claims.control_files import (  # noqa: F401  (tests build files through here)
     L, N_SEQ, WAYS, besiroglu_hoffmann, chan_unresolved, chan_untrained, garg_sparse_ls,
-    garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, olsson_decay, olsson_noise,
-    olsson_ramp, olsson_untrained, raventos_midway, raventos_pool_glitch, raventos_zero,
-    reddy_flat_sweeps, reddy_glitch, reddy_ramp, reddy_untrained, schaeffer_below,
-    schaeffer_files, schaeffer_flat, schaeffer_glitch, schaeffer_never, schaeffer_same,
-    schaeffer_zigzag, xie_falls_back, xie_untrained, xie_wide_loss)
+    garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, nanda_wd_glitch,
+    raventos_midway,
+    raventos_pool_glitch, raventos_zero, reddy_flat_sweeps, reddy_glitch, reddy_ramp,
+    reddy_untrained, schaeffer_below, schaeffer_files, schaeffer_flat, schaeffer_glitch,
+    schaeffer_never, schaeffer_same, schaeffer_zigzag, xie_falls_back, xie_untrained,
+    xie_wide_loss)
 from experiments.claims.rows import FAIL, PASS, controls_of
 
 
 UNTRAINED, ZERO, RAMP = "untrained model", "zero predictor", "linear learning curve"
 CONTROLS = {
-    "garg2022": {ZERO: garg_zero, LS_LIKE: garg_sparse_ls},
+    "garg2022": {ZERO: garg_zero, LS_LIKE: garg_sparse_ls, NAN_K: garg_nan_k},
     "raventos2023": {ZERO: raventos_zero, MIDWAY: raventos_midway,
                      POOL_GLITCH: raventos_pool_glitch},
     "reddy2023": {UNTRAINED: reddy_untrained, RAMP: reddy_ramp, GLITCH: reddy_glitch,
                   FLAT_SWEEPS: reddy_flat_sweeps, FEW_SEQUENCES: reddy_few_sequences,
-                  IWL_UNRESOLVED: reddy_iwl_unresolved},
+                  IWL_UNRESOLVED: reddy_iwl_unresolved, HEAD_TINY: reddy_head_tiny,
+                  HEAD_GLITCH: reddy_head_glitch, HEAD_RAMP: reddy_head_ramp,
+                  HEAD_FALLS_BACK: reddy_head_falls_back},
     "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved,
                  IWL_UNRESOLVED: chan_iwl_unresolved, FEW_SEQUENCES: chan_few_sequences,
                  FALL_FROM_ONE: chan_fall_from_one},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
-                   NOISE: olsson_noise},
-    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss},
+                   NOISE: olsson_noise, LAST_DIP: olsson_last_dip,
+                   INDEP_NOISE: olsson_indep_noise, LOSS_NOISE: olsson_loss_noise,
+                   LOSS_DIP: olsson_loss_dip, STEADY_HEAD: olsson_steady_head,
+                   FALLING_HEAD: olsson_falling_head, EVERY_HEAD: olsson_every_head,
+                   PREFIX_DIP: olsson_prefix_dip},
+    "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss,
+                K_FALLS_BACK: xie_k_falls_back, XIE_NAN_N: xie_nan_n, XIE_NAN_K: xie_nan_k},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
                   TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
-                  NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses},
+                  NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses,
+                  WD_GLITCH: nanda_wd_glitch},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,

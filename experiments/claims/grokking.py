@@ -12,6 +12,7 @@ TEST_RAMP = "test accuracy rising at a steady rate from the start"
 NOISY_LOSSES = "progress measures flat with evaluation noise"
 NOISY_MAXIMA = "progress measures flat with evaluation noise, a draw with high maxima"
 SPIKY_LOSSES = "progress measures flat with spiky evaluation noise"
+WD_GLITCH = "weight-decay run at 0.96 test accuracy for one evaluation, the control never"
 # Nanda et al. 2023 (REFERENCES.md): train accuracy ~100% within 1-2k of 40k epochs (<= 5%);
 # test accuracy jumps near 10-14k epochs.
 NANDA_EARLY_FRACTION = 0.05
@@ -93,15 +94,26 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
                       te is not None and lo // 2 <= te <= hi * 3 // 2, "",
                       why="read off a plot (approx.): +/- 50%", control=UNTRAINED))
   text = "weight decay 0: no grokking, while the weight-decay run groks"
-  if control is not None:
-    rows.append(claim(text, "none in 40k epochs", f"max test acc {control['max_test_accuracy']:.3f}"
-                      f"; weight-decay run {'never groks' if te is None else f'groks at {te}'}",
-                      "the control's test acc never >= 0.95, the weight-decay run's does",
-                      te is not None and control["test_acc_095_step"] is None,
-                      setup + "within the same number of steps",
-                      why="the paper's grokking threshold on both runs", control=UNTRAINED))
+  # 'Groks' as the grokking row reads it: the weight-decay run's test accuracy >= 0.95 AND a
+  # rise that lasts (reddy2023.transition: it ends >= 90% of the way from chance, for good).
+  # The 0.95 crossing alone PASSed a weight-decay run at chance but for one evaluation at
+  # 0.96, beside a control that never reached 0.95.
+  wd0_kw = dict(why="the paper's grokking threshold on both runs; the weight-decay run's rise "
+                "lasts", control=(UNTRAINED, WD_GLITCH))
+  if control is None:
+    rows.append(not_shown(text, "none", "control not run", **wd0_kw))
+  elif jump is None:
+    rows.append(not_shown(text, "none", f"no eval_test_accuracy curve in {metrics} to tell a "
+                          "lasting rise from a glitch (rerun nanda2023)", **wd0_kw))
   else:
-    rows.append(not_shown(text, "none", "control not run", control=UNTRAINED))
+    lasts = jump["step_90"] is not None
+    rows.append(claim(text, "none in 40k epochs", f"max test acc {control['max_test_accuracy']:.3f}"
+                      f"; weight-decay run {'never groks' if te is None else f'groks at {te}'}"
+                      + ("" if lasts else " (no lasting rise)"),
+                      "the control's test acc never >= 0.95, the weight-decay run's does and "
+                      "stays >= 90% of the way from chance",
+                      te is not None and lasts and control["test_acc_095_step"] is None,
+                      setup + "within the same number of steps", **wd0_kw))
   share = final.get("key_freq_share")
   nf = len(main["final_key_freqs"])
   uniform = nf / ((p - 1) // 2)

@@ -18,11 +18,14 @@ def average_ranks(values) -> np.ndarray:
 
 
 def spearman(x, y) -> float:
-  """Spearman's rho with average ranks for ties; 0 when either side is constant or n < 2."""
+  """Spearman's rho with average ranks for ties; 0 when either side is constant or n < 2; NaN
+  when either holds a non-finite value."""
   if len(x) != len(y):
     raise ValueError(f"spearman needs equal lengths, got {len(x)} and {len(y)}")
   if len(x) < 2:
     return 0.0
+  if not (np.isfinite(np.asarray(x, float)).all() and np.isfinite(np.asarray(y, float)).all()):
+    return float("nan")  # a NaN has no rank (argsort put it last: the top value)
   rx, ry = average_ranks(x), average_ranks(y)
   rx, ry = rx - rx.mean(), ry - ry.mean()
   denom = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
@@ -57,9 +60,12 @@ def rises_with_n(curve: dict, num_prompts: int) -> dict:
   return {"gain": gain, "gain_se": gain_se, "spearman": rho,
           "mean_shots_minus_zero_shot": float(acc.mean() - zero),
           "largest_drop": drop, "drop_from": drop_from, "drop_to": drop_to,
-          # rises: a gain beyond two standard errors, a positive rank correlation, and no
-          # resolved fall from any n to a later n
-          "rises": bool(gain > 2 * gain_se and rho > 0 and drop_from is None)}
+          # rises: a gain beyond two standard errors, a positive rank correlation, no
+          # resolved fall from any n to a later n, and a number at every n: a NaN between the
+          # first and the last n (an unmeasured cell) compares False with everything, so it
+          # hid any fall and ranked as the top value (0.3, NaN, 0.4: rho 0.5, PASS)
+          "rises": bool(gain > 2 * gain_se and rho > 0 and drop_from is None
+                        and np.isfinite(acc).all() and np.isfinite(se).all())}
 
 
 def mean_over_k(curves: dict, num_prompts: int) -> dict:

@@ -1,0 +1,112 @@
+"""Olsson et al. 2022's curve rules, shared by the rows of experiments/claims/olsson.py: the
+phase-change window found from the ICL-score curve and what tells it from the curves that also
+give one (an exponential decay, evaluation noise)."""
+from __future__ import annotations
+
+from experiments.claims.rows import MOST_OF_DROP, NOISE_SIGMAS
+
+# A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
+STEEP_FRACTION = 0.25
+# Evaluations after the window whose median must keep the drop: a median of 3 outvotes one.
+MIN_AFTER = 3
+# A head "rises" by this much prefix-matching score (research/probes/attention.rising_heads'
+# default, the experiment's --min_rise).
+MIN_RISE = 0.1
+
+
+def phase_window(steps, icl) -> dict | None:
+  """The phase change found from the ICL-score curve: the contiguous span around its steepest
+  fall where the score falls at >= STEEP_FRACTION of that fastest rate; with the drop it
+  carries, that drop's fraction of the whole run's (first to last evaluation), and `noise`:
+  the standard error of a difference of two evaluations, from the step-to-step changes
+  outside the window (a robust spread around their median, so a steady trend is not noise;
+  None with fewer than 4 of them); `after`: how many evaluations follow the window's end and
+  `kept_after`: how far below the window's start their median stays (None without any)."""
+  import numpy as np
+  rates = [(icl[i] - icl[i + 1]) / (steps[i + 1] - steps[i]) for i in range(len(icl) - 1)]
+  total = icl[0] - icl[-1]
+  if not rates or max(rates) <= 0:
+    return None
+  top = max(range(len(rates)), key=lambda i: rates[i])
+  lo = hi = top
+  while lo > 0 and rates[lo - 1] >= STEEP_FRACTION * rates[top]:
+    lo -= 1
+  while hi < len(rates) - 1 and rates[hi + 1] >= STEEP_FRACTION * rates[top]:
+    hi += 1
+  drop = icl[lo] - icl[hi + 1]
+  noise = step_noise(icl, lo, hi + 1)
+  return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
+          "share": drop / total if total > 0 else 0.0,
+          "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
+          "at_first_eval": lo == 0, "noise": noise, "after": len(icl) - hi - 2,
+          "kept_after": (icl[lo] - float(np.median(icl[hi + 2:]))) if hi + 2 < len(icl) else None}
+
+
+def step_noise(values, lo: int = 0, hi: int = 0) -> float | None:
+  """The standard error of a difference of two evaluations, from the curve's step-to-step
+  changes outside evaluations lo..hi (a window): 1.4826 x their MAD, the normal standard
+  deviation robust to a few jumps, around their median, so a steady trend is not noise; None
+  with fewer than 4 of them."""
+  import numpy as np
+  d = np.diff(np.asarray(values, float))
+  outside = d[[i for i in range(len(d)) if not lo <= i < hi]]
+  return (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
+          if len(outside) >= 4 else None)
+
+
+def loss_at(curve: dict, step: float) -> float:
+  import numpy as np
+  return float(np.interp(step, curve["step"], curve["loss"]))
+
+
+def drop_in_window(w: dict | None, t: dict) -> bool:
+  """A sharp drop, most of the run's, in a short window (what a 1-layer model must not show)."""
+  return (w is not None and w["drop"] >= t["icl_drop_2l"] and w["share"] > MOST_OF_DROP
+          and w["span"] < t["window_max_fraction"])
+
+
+def is_phase_change(w: dict | None, t: dict) -> bool:
+  """drop_in_window, told from what else gives one: the window does not start at the first
+  evaluation (early training's fast fall, an exponential decay, would pass), the run keeps at
+  least half the window's drop (noise that falls and climbs back had 'share' 281%), and the
+  drop is beyond NOISE_SIGMAS standard errors (a flat noisy curve passed 27% of draws at sd
+  0.1). And the score is seen to stay down: Olsson's phase change leaves the model with its
+  in-context learning for the rest of training, but a score flat at 0 that dips 1 nat at the
+  last evaluation only passed (window 975-1000, noise 0, 'kept' by the last evaluation itself,
+  the one in the window): now >= MIN_AFTER evaluations follow the window, their median keeping
+  >= MOST_OF_DROP of its drop (one glitch cannot outvote them)."""
+  return (drop_in_window(w, t) and not w["at_first_eval"]
+          and w["total_drop"] >= MOST_OF_DROP * w["drop"]
+          and w["after"] >= MIN_AFTER and w["kept_after"] >= MOST_OF_DROP * w["drop"]
+          and w["noise"] is not None and w["drop"] > NOISE_SIGMAS * w["noise"])
+
+
+def end_level(values) -> float:
+  """Where a curve ends: the median of its last MIN_AFTER evaluations (one glitch at the last
+  evaluation does not move it)."""
+  import numpy as np
+  return float(np.median(np.asarray(values[-MIN_AFTER:], float)))
+
+
+def curve_noise(steps, values) -> float | None:
+  """The standard error of a difference of two evaluations of a curve: phase_window's (from
+  the step-to-step changes outside its window), or where it has none (no falling window, or
+  fewer than 4 changes outside it), 1.4826 x the MAD of all its step-to-step changes; None with
+  fewer than 4 changes."""
+  w = phase_window(steps, values)
+  return w["noise"] if w is not None and w["noise"] is not None else step_noise(values)
+
+
+def heads_form(prefix_curve: dict, heads, steps, w: dict) -> dict:
+  """How the ablated heads' summed prefix-matching score moves (prefix_curve: head -> score
+  per evaluation of `steps`): `rise` over the phase window w, `total` over the run (first to
+  last evaluation), `kept` by the last evaluation above the window's start; `forms`: a rise of
+  >= MIN_RISE holding over MOST_OF_DROP of the whole run's and kept to >= MOST_OF_DROP of it
+  (Olsson: induction heads form in the phase change, and stay)."""
+  import numpy as np
+  p = np.sum([np.asarray(prefix_curve[h], float) for h in heads], axis=0)
+  lo, hi = list(steps).index(w["start_step"]), list(steps).index(w["end_step"])
+  rise, total, kept = float(p[hi] - p[lo]), float(p[-1] - p[0]), float(p[-1] - p[lo])
+  return {"rise": rise, "total": total, "kept": kept,
+          "forms": bool(rise >= MIN_RISE and rise > MOST_OF_DROP * total
+                        and kept >= MOST_OF_DROP * rise)}
