@@ -53,7 +53,7 @@ config.task.p_bursty = 0.5
 result = train.train_or_reuse(config, f'{WORKDIR}/p_bursty_0.5')
 print({k: v for k, v in result.items() if k.startswith('final_')})"""),
     "reddy2023": dict(
-        files=("classification.py", "`bursty_classification.py`"),
+        files=("reddy.py", "`bursty_classification.py`"),
         title="Reddy 2023: the mechanistic basis of abrupt in-context learning",
         intro="With bursty sequences a Transformer's in-context accuracy jumps abruptly from "
               "chance to near 1; without burstiness (B = 0) it learns the classes in weights.",
@@ -66,7 +66,7 @@ config = bursty_classification.get_config(PRESET)
 config.task.num_classes *= 4
 res = common.classification_run(Path(WORKDIR) / 'more_classes', 'transformer', config)"""),
     "olsson2022": dict(
-        files=("language.py", "`induction.py`"),
+        files=("olsson.py", "`induction.py`"),
         title="Olsson et al. 2022: in-context learning and induction heads",
         intro="Attention-only Transformers with two or more layers form induction heads in a "
               "short phase change in which the in-context-learning score drops; one-layer "

@@ -6,7 +6,7 @@ import pytest
 
 from claims_fixtures import chan_cells, chan_run, reddy_run, seeds, statuses, write
 from experiments import summaries
-from experiments.claims import classification, controls
+from experiments.claims import classification, controls, reddy
 
 
 def test_reddy_passes_on_three_seeds(tmp_path):
@@ -25,7 +25,7 @@ def test_reddy_passes_on_three_seeds(tmp_path):
 ])
 def test_reddy_fails(tmp_path, kw, row, why):
   reddy_run(tmp_path, **kw)
-  r = classification.reddy2023(tmp_path, "cpu")["claims"][row]
+  r = reddy.reddy2023(tmp_path, "cpu")["claims"][row]
   assert r["status"] == "FAIL" and why in (r["note"] + r["ours"]), r
 
 
@@ -33,7 +33,7 @@ def test_reddy_zero_width_intervals_do_not_make_a_flat_sweep_rise(tmp_path):
   """Bootstrap intervals of zero width (accuracy at 0 or 1, lo = hi): a sweep 0.500 ..
   0.503 'rose' against noise 0.000; the net rise must beat the binomial noise too."""
   controls.reddy_flat_sweeps(tmp_path)
-  rows = classification.reddy2023(tmp_path, "tiny")["claims"]
+  rows = reddy.reddy2023(tmp_path, "tiny")["claims"]
   rises = [r for r in rows if r["claim"].startswith("ICL rises with")]
   assert [r["status"] for r in rises] == ["FAIL", "FAIL"]
   assert "net rise +0.003 (noise 0.062)" in rises[0]["note"]
@@ -41,7 +41,7 @@ def test_reddy_zero_width_intervals_do_not_make_a_flat_sweep_rise(tmp_path):
   for i, c in enumerate(res["sweep_K"]):
     c["icl"] = c["icl_lo"] = c["icl_hi"] = (0.03, 0.2, 1.0, 1.0)[i]
   (tmp_path / "results.json").write_text(json.dumps(res))
-  rows = classification.reddy2023(tmp_path, "tiny")["claims"]
+  rows = reddy.reddy2023(tmp_path, "tiny")["claims"]
   assert next(r for r in rows if r["claim"] == "ICL rises with classes K")["status"] == "PASS"
 
 
@@ -49,7 +49,7 @@ def test_reddy_missing_files(tmp_path):
   assert summaries.summarize("reddy2023", "cpu", tmp_path)["error"]
   reddy_run(tmp_path)
   (tmp_path / "transformer" / "metrics.jsonl").unlink()
-  assert classification.reddy2023(tmp_path, "cpu")["claims"][2]["status"] == "NOT_SHOWN"
+  assert reddy.reddy2023(tmp_path, "cpu")["claims"][2]["status"] == "NOT_SHOWN"
 
 
 def test_chan_passes_on_three_seeds_and_reads_reddy_per_seed(tmp_path):
@@ -124,7 +124,7 @@ def test_a_stored_first_crossings_window_is_rescored_from_the_runs_metrics(tmp_p
   res = json.loads((run / "results.json").read_text())
   res["runs"]["transformer"]["transition_context"]["window_10_90"] = 20.0  # the old rule's
   write(run / "results.json", res)
-  abrupt = lambda: next(r for r in classification.reddy2023(run, "tiny")["claims"]
+  abrupt = lambda: next(r for r in reddy.reddy2023(run, "tiny")["claims"]
                         if r["claim"] == "the jump is abrupt")
   assert abrupt()["status"] == "PASS"  # control: without the run's files the stored one counts
   write(run / "transformer" / "config.json", {"probe": {"ways": controls.WAYS}})
@@ -228,7 +228,7 @@ def test_reddy_a_rise_to_one_on_few_sequences_is_within_noise(tmp_path):
   """Sweeps 5/8 -> 8/8 (Fisher p = 0.2): the plug-in noise 0.342 let the net rise 0.375
   pass (was PASS); over 64 sequences the same rise is resolved."""
   controls.reddy_few_sequences(tmp_path)
-  rises = lambda: [r for r in classification.reddy2023(tmp_path, "tiny")["claims"]
+  rises = lambda: [r for r in reddy.reddy2023(tmp_path, "tiny")["claims"]
                    if r["claim"].startswith("ICL rises with")]
   assert [r["status"] for r in rises()] == ["FAIL", "FAIL"]
   assert "net rise +0.375 (noise 0.406)" in rises()[0]["note"]
@@ -241,7 +241,7 @@ def test_reddy_a_rise_to_one_on_few_sequences_is_within_noise(tmp_path):
 
 def test_reddy_lstm_in_weights_within_noise_of_its_line_is_not_learning(tmp_path):
   controls.reddy_iwl_unresolved(tmp_path)
-  row = lambda: classification.reddy2023(tmp_path, "tiny")["claims"][6]
+  row = lambda: reddy.reddy2023(tmp_path, "tiny")["claims"][6]
   assert row()["status"] == "FAIL" and "in-weights +0.014 from halfway (2 SE 0.044" in \
       row()["note"], row()
   res = json.loads((tmp_path / "results.json").read_text())  # control: 0.6: PASS
@@ -256,7 +256,7 @@ def test_reddy_the_head_must_form_at_the_jump(tmp_path):
   through 60% of training, a rise that falls back to 0.12. Controls: a head jumping with the
   ICL accuracy, and one that jumps there and then keeps sharpening slowly, PASS."""
   from experiments.claims import classification_controls as cc
-  from experiments.claims.classification import reddy2023
+  from experiments.claims.reddy import reddy2023
   coincide = lambda d: next(r for r in reddy2023(d, "tiny")["claims"] if "coincides" in r["claim"])
   for build in (cc.reddy_head_tiny, cc.reddy_head_glitch, cc.reddy_head_ramp,
                 cc.reddy_head_falls_back):

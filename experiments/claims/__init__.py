@@ -10,7 +10,8 @@ claim names its negative control, built and scored by `controls.py`. One module 
 """
 from pathlib import Path
 
-from experiments.claims.classification import chan2022, reddy2023
+from experiments.claims.classification import chan2022
+from experiments.claims.reddy import reddy2023
 from experiments.claims.emergence import besiroglu2024, schaeffer2023
 from experiments.claims.grokking import nanda2023
 from experiments.claims.ladder import ladder_claims

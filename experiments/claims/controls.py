@@ -24,8 +24,9 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import (  # Reddy's, Chan's
-    FALL_FROM_ONE, FEW_SEQUENCES, FLAT_SWEEPS, GLITCH, HEAD_FALLS_BACK, HEAD_GLITCH, HEAD_RAMP,
-    HEAD_TINY, IWL_UNRESOLVED, UNRESOLVED)
+    FALL_FROM_ONE, FEW_SEQUENCES, IWL_UNRESOLVED, UNRESOLVED)
+from experiments.claims.reddy import (  # Reddy's
+    FLAT_SWEEPS, GLITCH, HEAD_FALLS_BACK, HEAD_GLITCH, HEAD_RAMP, HEAD_TINY)
 from experiments.claims.classification_controls import (  # noqa: F401  (tests build files here)
     chan_fall_from_one, chan_few_sequences, chan_iwl_unresolved, reddy_few_sequences,
     reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp, reddy_head_tiny,
