@@ -128,9 +128,10 @@ def memory_fit(memory: dict, chip: Chip | None) -> dict:
 
   fits: False for a program the compiler refused (its `compiler_error`), None without a
   chip, else whether the total (arguments + outputs - aliases + temporaries) is at most the
-  capacity. The compiler also places the program's code there (tens of KB to a few MB), so
-  a total within that much of the capacity may still be refused; one it accepted never
-  exceeds it (the usable figures are the most it accepted)."""
+  capacity. The compiler also places the program's code there (50 KB for the bisection's
+  program, 16-37 MB for the LM train steps planned), so a total within that much of the
+  capacity may still be refused; one it accepted never exceeds it (the usable figures are
+  the most it accepted, code included)."""
   out = dict(memory)
   total = memory["total_bytes"]
   capacity = chip.capacity_bytes if chip else None
