@@ -50,6 +50,8 @@ GLOBAL_BATCH = 1024    # sequences of 2048 tokens per optimiser step (Pythia)
 # below 7B. Remat and microbatches are chosen so that research.aot's plan fits, not yet
 # tuned for speed: a microbatch's activations, above all its (tokens x 50,304) fp32
 # logits, set the peak (14m on v5e:4x4: 16.1 GB per chip in 8 microbatches, 8.2 GB in 16).
+# They were chosen against v5e's HBM taken as 16e9 bytes; the compiler lets a program use
+# 16.9 GB (research/hardware.py), so 14m in 8 microbatches would fit too: not re-planned.
 _DP, _FSDP = (-1, 1, 1), (1, -1, 1)
 LAYOUTS = {
     ("14m", "v5e:4x4"): (_DP, "none", 16), ("14m", "v5p:4x4x4"): (_DP, "none", 1),

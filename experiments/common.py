@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -199,3 +200,43 @@ def classification_run(out: Path, name: str, config) -> dict:
   rows = cplots.read_eval_rows(wd / "metrics.jsonl")
   probe = json.loads((wd / "probes" / "classification.json").read_text())
   return {"name": name, "workdir": str(wd), "summary": summary, "rows": rows, "probe": probe}
+
+
+# ----------------------------------------------------------------------------- wall time
+def training_seconds(runs: Iterable[dict]) -> float:
+  """The seconds the runs' training took, from what each run recorded when it trained: its
+  summary.json's `train_wall_s` (the training loop's wall time over all its sessions,
+  loop.totals; a research.sweep row's `wall_s` is that figure), an ensemble member counting
+  its share (`ensemble_size` members each record the whole ensemble's seconds). A rerun that
+  reuses the runs gives the same figure; a run that recorded none (a failed row) counts 0."""
+  total = 0.0
+  for r in runs:
+    seconds = r.get("train_wall_s", r.get("wall_s"))
+    if seconds is not None:
+      total += seconds / (r.get("ensemble_size") or 1)
+  return total
+
+
+def wall_times(runs: Iterable[dict], t0: float) -> dict:
+  """What an experiment's result file records of its time, one way for every script:
+  `wall_s`, the training seconds of its runs (training_seconds: the same when a rerun reuses
+  them; it was the call's own seconds, so a rerun's reuse, 1.7 s, replaced the ladder's
+  42.2 s), and `call_wall_s`, this call's seconds since `t0` (training done now, the reuse
+  checks, probes and analysis)."""
+  return {"wall_s": training_seconds(runs), "call_wall_s": time.perf_counter() - t0}
+
+
+def wall_text(times: dict) -> str:
+  """'training 42 s (this call 45 s)', the line the scripts print."""
+  return f"training {times['wall_s']:.0f} s (this call {times['call_wall_s']:.0f} s)"
+
+
+def run_summaries(directory) -> list[dict]:
+  """The summary.json of every run under `directory` (a run's: it records train_wall_s), for
+  a caller that does not know which runs an experiment trained (experiments/reproduce.py)."""
+  found = []
+  for path in sorted(Path(directory).rglob(workdir_lib.SUMMARY)):
+    summary = workdir_lib.read_json(path)
+    if isinstance(summary, dict) and "train_wall_s" in summary:
+      found.append(summary)
+  return found

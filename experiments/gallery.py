@@ -160,7 +160,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
     # the error stays the one the run recorded. The wall time is the one reproduce measured
     # when it trained every seed from scratch (a rerun that reused runs measures nothing).
     s = summaries.summarize(name, preset, workdir, paper=prev["paper"], wall_s=prev.get("wall_s"),
-                            error=prev.get("error"),
+                            call_wall_s=prev.get("call_wall_s"), error=prev.get("error"),
                             machine=prev.get("machine") or summaries.this_machine())
     wall = summaries.minutes(measured["seconds"]) if measured else "not measured yet"
     c = s["counts"]

@@ -315,12 +315,13 @@ def run(preset: str, workdir, seed: int = 0) -> None:
                   "rows": workdir_lib.read_jsonl(run_dir / probe_checkpoints.OUT)})
   if not sizes:
     raise RunsFailedError("every size failed: " + "; ".join(failed))
+  runs = [results.rows[sweep_lib.run_name(i, p)] for i, p in enumerate(points)]
   res = {"preset": preset, "seed": seed, "few_shot_prompts": FEW_SHOT_PROMPTS[preset]} \
-      | ladder_table(sizes) | {"failed": failed, "wall_s": time.perf_counter() - t0}
+      | ladder_table(sizes) | {"failed": failed} | common.wall_times(runs, t0)
   write_json(out / OUT, res, indent=1)
   figures = ladder_plots.render_all(out / OUT, out / "figures")
   report(res)
-  print(f"\n{len(sizes)} sizes, wall {res['wall_s']:.0f}s; wrote {out / OUT} and "
+  print(f"\n{len(sizes)} sizes, {common.wall_text(res)}; wrote {out / OUT} and "
         + ", ".join(str(f) for f in figures))
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(points)} sizes failed: " + "; ".join(failed)

@@ -16,7 +16,9 @@ Progress measures come from the task's `evaluate` every `train.eval_every` steps
 and excluded Fourier loss, the key frequencies. Writes:
   WORKDIR/grokking.json   per run: first step with train acc >= 0.99, first step
                           with test acc >= 0.95, final values, final key
-                          frequencies and embedding spectrum, wall time
+                          frequencies and embedding spectrum, training seconds
+                          (wall_s: kept when a rerun reuses the run; this call's
+                          in call_wall_s, experiments/common.wall_times)
   WORKDIR/grokking.png    the progress measures of both runs
 and prints one line per run.
 """
@@ -87,7 +89,7 @@ def write_scaled_init(config, workdir: Path) -> None:
     ckpt.close()
 
 
-def replay_with_final_freqs(config, workdir: Path) -> Path:
+def replay_with_final_freqs(config, workdir: Path) -> tuple[Path, dict]:
   """Nanda et al. measure restricted and excluded loss at every checkpoint with the key
   frequencies of the final model; an evaluation during training only knows the current
   model's largest ones. So the run is replayed with `task.key_freqs` fixed to its final
@@ -102,12 +104,12 @@ def replay_with_final_freqs(config, workdir: Path) -> Path:
   replay.task.key_freqs = tuple(freqs)
   out = workdir.parent / f"{workdir.name}_final_freqs"
   write_scaled_init(replay, out)
-  train.train_or_reuse(replay, str(out))
+  summary = train.train_or_reuse(replay, str(out))
   logging.info("replayed %s with the final key frequencies %s in %s", workdir, freqs, out)
-  return out
+  return out, summary
 
 
-def summarise_run(rows: list[dict], wall_s: float, spectrum: list[float]) -> dict:
+def summarise_run(rows: list[dict], times: dict, spectrum: list[float]) -> dict:
   from research.analysis.emergence_plots import first_step, key_freqs
 
   last = rows[-1]
@@ -122,7 +124,7 @@ def summarise_run(rows: list[dict], wall_s: float, spectrum: list[float]) -> dic
       "max_test_accuracy": max(r.get("test_accuracy", 0.0) for r in rows),
       "final_key_freqs": freqs,
       "final_embedding_spectrum": spectrum,
-      "wall_s": wall_s,
+      **times,  # common.wall_times: wall_s (training) and call_wall_s
   }
 
 
@@ -148,13 +150,14 @@ def run(preset: str, workdir, seed: int = 0, control: bool = True,
     workdir = root / f"wd_{wd:g}"
     t0 = time.perf_counter()
     write_scaled_init(config, workdir)
-    train.train_or_reuse(config, str(workdir))
+    trained = [train.train_or_reuse(config, str(workdir))]
     if wd == decays[0] and not len(base.task.key_freqs):
-      workdir = replay_with_final_freqs(config, workdir)
-    wall = time.perf_counter() - t0
+      workdir, replayed = replay_with_final_freqs(config, workdir)
+      trained.append(replayed)
+    times = common.wall_times(trained, t0)
     rows = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")
     spectra[label] = final_spectrum(config, workdir)
-    results[label] = summarise_run(rows, wall, spectra[label]) | {"workdir": str(workdir)}
+    results[label] = summarise_run(rows, times, spectra[label]) | {"workdir": str(workdir)}
     metric_files[label] = workdir / "metrics.jsonl"
     r = results[label]
     print(f"{label}: train acc >= {TRAIN_THRESHOLD} at step {r['train_acc_099_step']}, "
@@ -162,7 +165,7 @@ def run(preset: str, workdir, seed: int = 0, control: bool = True,
           f"(final train {r['final'].get('train_accuracy', float('nan')):.4f}, "
           f"test {r['final'].get('test_accuracy', float('nan')):.4f}, "
           f"max test {r['max_test_accuracy']:.4f}, weight norm {r['final']['weight_norm']:.1f}, "
-          f"key freqs {r['final_key_freqs']}; {r['final_step']} steps, wall {wall:.0f}s)",
+          f"key freqs {r['final_key_freqs']}; {r['final_step']} steps, {common.wall_text(times)})",
           flush=True)
   out = {"config": json.loads(base.to_json_best_effort()),
          "thresholds": {"train_accuracy": TRAIN_THRESHOLD, "test_accuracy": TEST_THRESHOLD},

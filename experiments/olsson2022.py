@@ -128,11 +128,10 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
     config_check.validate(config, jax.device_count())
     workdir = root / f"L{n}"
     t0 = time.perf_counter()
-    train.train_or_reuse(config, str(workdir))
-    wall = time.perf_counter() - t0
+    times = common.wall_times([train.train_or_reuse(config, str(workdir))], t0)
     rows = emergence_plots.read_eval_rows(workdir / "metrics.jsonl")
     res = analyse(config, workdir, rows, window_fraction, min_rise)
-    results[n] = res | {"wall_s": wall, "workdir": str(workdir)}
+    results[n] = res | times | {"workdir": str(workdir)}
     runs[n] = {"rows": rows, "window": res["window"], "tokens_per_step": res["tokens_per_step"],
                "before": res["prefix_matching_before"], "after": res["prefix_matching_after"]}
     w, ab = res["window"], res["ablation"]
@@ -142,7 +141,7 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
           f"{w['start_step']}-{w['end_step']} ({w['fraction_of_training']:.2f} of training); "
           f"rising heads {[h['head'] for h in res['rising_heads']]}; ablated ICL score "
           f"{ab.get('icl_score_ablated', float('nan')):.3f} vs {ab['icl_score']:.3f} "
-          f"(change {ab.get('icl_change', float('nan')):+.3f}); wall {wall:.0f}s",
+          f"(change {ab.get('icl_change', float('nan')):+.3f}); {common.wall_text(times)}",
           flush=True)
   out = {"preset": preset, "seed": seed, "targets": TARGETS, "runs": results}
   write_json(root / "olsson2022.json", out, indent=1)

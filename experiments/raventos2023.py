@@ -193,8 +193,8 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
          "noise_var": config.task.noise_std ** 2, "num_steps": config.train.num_steps,
          "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
          "distance": DISTANCE, "ensemble": training_note(pools), "grid": grid, "pools": pools,
-         "m_star": estimate_m_star(pools), "failed": failed,
-         "wall_s": time.perf_counter() - t0}
+         "m_star": estimate_m_star(pools), "failed": failed} \
+      | common.wall_times([results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)], t0)
   write_json(out / "raventos2023.json", res, indent=1)
   fig = render(res, out / "figures" / "raventos2023.png") if pools else None
   print(f"\n=== Raventós 2023: D={res['n_dims']}, K={res['n_points']}, sigma^2="

@@ -137,9 +137,11 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
       if cli.is_preemption(e) or isinstance(e, InputError):
         raise  # a checkpoint saved (a rerun continues); or the input to fix, summary untouched
       errors.append(f"seed {seed}: {type(e).__name__}: {e}")
-  wall = time.perf_counter() - t0
-  machine = summaries.this_machine()
-  s = summaries.summarize(name, preset, workdir, paper=PAPERS[name].PAPER, wall_s=wall,
+  # summary.json's wall_s: the training seconds its runs recorded (the same on a rerun that
+  # reuses them, which took seconds and replaced it); this command's own in call_wall_s.
+  times = common.wall_times(common.run_summaries(run_dir), t0)
+  wall, machine = times["call_wall_s"], summaries.this_machine()
+  s = summaries.summarize(name, preset, workdir, paper=PAPERS[name].PAPER, **times,
                           error="; ".join(errors) or None, machine=machine)
   # A reused, failed, unscorable or partly unfinished run measures nothing.
   if record and fresh and not s["error"] and not s["unfinished"]:

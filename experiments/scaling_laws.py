@@ -84,8 +84,9 @@ def source_entropy(config) -> float | None:
   return float((jnp.log(task.vocab) + nll.sum(1)).mean() / (tok.shape[1] - 1))
 
 
-def train_grid(out: Path, config, overrides, devices: int = 0) -> tuple[list[dict], list[dict]]:
-  """Runs the sweep; returns (points, failed) in sweep order."""
+def train_grid(out: Path, config, overrides,
+               devices: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
+  """Runs the sweep; returns (points, failed, the sweep's row of every point) in sweep order."""
   from research import sweep
 
   results = sweep.run_sweep(config, overrides, out, devices=common.first_devices(devices))
@@ -106,7 +107,7 @@ def train_grid(out: Path, config, overrides, devices: int = 0) -> tuple[list[dic
                    "num_steps": steps, "N": n, "num_params": r["num_params"], "D": d,
                    "C": 6.0 * n * d, "train_flops": r["train_flops"], "loss": loss,
                    "loss_source": src, "train_loss": train_loss, "wall_s": r["wall_s"]})
-  return points, failed
+  return points, failed, [results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)]
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -276,7 +277,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
   for o in points_overrides:  # every point, before the first one trains
     config_check.validate(sweep_lib.apply_overrides(config, o), devices or jax.device_count())
   t0 = time.perf_counter()
-  points, failed = train_grid(out, config, points_overrides, devices)
+  points, failed, runs = train_grid(out, config, points_overrides, devices)
   if len(points) < 2:
     raise RunsFailedError(f"{len(points)} finished runs, a fit needs 2; failed: "
                           + "; ".join(f"{f['run']}: {f['error']}" for f in failed))
@@ -301,7 +302,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
              "min": min(p["train_flops"] / p["C"] for p in points),
              "max": max(p["train_flops"] / p["C"] for p in points)}}
   res |= analyse(points, bootstrap, top_starts, seed)
-  res["wall_s"] = time.perf_counter() - t0
+  res |= common.wall_times(runs, t0)
   write_json(out / "scaling_laws.json", res, indent=1, strict=True)
   from research.analysis import scaling_plots
   fig = scaling_plots.render_scaling_laws(out / "scaling_laws.json",
@@ -309,7 +310,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str | None = None,
   report(res)
   for f in failed:
     print(f"FAILED {f['run']}: {f['error']}")
-  print(f"\n{len(points)} runs, wall {res['wall_s']:.0f}s; wrote {out / 'scaling_laws.json'} "
+  print(f"\n{len(points)} runs, {common.wall_text(res)}; wrote {out / 'scaling_laws.json'} "
         f"and {fig}")
   if failed:
     raise RunsFailedError(f"{len(failed)} runs failed: " + ", ".join(f["run"] for f in failed)

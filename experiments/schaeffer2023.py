@@ -181,14 +181,14 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   res = {"preset": preset, "seed": seed, "sweep": sweep, "set": dict(overrides or {})} \
       | sizes_table(done, probes)
   res["failed"] = [{"run": r["run"], "error": r["error"]} for r in failed]
-  res["wall_s"] = time.perf_counter() - t0
+  res |= common.wall_times(rows, t0)
   (out / "emergence_scale.json").write_text(json.dumps(res, indent=1))
   fig = ep.render_emergence_scale(out / "emergence_scale.json",
                                   out / "figures" / "emergence_scale.png")
   report(res)
   for f in res["failed"]:
     print(f"FAILED {f['run']}: {f['error']}")
-  print(f"\n{len(done)} sizes, wall {res['wall_s']:.0f}s; wrote {out / 'emergence_scale.json'} "
+  print(f"\n{len(done)} sizes, {common.wall_text(res)}; wrote {out / 'emergence_scale.json'} "
         f"and {fig}")
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(rows)} sizes failed: "

@@ -69,12 +69,13 @@ def this_machine() -> str:
 
 # ----------------------------------------------------------------------------- summaries
 def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
-              wall_s: float | None = None, error: str | None = None,
-              machine: str | None = None) -> dict:
+              wall_s: float | None = None, call_wall_s: float | None = None,
+              error: str | None = None, machine: str | None = None) -> dict:
   """Scores NAME from the result files in WORKDIR/NAME/run (every finished run/seed_<n>/, or
   run/ itself); writes summary.json and .md. An unfinished seed is not scored, caps the
   claims at UNREPLICATED (claims.score) and is named in "unfinished" (a warning line each). A scoring that fails keeps a summary.json that holds
-  verdicts: it is not replaced by one without any."""
+  verdicts: it is not replaced by one without any. wall_s: the training seconds of the runs
+  (experiments/common.wall_times), call_wall_s: the reproduce command's."""
   out = Path(workdir) / name
   run_dir = out / "run"
   try:
@@ -94,7 +95,8 @@ def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
              "unfinished": [str(d) for d in scored["unfinished"]], "warnings": warnings,
              "claims": scored["claims"], "counts": claims.counts(scored["claims"]),
              "results": scored["results"], "figures": scored["figures"],
-             "notes": [n for n in scored["notes"] if n], "wall_s": wall_s, "error": error}
+             "notes": [n for n in scored["notes"] if n], "wall_s": wall_s,
+             "call_wall_s": call_wall_s, "error": error}
   if not summary["claims"] and (workdir_lib.read_json(out / "summary.json") or {}).get("claims"):
     summary["error"] = (f"{error}; {out / 'summary.json'} was left as it was: it keeps the "
                         "verdicts of the last scoring that read them")
@@ -110,7 +112,9 @@ def markdown(s: dict, base: Path) -> str:
   c = s["counts"]
   lines = [f"## {s['name']}: {s['paper']}", "",
            f"preset `{s['preset']}`: {counts_text(c)}"
-           + (f"; wall {s['wall_s']:.0f} s" if s.get("wall_s") is not None else ""), ""]
+           + (f"; training {s['wall_s']:.0f} s" if s.get("wall_s") is not None else "")
+           + (f" (this call {s['call_wall_s']:.0f} s)" if s.get("call_wall_s") is not None
+              else ""), ""]
   if s.get("error"):
     lines += [f"**error:** {s['error']}", ""]
   lines += [f"warning: {w}" for w in s.get("warnings", [])] + ([""] if s.get("warnings") else [])

@@ -148,21 +148,21 @@ def run(preset: str, workdir, seed: int = 0, models=(), num_steps: int = 0) -> N
     workdir = root / name
     t0 = time.perf_counter()
     summary = train.train_or_reuse(config, str(workdir))
-    wall = time.perf_counter() - t0
+    times = common.wall_times([summary], t0)
     probe = json.loads((workdir / "probes" / "ginc.json").read_text())
     num = probe["num_prompts"]
     trend = {k: rises_with_n(c, num) for k, c in probe["accuracy"]["id"].items()}
     pooled = mean_over_k(probe["accuracy"]["id"], num)
     results[name] = {"num_params": summary["num_params"], "final_loss": summary.get("final_loss"),
                      "end_loss": end_loss(workdir),
-                     "wall_s": wall, "probe": probe, "id_trend": trend,
+                     **times, "probe": probe, "id_trend": trend,
                      "id_mean_over_k": pooled, "id_trend_mean_over_k": rises_with_n(pooled, num),
                      "model": dict(config.model)}
     acc = probe["accuracy"]["id"]
     print(f"{name}: {summary['num_params']} params, final loss {summary.get('final_loss', 0):.3f}, "
           + "; ".join(f"k={k}: ID acc n={c['n'][0]}..{c['n'][-1]}: "
                       + " ".join(f"{a:.2f}" for a in c["accuracy"]) for k, c in acc.items())
-          + f"; wall {wall:.0f}s", flush=True)
+          + f"; {common.wall_text(times)}", flush=True)
   transformers = [n for n in results if n.startswith("transformer")]
   # Xie's headline is the trend in n; k = 3 (inputs of 2 tokens) is the noisiest curve, so
   # the check reads the accuracy averaged over k, and every k's own trend is kept beside it.

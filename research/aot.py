@@ -10,7 +10,8 @@ on the devices of `jax.experimental.topologies.get_topology_desc` (libtpu compil
 for a slice it does not have), lowers the same jitted multi-step the trainer runs with
 abstract state (ShapeDtypeStructs carrying their shardings) and compiles it. From the
 compiled program: per-chip memory (`memory_analysis()`: arguments, outputs, temporaries)
-against the chip's HBM (research/hardware.py), XLA's FLOPs per chip (`cost_analysis()`)
+against the HBM the TPU compiler lets a program use (research/hardware.py: the chip's HBM
+less what the compiler keeps, measured per chip kind), XLA's FLOPs per chip (`cost_analysis()`)
 beside the project's own count (research/models: 6 x matmul params + attention per
 token), the collectives in the HLO, and a roofline: step time at the chip's peak,
 tokens/s at 40% and 60% MFU, and days for `train.num_steps`. Without --topology it
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from research import cli, output_paths
+from research import cli, hardware, output_paths
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
                                   topology_target)
@@ -154,7 +155,6 @@ def plan(config, target: Target) -> dict:
   model_flops = exp.built.train_flops_per_token * tokens_per_step
   dtype = str(config.model.dtype)
   peak = target.chip.peak_flops(dtype) if target.chip else None
-  capacity = target.chip.hbm_bytes if target.chip else None
   result = {
       "config": config.get("preset", ""), "topology": target.name, "devices": n_dev,
       "device_kind": getattr(target.devices[0], "device_kind", ""),
@@ -166,13 +166,13 @@ def plan(config, target: Target) -> dict:
       "batch_size": int(tr.batch_size), "grad_accum_steps": int(tr.get("grad_accum_steps", 1)),
       "tokens_per_step": tokens_per_step, "steps_per_call": steps,
       "compile_s": compile_s, "lower_s": lower_s,  # compile_s: trace + lower + XLA compile
-      "memory_per_device": {
+      # + hbm_bytes (nominal), usable_bytes (the compiler's limit less what it keeps),
+      # capacity_bytes (the one checked), headroom_bytes and fits: hardware.memory_fit.
+      "memory_per_device": hardware.memory_fit({
           "params_and_optimizer_bytes": state_b, "argument_bytes": args_b,
           "output_bytes": out_b, "alias_bytes": alias_b, "temporary_bytes": temp_b,
-          "generated_code_bytes": code_b, "total_bytes": total_b, "capacity_bytes": capacity,
-          "fits": (False if mem is None else None if capacity is None else total_b <= capacity),
-          "headroom_bytes": None if capacity is None else capacity - total_b,
-          "compiler_error": compiled.message if mem is None else None},
+          "generated_code_bytes": code_b, "total_bytes": total_b,
+          "compiler_error": compiled.message if mem is None else None}, target.chip),
       "flops": {
           "model_per_step": model_flops, "model_per_device_per_step": model_flops / n_dev,
           # XLA's cost analysis counts a loop body once: the steps_per_call loop gives
@@ -199,17 +199,36 @@ def _gb(b) -> str:
   return "?" if b is None else f"{b / 1e9:.2f} GB"
 
 
+def capacity_text(m: dict) -> str:
+  """'16.91 GB usable (HBM 16 GiB = 17.18 GB)': the capacity a plan's memory was checked
+  against, and the chip's nominal HBM beside it."""
+  if m.get("capacity_bytes") is None:
+    return "?"
+  hbm = m.get("hbm_bytes")
+  if hbm is None:  # a plan cached before the field, for a chip no longer in the table
+    return _gb(m["capacity_bytes"])
+  nominal = (f"HBM {hbm // hardware.GiB} GiB = {_gb(hbm)}" if hbm % hardware.GiB == 0
+             else f"HBM {_gb(hbm)}")
+  if m.get("usable_bytes") is None:
+    return f"{nominal} (usable not measured)"
+  return f"{_gb(m['capacity_bytes'])} usable ({nominal})"
+
+
 def report(p: dict) -> str:
   """The plan as the console table."""
   m, f = p["memory_per_device"], p["flops"]
+  refused = m.get("compiler_error")
   if m["fits"] is None:
     verdict = "capacity unknown (no table entry for this device)"
   elif m["fits"]:
     verdict = f"FITS ({_gb(m['headroom_bytes'])} free, {m['total_bytes'] / m['capacity_bytes']:.0%} used)"
+  elif refused:
+    verdict = ("DOES NOT FIT (the compiler refused it" + (
+        f"; over by {_gb(-m['headroom_bytes'])})" if m["headroom_bytes"] is not None
+        and m["headroom_bytes"] < 0 else ")"))
   else:
     verdict = f"DOES NOT FIT (over by {_gb(-m['headroom_bytes'])})"
   mesh = " ".join(f"{k}={v}" for k, v in p["mesh"].items())
-  refused = m.get("compiler_error")
   if refused:
     xla, coll = "XLA not known (the compiler refused the program)", "not known (not compiled)"
   else:
@@ -227,7 +246,7 @@ def report(p: dict) -> str:
       + (f"trace + lower {p['lower_s']:.1f} s; " if "lower_s" in p else "")
       + f"{p['steps_per_call']} steps per call)",
       f"memory/chip  params+optimiser {_gb(m['params_and_optimizer_bytes'])} | temporaries "
-      f"{_gb(m['temporary_bytes'])} | total {_gb(m['total_bytes'])} of {_gb(m['capacity_bytes'])}"
+      f"{_gb(m['temporary_bytes'])} | total {_gb(m['total_bytes'])} of {capacity_text(m)}"
       f" -> {verdict}",
       f"FLOPs/step   model {f['model_per_step']:.3g} ({f['model_per_device_per_step']:.3g} per "
       f"chip) | {xla}",

@@ -4,7 +4,9 @@
 Each cell's plan is kept in a plan cache (one JSON per cell, named by the hash of the
 resolved config, the topology and the jax / jaxlib / libtpu versions), so a rerun compiles
 only the cells that are missing (a 64-chip compile takes 10-15 min on a 2-core host) and
-says which came from the cache.
+says which came from the cache. A cached plan's fits? is decided again against the chip
+table (research/hardware.py) each time it is read: the cache holds the compiler's bytes,
+the capacity they are checked against is the table's.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from absl import logging
 
-from research import cli, output_paths, workdir
+from research import cli, hardware, output_paths, workdir
 from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
@@ -57,12 +59,24 @@ def cached_plan(config, topology: str, cache_dir: str, render=None):
   if not path.is_file():  # absent, or a directory in its place (ladder refuses to write there)
     return path, None
   found = workdir.read_json(path)
-  if (isinstance(found, dict) and found.get("plan_key") == key
-      and all(f in found for f in _PLAN_FIELDS) and _renders(found, render)):
-    return path, found | {"from_cache": True}
+  if isinstance(found, dict) and found.get("plan_key") == key and all(f in found for f in _PLAN_FIELDS):
+    found = _checked_again(found)
+    if _renders(found, render):
+      return path, found | {"from_cache": True}
   logging.warning("plan cache: %s is unreadable or incomplete; %s on %s counts as not planned",
                   path, config.get("preset", ""), topology)
   return path, None
+
+
+def _checked_again(found: dict) -> dict:
+  """A cached plan's memory verdict made again against today's chip table: the cache keeps
+  what the compiler measured (bytes per chip), the capacity is the table's. Plans cached
+  before the table held the compiler's usable HBM were checked against the decimal
+  datasheet figure (v5e 16e9 B, 15.75 GiB usable: 16.1 GB read DOES NOT FIT)."""
+  chip, memory = hardware.chip_named(found.get("chip")), found.get("memory_per_device")
+  if chip is None or not isinstance(memory, dict) or "total_bytes" not in memory:
+    return found  # not a chip of the table (or a damaged plan: _renders decides)
+  return found | {"memory_per_device": hardware.memory_fit(memory, chip)}
 
 
 def _renders(found: dict, render) -> bool:
@@ -164,14 +178,14 @@ def _cache_to_read(cache_dir: str) -> str:
 
 def markdown(rows: list[dict]) -> str:
   out = ["| size | params | topology | mesh (data/fsdp/tensor) | remat | batch x microbatches "
-         "| per-chip GB (of HBM) | fits? | step time at 40% MFU | tokens/s at 40% MFU | compile |",
+         "| per-chip GB (usable) | fits? | step time at 40% MFU | tokens/s at 40% MFU | compile |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     m, mesh, roof = r["memory_per_device"], r["mesh"], r["roofline"]["mfu_40"]
     out.append(
         f"| {r['size']} | {r['num_params'] / 1e6:,.0f}M | {r['topology']} | "
         f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
-        f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.0f})"
+        f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.1f})"
         f" | {'yes' if m['fits'] else '**no**'} | {roof['step_s']:.2f} s | "
         f"{roof['tokens_per_s']:,.0f} | {r['compile_s']:.0f} s |")
   return "\n".join(out)

@@ -1,8 +1,9 @@
 """Accelerator chips: HBM per chip and dense peak FLOP/s, one table for MFU and AOT plans.
 
 `research/metrics.py` divides model FLOP/s by `peak_flops` for MFU; `research/aot.py`
-checks a compiled program's per-chip memory against `hbm_bytes` and turns FLOPs into a
-roofline step time. Peaks are dense (no sparsity), per chip, from vendor datasheets:
+checks a compiled program's per-chip memory against `capacity_bytes` (`memory_fit`) and
+turns FLOPs into a roofline step time. Peaks are dense (no sparsity), per chip, from vendor
+datasheets:
 
   TPU v4   cloud.google.com/tpu/docs/v4   275 TFLOP/s bf16, 32 GiB HBM2
   TPU v5e  cloud.google.com/tpu/docs/v5e  197 TFLOP/s bf16, 16 GB HBM2
@@ -17,6 +18,40 @@ fp32 on TPU: a float32 matmul at JAX's default precision runs as one bf16 MXU pa
 (jax.lax.Precision.DEFAULT), so the rate an fp32 run can reach is the bf16 peak; at
 precision HIGHEST (6 passes) it is a sixth of it. fp32 on GPU: the non-tensor-core FP32
 rate of the datasheet (TF32 tensor cores, used only when a run asks for them, are faster).
+
+HBM: nominal and usable. Google's TPU pages write GiB as "GB": each chip's compiler limit
+below is above the decimal figure (v5e: 15.75 GiB = 16.91e9 B > 16e9 B), so `hbm_bytes`
+is the datasheet's number in GiB. A program gets less than that: the TPU compiler refuses
+one whose buffers exceed a per-chip limit below the HBM, and keeps a few MiB of that limit
+for itself. `usable_hbm_bytes` is what the compiler lets a program's arguments + outputs -
+donated aliases + temporaries (research.aot's total) + generated code reach, measured with
+libtpu 0.0.42.1 (jax 0.10.2) on a host without a TPU (research.aot_targets compiles for a
+named slice), 2026-12-04, twice per chip kind:
+
+  1. a program far too big (the `tiny` LM at width 1024 with a 2M-token vocabulary, 8M on
+     v5p, as in tests/test_aot.py's negative control) on v4:2x2x1, v5e:1x1, v5e:2x2, v5e:4x4,
+     v5p:2x2x1, v5p:4x4x4 and v6e:2x2: the refusal names the limit, the same on every shape
+     of a kind tried ("... HLO temporaries (68.89G) exceeds available HBM (15.75G)", XLA's G = GiB):
+       v4 30.75G   v5e 15.75G   v5p 95.74G   v6e 31.25G
+  2. bisection to the byte on one chip of v4:2x2x1, v5e:1x1, v5e:2x2, v5p:2x2x1 and v6e:1x1
+     of jit(lambda x: broadcast_to(x, (n,)) + 1) on a uint8[1] argument (37-38 compiles
+     each, 13 s in all): the largest accepted program's arguments + output + generated code
+     (its memory_analysis()), n + 1 refused ("Used 15.75G of 15.75G hbm. Exceeded hbm
+     capacity by 1.0K"):
+       v4   33,014,365,696 + code 47,104 = 33,014,412,800 B ~ 31,485 MiB = 30.75 GiB - 3 MiB
+       v5e  16,909,284,864 + code 51,200 = 16,909,336,064 B ~ 16,126 MiB = 15.75 GiB - 2 MiB
+       v5p 102,803,368,448 + code 69,120 = 102,803,437,568 B ~ 98,041 MiB (the limit, 95.74G
+            rounded, is 98,041-98,042 MiB: at most 1 MiB kept)
+       v6e  33,550,180,864 + code 55,808 = 33,550,236,672 B ~ 31,996 MiB = 31.25 GiB - 4 MiB
+     (~ : each within 2.6 KB below the whole MiB, the compiler's 512 B / 1 KB alignment; v5e
+     on 2x2 reached 1.5 KB less than on 1x1). `usable_hbm_bytes` is that whole number of
+     MiB, so every program the compiler accepts has a total at or below it.
+
+v5p's compiler limit (95.74 GiB) is above its datasheet's 95: that is not the chip's whole HBM
+in either unit, so v5p's usable figure is above its nominal one.
+GPUs and v3 (which research.aot cannot plan per chip) are not measured: their capacity is
+the nominal HBM (on a GPU jax preallocates 75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION
+says otherwise).
 """
 from __future__ import annotations
 
@@ -30,22 +65,35 @@ GiB = 2 ** 30
 class Chip:
   name: str                   # as the README tables print it
   device_kinds: tuple[str, ...]  # jax Device.device_kind values (exact, case-insensitive)
-  hbm_bytes: int              # memory per chip
+  hbm_bytes: int              # memory per chip, nominal (the datasheet's)
   bf16_flops: float           # dense peak FLOP/s per chip
   fp32_flops: float
   topology_prefix: str = ""   # the name jax.experimental.topologies uses ("v5e" in "v5e:4x4")
   devices_per_chip: int = 1   # jax devices one chip shows as (v3: one per TensorCore)
   torus_dims: int = 0         # a slice's shape has this many sizes (v5e:4x4, v5p:4x4x4)
+  usable_hbm_bytes: int | None = None  # what the compiler lets a program use (docstring)
+
+  @property
+  def capacity_bytes(self) -> int:
+    """What a program's per-chip memory is checked against: the usable HBM where it was
+    measured, else the nominal."""
+    return self.usable_hbm_bytes if self.usable_hbm_bytes is not None else self.hbm_bytes
 
   def peak_flops(self, dtype: str) -> float:
     return self.bf16_flops if dtype == "bfloat16" else self.fp32_flops
 
 
+MiB = 2 ** 20
+
 CHIPS = (
-    Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4", torus_dims=3),
-    Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * 10 ** 9, 197e12, 197e12, "v5e", torus_dims=2),
-    Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * 10 ** 9, 459e12, 459e12, "v5p", torus_dims=3),
-    Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * 10 ** 9, 918e12, 918e12, "v6e", torus_dims=2),
+    Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4", torus_dims=3,
+         usable_hbm_bytes=31_485 * MiB),
+    Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * GiB, 197e12, 197e12, "v5e", torus_dims=2,
+         usable_hbm_bytes=16_126 * MiB),
+    Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * GiB, 459e12, 459e12, "v5p", torus_dims=3,
+         usable_hbm_bytes=98_041 * MiB),
+    Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 918e12, 918e12, "v6e", torus_dims=2,
+         usable_hbm_bytes=31_996 * MiB),
     Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
     Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 19.5e12),
     Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 67e12),
@@ -67,6 +115,32 @@ def chip_for_device_kind(kind: str) -> Chip | None:
     if not chip.topology_prefix and any(k.lower() in low for k in chip.device_kinds):
       return chip
   return None
+
+
+def chip_named(name: str | None) -> Chip | None:
+  """The chip a plan names ('TPU v5e', Chip.name), or None."""
+  return next((c for c in CHIPS if c.name == name), None)
+
+
+def memory_fit(memory: dict, chip: Chip | None) -> dict:
+  """A plan's `memory_per_device` with its verdict against `chip`: nominal HBM, usable HBM
+  (None: not measured), the capacity checked (usable, else nominal), headroom and fits.
+
+  fits: False for a program the compiler refused (its `compiler_error`), None without a
+  chip, else whether the total (arguments + outputs - aliases + temporaries) is at most the
+  capacity. The compiler also places the program's code there (50 KB for the bisection's
+  program, 16-37 MB for the LM train steps planned), so a total within that much of the
+  capacity may still be refused; one it accepted never exceeds it (the usable figures are
+  the most it accepted, code included)."""
+  out = dict(memory)
+  total = memory["total_bytes"]
+  capacity = chip.capacity_bytes if chip else None
+  out.update(hbm_bytes=chip.hbm_bytes if chip else None,
+             usable_bytes=chip.usable_hbm_bytes if chip else None, capacity_bytes=capacity,
+             headroom_bytes=None if capacity is None else capacity - total,
+             fits=(False if memory.get("compiler_error") else None if capacity is None
+                   else total <= capacity))
+  return out
 
 
 def chip_for_topology(topology: str) -> Chip | None:

@@ -3,7 +3,8 @@
 Figures are checked against what they must be: per-chip parameter + Adam bytes against
 12 bytes per fp32 parameter (params, mu, nu) divided by the shards, XLA's FLOPs against
 the model's own 6ND-style count, collectives against the mesh; a model too large for a
-v5e chip must come back DOES NOT FIT.
+v5e chip must come back DOES NOT FIT, and one the compiler accepts FITS (the capacity is
+the HBM the compiler lets a program use, research/hardware.py).
 """
 import importlib.util
 import math
@@ -63,7 +64,8 @@ def test_v4_plans_one_device_per_chip():
   assert len(v4.devices) == 4 and v4.chip.name == "TPU v4"
   p = aot.plan(_config(), v4)
   assert p["devices"] == 4 and p["mesh"]["data"] == 4
-  assert p["memory_per_device"]["capacity_bytes"] == 32 * 2 ** 30
+  assert p["memory_per_device"]["hbm_bytes"] == 32 * 2 ** 30
+  assert p["memory_per_device"]["capacity_bytes"] == 31_485 * 2 ** 20  # 30.75 GiB - 3 MiB
   assert p["roofline"]["peak_flops_per_device"] == 275e12
 
 
@@ -102,7 +104,8 @@ def test_memory_is_params_and_adam_state(dp_plan):
   assert mem["params_and_optimizer_bytes"] == pytest.approx(12 * n, rel=1e-3)
   assert mem["argument_bytes"] >= mem["params_and_optimizer_bytes"]
   assert mem["total_bytes"] >= mem["argument_bytes"]
-  assert mem["capacity_bytes"] == 16 * 10 ** 9 and mem["fits"] is True
+  assert mem["hbm_bytes"] == 16 * 2 ** 30 and mem["usable_bytes"] == 16_126 * 2 ** 20
+  assert mem["capacity_bytes"] == mem["usable_bytes"] and mem["fits"] is True
 
 
 @needs_libtpu
@@ -137,7 +140,7 @@ def test_negative_control_too_large_does_not_fit(v5e):
                              "model.num_heads": 8, "model.num_layers": 1}), v5e)
   mem = huge["memory_per_device"]
   assert mem["fits"] is False and mem["headroom_bytes"] < -30e9
-  assert "DOES NOT FIT" in aot.report(huge)
+  assert "DOES NOT FIT (the compiler refused it; over by" in aot.report(huge)
   assert "RESOURCE_EXHAUSTED" in mem["compiler_error"]  # refused: no FLOPs or collectives
   assert huge["flops"]["xla_per_device_per_step"] is None and huge["collectives"] is None
   assert "XLA not known" in aot.report(huge) and "collectives  not known" in aot.report(huge)
@@ -156,6 +159,92 @@ def test_report_and_markdown_rows(dp_plan):
   assert row.startswith("| tiny |") and "| yes |" in row
   roof = dp_plan["roofline"]
   assert roof["mfu_60"]["tokens_per_s"] == pytest.approx(1.5 * roof["mfu_40"]["tokens_per_s"])
+
+
+# --- the memory verdict: the capacity the TPU compiler enforces, not the datasheet's -----
+_MiB, _GiB = 2 ** 20, 2 ** 30
+
+
+def test_usable_hbm_is_the_compilers_limit_less_what_it_keeps():
+  """The figures research/hardware.py records (its docstring: the limits libtpu's refusals
+  name, less the MiB it kept when bisected to the byte), below each chip's nominal HBM
+  but v5p's, whose datasheet '95 GB' is under the compiler's 95.74 GiB."""
+  usable = {c.topology_prefix: (c.usable_hbm_bytes, c.hbm_bytes) for c in hardware.CHIPS}
+  assert usable["v4"] == (int(30.75 * _GiB) - 3 * _MiB, 32 * _GiB)
+  assert usable["v5e"] == (int(15.75 * _GiB) - 2 * _MiB, 16 * _GiB)
+  assert usable["v6e"] == (int(31.25 * _GiB) - 4 * _MiB, 32 * _GiB)
+  assert usable["v5p"] == (98_041 * _MiB, 95 * _GiB) and f"{98_042 * _MiB / _GiB:.2f}" == "95.74"
+  assert usable["v3"][0] is None and hardware.chip_named("NVIDIA H100").usable_hbm_bytes is None
+
+
+@pytest.mark.parametrize("kind", ["v4", "v5e", "v5p", "v6e"])
+def test_fits_at_the_usable_boundary(kind):
+  """The verdict at the boundary: a total at the usable bytes fits, one byte more does not.
+  The hunt's case: 16.34 GB (15.22 GiB) per v5e chip, which the compiler accepted, read
+  DOES NOT FIT against the decimal 16e9; 17.15 GB (15.97 GiB), which it refused, must not fit."""
+  chip = hardware.chip_for_topology(f"{kind}:2x2")
+  cap = chip.usable_hbm_bytes
+
+  def fit(total, error=None):
+    return hardware.memory_fit({"total_bytes": total, "compiler_error": error}, chip)
+  assert fit(cap)["fits"] is True and fit(cap)["headroom_bytes"] == 0
+  assert fit(cap + 1)["fits"] is False and fit(cap + 1)["headroom_bytes"] == -1
+  assert fit(cap - 10 ** 9, "RESOURCE_EXHAUSTED: ...")["fits"] is False  # refused: never fits
+  m = fit(cap)
+  assert (m["hbm_bytes"], m["usable_bytes"], m["capacity_bytes"]) == (chip.hbm_bytes, cap, cap)
+  if kind == "v5e":
+    assert cap / 1e9 == pytest.approx(16.909, abs=1e-3)
+    assert fit(16.34e9)["fits"] is True and fit(17.15e9)["fits"] is False
+    assert fit(16.1e9)["fits"] is True  # the README's 6p9b on v5e-16 (was **no** against 16e9)
+
+
+def test_report_names_the_usable_and_the_nominal_hbm():
+  chip = hardware.chip_for_topology("v5e:2x2")
+  plan = {"config": "tiny", "num_params": 1e6, "dtype": "float32", "remat": "none",
+          "scan_layers": False, "batch_size": 640, "tokens_per_step": 640 * 2048,
+          "grad_accum_steps": 1, "topology": "v5e:2x2", "devices": 4,
+          "device_kind": "TPU v5 lite", "chip": chip.name, "mesh": {"data": 4, "fsdp": 1, "tensor": 1}, "compile_s": 53.0,
+          "steps_per_call": 1, "collectives": {}, "flops": {
+              "model_per_step": 1e12, "model_per_device_per_step": 2.5e11,
+              "xla_per_device_per_step": 3e11, "xla_over_model": 1.2},
+          "memory_per_device": hardware.memory_fit({
+              "params_and_optimizer_bytes": 5e7, "temporary_bytes": 16.29e9,
+              "total_bytes": 16.34e9, "compiler_error": None}, chip)}
+  text = aot.report(plan)
+  assert ("total 16.34 GB of 16.91 GB usable (HBM 16 GiB = 17.18 GB) -> FITS (0.57 GB free, "
+          "97% used)") in text
+  gpu = hardware.chip_named("NVIDIA H100")
+  plan["memory_per_device"] = hardware.memory_fit(plan["memory_per_device"], gpu)
+  assert "of HBM 80.00 GB (usable not measured) -> FITS" in aot.report(plan)
+  row = aot_ladder.markdown([{"size": "tiny", "roofline": {"mfu_40": {
+      "step_s": 1.0, "tokens_per_s": 1.0}}} | plan | {"memory_per_device": hardware.memory_fit(
+          plan["memory_per_device"], chip)}]).splitlines()[-1]
+  assert "| 16.3 (16.9) | yes |" in row
+
+
+@pytest.mark.slow
+@needs_libtpu
+@pytest.mark.parametrize("topology", ["v4:2x2x1", "v5e:2x2", "v5p:2x2x1", "v6e:2x2"])
+def test_the_compiler_accepts_up_to_the_usable_bytes_and_no_more(topology):
+  """The usable figures against libtpu itself (2 small compiles per chip kind, ~1 s each):
+  one uint8 output 128 KiB under the usable bytes (room for the ~50 KB of code) compiles,
+  one of the usable bytes (plus the 512-byte argument) is refused. A libtpu that moves its
+  limit fails here; measure again as research/hardware.py says."""
+  from jax.sharding import SingleDeviceSharding
+  target = aot.topology_target(topology)
+  dev, cap = target.devices[0], target.chip.usable_hbm_bytes
+  x = jax.ShapeDtypeStruct((1,), jnp.uint8, sharding=SingleDeviceSharding(dev))
+
+  def compiles(n):
+    f = jax.jit(lambda x: jnp.broadcast_to(x, (n,)) + jnp.uint8(1),
+                out_shardings=SingleDeviceSharding(dev))
+    try:
+      f.lower(x).compile()
+    except jax.errors.JaxRuntimeError as e:
+      assert "RESOURCE_EXHAUSTED" in str(e)
+      return False
+    return True
+  assert compiles(cap - 128 * 1024) and not compiles(cap)
 
 
 @needs_libtpu

@@ -129,6 +129,30 @@ def test_cached_only_compiles_nothing_and_lists_the_missing_cells(tiny_ladder, m
   assert [r["topology"] for r in rows] == ["v5e:2x2"] and unplanned == ["tiny@v5e:4x4"]
 
 
+def test_a_cached_plans_verdict_is_made_again_against_the_chip_table(tiny_ladder, monkeypatch):
+  """A plan cached when the table held v5e's decimal 16e9 B read **no** at 16.1 GB per chip
+  (the README's 6p9b on v5e-16), a program the compiler accepted; the cache keeps the
+  compiler's bytes, and the verdict is made against the usable HBM when the plan is read,
+  under --cached_only too. A chip the table lacks keeps the cached figures."""
+  path, cache = tiny_ladder
+  old = {"chip": "TPU v5e", "memory_per_device": {
+      "total_bytes": 16.1e9, "capacity_bytes": 16e9, "fits": False, "headroom_bytes": -0.1e9,
+      "compiler_error": None}}
+  _counting(monkeypatch, lambda c, t: _fake_plan(c, t) | old)
+  monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
+  first, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert "| 16.1 (16.0) | **no** |" in aot_ladder.markdown(first)  # as it was written
+  for cached_only in (False, True):
+    rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), cached_only, planner=aot)
+    m = rows[0]["memory_per_device"]
+    assert rows[0]["from_cache"] and m["fits"] is True and m["capacity_bytes"] == 16_126 * 2 ** 20
+    assert m["hbm_bytes"] == 16 * 2 ** 30 and "| 16.1 (16.9) | yes |" in aot_ladder.markdown(rows)
+  (file,) = cache.glob("*.json")
+  file.write_text(file.read_text().replace('"TPU v5e"', '"TPU v9"'))
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), True, planner=aot)
+  assert rows[0]["memory_per_device"]["fits"] is False  # no table entry: left as cached
+
+
 def test_plan_cache_that_is_a_file_is_input_error(tiny_ladder, tmp_path):
   path, _ = tiny_ladder
   (tmp_path / "afile").write_text("x")

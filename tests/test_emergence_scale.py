@@ -180,6 +180,9 @@ def test_tiny_sweep_end_to_end(tiny_sweep, tmp_path):
   assert schaeffer2023.main(argv) == 0
   again = json.loads((out / "emergence_scale.json").read_text())
   assert [s["wall_s"] for s in again["sizes"]] == [s["wall_s"] for s in saved["sizes"]]
+  # The file's wall_s is the sizes' training seconds, kept too (it was the call's own time:
+  # the rerun's seconds of reuse replaced it); this call's time is call_wall_s.
+  assert again["wall_s"] == saved["wall_s"] > 0 and again["call_wall_s"] > 0
   # Seeds (issue 14): another seed is another replicate, so its result file differs; the same
   # seed again (the negative control) gives the same file, so the difference is the seed's.
   size0 = lambda d: json.loads((d / "emergence_scale.json").read_text())["sizes"][0]["metrics"]

@@ -147,3 +147,14 @@ def test_grokking_experiment_runs_both_weight_decays(tmp_path):
   assert [r["train_accuracy"] for r in replay] == [r["train_accuracy"] for r in first]
   freqs = {tuple(r[f"key_freq_{i}"] for i in range(5)) for r in replay}
   assert freqs == {tuple(sorted(first[-1][f"key_freq_{i}"] for i in range(5)))}
+  # A rerun reuses all three runs and keeps their training seconds (wall_s was the call's
+  # own: 22.4 s, then 2.6 s of reuse); wd=1's are its run's and its replay's.
+  summary = lambda d: json.loads((tmp_path / d / "summary.json").read_text())["train_wall_s"]
+  assert out["runs"]["wd=1"]["wall_s"] == summary("wd_1") + summary("wd_1_final_freqs")
+  assert out["runs"]["wd=0"]["wall_s"] == summary("wd_0") > 0
+  rerun = subprocess.run(proc.args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  again = json.loads((tmp_path / "grokking.json").read_text())
+  for label, r in out["runs"].items():
+    assert again["runs"][label]["wall_s"] == r["wall_s"]
+    assert 0 < again["runs"][label]["call_wall_s"] < r["call_wall_s"]

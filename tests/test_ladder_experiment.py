@@ -244,6 +244,9 @@ def test_tiny_ladder_end_to_end(tmp_path):
   ladder.run("tiny", tmp_path)  # reused runs, probes already complete: the same rows
   again = json.loads((tmp_path / ladder.OUT).read_text())
   assert again["sizes"] == json.loads(before)["sizes"]
+  # and the same training seconds: wall_s was the call's own, 42.2 s then 1.7 s of reuse.
+  first = json.loads(before)
+  assert again["wall_s"] == first["wall_s"] > 0 and 0 < again["call_wall_s"] < first["call_wall_s"]
 
 
 @pytest.mark.parametrize("losses, status, ours", [

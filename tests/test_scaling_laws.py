@@ -141,6 +141,9 @@ def test_tiny_grid_end_to_end(tiny_grid):
   assert scaling_laws.main(argv) == 0
   again = json.loads((out / "scaling_laws.json").read_text())
   assert [r["wall_s"] for r in again["runs"]] == [r["wall_s"] for r in saved["runs"]]
+  # The file's wall_s is the runs' training seconds, kept too (it was the call's own time:
+  # the rerun's seconds of reuse and refit replaced it); this call's time is call_wall_s.
+  assert again["wall_s"] == saved["wall_s"] > 0 and again["call_wall_s"] > 0
   # Other settings into the same OUT would reuse runs trained under these: refused.
   with pytest.raises(InputError, match="optim.learning_rate"):
     scaling_laws.main(argv + ["--set", "optim.learning_rate=0.001"])
