@@ -102,6 +102,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     workdir_resume.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
+    workdir_resume.check_trains_changes(workdir, config, restored)  # a new lr with no step left
     if jax.process_index() == 0:  # a damaged metrics.jsonl (...): refused before config.json
       workdir_resume.check_readable(workdir, restored, tr.log_every)
     logging.info("resumed from checkpoint at step %d", restored)

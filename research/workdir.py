@@ -69,8 +69,9 @@ BOOKKEEPING = {
     "train.peak_flops": "only the MFU column of perf.jsonl",
 }
 # Fields a resumed run may change (a rerun in the same workdir with other values of them
-# continues the run; config.json then records the new values). Everything else is
-# refused: to branch a run, start a new workdir with --config.init_from=OLD_WORKDIR.
+# continues the run; config.json then records the new values; with no step left to train, only
+# NO_STEP_NEEDED's). Everything else is refused: to branch a run, start a new workdir with
+# --config.init_from=OLD_WORKDIR.
 RESUMABLE = BOOKKEEPING | {
     "train.num_steps": "extends (or shortens, not below the newest checkpoint) a run; a "
                        "decaying schedule is stretched from the resumed step on",
@@ -83,6 +84,17 @@ RESUMABLE = BOOKKEEPING | {
                            "applies from the resumed step, recorded in config_changes.jsonl",
     "optim.weight_decay": "as optim.learning_rate",
 }
+# Of RESUMABLE, what a rerun may change when no step is left to train (the run restored at
+# its train.num_steps): none of these shaped the steps already trained. Bookkeeping and
+# train.eval_every decide which rows are written, not what training does; train.num_steps is
+# how far to train (raising it is how a run continues); probe is re-run from the final state
+# by that very rerun; mesh, sharding and task.data_dir say where arrays and files live, not
+# their values. Every other RESUMABLE field (optim.*) applies "from the resumed step": with
+# none left it trains nothing, and config.json (research.results, an experiment's result
+# files) would label numbers trained with the old value with the new one. Refused there
+# (workdir_resume.check_trains_changes); a new RESUMABLE field is refused there until listed.
+NO_STEP_NEEDED = BOOKKEEPING.keys() | {"train.num_steps", "train.eval_every", "probe", "mesh",
+                                       "sharding", "task.data_dir"}
 
 
 class ConfigChangedError(InputError):
