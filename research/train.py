@@ -140,7 +140,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
           "final_step": e.step - 1, workdir_lib.NONFINITE_AT: e.step,
           "error": f"NonFiniteLossError: {e}"})
     raise
-  state, step, last = out.state, out.step, solo.last
+  state, step, last = out.state, out.step, writer.latest()
   if step == start and start:  # restored a finished run: its final metrics are on disk
     last = metrics_lib.logged_at(workdir, start)
 
@@ -172,7 +172,6 @@ class _SoloStep:
 
   def __init__(self, exp: Experiment, writer, ckpt: ckpt_lib.Checkpointer):
     self.exp, self.writer, self.ckpt = exp, writer, ckpt
-    self.last: dict = {}  # the last logged row: the summary's final_*
 
   def call(self, num_steps: int):
     return self.exp.multi_step_fn(num_steps)
@@ -200,7 +199,6 @@ class _SoloStep:
     self.writer.write(end, row)
     if rates:
       self.writer.write(end, rates, perf=True)
-    self.last = row | rates
     return row["loss"]
 
   def evaluate(self, state: TrainState, step: int) -> None:
