@@ -111,15 +111,19 @@ def _ignored(dotted: str, ignore) -> bool:
   return any(".".join(parts[:i]) in ignore for i in range(1, len(parts) + 1))
 
 
-def differences(old: dict, new: dict, ignore=(), prefix: str = "") -> list[str]:
-  """'field: old -> new' for every leaf that differs, except fields under `ignore`."""
+def differences(old: dict, new: dict, ignore=(), prefix: str = "", filled=()) -> list[str]:
+  """'field: old -> new' for every leaf that differs, except fields under `ignore`; a field one
+  side lacks is said 'absent', and one of `filled` (old's defaults of fields it lacked,
+  research/config_defaults.py) 'absent (default X)'."""
   out = []
   for k in sorted(set(old) | set(new)):
     a, b, name = old.get(k), new.get(k), prefix + k
     if isinstance(a, dict) and isinstance(b, dict):
-      out += differences(a, b, ignore, name + ".")
-    elif a != b and not _ignored(name, ignore):
-      out.append(f"{name}: {a!r} -> {b!r}")
+      out += differences(a, b, ignore, name + ".", filled)
+    elif ((k in old) != (k in new) or a != b) and not _ignored(name, ignore):
+      was = ("absent" if k not in old else f"absent (default {a!r})" if name in filled
+             else repr(a))
+      out.append(f"{name}: {was} -> {repr(b) if k in new else 'absent'}")
   return out
 
 
@@ -179,10 +183,15 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
+  """differences between the workdir's config.json and `config`. A field config.json lacks (a
+  run of a version from before the field) holds the value that version behaved as, its default
+  (research/config_defaults.py): the same value is no change, another is said as one."""
+  from research import config_defaults
   saved = saved_config(workdir)
   if saved is None:
     return []
-  return differences(saved, json.loads(config_json(config)), ignore)
+  saved, filled = config_defaults.filled(saved)
+  return differences(saved, json.loads(config_json(config)), ignore, filled=set(filled))
 
 
 def trained_nothing(workdir: str | Path) -> bool:
