@@ -228,7 +228,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   kind = _EnsembleStep(ens, writers, views, take)
   out = loop.run(kind, carry, start=start, train=tr, ckpt=ckpt, writers=writers, guard=guard,
                  progress=progress, prior=prior)
-  carry, step, last = out.state, out.step, kind.last
+  carry, step, last = out.state, out.step, [w.latest() for w in writers]
   if step == start and start:  # restored a finished ensemble: final metrics are on disk
     last = [metrics_lib.logged_at(d, start) for d in dirs]
   times = {"train_wall_s": out.train_wall_s, "compile_s": out.compile_s}  # every session's
@@ -246,7 +246,6 @@ class _EnsembleStep:
   def __init__(self, ens: Ensemble, writers, views: list[Experiment], take):
     self.ens, self.writers, self.views, self.take = ens, writers, views, take
     self.label = f"ensemble of {ens.size}: "
-    self.last: list[dict] = [{} for _ in writers]  # each member's last logged row: its final_*
 
   def call(self, num_steps: int):
     return self.ens.multi_step_fn(num_steps)
@@ -264,7 +263,6 @@ class _EnsembleStep:
       w.write(end, row)
       if rates:
         w.write(end, rates, perf=True)
-      self.last[i] = row | rates
     return float(np.nanmean(m["loss"][-1]))
 
   def evaluate(self, carry: dict, step: int) -> None:

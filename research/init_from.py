@@ -1,6 +1,8 @@
 """config.init_from (research/train.py): `init_params_from(DIR, params, shardings)` copies each
 parameter of the new model whose path and shape match one in DIR's newest checkpoint; the head
 keeps its fresh init when its shape differs (a new task's); other mismatches raise InitFromError.
+Before that, `check_vocabulary`: a text run copies token embeddings and the read-out only from a
+run whose saved tokenizer (DIR/vocabulary.json) gives the same ids.
 
 The checkpoint's checksums are verified first (research/checkpoint.py); only its parameters are
 restored.
@@ -8,6 +10,7 @@ restored.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import jax
@@ -18,7 +21,8 @@ from absl import logging
 from research import errors, output_paths, workdir_layout
 from research.checkpoint import Checkpointer, tree_path
 from research.models import transformer
-from research.workdir import CHECKPOINTS
+from research.data.text import NUM_SPECIAL
+from research.workdir import CHECKPOINTS, VOCABULARY, read_object
 
 HEAD = ("read_out", "head")
 
@@ -51,6 +55,50 @@ def check_init_from(workdir: str | Path) -> Path:
     raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
                         "must be the workdir of a run that saved a checkpoint")
   return directory
+
+
+def check_vocabulary(source: str | Path, task, workdir: str | Path) -> None:
+  """Refuses init_from a run whose saved tokenizer (SOURCE/vocabulary.json) is not the one this
+  run's task built (saved in WORKDIR/vocabulary.json at its start): the embedding rows and the
+  LM read-out are indexed by token id, so with other ids of the same count every parameter fit
+  by shape and was copied, each row then standing for another token. Runs without a saved
+  vocabulary (no text task, or an older version's) are matched by shape alone."""
+  mine = task.vocabulary().get("tokenizer") if hasattr(task, "vocabulary") else None
+  path = Path(source).expanduser() / VOCABULARY
+  saved = None if mine is None else read_object(
+      path, "does not hold the run's tokenizer (not a JSON object)",
+      "restore it from a backup of that run, or start without config.init_from")
+  theirs = (saved or {}).get("tokenizer")
+  if theirs is None or _same(theirs, mine):
+    return
+  if not isinstance(theirs, dict):
+    raise InitFromError(f"{path} is damaged (its 'tokenizer' is no tokenizer's record); restore "
+                        "it from a backup of that run, or start without config.init_from")
+  mine_at = f"this run's, to be saved in {Path(workdir) / VOCABULARY}"
+  raise InitFromError(
+      f"config.init_from={source} was trained with another tokenizer than this run builds "
+      f"({_difference(theirs, mine, str(path), mine_at)}): its token embeddings and read-out "
+      "would stand for other tokens here. Use that run's tokenizer on text of the same "
+      "vocabulary (task.tokenizer='byte' has the same ids on any text), or start this run "
+      "without config.init_from")
+
+
+def _same(a, b) -> bool:
+  return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _difference(theirs: dict, mine: dict, theirs_at: str, mine_at: str) -> str:
+  """Where two tokenizer states first differ, in words."""
+  (kind, size), here = ((d.get("kind"), d.get("vocab_size")) for d in (theirs, mine))
+  if (kind, size) != here:
+    return (f"a {kind} tokenizer of {size} ids in {theirs_at}, a {here[0]} tokenizer of "
+            f"{here[1]} ids in {mine_at}")
+  key = "words" if "words" in theirs else "chars"
+  for i, (a, b) in enumerate(zip(theirs.get(key, []), mine.get(key, []))):
+    if a != b:
+      return (f"{kind} tokenizers of {size} ids; id {i + NUM_SPECIAL} is {a!r} in {theirs_at}, "
+              f"{b!r} in {mine_at}")
+  return f"{kind} tokenizers of {size} ids, {theirs_at} not the same as {mine_at}"
 
 
 def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:

@@ -115,6 +115,7 @@ class MetricsWriter:
     self._tb = None
     self._synced: set[Path] = set()  # files whose directory entry was synced
     self._held: set[Path] = set()  # files that hold rows: one gone later was removed mid-run
+    self._latest: tuple[int, dict, dict] = (-1, {}, {})  # step, its metrics and perf rows
     if not self.enabled:
       return
     for path in (self.path, self.perf_path):
@@ -147,10 +148,20 @@ class MetricsWriter:
       raise RunIOError(f"writing {path} failed: {e.strerror or e}; checkpoints are "
                        f"untouched, {fix} and rerun to resume") from None
 
+  def latest(self) -> dict:
+    """The rows written at the latest step, merged as `logged_at` reads them back from the
+    files (metrics.jsonl's rows in order: training, then evaluation; then perf.jsonl's): a
+    run's summary.json final_*, the same whether the run trained them or a rerun of the
+    finished run read them back (the training row alone lacked the final evaluation)."""
+    return self._latest[1] | self._latest[2]
+
   def write(self, step: int, metrics: dict, *, perf: bool = False) -> None:
+    values = {k: _jsonable(v) for k, v in metrics.items()}
+    at, rows, perf_rows = self._latest if self._latest[0] == step else (step, {}, {})
+    self._latest = (at, rows, perf_rows | values) if perf else (at, rows | values, perf_rows)
     if not self.enabled:
       return
-    row = {"step": int(step)} | {k: _jsonable(v) for k, v in metrics.items()}
+    row = {"step": int(step)} | values
     path = self.perf_path if perf else self.path
     if path in self._held and not path.exists():
       # Appending recreated it with the later rows alone, without a word.

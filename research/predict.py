@@ -48,16 +48,17 @@ def open_run(workdir: str | Path, config=None):
 def saved_run_config(workdir: Path):
   """The run's config.json as a checked ConfigDict for one device, without init_from (the
   run's own checkpoint holds every parameter); edited or damaged: one InputError line."""
-  from research import config_check, workdir as workdir_lib
+  from research import config_check, config_defaults, workdir as workdir_lib
   from research.tasks import fields
   cfg_path = workdir / "config.json"
   if not cfg_path.is_file():
     raise FileNotFoundError(f"{cfg_path} not found: --workdir must be a run's workdir")
   saved = workdir_lib.saved_config(workdir)  # damaged, or no task.name: one line
-  fix = ("edited or damaged since training; put the run's config.json back (a field that "
-         "configs/common.py does not fill in: written by an older version, add it)")
+  fix = ("edited or damaged since training; put the run's config.json back (a field with no "
+         "default in research/config_defaults.py: written by an older version, add it)")
   try:
-    config = _with_new_fields(ml_collections.ConfigDict(saved))
+    # Fields added since the run was written: the values it trained with (config_defaults).
+    config = ml_collections.ConfigDict(config_defaults.filled(saved)[0])
     config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
     config.init_from = ""
     with fields.data_files_unread():  # the task comes from the saved vocabulary (predict)
@@ -68,31 +69,6 @@ def saved_run_config(workdir: Path):
     problem = (f"no field {str(e.args[0]).strip(chr(34) + chr(39))!r}" if missing
                else cli.one_line(e).split("; ")[0][:200])
     raise InputError(f"{cfg_path} is not a valid run config ({problem}); {fix}") from None
-  return config
-
-
-def _with_new_fields(config):
-  """A run's saved config with the fields added to configs/common.py since it was written
-  set to their defaults, which is what such a run trained with (the model builder reads
-  them with the same defaults): an older run's config.json stays a valid one."""
-  try:
-    from configs import common
-  except ImportError:  # research installed without the configs package
-    return config
-  blocks = {"": common.base(str(config.get("preset", ""))), "optim": common.optim(),
-            "train": common.train(), "mesh": common.mesh()}
-  model = config.get("model")
-  if model is not None and model.get("name") == "transformer":
-    features = ml_collections.ConfigDict()
-    common.transformer_features(features)
-    blocks["model"] = features
-  for section, block in blocks.items():
-    target = config if not section else config.get(section)
-    if target is None:
-      continue  # a missing section is refused by the check, naming it
-    for field, default in block.items():
-      if field not in target:
-        target[field] = default
   return config
 
 

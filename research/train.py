@@ -102,11 +102,14 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       values["weight_decay"] = config.optim.weight_decay
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     workdir_resume.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
+    workdir_resume.check_trains_changes(workdir, config, restored)  # a new lr with no step left
     if jax.process_index() == 0:  # a damaged metrics.jsonl (...): refused before config.json
       workdir_resume.check_readable(workdir, restored, tr.log_every)
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     models.check_max_len(config.model, exp.task.io)
+    if config.get("init_from", ""):  # token ids that mean other tokens fit by shape alone
+      init_from.check_vocabulary(config.init_from, exp.task, workdir)
     state, prior = exp.init_state(), {}
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
       state = state.replace(params=init_from.init_params_from(
@@ -139,7 +142,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
           "final_step": e.step - 1, workdir_lib.NONFINITE_AT: e.step,
           "error": f"NonFiniteLossError: {e}"})
     raise
-  state, step, last = out.state, out.step, solo.last
+  state, step, last = out.state, out.step, writer.latest()
   if step == start and start:  # restored a finished run: its final metrics are on disk
     last = metrics_lib.logged_at(workdir, start)
 
@@ -171,7 +174,6 @@ class _SoloStep:
 
   def __init__(self, exp: Experiment, writer, ckpt: ckpt_lib.Checkpointer):
     self.exp, self.writer, self.ckpt = exp, writer, ckpt
-    self.last: dict = {}  # the last logged row: the summary's final_*
 
   def call(self, num_steps: int):
     return self.exp.multi_step_fn(num_steps)
@@ -199,7 +201,6 @@ class _SoloStep:
     self.writer.write(end, row)
     if rates:
       self.writer.write(end, rates, perf=True)
-    self.last = row | rates
     return row["loss"]
 
   def evaluate(self, state: TrainState, step: int) -> None:

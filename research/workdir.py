@@ -69,8 +69,9 @@ BOOKKEEPING = {
     "train.peak_flops": "only the MFU column of perf.jsonl",
 }
 # Fields a resumed run may change (a rerun in the same workdir with other values of them
-# continues the run; config.json then records the new values). Everything else is
-# refused: to branch a run, start a new workdir with --config.init_from=OLD_WORKDIR.
+# continues the run; config.json then records the new values; with no step left to train, only
+# NO_STEP_NEEDED's). Everything else is refused: to branch a run, start a new workdir with
+# --config.init_from=OLD_WORKDIR.
 RESUMABLE = BOOKKEEPING | {
     "train.num_steps": "extends (or shortens, not below the newest checkpoint) a run; a "
                        "decaying schedule is stretched from the resumed step on",
@@ -83,6 +84,17 @@ RESUMABLE = BOOKKEEPING | {
                            "applies from the resumed step, recorded in config_changes.jsonl",
     "optim.weight_decay": "as optim.learning_rate",
 }
+# Of RESUMABLE, what a rerun may change when no step is left to train (the run restored at
+# its train.num_steps): none of these shaped the steps already trained. Bookkeeping and
+# train.eval_every decide which rows are written, not what training does; train.num_steps is
+# how far to train (raising it is how a run continues); probe is re-run from the final state
+# by that very rerun; mesh, sharding and task.data_dir say where arrays and files live, not
+# their values. Every other RESUMABLE field (optim.*) applies "from the resumed step": with
+# none left it trains nothing, and config.json (research.results, an experiment's result
+# files) would label numbers trained with the old value with the new one. Refused there
+# (workdir_resume.check_trains_changes); a new RESUMABLE field is refused there until listed.
+NO_STEP_NEEDED = BOOKKEEPING.keys() | {"train.num_steps", "train.eval_every", "probe", "mesh",
+                                       "sharding", "task.data_dir"}
 
 
 class ConfigChangedError(InputError):
@@ -99,15 +111,19 @@ def _ignored(dotted: str, ignore) -> bool:
   return any(".".join(parts[:i]) in ignore for i in range(1, len(parts) + 1))
 
 
-def differences(old: dict, new: dict, ignore=(), prefix: str = "") -> list[str]:
-  """'field: old -> new' for every leaf that differs, except fields under `ignore`."""
+def differences(old: dict, new: dict, ignore=(), prefix: str = "", filled=()) -> list[str]:
+  """'field: old -> new' for every leaf that differs, except fields under `ignore`; a field one
+  side lacks is said 'absent', and one of `filled` (old's defaults of fields it lacked,
+  research/config_defaults.py) 'absent (default X)'."""
   out = []
   for k in sorted(set(old) | set(new)):
     a, b, name = old.get(k), new.get(k), prefix + k
     if isinstance(a, dict) and isinstance(b, dict):
-      out += differences(a, b, ignore, name + ".")
-    elif a != b and not _ignored(name, ignore):
-      out.append(f"{name}: {a!r} -> {b!r}")
+      out += differences(a, b, ignore, name + ".", filled)
+    elif ((k in old) != (k in new) or a != b) and not _ignored(name, ignore):
+      was = ("absent" if k not in old else f"absent (default {a!r})" if name in filled
+             else repr(a))
+      out.append(f"{name}: {was} -> {repr(b) if k in new else 'absent'}")
   return out
 
 
@@ -167,10 +183,15 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[str]:
+  """differences between the workdir's config.json and `config`. A field config.json lacks (a
+  run of a version from before the field) holds the value that version behaved as, its default
+  (research/config_defaults.py): the same value is no change, another is said as one."""
+  from research import config_defaults
   saved = saved_config(workdir)
   if saved is None:
     return []
-  return differences(saved, json.loads(config_json(config)), ignore)
+  saved, filled = config_defaults.filled(saved)
+  return differences(saved, json.loads(config_json(config)), ignore, filled=set(filled))
 
 
 def trained_nothing(workdir: str | Path) -> bool:

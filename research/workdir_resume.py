@@ -1,8 +1,8 @@
 """What a start or a resume checks and writes in a run's workdir (research/train.py; an
 ensemble's members through research/ensemble.py), on the file contract of research/workdir.py.
 
-Before the restore, `check_has_config`; after it, `check_not_past` and `check_readable`, refusals
-that leave every file as it was; then `record_start` (config.json, config_changes.jsonl, an
+Before the restore, `check_has_config`; after it, `check_not_past`, `check_trains_changes` and
+`check_readable`, refusals that leave every file as it was; then `record_start` (config.json, config_changes.jsonl, an
 earlier attempt's files removed) and, in research/metrics.py, `repair_jsonl` (the logs cut back
 to the resumed step). A rerun of a finished run keeps its training record
 (`kept_training_record`).
@@ -15,9 +15,9 @@ from pathlib import Path
 from absl import logging
 
 from research.errors import InputError
-from research.workdir import (BOOKKEEPING, CHANGES, CONFIG, METRICS, PERF, SUMMARY, VOCABULARY,
-                              config_differences, config_json, read_json, read_jsonl,
-                              stopped_nonfinite, unlink_quietly, write_text)
+from research.workdir import (BOOKKEEPING, CHANGES, CONFIG, METRICS, NO_STEP_NEEDED, PERF,
+                              SUMMARY, VOCABULARY, config_differences, config_json, read_json,
+                              read_jsonl, stopped_nonfinite, unlink_quietly, write_text)
 
 
 def check_has_config(workdir: str | Path) -> None:
@@ -36,6 +36,24 @@ def check_not_past(restored: int, num_steps: int, workdir: str | Path) -> None:
     raise InputError(f"{workdir} holds a run at step {restored}, past its config's "
                      f"train.num_steps={num_steps}; give num_steps >= {restored} to continue "
                      "it, or use a new --workdir")
+
+
+def check_trains_changes(workdir: str | Path, config, restored: int) -> None:
+  """Refuses a resume at `restored` >= train.num_steps (a finished run, or one stopped while
+  probing) whose config changes a RESUMABLE field that shapes training (outside
+  workdir.NO_STEP_NEEDED: the learning rate, weight decay). Such a value applies from the
+  resumed step on; with no step left it trained nothing, and config.json, then research.results
+  and an experiment's result files, would have labelled the old values' numbers with it."""
+  if restored < config.train.num_steps:
+    return
+  changes = config_differences(workdir, config, ignore=NO_STEP_NEEDED)
+  if changes:
+    raise InputError(
+        f"{workdir} holds a run trained to step {restored} of train.num_steps="
+        f"{config.train.num_steps}: no step is left to train with {'; '.join(changes)}, and "
+        "its numbers were trained with the old values; raise train.num_steps above "
+        f"{restored} to continue the run with the new values, or train them in a new workdir "
+        f"(config.init_from={workdir} starts it from this run's weights)")
 
 
 def kept_training_record(workdir: Path, summary: dict) -> dict:

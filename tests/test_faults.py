@@ -83,6 +83,29 @@ def test_resumable_fields_extend_a_run_and_are_recorded(finished, tmp_path):
   assert workdir.finished_summary(wd, c) is None
 
 
+def test_a_finished_run_refuses_a_learning_rate_no_step_would_train_with(finished, tmp_path):
+  """A rerun of a finished run with another learning rate or weight decay trained nothing,
+  exit 0, and config.json then recorded the new values beside the old ones' numbers
+  (research.results tabled them under the new lr). Now refused, every file as it was, by
+  research.main's path and the experiments' (train_or_reuse) alike."""
+  wd = _copy(finished, tmp_path / "run")
+  before = _snapshot(wd)
+  c = _tiny(**{"train.checkpoint_every": 20})  # adam: no weight decay (an adamw run's: as lr)
+  c.optim.learning_rate *= 2
+  for start in (_train, lambda c, wd: train.train_or_reuse(c, str(wd), devices=jax.devices()[:1])):
+    with pytest.raises(errors.InputError, match=r"trained to step 40 of train.num_steps=40: no "
+                       r"step is left to train with optim.learning_rate: 0.001 -> 0.002, "
+                       r".*raise train.num_steps above 40 .*"
+                       r"config.init_from=") as e:
+      start(c, wd)
+    assert e.value.exit_code == 2 and "\n" not in str(e.value)
+    assert _snapshot(wd) == before
+  c.train.num_steps = 60  # the control: with steps left, the new values train them
+  assert _train(c, wd)["final_step"] == 60
+  assert workdir.read_jsonl(wd / workdir.CHANGES) == [{"step": 40, "changes": [
+      "optim.learning_rate: 0.001 -> 0.002", "train.num_steps: 40 -> 60"]}]
+
+
 def test_a_start_refused_before_writing_leaves_no_workdir_behind(finished, tmp_path):
   """A new workdir whose start is refused inside training (init_from a run whose weights
   do not fit) is removed again: no .lock, no empty checkpoints/ mistaken for a run."""

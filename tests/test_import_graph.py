@@ -24,12 +24,12 @@ PACKAGE = "research"
 # is "models"). cli, config_files, config_overrides and workdir are foundations: the config loader, the override
 # setter and the error contract, and the workdir's file primitives (atomic writes, the JSONL
 # reader; workdir_layout: what a directory holds; workdir_lock: the lock; workdir_vocabulary:
-# the vocabulary and data record; output_paths: the
-# checks of the paths a command writes) that every layer uses.
+# the vocabulary and data record; config_defaults: the defaults of fields a saved config lacks;
+# output_paths: the checks of the paths a command writes) that every layer uses.
 LAYERS = (
     ("errors", "keys", "hardware", "preemption", "workdir", "workdir_layout", "workdir_lock",
-     "workdir_resume", "workdir_vocabulary", "output_paths", "config_overrides",
-     "config_files", "cli"),
+     "workdir_resume", "workdir_vocabulary", "config_defaults", "output_paths",
+     "config_overrides", "config_files", "cli"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
      "init_from", "metrics"),
     ("tasks",),

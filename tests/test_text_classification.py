@@ -178,6 +178,33 @@ def test_fine_tunes_from_a_language_model_checkpoint(tmp_path):
     init_from.init_params_from(bad.init_from, exp.init_state().params, exp.param_sharding)
 
 
+def test_init_from_a_run_of_another_vocabulary_is_refused(tmp_path):
+  """Two word-tokenizer runs on CSVs of other words have embeddings of the same shape: init_from
+  copied all 38 parameters, exit 0, each embedding row then standing for another word. Refused
+  now (exit 2, naming both vocabularies, no workdir left); the same vocabulary still copies."""
+  colours = tmp_path / "colours.csv"
+  colours.write_text("text,label\n" + "".join(
+      f"{'red blue green pink brown' if i % 2 else 'black white gray cyan teal'} sky,{'pos' if i % 2 else 'neg'}\n"
+      for i in range(40)))
+  first, other = (_config(path, tokenizer="word", vocab_size=12)
+                  for path in (_csv(tmp_path, n=40), colours))
+  for c in (first, other):
+    c.train.num_steps, c.train.log_every, c.train.eval_every, c.optim.warmup_steps = 10, 10, 0, 0
+  _run(first, tmp_path / "a")
+  other.init_from = str(tmp_path / "a")
+  with pytest.raises(init_from.InitFromError, match=(
+      rf"init_from={tmp_path / 'a'} was trained with another tokenizer than this run builds \(word "
+      rf"tokenizers of 12 ids; id 3 is '\w+' in {tmp_path / 'a' / 'vocabulary.json'}, '\w+' in "
+      rf"this run's, to be saved in {tmp_path / 'b' / 'vocabulary.json'}\): .* Use that run's "
+      r"tokenizer")) as e:
+    _run(other, tmp_path / "b")
+  assert e.value.exit_code == 2 and "\n" not in str(e.value) and not (tmp_path / "b").exists()
+  first.init_from = str(tmp_path / "a")  # the control: the same data, the same vocabulary
+  assert _run(first, tmp_path / "c")["final_step"] == 10
+  assert json.loads((tmp_path / "c" / "vocabulary.json").read_text())["tokenizer"] == json.loads(
+      (tmp_path / "a" / "vocabulary.json").read_text())["tokenizer"]
+
+
 @pytest.mark.parametrize("model", ["transformer", "lstm"])
 def test_sequence_models_give_per_position_class_logits(tmp_path, model):
   from research import models

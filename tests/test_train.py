@@ -244,3 +244,19 @@ def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
   c.init_from = str(runs / "000_seed=0")  # the control: a member's run folder
   assert train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])[
       "final_step"] == 20
+
+
+def test_a_rerun_of_a_finished_run_writes_the_same_summary(tmp_path):
+  """A run's summary.json took its last training row alone; the same command again (which
+  trains nothing) read the final step's rows back from metrics.jsonl, the final evaluation's
+  with them, and added final_eval_* the first summary lacked. Now the first run writes them
+  too, and the rerun reproduces the file byte for byte (its wall times: the run's own)."""
+  from configs import arithmetic
+  c = arithmetic.get_config("tiny")  # an evaluation every 20 steps, the last at step 40
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  first = train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  written = (tmp_path / "summary.json").read_bytes()
+  evals = [k for k in first if k.startswith("final_eval_")]
+  assert evals and "final_loss" in first and "final_steps_per_s" in first, first
+  assert train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1]) == first
+  assert (tmp_path / "summary.json").read_bytes() == written
