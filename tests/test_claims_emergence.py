@@ -266,6 +266,27 @@ def test_nanda_progress_noise_alone_never_passes(tmp_path):
   assert passed == {"flat": 0, "grokking": 300}, passed
 
 
+@pytest.mark.parametrize("where", ["interior", "ends"])
+def test_nanda_progress_flat_losses_with_a_spike_still_fail(tmp_path, where):
+  """Flat losses plus noise (sd 0.02) with one real-run-sized spike each: +3 nats at step 300
+  (restricted) and 700 (test), or at the ends (+0.3 nats at restricted's first evaluation,
+  -0.3 at test's last): FAIL. The ends case passed: each end spike was the one evaluation on
+  one side of a half-fall step, a one-evaluation 'level'."""
+  import random
+  steps = list(range(0, 1001, 25))
+  for seed in range(5):
+    g = random.Random(seed)
+    r, t = [4.6 + g.gauss(0, 0.02) for _ in steps], [4.6 + g.gauss(0, 0.02) for _ in steps]
+    if where == "interior":
+      r[steps.index(300)] += 3
+      t[steps.index(700)] += 3
+    else:
+      r[0] += 0.3
+      t[-1] -= 0.3
+    row = _progress_row(tmp_path / f"{where}{seed}", r, t, steps)
+    assert row["status"] == "FAIL", (seed, row)
+
+
 def test_nanda_seeds_and_missing_file(tmp_path):
   seeds(tmp_path / "nanda2023" / "run", 3, grokking)
   s = summaries.summarize("nanda2023", "cpu", tmp_path)

@@ -149,12 +149,14 @@ def _fall(steps, values, at) -> tuple[float, float]:
   with the noise of two plain ones: flat losses plus Gaussian noise passed 3 draws in 2,000
   (41 or 101 evaluations), plus noise with a 5% chance of a 10-sd spike 1 in 5 (41) to 2 in 5
   (101). Medians of the two sides of the fall are levels, not points: neither an extreme nor
-  a spike moves them (0 in 2,000 of either; a grokking-like pair passes as before)."""
+  a spike moves them (0 in 2,000 of either; a grokking-like pair passes as before). A side of
+  one evaluation is no level: no fall (flat losses with a spike at restricted's first and
+  test's last evaluation passed every draw on that one-evaluation 'level')."""
   import numpy as np
   before = [v for s, v in zip(steps, values) if at is not None and s < at]
   after = [v for s, v in zip(steps, values) if at is not None and s >= at]
   sd = eval_noise(values) / np.sqrt(2)  # eval_noise: the SE of a difference of two evaluations
-  if not before or not after:
+  if len(before) < 2 or len(after) < 2:
     return 0.0, sd
   se = MEDIAN_SE * sd * np.sqrt(1 / len(before) + 1 / len(after))
   return float(np.median(before) - np.median(after)), float(se)
@@ -187,7 +189,8 @@ def _nanda_progress(metrics: Path | None, setup: str) -> dict:
   return claim(text, "before", f"restricted {name(t_restricted)}, test {name(t_test)}",
                f"the step where each has made half its fall: restricted < test by more than "
                f"one evaluation interval ({interval}); each fall (median of the evaluations "
-               f"before that step minus median from it on) > {NOISE_SIGMAS:g} SE",
+               f"before that step minus median from it on, 2 or more each side) > "
+               f"{NOISE_SIGMAS:g} SE",
                t_restricted is not None and t_test is not None and resolved
                and t_test - t_restricted > interval,
                setup + "restricted loss: the loss with only the key Fourier frequencies kept "
