@@ -101,9 +101,10 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   importing research.aot again would define its flags twice.
   render: what the caller will print of each plan (research.aot.report), besides the table
   row: a cached plan it cannot show counts as missing."""
-  if ":" in path and Path(path.rpartition(":")[0]).expanduser().is_file():
+  file, colon, _ = cli.split_spec(path)
+  if colon and Path(file).expanduser().is_file():
     raise InputError(f"--ladder={path}: --ladder takes the file alone, every size of it; pass "
-                     f"--ladder={path.rpartition(':')[0]} (--sizes=... narrows it)")
+                     f"--ladder={file} (--sizes=... narrows it)")
   module = cli.load_config_module(path, "--ladder", usage="FILE.py, e.g. configs/lm_ladder.py")
   pod = list(getattr(module, "POD_SIZES", {}))
   if not pod:

@@ -6,7 +6,9 @@ Every failure is a `ConfigError` whose message is one line naming the field,
 the bad value and the fix; every entry point prints it and exits 2 (research/cli.py).
 Unknown fields and wrong types in an override are caught earlier, by research/cli.py's
 override setter; in the config file itself, `_shared_sections` checks the sections every
-config shares (run level, optim, train, mesh) against configs/common.py's blocks.
+config shares (run level, optim, train, mesh, sharding) against configs/common.py's blocks
+and its top-level fields against the shipped configs', naming the closest with the
+setter's hint.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import math
 
 from research import hardware, models, optim, sharding, tasks
 from research.cli import one_line
-from research.config_overrides import coerce, leaf_paths, type_name
+from research.config_overrides import coerce, did_you_mean, leaf_paths, type_name
 from research.models import lstm, resnet, transformer
 from research.tasks.fields import (INT32_MAX, ConfigError, choice, integer,  # noqa: F401 (ConfigError: the public name)
                                    positive)
@@ -159,6 +161,7 @@ def _shared_sections(cfg) -> None:
   except ImportError:  # research installed without the configs package: nothing to compare
     return
   blocks = {"optim": common.optim(), "train": common.train(), "mesh": common.mesh()}
+  _no_unknown_fields(cfg, {**blocks, "sharding": common.sharding()}, set(common.base("")))
   for field, default in common.base("").items():
     if field not in cfg:
       raise ConfigError(f"config.{field} is missing; start the config from configs/common.py's "
@@ -169,13 +172,6 @@ def _shared_sections(cfg) -> None:
     if section not in cfg:
       raise ConfigError(f"config.{section} is missing; add c.{section} = common.{section}() "
                         "(configs/common.py)")
-    for field in cfg[section]:
-      if field not in block:
-        near = difflib.get_close_matches(field, list(block), n=1)
-        hint = f"did you mean {near[0]}? " if near else ""
-        raise ConfigError(f"config.{section}.{field} is not a field (nothing reads it, so its "
-                          f"value would be ignored); {hint}the fields are configs/common.py's "
-                          f"{section}(): {', '.join(block)}")
     for field, default in block.items():
       if field not in cfg[section]:
         raise ConfigError(f"config.{section}.{field} is missing; build the section with "
@@ -184,6 +180,32 @@ def _shared_sections(cfg) -> None:
       if not _same_kind(value, default):
         raise ConfigError(f"config.{section}.{field}={value!r} must be {type_name(default)} "
                           f"(configs/common.py's default: {default!r})")
+
+
+def _no_unknown_fields(cfg, blocks: dict, base: set) -> None:
+  """A top-level field or one in a shared section that nothing reads (`c.sead = 3`,
+  `c.sharding.rulez`) is refused, as an override of it is (research/config_overrides.py,
+  whose hint names the closest known field). Known: configs/common.py's blocks and, at the
+  top level, the fields and sections of the shipped configs of this task, as _known_fields
+  compares task fields (a config's own: grokking's init_scale, lm_ladder's topology), or of
+  any shipped config for a new task; without shipped configs the top level is not compared."""
+  shipped, task = _shipped(), cfg.get("task")
+  name = task.get("name") if hasattr(task, "get") else None
+  pool = [c for c in shipped if c.task.name == name]
+  whose = "this task's shipped configs" if pool else "the shipped configs"
+  top = base.union(*(c.keys() for c in pool or shipped)) if shipped else set()
+  known = {f"{s}.{f}" for s, block in blocks.items() for f in block} | top
+  known |= {p for s in top - set(blocks) if hasattr(cfg.get(s), "items")
+            for p in leaf_paths(cfg[s], f"{s}.")}  # `c.n_dims`: did you mean 'task.n_dims'?
+  unknown = [(f, f"the top-level fields are those of {whose} (configs/*.py): "
+              + ", ".join(sorted(top))) for f in cfg if top and f not in top]
+  unknown += [(f"{s}.{f}", f"the fields are configs/common.py's {s}(): {', '.join(block)}")
+              for s, block in blocks.items() if hasattr(cfg.get(s), "items")
+              for f in cfg[s] if f not in block]
+  for path, fields in unknown[:1]:
+    hint = did_you_mean(path, sorted(known))
+    raise ConfigError(f"config.{path} is not a field (nothing reads it, so its value would be "
+                      f"ignored); {hint + ' ' if hint else ''}{fields}")
 
 
 def _shipped() -> tuple:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 from pathlib import Path
 
 import ml_collections
@@ -78,9 +79,23 @@ def config_from_module(module, preset: str, where: str) -> ml_collections.Config
   return config
 
 
+def split_spec(spec: str) -> tuple[str, str, str]:
+  """'FILE[:PRESET]' -> (FILE, ':' or '', PRESET). A directory may have ':' in its name
+  (runs/exp:2024/my.py) and so may a preset (configs/lm_ladder.py:1b@v5p:4x4x4): the file is
+  the first prefix ending in '.py' that is a file, else the first prefix ending at a ':'
+  that is one (a config file without .py), else the whole spec. When none is a file, FILE
+  is up to the first '.py' (or the whole spec), so that "no such file" names what was meant."""
+  spec = str(spec)
+  after_py = [m.end() for m in re.finditer(r"\.py(?=:|$)", spec)]
+  ends = dict.fromkeys(after_py + [i for i, ch in enumerate(spec) if ch == ":"] + [len(spec)])
+  end = next((e for e in ends if Path(spec[:e]).expanduser().is_file()),
+             after_py[0] if after_py else len(spec))
+  return spec[:end], spec[end:end + 1], spec[end + 1:]
+
+
 def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
   """'configs/X.py[:PRESET]' -> its locked ConfigDict (the one config loader)."""
-  path_text, colon, preset = str(spec).partition(":")
+  path_text, colon, preset = split_spec(spec)
   if colon and not preset.strip():
     # 'FILE.py:' would silently run the file's default preset (often the long cpu one).
     raise InputError(f"{flag}={spec}: no preset after ':'; write {path_text}:PRESET (e.g. "
@@ -101,7 +116,7 @@ def _takes_preset(fn) -> bool:
 def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
   """get_sweep(name) of the config file in 'configs/X.py[:PRESET]', or get_sweep(name,
   preset=PRESET) where it takes one (the preset is '' when the spec names none)."""
-  path_text, _, preset = str(spec).partition(":")
+  path_text, _, preset = split_spec(spec)
   module = load_config_module(path_text, "--config")
   get_sweep = getattr(module, "get_sweep", None)
   if not callable(get_sweep):

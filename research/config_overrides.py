@@ -21,16 +21,22 @@ def leaf_paths(node, prefix: str = "") -> list[str]:
       leaf_paths(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [])]
 
 
-def _unknown(config, key: str, part: str, where: str) -> InputError:
-  paths = leaf_paths(config)
-  # The right name in another section (train.seed for seed) beats a close spelling.
+def did_you_mean(key: str, paths: Iterable[str]) -> str:
+  """"did you mean 'a.b'?" for an unknown dotted `key` among the known `paths`, or "": the
+  right name in another section (train.seed for seed) beats a close spelling. The one hint
+  for an override and for a config file's own field (research/config_check.py)."""
+  paths = list(paths)
   last = key.rsplit(".", 1)[-1]
   same = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != key]
   close = difflib.get_close_matches(key, same, n=1, cutoff=0) or \
       difflib.get_close_matches(key, paths, n=1, cutoff=0.6)
-  hint = f"; did you mean {close[0]!r}?" if close else ""
-  return InputError(f"unknown config field {part!r} in {where}{hint} (the config file lists "
-                    "every field, each with a comment)")
+  return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown(config, key: str, part: str, where: str) -> InputError:
+  hint = did_you_mean(key, leaf_paths(config))
+  return InputError(f"unknown config field {part!r} in {where}{'; ' + hint if hint else ''} "
+                    "(the config file lists every field, each with a comment)")
 
 
 _BOOLS = {"true": True, "1": True, "yes": True, "on": True,

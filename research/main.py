@@ -26,6 +26,26 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a mul
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 
 
+def _check_address(address: str) -> None:
+  """HOST:PORT (an IPv6 host in brackets, [::1]:1234), before jax.distributed reads it: a
+  port that is no integer crashed it (segfault) or hung every process, as did an empty host
+  or a port out of range."""
+  host, _, port = address.rpartition(":")
+  bracketed = host.startswith("[") and host.endswith("]")
+  problem = (
+      "it has whitespace" if any(ch.isspace() for ch in address) else
+      "the host is empty" if not host or host == "[]" else
+      "an IPv6 host goes in brackets, e.g. [::1]:1234" if ":" in host and not bracketed else
+      "the host has a stray bracket" if not bracketed and ("[" in host or "]" in host) else
+      f"the port {port!r} is not an integer" if not (port.isascii() and port.isdigit()) else
+      f"the port {port[:12]} is not in 1-65535" if len(port) > 5 or not 1 <= int(port) <= 65535
+      else "")
+  if problem:
+    raise InputError(f"--coordinator_address={address} is not HOST:PORT ({problem}); give "
+                     "process 0's host and a free port in 1-65535, e.g. "
+                     "--coordinator_address=10.0.0.1:1234, the same on every process")
+
+
 def _check_processes(num: int | None, index: int | None, coordinator: str | None) -> None:
   """The multi-process flags, before jax.distributed raises on them (a traceback) or waits
   for processes that can never join."""
@@ -39,6 +59,7 @@ def _check_processes(num: int | None, index: int | None, coordinator: str | None
   if not coordinator or ":" not in coordinator:
     raise InputError(f"--num_processes={num} needs --coordinator_address=HOST:PORT of process 0 "
                      "(the same on every process)")
+  _check_address(coordinator)
   if index is None or not 0 <= index < num:
     raise InputError(f"--process_id={index} must be in [0, {num}) with --num_processes={num}; "
                      "give each process its own index, 0 on the coordinator's host")

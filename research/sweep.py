@@ -327,7 +327,7 @@ def main(argv) -> int:
   for o in overrides:  # every point is valid before the sweep directory is written
     config_check.validate(apply_overrides(config, o), jax.device_count())
   try:
-    identity = {"config": Path(flags.FLAGS.config.partition(":")[0]).name, "sweep": _SWEEP.value}
+    identity = {"config": Path(cli.split_spec(flags.FLAGS.config)[0]).name, "sweep": _SWEEP.value}
     results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity)
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)

@@ -152,8 +152,22 @@ _TINY = "  if preset == \"tiny\":\n"
 FILE_MISTAKES = [  # (replacements, what the one line says)
     ([(_TINY, _TINY + "    c.train.batchsize = 8\n")],
      "config.train.batchsize is not a field (nothing reads it, so its value would be ignored); "
-     "did you mean batch_size?"),
-    ([(_TINY, _TINY + "    c.optim.learning_rat = 1.0\n")], "did you mean learning_rate?"),
+     "did you mean 'train.batch_size'?"),
+    ([(_TINY, _TINY + "    c.optim.learning_rat = 1.0\n")], "did you mean 'optim.learning_rate'?"),
+    # A top-level field, the sharding section, a new section: each ran silently (seed 0).
+    ([(_TINY, _TINY + "    c.sead = 3\n")],
+     "config.sead is not a field (nothing reads it, so its value would be ignored); "
+     "did you mean 'seed'?"),
+    ([(_TINY, _TINY + "    c.init_frm = '/runs/a'\n")], "did you mean 'init_from'?"),
+    ([(_TINY, _TINY + "    c.n_dims = 3\n")], "config.n_dims is not a field (nothing reads it, "
+     "so its value would be ignored); did you mean 'task.n_dims'?"),
+    ([(_TINY, _TINY + "    c.sharding.rulez = ()\n")],
+     "config.sharding.rulez is not a field (nothing reads it, so its value would be ignored); "
+     "did you mean 'sharding.rules'?"),
+    ([(_TINY, _TINY + "    c.extra = ml_collections.ConfigDict({'a': 1})\n")],
+     "config.extra is not a field"),
+    ([(_TINY, _TINY + "    c.init_scale = 2.0\n")],  # grokking's own field: nothing reads it here
+     "config.init_scale is not a field"),
     ([("c.task.curriculum.enabled = True", "c.task.curriculum.enabled = 'False'"),
       ("    c.task.curriculum.enabled = False\n    c.train.batch_size = 64", "    pass")],
      "config.task.curriculum.enabled='False' is a string, which reads as true; write False"),
@@ -211,6 +225,26 @@ def test_the_unchanged_copy_of_a_config_file_validates(tmp_path):
   config_check.validate(c, num_devices=1)
   c.optim.learning_rate, c.train.peak_flops, c.task.curriculum.enabled = 1, 2, True  # int for float
   config_check.validate(c, num_devices=1)
+
+
+@pytest.mark.parametrize("preset", ["", ":tiny"])
+def test_research_main_refuses_a_misspelt_field_in_the_file_as_on_the_command_line(preset,
+                                                                                   tmp_path):
+  """`c.init_frm = ...` in the file trained from scratch, exit 0 (config.json kept it);
+  `--config.init_frm=...` was refused. Both now exit 2 naming init_from; nothing is written."""
+  path = tmp_path / "my.py"
+  path.write_text((ROOT / "configs" / "icl_regression.py").read_text().replace(
+      "c = common.base(preset)\n", "c = common.base(preset)\n  c.init_frm = '/runs/a'\n", 1))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  for config, flag in ((f"{path}{preset}", []), (f"configs/icl_regression.py{preset}",
+                                                 ["--config.init_frm=/runs/a"])):
+    proc = subprocess.run([sys.executable, "-m", "research.main", f"--config={config}",
+                           f"--workdir={tmp_path / 'run'}", *flag],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "did you mean 'init_from'?" in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
 
 
 def test_a_new_tasks_own_fields_are_left_to_its_check_config(tmp_path, monkeypatch):

@@ -126,9 +126,12 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:  # only before changi
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
 def test_every_shipped_preset_has_only_known_fields(name):
-  """research/config_check.py refuses a task, model or probe field that no shipped config
-  has; the reference is each file's default and tiny preset, so a field only another preset
-  (paper, a ladder size) adds would be refused: none may."""
+  """research/config_check.py refuses a task, model, probe or top-level field that no shipped
+  config (of the task) has, and a shared section's field that configs/common.py does not
+  define; the reference is each file's default and tiny preset, so a field only another
+  preset (paper, a ladder size) adds would be refused: none may."""
   from research import config_check
   for preset in _presets(name):
-    config_check._known_fields(cli.load_config(f"configs/{name}:{preset}"))
+    config = cli.load_config(f"configs/{name}:{preset}")
+    config_check._shared_sections(config)
+    config_check._known_fields(config)

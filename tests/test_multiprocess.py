@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("loss", "grad_norm", "normalised_error")
@@ -57,3 +58,39 @@ def test_two_processes_match_one_process_and_checkpoints_move(tmp_path):
   assert more.returncode == 0, more.stderr[-3000:]
   assert "resumed from checkpoint at step 40" in more.stderr
   assert _losses(pair)[-1, 0] == 60
+
+
+BAD_ADDRESSES = [  # (address, what the line says); each segfaulted (rc 139) or hung before
+    ("localhost:notaport", "the port 'notaport' is not an integer"),
+    (":1234", "the host is empty"),
+    ("localhost:99999", "the port 99999 is not in 1-65535"),
+    ("localhost:0", "the port 0 is not in 1-65535"),
+    ("localhost:", "the port '' is not an integer"),
+    ("::1:1234", "an IPv6 host goes in brackets"),
+    ("local host:1234", "it has whitespace"),
+]
+
+
+@pytest.mark.parametrize("process_id", [0, 1])
+@pytest.mark.parametrize("address,needle", BAD_ADDRESSES)
+def test_a_bad_coordinator_address_is_one_line_before_jax_starts(address, needle, process_id,
+                                                                 tmp_path):
+  proc = subprocess.run(
+      _cmd(tmp_path / "run", f"--coordinator_address={address}", "--num_processes=2",
+           f"--process_id={process_id}"), cwd=ROOT, env=_env(4), capture_output=True,
+      text=True, timeout=60)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+  assert f"--coordinator_address={address} is not HOST:PORT ({needle}" in proc.stderr
+  assert not (tmp_path / "run").exists()
+
+
+def test_valid_coordinator_addresses_pass_the_check():
+  """The control: HOST:PORT, an IPv4 or a bracketed IPv6 host, ports 1 and 65535."""
+  code = ("from research.main import _check_processes as c\n"
+          "for a in ('localhost:1234', '10.0.0.1:65535', '[::1]:1', 'host-0.cluster:8476'):\n"
+          "  c(2, 1, a)\n"
+          "print('ok')")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        timeout=60)
+  assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
