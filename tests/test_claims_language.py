@@ -182,27 +182,27 @@ def test_xie_mixture_from_an_older_probe_says_what_it_counted(tmp_path):
   assert "mixture undefined on every prompt" in note
 
 
-def test_xie_a_rise_that_falls_back_does_not_rise(tmp_path):
-  """Accuracy 0.30 -> 0.60 -> 0.35 over n: first-to-last gain +0.05 beyond 2 SE and rho 0.32
-  passed 'rises with n' and 'LSTMs also learn'; the resolved 0.25 fall now FAILs them."""
+def _xie_rows_with_accuracy(tmp_path, accuracy_over_n):
+  """Xie's claim rows with every in-distribution accuracy curve over n set to one curve."""
   res = xie_results()
   for run in res["runs"].values():
     for c in run["probe"]["accuracy"]["id"].values():
-      c["accuracy"] = [0.30, 0.30, 0.60, 0.60, 0.60, 0.35][:len(c["n"])]
+      c["accuracy"] = accuracy_over_n[:len(c["n"])]
   write(tmp_path / "xie2021.json", res)
-  rows = language.xie2021(tmp_path, "cpu")["claims"]
+  return language.xie2021(tmp_path, "cpu")["claims"]
+
+
+def test_xie_a_rise_that_falls_back_does_not_rise(tmp_path):
+  """Accuracy 0.30 -> 0.60 -> 0.35 over n: first-to-last gain +0.05 beyond 2 SE and rho 0.32
+  passed 'rises with n' and 'LSTMs also learn'; the resolved 0.25 fall now FAILs them."""
+  rows = _xie_rows_with_accuracy(tmp_path, [0.30, 0.30, 0.60, 0.60, 0.60, 0.35])
   assert rows[0]["status"] == "FAIL" and "0.250" in rows[0]["note"], rows[0]
   assert rows[3]["status"] == "FAIL", rows[3]
 
 
 def test_xie_a_rise_with_a_dip_inside_the_noise_still_rises(tmp_path):
   """Control: a real rise whose one dip is within the probe's noise still PASSes."""
-  res = xie_results()
-  for run in res["runs"].values():
-    for c in run["probe"]["accuracy"]["id"].values():
-      c["accuracy"] = [0.30, 0.30, 0.45, 0.44, 0.60, 0.70][:len(c["n"])]
-  write(tmp_path / "xie2021.json", res)
-  rows = language.xie2021(tmp_path, "cpu")["claims"]
+  rows = _xie_rows_with_accuracy(tmp_path, [0.30, 0.30, 0.45, 0.44, 0.60, 0.70])
   assert rows[0]["status"] == "PASS" and rows[3]["status"] == "PASS", rows
   assert "transformer_s none" in rows[0]["note"]
 
