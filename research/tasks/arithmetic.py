@@ -134,7 +134,7 @@ class ArithmeticTask(ProgressMeasures):
     else:
       n = self.n = int(cfg.num_digits)
       self.vocab, self.num_symbols = DIGIT_VOCAB, 10
-      self.answer_len = n + 1 if self.op == "add" else 2 * n
+      self.answer_len = digit_chance.answer_len(self.op, n)
       self.example_len = 2 * n + 2 + self.answer_len  # + ';' when followed by another example
       self.held_out_fraction = float(cfg.held_out_fraction)
       # A pair is held out iff its hash < threshold: a fraction of the 2^32 hash values.
@@ -166,10 +166,13 @@ class ArithmeticTask(ProgressMeasures):
     """Per row: is the pair (a, b) held out (digit tasks)?"""
     return pair_hash(a_BxN, b_BxN) < jnp.uint32(self._threshold)
 
+  def _every_pair(self):  # every (a, b) of a digit task, as rows of integers
+    return np.stack(np.divmod(np.arange(self.num_pairs), 10 ** self.n), axis=1)
+
   def _list_held_out(self):
     """Every held-out (a, b) of a digit task, as rows of integers."""
     n = self.n
-    a, b = np.divmod(np.arange(self.num_pairs), 10 ** n)
+    a, b = self._every_pair().T
     held = np.asarray(self.is_held_out(int_digits(a, n), int_digits(b, n)))
     if not 0 < held.sum() < self.num_pairs:
       raise ValueError(
@@ -313,9 +316,8 @@ class ArithmeticTask(ProgressMeasures):
 
   @functools.cached_property
   def chance(self) -> tuple[dict[str, float], str]:
-    """Chance on the probe's problems, and how it was had: the scores of the predictor that
-    knows the answers' distribution over every (a, b) pair, not the held-out ones' own (a hash
-    no model can know picks them; 3-digit products' token accuracy: 0.283 vs 0.230)."""
+    """Chance on the probe's problems and how it was had: the answer distribution of every
+    pair, not the held-out ones' own (a hash no model can know picks those: 0.283 vs 0.230)."""
     if self.modular:
       pairs = self.test_pairs if len(self.test_pairs) else self.train_pairs
       answers = np.asarray(self._examples(None, len(pairs), pairs))[:, -1:]
@@ -323,9 +325,8 @@ class ArithmeticTask(ProgressMeasures):
           f"exact, over all {len(pairs)} evaluated pairs")
     answers_of = lambda pairs: np.asarray(self._examples(None, 0, pairs))[:, -self.answer_len:]
     if self.held_out_pairs is not None:
-      every = np.stack(np.divmod(np.arange(self.num_pairs), 10 ** self.n), axis=1)
       return am.chance_levels(answers_of(self.held_out_pairs), self.num_symbols,
-                              population=answers_of(every)), (
+                              population=answers_of(self._every_pair())), (
           f"exact: the answer statistics of all {self.num_pairs} pairs, scored on all "
           f"{len(self.held_out_pairs)} held-out problems")
     key = jax.random.key(keys.ARITHMETIC_CHANCE)  # fixed: the same chance for every seed and size
@@ -337,8 +338,8 @@ class ArithmeticTask(ProgressMeasures):
           "; teacher-forced metrics cross-fitted over 5 folds, which errs low for products)")
     msb = not self.cfg.reverse_answer
     s = digit_chance.num_problems(self.op, self.n, msb)
-    digits = answers[:s, ::-1] if msb else answers[:s]     # least significant first
-    values = digits.astype(np.int64) @ (10 ** np.arange(self.answer_len, dtype=np.int64))
+    lsb_first = (answers[:s, ::-1] if msb else answers[:s]).astype(np.int64)
+    values = lsb_first @ 10 ** np.arange(self.answer_len, dtype=np.int64)
     forced, se = digit_chance.teacher_forced_chance(self.op, self.n, values, msb)
     return {**am.generated_chance(answers, self.num_symbols), **forced}, how + (
         f"; teacher-forced metrics: exact p(d_j | d_<j) over every pair, averaged over the "
