@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from experiments.claims.emergence import FLAT, UNTRAINED
-from experiments.claims.rows import NOISE_SIGMAS, claim, existing, load, not_shown
+from experiments.claims.rows import NOISE_SIGMAS, claim, existing, load, not_shown, robust_sd
 
 TEST_RAMP = "test accuracy rising at a steady rate from the start"
 NOISY_LOSSES = "progress measures flat with evaluation noise"
@@ -172,7 +172,7 @@ def eval_noise(values) -> float:
   few steep steps and a steady trend are not counted as noise), as language.phase_window."""
   import numpy as np
   d = np.diff(np.asarray(values, float))
-  return float(1.4826 * np.median(np.abs(d - np.median(d)))) if len(d) else 0.0
+  return robust_sd(d) if len(d) else 0.0
 
 
 # The standard error of a median of n evaluations is MEDIAN_SE / sqrt(n) of one evaluation's

@@ -3,7 +3,7 @@ phase-change window found from the ICL-score curve and what tells it from the cu
 give one (an exponential decay, evaluation noise)."""
 from __future__ import annotations
 
-from experiments.claims.rows import MOST_OF_DROP, NOISE_SIGMAS
+from experiments.claims.rows import MOST_OF_DROP, NOISE_SIGMAS, robust_sd
 
 # A window step is "steep" while the ICL score falls at least this fraction of its fastest rate.
 STEEP_FRACTION = 0.25
@@ -50,8 +50,7 @@ def step_noise(values, lo: int = 0, hi: int = 0) -> float | None:
   import numpy as np
   d = np.diff(np.asarray(values, float))
   outside = d[[i for i in range(len(d)) if not lo <= i < hi]]
-  return (float(1.4826 * np.median(np.abs(outside - np.median(outside))))
-          if len(outside) >= 4 else None)
+  return robust_sd(outside) if len(outside) >= 4 else None
 
 
 def loss_at(curve: dict, step: float) -> float:

@@ -31,6 +31,16 @@ CONTROL_SEP = "; "  # between a row's control names (no control name contains it
 MOST_OF_DROP, NOISE_SIGMAS = 0.5, 3.0
 
 
+def robust_sd(changes) -> float:
+  """1.4826 x the median absolute deviation of a curve's step-to-step changes around their
+  median: the normal standard deviation, robust to a few steep steps, and a steady trend
+  (a constant change) is not counted as noise. The standard error of a difference of two
+  evaluations, for olsson_rules.step_noise and grokking.eval_noise."""
+  import numpy as np
+  d = np.asarray(changes, float)
+  return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
 def claim(text: str, paper, ours, tolerance: str, ok, note: str = "", *, why: str,
           control: str | tuple[str, ...], kind: str = PAPER) -> dict:
   """One row of one seed; `ok` None (or `ours` None) means NOT_SHOWN. `control`: one control's
