@@ -16,6 +16,7 @@ import difflib
 import math
 
 from research import hardware, models, optim, sharding, tasks
+from research.config_defaults import shipped_configs
 from research.cli import one_line
 from research.config_overrides import coerce, did_you_mean, leaf_paths, type_name
 from research.models import lstm, resnet, transformer
@@ -189,7 +190,7 @@ def _no_unknown_fields(cfg, blocks: dict, base: set) -> None:
   top level, the fields and sections of the shipped configs of this task, as _known_fields
   compares task fields (a config's own: grokking's init_scale, lm_ladder's topology), or of
   any shipped config for a new task; without shipped configs the top level is not compared."""
-  shipped, task = _shipped(), cfg.get("task")
+  shipped, task = shipped_configs(), cfg.get("task")
   name = task.get("name") if hasattr(task, "get") else None
   pool = [c for c in shipped if c.task.name == name]
   whose = "this task's shipped configs" if pool else "the shipped configs"
@@ -208,21 +209,12 @@ def _no_unknown_fields(cfg, blocks: dict, base: set) -> None:
                       f"ignored); {hint + ' ' if hint else ''}{fields}")
 
 
-def _shipped() -> tuple:
-  """The shipped configs (configs/*.py), or none when the configs package is absent or broken."""
-  try:
-    from configs import shipped
-    return shipped()
-  except Exception:  # noqa: BLE001 -- nothing to compare with
-    return ()
-
-
 def _known_fields(cfg) -> None:
   """The task, model and probe fields against the shipped configs (configs/*.py): a field
   that no shipped config of this task has (the model's: of any task) is refused as a likely
   misspelling (`c.task.n_point = 7` leaves n_points at its default). A task with no shipped
   config (a new one) is left to its check_config."""
-  reference = _shipped()
+  reference = shipped_configs()
   same_task = [c for c in reference if c.task.name == cfg.task.name]
   for section, pool in (("task", same_task), ("probe", same_task), ("model", reference)):
     known = set().union(*(leaf_paths(c[section], f"{section}.") for c in pool
@@ -241,7 +233,7 @@ def _known_fields(cfg) -> None:
 def _text_fields() -> set:
   """The fields every shipped config holds as a string (a choice such as model.remat, a path)."""
   kinds: dict = {}
-  for c in _shipped():
+  for c in shipped_configs():
     for path, value in _leaves(c, "config"):
       kinds.setdefault(path, set()).add(isinstance(value, str))
   return {path for path, is_str in kinds.items() if is_str == {True}}

@@ -39,13 +39,25 @@ def filled(saved: dict) -> tuple[dict, list[str]]:
   return out, added
 
 
+def shipped_configs() -> tuple:
+  """The shipped configs (configs/*.py), or none when the configs package is absent or broken
+  (config_check compares a config's fields with them too)."""
+  try:
+    from configs import shipped
+    return shipped()
+  except Exception:  # noqa: BLE001 -- nothing to compare with
+    return ()
+
+
 @functools.lru_cache(maxsize=64)
 def _defaults(task_json: str, preset_json: str, model_json: str) -> dict:
   """{dotted field: default} (JSON values) for a run of that task, preset and model."""
+  configs = shipped_configs()
   try:
-    from configs import common, shipped
-    configs = shipped()
-  except Exception:  # research without the configs package (or a broken one): none known
+    from configs import common
+  except Exception:  # noqa: BLE001 -- research without the configs package: none known
+    return {}
+  if not configs:  # the configs package broken: none known
     return {}
   task, preset = json.loads(task_json), json.loads(preset_json)
   out: dict = {}
