@@ -268,9 +268,34 @@ def test_modular_probe_records_why_it_has_fewer_problems():
                    step=0)["arithmetic"]
   assert res["num_problems"] == 31 * 31 - 288 == len(task.test_pairs)
   assert "fewer than probe.num_prompts=10000" in res["note"] and "held-out" in res["note"]
-  # mod_add answers over the held-out pairs: the chance is their own statistics.
+  # mod_add answers are uniform over every pair: chance predicts the lowest of the tied
+  # residues, 0, and scores its share of the held-out answers (not their own mode's share).
   answers = (task.test_pairs[:, 0] + task.test_pairs[:, 1]) % 31
-  assert res["chance"]["token_accuracy"] == pytest.approx(np.bincount(answers).max() / len(answers))
+  assert res["chance"]["token_accuracy"] == pytest.approx(np.mean(answers == 0))
+  assert res["chance_computed"].startswith("exact: the answer statistics of all 961 pairs")
+
+
+@pytest.mark.parametrize("op", ["mod_add", "mod_sub", "mod_mul"])
+def test_modular_chance_is_what_every_pairs_statistics_score(op):
+  """As for the digit tasks: a 'model' of every pair's answer distribution scores chance on
+  the held-out pairs exactly; one of the held-out answers' own distribution (which no model
+  trained on the other pairs knows) scores above it (control; the old chance was its score)."""
+  c = arith_config.get_config("tiny")
+  c.task.operation, c.task.modulus, c.task.train_fraction = op, 31, 0.3
+  task = tasks.build(c.task, seed=0)
+  c.probe.num_prompts = 10_000
+  every = np.stack(np.divmod(np.arange(31 * 31), 31), axis=1)
+  scores = {}
+  for name, pairs in (("every", every), ("own", task.test_pairs)):
+    res = task.probe(_statistics_only(task, pairs), jax.random.key(0), c.probe,
+                     step=0)["arithmetic"]
+    ch, scores[name] = res["chance"], res["metrics"]
+  for name in ("token_accuracy", "log_likelihood", "brier"):
+    assert scores["every"][name]["mean"] == pytest.approx(ch[name], rel=1e-5, abs=1e-6), name
+  assert scores["every"]["exact_match"]["mean"] <= ch["exact_match"] + 1e-9
+  assert scores["own"]["log_likelihood"]["mean"] > ch["log_likelihood"] + 1e-3
+  if op != "mod_mul":  # mod_mul's mode is 0 (a or b = 0) in both distributions
+    assert scores["own"]["token_accuracy"]["mean"] > ch["token_accuracy"] + 0.005
 
 
 # --- decoding and the probe --------------------------------------------------------------

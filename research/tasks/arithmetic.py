@@ -318,12 +318,14 @@ class ArithmeticTask(ProgressMeasures):
   def chance(self) -> tuple[dict[str, float], str]:
     """Chance on the probe's problems and how it was had: the answer distribution of every
     pair, not the held-out ones' own (a hash no model can know picks those: 0.283 vs 0.230)."""
-    if self.modular:
-      pairs = self.test_pairs if len(self.test_pairs) else self.train_pairs
-      answers = np.asarray(self._examples(None, len(pairs), pairs))[:, -1:]
-      return am.chance_levels(answers, self.num_symbols), (
-          f"exact, over all {len(pairs)} evaluated pairs")
     answers_of = lambda pairs: np.asarray(self._examples(None, 0, pairs))[:, -self.answer_len:]
+    if self.modular:  # likewise: the test pairs' own statistics would read chance high
+      pairs = self.test_pairs if len(self.test_pairs) else self.train_pairs
+      every = np.stack(np.divmod(np.arange(self.p ** 2), self.p), axis=1)
+      return am.chance_levels(answers_of(pairs), self.num_symbols,
+                              population=answers_of(every)), (
+          f"exact: the answer statistics of all {self.p ** 2} pairs, scored on all "
+          f"{len(pairs)} evaluated pairs")
     if self.held_out_pairs is not None:
       return am.chance_levels(answers_of(self.held_out_pairs), self.num_symbols,
                               population=answers_of(self._every_pair())), (
