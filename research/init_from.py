@@ -2,7 +2,8 @@
 parameter of the new model whose path and shape match one in DIR's newest checkpoint; the head
 keeps its fresh init when its shape differs (a new task's); other mismatches raise InitFromError.
 Before that, `check_vocabulary`: a text run copies token embeddings and the read-out only from a
-run whose saved tokenizer (DIR/vocabulary.json) gives the same ids.
+run whose saved tokenizer (DIR/vocabulary.json) gives the same ids, and a classifier's head only
+from a run of the same label names in the same order (else the head starts fresh, logged).
 
 The checkpoint's checksums are verified first (research/checkpoint.py); only its parameters are
 restored.
@@ -57,20 +58,30 @@ def check_init_from(workdir: str | Path) -> Path:
   return directory
 
 
-def check_vocabulary(source: str | Path, task, workdir: str | Path) -> None:
+def check_vocabulary(source: str | Path, task, workdir: str | Path) -> str:
   """Refuses init_from a run whose saved tokenizer (SOURCE/vocabulary.json) is not the one this
   run's task built (saved in WORKDIR/vocabulary.json at its start): the embedding rows and the
   LM read-out are indexed by token id, so with other ids of the same count every parameter fit
   by shape and was copied, each row then standing for another token. Runs without a saved
-  vocabulary (no text task, or an older version's) are matched by shape alone."""
-  mine = task.vocabulary().get("tokenizer") if hasattr(task, "vocabulary") else None
+  vocabulary (no text task, or an older version's) are matched by shape alone.
+
+  Returns why the classifier head must start fresh though its shape fits ('' if it need not):
+  both runs saved label names, and they differ (other classes of the same count, or the same
+  in another order), so the head's row for class i would score another class here. A new
+  label set is a new head, as one of another count is: fine-tuning keeps the body."""
+  mine_all = task.vocabulary() if hasattr(task, "vocabulary") else {}
+  mine = mine_all.get("tokenizer")
   path = Path(source).expanduser() / VOCABULARY
   saved = None if mine is None else read_object(
       path, "does not hold the run's tokenizer (not a JSON object)",
       "restore it from a backup of that run, or start without config.init_from")
   theirs = (saved or {}).get("tokenizer")
   if theirs is None or _same(theirs, mine):
-    return
+    labels = ((saved or {}).get("labels"), mine_all.get("labels"))
+    if None in labels or list(labels[0]) == list(labels[1]):
+      return ""
+    return (f"its labels {_short(labels[0])} ({path}) are not this run's {_short(labels[1])}, "
+            "in this order")
   if not isinstance(theirs, dict):
     raise InitFromError(f"{path} is damaged (its 'tokenizer' is no tokenizer's record); restore "
                         "it from a backup of that run, or start without config.init_from")
@@ -81,6 +92,10 @@ def check_vocabulary(source: str | Path, task, workdir: str | Path) -> None:
       "would stand for other tokens here. Use that run's tokenizer on text of the same "
       "vocabulary (task.tokenizer='byte' has the same ids on any text), or start this run "
       "without config.init_from")
+
+
+def _short(labels, shown: int = 6) -> str:
+  return "[" + ", ".join(map(repr, labels[:shown])) + (", ..." if len(labels) > shown else "") + "]"
 
 
 def _same(a, b) -> bool:
@@ -129,8 +144,9 @@ def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
   return {tree_path(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params)}, step
 
 
-def init_params_from(workdir: str, params, shardings):
-  """`params` with every shared parameter replaced by the one in workdir's checkpoint."""
+def init_params_from(workdir: str, params, shardings, fresh_head: str = ""):
+  """`params` with every shared parameter replaced by the one in workdir's checkpoint; the
+  head's too unless `fresh_head` says why it starts fresh (check_vocabulary)."""
   source, step = _raw_params(workdir)
   # scan_layers / fused_qkv store the same weights elsewhere: read them in this model's layout.
   source = _flat(transformer.match_layout(_nested(source), _nested(
@@ -140,7 +156,7 @@ def init_params_from(workdir: str, params, shardings):
     k = tree_path(path)
     src = source.get(k)
     head = any(part in HEAD for part in k.split("/"))
-    if src is None:
+    if src is None or (head and fresh_head):
       fresh.append(k)
       leaves.append(x)
     elif tuple(src.shape) != tuple(x.shape):
@@ -160,8 +176,9 @@ def init_params_from(workdir: str, params, shardings):
     raise InitFromError(f"config.init_from={workdir!r}: no parameter of this model is in its "
                         "checkpoint (different model family?)")
   unused = sorted(set(source) - set(copied) - set(fresh))  # a deeper source's block_1: said
-  (logging.warning if unused else logging.info)(
-      "init_from %s (step %d): copied %d parameters, fresh %s, not used %s", workdir, step,
-      len(copied), fresh, unused[:12] + [f"+{len(unused) - 12} more"] * (len(unused) > 12))
+  (logging.warning if unused or fresh_head else logging.info)(
+      "init_from %s (step %d): copied %d parameters, fresh %s%s, not used %s", workdir, step,
+      len(copied), fresh, f" (the head: {fresh_head})" if fresh_head else "",
+      unused[:12] + [f"+{len(unused) - 12} more"] * (len(unused) > 12))
   new = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), leaves)
   return jax.device_put(new, shardings)

@@ -108,12 +108,13 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     logging.info("resumed from checkpoint at step %d", restored)
   else:
     models.check_max_len(config.model, exp.task.io)
+    fresh_head = ""
     if config.get("init_from", ""):  # token ids that mean other tokens fit by shape alone
-      init_from.check_vocabulary(config.init_from, exp.task, workdir)
+      fresh_head = init_from.check_vocabulary(config.init_from, exp.task, workdir)
     state, prior = exp.init_state(), {}
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
       state = state.replace(params=init_from.init_params_from(
-          config.init_from, state.params, exp.param_sharding))
+          config.init_from, state.params, exp.param_sharding, fresh_head))
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.
   if jax.process_index() == 0:

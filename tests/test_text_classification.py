@@ -205,6 +205,42 @@ def test_init_from_a_run_of_another_vocabulary_is_refused(tmp_path):
       (tmp_path / "a" / "vocabulary.json").read_text())["tokenizer"]
 
 
+def test_init_from_a_run_of_other_labels_starts_the_head_fresh(tmp_path):
+  """Two byte-level runs with two labels each: the head fits by shape, and was copied though
+  its row 0 scored 'neg' there and scores 'meh' here. Now a head of other label names (or
+  order) starts fresh and the body is copied; the same labels still copy the head."""
+  _run(_small(_config(_csv(tmp_path, n=40))), tmp_path / "a")
+  source, _ = init_from._raw_params(tmp_path / "a")
+  for classes, same in ((("meh", "pos"), False), (("neg", "pos"), True)):
+    (folder := tmp_path / "".join(classes)).mkdir()
+    c = _config(_csv(folder, n=40, classes=classes))
+    exp = experiment.Experiment(c, jax.devices()[:1])
+    why = init_from.check_vocabulary(tmp_path / "a", exp.task, tmp_path / "b")
+    assert (why == "") == same
+    if not same:
+      assert why.startswith("its labels ['neg', 'pos'] (") and "not this run's ['meh', 'pos']" in why
+    fresh = exp.init_state().params
+    params = init_from.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding, why)
+    for path, x in jax.tree_util.tree_leaves_with_path(params):
+      key = checkpoint.tree_path(path)
+      want = source[key]
+      if key.startswith("read_out") and not same:  # the fresh init, not the source's head
+        want = np.asarray(checkpoint_leaf(fresh, path))
+        assert not np.array_equal(source[key], want)  # trained: copying it would show
+      np.testing.assert_array_equal(np.asarray(x), want, err_msg=key)
+
+
+def _small(c):
+  c.train.num_steps, c.train.log_every, c.train.eval_every, c.optim.warmup_steps = 10, 10, 0, 0
+  return c
+
+
+def checkpoint_leaf(tree, path):
+  for part in path:
+    tree = tree[part.key]
+  return tree
+
+
 @pytest.mark.parametrize("model", ["transformer", "lstm"])
 def test_sequence_models_give_per_position_class_logits(tmp_path, model):
   from research import models
