@@ -24,6 +24,9 @@ _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for multi-process runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_TIMEOUT = flags.DEFINE_integer(
+    "coordinator_timeout", 300, "Seconds a multi-process run waits for every process to join "
+    "(process 0 listens at --coordinator_address); then exit 2 with one line.")
 
 
 def _check_address(address: str) -> None:
@@ -65,6 +68,35 @@ def _check_processes(num: int | None, index: int | None, coordinator: str | None
                      "give each process its own index, 0 on the coordinator's host")
 
 
+def _join(timeout: int, **where) -> None:
+  """jax.distributed.initialize(**where), ended after `timeout` seconds with one line and exit
+  2. Left to itself, a process whose coordinator nobody runs (or process 0 whose peers never
+  start) waits jax's 300 s, then aborts in C++ (exit 134, a stack trace, nothing a Python
+  handler can catch); its connect releases the GIL, so a watchdog thread can end it first.
+  Nothing is written before this (the workdir is created by training)."""
+  import threading
+  import jax
+
+  joined = threading.Event()
+
+  def give_up():
+    if joined.wait(timeout):
+      return
+    who = (f"process {where['process_id']} of {where['num_processes']} at "
+           f"--coordinator_address={where['coordinator_address']}" if where else
+           "this host's process (the TPU or cluster runtime's coordinator)")
+    cli.fail(2, f"the multi-process run did not assemble within --coordinator_timeout={timeout} "
+             f"s ({who}): process 0 listens at the coordinator's address and every process "
+             "must start with the same --num_processes and --coordinator_address; start the "
+             "missing processes, check the host, port and firewall, or raise "
+             "--coordinator_timeout", skip_cleanup=True)
+
+  threading.Thread(target=give_up, daemon=True, name="coordinator-timeout").start()
+  # jax's own limit later than ours: its abort must never be what the user sees.
+  jax.distributed.initialize(**where, initialization_timeout=timeout + 60)
+  joined.set()
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -75,12 +107,18 @@ def main(argv) -> int:
   workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "run")
   _check_processes(_NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR.value)
+  multi = bool(_NUM_PROCESSES.value and _NUM_PROCESSES.value > 1)
+  from_env = "JAX_COORDINATOR_ADDRESS" in os.environ or "TPU_WORKER_HOSTNAMES" in os.environ
+  if _TIMEOUT.value < 1 or (flags.FLAGS["coordinator_timeout"].present and not (multi or from_env)):
+    raise InputError(f"--coordinator_timeout={_TIMEOUT.value}: seconds >= 1, for a multi-process "
+                     "run (--num_processes=N > 1, or a TPU pod's runtime); fix or drop it")
   import jax  # after flags, so that --helpfull stays fast
 
-  if _NUM_PROCESSES.value and _NUM_PROCESSES.value > 1:
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  elif "JAX_COORDINATOR_ADDRESS" in os.environ or "TPU_WORKER_HOSTNAMES" in os.environ:
-    jax.distributed.initialize()  # Cloud TPU / cluster environments fill in the rest
+  if multi:
+    _join(_TIMEOUT.value, coordinator_address=_COORDINATOR.value,
+          num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  elif from_env:
+    _join(_TIMEOUT.value)  # Cloud TPU / cluster environments fill in the rest
 
   from research import checkpoint, config_check, train
 

@@ -85,6 +85,34 @@ def test_a_bad_coordinator_address_is_one_line_before_jax_starts(address, needle
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("process_id", [0, 1])
+def test_a_run_that_does_not_assemble_ends_in_one_line(process_id, tmp_path):
+  """Process 1 with no coordinator listening, or process 0 whose peer never starts, waited
+  jax's 300 s and then aborted in C++ (exit 134, a stack trace). Now --coordinator_timeout
+  ends it: exit 2, one line, no workdir. (The control, the pair that does assemble, is the
+  first test of this file.)"""
+  proc = subprocess.run(
+      _cmd(tmp_path / "run", f"--coordinator_address=localhost:{_free_port()}",
+           "--num_processes=2", f"--process_id={process_id}", "--coordinator_timeout=2"),
+      cwd=ROOT, env=_env(4), capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(
+      "error: the multi-process run did not assemble within --coordinator_timeout=2 s "
+      f"(process {process_id} of 2 at --coordinator_address=localhost:"), proc.stderr
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra", [["--coordinator_timeout=0", "--num_processes=2",
+                                    "--process_id=1", "--coordinator_address=localhost:1234"],
+                                   ["--coordinator_timeout=30"]])
+def test_a_coordinator_timeout_that_cannot_apply_is_refused(extra, tmp_path):
+  proc = subprocess.run(_cmd(tmp_path / "run", *extra), cwd=ROOT, env=_env(4),
+                        capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+  assert "--coordinator_timeout=" in proc.stderr and "seconds >= 1" in proc.stderr
+  assert not (tmp_path / "run").exists()
+
+
 def test_valid_coordinator_addresses_pass_the_check():
   """The control: HOST:PORT, an IPv4 or a bracketed IPv6 host, ports 1 and 65535."""
   code = ("from research.main import _check_processes as c\n"
