@@ -1,8 +1,9 @@
 """The value of a field that a run's saved config.json lacks (written by a version from before the
 field was added): what that version's code behaved as, since the code reads a field it added with
 its default. One answer for every reader of a saved config: research.predict (an older run's
-config made a valid one) and the config check of a resume or rerun (workdir.config_differences,
-where such a field at that value is no change, and at any other value is one).
+config made a valid one), the config check of a resume or rerun (workdir.config_differences,
+where such a field at that value is no change, and at any other value is one) and
+research.results (an older run's row beside newer ones: the values it ran with, not blanks).
 
 Where the default comes from:
   run-level fields (seed, init_from), optim, train, mesh and the Transformer's feature fields:

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from research import output_paths
+from research import config_defaults, output_paths
 from research.errors import InputError, ResearchError
 from research.workdir import RESULTS, RUNS, read_jsonl, read_object, run_state, sweep_run_dir
 
@@ -71,7 +71,9 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     name = run_dir.resolve().name
   elif prefix_root:
     name = f"{root.name}/{name}"
-  config = _read_json(run_dir / "config.json")
+  # A run of an older version lacks the fields added since: it ran with their defaults, so a
+  # table beside newer runs shows those values, not blank cells (one answer: config_defaults).
+  config = config_defaults.filled(_read_json(run_dir / "config.json"))[0]
   summary = _read_json(run_dir / "summary.json")
   _check_summary(summary, run_dir / "summary.json")
   row = {"run": name, "state": run_state(config, summary), "dir": str(run_dir),

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from research import config_defaults, predict, workdir
+from research import config_defaults, predict, results_records, workdir
 from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 (a fixture)
 
 # Fields of the finished icl_regression run, each removed as if added after it was trained:
@@ -62,3 +62,19 @@ def test_an_absent_field_at_another_value_is_a_change(finished, tmp_path):
   (wd / "config.json").write_text(json.dumps(config))
   c.task.noise_std = 0.0
   assert workdir.config_differences(wd, c) == [f"task.n_points: absent -> {c.task.n_points}"]
+
+
+def test_results_shows_an_older_runs_fields_at_their_defaults(finished, tmp_path):
+  """research.results beside a newer run: the older run's row had no cell for each field added
+  since (blank in the table, and `--where model.fused_qkv=False` could not match it); it ran with
+  the default, which its row now shows. The newer run's own values are kept (control)."""
+  old = _older(finished, tmp_path / "runs" / "old")
+  new = _copy(finished, tmp_path / "runs" / "new")
+  config = json.loads((new / "config.json").read_text())
+  config["task"]["noise_std"] = 0.25
+  (new / "config.json").write_text(json.dumps(config, indent=2))
+  rows = {r["run"]: r for r in results_records.records([tmp_path / "runs"])}
+  for section, field, default in ADDED:
+    assert rows["old"][f"{section}.{field}"] == default
+  assert rows["new"]["task.noise_std"] == 0.25
+  assert json.loads((old / "config.json").read_text()).get("task", {}).get("noise_std") is None
