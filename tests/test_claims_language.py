@@ -386,3 +386,17 @@ def test_xie_a_nan_cell_is_no_rise(tmp_path):
   lc._xie_curves(tmp_path / "ok_k", {"3": [0.1, 0.2, 0.3, 0.35, 0.4], "5": [0.1] + [0.45] * 4,
                                      "8": [0.1, 0.25, 0.35, 0.45, 0.5]})
   assert language.xie2021(tmp_path / "ok_k", "tiny")["claims"][1]["status"] == "PASS"
+
+
+def test_olsson_one_layer_drop_given_back_is_still_a_drop(tmp_path):
+  """A 1-layer ICL score that fell 0.6 nats in a short window and climbed back passed
+  'neither' (its first-to-last fall ~0, so the window held 0% of it); now a FAIL. A 1-layer
+  score falling slowly and steadily (olsson_trained's) still PASSes, as does one flat at 0."""
+  from experiments.claims import language_controls as lc
+  text = "1-layer models train but show neither induction heads nor the drop"
+  status = lambda d: next(r for r in language.olsson2022(d, "tiny")["claims"]
+                          if r["claim"] == text)["status"]
+  lc.olsson_one_layer_gives_back(tmp_path / "back")
+  lc.olsson_trained(tmp_path / "ok")
+  lc.olsson_trained(tmp_path / "flat", one_icl=lambda s: 0.0)
+  assert [status(tmp_path / d) for d in ("back", "ok", "flat")] == ["FAIL", "PASS", "PASS"]

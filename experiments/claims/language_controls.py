@@ -99,6 +99,13 @@ def olsson_last_dip(run_dir: Path) -> None:
   olsson_trained(run_dir, icl=lambda s: -1.0 * (s == STEPS))
 
 
+def olsson_one_layer_gives_back(run_dir: Path) -> None:
+  """olsson_trained, but the 1-layer ICL score drops 0.6 nats around step 400 (a logistic of
+  width 15 steps) and climbs back around step 600: the sharp drop in a short window that the
+  1-layer model must not show, with a first-to-last fall of ~0 (the old rule's 'neither')."""
+  olsson_trained(run_dir, one_icl=lambda s: -0.6 * (_sig(s, 400, 15) - _sig(s, 600, 15)))
+
+
 def olsson_indep_noise(run_dir: Path) -> None:
   """Both runs' ICL scores flat at 0 plus independent evaluation noise (sd 0.1 nats, a fixed
   draw): the 2-layer's last evaluation ends 0.221 nats below the 1-layer's (0.193 on the

@@ -64,6 +64,24 @@ def drop_in_window(w: dict | None, t: dict) -> bool:
           and w["span"] < t["window_max_fraction"])
 
 
+def largest_fall(values) -> float:
+  """The most a curve falls from an earlier evaluation to a later one (peak to later trough):
+  its first-to-last fall for a curve that keeps what it loses, more for one that gives it back."""
+  import numpy as np
+  v = np.asarray(values, float)
+  return float(np.max(np.maximum.accumulate(v) - v)) if len(v) else 0.0
+
+
+def shows_drop(w: dict | None, t: dict, values) -> bool:
+  """drop_in_window, or the same sharp drop given back later: a window drop of >= the 2-layer
+  threshold in a short window, most of the curve's largest fall. drop_in_window's share is of
+  the first-to-last fall, so a 1-layer ICL score that fell 0.6 nats in 10% of training and
+  climbed back (share 0) showed 'neither' (a transient drop is still one the model showed)."""
+  return drop_in_window(w, t) or (
+      w is not None and w["drop"] >= t["icl_drop_2l"] and w["span"] < t["window_max_fraction"]
+      and w["drop"] > MOST_OF_DROP * largest_fall(values))
+
+
 def is_phase_change(w: dict | None, t: dict) -> bool:
   """drop_in_window, told from what else gives one: the window does not start at the first
   evaluation (early training's fast fall, an exponential decay, would pass), the run keeps at
