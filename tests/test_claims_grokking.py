@@ -148,6 +148,36 @@ def test_nanda_progress_noise_alone_never_passes(tmp_path):
   assert passed == {"flat": 0, "grokking": 300}, passed
 
 
+def test_nanda_progress_wandering_noise_alone_never_passes(tmp_path):
+  """200 draws of flat losses plus AR(1) noise (lag-1 correlation 0.8, sd 0.02): read off the
+  step-to-step changes alone, the noise passed about 6% (23 of 400); none passes now. Control:
+  a grokking-like pair under the same noise passes every draw, and the named control's draw
+  FAILs."""
+  import random
+  steps = list(range(0, 1001, 25))
+  sig = lambda s, at: 1 / (1 + math.exp(-(s - at) / 20))
+
+  def wander(g):
+    x, out = g.gauss(0, 0.02), []
+    for _ in steps:
+      out.append(x)
+      x = 0.8 * x + 0.6 * g.gauss(0, 0.02)
+    return out
+  passed = {"flat": 0, "grokking": 0}
+  for k in range(200):
+    g = random.Random(k)
+    e_r, e_t = wander(g), wander(g)
+    flat = [4.6 + e for e in e_r], [4.6 + e for e in e_t]
+    grok = ([4.6 - 4.59 * sig(s, 400) + e for s, e in zip(steps, e_r)],
+            [4.6 + 3 * sig(s, 200) - 7.59 * sig(s, 600) + e for s, e in zip(steps, e_t)])
+    for name, (r, t) in (("flat", flat), ("grokking", grok)):
+      passed[name] += _progress_row(tmp_path / name, r, t, steps)["status"] == "PASS"
+  assert passed == {"flat": 0, "grokking": 200}, passed
+  assert nanda_claims.serial_correlation([4.6 + 0.01 * (-1) ** i for i in range(41)]) == 0.0
+  controls.nanda_wandering_losses(tmp_path / "control")
+  assert nanda_claims.nanda2023(tmp_path / "control", "cpu")["claims"][-1]["status"] == "FAIL"
+
+
 @pytest.mark.parametrize("where", ["interior", "ends"])
 def test_nanda_progress_flat_losses_with_a_spike_still_fail(tmp_path, where):
   """Flat losses plus noise (sd 0.02) with one real-run-sized spike each: +3 nats at step 300

@@ -34,8 +34,9 @@ from experiments.claims.classification_controls import (  # noqa: F401  (tests b
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import (  # Nanda's
-    NOISY_LOSSES, NOISY_MAXIMA, SPIKY_LOSSES, TEST_RAMP, WD_GLITCH)
-from experiments.claims.grokking_controls import nanda_noisy_maxima, nanda_spiky_losses
+    NOISY_LOSSES, NOISY_MAXIMA, SPIKY_LOSSES, TEST_RAMP, WANDERING_LOSSES, WD_GLITCH)
+from experiments.claims.grokking_controls import (
+    nanda_noisy_maxima, nanda_spiky_losses, nanda_wandering_losses)
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
@@ -92,6 +93,7 @@ CONTROLS = {
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
                   TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
                   NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses,
+                  WANDERING_LOSSES: nanda_wandering_losses,
                   WD_GLITCH: nanda_wd_glitch},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
