@@ -72,16 +72,31 @@ def _join(timeout: int, **where) -> None:
   """jax.distributed.initialize(**where), ended after `timeout` seconds with one line and exit
   2. Left to itself, a process whose coordinator nobody runs (or process 0 whose peers never
   start) waits jax's 300 s, then aborts in C++ (exit 134, a stack trace, nothing a Python
-  handler can catch); its connect releases the GIL, so a watchdog thread can end it first.
-  Nothing is written before this (the workdir is created by training)."""
+  handler can catch). Its connect releases the GIL but never returns to Python, so it runs
+  in a thread while the main thread keeps the clock and Ctrl-C (which a main thread inside
+  connect only saw at the timeout, then reported as a run that did not assemble). Either
+  ends the process at once (os._exit): the thread cannot be stopped, and nothing is
+  written before this (the workdir is created by training)."""
   import threading
   import jax
 
-  joined = threading.Event()
+  outcome: list[BaseException | None] = []
 
-  def give_up():
-    if joined.wait(timeout):
-      return
+  def connect():
+    try:
+      # jax's own limit later than ours: its abort must never be what the user sees.
+      jax.distributed.initialize(**where, initialization_timeout=timeout + 60)
+      outcome.append(None)
+    except BaseException as e:  # noqa: BLE001 -- raised again in the main thread
+      outcome.append(e)
+
+  thread = threading.Thread(target=connect, daemon=True, name="coordinator-connect")
+  try:
+    thread.start()
+    thread.join(timeout)
+  except KeyboardInterrupt:
+    cli.fail(130, "interrupted", skip_cleanup=True)
+  if not outcome:
     who = (f"process {where['process_id']} of {where['num_processes']} at "
            f"--coordinator_address={where['coordinator_address']}" if where else
            "this host's process (the TPU or cluster runtime's coordinator)")
@@ -90,11 +105,8 @@ def _join(timeout: int, **where) -> None:
              "must start with the same --num_processes and --coordinator_address; start the "
              "missing processes, check the host, port and firewall, or raise "
              "--coordinator_timeout", skip_cleanup=True)
-
-  threading.Thread(target=give_up, daemon=True, name="coordinator-timeout").start()
-  # jax's own limit later than ours: its abort must never be what the user sees.
-  jax.distributed.initialize(**where, initialization_timeout=timeout + 60)
-  joined.set()
+  if outcome[0] is not None:
+    raise outcome[0]
 
 
 def main(argv) -> int:

@@ -3,9 +3,11 @@ train one 8-device mesh exactly like one process x 8 devices, and the pair's
 checkpoints restore in a single process. The same code path as a TPU pod."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +124,33 @@ def test_valid_coordinator_addresses_pass_the_check():
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                         timeout=60)
   assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
+
+
+def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
+  """The main thread sat inside jax's connect, which never returns to Python: Ctrl-C did
+  nothing until --coordinator_timeout (default 300 s), then the run reported that it did
+  not assemble (exit 2). Now: exit 130 and `error: interrupted` at once, no workdir."""
+  port = _free_port()
+  proc = subprocess.Popen(
+      _cmd(tmp_path / "run", f"--coordinator_address=localhost:{port}", "--num_processes=2",
+           "--process_id=0", "--coordinator_timeout=30"), cwd=ROOT, env=_env(4),
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 60
+  while True:  # process 0's coordinator listens: its client is connecting or waiting
+    assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+    with socket.socket() as s:
+      if s.connect_ex(("localhost", port)) == 0:
+        break
+    time.sleep(0.2)
+  time.sleep(1)
+  sent = time.monotonic()
+  proc.send_signal(signal.SIGINT)
+  try:
+    _, err = proc.communicate(timeout=15)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    pytest.fail(f"still waiting 15 s after Ctrl-C: {proc.communicate()[1][-2000:]}")
+  assert proc.returncode == 130 and err == "error: interrupted\n", err[-2000:]
+  assert time.monotonic() - sent < 10
+  assert not (tmp_path / "run").exists()
+
