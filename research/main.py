@@ -109,6 +109,35 @@ def _join(timeout: int, **where) -> None:
     raise outcome[0]
 
 
+def _check_port_free(address: str) -> None:
+  """Process 0's coordinator binds [::]:PORT (unless JAX_COORDINATOR_BIND_ADDRESS says
+  otherwise). When another program holds the port, jax either raises "Failed to start RPC
+  server" (a traceback, exit 1) or segfaults (exit 139), at random; a Python socket bound
+  the same way first tells, and is closed at once. SO_REUSEADDR as gRPC: a port left in
+  TIME_WAIT by an earlier run is free."""
+  if "JAX_COORDINATOR_BIND_ADDRESS" in os.environ:
+    return
+  import errno
+  import socket
+
+  port = int(address.rpartition(":")[2])
+  for family, host in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+    try:
+      with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # dual-stack, as gRPC's [::]: IPv4 holders count too
+          probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        probe.bind((host, port))
+      return
+    except OSError as e:
+      if e.errno in (errno.EADDRINUSE, errno.EACCES):
+        why = ("another program (an earlier run still going?) holds it"
+               if e.errno == errno.EADDRINUSE else "ports below 1024 need root")
+        raise InputError(f"process 0 cannot listen on port {port} of --coordinator_address="
+                         f"{address}: {why}; give every process the same free port") from None
+      # No IPv6 on this host: try IPv4; neither: leave it to jax.
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -127,6 +156,8 @@ def main(argv) -> int:
   import jax  # after flags, so that --helpfull stays fast
 
   if multi:
+    if _PROCESS_ID.value == 0:
+      _check_port_free(_COORDINATOR.value)
     _join(_TIMEOUT.value, coordinator_address=_COORDINATOR.value,
           num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   elif from_env:

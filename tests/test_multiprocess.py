@@ -154,3 +154,21 @@ def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
   assert time.monotonic() - sent < 10
   assert not (tmp_path / "run").exists()
 
+
+def test_process_0_on_a_port_another_program_holds_is_one_line(tmp_path):
+  """jax's coordinator could not bind: a traceback and exit 1, or a segfault (exit 139),
+  at random. The control (a free port) is the first test of this file."""
+  with socket.socket() as holder:
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("localhost", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    proc = subprocess.run(
+        _cmd(tmp_path / "run", f"--coordinator_address=localhost:{port}", "--num_processes=2",
+             "--process_id=0", "--coordinator_timeout=5"), cwd=ROOT, env=_env(4),
+        capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert proc.stderr == (f"error: process 0 cannot listen on port {port} of --coordinator_address="
+                         f"localhost:{port}: another program (an earlier run still going?) holds "
+                         "it; give every process the same free port\n"), proc.stderr[-2000:]
+  assert not (tmp_path / "run").exists()
