@@ -104,7 +104,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, name="chan2022",
                                 results=("results.json",))
-  with common.owned(args.workdir, "chan2022"):
+  with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed, args.steps, args.sweep)
   return 0
 

@@ -62,13 +62,14 @@ def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
   research.sweep directory, or another experiment's (workdir_layout.check_kind): `name` is
   the script's NAME, `results` its result files (they mark a directory it wrote before
   EXPERIMENT did). `empty_ok`: list flags where `--x=` means none. Run the work in
-  `owned(args.workdir, name)`."""
+  `owned(args.workdir, args.experiment)` (the name given once, here)."""
   args = cli.parse_flags(define, argv, doc, empty_ok)
   if not args.workdir:
     raise InputError("--workdir=DIR is required")
   args.workdir = output_paths.check_workdir(args.workdir)  # `~` expanded
   workdir_layout.check_kind(args.workdir, "experiment", name, results)
   cli.quiet_libraries()
+  args.__dict__["experiment"] = name  # not a flag: FlagValues' setattr would look one up
   return args
 
 

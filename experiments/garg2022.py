@@ -65,7 +65,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, name="garg2022",
                                 results=("distribution_shift.json", "sparse_linear"))
-  with common.owned(args.workdir, "garg2022"):
+  with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed)
   return 0
 

@@ -335,7 +335,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, name="ladder",
                                 results=(OUT,))
-  with common.owned(args.workdir, "ladder"):
+  with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed)
   return 0
 

@@ -168,7 +168,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, name="olsson2022",
                                 results=("olsson2022.json",))
-  with common.owned(args.workdir, "olsson2022"):
+  with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed, args.layers, args.window_fraction, args.min_rise,
         args.num_steps)
   return 0

@@ -197,7 +197,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, empty_ok=("sweeps",),  # = none
                                 name="reddy2023", results=("results.json",))
-  with common.owned(args.workdir, "reddy2023"):
+  with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed, args.sweeps, args.runs, args.steps)
   return 0
 

@@ -370,7 +370,7 @@ def main(argv=None) -> int:
                 top_starts=args.top_starts, devices=args.devices)
   if seeds is not None and args["seed"].present:
     raise InputError(f"--seed={args.seed} and --seeds={','.join(args.seeds)}: give one of them")
-  with common.owned(args.workdir, "scaling_laws"):
+  with common.owned(args.workdir, args.experiment):
     if seeds is None:
       run(args.preset, args.workdir, args.seed, **kwargs)
     else:
