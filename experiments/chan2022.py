@@ -102,7 +102,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__, name="chan2022",
+  args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("results.json",))
   with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed, args.steps, args.sweep)

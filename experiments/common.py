@@ -55,14 +55,23 @@ def parse_seeds(values) -> tuple[int, ...] | None:
   return tuple(seeds)
 
 
+def experiment_name(script: str) -> str:
+  """NAME of the script experiments/NAME.py (its `__file__`): the one place an experiment is
+  named, for reproduce's NAME and the workdir's mark alike. A string the script repeated
+  could disagree with its file name after a rename, and reproduce (which names it by its
+  module) and the script would then mark one workdir as two experiments."""
+  return Path(script).stem
+
+
 def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
-                    empty_ok: tuple[str, ...] = (), *, name: str, results: tuple[str, ...]):
+                    empty_ok: tuple[str, ...] = (), *, script: str, results: tuple[str, ...]):
   """The script's flags (positional arguments refused); refuses, before anything is written,
   a missing or unwritable --workdir, and one that is (or is inside) a research.main run or a
-  research.sweep directory, or another experiment's (workdir_layout.check_kind): `name` is
-  the script's NAME, `results` its result files (they mark a directory it wrote before
-  EXPERIMENT did). `empty_ok`: list flags where `--x=` means none. Run the work in
-  `owned(args.workdir, args.experiment)` (the name given once, here)."""
+  research.sweep directory, or another experiment's (workdir_layout.check_kind): `script` is
+  the script's `__file__` (its NAME: experiment_name), `results` its result files (they mark
+  a directory it wrote before EXPERIMENT did). `empty_ok`: list flags where `--x=` means
+  none. Run the work in `owned(args.workdir, args.experiment)`."""
+  name = experiment_name(script)
   args = cli.parse_flags(define, argv, doc, empty_ok)
   if not args.workdir:
     raise InputError("--workdir=DIR is required")

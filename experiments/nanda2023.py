@@ -187,7 +187,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__, name="nanda2023",
+  args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("grokking.json",))
   overrides = common.typed_overrides(grokking_config.get_config(args.preset), args.set)
   with common.owned(args.workdir, args.experiment):

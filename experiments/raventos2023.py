@@ -224,7 +224,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__, name="raventos2023",
+  args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("raventos2023.json",))
   with common.owned(args.workdir, args.experiment):
     run(args.preset, args.workdir, args.seed, args.pools, args.steps)

@@ -69,7 +69,7 @@ SEEDS = {"tiny": (0,), "cpu": (0, 1, 2), "paper": (0, 1, 2)}
 # NAME -> its module (PAPER, PRESETS, run). Order matters: chan2022 reads reddy2023's
 # class-count sweep (same workdir, same seed), so reddy2023 runs first in `all`. After the
 # papers, this project's own experiments scored on the papers' criteria (ladder).
-PAPERS = {m.__name__.rpartition(".")[2]: m for m in (
+PAPERS = {common.experiment_name(m.__file__): m for m in (
     garg2022, raventos2023, reddy2023, chan2022, olsson2022, xie2021, schaeffer2023, nanda2023,
     besiroglu2024, ladder)}
 NAMES = tuple(PAPERS)

@@ -362,7 +362,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__, name="scaling_laws",
+  args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("scaling_laws.json", "scaling_laws_seeds.json"))
   overrides = common.typed_overrides(grid_config.get_config(args.preset), args.set)
   seeds = common.parse_seeds(args.seeds)

@@ -211,7 +211,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__, name="schaeffer2023",
+  args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("emergence_scale.json",))
   overrides = common.typed_overrides(arithmetic.get_config(args.preset), args.set)
   with common.owned(args.workdir, args.experiment):

@@ -186,7 +186,7 @@ def define_flags(fv) -> None:
 
 
 def main(argv=None) -> int:
-  args = common.parse_run_flags(define_flags, argv, __doc__, name="xie2021",
+  args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("xie2021.json",))
   unknown = [n for n in args.models if n not in models_for(args.preset)]
   if unknown:
