@@ -90,9 +90,10 @@ def owned(workdir, name: str):
   the block (a flag the experiment checks itself) before anything else was written takes the
   mark, and a WORKDIR it made, away again; a user's existing folder keeps its contents."""
   workdir = Path(workdir)
-  marker, existed = workdir / workdir_lib.EXPERIMENT, workdir.exists()
+  marker = workdir / workdir_lib.EXPERIMENT
   made = not marker.exists()
-  before = set(workdir.rglob("*")) if made and existed else set()  # a user's own folders stay
+  # An existing WORKDIR and a user's own folders in it stay; only what the block made goes.
+  before = {workdir, *workdir.rglob("*")} if made and workdir.exists() else set()
   if made:
     workdir.mkdir(parents=True, exist_ok=True)
     workdir_lib.write_json(marker, {"experiment": name})
@@ -102,11 +103,7 @@ def owned(workdir, name: str):
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
                         for p in workdir.rglob("*")):
       marker.unlink(missing_ok=True)
-      if not existed:  # the empty folders it made, and WORKDIR
-        workdir_layout.remove_if_unstarted(workdir)
-      for p in sorted(set(workdir.rglob("*")) - before, key=lambda p: -len(p.parts)):
-        with contextlib.suppress(OSError):  # in an existing WORKDIR, only the folders it made
-          p.rmdir()
+      workdir_layout.remove_if_unstarted(workdir, keep=before)  # the one undo of a refused start
     raise
 
 

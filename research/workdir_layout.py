@@ -168,11 +168,15 @@ def _check_experiment(workdir: Path, kind: str, owner: str, own_files, found: li
                      f"{mine} a new directory outside it")
 
 
-def remove_if_unstarted(workdir: str | Path, *, refused: bool = False) -> None:
+def remove_if_unstarted(workdir: str | Path, *, refused: bool = False,
+                        keep: frozenset[Path] | set[Path] = frozenset()) -> None:
   """Undoes a start refused before it wrote anything (a bad config.init_from, a model that
   does not fit): removes .lock and the empty directories the start made, and the workdir
   itself when that leaves it empty. Any other file stays where it is. Called while holding
   the lock: a process that starts meanwhile makes a new .lock, and the workdir stays.
+
+  keep: the paths that were there before the start (an experiment's existing WORKDIR, itself
+  and its user's folders, experiments/common.owned): they stay, empty or not.
 
   refused: the start (in a workdir it made) ended as bad input after writing config.json,
   e.g. a batch too large for the device, found by the first call's compile. If it trained
@@ -188,11 +192,13 @@ def remove_if_unstarted(workdir: str | Path, *, refused: bool = False) -> None:
                  *(workdir / "tensorboard").glob("events.out.tfevents.*")):
       with contextlib.suppress(OSError):
         path.unlink()
-  with contextlib.suppress(OSError):
-    (workdir / LOCK).unlink()
+  if workdir / LOCK not in keep:
+    with contextlib.suppress(OSError):
+      (workdir / LOCK).unlink()
   for path in sorted(workdir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-    if path.is_dir() and not path.is_symlink():
+    if path.is_dir() and not path.is_symlink() and path not in keep:
       with contextlib.suppress(OSError):
         path.rmdir()  # fails, and so keeps it, unless it is empty
-  with contextlib.suppress(OSError):
-    workdir.rmdir()
+  if workdir not in keep:
+    with contextlib.suppress(OSError):
+      workdir.rmdir()

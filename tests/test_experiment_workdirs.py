@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from experiments import garg2022, ladder, raventos2023, reproduce, schaeffer2023, summaries
-from research import cli
+from research import cli, workdir_lock
 from research.errors import InputError
 
 
@@ -134,6 +134,8 @@ def test_garg2022s_own_run_is_reused_and_a_refused_input_leaves_no_mark(tmp_path
   (tmp_path / "mine" / "keep_empty").mkdir(parents=True)  # a user's folder keeps its contents
   def refused(preset, workdir, *rest):  # after making a folder of its own (a rerun: "a sweep")
     (Path(workdir) / "runs").mkdir()
+    with workdir_lock.Lock(workdir, "a sweep"):  # research.sweep's: released, its .lock kept
+      pass  # (it stayed in an existing WORKDIR, whose cleanup was another route)
     raise InputError("x")
   for workdir in (tmp_path / "new", tmp_path / "empty", tmp_path / "mine"):
     monkeypatch.setattr(schaeffer2023, "run", refused)
