@@ -298,8 +298,7 @@ def run(preset: str, workdir, seed: int = 0) -> None:
   t0 = time.perf_counter()
   results = sweep_lib.run_sweep(config, points, out)
   sizes, failed = [], []
-  for i, p in enumerate(points):
-    row = results.rows[sweep_lib.run_name(i, p)]
+  for p, row in zip(points, results.point_rows(points)):
     if row["status"] != "done":
       failed.append(f"{row['run']}: {row.get('error', row['status'])}")
       continue
@@ -315,7 +314,7 @@ def run(preset: str, workdir, seed: int = 0) -> None:
                   "rows": workdir_lib.read_jsonl(run_dir / probe_checkpoints.OUT)})
   if not sizes:
     raise RunsFailedError("every size failed: " + "; ".join(failed))
-  runs = [results.rows[sweep_lib.run_name(i, p)] for i, p in enumerate(points)]
+  runs = results.point_rows(points)
   res = {"preset": preset, "seed": seed, "few_shot_prompts": FEW_SHOT_PROMPTS[preset]} \
       | ladder_table(sizes) | {"failed": failed} | common.wall_times(runs, t0)
   write_json(out / OUT, res, indent=1)

@@ -168,8 +168,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   # auto: one ensemble whenever the grid allows it (every M > 0), else one run per M.
   results = sweep.run_sweep(config, overrides, out, ensemble="auto")
   pools, failed = [], []
-  for i, o in enumerate(overrides):
-    row = results.rows[sweep.run_name(i, o)]
+  for o, row in zip(overrides, results.point_rows(overrides)):
     # The probe files of the run where it is now, not the paths its row recorded at training
     # (after a move those named the old place: every M "failed" and pools: [] was written).
     run_dir = results.run_dir(row["run"])
@@ -194,7 +193,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
          "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
          "distance": DISTANCE, "ensemble": training_note(pools), "grid": grid, "pools": pools,
          "m_star": estimate_m_star(pools), "failed": failed} \
-      | common.wall_times([results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)], t0)
+      | common.wall_times(results.point_rows(overrides), t0)
   write_json(out / "raventos2023.json", res, indent=1)
   fig = render(res, out / "figures" / "raventos2023.png") if pools else None
   print(f"\n=== Raventós 2023: D={res['n_dims']}, K={res['n_points']}, sigma^2="

@@ -91,8 +91,7 @@ def train_grid(out: Path, config, overrides,
 
   results = sweep.run_sweep(config, overrides, out, devices=common.first_devices(devices))
   points, failed = [], []
-  for i, o in enumerate(overrides):
-    r = results.rows[sweep.run_name(i, o)]
+  for o, r in zip(overrides, results.point_rows(overrides)):
     if r["status"] != "done":
       failed.append({"run": r["run"], "error": r.get("error", "")})
       continue
@@ -107,7 +106,7 @@ def train_grid(out: Path, config, overrides,
                    "num_steps": steps, "N": n, "num_params": r["num_params"], "D": d,
                    "C": 6.0 * n * d, "train_flops": r["train_flops"], "loss": loss,
                    "loss_source": src, "train_loss": train_loss, "wall_s": r["wall_s"]})
-  return points, failed, [results.rows[sweep.run_name(i, o)] for i, o in enumerate(overrides)]
+  return points, failed, results.point_rows(overrides)
 
 
 # ----------------------------------------------------------------------------- analysis

@@ -161,7 +161,7 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   out = Path(workdir)
   t0 = time.perf_counter()
   results = sweep_lib.run_sweep(config, points, out, ensemble=ensemble, devices=used)
-  rows = [results.rows[sweep_lib.run_name(i, o)] for i, o in enumerate(points)]
+  rows = results.point_rows(points)
   failed, done, probes = [], [], []
   for r in rows:
     # The run's probe where the sweep is now, not the path its row recorded at training.

@@ -13,7 +13,9 @@ DIR/runs/NAME, `Results.run_dir`), rewritten atomically so a completed row is ne
 `DIR/results.csv` the same rows flat (`overrides.model.width`, `final.loss`; research/results.py
 merges the runs' own files the same way). Rerunning
 the command skips finished runs and resumes unfinished ones from their
-checkpoints; a failing run is recorded with its error and the sweep goes on.
+checkpoints; a failing run is recorded with its error and the sweep goes on. Points added
+to the list (anywhere in it) train alone on the rerun: a point keeps the run it has
+(`Results.names`), and the shared settings are checked against every run it keeps.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ def zipped(**axes: Iterable) -> list[dict]:
 
 
 def run_name(index: int, overrides: dict) -> str:
+  """A new point's run name (a sweep's reader: Results.names, which keeps an earlier one)."""
   parts = [f"{k.split('.')[-1]}={v}" for k, v in overrides.items()]
   return re.sub(r"[^A-Za-z0-9_.=,-]", "_", f"{index:03d}_" + ",".join(parts))[:120]
 
@@ -86,6 +89,27 @@ class Results:
   def done(self, name: str) -> bool:
     return self.rows.get(name, {}).get("status") == "done"
 
+  def names(self, overrides: list[dict]) -> list[str]:
+    """The run name of each point: run_name(i, o), or, where no run or row has that name, the
+    name of a row of the same overrides that no point of the list is named: a point inserted
+    into the list shifts the index of the points after it, and those keep the runs they
+    trained in (they were trained again under their new names, while the table kept their
+    old rows beside them). A sweep's reader finds its rows through this, never run_name."""
+    names = [run_name(i, o) for i, o in enumerate(overrides)]
+    free = [n for n in self.rows if n not in set(names)]
+    for i, o in enumerate(overrides):
+      if names[i] in self.rows or self.run_dir(names[i]).exists():
+        continue
+      kept = next((n for n in free if _same_point(self.rows[n].get("overrides"), o)), None)
+      if kept is not None:
+        names[i] = kept
+        free.remove(kept)
+    return names
+
+  def point_rows(self, overrides: list[dict]) -> list[dict]:
+    """The row of every point, in the list's order (after run_sweep: each has one)."""
+    return [self.rows[n] for n in self.names(overrides)]
+
   def put(self, row: dict) -> None:
     self.rows[row["run"]] = row
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
@@ -93,6 +117,12 @@ class Results:
     # tracebacks stay in the JSONL only.
     results_lib.write_csv([flatten({k: v for k, v in r.items() if k != "traceback"})
                            for r in self.rows.values()], self.path.with_name("results.csv"))
+
+
+def _same_point(recorded, overrides: dict) -> bool:
+  """A row's overrides (read back from JSON: tuples are lists) are this point's."""
+  return (json.dumps(recorded, sort_keys=True, default=str)
+          == json.dumps(overrides, sort_keys=True, default=str))
 
 
 def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) -> dict:
@@ -198,7 +228,7 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> Non
                      f"results; pass another --workdir (or rerun {was} to continue it)")
   runs = workdir / workdir_lib.RUNS
   if recorded is None and runs.is_dir():
-    mine = {run_name(i, o) for i, o in enumerate(overrides)}
+    mine = set(Results(workdir / workdir_lib.RESULTS).names(overrides))
     other = sorted(d.name for d in runs.iterdir() if d.is_dir() and d.name not in mine)
     if other:
       raise InputError(f"{workdir} holds runs that are no point of --sweep={identity['sweep']} "
@@ -211,8 +241,7 @@ def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
   same "finished" rule as _run_sweep (a summary.json of the same config, row or not)."""
   from research import ensemble as ens_lib
   results, todo = Results(workdir / workdir_lib.RESULTS), []
-  for i, o in enumerate(overrides):
-    name = run_name(i, o)
+  for name, o in zip(results.names(overrides), overrides):
     run_dir = results.run_dir(name)
     finished = (run_dir / workdir_lib.SUMMARY).is_file() and (
         results.done(name) or workdir_lib.finished_summary(run_dir, apply_overrides(config, o))
@@ -230,7 +259,11 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   import jax
 
   results = Results(workdir / workdir_lib.RESULTS)
-  names = [run_name(i, o) for i, o in enumerate(overrides)]
+  names = results.names(overrides)
+  for i, name in enumerate(names):
+    if name != run_name(i, overrides[i]):
+      logging.info("sweep: point %d keeps its run %s (its index moved: points were added "
+                   "or removed before it)", i, name)
   configs = [apply_overrides(config, o) for o in overrides]
   for cfg in configs:  # every point is valid before the first one trains
     config_check.validate(cfg, len(devices or jax.devices()))
@@ -332,7 +365,7 @@ def main(argv) -> int:
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)
     return 0
-  names = [run_name(i, o) for i, o in enumerate(overrides)]
+  names = results.names(overrides)
   failed = failed_runs(results, names)
   logging.info("sweep finished: %d done, %d failed %s", len(names) - len(failed),
                len(failed), failed)

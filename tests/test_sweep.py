@@ -284,3 +284,40 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   shutil.rmtree(tmp_path / "runs" / names[1])  # its row says why, nothing named "gone"
   (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
   assert len(results_records.records([tmp_path])) == 1
+
+
+def test_points_added_to_a_finished_sweep_train_alone_and_the_others_stay(tmp_path,
+                                                                         monkeypatch):
+  """A width inserted into a finished sweep's list shifted the index in the names of the points
+  after it: they trained again under their new names (002_width=32 beside 001_width=32) and
+  the table kept both rows. Now only the new point trains; the finished runs are reused as an
+  unchanged rerun reuses them, their files untouched, and a changed shared setting is still
+  refused, naming the field, for a run a point kept under its old name too."""
+  from research import train
+  trained, real = [], train.train_and_evaluate
+  monkeypatch.setattr(train, "train_and_evaluate",
+                      lambda cfg, d, **kw: trained.append(Path(d).name) or real(cfg, d, **kw))
+  run = lambda widths, config=None: sweep.run_sweep(
+      config or _config(), [{"model.width": w} for w in widths], tmp_path, ensemble="off",
+      devices=jax.devices()[:1], identity={"config": "icl_regression.py", "sweep": "w"})
+  run([16, 32])
+  files = lambda: {p: (p.stat().st_mtime_ns, p.read_bytes())
+                   for p in (tmp_path / "runs").rglob("*") if p.is_file()}
+  before, rows = files(), sweep.Results(tmp_path / "results.jsonl").rows
+  results = run([16, 24, 32])
+  assert trained == ["000_width=16", "001_width=32", "001_width=24"]
+  assert {p: v for p, v in files().items() if p in before} == before
+  names = results.names([{"model.width": w} for w in (16, 24, 32)])
+  assert names == ["000_width=16", "001_width=24", "001_width=32"]
+  assert sorted(results.rows) == sorted(names)  # every point once, no stale row
+  assert all(results.rows[n] == rows[n] for n in rows)
+  on_disk = [json.loads(l)["run"] for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+  assert sorted(on_disk) == sorted(names)
+  run([16, 24, 32])  # stable: the rerun of the extended sweep trains nothing
+  assert len(trained) == 3
+  other = _config()
+  other.optim.learning_rate = 3e-3
+  with pytest.raises(InputError, match=r"runs/000_width=16 holds a finished run of another "
+                     r"config \(optim.learning_rate: 0.001 -> 0.003"):
+    run([12, 16], other)  # 16 keeps 000_width=16 (its own name is 001_width=16)
+  assert len(trained) == 3 and not (tmp_path / "runs" / "000_width=12").exists()
