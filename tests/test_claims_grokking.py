@@ -241,6 +241,33 @@ def test_nanda_progress_a_one_evaluation_spike_is_not_where_the_loss_falls(tmp_p
     assert row["status"] == "PASS" and row["ours"] == "restricted step 375, test step 550", row
 
 
+@pytest.mark.parametrize("build, ours", [
+    (controls.nanda_slow_ar_losses, "restricted step 325, test step 425"),
+    (controls.nanda_wavy_losses, "restricted step 250, test step 425"),
+])
+def test_nanda_progress_a_fall_halves_the_loss(tmp_path, build, ours):
+  """Flat losses (4.6 nats) whose noise wanders beyond what the step-to-step changes show:
+  AR(1) at rho 0.9 (a draw whose changes read its rho low) and a slow 0.02-nat wave under
+  white noise. Each 'fall' was beyond 3 SE (PASS) but a hundredth of its level: FAIL. Control:
+  the real cpu run, and a grokking-like pair under the same AR(1) noise, still PASS."""
+  import random
+  from experiments.claims.grokking_controls import SLOW_AR_SEED, ar1
+  build(tmp_path / "null")
+  row = nanda_claims.nanda2023(tmp_path / "null", "cpu")["claims"][-1]
+  assert row["status"] == "FAIL" and row["ours"] == ours, row
+  assert "the loss at least halves" in row["tolerance"] and " of 4.6" in row["note"], row
+  real = _progress_row(tmp_path / "real", REAL_RESTRICTED, REAL_TEST, REAL_STEPS)
+  assert real["status"] == "PASS" and "restricted 3.170 of 3.172" in real["note"], real
+  steps = list(range(0, 1001, 25))
+  g = random.Random(SLOW_AR_SEED)
+  e_r, e_t = (ar1(g, len(steps), 0.9), ar1(g, len(steps), 0.9))
+  sig = lambda s, at: 1 / (1 + math.exp(-(s - at) / 20))
+  grok = _progress_row(tmp_path / "grok", [e - 4.59 * sig(s, 400) for s, e in zip(steps, e_r)],
+                       [e + 3 * sig(s, 200) - 7.59 * sig(s, 600) for s, e in zip(steps, e_t)],
+                       steps)
+  assert grok["status"] == "PASS" and grok["ours"] == "restricted step 400, test step 600", grok
+
+
 def test_despike_keeps_a_curve_and_sets_aside_a_spike():
   """A monotone fall and a rise that turns into a fall are unchanged; a one-evaluation spike
   (up or down) becomes its neighbours' level; an excursion held for two evaluations stays."""

@@ -34,9 +34,11 @@ from experiments.claims.classification_controls import (  # noqa: F401  (tests b
 from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import (  # Nanda's
-    NOISY_LOSSES, NOISY_MAXIMA, SPIKY_LOSSES, TEST_RAMP, WANDERING_LOSSES, WD_GLITCH)
+    NOISY_LOSSES, NOISY_MAXIMA, SLOW_AR_LOSSES, SPIKY_LOSSES, TEST_RAMP, WANDERING_LOSSES,
+    WAVY_LOSSES, WD_GLITCH)
 from experiments.claims.grokking_controls import (
-    nanda_noisy_maxima, nanda_spiky_losses, nanda_wandering_losses)
+    nanda_noisy_maxima, nanda_slow_ar_losses, nanda_spiky_losses, nanda_wandering_losses,
+    nanda_wavy_losses)
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
@@ -94,6 +96,7 @@ CONTROLS = {
                   TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
                   NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses,
                   WANDERING_LOSSES: nanda_wandering_losses,
+                  SLOW_AR_LOSSES: nanda_slow_ar_losses, WAVY_LOSSES: nanda_wavy_losses,
                   WD_GLITCH: nanda_wd_glitch},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":

@@ -1,7 +1,8 @@
 """Nanda's negative controls for the progress-measure row (experiments/claims/grokking.py
 _nanda_progress): restricted and test loss flat at 4.6 nats plus evaluation noise, in fixed
-draws that the fall from a curve's maximum to its last point passed (its maximum is the
-largest of 41 noisy evaluations, not a level). Written through control_files.nanda_untrained;
+draws that an earlier rule passed (the fall from a curve's maximum, the largest of 41 noisy
+evaluations, not a level; the noise read off the step-to-step changes; a fall beyond the noise
+but a hundredth of the level). Written through control_files.nanda_untrained;
 controls.py names and scores them."""
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ MAXIMA_SEED, SPIKY_SEED = 1017, 5
 # One of the AR(1) draws (rho 0.8, sd 0.02; 23 of 400 passed) that passed when the noise was
 # read off the step-to-step changes alone.
 WANDERING_SEED = 1
+# Draws that passed with the fall gated by the noise alone, the noise's serial correlation
+# allowed for (grokking._fall): AR(1) at rho 0.9, and a slow wave under white noise.
+SLOW_AR_SEED, WAVE_SEED = 879, 22
 
 
 def _flat(run_dir: Path, seed: int, noise) -> None:
@@ -59,3 +63,41 @@ def nanda_wandering_losses(run_dir: Path) -> None:
     return dict(zip(steps, out))
   restricted, test = wander(), wander()
   nanda_untrained(run_dir, losses=lambda s: (restricted[s], test[s]))
+
+
+def _drawn(run_dir: Path, seed: int, curve) -> None:
+  """Flat losses plus curve(draw, n): n evaluations of noise, restricted's drawn first."""
+  draw = random.Random(seed)
+  steps = list(range(0, STEPS + 1, 25))
+  restricted, test = (dict(zip(steps, curve(draw, len(steps)))) for _ in range(2))
+  nanda_untrained(run_dir, losses=lambda s: (restricted[s], test[s]))
+
+
+def ar1(draw: random.Random, n: int, rho: float, sd: float = 0.02) -> list[float]:
+  """n evaluations at 4.6 nats plus stationary AR(1) noise (lag-1 correlation rho, sd sd)."""
+  import math
+  x, out = draw.gauss(0.0, sd), []
+  for _ in range(n):
+    out.append(4.6 + x)
+    x = rho * x + math.sqrt(1 - rho ** 2) * draw.gauss(0.0, sd)
+  return out
+
+
+def nanda_slow_ar_losses(run_dir: Path) -> None:
+  """Flat losses plus AR(1) noise at rho 0.9 (sd 0.02), a draw whose rho the curve's changes
+  read low: restricted's 0.042-nat fall at step 325 against SE 0.006, test's 0.069 at 425
+  against 0.015, so it passed; each fall is 1% of its 4.6-nat level, no halving."""
+  _drawn(run_dir, SLOW_AR_SEED, lambda d, n: ar1(d, n, 0.9))
+
+
+def nanda_wavy_losses(run_dir: Path) -> None:
+  """Flat losses with a slow wave (0.02 nats, one period per run, a random phase) plus white
+  noise (sd 0.01): the step-to-step changes see the white noise only, so the wave's 0.02-nat
+  'falls' (restricted at step 250, test at 425) were 4-6 SE; each is 0.5% of its level."""
+  import math
+
+  def wave(d, n):
+    phase = d.uniform(0, 2 * math.pi)
+    return [4.6 + 0.02 * math.sin(2 * math.pi * i / n + phase) + d.gauss(0.0, 0.01)
+            for i in range(n)]
+  _drawn(run_dir, WAVE_SEED, wave)
