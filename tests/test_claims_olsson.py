@@ -214,3 +214,21 @@ def test_olsson_one_layer_drop_given_back_is_still_a_drop(tmp_path):
   lc.olsson_trained(tmp_path / "ok")
   lc.olsson_trained(tmp_path / "flat", one_icl=lambda s: 0.0)
   assert [status(tmp_path / d) for d in ("back", "ok", "flat")] == ["FAIL", "PASS", "PASS"]
+
+
+@pytest.mark.parametrize("build", ["olsson_one_layer_hidden", "olsson_one_layer_on_trend"])
+def test_olsson_one_layer_drop_anywhere_is_a_drop(tmp_path, build):
+  """A 1-layer ICL score with a sharp 0.6-nat drop that phase_window's span missed: beside a
+  steeper one-evaluation 0.28-nat dip (the window held only that dip), or on a 1.5-nat
+  downward trend (the window 34% of the run's fall, not 'most'): both passed 'neither'; the
+  sharpest short-window drop beyond the trend, 0.6 nats, FAILs them. Controls: a flat, a
+  slowly trending and a steeply (1 nat) but steadily trending 1-layer score still PASS."""
+  from experiments.claims import language_controls as lc
+  text = "1-layer models train but show neither induction heads nor the drop"
+  row = lambda d: next(r for r in language.olsson2022(d, "tiny")["claims"] if r["claim"] == text)
+  getattr(lc, build)(tmp_path / "null")
+  null = row(tmp_path / "null")
+  assert null["status"] == "FAIL" and "sharpest drop in under 25% of training 0.59" in null["ours"]
+  for name, one_icl in (("flat", lambda s: 0.0), ("slow", None), ("steady", lambda s: -0.001 * s)):
+    lc.olsson_trained(tmp_path / name, **({} if one_icl is None else {"one_icl": one_icl}))
+    assert row(tmp_path / name)["status"] == "PASS", name

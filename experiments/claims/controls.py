@@ -43,12 +43,13 @@ from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEV
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
     DECAY, EVERY_HEAD, FALLING_HEAD, FALLS_BACK, INDEP_NOISE, K_FALLS_BACK, LAST_DIP, LOSS_DIP,
-    LOSS_NOISE, NOISE, ONE_LAYER_GIVES_BACK, PREFIX_DIP, STEADY_HEAD, WIDE_LOSS)
+    LOSS_NOISE, NOISE, ONE_LAYER_GIVES_BACK, ONE_LAYER_HIDDEN, ONE_LAYER_ON_TREND, PREFIX_DIP,
+    STEADY_HEAD, WIDE_LOSS)
 from experiments.claims.language import NAN_K as XIE_NAN_K, NAN_N as XIE_NAN_N
 from experiments.claims.language_controls import (  # noqa: F401  (tests build files here)
     olsson_decay, olsson_every_head, olsson_falling_head, olsson_indep_noise, olsson_last_dip,
     olsson_loss_dip, olsson_loss_noise, olsson_noise, olsson_one_layer_gives_back,
-    olsson_prefix_dip, olsson_ramp,
+    olsson_one_layer_hidden, olsson_one_layer_on_trend, olsson_prefix_dip, olsson_ramp,
     olsson_steady_head, olsson_trained, olsson_untrained, xie_k_falls_back, xie_nan_k, xie_nan_n)
 from experiments.claims.ladder_controls import (  # noqa: F401  (tests build ladders here)
     STEPS, ladder_decay, ladder_files, ladder_flat_k, ladder_last_k, ladder_line, ladder_never,
@@ -86,7 +87,9 @@ CONTROLS = {
                    LOSS_DIP: olsson_loss_dip, STEADY_HEAD: olsson_steady_head,
                    FALLING_HEAD: olsson_falling_head, EVERY_HEAD: olsson_every_head,
                    PREFIX_DIP: olsson_prefix_dip,
-                   ONE_LAYER_GIVES_BACK: olsson_one_layer_gives_back},
+                   ONE_LAYER_GIVES_BACK: olsson_one_layer_gives_back,
+                   ONE_LAYER_HIDDEN: olsson_one_layer_hidden,
+                   ONE_LAYER_ON_TREND: olsson_one_layer_on_trend},
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss,
                 K_FALLS_BACK: xie_k_falls_back, XIE_NAN_N: xie_nan_n, XIE_NAN_K: xie_nan_k},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,

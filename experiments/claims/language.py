@@ -8,7 +8,8 @@ from statistics import NormalDist
 
 from experiments.claims.olsson import (  # noqa: F401  (callers and tests use them through here)
     DECAY, EVERY_HEAD, FALLING_HEAD, INDEP_NOISE, LAST_DIP, LOSS_DIP, LOSS_NOISE, NOISE,
-    ONE_LAYER_GIVES_BACK, PREFIX_DIP, RAMP, STEADY_HEAD, UNTRAINED, _ablation_row, _below_one_layer, _drop_in_window,
+    ONE_LAYER_GIVES_BACK, ONE_LAYER_HIDDEN, ONE_LAYER_ON_TREND, PREFIX_DIP, RAMP, STEADY_HEAD,
+    UNTRAINED, _ablation_row, _below_one_layer, _drop_in_window,
     _is_phase_change, _olsson_loss_bump, _prefix_row, olsson2022, phase_window)
 from experiments.claims.rows import claim, existing, load, mean, not_shown, shrunk
 

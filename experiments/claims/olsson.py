@@ -10,7 +10,7 @@ from statistics import median
 from experiments.claims.olsson_rules import (
     MIN_AFTER, MIN_RISE, STEEP_FRACTION, curve_noise, drop_in_window as _drop_in_window,
     end_level, heads_form, is_phase_change as _is_phase_change, largest_fall,
-    loss_at as _loss_at, phase_window, shows_drop, step_noise)
+    loss_at as _loss_at, phase_window, sharpest_drop, shows_drop, step_noise)
 from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, claim, existing, load,
                                      not_shown, rounded, shrunk)
 
@@ -26,6 +26,8 @@ FALLING_HEAD = "ablated head's prefix score rising in the window, then falling b
 EVERY_HEAD = "every head ablated"
 PREFIX_DIP = "prefix score at an unstructured head's level but for the last evaluation"
 ONE_LAYER_GIVES_BACK = "1-layer ICL score dropping sharply, then climbing back"
+ONE_LAYER_HIDDEN = "1-layer ICL score dropping sharply and climbing back, a steeper dip later"
+ONE_LAYER_ON_TREND = "1-layer ICL score dropping sharply on a steep downward trend"
 
 
 def _prefix_row(n: str, r: dict, t: dict, setup: str) -> dict:
@@ -219,10 +221,10 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
       rows.append(_below_one_layer(n, r, one, setup))
   if one and one.get("icl_curve") and "loss_curve" in one:
     fall = one["loss_curve"]["loss"][0] - one["loss_curve"]["loss"][-1]
-    icl1 = one["icl_curve"]["icl_score"]
-    w1 = phase_window(one["icl_curve"]["step"], icl1)
+    steps1, icl1 = one["icl_curve"]["step"], one["icl_curve"]["icl_score"]
+    w1 = phase_window(steps1, icl1)
     ok = (fall >= 0.1 and one["best_prefix_matching_ever"] <= t["prefix_matching_1l_max"]
-          and not shows_drop(w1, t, icl1))
+          and not shows_drop(w1, t, steps1, icl1))
     trained = ("it trained" if fall >= 0.1 else
                "short of 0.1: an untrained model would also show neither")
     drop1 = "no fall" if w1 is None else (
@@ -230,14 +232,19 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
         f"{largest_fall(icl1):.3f}) in {w1['span']:.0%} of training")
     rows.append(claim("1-layer models train but show neither induction heads nor the drop",
                       "neither", f"best prefix matching {one['best_prefix_matching_ever']:.3f}, "
-                      f"ICL-score window {drop1}, loss fell {fall:.3f} nats",
+                      f"ICL-score window {drop1}, sharpest drop in under "
+                      f"{t['window_max_fraction']:.0%} of training "
+                      f"{sharpest_drop(steps1, icl1, t['window_max_fraction']):.3f} nats, "
+                      f"loss fell {fall:.3f} nats",
                       f"prefix <= {t['prefix_matching_1l_max']}, no sharp drop in a short window "
                       "(the multi-layer thresholds, without their noise gates; also none given "
-                      "back later), loss fell >= 0.1 nats", ok,
+                      "back later, and none of that size beyond the curve's steady trend in any "
+                      "window that short), loss fell >= 0.1 nats", ok,
                       setup + f"the same window detector as the multi-layer rows; the loss fell "
                       f"{fall:.3f} nats ({trained})",
                       why="the 2-layer thresholds; 0.1 nats of loss = it trained",
-                      control=(UNTRAINED, ONE_LAYER_GIVES_BACK)))
+                      control=(UNTRAINED, ONE_LAYER_GIVES_BACK, ONE_LAYER_HIDDEN,
+                               ONE_LAYER_ON_TREND)))
   else:
     rows.append(not_shown("1-layer models train but show neither induction heads nor the drop",
                           "neither", "no 1-layer run with loss and ICL curves (rerun olsson2022)",

@@ -72,14 +72,35 @@ def largest_fall(values) -> float:
   return float(np.max(np.maximum.accumulate(v) - v)) if len(v) else 0.0
 
 
-def shows_drop(w: dict | None, t: dict, values) -> bool:
-  """drop_in_window, or the same sharp drop given back later: a window drop of >= the 2-layer
-  threshold in a short window, most of the curve's largest fall. drop_in_window's share is of
-  the first-to-last fall, so a 1-layer ICL score that fell 0.6 nats in 10% of training and
-  climbed back (share 0) showed 'neither' (a transient drop is still one the model showed)."""
+def sharpest_drop(steps, values, max_fraction: float) -> float:
+  """The most a curve falls beyond its steady course within any span of under max_fraction of
+  training: the largest values[i] - values[j] - rate x (steps[j] - steps[i]) over i < j that
+  close together, `rate` the median step-to-step fall per step (a steady trend, falling or
+  rising, is no drop; a drop given back later is one); 0 for a curve that never falls."""
+  import numpy as np
+  s, v = np.asarray(steps, float), np.asarray(values, float)
+  if len(v) < 2:
+    return 0.0
+  rate = float(np.median(-np.diff(v) / np.diff(s)))
+  i, j = np.triu_indices(len(v), k=1)
+  close = s[j] - s[i] < max_fraction * (s[-1] - s[0])
+  falls = v[i] - v[j] - rate * (s[j] - s[i])
+  return max(float(np.max(falls[close])) if close.any() else 0.0, 0.0)
+
+
+def shows_drop(w: dict | None, t: dict, steps, values) -> bool:
+  """drop_in_window, or the same sharp drop given back later, or hidden beside a steeper step
+  or in a trend: a window drop of >= the 2-layer threshold in a short window, most of the
+  curve's largest fall; or a sharpest_drop of >= that threshold in a window shorter than the
+  2-layer's longest. drop_in_window's share is of the first-to-last fall, so a 1-layer ICL
+  score that fell 0.6 nats in 10% of training and climbed back (share 0) showed 'neither' (a
+  transient drop is still one the model showed). phase_window sees only the span around the
+  steepest single step: the same drop and climb beside a one-evaluation 0.28-nat dip, or on a
+  curve trending down 1.5 nats over the run (the drop 47% of the largest fall), passed."""
   return drop_in_window(w, t) or (
       w is not None and w["drop"] >= t["icl_drop_2l"] and w["span"] < t["window_max_fraction"]
-      and w["drop"] > MOST_OF_DROP * largest_fall(values))
+      and w["drop"] > MOST_OF_DROP * largest_fall(values)) or (
+      sharpest_drop(steps, values, t["window_max_fraction"]) >= t["icl_drop_2l"])
 
 
 def is_phase_change(w: dict | None, t: dict) -> bool:
