@@ -3,7 +3,8 @@ parameter of the new model whose path and shape match one in DIR's newest checkp
 keeps its fresh init when its shape differs (a new task's); other mismatches raise InitFromError.
 Before that, `check_vocabulary`: a text run copies token embeddings and the read-out only from a
 run whose saved tokenizer (DIR/vocabulary.json) gives the same ids, and a classifier's head only
-from a run of the same label names in the same order (else the head starts fresh, logged).
+from a run of the same label names in the same order, an image classifier's from one of the same
+TFDS dataset (else the head starts fresh, logged).
 
 The checkpoint's checksums are verified first (research/checkpoint.py); only its parameters are
 restored.
@@ -23,7 +24,7 @@ from research import errors, output_paths, workdir_layout
 from research.checkpoint import Checkpointer, tree_path
 from research.models import transformer
 from research.data.text import NUM_SPECIAL
-from research.workdir import CHECKPOINTS, VOCABULARY, read_object
+from research.workdir import CHECKPOINTS, CONFIG, VOCABULARY, read_object
 
 HEAD = ("read_out", "head")
 
@@ -67,8 +68,9 @@ def check_vocabulary(source: str | Path, task, workdir: str | Path) -> str:
 
   Returns why the classifier head must start fresh though its shape fits ('' if it need not):
   both runs saved label names, and they differ (other classes of the same count, or the same
-  in another order), so the head's row for class i would score another class here. A new
-  label set is a new head, as one of another count is: fine-tuning keeps the body."""
+  in another order), or both are image classifiers of other TFDS datasets (whose label
+  indices are their classes), so the head's row for class i would score another class here. A
+  new label set is a new head, as one of another count is: fine-tuning keeps the body."""
   mine_all = task.vocabulary() if hasattr(task, "vocabulary") else {}
   mine = mine_all.get("tokenizer")
   path = Path(source).expanduser() / VOCABULARY
@@ -78,8 +80,10 @@ def check_vocabulary(source: str | Path, task, workdir: str | Path) -> str:
   theirs = (saved or {}).get("tokenizer")
   if theirs is None or _same(theirs, mine):
     labels = ((saved or {}).get("labels"), mine_all.get("labels"))
+    # A run that recorded no label names (an older version's, or a task without them) is
+    # matched by shape alone, as before; an image classifier's by its dataset (below).
     if None in labels or list(labels[0]) == list(labels[1]):
-      return ""
+      return _other_dataset(source, task)
     return (f"its labels {_short(labels[0])} ({path}) are not this run's {_short(labels[1])}, "
             "in this order")
   if not isinstance(theirs, dict):
@@ -92,6 +96,35 @@ def check_vocabulary(source: str | Path, task, workdir: str | Path) -> str:
       "would stand for other tokens here. Use that run's tokenizer on text of the same "
       "vocabulary (task.tokenizer='byte' has the same ids on any text), or start this run "
       "without config.init_from")
+
+
+def _dataset_classes(task_config) -> str | None:
+  """What an image classifier's head rows stand for: the label indices of its TFDS dataset
+  (config.task.dataset, which every image run's config.json holds; no label names are saved),
+  by the dataset's name without its version (a version does not renumber the classes). None
+  for other tasks. Another dataset's classes start the head fresh even where they happen to
+  mean the same (mnist_corrupted's digits): a fresh head only retrains, a copied head of
+  other classes scores them silently (mnist's row 0 is the digit 0, fashion_mnist's a T-shirt)."""
+  task_config = task_config if hasattr(task_config, "get") else {}
+  if task_config.get("name") != "image_classification" or not task_config.get("dataset"):
+    return None
+  return str(task_config.get("dataset")).split(":")[0]
+
+
+def _other_dataset(source: str | Path, task) -> str:
+  """Why the head starts fresh ('' if it need not): both are image classifiers, of the label
+  indices of other datasets."""
+  mine = _dataset_classes(getattr(task, "cfg", None))
+  if mine is None:
+    return ""
+  path = Path(source).expanduser() / CONFIG
+  saved = read_object(path, "does not hold a config (not a JSON object)",
+                      "restore it from a backup of that run, or start without config.init_from")
+  theirs = _dataset_classes((saved or {}).get("task"))
+  if theirs is None or theirs == mine:  # a run without config.json: by shape, as before
+    return ""
+  return (f"its classes are TFDS dataset {theirs!r}'s labels ({path}), not this run's "
+          f"{mine!r}'s")
 
 
 def _short(labels, shown: int = 6) -> str:

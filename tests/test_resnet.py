@@ -133,3 +133,74 @@ def test_missing_dataset_says_how_to_prepare_it(tmp_path):
   with pytest.raises(tfds_arrays.DatasetUnavailableError, match="tfds build mnist") as e:
     tfds_arrays.open_source("mnist", "train", str(tmp_path))
   assert f"(no mnist/ in {tmp_path})" in str(e.value)  # not TFDS's cause about file formats
+
+
+def test_init_from_an_image_run_of_another_dataset_starts_the_head_fresh(tmp_path, monkeypatch):
+  """mnist and fashion_mnist hold 10 classes each: init_from copied the head, which fits by
+  shape, its row 0 (the digit 0) then scoring a T-shirt. Through the trainer now: another
+  dataset's head starts fresh, said in the log's list of fresh parameters, and the body is
+  copied; a run of the same dataset (the control) copies the head as before."""
+  import tensorflow_datasets as tfds
+  from configs import resnet_images
+  from research import checkpoint, config_check, init_from, train
+
+  def run(dataset, workdir, **fields):
+    c = resnet_images.get_config("tiny")
+    c.train.compile_cache_dir, c.task.dataset, c.task.num_classes = "", dataset, 10
+    c.train.num_steps, c.train.log_every, c.train.eval_every, c.optim.warmup_steps = 5, 5, 0, 0
+    c.update(fields)
+    config_check.validate(c, num_devices=1)
+    train.train_and_evaluate(c, str(tmp_path / workdir), devices=jax.devices()[:1])
+
+  copy, seen, warned = init_from.init_params_from, [], []
+
+  def spy(workdir, params, *rest):  # the fresh init and what init_from made of it, before
+    out = copy(workdir, params, *rest)  # training donates their buffers
+    seen.append(jax.tree.map(np.array, (params, out)))
+    return out
+
+  monkeypatch.setattr(init_from, "init_params_from", spy)
+  monkeypatch.setattr(init_from.logging, "warning", lambda msg, *a: warned.append(msg % a))
+  with tfds.testing.mock_data(num_examples=32):
+    run("mnist", "a")
+    source, _ = init_from._raw_params(tmp_path / "a")
+    for dataset, same in (("fashion_mnist", False), ("mnist", True)):
+      run(dataset, dataset, init_from=str(tmp_path / "a"))
+      fresh, params = seen.pop()
+      for path, x in jax.tree_util.tree_leaves_with_path(params):
+        key = checkpoint.tree_path(path)
+        head = key.split("/")[0] == "head"
+        want = checkpoint_leaf(fresh, path) if head and not same else source[key]
+        assert not np.array_equal(source[key], checkpoint_leaf(fresh, path)), key
+        np.testing.assert_array_equal(x, want, err_msg=f"{dataset} {key}")
+  warned = [w for w in warned if w.startswith("init_from")]  # TFDS's own left out
+  assert len(warned) == 1 and "fresh ['head/bias', 'head/kernel'] (the head: its classes are " \
+      f"TFDS dataset 'mnist''s labels ({tmp_path / 'a' / 'config.json'}), not this run's " \
+      "'fashion_mnist''s)" in warned[0]
+
+
+def checkpoint_leaf(tree, path):
+  for part in path:
+    tree = tree[part.key]
+  return tree
+
+
+def test_an_image_sources_dataset_is_read_from_its_config(tmp_path):
+  """The dataset's version renumbers no class (the head is copied); a source without config.json
+  is matched by shape as before; a damaged one is refused naming it (exit 2), as a damaged
+  vocabulary.json is, not read as another dataset."""
+  from types import SimpleNamespace
+
+  from research import errors, init_from
+  task = SimpleNamespace(cfg={"name": "image_classification", "dataset": "mnist:3.0.1"})
+  assert init_from.check_vocabulary(tmp_path, task, tmp_path / "b") == ""
+  (tmp_path / "config.json").write_text(json.dumps({"task": {
+      "name": "image_classification", "dataset": "mnist"}}))
+  assert init_from.check_vocabulary(tmp_path, task, tmp_path / "b") == ""
+  (tmp_path / "config.json").write_text("{\"task\": ")
+  with pytest.raises(errors.InputError, match=(
+      rf"^{tmp_path / 'config.json'} does not hold a config \(not a JSON object\), broken JSON "
+      r"at line 1 column 10; restore it from a backup of that run, or start without "
+      r"config.init_from$")) as e:
+    init_from.check_vocabulary(tmp_path, task, tmp_path / "b")
+  assert e.value.exit_code == 2
