@@ -60,7 +60,20 @@ def test_modular_helpers_match_python_integers():
 
 
 def test_problem_counts_follow_the_counting_cost():
-  assert dc.num_problems("add", 5, True) == dc.MAX_PROBLEMS
-  assert dc.num_problems("mul", 4, True) == dc.MAX_PROBLEMS
-  assert dc.MIN_PROBLEMS <= dc.num_problems("mul", 5, True) < dc.MAX_PROBLEMS
-  assert dc.num_problems("mul", 5, False) == dc.MIN_PROBLEMS
+  assert dc.num_problems("add", 5, False) == dc.num_problems("mul", 5, True) == dc.MAX_PROBLEMS
+  assert dc.MIN_PROBLEMS < dc.num_problems("mul", 6, True) < dc.MAX_PROBLEMS
+  assert dc.num_problems("mul", 7, True) == dc.num_problems("mul", 5, False) == dc.MIN_PROBLEMS
+
+
+def test_product_counts_below_any_bound_match_the_enumerated_products():
+  # The symmetric count (a < b up to sqrt(X), the rest in closed form) at every kind of bound:
+  # 0, 1, squares and their neighbours, N^2 and past it, and random ones.
+  rng = np.random.default_rng(2)
+  for n in (1, 2, 3):
+    N = 10 ** n
+    a, b = np.divmod(np.arange(N * N), N)
+    products = np.sort(a * b)
+    sq = np.arange(N + 1) ** 2
+    x = np.concatenate([np.arange(30), sq - 1, sq, sq + 1, [N * N - 1, N * N, N * N + 9],
+                        rng.integers(0, N * N, 2000)])
+    assert np.array_equal(dc._pairs_below("mul", n, x), np.searchsorted(products, x)), n

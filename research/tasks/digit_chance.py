@@ -16,8 +16,7 @@ answers cannot show. On 3-digit products, where the exact value is known (token 
 
 The prefix of an answer written most significant digit first is an interval of values
 (pairs counted as #{a*b < X}); least significant first, a residue class mod 10^j (pairs
-counted per a by solving a*b = t mod 10^j). Exact in float64 while X * 10^n < 2^53, so
-for n <= MAX_DIGITS.
+counted per a by solving a*b = t mod 10^j). Counted for n <= MAX_DIGITS.
 
 Shape legend: S problems, M answer digits, A first operands, D = 10 digit values.
 """
@@ -27,19 +26,21 @@ import math
 
 import numpy as np
 
-MAX_DIGITS = 5        # products < 10^10 with operands < 10^5: X * a < 2^53 (see below)
+MAX_DIGITS = 5        # beyond, arithmetic.py cross-fits
 # Problems to average over: as many as about 10 s of counting allow on one core, within
-# [MIN, MAX]_PROBLEMS (SE of token accuracy about 0.03 / sqrt(S)). Nanoseconds per operand
-# row and count, measured here: the float interval count 2.3; the integer residue solve 50.
-BUDGET_NS, MSB_NS, LSB_NS = 1e10, 2.3, 50.0
+# [MIN, MAX]_PROBLEMS (SE of token accuracy about 0.03 / sqrt(S)). Nanoseconds, measured here:
+# most significant first, per answer digit and 10^n (about 9 new interval ends a digit, each
+# counted over ~0.15 10^n operands), 0.9-1.2 on 5-7 digits; least significant first, per
+# operand row and count (10 residues for each modulus above 10^n, each solved for every a).
+BUDGET_NS, MSB_NS, LSB_NS = 1e10, 1.2, 50.0
 MIN_PROBLEMS, MAX_PROBLEMS = 200, 2000
 
 
 def num_problems(op: str, n: int, msb_first: bool) -> int:
   if op == "add":  # closed forms: no operand rows to count over
     return MAX_PROBLEMS
-  per_problem = (answer_len(op, n) * 11 * 10 ** n * MSB_NS if msb_first
-                 else n * 10 * 10 ** n * LSB_NS)  # residues mod M <= 10^n are closed form too
+  per_problem = (answer_len(op, n) * 10 ** n * MSB_NS if msb_first
+                 else n * 10 * 10 ** n * LSB_NS)  # residues mod M <= 10^n are closed form
   return int(min(MAX_PROBLEMS, max(MIN_PROBLEMS, BUDGET_NS // per_problem)))
 
 
@@ -54,17 +55,27 @@ def _pairs_below(op: str, n: int, x_K) -> np.ndarray:
     lo = np.clip(x_K, 0, N)
     hi = np.clip(2 * N - x_K, 0, N)
     return np.where(x_K <= N, lo * (lo + 1) // 2, N * N - hi * (hi - 1) // 2)
-  # mul: a = 0 gives N pairs (product 0 < X for X > 0); a >= 1 gives min(N, ceil(X / a)).
-  # ceil(X / a) in float64 is exact when X * a < 2^53: X / a is then rounded by less than
-  # the 1 / a an integer quotient's neighbours are away.
+  # mul: a = 0 or b = 0 gives the 2N - 1 pairs of product 0 (< X for X > 0). Of the rest,
+  # by symmetry, 2 #{a < b} + #{a = b}, and a < b with a b < X has a(a + 1) < X: only a up
+  # to a1 ~ sqrt(X) count, and those with a(N - 1) < X (a <= lo) take every b > a, in closed
+  # form; the rest, a in (lo, a1], take b up to ceil(X / a) - 1 < N. So the loop runs over
+  # sqrt(X) - X / N (at most N / 4) operands, not N. ceil(X / a) in float64 is exact for
+  # X < 2^53: X / a is rounded by at most (X / a) 2^-53 < 1 / a, the least it can be from an
+  # integer without being one (and an integer quotient is represented exactly). The float
+  # sum is exact too: its terms are integers <= N and it stays below N^2 / 4 < 2^53.
   a_A = np.arange(1, N, dtype=np.float64)
   buf_A, out_K = np.empty_like(a_A), np.zeros(len(x_K), np.int64)
-  for i, x in enumerate(x_K):
-    if x > 0:
-      np.divide(float(x), a_A, out=buf_A)
-      np.ceil(buf_A, out=buf_A)
-      np.minimum(buf_A, N, out=buf_A)
-      out_K[i] = N + int(buf_A.sum())
+  for i, x in enumerate(int(v) for v in x_K):
+    if x <= 0:
+      continue
+    a1 = min((math.isqrt(4 * x - 3) - 1) // 2, N - 2)    # the largest a with a(a + 1) < x
+    lo = min((x - 1) // (N - 1), a1)                     # the largest a with a(N - 1) < x
+    below = lo * (N - 1) - lo * (lo + 1) // 2            # sum over a <= lo of (N - 1 - a)
+    if a1 > lo:                                          # + sum over (lo, a1] of ceil - a - 1
+      ceil_A = buf_A[:a1 - lo]
+      np.ceil(np.divide(float(x), a_A[lo:a1], out=ceil_A), out=ceil_A)
+      below += int(ceil_A.sum()) - (a1 * (a1 + 3) - lo * (lo + 3)) // 2
+    out_K[i] = 2 * N - 1 + min(math.isqrt(x - 1), N - 1) + 2 * below
   return out_K
 
 
@@ -122,16 +133,20 @@ def prefix_probs(op: str, n: int, values_S, msb_first: bool) -> np.ndarray:
   """p(d_j = d | the answer's own d_<j) for each problem, S x M x D, over every pair."""
   values_S = np.asarray(values_S, np.int64)
   m = answer_len(op, n)
-  counts = np.zeros((len(values_S), m, 10))
-  for j in range(m):
-    if msb_first:  # cell d of digit j: values in [(P*10 + d) w, (P*10 + d + 1) w)
-      w = 10 ** (m - 1 - j)
-      x_SxD1 = (values_S[:, None] // (10 * w) * 10 + np.arange(11)) * w
-      counts[:, j] = np.diff(_pairs_below(op, n, x_SxD1.ravel()).reshape(-1, 11), axis=1)
-    else:          # cell d of digit j: values = r + d 10^j (mod 10^(j+1)), r = value mod 10^j
+  if msb_first:  # cell d of digit j: values in [(P*10 + d) w, (P*10 + d + 1) w), w = 10^(m-1-j)
+    w_Mx1 = 10 ** np.arange(m - 1, -1, -1, dtype=np.int64)[:, None]
+    x_SxMxD1 = (values_S[:, None, None] // (10 * w_Mx1) * 10 + np.arange(11)) * w_Mx1
+    # A digit's outer cell ends are the previous digit's cell, and the first digits' ends are
+    # shared by many problems: each distinct end is counted once.
+    x_X, at = np.unique(x_SxMxD1, return_inverse=True)
+    counts = np.diff(_pairs_below(op, n, x_X)[at.reshape(x_SxMxD1.shape)], axis=2)
+  else:          # cell d of digit j: values = r + d 10^j (mod 10^(j+1)), r = value mod 10^j
+    counts = np.zeros((len(values_S), m, 10), np.int64)
+    for j in range(m):
       res = _Residues(op, n, j + 1)
       for s, v in enumerate(values_S):
         counts[s, j] = res.count(int(v) % 10 ** j + np.arange(10) * 10 ** j)
+  counts = counts.astype(np.float64)
   return counts / counts.sum(axis=2, keepdims=True)
 
 
