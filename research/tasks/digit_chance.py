@@ -16,7 +16,12 @@ answers cannot show. On 3-digit products, where the exact value is known (token 
 
 The prefix of an answer written most significant digit first is an interval of values
 (pairs counted as #{a*b < X}); least significant first, a residue class mod 10^j (pairs
-counted per a by solving a*b = t mod 10^j). Counted for n <= MAX_DIGITS.
+counted per a by solving a*b = t mod 10^j). How many digits each counts (`max_digits`; the
+cross-fit beyond): sums n <= 9 (closed forms; (10^n)^2 pairs in int64); products most
+significant first n <= 7 (float64 quotients are exact while X < 2^53), about 1 ms a problem
+at 5 digits, 11 ms at 6, 0.17 s at 7 (200 problems: 33 s); at 8, X reaches 10^16 > 2^53 and
+a problem would take ~2 s; least significant first n <= 5: at 6 digits 2 s a problem (the
+residues are solved for every first operand), 200 problems ~7 minutes.
 
 Shape legend: S problems, M answer digits, A first operands, D = 10 digit values.
 """
@@ -26,7 +31,6 @@ import math
 
 import numpy as np
 
-MAX_DIGITS = 5        # beyond, arithmetic.py cross-fits
 # Problems to average over: as many as about 10 s of counting allow on one core, within
 # [MIN, MAX]_PROBLEMS (SE of token accuracy about 0.03 / sqrt(S)). Nanoseconds, measured here:
 # most significant first, per answer digit and 10^n (about 9 new interval ends a digit, each
@@ -34,6 +38,13 @@ MAX_DIGITS = 5        # beyond, arithmetic.py cross-fits
 # operand row and count (10 residues for each modulus above 10^n, each solved for every a).
 BUDGET_NS, MSB_NS, LSB_NS = 1e10, 1.2, 50.0
 MIN_PROBLEMS, MAX_PROBLEMS = 200, 2000
+
+
+def max_digits(op: str, msb_first: bool) -> int:
+  """Operand digits up to which p(d_j | d_<j) is counted (exactly, in time): see above."""
+  if op == "add":
+    return 9            # (10^n)^2 pairs counted in int64
+  return 7 if msb_first else 5
 
 
 def num_problems(op: str, n: int, msb_first: bool) -> int:
@@ -63,6 +74,8 @@ def _pairs_below(op: str, n: int, x_K) -> np.ndarray:
   # X < 2^53: X / a is rounded by at most (X / a) 2^-53 < 1 / a, the least it can be from an
   # integer without being one (and an integer quotient is represented exactly). The float
   # sum is exact too: its terms are integers <= N and it stays below N^2 / 4 < 2^53.
+  if n > max_digits("mul", True):
+    raise ValueError(f"{n}-digit products reach 2^53: float64 quotients are not exact")
   a_A = np.arange(1, N, dtype=np.float64)
   buf_A, out_K = np.empty_like(a_A), np.zeros(len(x_K), np.int64)
   for i, x in enumerate(int(v) for v in x_K):
@@ -117,6 +130,8 @@ class _Residues:
 
   def count(self, t_T) -> np.ndarray:
     t_T = np.asarray(t_T, np.int64)
+    if self.op == "add" and self.M <= self.N:  # a mod M is uniform, so a + b mod M too
+      return np.full(len(t_T), self.N * self.N // self.M, np.int64)
     if self.op == "add":  # sums s = t + i M, each reached by min(s, 2N - 2 - s) + 1 pairs
       s_TxI = t_T[:, None] + self.M * np.arange((2 * self.N - 2) // self.M + 1)
       return np.clip(np.minimum(s_TxI, 2 * self.N - 2 - s_TxI) + 1, 0, None).sum(axis=1)
