@@ -60,7 +60,9 @@ _DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16":
                 "s16": 2, "u16": 2, "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8,
                 "c64": 8, "c128": 16}
 # `%name = TYPE op(` where TYPE is one array type or a tuple of them; async pairs are
-# counted at their -start.
+# counted at their -start, whose TYPE for these two holds the operand before the result
+# (XLA:TPU's collective-permute-start: (operand, result, u32[], u32[])).
+_START_RESULT = {"all-gather": 1, "collective-permute": 1}
 _COLLECTIVE_RE = re.compile(r"=\s*(\(.*?\)|\S+)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
 _CHANNEL_RE = re.compile(r"\bchannel_id=([0-9]+)")
 _ARRAY_RE = re.compile(r"([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
@@ -72,6 +74,34 @@ def _array_bytes(type_text: str) -> int:
     if dtype in _DTYPE_BYTES:
       total += _DTYPE_BYTES[dtype] * math.prod(int(d) for d in dims.split(",") if d)
   return total
+
+
+def _tuple_items(type_text: str) -> list[str]:
+  """The top-level elements of a tuple type '(a, (b, c), d[1,2]{1,0:T(8,128)})'; [type_text]
+  for an array type."""
+  if not type_text.startswith("("):
+    return [type_text]
+  items, depth, start = [], 0, 1
+  for i, ch in enumerate(type_text):
+    if ch in "([{":
+      depth += 1
+    elif ch in ")]}":
+      depth -= 1
+    if (ch == "," and depth == 1) or depth == 0:
+      items.append(type_text[start:i].strip())
+      start = i + 1
+    if depth == 0:
+      break
+  return items
+
+
+def _result_type(type_text: str, op: str, start: str) -> str:
+  """The result part of a collective's type: an async -start's operand is no result."""
+  if start and op in _START_RESULT:
+    items = _tuple_items(type_text)
+    if len(items) > _START_RESULT[op]:
+      return items[_START_RESULT[op]]
+  return type_text
 
 
 def collectives(hlo_text: str) -> dict:
@@ -90,7 +120,8 @@ def collectives(hlo_text: str) -> dict:
   out = {op: {"count": 0, "bytes": 0} for op in COLLECTIVES}
   seen = set()
   for line in hlo_text.splitlines():
-    for type_text, op, _ in _COLLECTIVE_RE.findall(line):
+    for type_text, op, start in _COLLECTIVE_RE.findall(line):
+      type_text = _result_type(type_text, op, start)
       channel = _CHANNEL_RE.search(line)
       if channel:  # a copy's layout may differ ({1,0} / {1,0:...S(1)}), its shapes do not
         key = (op, channel.group(1), tuple(_ARRAY_RE.findall(type_text)))

@@ -162,6 +162,23 @@ def test_a_collective_written_in_several_fusions_counts_once():
   assert c["all-reduce"] == {"count": 2, "bytes": 32 * 512 * 4 + 4}
 
 
+def test_an_async_starts_operand_is_not_counted_as_its_result():
+  """XLA:TPU's collective-permute-start (410m@v5e:4x4's FSDP matmul loops) is typed
+  (operand, result, u32[], u32[]): its bytes were operand + result + 8, twice the 393,216 B
+  it moves (the plan's 60 permutes read 0.11 GB for 0.05); an all-gather-start's type is
+  (operand, result) too, an all-reduce-start's is its result."""
+  hlo = """
+  %collective-permute-start.39 = (bf16[1,64,3072]{2,1,0:T(8,128)(2,1)}, bf16[1,64,3072]{2,1,0:T(8,128)(2,1)}, u32[]{:S(2)}, u32[]{:S(2)}) collective-permute-start(%get-tuple-element.8465), channel_id=5, source_target_pairs={{0,15},{1,0}}
+  %collective-permute-done.39 = bf16[1,64,3072]{2,1,0:T(8,128)(2,1)} collective-permute-done(%collective-permute-start.39)
+  %all-gather-start = ((bf16[8,128]{1,0}, f32[4]{0}), (bf16[32,128]{1,0}, f32[16]{0})) all-gather-start(%a, %b), channel_id=7, dimensions={0}
+  %all-reduce-start = f32[1024]{0} all-reduce-start(%g), channel_id=8, to_apply=%add
+  """
+  c = aot.collectives(hlo)
+  assert c["collective-permute"] == {"count": 1, "bytes": 64 * 3072 * 2}
+  assert c["all-gather"] == {"count": 1, "bytes": 32 * 128 * 2 + 16 * 4}
+  assert c["all-reduce"] == {"count": 1, "bytes": 1024 * 4}
+
+
 @needs_libtpu
 def test_negative_control_too_large_does_not_fit(v5e):
   # 2M-token vocabulary x width 1024, embedding and read-out: 4.1e9 fp32 parameters
