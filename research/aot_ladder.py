@@ -23,7 +23,7 @@ from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
 # plans written before are computed again instead of being shown beside new ones.
-PLAN_FORMAT = 4  # 3: a collective counted once, not per computation holding it; 4: -start operands not counted
+PLAN_FORMAT = 5  # 3-5: the collectives table counted as research.aot.collectives says
 # A cached plan must hold what the table and the report read.
 _PLAN_FIELDS = ("num_params", "mesh", "remat", "batch_size", "grad_accum_steps", "compile_s",
                 "memory_per_device", "flops", "collectives", "roofline")
