@@ -144,6 +144,15 @@ def get_sweep(name: str, *, preset: str | None = None) -> list[dict]:
                        f"pod preset's data and training setup, not on preset {preset!r}; use "
                        f"a pod preset, e.g. --config=configs/lm_ladder.py:1b@{topology}, or "
                        "--sweep=ladder on the cpu preset")
+    # As the SIZE@TOPOLOGY preset does: a slice with no planned layouts (ladder@v5e:8x8) ran
+    # every size on the fallback layout with no word that it was a guess.
+    unplanned = [s for s in POD_SIZES if (s, topology) not in LAYOUTS]
+    if unplanned:
+      logging.warning("lm_ladder: no layout is recommended for %s on %s (planned slices: %s); "
+                      "using FSDP over every chip, remat full, 1 microbatch: check each with "
+                      "python -m research.aot --config=configs/lm_ladder.py:SIZE@%s "
+                      "--topology=%s", ", ".join(unplanned), topology,
+                      ", ".join(dict.fromkeys(t for _, t in LAYOUTS)), topology, topology)
     out = []
     for size, (layers, width, heads, lr) in POD_SIZES.items():
       (data, fsdp, tensor), remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))

@@ -44,6 +44,14 @@ def test_a_slice_without_a_planned_layout_warns(monkeypatch):
   assert (c.mesh.fsdp, c.model.remat, c.train.grad_accum_steps) == (-1, "full", 1)
   assert len(warned) == 1 and "no layout is recommended for 1b on v5e:8x8" in warned[0]
   assert "--topology=v5e:8x8" in warned[0]
+  warned.clear()  # the sweep over the same slice: it ran every size on the guess silently
+  lm_ladder.get_sweep("ladder@v5e:4x4", preset="1b@v5e:4x4")
+  assert warned == []
+  points = lm_ladder.get_sweep("ladder@v5e:8x8", preset="1b@v5e:4x4")
+  assert {(p["mesh.fsdp"], p["model.remat"], p["train.grad_accum_steps"]) for p in points} == {
+      (-1, "full", 1)}
+  assert len(warned) == 1 and "no layout is recommended for 14m, 70m" in warned[0]
+  assert "on v5e:8x8" in warned[0] and "--topology=v5e:8x8" in warned[0]
 
 
 def test_ladder_sizes_follow_pythia():
