@@ -96,6 +96,17 @@ def test_plan_cache_misses_on_a_changed_field_or_version(tiny_ladder, monkeypatc
   assert calls == [128, 96, 96] and len(list(cache.glob("*.json"))) == 3
 
 
+def test_a_short_step_is_not_printed_as_zero():
+  """14m@v5p:8x8x8 (1.16e14 model FLOPs a step over 512 x 459 TFLOP/s at 40% MFU: 0.00123 s,
+  0.0020 days for 143k steps) read 0.00 s in the table and 0.0 days in the report."""
+  plan = _fake_plan(None, None) | {"size": "14m"}
+  plan["roofline"]["mfu_40"]["step_s"] = 0.00123
+  assert "| 0.00123 s |" in aot_ladder.markdown([plan])
+  plan["roofline"]["mfu_40"]["step_s"] = 9.7345  # from 1 s up: two decimals, as before
+  assert "| 9.73 s |" in aot_ladder.markdown([plan])
+  assert (aot._days(0.00204), aot._days(16.13)) == ("0.002", "16.1")
+
+
 @pytest.mark.parametrize("damage", ["{\"memory_per_device\": ", "[1, 2]", "{}", "KEYED"])
 def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeypatch, damage):
   from absl import logging as absl_logging
