@@ -89,6 +89,14 @@ def check_output(text: str, flag: str, suffixes: Iterable[str] = (),
   if path.is_dir():
     raise InputError(f"{flag}={text} is a directory; name a file in it, e.g. "
                      f"{flag}={path / example}")
+  if path.exists() and not path.is_file():
+    # A device, pipe or socket (--out=/dev/null, /dev/stdout): every writer writes a file
+    # beside the path and renames it over it (workdir.atomic_path), so the rename replaced
+    # the node itself; run as root, --out=/dev/null made /dev/null a regular file for every
+    # process on the host.
+    raise InputError(f"{flag}={text} is not a regular file (a device, pipe or socket), and "
+                     "the output is written as a new file renamed into its place; name a file, "
+                     f"e.g. {flag}={example}")
   _check_creatable(path.parent, flag, text, "file")
   _refuse_a_runs_own_file(path, flag, text, example, rewrites)
   if suffixes and path.suffix.lower().lstrip(".") not in suffixes:
