@@ -324,6 +324,14 @@ def _exits_2_with_one_line(args, needle):
      "--topologies='v9:1' is not a TPU topology"),
     (["--config=configs/lm_ladder.py:tiny", "--out=README.md/plan.json"], "README.md is a file"),
     (["--ladder=configs/lm_ladder.py", "--topologies="], "--topologies= is empty"),
+    # the first was dropped unread, exit 0: the table one slice short, the plan another slice
+    (["--ladder=configs/lm_ladder.py", "--topologies=v5e:4x4", "--topologies=v5p:4x4x4",
+      "--cached_only"], "--topologies is given 2 times, and only the last would count; give it "
+     "once (a list takes every value at once: --topologies=A,B)"),
+    (["--config=configs/lm_ladder.py:tiny", "--topology=v5p:4x4x4", "--topology=v5e:2x2"],
+     "--topology is given 2 times"),
+    (["--config=configs/lm_ladder.py:tiny", "--config.train.num_steps=5",
+      "--config.train.num_steps=6"], "--config.train.num_steps is given twice ('5', then '6')"),
     (["--config=configs/lm_ladder.py:tiny", "--out=configs"], "--out=configs is a directory"),
     # was ignored, exit 0: the plan said days for the preset's 143000 steps
     (["--ladder=configs/lm_ladder.py", "--sizes=14m", "--topologies=v5e:2x2", "--cached_only",
