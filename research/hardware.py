@@ -10,14 +10,23 @@ datasheets:
   TPU v5p  cloud.google.com/tpu/docs/v5p  459 TFLOP/s bf16, 95 GB HBM2e
   TPU v6e  cloud.google.com/tpu/docs/v6e  918 TFLOP/s bf16, 32 GB HBM
   TPU v3   cloud.google.com/tpu/docs/v3   123 TFLOP/s bf16 per chip (2 cores), 32 GiB
-  A100     NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s bf16 tensor, 19.5 fp32, 80 GB HBM2e
-  H100     NVIDIA H100 datasheet (SXM5): 989 TFLOP/s bf16 tensor, 67 fp32, 80 GB HBM3
-  H200     NVIDIA H200 datasheet (SXM): 989 TFLOP/s bf16 tensor, 67 fp32, 141 GB HBM3e
+  A100     NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s bf16 tensor, 156 TF32 tensor
+           (19.5 non-tensor fp32), 80 GB HBM2e
+  H100     NVIDIA H100 datasheet (SXM5): 989 TFLOP/s bf16 tensor, 494.7 TF32 tensor (the
+           datasheet's 989 is with sparsity; 67 non-tensor fp32), 80 GB HBM3
+  H200     NVIDIA H200 datasheet (SXM): 989 TFLOP/s bf16 tensor, 494.7 TF32 tensor (989 with
+           sparsity; 67 non-tensor fp32), 141 GB HBM3e
 
 fp32 on TPU: a float32 matmul at JAX's default precision runs as one bf16 MXU pass
 (jax.lax.Precision.DEFAULT), so the rate an fp32 run can reach is the bf16 peak; at
-precision HIGHEST (6 passes) it is a sixth of it. fp32 on GPU: the non-tensor-core FP32
-rate of the datasheet (TF32 tensor cores, used only when a run asks for them, are faster).
+precision HIGHEST (6 passes) it is a sixth of it. fp32 on GPU likewise: at JAX's default
+precision a float32 matmul runs on the TF32 tensor cores of an A100 / H100 / H200
+(jax.lax.Precision.DEFAULT: "On GPU: uses tensorfloat32 if available (e.g. on A100 and
+H100 GPUs)"), so the peak is the dense TF32 rate. It was the non-tensor FP32 rate (19.5 /
+67 TFLOP/s), 8x / 7.4x below what those matmuls can reach: an fp32 run's MFU read that much
+too high (above 100% from 13.5% of the TF32 peak on an H100) and research.aot's roofline
+that much too slow. At precision HIGHEST or with NVIDIA_TF32_OVERRIDE=0 the non-tensor
+rate applies: pass it as train.peak_flops.
 
 HBM: nominal and usable. Google's TPU pages write GiB as "GB": each chip's compiler limit
 below is above the decimal figure (v5e: 15.75 GiB = 16.91e9 B > 16e9 B), so `hbm_bytes`
@@ -95,9 +104,10 @@ CHIPS = (
     Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 918e12, 918e12, "v6e", torus_dims=2,
          usable_hbm_bytes=31_996 * MiB),
     Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
-    Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 19.5e12),
-    Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 67e12),
-    Chip("NVIDIA H200", ("H200",), 141 * 10 ** 9, 989e12, 67e12),
+    # fp32: the TF32 tensor-core rate JAX's default precision runs float32 matmuls at (above)
+    Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 156e12),
+    Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 494.7e12),
+    Chip("NVIDIA H200", ("H200",), 141 * 10 ** 9, 989e12, 494.7e12),
 )
 
 

@@ -22,6 +22,16 @@ def test_chip_table_lookup(kind, name):
     assert chip.bf16_flops >= chip.fp32_flops > 0 and chip.hbm_bytes > 8e9
 
 
+@pytest.mark.parametrize("name", ["NVIDIA A100", "NVIDIA H100", "NVIDIA H200"])
+def test_gpu_fp32_peak_is_the_tf32_rate_jax_runs_float32_matmuls_at(name):
+  """jax.lax.Precision.DEFAULT runs a float32 matmul on the TF32 tensor cores of these GPUs,
+  dense at half the bf16 rate; the table held the non-tensor FP32 rate (A100 19.5, H100 67
+  TFLOP/s), so an fp32 run's MFU read 8x / 7.4x too high."""
+  assert "tensorfloat32" in jax.lax.Precision.__doc__  # the behaviour the peak rests on
+  chip = hardware.chip_named(name)
+  assert chip.peak_flops("float32") == pytest.approx(chip.bf16_flops / 2, rel=1e-3)
+
+
 @pytest.mark.parametrize("topology", ["v5e:4x4", "v5p:4x4x4", "v5p:8x8x8"])
 def test_every_ladder_layout_validates_on_its_slice(topology):
   chips = math.prod(int(x) for x in topology.split(":")[1].split("x"))
