@@ -17,41 +17,9 @@ import pytest
 from research import checkpoint as ckpt_lib
 from research import experiment, init_from, train
 from research.models import transformer as T
-
-BASE = T.TransformerConfig(num_layers=3, width=32, num_heads=4, output_dim=7, vocab_size=7,
-                           max_len=16, positions="rotary")
-FP32_TOL = 1e-5   # relative to the largest magnitude: reordered fp32 sums, nothing more
-BF16_TOL = 3e-2   # bf16 keeps 8 mantissa bits (~4e-3 per rounding), compounded over layers
-
-
-def _tokens():
-  return jax.random.randint(jax.random.key(1), (4, 12), 0, 7)
-
-
-def _plain_params(cfg=BASE):
-  return nn.unbox(T.Transformer(cfg).init(jax.random.key(0), _tokens())["params"])
-
-
-def _out_and_grads(cfg, params_plain):
-  """Outputs and gradients (in the plain layout) of `cfg`'s model on the plain params."""
-  model = T.Transformer(cfg)
-  params = T.convert_params(params_plain, scan_layers=cfg.scan_layers, fused_qkv=cfg.fused_qkv)
-  tokens = _tokens()
-
-  def loss(p):
-    logits = model.apply({"params": p}, tokens, train=True)
-    return jnp.mean(jax.nn.log_softmax(logits)[..., 0] ** 2), logits
-
-  grads, out = jax.grad(loss, has_aux=True)(params)
-  return out, T.unrolled_params(grads)
-
-
-def _rel_err(a, b) -> float:
-  """Largest absolute difference over the largest magnitude, across a whole tree."""
-  diff = max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-  scale = max(float(jnp.max(jnp.abs(y))) for y in jax.tree.leaves(b))
-  return diff / scale
-
+from transformer_fixtures import (BASE, BF16_TOL, FP32_TOL, induction_cfg as _induction_cfg,
+                                  out_and_grads as _out_and_grads, plain_params as _plain_params,
+                                  rel_err as _rel_err, tokens as _tokens)
 
 FEATURES = [dict(scan_layers=True), dict(fused_qkv=True), dict(attention="fused"),
             dict(remat="full"), dict(remat="dots"), dict(remat="dots", scan_layers=True),
@@ -164,14 +132,6 @@ def test_fused_attention_still_gives_maps_to_probes():
   assert sorted(maps[True]) == [0, 1, 2]
   for layer in range(3):
     np.testing.assert_allclose(maps[True][layer], maps[False][layer], atol=1e-6)
-
-
-def _induction_cfg(**model):
-  from configs import induction
-  c = induction.get_config("tiny")
-  c.train.compile_cache_dir = ""
-  c.model.update(model)
-  return c
 
 
 def test_probes_work_with_scanned_layers():
