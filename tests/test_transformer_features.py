@@ -14,8 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import checkpoint as ckpt_lib
-from research import experiment, init_from, train
+from research import experiment
 from research.models import transformer as T
 from transformer_fixtures import (BASE, BF16_TOL, FP32_TOL, induction_cfg as _induction_cfg,
                                   out_and_grads as _out_and_grads, plain_params as _plain_params,
@@ -49,21 +48,6 @@ def test_remat_wraps_each_block_with_its_policy(remat, scan, policy):
       lambda p: T.Transformer(cfg).apply({"params": p}, _tokens(), train=True).sum())(params))
   policies = re.findall(r"policy=(\S+)", jaxpr)
   assert policies == ([] if policy is None else [policy] * (1 if scan else BASE.num_layers))
-
-
-def test_layout_round_trip_and_scanned_init_layout():
-  params = _plain_params()
-  scanned_fused = T.convert_params(params, scan_layers=True, fused_qkv=True)
-  assert set(scanned_fused) >= {"layers"} and not any(k.startswith("block_") for k in scanned_fused)
-  assert scanned_fused["layers"]["attn"]["qkv"]["kernel"].shape == (3, 32, 3, 4, 8)
-  back = T.unrolled_params(scanned_fused)
-  assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), back, params))
-  # What the scanned, fused model initialises has the converted tree's structure and
-  # the logical axis 'layers' (left replicated by the sharding rules) in front.
-  cfg = dataclasses.replace(BASE, scan_layers=True, fused_qkv=True)
-  boxed = T.Transformer(cfg).init(jax.random.key(0), _tokens())["params"]
-  assert jax.tree.structure(nn.unbox(boxed)) == jax.tree.structure(scanned_fused)
-  assert boxed["layers"]["attn"]["qkv"]["kernel"].names == ("layers", "embed", "qkv", "heads", "kv")
 
 
 def test_tolerance_rejects_a_perturbed_parameter():
@@ -213,31 +197,3 @@ def test_config_check_refuses_bad_feature_values():
   ok = _induction_cfg(remat="dots", scan_layers=True, attention="fused", fused_qkv=True)
   ok.train.batch_size, ok.train.grad_accum_steps = 16, 2
   config_check.validate(ok, num_devices=8)
-
-
-def test_layout_changes_never_mis_restore(tmp_path):
-  """A run trained unscanned: resuming it scanned is refused naming the field, and
-  `init_from` into a scanned, fused-QKV model copies every weight into the new layout."""
-  from research.errors import InputError
-  c = _induction_cfg()
-  c.train.num_steps = c.train.checkpoint_every = 10
-  train.train_and_evaluate(c, str(tmp_path / "a"), devices=jax.devices()[:1])
-  c2 = _induction_cfg(scan_layers=True, fused_qkv=True)
-  c2.train.num_steps = 20
-  with pytest.raises(InputError) as e:
-    train.train_and_evaluate(c2, str(tmp_path / "a"), devices=jax.devices()[:1])
-  assert "model.scan_layers" in str(e.value) and "\n" not in str(e.value)
-  exp = experiment.Experiment(c2, jax.devices()[:1])
-  fresh = exp.init_state().params
-  got = init_from.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
-  trained = experiment.Experiment(c, jax.devices()[:1])
-  ckpt = ckpt_lib.Checkpointer(tmp_path / "a" / "checkpoints", max_to_keep=2, async_save=False)
-  state, _, _ = ckpt.restore(ckpt_lib.abstract_like(trained.abstract_state, trained.state_sharding))
-  ckpt.close()
-  want = T.convert_params(state.params, scan_layers=True, fused_qkv=True)
-  assert jax.tree.structure(got) == jax.tree.structure(want)
-  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-    np.testing.assert_array_equal(a, b)
-  # Negative control: the fresh scanned parameters are not the trained ones.
-  assert not np.array_equal(fresh["layers"]["attn"]["qkv"]["kernel"],
-                            want["layers"]["attn"]["qkv"]["kernel"])
