@@ -86,8 +86,9 @@ def test_match_layout_reads_any_layout_in_any_other(source, target):
 
 
 def test_layout_changes_never_mis_restore(tmp_path):
-  """A run trained unscanned: resuming it scanned is refused naming the field, and
-  `init_from` into a scanned, fused-QKV model copies every weight into the new layout."""
+  """A run trained unscanned: resuming it scanned or with fused QKV is refused naming the
+  fields (each alone too), and `init_from` into a scanned, fused-QKV model copies every
+  weight into the new layout."""
   from research.errors import InputError
   c = induction_cfg()
   c.train.num_steps = c.train.checkpoint_every = 10
@@ -96,7 +97,13 @@ def test_layout_changes_never_mis_restore(tmp_path):
   c2.train.num_steps = 20
   with pytest.raises(InputError) as e:
     train.train_and_evaluate(c2, str(tmp_path / "a"), devices=jax.devices()[:1])
-  assert "model.scan_layers" in str(e.value) and "\n" not in str(e.value)
+  assert "model.scan_layers" in str(e.value) and "model.fused_qkv" in str(e.value)
+  assert "\n" not in str(e.value)
+  for field in ("scan_layers", "fused_qkv"):
+    c3 = induction_cfg(**{field: True})
+    c3.train.num_steps = 20
+    with pytest.raises(InputError, match=f"model.{field}"):
+      train.train_and_evaluate(c3, str(tmp_path / "a"), devices=jax.devices()[:1])
   exp = experiment.Experiment(c2, jax.devices()[:1])
   fresh = exp.init_state().params
   got = init_from.init_params_from(str(tmp_path / "a"), fresh, exp.param_sharding)
