@@ -1,6 +1,7 @@
 """Where scan_layers and fused_qkv put the parameters: `transformer.convert_params` between
 layouts (layer i stays layer i, query/key/value stay themselves), `match_layout` for
-`init_from` from any layout into any other, and a resume refused when the layout changed."""
+`init_from` from any layout into any other, the scanned model's initialisation, and a
+resume refused when the layout changed."""
 import dataclasses
 import itertools
 
@@ -51,6 +52,11 @@ def test_layout_round_trip_and_scanned_init_layout():
   boxed = T.Transformer(cfg).init(jax.random.key(0), tokens())["params"]
   assert jax.tree.structure(nn.unbox(boxed)) == jax.tree.structure(scanned_fused)
   assert boxed["layers"]["attn"]["qkv"]["kernel"].names == ("layers", "embed", "qkv", "heads", "kv")
+  # Each scanned layer draws its own weights (nn.scan splits the 'params' rng), as
+  # unrolled blocks do: a shared draw would start every layer identical.
+  layers = nn.unbox(boxed)["layers"]
+  for kernel in (layers["attn"]["qkv"]["kernel"], layers["mlp"]["fc_in"]["kernel"]):
+    assert all(not np.array_equal(kernel[i], kernel[j]) for i, j in ((0, 1), (1, 2), (0, 2)))
 
 
 @pytest.mark.parametrize("fused", [False, True])
