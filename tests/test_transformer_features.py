@@ -105,6 +105,20 @@ def test_bf16_compute_matches_fp32_within_bf16_tolerance():
   assert err_out > FP32_TOL  # bf16 really ran: it is not the fp32 result
 
 
+@pytest.mark.parametrize("features", [{}, dict(attention="fused"), dict(scan_layers=True, remat="full")],
+                         ids=["explicit", "fused", "scan,remat"])
+def test_bf16_softmax_runs_in_float32(features):
+  """The attention softmax's exp is float32 in a bf16 model, forward and backward (the only
+  exp: GELU is tanh's); a bf16 softmax errs about as much as the bf16 matmuls around it,
+  so the tolerance above cannot see it."""
+  cfg = dataclasses.replace(BASE, dtype=jnp.bfloat16, **features)
+  params = T.convert_params(_plain_params(), scan_layers=cfg.scan_layers, fused_qkv=False)
+  loss = lambda p: T.Transformer(cfg).apply({"params": p}, _tokens(), train=True).sum()
+  exps = re.findall(r":(\w+)\[[^\]]*\] = exp ", str(jax.make_jaxpr(jax.grad(loss))(params)))
+  assert exps and set(exps) == {"f32"}, exps
+  assert "bf16" in re.findall(r":(\w+)\[[^\]]*\] = tanh ", str(jax.make_jaxpr(loss)(params)))
+
+
 def test_fused_attention_still_gives_maps_to_probes():
   """Collecting intermediates takes the explicit path, whatever the config says."""
   params = _plain_params()
