@@ -132,6 +132,28 @@ def test_fused_attention_still_gives_maps_to_probes():
     np.testing.assert_allclose(maps[True][layer], maps[False][layer], atol=1e-6)
 
 
+@pytest.mark.parametrize("features", [{}, dict(scan_layers=True), dict(scan_layers=True, remat="full")],
+                         ids=["unrolled", "scan", "scan,remat"])
+def test_each_layer_draws_its_own_dropout_mask(features):
+  """Under nn.scan each layer gets its own dropout rng (split_rngs), as unrolled blocks do:
+  the MLP dropout's zeros differ between every two layers (one shared key would give every
+  layer the same mask)."""
+  cfg = dataclasses.replace(BASE, dropout=0.5, **features)
+  params = T.convert_params(_plain_params(), scan_layers=cfg.scan_layers, fused_qkv=False)
+  _, state = T.Transformer(cfg).apply({"params": params}, _tokens(), train=True,
+                                      rngs={"dropout": jax.random.key(5)},
+                                      capture_intermediates=True, mutable=["intermediates"])
+  inter = state["intermediates"]
+  if cfg.scan_layers:
+    dropped = inter["layers"]["mlp"]["Dropout_0"]["__call__"][0] == 0
+  else:
+    dropped = jnp.stack([inter[f"block_{i}"]["mlp"]["Dropout_0"]["__call__"][0] == 0
+                         for i in range(BASE.num_layers)])
+  assert dropped.shape[0] == BASE.num_layers and 0.4 < float(dropped.mean()) < 0.6
+  for i, j in ((0, 1), (1, 2), (0, 2)):
+    assert not np.array_equal(dropped[i], dropped[j]), (i, j)
+
+
 def test_probes_work_with_scanned_layers():
   """Induction probes (attention scores, head ablation, OV circuits) read a scanned model
   as they read the plain one with the same parameters."""
