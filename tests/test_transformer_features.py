@@ -178,6 +178,19 @@ def test_probes_work_with_scanned_layers():
     np.testing.assert_allclose(ov[k], ov_ref[k], rtol=1e-5, atol=1e-6)
 
 
+def test_config_fields_reach_the_model():
+  """Each feature field of config.model reaches the model an Experiment trains (the tests
+  above build TransformerConfig themselves: a field dropped by models.build would run the
+  plain path, silently, with all of them passing)."""
+  fields = lambda c: {k: getattr(experiment.Experiment(c, jax.devices()[:1]).model.cfg, k)
+                      for k in ("remat", "scan_layers", "attention", "fused_qkv", "dtype")}
+  assert fields(_induction_cfg()) == dict(remat="none", scan_layers=False, attention="explicit",
+                                          fused_qkv=False, dtype=jnp.float32)
+  for remat in ("full", "dots"):
+    on = dict(remat=remat, scan_layers=True, attention="fused", fused_qkv=True)
+    assert fields(_induction_cfg(**on, dtype="bfloat16")) == on | dict(dtype=jnp.bfloat16)
+
+
 def _accum_experiment(accum, mesh=dict(data=2, fsdp=4, tensor=1), **model):
   from configs import icl_regression
   c = icl_regression.get_config("tiny")
