@@ -132,6 +132,22 @@ def test_fused_attention_still_gives_maps_to_probes():
     np.testing.assert_allclose(maps[True][layer], maps[False][layer], atol=1e-6)
 
 
+def test_bf16_run_keeps_float32_state_and_loss():
+  """A bf16 run (induction with MLPs, scanned, fused QKV) keeps its parameters and optimiser
+  state in float32 and takes its loss in float32: every exp and log of the step's loss and
+  gradient (the attention softmax, the cross-entropy's log-softmax) is f32."""
+  c = _induction_cfg(dtype="bfloat16", scan_layers=True, fused_qkv=True, attention_only=False)
+  exp = experiment.Experiment(c, jax.devices()[:1])
+  state = exp.init_state()
+  floats = [x for x in jax.tree.leaves((state.params, state.opt_state))
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  assert floats and all(x.dtype == jnp.float32 for x in floats)
+  batch = exp.task.sample(jax.random.key(0), jnp.int32(0), 2)
+  grad = jax.grad(lambda p: exp.loss_fn(p, batch, jnp.int32(0), exp.root_key)[0])
+  ops = re.findall(r":(\w+)\[[^\]]*\] = (exp|log) ", str(jax.make_jaxpr(grad)(state.params)))
+  assert {op for _, op in ops} == {"exp", "log"} and {dtype for dtype, _ in ops} == {"f32"}, ops
+
+
 @pytest.mark.parametrize("features", [{}, dict(scan_layers=True), dict(scan_layers=True, remat="full")],
                          ids=["unrolled", "scan", "scan,remat"])
 def test_each_layer_draws_its_own_dropout_mask(features):
