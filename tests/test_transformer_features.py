@@ -265,7 +265,10 @@ def test_config_check_refuses_bad_feature_values():
            ({"model.attention": "flash"}, "config.model.attention='flash' is not valid"),
            ({"model.attention": "fused", "model.dropout": 0.1}, "config.model.attention='fused'"),
            ({"train.grad_accum_steps": 0}, "config.train.grad_accum_steps=0 must be positive"),
-           ({"train.grad_accum_steps": 3}, "grad_accum_steps x mesh data x fsdp = 3 x 8")]
+           ({"train.grad_accum_steps": 3}, "grad_accum_steps x mesh data x fsdp = 3 x 8"),
+           # Divisible by the steps alone, but then a microbatch of 4 rows over 8 shards.
+           ({"train.grad_accum_steps": 4}, "grad_accum_steps x mesh data x fsdp = 4 x 8"),
+           ({"train.batch_size": 80, "train.grad_accum_steps": 9}, "= 9 x 8")]
   for overrides, message in cases:
     c = _induction_cfg()
     c.train.batch_size = 16
