@@ -232,6 +232,11 @@ def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
   (loss, aux), g = loss_and_grads(accum)
   np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
   assert _rel_err(g, g_ref) < FP32_TOL and _rel_err(aux, aux_ref) < FP32_TOL
+  # ... by accumulating: one scan over the 4 microbatches (a step that ignored
+  # grad_accum_steps would be equal too, and hold the whole batch's activations).
+  trace = lambda exp: str(jax.make_jaxpr(
+      lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), key))(state.params, batch))
+  assert re.findall(r"length=(\d+)", trace(accum)) == ["4"] and "length=" not in trace(big)
   # Negative control: a quarter of the batch (one microbatch alone) is not the same step.
   quarter = jax.tree.map(lambda x: x[::4] if jnp.ndim(x) else x, batch)
   (_, _), g_quarter = jax.jit(lambda p, b: big._loss_and_grads(p, b, jnp.int32(0), key))(
