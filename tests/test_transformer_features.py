@@ -119,6 +119,25 @@ def test_bf16_softmax_runs_in_float32(features):
   assert "bf16" in re.findall(r":(\w+)\[[^\]]*\] = tanh ", str(jax.make_jaxpr(loss)(params)))
 
 
+@pytest.mark.parametrize("scan", [False, True], ids=["unrolled", "scan"])
+def test_fused_attention_runs_dot_product_attention(monkeypatch, scan):
+  """attention='fused' calls jax.nn.dot_product_attention in every block (in the scanned
+  body), causal, and collecting intermediates does not: the equality tests above also
+  pass for a model that silently keeps the explicit path."""
+  calls = []
+  real = jax.nn.dot_product_attention
+  monkeypatch.setattr(jax.nn, "dot_product_attention",
+                      lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+  cfg = dataclasses.replace(BASE, attention="fused", scan_layers=scan)
+  params = T.convert_params(_plain_params(), scan_layers=scan, fused_qkv=False)
+  T.Transformer(cfg).apply({"params": params}, _tokens())
+  assert calls and (scan or len(calls) == BASE.num_layers)  # nn.scan traces its body twice
+  assert all(kw == dict(is_causal=True) for kw in calls)
+  calls.clear()
+  T.Transformer(cfg).apply({"params": params}, _tokens(), mutable=["intermediates"])
+  assert calls == []
+
+
 def test_fused_attention_still_gives_maps_to_probes():
   """Collecting intermediates takes the explicit path, whatever the config says."""
   params = _plain_params()
