@@ -4,6 +4,11 @@ Each feature (remat, scanned layers, fused attention, fused QKV, bf16 compute,
 gradient accumulation) is checked against the plain path with the same
 parameters (moved between layouts by `convert_params`): outputs and gradients
 within a stated tolerance, with negative controls showing the tolerance can fail.
+Equal results would also come from a feature that silently did nothing, so each is
+also checked to have run (remat policies, the dot_product_attention call, the
+microbatch scan, the config reaching the model, float32 where bf16 must not be),
+and dropout masks to differ per scanned layer, microbatch and step. Layouts:
+tests/test_transformer_layouts.py.
 """
 import dataclasses
 import re
@@ -269,18 +274,21 @@ def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
 
 
 def test_microbatches_draw_their_own_dropout_masks():
-  """With dropout, microbatch j folds j into the step's dropout key: two microbatches of the
-  same examples (one example, repeated) give two losses, and the step's loss is their mean,
-  not microbatch 0's twice (one key for all microbatches would repeat their masks)."""
+  """With dropout, microbatch j of step t folds j and t into the dropout key: two microbatches
+  of the same examples (one example, repeated) give two losses, and the step's loss is their
+  mean, not microbatch 0's twice (one key for all microbatches would repeat their masks);
+  the next step's microbatch 0 gives a third."""
   exp = _accum_experiment(2, dropout=0.2)
   params, key = exp.init_state().params, exp.root_key
   one = exp.task.sample(jax.random.key(3), jnp.int32(0), 1)
   copies = lambda n: jax.tree.map(lambda x: jnp.repeat(x[:1], n, 0) if jnp.ndim(x) else x, one)
   (loss, _), _ = jax.jit(lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), key))(params, copies(32))
-  micro_loss = jax.jit(lambda p, b, j: exp.loss_fn(p, b, jnp.int32(0), key, microbatch=j)[0])
-  l0, l1 = (float(micro_loss(params, copies(16), j)) for j in (0, 1))
+  micro_loss = jax.jit(lambda p, b, t, j: exp.loss_fn(p, b, t, key, microbatch=j)[0])
+  l0, l1, next0 = (float(micro_loss(params, copies(16), jnp.int32(t), j))
+                   for t, j in ((0, 0), (0, 1), (1, 0)))
   np.testing.assert_allclose(loss, (l0 + l1) / 2, rtol=1e-5)
-  assert abs(l0 - l1) > 1e-4 * abs(l0)  # measured 2e-3; fp32 noise is ~1e-7
+  for other in (l1, next0):
+    assert abs(l0 - other) > 1e-4 * abs(l0)  # measured 2e-3; fp32 noise is ~1e-7
 
 
 def test_config_check_refuses_bad_feature_values():
