@@ -4,7 +4,7 @@
   python -m research.aot --ladder=configs/lm_ladder.py --topologies=v5e:4x4,v5p:4x4x4,v5p:8x8x8 --markdown
   python -m research.sweep --config=configs/lm_ladder.py:cpu --sweep=ladder --workdir=runs/ladder
   python -m research.sweep --config=configs/lm_ladder.py:1b@v5p:4x4x4 --sweep=ladder@v5p:4x4x4 \
-      --workdir=/mnt/BUCKET/ladder          # every pod size, each with its v5p-64 layout (a
+      --workdir=/mnt/BUCKET/ladder          # every pod size, each with its v5p:4x4x4 layout (a
                                             # gcsfuse mount: gs:// URLs are refused)
 
 Presets (configs/lm.py's LM task and fields; every field is commented there):
