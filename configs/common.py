@@ -70,6 +70,10 @@ def train(**overrides) -> ml_collections.ConfigDict:
       async_checkpoints=True,
       peak_flops=0.0,           # per-device peak FLOP/s for MFU; 0 = measure (CPU) or table
       compile_cache_dir="~/.cache/research_jax",  # persistent XLA cache; "" = off
+      host_memory_check=True,   # on CPU: refuse (exit 2) a step that needs more RAM than is free
+      matmul_precision="auto",  # auto | default | highest; auto: highest for float32 compute,
+                                # XLA's default for bfloat16 (float32 matmuls at the default
+                                # are one bf16 pass on TPU, TF32 on NVIDIA GPUs; exact on CPU)
   ), overrides, "train")
 
 

@@ -213,13 +213,13 @@ def plan(config, target: Target) -> dict:
   tokens_per_step = tr.batch_size * exp.task.tokens_per_example
   model_flops = exp.built.train_flops_per_token * tokens_per_step
   dtype = str(config.model.dtype)
-  peak = target.chip.peak_flops(dtype) if target.chip else None
+  peak = target.chip.peak_flops(dtype, exp.matmul_precision) if target.chip else None
   result = {
       "config": config.get("preset", ""), "topology": target.name, "devices": n_dev,
       "device_kind": getattr(target.devices[0], "device_kind", ""),
       "chip": target.chip.name if target.chip else None,
       "mesh": {k: int(v) for k, v in exp.mesh.shape.items()},
-      "num_params": exp.num_params, "dtype": dtype,
+      "num_params": exp.num_params, "dtype": dtype, "matmul_precision": exp.matmul_precision,
       "remat": config.model.get("remat", "none"),
       "scan_layers": bool(config.model.get("scan_layers", False)),
       "batch_size": int(tr.batch_size), "grad_accum_steps": int(tr.get("grad_accum_steps", 1)),
@@ -303,7 +303,7 @@ def report(p: dict) -> str:
     coll = (" | ".join(f"{op} {c['count']} ({_gb(c['bytes'])})"
                        for op, c in p["collectives"].items() if c["count"]) or "none")
   lines = [
-      f"config       {p['config']}: {p['num_params'] / 1e6:,.1f}M params, {p['dtype']}, remat "
+      f"config       {p['config']}: {hardware.millions(p['num_params'])} params, {p['dtype']}, remat "
       f"{p['remat']}, scan_layers {p['scan_layers']}, batch {p['batch_size']} x "
       f"{p['tokens_per_step'] // p['batch_size']} tokens in {p['grad_accum_steps']} microbatch(es)",
       f"target       {p['topology']}: {p['devices']} x {p['device_kind']} ({p['chip']}); mesh {mesh}",

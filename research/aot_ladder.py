@@ -190,7 +190,7 @@ def markdown(rows: list[dict]) -> str:
   for r in rows:
     m, mesh, roof = r["memory_per_device"], r["mesh"], r["roofline"]["mfu_40"]
     out.append(
-        f"| {r['size']} | {r['num_params'] / 1e6:,.0f}M | {r['topology']} | "
+        f"| {r['size']} | {hardware.millions(r['num_params'])} | {r['topology']} | "
         f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
         f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.1f})"
         f" | {'yes' if m['fits'] else '**no**'} | {_seconds(roof['step_s'])} s | "

@@ -87,10 +87,9 @@ def check_topology_name(name: str, flag: str = "--topology") -> None:
                      "v5p:4x4x4")
   chip = hardware.chip_for_topology(name)
   _refuse_per_core(chip, f"{flag}={name}")  # first: v3 is refused whatever its shape
-  if len(_shape(name)) != chip.torus_dims:  # libtpu planned v5e:2x2x2, a slice v5e never comes in
-    example = {2: "4x4", 3: "4x4x4"}[chip.torus_dims]
-    raise InputError(f"{flag}={name}: {chip.name} slices are {chip.torus_dims}-D; write "
-                     f"{chip.torus_dims} sizes, e.g. {chip.topology_prefix}:{example}")
+  problem = hardware.topology_dims_problem(name)  # libtpu planned v5e:2x2x2, a slice v5e
+  if problem:                                      # never comes in
+    raise InputError(f"{flag}={name}: {problem}")
 
 
 def topology_target(name: str, flag: str = "--topology") -> Target:

@@ -112,6 +112,7 @@ def _train(cfg, num_devices: int) -> None:
            "keep_checkpoints", at_most=INT32_MAX)
   positive(cfg, "train", "checkpoint_every", "eval_every", allow_zero=True, at_most=INT32_MAX)
   positive(cfg, "train", "peak_flops", allow_zero=True)
+  choice(cfg, "train", "matmul_precision", ("auto", "default", "highest"))
   for f in ("log_every", "checkpoint_every", "eval_every"):
     if tr[f] % tr.steps_per_call:
       raise ConfigError(f"config.train.{f}={tr[f]} must be a multiple of "
@@ -284,6 +285,9 @@ def _topology(name) -> None:
     raise ConfigError(f"config.topology={name!r} is not a TPU topology name; write CHIP:SHAPE "
                       f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. "
                       "v5e:4x4 or v5p:4x4x4 (configs/lm_ladder.py's presets: SIZE@TOPOLOGY)")
+  problem = hardware.topology_dims_problem(str(name))
+  if problem:
+    raise ConfigError(f"config.topology={name!r}: {problem}")
 
 
 def _validate(cfg, num_devices: int) -> None:

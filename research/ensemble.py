@@ -29,7 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
-from research import loop, models, optim, preemption, sharding, tasks
+from research import host_memory, loop, models, optim, preemption, sharding, tasks
 from research import workdir as workdir_lib
 from research import workdir_lock, workdir_resume, workdir_vocabulary
 from research.experiment import Experiment, TrainState
@@ -117,6 +117,7 @@ class Ensemble:
                            "frozen": sharding.replicated(self.exp.mesh),
                            "frozen_step": sharding.replicated(self.exp.mesh),
                            "frozen_loss": sharding.replicated(self.exp.mesh)}
+    self._precompiled = {}  # num_steps -> the program precompile() compiled and checked
 
   def root_keys(self):
     return jax.vmap(jax.random.key)(jnp.asarray(self.seeds))
@@ -133,8 +134,20 @@ class Ensemble:
               "frozen_loss": jnp.zeros(self.size, jnp.float32)}
     return jax.jit(init, out_shardings=self.state_sharding)(jnp.asarray(self.seeds))
 
+  def precompile(self, num_steps: int, abstract) -> float:
+    """Experiment.precompile for the whole ensemble (`abstract`: its carry's shapes)."""
+    compiled, seconds = host_memory.compile_checked(
+        self.multi_step_fn(num_steps), (abstract,), devices=list(self.exp.mesh.devices.flat),
+        enabled=self.config.train.get("host_memory_check", True),
+        what=f"an ensemble of {self.size}")
+    if compiled is not None:
+      self._precompiled[num_steps] = compiled
+    return seconds
+
   def multi_step_fn(self, num_steps: int):
     """The jitted carry -> (carry, (per-step metrics K x M, frozen flags M))."""
+    if num_steps in self._precompiled:
+      return self._precompiled.pop(num_steps)
     exp = self.exp
 
     def member_step(state: TrainState, root_key, frozen, task_values):
@@ -192,6 +205,8 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   tr = config.train
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   abstract = jax.eval_shape(ens.init_state)
+  first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
+  precompile_s = ens.precompile(first_call, abstract) if first_call > 0 else 0.0  # train.py's check
   if ckpt.latest_step() is not None:
     carry, prior, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
     workdir_resume.check_not_past(start, tr.num_steps, workdir)
@@ -219,13 +234,14 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
                  out_shardings=ens.exp.state_sharding)
 
   tokens = tr.batch_size * ens.exp.task.tokens_per_example
-  peak, _ = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)
+  peak, _ = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops,
+                                          ens.exp.matmul_precision)
   progress = metrics_lib.Progress(
       total_steps=tr.num_steps, examples_per_step=tr.batch_size * ens.size,
       tokens_per_step=tokens * ens.size,
       flops_per_step=ens.exp.built.train_flops_per_token * tokens * ens.size,
       peak_flops=peak, num_devices=len(ens.exp.mesh.devices.flat))
-  kind = _EnsembleStep(ens, writers, views, take)
+  kind = _EnsembleStep(ens, writers, views, take, precompile_s)
   out = loop.run(kind, carry, start=start, train=tr, ckpt=ckpt, writers=writers, guard=guard,
                  progress=progress, prior=prior)
   carry, step, last = out.state, out.step, [w.latest() for w in writers]
@@ -243,8 +259,9 @@ class _EnsembleStep:
   so a non-finite loss stops none; its member is frozen in the program, stops logging here
   and is reported at the end (_finish_member)."""
 
-  def __init__(self, ens: Ensemble, writers, views: list[Experiment], take):
+  def __init__(self, ens: Ensemble, writers, views: list[Experiment], take, precompile_s: float):
     self.ens, self.writers, self.views, self.take = ens, writers, views, take
+    self.precompile_s = precompile_s
     self.label = f"ensemble of {ens.size}: "
 
   def call(self, num_steps: int):

@@ -5,6 +5,7 @@ research/aot.py compiles its multi-step program for a TPU topology.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -15,7 +16,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from research import keys, models, optim, sharding, tasks
+from research import host_memory, keys, models, optim, sharding, tasks
+
+
+def matmul_precision(config) -> str:
+  """train.matmul_precision resolved: "highest" or "default". "auto" makes float32 mean
+  float32 everywhere: at JAX's default precision a float32 matmul is one bf16 pass on a TPU
+  and TF32 on an NVIDIA GPU (about 3 significant digits), exact only on CPU, so a science
+  preset run on a Colab TPU would not compute what it computes on a laptop. bfloat16 compute
+  keeps XLA's default."""
+  chosen = config.train.get("matmul_precision", "auto")
+  if chosen != "auto":
+    return chosen
+  return "default" if config.model.get("dtype", "float32") == "bfloat16" else "highest"
 
 
 @flax.struct.dataclass
@@ -40,6 +53,7 @@ class Experiment:
     self.mesh = sharding.make_mesh(config.mesh, devices)
     self.rules = sharding.rules_from_config(config.sharding.rules)
     self.root_key = jax.random.key(config.seed)
+    self.matmul_precision = matmul_precision(config)
     # Shapes only (eval_shape, then host zeros): running the sampler eagerly here
     # would compile a dozen one-off programs on every start, cached or not.
     self._dummy_inputs = jax.tree.map(
@@ -50,8 +64,18 @@ class Experiment:
     # Created here (jit is lazy) so that ensemble members' views of this Experiment
     # share one compiled predict program instead of tracing one each.
     # Replicated outputs: every process can read them (multi-process runs).
-    self._apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, train=False),
-                          out_shardings=sharding.replicated(self.mesh))
+    def apply(p, x):
+      with self.precision():
+        return self.model.apply({"params": p}, x, train=False)
+    self._apply = jax.jit(apply, out_shardings=sharding.replicated(self.mesh))
+    self._precompiled = {}  # num_steps -> the program precompile() compiled and checked
+
+  def precision(self):
+    """The context every traced use of the model runs in: its matmuls at
+    `self.matmul_precision` (read when the program is traced)."""
+    if self.matmul_precision == "highest":
+      return jax.default_matmul_precision("highest")
+    return contextlib.nullcontext()  # XLA's default, or what JAX_DEFAULT_MATMUL_PRECISION says
 
   # --- 1/2. shardings and initialisation -------------------------------------
   def _init_boxed(self, key):
@@ -87,7 +111,7 @@ class Experiment:
       rngs["dropout"] = jax.random.fold_in(rngs["dropout"], microbatch)
     # The mesh lets the model pin its activations to the batch axes (transformer.Block):
     # left to XLA, FSDP's sharded weights can pull them onto `embed`.
-    with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):
+    with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh), self.precision():
       outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
                                  train=train, rngs=rngs)
     return self.task.loss(outputs, batch)
@@ -98,6 +122,10 @@ class Experiment:
     task_values: keyword values for task.sample (an ensemble's per-member task
     values, e.g. the regression pool size), traced so that no value recompiles.
     """
+    with self.precision():  # the task's own matmuls too (regression targets y = x w)
+      return self._train_step(state, root_key, task_values)
+
+  def _train_step(self, state: TrainState, root_key, task_values):
     step = state.step
     data_key = jax.random.fold_in(jax.random.fold_in(root_key, keys.DATA), step)
     batch = self.task.sample(data_key, step, self.config.train.batch_size,
@@ -159,9 +187,21 @@ class Experiment:
                    out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
                    donate_argnums=0)
 
+  def precompile(self, num_steps: int, *, what: str) -> float:
+    """On CPU, compiles the `num_steps` program before any state exists and refuses
+    (InputError) one that the host's memory cannot hold (research/host_memory.py);
+    multi_step_fn then calls that program. Returns the seconds it took (0 if not compiled)."""
+    compiled, seconds = host_memory.compile_checked(
+        self.multi_step_jit(num_steps), (self.abstract_state, self.root_key),
+        devices=list(self.mesh.devices.flat),
+        enabled=self.config.train.get("host_memory_check", True), what=what)
+    if compiled is not None:
+      self._precompiled[num_steps] = compiled
+    return seconds
+
   def multi_step_fn(self, num_steps: int):
     """One jit call running `num_steps` steps; returns per-step metrics."""
-    compiled = self.multi_step_jit(num_steps)
+    compiled = self._precompiled.pop(num_steps, None) or self.multi_step_jit(num_steps)
     return lambda state: compiled(state, self.root_key)
 
   def predict_fn(self, params):

@@ -81,6 +81,7 @@ class Chip:
   devices_per_chip: int = 1   # jax devices one chip shows as (v3: one per TensorCore)
   torus_dims: int = 0         # a slice's shape has this many sizes (v5e:4x4, v5p:4x4x4)
   usable_hbm_bytes: int | None = None  # what the compiler lets a program use (docstring)
+  fp32_full_flops: float = 0.0  # float32 matmuls at precision HIGHEST; 0: six bf16 passes (TPU)
 
   @property
   def capacity_bytes(self) -> int:
@@ -88,8 +89,16 @@ class Chip:
     measured, else the nominal."""
     return self.usable_hbm_bytes if self.usable_hbm_bytes is not None else self.hbm_bytes
 
-  def peak_flops(self, dtype: str) -> float:
-    return self.bf16_flops if dtype == "bfloat16" else self.fp32_flops
+  def peak_flops(self, dtype: str, precision: str = "default") -> float:
+    """The dense peak of matmuls in `dtype` at `precision` (train.matmul_precision resolved:
+    default | highest). float32 at JAX's default precision is one bf16 pass on a TPU and
+    TF32 on an NVIDIA GPU (fp32_flops); at HIGHEST it is six bf16 passes on a TPU (XLA's
+    BF16_BF16_F32_X6) and the non-tensor-core rate on a GPU."""
+    if dtype == "bfloat16":
+      return self.bf16_flops
+    if precision == "highest":
+      return self.fp32_full_flops or self.bf16_flops / 6
+    return self.fp32_flops
 
 
 MiB = 2 ** 20
@@ -105,9 +114,10 @@ CHIPS = (
          usable_hbm_bytes=31_996 * MiB),
     Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
     # fp32: the TF32 tensor-core rate JAX's default precision runs float32 matmuls at (above)
-    Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 156e12),
-    Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 494.7e12),
-    Chip("NVIDIA H200", ("H200",), 141 * 10 ** 9, 989e12, 494.7e12),
+    # fp32_full_flops: the non-tensor-core FP32 rate (precision HIGHEST)
+    Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 156e12, fp32_full_flops=19.5e12),
+    Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 494.7e12, fp32_full_flops=67e12),
+    Chip("NVIDIA H200", ("H200",), 141 * 10 ** 9, 989e12, 494.7e12, fp32_full_flops=67e12),
 )
 
 
@@ -166,6 +176,24 @@ def is_topology_name(name: str) -> bool:
   # are keyed by the name as written, so it planned a different cell on a fallback layout.
   return (chip_for_topology(name) is not None
           and re.fullmatch(r"[a-z0-9]+:[1-9]\d*(x[1-9]\d*){1,2}", name) is not None)
+
+
+def millions(n: int) -> str:
+  """A parameter count in millions for research.aot's plan and ladder table: whole from 10M
+  up, two significant digits below (the tiny preset's 59,776 parameters read "0M")."""
+  return f"{n / 1e6:,.0f}M" if n >= 1e7 else f"{n / 1e6:.2g}M"
+
+
+def topology_dims_problem(name: str) -> str | None:
+  """Why a topology name (is_topology_name) names no slice of its chip: the wrong number of
+  sizes ('v5e:4x4x4'; libtpu plans some of those, for slices the chip never comes in)."""
+  chip = chip_for_topology(name)
+  sizes = name.split(":", 1)[1].split("x")
+  if chip is None or not chip.torus_dims or len(sizes) == chip.torus_dims:
+    return None
+  example = {2: "4x4", 3: "4x4x4"}[chip.torus_dims]
+  return (f"{chip.name} slices are {chip.torus_dims}-D; write {chip.torus_dims} sizes, e.g. "
+          f"{chip.topology_prefix}:{example}")
 
 
 def topology_prefixes() -> list[str]:

@@ -26,6 +26,7 @@ class Step(Protocol):
   """What a solo run and an ensemble do differently inside the shared loop."""
 
   label: str  # prefixes the progress line ("" for a solo run)
+  precompile_s: float  # compiled before the loop (on CPU, to check host memory): its seconds
 
   def call(self, num_steps: int) -> Callable[[Any], tuple[Any, Any]]:
     """A jitted state -> (state, device metrics) running `num_steps` steps (state donated)."""
@@ -143,7 +144,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
     state, m = calls[k](state)
     if compile_s is None:
       jax.block_until_ready(m)
-      compile_s = time.perf_counter() - t0
+      compile_s = time.perf_counter() - t0 + kind.precompile_s
       progress.start(step + k)  # rates exclude the first call: its compile and its steps
       logging.info("%sfirst call (compile + %d steps): %.1fs", kind.label, k, compile_s)
     drain()

@@ -38,8 +38,10 @@ def measure_matmul_peak(n: int = 2048, reps: int = 8) -> float:
   return 2 * n ** 3 / best
 
 
-def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
-  """Peak FLOP/s of one device and where the number came from."""
+def device_peak_flops(dtype: str, override: float = 0.0,
+                      precision: str = "default") -> tuple[float, str]:
+  """Peak FLOP/s of one device for matmuls in `dtype` at `precision` (default | highest:
+  experiment.matmul_precision), and where the number came from."""
   if override > 0:
     return override, "config"
   dev = jax.devices()[0]
@@ -49,8 +51,9 @@ def device_peak_flops(dtype: str, override: float = 0.0) -> tuple[float, str]:
   chip = hardware.chip_for_device_kind(kind)
   if chip is not None:
     # Per device: a v3 host's 8 devices are its 4 chips' cores (MFU was halved before).
-    per_device = chip.peak_flops(dtype) / chip.devices_per_chip
-    return per_device, f"table ({chip.name}, {dtype}; research/hardware.py)"
+    per_device = chip.peak_flops(dtype, precision) / chip.devices_per_chip
+    at = f" at precision {precision}" if dtype != "bfloat16" else ""
+    return per_device, f"table ({chip.name}, {dtype}{at}; research/hardware.py)"
   return 0.0, f"unknown device {kind!r}: set config.train.peak_flops for MFU"
 
 

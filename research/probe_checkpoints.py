@@ -127,12 +127,14 @@ ROW_KEYS = ("step", "num_windows")  # what a rerun reads of each row it finds in
 
 def probe_checkpoint(exp, params, num_windows: int, few_shot_prompts: int = 0) -> dict:
   """The row of one checkpoint's parameters (without its step)."""
-  ce = exp.task.eval_losses(exp.predict_fn(params), num_windows, int(exp.config.probe.batch_size))
-  row = {"loss": float(ce.mean()), **icl_summary(ce), "num_windows": int(ce.shape[0]),
-         "seq_len": int(ce.shape[1]), "loss_by_position": ce.mean(0).tolist(),
-         **head_scores(exp, params), "few_shot_prompts": int(few_shot_prompts)}
-  if few_shot_prompts:
-    row["few_shot"] = few_shot_scores(exp, params, few_shot_prompts)
+  with exp.precision():  # as in training (train.matmul_precision)
+    ce = exp.task.eval_losses(exp.predict_fn(params), num_windows,
+                              int(exp.config.probe.batch_size))
+    row = {"loss": float(ce.mean()), **icl_summary(ce), "num_windows": int(ce.shape[0]),
+           "seq_len": int(ce.shape[1]), "loss_by_position": ce.mean(0).tolist(),
+           **head_scores(exp, params), "few_shot_prompts": int(few_shot_prompts)}
+    if few_shot_prompts:
+      row["few_shot"] = few_shot_scores(exp, params, few_shot_prompts)
   return row
 
 

@@ -91,6 +91,11 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
+  # On CPU: the step compiled, and refused if this host's memory cannot hold it, before the
+  # state is built or restored (a pod preset on a laptop was killed by the kernel mid-run).
+  first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
+  precompile_s = (exp.precompile(first_call, what=f"this run ({exp.num_params:,} parameters)")
+                  if first_call > 0 else 0.0)
   if resuming:
     workdir_resume.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
@@ -122,7 +127,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     workdir_vocabulary.record(workdir, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 
-  peak, peak_src = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops)
+  peak, peak_src = metrics_lib.device_peak_flops(config.model.dtype, tr.peak_flops,
+                                                 exp.matmul_precision)
   tokens_per_step = tr.batch_size * exp.task.tokens_per_example
   progress = metrics_lib.Progress(
       total_steps=tr.num_steps, examples_per_step=tr.batch_size, tokens_per_step=tokens_per_step,
@@ -130,7 +136,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
       num_devices=len(exp.mesh.devices.flat))
   logging.info("peak %.3g FLOP/s per device (%s)", peak, peak_src)
 
-  solo = _SoloStep(exp, writer, ckpt)
+  solo = _SoloStep(exp, writer, ckpt, precompile_s)
   try:
     out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
                    progress=progress, prior=prior)
@@ -173,8 +179,8 @@ class _SoloStep:
 
   label = ""
 
-  def __init__(self, exp: Experiment, writer, ckpt: ckpt_lib.Checkpointer):
-    self.exp, self.writer, self.ckpt = exp, writer, ckpt
+  def __init__(self, exp: Experiment, writer, ckpt: ckpt_lib.Checkpointer, precompile_s: float):
+    self.exp, self.writer, self.ckpt, self.precompile_s = exp, writer, ckpt, precompile_s
 
   def call(self, num_steps: int):
     return self.exp.multi_step_fn(num_steps)
@@ -232,15 +238,17 @@ def periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None
   if evaluate is None:
     return
   key = jax.random.fold_in(jax.random.fold_in(exp.root_key, keys.EVAL), step)
-  values = jax.device_get(evaluate(exp, state.params, key))
+  with exp.precision():
+    values = jax.device_get(evaluate(exp, state.params, key))
   writer.write(step, {f"eval_{k}": v for k, v in values.items()})
 
 
 def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, str]:
   """Evaluates the task's probes; writes probes/*.json and renders figures/*.png."""
   key = jax.random.fold_in(exp.root_key, keys.PROBE)
-  results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
-                           step=int(state.step))
+  with exp.precision():  # probes that apply the model themselves (attention maps, ablations)
+    results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
+                             step=int(state.step))
   paths = {}
   if jax.process_index() != 0:
     return paths

@@ -66,6 +66,7 @@ BOOKKEEPING = {
     "train.keep_log_spaced": "which old checkpoints stay on disk",
     "train.async_checkpoints": "whether saves overlap training; the bytes are the same",
     "train.compile_cache_dir": "where compiled programs are cached",
+    "train.host_memory_check": "a check before training starts; the run is the same",
     "train.peak_flops": "only the MFU column of perf.jsonl",
 }
 # Fields a resumed run may change (a rerun in the same workdir with other values of them

@@ -107,6 +107,15 @@ def test_a_short_step_is_not_printed_as_zero():
   assert (aot._days(0.00204), aot._days(16.13)) == ("0.002", "16.1")
 
 
+def test_a_small_model_is_not_printed_as_zero_parameters():
+  """The tiny preset's 59,776 parameters read "0M" in the table (and 0.1M in the plan)."""
+  plan = _fake_plan(None, None) | {"size": "tiny", "num_params": 59_776}
+  assert "| tiny | 0.06M |" in aot_ladder.markdown([plan])
+  from research import hardware
+  assert [hardware.millions(n) for n in (59_776, 2_512_000, 14_067_712, 1_011_781_632)] == [
+      "0.06M", "2.5M", "14M", "1,012M"]  # from 10M up: whole millions, as before
+
+
 @pytest.mark.parametrize("damage", ["{\"memory_per_device\": ", "[1, 2]", "{}", "KEYED"])
 def test_corrupt_cache_file_is_planned_again_with_a_warning(tiny_ladder, monkeypatch, damage):
   from absl import logging as absl_logging

@@ -131,13 +131,18 @@ def test_a_run_saved_with_a_short_max_len_still_resumes(tmp_path):
   assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_step"] == 40
 
 
-def test_out_of_memory_is_one_line_and_the_corrected_command_runs(tmp_path):
+@pytest.mark.parametrize("check,needle", [
+    ("True", "GB of this host's memory"),  # research/host_memory.py, before the state exists
+    ("False", "RESOURCE_EXHAUSTED"),        # without it: XLA's allocation fails
+])
+def test_out_of_memory_is_one_line_and_the_corrected_command_runs(tmp_path, check, needle):
   """A config too large for the host (a pod preset on a laptop) was an 'internal error'
   traceback, and its leftover config.json then refused the corrected command."""
-  proc = _main("--config.train.batch_size=268435456", tmp_path=tmp_path)
+  proc = _main("--config.train.batch_size=268435456", f"--config.train.host_memory_check={check}",
+               tmp_path=tmp_path)
   assert proc.returncode == 2, proc.stderr[-2000:]
   lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(lines) == 1 and "RESOURCE_EXHAUSTED" in lines[0] and "train.batch_size" in lines[0]
+  assert len(lines) == 1 and needle in lines[0] and "train.batch_size" in lines[0]
   assert "Traceback" not in proc.stderr
   proc = _main("--config.train.num_steps=20", tmp_path=tmp_path)
   assert proc.returncode == 0, proc.stderr[-2000:]

@@ -94,6 +94,25 @@ def test_a_bad_topology_is_refused_by_the_preset_and_the_config_check(topology):
                                               {"topology": topology}), 16)
 
 
+@pytest.mark.parametrize("topology,needle", [
+    ("v5e:4x4x4", "TPU v5e slices are 2-D; write 2 sizes, e.g. v5e:4x4"),
+    ("v5p:4x4", "TPU v5p slices are 3-D; write 3 sizes, e.g. v5p:4x4x4")])
+def test_a_shape_the_chip_never_comes_in_is_refused_everywhere(topology, needle):
+  """1b@v5e:4x4x4 and ladder@v5e:4x4x4 were accepted (research.aot alone checked the number of
+  sizes): the run then trained on the fallback layout under a slice that does not exist."""
+  with pytest.raises(ValueError, match=needle):
+    lm_ladder.get_config(f"1b@{topology}")
+  with pytest.raises(ValueError, match=needle):
+    lm_ladder.get_sweep(f"ladder@{topology}", preset="1b@v5e:4x4")
+  with pytest.raises(config_check.ConfigError, match=needle):
+    config_check.validate(cli.apply_overrides(lm_ladder.get_config("14m"),
+                                              {"topology": topology}), 16)
+  for good in ("v5e:4x4", "v5p:4x4x4"):  # control: the chips' own shapes pass all three
+    lm_ladder.get_config(f"1b@{good}")
+    lm_ladder.get_sweep(f"ladder@{good}", preset=f"1b@{good}")
+    config_check.validate(cli.apply_overrides(lm_ladder.get_config("14m"), {"topology": good}), 16)
+
+
 def test_synthetic_tokens_cannot_be_learnt(tmp_path):
   """The ladder's corpus-free source: uniform ids over [3, V), so the loss stays at
   log(V - 3) and never below (a stream with any structure would be learnt)."""

@@ -1,0 +1,122 @@
+"""A CPU run the host's memory cannot hold is refused before any state exists (exit 2), instead
+of being killed by the kernel once it touched the memory (research/host_memory.py)."""
+from pathlib import Path
+
+import jax
+import pytest
+
+from research import errors, ensemble, host_memory, train
+
+GB = 10 ** 9
+
+
+def _tiny(**overrides):
+  from configs import icl_regression
+  c = icl_regression.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  for key, value in overrides.items():
+    section, field = key.split(".")
+    c[section][field] = value
+  return c
+
+
+def test_check_refuses_only_beyond_what_is_available(monkeypatch):
+  host_memory.check(5 * GB, what="this run", available=5 * GB)  # control: exactly fits
+  with pytest.raises(errors.InputError) as e:
+    host_memory.check(5 * GB + 1, what="this run", available=5 * GB)
+  message = str(e.value)
+  assert message.startswith("this run needs 5 GB of this host's memory") and "5 GB are available" in message
+  assert "--config.train.host_memory_check=False" in message and "research.aot" in message
+  monkeypatch.setattr(host_memory, "available_bytes", lambda: None)
+  host_memory.check(10 ** 15, what="this run")  # not Linux: nothing known, nothing checked
+
+
+def test_available_is_the_lower_of_the_host_and_its_container(tmp_path, monkeypatch):
+  meminfo = tmp_path / "meminfo"
+  meminfo.write_text("MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   20000000 kB\n")
+  cgroup = tmp_path / "cgroup"
+  cgroup.mkdir()
+  monkeypatch.setattr(host_memory, "_MEMINFO", meminfo)
+  monkeypatch.setattr(host_memory, "_CGROUP", cgroup)
+  assert host_memory.available_bytes() == 20000000 * 1024  # no cgroup files: the host's
+  (cgroup / "memory.max").write_text("max\n")
+  (cgroup / "memory.current").write_text("123\n")
+  assert host_memory.available_bytes() == 20000000 * 1024  # an unlimited container
+  (cgroup / "memory.max").write_text(f"{8 * GB}\n")
+  (cgroup / "memory.current").write_text(f"{3 * GB}\n")
+  assert host_memory.available_bytes() == 5 * GB  # the container's 8 GB limit, 3 GB used
+  meminfo.unlink()
+  assert host_memory.available_bytes() == 5 * GB
+  (cgroup / "memory.max").unlink()
+  assert host_memory.available_bytes() is None
+
+
+def _needed(monkeypatch) -> list[int]:
+  """The bytes each check was asked about, the host given 1 TB (nothing refused)."""
+  asked = []
+  real = host_memory.check
+  monkeypatch.setattr(host_memory, "available_bytes", lambda: 10 ** 12)
+  monkeypatch.setattr(host_memory, "check", lambda need, **kw: (asked.append(need), real(need, **kw)))
+  return asked
+
+
+def test_the_need_counts_state_and_activations_per_device(monkeypatch, tmp_path):
+  """The figure is the compiled step's: at least the parameters + Adam's two moments, on
+  every device this process drives, and more with a larger batch (activations)."""
+  asked = _needed(monkeypatch)
+  from research.experiment import Experiment
+  for devices, batch in ((1, 64), (2, 128), (1, 256)):
+    c = _tiny(**{"mesh.data": devices, "train.batch_size": batch})
+    exp = Experiment(c, jax.devices()[:devices])
+    exp.precompile(c.train.steps_per_call, what="this run")
+  one, two, big = asked
+  state_bytes = 3 * 4 * Experiment(_tiny(), jax.devices()[:1]).num_params  # fp32 params, mu, nu
+  assert one > state_bytes
+  # Data parallel over 2 CPU devices, 64 examples each: the same program on each (a replica
+  # of the state and the same activations), so the host holds it twice.
+  assert 1.8 < two / one < 2.2
+  assert big > one        # the batch's activations are in it
+
+
+def test_a_run_too_large_for_the_host_is_refused_before_its_state_and_leaves_nothing(
+    monkeypatch, tmp_path):
+  asked = _needed(monkeypatch)
+  monkeypatch.setattr(host_memory, "available_bytes", lambda: 10 ** 5)  # 100 kB free
+  init_called = []
+  monkeypatch.setattr(train.Experiment, "init_state",
+                      lambda self: init_called.append(1))  # never reached
+  with pytest.raises(errors.InputError, match="host_memory_check=False"):
+    train.train_and_evaluate(_tiny(), str(tmp_path / "run"), devices=jax.devices()[:1])
+  assert asked and asked[0] > 10 ** 5 and not init_called
+  assert not (tmp_path / "run").exists()  # a refused start leaves no workdir behind
+
+
+def test_the_checked_program_is_the_one_trained_and_the_check_can_be_turned_off(
+    monkeypatch, tmp_path):
+  """The loop calls the program compiled for the check (no second compile); with
+  train.host_memory_check=False nothing is compiled ahead and the run is the same."""
+  asked = _needed(monkeypatch)
+  compiled_calls = []
+  real = host_memory.compile_checked
+
+  def counting(*args, **kwargs):
+    compiled, seconds = real(*args, **kwargs)
+    if compiled is None:
+      return compiled, seconds
+    return (lambda *a: (compiled_calls.append(1), compiled(*a))[1]), seconds
+  monkeypatch.setattr(host_memory, "compile_checked", counting)
+  on = train.train_and_evaluate(_tiny(), str(tmp_path / "on"), devices=jax.devices()[:1])
+  assert len(asked) == 1 and compiled_calls == [1] * (40 // _tiny().train.steps_per_call)
+  off = train.train_and_evaluate(_tiny(**{"train.host_memory_check": False}), str(tmp_path / "off"),
+                                 devices=jax.devices()[:1])
+  assert len(asked) == 1 and len(compiled_calls) == 40 // _tiny().train.steps_per_call
+  assert on["final_loss"] == off["final_loss"]
+
+
+def test_an_ensemble_too_large_for_the_host_is_refused(monkeypatch, tmp_path):
+  monkeypatch.setattr(host_memory, "available_bytes", lambda: 10 ** 5)
+  members = [{"seed": 0}, {"seed": 1}]
+  with pytest.raises(errors.InputError, match="an ensemble of 2 needs"):
+    ensemble.train_ensemble(_tiny(), members, tmp_path / "ens",
+                            [tmp_path / "m0", tmp_path / "m1"], devices=jax.devices()[:1])
+  assert not any(Path(tmp_path / "ens" / "checkpoints").glob("*"))
