@@ -36,7 +36,8 @@ def write_shift_probe(run_dir: Path) -> Path:
   from research import keys, predict
   exp, params, step = predict.load_run(run_dir)
   key = jax.random.fold_in(exp.root_key, keys.SHIFT_PROBE)  # not the probe's prompts
-  res = exp.task.shift_probe(exp.predict_fn(params), key, exp.config.probe)
+  with exp.precision():  # the targets' matmuls too, as in training
+    res = exp.task.shift_probe(exp.predict_fn(params), key, exp.config.probe)
   path = Path(run_dir) / "distribution_shift.json"
   write_json(path, res | {"step": int(step)}, indent=1)
   d = res["n_dims"]

@@ -75,12 +75,13 @@ def analyse(config, workdir: Path, rows: list[dict], window_fraction: float, min
   win = scores.steepest_drop(steps, icl, intervals)
   heads = scores.rising_heads(pm, win["start_index"], win["end_index"], names, min_rise=min_rise)
   exp, params = final_params(config, workdir)
-  full = float(exp.task.eval_raw(exp, params)["icl_score"])
-  ablation = {"heads": [h["head"] for h in heads], "icl_score": full}
-  if heads:
-    mask = scores.head_mask(mc.num_layers, mc.num_heads, ablation["heads"])
-    ablation["icl_score_ablated"] = float(exp.task.eval_raw(exp, params, mask)["icl_score"])
-    ablation["icl_change"] = ablation["icl_score_ablated"] - full
+  with exp.precision():  # the run's matmul precision, as its periodic evals (train.py)
+    full = float(exp.task.eval_raw(exp, params)["icl_score"])
+    ablation = {"heads": [h["head"] for h in heads], "icl_score": full}
+    if heads:
+      mask = scores.head_mask(mc.num_layers, mc.num_heads, ablation["heads"])
+      ablation["icl_score_ablated"] = float(exp.task.eval_raw(exp, params, mask)["icl_score"])
+      ablation["icl_change"] = ablation["icl_score_ablated"] - full
   tokens_per_step = tr.batch_size * config.task.seq_len
   final = rows[-1]
   return {

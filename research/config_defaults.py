@@ -74,6 +74,10 @@ def _defaults(task_json: str, preset_json: str, model_json: str) -> dict:
     features = ml_collections.ConfigDict()
     common.transformer_features(features)
     blocks["model"] = features
+  # train.matmul_precision is filled with its default, auto (HIGHEST for float32), though
+  # older versions left XLA's default: on CPU, where every run of theirs trained (none ran on
+  # a TPU or GPU), the two compute the same float32 products (tests/test_matmul_precision.py),
+  # so an older run is the run auto would train, and resumes or is reused as such.
   for section, block in blocks.items():
     for field, value in _as_json(block).items():
       out[f"{section}.{field}" if section else field] = value

@@ -206,12 +206,13 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   abstract = jax.eval_shape(ens.init_state)
   first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
+  if ckpt.latest_step() is None:
+    models.check_max_len(config.model, ens.exp.task.io)  # first: it names the input
   precompile_s = ens.precompile(first_call, abstract) if first_call > 0 else 0.0  # train.py's check
   if ckpt.latest_step() is not None:
     carry, prior, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
     workdir_resume.check_not_past(start, tr.num_steps, workdir)
   else:
-    models.check_max_len(config.model, ens.exp.task.io)
     carry, start, prior = ens.init_state(), 0, {}
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written

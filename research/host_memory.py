@@ -9,6 +9,8 @@ sequences) compiles, starts, and is killed by the kernel once its pages are touc
 (`memory_analysis()`), so on CPU the train step is compiled before the state is built or
 restored, and a run whose arguments + outputs - donated aliases + temporaries, times the
 devices this process drives, exceed the memory the host has available is refused (exit 2).
+Not in multi-process runs: one process refusing alone would leave the others waiting in their
+first collective.
 The compiled program is then the one the loop calls: no second compile.
 
 The figure is the step's buffers alone, so the check refuses only what cannot run: the
@@ -29,6 +31,7 @@ from research import errors
 GB = 1e9
 _MEMINFO = Path("/proc/meminfo")
 _CGROUP = Path("/sys/fs/cgroup")  # cgroup v2: a container's (Docker's, Colab's) own limit
+_SELF_CGROUP = Path("/proc/self/cgroup")
 
 
 def _meminfo_available() -> int | None:
@@ -41,13 +44,41 @@ def _meminfo_available() -> int | None:
   return None
 
 
-def _cgroup_available() -> int | None:
+def _cgroup_dirs() -> list[Path]:
+  """This process's cgroup v2 directory and its ancestors up to the mount (a limit set on
+  any of them applies: a container's, a systemd slice's, a batch job's)."""
   try:
-    limit = (_CGROUP / "memory.max").read_text().strip()
-    used = int((_CGROUP / "memory.current").read_text().strip())
+    line = next(l for l in _SELF_CGROUP.read_text().splitlines() if l.startswith("0::"))
+  except (OSError, StopIteration):
+    return [_CGROUP]
+  parts = [p for p in line[3:].strip().split("/") if p]
+  return [_CGROUP.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
+
+
+def _unused_limit(cgroup: Path) -> int | None:
+  """memory.max less what the group uses that the kernel cannot reclaim: memory.current
+  counts the page cache too (files read and written), which is dropped before anything is
+  killed, so a limit 'full' of inactive file pages is not full."""
+  try:
+    limit = (cgroup / "memory.max").read_text().strip()
+    if limit == "max":
+      return None
+    used = int((cgroup / "memory.current").read_text().strip())
   except (OSError, ValueError):
     return None
-  return None if limit == "max" else max(int(limit) - used, 0)
+  reclaimable = 0
+  try:
+    for line in (cgroup / "memory.stat").read_text().splitlines():
+      if line.startswith("inactive_file "):
+        reclaimable = int(line.split()[1])
+  except (OSError, ValueError, IndexError):
+    pass
+  return max(int(limit) - (used - reclaimable), 0)
+
+
+def _cgroup_available() -> int | None:
+  known = [b for b in map(_unused_limit, _cgroup_dirs()) if b is not None]
+  return min(known) if known else None
 
 
 def available_bytes() -> int | None:
@@ -91,6 +122,8 @@ def compile_checked(jitted, args, *, devices, enabled: bool, what: str):
   local = [d for d in devices if d.process_index == jax.process_index()]
   if not enabled or not local or any(d.platform != "cpu" for d in local):
     return None, 0.0
+  if jax.process_count() > 1:  # one process refusing alone would leave the others waiting in
+    return None, 0.0           # their first collective; and several may share one host's RAM
   t0 = time.perf_counter()
   compiled = jitted.lower(*args).compile()
   seconds = time.perf_counter() - t0

@@ -76,7 +76,9 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   Owns `ckpt` and `writers` from here on: both are closed when the loop ends, however it
   ends (the writers even when the checkpoint's last write failed: disk full).
   """
-  prior, t0 = prior or {}, time.perf_counter()
+  # The clock starts at the step's compile where that came first (CPU: host_memory's check),
+  # so that train_wall_s holds compile_s as it does on accelerators.
+  prior, t0 = prior or {}, time.perf_counter() - getattr(kind, "precompile_s", 0.0)
   try:
     outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress, prior, t0)
   except BaseException as failed:
@@ -144,7 +146,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
     state, m = calls[k](state)
     if compile_s is None:
       jax.block_until_ready(m)
-      compile_s = time.perf_counter() - t0 + kind.precompile_s
+      compile_s = time.perf_counter() - t0  # the precompile included (t0)
       progress.start(step + k)  # rates exclude the first call: its compile and its steps
       logging.info("%sfirst call (compile + %d steps): %.1fs", kind.label, k, compile_s)
     drain()

@@ -91,13 +91,17 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))
 
-  # On CPU: the step compiled, and refused if this host's memory cannot hold it, before the
-  # state is built or restored (a pod preset on a laptop was killed by the kernel mid-run).
-  first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
-  precompile_s = (exp.precompile(first_call, what=f"this run ({exp.num_params:,} parameters)")
-                  if first_call > 0 else 0.0)
+  def precompile() -> float:
+    """On CPU: the step compiled, and refused if this host's memory cannot hold it, before
+    the state is built or restored (a pod preset on a laptop was killed by the kernel
+    mid-run); after the cheaper refusals, which name their input more precisely."""
+    first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
+    return (exp.precompile(first_call, what=f"this run ({exp.num_params:,} parameters)")
+            if first_call > 0 else 0.0)
+
   if resuming:
     workdir_resume.check_has_config(workdir)  # before the restore, which may seal a checkpoint
+    precompile_s = precompile()
     abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
     state, prior, restored = ckpt.restore(abstract, seal=True)  # prior: its training seconds
     # The config is the source of truth for values it owns: a resumed run with a
@@ -116,6 +120,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     fresh_head = ""
     if config.get("init_from", ""):  # token ids that mean other tokens fit by shape alone
       fresh_head = init_from.check_vocabulary(config.init_from, exp.task, workdir)
+    precompile_s = precompile()
     state, prior = exp.init_state(), {}
     if config.get("init_from", ""):  # fine-tuning: matching params from another run's checkpoint
       state = state.replace(params=init_from.init_params_from(

@@ -38,6 +38,7 @@ def test_available_is_the_lower_of_the_host_and_its_container(tmp_path, monkeypa
   cgroup.mkdir()
   monkeypatch.setattr(host_memory, "_MEMINFO", meminfo)
   monkeypatch.setattr(host_memory, "_CGROUP", cgroup)
+  monkeypatch.setattr(host_memory, "_SELF_CGROUP", tmp_path / "self_cgroup")  # absent: the root
   assert host_memory.available_bytes() == 20000000 * 1024  # no cgroup files: the host's
   (cgroup / "memory.max").write_text("max\n")
   (cgroup / "memory.current").write_text("123\n")
@@ -49,6 +50,35 @@ def test_available_is_the_lower_of_the_host_and_its_container(tmp_path, monkeypa
   assert host_memory.available_bytes() == 5 * GB
   (cgroup / "memory.max").unlink()
   assert host_memory.available_bytes() is None
+
+
+def test_page_cache_and_nested_limits_of_the_container(tmp_path, monkeypatch):
+  """memory.current counts the page cache, which the kernel drops before it kills anything:
+  a container that read its data sits near its limit and would refuse every run. A limit on
+  the process's own cgroup below the root (a systemd slice, a batch job) counts too."""
+  cgroup = tmp_path / "cgroup"
+  job = cgroup / "slurm" / "job_7"
+  job.mkdir(parents=True)
+  monkeypatch.setattr(host_memory, "_MEMINFO", tmp_path / "absent")
+  monkeypatch.setattr(host_memory, "_CGROUP", cgroup)
+  self_cgroup = tmp_path / "self_cgroup"
+  self_cgroup.write_text("4:memory:/ignored_v1\n0::/slurm/job_7\n")
+  monkeypatch.setattr(host_memory, "_SELF_CGROUP", self_cgroup)
+  (cgroup / "memory.max").write_text(f"{8 * GB}\n")
+  (cgroup / "memory.current").write_text(f"{8 * GB}\n")   # full, but 6 GB of it page cache
+  (cgroup / "memory.stat").write_text(f"anon {2 * GB}\ninactive_file {6 * GB}\nactive_file 0\n")
+  assert host_memory.available_bytes() == 6 * GB
+  (job / "memory.max").write_text(f"{3 * GB}\n")          # the job's own, tighter limit
+  (job / "memory.current").write_text(f"{1 * GB}\n")
+  assert host_memory.available_bytes() == 2 * GB
+
+
+def test_a_multi_process_run_is_not_checked(monkeypatch):
+  """One process refusing alone would leave the others waiting in their first collective."""
+  monkeypatch.setattr(host_memory, "available_bytes", lambda: 1)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  assert host_memory.compile_checked(None, (), devices=jax.devices()[:1], enabled=True,
+                                     what="this run") == (None, 0.0)
 
 
 def _needed(monkeypatch) -> list[int]:
@@ -111,6 +141,22 @@ def test_the_checked_program_is_the_one_trained_and_the_check_can_be_turned_off(
                                  devices=jax.devices()[:1])
   assert len(asked) == 1 and len(compiled_calls) == 40 // _tiny().train.steps_per_call
   assert on["final_loss"] == off["final_loss"]
+  # The compile before the loop is training time, as the first call's compile is without it.
+  assert on["train_wall_s"] >= on["compile_s"] and off["train_wall_s"] >= off["compile_s"]
+
+
+def test_the_ensemble_trains_with_the_checked_program(monkeypatch, tmp_path):
+  _needed(monkeypatch)
+  used = []
+  real = host_memory.compile_checked
+
+  def counting(*args, **kwargs):
+    compiled, seconds = real(*args, **kwargs)
+    return (lambda *a: (used.append(1), compiled(*a))[1]), seconds
+  monkeypatch.setattr(host_memory, "compile_checked", counting)
+  ensemble.train_ensemble(_tiny(), [{"seed": 0}, {"seed": 1}], tmp_path / "ens",
+                          [tmp_path / "m0", tmp_path / "m1"], devices=jax.devices()[:1])
+  assert len(used) == 40 // _tiny().train.steps_per_call
 
 
 def test_an_ensemble_too_large_for_the_host_is_refused(monkeypatch, tmp_path):

@@ -59,9 +59,29 @@ def test_probes_that_apply_the_model_themselves_run_at_it(monkeypatch, tmp_path)
         seen.append(jax.config.jax_default_matmul_precision), {})[1])
     return real(exp, state, workdir)
   monkeypatch.setattr(train, "run_probes", spy)
+  before = jax.config.jax_default_matmul_precision  # None, or JAX_DEFAULT_MATMUL_PRECISION's
   train.train_and_evaluate(_tiny(), str(tmp_path / "run"), devices=jax.devices()[:1])
   assert seen == ["highest"]
-  assert jax.config.jax_default_matmul_precision is None  # restored after the probes
+  assert jax.config.jax_default_matmul_precision == before  # restored after the probes
+
+
+def test_periodic_evals_and_checkpoint_probes_run_at_it(monkeypatch):
+  import numpy as np
+  from research import probe_checkpoints
+  exp = Experiment(_tiny(), jax.devices()[:1])
+  seen = []
+  record = lambda *a, **k: seen.append(jax.config.jax_default_matmul_precision)
+  monkeypatch.setattr(exp.task, "evaluate", lambda *a: (record(), {"x": 1.0})[1], raising=False)
+
+  class Writer:
+    def write(self, step, row):
+      pass
+  train.periodic_eval(exp, exp.abstract_state, 10, Writer())
+  monkeypatch.setattr(exp.task, "eval_losses", lambda *a: (record(), np.ones((2, 4)))[1],
+                      raising=False)
+  monkeypatch.setattr(probe_checkpoints, "head_scores", lambda *a: (record(), {})[1])
+  probe_checkpoints.probe_checkpoint(exp, None, num_windows=2)
+  assert seen == ["highest"] * 3
 
 
 def test_on_cpu_highest_is_what_default_computed():
