@@ -30,7 +30,7 @@ from research import errors
 
 GB = 1e9
 _MEMINFO = Path("/proc/meminfo")
-_CGROUP = Path("/sys/fs/cgroup")  # cgroup v2: a container's (Docker's, Colab's) own limit
+_CGROUP = Path("/sys/fs/cgroup")  # a container's (Docker's, Colab's) own limit: v2 here, v1 in memory/
 _SELF_CGROUP = Path("/proc/self/cgroup")
 
 
@@ -44,32 +44,50 @@ def _meminfo_available() -> int | None:
   return None
 
 
-def _cgroup_dirs() -> list[Path]:
-  """This process's cgroup v2 directory and its ancestors up to the mount (a limit set on
-  any of them applies: a container's, a systemd slice's, a batch job's)."""
-  try:
-    line = next(l for l in _SELF_CGROUP.read_text().splitlines() if l.startswith("0::"))
-  except (OSError, StopIteration):
-    return [_CGROUP]
-  parts = [p for p in line[3:].strip().split("/") if p]
-  return [_CGROUP.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
+# (limit, usage, reclaimable page-cache entry of memory.stat) per cgroup version.
+_V2 = ("memory.max", "memory.current", "inactive_file")
+_V1 = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
 
 
-def _unused_limit(cgroup: Path) -> int | None:
-  """memory.max less what the group uses that the kernel cannot reclaim: memory.current
-  counts the page cache too (files read and written), which is dropped before anything is
-  killed, so a limit 'full' of inactive file pages is not full."""
+def _cgroup_dirs() -> list[tuple[Path, tuple]]:
+  """This process's memory cgroup directories, its own and its ancestors' up to the mount (a
+  limit set on any of them applies: a container's, a systemd slice's, a batch job's), v2
+  (`0::PATH`, under /sys/fs/cgroup) and v1 (`N:memory:PATH`, under /sys/fs/cgroup/memory). A
+  container sees its own group at the mount's root, so the root is always read."""
   try:
-    limit = (cgroup / "memory.max").read_text().strip()
-    if limit == "max":
+    lines = _SELF_CGROUP.read_text().splitlines()
+  except OSError:
+    lines = []
+  out = []
+  for root, names, path in [(_CGROUP, _V2, "/"), (_CGROUP / "memory", _V1, "/")]:
+    for line in lines:
+      fields = line.split(":", 2)
+      if len(fields) == 3 and (
+          (names is _V2 and fields[0] == "0" and not fields[1])
+          or (names is _V1 and "memory" in fields[1].split(","))):
+        path = fields[2]
+    parts = [p for p in path.strip().split("/") if p]
+    out += [(root.joinpath(*parts[:i]), names) for i in range(len(parts), -1, -1)]
+  return out
+
+
+def _unused_limit(cgroup: Path, names: tuple) -> int | None:
+  """The group's limit less what it uses that the kernel cannot reclaim: the usage counts
+  the page cache too (files read and written), which is dropped before anything is killed,
+  so a limit 'full' of inactive file pages is not full. None: no limit (v2 'max', v1's
+  near-2^63 'unlimited') or no such group."""
+  limit_file, usage_file, cache_key = names
+  try:
+    limit = (cgroup / limit_file).read_text().strip()
+    if limit == "max" or int(limit) >= 2 ** 60:
       return None
-    used = int((cgroup / "memory.current").read_text().strip())
+    used = int((cgroup / usage_file).read_text().strip())
   except (OSError, ValueError):
     return None
   reclaimable = 0
   try:
     for line in (cgroup / "memory.stat").read_text().splitlines():
-      if line.startswith("inactive_file "):
+      if line.startswith(cache_key + " "):
         reclaimable = int(line.split()[1])
   except (OSError, ValueError, IndexError):
     pass
@@ -77,7 +95,7 @@ def _unused_limit(cgroup: Path) -> int | None:
 
 
 def _cgroup_available() -> int | None:
-  known = [b for b in map(_unused_limit, _cgroup_dirs()) if b is not None]
+  known = [b for b in (_unused_limit(d, n) for d, n in _cgroup_dirs()) if b is not None]
   return min(known) if known else None
 
 

@@ -73,6 +73,24 @@ def test_page_cache_and_nested_limits_of_the_container(tmp_path, monkeypatch):
   assert host_memory.available_bytes() == 2 * GB
 
 
+def test_a_cgroup_v1_container_limit(tmp_path, monkeypatch):
+  """Hosts that still mount the v1 memory controller (this project's development host does):
+  a Docker container sees its group at the mount's root; v1 writes "no limit" as ~2^63."""
+  v1 = tmp_path / "cgroup" / "memory"
+  v1.mkdir(parents=True)
+  monkeypatch.setattr(host_memory, "_MEMINFO", tmp_path / "absent")
+  monkeypatch.setattr(host_memory, "_CGROUP", tmp_path / "cgroup")
+  self_cgroup = tmp_path / "self_cgroup"
+  self_cgroup.write_text("9:name=systemd:/\n4:memory:/docker/abc\n0::/\n")
+  monkeypatch.setattr(host_memory, "_SELF_CGROUP", self_cgroup)
+  (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+  (v1 / "memory.usage_in_bytes").write_text(f"{2 * GB}\n")
+  assert host_memory.available_bytes() is None  # unlimited
+  (v1 / "memory.limit_in_bytes").write_text(f"{4 * GB}\n")
+  (v1 / "memory.stat").write_text(f"inactive_file 5\ntotal_inactive_file {1 * GB}\n")
+  assert host_memory.available_bytes() == 3 * GB  # 4 GB limit, 2 GB used of which 1 GB cache
+
+
 def test_a_multi_process_run_is_not_checked(monkeypatch):
   """One process refusing alone would leave the others waiting in their first collective."""
   monkeypatch.setattr(host_memory, "available_bytes", lambda: 1)
