@@ -12,18 +12,9 @@ import numpy as np
 import pytest
 
 from research import checkpoint, errors, experiment, init_from, metrics, train, workdir, workdir_lock
+from run_fixtures import tiny_regression as _tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tiny(**overrides):
-  from configs import icl_regression
-  c = icl_regression.get_config("tiny")
-  c.mesh.data, c.train.compile_cache_dir = 1, ""
-  for key, value in overrides.items():
-    section, field = key.split(".")
-    c[section][field] = value
-  return c
 
 
 def _train(c, wd):

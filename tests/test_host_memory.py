@@ -6,18 +6,9 @@ import jax
 import pytest
 
 from research import errors, ensemble, host_memory, train
+from run_fixtures import tiny_regression as _tiny
 
 GB = 10 ** 9
-
-
-def _tiny(**overrides):
-  from configs import icl_regression
-  c = icl_regression.get_config("tiny")
-  c.mesh.data, c.train.compile_cache_dir = 1, ""
-  for key, value in overrides.items():
-    section, field = key.split(".")
-    c[section][field] = value
-  return c
 
 
 def test_check_refuses_only_beyond_what_is_available(monkeypatch):

@@ -6,15 +6,9 @@ import re
 import jax
 import pytest
 
-from research import cli, config_check, experiment, hardware, metrics, train
+from research import config_check, experiment, hardware, metrics, train
 from research.experiment import Experiment
-
-
-def _tiny(**overrides):
-  from configs import icl_regression
-  c = icl_regression.get_config("tiny")
-  c.mesh.data, c.train.compile_cache_dir = 1, ""
-  return cli.apply_overrides(c, overrides)
+from run_fixtures import tiny_regression as _tiny
 
 
 def _dot_precisions(text: str) -> set[str]:
