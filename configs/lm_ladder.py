@@ -105,8 +105,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     if topology and not hardware.is_topology_name(topology):  # before _pod warns about it
       raise ValueError(f"preset {preset!r}: {topology!r} is not a TPU topology name; write "
                        f"SIZE@CHIP:SHAPE, e.g. {size}@v5e:4x4 or {size}@v5p:4x4x4")
-    if topology and hardware.topology_dims_problem(topology):  # 1b@v5e:4x4x4
-      raise ValueError(f"preset {preset!r}: {hardware.topology_dims_problem(topology)}")
+    if topology and (problem := hardware.topology_dims_problem(topology)):  # 1b@v5e:4x4x4
+      raise ValueError(f"preset {preset!r}: {problem}")
     _pod(c, size, topology or DEFAULT_TOPOLOGY)
   elif size in CPU_SIZES:
     c.model.num_layers, c.model.width, c.model.num_heads = CPU_SIZES[size]
@@ -141,8 +141,8 @@ def get_sweep(name: str, *, preset: str | None = None) -> list[dict]:
     if not hardware.is_topology_name(topology):
       raise ValueError(f"sweep {name!r}: {topology!r} is not a TPU topology name; write "
                        "ladder@CHIP:SHAPE, e.g. ladder@v5p:4x4x4")
-    if hardware.topology_dims_problem(topology):  # ladder@v5e:4x4x4
-      raise ValueError(f"sweep {name!r}: {hardware.topology_dims_problem(topology)}")
+    if problem := hardware.topology_dims_problem(topology):  # ladder@v5e:4x4x4
+      raise ValueError(f"sweep {name!r}: {problem}")
     if size is not None and size not in POD_SIZES:
       raise ValueError(f"sweep {name!r} runs the pod sizes ({', '.join(POD_SIZES)}) on the "
                        f"pod preset's data and training setup, not on preset {preset!r}; use "

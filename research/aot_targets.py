@@ -87,8 +87,8 @@ def check_topology_name(name: str, flag: str = "--topology") -> None:
                      "v5p:4x4x4")
   chip = hardware.chip_for_topology(name)
   _refuse_per_core(chip, f"{flag}={name}")  # first: v3 is refused whatever its shape
-  problem = hardware.topology_dims_problem(name)  # libtpu planned v5e:2x2x2, a slice v5e
-  if problem:                                      # never comes in
+  # libtpu planned v5e:2x2x2, a slice v5e never comes in
+  if problem := hardware.topology_dims_problem(name):
     raise InputError(f"{flag}={name}: {problem}")
 
 

@@ -285,8 +285,7 @@ def _topology(name) -> None:
     raise ConfigError(f"config.topology={name!r} is not a TPU topology name; write CHIP:SHAPE "
                       f"with CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. "
                       "v5e:4x4 or v5p:4x4x4 (configs/lm_ladder.py's presets: SIZE@TOPOLOGY)")
-  problem = hardware.topology_dims_problem(str(name))
-  if problem:
+  if problem := hardware.topology_dims_problem(str(name)):
     raise ConfigError(f"config.topology={name!r}: {problem}")
 
 

@@ -205,7 +205,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   tr = config.train
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
   abstract = jax.eval_shape(ens.init_state)
-  first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
+  first_call = loop.call_steps(tr, ckpt.latest_step() or 0)
   if ckpt.latest_step() is None:
     models.check_max_len(config.model, ens.exp.task.io)  # first: it names the input
   precompile_s = ens.precompile(first_call, abstract) if first_call > 0 else 0.0  # train.py's check

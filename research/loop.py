@@ -59,6 +59,12 @@ def totals(prior: dict, wall: float, compile_s: float | None) -> dict:
           "compile_s": sum(parts) if parts else None}
 
 
+def call_steps(train, step: int) -> int:
+  """Steps the jit call starting after `step` runs: train.steps_per_call, fewer at the end
+  (0 when none is left). The loop's, and the one train/ensemble compile ahead on CPU."""
+  return max(min(train.steps_per_call, train.num_steps - step), 0)
+
+
 def _close(ckpt: ckpt_lib.Checkpointer, writers) -> None:
   try:
     ckpt.close()
@@ -140,7 +146,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
       raise preemption.Preempted(
           f"preempted (SIGTERM) at step {step}; checkpoint saved in {ckpt.directory}; "
           "rerun the same command to resume")
-    k = min(tr.steps_per_call, tr.num_steps - step)
+    k = call_steps(tr, step)
     if k not in calls:
       calls[k] = kind.call(k)
     state, m = calls[k](state)

@@ -95,7 +95,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     """On CPU: the step compiled, and refused if this host's memory cannot hold it, before
     the state is built or restored (a pod preset on a laptop was killed by the kernel
     mid-run); after the cheaper refusals, which name their input more precisely."""
-    first_call = min(tr.steps_per_call, tr.num_steps - (ckpt.latest_step() or 0))
+    first_call = loop.call_steps(tr, ckpt.latest_step() or 0)
     return (exp.precompile(first_call, what=f"this run ({exp.num_params:,} parameters)")
             if first_call > 0 else 0.0)
 
