@@ -333,21 +333,8 @@ class ArithmeticTask(ProgressMeasures):
           f"{len(self.held_out_pairs)} held-out problems")
     key = jax.random.key(keys.ARITHMETIC_CHANCE)  # fixed: the same chance for every seed and size
     answers = np.asarray(self._examples(key, CHANCE_SAMPLES, held_out=True))[:, -self.answer_len:]
-    how = (f"estimated from {CHANCE_SAMPLES} held-out problems drawn with a fixed key (exact "
-           "match: the sample mode's frequency, erring high")
-    msb = not self.cfg.reverse_answer
-    if self.n > digit_chance.max_digits(self.op, msb):  # counting: too slow or not exact
-      return am.chance_levels(answers, self.num_symbols, sample=True), how + (
-          "; teacher-forced metrics cross-fitted over 5 folds, which errs low: 6-digit "
-          "products' token accuracy 0.133 where counting gives 0.183)")
-    s = digit_chance.num_problems(self.op, self.n, msb)
-    lsb_first = (answers[:s, ::-1] if msb else answers[:s]).astype(np.int64)
-    values = lsb_first @ 10 ** np.arange(self.answer_len, dtype=np.int64)
-    forced, se = digit_chance.teacher_forced_chance(self.op, self.n, values, msb)
-    return {**am.generated_chance(answers, self.num_symbols), **forced}, how + (
-        f"; teacher-forced metrics: exact p(d_j | d_<j) over every pair, averaged over the "
-        f"first {s} of them, standard errors " + ", ".join(f"{k} {v:.2g}" for k, v in se.items())
-        + ")")
+    return digit_chance.chance_from_sample(self.op, self.n, not self.cfg.reverse_answer,
+                                           answers, self.num_symbols)
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
     """Emergence metrics with 95% intervals on held-out problems, next to chance."""
