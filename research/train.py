@@ -49,6 +49,18 @@ def _enable_compile_cache(cache_dir: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
+def _new_to_every_process(workdir: Path) -> bool:
+  """Whether the workdir did not exist before this run. In a multi-process run every process
+  looks before any of them makes it (an all-gather between): process 0 undoes a refused
+  start only in a workdir the run made, and when another process had made it first, process
+  0 saw a workdir that was there before and left the refused start's .lock behind."""
+  there = workdir.exists()
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    there = bool(np.any(multihost_utils.process_allgather(np.array(there))))
+  return not there
+
+
 def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   """Trains (or resumes) in `workdir`; returns the final metrics and probe paths.
 
@@ -60,7 +72,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   workdir_layout.check_layout(workdir)
   workdir_lib.check_same_config(workdir, config)
   workdir_layout.check_finished_has_checkpoints(workdir)
-  fresh = not workdir.exists()
+  fresh = _new_to_every_process(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   lock = (workdir_lock.Lock(workdir, "a training run") if jax.process_index() == 0
           else contextlib.nullcontext())

@@ -82,12 +82,41 @@ def test_a_cgroup_v1_container_limit(tmp_path, monkeypatch):
   assert host_memory.available_bytes() == 3 * GB  # 4 GB limit, 2 GB used of which 1 GB cache
 
 
-def test_a_multi_process_run_is_not_checked(monkeypatch):
-  """One process refusing alone would leave the others waiting in their first collective."""
-  monkeypatch.setattr(host_memory, "available_bytes", lambda: 1)
-  monkeypatch.setattr(jax, "process_count", lambda: 2)
-  assert host_memory.compile_checked(None, (), devices=jax.devices()[:1], enabled=True,
-                                     what="this run") == (None, 0.0)
+GIB_ROWS = 2 ** 10  # MiB in a GiB: processes exchange MiB
+
+
+def _gathered(monkeypatch, rows):
+  """A 2-process run whose all-gather returns `rows` (need MiB, available MiB, host key)."""
+  from jax.experimental import multihost_utils
+  monkeypatch.setattr(jax, "process_count", lambda: len(rows))
+  monkeypatch.setattr(multihost_utils, "process_allgather", lambda row: jax.numpy.asarray(rows))
+
+
+def test_processes_on_one_host_are_summed_against_its_memory(monkeypatch):
+  """Each process of a multi-process run fits alone; two on one host do not: every process
+  is refused with the same line (one refusing alone would leave the other waiting in its
+  first collective, and checking each alone passed both)."""
+  g = GIB_ROWS
+  _gathered(monkeypatch, [[6 * g, 10 * g, 7], [6 * g, 10 * g, 7]])  # one host, 12 > 10 GiB
+  with pytest.raises(errors.InputError) as e:
+    host_memory.check_processes(6 * 2 ** 30, what="this run")
+  assert "needs 12.9 GB of the memory of the host of processes 0, 1 (of 2)" in str(e.value)
+  assert "10.7 GB are available" in str(e.value)
+  _gathered(monkeypatch, [[6 * g, 10 * g, 7], [6 * g, 10 * g, 8]])  # control: two hosts
+  host_memory.check_processes(6 * 2 ** 30, what="this run")
+  _gathered(monkeypatch, [[6 * g, 10 * g, 7], [6 * g, -1, 7]])  # the least known counts
+  with pytest.raises(errors.InputError):
+    host_memory.check_processes(6 * 2 ** 30, what="this run")
+  _gathered(monkeypatch, [[6 * g, -1, 7], [6 * g, -1, 7]])  # nothing known: nothing checked
+  host_memory.check_processes(6 * 2 ** 30, what="this run")
+
+
+def test_the_worst_host_is_the_one_named():
+  g = GIB_ROWS
+  rows = [[1 * g, 4 * g, 1], [9 * g, 10 * g, 2], [2 * g, 20 * g, 1], [1 * g, 10 * g, 2]]
+  assert host_memory.worst_host(rows) == (10 * g, 10 * g, [1, 3])  # 100% against 15%
+  assert host_memory.worst_host([[1, -1, 3]]) is None
+  assert host_memory.host_key() == host_memory.host_key() >= 0
 
 
 def _needed(monkeypatch) -> list[int]:

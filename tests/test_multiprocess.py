@@ -172,3 +172,26 @@ def test_process_0_on_a_port_another_program_holds_is_one_line(tmp_path):
                          f"localhost:{port}: another program (an earlier run still going?) holds "
                          "it; give every process the same free port\n"), proc.stderr[-2000:]
   assert not (tmp_path / "run").exists()
+
+
+def test_a_pair_too_large_for_the_host_is_refused_by_both_before_its_state(tmp_path):
+  """On CPU each process checks its compiled step against the host's memory, and the pair
+  sums its processes on one host: both exit 2 with the same one line, and the refused start
+  leaves no workdir (process 1 used to make it first, so process 0 kept it as a user's folder
+  and left .lock and checkpoints/ in it). Before, a multi-process run was not checked and the
+  kernel killed it once it touched the memory. (The control, a pair that fits, is the first
+  test of this file: it is checked the same way and trains.)"""
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _cmd(tmp_path / "run", f"--coordinator_address=localhost:{port}", "--num_processes=2",
+           f"--process_id={i}", "--config.train.batch_size=268435456"), cwd=ROOT, env=_env(4),
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  lines = []
+  for p in procs:
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 2, err[-3000:]
+    assert "Traceback" not in err
+    lines.append([l for l in err.splitlines() if l.startswith("error:")])
+  assert len(lines[0]) == 1 and lines[0] == lines[1], lines
+  assert "of the memory of the host of processes 0, 1 (of 2)" in lines[0][0]
+  assert not (tmp_path / "run").exists()
