@@ -9,11 +9,11 @@ sequences) compiles, starts, and is killed by the kernel once its pages are touc
 (`memory_analysis()`), so on CPU the train step is compiled before the state is built or
 restored, and a run whose arguments + outputs - donated aliases + temporaries, times the
 devices this process drives, exceed the memory the host has available is refused (exit 2).
-In a multi-process run every process sends its need, what it has available and which host it
-is on to every other (one all-gather, before any state), and every process reaches the same
-verdict from the same figures: processes on one host (machine and container) are summed
-against that host's memory, and all refuse together, since one refusing alone would leave
-the others waiting in their first collective.
+In a multi-process run every process sends its need and the two pools of memory it draws on
+(its machine's MemAvailable, its tightest cgroup limit) to every other (one all-gather, before
+any state), and every process reaches the same verdict from the same figures: the processes
+that share a pool are summed against it, and all refuse together, since one refusing alone
+would leave the others waiting in their first collective.
 The compiled program is then the one the loop calls: no second compile.
 
 The figure is the step's buffers alone, so the check refuses only what cannot run: the
@@ -23,6 +23,7 @@ and peaked at 2.85 GB resident (/usr/bin/time -v, 2026-12-05).
 """
 from __future__ import annotations
 
+import fractions
 import math
 import socket
 import time
@@ -103,16 +104,18 @@ def _unused_limit(cgroup: Path, names: tuple) -> int | None:
   return max(int(limit) - (used - reclaimable), 0)
 
 
-def _cgroup_available() -> int | None:
-  known = [b for b in (_unused_limit(d, n) for d, n in _cgroup_dirs()) if b is not None]
-  return min(known) if known else None
+def _tightest_cgroup() -> tuple[int, Path] | None:
+  """The least unused limit among this process's cgroups, and that group's directory."""
+  known = [(b, d) for d, n in _cgroup_dirs() if (b := _unused_limit(d, n)) is not None]
+  return min(known, key=lambda bd: bd[0]) if known else None
 
 
 def available_bytes() -> int | None:
   """What this process can still allocate without swapping or being killed: the host's
   MemAvailable, or the container's unused limit where that is lower; None where neither
   can be read (not Linux), and then nothing is checked."""
-  known = [b for b in (_meminfo_available(), _cgroup_available()) if b is not None]
+  cgroup = _tightest_cgroup()
+  known = [b for b in (_meminfo_available(), cgroup and cgroup[0]) if b is not None]
   return min(known) if known else None
 
 
@@ -142,53 +145,82 @@ def check(need_bytes: int, *, what: str, available: int | None = None,
                     "may push it out", what, need_bytes / GB, host, available / GB)
 
 
-def host_key() -> int:
-  """Processes with the same key draw on one pool of memory: one machine (its boot id) and
-  one container on it (the host name: Docker and Kubernetes give each container its own)."""
+def _key(text: str) -> int:
+  return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def _machine() -> str:
   try:
-    boot = _BOOT_ID.read_text().strip()
+    return _BOOT_ID.read_text().strip()  # one per running kernel: containers on it share it
   except OSError:
-    boot = ""
-  return zlib.crc32(f"{socket.gethostname()}|{boot}".encode()) & 0x7FFFFFFF
+    return socket.gethostname()
 
 
 def _mib(n: int, up: bool) -> int:
   return min((math.ceil if up else math.floor)(n / MIB), 2 ** 31 - 1)
 
 
-def worst_host(rows) -> tuple[int, int, list[int]] | None:
-  """From every process's row (need MiB, available MiB or -1 if unknown, host key), the host
-  whose processes together need the largest share of the least any of them has available:
-  (need MiB, available MiB, its process indices); None where no host's memory is known."""
+def process_row(need_bytes: int | None) -> np.ndarray:
+  """What a process tells the others: its need (MiB, rounded up; -1: its check is off), and
+  the two pools of memory it draws on, each as (available MiB, rounded down, or -1 if not
+  known; key): the machine's MemAvailable, which every process on that kernel shares, and
+  its tightest cgroup limit, which every process in that group shares (the key is the
+  group's inode, the same whatever path a container sees it under)."""
+  machine = _machine()
+  mem = _meminfo_available()
+  cgroup = _tightest_cgroup()
+  cg_key = -1
+  if cgroup is not None:
+    try:
+      st = cgroup[1].stat()
+      cg_key = _key(f"{machine}|{st.st_dev}|{st.st_ino}")
+    except OSError:
+      cgroup = None
+  return np.array([-1 if need_bytes is None else _mib(need_bytes, up=True),
+                   -1 if mem is None else _mib(mem, up=False), _key(machine),
+                   -1 if cgroup is None else _mib(cgroup[0], up=False), cg_key], np.int32)
+
+
+POOLS = ((1, 2, "the memory of the machine"), (3, 4, "the memory limit (cgroup)"))
+
+
+def worst_pool(rows) -> tuple[int, int, str, list[int]] | None:
+  """From every process's row (process_row), the pool of memory whose processes together
+  need the largest share of the least any of them saw available: (need MiB, available MiB,
+  what the pool is, its process indices); None where a process's check is off (then no
+  process checks) or no pool is known."""
   rows = np.asarray(rows, np.int64)
-  worst = None
-  for key in sorted(set(rows[:, 2].tolist())):
-    on_host = np.flatnonzero(rows[:, 2] == key)
-    known = rows[on_host, 1][rows[on_host, 1] >= 0]
-    if not len(known):
-      continue
-    need, available = int(rows[on_host, 0].sum()), int(known.min())
-    if worst is None or need * max(worst[1], 1) > worst[0] * max(available, 1):
-      worst = (need, available, on_host.tolist())
+  if (rows[:, 0] < 0).any():
+    return None
+  worst, worst_rank = None, None
+  for avail_col, key_col, what in POOLS:
+    for key in sorted(set(rows[:, key_col].tolist()) - {-1}):
+      members = np.flatnonzero(rows[:, key_col] == key)
+      known = rows[members, avail_col][rows[members, avail_col] >= 0]
+      if not len(known):
+        continue
+      need, available = int(rows[members, 0].sum()), int(known.min())
+      rank = (need > available, fractions.Fraction(need, available) if available
+              else math.inf if need else 0)
+      if worst is None or rank > worst_rank:
+        worst, worst_rank = (need, available, what, members.tolist()), rank
   return worst
 
 
-def check_processes(need_bytes: int, *, what: str) -> None:
-  """check() for a multi-process run: the figures of every process, gathered, and the same
-  verdict (the worst host's) in each; a single process checks its own."""
+def check_processes(need_bytes: int | None, *, what: str) -> None:
+  """check() for a multi-process run: every process's figures, gathered, and the same
+  verdict (the worst pool's) in each; a single process checks its own (None: not at all)."""
   if jax.process_count() == 1:
-    check(need_bytes, what=what)
+    if need_bytes is not None:
+      check(need_bytes, what=what)
     return
   from jax.experimental import multihost_utils
-  available = available_bytes()
-  row = np.array([_mib(need_bytes, up=True), -1 if available is None else
-                  _mib(available, up=False), host_key()], np.int32)
-  worst = worst_host(multihost_utils.process_allgather(row))
+  worst = worst_pool(multihost_utils.process_allgather(process_row(need_bytes)))
   if worst is not None:
-    need, available, processes = worst
+    need, available, pool, processes = worst
     ids = ", ".join(map(str, processes))
     check(need * MIB, available=available * MIB, what=what,
-          host=f"the memory of the host of process{'es' if len(processes) > 1 else ''} {ids} "
+          host=f"{pool} of process{'es' if len(processes) > 1 else ''} {ids} "
                f"(of {jax.process_count()})")
 
 
@@ -196,9 +228,13 @@ def compile_checked(jitted, args, *, devices, enabled: bool, what: str):
   """`jitted.lower(*args).compile()` and the seconds it took, refused (InputError, in every
   process of a multi-process run) on a CPU host that cannot hold the program on its share of
   `devices`; (None, 0.0) when there is nothing to check (an accelerator, or the check is
-  off), and then the caller jits as usual. What decides that is the same in every process
-  (the config and the mesh), so all of them reach the all-gather or none does."""
-  if not enabled or any(d.platform != "cpu" for d in devices):
+  off), and then the caller jits as usual. Every process of a CPU run joins the all-gather,
+  one whose check is off too (it turns the check off for all): a flag set on some processes
+  only must not leave the others waiting."""
+  if any(d.platform != "cpu" for d in devices) or (not enabled and jax.process_count() == 1):
+    return None, 0.0
+  if not enabled:
+    check_processes(None, what=what)
     return None, 0.0
   local = [d for d in devices if d.process_index == jax.process_index()]
   t0 = time.perf_counter()

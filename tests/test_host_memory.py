@@ -3,6 +3,7 @@ of being killed by the kernel once it touched the memory (research/host_memory.p
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from research import errors, ensemble, host_memory, train
@@ -82,41 +83,68 @@ def test_a_cgroup_v1_container_limit(tmp_path, monkeypatch):
   assert host_memory.available_bytes() == 3 * GB  # 4 GB limit, 2 GB used of which 1 GB cache
 
 
-GIB_ROWS = 2 ** 10  # MiB in a GiB: processes exchange MiB
+G = 2 ** 10  # MiB in a GiB: processes exchange MiB
 
 
 def _gathered(monkeypatch, rows):
-  """A 2-process run whose all-gather returns `rows` (need MiB, available MiB, host key)."""
+  """A multi-process run whose all-gather returns `rows` (process_row's: need, machine
+  available, machine key, cgroup available, cgroup key)."""
   from jax.experimental import multihost_utils
   monkeypatch.setattr(jax, "process_count", lambda: len(rows))
-  monkeypatch.setattr(multihost_utils, "process_allgather", lambda row: jax.numpy.asarray(rows))
+  monkeypatch.setattr(multihost_utils, "process_allgather", lambda row: np.asarray(rows))
 
 
-def test_processes_on_one_host_are_summed_against_its_memory(monkeypatch):
-  """Each process of a multi-process run fits alone; two on one host do not: every process
+def test_processes_sharing_memory_are_summed_against_it(monkeypatch):
+  """Each process of a multi-process run fits alone; two on one machine do not: every process
   is refused with the same line (one refusing alone would leave the other waiting in its
   first collective, and checking each alone passed both)."""
-  g = GIB_ROWS
-  _gathered(monkeypatch, [[6 * g, 10 * g, 7], [6 * g, 10 * g, 7]])  # one host, 12 > 10 GiB
+  _gathered(monkeypatch, [[6 * G, 10 * G, 7, -1, -1], [6 * G, 10 * G, 7, -1, -1]])
   with pytest.raises(errors.InputError) as e:
     host_memory.check_processes(6 * 2 ** 30, what="this run")
-  assert "needs 12.9 GB of the memory of the host of processes 0, 1 (of 2)" in str(e.value)
+  assert "needs 12.9 GB of the memory of the machine of processes 0, 1 (of 2)" in str(e.value)
   assert "10.7 GB are available" in str(e.value)
-  _gathered(monkeypatch, [[6 * g, 10 * g, 7], [6 * g, 10 * g, 8]])  # control: two hosts
-  host_memory.check_processes(6 * 2 ** 30, what="this run")
-  _gathered(monkeypatch, [[6 * g, 10 * g, 7], [6 * g, -1, 7]])  # the least known counts
+  _gathered(monkeypatch, [[6 * G, 10 * G, 7, -1, -1], [6 * G, 10 * G, 8, -1, -1]])  # control:
+  host_memory.check_processes(6 * 2 ** 30, what="this run")                         # 2 machines
+  _gathered(monkeypatch, [[6 * G, 10 * G, 7, -1, -1], [6 * G, -1, 7, -1, -1]])  # least known
   with pytest.raises(errors.InputError):
     host_memory.check_processes(6 * 2 ** 30, what="this run")
-  _gathered(monkeypatch, [[6 * g, -1, 7], [6 * g, -1, 7]])  # nothing known: nothing checked
+  _gathered(monkeypatch, [[6 * G, -1, 7, -1, -1], [6 * G, -1, 7, -1, -1]])  # nothing known
   host_memory.check_processes(6 * 2 ** 30, what="this run")
+  # Two containers on a 100 GiB machine, each limited to 8: summed per limit, not per machine.
+  _gathered(monkeypatch, [[6 * G, 100 * G, 7, 8 * G, 1], [6 * G, 100 * G, 7, 8 * G, 2]])
+  host_memory.check_processes(6 * 2 ** 30, what="this run")
+  _gathered(monkeypatch, [[6 * G, 100 * G, 7, 8 * G, 1], [6 * G, 100 * G, 7, 8 * G, 1]])
+  with pytest.raises(errors.InputError, match=r"memory limit \(cgroup\) of processes 0, 1 \(of 2\)"):
+    host_memory.check_processes(6 * 2 ** 30, what="this run")
+  # A process whose check is off (-1) turns it off for all: none may wait for the others.
+  _gathered(monkeypatch, [[12 * G, 10 * G, 7, -1, -1], [-1, 10 * G, 7, -1, -1]])
+  host_memory.check_processes(12 * 2 ** 30, what="this run")
 
 
-def test_the_worst_host_is_the_one_named():
-  g = GIB_ROWS
-  rows = [[1 * g, 4 * g, 1], [9 * g, 10 * g, 2], [2 * g, 20 * g, 1], [1 * g, 10 * g, 2]]
-  assert host_memory.worst_host(rows) == (10 * g, 10 * g, [1, 3])  # 100% against 15%
-  assert host_memory.worst_host([[1, -1, 3]]) is None
-  assert host_memory.host_key() == host_memory.host_key() >= 0
+def test_the_worst_pool_is_the_one_named():
+  rows = [[1 * G, 4 * G, 1, -1, -1], [9 * G, 10 * G, 2, -1, -1], [2 * G, 20 * G, 1, -1, -1],
+          [1 * G, 10 * G, 2, -1, -1]]
+  assert host_memory.worst_pool(rows) == (10 * G, 10 * G, "the memory of the machine", [1, 3])
+  # A pool with nothing available is over, not tied with one that fits exactly.
+  assert host_memory.worst_pool([[10, 10, 1, -1, -1], [1, 0, 2, -1, -1]])[3] == [1]
+  assert host_memory.worst_pool([[1, -1, 3, -1, -1]]) is None
+
+
+def test_the_row_rounds_against_the_run_and_never_overflows(monkeypatch):
+  """The need is rounded up and the available memory down to MiB: 1 byte over 5 GB (not a
+  whole number of MiB) is refused, as the single-process check refuses it; a need beyond
+  int32 MiB is clamped, not an OverflowError."""
+  monkeypatch.setattr(host_memory, "_meminfo_available", lambda: 5 * GB)
+  monkeypatch.setattr(host_memory, "_tightest_cgroup", lambda: None)
+  from jax.experimental import multihost_utils
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  monkeypatch.setattr(multihost_utils, "process_allgather",
+                      lambda row: np.stack([row, row * [0, 1, 0, 1, 1] + [0, 0, 1, 0, 0]]))
+  host_memory.check_processes(5 * GB - 2 * 2 ** 20, what="this run")  # control: fits
+  with pytest.raises(errors.InputError):
+    host_memory.check_processes(5 * GB + 1, what="this run")
+  row = host_memory.process_row(10 ** 20)
+  assert row[0] == 2 ** 31 - 1 and row[1] == 5 * GB // 2 ** 20 and row[3] == row[4] == -1
 
 
 def _needed(monkeypatch) -> list[int]:
@@ -204,3 +232,14 @@ def test_an_ensemble_too_large_for_the_host_is_refused(monkeypatch, tmp_path):
     ensemble.train_ensemble(_tiny(), members, tmp_path / "ens",
                             [tmp_path / "m0", tmp_path / "m1"], devices=jax.devices()[:1])
   assert not any(Path(tmp_path / "ens" / "checkpoints").glob("*"))
+
+
+def test_a_multi_process_workdir_is_new_only_if_no_process_saw_it(monkeypatch, tmp_path):
+  """Process 1 may make the workdir before process 0 looks: each looks first, then they
+  gather, so process 0 still knows the run made it (and undoes a refused start)."""
+  from jax.experimental import multihost_utils
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  monkeypatch.setattr(multihost_utils, "process_allgather", lambda x: np.array([x, False]))
+  assert train._new_to_every_process(tmp_path / "run")
+  monkeypatch.setattr(multihost_utils, "process_allgather", lambda x: np.array([x, True]))
+  assert not train._new_to_every_process(tmp_path / "run")  # another process saw it there

@@ -175,8 +175,9 @@ def test_process_0_on_a_port_another_program_holds_is_one_line(tmp_path):
 
 
 def test_a_pair_too_large_for_the_host_is_refused_by_both_before_its_state(tmp_path):
-  """On CPU each process checks its compiled step against the host's memory, and the pair
-  sums its processes on one host: both exit 2 with the same one line, and the refused start
+  """On CPU the pair gathers its compiled step's needs and checks them against the memory
+  its processes share (each alone is already too large here; the summing is
+  tests/test_host_memory.py's): both exit 2 with the same one line, and the refused start
   leaves no workdir (process 1 used to make it first, so process 0 kept it as a user's folder
   and left .lock and checkpoints/ in it). Before, a multi-process run was not checked and the
   kernel killed it once it touched the memory. (The control, a pair that fits, is the first
@@ -193,5 +194,5 @@ def test_a_pair_too_large_for_the_host_is_refused_by_both_before_its_state(tmp_p
     assert "Traceback" not in err
     lines.append([l for l in err.splitlines() if l.startswith("error:")])
   assert len(lines[0]) == 1 and lines[0] == lines[1], lines
-  assert "of the memory of the host of processes 0, 1 (of 2)" in lines[0][0]
+  assert "of processes 0, 1 (of 2)" in lines[0][0]  # the machine's memory or a cgroup limit
   assert not (tmp_path / "run").exists()
