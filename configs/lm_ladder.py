@@ -1,7 +1,7 @@
 """A language-model scale ladder: Pythia's sizes for pods, small sizes for this CPU.
 
   python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4
-  python -m research.aot --ladder=configs/lm_ladder.py --topologies=v5e:4x4,v5p:4x4x4,v5p:8x8x8 --markdown
+  python -m research.aot --ladder=configs/lm_ladder.py --markdown   # the README table
   python -m research.sweep --config=configs/lm_ladder.py:cpu --sweep=ladder --workdir=runs/ladder
   python -m research.sweep --config=configs/lm_ladder.py:1b@v5p:4x4x4 --sweep=ladder@v5p:4x4x4 \
       --workdir=/mnt/BUCKET/ladder          # every pod size, each with its v5p:4x4x4 layout (a
@@ -55,19 +55,19 @@ GLOBAL_BATCH = 1024    # sequences of 2048 tokens per optimiser step (Pythia)
 _DP, _FSDP = (-1, 1, 1), (1, -1, 1)
 LAYOUTS = {
     ("14m", "v5e:4x4"): (_DP, "none", 16), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
-    ("14m", "v5p:8x8x8"): (_DP, "none", 1),
+    ("14m", "v5p:4x8x8"): (_DP, "none", 1), ("14m", "v5p:8x8x8"): (_DP, "none", 1),
     ("70m", "v5e:4x4"): (_DP, "full", 16), ("70m", "v5p:4x4x4"): (_DP, "dots", 1),
-    ("70m", "v5p:8x8x8"): (_DP, "none", 1),
+    ("70m", "v5p:4x8x8"): (_DP, "none", 1), ("70m", "v5p:8x8x8"): (_DP, "none", 1),
     ("160m", "v5e:4x4"): (_DP, "full", 16), ("160m", "v5p:4x4x4"): (_DP, "dots", 1),
-    ("160m", "v5p:8x8x8"): (_DP, "none", 1),
+    ("160m", "v5p:4x8x8"): (_DP, "none", 1), ("160m", "v5p:8x8x8"): (_DP, "none", 1),
     ("410m", "v5e:4x4"): (_FSDP, "full", 16), ("410m", "v5p:4x4x4"): (_FSDP, "dots", 1),
-    ("410m", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("410m", "v5p:4x8x8"): (_FSDP, "dots", 1), ("410m", "v5p:8x8x8"): (_FSDP, "dots", 1),
     ("1b", "v5e:4x4"): (_FSDP, "full", 8), ("1b", "v5p:4x4x4"): (_FSDP, "dots", 1),
-    ("1b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("1b", "v5p:4x8x8"): (_FSDP, "dots", 1), ("1b", "v5p:8x8x8"): (_FSDP, "dots", 1),
     ("2p8b", "v5e:4x4"): (_FSDP, "full", 16), ("2p8b", "v5p:4x4x4"): (_FSDP, "full", 1),
-    ("2p8b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("2p8b", "v5p:4x8x8"): (_FSDP, "dots", 1), ("2p8b", "v5p:8x8x8"): (_FSDP, "dots", 1),
     ("6p9b", "v5e:4x4"): (_FSDP, "full", 64), ("6p9b", "v5p:4x4x4"): (_FSDP, "full", 2),
-    ("6p9b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("6p9b", "v5p:4x8x8"): (_FSDP, "dots", 1), ("6p9b", "v5p:8x8x8"): (_FSDP, "dots", 1),
 }
 
 

@@ -45,7 +45,7 @@ _TOPOLOGY = flags.DEFINE_string("topology", "", "TPU slice to compile for, e.g. 
 _OUT = flags.DEFINE_string("out", "", "Write the plan(s) as JSON here.")
 _LADDER = flags.DEFINE_string("ladder", "", "A ladder config (configs/lm_ladder.py): plan its "
                               "POD_SIZES on --topologies.")
-_TOPOLOGIES = flags.DEFINE_list("topologies", ["v5e:4x4", "v5p:4x4x4", "v5p:8x8x8"],
+_TOPOLOGIES = flags.DEFINE_list("topologies", ["v5e:4x4", "v5p:4x4x4", "v5p:4x8x8", "v5p:8x8x8"],
                                 "Topologies for --ladder.")
 _SIZES = flags.DEFINE_list("sizes", [], "Sizes for --ladder (default: all of POD_SIZES).")
 _MARKDOWN = flags.DEFINE_bool("markdown", False, "Print the --ladder table as markdown.")

@@ -32,7 +32,7 @@ def test_gpu_fp32_peak_is_the_tf32_rate_jax_runs_float32_matmuls_at(name):
   assert chip.peak_flops("float32") == pytest.approx(chip.bf16_flops / 2, rel=1e-3)
 
 
-@pytest.mark.parametrize("topology", ["v5e:4x4", "v5p:4x4x4", "v5p:8x8x8"])
+@pytest.mark.parametrize("topology", ["v5e:4x4", "v5p:4x4x4", "v5p:4x8x8", "v5p:8x8x8"])
 def test_every_ladder_layout_validates_on_its_slice(topology):
   chips = math.prod(int(x) for x in topology.split(":")[1].split("x"))
   for size in lm_ladder.POD_SIZES:
