@@ -2,6 +2,7 @@
 
   python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4
   python -m research.aot --ladder=configs/lm_ladder.py --markdown   # the README table
+  python -m research.aot --ladder=configs/lm_ladder.py --tune       # LAYOUTS, found again
   python -m research.sweep --config=configs/lm_ladder.py:cpu --sweep=ladder --workdir=runs/ladder
   python -m research.sweep --config=configs/lm_ladder.py:1b@v5p:4x4x4 --sweep=ladder@v5p:4x4x4 \
       --workdir=/mnt/BUCKET/ladder          # every pod size, each with its v5p:4x4x4 layout (a
@@ -47,27 +48,29 @@ GLOBAL_BATCH = 1024    # sequences of 2048 tokens per optimiser step (Pythia)
 # (size, topology) -> (mesh (data, fsdp, tensor), remat, microbatches). Pure data parallel
 # while a replica of parameters + Adam state (16 bytes/param) is small next to HBM; FSDP
 # over every chip after that (MaxText's default at these scales); no tensor parallelism
-# below 7B. Remat and microbatches are chosen so that research.aot's plan fits, not yet
-# tuned for speed: a microbatch's activations, above all its (tokens x 50,304) fp32
-# logits, set the peak (14m on v5e:4x4: 16.1 GB per chip in 8 microbatches, 8.2 GB in 16).
-# They were chosen against v5e's HBM taken as 16e9 bytes; the compiler lets a program use
-# 16.9 GB (research/hardware.py), so 14m in 8 microbatches would fit too: not re-planned.
+# below 7B. Remat and microbatches are the lightest that research.aot's plan says fit with
+# 5% of the usable HBM free (remat none < dots < full, then the fewest microbatches):
+# `python -m research.aot --ladder=configs/lm_ladder.py --tune` (research/aot_tune.py) printed
+# these lines on 2026-12-05; only 6p9b on v5e:4x4 keeps less (16.2 of 16.9 GB; nothing
+# lighter fits there). A microbatch's activations, above all its (tokens x 50,304) fp32
+# logits and, without remat, every layer's attention, set the peak (14m on v5e:4x4: 16.1 GB
+# per chip in 8 microbatches, inside the margin; 8.2 GB in 16).
 _DP, _FSDP = (-1, 1, 1), (1, -1, 1)
 LAYOUTS = {
     ("14m", "v5e:4x4"): (_DP, "none", 16), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
     ("14m", "v5p:4x8x8"): (_DP, "none", 1), ("14m", "v5p:8x8x8"): (_DP, "none", 1),
-    ("70m", "v5e:4x4"): (_DP, "full", 16), ("70m", "v5p:4x4x4"): (_DP, "dots", 1),
+    ("70m", "v5e:4x4"): (_DP, "none", 16), ("70m", "v5p:4x4x4"): (_DP, "none", 1),
     ("70m", "v5p:4x8x8"): (_DP, "none", 1), ("70m", "v5p:8x8x8"): (_DP, "none", 1),
-    ("160m", "v5e:4x4"): (_DP, "full", 16), ("160m", "v5p:4x4x4"): (_DP, "dots", 1),
+    ("160m", "v5e:4x4"): (_DP, "none", 64), ("160m", "v5p:4x4x4"): (_DP, "none", 2),
     ("160m", "v5p:4x8x8"): (_DP, "none", 1), ("160m", "v5p:8x8x8"): (_DP, "none", 1),
-    ("410m", "v5e:4x4"): (_FSDP, "full", 16), ("410m", "v5p:4x4x4"): (_FSDP, "dots", 1),
-    ("410m", "v5p:4x8x8"): (_FSDP, "dots", 1), ("410m", "v5p:8x8x8"): (_FSDP, "dots", 1),
-    ("1b", "v5e:4x4"): (_FSDP, "full", 8), ("1b", "v5p:4x4x4"): (_FSDP, "dots", 1),
-    ("1b", "v5p:4x8x8"): (_FSDP, "dots", 1), ("1b", "v5p:8x8x8"): (_FSDP, "dots", 1),
-    ("2p8b", "v5e:4x4"): (_FSDP, "full", 16), ("2p8b", "v5p:4x4x4"): (_FSDP, "full", 1),
-    ("2p8b", "v5p:4x8x8"): (_FSDP, "dots", 1), ("2p8b", "v5p:8x8x8"): (_FSDP, "dots", 1),
-    ("6p9b", "v5e:4x4"): (_FSDP, "full", 64), ("6p9b", "v5p:4x4x4"): (_FSDP, "full", 2),
-    ("6p9b", "v5p:4x8x8"): (_FSDP, "dots", 1), ("6p9b", "v5p:8x8x8"): (_FSDP, "dots", 1),
+    ("410m", "v5e:4x4"): (_FSDP, "dots", 16), ("410m", "v5p:4x4x4"): (_FSDP, "none", 4),
+    ("410m", "v5p:4x8x8"): (_FSDP, "none", 1), ("410m", "v5p:8x8x8"): (_FSDP, "none", 1),
+    ("1b", "v5e:4x4"): (_FSDP, "none", 64), ("1b", "v5p:4x4x4"): (_FSDP, "none", 2),
+    ("1b", "v5p:4x8x8"): (_FSDP, "none", 1), ("1b", "v5p:8x8x8"): (_FSDP, "none", 1),
+    ("2p8b", "v5e:4x4"): (_FSDP, "dots", 64), ("2p8b", "v5p:4x4x4"): (_FSDP, "none", 8),
+    ("2p8b", "v5p:4x8x8"): (_FSDP, "none", 2), ("2p8b", "v5p:8x8x8"): (_FSDP, "none", 1),
+    ("6p9b", "v5e:4x4"): (_FSDP, "full", 64), ("6p9b", "v5p:4x4x4"): (_FSDP, "none", 16),
+    ("6p9b", "v5p:4x8x8"): (_FSDP, "none", 4), ("6p9b", "v5p:8x8x8"): (_FSDP, "none", 2),
 }
 
 
@@ -81,9 +84,10 @@ def _pod(c, size: str, topology: str) -> None:
       "rotary", "bfloat16", "fused", True, True)
   if (size, topology) not in LAYOUTS:  # e.g. 1b@v5e:8x8: a guess that research.aot must check
     logging.warning("lm_ladder: no layout is recommended for %s on %s (planned: %s); using FSDP "
-                    "over every chip, remat full, 1 microbatch: check it with python -m "
-                    "research.aot --topology=%s", size, topology,
-                    ", ".join(t for s_, t in LAYOUTS if s_ == size), topology)
+                    "over every chip, remat full, 1 microbatch: find one that fits with python "
+                    "-m research.aot --config=configs/lm_ladder.py:%s@%s --topology=%s --tune",
+                    size, topology, ", ".join(t for s_, t in LAYOUTS if s_ == size), size,
+                    topology, topology)
   mesh, m.remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = mesh
   tr = c.train
@@ -153,10 +157,10 @@ def get_sweep(name: str, *, preset: str | None = None) -> list[dict]:
     unplanned = [s for s in POD_SIZES if (s, topology) not in LAYOUTS]
     if unplanned:
       logging.warning("lm_ladder: no layout is recommended for %s on %s (planned slices: %s); "
-                      "using FSDP over every chip, remat full, 1 microbatch: check each with "
-                      "python -m research.aot --config=configs/lm_ladder.py:SIZE@%s "
-                      "--topology=%s", ", ".join(unplanned), topology,
-                      ", ".join(dict.fromkeys(t for _, t in LAYOUTS)), topology, topology)
+                      "using FSDP over every chip, remat full, 1 microbatch: find layouts that "
+                      "fit with python -m research.aot --ladder=configs/lm_ladder.py "
+                      "--topologies=%s --tune", ", ".join(unplanned), topology,
+                      ", ".join(dict.fromkeys(t for _, t in LAYOUTS)), topology)
     out = []
     for size, (layers, width, heads, lr) in POD_SIZES.items():
       (data, fsdp, tensor), remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))

@@ -19,9 +19,12 @@ for ATTN in fused explicit; do
   DIR="$OUT/160m_$ATTN"
   rm -rf "$DIR"
   # 60 steps of 16 x 2048 tokens; MFU is read from perf.jsonl, whose rates exclude the
-  # first (compiling) call.
+  # first (compiling) call. Remat dots, as the script was sized for: the preset's
+  # v5p:4x4x4 layout (remat none, 8 sequences a microbatch) would need ~105 GB per chip
+  # for 16 at once.
   python -m research.main --config=configs/lm_ladder.py:160m --workdir="$DIR" \
     --config.model.attention="$ATTN" --config.mesh.data=-1 --config.mesh.fsdp=1 \
+    --config.model.remat=dots \
     --config.train.batch_size=16 --config.train.grad_accum_steps=1 \
     --config.train.num_steps=60 --config.train.steps_per_call=10 --config.train.log_every=20 \
     --config.train.eval_every=0 --config.train.checkpoint_every=0 --config.optim.warmup_steps=10 \

@@ -18,8 +18,10 @@ tokens/s at 40% and 60% MFU, and days for `train.num_steps`. Without --topology 
 compiles for this host's devices, so on a TPU VM the plan can be checked against a run.
 
 `--ladder` plans every pod size of a ladder config on each topology and prints the
-README's ladder table, each cell compiled once (research/aot_ladder.py, the plan cache). The
-slice or local devices it compiles for: research/aot_targets.py.
+README's ladder table, each cell compiled once (research/aot_ladder.py, the plan cache).
+`--tune` (either mode) compiles remat policies x microbatches and keeps the lightest layout
+that fits (research/aot_tune.py). The slice or local devices it compiles for:
+research/aot_targets.py.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from absl import flags, logging
 
 from research import cli, hardware, output_paths
+from research.aot_hlo import collectives
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
                                   topology_target)
@@ -51,98 +54,12 @@ _SIZES = flags.DEFINE_list("sizes", [], "Sizes for --ladder (default: all of POD
 _MARKDOWN = flags.DEFINE_bool("markdown", False, "Print the --ladder table as markdown.")
 _PLAN_CACHE = flags.DEFINE_string("plan_cache", "~/.cache/research_jax/plans", "--ladder: "
                                   "directory of cell plans, each compiled once; '' = no cache.")
+_TUNE = flags.DEFINE_bool("tune", False, "Compile remat policies x microbatches and show the "
+                          "lightest layout that fits (research/aot_tune.py).")
 _CACHED_ONLY = flags.DEFINE_bool("cached_only", False, "--ladder: print the cells found in "
                                  "--plan_cache and list the others; compile nothing.")
 
 MFUS = (0.4, 0.6)
-COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
-_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16": 2, "f16": 2,
-                "s16": 2, "u16": 2, "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8,
-                "c64": 8, "c128": 16}
-# `%name = TYPE op(` where TYPE is one array type or a tuple of them; async pairs are
-# counted at their -start, whose TYPE for these two holds the operand before the result
-# (XLA:TPU's collective-permute-start: (operand, result, u32[], u32[])).
-_START_RESULT = {"all-gather": 1, "collective-permute": 1}
-_COLLECTIVE_RE = re.compile(r"=\s*(\(.*?\)|\S+)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
-_CHANNEL_RE = re.compile(r"\bchannel_id=([0-9]+)")
-# A computation's header, `%name (params) -> RESULT {`.
-_COMPUTATION_RE = re.compile(r"^(%\S+|ENTRY \S+) \(.*\) -> (.*) \{$")
-_ARRAY_RE = re.compile(r"([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
-
-
-def _array_bytes(type_text: str) -> int:
-  total = 0
-  for dtype, dims in _ARRAY_RE.findall(type_text):
-    if dtype in _DTYPE_BYTES:
-      total += _DTYPE_BYTES[dtype] * math.prod(int(d) for d in dims.split(",") if d)
-  return total
-
-
-def _tuple_items(type_text: str) -> list[str]:
-  """The top-level elements of a tuple type '(a, (b, c), d[1,2]{1,0:T(8,128)})'; [type_text]
-  for an array type."""
-  if not type_text.startswith("("):
-    return [type_text]
-  items, depth, start = [], 0, 1
-  for i, ch in enumerate(type_text):
-    if ch in "([{":
-      depth += 1
-    elif ch in ")]}":
-      depth -= 1
-    if (ch == "," and depth == 1) or depth == 0:
-      items.append(type_text[start:i].strip())
-      start = i + 1
-    if depth == 0:
-      break
-  return items
-
-
-def _result_type(type_text: str, op: str, start: str) -> str:
-  """The result part of a collective's type: an async -start's operand is no result."""
-  if start and op in _START_RESULT:
-    items = _tuple_items(type_text)
-    if len(items) > _START_RESULT[op]:
-      return items[_START_RESULT[op]]
-  return type_text
-
-
-def collectives(hlo_text: str) -> dict:
-  """{op: {"count", "bytes"}} of the collectives in an HLO module (result sizes, per chip).
-
-  Counted where they appear in the program: an op inside a loop body (scanned layers,
-  microbatches, steps per call) counts once. One collective is counted once however many
-  computations it is written in: XLA:TPU splits an async all-gather into a start fusion,
-  continuation fusions that advance it beside other work, and a done fusion, each holding
-  a copy of the op with the collective's channel_id and shapes (410m@v5e:4x4: 4 all-gathers
-  written 12 times, 0.11 GB read as 0.45 GB; the tiny LM with fsdp=4 on v5e:2x2: 26 written
-  62 times). The shapes are part of the key because a channel_id is not unique across
-  computations (that plan's loss all-reduce and its gradient all-reduce both carry 1);
-  a collective XLA really duplicates (a loop unrolled) gets a new channel_id.
-  """
-  out = {op: {"count": 0, "bytes": 0} for op in COLLECTIVES}
-  seen, scatter_result = set(), None
-  for line in hlo_text.splitlines():
-    header = _COMPUTATION_RE.match(line)
-    if header:
-      # XLA:TPU writes a reduce-scatter (FSDP's gradients) as an all-reduce of the whole
-      # arrays sliced to this chip's shard, inside a fusion it names all-reduce-scatter, and
-      # runs it as one reduce-scatter: counted as that, with the shards' bytes it returns
-      # (the tiny LM with fsdp=4 on v5e:2x2 read all-reduce, 4x the bytes, no reduce-scatter).
-      scatter_result = (header.group(2) if header.group(1).startswith("%all-reduce-scatter")
-                        else None)
-    for type_text, op, start in _COLLECTIVE_RE.findall(line):
-      type_text = _result_type(type_text, op, start)
-      if op == "all-reduce" and scatter_result is not None:
-        op, type_text = "reduce-scatter", scatter_result
-      channel = _CHANNEL_RE.search(line)
-      if channel:  # a copy's layout may differ ({1,0} / {1,0:...S(1)}), its shapes do not
-        key = (op, channel.group(1), tuple(_ARRAY_RE.findall(type_text)))
-        if key in seen:
-          continue
-        seen.add(key)
-      out[op]["count"] += 1
-      out[op]["bytes"] += _array_bytes(type_text)
-  return out
 
 
 class _OutOfMemory:
@@ -342,6 +259,9 @@ def main(argv) -> None:
     raise InputError(f"--config.{first}=... overrides one --config, and --ladder plans each "
                      "size's own preset; plan that cell alone with --config=configs/"
                      f"lm_ladder.py:SIZE@TOPOLOGY --topology=TOPOLOGY --config.{first}=...")
+  if _TUNE.value and _CACHED_ONLY.value:
+    raise InputError("--tune compiles the layouts it tries and --cached_only compiles nothing; "
+                     "drop one of them")
   if ladder_only and not _LADDER.value:
     raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
@@ -362,8 +282,12 @@ def main(argv) -> None:
     plans, unplanned = aot_ladder.ladder(_LADDER.value, _TOPOLOGIES.value, _SIZES.value,
                                          _PLAN_CACHE.value, _CACHED_ONLY.value,
                                          planner=sys.modules[__name__],
-                                         render=None if _MARKDOWN.value else report)
+                                         render=None if _MARKDOWN.value else report,
+                                         tune=_TUNE.value)
     print(aot_ladder.markdown(plans) if _MARKDOWN.value else "\n\n".join(report(p) for p in plans))
+    if _TUNE.value:
+      from research import aot_tune
+      print("\n" + aot_tune.summary(plans))
     cell = lambda p: f"{p['size']}@{p['topology']}"
     print(f"\nfrom the plan cache ({_PLAN_CACHE.value or 'off'}): "
           f"{', '.join(cell(p) for p in plans if p['from_cache']) or 'none'}; compiled now: "
@@ -380,7 +304,17 @@ def main(argv) -> None:
       logging.warning("this config's layout was planned for %s (config.topology), not %s; "
                       "pass a preset planned for it (e.g. SIZE@%s)", planned_for,
                       _TOPOLOGY.value, _TOPOLOGY.value)
-    plans = [plan(config, target)]
+    if _TUNE.value:
+      from research import aot_tune
+      if target.chip is None:
+        raise InputError("--tune needs a chip whose memory the table knows; pass --topology=...")
+      aot_tune.check(config, len(target.devices))
+      print(f"tuning {config.get('preset', '') or 'the config'} on {target.name}:")
+      plans = [aot_tune.tuned_row(config, len(target.devices),
+                                  lambda c: plan(c, target) | {"from_cache": False}, print)]
+      print(aot_tune.verdict_line(plans[0]))
+    else:
+      plans = [plan(config, target)]
     print(report(plans[0]))
   if out:
     out.parent.mkdir(parents=True, exist_ok=True)

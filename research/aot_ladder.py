@@ -18,12 +18,12 @@ from pathlib import Path
 
 from absl import logging
 
-from research import cli, hardware, output_paths, workdir
+from research import aot_tune, cli, hardware, output_paths, workdir
 from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
 # plans written before are computed again instead of being shown beside new ones.
-PLAN_FORMAT = 5  # 3-5: the collectives table counted as research.aot.collectives says
+PLAN_FORMAT = 5  # 3-5: the collectives table counted as research.aot_hlo.collectives says
 # A cached plan must hold what the table and the report read.
 _PLAN_FIELDS = ("num_params", "mesh", "remat", "batch_size", "grad_accum_steps", "compile_s",
                 "memory_per_device", "flops", "collectives", "roofline")
@@ -91,7 +91,8 @@ def _renders(found: dict, render) -> bool:
 
 
 def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = "",
-           cached_only: bool = False, *, planner, render=None) -> tuple[list[dict], list[str]]:
+           cached_only: bool = False, *, planner, render=None,
+           tune: bool = False) -> tuple[list[dict], list[str]]:
   """(plans of every (size, topology) of a ladder config, cells left unplanned): each from
   `cache_dir` when there, else compiled and stored; a compile failure is a row too.
   cached_only: compile nothing; the cells not in the cache are the second value (their
@@ -100,7 +101,9 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   this module sits below research.aot, and `python -m research.aot` runs as __main__, where
   importing research.aot again would define its flags twice.
   render: what the caller will print of each plan (research.aot.report), besides the table
-  row: a cached plan it cannot show counts as missing."""
+  row: a cached plan it cannot show counts as missing.
+  tune: each cell's row is the lightest layout that fits (research/aot_tune.py) instead of
+  its preset's; every candidate compiled goes through the plan cache like a preset."""
   file, colon, _ = cli.split_spec(path)
   if colon and Path(file).expanduser().is_file():
     raise InputError(f"--ladder={path}: --ladder takes the file alone, every size of it; pass "
@@ -140,16 +143,27 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     raise InputError(f"--plan_cache={cache_dir}: {blocked[0][3]}, where the plan of "
                      f"{blocked[0][0]}@{blocked[0][1]} is kept, is not a file; remove it "
                      f"(rm -r {blocked[0][3]}) or pass another --plan_cache")
-  for topology in dict.fromkeys(c[1] for c in missing):  # no libtpu: named as the fix, now
+  # No libtpu: named as the fix, now. Tuning compiles candidates for every slice.
+  for topology in dict.fromkeys(c[1] for c in (cells if tune else missing)):
     targets[topology] = targets.get(topology) or planner.topology_target(topology, "--topologies")
-  rows = []
-  for size, topology, config, file, found in cells:
+
+  def planned(config, topology, file, found):
     if found is None:
       found = planner.plan(config, targets[topology])
       if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         workdir.write_json(file, found | {"plan_key": file.stem})
       found |= {"from_cache": False}
+    return found
+
+  rows = []
+  for size, topology, config, file, found in cells:
+    if tune:
+      logging.info("tuning %s@%s", size, topology)
+      found = aot_tune.tuned_row(config, len(targets[topology].devices), lambda c: planned(
+          c, topology, *cached_plan(c, topology, cache_dir, render)), logging.info)
+    else:
+      found = planned(config, topology, file, found)
     rows.append({"size": size} | found)
     logging.info("planned%s: %s", " (from the plan cache)" if found["from_cache"] else "",
                  markdown(rows[-1:]).splitlines()[-1])

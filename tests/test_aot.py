@@ -282,6 +282,8 @@ def test_benchmark_ladder_compile_case_compiles_the_presets_first_call(monkeypat
   assert target.name == "local" and (c.mesh.data, c.mesh.fsdp, c.mesh.tensor) == (1, 1, 1)
   assert (c.model.num_layers, c.model.width, c.model.scan_layers) == (24, 1024, False)
   assert c.train.steps_per_call == 10 and c.model.dtype == "bfloat16"
+  # The layout its README figures were measured with, whatever the preset's is now.
+  assert (c.model.remat, c.train.grad_accum_steps) == ("dots", 1)
   deep, shallow = (bench_features._ladder_config(case, {}, local=True).to_dict()
                    for case in bench_features.LADDER_CASES)
   assert (deep["model"].pop("num_layers"), shallow["model"].pop("num_layers")) == (24, 2)

@@ -1,9 +1,9 @@
-"""research.aot's collectives table read from XLA:TPU's compiled HLO: one line per collective
-and its result bytes per chip, however the TPU compiler writes it (async copies, -start
+"""research.aot_hlo: the collectives table read from XLA:TPU's compiled HLO, one line per
+collective and its result bytes per chip, however the TPU compiler writes it (async copies, -start
 tuples, reduce-scatter as a fused all-reduce). The HLO lines are cut from plans compiled on
 this host (libtpu 0.0.42.1); no compile here.
 """
-from research import aot
+from research import aot_hlo
 
 
 # XLA:TPU's HLO as compiled for the tiny LM with fsdp=4 on v5e:2x2 (lines cut short): one
@@ -32,7 +32,7 @@ def test_a_collective_written_in_several_fusions_counts_once():
   """The all-gather above was counted 3 times (its copies in the continuation and done
   fusions; 410m@v5e:4x4: 12 all-gathers, 0.45 GB, for 4 of 0.11 GB); the two all-reduces
   with one channel_id are two collectives (their shapes differ)."""
-  c = aot.collectives(_HLO_ONE_GATHER_THREE_TIMES)
+  c = aot_hlo.collectives(_HLO_ONE_GATHER_THREE_TIMES)
   assert c["all-gather"] == {"count": 1, "bytes": 32 * 128 * 2}
   assert c["all-reduce"] == {"count": 2, "bytes": 32 * 512 * 4 + 4}
 
@@ -48,7 +48,7 @@ def test_an_async_starts_operand_is_not_counted_as_its_result():
   %all-gather-start = ((bf16[8,128]{1,0}, f32[4]{0}), (bf16[32,128]{1,0}, f32[16]{0})) all-gather-start(%a, %b), channel_id=7, dimensions={0}
   %all-reduce-start = f32[1024]{0} all-reduce-start(%g), channel_id=8, to_apply=%add
   """
-  c = aot.collectives(hlo)
+  c = aot_hlo.collectives(hlo)
   assert c["collective-permute"] == {"count": 1, "bytes": 64 * 3072 * 2}
   assert c["all-gather"] == {"count": 1, "bytes": 32 * 128 * 2 + 16 * 4}
   assert c["all-reduce"] == {"count": 1, "bytes": 1024 * 4}
@@ -69,6 +69,6 @@ ENTRY %main.1 (p: f32[]) -> f32[] {
   %all-reduce = f32[]{:T(128)} all-reduce(%p), channel_id=1, replica_groups=mesh['axis_0'=4,'axis_1'=1] {'axis_0','axis_1'}, use_global_device_ids=true, to_apply=%region_0.2.clone
 }
 """
-  c = aot.collectives(hlo)
+  c = aot_hlo.collectives(hlo)
   assert c["reduce-scatter"] == {"count": 1, "bytes": (8 * 2 * 16 + 8 * 512) * 4}
   assert c["all-reduce"] == {"count": 1, "bytes": 4}  # the loss, a true all-reduce

@@ -38,7 +38,7 @@ LAYERS = (
     ("loop",),
     ("train",),
     ("ensemble",),
-    ("aot_ladder", "aot_targets"),
+    ("aot_hlo", "aot_ladder", "aot_targets", "aot_tune"),
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),
     ("sweep",),
     ("main",),

@@ -53,7 +53,7 @@ def test_a_slice_without_a_planned_layout_warns(monkeypatch):
   c = lm_ladder.get_config("1b@v5e:8x8")
   assert (c.mesh.fsdp, c.model.remat, c.train.grad_accum_steps) == (-1, "full", 1)
   assert len(warned) == 1 and "no layout is recommended for 1b on v5e:8x8" in warned[0]
-  assert "--topology=v5e:8x8" in warned[0]
+  assert "lm_ladder.py:1b@v5e:8x8 --topology=v5e:8x8 --tune" in warned[0]
   warned.clear()  # the sweep over the same slice: it ran every size on the guess silently
   lm_ladder.get_sweep("ladder@v5e:4x4", preset="1b@v5e:4x4")
   assert warned == []
@@ -61,7 +61,7 @@ def test_a_slice_without_a_planned_layout_warns(monkeypatch):
   assert {(p["mesh.fsdp"], p["model.remat"], p["train.grad_accum_steps"]) for p in points} == {
       (-1, "full", 1)}
   assert len(warned) == 1 and "no layout is recommended for 14m, 70m" in warned[0]
-  assert "on v5e:8x8" in warned[0] and "--topology=v5e:8x8" in warned[0]
+  assert "on v5e:8x8" in warned[0] and "--topologies=v5e:8x8 --tune" in warned[0]
 
 
 def test_ladder_sizes_follow_pythia():

@@ -1,0 +1,167 @@
+"""research.aot_tune (`python -m research.aot ... --tune`): the lightest layout that fits,
+remat none < dots < full, then the fewest microbatches, with 5% of the usable HBM free.
+
+The search is tested on a fake planner whose memory is a known function of the layout (so
+the expected choice is computed by hand), then through research.aot on a real libtpu compile.
+"""
+import importlib.util
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from research import aot, aot_ladder, aot_tune
+
+needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
+                                  reason="libtpu is in the dev extra: pip install -e '.[dev]'")
+CAPACITY = 100.0
+
+
+def _config(batch=64, data=4, fsdp=1):
+  return ml_collections.ConfigDict({
+      "model": {"remat": "full"}, "mesh": {"data": data, "fsdp": fsdp, "tensor": 1},
+      "train": {"batch_size": batch, "grad_accum_steps": 1}})
+
+
+def _planner(peak: dict, calls: list):
+  """Memory = peak[remat] / microbatches against a capacity of 100 bytes."""
+  def plan_of(config):
+    remat, mb = config.model.remat, config.train.grad_accum_steps
+    calls.append((remat, mb))
+    total = peak[remat] / mb
+    return {"remat": remat, "grad_accum_steps": mb, "mesh": {"data": 4, "fsdp": 1, "tensor": 1},
+            "from_cache": False, "memory_per_device": {
+                "total_bytes": total, "capacity_bytes": CAPACITY, "fits": total <= CAPACITY}}
+  return plan_of
+
+
+def test_microbatch_counts_divide_every_shard():
+  assert aot_tune.microbatch_counts(_config(batch=64), 4) == [1, 2, 4, 8, 16]
+  assert aot_tune.microbatch_counts(_config(batch=24, data=-1), 8) == [1]  # 3 a shard
+  assert aot_tune.microbatch_counts(_config(batch=1024, data=1, fsdp=-1), 512) == [1, 2]
+
+
+def test_no_remat_in_the_fewest_microbatches_that_keep_the_margin():
+  calls = []
+  # none: 400 / mb -> x4 is 100 (fits, but inside the 5% margin), x8 is 50: x8.
+  chosen, verdict, tried = aot_tune.search(_config(), 4, _planner(
+      {"none": 400, "dots": 200, "full": 90}, calls))
+  assert (chosen["remat"], chosen["grad_accum_steps"], verdict) == ("none", 8, "roomy")
+  # 1, then the most (16), then bisected: 4 (no), 8 (yes); full x1 (which fits) never tried.
+  assert calls == [("none", 1), ("none", 16), ("none", 4), ("none", 8)]
+  assert len(tried) == 4
+
+
+def test_a_lighter_policy_wins_over_fewer_microbatches():
+  calls = []
+  # none never keeps the margin; dots does from x2; full would at x1 but recomputes more.
+  chosen, verdict, _ = aot_tune.search(_config(), 4, _planner(
+      {"none": 10_000, "dots": 150, "full": 60}, calls))
+  assert (chosen["remat"], chosen["grad_accum_steps"], verdict) == ("dots", 2, "roomy")
+  assert ("full", 1) not in calls and calls[:2] == [("none", 1), ("none", 16)]
+
+
+def test_a_later_policy_with_room_wins_over_one_inside_the_margin():
+  # As 410m on v5e:4x4: none fits only inside the margin (x16: 97.5), dots has room from x8.
+  chosen, verdict, _ = aot_tune.search(_config(), 4, _planner(
+      {"none": 1560, "dots": 400, "full": 100}, []))
+  assert (chosen["remat"], chosen["grad_accum_steps"], verdict) == ("dots", 8, "roomy")
+
+
+def test_inside_the_margin_is_taken_only_when_nothing_keeps_it():
+  # 96 at every count of every policy: fits, never with 5 free; the lightest that fits.
+  chosen, verdict, _ = aot_tune.search(_config(batch=4), 4, _planner(
+      {"none": 96, "dots": 96, "full": 96}, []))
+  assert (chosen["remat"], chosen["grad_accum_steps"], verdict) == ("none", 1, "tight")
+
+
+def test_nothing_fits_is_said_and_shows_the_last_layout_tried():
+  calls = []
+  row = aot_tune.tuned_row(_config(), 4, _planner({"none": 1e9, "dots": 1e9, "full": 1e9}, calls),
+                           lambda _: None)
+  assert row["tune"]["verdict"] == "none" and (row["remat"], row["grad_accum_steps"]) == ("full", 16)
+  assert calls == [(r, m) for r in aot_tune.POLICIES for m in (1, 16)]  # no bisecting a policy
+  assert "NO LAYOUT FITS" in aot_tune.verdict_line(row)                  # whose most fails
+
+
+def test_the_layout_line_is_a_lm_ladder_entry():
+  row = {"mesh": {"data": 1, "fsdp": 16, "tensor": 1}, "remat": "dots", "grad_accum_steps": 4}
+  assert aot_tune.layout_line("1b", "v5e:4x4", row) == '("1b", "v5e:4x4"): (_FSDP, "dots", 4),'
+  row["mesh"] = {"data": 16, "fsdp": 1, "tensor": 1}
+  assert aot_tune.layout_line("70m", "v5e:4x4", row).endswith('(_DP, "dots", 4),')
+  row["mesh"] = {"data": 2, "fsdp": 4, "tensor": 2}
+  assert aot_tune.layout_line("6p9b", "v5e:4x4", row).endswith('((2, 4, 2), "dots", 4),')
+
+
+@needs_libtpu
+def test_a_tuned_ladder_keeps_every_candidate_in_the_plan_cache(tmp_path, monkeypatch):
+  from tests.test_aot_ladder import _TINY_LADDER
+  path = tmp_path / "tiny_ladder.py"
+  path.write_text(_TINY_LADDER)
+  cache, calls, real = tmp_path / "plans", [], aot.plan
+
+  def plan_shrunk(config, target):  # a real compile, judged against a capacity of 1 GB
+    calls.append((config.model.remat, config.train.grad_accum_steps))
+    out, total = real(config, target), 2e9 / config.train.grad_accum_steps
+    return out | {"memory_per_device": out["memory_per_device"] | {
+        "total_bytes": total, "capacity_bytes": 1e9, "fits": total <= 1e9}}
+
+  monkeypatch.setattr(aot, "plan", plan_shrunk)
+  monkeypatch.setattr(aot_ladder, "_checked_again", lambda found: found)  # keep the 1 GB
+  rows, _ = aot_ladder.ladder(str(path), ["v5e:2x2"], [], str(cache), planner=aot, tune=True)
+  # Batch 8 over 4 chips: 1 or 2 microbatches. 2 GB in 1, 1 GB in 2: fits, but never with 5%
+  # free, so every policy is tried at both counts and the lightest that fits is kept.
+  assert rows[0]["tune"]["verdict"] == "tight"
+  assert (rows[0]["remat"], rows[0]["grad_accum_steps"]) == ("none", 2)
+  assert len(calls) == 6 and len(list(cache.glob("*.json"))) == 6
+  assert '"none", 2),  # fits, but inside the margin  # 6 tried' in aot_tune.summary(rows)
+  monkeypatch.setattr(aot, "plan", lambda *a: pytest.fail("a cached candidate was compiled"))
+  again, _ = aot_ladder.ladder(str(path), ["v5e:2x2"], [], str(cache), planner=aot, tune=True)
+  assert again[0]["from_cache"] and again[0]["tune"] == rows[0]["tune"]
+
+
+@needs_libtpu
+def test_tune_from_the_command_line():
+  r = subprocess.run([sys.executable, "-m", "research.aot", "--config=configs/lm_ladder.py:tiny",
+                      "--topology=v5e:2x2", "--tune"], capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "lightest layout with 5% of the usable HBM free: remat none, 1 microbatch" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--ladder=configs/lm_ladder.py", "--cached_only", "--tune"],
+     "--tune compiles the layouts it tries"),
+    (["--config=configs/lm_ladder.py:tiny", "--tune"], "--tune needs a chip"),  # this CPU
+    pytest.param(["--config=configs/lm_ladder.py:tiny", "--topology=v5e:2x2", "--tune",
+                  "--config.mesh.data=3"], "config.mesh", marks=needs_libtpu),  # was a traceback
+])
+def test_tune_refusals_are_one_line(args, needle):
+  from tests.test_aot import _exits_2_with_one_line
+  _exits_2_with_one_line(args, needle)
+
+
+def test_tune_does_not_refuse_the_microbatches_it_replaces():
+  """6p9b's v5p:4x4x4 preset has 16 microbatches, which 1024 sequences over 512 chips cannot
+  be split into: --tune on v5p:8x8x8 was refused for them before trying 1 and 2."""
+  from research import cli, config_check
+  from research.errors import InputError
+  config = cli.load_config("configs/lm_ladder.py:6p9b")
+  with pytest.raises(InputError, match="grad_accum_steps"):  # control: the preset as it is
+    config_check.validate(config, 512)
+  aot_tune.check(config, 512)  # what research.aot --tune checks: passes
+  assert aot_tune.microbatch_counts(config, 512) == [1, 2]
+  with pytest.raises(InputError, match="config.mesh"):  # and it still checks the mesh
+    aot_tune.check(cli.apply_overrides(config, {"mesh.data": 3}), 512)
+
+
+def test_a_mesh_that_does_not_fit_the_slice_is_an_input_error():
+  from research.errors import InputError
+  with pytest.raises(InputError, match="config.mesh"):
+    aot_tune.search(_config(data=3), 4, _planner({"none": 1, "dots": 1, "full": 1}, []))
+
+
+def test_a_batch_smaller_than_the_shards_is_an_input_error_not_a_hang():
+  from research.errors import InputError
+  with pytest.raises(InputError, match="batch_size=8 is not divisible by mesh data x fsdp = 16"):
+    aot_tune.microbatch_counts(_config(batch=8, data=16), 16)
