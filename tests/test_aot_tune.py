@@ -129,6 +129,17 @@ def test_tune_from_the_command_line():
   assert "lightest layout with 5% of the usable HBM free: remat none, 1 microbatch" in r.stdout
 
 
+@needs_libtpu
+def test_a_model_no_layout_fits_is_said_to_fit_nowhere():
+  """The negative control, through the compiler: 6.9B parameters on 4 v5e chips (20.6 GB of
+  state a chip against 16.9) fit in no remat policy and no number of microbatches."""
+  r = subprocess.run([sys.executable, "-m", "research.aot", "--config=configs/lm_ladder.py:6p9b",
+                      "--topology=v5e:2x2", "--tune"], capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "NO LAYOUT FITS (remat none, dots, full x 1-256 microbatches)" in r.stdout
+  assert "(6 compiled)" in r.stdout and "DOES NOT FIT" in r.stdout
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--ladder=configs/lm_ladder.py", "--cached_only", "--tune"],
      "--tune compiles the layouts it tries"),
