@@ -138,17 +138,23 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]
   # A directory where a cell's plan is to be written: its compile ran, then the write failed
   # (exit 5) and the compile was lost.
-  blocked = [c for c in missing if c[3] is not None and c[3].exists() and not c[3].is_file()]
-  if blocked:
-    raise InputError(f"--plan_cache={cache_dir}: {blocked[0][3]}, where the plan of "
-                     f"{blocked[0][0]}@{blocked[0][1]} is kept, is not a file; remove it "
-                     f"(rm -r {blocked[0][3]}) or pass another --plan_cache")
+  def refuse_blocked(file, what: str) -> None:
+    if file is not None and file.exists() and not file.is_file():
+      raise InputError(f"--plan_cache={cache_dir}: {file}, where the plan of {what} is kept, is "
+                       f"not a file; remove it (rm -r {file}) or pass another --plan_cache")
+
+  for size, topology, _, file, _ in missing:
+    refuse_blocked(file, f"{size}@{topology}")
   # No libtpu: named as the fix, now. Tuning compiles candidates for every slice.
   for topology in dict.fromkeys(c[1] for c in (cells if tune else missing)):
     targets[topology] = targets.get(topology) or planner.topology_target(topology, "--topologies")
 
-  def planned(config, topology, file, found):
+  def planned(config, topology, file, found, cell):
     if found is None:
+      # A tune candidate's path is known only once the search reaches it; the plans made
+      # before are kept in the cache, so a rerun after the fix compiles only what is left.
+      refuse_blocked(file, f"{cell} (remat {config.model.get('remat', 'none')}, "
+                     f"{config.train.grad_accum_steps} microbatches)")
       found = planner.plan(config, targets[topology])
       if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -161,9 +167,10 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
     if tune:
       logging.info("tuning %s@%s", size, topology)
       found = aot_tune.tuned_row(config, len(targets[topology].devices), lambda c: planned(
-          c, topology, *cached_plan(c, topology, cache_dir, render)), logging.info)
+          c, topology, *cached_plan(c, topology, cache_dir, render), f"{size}@{topology}"),
+          logging.info)
     else:
-      found = planned(config, topology, file, found)
+      found = planned(config, topology, file, found, f"{size}@{topology}")
     rows.append({"size": size} | found)
     logging.info("planned%s: %s", " (from the plan cache)" if found["from_cache"] else "",
                  markdown(rows[-1:]).splitlines()[-1])

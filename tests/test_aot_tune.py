@@ -176,3 +176,33 @@ def test_a_batch_smaller_than_the_shards_is_an_input_error_not_a_hang():
   from research.errors import InputError
   with pytest.raises(InputError, match="batch_size=8 is not divisible by mesh data x fsdp = 16"):
     aot_tune.microbatch_counts(_config(batch=8, data=16), 16)
+
+
+@needs_libtpu
+def test_a_directory_at_a_candidates_cache_path_is_refused_before_its_compile(tmp_path,
+                                                                                 monkeypatch):
+  """It was compiled, then its write failed (exit 5), the compile lost."""
+  from research import cli
+  from research.errors import InputError
+  from tests.test_aot_ladder import _TINY_LADDER
+  path, cache, calls = tmp_path / "tiny_ladder.py", tmp_path / "plans", []
+  path.write_text(_TINY_LADDER)
+  preset = cli.config_from_module(cli.load_config_module(str(path), "--ladder"), "tiny@v5e:2x2",
+                                  "--ladder")
+  blocked = cache / f"{aot_ladder.plan_key(aot_tune.candidate(preset, 'dots', 1), 'v5e:2x2')}.json"
+  blocked.mkdir(parents=True)
+  fake = _planner({"none": 1e9, "dots": 1, "full": 1}, calls)  # none never fits: dots is next
+  monkeypatch.setattr(aot, "plan", lambda c, t: fake(c) | {
+      k: v for k, v in _FAKE_FIELDS.items()})
+  monkeypatch.setattr(aot_ladder, "_checked_again", lambda found: found)
+  with pytest.raises(InputError, match=r"where the plan of tiny@v5e:2x2 \(remat dots, 1 "
+                                       r"microbatches\) is kept, is not a file"):
+    aot_ladder.ladder(str(path), ["v5e:2x2"], [], str(cache), planner=aot, tune=True)
+  assert calls == [("none", 1), ("none", 2)]  # dots x1 was never compiled
+  assert len(list(cache.glob("*.json"))) == 3  # the two plans made, and the directory
+
+
+# What a cached plan needs besides memory (research.aot_ladder._PLAN_FIELDS, the table row).
+_FAKE_FIELDS = {"num_params": 1000, "batch_size": 8, "compile_s": 1.0, "flops": {},
+                "collectives": {}, "topology": "v5e:2x2",
+                "roofline": {"mfu_40": {"step_s": 1.0, "tokens_per_s": 2.0}}}
