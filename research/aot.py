@@ -34,7 +34,7 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from research import cli, hardware, output_paths
+from research import aot_tune, cli, hardware, output_paths
 from research.aot_hlo import collectives
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
@@ -259,6 +259,9 @@ def main(argv) -> None:
     raise InputError(f"--config.{first}=... overrides one --config, and --ladder plans each "
                      "size's own preset; plan that cell alone with --config=configs/"
                      f"lm_ladder.py:SIZE@TOPOLOGY --topology=TOPOLOGY --config.{first}=...")
+  if _TUNE.value and (searched := [f for f in aot_tune.SEARCHED if f in cli._OVERRIDES]):
+    raise InputError(f"--tune chooses {' and '.join(aot_tune.SEARCHED)} itself; drop "
+                     f"--config.{searched[0]}=... (or drop --tune to plan that value)")
   if _TUNE.value and _CACHED_ONLY.value:
     raise InputError("--tune compiles the layouts it tries and --cached_only compiles nothing; "
                      "drop one of them")
@@ -286,7 +289,6 @@ def main(argv) -> None:
                                          tune=_TUNE.value)
     print(aot_ladder.markdown(plans) if _MARKDOWN.value else "\n\n".join(report(p) for p in plans))
     if _TUNE.value:
-      from research import aot_tune
       print("\n" + aot_tune.summary(plans))
     cell = lambda p: f"{p['size']}@{p['topology']}"
     print(f"\nfrom the plan cache ({_PLAN_CACHE.value or 'off'}): "
@@ -305,14 +307,17 @@ def main(argv) -> None:
                       "pass a preset planned for it (e.g. SIZE@%s)", planned_for,
                       _TOPOLOGY.value, _TOPOLOGY.value)
     if _TUNE.value:
-      from research import aot_tune
       if target.chip is None:
-        raise InputError("--tune needs a chip whose memory the table knows; pass --topology=...")
+        raise InputError("--tune compares each layout with a TPU's usable HBM, and these are "
+                         "this host's CPU devices; pass --topology=CHIP:SHAPE, e.g. v5e:4x4")
       aot_tune.check(config, len(target.devices))
-      print(f"tuning {config.get('preset', '') or 'the config'} on {target.name}:")
+      preset = config.get("preset", "")
+      print(f"tuning {preset or 'the config'} on {target.name}:")
       plans = [aot_tune.tuned_row(config, len(target.devices),
                                   lambda c: plan(c, target) | {"from_cache": False}, print)]
       print(aot_tune.verdict_line(plans[0]))
+      if line := aot_tune.cell_line(preset, target.name, plans[0]):
+        print(line)
     else:
       plans = [plan(config, target)]
     print(report(plans[0]))

@@ -166,6 +166,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   for size, topology, config, file, found in cells:
     if tune:
       logging.info("tuning %s@%s", size, topology)
+      aot_tune.check(config, len(targets[topology].devices))  # a model without remat: one line
       found = aot_tune.tuned_row(config, len(targets[topology].devices), lambda c: planned(
           c, topology, *cached_plan(c, topology, cache_dir, render), f"{size}@{topology}"),
           logging.info)

@@ -28,6 +28,7 @@ from typing import Callable
 from research.errors import InputError
 
 POLICIES = ("none", "dots", "full")
+SEARCHED = ("model.remat", "train.grad_accum_steps")  # what a search sets; the rest is kept
 # Left free of the usable HBM: a later change to the model or the compiler that grows the
 # program by a few percent must not turn a planned cell into one that does not fit.
 MARGIN = 0.05
@@ -62,6 +63,11 @@ def check(config, num_devices: int) -> None:
   (InputError) before any compile. Not its own microbatches, which the search replaces (the
   6p9b preset's 16 cannot split v5p:8x8x8's 2 sequences a chip; 1 and 2 can)."""
   from research import config_check
+  name = config.model.get("name", "transformer")
+  if name != "transformer" or "remat" not in config.model:  # ResNet's config: a traceback
+    raise InputError(f"--tune searches {' and '.join(SEARCHED)}, and config.model.name="
+                     f"{name!r} has no remat; drop --tune and set --config.train."
+                     "grad_accum_steps yourself")
   config_check.validate(candidate(config, config.model.get("remat", "none"), 1), num_devices)
 
 
@@ -132,14 +138,27 @@ def summary(rows: list[dict]) -> str:
 
 
 def verdict_line(row: dict) -> str:
-  t = row["tune"]
+  t, m, mesh = row["tune"], row["memory_per_device"], row["mesh"]
   chosen = f"remat {row['remat']}, {row['grad_accum_steps']} microbatch(es)"
+  state = m["params_and_optimizer_bytes"]
+  fix = (f"parameters and optimiser state alone need {state / 1e9:.1f} GB a chip of "
+         f"{m['capacity_bytes'] / 1e9:.1f}: use more chips" if state > m["capacity_bytes"] else
+         "use more chips, or shard more of config.mesh (fsdp, tensor)")
   return {"roomy": f"lightest layout with {t['margin']:.0%} of the usable HBM free: {chosen}",
           "tight": f"nothing keeps {t['margin']:.0%} of the usable HBM free; the lightest that "
                    f"fits: {chosen}",
           "none": f"NO LAYOUT FITS (remat none, dots, full x 1-{row['grad_accum_steps']} "
-                  f"microbatches); the last tried: {chosen}; use more chips, or FSDP / tensor "
-                  "parallelism in config.mesh"}[t["verdict"]] + f" ({len(t['tried'])} compiled)"
+                  f"microbatches); the last tried: {chosen}; {fix}"}[t["verdict"]] + (
+      f" ({len(t['tried'])} compiled; the mesh kept as configured: data={mesh['data']} "
+      f"fsdp={mesh['fsdp']} tensor={mesh['tensor']})")
+
+
+def cell_line(preset: str, topology: str, row: dict) -> str | None:
+  """What a single tuned ladder cell (preset SIZE@SLICE) prints to paste; None otherwise."""
+  if "@" not in preset or row["tune"]["verdict"] == "none":
+    return None
+  return ("as a configs/lm_ladder.py LAYOUTS line: "
+          + layout_line(preset.partition("@")[0], topology, row))
 
 
 def layout_line(size: str, topology: str, plan: dict) -> str:

@@ -32,7 +32,8 @@ def _planner(peak: dict, calls: list):
     total = peak[remat] / mb
     return {"remat": remat, "grad_accum_steps": mb, "mesh": {"data": 4, "fsdp": 1, "tensor": 1},
             "from_cache": False, "memory_per_device": {
-                "total_bytes": total, "capacity_bytes": CAPACITY, "fits": total <= CAPACITY}}
+                "total_bytes": total, "capacity_bytes": CAPACITY, "fits": total <= CAPACITY,
+                "params_and_optimizer_bytes": peak.get("state", 0)}}
   return plan_of
 
 
@@ -83,6 +84,13 @@ def test_nothing_fits_is_said_and_shows_the_last_layout_tried():
   assert row["tune"]["verdict"] == "none" and (row["remat"], row["grad_accum_steps"]) == ("full", 16)
   assert calls == [(r, m) for r in aot_tune.POLICIES for m in (1, 16)]  # no bisecting a policy
   assert "NO LAYOUT FITS" in aot_tune.verdict_line(row)                  # whose most fails
+  assert "shard more of config.mesh" in aot_tune.verdict_line(row)
+  assert "the mesh kept as configured: data=4 fsdp=1 tensor=1" in aot_tune.verdict_line(row)
+  # The state alone over the capacity: no layout of this mesh can help, only more chips.
+  row = aot_tune.tuned_row(_config(), 4, _planner(
+      {"none": 1e9, "dots": 1e9, "full": 1e9, "state": 150}, []), lambda _: None)
+  assert "parameters and optimiser state alone need 0.0 GB a chip of 0.0: use more chips" in (
+      aot_tune.verdict_line(row))
 
 
 def test_the_layout_line_is_a_lm_ladder_entry():
@@ -90,6 +98,13 @@ def test_the_layout_line_is_a_lm_ladder_entry():
   assert aot_tune.layout_line("1b", "v5e:4x4", row) == '("1b", "v5e:4x4"): (_FSDP, "dots", 4),'
   row["mesh"] = {"data": 16, "fsdp": 1, "tensor": 1}
   assert aot_tune.layout_line("70m", "v5e:4x4", row).endswith('(_DP, "dots", 4),')
+  # A single tuned cell prints its line under the slice it was tuned for, not its preset's.
+  row["tune"] = {"verdict": "roomy"}
+  assert aot_tune.cell_line("1b@v5e:4x4", "v5e:8x8", row) == (
+      'as a configs/lm_ladder.py LAYOUTS line: ("1b", "v5e:8x8"): (_DP, "dots", 4),')
+  assert aot_tune.cell_line("tiny", "v5e:2x2", row) is None  # not a ladder cell
+  row["tune"] = {"verdict": "none"}
+  assert aot_tune.cell_line("1b@v5e:4x4", "v5e:8x8", row) is None  # nothing to paste
   row["mesh"] = {"data": 2, "fsdp": 4, "tensor": 2}
   assert aot_tune.layout_line("6p9b", "v5e:4x4", row).endswith('((2, 4, 2), "dots", 4),')
 
@@ -137,13 +152,20 @@ def test_a_model_no_layout_fits_is_said_to_fit_nowhere():
                       "--topology=v5e:2x2", "--tune"], capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   assert "NO LAYOUT FITS (remat none, dots, full x 1-256 microbatches)" in r.stdout
-  assert "(6 compiled)" in r.stdout and "DOES NOT FIT" in r.stdout
+  assert "(6 compiled;" in r.stdout and "DOES NOT FIT" in r.stdout
+  # 20.6 GB of parameters and Adam state a chip: no remat or microbatches can help.
+  assert "parameters and optimiser state alone need 20.6 GB a chip of 16.9: use more chips" in (
+      r.stdout)
 
 
 @pytest.mark.parametrize("args,needle", [
     (["--ladder=configs/lm_ladder.py", "--cached_only", "--tune"],
      "--tune compiles the layouts it tries"),
-    (["--config=configs/lm_ladder.py:tiny", "--tune"], "--tune needs a chip"),  # this CPU
+    (["--config=configs/lm_ladder.py:tiny", "--tune"], "these are this host's CPU devices"),
+    # an override the search replaces was dropped unread (exit 0)
+    (["--config=configs/lm_ladder.py:tiny", "--tune", "--config.train.grad_accum_steps=4"],
+     "--tune chooses model.remat and train.grad_accum_steps itself; drop "
+     "--config.train.grad_accum_steps=..."),
     pytest.param(["--config=configs/lm_ladder.py:tiny", "--topology=v5e:2x2", "--tune",
                   "--config.mesh.data=3"], "config.mesh", marks=needs_libtpu),  # was a traceback
 ])
@@ -164,6 +186,15 @@ def test_tune_does_not_refuse_the_microbatches_it_replaces():
   assert aot_tune.microbatch_counts(config, 512) == [1, 2]
   with pytest.raises(InputError, match="config.mesh"):  # and it still checks the mesh
     aot_tune.check(cli.apply_overrides(config, {"mesh.data": 3}), 512)
+
+
+def test_a_model_without_remat_is_refused_in_one_line():
+  """A ResNet's config has no model.remat: setting it was a locked-ConfigDict traceback."""
+  from research import cli
+  from research.errors import InputError
+  with pytest.raises(InputError, match="config.model.name='resnet' has no remat; drop --tune"):
+    aot_tune.check(cli.load_config("configs/resnet_images.py:tiny"), 4)
+  aot_tune.check(cli.load_config("configs/lm_ladder.py:tiny"), 4)  # control: a transformer
 
 
 def test_a_mesh_that_does_not_fit_the_slice_is_an_input_error():
