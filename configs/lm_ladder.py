@@ -74,6 +74,15 @@ LAYOUTS = {
 }
 
 
+def _layout(size: str, topology: str) -> tuple:
+  """The planned layout, else the size's mesh on its planned slices (the rule above: pure
+  data parallel up to 160m, FSDP from 410m) with remat full in 1 microbatch, to be checked
+  (research.aot --tune finds the remat and microbatches that fit)."""
+  if (size, topology) in LAYOUTS:
+    return LAYOUTS[(size, topology)]
+  return next(mesh for (s, _), (mesh, _, _) in LAYOUTS.items() if s == size), "full", 1
+
+
 def _pod(c, size: str, topology: str) -> None:
   layers, width, heads, lr = POD_SIZES[size]
   c.topology = topology
@@ -83,12 +92,12 @@ def _pod(c, size: str, topology: str) -> None:
   m.positions, m.dtype, m.attention, m.fused_qkv, m.scan_layers = (
       "rotary", "bfloat16", "fused", True, True)
   if (size, topology) not in LAYOUTS:  # e.g. 1b@v5e:8x8: a guess that research.aot must check
-    logging.warning("lm_ladder: no layout is recommended for %s on %s (planned: %s); using FSDP "
-                    "over every chip, remat full, 1 microbatch: find one that fits with python "
+    logging.warning("lm_ladder: no layout is recommended for %s on %s (planned: %s); using its "
+                    "mesh there, remat full, 1 microbatch: find ones that fit with python "
                     "-m research.aot --config=configs/lm_ladder.py:%s@%s --topology=%s --tune",
                     size, topology, ", ".join(t for s_, t in LAYOUTS if s_ == size), size,
                     topology, topology)
-  mesh, m.remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))
+  mesh, m.remat, accum = _layout(size, topology)
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = mesh
   tr = c.train
   tr.batch_size, tr.grad_accum_steps, tr.num_steps = GLOBAL_BATCH, accum, 143_000
@@ -157,13 +166,13 @@ def get_sweep(name: str, *, preset: str | None = None) -> list[dict]:
     unplanned = [s for s in POD_SIZES if (s, topology) not in LAYOUTS]
     if unplanned:
       logging.warning("lm_ladder: no layout is recommended for %s on %s (planned slices: %s); "
-                      "using FSDP over every chip, remat full, 1 microbatch: find layouts that "
+                      "using each size's mesh there, remat full, 1 microbatch: find layouts that "
                       "fit with python -m research.aot --ladder=configs/lm_ladder.py "
                       "--topologies=%s --tune", ", ".join(unplanned), topology,
                       ", ".join(dict.fromkeys(t for _, t in LAYOUTS)), topology)
     out = []
     for size, (layers, width, heads, lr) in POD_SIZES.items():
-      (data, fsdp, tensor), remat, accum = LAYOUTS.get((size, topology), (_FSDP, "full", 1))
+      (data, fsdp, tensor), remat, accum = _layout(size, topology)
       out.append({"model.num_layers": layers, "model.width": width, "model.num_heads": heads,
                   "optim.learning_rate": lr, "mesh.data": data, "mesh.fsdp": fsdp,
                   "mesh.tensor": tensor, "model.remat": remat, "train.grad_accum_steps": accum,

@@ -54,12 +54,16 @@ def test_a_slice_without_a_planned_layout_warns(monkeypatch):
   assert (c.mesh.fsdp, c.model.remat, c.train.grad_accum_steps) == (-1, "full", 1)
   assert len(warned) == 1 and "no layout is recommended for 1b on v5e:8x8" in warned[0]
   assert "lm_ladder.py:1b@v5e:8x8 --topology=v5e:8x8 --tune" in warned[0]
+  c = lm_ladder.get_config("160m@v5e:8x8")  # the size's own mesh: data parallel to 160m
+  assert (c.mesh.data, c.mesh.fsdp, c.model.remat) == (-1, 1, "full")
   warned.clear()  # the sweep over the same slice: it ran every size on the guess silently
   lm_ladder.get_sweep("ladder@v5e:4x4", preset="1b@v5e:4x4")
   assert warned == []
   points = lm_ladder.get_sweep("ladder@v5e:8x8", preset="1b@v5e:4x4")
-  assert {(p["mesh.fsdp"], p["model.remat"], p["train.grad_accum_steps"]) for p in points} == {
-      (-1, "full", 1)}
+  # Each size keeps its mesh (pure data parallel up to 160m, FSDP from 410m: a 14m guess
+  # was FSDP, against the rule, and --tune kept it); remat full in 1 microbatch to be tuned.
+  assert [(p["mesh.data"], p["mesh.fsdp"], p["model.remat"], p["train.grad_accum_steps"])
+          for p in points] == [(-1, 1, "full", 1)] * 3 + [(1, -1, "full", 1)] * 4
   assert len(warned) == 1 and "no layout is recommended for 14m, 70m" in warned[0]
   assert "on v5e:8x8" in warned[0] and "--topologies=v5e:8x8 --tune" in warned[0]
 
