@@ -132,7 +132,10 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   for size in sizes or pod:
     for topology in topologies:
       config = cli.config_from_module(module, f"{size}@{topology}", f"--ladder={path}")
-      cells.append((size, topology, config, *cached_plan(config, topology, cache_dir, render)))
+      # Tuning reads and writes the plans of the layouts it tries, the preset's only if it
+      # tries it: read here too, it was read twice (and a damaged file warned about twice).
+      cells.append((size, topology, config, *((None, None) if tune else
+                                              cached_plan(config, topology, cache_dir, render))))
   missing = [c for c in cells if c[4] is None]
   if cached_only:
     return [{"size": c[0]} | c[4] for c in cells if c[4]], [f"{c[0]}@{c[1]}" for c in missing]
@@ -145,8 +148,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
 
   for size, topology, _, file, _ in missing:
     refuse_blocked(file, f"{size}@{topology}")
-  # No libtpu: named as the fix, now. Tuning compiles candidates for every slice.
-  for topology in dict.fromkeys(c[1] for c in (cells if tune else missing)):
+  for topology in dict.fromkeys(c[1] for c in missing):  # no libtpu: named as the fix, now
     targets[topology] = targets.get(topology) or planner.topology_target(topology, "--topologies")
 
   def planned(config, topology, file, found, cell):
