@@ -35,7 +35,7 @@ from pathlib import Path
 from absl import flags, logging
 
 from research import aot_tune, cli, hardware, output_paths
-from research.aot_hlo import collectives
+from research.aot_hlo import collectives, communication, communication_text
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
                                   topology_target)
@@ -69,7 +69,7 @@ class _OutOfMemory:
 
   def __init__(self, message: str):
     self.message = message.splitlines()[0]
-    sizes = [float(x) * 2 ** {"K": 10, "M": 20, "G": 30, "T": 40}[u]
+    sizes = [round(float(x) * 2 ** {"K": 10, "M": 20, "G": 30, "T": 40}[u])
              for x, u in re.findall(r"\(([0-9.]+)([KMGT])i?B?\)", self.message)]
     self.required, self.available = (sizes + [None, None])[:2]
 
@@ -130,7 +130,14 @@ def plan(config, target: Target) -> dict:
   tokens_per_step = tr.batch_size * exp.task.tokens_per_example
   model_flops = exp.built.train_flops_per_token * tokens_per_step
   dtype = str(config.model.dtype)
-  peak = target.chip.peak_flops(dtype, exp.matmul_precision) if target.chip else None
+  if target.name == "local":  # the device the run would use: its peak as the trainer's MFU takes it
+    from research import metrics
+    peak, peak_source = metrics.device_peak_flops(dtype, float(tr.get("peak_flops", 0) or 0),
+                                                  exp.matmul_precision)
+    peak = peak or None
+  else:
+    peak = target.chip.peak_flops(dtype, exp.matmul_precision) if target.chip else None
+    peak_source = f"table ({target.chip.name})" if target.chip else "no chip table entry"
   result = {
       "config": config.get("preset", ""), "topology": target.name, "devices": n_dev,
       "device_kind": getattr(target.devices[0], "device_kind", ""),
@@ -144,11 +151,11 @@ def plan(config, target: Target) -> dict:
       "compile_s": compile_s, "lower_s": lower_s,  # compile_s: trace + lower + XLA compile
       # + hbm_bytes (nominal), usable_bytes (the compiler's limit less what it keeps),
       # capacity_bytes (the one checked), headroom_bytes and fits: hardware.memory_fit.
-      "memory_per_device": hardware.memory_fit({
+      "memory_per_device": _local_fit(target, hardware.memory_fit({
           "params_and_optimizer_bytes": state_b, "argument_bytes": args_b,
           "output_bytes": out_b, "alias_bytes": alias_b, "temporary_bytes": temp_b,
           "generated_code_bytes": code_b, "total_bytes": total_b,
-          "compiler_error": compiled.message if mem is None else None}, target.chip),
+          "compiler_error": compiled.message if mem is None else None}, target.chip)),
       "flops": {
           "model_per_step": model_flops, "model_per_device_per_step": model_flops / n_dev,
           # XLA's cost analysis counts a loop body once: the steps_per_call loop gives
@@ -158,17 +165,35 @@ def plan(config, target: Target) -> dict:
           "xla_over_model": (xla_flops / (model_flops / n_dev)
                              if xla_flops is not None and model_flops and not inner_loops
                              else None)},
-      "collectives": None if mem is None else collectives(compiled.as_text()),
+      "collectives": None if mem is None else collectives(compiled.as_text(), n_dev),
   }
+  result["communication"] = communication(result["collectives"], steps, target.chip)
+  result["peak_source"] = peak_source
   if peak:
     step_s = model_flops / (n_dev * peak)
     result["roofline"] = {
-        "peak_flops_per_device": peak, "step_s_at_peak": step_s,
+        "peak_flops_per_device": peak, "peak_source": peak_source, "step_s_at_peak": step_s,
         **{f"mfu_{int(m * 100)}": {
             "step_s": step_s / m, "tokens_per_s": m * tokens_per_step / step_s,
             "days_for_num_steps": tr.num_steps * step_s / m / 86400} for m in MFUS},
         "num_steps": int(tr.num_steps)}
   return result
+
+
+def _local_fit(target: Target, memory: dict) -> dict:
+  """On this host's CPU devices the buffers come out of its RAM: the capacity is the memory
+  the host has available (research/host_memory.py, as a CPU run is checked before it
+  starts), shared by its devices. A chip in the table keeps its HBM."""
+  if target.name != "local" or target.chip is not None or target.devices[0].platform != "cpu":
+    return memory
+  from research import host_memory
+  available = host_memory.available_bytes()
+  if available is None:
+    return memory
+  capacity = available // len(target.devices)
+  return memory | {"host_available_bytes": available, "capacity_bytes": capacity,
+                   "headroom_bytes": capacity - memory["total_bytes"],
+                   "fits": not memory.get("compiler_error") and memory["total_bytes"] <= capacity}
 
 
 def _gb(b) -> str:
@@ -186,6 +211,10 @@ def capacity_text(m: dict) -> str:
   against, and the chip's nominal HBM beside it."""
   if m.get("capacity_bytes") is None:
     return "?"
+  if m.get("host_available_bytes") is not None:
+    share = (f" ({_gb(m['host_available_bytes'])} shared by its devices)"
+             if m["host_available_bytes"] > m["capacity_bytes"] else "")
+    return f"{_gb(m['capacity_bytes'])} of this host's available memory{share}"
   hbm = m.get("hbm_bytes")
   if hbm is None:  # a plan cached before the field, for a chip no longer in the table
     return _gb(m["capacity_bytes"])
@@ -217,13 +246,16 @@ def report(p: dict) -> str:
     xla = f"XLA {f['xla_per_device_per_step']:.3g} per chip" + (
         f" (x{f['xla_over_model']:.2f} the model count)" if f["xla_over_model"] else
         " (one layer / microbatch: XLA counts a loop body once)")
-    coll = (" | ".join(f"{op} {c['count']} ({_gb(c['bytes'])})"
-                       for op, c in p["collectives"].items() if c["count"]) or "none")
+    coll = (" | ".join(f"{op} {c['count']} ({_gb(c['bytes'])}" + (
+        f"; {c['gathers']} of them gather shards padded with zeros, all-gathers as XLA wrote "
+        "them" if c.get("gathers") else "") + ")"
+        for op, c in p["collectives"].items() if c["count"]) or "none")
   lines = [
       f"config       {p['config']}: {hardware.millions(p['num_params'])} params, {p['dtype']}, remat "
       f"{p['remat']}, scan_layers {p['scan_layers']}, batch {p['batch_size']} x "
       f"{p['tokens_per_step'] // p['batch_size']} tokens in {p['grad_accum_steps']} microbatch(es)",
-      f"target       {p['topology']}: {p['devices']} x {p['device_kind']} ({p['chip']}); mesh {mesh}",
+      f"target       {p['topology']}: {p['devices']} x {p['device_kind']} "
+      f"({p['chip'] or 'no chip table entry'}); mesh {mesh}",
       f"compile      {'refused for lack of HBM after ' if refused else ''}{p['compile_s']:.1f} s ("
       + (f"trace + lower {p['lower_s']:.1f} s; " if "lower_s" in p else "")
       + f"{p['steps_per_call']} steps per call)",
@@ -234,12 +266,21 @@ def report(p: dict) -> str:
       f"chip) | {xla}",
       f"collectives  {coll}"]
   r = p.get("roofline")
+  if not refused and p.get("communication") and any(c["count"] for c in p["collectives"].values()):
+    lines.append(f"comms/step   {communication_text(p)}")
   if r:
-    lines.append(f"roofline     step {r['step_s_at_peak']:.3g} s at peak ("
-                 f"{r['peak_flops_per_device'] / 1e12:.0f} TFLOP/s per chip)" + "".join(
+    # A program that does not fit still gets its roofline (how long it would take on the
+    # chips that could hold it), said as such.
+    lines.append(f"roofline     {'' if m['fits'] is not False else 'if it fit: '}step "
+                 f"{r['step_s_at_peak']:.3g} s at peak ({r['peak_flops_per_device'] / 1e12:.3g} "
+                 f"TFLOP/s per {'device' if p['topology'] == 'local' else 'chip'}, "
+                 f"{r.get('peak_source', 'table')})" + "".join(
                      f" | {k[4:]}% MFU: {v['step_s']:.3g} s/step, {v['tokens_per_s']:,.0f} tok/s, "
                      f"{_days(v['days_for_num_steps'])} days for {r['num_steps']} steps"
                      for k, v in r.items() if k.startswith("mfu_")))
+  elif p.get("peak_source"):
+    lines.append(f"roofline     none: no peak FLOP/s for this device ({p['peak_source']}); "
+                 "pass --config.train.peak_flops=FLOP/s")
   return "\n".join(lines)
 
 

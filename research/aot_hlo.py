@@ -1,11 +1,17 @@
 """The collectives of a compiled program, read from its HLO text: research.aot's plan counts
 each all-gather, reduce-scatter, all-reduce, all-to-all and collective-permute once, with the
-bytes it returns per chip, however many fusions XLA:TPU writes it in.
+bytes it returns per chip, however many fusions XLA:TPU writes it in; and, through the loops
+that hold it (steps per call, microbatches, scanned layers, XLA:TPU's windowed matmuls), how
+often it runs in a call and the bytes a chip receives for it; and the plan's comms/step line:
+those bytes per step and the least time they take over the chip's ICI.
 """
 from __future__ import annotations
 
+import collections
 import math
 import re
+
+from research.hardware import bytes_text
 
 COLLECTIVES = ("all-gather", "reduce-scatter", "all-reduce", "all-to-all", "collective-permute")
 _DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16": 2, "f16": 2,
@@ -18,8 +24,21 @@ _START_RESULT = {"all-gather": 1, "collective-permute": 1}
 _COLLECTIVE_RE = re.compile(r"=\s*(\(.*?\)|\S+)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
 _CHANNEL_RE = re.compile(r"\bchannel_id=([0-9]+)")
 # A computation's header, `%name (params) -> RESULT {`.
-_COMPUTATION_RE = re.compile(r"^(%\S+|ENTRY \S+) \(.*\) -> (.*) \{$")
+_COMPUTATION_RE = re.compile(r"^(?:ENTRY )?(%\S+) \(.*\) -> (.*) \{$")
 _ARRAY_RE = re.compile(r"([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
+# Calls between computations: a while runs its body once per trip; the others run a callee
+# once per call (a conditional's branches are counted as if each ran: an upper bound).
+_WHILE_RE = re.compile(r"\swhile\(.*?condition=(%[\w.\-]+), body=(%[\w.\-]+)")
+_KNOWN_TRIPS_RE = re.compile(r'"known_trip_count":\{"n":"([0-9]+)"')
+_CALL_RE = re.compile(r"\b(?:calls|to_apply|true_computation|false_computation)=(%[\w.\-]+)")
+_CALL_LIST_RE = re.compile(r"\b(?:branch_computations|called_computations)=\{([^}]*)\}")
+_INT_CONSTANT_RE = re.compile(r"^\s*(%\S+) = [su](?:8|16|32|64)\[\]\S* constant\(([0-9]+)\)")
+_LOOP_TEST_RE = re.compile(r"ROOT \S+ = pred\[\]\S* compare\((%[\w.\-]+), (%[\w.\-]+)\), direction=LT")
+_DEFINITION_RE = re.compile(r"^\s*(ROOT )?(%[\w.\-]+) = ")
+# Who takes part: mesh['axis_0'=4,'axis_1'=1] {'axis_0'} | {{0,1,2,3},{4,5,6,7}} | [2,4]<=[8]
+_MESH_GROUPS_RE = re.compile(r"replica_groups=mesh\[([^\]]*)\] \{([^}]*)\}")
+_LIST_GROUPS_RE = re.compile(r"replica_groups=\{\{([0-9,]*)\}")
+_IOTA_GROUPS_RE = re.compile(r"replica_groups=\[[0-9]+,([0-9]+)\]<=")
 
 
 def _array_bytes(type_text: str) -> int:
@@ -58,21 +77,177 @@ def _result_type(type_text: str, op: str, start: str) -> str:
   return type_text
 
 
-def collectives(hlo_text: str) -> dict:
-  """{op: {"count", "bytes"}} of the collectives in an HLO module (result sizes, per chip).
+def _computations(hlo_text: str) -> tuple[str | None, dict[str, list[str]]]:
+  """The entry computation's name and each computation's instruction lines."""
+  comps, name, entry = {}, None, None
+  for line in hlo_text.splitlines():
+    header = _COMPUTATION_RE.match(line)
+    if header:
+      name = header.group(1)
+      comps[name] = []
+      entry = name if line.startswith("ENTRY ") else entry
+    elif name is not None:
+      comps[name].append(line)
+  return entry, comps
 
-  Counted where they appear in the program: an op inside a loop body (scanned layers,
-  microbatches, steps per call) counts once. One collective is counted once however many
-  computations it is written in: XLA:TPU splits an async all-gather into a start fusion,
-  continuation fusions that advance it beside other work, and a done fusion, each holding
-  a copy of the op with the collective's channel_id and shapes (410m@v5e:4x4: 4 all-gathers
-  written 12 times, 0.11 GB read as 0.45 GB; the tiny LM with fsdp=4 on v5e:2x2: 26 written
-  62 times). The shapes are part of the key because a channel_id is not unique across
-  computations (that plan's loss all-reduce and its gradient all-reduce both carry 1);
-  a collective XLA really duplicates (a loop unrolled) gets a new channel_id.
+
+def _definitions(lines: list[str]) -> dict[str, str]:
+  """A computation's instructions by name ('%add.1' -> its line); the root also as 'ROOT'."""
+  out = {}
+  for line in lines:
+    m = _DEFINITION_RE.match(line)
+    if m:
+      out[m.group(2)] = line
+      if m.group(1):
+        out["ROOT"] = line
+  return out
+
+
+def _constant(defs: dict[str, str], name: str) -> int | None:
+  """The integer an instruction holds, through copies and bitcasts of a constant; None if
+  it is anything else."""
+  for _ in range(8):
+    line = defs.get(name, "")
+    value = _INT_CONSTANT_RE.match(line)
+    if value:
+      return int(value.group(2))
+    source = re.search(r"\s(?:copy|bitcast)\((%[\w.\-]+)\)", line)
+    if not source:
+      return None
+    name = source.group(1)
+  return None
+
+
+def _operands(line: str, op: str) -> list[str]:
+  """The operand names of `op(...)` on an instruction line."""
+  call = re.search(r"\s" + re.escape(op) + r"\(([^)]*)\)", line)
+  return re.findall(r"%[\w.\-]+", call.group(1)) if call else []
+
+
+def _trip_count(while_line: str, caller: dict[str, str], condition: dict[str, str],
+                body: dict[str, str]) -> int | None:
+  """How often a while loop runs its body: XLA's known_trip_count where it writes one, else
+  read off the loop as JAX's scans and fori_loops and XLA:TPU's windowed matmuls write it:
+  the condition tests `i < N` (N a constant, i an element of the loop's tuple), the body
+  adds a constant step to i (XLA:TPU unrolls its windowed loops by 2: step 2), and the
+  tuple the loop starts from holds a constant there. None for any other loop."""
+  known = _KNOWN_TRIPS_RE.search(while_line)
+  if known:
+    return int(known.group(1))
+  test = _LOOP_TEST_RE.search(condition.get("ROOT", ""))
+  if not test:
+    return None
+  counter, bound = test.group(1), _constant(condition, test.group(2))
+  index = re.search(r"get-tuple-element\(%[\w.\-]+\), index=([0-9]+)", condition.get(counter, ""))
+  update = _operands(body.get("ROOT", ""), "tuple")
+  init = _operands(while_line, "while")
+  if bound is None or not index or not init:
+    return None
+  k = int(index.group(1))
+  start_tuple = _operands(caller.get(init[0], ""), "tuple")
+  if k >= len(update) or k >= len(start_tuple):
+    return None
+  start = _constant(caller, start_tuple[k])
+  step = None
+  for operand in _operands(body.get(update[k], ""), "add"):
+    if f"index={k}" in body.get(operand, "") and "get-tuple-element(" in body[operand]:
+      continue
+    step = _constant(body, operand)
+  if start is None or not step or step < 0:
+    return None
+  return max(0, -(-(bound - start) // step))
+
+
+def runs_per_call(hlo_text: str) -> dict[str, int | None]:
+  """How many times each computation runs in one call of the program: the product of the
+  trip counts of the loops around it, summed over where it is called from. None under a
+  loop whose trip count is not known (_trip_count); computations the entry never reaches
+  are left out (a module without an ENTRY gives every computation 1)."""
+  entry, comps = _computations(hlo_text)
+  calls: dict[str, list[tuple[str, int | None]]] = {}
+  defs = {name: _definitions(lines) for name, lines in comps.items()}
+  for name, lines in comps.items():
+    out = calls[name] = []
+    for line in lines:
+      loop = _WHILE_RE.search(line)
+      if loop:
+        trips = _trip_count(line, defs[name], defs.get(loop.group(1), {}),
+                            defs.get(loop.group(2), {}))
+        out.append((loop.group(2), trips))
+        continue
+      out.extend((callee, 1) for callee in _CALL_RE.findall(line))
+      for group in _CALL_LIST_RE.findall(line):
+        out.extend((callee, 1) for callee in re.findall(r"%[\w.\-]+", group))
+  if entry is None:
+    return {name: 1 for name in comps}
+  order, seen = [], set()  # callers before callees (HLO's call graph has no cycles)
+
+  def visit(name):
+    seen.add(name)
+    for callee, _ in calls.get(name, ()):
+      if callee not in seen and callee in comps:
+        visit(callee)
+    order.append(name)
+
+  visit(entry)
+  runs: dict[str, int | None] = collections.defaultdict(int)
+  runs[entry] = 1
+  for name in reversed(order):
+    for callee, trips in calls[name]:
+      if callee in comps and runs[callee] is not None:
+        times = None if runs[name] is None or trips is None else runs[name] * trips
+        runs[callee] = None if times is None else runs[callee] + times
+  return {name: runs[name] for name in order}
+
+
+def _group_size(line: str, devices: int | None) -> int | None:
+  """The chips in each of a collective's groups (its replica_groups); `devices` where it
+  names none (the whole program)."""
+  mesh = _MESH_GROUPS_RE.search(line)
+  if mesh:
+    sizes = dict(re.findall(r"'([^']+)'=([0-9]+)", mesh.group(1)))
+    return math.prod(int(sizes[a]) for a in re.findall(r"'([^']+)'", mesh.group(2)))
+  listed = _LIST_GROUPS_RE.search(line)
+  if listed:
+    return len([x for x in listed.group(1).split(",") if x])
+  iota = _IOTA_GROUPS_RE.search(line)
+  return int(iota.group(1)) if iota else devices
+
+
+def _received_bytes(op: str, result_bytes: int, group: int | None) -> int | None:
+  """What one chip receives for one run of a collective over `group` chips, as a ring (or
+  a torus of rings) moves it: an all-gather the (n-1)/n of its result it did not hold, a
+  reduce-scatter (n-1) shards (its input is n of its results), an all-reduce both of
+  those on the whole array, an all-to-all (n-1)/n of it, a permute what it is sent."""
+  if op == "collective-permute":
+    return result_bytes
+  if group is None:
+    return None
+  if op == "reduce-scatter":
+    return result_bytes * (group - 1)
+  share = result_bytes * (group - 1) // group
+  return 2 * share if op == "all-reduce" else share
+
+
+def collectives(hlo_text: str, devices: int | None = None) -> dict:
+  """{op: {"count", "bytes", "runs", "received_bytes"}} of the collectives in an HLO module,
+  per chip: count and bytes where they are written in the program, each once (`bytes`:
+  result sizes); runs and received_bytes in one call of it (runs_per_call, _received_bytes;
+  None where a loop's trip count or a group's size is not known). `devices`: the chips the
+  program runs on, the group of a collective that names none.
+
+  One collective is counted once however many computations it is written in: XLA:TPU
+  splits an async all-gather into a start fusion, continuation fusions that advance it
+  beside other work, and a done fusion, each holding a copy of the op with the collective's
+  channel_id and shapes (410m@v5e:4x4: 4 all-gathers written 12 times, 0.11 GB read as
+  0.45 GB; the tiny LM with fsdp=4 on v5e:2x2: 26 written 62 times). The shapes are part of
+  the key because a channel_id is not unique across computations (that plan's loss
+  all-reduce and its gradient all-reduce both carry 1); a collective XLA really duplicates
+  (a loop unrolled) gets a new channel_id. The copies run where the first one is written.
   """
-  out = {op: {"count": 0, "bytes": 0} for op in COLLECTIVES}
-  seen, scatter_result = set(), None
+  out = {op: {"count": 0, "bytes": 0, "runs": 0, "received_bytes": 0} for op in COLLECTIVES}
+  runs = runs_per_call(hlo_text)
+  seen, scatter_result, runs_here = set(), None, 1  # lines before any header: a fragment
   for line in hlo_text.splitlines():
     header = _COMPUTATION_RE.match(line)
     if header:
@@ -82,6 +257,7 @@ def collectives(hlo_text: str) -> dict:
       # (the tiny LM with fsdp=4 on v5e:2x2 read all-reduce, 4x the bytes, no reduce-scatter).
       scatter_result = (header.group(2) if header.group(1).startswith("%all-reduce-scatter")
                         else None)
+      runs_here = runs.get(header.group(1))  # None: not reached from the entry
     for type_text, op, start in _COLLECTIVE_RE.findall(line):
       type_text = _result_type(type_text, op, start)
       if op == "all-reduce" and scatter_result is not None:
@@ -92,6 +268,68 @@ def collectives(hlo_text: str) -> dict:
         if key in seen:
           continue
         seen.add(key)
-      out[op]["count"] += 1
-      out[op]["bytes"] += _array_bytes(type_text)
+      size = _array_bytes(type_text)
+      row = out[op]
+      if op == "all-reduce" and any("dynamic-update-slice" in name for name in
+                                    _operands(line, "all-reduce" + start)):
+        # XLA:TPU (v5p's FSDP plans) writes an all-gather as an all-reduce of shards
+        # placed in zeros: run, and counted, as the all-reduce it is, and said to gather.
+        row["gathers"] = row.get("gathers", 0) + 1
+      row["count"] += 1
+      row["bytes"] += size
+      received = _received_bytes(op, size, _group_size(line, devices))
+      if runs_here is None or row["runs"] is None:
+        row["runs"] = None
+      else:
+        row["runs"] += runs_here
+      if runs_here is None or received is None or row["received_bytes"] is None:
+        row["received_bytes"] = None
+      else:
+        row["received_bytes"] += runs_here * received
   return out
+
+
+def received_bytes(table: dict) -> int | None:
+  """What a chip receives over all collectives of a `collectives` table (None if any is
+  not known)."""
+  values = [row.get("received_bytes") for row in table.values() if row["count"]]
+  return None if None in values else sum(values)
+
+
+def communication(table: dict | None, steps: int, chip) -> dict | None:
+  """What a chip receives in one step's collectives (research.aot_hlo: each run of each,
+  through the loops around it) and the least time that takes: those bytes over half the
+  chip's ICI bandwidth, every link busy inbound (research/hardware.py's ici_bytes_per_s). None for a program
+  the compiler refused; a figure is None where it is not known."""
+  if table is None:
+    return None
+  received = received_bytes(table)
+  per_step = None if received is None else received / steps
+  ici = chip.ici_bytes_per_s if chip else None
+  return {"received_bytes_per_step": per_step, "ici_bytes_per_s": ici,
+          "ici_s_per_step_at_least": (per_step / (ici / 2)
+                                      if per_step is not None and ici else None)}
+
+
+def communication_text(p: dict) -> str:
+  """'all-gather 56 runs (0.40 MB) | ... -> 0.79 MB into a chip; ICI >= ...': each
+  collective's runs and bytes received in a step, their total, and the least time."""
+  steps, comm = p["steps_per_call"], p["communication"]
+  parts = []
+  for op, c in p["collectives"].items():
+    if c["count"]:
+      per = None if c.get("runs") is None else c["runs"] / steps
+      runs = "?" if per is None else f"{per:,.0f}" if per == int(per) else f"{per:,.1f}"
+      got = c.get("received_bytes")
+      parts.append(f"{op} {runs} runs ({bytes_text(None if got is None else got / steps)})")
+  if not parts:
+    return "no collectives"
+  text = " | ".join(parts) + f" -> {bytes_text(comm['received_bytes_per_step'])} into a chip"
+  least, r = comm["ici_s_per_step_at_least"], p.get("roofline")
+  if least is None:
+    return text + ("" if comm["ici_bytes_per_s"] else "; no ICI bandwidth in the chip table")
+  text += (f"; ICI >= {least:.3g} s at {comm['ici_bytes_per_s'] / 2e9:,.0f} GB/s inbound "
+           "(every link busy)")
+  if r:
+    text += f", {least / r['mfu_40']['step_s']:.0%} of the 40%-MFU step"
+  return text

@@ -23,10 +23,10 @@ from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
 # plans written before are computed again instead of being shown beside new ones.
-PLAN_FORMAT = 5  # 3-5: the collectives table counted as research.aot_hlo.collectives says
+PLAN_FORMAT = 6  # 3-5: collectives counted as research.aot_hlo says; 6: + runs, bytes received
 # A cached plan must hold what the table and the report read.
 _PLAN_FIELDS = ("num_params", "mesh", "remat", "batch_size", "grad_accum_steps", "compile_s",
-                "memory_per_device", "flops", "collectives", "roofline")
+                "memory_per_device", "flops", "collectives", "communication", "roofline")
 
 
 def _versions() -> dict:
@@ -207,10 +207,21 @@ def _seconds(s: float) -> str:
   return f"{s:.2f}" if s >= 1 else f"{s:.3g}"
 
 
+def _comms(c: dict | None) -> str:
+  """'357 GB, >= 1.78 s': what a chip receives in a step's collectives and the least ICI
+  time for it (research.aot._communication); '?' where not known (a refused program)."""
+  if not c or c["received_bytes_per_step"] is None:
+    return "?"
+  text = hardware.bytes_text(c["received_bytes_per_step"])
+  least = c["ici_s_per_step_at_least"]
+  return text if least is None else f"{text}, >= {_seconds(least)} s"
+
+
 def markdown(rows: list[dict]) -> str:
   out = ["| size | params | topology | mesh (data/fsdp/tensor) | remat | batch x microbatches "
-         "| per-chip GB (usable) | fits? | step time at 40% MFU | tokens/s at 40% MFU | compile |",
-         "|---|---|---|---|---|---|---|---|---|---|---|"]
+         "| per-chip GB (usable) | fits? | step time at 40% MFU | tokens/s at 40% MFU "
+         "| into a chip a step (ICI time) | compile |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     m, mesh, roof = r["memory_per_device"], r["mesh"], r["roofline"]["mfu_40"]
     out.append(
@@ -218,7 +229,7 @@ def markdown(rows: list[dict]) -> str:
         f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
         f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.1f})"
         f" | {'yes' if m['fits'] else '**no**'} | {_seconds(roof['step_s'])} s | "
-        f"{roof['tokens_per_s']:,.0f} | {r['compile_s']:.0f} s |")
+        f"{roof['tokens_per_s']:,.0f} | {_comms(r['communication'])} | {r['compile_s']:.0f} s |")
   return "\n".join(out)
 
 

@@ -82,9 +82,12 @@ def _shape(name: str) -> list[int]:
 def check_topology_name(name: str, flag: str = "--topology") -> None:
   """CHIP:SHAPE spelled as libtpu reads it (whether the chip has that shape, libtpu says)."""
   if not hardware.is_topology_name(name):
-    raise InputError(f"{flag}={name!r} is not a TPU topology name; write CHIP:SHAPE with "
-                     f"CHIP one of {', '.join(hardware.topology_prefixes())}, e.g. v5e:4x4 or "
-                     "v5p:4x4x4")
+    # v3 is not offered (refused below whatever its shape); an upper-case name is named as such
+    plannable = [p for p in hardware.topology_prefixes() if p != "v3"]
+    case = (f" (lower case: {name.lower()})" if name != name.lower()
+            and hardware.is_topology_name(name.lower()) else "")
+    raise InputError(f"{flag}={name!r} is not a TPU topology name{case}; write CHIP:SHAPE "
+                     f"with CHIP one of {', '.join(plannable)}, e.g. v5e:4x4 or v5p:4x4x4")
   chip = hardware.chip_for_topology(name)
   _refuse_per_core(chip, f"{flag}={name}")  # first: v3 is refused whatever its shape
   # libtpu planned v5e:2x2x2, a slice v5e never comes in

@@ -12,9 +12,12 @@ HBM free:
   within a policy, the fewest microbatches (each is one more trip round the accumulation
   loop, with smaller matmuls, and under FSDP the parameters are gathered again).
 Remat comes first because its cost is a share of every step's FLOPs, while at the ladder's
-per-chip microbatches (2,048 tokens or more) the matmuls stay large and a microbatch's extra
-all-gather is small next to its compute. This is a rule, not a measurement: the plans
-predict memory, not the speed of one layout against another.
+per-chip microbatches (2,048 tokens or more) the matmuls stay large; what more microbatches
+cost is communication, which each candidate's line prints as the least ICI time of its
+collectives (research.aot's comms/step): for the ladder's chosen layouts 1-28% of the
+compute at 40% MFU, so with communication overlapped with compute the order is also the
+fastest first. This is a rule, not a measurement: the plans predict memory and bytes, not
+the speed of one layout against another on a TPU.
 
 Within a policy the search assumes memory falls as microbatches grow (each holds fewer
 activations): it tries 1, then the most the batch allows, then bisects between. When no
@@ -77,6 +80,19 @@ def roomy(plan: dict) -> bool:
   return bool(m["fits"]) and m["total_bytes"] <= (1 - MARGIN) * m["capacity_bytes"]
 
 
+def _ici(plan: dict) -> str:
+  """'; ICI >= 1.81 s a step, 19% of the 40%-MFU step': what a layout's collectives cost at
+  least (research.aot's comms/step), beside its memory, since more microbatches under FSDP
+  gather the weights more often; '' where not known."""
+  comm, roof = plan.get("communication") or {}, plan.get("roofline") or {}
+  least = comm.get("ici_s_per_step_at_least")
+  if least is None:
+    return ""
+  share = (f", {least / roof['mfu_40']['step_s']:.0%} of the 40%-MFU step"
+           if roof.get("mfu_40") else "")
+  return f"; ICI >= {least:.3g} s a step{share}"
+
+
 def search(config, num_devices: int, plan_of: Callable, log: Callable = lambda _: None):
   """(the chosen plan or None when nothing fits, its verdict 'roomy' | 'tight' | 'none',
   every plan tried in order). plan_of(config) -> research.aot.plan's dict."""
@@ -91,7 +107,7 @@ def search(config, num_devices: int, plan_of: Callable, log: Callable = lambda _
       verdict = ("fits" if roomy(tried[key]) else
                  f"fits, inside the {MARGIN:.0%} margin" if m["fits"] else "no")
       log(f"  remat {remat:<4} x{counts[i]:<3} {m['total_bytes'] / 1e9:6.1f} GB of "
-          f"{m['capacity_bytes'] / 1e9:.1f}: {verdict}")
+          f"{m['capacity_bytes'] / 1e9:.1f}: {verdict}{_ici(tried[key])}")
     return roomy(tried[key])
 
   for remat in POLICIES:

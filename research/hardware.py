@@ -13,7 +13,9 @@ datasheets:
   A100     NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s bf16 tensor, 156 TF32 tensor
            (19.5 non-tensor fp32), 80 GB HBM2e
   H100     NVIDIA H100 datasheet (SXM5): 989 TFLOP/s bf16 tensor, 494.7 TF32 tensor (the
-           datasheet's 989 is with sparsity; 67 non-tensor fp32), 80 GB HBM3
+           datasheet's 989 is with sparsity; 67 non-tensor fp32), 80 GB HBM3; H100 PCIe:
+           756 bf16 tensor (1,513 with sparsity), 378 TF32 tensor, 51 non-tensor fp32, 80 GB
+  A100 40GB  the same datasheet's 40 GB parts (SXM4, PCIe): the 80 GB part's peaks
   H200     NVIDIA H200 datasheet (SXM): 989 TFLOP/s bf16 tensor, 494.7 TF32 tensor (989 with
            sparsity; 67 non-tensor fp32), 141 GB HBM3e
 
@@ -56,6 +58,13 @@ named slice), 2026-12-04, twice per chip kind:
      on 2x2 reached 1.5 KB less than on 1x1). `usable_hbm_bytes` is that whole number of
      MiB, so every program the compiler accepts has a total at or below it.
 
+Inter-chip interconnect (ICI), per chip, both directions together, from the same Google
+Cloud pages: v5e 400 GB/s (4 ports), v5p 1,200 GB/s, v6e 800 GB/s (4 ports); v4's page gives
+none, so v4 has no figure. research.aot divides the bytes a chip receives in a step's
+collectives by half of it (every link busy inbound): a lower bound on the step's
+communication time, reached only when the collectives use every link at once (a ring along
+one axis of the torus uses two of a 2-D chip's four).
+
 v5p's compiler limit (95.74 GiB) is above its datasheet's 95: that is not the chip's whole HBM
 in either unit, so v5p's usable figure is above its nominal one.
 GPUs and v3 (which research.aot cannot plan per chip) are not measured: their capacity is
@@ -82,6 +91,8 @@ class Chip:
   torus_dims: int = 0         # a slice's shape has this many sizes (v5e:4x4, v5p:4x4x4)
   usable_hbm_bytes: int | None = None  # what the compiler lets a program use (docstring)
   fp32_full_flops: float = 0.0  # float32 matmuls at precision HIGHEST; 0: six bf16 passes (TPU)
+  # The chip's inter-chip links, both directions together (docstring); None: not in the table.
+  ici_bytes_per_s: float | None = None
 
   @property
   def capacity_bytes(self) -> int:
@@ -107,34 +118,38 @@ CHIPS = (
     Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4", torus_dims=3,
          usable_hbm_bytes=31_485 * MiB),
     Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * GiB, 197e12, 197e12, "v5e", torus_dims=2,
-         usable_hbm_bytes=16_126 * MiB),
+         usable_hbm_bytes=16_126 * MiB, ici_bytes_per_s=400e9),
     Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * GiB, 459e12, 459e12, "v5p", torus_dims=3,
-         usable_hbm_bytes=98_041 * MiB),
+         usable_hbm_bytes=98_041 * MiB, ici_bytes_per_s=1200e9),
     Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 918e12, 918e12, "v6e", torus_dims=2,
-         usable_hbm_bytes=31_996 * MiB),
+         usable_hbm_bytes=31_996 * MiB, ici_bytes_per_s=800e9),
     Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
     # fp32: the TF32 tensor-core rate JAX's default precision runs float32 matmuls at (above)
     # fp32_full_flops: the non-tensor-core FP32 rate (precision HIGHEST)
-    Chip("NVIDIA A100", ("A100",), 80 * 10 ** 9, 312e12, 156e12, fp32_full_flops=19.5e12),
-    Chip("NVIDIA H100", ("H100",), 80 * 10 ** 9, 989e12, 494.7e12, fp32_full_flops=67e12),
-    Chip("NVIDIA H200", ("H200",), 141 * 10 ** 9, 989e12, 494.7e12, fp32_full_flops=67e12),
+    # GPUs by their full CUDA device names: a variant with other memory or clocks (A100 40GB,
+    # H100 PCIe) is its own row, and one not listed (H100 NVL, H200 NVL, GH200, T4, L4) has
+    # no figures (set train.peak_flops) rather than a namesake's.
+    Chip("NVIDIA A100", ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe",
+                         "NVIDIA A100-PCIE-80GB"), 80 * 10 ** 9, 312e12, 156e12,
+         fp32_full_flops=19.5e12),
+    Chip("NVIDIA A100 40GB", ("NVIDIA A100-SXM4-40GB", "NVIDIA A100-PCIE-40GB"), 40 * 10 ** 9,
+         312e12, 156e12, fp32_full_flops=19.5e12),
+    Chip("NVIDIA H100", ("NVIDIA H100 80GB HBM3",), 80 * 10 ** 9, 989e12, 494.7e12,
+         fp32_full_flops=67e12),
+    Chip("NVIDIA H100 PCIe", ("NVIDIA H100 PCIe",), 80 * 10 ** 9, 756e12, 378e12,
+         fp32_full_flops=51e12),
+    Chip("NVIDIA H200", ("NVIDIA H200",), 141 * 10 ** 9, 989e12, 494.7e12, fp32_full_flops=67e12),
 )
 
 
 def chip_for_device_kind(kind: str) -> Chip | None:
   """The chip of a jax device_kind ('TPU v5 lite', 'NVIDIA H100 80GB HBM3'), or None.
 
-  TPU kinds match exactly ('TPU v5' is v5p, 'TPU v5 lite' is v5e); GPU kinds carry
-  the model inside a longer name, so they match as substrings.
-  """
-  low = kind.lower()
-  for chip in CHIPS:
-    if any(low == k.lower() for k in chip.device_kinds):
-      return chip
-  for chip in CHIPS:
-    if not chip.topology_prefix and any(k.lower() in low for k in chip.device_kinds):
-      return chip
-  return None
+  Kinds match whole (case aside): 'TPU v5' is v5p, 'TPU v5 lite' v5e. GPU kinds matched as
+  substrings gave an A100-SXM4-40GB the 80 GB A100's memory, an H100 PCIe the SXM part's
+  989 TFLOP/s (756 dense) and a GH200 the H200's row ('H200' in 'GH200')."""
+  low = kind.strip().lower()
+  return next((c for c in CHIPS if any(low == k.lower() for k in c.device_kinds)), None)
 
 
 def chip_named(name: str | None) -> Chip | None:
@@ -182,6 +197,17 @@ def millions(n: int) -> str:
   """A parameter count in millions for research.aot's plan and ladder table: whole from 10M
   up, two significant digits below (the tiny preset's 59,776 parameters read "0M")."""
   return f"{n / 1e6:,.0f}M" if n >= 1e7 else f"{n / 1e6:.2g}M"
+
+
+def bytes_text(b: float | None) -> str:
+  """Bytes in the unit that keeps three significant digits ('790 kB', '357 GB'): research.aot's
+  collectives, whose bytes a step run from kilobytes (the tiny LM) to terabytes."""
+  if b is None:
+    return "?"
+  for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    if b >= scale:
+      return f"{b / scale:.3g} {unit}"
+  return f"{b:.0f} B"
 
 
 def topology_dims_problem(name: str) -> str | None:

@@ -125,6 +125,24 @@ def test_data_parallel_reduces_gradients(dp_plan):
 
 
 @needs_libtpu
+def test_a_step_receives_its_gradient_all_reduce_once(v5e, dp_plan):
+  """Data parallel over 4 chips: a ring all-reduce of the float32 gradients (4 bytes a
+  parameter) brings each chip 2 x 3/4 of them a step; 200 GB/s of v5e's 400 both ways is
+  inbound. Per step the same at 2 steps per call in 2 microbatches (XLA sums the
+  microbatches before reducing): counted once where it is written, as before the loops'
+  trips were read, the looped plan read half of it."""
+  n = dp_plan["num_params"]
+  comm = dp_plan["communication"]
+  assert comm["received_bytes_per_step"] == pytest.approx(1.5 * 4 * n, rel=1e-3)
+  assert comm["ici_s_per_step_at_least"] == pytest.approx(comm["received_bytes_per_step"] / 200e9)
+  looped = aot.plan(_config(**{"train.steps_per_call": 2, "train.log_every": 2,
+                               "train.grad_accum_steps": 2}), v5e)
+  assert looped["communication"]["received_bytes_per_step"] == pytest.approx(1.5 * 4 * n, rel=0.05)
+  assert looped["collectives"]["all-reduce"]["runs"] >= 2 * 1  # per call: at least once a step
+  assert "comms/step   all-reduce" in aot.report(looped) and "ICI >= " in aot.report(looped)
+
+
+@needs_libtpu
 def test_fsdp_shards_state_and_gathers(v5e, dp_plan):
   fsdp = aot.plan(_config(**{"mesh.data": 1, "mesh.fsdp": 4}), v5e)
   ratio = (fsdp["memory_per_device"]["params_and_optimizer_bytes"]
@@ -132,6 +150,11 @@ def test_fsdp_shards_state_and_gathers(v5e, dp_plan):
   # Every matrix has a 128-wide embed axis split 4 ways; the biases and norms stay whole.
   assert 0.25 <= ratio < 0.35, ratio
   assert fsdp["collectives"]["all-gather"]["count"] >= 1
+  # Each chip receives the 3/4 of every float32 matrix it does not hold at least once a
+  # step (the forward) and at most twice (gathered again for the backward): 3 to 6 bytes a
+  # parameter, less the few that are not sharded. Measured 4.1.
+  gathered = fsdp["collectives"]["all-gather"]["received_bytes"] / fsdp["num_params"]
+  assert 0.9 * 3 <= gathered <= 6, gathered
 
 
 @needs_libtpu
@@ -145,6 +168,7 @@ def test_negative_control_too_large_does_not_fit(v5e):
   assert "DOES NOT FIT (the compiler refused it; over by" in aot.report(huge)
   assert "RESOURCE_EXHAUSTED" in mem["compiler_error"]  # refused: no FLOPs or collectives
   assert huge["flops"]["xla_per_device_per_step"] is None and huge["collectives"] is None
+  assert huge["communication"] is None and "comms/step" not in aot.report(huge)
   assert "XLA not known" in aot.report(huge) and "collectives  not known" in aot.report(huge)
 
 
@@ -158,7 +182,7 @@ def test_report_and_markdown_rows(dp_plan):
   cached = {k: v for k, v in dp_plan.items() if k != "lower_s"}  # a plan cached before the field
   assert "trace + lower" not in aot.report(cached) and "steps per call" in aot.report(cached)
   row = aot_ladder.markdown([{"size": "tiny"} | dp_plan]).splitlines()[-1]
-  assert row.startswith("| tiny |") and "| yes |" in row
+  assert row.startswith("| tiny |") and "| yes |" in row and " MB, >= " in row
   roof = dp_plan["roofline"]
   assert roof["mfu_60"]["tokens_per_s"] == pytest.approx(1.5 * roof["mfu_40"]["tokens_per_s"])
 
@@ -206,7 +230,7 @@ def test_report_names_the_usable_and_the_nominal_hbm():
           "scan_layers": False, "batch_size": 640, "tokens_per_step": 640 * 2048,
           "grad_accum_steps": 1, "topology": "v5e:2x2", "devices": 4,
           "device_kind": "TPU v5 lite", "chip": chip.name, "mesh": {"data": 4, "fsdp": 1, "tensor": 1}, "compile_s": 53.0,
-          "steps_per_call": 1, "collectives": {}, "flops": {
+          "steps_per_call": 1, "collectives": {}, "communication": None, "flops": {
               "model_per_step": 1e12, "model_per_device_per_step": 2.5e11,
               "xla_per_device_per_step": 3e11, "xla_over_model": 1.2},
           "memory_per_device": hardware.memory_fit({
@@ -344,3 +368,31 @@ def _exits_2_with_one_line(args, needle):
 ])
 def test_flags_that_do_not_fit_the_mode_exit_2(args, needle):
   _exits_2_with_one_line(args, needle)
+
+
+def test_a_local_plan_checks_this_hosts_memory_and_takes_the_runs_peak(monkeypatch):
+  """Without --topology on CPU: the capacity was '?' (a 2,136 GB step read 'capacity
+  unknown' on a 23 GB host, exit 0), the target read '(None)', and no roofline was printed
+  even with train.peak_flops set. Now the host's available memory shared by its devices
+  (what research.main checks before a CPU run), the run's own peak, and a line saying why
+  when there is none."""
+  from research import host_memory
+  target = aot.local_target()
+  p = aot.plan(_config(**{"train.peak_flops": 1e11}), target)
+  m = p["memory_per_device"]
+  assert m["host_available_bytes"] > 0 and m["fits"] is True
+  assert m["capacity_bytes"] == m["host_available_bytes"] // len(target.devices)
+  assert p["roofline"]["peak_flops_per_device"] == 1e11 and p["roofline"]["peak_source"] == "config"
+  text = aot.report(p)
+  assert "of this host's available memory" in text and "(no chip table entry)" in text
+  assert "TFLOP/s per device, config)" in text and "if it fit" not in text
+  # The same step against a host with 1 kB free: does not fit, its roofline said as such.
+  monkeypatch.setattr(host_memory, "available_bytes", lambda: 1000)
+  bare = {k: v for k, v in m.items() if k not in ("host_available_bytes",)}
+  small = aot._local_fit(target, hardware.memory_fit(bare, None))
+  assert small["fits"] is False and small["headroom_bytes"] < 0
+  assert "roofline     if it fit: step" in aot.report(p | {"memory_per_device": small})
+  none = {k: v for k, v in p.items() if k != "roofline"} | {
+      "peak_source": "unknown device 'Tesla T4': set config.train.peak_flops for MFU"}
+  assert ("roofline     none: no peak FLOP/s for this device (unknown device 'Tesla T4'"
+          in aot.report(none))

@@ -76,7 +76,7 @@ def _fake_plan(config, target):
   return {"topology": "v5e:2x2", "num_params": 1000, "mesh": {"data": 4, "fsdp": 1, "tensor": 1},
           "remat": "none", "batch_size": 8, "grad_accum_steps": 1, "compile_s": 1.0,
           "memory_per_device": {"total_bytes": 2e9, "capacity_bytes": 16e9, "fits": True},
-          "flops": {}, "collectives": {}, "roofline": {"mfu_40": {"step_s": 1.0,
+          "flops": {}, "collectives": {}, "communication": None, "roofline": {"mfu_40": {"step_s": 1.0,
                                                                   "tokens_per_s": 2.0}}}
 
 

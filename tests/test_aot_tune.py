@@ -235,5 +235,5 @@ def test_a_directory_at_a_candidates_cache_path_is_refused_before_its_compile(tm
 
 # What a cached plan needs besides memory (research.aot_ladder._PLAN_FIELDS, the table row).
 _FAKE_FIELDS = {"num_params": 1000, "batch_size": 8, "compile_s": 1.0, "flops": {},
-                "collectives": {}, "topology": "v5e:2x2",
+                "collectives": {}, "communication": None, "topology": "v5e:2x2",
                 "roofline": {"mfu_40": {"step_s": 1.0, "tokens_per_s": 2.0}}}

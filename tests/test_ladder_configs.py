@@ -14,7 +14,13 @@ from research import cli, config_check, hardware
 @pytest.mark.parametrize("kind,name", [
     ("TPU v5 lite", "TPU v5e"), ("TPU v5", "TPU v5p"), ("TPU v6 lite", "TPU v6e"),
     ("TPU v4", "TPU v4"), ("NVIDIA H100 80GB HBM3", "NVIDIA H100"),
-    ("NVIDIA A100-SXM4-40GB", "NVIDIA A100"), ("Tesla T4", None)])
+    ("NVIDIA A100-SXM4-80GB", "NVIDIA A100"), ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 40GB"),
+    ("NVIDIA A100-PCIE-40GB", "NVIDIA A100 40GB"), ("NVIDIA H100 PCIe", "NVIDIA H100 PCIe"),
+    ("NVIDIA H200", "NVIDIA H200"), ("Tesla T4", None),
+    # Not in the table: no namesake's figures (they matched as substrings: GH200 read as an
+    # H200, H100 NVL as the SXM part, a 40 GB A100 with 80 GB).
+    ("NVIDIA GH200 480GB", None), ("NVIDIA H100 NVL", None), ("NVIDIA H200 NVL", None),
+    ("NVIDIA A100", None)])
 def test_chip_table_lookup(kind, name):
   chip = hardware.chip_for_device_kind(kind)
   assert (chip.name if chip else None) == name
@@ -22,7 +28,8 @@ def test_chip_table_lookup(kind, name):
     assert chip.bf16_flops >= chip.fp32_flops > 0 and chip.hbm_bytes > 8e9
 
 
-@pytest.mark.parametrize("name", ["NVIDIA A100", "NVIDIA H100", "NVIDIA H200"])
+@pytest.mark.parametrize("name", ["NVIDIA A100", "NVIDIA A100 40GB", "NVIDIA H100",
+                                  "NVIDIA H100 PCIe", "NVIDIA H200"])
 def test_gpu_fp32_peak_is_the_tf32_rate_jax_runs_float32_matmuls_at(name):
   """jax.lax.Precision.DEFAULT runs a float32 matmul on the TF32 tensor cores of these GPUs,
   dense at half the bf16 rate; the table held the non-tensor FP32 rate (A100 19.5, H100 67
