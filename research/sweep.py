@@ -63,10 +63,27 @@ def zipped(**axes: Iterable) -> list[dict]:
   return [dict(zip(keys, values)) for values in zip(*axes.values())]
 
 
+_NAME_CHARS = 120
+
+
 def run_name(index: int, overrides: dict) -> str:
-  """A new point's run name (a sweep's reader: Results.names, which keeps an earlier one)."""
+  """A new point's run name (a sweep's reader: Results.names, which keeps an earlier one):
+  the index and each override's last key and value. One that would pass 120 characters
+  keeps the overrides that fit whole and ends in how many were left out and a hash of them
+  all (the pod ladder's 11 overrides were cut mid-word: '...,grad_accum_steps=1,topolog')."""
   parts = [f"{k.split('.')[-1]}={v}" for k, v in overrides.items()]
-  return re.sub(r"[^A-Za-z0-9_.=,-]", "_", f"{index:03d}_" + ",".join(parts))[:120]
+
+  def name(kept: list[str]) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=,-]", "_", f"{index:03d}_" + ",".join(kept))
+
+  if len(name(parts)) <= _NAME_CHARS:
+    return name(parts)
+  digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()
+  for keep in range(len(parts) - 1, -1, -1):
+    short = name(parts[:keep] + [f"+{len(parts) - keep}_more_{digest[:8]}"])
+    if len(short) <= _NAME_CHARS:
+      return short
+  return short[:_NAME_CHARS]  # one override longer than a name: its start and the count
 
 
 def apply_overrides(config, overrides: dict):
@@ -149,8 +166,11 @@ def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) 
 
 
 def _failed_row(name: str, overrides: dict, run_dir: Path, e: Exception) -> dict:
+  # refused: the point's input cannot run here (InputError: e.g. a pod size whose step needs
+  # more memory than this host has), which a rerun as it stands would meet again.
   return {"run": name, "status": "failed", "overrides": overrides, "dir": str(run_dir),
-          "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
+          "error": f"{type(e).__name__}: {e}", "refused": isinstance(e, InputError),
+          "traceback": traceback.format_exc()[-4000:]}
 
 
 def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
@@ -365,15 +385,28 @@ def main(argv) -> int:
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)
     return 0
-  names = results.names(overrides)
+  check_finished(results, results.names(overrides), workdir)
+  return 0
+
+
+def check_finished(results: Results, names: list[str], workdir: Path) -> None:
+  """A finished sweep's exit: 0 when every point is done; InputError (exit 2) when a point
+  was refused as given, which a rerun would meet again; RunsFailedError (exit 6, a rerun
+  retries them) for the other failures."""
   failed = failed_runs(results, names)
   logging.info("sweep finished: %d done, %d failed %s", len(names) - len(failed),
                len(failed), failed)
+  refused = [n for n in failed if results.rows.get(n, {}).get("refused")]
+  if refused:  # bad input: exit 2 naming it; "rerun to retry" would meet it again
+    first = results.rows[refused[0]]["error"].split(": ", 1)[-1].splitlines()[0]
+    others = len(failed) - len(refused)
+    raise InputError(f"{len(refused)} of {len(names)} runs were refused as given ({refused[0]}: "
+                     f"{first})" + (f"; {others} more failed" if others else "")
+                     + f"; errors in {Path(workdir) / 'results.jsonl'}")
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(names)} runs failed: {', '.join(failed)} "
                           f"(errors in {Path(workdir) / 'results.jsonl'}); rerun the "
                           "command to retry them")
-  return 0
 
 
 if __name__ == "__main__":

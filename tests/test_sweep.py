@@ -321,3 +321,48 @@ def test_points_added_to_a_finished_sweep_train_alone_and_the_others_stay(tmp_pa
                      r"config \(optim.learning_rate: 0.001 -> 0.003"):
     run([12, 16], other)  # 16 keeps 000_width=16 (its own name is 001_width=16)
   assert len(trained) == 3 and not (tmp_path / "runs" / "000_width=12").exists()
+
+
+def test_a_point_refused_as_given_ends_the_sweep_with_exit_2_not_rerun(tmp_path, monkeypatch):
+  """The pod ladder swept on a CPU host: every point compiled, was refused by the host-memory
+  check (InputError) and the sweep ended "7 of 7 runs failed ... rerun the command to retry
+  them" (exit 6), which can never help. A refusal is recorded as such and the sweep ends
+  with the point's own line (exit 2); the other points still train. Control: an ordinary
+  failure stays exit 6, a rerun retries it."""
+  from research import train
+  from research.errors import RunsFailedError
+  def fake_train(cfg, d, **kw):
+    if cfg.seed == 1:
+      raise InputError("the train step needs 2,140 GB of this host's memory; use a smaller size")
+    if cfg.seed == 2:
+      raise RuntimeError("a fault")
+    Path(d).mkdir(parents=True)
+    (Path(d) / "summary.json").write_text("{}")
+    return {"final_step": 1}
+  monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+  points = [{"seed": 0}, {"seed": 1}, {"seed": 2}]
+  res = sweep.run_sweep(_config(), points, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  names = res.names(points)
+  assert [res.rows[n]["status"] for n in names] == ["done", "failed", "failed"]
+  assert [res.rows[n]["refused"] for n in names[1:]] == [True, False]
+  with pytest.raises(InputError, match=r"^1 of 3 runs were refused as given \(001_seed=1: the "
+                     r"train step needs 2,140 GB of this host's memory; use a smaller size\); "
+                     r"1 more failed; errors in "):
+    sweep.check_finished(res, names, tmp_path)
+  with pytest.raises(RunsFailedError, match="1 of 2 runs failed: 002_seed=2 .*rerun the command"):
+    sweep.check_finished(res, [names[0], names[2]], tmp_path)
+  sweep.check_finished(res, names[:1], tmp_path)  # all done: no exception
+
+
+def test_a_long_run_name_ends_at_an_override_with_a_hash_not_mid_word():
+  """The pod ladder's 11 overrides were cut at 120 characters mid-word ('...,topolog');
+  a short name is as it always was."""
+  from configs import lm_ladder
+  points = lm_ladder.get_sweep("ladder@v5p:4x4x4")
+  names = [sweep.run_name(i, p) for i, p in enumerate(points)]
+  assert all(len(n) <= 120 for n in names) and len(set(names)) == len(names)
+  assert names[0].startswith("000_num_layers=6,width=128,") and "_2_more_" in names[0]
+  assert names[0].split(",")[-2] == "remat=none"  # whole overrides, then the count and hash
+  other = dict(points[0], **{"train.grad_accum_steps": 2})  # differs in a left-out override
+  assert sweep.run_name(0, other) != names[0]
+  assert sweep.run_name(3, {"model.width": 64, "seed": 1}) == "003_width=64,seed=1"
