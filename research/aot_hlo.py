@@ -24,13 +24,13 @@ _START_RESULT = {"all-gather": 1, "collective-permute": 1}
 _COLLECTIVE_RE = re.compile(r"=\s*(\(.*?\)|\S+)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
 _CHANNEL_RE = re.compile(r"\bchannel_id=([0-9]+)")
 # A computation's header, `%name (params) -> RESULT {`.
-_COMPUTATION_RE = re.compile(r"^(?:ENTRY )?(%\S+) \(.*\) -> (.*) \{$")
+_COMPUTATION_RE = re.compile(r"^(?:ENTRY )?(%?\S+) \(.*\) -> (.*) \{$")
 _ARRAY_RE = re.compile(r"([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
 # Calls between computations: a while runs its body once per trip; the others run a callee
 # once per call (a conditional's branches are counted as if each ran: an upper bound).
-_WHILE_RE = re.compile(r"\swhile\(.*?condition=(%[\w.\-]+), body=(%[\w.\-]+)")
+_WHILE_RE = re.compile(r"\swhile\(.*?condition=(%?[\w.\-]+), body=(%?[\w.\-]+)")
 _KNOWN_TRIPS_RE = re.compile(r'"known_trip_count":\{"n":"([0-9]+)"')
-_CALL_RE = re.compile(r"\b(?:calls|to_apply|true_computation|false_computation)=(%[\w.\-]+)")
+_CALL_RE = re.compile(r"\b(?:calls|to_apply|true_computation|false_computation)=(%?[\w.\-]+)")
 _CALL_LIST_RE = re.compile(r"\b(?:branch_computations|called_computations)=\{([^}]*)\}")
 _INT_CONSTANT_RE = re.compile(r"^\s*(%\S+) = [su](?:8|16|32|64)\[\]\S* constant\(([0-9]+)\)")
 _LOOP_TEST_RE = re.compile(r"ROOT \S+ = pred\[\]\S* compare\((%[\w.\-]+), (%[\w.\-]+)\), direction=LT")
@@ -245,47 +245,49 @@ def collectives(hlo_text: str, devices: int | None = None) -> dict:
   all-reduce and its gradient all-reduce both carry 1); a collective XLA really duplicates
   (a loop unrolled) gets a new channel_id. The copies run where the first one is written.
   """
-  out = {op: {"count": 0, "bytes": 0, "runs": 0, "received_bytes": 0} for op in COLLECTIVES}
   runs = runs_per_call(hlo_text)
-  seen, scatter_result, runs_here = set(), None, 1  # lines before any header: a fragment
-  for line in hlo_text.splitlines():
+  found: dict = {}  # one entry per collective: [op, bytes, received per run, runs, gathers]
+  scatter_result, runs_here = None, 1  # lines before any header: a fragment, run once
+  for number, line in enumerate(hlo_text.splitlines()):
     header = _COMPUTATION_RE.match(line)
     if header:
       # XLA:TPU writes a reduce-scatter (FSDP's gradients) as an all-reduce of the whole
       # arrays sliced to this chip's shard, inside a fusion it names all-reduce-scatter, and
       # runs it as one reduce-scatter: counted as that, with the shards' bytes it returns
       # (the tiny LM with fsdp=4 on v5e:2x2 read all-reduce, 4x the bytes, no reduce-scatter).
-      scatter_result = (header.group(2) if header.group(1).startswith("%all-reduce-scatter")
-                        else None)
+      scatter_result = (header.group(2) if header.group(1).lstrip("%").startswith(
+          "all-reduce-scatter") else None)
       runs_here = runs.get(header.group(1))  # None: not reached from the entry
     for type_text, op, start in _COLLECTIVE_RE.findall(line):
       type_text = _result_type(type_text, op, start)
       if op == "all-reduce" and scatter_result is not None:
         op, type_text = "reduce-scatter", scatter_result
       channel = _CHANNEL_RE.search(line)
-      if channel:  # a copy's layout may differ ({1,0} / {1,0:...S(1)}), its shapes do not
-        key = (op, channel.group(1), tuple(_ARRAY_RE.findall(type_text)))
-        if key in seen:
-          continue
-        seen.add(key)
+      # a copy's layout may differ ({1,0} / {1,0:...S(1)}), its shapes do not
+      key = ((op, channel.group(1), tuple(_ARRAY_RE.findall(type_text))) if channel
+             else (op, "line", number))
+      if key in found:  # a copy: the collective runs as often as its least-run copy (the
+        known = [r for r in (found[key][3], runs_here) if r is not None]  # start fusion;
+        found[key][3] = min(known) if known else None  # continuations run per loop trip)
+        continue
       size = _array_bytes(type_text)
-      row = out[op]
-      if op == "all-reduce" and any("dynamic-update-slice" in name for name in
-                                    _operands(line, "all-reduce" + start)):
-        # XLA:TPU (v5p's FSDP plans) writes an all-gather as an all-reduce of shards
-        # placed in zeros: run, and counted, as the all-reduce it is, and said to gather.
-        row["gathers"] = row.get("gathers", 0) + 1
-      row["count"] += 1
-      row["bytes"] += size
-      received = _received_bytes(op, size, _group_size(line, devices))
-      if runs_here is None or row["runs"] is None:
-        row["runs"] = None
-      else:
-        row["runs"] += runs_here
-      if runs_here is None or received is None or row["received_bytes"] is None:
-        row["received_bytes"] = None
-      else:
-        row["received_bytes"] += runs_here * received
+      # XLA:TPU (v5p's FSDP plans) writes an all-gather as an all-reduce of shards placed
+      # in zeros: run, and counted, as the all-reduce it is, and said to gather.
+      gathers = op == "all-reduce" and any("dynamic-update-slice" in name for name in
+                                           _operands(line, "all-reduce" + start))
+      found[key] = [op, size, _received_bytes(op, size, _group_size(line, devices)),
+                    runs_here, gathers]
+  out = {op: {"count": 0, "bytes": 0, "runs": 0, "received_bytes": 0} for op in COLLECTIVES}
+  for op, size, received, times, gathers in found.values():
+    row = out[op]
+    row["count"] += 1
+    row["bytes"] += size
+    if gathers:
+      row["gathers"] = row.get("gathers", 0) + 1
+    row["runs"] = None if times is None or row["runs"] is None else row["runs"] + times
+    row["received_bytes"] = (None if times is None or received is None
+                             or row["received_bytes"] is None
+                             else row["received_bytes"] + times * received)
   return out
 
 

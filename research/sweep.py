@@ -79,11 +79,11 @@ def run_name(index: int, overrides: dict) -> str:
   if len(name(parts)) <= _NAME_CHARS:
     return name(parts)
   digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()
-  for keep in range(len(parts) - 1, -1, -1):
-    short = name(parts[:keep] + [f"+{len(parts) - keep}_more_{digest[:8]}"])
+  for keep in range(len(parts) - 1, 0, -1):
+    short = name(parts[:keep] + [f"and_{len(parts) - keep}_more_{digest[:8]}"])
     if len(short) <= _NAME_CHARS:
       return short
-  return short[:_NAME_CHARS]  # one override longer than a name: its start and the count
+  return name([f"{len(parts)}_overrides_{digest[:8]}"])  # the first alone is too long
 
 
 def apply_overrides(config, overrides: dict):
@@ -318,6 +318,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
       raise
     except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it
       logging.error("ensemble of %d failed: %s", len(todo), e)
+      if isinstance(e, InputError):  # the ensemble was refused, not each point: say the way out
+        e = InputError(f"{e}; the points alone may fit: --ensemble=off trains them one at a time")
       for i, d in zip(todo, dirs):
         results.put(_failed_row(names[i], overrides[i], d, e))
     else:
@@ -399,9 +401,10 @@ def check_finished(results: Results, names: list[str], workdir: Path) -> None:
   refused = [n for n in failed if results.rows.get(n, {}).get("refused")]
   if refused:  # bad input: exit 2 naming it; "rerun to retry" would meet it again
     first = results.rows[refused[0]]["error"].split(": ", 1)[-1].splitlines()[0]
-    others = len(failed) - len(refused)
+    others = [n for n in failed if n not in refused]
     raise InputError(f"{len(refused)} of {len(names)} runs were refused as given ({refused[0]}: "
-                     f"{first})" + (f"; {others} more failed" if others else "")
+                     f"{first})" + (f"; {len(others)} more failed ({', '.join(others)}), which a "
+                                    "rerun retries" if others else "")
                      + f"; errors in {Path(workdir) / 'results.jsonl'}")
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(names)} runs failed: {', '.join(failed)} "

@@ -204,3 +204,18 @@ def test_an_all_reduce_of_zero_padded_shards_is_said_to_gather():
   assert row["count"] == 2 and row["gathers"] == 1
   each = 2048 * 50304 * 2  # bf16
   assert row["received_bytes"] == 2 * (2 * (each * 63 // 64))  # two all-reduces, ring cost
+
+
+def test_copies_of_one_collective_run_as_its_least_run_copy_and_entry_may_lack_a_sigil():
+  """An async all-gather's continuation copies sit in the windowed loop (40 runs here) and
+  its start in a fusion run 20 times: the collective runs 20 times whichever is printed
+  first (the first copy decided before). An `ENTRY main` header without '%' was read as
+  part of the computation above it, its loop not followed."""
+  copy = ("  %all-gather.8 = f32[4,4]{1,0} all-gather(%gte.3), channel_id=7, "
+          "replica_groups=mesh['axis_0'=4,'axis_1'=1] {'axis_0'}, dimensions={0}\n")
+  hlo = _LOOPS.replace("  %add.5 = u32[]", copy + "  %add.5 = u32[]")
+  c = aot_hlo.collectives(hlo, 8)
+  assert c["all-gather"]["count"] == 1 and c["all-gather"]["runs"] == 20
+  bare = _LOOPS.replace("ENTRY %main (a: f32[4])", "ENTRY main (a: f32[4])")
+  runs = aot_hlo.runs_per_call(bare)
+  assert runs["main"] == 1 and runs["%body.window"] == 40

@@ -347,7 +347,7 @@ def test_a_point_refused_as_given_ends_the_sweep_with_exit_2_not_rerun(tmp_path,
   assert [res.rows[n]["refused"] for n in names[1:]] == [True, False]
   with pytest.raises(InputError, match=r"^1 of 3 runs were refused as given \(001_seed=1: the "
                      r"train step needs 2,140 GB of this host's memory; use a smaller size\); "
-                     r"1 more failed; errors in "):
+                     r"1 more failed \(002_seed=2\), which a rerun retries; errors in "):
     sweep.check_finished(res, names, tmp_path)
   with pytest.raises(RunsFailedError, match="1 of 2 runs failed: 002_seed=2 .*rerun the command"):
     sweep.check_finished(res, [names[0], names[2]], tmp_path)
@@ -361,8 +361,24 @@ def test_a_long_run_name_ends_at_an_override_with_a_hash_not_mid_word():
   points = lm_ladder.get_sweep("ladder@v5p:4x4x4")
   names = [sweep.run_name(i, p) for i, p in enumerate(points)]
   assert all(len(n) <= 120 for n in names) and len(set(names)) == len(names)
-  assert names[0].startswith("000_num_layers=6,width=128,") and "_2_more_" in names[0]
+  assert names[0].startswith("000_num_layers=6,width=128,") and ",and_2_more_" in names[0]
   assert names[0].split(",")[-2] == "remat=none"  # whole overrides, then the count and hash
   other = dict(points[0], **{"train.grad_accum_steps": 2})  # differs in a left-out override
   assert sweep.run_name(0, other) != names[0]
   assert sweep.run_name(3, {"model.width": 64, "seed": 1}) == "003_width=64,seed=1"
+
+
+def test_a_refused_ensemble_names_the_way_out(tmp_path, monkeypatch):
+  """An ensemble refused as a whole (its stacked step too big for the host) marked every
+  point refused as given, though each alone may fit; the line now says --ensemble=off."""
+  from research import ensemble
+  def refuse(*a, **kw):
+    raise InputError("an ensemble of 3 needs 40 GB of this host's memory and 20 GB are available")
+  monkeypatch.setattr(ensemble, "train_ensemble", refuse)
+  points = [{"seed": 0}, {"seed": 1}, {"seed": 2}]
+  res = sweep.run_sweep(_config(), points, tmp_path, ensemble="on", devices=jax.devices()[:1])
+  names = res.names(points)
+  with pytest.raises(InputError, match=r"3 of 3 runs were refused as given \(000_seed=0: an "
+                     r"ensemble of 3 needs .*; the points alone may fit: --ensemble=off trains "
+                     r"them one at a time\)"):
+    sweep.check_finished(res, names, tmp_path)
