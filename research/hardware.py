@@ -214,12 +214,24 @@ def topology_dims_problem(name: str) -> str | None:
   """Why a topology name (is_topology_name) names no slice of its chip: the wrong number of
   sizes ('v5e:4x4x4'; libtpu plans some of those, for slices the chip never comes in)."""
   chip = chip_for_topology(name)
-  sizes = name.split(":", 1)[1].split("x")
-  if chip is None or not chip.torus_dims or len(sizes) == chip.torus_dims:
+  sizes = [int(x) for x in name.split(":", 1)[1].split("x")]
+  if chip is None or not chip.torus_dims:
     return None
-  example = {2: "4x4", 3: "4x4x4"}[chip.torus_dims]
-  return (f"{chip.name} slices are {chip.torus_dims}-D; write {chip.torus_dims} sizes, e.g. "
-          f"{chip.topology_prefix}:{example}")
+  example = f"{chip.topology_prefix}:{ {2: '4x4', 3: '4x4x4'}[chip.torus_dims]}"
+  if len(sizes) != chip.torus_dims:
+    return (f"{chip.name} slices are {chip.torus_dims}-D; write {chip.torus_dims} sizes, "
+            f"e.g. {example}")
+  # A slice is whole hosts of 2x2 chips (x1 on the 3-D chips) or, on v5e and v6e, one chip:
+  # libtpu 0.0.42.1 refuses every other shape ("not divisible by ... 2x2x1") and accepts
+  # these (every v5e / v6e size pair from 1 to 32 and v4 / v5p triple to 4x4x8 tried,
+  # 2026-12-05). Checked here too, so that a sweep or a host without libtpu refuses v5e:3x3.
+  if sizes[0] % 2 or sizes[1] % 2:
+    if chip.torus_dims == 2 and sizes == [1, 1]:
+      return None
+    which = "both sizes" if chip.torus_dims == 2 else "the first two sizes"
+    return (f"{chip.name} slices are made of hosts of 2x2 chips: {which} must be even"
+            f"{' (or 1x1, one chip)' if chip.torus_dims == 2 else ''}, e.g. {example}")
+  return None
 
 
 def topology_prefixes() -> list[str]:

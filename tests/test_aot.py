@@ -325,7 +325,8 @@ def test_mesh_and_batch_errors_are_input_errors(v5e):
 @needs_libtpu
 @pytest.mark.parametrize("args,needle", [
     (["--topology=v9z:2x2"], "not a TPU topology"),
-    (["--topology=v5e:3x3"], "not divisible"),  # libtpu loaded: its C++ chatter is dropped
+    (["--topology=v5e:3x3"], "hosts of 2x2 chips: both sizes must be even"),
+    (["--topology=v5e:2x6x2"], "slices are 2-D"),
     (["--topology=v5e:2x2", "--config.mesh.data=3"], "config.mesh"),
     (["--topology=v3:2x2"], "no one-device-per-chip mode"),
 ])
