@@ -190,10 +190,8 @@ def _local_fit(target: Target, memory: dict) -> dict:
   available = host_memory.available_bytes()
   if available is None:
     return memory
-  capacity = available // len(target.devices)
-  return memory | {"host_available_bytes": available, "capacity_bytes": capacity,
-                   "headroom_bytes": capacity - memory["total_bytes"],
-                   "fits": not memory.get("compiler_error") and memory["total_bytes"] <= capacity}
+  return hardware.memory_fit(memory, None, capacity=available // len(target.devices)) | {
+      "host_available_bytes": available}
 
 
 def _gb(b) -> str:

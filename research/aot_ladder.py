@@ -209,7 +209,7 @@ def _seconds(s: float) -> str:
 
 def _comms(c: dict | None) -> str:
   """'357 GB, >= 1.78 s': what a chip receives in a step's collectives and the least ICI
-  time for it (research.aot._communication); '?' where not known (a refused program)."""
+  time for it (research.aot_hlo.communication); '?' where not known (a refused program)."""
   if not c or c["received_bytes_per_step"] is None:
     return "?"
   text = hardware.bytes_text(c["received_bytes_per_step"])

@@ -157,19 +157,21 @@ def chip_named(name: str | None) -> Chip | None:
   return next((c for c in CHIPS if c.name == name), None)
 
 
-def memory_fit(memory: dict, chip: Chip | None) -> dict:
+def memory_fit(memory: dict, chip: Chip | None, capacity: int | None = None) -> dict:
   """A plan's `memory_per_device` with its verdict against `chip`: nominal HBM, usable HBM
   (None: not measured), the capacity checked (usable, else nominal), headroom and fits.
 
+  `capacity`, when given, replaces the chip's (a CPU host's available RAM, research.aot).
   fits: False for a program the compiler refused (its `compiler_error`), None without a
-  chip, else whether the total (arguments + outputs - aliases + temporaries) is at most the
+  capacity, else whether the total (arguments + outputs - aliases + temporaries) is at most the
   capacity. The compiler also places the program's code there (50 KB for the bisection's
   program, 16-37 MB for the LM train steps planned), so a total within that much of the
   capacity may still be refused; one it accepted never exceeds it (the usable figures are
   the most it accepted, code included)."""
   out = dict(memory)
   total = memory["total_bytes"]
-  capacity = chip.capacity_bytes if chip else None
+  if capacity is None:
+    capacity = chip.capacity_bytes if chip else None
   out.update(hbm_bytes=chip.hbm_bytes if chip else None,
              usable_bytes=chip.usable_hbm_bytes if chip else None, capacity_bytes=capacity,
              headroom_bytes=None if capacity is None else capacity - total,
