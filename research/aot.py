@@ -168,11 +168,11 @@ def plan(config, target: Target) -> dict:
       "collectives": None if mem is None else collectives(compiled.as_text(), n_dev),
   }
   result["communication"] = communication(result["collectives"], steps, target.chip)
-  result["peak_source"] = peak_source
+  result["peak_source"] = peak_source  # where the roofline's peak comes from, or why none
   if peak:
     step_s = model_flops / (n_dev * peak)
     result["roofline"] = {
-        "peak_flops_per_device": peak, "peak_source": peak_source, "step_s_at_peak": step_s,
+        "peak_flops_per_device": peak, "step_s_at_peak": step_s,
         **{f"mfu_{int(m * 100)}": {
             "step_s": step_s / m, "tokens_per_s": m * tokens_per_step / step_s,
             "days_for_num_steps": tr.num_steps * step_s / m / 86400} for m in MFUS},
@@ -272,7 +272,7 @@ def report(p: dict) -> str:
     lines.append(f"roofline     {'' if m['fits'] is not False else 'if it fit: '}step "
                  f"{r['step_s_at_peak']:.3g} s at peak ({r['peak_flops_per_device'] / 1e12:.3g} "
                  f"TFLOP/s per {'device' if p['topology'] == 'local' else 'chip'}, "
-                 f"{r.get('peak_source', 'table')})" + "".join(
+                 f"{p.get('peak_source', 'table')})" + "".join(
                      f" | {k[4:]}% MFU: {v['step_s']:.3g} s/step, {v['tokens_per_s']:,.0f} tok/s, "
                      f"{_days(v['days_for_num_steps'])} days for {r['num_steps']} steps"
                      for k, v in r.items() if k.startswith("mfu_")))

@@ -327,11 +327,16 @@ def communication_text(p: dict) -> str:
   if not parts:
     return "no collectives"
   text = " | ".join(parts) + f" -> {bytes_text(comm['received_bytes_per_step'])} into a chip"
-  least, r = comm["ici_s_per_step_at_least"], p.get("roofline")
+  least = comm["ici_s_per_step_at_least"]
   if least is None:
     return text + ("" if comm["ici_bytes_per_s"] else "; no ICI bandwidth in the chip table")
-  text += (f"; ICI >= {least:.3g} s at {comm['ici_bytes_per_s'] / 2e9:,.0f} GB/s inbound "
-           "(every link busy)")
-  if r:
-    text += f", {least / r['mfu_40']['step_s']:.0%} of the 40%-MFU step"
-  return text
+  return text + (f"; ICI >= {least:.3g} s at {comm['ici_bytes_per_s'] / 2e9:,.0f} GB/s "
+                 f"inbound (every link busy){ici_share(p)}")
+
+
+def ici_share(p: dict) -> str:
+  """', 19% of the 40%-MFU step': the least ICI time against the roofline's step; '' where
+  either is unknown."""
+  least = (p.get("communication") or {}).get("ici_s_per_step_at_least")
+  roof = (p.get("roofline") or {}).get("mfu_40")
+  return "" if least is None or not roof else f", {least / roof['step_s']:.0%} of the 40%-MFU step"

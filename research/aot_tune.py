@@ -14,7 +14,7 @@ HBM free:
 Remat comes first because its cost is a share of every step's FLOPs, while at the ladder's
 per-chip microbatches (2,048 tokens or more) the matmuls stay large; what more microbatches
 cost is communication, which each candidate's line prints as the least ICI time of its
-collectives (research.aot's comms/step): for the ladder's chosen layouts 1-28% of the
+collectives (research.aot's comms/step): for the ladder's chosen layouts 0.4-28% of the
 compute at 40% MFU, so with communication overlapped with compute the order is also the
 fastest first. This is a rule, not a measurement: the plans predict memory and bytes, not
 the speed of one layout against another on a TPU.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
+from research import aot_hlo
 from research.errors import InputError
 
 POLICIES = ("none", "dots", "full")
@@ -84,13 +85,8 @@ def _ici(plan: dict) -> str:
   """'; ICI >= 1.81 s a step, 19% of the 40%-MFU step': what a layout's collectives cost at
   least (research.aot's comms/step), beside its memory, since more microbatches under FSDP
   gather the weights more often; '' where not known."""
-  comm, roof = plan.get("communication") or {}, plan.get("roofline") or {}
-  least = comm.get("ici_s_per_step_at_least")
-  if least is None:
-    return ""
-  share = (f", {least / roof['mfu_40']['step_s']:.0%} of the 40%-MFU step"
-           if roof.get("mfu_40") else "")
-  return f"; ICI >= {least:.3g} s a step{share}"
+  least = (plan.get("communication") or {}).get("ici_s_per_step_at_least")
+  return "" if least is None else f"; ICI >= {least:.3g} s a step{aot_hlo.ici_share(plan)}"
 
 
 def search(config, num_devices: int, plan_of: Callable, log: Callable = lambda _: None):

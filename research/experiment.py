@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 
 from research import host_memory, keys, models, optim, sharding, tasks
 
@@ -105,16 +106,26 @@ class Experiment:
     return jax.jit(self.init_from_key, out_shardings=self.state_sharding)(self.root_key)
 
   # --- 3. the train step ------------------------------------------------------
-  def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None):
+  def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None,
+              data_shard=None):
     rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, keys.DROPOUT), step)}
     if microbatch is not None:  # gradient accumulation: fresh dropout masks per microbatch
       rngs["dropout"] = jax.random.fold_in(rngs["dropout"], microbatch)
+    if data_shard is not None:  # ... and per data shard, which draws masks of its rows alone
+      rngs["dropout"] = jax.random.fold_in(rngs["dropout"], data_shard)
     # The mesh lets the model pin its activations to the batch axes (transformer.Block):
     # left to XLA, FSDP's sharded weights can pull them onto `embed`.
-    with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh), self.precision():
+    with self._mesh_context(), self.precision():
       outputs = self.model.apply({"params": params}, self.task.model_inputs(batch),
                                  train=train, rngs=rngs)
     return self.task.loss(outputs, batch)
+
+  def _mesh_context(self):
+    """This Experiment's mesh as the trace's abstract mesh, unless one is set already (inside
+    _per_data_shard's shard_map, whose mesh marks `data` manual)."""
+    if not jax.sharding.get_abstract_mesh().empty:
+      return contextlib.nullcontext()
+    return jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh)
 
   def train_step(self, state: TrainState, root_key, task_values=None):
     """One optimiser step of the run whose root key is `root_key` (vmappable).
@@ -138,9 +149,11 @@ class Experiment:
     return TrainState(step=step + 1, params=params, opt_state=opt_state), metrics
 
   def _on_batch_axis(self, batch):
+    """The batch's rows split over the batch axes the compiler partitions here (only `fsdp`
+    inside _per_data_shard, whose shards are already split over `data`)."""
+    spec = PartitionSpec(sharding.batch_axes())
     return jax.lax.with_sharding_constraint(
-        batch, jax.tree.map(lambda x: sharding.batch_sharding(self.mesh) if jnp.ndim(x)
-                            else sharding.replicated(self.mesh), batch))
+        batch, jax.tree.map(lambda x: spec if jnp.ndim(x) else PartitionSpec(), batch))
 
   def _loss_and_grads(self, params, batch, step, root_key):
     """(loss, aux), grads of the step's batch, in `train.grad_accum_steps` microbatches.
@@ -150,27 +163,74 @@ class Experiment:
     Loss, metrics and gradients are means over microbatches: the whole batch's values
     for a loss that is a mean over examples, with one microbatch's activations alive.
     """
-    grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
     accum = self.config.train.grad_accum_steps
+    with self._mesh_context():
+      if accum > 1 and self._accumulates_per_data_shard():
+        return self._per_data_shard(params, batch, step, root_key, accum)
+      return self._accumulate(params, batch, step, root_key, accum)
+
+  def _accumulates_per_data_shard(self) -> bool:
+    """Whether microbatch gradients add up on each data shard before one all-reduce a step
+    (_per_data_shard): with data parallelism, parameters that no rule splits over `data` (a
+    manual `data` axis cannot hold them), and a model whose examples do not meet in its
+    forward pass (batch-statistics norms would then see one shard's rows, not the
+    microbatch's, and the step would depend on `mesh.data`)."""
+    uses_data = lambda s: "data" in jax.tree.leaves(tuple(s.spec))
+    return (self.mesh.shape["data"] > 1 and not self.built.batch_statistics
+            and not any(uses_data(s) for s in jax.tree.leaves(self.param_sharding)))
+
+  def _accumulate(self, params, batch, step, root_key, accum, data_shard=None):
+    grad_fn = jax.value_and_grad(
+        lambda *a, **k: self.loss_fn(*a, data_shard=data_shard, **k), has_aux=True)
     if accum == 1:
       return grad_fn(params, self._on_batch_axis(batch), step, root_key)
     micro = jax.tree.map(
         lambda x: (x.reshape(x.shape[0] // accum, accum, *x.shape[1:]).swapaxes(0, 1)
                    if jnp.ndim(x) else jnp.broadcast_to(x, (accum,))), batch)
+    # Sharded like the parameters: left to itself, XLA may all-reduce full gradients
+    # into a replicated sum (under FSDP, a whole model's fp32 gradients on every chip).
+    like_params = lambda tree: jax.lax.with_sharding_constraint(
+        tree, jax.tree.map(lambda s: s.spec, self.param_sharding))
 
     def one(grad_sum, j_and_batch):
       j, mb = j_and_batch
       (loss, aux), grads = grad_fn(params, self._on_batch_axis(mb), step, root_key, microbatch=j)
-      # Sharded like the parameters: left to itself, XLA may all-reduce full gradients
-      # into a replicated sum (under FSDP, a whole model's fp32 gradients on every chip).
-      grads = jax.lax.with_sharding_constraint(grads, self.param_sharding)
-      return jax.tree.map(jnp.add, grad_sum, grads), (loss, aux)
+      return jax.tree.map(jnp.add, grad_sum, like_params(grads)), (loss, aux)
 
-    zeros = jax.lax.with_sharding_constraint(jax.tree.map(jnp.zeros_like, params),
-                                             self.param_sharding)
+    zeros = like_params(jax.tree.map(jnp.zeros_like, params))
     grad_sum, (losses, aux) = jax.lax.scan(one, zeros, (jnp.arange(accum), micro))
     mean = lambda tree: jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
     return (jnp.mean(losses), mean(aux)), jax.tree.map(lambda g: g / accum, grad_sum)
+
+  def _per_data_shard(self, params, batch, step, root_key, accum):
+    """_accumulate on each data shard's rows, then one all-reduce of the sums over `data`.
+
+    Left to XLA, data parallelism with scanned layers all-reduces each layer's gradient
+    inside the backward layer loop, so once per layer per microbatch (research.aot's
+    comms/step, 160m on v5e:4x4 in 64 microbatches: 21 GB a step into each chip where the
+    parameters' float32 gradients are 0.65 GB). In a shard_map over `data` they stay each
+    shard's own until the end: 1.2 GB a step there. Microbatch j still holds the rows j, j + A,
+    ... of the whole batch (a shard's rows start at a multiple of A), so the step is the same
+    up to float rounding, except that dropout masks are each shard's own draw for its rows
+    (keys.DROPOUT), and a loss or metric that divides by a count varying between rows (the
+    LM's masked tokens) becomes a mean of n x A pieces' ratios instead of A, as microbatches
+    already made it. The `fsdp` and `tensor` axes stay the compiler's."""
+    n = self.mesh.shape["data"]
+
+    def local(params, batch, step, root_key):
+      out = self._accumulate(params, batch, step, root_key, accum,
+                             data_shard=jax.lax.axis_index("data"))
+      return jax.tree.map(lambda x: jax.lax.psum(x, "data") / n, out)
+
+    rows = jax.tree.map(lambda x: PartitionSpec("data") if jnp.ndim(x) else PartitionSpec(),
+                        batch)
+    # check_vma=False: with JAX's tracking of what varies over `data`, the gradient of the
+    # parameters (the same on every shard) would be all-reduced where it is computed, which
+    # is what this avoids, and a model's scan from a constant carry (the LSTM's zero state)
+    # into per-shard values would not trace. The one psum above is the only reduction.
+    return jax.shard_map(local, mesh=self.mesh, axis_names={"data"}, check_vma=False,
+                         in_specs=(PartitionSpec(), rows, PartitionSpec(), PartitionSpec()),
+                         out_specs=PartitionSpec())(params, batch, step, root_key)
 
   def multi_step_jit(self, num_steps: int):
     """The jitted (state, root_key) -> (state, per-step metrics) running `num_steps` steps.

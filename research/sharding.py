@@ -108,9 +108,14 @@ def like_params(abstract_tree: Any, params_abstract: Any, params_sharding: Any, 
   return jax.tree_util.tree_map_with_path(pick, abstract_tree)
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) axis split over data and fsdp; other axes replicated."""
-  return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+def batch_axes() -> tuple[str, ...]:
+  """The batch mesh axes that the compiler partitions at this point of a trace: BATCH_AXES
+  less those a shard_map has made manual (Experiment's gradient accumulation per data
+  shard); () outside a mesh context or on a mesh without them."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or not set(BATCH_AXES) <= set(mesh.axis_names):
+    return ()
+  return tuple(a for a in BATCH_AXES if a not in mesh.manual_axes)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

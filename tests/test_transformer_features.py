@@ -261,6 +261,8 @@ def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
   trace = lambda exp: str(jax.make_jaxpr(
       lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), key))(state.params, batch))
   assert re.findall(r"length=(\d+)", trace(accum)) == ["4"] and "length=" not in trace(big)
+  # ... each data shard's microbatches summed apart, reduced once (Experiment._per_data_shard).
+  assert "shard_map" in trace(accum) and "shard_map" not in trace(big)
   # Negative control: a quarter of the batch (one microbatch alone) is not the same step.
   quarter = jax.tree.map(lambda x: x[::4] if jnp.ndim(x) else x, batch)
   (_, _), g_quarter = jax.jit(lambda p, b: big._loss_and_grads(p, b, jnp.int32(0), key))(
@@ -273,22 +275,42 @@ def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
   np.testing.assert_allclose(step[1]["loss"], step_ref[1]["loss"], rtol=1e-5)
 
 
+def test_parameters_split_over_data_accumulate_as_the_compiler_places_them():
+  """A rule that splits parameters over `data` (which a shard_map over `data` cannot hold
+  whole) keeps the plain accumulation, and the step is still the big batch's."""
+  rules = lambda exp: [[k, "data" if k == "mlp" else v] for k, v in exp.config.sharding.rules]
+  big, accum = _accum_experiment(1), _accum_experiment(4)
+  big.config.sharding.rules = accum.config.sharding.rules = rules(big)
+  big, accum = experiment.Experiment(big.config), experiment.Experiment(accum.config)
+  assert not accum._accumulates_per_data_shard()
+  assert "data" in accum.param_sharding["block_0"]["mlp"]["fc_in"]["kernel"].spec
+  state, key = big.init_state(), big.root_key
+  batch = big.task.sample(jax.random.key(3), jnp.int32(0), 32)
+  fn = lambda exp: jax.jit(lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), key))
+  (_, _), g_ref = fn(big)(state.params, batch)
+  (_, _), g = fn(accum)(state.params, batch)
+  assert _rel_err(g, g_ref) < FP32_TOL
+
+
 def test_microbatches_draw_their_own_dropout_masks():
-  """With dropout, microbatch j of step t folds j and t into the dropout key: two microbatches
-  of the same examples (one example, repeated) give two losses, and the step's loss is their
-  mean, not microbatch 0's twice (one key for all microbatches would repeat their masks);
-  the next step's microbatch 0 gives a third."""
-  exp = _accum_experiment(2, dropout=0.2)
+  """With dropout, microbatch j of step t on data shard d folds t, j and d into the dropout key
+  (Experiment._per_data_shard draws each shard's masks for its rows alone): two microbatches
+  and two shards of the same examples (one example, repeated) give four losses, and the
+  step's loss is their mean, not one mask's repeated (one key for all microbatches or shards
+  would repeat their masks); the next step's first microbatch gives another."""
+  exp = _accum_experiment(2, dropout=0.2)  # data=2 x fsdp=4: 2 shards of 16 rows
   params, key = exp.init_state().params, exp.root_key
   one = exp.task.sample(jax.random.key(3), jnp.int32(0), 1)
   copies = lambda n: jax.tree.map(lambda x: jnp.repeat(x[:1], n, 0) if jnp.ndim(x) else x, one)
   (loss, _), _ = jax.jit(lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), key))(params, copies(32))
-  micro_loss = jax.jit(lambda p, b, t, j: exp.loss_fn(p, b, t, key, microbatch=j)[0])
-  l0, l1, next0 = (float(micro_loss(params, copies(16), jnp.int32(t), j))
-                   for t, j in ((0, 0), (0, 1), (1, 0)))
-  np.testing.assert_allclose(loss, (l0 + l1) / 2, rtol=1e-5)
-  for other in (l1, next0):
-    assert abs(l0 - other) > 1e-4 * abs(l0)  # measured 2e-3; fp32 noise is ~1e-7
+  micro_loss = jax.jit(lambda p, b, t, j, d: exp.loss_fn(p, b, t, key, microbatch=j,
+                                                        data_shard=d)[0])
+  l00, l01, l10, l11, next00 = (float(micro_loss(params, copies(8), jnp.int32(t), j, d))
+                                for t, j, d in ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1),
+                                                (1, 0, 0)))
+  np.testing.assert_allclose(loss, (l00 + l01 + l10 + l11) / 4, rtol=1e-5)
+  for other in (l01, l10, next00):
+    assert abs(l00 - other) > 1e-4 * abs(l00)  # measured 2e-3; fp32 noise is ~1e-7
 
 
 def test_config_check_refuses_bad_feature_values():

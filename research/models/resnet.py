@@ -224,7 +224,7 @@ def build_classifier(mc, io):
                      "(IOSpec.image_shape), e.g. task.name='image_classification'")
   cfg = config_from(mc)
   flops = 3 * forward_flops(cfg, io.image_shape) + 6 * cfg.channels[-1] * io.output_dim
-  return BuiltModel(ResNetClassifier(cfg, io.output_dim), flops)
+  return BuiltModel(ResNetClassifier(cfg, io.output_dim), flops, cfg.norm == "batch")
 
 
 def build_with_embedder(build_sequence_model, mc, io):
@@ -236,4 +236,5 @@ def build_with_embedder(build_sequence_model, mc, io):
   # Images per sequence position: the task says how many images a sequence holds.
   images_per_token = io.images_per_sequence / io.seq_len
   flops = seq.train_flops_per_token + images_per_token * 3 * forward_flops(cfg, io.image_shape)
-  return BuiltModel(ImageSequenceModel(ResNet(cfg), seq.module), flops)
+  return BuiltModel(ImageSequenceModel(ResNet(cfg), seq.module), flops,
+                    cfg.norm == "batch" or seq.batch_statistics)

@@ -29,3 +29,6 @@ class BuiltModel:
   # Model FLOPs (forward + backward) per token, MaxText-style: 6 x matmul
   # params + causal attention term. Used for MFU.
   train_flops_per_token: float
+  # Whether the forward pass mixes a batch's examples (ResNet norm="batch"): its outputs then
+  # depend on which rows share a batch, so Experiment keeps each microbatch whole.
+  batch_statistics: bool = False
