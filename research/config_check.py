@@ -241,7 +241,13 @@ def _text_fields() -> set:
 
 
 def _leaves(node, prefix: str):
-  for field, value in node.items():
+  for field in node.keys():
+    try:  # a field computed from others (configs/grokking.py: init_scale from model.width)
+      value = node[field]
+    except (ArithmeticError, ValueError, TypeError) as e:
+      raise ConfigError(f"{prefix}.{field} is computed from other fields of the config, and "
+                        f"their values make it fail ({e}); give those fields valid values "
+                        "(its config file says which they are)") from None
     if hasattr(value, "items"):
       yield from _leaves(value, f"{prefix}.{field}")
     else:

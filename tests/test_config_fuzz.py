@@ -73,6 +73,21 @@ def test_overrides_validate_or_fail_naming_a_field(data):
   # Anything else (ValueError from deep inside, ZeroDivisionError, ...) fails the test.
 
 
+def test_a_field_computed_from_a_bad_value_is_named_not_a_traceback():
+  """Found by the test above (grokking tiny, model.width=0): init_scale = width ** -0.5 is
+  computed when read, and validation read it before checking the width, so a user got a
+  ZeroDivisionError traceback. Control: a valid width validates."""
+  import pytest
+  c = _get_config("grokking", "tiny")
+  c.model.width = 0
+  with pytest.raises(config_check.ConfigError, match=r"^config\.init_scale is computed from "
+                     r"other fields .*0\.0 cannot be raised to a negative power"):
+    config_check.validate(c, num_devices=8)
+  c.model.width = 64
+  config_check.validate(c, num_devices=8)
+  assert c.init_scale == 64 ** -0.5 / 0.02
+
+
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10)
 
 
