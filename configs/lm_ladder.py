@@ -51,19 +51,20 @@ GLOBAL_BATCH = 1024    # sequences of 2048 tokens per optimiser step (Pythia)
 # below 7B. Remat and microbatches are the lightest that research.aot's plan says fit with
 # 5% of the usable HBM free (remat none < dots < full, then the fewest microbatches):
 # `python -m research.aot --ladder=configs/lm_ladder.py --tune` (research/aot_tune.py) printed
-# these lines on 2026-12-05; only 6p9b on v5e:4x4 keeps less (16.2 of 16.9 GB; nothing
-# lighter fits there). A microbatch's activations, above all its (tokens x 50,304) fp32
-# logits and, without remat, every layer's attention, set the peak (14m on v5e:4x4: 16.1 GB
-# per chip in 8 microbatches, inside the margin; 8.2 GB in 16).
+# these lines on 2026-12-05 (23:14-23:38 UTC, after the loss's scatter went and data-parallel
+# microbatches were made to reduce once a step); only 6p9b on v5e:4x4 keeps less (16.2 of
+# 16.9 GB; nothing lighter fits there). A microbatch's activations, above all its (tokens x
+# 50,304) fp32 logits and, without remat, every layer's attention, set the peak (14m on
+# v5e:4x4: 10.1 GB per chip in 8 microbatches, 20.0 GB in 4).
 _DP, _FSDP = (-1, 1, 1), (1, -1, 1)
 LAYOUTS = {
-    ("14m", "v5e:4x4"): (_DP, "none", 16), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
+    ("14m", "v5e:4x4"): (_DP, "none", 8), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
     ("14m", "v5p:4x8x8"): (_DP, "none", 1), ("14m", "v5p:8x8x8"): (_DP, "none", 1),
     ("70m", "v5e:4x4"): (_DP, "none", 16), ("70m", "v5p:4x4x4"): (_DP, "none", 1),
     ("70m", "v5p:4x8x8"): (_DP, "none", 1), ("70m", "v5p:8x8x8"): (_DP, "none", 1),
-    ("160m", "v5e:4x4"): (_DP, "none", 64), ("160m", "v5p:4x4x4"): (_DP, "none", 2),
+    ("160m", "v5e:4x4"): (_DP, "none", 32), ("160m", "v5p:4x4x4"): (_DP, "none", 1),
     ("160m", "v5p:4x8x8"): (_DP, "none", 1), ("160m", "v5p:8x8x8"): (_DP, "none", 1),
-    ("410m", "v5e:4x4"): (_FSDP, "dots", 16), ("410m", "v5p:4x4x4"): (_FSDP, "none", 4),
+    ("410m", "v5e:4x4"): (_FSDP, "none", 64), ("410m", "v5p:4x4x4"): (_FSDP, "none", 4),
     ("410m", "v5p:4x8x8"): (_FSDP, "none", 1), ("410m", "v5p:8x8x8"): (_FSDP, "none", 1),
     ("1b", "v5e:4x4"): (_FSDP, "none", 64), ("1b", "v5p:4x4x4"): (_FSDP, "none", 2),
     ("1b", "v5p:4x8x8"): (_FSDP, "none", 1), ("1b", "v5p:8x8x8"): (_FSDP, "none", 1),

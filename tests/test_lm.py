@@ -66,6 +66,21 @@ def test_uniform_logits_give_log_vocab_loss(tmp_path):
   assert 0 <= float(aux["accuracy"]) <= 1
 
 
+def test_token_losses_are_the_targets_log_probabilities_with_no_scatter_in_the_gradient():
+  """The one-hot product gives -log_softmax at the target bit for bit, forward and backward,
+  and its gradient holds no scatter (which could keep a (tokens x vocab) buffer; research.aot).
+  Negative control: the gather it replaced has one in its gradient, so the check can fail."""
+  logits = 4 * jax.random.normal(jax.random.key(0), (2, 8, 301))
+  tokens = jax.random.randint(jax.random.key(1), (2, 9), 0, 301)
+  gather = lambda x: -jnp.take_along_axis(jax.nn.log_softmax(x), tokens[:, 1:, None], -1)[..., 0]
+  ours = lambda x: lm.LMTask.token_losses(x, tokens)[0]
+  np.testing.assert_array_equal(jax.jit(ours)(logits), jax.jit(gather)(logits))
+  grad = lambda f: jax.grad(lambda x: jnp.sum(f(x) * jnp.arange(8.0)))
+  np.testing.assert_array_equal(jax.jit(grad(ours))(logits), jax.jit(grad(gather))(logits))
+  assert "scatter" not in str(jax.make_jaxpr(grad(ours))(logits))
+  assert "scatter" in str(jax.make_jaxpr(grad(gather))(logits))
+
+
 def test_too_short_text_and_bad_fields_fail_clearly(tmp_path):
   p = tmp_path / "short.txt"
   p.write_text("tiny text")

@@ -190,7 +190,11 @@ class LMTask:
     """Per-token cross-entropy (nats) and a mask of real (non-PAD) targets."""
     targets_BxL = tokens_BxL1[:, 1:]
     logp = jax.nn.log_softmax(logits_BxLxV.astype(jnp.float32))
-    ce_BxL = -jnp.take_along_axis(logp, targets_BxL[..., None], -1)[..., 0]
+    # The target's log-probability as a product with its one-hot row, not a gather: the same
+    # value bit for bit (the other terms are exact zeros), and a backward pass that fuses
+    # into the softmax's where the gather's scatter-add could hold another (tokens x vocab)
+    # float32 buffer (research.aot, 160m on v5e:4x4: 1.3 GB less per chip, 1b 0.4 GB).
+    ce_BxL = -jnp.sum(logp * jax.nn.one_hot(targets_BxL, logp.shape[-1], dtype=logp.dtype), -1)
     return ce_BxL, (targets_BxL != text_lib.PAD).astype(jnp.float32)
 
   def loss(self, outputs, batch):
