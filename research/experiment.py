@@ -32,6 +32,11 @@ def matmul_precision(config) -> str:
   return "default" if config.model.get("dtype", "float32") == "bfloat16" else "highest"
 
 
+def _rows_over(batch, axes):
+  """PartitionSpecs for a batch: each array's rows over mesh `axes`, scalars replicated."""
+  return jax.tree.map(lambda x: PartitionSpec(axes) if jnp.ndim(x) else PartitionSpec(), batch)
+
+
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array
@@ -151,9 +156,7 @@ class Experiment:
   def _on_batch_axis(self, batch):
     """The batch's rows split over the batch axes the compiler partitions here (only `fsdp`
     inside _per_data_shard, whose shards are already split over `data`)."""
-    spec = PartitionSpec(sharding.batch_axes())
-    return jax.lax.with_sharding_constraint(
-        batch, jax.tree.map(lambda x: spec if jnp.ndim(x) else PartitionSpec(), batch))
+    return jax.lax.with_sharding_constraint(batch, _rows_over(batch, sharding.batch_axes()))
 
   def _loss_and_grads(self, params, batch, step, root_key):
     """(loss, aux), grads of the step's batch, in `train.grad_accum_steps` microbatches.
@@ -222,14 +225,13 @@ class Experiment:
                              data_shard=jax.lax.axis_index("data"))
       return jax.tree.map(lambda x: jax.lax.psum(x, "data") / n, out)
 
-    rows = jax.tree.map(lambda x: PartitionSpec("data") if jnp.ndim(x) else PartitionSpec(),
-                        batch)
     # check_vma=False: with JAX's tracking of what varies over `data`, the gradient of the
     # parameters (the same on every shard) would be all-reduced where it is computed, which
     # is what this avoids, and a model's scan from a constant carry (the LSTM's zero state)
     # into per-shard values would not trace. The one psum above is the only reduction.
     return jax.shard_map(local, mesh=self.mesh, axis_names={"data"}, check_vma=False,
-                         in_specs=(PartitionSpec(), rows, PartitionSpec(), PartitionSpec()),
+                         in_specs=(PartitionSpec(), _rows_over(batch, ("data",)),
+                                   PartitionSpec(), PartitionSpec()),
                          out_specs=PartitionSpec())(params, batch, step, root_key)
 
   def multi_step_jit(self, num_steps: int):

@@ -15,31 +15,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from configs import lm_ladder
-from research import aot, aot_ladder, cli, experiment, hardware
+from aot_fixtures import config as _config, dp_plan, needs_libtpu, v5e  # noqa: F401 (fixtures)
+from research import aot, aot_ladder, hardware
 from research.errors import InputError
-
-needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
-                                  reason="libtpu is in the dev extra: pip install -e '.[dev]'")
-
-
-def _config(**overrides):
-  c = lm_ladder.get_config("tiny")
-  base = {"model.width": 128, "model.num_heads": 4, "task.seq_len": 128,
-          "train.steps_per_call": 1, "train.log_every": 1, "train.eval_every": 0,
-          "train.checkpoint_every": 0}
-  return cli.apply_overrides(c, base | overrides)
-
-
-@pytest.fixture(scope="module")
-def v5e():
-  return aot.topology_target("v5e:2x2")
-
-
-@pytest.fixture(scope="module")
-def dp_plan(v5e):
-  return aot.plan(_config(), v5e)
-
 
 @needs_libtpu
 def test_topology_devices(v5e):
@@ -115,46 +93,6 @@ def test_xla_flops_match_the_model_count(dp_plan):
   # Band: the model count is matmuls only (6 x params + attention); XLA also counts the
   # softmax, norms, loss and the Adam update, so it is somewhat above, never far below.
   assert 1.0 <= dp_plan["flops"]["xla_over_model"] <= 1.3, dp_plan["flops"]  # here 1.12
-
-
-@needs_libtpu
-def test_data_parallel_reduces_gradients(dp_plan):
-  c = dp_plan["collectives"]
-  assert c["all-reduce"]["count"] >= 1 and c["all-reduce"]["bytes"] > 0
-  assert c["all-gather"]["count"] == 0  # replicated parameters: nothing to gather
-
-
-@needs_libtpu
-def test_a_step_receives_its_gradient_all_reduce_once(v5e, dp_plan):
-  """Data parallel over 4 chips: a ring all-reduce of the float32 gradients (4 bytes a
-  parameter) brings each chip 2 x 3/4 of them a step; 200 GB/s of v5e's 400 both ways is
-  inbound. Per step the same at 2 steps per call in 2 microbatches (XLA sums the
-  microbatches before reducing): counted once where it is written, as before the loops'
-  trips were read, the looped plan read half of it."""
-  n = dp_plan["num_params"]
-  comm = dp_plan["communication"]
-  assert comm["received_bytes_per_step"] == pytest.approx(1.5 * 4 * n, rel=1e-3)
-  assert comm["ici_s_per_step_at_least"] == pytest.approx(comm["received_bytes_per_step"] / 200e9)
-  looped = aot.plan(_config(**{"train.steps_per_call": 2, "train.log_every": 2,
-                               "train.grad_accum_steps": 2}), v5e)
-  assert looped["communication"]["received_bytes_per_step"] == pytest.approx(1.5 * 4 * n, rel=0.05)
-  assert looped["collectives"]["all-reduce"]["runs"] >= 2 * 1  # per call: at least once a step
-  assert "comms/step   all-reduce" in aot.report(looped) and "ICI >= " in aot.report(looped)
-
-
-@needs_libtpu
-def test_scanned_layers_in_microbatches_reduce_gradients_once_a_step(v5e, dp_plan, monkeypatch):
-  """Scanned layers in 4 microbatches, data parallel: the microbatches' gradients add up on
-  each chip (Experiment._per_data_shard) and are all-reduced once a step, as without them.
-  Negative control: the accumulation left to XLA, which all-reduces each layer's gradient
-  inside the backward layer loop, once per microbatch (160m on v5e:4x4: 21 GB a step)."""
-  n = dp_plan["num_params"]
-  scanned = {"model.scan_layers": True, "train.grad_accum_steps": 4, "train.batch_size": 16}
-  once = aot.plan(_config(**scanned), v5e)["communication"]["received_bytes_per_step"]
-  assert once == pytest.approx(1.5 * 4 * n, rel=0.01)
-  monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard", lambda self: False)
-  per_microbatch = aot.plan(_config(**scanned), v5e)["communication"]["received_bytes_per_step"]
-  assert per_microbatch > 2 * once, (per_microbatch, once)
 
 
 @needs_libtpu

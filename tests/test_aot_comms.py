@@ -1,0 +1,48 @@
+"""research.aot's comms/step on compiled plans: the bytes a chip receives in a step's
+collectives, against what data parallelism must move (a ring all-reduce of the float32
+gradients, once a step, however many steps per call or microbatches). The HLO reading
+itself is tests/test_aot_collectives.py's, without compiling."""
+import pytest
+
+from aot_fixtures import config, dp_plan, needs_libtpu, v5e  # noqa: F401 (fixtures)
+from research import aot, experiment
+
+
+@needs_libtpu
+def test_data_parallel_reduces_gradients(dp_plan):
+  c = dp_plan["collectives"]
+  assert c["all-reduce"]["count"] >= 1 and c["all-reduce"]["bytes"] > 0
+  assert c["all-gather"]["count"] == 0  # replicated parameters: nothing to gather
+
+
+@needs_libtpu
+def test_a_step_receives_its_gradient_all_reduce_once(v5e, dp_plan):
+  """Data parallel over 4 chips: a ring all-reduce of the float32 gradients (4 bytes a
+  parameter) brings each chip 2 x 3/4 of them a step; 200 GB/s of v5e's 400 both ways is
+  inbound. Per step the same at 2 steps per call in 2 microbatches (XLA sums the
+  microbatches before reducing): counted once where it is written, as before the loops'
+  trips were read, the looped plan read half of it."""
+  n = dp_plan["num_params"]
+  comm = dp_plan["communication"]
+  assert comm["received_bytes_per_step"] == pytest.approx(1.5 * 4 * n, rel=1e-3)
+  assert comm["ici_s_per_step_at_least"] == pytest.approx(comm["received_bytes_per_step"] / 200e9)
+  looped = aot.plan(config(**{"train.steps_per_call": 2, "train.log_every": 2,
+                               "train.grad_accum_steps": 2}), v5e)
+  assert looped["communication"]["received_bytes_per_step"] == pytest.approx(1.5 * 4 * n, rel=0.05)
+  assert looped["collectives"]["all-reduce"]["runs"] >= 2 * 1  # per call: at least once a step
+  assert "comms/step   all-reduce" in aot.report(looped) and "ICI >= " in aot.report(looped)
+
+
+@needs_libtpu
+def test_scanned_layers_in_microbatches_reduce_gradients_once_a_step(v5e, dp_plan, monkeypatch):
+  """Scanned layers in 4 microbatches, data parallel: the microbatches' gradients add up on
+  each chip (Experiment._per_data_shard) and are all-reduced once a step, as without them.
+  Negative control: the accumulation left to XLA, which all-reduces each layer's gradient
+  inside the backward layer loop, once per microbatch (160m on v5e:4x4: 21 GB a step)."""
+  n = dp_plan["num_params"]
+  scanned = {"model.scan_layers": True, "train.grad_accum_steps": 4, "train.batch_size": 16}
+  once = aot.plan(config(**scanned), v5e)["communication"]["received_bytes_per_step"]
+  assert once == pytest.approx(1.5 * 4 * n, rel=0.01)
+  monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard", lambda self: False)
+  per_microbatch = aot.plan(config(**scanned), v5e)["communication"]["received_bytes_per_step"]
+  assert per_microbatch > 2 * once, (per_microbatch, once)
