@@ -111,13 +111,10 @@ class Experiment:
     return jax.jit(self.init_from_key, out_shardings=self.state_sharding)(self.root_key)
 
   # --- 3. the train step ------------------------------------------------------
-  def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None,
-              data_shard=None):
+  def loss_fn(self, params, batch, step, root_key, *, train: bool = True, microbatch=None):
     rngs = {"dropout": jax.random.fold_in(jax.random.fold_in(root_key, keys.DROPOUT), step)}
     if microbatch is not None:  # gradient accumulation: fresh dropout masks per microbatch
       rngs["dropout"] = jax.random.fold_in(rngs["dropout"], microbatch)
-    if data_shard is not None:  # ... and per data shard, which draws masks of its rows alone
-      rngs["dropout"] = jax.random.fold_in(rngs["dropout"], data_shard)
     # The mesh lets the model pin its activations to the batch axes (transformer.Block):
     # left to XLA, FSDP's sharded weights can pull them onto `embed`.
     with self._mesh_context(), self.precision():
@@ -175,16 +172,19 @@ class Experiment:
   def _accumulates_per_data_shard(self) -> bool:
     """Whether microbatch gradients add up on each data shard before one all-reduce a step
     (_per_data_shard): with data parallelism, parameters that no rule splits over `data` (a
-    manual `data` axis cannot hold them), and a model whose examples do not meet in its
-    forward pass (batch-statistics norms would then see one shard's rows, not the
-    microbatch's, and the step would depend on `mesh.data`)."""
+    manual `data` axis cannot hold them), and a step that does not depend on how the batch's
+    rows are split over `data`. Two things would make it depend on that, so they keep the
+    compiler's placement: a model whose examples meet in its forward pass (batch-statistics
+    norms would see one shard's rows, not the microbatch's), and dropout (a shard draws masks
+    for its rows' shape alone, so the masks would change with `mesh.data`; the whole
+    microbatch's draw, split by the compiler, is the same on any mesh)."""
     uses_data = lambda s: "data" in jax.tree.leaves(tuple(s.spec))
     return (self.mesh.shape["data"] > 1 and not self.built.batch_statistics
+            and not self.config.model.get("dropout", 0.0)
             and not any(uses_data(s) for s in jax.tree.leaves(self.param_sharding)))
 
-  def _accumulate(self, params, batch, step, root_key, accum, data_shard=None):
-    grad_fn = jax.value_and_grad(
-        lambda *a, **k: self.loss_fn(*a, data_shard=data_shard, **k), has_aux=True)
+  def _accumulate(self, params, batch, step, root_key, accum):
+    grad_fn = jax.value_and_grad(self.loss_fn, has_aux=True)
     if accum == 1:
       return grad_fn(params, self._on_batch_axis(batch), step, root_key)
     micro = jax.tree.map(
@@ -214,15 +214,13 @@ class Experiment:
     parameters' float32 gradients are 0.65 GB). In a shard_map over `data` they stay each
     shard's own until the end: 1.2 GB a step there. Microbatch j still holds the rows j, j + A,
     ... of the whole batch (a shard's rows start at a multiple of A), so the step is the same
-    up to float rounding, except that dropout masks are each shard's own draw for its rows
-    (keys.DROPOUT), and a loss or metric that divides by a count varying between rows (the
-    LM's masked tokens) becomes a mean of n x A pieces' ratios instead of A, as microbatches
-    already made it. The `fsdp` and `tensor` axes stay the compiler's."""
+    up to float rounding, except that a loss or metric that divides by a count varying
+    between rows (the LM's masked tokens) becomes a mean of n x A pieces' ratios instead of
+    A, as microbatches already made it. The `fsdp` and `tensor` axes stay the compiler's."""
     n = self.mesh.shape["data"]
 
     def local(params, batch, step, root_key):
-      out = self._accumulate(params, batch, step, root_key, accum,
-                             data_shard=jax.lax.axis_index("data"))
+      out = self._accumulate(params, batch, step, root_key, accum)
       return jax.tree.map(lambda x: jax.lax.psum(x, "data") / n, out)
 
     # check_vma=False: with JAX's tracking of what varies over `data`, the gradient of the

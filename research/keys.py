@@ -10,8 +10,7 @@ streams can never meet in one run (different tasks).
 # research/experiment.py and research/train.py: the run's own streams.
 DATA = 0      # batches: fold_in(fold_in(root, DATA), step)
 INIT = 1      # parameter initialisation
-DROPOUT = 2   # dropout: fold_in(fold_in(root, DROPOUT), step), then the microbatch, then
-              # the data shard (microbatches on a data-parallel mesh: Experiment._per_data_shard)
+DROPOUT = 2   # dropout: fold_in(fold_in(root, DROPOUT), step), then the microbatch
 PROBE = 3     # probes after training (prompts, contexts)
 EVAL = 5      # periodic evaluation: fold_in(fold_in(root, EVAL), step)
 

@@ -5,7 +5,8 @@ reduces them once a step (Experiment._per_data_shard); on data=1 the compiler pl
 reduction. The step must not depend on which: the same microbatches, the same loss and
 gradients up to float rounding. A model whose forward pass mixes a batch's examples (ResNet
 with batch-statistics norms) keeps each microbatch whole, since a shard alone would normalise
-its rows with its own statistics (the negative control below measures that difference).
+its rows with its own statistics (the negative control below measures that difference). So
+does dropout: a shard would draw masks for its own rows' shape, which change with `mesh.data`.
 """
 import jax
 import jax.numpy as jnp
@@ -64,3 +65,18 @@ def test_resnet_matches_the_fsdp_mesh_and_batch_norm_keeps_microbatches_whole(no
       monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard", lambda self: True)
       forced_err, _, _ = _compare(make)
       assert forced_err > 100 * FP32_TOL, forced_err
+
+
+def test_dropout_keeps_microbatches_whole_and_draws_the_same_masks_on_any_mesh(monkeypatch):
+  """The compiler splits the whole microbatch's mask draw (threefry is partitionable), so a
+  run with dropout takes the same step on data=2 x fsdp=4 as on data=1 x fsdp=8, and resumes
+  on another data axis unchanged. Negative control: summed per shard (forced where data > 1),
+  each shard draws masks for its own 8 rows' shape, not its rows of the microbatch's draw."""
+  from configs import icl_regression
+  make = lambda mesh: _experiment(icl_regression, "tiny", mesh, 32, dropout=0.2)
+  err, dloss, per_shard = _compare(make)
+  assert not per_shard and err < FP32_TOL and dloss < 1e-4
+  monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard",
+                      lambda self: self.mesh.shape["data"] > 1)
+  forced_err, forced_dloss, _ = _compare(make)
+  assert forced_err > 100 * FP32_TOL and forced_dloss > 1e-4, (forced_err, forced_dloss)
