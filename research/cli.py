@@ -141,12 +141,39 @@ class DropLibraryChatter(logging_std.Filter):
 
 def quiet_libraries(verbosity: int = logging.INFO) -> None:
   """The trainer's progress at `verbosity` on stderr, library chatter dropped; the same
-  filter for every entry point (idempotent)."""
+  filter for every entry point (idempotent). Also re-delivers an interrupt lost in a
+  callback (_redeliver_lost_interrupts)."""
   logging.use_absl_handler()
   logging.set_verbosity(verbosity)
   handler = logging.get_absl_handler()
   if not any(isinstance(f, DropLibraryChatter) for f in handler.filters):
     handler.addFilter(DropLibraryChatter())
+  if not getattr(sys.unraisablehook, "redelivers_interrupts", False):
+    sys.unraisablehook = _redeliver_lost_interrupts(sys.unraisablehook)
+
+
+def _redeliver_lost_interrupts(previous):
+  """A Ctrl-C (KeyboardInterrupt) or a SIGTERM during probes (preemption.Preempted) raised
+  while Python runs a garbage-collection or weakref callback cannot leave it: Python printed
+  "Exception ignored in: <function _xla_gc_callback ...>" with a traceback, dropped it, and
+  the run went on to exit 0 (2 of 6 SIGTERMs during probes, a trial on 2026-12-06). Here the
+  lost exception is not printed and its signal is sent again 10 ms later, from a thread: sent
+  from here, its handler would run inside this hook and be dropped again."""
+  def hook(unraisable):
+    exc = unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+      resend(signal.SIGINT)
+    elif callable(getattr(exc, "redeliver", None)):  # preemption.Preempted
+      exc.redeliver(resend)
+    else:
+      previous(unraisable)
+
+  def resend(signum):
+    timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+    timer.daemon = True  # never what keeps the interpreter from exiting
+    timer.start()
+  hook.redelivers_interrupts = True
+  return hook
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -304,6 +331,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
     raise InputError(f"{one_line(e)}; see --help for the flags") from None
   if rest and not positional:
     raise InputError(f"unexpected arguments {rest}; every option is a flag (see --help)")
+  refuse_repeated(fv)
   refuse_empty_lists(fv, empty_ok)
   fv.__dict__["positional"] = rest  # not a flag: FlagValues' setattr would look one up
   return fv
@@ -316,6 +344,9 @@ def overrides_from_args(args: Iterable[str], flag: str = "--set") -> dict[str, s
     key, eq, value = a.partition("=")
     if not eq or not key:
       raise InputError(f"{flag} {a!r} is not FIELD=VALUE; write e.g. {flag} model.width=128")
+    if key.strip() in out:  # as research.main refuses --config.a.b given twice
+      raise InputError(f"{flag} {key.strip()} is given twice, and only the last would count; "
+                       "give it once")
     out[key.strip()] = value
   return out
 

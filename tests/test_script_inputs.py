@@ -114,6 +114,19 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
     # "== garg_small" on stdout)
     ("experiments.benchmark", ["--cases=garg_small", "--steps=1", "--set", "model.nope=1"], 2,
      "unknown config field 'nope'"),
+    # A flag given twice kept its last value (exit 0): a tiny preset run as cpu, a benchmark
+    # of one case of two, a --set of 32 recorded where 64 was asked first.
+    ("experiments.schaeffer2023", ["--preset=tiny", "--preset=cpu"], 2,
+     "--preset is given 2 times, and only the last would count"),
+    ("experiments.reproduce", ["schaeffer2023", "--preset=tiny", "--preset=cpu"], 2,
+     "--preset is given 2 times"),
+    ("experiments.benchmark", ["--cases=garg_small", "--cases=lstm"], 2,
+     "--cases is given 2 times, and only the last would count; give it once (a list takes "
+     "every value at once: --cases=A,B)"),
+    ("experiments.benchmark", ["--cases=garg_small", "--set", "model.width=64", "--set",
+                               "model.width=32"], 2, "--set model.width is given twice"),
+    ("experiments.benchmark", ["--cases=garg_small", "--set", "model.width=64", "--set",
+                               "model.depth=2"], 2, "unknown config field 'depth'"),  # control
 ])
 def test_scripts_malformed_inputs(module, argv, code, needle, tmp_path, monkeypatch, capfd):
   import importlib
