@@ -251,7 +251,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   times = {"train_wall_s": out.train_wall_s, "compile_s": out.compile_s}  # every session's
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
   return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
-                         last[i], step=step, times=times, tokens=tokens)
+                         last[i], step=step, times=times, tokens=tokens, guard=guard)
           for i in range(ens.size)]
 
 
@@ -290,12 +290,14 @@ class _EnsembleStep:
 
 
 def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view: Experiment,
-                   d: Path, last: dict, *, step: int, times: dict, tokens: int) -> dict:
+                   d: Path, last: dict, *, step: int, times: dict, tokens: int,
+                   guard: preemption.Guard) -> dict:
   """Member i's summary.json, final checkpoint and probes, as its solo run writes them.
 
   A frozen member reports its non-finite loss as an error (a solo run raises there) and
   gets no checkpoint or probes; a member whose probes raise reports that error; neither
-  stops the other members.
+  stops the other members. A SIGTERM stops the probes at once, as a solo run's (it went
+  unnoticed: every member probed, exit 0); the checkpoint's save is never cut.
   """
   exp, member = ens.exp, ens.members[i]
   summary = {"final_step": step, **times, "ensemble_size": ens.size,
@@ -324,7 +326,12 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
     finally:
       member_ckpt.close()
     try:
-      summary["probes"] = run_probes(view, state_i, d)
+      with guard.interruptible(f"preempted (SIGTERM) while probing ensemble member {i} at step "
+                               f"{step}; the checkpoints are saved; rerun the same command to "
+                               "probe"):
+        summary["probes"] = run_probes(view, state_i, d)
+    except preemption.Preempted:
+      raise
     except Exception as e:  # noqa: BLE001 -- one member's probe must not sink the others
       logging.error("ensemble member %d (%s): probes failed: %s", i, member, e)
       summary["error"] = f"probes failed: {type(e).__name__}: {e}"

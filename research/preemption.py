@@ -20,14 +20,16 @@ import numpy as np
 
 
 class Preempted(RuntimeError):
-  """SIGTERM arrived; the run stopped in a state a rerun continues from."""
+  """SIGTERM arrived; the run stopped in a state a rerun continues from. `redeliver`, when
+  set, raises it again (research/cli.py calls it when Python dropped it in a callback)."""
+  redeliver = None
 
 
 class Guard:
   """Installs a SIGTERM handler (main thread only) until `restore()` / the with block ends."""
 
   def __init__(self):
-    self._set, self._raise_in, self._previous = False, None, None
+    self._set, self._raise_in, self._raised, self._previous = False, None, False, None
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
 
@@ -40,9 +42,18 @@ class Guard:
   def _handle(self, signum, frame):
     del signum, frame
     self._set = True
+    if self._raise_in is not None and not self._raised:  # once: not again in its clean-up
+      self._raised = True
+      e = Preempted(self._raise_in)
+      e.redeliver = self._redeliver
+      raise e
+
+  def _redeliver(self, send) -> None:
+    """The Preempted raised inside a GC or weakref callback, which Python drops: while still
+    inside the interruptible block, `send(SIGTERM)` again so that the handler raises it anew."""
     if self._raise_in is not None:
-      what, self._raise_in = self._raise_in, None
-      raise Preempted(what)
+      self._raised = False
+      send(signal.SIGTERM)
 
   def is_set(self) -> bool:
     """Whether any process got SIGTERM. Processes must agree: one that saves (a collective
@@ -62,7 +73,7 @@ class Guard:
     if jax.process_count() > 1:
       yield
       return
-    self._raise_in = message
+    self._raise_in, self._raised = message, False
     try:
       yield
     finally:

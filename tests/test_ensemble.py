@@ -176,3 +176,33 @@ def test_members_record_the_data_they_trained_on(tmp_path):
   with pytest.raises(errors.InputError, match="is not the data this run trained on"):
     ensemble.train_ensemble(c, [{"seed": 0}, {"seed": 1}], tmp_path / "ens", dirs,
                             devices=jax.devices()[:1])
+
+
+def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch):
+  """SIGTERM while member 0 probed went unnoticed: every member was probed and the sweep
+  ended 'done', exit 0, past the scheduler's grace period. Now Preempted at once, as a solo
+  run's probes; member 0 writes no summary (a rerun probes it) and member 1 is not probed.
+  Control: the same ensemble without the signal probes both."""
+  import os
+  import signal
+  import time
+  from research import preemption
+  probed = []
+
+  def slow_probes(view, state, d):
+    probed.append(Path(d).name)
+    if os.environ.get("SEND_TERM"):
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(5)  # a long probe: the signal must cut it, not wait for it
+      probed.append("finished anyway")
+    return {}
+  monkeypatch.setattr(ensemble, "run_probes", slow_probes)
+  c, members = _config(), [{"seed": 0}, {"seed": 1}]
+  dirs = [tmp_path / "m0", tmp_path / "m1"]
+  monkeypatch.setenv("SEND_TERM", "1")
+  with pytest.raises(preemption.Preempted, match="while probing ensemble member 0 at step 20"):
+    ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  assert probed == ["m0"] and not (dirs[0] / "summary.json").exists()
+  monkeypatch.delenv("SEND_TERM")
+  ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  assert probed == ["m0", "m0", "m1"] and all((d / "summary.json").exists() for d in dirs)

@@ -33,11 +33,13 @@ cli.run_script(main)
 def test_a_second_ctrl_c_during_exit_hooks_quits_quietly(quick_exit):
   """The first Ctrl-C prints one line; a second one while exit hooks run used to print the
   hook's KeyboardInterrupt traceback under it. The control (quick_exit False: the handler
-  removed) shows the traceback this prevents."""
+  removed, and the hook that re-sends an interrupt Python reports as unraisable) shows the
+  traceback this prevents."""
   import signal
   import time
   code = _CTRL_C_TWICE if quick_exit else _CTRL_C_TWICE.replace(
-      "cli.run_script(main)", "cli.signal.signal = lambda *a: None\ncli.run_script(main)")
+      "cli.run_script(main)", "cli.signal.signal = lambda *a: None\n"
+      "cli._redeliver_lost_interrupts = lambda previous: previous\ncli.run_script(main)")
   proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
   assert proc.stdout.readline() == "hook\n"  # the first line was printed; hooks are running
@@ -107,3 +109,46 @@ def test_a_closed_stdout_reader_ends_the_command_quietly(wrapper):
   proc = subprocess.run([sys.executable, "-c", other], cwd=ROOT, capture_output=True, text=True,
                         timeout=120)
   assert proc.returncode == 5 and "error: BrokenPipeError" in proc.stderr, proc.stderr
+
+
+LOST_IN_A_CALLBACK = """
+import os, signal, sys, time, weakref
+from research import cli, preemption
+if sys.argv[1] == "hook":
+  cli.quiet_libraries()  # what every entry point installs
+guard = preemption.Guard()
+class Thing:
+  pass
+def callback(_):  # as JAX's GC callbacks: Python code run between the caller's bytecodes
+  if sys.argv[2] == "term":
+    os.kill(os.getpid(), signal.SIGTERM)
+  else:
+    signal.raise_signal(signal.SIGINT)
+  for _ in range(10000):  # the handler runs here, inside the callback
+    pass
+try:
+  with guard.interruptible("preempted while probing"):
+    t = Thing()
+    ref = weakref.ref(t, callback)
+    del t  # the callback runs now
+    time.sleep(0.2)
+    print("probes finished")
+except preemption.Preempted as e:
+  print("stopped:", e)
+except KeyboardInterrupt:
+  print("stopped: interrupted")
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["term", "int"])
+def test_an_interrupt_raised_inside_a_callback_is_not_lost(signal_name):
+  """A SIGTERM during probes or a Ctrl-C whose exception Python raised inside a weakref or GC
+  callback was dropped with "Exception ignored in ..." and a traceback, and the run went on
+  (exit 0 after finishing its probes). Entry points' hook raises the signal again. Negative
+  control: without the hook, the same interrupt is lost."""
+  run = lambda mode: subprocess.run([sys.executable, "-c", LOST_IN_A_CALLBACK, mode, signal_name],
+                                    capture_output=True, text=True, timeout=60, cwd=ROOT)
+  fixed, lost = run("hook"), run("plain")
+  assert fixed.stdout.startswith("stopped:") and "Exception ignored" not in fixed.stderr, (
+      fixed.stdout, fixed.stderr[-1000:])
+  assert "probes finished" in lost.stdout and "Exception ignored" in lost.stderr, lost.stdout
