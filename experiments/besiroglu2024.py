@@ -207,7 +207,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("scaling_fit.json",))
-  with common.owned(args.workdir, args.experiment):
+  with common.owned(args.workdir, args.experiment, args.preset):
     run(args.preset, args.workdir, args.seed, args.csv)
   return 0
 

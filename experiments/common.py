@@ -83,20 +83,33 @@ def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
 
 
 @contextlib.contextmanager
-def owned(workdir, name: str):
+def owned(workdir, name: str, preset: str | None = None):
   """Marks WORKDIR as experiment NAME's (workdir.EXPERIMENT) for the block, so that a rerun
   reuses its runs and sweep there while other experiments are refused it (research.main and
   research.sweep refuse the runs and sweeps it holds by their own files). An input refused in
   the block (a flag the experiment checks itself) before anything else was written takes the
-  mark, and a WORKDIR it made, away again; a user's existing folder keeps its contents."""
+  mark, and a WORKDIR it made, away again; a user's existing folder keeps its contents.
+
+  The mark keeps `preset` too, and another preset is refused: scaling_laws --preset=cpu after
+  --preset=tiny trained the cpu grid beside the tiny one (other run names), and
+  research.results then listed both grids as one experiment's rows. A mark written before
+  it kept the preset takes this one's."""
   workdir = Path(workdir)
   marker = workdir / workdir_lib.EXPERIMENT
   made = not marker.exists()
+  had = None if made else (workdir_lib.read_json(marker) or {}).get("preset")
+  if preset is not None and had not in (None, preset):
+    raise InputError(f"--workdir={workdir} holds {name}'s runs of --preset={had}, and one "
+                     f"directory keeps one preset's; run --preset={preset} in another "
+                     f"--workdir (e.g. {workdir}_{preset}), or rerun --preset={had} there")
+  if preset is not None and not made and had is None:
+    workdir_lib.write_json(marker, {"experiment": name, "preset": preset})
   # An existing WORKDIR and a user's own folders in it stay; only what the block made goes.
   before = {workdir, *workdir.rglob("*")} if made and workdir.exists() else set()
   if made:
     workdir.mkdir(parents=True, exist_ok=True)
-    workdir_lib.write_json(marker, {"experiment": name})
+    workdir_lib.write_json(marker, {"experiment": name} | (
+        {"preset": preset} if preset is not None else {}))
   try:
     yield
   except InputError:

@@ -334,7 +334,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=(OUT,))
-  with common.owned(args.workdir, args.experiment):
+  with common.owned(args.workdir, args.experiment, args.preset):
     run(args.preset, args.workdir, args.seed)
   return 0
 

@@ -108,7 +108,7 @@ def _define(fv) -> None:
   from absl import flags
   flags.DEFINE_multi_string("where", [], "FIELD OP VALUE filters, ANDed "
                             "(e.g. 'model.width>=64', 'optim.name==adam')", flag_values=fv)
-  flags.DEFINE_list("columns", [], "columns to print (default: run + those that vary)",
+  flags.DEFINE_list("columns", [], "columns to print after the run (default: those that vary)",
                     flag_values=fv)
   flags.DEFINE_string("csv", None, "write the whole table (every column) to this CSV",
                       flag_values=fv)
@@ -179,7 +179,8 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
     for col, flag in columns_read(rows, fv.plot, fv.by, fv.x):
       check_column(rows, col, flag)
     check_curves(rows, fv.plot, fv.x)
-  cols = fv.columns or default_columns(rows)
+  # The run first whatever was asked: rows without it could not be told apart.
+  cols = ["run", *(c for c in fv.columns if c != "run")] if fv.columns else default_columns(rows)
   print(format_table(rows, cols))
   if fv.csv:
     print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")

@@ -138,9 +138,13 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> Non
   it is one of that sweep's points (else the wrong sweep would claim it)."""
   recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
   if recorded is not None and recorded != identity:
-    was = " ".join(f"--{k}={v}" for k, v in recorded.items())
-    raise InputError(f"{workdir} holds the sweep {was}, and one directory keeps one sweep's "
-                     f"results; pass another --workdir (or rerun {was} to continue it)")
+    # sweep.json keeps the config file's name, not its path or preset (a sweep continues
+    # from any directory): the fix names the file, not a command line that would not run.
+    was = " ".join(f"{k}={v}" for k, v in recorded.items())
+    raise InputError(
+        f"{workdir} holds another sweep ({was}), and one directory keeps one sweep's results; "
+        f"pass another --workdir, or continue that sweep with --config=PATH/"
+        f"{recorded.get('config', 'FILE')}[:PRESET] --sweep={recorded.get('sweep', 'NAME')}")
   runs = workdir / workdir_lib.RUNS
   if recorded is None and runs.is_dir():
     mine = set(Results(workdir / workdir_lib.RESULTS).names(overrides))

@@ -68,7 +68,8 @@ def _enclosing(workdir: Path, kind: str) -> str | None:
   checkpoints/, probes/, ...) or a sweep's folder other than one of its runs, runs/NAME
   with the config.json the sweep wrote: research.results then read it as another run of the
   one above (a phantom row; `research.main --workdir=SWEEP/runs/zz` became a row of the
-  sweep that no point of it made). A run beside a run's files is fine
+  sweep that no point of it made). A new run or sweep anywhere inside a run is refused too
+  (research.results listed it beside the run); a run already there is continued
   (experiments/garg2022.py trains WORKDIR/sparse_linear inside its run). An experiment's or
   reproduce's directory is refused anywhere inside a run (is_run_dir: not a user's folder
   with a config.json of its own) or a sweep: research.results listed its runs as the
@@ -79,6 +80,13 @@ def _enclosing(workdir: Path, kind: str) -> str | None:
       return f"inside the run {parent}"
     if ((parent / CONFIG).is_file() and path.relative_to(parent).parts[0] in RUN_FOLDERS):
       return f"inside the run {parent}'s {path.relative_to(parent).parts[0]}/"
+    if (kind in ("run", "sweep") and not (path / CONFIG).is_file()
+        and (parent / CONFIG).is_file() and is_run_dir(parent)):
+      # A new run or sweep in a run's folder: research.results listed it as a second row of
+      # the first (or the sweep's runs beside it). A run already there (an experiment's, as
+      # garg2022's WORKDIR/sparse_linear) may still be continued by hand.
+      return (f"inside the run {parent} (research.results would list it beside that run's "
+              "own row)")
     if _is_sweep(parent):
       if kind == "run" and path.parent == parent / RUNS:
         if (path / CONFIG).is_file():

@@ -89,7 +89,8 @@ def test_an_experiment_reuses_its_own_directory_and_refuses_another_experiments(
   monkeypatch.setattr(schaeffer2023, "run", lambda *a: ran.append(a) or _schaeffer(*a))
   own = tmp_path / "E"
   assert schaeffer2023.main(["--preset=tiny", f"--workdir={own}"]) == 0
-  assert json.loads((own / "experiment.json").read_text()) == {"experiment": "schaeffer2023"}
+  assert json.loads((own / "experiment.json").read_text()) == {"experiment": "schaeffer2023",
+                                                                 "preset": "tiny"}
   assert schaeffer2023.main(["--preset=tiny", f"--workdir={own}"]) == 0  # a rerun reuses it
   assert len(ran) == 2
 
@@ -171,7 +172,8 @@ def test_reproduce_refuses_a_run_or_a_sweep_and_keeps_its_own_layout(tmp_path, m
     with pytest.raises(Exception, match="could not read the results"):  # no probe: exit 6
       reproduce.main(["garg2022", "--preset=tiny", f"--workdir={w}"])
   seed_0 = w / "garg2022" / "run" / "seed_0"
-  assert json.loads((seed_0 / "experiment.json").read_text()) == {"experiment": "garg2022"}
+  assert json.loads((seed_0 / "experiment.json").read_text()) == {"experiment": "garg2022",
+                                                                     "preset": "tiny"}
   assert garg2022.main(["--preset=tiny", f"--workdir={seed_0}"]) == 0  # the script reuses it
   reproduce.main(["all", "--preset=tiny", f"--workdir={w}"])
   assert len(calls) == len([n for n in reproduce.NAMES if "tiny" in reproduce.presets_of(n)])
@@ -277,3 +279,29 @@ def test_ladder_probes_and_reads_a_copied_or_moved_sweep_in_its_own_runs(tmp_pat
   probed.clear()
   ladder.run("tiny", moved)  # its own files, edited
   assert probed == sorted((moved / "runs").iterdir()) and losses(moved) == [[9.0] * 3] * 2
+
+
+def test_an_experiments_directory_keeps_one_preset(tmp_path):
+  """scaling_laws --preset=cpu after --preset=tiny in one WORKDIR trained the cpu grid beside
+  the tiny one (exit 0; research.results listed both as one experiment's rows). The mark keeps
+  the preset; another is refused before anything is written. Controls: the same preset again,
+  and a mark from before it kept one (it takes the next preset)."""
+  from experiments import common
+  from research import workdir
+  wd = tmp_path / "sl"
+  with common.owned(wd, "scaling_laws", "tiny"):
+    (wd / "results.jsonl").write_text("")
+  before = listing(wd)
+  with pytest.raises(InputError, match=r"holds scaling_laws's runs of --preset=tiny, and one "
+                     r"directory keeps one preset's; run --preset=cpu in another --workdir"):
+    with common.owned(wd, "scaling_laws", "cpu"):
+      raise AssertionError("the block must not run")
+  assert listing(wd) == before
+  with common.owned(wd, "scaling_laws", "tiny"):
+    pass
+  old = tmp_path / "old"
+  old.mkdir()
+  (old / workdir.EXPERIMENT).write_text('{"experiment": "scaling_laws"}')
+  with common.owned(old, "scaling_laws", "cpu"):
+    pass
+  assert json.loads((old / workdir.EXPERIMENT).read_text())["preset"] == "cpu"

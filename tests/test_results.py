@@ -33,6 +33,15 @@ def test_default_columns_are_what_varies_and_how_runs_ended(sweep_dir):
   assert "seed" not in cols and "model.num_layers" not in cols  # the same in every run
 
 
+def test_chosen_columns_come_after_the_run(sweep_dir):
+  """--columns model.width,last.loss printed two columns and no run: rows that could not be
+  told apart. The run comes first, once (also when listed)."""
+  for asked in ("model.width,last.loss", "model.width,run,last.loss"):
+    proc = _cli(sweep_dir, "--columns", asked)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split() == ["run", "model.width", "last.loss"]
+
+
 def test_cli_prints_the_table_and_writes_the_csv(sweep_dir, tmp_path):
   out = tmp_path / "all.csv"
   proc = _cli(sweep_dir, "--where", "model.width>=64", "--csv", out)

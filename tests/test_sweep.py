@@ -182,9 +182,12 @@ def test_another_sweep_after_one_in_the_same_directory_is_refused(tmp_path, monk
   run([{"seed": 0}], seeds)
   before = sorted(p.name for p in (tmp_path / "s").iterdir())
   for other in ({**seeds, "sweep": "scale"}, {**seeds, "config": "lm.py"}):
-    with pytest.raises(InputError, match=r"holds the sweep --config=icl_regression.py "
-                       r"--sweep=seeds, and one directory keeps one sweep's results; pass "
-                       r"another --workdir"):
+    # The fix read "rerun --config=icl_regression.py --sweep=seeds", a file name that
+    # research.sweep then refused (no such file): now it says where the path goes.
+    with pytest.raises(InputError, match=r"holds another sweep \(config=icl_regression.py "
+                       r"sweep=seeds\), and one directory keeps one sweep's results; pass "
+                       r"another --workdir, or continue that sweep with "
+                       r"--config=PATH/icl_regression.py\[:PRESET\] --sweep=seeds$"):
       run([{"model.width": 16}], other)
   assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before and len(trained) == 1
   run([{"seed": 0}, {"seed": 1}], seeds)  # control: the same sweep, extended

@@ -255,7 +255,15 @@ def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path):
     workdir_layout.check_kind(sweep / "runs" / "000_x", "sweep")  # a sweep inside a sweep's run
   workdir_layout.check_kind(sweep / "runs" / "000_x", "run")  # control: a sweep's own run
   workdir_layout.check_kind(tmp_path / "new", "run")          # and a new directory
-  workdir_layout.check_kind(finished / "sparse_linear", "run")  # garg2022's run beside its run
+  # A new run or sweep inside a run (research.results listed it beside the run, exit 0 before);
+  # control: a run already there (garg2022's WORKDIR/sparse_linear) is continued by hand.
+  for kind in ("run", "sweep"):
+    with pytest.raises(errors.InputError, match=f"inside the run {finished} .research.results"):
+      workdir_layout.check_kind(finished / "sub" / "x", kind)
+  nested = finished / "sparse_linear"
+  nested.mkdir()
+  (nested / "config.json").write_text((finished / "config.json").read_text())
+  workdir_layout.check_kind(nested, "run")
 
 
 @pytest.mark.parametrize("name", ["metrics.jsonl", "perf.jsonl", "config_changes.jsonl"])
