@@ -99,11 +99,9 @@ def owned(workdir, name: str, preset: str | None = None):
   made = not marker.exists()
   had = None if made else (workdir_lib.read_json(marker) or {}).get("preset")
   if preset is not None and had not in (None, preset):
-    raise InputError(f"--workdir={workdir} holds {name}'s runs of --preset={had}, and one "
-                     f"directory keeps one preset's; run --preset={preset} in another "
-                     f"--workdir (e.g. {workdir}_{preset}), or rerun --preset={had} there")
-  if preset is not None and not made and had is None:
-    workdir_lib.write_json(marker, {"experiment": name, "preset": preset})
+    raise InputError(f"{workdir} holds {name}'s runs of --preset={had}, and one directory "
+                     f"keeps one preset's; run --preset={preset} in another directory, or "
+                     f"rerun --preset={had} there")
   # An existing WORKDIR and a user's own folders in it stay; only what the block made goes.
   before = {workdir, *workdir.rglob("*")} if made and workdir.exists() else set()
   if made:
@@ -112,6 +110,8 @@ def owned(workdir, name: str, preset: str | None = None):
         {"preset": preset} if preset is not None else {}))
   try:
     yield
+    if preset is not None and not made and had is None:  # a mark from before it kept one
+      workdir_lib.write_json(marker, {"experiment": name, "preset": preset})
   except InputError:
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
                         for p in workdir.rglob("*")):

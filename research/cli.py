@@ -161,15 +161,28 @@ def _redeliver_lost_interrupts(previous):
   from here, its handler would run inside this hook and be dropped again."""
   def hook(unraisable):
     exc = unraisable.exc_value
-    if isinstance(exc, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if "atexit" in (unraisable.err_msg or ""):
+      # In an exit hook it ends that hook alone; sent again, it would end each later one
+      # (an async checkpoint save finishing, JAX's shutdown) without a word.
+      previous(unraisable)
+      return
+    default_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if isinstance(exc, KeyboardInterrupt) and default_sigint:
       resend(signal.SIGINT)
     elif callable(getattr(exc, "redeliver", None)):  # preemption.Preempted
       exc.redeliver(resend)
     else:
       previous(unraisable)
 
+  def send(signum):
+    # A real signal (it wakes a main thread blocked in a wait, which interrupt_main's
+    # simulated one does not), only while Python handles it: if the run restored the
+    # default SIGTERM action meanwhile, the signal would kill the process.
+    if signal.getsignal(signum) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+      os.kill(os.getpid(), signum)
+
   def resend(signum):
-    timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+    timer = threading.Timer(0.01, send, (signum,))
     timer.daemon = True  # never what keeps the interpreter from exiting
     timer.start()
   hook.redelivers_interrupts = True

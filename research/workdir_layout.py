@@ -80,11 +80,11 @@ def _enclosing(workdir: Path, kind: str) -> str | None:
       return f"inside the run {parent}"
     if ((parent / CONFIG).is_file() and path.relative_to(parent).parts[0] in RUN_FOLDERS):
       return f"inside the run {parent}'s {path.relative_to(parent).parts[0]}/"
-    if (kind in ("run", "sweep") and not (path / CONFIG).is_file()
+    if (kind in ("run", "sweep") and not (path / CONFIG).is_file() and not _is_sweep(path)
         and (parent / CONFIG).is_file() and is_run_dir(parent)):
       # A new run or sweep in a run's folder: research.results listed it as a second row of
-      # the first (or the sweep's runs beside it). A run already there (an experiment's, as
-      # garg2022's WORKDIR/sparse_linear) may still be continued by hand.
+      # the first (or the sweep's runs beside it). A run or sweep already there (an
+      # experiment's, as garg2022's WORKDIR/sparse_linear) may still be continued by hand.
       return (f"inside the run {parent} (research.results would list it beside that run's "
               "own row)")
     if _is_sweep(parent):

@@ -293,7 +293,7 @@ def test_an_experiments_directory_keeps_one_preset(tmp_path):
     (wd / "results.jsonl").write_text("")
   before = listing(wd)
   with pytest.raises(InputError, match=r"holds scaling_laws's runs of --preset=tiny, and one "
-                     r"directory keeps one preset's; run --preset=cpu in another --workdir"):
+                     r"directory keeps one preset's; run --preset=cpu in another directory"):
     with common.owned(wd, "scaling_laws", "cpu"):
       raise AssertionError("the block must not run")
   assert listing(wd) == before

@@ -152,3 +152,28 @@ def test_an_interrupt_raised_inside_a_callback_is_not_lost(signal_name):
   assert fixed.stdout.startswith("stopped:") and "Exception ignored" not in fixed.stderr, (
       fixed.stdout, fixed.stderr[-1000:])
   assert "probes finished" in lost.stdout and "Exception ignored" in lost.stderr, lost.stdout
+
+
+TWO_EXIT_HOOKS = """
+import atexit, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from research import cli
+cli.quiet_libraries()
+def second():
+  time.sleep(0.3)
+  print("second finished", flush=True)
+def first():
+  signal.raise_signal(signal.SIGINT)
+  time.sleep(0.3)
+atexit.register(second)
+atexit.register(first)  # runs first
+"""
+
+
+def test_a_ctrl_c_in_one_exit_hook_leaves_the_others_to_finish():
+  """Found by review: the hook that re-sends a dropped interrupt also caught an exit hook's
+  KeyboardInterrupt (Python reports those as unraisable too), so each later hook (an async
+  checkpoint save finishing) was cut in turn, silently. Exit hooks keep Python's handling."""
+  proc = subprocess.run([sys.executable, "-c", TWO_EXIT_HOOKS], capture_output=True, text=True,
+                        timeout=60, cwd=ROOT)
+  assert "second finished" in proc.stdout, (proc.stdout, proc.stderr[-1000:])

@@ -264,6 +264,10 @@ def test_a_workdir_inside_a_run_or_a_sweep_is_refused(finished, tmp_path):
   nested.mkdir()
   (nested / "config.json").write_text((finished / "config.json").read_text())
   workdir_layout.check_kind(nested, "run")
+  old_sweep = finished / "sw"  # and a sweep made there before the rule
+  (old_sweep / "runs").mkdir(parents=True)
+  (old_sweep / "results.jsonl").write_text("")
+  workdir_layout.check_kind(old_sweep, "sweep")
 
 
 @pytest.mark.parametrize("name", ["metrics.jsonl", "perf.jsonl", "config_changes.jsonl"])
