@@ -51,14 +51,15 @@ GLOBAL_BATCH = 1024    # sequences of 2048 tokens per optimiser step (Pythia)
 # below 7B. Remat and microbatches are the lightest that research.aot's plan says fit with
 # 5% of the usable HBM free (remat none < dots < full, then the fewest microbatches):
 # `python -m research.aot --ladder=configs/lm_ladder.py --tune` (research/aot_tune.py) printed
-# these lines on 2026-12-05 (23:14-23:38 UTC, after the loss's scatter went and data-parallel
-# microbatches were made to reduce once a step); only 6p9b on v5e:4x4 keeps less (16.2 of
-# 16.9 GB; nothing lighter fits there). A microbatch's activations, above all its (tokens x
-# 50,304) fp32 logits and, without remat, every layer's attention, set the peak (14m on
-# v5e:4x4: 10.1 GB per chip in 8 microbatches, 20.0 GB in 4).
+# these lines on 2026-12-06 (02:06-02:32 UTC, after a TPU plan's total became the lower of
+# XLA's peak and its summed parts, research/aot_memory.py: the sum had overstated the large
+# cells by about a fifth, so 14m, 2p8b and 6p9b on v5e:4x4 now take lighter layouts). A
+# microbatch's activations, above all its (tokens x 50,304) fp32 logits and, without remat,
+# every layer's attention, set the peak (14m on v5e:4x4: 8.1 GB per chip in 8 microbatches,
+# 16.0 GB in 4; in 2 the compiler refuses it).
 _DP, _FSDP = (-1, 1, 1), (1, -1, 1)
 LAYOUTS = {
-    ("14m", "v5e:4x4"): (_DP, "none", 8), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
+    ("14m", "v5e:4x4"): (_DP, "none", 4), ("14m", "v5p:4x4x4"): (_DP, "none", 1),
     ("14m", "v5p:4x8x8"): (_DP, "none", 1), ("14m", "v5p:8x8x8"): (_DP, "none", 1),
     ("70m", "v5e:4x4"): (_DP, "none", 16), ("70m", "v5p:4x4x4"): (_DP, "none", 1),
     ("70m", "v5p:4x8x8"): (_DP, "none", 1), ("70m", "v5p:8x8x8"): (_DP, "none", 1),
@@ -68,9 +69,9 @@ LAYOUTS = {
     ("410m", "v5p:4x8x8"): (_FSDP, "none", 1), ("410m", "v5p:8x8x8"): (_FSDP, "none", 1),
     ("1b", "v5e:4x4"): (_FSDP, "none", 64), ("1b", "v5p:4x4x4"): (_FSDP, "none", 2),
     ("1b", "v5p:4x8x8"): (_FSDP, "none", 1), ("1b", "v5p:8x8x8"): (_FSDP, "none", 1),
-    ("2p8b", "v5e:4x4"): (_FSDP, "dots", 64), ("2p8b", "v5p:4x4x4"): (_FSDP, "none", 8),
+    ("2p8b", "v5e:4x4"): (_FSDP, "dots", 32), ("2p8b", "v5p:4x4x4"): (_FSDP, "none", 8),
     ("2p8b", "v5p:4x8x8"): (_FSDP, "none", 2), ("2p8b", "v5p:8x8x8"): (_FSDP, "none", 1),
-    ("6p9b", "v5e:4x4"): (_FSDP, "full", 64), ("6p9b", "v5p:4x4x4"): (_FSDP, "none", 16),
+    ("6p9b", "v5e:4x4"): (_FSDP, "dots", 64), ("6p9b", "v5p:4x4x4"): (_FSDP, "none", 16),
     ("6p9b", "v5p:4x8x8"): (_FSDP, "none", 4), ("6p9b", "v5p:8x8x8"): (_FSDP, "none", 2),
 }
 
@@ -116,6 +117,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   if size == "tiny":            # synthetic data: an AOT plan or a run without a corpus
     c.task.source, c.task.vocab_size = "synthetic", 512
   elif size in POD_SIZES:
+    if "@" in preset and not topology:  # '14m@' planned v5p:4x4x4 under the label '14m@'
+      raise ValueError(f"preset {preset!r} names no topology after '@'; write SIZE@CHIP:SHAPE, "
+                       f"e.g. {size}@v5e:4x4, or {size} alone for {DEFAULT_TOPOLOGY}")
     if topology and not hardware.is_topology_name(topology):  # before _pod warns about it
       raise ValueError(f"preset {preset!r}: {topology!r} is not a TPU topology name; write "
                        f"SIZE@CHIP:SHAPE, e.g. {size}@v5e:4x4 or {size}@v5p:4x4x4")

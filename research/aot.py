@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import re
 import sys
 import time
 from pathlib import Path
 
 from absl import flags, logging
 
-from research import aot_tune, cli, hardware, output_paths
+from research import aot_memory, aot_tune, cli, hardware, output_paths
 from research.aot_hlo import collectives, communication, communication_text
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
@@ -60,24 +59,6 @@ _CACHED_ONLY = flags.DEFINE_bool("cached_only", False, "--ladder: print the cell
                                  "--plan_cache and list the others; compile nothing.")
 
 MFUS = (0.4, 0.6)
-
-
-class _OutOfMemory:
-  """Stands in for a compiled program the TPU compiler refused for lack of HBM: its
-  message gives the memory it needed and the memory there is ('... HLO temporaries
-  (28.63G) exceeds available HBM (15.75G)', XLA's G = GiB)."""
-
-  def __init__(self, message: str):
-    self.message = message.splitlines()[0]
-    sizes = [round(float(x) * 2 ** {"K": 10, "M": 20, "G": 30, "T": 40}[u])
-             for x, u in re.findall(r"\(([0-9.]+)([KMGT])i?B?\)", self.message)]
-    self.required, self.available = (sizes + [None, None])[:2]
-
-  def memory_analysis(self):
-    return None
-
-  def cost_analysis(self):
-    return {}
 
 
 def _shard_bytes(abstract, shardings) -> int:
@@ -108,18 +89,12 @@ def plan(config, target: Target) -> dict:
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
-    compiled = _OutOfMemory(str(e))  # the TPU compiler refuses a program that cannot fit
+    compiled = aot_memory.OutOfMemory(str(e))  # the TPU compiler refuses what cannot fit
   compile_s = time.perf_counter() - t0
 
   state_b = _shard_bytes(exp.abstract_state, exp.state_sharding)
   mem = compiled.memory_analysis()
-  if mem is None:  # refused: the arguments (the state, donated) plus what the compiler needed
-    args_b, out_b, alias_b, temp_b, code_b = state_b, state_b, state_b, compiled.required, 0
-  else:
-    args_b, out_b, alias_b = (mem.argument_size_in_bytes, mem.output_size_in_bytes,
-                              mem.alias_size_in_bytes)
-    temp_b, code_b = mem.temp_size_in_bytes, mem.generated_code_size_in_bytes
-  total_b = args_b + out_b - alias_b + (temp_b or 0)
+  memory = aot_memory.per_chip(compiled, state_b, target)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   # A refused program has no cost analysis and no HLO: unknown (None), not 0 and "none".
@@ -151,11 +126,7 @@ def plan(config, target: Target) -> dict:
       "compile_s": compile_s, "lower_s": lower_s,  # compile_s: trace + lower + XLA compile
       # + hbm_bytes (nominal), usable_bytes (the compiler's limit less what it keeps),
       # capacity_bytes (the one checked), headroom_bytes and fits: hardware.memory_fit.
-      "memory_per_device": _local_fit(target, hardware.memory_fit({
-          "params_and_optimizer_bytes": state_b, "argument_bytes": args_b,
-          "output_bytes": out_b, "alias_bytes": alias_b, "temporary_bytes": temp_b,
-          "generated_code_bytes": code_b, "total_bytes": total_b,
-          "compiler_error": compiled.message if mem is None else None}, target.chip)),
+      "memory_per_device": _local_fit(target, hardware.memory_fit(memory, target.chip)),
       "flops": {
           "model_per_step": model_flops, "model_per_device_per_step": model_flops / n_dev,
           # XLA's cost analysis counts a loop body once: the steps_per_call loop gives
@@ -304,6 +275,10 @@ def main(argv) -> None:
   if _TUNE.value and _CACHED_ONLY.value:
     raise InputError("--tune compiles the layouts it tries and --cached_only compiles nothing; "
                      "drop one of them")
+  if _CACHED_ONLY.value and _PLAN_CACHE.present and not _PLAN_CACHE.value:
+    # It printed blank rows and "from the plan cache (off): none", exit 0.
+    raise InputError("--cached_only prints the cells in the plan cache and --plan_cache= turns "
+                     "it off; pass --plan_cache=DIR, or drop --cached_only to compile the cells")
   if ladder_only and not _LADDER.value:
     raise InputError(f"{', '.join(ladder_only)} need{'s' if len(ladder_only) == 1 else ''} "
                      "--ladder=FILE; drop it, or add --ladder=configs/lm_ladder.py")
@@ -341,6 +316,12 @@ def main(argv) -> None:
     # The slice first: a shape the chip lacks is one error line, with no warning before it.
     target = topology_target(_TOPOLOGY.value) if _TOPOLOGY.value else local_target()
     planned_for = config.get("topology", "")
+    if planned_for and not _TOPOLOGY.value and target.devices[0].platform == "cpu":
+      # A pod preset planned for this host's CPU (exit 0: "DOES NOT FIT (over by 296 GB)" and
+      # a 2,282-day roofline), where the slice it was laid out for was meant.
+      raise InputError(f"--config={flags.FLAGS.config} is laid out for {planned_for} and this "
+                       f"host has {len(target.devices)} CPU device(s); add "
+                       f"--topology={planned_for} to compile it for that slice")
     if planned_for and _TOPOLOGY.value and planned_for != _TOPOLOGY.value:
       logging.warning("this config's layout was planned for %s (config.topology), not %s; "
                       "pass a preset planned for it (e.g. SIZE@%s)", planned_for,
@@ -360,9 +341,18 @@ def main(argv) -> None:
     else:
       plans = [plan(config, target)]
     print(report(plans[0]))
+    if _TUNE.value and plans[0]["tune"]["verdict"] == "none":
+      _write(out, plans[0])
+      # A search that found nothing is a run the memory cannot hold: exit 2, as research.main's.
+      raise InputError(f"no layout of {preset or 'the config'} fits {target.name} (the lines "
+                       "above); plan it on a slice with more chips or HBM")
+  _write(out, plans if _LADDER.value else plans[0])
+
+
+def _write(out: Path | None, what) -> None:
   if out:
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, plans if _LADDER.value else plans[0])  # atomic: never half a file
+    write_json(out, what)  # atomic: never half a file
     print(f"wrote {out}")
 
 

@@ -103,19 +103,22 @@ def _definitions(lines: list[str]) -> dict[str, str]:
   return out
 
 
+def _through_copies(defs: dict[str, str], name: str) -> str:
+  """The instruction's line, past the copies and bitcasts in front of it (8 at most)."""
+  line = defs.get(name, "")
+  for _ in range(8):
+    source = re.search(r"\s(?:copy|bitcast)\((%[\w.\-]+)\)", line)
+    if not source:
+      break
+    line = defs.get(source.group(1), "")
+  return line
+
+
 def _constant(defs: dict[str, str], name: str) -> int | None:
   """The integer an instruction holds, through copies and bitcasts of a constant; None if
   it is anything else."""
-  for _ in range(8):
-    line = defs.get(name, "")
-    value = _INT_CONSTANT_RE.match(line)
-    if value:
-      return int(value.group(2))
-    source = re.search(r"\s(?:copy|bitcast)\((%[\w.\-]+)\)", line)
-    if not source:
-      return None
-    name = source.group(1)
-  return None
+  value = _INT_CONSTANT_RE.match(_through_copies(defs, name))
+  return int(value.group(2)) if value else None
 
 
 def _operands(line: str, op: str) -> list[str]:
@@ -149,7 +152,9 @@ def _trip_count(while_line: str, caller: dict[str, str], condition: dict[str, st
     return None
   start = _constant(caller, start_tuple[k])
   step = None
-  for operand in _operands(body.get(update[k], ""), "add"):
+  # The counter's update may reach the tuple through copies (XLA:TPU's windowed matmul
+  # loops under remat dots: 6p9b@v5e:4x4's collective-permutes read "? runs" without this).
+  for operand in _operands(_through_copies(body, update[k]), "add"):
     if f"index={k}" in body.get(operand, "") and "get-tuple-element(" in body[operand]:
       continue
     step = _constant(body, operand)

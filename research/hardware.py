@@ -34,8 +34,9 @@ HBM: nominal and usable. Google's TPU pages write GiB as "GB": each chip's compi
 below is above the decimal figure (v5e: 15.75 GiB = 16.91e9 B > 16e9 B), so `hbm_bytes`
 is the datasheet's number in GiB. A program gets less than that: the TPU compiler refuses
 one whose buffers exceed a per-chip limit below the HBM, and keeps a few MiB of that limit
-for itself. `usable_hbm_bytes` is what the compiler lets a program's arguments + outputs -
-donated aliases + temporaries (research.aot's total) + generated code reach, measured with
+for itself. `usable_hbm_bytes` is what the compiler lets a program's HBM (research.aot's
+total: arguments + outputs - donated aliases + temporaries, where XLA:TPU's peak is not lower,
+research.aot_memory.tpu_peak) + generated code reach, measured with
 libtpu 0.0.42.1 (jax 0.10.2) on a host without a TPU (research.aot_targets compiles for a
 named slice), 2026-12-04, twice per chip kind:
 
@@ -56,7 +57,9 @@ named slice), 2026-12-04, twice per chip kind:
        v6e  33,550,180,864 + code 55,808 = 33,550,236,672 B ~ 31,996 MiB = 31.25 GiB - 4 MiB
      (~ : each within 2.6 KB below the whole MiB, the compiler's 512 B / 1 KB alignment; v5e
      on 2x2 reached 1.5 KB less than on 1x1). `usable_hbm_bytes` is that whole number of
-     MiB, so every program the compiler accepts has a total at or below it.
+     MiB, so every program the compiler accepts has a total at or below it. (Checked again
+     2026-12-06 on v5e:1x1: the largest program accepted, n = 16,909,284,029 bytes, has an
+     XLA peak of 16,909,285,888 B + 51,200 B of code = 16,909,337,088 B, within 512 B of it.)
 
 Inter-chip interconnect (ICI), per chip, both directions together, from the same Google
 Cloud pages: v5e 400 GB/s (4 ports), v5p 1,200 GB/s, v6e 800 GB/s (4 ports); v4's page gives
@@ -74,6 +77,7 @@ says otherwise).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 GiB = 2 ** 30
@@ -93,6 +97,10 @@ class Chip:
   fp32_full_flops: float = 0.0  # float32 matmuls at precision HIGHEST; 0: six bf16 passes (TPU)
   # The chip's inter-chip links, both directions together (docstring); None: not in the table.
   ici_bytes_per_s: float | None = None
+  # The largest single slice Google Cloud offers (chips; 0: not in the table): v5e and v6e
+  # 16x16, v4 4,096, v5p 16x16x24 = 6,144 (its v5p page: "the largest job that can be
+  # scheduled"). libtpu also plans larger made-up shapes (v5e:64x64, 4,096 chips).
+  max_slice_chips: int = 0
 
   @property
   def capacity_bytes(self) -> int:
@@ -116,13 +124,13 @@ MiB = 2 ** 20
 
 CHIPS = (
     Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4", torus_dims=3,
-         usable_hbm_bytes=31_485 * MiB),
+         usable_hbm_bytes=31_485 * MiB, max_slice_chips=4096),
     Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * GiB, 197e12, 197e12, "v5e", torus_dims=2,
-         usable_hbm_bytes=16_126 * MiB, ici_bytes_per_s=400e9),
+         usable_hbm_bytes=16_126 * MiB, ici_bytes_per_s=400e9, max_slice_chips=256),
     Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * GiB, 459e12, 459e12, "v5p", torus_dims=3,
-         usable_hbm_bytes=98_041 * MiB, ici_bytes_per_s=1200e9),
+         usable_hbm_bytes=98_041 * MiB, ici_bytes_per_s=1200e9, max_slice_chips=6144),
     Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 918e12, 918e12, "v6e", torus_dims=2,
-         usable_hbm_bytes=31_996 * MiB, ici_bytes_per_s=800e9),
+         usable_hbm_bytes=31_996 * MiB, ici_bytes_per_s=800e9, max_slice_chips=256),
     Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
     # fp32: the TF32 tensor-core rate JAX's default precision runs float32 matmuls at (above)
     # fp32_full_flops: the non-tensor-core FP32 rate (precision HIGHEST)
@@ -233,6 +241,12 @@ def topology_dims_problem(name: str) -> str | None:
     which = "both sizes" if chip.torus_dims == 2 else "the first two sizes"
     return (f"{chip.name} slices are made of hosts of 2x2 chips: {which} must be even"
             f"{' (or 1x1, one chip)' if chip.torus_dims == 2 else ''}, e.g. {example}")
+  chips = math.prod(sizes)
+  largest = {2: "16x16", 3: {4096: "16x16x16", 6144: "16x16x24"}.get(chip.max_slice_chips, "")}
+  if chip.max_slice_chips and (chips > chip.max_slice_chips
+                               or (chip.torus_dims == 2 and max(sizes) > 16)):
+    return (f"{name} is {chips:,} chips in a shape {chip.name} does not come in: its largest "
+            f"slice is {largest[chip.torus_dims]} ({chip.max_slice_chips:,} chips)")
   return None
 
 

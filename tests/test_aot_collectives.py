@@ -192,6 +192,19 @@ def test_a_start_that_is_not_a_constant_leaves_runs_unknown():
   assert aot_hlo.runs_per_call(hlo)["%body.steps"] == 10
 
 
+def test_a_counter_updated_through_a_copy_is_still_counted():
+  """XLA:TPU's windowed loops under remat dots (6p9b@v5e:4x4) put the counter's add behind a
+  copy in the body's tuple: runs read None there, so the cell's comms/step printed "?".
+  Control: a copy of something other than an add of a constant stays unknown."""
+  copied = _LOOPS.replace(
+      "  ROOT %tuple.5 = (bf16[1,128,8192]{2,1,0}, u32[]{:T(128)}) tuple(%collective-permute-done.52, %add.5)",
+      "  %copy.7 = u32[]{:T(128)} copy(%add.5)\n"
+      "  ROOT %tuple.5 = (bf16[1,128,8192]{2,1,0}, u32[]{:T(128)}) tuple(%collective-permute-done.52, %copy.7)")
+  assert copied != _LOOPS and aot_hlo.runs_per_call(copied)["%body.window"] == 40
+  stuck = copied.replace("copy(%add.5)", "copy(%gte.4)")
+  assert aot_hlo.runs_per_call(stuck)["%body.window"] is None
+
+
 def test_an_all_reduce_of_zero_padded_shards_is_said_to_gather():
   """1b@v5p:4x4x4 (FSDP over 64 chips): XLA:TPU wrote its weight all-gathers as all-reduces
   of shards placed in zeros, so the table read no all-gather at all; they stay all-reduces

@@ -243,13 +243,16 @@ def test_cached_only_refuses_a_misspelt_slice_without_libtpu(tiny_ladder, monkey
   for bad in ("v5e:4x", "v5e:4x4x", "v5e:0x4", "v5e4x4", "v5e:4*4", "V5E:4x4"):
     with pytest.raises(InputError, match="not a TPU topology name"):
       aot_ladder.ladder(path, [bad], [], str(cache), cached_only=True, planner=aot)
-  # v5e:3x3 is refused by the host rule (research/hardware.py) with libtpu or without;
-  # libtpu would also plan v5e:32x32 (more chips than a v5e pod): listed, unchecked.
+  # v5e:3x3 and v5e:32x32 (more chips than a v5e pod, which libtpu would plan) are refused
+  # by the host rules (research/hardware.py) with libtpu or without; a real shape is listed,
+  # unchecked.
   with pytest.raises(InputError, match="--topologies=v5e:3x3: TPU v5e slices are made of hosts"):
     aot_ladder.ladder(path, ["v5e:3x3"], [], str(cache), cached_only=True, planner=aot)
-  rows, unplanned = aot_ladder.ladder(path, ["v5e:32x32"], [], str(cache), cached_only=True,
+  with pytest.raises(InputError, match="v5e:32x32 is 1,024 chips in a shape TPU v5e does not"):
+    aot_ladder.ladder(path, ["v5e:32x32"], [], str(cache), cached_only=True, planner=aot)
+  rows, unplanned = aot_ladder.ladder(path, ["v5e:8x16"], [], str(cache), cached_only=True,
                                       planner=aot)
-  assert rows == [] and unplanned == ["tiny@v5e:32x32"]
+  assert rows == [] and unplanned == ["tiny@v5e:8x16"]
 
 
 @needs_libtpu

@@ -150,7 +150,11 @@ def test_a_model_no_layout_fits_is_said_to_fit_nowhere():
   state a chip against 16.9) fit in no remat policy and no number of microbatches."""
   r = subprocess.run([sys.executable, "-m", "research.aot", "--config=configs/lm_ladder.py:6p9b",
                       "--topology=v5e:2x2", "--tune"], capture_output=True, text=True, timeout=300)
-  assert r.returncode == 0, r.stderr[-2000:]
+  # Exit 2 (was 0: a script could not tell), after the lines that say why.
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert [l for l in r.stderr.splitlines() if l.startswith("error:")] == [
+      "error: no layout of 6p9b fits v5e:2x2 (the lines above); plan it on a slice with more "
+      "chips or HBM"]
   assert "NO LAYOUT FITS (remat none, dots, full x 1-256 microbatches)" in r.stdout
   assert "(6 compiled;" in r.stdout and "DOES NOT FIT" in r.stdout
   # 20.6 GB of parameters and Adam state a chip: no remat or microbatches can help.

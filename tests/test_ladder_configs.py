@@ -110,7 +110,14 @@ def test_a_bad_topology_is_refused_by_the_preset_and_the_config_check(topology):
     ("v5p:4x4", "TPU v5p slices are 3-D; write 3 sizes, e.g. v5p:4x4x4"),
     # Not whole 2x2 hosts: libtpu refuses them, research.sweep took ladder@v5e:3x3 (7 runs)
     ("v5e:3x3", "TPU v5e slices are made of hosts of 2x2 chips: both sizes must be even"),
-    ("v5p:3x4x4", "TPU v5p slices are made of hosts of 2x2 chips: the first two sizes")])
+    ("v5p:3x4x4", "TPU v5p slices are made of hosts of 2x2 chips: the first two sizes"),
+    # Larger than any slice: libtpu planned them (v5e:64x64, 4,096 chips; exit 0)
+    ("v5e:32x32", "v5e:32x32 is 1,024 chips in a shape TPU v5e does not come in: its largest "
+     "slice is 16x16 \\(256 chips\\)"),
+    ("v5e:2x32", "its largest slice is 16x16"),
+    ("v5p:16x16x32", "8,192 chips in a shape TPU v5p does not come in: its largest slice is "
+     "16x16x24"),
+    ("v6e:32x32", "TPU v6e does not come in")])
 def test_a_shape_the_chip_never_comes_in_is_refused_everywhere(topology, needle):
   """1b@v5e:4x4x4 and ladder@v5e:4x4x4 were accepted (research.aot alone checked the number of
   sizes): the run then trained on the fallback layout under a slice that does not exist."""
@@ -121,7 +128,8 @@ def test_a_shape_the_chip_never_comes_in_is_refused_everywhere(topology, needle)
   with pytest.raises(config_check.ConfigError, match=needle):
     config_check.validate(cli.apply_overrides(lm_ladder.get_config("14m"),
                                               {"topology": topology}), 16)
-  for good in ("v5e:4x4", "v5p:4x4x4", "v5e:1x1", "v5p:2x2x3"):  # control: real shapes pass
+  for good in ("v5e:4x4", "v5p:4x4x4", "v5e:1x1", "v5p:2x2x3", "v5e:16x16",  # control: real
+               "v5p:16x16x24", "v4:16x16x16"):                             # shapes pass
     lm_ladder.get_config(f"1b@{good}")
     lm_ladder.get_sweep(f"ladder@{good}", preset=f"1b@{good}")
     config_check.validate(cli.apply_overrides(lm_ladder.get_config("14m"), {"topology": good}), 16)
