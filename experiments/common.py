@@ -96,6 +96,7 @@ def owned(workdir, name: str, preset: str | None = None):
   it kept the preset takes this one's."""
   workdir = Path(workdir)
   marker = workdir / workdir_lib.EXPERIMENT
+  mark = {"experiment": name} | ({"preset": preset} if preset is not None else {})
   made = not marker.exists()
   had = None if made else (workdir_lib.read_json(marker) or {}).get("preset")
   if preset is not None and had not in (None, preset):
@@ -106,12 +107,11 @@ def owned(workdir, name: str, preset: str | None = None):
   before = {workdir, *workdir.rglob("*")} if made and workdir.exists() else set()
   if made:
     workdir.mkdir(parents=True, exist_ok=True)
-    workdir_lib.write_json(marker, {"experiment": name} | (
-        {"preset": preset} if preset is not None else {}))
+    workdir_lib.write_json(marker, mark)
   try:
     yield
     if preset is not None and not made and had is None:  # a mark from before it kept one
-      workdir_lib.write_json(marker, {"experiment": name, "preset": preset})
+      workdir_lib.write_json(marker, mark)
   except InputError:
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
                         for p in workdir.rglob("*")):

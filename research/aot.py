@@ -94,7 +94,7 @@ def plan(config, target: Target) -> dict:
 
   state_b = _shard_bytes(exp.abstract_state, exp.state_sharding)
   mem = compiled.memory_analysis()
-  memory = aot_memory.per_chip(compiled, state_b, target)
+  memory = aot_memory.per_chip(compiled, mem, state_b, target)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   # A refused program has no cost analysis and no HLO: unknown (None), not 0 and "none".

@@ -52,10 +52,11 @@ def tpu_peak(mem, target) -> int | None:
   return int(peak) if peak > 0 and platform == "tpu" else None
 
 
-def per_chip(compiled, state_bytes: int, target) -> dict:
-  """The plan's memory figures; `state_bytes`: the state's shard on one chip (parameters +
-  optimiser state, which a refused program is taken to hold as arguments and outputs)."""
-  mem = compiled.memory_analysis()
+def per_chip(compiled, mem, state_bytes: int, target) -> dict:
+  """The plan's memory figures from the compiled (or refused: OutOfMemory) program and its
+  `memory_analysis()` (None when refused); `state_bytes`: the state's shard on one chip
+  (parameters + optimiser state, which a refused program is taken to hold as arguments and
+  outputs)."""
   xla_temp = peak = None
   if mem is None:  # refused: the arguments (the state, donated) plus what the compiler needed
     temp = compiled.required if compiled.used is None else compiled.used - state_bytes

@@ -97,10 +97,10 @@ class Chip:
   fp32_full_flops: float = 0.0  # float32 matmuls at precision HIGHEST; 0: six bf16 passes (TPU)
   # The chip's inter-chip links, both directions together (docstring); None: not in the table.
   ici_bytes_per_s: float | None = None
-  # The largest single slice Google Cloud offers (chips; 0: not in the table): v5e and v6e
-  # 16x16, v4 4,096, v5p 16x16x24 = 6,144 (its v5p page: "the largest job that can be
-  # scheduled"). libtpu also plans larger made-up shapes (v5e:64x64, 4,096 chips).
-  max_slice_chips: int = 0
+  # The largest single slice Google Cloud offers ("": not in the table): v5e and v6e 16x16,
+  # v4 16x16x16 = 4,096 chips, v5p 16x16x24 = 6,144 (its v5p page: "the largest job that can
+  # be scheduled"). libtpu also plans larger made-up shapes (v5e:64x64, 4,096 chips).
+  largest_slice: str = ""
 
   @property
   def capacity_bytes(self) -> int:
@@ -124,13 +124,13 @@ MiB = 2 ** 20
 
 CHIPS = (
     Chip("TPU v4", ("TPU v4",), 32 * GiB, 275e12, 275e12, "v4", torus_dims=3,
-         usable_hbm_bytes=31_485 * MiB, max_slice_chips=4096),
+         usable_hbm_bytes=31_485 * MiB, largest_slice="16x16x16"),
     Chip("TPU v5e", ("TPU v5 lite", "TPU v5e"), 16 * GiB, 197e12, 197e12, "v5e", torus_dims=2,
-         usable_hbm_bytes=16_126 * MiB, ici_bytes_per_s=400e9, max_slice_chips=256),
+         usable_hbm_bytes=16_126 * MiB, ici_bytes_per_s=400e9, largest_slice="16x16"),
     Chip("TPU v5p", ("TPU v5", "TPU v5p"), 95 * GiB, 459e12, 459e12, "v5p", torus_dims=3,
-         usable_hbm_bytes=98_041 * MiB, ici_bytes_per_s=1200e9, max_slice_chips=6144),
+         usable_hbm_bytes=98_041 * MiB, ici_bytes_per_s=1200e9, largest_slice="16x16x24"),
     Chip("TPU v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 918e12, 918e12, "v6e", torus_dims=2,
-         usable_hbm_bytes=31_996 * MiB, ici_bytes_per_s=800e9, max_slice_chips=256),
+         usable_hbm_bytes=31_996 * MiB, ici_bytes_per_s=800e9, largest_slice="16x16"),
     Chip("TPU v3", ("TPU v3",), 32 * GiB, 123e12, 123e12, "v3", devices_per_chip=2, torus_dims=2),
     # fp32: the TF32 tensor-core rate JAX's default precision runs float32 matmuls at (above)
     # fp32_full_flops: the non-tensor-core FP32 rate (precision HIGHEST)
@@ -241,12 +241,11 @@ def topology_dims_problem(name: str) -> str | None:
     which = "both sizes" if chip.torus_dims == 2 else "the first two sizes"
     return (f"{chip.name} slices are made of hosts of 2x2 chips: {which} must be even"
             f"{' (or 1x1, one chip)' if chip.torus_dims == 2 else ''}, e.g. {example}")
+  most = [int(x) for x in chip.largest_slice.split("x")] if chip.largest_slice else []
   chips = math.prod(sizes)
-  largest = {2: "16x16", 3: {4096: "16x16x16", 6144: "16x16x24"}.get(chip.max_slice_chips, "")}
-  if chip.max_slice_chips and (chips > chip.max_slice_chips
-                               or (chip.torus_dims == 2 and max(sizes) > 16)):
+  if most and (chips > math.prod(most) or (chip.torus_dims == 2 and max(sizes) > max(most))):
     return (f"{name} is {chips:,} chips in a shape {chip.name} does not come in: its largest "
-            f"slice is {largest[chip.torus_dims]} ({chip.max_slice_chips:,} chips)")
+            f"slice is {chip.largest_slice} ({math.prod(most):,} chips)")
   return None
 
 

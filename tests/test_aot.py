@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import pytest
 
 from aot_fixtures import config as _config, dp_plan, needs_libtpu, v5e  # noqa: F401 (fixtures)
-from research import aot, aot_ladder, aot_memory, hardware
+from research import aot, aot_ladder, hardware
 from research.errors import InputError
 
 @needs_libtpu
@@ -361,43 +361,3 @@ def test_a_local_plan_checks_this_hosts_memory_and_takes_the_runs_peak(monkeypat
   assert ("roofline     none: no peak FLOP/s for this device (unknown device 'Tesla T4'"
           in aot.report(none))
 
-
-def test_both_forms_of_the_compilers_refusal_are_read():
-  """XLA:TPU refuses in two forms; the second ('Used ... of ... hbm') was not parsed, so
-  70m@v5e:4x4 in 8 microbatches, refused for 9 MB, read as 0.85 GB (its state alone)."""
-  temps = aot_memory.OutOfMemory("RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory "
-                           "required for HLO temporaries (28.37G) exceeds available HBM (15.75G).")
-  assert (temps.required, temps.used, temps.available) == (
-      round(28.37 * 2 ** 30), None, round(15.75 * 2 ** 30))
-  whole = aot_memory.OutOfMemory("RESOURCE_EXHAUSTED: E1000: CompileTimeHbmOom: XLA:TPU compile "
-                           "permanent error. Ran out of memory in memory space hbm. Used 15.76G "
-                           "of 15.75G hbm. Exceeded hbm capacity by 9.18M.\nmore")
-  assert (whole.required, whole.used, whole.available) == (
-      None, round(15.76 * 2 ** 30), round(15.75 * 2 ** 30))
-
-
-def test_a_tpu_plan_takes_the_lower_of_xlas_peak_and_its_sum(monkeypatch):
-  """memory_analysis()'s temporaries overstated 14m@v5e:4x4 in 4 microbatches by 3.8 GB (19.97
-  GB summed, a 15.97 GB peak, which the compiler accepted: DOES NOT FIT where it fit), and on
-  small programs the peak is the higher one; a CPU's peak omits temporaries."""
-  class Mem:
-    peak_memory_in_bytes = 15_974_857_728
-
-  class Dev:
-    platform = "tpu"
-  tpu = aot.Target("v5e:4x4", [Dev()], hardware.chip_for_topology("v5e:4x4"))
-  assert aot_memory.tpu_peak(Mem(), tpu) == 15_974_857_728
-  Dev.platform = "cpu"
-  assert aot_memory.tpu_peak(Mem(), tpu) is None  # control: the sum stays on CPU
-  Dev.platform, Mem.peak_memory_in_bytes = "tpu", 0
-  assert aot_memory.tpu_peak(Mem(), tpu) is None  # no peak reported
-
-
-@needs_libtpu
-def test_the_plans_total_is_at_most_both_figures(dp_plan):
-  """On the compiled test plan: the total is the lower of XLA's peak and the summed parts
-  (here the sum: a small program's peak is the higher one)."""
-  m = dp_plan["memory_per_device"]
-  summed = m["argument_bytes"] + m["output_bytes"] - m["alias_bytes"] + m["xla_temp_size_bytes"]
-  assert m["peak_bytes"] is not None
-  assert m["total_bytes"] == min(summed, m["peak_bytes"])
