@@ -64,6 +64,8 @@ def run(preset: str, workdir, seed: int = 0, steps: int = 0, sweep: str = "chan_
             "iwl": p["iwl"]["acc_full"],
             # Zipf-drawn queries mostly test frequent classes; uniform ones test every class.
             "iwl_uniform": p.get("iwl_uniform", p["iwl"])["acc_full"],
+            # what answering the most frequent label scores on the Zipf-drawn queries
+            "iwl_chance": cell_run["probe"]["chance"]["iwl"],
             "num_params": cell_run["summary"]["num_params"],
             "overrides": ov}
     cells.append(cell)

@@ -15,9 +15,21 @@ def statuses(scored):
 
 
 def seeds(run_dir, n, build):
-  """build(seed_dir, seed) for n seeds under run_dir/seed_<i>."""
+  """build(seed_dir, seed) for n seeds under run_dir/seed_<i>, each seed's result file marked
+  as its own run (`fixture_replicate`: i, and its `seed` where it records one): the scorer
+  takes identical files, or one naming another seed, for copies, not replicates
+  (claims.not_replicates), and most builders write the same file for every seed."""
+  from experiments.claims import RESULT_FILES
   for i in range(n):
     build(run_dir / f"seed_{i}", i)
+    for name in set(RESULT_FILES.values()):
+      path = run_dir / f"seed_{i}" / name
+      if path.is_file():
+        res = json.loads(path.read_text())
+        (res if isinstance(res, dict) else res[0])["fixture_replicate"] = i
+        if isinstance(res, dict) and "seed" in res:  # as the experiment records its --seed
+          res["seed"] = i
+        write(path, res)
 
 
 # ----------------------------------------------------------------------------- Garg
@@ -88,7 +100,7 @@ def reddy_results(icl=0.99, lstm_icl=0.04, lstm_iwl=0.9, sweep_k=(0.04, 0.15, 1.
   run = lambda icl_, iwl_, win: {
       "probe": _probe(icl_, iwl_), "summary": {"final_step": 1000},
       "transition": {"first_eval": first}, "transition_context": {"window_10_90": win,
-                                                                  "step_50": 300}}
+                                                                  "in_band": win, "step_50": 300}}
   return {"preset": "cpu", "chance_full": 1 / L,
           "runs": {"transformer": run(icl, 0.1, 145), "control_b0": run(0.034, 1.0, None),
                    "lstm": run(lstm_icl, lstm_iwl, None)},
@@ -106,6 +118,10 @@ def reddy_run(run_dir, seed=0, **kw):
   (run_dir / "transformer" / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)))
 
 
+# in-weights chance by Zipf alpha: 1/L, the most frequent label's share of the queries at 1
+IWL_CHANCE = {0.0: 1 / L, 1.0: 0.156}
+
+
 def chan_cells(icl_ctx=None, iwl=None, lstm_iwl=0.8):
   icl_ctx = icl_ctx or {(0.0, 0.0): 0.5, (0.0, 1.0): 0.52, (0.9, 0.0): 0.95, (0.9, 1.0): 0.8}
   iwl = iwl or {(0.0, 0.0): 0.1, (0.0, 1.0): 0.6, (0.9, 0.0): 0.1, (0.9, 1.0): 0.7}
@@ -113,10 +129,11 @@ def chan_cells(icl_ctx=None, iwl=None, lstm_iwl=0.8):
   for (p, a), ctx in icl_ctx.items():
     cells.append({"model": "transformer", "data": f"p_bursty={p}, alpha={a}", "icl": ctx / 2,
                   "icl_context": ctx, "iwl": iwl[p, a], "iwl_uniform": iwl[p, a] / 2,
+                  "iwl_chance": IWL_CHANCE[a],
                   "overrides": {"task.p_bursty": p, "task.zipf_alpha": a}})
     cells.append({"model": "lstm", "data": f"p_bursty={p}, alpha={a}", "icl": 0.03,
                   "icl_context": 0.5, "iwl": lstm_iwl, "iwl_uniform": lstm_iwl,
-                  "overrides": {"model.name": "lstm", "task.p_bursty": p, "task.zipf_alpha": a}})
+                  "iwl_chance": IWL_CHANCE[a], "overrides": {"model.name": "lstm", "task.p_bursty": p, "task.zipf_alpha": a}})
   return cells
 
 

@@ -183,5 +183,8 @@ def test_emergence_controls_fail_every_claim(tmp_path, paper):
     checked = lambda c: {r["claim"] for r in rows if r["control"] == c}
     assert checked(emergence.ZIGZAG) == set(SHARPER) | {emergence.SMOOTH}
     assert checked(emergence.BELOW) == set(SHARPER) | {emergence.SMOOTH}
+    # exact match present at the smallest size and saturating: its first step, its largest,
+    # read as 'sharper' (0.60 vs 0.20) and its misfit as 'not smooth'
+    assert checked(emergence.SATURATING) == set(SHARPER) | {emergence.SMOOTH}
     assert checked(emergence.NEVER) == {emergence.FIRST}
     assert checked(emergence.GLITCH) == {emergence.FIRST}

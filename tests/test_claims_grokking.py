@@ -76,10 +76,16 @@ def test_nanda_a_steady_test_accuracy_ramp_is_not_a_jump(tmp_path):
 
 
 def test_nanda_a_jump_long_after_train_still_groks(tmp_path):
-  """Control: the same crossing steps with the rise in 5% of training: PASS."""
-  grokking(tmp_path, test_step=2375)
+  """Control: a jump at step 2200 (44x the train step), its rise in 5% of training: PASS. At
+  the ramp's own 0.95 step (2375) the run ends 5% later, under the tenth a rise must be seen
+  to last (a jump at the last evaluation passed before): FAIL."""
+  grokking(tmp_path, test_step=2200)
   row = nanda_claims.nanda2023(tmp_path, "cpu")["claims"][1]
   assert row["status"] == "PASS" and "5% of training" in row["ours"], row
+  grokking(tmp_path, test_step=2375)
+  row = nanda_claims.nanda2023(tmp_path, "cpu")["claims"][1]
+  assert row["status"] == "FAIL" and "no lasting 10%->90% rise" in row["ours"], row
+  grokking(tmp_path, test_step=2200)
   (tmp_path / "wd_1" / "metrics.jsonl").unlink()   # no curve: a ramp cannot be told apart
   assert nanda_claims.nanda2023(tmp_path, "cpu")["claims"][1]["status"] == "NOT_SHOWN"
 

@@ -232,3 +232,23 @@ def test_olsson_one_layer_drop_anywhere_is_a_drop(tmp_path, build):
   for name, one_icl in (("flat", lambda s: 0.0), ("slow", None), ("steady", lambda s: -0.001 * s)):
     lc.olsson_trained(tmp_path / name, **({} if one_icl is None else {"one_icl": one_icl}))
     assert row(tmp_path / name)["status"] == "PASS", name
+
+
+def test_olsson_is_scored_by_todays_thresholds_not_the_files(tmp_path):
+  """Every row read its thresholds from olsson2022.json's `targets`: the untrained control's
+  files with looser ones written in passed '2-layer: induction heads form' 3/3 (prefix
+  matching 0.03 against the file's 0). Control: today's thresholds in the file, all FAIL."""
+  import json
+  from experiments.claims import controls, olsson
+  from experiments.olsson2022 import TARGETS
+  controls.olsson_untrained(tmp_path)
+  path = tmp_path / "olsson2022.json"
+  res = json.loads(path.read_text())
+  loose = {k: 0.0 for k in TARGETS} | {"window_max_fraction": 1.0, "prefix_matching_1l_max": 1.0}
+  path.write_text(json.dumps(res | {"targets": loose}))
+  scored = olsson.olsson2022(tmp_path, "cpu")
+  assert "PASS" not in {r["status"] for r in scored["claims"]}
+  assert scored["notes"] and "other thresholds" in scored["notes"][0]
+  path.write_text(json.dumps(res | {"targets": TARGETS}))
+  scored = olsson.olsson2022(tmp_path, "cpu")
+  assert "PASS" not in {r["status"] for r in scored["claims"]} and not scored["notes"]

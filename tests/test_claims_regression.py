@@ -117,14 +117,15 @@ def test_raventos_claims(tmp_path, grid, ridge_from, expected):
   assert statuses(scored) == expected
   assert "error on pool tasks: model 0.100" in scored["claims"][0]["ours"]
   if expected[2] == "FAIL" and ridge_from == 8:  # M* = 8 against the window's low end 4096
-    assert "M* is 512.0x below the window's low end" in scored["claims"][2]["note"]
+    assert "M* in (2, 8], its middle 4, 1024.0x below the window's low end" in \
+        scored["claims"][2]["note"]
   if ridge_from == 2 ** 20:
     assert "none up to" in scored["claims"][2]["ours"]
     assert ("is not excluded" in scored["claims"][2]["note"]) == (grid[-1] < 2 ** 16)
 
 
 def test_raventos_m_star_needs_a_margin_beyond_the_noise(tmp_path):
-  res = raventos([2, 8, 32, 2 ** 13], 2 ** 13)
+  res = raventos([2, 8, 32, 2 ** 11, 2 ** 13], 2 ** 13)
   res["pools"][1]["d_ridge"], res["pools"][1]["d_dmmse"] = 0.50, 0.53  # closer, within 0.05
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
@@ -133,7 +134,8 @@ def test_raventos_m_star_needs_a_margin_beyond_the_noise(tmp_path):
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
   assert (m_star["ours"], m_star["status"]) == (8192, "PASS")
-  res["pools"][2] |= {"d_ridge": 0.1, "d_dmmse": 0.9}  # nearer Ridge from 8 on: M* = 8, too low
+  for i in (2, 3):  # nearer Ridge from 8 on: M* = 8, too low
+    res["pools"][i] |= {"d_ridge": 0.1, "d_dmmse": 0.9}
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
   assert (m_star["ours"], m_star["status"]) == (8, "FAIL")
@@ -230,3 +232,19 @@ def test_garg_a_nan_at_one_k_is_no_pass(tmp_path):
     path.write_text(json.dumps(res))
   rows = garg2022(tmp_path / "nan", "cpu")["claims"]
   assert [rows[i]["status"] for i in (0, 2, 3, 4)] == ["PASS"] * 4, rows
+
+
+def test_raventos_m_star_is_placed_by_its_bracket_not_a_coarse_grids_point(tmp_path):
+  """Grid 2, 8, 32, 8192, 32768 with the model nearer Ridge from M = 64 on (64x below the
+  window): M* = 8192 PASSed. The grid only places it in (32, 8192], whose middle (512) is
+  below the window: FAIL. Control: the cpu grid's 4x steps, M* = 2^13, middle 4096: PASS."""
+  res = raventos([2, 8, 32, 2 ** 13, 2 ** 15], 2 ** 6)
+  write(tmp_path / "raventos2023.json", res)
+  row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert (row["status"], row["ours"]) == ("FAIL", 8192) and "M* in (32, 8192], its middle 512" \
+      in row["note"]
+  write(tmp_path / "raventos2023.json", raventos([2 ** i for i in range(1, 16, 2)], 2 ** 13))
+  assert regression.raventos2023(tmp_path, "cpu")["claims"][2]["status"] == "PASS"
+  write(tmp_path / "raventos2023.json", raventos([2 ** 13, 2 ** 15], 2 ** 13))  # smallest M
+  row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "not bounded below" in row["note"]

@@ -349,3 +349,25 @@ def test_host_array_gather_paths_agree():
     np.testing.assert_array_equal(np.asarray(got), data[np.asarray(rows)])
   batched = jax.vmap(tfds_arrays.HostArray(data, embed_limit_bytes=0).gather)(rows)
   np.testing.assert_array_equal(np.asarray(batched), data[np.asarray(rows)])
+
+
+def test_in_weights_chance_is_what_the_most_frequent_label_scores():
+  """The probe's in-weights chance: always answering the label most Zipf-drawn queries carry
+  scores it (the constant predictor, measured), not 1/L (chance['full']), which it beats
+  ~5x at alpha 1; on uniformly drawn classes it is 1/L. The claims read it (Chan's trade-off:
+  a constant predictor's 'rise' 1/L -> ~0.15 passed)."""
+  task, c = _task(num_classes=512, dim=16, num_labels=32, num_context=8, burstiness=2,
+                  zipf_alpha=1.0, probe_ways=4, probe_shots=2)
+  c.probe.num_prompts, c.probe.batch_size = 2000, N_SEQ
+  labels = np.asarray(task.class_label_C)[:512]
+  ranks = 512 - np.arange(512)
+  top = int(np.argmax(np.bincount(labels, ranks ** -1.0, 32)))
+  constant = lambda tokens: jnp.zeros(tokens.shape[:2] + (32,)).at[..., top].set(1.0)
+  probe = task.probe(constant, jax.random.key(3), c.probe, step=1)["classification"]
+  chance, acc = probe["chance"], probe["probes"]
+  assert chance["iwl"] > 4 / 32 and chance["iwl_uniform"] == pytest.approx(1 / 32)
+  se = lambda p: np.sqrt(p * (1 - p) / 2000)
+  assert abs(acc["iwl"]["acc_full"] - chance["iwl"]) < 3 * se(chance["iwl"])
+  assert abs(acc["iwl_uniform"]["acc_full"] - 1 / 32) < 3 * se(1 / 32)
+  flat, _ = _task(num_classes=512, dim=16, num_labels=32, zipf_alpha=0.0)  # control: alpha 0
+  assert flat.iwl_chance == {"iwl": pytest.approx(1 / 32), "iwl_uniform": pytest.approx(1 / 32)}

@@ -46,8 +46,8 @@ def test_no_claim_passes_while_a_seed_is_unfinished(tmp_path, monkeypatch):
   """A seed that failed (or was interrupted) writes no result file: dropped from the scoring,
   three passing seeds made PASS 3/3 (exit 0) of a run whose fourth seed had failed."""
   run = tmp_path / "run"
-  for n in (0, 1, 2):
-    controls.schaeffer_files(run / f"seed_{n}", lambda m, i: i / 5)
+  for n in (0, 1, 2):  # each seed its own curve (identical files are copies, not replicates)
+    controls.schaeffer_files(run / f"seed_{n}", lambda m, i, n=n: i / 5 + n / 1000)
   _interrupted(run / "seed_3")
   passing = lambda d, preset: {"claims": [{"claim": "c", "status": "PASS", "ours": 1.0,
                                            "note": ""}], "results": [], "figures": [], "notes": []}
@@ -138,3 +138,33 @@ def test_only_seed_folders_named_as_reproduce_names_them_are_seeds(tmp_path):
   for n in (1, 2):  # control: two more seeds named as reproduce names them do count
     shutil.copytree(run / "seed_0", run / f"seed_{n}")
   assert score("schaeffer2023", run, "cpu")["seeds"] == 3
+  # ...and count as seeds, but a copy replicates nothing: no claim PASSes on them.
+  s = score("schaeffer2023", run, "cpu")
+  assert "PASS" not in {r["status"] for r in s["claims"]}
+  assert [n for n in s["notes"] if "a copy, not a replicate" in n] == [
+      f"seed_{n}'s emergence_scale.json equals seed_0's but for its seed: a copy, not a "
+      "replicate (no claim PASSes on it; rerun the seed)" for n in (1, 2)]
+
+
+def test_a_seed_copied_or_naming_another_seed_is_not_a_replicate(tmp_path):
+  """seed_0's passing Olsson files copied to seed_1 and seed_2 scored PASS 3/3 (6 claims): one
+  run. A copy (the same file but for its seed) and a file that records another seed than its
+  folder's now leave every claim UNREPLICATED, with a note naming the folder. Control: the
+  same files, each seed's own (one number differs), PASS 3/3."""
+  import shutil
+  from claims_fixtures import olsson_run, seeds
+  run = tmp_path / "olsson2022" / "run"
+  seeds(run, 3, olsson_run)
+  passing = score("olsson2022", run, "cpu")
+  assert {r["status"] for r in passing["claims"]} == {"PASS"} and passing["seeds"] == 3
+  for n in (1, 2):
+    shutil.rmtree(run / f"seed_{n}")
+    shutil.copytree(run / "seed_0", run / f"seed_{n}")
+  edit = lambda n, seed: (run / f"seed_{n}" / "olsson2022.json").write_text(json.dumps(
+      json.loads((run / f"seed_{n}" / "olsson2022.json").read_text()) | {"seed": seed}))
+  edit(1, 0)  # seed_0's run, as written: it names seed 0
+  edit(2, 2)  # a copy whose seed was edited to its folder's
+  copied = score("olsson2022", run, "cpu")
+  assert {r["status"] for r in copied["claims"]} == {"UNREPLICATED"}
+  assert [n.split("'s")[0] for n in copied["notes"] if "not this seed's run" in n] == ["seed_1"]
+  assert [n.split("'s")[0] for n in copied["notes"] if "a copy" in n] == ["seed_2"]

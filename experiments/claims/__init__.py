@@ -53,10 +53,40 @@ def score(name: str, run_dir: Path, preset: str) -> dict:
   min_seeds = 1 if first.get("seedless") else MIN_SEEDS
   labels = [d.name.replace("_", " ") for d in finished]  # seed_5 is "seed 5" when 4 is left out
   unfinished = [d for d in dirs if d not in finished]
-  return {"claims": aggregate([s["claims"] for s in scored], min_seeds, labels, len(unfinished)),
+  copied = not_replicates(finished, RESULT_FILES[name])
+  return {"claims": aggregate([s["claims"] for s in scored], min_seeds, labels, len(unfinished),
+                              len(copied)),
           "results": [f for s in scored for f in s["results"]],
-          "figures": first["figures"], "notes": list(dict.fromkeys(notes)),
+          "figures": first["figures"], "notes": list(dict.fromkeys(notes + copied)),
           "seeds": len(scored), "unfinished": unfinished}
+
+
+def not_replicates(finished: list[Path], result_file: str) -> list[str]:
+  """A note for each seed folder whose result file is not a replicate: it names another seed
+  than its folder's, or it equals an earlier seed's but for the seed it records (a folder
+  copied, or an experiment that ignored its --seed). Such a seed was scored as one more
+  replicate: seed_0 copied to seed_1 and seed_2 gave PASS 3/3 on one run."""
+  import hashlib
+  import json
+  import re
+  seen, out = {}, []
+  for d in finished:
+    if not d.name.startswith("seed_"):
+      continue
+    res = json.loads((d / result_file).read_text())
+    if isinstance(res, dict) and res.get("seed") not in (None, int(d.name[5:])):
+      out.append(f"{d.name}'s {result_file} records seed {res['seed']}: not this seed's run "
+                 "(no claim PASSes on it; rerun the seed)")
+      continue
+    body = {k: v for k, v in res.items() if k != "seed"} if isinstance(res, dict) else res
+    # paths into the seed's own folder (a run's workdir) differ between copies: not compared
+    text = re.sub(rf"(?<=[/\\]){d.name}(?=[/\\\"])", "seed_*", json.dumps(body, sort_keys=True))
+    key = hashlib.sha256(text.encode()).hexdigest()
+    if key in seen:
+      out.append(f"{d.name}'s {result_file} equals {seen[key]}'s but for its seed: a copy, not "
+                 "a replicate (no claim PASSes on it; rerun the seed)")
+    seen.setdefault(key, d.name)
+  return out
 
 
 __all__ = ["CLAIMS", "RESULT_FILES", "STATUSES", "score", "counts", "shown_status"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.claims.control_files import (L, WAYS, _reddy, _write, chan_untrained,
+from experiments.claims.control_files import (L, STEPS, WAYS, _reddy, _write, chan_untrained,
                                               reddy_untrained)
 
 FEW = 4  # sequences per probe of FEW_SEQUENCES (Chan's)
@@ -137,3 +137,36 @@ def reddy_head_falls_back(run_dir: Path) -> None:
   """The head's attention jumping 0.10 -> 0.90 at the jump and falling back to 0.12 from step
   800: no induction head at the end of training."""
   reddy_head(run_dir, lambda s: 0.1 if s < JUMP else (0.9 if s < 800 else 0.12))
+
+
+def reddy_last_glitch(run_dir: Path) -> None:
+  """Context-label accuracy at chance but for the last evaluation, at 1: nothing after it
+  undid the rise, so 'the rise that lasts' was a jump within 2.5% of training."""
+  _reddy(run_dir, lambda s: 1.0 if s == STEPS else 1 / WAYS)
+
+
+def reddy_at_top(run_dir: Path) -> None:
+  """Context-label accuracy at 1 from the first evaluation: no rise was seen, and the lasting
+  rise, taken from the first evaluation, was a window of 0 steps."""
+  _reddy(run_dir, lambda s: 1.0)
+
+
+def reddy_ramp_dip(run_dir: Path) -> None:
+  """Context-label accuracy rising steadily from chance to 1 over the first 60% of training,
+  then one evaluation back at chance (at 70%): the lasting rise's crossings were measured from
+  the dip, a window of 20 steps, over a rise that took 60% of the run."""
+  top, dip = 0.6 * STEPS, 0.7 * STEPS
+  _reddy(run_dir, lambda s: 1 / WAYS if s == dip else 1 / WAYS + (1 - 1 / WAYS) * min(1.0, s / top))
+
+
+def chan_iwl_majority(run_dir: Path) -> None:
+  """Every in-weights accuracy that of always answering the most frequent label (1/L at Zipf
+  0, its 0.156 share of the Zipf(1)-drawn queries), ICL falling 0.95 -> 0.80 on bursty data:
+  the raw in-weights 'rise' 0.031 -> 0.156 passed the trade-off."""
+  chan_untrained(run_dir)
+
+  def change(c):
+    c["iwl"] = c["iwl_chance"]
+    if c["model"] == "transformer" and c["overrides"]["task.p_bursty"]:
+      c["icl_context"] = 0.8 if c["overrides"]["task.zipf_alpha"] else 0.95
+  _chan_cells(run_dir, change)

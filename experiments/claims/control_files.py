@@ -123,6 +123,9 @@ def garg_sparse_ls(run_dir: Path) -> None:
 
 # ----------------------------------------------------------------------------- classification
 L, WAYS, N_SEQ = 32, 2, 512  # Reddy's labels; the probe's ways; sequences per probe
+# The most frequent label's share of Zipf(1)-drawn queries, the cpu preset's seed 0 (K = 2048
+# classes on L = 32 labels): in-weights chance (research/tasks/classification.py iwl_chance).
+ZIPF1_MAJORITY = 0.156
 
 
 def _probe_at(icl: float, iwl: float) -> dict:
@@ -192,6 +195,7 @@ def chan_untrained(run_dir: Path, context=lambda model, p: 1 / WAYS, iwl=1 / L) 
       for a in (0.0, 1.0):
         cells.append({"model": model, "data": f"p_bursty={p}, alpha={a}", "icl": 1 / L,
                       "icl_context": context(model, p), "iwl": iwl, "iwl_uniform": iwl,
+                      "iwl_chance": ZIPF1_MAJORITY if a else 1 / L,
                       "overrides": {"model.name": model, "task.p_bursty": p,
                                     "task.zipf_alpha": a}})
   _write(run_dir / "results.json", cells)
@@ -272,6 +276,13 @@ def schaeffer_flat(run_dir: Path) -> None:
 def schaeffer_same(run_dir: Path) -> None:
   """Every metric on one smooth curve: exact match no sharper than the others."""
   schaeffer_files(run_dir, lambda m, i: 1 / (1 + math.exp(-(i - 2.5))))
+
+
+def schaeffer_saturating(run_dir: Path) -> None:
+  """Exact match at half already at the smallest size, saturating (0.5, 0.8, 0.92, ...: 60% of
+  its change in the first step), the continuous metrics rising evenly: no emergence."""
+  em = [0.5, 0.8, 0.92, 0.97, 0.99, 1.0]
+  schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else 0.2 + 0.15 * i)
 
 
 def schaeffer_zigzag(run_dir: Path) -> None:

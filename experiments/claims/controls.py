@@ -24,21 +24,24 @@ from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.classification import (  # Reddy's, Chan's
-    FALL_FROM_ONE, FEW_SEQUENCES, IWL_UNRESOLVED, UNRESOLVED)
+    FALL_FROM_ONE, FEW_SEQUENCES, IWL_MAJORITY, IWL_UNRESOLVED, UNRESOLVED)
 from experiments.claims.reddy import (  # Reddy's
-    FLAT_SWEEPS, GLITCH, HEAD_FALLS_BACK, HEAD_GLITCH, HEAD_RAMP, HEAD_TINY)
+    AT_TOP, FLAT_SWEEPS, GLITCH, HEAD_FALLS_BACK, HEAD_GLITCH, HEAD_RAMP, HEAD_TINY,
+    LAST_GLITCH, RAMP_DIP)
 from experiments.claims.classification_controls import (  # noqa: F401  (tests build files here)
-    chan_fall_from_one, chan_few_sequences, chan_iwl_unresolved, reddy_few_sequences,
-    reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp, reddy_head_tiny,
-    reddy_iwl_unresolved)
-from experiments.claims.emergence import BELOW, NEVER, ZIGZAG  # Schaeffer's null results
+    chan_fall_from_one, chan_few_sequences, chan_iwl_majority, chan_iwl_unresolved,
+    reddy_few_sequences,
+    reddy_at_top, reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp,
+    reddy_head_tiny, reddy_iwl_unresolved, reddy_last_glitch, reddy_ramp_dip)
+from experiments.claims.emergence import BELOW, NEVER, SATURATING, ZIGZAG  # Schaeffer's null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import (  # Nanda's
-    NOISY_LOSSES, NOISY_MAXIMA, SLOW_AR_LOSSES, SPIKY_LOSSES, TEST_RAMP, WANDERING_LOSSES,
-    WAVY_LOSSES, WD_GLITCH)
+    CONTROL_NEARLY_GROKS, NOISY_LOSSES, NOISY_MAXIMA, SLOW_AR_LOSSES, SPIKY_LOSSES, TEST_LAST_GLITCH,
+    TEST_RAMP, TEST_RAMP_DIP, WANDERING_LOSSES, WAVY_LOSSES, WD_GLITCH, WD_LAST_GLITCH)
 from experiments.claims.grokking_controls import (
-    nanda_noisy_maxima, nanda_slow_ar_losses, nanda_spiky_losses, nanda_wandering_losses,
-    nanda_wavy_losses)
+    nanda_control_nearly_groks, nanda_noisy_maxima, nanda_slow_ar_losses, nanda_spiky_losses,
+    nanda_test_last_glitch, nanda_test_ramp_dip, nanda_wandering_losses, nanda_wavy_losses,
+    nanda_wd_last_glitch)
 from experiments.claims.ladder import DECAY as LADDER_DECAY, NEVER as LADDER_NEVER
 from experiments.claims.ladder import LAST_K, PREFIX_RAMP
 from experiments.claims.language import (  # Olsson's, Xie's nulls
@@ -63,6 +66,7 @@ from experiments.claims.control_files import (  # noqa: F401  (tests build files
     raventos_midway,
     raventos_pool_glitch, raventos_zero, reddy_flat_sweeps, reddy_glitch, reddy_ramp,
     reddy_untrained, schaeffer_below, schaeffer_files, schaeffer_flat, schaeffer_glitch,
+    schaeffer_saturating,
     schaeffer_never, schaeffer_same, schaeffer_zigzag, xie_falls_back, xie_untrained,
     xie_wide_loss)
 from experiments.claims.rows import FAIL, PASS, controls_of
@@ -77,10 +81,11 @@ CONTROLS = {
                   FLAT_SWEEPS: reddy_flat_sweeps, FEW_SEQUENCES: reddy_few_sequences,
                   IWL_UNRESOLVED: reddy_iwl_unresolved, HEAD_TINY: reddy_head_tiny,
                   HEAD_GLITCH: reddy_head_glitch, HEAD_RAMP: reddy_head_ramp,
-                  HEAD_FALLS_BACK: reddy_head_falls_back},
+                  HEAD_FALLS_BACK: reddy_head_falls_back, LAST_GLITCH: reddy_last_glitch,
+                  AT_TOP: reddy_at_top, RAMP_DIP: reddy_ramp_dip},
     "chan2022": {UNTRAINED: chan_untrained, UNRESOLVED: chan_unresolved,
                  IWL_UNRESOLVED: chan_iwl_unresolved, FEW_SEQUENCES: chan_few_sequences,
-                 FALL_FROM_ONE: chan_fall_from_one},
+                 FALL_FROM_ONE: chan_fall_from_one, IWL_MAJORITY: chan_iwl_majority},
     "olsson2022": {UNTRAINED: olsson_untrained, RAMP: olsson_ramp, DECAY: olsson_decay,
                    NOISE: olsson_noise, LAST_DIP: olsson_last_dip,
                    INDEP_NOISE: olsson_indep_noise, LOSS_NOISE: olsson_loss_noise,
@@ -93,14 +98,16 @@ CONTROLS = {
     "xie2021": {UNTRAINED: xie_untrained, FALLS_BACK: xie_falls_back, WIDE_LOSS: xie_wide_loss,
                 K_FALLS_BACK: xie_k_falls_back, XIE_NAN_N: xie_nan_n, XIE_NAN_K: xie_nan_k},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
-                      ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, NEVER: schaeffer_never,
+                      ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, SATURATING: schaeffer_saturating, NEVER: schaeffer_never,
                       SCHAEFFER_GLITCH: schaeffer_glitch},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
                   TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
                   NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses,
                   WANDERING_LOSSES: nanda_wandering_losses,
                   SLOW_AR_LOSSES: nanda_slow_ar_losses, WAVY_LOSSES: nanda_wavy_losses,
-                  WD_GLITCH: nanda_wd_glitch},
+                  WD_GLITCH: nanda_wd_glitch, TEST_LAST_GLITCH: nanda_test_last_glitch,
+                  TEST_RAMP_DIP: nanda_test_ramp_dip, WD_LAST_GLITCH: nanda_wd_last_glitch,
+                  CONTROL_NEARLY_GROKS: nanda_control_nearly_groks},
     "besiroglu2024": {"Hoffmann et al.'s fit": besiroglu_hoffmann},
     "ladder": {"untrained ladder": ladder_untrained, "ICL score falling at a steady rate":
                ladder_ramp, "few-shot scores flat in k": ladder_flat_k,

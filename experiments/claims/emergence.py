@@ -12,6 +12,7 @@ ZIGZAG = "exact match going back and forth"
 BELOW = "continuous metrics rising below chance"
 NEVER = "exact match never leaves chance"
 GLITCH = "token accuracy beyond chance at one size, then back at chance"
+SATURATING = "exact match beyond chance at the smallest size, its largest step the first"
 CONTINUOUS = ("token_accuracy", "edit_distance", "log_likelihood", "brier")
 SMOOTH = "continuous metrics change smoothly and predictably with scale; exact match does not"
 FIRST = "per-token accuracy leaves chance at a smaller size than exact match"
@@ -116,6 +117,12 @@ def schaeffer_rows(res: dict, preset: str) -> list[dict]:
   rows = []
   em = sharp.get("exact_match", {}).get("fraction")
   em_why = no_sharpness(res, "exact_match") if "exact_match" in sharp else "no exact match"
+  if not em_why and first_any(res, "exact_match") == 0:
+    # Emergence is the ability absent at the smaller sizes; a curve already above chance at
+    # the smallest one and saturating put most of its change in its first step, and read
+    # as 'sharper' than a continuous metric spread over the sizes.
+    em_why = ("exact match already beyond chance at the smallest size: it does not emerge "
+              "within these sizes, so its largest step is not a jump from absent to present")
   margin = 0.5 / max(len(sizes) - 1, 1)
   for m in (m for m in CONTINUOUS if m in sharp):
     f, why = sharp[m]["fraction"], [w for w in (em_why, no_sharpness(res, m)) if w]
@@ -123,13 +130,14 @@ def schaeffer_rows(res: dict, preset: str) -> list[dict]:
         _sharper(m), "sharper",
         f"{_shown_fraction(res, 'exact_match')} vs {_shown_fraction(res, m)}",
         f"sharpness (largest adjacent-size step / net change) of exact match larger by > "
-        f"{margin:.2f}; each curve above chance somewhere and not going back beyond its noise",
+        f"{margin:.2f}; each curve above chance somewhere and not going back beyond its noise; "
+        "exact match at chance at the smallest size",
         not why and em > f + margin,
         setup + ("; ".join(why) or f"exact match puts {em:.0%} of its change in one step, "
                                    f"{m} {f:.0%}"),
         why=f"half the step of an even spread over the sizes (1/{len(sizes) - 1}): an "
         "ordering beyond a tie; a sharpness is read only off a rise that shows the ability",
-        control=(SAME, ZIGZAG, BELOW)))
+        control=(SAME, ZIGZAG, BELOW, SATURATING)))
   fits = {m: smooth_fit(sizes, m) for m in ("exact_match",) + CONTINUOUS
           if m in sizes[0]["metrics"]}
   cont = {m: f for m, f in fits.items() if m != "exact_match"}
@@ -137,22 +145,25 @@ def schaeffer_rows(res: dict, preset: str) -> list[dict]:
   back = (ep.reversal([s["metrics"]["exact_match"] for s in sizes],
                       res["higher_is_better"]["exact_match"]) if "exact_match" in fits else None)
   below = [m for m in cont if res["first_beyond_chance"].get(m) is None]
+  present = "exact_match" in fits and first_any(res, "exact_match") == 0
   ok = (bool(cont) and all(f is not None and f["ratio"] <= 1 for f in cont.values())
         and fits.get("exact_match") is not None and fits["exact_match"]["ratio"] > 1
-        and back is None and not below)
+        and back is None and not below and not present)
   fmt = lambda f: "no change beyond its intervals" if f is None else f"{f['ratio']:.2f}"
   rows.append(claim(
       SMOOTH, "smooth vs sharp", ", ".join(f"{m} {fmt(f)}" for m, f in fits.items()),
       "quadratic fit in log-params: every continuous metric's worst residual <= its allowance "
-      "(ratio <= 1) and above chance somewhere; exact match's > 1, and exact match not going "
-      "back beyond its noise",
+      "(ratio <= 1) and above chance somewhere; exact match's > 1, exact match not going "
+      "back beyond its noise and at chance at the smallest size",
       ok, setup + "ratio = worst |residual| / max(2 x the size's 95% half-width, 5% of the net "
       "change)" + ("" if back is None else f"; {no_sharpness(res, 'exact_match')}: its misfit "
                    "is a zig-zag, not a sharp rise")
+      + ("; exact match already beyond chance at the smallest size: its misfit is not an "
+         "emergence" if present else "")
       + "".join(f"; {no_sharpness(res, m)}" for m in below),
       why="'predictable' = a 3-parameter smooth curve explains 6 sizes within their noise; "
       "'does not' = a sharp rise, not noise; a curve that never shows the ability says nothing "
-      "of its progress", control=(FLAT, ZIGZAG, BELOW)))
+      "of its progress", control=(FLAT, ZIGZAG, BELOW, SATURATING)))
   fb = res["first_beyond_chance"]
   e, t = fb.get("exact_match"), fb.get("token_accuracy")
   # Token accuracy must leave chance for good before exact match is beyond chance at ANY size

@@ -6,10 +6,11 @@ but a hundredth of the level). Written through control_files.nanda_untrained;
 controls.py names and scores them."""
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
-from experiments.claims.control_files import STEPS, nanda_untrained
+from experiments.claims.control_files import STEPS, _write, nanda_untrained
 
 # random.Random(seed) draws restricted's 41 evaluations, then test's: two of the draws that
 # passed the point-to-point fall (3 in 2,000 Gaussian draws, about 1 in 5 spiky ones).
@@ -101,3 +102,40 @@ def nanda_wavy_losses(run_dir: Path) -> None:
     return [4.6 + 0.02 * math.sin(2 * math.pi * i / n + phase) + d.gauss(0.0, 0.01)
             for i in range(n)]
   _drawn(run_dir, WAVE_SEED, wave)
+
+
+def nanda_test_last_glitch(run_dir: Path) -> None:
+  """Train accuracy >= 0.99 by step 25, test accuracy at chance but for the last evaluation, at
+  1: with nothing after it to undo the rise, 'the rise that lasts' was a jump of 2.5%."""
+  nanda_untrained(run_dir, lambda s: 1.0 if s == STEPS else 1 / 97, train_step=25)
+
+
+def nanda_test_ramp_dip(run_dir: Path) -> None:
+  """Train accuracy >= 0.99 by step 25, test accuracy rising steadily from chance to 1 over the
+  first 60% of training, one evaluation back at chance at 70%: measured from the dip, the
+  rise was 2% of training."""
+  top, dip = 0.6 * STEPS, 0.7 * STEPS
+  nanda_untrained(run_dir, lambda s: 1 / 97 if s == dip else 1 / 97 + (1 - 1 / 97) * min(
+      1.0, s / top), train_step=25)
+
+
+def nanda_wd_last_glitch(run_dir: Path) -> None:
+  """The project's weight-decay glitch moved to the last evaluation (test accuracy 1 there,
+  chance before), the control never above chance."""
+  nanda_untrained(run_dir, lambda s: 1.0 if s == STEPS else 1 / 97, train_step=25)
+  _control_max(run_dir, 1 / 97)
+
+
+def nanda_control_nearly_groks(run_dir: Path) -> None:
+  """The weight-decay run jumping from chance to 1 at 40% of training (a real grok), the
+  weight-decay-0 control generalising to 0.949 test accuracy: 'never >= 0.95' read it as not
+  grokking."""
+  nanda_untrained(run_dir, lambda s: 1.0 if s >= 0.4 * STEPS else 1 / 97, train_step=25)
+  _control_max(run_dir, 0.949)
+
+
+def _control_max(run_dir: Path, acc: float) -> None:
+  path = run_dir / "grokking.json"
+  res = json.loads(path.read_text())
+  res["runs"]["wd=0"] |= {"test_acc_095_step": None, "max_test_accuracy": acc}
+  _write(path, res)

@@ -11,6 +11,10 @@ from experiments.claims.classification import (FEW_SEQUENCES, HALFWAY_WHY, ICL_A
 from experiments.claims.rows import claim, load, not_shown, shrunk
 
 GLITCH = "one evaluation at perfect, chance otherwise"
+LAST_GLITCH = "chance but for the last evaluation, at perfect"
+AT_TOP = "at perfect from the first evaluation (no rise seen)"
+RAMP_DIP = "a steady rise over 60% of training, then one evaluation back at chance"
+ABRUPT_CONTROLS = (RAMP, GLITCH, LAST_GLITCH, AT_TOP, RAMP_DIP)
 FLAT_SWEEPS = "sweeps flat within noise, zero-width intervals"
 # An induction head forms: a tenth of the attention moves to the matching label (the rise
 # research/probes/attention.rising_heads counts), to twice the head's start (uniform attention).
@@ -72,6 +76,28 @@ def _context_transition(run: Path, tr: dict) -> dict:
       tr["transition_context"]
 
 
+def _reddy_abrupt(tr_ctx: dict, steps: int, setup: str) -> dict:
+  """'The jump is abrupt' off the context-label transition (reddy2023.transition)."""
+  text = "the jump is abrupt"
+  if "in_band" not in tr_ctx:
+    return not_shown(text, "abrupt", "results.json written before the time-between-levels "
+                     "rule, and no transformer/metrics.jsonl to recompute it from: rerun "
+                     "reddy2023", control=ABRUPT_CONTROLS)
+  win = tr_ctx["in_band"]
+  return claim(text, "abrupt",
+               f"{win:.0f} of {steps} steps" if win is not None else "no lasting 10%->90% rise",
+               "steps between the 10% and 90% levels <= 20% of training (context labels, above "
+               "copying), on a rise seen from below 10% that stays >= 90% over the last tenth "
+               "of training or more",
+               win is not None and win <= 0.2 * steps,
+               setup + (f"{win / steps:.0%} of training between the levels" if win is not None
+                        else "context-label accuracy did not rise from below 10% to stay >= 90% "
+                        f"over a tenth of {steps} steps"),
+               why="a fifth of training: a gradual (linear) rise spans about 80% of it; time "
+               "between the levels, not two crossings, so a dip back to chance does not restart "
+               "the count", control=ABRUPT_CONTROLS)
+
+
 def reddy2023(run_dir: Path, preset: str) -> dict:
   path = run_dir / "results.json"
   res = load(path)
@@ -91,19 +117,12 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
                       setup + f"start {first - chance:+.3f} from 1/L, end {icl - 0.9:+.3f} from 0.9",
                       why=chance_why, control=UNTRAINED))
     tr = tr | {"transition_context": _context_transition(run_dir / "transformer", tr)}
-    win, steps = tr["transition_context"]["window_10_90"], tr["summary"]["final_step"]
-    rows.append(claim("the jump is abrupt", "abrupt",
-                      f"{win:.0f} of {steps} steps" if win is not None else "no 10%->90% rise",
-                      "10%->90% window <= 20% of training (context labels, above copying)",
-                      win is not None and win <= 0.2 * steps,
-                      setup + (f"window {win / steps:.0%} of training" if win is not None else
-                               f"context-label accuracy never rose 10%->90% in {steps} steps"),
-                      why="a fifth of training: a gradual (linear) rise spans about 80% of it",
-                      control=(RAMP, GLITCH)))
+    steps = tr["summary"]["final_step"]
+    rows.append(_reddy_abrupt(tr["transition_context"], steps, setup))
     rows.append(_reddy_coincidence(run_dir / "transformer" / "metrics.jsonl", tr, steps, setup))
   else:
     rows += [not_shown(t, "-", "no transformer run", control=c) for t, c in (
-        ("ICL accuracy jumps from ~1/L to ~1", UNTRAINED), ("the jump is abrupt", (RAMP, GLITCH)),
+        ("ICL accuracy jumps from ~1/L to ~1", UNTRAINED), ("the jump is abrupt", ABRUPT_CONTROLS),
         ("the jump coincides with an induction head forming",
          (UNTRAINED, HEAD_TINY, HEAD_GLITCH, HEAD_RAMP, HEAD_FALLS_BACK)))]
   b0 = runs.get("control_b0")

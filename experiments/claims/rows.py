@@ -75,14 +75,17 @@ def seed_dirs(run_dir: Path) -> list[Path]:
 
 
 def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS,
-              labels: list[str] | None = None, unfinished: int = 0) -> list[dict]:
+              labels: list[str] | None = None, unfinished: int = 0,
+              copies: int = 0) -> list[dict]:
   """One row per claim from each seed's rows (same claims, same order): the status counts the
   seeds that measured the claim and PASS it; `ours` lists every seed's value, under `labels`
   ("seed 0", ... by default: the seed folders' names where one is left out). min_seeds 1:
   a computation with no seed (a deterministic fit). `unfinished` seeds (no result file:
   interrupted, or failed) measured nothing and passed nothing: a claim the others PASS is
   UNREPLICATED while any is unfinished, and the n of k/n counts them (dropping a failed
-  seed turned FAIL into PASS 3/3)."""
+  seed turned FAIL into PASS 3/3). `copies`: seeds whose results are another seed's (the same
+  file but for its seed, or a file naming another seed): no claim PASSes while any is there
+  either, as one run copied replicates nothing (one seed and two copies gave PASS 3/3)."""
   labels = labels or [f"seed {j}" for j in range(len(per_seed))]
   texts = [[r["claim"] for r in rows] for rows in per_seed]
   if any(t != texts[0] for t in texts):
@@ -98,7 +101,7 @@ def aggregate(per_seed: list[list[dict]], min_seeds: int = MIN_SEEDS,
     elif len(passed) < len(shown):
       status = FAIL
     else:
-      status = PASS if len(shown) >= min_seeds and not unfinished else UNREPLICATED
+      status = PASS if len(shown) >= min_seeds and not unfinished and not copies else UNREPLICATED
     failing = next((r for r in shown if r["status"] == FAIL), first)
     ours = (first["ours"] if len(rows) == 1 else
             "; ".join(f"{label}: {r['ours'] if r['ours'] is not None else '-'}"

@@ -120,6 +120,13 @@ class ClassificationTask:
     # In-weights accuracy over all training classes alike: under Zipf, pool_all mostly
     # draws the frequent classes (Chan's trade-off is measured on both).
     self.pool_uniform = jnp.asarray(np.where(ids < k, 0.0, NEG_INF), jnp.float32)
+    # The in-weights probes' chance: what always answering the label most of their queries
+    # carry scores (no input read). Under Zipf that is far above 1/L (the cpu preset's alpha 1:
+    # about 0.15 against 1/32), so a model of the label frequencies alone shows an in-weights
+    # 'rise' from alpha 0 to 1 over 1/L.
+    share = lambda w: float(np.bincount(labels_K, w / w.sum(), self.num_labels).max())
+    self.iwl_chance = {"iwl": share(np.exp(zipf[:k] - zipf[:k].max())), "iwl_uniform": share(
+        np.ones(k))}
     t = 2 * self.n + 1
     if self.omni is None:
       self.io = IOSpec(output_dim=self.num_labels, seq_len=t, input_dim=self.dim + self.num_labels)
@@ -362,7 +369,7 @@ class ClassificationTask:
               "num_labels": self.num_labels, "num_context": self.n, "ways": ways, "shots": shots,
               "burstiness": self.burstiness, "p_bursty": self.p_bursty,
               "zipf_alpha": float(self.cfg.zipf_alpha), "num_train_classes": self.num_train,
-              "chance": {"full": 1.0 / self.num_labels, "context": 1.0 / ways},
+              "chance": {"full": 1.0 / self.num_labels, "context": 1.0 / ways} | self.iwl_chance,
               "interval": "bootstrap 5-95% of the mean over sequences", "probes": probes}
     return {self.probe_name: result}
 
