@@ -40,6 +40,11 @@ CONFIG_PRESET = {"paper": "chan"}  # the configs' preset behind a preset of this
 PRESET_OVERRIDES = {"cpu": {"task.num_classes": 2048, "train.num_steps": 2000}}
 
 
+def _iwl_chance(config) -> float:
+  from research.tasks.classification import ClassificationTask
+  return ClassificationTask(config.task, config.seed).iwl_chance["iwl"]
+
+
 def run(preset: str, workdir, seed: int = 0, steps: int = 0, sweep: str = "chan_grid") -> None:
   """Trains (or reuses) every cell of the grid in WORKDIR/CELL; writes WORKDIR/results.json
   and WORKDIR/figures/chan_grid.png."""
@@ -64,8 +69,9 @@ def run(preset: str, workdir, seed: int = 0, steps: int = 0, sweep: str = "chan_
             "iwl": p["iwl"]["acc_full"],
             # Zipf-drawn queries mostly test frequent classes; uniform ones test every class.
             "iwl_uniform": p.get("iwl_uniform", p["iwl"])["acc_full"],
-            # what answering the most frequent label scores on the Zipf-drawn queries
-            "iwl_chance": cell_run["probe"]["chance"]["iwl"],
+            # what answering the most frequent label scores on the Zipf-drawn queries (a run
+            # probed before the probe recorded it: from its task)
+            "iwl_chance": cell_run["probe"]["chance"].get("iwl") or _iwl_chance(make(ov)),
             "num_params": cell_run["summary"]["num_params"],
             "overrides": ov}
     cells.append(cell)
@@ -83,10 +89,11 @@ def run(preset: str, workdir, seed: int = 0, steps: int = 0, sweep: str = "chan_
     learns = best["icl_context"] > 0.5 * (1 + probe["chance"]["context"])
     # No ICL counts only from an LSTM that learned in weights (halfway from chance to 1): an
     # LSTM that learned nothing shows no ICL either (experiments/claims/classification.py).
-    iwl = max(c["iwl"] for c in lstm)
-    in_weights = iwl > 0.5 * (1 + probe["chance"]["full"])
+    # halfway from each cell's in-weights chance (the Zipf-drawn queries' majority label)
+    iwl = max(c["iwl"] - 0.5 * (1 + c["iwl_chance"]) for c in lstm)
+    in_weights = iwl > 0
     print(f"\nbest LSTM cell: {best['data']}: ICL {best['icl']:.3f} (context {best['icl_context']:.3f}),"
-          f" best in-weights {iwl:.3f} -> Chan's claim (LSTMs do not learn in context, while "
+          f" best in-weights {iwl:+.3f} from its halfway line -> Chan's claim (LSTMs do not learn in context, while "
           "learning in weights) " + ("does NOT hold here" if learns or not in_weights else
                                      "holds here"))
   cplots.grid(cells, out / "figures" / "chan_grid.png", row_key="model", col_key="data",

@@ -105,7 +105,9 @@ def test_garg_orthant_from_an_old_probe_is_not_a_pass(tmp_path):
 
 
 @pytest.mark.parametrize("grid, ridge_from, expected", [
-    ([2 ** i for i in range(1, 16, 2)], 2 ** 13, ["PASS", "PASS", "PASS"]),
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 15, ["PASS", "PASS", "PASS"]),
+    # M* = 2^13, in the paper's window, but the grid allows (2^11, 2^13], half below it
+    ([2 ** i for i in range(1, 16, 2)], 2 ** 13, ["PASS", "PASS", "FAIL"]),
     ([2 ** i for i in range(1, 16, 2)], 2 ** 3, ["PASS", "PASS", "FAIL"]),     # M* = 8: too low
     # no crossing on the grid is a FAIL (issue: ran and not shown), even with a short grid
     ([2 ** i for i in range(1, 16, 2)], 2 ** 20, ["PASS", "FAIL", "FAIL"]),
@@ -117,7 +119,7 @@ def test_raventos_claims(tmp_path, grid, ridge_from, expected):
   assert statuses(scored) == expected
   assert "error on pool tasks: model 0.100" in scored["claims"][0]["ours"]
   if expected[2] == "FAIL" and ridge_from == 8:  # M* = 8 against the window's low end 4096
-    assert "M* in (2, 8], its middle 4, 1024.0x below the window's low end" in \
+    assert "M* in (2, 8], its bottom 2048.0x below the window's low end" in \
         scored["claims"][2]["note"]
   if ridge_from == 2 ** 20:
     assert "none up to" in scored["claims"][2]["ours"]
@@ -125,15 +127,15 @@ def test_raventos_claims(tmp_path, grid, ridge_from, expected):
 
 
 def test_raventos_m_star_needs_a_margin_beyond_the_noise(tmp_path):
-  res = raventos([2, 8, 32, 2 ** 11, 2 ** 13], 2 ** 13)
+  res = raventos([2, 8, 32, 2 ** 13, 2 ** 15], 2 ** 15)
   res["pools"][1]["d_ridge"], res["pools"][1]["d_dmmse"] = 0.50, 0.53  # closer, within 0.05
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
-  assert (m_star["ours"], m_star["status"]) == (8192, "PASS")
+  assert (m_star["ours"], m_star["status"]) == (32768, "PASS")
   res["pools"][1]["d_dmmse"] = 0.56  # now resolved, but M = 32 is back nearer dMMSE: a glitch
   write(tmp_path / "raventos2023.json", res)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
-  assert (m_star["ours"], m_star["status"]) == (8192, "PASS")
+  assert (m_star["ours"], m_star["status"]) == (32768, "PASS")
   for i in (2, 3):  # nearer Ridge from 8 on: M* = 8, too low
     res["pools"][i] |= {"d_ridge": 0.1, "d_dmmse": 0.9}
   write(tmp_path / "raventos2023.json", res)
@@ -177,10 +179,10 @@ def test_raventos_m_star_is_where_the_model_switches_for_good(tmp_path):
   controls.raventos_pool_glitch(tmp_path)
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
   assert (m_star["status"], m_star["ours"]) == ("FAIL", "none up to 32768")
-  grid = [2 ** i for i in range(1, 16, 2)]  # control: nearer Ridge from 2^13 on
-  write(tmp_path / "raventos2023.json", raventos(grid, 2 ** 13))
+  grid = [2 ** i for i in range(1, 16, 2)]  # control: nearer Ridge from 2^15 on
+  write(tmp_path / "raventos2023.json", raventos(grid, 2 ** 15))
   m_star = regression.raventos2023(tmp_path, "cpu")["claims"][2]
-  assert (m_star["status"], m_star["ours"]) == ("PASS", 8192)
+  assert (m_star["status"], m_star["ours"]) == ("PASS", 32768)
 
 
 @pytest.mark.parametrize("d", [8, 5])
@@ -188,8 +190,9 @@ def test_raventos_m_star_row_claims_only_what_one_d_measures(tmp_path, d):
   """The experiment runs one D: the row claimed 'M* ~linear in D', which nothing measures.
   It now claims M* in Raventós's window at this D, says the growth with D is not measured,
   and at D != 8 that the window is their D = 8 range scaled on their word. The verdict is
-  unchanged (M* = 2^13 at D = 8 PASSes; at D = 5 the window is 2560-40960 either way)."""
-  res = raventos([2 ** i for i in range(1, 16, 2)], 2 ** 13) | {"n_dims": d}
+  unchanged (M* = 2^15, bracket (2^13, 2^15], PASSes at D = 8 and at D = 5, whose window is
+  2560-40960)."""
+  res = raventos([2 ** i for i in range(1, 16, 2)], 2 ** 15) | {"n_dims": d}
   write(tmp_path / "raventos2023.json", res)
   row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
   assert "linear" not in row["claim"] and "2^13-2^15 at D=8" in row["claim"]
@@ -197,7 +200,7 @@ def test_raventos_m_star_row_claims_only_what_one_d_measures(tmp_path, d):
   assert ("scaled by D/8" in row["claim"]) == ("x 5/8 on that statement, untested" in
                                                row["note"]) == (d == 5)
   assert (row["status"], row["ours"], row["paper"]) == (
-      "PASS", 8192, "8192-32768" if d == 8 else "5120-20480")
+      "PASS", 32768, "8192-32768" if d == 8 else "5120-20480")
 
 
 def test_raventos_error_curve_file_is_not_scored_as_predictions(tmp_path):
@@ -236,15 +239,21 @@ def test_garg_a_nan_at_one_k_is_no_pass(tmp_path):
 
 def test_raventos_m_star_is_placed_by_its_bracket_not_a_coarse_grids_point(tmp_path):
   """Grid 2, 8, 32, 8192, 32768 with the model nearer Ridge from M = 64 on (64x below the
-  window): M* = 8192 PASSed. The grid only places it in (32, 8192], whose middle (512) is
-  below the window: FAIL. Control: the cpu grid's 4x steps, M* = 2^13, middle 4096: PASS."""
-  res = raventos([2, 8, 32, 2 ** 13, 2 ** 15], 2 ** 6)
-  write(tmp_path / "raventos2023.json", res)
-  row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
-  assert (row["status"], row["ours"]) == ("FAIL", 8192) and "M* in (32, 8192], its middle 512" \
-      in row["note"]
-  write(tmp_path / "raventos2023.json", raventos([2 ** i for i in range(1, 16, 2)], 2 ** 13))
-  assert regression.raventos2023(tmp_path, "cpu")["claims"][2]["status"] == "PASS"
-  write(tmp_path / "raventos2023.json", raventos([2 ** 13, 2 ** 15], 2 ** 13))  # smallest M
-  row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  window): M* = 8192 PASSed. The grid only places it in (32, 8192], which reaches below the
+  window: FAIL. So does a bracket reaching above it (1024, 2^20], which its middle (32768)
+  would have passed, and M = 0 (fresh tasks) is no lower bound. Control: the cpu grid's 4x
+  steps with the switch at 2^15, bracket (2^13, 2^15] inside: PASS."""
+  def m_star(grid, switch):
+    write(tmp_path / "raventos2023.json", raventos(grid, switch))
+    return regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  row = m_star([2, 8, 32, 2 ** 13, 2 ** 15], 2 ** 6)
+  assert (row["status"], row["ours"]) == ("FAIL", 8192) and "M* in (32, 8192], its bottom 128.0x " \
+      "below the window's low end" in row["note"]
+  row = m_star([2, 8, 32, 1024, 2 ** 20], 2 ** 20)
+  assert row["status"] == "FAIL" and "its top 16.0x above the window" in row["note"]
+  assert m_star([0, 2, 8, 32], 2)["status"] == "FAIL"  # bracket (0, 2]: no lower bound
+  assert "not bounded below" in m_star([0, 2, 8, 32], 2)["note"]
+  assert m_star([2 ** i for i in range(1, 16, 2)], 2 ** 15)["status"] == "PASS"
+  assert m_star([2 ** i for i in range(1, 16, 2)], 2 ** 13)["status"] == "FAIL"  # (2^11, 2^13]
+  row = m_star([2 ** 13, 2 ** 15], 2 ** 13)  # the smallest M
   assert row["status"] == "FAIL" and "not bounded below" in row["note"]

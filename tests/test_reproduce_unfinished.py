@@ -157,6 +157,8 @@ def test_a_seed_copied_or_naming_another_seed_is_not_a_replicate(tmp_path):
   seeds(run, 3, olsson_run)
   passing = score("olsson2022", run, "cpu")
   assert {r["status"] for r in passing["claims"]} == {"PASS"} and passing["seeds"] == 3
+  zero = run / "seed_0" / "olsson2022.json"  # a path into the seed's folder, as nanda2023's
+  zero.write_text(json.dumps(json.loads(zero.read_text()) | {"workdir": str(zero.parent / "1")}))
   for n in (1, 2):
     shutil.rmtree(run / f"seed_{n}")
     shutil.copytree(run / "seed_0", run / f"seed_{n}")

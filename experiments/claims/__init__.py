@@ -79,8 +79,9 @@ def not_replicates(finished: list[Path], result_file: str) -> list[str]:
                  "(no claim PASSes on it; rerun the seed)")
       continue
     body = {k: v for k, v in res.items() if k != "seed"} if isinstance(res, dict) else res
-    # paths into the seed's own folder (a run's workdir) differ between copies: not compared
-    text = re.sub(rf"(?<=[/\\]){d.name}(?=[/\\\"])", "seed_*", json.dumps(body, sort_keys=True))
+    # paths into a seed folder (a run's workdir) are not compared: a copy keeps the original's
+    # (seed_0/wd_1 in seed_1's file), a rerun of an experiment that ignored --seed its own
+    text = re.sub(r"(?<=[/\\])seed_\d+(?=[/\\\"])", "seed_*", json.dumps(body, sort_keys=True))
     key = hashlib.sha256(text.encode()).hexdigest()
     if key in seen:
       out.append(f"{d.name}'s {result_file} equals {seen[key]}'s but for its seed: a copy, not "

@@ -128,10 +128,17 @@ def chan2022(run_dir: Path, preset: str) -> dict:
                    f"{margin(c):.3f})")
   # A cell's in-weights line: halfway from its chance, the most frequent label's share of the
   # Zipf-drawn queries where the cell recorded it (1/L at alpha 0; ~0.15 at alpha 1 on cpu).
-  iwl_mid = lambda c: halfway(max(chance["full"], c.get("iwl_chance", chance["full"])))
+  # A Zipf cell from before cells recorded it has no known chance: never 'in weights' (1/L's
+  # line would be the rule the constant predictor passed).
+  iwl_chance = lambda c: c.get("iwl_chance", None if c["overrides"].get("task.zipf_alpha")
+                               else chance["full"])
+  iwl_mid = lambda c: (None if iwl_chance(c) is None
+                       else halfway(max(chance["full"], iwl_chance(c))))
   iwl_margin = lambda c: line_margin(c["iwl"], iwl_mid(c), n_iwl)
-  learns_iwl = lambda c: c["iwl"] - iwl_mid(c) > iwl_margin(c)
-  off_iwl = lambda c: f"{c['iwl'] - iwl_mid(c):+.3f} from its line {iwl_mid(c):.3f} (2 SE {iwl_margin(c):.3f})"
+  learns_iwl = lambda c: iwl_mid(c) is not None and c["iwl"] - iwl_mid(c) > iwl_margin(c)
+  off_iwl = lambda c: ("its chance not recorded (rerun chan2022)" if iwl_mid(c) is None else
+                       f"{c['iwl'] - iwl_mid(c):+.3f} from its line {iwl_mid(c):.3f} (2 SE "
+                       f"{iwl_margin(c):.3f})")
   uniform = lambda c: c.get("iwl_uniform")
 
   def cell(model, p, a):
@@ -221,7 +228,8 @@ def chan2022(run_dir: Path, preset: str) -> dict:
     rows.append(not_shown(text, "no ICL", "no LSTM cell in the grid",
                           control=(UNTRAINED, UNRESOLVED, IWL_UNRESOLVED, FEW_SEQUENCES)))
   else:
-    iwl_best = max(lstm, key=lambda c: c["iwl"] - iwl_mid(c))  # the furthest above its line
+    iwl_best = max(lstm, key=lambda c: -math.inf if iwl_mid(c) is None  # furthest above its line
+                   else c["iwl"] - iwl_mid(c))
     rows.append(claim(text, "no ICL", f"best ICL ctx {best['icl_context']:.3f} ({best['data']}); "
                       f"best IWL {iwl_best['iwl']:.3f} ({iwl_best['data']})",
                       f"every LSTM cell ICL ctx < {ctx_mid:.2f} by more than 2 SE, and some "
