@@ -256,16 +256,22 @@ def _at(first: dict | None) -> str:
 
 def report(res: dict) -> None:
   print(f"\n=== LM ladder ({res['preset']}): {len(res['sizes'])} sizes ===")
-  print(f"{'size':>10} {'params':>9} {'steps':>6} {'loss':>7} {'ICL':>7} {'prefix':>7} | "
+  # The run's whole name (its size fields): cut to 10 characters it read "000_num_la" for
+  # every size. A share of a net change that is not a fall (or rise) is no share: "0%" of a
+  # window that held all of a rise read as a number.
+  width = max((len(s["run"]) for s in res["sizes"]), default=4)
+  print(f"{'size':<{width}} {'params':>9} {'steps':>6} {'loss':>7} {'ICL':>7} {'prefix':>7} | "
         "phase change (ICL score over log-spaced checkpoints)")
   for s in res["sizes"]:
     last, w = s["rows"][-1], s["phase_change"]
+    share = lambda part, total, what: (f"{part / total:.0%} of its {what}" if total > 0
+                                       else f"no net {what}")
     phase = ("n/a" if w is None else
              f"steps {w['start_step']}-{w['end_step']}: {w['drop']:+.3f} of {w['total_drop']:+.3f} "
-             f"nats ({w['share']:.0%}, {w['step_share']:.0%} of the steps), top prefix "
-             f"{w['prefix_before']:.2f} -> {w['prefix_after']:.2f} "
-             f"({w.get('prefix_share', 0.0):.0%} of its rise)")
-    print(f"{s['run'][:10]:>10} {s['num_params']:>9} {last['step']:>6} {last['loss']:>7.3f} "
+             f"nats ({share(w['drop'], w['total_drop'], 'drop')}, {w['step_share']:.0%} of the "
+             f"steps), top prefix {w['prefix_before']:.2f} -> {w['prefix_after']:.2f} "
+             f"({share(w['prefix_rise'], w['prefix_total_rise'], 'rise')})")
+    print(f"{s['run']:<{width}} {s['num_params']:>9} {last['step']:>6} {last['loss']:>7.3f} "
           f"{last['icl_score']:>+7.3f} {last['top_prefix']:>7.2f} | {phase}")
   fr = res["frontier"]
   fit = fr["fit"]

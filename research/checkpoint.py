@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -53,13 +55,35 @@ def _writing(directory: Path, what: str, steps: list[int]):
   except CheckpointError:
     raise
   except Exception as e:  # noqa: BLE001 -- Orbax re-raises writer errors untyped
-    text = " ".join(str(e).split())
-    cause = "No space left on device" if ("No space left" in text or "os_error_code='28'"
-                                          in text) else text[:300]
+    cause = _write_cause(" ".join(str(e).split()))
     complete = complete_steps(directory)
     raise CheckpointWriteError(
         f"{what} in {directory} failed: {cause}; complete checkpoints still there: "
         f"{complete if complete is not None else steps or 'none'}") from e
+
+
+# The OS errors a save meets, each with what frees it; the rest are named by their strerror.
+_FIXES = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space or raise the quota",
+          errno.EFBIG: "raise the file-size limit, ulimit -f",
+          errno.EROFS: "make the directory writable", errno.EACCES: "make the directory writable"}
+
+
+def _write_cause(text: str) -> str:
+  """The OS reason of a failed write, and its fix, from TensorStore's text: its explicit code
+  (os_error_code=N, OS error N), else the OS message that comes last (TensorStore's reason
+  ends the text; 300 characters of it cut 'File too large' off after a long path), with the
+  start of the text; else the text's first 300 characters."""
+  code = re.search(r"(?:os_error_code='?|OS error )(\d+)", text)
+  if code:
+    n = int(code.group(1))
+  else:
+    at = {text.rfind(os.strerror(n)): n for n in errno.errorcode if os.strerror(n) in text
+          and not os.strerror(n).startswith("Unknown error")}
+    if not at:
+      return text[:300]
+    n = at[max(at)]
+  fix = f" ({_FIXES[n]}, then rerun to resume)" if n in _FIXES else ""
+  return f"{os.strerror(n)}{fix}" + ("" if code else f" [{text[:120]}]")
 
 
 def complete_steps(directory: Path) -> list[int] | None:

@@ -271,9 +271,33 @@ def _parse_absl(argv: list[str]) -> list[str]:
     fail(errors.EXIT_INPUT, f"{e}; see --help for the flags")
 
 
-def run(main: Callable[[list[str]], int | None]) -> None:
+_SIGTERM_PENDING: list[bool] = []
+
+
+def _preemptible() -> None:
+  """For the commands that train: a SIGTERM before a run installs its preemption.Guard (and
+  after, where the Guard puts this handler back) is kept for the next Guard, which stops its
+  run at its first check (a checkpoint of the step, one line, exit 0). Python's default
+  killed the process in research.main's first ~2 s (imports, config, JAX's start): exit 143,
+  no line (a fault trial). Raising from the handler instead is not safe there: inside JAX's
+  extension initialisation it aborted the process (exit 134) or a GC callback dropped it."""
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, lambda *_: _SIGTERM_PENDING.append(True))
+
+
+def take_pending_sigterm() -> bool:
+  """Whether a SIGTERM arrived before this run's Guard (_preemptible); cleared."""
+  pending = bool(_SIGTERM_PENDING)
+  _SIGTERM_PENDING.clear()
+  return pending
+
+
+def run(main: Callable[[list[str]], int | None], *, trains: bool = False) -> None:
   """app.run(main) with the error contract: flag errors and the research/errors.py classes
-  become one line and their exit code."""
+  become one line and their exit code. `trains` (research.main, research.sweep): a SIGTERM
+  before a run's preemption.Guard preempts that run (_preemptible)."""
+  if trains:
+    _preemptible()
 
   def guarded(argv):
     quiet_libraries()

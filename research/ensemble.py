@@ -29,7 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
-from research import host_memory, loop, models, optim, preemption, sharding, tasks
+from research import host_memory, loop, models, optim, preemption, run_environment, sharding, tasks
 from research import workdir as workdir_lib
 from research import workdir_lock, workdir_resume, workdir_vocabulary
 from research.experiment import Experiment, TrainState
@@ -209,9 +209,11 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   if ckpt.latest_step() is None:
     models.check_max_len(config.model, ens.exp.task.io)  # first: it names the input
   precompile_s = ens.precompile(first_call, abstract) if first_call > 0 else 0.0  # train.py's check
+  environment, env_changes = run_environment.current(ens.exp.mesh, config), []
   if ckpt.latest_step() is not None:
     carry, prior, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
     workdir_resume.check_not_past(start, tr.num_steps, workdir)
+    env_changes = run_environment.compare(prior.get("environment"), environment, workdir)
   else:
     carry, start, prior = ens.init_state(), 0, {}
   dirs = [Path(d) for d in member_dirs]
@@ -225,6 +227,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     if jax.process_index() == 0:
       workdir_lib.write_text(d / workdir_lib.CONFIG,
                              workdir_lib.config_json(_member_config(config, member)))
+      workdir_resume.append_changes(d, start, env_changes)
       workdir_vocabulary.record(d, ens.exp.task, start)
     writers.append(metrics_lib.MetricsWriter(str(d), resume_step=start))
   views = [_member_experiment(ens, m) for m in members]
@@ -244,7 +247,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
       peak_flops=peak, num_devices=len(ens.exp.mesh.devices.flat))
   kind = _EnsembleStep(ens, writers, views, take, precompile_s)
   out = loop.run(kind, carry, start=start, train=tr, ckpt=ckpt, writers=writers, guard=guard,
-                 progress=progress, prior=prior)
+                 progress=progress, prior=prior, environment=environment)
   carry, step, last = out.state, out.step, [w.latest() for w in writers]
   if step == start and start:  # restored a finished ensemble: final metrics are on disk
     last = [metrics_lib.logged_at(d, start) for d in dirs]

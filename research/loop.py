@@ -74,10 +74,11 @@ def _close(ckpt: ckpt_lib.Checkpointer, writers) -> None:
 
 
 def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, writers,
-        guard: preemption.Guard, progress: metrics_lib.Progress, prior: dict | None = None
-        ) -> Outcome:
+        guard: preemption.Guard, progress: metrics_lib.Progress, prior: dict | None = None,
+        environment: dict | None = None) -> Outcome:
   """Trains `state` from step `start` to `train.num_steps` (config.train: cadences, K).
   `prior`: the restored checkpoint's meta, whose training seconds the totals continue.
+  `environment` (research/run_environment.current) goes into every checkpoint's meta.
 
   Owns `ckpt` and `writers` from here on: both are closed when the loop ends, however it
   ends (the writers even when the checkpoint's last write failed: disk full).
@@ -86,7 +87,8 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
   # so that train_wall_s holds compile_s as it does on accelerators.
   prior, t0 = prior or {}, time.perf_counter() - getattr(kind, "precompile_s", 0.0)
   try:
-    outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress, prior, t0)
+    outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress, prior, t0,
+                    environment)
   except BaseException as failed:
     try:  # the loop's error is the one to report (it names the path; a full disk fails both)
       _close(ckpt, writers)
@@ -106,13 +108,15 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
 
 
 def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, prior: dict,
-          t0: float) -> Outcome:
+          t0: float, environment: dict | None) -> Outcome:
   calls: dict[int, Callable] = {}
 
   def save(step: int, force: bool = False) -> None:
     for w in writers:  # the rows of the steps it holds reach the disk before the checkpoint
       w.sync()
     meta = {"step": step, **totals(prior, time.perf_counter() - t0, compile_s)}
+    if environment:
+      meta["environment"] = environment
     ckpt.save(step, state, meta, force=force)
 
   pending = None  # (first step, last step, device metrics) not yet read by the host

@@ -91,9 +91,18 @@ def _join(timeout: int, **where) -> None:
       outcome.append(e)
 
   thread = threading.Thread(target=connect, daemon=True, name="coordinator-connect")
+  import time
+  deadline = time.monotonic() + timeout
   try:
     thread.start()
-    thread.join(timeout)
+    # In slices: a SIGTERM here only sets cli's pending flag (cli.run(trains=True)), and
+    # waited on for --coordinator_timeout it left a preempted process up for 300 s.
+    while thread.is_alive() and time.monotonic() < deadline:
+      thread.join(min(0.5, max(deadline - time.monotonic(), 0.0)))
+      if cli.take_pending_sigterm():
+        print("preempted (SIGTERM) while the processes assembled: nothing was written; rerun "
+              "every process's command to start", file=sys.stderr, flush=True)
+        os._exit(0)  # the connect thread cannot be stopped (as for Ctrl-C below)
   except KeyboardInterrupt:
     cli.fail(130, "interrupted", skip_cleanup=True)
   if not outcome:
@@ -182,4 +191,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, trains=True)

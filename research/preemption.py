@@ -29,9 +29,13 @@ class Guard:
   """Installs a SIGTERM handler (main thread only) until `restore()` / the with block ends."""
 
   def __init__(self):
+    from research import cli
     self._set, self._raise_in, self._raised, self._previous = False, None, False, None
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
+    # A SIGTERM that came before (a training command's start-up: cli._preemptible), kept
+    # with one that came since the handler above was installed.
+    self._set = cli.take_pending_sigterm() or self._set
 
   def __enter__(self) -> "Guard":
     return self

@@ -124,8 +124,17 @@ def _define(fv) -> None:
 
 def main(argv=None) -> int:
   from research import cli, output_paths
+  given = list(sys.argv[1:] if argv is None else argv)
+  if any(a == "--workdir" or a.startswith("--workdir=") for a in given):
+    raise InputError("research.results takes its directories as arguments, not --workdir: "
+                     "python -m research.results DIR... (each a research.main or research.sweep "
+                     "--workdir)")
   fv = cli.parse_flags(_define, argv, __doc__, positional=True)
-  dirs = fv.positional
+  if any(not d for d in fv.positional):  # an unset shell variable: it tabled the current dir
+    raise InputError("an empty directory argument (an unset shell variable?); pass the "
+                     "directory, e.g. python -m research.results runs/NAME")
+  # `~` as every other command reads it (a shell leaves '~/x' quoted, and --csv=~/t.csv)
+  dirs = [str(Path(d).expanduser()) for d in fv.positional]
   if not dirs:
     raise InputError("no directory given; run python -m research.results DIR... "
                      "(a research.main or research.sweep --workdir)")
@@ -134,10 +143,10 @@ def main(argv=None) -> int:
     if given and fv.plot is None:
       raise InputError(f"{flag} is a setting of the plot; add --plot METRIC (e.g. --plot loss)")
   if fv.csv:
-    output_paths.check_output(fv.csv, "--csv", example="table.csv")
+    fv.csv = str(output_paths.check_output(fv.csv, "--csv", example="table.csv"))
   if fv.out:
     from research.analysis.results_plots import figure_formats
-    output_paths.check_output(fv.out, "--out", figure_formats(), example="figure.png")
+    fv.out = str(output_paths.check_output(fv.out, "--out", figure_formats(), example="figure.png"))
   elif fv.plot is not None:  # the default place too: a read-only DIR was exit 5 after the table
     default = _default_figure(dirs, fv.plot)
     try:

@@ -288,4 +288,4 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
   _define_flags()
-  cli.run(main)
+  cli.run(main, trains=True)

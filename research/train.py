@@ -22,7 +22,7 @@ from absl import logging
 from research import checkpoint as ckpt_lib
 from research import cli, errors, init_from, keys, output_paths
 from research import metrics as metrics_lib
-from research import loop, models, optim, preemption
+from research import loop, models, optim, preemption, run_environment
 from research import workdir as workdir_lib
 from research import workdir_layout, workdir_lock, workdir_resume, workdir_vocabulary
 from research.experiment import Experiment, TrainState
@@ -111,6 +111,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     return (exp.precompile(first_call, what=f"this run ({exp.num_params:,} parameters)")
             if first_call > 0 else 0.0)
 
+  environment, env_changes = run_environment.current(exp.mesh, config), []
   if resuming:
     workdir_resume.check_has_config(workdir)  # before the restore, which may seal a checkpoint
     precompile_s = precompile()
@@ -124,6 +125,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     state = state.replace(opt_state=optim.set_hyperparams(state.opt_state, **values))
     workdir_resume.check_not_past(restored, tr.num_steps, workdir)  # refused: nothing resumed
     workdir_resume.check_trains_changes(workdir, config, restored)  # a new lr with no step left
+    env_changes = run_environment.compare(prior.get("environment"), environment, workdir)
     if jax.process_index() == 0:  # a damaged metrics.jsonl (...): refused before config.json
       workdir_resume.check_readable(workdir, restored, tr.log_every)
     logging.info("resumed from checkpoint at step %d", restored)
@@ -140,7 +142,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   start = int(state.step)
   # Only now, with the state restored: a resume refused above leaves config.json as it was.
   if jax.process_index() == 0:
-    workdir_resume.record_start(workdir, config, start)
+    workdir_resume.record_start(workdir, config, start, env_changes)
     workdir_vocabulary.record(workdir, exp.task, start)
   writer = metrics_lib.MetricsWriter(str(workdir), resume_step=start)
 
@@ -156,7 +158,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
   solo = _SoloStep(exp, writer, ckpt, precompile_s)
   try:
     out = loop.run(solo, state, start=start, train=tr, ckpt=ckpt, writers=[writer], guard=guard,
-                   progress=progress, prior=prior)
+                   progress=progress, prior=prior, environment=environment)
   except NonFiniteLossError as e:
     # Recorded as an ensemble member's freeze is: without it the run read as "unfinished"
     # (research.results' state), like one still going or interrupted. A retry removes it

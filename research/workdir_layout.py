@@ -145,7 +145,8 @@ def check_kind(workdir: str | Path, kind: str, owner: str = "", own_files=()) ->
     return
   if kind == "run" and sweep_files:
     raise InputError(f"--workdir={workdir} holds a sweep ({', '.join(sweep_files)}); give the "
-                     f"run its own directory, e.g. --workdir={workdir / 'single'}, or continue "
+                     f"run its own directory beside it, e.g. --workdir={workdir}_single (not "
+                     "inside: a sweep's folder holds its runs only), or continue "
                      "the sweep with research.sweep")
   where = _enclosing(workdir, kind)
   if where:

@@ -75,13 +75,14 @@ TRAINING_RECORD = ("train_wall_s", "compile_s", "ensemble_size", "frozen", "froz
                    "frozen_loss")
 
 
-def record_start(workdir: str | Path, config, step: int) -> None:
+def record_start(workdir: str | Path, config, step: int, also: list[str] = ()) -> None:
   """Once the state is initialised or restored at `step` (process 0): the resumable fields
   this start changes (appended to config_changes.jsonl) and config.json, each written
   atomically; at step 0 the files of an earlier attempt go (vocabulary.json too: then
   research/workdir_vocabulary.py `record` writes the task's); at any step the summary of an
   earlier attempt stopped by a non-finite loss goes: this start retries it. (A summary whose
-  error is its probes' stays: a rerun that trains nothing keeps its training record.)"""
+  error is its probes' stays: a rerun that trains nothing keeps its training record.)
+  `also`: changes the config does not hold (research/run_environment: the resolved mesh)."""
   workdir = Path(workdir)
   if stopped_nonfinite(workdir):
     unlink_quietly(workdir / SUMMARY)
@@ -91,11 +92,20 @@ def record_start(workdir: str | Path, config, step: int) -> None:
   if not step:
     for name in (METRICS, PERF, CHANGES, VOCABULARY):
       unlink_quietly(workdir / name)
+  append_changes(workdir, step, changes + list(also) if step else [])
+  write_text(workdir / CONFIG, config_json(config))
+
+
+def append_changes(workdir: str | Path, step: int, changes: list[str]) -> None:
+  """A resume's changes, logged and appended to config_changes.jsonl (written atomically);
+  not again when the last row is the same at the same step (a rerun that saved no checkpoint
+  since: a finished run, a resume preempted or failed before its next save)."""
   if changes:
     logging.warning("resuming at step %d with changed fields: %s", step, "; ".join(changes))
-    rows = read_jsonl(workdir / CHANGES) + [{"step": step, "changes": changes}]
-    write_text(workdir / CHANGES, "".join(json.dumps(r) + "\n" for r in rows))
-  write_text(workdir / CONFIG, config_json(config))
+    row = {"step": step, "changes": changes}
+    rows = read_jsonl(Path(workdir) / CHANGES)
+    if rows[-1:] != [row]:
+      write_text(Path(workdir) / CHANGES, "".join(json.dumps(r) + "\n" for r in rows + [row]))
 
 
 def check_readable(workdir: str | Path, step: int = 0, log_every: int = 0) -> None:

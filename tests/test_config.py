@@ -126,6 +126,14 @@ def test_a_run_saved_with_a_short_max_len_still_resumes(tmp_path):
   config = json.loads(saved.read_text())
   config["model"]["max_len"] = 8  # what the older code wrote for --config.model.max_len=8
   saved.write_text(json.dumps(config))
+  # ...and its checkpoints, from before research/run_environment.py, held no config of their
+  # own (with it, this edit would be refused as one: test_run_environment.py); older still,
+  # no checksums, so they restore unverified once.
+  for step in (tmp_path / "run" / "checkpoints").iterdir():
+    meta = step / "meta" / "metadata"
+    meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items()
+                                if k != "environment"}))
+    (step / "checksums.json").unlink()
   proc = _main("--config.train.num_steps=40", "--config.model.max_len=8", tmp_path=tmp_path)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_step"] == 40

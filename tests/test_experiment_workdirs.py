@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from experiments import garg2022, ladder, raventos2023, reproduce, schaeffer2023, summaries
-from research import cli, workdir_lock
+from research import cli, workdir_layout, workdir_lock
 from research.errors import InputError
 
 
@@ -305,3 +305,18 @@ def test_an_experiments_directory_keeps_one_preset(tmp_path):
   with common.owned(old, "scaling_laws", "cpu"):
     pass
   assert json.loads((old / workdir.EXPERIMENT).read_text())["preset"] == "cpu"
+
+
+def test_the_hint_for_a_run_in_a_sweeps_folder_is_a_folder_the_check_accepts(tmp_path):
+  """The refusal suggested --workdir=SWEEP/single, which the next check refused as inside
+  the sweep. Now it names a sibling; following the hint passes."""
+  import re
+  from results_fixtures import write_sweep
+  sweep = write_sweep(tmp_path / "scale")
+  with pytest.raises(InputError, match="holds a sweep") as e:
+    workdir_layout.check_kind(sweep, "run")
+  hint = re.search(r"e\.g\. --workdir=(\S+)", str(e.value)).group(1)
+  assert hint == f"{sweep}_single"
+  workdir_layout.check_kind(Path(hint), "run")  # accepted
+  with pytest.raises(InputError, match="inside the sweep"):  # control: the old hint
+    workdir_layout.check_kind(sweep / "single", "run")

@@ -364,3 +364,14 @@ def test_only_tensorstore_closed_loop_reports_are_filtered(monkeypatch, caplog):
   for report, thread in kept:
     _deliver(report, thread)
   assert reached == [r for r, _ in kept]
+
+
+def test_a_failed_saves_os_reason_survives_a_long_path():
+  """Under `ulimit -f` a save's error text (a long TensorStore path, then 'File too large')
+  was cut at 300 characters before its reason. Control: a text with no OS reason is kept,
+  cut as before."""
+  long = "Failed writing: \"/tmp/" + "x" * 400 + "/ocdbt.process_0/d/e\" [OS error 27: File too large]"
+  assert checkpoint._write_cause(long) == (
+      "File too large (raise the file-size limit, ulimit -f, then rerun to resume)")
+  assert checkpoint._write_cause("os_error_code='28' ...").startswith("No space left on device")
+  assert checkpoint._write_cause("y" * 400) == "y" * 300

@@ -177,3 +177,35 @@ def test_a_ctrl_c_in_one_exit_hook_leaves_the_others_to_finish():
   proc = subprocess.run([sys.executable, "-c", TWO_EXIT_HOOKS], capture_output=True, text=True,
                         timeout=60, cwd=ROOT)
   assert "second finished" in proc.stdout, (proc.stdout, proc.stderr[-1000:])
+
+
+_SIGTERM_AT_START = """
+import sys, time
+from research import cli
+def main(argv):
+  print("ready", flush=True)  # past cli.run: where research.main imports jax, parses its config
+  time.sleep(2)
+  from research import preemption  # the run's Guard, installed by train_and_evaluate
+  print("guard set:", preemption.Guard().is_set(), flush=True)
+sys.argv = ["main"]
+cli.run(main, trains=TRAINS)
+"""
+
+
+@pytest.mark.parametrize("trains", [True, False])
+def test_sigterm_before_a_runs_guard_preempts_that_run_in_commands_that_train(trains):
+  """SIGTERM in research.main's first ~2 s (imports, config, JAX's start, before the run's
+  preemption.Guard) killed it: exit 143, no line. A training command now keeps it for the
+  run's Guard, which stops at its first check (checkpoint, one line, exit 0). Control: a
+  command that does not train (research.results, aot, predict) keeps Python's default, as
+  a killed reader must not exit 0."""
+  import signal
+  proc = subprocess.Popen([sys.executable, "-c", _SIGTERM_AT_START.replace("TRAINS", str(trains))],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  assert proc.stdout.readline() == "ready\n"
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=60)
+  if trains:
+    assert (proc.returncode, out) == (0, "guard set: True\n"), err[-2000:]
+  else:
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err[-2000:])

@@ -267,3 +267,20 @@ def test_frontier_power_law_needs_more_points_than_parameters(losses, status, ou
   if fr["fit"] is not None:  # a ladder.json written before the line comparison: the same verdict
     old = {k: v for k, v in fr.items() if k != "line"}
     assert ladder_claims._frontier_row(old, "") == row
+
+
+def test_the_printed_table_names_each_size_and_no_share_of_a_rise_as_a_drop(tmp_path, capsys):
+  """A user's trial: the size column cut every run name to '000_num_la', and a window that
+  held all of the ICL score's net rise printed '(0%, ...)' of a drop. Control: a real net drop
+  prints its share."""
+  import json
+  controls.ladder_trained(tmp_path)
+  res = json.loads((tmp_path / "ladder.json").read_text())
+  long = "000_num_layers2_width16_num_heads2"
+  res["sizes"][0]["run"] = long
+  w = res["sizes"][0]["phase_change"]
+  w["total_drop"], w["drop"] = -0.03, -0.03
+  ladder.report(res)
+  out = capsys.readouterr().out
+  assert f"\n{long} " in out and "nats (no net drop," in out
+  assert "% of its drop," in out  # the other sizes' windows

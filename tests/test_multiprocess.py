@@ -126,22 +126,29 @@ def test_valid_coordinator_addresses_pass_the_check():
   assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
 
 
-def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
-  """The main thread sat inside jax's connect, which never returns to Python: Ctrl-C did
-  nothing until --coordinator_timeout (default 300 s), then the run reported that it did
-  not assemble (exit 2). Now: exit 130 and `error: interrupted` at once, no workdir."""
+def _process_0_waiting_for_its_peer(tmp_path):
+  """Process 0 of a pair whose process 1 never starts, once its coordinator listens (its
+  client connecting or waiting)."""
   port = _free_port()
   proc = subprocess.Popen(
       _cmd(tmp_path / "run", f"--coordinator_address=localhost:{port}", "--num_processes=2",
            "--process_id=0", "--coordinator_timeout=30"), cwd=ROOT, env=_env(4),
       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 60
-  while True:  # process 0's coordinator listens: its client is connecting or waiting
+  while True:
     assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
     with socket.socket() as s:
       if s.connect_ex(("localhost", port)) == 0:
         break
     time.sleep(0.2)
+  return proc
+
+
+def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
+  """The main thread sat inside jax's connect, which never returns to Python: Ctrl-C did
+  nothing until --coordinator_timeout (default 300 s), then the run reported that it did
+  not assemble (exit 2). Now: exit 130 and `error: interrupted` at once, no workdir."""
+  proc = _process_0_waiting_for_its_peer(tmp_path)
   time.sleep(1)
   sent = time.monotonic()
   proc.send_signal(signal.SIGINT)
@@ -152,6 +159,23 @@ def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
     pytest.fail(f"still waiting 15 s after Ctrl-C: {proc.communicate()[1][-2000:]}")
   assert proc.returncode == 130 and err == "error: interrupted\n", err[-2000:]
   assert time.monotonic() - sent < 10
+  assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
+  """A SIGTERM before the run's handler only marks the run preempted (cli.run(trains=True)),
+  and a process waiting for its peers waited out --coordinator_timeout (300 s) with it. Now:
+  one line, exit 0, nothing written. (The Ctrl-C test above is its control path.)"""
+  proc = _process_0_waiting_for_its_peer(tmp_path)
+  proc.send_signal(signal.SIGTERM)
+  try:
+    _, err = proc.communicate(timeout=15)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    pytest.fail(f"still waiting 15 s after SIGTERM: {proc.communicate()[1][-2000:]}")
+  assert proc.returncode == 0 and err.endswith(
+      "preempted (SIGTERM) while the processes assembled: nothing was written; rerun every "
+      "process's command to start\n"), err[-2000:]
   assert not (tmp_path / "run").exists()
 
 

@@ -295,3 +295,21 @@ def test_a_sweep_writes_the_flat_csv_beside_results_jsonl(tmp_path):
   table = {r["run"]: r for r in results_records.records([tmp_path / "runs"])}
   assert table[done["run"]]["last.loss"] == pytest.approx(float(done["final.loss"]))
   assert table[done["run"]]["model.width"] == 16
+
+
+def test_directories_and_outputs_read_tilde_and_refuse_empty_and_workdir(sweep_dir, tmp_path,
+                                                                         monkeypatch, capsys):
+  """A user's trial: `--csv=~/t.csv` wrote ./~/t.csv (a folder named '~' in the current
+  directory), a quoted '~/scale' was "not a directory", an empty argument (an unset shell
+  variable) tabled every run under the current folder, and --workdir=DIR, the other
+  commands' flag, got "Unknown command line flag". Controls: the plain paths work."""
+  monkeypatch.setenv("HOME", str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  assert results.main(["~/scale", "--csv=~/t.csv"]) == 0
+  assert (tmp_path / "t.csv").is_file() and not (tmp_path / "~").exists()
+  for argv, words in ((["", str(sweep_dir)], "an empty directory argument"),
+                      ([f"--workdir={sweep_dir}"], "takes its directories as arguments")):
+    with pytest.raises(InputError, match=words):
+      results.main(argv)
+  capsys.readouterr()
+  assert results.main([str(sweep_dir)]) == 0 and "run" in capsys.readouterr().out
