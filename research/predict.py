@@ -7,7 +7,9 @@ The run's task and model are rebuilt from DIR/config.json and the tokenizer and 
 names the run saved in DIR/vocabulary.json (the training data is not read: it may have
 moved or changed), and the newest complete checkpoint is restored
 (research/checkpoint.py). Each input
-prints one line: the predicted label, its probability, then every class's.
+prints one line: the predicted label, its probability, then every class's, then the text
+(its tabs, line breaks and backslashes written \\t, \\n, \\r, \\\\: a --text with a line break
+printed two lines, and the tab-separated columns no longer parsed).
 
 Initialising another run from this one is `config.init_from`
 (research/init_from.py).
@@ -249,8 +251,13 @@ def main(argv) -> int:
   print(f"# {_WORKDIR.value} checkpoint {step}; label\tprobability\tall probabilities\ttext")
   for text, r in zip(texts, rows):
     probs = " ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
-    print(f"{r['label']}\t{r['probability']:.3f}\t{probs}\t{text}", flush=True)
+    print(f"{r['label']}\t{r['probability']:.3f}\t{probs}\t{_one_field(text)}", flush=True)
   return 0
+
+
+def _one_field(text: str) -> str:
+  return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+          .replace("\r", "\\r"))
 
 
 if __name__ == "__main__":
