@@ -18,7 +18,7 @@ import json
 import jax
 
 from research.errors import InputError
-from research.workdir import RESUMABLE, config_json, differences
+from research.workdir import config_json, saved_differences
 
 # jax.config attribute -> the environment variable a user sets it with
 STREAM = {"jax_default_prng_impl": "JAX_DEFAULT_PRNG_IMPL", "jax_enable_x64": "JAX_ENABLE_X64",
@@ -43,9 +43,7 @@ def compare(saved: dict | None, now: dict, workdir) -> list[str]:
   if not saved:
     return []
   if "config" in saved:
-    from research import config_defaults
-    old, filled = config_defaults.filled(saved["config"])
-    changed = differences(old, now["config"], RESUMABLE, filled=set(filled))
+    changed = saved_differences(saved["config"], now["config"])
     if changed:
       raise InputError(f"{workdir}'s newest checkpoint was trained with other settings than "
                        f"this command's ({'; '.join(changed)}), which config.json no longer "

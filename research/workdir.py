@@ -187,12 +187,18 @@ def config_differences(workdir: str | Path, config, ignore=RESUMABLE) -> list[st
   """differences between the workdir's config.json and `config`. A field config.json lacks (a
   run of a version from before the field) holds the value that version behaved as, its default
   (research/config_defaults.py): the same value is no change, another is said as one."""
-  from research import config_defaults
   saved = saved_config(workdir)
-  if saved is None:
-    return []
+  return [] if saved is None else saved_differences(saved, json.loads(config_json(config)),
+                                                    ignore)
+
+
+def saved_differences(saved: dict, new: dict, ignore=RESUMABLE) -> list[str]:
+  """differences between a saved config (config.json's, or a checkpoint's record of it:
+  research/run_environment.py) and `new` (config_json's), a field the saved one lacks at its
+  default."""
+  from research import config_defaults
   saved, filled = config_defaults.filled(saved)
-  return differences(saved, json.loads(config_json(config)), ignore, filled=set(filled))
+  return differences(saved, new, ignore, filled=set(filled))
 
 
 def trained_nothing(workdir: str | Path) -> bool:

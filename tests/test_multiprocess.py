@@ -144,6 +144,14 @@ def _process_0_waiting_for_its_peer(tmp_path):
   return proc
 
 
+def _stderr_within_15_s(proc, sent: str) -> str:
+  try:
+    return proc.communicate(timeout=15)[1]
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    pytest.fail(f"still waiting 15 s after {sent}: {proc.communicate()[1][-2000:]}")
+
+
 def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
   """The main thread sat inside jax's connect, which never returns to Python: Ctrl-C did
   nothing until --coordinator_timeout (default 300 s), then the run reported that it did
@@ -152,11 +160,7 @@ def test_ctrl_c_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
   time.sleep(1)
   sent = time.monotonic()
   proc.send_signal(signal.SIGINT)
-  try:
-    _, err = proc.communicate(timeout=15)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    pytest.fail(f"still waiting 15 s after Ctrl-C: {proc.communicate()[1][-2000:]}")
+  err = _stderr_within_15_s(proc, "Ctrl-C")
   assert proc.returncode == 130 and err == "error: interrupted\n", err[-2000:]
   assert time.monotonic() - sent < 10
   assert not (tmp_path / "run").exists()
@@ -168,11 +172,7 @@ def test_sigterm_while_waiting_for_the_other_processes_ends_at_once(tmp_path):
   one line, exit 0, nothing written. (The Ctrl-C test above is its control path.)"""
   proc = _process_0_waiting_for_its_peer(tmp_path)
   proc.send_signal(signal.SIGTERM)
-  try:
-    _, err = proc.communicate(timeout=15)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    pytest.fail(f"still waiting 15 s after SIGTERM: {proc.communicate()[1][-2000:]}")
+  err = _stderr_within_15_s(proc, "SIGTERM")
   assert proc.returncode == 0 and err.endswith(
       "preempted (SIGTERM) while the processes assembled: nothing was written; rerun every "
       "process's command to start\n"), err[-2000:]
