@@ -214,6 +214,7 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     carry, prior, start = ckpt.restore(ckpt_lib.abstract_like(abstract, ens.state_sharding), seal=True)
     workdir_resume.check_not_past(start, tr.num_steps, workdir)
     env_changes = run_environment.compare(prior.get("environment"), environment, workdir)
+    logging.info("resumed ensemble of %d from checkpoint at step %d", ens.size, start)
   else:
     carry, start, prior = ens.init_state(), 0, {}
   dirs = [Path(d) for d in member_dirs]
@@ -339,8 +340,8 @@ def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view
       logging.error("ensemble member %d (%s): probes failed: %s", i, member, e)
       summary["error"] = f"probes failed: {type(e).__name__}: {e}"
       summary["traceback"] = traceback.format_exc()[-4000:]
-  if jax.process_index() == 0:
-    workdir_lib.write_json(d / workdir_lib.SUMMARY, summary)
+  if jax.process_index() == 0:  # strict: a frozen member's NaN loss is written as null
+    workdir_lib.write_json(d / workdir_lib.SUMMARY, summary, strict=True)
   return summary
 
 

@@ -188,8 +188,8 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
         logging.warning("no metrics row or summary holds step %d, where this run now ends "
                         "(saved between log steps?): summary.json gets no final_* values; its "
                         "probes measure the model at step %d", start, start)
-    if jax.process_index() == 0:
-      workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary)
+    if jax.process_index() == 0:  # strict: a NaN probe figure is written as null
+      workdir_lib.write_json(workdir / workdir_lib.SUMMARY, summary, strict=True)
   return summary
 
 

@@ -33,6 +33,11 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
                                       devices=jax.devices()[:1])
   assert [s["frozen"] for s in summaries] == [False, False, False, True]
   assert not np.isfinite(summaries[3]["frozen_loss"])
+  # On disk it is JSON's null, not NaN (which strict JSON readers refuse); the error says it.
+  def refuse(name):
+    raise ValueError(f"{name} in summary.json")
+  on_disk = json.loads((dirs[3] / "summary.json").read_text(), parse_constant=refuse)
+  assert on_disk["frozen_loss"] is None and str(summaries[3]["frozen_loss"]) in on_disk["error"]
   # The frozen member reports the step its solo run reports (the bad update's count) ...
   solo = Experiment(ensemble._member_config(c, MEMBERS[3]), jax.devices()[:1])
   _, m = solo.multi_step_fn(20)(solo.init_state())
@@ -178,7 +183,7 @@ def test_members_record_the_data_they_trained_on(tmp_path):
                             devices=jax.devices()[:1])
 
 
-def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch):
+def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch, caplog):
   """SIGTERM while member 0 probed went unnoticed: every member was probed and the sweep
   ended 'done', exit 0, past the scheduler's grace period. Now Preempted at once, as a solo
   run's probes; member 0 writes no summary (a rerun probes it) and member 1 is not probed.
@@ -203,6 +208,10 @@ def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch
   with pytest.raises(preemption.Preempted, match="while probing ensemble member 0 at step 20"):
     ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
   assert probed == ["m0"] and not (dirs[0] / "summary.json").exists()
+  assert "resumed" not in caplog.text  # control: the first run started fresh
   monkeypatch.delenv("SEND_TERM")
-  ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  with caplog.at_level("INFO"):
+    ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
   assert probed == ["m0", "m0", "m1"] and all((d / "summary.json").exists() for d in dirs)
+  # The rerun says where it resumed, as a solo run does (it logged nothing of it).
+  assert "resumed ensemble of 2 from checkpoint at step 20" in caplog.text
