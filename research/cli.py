@@ -202,7 +202,7 @@ def define_config_flag(default: str | None = None) -> None:
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   """(argv without `--config.a.b=v`, those overrides): absl knows no dotted flags."""
-  rest, overrides = [argv[0]], {}
+  rest, overrides, given = [argv[0]], {}, {}
   args = iter(argv[1:])
   for a in args:
     if a == "--":
@@ -215,13 +215,22 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
           raise InputError(f"{a} needs a value; write {a}=VALUE")
         a = f"{a}={value}"
       key, _, value = a[len("--config."):].partition("=")
-      if key in overrides and overrides[key] != value:  # the first was dropped unread
-        raise InputError(f"--config.{key} is given twice ({overrides[key]!r}, then {value!r}); "
-                         "give it once")
+      given.setdefault(key, []).append(value)
       overrides[key] = value
     else:
       rest.append(a)
+  for key, values in given.items():
+    if len(set(values)) > 1:  # all but the last would be dropped unread
+      raise given_repeatedly(f"--config.{key}", len(values), values)
   return rest, overrides
+
+
+def given_repeatedly(flag: str, times: int, values: Iterable[str] = (), hint: str = ""
+                     ) -> InputError:
+  """The one wording for a flag given more than once, whichever command parses it."""
+  shown = f" ({', then '.join(map(repr, values))})" if values else ""
+  return InputError(f"{flag} is given {times} times{shown}, and only the last would count; "
+                    f"give it once{hint}")
 
 
 def refuse_empty_lists(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
@@ -251,8 +260,7 @@ def refuse_repeated(fv: flags.FlagValues) -> None:
       continue
     hint = (f" (a list takes every value at once: --{name}=A,B)"
             if isinstance(flag.value, list) else "")
-    raise InputError(f"--{name} is given {flag.present} times, and only the last would count; "
-                     f"give it once{hint}")
+    raise given_repeatedly(f"--{name}", flag.present, hint=hint)
 
 
 def _parse_absl(argv: list[str]) -> list[str]:
@@ -376,15 +384,16 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
 
 def overrides_from_args(args: Iterable[str], flag: str = "--set") -> dict[str, str]:
   """{'a.b': 'v'} from ['a.b=v', ...] (an experiment script's repeated --set)."""
-  out = {}
+  out, given = {}, {}
   for a in args:
     key, eq, value = a.partition("=")
     if not eq or not key:
       raise InputError(f"{flag} {a!r} is not FIELD=VALUE; write e.g. {flag} model.width=128")
-    if key.strip() in out:  # as research.main refuses --config.a.b given twice
-      raise InputError(f"{flag} {key.strip()} is given twice, and only the last would count; "
-                       "give it once")
+    given.setdefault(key.strip(), []).append(value)
     out[key.strip()] = value
+  for key, values in given.items():  # as research.main refuses --config.a.b given twice
+    if len(values) > 1:
+      raise given_repeatedly(f"{flag} {key}", len(values), values)
   return out
 
 

@@ -314,7 +314,7 @@ def _exits_2_with_one_line(args, needle):
     (["--config=configs/lm_ladder.py:tiny", "--topology=v5p:4x4x4", "--topology=v5e:2x2"],
      "--topology is given 2 times"),
     (["--config=configs/lm_ladder.py:tiny", "--config.train.num_steps=5",
-      "--config.train.num_steps=6"], "--config.train.num_steps is given twice ('5', then '6')"),
+      "--config.train.num_steps=6"], "--config.train.num_steps is given 2 times ('5', then '6'), and only the last would count"),
     (["--config=configs/lm_ladder.py:tiny", "--out=configs"], "--out=configs is a directory"),
     # each exit 0 before: blank rows "from the plan cache (off)"; a pod preset planned for
     # this host's CPU (a 2,282-day roofline); '14m@' planned v5p:4x4x4 as '14m@'

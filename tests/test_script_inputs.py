@@ -124,7 +124,7 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
      "--cases is given 2 times, and only the last would count; give it once (a list takes "
      "every value at once: --cases=A,B)"),
     ("experiments.benchmark", ["--cases=garg_small", "--set", "model.width=64", "--set",
-                               "model.width=32"], 2, "--set model.width is given twice"),
+                               "model.width=32"], 2, "--set model.width is given 2 times ('64', then '32'), and only the last would count"),
     ("experiments.benchmark", ["--cases=garg_small", "--set", "model.width=64", "--set",
                                "model.depth=2"], 2, "unknown config field 'depth'"),  # control
 ])
