@@ -5,6 +5,7 @@ InputError naming the file and the fix. `research.cli` re-exports these names.
 from __future__ import annotations
 
 import importlib.util
+import json
 import inspect
 import re
 from pathlib import Path
@@ -23,6 +24,11 @@ def load_config_module(path_text: str, flag: str = "--config",
   if not path_text:
     raise InputError(f"{flag} is empty; pass {usage}")
   if not path.exists():
+    # Run outside the checkout, "configs/x.py" is not found; name the project's own copy.
+    project = Path(__file__).resolve().parent.parent
+    if not path.is_absolute() and (project / path).is_file():
+      raise InputError(f"{flag}: no such file {path_text} in {Path.cwd()}; the project's is "
+                       f"{project / path}: pass that path or run from {project}")
     raise InputError(f"{flag}: no such file {path_text}; pass {usage}")
   if path.is_dir():
     raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
@@ -134,4 +140,12 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
     raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} returned "
                      f"{one_line(repr(sweep))[:80]}; it must return a non-empty list of "
                      "{'field.path': value} dicts, one per run")
+  seen = {}
+  for i, point in enumerate(sweep):  # the same run twice: twice the time, a doubled row
+    key = json.dumps(point, sort_keys=True, default=repr)
+    if key in seen:
+      raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} gives point "
+                       f"{seen[key]} and point {i} the same overrides ({one_line(repr(point))[:80]}); "
+                       "remove one, or give them different seeds to train replicates")
+    seen[key] = i
   return list(sweep)

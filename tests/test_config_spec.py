@@ -66,3 +66,16 @@ def test_research_main_reads_it(colon_dir, tmp_path):
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert proc.stderr.count("error:") == 1 and "did you mean 'model.width'" in proc.stderr
   assert not (tmp_path / "w").exists()
+
+
+def test_a_project_config_named_from_outside_the_checkout_gets_its_whole_path(tmp_path,
+                                                                             monkeypatch):
+  """From another folder "configs/x.py" is not found; the hint repeated the path that
+  failed. Control: a name the project has no file for keeps the plain usage line."""
+  monkeypatch.chdir(tmp_path)
+  want = ROOT / "configs" / "icl_regression.py"
+  with pytest.raises(InputError, match=f"the project's is {want}: pass that path or run from "
+                                       f"{ROOT}$"):
+    cli.load_config("configs/icl_regression.py:tiny")
+  with pytest.raises(InputError, match=r"no such file configs/nope.py; pass FILE.py\[:PRESET\]"):
+    cli.load_config("configs/nope.py:tiny")

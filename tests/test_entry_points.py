@@ -121,7 +121,8 @@ def files(tmp_path_factory):
         "  c.train.num_steps, c.train.compile_cache_dir = 20, ''\n"
         "  return ml_collections.FrozenConfigDict(c)\n")
   for name, body in (("dict", "{'model.width': 64}"), ("empty", "[]"),
-                     ("raises", "{}['x']")):
+                     ("raises", "{}['x']"),
+                     ("twice", "[{'model.width': 64, 'seed': 1}, {'seed': 1, 'model.width': 64}]")):
     write(f"sweep_{name}.py", "from configs.icl_regression import get_config\n"
           f"def get_sweep(name):\n  return {body}\n")
   (d / "a_directory").mkdir()
@@ -260,6 +261,9 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
        "returned []; it must return a non-empty list"),
       ("get_sweep raises", [f"--config={files['sweep_raises.py']}:tiny", "--sweep=x"],
        "get_sweep('x') in"),
+      # Before: both trained (twice the time) and the table had the same row twice.
+      ("get_sweep gives a point twice", [f"--config={files['sweep_twice.py']}:tiny", "--sweep=x"],
+       "gives point 0 and point 1 the same overrides"),
       # Before: the pod sizes (to 6.9B parameters) trained on the cpu preset's byte corpus.
       ("pod ladder on the cpu preset", ["--config=configs/lm_ladder.py:cpu",
                                         "--sweep=ladder@v5e:4x4"], "on preset 'cpu'; use a pod"),
