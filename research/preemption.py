@@ -15,9 +15,6 @@ import contextlib
 import signal
 import threading
 
-import jax
-import numpy as np
-
 
 class Preempted(RuntimeError):
   """SIGTERM arrived; the run stopped in a state a rerun continues from. `redeliver`, when
@@ -62,8 +59,9 @@ class Guard:
   def is_set(self) -> bool:
     """Whether any process got SIGTERM. Processes must agree: one that saves (a collective
     Orbax write) while another dispatches the next step would hang them both."""
-    if jax.process_count() == 1:
+    if _process_count() == 1:
       return self._set
+    import numpy as np
     from jax.experimental import multihost_utils
     return bool(np.any(multihost_utils.process_allgather(np.array(self._set))))
 
@@ -74,7 +72,7 @@ class Guard:
     finish the block)."""
     if self.is_set():
       raise Preempted(message)
-    if jax.process_count() > 1:
+    if _process_count() > 1:
       yield
       return
     self._raise_in, self._raised = message, False
@@ -87,3 +85,10 @@ class Guard:
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
       self._previous = None
+
+
+def _process_count() -> int:
+  # jax is imported here, not at the top: research.sweep imports this module, and its ~2 s
+  # import of jax came before cli.run could hold an early SIGTERM for the run's Guard.
+  import jax
+  return jax.process_count()

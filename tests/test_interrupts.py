@@ -209,3 +209,14 @@ def test_sigterm_before_a_runs_guard_preempts_that_run_in_commands_that_train(tr
     assert (proc.returncode, out) == (0, "guard set: True\n"), err[-2000:]
   else:
     assert proc.returncode == -signal.SIGTERM, (proc.returncode, err[-2000:])
+
+
+@pytest.mark.parametrize("module,imports_jax", [("research.main", False), ("research.sweep", False),
+                                                ("research.experiment", True)])  # the control
+def test_the_training_commands_reach_cli_run_before_importing_jax(module, imports_jax):
+  """cli.run holds an early SIGTERM for the run's Guard only once the command's module is
+  imported: research.sweep imported jax first (through research.preemption), so a SIGTERM
+  in its first ~1.4 s still killed it (exit 143, no line); now its window is ~0.1 s."""
+  proc = subprocess.run([sys.executable, "-c", f"import sys, {module}; print('jax' in sys.modules)"],
+                        capture_output=True, text=True, timeout=120, cwd=ROOT)
+  assert proc.stdout.strip() == str(imports_jax), proc.stderr[-1000:]
