@@ -16,6 +16,17 @@ def test_both_forms_of_the_compilers_refusal_are_read():
                            "of 15.75G hbm. Exceeded hbm capacity by 9.18M.\nmore")
   assert (whole.required, whole.used, whole.available) == (
       None, round(15.76 * 2 ** 30), round(15.75 * 2 ** 30))
+  # A refused plan's figures: 'Used' is the whole program, the state (held as its arguments)
+  # included once; the temporaries form adds the state to them. A mutation audit counted the
+  # state twice in the first unseen, which printed 'over by' the state's size too much.
+  class Dev:
+    platform = "tpu"
+  tpu = aot.Target("v5e:4x4", [Dev()], hardware.chip_for_topology("v5e:4x4"))
+  state = 10 ** 9
+  m = aot_memory.per_chip(whole, None, state, tpu)
+  assert (m["total_bytes"], m["temporary_bytes"]) == (whole.used, whole.used - state)
+  m = aot_memory.per_chip(temps, None, state, tpu)
+  assert (m["total_bytes"], m["temporary_bytes"]) == (state + temps.required, temps.required)
 
 
 def test_a_tpu_plan_takes_the_lower_of_xlas_peak_and_its_sum(monkeypatch):

@@ -90,9 +90,13 @@ def test_chan_many_classes_reads_reddy_sweep(tmp_path):
   note = json.dumps(row)  # the gallery is committed: it names the run inside WORKDIR only
   assert "WORKDIR/reddy2023/run)" in note and str(tmp_path) not in note
   assert classification._chan_many_classes(run_dir, "paper", "")["status"] == "NOT_SHOWN"
-  cells[0]["icl"] = 0.5  # few classes already learn in context: not Chan's claim
-  reddy.write_text(json.dumps({"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells}))
-  assert classification._chan_many_classes(run_dir, "cpu", "")["status"] == "FAIL"
+  # Each line at its boundary (a mutation audit moved 0.1 and 0.9 unseen): few classes up to
+  # 1/L + 0.1 is chance, above it not; many classes from 0.9 learn in context, below it not.
+  for few, many, status in ((1 / 32 + 0.1, 0.9, "PASS"), (0.18, 0.99, "FAIL"),
+                            (0.04, 0.85, "FAIL"), (0.5, 0.99, "FAIL")):  # 0.5: not Chan's claim
+    cells[0]["icl"], cells[1]["icl"] = few, many
+    reddy.write_text(json.dumps({"preset": "cpu", "chance_full": 1 / 32, "sweep_K": cells}))
+    assert classification._chan_many_classes(run_dir, "cpu", "")["status"] == status, (few, many)
 
 
 @pytest.mark.parametrize("paper", ["reddy2023", "chan2022"])

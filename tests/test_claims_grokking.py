@@ -42,6 +42,12 @@ def grokking(run_dir, train_step=50, test_step=1200, share=0.8, control_step=Non
      ["PASS", "FAIL", "FAIL", "FAIL", "NOT_SHOWN"]),
     # nothing groks: the weight-decay-0 contrast is not shown by this run, a FAIL
     ({"train_step": 1000, "test_step": None}, ["FAIL", "FAIL", "FAIL", "PASS", "NOT_SHOWN"]),
+    # Each line at its boundary (a mutation audit moved them unseen): the jump at exactly 3x
+    # the train step groks, at 2.4x not; a 0.5 share of the norm dominates, 0.45 not.
+    ({"train_step": 400}, ["FAIL", "PASS", "PASS", "PASS", "NOT_SHOWN"]),
+    ({"train_step": 500}, ["FAIL", "FAIL", "PASS", "PASS", "NOT_SHOWN"]),
+    ({"share": 0.5}, ["PASS", "PASS", "PASS", "PASS", "NOT_SHOWN"]),
+    ({"share": 0.45}, ["PASS", "PASS", "PASS", "FAIL", "NOT_SHOWN"]),
 ])
 def test_nanda_claims(tmp_path, kw, expected):
   grokking(tmp_path, **kw)

@@ -132,6 +132,10 @@ def test_seeds_aggregate_per_claim():
   assert rows.aggregate([seed(True)] * 2)[0]["status"] == "UNREPLICATED"   # 2 seeds: anecdote
   assert rows.aggregate([seed(True)])[0]["status"] == "UNREPLICATED"
   assert rows.aggregate([seed(True)], min_seeds=1)[0]["status"] == "PASS"  # no seed to vary
+  # Only seeds that measured the claim count towards the three: two PASS and one NOT_SHOWN
+  # is two seeds (a mutation audit counted the unmeasured one unseen: PASS 2/2).
+  some = rows.aggregate([seed(True), seed(True), [_claim(None, None), _claim(None, None, text="d")]])
+  assert (some[0]["status"], some[0]["seeds"]) == ("UNREPLICATED", "2/2")
   bad = rows.aggregate([seed(True), seed(False), seed(True)])[0]
   assert (bad["status"], bad["seeds"]) == ("FAIL", "2/3")
   assert rows.shown_status(bad) == "FAIL 2/3"

@@ -222,6 +222,16 @@ def test_seeds_summary_needs_every_band_and_takes_out_each_seeds_offset():
   summary = scaling_seeds.summarize(per_seed)
   assert summary["loss_std_rms"] == pytest.approx(0.02)
   assert summary["loss_std_centred_rms"] == pytest.approx(0.0, abs=1e-12)
+  # Two points moving against each other across seeds (+0.01, 0, -0.01 and the reverse): the
+  # seeds' offsets stay equal and each point's centred spread is the sample standard
+  # deviation of its three losses, 0.01 (the population's, 0.0082, read a fifth low).
+  sign = {0: 1, 1: -1}
+  moved = {s: base | {"runs": [p | {"loss": p["loss"] + 0.01 * (1 - s) * sign.get(i, 0)}
+                               for i, p in enumerate(base["runs"])]} for s in (0, 1, 2)}
+  points = {r["run"]: r for r in scaling_seeds.summarize(moved)["points"]}
+  assert points["r0"]["std_centred"] == pytest.approx(0.01)
+  assert points["r1"]["std_centred"] == pytest.approx(0.01)
+  assert points["r2"]["std_centred"] == pytest.approx(0.0, abs=1e-12)  # control: unmoved
   # One seed's band infinite (written as null in strict JSON) and one's missing an end: the
   # ratio is refused rather than taken over the other seeds' bands only (before: a TypeError,
   # or a width from the finite bands beside the std of all three).
@@ -234,6 +244,10 @@ def test_seeds_summary_needs_every_band_and_takes_out_each_seeds_offset():
     q = scaling_seeds.summarize({0: base, 1: base | {"fit": fit(band)}})["quantities"]["alpha"]
     assert q["bands"]["1"] is None and scaling_seeds.seed_over_bootstrap(q) is None
   assert scaling_seeds.consistent_up_to(3) == pytest.approx(1.73, abs=0.005)
+  # A band as wide as a normal's 5-95% interval (2 x 1.645 SDs) is one standard deviation.
+  from scipy import stats
+  assert scaling_seeds.Z_5_95 == pytest.approx(2 * stats.norm.ppf(0.95), abs=0.001)
+  assert scaling_seeds.seed_over_bootstrap({"std": 1.0, "mean_band_width": 3.29}) == 1.0
 
 
 def test_one_seed_report_says_its_bands_are_one_seed(capsys):

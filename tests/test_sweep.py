@@ -89,6 +89,8 @@ def test_kill_and_rerun_loses_no_row(tmp_path):
   for r in final.values():  # one figure whichever way a row was made: the run's training seconds
     summary = json.loads((Path(r["dir"]) / "summary.json").read_text())
     assert r["wall_s"] == summary["train_wall_s"], r["run"]
+    # The compute axis of scaling plots: the run's own FLOPs per token times its tokens.
+    assert r["train_flops"] == summary["train_flops_per_token"] * summary["tokens_seen"] > 0
 
 
 def test_override_of_the_wrong_type_names_the_key():

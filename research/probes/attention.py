@@ -49,12 +49,6 @@ def copying_score(ov_VxV) -> float:
   return float(eig.real.sum() / denom) if denom > 0 else 0.0
 
 
-def diagonal_raise(ov_VxV) -> float:
-  """Fraction of tokens t whose own logit is raised most when attended: argmax_j OV[j, t] == t."""
-  ov = np.asarray(ov_VxV)
-  return float(np.mean(np.argmax(ov, axis=0) == np.arange(ov.shape[1])))
-
-
 # --- loss-based scores ---------------------------------------------------------
 def icl_positions(seq_len: int) -> tuple[int, int]:
   """Olsson's tokens 50 and 500 of a 512 context, scaled to `seq_len`."""
