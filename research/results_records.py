@@ -19,7 +19,8 @@ from typing import Iterable, Sequence
 
 from research import config_defaults, output_paths
 from research.errors import InputError, ResearchError
-from research.workdir import RESULTS, RUNS, read_jsonl, read_object, run_state, sweep_run_dir
+from research.workdir import (RESULTS, RUNS, check_metric_rows, is_metric_value,
+                             read_jsonl, read_object, run_state, sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -78,36 +79,19 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
   _check_summary(summary, run_dir / "summary.json")
   row = {"run": name, "state": run_state(config, summary), "dir": str(run_dir),
          **flatten(config), **flatten(summary, "summary.")}
-  for probe in sorted((run_dir / "probes").glob("*.json")):  # a probe's own scalars
+  # A probe's own scalars; not a hidden ".NAME.tmpPID.json" that a process killed while
+  # writing left (workdir.atomic_path): it was tabled as another probe, or broke the table.
+  probes = (p for p in (run_dir / "probes").glob("*.json") if not p.name.startswith("."))
+  for probe in sorted(probes):
     summary = _read_json(probe).get("summary")
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
   metrics = read_jsonl(run_dir / "metrics.jsonl")
-  _check_metrics(metrics, run_dir / "metrics.jsonl")
+  check_metric_rows(metrics, run_dir / "metrics.jsonl", _EDITED)
   return row | flatten(last_step(metrics), "last.")
 
 
-def _numbers(value) -> bool:
-  """What a run writes as a metric: a number, true/false, null, or a list of them (a
-  per-position curve, nested for a per-layer one)."""
-  if value is None or isinstance(value, (bool, int, float)):
-    return True
-  return isinstance(value, list) and all(_numbers(v) for v in value)
-
-
 _EDITED = "an edited or damaged file; rerun that run or remove its directory"
-
-
-def _check_metrics(rows: list[dict], path: Path) -> None:
-  """metrics.jsonl's rows as research.metrics writes them: a step number and metrics. A
-  string where a loss belongs would print, sort and plot as if it were one."""
-  for row in rows:
-    step = row.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-      raise InputError(f"{path}: a row's step is {step!r}, not a step number: {_EDITED}")
-    bad = next((k for k, v in row.items() if not _numbers(v)), None)
-    if bad is not None:
-      raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {_EDITED}")
 
 
 # summary.json's figures (research/train.py, research/ensemble.py); `final_*` are the last
@@ -119,7 +103,7 @@ _SUMMARY_NUMBERS = ("final_step", "train_wall_s", "compile_s", "num_params",
 
 def _check_summary(summary: dict, path: Path) -> None:
   bad = next((k for k, v in summary.items()
-              if (k in _SUMMARY_NUMBERS or k.startswith("final_")) and not _numbers(v)), None)
+              if (k in _SUMMARY_NUMBERS or k.startswith("final_")) and not is_metric_value(v)), None)
   if bad is not None:
     raise InputError(f"{path}: {bad} is {summary[bad]!r}, not a number: {_EDITED}")
 

@@ -317,6 +317,27 @@ def unlink_quietly(path: Path) -> None:
 
 
 # --- JSONL: the one reader ------------------------------------------------------------
+def is_metric_value(value) -> bool:
+  """What a run writes as a metric: a number, true/false, null, or a list of them (a
+  per-position curve, nested for a per-layer one)."""
+  if value is None or isinstance(value, (bool, int, float)):
+    return True
+  return isinstance(value, list) and all(is_metric_value(v) for v in value)
+
+
+def check_metric_rows(rows: list[dict], path: Path, fix: str) -> None:
+  """metrics.jsonl's (or perf.jsonl's) rows as research.metrics writes them: a step number
+  and metrics. A string where a loss belongs would print, sort and plot as if it were one,
+  and a finished run's rerun copied it into summary.json. `fix`: what the user should do."""
+  for row in rows:
+    step = row.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+      raise InputError(f"{path}: a row's step is {step!r}, not a step number: {fix}")
+    bad = next((k for k, v in row.items() if not is_metric_value(v)), None)
+    if bad is not None:
+      raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {fix}")
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
   """Rows of a JSONL file (metrics.jsonl, perf.jsonl, results.jsonl); [] when missing.
 

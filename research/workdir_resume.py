@@ -16,8 +16,9 @@ from absl import logging
 
 from research.errors import InputError
 from research.workdir import (BOOKKEEPING, CHANGES, CONFIG, METRICS, NO_STEP_NEEDED, PERF,
-                              SUMMARY, VOCABULARY, config_differences, config_json, read_json,
-                              read_jsonl, stopped_nonfinite, unlink_quietly, write_text)
+                              SUMMARY, VOCABULARY, check_metric_rows, config_differences,
+                              config_json, read_json, read_jsonl, stopped_nonfinite,
+                              unlink_quietly, write_text)
 
 
 def check_has_config(workdir: str | Path) -> None:
@@ -115,6 +116,9 @@ def check_readable(workdir: str | Path, step: int = 0, log_every: int = 0) -> No
   with no row up to `step` (removed by hand) is warned of: the run went on, exit 0, and its
   finished metrics.jsonl began at the resume, a hole no command mentioned."""
   rows = {name: read_jsonl(Path(workdir) / name) for name in (METRICS, PERF, CHANGES)}
+  for name in (METRICS, PERF):  # an edited value: a rerun of a finished run copied it on
+    check_metric_rows(rows[name], Path(workdir) / name, "an edited or damaged line; restore "
+                      "the file from a backup or delete that line, then rerun")
   if log_every and step >= log_every and not any(r.get("step", 0) <= step for r in rows[METRICS]):
     logging.warning("%s holds no row up to step %d, where the run resumes: its metrics before "
                     "it are gone (restore the file from a backup to keep them)",

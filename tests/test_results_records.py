@@ -44,6 +44,20 @@ def test_runs_of_the_same_name_are_told_apart(tmp_path):
   assert len(results_records.records([a, a, b, b.parent])) == 2
 
 
+def test_a_probe_write_cut_by_a_kill_is_not_a_probe(tmp_path):
+  """A process killed while writing probes/icl_regression.json leaves the hidden temporary
+  .icl_regression.tmpPID.json (workdir.atomic_path): it was tabled as another probe's
+  columns, or, half written, made every later table exit 6. Control: the probe is read."""
+  run = write_run(tmp_path / "run", 16, 1e-3, [2.0])
+  (run / "probes").mkdir()
+  (run / "probes" / "icl_regression.json").write_text(json.dumps({"summary": {"error_at_d": 0.1}}))
+  (run / "probes" / ".icl_regression.tmp26329.json").write_text('{"summary": {"error_at_d": 9}}')
+  (run / "probes" / ".icl_regression.tmp999.json").write_text("{")
+  [row] = results_records.records([run])
+  assert row["probes.icl_regression.error_at_d"] == 0.1
+  assert not any("tmp" in k for k in row)
+
+
 def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
   """The final step logs a training row and then an eval row; the last line alone lost
   last.loss (the scaling-law runs' table had no training loss)."""

@@ -364,3 +364,25 @@ def test_predict_reads_again_when_a_checkpoint_goes_while_being_read(finished, t
       f.write_bytes(b"x" * 10)
   with pytest.raises(checkpoint.CheckpointError, match="restore the run's checkpoints from a backup"):
     predict.load_run(wd)
+
+
+def test_a_finished_runs_edited_metric_is_refused_not_copied_into_its_summary(finished, tmp_path):
+  """A finished run whose last metrics row read "loss": "abc" (edited by hand) was rerun, exit
+  0, and summary.json took final_loss "abc"; research.results then said 'rerun that run', the
+  step that wrote it. Now the rerun refuses (exit 2, one line naming the file and the row)
+  and changes nothing. Control: the row restored, the rerun rewrites the summary."""
+  wd = _copy(finished, tmp_path / "run")
+  metrics = wd / "metrics.jsonl"
+  good = metrics.read_text()
+  rows = [json.loads(l) for l in good.splitlines()]
+  last = max(i for i, r in enumerate(rows) if "loss" in r)
+  rows[last]["loss"] = "abc"
+  metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  before = _snapshot(wd)
+  with pytest.raises(errors.InputError, match=rf"metrics.jsonl: step {rows[last]['step']}'s loss "
+                     r"is 'abc', not a number: an edited or damaged line; restore the file"):
+    _train(_tiny(), wd)
+  assert {k: v for k, v in _snapshot(wd).items() if k != ".lock"} == {
+      k: v for k, v in before.items() if k != ".lock"}
+  metrics.write_text(good)
+  assert isinstance(_train(_tiny(), wd)["final_loss"], float)
