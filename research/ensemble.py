@@ -181,12 +181,15 @@ class Ensemble:
 
 
 def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
-                   member_dirs: Sequence[str | Path], *, devices=None) -> list[dict]:
+                   member_dirs: Sequence[str | Path], *, devices=None,
+                   finished: Sequence[bool] | None = None) -> list[dict | None]:
   """Trains members as one program; member i writes to member_dirs[i] as a solo run.
 
   Checkpoints of the stacked state live in `workdir/checkpoints`; rerunning
-  resumes from them. Returns one summary per member. The ensemble directory and every
-  member directory are locked for the whole run, as a solo run locks its own.
+  resumes from them. Returns one summary per member; None for a member `finished` marks
+  (probed and summarised by an earlier session, which stopped while probing the others).
+  The ensemble directory and every member directory are locked for the whole run, as a
+  solo run locks its own.
   """
   workdir = Path(workdir)
   with contextlib.ExitStack() as stack:
@@ -194,11 +197,12 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
       for d in [workdir, *map(Path, member_dirs)]:
         stack.enter_context(workdir_lock.Lock(d, "an ensemble"))
     guard = stack.enter_context(preemption.Guard())
-    return _train_ensemble(config, members, workdir, member_dirs, devices, guard)
+    return _train_ensemble(config, members, workdir, member_dirs, devices, guard,
+                           finished or [False] * len(members))
 
 
 def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
-                    guard: preemption.Guard) -> list[dict]:
+                    guard: preemption.Guard, finished: Sequence[bool]) -> list[dict | None]:
   workdir.mkdir(parents=True, exist_ok=True)
   _enable_compile_cache(config.train.compile_cache_dir)
   ens = Ensemble(config, members, devices)
@@ -254,7 +258,8 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     last = [metrics_lib.logged_at(d, start) for d in dirs]
   times = {"train_wall_s": out.train_wall_s, "compile_s": out.compile_s}  # every session's
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
-  return [_finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
+  return [None if finished[i] else
+          _finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
                          last[i], step=step, times=times, tokens=tokens, guard=guard)
           for i in range(ens.size)]
 

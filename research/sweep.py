@@ -36,8 +36,8 @@ from research import workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError
 # The results table and its rows (research/sweep_results.py); run_name, Results,
 # failed_runs and check_finished are this module's too, as its readers call them.
-from research.sweep_results import (Results, _failed_row, _row, check_finished,  # noqa: F401
-                                    failed_runs, run_name)
+from research.sweep_results import (Results, _failed_row, _row, _same_point,  # noqa: F401
+                                    check_finished, failed_runs, run_name)
 
 
 def _define_flags() -> None:
@@ -206,25 +206,35 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   ok, _ = ens_lib.can_ensemble(config, [overrides[i] for i in todo])  # "on": checked first
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
   t0 = time.perf_counter()
-  if todo and ok and ensemble != "off" and len(todo) > 1:
-    dirs = [results.run_dir(names[i]) for i in todo]
-    members = [overrides[i] for i in todo]
-    key = _ensemble_key(config, [names[i] for i in todo], members)
+  started = _started_ensemble(workdir, config, names, overrides, todo) if todo and ok else None
+  if todo and ok and ensemble != "off" and (len(todo) > 1 or started):
+    group = started or todo  # a started ensemble's members: some may be done since
+    dirs = [results.run_dir(names[i]) for i in group]
+    members = [overrides[i] for i in group]
+    key = _ensemble_key(config, [names[i] for i in group], members)
+    if started:
+      logging.info("sweep: continuing the ensemble of %d in %s (%d of its runs already done)",
+                   len(group), workdir_lib.ENSEMBLES + "/" + key, len(group) - len(todo))
+    elif jax.process_index() == 0:
+      _record_members(workdir / workdir_lib.ENSEMBLES / key, [names[i] for i in group], members)
     try:
       summaries = ens_lib.train_ensemble(config, members, workdir / workdir_lib.ENSEMBLES / key,
-                                         dirs, devices=devices)
+                                         dirs, devices=devices,
+                                         finished=[i not in todo for i in group])
     except _ENDS_THE_SWEEP:
       raise
     except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it
-      logging.error("ensemble of %d failed: %s", len(todo), e)
+      logging.error("ensemble of %d failed: %s", len(group), e)
       if isinstance(e, InputError):  # the ensemble was refused, not each point: say the way out
         e = InputError(f"{e}; the points alone may fit: --ensemble=off trains them one at a time")
-      for i, d in zip(todo, dirs):
-        results.put(_failed_row(names[i], overrides[i], d, e))
+      for i, d in zip(group, dirs):
+        if i in todo:
+          results.put(_failed_row(names[i], overrides[i], d, e))
     else:
       wall = time.perf_counter() - t0
-      for i, s, d in zip(todo, summaries, dirs):
-        results.put(_row(names[i], overrides[i], s, wall, d))
+      for i, s, d in zip(group, summaries, dirs):
+        if i in todo:
+          results.put(_row(names[i], overrides[i], s, wall, d))
     _log_progress(results, names, 0.0, 0)
     return results
   for count, i in enumerate(todo, 1):
@@ -246,6 +256,35 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
 # Not one point's failure: SIGTERM stops the whole sweep (a rerun continues it), and a full
 # or failing disk would fail every later point too.
 _ENDS_THE_SWEEP = (preemption.Preempted, RunIOError)
+
+
+_MEMBERS = "members.json"  # in ensemble/KEY: the runs it was started for, in order
+
+
+def _record_members(ensemble_dir: Path, runs: list[str], members: list[dict]) -> None:
+  ensemble_dir.mkdir(parents=True, exist_ok=True)
+  workdir_lib.write_json(ensemble_dir / _MEMBERS, {"runs": runs, "overrides": members},
+                         default=str)
+
+
+def _started_ensemble(workdir: Path, config, names: list[str], overrides: list[dict],
+                      todo: list[int]) -> list[int] | None:
+  """The points of an ensemble started here that holds every point left to train (and this
+  config: its key), or None. A sweep stopped while probing its members, one of them done,
+  retrained the others from step 0 as a new ensemble (its key names the runs to do), beside
+  the stacked state that had them trained."""
+  for record in sorted((workdir / workdir_lib.ENSEMBLES).glob(f"*/{_MEMBERS}")):
+    found = workdir_lib.read_json(record) or {}
+    runs, members = found.get("runs"), found.get("overrides")
+    if (not isinstance(runs, list) or not set(runs) <= set(names)
+        or not {names[i] for i in todo} <= set(runs)):
+      continue
+    group = [names.index(r) for r in runs]
+    same = [_same_point(members[k], overrides[i]) for k, i in enumerate(group)] if (
+        isinstance(members, list) and len(members) == len(runs)) else [False]
+    if all(same) and record.parent.name == _ensemble_key(config, runs, [overrides[i] for i in group]):
+      return group
+  return None
 
 
 def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -> None:

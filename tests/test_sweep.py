@@ -130,6 +130,40 @@ def test_ensemble_rows_carry_final_metrics_and_a_failing_member_is_isolated(tmp_
   assert [a["final_loss"] for a in again] == [by_seed[s]["final"]["loss"] for s in (0, 1, 2)]
 
 
+def test_an_ensemble_stopped_while_probing_is_continued_not_retrained(tmp_path, monkeypatch,
+                                                                      caplog):
+  """Stopped (SIGTERM) while probing member 1 of 3, member 0 done: the rerun trained members
+  1 and 2 again from step 0 as a new ensemble (its key names the runs left), beside the
+  stacked state that had them trained, and their grad norms moved in the last digits. Now it
+  continues the ensemble it started: nothing retrained, every file as an uninterrupted
+  sweep's. Control: that uninterrupted sweep, and the one ensemble folder."""
+  from research import ensemble, preemption
+  overrides = [{"seed": s} for s in range(3)]
+  sweep.run_sweep(_config(), overrides, tmp_path / "whole", ensemble="on",
+                  devices=jax.devices()[:1])
+  real = ensemble.run_probes
+
+  def stopped(exp, state, workdir):
+    if "seed=1" in str(workdir):
+      raise preemption.Preempted("preempted (SIGTERM) while probing ensemble member 1")
+    return real(exp, state, workdir)
+  monkeypatch.setattr(ensemble, "run_probes", stopped)
+  with pytest.raises(preemption.Preempted):
+    sweep.run_sweep(_config(), overrides, tmp_path / "cut", ensemble="on",
+                    devices=jax.devices()[:1])
+  monkeypatch.setattr(ensemble, "run_probes", real)
+  with caplog.at_level("INFO"):
+    rows = sweep.run_sweep(_config(), overrides, tmp_path / "cut", ensemble="on",
+                           devices=jax.devices()[:1]).rows
+  assert "continuing the ensemble of 3" in caplog.text and "(1 of its runs already done)" in caplog.text
+  assert len(list((tmp_path / "cut" / "ensemble").iterdir())) == 1
+  assert all(r["status"] == "done" and r["ensemble_size"] == 3 for r in rows.values())
+  for run in sorted((tmp_path / "whole" / "runs").iterdir()):
+    for name in ("metrics.jsonl", "probes/icl_regression.json"):
+      assert (tmp_path / "cut" / "runs" / run.name / name).read_text() == (run / name).read_text(), (
+          run.name, name)
+
+
 def test_a_failing_ensemble_is_recorded_per_member(tmp_path, monkeypatch):
   from research import ensemble
 
