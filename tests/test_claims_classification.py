@@ -318,3 +318,9 @@ def test_chan_trade_off_reads_in_weights_accuracy_above_its_chance(tmp_path):
   chan_run(tmp_path / "pass" / "chan2022" / "run")
   assert classification.chan2022(tmp_path / "pass" / "chan2022" / "run", "cpu")["claims"][2][
       "status"] == "PASS"
+
+
+def test_reddy_abrupt_is_a_fifth_of_training_between_the_levels():
+  """The 20% line, at it and past it (a mutation audit moved it to 25% unseen)."""
+  assert reddy._reddy_abrupt({"in_band": 200}, 1000, "")["status"] == "PASS"
+  assert reddy._reddy_abrupt({"in_band": 220}, 1000, "")["status"] == "FAIL"

@@ -147,6 +147,9 @@ def fit_file(run_dir, params=None, se_scale=1.0, tpp=20.0, beta_all=0.453, outsi
     ({"params": {**{k: v for k, (v, _) in emergence.PUBLISHED.items()}, "A": 482.01 + 40}},
      ["PASS", "FAIL", "PASS", "PASS", "PASS", "PASS", "PASS"]),  # A off by a third of its SE
     ({"tpp": 40.0, "beta_all": 0.40}, ["PASS"] * 5 + ["FAIL", "FAIL"]),
+    # ~20 tokens per parameter is 15-25 (a mutation audit widened it to 10-30 unseen)
+    ({"tpp": 28.0}, ["PASS"] * 5 + ["FAIL", "PASS"]),
+    ({"tpp": 25.0}, ["PASS"] * 7),
     # a value outside its own bootstrap interval is not a converged refit (review; it PASSed)
     ({"outside": ["alpha"]}, ["PASS", "PASS", "PASS", "FAIL", "PASS", "PASS", "PASS"]),
 ])
@@ -188,3 +191,12 @@ def test_emergence_controls_fail_every_claim(tmp_path, paper):
     assert checked(emergence.SATURATING) == set(SHARPER) | {emergence.SMOOTH}
     assert checked(emergence.NEVER) == {emergence.FIRST}
     assert checked(emergence.GLITCH) == {emergence.FIRST}
+
+
+def test_smooth_fit_reads_its_allowance_as_5_percent_of_the_net_change():
+  """The residual's allowance max(2 x half-width, 5% of the net change), pinned on intervals
+  of zero width, so the 5% alone sets it (a mutation audit doubled it unseen)."""
+  sizes = [{"num_params": 10 ** (i + 3), "metrics": {"m": {"mean": v, "lo": v, "hi": v}}}
+           for i, v in enumerate([0, 0.2, 0.3, 0.8, 1.0])]
+  fit = emergence.smooth_fit(sizes, "m")
+  assert fit["at"] == 3 and fit["ratio"] == pytest.approx(2.1714, abs=1e-4)

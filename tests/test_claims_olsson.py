@@ -6,7 +6,7 @@ import pytest
 
 from claims_fixtures import olsson_run, seeds, statuses, write
 from experiments import summaries
-from experiments.claims import language
+from experiments.claims import language, olsson_rules
 
 
 def test_phase_window_is_found_from_the_curve():
@@ -252,3 +252,14 @@ def test_olsson_is_scored_by_todays_thresholds_not_the_files(tmp_path):
   path.write_text(json.dumps(res | {"targets": TARGETS}))
   scored = olsson.olsson2022(tmp_path, "cpu")
   assert "PASS" not in {r["status"] for r in scored["claims"]} and not scored["notes"]
+
+
+def test_the_score_must_be_seen_to_stay_down_for_three_evaluations():
+  """A drop with two evaluations after its window is no phase change, MIN_AFTER being 3 (a
+  mutation audit lowered it unseen). Control: the same drop a step earlier, three after."""
+  from experiments.olsson2022 import TARGETS
+  steps = list(range(0, 1100, 100))
+  late = language.phase_window(steps, [3.0] * 8 + [1.0] * 3)
+  assert late["after"] == 2 and olsson_rules.is_phase_change(late, TARGETS) is False
+  early = language.phase_window(steps, [3.0] * 7 + [1.0] * 4)
+  assert early["after"] == 3 and olsson_rules.is_phase_change(early, TARGETS) is True

@@ -257,3 +257,17 @@ def test_raventos_m_star_is_placed_by_its_bracket_not_a_coarse_grids_point(tmp_p
   assert m_star([2 ** i for i in range(1, 16, 2)], 2 ** 13)["status"] == "FAIL"  # (2^11, 2^13]
   row = m_star([2 ** 13, 2 ** 15], 2 ** 13)  # the smallest M
   assert row["status"] == "FAIL" and "not bounded below" in row["note"]
+
+
+def test_garg_lines_at_their_boundaries(tmp_path):
+  """Lines a mutation audit moved unseen: 'well above' is a factor 2 (a baseline 1.83x the
+  model FAILs), and 'degrades under shift' needs more than twice the error plus 0.02 (0.11
+  against 0.05 is within it). Controls: the fixtures' PASSes above."""
+  d = tmp_path / "run"
+  write(d / "probes" / "icl_regression.json", garg_probe([v + 0.02 for v in LS], baseline=1.5))
+  row = regression.garg2022(d, "cpu")["claims"][3]
+  assert row["claim"].startswith("3-NN and averaging") and row["status"] == "FAIL"
+  assert row["ours"] == 1.83
+  shifts = GOOD_SHIFTS | {"skewed": 0.11, "scale_3": 0.11, "scale_2": 0.1}
+  rows = regression._garg_shifts(write(tmp_path / "s.json", garg_shift(shifts)), "")
+  assert [r["status"] for r in rows] == ["PASS", "FAIL"]

@@ -366,6 +366,9 @@ def test_in_weights_chance_is_what_the_most_frequent_label_scores():
   probe = task.probe(constant, jax.random.key(3), c.probe, step=1)["classification"]
   chance, acc = probe["chance"], probe["probes"]
   assert chance["iwl"] > 4 / 32 and chance["iwl_uniform"] == pytest.approx(1 / 32)
+  # In context the answer is one of the prompt's `ways` labels: chance 1/4 here, not 1/L (a
+  # mutation audit set 1/L unseen outside the slow suite; Chan's halfway line reads it).
+  assert (chance["full"], chance["context"]) == (1 / 32, 1 / 4)
   se = lambda p: np.sqrt(p * (1 - p) / 2000)
   assert abs(acc["iwl"]["acc_full"] - chance["iwl"]) < 3 * se(chance["iwl"])
   assert abs(acc["iwl_uniform"]["acc_full"] - 1 / 32) < 3 * se(1 / 32)

@@ -284,3 +284,11 @@ def test_the_printed_table_names_each_size_and_no_share_of_a_rise_as_a_drop(tmp_
   out = capsys.readouterr().out
   assert f"\n{long} " in out and "nats (no net drop," in out
   assert "% of its drop," in out  # the other sizes' windows
+
+
+def test_the_frontiers_fall_is_taken_from_its_first_point():
+  """'Falls >= 10%' is relative to the smallest compute's loss (a mutation audit divided by
+  the last loss unseen: 2.0 -> 1.0 read as 100%)."""
+  row = ladder_claims._frontier_row({"fit": None, "points": [{"loss": 2.0}, {"loss": 1.0}],
+                                     "form": "x"}, "")
+  assert row["ours"].endswith("frontier falls 50%")

@@ -316,3 +316,13 @@ def test_train_or_reuse_keeps_a_finished_run(tmp_path, tiny_config):
           regression._garg_shifts(tmp_path / "distribution_shift.json", "")] == [True, True]
 
 
+
+
+def test_controls_report_counts_an_unexercised_control_against_the_all_clear():
+  """A control that never ran (NOT_SHOWN) is no FAIL: --controls must not say all clear
+  (a mutation audit dropped that condition unseen). Control: one that FAILs is clear."""
+  from experiments.claims import controls
+  row = {"paper": "p", "claim": "c", "control": "x", "ours": "-"}
+  assert controls.report([row | {"status": "NOT_SHOWN"}])[1] is False
+  assert controls.report([row | {"status": "FAIL"}])[1] is True
+  assert controls.report([row | {"status": "PASS"}])[1] is False
