@@ -165,16 +165,16 @@ def _check_experiment(workdir: Path, kind: str, owner: str, own_files, found: li
           f"a sweep ({', '.join(found)})" if {RESULTS, RUNS} & set(found) else
           f"a run ({', '.join(found)})" if found else None)
   mine = owner or "reproduce"
+  where = _enclosing(workdir, kind)
+  if where:  # first: a directory beside this one (the hint below) is inside it too
+    raise InputError(f"--workdir={workdir} is {where}, which {mine}'s files would break; give "
+                     f"{mine} a new directory outside it")
   if what:
     own = ("" if made_by or kind != "experiment" else  # an interrupted one from before the mark
            f" (if {mine} itself wrote it, before {EXPERIMENT} existed: write "
            f"{{\"experiment\": \"{mine}\"}} into {workdir / EXPERIMENT} to resume it)")
     raise InputError(f"--workdir={workdir} holds {what}, which {mine}'s files would break; "
                      f"give {mine} a new directory, e.g. --workdir={workdir}_{mine}{own}")
-  where = _enclosing(workdir, kind)
-  if where:
-    raise InputError(f"--workdir={workdir} is {where}, which {mine}'s files would break; give "
-                     f"{mine} a new directory outside it")
 
 
 def remove_if_unstarted(workdir: str | Path, *, refused: bool = False,

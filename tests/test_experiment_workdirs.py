@@ -66,7 +66,10 @@ def test_an_experiment_refuses_a_run_or_a_sweep_and_writes_nothing(module, tmp_p
                           (sweep, "holds a sweep (results.jsonl, runs"),
                           (run / "sub", f"is inside the run {run}"),
                           (sweep / "runs" / "000_seed=0" / "x", "is inside the run"),
-                          (sweep / "more", f"is inside the sweep {sweep}")):
+                          (sweep / "more", f"is inside the sweep {sweep}"),
+                          # a sweep's run: it said "holds a run", offered a folder beside it
+                          # (inside the sweep: refused next) and experiment.json in the run
+                          (sweep / "runs" / "000_seed=0", f"is inside the sweep {sweep}")):
     code, line = refused(module.main, ["--preset=tiny", f"--workdir={workdir}"], monkeypatch,
                          capfd)
     assert code == 2 and needle in line and "a new directory" in line, line
