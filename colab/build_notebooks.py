@@ -76,7 +76,7 @@ def _default_repo_url() -> str:
 
 
 SETUP = """\
-PRESET = os.environ.get('RESEARCH_NOTEBOOK_PRESET', 'tiny')  # 'tiny' | 'cpu' | 'paper'
+PRESET = os.environ.get('RESEARCH_NOTEBOOK_PRESET', 'tiny')  # {choices}
 WORKDIR = os.environ.get('RESEARCH_NOTEBOOK_WORKDIR', '/tmp/{name}')
 import jax
 from pathlib import Path
@@ -117,7 +117,12 @@ def _cell(kind: str, text: str, tags=()) -> dict:
 
 
 def notebook(name: str) -> dict:
-  p = PAPERS[name]
+  from experiments import reproduce  # its presets: a notebook offered 'paper' where none is
+  p, presets = PAPERS[name], reproduce.presets_of(name)
+  paper = "paper" in presets
+  tested = ("`cpu` and `paper`" if paper else "`cpu`") + (
+      " (one run: the experiment has no seed)" if reproduce.seedless(name) else " (three seeds)"
+  ) + (" test" if paper else " tests")
   cells = [
       _cell("markdown", f"# {p['title']}\n\n{p['intro']}\n\n"
                         f"This notebook calls `python -m experiments.reproduce {name}`'s own "
@@ -125,14 +130,16 @@ def notebook(name: str) -> dict:
                         "checks each headline claim against the paper and renders the figures. "
                         "On Colab choose a TPU or GPU runtime and run the install cell; `PRESET "
                         "= 'tiny'` runs in seconds on a CPU, `'cpu'` is the README gallery's "
-                        "setup and `'paper'` the paper's (the next cell lists the presets with "
-                        "what each runs and its measured time)."),
+                        "setup" + (" and `'paper'` the paper's" if paper else
+                                   " (this experiment has no `'paper'` preset)")
+                        + " (the next cell lists the presets with what each runs and its "
+                        "measured time)."),
       _cell("code", INSTALL.format(repo_url=_default_repo_url())),
-      _cell("code", SETUP.format(name=name)),
+      _cell("code", SETUP.format(name=name, choices=" | ".join(map(repr, presets)))),
       _cell("markdown", "## Reproduce\nThe verdict table: the paper's number or direction, "
                         "ours, the tolerance, PASS / FAIL / NOT_SHOWN. The stored outputs come "
                         "from the `tiny` preset, which checks the machinery only (its FAILs say "
-                        "nothing about the paper); `cpu` and `paper` (three seeds) test the claims."),
+                        f"nothing about the paper); {tested} the claims."),
       _cell("code", RUN.format(name=name), tags=[KEEP]),
       _cell("markdown", f"## Change one thing\n{p['change_md']}"),
       _cell("code", p["change"]),

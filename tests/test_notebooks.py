@@ -27,6 +27,17 @@ def test_stored_notebooks_match_their_builder():
   assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_a_notebook_offers_only_the_presets_its_experiment_has():
+  """The schaeffer2023 and ladder notebooks offered `'paper'`, which reproduce refuses for
+  them ("has no 'paper' preset"). Control: garg2022's, which has one, offers it."""
+  from experiments import reproduce
+  for name in reproduce.NAMES:
+    text = (ROOT / "colab" / f"{name}.ipynb").read_text()
+    offers_paper = "`'paper'` the paper's" in text or "| 'paper'" in text
+    assert offers_paper == ("paper" in reproduce.presets_of(name)), name
+  assert "paper" in reproduce.presets_of("garg2022")
+
+
 def _builder():
   import importlib.util
   spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "colab" / "build_notebooks.py")
