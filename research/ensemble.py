@@ -223,8 +223,11 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     carry, start, prior = ens.init_state(), 0, {}
   dirs = [Path(d) for d in member_dirs]
   if jax.process_index() == 0:  # every member's files, before any member's config is written
-    for d in dirs:
-      workdir_resume.check_readable(d)  # no missing-rows warning: a member frozen early has none
+    # A member frozen early has no rows to miss; the others are warned of a lost metrics.jsonl
+    # as a solo run is (a member's, deleted, was silently begun again at the resume).
+    frozen = np.asarray(jax.device_get(carry["frozen"]))
+    for d, gone in zip(dirs, frozen):
+      workdir_resume.check_readable(d, 0 if gone else start, tr.log_every)
       workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
   writers = []
   for d, member in zip(dirs, members):

@@ -215,3 +215,17 @@ def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch
   assert probed == ["m0", "m0", "m1"] and all((d / "summary.json").exists() for d in dirs)
   # The rerun says where it resumed, as a solo run does (it logged nothing of it).
   assert "resumed ensemble of 2 from checkpoint at step 20" in caplog.text
+
+
+def test_a_members_lost_metrics_file_is_warned_of_at_the_resume(tmp_path, caplog):
+  """A member's metrics.jsonl deleted before a resume was begun again silently at the resume
+  step (exit 0, 'done'), where a solo run warns. Control: the other member, not warned."""
+  c, members = _config(), [{"seed": 0}, {"seed": 1}]
+  dirs = [tmp_path / "m0", tmp_path / "m1"]
+  ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  (dirs[0] / "metrics.jsonl").unlink()
+  c.train.num_steps = 30
+  with caplog.at_level("WARNING"):
+    ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  assert f"{dirs[0] / 'metrics.jsonl'} holds no row up to step 20" in caplog.text
+  assert str(dirs[1] / "metrics.jsonl") not in caplog.text
