@@ -186,11 +186,16 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   configs = [apply_overrides(config, o) for o in overrides]
   for cfg in configs:  # every point is valid before the first one trains
     config_check.validate(cfg, len(devices or jax.devices()))
-  for name in names:  # a row whose run was deleted (or moved) since: trained again
-    if results.done(name) and not (results.run_dir(name) / workdir_lib.SUMMARY).is_file():
-      logging.warning("sweep: %s is recorded as done but %s holds no summary.json (deleted or "
-                      "moved?): training it again", name, results.run_dir(name))
-      del results.rows[name]
+  lost = set()  # a finished run whose record was deleted, moved or damaged since: run again
+  for name in names:
+    run_dir = results.run_dir(name)
+    why = (_lost_record(run_dir) if results.done(name) or (run_dir / workdir_lib.SUMMARY).exists()
+           else None)
+    if why:
+      logging.warning("sweep: %s %s: running it again (from its final checkpoint where it "
+                      "has one)", name, why)
+      results.rows.pop(name, None)
+      lost.add(name)
   for name, cfg in zip(names, configs):  # and no run directory holds another config's run
     _check_same_run(results.run_dir(name), cfg, results.done(name))
   for i, (name, cfg) in enumerate(zip(names, configs)):
@@ -198,7 +203,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     # a sweep killed between a run's summary.json and its row records the row from the
     # summary instead of restoring the run to re-probe it.
     run_dir = results.run_dir(name)
-    if not results.done(name):
+    if not results.done(name) and name not in lost:
       summary = workdir_lib.finished_summary(run_dir, cfg)
       if summary is not None:
         results.put(_row(name, overrides[i], summary, summary.get("train_wall_s", 0.0), run_dir))
@@ -256,6 +261,21 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
 # Not one point's failure: SIGTERM stops the whole sweep (a rerun continues it), and a full
 # or failing disk would fail every later point too.
 _ENDS_THE_SWEEP = (preemption.Preempted, RunIOError)
+
+
+def _lost_record(run_dir: Path) -> str | None:
+  """What is gone of a finished run's record: its summary.json (deleted, moved, torn) or a
+  probe file it names. research.results then refused the run ('rerun that run') while the
+  sweep's rerun skipped it as done."""
+  summary = workdir_lib.read_json(run_dir / workdir_lib.SUMMARY)
+  if summary is None:
+    return f"has no readable {run_dir / workdir_lib.SUMMARY} (deleted, moved or torn?)"
+  probes = summary.get("probes")
+  for stem in (probes if isinstance(probes, dict) else ()):  # where the run is now
+    path = workdir_lib.probe_file(run_dir, stem)
+    if workdir_lib.read_json(path) is None:
+      return f"has no readable probe file {path} (deleted or torn?)"
+  return None
 
 
 _MEMBERS = "members.json"  # in ensemble/KEY: the runs it was started for, in order

@@ -93,6 +93,29 @@ def test_kill_and_rerun_loses_no_row(tmp_path):
     assert r["train_flops"] == summary["train_flops_per_token"] * summary["tokens_seen"] > 0
 
 
+def test_a_finished_runs_damaged_record_is_run_again_by_the_sweep(tmp_path, caplog):
+  """A finished run's summary.json torn, or a probe file of it: research.results refused the
+  run ('rerun that run') while the sweep's rerun skipped it as done, the file left broken.
+  Now the sweep runs it again from its final checkpoint (nothing retrained: the same
+  numbers). Control: the intact run is skipped, its row untouched."""
+  overrides = [{"seed": s} for s in range(3)]
+  first = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                          devices=jax.devices()[:1]).rows
+  runs = sorted((tmp_path / "runs").iterdir())
+  (runs[0] / "summary.json").write_text('{"final_step": 2')
+  (runs[1] / "probes" / "icl_regression.json").write_text("")
+  with caplog.at_level("WARNING"):
+    again = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                            devices=jax.devices()[:1]).rows
+  assert f"has no readable {runs[0] / 'summary.json'}" in caplog.text
+  assert f"has no readable probe file {runs[1] / 'probes' / 'icl_regression.json'}" in caplog.text
+  for run in runs[:2]:
+    summary = json.loads((run / "summary.json").read_text())
+    assert json.loads((run / "probes" / "icl_regression.json").read_text())["summary"]
+    assert summary["final_loss"] == first[run.name]["final"]["loss"]
+  assert again[runs[2].name] == first[runs[2].name]
+
+
 def test_override_of_the_wrong_type_names_the_key():
   with pytest.raises(InputError, match="model.num_layers.*holds an int"):
     sweep.apply_overrides(_config(), {"model.num_layers": "x"})
