@@ -187,7 +187,7 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
         lines += ["", f"![{name} {f.stem}]({dst.relative_to(readme.parent)})"]
     sections.append("\n".join(lines) + "\n")
   body = [GALLERY_START, "",
-          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery`; runs "
+          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery --record_wall_time`; runs "
           f"on {'; '.join(sorted(machines)) or '-'}. Total wall {summaries.minutes(total)}: each "
           "paper's reproduce run of every seed from scratch as experiments/wall_times.json "
           "records it, including compilation and probes."

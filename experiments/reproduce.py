@@ -23,9 +23,11 @@ WORKDIR/NAME/summary.md. Tolerances come from docs/REFERENCES.md; where a preset
 setup, the claim is restated for it and the note says so. Rerunning reuses finished runs (each
 experiment skips or resumes them).
 
-When every seed trained from an empty directory and was scored, the command records the wall
-time in experiments/wall_times.json (with the seed count and the machine); `--list` and the
-gallery read it from there.
+With `--record_wall_time` (the project's own gallery runs), when every seed trained from an
+empty directory and was scored, the command records the wall time in
+experiments/wall_times.json (with the seed count and the machine); `--list` and the gallery
+read it from there. Without it a run leaves the checkout as it was (its summary.json has the
+times).
 
 `--controls` builds every claim's negative control (zero predictor, untrained model, flat or
 linear curve, Chinchilla's disputed fit: experiments/claims/controls.py) in WORKDIR/controls,
@@ -164,7 +166,8 @@ def _check_same_preset(name: str, preset: str, workdir: Path) -> None:
                      f"--preset={had}")
 
 
-def reproduce_all(preset: str, workdir: Path, seeds=None) -> dict[str, dict]:
+def reproduce_all(preset: str, workdir: Path, seeds=None, record: bool = False
+                  ) -> dict[str, dict]:
   """{NAME: {'status', 'summary'}}, each NAME in its own process; writes WORKDIR/index.md."""
   workdir = Path(workdir).resolve()
   for name in NAMES:  # before hours of training, not one NAME at a time
@@ -179,7 +182,8 @@ def reproduce_all(preset: str, workdir: Path, seeds=None) -> dict[str, dict]:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", name,
                            f"--preset={preset}", f"--workdir={workdir}",
-                           *([] if seedless(name) else seed_flag)], cwd=ROOT)  # refused there
+                           *([] if seedless(name) else seed_flag),
+                           *(["--record_wall_time"] if record else [])], cwd=ROOT)  # refused there
     path = workdir / name / "summary.json"
     summary = json.loads(path.read_text()) if path.is_file() else None
     status = "done" if proc.returncode == 0 else f"exit {proc.returncode}"
@@ -219,21 +223,26 @@ def _define_flags(fv) -> None:
                     flag_values=fv)
   flags.DEFINE_bool("gallery", False, "With all: then rewrite the README gallery from the "
                     "results.", flag_values=fv)
+  flags.DEFINE_bool("record_wall_time", False, "With NAME or all: store a from-scratch run's "
+                    "wall time in experiments/wall_times.json (a tracked file, which --list "
+                    "and the gallery read).", flag_values=fv)
 
 
 def _refuse_unread_flags(args) -> None:
   """A flag the chosen mode does not read is refused, as the benchmark refuses its own:
   `garg2022 --gallery` left the README as it was, `--controls --seeds=5` and a seedless
   NAME's --seeds ran as if they were not given, all with exit 0."""
-  given = [f for f in ("seeds", "gallery", "preset", "real_untrained", "controls", "workdir")
-           if args[f].present]
+  given = [f for f in ("seeds", "gallery", "preset", "real_untrained", "controls", "workdir",
+                      "record_wall_time") if args[f].present]
   name = args.positional[0] if len(args.positional) == 1 else None
   if not (args.list or args.controls) and name not in (*NAMES, "all", "gallery"):
     return  # the NAME itself is wrong or missing: main says that first
   unread = (given if args.list else
-            [f for f in given if f in ("preset", "seeds", "gallery")] if args.controls else
+            [f for f in given if f in ("preset", "seeds", "gallery", "record_wall_time")]
+            if args.controls else
             [f for f in given if f == "real_untrained" or f == "gallery" and name != "all" or
-             f == "seeds" and (name == "gallery" or name in PAPERS and seedless(name))])
+             f == "seeds" and (name == "gallery" or name in PAPERS and seedless(name))
+             or f == "record_wall_time" and name == "gallery"])
   if unread[:1] == ["real_untrained"] and not args.list:
     raise InputError("--real_untrained changes only --controls; add --controls")
   if unread:
@@ -244,6 +253,7 @@ def _refuse_unread_flags(args) -> None:
            "gallery": "all (`reproduce gallery` writes the gallery alone)",
            "real_untrained": "--controls", "preset": "NAME, all and gallery",
            "workdir": "NAME, all, gallery and --controls",
+           "record_wall_time": "NAME and all, which train",
            "controls": "a run of its own (pass --list or --controls)"}[unread[0]]
     raise InputError(f"--{unread[0]} has no effect with {mode}: it applies to {why}; drop it")
 
@@ -290,7 +300,7 @@ def main(argv=None) -> int:
   if name == "all":
     if args.gallery:  # fail now, not after hours of training
       gallery.check_markers(ROOT / "README.md")
-    results = reproduce_all(args.preset, workdir, seeds)
+    results = reproduce_all(args.preset, workdir, seeds, record=args.record_wall_time)
     failed = [n for n, r in results.items() if not r["status"].startswith(("done", "skipped"))]
     kept = ""
     if args.gallery:
@@ -309,7 +319,7 @@ def main(argv=None) -> int:
                             + f"{kept}; see {workdir / 'index.md'}, rerun to resume them")
     return 0
   cli.quiet_libraries()
-  s = reproduce(name, args.preset, workdir, seeds, record=True)
+  s = reproduce(name, args.preset, workdir, seeds, record=args.record_wall_time)
   if s.get("error"):
     raise RunsFailedError(f"{name}: the experiment failed ({s['error']})" + (
         "" if s.get("kept") else  # the error names the summary it kept

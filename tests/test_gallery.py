@@ -165,7 +165,7 @@ def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatc
   monkeypatch.setattr(reproduce, "NAMES", ("garg2022", "raventos2023"))
   monkeypatch.setattr(reproduce.gallery, "write_gallery", lambda *a, **k: write(
       *a, readme=readme, wall_times={}, assets=tmp_path / "g", **k))
-  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a: {
+  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a, **k: {
       "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "exit 1, 2 s"}})
   argv = ["all", "--preset=tiny", f"--workdir={work}", "--gallery"]
   with pytest.raises(RunsFailedError, match=r"1 of 2 papers failed: raventos2023 \(exit 1, 2 s\); "
@@ -173,7 +173,7 @@ def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatc
     reproduce.main(argv)
   assert readme.read_text() == text
   # Control: with no paper failed, the gallery's own refusal stays an input error (exit 2).
-  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a: {
+  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a, **k: {
       "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "done, 2 s"}})
   with pytest.raises(InputError, match="holds no --preset=tiny result of raventos2023"):
     reproduce.main(argv)

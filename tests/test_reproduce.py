@@ -53,10 +53,25 @@ def test_a_wall_time_that_cannot_be_stored_leaves_the_run_standing(tmp_path, mon
   # write even for root, who may write a read-only folder.
   (tmp_path / "not_a_dir").write_text("")
   monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "not_a_dir" / "wall_times.json")
-  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'w'}"]) == 0
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'w'}",
+                         "--record_wall_time"]) == 0
   err = capsys.readouterr().err
   assert "warning: besiroglu2024's wall time" in err and "not recorded in" in err
   assert json.loads((tmp_path / "w" / "besiroglu2024" / "summary.json").read_text())["error"] is None
+
+
+def test_a_wall_time_is_stored_only_when_asked(tmp_path, wall_times):
+  """A user's scratch `reproduce NAME` rewrote the tracked experiments/wall_times.json (the
+  times the project publishes: the tiny entry 14.0 s became 10.5 s, the checkout dirty).
+  Now only --record_wall_time stores it; the run's summary.json has its times either way."""
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'a'}"]) == 0
+  assert not wall_times.exists()
+  assert json.loads((tmp_path / "a" / "besiroglu2024" / "summary.json").read_text())["call_wall_s"] > 0
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'b'}",
+                         "--record_wall_time"]) == 0
+  assert json.loads(wall_times.read_text())["besiroglu2024"]["tiny"]["seconds"] > 0
+  with pytest.raises(InputError, match="--record_wall_time has no effect with --list"):
+    reproduce.main(["--list", "--record_wall_time"])
 
 
 # ----------------------------------------------------------------------------- seeds
