@@ -142,7 +142,7 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
                      "{'field.path': value} dicts, one per run")
   seen = {}
   for i, point in enumerate(sweep):  # the same run twice: twice the time, a doubled row
-    key = json.dumps(point, sort_keys=True, default=repr)
+    key = json.dumps(point, sort_keys=True, default=str)  # as sweep_results._same_point
     if key in seen:
       raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} gives point "
                        f"{seen[key]} and point {i} the same overrides ({one_line(repr(point))[:80]}); "

@@ -230,7 +230,10 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
       workdir_resume.check_readable(d, 0 if gone else start, tr.log_every)
       workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
   writers = []
-  for d, member in zip(dirs, members):
+  for d, member, done in zip(dirs, members, finished):
+    if done:  # probed and summarised by an earlier session (start is the end): left as it is
+      writers.append(_Untouched())
+      continue
     d.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
       workdir_lib.write_text(d / workdir_lib.CONFIG,
@@ -265,6 +268,23 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
           _finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
                          last[i], step=step, times=times, tokens=tokens, guard=guard)
           for i in range(ens.size)]
+
+
+class _Untouched:
+  """The writer of a finished member (research.sweep continues an ensemble only at its last
+  step, so nothing is written): its metrics, perf and TensorBoard files stay as they are."""
+
+  def write(self, step: int, metrics: dict, *, perf: bool = False) -> None:
+    raise AssertionError(f"a finished ensemble member was given step {step}'s metrics")
+
+  def sync(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+  def latest(self) -> dict:
+    return {}
 
 
 class _EnsembleStep:

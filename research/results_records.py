@@ -87,7 +87,7 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
   metrics = read_jsonl(run_dir / "metrics.jsonl")
-  check_metric_rows(metrics, run_dir / "metrics.jsonl", _EDITED)
+  check_metric_rows(metrics, run_dir / "metrics.jsonl")  # a rerun refuses it too: no "rerun"
   return row | flatten(last_step(metrics), "last.")
 
 

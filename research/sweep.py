@@ -68,6 +68,20 @@ def apply_overrides(config, overrides: dict):
   return cli.apply_overrides(config, overrides, where="sweep override")
 
 
+def _extends(run_dir: Path, cfg) -> list[str] | None:
+  """The differences of a finished run's config from `cfg` when they only extend it: a longer
+  train.num_steps, with other fields a finished run may take (workdir.NO_STEP_NEEDED: eval
+  cadence, probes, mesh, ...). The sweep refused that (use another --workdir, or delete the
+  run) where research.main's rerun trains on."""
+  saved = workdir_lib.saved_config(run_dir) or {}
+  steps = saved.get("train", {}).get("num_steps")
+  diffs = workdir_lib.config_differences(run_dir, cfg, workdir_lib.BOOKKEEPING)
+  if (not isinstance(steps, int) or not cfg.train.num_steps > steps
+      or workdir_lib.config_differences(run_dir, cfg, workdir_lib.NO_STEP_NEEDED)):
+    return None
+  return diffs
+
+
 def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
   """Runs are found again by name, and a name holds only the sweep's own overrides:
   a rerun with other --config values (or another preset) in the same directory would
@@ -196,6 +210,13 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
                       "has one)", name, why)
       results.rows.pop(name, None)
       lost.add(name)
+  for name, cfg in zip(names, configs):  # a finished run a longer num_steps extends, as
+    run_dir = results.run_dir(name)           # research.main's rerun extends it
+    extended = _extends(run_dir, cfg) if results.done(name) else None
+    if extended:
+      logging.info("sweep: %s continues (%s)", name, "; ".join(extended))
+      del results.rows[name]
+      lost.add(name)  # trained on, not recorded again from its summary
   for name, cfg in zip(names, configs):  # and no run directory holds another config's run
     _check_same_run(results.run_dir(name), cfg, results.done(name))
   for i, (name, cfg) in enumerate(zip(names, configs)):
@@ -211,7 +232,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   ok, _ = ens_lib.can_ensemble(config, [overrides[i] for i in todo])  # "on": checked first
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
   t0 = time.perf_counter()
-  started = _started_ensemble(workdir, config, names, overrides, todo) if todo and ok else None
+  started = (_started_ensemble(workdir, config, names, overrides, todo, results)
+             if todo and ok else None)
   if todo and ok and ensemble != "off" and (len(todo) > 1 or started):
     group = started or todo  # a started ensemble's members: some may be done since
     dirs = [results.run_dir(names[i]) for i in group]
@@ -288,23 +310,51 @@ def _record_members(ensemble_dir: Path, runs: list[str], members: list[dict]) ->
 
 
 def _started_ensemble(workdir: Path, config, names: list[str], overrides: list[dict],
-                      todo: list[int]) -> list[int] | None:
-  """The points of an ensemble started here that holds every point left to train (and this
-  config: its key), or None. A sweep stopped while probing its members, one of them done,
-  retrained the others from step 0 as a new ensemble (its key names the runs to do), beside
-  the stacked state that had them trained."""
-  for record in sorted((workdir / workdir_lib.ENSEMBLES).glob(f"*/{_MEMBERS}")):
-    found = workdir_lib.read_json(record) or {}
-    runs, members = found.get("runs"), found.get("overrides")
-    if (not isinstance(runs, list) or not set(runs) <= set(names)
-        or not {names[i] for i in todo} <= set(runs)):
+                      todo: list[int], results: Results) -> list[int] | None:
+  """The points of an ensemble this sweep trained to the end and stopped while probing (some
+  members done since), to continue it: probe the others from its stacked state. The rerun
+  trained them from step 0 as a new ensemble (its key names the runs to do), and their
+  numbers moved in the last digits. Only when nothing would train and nothing of a finished
+  member would be rewritten: the ensemble's checkpoint at num_steps, every member still to do
+  holding its files from it (config.json, its own final checkpoint, or its freeze), and every
+  done member summarised by it. Otherwise None: the points left train as before."""
+  from research import checkpoint as ckpt_lib
+  found = []
+  for record in (workdir / workdir_lib.ENSEMBLES).glob(f"*/{_MEMBERS}"):
+    data = workdir_lib.read_json(record) or {}
+    runs, members = data.get("runs"), data.get("overrides")
+    if not (isinstance(runs, list) and all(isinstance(r, str) for r in runs)
+            and len(set(runs)) == len(runs) and isinstance(members, list)
+            and len(members) == len(runs) and set(runs) <= set(names)
+            and {names[i] for i in todo} <= set(runs)):
       continue
     group = [names.index(r) for r in runs]
-    same = [_same_point(members[k], overrides[i]) for k, i in enumerate(group)] if (
-        isinstance(members, list) and len(members) == len(runs)) else [False]
-    if all(same) and record.parent.name == _ensemble_key(config, runs, [overrides[i] for i in group]):
-      return group
-  return None
+    if not all(_same_point(members[k], overrides[i]) for k, i in enumerate(group)):
+      continue
+    if record.parent.name != _ensemble_key(config, runs, [overrides[i] for i in group]):
+      continue  # another config (its key)
+    steps = ckpt_lib.complete_steps(record.parent / workdir_lib.CHECKPOINTS) or []
+    end = config.train.num_steps
+    if end not in steps:
+      continue
+    if all(_probed_by(results.run_dir(names[i]), len(runs), end, done=i not in todo)
+           for i in group):
+      found.append(group)
+  return found[0] if len(found) == 1 else None  # two would be a guess
+
+
+def _probed_by(run_dir: Path, size: int, end: int, done: bool) -> bool:
+  """A member's folder holds what an ensemble of `size` trained to `end` left in it: done,
+  its summary from that ensemble; to do, its config.json and either metrics rows up to `end`
+  or the summary of its freeze (a deleted folder: neither; a solo attempt since: fewer rows)."""
+  summary = workdir_lib.read_json(run_dir / workdir_lib.SUMMARY) or {}
+  if done:
+    return summary.get("ensemble_size") == size
+  if not (run_dir / workdir_lib.CONFIG).is_file():
+    return False
+  rows = workdir_lib.read_jsonl(run_dir / workdir_lib.METRICS)
+  return (max((r.get("step", 0) for r in rows), default=0) == end
+          or summary.get("frozen") is True and summary.get("ensemble_size") == size)
 
 
 def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -> None:

@@ -77,7 +77,9 @@ class Results:
     return [self.rows[n] for n in self.names(overrides)]
 
   def put(self, row: dict) -> None:
-    self.rows[row["run"]] = row
+    # Strict JSON, as summary.json: a frozen member's NaN loss is null here too (a row made
+    # from the summary on a rerun, and one made in memory, are then the same).
+    self.rows[row["run"]] = row = workdir_lib.finite_json(row)
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
     # The same rows flat (overrides.model.width, final.loss, ...) for pandas or a spreadsheet;
     # tracebacks stay in the JSONL only.

@@ -33,6 +33,7 @@ VOCABULARY, LOCK, CHANGES = "vocabulary.json", ".lock", "config_changes.jsonl"
 CHECKPOINTS = "checkpoints"
 RESULTS, RUNS = "results.jsonl", "runs"  # a sweep's directory: its rows, and one run each
 ENSEMBLES = "ensemble"  # and ensemble/KEY: the stacked training state of some of its runs
+# (and ensemble/KEY/members.json, which runs: research/sweep.py continues it from there)
 SWEEP_RECORD = "sweep.json"  # and which sweep it holds (its config file and --sweep name)
 # An experiment script's directory (experiments/NAME.py): {"experiment": NAME}, so that its
 # own runs and sweeps there are told from a research.main run's or a research.sweep's.
@@ -325,10 +326,14 @@ def is_metric_value(value) -> bool:
   return isinstance(value, list) and all(is_metric_value(v) for v in value)
 
 
-def check_metric_rows(rows: list[dict], path: Path, fix: str) -> None:
+EDITED_ROW = ("an edited or damaged line; restore the file from a backup or delete that line, "
+              "then rerun")
+
+
+def check_metric_rows(rows: list[dict], path: Path, fix: str = EDITED_ROW) -> None:
   """metrics.jsonl's (or perf.jsonl's) rows as research.metrics writes them: a step number
   and metrics. A string where a loss belongs would print, sort and plot as if it were one,
-  and a finished run's rerun copied it into summary.json. `fix`: what the user should do."""
+  and a finished run's rerun copied it into summary.json (so a rerun is no fix for it)."""
   for row in rows:
     step = row.get("step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:

@@ -117,8 +117,7 @@ def check_readable(workdir: str | Path, step: int = 0, log_every: int = 0) -> No
   finished metrics.jsonl began at the resume, a hole no command mentioned."""
   rows = {name: read_jsonl(Path(workdir) / name) for name in (METRICS, PERF, CHANGES)}
   for name in (METRICS, PERF):  # an edited value: a rerun of a finished run copied it on
-    check_metric_rows(rows[name], Path(workdir) / name, "an edited or damaged line; restore "
-                      "the file from a backup or delete that line, then rerun")
+    check_metric_rows(rows[name], Path(workdir) / name)
   if log_every and step >= log_every and not any(r.get("step", 0) <= step for r in rows[METRICS]):
     logging.warning("%s holds no row up to step %d, where the run resumes: its metrics before "
                     "it are gone (restore the file from a backup to keep them)",

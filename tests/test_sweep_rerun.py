@@ -1,0 +1,61 @@
+"""A finished sweep run again: a run whose record was damaged is run again, a longer
+num_steps extends its runs as research.main's rerun extends a run (research/sweep.py)."""
+import json
+
+import jax
+import pytest
+
+from research import sweep
+from research.errors import InputError
+from test_sweep import _config
+
+
+def test_a_finished_runs_damaged_record_is_run_again_by_the_sweep(tmp_path, caplog):
+  """A finished run's summary.json torn, or a probe file of it: research.results refused the
+  run ('rerun that run') while the sweep's rerun skipped it as done, the file left broken.
+  Now the sweep runs it again from its final checkpoint (nothing retrained: the same
+  numbers). Control: the intact run is skipped, its row untouched."""
+  overrides = [{"seed": s} for s in range(3)]
+  first = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                          devices=jax.devices()[:1]).rows
+  runs = sorted((tmp_path / "runs").iterdir())
+  (runs[0] / "summary.json").write_text('{"final_step": 2')
+  (runs[1] / "probes" / "icl_regression.json").write_text("")
+  with caplog.at_level("WARNING"):
+    again = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                            devices=jax.devices()[:1]).rows
+  assert f"has no readable {runs[0] / 'summary.json'}" in caplog.text
+  assert f"has no readable probe file {runs[1] / 'probes' / 'icl_regression.json'}" in caplog.text
+  for run in runs[:2]:
+    summary = json.loads((run / "summary.json").read_text())
+    assert json.loads((run / "probes" / "icl_regression.json").read_text())["summary"]
+    assert summary["final_loss"] == first[run.name]["final"]["loss"]
+  assert again[runs[2].name] == first[runs[2].name]
+
+
+@pytest.mark.parametrize("ensemble", ["off", "on"])
+def test_a_longer_num_steps_extends_a_finished_sweep(tmp_path, ensemble, caplog):
+  """research.main's rerun with a larger train.num_steps trains a finished run on; the sweep
+  refused it ('a finished run of another config ... delete that run directory'). Now its
+  runs continue from their checkpoints (an ensemble as one: one folder), the change recorded
+  in each run's config_changes.jsonl. Control: a shorter num_steps is still refused."""
+  overrides = [{"seed": s} for s in range(2)]
+  sweep.run_sweep(_config(), overrides, tmp_path, ensemble=ensemble, devices=jax.devices()[:1])
+  longer = _config()
+  longer.train.num_steps = 30
+  with caplog.at_level("INFO"):
+    rows = sweep.run_sweep(longer, overrides, tmp_path, ensemble=ensemble,
+                           devices=jax.devices()[:1]).rows
+  assert "continues (train.num_steps: 20 -> 30)" in caplog.text
+  for row in rows.values():
+    summary = json.loads((tmp_path / "runs" / row["run"] / "summary.json").read_text())
+    assert row["status"] == "done" and summary["final_step"] == 30
+    steps = [json.loads(l)["step"] for l in (tmp_path / "runs" / row["run"] / "metrics.jsonl")
+             .read_text().splitlines()]
+    assert max(steps) == 30 and steps.count(20) >= 1  # trained on, not again from 0
+  if ensemble == "on":
+    assert len(list((tmp_path / "ensemble").iterdir())) == 1
+  shorter = _config()
+  shorter.train.num_steps = 15
+  with pytest.raises(InputError, match="holds a finished run of another config"):
+    sweep.run_sweep(shorter, overrides, tmp_path, ensemble=ensemble, devices=jax.devices()[:1])
