@@ -208,7 +208,7 @@ class Checkpointer:
     try:
       saved = json.loads((step_dir / CHECKSUMS).read_text())
     except FileNotFoundError:
-      logging.info("checkpoint %d has no %s (saved by an older version, or killed before "
+      logging.warning("checkpoint %d has no %s (saved by an older version, or killed before "
                    "it was written): restored unverified", step, CHECKSUMS)
       return None
     except (OSError, ValueError) as e:
