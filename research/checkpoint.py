@@ -209,7 +209,7 @@ class Checkpointer:
       saved = json.loads((step_dir / CHECKSUMS).read_text())
     except FileNotFoundError:
       logging.warning("checkpoint %d has no %s (saved by an older version, or killed before "
-                   "it was written): restored unverified", step, CHECKSUMS)
+                      "it was written): restored unverified", step, CHECKSUMS)
       return None
     except (OSError, ValueError) as e:
       return f"{CHECKSUMS} unreadable ({e})"
