@@ -276,7 +276,19 @@ def _parse_absl(argv: list[str]) -> list[str]:
     refuse_empty_lists(flags.FLAGS)
     return rest
   except (flags.Error, InputError) as e:
-    fail(errors.EXIT_INPUT, f"{e}; see --help for the flags")
+    fail(errors.EXIT_INPUT, f"{_flag_error(e, flags.FLAGS)}; see --help for the flags")
+
+
+def _flag_error(e: Exception, fv: flags.FlagValues) -> str:
+  """absl's "Unknown command line flag 'topolgy'. Did you mean: topologies, topology ?" in
+  the project's words, the closest flag first: "unknown flag --topolgy (did you mean
+  --topology?)". Other errors as they are, on one line."""
+  if not isinstance(e, flags.UnrecognizedFlagError):
+    return one_line(e)
+  import difflib
+  name = e.flagname
+  near = difflib.get_close_matches(name.removeprefix("no"), list(fv), n=1, cutoff=0.6)
+  return f"unknown flag --{name}" + (f" (did you mean --{near[0]}?)" if near else "")
 
 
 _SIGTERM_PENDING: list[bool] = []
@@ -373,7 +385,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
   try:
     rest = fv(["program", *argv])[1:]
   except flags.Error as e:
-    raise InputError(f"{one_line(e)}; see --help for the flags") from None
+    raise InputError(f"{_flag_error(e, fv)}; see --help for the flags") from None
   if rest and not positional:
     raise InputError(f"unexpected arguments {rest}; every option is a flag (see --help)")
   refuse_repeated(fv)

@@ -198,7 +198,7 @@ def test_research_main_malformed_inputs(files, tmp_path):
        "field limit"),
       ("csv missing file", [*TC, f"--config.task.path={files['missing']}"], 2, "no such file"),
       ("lm empty text file", [*LM, f"--config.task.path={files['empty.txt']}"], 2, "is empty"),
-      ("unknown flag", [TINY, "--wrokdir=x"], 2, "Unknown command line flag 'wrokdir'"),
+      ("unknown flag", [TINY, "--wrokdir=x"], 2, "unknown flag --wrokdir (did you mean --workdir?)"),
       ("positional argument", [TINY, "extra"], 2, "unexpected arguments"),
       ("override without value", [TINY, "--config.model.width"], 2, "needs a value"),
       # Before: jax.distributed's ValueError traceback, exit 1.
