@@ -169,7 +169,8 @@ class Checkpointer:
     steps = self.all_steps()
     return steps[-1] if steps else None
 
-  def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> None:
+  def save(self, step: int, state: Any, meta: dict, *, force: bool = False) -> bool:
+    """Whether Orbax saved it (it skips a step it already holds)."""
     # Orbax finishes the previous async save first, so its failure surfaces here.
     with _writing(self.directory, f"a checkpoint save at step <= {step}", self.all_steps()):
       self._mngr.wait_until_finished()
@@ -178,6 +179,7 @@ class Checkpointer:
           state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
     if saved:
       self._unsealed.append(step)
+    return bool(saved)
 
   def seal_committed(self) -> None:
     """Seals the saved steps now if no async save is still in progress (cheap: a flag);

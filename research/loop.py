@@ -46,7 +46,12 @@ class Outcome:
   state: Any
   step: int  # the last step trained (start when a finished run was restored)
   compile_s: float | None  # first calls' wall time (compile + K steps), every session; None: no call
-  train_wall_s: float = 0.0  # the loop's wall time, every session (totals)
+  # The loop's wall time over every session (totals), to the final checkpoint's save: the
+  # figure that checkpoint's meta holds, so a summary rebuilt from it (a rerun of a finished
+  # run whose summary.json was lost) says the same (it said 2.58 s of a run's 3.17 s: the
+  # final save's wait, after the meta was written, was counted only the first time).
+  train_wall_s: float = 0.0
+  saved_totals: dict | None = None  # the totals in the last checkpoint this session saved
 
 
 def totals(prior: dict, wall: float, compile_s: float | None) -> dict:
@@ -97,9 +102,14 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
         raise  # its "checkpoint saved" would be untrue: the failed write is the outcome
       logging.warning("closing the checkpointer and writers after the error failed too: %s", e)
     raise
-  _close(ckpt, writers)  # the final save's wait is training time too
-  outcome = dataclasses.replace(
-      outcome, **totals(prior, time.perf_counter() - t0, outcome.compile_s))
+  _close(ckpt, writers)
+  if outcome.compile_s is None:  # a finished run restored: nothing trained, nothing to add
+    done = {"train_wall_s": prior.get("train_wall_s", 0.0), "compile_s": prior.get("compile_s")}
+  elif outcome.saved_totals and outcome.saved_totals["step"] == outcome.step:
+    done = {k: outcome.saved_totals[k] for k in ("train_wall_s", "compile_s")}
+  else:  # not saved at its last step (no checkpointer write there): the time now
+    done = totals(prior, time.perf_counter() - t0, outcome.compile_s)
+  outcome = dataclasses.replace(outcome, **done)
   if guard.is_set():  # SIGTERM during the last calls or the final save, which completed
     raise preemption.Preempted(
         f"preempted (SIGTERM) after the final checkpoint (step {outcome.step}) was saved; "
@@ -111,13 +121,17 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
           t0: float, environment: dict | None) -> Outcome:
   calls: dict[int, Callable] = {}
 
+  saved: dict = {}
+
   def save(step: int, force: bool = False) -> None:
     for w in writers:  # the rows of the steps it holds reach the disk before the checkpoint
       w.sync()
     meta = {"step": step, **totals(prior, time.perf_counter() - t0, compile_s)}
     if environment:
       meta["environment"] = environment
-    ckpt.save(step, state, meta, force=force)
+    if ckpt.save(step, state, meta, force=force):
+      saved.clear()
+      saved.update(meta)
 
   pending = None  # (first step, last step, device metrics) not yet read by the host
 
@@ -170,4 +184,4 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
       drain()  # never checkpoint a state whose losses were not checked
       save(step)
   drain()
-  return Outcome(state=state, step=step, compile_s=compile_s)
+  return Outcome(state=state, step=step, compile_s=compile_s, saved_totals=saved or None)
