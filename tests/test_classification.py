@@ -374,3 +374,16 @@ def test_in_weights_chance_is_what_the_most_frequent_label_scores():
   assert abs(acc["iwl_uniform"]["acc_full"] - 1 / 32) < 3 * se(1 / 32)
   flat, _ = _task(num_classes=512, dim=16, num_labels=32, zipf_alpha=0.0)  # control: alpha 0
   assert flat.iwl_chance == {"iwl": pytest.approx(1 / 32), "iwl_uniform": pytest.approx(1 / 32)}
+
+
+def test_labels_stay_ordered_when_classes_equal_labels_and_the_query_is_no_context_label():
+  """Two lines a mutation audit moved unseen: with K == L classes the label map is the
+  identity (Chan's ordered labels), and context accuracy asks whether the answer is one of
+  the context's labels, the query's own label not among them."""
+  task, _ = _task(num_classes=32, num_labels=32)
+  np.testing.assert_array_equal(np.asarray(task.class_label_C)[:32], np.arange(32))
+  task, _ = _task()
+  labels = jnp.asarray([[1, 2, 1, 2, 7]])  # context labels {1, 2}; the target 7 is absent
+  logits = jnp.zeros((1, 5, task.num_labels)).at[0, -1, 7].set(5.0).at[0, -1, 1].set(1.0)
+  c = task._correct(logits, {"labels": labels, "orig_labels": labels})
+  assert not bool(c["context"][0]) and bool(c["full"][0])

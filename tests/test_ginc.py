@@ -189,3 +189,11 @@ def test_xie_models_per_preset_and_unknown_names(tmp_path):
   assert xie2021.models_for("cpu") is xie2021.MODELS
   with pytest.raises(config_check.ConfigError, match="unknown model names"):
     xie2021.run("tiny", tmp_path, models=["transformer_16l"])
+
+
+def test_shots_that_exactly_fill_the_context_are_probed():
+  """10 examples of 3 tokens (4 with the delimiter) and a 2-token query fill 42 exactly: probed
+  (a mutation audit's '<' dropped the longest n unseen)."""
+  from types import SimpleNamespace
+  probe = SimpleNamespace(num_examples=[8, 10, 11])
+  assert ginc.GincTask.shots_for(SimpleNamespace(seq_len=42), 3, probe) == [8, 10]

@@ -92,3 +92,21 @@ def test_presets_validate_and_bad_fields_fail(preset):
   bad.task.span_len = bad.task.seq_len
   with pytest.raises(config_check.ConfigError, match="config.task.span_len"):
     config_check.validate(bad, num_devices=8)
+
+
+def test_loss_copied_scores_the_copied_targets():
+  """Logits right on every copied token only: loss_copied ~0 and loss_not_copied log V (the
+  mask shifted by one passed a mutation audit unseen)."""
+  from configs import induction as configs_induction
+  c = configs_induction.get_config("tiny")
+  task = induction.InductionTask(c.task, c.seed)
+  batch = task.sample(jax.random.key(1), 0, 16)
+  tokens, copied = np.asarray(batch["tokens"]), np.asarray(batch["copied"])
+  assert copied.any()
+  vocab = c.task.vocab_size
+  logits = np.zeros(tokens.shape + (vocab,), np.float32)
+  b, j = np.nonzero(copied)
+  logits[b, j - 1, tokens[b, j]] = 100.0  # the logits at j - 1 predict token j
+  _, aux = task.loss(jnp.asarray(logits), batch)
+  assert float(aux["loss_copied"]) < 1e-3
+  np.testing.assert_allclose(float(aux["loss_not_copied"]), np.log(vocab), rtol=1e-4)

@@ -161,3 +161,16 @@ def test_device_and_host_rows_train_identically_on_a_2x2x2_mesh(tmp_path):
     losses[placement] = _rows(tmp_path / placement) if train.train_and_evaluate(
         c, str(tmp_path / placement), devices=jax.devices()[:8]) else None
   assert losses["device"] == losses["host"]
+
+
+def test_accuracy_counts_only_real_targets():
+  """Two real targets and two PAD ones, both real right: accuracy 1, not 0.5 (the mean over
+  PAD too passed a mutation audit unseen)."""
+  from types import SimpleNamespace
+  from research.data import text
+  from research.tasks import lm
+  task = SimpleNamespace(token_losses=lm.LMTask.token_losses)
+  tokens = jnp.asarray([[5, 6, 7, text.PAD, text.PAD]])
+  logits = jax.nn.one_hot(jnp.asarray([[6, 7, 1, 1]]), 10) * 50.0
+  _, aux = lm.LMTask.loss(task, logits, {"tokens": tokens})
+  assert float(aux["accuracy"]) == 1.0

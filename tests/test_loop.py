@@ -260,3 +260,25 @@ def test_a_metrics_file_removed_mid_run_is_said_when_it_is_recreated(tmp_path, m
   assert [m for m in warned if "metrics.jsonl was removed while the run was going: its rows "
           "before step 15 are gone" in m]
   w.close()
+
+
+def test_a_logged_row_is_its_calls_mean_and_the_last_step_is_logged_off_cadence(tmp_path):
+  """Two lines a mutation audit moved unseen: a training row is the mean over its jit
+  call's steps (not the call's last step), and the final step is logged even when
+  num_steps is no multiple of log_every. Reference: the same 6 steps one per call."""
+  from research import train
+  from research.workdir import read_jsonl
+
+  def losses(k, log_every, d):
+    c = _config()
+    c.train.num_steps, c.train.steps_per_call, c.train.log_every = 6, k, log_every
+    c.optim.warmup_steps, c.optim.decay_steps = 2, 6
+    train.train_and_evaluate(c, str(tmp_path / d), devices=jax.devices()[:1])
+    return {r["step"]: r["loss"] for r in read_jsonl(tmp_path / d / "metrics.jsonl") if "loss" in r}
+
+  each = losses(1, 1, "each")
+  assert sorted(each) == [1, 2, 3, 4, 5, 6]
+  pairs = losses(2, 4, "pairs")
+  assert sorted(pairs) == [4, 6]
+  for end in (4, 6):
+    np.testing.assert_allclose(pairs[end], np.mean([each[end - 1], each[end]]), rtol=1e-5)

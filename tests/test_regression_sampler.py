@@ -39,3 +39,52 @@ def test_batches_equal_those_of_the_plain_draw(function, monkeypatch):
   plain = jax.jit(lambda k: task.sample(k, jnp.int32(10_000), 8))(jax.random.key(0))
   for name in ("xs", "ys"):
     np.testing.assert_array_equal(flat[name], plain[name])
+
+
+# What the task feeds the model and scores, pinned (a mutation audit moved each unseen: the
+# tests above check the draws' bits only).
+def test_the_curriculum_grows_at_its_boundary_not_a_step_early():
+  c = regression.Curriculum(True, 2, 1, 16, 3, 500)
+  assert [int(x) for x in c.active(jnp.int32(0), 5, 40)] == [2, 16]
+  assert [int(x) for x in c.active(jnp.int32(499), 5, 40)] == [2, 16]
+  assert [int(x) for x in c.active(jnp.int32(500), 5, 40)] == [3, 19]
+
+
+def _noisy(noise):
+  c = cli.apply_overrides(icl_regression.get_config("tiny"), {"task.function": "noisy_linear"})
+  c.task.noise_std = noise
+  c.task.curriculum.enabled = False
+  return tasks.build(c.task, c.seed)
+
+
+def test_label_noise_has_the_configured_standard_deviation():
+  """noise_std 0.5 against the same draws without noise: the labels differ by 0.5 x N(0, 1)
+  (squared, the task trained at 0.25)."""
+  key = jax.random.key(0)
+  noisy = _noisy(0.5).sample(key, jnp.int32(0), 4096)["ys"]
+  clean = _noisy(1e-9).sample(key, jnp.int32(0), 4096)["ys"]
+  assert abs(float(np.std(np.asarray(noisy - clean))) - 0.5) < 0.01
+
+
+def test_the_loss_averages_over_the_active_points_only():
+  """Under a points curriculum (4 of 41 active) an error of 1 at every point is a loss of 1,
+  not 4/41 of it."""
+  c = icl_regression.get_config("tiny")
+  c.task.curriculum.enabled = True
+  c.task.curriculum.points_start, c.task.curriculum.points_increment = 4, 1
+  task = tasks.build(c.task, c.seed)
+  batch = task.sample(jax.random.key(0), jnp.int32(0), 2)
+  assert int(batch["n_points"]) == 4
+  out = jnp.zeros((2, 2 * task.n_points, 1)).at[:, ::2, 0].set(batch["ys"] + 1.0)
+  assert float(task.loss(out, batch)[0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_default_ridge_is_the_bayes_optimal_one():
+  """ridge_lambda < 0 means the noise variance (0.25 at noise_std 0.5), not noise_std."""
+  from research.tasks import regression_baselines as baselines
+  task, probe = _noisy(0.5), icl_regression.get_config("tiny").probe
+  assert probe.ridge_lambda < 0
+  batch = task.sample(jax.random.key(1), jnp.int32(0), 8)
+  np.testing.assert_allclose(np.asarray(task.baselines(probe)["ridge"](batch["xs"], batch["ys"])),
+                             np.asarray(baselines.ridge(batch["xs"], batch["ys"], 0.25)),
+                             rtol=1e-5, atol=1e-6)

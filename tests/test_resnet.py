@@ -204,3 +204,13 @@ def test_an_image_sources_dataset_is_read_from_its_config(tmp_path):
       r"config.init_from$")) as e:
     init_from.check_vocabulary(tmp_path, task, tmp_path / "b")
   assert e.value.exit_code == 2
+
+
+def test_forward_flops_count_a_stride_one_projection_by_hand():
+  """A stage that widens channels at stride 1 has a 1x1 projection shortcut: counted (a
+  mutation audit dropped it unseen: MFU and the compute axis undercounted)."""
+  cfg = resnet.ResNetConfig(blocks=(1,), channels=(8,), strides=(1,), stem_channels=4,
+                            stem_kernel=3, stem_stride=1, stem_pool=False)
+  stem, proj = 2 * 64 * 9 * 3 * 4, 2 * 64 * 4 * 8
+  block = 2 * 64 * 9 * 4 * 8 + 2 * 64 * 9 * 8 * 8
+  assert resnet.forward_flops(cfg, (8, 8, 3)) == stem + proj + block == 128_512

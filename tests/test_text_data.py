@@ -126,3 +126,8 @@ def test_roc_auc_equals_the_pairwise_rank_statistic_with_ties():
   assert auc == pytest.approx(pairs, abs=1e-12)
   assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
   assert tc.roc_curve(np.array([0.9, 0.1]), np.array([True, False]))[2] == 1.0
+
+
+def test_the_held_out_share_is_rounded():
+  """19% of 10 characters is 2 held out (rounded), not 1 (floored): a mutation audit."""
+  assert text_lib.split_text("abcdefghij", 0.19) == ("abcdefgh", "ij")

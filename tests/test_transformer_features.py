@@ -275,6 +275,23 @@ def test_grad_accumulation_equals_one_big_batch_on_a_data_fsdp_mesh():
   np.testing.assert_allclose(step[1]["loss"], step_ref[1]["loss"], rtol=1e-5)
 
 
+def test_grad_accumulation_equals_one_big_batch_where_the_compiler_reduces():
+  """The same on data=1 (fsdp=8), where the microbatches' gradients are summed in one scan
+  and divided by their count (Experiment._accumulate): a mutation audit left them summed (4x
+  the gradient) and only the data-parallel test above ran, through another path."""
+  mesh = dict(data=1, fsdp=8, tensor=1)
+  big, accum = _accum_experiment(1, mesh), _accum_experiment(4, mesh)
+  assert not accum._accumulates_per_data_shard()
+  state = big.init_state()
+  batch = big.task.sample(jax.random.key(3), jnp.int32(0), 32)
+  step = lambda exp: jax.jit(lambda p, b: exp._loss_and_grads(p, b, jnp.int32(0), big.root_key))(
+      state.params, batch)
+  (loss_ref, _), g_ref = step(big)
+  (loss, _), g = step(accum)
+  np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
+  assert _rel_err(g, g_ref) < FP32_TOL
+
+
 def test_parameters_split_over_data_accumulate_as_the_compiler_places_them():
   """A rule that splits parameters over `data` (which a shard_map over `data` cannot hold
   whole) keeps the plain accumulation, and the step is still the big batch's."""
