@@ -138,6 +138,19 @@ def test_report_and_markdown_rows(dp_plan):
   assert row.startswith("| tiny |") and "| yes |" in row and " MB, >= " in row
   roof = dp_plan["roofline"]
   assert roof["mfu_60"]["tokens_per_s"] == pytest.approx(1.5 * roof["mfu_40"]["tokens_per_s"])
+  # ... and each figure from the plan, not only their ratio (a mutation audit left the step
+  # on one chip, 4x slow here, days in hours, sequences as tokens: all unseen). The step's
+  # model FLOPs over every chip at its peak; tokens are sequences x 128 (the fixture's).
+  peak = hardware.chip_named("TPU v5e").peak_flops(dp_plan["dtype"], dp_plan["matmul_precision"])
+  step = dp_plan["flops"]["model_per_step"] / (dp_plan["devices"] * peak)
+  assert roof["peak_flops_per_device"] == peak and dp_plan["devices"] == 4
+  assert roof["step_s_at_peak"] == pytest.approx(step)
+  assert dp_plan["tokens_per_step"] == dp_plan["batch_size"] * 128
+  for m in (0.4, 0.6):
+    row = roof[f"mfu_{int(m * 100)}"]
+    assert row["step_s"] == pytest.approx(step / m)
+    assert row["tokens_per_s"] == pytest.approx(dp_plan["tokens_per_step"] / row["step_s"])
+    assert row["days_for_num_steps"] == pytest.approx(roof["num_steps"] * row["step_s"] / 86_400)
 
 
 # --- the memory verdict: the capacity the TPU compiler enforces, not the datasheet's -----

@@ -232,3 +232,15 @@ def test_copies_of_one_collective_run_as_its_least_run_copy_and_entry_may_lack_a
   bare = _LOOPS.replace("ENTRY %main (a: f32[4])", "ENTRY main (a: f32[4])")
   runs = aot_hlo.runs_per_call(bare)
   assert runs["main"] == 1 and runs["%body.window"] == 40
+
+
+def test_a_loop_whose_bound_is_no_multiple_of_its_step_rounds_its_trips_up():
+  """i = 0, 2, 4, 6 < 7: four trips in each of the 10 steps, 40 runs (floor division read 3:
+  a mutation audit's undercount of the collectives and the ICI bound went unseen, the
+  fixture's bounds being multiples of their steps)."""
+  hlo = _LOOPS.replace("%constant.2 = u32[]{:T(128)} constant(8)",
+                       "%constant.2 = u32[]{:T(128)} constant(7)")
+  assert hlo != _LOOPS
+  runs = aot_hlo.runs_per_call(hlo)
+  assert runs["%body.steps"] == 10 and runs["%body.window"] == 40
+  assert aot_hlo.collectives(hlo, 4)["collective-permute"]["runs"] == 40

@@ -273,3 +273,18 @@ def test_a_new_tasks_own_fields_are_left_to_its_check_config(tmp_path, monkeypat
   others = tuple(x for x in configs.shipped() if x.task.name != "regression")
   monkeypatch.setattr(configs, "shipped", lambda: others)
   config_check.validate(c, num_devices=1)
+
+
+@pytest.mark.parametrize("value,ok", [(0.0, True), (0.999, True), (1.0, False), (-0.1, False)])
+def test_dropout_lies_in_zero_to_one_open(value, ok):
+  """Dropout 1.0 zeroes every activation and its 1/(1 - p) rescale divides by zero (a
+  mutation audit let it validate unseen)."""
+  from configs import icl_regression
+  from research import config_check
+  c = icl_regression.get_config("tiny")
+  c.model.dropout = value
+  if ok:
+    config_check.validate(c, num_devices=8)
+  else:
+    with pytest.raises(config_check.ConfigError, match=r"dropout=.* must be in \[0, 1\)"):
+      config_check.validate(c, num_devices=8)

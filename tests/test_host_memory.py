@@ -243,3 +243,15 @@ def test_a_multi_process_workdir_is_new_only_if_no_process_saw_it(monkeypatch, t
   assert train._new_to_every_process(tmp_path / "run")
   monkeypatch.setattr(multihost_utils, "process_allgather", lambda x: np.array([x, True]))
   assert not train._new_to_every_process(tmp_path / "run")  # another process saw it there
+
+
+def test_a_shared_pool_is_checked_against_the_least_available_any_process_saw():
+  """Two processes on one machine read 8 and 10 GiB available: 10 GiB needed is refused
+  against 8 (a mutation audit's max passed it, the kill this check exists to prevent)."""
+  G = 2 ** 30 // host_memory.MIB  # MiB in a GiB, the rows' unit
+  rows = [[5 * G, 8 * G, 7, -1, -1], [5 * G, 10 * G, 7, -1, -1]]
+  need, available, what, members = host_memory.worst_pool(rows)
+  assert (need, available, what, members) == (10 * G, 8 * G, "the memory of the machine", [0, 1])
+  with pytest.raises(errors.InputError, match="needs 10.7 GB .* 8.59 GB are available"):
+    host_memory.check(need * host_memory.MIB, available=available * host_memory.MIB,
+                      what="this run")

@@ -52,7 +52,7 @@ def test_an_unknown_flag_is_one_error_line():
                         capture_output=True, text=True, timeout=120)
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-  assert lines[0].startswith("error: ") and "'bogus'" in lines[0], lines
+  assert lines[0].startswith("error: ") and "--bogus" in lines[0], lines
 
 
 def test_a_truncated_notebook_is_named_by_check_and_rebuilt_by_a_build(tmp_path, monkeypatch,

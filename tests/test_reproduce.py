@@ -279,7 +279,8 @@ def _grokking_good(run_dir):
 
 # ----------------------------------------------------------------------------- end to end
 def test_besiroglu_tiny_end_to_end(tmp_path, capsys, wall_times):
-  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}",
+                         "--record_wall_time"]) == 0
   out = capsys.readouterr().out
   assert "| claim | paper | ours | tolerance | status | control | note |" in out
   s = json.loads((tmp_path / "besiroglu2024" / "summary.json").read_text())
@@ -292,7 +293,8 @@ def test_besiroglu_tiny_end_to_end(tmp_path, capsys, wall_times):
   assert json.loads(wall_times.read_text())["besiroglu2024"]["tiny"]["seeds"] == 1
   # A rerun reuses both fits (and measures nothing).
   recorded = wall_times.read_text()
-  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}"]) == 0
+  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path}",
+                         "--record_wall_time"]) == 0
   assert capsys.readouterr().out.count("reusing") == 2
   assert wall_times.read_text() == recorded
   # A fit file of an older format (before the scaling-fit checks) is refitted, not reused.

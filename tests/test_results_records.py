@@ -188,3 +188,16 @@ def test_a_run_given_as_dot_is_named(sweep_dir, monkeypatch):
   run = next(p.parent for p in sweep_dir.rglob("config.json"))
   monkeypatch.chdir(run)
   assert [r["run"] for r in results_records.records(["."])] == [run.name]
+
+
+def test_default_columns_are_the_varying_fields_less_the_schedules_last_rate():
+  """The last logged learning rate differs with every step count (a schedule's value, not a
+  setting): kept out of the default table; a field of two values varies, one of one does
+  not (a mutation audit moved both unseen)."""
+  row = lambda run, width, lr: {"run": run, "dir": f"/x/{run}", "state": "finished",
+                                "model.width": width, "seed": 0, "last.step": 10,
+                                "last.loss": 1.0 / width, "last.learning_rate": lr}
+  assert results.default_columns([row("a", 16, 1e-3), row("b", 32, 2e-3)]) == [
+      "run", "state", "model.width", "last.step", "last.loss"]
+  assert results.varying([row("a", 16, 1e-3), row("b", 32, 1e-3), row("c", 32, 1e-3)]) == [
+      "model.width", "last.loss"]
