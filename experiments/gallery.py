@@ -157,8 +157,9 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
       kept.append(name)
       continue
     # Re-scored from the run's result files (the claim checks may be newer than the run);
-    # the error stays the one the run recorded. The wall time is the one reproduce measured
-    # when it trained every seed from scratch (a rerun that reused runs measures nothing).
+    # the error stays the one the run recorded. The wall time is the one reproduce recorded
+    # (--record_wall_time) when it trained every seed from scratch (a rerun that reused runs
+    # measures nothing).
     s = summaries.summarize(name, preset, workdir, paper=prev["paper"], wall_s=prev.get("wall_s"),
                             call_wall_s=prev.get("call_wall_s"), error=prev.get("error"),
                             machine=prev.get("machine") or summaries.this_machine())

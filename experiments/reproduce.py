@@ -5,6 +5,7 @@
                                        [--seeds=0,1,2]
   python -m experiments.reproduce all --preset=cpu       # every NAME, then WORKDIR/index.md
   python -m experiments.reproduce all --preset=cpu --gallery   # + the README gallery
+  python -m experiments.reproduce NAME|all ... --record_wall_time  # + experiments/wall_times.json
   python -m experiments.reproduce gallery --preset=cpu   # the README gallery from WORKDIR only
   python -m experiments.reproduce --controls             # every claim on its negative control
 

@@ -7,7 +7,8 @@ Used by experiments/reproduce.py (which runs the experiments) and experiments/ga
   WORKDIR/index.md                        every NAME's table and figures
   experiments/wall_times.json             {NAME: {preset: {seconds, seeds, machine, date}}}:
                                           the wall time of the last reproduce run of NAME
-                                          that trained every seed from an empty directory
+                                          with --record_wall_time that trained every seed
+                                          from an empty directory
 """
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ from research.config_overrides import apply_overrides, refuse_replaced  # noqa: 
 from research.config_files import (  # noqa: F401 (re-exported: the one loader)
     config_from_module, load_config, load_config_module, load_sweep, split_spec)
 from research.errors import InputError, one_line  # noqa: F401 (one_line re-exported)
+from research.flag_checks import (flag_error, given_repeatedly, refuse_empty_lists,  # noqa: F401
+                                  refuse_repeated)
 
 
 # ----------------------------------------------------------------------------- failing
@@ -225,44 +227,6 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   return rest, overrides
 
 
-def given_repeatedly(flag: str, times: int, values: Iterable[str] = (), hint: str = ""
-                     ) -> InputError:
-  """The one wording for a flag given more than once, whichever command parses it."""
-  shown = f" ({', then '.join(map(repr, values))})" if values else ""
-  return InputError(f"{flag} is given {times} times{shown}, and only the last would count; "
-                    f"give it once{hint}")
-
-
-def refuse_empty_lists(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
-  """A list flag given as `--sizes=` parses to [], which would read as "the default";
-  `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=).
-  So does a string flag whose default is None (unset) given as `--csv=` (an unset shell
-  variable, most often): it was read as not given (no CSV written, the default --out).
-  --workdir= is left to check_workdir, which names its own fix."""
-  for name in list(fv):
-    flag = fv[name]
-    if name in empty_ok or not flag.present or name != flag.name:
-      continue
-    if isinstance(flag.value, list) and not flag.value:
-      raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
-    if flag.value == "" and flag.default is None and name != "workdir":
-      raise InputError(f"--{name}= is empty; give it a value or drop the flag")
-
-
-def refuse_repeated(fv: flags.FlagValues) -> None:
-  """A flag given twice keeps its last value and drops the first unread: research.aot
-  --ladder=... --topologies=v5e:4x4 --topologies=v5p:4x4x4 planned v5p:4x4x4 alone (exit 0,
-  the table one slice short), --topology=v5p:4x4x4 --topology=v5e:4x4 planned v5e. A multi
-  flag (--set a=1 --set b=2) is meant to repeat."""
-  for name in list(fv):
-    flag = fv[name]
-    if name != flag.name or isinstance(flag, flags.MultiFlag) or flag.present < 2:
-      continue
-    hint = (f" (a list takes every value at once: --{name}=A,B)"
-            if isinstance(flag.value, list) else "")
-    raise given_repeatedly(f"--{name}", flag.present, hint=hint)
-
-
 def _parse_absl(argv: list[str]) -> list[str]:
   asked = {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(argv[1:])
   if asked:  # absl's own help flags exit 1, the code of an internal error here
@@ -276,19 +240,7 @@ def _parse_absl(argv: list[str]) -> list[str]:
     refuse_empty_lists(flags.FLAGS)
     return rest
   except (flags.Error, InputError) as e:
-    fail(errors.EXIT_INPUT, f"{_flag_error(e, flags.FLAGS)}; see --help for the flags")
-
-
-def _flag_error(e: Exception, fv: flags.FlagValues) -> str:
-  """absl's "Unknown command line flag 'topolgy'. Did you mean: topologies, topology ?" in
-  the project's words, the closest flag first: "unknown flag --topolgy (did you mean
-  --topology?)". Other errors as they are, on one line."""
-  if not isinstance(e, flags.UnrecognizedFlagError):
-    return one_line(e)
-  import difflib
-  name = e.flagname
-  near = difflib.get_close_matches(name.removeprefix("no"), list(fv), n=1, cutoff=0.6)
-  return f"unknown flag --{name}" + (f" (did you mean --{near[0]}?)" if near else "")
+    fail(errors.EXIT_INPUT, f"{flag_error(e, flags.FLAGS)}; see --help for the flags")
 
 
 _SIGTERM_PENDING: list[bool] = []
@@ -385,7 +337,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
   try:
     rest = fv(["program", *argv])[1:]
   except flags.Error as e:
-    raise InputError(f"{_flag_error(e, fv)}; see --help for the flags") from None
+    raise InputError(f"{flag_error(e, fv)}; see --help for the flags") from None
   if rest and not positional:
     raise InputError(f"unexpected arguments {rest}; every option is a flag (see --help)")
   refuse_repeated(fv)

@@ -50,7 +50,7 @@ class Outcome:
   # figure that checkpoint's meta holds, so a summary rebuilt from it (a rerun of a finished
   # run whose summary.json was lost) says the same (it said 2.58 s of a run's 3.17 s: the
   # final save's wait, after the meta was written, was counted only the first time).
-  train_wall_s: float = 0.0
+  train_wall_s: float | None = 0.0
   saved_totals: dict | None = None  # the totals in the last checkpoint this session saved
 
 
@@ -104,7 +104,8 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
     raise
   _close(ckpt, writers)
   if outcome.compile_s is None:  # a finished run restored: nothing trained, nothing to add
-    done = {"train_wall_s": prior.get("train_wall_s", 0.0), "compile_s": prior.get("compile_s")}
+    # (None from a checkpoint saved before the totals: unknown, not 0 s)
+    done = {"train_wall_s": prior.get("train_wall_s"), "compile_s": prior.get("compile_s")}
   elif outcome.saved_totals and outcome.saved_totals["step"] == outcome.step:
     done = {k: outcome.saved_totals[k] for k in ("train_wall_s", "compile_s")}
   else:  # not saved at its last step (no checkpointer write there): the time now

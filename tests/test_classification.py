@@ -387,3 +387,8 @@ def test_labels_stay_ordered_when_classes_equal_labels_and_the_query_is_no_conte
   logits = jnp.zeros((1, 5, task.num_labels)).at[0, -1, 7].set(5.0).at[0, -1, 1].set(1.0)
   c = task._correct(logits, {"labels": labels, "orig_labels": labels})
   assert not bool(c["context"][0]) and bool(c["full"][0])
+  # control: a target among the context's labels (2) is right in context, the model's top
+  # answer 7 (no context label) set aside, and wrong in full
+  present = jnp.asarray([[1, 2, 1, 2, 2]])
+  c = task._correct(logits.at[0, -1, 2].set(3.0), {"labels": present, "orig_labels": present})
+  assert bool(c["context"][0]) and not bool(c["full"][0])

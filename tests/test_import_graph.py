@@ -29,7 +29,7 @@ PACKAGE = "research"
 LAYERS = (
     ("errors", "keys", "hardware", "preemption", "workdir", "workdir_layout", "workdir_lock",
      "workdir_resume", "workdir_vocabulary", "config_defaults", "output_paths",
-     "config_overrides", "config_files", "cli", "host_memory", "run_environment"),
+     "config_overrides", "config_files", "flag_checks", "cli", "host_memory", "run_environment"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",
      "init_from", "metrics"),
     ("tasks",),

@@ -164,13 +164,15 @@ def test_device_and_host_rows_train_identically_on_a_2x2x2_mesh(tmp_path):
 
 
 def test_accuracy_counts_only_real_targets():
-  """Two real targets and two PAD ones, both real right: accuracy 1, not 0.5 (the mean over
-  PAD too passed a mutation audit unseen)."""
+  """Two real targets and two PAD ones, every one predicted right: accuracy over the real
+  ones is 1 (PAD counted, the right PADs would add to the numerator: 2.0; or the mean over
+  all four would be taken). Control: the real ones wrong give 0, whatever the PADs."""
   from types import SimpleNamespace
   from research.data import text
   from research.tasks import lm
   task = SimpleNamespace(token_losses=lm.LMTask.token_losses)
   tokens = jnp.asarray([[5, 6, 7, text.PAD, text.PAD]])
-  logits = jax.nn.one_hot(jnp.asarray([[6, 7, 1, 1]]), 10) * 50.0
-  _, aux = lm.LMTask.loss(task, logits, {"tokens": tokens})
-  assert float(aux["accuracy"]) == 1.0
+  right = jax.nn.one_hot(jnp.asarray([[6, 7, text.PAD, text.PAD]]), 10) * 50.0
+  assert float(lm.LMTask.loss(task, right, {"tokens": tokens})[1]["accuracy"]) == 1.0
+  wrong = jax.nn.one_hot(jnp.asarray([[1, 1, text.PAD, text.PAD]]), 10) * 50.0
+  assert float(lm.LMTask.loss(task, wrong, {"tokens": tokens})[1]["accuracy"]) == 0.0

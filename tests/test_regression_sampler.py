@@ -67,16 +67,18 @@ def test_label_noise_has_the_configured_standard_deviation():
 
 
 def test_the_loss_averages_over_the_active_points_only():
-  """Under a points curriculum (4 of 41 active) an error of 1 at every point is a loss of 1,
-  not 4/41 of it."""
+  """Under a points curriculum (4 of 41 active) an error of 1 at the active points and 10 at
+  the others is a loss of 1: the inactive ones do not count (a mean over all is ~9.1)."""
   c = icl_regression.get_config("tiny")
   c.task.curriculum.enabled = True
   c.task.curriculum.points_start, c.task.curriculum.points_increment = 4, 1
   task = tasks.build(c.task, c.seed)
   batch = task.sample(jax.random.key(0), jnp.int32(0), 2)
   assert int(batch["n_points"]) == 4
-  out = jnp.zeros((2, 2 * task.n_points, 1)).at[:, ::2, 0].set(batch["ys"] + 1.0)
-  assert float(task.loss(out, batch)[0]) == pytest.approx(1.0, abs=1e-6)
+  active = jnp.arange(task.n_points) < 4
+  error = jnp.where(active, 1.0, 10.0)[None, :]
+  out = jnp.zeros((2, 2 * task.n_points, 1)).at[:, ::2, 0].set(batch["ys"] + error)
+  assert float(task.loss(out, batch)[0]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_the_default_ridge_is_the_bayes_optimal_one():

@@ -213,10 +213,15 @@ def test_a_workdir_of_another_preset_is_refused_before_anything_runs(tmp_path, m
   assert len(ran) == 1
   ran.clear()  # `all --seeds`: a seedless NAME refuses --seeds, so it is not passed to it
   monkeypatch.setattr(reproduce.summaries, "write_index", lambda *a, **k: tmp_path / "index.md")
-  reproduce.reproduce_all("tiny", tmp_path / "fresh", seeds=[0, 1])
+  reproduce.reproduce_all("tiny", tmp_path / "fresh", seeds=[0, 1], record=True)
   argv = {a[0][3]: a[0] for a in ran}
   assert "--seeds=0,1" in argv["garg2022"] and not any(
       x.startswith("--seeds") for x in argv["besiroglu2024"])
+  # `all --record_wall_time` passes the flag to every NAME's process (control: without it, none)
+  assert all("--record_wall_time" in a for a in argv.values())
+  ran.clear()
+  reproduce.reproduce_all("tiny", tmp_path / "fresh2")
+  assert ran and not any("--record_wall_time" in a[0] for a in ran)
 
 
 # ----------------------------------------------------------------------------- M*

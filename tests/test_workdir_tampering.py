@@ -189,7 +189,9 @@ def test_training_seconds_are_summed_over_sessions(finished, tmp_path):
   assert saved["train_wall_s"] > 0.1 and saved["compile_s"] > 0  # the one session's
   (wd / "summary.json").unlink()
   after = _train(_tiny(), wd)
-  assert after["train_wall_s"] >= saved["train_wall_s"] and after["compile_s"] == saved["compile_s"]
+  # The same seconds as the checkpoint's: a summary rebuilt from it said 2.58 s of a run's
+  # 3.17 s (the final save's wait had been counted after its meta was written).
+  assert (after["train_wall_s"], after["compile_s"]) == (saved["train_wall_s"], saved["compile_s"])
   extended = _train(_tiny(**{"train.num_steps": 60}), wd)  # a second session that trains
   assert extended["train_wall_s"] > after["train_wall_s"]
   assert extended["compile_s"] > saved["compile_s"]  # its own first call added
@@ -386,17 +388,3 @@ def test_a_finished_runs_edited_metric_is_refused_not_copied_into_its_summary(fi
       k: v for k, v in before.items() if k != ".lock"}
   metrics.write_text(good)
   assert isinstance(_train(_tiny(), wd)["final_loss"], float)
-
-
-def test_a_summary_rebuilt_from_the_final_checkpoint_says_the_same_seconds(finished, tmp_path):
-  """A finished run's torn summary.json, rebuilt by a rerun from its final checkpoint, said
-  2.58 s of training where it had said 3.17 s: the summary counted the final save's wait,
-  after the checkpoint's meta was written. Both now stop at the final save. Control: the
-  intact summary's figures are the checkpoint's."""
-  wd = _copy(finished, tmp_path / "run")
-  before = json.loads((wd / "summary.json").read_text())
-  meta = json.loads((wd / "checkpoints" / "40" / "meta" / "metadata").read_text())
-  assert (before["train_wall_s"], before["compile_s"]) == (meta["train_wall_s"], meta["compile_s"])
-  (wd / "summary.json").write_text('{"final_step": 4')
-  after = _train(_tiny(), wd)
-  assert (after["train_wall_s"], after["compile_s"]) == (before["train_wall_s"], before["compile_s"])

@@ -1,0 +1,67 @@
+"""Checks of a command's absl flags beyond absl's own, in the project's words (research/cli.py
+applies them to every command): a flag given more than once, an empty list or path, a
+mistyped flag name."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from absl import flags
+
+from research.errors import InputError, one_line
+
+
+def given_repeatedly(flag: str, times: int, values: Iterable[str] = (), hint: str = ""
+                     ) -> InputError:
+  """The one wording for a flag given more than once, whichever command parses it."""
+  shown = f" ({', then '.join(map(repr, values))})" if values else ""
+  return InputError(f"{flag} is given {times} times{shown}, and only the last would count; "
+                    f"give it once{hint}")
+
+
+def refuse_empty_lists(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
+  """A list flag given as `--sizes=` parses to [], which would read as "the default";
+  `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=).
+  So does a string flag whose default is None (unset) given as `--csv=` (an unset shell
+  variable, most often): it was read as not given (no CSV written, the default --out).
+  --workdir= is left to check_workdir, which names its own fix."""
+  for name in list(fv):
+    flag = fv[name]
+    if name in empty_ok or not flag.present or name != flag.name:
+      continue
+    if isinstance(flag.value, list) and not flag.value:
+      raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
+    if flag.value == "" and flag.default is None and name != "workdir":
+      raise InputError(f"--{name}= is empty; give it a value or drop the flag")
+
+
+def refuse_repeated(fv: flags.FlagValues) -> None:
+  """A flag given twice keeps its last value and drops the first unread: research.aot
+  --ladder=... --topologies=v5e:4x4 --topologies=v5p:4x4x4 planned v5p:4x4x4 alone (exit 0,
+  the table one slice short), --topology=v5p:4x4x4 --topology=v5e:4x4 planned v5e. A multi
+  flag (--set a=1 --set b=2) is meant to repeat."""
+  for name in list(fv):
+    flag = fv[name]
+    if name != flag.name or isinstance(flag, flags.MultiFlag) or flag.present < 2:
+      continue
+    hint = (f" (a list takes every value at once: --{name}=A,B)"
+            if isinstance(flag.value, list) else "")
+    raise given_repeatedly(f"--{name}", flag.present, hint=hint)
+
+
+def flag_error(e: Exception, fv: flags.FlagValues) -> str:
+  """absl's "Unknown command line flag 'topolgy'. Did you mean: topologies, topology ?" in
+  the project's words, the closest flag first: "unknown flag --topolgy (did you mean
+  --topology?)". Other errors as they are, on one line."""
+  if not isinstance(e, flags.UnrecognizedFlagError):
+    return one_line(e)
+  import difflib
+  name = e.flagname
+  # The command's own flags: absl's (--log_dir, --verbosity, ...) would be odd advice.
+  ours = {f.name: f for module, fs in fv.flags_by_module_dict().items()
+          if not module.startswith("absl") for f in fs}
+  near = difflib.get_close_matches(name, list(ours), n=1, cutoff=0.6)
+  if name.startswith("no"):  # --noFLAG turns a boolean off: suggest it the same way
+    off = [n for n in difflib.get_close_matches(name[2:], list(ours), n=1, cutoff=0.6)
+           if isinstance(ours[n], flags.BooleanFlag)]
+    near = [f"no{off[0]}"] if off else near
+  return f"unknown flag --{name}" + (f" (did you mean --{near[0]}?)" if near else "")
