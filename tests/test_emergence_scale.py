@@ -218,3 +218,12 @@ def test_a_copied_or_moved_sweep_is_read_from_its_own_runs(tiny_sweep, tmp_path)
     shutil.rmtree(tiny_sweep, ignore_errors=True)
     shutil.rmtree(moved, ignore_errors=True)
     backup.rename(tiny_sweep)
+
+
+def test_a_reversal_needs_a_drop_beyond_both_half_widths():
+  """A drop of 0.15 between two points of half-width 0.1 each is within their noise (0.2);
+  one of 0.25 is a resolved going-back (a mutation audit's max(half) flagged 0.15 unseen)."""
+  pts = lambda means: [{"mean": m, "lo": m - 0.1, "hi": m + 0.1} for m in means]
+  assert ep.reversal(pts([0.0, 0.5, 0.35, 0.9]), True) is None
+  worst = ep.reversal(pts([0.0, 0.5, 0.25, 0.9]), True)
+  assert worst is not None and (worst["from"], worst["to"]) == (1, 2)

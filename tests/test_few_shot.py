@@ -100,3 +100,14 @@ def test_chance_is_the_task_answer_distribution_not_the_prompts_drawn():
   # add: a + b over 10..49 twice; the leading digit is 2-9, so chance beats 1/10.
   add = res["tasks"]["add"]["0"]["chance"]
   assert add == few_shot.population_chance(TOK, "add") and add["token_accuracy"] > 0.15
+
+
+def test_every_drawn_answer_is_in_its_tasks_chance_population():
+  """Chance is computed over answer_population: every answer the generator can draw (lookup
+  values 00..99, at any k) must be in it, or chance is another task's (a mutation audit left
+  00-09 out unseen)."""
+  for task in few_shot.TASKS:
+    population = set(few_shot.answer_population(task))
+    for k in (0, 1, 4):
+      drawn = {a for _, a in few_shot.prompts(task, k, 2000, seed=0)}
+      assert drawn <= population, (task, k, sorted(drawn - population)[:5])

@@ -292,3 +292,18 @@ def test_the_frontiers_fall_is_taken_from_its_first_point():
   row = ladder_claims._frontier_row({"fit": None, "points": [{"loss": 2.0}, {"loss": 1.0}],
                                      "form": "x"}, "")
   assert row["ours"].endswith("frontier falls 50%")
+
+
+def test_any_above_chance_counts_a_one_checkpoint_glitch(tmp_path):
+  """any_above_chance is the first checkpoint above chance at all (here a glitch), while
+  first_above_chance waits until every later one is above it (a mutation audit made them the
+  same unseen, moving the bound the later metric is held to)."""
+  def few_shot(i, s, c, t, k, m):
+    if m != "exact_match" and i == 0 and s == 20:
+      return 0.3  # the glitch
+    return 0.5 if c >= 1e13 else 0.0
+  controls.ladder_trained(tmp_path, few_shot=few_shot)
+  ability = json.loads((tmp_path / "ladder.json").read_text())["abilities"]["copy"]
+  assert ability["first_above_chance"]["token_accuracy"]["compute"] >= 1e13
+  assert ability["any_above_chance"]["token_accuracy"]["compute"] < 1e13
+  assert ability["any_above_chance"]["exact_match"]["compute"] >= 1e13

@@ -374,3 +374,13 @@ def test_a_synthetic_run_is_probed_without_few_shot_prompts_by_default(tmp_path)
   assert probe_checkpoints.probe_run(tmp_path / "run", few_shot_prompts=None) == [4]
   row, = _rows(tmp_path / "run" / probe_checkpoints.OUT)
   assert row["few_shot_prompts"] == 0 and "few_shot" not in row and row["heads"]
+
+
+def test_the_icl_scores_se_is_the_sample_std_over_windows():
+  """Two windows with ICL scores 0 and -1: mean -0.5, sample SD 0.707, SE 0.5 (the population
+  SD, 0.354, passed a mutation audit unseen)."""
+  ce = np.zeros((2, 64))
+  ce[1, 32:] = -1.0  # window 1: the late tokens (62 +- 1) lose 1 nat less than the early (6 +- 1)
+  s = probe_checkpoints.icl_summary(ce)
+  assert (s["early"], s["late"], s["half_window"]) == (6, 62, 1)
+  assert s["icl_score"] == pytest.approx(-0.5) and s["icl_score_se"] == pytest.approx(0.5)

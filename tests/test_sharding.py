@@ -65,3 +65,19 @@ def test_checkpoint_restores_onto_another_mesh(tmp_path, after):
   devices = jax.devices()[: after["data"] * after["fsdp"] * after["tensor"]]
   train.train_and_evaluate(cfg(after, 40), str(tmp_path / "moved"), devices=devices)
   np.testing.assert_allclose(losses(tmp_path / "moved"), losses(tmp_path / "ref"), rtol=1e-5)
+
+
+def test_an_optimizer_leaf_of_another_shape_than_its_parameter_is_replicated():
+  """A factored optimizer statistic at a parameter's path but of another shape does not take
+  the parameter's sharding (a 1-D leaf given a 2-D spec passed a mutation audit unseen).
+  Control: the same-shape moment takes it."""
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  mesh = jax.make_mesh((1, 2, 1), sharding.MESH_AXES, devices=jax.devices()[:2])
+  kernel = jax.ShapeDtypeStruct((4, 8), "float32")
+  params = {"dense": {"kernel": kernel}}
+  shard = {"dense": {"kernel": NamedSharding(mesh, P("fsdp", None))}}
+  opt = {"mu": {"dense": {"kernel": kernel}},
+         "v_row": {"dense": {"kernel": jax.ShapeDtypeStruct((4,), "float32")}}}
+  got = sharding.like_params(opt, params, shard, mesh)
+  assert got["mu"]["dense"]["kernel"].spec == P("fsdp", None)
+  assert got["v_row"]["dense"]["kernel"].spec == P()

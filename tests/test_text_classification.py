@@ -266,3 +266,18 @@ def test_a_predicted_text_stays_one_tab_separated_field():
   non-ASCII are printed as given."""
   assert predict._one_field("a\tb\nc\rd\\e") == "a\\tb\\nc\\rd\\\\e"
   assert predict._one_field("un film génial") == "un film génial"
+
+
+def test_predicted_probabilities_stay_with_their_labels():
+  """Label ids follow text.encode_labels (numbers numerically: '2' before '10'); each printed
+  probability stays with its own label (sorted as text, a mutation audit moved them unseen)."""
+  from types import SimpleNamespace
+  from research import predict
+  task = SimpleNamespace(label_names=["2", "10", "33"],
+                         encode=lambda texts: (np.zeros((len(texts), 4), np.int32), None),
+                         probabilities=lambda fn, tokens, lengths: np.array([[0.1, 0.2, 0.7]]))
+  exp = SimpleNamespace(task=task, predict_fn=lambda params: None,
+                        config=SimpleNamespace(task=SimpleNamespace(name="text_classification")))
+  (r,) = predict.predict_texts(exp, None, ["some text"])
+  assert r["label"] == "33" and r["probability"] == pytest.approx(0.7)
+  assert r["probabilities"] == pytest.approx({"2": 0.1, "10": 0.2, "33": 0.7})
