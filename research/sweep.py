@@ -73,13 +73,14 @@ def _extends(run_dir: Path, cfg) -> list[str] | None:
   train.num_steps, with other fields a finished run may take (workdir.NO_STEP_NEEDED: eval
   cadence, probes, mesh, ...). The sweep refused that (use another --workdir, or delete the
   run) where research.main's rerun trains on."""
-  saved = workdir_lib.saved_config(run_dir) or {}
-  steps = saved.get("train", {}).get("num_steps")
-  diffs = workdir_lib.config_differences(run_dir, cfg, workdir_lib.BOOKKEEPING)
-  if (not isinstance(steps, int) or not cfg.train.num_steps > steps
-      or workdir_lib.config_differences(run_dir, cfg, workdir_lib.NO_STEP_NEEDED)):
+  saved = workdir_lib.saved_config(run_dir)  # read once, compared twice
+  steps = (saved or {}).get("train", {}).get("num_steps")
+  if not isinstance(steps, int) or not cfg.train.num_steps > steps:
     return None
-  return diffs
+  new = json.loads(workdir_lib.config_json(cfg))
+  if workdir_lib.saved_differences(saved, new, workdir_lib.NO_STEP_NEEDED):
+    return None
+  return workdir_lib.saved_differences(saved, new, workdir_lib.BOOKKEEPING)
 
 
 def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
@@ -316,8 +317,8 @@ def _started_ensemble(workdir: Path, config, names: list[str], overrides: list[d
   trained them from step 0 as a new ensemble (its key names the runs to do), and their
   numbers moved in the last digits. Only when nothing would train and nothing of a finished
   member would be rewritten: the ensemble's checkpoint at num_steps, every member still to do
-  holding its files from it (config.json, its own final checkpoint, or its freeze), and every
-  done member summarised by it. Otherwise None: the points left train as before."""
+  holding its files from it (_probed_by), and every done member summarised by it. Otherwise
+  None: the points left train as before."""
   from research import checkpoint as ckpt_lib
   found = []
   for record in (workdir / workdir_lib.ENSEMBLES).glob(f"*/{_MEMBERS}"):

@@ -330,17 +330,17 @@ EDITED_ROW = ("an edited or damaged line; restore the file from a backup or dele
               "then rerun")
 
 
-def check_metric_rows(rows: list[dict], path: Path, fix: str = EDITED_ROW) -> None:
+def check_metric_rows(rows: list[dict], path: Path) -> None:
   """metrics.jsonl's (or perf.jsonl's) rows as research.metrics writes them: a step number
   and metrics. A string where a loss belongs would print, sort and plot as if it were one,
   and a finished run's rerun copied it into summary.json (so a rerun is no fix for it)."""
   for row in rows:
     step = row.get("step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-      raise InputError(f"{path}: a row's step is {step!r}, not a step number: {fix}")
+      raise InputError(f"{path}: a row's step is {step!r}, not a step number: {EDITED_ROW}")
     bad = next((k for k, v in row.items() if not is_metric_value(v)), None)
     if bad is not None:
-      raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {fix}")
+      raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {EDITED_ROW}")
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

@@ -64,3 +64,17 @@ def test_a_deleted_members_run_is_trained_again_not_continued(tmp_path):
   assert rows[runs[1].name]["status"] == "done" and (runs[1] / "metrics.jsonl").is_file()
   assert again["final_loss"] == pytest.approx(whole["final_loss"], rel=1e-5)
   assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_the_results_table_is_strict_json(tmp_path):
+  """A frozen ensemble member's row carried its NaN loss into results.jsonl (not JSON; its
+  summary.json says null), so the row differed by how it was made. Control: a finite one."""
+  from research.sweep_results import Results
+  results = Results(tmp_path / "results.jsonl")
+  results.put({"run": "a", "status": "failed", "frozen_loss": float("nan"), "final": {"loss": 2.5}})
+
+  def refuse(name):
+    raise ValueError(name)
+  [row] = [json.loads(l, parse_constant=refuse) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+  assert row["frozen_loss"] is None and row["final"]["loss"] == 2.5
+  assert results.rows["a"] == row
