@@ -204,7 +204,7 @@ def define_config_flag(default: str | None = None) -> None:
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   """(argv without `--config.a.b=v`, those overrides): absl knows no dotted flags."""
-  rest, overrides, given = [argv[0]], {}, {}
+  rest, given = [argv[0]], {}
   args = iter(argv[1:])
   for a in args:
     if a == "--":
@@ -218,13 +218,12 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
         a = f"{a}={value}"
       key, _, value = a[len("--config."):].partition("=")
       given.setdefault(key, []).append(value)
-      overrides[key] = value
     else:
       rest.append(a)
   for key, values in given.items():
     if len(set(values)) > 1:  # all but the last would be dropped unread
       raise given_repeatedly(f"--config.{key}", len(values), values)
-  return rest, overrides
+  return rest, {key: values[-1] for key, values in given.items()}
 
 
 def _parse_absl(argv: list[str]) -> list[str]:
@@ -348,17 +347,16 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
 
 def overrides_from_args(args: Iterable[str], flag: str = "--set") -> dict[str, str]:
   """{'a.b': 'v'} from ['a.b=v', ...] (an experiment script's repeated --set)."""
-  out, given = {}, {}
+  given = {}
   for a in args:
     key, eq, value = a.partition("=")
     if not eq or not key:
       raise InputError(f"{flag} {a!r} is not FIELD=VALUE; write e.g. {flag} model.width=128")
     given.setdefault(key.strip(), []).append(value)
-    out[key.strip()] = value
   for key, values in given.items():  # as research.main refuses --config.a.b given twice
     if len(values) > 1:
       raise given_repeatedly(f"{flag} {key}", len(values), values)
-  return out
+  return {key: values[0] for key, values in given.items()}
 
 
 def config_from_flags() -> ml_collections.ConfigDict:
