@@ -63,7 +63,7 @@ from pathlib import Path
 from experiments import (besiroglu2024, chan2022, common, gallery, garg2022, ladder, nanda2023,
                          olsson2022, raventos2023, reddy2023, schaeffer2023, summaries, xie2021)
 from research import cli, output_paths, workdir_layout
-from research.errors import InputError, RunsFailedError
+from research.errors import InputError, RunsFailedError, closest
 
 ROOT = summaries.ROOT
 PRESETS = ("tiny", "cpu", "paper")
@@ -285,8 +285,10 @@ def main(argv=None) -> int:
   if not args.positional:
     raise InputError(f"no NAME given; give one of: {', '.join(choices)} (or --list)")
   if len(args.positional) != 1 or args.positional[0] not in choices:
-    raise InputError(f"NAME is {' '.join(args.positional)!r}; give one of: "
-                     f"{', '.join(choices)} (or --list)")
+    near = closest(args.positional[0], choices) if len(args.positional) == 1 else None
+    raise InputError(f"NAME is {' '.join(args.positional)!r}"
+                     + (f" (did you mean {near}?)" if near else "")
+                     + f"; give one of: {', '.join(choices)} (or --list)")
   name = args.positional[0]
   # gallery writes nothing into WORKDIR: it only reads it
   workdir = Path(output_paths.check_workdir(args.workdir)) if name == "gallery" else \

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ml_collections
 
-from research.errors import InputError, one_line
+from research.errors import InputError, closest, one_line
 
 
 def load_config_module(path_text: str, flag: str = "--config",
@@ -29,6 +29,11 @@ def load_config_module(path_text: str, flag: str = "--config",
     if not path.is_absolute() and (project / path).is_file():
       raise InputError(f"{flag}: no such file {path_text} in {Path.cwd()}; the project's is "
                        f"{project / path}: pass that path or run from {project}")
+    near = closest(path.name, [p.name for p in path.parent.glob("*.py")]
+                   if path.parent.is_dir() else [])
+    if near:  # configs/icl_regresion.py: the file beside it that was meant
+      raise InputError(f"{flag}: no such file {path_text} (did you mean "
+                       f"{path.parent / near}?); pass {usage}")
     raise InputError(f"{flag}: no such file {path_text}; pass {usage}")
   if path.is_dir():
     raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
@@ -67,7 +72,7 @@ def config_from_module(module, preset: str, where: str) -> ml_collections.Config
     raise InputError(f"{where}: get_config({preset!r}) called sys.exit({e.code!r}); a config "
                      "file returns its ConfigDict (raise ValueError to refuse a preset)") from None
   except ValueError as e:  # the configs' "unknown preset 'x'; choose one of: ..."
-    hint = ("" if "preset" in str(e) else
+    hint = (_misspelt(preset, e) if "preset" in str(e) else
             f" (get_config({preset!r}) raised it; fix the config file)")
     raise InputError(f"{where}: {one_line(e)}{hint}") from None
   except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
@@ -83,6 +88,14 @@ def config_from_module(module, preset: str, where: str) -> ml_collections.Config
     config = config.as_configdict()  # overrides need a mutable one
   config.lock()  # an override must name an existing field
   return config
+
+
+def _misspelt(name: str, refusal: Exception) -> str:
+  """" (did you mean 'cpu'?)" when a config file's refusal lists its choices in the
+  project's words ("...; choose one of: tiny, cpu, paper") and `name` misspells one."""
+  listed = re.search(r"choose one of: (.*)$", one_line(refusal))
+  near = closest(name, listed.group(1).split(", ")) if listed else None
+  return f" (did you mean {near!r}?)" if near else ""
 
 
 def split_spec(spec: str) -> tuple[str, str, str]:
@@ -131,7 +144,7 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
   try:
     sweep = get_sweep(name, preset=preset) if _takes_preset(get_sweep) else get_sweep(name)
   except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
-    raise InputError(f"{flag}={name}: {one_line(e)}") from None
+    raise InputError(f"{flag}={name}: {one_line(e)}{_misspelt(name, e)}") from None
   except Exception as e:  # noqa: BLE001 -- anything else it raises is the file's fault
     raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} raised "
                      f"{type(e).__name__}: {one_line(e)}; fix the config file") from None

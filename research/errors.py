@@ -20,6 +20,14 @@ EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs f
 EXIT_PIPE = 141       # stdout's reader closed it (`| head`): what a Unix tool killed by SIGPIPE returns
 
 
+def closest(name: str, choices, cutoff: float = 0.6) -> str | None:
+  """The choice `name` most likely misspells (difflib's ratio >= cutoff), or None: the one
+  "did you mean" for flags, presets, sweeps, experiment names and config files."""
+  import difflib
+  near = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=cutoff)
+  return near[0] if near else None
+
+
 def one_line(message) -> str:
   """A message as the one line an entry point prints (newlines and runs of spaces folded)."""
   return " ".join(str(message).split())

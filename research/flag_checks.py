@@ -3,11 +3,12 @@ applies them to every command): a flag given more than once, an empty list or pa
 mistyped flag name."""
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from absl import flags
 
-from research.errors import InputError, one_line
+from research.errors import InputError, closest, one_line
 
 
 def given_repeatedly(flag: str, times: int, values: Iterable[str] = (), hint: str = ""
@@ -53,15 +54,16 @@ def flag_error(e: Exception, fv: flags.FlagValues) -> str:
   the project's words, the closest flag first: "unknown flag --topolgy (did you mean
   --topology?)". Other errors as they are, on one line."""
   if not isinstance(e, flags.UnrecognizedFlagError):
-    return one_line(e)
-  import difflib
+    # absl's "flag --preset=cpuu: value should be one of <tiny|cpu|paper>": add the hint
+    enum = re.match(r"flag --[\w.]+=(.*): value should be one of <(.*)>$", one_line(e))
+    near = closest(enum.group(1), enum.group(2).split("|")) if enum else None
+    return one_line(e) + (f" (did you mean {near}?)" if near else "")
   name = e.flagname
   # The command's own flags: absl's (--log_dir, --verbosity, ...) would be odd advice.
   ours = {f.name: f for module, fs in fv.flags_by_module_dict().items()
           if not module.startswith("absl") for f in fs}
-  near = difflib.get_close_matches(name, list(ours), n=1, cutoff=0.6)
+  near = closest(name, ours)
   if name.startswith("no"):  # --noFLAG turns a boolean off: suggest it the same way
-    off = [n for n in difflib.get_close_matches(name[2:], list(ours), n=1, cutoff=0.6)
-           if isinstance(ours[n], flags.BooleanFlag)]
-    near = [f"no{off[0]}"] if off else near
-  return f"unknown flag --{name}" + (f" (did you mean --{near[0]}?)" if near else "")
+    off = closest(name[2:], [n for n, f in ours.items() if isinstance(f, flags.BooleanFlag)])
+    near = f"no{off}" if off else near
+  return f"unknown flag --{name}" + (f" (did you mean --{near}?)" if near else "")

@@ -1,5 +1,6 @@
-"""research/cli.py's words for a mistyped flag: the command's closest flag, a boolean's --no
-form kept, absl's own flags (--log_dir, --verbosity) never offered."""
+"""The words for a misspelt name: a flag (research/cli.py: the command's closest flag, a
+boolean's --no form kept, absl's own flags never offered), an enum flag's value, a preset, a
+sweep, a config file, reproduce's NAME; each with a control that gets no guess."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 from absl import flags
 
-from research import cli
+from experiments import reproduce
+from research import cli, config_files
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +39,53 @@ def test_absls_own_flags_are_not_offered():
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2 and "unknown flag --verbosty" in proc.stderr
   assert "verbosity" not in proc.stderr, proc.stderr
+
+
+def _refusal(fn, *args) -> str:
+  with pytest.raises(InputError) as e:
+    fn(*args)
+  return str(e.value)
+
+
+def _define_enum(fv):
+  flags.DEFINE_enum("preset", "cpu", ["tiny", "cpu", "paper"], "", flag_values=fv)
+
+
+@pytest.mark.parametrize("typed,guess", [("cpuu", "cpu"), ("papr", "paper"), ("zz", None)])
+def test_a_misspelt_name_gets_the_choice_it_misspells(typed, guess):
+  said = [
+      _refusal(cli.parse_flags, _define_enum, [f"--preset={typed}"]),
+      _refusal(config_files.load_config, f"configs/icl_regression.py:{typed}"),
+  ]
+  for text in said:
+    assert "choose one of" in text or "should be one of" in text, text
+    if guess:
+      assert text.count("did you mean") == 1 and (f"'{guess}'" in text or f" {guess}?" in text)
+    else:
+      assert "did you mean" not in text, text
+
+
+@pytest.mark.parametrize("typed,guess", [("scal", "'scale'"), ("sed", "'seeds'"), ("zz", None)])
+def test_a_misspelt_sweep_gets_the_sweep_it_misspells(typed, guess):
+  text = _refusal(config_files.load_sweep, "configs/icl_regression.py:cpu", typed)
+  assert f"unknown sweep '{typed}'" in text
+  assert (f"did you mean {guess}?" in text) if guess else "did you mean" not in text, text
+
+
+@pytest.mark.parametrize("typed,guess", [
+    ("configs/icl_regresion.py", "configs/icl_regression.py"),
+    ("configs/nothing_like_it.py", None)])
+def test_a_misspelt_config_file_gets_the_file_beside_it(typed, guess, monkeypatch):
+  monkeypatch.chdir(ROOT)
+  text = _refusal(config_files.load_config, typed)
+  assert f"no such file {typed}" in text
+  assert (f"(did you mean {guess}?)" in text) if guess else "did you mean" not in text, text
+
+
+@pytest.mark.parametrize("typed,guess", [("garg2023", "garg2022"), ("olson2022", "olsson2022"),
+                                         ("xyz", None)])
+def test_a_misspelt_experiment_name_gets_the_one_it_misspells(typed, guess, tmp_path):
+  text = _refusal(reproduce.main, [typed, f"--workdir={tmp_path}"])
+  assert text.startswith(f"NAME is '{typed}'")
+  assert (f"(did you mean {guess}?)" in text) if guess else "did you mean" not in text, text
+  assert not any(tmp_path.iterdir())  # refused before anything was written
