@@ -36,7 +36,7 @@ from research.config_overrides import apply_overrides, refuse_replaced  # noqa: 
 from research.config_files import (  # noqa: F401 (re-exported: the one loader)
     config_from_module, load_config, load_config_module, load_sweep, split_spec)
 from research.errors import InputError, one_line  # noqa: F401 (one_line re-exported)
-from research.flag_checks import (flag_error, given_repeatedly, refuse_empty_lists,  # noqa: F401
+from research.flag_checks import (flag_error, given_repeatedly, check_list_values,  # noqa: F401
                                   refuse_repeated)
 
 
@@ -236,9 +236,11 @@ def _parse_absl(argv: list[str]) -> list[str]:
     _OVERRIDES.update(overrides)
     rest = flags.FLAGS(rest)
     refuse_repeated(flags.FLAGS)
-    refuse_empty_lists(flags.FLAGS)
+    check_list_values(flags.FLAGS)
     return rest
-  except (flags.Error, InputError) as e:
+  except InputError as e:  # our own checks name their fix; the scripts' say no more
+    fail(errors.EXIT_INPUT, one_line(e))
+  except flags.Error as e:
     fail(errors.EXIT_INPUT, f"{flag_error(e, flags.FLAGS)}; see --help for the flags")
 
 
@@ -340,7 +342,7 @@ def parse_flags(define: Callable[[flags.FlagValues], None], argv: Iterable[str] 
   if rest and not positional:
     raise InputError(f"unexpected arguments {rest}; every option is a flag (see --help)")
   refuse_repeated(fv)
-  refuse_empty_lists(fv, empty_ok)
+  check_list_values(fv, empty_ok)
   fv.__dict__["positional"] = rest  # not a flag: FlagValues' setattr would look one up
   return fv
 

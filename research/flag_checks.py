@@ -19,18 +19,25 @@ def given_repeatedly(flag: str, times: int, values: Iterable[str] = (), hint: st
                     f"give it once{hint}")
 
 
-def refuse_empty_lists(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
+def check_list_values(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
   """A list flag given as `--sizes=` parses to [], which would read as "the default";
   `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=).
   So does a string flag whose default is None (unset) given as `--csv=` (an unset shell
   variable, most often): it was read as not given (no CSV written, the default --out).
-  --workdir= is left to check_workdir, which names its own fix."""
+  --workdir= is left to check_workdir, which names its own fix. A value given twice in a
+  list (`--pools=4,4`, `--sizes=0,0`) trained the same run twice, a doubled point in the
+  figure and the fit: refused (a multi flag, --set or --text, may repeat)."""
   for name in list(fv):
     flag = fv[name]
     if name in empty_ok or not flag.present or name != flag.name:
       continue
     if isinstance(flag.value, list) and not flag.value:
       raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
+    if isinstance(flag.value, list) and not isinstance(flag, flags.MultiFlag):
+      twice = [v for i, v in enumerate(flag.value) if v in flag.value[:i]]
+      if twice:
+        raise InputError(f"--{name}={','.join(map(str, flag.value))} gives {twice[0]!r} more "
+                         "than once; give each value once")
     if flag.value == "" and flag.default is None and name != "workdir":
       raise InputError(f"--{name}= is empty; give it a value or drop the flag")
 

@@ -89,3 +89,28 @@ def test_a_misspelt_experiment_name_gets_the_one_it_misspells(typed, guess, tmp_
   assert text.startswith(f"NAME is '{typed}'")
   assert (f"(did you mean {guess}?)" in text) if guess else "did you mean" not in text, text
   assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def _define_lists(fv):
+  flags.DEFINE_list("pools", [], "", flag_values=fv)
+  flags.DEFINE_multi_string("set", [], "", flag_values=fv)
+
+
+def test_a_value_given_twice_in_a_list_is_refused():
+  """raventos2023 --pools=4,4 trained pool 4 twice and schaeffer2023 --sizes=0,0 size 0 twice
+  (a doubled point in the figure and the fit), exit 0."""
+  text = _refusal(cli.parse_flags, _define_lists, ["--pools=4,64,4"])
+  assert text == "--pools=4,64,4 gives '4' more than once; give each value once"
+  # controls: distinct values, and a multi flag (--set) that is meant to repeat
+  fv = cli.parse_flags(_define_lists, ["--pools=4,64", "--set=a=1", "--set=a=1"])
+  assert fv.pools == ["4", "64"] and fv.set == ["a=1", "a=1"]
+
+
+def test_a_global_flag_check_says_its_fix_once():
+  """research.aot --topologies=A,A: the check's own fix, not '; see --help' after it."""
+  proc = subprocess.run([sys.executable, "-m", "research.aot", "--ladder=configs/lm_ladder.py",
+                         "--topologies=v5e:4x4,v5e:4x4"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: --topologies=v5e:4x4,v5e:4x4 gives 'v5e:4x4' more than once; give each value once")

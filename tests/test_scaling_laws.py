@@ -258,7 +258,7 @@ def test_one_seed_report_says_its_bands_are_one_seed(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--seeds=0,0"], "repeats a seed"), (["--seeds=0,x"], "non-negative integers"),
+    (["--seeds=0,0"], "gives .0. more than once"), (["--seeds=0,x"], "non-negative integers"),
     (["--seeds=0,1", "--seed=2"], "give one of them"),
     (["--seeds=1,2", "--seed=0"], "give one of them"),  # before: --seed=0 was not noticed
     (["--seeds=0,\u00b2"], "non-negative integers")])  # before: '²'.isdigit(), int() traceback

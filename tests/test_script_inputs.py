@@ -52,7 +52,8 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
      "--seeds has no effect with `reproduce gallery`"),
     ("experiments.reproduce", ["--controls", "--seeds=x"], 2, "--seeds=x: give seeds"),
     ("experiments.reproduce", ["garg2022", "--real_untrained"], 2, "add --controls"),
-    ("experiments.reproduce", ["garg2022", "--seeds=0,0"], 2, "--seeds=0,0 repeats a seed"),
+    ("experiments.reproduce", ["garg2022", "--seeds=0,0"], 2,
+     "--seeds=0,0 gives '0' more than once; give each value once"),
     # Before: exit 6, "the experiment failed" per seed, with a summary and a run directory.
     ("experiments.reproduce", ["garg2022", "--seeds=0,5000000000"], 2,
      "5000000000 is out of range; seeds are integers in [0, 2**32)"),
