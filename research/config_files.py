@@ -153,12 +153,24 @@ def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
     raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} returned "
                      f"{one_line(repr(sweep))[:80]}; it must return a non-empty list of "
                      "{'field.path': value} dicts, one per run")
-  seen = {}
-  for i, point in enumerate(sweep):  # the same run twice: twice the time, a doubled row
-    key = json.dumps(point, sort_keys=True, default=str)  # as sweep_results._same_point
-    if key in seen:
-      raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} gives point "
-                       f"{seen[key]} and point {i} the same overrides ({one_line(repr(point))[:80]}); "
-                       "remove one, or give them different seeds to train replicates")
-    seen[key] = i
+  refuse_repeated_points(sweep, f"{flag}={name}: get_sweep({name!r}) in {path_text}")
   return list(sweep)
+
+
+def point_key(point) -> str:
+  """A sweep point's overrides as one comparable string (the same whether its tuples are
+  tuples or, read back from results.jsonl, lists)."""
+  return json.dumps(point, sort_keys=True, default=str)
+
+
+def refuse_repeated_points(points, where: str) -> None:
+  """The same run twice would take twice the time and give a doubled row (a point counted
+  twice in a fit); `where` names what gave the points."""
+  seen = {}
+  for i, point in enumerate(points):
+    key = point_key(point)
+    if key in seen:
+      raise InputError(f"{where} gives point {seen[key]} and point {i} the same overrides "
+                       f"({one_line(repr(point))[:80]}); remove one, or give them different "
+                       "seeds to train replicates")
+    seen[key] = i

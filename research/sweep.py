@@ -125,6 +125,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   another identity is refused there (_check_identity)."""
   import jax
 
+  cli.refuse_repeated_points(overrides, "the sweep")  # an experiment's too, not only --sweep's
   workdir = Path(workdir)
   made = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
@@ -365,11 +366,6 @@ def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -
                left, eta_s)
 
 
-def load_sweep(config_path: str, name: str) -> list[dict]:
-  """get_sweep(name[, PRESET]) of the config file (research.config_files.load_sweep)."""
-  return cli.load_sweep(config_path, name)
-
-
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -377,7 +373,7 @@ def main(argv) -> int:
   if not (flags.FLAGS.config and _SWEEP.value and _WORKDIR.value):
     raise InputError("--config=FILE[:PRESET], --sweep=NAME and --workdir=DIR are required")
   config = cli.config_from_flags()
-  overrides = load_sweep(flags.FLAGS.config, _SWEEP.value)
+  overrides = cli.load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
   workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "sweep")

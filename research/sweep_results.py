@@ -13,6 +13,7 @@ from absl import logging
 
 from research import results as results_lib
 from research import workdir as workdir_lib
+from research.config_files import point_key
 from research.errors import InputError, RunsFailedError
 from research.results_records import flatten
 
@@ -32,7 +33,7 @@ def run_name(index: int, overrides: dict) -> str:
 
   if len(name(parts)) <= _NAME_CHARS:
     return name(parts)
-  digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()
+  digest = hashlib.sha256(point_key(overrides).encode()).hexdigest()
   for keep in range(len(parts) - 1, 0, -1):
     short = name(parts[:keep] + [f"and_{len(parts) - keep}_more_{digest[:8]}"])
     if len(short) <= _NAME_CHARS:
@@ -89,8 +90,7 @@ class Results:
 
 def _same_point(recorded, overrides: dict) -> bool:
   """A row's overrides (read back from JSON: tuples are lists) are this point's."""
-  return (json.dumps(recorded, sort_keys=True, default=str)
-          == json.dumps(overrides, sort_keys=True, default=str))
+  return point_key(recorded) == point_key(overrides)
 
 
 def _row(name: str, overrides: dict, summary: dict, wall: float, run_dir: Path) -> dict:

@@ -6,6 +6,7 @@ import jax
 import pytest
 
 from research import sweep
+from research.errors import InputError
 from test_sweep import _config
 
 
@@ -78,3 +79,16 @@ def test_the_results_table_is_strict_json(tmp_path):
   [row] = [json.loads(l, parse_constant=refuse) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
   assert row["frozen_loss"] is None and row["final"]["loss"] == 2.5
   assert results.rows["a"] == row
+
+
+def test_an_experiments_repeated_point_is_refused_before_anything_is_written(tmp_path):
+  """The duplicate check sat in `--sweep`'s loader only: a sweep an experiment builds in code
+  (schaeffer2023 --sizes=0,00) trained the same run twice. Tuples and lists are one point, as
+  results.jsonl reads them back. Control: the distinct points of the same call run."""
+  with pytest.raises(InputError, match="the sweep gives point 0 and point 2 the same overrides"):
+    sweep.run_sweep(_config(), [{"model.width": (8,)}, {"seed": 1}, {"model.width": [8]}],
+                    tmp_path / "w", ensemble="off", devices=jax.devices()[:1])
+  assert not (tmp_path / "w").exists()
+  rows = sweep.run_sweep(_config(), [{"seed": 0}, {"seed": 1}], tmp_path / "w", ensemble="off",
+                         devices=jax.devices()[:1]).rows
+  assert len(rows) == 2
