@@ -216,12 +216,17 @@ def _matches(row: dict, expr: str, rows: list[dict]) -> bool:
     raise InputError(f"--where {expr!r} is not FIELD OP VALUE (OP one of "
                      ">=, <=, >, <, ==, !=); write e.g. --where 'model.width>=64'")
   field, op, text = m.groups()
+  if not text or text[0] in "<>=!":  # 'width>' or 'width=>64' (read as width == '>64')
+    raise InputError(f"--where {expr!r}: " + (f"no VALUE after {op!r}" if not text else
+                     f"two operators ({op!r} then {text[0]!r})") + "; write one of >=, <=, >, "
+                     f"<, ==, != and a value, e.g. --where '{field}>=64'")
   check_column(rows, field, "--where")
   have, want = row.get(field), _value(text)
   if have is None:
     return False
-  ordered = op in (">=", "<=", ">", "<")
-  if ordered and isinstance(have, (int, float)) != isinstance(want, (int, float)):
+  number = isinstance(have, (int, float)) and not isinstance(have, bool)
+  if number != isinstance(want, (int, float)) and (number or op in (">=", "<=", ">", "<")):
+    # a number column against text never matches (==) or always does (!=): a typo
     raise InputError(f"--where {expr!r}: {field} holds {have!r}, which does not compare with "
                      f"{want!r}; compare numbers with numbers")
   if isinstance(have, str) and not isinstance(want, str):

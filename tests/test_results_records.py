@@ -86,7 +86,14 @@ def test_where_filters(sweep_dir, where, widths):
 @pytest.mark.parametrize("where, match", [
     ("model.widht>=64", "no column 'model.widht'.*did you mean model.width"),
     ("model.width", "not FIELD OP VALUE"),
-    ("optim.name>3", "does not compare")])
+    ("optim.name>3", "does not compare"),
+    # these matched no run ('no run matches; loosen the filter') or every run, as typos do:
+    # width=>64 read as width == '>64', width==abc and width!=abc a number against text
+    ("model.width=>64", r"two operators \('=' then '>'\).*'model.width>=64'"),
+    ("model.width>>64", r"two operators \('>' then '>'\)"),
+    ("model.width>", "no VALUE after '>'"),
+    ("model.width==abc", "holds 16, which does not compare with 'abc'"),
+    ("model.width!=abc", "does not compare with 'abc'")])
 def test_bad_where_is_an_input_error(sweep_dir, where, match):
   with pytest.raises(InputError, match=match):
     results_records.records([sweep_dir], [where])
