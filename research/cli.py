@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 from absl import app, flags, logging
 import ml_collections
 
-from research import errors
+from research import errors, preemption
 from research.config_overrides import apply_overrides, refuse_replaced  # noqa: F401 (re-exported: the one setter)
 from research.config_files import (  # noqa: F401 (re-exported: the one loader)
     config_from_module, load_config, load_config_module, load_sweep, refuse_repeated_points,
@@ -245,33 +245,12 @@ def _parse_absl(argv: list[str]) -> list[str]:
     fail(errors.EXIT_INPUT, f"{flag_error(e, flags.FLAGS)}; see --help for the flags")
 
 
-_SIGTERM_PENDING: list[bool] = []
-
-
-def _preemptible() -> None:
-  """For the commands that train: a SIGTERM before a run installs its preemption.Guard (and
-  after, where the Guard puts this handler back) is kept for the next Guard, which stops its
-  run at its first check (a checkpoint of the step, one line, exit 0). Python's default
-  killed the process in research.main's first ~2 s (imports, config, JAX's start): exit 143,
-  no line (a fault trial). Raising from the handler instead is not safe there: inside JAX's
-  extension initialisation it aborted the process (exit 134) or a GC callback dropped it."""
-  if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, lambda *_: _SIGTERM_PENDING.append(True))
-
-
-def take_pending_sigterm() -> bool:
-  """Whether a SIGTERM arrived before this run's Guard (_preemptible); cleared."""
-  pending = bool(_SIGTERM_PENDING)
-  _SIGTERM_PENDING.clear()
-  return pending
-
-
 def run(main: Callable[[list[str]], int | None], *, trains: bool = False) -> None:
   """app.run(main) with the error contract: flag errors and the research/errors.py classes
   become one line and their exit code. `trains` (research.main, research.sweep): a SIGTERM
-  before a run's preemption.Guard preempts that run (_preemptible)."""
+  before a run's preemption.Guard preempts that run (preemption.hold_sigterm)."""
   if trains:
-    _preemptible()
+    preemption.hold_sigterm()
 
   def guarded(argv):
     quiet_libraries()

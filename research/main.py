@@ -9,14 +9,19 @@ exits with status 2 and one line naming it; research/cli.py lists every exit cod
 """
 from __future__ import annotations
 
-import os
-import sys
+from research import preemption
 
-from absl import flags, logging
+if __name__ == "__main__":  # first: a SIGTERM during the imports below preempts the run
+  preemption.hold_sigterm()
 
-from research import cli, output_paths
-from research import workdir_layout
-from research.errors import InputError, RunIOError
+import os  # noqa: E402 -- after the handler above
+import sys  # noqa: E402
+
+from absl import flags, logging  # noqa: E402
+
+from research import cli, output_paths  # noqa: E402
+from research import workdir_layout  # noqa: E402
+from research.errors import InputError, RunIOError  # noqa: E402
 
 cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (resumes if it holds checkpoints).")
@@ -95,11 +100,11 @@ def _join(timeout: int, **where) -> None:
   deadline = time.monotonic() + timeout
   try:
     thread.start()
-    # In slices: a SIGTERM here only sets cli's pending flag (cli.run(trains=True)), and
+    # In slices: a SIGTERM here only sets preemption's pending flag (hold_sigterm), and
     # waited on for --coordinator_timeout it left a preempted process up for 300 s.
     while thread.is_alive() and time.monotonic() < deadline:
       thread.join(min(0.5, max(deadline - time.monotonic(), 0.0)))
-      if cli.take_pending_sigterm():
+      if preemption.take_pending_sigterm():
         print("preempted (SIGTERM) while the processes assembled: nothing was written; rerun "
               "every process's command to start", file=sys.stderr, flush=True)
         os._exit(0)  # the connect thread cannot be stopped (as for Ctrl-C below)

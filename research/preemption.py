@@ -22,17 +22,38 @@ class Preempted(RuntimeError):
   redeliver = None
 
 
+_SIGTERM_PENDING: list[bool] = []
+
+
+def hold_sigterm() -> None:
+  """For the commands that train (research.main and research.sweep call it before their own
+  imports, cli.run again): a SIGTERM before a run installs its Guard (and after, where the
+  Guard puts this handler back) is kept for the next Guard, which stops its run at its first
+  check (a checkpoint of the step, one line, exit 0). Python's default killed the process in
+  research.main's first ~2 s (imports, config, JAX's start): exit 143, no line (a fault
+  trial). Raising from the handler instead is not safe there: inside JAX's extension
+  initialisation it aborted the process (exit 134) or a GC callback dropped it."""
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, lambda *_: _SIGTERM_PENDING.append(True))
+
+
+def take_pending_sigterm() -> bool:
+  """Whether a SIGTERM arrived before this run's Guard (hold_sigterm); cleared."""
+  pending = bool(_SIGTERM_PENDING)
+  _SIGTERM_PENDING.clear()
+  return pending
+
+
 class Guard:
   """Installs a SIGTERM handler (main thread only) until `restore()` / the with block ends."""
 
   def __init__(self):
-    from research import cli
     self._set, self._raise_in, self._raised, self._previous = False, None, False, None
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handle)
-    # A SIGTERM that came before (a training command's start-up: cli._preemptible), kept
+    # A SIGTERM that came before (a training command's start-up: hold_sigterm), kept
     # with one that came since the handler above was installed.
-    self._set = cli.take_pending_sigterm() or self._set
+    self._set = take_pending_sigterm() or self._set
 
   def __enter__(self) -> "Guard":
     return self

@@ -19,7 +19,12 @@ to the list (anywhere in it) train alone on the rerun: a point keeps the run it 
 """
 from __future__ import annotations
 
-import contextlib
+from research import preemption
+
+if __name__ == "__main__":  # first: a SIGTERM during the imports below preempts the run
+  preemption.hold_sigterm()
+
+import contextlib  # noqa: E402 -- after the handler above
 import hashlib
 import itertools
 import json
@@ -30,7 +35,7 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from research import cli, output_paths, preemption
+from research import cli, output_paths
 from research import workdir as workdir_lib
 from research import workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError

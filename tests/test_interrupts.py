@@ -220,3 +220,33 @@ def test_the_training_commands_reach_cli_run_before_importing_jax(module, import
   proc = subprocess.run([sys.executable, "-c", f"import sys, {module}; print('jax' in sys.modules)"],
                         capture_output=True, text=True, timeout=120, cwd=ROOT)
   assert proc.stdout.strip() == str(imports_jax), proc.stderr[-1000:]
+
+
+# Records whether SIGTERM is held when the command's module first imports absl (the start of
+# its own imports, ~0.1 s of them), then runs the module as `python -m` does.
+_HELD_AT_IMPORTS = r"""
+import importlib.abc, runpy, signal, sys
+held = []
+class Watch(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path, target=None):
+    if name == "absl" and not held:
+      held.append(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
+sys.meta_path.insert(0, Watch())
+sys.argv = [sys.argv[1], "--help"]
+try:
+  runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+except SystemExit:
+  pass
+print("held:", held, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("module,held", [("research.main", True), ("research.sweep", True),
+                                         ("research.results", False)])  # the control
+def test_the_training_commands_hold_sigterm_before_their_own_imports(module, held):
+  """A SIGTERM in research.main's or research.sweep's first ~0.15 s (their imports, before
+  cli.run) killed them (exit 143, no line): they hold it first thing now, so the window is
+  the interpreter's start (~0.03 s). research.results does not train: Python's default."""
+  proc = subprocess.run([sys.executable, "-c", _HELD_AT_IMPORTS, module], capture_output=True,
+                        text=True, timeout=120, cwd=ROOT)
+  assert f"held: [{held}]" in proc.stderr, proc.stderr[-2000:]
