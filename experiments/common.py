@@ -49,9 +49,10 @@ def parse_seeds(values) -> tuple[int, ...] | None:
   if max(seeds) >= 2 ** 32:  # config.seed's range (a uint32 key): each run failed, exit 6
     raise InputError(f"--seeds={','.join(values)}: {max(seeds)} is out of range; seeds are "
                      "integers in [0, 2**32), e.g. --seeds=0,1,2")
-  if len(set(seeds)) < len(seeds):  # a repeated seed would count one run twice as replication
-    raise InputError(f"--seeds={','.join(values)} repeats a seed; give each seed once, e.g. "
-                     "--seeds=0,1,2")
+  twice = [v for i, v in enumerate(values) if seeds[i] in seeds[:i]]
+  if twice:  # 0,00: a repeated seed would count one run twice as replication
+    raise InputError(f"--seeds={','.join(values)} gives seed {int(twice[0])} more than once "
+                     f"({twice[0]!r}); give each value once")
   return tuple(seeds)
 
 

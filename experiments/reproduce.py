@@ -287,7 +287,7 @@ def main(argv=None) -> int:
   if len(args.positional) != 1 or args.positional[0] not in choices:
     near = closest(args.positional[0], choices) if len(args.positional) == 1 else None
     raise InputError(f"NAME is {' '.join(args.positional)!r}"
-                     + (f" (did you mean {near}?)" if near else "")
+                     + (f" (did you mean {near!r}?)" if near else "")
                      + f"; give one of: {', '.join(choices)} (or --list)")
   name = args.positional[0]
   # gallery writes nothing into WORKDIR: it only reads it

@@ -116,7 +116,7 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
   pod = list(getattr(module, "POD_SIZES", {}))
   if not pod:
     raise InputError(f"--ladder={path} defines no POD_SIZES; pass configs/lm_ladder.py")
-  # A name given twice is one cell (--sizes=14m,14m printed the same row twice).
+  # A name given twice is one cell (the command refuses --sizes=14m,14m; a caller may repeat).
   topologies, sizes = list(dict.fromkeys(topologies)), list(dict.fromkeys(sizes))
   unknown = [s for s in sizes if s not in pod]
   if unknown:

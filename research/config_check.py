@@ -12,13 +12,13 @@ setter's hint.
 """
 from __future__ import annotations
 
-import difflib
 import math
 
 from research import hardware, models, optim, sharding, tasks
 from research.config_defaults import shipped_configs
 from research.cli import one_line
 from research.config_overrides import coerce, did_you_mean, leaf_paths, type_name
+from research.errors import closest
 from research.models import lstm, resnet, transformer
 from research.tasks.fields import (INT32_MAX, ConfigError, choice, integer,  # noqa: F401 (ConfigError: the public name)
                                    positive)
@@ -223,8 +223,8 @@ def _known_fields(cfg) -> None:
     if not known or section not in cfg:
       continue
     for path in sorted(set(leaf_paths(cfg[section], f"{section}.")) - known):
-      near = difflib.get_close_matches(path, sorted(known), n=1)
-      hint = f"did you mean {near[0].partition('.')[2]}? " if near else ""
+      near = closest(path, sorted(known))
+      hint = f"did you mean {near.partition('.')[2]}? " if near else ""
       raise ConfigError(
           f"config.{path} is not a field of any shipped config of this "
           f"{'model' if section == 'model' else 'task'} (it would be ignored); {hint}a field "

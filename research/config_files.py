@@ -29,11 +29,11 @@ def load_config_module(path_text: str, flag: str = "--config",
     if not path.is_absolute() and (project / path).is_file():
       raise InputError(f"{flag}: no such file {path_text} in {Path.cwd()}; the project's is "
                        f"{project / path}: pass that path or run from {project}")
-    near = closest(path.name, [p.name for p in path.parent.glob("*.py")]
+    near = closest(path.stem, [p.stem for p in path.parent.glob("*.py") if _is_config(p)]
                    if path.parent.is_dir() else [])
     if near:  # configs/icl_regresion.py: the file beside it that was meant
       raise InputError(f"{flag}: no such file {path_text} (did you mean "
-                       f"{path.parent / near}?); pass {usage}")
+                       f"{path.parent / near}.py?); pass {usage}")
     raise InputError(f"{flag}: no such file {path_text}; pass {usage}")
   if path.is_dir():
     raise InputError(f"{flag}: {path_text} is a directory; pass a config file in it, {example}")
@@ -58,6 +58,14 @@ def load_config_module(path_text: str, flag: str = "--config",
     raise InputError(f"{flag}: {path_text} raised {type(e).__name__} when imported: "
                      f"{one_line(e)}; fix the config file{hint}") from None
   return module
+
+
+def _is_config(path: Path) -> bool:
+  """A file beside a misspelt one that could be meant: it defines get_config."""
+  try:
+    return "def get_config" in path.read_text(encoding="utf-8")
+  except (OSError, UnicodeDecodeError):
+    return False
 
 
 def config_from_module(module, preset: str, where: str) -> ml_collections.ConfigDict:
@@ -94,8 +102,14 @@ def _misspelt(name: str, refusal: Exception) -> str:
   """" (did you mean 'cpu'?)" when a config file's refusal lists its choices in the
   project's words ("...; choose one of: tiny, cpu, paper") and `name` misspells one."""
   listed = re.search(r"choose one of: (.*)$", one_line(refusal))
-  near = closest(name, listed.group(1).split(", ")) if listed else None
-  return f" (did you mean {near!r}?)" if near else ""
+  if not listed:
+    return ""
+  # "..., 6p9b (pod sizes take @TOPOLOGY, e.g. 1b@v5e:4x4)", "ladder@TOPOLOGY": the names,
+  # and a name's @TOPOLOGY kept as given (1bb@v5e:4x4 -> 1b@v5e:4x4)
+  choices = re.sub(r"\s*\([^)]*\)", "", listed.group(1)).split(", ")
+  head, at, tail = name.partition("@")
+  near = closest(head, {c.partition("@")[0] for c in choices})
+  return f" (did you mean {near + at + tail!r}?)" if near else ""
 
 
 def split_spec(spec: str) -> tuple[str, str, str]:

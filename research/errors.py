@@ -24,8 +24,9 @@ def closest(name: str, choices, cutoff: float = 0.6) -> str | None:
   """The choice `name` most likely misspells (difflib's ratio >= cutoff), or None: the one
   "did you mean" for flags, presets, sweeps, experiment names and config files."""
   import difflib
-  near = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=cutoff)
-  return near[0] if near else None
+  folded = {str(c).lower(): str(c) for c in choices}  # 1B misspells 1b
+  near = difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=cutoff)
+  return folded[near[0]] if near else None
 
 
 def one_line(message) -> str:

@@ -1,6 +1,6 @@
 """Checks of a command's absl flags beyond absl's own, in the project's words (research/cli.py
-applies them to every command): a flag given more than once, an empty list or path, a
-mistyped flag name."""
+applies them to every command): a flag given more than once, an empty list or path, a value
+given twice in a list, a mistyped flag name or enum value (research.errors.closest)."""
 from __future__ import annotations
 
 import re
@@ -29,16 +29,16 @@ def check_list_values(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> Non
   figure and the fit: refused (a multi flag, --set or --text, may repeat)."""
   for name in list(fv):
     flag = fv[name]
-    if name in empty_ok or not flag.present or name != flag.name:
+    if not flag.present or name != flag.name:
       continue
-    if isinstance(flag.value, list) and not flag.value:
+    if isinstance(flag.value, list) and not flag.value and name not in empty_ok:
       raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
     if isinstance(flag.value, list) and not isinstance(flag, flags.MultiFlag):
       twice = [v for i, v in enumerate(flag.value) if v in flag.value[:i]]
       if twice:
         raise InputError(f"--{name}={','.join(map(str, flag.value))} gives {twice[0]!r} more "
                          "than once; give each value once")
-    if flag.value == "" and flag.default is None and name != "workdir":
+    if flag.value == "" and flag.default is None and name not in ("workdir", *empty_ok):
       raise InputError(f"--{name}= is empty; give it a value or drop the flag")
 
 
@@ -64,7 +64,7 @@ def flag_error(e: Exception, fv: flags.FlagValues) -> str:
     # absl's "flag --preset=cpuu: value should be one of <tiny|cpu|paper>": add the hint
     enum = re.match(r"flag --[\w.]+=(.*): value should be one of <(.*)>$", one_line(e))
     near = closest(enum.group(1), enum.group(2).split("|")) if enum else None
-    return one_line(e) + (f" (did you mean {near}?)" if near else "")
+    return one_line(e) + (f" (did you mean {near!r}?)" if near else "")
   name = e.flagname
   # The command's own flags: absl's (--log_dir, --verbosity, ...) would be odd advice.
   ours = {f.name: f for module, fs in fv.flags_by_module_dict().items()

@@ -150,7 +150,8 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
     r["state"] = "failed" if r["state"] == "unfinished" and failed_row else r["state"]
   table = rows  # each filter's column is checked against every run, not the ones left so far
   for expr in where:
-    rows = [r for r in rows if _matches(r, expr, table)]
+    matches = _filter(expr, table)
+    rows = [r for r in rows if matches(r)]
   return rows
 
 
@@ -203,32 +204,57 @@ def check_column(rows: list[dict], name: str, flag: str) -> None:
 
 
 def _value(text: str):
-  """A --where value: a number, true/false (or True/False, as the table prints them), or the text."""
+  """A --where value: a number (.001 and 016 too), true/false (or True/False, as the table
+  prints them), or the text."""
   try:
     return json.loads({"True": "true", "False": "false"}.get(text, text))
+  except ValueError:
+    pass
+  try:
+    return float(text)
   except ValueError:
     return text
 
 
-def _matches(row: dict, expr: str, rows: list[dict]) -> bool:
+def _kind(value) -> str:
+  return ("bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float))
+          else "text")
+
+
+def _filter(expr: str, rows: list[dict]):
+  """The row predicate of one --where expression, checked against every run's column."""
   m = _WHERE.match(expr)
   if not m:
     raise InputError(f"--where {expr!r} is not FIELD OP VALUE (OP one of "
                      ">=, <=, >, <, ==, !=); write e.g. --where 'model.width>=64'")
   field, op, text = m.groups()
-  if not text or text[0] in "<>=!":  # 'width>' or 'width=>64' (read as width == '>64')
+  check_column(rows, field, "--where")
+  kinds = {_kind(r[field]) for r in rows if r.get(field) is not None}
+  ordered = op in (">=", "<=", ">", "<")
+  rest = text.lstrip("<>=!").strip()
+  if (not text and ordered) or (text[:1] in ("<", ">", "=", "!") and _kind(_value(rest)) == "number"):
+    # 'width>', or 'width=>64' (read as width == '>64': no run matched, 'loosen the filter')
     raise InputError(f"--where {expr!r}: " + (f"no VALUE after {op!r}" if not text else
                      f"two operators ({op!r} then {text[0]!r})") + "; write one of >=, <=, >, "
-                     f"<, ==, != and a value, e.g. --where '{field}>=64'")
-  check_column(rows, field, "--where")
-  have, want = row.get(field), _value(text)
-  if have is None:
-    return False
-  number = isinstance(have, (int, float)) and not isinstance(have, bool)
-  if number != isinstance(want, (int, float)) and (number or op in (">=", "<=", ">", "<")):
-    # a number column against text never matches (==) or always does (!=): a typo
+                     f"<, ==, != and a value, e.g. --where '{field}>={rest or 64}'")
+  want = _value(text)
+  if (kinds and _kind(want) not in kinds and kinds <= {"number", "bool"}
+      and (kinds == {"bool"} or _kind(want) == "text")) or (
+          ordered and _kind(want) == "number" and kinds and "number" not in kinds):
+    # a column of numbers (or of booleans) against text never matches (==) or always does
+    # (!=): a typo ('width==abc', 'fused_qkv==flase'); text columns compare as written
+    have = next(r[field] for r in rows if r.get(field) is not None)
     raise InputError(f"--where {expr!r}: {field} holds {have!r}, which does not compare with "
-                     f"{want!r}; compare numbers with numbers")
-  if isinstance(have, str) and not isinstance(want, str):
-    want = text  # `task.name=regression` and `preset=1` compare as written
-  return _OPS[op](have, want)
+                     f"{want!r}; compare " + (f"{field} with true or false" if kinds == {"bool"} else
+                                              "numbers with numbers"))
+
+  def matches(row: dict) -> bool:
+    have, value = row.get(field), want
+    if have is None:
+      return False
+    if ordered and _kind(have) != _kind(value):
+      return False  # a text run of a mixed column is not above or below a number
+    if _kind(have) == "text" and _kind(value) != "text":
+      value = text  # `task.name=regression` and `preset=1` compare as written
+    return _OPS[op](have, value)
+  return matches

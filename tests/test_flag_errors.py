@@ -60,20 +60,26 @@ def test_a_misspelt_name_gets_the_choice_it_misspells(typed, guess):
   for text in said:
     assert "choose one of" in text or "should be one of" in text, text
     if guess:
-      assert text.count("did you mean") == 1 and (f"'{guess}'" in text or f" {guess}?" in text)
+      assert text.count("did you mean") == 1 and f"(did you mean '{guess}'?)" in text, text
     else:
       assert "did you mean" not in text, text
 
 
-@pytest.mark.parametrize("typed,guess", [("scal", "'scale'"), ("sed", "'seeds'"), ("zz", None)])
-def test_a_misspelt_sweep_gets_the_sweep_it_misspells(typed, guess):
-  text = _refusal(config_files.load_sweep, "configs/icl_regression.py:cpu", typed)
+@pytest.mark.parametrize("spec,typed,guess", [
+    ("icl_regression.py:cpu", "scal", "'scale'"), ("icl_regression.py:cpu", "sed", "'seeds'"),
+    ("icl_regression.py:cpu", "zz", None),
+    # the choices' parenthetical is no choice; the @TOPOLOGY given is kept
+    ("lm_ladder.py", "laddr@v5e:4x4", "'ladder@v5e:4x4'")])
+def test_a_misspelt_sweep_gets_the_sweep_it_misspells(spec, typed, guess):
+  text = _refusal(config_files.load_sweep, f"configs/{spec}", typed)
   assert f"unknown sweep '{typed}'" in text
   assert (f"did you mean {guess}?" in text) if guess else "did you mean" not in text, text
 
 
 @pytest.mark.parametrize("typed,guess", [
     ("configs/icl_regresion.py", "configs/icl_regression.py"),
+    ("configs/Lm.py", "configs/lm.py"),  # the case folded
+    ("configs/comon.py", None),  # configs/common.py is no config file: not offered
     ("configs/nothing_like_it.py", None)])
 def test_a_misspelt_config_file_gets_the_file_beside_it(typed, guess, monkeypatch):
   monkeypatch.chdir(ROOT)
@@ -87,8 +93,17 @@ def test_a_misspelt_config_file_gets_the_file_beside_it(typed, guess, monkeypatc
 def test_a_misspelt_experiment_name_gets_the_one_it_misspells(typed, guess, tmp_path):
   text = _refusal(reproduce.main, [typed, f"--workdir={tmp_path}"])
   assert text.startswith(f"NAME is '{typed}'")
-  assert (f"(did you mean {guess}?)" in text) if guess else "did you mean" not in text, text
+  assert (f"(did you mean {guess!r}?)" in text) if guess else "did you mean" not in text, text
   assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize("typed,guess", [("1bb@v5e:4x4", "1b@v5e:4x4"), ("1B", "1b"),
+                                         ("zzzz@v5e:4x4", None)])
+def test_a_misspelt_ladder_preset_keeps_its_topology(typed, guess):
+  """lm_ladder's choices end '6p9b (pod sizes take @TOPOLOGY, e.g. 1b@v5e:4x4)': the hint
+  was 'e.g. 1b@v5e:4x4)'."""
+  text = _refusal(config_files.load_config, f"configs/lm_ladder.py:{typed}")
+  assert (f"(did you mean '{guess}'?)" in text) if guess else "did you mean" not in text, text
 
 
 def _define_lists(fv):
@@ -101,6 +116,9 @@ def test_a_value_given_twice_in_a_list_is_refused():
   (a doubled point in the figure and the fit), exit 0."""
   text = _refusal(cli.parse_flags, _define_lists, ["--pools=4,64,4"])
   assert text == "--pools=4,64,4 gives '4' more than once; give each value once"
+  # a flag whose empty list means something (reddy2023's --sweeps=) is still checked for this
+  assert "gives 'K' more than once" in _refusal(cli.parse_flags, _define_lists, ["--pools=K,K"],
+                                                 "", ("pools",))
   # controls: distinct values, and a multi flag (--set) that is meant to repeat
   fv = cli.parse_flags(_define_lists, ["--pools=4,64", "--set=a=1", "--set=a=1"])
   assert fv.pools == ["4", "64"] and fv.set == ["a=1", "a=1"]

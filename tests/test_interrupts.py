@@ -244,9 +244,10 @@ print("held:", held, file=sys.stderr)
 @pytest.mark.parametrize("module,held", [("research.main", True), ("research.sweep", True),
                                          ("research.results", False)])  # the control
 def test_the_training_commands_hold_sigterm_before_their_own_imports(module, held):
-  """A SIGTERM in research.main's or research.sweep's first ~0.15 s (their imports, before
+  """A SIGTERM in research.main's or research.sweep's first ~0.1 s (their imports, before
   cli.run) killed them (exit 143, no line): they hold it first thing now, so the window is
-  the interpreter's start (~0.03 s). research.results does not train: Python's default."""
+  the interpreter's start (killed at 0.06 s, held from 0.08 s on this host). research.results
+  does not train: Python's default."""
   proc = subprocess.run([sys.executable, "-c", _HELD_AT_IMPORTS, module], capture_output=True,
                         text=True, timeout=120, cwd=ROOT)
   assert f"held: [{held}]" in proc.stderr, proc.stderr[-2000:]

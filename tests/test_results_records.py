@@ -78,7 +78,9 @@ def test_last_columns_merge_the_rows_of_the_last_step(tmp_path):
     (["model.width>16", "optim.learning_rate==0.001"], [64]),
     (["optim.name=adam"], [16, 64, 256]), (["optim.name!=adam"], []),
     (["model.width==1000"], []), (["model.fused_qkv==False"], [16, 64, 256]),
-    (["model.fused_qkv=false"], [16, 64, 256]), (["model.fused_qkv!=True"], [16, 64, 256])])
+    (["model.fused_qkv=false"], [16, 64, 256]), (["model.fused_qkv!=True"], [16, 64, 256]),
+    (["optim.learning_rate==.005"], [256]), (["model.width==064"], [64]),
+    (["model.width!=inf"], [16, 64, 256]), (["optim.name==<adam"], [])])
 def test_where_filters(sweep_dir, where, widths):
   assert [r["model.width"] for r in results_records.records([sweep_dir], where)] == widths
 
@@ -93,7 +95,8 @@ def test_where_filters(sweep_dir, where, widths):
     ("model.width>>64", r"two operators \('>' then '>'\)"),
     ("model.width>", "no VALUE after '>'"),
     ("model.width==abc", "holds 16, which does not compare with 'abc'"),
-    ("model.width!=abc", "does not compare with 'abc'")])
+    ("model.width!=abc", "does not compare with 'abc'"),
+    ("model.fused_qkv==flase", "holds False, .*'flase'; compare model.fused_qkv with true or false")])
 def test_bad_where_is_an_input_error(sweep_dir, where, match):
   with pytest.raises(InputError, match=match):
     results_records.records([sweep_dir], [where])
@@ -152,6 +155,21 @@ def test_each_where_column_is_checked_against_every_run(sweep_dir, tmp_path):
   (other / "config.json").write_text(json.dumps(cfg))
   for where in (["model.width>=64", "task.extra_field==7"], ["task.extra_field==7", "model.width>=64"]):
     assert results_records.records([sweep_dir, other], where) == []
+
+
+def test_where_compares_text_as_written_in_a_column_of_text_and_numbers(sweep_dir, tmp_path):
+  """An empty text field (init_from='') and a column holding numbers in some runs and text in
+  others (runs of two configs in one table) are filters, not typos."""
+  other = write_run(tmp_path / "solo", 32, 3e-4, [2.0, 1.5])
+  for run, value, source in ((sweep_dir / "runs" / "000_width=16", 5, ""), (other, "all", "/r")):
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["task"]["max"], cfg["init_from"] = value, source
+    (run / "config.json").write_text(json.dumps(cfg))
+  widths = lambda *where: [r["model.width"] for r in results_records.records([sweep_dir, other],
+                                                                             where)]
+  assert widths("task.max==all") == [32] and widths("task.max==5") == [16]
+  assert widths("task.max!=all") == [16] and widths("task.max>=5") == [16]
+  assert widths("init_from==") == [16, 64, 256] and widths("init_from!=") == [32]
 
 
 @pytest.mark.parametrize("file,text,needle", [

@@ -371,6 +371,11 @@ def test_a_long_run_name_ends_at_an_override_with_a_hash_not_mid_word():
   other = dict(points[0], **{"train.grad_accum_steps": 2})  # differs in a left-out override
   assert sweep.run_name(0, other) != names[0]
   assert sweep.run_name(3, {"model.width": 64, "seed": 1}) == "003_width=64,seed=1"
+  # A long name's hash is pinned: another serialisation of a point (config_files.point_key)
+  # would rename every long-named run, and a sweep's rerun would train them all again.
+  long = {**{f"model.f{i}": "x" * 9 for i in range(14)}, "mesh.shape": (1, 2)}
+  assert sweep.run_name(7, long) == ("007_" + ",".join(f"f{i}=xxxxxxxxx" for i in range(7))
+                                     + ",and_8_more_7bc4c808")
 
 
 def test_a_refused_ensemble_names_the_way_out(tmp_path, monkeypatch):
