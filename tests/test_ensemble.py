@@ -43,6 +43,9 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
   _, m = solo.multi_step_fn(20)(solo.init_state())
   bad = 1 + int(np.argmax(~np.isfinite(np.asarray(m["loss"]))))
   assert summaries[3]["frozen_at_step"] == bad
+  # Its summary counts the updates done before the bad one, as the solo run that stops there.
+  tokens = c.train.batch_size * solo.task.tokens_per_example
+  assert (summaries[3]["final_step"], summaries[3]["tokens_seen"]) == (bad - 1, (bad - 1) * tokens)
   assert "non-finite loss" in summaries[3]["error"]
   # ... and, like the solo run, logs nothing from the window it froze in, saves no checkpoint.
   logged3 = dirs[3] / "metrics.jsonl"
@@ -57,6 +60,19 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path):
     assert [r["step"] for r in logged] == [10, 20]
     np.testing.assert_allclose(logged[-1]["loss"], np.mean(m["loss"][-10:]), rtol=1e-4)
     assert summaries[i]["final_loss"] == logged[-1]["loss"] and "error" not in summaries[i]
+    # A member's own counts, as its solo run's summary: its tokens (not the ensemble's), its
+    # parameters without the embeddings.
+    assert summaries[i]["tokens_seen"] == 20 * c.train.batch_size * exp.task.tokens_per_example
+    assert summaries[i]["num_non_embedding_params"] == exp.num_params - exp.num_embedding_params
+    assert exp.num_embedding_params > 0
+    # The ensemble's throughput counts every member's examples and tokens per step.
+    perf = [json.loads(l) for l in (dirs[i] / "perf.jsonl").read_text().splitlines()]
+    assert perf
+    for r in perf:
+      sps = r["ensemble_steps_per_s"]
+      assert r["ensemble_examples_per_s"] == pytest.approx(sps * c.train.batch_size * 4)
+      assert r["ensemble_tokens_per_s"] == pytest.approx(
+          sps * c.train.batch_size * exp.task.tokens_per_example * 4)
     assert (dirs[i] / "probes" / "icl_regression.json").exists()
     # The member's own checkpoint restores as its solo run's state would.
     restored, _, at = Checkpointer(dirs[i] / "checkpoints", max_to_keep=1).restore(

@@ -1,0 +1,317 @@
+"""The numbers and PASS/FAIL verdicts the paper scripts compute from their runs, checked on
+hand-built inputs (no training): Reddy's done-when checks and Chan's LSTM verdict, Raventós's
+distance noise and M*, Olsson's phase-change window, Xie's end-of-training loss, and the
+benchmark's step-time / FLOPs / MFU / ratio arithmetic, and what Schaeffer, Besiroglu and Nanda
+record. Each input sits on a bound or a mix-up a mutation of the script's line would miss."""
+import contextlib
+import json
+import types
+
+import pytest
+
+from experiments import chan2022, olsson2022, raventos2023, reddy2023, xie2021
+from experiments import bench_features, benchmark, common
+from research.analysis import classification_plots as cplots
+
+
+# ----------------------------------------------------------------------------- Reddy, Chan
+def _classification_run(icl=0.95, icl_ctx=0.95, iwl=0.95, chance=None, iwl_uniform=None):
+  probes = {"icl": {"acc_full": icl, "acc_context": icl_ctx, "acc_full_lo": icl,
+                    "acc_full_hi": icl},
+            "iwl": {"acc_full": iwl}, "flip": {"acc_context": 0.5, "acc_full_original_label": 0.5}}
+  if iwl_uniform is not None:
+    probes["iwl_uniform"] = {"acc_full": iwl_uniform}
+  rows = [{"step": s, "eval_icl_accuracy": 0.5, "eval_icl_accuracy_context": 0.5}
+          for s in (0, 20, 40)]
+  return {"name": "x", "workdir": "/nonexistent", "rows": rows,
+          "summary": {"num_params": 100, "train_wall_s": 1.0},
+          "probe": {"probes": probes, "chance": chance or {}, "ways": 4}}
+
+
+def _reddy(tmp_path, monkeypatch, runs: dict, in_band: float) -> dict:
+  """reddy2023.run on the tiny preset (L = 8 labels: chance 1/8; 2-way probes; 40 steps) with
+  `runs` in place of training and the context jump's time between 10% and 90% = in_band."""
+  monkeypatch.setattr(common, "classification_run", lambda out, name, c: runs[name])
+  monkeypatch.setattr(cplots, "training_curves", lambda *a, **k: None)
+  tr = {"first_eval": 0.5, "max": 1.0, "step_10": None, "step_50": None, "step_90": None,
+        "window_10_90": None, "in_band": in_band}
+  monkeypatch.setattr(reddy2023, "transition", lambda run, key="", floor=0.0: dict(tr))
+  reddy2023.run("tiny", tmp_path, sweeps=(), runs=tuple(runs))
+  return json.loads((tmp_path / "results.json").read_text())
+
+
+def test_reddy_checks_pass_at_their_boundaries_and_fail_beyond(tmp_path, monkeypatch):
+  """The done-when checks are '>= 0.9', '<= 20% of training', '<= 1/L + 0.1': a value exactly
+  at its bound passes, one beyond it fails (tiny preset: 40 steps, so 20% is 8 steps)."""
+  chance = 1 / 8
+  runs = {"transformer": _classification_run(icl=0.9),
+          "control_b0": _classification_run(icl=chance + 0.1, iwl=0.9)}
+  res = _reddy(tmp_path / "a", monkeypatch, runs, in_band=8.0)
+  assert res["chance_full"] == chance  # 1/L over the label vocabulary, not 1/ways
+  assert list(res["checks"].values()) == [True, True, True, True], res["checks"]
+  runs = {"transformer": _classification_run(icl=0.899),
+          "control_b0": _classification_run(icl=chance + 0.101, iwl=0.899)}
+  checks = _reddy(tmp_path / "b", monkeypatch, runs, in_band=8.5)["checks"]
+  assert list(checks.values()) == [False, False, False, False], checks
+  # 9 of 40 steps between the levels is 22.5% of training: not abrupt (a 25% bound passed it).
+  runs = {"transformer": _classification_run(icl=0.95)}
+  checks = _reddy(tmp_path / "c", monkeypatch, runs, in_band=9.0)["checks"]
+  assert list(checks.values()) == [True, False], checks
+
+
+def test_reddy_chan_claim_needs_an_lstm_that_learned_in_weights(tmp_path, monkeypatch):
+  """Halfway from chance 1/8 to 1 is 0.5625: an LSTM with no ICL and in-weights 0.6 holds
+  Chan's claim; one at in-weights 0.3 learned nothing, so its missing ICL shows nothing."""
+  holds = lambda d, iwl: _reddy(d, monkeypatch, {
+      "transformer": _classification_run(),
+      "lstm": _classification_run(icl=0.3, icl_ctx=0.7, iwl=iwl)}, 4.0)["chan_claim_holds"]
+  assert holds(tmp_path / "a", 0.6) is True
+  assert holds(tmp_path / "b", 0.3) is False
+  assert holds(tmp_path / "c", 0.5625) is False  # '>' halfway, not at it
+
+
+def _chan(out, monkeypatch, capsys, lstm_cells) -> str:
+  """chan2022.run's printed verdict with every Transformer cell perfect and the LSTM cells
+  given as (icl_context, iwl, iwl_chance) in grid order; context chance 0.25 (4-way), full
+  chance 1/32."""
+  lstm = iter(lstm_cells)
+  def fake(out, name, config):
+    if config.model.name != "lstm":
+      return _classification_run(chance={"full": 1 / 32, "context": 0.25, "iwl": 1 / 32})
+    ctx, iwl, iwl_chance = next(lstm)
+    return _classification_run(icl=0.1, icl_ctx=ctx, iwl=iwl, iwl_uniform=0.0625,
+                               chance={"full": 1 / 32, "context": 0.25, "iwl": iwl_chance})
+  monkeypatch.setattr(common, "classification_run", fake)
+  monkeypatch.setattr(cplots, "grid", lambda *a, **k: None)
+  chan2022.run("tiny", out)
+  line = [l for l in capsys.readouterr().out.splitlines() if "Chan's claim" in l]
+  assert len(line) == 1, line
+  return line[0]
+
+
+def test_chan_lstm_verdict_reads_context_chance_and_the_best_in_weights_cell(
+    tmp_path, monkeypatch, capsys):
+  """ICL-in-context is judged halfway from the CONTEXT chance (0.25 -> 0.625), and the LSTM
+  'learns in weights' if its BEST cell is past its own halfway line."""
+  n = sum(1 for o in chan2022.cli.load_sweep(chan2022.bursty_classification.__file__,
+                                             "chan_grid") if o.get("model.name") == "lstm")
+  assert n >= 2
+  # ICL context 0.6 < 0.625 (but above the full-vocabulary halfway 0.516): no ICL. One cell
+  # learned in weights (0.9 > 0.5625), the others did not (0.3): the claim holds.
+  cells = [(0.6, 0.9, 0.125)] + [(0.6, 0.3, 0.125)] * (n - 1)
+  assert _chan(tmp_path, monkeypatch, capsys, cells).endswith(") holds here")
+  cells = [(0.63, 0.9, 0.125)] + [(0.6, 0.3, 0.125)] * (n - 1)  # past 0.625: learns in context
+  assert "does NOT hold here" in _chan(tmp_path, monkeypatch, capsys, cells)
+  # Recorded per cell: in-weights accuracy on UNIFORM queries (every class), which the claims
+  # read beside the Zipf-drawn one (a Transformer probed without it falls back to 'iwl').
+  cells = json.loads((tmp_path / "results.json").read_text())
+  assert {(c["model"], c["iwl"], c["iwl_uniform"]) for c in cells} == {
+      ("transformer", 0.95, 0.95), ("lstm", 0.9, 0.0625), ("lstm", 0.3, 0.0625)}
+
+
+# ----------------------------------------------------------------------------- Raventós
+def _noisy_probe(d_ridge, d_dmmse, half_ridge, half_dmmse):
+  band = lambda m, h: {"mean": [m] * 3, "lo": [m - h] * 3, "hi": [m + h] * 3}
+  return {"k": [0, 1, 2], "curves": {"model_vs_ridge": band(d_ridge, half_ridge),
+                                     "model_vs_dmmse": band(d_dmmse, half_dmmse),
+                                     "ridge_vs_dmmse": band(1.0, 0.0)}}
+
+
+def test_raventos_distance_noise_adds_both_half_widths():
+  """The paired difference's half-width is bounded by the SUM of the two 90% half-widths
+  (whatever their correlation), not the larger one; the scale the claims judge on,
+  ridge_to_dmmse, is the two estimators' own distance (1.0), not the model's to dMMSE."""
+  d = raventos2023.distances(_noisy_probe(0.5, 0.75, 0.125, 0.25))
+  assert d == {"d_ridge": 0.5, "d_dmmse": 0.75, "ridge_to_dmmse": 1.0, "d_noise": 0.375,
+               "closer_to": "ridge"}
+
+
+def test_raventos_m_star_needs_a_difference_beyond_the_noise_not_at_it():
+  """'Resolvably closer': d_dmmse - d_ridge must EXCEED d_noise; a difference exactly at the
+  noise (here 0.25 = 0.25, exact in binary) is not resolved, so no M* at all."""
+  pt = lambda m, r, d, n: {"M": m, "d_ridge": r, "d_dmmse": d, "d_noise": n}
+  assert raventos2023.estimate_m_star([pt(64, 0.25, 0.5, 0.25)]) is None
+  assert raventos2023.estimate_m_star([pt(16, 0.25, 0.5, 0.25), pt(64, 0.25, 0.5, 0.125)]) == 64
+  assert raventos2023.estimate_m_star([pt(16, 0.0, 0.5, 0.125), pt(64, 0.25, 0.5, 0.125)]) == 16
+
+
+# ----------------------------------------------------------------------------- Schaeffer
+def test_schaeffer_sizes_are_sorted_and_sharpness_is_resolved_on_half_widths():
+  """Sizes come in by run order, are tabled by parameters; the net change must beat the
+  smallest's and largest's 95% HALF-widths added (0.125 + 0.125 here, a middle size's wide
+  interval not counted): 0.5 > 0.25, so the sharpness is 0.375 / 0.5 at the 200 -> 300 step."""
+  from experiments import schaeffer2023
+  row = lambda n: {"run": f"r{n}", "overrides": {}, "num_params": n, "num_non_embedding_params": n,
+                   "train_flops": 6.0 * n, "tokens": 10, "wall_s": 1.0}
+  band = lambda mean, half: {"mean": mean, "lo": mean - half, "hi": mean + half}
+  probe = lambda mean, half, edit: {  # edit distance: chance 2, lower is better, half 0.125
+      "metrics": {"exact_match": band(mean, half), "edit_distance": band(edit, 0.125)},
+      "higher_is_better": {"exact_match": True, "edit_distance": False},
+      "chance": {"exact_match": 0.0, "edit_distance": 2.0},
+      "operation": "add", "num_digits": 2, "answer_len": 3, "num_shots": 0,
+      "num_problems": 64, "split": "held_out", "step": 10, "metric_definitions": {},
+      "chance_definition": "", "chance_definitions": {}, "chance_computed": True}
+  res = schaeffer2023.sizes_table([row(300), row(100), row(200)],
+                                  [probe(0.75, 0.125, 0.5), probe(0.25, 0.125, 1.75),
+                                   probe(0.375, 0.5, 1.875)])
+  assert [s["num_params"] for s in res["sizes"]] == [100, 200, 300]
+  # Better than chance by > 3 half-widths (0.375), each metric in its own direction: only the
+  # largest, exact match 0.75 above 0 and edit distance 1.5 BELOW 2.
+  assert [s["above_chance"] for s in res["sizes"]] == [
+      {"exact_match": False, "edit_distance": False}, {"exact_match": False,
+       "edit_distance": False}, {"exact_match": True, "edit_distance": True}]
+  s = res["sharpness"]["exact_match"]
+  assert (s["fraction"], s["step"], s["net_change"]) == (0.75, [1, 2], 0.5)
+
+
+# ----------------------------------------------------------------------------- Olsson
+def test_olsson_window_spans_window_fraction_of_training_and_reads_its_heads(monkeypatch):
+  """num_steps 100, evals every 10, window_fraction 0.2: the window is 2 eval intervals (the
+  ICL score's fall from step 40 to 60), 0.2 of training; 'before' is the heads' scores at its
+  start (not at step 0), and the best score ever is the peak at step 80, not the final one."""
+  cfg = types.SimpleNamespace(
+      model=types.SimpleNamespace(num_layers=1, num_heads=2),
+      train=types.SimpleNamespace(num_steps=100, eval_every=10, batch_size=4),
+      task=types.SimpleNamespace(seq_len=8))
+  icl = {40: 2.0, 50: 1.5}
+  h0 = {0: 0.05, 50: 0.5, 60: 0.8, 70: 0.8, 80: 0.9, 90: 0.8, 100: 0.8}
+  rows = [{"step": s, "icl_score": icl.get(s, 2.0 if s < 40 else 1.0), "loss": 1.0,
+           "pm_L0H0": h0.get(s, 0.1), "pm_L0H1": 0.2, "prev_L0H0": 0.0, "prev_L0H1": 0.0,
+           "pm_max": 0.8, "prev_max": 0.0} for s in range(0, 101, 10)]
+  class Task:
+    def eval_raw(self, exp, params, mask=None):
+      return {"icl_score": 1.0 if mask is None else 3.0}
+  exp = types.SimpleNamespace(task=Task(), precision=contextlib.nullcontext)
+  monkeypatch.setattr(olsson2022, "final_params", lambda config, workdir: (exp, None))
+  res = olsson2022.analyse(cfg, None, rows, window_fraction=0.2, min_rise=0.1)
+  w = res["window"]
+  assert (w["start_step"], w["end_step"], w["fraction_of_training"]) == (40, 60, 0.2)
+  assert res["prefix_matching_before"] == [[0.1, 0.2]]
+  assert res["prefix_matching_after"] == [[0.8, 0.2]]
+  assert res["best_prefix_matching_ever"] == 0.9
+  assert res["tokens_per_step"] == 4 * 8  # batch x sequence length: the curves' token axis
+  assert res["ablation"] == {"heads": ["L0H0"], "icl_score": 1.0, "icl_score_ablated": 3.0,
+                             "icl_change": 2.0}
+
+
+# ----------------------------------------------------------------------------- Xie
+def test_xie_end_loss_fits_a_line_to_the_last_quarter(tmp_path):
+  """Four logged losses in the tail (steps 70..100 with tail 0.3; step 60 and the eval row are
+  left out): 2, 1, 1, 2 fit a flat line at 1.5 with residuals +-0.5, so the standard deviation
+  is sqrt(1 / (n - 2)) = sqrt(0.5) and the fitted value's SE at x = 100 (x mean 85, Sxx 500)
+  is sqrt(0.5) * sqrt(1/4 + 225/500) = sqrt(0.35)."""
+  rows = [{"step": 60, "loss": 9.0}, {"step": 70, "loss": 2.0}, {"step": 80, "loss": 1.0},
+          {"step": 90, "loss": 1.0}, {"step": 100, "loss": 2.0}, {"step": 100, "eval_loss": 5.0}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  e = xie2021.end_loss(tmp_path, tail=0.3)
+  assert e["value"] == pytest.approx(1.5) and e["se"] == pytest.approx(0.35 ** 0.5)
+  assert (e["steps"], e["points"]) == ([70, 100], 4)
+
+
+# ----------------------------------------------------------------------------- benchmark
+def test_benchmark_step_time_flops_and_mfu_arithmetic(monkeypatch):
+  """With a clock that advances 1 s per read, the steady phase (4 steps as 2 calls of 2) takes
+  1 s: step_s = 1/4 and every rate follows from it and the model's FLOPs per token."""
+  from research import metrics
+  from research.experiment import Experiment
+  import jax
+  ticks = iter(range(1000))
+  monkeypatch.setattr(benchmark, "time", types.SimpleNamespace(
+      perf_counter=lambda: float(next(ticks))))
+  monkeypatch.setattr(metrics, "device_peak_flops", lambda *a, **k: (1e9, "test"))
+  c = benchmark._regression_config("tiny", 2, sets={"model.num_layers": "1",
+                                                    "model.width": "16"})
+  r = benchmark._measure("tiny", c, steps=4, steps_per_call=2)
+  exp = Experiment(c, jax.devices()[:1])
+  tokens = 64 * exp.task.tokens_per_example
+  flops = exp.built.train_flops_per_token * tokens
+  assert (r["compile_s"], r["lower_s"], r["step_s"]) == (1.0, 1.0, 0.25)
+  assert r["examples_per_s"] == 256 and r["tokens_per_s"] == tokens * 4
+  assert r["flops_per_step"] == flops and r["mfu"] == pytest.approx(flops * 4 / 1e9)
+
+
+def test_benchmark_feature_ratios_are_the_baselines_over_the_variants(monkeypatch):
+  """'compile xR' is unrolled / scanned (> 1: scanning compiles faster); 'speed_vs_BASE' is
+  BASE's median step over the variant's (> 1: the variant is faster); 'ratio' of
+  steps_per_call is 1-step-per-call time over 50-steps-per-call time."""
+  r = bench_features._scan_ratios("x", {"compile_s": 6.0, "lower_s": 2.0},
+                                  {"compile_s": 2.0, "lower_s": 2.0})
+  assert r == {"compile_ratio": 3.0, "lower_and_compile_ratio": 2.0}
+
+  class A(types.SimpleNamespace):
+    def __getitem__(self, name):
+      return types.SimpleNamespace(present=name == "steps")
+  a = A(pairs=3, steps=10, steps_per_call=5, set=[])
+  times = iter([0.4, 0.1, 0.2, 0.1, 0.4, 0.2])  # rounds of (base, fast): medians 0.4, 0.1
+  monkeypatch.setattr(bench_features, "_ours",
+                      lambda *a, **k: {"step_s": next(times), "examples_per_s": 1.0,
+                                       "temp_bytes": 0})
+  out = bench_features._rounds(a, "remat", "garg_small", {"base": {}, "fast": {}})
+  assert out["fast"]["speed_vs_base"] == 4.0 and out["base"]["speed_vs_base"] == 1.0
+  assert out["fast"]["median_step_s"] == 0.1
+
+  spawned = iter([{"step_s": 0.5}, {"step_s": 0.125}, {"step_s": 1.0}, {"step_s": 0.5}])
+  monkeypatch.setattr(benchmark, "_spawn", lambda *a, **k: next(spawned))
+  out = bench_features.steps_per_call_case(a)
+  assert out["tiny_preset"]["ratio"] == 4.0 and out["tiny"]["ratio"] == 2.0
+
+
+# ----------------------------------------------------------------------------- Besiroglu
+def test_besiroglu_refit_verdicts_extrapolation_and_approach_3_exponent(tmp_path, monkeypatch,
+                                                                        capsys):
+  """With the fit fixed (E on its band's centre, alpha 0.25 far off its band): E and beta
+  PASS, alpha FAILs; a compute is 'extrapolated' past the 240 points' LARGEST C = 6 N D; the
+  printed approach-3 exponent is beta / (alpha + beta) = 0.75."""
+  import numpy as np
+  from experiments import besiroglu2024
+  from research.analysis import scaling, scaling_isoflop
+  fit = types.SimpleNamespace(E=1.82, A=400.0, B=2000.0, alpha=0.25, beta=0.75, n_points=240,
+                              n_starts=1, seconds=0.0, loss=0.0)
+  monkeypatch.setattr(scaling, "fit_chinchilla", lambda *a, **k: fit)
+  iso = types.SimpleNamespace(a=0.5, a_5_95=(0.4, 0.6), resamples=10, resamples_used=10, b=0.5,
+                              C=np.array([1e20]), N_opt=np.array([1e9]),
+                              n_points=np.array([5]), rejected=())
+  monkeypatch.setattr(scaling_isoflop, "isoflop_fit", lambda *a, **k: iso)
+  monkeypatch.setattr(besiroglu2024, "make_figure", lambda *a, **k: None)
+  data = scaling.load_chinchilla_csv(None)
+  res = besiroglu2024.refit(tmp_path, data, bootstrap=0, top_starts=20)
+  assert res["pass"] == {"E": True, "alpha": False, "beta": False} and not res["overall_pass"]
+  N, D, _ = scaling.besiroglu_subset(data.N, data.D, data.L)
+  c_max = float((6.0 * N * D).max())
+  flags = [o["extrapolated"] for o in res["compute_optimal"]]
+  assert flags == [c > c_max for c in besiroglu2024.COMPUTES] and True in flags and False in flags
+  assert "approach 3 implies N_opt ~ C^0.750" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- Xie, Nanda
+def test_xie_every_k_verdict_needs_every_k_to_rise(tmp_path, monkeypatch):
+  """k = 3 flat at 0.5, k = 5 rising 0.2 -> 0.9 (1000 prompts: far beyond 2 SE): the mean over
+  k rises, but not every k does."""
+  from research import train
+  probe = {"num_prompts": 1000, "accuracy": {"id": {
+      "3": {"n": [0, 1, 2, 4, 8], "accuracy": [0.5] * 5},
+      "5": {"n": [0, 1, 2, 4, 8], "accuracy": [0.1, 0.2, 0.4, 0.7, 0.9]}}}}
+  def fake_train(config, workdir):
+    (tmp_path / "x" / "transformer_s" / "probes").mkdir(parents=True)
+    (tmp_path / "x" / "transformer_s" / "probes" / "ginc.json").write_text(json.dumps(probe))
+    (tmp_path / "x" / "transformer_s" / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    return {"num_params": 10, "final_loss": 1.0, "train_wall_s": 1.0}
+  monkeypatch.setattr(train, "train_or_reuse", fake_train)
+  monkeypatch.setattr(xie2021, "render", lambda *a, **k: tmp_path / "x.png")
+  xie2021.run("tiny", tmp_path / "x", models=["transformer_s"])
+  out = json.loads((tmp_path / "x" / "xie2021.json").read_text())
+  assert out["id_accuracy_rises_with_n"] == {"transformer_s": True}
+  assert out["id_accuracy_rises_with_n_every_k"] == {"transformer_s": False}
+
+
+def test_nanda_summary_thresholds_and_max():
+  """First step with train accuracy >= 0.99 and test accuracy >= 0.95 (0.94 at step 20 is not
+  yet), and the best test accuracy over every evaluation (the first included)."""
+  from experiments import nanda2023
+  rows = [{"step": 0, "train_accuracy": 0.5, "test_accuracy": 0.97, "weight_norm": 1.0},
+          {"step": 10, "train_accuracy": 0.99, "test_accuracy": 0.1, "weight_norm": 1.0},
+          {"step": 20, "train_accuracy": 1.0, "test_accuracy": 0.94, "weight_norm": 1.0},
+          {"step": 30, "train_accuracy": 1.0, "test_accuracy": 0.95, "weight_norm": 1.0}]
+  s = nanda2023.summarise_run(rows[1:], {}, [])
+  assert (s["train_acc_099_step"], s["test_acc_095_step"], s["final_step"]) == (10, 30, 30)
+  assert nanda2023.summarise_run(rows, {}, [])["max_test_accuracy"] == 0.97
