@@ -83,22 +83,10 @@ def run(preset: str, workdir, seed: int = 0, steps: int = 0, sweep: str = "chan_
   print(f"{'model':12s} {'data':28s} {'ICL':>6s} {'ICL ctx':>8s} {'IWL':>6s}")
   for c in cells:
     print(f"{c['model']:12s} {c['data']:28s} {c['icl']:6.3f} {c['icl_context']:8.3f} {c['iwl']:6.3f}")
-  lstm = [c for c in cells if c["model"] == "lstm"]
-  if lstm:
-    best = max(lstm, key=lambda c: c["icl_context"])
-    learns = best["icl_context"] > 0.5 * (1 + probe["chance"]["context"])
-    # No ICL counts only from an LSTM that learned in weights (halfway from chance to 1): an
-    # LSTM that learned nothing shows no ICL either (experiments/claims/classification.py).
-    # halfway from each cell's in-weights chance (the Zipf-drawn queries' majority label)
-    iwl = max(c["iwl"] - 0.5 * (1 + c["iwl_chance"]) for c in lstm)
-    in_weights = iwl > 0
-    print(f"\nbest LSTM cell: {best['data']}: ICL {best['icl']:.3f} (context {best['icl_context']:.3f}),"
-          f" best in-weights {iwl:+.3f} from its halfway line -> Chan's claim (LSTMs do not learn in context, while "
-          "learning in weights) " + ("does NOT hold here" if learns or not in_weights else
-                                     "holds here"))
   cplots.grid(cells, out / "figures" / "chan_grid.png", row_key="model", col_key="data",
               title=f"Chan 2022 grid ({preset} preset)")
   write_json(out / "results.json", cells, indent=1)
+  common.print_verdicts("chan2022", out, preset)
   print(f"\nresults: {out / 'results.json'}; figure: {out / 'figures' / 'chan_grid.png'}")
 
 

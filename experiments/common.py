@@ -122,14 +122,18 @@ def owned(workdir, name: str, preset: str | None = None):
 
 
 def pick(items: list, indices: list[str], flag: str) -> list:
-  """items[i] for each index given on the command line (all when none)."""
+  """items[i] for each index given on the command line (all when none). -1 (Python's last)
+  trained the last size silently, and 0,00 one size twice: refused."""
   if not indices:
     return items
   try:
-    return [items[int(i)] for i in indices]
-  except (ValueError, IndexError):
-    raise InputError(f"{flag}={','.join(indices)}: indices must be integers in "
-                     f"0..{len(items) - 1}") from None
+    picked = [int(i) for i in indices]
+  except ValueError:
+    picked = [-1]
+  if not all(0 <= i < len(items) for i in picked) or len(set(picked)) < len(picked):
+    raise InputError(f"{flag}={','.join(indices)}: indices must be distinct integers in "
+                     f"0..{len(items) - 1}")
+  return [items[i] for i in picked]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -261,3 +265,12 @@ def run_summaries(directory) -> list[dict]:
     if isinstance(summary, dict) and "train_wall_s" in summary:
       found.append(summary)
   return found
+
+
+def print_verdicts(name: str, run_dir, preset: str) -> None:
+  """This seed's claim verdicts by the scorer `reproduce NAME` applies (experiments/claims):
+  a script's own quicker rule (no 2-SE margin) said 'holds here' where reproduce said FAIL."""
+  from experiments.claims import CLAIMS
+  print(f"\nclaims on this seed alone (reproduce {name} scores every seed; see its summary):")
+  for row in CLAIMS[name](Path(run_dir), preset)["claims"]:
+    print(f"  {row['status']:9s} {row['claim']}: {'-' if row['ours'] is None else row['ours']}")

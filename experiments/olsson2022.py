@@ -148,10 +148,7 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
   write_json(root / "olsson2022.json", out, indent=1)
   f1 = plots.render_curves(runs, root / "olsson2022_curves.png")
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
-  # The verdicts are the scorer's (experiments/claims), the same checks reproduce applies.
-  from experiments.claims.olsson import olsson2022 as score
-  for row in score(root, preset)["claims"]:
-    print(f"{row['status']}: {row['claim']}")
+  common.print_verdicts("olsson2022", root, preset)
   print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")
 
 

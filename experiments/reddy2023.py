@@ -167,37 +167,6 @@ def run(preset: str, workdir, seed: int = 0, sweeps=None, runs=tuple(RUNS), step
                            out / "figures" / f"training_{name}.png",
                            title=f"{name}: ICL / in-weights accuracy and attention measures")
 
-  checks = []
-  if "transformer" in runs:
-    p = runs["transformer"]["probe"]["probes"]
-    checks.append(("Transformer ICL >= 0.9", p["icl"]["acc_full"] >= 0.9))
-    tr = results["runs"]["transformer"]["transition_context"]
-    checks.append(("the jump above label copying is abrupt (between 10% and 90% for at most 20% "
-                   "of training)", tr["in_band"] is not None and tr["in_band"] <= 0.2 * c.train.num_steps))
-  if "control_b0" in runs:
-    p = runs["control_b0"]["probe"]["probes"]
-    checks.append((f"B=0: ICL <= 1/L + 0.1 = {chance + 0.1:.3f}", p["icl"]["acc_full"] <= chance + 0.1))
-    checks.append(("B=0: in-weights >= 0.9", p["iwl"]["acc_full"] >= 0.9))
-  if "lstm" in runs and "transformer" in runs:
-    pl, pt = runs["lstm"]["probe"]["probes"], runs["transformer"]["probe"]["probes"]
-    # Its missing ICL counts only if the LSTM learned in weights (halfway from chance to 1):
-    # an LSTM that learned nothing also shows no ICL (experiments/claims/classification.py).
-    learned = pl["iwl"]["acc_full"] > 0.5 * (1 + chance)
-    holds = (pl["icl"]["acc_context"] < 0.5 * (1 + 1 / c.probe.ways)
-             and pl["icl"]["acc_full"] < 0.5 and learned)
-    print(f"\nLSTM ({runs['lstm']['summary']['num_params']} params) vs Transformer "
-          f"({runs['transformer']['summary']['num_params']} params), same data and steps: "
-          f"ICL {pl['icl']['acc_full']:.3f} vs {pt['icl']['acc_full']:.3f}, in-weights "
-          f"{pl['iwl']['acc_full']:.3f} vs {pt['iwl']['acc_full']:.3f}")
-    print("Chan's claim (a matched LSTM does not learn in context): "
-          + ("HOLDS here" if holds else "does NOT hold here" + (
-              "" if learned else f" (the LSTM did not learn in weights either: "
-              f"{pl['iwl']['acc_full']:.3f} <= {0.5 * (1 + chance):.3f})")))
-    results["chan_claim_holds"] = bool(holds)
-  print("\nchecks:")
-  for text, ok in checks:
-    print(f"  [{'PASS' if ok else 'FAIL'}] {text}")
-  results["checks"] = {t: bool(ok) for t, ok in checks}
 
   for sweep in sweeps:
     name, key = SWEEPS[sweep]
@@ -214,6 +183,7 @@ def run(preset: str, workdir, seed: int = 0, sweeps=None, runs=tuple(RUNS), step
                 title=f"Reddy: ICL and in-weights accuracy vs {sweep}")
     results[f"sweep_{sweep}"] = cells
   write_json(out / "results.json", results, indent=1)
+  common.print_verdicts("reddy2023", out, preset)
   print(f"\nresults: {out / 'results.json'}; figures: {out / 'figures'}")
 
 

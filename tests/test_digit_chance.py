@@ -68,6 +68,16 @@ def test_problem_counts_follow_the_counting_cost():
   assert dc.num_problems("mul", 7, True) == dc.num_problems("mul", 5, False) == dc.MIN_PROBLEMS
 
 
+def test_problem_counts_at_each_cost():
+  # The counted problems per task (the SE of token accuracy is ~0.03 / sqrt(S)): the 10 s
+  # budget over each problem's counting cost, within [200, 2000]. 6-digit products most
+  # significant first: 1e10 // (12 digits x 10^6 x 1.2 ns) = 694; 4-digit least significant
+  # first: 1e10 // (4 x 10 x 10^4 x 50 ns) = 500; 7-digit products: the floor, 200.
+  got = [dc.num_problems(*a) for a in (("add", 9, True), ("mul", 5, True), ("mul", 6, True),
+                                       ("mul", 7, True), ("mul", 4, False), ("mul", 5, False))]
+  assert got == [2000, 2000, 694, 200, 500, 200]
+
+
 def test_product_counts_below_any_bound_match_the_enumerated_products():
   # The symmetric count (a < b up to sqrt(X), the rest in closed form) at every kind of bound:
   # 0, 1, squares and their neighbours, N^2 and past it, and random ones.
@@ -127,3 +137,33 @@ def test_6_digit_products_are_counted_most_significant_first_only(monkeypatch):
     assert ("exact p(d_j | d_<j) over every pair, averaged over the first 20" in how) == counted
     assert ("cross-fitted" in how) != counted
     assert 0.1 < chance["token_accuracy"] < 0.3
+
+
+def test_standard_error_is_the_sample_sd_over_root_s():
+  # Two problems: the SE of their mean is |m1 - m2| / 2 (sd with ddof=1 over sqrt 2); the
+  # population sd (ddof=0) gave |m1 - m2| / 2 / sqrt 2, a printed SE 29% too small.
+  one = [dc.teacher_forced_chance("mul", 2, [v, v], True)[0] for v in (0, 391)]
+  _, se = dc.teacher_forced_chance("mul", 2, [0, 391], True)
+  for name in FORCED:
+    assert one[0][name] != one[1][name], name
+    assert se[name] == pytest.approx(abs(one[0][name] - one[1][name]) / 2, rel=1e-12), name
+
+
+@pytest.mark.parametrize("op,n,msb_first", [("add", 9, True), ("add", 9, False),
+                                            ("mul", 7, True), ("mul", 5, False)])
+def test_the_largest_counted_tasks_are_counted_not_cross_fitted(op, n, msb_first):
+  # At max_digits (9-digit sums, 7-digit products most significant first, 5-digit least
+  # significant first) the teacher-forced chance is counted exactly, as the module's docstring
+  # promises: counting only below it ('n >=') or a smaller limit fell back to the cross-fit,
+  # which errs low. Three problems keep it fast; the forced metrics are theirs exactly.
+  rng = np.random.default_rng(4)
+  a, b = rng.integers(0, 10 ** n, 3), rng.integers(0, 10 ** n, 3)
+  values = a + b if op == "add" else a * b
+  m = dc.answer_len(op, n)
+  digits = np.stack([(values // 10 ** (m - 1 - j)) % 10 for j in range(m)], axis=1)
+  chance, how = dc.chance_from_sample(op, n, msb_first, digits if msb_first else digits[:, ::-1],
+                                      10)
+  assert "exact p(d_j | d_<j) over every pair" in how and "cross-fitted" not in how, how
+  counted, _ = dc.teacher_forced_chance(op, n, values, msb_first)
+  for name in FORCED:
+    assert chance[name] == pytest.approx(counted[name], abs=1e-12), name

@@ -1,5 +1,6 @@
 """The numbers and PASS/FAIL verdicts the paper scripts compute from their runs, checked on
-hand-built inputs (no training): Reddy's done-when checks and Chan's LSTM verdict, Raventós's
+hand-built inputs (no training): what Reddy and Chan record (their verdicts are the
+scorer's, experiments/claims, tested in tests/test_claims_*.py), Raventós's
 distance noise and M*, Olsson's phase-change window, Xie's end-of-training loss, and the
 benchmark's step-time / FLOPs / MFU / ratio arithmetic, and what Schaeffer, Besiroglu and Nanda
 record. Each input sits on a bound or a mix-up a mutation of the script's line would miss."""
@@ -28,85 +29,46 @@ def _classification_run(icl=0.95, icl_ctx=0.95, iwl=0.95, chance=None, iwl_unifo
           "probe": {"probes": probes, "chance": chance or {}, "ways": 4}}
 
 
-def _reddy(tmp_path, monkeypatch, runs: dict, in_band: float) -> dict:
-  """reddy2023.run on the tiny preset (L = 8 labels: chance 1/8; 2-way probes; 40 steps) with
-  `runs` in place of training and the context jump's time between 10% and 90% = in_band."""
-  monkeypatch.setattr(common, "classification_run", lambda out, name, c: runs[name])
+def _verdicts_asked(monkeypatch) -> list:
+  """The (NAME, run_dir, preset) a script asks experiments/claims to score and print."""
+  asked = []
+  monkeypatch.setattr(common, "print_verdicts", lambda *a: asked.append(a))
+  return asked
+
+
+def test_reddy_records_chance_over_the_labels_and_prints_the_scorers_verdicts(
+    tmp_path, monkeypatch):
+  """Chance is 1/L over the label vocabulary (tiny: L = 8), not 1/ways; the verdicts printed
+  are the scorer's (its own quicker checks, with no 2-SE margin, could disagree with
+  reproduce near a line)."""
+  monkeypatch.setattr(common, "classification_run",
+                      lambda out, name, c: _classification_run())
   monkeypatch.setattr(cplots, "training_curves", lambda *a, **k: None)
-  tr = {"first_eval": 0.5, "max": 1.0, "step_10": None, "step_50": None, "step_90": None,
-        "window_10_90": None, "in_band": in_band}
-  monkeypatch.setattr(reddy2023, "transition", lambda run, key="", floor=0.0: dict(tr))
-  reddy2023.run("tiny", tmp_path, sweeps=(), runs=tuple(runs))
-  return json.loads((tmp_path / "results.json").read_text())
+  asked = _verdicts_asked(monkeypatch)
+  reddy2023.run("tiny", tmp_path, sweeps=(), runs=("transformer",))
+  res = json.loads((tmp_path / "results.json").read_text())
+  assert res["chance_full"] == 1 / 8
+  assert "checks" not in res and asked == [("reddy2023", tmp_path, "tiny")]
 
 
-def test_reddy_checks_pass_at_their_boundaries_and_fail_beyond(tmp_path, monkeypatch):
-  """The done-when checks are '>= 0.9', '<= 20% of training', '<= 1/L + 0.1': a value exactly
-  at its bound passes, one beyond it fails (tiny preset: 40 steps, so 20% is 8 steps)."""
-  chance = 1 / 8
-  runs = {"transformer": _classification_run(icl=0.9),
-          "control_b0": _classification_run(icl=chance + 0.1, iwl=0.9)}
-  res = _reddy(tmp_path / "a", monkeypatch, runs, in_band=8.0)
-  assert res["chance_full"] == chance  # 1/L over the label vocabulary, not 1/ways
-  assert list(res["checks"].values()) == [True, True, True, True], res["checks"]
-  runs = {"transformer": _classification_run(icl=0.899),
-          "control_b0": _classification_run(icl=chance + 0.101, iwl=0.899)}
-  checks = _reddy(tmp_path / "b", monkeypatch, runs, in_band=8.5)["checks"]
-  assert list(checks.values()) == [False, False, False, False], checks
-  # 9 of 40 steps between the levels is 22.5% of training: not abrupt (a 25% bound passed it).
-  runs = {"transformer": _classification_run(icl=0.95)}
-  checks = _reddy(tmp_path / "c", monkeypatch, runs, in_band=9.0)["checks"]
-  assert list(checks.values()) == [True, False], checks
-
-
-def test_reddy_chan_claim_needs_an_lstm_that_learned_in_weights(tmp_path, monkeypatch):
-  """Halfway from chance 1/8 to 1 is 0.5625: an LSTM with no ICL and in-weights 0.6 holds
-  Chan's claim; one at in-weights 0.3 learned nothing, so its missing ICL shows nothing."""
-  holds = lambda d, iwl: _reddy(d, monkeypatch, {
-      "transformer": _classification_run(),
-      "lstm": _classification_run(icl=0.3, icl_ctx=0.7, iwl=iwl)}, 4.0)["chan_claim_holds"]
-  assert holds(tmp_path / "a", 0.6) is True
-  assert holds(tmp_path / "b", 0.3) is False
-  assert holds(tmp_path / "c", 0.5625) is False  # '>' halfway, not at it
-
-
-def _chan(out, monkeypatch, capsys, lstm_cells) -> str:
-  """chan2022.run's printed verdict with every Transformer cell perfect and the LSTM cells
-  given as (icl_context, iwl, iwl_chance) in grid order; context chance 0.25 (4-way), full
-  chance 1/32."""
-  lstm = iter(lstm_cells)
+def test_chan_records_each_cells_in_weights_accuracies_and_prints_the_scorers_verdicts(
+    tmp_path, monkeypatch):
+  """Recorded per cell: in-weights accuracy on UNIFORM queries (every class), which the claims
+  read beside the Zipf-drawn one (a Transformer probed without it falls back to 'iwl'), and
+  each cell's own in-weights chance; the verdicts printed are the scorer's."""
   def fake(out, name, config):
     if config.model.name != "lstm":
       return _classification_run(chance={"full": 1 / 32, "context": 0.25, "iwl": 1 / 32})
-    ctx, iwl, iwl_chance = next(lstm)
-    return _classification_run(icl=0.1, icl_ctx=ctx, iwl=iwl, iwl_uniform=0.0625,
-                               chance={"full": 1 / 32, "context": 0.25, "iwl": iwl_chance})
+    return _classification_run(icl=0.1, icl_ctx=0.6, iwl=0.3, iwl_uniform=0.0625,
+                               chance={"full": 1 / 32, "context": 0.25, "iwl": 0.125})
   monkeypatch.setattr(common, "classification_run", fake)
   monkeypatch.setattr(cplots, "grid", lambda *a, **k: None)
-  chan2022.run("tiny", out)
-  line = [l for l in capsys.readouterr().out.splitlines() if "Chan's claim" in l]
-  assert len(line) == 1, line
-  return line[0]
-
-
-def test_chan_lstm_verdict_reads_context_chance_and_the_best_in_weights_cell(
-    tmp_path, monkeypatch, capsys):
-  """ICL-in-context is judged halfway from the CONTEXT chance (0.25 -> 0.625), and the LSTM
-  'learns in weights' if its BEST cell is past its own halfway line."""
-  n = sum(1 for o in chan2022.cli.load_sweep(chan2022.bursty_classification.__file__,
-                                             "chan_grid") if o.get("model.name") == "lstm")
-  assert n >= 2
-  # ICL context 0.6 < 0.625 (but above the full-vocabulary halfway 0.516): no ICL. One cell
-  # learned in weights (0.9 > 0.5625), the others did not (0.3): the claim holds.
-  cells = [(0.6, 0.9, 0.125)] + [(0.6, 0.3, 0.125)] * (n - 1)
-  assert _chan(tmp_path, monkeypatch, capsys, cells).endswith(") holds here")
-  cells = [(0.63, 0.9, 0.125)] + [(0.6, 0.3, 0.125)] * (n - 1)  # past 0.625: learns in context
-  assert "does NOT hold here" in _chan(tmp_path, monkeypatch, capsys, cells)
-  # Recorded per cell: in-weights accuracy on UNIFORM queries (every class), which the claims
-  # read beside the Zipf-drawn one (a Transformer probed without it falls back to 'iwl').
+  asked = _verdicts_asked(monkeypatch)
+  chan2022.run("tiny", tmp_path)
   cells = json.loads((tmp_path / "results.json").read_text())
-  assert {(c["model"], c["iwl"], c["iwl_uniform"]) for c in cells} == {
-      ("transformer", 0.95, 0.95), ("lstm", 0.9, 0.0625), ("lstm", 0.3, 0.0625)}
+  assert {(c["model"], c["iwl"], c["iwl_uniform"], c["iwl_chance"]) for c in cells} == {
+      ("transformer", 0.95, 0.95, 1 / 32), ("lstm", 0.3, 0.0625, 0.125)}
+  assert asked == [("chan2022", tmp_path, "tiny")]
 
 
 # ----------------------------------------------------------------------------- Raventós

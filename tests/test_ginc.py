@@ -197,3 +197,29 @@ def test_shots_that_exactly_fill_the_context_are_probed():
   from types import SimpleNamespace
   probe = SimpleNamespace(num_examples=[8, 10, 11])
   assert ginc.GincTask.shots_for(SimpleNamespace(seq_len=42), 3, probe) == [8, 10]
+
+
+def test_ideal_learner_multiplies_the_examples_likelihoods():
+  """ideal_next_token is Bayes over (concept, s_1): the prior times the product of every
+  example's likelihood and the test input's. Reference: each row's likelihood from the forward
+  algorithm (checked by enumeration above), one row at a time. Averaging the examples'
+  log-likelihoods (a tempered posterior) instead gave the same argmax here and there but other
+  probabilities."""
+  rng = np.random.default_rng(5)
+  e, p, v, c, n, k = 2, 3, 5, 3, 3, 3
+  mem = rng.integers(1, v, (e, p))
+  mem[:, 0] = ginc.DELIMITER
+  data = {"memory": mem, "entity_trans": rng.dirichlet(np.ones(e), e),
+          "property_trans": rng.dirichlet(np.ones(p), (c, p)), "start": np.full((c, e * p), 1 / 6)}
+  prompts, _ = ginc.make_prompts(data, rng, list(range(c)), n, k, 6)
+  got = ginc_bayes.ideal_next_token(data, prompts, n, k, range(c))
+  for row, pr in zip(got, prompts):
+    rows = [pr[(k + 1) * j:(k + 1) * j + k] for j in range(n)] + [pr[-(k - 1):]]
+    joint = 0.0
+    for s1 in range(1, p):
+      start = np.zeros((c, e, p))
+      start[:, :, s1] = 1 / e
+      logw = sum(ginc_bayes.forward(data, np.array([r]), range(c), start)[0][0] for r in rows)
+      pred = ginc_bayes.forward(data, np.array([rows[-1]]), range(c), start)[1][0]
+      joint = joint + (np.exp(logw)[:, None] * pred).sum(0)
+    np.testing.assert_allclose(row, joint / joint.sum(), rtol=1e-9)

@@ -69,6 +69,21 @@ def test_restricted_and_excluded_logits():
   np.testing.assert_allclose(fourier.excluded_logits(logits, P, wrong), logits, atol=1e-3)
 
 
+def test_restricted_logits_keep_each_class_mean_over_pairs():
+  """Restricted logits are the per-class mean over the p x p pairs plus the key components: a
+  class bias (a logit offset per output class, constant over pairs) is kept, and the pair's
+  own mean over classes is not what is added (the test above has zero means both ways)."""
+  a, b = np.meshgrid(np.arange(P), np.arange(P), indexing="ij")
+  s, c = (a + b).reshape(-1, 1), np.arange(P)[None]
+  bias = np.linspace(-1.0, 2.0, P, dtype=np.float32)[None]
+  logits = (4.0 * np.cos(2 * np.pi * 3 * (s - c) / P) + bias).astype(np.float32)
+  np.testing.assert_allclose(fourier.restricted_logits(logits, P, jnp.array([3])), logits,
+                             atol=1e-3)
+  # No key frequency: the restricted logits are the class bias alone, at every pair.
+  np.testing.assert_allclose(fourier.restricted_logits(logits, P, jnp.array([5])),
+                             np.broadcast_to(bias, logits.shape), atol=1e-3)
+
+
 def test_grokking_presets():
   config_check.validate(grok_config.get_config("tiny"), num_devices=8)
   for preset in ("cpu", "paper"):

@@ -205,3 +205,105 @@ def test_line_test_never_passes_an_exact_line_and_refuses_bad_input():
                       ([1, 2, 3, 4], [3, 2, 1, 0.5], {**good, "alpha": float("nan")})):
     with pytest.raises(InputError, match="power law against a line"):
       scaling_checks.against_line(xs, ys, fit)
+
+
+def _collinear_X(share):
+  """log N at 8 sizes and log D = log N + eps, eps orthogonal to log N and scaled so that
+  1 - r^2 (the share of log D's variance independent of log N) is exactly `share`."""
+  logn = np.log(np.geomspace(1e5, 1e8, 8))
+  zn = logn - logn.mean()
+  eps = np.tile([1.0, -1.0], 4)
+  eps -= eps @ zn / (zn @ zn) * zn
+  eps *= np.sqrt(share / (1 - share) * (zn @ zn) / (eps @ eps))
+  return np.stack([logn, logn + np.log(20) + eps])
+
+
+@pytest.mark.parametrize("share, refused", [(5e-4, True), (2e-3, False)])
+def test_collinear_inputs_are_refused_below_a_thousandth(share, refused):
+  """COLLINEAR = 1e-3: at s = 1.03 (1 - r^2 = 1e-4) the exponents were already wrong
+  noise-free, so a share of 5e-4 is refused; 2e-3 (s = 1.1 recovered both) is not."""
+  from research.analysis import scaling_checks
+  X = _collinear_X(share)
+  logy = np.log(1.7 + 400 * np.exp(X[0]) ** -0.34 + 400 * np.exp(X[1]) ** -0.28)
+  if refused:
+    with pytest.raises(InputError, match=r"only 0.0005 of its variance .* under 0.001"):
+      scaling_checks.check_points(X, logy, 5, "N, D")
+  else:
+    scaling_checks.check_points(X, logy, 5, "N, D")
+
+
+def _residuals(n, rss):
+  """n residuals with sum of squares rss, and log losses with rss0 = 1 about their mean."""
+  r = np.tile([1.0, -1.0], n // 2)
+  y = np.linspace(-1, 1, n)
+  return (y - y.mean()) / np.sqrt(((y - y.mean()) ** 2).sum()), r * np.sqrt(rss / n)
+
+
+@pytest.mark.parametrize("margin, refused", [(0.98, True), (1.02, False)])
+def test_dependence_f_test_at_its_one_percent_line(margin, refused):
+  """check_dependence's F-test of the 5-parameter law (2 per term + E) against a constant:
+  F = ((rss0 - rss1) / 4) / (rss1 / (n - 5)) on (4, n - 5) df, refused unless p < 1%. At 2%
+  below the critical F it is refused and says its p; 2% above it is a fit. (A 4-parameter
+  count, df1 = p, or a 5% level each move the line.)"""
+  from scipy import stats
+  from research.analysis import scaling_checks
+  n, exps = 24, {"alpha": 0.3, "beta": 0.3}
+  fc = margin * stats.f.isf(0.01, 4, n - 5)
+  rss1 = 1.0 / (1 + 4 * fc / (n - 5))  # F = (1 - rss1) / 4 / (rss1 / (n - 5)) = fc
+  logy, resid = _residuals(n, rss1)
+  if refused:
+    p = stats.f.sf(fc, 4, n - 5)
+    assert 0.01 < p < 0.012
+    with pytest.raises(InputError, match=rf"F-test p = {p:.2g} >= 0.01, 24 points"):
+      scaling_checks.check_dependence(logy, resid, exps, "N, D")
+  else:
+    scaling_checks.check_dependence(logy, resid, exps, "N, D")
+
+
+@pytest.mark.parametrize("margin, refused", [(0.98, True), (1.02, False)])
+def test_dropped_term_f_test_at_its_one_percent_line(margin, refused):
+  """check_term: the law without one term (2 parameters fewer) against the full law,
+  F = (gain / 2) / (rss1 / (n - p)) on (2, n - p) df; refused unless p < 1%."""
+  from scipy import stats
+  from research.analysis import scaling_checks
+  n, p, rss1 = 24, 5, 0.05
+  fc = margin * stats.f.isf(0.01, 2, n - p)
+  rss_without = rss1 + 2 * fc * rss1 / (n - p)
+  call = lambda: scaling_checks.check_term("D", "N, D", rss_without, 1.0, rss1, n, p)
+  if refused:
+    with pytest.raises(InputError, match=rf"p = {stats.f.sf(fc, 2, n - p):.2g} >= 0.01"):
+      call()
+  else:
+    call()
+
+
+def test_line_test_statistic_degrees_of_freedom_and_level():
+  """against_line's F = (RSS_line - RSS_law) / (RSS_law / (n - 3)) on (1, n - 3) df, the line
+  rejected at p < 1% only: recomputed from the rms it returns, on draws whose p falls on
+  either side of 1% and one between 1% and 5% (not rejected)."""
+  from scipy import stats
+  from research.analysis import scaling_checks
+  n, c = 8, np.logspace(9, 14, 8)
+  curve = lambda c: 1.7 + 30 * c ** -0.05
+  start = vars(scaling.fit_power_law(c, curve(c)))
+  rng, seen = np.random.default_rng(0), set()
+  for _ in range(40):
+    y = curve(c) * np.exp(0.01 * rng.standard_normal(n))
+    out = scaling_checks.against_line(c, y, start)
+    rss_line, rss_law = n * out["rms_line"] ** 2, n * out["rms_law"] ** 2
+    f = max(rss_line - rss_law, 0) / (rss_law / (n - 3))
+    assert out["f"] == pytest.approx(f, rel=1e-6, abs=1e-9)
+    assert out["p"] == pytest.approx(stats.f.sf(f, 1, n - 3), rel=1e-6, abs=1e-12)
+    assert out["line_rejected"] == (out["p"] < 0.01)
+    seen.add("low" if out["p"] < 0.01 else "mid" if out["p"] < 0.05 else "high")
+  assert seen == {"low", "mid", "high"}, seen
+
+
+def test_a_term_gaining_only_rounding_explains_nothing():
+  """Noise-free data without a term's dependence: both fits reach the data to rounding (rss
+  1e-20, a gain of 4e-20 against rss0 = 0.67 measured). That gain is none (F = 0, refused),
+  not an F of 38 and p ~1e-7; a gain of 1e-6 at that rss is a real one."""
+  from research.analysis import scaling_checks
+  with pytest.raises(InputError, match=r"does not depend on D: .*p = 1 >= 0.01"):
+    scaling_checks.check_term("D", "N, D", 5e-20, 0.67, 1e-20, 24, 5)
+  scaling_checks.check_term("D", "N, D", 1e-6, 0.67, 1e-20, 24, 5)
