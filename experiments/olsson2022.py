@@ -136,13 +136,15 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
     runs[n] = {"rows": rows, "window": res["window"], "tokens_per_step": res["tokens_per_step"],
                "before": res["prefix_matching_before"], "after": res["prefix_matching_after"]}
     w, ab = res["window"], res["ablation"]
+    ablated = (f"ablated ICL score {ab['icl_score_ablated']:.3f} vs {ab['icl_score']:.3f} "
+               f"(change {ab['icl_change']:+.3f})" if "icl_score_ablated" in ab else
+               "no rising head to ablate")  # was 'nan vs 0.163 (change +nan)'
     print(f"{n}-layer: final prefix-matching max {res['final']['prefix_matching_max']:.3f} "
           f"(best ever {res['best_prefix_matching_ever']:.3f}), final ICL score "
           f"{res['final']['icl_score']:.3f}; steepest ICL drop {w['drop']:.3f} nats in steps "
           f"{w['start_step']}-{w['end_step']} ({w['fraction_of_training']:.2f} of training); "
-          f"rising heads {[h['head'] for h in res['rising_heads']]}; ablated ICL score "
-          f"{ab.get('icl_score_ablated', float('nan')):.3f} vs {ab['icl_score']:.3f} "
-          f"(change {ab.get('icl_change', float('nan')):+.3f}); {common.wall_text(times)}",
+          f"rising heads {[h['head'] for h in res['rising_heads']]}; {ablated}; "
+          f"{common.wall_text(times)}",
           flush=True)
   out = {"preset": preset, "seed": seed, "targets": TARGETS, "runs": results}
   write_json(root / "olsson2022.json", out, indent=1)
