@@ -5,11 +5,11 @@
 
 Two fits of the repository's data/chinchilla_svg_extracted_data.csv (or --csv): Besiroglu's
 240 points (the 5 highest-loss ones dropped) with bootstrap standard errors in WORKDIR, and all
-245 points in WORKDIR/all_points (there beta is expected to miss the band). Each prints the
-fitted (E, A, B, alpha, beta) next to Besiroglu's published values and PASS/FAIL per banded
-parameter, the compute-optimal tokens per parameter at C = 1e21..1e25 and the approach-2
+245 points in WORKDIR/all_points (there beta is expected near 0.453, not 0.366). Each prints the
+fitted (E, A, B, alpha, beta) next to Besiroglu's published values, the compute-optimal tokens per parameter at C = 1e21..1e25 and the approach-2
 (IsoFLOP) exponents, and writes scaling_fit.json and scaling_fit.png; a fit already there
-with the same settings is reused. Presets: tiny runs L-BFGS from the 20 best grid starts with
+with the same settings is reused; then the claims' verdicts, by the scorer reproduce applies
+(experiments/claims/emergence.py). Presets: tiny runs L-BFGS from the 20 best grid starts with
 10 resamples; cpu and paper are Besiroglu's procedure (all 4500 starts, 4000 resamples).
 The exit status is 0 whatever the verdict: the claims are scored by experiments.reproduce.
 --seed seeds the bootstrap resamples only; the fit itself has no seed.
@@ -38,10 +38,9 @@ SEEDLESS = True
 # checks, polished point fit, IsoFLOP buckets by curvature; an older file is refitted).
 FIT_FORMAT = 2
 
-# Besiroglu et al. 2024, Table 1 (value, SE), and the bands this script checks.
+# Besiroglu et al. 2024, Table 1 (value, SE).
 PUBLISHED = {"E": (1.8172, 0.03), "A": (482.01, 124.58), "B": (2085.43, 1293.23),
              "alpha": (0.3478, 0.02), "beta": (0.3658, 0.02)}
-BANDS = {"E": (1.82, 0.03), "alpha": (0.348, 0.02), "beta": (0.366, 0.02)}
 COMPUTES = [1e21, 1e22, 1e23, 1e24, 1e25]
 
 
@@ -104,18 +103,15 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
       print(f"WARNING: {', '.join(outside)} outside its own bootstrap 5-95% interval: the fit "
             "and its resamples did not converge alike; do not use those values")
 
-  rows, verdict = {}, {}
-  print(f"\n{'param':<6} {'fit':>10} {'SE':>9}   {'Besiroglu':>10} {'(SE)':>9}  check")
+  rows = {}
+  # The verdicts are the scorer's (run prints them): a band of this script's own, PASS/FAIL
+  # here, was not the rule reproduce applied to the same fit.
+  print(f"\n{'param':<6} {'fit':>10} {'SE':>9}   {'Besiroglu':>10} {'(SE)':>9}  off by")
   for k in ("E", "A", "B", "alpha", "beta"):
     v = float(getattr(fit, k))
     pv, pse = PUBLISHED[k]
-    check = "-"
-    if k in BANDS:
-      ok = abs(v - BANDS[k][0]) <= BANDS[k][1]
-      verdict[k] = ok
-      check = ("PASS" if ok else "FAIL") + f" (|{v:.4g}-{BANDS[k][0]}|<={BANDS[k][1]})"
     s = f"{se[k]:9.4g}" if k in se else f"{'-':>9}"
-    print(f"{k:<6} {v:10.4f} {s}   {pv:10.4f} {pse:9.4g}  {check}")
+    print(f"{k:<6} {v:10.4f} {s}   {pv:10.4f} {pse:9.4g}  {abs(v - pv) / pse:.2f} SE")
     rows[k] = {"fit": v, "se": se.get(k), "published": pv, "published_se": pse}
 
   c_max = float((6.0 * N * D).max())
@@ -149,17 +145,13 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
   except ValueError as err:
     iso, iso_json = None, {"error": str(err)}
 
-  overall = all(verdict.values())
-  print(f"\noverall: {'PASS' if overall else 'FAIL'}"
-        + (" (all 245 points: beta is expected to fail)" if all_points else ""))
   result = {
       "format": FIT_FORMAT, "csv": _csv_text(csv), "csv_sha256": _csv_digest(csv),
       "all_points": all_points, "n_points": fit.n_points, "n_starts": fit.n_starts,
       "top_starts": top_starts, "objective": fit.loss, "fit_seconds": fit.seconds,
       "bootstrap": bootstrap, "bootstrap_seconds": boot_s, "seed": seed,
-      "params": rows, "outside_bootstrap_5_95": outside, "bands": BANDS,
-      "pass": {k: bool(v) for k, v in verdict.items()},
-      "overall_pass": bool(overall), "compute_optimal": opt, "isoflop": iso_json,
+      "params": rows, "outside_bootstrap_5_95": outside, "compute_optimal": opt,
+      "isoflop": iso_json,
   }
   write_json(out / "scaling_fit.json", result, indent=2, strict=True)
   make_figure(out / "scaling_fit.png", N, D, L, fit, iso, edges)
@@ -186,6 +178,7 @@ def run(preset: str, workdir, seed: int = 0, csv: str | None = None) -> None:
         print(f"reusing {prev}")
         continue
     refit(out, data, csv, boot, all_points, top_starts, seed)
+  common.print_verdicts("besiroglu2024", workdir, preset)
 
 
 def _csv_digest(csv) -> str:
