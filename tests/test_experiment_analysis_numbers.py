@@ -74,3 +74,11 @@ def test_abilities_are_read_at_the_largest_k_every_size_has():
            {"run": "b", "num_params": 20, "rows": [row(3, (0, 4)), row(4, (0, 4))]}]
   out = ladder.abilities(sizes)
   assert out["copy"]["k"] == 4
+
+
+def test_key_frequencies_leave_out_their_share():
+  """nanda2023 records the key Fourier frequencies from the last eval row; the row's
+  key_freq_share (0.93) read as one more frequency would add a frequency 0 (mutation 6D M32)."""
+  from research.analysis import emergence_plots
+  row = {"step": 5, "key_freq_1": 14, "key_freq_0": 3, "key_freq_share": 0.93, "loss": 1.0}
+  assert emergence_plots.key_freqs(row) == [3, 14]
