@@ -136,9 +136,7 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
     runs[n] = {"rows": rows, "window": res["window"], "tokens_per_step": res["tokens_per_step"],
                "before": res["prefix_matching_before"], "after": res["prefix_matching_after"]}
     w, ab = res["window"], res["ablation"]
-    ablated = (f"ablated ICL score {ab['icl_score_ablated']:.3f} vs {ab['icl_score']:.3f} "
-               f"(change {ab['icl_change']:+.3f})" if "icl_score_ablated" in ab else
-               "no rising head to ablate")  # was 'nan vs 0.163 (change +nan)'
+    ablated = ablation_text(ab)
     print(f"{n}-layer: final prefix-matching max {res['final']['prefix_matching_max']:.3f} "
           f"(best ever {res['best_prefix_matching_ever']:.3f}), final ICL score "
           f"{res['final']['icl_score']:.3f}; steepest ICL drop {w['drop']:.3f} nats in steps "
@@ -152,6 +150,14 @@ def run(preset: str, workdir, seed: int = 0, layers=None, window_fraction: float
   f2 = plots.render_head_maps(runs, root / "olsson2022_heads.png")
   common.print_verdicts("olsson2022", root, preset)
   print(f"wrote {root / 'olsson2022.json'}, {f1}, {f2}")
+
+
+def ablation_text(ablation: dict) -> str:
+  """The ablation's line: a run with no rising head has none ('nan vs 0.163' before)."""
+  if "icl_score_ablated" not in ablation:
+    return "no rising head to ablate"
+  return (f"ablated ICL score {ablation['icl_score_ablated']:.3f} vs "
+          f"{ablation['icl_score']:.3f} (change {ablation['icl_change']:+.3f})")
 
 
 def define_flags(fv) -> None:

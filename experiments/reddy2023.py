@@ -11,8 +11,8 @@ resumed / skipped when its workdir already holds a finished run):
   lstm          the LSTM whose width matches the Transformer's parameter count
 and, on the cpu and paper presets, the K (classes) and B (burstiness) sweeps.
 Printed: the step where ICL accuracy crosses 0.5 and the width of its 10%->90% window,
-the final probe accuracies (>= 2000 sequences) of every run, the done-when checks and
-whether Chan's claim (the LSTM does not learn in context) holds. Writes WORKDIR/results.json
+the final probe accuracies (>= 2000 sequences) of every run, and the claims' verdicts on
+this seed as `reproduce reddy2023` scores them (common.print_verdicts). Writes WORKDIR/results.json
 and, in WORKDIR/figures, the training curve with the attention progress measures and the
 K / B sweeps.
 """

@@ -10,9 +10,9 @@ them). Every run's probe (probes/ginc.json) gives next-token label accuracy vs t
 number of examples n, per example length k, for in-distribution and
 out-of-distribution concepts, and the ideal in-context learner's accuracy on the
 same ID prompts. Writes WORKDIR/xie2021.json and WORKDIR/xie2021.png (accuracy vs
-n, one panel per k and concept set, one line per model) and prints whether the
-in-distribution accuracy averaged over k rises with n (by more than 2 standard
-errors) for every Transformer.
+n, one panel per k and concept set, one line per model) and prints the claims' verdicts
+on this seed as `reproduce xie2021` scores them (common.print_verdicts; each run's trend in
+n, averaged over k and per k, is in its entry of xie2021.json).
 """
 from __future__ import annotations
 

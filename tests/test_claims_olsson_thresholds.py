@@ -101,13 +101,15 @@ def test_one_layer_prefix_matching_at_its_ceiling(tmp_path, best, status):
   assert _row(rows, "1-layer models train but show neither")["status"] == status
 
 
-@pytest.mark.parametrize("end_gap, status", [(0.1, "PASS"), (0.07, "FAIL")])
-def test_ends_below_the_one_layer_model_by_a_tenth_where_the_curves_end(tmp_path, end_gap,
+@pytest.mark.parametrize("last, end_gap, status", [
+    (0.2, 0.1, "PASS"), (0.2, 0.099, "FAIL"), (0.2, 0.07, "FAIL"),
+    (0.1, 0.2, "PASS"), (0.099, 0.2, "FAIL")])  # the last evaluation's own 0.1 line
+def test_ends_below_the_one_layer_model_by_a_tenth_where_the_curves_end(tmp_path, last, end_gap,
                                                                          status):
-  # The 1-layer score flat at 0; the 2-layer flat at -end_gap but 0.2 lower at the last
-  # evaluation only: the last evaluations differ by 0.2, the medians of the last 3 by end_gap,
-  # which must be >= 0.1 (exactly 0.1 PASSes, 0.07 FAILs; both curves noise-free).
-  two = lambda s: -0.2 if s == 1000 else -end_gap
+  # The 1-layer score flat at 0; the 2-layer flat at -end_gap but -last at the last
+  # evaluation only: the last evaluations differ by `last`, the medians of the last 3 by
+  # end_gap; each must be >= 0.1 (exactly 0.1 PASSes, 0.099 FAILs; both curves noise-free).
+  two = lambda s: -last if s == 1000 else -end_gap
   row = olsson._below_one_layer("2", *[
       {"final": {"icl_score": f(1000)},
        "icl_curve": {"step": STEPS, "icl_score": [f(s) for s in STEPS]}}

@@ -278,3 +278,22 @@ def test_nanda_summary_thresholds_and_max():
   s = nanda2023.summarise_run(rows[1:], {}, [])
   assert (s["train_acc_099_step"], s["test_acc_095_step"], s["final_step"]) == (10, 30, 30)
   assert nanda2023.summarise_run(rows, {}, [])["max_test_accuracy"] == 0.97
+
+
+def test_print_verdicts_prints_the_scorers_rows(tmp_path, monkeypatch, capsys):
+  """The scripts' verdict lines are the scorer's rows, one each, with what was measured."""
+  from experiments import claims
+  rows = [{"status": "PASS", "claim": "a rises", "ours": 0.5},
+          {"status": "NOT_SHOWN", "claim": "b falls", "ours": None}]
+  monkeypatch.setitem(claims.CLAIMS, "fake", lambda d, p: {"claims": rows} if (d, p) == (
+      tmp_path, "tiny") else None)
+  common.print_verdicts("fake", tmp_path, "tiny")
+  out = capsys.readouterr().out.splitlines()
+  assert out[-2:] == ["  PASS      a rises: 0.5", "  NOT_SHOWN b falls: -"], out
+
+
+def test_olsson_ablation_line_says_when_no_head_was_ablated():
+  assert olsson2022.ablation_text({"icl_score": 0.163}) == "no rising head to ablate"
+  assert olsson2022.ablation_text({"icl_score": 0.2, "icl_score_ablated": 0.5,
+                                   "icl_change": 0.3}) == (
+      "ablated ICL score 0.500 vs 0.200 (change +0.300)")
