@@ -34,12 +34,21 @@ def check_list_values(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> Non
     if isinstance(flag.value, list) and not flag.value and name not in empty_ok:
       raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
     if isinstance(flag.value, list) and not isinstance(flag, flags.MultiFlag):
-      twice = [v for i, v in enumerate(flag.value) if v in flag.value[:i]]
+      keys = [_as_number(v) for v in flag.value]  # 1 and 01 are one layer count
+      twice = [v for i, v in enumerate(flag.value) if keys[i] in keys[:i]]
       if twice:
         raise InputError(f"--{name}={','.join(map(str, flag.value))} gives {twice[0]!r} more "
                          "than once; give each value once")
     if flag.value == "" and flag.default is None and name not in ("workdir", *empty_ok):
       raise InputError(f"--{name}= is empty; give it a value or drop the flag")
+
+
+def _as_number(value):
+  """A list value as the number it names (`01` is 1), else as given."""
+  try:
+    return float(value)
+  except (TypeError, ValueError):
+    return value
 
 
 def refuse_repeated(fv: flags.FlagValues) -> None:

@@ -116,6 +116,8 @@ def test_a_value_given_twice_in_a_list_is_refused():
   (a doubled point in the figure and the fit), exit 0."""
   text = _refusal(cli.parse_flags, _define_lists, ["--pools=4,64,4"])
   assert text == "--pools=4,64,4 gives '4' more than once; give each value once"
+  # olsson2022 --layers=1,01 trained L1 and L01, the same config: numbers compare as numbers
+  assert "gives '01' more than once" in _refusal(cli.parse_flags, _define_lists, ["--pools=1,01"])
   # a flag whose empty list means something (reddy2023's --sweeps=) is still checked for this
   assert "gives 'K' more than once" in _refusal(cli.parse_flags, _define_lists, ["--pools=K,K"],
                                                  "", ("pools",))
