@@ -5,34 +5,21 @@ accelerator, and the induction probes' positions, windows and head rises on shor
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from research import models
 from research.models import resnet
 from research.probes import attention as scores
-
-SMALL = dict(blocks=(1, 1), channels=(8, 16), strides=(1, 2), stem_channels=8, stem_kernel=3,
-             stem_stride=1, stem_pool=False)
-
-
-def _mc(name):
-  c = ml_collections.ConfigDict(dict(
-      name=name, num_layers=2, width=16, num_heads=2, mlp_ratio=2.0, positions="learned",
-      max_len=0, dropout=0.0, attention_only=False, use_layernorm=True, dtype="float32",
-      cell="lstm", lstm_width=12, lstm_layers=0))
-  c.resnet = ml_collections.ConfigDict(dict(SMALL, bottleneck=False, norm="group", groups=4))
-  return c
-
+from test_resnet import _resnet_cfg
 
 # ----------------------------------------------------------------------------- ResNet FLOPs
 def test_classifier_flops_are_three_forward_passes_and_the_head():
   """Forward + backward = 3 forward passes of the convolutions, plus the linear head's 6 FLOPs
   per parameter (16 features x 10 classes): dropping the head or the backward went unseen."""
   io = models.IOSpec(output_dim=10, seq_len=1, image_shape=(12, 12, 1), images_per_sequence=1)
-  built = models.build(_mc("resnet"), io)
-  fwd = resnet.forward_flops(resnet.config_from(_mc("resnet")), (12, 12, 1))
+  built = models.build(_resnet_cfg("resnet"), io)
+  fwd = resnet.forward_flops(resnet.config_from(_resnet_cfg("resnet")), (12, 12, 1))
   assert built.train_flops_per_token == 3 * fwd + 6 * 16 * 10
 
 
@@ -42,9 +29,9 @@ def test_embedder_flops_add_three_forward_passes_per_image_per_position(name):
   per position, images_per_sequence / seq_len images at forward + backward (3x)."""
   io = models.IOSpec(output_dim=5, seq_len=6, input_dim=3, image_shape=(10, 10, 1),
                      images_per_sequence=4)
-  built = models.build(_mc(name), io)
-  seq = models.build(_mc(name), models.IOSpec(output_dim=5, seq_len=6, input_dim=3 + 16))
-  fwd = resnet.forward_flops(resnet.config_from(_mc(name)), (10, 10, 1))
+  built = models.build(_resnet_cfg(name), io)
+  seq = models.build(_resnet_cfg(name), models.IOSpec(output_dim=5, seq_len=6, input_dim=3 + 16))
+  fwd = resnet.forward_flops(resnet.config_from(_resnet_cfg(name)), (10, 10, 1))
   assert built.train_flops_per_token == pytest.approx(
       seq.train_flops_per_token + 4 / 6 * 3 * fwd, rel=1e-12)
 
@@ -69,7 +56,7 @@ def test_the_first_image_reaches_the_position_that_shows_it():
   changes position 0's output and no position showing no image."""
   io = models.IOSpec(output_dim=5, seq_len=4, input_dim=3, image_shape=(4, 4, 1),
                      images_per_sequence=2)
-  built = models.build(_mc("transformer"), io)
+  built = models.build(_resnet_cfg("transformer"), io)
   inputs = {"images": jax.random.uniform(jax.random.key(0), (1, 2, 4, 4, 1)),
             "image_index": jnp.array([[0, -1, 1, -1]], jnp.int32),
             "vectors": jax.random.normal(jax.random.key(1), (1, 4, 3))}
