@@ -38,7 +38,7 @@ def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str 
 
 
 def parse_seeds(values) -> tuple[int, ...] | None:
-  """A --seeds list flag's values as distinct non-negative ints (None: the flag not given)."""
+  """A --seeds list flag's values as non-negative ints (None: the flag not given)."""
   if values is None:
     return None
   # isascii: str.isdigit() also accepts '²', which int() then refuses with a traceback.
@@ -49,10 +49,7 @@ def parse_seeds(values) -> tuple[int, ...] | None:
   if max(seeds) >= 2 ** 32:  # config.seed's range (a uint32 key): each run failed, exit 6
     raise InputError(f"--seeds={','.join(values)}: {max(seeds)} is out of range; seeds are "
                      "integers in [0, 2**32), e.g. --seeds=0,1,2")
-  twice = [v for i, v in enumerate(values) if seeds[i] in seeds[:i]]
-  if twice:  # 0,00: a repeated seed would count one run twice as replication
-    raise InputError(f"--seeds={','.join(values)} gives seed {int(twice[0])} more than once "
-                     f"({twice[0]!r}); give each value once")
+  # A repeated seed (0,00 too) is refused with every list flag's repeats (cli.parse_flags).
   return tuple(seeds)
 
 
