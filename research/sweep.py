@@ -119,8 +119,7 @@ def _ensemble_key(config, names: list[str], overrides: list[dict]) -> str:
     for p in parents:
       node = node.get(p, {})
     node.pop(leaf, None)
-  return hashlib.sha256(json.dumps([cfg, names, overrides], sort_keys=True,
-                                   default=str).encode()).hexdigest()[:12]
+  return hashlib.sha256(cli.point_key([cfg, names, overrides]).encode()).hexdigest()[:12]
 
 
 def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: str = "auto",
