@@ -7,7 +7,8 @@ The main job of this repository (configs/icl_regression.py:PRESET, the run `pyth
 research.main` trains) in WORKDIR, then Garg's test-time distribution shifts on the finished
 model (WORKDIR/distribution_shift.json), then Garg's second function class, sparse linear
 regression compared with Lasso by the task's own probe, in WORKDIR/sparse_linear/. Each run
-is reused when WORKDIR already holds it finished.
+is reused when WORKDIR already holds it finished. Prints this seed's claim verdicts as
+`reproduce garg2022` scores them (common.print_verdicts; reproduce aggregates the seeds).
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def run(preset: str, workdir, seed: int = 0) -> None:
   sparse = {"task.function": "sparse_linear", "task.sparsity": GARG_SPARSITY[preset]}
   common.train_or_reuse(common.make_config(icl_regression, preset, sparse, seed),
                         workdir / "sparse_linear")
+  common.print_verdicts("garg2022", workdir, preset)
 
 
 def define_flags(fv) -> None:

@@ -20,7 +20,8 @@ and excluded Fourier loss, the key frequencies. Writes:
                           (wall_s: kept when a rerun reuses the run; this call's
                           in call_wall_s, experiments/common.wall_times)
   WORKDIR/grokking.png    the progress measures of both runs
-and prints one line per run.
+and prints one line per run, then this seed's claim verdicts as `reproduce nanda2023` scores
+them (common.print_verdicts).
 """
 from __future__ import annotations
 
@@ -174,6 +175,7 @@ def run(preset: str, workdir, seed: int = 0, control: bool = True,
   fig = emergence_plots.render_grokking(metric_files, root / "grokking.png", spectra=spectra)
   logging.info("wrote %s and %s", root / "grokking.json", fig)
   print(f"wrote {root / 'grokking.json'} and {fig}")
+  common.print_verdicts("nanda2023", root, preset)
 
 
 def define_flags(fv) -> None:

@@ -17,7 +17,8 @@ Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that 
 Distance of the model to a baseline: the mean over k = 0..K-1 of |model(k) - baseline(k)|, both
 in normalised error (squared error / D) on the same fresh prompts. M* = the smallest M of the
 grid from which every M's model is resolvably closer to Ridge than to dMMSE (None when the largest
-M's is not); the grid's spacing bounds its resolution. Writes WORKDIR/raventos2023.json and WORKDIR/figures/raventos2023.png.
+M's is not); the grid's spacing bounds its resolution. Writes WORKDIR/raventos2023.json and WORKDIR/figures/raventos2023.png,
+and prints this seed's claim verdicts as `reproduce raventos2023` scores them (common.print_verdicts).
 
 Presets (the model and budget shrink on CPU; D, K and sigma^2 stay Raventós's except on tiny):
   tiny   configs' tiny model (D = 5, K = 11), 40 steps, M in {2, 16, 128}; seconds, for tests
@@ -208,6 +209,8 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
     print(f"FAILED M={f['M']}: {f['error']}")
   print(f"M* (smallest M from which every M is closer to Ridge than to dMMSE; distance = {DISTANCE}): {res['m_star']}")
   print(f"wrote {out / 'raventos2023.json'}" + (f" and {fig}" if fig else ""))
+  if pools:
+    common.print_verdicts("raventos2023", out, preset)
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(grid)} pool sizes failed: M = "
                           + ", ".join(str(f["M"]) for f in failed)

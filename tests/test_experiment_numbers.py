@@ -10,7 +10,8 @@ import types
 
 import pytest
 
-from experiments import chan2022, olsson2022, raventos2023, reddy2023, xie2021
+from experiments import (chan2022, garg2022, nanda2023, olsson2022, raventos2023, reddy2023,
+                         xie2021)
 from experiments import bench_features, benchmark, common
 from research.analysis import classification_plots as cplots
 
@@ -69,6 +70,19 @@ def test_chan_records_each_cells_in_weights_accuracies_and_prints_the_scorers_ve
   assert {(c["model"], c["iwl"], c["iwl_uniform"], c["iwl_chance"]) for c in cells} == {
       ("transformer", 0.95, 0.95, 1 / 32), ("lstm", 0.3, 0.0625, 0.125)}
   assert asked == [("chan2022", tmp_path, "tiny")]
+
+
+def test_garg_trains_both_runs_and_prints_the_scorers_verdicts(tmp_path, monkeypatch):
+  """The linear run in WORKDIR (its shift probe beside it), the sparse one in
+  WORKDIR/sparse_linear, then the scorer's verdicts on WORKDIR (the run reproduce scores)."""
+  trained, probed = [], []
+  monkeypatch.setattr(common, "train_or_reuse",
+                      lambda config, w: trained.append((config.task.function, w)))
+  monkeypatch.setattr(garg2022, "write_shift_probe", probed.append)
+  asked = _verdicts_asked(monkeypatch)
+  garg2022.run("tiny", tmp_path, seed=1)
+  assert trained == [("linear", tmp_path), ("sparse_linear", tmp_path / "sparse_linear")]
+  assert probed == [tmp_path] and asked == [("garg2022", tmp_path, "tiny")]
 
 
 # ----------------------------------------------------------------------------- Raventós
@@ -278,6 +292,25 @@ def test_nanda_summary_thresholds_and_max():
   s = nanda2023.summarise_run(rows[1:], {}, [])
   assert (s["train_acc_099_step"], s["test_acc_095_step"], s["final_step"]) == (10, 30, 30)
   assert nanda2023.summarise_run(rows, {}, [])["max_test_accuracy"] == 0.97
+
+
+def test_nanda_prints_the_scorers_verdicts_on_its_workdir(tmp_path, monkeypatch):
+  from research import train
+  from research.analysis import emergence_plots
+  summary = {"train_acc_099_step": None, "test_acc_095_step": None, "final": {"weight_norm": 1.0},
+             "max_test_accuracy": 0.1, "final_key_freqs": [1], "final_step": 40}
+  monkeypatch.setattr(nanda2023, "write_scaled_init", lambda *a: None)
+  monkeypatch.setattr(nanda2023, "replay_with_final_freqs", lambda c, w: (w, {}))
+  monkeypatch.setattr(nanda2023, "final_spectrum", lambda *a: [])
+  monkeypatch.setattr(nanda2023, "summarise_run", lambda *a: dict(summary))
+  monkeypatch.setattr(train, "train_or_reuse", lambda *a: {})
+  monkeypatch.setattr(common, "wall_times", lambda *a: {"wall_s": 1.0, "call_wall_s": 1.0})
+  monkeypatch.setattr(emergence_plots, "read_eval_rows", lambda *a: [])
+  monkeypatch.setattr(emergence_plots, "render_grokking", lambda *a, **k: tmp_path / "g.png")
+  asked = _verdicts_asked(monkeypatch)
+  nanda2023.run("tiny", tmp_path)
+  assert set(json.loads((tmp_path / "grokking.json").read_text())["runs"]) == {"wd=1", "wd=0"}
+  assert asked == [("nanda2023", tmp_path, "tiny")]
 
 
 def test_print_verdicts_prints_the_scorers_rows(tmp_path, monkeypatch, capsys):

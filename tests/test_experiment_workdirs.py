@@ -230,7 +230,7 @@ def _raventos_probe(model):
                                   "model_vs_dmmse": curve(0.5), "ridge_vs_dmmse": curve(0.3)}}
 
 
-def test_raventos2023_reads_a_copied_or_moved_sweep_from_its_own_runs(tmp_path,
+def test_raventos2023_reads_a_copied_or_moved_sweep_from_its_own_runs(tmp_path, capsys,
                                                                       nothing_to_train):
   """Before: a copy read the original's probes (edited there, exit 0); a moved sweep failed
   every M ('no probe file /old/path', exit 6) and rewrote raventos2023.json with pools: []."""
@@ -245,6 +245,10 @@ def test_raventos2023_reads_a_copied_or_moved_sweep_from_its_own_runs(tmp_path,
   read = lambda d: [(p["d_ridge"], p["pool_tasks_model_error"]) for p in pools_of(d)]
   raventos2023.run("tiny", copy, pools=pools)
   assert read(copy) == [(0.2, 0.1)] * 2
+  # Its verdicts are the scorer's (M = 16 is closer to Ridge, 0.2 < 0.5, at the largest M).
+  out = capsys.readouterr().out
+  assert "as `python -m experiments.reproduce raventos2023` scores them" in out
+  assert "above the threshold the model's predictions track Ridge's (largest M): M=16" in out
   assert all(Path(p["probe"]).is_relative_to(copy) for p in pools_of(copy))
   orig.rename(moved)
   raventos2023.run("tiny", moved, pools=pools)  # its own files, edited

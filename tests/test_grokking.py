@@ -149,6 +149,9 @@ def test_grokking_experiment_runs_both_weight_decays(tmp_path):
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "wd=1: train acc >= 0.99 at step" in proc.stdout and "wd=0:" in proc.stdout
+  # The verdicts printed are the scorer's (experiments/claims), as reproduce gives them.
+  assert "as `python -m experiments.reproduce nanda2023` scores them" in proc.stdout
+  assert "FAIL      train accuracy reaches ~100% early" in proc.stdout  # 40 steps: no grokking
   out = json.loads((tmp_path / "grokking.json").read_text())
   assert set(out["runs"]) == {"wd=1", "wd=0"}
   assert len(out["runs"]["wd=1"]["final_embedding_spectrum"]) == (P - 1) // 2
