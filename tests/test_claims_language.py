@@ -194,3 +194,106 @@ def test_xie_a_nan_cell_is_no_rise(tmp_path):
   lc._xie_curves(tmp_path / "ok_k", {"3": [0.1, 0.2, 0.3, 0.35, 0.4], "5": [0.1] + [0.45] * 4,
                                      "8": [0.1, 0.25, 0.35, 0.45, 0.5]})
   assert language.xie2021(tmp_path / "ok_k", "tiny")["claims"][1]["status"] == "PASS"
+
+
+# ----------------------------------------------------------------------------- mutation audit 7C
+def _xie_flat(tmp_path, small, large, **edit):
+  """Xie's rows with every ID accuracy cell of transformer_s at `small` and of transformer_l at
+  `large` (every k and n); edit: run name -> dict merged into that run."""
+  res = xie_results()
+  for name, acc in (("transformer_s", small), ("transformer_l", large)):
+    for c in res["runs"][name]["probe"]["accuracy"]["id"].values():
+      c["accuracy"] = [acc] * len(c["n"])
+  for name, change in edit.items():
+    res["runs"][name] |= change
+  write(tmp_path / "xie2021.json", res)
+  return language.xie2021(tmp_path, "cpu")["claims"]
+
+
+def test_xie_every_transformer_must_rise_with_n(tmp_path):
+  """transformer_l flat at 0.5 at every n and k, transformer_s rising as in the fixture: 'every
+  Transformer' FAILs (one model that rises is not every model)."""
+  res = xie_results()
+  for c in res["runs"]["transformer_l"]["probe"]["accuracy"]["id"].values():
+    c["accuracy"] = [0.5] * len(c["n"])
+  write(tmp_path / "xie2021.json", res)
+  rows = language.xie2021(tmp_path, "cpu")["claims"]
+  assert rows[0]["status"] == "FAIL" and "transformer_l +0.000" in rows[0]["ours"], rows[0]
+  assert rows[3]["status"] == "PASS"  # control: the LSTM still rises
+
+
+@pytest.mark.parametrize("gap, status", [(0.011, "FAIL"), (0.012, "PASS")])
+def test_xie_larger_better_at_two_standard_errors_of_the_mean_accuracy(tmp_path, gap, status):
+  """Every cell at 0.5 (small) and 0.5 + gap (large): the mean over the 15 cells with n >= 1
+  (k = 3, 5, 8 x n = 1, 2, 4, 8, 16; n = 0 is not in-context learning), each of 1024 prompts,
+  has SE sqrt(15 x 0.25 / 1024) / 15 = 0.00403 (0.00403 at 0.511 / 0.512 too), the difference
+  sqrt(2) x that = 0.00570, 2 SE = 0.0114: a gap of 0.011 is inside it, 0.012 beyond."""
+  row = _xie_flat(tmp_path, 0.5, 0.5 + gap)[2]
+  assert row["status"] == status, row
+  assert f"accuracy difference {gap:+.3f} (2 SE 0.011)" in row["note"], row["note"]
+
+
+@pytest.mark.parametrize("small, large, se_s, se_l, status", [
+    (2.01, 2.00, 0.015, 0.015, "FAIL"),  # 0.01 + 2 x hypot(0.015, 0.015) = 0.052 > 0.05
+    (2.01, 2.00, 0.013, 0.013, "PASS"),  # 0.01 + 2 x 0.0184 = 0.047
+    (2.00, 2.00, 0.030, 0.001, "FAIL"),  # the small model's SE alone: 2 x 0.030 = 0.060
+    (2.00, 2.00, 0.001, 0.030, "FAIL"),  # the large model's alone
+    (2.00, 2.00, 0.024, 0.001, "PASS"),  # 2 x hypot(0.024, 0.001) = 0.048
+])
+def test_xie_equal_loss_margin_counts_both_standard_errors_twice(tmp_path, small, large, se_s,
+                                                                se_l, status):
+  res = xie_results()
+  res["runs"]["transformer_s"]["end_loss"] |= {"value": small, "se": se_s}
+  res["runs"]["transformer_l"]["end_loss"] |= {"value": large, "se": se_l}
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][2]
+  assert row["status"] == status, row
+
+
+def test_xie_two_transformers_of_one_size_are_no_size_comparison(tmp_path):
+  """Both Transformers of 10,000 parameters: 'larger models' has no larger model (NOT_SHOWN),
+  though the one sorted last is better at the same loss."""
+  rows = _xie_flat(tmp_path, 0.5, 0.6, transformer_l={"num_params": 10_000})
+  assert rows[2]["status"] == "NOT_SHOWN", rows[2]
+  assert "fewer than two distinct Transformer sizes" in rows[2]["note"]
+  rows = _xie_flat(tmp_path, 0.5, 0.6, transformer_l={"num_params": 10_001})  # control
+  assert rows[2]["status"] == "PASS", rows[2]
+
+
+def test_xie_binomial_standard_error():
+  """sqrt(p (1 - p) / n) over n prompts (not n - 1): 0.25 at p = 0.5 over 4, 0 at p = 0 or 1."""
+  assert language._binomial_se(0.5, 4) == 0.25
+  assert language._binomial_se(0.0, 4) == language._binomial_se(1.0, 4) == 0.0
+  assert language._binomial_se(0.5, 0) == 0.5  # no prompts: one, not a division by zero
+
+
+def test_xie_nan_controls_fail_by_their_nan_alone(tmp_path):
+  """xie_nan_n / xie_nan_k with the NaN replaced by its neighbours' mean (n = 2 at k = 5:
+  0.3; k = 5 at the largest n: 0.45) PASS the claim the control names: the unmeasured cell is
+  all that FAILs it (a control that FAILs for another reason too tests nothing)."""
+  from experiments.claims import language_controls as lc
+  import json
+  for build, row, fill in ((lc.xie_nan_n, 0, 0.3), (lc.xie_nan_k, 1, 0.45)):
+    run = tmp_path / build.__name__
+    build(run)
+    assert language.xie2021(run, "tiny")["claims"][row]["status"] == "FAIL"
+    res = json.loads((run / "xie2021.json").read_text())
+    cells = [c for r in res["runs"].values() for c in r["probe"]["accuracy"]["id"].values()]
+    nans = [(c, i) for c in cells for i, a in enumerate(c["accuracy"]) if a != a]
+    assert len(nans) == len(res["runs"]), nans  # one NaN cell per run
+    for c, i in nans:
+      c["accuracy"][i] = fill
+    write(run / "xie2021.json", res)
+    assert language.xie2021(run, "tiny")["claims"][row]["status"] == "PASS", build.__name__
+
+
+def test_xie_zero_shot_compares_n_0_with_n_1(tmp_path):
+  """n = 0 at 0.50, n = 1 at 0.30, n = 2 at 0.60 in every cell: zero-shot beats one-shot by
+  0.20 (PASS, 'sometimes'); against n = 2 it would lose."""
+  res = xie_results()
+  for run in res["runs"].values():
+    for c in run["probe"]["accuracy"]["id"].values():
+      c["accuracy"][:3] = [0.5, 0.3, 0.6]
+  write(tmp_path / "xie2021.json", res)
+  row = language.xie2021(tmp_path, "cpu")["claims"][4]
+  assert row["status"] == "PASS" and "n=0 0.500 vs n=1 0.300" in row["ours"], row

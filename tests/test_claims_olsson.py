@@ -263,3 +263,48 @@ def test_the_score_must_be_seen_to_stay_down_for_three_evaluations():
   assert late["after"] == 2 and olsson_rules.is_phase_change(late, TARGETS) is False
   early = language.phase_window(steps, [3.0] * 7 + [1.0] * 4)
   assert early["after"] == 3 and olsson_rules.is_phase_change(early, TARGETS) is True
+
+
+# ----------------------------------------------------------------------------- mutation audit 7C
+def test_the_window_takes_in_a_step_at_exactly_a_quarter_of_the_fastest_rate():
+  """STEEP_FRACTION 0.25 is '>=': a 0.125-nat step beside the 0.5-nat steepest one (exactly a
+  quarter of its rate, every number exact in binary) is in the window; 0.1 is not."""
+  steps = list(range(0, 201, 25))
+  w = olsson_rules.phase_window(steps, [0, 0, 0, -0.125, -0.625, -0.625, -0.625, -0.625, -0.625])
+  assert (w["start_step"], w["end_step"], w["drop"]) == (50, 100, 0.625)
+  w = olsson_rules.phase_window(steps, [0, 0, 0, -0.1, -0.6, -0.6, -0.6, -0.6, -0.6])
+  assert (w["start_step"], w["end_step"]) == (75, 100)
+
+
+def test_step_noise_leaves_out_exactly_the_window_changes():
+  """step_noise(values, lo, hi) drops the changes lo..hi-1 (those inside a window of
+  evaluations lo..hi): here changes 1 and 2 (the 9s), leaving 0.1, 0.3, 0.1, 0.3 around their
+  median 0.2, MAD 0.1, so 0.14826; with one change fewer left (3 < 4) it is None."""
+  values = [0.0, 0.1, 9.1, 18.1, 18.4, 18.5, 18.8]  # changes 0.1, 9, 9, 0.3, 0.1, 0.3
+  assert olsson_rules.step_noise(values, 1, 3) == pytest.approx(0.14826)
+  assert olsson_rules.step_noise(values, 1, 4) is None
+
+
+def test_curve_noise_is_read_outside_the_phase_window():
+  """Changes +-0.1 around a 2-nat, 2-step window: outside it the MAD is 0.1 (noise 0.148);
+  over every change, the window's -2s move the median to -0.1 and the MAD to 0.2 (0.297)."""
+  values = [0, 0.1, 0, 0.1, 0, -2, -4, -4.1, -4, -4.1, -4]
+  steps = list(range(0, 11 * 25, 25))
+  assert olsson_rules.curve_noise(steps, values) == pytest.approx(1.4826 * 0.1)
+  assert olsson_rules.step_noise(values) == pytest.approx(1.4826 * 0.2)  # control: all changes
+
+
+def test_end_level_is_the_median_of_the_last_three():
+  assert olsson_rules.end_level([9.0, 0.0, 1.0, 2.0]) == 1.0  # the last 4 would give 1.5
+  assert olsson_rules.end_level([0.0, 0.0, 0.0, -1.0]) == 0.0  # one glitch does not move it
+
+
+@pytest.mark.parametrize("last, forms", [(0.5, True), (0.375, False)])
+def test_heads_keep_half_their_window_rise_not_half_their_net_rise(last, forms):
+  """A head rising 0 -> 1.0 in the window (steps 25-50) that falls back to `last`: it forms
+  while it keeps >= half the window's rise (0.5); at 0.375 it does not, though that is over
+  half its net rise over the run (0.375 itself)."""
+  steps = [0, 25, 50, 75, 100]
+  f = olsson_rules.heads_form({"h": [0.0, 0.0, 1.0, 0.8, last]}, ["h"], steps,
+                              {"start_step": 25, "end_step": 50})
+  assert (f["rise"], f["total"], f["kept"], f["forms"]) == (1.0, last, last, forms)

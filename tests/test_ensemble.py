@@ -245,3 +245,56 @@ def test_a_members_lost_metrics_file_is_warned_of_at_the_resume(tmp_path, caplog
     ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
   assert f"{dirs[0] / 'metrics.jsonl'} holds no row up to step 20" in caplog.text
   assert str(dirs[1] / "metrics.jsonl") not in caplog.text
+
+
+def test_benchmark_ensemble_numbers_from_the_clock(monkeypatch, capsys):
+  """ensemble_case's arithmetic on a fake clock: the ensemble sweep's process takes 10 s and the
+  sequential one 30 s (x3.00 end to end, members x steps / wall member-steps per second); in
+  steady state 100 steps (2 calls of 50 after a warm-up) take 1 s solo (10 ms a step) and 2 s
+  for 4 members (20 ms an ensemble step): 200 vs 100 member-steps/s, x2.00; the solo MFU is
+  its FLOPs a step (FLOPs/token x batch x tokens/example) over 10 ms."""
+  import types
+  from experiments import bench_ensemble, benchmark
+  clock = [0.0]
+  monkeypatch.setattr(bench_ensemble.time, "perf_counter", lambda: clock[0])
+
+  def spawn(*args):
+    clock[0] += 10.0 if "--mode=on" in args else 30.0
+    return {"wall_s": 9.0 if "--mode=on" in args else 29.0}
+
+  class Fake:
+    def __init__(self, c, *rest):
+      self.per_call = 0.5 if len(rest) == 1 else 1.0  # Experiment(c, dev); Ensemble(c, seeds, dev)
+      self.built = types.SimpleNamespace(train_flops_per_token=1000.0)
+      self.task = types.SimpleNamespace(tokens_per_example=10)
+
+    def multi_step_fn(self, k):
+      assert k == 50
+
+      def step(carry):
+        clock[0] += self.per_call
+        return carry, 0.0
+      return step
+
+    def init_state(self):
+      return 0
+  monkeypatch.setattr(benchmark, "_spawn", spawn)
+  monkeypatch.setattr(benchmark, "_mfu", lambda flops_per_s: flops_per_s / 1e9)
+  monkeypatch.setattr(ensemble, "Ensemble", Fake)
+  import research.experiment
+  monkeypatch.setattr(research.experiment, "Experiment", Fake)
+  c = bench_ensemble._ensemble_config()
+  out = bench_ensemble.ensemble_case(4, steady_steps=100)
+  e2e, steady = out["end_to_end"], out["steady_state"]
+  steps = c.train.num_steps
+  assert e2e["speedup"] == 3.0 and (e2e["ensemble_wall_s"], e2e["sequential_wall_s"]) == (10, 30)
+  assert e2e["ensemble_member_steps_per_s"] == 4 * steps / 10
+  assert e2e["sequential_member_steps_per_s"] == 4 * steps / 30
+  assert (e2e["ensemble_sweep_s"], e2e["sequential_sweep_s"]) == (9.0, 29.0)
+  assert steady["solo_step_ms"] == pytest.approx(10.0)
+  assert steady["ensemble_step_ms"] == pytest.approx(20.0)
+  assert steady["ensemble_member_steps_per_s"] == pytest.approx(200.0)
+  assert steady["sequential_member_steps_per_s"] == pytest.approx(100.0)
+  assert steady["speedup"] == pytest.approx(2.0)
+  assert steady["solo_mfu"] == pytest.approx(1000.0 * c.train.batch_size * 10 / 0.01 / 1e9)
+  assert "x3.00" in capsys.readouterr().out

@@ -177,3 +177,34 @@ def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatc
       "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "done, 2 s"}})
   with pytest.raises(InputError, match="holds no --preset=tiny result of raventos2023"):
     reproduce.main(argv)
+
+
+# ----------------------------------------------------------------------------- mutation audit 7C
+def test_a_note_of_exactly_the_limit_is_shown_whole():
+  """short_note: the last sentence-part, whole up to NOTE_CHARS (160) characters; longer, cut
+  to 157 and '...' (160 in all)."""
+  exact, over = "x" * 160, "y" * 161
+  assert gallery.short_note("setup. " + exact) == exact
+  assert gallery.short_note("setup. " + over) == "y" * 157 + "..."
+  assert len(gallery.short_note(over)) == gallery.NOTE_CHARS
+
+
+def test_total_wall_sums_every_measured_paper(tmp_path, monkeypatch):
+  """Two papers run for the preset, measured at 125 s and 60 s: 'Total wall 3 min 05 s'
+  (their sum), on both machines."""
+  import json
+  work = tmp_path / "work"
+  for name in ("garg2022", "raventos2023"):
+    (work / name).mkdir(parents=True)
+    (work / name / "summary.json").write_text(json.dumps({"preset": "cpu", "paper": name}))
+  monkeypatch.setattr(gallery.summaries, "summarize", lambda name, *a, **k: {
+      "paper": name, "counts": {}, "claims": [], "figures": [], "error": None})
+  readme = tmp_path / "README.md"
+  readme.write_text(f"{gallery.GALLERY_START}\n{gallery.GALLERY_END}\n")
+  times = {"garg2022": {"cpu": {"seconds": 125.0, "seeds": 3, "machine": "host a"}},
+           "raventos2023": {"cpu": {"seconds": 60.0, "seeds": 1, "machine": "host b"}}}
+  gallery.write_gallery("cpu", work, reproduce.NAMES, readme=readme, wall_times=times,
+                        assets=tmp_path / "g")
+  text = readme.read_text()
+  assert "runs on host a; host b. Total wall 3 min 05 s:" in text
+  assert "| 1 min 00 s (1 seed) |" in text and "| 2 min 05 s (3 seeds) |" in text
