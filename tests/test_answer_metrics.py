@@ -89,3 +89,16 @@ def test_intervals():
   assert s["brier"]["hi"] - s["brier"]["lo"] == pytest.approx(2 * half, rel=0.15)
   assert s["brier"]["lo"] < s["brier"]["mean"] < s["brier"]["hi"]
   assert s["exact_match"]["interval"].startswith("Wilson")
+
+
+def test_chance_predictor_breaks_ties_to_the_lowest_digit_and_crossfit_smooths_from_uniform():
+  """Exact: a tie of the most frequent digit goes to the lowest (population 0, 1: it predicts
+  0, so the held-out answer 1 scores token accuracy 0, p = 1/2 either way). Cross-fitted: each
+  fold's p(d_0) = (count + V * 1/V) / (fold-out answers + V): ten answers all 0, V = 10,
+  folds of 2: p(0) = (8 + 1) / (8 + 10) = 1/2, p(other) = 1/18."""
+  tied = am._teacher_forced_exact(np.array([[1]]), 2, population_PxM=np.array([[0], [1]]))
+  assert tied == pytest.approx({"token_accuracy": 0.0, "log_likelihood": math.log(0.5),
+                                "brier": 0.25 + 0.25 - 2 * 0.5 + 1})
+  fitted = am._teacher_forced_crossfit(np.zeros((10, 1), np.int64), 10)
+  assert fitted == pytest.approx({"token_accuracy": 1.0, "log_likelihood": math.log(0.5),
+                                  "brier": 0.25 + 9 / 18 ** 2 - 2 * 0.5 + 1})

@@ -104,6 +104,8 @@ def test_a_short_step_is_not_printed_as_zero():
   assert "| 0.00123 s |" in aot_ladder.markdown([plan])
   plan["roofline"]["mfu_40"]["step_s"] = 9.7345  # from 1 s up: two decimals, as before
   assert "| 9.73 s |" in aot_ladder.markdown([plan])
+  plan["roofline"]["mfu_40"]["step_s"] = 1.0  # 1 s itself: two decimals
+  assert "| 1.00 s |" in aot_ladder.markdown([plan])
   assert (aot._days(0.00204), aot._days(16.13)) == ("0.002", "16.1")
 
 

@@ -261,6 +261,21 @@ def test_config_errors_name_the_field():
     config_check.validate(c, 1)
 
 
+def test_omniglot_holdout_classes_must_cover_the_probe_ways_and_one_filler_class():
+  """Chan's ICL probe draws its classes from the n_holdout never-trained ones: a 2-way 4-shot
+  probe fills an 8-item context (2 suffice); 2-way 3-shot leaves 2 filler items, drawn from
+  one more held-out class (3 needed, 2 refused)."""
+  c = bursty_classification.get_config("omniglot_tiny")
+  c.task.n_holdout = 2
+  config_check.validate(c, 1)  # 2 x 4 = 8 = num_context: no fillers
+  c.probe.shots = 3
+  with pytest.raises(config_check.ConfigError,
+                     match="config.task.n_holdout=2 is too few for 2-way ICL probes"):
+    config_check.validate(c, 1)
+  c.task.n_holdout = 3
+  config_check.validate(c, 1)
+
+
 # --- end to end ----------------------------------------------------------------------
 STATE_KEYS = ("loss", "grad_norm", "learning_rate", "accuracy")
 

@@ -85,6 +85,37 @@ def test_garg_trains_both_runs_and_prints_the_scorers_verdicts(tmp_path, monkeyp
   assert probed == [tmp_path] and asked == [("garg2022", tmp_path, "tiny")]
 
 
+def test_classification_figures_draw_each_probes_bar_interval_and_grid_cell(tmp_path, monkeypatch):
+  """Reddy / Chan figures, the numbers handed to matplotlib: the full-vocabulary bar left of
+  each probe's tick and the context-labels bar right of it, each with its own [lo, hi]
+  interval; a sweep grid's cell is the accuracy of ITS (row, column) run, NaN where none ran."""
+  import numpy as np
+  figures = []
+  monkeypatch.setattr(cplots, "save_figure", lambda fig, out, **kw: figures.append(fig) or out)
+  probe = {"probes": {
+      "icl": {"acc_full": 0.8, "acc_full_lo": 0.7, "acc_full_hi": 0.85,
+              "acc_context": 0.9, "acc_context_lo": 0.8, "acc_context_hi": 0.95},
+      "iwl": {"acc_full": 0.3, "acc_full_lo": 0.25, "acc_full_hi": 0.4}},
+      "chance": {"full": 0.1, "context": 0.5}, "source": "gaussian", "burstiness": 3,
+      "zipf_alpha": 0.0, "ways": 2, "shots": 4, "step": 100}
+  (tmp_path / "probe.json").write_text(json.dumps(probe))
+  cplots.render_probe(tmp_path / "probe.json", tmp_path / "p.png")
+  ax = figures[0].axes[0]
+  drawn = []
+  for bars in (c for c in ax.containers if hasattr(c, "errorbar")):  # the BarContainers
+    segments = bars.errorbar.lines[2][0].get_segments()
+    for rect, seg in zip(bars.patches, segments):
+      drawn.append((round(rect.get_x() + rect.get_width() / 2, 6), round(rect.get_height(), 6),
+                    round(seg[0][1], 6), round(seg[1][1], 6)))
+  assert drawn == [(-0.19, 0.8, 0.7, 0.85), (0.81, 0.3, 0.25, 0.4), (0.19, 0.9, 0.8, 0.95)]
+  cells = [{"B": 1, "a": 0, "icl": 0.1, "iwl": 0.2}, {"B": 1, "a": 1, "icl": 0.3, "iwl": 0.4},
+           {"B": 2, "a": 0, "icl": 0.5, "iwl": 0.6}]
+  cplots.grid(cells, tmp_path / "g.png", row_key="B", col_key="a")
+  icl, iwl = (np.asarray(a.images[0].get_array()) for a in figures[1].axes[:2])
+  np.testing.assert_array_equal(icl, [[0.1, 0.3], [0.5, np.nan]])
+  np.testing.assert_array_equal(iwl, [[0.2, 0.4], [0.6, np.nan]])
+
+
 # ----------------------------------------------------------------------------- Raventós
 def _noisy_probe(d_ridge, d_dmmse, half_ridge, half_dmmse):
   band = lambda m, h: {"mean": [m] * 3, "lo": [m - h] * 3, "hi": [m + h] * 3}

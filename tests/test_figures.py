@@ -56,3 +56,26 @@ def test_every_figure_goes_through_save_figure():
             for folder in ("research", "experiments") for p in (ROOT / folder).rglob("*.py")
             if p != home}
   assert {p: lines for p, lines in others.items() if lines} == {}
+
+
+def test_probe_figure_draws_each_curves_mean_and_its_lo_hi_band(tmp_path, monkeypatch):
+  """render_probe's numbers as handed to matplotlib: each estimator's mean at every k, its band
+  from lo to hi (not to the mean), and the line at k = d."""
+  import json
+  figures = []
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out, **kw: figures.append(fig) or out)
+  res = {"k": [1, 2, 4], "n_dims": 2, "step": 10,
+         "curves": {"model": {"mean": [0.9, 0.5, 0.2], "lo": [0.8, 0.4, 0.1], "hi": [1.0, 0.6, 0.3]},
+                    "ridge": {"mean": [0.7, 0.3, 0.1], "lo": [0.6, 0.25, 0.05],
+                              "hi": [0.75, 0.35, 0.15]}}}
+  (tmp_path / "p.json").write_text(json.dumps(res))
+  plots.render_probe(tmp_path / "p.json", tmp_path / "p.png")
+  ax = figures[0].axes[0]
+  lines = ax.get_lines()
+  assert [list(l.get_ydata()) for l in lines[:2]] == [[0.9, 0.5, 0.2], [0.7, 0.3, 0.1]]
+  assert list(lines[2].get_xdata()) == [2, 2]  # k = d
+  for band, c in zip(ax.collections, res["curves"].values()):
+    verts = {(round(x, 9), round(y, 9)) for x, y in band.get_paths()[0].vertices}
+    for k, lo, hi in zip(res["k"], c["lo"], c["hi"]):
+      assert (k, lo) in verts and (k, hi) in verts
+    assert max(y for _, y in verts) == max(c["hi"]) and min(y for _, y in verts) == min(c["lo"])

@@ -110,3 +110,29 @@ def test_loss_copied_scores_the_copied_targets():
   _, aux = task.loss(jnp.asarray(logits), batch)
   assert float(aux["loss_copied"]) < 1e-3
   np.testing.assert_allclose(float(aux["loss_not_copied"]), np.log(vocab), rtol=1e-4)
+
+
+def test_induction_figures_place_curves_and_windows_in_tokens_and_title_each_map(tmp_path,
+                                                                                monkeypatch):
+  """research/probes/plots.py (the Olsson figures), as handed to matplotlib: every curve's x is
+  step x tokens_per_step, its window shaded over the same tokens; a head map's 'before' panel
+  is titled with the window's start step and 'after' with its end step, the data as given."""
+  from research.probes import plots
+  figures = []
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out, **kw: figures.append(fig) or out)
+  rows = [{"step": s, "loss": 3.0 - s / 100, "icl_score": -s / 100, "pm_max": s / 400}
+          for s in (0, 100, 200)]
+  runs = {"2": {"rows": rows, "window": {"start_step": 100, "end_step": 200}, "tokens_per_step": 64,
+                "before": [[0.1, 0.2], [0.3, 0.4]], "after": [[0.5, 0.6], [0.7, 0.9]]}}
+  plots.render_curves(runs, tmp_path / "c.png")
+  for ax, key in zip(figures[0].axes, ("loss", "icl_score", "pm_max")):
+    [line] = ax.get_lines()
+    assert list(line.get_xdata()) == [0, 6400, 12800]
+    assert list(line.get_ydata()) == [r[key] for r in rows]
+    [span] = ax.patches
+    assert (span.get_x(), span.get_x() + span.get_width()) == (6400, 12800)
+  plots.render_head_maps(runs, tmp_path / "h.png")
+  before, after = figures[1].axes[:2]
+  assert before.get_title() == "2-layer, before (step 100)"
+  assert after.get_title() == "2-layer, after (step 200)"
+  np.testing.assert_array_equal(after.images[0].get_array(), [[0.5, 0.6], [0.7, 0.9]])

@@ -430,3 +430,45 @@ def test_line_and_decay_controls_fail_only_the_gate_they_test(tmp_path):
     assert w["drop"] > 3 * w["noise"] and w["share"] > 0.5, w
     assert w["share"] >= 2 * w["step_share"] and w["rate_before"] is not None, w
     assert w["rate"] < 2 * w["rate_before"], w
+
+
+# ----------------------------------------------------------------------------- figures
+def test_ladder_figures_draw_each_checkpoints_score_edge_and_the_frontier_fit(tmp_path, monkeypatch):
+  """research/analysis/ladder_plots.py, the numbers handed to matplotlib: a trained checkpoint
+  (tokens > 0; the untrained one has no place on a log axis) is a square at (tokens, params)
+  coloured by its score, black-edged when its interval clears chance: lo above it where higher
+  is better, hi below it where lower is (edit distance); the frontier's fitted line is
+  E + A C^-alpha over the frontier's compute."""
+  import numpy as np
+  from research.analysis import ladder_plots
+  figures = []
+  monkeypatch.setattr(ladder_plots, "save_figure", lambda fig, out, **kw: figures.append(fig) or out)
+  cell = lambda em, ed: {"exact_match": em, "edit_distance": ed,
+                         "chance": {"exact_match": 0.1, "edit_distance": 1.2}}
+  rows = [{"tokens": 0, "compute": 0, "loss": 9.0,
+           "few_shot": {"copy": {"4": cell((0.0, 0.0, 0.05), (3.0, 2.9, 3.1))}}},
+          {"tokens": 1e6, "compute": 6e12, "loss": 3.0,
+           "few_shot": {"copy": {"4": cell((0.5, 0.4, 0.6), (1.0, 0.8, 1.5))}}},
+          {"tokens": 2e6, "compute": 1.2e13, "loss": 2.5,
+           "few_shot": {"copy": {"4": cell((0.12, 0.05, 0.2), (0.5, 0.4, 0.6))}}}]
+  res = {"metrics": ["exact_match", "edit_distance"],
+         "higher_is_better": {"exact_match": True, "edit_distance": False},
+         "sizes": [{"num_params": 1e6, "rows": rows}],
+         "abilities": {"copy": {"k": 4, "chance": {"exact_match": 0.1, "edit_distance": 1.2},
+                                "first_above_chance": {"exact_match": None,
+                                                       "edit_distance": {"compute": 1.2e13}}}},
+         "frontier": {"points": [{"compute": 6e12, "loss": 3.0}, {"compute": 1.2e13, "loss": 2.5}],
+                      "fit": {"E": 2.0, "A": 10.0, "alpha": 0.05}}}
+  ladder_plots.render_ability(res, "copy", tmp_path / "a.png")
+  em, ed = (ax.collections[0] for ax in figures[0].axes[:2])
+  for squares, scores, edged in ((em, [0.5, 0.12], [1, 0]), (ed, [1.0, 0.5], [0, 1])):
+    np.testing.assert_array_equal(squares.get_offsets(), [[1e6, 1e6], [2e6, 1e6]])
+    np.testing.assert_array_equal(squares.get_array(), scores)
+    assert list(squares.get_edgecolors()[:, 3]) == edged  # alpha 1: black edge; 0: none
+  ladder_plots.render_frontier(res, tmp_path / "f.png")
+  ax = figures[1].axes[0]
+  size_line, fit_line = ax.get_lines()[0], ax.get_lines()[-1]
+  assert list(size_line.get_xdata()) == [6e12, 1.2e13]  # the compute-0 row left out
+  c = np.asarray(fit_line.get_xdata())
+  assert c[0] == pytest.approx(6e12) and c[-1] == pytest.approx(1.2e13)
+  np.testing.assert_allclose(fit_line.get_ydata(), 2.0 + 10.0 * c ** -0.05, rtol=1e-12)

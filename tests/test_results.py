@@ -153,6 +153,33 @@ def test_plot_loss_by_width_over_steps(sweep_dir, tmp_path, monkeypatch):
   assert {l.get_marker() for l in ax.get_lines()} == {"None"}
 
 
+def test_plot_against_a_column_draws_a_sorted_line_per_by_value(tmp_path, monkeypatch):
+  """--x model.width --by model.num_layers: one line per num_layers value, its points in
+  order of width (not of loss, not of the rows), each the run's last.loss; widths 16..160
+  span a decade exactly: a log x axis, and a log colour bar when coloured by width; one
+  value of --by alone is a legend, not a colour bar of zero range."""
+  from research.analysis import plots, results_plots
+  figures = []
+  save = plots.save_figure
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig) or save(fig, out))
+  rows = [{"run": "a", "model.width": 64, "model.num_layers": 2, "last.loss": 2.0},
+          {"run": "b", "model.width": 16, "model.num_layers": 2, "last.loss": 3.0},
+          {"run": "c", "model.width": 160, "model.num_layers": 4, "last.loss": 1.0},
+          {"run": "d", "model.width": 16, "model.num_layers": 4, "last.loss": 2.5}]
+  results_plots.plot(rows, "loss", by="model.num_layers", x="model.width", out=tmp_path / "a.png")
+  ax = figures[0].axes[0]
+  assert [(list(l.get_xdata()), list(l.get_ydata())) for l in ax.get_lines()] == [
+      ([16, 64], [3.0, 2.0]), ([16, 160], [2.5, 1.0])]
+  assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"  # 1.0..3.0: under a decade
+  assert ax.get_title() == "last.loss across 4 runs by model.num_layers"
+  results_plots.plot(rows, "loss", by="model.width", x="model.width", out=tmp_path / "b.png")
+  assert figures[1].axes[1].get_yscale() == "log"  # colour bar over 16..160
+  same = [r | {"model.num_layers": 2} for r in rows]
+  results_plots.plot(same, "loss", by="model.num_layers", x="model.width", out=tmp_path / "c.png")
+  assert len(figures[2].axes) == 1 and figures[2].axes[0].get_legend() is not None
+  assert len(figures[2].axes[0].get_lines()) == 1
+
+
 def test_plot_against_a_config_field(sweep_dir, tmp_path):
   proc = _cli(sweep_dir, "--plot", "loss", "--x", "model.width", "--out", tmp_path / "w.png")
   assert proc.returncode == 0, proc.stderr

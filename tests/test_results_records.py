@@ -126,6 +126,27 @@ def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_d
     assert state[str(runs[1]) if given != runs[1] else str(given)] == "failed", given
 
 
+def test_the_sweeps_last_row_for_a_run_decides_failed_and_only_over_unfinished(sweep_dir):
+  """results.jsonl appends a row per attempt: a point that failed, then was rerun to done and
+  later extended (unfinished by its files), is unfinished, not failed (its LAST row says
+  done); a run its files say finished stays finished whatever its sweep row says."""
+  runs = sorted((sweep_dir / "runs").iterdir())
+  config = json.loads((runs[1] / "config.json").read_text())
+  config["train"]["num_steps"] = 60  # extended: its summary is of the first 30 steps
+  (runs[1] / "config.json").write_text(json.dumps(config))
+  (sweep_dir / "results.jsonl").write_text(
+      json.dumps({"run": runs[1].name, "status": "failed"}) + "\n"
+      + json.dumps({"run": runs[1].name, "status": "done"}) + "\n"
+      + json.dumps({"run": runs[0].name, "status": "failed"}) + "\n")
+  states = [r["state"] for r in results_records.records([sweep_dir])]
+  assert states == ["finished", "unfinished", "finished"]
+  # Control: the other order (done, then a failed rerun) is failed.
+  (sweep_dir / "results.jsonl").write_text(
+      json.dumps({"run": runs[1].name, "status": "done"}) + "\n"
+      + json.dumps({"run": runs[1].name, "status": "failed"}) + "\n")
+  assert [r["state"] for r in results_records.records([sweep_dir])][1] == "failed"
+
+
 def test_a_gone_run_is_named_whichever_directory_holds_its_sweep(sweep_dir):
   """Given the sweep's parent, a recorded run whose folder is gone was left out without a word
   (exit 0); given the sweep, it was named (exit 6)."""

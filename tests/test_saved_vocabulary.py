@@ -67,7 +67,10 @@ def test_predict_uses_the_saved_vocabulary_not_the_data_file(tmp_path):
     ('{"tokenizer": {"kind": "char"}, "labels": ["neg", "pos"]}', "(KeyError: 'chars')"),
     # Predicted "neg 0.842 neg=0.158": a label named twice.
     ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}, "labels": ["neg", "neg"]}',
-     '("labels" is ["neg", "neg"], not distinct label names)')])
+     '("labels" is ["neg", "neg"], not distinct label names)'),
+    # One label: every text predicted it with probability 1.
+    ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}, "labels": ["neg"]}',
+     '("labels" is ["neg"], not a list of at least 2 label names)')])
 def test_a_damaged_saved_vocabulary_is_refused_naming_it(damage, needle, tmp_path):
   """Audit 34, D16: tracebacks, or (broken JSON) the task silently rebuilt from the data file,
   which predict promises never to read. The data file is here, so only a refusal passes."""
@@ -250,3 +253,14 @@ def test_a_run_without_a_data_record_is_checked_against_its_probes_corpus(tmp_pa
   with pytest.raises(errors.InputError, match=r"Read it where the run did \(python \"3.11.4\" "
                      r"-> \"3.11.9\": the standard library of another Python is other text\)"):
     workdir_vocabulary.check(run, task({"sha256": "b" * 64, "python": "3.11.9"}))
+
+
+def test_predict_file_skips_blank_and_whitespace_only_lines(tmp_path):
+  """--file: one text per line; a line of spaces or a tab is no text (like an empty --text):
+  it was classified as a text of its own. Only blank lines: refused."""
+  path = tmp_path / "lines.txt"
+  path.write_text("a great film\n   \n\t\n\nawful\n")
+  assert predict._read_lines(str(path)) == ["a great film", "awful"]
+  path.write_text("  \n\t\n")
+  with pytest.raises(errors.InputError, match="holds no text"):
+    predict._read_lines(str(path))

@@ -74,6 +74,48 @@ def test_analysis_recovers_a_known_law(tmp_path):
   assert png.stat().st_size > 20_000
 
 
+def test_scaling_figure_draws_the_fitted_law_its_frontier_and_each_bins_parabola(
+    tmp_path, monkeypatch):
+  """The lines handed to matplotlib, on a hand-made result file: panel 1 the law
+  L = E + A/N^alpha + B/D^beta per size; panel 2 per C bin of two or more runs (a bin of one
+  run draws no line) the law along C = 6ND at the bin's geometric-mean C (the bucket that
+  isoflop_fit labelled with it is found) and the approach-2 parabola c2 x^2 + c1 x + c0,
+  x = ln N; panel 3 the N that minimises L(N, C / 6N) at each C."""
+  from research.analysis import plots
+  figures = []
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig) or out)
+  E, A, B, al, be = 1.0, 100.0, 400.0, 0.5, 0.25
+  runs = [{"N": 1e3, "D": 200.0, "loss": 9.0, "num_layers": 1, "width": 8},    # C = 1.2e6
+          {"N": 2.5e3, "D": 100.0, "loss": 8.0, "num_layers": 2, "width": 8},  # C = 1.5e6
+          {"N": 1e3, "D": 500.0, "loss": 7.0, "num_layers": 1, "width": 8}]    # C = 3e6, alone
+  cb = float(np.sqrt(1.2e6 * 1.5e6))
+  fit = {k: {"value": v} for k, v in (("E", E), ("A", A), ("B", B), ("alpha", al), ("beta", be))}
+  res = {"runs": runs, "fit": fit | {"reported": True, "n_points": 3}, "task": {"what": "hand"},
+         "exponents": {"N_opt ~ C^a": be / (al + be)}, "compute_optimal": [],
+         "isoflop": {"edges": [1e6, 2e6, 4e6], "a": 0.5, "log_intercept": 0.0,
+                     "buckets": [{"C": cb, "coeffs": [0.5, -7.0, 30.0], "N_opt": 1096.6,
+                                  "L_opt": 5.5}]}}
+  path = tmp_path / "scaling_laws.json"
+  path.write_text(json.dumps(res))
+  scaling_plots.render_scaling_laws(path, tmp_path / "f.png")
+  law = lambda n, d: E + A * n ** -al + B * d ** -be
+  tokens, iso, frontier = figures[0].axes[:3]
+  for line, n in zip(tokens.get_lines()[:2], (1e3, 2.5e3)):  # sizes in order
+    d = np.asarray(line.get_xdata())
+    np.testing.assert_allclose(line.get_ydata(), law(n, d), rtol=1e-12)
+  assert tokens.get_lines()[2].get_ydata()[0] == E  # the fitted E
+  solid, parabola = iso.get_lines()  # the lone 3e6 run's bin: no line
+  n = np.asarray(solid.get_xdata())
+  np.testing.assert_allclose(solid.get_ydata(), law(n, cb / (6 * n)), rtol=1e-12)
+  x = np.log(np.asarray(parabola.get_xdata()))
+  np.testing.assert_allclose(parabola.get_ydata(), 0.5 * x * x - 7.0 * x + 30.0, rtol=1e-12)
+  line = frontier.get_lines()[0]
+  grid = np.geomspace(1e-2, 1e10, 400_001)
+  for c, n_star in list(zip(line.get_xdata(), line.get_ydata()))[::33]:
+    best = grid[np.argmin(law(grid, c / (6 * grid)))]
+    assert n_star == pytest.approx(best, rel=1e-3)
+
+
 def _null_points(L):
   points = _law_points()
   return [p | {"loss": float(l), "train_loss": float(l)} for p, l in zip(points, L)]
