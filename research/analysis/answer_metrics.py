@@ -71,19 +71,20 @@ SEARCH_ANSWERS = 20_000  # population answers the best fixed string is searched 
 
 
 def edit_distance(pred_NxM: np.ndarray, target_NxM: np.ndarray) -> np.ndarray:
-  """Levenshtein distance per row (insert / delete / substitute cost 1), vectorised."""
-  pred_NxM, target_NxM = np.asarray(pred_NxM), np.asarray(target_NxM)
-  n, m_p = pred_NxM.shape
-  m_t = target_NxM.shape[1]
-  prev_NxT = np.tile(np.arange(m_t + 1), (n, 1))
+  """Levenshtein distance per row (insert / delete / substitute cost 1), vectorised over rows:
+  the dynamic programme's cells are contiguous columns (one per position pair), ~10x faster
+  than strided slices of an N x T table (chance's search scores ~1,000 strings on 20,000)."""
+  pred_MxN, target_MxN = np.asarray(pred_NxM).T, np.asarray(target_NxM).T
+  m_p, n = pred_MxN.shape
+  m_t = target_MxN.shape[0]
+  prev_T = [np.full(n, j, np.int64) for j in range(m_t + 1)]  # row 0: j insertions
   for i in range(1, m_p + 1):
-    cur_NxT = np.empty_like(prev_NxT)
-    cur_NxT[:, 0] = i
+    cur_T = [np.full(n, i, np.int64)]  # column 0: i deletions
     for j in range(1, m_t + 1):
-      sub = prev_NxT[:, j - 1] + (pred_NxM[:, i - 1] != target_NxM[:, j - 1])
-      cur_NxT[:, j] = np.minimum(np.minimum(prev_NxT[:, j] + 1, cur_NxT[:, j - 1] + 1), sub)
-    prev_NxT = cur_NxT
-  return prev_NxT[:, m_t]
+      sub = prev_T[j - 1] + (pred_MxN[i - 1] != target_MxN[j - 1])
+      cur_T.append(np.minimum(np.minimum(prev_T[j], cur_T[j - 1]) + 1, sub))
+    prev_T = cur_T
+  return prev_T[m_t]
 
 
 def per_problem(greedy_NxM, target_NxM, teacher_argmax_NxM, probs_NxMxV) -> dict[str, np.ndarray]:
@@ -243,12 +244,17 @@ def generated_chance(answers_NxM, num_symbols: int, population_PxM=None) -> dict
   rng = np.random.default_rng(0)
   sample_PxM = pop_PxM[rng.choice(len(pop_PxM), min(len(pop_PxM), SEARCH_ANSWERS), replace=False)]
   search_UxM, search_U = np.unique(sample_PxM, axis=0, return_counts=True)
+  # A symbol no searched answer contains never helps: wherever an alignment uses it (a
+  # substitution or a deletion, cost 1 either way), any other symbol costs at most as much, so
+  # its trial never beats the current string (which has one). Trying only the answers' own
+  # symbols finds the same strings (a byte tokenizer's 257 ids against 26 letters).
+  symbols = [int(d) for d in np.unique(search_UxM)]
   found = []
   for start in (per_position, greedy, mode):
     best, best_score, better = list(start), score(start, search_UxM, search_U), True
     while better:
       better = False
-      for j, d in itertools.product(range(m), range(num_symbols)):
+      for j, d in itertools.product(range(m), symbols):
         trial = best[:j] + [d] + best[j + 1:]
         if (trial_score := score(trial, search_UxM, search_U)) < best_score - 1e-12:
           best, best_score, better = trial, trial_score, True
