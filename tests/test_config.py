@@ -79,6 +79,20 @@ def test_seed_outside_uint32_is_refused(seed):
   config_check.validate(c, num_devices=8)
 
 
+@pytest.mark.parametrize("text,value", [
+    ("8,16,32", (8, 16, 32)), ("[8, 16]", (8, 16)), ("8", (8,)), ("", ()),
+    ("kv,None", ("kv", None)), ("heads,2", ("heads", 2)), ("data, fsdp", ("data", "fsdp"))])
+def test_a_tuple_field_from_the_command_line_parses_each_value(text, value):
+  """--config.a.b=x,y,z on a tuple field (brackets optional): each value parsed as Python
+  (None, numbers), a bare word kept as a string; a list given is the field's tuple."""
+  import ml_collections
+  from research import cli
+  base = ml_collections.ConfigDict({"sharding": {"rule": ("batch", "data")}})
+  c = cli.apply_overrides(base, {"sharding.rule": text}, text=True, flag="--config.")
+  assert c.sharding.rule == value and type(c.sharding.rule) is tuple
+  assert base.sharding.rule == ("batch", "data")  # the base config untouched
+
+
 def _main(*overrides, tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
   return subprocess.run(

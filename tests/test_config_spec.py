@@ -31,6 +31,20 @@ def test_its_sweeps_load(colon_dir):
   assert len(cli.load_sweep(f"{colon_dir / 'my.py'}:tiny", "seeds")) == 10
 
 
+def test_a_sweep_gets_the_preset_of_its_spec():
+  """load_sweep passes get_sweep the spec's preset where it takes one ('' for none): the CPU
+  ladder is refused on the ladder's pod and tiny presets, instead of training the CPU sizes on
+  a pod preset's data and setup, and ladder@TOPOLOGY on the cpu preset."""
+  assert len(cli.load_sweep("configs/lm_ladder.py:cpu", "ladder")) == 6
+  assert len(cli.load_sweep("configs/lm_ladder.py", "ladder")) == 6  # the default, cpu
+  for preset in ("1b@v5p:4x4x4", "tiny"):
+    with pytest.raises(InputError, match=rf"--sweep=ladder: sweep 'ladder' is the CPU ladder .* "
+                       rf"not '{preset}'"):
+      cli.load_sweep(f"configs/lm_ladder.py:{preset}", "ladder")
+  with pytest.raises(InputError, match="runs the pod sizes .* not on preset 'cpu'"):
+    cli.load_sweep("configs/lm_ladder.py:cpu", "ladder@v5p:4x4x4")
+
+
 @pytest.mark.parametrize("spec,split", [
     ("configs/lm_ladder.py:1b@v5e:4x4", ("configs/lm_ladder.py", ":", "1b@v5e:4x4")),
     ("configs/icl_regression.py:tiny", ("configs/icl_regression.py", ":", "tiny")),

@@ -97,6 +97,45 @@ def test_a_finished_run_refuses_a_learning_rate_no_step_would_train_with(finishe
       "optim.learning_rate: 0.001 -> 0.002", "train.num_steps: 40 -> 60"]}]
 
 
+def test_a_field_only_one_config_has_is_a_difference_even_at_none():
+  """workdir.differences: a field one side lacks differs whatever the other's value, None too
+  (a field added at None that no default fills is not the run's config), said 'absent'."""
+  old = {"seed": 0, "task": {"name": "regression", "noise": 0.1}}
+  new = {"seed": 0, "task": {"name": "regression", "noise": 0.1, "data_dir": None}}
+  assert workdir.differences(old, new) == ["task.data_dir: absent -> None"]
+  assert workdir.differences(new, old) == ["task.data_dir: None -> absent"]
+  assert workdir.differences(new, old, ignore={"task.data_dir"}) == []
+  assert workdir.differences(old, old) == []
+  assert workdir.differences({"seed": 1}, {"seed": 2}, filled={"seed"}) == [
+      "seed: absent (default 1) -> 2"]
+
+
+def test_the_fields_a_resume_and_a_finished_runs_rerun_may_change(tmp_path):
+  """workdir.RESUMABLE: a resume may change the learning rate and the weight decay (the
+  non-finite loss error's advice), the data's location, the mesh and the cadences, nothing
+  that made the run another one. workdir.NO_STEP_NEEDED: with no step left to train, every
+  one of those but the optimiser's (which would label the old numbers with new values)."""
+  from configs import lm
+  from research import cli, workdir_resume
+  c = lm.get_config("tiny")  # a TFDS-capable task: it has task.data_dir
+  wd = tmp_path / "run"
+  (wd / workdir.CHECKPOINTS / "20").mkdir(parents=True)  # it trained: the check applies
+  (wd / workdir.CONFIG).write_text(workdir.config_json(c))
+  where = {"task.data_dir": "/data/tfds", "mesh.data": 1, "train.eval_every": 10}
+  optimiser = {"optim.learning_rate": 0.001, "optim.weight_decay": 0.05}
+  resumed = cli.apply_overrides(c, {**where, **optimiser})
+  workdir.check_same_config(wd, resumed)  # a resume at step 20 of 40 takes all of them
+  workdir_resume.check_trains_changes(wd, resumed, restored=20)
+  with pytest.raises(workdir.ConfigChangedError, match=r"holds a run of another config "
+                     r"\(model.num_layers: 2 -> 3\)"):
+    workdir.check_same_config(wd, cli.apply_overrides(c, {**where, "model.num_layers": 3}))
+  workdir_resume.check_trains_changes(wd, cli.apply_overrides(c, where), restored=40)
+  for field, value in optimiser.items():  # at step 40 of 40, each optimiser field is refused
+    with pytest.raises(errors.InputError, match=rf"no step is left to train with {field}: "):
+      workdir_resume.check_trains_changes(wd, cli.apply_overrides(c, {**where, field: value}),
+                                          restored=40)
+
+
 def test_a_start_refused_before_writing_leaves_no_workdir_behind(finished, tmp_path):
   """A new workdir whose start is refused inside training (init_from a run whose weights
   do not fit) is removed again: no .lock, no empty checkpoints/ mistaken for a run."""

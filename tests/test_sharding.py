@@ -81,3 +81,43 @@ def test_an_optimizer_leaf_of_another_shape_than_its_parameter_is_replicated():
   got = sharding.like_params(opt, params, shard, mesh)
   assert got["mu"]["dense"]["kernel"].spec == P("fsdp", None)
   assert got["v_row"]["dense"]["kernel"].spec == P()
+
+
+def test_adams_moments_take_their_parameters_sharding():
+  """optax's state reaches a moment through tuple and attribute keys, so its dict-key path is
+  the parameter's own, whole: mu and nu take the parameter's sharding (replicated, each
+  device held the whole optimizer state); the step count stays replicated."""
+  import optax
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  mesh = jax.make_mesh((1, 2, 1), sharding.MESH_AXES, devices=jax.devices()[:2])
+  params = {"dense": {"kernel": jax.ShapeDtypeStruct((4, 8), "float32"),
+                      "bias": jax.ShapeDtypeStruct((8,), "float32")}}
+  shard = {"dense": {"kernel": NamedSharding(mesh, P("fsdp", None)),
+                     "bias": NamedSharding(mesh, P())}}
+  state = jax.eval_shape(optax.adam(1e-3).init, params)
+  got = sharding.like_params(state, params, shard, mesh)
+  adam = got[0]
+  assert adam.mu["dense"]["kernel"].spec == P("fsdp", None)
+  assert adam.nu["dense"]["kernel"].spec == P("fsdp", None)
+  assert adam.mu["dense"]["bias"].spec == P() and adam.count.spec == P()
+
+
+def test_a_dimension_the_mesh_axis_does_not_divide_stays_replicated():
+  """A read-in of width 6 on a 4-way fsdp axis is replicated rather than split unevenly; 8 is
+  split; 2 (smaller than the axis) is replicated too."""
+  from jax.sharding import PartitionSpec as P
+  mesh = jax.make_mesh((1, 4, 2), sharding.MESH_AXES, devices=jax.devices()[:8])
+  rules = (("embed", "fsdp"), ("mlp", "tensor"))
+  spec = lambda shape: sharding._logical_to_named(P("embed", "mlp"), shape, mesh, rules).spec
+  assert spec((8, 6)) == P("fsdp", "tensor")
+  assert spec((6, 6)) == P(None, "tensor")
+  assert spec((2, 3)) == P(None, None)
+
+
+@pytest.mark.parametrize("sizes", [dict(data=0, fsdp=-1, tensor=1), dict(data=-1, fsdp=0, tensor=8),
+                                   dict(data=-2, fsdp=4, tensor=1)])
+def test_a_mesh_size_of_zero_or_below_minus_one_is_refused_by_name(sizes):
+  bad = next(a for a, s in sizes.items() if s == 0 or s < -1)
+  with pytest.raises(sharding.MeshError, match=rf"config.mesh.{bad}={sizes[bad]} is invalid"):
+    sharding.mesh_shape(sizes, 8)
+  assert sharding.mesh_shape(dict(data=-1, fsdp=2, tensor=2), 8) == (2, 2, 2)  # the control

@@ -31,6 +31,19 @@ def test_product_and_zip():
   assert sweep.zipped(a=[1, 2], b=[3, 4]) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
 
 
+def test_a_point_given_twice_is_refused_before_anything_is_written(tmp_path):
+  """The same overrides twice (in any key order) would train one run twice and count it twice
+  in a fit: refused naming both indices, no directory made."""
+  wd = tmp_path / "sweep"
+  points = [{"seed": 0, "model.width": 32}, {"seed": 1, "model.width": 32},
+            {"model.width": 32, "seed": 0}]
+  with pytest.raises(InputError, match=r"the sweep gives point 0 and point 2 the same overrides"):
+    sweep.run_sweep(_config(), points, wd, devices=jax.devices()[:1])
+  assert not wd.exists()
+  from research import cli
+  cli.refuse_repeated_points(points[:2], "the sweep")  # the control: distinct points pass
+
+
 def test_unknown_override_names_the_key():
   with pytest.raises(InputError, match="model.widht"):
     sweep.apply_overrides(_config(), {"model.widht": 3})

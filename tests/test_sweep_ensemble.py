@@ -92,3 +92,61 @@ def test_an_experiments_repeated_point_is_refused_before_anything_is_written(tmp
   rows = sweep.run_sweep(_config(), [{"seed": 0}, {"seed": 1}], tmp_path / "w", ensemble="off",
                          devices=jax.devices()[:1]).rows
   assert len(rows) == 2
+
+
+def test_an_ensembles_key_ignores_only_what_a_resume_may_change():
+  """The stacked checkpoint's folder, ensemble/KEY: the same for a rerun that changes how long
+  to train, the cadences or the probes (it resumes), another for other members, run names or
+  base config (it must not resume from another training's state)."""
+  names, members = ["000_seed=0", "001_seed=1"], [{"seed": 0}, {"seed": 1}]
+  key = sweep._ensemble_key(_config(), names, members)
+  assert len(key) == 12 and int(key, 16) >= 0
+  for field, value in (("train.num_steps", 30), ("train.eval_every", 10), ("train.log_every", 5),
+                       ("probe.num_prompts", 8), ("probe.bootstrap", 7)):
+    c = _config()
+    section, leaf = field.split(".")
+    c[section][leaf] = value
+    assert sweep._ensemble_key(c, names, members) == key, field
+  for field, value in (("model.width", 48), ("optim.learning_rate", 0.5)):  # not the lr: the
+    c = _config()                                         # stacked state holds each member's own
+    section, leaf = field.split(".")
+    c[section][leaf] = value
+    assert sweep._ensemble_key(c, names, members) != key, field
+  assert sweep._ensemble_key(_config(), names, [{"seed": 0}, {"seed": 2}]) != key
+  assert sweep._ensemble_key(_config(), ["000_seed=0", "002_seed=1"], members) != key
+
+
+def test_a_done_member_belongs_to_a_started_ensemble_only_at_its_size(tmp_path):
+  """sweep._probed_by: a done member's summary must come from an ensemble of that size (one of
+  another size is another training: continuing from the stacked state would mix them); a
+  member to do needs its config.json and its metrics rows up to the end, or a frozen summary
+  of that ensemble."""
+  from research import workdir
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / workdir.SUMMARY).write_text(json.dumps({"final_step": 20, "ensemble_size": 3}))
+  assert sweep._probed_by(run, 3, 20, done=True)
+  assert not sweep._probed_by(run, 2, 20, done=True)
+  (run / workdir.SUMMARY).write_text(json.dumps({"final_step": 20}))  # a solo run's
+  assert not sweep._probed_by(run, 3, 20, done=True)
+  todo = tmp_path / "todo"
+  todo.mkdir()
+  (todo / workdir.METRICS).write_text('{"step": 10}\n{"step": 20}\n')
+  assert not sweep._probed_by(todo, 3, 20, done=False)  # no config.json: deleted since
+  (todo / workdir.CONFIG).write_text("{}")
+  assert sweep._probed_by(todo, 3, 20, done=False)
+  (todo / workdir.METRICS).write_text('{"step": 10}\n')  # a solo attempt since: fewer rows
+  assert not sweep._probed_by(todo, 3, 20, done=False)
+  (todo / workdir.SUMMARY).write_text(json.dumps({"frozen": True, "ensemble_size": 3}))
+  assert sweep._probed_by(todo, 3, 20, done=False)
+  assert not sweep._probed_by(todo, 2, 20, done=False)
+
+
+def test_a_single_point_left_trains_alone_not_as_an_ensemble_of_one(tmp_path):
+  """--ensemble=auto with one point to train: a solo run (no ensemble/ folder, no
+  ensemble_size in its summary), as research.main would train it."""
+  rows = sweep.run_sweep(_config(), [{"seed": 0}], tmp_path, devices=jax.devices()[:1]).rows
+  (row,) = rows.values()
+  summary = json.loads((tmp_path / "runs" / row["run"] / "summary.json").read_text())
+  assert row["status"] == "done" and summary["final_step"] == 20
+  assert "ensemble_size" not in summary and not (tmp_path / "ensemble").exists()

@@ -59,3 +59,48 @@ def test_a_longer_num_steps_extends_a_finished_sweep(tmp_path, ensemble, caplog)
   shorter.train.num_steps = 15
   with pytest.raises(InputError, match="holds a finished run of another config"):
     sweep.run_sweep(shorter, overrides, tmp_path, ensemble=ensemble, devices=jax.devices()[:1])
+
+
+def test_only_a_longer_num_steps_extends_a_finished_run(tmp_path):
+  """sweep._extends: a finished run continues only for a larger train.num_steps (with other
+  fields a finished run may take); at the same num_steps another eval cadence is no extension
+  (the finished run's config check refuses it), nor is a longer run of another learning rate."""
+  from research import workdir
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / workdir.CONFIG).write_text(workdir.config_json(_config()))  # 20 steps
+  def config(**fields):
+    c = _config()
+    for key, value in fields.items():
+      section, field = key.split(".")
+      c[section][field] = value
+    return c
+  every = _config().train.eval_every + 10
+  assert sweep._extends(run, config(**{"train.num_steps": 30})) == ["train.num_steps: 20 -> 30"]
+  assert sweep._extends(run, config(**{"train.num_steps": 30, "train.eval_every": every})) == [
+      f"train.eval_every: {every - 10} -> {every}", "train.num_steps: 20 -> 30"]
+  assert sweep._extends(run, config(**{"train.eval_every": every})) is None
+  assert sweep._extends(run, _config()) is None
+  assert sweep._extends(run, config(**{"train.num_steps": 30, "optim.learning_rate": 0.5})) is None
+  with pytest.raises(InputError, match=r"holds a finished run of another config \(train.eval_every"):
+    sweep._check_same_run(run, config(**{"train.eval_every": every}), done=True)
+
+
+def test_a_summarised_run_without_its_row_and_with_a_torn_probe_is_run_again(tmp_path, caplog):
+  """A sweep killed between a run's summary.json and its row: the rerun records the row from
+  the summary, but only when the run's record is whole; with a probe file torn since it is
+  run again from its final checkpoint (re-probed), not recorded with the broken file."""
+  overrides = [{"seed": 0}]
+  first = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                          devices=jax.devices()[:1]).rows
+  (name,) = first
+  probe = tmp_path / "runs" / name / "probes" / "icl_regression.json"
+  (tmp_path / "results.jsonl").write_text("")  # the row never written
+  probe.write_text("")
+  with caplog.at_level("WARNING"):
+    again = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off",
+                            devices=jax.devices()[:1]).rows
+  assert f"has no readable probe file {probe}" in caplog.text
+  assert json.loads(probe.read_text())["summary"]
+  assert again[name]["status"] == "done"
+  assert again[name]["final"]["loss"] == first[name]["final"]["loss"]

@@ -234,6 +234,27 @@ def test_init_from_a_run_of_other_labels_starts_the_head_fresh(tmp_path):
       np.testing.assert_array_equal(np.asarray(x), want, err_msg=key)
 
 
+def test_init_from_a_run_of_the_same_labels_in_another_order_starts_the_head_fresh(tmp_path):
+  """Row i of a classifier's head scores label i: the same names in another order (a TFDS
+  dataset's ClassLabel order beside a CSV's sorted one, '10' before '2' sorted as text) score
+  each other's classes, so that head starts fresh too; the same order copies it."""
+  tokenizer = {"kind": "byte", "vocab_size": 259}
+
+  class Task:
+    def __init__(self, labels):
+      self.labels = labels
+
+    def vocabulary(self):
+      return {"tokenizer": tokenizer, "labels": self.labels}
+  (tmp_path / "a").mkdir()
+  (tmp_path / "a" / "vocabulary.json").write_text(json.dumps(
+      {"tokenizer": tokenizer, "labels": ["10", "2"]}))
+  why = init_from.check_vocabulary(tmp_path / "a", Task(["2", "10"]), tmp_path / "b")
+  assert why.startswith("its labels ['10', '2'] (") and why.endswith(
+      "are not this run's ['2', '10'], in this order")
+  assert init_from.check_vocabulary(tmp_path / "a", Task(["10", "2"]), tmp_path / "b") == ""
+
+
 def _small(c):
   c.train.num_steps, c.train.log_every, c.train.eval_every, c.optim.warmup_steps = 10, 10, 0, 0
   return c

@@ -115,3 +115,32 @@ def test_a_lock_path_that_is_a_directory_is_an_input_error(tmp_path):
   (tmp_path / workdir.LOCK).rmdir()
   with workdir_lock.Lock(tmp_path, "a sweep"):  # the control: taken once it is gone
     pass
+
+
+def test_without_flock_the_holders_name_alone_decides(tmp_path, monkeypatch):
+  """A filesystem without flock (ENOLCK: some NFS mounts): the lock trusts the name in .lock.
+  A released (empty) .lock and a dead holder on this host are taken; a live holder here, or
+  one on another host (whose liveness cannot be told), keeps the workdir busy."""
+  import errno
+  import socket
+
+  def no_flock(fd, op):
+    raise OSError(errno.ENOLCK, "No locks available")
+  monkeypatch.setattr(workdir_lock.fcntl, "flock", no_flock)
+  path = tmp_path / workdir.LOCK
+  with workdir_lock.Lock(tmp_path, "a training run"):  # no .lock yet
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+  assert path.read_text() == ""  # released
+  with workdir_lock.Lock(tmp_path, "a training run"):  # an empty .lock is nobody's
+    pass
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, timeout=60).stdout.strip()
+  path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead), "what": "a run"}))
+  with workdir_lock.Lock(tmp_path, "a training run"):  # its holder ended: taken over
+    pass
+  for holder in ({"host": socket.gethostname(), "pid": os.getppid(), "what": "a run"},
+                 {"host": socket.gethostname() + "-elsewhere", "pid": 1, "what": "a run"}):
+    path.write_text(json.dumps(holder))
+    with pytest.raises(workdir_lock.WorkdirBusyError, match=f"a run of PID {holder['pid']}"):
+      workdir_lock.Lock(tmp_path, "a training run").acquire()
+    assert json.loads(path.read_text()) == holder  # not taken
