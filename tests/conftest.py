@@ -22,3 +22,13 @@ def tiny_config():
   c = icl_regression.get_config("tiny")
   c.train.compile_cache_dir = ""  # the test session configures the cache itself
   return c
+
+
+@pytest.fixture
+def wall_times(tmp_path, monkeypatch):
+  """Runs in tests record their wall times here, never in experiments/wall_times.json (files
+  that run reproduce opt in: pytestmark = pytest.mark.usefixtures("wall_times"))."""
+  from experiments import summaries
+  path = tmp_path / "wall_times.json"
+  monkeypatch.setattr(summaries, "WALL_TIMES", path)
+  return path

@@ -196,7 +196,7 @@ def test_xie_a_nan_cell_is_no_rise(tmp_path):
   assert language.xie2021(tmp_path / "ok_k", "tiny")["claims"][1]["status"] == "PASS"
 
 
-# ----------------------------------------------------------------------------- mutation audit 7C
+# --------------------------------------------------------------- Xie's lines at their boundaries
 def _xie_flat(tmp_path, small, large, **edit):
   """Xie's rows with every ID accuracy cell of transformer_s at `small` and of transformer_l at
   `large` (every k and n); edit: run name -> dict merged into that run."""

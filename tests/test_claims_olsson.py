@@ -265,7 +265,7 @@ def test_the_score_must_be_seen_to_stay_down_for_three_evaluations():
   assert early["after"] == 3 and olsson_rules.is_phase_change(early, TARGETS) is True
 
 
-# ----------------------------------------------------------------------------- mutation audit 7C
+# ----------------------------------------------------- the window and level rules at their lines
 def test_the_window_takes_in_a_step_at_exactly_a_quarter_of_the_fastest_rate():
   """STEEP_FRACTION 0.25 is '>=': a 0.125-nat step beside the 0.5-nat steepest one (exactly a
   quarter of its rate, every number exact in binary) is in the window; 0.1 is not."""

@@ -43,7 +43,7 @@ def test_schaeffer_flat_and_untrained_ladder_curves_are_at_chance(monkeypatch, t
   assert all(seen["prefix"](i, s, 1.0) == 0.05 for i in range(4) for s in (1, 1000))
 
 
-# ----------------------------------------------------------------------------- mutation audit 7C
+# -------------------------------------------------- controls that clear every gate but their own
 def _olsson(build, tmp_path):
   from experiments.olsson2022 import TARGETS
   build(tmp_path)

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments import garg2022, ladder, raventos2023, reproduce, schaeffer2023, summaries
+from experiments import garg2022, ladder, raventos2023, reproduce, schaeffer2023
 from research import cli, workdir_layout, workdir_lock
 from research.errors import InputError
 
 
-@pytest.fixture(autouse=True)
-def wall_times(tmp_path, monkeypatch):
-  monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "wall_times.json")
+pytestmark = pytest.mark.usefixtures("wall_times")  # conftest: never the tracked file
 
 
 def a_run(path):

@@ -179,7 +179,7 @@ def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatc
     reproduce.main(argv)
 
 
-# ----------------------------------------------------------------------------- mutation audit 7C
+# --------------------------------------------------------------- note length and total wall time
 def test_a_note_of_exactly_the_limit_is_shown_whole():
   """short_note: the last sentence-part, whole up to NOTE_CHARS (160) characters; longer, cut
   to 157 and '...' (160 in all)."""

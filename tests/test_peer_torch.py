@@ -126,7 +126,7 @@ def test_profile_step_counts_the_peers_fused_attention_as_matmul_time(op, kind):
   assert profile_step.peer_kind(op) == kind
 
 
-# ----------------------------------------------------------------------------- mutation audit 7C
+# ------------------------------------- the peer's and the profile's arithmetic (no torch needed)
 # The numbers the benchmark and profile_step print, from canned measurements: without the bench
 # extra the tests above that run torch are skipped, and these still check the arithmetic.
 def test_peer_runs_the_cases_configuration():

@@ -10,12 +10,7 @@ from experiments.claims import controls, score
 from research.errors import RunsFailedError
 
 
-@pytest.fixture(autouse=True)
-def wall_times(tmp_path, monkeypatch):
-  """Runs in tests record their wall times here, never in experiments/wall_times.json."""
-  path = tmp_path / "wall_times.json"
-  monkeypatch.setattr(summaries, "WALL_TIMES", path)
-  return path
+pytestmark = pytest.mark.usefixtures("wall_times")  # conftest: never the tracked file
 
 
 def _interrupted(seed_dir):
