@@ -302,3 +302,74 @@ def test_dropout_lies_in_zero_to_one_open(value, ok):
   else:
     with pytest.raises(config_check.ConfigError, match=r"dropout=.* must be in \[0, 1\)"):
       config_check.validate(c, num_devices=8)
+
+
+@pytest.mark.parametrize("field,valid,invalid,match", [
+    ("optim.b2", 0.999, 1.0, r"config.optim.b2=1.0 must be in [0, 1)"),
+    ("optim.end_lr_fraction", 1.0, 1.5, r"config.optim.end_lr_fraction=1.5 must be in [0, 1]"),
+    # the tiny preset warms up for 10 steps: the decay must end after them
+    ("optim.decay_steps", 11, 10, "config.optim.decay_steps=10 must exceed "
+     "config.optim.warmup_steps=10 for schedule='warmup_cosine'"),
+    # batch 64 over 8 data shards: 8 microbatches of 8 rows, not 16 (of 4: a shard each)
+    ("train.grad_accum_steps", 8, 16, "config.train.batch_size=64 is not divisible by "
+     "config.train.grad_accum_steps x mesh data x fsdp = 16 x 8"),
+    ("train.eval_every", 20, 15, "config.train.eval_every=15 must be a multiple of "
+     "config.train.steps_per_call=10"),
+    ("probe.bootstrap_seed", 2 ** 32 - 1, 2 ** 32, "config.probe.bootstrap_seed=4294967296 must "
+     "be an integer in [0, 2**32)"),
+])
+def test_each_bound_itself_is_on_its_documented_side(field, valid, invalid, match):
+  """The boundary values of the checks (a mutation audit moved each unseen): the first value
+  validates, the second is refused naming it."""
+  *sections, name = field.split(".")
+  for value, ok in ((valid, True), (invalid, False)):
+    c = icl_regression.get_config("tiny")
+    node = c
+    for section in sections:
+      node = node[section]
+    node[name] = value
+    if ok:
+      config_check.validate(c, num_devices=8)
+    else:
+      with pytest.raises(config_check.ConfigError, match=re.escape(match)):
+        config_check.validate(c, num_devices=8)
+
+
+
+def test_the_warmup_rsqrt_schedule_needs_a_warmup_and_a_resnet_positive_stages():
+  """warmup_rsqrt divides by the warmup (0 steps: a zero learning rate); a ResNet stage of 0
+  blocks, channels or stride builds nothing. The smallest valid values validate."""
+  c = icl_regression.get_config("tiny")
+  c.optim.schedule, c.optim.warmup_steps = "warmup_rsqrt", 1
+  config_check.validate(c, num_devices=8)
+  c.optim.warmup_steps = 0
+  with pytest.raises(config_check.ConfigError, match="warmup_steps=0 with schedule='warmup_rsqrt'"):
+    config_check.validate(c, num_devices=8)
+  from configs import resnet_images
+  for field in ("blocks", "channels", "strides"):
+    c = resnet_images.get_config("tiny")
+    config_check.validate(c, num_devices=1)
+    c.model.resnet[field] = (1, 0)
+    with pytest.raises(config_check.ConfigError, match="blocks/channels/strides must be positive"):
+      config_check.validate(c, num_devices=1)
+
+
+def test_the_preset_is_a_record_of_any_kind():
+  """config.preset only records where the config came from (a user's file may leave it None):
+  it is the one run-level field whose kind is not checked."""
+  c = icl_regression.get_config("tiny")
+  c.preset = None
+  config_check.validate(c, num_devices=8)
+
+
+def test_a_quoted_bool_is_refused_spaces_and_all():
+  """'False' in quotes (in a config file: ' False', 'false ') reads as true; a text field
+  holding such a word (model.remat) is left to its choice check."""
+  import ml_collections
+  for text in (" False", "false ", "TRUE"):
+    c = ml_collections.ConfigDict({"task": {"curriculum": {"enabled": text}}})
+    with pytest.raises(config_check.ConfigError, match=re.escape(
+        f"config.task.curriculum.enabled={text!r} is a string, which reads as true; write "
+        f"{text.strip().capitalize()} without quotes")):
+      config_check._no_quoted_bools(c)
+  config_check._no_quoted_bools(ml_collections.ConfigDict({"model": {"remat": "True"}}))

@@ -89,6 +89,23 @@ def test_can_ensemble_rejects_shape_changes():
   assert not ok and "model.width" in why
 
 
+
+def test_members_start_from_the_base_seed_and_their_own_values():
+  """A member that sets no seed trains at the config's seed (what its config.json says), not
+  seed 0; each member's peak learning rate and weight decay are in its own optimiser state,
+  for sgd as for adamw (plain adam has no decay to set)."""
+  from research import optim
+  c = _config()
+  c.seed, c.optim.name, c.optim.weight_decay = 3, "sgd", 0.01
+  members = [{"optim.learning_rate": 1e-3}, {"optim.weight_decay": 0.1}, {"seed": 5}]
+  ens = ensemble.Ensemble(c, members, jax.devices()[:1])
+  np.testing.assert_array_equal(ens.seeds, [3, 3, 5])
+  assert [ensemble._member_config(c, m).seed for m in members] == [3, 3, 5]
+  hp = optim.get_hyperparams(ens.init_state()["state"].opt_state)
+  lr = c.optim.learning_rate
+  np.testing.assert_allclose(hp["peak_lr"], [1e-3, lr, lr], rtol=1e-6)
+  np.testing.assert_allclose(hp["weight_decay"], [0.01, 0.1, 0.01], rtol=1e-6)
+
 def test_pool_size_members_match_solo_runs(tmp_path):
   """Raventós's M sweep as one program: member M trains as task.pool_size=M alone."""
   c = _config()
@@ -235,16 +252,23 @@ def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch
 
 def test_a_members_lost_metrics_file_is_warned_of_at_the_resume(tmp_path, caplog):
   """A member's metrics.jsonl deleted before a resume was begun again silently at the resume
-  step (exit 0, 'done'), where a solo run warns. Control: the other member, not warned."""
-  c, members = _config(), [{"seed": 0}, {"seed": 1}]
-  dirs = [tmp_path / "m0", tmp_path / "m1"]
-  ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  step (exit 0, 'done'), where a solo run warns. Controls: the other member, and one frozen in
+  its first steps (it has no rows to lose), not warned. Each member's own checkpoint moves to
+  the step the extended ensemble reached (predict and init_from read it)."""
+  c = _config()
+  members = [{"seed": 0}, {"seed": 1}, {"seed": 2, "optim.learning_rate": 1e12}]
+  dirs = [tmp_path / "m0", tmp_path / "m1", tmp_path / "m2"]
+  first = ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
+  assert first[2]["frozen"] and first[2]["frozen_at_step"] <= 10
   (dirs[0] / "metrics.jsonl").unlink()
   c.train.num_steps = 30
   with caplog.at_level("WARNING"):
     ensemble.train_ensemble(c, members, tmp_path / "ens", dirs, devices=jax.devices()[:1])
   assert f"{dirs[0] / 'metrics.jsonl'} holds no row up to step 20" in caplog.text
   assert str(dirs[1] / "metrics.jsonl") not in caplog.text
+  assert str(dirs[2] / "metrics.jsonl") not in caplog.text
+  for d in dirs[:2]:
+    assert Checkpointer(d / "checkpoints", max_to_keep=1).all_steps() == [30]
 
 
 def test_benchmark_ensemble_numbers_from_the_clock(monkeypatch, capsys):

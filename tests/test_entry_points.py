@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from research import cli
-from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -316,34 +315,6 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
   results = _drive("research.predict", [(argv, run) for _, argv, _ in table])
   for (name, _, needle), r in zip(table, results):
     _check(name, r, 2, needle)
-
-
-# ----------------------------------------------------------------------------- the library
-def test_one_loader_and_one_setter(tmp_path):
-  config = cli.load_config("configs/icl_regression.py:tiny")
-  assert config.preset == "tiny" and config.is_locked
-  text = cli.apply_overrides(config, {"model.width": "48", "optim.learning_rate": "1e-3",
-                                      "task.curriculum.enabled": "false",
-                                      "sharding.rules": "()"}, text=True, flag="--config.")
-  assert (text.model.width, text.optim.learning_rate) == (48, 1e-3)
-  assert text.task.curriculum.enabled is False and text.sharding.rules == ()
-  assert config.model.width != 48  # a copy: the loaded config is unchanged
-  values = cli.apply_overrides(config, {"optim.learning_rate": 1, "seed": 3})
-  assert isinstance(values.optim.learning_rate, float) and values.seed == 3
-  for bad, needle in (({"seed": 1.5}, "holds an int"), ({"seed": True}, "holds an int"),
-                      ({"model.name": 3}, "holds a string"),
-                      ({"task.curriculum.enabled": "yes"}, "holds a bool"),
-                      ({"optim.learning_rat": 1.0}, "did you mean 'optim.learning_rate'")):
-    with pytest.raises(InputError, match=needle):
-      cli.apply_overrides(config, bad)
-  # FieldReference links are kept within the copy, as ml_collections' config flags kept
-  # them: grokking's full batch is int(modulus^2 * train_fraction); the base is unchanged.
-  grok = cli.load_config("configs/grokking.py:cpu")
-  base = (grok.task.modulus, grok.train.batch_size)
-  point = cli.apply_overrides(grok, {"task.modulus": "101", "task.train_fraction": "0.5"},
-                              text=True)
-  assert (point.task.modulus, point.train.batch_size) == (101, int(101 * 101 * 0.5))
-  assert (grok.task.modulus, grok.train.batch_size) == base != (101, 5100)
 
 
 def test_run_script_logs_without_absl_preinit_warning():

@@ -134,3 +134,43 @@ def test_a_global_flag_check_says_its_fix_once():
   assert proc.returncode == 2, proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: --topologies=v5e:4x4,v5e:4x4 gives 'v5e:4x4' more than once; give each value once")
+
+
+def test_a_misspelt_boolean_off_switch_is_offered_only_for_a_boolean():
+  """--noFLAG turns a boolean off: --nogalery gets --nogallery; a string flag has no --no
+  form, so --notopolgy gets the closest flag itself, never '--notopology'."""
+  assert _refusal(cli.parse_flags, _define, ["--notopolgy=x"]).startswith(
+      "unknown flag --notopolgy (did you mean --topology?)")
+
+
+def _define_strings(fv):
+  flags.DEFINE_string("out", "", "", flag_values=fv)
+  flags.DEFINE_string("csv", None, "", flag_values=fv)
+  flags.DEFINE_list("sweeps", ["a"], "", flag_values=fv)
+
+
+def test_an_empty_value_is_refused_where_it_would_read_as_not_given():
+  """--csv= (default unset) read as not given: refused. --out= where the default is '' itself
+  means what the default means: accepted. A list given empty is refused unless `empty_ok`
+  names it (reddy2023's --sweeps=: no sweeps)."""
+  assert _refusal(cli.parse_flags, _define_strings, ["--csv="]) == (
+      "--csv= is empty; give it a value or drop the flag")
+  assert cli.parse_flags(_define_strings, ["--out="]).out == ""
+  assert _refusal(cli.parse_flags, _define_strings, ["--sweeps="]) == (
+      "--sweeps= is empty; give at least one value or drop the flag")
+  assert cli.parse_flags(_define_strings, ["--sweeps="], "", ("sweeps",)).sweeps == []
+
+
+def test_the_closest_name_ignores_case_and_needs_a_ratio_of_0_6():
+  """errors.closest: case folded on both sides (1b misspells the preset 1B), difflib's ratio at
+  least 0.6 ('abc' for 'abd' is 0.67; 'ab' for 'ac', 0.5, is no guess)."""
+  from research import errors
+  assert errors.closest("1b", ["1B", "7B"]) == "1B"
+  assert errors.closest("abc", ["abd"]) == "abd"
+  assert errors.closest("ab", ["ac"]) is None
+
+
+def test_a_message_is_one_line():
+  """errors.one_line: line breaks, tabs and runs of spaces become one space each."""
+  from research import errors
+  assert errors.one_line("config.json:\n  line 2\tcolumn  3\n") == "config.json: line 2 column 3"

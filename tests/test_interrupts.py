@@ -251,3 +251,93 @@ def test_the_training_commands_hold_sigterm_before_their_own_imports(module, hel
   proc = subprocess.run([sys.executable, "-c", _HELD_AT_IMPORTS, module], capture_output=True,
                         text=True, timeout=120, cwd=ROOT)
   assert f"held: [{held}]" in proc.stderr, proc.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- preemption.Guard
+@pytest.fixture
+def sigterm_recorded():
+  """SIGTERM goes to a recorder while no Guard holds it (never Python's default, which would
+  end pytest); the handler before the test is put back after it."""
+  import signal
+  got, before = [], signal.getsignal(signal.SIGTERM)
+  recorder = lambda *_: got.append("recorder")
+  signal.signal(signal.SIGTERM, recorder)
+  from research import preemption
+  preemption.take_pending_sigterm()  # none left over from another test
+  try:
+    yield recorder, got
+  finally:
+    signal.signal(signal.SIGTERM, before)
+    preemption.take_pending_sigterm()
+
+
+def test_a_sigterm_held_before_a_guard_preempts_that_guard_alone(sigterm_recorded):
+  """research.main's start-up (hold_sigterm): a SIGTERM then is taken by the run's Guard,
+  which is set from its start; taken once, so the next run (a sweep's next point, after a
+  rerun) starts clean. The Guard puts back the handler it replaced."""
+  import signal
+  from research import preemption
+  recorder, got = sigterm_recorded
+  preemption.hold_sigterm()
+  signal.raise_signal(signal.SIGTERM)
+  with preemption.Guard() as guard:
+    assert guard.is_set()
+  with preemption.Guard() as guard:
+    assert not guard.is_set()
+    assert signal.getsignal(signal.SIGTERM) == guard._handle
+  signal.signal(signal.SIGTERM, recorder)
+  with preemption.Guard():
+    pass
+  assert signal.getsignal(signal.SIGTERM) is recorder  # restored on leaving
+  assert got == []
+
+
+def test_a_guards_interruptible_block_raises_at_once_and_only_inside(sigterm_recorded):
+  """Inside guard.interruptible(message) a SIGTERM raises Preempted(message) at once, and only
+  once (a second one during the block's clean-up does not cut it short); a SIGTERM before the
+  block raises at its start; one after the block only sets the flag (the final checkpoint's
+  save must never be cut)."""
+  import signal
+  from research import preemption
+  cleaned = []
+  with preemption.Guard() as guard:
+    with pytest.raises(preemption.Preempted, match="^probing member 0$"):
+      with guard.interruptible("probing member 0"):
+        try:
+          signal.raise_signal(signal.SIGTERM)
+          cleaned.append("not reached")
+        finally:
+          signal.raise_signal(signal.SIGTERM)  # a second one while cleaning up
+          cleaned.append("cleaned")
+    assert cleaned == ["cleaned"] and guard.is_set()
+    signal.raise_signal(signal.SIGTERM)  # after the block: the flag alone
+    ran = []
+    with pytest.raises(preemption.Preempted, match="^probing member 1$"):
+      with guard.interruptible("probing member 1"):
+        ran.append(True)
+    assert ran == []  # set before the block: it never starts
+  with preemption.Guard() as guard:  # control: no SIGTERM, the block runs through
+    with guard.interruptible("probing"):
+      ran.append(True)
+    assert ran == [True] and not guard.is_set()
+    signal.raise_signal(signal.SIGTERM)  # after the block (a final save): the flag alone
+    assert guard.is_set()
+
+
+def test_a_preempted_dropped_in_a_callback_is_raised_again(sigterm_recorded):
+  """Python drops an exception raised in a GC or weakref callback; cli's hook calls the
+  Preempted's `redeliver`, which sends SIGTERM again so that the handler raises it anew while
+  the block lasts (and sends nothing once it ended)."""
+  import signal
+  from research import preemption
+  sent = []
+  with preemption.Guard() as guard:
+    with guard.interruptible("probing"):
+      try:
+        signal.raise_signal(signal.SIGTERM)
+      except preemption.Preempted as e:  # as if Python had dropped it
+        dropped = e
+      with pytest.raises(preemption.Preempted, match="^probing$"):
+        dropped.redeliver(signal.raise_signal)
+    dropped.redeliver(sent.append)
+  assert sent == []

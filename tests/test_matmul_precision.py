@@ -23,6 +23,18 @@ def test_auto_is_highest_for_float32_compute_only(dtype, chosen, resolved):
   assert experiment.matmul_precision(c) == resolved
 
 
+
+def test_a_config_without_the_field_means_auto():
+  """A config without train.matmul_precision (a notebook's own ConfigDict) or without
+  model.dtype resolves as configs/common.py's defaults, auto and float32: highest."""
+  import ml_collections
+  from configs import common
+  assert common.train()["matmul_precision"] == "auto"
+  for model, resolved in (({"dtype": "float32"}, "highest"), ({"dtype": "bfloat16"}, "default"),
+                          ({}, "highest")):
+    c = ml_collections.ConfigDict({"train": {}, "model": model})
+    assert experiment.matmul_precision(c) == resolved
+
 def test_an_unknown_precision_is_refused():
   c = _tiny(**{"train.matmul_precision": "fast"})
   with pytest.raises(config_check.ConfigError, match="matmul_precision"):

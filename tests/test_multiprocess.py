@@ -126,6 +126,95 @@ def test_valid_coordinator_addresses_pass_the_check():
   assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
 
 
+
+# research.main's checks before jax.distributed, run in one process (research.main defines
+# process-wide absl flags, which the test session's own modules define too).
+_MAIN_CHECKS = r"""
+import json, os, socket, sys, tempfile
+import jax
+from absl import flags
+from research import main as m, train
+from research.errors import InputError
+
+def refused(fn, *args):
+  try:
+    fn(*args)
+  except InputError as e:
+    return str(e)
+  return None
+
+out = {}
+m._check_processes(1, 0, None)  # --num_processes=1: a single-process run, nothing to join
+m._check_processes(None, None, None)
+out["process_id=2 of 2"] = refused(m._check_processes, 2, 2, "localhost:1234")
+out["process_id=1 of 2"] = refused(m._check_processes, 2, 1, "localhost:1234")
+out["[]:1234"] = refused(m._check_address, "[]:1234")
+with socket.socket() as holder:  # process 0's port, held: an IPv6 address names it the same way
+  holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  holder.bind(("localhost", 0))
+  holder.listen(1)
+  port = holder.getsockname()[1]
+  said = refused(m._check_port_free, f"[::1]:{port}")
+  out["held [::1] port"] = said and said.replace(str(port), "PORT")
+seen = {}
+jax.distributed.initialize = lambda **kw: seen.update(kw)
+m._join(7, coordinator_address="localhost:1", num_processes=2, process_id=1)
+out["jax's own timeout"] = seen["initialization_timeout"]
+
+class Joined(Exception):
+  pass
+def join(timeout, **where):
+  raise Joined(f"joined within {timeout} s, {where}")
+m._join = join
+def run_main(*argv):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["research.main", "--config=configs/icl_regression.py:tiny",
+               f"--workdir={tempfile.mkdtemp()}/run", *argv])
+  try:
+    m.main(["research.main"])
+  except Exception as e:
+    return f"{type(e).__name__}: {e}"
+os.environ["TPU_WORKER_HOSTNAMES"] = "host-0,host-1"  # a TPU pod's runtime fills in the rest
+out["pod runtime"] = run_main("--coordinator_timeout=5")
+del os.environ["TPU_WORKER_HOSTNAMES"]
+def fails(error):
+  def train_and_evaluate(config, workdir):
+    raise error
+  return train_and_evaluate
+train.train_and_evaluate = fails(FileNotFoundError(2, "No such file or directory", "data.csv"))
+out["a missing file"] = run_main()
+train.train_and_evaluate = fails(OSError(28, "No space left on device"))
+out["a full disk"] = run_main()
+print(json.dumps(out))
+"""
+
+
+def test_research_mains_checks_of_its_process_flags_and_errors():
+  """--num_processes=1 is a single-process run; --process_id is in [0, N); '[]' is no host;
+  process 0's held port is found for an IPv6 address too; jax's own join limit is ours + 60 s
+  (its C++ abort must never be what the user sees); on a TPU pod's runtime (no --num_processes)
+  --coordinator_timeout applies; a file missing during training stays FileNotFoundError
+  (exit 2: the user's data), any other OSError becomes RunIOError (exit 5)."""
+  env = dict(_env(1), JAX_PLATFORMS="cpu")
+  env.pop("TPU_WORKER_HOSTNAMES", None)
+  env.pop("JAX_COORDINATOR_ADDRESS", None)
+  proc = subprocess.run([sys.executable, "-c", _MAIN_CHECKS], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert str(out["process_id=2 of 2"]).startswith(
+      "--process_id=2 must be in [0, 2) with --num_processes=2")
+  assert out["process_id=1 of 2"] is None
+  assert "(the host is empty)" in str(out["[]:1234"])
+  assert out["held [::1] port"] == (
+      "process 0 cannot listen on port PORT of --coordinator_address=[::1]:PORT: another program "
+      "(an earlier run still going?) holds it; give every process the same free port")
+  assert out["jax's own timeout"] == 67
+  assert out["pod runtime"] == "Joined: joined within 5 s, {}"
+  assert out["a missing file"] == "FileNotFoundError: [Errno 2] No such file or directory: 'data.csv'"
+  assert out["a full disk"] == ("RunIOError: OSError: [Errno 28] No space left on device; "
+                                "previous checkpoints are left untouched")
+
 def _process_0_waiting_for_its_peer(tmp_path):
   """Process 0 of a pair whose process 1 never starts, once its coordinator listens (its
   client connecting or waiting)."""

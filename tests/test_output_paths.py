@@ -62,3 +62,73 @@ def test_pseudo_filesystems_are_refused_even_for_root():
                       (lambda p: output_paths.check_output(p, "--out"), "/proc/self/out.json")):
     with pytest.raises(InputError, match="is not writable"):
       check(path)
+
+
+def test_a_name_of_255_bytes_is_the_longest_a_workdir_may_have(tmp_path):
+  """A file name may have 255 bytes (Linux's NAME_MAX): that one is accepted, 256 refused; a
+  non-ASCII name counts its bytes (2 each for é), not its characters."""
+  assert output_paths.check_workdir(tmp_path / ("x" * 255)) == str(tmp_path / ("x" * 255))
+  with pytest.raises(InputError, match="is 256 bytes, over the 255"):
+    output_paths.check_workdir(tmp_path / ("x" * 256))
+  with pytest.raises(InputError, match="is 256 bytes, over the 255"):
+    output_paths.check_workdir(tmp_path / ("é" * 128))
+  assert not any(tmp_path.iterdir())
+
+
+def test_a_figure_format_is_read_whatever_its_case(tmp_path):
+  """--out=FIG.PNG is a PNG (the extension's case folded); another format, or none, is
+  refused naming the formats."""
+  for name in ("fig.PNG", "fig.Pdf", "fig.svg"):
+    assert output_paths.check_output(str(tmp_path / name), "--out", ("png", "pdf", "svg")) == \
+        tmp_path / name
+  for name, said in (("fig.jpg", ".jpg is not a figure format"),
+                     ("fig", "no extension is not a figure format")):
+    with pytest.raises(InputError, match=said):
+      output_paths.check_output(str(tmp_path / name), "--out", ("png", "pdf", "svg"))
+
+
+def _a_run(path: Path) -> Path:
+  """A folder research/workdir.py takes for a run: a config.json with a task.name."""
+  path.mkdir(parents=True)
+  (path / "config.json").write_text('{"task": {"name": "regression"}}')
+  return path
+
+
+def test_a_runs_own_folders_take_which_outputs(tmp_path):
+  """In a run's checkpoints/ and checkpoints.unreadable/ (the damaged ones set aside) nothing
+  is written; in its probes/ no JSON file (results reads each as a probe's scalars) but a new
+  table may be; in figures/ a new file may be, an existing one is not, unless the command
+  `rewrites` its own file there, and never a JSON file (a probe's rows are JSONL)."""
+  run = _a_run(tmp_path / "run")
+  for d in ("checkpoints", "checkpoints.unreadable", "probes", "figures"):
+    (run / d).mkdir()
+  (run / "figures" / "rows.jsonl").write_text("{}\n")
+  (run / "figures" / "old.json").write_text("{}")
+  check = output_paths.check_output
+  for path, rewrites, folder in (
+      (run / "checkpoints" / "t.csv", False, "checkpoints"),
+      (run / "checkpoints.unreadable" / "t.csv", False, "checkpoints.unreadable"),
+      (run / "probes" / "new.json", False, "probes"),
+      (run / "figures" / "rows.jsonl", False, "figures"),
+      (run / "figures" / "old.json", True, "figures")):
+    with pytest.raises(InputError, match=rf"is inside the {folder}/ of the run or sweep in {run}"):
+      check(str(path), "--csv", rewrites=rewrites)
+  for path, rewrites in ((run / "probes" / "table.csv", False), (run / "figures" / "t.csv", False),
+                         (run / "figures" / "rows.jsonl", True), (run / "t.csv", False)):
+    assert check(str(path), "--csv", rewrites=rewrites) == path
+
+
+def test_an_experiments_data_files_are_not_replaced(tmp_path):
+  """In a folder an experiment owns (its experiment.json), an existing JSON or JSONL file is
+  its data (a fit, a probe's rows), refused whatever its case; a figure or table may be
+  replaced, and a command that `rewrites` its own rows may name them."""
+  exp = tmp_path / "exp"
+  (exp / "runs").mkdir(parents=True)
+  (exp / "experiment.json").write_text('{"experiment": "scaling_laws"}')
+  for name in ("fit.json", "rows.jsonl", "runs/ROWS.JSONL", "table.csv"):
+    (exp / name).write_text("{}")
+  for name in ("fit.json", "rows.jsonl", "runs/ROWS.JSONL", "experiment.json"):
+    with pytest.raises(InputError, match=rf"would overwrite a file of the experiment in {exp}"):
+      output_paths.check_output(str(exp / name), "--csv")
+  for name, rewrites in (("table.csv", False), ("new.jsonl", False), ("rows.jsonl", True)):
+    assert output_paths.check_output(str(exp / name), "--csv", rewrites=rewrites) == exp / name

@@ -93,3 +93,28 @@ def test_a_config_json_edited_to_match_a_changed_command_is_refused(half, tmp_pa
   (wd / "config.json").write_text(json.dumps(saved))
   ok = _tiny(**{"train.num_steps": 40, "mesh.data": -1, "train.eval_every": 5})
   assert train.train_and_evaluate(ok, str(wd), devices=jax.devices()[:1])["final_step"] == 40
+
+
+def test_the_record_holds_every_random_stream_setting_and_the_devices_in_use(tmp_path):
+  """current(): each of JAX's three random-stream settings, the resolved mesh, the devices in
+  it (all of them, not its first axis) and the process count. A run started under
+  JAX_ENABLE_X64 is refused on resume without it; another process count is recorded as a
+  change of the resolved mesh, and the same environment as none."""
+  from research import run_environment, sharding
+  c = _tiny(**{"mesh.data": 1, "mesh.fsdp": 2})
+  env = run_environment.current(sharding.make_mesh(c.mesh, jax.devices()[:2]), c)
+  assert env["random"] == {k: getattr(jax.config, k) for k in (
+      "jax_default_prng_impl", "jax_enable_x64", "jax_threefry_partitionable")}
+  assert (env["mesh"], env["devices"], env["processes"]) == (
+      {"data": 1, "fsdp": 2, "tensor": 1}, 2, 1)
+  assert env["config"]["mesh"]["fsdp"] == 2
+  assert run_environment.compare(env, env, tmp_path) == []
+  x64 = json.loads(json.dumps(env))
+  x64["random"]["jax_enable_x64"] = not env["random"]["jax_enable_x64"]
+  with pytest.raises(errors.InputError, match=rf"JAX_ENABLE_X64={not jax.config.jax_enable_x64} "
+                     rf"\(now {jax.config.jax_enable_x64}\): another random stream"):
+    run_environment.compare(x64, env, tmp_path)
+  two = dict(env, processes=2)
+  assert run_environment.compare(two, env, tmp_path) == [
+      "resolved mesh: data=1 fsdp=2 tensor=1 on 2 device(s), 2 process(es) -> data=1 fsdp=2 "
+      "tensor=1 on 2 device(s), 1 process(es)"]

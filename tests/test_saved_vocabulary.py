@@ -63,6 +63,9 @@ def test_predict_uses_the_saved_vocabulary_not_the_data_file(tmp_path):
     ('{"tokenizer": 5}', '("tokenizer" is 5, not the tokenizer\'s state)'),  # AttributeError
     ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}}',  # KeyError
      '(no "labels" (a list of at least 2 label names))'),
+    # one label: every prediction would be it, at probability 1
+    ('{"tokenizer": {"kind": "word", "vocab_size": 12, "words": ["a"]}, "labels": ["pos"]}',
+     '("labels" is ["pos"], not a list of at least 2 label names)'),
     ("garbage{", "does not hold the run's tokenizer and labels (not a JSON object)"),  # "absent"
     ('{"tokenizer": {"kind": "char"}, "labels": ["neg", "pos"]}', "(KeyError: 'chars')"),
     # Predicted "neg 0.842 neg=0.158": a label named twice.

@@ -14,6 +14,7 @@ import pytest
 
 from research import checkpoint, config_check, experiment, init_from, predict, train
 from research.data import text as text_lib
+from research.errors import InputError
 from research.tasks import text_classification as tc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,6 +289,20 @@ def test_a_predicted_text_stays_one_tab_separated_field():
   assert predict._one_field("a\tb\nc\rd\\e") == "a\\tb\\nc\\rd\\\\e"
   assert predict._one_field("un film génial") == "un film génial"
 
+
+
+def test_predict_file_reads_one_text_per_non_blank_line(tmp_path):
+  """research.predict --file: each line holding text is one text; a blank or whitespace-only
+  line is none (as --text=" " is refused), so a file of only those holds no text."""
+  f = tmp_path / "lines.txt"
+  f.write_text("a great film\n   \n\t\nbad one\n\n", encoding="utf-8")
+  assert predict._read_lines(str(f)) == ["a great film", "bad one"]
+  f.write_text(" \n\t\n", encoding="utf-8")
+  with pytest.raises(InputError, match="holds no text; put one text per line"):
+    predict._read_lines(str(f))
+  f.write_bytes(b"caf\xe9\n")
+  with pytest.raises(InputError, match="is not UTF-8 text"):
+    predict._read_lines(str(f))
 
 def test_predicted_probabilities_stay_with_their_labels():
   """Label ids follow text.encode_labels (numbers numerically: '2' before '10'); each printed

@@ -11,6 +11,8 @@ from test_faults import _copy, _snapshot, _tiny, _train, finished  # noqa: F401 
 
 
 # {} and {"task": "lm"}: "holds a run of another config" and 2,000 characters of fields.
+
+
 @pytest.mark.parametrize("damage", ["missing", "[]", "null", "{not json", "{}", '{"task": "lm"}'])
 def test_checkpoints_without_a_config_are_not_resumed(finished, tmp_path, damage):
   """config.json is what the config check compares with: without it any config (another seed,
@@ -336,36 +338,6 @@ def test_a_run_shortened_to_a_step_between_log_steps_says_it_has_no_final_metric
     (wd / name).unlink()
   assert "final_loss" in _train(_tiny(), wd)
   assert not [w for w in warned if "no metrics row or summary holds" in w]
-
-
-def test_predict_reads_again_when_a_checkpoint_goes_while_being_read(finished, tmp_path,
-                                                                      monkeypatch):
-  """A run training in the workdir saves a newer checkpoint and deletes the one predict listed
-  (keep-latest-N) while predict reads it: exit 4, "no readable checkpoint ... restore from a
-  backup, or retrain", with the newer one there (review 42)."""
-  import shutil
-  from research import checkpoint, predict
-  wd = _copy(finished, tmp_path / "run")
-  shutil.rmtree(wd / "checkpoints" / "20")  # keep-latest-1: only the newest
-  seen, mismatches = [], checkpoint.Checkpointer.mismatches
-
-  def racing(self, step, abstract):
-    seen.append(step)
-    if len(seen) == 2:  # inside restore, before Orbax reads 40: the trainer saves 60, drops 40
-      shutil.copytree(wd / "checkpoints" / "40", wd / "checkpoints" / "60")
-      shutil.rmtree(wd / "checkpoints" / "40")
-    return mismatches(self, step, abstract)
-
-  monkeypatch.setattr(checkpoint.Checkpointer, "mismatches", racing)
-  _, params, step = predict.load_run(wd)
-  assert step == 60 and params
-  # Control: a checkpoint damaged in place (nothing changed on disk meanwhile) is damage.
-  monkeypatch.setattr(checkpoint.Checkpointer, "mismatches", mismatches)
-  for f in (wd / "checkpoints" / "60" / "state").rglob("*"):
-    if f.is_file() and f.stat().st_size > 100:
-      f.write_bytes(b"x" * 10)
-  with pytest.raises(checkpoint.CheckpointError, match="restore the run's checkpoints from a backup"):
-    predict.load_run(wd)
 
 
 def test_a_finished_runs_edited_metric_is_refused_not_copied_into_its_summary(finished, tmp_path):
