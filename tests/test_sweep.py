@@ -113,49 +113,6 @@ def test_override_of_the_wrong_type_names_the_key():
     sweep.apply_overrides(_config(), {"optim.learning_rate.x": 1})
 
 
-def test_ensemble_rows_carry_final_metrics_and_a_failing_member_is_isolated(tmp_path,
-                                                                            monkeypatch):
-  from research import ensemble
-  real = ensemble.run_probes
-
-  def probes(exp, state, workdir):
-    if "seed=1" in str(workdir):
-      raise RuntimeError("probe exploded")
-    return real(exp, state, workdir)
-
-  monkeypatch.setattr(ensemble, "run_probes", probes)
-  overrides = [{"seed": s} for s in range(3)]
-  rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="on",
-                         devices=jax.devices()[:1]).rows
-  by_seed = {r["overrides"]["seed"]: r for r in rows.values()}
-  assert [by_seed[s]["status"] for s in range(3)] == ["done", "failed", "done"]
-  assert "probe exploded" in by_seed[1]["error"]
-  for s in (0, 2):
-    assert by_seed[s]["ensemble_size"] == 3
-    assert by_seed[s]["num_non_embedding_params"] > 0
-    assert set(by_seed[s]["final"]) >= {"loss", "ensemble_steps_per_s"}
-  # The rerun retries the failed member alone; a finished ensemble restored without
-  # training (killed before its rows were written) keeps its members' final metrics.
-  monkeypatch.setattr(ensemble, "run_probes", real)
-  dirs = [Path(by_seed[s]["dir"]) for s in range(3)]
-  again = ensemble.train_ensemble(_config(), overrides, next((tmp_path / "ensemble").iterdir()),
-                                  dirs, devices=jax.devices()[:1])
-  assert [a["final_loss"] for a in again] == [by_seed[s]["final"]["loss"] for s in (0, 1, 2)]
-
-
-def test_a_failing_ensemble_is_recorded_per_member(tmp_path, monkeypatch):
-  from research import ensemble
-
-  def boom(*args, **kwargs):
-    raise MemoryError("out of device memory")
-
-  monkeypatch.setattr(ensemble, "train_ensemble", boom)
-  rows = sweep.run_sweep(_config(), [{"seed": 0}, {"seed": 1}], tmp_path, ensemble="on",
-                         devices=jax.devices()[:1]).rows
-  assert [r["status"] for r in rows.values()] == ["failed", "failed"]
-  assert all("out of device memory" in r["error"] for r in rows.values())
-
-
 def test_rerunning_a_finished_run_keeps_its_final_metrics(tmp_path):
   """A sweep killed after training but before its row was written reruns the run: the
   restored run trains no step, and its final metrics come from its own logs."""
