@@ -93,6 +93,11 @@ def test_xla_flops_match_the_model_count(dp_plan):
   # Band: the model count is matmuls only (6 x params + attention); XLA also counts the
   # softmax, norms, loss and the Adam update, so it is somewhat above, never far below.
   assert 1.0 <= dp_plan["flops"]["xla_over_model"] <= 1.3, dp_plan["flops"]  # here 1.12
+  # Per device: the step's model FLOPs over v5e:2x2's 4 chips (a mutation audit wrote the
+  # whole step's there, unseen: xla_over_model divides by its own model_flops / n_dev).
+  f = dp_plan["flops"]
+  assert dp_plan["devices"] == 4
+  assert f["model_per_device_per_step"] == pytest.approx(f["model_per_step"] / 4, rel=1e-12)
 
 
 @needs_libtpu

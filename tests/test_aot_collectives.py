@@ -244,3 +244,25 @@ def test_a_loop_whose_bound_is_no_multiple_of_its_step_rounds_its_trips_up():
   runs = aot_hlo.runs_per_call(hlo)
   assert runs["%body.steps"] == 10 and runs["%body.window"] == 40
   assert aot_hlo.collectives(hlo, 4)["collective-permute"]["runs"] == 40
+
+
+def test_a_mesh_group_over_several_axes_has_the_product_of_their_sizes():
+  """replica_groups=mesh['axis_0'=2,'axis_1'=4] {'axis_0','axis_1'}: groups of 2 x 4 = 8
+  chips, whose all-gather of 256 bytes a chip receives 7/8 of; over 'axis_1' alone, groups of
+  4 (3/4). The fixtures' meshes had a size-1 axis, where a sum of the sizes (4 + 1 = 5) gave
+  the same ring bytes for an f32[] all-reduce: a mutation audit's sum went unseen."""
+  line = ("  %all-gather.{n} = f32[64]{{0}} all-gather(%p.{n}), channel_id={n}, "
+          "replica_groups=mesh['axis_0'=2,'axis_1'=4] {{{axes}}}, dimensions={{0}}\n")
+  both = aot_hlo.collectives(line.format(n=1, axes="'axis_0','axis_1'"), 8)["all-gather"]
+  assert (both["count"], both["bytes"], both["received_bytes"]) == (1, 256, 256 * 7 // 8)
+  one = aot_hlo.collectives(line.format(n=2, axes="'axis_1'"), 8)["all-gather"]
+  assert one["received_bytes"] == 256 * 3 // 4
+
+
+def test_the_runs_and_bytes_of_several_collectives_of_one_op_add_up():
+  """Two all-gathers (channels 1 and 2), each run once: the op's row counts 2 collectives,
+  2 runs and both received shares (3/4 of 256 bytes each, groups of 4)."""
+  line = ("  %all-gather.{n} = f32[64]{{0}} all-gather(%p.{n}), channel_id={n}, "
+          "replica_groups=mesh['axis_0'=4,'axis_1'=1] {{'axis_0'}}, dimensions={{0}}\n")
+  row = aot_hlo.collectives(line.format(n=1) + line.format(n=2), 4)["all-gather"]
+  assert row == {"count": 2, "bytes": 512, "runs": 2, "received_bytes": 2 * 192}

@@ -107,6 +107,8 @@ def test_a_short_step_is_not_printed_as_zero():
   plan["roofline"]["mfu_40"]["step_s"] = 1.0  # 1 s itself: two decimals
   assert "| 1.00 s |" in aot_ladder.markdown([plan])
   assert (aot._days(0.00204), aot._days(16.13)) == ("0.002", "16.1")
+  # One decimal from 1 day up, not from 10 (a mutation audit's threshold went unseen).
+  assert [aot._days(d) for d in (1.0, 2.0, 9.96)] == ["1.0", "2.0", "10.0"]
 
 
 def test_a_small_model_is_not_printed_as_zero_parameters():
@@ -290,3 +292,18 @@ def test_running_the_library_module_points_to_research_aot(args):
   assert proc.returncode == 2 and proc.stdout == "", proc.stderr
   (line,) = proc.stderr.splitlines()
   assert line.startswith("error: ") and "python -m research.aot --ladder=" in line
+
+
+def test_a_cached_file_holding_another_plans_key_is_a_miss(tiny_ladder, monkeypatch):
+  """A file at a cell's path whose own plan_key is another (copied or renamed into place) is
+  not that cell's plan: it is compiled again, never read (a mutation audit dropped the
+  check unseen: every cached file of the tests was written under its own key)."""
+  path, cache = tiny_ladder
+  calls = _counting(monkeypatch, _fake_plan)
+  monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
+  aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  (file,) = cache.glob("*.json")
+  found = json.loads(file.read_text())
+  file.write_text(json.dumps(found | {"plan_key": "0" * 32}))
+  rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
+  assert calls == [128, 128] and not rows[0]["from_cache"]

@@ -247,3 +247,28 @@ def test_a_directory_at_a_candidates_cache_path_is_refused_before_its_compile(tm
 _FAKE_FIELDS = {"num_params": 1000, "batch_size": 8, "compile_s": 1.0, "flops": {},
                 "collectives": {}, "communication": None, "topology": "v5e:2x2",
                 "roofline": {"mfu_40": {"step_s": 1.0, "tokens_per_s": 2.0}}}
+
+
+def test_a_tuned_row_is_from_the_cache_only_when_every_layout_tried_was():
+  """from_cache: all of the layouts tried came from the plan cache; one compiled now makes the
+  row new (a mutation audit's any() went unseen: the fake planner's plans were all new)."""
+  def planner(cached):
+    plan_of, seen = _planner({"none": 400, "dots": 200, "full": 90}, []), []
+
+    def cached_plan_of(config):
+      seen.append(1)
+      return plan_of(config) | {"from_cache": cached(len(seen))}
+    return cached_plan_of
+  row = aot_tune.tuned_row(_config(), 4, planner(lambda i: i == 1), lambda _: None)
+  assert len(row["tune"]["tried"]) == 4 and row["from_cache"] is False
+  row = aot_tune.tuned_row(_config(), 4, planner(lambda i: True), lambda _: None)
+  assert row["from_cache"] is True
+
+
+def test_a_batch_that_does_not_split_over_data_times_fsdp_is_an_input_error():
+  from research.errors import InputError
+  """data=2, fsdp=2: the batch is split over 4 shards, so 6 (divisible by data alone) is
+  refused; 8 gives 2 a shard, microbatches 1 and 2."""
+  with pytest.raises(InputError, match="batch_size=6 is not divisible by mesh data x fsdp = 4"):
+    aot_tune.microbatch_counts(_config(batch=6, data=2, fsdp=2), 4)
+  assert aot_tune.microbatch_counts(_config(batch=8, data=2, fsdp=2), 4) == [1, 2]

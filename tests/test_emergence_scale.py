@@ -227,3 +227,38 @@ def test_a_reversal_needs_a_drop_beyond_both_half_widths():
   assert ep.reversal(pts([0.0, 0.5, 0.35, 0.9]), True) is None
   worst = ep.reversal(pts([0.0, 0.5, 0.25, 0.9]), True)
   assert worst is not None and (worst["from"], worst["to"]) == (1, 2)
+
+
+def test_beyond_chance_is_strictly_beyond_three_half_widths():
+  """A gain of exactly 3 half-widths is not beyond chance (dyadic numbers, so the equality is
+  exact: chance 0.25, mean 0.625, interval [0.5, 0.75], gain 0.375 = 3 x 0.125); a slightly
+  narrower interval is. A mutation audit's >= went unseen."""
+  at = {"mean": 0.625, "lo": 0.5, "hi": 0.75}
+  assert not ep.beyond_chance(at, 0.25, 1.0, True)
+  assert ep.beyond_chance(at | {"lo": 0.5 + 2 ** -10}, 0.25, 1.0, True)
+  # lower is better: chance 0.625, mean 0.25, the same interval width
+  assert not ep.beyond_chance({"mean": 0.25, "lo": 0.125, "hi": 0.375}, 0.625, 0.0, False)
+
+
+def test_reversal_floor_is_a_fraction_of_the_net_change_and_sharpness_needs_a_positive_one():
+  """The floor is `fraction` of |last - first| (the net change), not of the curve's range:
+  0, 1, 0.6 has net 0.6, so at fraction 0.5 a drop of 0.4 (over 0.3, under 0.5 of the range)
+  is a reversal; at the default 5%, 0, 0.5, 1, 0.952 (drop 0.048 over 0.0476). A net change of
+  exactly 0 (or exactly min_change) is none: sharpness says so rather than dividing by it."""
+  pts = lambda means: [{"mean": m, "lo": m - 0.001, "hi": m + 0.001} for m in means]
+  worst = ep.reversal(pts([0.0, 1.0, 0.6]), True, fraction=0.5)
+  assert (worst["from"], worst["to"]) == (1, 2) and worst["drop"] == pytest.approx(0.4)
+  assert ep.reversal(pts([0.0, 1.0, 0.8]), True, fraction=0.5) is None  # 0.2 under 0.5 x 0.8
+  worst = ep.reversal(pts([0.0, 0.5, 1.0, 0.952]), True)
+  assert (worst["from"], worst["to"]) == (2, 3)
+  assert ep.sharpness([0.5, 0.75, 0.5], True) == {"fraction": None, "step": None, "net_change": 0.0}
+  assert ep.sharpness([0.25, 0.5], True, min_change=0.25)["fraction"] is None
+  assert ep.sharpness([0.25, 0.5], True, min_change=0.125)["fraction"] == 1.0
+
+
+def test_sharpness_takes_the_biggest_improvement_not_the_biggest_move():
+  """0, 0.4, -0.5, 0.2: steps +0.4, -0.9, +0.7. The biggest improvement is the last (0.7 of a
+  0.2 net change: 3.5, the curve went back); the drop of 0.9 is bigger but no improvement."""
+  out = ep.sharpness([0.0, 0.4, -0.5, 0.2], True)
+  assert out["step"] == [2, 3] and out["fraction"] == pytest.approx(3.5)
+  assert out["net_change"] == pytest.approx(0.2)

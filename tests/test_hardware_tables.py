@@ -30,3 +30,19 @@ def test_the_chip_table_matches_the_datasheets(name):
 
 def test_every_chip_is_checked():
   assert set(DATASHEET) == {c.name for c in hardware.CHIPS}
+
+
+@pytest.mark.parametrize("name", ["v5e:2x3", "v6e:4x5", "v4:2x3x1", "v5p:4x1x1"])
+def test_a_slice_with_an_odd_second_size_is_refused(name):
+  """Slices are whole hosts of 2x2 chips: the second size must be even as well as the first
+  (a mutation audit tested the first alone, unseen: every test shape had its odd size first)."""
+  assert "hosts of 2x2 chips" in hardware.topology_dims_problem(name)
+  control = {"v5e": "v5e:2x4", "v6e": "v6e:4x4", "v4": "v4:2x2x1", "v5p": "v5p:4x2x1"}
+  assert hardware.topology_dims_problem(control[name.split(":")[0]]) is None
+
+
+def test_bytes_text_moves_to_the_larger_unit_at_its_first_whole_one():
+  """1e9 B is '1 GB' (not '1e+03 MB'), 1e3 B '1 kB', 999 B '999 B', 1.5e12 B '1.5 TB'."""
+  assert [hardware.bytes_text(b) for b in (1e9, 1e3, 999, 1.5e12, 999_999)] == [
+      "1 GB", "1 kB", "999 B", "1.5 TB", "1e+03 kB"]
+  assert hardware.bytes_text(None) == "?"

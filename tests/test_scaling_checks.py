@@ -307,3 +307,35 @@ def test_a_term_gaining_only_rounding_explains_nothing():
   with pytest.raises(InputError, match=r"does not depend on D: .*p = 1 >= 0.01"):
     scaling_checks.check_term("D", "N, D", 5e-20, 0.67, 1e-20, 24, 5)
   scaling_checks.check_term("D", "N, D", 1e-6, 0.67, 1e-20, 24, 5)
+
+
+def test_the_collinear_and_bound_lines_are_strict(monkeypatch):
+  """Refused below COLLINEAR (a share exactly at it is accepted, one a billionth under it is
+  not) and at an exponent up to AT_BOUND (one exactly at 1e-6 is refused, 2e-6 is a fit):
+  a mutation audit moved either comparison (< to <=, <= to <) unseen."""
+  from research.analysis import scaling_checks
+  X = _collinear_X(2e-3)
+  logy = np.log(1.7 + 400 * np.exp(X[0]) ** -0.34 + 400 * np.exp(X[1]) ** -0.28)
+  line = scaling_checks.COLLINEAR
+  monkeypatch.setattr(scaling_checks, "_independent_share", lambda X: [1.0, line])
+  scaling_checks.check_points(X, logy, 5, "N, D")
+  monkeypatch.setattr(scaling_checks, "_independent_share", lambda X: [1.0, line * (1 - 1e-9)])
+  with pytest.raises(InputError, match="N and D vary together"):
+    scaling_checks.check_points(X, logy, 5, "N, D")
+  logy, resid = _residuals(24, 0.01)  # F far above the 1% line: only the bound decides
+  with pytest.raises(InputError, match=r"no dependence on N: the best fit puts alpha at the bound"):
+    scaling_checks.check_dependence(logy, resid, {"alpha": 1e-6, "beta": 0.3}, "N, D")
+  scaling_checks.check_dependence(logy, resid, {"alpha": 2e-6, "beta": 0.3}, "N, D")
+
+
+def test_line_test_needs_four_distinct_x():
+  """Three distinct x (four points, one x repeated) are refused, as the law has 3 parameters;
+  a mutation audit's 3-point floor went unseen (the test refused only 2); four is a test."""
+  from research.analysis import scaling_checks
+  fit = {"E": 1.7, "A": 30.0, "alpha": 0.3}
+  x = np.array([1e9, 1e10, 1e11, 1e11])
+  y = np.array([1.7 + 30 * v ** -0.3 for v in x]) * np.array([1.0, 1.01, 0.99, 1.0])
+  with pytest.raises(InputError, match="3 distinct x; the F-test needs at least 4"):
+    scaling_checks.against_line(x, y, fit)
+  x[-1] = 1e12
+  assert set(scaling_checks.against_line(x, y, fit)) >= {"f", "p", "line_rejected"}

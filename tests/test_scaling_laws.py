@@ -340,3 +340,54 @@ def test_a_quantitys_seed_spread_is_the_sample_standard_deviation(monkeypatch):
   q = scaling_seeds.summarize(per_seed)["quantities"]["alpha"]
   assert q["std"] == pytest.approx(statistics.stdev([0.40, 0.45, 0.50]))  # 0.05
   assert scaling_seeds.seed_over_bootstrap(q) == pytest.approx(0.05 / (0.02 / 3.29))
+
+
+def test_seeds_summary_takes_each_seeds_entropy_off_its_losses_and_e_band():
+  """Hand-made seeds (no fit): seed 0's source has entropy 2.9, seed 1's 3.0. E - entropy is
+  E less that seed's entropy, its band shifted by the same (E 3.0 in [2.9, 3.1] -> 0.1 in
+  [0.0, 0.2]); each point's loss less its seed's entropy (1.4 and 1.5 -> 0.5 and 0.5, no spread).
+  A mutation audit left the band's upper end or the losses unshifted, unseen: the fixture's
+  seeds shared one entropy and only the band's width was read."""
+  from research.analysis import scaling_seeds
+
+  def seed(entropy, E, losses):
+    band = lambda v: {"value": v, "p5_p95": [v - 0.1, v + 0.1]}
+    return {"fit": {"reported": True, "alpha": band(0.4), "beta": band(0.3), "E": band(E),
+                    "residual_rms": 0.01},
+            "exponents": {"N_opt ~ C^a": 0.5}, "isoflop": {"a": 0.5, "a_5_95": [0.4, 0.6]},
+            "source_entropy": entropy,
+            "runs": [{"run": f"r{i}", "N": 1e6, "D": 1e8, "loss": v} for i, v in enumerate(losses)]}
+  s = scaling_seeds.summarize({0: seed(2.9, 3.0, [1.4 + 2.9, 0.2 + 2.9]),
+                               1: seed(3.0, 3.1, [1.4 + 3.0, 0.2 + 3.0])})
+  q = s["quantities"]["E - entropy"]
+  assert q["values"] == {"0": pytest.approx(0.1), "1": pytest.approx(0.1)}
+  assert q["bands"]["0"] == pytest.approx([0.0, 0.2]) and q["bands"]["1"] == pytest.approx([0.0, 0.2])
+  assert q["std"] == pytest.approx(0.0, abs=1e-12) and q["mean_band_width"] == pytest.approx(0.2)
+  assert s["point_loss"] == "loss - source entropy"
+  points = {p["run"]: p for p in s["points"]}
+  assert points["r0"]["losses"] == {"0": pytest.approx(1.4), "1": pytest.approx(1.4)}
+  assert points["r0"]["std"] == pytest.approx(0.0, abs=1e-12) and s["loss_std_rms"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_seeds_offsets_come_from_a_single_common_point_too():
+  """Two seeds sharing one grid point (seed 0 has a second): each seed's offset is its loss
+  there, so that point's centred spread is 0 while its raw spread is stdev(1.0, 1.2)."""
+  from research.analysis import scaling_seeds
+  fit = {"reported": False, "residual_rms": None}
+  seed = lambda runs: {"fit": fit, "exponents": None, "isoflop": {}, "source_entropy": None,
+                       "runs": [{"run": r, "N": 1e6, "D": 1e8, "loss": v} for r, v in runs]}
+  s = scaling_seeds.summarize({0: seed([("a", 1.0), ("b", 2.0)]), 1: seed([("a", 1.2)])})
+  assert s["seed_offsets"] == {"0": 1.0, "1": 1.2} and s["point_loss"] == "loss"
+  a = {p["run"]: p for p in s["points"]}["a"]
+  assert a["std"] == pytest.approx(0.2 / 2 ** 0.5) and a["std_centred"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_two_seeds_already_have_a_consistency_bound():
+  """sqrt(chi2_0.95(n - 1) / (n - 1)): n = 2 gives sqrt(3.841) = 1.960 (one degree of
+  freedom: the normal's 97.5% point); 5 seeds 1.54, 10 seeds 1.37; none below 2 seeds."""
+  from scipy import stats
+  from research.analysis import scaling_seeds
+  assert scaling_seeds.consistent_up_to(2) == pytest.approx(stats.norm.ppf(0.975), rel=1e-9)
+  assert scaling_seeds.consistent_up_to(5) == pytest.approx(1.54, abs=0.005)
+  assert scaling_seeds.consistent_up_to(10) == pytest.approx(1.37, abs=0.005)
+  assert scaling_seeds.consistent_up_to(1) is None
