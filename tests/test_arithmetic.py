@@ -365,3 +365,39 @@ def test_pair_hash_is_fnv1a_then_murmur3s_finaliser():
   got = np.asarray(digits.pair_hash(jnp.asarray(a), jnp.asarray(b)))
   assert [int(h) for h in got] == [reference(x, y) for x, y in zip(a.tolist(), b.tolist())]
   assert got[3] != np.asarray(digits.pair_hash(jnp.asarray(b[3:]), jnp.asarray(a[3:])))[0]
+
+
+# --- what the samplers draw, pinned (mutation audit 8A) ----------------------------------
+def test_modular_minibatches_draw_every_training_pair():
+  """24 training pairs (p = 7, fraction 0.5), 4096 draws: each pair, the last one included,
+  appears (a draw that never reaches the last index would miss one in every run)."""
+  c = arith_config.get_config("tiny")
+  c.task.operation, c.task.modulus, c.task.train_fraction = "mod_add", 7, 0.5
+  task = tasks.build(c.task, seed=0)
+  toks = np.asarray(task.sample(jax.random.key(0), 0, 4096)["tokens"])
+  assert {tuple(x) for x in toks[:, :2]} == {tuple(x) for x in task.train_pairs}
+  assert len(task.train_pairs) == 24
+
+
+def test_the_shots_of_one_prompt_are_different_problems():
+  """Two shots of 2-digit addition: independent draws, so the same problem twice in a prompt
+  is rare (~1e-4), not the rule."""
+  task, _ = _task(operation="add", num_digits=2, num_shots=2)
+  toks = np.asarray(task.sample(jax.random.key(0), 0, 256)["tokens"])
+  ex = 2 * 2 + 2 + 3
+  same = (toks[:, :ex] == toks[:, ex + 1:2 * ex + 1]).all(1)
+  assert same.mean() < 0.02
+
+
+def test_loss_and_token_accuracy_average_over_the_answer_tokens_only():
+  """Uniform logits: the loss is log V per answer token, whatever the other positions; targets'
+  logits at +20 on the answers only: token accuracy 1 (an average over all 8 target positions
+  would read 3/8, and the loss 3/8 of log V)."""
+  task, _ = _task(operation="add", num_digits=2)
+  tokens = task.sample(jax.random.key(0), 0, 16)["tokens"]
+  b, t = tokens.shape
+  loss, _ = task.loss(jnp.zeros((b, t - 1, task.vocab)), {"tokens": tokens})
+  assert float(loss) == pytest.approx(math.log(task.vocab), rel=1e-6)
+  right = 20.0 * jax.nn.one_hot(tokens[:, 1:], task.vocab) * task.loss_mask[None, :, None]
+  _, aux = task.loss(right, {"tokens": tokens})
+  assert float(aux["token_accuracy"]) == 1.0 and float(aux["exact_match"]) == 1.0

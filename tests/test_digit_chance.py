@@ -167,3 +167,15 @@ def test_the_largest_counted_tasks_are_counted_not_cross_fitted(op, n, msb_first
   counted, _ = dc.teacher_forced_chance(op, n, values, msb_first)
   for name in FORCED:
     assert chance[name] == pytest.approx(counted[name], abs=1e-12), name
+
+
+@pytest.mark.parametrize("op", ["add", "mul"])
+def test_residue_counts_are_counts_of_pairs(op):
+  """_Residues counts pairs (a, b) in [0, N)^2 by a o b mod M: over the M residues they add
+  up to all N^2 pairs, and each matches enumeration (N = 100; M = 10 and 1000)."""
+  a, b = np.meshgrid(np.arange(100), np.arange(100))
+  values = (a + b if op == "add" else a * b).ravel()
+  for k in (1, 3):
+    got = dc._Residues(op, 2, k).count(np.arange(10 ** k))
+    assert got.sum() == 100 * 100
+    np.testing.assert_array_equal(got, np.bincount(values % 10 ** k, minlength=10 ** k))

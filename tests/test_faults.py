@@ -303,3 +303,73 @@ def test_readers_leave_a_live_runs_save_in_progress(finished, tmp_path):
   assert not (tmp_path / "none").exists()
   checkpoint.Checkpointer(wd / "checkpoints", max_to_keep=3).close()  # control: the trainer's
   assert not kept(seconds=30)
+
+
+def _small_checkpoints(directory: Path, steps) -> None:
+  ck = checkpoint.Checkpointer(directory, max_to_keep=10, async_save=False)
+  for step in steps:
+    ck.save(step, {"w": np.full((4,), step, np.float32)}, {"step": step})
+  ck.close()  # sealed: checksums.json in every step
+
+
+def test_a_file_added_to_a_sealed_checkpoint_is_a_mismatch(tmp_path):
+  """The checksums cover the step's files both ways: one missing, or one that was not
+  there when it was sealed, is damage."""
+  _small_checkpoints(tmp_path / "checkpoints", [1])
+  ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=10, read_only=True)
+  try:
+    assert ck.verify(1) is None  # control: as sealed
+    (tmp_path / "checkpoints" / "1" / "state" / "stray").write_bytes(b"x")
+    assert ck.verify(1) == "checksum mismatch in state/stray"
+  finally:
+    ck.close()
+
+
+def test_the_trainer_moves_aside_only_the_damaged_steps_newer_than_the_one_restored(tmp_path):
+  """A damaged newest step 3 falls back to 2; the trainer (seal) moves 3 aside and keeps 2,
+  the checkpoint it resumes from, and 1."""
+  _small_checkpoints(tmp_path / "checkpoints", [1, 2, 3])
+  _flip_a_byte(tmp_path / "checkpoints" / "3")
+  ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=10)
+  try:
+    abstract = {"w": jax.ShapeDtypeStruct((4,), np.float32)}
+    state, meta, step = ck.restore(abstract, seal=True)
+    assert step == 2 and meta == {"step": 2}
+    np.testing.assert_array_equal(state["w"], np.full((4,), 2, np.float32))
+    assert ck.all_steps() == [1, 2]
+  finally:
+    ck.close()
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == ["1", "2"]
+  assert [p.name.split(".")[0] for p in (tmp_path / "checkpoints.unreadable").iterdir()] == ["3"]
+
+
+def test_a_seal_killed_mid_write_leaves_the_checkpoint_readable(tmp_path):
+  """A process killed while sealing leaves `.checksums.json.tmpPID` beside the checksums:
+  not one of the step's files, so the step is not read as damaged (and not skipped)."""
+  _small_checkpoints(tmp_path / "checkpoints", [1, 2])
+  (tmp_path / "checkpoints" / "2" / f".{checkpoint.CHECKSUMS}.tmp4242").write_text("{")
+  ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=10, read_only=True)
+  try:
+    assert ck.verify(2) is None
+    _, _, step = ck.restore({"w": jax.ShapeDtypeStruct((4,), np.float32)})
+    assert step == 2
+  finally:
+    ck.close()
+
+
+def test_restoring_a_named_step_restores_that_step_or_refuses(tmp_path):
+  """restore(step=S), as the checkpoint probe reads each step it labels: never an older
+  checkpoint in its place (its row would carry S's label and another step's numbers)."""
+  _small_checkpoints(tmp_path / "checkpoints", [1, 3])
+  abstract = {"w": jax.ShapeDtypeStruct((4,), np.float32)}
+  ck = checkpoint.Checkpointer(tmp_path / "checkpoints", max_to_keep=10, read_only=True)
+  try:
+    state, _, step = ck.restore(abstract, step=1)
+    assert step == 1 and state["w"][0] == 1
+    with pytest.raises(checkpoint.CheckpointError, match="no complete checkpoint"):
+      ck.restore(abstract, step=2)  # deleted by keep-latest-N, say
+    _flip_a_byte(tmp_path / "checkpoints" / "3")
+    with pytest.raises(checkpoint.CheckpointError, match="no readable checkpoint"):
+      ck.restore(abstract, step=3)
+  finally:
+    ck.close()

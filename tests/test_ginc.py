@@ -223,3 +223,65 @@ def test_ideal_learner_multiplies_the_examples_likelihoods():
       pred = ginc_bayes.forward(data, np.array([rows[-1]]), range(c), start)[1][0]
       joint = joint + (np.exp(logw)[:, None] * pred).sum(0)
     np.testing.assert_allclose(row, joint / joint.sum(), rtol=1e-9)
+
+
+# --- the cache key and the probe's mixture accuracy, pinned (mutation audit 8A) -------------
+def test_every_generator_field_keys_the_cache(tmp_path):
+  """Two corpora that differ in one generator field (here doc_len, then n_docs) are two cache
+  files: a field left out of the key would hand the first run's corpus to the second."""
+  c = _cfg(tmp_path)
+  a = ginc.load_or_generate(c.task, 0)
+  for field, value in (("doc_len", 64), ("n_docs", 8)):
+    c.task[field] = value
+    b = ginc.load_or_generate(c.task, 0)
+    assert b["tokens"].shape == (c.task.n_docs, c.task.doc_len), field
+  assert len(list((tmp_path / "cache").glob("ginc_*.npz"))) == 3
+  assert a["tokens"].shape == (16, 128)
+
+
+def test_mixture_accuracy_is_over_the_prompts_where_it_is_defined(monkeypatch):
+  """4 prompts; the mixture's posterior is right on the 2 where it is defined and undefined
+  (all zeros) on the other 2: mixture accuracy 1.0 over mixture_prompts = 2 (counting the
+  undefined ones as wrong reads 0.5), and the model's on the same 2 prompts."""
+  v, labels = 5, np.array([1, 2, 3, 4], np.int32)
+  prompts = [[1, 2, 3], [2, 3, 4], [3, 4, 1], [4, 1, 2]]
+  monkeypatch.setattr(ginc, "make_prompts", lambda *a, **k: (prompts, labels))
+  monkeypatch.setattr(ginc, "ideal_next_token", lambda data, pr, n, k, c: np.eye(v)[labels])
+  mix = np.eye(v)[labels] * np.array([1.0, 0.0, 1.0, 0.0])[:, None]
+  monkeypatch.setattr(ginc, "bayes_next_token", lambda *a, **k: mix)
+  monkeypatch.setattr(ginc, "_IDEAL_CACHE", {})
+  task = object.__new__(ginc.GincTask)
+  task.data, task.seq_len, task.vocab, task.prompt_mode = {}, 16, v, "sample"
+  model_right = np.array([True, True, False, False])  # right on prompts 0 and 1 only
+
+  def predict(toks):
+    guess = np.where(model_right, labels, (labels + 1) % v)
+    logits = np.zeros(toks.shape + (v,))
+    logits[np.arange(4), 2, guess] = 1.0  # the label is read after the last prompt token
+    return logits
+  out = task.accuracy(predict, None, [0], 1, 2, 4, 4, ideal_over=[0])
+  assert out["model"] == 0.5 and out["ideal"] == 1.0
+  assert out["mixture"] == 1.0 and out["mixture_prompts"] == 2
+  assert out["model_on_mixture_prompts"] == 0.5
+
+
+def test_posterior_mix_of_long_prompts_does_not_underflow():
+  """Log-likelihoods of a long prompt are far below exp's range (-1000 and -1001 nats): the
+  posterior is still softmax(logw) = (0.731, 0.269), a defined mixture, not 0 / 0."""
+  pred = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+  mix = ginc_bayes.posterior_mix(np.array([[-1000.0, -1001.0]]), pred)
+  np.testing.assert_allclose(mix, [[1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))]],
+                             rtol=1e-12)
+  assert ginc_bayes.defined(mix).tolist() == [True]
+
+
+def test_start_distribution_follows_start_temp(tmp_path):
+  """start = softmax((u - 1/2) / start_temp), u ~ U(0, 1): at start_temp 10 (near uniform) any
+  two states' probabilities differ by at most a factor exp(1/10); at 0.1 by far more."""
+  c = _cfg(tmp_path)
+  c.task.n_docs, c.task.doc_len = 4, 8
+  ratio = lambda d: (d["start"].max(1) / d["start"].min(1)).max()
+  assert c.task.start_temp == 10.0 and c.task.trans_temp != c.task.start_temp
+  assert ratio(ginc.generate(c.task, 0)) <= np.exp(1 / 10) + 1e-12
+  c.task.start_temp = 0.1
+  assert ratio(ginc.generate(c.task, 0)) > 100

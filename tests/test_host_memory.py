@@ -255,3 +255,16 @@ def test_a_shared_pool_is_checked_against_the_least_available_any_process_saw():
   with pytest.raises(errors.InputError, match="needs 10.7 GB .* 8.59 GB are available"):
     host_memory.check(need * host_memory.MIB, available=available * host_memory.MIB,
                       what="this run")
+
+
+def test_a_donated_buffer_is_counted_once():
+  """arguments + outputs - aliases + temporaries: a step whose state is donated writes its
+  output into the input's buffer, so 4096 float32 in and out need 16 KiB, not 32."""
+  import jax.numpy as jnp
+  compiled = jax.jit(lambda x: x * 2 + 1, donate_argnums=0).lower(
+      jnp.ones(4096, jnp.float32)).compile()
+  m = compiled.memory_analysis()
+  assert m.alias_size_in_bytes == 4096 * 4  # XLA's CPU backend honours the donation
+  assert host_memory.program_bytes(compiled) == 4096 * 4 + m.temp_size_in_bytes
+  kept = jax.jit(lambda x: x * 2 + 1).lower(jnp.ones(4096, jnp.float32)).compile()
+  assert host_memory.program_bytes(kept) == 2 * 4096 * 4 + kept.memory_analysis().temp_size_in_bytes

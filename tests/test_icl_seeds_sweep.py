@@ -54,3 +54,20 @@ def test_results_shows_each_seeds_probe_summary(tmp_path):
   assert [r["probes.icl_regression.headline"] for r in rows] == [True, False]
   cols = results.default_columns(rows)
   assert {"seed", "probes.icl_regression.error_at_2d", "probes.icl_regression.headline"} <= set(cols)
+
+
+def test_below_averaging_starts_at_k_2_not_k_1():
+  """Above averaging at k = 1 only (one example: no estimator beats averaging reliably) and below
+  it from k = 2 on is 'below averaging from 2' (mutation audit 8A: a comparison from k = 1 passed)."""
+  from research.tasks import regression
+  avg = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
+  s = regression.probe_summary(_probe([1.0, 0.95, 0.1, 0.06, 0.04, 0.03], avg))
+  assert s["below_averaging_from_2"] is True and s["headline"] is True
+
+
+def test_the_headline_threshold_is_inclusive():
+  """Worst error/d from 2d on exactly HEADLINE_ERROR (0.05) is the headline: 'at most'."""
+  from research.tasks import regression
+  avg = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
+  s = regression.probe_summary(_probe([1.0, 0.5, 0.1, 0.06, 0.05, 0.03], avg))
+  assert s["worst_from_2d"] == regression.HEADLINE_ERROR == 0.05 and s["headline"] is True

@@ -108,3 +108,20 @@ def test_keep_steps_survive_later_saves_that_evict_the_others(tmp_path):
       ck.save(step, {"w": np.full((2,), step, np.float32)}, {"step": step})
     ck.close()
     assert _steps(tmp_path) == expected
+
+
+def test_keep_latest_n_still_bounds_the_others_beside_kept_steps(tmp_path):
+  """With kept steps the keep-latest-N policy still keeps N of the others, not 1:
+  keep_checkpoints=2, steps 1-6 saved, step 1 kept: 1, and the latest two, 5 and 6."""
+  ck = ckpt_lib.Checkpointer(tmp_path / "checkpoints", max_to_keep=2, async_save=False,
+                             keep_steps={1})
+  for step in range(1, 7):
+    ck.save(step, {"w": np.full((2,), step, np.float32)}, {"step": step})
+  ck.close()
+  assert _steps(tmp_path) == [1, 5, 6]
+
+
+def test_a_power_of_two_num_steps_is_itself_log_spaced():
+  """Steps 1, 2, 4, ... up to and including num_steps (the docstring's <=)."""
+  assert ckpt_lib.log_spaced_steps(64, 1) == [1, 2, 4, 8, 16, 32, 64]
+  assert ckpt_lib.log_spaced_steps(32, 8) == [8, 16, 32]

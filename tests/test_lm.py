@@ -176,3 +176,53 @@ def test_accuracy_counts_only_real_targets():
   assert float(lm.LMTask.loss(task, right, {"tokens": tokens})[1]["accuracy"]) == 1.0
   wrong = jax.nn.one_hot(jnp.asarray([[1, 1, text.PAD, text.PAD]]), 10) * 50.0
   assert float(lm.LMTask.loss(task, wrong, {"tokens": tokens})[1]["accuracy"]) == 0.0
+
+
+# --- the probe's numbers, sampling temperature and synthetic ids, pinned (mutation audit 8A) --
+def _uniform(task):
+  return lambda x: jnp.zeros(x.shape + (task.io.vocab_size,))
+
+
+def test_probe_reports_log_vocab_nats_and_log2_vocab_bits_for_uniform_logits(tmp_path):
+  path, _ = _corpus(tmp_path)
+  c = _config(path, tokenizer="char")
+  task = lm.LMTask(c.task, seed=0)
+  c.probe.generate_tokens = 2
+  res = task.probe(_uniform(task), jax.random.key(0), c.probe, step=3)["lm"]
+  v = task.io.vocab_size
+  assert res["eval_loss"] == pytest.approx(math.log(v), rel=1e-6)
+  assert res["bits_per_token"] == pytest.approx(math.log2(v), rel=1e-6)
+  assert res["eval_perplexity"] == pytest.approx(v, rel=1e-5)
+  # per position of the window (column i predicts token i + 1), averaged over the windows
+  np.testing.assert_allclose(res["loss_by_position"], [math.log(v)] * task.seq_len, rtol=1e-6)
+
+
+def test_generate_samples_from_the_logits_divided_by_the_temperature(tmp_path):
+  """Two ids with logits 0 and 2 log 3: at temperature 2 they are drawn 1 : 3 (logits times
+  the temperature would draw them 1 : 81)."""
+  path, _ = _corpus(tmp_path)
+  task = lm.LMTask(_config(path, tokenizer="char").task, seed=0)
+  v = task.io.vocab_size
+  logits = jnp.full((v,), -1e9).at[3].set(0.0).at[4].set(2 * math.log(3))
+  out = task.generate(lambda x: jnp.broadcast_to(logits, x.shape + (v,)), jax.random.key(0),
+                      [5], 400, 2.0)
+  assert set(out) <= {3, 4}
+  assert 0.18 < out.count(3) / 400 < 0.32
+
+
+def test_synthetic_tokens_are_uniform_over_the_non_special_ids():
+  c = _config(source="synthetic", vocab_size=64)
+  config_check.validate(c, num_devices=1)
+  task = lm.LMTask(c.task, seed=0)
+  toks = np.asarray(task.sample(jax.random.key(0), 0, 64)["tokens"])
+  assert toks.min() == text_lib.NUM_SPECIAL and toks.max() == 63
+
+
+def test_eval_losses_read_the_first_num_windows_or_all_of_them(tmp_path):
+  """num = 2: the first 2 evaluation windows; num = 0: every window (the config's 'all')."""
+  path, _ = _corpus(tmp_path)
+  task = lm.LMTask(_config(path, tokenizer="char").task, seed=0)
+  total = len(task.eval_windows)
+  assert total > 2
+  assert task.eval_losses(_uniform(task), 2, 4).shape == (2, task.seq_len)
+  assert task.eval_losses(_uniform(task), 0, 4).shape == (total, task.seq_len)

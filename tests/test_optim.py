@@ -313,3 +313,35 @@ def test_set_hyperparams_rejects_derived_or_absent():
     optim.set_hyperparams(state, lr_factor=2.0)
   with pytest.raises(ValueError, match="weight_decay"):
     optim.set_hyperparams(state, weight_decay=0.1)
+
+
+def test_wd_mask_sees_through_partitioned_boxes():
+  # Sharded models box their params in nn.Partitioned, whose tree path ends in `.value`:
+  # the leaf's own name is the one before it, so a boxed LayerNorm scale is still exempt.
+  import flax.linen as nn
+  box = lambda x: nn.Partitioned(np.asarray(x, np.float32), names=(None,))
+  params = {"ln_f": {"scale": box([1.0]), "bias": box([0.0])},
+            "dense": {"kernel": box([2.0]), "bias": box([0.5])},
+            "embed": {"embedding": box([3.0])}}
+  mask = optim.wd_mask(make_cfg(wd_exempt_norms=True, wd_exempt_biases=True,
+                                wd_exempt_embeddings=True))(params)
+  flat = {optim._key_name(p[0]) + "/" + optim._key_name(p[1]): v
+          for p, v in jax.tree_util.tree_leaves_with_path(mask)}
+  assert flat == {"ln_f/scale": False, "ln_f/bias": False, "dense/kernel": True,
+                  "dense/bias": False, "embed/embedding": False}
+
+
+@pytest.mark.parametrize("flag, exempt", [("wd_exempt_norms", ("ln_1", "scale")),
+                                          ("wd_exempt_biases", ("dense", "bias")),
+                                          ("wd_exempt_embeddings", ("token_embed", "embedding"))])
+def test_each_exemption_flag_alone_reaches_the_optimizer(flag, exempt):
+  # One flag alone must still build the mask: the exempt leaf gets no decay, a kernel does.
+  lr, wd = 0.1, 0.5
+  cfg = make_cfg(name="adamw", learning_rate=lr, weight_decay=wd, **{flag: True})
+  params = params_tree()
+  zeros = jax.tree_util.tree_map(np.zeros_like, params)
+  opt = optim.make(cfg, 10)
+  updates, _ = jax.jit(opt.update)(zeros, opt.init(params), params)
+  np.testing.assert_array_equal(updates[exempt[0]][exempt[1]], 0.0)
+  np.testing.assert_allclose(updates["dense"]["kernel"],
+                             -lr * wd * params["dense"]["kernel"], rtol=1e-6)

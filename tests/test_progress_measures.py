@@ -2,6 +2,7 @@
 hand-built embedding and logits (mutation audit 6C): the key frequencies' share of the
 embedding's norm, and which pairs the restricted and excluded losses average over."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -63,3 +64,57 @@ def test_excluded_loss_is_on_the_training_pairs_and_restricted_on_all():
   assert ce(excluded, train_idx) != pytest.approx(ce(excluded, np.arange(q)), rel=1e-3)
   assert float(out["restricted_loss"]) == pytest.approx(
       ce(fourier.restricted_logits(logits, p, freqs), np.arange(q)), rel=1e-5)
+
+
+def _split_aware_apply(task):
+  """A stand-in model: at the answer position, logit 10 on (a + b) mod p for training pairs and
+  on (a + b + 1) mod p for test pairs; zeros elsewhere."""
+  p = task.p
+  train_PxP = np.zeros((p, p), bool)
+  train_PxP[task.train_pairs[:, 0], task.train_pairs[:, 1]] = True
+  train_PxP = jnp.asarray(train_PxP)
+
+  def apply(params, toks_QxT):
+    a, b = toks_QxT[:, 0], toks_QxT[:, 1]
+    guess = jnp.where(train_PxP[a, b], (a + b) % p, (a + b + 1) % p)
+    logits = jnp.zeros(toks_QxT.shape + (task.vocab,))
+    return logits.at[:, -1].set(10.0 * jax.nn.one_hot(guess, task.vocab))
+  return apply
+
+
+def test_evaluate_scores_each_split_on_its_own_pairs_and_fourier_on_the_answer_logits():
+  """Zero-shot evaluate: one pass over the p^2 grid (row a * p + b), split by the task's pairs:
+  a model right on exactly the training pairs scores train accuracy 1 and test accuracy 0, and
+  the Fourier measures read the logits at the answer position (the last input)."""
+  task, _ = _task()
+  p = task.p
+  embed = _embedding(p, {1: 2.0, 2: 2.0, 3: 2.0, 4: 2.0, 5: 2.0, 9: 1.0})
+  params = {"token_embed": {"embedding": embed}}
+  apply = _split_aware_apply(task)
+  out = task._evaluate(apply, params, jax.random.key(0))
+  assert float(out["train_accuracy"]) == 1.0 and float(out["test_accuracy"]) == 0.0
+  grid = np.stack(np.meshgrid(np.arange(p), np.arange(p), indexing="ij"), -1).reshape(-1, 2)
+  toks = np.concatenate([grid, np.full((p * p, 1), p), (grid.sum(1, keepdims=True) % p)], 1)
+  logits = apply(params, jnp.asarray(toks[:, :-1]))
+  want = task._fourier_measures(logits[:, -1, :p], jnp.asarray(toks[:, -1]), params)
+  for name in ("restricted_loss", "excluded_loss"):
+    assert float(out[name]) == pytest.approx(float(want[name]), rel=1e-5), name
+
+
+def test_digit_tasks_evaluate_on_held_out_problems():
+  """The logged accuracy of a digit task (every eval_every steps) is on held-out problems, like
+  the modular tasks' test split: a model right on exactly the training problems scores 0."""
+  from configs import arithmetic as arith_config
+  c = arith_config.get_config("tiny")
+  c.task.operation, c.task.num_digits, c.task.num_shots = "add", 2, 0
+  task = tasks.build(c.task, seed=0)
+
+  def right_on_training_problems(params, x):
+    x = np.asarray(x)
+    pairs = np.stack([x[:, 0] * 10 + x[:, 1], x[:, 3] * 10 + x[:, 4]], 1)
+    targets = np.asarray(task._examples(None, 0, pairs))[:, 1:]
+    held = np.asarray(task.is_held_out(jnp.asarray(x[:, :2]), jnp.asarray(x[:, 3:5])))
+    guess = np.where(held[:, None], (targets + 1) % 10, targets)
+    return jnp.asarray(10.0 * np.eye(task.vocab)[guess])
+  out = task._evaluate(right_on_training_problems, {"w": jnp.ones(3)}, jax.random.key(0))
+  assert float(out["exact_match"]) == 0.0 and float(out["token_accuracy"]) == 0.0

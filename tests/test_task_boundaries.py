@@ -190,3 +190,19 @@ def test_chinchilla_csv_refuses_a_zero_cell(tmp_path, column):
                   + ",".join("0" if k == column else v for k, v in row.items()) + "\n")
   with pytest.raises(InputError, match=f"row 2 .*column '{column}': '0' is not a positive"):
     scaling_data.load_chinchilla_csv(path)
+
+
+# ----------------------------------------------------------------------------- numeric fields
+@pytest.mark.parametrize("value,needle", [(True, "must be a number (it is a bool)"),
+                                          (float("inf"), "must be a finite number"),
+                                          (float("nan"), "must be a finite number"),
+                                          (-1, "must be positive"), (0, "must be positive")])
+def test_positive_refuses_bools_non_finite_and_non_positive_numbers(value, needle):
+  """True is an int to Python but not a size; inf and nan pass every comparison unrefused
+  (mutation audit 8A: dropping either check passed the suite)."""
+  from research.tasks.fields import positive
+  cfg = {"task": {"n_dims": value}}
+  with pytest.raises(ConfigError, match=r"config\.task\.n_dims=.*" + needle.replace("(", r"\(")
+                     .replace(")", r"\)")):
+    positive(cfg, "task", "n_dims")
+  positive({"task": {"n_dims": 3}}, "task", "n_dims")  # control: a positive int passes

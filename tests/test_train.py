@@ -261,3 +261,122 @@ def test_a_rerun_of_a_finished_run_writes_the_same_summary(tmp_path):
   assert evals and "final_loss" in first and "final_steps_per_s" in first, first
   assert train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1]) == first
   assert (tmp_path / "summary.json").read_bytes() == written
+
+
+def test_the_non_finite_step_named_is_the_first_bad_one_of_its_window():
+  """A window of steps 4-6 whose step 5 is the first NaN: the error names 5 (the step the
+  summary records as nonfinite_at_step; final_step 4 is the last good one)."""
+  class Ckpt:
+    directory = "/run/checkpoints"
+
+    def wait(self):
+      pass
+
+    def latest_step(self):
+      return 3
+
+  solo = train._SoloStep(None, None, Ckpt(), 0.0)
+  solo.check(4, 6, {"loss": np.array([1.0, 2.0, 3.0])})  # finite: nothing raised
+  with pytest.raises(train.NonFiniteLossError, match=r"at step 5 \(window 4-6\)") as e:
+    solo.check(4, 6, {"loss": np.array([1.0, np.nan, np.inf])})
+  assert e.value.step == 5
+  with pytest.raises(train.NonFiniteLossError) as e:
+    solo.check(4, 6, {"loss": np.array([1.0, 2.0, np.inf])})
+  assert e.value.step == 6
+
+
+def test_periodic_eval_keys_depend_on_the_step_alone():
+  """Each eval row draws its data from fold_in(fold_in(root, EVAL), step): a different
+  sample every step (not one fixed set re-scored), the same one on a resume."""
+  import contextlib
+  from research import keys
+  seen, rows = [], []
+
+  class Task:
+    def evaluate(self, exp, params, key):
+      seen.append(np.asarray(jax.random.key_data(key)
+                             if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key))
+      return {"score": 1.0}
+
+  class Exp:
+    task, root_key = Task(), jax.random.PRNGKey(7)
+
+    def precision(self):
+      return contextlib.nullcontext()
+
+  class Writer:
+    def write(self, step, row):
+      rows.append((step, row))
+
+  class State:
+    params = None
+
+  for step in (3, 4, 3):
+    train.periodic_eval(Exp(), State(), step, Writer())
+  root = jax.random.PRNGKey(7)
+  for step, got in zip((3, 4, 3), seen):
+    np.testing.assert_array_equal(
+        got, np.asarray(jax.random.fold_in(jax.random.fold_in(root, keys.EVAL), step)))
+  assert not np.array_equal(seen[0], seen[1])
+  assert rows == [(3, {"eval_score": 1.0}), (4, {"eval_score": 1.0}), (3, {"eval_score": 1.0})]
+
+
+class _Stop(Exception):
+  pass
+
+
+def _stop_at_the_loop(monkeypatch):
+  """Runs train_and_evaluate up to the loop (nothing trained) and returns what it got: the
+  Experiment, and loop.run's state and Progress."""
+  from research import loop
+  got = {}
+  real = train.Experiment
+
+  def experiment_(*args, **kwargs):
+    got["exp"] = real(*args, **kwargs)
+    return got["exp"]
+
+  def run(kind, state, **kwargs):
+    got["state"], got["progress"] = state, kwargs["progress"]
+    kwargs["ckpt"].close()  # the loop owns these: closed however it ends
+    for w in kwargs["writers"]:
+      w.close()
+    raise _Stop
+
+  monkeypatch.setattr(train, "Experiment", experiment_)
+  monkeypatch.setattr(loop, "run", run)
+  return got
+
+
+def test_progress_gets_the_runs_examples_tokens_and_flops_per_step(tmp_path, monkeypatch):
+  """MFU and throughput come from Progress's per-step figures: batch_size examples,
+  batch_size x tokens_per_example tokens, and FLOPs/token x tokens per step."""
+  got = _stop_at_the_loop(monkeypatch)
+  c = _tiny(tmp_path, **{"train.batch_size": 8, "train.host_memory_check": False})
+  with pytest.raises(_Stop):
+    train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.devices()[:1])
+  exp, p = got["exp"], got["progress"]
+  tokens = 8 * exp.task.tokens_per_example
+  assert exp.task.tokens_per_example > 1  # tokens and examples are different figures
+  assert (p.examples, p.tokens, p.total) == (8, tokens, 40)
+  assert p.flops == exp.built.train_flops_per_token * tokens
+
+
+def test_a_resume_applies_the_configs_new_learning_rate_and_weight_decay(tmp_path, monkeypatch):
+  """optim.learning_rate and optim.weight_decay are RESUMABLE: the restored optimiser state's
+  injected values are replaced by the config's before the loop trains on from it."""
+  from research import optim
+  c = _tiny(tmp_path, **{"train.num_steps": 1, "optim.name": "adamw",
+                         "optim.weight_decay": 0.1, "optim.learning_rate": 1e-3,
+                         "optim.warmup_steps": 0, "optim.decay_steps": 20,
+                         "train.host_memory_check": False})
+  monkeypatch.setattr(train, "run_probes", lambda *args: {})  # not what this test is about
+  train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  got = _stop_at_the_loop(monkeypatch)
+  c.train.num_steps, c.optim.weight_decay, c.optim.learning_rate = 20, 0.25, 5e-4
+  with pytest.raises(_Stop):
+    train.train_and_evaluate(c, str(tmp_path), devices=jax.devices()[:1])
+  hp = optim.get_hyperparams(got["state"].opt_state)
+  assert int(got["state"].step) == 1
+  np.testing.assert_allclose(float(hp["weight_decay"]), 0.25, rtol=1e-6)
+  np.testing.assert_allclose(float(hp["peak_lr"]), 5e-4, rtol=1e-6)
