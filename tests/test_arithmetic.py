@@ -367,7 +367,7 @@ def test_pair_hash_is_fnv1a_then_murmur3s_finaliser():
   assert got[3] != np.asarray(digits.pair_hash(jnp.asarray(b[3:]), jnp.asarray(a[3:])))[0]
 
 
-# --- what the samplers draw, pinned (mutation audit 8A) ----------------------------------
+# --- what the samplers draw ---------------------------------------------------------------
 def test_modular_minibatches_draw_every_training_pair():
   """24 training pairs (p = 7, fraction 0.5), 4096 draws: each pair, the last one included,
   appears (a draw that never reaches the last index would miss one in every run)."""

@@ -225,7 +225,7 @@ def test_ideal_learner_multiplies_the_examples_likelihoods():
     np.testing.assert_allclose(row, joint / joint.sum(), rtol=1e-9)
 
 
-# --- the cache key and the probe's mixture accuracy, pinned (mutation audit 8A) -------------
+# --- the cache key and the probe's mixture accuracy ---------------------------------------
 def test_every_generator_field_keys_the_cache(tmp_path):
   """Two corpora that differ in one generator field (here doc_len, then n_docs) are two cache
   files: a field left out of the key would hand the first run's corpus to the second."""

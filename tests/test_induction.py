@@ -138,7 +138,7 @@ def test_induction_figures_place_curves_and_windows_in_tokens_and_title_each_map
   np.testing.assert_array_equal(after.images[0].get_array(), [[0.5, 0.6], [0.7, 0.9]])
 
 
-# --- what the sampler draws and the eval averages, pinned (mutation audit 8A) ----------
+# --- what the sampler draws and the eval averages -----------------------------------------
 def test_skip_bigram_term_reads_the_token_two_back():
   """skip_scale only (markov_scale 0): token j is drawn from softmax(logits2[token j - 2]),
   independent of token j - 1 (the two tables swapped read the wrong token)."""

@@ -178,7 +178,7 @@ def test_accuracy_counts_only_real_targets():
   assert float(lm.LMTask.loss(task, wrong, {"tokens": tokens})[1]["accuracy"]) == 0.0
 
 
-# --- the probe's numbers, sampling temperature and synthetic ids, pinned (mutation audit 8A) --
+# --- the probe's numbers, sampling temperature and synthetic ids --------------------------
 def _uniform(task):
   return lambda x: jnp.zeros(x.shape + (task.io.vocab_size,))
 

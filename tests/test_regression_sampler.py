@@ -92,8 +92,8 @@ def test_the_default_ridge_is_the_bayes_optimal_one():
                              rtol=1e-5, atol=1e-6)
 
 
-# The function classes' definitions, pinned (mutation audit 8A: a sparse w with one coordinate
-# too many, a ReLU net at half its output scale and a tree that read the wrong nodes all passed).
+# The function classes' definitions: a sparse w with one coordinate too many, a ReLU net at
+# half its output scale and a tree that read the wrong nodes each passed the suite unseen.
 def _function_task(function, **task):
   c = cli.apply_overrides(icl_regression.get_config("tiny"), {"task.function": function})
   c.task.curriculum.enabled = False
