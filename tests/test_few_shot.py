@@ -111,3 +111,45 @@ def test_every_drawn_answer_is_in_its_tasks_chance_population():
     for k in (0, 1, 4):
       drawn = {a for _, a in few_shot.prompts(task, k, 2000, seed=0)}
       assert drawn <= population, (task, k, sorted(drawn - population)[:5])
+
+
+def test_fits_is_true_at_exactly_the_longest_prompt_and_answer():
+  """`fits` admits a context of exactly prompt + answer tokens (the answer's
+  last token needs no position after it); `< seq_len` passed."""
+  pairs = few_shot.prompts("add", 2, 30, seed=0)
+  longest = max(len(p) + len(a) for p, a in pairs)   # byte tokenizer: one token a byte
+  assert longest == max(len(TOK.encode(p)) + len(TOK.encode(a)) for p, a in pairs)
+  assert few_shot.fits("add", 2, TOK, longest, 30)
+  assert not few_shot.fits("add", 2, TOK, longest - 1, 30)
+
+
+def test_training_documents_draw_every_shot_count_and_stop_at_num_bytes():
+  """K = 1..max_shots (max_shots included), and the byte budget counts one
+  EOS per document: the documents stop at the first that reaches num_bytes."""
+  docs = few_shot.training_documents(4000, max_shots=2, seed=0)
+  shots = {d.count("\n") for d in docs}   # a k-shot document has k demonstration lines
+  assert shots == {1, 2}
+  sizes = [len(d.encode()) + 1 for d in docs]
+  assert sum(sizes[:-1]) < 4000 <= sum(sizes)
+
+
+def test_lookup_values_cover_the_whole_chance_population():
+  """Lookup values are uniform over 00..99, the population chance is taken
+  over; values drawn from 00..98 (99 never drawn) kept drawn <= population and passed.
+  2000 draws miss a given value with probability 0.99^2000 ~ 2e-9."""
+  drawn = {a for _, a in few_shot.prompts("lookup", 4, 2000, seed=0)}
+  assert drawn == set(few_shot.answer_population("lookup"))
+  sums = {a for _, a in few_shot.prompts("add", 0, 20000, seed=0)}
+  assert sums == set(few_shot.answer_population("add"))   # 20..98: 49+49 included
+
+
+def test_a_prompt_that_fits_without_its_answer_is_refused_with_the_fix():
+  """The context must hold prompt + answer (teacher forcing feeds the
+  whole answer). add at k = 0 is `23+41=` (6 bytes) + `64` (2): a context of 7 is refused
+  with the fix, 8 is exactly enough. Counting the prompt alone passed, then failed later
+  in numpy with an unrelated broadcast error."""
+  kw = dict(tasks=("add",), shots=(0,), num_prompts=4, batch_size=4, bootstrap=10)
+  with pytest.raises(ValueError, match="take 8 tokens, more than the model's context of 7"):
+    few_shot.evaluate(_uniform, TOK, 7, **kw)
+  res = few_shot.evaluate(_uniform, TOK, 8, **kw)
+  assert res["tasks"]["add"]["0"]["exact_match"]["mean"] == 0.0

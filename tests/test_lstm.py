@@ -143,3 +143,78 @@ def test_matmul_params_are_every_weight_matrix():
   h, g = 16, 64
   assert lstm.matmul_params_per_token(cfg) == 5 * h + 2 * (h * g + h * g) + h * 3 == 4224
   assert lstm.matmul_params_per_token(cfg) == lstm.param_count(cfg) - h - 2 * g - 3
+
+
+def test_dropout_between_layers_acts_in_training_only():
+  """Dropout after each recurrent layer zeroes about half of its hidden
+  states at rate 0.5 in training (the rest scaled by 2) and none at eval; left
+  deterministic it passed every test."""
+  model = LSTM(_cfg(dropout=0.5))
+  x = jax.random.normal(jax.random.key(1), (4, 8, 5))
+  params = nn.unbox(model.init(jax.random.key(0), x)["params"])
+  for train in (True, False):
+    _, state = model.apply({"params": params}, x, train=train, rngs={"dropout": jax.random.key(2)},
+                           capture_intermediates=True, mutable=["intermediates"])
+    inter = state["intermediates"]
+    for i in range(2):
+      h = inter[f"layer_{i}"]["__call__"][0]
+      out = inter[f"Dropout_{i}"]["__call__"][0]
+      zeros = np.asarray(out == 0)
+      if train:
+        assert 0.4 < zeros.mean() < 0.6, zeros.mean()
+        np.testing.assert_allclose(np.asarray(out)[~zeros], 2 * np.asarray(h)[~zeros], rtol=1e-6)
+      else:
+        np.testing.assert_array_equal(out, h)
+
+
+def test_matches_the_textbook_lstm_with_order_one_activations():
+  """At init (read-in stddev 0.02) the cell state stays ~1e-2, where
+  tanh(c) = c to 1e-5, so h = sigmoid(o) * c for sigmoid(o) * tanh(c) passed the reference
+  step test. Here every parameter is redrawn at scale 1, so |c| ~ 1 and the tanh shows."""
+  cfg = _cfg(num_layers=1, width=4, input_dim=3, output_dim=2)
+  model = LSTM(cfg)
+  x = np.asarray(jax.random.normal(jax.random.key(3), (1, 3, 3)), np.float64)
+  p0 = nn.unbox(model.init(jax.random.key(0), jnp.asarray(x, jnp.float32))["params"])
+  leaves, treedef = jax.tree.flatten(p0)
+  keys = jax.random.split(jax.random.key(4), len(leaves))
+  p = jax.tree.unflatten(treedef, [np.asarray(jax.random.normal(k, a.shape), np.float64)
+                                   for a, k in zip(leaves, keys)])
+  sig = lambda z: 1 / (1 + np.exp(-z))
+  h, c = np.zeros(4), np.zeros(4)
+  outs = []
+  for t in range(3):
+    u = x[0, t] @ p["read_in"]["kernel"] + p["read_in"]["bias"]
+    l = p["layer_0"]
+    i, f, g, o = np.split(u @ l["input_kernel"] + h @ l["recurrent_kernel"] + l["bias"], 4)
+    c = sig(f) * c + sig(i) * np.tanh(g)
+    h = sig(o) * np.tanh(c)
+    outs.append(h @ p["read_out"]["kernel"] + p["read_out"]["bias"])
+  assert np.abs(c).max() > 0.5   # far from the linear range of tanh
+  got = model.apply({"params": jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)},
+                    jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got[0]), np.stack(outs), rtol=1e-4, atol=1e-5)
+
+
+def test_vanilla_rnn_matches_tanh_of_the_summed_projections():
+  """Cell='rnn' is h_t = tanh(x_t W_i + h_{t-1} W_h + b); with the tanh
+  dropped every test passed (no reference covered the rnn cell). Parameters at scale 1 so
+  the pre-activations leave tanh's linear range."""
+  cfg = _cfg(num_layers=1, width=4, input_dim=3, output_dim=2, cell="rnn")
+  model = LSTM(cfg)
+  x = np.asarray(jax.random.normal(jax.random.key(3), (1, 3, 3)), np.float64)
+  p0 = nn.unbox(model.init(jax.random.key(0), jnp.asarray(x, jnp.float32))["params"])
+  leaves, treedef = jax.tree.flatten(p0)
+  keys = jax.random.split(jax.random.key(5), len(leaves))
+  p = jax.tree.unflatten(treedef, [np.asarray(jax.random.normal(k, a.shape), np.float64)
+                                   for a, k in zip(leaves, keys)])
+  l = p["layer_0"]
+  h, outs = np.zeros(4), []
+  for t in range(3):
+    u = x[0, t] @ p["read_in"]["kernel"] + p["read_in"]["bias"]
+    z = u @ l["input_kernel"] + h @ l["recurrent_kernel"] + l["bias"]
+    h = np.tanh(z)
+    outs.append(h @ p["read_out"]["kernel"] + p["read_out"]["bias"])
+  assert np.abs(z).max() > 1.0
+  got = model.apply({"params": jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)},
+                    jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got[0]), np.stack(outs), rtol=1e-4, atol=1e-5)

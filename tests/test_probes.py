@@ -83,3 +83,27 @@ def test_phase_change_detection_finds_the_steepest_window_and_rising_heads():
   np.testing.assert_array_equal(mask, [[1, 1], [0, 1]])
   flat = scores.steepest_drop(steps, np.full(len(steps), -0.1), window=4)
   assert flat["drop"] == 0.0
+
+
+def test_icl_early_position_is_never_the_unused_index_zero():
+  """Loss_per_position[0] is unused, so a short context's early token is
+  clamped to 1: at 5 tokens 5 * 50 / 512 rounds to 0 -> 1; late = min(4, round(4.88)) = 4.
+  max(0, ...) passed (the tests used 64 and 512 tokens only)."""
+  assert scores.icl_positions(5) == (1, 4)
+
+
+def test_steepest_drop_smooths_three_evals_so_one_spike_is_not_the_drop():
+  """Three evaluations are median-smoothed too (len >= 3): [1, 9, 0]
+  with edge padding gives medians [1, 1, 0], so the steepest one-interval drop is 1 -> 0
+  between indices 1 and 2 (drop 1), not the noisy 9 -> 0 (drop 9)."""
+  w = scores.steepest_drop([0, 10, 20], [1.0, 9.0, 0.0], window=1)
+  assert w == {"start_step": 10, "end_step": 20, "drop": 1.0, "start_index": 1, "end_index": 2}
+
+
+def test_rising_heads_include_a_rise_of_exactly_min_rise():
+  """The docstring's 'rises by >= min_rise' (a strict > passed); values
+  exact in binary so the rise is exactly 0.5."""
+  s = np.array([[0.0, 0.25, 0.0], [0.5, 0.5, 1.0]])
+  out = scores.rising_heads(s, 0, 1, ["L0H0", "L0H1", "L1H0"], min_rise=0.5)
+  assert [h["head"] for h in out] == ["L1H0", "L0H0"]
+  assert out[1] == {"head": "L0H0", "rise": 0.5, "before": 0.0, "after": 0.5}

@@ -214,3 +214,57 @@ def test_forward_flops_count_a_stride_one_projection_by_hand():
   stem, proj = 2 * 64 * 9 * 3 * 4, 2 * 64 * 4 * 8
   block = 2 * 64 * 9 * 4 * 8 + 2 * 64 * 9 * 8 * 8
   assert resnet.forward_flops(cfg, (8, 8, 3)) == stem + proj + block == 128_512
+
+
+def _module_outputs(cfg, x):
+  """{module path: output} of every submodule of ResNet(cfg) on x."""
+  model = ResNet(cfg)
+  params = nn.unbox(model.init(jax.random.key(0), x)["params"])
+  _, state = model.apply({"params": params}, x, capture_intermediates=True,
+                         mutable=["intermediates"])
+  flat = jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]
+  return {"/".join(str(p.key) for p in path[:-2]): v for path, v in flat}, params
+
+
+def test_only_a_stages_first_block_strides_and_a_bottleneck_strides_in_its_3x3():
+  """The pooled features (N, F) hide the spatial sizes, so a stride on
+  every block of a stage, or a bottleneck striding in its first 1x1 instead of its 3x3
+  (where forward_flops and its by-hand test put the stride), passed. 8x8 input, stride-1 stem without pool:
+  stage 0 (stride 1) keeps 8x8; stage 1 (stride 2) halves to 4x4 in its first block only."""
+  cfg = ResNetConfig(**(SMALL | dict(blocks=(1, 2), bottleneck=True)))
+  out = jax.eval_shape(lambda: _module_outputs(cfg, jnp.ones((2, 8, 8, 1)))[0])  # no compile
+  side = lambda name: out[name].shape[1:3]
+  assert side("stage_0_block_0") == (8, 8)
+  assert side("stage_1_block_0/conv_0") == (8, 8)   # 1x1 reduce at full resolution
+  assert side("stage_1_block_0/conv_1") == (4, 4)   # the 3x3 strides
+  assert side("stage_1_block_0") == side("stage_1_block_1") == (4, 4)
+
+
+def test_basic_block_is_relu_of_two_convs_plus_the_identity():
+  """V1 basic block y = relu(conv_1(relu(conv_0(x))) + x): no relu
+  between conv_1 and the sum (a relu there passed every test). Checked against lax
+  convolutions on the block's own kernels, no normalisation, identity shortcut."""
+  cfg = ResNetConfig(norm="none")
+  block = resnet.Block(cfg, channels=4, stride=1)
+  x = jax.random.normal(jax.random.key(0), (2, 5, 5, 4))
+  params = nn.unbox(block.init(jax.random.key(1), x)["params"])
+  conv = lambda y, k: jax.lax.conv_general_dilated(
+      y, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=jax.lax.Precision.HIGHEST)
+  inner = conv(jax.nn.relu(conv(x, params["conv_0"]["kernel"])), params["conv_1"]["kernel"])
+  assert float(jnp.min(inner)) < 0  # a relu before the sum would change these
+  np.testing.assert_allclose(block.apply({"params": params}, x), jax.nn.relu(inner + x),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_forward_flops_round_an_odd_side_up_at_a_stride_two_conv():
+  """A SAME stride-2 conv on a 5x5 map gives 3x3 (ceil), as the model's
+  nn.Conv does; flooring to 2x2 passed (the by-hand tests only strided even sides).
+  Stem 3x3 1->4 at 5x5, then a basic block 4->4 at stride 2: 1x1 projection to 3x3,
+  3x3 conv to 3x3, 3x3 conv at 3x3."""
+  cfg = ResNetConfig(blocks=(1,), channels=(4,), strides=(2,), stem_channels=4, stem_kernel=3,
+                     stem_stride=1, stem_pool=False)
+  stem, proj, conv = 2 * 25 * 9 * 1 * 4, 2 * 9 * 1 * 4 * 4, 2 * 9 * 9 * 4 * 4
+  assert resnet.forward_flops(cfg, (5, 5, 1)) == stem + proj + 2 * conv == 7272
+  out = jax.eval_shape(lambda: _module_outputs(cfg, jnp.ones((1, 5, 5, 1)))[0])
+  assert out["stage_0_block_0/conv_0"].shape[1:3] == (3, 3)

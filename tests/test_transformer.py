@@ -97,3 +97,46 @@ def test_train_flops_per_token_by_hand():
   matmul = 2 * (4 * 64 * 64 + 2 * 64 * 256) + 64 * 100  # embedding lookups are no matmul
   assert transformer.matmul_params_per_token(cfg) == matmul == 104_704
   assert transformer.attention_flops_per_token(cfg, 128) == 3 * 2 * 2 * 2 * 128 * 64 / 2 == 98_304
+
+
+def test_mlp_hidden_width_is_width_times_mlp_ratio():
+  """F = int(D * mlp_ratio) (a fixed 4x passed): 32 x 1.5 = 48."""
+  model = _model(mlp_ratio=1.5)
+  boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.ones((1, 4, 5))))["params"]
+  mlp = nn.unbox(boxed)["block_0"]["mlp"]
+  assert mlp["fc_in"]["kernel"].shape == (32, 48) and mlp["fc_out"]["kernel"].shape == (48, 32)
+
+
+def test_embedding_and_residual_dropout_act_in_training_only():
+  """Dropout on the embeddings (top-level Dropout_0) and on each block's
+  attention output before the residual add (block_i/Dropout_0) zeroes about half the
+  entries at rate 0.5 and scales the rest by 2 at train time; at eval it is the identity.
+  Each one left deterministic passed (only the MLP's dropout had a test)."""
+  model = _model(dropout=0.5, num_layers=2, width=16, num_heads=2)
+  x = jax.random.normal(jax.random.key(1), (2, 8, 5))
+  params = _init(model, x)
+  for train in (True, False):
+    _, state = jax.jit(lambda p: model.apply(
+        {"params": p}, x, train=train, rngs={"dropout": jax.random.key(2)},
+        capture_intermediates=lambda mdl, _: isinstance(mdl, nn.Dropout),
+        mutable=["intermediates"]))(params)
+    inter = state["intermediates"]
+    for drop in (inter["Dropout_0"], inter["block_0"]["Dropout_0"], inter["block_1"]["Dropout_0"]):
+      zeros = float(jnp.mean(drop["__call__"][0] == 0))
+      assert (0.4 < zeros < 0.6) if train else zeros == 0.0, (train, zeros)
+
+
+@pytest.mark.parametrize("fused_qkv", [False, True])
+def test_bf16_projections_compute_in_bf16(fused_qkv):
+  """With dtype=bfloat16 the q/k/v projections (HeadsDense) run in bf16
+  on float32 params, as every other matmul does; promoting them to float32 instead passed
+  (the bf16-vs-fp32 tolerance only bounds the error from above)."""
+  model = _model(dtype=jnp.bfloat16, fused_qkv=fused_qkv)
+  x = jnp.ones((1, 4, 5))
+  def outputs():
+    params = model.init(jax.random.key(0), x)["params"]
+    return model.apply({"params": params}, x, capture_intermediates=True,
+                       mutable=["intermediates"])[1]["intermediates"]
+  attn = jax.eval_shape(outputs)["block_0"]["attn"]
+  names = ("qkv",) if fused_qkv else ("query", "key", "value")
+  assert all(attn[n]["__call__"][0].dtype == jnp.bfloat16 for n in names)

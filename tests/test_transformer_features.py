@@ -351,3 +351,28 @@ def test_config_check_refuses_bad_feature_values():
   ok = _induction_cfg(remat="dots", scan_layers=True, attention="fused", fused_qkv=True)
   ok.train.batch_size, ok.train.grad_accum_steps = 16, 2
   config_check.validate(ok, num_devices=8)
+
+
+def test_attention_dropout_drops_attention_weights_in_training_only():
+  """Attention dropout acts on the softmax weights at train time (the
+  MLP test above left it unchecked; `deterministic=True` there passed). Of the causal
+  weights (upper triangle is exactly 0 after the mask) about half are zeroed at rate 0.5
+  and the rest scaled by 1 / (1 - 0.5) = 2; at eval none is dropped."""
+  cfg = dataclasses.replace(BASE, dropout=0.5)
+  params = _plain_params()
+  model = T.Transformer(cfg)
+
+  def dropped_and_sown(train):
+    _, state = model.apply({"params": params}, _tokens(), train=train,
+                           rngs={"dropout": jax.random.key(5)},
+                           capture_intermediates=True, mutable=["intermediates"])
+    blk = state["intermediates"]["block_0"]["attn"]
+    return np.asarray(blk["Dropout_0"]["__call__"][0]), np.asarray(blk["attention"][0])
+
+  out, attn = dropped_and_sown(train=True)
+  causal = np.broadcast_to(np.tril(np.ones(attn.shape[-2:], bool)), attn.shape)
+  zeros = out[causal] == 0
+  assert 0.4 < zeros.mean() < 0.6, zeros.mean()
+  np.testing.assert_allclose(out[causal][~zeros], 2.0 * attn[causal][~zeros], rtol=1e-6)
+  out, attn = dropped_and_sown(train=False)
+  np.testing.assert_array_equal(out, attn)
