@@ -49,3 +49,25 @@ def test_every_claim_fails_on_an_untrained_run_of_its_experiment(name, tmp_path)
   # hand-built files, and says so.
   for r in rows:
     assert r["control"] in controls.CONTROLS[name] or r["control"].endswith(controls.HAND_BUILT)
+
+
+def test_a_real_untrained_control_that_passes_a_claim_is_reported_not_replaced(
+    tmp_path, monkeypatch):
+  """An 'untrained' run whose files PASS a claim (here: a trained model's) is a defect the
+  table must show as PASS on the real control; only a claim the tiny run does not exercise
+  (neither PASS nor FAIL) falls back to the hand-built files."""
+  from experiments.claims.rows import PASS
+  monkeypatch.setattr(olsson2022, "run",
+                      lambda preset, workdir, seed=0: controls.olsson_trained(workdir))
+  rows = controls.run_controls(tmp_path, ["olsson2022"], real_untrained=True)
+  passed = [r for r in rows if r["status"] == PASS]
+  assert passed and {r["control"] for r in passed} == {controls.UNTRAINED}
+  assert controls.report(rows)[1] is False
+
+
+def test_forced_overrides_win_over_the_scripts_own_overrides():
+  """The forced rate is applied LAST: a script's own override of the same field (a preset's
+  tuned learning rate) does not undo the untrained control."""
+  with common.forced_overrides(controls.UNTRAINED_RUN):
+    c = common.make_config(icl_regression, "tiny", {"optim.learning_rate": 0.5}, seed=2)
+  assert c.optim.learning_rate == 1e-30 and c.seed == 2

@@ -1,18 +1,17 @@
 """The numbers and PASS/FAIL verdicts the paper scripts compute from their runs, checked on
 hand-built inputs (no training): what Reddy and Chan record (their verdicts are the
-scorer's, experiments/claims, tested in tests/test_claims_*.py), Raventós's
-distance noise and M*, Olsson's phase-change window, Xie's end-of-training loss, and the
-benchmark's step-time / FLOPs / MFU / ratio arithmetic, and what Schaeffer, Besiroglu and Nanda
-record. Each input sits on a bound or a mix-up a mutation of the script's line would miss."""
+scorer's, experiments/claims, tested in tests/test_claims_*.py), Olsson's phase-change window,
+Xie's end-of-training loss and per-k trends, and what Garg, Schaeffer and Besiroglu record
+(Raventós, Nanda and the benchmarks: tests/test_raventos_numbers.py, test_nanda_numbers.py,
+test_benchmark_numbers.py). Each input sits on a bound or a mix-up a mutation of the script's
+line would miss."""
 import contextlib
 import json
 import types
 
 import pytest
 
-from experiments import (chan2022, garg2022, nanda2023, olsson2022, raventos2023, reddy2023,
-                         xie2021)
-from experiments import bench_features, benchmark, common
+from experiments import chan2022, common, garg2022, olsson2022, reddy2023, xie2021
 from research.analysis import classification_plots as cplots
 
 
@@ -85,6 +84,19 @@ def test_garg_trains_both_runs_and_prints_the_scorers_verdicts(tmp_path, monkeyp
   assert probed == [tmp_path] and asked == [("garg2022", tmp_path, "tiny")]
 
 
+def test_garg_trains_both_runs_at_the_seed_given_and_sparsity_of_the_preset(monkeypatch):
+  """--seed=3 is config.seed of BOTH runs (the linear one too: each seed is one replicate), and
+  the sparse run keeps s = 2 non-zero coordinates of d = 5 (tiny), Garg's s = 3 in the paper."""
+  trained = []
+  monkeypatch.setattr(common, "train_or_reuse", lambda config, w: trained.append(
+      (config.task.function, config.seed, config.task.get("sparsity"))))
+  monkeypatch.setattr(garg2022, "write_shift_probe", lambda w: None)
+  _verdicts_asked(monkeypatch)
+  garg2022.run("tiny", "/nonexistent", seed=3)
+  assert [t[:2] for t in trained] == [("linear", 3), ("sparse_linear", 3)]
+  assert trained[1][2] == 2 and garg2022.GARG_SPARSITY["paper"] == 3
+
+
 def test_classification_figures_draw_each_probes_bar_interval_and_grid_cell(tmp_path, monkeypatch):
   """Reddy / Chan figures, the numbers handed to matplotlib: the full-vocabulary bar left of
   each probe's tick and the context-labels bar right of it, each with its own [lo, hi]
@@ -116,32 +128,6 @@ def test_classification_figures_draw_each_probes_bar_interval_and_grid_cell(tmp_
   np.testing.assert_array_equal(iwl, [[0.2, 0.4], [0.6, np.nan]])
 
 
-# ----------------------------------------------------------------------------- Raventós
-def _noisy_probe(d_ridge, d_dmmse, half_ridge, half_dmmse):
-  band = lambda m, h: {"mean": [m] * 3, "lo": [m - h] * 3, "hi": [m + h] * 3}
-  return {"k": [0, 1, 2], "curves": {"model_vs_ridge": band(d_ridge, half_ridge),
-                                     "model_vs_dmmse": band(d_dmmse, half_dmmse),
-                                     "ridge_vs_dmmse": band(1.0, 0.0)}}
-
-
-def test_raventos_distance_noise_adds_both_half_widths():
-  """The paired difference's half-width is bounded by the SUM of the two 90% half-widths
-  (whatever their correlation), not the larger one; the scale the claims judge on,
-  ridge_to_dmmse, is the two estimators' own distance (1.0), not the model's to dMMSE."""
-  d = raventos2023.distances(_noisy_probe(0.5, 0.75, 0.125, 0.25))
-  assert d == {"d_ridge": 0.5, "d_dmmse": 0.75, "ridge_to_dmmse": 1.0, "d_noise": 0.375,
-               "closer_to": "ridge"}
-
-
-def test_raventos_m_star_needs_a_difference_beyond_the_noise_not_at_it():
-  """'Resolvably closer': d_dmmse - d_ridge must EXCEED d_noise; a difference exactly at the
-  noise (here 0.25 = 0.25, exact in binary) is not resolved, so no M* at all."""
-  pt = lambda m, r, d, n: {"M": m, "d_ridge": r, "d_dmmse": d, "d_noise": n}
-  assert raventos2023.estimate_m_star([pt(64, 0.25, 0.5, 0.25)]) is None
-  assert raventos2023.estimate_m_star([pt(16, 0.25, 0.5, 0.25), pt(64, 0.25, 0.5, 0.125)]) == 64
-  assert raventos2023.estimate_m_star([pt(16, 0.0, 0.5, 0.125), pt(64, 0.25, 0.5, 0.125)]) == 16
-
-
 # ----------------------------------------------------------------------------- Schaeffer
 def test_schaeffer_sizes_are_sorted_and_sharpness_is_resolved_on_half_widths():
   """Sizes come in by run order, are tabled by parameters; the net change must beat the
@@ -169,6 +155,86 @@ def test_schaeffer_sizes_are_sorted_and_sharpness_is_resolved_on_half_widths():
        "edit_distance": False}, {"exact_match": True, "edit_distance": True}]
   s = res["sharpness"]["exact_match"]
   assert (s["fraction"], s["step"], s["net_change"]) == (0.75, [1, 2], 0.5)
+  # The first size above chance, each metric in its own direction: edit distance 0.5 is
+  # below chance 2 (better), not above it: the largest size (index 2) for both.
+  assert res["first_beyond_chance"] == {"exact_match": 2, "edit_distance": 2}
+
+
+def test_schaeffer_wall_time_counts_every_trained_size_not_only_the_tabled_ones(
+    tmp_path, monkeypatch):
+  """A size that trained (12 s) but has no probe file is left out of the table and reported
+  failed, yet its training seconds still count: wall_s = 30 + 12, not the tabled 30."""
+  from experiments import schaeffer2023
+  from research import sweep as sweep_lib
+  from research.analysis import emergence_plots as ep
+  row = lambda name, n, wall: {"run": name, "status": "done", "overrides": {}, "num_params": n,
+                               "num_non_embedding_params": n, "train_flops": 6.0 * n,
+                               "tokens": 10, "wall_s": wall}
+  rows = [row("a", 100, 30.0), row("b", 200, 12.0)]
+  band = {"mean": 0.5, "lo": 0.25, "hi": 0.75}
+  probe = {"metrics": {"exact_match": band}, "higher_is_better": {"exact_match": True},
+           "chance": {"exact_match": 0.0}, "operation": "add", "num_digits": 2,
+           "answer_len": 3, "num_shots": 0, "num_problems": 64, "split": "held_out", "step": 10,
+           "metric_definitions": {}, "chance_definition": "", "chance_definitions": {},
+           "chance_computed": True}
+  (tmp_path / "runs" / "a" / "probes").mkdir(parents=True)
+  (tmp_path / "runs" / "a" / "probes" / "arithmetic.json").write_text(json.dumps(probe))
+  results = types.SimpleNamespace(point_rows=lambda points: rows,
+                                  run_dir=lambda name: tmp_path / "runs" / name)
+  monkeypatch.setattr(sweep_lib, "run_sweep", lambda *a, **k: results)
+  monkeypatch.setattr(ep, "render_emergence_scale", lambda *a, **k: tmp_path / "f.png")
+  monkeypatch.setattr(schaeffer2023, "report", lambda res: None)
+  with pytest.raises(schaeffer2023.RunsFailedError):
+    schaeffer2023.run("tiny", tmp_path, sizes=["0", "1"])
+  res = json.loads((tmp_path / "emergence_scale.json").read_text())
+  assert [s["run"] for s in res["sizes"]] == ["a"] and [f["run"] for f in res["failed"]] == ["b"]
+  assert res["wall_s"] == 42.0
+
+
+def test_schaeffer_tiny_trains_the_first_three_sizes_and_skips_pre_chance_probes(
+    tmp_path, monkeypatch):
+  """tiny with no --sizes: the scale sweep's first 3 sizes; a probe file written before
+  held-out probes and input-independent chance (no chance_definition) is not tabled."""
+  from configs import arithmetic
+  from experiments import schaeffer2023
+  from research import cli
+  from research import sweep as sweep_lib
+  asked = []
+
+  class Stop(Exception):
+    pass
+
+  def fake_sweep(config, points, out, **kw):
+    asked.append(points)
+    raise Stop
+  monkeypatch.setattr(sweep_lib, "run_sweep", fake_sweep)
+  with pytest.raises(Stop):
+    schaeffer2023.run("tiny", tmp_path)
+  assert asked == [cli.load_sweep(arithmetic.__file__, "scale")[:3]]
+  rows = [{"run": "a", "status": "done", "overrides": {}, "num_params": 1, "wall_s": 1.0}]
+  (tmp_path / "runs" / "a" / "probes").mkdir(parents=True)
+  (tmp_path / "runs" / "a" / "probes" / "arithmetic.json").write_text(json.dumps(
+      {"metrics": {}, "chance": {}}))  # an old probe: no chance_definition
+  monkeypatch.setattr(sweep_lib, "run_sweep", lambda *a, **k: types.SimpleNamespace(
+      point_rows=lambda points: rows, run_dir=lambda name: tmp_path / "runs" / name))
+  with pytest.raises(schaeffer2023.RunsFailedError, match="predates held-out probes"):
+    schaeffer2023.run("tiny", tmp_path, sizes=["0"])
+
+
+def test_schaeffer_sweeps_digit_addition_and_multiplication_only(tmp_path, monkeypatch):
+  """--set task.operation=mul reaches the sweep (digit multiplication has the same probes);
+  mod_add, whose probes are not digit arithmetic, is refused before anything trains."""
+  from experiments import schaeffer2023
+  from research import sweep as sweep_lib
+  from research.errors import InputError
+
+  class Stop(Exception):
+    pass
+  monkeypatch.setattr(sweep_lib, "run_sweep", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+  with pytest.raises(Stop):
+    schaeffer2023.run("tiny", tmp_path, overrides={"task.operation": "mul"})
+  with pytest.raises(InputError, match="task.operation must be add or mul"):
+    schaeffer2023.run("tiny", tmp_path, overrides={"task.operation": "mod_add"})
 
 
 # ----------------------------------------------------------------------------- Olsson
@@ -215,54 +281,6 @@ def test_xie_end_loss_fits_a_line_to_the_last_quarter(tmp_path):
   assert (e["steps"], e["points"]) == ([70, 100], 4)
 
 
-# ----------------------------------------------------------------------------- benchmark
-def test_benchmark_step_time_flops_and_mfu_arithmetic(monkeypatch):
-  """With a clock that advances 1 s per read, the steady phase (4 steps as 2 calls of 2) takes
-  1 s: step_s = 1/4 and every rate follows from it and the model's FLOPs per token."""
-  from research import metrics
-  from research.experiment import Experiment
-  import jax
-  ticks = iter(range(1000))
-  monkeypatch.setattr(benchmark, "time", types.SimpleNamespace(
-      perf_counter=lambda: float(next(ticks))))
-  monkeypatch.setattr(metrics, "device_peak_flops", lambda *a, **k: (1e9, "test"))
-  c = benchmark._regression_config("tiny", 2, sets={"model.num_layers": "1",
-                                                    "model.width": "16"})
-  r = benchmark._measure("tiny", c, steps=4, steps_per_call=2)
-  exp = Experiment(c, jax.devices()[:1])
-  tokens = 64 * exp.task.tokens_per_example
-  flops = exp.built.train_flops_per_token * tokens
-  assert (r["compile_s"], r["lower_s"], r["step_s"]) == (1.0, 1.0, 0.25)
-  assert r["examples_per_s"] == 256 and r["tokens_per_s"] == tokens * 4
-  assert r["flops_per_step"] == flops and r["mfu"] == pytest.approx(flops * 4 / 1e9)
-
-
-def test_benchmark_feature_ratios_are_the_baselines_over_the_variants(monkeypatch):
-  """'compile xR' is unrolled / scanned (> 1: scanning compiles faster); 'speed_vs_BASE' is
-  BASE's median step over the variant's (> 1: the variant is faster); 'ratio' of
-  steps_per_call is 1-step-per-call time over 50-steps-per-call time."""
-  r = bench_features._scan_ratios("x", {"compile_s": 6.0, "lower_s": 2.0},
-                                  {"compile_s": 2.0, "lower_s": 2.0})
-  assert r == {"compile_ratio": 3.0, "lower_and_compile_ratio": 2.0}
-
-  class A(types.SimpleNamespace):
-    def __getitem__(self, name):
-      return types.SimpleNamespace(present=name == "steps")
-  a = A(pairs=3, steps=10, steps_per_call=5, set=[])
-  times = iter([0.4, 0.1, 0.2, 0.1, 0.4, 0.2])  # rounds of (base, fast): medians 0.4, 0.1
-  monkeypatch.setattr(bench_features, "_ours",
-                      lambda *a, **k: {"step_s": next(times), "examples_per_s": 1.0,
-                                       "temp_bytes": 0})
-  out = bench_features._rounds(a, "remat", "garg_small", {"base": {}, "fast": {}})
-  assert out["fast"]["speed_vs_base"] == 4.0 and out["base"]["speed_vs_base"] == 1.0
-  assert out["fast"]["median_step_s"] == 0.1
-
-  spawned = iter([{"step_s": 0.5}, {"step_s": 0.125}, {"step_s": 1.0}, {"step_s": 0.5}])
-  monkeypatch.setattr(benchmark, "_spawn", lambda *a, **k: next(spawned))
-  out = bench_features.steps_per_call_case(a)
-  assert out["tiny_preset"]["ratio"] == 4.0 and out["tiny"]["ratio"] == 2.0
-
-
 # ----------------------------------------------------------------------------- Besiroglu
 def test_besiroglu_refit_extrapolation_and_approach_3_exponent(tmp_path, monkeypatch, capsys):
   """With the fit fixed (alpha 0.25, beta 0.75): a compute is 'extrapolated' past the 240
@@ -289,7 +307,7 @@ def test_besiroglu_refit_extrapolation_and_approach_3_exponent(tmp_path, monkeyp
   assert "approach 3 implies N_opt ~ C^0.750" in capsys.readouterr().out
 
 
-# ----------------------------------------------------------------------------- Xie, Nanda
+# ----------------------------------------------------------------------------- Xie, Olsson
 def test_xie_records_each_ks_trend_beside_the_mean_over_k(tmp_path, monkeypatch):
   """k = 3 flat at 0.5, k = 5 rising 0.2 -> 0.9 (1000 prompts: far beyond 2 SE): the mean over
   k rises, k = 3 does not; the verdicts printed are the scorer's."""
@@ -310,38 +328,6 @@ def test_xie_records_each_ks_trend_beside_the_mean_over_k(tmp_path, monkeypatch)
   assert run["id_trend_mean_over_k"]["rises"] is True
   assert {k: t["rises"] for k, t in run["id_trend"].items()} == {"3": False, "5": True}
   assert asked == [("xie2021", tmp_path / "x", "tiny")]
-
-
-def test_nanda_summary_thresholds_and_max():
-  """First step with train accuracy >= 0.99 and test accuracy >= 0.95 (0.94 at step 20 is not
-  yet), and the best test accuracy over every evaluation (the first included)."""
-  from experiments import nanda2023
-  rows = [{"step": 0, "train_accuracy": 0.5, "test_accuracy": 0.97, "weight_norm": 1.0},
-          {"step": 10, "train_accuracy": 0.99, "test_accuracy": 0.1, "weight_norm": 1.0},
-          {"step": 20, "train_accuracy": 1.0, "test_accuracy": 0.94, "weight_norm": 1.0},
-          {"step": 30, "train_accuracy": 1.0, "test_accuracy": 0.95, "weight_norm": 1.0}]
-  s = nanda2023.summarise_run(rows[1:], {}, [])
-  assert (s["train_acc_099_step"], s["test_acc_095_step"], s["final_step"]) == (10, 30, 30)
-  assert nanda2023.summarise_run(rows, {}, [])["max_test_accuracy"] == 0.97
-
-
-def test_nanda_prints_the_scorers_verdicts_on_its_workdir(tmp_path, monkeypatch):
-  from research import train
-  from research.analysis import emergence_plots
-  summary = {"train_acc_099_step": None, "test_acc_095_step": None, "final": {"weight_norm": 1.0},
-             "max_test_accuracy": 0.1, "final_key_freqs": [1], "final_step": 40}
-  monkeypatch.setattr(nanda2023, "write_scaled_init", lambda *a: None)
-  monkeypatch.setattr(nanda2023, "replay_with_final_freqs", lambda c, w: (w, {}))
-  monkeypatch.setattr(nanda2023, "final_spectrum", lambda *a: [])
-  monkeypatch.setattr(nanda2023, "summarise_run", lambda *a: dict(summary))
-  monkeypatch.setattr(train, "train_or_reuse", lambda *a: {})
-  monkeypatch.setattr(common, "wall_times", lambda *a: {"wall_s": 1.0, "call_wall_s": 1.0})
-  monkeypatch.setattr(emergence_plots, "read_eval_rows", lambda *a: [])
-  monkeypatch.setattr(emergence_plots, "render_grokking", lambda *a, **k: tmp_path / "g.png")
-  asked = _verdicts_asked(monkeypatch)
-  nanda2023.run("tiny", tmp_path)
-  assert set(json.loads((tmp_path / "grokking.json").read_text())["runs"]) == {"wd=1", "wd=0"}
-  assert asked == [("nanda2023", tmp_path, "tiny")]
 
 
 def test_print_verdicts_prints_the_scorers_rows(tmp_path, monkeypatch, capsys):

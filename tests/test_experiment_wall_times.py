@@ -66,3 +66,17 @@ def test_every_script_that_writes_wall_s_uses_the_shared_helper(name):
   assert "common.wall_times(" in source
   assert '"wall_s": time.perf_counter()' not in source and 'res["wall_s"] = time' not in source
   assert '"wall_s": wall,' not in source
+
+
+def test_a_recorded_wall_time_keeps_the_other_presets_and_experiments(tmp_path):
+  """wall_times.json holds NAME -> PRESET -> time: recording garg2022's cpu time keeps its tiny
+  time and ladder's, and replaces only garg2022/cpu."""
+  path = tmp_path / "wall_times.json"
+  summaries.record_wall_time("garg2022", "tiny", 12.34, 1, "m", path=path)
+  summaries.record_wall_time("ladder", "cpu", 50.0, 1, "m", path=path)
+  summaries.record_wall_time("garg2022", "cpu", 99.96, 3, "m", path=path)
+  times = summaries.read_wall_times(path)
+  assert {n: sorted(t) for n, t in times.items()} == {"garg2022": ["cpu", "tiny"],
+                                                      "ladder": ["cpu"]}
+  assert (times["garg2022"]["tiny"]["seconds"], times["garg2022"]["cpu"]["seconds"],
+          times["garg2022"]["cpu"]["seeds"]) == (12.3, 100.0, 3)

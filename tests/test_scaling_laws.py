@@ -221,173 +221,91 @@ def test_a_copied_or_moved_grid_is_read_from_its_own_runs(tiny_grid, tmp_path):
     backup.rename(tiny_grid)
 
 
-# ----------------------------------------------------------------------------- seeds
-def _seed_result(alpha, seed, noise=0.003):
-  """One seed's scaling_laws.json content: the law with ALPHA plus that seed's point noise."""
-  rng = np.random.default_rng(seed)
-  points = [p | {"run": f"r{i}", "loss": p["loss"] + noise * rng.standard_normal()}
-            for i, p in enumerate(_law_points(alpha=alpha))]
-  res = scaling_laws.analyse(points, bootstrap=30, top_starts=20, seed=seed)
-  return res | {"runs": points, "source_entropy": 2.9, "seed": seed}
+def test_analysis_residuals_and_frontier_decades_against_a_fixed_fit(monkeypatch):
+  """With the fit fixed to the true law and the losses off it by +-0.01 alternately: the
+  residual rms is 0.01 (a mean over the 24 points, not a sum) and max |.| 0.01; the frontier
+  runs over every decade from below the grid's smallest C (1.7e10 -> 1e10) to above its
+  largest (4.4e12 -> 1e13), both ends included."""
+  points = _law_points()
+  for i, p in enumerate(points):
+    p["loss"] += 0.01 if i % 2 else -0.01
+  fit = scaling.ChinchillaFit(2.95, 150.0, 900.0, 0.45, 0.5, 0.0, len(points))
+  monkeypatch.setattr(scaling, "fit_chinchilla", lambda *a, **k: fit)
+  monkeypatch.setattr(scaling_laws, "isoflop", lambda *a: {})
+  res = scaling_laws.analyse(points, bootstrap=0, top_starts=None, seed=0)
+  assert res["fit"]["residual_rms"] == pytest.approx(0.01)
+  assert res["fit"]["residual_max_abs"] == pytest.approx(0.01)
+  assert [r["C"] for r in res["compute_optimal"]] == [1e10, 1e11, 1e12, 1e13]
+  assert [r["inside_grid"] for r in res["compute_optimal"]][::3] == [False, False]
 
 
-def test_seeds_summary_sets_the_seed_spread_beside_the_bootstrap(capsys):
-  from research.analysis import scaling_seeds
-  # Seeds whose law differs (alpha 0.40, 0.45, 0.50) by far more than each seed's point noise
-  # lets its bootstrap see: the seed spread is many bootstrap SEs.
-  moved = {s: _seed_result(a, s) for s, a in enumerate((0.40, 0.45, 0.50))}
-  summary = scaling_seeds.summarize(moved)
-  q = summary["quantities"]["alpha"]
-  assert q["n"] == 3 and [round(v, 2) for v in q["values"].values()] == [0.40, 0.45, 0.50]
-  assert scaling_seeds.seed_over_bootstrap(q) > 3
-  assert summary["quantities"]["E - entropy"]["mean"] == pytest.approx(0.05, abs=0.02)
-  assert summary["point_loss"] == "loss - source entropy" and len(summary["points"]) == 24
-  # Control: the same law and the same points on every seed: no seed spread at all.
-  same = scaling_seeds.summarize({s: moved[1] for s in (0, 1, 2)})
-  assert scaling_seeds.seed_over_bootstrap(same["quantities"]["alpha"]) == 0.0
-  assert same["loss_std_rms"] == 0.0
-  # One seed: nothing to compare with.
-  one = scaling_seeds.summarize({0: moved[0]})
-  assert one["quantities"]["alpha"]["std"] is None and one["loss_std_rms"] is None
-  scaling_seeds.report(summary)
-  out = capsys.readouterr().out
-  assert "over 3 training seeds" in out and "1.73x" in out and "chance up to" in out
+def test_grid_points_count_non_embedding_parameters_and_the_final_eval(tmp_path, monkeypatch):
+  """N is the run's NON-EMBEDDING parameter count (100 of 260 here), C = 6 N D; the loss is
+  the eval at the run's last step (2.5), the training loss the last logged one (3.0)."""
+  from research import sweep
+  run_dir = tmp_path / "runs" / "r0"
+  run_dir.mkdir(parents=True)
+  rows = [{"step": 5, "loss": 4.0}, {"step": 5, "eval_loss": 3.5}, {"step": 10, "loss": 3.0},
+          {"step": 10, "eval_loss": 2.5}]
+  (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  config = grid_config.get_config("tiny")
+  config.train.num_steps = 10
+  row = {"run": "r0", "status": "done", "num_params": 260, "num_non_embedding_params": 100,
+         "tokens": 1000, "train_flops": 7.0e5, "wall_s": 1.0}
+  monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: __import__("types").SimpleNamespace(
+      point_rows=lambda o: [row], run_dir=lambda name: tmp_path / "runs" / name))
+  points, failed, _ = scaling_laws.train_grid(tmp_path, config, [{}])
+  (p,) = points
+  assert (p["N"], p["num_params"], p["D"], p["C"]) == (100, 260, 1000, 6.0e5)
+  assert (p["loss"], p["loss_source"], p["train_loss"]) == (2.5, "eval_loss", 3.0) and not failed
 
 
-def test_seeds_summary_needs_every_band_and_takes_out_each_seeds_offset():
-  from research.analysis import scaling_seeds
-  base = _seed_result(0.45, 0)
-  # Each seed's losses shifted by one offset (which E absorbs): the raw spread is the offset,
-  # the centred spread is zero.
-  per_seed = {s: base | {"runs": [p | {"loss": p["loss"] + 0.02 * s} for p in base["runs"]]}
-              for s in (0, 1, 2)}
-  summary = scaling_seeds.summarize(per_seed)
-  assert summary["loss_std_rms"] == pytest.approx(0.02)
-  assert summary["loss_std_centred_rms"] == pytest.approx(0.0, abs=1e-12)
-  # Two points moving against each other across seeds (+0.01, 0, -0.01 and the reverse): the
-  # seeds' offsets stay equal and each point's centred spread is the sample standard
-  # deviation of its three losses, 0.01 (the population's, 0.0082, read a fifth low).
-  sign = {0: 1, 1: -1}
-  moved = {s: base | {"runs": [p | {"loss": p["loss"] + 0.01 * (1 - s) * sign.get(i, 0)}
-                               for i, p in enumerate(base["runs"])]} for s in (0, 1, 2)}
-  points = {r["run"]: r for r in scaling_seeds.summarize(moved)["points"]}
-  assert points["r0"]["std_centred"] == pytest.approx(0.01)
-  assert points["r1"]["std_centred"] == pytest.approx(0.01)
-  assert points["r2"]["std_centred"] == pytest.approx(0.0, abs=1e-12)  # control: unmoved
-  # One seed's band infinite (written as null in strict JSON) and one's missing an end: the
-  # ratio is refused rather than taken over the other seeds' bands only (before: a TypeError,
-  # or a width from the finite bands beside the std of all three).
-  fit = lambda band: base["fit"] | {"alpha": base["fit"]["alpha"] | {"p5_p95": band}}
-  bad = {0: base, 1: base | {"fit": fit([0.4, None])}, 2: base | {"fit": fit(None)}}
-  q = scaling_seeds.summarize(bad)["quantities"]["alpha"]
-  assert q["n"] == 3 and q["bands"]["1"] is None and q["mean_band_width"] is None
-  assert scaling_seeds.seed_over_bootstrap(q) is None
-  for band in ([0.5, 0.3], 0.4, [0.3, float("nan")]):  # reversed, scalar, NaN: no band
-    q = scaling_seeds.summarize({0: base, 1: base | {"fit": fit(band)}})["quantities"]["alpha"]
-    assert q["bands"]["1"] is None and scaling_seeds.seed_over_bootstrap(q) is None
-  assert scaling_seeds.consistent_up_to(3) == pytest.approx(1.73, abs=0.005)
-  # A band as wide as a normal's 5-95% interval (2 x 1.645 SDs) is one standard deviation.
-  from scipy import stats
-  assert scaling_seeds.Z_5_95 == pytest.approx(2 * stats.norm.ppf(0.95), abs=0.001)
-  assert scaling_seeds.seed_over_bootstrap({"std": 1.0, "mean_band_width": 3.29}) == 1.0
+def test_a_budget_at_the_grids_largest_c_is_inside_the_grid(monkeypatch):
+  """'inside_grid': C, N* and D* within the grid's ranges, both ends included: the budget
+  1e12 that IS the grid's largest C (N 1e6, D 1e12 / 6e6), with its optimum on the grid's
+  largest N, is not extrapolated; nor is 1e11, the smallest."""
+  d = 1e12 / 6e6
+  points = [{"N": 1e5, "D": d, "loss": 3.0}, {"N": 1e6, "D": d, "loss": 2.5}]
+  assert [6.0 * p["N"] * p["D"] for p in points] == [1e11, 1e12]
+  fit = scaling.ChinchillaFit(2.0, 100.0, 100.0, 0.5, 0.5, 0.0, 2)
+  monkeypatch.setattr(scaling, "fit_chinchilla", lambda *a, **k: fit)
+  monkeypatch.setattr(scaling, "compute_optimal", lambda f, c: (
+      np.array([1e5, 1e6]), np.array([d, d]), np.array([d / 1e5, d / 1e6])))
+  monkeypatch.setattr(scaling_laws, "isoflop", lambda *a: {})
+  res = scaling_laws.analyse(points, bootstrap=0, top_starts=None, seed=0)
+  assert [(r["C"], r["inside_grid"]) for r in res["compute_optimal"]] == [(1e11, True),
+                                                                          (1e12, True)]
 
 
-def test_one_seed_report_says_its_bands_are_one_seed(capsys):
-  res = _seed_result(0.45, 0) | {"task": {"what": "known law"}, "N_definition": "N",
-                                 "loss_definition": "loss"}
-  scaling_laws.report(res)
-  assert "ONE training seed (seed 0" in capsys.readouterr().out
+def test_isoflop_bins_are_factor_two_from_sqrt_two_below_the_smallest_c():
+  """C = 1e10 and 4e10: edges 1e10 / sqrt 2 x 2^k, k = 0..4: ceil(2.5) = 3 bins reach past
+  the largest C, and one more bin beyond it, as the approach-2 record states."""
+  N, D = np.array([1e5, 2e5]), np.array([1e10 / 6e5, 4e10 / 1.2e6])
+  iso = scaling_laws.isoflop(N, D, np.array([3.0, 2.5]))
+  assert iso["edges"] == pytest.approx([1e10 / 2 ** 0.5 * 2 ** k for k in range(5)])
+  assert iso["bucket_ratio"] == 2.0 and iso["min_points"] == 4 and "error" in iso
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--seeds=0,0"], "gives .0. more than once"), (["--seeds=0,x"], "non-negative integers"),
-    (["--seeds=0,1", "--seed=2"], "give one of them"),
-    (["--seeds=1,2", "--seed=0"], "give one of them"),  # before: --seed=0 was not noticed
-    (["--seeds=0,\u00b2"], "non-negative integers")])  # before: '²'.isdigit(), int() traceback
-def test_bad_seeds_are_refused_before_anything_runs(tmp_path, argv, message):
-  with pytest.raises(InputError, match=message):
-    scaling_laws.main(["--preset=tiny", f"--workdir={tmp_path / 'sl'}", *argv])
-  assert not (tmp_path / "sl" / "seed_0").exists()
-
-
-def test_run_seeds_summarises_the_seeds_that_finished(tmp_path, monkeypatch, capsys):
+def test_one_finished_run_is_refused_not_fitted(tmp_path, monkeypatch):
+  """A fit needs two finished runs: one (the others failed, or a one-point --sweep) is
+  refused with RunsFailedError before any result file, not written up as 'no fit'."""
   from research.errors import RunsFailedError
-  results = {0: _seed_result(0.45, 0), 2: _seed_result(0.46, 2)}
-
-  def fake_run(preset, out, seed, **kwargs):  # each seed's grid, trained and fitted
-    if seed == 1:
-      raise RunsFailedError("1 finished runs, a fit needs 2")
-    out.mkdir(parents=True)
-    (out / "scaling_laws.json").write_text(json.dumps(results[seed]))
-
-  monkeypatch.setattr(scaling_laws, "run", fake_run)
-  with pytest.raises(RunsFailedError, match="seed 1: 1 finished runs"):
-    scaling_laws.run_seeds("cpu", tmp_path, (0, 1, 2))
-  saved = json.loads((tmp_path / "scaling_laws_seeds.json").read_text())
-  assert saved["seeds"] == [0, 2] and saved["seeds_asked"] == [0, 1, 2]
-  assert saved["failed"] == ["seed 1: 1 finished runs, a fit needs 2"]
-  assert "over 2 training seeds (0, 2)" in capsys.readouterr().out
+  point = _law_points()[0] | {"run": "000", "train_flops": 1.0}
+  monkeypatch.setattr(scaling_laws, "train_grid", lambda *a, **k: (
+      [point], [{"run": "001", "error": "boom"}], []))
+  with pytest.raises(RunsFailedError, match="1 finished runs, a fit needs 2; failed: 001: boom"):
+    scaling_laws.run("tiny", tmp_path, bootstrap=0)
+  assert not (tmp_path / "scaling_laws.json").exists()
 
 
-def test_a_quantitys_seed_spread_is_the_sample_standard_deviation(monkeypatch):
-  """As the points' spread: n - 1 (with 3 seeds the population SD reads it 18% low, and
-  seed_over_bootstrap with it; a mutation audit's went unseen)."""
-  import statistics
-  from research.analysis import scaling_seeds
-  monkeypatch.setattr(scaling_seeds, "_quantity",
-                      lambda res, name: (res["v"], [res["v"] - 0.01, res["v"] + 0.01]))
-  per_seed = {s: {"v": v, "runs": [], "fit": {}} for s, v in enumerate((0.40, 0.45, 0.50))}
-  q = scaling_seeds.summarize(per_seed)["quantities"]["alpha"]
-  assert q["std"] == pytest.approx(statistics.stdev([0.40, 0.45, 0.50]))  # 0.05
-  assert scaling_seeds.seed_over_bootstrap(q) == pytest.approx(0.05 / (0.02 / 3.29))
-
-
-def test_seeds_summary_takes_each_seeds_entropy_off_its_losses_and_e_band():
-  """Hand-made seeds (no fit): seed 0's source has entropy 2.9, seed 1's 3.0. E - entropy is
-  E less that seed's entropy, its band shifted by the same (E 3.0 in [2.9, 3.1] -> 0.1 in
-  [0.0, 0.2]); each point's loss less its seed's entropy (1.4 and 1.5 -> 0.5 and 0.5, no spread).
-  A mutation audit left the band's upper end or the losses unshifted, unseen: the fixture's
-  seeds shared one entropy and only the band's width was read."""
-  from research.analysis import scaling_seeds
-
-  def seed(entropy, E, losses):
-    band = lambda v: {"value": v, "p5_p95": [v - 0.1, v + 0.1]}
-    return {"fit": {"reported": True, "alpha": band(0.4), "beta": band(0.3), "E": band(E),
-                    "residual_rms": 0.01},
-            "exponents": {"N_opt ~ C^a": 0.5}, "isoflop": {"a": 0.5, "a_5_95": [0.4, 0.6]},
-            "source_entropy": entropy,
-            "runs": [{"run": f"r{i}", "N": 1e6, "D": 1e8, "loss": v} for i, v in enumerate(losses)]}
-  s = scaling_seeds.summarize({0: seed(2.9, 3.0, [1.4 + 2.9, 0.2 + 2.9]),
-                               1: seed(3.0, 3.1, [1.4 + 3.0, 0.2 + 3.0])})
-  q = s["quantities"]["E - entropy"]
-  assert q["values"] == {"0": pytest.approx(0.1), "1": pytest.approx(0.1)}
-  assert q["bands"]["0"] == pytest.approx([0.0, 0.2]) and q["bands"]["1"] == pytest.approx([0.0, 0.2])
-  assert q["std"] == pytest.approx(0.0, abs=1e-12) and q["mean_band_width"] == pytest.approx(0.2)
-  assert s["point_loss"] == "loss - source entropy"
-  points = {p["run"]: p for p in s["points"]}
-  assert points["r0"]["losses"] == {"0": pytest.approx(1.4), "1": pytest.approx(1.4)}
-  assert points["r0"]["std"] == pytest.approx(0.0, abs=1e-12) and s["loss_std_rms"] == pytest.approx(0.0, abs=1e-12)
-
-
-def test_seeds_offsets_come_from_a_single_common_point_too():
-  """Two seeds sharing one grid point (seed 0 has a second): each seed's offset is its loss
-  there, so that point's centred spread is 0 while its raw spread is stdev(1.0, 1.2)."""
-  from research.analysis import scaling_seeds
-  fit = {"reported": False, "residual_rms": None}
-  seed = lambda runs: {"fit": fit, "exponents": None, "isoflop": {}, "source_entropy": None,
-                       "runs": [{"run": r, "N": 1e6, "D": 1e8, "loss": v} for r, v in runs]}
-  s = scaling_seeds.summarize({0: seed([("a", 1.0), ("b", 2.0)]), 1: seed([("a", 1.2)])})
-  assert s["seed_offsets"] == {"0": 1.0, "1": 1.2} and s["point_loss"] == "loss"
-  a = {p["run"]: p for p in s["points"]}["a"]
-  assert a["std"] == pytest.approx(0.2 / 2 ** 0.5) and a["std_centred"] == pytest.approx(0.0, abs=1e-12)
-
-
-def test_two_seeds_already_have_a_consistency_bound():
-  """sqrt(chi2_0.95(n - 1) / (n - 1)): n = 2 gives sqrt(3.841) = 1.960 (one degree of
-  freedom: the normal's 97.5% point); 5 seeds 1.54, 10 seeds 1.37; none below 2 seeds."""
-  from scipy import stats
-  from research.analysis import scaling_seeds
-  assert scaling_seeds.consistent_up_to(2) == pytest.approx(stats.norm.ppf(0.975), rel=1e-9)
-  assert scaling_seeds.consistent_up_to(5) == pytest.approx(1.54, abs=0.005)
-  assert scaling_seeds.consistent_up_to(10) == pytest.approx(1.37, abs=0.005)
-  assert scaling_seeds.consistent_up_to(1) is None
+def test_isoflop_intercept_is_the_mean_over_the_buckets(monkeypatch):
+  """log N_opt = a log C + intercept, the intercept the MEAN offset of the buckets: offsets 0,
+  1, 5 (C = 1, so log C = 0) give 2, not their median 1."""
+  from research.analysis import scaling_isoflop
+  import types
+  iso = types.SimpleNamespace(a=0.5, a_5_95=(0.4, 0.6), resamples=10, resamples_used=10, b=0.5,
+                              C=np.ones(3), N_opt=np.exp([0.0, 1.0, 5.0]), L_opt=np.ones(3),
+                              coeffs=[[0.0]] * 3, n_points=np.array([4, 4, 4]), rejected=())
+  monkeypatch.setattr(scaling_isoflop, "isoflop_fit", lambda *a, **k: iso)
+  out = scaling_laws.isoflop(np.array([1.0, 2.0]), np.array([1.0, 1.0]), np.array([3.0, 2.0]))
+  assert out["log_intercept"] == pytest.approx(2.0) and len(out["buckets"]) == 3
