@@ -334,27 +334,6 @@ def test_omniglot_end_to_end_with_resume_under_mock_data(tmp_path):
   assert probe["probes"]["icl"]["num_sequences"] == c.probe.num_prompts
 
 
-def test_omniglot_class_split_and_augmentation(monkeypatch):
-  import tensorflow_datasets as tfds
-  from research.data import tfds_arrays
-  monkeypatch.setattr(tfds_arrays, "EMBED_LIMIT_BYTES", 0)  # the host-callback path of real data
-  with tfds.testing.mock_data(num_examples=40):
-    task, _ = _task("omniglot_tiny", augment=True, n_rare=40, n_common=8, n_holdout=16)
-    b = _batch(task)
-  omni = task.omni
-  # augmented variants of one character stay on one side of the split
-  chars_train, chars_hold = set(omni.char_C[:48]), set(omni.char_C[48:])
-  assert chars_train.isdisjoint(chars_hold) or len(chars_train & chars_hold) <= 1
-  assert np.all(b["cls"] < 48)  # training never shows holdout classes; the ICL probe only them
-  holdout_pool = np.asarray(task.pool_holdout) > -1e29  # the ICL probe's classes
-  assert np.array_equal(holdout_pool, np.arange(64) >= 48)
-  assert b["images"].shape == (N_SEQ, task.n + 1, 28, 28, 1)
-  assert np.all((b["images"] >= 0) & (b["images"] <= 1))
-  # an augmented class shows its character's drawing flipped / rotated
-  aug = np.asarray(omni.aug_C)
-  assert set(aug.tolist()) <= set(range(8)) and len(set(aug.tolist())) > 1
-
-
 def test_host_array_gather_paths_agree():
   from research.data import tfds_arrays
   data = np.arange(7 * 3 * 2, dtype=np.uint8).reshape(7, 3, 2)

@@ -268,3 +268,91 @@ def test_forward_flops_round_an_odd_side_up_at_a_stride_two_conv():
   assert resnet.forward_flops(cfg, (5, 5, 1)) == stem + proj + 2 * conv == 7272
   out = jax.eval_shape(lambda: _module_outputs(cfg, jnp.ones((1, 5, 5, 1)))[0])
   assert out["stage_0_block_0/conv_0"].shape[1:3] == (3, 3)
+
+
+def _image_task(num_examples, **task):
+  """The image task on mock mnist (num_examples images per split) and its raw train images."""
+  import tensorflow_datasets as tfds
+  from configs import resnet_images
+  from research.data import tfds_arrays
+  from research.tasks.image_classification import ImageClassificationTask
+  c = resnet_images.get_config("tiny")
+  c.task.update(task)
+  with tfds.testing.mock_data(num_examples=num_examples):
+    t = ImageClassificationTask(c.task, seed=0)
+    train = tfds_arrays.read_all(tfds_arrays.open_source("mnist", "train"), ("image", "label"))
+    test = tfds_arrays.read_all(tfds_arrays.open_source("mnist", "test"), ("image", "label"))
+  return t, train, test
+
+
+def test_image_task_normalises_by_the_train_pixels_mean_and_std():
+  """model_inputs: (pixel / 255 - mean) / std of the train split's pixels, so the train images
+  come out with mean 0 and std 1 (a mutation audit: the variance as the scale, or no scale,
+  trained unseen); labels give num_classes = largest + 1; eval_examples keeps the first N."""
+  t, train, test = _image_task(12, eval_examples=5)
+  pixels = train["image"].astype(np.float64) / 255.0
+  assert t.mean == pytest.approx(pixels.mean(), rel=1e-5)
+  assert t.std == pytest.approx(pixels.std(), rel=1e-4)
+  x = np.asarray(t.model_inputs({"images": jnp.asarray(train["image"])}), np.float64)
+  assert x.mean() == pytest.approx(0.0, abs=1e-4) and x.std() == pytest.approx(1.0, rel=1e-4)
+  assert t.num_classes == int(max(train["label"].max(), test["label"].max())) + 1
+  np.testing.assert_array_equal(t.test_labels, test["label"][:5])
+  assert t.test_images.shape[0] == 5
+
+
+def test_image_task_samples_every_train_row():
+  """Rows are drawn uniformly from all num_train rows: with 2 rows, 64 draws show both (a
+  mutation audit: randint up to num_train - 1 never drew the last image)."""
+  t, train, _ = _image_task(2)
+  assert t.num_train == 2
+  batch = jax.jit(lambda k: t.sample(k, 0, 64))(jax.random.key(0))
+  images = np.asarray(batch["images"]).reshape(64, -1)
+  flat = train["image"].reshape(2, -1)
+  seen = {int(np.flatnonzero((flat == im).all(1))[0]) for im in images}
+  assert seen == {0, 1}
+
+
+def test_flip_crop_pads_with_the_edge_pixels():
+  """flip_crop pads 4 pixels by repeating the edge and crops back: a constant image stays that
+  constant, whatever the offset (a mutation audit: zero padding put black bars in most crops)."""
+  t, _, _ = _image_task(2, augment="flip_crop")
+  images = jnp.full((32, 28, 28, 1), 200, jnp.uint8)
+  out = np.asarray(t._augment(jax.random.key(1), images))
+  assert out.shape == (32, 28, 28, 1) and np.all(out == 200)
+  ramp = jnp.broadcast_to(jnp.arange(28, dtype=jnp.uint8)[None, None, :, None], (64, 28, 28, 1))
+  rows = np.asarray(t._augment(jax.random.key(2), ramp))[:, 14, :, 0]  # one row of each image
+  # a crop of the edge-padded ramp at column offset o reads clip(j + o - 4, 0, 27); flipped
+  # first, 27 minus that
+  crops = [np.clip(np.arange(28) + o - 4, 0, 27) for o in range(9)]
+  for r in rows:
+    assert any(np.array_equal(r, c) or np.array_equal(r, 27 - c) for c in crops), r
+  assert any(r[0] > r[-1] for r in rows) and any(r[0] < r[-1] for r in rows)
+
+
+def test_image_probe_gives_every_class_its_accuracy():
+  """per_class_accuracy has one entry per class, each the accuracy on that class's test images
+  (a constant predictor of class 0: 1 on class 0, 0 on the others present, None on absent)."""
+  t, _, test = _image_task(16)
+  k = t.num_classes
+  predict = lambda x: jnp.zeros((x.shape[0], 1, k)).at[..., 0].set(1.0)
+  res = t.probe(predict, jax.random.key(0), ml_collections.ConfigDict({"batch_size": 5}),
+                step=3)["image_classification"]
+  labels = test["label"]
+  assert len(res["per_class_accuracy"]) == k
+  want = [None if not np.any(labels == c) else (1.0 if c == 0 else 0.0) for c in range(k)]
+  assert res["per_class_accuracy"] == want
+  assert res["accuracy"] == pytest.approx(np.mean(labels == 0))
+  # loss: -log softmax([1, 0, ..., 0])[label]
+  logz = np.log(np.e + k - 1)
+  assert res["loss"] == pytest.approx(np.mean(np.where(labels == 0, logz - 1, logz)))
+
+
+def test_a_datasets_full_name_carries_its_config_and_version():
+  """full_name: NAME/CONFIG/VERSION from the dataset info (a run records it: another version
+  of the dataset is other data); the name alone without info."""
+  from types import SimpleNamespace
+
+  from research.data import tfds_arrays
+  info = SimpleNamespace(full_name="imdb_reviews/plain_text/1.0.0")
+  assert tfds_arrays.full_name(info, "imdb_reviews") == "imdb_reviews/plain_text/1.0.0"
+  assert tfds_arrays.full_name(None, "imdb_reviews") == "imdb_reviews"

@@ -340,3 +340,32 @@ def test_directories_and_outputs_read_tilde_and_refuse_empty_and_workdir(sweep_d
       results.main(argv)
   capsys.readouterr()
   assert results.main([str(sweep_dir)]) == 0 and "run" in capsys.readouterr().out
+
+
+def test_default_columns_leave_out_summary_fields_but_the_parameter_count(sweep_dir):
+  """summary.final_loss varies between runs but the table shows last.* for it; the parameter
+  count appears once (a mutation audit: varying summary fields joined the config columns)."""
+  rows = results_records.records([sweep_dir])
+  assert len({r["summary.final_loss"] for r in rows}) > 1  # it varies
+  cols = results.default_columns(rows)
+  assert "summary.final_loss" not in cols and cols.count("summary.num_params") == 1
+
+
+def test_varying_compares_every_row_and_cells_show_four_digits():
+  rows = [{"run": "a", "x": 1, "y": 2.0}, {"run": "b", "x": 2, "y": 2.0},
+          {"run": "c", "x": 2, "y": 2.0}]
+  assert results.varying(rows) == ["x"]  # only the first row differs in x
+  table = results.format_table([{"run": "a", "loss": 0.123456}, {"run": "bb", "loss": 12345.6}],
+                               ["run", "loss"])
+  assert table.splitlines() == ["run  loss", "a    0.1235", "bb   1.235e+04"]
+  wide = results.format_table([{"run": "a", "learning_rate": 1}], ["run", "learning_rate"])
+  assert wide.splitlines() == ["run  learning_rate", "a    1"]
+
+
+def test_default_columns_show_every_probe_scalar():
+  rows = [{"run": "a", "state": "finished", "probes.icl_regression.error_at_2d": 0.1,
+           "probes.icl_regression.headline": "ok"},
+          {"run": "b", "state": "finished", "probes.icl_regression.error_at_2d": 0.2}]
+  cols = results.default_columns(rows)
+  assert cols == ["run", "state", "probes.icl_regression.error_at_2d",
+                  "probes.icl_regression.headline"]

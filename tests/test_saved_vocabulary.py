@@ -267,3 +267,41 @@ def test_predict_file_skips_blank_and_whitespace_only_lines(tmp_path):
   path.write_text("  \n\t\n")
   with pytest.raises(errors.InputError, match="holds no text"):
     predict._read_lines(str(path))
+
+
+def test_the_same_bytes_read_by_another_python_or_root_are_the_same_data(tmp_path):
+  """'python' and 'root' say where the data was read: the same SHA-256 elsewhere is accepted
+  (a mutation audit: 'python' compared as data refused a stdlib run moved to another Python
+  whose files are byte-identical)."""
+  import types
+  from research import workdir_vocabulary
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "summary.json").write_text("{}")
+  vocab = {"tokenizer": {"kind": "byte", "vocab_size": 259}, "labels": ["neg", "pos"]}
+  (run / workdir.VOCABULARY).write_text(json.dumps(
+      vocab | {"data": {"root": "/usr/lib/python3.11", "python": "3.11.4", "sha256": "a" * 64}}))
+  task = lambda corpus, v=vocab: types.SimpleNamespace(corpus=corpus, probe_name="lm",
+                                                       vocabulary=lambda: v)
+  workdir_vocabulary.check(run, task({"root": "/opt/py", "python": "3.11.9", "sha256": "a" * 64}))
+  with pytest.raises(errors.InputError, match="is not the data this run trained on"):
+    workdir_vocabulary.check(run, task({"root": "/opt/py", "python": "3.11.9", "sha256": "b" * 64}))
+  # the labels are part of the vocabulary: the same tokenizer with other labels is refused
+  with pytest.raises(errors.InputError, match="another vocabulary or label set"):
+    workdir_vocabulary.check(run, task({"sha256": "a" * 64}, vocab | {"labels": ["pos", "neg"]}))
+
+
+def test_a_workdir_that_trained_nothing_is_not_checked(tmp_path):
+  """No checkpoint and no summary: the rerun starts from step 0 and `record` replaces the file,
+  so a vocabulary.json of another vocabulary is no refusal."""
+  import types
+  from research import workdir_vocabulary
+  (tmp_path / workdir.VOCABULARY).write_text(json.dumps({"tokenizer": {"kind": "char"},
+                                                          "labels": ["a", "b"]}))
+  task = types.SimpleNamespace(corpus={"sha256": "b" * 64}, probe_name="text_classification",
+                               vocabulary=lambda: {"tokenizer": {"kind": "byte"},
+                                                   "labels": ["x", "y"]})
+  workdir_vocabulary.check(tmp_path, task)  # no exception
+  (tmp_path / "summary.json").write_text("{}")  # control: a run that trained is checked
+  with pytest.raises(errors.InputError, match="another vocabulary or label set"):
+    workdir_vocabulary.check(tmp_path, task)

@@ -363,3 +363,9 @@ def test_a_refused_ensemble_names_the_way_out(tmp_path, monkeypatch):
                      r"them one at a time\)"):
     sweep.check_finished(res, names, tmp_path)
 
+
+def test_a_run_name_of_exactly_120_characters_is_kept_whole():
+  from research import sweep_results
+  whole = sweep_results.run_name(0, {"model.a": "x" * 114})
+  assert whole == "000_a=" + "x" * 114 and len(whole) == 120
+  assert len(sweep_results.run_name(0, {"model.a": "x" * 115})) < 120  # one more: shortened

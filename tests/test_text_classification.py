@@ -317,3 +317,76 @@ def test_predicted_probabilities_stay_with_their_labels():
   (r,) = predict.predict_texts(exp, None, ["some text"])
   assert r["label"] == "33" and r["probability"] == pytest.approx(0.7)
   assert r["probabilities"] == pytest.approx({"2": 0.1, "10": 0.2, "33": 0.7})
+
+
+def test_csv_test_share_is_rounded(tmp_path):
+  """20% of 23 rows is 4.6: 5 test rows (rounded), 18 train (a mutation audit: int() floored
+  it to 4)."""
+  task = tc.TextClassificationTask(_config(_csv(tmp_path, n=23)).task, seed=0)
+  assert len(task.test_labels) == 5 and task.num_train == 18
+
+
+def test_a_csv_of_one_label_is_refused(tmp_path):
+  path = _csv(tmp_path, n=20, classes=("pos",))
+  with pytest.raises(InputError, match=r"has 1 label\(s\) \(pos\); a classifier needs at least 2"):
+    tc.TextClassificationTask(_config(path).task, seed=0)
+
+
+def test_tfds_labels_without_class_names_are_numbered_up_to_the_largest(monkeypatch):
+  """A TFDS label feature without ClassLabel names: labels 0..2 give the names '0', '1', '2'
+  (the largest label + 1 of them; a mutation audit dropped the + 1: 2 names for 3 classes)."""
+  def records(name, split, data_dir="", limit=0):
+    labels = [0, 2, 1, 0] if split == "train" else [1, 0]
+    return [{"text": f"text {i}", "label": l} for i, l in enumerate(labels)], None
+  monkeypatch.setattr(text_lib, "tfds_records", records)
+  c = _config(source="tfds", dataset="unnamed")
+  tr_x, tr_y, te_x, te_y, names, corpus = tc.load_split(c.task, seed=0)
+  assert names == ["0", "1", "2"] and tr_y.tolist() == [0, 2, 1, 0] and te_y.tolist() == [1, 0]
+  assert corpus == {"dataset": "unnamed", "examples": [4, 2]}
+
+
+def _probe(task, logits_of_rows):
+  """The task's probe with a model whose per-position logits are logits_of_rows(tokens)."""
+  import ml_collections
+  apply = lambda tokens: jnp.broadcast_to(logits_of_rows(tokens)[:, None],
+                                          tokens.shape + (task.num_classes,))
+  return task.probe(apply, jax.random.key(0), ml_collections.ConfigDict({"batch_size": 4}),
+                    step=1)["text_classification"]
+
+
+def test_probe_confusion_loss_and_roc_follow_their_definitions(tmp_path):
+  """Two classes (neg=0, pos=1). A constant 'neg' model: confusion rows are the true label
+  (every count in column 0), loss -log softmax([1, 0])[label]. A model scoring 'pos' when a pos
+  cue word is in the text: accuracy 1 and ROC AUC 1 with class 1 positive (a mutation audit:
+  a transposed confusion matrix, the loss of the predicted class, the AUC of column 0)."""
+  task = tc.TextClassificationTask(
+      _config(_csv(tmp_path, n=60), tokenizer="word", vocab_size=100).task, seed=0)
+  y = np.asarray(task.test_labels)
+  n0, n1 = int((y == 0).sum()), int((y == 1).sum())
+  assert task.label_names == ["neg", "pos"] and n0 and n1
+  res = _probe(task, lambda t: jnp.zeros((t.shape[0], 2)).at[:, 0].set(1.0))
+  assert res["confusion_matrix"] == [[n0, 0], [n1, 0]]
+  assert res["accuracy"] == pytest.approx(n0 / len(y))
+  want = (n0 * np.log1p(np.exp(-1.0)) + n1 * np.log1p(np.exp(1.0))) / len(y)
+  assert res["loss"] == pytest.approx(want, rel=1e-5)
+  cues = jnp.asarray([task.tokenizer._ids[w] for w in ("good", "great", "fine")])
+  oracle = lambda t: jnp.stack([jnp.zeros(t.shape[0]),
+                                jnp.where(jnp.isin(t, cues).any(1), 4.0, -4.0)], 1)
+  res = _probe(task, oracle)
+  assert res["accuracy"] == 1.0 and res["confusion_matrix"] == [[n0, 0], [0, n1]]
+  assert res["roc_auc"] == 1.0 and res["roc"]["tpr"][1] == 1.0 and res["roc"]["fpr"][1] == 0.0
+
+
+def test_sample_draws_every_training_row(tmp_path):
+  """Rows are drawn uniformly from all num_train rows (a mutation audit: randint up to
+  num_train - 1 never drew the last one): 2 train rows, 64 draws show both, each with its own
+  label and length."""
+  path = tmp_path / "two.csv"
+  path.write_text("text,label\naaaa,neg\nbb,pos\nc,neg\n")
+  task = tc.TextClassificationTask(_config(path, test_fraction=0.34).task, seed=0)
+  assert task.num_train == 2
+  batch = jax.jit(lambda k: task.sample(k, 0, 64))(jax.random.key(0))
+  seen = {(int(n), int(l)) for n, l in zip(np.asarray(batch["lengths"]), np.asarray(batch["labels"]))}
+  rows = np.asarray(task.rows.gather(jnp.arange(2)))
+  assert seen == {(int(r[task.seq_len]), int(r[task.seq_len + 1])) for r in rows}
+  assert len(seen) == 2

@@ -131,3 +131,123 @@ def test_roc_auc_equals_the_pairwise_rank_statistic_with_ties():
 def test_the_held_out_share_is_rounded():
   """19% of 10 characters is 2 held out (rounded), not 1 (floored): a mutation audit."""
   assert text_lib.split_text("abcdefghij", 0.19) == ("abcdefgh", "ij")
+
+
+def test_byte_tokenizer_keeps_the_nul_byte():
+  """Byte 0 is id NUM_SPECIAL (3), the first non-special id: decode keeps it (a mutation
+  audit: decoding from id 4 up dropped every NUL byte of a round trip)."""
+  tok = text_lib.ByteTokenizer()
+  ids = tok.encode("a\x00b")
+  np.testing.assert_array_equal(ids, [ord("a") + 3, 3, ord("b") + 3])
+  assert tok.decode(ids) == "a\x00b"
+
+
+def test_word_tokenizer_ties_are_alphabetical_not_first_seen():
+  """x twice, then z and y once each, z seen first: the one slot left goes to y (a mutation
+  audit: ties in first-seen order kept z; the existing case's first-seen order is alphabetical)."""
+  tok = text_lib.WordTokenizer(["z y x", "x"], vocab_size=text_lib.NUM_SPECIAL + 2)
+  assert tok.words == ["x", "y"]
+  np.testing.assert_array_equal(tok.encode("z y x"), [text_lib.UNK, 4, 3])
+
+
+def test_word_vocabulary_counts_words_case_blind():
+  """'The', 'the' and 'THE' are one word, counted 3 times: it takes the one slot over 'cat'
+  and encodes in any case (a mutation audit: counting before lower-casing kept 'THE', which
+  encode, lower-casing, never produces)."""
+  tok = text_lib.WordTokenizer(["The the THE cat"], vocab_size=text_lib.NUM_SPECIAL + 1)
+  assert tok.words == ["the"]
+  np.testing.assert_array_equal(tok.encode("THE Cat tHe"), [3, text_lib.UNK, 3])
+
+
+def test_word_decode_drops_padding_and_shows_unknowns():
+  tok = text_lib.WordTokenizer(["x y"], vocab_size=text_lib.NUM_SPECIAL + 2)
+  assert tok.decode([3, text_lib.UNK, 4, text_lib.PAD, text_lib.PAD]) == "x <unk> y"
+
+
+def test_stdlib_split_must_leave_files_on_both_sides(tmp_path):
+  """valid_fraction 0 holds out no file: refused, not a run with an empty validation split
+  (a mutation audit: any() for all() let it through)."""
+  for name in ("a.py", "b.py", "c.py"):
+    (tmp_path / name).write_text(f"# {name}\n")
+  with pytest.raises(InputError, match=r"3 \.py files, 0 held out .*leaves files on both sides"):
+    text_lib.stdlib_texts(str(tmp_path), 0.0)
+  with pytest.raises(InputError, match=r"3 \.py files, 3 held out"):
+    text_lib.stdlib_texts(str(tmp_path), 1.0)
+
+
+def test_tfds_records_keeps_the_first_limit_records():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=7):
+    every, _ = text_lib.tfds_records("ag_news_subset", "test")
+    first, _ = text_lib.tfds_records("ag_news_subset", "test", limit=3)
+    more, _ = text_lib.tfds_records("ag_news_subset", "test", limit=10)
+  assert len(every) == 7 and len(first) == 3 and len(more) == 7
+  assert [r["description"] for r in first] == [r["description"] for r in every[:3]]
+
+
+def test_join_fields_puts_one_space_between_features():
+  record = {"title": b"Stocks fall", "description": np.array(b"Markets slid.", dtype=object)}
+  assert text_lib.join_fields(record, "title, description") == "Stocks fall Markets slid."
+
+
+def test_csv_whitespace_after_a_trailing_comma_is_refused_and_labels_are_stripped(tmp_path):
+  """An extra field holding only spaces is no shifted text (accepted), but one holding text is
+  refused; labels lose surrounding spaces, so ' pos' and 'pos' are one class."""
+  p = tmp_path / "d.csv"
+  p.write_text("text,label\nfine film, pos , \nbad film,neg\ngood,pos\n")
+  texts, labels, _ = text_lib.read_csv(str(p), "text", "label")
+  assert texts == ["fine film", "bad film", "good"] and labels == ["pos", "neg", "pos"]
+  ids, names = text_lib.encode_labels(labels)
+  assert names == ["neg", "pos"] and ids.tolist() == [1, 0, 1]
+
+
+def test_pack_ends_every_document_with_eos_even_an_empty_one():
+  np.testing.assert_array_equal(text_lib.pack([[5], [], [6]]),
+                                [5, text_lib.EOS, text_lib.EOS, 6, text_lib.EOS])
+  np.testing.assert_array_equal(text_lib.pack([[5], [6]], eos=False), [5, 6])
+
+
+def _stdlib_corpus(root, contents):
+  """Files NAME.py of the given contents under root; returns the names on each side of a
+  0.5 hash split."""
+  root.mkdir(parents=True, exist_ok=True)
+  for name, text in contents.items():
+    (root / name).write_bytes(text.encode("utf-8"))
+  held = [n for n in sorted(contents) if text_lib.held_out(n, 0.5)]
+  return [n for n in sorted(contents) if n not in held], held
+
+
+def test_stdlib_description_counts_bytes_and_hashes_names_with_contents(tmp_path):
+  """info['bytes'] are UTF-8 bytes per split (a mutation audit: characters, 2 short per 'é');
+  the SHA-256 covers each file's name with its bytes: 'XY' + '' and 'X' + 'Y' are other
+  documents (another EOS place) and another corpus, though their bytes concatenate alike."""
+  names = [f"m{i}.py" for i in range(12)]
+  train, held = _stdlib_corpus(tmp_path / "a", {n: "é" * (i + 1) for i, n in enumerate(names)})
+  assert len(train) >= 2 and held  # the hash split puts files on both sides
+  docs_train, docs_held, info = text_lib.stdlib_texts(str(tmp_path / "a"), 0.5)
+  size = lambda ns: sum((tmp_path / "a" / n).stat().st_size for n in ns)
+  assert info["files"] == [len(train), len(held)]
+  assert info["bytes"] == [size(train), size(held)] == [2 * sum(len(d) for d in docs_train),
+                                                        2 * sum(len(d) for d in docs_held)]
+  one, two = train[:2]
+  rest = {n: "z" for n in names if n not in (one, two)}
+  _stdlib_corpus(tmp_path / "b", {one: "XY", two: ""} | rest)
+  _stdlib_corpus(tmp_path / "c", {one: "X", two: "Y"} | rest)
+  b, c = (text_lib.stdlib_texts(str(tmp_path / d), 0.5)[2]["sha256"] for d in "bc")
+  assert b != c
+
+
+def test_chunk_keeps_the_last_window_when_the_stream_divides_exactly():
+  np.testing.assert_array_equal(text_lib.chunk(np.arange(6), 3), [[0, 1, 2], [3, 4, 5]])
+  assert text_lib.chunk(np.arange(2), 3).shape == (0, 3)
+
+
+def test_stdlib_train_and_held_out_files_are_the_two_sides_of_the_hash(tmp_path):
+  """Every file is in exactly one split: train the files held_out() says False for (a
+  mutation audit: both lists took the held-out files, so training read the validation text)."""
+  names = [f"m{i}.py" for i in range(12)]
+  train, held = _stdlib_corpus(tmp_path, {n: f"# {n}\n" for n in names})
+  docs_train, docs_held, info = text_lib.stdlib_texts(str(tmp_path), 0.5)
+  assert sorted(docs_train) == sorted(f"# {n}\n" for n in train)
+  assert sorted(docs_held) == sorted(f"# {n}\n" for n in held)
+  assert not set(docs_train) & set(docs_held) and len(docs_train) + len(docs_held) == 12
