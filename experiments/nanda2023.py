@@ -34,6 +34,7 @@ from absl import flags, logging
 from configs import grokking as grokking_config
 from experiments import common
 from research import cli
+from research.errors import InputError
 from research.workdir import CHECKPOINTS, write_json
 
 
@@ -129,6 +130,30 @@ def summarise_run(rows: list[dict], times: dict, spectrum: list[float]) -> dict:
   }
 
 
+def _run_configs(base, decays: list[float]) -> list:
+  """The main run's config and its control's, each checked before either trains: a control at
+  the run's own weight decay would be the run itself (one folder, no control: the claim could
+  only say NOT_SHOWN), and a control's decay is held to the run's rules (>= 0, adamw)."""
+  import jax
+  from research import config_check
+  if len(decays) == 2 and decays[1] == decays[0]:
+    raise InputError(f"--control_weight_decay={decays[1]:g} is the run's own weight decay "
+                     f"(optim.weight_decay={decays[0]:g}), so the control would be the same run; "
+                     "give the control another value (default 0) or pass --nocontrol")
+  configs = []
+  for wd in decays:
+    config = base.copy_and_resolve_references()
+    config.optim.weight_decay = wd
+    try:
+      config_check.validate(config, jax.device_count())
+    except InputError as e:
+      if wd == decays[0]:
+        raise
+      raise InputError(f"--control_weight_decay={wd:g}: {e}") from None
+    configs.append(config)
+  return configs
+
+
 def run(preset: str, workdir, seed: int = 0, control: bool = True,
         control_weight_decay: float = 0.0, overrides: dict | None = None) -> None:
   """Trains (or reuses) configs/grokking.py:PRESET (with `overrides`, dotted fields) and its
@@ -140,14 +165,13 @@ def run(preset: str, workdir, seed: int = 0, control: bool = True,
   base = common.make_config(grokking_config, preset, overrides, seed)
   if base.task.operation != "mod_add" or not base.train.eval_every:
     raise ValueError("grokking needs config.task.operation='mod_add' and config.train.eval_every > 0")
+  decays = [float(base.optim.weight_decay)] + ([float(control_weight_decay)] if control else [])
+  configs = _run_configs(base, decays)
   root = Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   results, metric_files, spectra = {}, {}, {}
-  decays = [float(base.optim.weight_decay)] + ([float(control_weight_decay)] if control else [])
-  for wd in decays:
+  for wd, config in zip(decays, configs):
     label = f"wd={wd:g}"
-    config = base.copy_and_resolve_references()
-    config.optim.weight_decay = wd
     workdir = root / f"wd_{wd:g}"
     t0 = time.perf_counter()
     write_scaled_init(config, workdir)

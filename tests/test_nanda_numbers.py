@@ -7,6 +7,7 @@ import types
 import pytest
 
 from experiments import common, nanda2023
+from research.errors import InputError
 from test_experiment_numbers import _verdicts_asked
 
 
@@ -92,6 +93,28 @@ def test_nanda_control_trains_at_the_weight_decay_asked(tmp_path, monkeypatch):
   nanda2023.run("tiny", tmp_path, control_weight_decay=0.5)
   assert trained == [(1.0, str(tmp_path / "wd_1")), (0.5, str(tmp_path / "wd_0.5"))]
   assert set(json.loads((tmp_path / "grokking.json").read_text())["runs"]) == {"wd=1", "wd=0.5"}
+
+
+@pytest.mark.parametrize("decay, needle", [
+    (1.0, r"--control_weight_decay=1 is the run's own weight decay \(optim.weight_decay=1\), "
+          r"so the control would be the same run; .* or pass --nocontrol"),
+    (-1.0, r"--control_weight_decay=-1: config.optim.weight_decay=-1.0 must be non-negative"),
+    (float("nan"), r"--control_weight_decay=nan: .* must be a finite number")])
+def test_nanda_refuses_a_control_that_is_the_run_or_breaks_its_rules(tmp_path, monkeypatch,
+                                                                      decay, needle):
+  """The control at the run's own weight decay (tiny's is 1) trained nothing new: one folder,
+  grokking.json held one run and the claim said NOT_SHOWN ('control not run'); a negative or
+  NaN control trained unchecked (only the main run's config was validated). Each is an
+  InputError (exit 2) before anything trains or the workdir is made. Control: the run
+  alone (--nocontrol) is one config, accepted."""
+  from research import train
+  monkeypatch.setattr(train, "train_or_reuse", lambda *a: pytest.fail("trained"))
+  monkeypatch.setattr(nanda2023, "write_scaled_init", lambda *a: pytest.fail("initialised"))
+  with pytest.raises(InputError, match=needle):
+    nanda2023.run("tiny", tmp_path / "w", control_weight_decay=decay)
+  assert not (tmp_path / "w").exists()
+  base = nanda2023.common.make_config(nanda2023.grokking_config, "tiny", None, 0)
+  assert [c.optim.weight_decay for c in nanda2023._run_configs(base, [1.0])] == [1.0]
 
 
 def test_nanda_scaled_init_never_overwrites_a_started_run(tmp_path, monkeypatch):
