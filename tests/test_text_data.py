@@ -159,9 +159,13 @@ def test_word_vocabulary_counts_words_case_blind():
   np.testing.assert_array_equal(tok.encode("THE Cat tHe"), [3, text_lib.UNK, 3])
 
 
-def test_word_decode_drops_padding_and_shows_unknowns():
+def test_word_decode_drops_padding_and_end_of_text_and_shows_unknowns():
+  """EOS was decoded as '<unk>' (the byte and char tokenisers drop it, as padding)."""
   tok = text_lib.WordTokenizer(["x y"], vocab_size=text_lib.NUM_SPECIAL + 2)
   assert tok.decode([3, text_lib.UNK, 4, text_lib.PAD, text_lib.PAD]) == "x <unk> y"
+  assert tok.decode([3, text_lib.EOS, 4, text_lib.EOS]) == "x y"
+  for other in (text_lib.ByteTokenizer(), text_lib.CharTokenizer(["xy"])):
+    assert other.decode([*other.encode("xy"), text_lib.EOS, text_lib.PAD]) == "xy"
 
 
 def test_stdlib_split_must_leave_files_on_both_sides(tmp_path):

@@ -104,8 +104,10 @@ class WordTokenizer:
     return np.asarray([self._ids.get(w, UNK) for w in _WORD_RE.findall(text.lower())], np.int32)
 
   def decode(self, ids) -> str:
+    # An unknown word is shown (a word was there); padding and end-of-text are dropped, as the
+    # byte and char tokenisers drop them.
     return " ".join(self.words[int(i) - NUM_SPECIAL] if int(i) >= NUM_SPECIAL else "<unk>"
-                    for i in ids if int(i) != PAD)
+                    for i in ids if int(i) not in (PAD, EOS))
 
 
 def make_tokenizer(kind: str, train_texts, vocab_size: int = 0):
