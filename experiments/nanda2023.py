@@ -131,9 +131,10 @@ def summarise_run(rows: list[dict], times: dict, spectrum: list[float]) -> dict:
 
 
 def _run_configs(base, decays: list[float]) -> list:
-  """The main run's config and its control's, each checked before either trains: a control at
-  the run's own weight decay would be the run itself (one folder, no control: the claim could
-  only say NOT_SHOWN), and a control's decay is held to the run's rules (>= 0, adamw)."""
+  """The main run's config and its control's, the control checked before either trains: at the
+  run's own weight decay it would be the run itself (one folder, no control: the claim could
+  only say NOT_SHOWN), and its decay is held to the run's rules (>= 0, adamw); the main run's
+  config is `base` (make_config validated it)."""
   import jax
   from research import config_check
   if len(decays) == 2 and decays[1] == decays[0]:
@@ -144,13 +145,12 @@ def _run_configs(base, decays: list[float]) -> list:
   for wd in decays:
     config = base.copy_and_resolve_references()
     config.optim.weight_decay = wd
-    try:
-      config_check.validate(config, jax.device_count())
-    except InputError as e:
-      if wd == decays[0]:
-        raise
-      raise InputError(f"--control_weight_decay={wd:g}: {e}") from None
     configs.append(config)
+  if len(configs) == 2:
+    try:
+      config_check.validate(configs[1], jax.device_count())
+    except InputError as e:
+      raise InputError(f"--control_weight_decay={decays[1]:g}: {e}") from None
   return configs
 
 
