@@ -42,17 +42,23 @@ def test_sampler_repeats_spans_and_repeated_set():
   np.testing.assert_array_equal(tokens, again)
 
 
+def _transition_frequencies(task, lag: int, logits_VxV):
+  """Markov samples' frequency of token j given token j - lag, the table's softmax, and the
+  rows seen often enough (> 500 times) to compare."""
+  toks = np.asarray(task.sample(jax.random.key(3), 0, 512, source="markov")["tokens"])
+  v = task.cfg.vocab_size
+  counts = np.zeros((v, v))
+  np.add.at(counts, (toks[:, :-lag].ravel(), toks[:, lag:].ravel()), 1)
+  emp = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+  true = np.exp(np.asarray(jax.nn.log_softmax(logits_VxV, -1)))
+  return emp, true, counts.sum(1) > 500
+
+
 def test_markov_source_matches_its_bigram_table():
   c = _cfg()
   c.task.markov_scale, c.task.skip_scale = 3.0, 0.0  # first order: a bigram table
   task = induction.InductionTask(c.task, c.seed)
-  toks = np.asarray(task.sample(jax.random.key(3), 0, 512, source="markov")["tokens"])
-  v = c.task.vocab_size
-  counts = np.zeros((v, v))
-  np.add.at(counts, (toks[:, :-1].ravel(), toks[:, 1:].ravel()), 1)
-  emp = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-  true = np.exp(np.asarray(jax.nn.log_softmax(task.logits1_VxV, -1)))
-  rows = counts.sum(1) > 500
+  emp, true, rows = _transition_frequencies(task, lag=1, logits_VxV=task.logits1_VxV)
   assert np.abs(emp[rows] - true[rows]).max() < 0.08
 
 
@@ -145,13 +151,7 @@ def test_skip_bigram_term_reads_the_token_two_back():
   c = _cfg()
   c.task.markov_scale, c.task.skip_scale = 0.0, 3.0
   task = induction.InductionTask(c.task, c.seed)
-  toks = np.asarray(task.sample(jax.random.key(3), 0, 512, source="markov")["tokens"])
-  v = c.task.vocab_size
-  counts = np.zeros((v, v))
-  np.add.at(counts, (toks[:, :-2].ravel(), toks[:, 2:].ravel()), 1)
-  emp = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-  true = np.exp(np.asarray(jax.nn.log_softmax(task.logits2_VxV, -1)))
-  rows = counts.sum(1) > 500
+  emp, true, rows = _transition_frequencies(task, lag=2, logits_VxV=task.logits2_VxV)
   assert rows.any() and np.abs(emp[rows] - true[rows]).max() < 0.08
 
 
