@@ -36,8 +36,8 @@ from absl import flags, logging
 from research import aot_memory, aot_tune, cli, hardware, output_paths
 from research.aot_hlo import collectives, communication, communication_text
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
-from research.aot_targets import (Target, check_topology_name, local_target, require_libtpu,
-                                  topology_target)
+from research.aot_targets import (Target, check_topology_name, local_target, not_persisted,
+                                  require_libtpu, topology_target)
 from research.errors import InputError
 from research.workdir import write_json
 
@@ -85,7 +85,8 @@ def plan(config, target: Target) -> dict:
   lowered = exp.multi_step_jit(steps).lower(abstract, key)
   lower_s = time.perf_counter() - t0
   try:
-    compiled = lowered.compile()
+    with not_persisted(target):
+      compiled = lowered.compile()
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise

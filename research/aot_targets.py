@@ -124,6 +124,29 @@ def topology_target(name: str, flag: str = "--topology") -> Target:
   return Target(name, list(devices), chip)
 
 
+@contextlib.contextmanager
+def not_persisted(target: Target):
+  """Keeps a slice's program out of JAX's persistent compilation cache. libtpu compiles a
+  slice it does not have with a compile-only client, whose executables cannot be loaded
+  back: with the cache on (a user's JAX_COMPILATION_CACHE_DIR, the test session's), each
+  plan stored its TPU program there and the next compile of the same program warned "Error
+  reading persistent compilation cache entry ... PjRtCompiler must be constructed with a
+  Client" and compiled again. JAX decides once per process whether the cache is used, so
+  the write is stopped through the one setting it reads at each write, the minimum compile
+  time worth storing. The local devices' programs are cached as the user set."""
+  if target.name == "local":
+    yield
+    return
+  import jax
+  name = "jax_persistent_cache_min_compile_time_secs"
+  saved = getattr(jax.config, name)
+  jax.config.update(name, float("inf"))
+  try:
+    yield
+  finally:
+    jax.config.update(name, saved)
+
+
 def local_target() -> Target:
   import jax
   devices = jax.devices()

@@ -74,3 +74,24 @@ def test_a_peak_below_the_sum_is_the_total_with_donated_state_counted_once():
   assert m["generated_code_bytes"] == 7 and m["compiler_error"] is None
   Mem.peak_memory_in_bytes = 2000  # the sum (1100) is lower: it stands
   assert aot_memory.per_chip(None, Mem(), 100, tpu)["total_bytes"] == 1100
+
+
+@needs_libtpu
+def test_a_slices_program_is_kept_out_of_the_persistent_cache(v5e):
+  """libtpu compiles a slice with a compile-only client, which cannot load a cached executable
+  back: each plan stored its TPU program in the persistent cache (tests/conftest.py turns it
+  on, as a user's JAX_COMPILATION_CACHE_DIR does) and the next compile of the same program
+  warned "Error reading persistent compilation cache entry" and compiled again."""
+  import warnings
+
+  import jax
+
+  from aot_fixtures import config
+  before = jax.config.jax_persistent_cache_min_compile_time_secs
+  c = config(**{"model.width": 96})  # a program no other test compiles, so none is cached
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    first, again = aot.plan(c, v5e), aot.plan(c, v5e)
+  assert not [str(w.message) for w in caught if "compilation cache" in str(w.message)]
+  assert again["memory_per_device"] == first["memory_per_device"]  # the same program
+  assert jax.config.jax_persistent_cache_min_compile_time_secs == before  # restored
