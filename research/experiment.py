@@ -146,7 +146,7 @@ class Experiment:
     (loss, aux), grads = self._loss_and_grads(state.params, batch, step, root_key)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = jax.tree.map(jnp.add, state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
                "learning_rate": optim.current_lr(opt_state)} | aux
     return TrainState(step=step + 1, params=params, opt_state=opt_state), metrics
 

@@ -33,7 +33,7 @@ class ProgressMeasures:
     return self.loss(apply(params, toks[:, :-1]), {"tokens": toks})
 
   def _evaluate(self, apply, params, key):
-    out = {"weight_norm": optax.global_norm(params)}
+    out = {"weight_norm": optax.tree.norm(params)}
     if not self.modular:
       # Held-out problems, like the modular tasks' test split.
       loss, aux = self._split_stats(apply, params, key, batch_size=int(self.cfg.eval_problems),
