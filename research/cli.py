@@ -3,8 +3,9 @@
 Every `python -m ...` program (research.main, sweep, predict, aot, experiments.reproduce,
 each experiment script, the benchmark) exits with the codes of research/errors.py (the
 README's table: 2 bad input, 3 non-finite loss, 4 no checkpoint, 5 I/O, 6 some runs
-failed) and prints one line `error: MESSAGE` naming the input and the fix, never a
-traceback; only an unexpected exception, a bug rather than an input, keeps it (exit 1).
+failed, 7 another process of a multi-process run lost) and prints one line
+`error: MESSAGE` naming the input and the fix, never a traceback; only an unexpected
+exception, a bug rather than an input, keeps it (exit 1).
 
 Two ways in:
   * `run(main)`: absl `app.run` over the process-wide flags, for programs that take a
@@ -120,6 +121,15 @@ def _fail_for(e: BaseException) -> None:
          "memory than the device has; lower train.batch_size (or raise "
          "train.grad_accum_steps), use a smaller model, or plan it first with python -m "
          "research.aot --config=...")
+  if errors.lost_peer(e):
+    # Skipping the exit hooks skips jax's distributed shutdown, whose barrier waits for the
+    # lost process until the heartbeat timeout (64 s in a trial) and then aborts in C++
+    # (exit 134, a page of coordination-service log). A checkpoint only exists once
+    # committed, and metrics rows are flushed as written: stopping here loses nothing saved.
+    fail(errors.EXIT_PEER_LOST, f"{errors.lost_peer(e)}: another process of this multi-process "
+         "run stopped (killed, preempted or crashed) or the network between them failed, so "
+         "this one stops too; its own log says why it stopped; rerun every process's command "
+         "to resume from the newest checkpoint", skip_cleanup=True)
   code = exit_code(e)
   if code == 1:
     traceback.print_exc()

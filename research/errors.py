@@ -17,6 +17,7 @@ EXIT_NONFINITE = 3    # training produced a non-finite loss
 EXIT_CHECKPOINT = 4   # no usable checkpoint to resume from
 EXIT_IO = 5           # the disk or a writer failed (full, read-only, gone)
 EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed (or could not be read)
+EXIT_PEER_LOST = 7    # another process of a multi-process run stopped (killed, crashed) or its link broke
 EXIT_PIPE = 141       # stdout's reader closed it (`| head`): what a Unix tool killed by SIGPIPE returns
 
 
@@ -27,6 +28,37 @@ def closest(name: str, choices, cutoff: float = 0.6) -> str | None:
   folded = {str(c).lower(): str(c) for c in choices}  # 1B misspells 1b
   near = difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=cutoff)
   return folded[near[0]] if near else None
+
+
+# What a collective says when the process at the other end is gone: gloo (CPU) reads a reset
+# or closed TCP connection, or fails writing to it; the coordination service names a task
+# that stopped sending heartbeats.
+_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
+              "heartbeat timeout", "stopped sending heartbeats")
+
+
+def lost_peer(e: BaseException) -> str:
+  """Why another process of this multi-process run is gone, if a runtime error in `e` or in
+  what it wraps (a checkpoint save's error wraps its collective's) says so: the error's
+  first line without gloo's source location, e.g. 'UNKNOWN: Gloo AllGather failed: Read
+  error [127.0.0.1]:30080: Connection reset by peer'; '' otherwise (and in a one-process
+  run, where there is no other process to lose). Such an error used to print a traceback as
+  "an internal error ... please report it", then wait in jax's shutdown for the lost
+  process and abort (exit 134)."""
+  import re
+  import sys
+  jax = sys.modules.get("jax")
+  if jax is None or jax.process_count() <= 1:
+    return ""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    text = str(e).strip()
+    if (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+        and any(p in text for p in _PEER_GONE)):
+      return re.sub(r"\[[\w./-]+\.(?:cc|h):\d+\] ?", "", text.splitlines()[0])[:300]
+    e = e.__cause__ or e.__context__
+  return ""
 
 
 def one_line(message) -> str:

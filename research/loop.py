@@ -18,6 +18,7 @@ import jax
 from absl import logging
 
 from research import checkpoint as ckpt_lib
+from research import errors
 from research import metrics as metrics_lib
 from research import preemption
 
@@ -95,6 +96,10 @@ def run(kind: Step, state, *, start: int, train, ckpt: ckpt_lib.Checkpointer, wr
     outcome = _loop(kind, state, start, train, ckpt, writers, guard, progress, prior, t0,
                     environment)
   except BaseException as failed:
+    if errors.lost_peer(failed):
+      # Closing waits on barriers with the lost process (a save's async_write_complete:
+      # 100 s, then a warning); what was committed is saved, the rest cannot be.
+      raise
     try:  # the loop's error is the one to report (it names the path; a full disk fails both)
       _close(ckpt, writers)
     except Exception as e:  # noqa: BLE001

@@ -309,3 +309,77 @@ def test_a_pair_too_large_for_the_host_is_refused_by_both_before_its_state(tmp_p
   assert len(lines[0]) == 1 and lines[0] == lines[1], lines
   assert "of processes 0, 1 (of 2)" in lines[0][0]  # the machine's memory or a cgroup limit
   assert not (tmp_path / "run").exists()
+
+
+def test_a_process_killed_mid_run_stops_the_other_with_one_line(tmp_path):
+  """Process 1 SIGKILLed while the pair trains: process 0's next collective fails (gloo: the
+  connection reset or closed). It printed a traceback as "an internal error ... please report
+  it", then waited 64 s in jax's shutdown barrier for the dead process and aborted in C++
+  (exit 134, a page of coordination-service log). Now: exit 7 and one line, at once. (When
+  process 0, the coordinator, is the one killed, jax's error polling aborts the others in
+  C++ within a second, before any Python runs: the README says so.)"""
+  run, port, log = tmp_path / "run", _free_port(), tmp_path / "process_0.err"
+  with open(log, "w") as err_0:
+    procs = [subprocess.Popen(
+        _cmd(run, f"--coordinator_address=localhost:{port}", "--num_processes=2",
+             f"--process_id={i}", "--config.train.num_steps=1000000",
+             # a row per call, no save: the kill finds the pair between steps, in the
+             # collective every call makes (a save's coordination barrier: README)
+             "--config.train.log_every=10", "--config.train.checkpoint_every=100000"),
+        cwd=ROOT, env=_env(4),
+        stdout=subprocess.DEVNULL, stderr=err_0 if i == 0 else subprocess.DEVNULL)
+        for i in range(2)]
+    try:
+      deadline = time.monotonic() + 300
+      metrics = run / "metrics.jsonl"  # process 0's first row: the pair is in its loop
+      while not (metrics.exists() and metrics.read_text().strip()):
+        assert all(p.poll() is None for p in procs), log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the pair never trained"
+        time.sleep(0.2)
+      procs[1].kill()
+      procs[1].wait(timeout=60)
+      procs[0].wait(timeout=150)
+    finally:
+      for p in procs:
+        if p.poll() is None:
+          p.kill()
+  err = log.read_text()
+  assert procs[0].returncode == 7, err[-3000:]
+  assert "Traceback" not in err and "Terminating process" not in err, err[-3000:]
+  lines = [l for l in err.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and err.endswith(lines[0] + "\n"), err[-3000:]
+  assert ("another process of this multi-process run stopped (killed, preempted or crashed) "
+          "or the network between them failed" in lines[0]), lines[0]
+  assert "rerun every process's command to resume from the newest checkpoint" in lines[0]
+
+
+def test_only_a_multi_process_runs_lost_connection_is_a_lost_peer(monkeypatch):
+  """What errors.lost_peer reads as another process gone, also inside the error a failed
+  checkpoint save wraps it in, and the line's reason (gloo's source location dropped);
+  anything else stays what it was (an internal error with its traceback, a write error)."""
+  import jax
+
+  from research import checkpoint, errors
+
+  class JaxRuntimeError(Exception):
+    pass
+
+  reset = JaxRuntimeError("UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/"
+                          "pair.cc:538] Read error [127.0.0.1]:30080: Connection reset by peer")
+  assert errors.lost_peer(reset) == ""  # one process: no peer to lose
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  assert errors.lost_peer(reset) == ("UNKNOWN: Gloo AllGather failed: Read error "
+                                     "[127.0.0.1]:30080: Connection reset by peer")
+  for text in ("UNKNOWN: Gloo AllReduce failed: Connection closed by peer [127.0.0.1]:1",
+               "UNKNOWN: Gloo Broadcast failed: Write error: Broken pipe",
+               "UNAVAILABLE: Task 1 heartbeat timeout."):
+    assert errors.lost_peer(JaxRuntimeError(text)) == text
+  try:  # a save's collective failed: the write error wraps it
+    try:
+      raise reset
+    except JaxRuntimeError as e:
+      raise checkpoint.CheckpointWriteError("a checkpoint save at step <= 20 failed") from e
+  except checkpoint.CheckpointWriteError as wrapped:
+    assert errors.lost_peer(wrapped).endswith("Connection reset by peer")
+  assert errors.lost_peer(JaxRuntimeError("INTERNAL: Generated function failed: CpuCallback")) == ""
+  assert errors.lost_peer(OSError("Connection reset by peer")) == ""  # not a collective's
