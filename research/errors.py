@@ -47,15 +47,15 @@ def lost_peer(e: BaseException) -> str:
   process and abort (exit 134)."""
   import re
   import sys
-  jax = sys.modules.get("jax")
-  if jax is None or jax.process_count() <= 1:
-    return ""
   seen = set()
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     text = str(e).strip()
     if (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
         and any(p in text for p in _PEER_GONE)):
+      # Asked last: on any other error (a bad flag) it would start JAX's backends.
+      if sys.modules["jax"].process_count() <= 1:
+        return ""
       return re.sub(r"\[[\w./-]+\.(?:cc|h):\d+\] ?", "", text.splitlines()[0])[:300]
     e = e.__cause__ or e.__context__
   return ""

@@ -366,6 +366,12 @@ def test_only_a_multi_process_runs_lost_connection_is_a_lost_peer(monkeypatch):
 
   reset = JaxRuntimeError("UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/"
                           "pair.cc:538] Read error [127.0.0.1]:30080: Connection reset by peer")
+  def backends_started():
+    raise AssertionError("process_count() starts JAX's backends: not for a bad flag's error")
+
+  monkeypatch.setattr(jax, "process_count", backends_started)
+  assert errors.lost_peer(errors.InputError("--config=x.py: no such file")) == ""
+  monkeypatch.setattr(jax, "process_count", lambda: 1)
   assert errors.lost_peer(reset) == ""  # one process: no peer to lose
   monkeypatch.setattr(jax, "process_count", lambda: 2)
   assert errors.lost_peer(reset) == ("UNKNOWN: Gloo AllGather failed: Read error "
