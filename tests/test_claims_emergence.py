@@ -150,6 +150,11 @@ def fit_file(run_dir, params=None, se_scale=1.0, tpp=20.0, beta_all=0.453, outsi
     # ~20 tokens per parameter is 15-25 (a mutation audit widened it to 10-30 unseen)
     ({"tpp": 28.0}, ["PASS"] * 5 + ["FAIL", "PASS"]),
     ({"tpp": 25.0}, ["PASS"] * 7),
+    ({"tpp": 15.0}, ["PASS"] * 7),   # the lower end is in the band too ('<' FAILed it)
+    ({"tpp": 14.9}, ["PASS"] * 5 + ["FAIL", "PASS"]),
+    # the all-points beta within 0.02 of 0.453 (a mutation audit widened it to 0.03 unseen)
+    ({"beta_all": 0.47}, ["PASS"] * 7),
+    ({"beta_all": 0.478}, ["PASS"] * 6 + ["FAIL"]),
     # a value outside its own bootstrap interval is not a converged refit (review; it PASSed)
     ({"outside": ["alpha"]}, ["PASS", "PASS", "PASS", "FAIL", "PASS", "PASS", "PASS"]),
 ])
@@ -200,3 +205,89 @@ def test_smooth_fit_reads_its_allowance_as_5_percent_of_the_net_change():
            for i, v in enumerate([0, 0.2, 0.3, 0.8, 1.0])]
   fit = emergence.smooth_fit(sizes, "m")
   assert fit["at"] == 3 and fit["ratio"] == pytest.approx(2.1714, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- at the edges
+def _sizes(means, half=0.0):
+  return [{"num_params": 10 ** (i + 3), "metrics": {"m": {"mean": v, "lo": v - half,
+                                                          "hi": v + half}}}
+          for i, v in enumerate(means)]
+
+
+def test_smooth_fit_needs_four_sizes_and_a_net_change_beyond_both_end_intervals():
+  """A quadratic through 3 sizes fits them exactly: no test of smoothness (None; a mutation audit:
+  '< 3' fitted them). A net change 0.03 within the two end sizes' half-widths 0.02 + 0.02 is
+  nothing to explain (None; a mutation audit: the last size's alone, 0.02, passed it); 0.05 is."""
+  assert emergence.smooth_fit(_sizes([0.0, 0.5, 1.0]), "m") is None
+  assert emergence.smooth_fit(_sizes([0.0, 0.2, 0.5, 1.0]), "m") is not None
+  assert emergence.smooth_fit(_sizes([0.0, 0.01, 0.02, 0.03], 0.02), "m") is None
+  assert emergence.smooth_fit(_sizes([0.0, 0.01, 0.03, 0.05], 0.02), "m") is not None
+
+
+def test_schaeffer_exact_match_beyond_chance_at_the_smallest_size_even_before_it_leaves(tmp_path):
+  """Exact match 0.06 at the smallest size (beyond chance: > 3 x 0.005 and > 5% of the range),
+  0.045 at the next two (not beyond, and back by 0.015, under 5% of the net change: no
+  going-back), leaving chance for good at the fourth: already present at the smallest size,
+  so its 0.53 sharpness is no emergence (FAIL; a mutation audit: reading 'present' off where it
+  leaves chance for good, the fourth size, PASSed the four 'sharper' rows)."""
+  em = [0.06, 0.045, 0.045, 0.1, 0.5, 1.0]
+  schaeffer_run(tmp_path, curve=lambda m, i: em[i] if m == "exact_match" else i / 5)
+  rows = emergence.schaeffer2023(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows[:5]] == ["FAIL"] * 5, rows
+  assert "exact match already beyond chance at the smallest size" in rows[0]["note"]
+
+
+def test_schaeffer_sharper_is_by_half_an_even_step_over_the_sizes(tmp_path):
+  """Six sizes: an even spread puts 1/5 of the change in each step, and 'sharper' needs exact
+  match's fraction larger by half of that, 0.10. Exact match 0.29 against token accuracy's
+  0.20 is within it (FAIL; a mutation audit: 0.5 / 6 = 0.083 passed it); 0.40 is beyond (PASS)."""
+  for em, status in (([0, 0.1, 0.29, 0.48, 0.71, 1.0], "FAIL"),
+                     ([0, 0.1, 0.2, 0.4, 0.6, 1.0], "PASS")):
+    schaeffer_run(tmp_path / status, curve=lambda m, i: em[i] if m == "exact_match" else i / 5)
+    row = emergence.schaeffer2023(tmp_path / status, "cpu")["claims"][0]
+    assert row["status"] == status and "larger by > 0.10" in row["tolerance"], row
+
+
+def test_schaeffer_leaves_chance_by_the_margin_the_experiment_recorded(tmp_path):
+  """leaves_chance re-reads the sizes with the file's own margin, its fraction of the range
+  included: at 0.3 of |perfect - chance| token accuracy (1/5 of the range a size) is beyond
+  chance from the second index on, at the default 0.05 from the first (a mutation audit: leaving the
+  fraction out read the default)."""
+  schaeffer_run(tmp_path)
+  res = json.loads((tmp_path / "emergence_scale.json").read_text())
+  assert emergence.leaves_chance(res)["token_accuracy"] == 1
+  res["margin"]["fraction"] = 0.3
+  assert emergence.leaves_chance(res)["token_accuracy"] == 2
+  assert emergence.first_any(res, "token_accuracy") == 2
+
+
+def test_besiroglu_point_is_read_in_published_standard_errors(tmp_path):
+  """A off by 0.3 published SE (37.37) with our bootstrap SE 1.25x the published one (inside
+  x1.3): FAIL on the value, read against 0.25 of the published SE (a mutation audit: against 0.25 of
+  ours, 38.9, it passed); 0.2 published SE off: PASS."""
+  pv, pse = emergence.PUBLISHED["A"]
+  for off, status in ((0.3, "FAIL"), (0.2, "PASS")):
+    params = {k: v for k, (v, _) in emergence.PUBLISHED.items()} | {"A": pv + off * pse}
+    fit_file(tmp_path / status, params=params, se_scale=1.25)
+    row = emergence.besiroglu2024(tmp_path / status, "cpu")["claims"][1]
+    assert row["status"] == status and f"off by {off:.2f} published SE; SE ratio 1.25" in \
+        row["note"], row
+
+
+def test_besiroglu_bootstrap_se_within_a_factor_1_3_either_way(tmp_path):
+  """Our SE 0.75 x the published one is below 1 / 1.3 = 0.769 of it: FAIL on every value
+  (a mutation audit: the band 2 - 1.3 = 0.7 passed it); 0.8 x is inside: PASS."""
+  for scale, status in ((0.75, "FAIL"), (0.8, "PASS")):
+    fit_file(tmp_path / status, se_scale=scale)
+    rows = emergence.besiroglu2024(tmp_path / status, "cpu")["claims"][:5]
+    assert [r["status"] for r in rows] == [status] * 5, rows
+
+
+def test_schaeffer_a_continuous_metric_with_no_change_is_not_smooth(tmp_path):
+  """Brier halfway from chance at every size: beyond chance, but no net change beyond its
+  intervals, so no smooth fit explains a change (FAIL; a mutation audit: counting a metric with no
+  fit as smooth PASSed the row)."""
+  schaeffer_run(tmp_path, curve=lambda m, i: 0.5 if m == "brier" else smooth(m, i))
+  row = emergence.schaeffer2023(tmp_path, "cpu")["claims"][4]
+  assert row["claim"] == emergence.SMOOTH
+  assert row["status"] == "FAIL" and "brier no change beyond its intervals" in row["ours"], row

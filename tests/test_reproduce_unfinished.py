@@ -165,3 +165,32 @@ def test_a_seed_copied_or_naming_another_seed_is_not_a_replicate(tmp_path):
   assert {r["status"] for r in copied["claims"]} == {"UNREPLICATED"}
   assert [n.split("'s")[0] for n in copied["notes"] if "not this seed's run" in n] == ["seed_1"]
   assert [n.split("'s")[0] for n in copied["notes"] if "a copy" in n] == ["seed_2"]
+
+
+def test_a_seed_folder_past_9_is_its_own_seed(tmp_path):
+  """seed_12's file recording seed 12 is its own run; one recording seed 2 is not (a mutation audit:
+  reading the folder's seed off its last digit took seed_12 for seed 2)."""
+  from claims_fixtures import write
+  write(tmp_path / "seed_12" / "r.json", {"seed": 12, "x": 1})
+  assert claims.not_replicates([tmp_path / "seed_12"], "r.json") == []
+  write(tmp_path / "seed_12" / "r.json", {"seed": 2, "x": 1})
+  assert claims.not_replicates([tmp_path / "seed_12"], "r.json") == [
+      "seed_12's r.json records seed 2: not this seed's run (no claim PASSes on it; rerun the "
+      "seed)"]
+
+
+def test_a_rerun_that_ignored_its_seed_is_a_copy_whatever_its_seed_folders_paths(tmp_path):
+  """seed_1's file is seed_0's but for its seed and the paths into its own seed folder (an
+  experiment that ignored --seed, rerun): a copy, not a replicate (a mutation audit: comparing the
+  paths as written took it for a replicate). Control: one number differs: a replicate."""
+  from claims_fixtures import write
+  for n in (0, 1):
+    write(tmp_path / f"seed_{n}" / "r.json",
+          {"seed": n, "workdir": str(tmp_path / f"seed_{n}" / "wd_1"), "x": 1})
+  dirs = [tmp_path / "seed_0", tmp_path / "seed_1"]
+  assert claims.not_replicates(dirs, "r.json") == [
+      "seed_1's r.json equals seed_0's but for its seed: a copy, not a replicate (no claim "
+      "PASSes on it; rerun the seed)"]
+  write(tmp_path / "seed_1" / "r.json",
+        {"seed": 1, "workdir": str(tmp_path / "seed_1" / "wd_1"), "x": 2})
+  assert claims.not_replicates(dirs, "r.json") == []

@@ -228,7 +228,11 @@ def chan2022(run_dir: Path, preset: str) -> dict:
     rows.append(not_shown(text, "no ICL", "no LSTM cell in the grid",
                           control=(UNTRAINED, UNRESOLVED, IWL_UNRESOLVED, FEW_SEQUENCES)))
   else:
-    iwl_best = max(lstm, key=lambda c: -math.inf if iwl_mid(c) is None  # furthest above its line
+    # The cell shown is one the rule accepts where there is one ("some cell ... by more than
+    # 2 SE"): the cell furthest above its line alone FAILed a run whose other cell, nearer
+    # its line but over more sequences' narrower 2 SE, was resolved above it.
+    iwl_best = max([c for c in lstm if learns_iwl(c)] or lstm,
+                   key=lambda c: -math.inf if iwl_mid(c) is None  # furthest above its line
                    else c["iwl"] - iwl_mid(c))
     rows.append(claim(text, "no ICL", f"best ICL ctx {best['icl_context']:.3f} ({best['data']}); "
                       f"best IWL {iwl_best['iwl']:.3f} ({iwl_best['data']})",
