@@ -207,7 +207,7 @@ def serial_correlation(values) -> float:
 # A loss 'falls' when its level after the half-fall step is at most half its level before
 # (_nanda_progress): a fall of MIN_FALL_SHARE or more of where it starts.
 MIN_FALL_SHARE = 0.5
-MAX_RHO = 0.95  # the standard error grows at most 1 / (1 - rho) = 20-fold
+MAX_RHO = 0.95  # the standard error grows at most sqrt(1 + rho) / (1 - rho) = 27.9-fold
 # The standard error of a median of n evaluations is MEDIAN_SE / sqrt(n) of one evaluation's
 # sd (Gaussian, large n: sqrt(pi / 2)); at small n it over-states it (n = 1, 2, 3: 1.25, 0.89,
 # 0.72 against the exact 1, 0.71, 0.67), so it errs strict.
@@ -229,10 +229,10 @@ def _fall(steps, values, at, noise=None) -> tuple[float, float, float]:
   eval_noise of the raw evaluations, where `values` is the despiked curve (despike).
   Noise that wanders (AR(1), serial_correlation rho of the despiked curve) has a level sd of
   1 / sqrt(1 - rho) times what its step-to-step changes show, and a median of n evaluations
-  holds n (1 - rho) / (1 + rho) independent ones: both scale the SE, by 1 / (1 - rho) in all
-  (at rho 0 as before). Flat losses plus AR(1) noise passed 2% of draws at rho 0.6, 8% at
-  0.8, 12% at 0.9 (500 draws each, 100 evaluations); none now, and grokking-like pairs under
-  the same noise and the real cpu runs still pass."""
+  holds n (1 - rho) / (1 + rho) independent ones: both scale the SE, by sqrt(1 + rho) /
+  (1 - rho) in all (at rho 0 as before). Flat losses plus AR(1) noise passed 2% of draws at
+  rho 0.6, 8% at 0.8, 12% at 0.9 (500 draws each, 100 evaluations); none now, and
+  grokking-like pairs under the same noise and the real cpu runs still pass."""
   import numpy as np
   before = [v for s, v in zip(steps, values) if at is not None and s < at]
   after = [v for s, v in zip(steps, values) if at is not None and s >= at]
