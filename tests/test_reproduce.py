@@ -159,6 +159,35 @@ def test_a_self_check_pass_is_not_a_paper_pass():
                               "self-check": 1}
 
 
+def test_a_claim_failing_on_every_seed_is_a_fail_and_lists_every_seeds_value():
+  """Every seed FAILing is FAIL 0/3, not NOT_SHOWN (it was measured); a claim measured by one
+  seed of three lists all three ('-' for the seeds that did not measure it), not the first
+  seed's value alone."""
+  failed = rows.aggregate([[_claim(0.5, False)]] * 3)[0]
+  assert (failed["status"], failed["seeds"], rows.shown_status(failed)) == ("FAIL", "0/3",
+                                                                           "FAIL 0/3")
+  one = rows.aggregate([[_claim(None, None)], [_claim(None, None)], [_claim(0.1, True)]])[0]
+  assert (one["status"], one["seeds"]) == ("UNREPLICATED", "1/1")
+  assert one["ours"] == "seed 0: -; seed 1: -; seed 2: 0.1"
+
+def test_an_unreplicated_self_check_is_no_unreplicated_paper_claim():
+  """A self-check holding on one seed counts apart (self-check), as a PASSing one does, not
+  among the paper's UNREPLICATED claims; a FAILing self-check is a FAIL."""
+  one = rows.aggregate([[_claim(0.1, True), _claim(0.1, True, kind=rows.SELF_CHECK, text="s"),
+                         _claim(0.1, False, kind=rows.SELF_CHECK, text="f")]])
+  assert [r["status"] for r in one] == ["UNREPLICATED", "UNREPLICATED", "FAIL"]
+  assert rows.counts(one) == {"PASS": 0, "UNREPLICATED": 1, "FAIL": 1, "NOT_SHOWN": 0,
+                              "self-check": 1}
+
+
+def test_seed_folders_are_ordered_by_their_number(tmp_path):
+  """seed_10 comes after seed_9, not after seed_1 (the labels 'seed 0', 'seed 1', ... of
+  each seed's value follow this order)."""
+  for i in (0, 1, 2, 9, 10, 11):
+    (tmp_path / f"seed_{i}").mkdir()
+  assert [p.name for p in rows.seed_dirs(tmp_path)] == [
+      "seed_0", "seed_1", "seed_2", "seed_9", "seed_10", "seed_11"]
+
 def test_seed_folders_are_scored_and_aggregated(tmp_path):
   run = tmp_path / "garg2022" / "run"
   seeds(run, 3, garg_run)

@@ -119,3 +119,24 @@ def test_a_failed_saves_os_reason_survives_a_long_path():
       "File too large (raise the file-size limit, ulimit -f, then rerun to resume)")
   assert checkpoint._write_cause("os_error_code='28' ...").startswith("No space left on device")
   assert checkpoint._write_cause("y" * 400) == "y" * 300
+
+
+def test_orbax_notices_are_dropped_and_every_other_absl_warning_kept(caplog):
+  """Orbax's two notices (root metadata missing on resume, a read-only directory for every
+  reader) are dropped on the absl logger that Orbax logs through; any other warning, one that
+  names the same words after its own text included, still reaches the user's log."""
+  import logging as logging_std
+
+  from absl import logging as absl_logging
+
+  import research.checkpoint_noise  # noqa: F401  (installs the filter, as checkpoint does)
+  with caplog.at_level(logging_std.INFO):
+    absl_logging.warning("Metadata file does not exist: /w/checkpoints/_CHECKPOINT_METADATA")
+    absl_logging.warning("Given directory is read only=/w/checkpoints/20")
+    absl_logging.warning("Restore failed: Metadata file does not exist: /w/checkpoints/20")
+    absl_logging.error("Failed to save checkpoint 20: No space left on device")
+    absl_logging.warning("Given directory is not a checkpoint")
+  assert [r.getMessage() for r in caplog.records] == [
+      "Restore failed: Metadata file does not exist: /w/checkpoints/20",
+      "Failed to save checkpoint 20: No space left on device",
+      "Given directory is not a checkpoint"]
