@@ -8,6 +8,7 @@ line would miss."""
 import contextlib
 import json
 import types
+from pathlib import Path
 
 import pytest
 
