@@ -187,3 +187,19 @@ def test_garg_about_is_a_tenth_of_the_zero_predictor(tmp_path):
     model[2] = 0.6 + dev
     row = _garg_rows(tmp_path / status, model)[0]
     assert (row["status"], row["ours"]) == (status, dev), dev
+
+
+def test_raventos_a_grid_m_without_a_pool_or_a_failure_is_not_read_as_measured(tmp_path):
+  """Pools at 2, 8 and 2^14 of grid 2, 8, 2^12, 2^14, and no failure recorded: M* = 2^14 was
+  placed in (2^12, 2^14] (PASS) off a pool that does not exist, where the pools bound it only
+  to (8, 2^14]. Every row is NOT_SHOWN now, naming the M. Control: the same pools on their
+  own grid score (the M* row FAILs: its bracket's bottom, 8, is below the window)."""
+  res = raventos([2, 8, 2 ** 14], 2 ** 14)
+  res["grid"] = [2, 8, 2 ** 12, 2 ** 14]
+  write(tmp_path / "raventos2023.json", res)
+  rows = regression.raventos2023(tmp_path, "cpu")["claims"]
+  assert [r["status"] for r in rows] == ["NOT_SHOWN"] * 3
+  assert "the grid's M = [4096] have no pool and no failure recorded" in rows[2]["note"]
+  write(tmp_path / "raventos2023.json", raventos([2, 8, 2 ** 14], 2 ** 14))
+  row = regression.raventos2023(tmp_path, "cpu")["claims"][2]
+  assert row["status"] == "FAIL" and "M* in (8, 16384]" in row["note"], row

@@ -191,11 +191,18 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
            "task-diversity threshold M* in Raventós's window (2^13-2^15 at D=8"
            + (")" if d == 8 else f"; here D={d}, the window scaled by D/8)"))
   failed = res.get("failed") or []
-  if res.get("distance") != DISTANCE or not pools or failed or any(
+  # A grid M with neither a pool nor a failure (a hand-edited or older file) was read as
+  # measured: M* = 2^14 on pools 2, 8, 2^14 of grid 2, 8, 2^12, 2^14 was placed in
+  # (2^12, 2^14], inside the window, where the pools bound it only to (8, 2^14].
+  unmeasured = sorted(set(res["grid"]) - {p["M"] for p in pools} - {f["M"] for f in failed})
+  if res.get("distance") != DISTANCE or not pools or failed or unmeasured or any(
       "d_noise" not in p for p in pools):
     why = ("no pool finished" if not pools else
            f"pool sizes {[f['M'] for f in failed]} failed (the smallest / largest M and M* "
            "would silently move to other pools): rerun raventos2023" if failed else
+           f"the grid's M = {unmeasured} have no pool and no failure recorded (the smallest / "
+           "largest M and M* would be read off other pools): rerun raventos2023"
+           if unmeasured else
            f"{path} compares error curves ({res.get('distance')}), not predictions: rerun "
            "raventos2023" if res.get("distance") != DISTANCE else
            f"{path} predates the distances' noise estimate: rerun raventos2023")
