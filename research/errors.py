@@ -32,9 +32,16 @@ def closest(name: str, choices, cutoff: float = 0.6) -> str | None:
 
 # What a collective says when the process at the other end is gone: gloo (CPU) reads a reset
 # or closed TCP connection, or fails writing to it; the coordination service names a task
-# that stopped sending heartbeats.
-_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
-              "heartbeat timeout", "stopped sending heartbeats")
+# that stopped sending heartbeats. The connection phrases count only in gloo's own errors: a
+# host callback's "Connection reset by peer" (CpuCallback) is this process's own failure.
+_GLOO_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+_SERVICE_PEER_GONE = ("heartbeat timeout", "stopped sending heartbeats")
+
+
+def _says_peer_gone(text: str) -> bool:
+  return (("Gloo" in text and "CpuCallback" not in text
+           and any(p in text for p in _GLOO_PEER_GONE))
+          or any(p in text for p in _SERVICE_PEER_GONE))
 
 
 def lost_peer(e: BaseException) -> str:
@@ -47,17 +54,20 @@ def lost_peer(e: BaseException) -> str:
   process and abort (exit 134)."""
   import re
   import sys
-  seen = set()
-  while e is not None and id(e) not in seen:
+  seen, todo = set(), [e]
+  while todo:  # e, and what it was raised from or while handling, depth first
+    e = todo.pop()
+    if e is None or id(e) in seen:
+      continue
     seen.add(id(e))
     text = str(e).strip()
-    if (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
-        and any(p in text for p in _PEER_GONE)):
+    if type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and _says_peer_gone(text):
       # Asked last: on any other error (a bad flag) it would start JAX's backends.
-      if sys.modules["jax"].process_count() <= 1:
+      jax = sys.modules.get("jax")
+      if jax is None or jax.process_count() <= 1:
         return ""
       return re.sub(r"\[[\w./-]+\.(?:cc|h):\d+\] ?", "", text.splitlines()[0])[:300]
-    e = e.__cause__ or e.__context__
+    todo += [e.__context__, e.__cause__]
   return ""
 
 

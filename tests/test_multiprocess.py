@@ -388,4 +388,15 @@ def test_only_a_multi_process_runs_lost_connection_is_a_lost_peer(monkeypatch):
   except checkpoint.CheckpointWriteError as wrapped:
     assert errors.lost_peer(wrapped).endswith("Connection reset by peer")
   assert errors.lost_peer(JaxRuntimeError("INTERNAL: Generated function failed: CpuCallback")) == ""
+  # a host callback's own broken connection is this process's failure, not a lost peer
+  assert errors.lost_peer(JaxRuntimeError(
+      "INTERNAL: Generated function failed: CpuCallback error: ConnectionResetError: [Errno "
+      "104] Connection reset by peer")) == ""
+  try:  # a cause that is not it does not hide the collective's error it was handled in
+    try:
+      raise reset
+    except JaxRuntimeError:
+      raise RuntimeError("closing failed") from ValueError("unrelated")
+  except RuntimeError as beside:
+    assert errors.lost_peer(beside).endswith("Connection reset by peer")
   assert errors.lost_peer(OSError("Connection reset by peer")) == ""  # not a collective's
