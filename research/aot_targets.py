@@ -133,7 +133,9 @@ def not_persisted(target: Target):
   reading persistent compilation cache entry ... PjRtCompiler must be constructed with a
   Client" and compiled again. JAX decides once per process whether the cache is used, so
   the write is stopped through the one setting it reads at each write, the minimum compile
-  time worth storing. The local devices' programs are cached as the user set."""
+  time worth storing (JAX still looks a program up: an entry an older version stored warns
+  until the cache directory is cleared). The local devices' programs are cached as the user
+  set. Not thread-safe (the setting is global); research.aot compiles one plan at a time."""
   if target.name == "local":
     yield
     return

@@ -77,21 +77,42 @@ def test_a_peak_below_the_sum_is_the_total_with_donated_state_counted_once():
 
 
 @needs_libtpu
-def test_a_slices_program_is_kept_out_of_the_persistent_cache(v5e):
+def test_a_slices_program_is_kept_out_of_the_persistent_cache(tmp_path):
   """libtpu compiles a slice with a compile-only client, which cannot load a cached executable
-  back: each plan stored its TPU program in the persistent cache (tests/conftest.py turns it
-  on, as a user's JAX_COMPILATION_CACHE_DIR does) and the next compile of the same program
-  warned "Error reading persistent compilation cache entry" and compiled again."""
-  import warnings
-
-  import jax
-
-  from aot_fixtures import config
-  before = jax.config.jax_persistent_cache_min_compile_time_secs
-  c = config(**{"model.width": 96})  # a program no other test compiles, so none is cached
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    first, again = aot.plan(c, v5e), aot.plan(c, v5e)
-  assert not [str(w.message) for w in caught if "compilation cache" in str(w.message)]
-  assert again["memory_per_device"] == first["memory_per_device"]  # the same program
-  assert jax.config.jax_persistent_cache_min_compile_time_secs == before  # restored
+  back: each plan stored its TPU program in the persistent cache (a user's
+  JAX_COMPILATION_CACHE_DIR, the test session's) and the next compile of the same program
+  warned "Error reading persistent compilation cache entry" and compiled again. In a fresh
+  process with its own empty cache (the session's may hold an entry an older version stored,
+  which warns whatever the code does now): a slice's plan compiled twice stores nothing and
+  warns nothing, while a local program is stored (the control: the cache is on)."""
+  import subprocess
+  import sys
+  from pathlib import Path
+  root, cache = Path(__file__).resolve().parents[1], tmp_path / "cache"
+  script = f"""
+import os, sys, warnings
+import jax
+jax.config.update("jax_compilation_cache_dir", {str(cache)!r})
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+sys.path.insert(0, "tests")
+from aot_fixtures import config
+from research import aot
+jax.jit(lambda x: x * 3 + 1)(1.0).block_until_ready()  # a local program: cached
+v5e = aot.topology_target("v5e:2x2")
+with warnings.catch_warnings(record=True) as caught:
+  warnings.simplefilter("always")
+  first, again = aot.plan(config(), v5e), aot.plan(config(), v5e)
+print("warned", [str(w.message)[:80] for w in caught if "compilation cache" in str(w.message)])
+print("same", again["memory_per_device"] == first["memory_per_device"])
+print("restored", jax.config.jax_persistent_cache_min_compile_time_secs)
+print("stored", sorted(n.split("-")[0] for n in os.listdir({str(cache)!r})))
+"""
+  out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                       timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+  assert lines["warned"] == "[]" and lines["same"] == "True", out.stdout
+  assert lines["restored"] == "0.0", out.stdout  # the setting is put back
+  stored = lines["stored"]  # local programs (the control's, the plan's set-up), no jit_run
+  assert "'jit__lambda'" in stored and "jit_run" not in stored, out.stdout
