@@ -13,7 +13,8 @@ Presets (configs/lm.py's LM task and fields; every field is commented there):
                  (LAYOUTS: mesh, remat, microbatches), Pythia's training setup: context
                  2048, batch 1024 sequences (2M tokens), 143k steps, bf16 compute with
                  fp32 parameters, optimiser state, softmax and loss, rotary positions,
-                 scanned layers, fused attention and QKV. Data: `synthetic` uniform ids
+                 scanned layers, fused attention and QKV, checkpoints kept at Pythia's
+                 steps (log-spaced, then every 1000). Data: `synthetic` uniform ids
                  over Pythia's 50,304-token vocabulary, which fixes every shape, FLOP and
                  byte of the step; train on text with --config.task.source=file|tfds
                  (the byte/char vocabulary then replaces it).
@@ -104,6 +105,12 @@ def _pod(c, size: str, topology: str) -> None:
   tr = c.train
   tr.batch_size, tr.grad_accum_steps, tr.num_steps = GLOBAL_BATCH, accum, 143_000
   tr.steps_per_call, tr.log_every, tr.eval_every, tr.checkpoint_every = 10, 100, 1000, 1000
+  # Pythia's checkpoint suite (steps 1, 2, 4, ..., 512, then every 1000: here from step 10,
+  # the first the 10-step calls reach), kept for good: the ladder experiment probes its sizes'
+  # kept checkpoints, and keeping only the latest 3 left a pod run nothing to probe. Each
+  # holds parameters and Adam state, 12 bytes per parameter (6p9b: 83 GB, ~150 of them);
+  # --config.train.keep_log_spaced=False keeps only the latest train.keep_checkpoints.
+  tr.keep_log_spaced = True
   o = c.optim
   o.learning_rate, o.warmup_steps, o.b1, o.b2, o.weight_decay = lr, 1430, 0.9, 0.95, 0.01
   c.probe.eval_sequences, c.probe.batch_size, c.probe.generate_tokens = 64, 8, 32
