@@ -14,8 +14,9 @@ write them) and a rerun reuses finished M. Each run's probe on fresh tasks (prob
 the pool) holds the model's error per k next to Ridge (lambda = sigma^2, Bayes-optimal for the
 Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that run's M tasks).
 
-Distance of the model to a baseline: the mean over k = 0..K-1 of |model(k) - baseline(k)|, both
-in normalised error (squared error / D) on the same fresh prompts. M* = the smallest M of the
+Distance of the model to a baseline (DISTANCE): the mean over k = 0..K-1 of the mean squared
+difference between their predictions on the same fresh-task prompts, / D (Raventós compare
+predictions, not error curves). M* = the smallest M of the
 grid from which every M's model is resolvably closer to Ridge than to dMMSE (None when the largest
 M's is not); the grid's spacing bounds its resolution. Writes WORKDIR/raventos2023.json and WORKDIR/figures/raventos2023.png,
 and prints this seed's claim verdicts as `reproduce raventos2023` scores them (common.print_verdicts).
