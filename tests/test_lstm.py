@@ -53,6 +53,21 @@ def test_causal_gradient(cell):
     assert np.any(g[:t + 1] != 0)
 
 
+def _textbook_lstm(p, xs):
+  """The textbook one-layer LSTM over the rows of xs, in numpy: (each step's read-out, the last
+  cell state)."""
+  sig = lambda z: 1 / (1 + np.exp(-z))
+  l, width = p["layer_0"], p["layer_0"]["recurrent_kernel"].shape[0]
+  h, c, outs = np.zeros(width), np.zeros(width), []
+  for x_t in xs:
+    u = x_t @ p["read_in"]["kernel"] + p["read_in"]["bias"]
+    i, f, g, o = np.split(u @ l["input_kernel"] + h @ l["recurrent_kernel"] + l["bias"], 4)
+    c = sig(f) * c + sig(i) * np.tanh(g)
+    h = sig(o) * np.tanh(c)
+    outs.append(h @ p["read_out"]["kernel"] + p["read_out"]["bias"])
+  return np.stack(outs), c
+
+
 def test_matches_a_reference_lstm_step():
   """One layer, two steps, against the textbook equations in numpy."""
   cfg = _cfg(num_layers=1, width=4, input_dim=3, output_dim=2)
@@ -60,19 +75,9 @@ def test_matches_a_reference_lstm_step():
   x = np.asarray(jax.random.normal(jax.random.key(3), (1, 2, 3)), np.float64)
   p = jax.tree.map(lambda a: np.asarray(a, np.float64),
                    nn.unbox(model.init(jax.random.key(0), jnp.asarray(x, jnp.float32))["params"]))
-  sig = lambda z: 1 / (1 + np.exp(-z))
-  h, c = np.zeros(4), np.zeros(4)
-  outs = []
-  for t in range(2):
-    u = x[0, t] @ p["read_in"]["kernel"] + p["read_in"]["bias"]
-    l = p["layer_0"]
-    z = u @ l["input_kernel"] + h @ l["recurrent_kernel"] + l["bias"]
-    i, f, g, o = np.split(z, 4)
-    c = sig(f) * c + sig(i) * np.tanh(g)
-    h = sig(o) * np.tanh(c)
-    outs.append(h @ p["read_out"]["kernel"] + p["read_out"]["bias"])
+  want, _ = _textbook_lstm(p, x[0])
   got = model.apply({"params": p}, jnp.asarray(x, jnp.float32))
-  np.testing.assert_allclose(np.asarray(got[0]), np.stack(outs), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(got[0]), want, rtol=1e-4, atol=1e-5)
 
 
 def test_head_mask_is_refused():
@@ -185,20 +190,11 @@ def test_matches_the_textbook_lstm_with_order_one_activations():
   model = LSTM(cfg)
   x = np.asarray(jax.random.normal(jax.random.key(3), (1, 3, 3)), np.float64)
   p = _unit_scale_params(model, x, seed=4)
-  sig = lambda z: 1 / (1 + np.exp(-z))
-  h, c = np.zeros(4), np.zeros(4)
-  outs = []
-  for t in range(3):
-    u = x[0, t] @ p["read_in"]["kernel"] + p["read_in"]["bias"]
-    l = p["layer_0"]
-    i, f, g, o = np.split(u @ l["input_kernel"] + h @ l["recurrent_kernel"] + l["bias"], 4)
-    c = sig(f) * c + sig(i) * np.tanh(g)
-    h = sig(o) * np.tanh(c)
-    outs.append(h @ p["read_out"]["kernel"] + p["read_out"]["bias"])
+  want, c = _textbook_lstm(p, x[0])
   assert np.abs(c).max() > 0.5   # far from the linear range of tanh
   got = model.apply({"params": jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)},
                     jnp.asarray(x, jnp.float32))
-  np.testing.assert_allclose(np.asarray(got[0]), np.stack(outs), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(got[0]), want, rtol=1e-4, atol=1e-5)
 
 
 def test_vanilla_rnn_matches_tanh_of_the_summed_projections():
