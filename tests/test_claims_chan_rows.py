@@ -3,8 +3,21 @@ read by K, the in-weights rows over the in-weights probe's sequences and each ce
 chance, the bursty and trade-off rows, and the LSTM row's 'some cell' rule."""
 import json
 
-from claims_fixtures import chan_run, write
+from claims_fixtures import IWL_CHANCE, chan_run, write
 from experiments.claims import classification
+
+
+def _lstm_row(run, at_zipf_0, at_zipf_1, drop_chance=False):
+  """Chan's LSTM row (claims[4]) with every LSTM cell's in-weights accuracy set by its Zipf
+  alpha; `drop_chance`: the cells without their recorded in-weights chance (older files)."""
+  res = json.loads((run / "results.json").read_text())
+  for c in res:
+    if c["model"] == "lstm":
+      if drop_chance:
+        del c["iwl_chance"]
+      c["iwl"] = at_zipf_1 if c["overrides"]["task.zipf_alpha"] else at_zipf_0
+  write(run / "results.json", res)
+  return classification.chan2022(run, "cpu")["claims"][4]
 
 
 def test_chan_many_classes_reads_the_fewest_and_most_classes_by_k_not_by_accuracy(tmp_path):
@@ -54,13 +67,7 @@ def test_chan_lstm_in_weights_at_zipf_cells_without_their_chance_is_not_learning
   defaulting every cell to 1/L passed it)."""
   run = tmp_path / "chan2022" / "run"
   chan_run(run)
-  res = json.loads((run / "results.json").read_text())
-  for c in res:
-    if c["model"] == "lstm":
-      del c["iwl_chance"]
-      c["iwl"] = 0.8 if c["overrides"]["task.zipf_alpha"] else 0.3
-  write(run / "results.json", res)
-  row = classification.chan2022(run, "cpu")["claims"][4]
+  row = _lstm_row(run, at_zipf_0=0.3, at_zipf_1=0.8, drop_chance=True)
   assert row["status"] == "FAIL" and "best IWL 0.300" in row["ours"], row
   assert "IWL -0.216 from its line 0.516" in row["note"], row
 
@@ -98,12 +105,7 @@ def test_chan_lstm_in_weights_is_the_cell_furthest_above_its_own_line(tmp_path):
   cell; the highest raw accuracy is not the cell furthest above its line."""
   run = tmp_path / "chan2022" / "run"
   chan_run(run)
-  res = json.loads((run / "results.json").read_text())
-  for c in res:
-    if c["model"] == "lstm":
-      c["iwl"] = 0.6 if c["overrides"]["task.zipf_alpha"] else 0.58
-  write(run / "results.json", res)
-  row = classification.chan2022(run, "cpu")["claims"][4]
+  row = _lstm_row(run, at_zipf_0=0.58, at_zipf_1=0.6)
   assert row["status"] == "PASS" and "best IWL 0.580 (p_bursty=0.0, alpha=0.0)" in row["ours"], row
   assert "IWL +0.064 from its line 0.516 (2 SE 0.044)" in row["note"], row
 
@@ -120,17 +122,8 @@ def test_chan_lstm_in_weights_passes_on_any_cell_the_probe_resolves_above_its_li
   probe = json.loads(p.read_text())
   probe["probes"]["iwl"]["num_sequences"] = 400
   write(p, probe)
-
-  def lstm_row(above_at_zipf_1):
-    res = json.loads((run / "results.json").read_text())
-    for c in res:
-      if c["model"] == "lstm":
-        c["iwl"] = (classification.halfway(c["iwl_chance"]) + above_at_zipf_1
-                    if c["overrides"]["task.zipf_alpha"] else
-                    classification.halfway(1 / 32) + 0.0497)
-    write(run / "results.json", res)
-    return classification.chan2022(run, "cpu")["claims"][4]
-
-  row = lstm_row(0.0495)
+  line = lambda alpha: classification.halfway(IWL_CHANCE[alpha])
+  row = _lstm_row(run, at_zipf_0=line(0.0) + 0.0497, at_zipf_1=line(1.0) + 0.0495)
   assert row["status"] == "PASS" and "alpha=1.0)" in row["ours"].split("best IWL")[1], row
-  assert lstm_row(0.0490)["status"] == "FAIL"
+  assert _lstm_row(run, at_zipf_0=line(0.0) + 0.0497,
+                   at_zipf_1=line(1.0) + 0.0490)["status"] == "FAIL"
