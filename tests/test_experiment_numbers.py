@@ -239,6 +239,16 @@ def test_schaeffer_sweeps_digit_addition_and_multiplication_only(tmp_path, monke
 
 
 # ----------------------------------------------------------------------------- Olsson
+def _fake_final_model(monkeypatch, ablated_icl_score):
+  """olsson2022.final_params gives a model whose ICL score is 1.0, and `ablated_icl_score`
+  with the rising heads masked: analyse's ablation runs no network."""
+  class Task:
+    def eval_raw(self, exp, params, mask=None):
+      return {"icl_score": 1.0 if mask is None else ablated_icl_score}
+  exp = types.SimpleNamespace(task=Task(), precision=contextlib.nullcontext)
+  monkeypatch.setattr(olsson2022, "final_params", lambda config, workdir: (exp, None))
+
+
 def test_olsson_window_spans_window_fraction_of_training_and_reads_its_heads(monkeypatch):
   """num_steps 100, evals every 10, window_fraction 0.2: the window is 2 eval intervals (the
   ICL score's fall from step 40 to 60), 0.2 of training; 'before' is the heads' scores at its
@@ -252,11 +262,7 @@ def test_olsson_window_spans_window_fraction_of_training_and_reads_its_heads(mon
   rows = [{"step": s, "icl_score": icl.get(s, 2.0 if s < 40 else 1.0), "loss": 1.0,
            "pm_L0H0": h0.get(s, 0.1), "pm_L0H1": 0.2, "prev_L0H0": 0.0, "prev_L0H1": 0.0,
            "pm_max": 0.8, "prev_max": 0.0} for s in range(0, 101, 10)]
-  class Task:
-    def eval_raw(self, exp, params, mask=None):
-      return {"icl_score": 1.0 if mask is None else 3.0}
-  exp = types.SimpleNamespace(task=Task(), precision=contextlib.nullcontext)
-  monkeypatch.setattr(olsson2022, "final_params", lambda config, workdir: (exp, None))
+  _fake_final_model(monkeypatch, ablated_icl_score=3.0)
   res = olsson2022.analyse(cfg, None, rows, window_fraction=0.2, min_rise=0.1)
   w = res["window"]
   assert (w["start_step"], w["end_step"], w["fraction_of_training"]) == (40, 60, 0.2)

@@ -2,7 +2,6 @@
 recorded fake runs (no training): Olsson's layer counts, seeds, run folders, window rounding
 and head maps; Chan's cells, presets and recorded chances; Xie's model presets, tiny caps and
 end-of-training loss."""
-import contextlib
 import json
 import types
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from experiments import chan2022, common, olsson2022, xie2021
 from research.analysis import classification_plots as cplots
-from test_experiment_numbers import _classification_run, _verdicts_asked
+from test_experiment_numbers import _classification_run, _fake_final_model, _verdicts_asked
 
 
 def test_olsson_window_rounds_its_intervals_and_reads_the_final_row_and_the_min_rise(
@@ -36,11 +35,7 @@ def test_olsson_window_rounds_its_intervals_and_reads_the_final_row_and_the_min_
                  "loss": 0.7 if s == 96 else 1.0, "pm_L0H0": pm0, "pm_L0H1": pm1,
                  "prev_L0H0": 0.25 if s == 96 else 0.0, "prev_L0H1": 0.0,
                  "pm_max": max(pm0, pm1), "prev_max": 0.25 if s == 96 else 0.0})
-  class Task:
-    def eval_raw(self, exp, params, mask=None):
-      return {"icl_score": 1.0 if mask is None else 3.0}
-  exp = types.SimpleNamespace(task=Task(), precision=contextlib.nullcontext)
-  monkeypatch.setattr(olsson2022, "final_params", lambda config, workdir: (exp, None))
+  _fake_final_model(monkeypatch, ablated_icl_score=3.0)
   res = olsson2022.analyse(cfg, None, rows, window_fraction=0.125, min_rise=0.3)
   w = res["window"]
   assert (w["start_step"], w["end_step"]) == (32, 48)
@@ -234,11 +229,7 @@ def test_olsson_head_maps_are_layer_by_head(monkeypatch):
            "prev_max": 0.0}
           | {f"pm_{n}": v + (0.5 if n == "L1H0" and s >= 20 else 0.0) for n, v in base.items()}
           | {f"prev_{n}": 0.0 for n in base} for s in range(0, 41, 10)]
-  class Task:
-    def eval_raw(self, exp, params, mask=None):
-      return {"icl_score": 1.0}
-  exp = types.SimpleNamespace(task=Task(), precision=contextlib.nullcontext)
-  monkeypatch.setattr(olsson2022, "final_params", lambda config, workdir: (exp, None))
+  _fake_final_model(monkeypatch, ablated_icl_score=1.0)
   res = olsson2022.analyse(cfg, None, rows, window_fraction=0.25, min_rise=0.1)
   assert (res["window"]["start_step"], res["window"]["end_step"]) == (10, 20)
   assert res["prefix_matching_before"] == [[0.1, 0.2], [0.3, 0.4]]
