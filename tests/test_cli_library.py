@@ -1,6 +1,7 @@
 """research/cli.py as a library: one config loader and setter, how `--config.x` and a script's
-`--set` are split and refused, the exit code of each exception, and which library log lines
-reach a user."""
+`--set` are split and refused, the exit code of each exception (and which runtime errors are
+a lost process of a multi-process run: errors.lost_peer), and which library log lines reach a
+user."""
 import sys
 
 import pytest
@@ -98,3 +99,52 @@ def test_library_chatter_is_dropped_but_its_warnings_are_kept():
   assert not keep(record(orbax, logging.ERROR, (OSError, OSError("x"), None)))
   assert keep(record(own, logging.INFO)) and keep(record(own, logging.DEBUG))
   assert not keep(record("/usr/lib/python3/dist-packages/x.py", logging.INFO))
+
+
+def test_only_a_multi_process_runs_lost_connection_is_a_lost_peer(monkeypatch):
+  """What errors.lost_peer reads as another process gone, also inside the error a failed
+  checkpoint save wraps it in, and the line's reason (gloo's source location dropped);
+  anything else stays what it was (an internal error with its traceback, a write error)."""
+  import jax
+
+  from research import checkpoint, errors
+
+  class JaxRuntimeError(Exception):
+    pass
+
+  reset = JaxRuntimeError("UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/"
+                          "pair.cc:538] Read error [127.0.0.1]:30080: Connection reset by peer")
+  def backends_started():
+    raise AssertionError("process_count() starts JAX's backends: not for a bad flag's error")
+
+  monkeypatch.setattr(jax, "process_count", backends_started)
+  assert errors.lost_peer(errors.InputError("--config=x.py: no such file")) == ""
+  monkeypatch.setattr(jax, "process_count", lambda: 1)
+  assert errors.lost_peer(reset) == ""  # one process: no peer to lose
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  assert errors.lost_peer(reset) == ("UNKNOWN: Gloo AllGather failed: Read error "
+                                     "[127.0.0.1]:30080: Connection reset by peer")
+  for text in ("UNKNOWN: Gloo AllReduce failed: Connection closed by peer [127.0.0.1]:1",
+               "UNKNOWN: Gloo Broadcast failed: Write error: Broken pipe",
+               "UNAVAILABLE: Task 1 heartbeat timeout."):
+    assert errors.lost_peer(JaxRuntimeError(text)) == text
+  try:  # a save's collective failed: the write error wraps it
+    try:
+      raise reset
+    except JaxRuntimeError as e:
+      raise checkpoint.CheckpointWriteError("a checkpoint save at step <= 20 failed") from e
+  except checkpoint.CheckpointWriteError as wrapped:
+    assert errors.lost_peer(wrapped).endswith("Connection reset by peer")
+  assert errors.lost_peer(JaxRuntimeError("INTERNAL: Generated function failed: CpuCallback")) == ""
+  # a host callback's own broken connection is this process's failure, not a lost peer
+  assert errors.lost_peer(JaxRuntimeError(
+      "INTERNAL: Generated function failed: CpuCallback error: ConnectionResetError: [Errno "
+      "104] Connection reset by peer")) == ""
+  try:  # a cause that is not it does not hide the collective's error it was handled in
+    try:
+      raise reset
+    except JaxRuntimeError:
+      raise RuntimeError("closing failed") from ValueError("unrelated")
+  except RuntimeError as beside:
+    assert errors.lost_peer(beside).endswith("Connection reset by peer")
+  assert errors.lost_peer(OSError("Connection reset by peer")) == ""  # not a collective's
