@@ -105,7 +105,7 @@ def is_preemption(e: BaseException) -> bool:
 def out_of_memory(e: BaseException) -> bool:
   """XLA's RESOURCE_EXHAUSTED: the config needs more memory than the device has. The user's
   config (batch, model, a pod preset on a laptop) is the cause, not a bug."""
-  return (type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+  return (errors.is_xla_runtime_error(e)
           and str(e).lstrip().startswith("RESOURCE_EXHAUSTED"))
 
 
@@ -121,12 +121,12 @@ def _fail_for(e: BaseException) -> None:
          "memory than the device has; lower train.batch_size (or raise "
          "train.grad_accum_steps), use a smaller model, or plan it first with python -m "
          "research.aot --config=...")
-  if errors.lost_peer(e):
+  if reason := errors.lost_peer(e):
     # Skipping the exit hooks skips jax's distributed shutdown, whose barrier waits for the
     # lost process until the heartbeat timeout (64 s in a trial) and then aborts in C++
     # (exit 134, a page of coordination-service log). A checkpoint only exists once
     # committed, and metrics rows are flushed as written: stopping here loses nothing saved.
-    fail(errors.EXIT_PEER_LOST, f"{errors.lost_peer(e)}: another process of this multi-process "
+    fail(errors.EXIT_PEER_LOST, f"{reason}: another process of this multi-process "
          "run stopped (killed, preempted or crashed) or the network between them failed, so "
          "this one stops too; its own log says why it stopped; rerun every process's command "
          "to resume from the newest checkpoint", skip_cleanup=True)

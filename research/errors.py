@@ -38,6 +38,12 @@ _GLOO_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Bro
 _SERVICE_PEER_GONE = ("heartbeat timeout", "stopped sending heartbeats")
 
 
+def is_xla_runtime_error(e: BaseException) -> bool:
+  """An error XLA's runtime raised (jax.errors.JaxRuntimeError; XlaRuntimeError in older jax),
+  told by name so that this module never imports jax."""
+  return type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+
+
 def _says_peer_gone(text: str) -> bool:
   return (("Gloo" in text and "CpuCallback" not in text
            and any(p in text for p in _GLOO_PEER_GONE))
@@ -61,7 +67,7 @@ def lost_peer(e: BaseException) -> str:
       continue
     seen.add(id(e))
     text = str(e).strip()
-    if type(e).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and _says_peer_gone(text):
+    if is_xla_runtime_error(e) and _says_peer_gone(text):
       # Asked last: on any other error (a bad flag) it would start JAX's backends.
       jax = sys.modules.get("jax")
       if jax is None or jax.process_count() <= 1:
