@@ -63,23 +63,43 @@ def fail(code: int, message: str, *, skip_cleanup: bool = False) -> None:
   sys.exit(code)
 
 
-def interrupted() -> None:
+def interrupted(interrupt: BaseException | None = None) -> None:
   """Ctrl-C: one line and exit 130. Libraries' exit hooks still run after it (Orbax
   finishing an async save, JAX's shutdown); a second Ctrl-C meanwhile quits at once and
   quietly instead of printing their tracebacks under the line (a checkpoint only exists
   once its directory was committed, so cutting a save short loses nothing saved). The
   quick exit is installed by an exit hook, which runs before the libraries' (registered
   earlier, run later), so an in-process caller that catches the SystemExit (a notebook)
-  keeps its own Ctrl-C."""
+  keeps its own Ctrl-C. An `interrupt` that stopped the wait for an XLA compile quits by
+  that hook too, without the libraries' hooks (_left_a_compile_running)."""
   def quit_now(*_):
     sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(130)
 
+  if interrupt is not None and _left_a_compile_running(interrupt):
+    atexit.register(quit_now)
   # A process started with SIGINT ignored (`cmd &` in a script, nohup) keeps ignoring it.
   if (threading.current_thread() is threading.main_thread()
       and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
     atexit.register(signal.signal, signal.SIGINT, quit_now)
   fail(130, "interrupted")
+
+
+_JAX_COMPILER = os.path.join("jax", "_src", "compiler.py")
+
+
+def _left_a_compile_running(interrupt: BaseException) -> bool:
+  """Whether Ctrl-C reached Python while it waited on XLA's compile (jax/_src/compiler.py
+  the innermost frame: a run's first step compiling). JAX raises the KeyboardInterrupt but
+  the compile goes on in a worker thread, and JAX's own exit hook (clear_backends) frees the
+  client under it: "Fatal Python error: Segmentation fault", exit 139, a few seconds after
+  the line (5 of 5 tries). Nothing of the run is being written then: the loop, which owns
+  the checkpoints, closes them before an interrupt reaches cli."""
+  tb, innermost = interrupt.__traceback__, None
+  while tb is not None:
+    innermost, tb = tb, tb.tb_next
+  return innermost is not None and innermost.tb_frame.f_code.co_filename.endswith(_JAX_COMPILER)
 
 
 def exit_code(e: BaseException) -> int:
@@ -268,8 +288,8 @@ def run(main: Callable[[list[str]], int | None], *, trains: bool = False) -> Non
       result = main(argv)
       sys.stdout.flush()  # here, where a closed reader is caught, not at the interpreter's exit
       return result
-    except KeyboardInterrupt:
-      interrupted()
+    except KeyboardInterrupt as e:
+      interrupted(e)
     except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
       _fail_for(e)
 
@@ -286,8 +306,8 @@ def run_script(main: Callable[[list[str]], object]) -> None:
   try:
     result = main(sys.argv[1:])
     sys.stdout.flush()  # here, where a closed reader is caught, not at the interpreter's exit
-  except KeyboardInterrupt:
-    interrupted()
+  except KeyboardInterrupt as e:
+    interrupted(e)
   except SystemExit:
     raise
   except Exception as e:  # noqa: BLE001 -- mapped to one line and an exit code
