@@ -192,7 +192,8 @@ def _csv_text(csv) -> str:
 
 
 def define_flags(fv) -> None:
-  common.define_run_flags(fv, PRESETS)
+  common.define_run_flags(fv, PRESETS, seed_help="Seed of the bootstrap's resamples (the fit "
+                          "itself has none; one directory keeps one seed's).")
   flags.DEFINE_string("csv", None, "Data CSV (default: data/%s in the repository)."
                       % scaling.CSV_NAME, flag_values=fv)
 
@@ -200,7 +201,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("scaling_fit.json",))
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     run(args.preset, args.workdir, args.seed, args.csv)
   return 0
 

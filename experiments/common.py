@@ -27,14 +27,16 @@ from research.errors import InputError
 
 
 # ----------------------------------------------------------------------------- command line
-def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str = "cpu") -> None:
-  """--preset, --workdir and --seed, the flags every experiment script has."""
+def define_run_flags(fv: flags.FlagValues, presets: Iterable[str], default: str = "cpu",
+                     seed_help: str = "config.seed of every run (each seed is one replicate).",
+                     ) -> None:
+  """--preset, --workdir and --seed, the flags every experiment script has (`seed_help`: what
+  the seed does in a script that trains no run)."""
   presets = tuple(presets)
   flags.DEFINE_enum("preset", default, presets, "Preset: " + ", ".join(presets) + ".",
                     flag_values=fv)
   flags.DEFINE_string("workdir", None, "Output directory (required).", flag_values=fv)
-  flags.DEFINE_integer("seed", 0, "config.seed of every run (each seed is one replicate).",
-                       lower_bound=0, flag_values=fv)
+  flags.DEFINE_integer("seed", 0, seed_help, lower_bound=0, flag_values=fv)
 
 
 def parse_seeds(values) -> tuple[int, ...] | None:
@@ -81,26 +83,32 @@ def parse_run_flags(define: Callable[[flags.FlagValues], None], argv, doc: str,
 
 
 @contextlib.contextmanager
-def owned(workdir, name: str, preset: str | None = None):
+def owned(workdir, name: str, preset: str | None = None, seed: int | None = None):
   """Marks WORKDIR as experiment NAME's (workdir.EXPERIMENT) for the block, so that a rerun
   reuses its runs and sweep there while other experiments are refused it (research.main and
   research.sweep refuse the runs and sweeps it holds by their own files). An input refused in
   the block (a flag the experiment checks itself) before anything else was written takes the
   mark, and a WORKDIR it made, away again; a user's existing folder keeps its contents.
 
-  The mark keeps `preset` too, and another preset is refused: scaling_laws --preset=cpu after
-  --preset=tiny trained the cpu grid beside the tiny one (other run names), and
-  research.results then listed both grids as one experiment's rows. A mark written before
-  it kept the preset takes this one's."""
+  The mark keeps `preset` and `seed` too, and another of either is refused: scaling_laws
+  --preset=cpu after --preset=tiny trained the cpu grid beside the tiny one (other run names),
+  and research.results then listed both grids as one experiment's rows; --seed=1 where seed 0
+  trained was refused by the run's own check with a fix the scripts have no flag for
+  (--config.init_from), and besiroglu2024 (no run, a fit) replaced seed 0's result. A mark
+  written before it kept them takes this one's."""
   workdir = Path(workdir)
   marker = workdir / workdir_lib.EXPERIMENT
-  mark = {"experiment": name} | ({"preset": preset} if preset is not None else {})
+  kept = {k: v for k, v in (("preset", preset), ("seed", seed)) if v is not None}
+  mark = {"experiment": name} | kept
   made = not marker.exists()
-  had = None if made else (workdir_lib.read_json(marker) or {}).get("preset")
-  if preset is not None and had not in (None, preset):
-    raise InputError(f"{workdir} holds {name}'s runs of --preset={had}, and one directory "
-                     f"keeps one preset's; run --preset={preset} in another directory, or "
-                     f"rerun --preset={had} there")
+  had = {} if made else (workdir_lib.read_json(marker) or {})
+  for key, value in kept.items():
+    if had.get(key) not in (None, value):
+      how = ("; `python -m experiments.reproduce` gives each seed a directory of its own"
+             if key == "seed" else "")
+      raise InputError(f"{workdir} holds {name}'s runs of --{key}={had[key]}, and one directory "
+                       f"keeps one {key}'s; run --{key}={value} in another directory, or rerun "
+                       f"--{key}={had[key]} there{how}")
   # An existing WORKDIR and a user's own folders in it stay; only what the block made goes.
   before = {workdir, *workdir.rglob("*")} if made and workdir.exists() else set()
   if made:
@@ -108,7 +116,7 @@ def owned(workdir, name: str, preset: str | None = None):
     workdir_lib.write_json(marker, mark)
   try:
     yield
-    if preset is not None and not made and had is None:  # a mark from before it kept one
+    if not made and any(had.get(k) is None for k in kept):  # a mark from before it kept them
       workdir_lib.write_json(marker, mark)
   except InputError:
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)

@@ -216,7 +216,7 @@ def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("grokking.json",))
   overrides = common.typed_overrides(grokking_config.get_config(args.preset), args.set)
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     run(args.preset, args.workdir, args.seed, args.control, args.control_weight_decay, overrides)
   return 0
 

@@ -174,7 +174,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("olsson2022.json",))
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     run(args.preset, args.workdir, args.seed, args.layers, args.window_fraction, args.min_rise,
         args.num_steps)
   return 0

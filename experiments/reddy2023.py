@@ -199,7 +199,7 @@ def define_flags(fv) -> None:
 def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, empty_ok=("sweeps",),  # = none
                                 script=__file__, results=("results.json",))
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     run(args.preset, args.workdir, args.seed, args.sweeps, args.runs, args.steps)
   return 0
 

@@ -134,7 +134,7 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
     directory.mkdir(parents=True, exist_ok=True)
     print(f"\n--- {name}, {preset} preset, seed {seed}: {directory}", flush=True)
     try:
-      with common.owned(directory, name, preset):  # `experiments.NAME --workdir=` it reuses it
+      with common.owned(directory, name, preset, seed):  # `experiments.NAME --workdir=` reuses it
         PAPERS[name].run(preset, directory, seed=seed)
     except (Exception, SystemExit) as e:  # noqa: BLE001 -- scored as far as results exist
       if cli.is_preemption(e) or isinstance(e, InputError):

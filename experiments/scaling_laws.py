@@ -369,7 +369,7 @@ def main(argv=None) -> int:
                 top_starts=args.top_starts, devices=args.devices)
   if seeds is not None and args["seed"].present:
     raise InputError(f"--seed={args.seed} and --seeds={','.join(args.seeds)}: give one of them")
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     if seeds is None:
       run(args.preset, args.workdir, args.seed, **kwargs)
     else:

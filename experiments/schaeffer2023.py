@@ -1,4 +1,4 @@
-"""Emergence with model scale: exact match against continuous metrics (Wei et al. 2022;
+r"""Emergence with model scale: exact match against continuous metrics (Wei et al. 2022;
 Schaeffer et al. 2023).
 
   python -m experiments.schaeffer2023 --preset=cpu --workdir=runs/schaeffer2023
@@ -214,7 +214,7 @@ def main(argv=None) -> int:
   args = common.parse_run_flags(define_flags, argv, __doc__, script=__file__,
                                 results=("emergence_scale.json",))
   overrides = common.typed_overrides(arithmetic.get_config(args.preset), args.set)
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     run(args.preset, args.workdir, args.seed, args.sweep, args.sizes, overrides, args.ensemble,
         args.devices)
   return 0

@@ -186,7 +186,7 @@ def main(argv=None) -> int:
   if unknown:
     raise InputError(f"--models: unknown {unknown} for the {args.preset} preset; choose from: "
                      + ", ".join(models_for(args.preset)))
-  with common.owned(args.workdir, args.experiment, args.preset):
+  with common.owned(args.workdir, args.experiment, args.preset, args.seed):
     run(args.preset, args.workdir, args.seed, args.models, args.num_steps)
   return 0
 

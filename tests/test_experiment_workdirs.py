@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import garg2022, ladder, raventos2023, reproduce, schaeffer2023
+from experiments import besiroglu2024, garg2022, ladder, raventos2023, reproduce, schaeffer2023
 from research import cli, workdir_layout, workdir_lock
 from research.errors import InputError
 
@@ -91,7 +91,7 @@ def test_an_experiment_reuses_its_own_directory_and_refuses_another_experiments(
   own = tmp_path / "E"
   assert schaeffer2023.main(["--preset=tiny", f"--workdir={own}"]) == 0
   assert json.loads((own / "experiment.json").read_text()) == {"experiment": "schaeffer2023",
-                                                                 "preset": "tiny"}
+                                                                 "preset": "tiny", "seed": 0}
   assert schaeffer2023.main(["--preset=tiny", f"--workdir={own}"]) == 0  # a rerun reuses it
   assert len(ran) == 2
 
@@ -174,7 +174,7 @@ def test_reproduce_refuses_a_run_or_a_sweep_and_keeps_its_own_layout(tmp_path, m
       reproduce.main(["garg2022", "--preset=tiny", f"--workdir={w}"])
   seed_0 = w / "garg2022" / "run" / "seed_0"
   assert json.loads((seed_0 / "experiment.json").read_text()) == {"experiment": "garg2022",
-                                                                     "preset": "tiny"}
+                                                                     "preset": "tiny", "seed": 0}
   assert garg2022.main(["--preset=tiny", f"--workdir={seed_0}"]) == 0  # the script reuses it
   reproduce.main(["all", "--preset=tiny", f"--workdir={w}"])
   assert len(calls) == len([n for n in reproduce.NAMES if "tiny" in reproduce.presets_of(n)])
@@ -310,6 +310,36 @@ def test_an_experiments_directory_keeps_one_preset(tmp_path):
   with common.owned(old, "scaling_laws", "cpu"):
     pass
   assert json.loads((old / workdir.EXPERIMENT).read_text())["preset"] == "cpu"
+
+
+@pytest.mark.parametrize("module", [garg2022, besiroglu2024])
+def test_an_experiments_directory_keeps_one_seed(module, tmp_path, monkeypatch, capfd):
+  """garg2022 --seed=1 where seed 0 trained was refused by the run's own check, whose fix
+  (--config.init_from=) is a flag no script has; besiroglu2024 (a fit, no run to check)
+  replaced seed 5's scaling_fit.json, exit 0. The mark keeps the seed and another is refused
+  before anything is written, with a fix the scripts take. Controls: the same seed again; a
+  mark from before it kept one takes the next seed."""
+  from research import workdir
+  wd = tmp_path / "exp"
+  monkeypatch.setattr(module, "run", lambda preset, workdir, seed=0, *a, **k: (
+      Path(workdir, "result.txt").write_text(str(seed))))
+  argv = [f"--workdir={wd}", "--preset=tiny"]
+  assert module.main(argv + ["--seed=1"]) == 0
+  before = listing(wd)
+  code, line = refused(module.main, argv + ["--seed=2"], monkeypatch, capfd)
+  assert code == 2 and line == (
+      f"error: {wd} holds {module.__name__.split('.')[-1]}'s runs of --seed=1, and one "
+      "directory keeps one seed's; run --seed=2 in another directory, or rerun --seed=1 "
+      "there; `python -m experiments.reproduce` gives each seed a directory of its own")
+  assert listing(wd) == before
+  assert module.main(argv + ["--seed=1"]) == 0
+  old = tmp_path / "old"
+  old.mkdir()
+  (old / workdir.EXPERIMENT).write_text('{"experiment": "garg2022", "preset": "tiny"}')
+  from experiments import common
+  with common.owned(old, "garg2022", "tiny", 3):
+    pass
+  assert json.loads((old / workdir.EXPERIMENT).read_text())["seed"] == 3
 
 
 def test_the_hint_for_a_run_in_a_sweeps_folder_is_a_folder_the_check_accepts(tmp_path):
