@@ -1,4 +1,4 @@
-"""Multi-digit arithmetic for emergence (Wei et al. 2022; Schaeffer et al. 2023).
+r"""Multi-digit arithmetic for emergence (Wei et al. 2022; Schaeffer et al. 2023).
 
   python -m research.main --config=configs/arithmetic.py:cpu --workdir=runs/arith
   python -m research.main --config=configs/arithmetic.py:cpu --workdir=runs/mul \

@@ -1,4 +1,4 @@
-"""Few-shot classification on bursty sequences (Reddy 2023; Chan et al. 2022).
+r"""Few-shot classification on bursty sequences (Reddy 2023; Chan et al. 2022).
 
   python -m research.main --config=configs/bursty_classification.py:cpu --workdir=runs/reddy
   python -m research.main --config=configs/bursty_classification.py:cpu --workdir=runs/reddy_b0 \

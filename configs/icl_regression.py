@@ -1,4 +1,4 @@
-"""In-context regression (Garg et al. 2022; Raventós et al. 2023).
+r"""In-context regression (Garg et al. 2022; Raventós et al. 2023).
 
   python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl
   python -m research.main --config=configs/icl_regression.py:cpu --workdir=runs/icl8 \

@@ -1,4 +1,4 @@
-"""Next-token language modelling on real text: a local file or a TFDS corpus.
+r"""Next-token language modelling on real text: a local file or a TFDS corpus.
 
   python -m research.main --config=configs/lm.py:cpu --workdir=runs/lm \
       --config.task.source=file --config.task.path=corpus.txt

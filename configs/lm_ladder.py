@@ -1,4 +1,4 @@
-"""A language-model scale ladder: Pythia's sizes for pods, small sizes for this CPU.
+r"""A language-model scale ladder: Pythia's sizes for pods, small sizes for this CPU.
 
   python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4
   python -m research.aot --ladder=configs/lm_ladder.py --markdown   # the README table

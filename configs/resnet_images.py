@@ -1,4 +1,4 @@
-"""ResNet image classifier on a TFDS dataset (mnist, cifar10, ...).
+r"""ResNet image classifier on a TFDS dataset (mnist, cifar10, ...).
 
   python -m research.main --config=configs/resnet_images.py:mnist --workdir=runs/mnist
   python -m research.main --config=configs/resnet_images.py:cifar10 --workdir=runs/cifar10 \

@@ -1,4 +1,4 @@
-"""Scaling laws L(N, D) on a synthetic language: a second-order Markov token stream.
+r"""Scaling laws L(N, D) on a synthetic language: a second-order Markov token stream.
 
   python -m experiments.scaling_laws --preset=cpu --workdir=runs/scaling_laws
   python -m research.sweep --config=configs/scaling_laws.py:cpu --sweep=scaling_grid \

@@ -1,4 +1,4 @@
-"""Text classification (Transformer or LSTM) on a local CSV or a TFDS dataset; fine-tuning.
+r"""Text classification (Transformer or LSTM) on a local CSV or a TFDS dataset; fine-tuning.
 
   python -m research.main --config=configs/text_classification.py:csv --workdir=runs/tc \
       --config.task.path=reviews.csv            # columns: text,label

@@ -1,4 +1,4 @@
-"""Ahead-of-time plan of a run on a TPU slice, compiled on this host (no TPU needed).
+r"""Ahead-of-time plan of a run on a TPU slice, compiled on this host (no TPU needed).
 
   python -m research.aot --config=configs/lm_ladder.py:1b@v5p:4x4x4 --topology=v5p:4x4x4 \
       [--config.a.b=v ...] [--out=plan.json]

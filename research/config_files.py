@@ -74,23 +74,24 @@ def config_from_module(module, preset: str, where: str) -> ml_collections.Config
   if not callable(get_config):
     raise InputError(f"{where} defines no get_config(preset); a config file returns its "
                      "ConfigDict from get_config (see configs/icl_regression.py)")
+  call = f"get_config({preset!r})" if preset else "get_config()"  # as it was called
   try:
     config = get_config(preset) if preset else get_config()
   except SystemExit as e:  # sys.exit() in a config file would end the command with no line
-    raise InputError(f"{where}: get_config({preset!r}) called sys.exit({e.code!r}); a config "
+    raise InputError(f"{where}: {call} called sys.exit({e.code!r}); a config "
                      "file returns its ConfigDict (raise ValueError to refuse a preset)") from None
   except ValueError as e:  # the configs' "unknown preset 'x'; choose one of: ..."
     hint = (_misspelt(preset, e) if "preset" in str(e) else
-            f" (get_config({preset!r}) raised it; fix the config file)")
+            f" ({call} raised it; fix the config file)")
     raise InputError(f"{where}: {one_line(e)}{hint}") from None
   except Exception as e:  # noqa: BLE001 -- anything it raises is the file's fault
     if isinstance(e, TypeError) and preset and "positional argument" in str(e):
       raise InputError(f"{where}: this file's get_config takes no preset; drop ':{preset}'"
                        ) from None
-    raise InputError(f"{where}: get_config({preset!r}) raised {type(e).__name__}: "
+    raise InputError(f"{where}: {call} raised {type(e).__name__}: "
                      f"{one_line(e)}; fix the config file or pick another preset") from None
   if not isinstance(config, ml_collections.ConfigDict):
-    raise InputError(f"{where}: get_config({preset!r}) returned {type(config).__name__}, "
+    raise InputError(f"{where}: {call} returned {type(config).__name__}, "
                      "not an ml_collections.ConfigDict")
   if isinstance(config, ml_collections.FrozenConfigDict):
     config = config.as_configdict()  # overrides need a mutable one

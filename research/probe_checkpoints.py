@@ -1,4 +1,4 @@
-"""Probes of every kept checkpoint of a language-model run, after the fact (issue 18 §3).
+r"""Probes of every kept checkpoint of a language-model run, after the fact (issue 18 §3).
 
   python -m research.probe_checkpoints --workdir=runs/ladder/c3 [--out=FILE] [--windows=N] \
       [--few_shot_prompts=100]

@@ -199,7 +199,7 @@ def check_column(rows: list[dict], name: str, flag: str) -> None:
   if name not in cols:
     close = difflib.get_close_matches(name, cols, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else \
-        "columns are config fields (model.width), summary.* and last.*"
+        "columns are config fields (model.width), summary.*, last.* and probes.*"
     raise InputError(f"{flag}: no column {name!r} in the runs' table; {hint}")
 
 
