@@ -153,8 +153,10 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
       "params": rows, "outside_bootstrap_5_95": outside, "compute_optimal": opt,
       "isoflop": iso_json,
   }
-  write_json(out / "scaling_fit.json", result, indent=2, strict=True)
+  # The figure first: the result file marks a finished fit that run() reuses, and written
+  # before it, a figure that failed (or a Ctrl-C) left a fit reused without its figure.
   make_figure(out / "scaling_fit.png", N, D, L, fit, iso, edges)
+  write_json(out / "scaling_fit.json", result, indent=2, strict=True)
   print(f"wrote {out / 'scaling_fit.json'} and {out / 'scaling_fit.png'}")
   return result
 
