@@ -75,6 +75,7 @@ SEARCH_ANSWERS = 20_000  # population answers the best fixed string is searched 
 # search alone missed the best on 3-digit sums (3.0667 against 3.0577 for "1098", chance too
 # lenient by 0.3%), and by 1.2% on a population built to defeat it.
 EXHAUSTIVE_STRINGS = 10_000
+_DP_CELLS = 10_000_000  # int16 cells one extension of the prefixes' rows may hold (20 MB)
 
 
 def edit_distance(pred_NxM: np.ndarray, target_NxM: np.ndarray) -> np.ndarray:
@@ -85,7 +86,7 @@ def edit_distance(pred_NxM: np.ndarray, target_NxM: np.ndarray) -> np.ndarray:
   m_p, n = pred_MxN.shape
   m_t = target_MxN.shape[0]
   # int16 cells (a distance is at most the longer length): a quarter of int64's memory
-  # traffic, about twice as fast on chance's millions of string-answer pairs.
+  # traffic; 0.20 against 0.32 s on 2 million pairs of 4-symbol strings.
   prev_T = [np.full(n, j, np.int16) for j in range(m_t + 1)]  # row 0: j insertions
   for i in range(1, m_p + 1):
     cur_T = [np.full(n, i, np.int16)]  # column 0: i deletions
@@ -271,23 +272,22 @@ def generated_chance(answers_NxM, num_symbols: int, population_PxM=None) -> dict
   # its trial never beats the current string (which has one). Trying only the answers' own
   # symbols finds the same strings (a byte tokenizer's 257 ids against 26 letters).
   symbols = [int(d) for d in np.unique(search_UxM)]
+  found = [per_position, greedy, mode]
   if len(symbols) ** m <= EXHAUSTIVE_STRINGS:
     # On the population's own distinct answers where they are no more than the sample's.
     every_UxM, every_U = ((unique_PxM, counts_P) if len(unique_PxM) <= SEARCH_ANSWERS else
                           (search_UxM, search_U))
-    found = [per_position, greedy, mode, _best_of_every_string(symbols, m, every_UxM, every_U)]
-    return {"exact_match": float(np.all(answers_NxM == mode, axis=1).mean()),
-            "edit_distance": float(min(score(s, unique_UxM, counts_U) for s in found))}
-  found = []
-  for start in (per_position, greedy, mode):
-    best, best_score, better = list(start), score(start, search_UxM, search_U), True
-    while better:
-      better = False
-      for j, d in itertools.product(range(m), symbols):
-        trial = best[:j] + [d] + best[j + 1:]
-        if (trial_score := score(trial, search_UxM, search_U)) < best_score - 1e-12:
-          best, best_score, better = trial, trial_score, True
-    found += [start, best]
+    found.append(_best_of_every_string(symbols, m, every_UxM, every_U))
+  else:
+    for start in (per_position, greedy, mode):
+      best, best_score, better = list(start), score(start, search_UxM, search_U), True
+      while better:
+        better = False
+        for j, d in itertools.product(range(m), symbols):
+          trial = best[:j] + [d] + best[j + 1:]
+          if (trial_score := score(trial, search_UxM, search_U)) < best_score - 1e-12:
+            best, best_score, better = trial, trial_score, True
+      found.append(best)
   return {"exact_match": float(np.all(answers_NxM == mode, axis=1).mean()),
           "edit_distance": float(min(score(s, unique_UxM, counts_U) for s in found))}
 
@@ -320,9 +320,6 @@ def _best_of_every_string(symbols: list[int], m: int, answers_UxT, counts_U) -> 
   best = int(np.argmin(scores(first_row, 0)))
   digits = [best // len(symbols_S) ** (m - 1 - k) % len(symbols_S) for k in range(m)]
   return [int(symbols_S[d]) for d in digits]
-
-
-_DP_CELLS = 10_000_000  # int16 cells one extension of the prefixes' rows may hold (20 MB)
 
 
 def chance_levels(answers_NxM, num_symbols: int, *, sample: bool = False,
