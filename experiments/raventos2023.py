@@ -6,10 +6,11 @@
 
 Noisy linear regression (configs/icl_regression.py:raventos: y = w.x + eps, sigma^2 = 0.25,
 D = 8, K = 16) pretrained on a finite pool of M tasks, for every M of the preset's grid. Each M
-is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep; a
-grid with M = 0, fresh tasks, falls back to one run per M): the program holds the largest pool and member M draws its tasks from the pool's
-first M rows, which are exactly the pool a solo run with task.pool_size=M builds (tested in
-tests/test_ensemble.py). WORKDIR holds results.jsonl and runs/NAME/ (one per M, as solo runs would
+is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep):
+the program holds the largest pool and member M draws its tasks from the pool's first M rows, which are exactly the pool a solo run with task.pool_size=M builds (tested in
+tests/test_ensemble.py). M = inf (--pools=...,inf; task.pool_size = 0: a fresh w per prompt,
+Raventós's M = infinity) has no pool to share, so it trains alone after the ensemble; it is
+compared with Ridge only (dMMSE over infinitely many Gaussian tasks is Ridge). WORKDIR holds results.jsonl and runs/NAME/ (one per M, as solo runs would
 write them) and a rerun reuses finished M. Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
 the pool) holds the model's error per k next to Ridge (lambda = sigma^2, Bayes-optimal for the
 Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that run's M tasks).
@@ -26,11 +27,12 @@ Presets (the model and budget shrink on CPU; D, K and sigma^2 stay Raventós's e
   cpu    D = 8, K = 16, 4 layers / width 64 / 2 heads, batch 128, 4000 steps (warmup to the
          midpoint, linear decay), M = 2^1, 2^3, ..., 2^15: unmeasured
   paper  the raventos preset (8 layers / width 128 / 2 heads, batch 256, 500k steps),
-         M = 2^1 ... 2^20: an accelerator job
+         M = 2^1 ... 2^20 and M = inf: an accelerator job
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -45,12 +47,15 @@ from research.workdir import write_json
 PAPER = "Raventós et al. 2023, task diversity and non-Bayesian ICL (M sweep, M*)"
 PRESETS = {"tiny": "3 pool sizes of the tiny config, 40 steps",
            "cpu": "one 8-member ensemble of 4000 steps, D = 8",
-           "paper": "a 20-member ensemble of 500k steps: an accelerator job"}
+           "paper": "a 20-member ensemble of 500k steps and a fresh-task (M = inf) run: an "
+                    "accelerator job"}
+
+FRESH = "inf"  # M = infinity: a fresh task per prompt (task.pool_size = 0), no pool to draw from
 
 DISTANCE = ("mean over k of the mean squared difference between the model's and the estimator's predictions on the same fresh-task prompts, / D")
 
 
-def training_note(pools: list[dict]) -> str:
+def training_note(pools: list[dict], fresh: dict | None = None) -> str:
   """How the pools trained, read off their runs (an ensemble member's summary records the
   ensemble's size; a reused or lone run trained solo)."""
   sizes = [p.get("ensemble_size") for p in pools]
@@ -58,7 +63,8 @@ def training_note(pools: list[dict]) -> str:
   return (f"{len(ens)} of {len(pools)} pool sizes trained as members of vmapped ensembles "
           f"(research/ensemble.py; ensemble sizes {sorted(set(ens)) or '-'}: one program holds "
           f"the largest pool, member M samples from its first M rows), {len(pools) - len(ens)} "
-          "as solo runs")
+          "as solo runs" + ("; M = inf (fresh tasks: no pool to share) as a solo run" if fresh
+                            else ""))
 
 
 def pool_grid(preset: str) -> list[int]:
@@ -67,8 +73,30 @@ def pool_grid(preset: str) -> list[int]:
   if preset == "cpu":
     return [2 ** i for i in range(1, 16, 2)]
   if preset == "paper":
-    return [2 ** i for i in range(1, 21)]
+    return [2 ** i for i in range(1, 21)] + [FRESH]
   raise ValueError(f"unknown preset {preset!r}; choose one of: tiny, cpu, paper")
+
+
+def parse_pools(pools) -> list:
+  """--pools' entries: pool sizes M >= 1, and inf (FRESH) for a fresh task per prompt. `0`, the
+  config's spelling of fresh tasks, reads as a pool of no task here, so it is refused with the
+  spelling that means it; an unparsed entry is named, not a whole list's ValueError."""
+  grid = []
+  for m in pools:
+    text = str(m).strip().lower()
+    if text in (FRESH, "infinity", "∞"):
+      grid.append(FRESH)
+      continue
+    try:
+      value = int(text)
+    except ValueError:
+      value = 0
+    if value < 1:
+      raise InputError(f"--pools={','.join(map(str, pools))}: {m!r} is not a pool size; pool "
+                       "sizes are integers >= 1, and inf trains on a fresh task per prompt (M = "
+                       "infinity), e.g. --pools=4,64,1024,inf")
+    grid.append(value)
+  return grid
 
 
 def make_config(preset: str, seed: int = 0):
@@ -95,16 +123,32 @@ def distances(probe: dict) -> dict:
   """Raventós's comparison on one fresh-task probe: the mean squared difference between the
   model's predictions and Ridge's / dMMSE's on the same prompts (mean over k), and how far
   apart the two estimators' own predictions are (the scale the choice is made on)."""
-  curves = probe["curves"]
-  over_k = lambda name, key="mean": sum(curves[name][key]) / len(curves[name][key])
+  over_k, half = _over_k(probe), _half_width(probe)
   d_ridge, d_dmmse = over_k("model_vs_ridge"), over_k("model_vs_dmmse")
   # Noise of the difference d_dmmse - d_ridge: the two distances' 90% bootstrap half-widths,
   # averaged over k (a mean over k spreads at most that much) and added (a sum of half-widths
   # bounds the paired difference's half-width whatever the two's correlation).
-  half = lambda name: (over_k(name, "hi") - over_k(name, "lo")) / 2
   noise = half("model_vs_ridge") + half("model_vs_dmmse")
   return {"d_ridge": d_ridge, "d_dmmse": d_dmmse, "ridge_to_dmmse": over_k("ridge_vs_dmmse"),
           "d_noise": noise, "closer_to": "ridge" if d_ridge < d_dmmse else "dmmse"}
+
+
+def _over_k(probe: dict):
+  curves = probe["curves"]
+  return lambda name, key="mean": sum(curves[name][key]) / len(curves[name][key])
+
+
+def _half_width(probe: dict):
+  """A curve's 90% bootstrap half-width, averaged over k."""
+  over_k = _over_k(probe)
+  return lambda name: (over_k(name, "hi") - over_k(name, "lo")) / 2
+
+
+def fresh_distance(probe: dict) -> dict:
+  """The M = inf run against Ridge, the only estimator it has (no pool, so no dMMSE; the
+  posterior mean over infinitely many Gaussian tasks is Ridge's), with its half-width."""
+  return {"d_ridge": _over_k(probe)("model_vs_ridge"),
+          "d_ridge_half_width": _half_width(probe)("model_vs_ridge")}
 
 
 def estimate_m_star(points: list[dict]):
@@ -140,9 +184,22 @@ def render(res: dict, out_png) -> Path:
   a2.plot(ms, [p["d_dmmse"] for p in pools], "s-", color="#2ca02c", label="model vs dMMSE predictions")
   a2.plot(ms, [p["d_ridge"] for p in pools], "^-", color="#1f77b4", label="model vs Ridge predictions")
   a2.set_ylabel("mean sq. prediction difference / D")
+  fresh = res.get("fresh_tasks")
+  if fresh:  # M = inf two octaves right of the largest pool, its tick labelled as such
+    x_inf = 4 * max(ms, default=1)
+    a1.plot([x_inf], [mean(fresh["curves"]["model"])], "o", mfc="none", color="#d62728",
+            label="model, fresh tasks")
+    a1.plot([x_inf], [mean(fresh["curves"]["ridge"])], "^", mfc="none", color="#1f77b4")
+    a2.plot([x_inf], [fresh["d_ridge"]], "^", mfc="none", color="#1f77b4",
+            label="fresh tasks vs Ridge")
   for ax in (a1, a2):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("pretraining tasks M")
+    if fresh:
+      # Only ticks inside the pools' range: a tick outside would widen the axis to it.
+      ticks = [t for t in ax.get_xticks() if min(ms, default=x_inf) <= t < x_inf / 2] + [x_inf]
+      ax.set_xticks(ticks, [f"$2^{{{round(math.log2(t))}}}$" for t in ticks[:-1]] + ["\u221e"])
+      ax.set_xlim(right=x_inf * 1.5)
     if res["m_star"] is not None:
       ax.axvline(res["m_star"], color="grey", ls=":", lw=1)
     ax.legend(fontsize=7, frameon=False)
@@ -159,31 +216,40 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   config = make_config(preset, seed)
   if steps:
     config = cli.apply_overrides(config, {"train.num_steps": steps})
-  try:
-    grid = [int(m) for m in pools] if pools else pool_grid(preset)
-  except ValueError:
-    raise InputError(f"--pools={','.join(pools)}: pool sizes are integers, e.g. "
-                     "--pools=4,64,1024") from None
-  overrides = [{"task.pool_size": m} for m in grid]
+  grid = parse_pools(pools) if pools else pool_grid(preset)
+  finite = [m for m in grid if m != FRESH]
+  # M = inf last: the finite pools keep the run names (indices) they have without it.
+  overrides = [{"task.pool_size": m} for m in finite] + (
+      [{"task.pool_size": 0}] if FRESH in grid else [])
   out = Path(workdir)
   t0 = time.perf_counter()
-  # auto: one ensemble whenever the grid allows it (every M > 0), else one run per M.
+  # auto: the finite pools as one ensemble. A fresh-task run cannot join it (the sweep would
+  # fall back to one run per M), so the finite pools are swept first and the whole grid
+  # after, which trains only the fresh-task run (the others are done and reused).
+  if len(overrides) > len(finite) > 1:
+    sweep.run_sweep(config, overrides[:len(finite)], out, ensemble="auto")
   results = sweep.run_sweep(config, overrides, out, ensemble="auto")
-  pools, failed = [], []
+  pools, failed, fresh = [], [], None
   for o, row in zip(overrides, results.point_rows(overrides)):
+    m = o["task.pool_size"] or FRESH
     # The probe files of the run where it is now, not the paths its row recorded at training
     # (after a move those named the old place: every M "failed" and pools: [] was written).
     run_dir = results.run_dir(row["run"])
     path = workdir_lib.probe_file(run_dir, "icl_regression")
     if row["status"] != "done" or not path.is_file():
-      failed.append({"M": o["task.pool_size"], "error": row.get("error", f"no probe file {path}")})
+      failed.append({"M": m, "error": row.get("error", f"no probe file {path}")})
       continue
     probe = json.loads(path.read_text())
+    run_row = {"M": m, "run": row["run"], "num_params": row["num_params"],
+               "ensemble_size": row.get("ensemble_size"), "wall_s": row["wall_s"],
+               "probe": str(path)}
+    if m == FRESH:
+      fresh = run_row | {"curves": {n: probe["curves"][n]["mean"] for n in ("model", "ridge")}
+                         } | fresh_distance(probe)
+      continue
     pool_path = workdir_lib.probe_file(run_dir, "icl_regression_pool")
     pool_probe = json.loads(pool_path.read_text()) if pool_path.is_file() else None
-    pools.append({"M": o["task.pool_size"], "run": row["run"], "num_params": row["num_params"],
-                  "ensemble_size": row.get("ensemble_size"),
-                  "wall_s": row["wall_s"], "probe": str(path),
+    pools.append(run_row | {
                   "curves": {n: probe["curves"][n]["mean"] for n in ("model", "ridge", "dmmse")},
                   "pool_tasks_model_error": (sum(pool_probe["curves"]["model"]["mean"])
                                              / len(pool_probe["k"]) if pool_probe else None),
@@ -193,11 +259,11 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   res = {"preset": preset, "seed": seed, "n_dims": config.task.n_dims, "n_points": config.task.n_points,
          "noise_var": config.task.noise_std ** 2, "num_steps": config.train.num_steps,
          "model": {k: config.model[k] for k in ("num_layers", "width", "num_heads")},
-         "distance": DISTANCE, "ensemble": training_note(pools), "grid": grid, "pools": pools,
-         "m_star": estimate_m_star(pools), "failed": failed} \
+         "distance": DISTANCE, "ensemble": training_note(pools, fresh), "grid": finite,
+         "pools": pools, "fresh_tasks": fresh, "m_star": estimate_m_star(pools), "failed": failed} \
       | common.wall_times(results.point_rows(overrides), t0)
   write_json(out / "raventos2023.json", res, indent=1)
-  fig = render(res, out / "figures" / "raventos2023.png") if pools else None
+  fig = render(res, out / "figures" / "raventos2023.png") if pools or fresh else None
   print(f"\n=== Raventós 2023: D={res['n_dims']}, K={res['n_points']}, sigma^2="
         f"{res['noise_var']:g}, {config.train.num_steps} steps ===")
   print(f"{'M':>8} {'model':>7} {'dMMSE':>7} {'Ridge':>7} {'msd dMMSE':>10} {'msd Ridge':>10}  closer")
@@ -206,11 +272,15 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
     c = p["curves"]
     print(f"{p['M']:>8} {mean(c['model']):7.3f} {mean(c['dmmse']):7.3f} {mean(c['ridge']):7.3f} "
           f"{p['d_dmmse']:10.3f} {p['d_ridge']:10.3f}  {p['closer_to']}")
+  if fresh:
+    c = fresh["curves"]
+    print(f"{FRESH:>8} {mean(c['model']):7.3f} {'-':>7} {mean(c['ridge']):7.3f} {'-':>10} "
+          f"{fresh['d_ridge']:10.3f}  (fresh tasks: Ridge is the Bayes estimator)")
   for f in failed:
     print(f"FAILED M={f['M']}: {f['error']}")
   print(f"M* (smallest M from which every M is closer to Ridge than to dMMSE; distance = {DISTANCE}): {res['m_star']}")
   print(f"wrote {out / 'raventos2023.json'}" + (f" and {fig}" if fig else ""))
-  if pools:
+  if pools:  # the claims are the finite pools'; M = inf alone has none to score
     common.print_verdicts("raventos2023", out, preset)
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(grid)} pool sizes failed: M = "

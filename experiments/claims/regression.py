@@ -177,7 +177,7 @@ def _garg_shifts(path: Path, setup: str) -> list[dict]:
 
 # ----------------------------------------------------------------------------- Raventós 2023
 def raventos2023(run_dir: Path, preset: str) -> dict:
-  from experiments.raventos2023 import DISTANCE, estimate_m_star
+  from experiments.raventos2023 import DISTANCE, FRESH, estimate_m_star
   path = run_dir / "raventos2023.json"
   res = load(path)
   pools = sorted(res["pools"], key=lambda p: p["M"])
@@ -190,7 +190,8 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
            "above the threshold the model's predictions track Ridge's (largest M)",
            "task-diversity threshold M* in Raventós's window (2^13-2^15 at D=8"
            + (")" if d == 8 else f"; here D={d}, the window scaled by D/8)"))
-  failed = res.get("failed") or []
+  # The claims are the finite pools': a failed M = inf run (fresh tasks) moves none of them.
+  failed = [f for f in res.get("failed") or [] if f["M"] != FRESH]
   # A grid M with neither a pool nor a failure (a hand-edited or older file) was read as
   # measured: M* = 2^14 on pools 2, 8, 2^14 of grid 2, 8, 2^12, 2^14 was placed in
   # (2^12, 2^14], inside the window, where the pools bound it only to (8, 2^14].
@@ -282,6 +283,13 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
       + f"; d_dMMSE - d_Ridge: {margins}",
       why="Raventós's range is read off a plot (approx.): one octave beyond it either side",
       control=(ZERO, POOL_GLITCH)))
+  fresh = res.get("fresh_tasks")
+  fresh_note = ""
+  if fresh:
+    model, ridge = (mean(fresh["curves"][n]) for n in ("model", "ridge"))
+    fresh_note = (f"M = inf (a fresh task per prompt; no claim): model error {model:.3f}, Ridge "
+                  f"{ridge:.3f}; model to Ridge {fresh['d_ridge']:.3f} (90% half-width "
+                  f"{fresh['d_ridge_half_width']:.3f})")
   return {"claims": rows, "results": [str(path)],
           "figures": existing(run_dir / "figures" / "raventos2023.png"),
-          "notes": [res.get("ensemble", "")]}
+          "notes": [res.get("ensemble", ""), fresh_note]}
