@@ -7,11 +7,13 @@
 Noisy linear regression (configs/icl_regression.py:raventos: y = w.x + eps, sigma^2 = 0.25,
 D = 8, K = 16) pretrained on a finite pool of M tasks, for every M of the preset's grid. Each M
 is a member of ONE vmapped ensemble (research/ensemble.py, through research.sweep.run_sweep):
-the program holds the largest pool and member M draws its tasks from the pool's first M rows, which are exactly the pool a solo run with task.pool_size=M builds (tested in
+the program holds the largest pool and member M draws its tasks from the pool's first M rows,
+which are exactly the pool a solo run with task.pool_size=M builds (tested in
 tests/test_ensemble.py). M = inf (--pools=...,inf; task.pool_size = 0: a fresh w per prompt,
 Raventós's M = infinity) has no pool to share, so it trains alone after the ensemble; it is
-compared with Ridge only (dMMSE over infinitely many Gaussian tasks is Ridge). WORKDIR holds results.jsonl and runs/NAME/ (one per M, as solo runs would
-write them) and a rerun reuses finished M. Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
+compared with Ridge only (dMMSE over infinitely many Gaussian tasks is Ridge). WORKDIR holds
+results.jsonl and runs/NAME/ (one per M, as solo runs would write them) and a rerun reuses
+finished M. Each run's probe on fresh tasks (probes/icl_regression.json: w ~ N(0, I), never in
 the pool) holds the model's error per k next to Ridge (lambda = sigma^2, Bayes-optimal for the
 Gaussian prior) and dMMSE (the posterior mean under the uniform prior over that run's M tasks).
 
@@ -67,7 +69,8 @@ def training_note(pools: list[dict], fresh: dict | None = None) -> str:
                             else ""))
 
 
-def pool_grid(preset: str) -> list[int]:
+def pool_grid(preset: str) -> list:
+  """The preset's pool sizes M, ascending, and FRESH (M = inf) last where it has it."""
   if preset == "tiny":
     return [2, 16, 128]
   if preset == "cpu":

@@ -118,7 +118,8 @@ def test_the_claims_are_the_finite_pools_whether_m_infinity_ran_or_failed(tmp_pa
   _verdicts_asked(monkeypatch)
   monkeypatch.setattr(raventos2023, "render", lambda *a: None)
   verdicts = {}
-  for name, pools, status in [("without", ["2", "16"], "done"), ("with", ["2", "16", "inf"], "done"),
+  for name, pools, status in [("without", ["2", "16"], "done"),
+                              ("with", ["2", "16", "inf"], "done"),
                               ("failed", ["2", "16", "inf"], "failed")]:
     work = tmp_path / name
     _fake_sweep(work, monkeypatch, fresh_status=status)
