@@ -31,10 +31,13 @@ def closest(name: str, choices, cutoff: float = 0.6) -> str | None:
 
 
 # What a collective says when the process at the other end is gone: gloo (CPU) reads a reset
-# or closed TCP connection, or fails writing to it; the coordination service names a task
-# that stopped sending heartbeats. The connection phrases count only in gloo's own errors: a
-# host callback's "Connection reset by peer" (CpuCallback) is this process's own failure.
-_GLOO_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+# or closed TCP connection, or fails writing to it, or waited longer than the collective
+# timeout (research.main's --collective_timeout) for a process that stopped answering; the
+# coordination service names a task that stopped sending heartbeats. The connection phrases
+# count only in gloo's own errors: a host callback's "Connection reset by peer"
+# (CpuCallback) is this process's own failure.
+_GLOO_PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
+                   "Application timeout caused pair closure", "Timed out waiting")
 _SERVICE_PEER_GONE = ("heartbeat timeout", "stopped sending heartbeats")
 
 

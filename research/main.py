@@ -32,6 +32,19 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 _TIMEOUT = flags.DEFINE_integer(
     "coordinator_timeout", 300, "Seconds a multi-process run waits for every process to join "
     "(process 0 listens at --coordinator_address); then exit 2 with one line.")
+# jax's coordination service aborts every process in C++ (exit 134, a page of log) once a
+# process has missed heartbeats for 100 s. A CPU collective waiting on a lost process does not
+# always fail by itself: in a ring all-reduce over several devices per process, a device
+# whose neighbour is a local device waits on it after that device's own link to the lost
+# process failed (5 of 18 trials of tests/test_multiprocess.py's kill, 2026-12-07: a gdb
+# backtrace showed them in gloo's waitRecv), and XLA's CPU collective timeout is 30 min. A timeout below the heartbeat's ends it as a collective error
+# first, which research/errors.py reads as a lost peer: exit 7, one line.
+HEARTBEAT_TIMEOUT_S = 100
+_COLLECTIVE_TIMEOUT = flags.DEFINE_integer(
+    "collective_timeout", 60, "Seconds a CPU collective of a multi-process run waits for another "
+    "process (XLA's --xla_cpu_collective_timeout_seconds; one set in XLA_FLAGS wins); then exit "
+    f"7 with one line. Below jax's {HEARTBEAT_TIMEOUT_S} s heartbeat timeout; raise it when "
+    "processes legitimately drift apart longer (a much slower host compiling).")
 
 
 def _check_address(address: str) -> None:
@@ -167,6 +180,17 @@ def main(argv) -> int:
   if _TIMEOUT.value < 1 or (flags.FLAGS["coordinator_timeout"].present and not (multi or from_env)):
     raise InputError(f"--coordinator_timeout={_TIMEOUT.value}: seconds >= 1, for a multi-process "
                      "run (--num_processes=N > 1, or a TPU pod's runtime); fix or drop it")
+  timeout = _COLLECTIVE_TIMEOUT.value
+  if not 1 <= timeout < HEARTBEAT_TIMEOUT_S or (
+      flags.FLAGS["collective_timeout"].present and not (multi or from_env)):
+    raise InputError(f"--collective_timeout={timeout}: seconds from 1 to "
+                     f"{HEARTBEAT_TIMEOUT_S - 1} (jax aborts a process whose peer missed "
+                     f"{HEARTBEAT_TIMEOUT_S} s of heartbeats), for a multi-process run; fix or "
+                     "drop it")
+  if (multi or from_env) and "xla_cpu_collective_timeout_seconds" not in os.environ.get(
+      "XLA_FLAGS", ""):  # read when JAX starts its backends, below
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_cpu_collective_timeout_seconds={timeout}").strip()
   import jax  # after flags, so that --helpfull stays fast
 
   if multi:

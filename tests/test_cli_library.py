@@ -126,7 +126,12 @@ def test_only_a_multi_process_runs_lost_connection_is_a_lost_peer(monkeypatch):
                                      "[127.0.0.1]:30080: Connection reset by peer")
   for text in ("UNKNOWN: Gloo AllReduce failed: Connection closed by peer [127.0.0.1]:1",
                "UNKNOWN: Gloo Broadcast failed: Write error: Broken pipe",
-               "UNAVAILABLE: Task 1 heartbeat timeout."):
+               "UNAVAILABLE: Task 1 heartbeat timeout.",
+               # research.main's --collective_timeout ended a wait on a process that is gone
+               # or stopped answering (gloo's two wordings of it)
+               "UNKNOWN: Gloo AllGather failed: Application timeout caused pair closure",
+               "UNKNOWN: Gloo AllReduce failed: Timed out waiting 20000ms for recv operation "
+               "to complete"):
     assert errors.lost_peer(JaxRuntimeError(text)) == text
   try:  # a save's collective failed: the write error wraps it
     try:

@@ -110,7 +110,9 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, cache, reference):
   _kill_resume(tmp_path, cache, reference, delay=0.0)
 
 
-@pytest.mark.parametrize("trial", range(3))
+# One random moment in the default suite beside the kill at once above; trials 1 and 2 and the
+# 20 of the next test in the slow suite (-m slow).
+@pytest.mark.parametrize("trial", [0] + [pytest.param(t, marks=pytest.mark.slow) for t in (1, 2)])
 def test_sigkill_at_random_moments(tmp_path, cache, reference, trial):
   _kill_resume(tmp_path, cache, reference, delay=random.Random(trial).uniform(0.0, 0.6))
 
