@@ -115,19 +115,17 @@ def test_a_coordinator_timeout_that_cannot_apply_is_refused(extra, tmp_path):
   assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("extra", [["--collective_timeout=0"], ["--collective_timeout=100"],
-                                   []])
+@pytest.mark.parametrize("extra", [["--collective_timeout=0"], ["--collective_timeout=-5"], []])
 def test_a_collective_timeout_that_cannot_apply_is_refused(extra, tmp_path):
-  """0, or 100 s and more (jax's heartbeat timeout aborts first, so it would never be seen),
-  in a pair; any value in a one-process run. (Control: 30 in a pair is taken, the tests of a
-  lost process below.)"""
+  """Under a second in a pair; any value in a one-process run. (Control: 30 in a pair is
+  taken, the tests of a lost process below.)"""
   pair = ["--num_processes=2", "--process_id=1", "--coordinator_address=localhost:1234"]
   argv = [*extra, *pair] if extra else ["--collective_timeout=30"]
   proc = subprocess.run(_cmd(tmp_path / "run", *argv), cwd=ROOT, env=_env(4),
                         capture_output=True, text=True, timeout=60)
   assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
   assert proc.stderr.startswith("error: --collective_timeout=") and \
-      "seconds from 1 to 99" in proc.stderr and "for a multi-process run" in proc.stderr
+      "seconds >= 1, for a multi-process run" in proc.stderr
   assert not (tmp_path / "run").exists()
 
 
