@@ -134,6 +134,12 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.train.batch_size, c.train.num_steps = 32, 500_000
     c.train.log_every, c.train.checkpoint_every, c.train.eval_every = 1000, 10_000, 2000
     c.train.steps_per_call = 100
+    if preset == "chan":
+      # Chan's LSTM as they describe it: 12 layers of width 64, the Transformer's depth and
+      # width. The other presets keep lstm_width = 0, a width that matches the Transformer's
+      # parameter count, wider than 64 here (an LSTM layer of width 64 holds 33k parameters,
+      # a Transformer block of width 64 with a 4x MLP 49k).
+      c.model.lstm_width = 64
     if preset == "chan_cpu":
       c.task.image_size = 28
       c.model.num_layers, c.model.num_heads = 4, 4

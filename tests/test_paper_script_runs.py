@@ -124,11 +124,17 @@ def test_chan_cpu_preset_cells_have_2048_classes_and_the_sweep_value_wins(tmp_pa
 
 def test_chan_paper_preset_trains_the_configs_chan_preset(tmp_path, monkeypatch):
   """This experiment's paper preset is Chan's Omniglot setup (configs' `chan`: 12 layers, 8
-  heads, 5e5 steps), not the configs' own `paper` preset (Reddy's)."""
+  heads, 5e5 steps), not the configs' own `paper` preset (Reddy's); its LSTM is Chan's 12
+  layers of width 64, where the cpu presets match the Transformer's parameter count."""
   seen = _chan_recorder(monkeypatch)
   chan2022.run("paper", tmp_path)
   assert {(c.task.source, c.model.num_layers, c.model.num_heads, c.train.num_steps)
           for c in seen.values()} == {("omniglot", 12, 8, 500_000)}
+  lstms = [c for c in seen.values() if c.model.name == "lstm"]
+  assert lstms and {(c.model.lstm_layers or c.model.num_layers, c.model.lstm_width)
+                    for c in lstms} == {(12, 64)}
+  from configs import bursty_classification
+  assert bursty_classification.get_config("chan_cpu").model.lstm_width == 0  # control
 
 
 def test_chan_an_unknown_preset_fails_before_anything_is_written(tmp_path, monkeypatch):
