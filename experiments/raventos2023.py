@@ -293,8 +293,8 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
 
 def define_flags(fv) -> None:
   common.define_run_flags(fv, PRESETS)
-  flags.DEFINE_list("pools", [], "Pool sizes M, e.g. --pools=4,64,1024 (default: the preset's "
-                    "grid).", flag_values=fv)
+  flags.DEFINE_list("pools", [], "Pool sizes M, e.g. --pools=4,64,1024,inf (inf: a fresh task "
+                    "per prompt, M = infinity; default: the preset's grid).", flag_values=fv)
   flags.DEFINE_integer("steps", 0, "Override train.num_steps (0 = preset).", lower_bound=0,
                        flag_values=fv)
 
