@@ -99,6 +99,10 @@ def parse_pools(pools) -> list:
                        "sizes are integers >= 1, and inf trains on a fresh task per prompt (M = "
                        "infinity), e.g. --pools=4,64,1024,inf")
     grid.append(value)
+  twice = sorted({str(m) for m in grid if grid.count(m) > 1})
+  if twice:  # inf,INF or 2,02: one run each, the grid's count off by one
+    raise InputError(f"--pools={','.join(map(str, pools))} gives M = {', '.join(twice)} more "
+                     "than once; give each pool size once")
   return grid
 
 
@@ -227,11 +231,13 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   out = Path(workdir)
   t0 = time.perf_counter()
   # auto: the finite pools as one ensemble. A fresh-task run cannot join it (the sweep would
-  # fall back to one run per M), so the finite pools are swept first and the whole grid
-  # after, which trains only the fresh-task run (the others are done and reused).
-  if len(overrides) > len(finite) > 1:
-    sweep.run_sweep(config, overrides[:len(finite)], out, ensemble="auto")
-  results = sweep.run_sweep(config, overrides, out, ensemble="auto")
+  # fall back to one run per M), so it is a sweep of its own after theirs, in the same
+  # directory and table. Not the whole grid again: that retried a failed ensemble's pools
+  # one by one (20 solo 500k-step runs on `paper`) and reported them trained.
+  results = None
+  for part in (overrides[:len(finite)], overrides[len(finite):]):
+    if part:
+      results = sweep.run_sweep(config, part, out, ensemble="auto")
   pools, failed, fresh = [], [], None
   for o, row in zip(overrides, results.point_rows(overrides)):
     m = o["task.pool_size"] or FRESH

@@ -37,11 +37,20 @@ def test_a_pool_that_is_no_size_is_refused_naming_it_and_the_spelling_of_fresh_t
       "--pools=4,64,1024,inf" in line and "\n" not in line
 
 
+@pytest.mark.parametrize("pools, twice", [(["inf", "INF"], "inf"), (["2", "02", "8"], "2")])
+def test_a_pool_size_given_twice_is_refused(pools, twice):
+  """inf,INF trained one run for two grid entries (the failure count then off by one)."""
+  with pytest.raises(InputError, match=rf"gives M = {twice} more than once; give each pool "
+                     "size once$"):
+    raventos2023.parse_pools(pools)
+  assert raventos2023.parse_pools(pools[:1]) == [pools[0] if pools[0] == "inf" else 2]
+
+
 def _curve(v, half=0.0):
   return {"mean": [v] * 3, "lo": [v - half] * 3, "hi": [v + half] * 3}
 
 
-def _fake_sweep(tmp_path, monkeypatch, fresh_status="done"):
+def _fake_sweep(tmp_path, monkeypatch, fresh_status="done", pool_status="done"):
   """run_sweep replaced: each run's probes written by hand; returns the override lists it was
   called with. The fresh-task run's probe has what a pool_size = 0 run writes: no dMMSE."""
   from research import sweep
@@ -65,7 +74,7 @@ def _fake_sweep(tmp_path, monkeypatch, fresh_status="done"):
   def run_sweep(config, overrides, out, ensemble):
     calls.append([o["task.pool_size"] for o in overrides])
     row = lambda o: {"run": f"m{o['task.pool_size']}", "num_params": 10, "wall_s": 1.0,
-                     "status": fresh_status if o["task.pool_size"] == 0 else "done",
+                     "status": fresh_status if o["task.pool_size"] == 0 else pool_status,
                      "ensemble_size": 2 if o["task.pool_size"] else None}
     return types.SimpleNamespace(point_rows=lambda os: [row(o) for o in os],
                                  run_dir=lambda name: tmp_path / "runs" / name)
@@ -76,14 +85,13 @@ def _fake_sweep(tmp_path, monkeypatch, fresh_status="done"):
 def test_m_infinity_trains_after_the_finite_pools_ensemble_and_is_recorded_against_ridge(
     tmp_path, monkeypatch, capsys):
   """The finite pools are swept alone first (so they share one program: a pool_size = 0 point
-  in the same sweep makes it run every M solo), then the whole grid, which leaves only the
-  fresh-task run to train; M = inf comes last whatever its place in --pools, so the finite
-  pools keep their run names. Its record: the model's and Ridge's errors, the distance to
+  in the same sweep makes it run every M solo), then the fresh-task run as a sweep of its
+  own in the same directory; M = inf comes last whatever its place in --pools. Its record: the model's and Ridge's errors, the distance to
   Ridge with its half-width, no dMMSE; M* and the grid are the finite pools'."""
   calls = _fake_sweep(tmp_path, monkeypatch)
   asked = _verdicts_asked(monkeypatch)
   raventos2023.run("tiny", tmp_path, pools=["inf", "2", "16"])
-  assert calls == [[2, 16], [2, 16, 0]]
+  assert calls == [[2, 16], [0]]
   res = json.loads((tmp_path / "raventos2023.json").read_text())
   assert res["grid"] == [2, 16] and [p["M"] for p in res["pools"]] == [2, 16]
   fresh = res["fresh_tasks"]
@@ -99,16 +107,34 @@ def test_m_infinity_trains_after_the_finite_pools_ensemble_and_is_recorded_again
   assert asked  # the finite pools' verdicts are printed
 
 
-def test_a_grid_of_one_finite_pool_and_m_infinity_is_one_sweep(tmp_path, monkeypatch):
-  """One finite pool has no ensemble to keep apart from the fresh-task run."""
-  calls = _fake_sweep(tmp_path, monkeypatch)
-  _verdicts_asked(monkeypatch)
+def test_a_failed_ensemble_is_reported_not_retried_by_the_fresh_tasks_sweep(tmp_path,
+                                                                               monkeypatch):
+  """The fresh-task run's sweep holds that run alone: one that held the whole grid retried
+  the finite pools of a failed ensemble one by one (a pool_size = 0 point forbids the
+  ensemble), and exit 0 reported them trained (review of 65eec4b, with a real sweep)."""
+  calls = _fake_sweep(tmp_path, monkeypatch, pool_status="failed")
   monkeypatch.setattr(raventos2023, "render", lambda *a: None)
-  raventos2023.run("tiny", tmp_path, pools=["2", "inf"])
-  assert calls == [[2, 0]]
+  with pytest.raises(RunsFailedError, match="2 of 3 pool sizes failed: M = 2, 16 "):
+    raventos2023.run("tiny", tmp_path, pools=["2", "16", "inf"])
+  assert calls == [[2, 16], [0]]
   calls.clear()
-  raventos2023.run("tiny", tmp_path, pools=["2", "16"])  # control: no M = inf, one sweep
+  with pytest.raises(RunsFailedError, match="2 of 2 pool sizes failed"):  # control: no M = inf
+    raventos2023.run("tiny", tmp_path, pools=["2", "16"])
   assert calls == [[2, 16]]
+
+
+def test_m_infinity_alone_is_recorded_and_its_claims_say_why_there_are_none(tmp_path,
+                                                                            monkeypatch):
+  calls = _fake_sweep(tmp_path, monkeypatch)
+  monkeypatch.setattr(raventos2023, "render", lambda *a: None)
+  raventos2023.run("tiny", tmp_path, pools=["inf"])
+  assert calls == [[0]]
+  res = json.loads((tmp_path / "raventos2023.json").read_text())
+  assert res["grid"] == [] and res["pools"] == [] and res["fresh_tasks"]["M"] == "inf"
+  scored = regression.raventos2023(tmp_path, "tiny")
+  assert {c["status"] for c in scored["claims"]} == {"NOT_SHOWN"}
+  assert all("the grid has no finite pool (M = inf alone" in c["note"] for c in scored["claims"])
+  assert any(n.startswith("M = inf (a fresh task per prompt; no claim)") for n in scored["notes"])
 
 
 def test_the_claims_are_the_finite_pools_whether_m_infinity_ran_or_failed(tmp_path, monkeypatch):

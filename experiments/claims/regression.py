@@ -198,7 +198,9 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
   unmeasured = sorted(set(res["grid"]) - {p["M"] for p in pools} - {f["M"] for f in failed})
   if res.get("distance") != DISTANCE or not pools or failed or unmeasured or any(
       "d_noise" not in p for p in pools):
-    why = ("no pool finished" if not pools else
+    why = ("the grid has no finite pool (M = inf alone: the claims compare pools)"
+           if not pools and not res["grid"] and res.get("fresh_tasks") else
+           "no pool finished" if not pools else
            f"pool sizes {[f['M'] for f in failed]} failed (the smallest / largest M and M* "
            "would silently move to other pools): rerun raventos2023" if failed else
            f"the grid's M = {unmeasured} have no pool and no failure recorded (the smallest / "
@@ -208,7 +210,7 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
            "raventos2023" if res.get("distance") != DISTANCE else
            f"{path} predates the distances' noise estimate: rerun raventos2023")
     return {"claims": [not_shown(n, "-", why, control=ZERO) for n in names],
-            "results": [str(path)], "figures": [], "notes": []}
+            "results": [str(path)], "figures": [], "notes": [_fresh_note(res)]}
 
   def tracks(p, target, other):
     """Resolvably closer to target's predictions than to other's, and resolvably closer to
@@ -283,13 +285,17 @@ def raventos2023(run_dir: Path, preset: str) -> dict:
       + f"; d_dMMSE - d_Ridge: {margins}",
       why="Raventós's range is read off a plot (approx.): one octave beyond it either side",
       control=(ZERO, POOL_GLITCH)))
-  fresh = res.get("fresh_tasks")
-  fresh_note = ""
-  if fresh:
-    model, ridge = (mean(fresh["curves"][n]) for n in ("model", "ridge"))
-    fresh_note = (f"M = inf (a fresh task per prompt; no claim): model error {model:.3f}, Ridge "
-                  f"{ridge:.3f}; model to Ridge {fresh['d_ridge']:.3f} (90% half-width "
-                  f"{fresh['d_ridge_half_width']:.3f})")
   return {"claims": rows, "results": [str(path)],
           "figures": existing(run_dir / "figures" / "raventos2023.png"),
-          "notes": [res.get("ensemble", ""), fresh_note]}
+          "notes": [res.get("ensemble", ""), _fresh_note(res)]}
+
+
+def _fresh_note(res: dict) -> str:
+  """The M = inf run beside the claims ('' without one): it has no dMMSE, so no claim."""
+  fresh = res.get("fresh_tasks")
+  if not fresh:
+    return ""
+  model, ridge = (mean(fresh["curves"][n]) for n in ("model", "ridge"))
+  return (f"M = inf (a fresh task per prompt; no claim): model error {model:.3f}, Ridge "
+          f"{ridge:.3f}; model to Ridge {fresh['d_ridge']:.3f} (90% half-width "
+          f"{fresh['d_ridge_half_width']:.3f})")
