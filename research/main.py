@@ -49,6 +49,18 @@ _COLLECTIVE_TIMEOUT = flags.DEFINE_integer(
     "(an abort in C++, exit 134).")
 
 
+def with_collective_timeout(xla_flags: str, seconds: int, given: bool) -> str:
+  """XLA_FLAGS with XLA's CPU collective timeout set to `seconds`, unless it sets one
+  already (kept; refused when --collective_timeout was given too: one would be ignored)."""
+  if "xla_cpu_collective_timeout_seconds" in xla_flags:
+    if given:
+      raise InputError(f"--collective_timeout={seconds} and XLA_FLAGS' "
+                       "--xla_cpu_collective_timeout_seconds both set the collective timeout; "
+                       "drop one")
+    return xla_flags
+  return f"{xla_flags} --xla_cpu_collective_timeout_seconds={seconds}".strip()
+
+
 def _check_address(address: str) -> None:
   """HOST:PORT (an IPv6 host in brackets, [::1]:1234), before jax.distributed reads it: a
   port that is no integer crashed it (segfault) or hung every process, as did an empty host
@@ -186,10 +198,9 @@ def main(argv) -> int:
   if timeout < 1 or (flags.FLAGS["collective_timeout"].present and not (multi or from_env)):
     raise InputError(f"--collective_timeout={timeout}: seconds >= 1, for a multi-process run "
                      "(--num_processes=N > 1, or a TPU pod's runtime); fix or drop it")
-  if (multi or from_env) and "xla_cpu_collective_timeout_seconds" not in os.environ.get(
-      "XLA_FLAGS", ""):  # read when JAX starts its backends, below
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + f" --xla_cpu_collective_timeout_seconds={timeout}").strip()
+  if multi or from_env:  # XLA_FLAGS is read when JAX starts its backends, below
+    os.environ["XLA_FLAGS"] = with_collective_timeout(
+        os.environ.get("XLA_FLAGS", ""), timeout, flags.FLAGS["collective_timeout"].present)
   import jax  # after flags, so that --helpfull stays fast
 
   if multi:
