@@ -62,6 +62,8 @@ def training_note(pools: list[dict], fresh: dict | None = None) -> str:
   ensemble's size; a reused or lone run trained solo)."""
   sizes = [p.get("ensemble_size") for p in pools]
   ens = [z for z in sizes if z]
+  if not pools:
+    return "M = inf (fresh tasks) as a solo run; no finite pool" if fresh else ""
   return (f"{len(ens)} of {len(pools)} pool sizes trained as members of vmapped ensembles "
           f"(research/ensemble.py; ensemble sizes {sorted(set(ens)) or '-'}: one program holds "
           f"the largest pool, member M samples from its first M rows), {len(pools) - len(ens)} "
@@ -195,10 +197,10 @@ def render(res: dict, out_png) -> Path:
   if fresh:  # M = inf two octaves right of the largest pool, its tick labelled as such
     x_inf = 4 * max(ms, default=1)
     a1.plot([x_inf], [mean(fresh["curves"]["model"])], "o", mfc="none", color="#d62728",
-            label="model, fresh tasks")
+            label="model at M = \u221e")
     a1.plot([x_inf], [mean(fresh["curves"]["ridge"])], "^", mfc="none", color="#1f77b4")
     a2.plot([x_inf], [fresh["d_ridge"]], "^", mfc="none", color="#1f77b4",
-            label="fresh tasks vs Ridge")
+            label="model at M = \u221e vs Ridge")
   for ax in (a1, a2):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("pretraining tasks M")
@@ -211,7 +213,8 @@ def render(res: dict, out_png) -> Path:
       ax.axvline(res["m_star"], color="grey", ls=":", lw=1)
     ax.legend(fontsize=7, frameon=False)
   fig.suptitle(f"Raventós task diversity: D={res['n_dims']}, K={res['n_points']}, "
-               f"M* = {res['m_star']} ({res['preset']} preset)", fontsize=10)
+               f"M* = {res['m_star'] or 'none on this grid'} ({res['preset']} preset)",
+               fontsize=10)
   return plots.save_figure(fig, out_png)
 
 
@@ -224,7 +227,9 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   if steps:
     config = cli.apply_overrides(config, {"train.num_steps": steps})
   grid = parse_pools(pools) if pools else pool_grid(preset)
-  finite = [m for m in grid if m != FRESH]
+  # Ascending, as the paper's axis: the table, the JSON and the figure's lines follow the grid
+  # (--pools=64,2,16 drew the lines 64 -> 2 -> 16).
+  finite = sorted(m for m in grid if m != FRESH)
   # M = inf last: the finite pools keep the run names (indices) they have without it.
   overrides = [{"task.pool_size": m} for m in finite] + (
       [{"task.pool_size": 0}] if FRESH in grid else [])
@@ -289,7 +294,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
     print(f"FAILED M={f['M']}: {f['error']}")
   print(f"M* (smallest M from which every M is closer to Ridge than to dMMSE; distance = {DISTANCE}): {res['m_star']}")
   print(f"wrote {out / 'raventos2023.json'}" + (f" and {fig}" if fig else ""))
-  if pools:  # the claims are the finite pools'; M = inf alone has none to score
+  if pools or fresh:  # M = inf alone: the scorer says why it has no claim
     common.print_verdicts("raventos2023", out, preset)
   if failed:
     raise RunsFailedError(f"{len(failed)} of {len(grid)} pool sizes failed: M = "

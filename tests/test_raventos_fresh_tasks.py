@@ -90,8 +90,8 @@ def test_m_infinity_trains_after_the_finite_pools_ensemble_and_is_recorded_again
   Ridge with its half-width, no dMMSE; M* and the grid are the finite pools'."""
   calls = _fake_sweep(tmp_path, monkeypatch)
   asked = _verdicts_asked(monkeypatch)
-  raventos2023.run("tiny", tmp_path, pools=["inf", "2", "16"])
-  assert calls == [[2, 16], [0]]
+  raventos2023.run("tiny", tmp_path, pools=["inf", "16", "2"])
+  assert calls == [[2, 16], [0]]  # ascending, as the figure's axis (16, 2 drew a zig-zag)
   res = json.loads((tmp_path / "raventos2023.json").read_text())
   assert res["grid"] == [2, 16] and [p["M"] for p in res["pools"]] == [2, 16]
   fresh = res["fresh_tasks"]
@@ -127,10 +127,12 @@ def test_m_infinity_alone_is_recorded_and_its_claims_say_why_there_are_none(tmp_
                                                                             monkeypatch):
   calls = _fake_sweep(tmp_path, monkeypatch)
   monkeypatch.setattr(raventos2023, "render", lambda *a: None)
+  asked = _verdicts_asked(monkeypatch)
   raventos2023.run("tiny", tmp_path, pools=["inf"])
-  assert calls == [[0]]
+  assert calls == [[0]] and asked  # the scorer's NOT_SHOWN lines say why
   res = json.loads((tmp_path / "raventos2023.json").read_text())
   assert res["grid"] == [] and res["pools"] == [] and res["fresh_tasks"]["M"] == "inf"
+  assert res["ensemble"] == "M = inf (fresh tasks) as a solo run; no finite pool"
   scored = regression.raventos2023(tmp_path, "tiny")
   assert {c["status"] for c in scored["claims"]} == {"NOT_SHOWN"}
   assert all("the grid has no finite pool (M = inf alone" in c["note"] for c in scored["claims"])
