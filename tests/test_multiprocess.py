@@ -132,16 +132,26 @@ def test_a_collective_timeout_that_cannot_apply_is_refused(extra, tmp_path):
 def test_a_multi_process_run_sets_xlas_collective_timeout_unless_xla_flags_does():
   """The flag reaches XLA as --xla_cpu_collective_timeout_seconds (without it, 1 trial of 4
   of the kill test below and every SIGSTOP waited for jax's abort); a value already in
-  XLA_FLAGS is kept, and both given is refused (one would be ignored)."""
-  from research.errors import InputError
-  from research.main import with_collective_timeout as timeout
-  assert timeout("", 60, False) == "--xla_cpu_collective_timeout_seconds=60"
-  assert timeout("--xla_force_host_platform_device_count=4", 30, True) == \
-      "--xla_force_host_platform_device_count=4 --xla_cpu_collective_timeout_seconds=30"
-  mine = "--xla_cpu_collective_timeout_seconds=900"
-  assert timeout(mine, 60, False) == mine
-  with pytest.raises(InputError, match="both set the collective timeout; drop one"):
-    timeout(mine, 30, True)
+  XLA_FLAGS is kept, and both given is refused (one would be ignored). In a child: importing
+  research.main defines its absl flags, which another test module's import may hold."""
+  code = """if True:
+    from research.errors import InputError
+    from research.main import with_collective_timeout as timeout
+    assert timeout("", 60, False) == "--xla_cpu_collective_timeout_seconds=60"
+    assert timeout("--xla_force_host_platform_device_count=4", 30, True) == (
+        "--xla_force_host_platform_device_count=4 --xla_cpu_collective_timeout_seconds=30")
+    mine = "--xla_cpu_collective_timeout_seconds=900"
+    assert timeout(mine, 60, False) == mine
+    try:
+      timeout(mine, 30, True)
+    except InputError as e:
+      assert "both set the collective timeout; drop one" in str(e)
+    else:
+      raise AssertionError("both given was taken")
+    print("ok")"""
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        timeout=60)
+  assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_valid_coordinator_addresses_pass_the_check():
