@@ -9,8 +9,8 @@ A grid over the fraction of bursty sequences x the Zipf exponent x the model
 family (cpu preset: Reddy's Gaussian classes with K = 2048, 2000 steps)
 (configs/bursty_classification.py `get_sweep("chan_grid")`): the Transformer and an LSTM
 on the same data and budget, its width matching the Transformer's parameter count on the cpu
-presets, and Chan's 12 layers of width 64 (the Transformer's depth and width) on `paper`. Every cell is one
-`train_and_evaluate` run in WORKDIR/CELL (reused when finished). Printed: ICL (holdout /
+presets, and Chan's 12 layers of width 64 (the Transformer's depth and width) on `paper`.
+Every cell is one `train_and_evaluate` run in WORKDIR/CELL (reused when finished). Printed: ICL (holdout /
 novel classes, labels reassigned) and in-weights (no support) accuracy per cell, both over
 the full label vocabulary and restricted to the labels in the context. Writes
 WORKDIR/results.json and WORKDIR/figures/chan_grid.png.

@@ -60,10 +60,9 @@ DISTANCE = ("mean over k of the mean squared difference between the model's and 
 def training_note(pools: list[dict], fresh: dict | None = None) -> str:
   """How the pools trained, read off their runs (an ensemble member's summary records the
   ensemble's size; a reused or lone run trained solo)."""
-  sizes = [p.get("ensemble_size") for p in pools]
-  ens = [z for z in sizes if z]
   if not pools:
     return "M = inf (fresh tasks) as a solo run; no finite pool" if fresh else ""
+  ens = [z for z in (p.get("ensemble_size") for p in pools) if z]
   return (f"{len(ens)} of {len(pools)} pool sizes trained as members of vmapped ensembles "
           f"(research/ensemble.py; ensemble sizes {sorted(set(ens)) or '-'}: one program holds "
           f"the largest pool, member M samples from its first M rows), {len(pools) - len(ens)} "
@@ -230,7 +229,7 @@ def run(preset: str, workdir, seed: int = 0, pools=(), steps: int = 0) -> None:
   # Ascending, as the paper's axis: the table, the JSON and the figure's lines follow the grid
   # (--pools=64,2,16 drew the lines 64 -> 2 -> 16).
   finite = sorted(m for m in grid if m != FRESH)
-  # M = inf last: the finite pools keep the run names (indices) they have without it.
+  # The finite pools, then M = inf: the two sweeps below take the two parts.
   overrides = [{"task.pool_size": m} for m in finite] + (
       [{"task.pool_size": 0}] if FRESH in grid else [])
   out = Path(workdir)

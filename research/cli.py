@@ -149,8 +149,9 @@ def _fail_for(e: BaseException) -> None:
     # committed, and metrics rows are flushed as written: stopping here loses nothing saved.
     fail(errors.EXIT_PEER_LOST, f"{reason}: another process of this multi-process "
          "run stopped (killed, preempted or crashed), stopped answering for research.main's "
-         "--collective_timeout, or the network between them failed, so this one stops too; its own log says why it stopped; rerun every process's command "
-         "to resume from the newest checkpoint", skip_cleanup=True)
+         "--collective_timeout, or the network between them failed, so this one stops too; "
+         "its own log says why it stopped; rerun every process's command to resume from the "
+         "newest checkpoint", skip_cleanup=True)
   code = exit_code(e)
   if code == 1:
     traceback.print_exc()

@@ -36,9 +36,10 @@ _TIMEOUT = flags.DEFINE_integer(
 # process has missed heartbeats for 100 s. A CPU collective waiting on a lost process does not
 # always fail by itself: in a ring all-reduce over several devices per process, a device
 # whose neighbour is a local device waits on it after that device's own link to the lost
-# process failed (5 of 18 trials of tests/test_multiprocess.py's kill, 2026-12-07: a gdb
-# backtrace showed them in gloo's waitRecv), and XLA's CPU collective timeout is 30 min. A timeout below the heartbeat's ends it as a collective error
-# first, which research/errors.py reads as a lost peer: exit 7, one line.
+# process failed (5 of 18 trials of tests/test_multiprocess_lost_peer.py's kill, 2026-12-07:
+# a gdb backtrace showed them in gloo's waitRecv), and XLA's CPU collective timeout is 30 min.
+# A timeout below the heartbeat's ends it as a collective error first, which
+# research/errors.py reads as a lost peer: exit 7, one line.
 HEARTBEAT_TIMEOUT_S = 100
 _COLLECTIVE_TIMEOUT = flags.DEFINE_integer(
     "collective_timeout", 60, "Seconds a CPU collective of a multi-process run waits for another "
