@@ -37,7 +37,7 @@ from absl import flags, logging
 
 from research import cli, output_paths
 from research import workdir as workdir_lib
-from research import workdir_layout, workdir_lock
+from research import sweep_rundirs, workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError
 # The results table and its rows (research/sweep_results.py); run_name, Results,
 # failed_runs and check_finished are this module's too, as its readers call them.
@@ -71,35 +71,6 @@ def zipped(**axes: Iterable) -> list[dict]:
 def apply_overrides(config, overrides: dict):
   """A copy of `config` with a sweep point's dotted overrides (research/cli.py's setter)."""
   return cli.apply_overrides(config, overrides, where="sweep override")
-
-
-def _extends(run_dir: Path, cfg) -> list[str] | None:
-  """The differences of a finished run's config from `cfg` when they only extend it: a longer
-  train.num_steps, with other fields a finished run may take (workdir.NO_STEP_NEEDED: eval
-  cadence, probes, mesh, ...). The sweep refused that (use another --workdir, or delete the
-  run) where research.main's rerun trains on."""
-  saved = workdir_lib.saved_config(run_dir)  # read once, compared twice
-  steps = (saved or {}).get("train", {}).get("num_steps")
-  if not isinstance(steps, int) or not cfg.train.num_steps > steps:
-    return None
-  new = json.loads(workdir_lib.config_json(cfg))
-  if workdir_lib.saved_differences(saved, new, workdir_lib.NO_STEP_NEEDED):
-    return None
-  return workdir_lib.saved_differences(saved, new, workdir_lib.BOOKKEEPING)
-
-
-def _check_same_run(run_dir: Path, cfg, done: bool) -> None:
-  """Runs are found again by name, and a name holds only the sweep's own overrides:
-  a rerun with other --config values (or another preset) in the same directory would
-  reuse or resume runs trained under the old ones. Refuse that, naming the fields; a
-  run that is not finished may change what a solo resume may (workdir.RESUMABLE)."""
-  diffs = workdir_lib.config_differences(
-      run_dir, cfg, workdir_lib.BOOKKEEPING if done else workdir_lib.RESUMABLE)
-  if diffs:
-    raise InputError(
-        f"{run_dir} holds a {'finished' if done else 'started'} run of another config "
-        f"({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''}); use another --workdir "
-        "for these settings, or delete that run directory to retrain it")
 
 
 # Fields that change neither the stacked state nor its trajectory so far (bookkeeping, how
@@ -209,8 +180,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
   lost = set()  # a finished run whose record was deleted, moved or damaged since: run again
   for name in names:
     run_dir = results.run_dir(name)
-    why = (_lost_record(run_dir) if results.done(name) or (run_dir / workdir_lib.SUMMARY).exists()
-           else None)
+    why = (sweep_rundirs.lost_record(run_dir)
+           if results.done(name) or (run_dir / workdir_lib.SUMMARY).exists() else None)
     if why:
       logging.warning("sweep: %s %s: running it again (from its final checkpoint where it "
                       "has one)", name, why)
@@ -218,13 +189,14 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
       lost.add(name)
   for name, cfg in zip(names, configs):  # a finished run a longer num_steps extends, as
     run_dir = results.run_dir(name)           # research.main's rerun extends it
-    extended = _extends(run_dir, cfg) if results.done(name) else None
+    extended = sweep_rundirs.extends(run_dir, cfg) if results.done(name) else None
     if extended:
       logging.info("sweep: %s continues (%s)", name, "; ".join(extended))
       del results.rows[name]
       lost.add(name)  # trained on, not recorded again from its summary
-  for name, cfg in zip(names, configs):  # and no run directory holds another config's run
-    _check_same_run(results.run_dir(name), cfg, results.done(name))
+  # and no run directory holds another config's run
+  sweep_rundirs.check_same_runs([(results.run_dir(n), results.done(n), c)
+                                 for n, c in zip(names, configs)])
   for i, (name, cfg) in enumerate(zip(names, configs)):
     # The one "finished and same config" rule (research/workdir.py) decides, not the row:
     # a sweep killed between a run's summary.json and its row records the row from the
@@ -289,21 +261,6 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
 # Not one point's failure: SIGTERM stops the whole sweep (a rerun continues it), and a full
 # or failing disk would fail every later point too.
 _ENDS_THE_SWEEP = (preemption.Preempted, RunIOError)
-
-
-def _lost_record(run_dir: Path) -> str | None:
-  """What is gone of a finished run's record: its summary.json (deleted, moved, torn) or a
-  probe file it names. research.results then refused the run ('rerun that run') while the
-  sweep's rerun skipped it as done."""
-  summary = workdir_lib.read_json(run_dir / workdir_lib.SUMMARY)
-  if summary is None:
-    return f"has no readable {run_dir / workdir_lib.SUMMARY} (deleted, moved or torn?)"
-  probes = summary.get("probes")
-  for stem in (probes if isinstance(probes, dict) else ()):  # where the run is now
-    path = workdir_lib.probe_file(run_dir, stem)
-    if workdir_lib.read_json(path) is None:
-      return f"has no readable probe file {path} (deleted or torn?)"
-  return None
 
 
 _MEMBERS = "members.json"  # in ensemble/KEY: the runs it was started for, in order

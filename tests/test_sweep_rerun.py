@@ -5,7 +5,7 @@ import json
 import jax
 import pytest
 
-from research import sweep
+from research import sweep, sweep_rundirs
 from research.errors import InputError
 from test_sweep import _config
 
@@ -57,12 +57,16 @@ def test_a_longer_num_steps_extends_a_finished_sweep(tmp_path, ensemble, caplog)
     assert len(list((tmp_path / "ensemble").iterdir())) == 1
   shorter = _config()
   shorter.train.num_steps = 15
-  with pytest.raises(InputError, match="holds a finished run of another config"):
+  # Every run it concerns in one line (it named the first; deleting that met the next).
+  with pytest.raises(InputError, match=r"holds a finished run of another config "
+                     r"\(train.num_steps: 30 -> 15\), and so does 1 more of this sweep's run "
+                     r"directories \(001_seed=1\); use another --workdir for these settings, "
+                     r"or delete those 2 run directories to retrain them"):
     sweep.run_sweep(shorter, overrides, tmp_path, ensemble=ensemble, devices=jax.devices()[:1])
 
 
 def test_only_a_longer_num_steps_extends_a_finished_run(tmp_path):
-  """sweep._extends: a finished run continues only for a larger train.num_steps (with other
+  """sweep_rundirs.extends: a finished run continues only for a larger train.num_steps (with other
   fields a finished run may take); at the same num_steps another eval cadence is no extension
   (the finished run's config check refuses it), nor is a longer run of another learning rate."""
   from research import workdir
@@ -76,14 +80,14 @@ def test_only_a_longer_num_steps_extends_a_finished_run(tmp_path):
       c[section][field] = value
     return c
   every = _config().train.eval_every + 10
-  assert sweep._extends(run, config(**{"train.num_steps": 30})) == ["train.num_steps: 20 -> 30"]
-  assert sweep._extends(run, config(**{"train.num_steps": 30, "train.eval_every": every})) == [
+  assert sweep_rundirs.extends(run, config(**{"train.num_steps": 30})) == ["train.num_steps: 20 -> 30"]
+  assert sweep_rundirs.extends(run, config(**{"train.num_steps": 30, "train.eval_every": every})) == [
       f"train.eval_every: {every - 10} -> {every}", "train.num_steps: 20 -> 30"]
-  assert sweep._extends(run, config(**{"train.eval_every": every})) is None
-  assert sweep._extends(run, _config()) is None
-  assert sweep._extends(run, config(**{"train.num_steps": 30, "optim.learning_rate": 0.5})) is None
+  assert sweep_rundirs.extends(run, config(**{"train.eval_every": every})) is None
+  assert sweep_rundirs.extends(run, _config()) is None
+  assert sweep_rundirs.extends(run, config(**{"train.num_steps": 30, "optim.learning_rate": 0.5})) is None
   with pytest.raises(InputError, match=r"holds a finished run of another config \(train.eval_every"):
-    sweep._check_same_run(run, config(**{"train.eval_every": every}), done=True)
+    sweep_rundirs.check_same_runs([(run, True, config(**{"train.eval_every": every}))])
 
 
 def test_a_summarised_run_without_its_row_and_with_a_torn_probe_is_run_again(tmp_path, caplog):
