@@ -40,7 +40,7 @@ LAYERS = (
     ("ensemble",),
     ("aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),
-    ("sweep_results",),
+    ("sweep_results", "sweep_rundirs"),
     ("sweep",),
     ("main",),
 )
