@@ -21,7 +21,9 @@ from typing import Callable, Iterable
 
 from absl import flags
 
-from research import cli, config_check, output_paths, train, workdir_layout
+# config_check and train (JAX, Flax, Orbax: ~3 s) are imported where a run is built: reproduce's
+# --help, --list and a mistyped NAME answer without them.
+from research import cli, output_paths, workdir_layout
 from research import workdir as workdir_lib
 from research.errors import InputError
 
@@ -179,6 +181,8 @@ def make_config(config_module, preset: str, overrides: dict | None = None, seed:
   """config_module.get_config(preset) with dotted overrides (research/cli.py's loader and
   setter) and `seed`, validated for this host's devices."""
   import jax
+
+  from research import config_check
   c = cli.config_from_module(config_module, preset, f"--preset={preset}")
   c = cli.apply_overrides(c, dict(overrides or {}) | {"seed": seed} | _FORCED)
   config_check.validate(c, jax.device_count())
@@ -216,6 +220,7 @@ def seeded(config, seed: int):
 def train_or_reuse(config, run_dir: Path, name: str | None = None) -> dict:
   """research/train.train_or_reuse with a line saying which (the one reuse rule:
   workdir.finished_summary)."""
+  from research import train
   if workdir_lib.finished_summary(run_dir, config) is None:
     print(f"[{name or Path(run_dir).name}] training in {run_dir}", flush=True)
   return train.train_or_reuse(config, str(run_dir))

@@ -106,3 +106,33 @@ def test_garg_shift_probe_draws_its_own_prompts(tmp_path, monkeypatch):
   assert not np.array_equal(jax.random.key_data(seen["key"]), jax.random.key_data(
       jax.random.fold_in(jax.random.PRNGKey(3), keys.PROBE)))
   assert json.loads((tmp_path / "distribution_shift.json").read_text())["step"] == 5
+
+
+def test_the_names_are_the_paper_modules_and_help_imports_none_of_them():
+  """reproduce.NAMES is written out (so --help and a mistyped NAME import no paper module:
+  `reproduce --help` took 5 s); each NAME is experiments/NAME.py with PAPER, PRESETS and run,
+  and every experiments/*.py that defines PAPER and run is a NAME. Control: a NAME not there is
+  a KeyError, as from a dict."""
+  import importlib
+  import subprocess
+  import sys
+  from pathlib import Path
+  here = Path(reproduce.__file__).parent
+  scripts = set()
+  for path in here.glob("*.py"):
+    text = path.read_text()
+    if "\nPAPER = " in text and "\ndef run(" in text:
+      scripts.add(path.stem)
+  assert set(reproduce.NAMES) == scripts, scripts ^ set(reproduce.NAMES)
+  for name in reproduce.NAMES:
+    module = importlib.import_module(f"experiments.{name}")
+    assert reproduce.PAPERS[name] is module and callable(module.run) and module.PRESETS
+  assert list(reproduce.PAPERS) == list(reproduce.NAMES) and len(reproduce.PAPERS) == 10
+  with pytest.raises(KeyError):
+    reproduce.PAPERS["garg202"]
+  probe = ("import sys; from experiments import reproduce; "
+           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'scipy', "
+           "'matplotlib') or m in {'experiments.' + n for n in reproduce.NAMES}))")
+  out = subprocess.run([sys.executable, "-c", probe], cwd=here.parent, capture_output=True,
+                       text=True, timeout=120, check=True).stdout
+  assert out.strip() == "[]", out[:500]

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, SELF_CHECK, claim, existing,
                                      load, shrunk)
-from experiments.ladder import line_test
-from research.analysis.scaling_checks import LINE_P
 
 UNTRAINED, RAMP = "untrained ladder", "ICL score falling at a steady rate"
 PREFIX_RAMP = "top prefix score rising at a steady rate through training"
@@ -199,6 +197,10 @@ def _frontier_row(fr: dict, setup: str) -> dict:
           f"alpha {fit['alpha']:.3f}, E {fit['E']:.3f}, worst residual "
           f"{fit['max_rel_residual']:.1%} over {fit['n_points']} points") + \
       f"; frontier falls {fall:.0%}"
+  # Imported here: scaling_checks brings SciPy (1.3 s), which reproduce's --help and --list
+  # (experiments/claims is imported by them) do not need.
+  from experiments.ladder import line_test
+  from research.analysis.scaling_checks import LINE_P
   if fit is not None:
     # ladder.json files written before the line test existed: it is run here on their points.
     ln = fr.get("line") or line_test(fit, pts)
