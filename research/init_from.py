@@ -163,10 +163,16 @@ def _raw_params(workdir: str | Path) -> tuple[dict[str, np.ndarray], int]:
   if corrupt:  # never fine-tune from damaged weights
     raise InitFromError(f"checkpoint {step} in {directory} is damaged ({corrupt}); resume that "
                         "run once (it falls back to its previous checkpoint) or pick another")
-  path = directory / str(step) / "state"
+  # Absolute: Orbax reads no item metadata under a relative path (init_from=runs/NAME, as a
+  # user types it, ended in "TypeError: argument of type 'StepMetadata' is not iterable").
+  path = (directory / str(step) / "state").absolute()
   with ocp.StandardCheckpointer() as checkpointer:
     md = checkpointer.metadata(path)
-    tree = getattr(getattr(md, "item_metadata", md), "tree", md)
+    tree = getattr(getattr(md, "item_metadata", md), "tree", None)
+    if tree is None:
+      raise InitFromError(f"checkpoint {step} in {directory} has no readable parameter "
+                          "metadata (written by another Orbax, or damaged); resume that run once "
+                          "to write a new checkpoint, or pick another run")
     if "params" not in tree:  # a sweep's ensemble (its members' stacked state) moved elsewhere
       raise InitFromError(f"config.init_from={workdir} holds no run's parameters (a sweep's "
                           "ensemble?); point it at one member's run folder, SWEEP/runs/NAME")

@@ -210,12 +210,19 @@ def test_init_from_a_run_of_another_vocabulary_is_refused(tmp_path):
       (tmp_path / "a" / "vocabulary.json").read_text())["tokenizer"]
 
 
-def test_init_from_a_run_of_other_labels_starts_the_head_fresh(tmp_path):
+def test_init_from_a_run_of_other_labels_starts_the_head_fresh(tmp_path, monkeypatch):
   """Two byte-level runs with two labels each: the head fits by shape, and was copied though
   its row 0 scored 'neg' there and scores 'meh' here. Now a head of other label names (or
-  order) starts fresh and the body is copied; the same labels still copy the head."""
+  order) starts fresh and the body is copied; the same labels still copy the head.
+  The source named by a relative path, as a user types it (init_from=runs/NAME), reads the
+  same parameters: Orbax read no metadata under it ("TypeError: argument of type
+  'StepMetadata' is not iterable", exit 1, on every relative init_from)."""
   _run(_small(_config(_csv(tmp_path, n=40))), tmp_path / "a")
   source, _ = init_from._raw_params(tmp_path / "a")
+  monkeypatch.chdir(tmp_path)
+  relative, _ = init_from._raw_params("a")
+  assert relative.keys() == source.keys() and all(
+      np.array_equal(relative[k], source[k]) for k in source)
   for classes, same in ((("meh", "pos"), False), (("neg", "pos"), True)):
     (folder := tmp_path / "".join(classes)).mkdir()
     c = _config(_csv(folder, n=40, classes=classes))
