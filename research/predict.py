@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from absl import flags, logging
 
-from research import cli, output_paths
+from research import cli, output_paths, workdir_layout
 from research.errors import InputError, RunIOError
 
 # Parameter scopes that belong to the task's head, not the shared body, at any depth: the
@@ -229,10 +229,8 @@ def main(argv) -> int:
     raise InputError("--text is empty; give the text to classify, e.g. --text=\"a great film\"")
   texts = list(_TEXT.value) + (_read_lines(_FILE.value) if _FILE.value else [])
   output_paths.check_local(_WORKDIR.value, "--workdir")
-  workdir = Path(_WORKDIR.value).expanduser()
-  if not (workdir / "config.json").is_file():
-    raise InputError(f"--workdir={_WORKDIR.value} holds no config.json; pass the --workdir of "
-                     "a finished text_classification run")
+  workdir = workdir_layout.check_run_to_read(_WORKDIR.value, "--workdir",
+                                             "a finished text_classification run")
   from research import workdir as workdir_lib
   saved = workdir_lib.saved_config(workdir)  # broken JSON: refused naming the file and the fix
   task_name = saved["task"]["name"]  # saved_config refused a config.json without one

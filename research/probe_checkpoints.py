@@ -47,7 +47,7 @@ from absl import flags, logging
 from research import checkpoint as ckpt_lib
 from research import cli, output_paths, predict
 from research import workdir as workdir_lib
-from research import workdir_lock
+from research import workdir_layout, workdir_lock
 from research.errors import InputError, RunsFailedError
 from research.models import transformer
 from research.probes import attention as scores
@@ -147,12 +147,8 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
   `few_shot_prompts` None: FEW_SHOT_DEFAULT on a run trained on text, 0 on a
   task.source='synthetic' one (ids without text, so no prompt can be written)."""
   output_paths.check_local(workdir, "--workdir")
-  workdir = Path(workdir).expanduser()
-  if workdir.exists() and not workdir.is_dir():  # was exit 5, "reading .../config.json failed"
-    raise InputError(f"--workdir={workdir} is a file; pass the directory of an lm run")
+  workdir = workdir_layout.check_run_to_read(workdir, "--workdir", "an lm run")
   saved = workdir_lib.saved_config(workdir)  # broken JSON: an InputError that says so
-  if saved is None:
-    raise InputError(f"--workdir={workdir} holds no config.json; pass the --workdir of an lm run")
   task = saved["task"]["name"]  # saved_config refused a config.json without one
   if task != "lm":
     raise InputError(f"--workdir={workdir} is a {task!r} run; "

@@ -125,6 +125,23 @@ def sweep_folder(path: str | Path) -> str | None:
   return None
 
 
+def check_run_to_read(path: str | Path, flag: str, kind: str) -> Path:
+  """The directory of a run a command reads (research.predict, research.probe_checkpoints),
+  refused in one line naming what it is instead: missing, a file, a sweep's folder (with a
+  run to give; predict said only "holds no config.json" there, and for a missing path), or
+  no run. `kind`: the run wanted, e.g. "an lm run"."""
+  where = Path(path).expanduser()
+  if not where.exists():
+    raise InputError(f"{flag}={path} does not exist; pass the --workdir of {kind}")
+  if not where.is_dir():  # was exit 5 in probe_checkpoints, "reading .../config.json failed"
+    raise InputError(f"{flag}={path} is a file; pass the directory of {kind}")
+  if folder := sweep_folder(where):
+    raise InputError(f"{flag}={path} is {folder}")
+  if not (where / CONFIG).is_file():
+    raise InputError(f"{flag}={path} holds no config.json; pass the --workdir of {kind}")
+  return where
+
+
 def check_kind(workdir: str | Path, kind: str, owner: str = "", own_files=()) -> None:
   """Refuses a run's directory for a sweep, or a sweep's for a single run (kind: "run" or
   "sweep"). Either was accepted and mixed the two: a run's config.json and checkpoints

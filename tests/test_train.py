@@ -216,9 +216,12 @@ def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
   was exit 1, 'error: KeyError: 'params' (an internal error ...)' with a traceback; the sweep
   itself, its runs/ and ensemble/ said only 'no checkpoints/ directory'. Each is now one
   line naming a run's folder to give instead, nothing written."""
+  import re
   import shutil
-  from research import errors, init_from, sweep
+  from research import (cli, config_check, errors, init_from, probe_checkpoints, sweep,
+                        workdir_layout)
   c = _tiny(tmp_path, **{"train.num_steps": 20})
+  (tmp_path / "reviews.csv").write_text("text,label\n" + "good film,pos\nbad film,neg\n" * 20)
   sweep.run_sweep(c, [{"seed": 0}, {"seed": 1}], tmp_path / "sw", ensemble="on",
                   devices=jax.devices()[:1])
   (key,) = (tmp_path / "sw" / "ensemble").iterdir()
@@ -238,10 +241,24 @@ def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
     assert str(e.value) == (f"config.init_from={folder} is {what}, {runs}/NAME (e.g. "
                             f"{runs / '000_seed=0'})")
     assert e.value.exit_code == errors.EXIT_INPUT and not (tmp_path / "new").exists()
+    # The text tasks' config check, research.predict and research.probe_checkpoints said
+    # "no checkpoints/ directory" / "holds no config.json" there (a new user's trial).
+    text = cli.load_config("configs/text_classification.py:tiny")
+    text.task.path, text.init_from = str(tmp_path / "reviews.csv"), str(folder)
+    with pytest.raises(errors.InputError, match=re.escape(f"config.init_from={folder} is {what}, "
+                                                          f"{runs}/NAME (e.g. ")):
+      config_check.validate(text, 1)
+    for read in (lambda: workdir_layout.check_run_to_read(folder, "--workdir", "a run"),
+                 lambda: probe_checkpoints.probe_run(folder)):
+      with pytest.raises(errors.InputError, match=re.escape(f"--workdir={folder} is {what}, "
+                                                            f"{runs}/NAME (e.g. ")):
+        read()
   c.init_from = str(tmp_path / "moved")
   with pytest.raises(init_from.InitFromError, match=r"holds no run's parameters \(a sweep's "
                      r"ensemble\?\); point it at one member's run folder, SWEEP/runs/NAME$"):
     train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])
+  assert workdir_layout.check_run_to_read(runs / "000_seed=0", "--workdir", "a run") == \
+      runs / "000_seed=0"
   c.init_from = str(runs / "000_seed=0")  # the control: a member's run folder
   assert train.train_and_evaluate(c, str(tmp_path / "new"), devices=jax.devices()[:1])[
       "final_step"] == 20

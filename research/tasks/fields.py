@@ -81,6 +81,10 @@ def check_text_task(cfg, sources, tokenizers) -> None:
   init_from = cfg.get("init_from", "")
   if init_from:
     from pathlib import Path
+
+    from research import workdir_layout
+    if where := workdir_layout.sweep_folder(init_from):  # said "no checkpoints/ directory"
+      raise ConfigError(f"config.init_from={init_from} is {where}")
     if not (Path(init_from).expanduser() / "checkpoints").is_dir():
       raise ConfigError(f"config.init_from={init_from!r} has no checkpoints/ directory; "
                         "point it at the --workdir of a finished run")
