@@ -134,6 +134,11 @@ def files(tmp_path_factory):
   write("unbalanced_quote.csv", 'text,label\n"a great film,pos\nbad film,neg\n')
   write("huge_field.csv", "text,label\n" + "x" * (50 << 20) + ",pos\nbad,neg\n")
   write("empty.txt", "")
+  # Latin-1, as a spreadsheet exports it: it trained on U+FFFD in place of each accent.
+  (d / "latin1.csv").write_bytes(b"text,label\n" + b"un caf\xe9 tr\xe8s bon,pos\nbad,neg\n" * 10)
+  f["latin1.csv"] = str(d / "latin1.csv")
+  (d / "random.bin").write_bytes(bytes(range(128, 256)) * 4)
+  f["random.bin"] = str(d / "random.bin")
   write("texts.txt", "a\n")
   write("a_file", "not a directory\n")
   return f
@@ -197,6 +202,10 @@ def test_research_main_malformed_inputs(files, tmp_path):
        "field limit"),
       ("csv missing file", [*TC, f"--config.task.path={files['missing']}"], 2, "no such file"),
       ("lm empty text file", [*LM, f"--config.task.path={files['empty.txt']}"], 2, "is empty"),
+      ("csv not UTF-8 (exit 0, trained on U+FFFD)", [*TC, f"--config.task.path={files['latin1.csv']}"],
+       2, "latin1.csv' is not UTF-8 text (invalid continuation byte at byte 17); save it as UTF-8"),
+      ("lm text file not UTF-8", [*LM, f"--config.task.path={files['random.bin']}"], 2,
+       "random.bin' is not UTF-8 text (invalid start byte at byte 0); save it as UTF-8"),
       ("unknown flag", [TINY, "--wrokdir=x"], 2, "unknown flag --wrokdir (did you mean --workdir?)"),
       ("positional argument", [TINY, "extra"], 2, "unexpected arguments"),
       ("override without value", [TINY, "--config.model.width"], 2, "needs a value"),

@@ -173,7 +173,12 @@ def _read_bytes(path: str, what: str, encoding: str = "utf-8") -> tuple[str, str
   """(text, SHA-256 of the file's bytes): a run records the digest of the data it trained
   on; a resume on an edited file is refused (research/workdir_vocabulary.py)."""
   data = _existing_file(path, what).read_bytes()
-  return data.decode(encoding, errors="replace"), hashlib.sha256(data).hexdigest()
+  try:
+    text = data.decode(encoding)
+  except UnicodeDecodeError as e:  # decoded with U+FFFD and trained on (a Latin-1 CSV export)
+    raise InputError(f"config.task.path={path!r} is not UTF-8 text ({e.reason} at byte "
+                     f"{e.start}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+  return text, hashlib.sha256(data).hexdigest()
 
 
 def read_file(path: str) -> tuple[str, str]:
