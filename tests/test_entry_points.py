@@ -137,6 +137,9 @@ def files(tmp_path_factory):
   # Latin-1, as a spreadsheet exports it: it trained on U+FFFD in place of each accent.
   (d / "latin1.csv").write_bytes(b"text,label\n" + b"un caf\xe9 tr\xe8s bon,pos\nbad,neg\n" * 10)
   f["latin1.csv"] = str(d / "latin1.csv")
+  write("tab_separated.csv", "text\tlabel\nhello\tpos\nbye\tneg\n")
+  write("rare_class.csv", "text,label\n" + "".join(f"good film {i},pos\n" for i in range(50))
+        + "bad film,neg\n")  # at seed 4 the one neg row is drawn into the test split
   (d / "random.bin").write_bytes(bytes(range(128, 256)) * 4)
   f["random.bin"] = str(d / "random.bin")
   write("texts.txt", "a\n")
@@ -204,6 +207,19 @@ def test_research_main_malformed_inputs(files, tmp_path):
       ("lm empty text file", [*LM, f"--config.task.path={files['empty.txt']}"], 2, "is empty"),
       ("csv not UTF-8 (exit 0, trained on U+FFFD)", [*TC, f"--config.task.path={files['latin1.csv']}"],
        2, "latin1.csv' is not UTF-8 text (invalid continuation byte at byte 17); save it as UTF-8"),
+      ("csv tab-separated (its fix said: set text_column)",
+       [*TC, f"--config.task.path={files['tab_separated.csv']}"], 2,
+       "its header is one column, 'text\\tlabel': the file is not comma-separated; save it as "
+       "a CSV, with commas between the fields"),
+      ("csv text and label the same column (test accuracy 1)",
+       [*TC, f"--config.task.path={files['one_class.csv']}", "--config.task.text_column=label"], 2,
+       "config.task.text_column and config.task.label_column are both 'label': the model would "
+       "read its labels"),
+      ("csv a class with no training row (trained without it, exit 0)",
+       [*TC, f"--config.task.path={files['rare_class.csv']}", "--config.seed=4"], 2,
+       "rare_class.csv': no row of class 'neg' (1 row) is in the training split (config.seed=4, "
+       "config.task.test_fraction=0.2), so the model could never predict it; add rows of that "
+       "class, or choose another seed or test_fraction"),
       ("lm text file not UTF-8", [*LM, f"--config.task.path={files['random.bin']}"], 2,
        "random.bin' is not UTF-8 text (invalid start byte at byte 0); save it as UTF-8"),
       ("unknown flag", [TINY, "--wrokdir=x"], 2, "unknown flag --wrokdir (did you mean --workdir?)"),

@@ -292,6 +292,10 @@ def read_csv(path: str, text_column: str,
              label_column: str) -> tuple[list[str], list[str], str]:
   """(texts, label strings, SHA-256 of the file's bytes) of a CSV file with a header row; a
   malformed file raises InputError naming the file, the line and the fix."""
+  if text_column == label_column:  # trained on its own labels (test accuracy 1), or on texts
+    raise InputError(f"config.task.text_column and config.task.label_column are both "
+                     f"{text_column!r}: the model would read its labels; set them to two "
+                     "columns of the CSV's header")
   # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
   text, digest = _read_bytes(path, "a CSV file with a header row, e.g. text,label", "utf-8-sig")
   where = f"config.task.path={path!r}"
@@ -303,6 +307,10 @@ def read_csv(path: str, text_column: str,
       if not cols:
         raise InputError(f"{where} is empty; a CSV needs a header row ({text_column},"
                          f"{label_column}) and one row per example")
+      if len(cols) == 1 and any(sep in cols[0] for sep in "\t;|"):
+        # A tab- or semicolon-separated file: "no column 'text'; set text_column" cannot fix it.
+        raise InputError(f"{where}: its header is one column, {cols[0]!r}: the file is not "
+                         "comma-separated; save it as a CSV, with commas between the fields")
       for c, field in ((text_column, "text_column"), (label_column, "label_column")):
         if c not in cols:
           raise InputError(f"{where} has no column {c!r} (its header: {', '.join(cols)}); set "

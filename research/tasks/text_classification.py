@@ -53,6 +53,15 @@ def load_split(cfg, seed: int):
       raise InputError(f"config.task.path={cfg.path!r} has {len(texts)} rows: too few to split "
                        f"with config.task.test_fraction={cfg.test_fraction}; add rows")
     test, train = order[:n_test], order[n_test:]
+    if absent := sorted(set(range(len(names))) - set(labels[train].tolist())):
+      # Trained without ever seeing the class, silently (a 50:1 file at one seed).
+      counts = np.bincount(labels, minlength=len(names))
+      which = ", ".join(f"{names[i]!r} ({counts[i]} row{'' if counts[i] == 1 else 's'})"
+                        for i in absent[:5])
+      raise InputError(f"config.task.path={cfg.path!r}: no row of class {which} is in the "
+                       f"training split (config.seed={seed}, config.task.test_fraction="
+                       f"{cfg.test_fraction}), so the model could never predict it; add rows "
+                       "of that class, or choose another seed or test_fraction")
     return ([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
             names, {"path": cfg.path, "rows": len(texts), "sha256": digest})
   if cfg.source == "tfds":
