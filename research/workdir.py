@@ -76,7 +76,8 @@ BOOKKEEPING = {
 # --config.init_from=OLD_WORKDIR.
 RESUMABLE = BOOKKEEPING | {
     "train.num_steps": "extends (or shortens, not below the newest checkpoint) a run; a "
-                       "decaying schedule is stretched from the resumed step on",
+                       "decaying schedule is recomputed for the new length and followed from "
+                       "the resumed step on (README: Provenance)",
     "train.eval_every": "which steps get an evaluation row",
     "probe": "probes are computed from the final state after training; a rerun re-probes",
     "mesh": "the device layout: the checkpoint is resharded onto the new mesh",
