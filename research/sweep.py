@@ -68,6 +68,21 @@ def zipped(**axes: Iterable) -> list[dict]:
   return [dict(zip(keys, values)) for values in zip(*axes.values())]
 
 
+def validate_points(configs: list, overrides: list[dict], num_devices: int) -> None:
+  """config_check.validate of each point's config; a refusal names the point and what it
+  sets (the line named only the fields, e.g. a width the base config set and a head count
+  from get_sweep)."""
+  from research import config_check
+  for i, (cfg, point) in enumerate(zip(configs, overrides)):
+    try:
+      config_check.validate(cfg, num_devices)
+    except InputError as e:
+      if not point:
+        raise
+      sets = ", ".join(f"{k}={v!r}" for k, v in point.items())
+      raise InputError(f"sweep point {i} of {len(configs)} ({sets}): {e}") from None
+
+
 def apply_overrides(config, overrides: dict):
   """A copy of `config` with a sweep point's dotted overrides (research/cli.py's setter)."""
   return cli.apply_overrides(config, overrides, where="sweep override")
@@ -165,7 +180,7 @@ def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
 
 
 def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devices) -> Results:
-  from research import config_check, ensemble as ens_lib, train
+  from research import ensemble as ens_lib, train
   import jax
 
   results = Results(workdir / workdir_lib.RESULTS)
@@ -175,8 +190,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
       logging.info("sweep: point %d keeps its run %s (its index moved: points were added "
                    "or removed before it)", i, name)
   configs = [apply_overrides(config, o) for o in overrides]
-  for cfg in configs:  # every point is valid before the first one trains
-    config_check.validate(cfg, len(devices or jax.devices()))
+  validate_points(configs, overrides, len(devices or jax.devices()))  # before any trains
   lost = set()  # a finished run whose record was deleted, moved or damaged since: run again
   for name in names:
     run_dir = results.run_dir(name)
@@ -340,9 +354,8 @@ def main(argv) -> int:
   workdir_layout.check_kind(workdir, "sweep")
   import jax
 
-  from research import config_check
-  for o in overrides:  # every point is valid before the sweep directory is written
-    config_check.validate(apply_overrides(config, o), jax.device_count())
+  # every point is valid before the sweep directory is written
+  validate_points([apply_overrides(config, o) for o in overrides], overrides, jax.device_count())
   try:
     identity = {"config": Path(cli.split_spec(flags.FLAGS.config)[0]).name, "sweep": _SWEEP.value}
     results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity)

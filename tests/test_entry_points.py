@@ -100,6 +100,8 @@ def files(tmp_path_factory):
   write("no_get_config.py", "X = 1\n")
   write("get_config_raises.py", "def get_config(preset='a'):\n  raise KeyError('no_such_key')\n")
   write("no_get_sweep.py", "from configs.icl_regression import get_config\n")
+  write("sweep_heads.py", "from configs.icl_regression import get_config\n"
+        "def get_sweep(name):\n  return [{'model.num_heads': 2}, {'model.num_heads': 5}]\n")
   write("bad_sweep.py", "from configs.icl_regression import get_config\n"
         "def get_sweep(name):\n  return [{'model.widht': 64}]\n")
   write("failing_sweep.py", "from configs import icl_regression\n"
@@ -278,6 +280,10 @@ def test_sweep_and_predict_malformed_inputs(files, tmp_path):
        "defines no get_sweep"),
       ("sweep point with an unknown field", [f"--config={files['bad_sweep.py']}:tiny",
                                              "--sweep=x"], "did you mean 'model.width'"),
+      ("sweep point the config check refuses (said the fields alone)",
+       [f"--config={files['sweep_heads.py']}:tiny", "--sweep=x"],
+       "sweep point 1 of 2 (model.num_heads=5): config.model.width=32 is not divisible by "
+       "config.model.num_heads=5"),
       ("sweep config missing", [f"--config={files['missing']}", "--sweep=scale"], "no such file"),
       ("get_sweep returns a dict", [f"--config={files['sweep_dict.py']}:tiny", "--sweep=x"],
        "it must return a non-empty list of {'field.path': value} dicts"),
