@@ -21,6 +21,14 @@ def leaf_paths(node, prefix: str = "") -> list[str]:
       leaf_paths(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [])]
 
 
+def abbreviated(key: str, paths: Iterable[str]) -> list[str]:
+  """The paths of `key`'s section whose last name `key`'s abbreviates by its words' initials
+  (optim.lr: optim.learning_rate), which no spelling distance finds (it offered optim.b2)."""
+  section, _, last = key.rpartition(".")
+  return [p for p in paths if len(last) >= 2 and p.rpartition(".")[0] == section
+          and "".join(w[0] for w in p.rpartition(".")[2].split("_") if w) == last.lower()]
+
+
 def did_you_mean(key: str, paths: Iterable[str]) -> str:
   """"did you mean 'a.b'?" for an unknown dotted `key` among the known `paths`, or "": the
   right name in another section (train.seed for seed) beats a close spelling. The one hint
@@ -28,7 +36,7 @@ def did_you_mean(key: str, paths: Iterable[str]) -> str:
   paths = list(paths)
   last = key.rsplit(".", 1)[-1]
   same = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != key]
-  close = difflib.get_close_matches(key, same, n=1, cutoff=0) or \
+  close = difflib.get_close_matches(key, same, n=1, cutoff=0) or abbreviated(key, paths) or \
       difflib.get_close_matches(key, paths, n=1, cutoff=0.6)
   return f"did you mean {close[0]!r}?" if close else ""
 

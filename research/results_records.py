@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from research import config_defaults, output_paths
+from research import config_defaults, config_overrides, output_paths
 from research.errors import InputError, ResearchError
 from research.workdir import (RESULTS, RUNS, check_metric_rows, is_metric_value,
                              read_jsonl, read_object, run_state, sweep_run_dir)
@@ -197,7 +197,8 @@ def columns_of(rows: list[dict]) -> list[str]:
 def check_column(rows: list[dict], name: str, flag: str) -> None:
   cols = columns_of(rows)
   if name not in cols:
-    close = difflib.get_close_matches(name, cols, n=3, cutoff=0.5)
+    close = list(dict.fromkeys(config_overrides.abbreviated(name, cols)
+                               + difflib.get_close_matches(name, cols, n=3, cutoff=0.5)))[:3]
     hint = f"did you mean {', '.join(close)}?" if close else \
         "columns are config fields (model.width), summary.*, last.* and probes.*"
     raise InputError(f"{flag}: no column {name!r} in the runs' table; {hint}")

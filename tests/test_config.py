@@ -62,11 +62,24 @@ def test_step_counts_and_sizes_beyond_int32_are_refused(section, field, value):
 @pytest.mark.parametrize("key,hint", [
     ("train.seed", "did you mean 'seed'?"),          # the name exists in another section
     ("model.widht", "did you mean 'model.width'?"),  # a close spelling
+    ("optim.lr", "did you mean 'optim.learning_rate'?"),  # initials (it offered optim.b2)
+    ("train.bs", "did you mean 'train.batch_size'?"),
 ])
 def test_unknown_field_hint(key, hint):
   from research import cli
   with pytest.raises(cli.InputError, match=re.escape(hint)):
     cli.apply_overrides(icl_regression.get_config("tiny"), {key: "1"}, text=True)
+
+
+def test_an_abbreviation_is_matched_by_initials_in_its_own_section_only():
+  """Controls: another section's field of those initials, one letter, other initials."""
+  from research import config_overrides
+  paths = config_overrides.leaf_paths(icl_regression.get_config("tiny"))
+  assert config_overrides.abbreviated("optim.lr", paths) == ["optim.learning_rate"]
+  assert config_overrides.abbreviated("model.nl", paths) == ["model.num_layers"]
+  assert config_overrides.abbreviated("train.lr", paths) == []
+  assert config_overrides.abbreviated("optim.l", paths) == []
+  assert config_overrides.abbreviated("optim.xq", paths) == []
 
 
 @pytest.mark.parametrize("seed", [-1, 2 ** 32])
@@ -373,3 +386,11 @@ def test_a_quoted_bool_is_refused_spaces_and_all():
         f"{text.strip().capitalize()} without quotes")):
       config_check._no_quoted_bools(c)
   config_check._no_quoted_bools(ml_collections.ConfigDict({"model": {"remat": "True"}}))
+
+def test_a_results_column_abbreviated_is_offered_first():
+  """research.results --by optim.lr offered optim.b2, optim.b1, optim.eps."""
+  from research import cli, results_records
+  rows = [{"optim.learning_rate": 1e-3, "optim.b1": 0.9, "optim.b2": 0.99, "optim.eps": 1e-8}]
+  with pytest.raises(cli.InputError, match=r"no column 'optim.lr' in the runs' table; did you mean "
+                     r"optim.learning_rate, optim.b2"):
+    results_records.check_column(rows, "optim.lr", "--by")
