@@ -2,6 +2,7 @@
 the outputs it refuses. How runs are read into rows: tests/test_results_records.py."""
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,35 @@ def test_plot_against_a_column_draws_a_sorted_line_per_by_value(tmp_path, monkey
   results_plots.plot(same, "loss", by="model.num_layers", x="model.width", out=tmp_path / "c.png")
   assert len(figures[2].axes) == 1 and figures[2].axes[0].get_legend() is not None
   assert len(figures[2].axes[0].get_lines()) == 1
+
+
+def test_without_by_each_curve_is_named_and_points_against_a_column_share_one_colour(
+    sweep_dir, tmp_path, monkeypatch):
+  """A new user's trial: `--plot loss` without --by drew a line per run and no key (which run
+  was which?); `--x` without --by coloured each point differently, with no key either; a
+  learning-rate axis's labels (0.00100, 0.00125, ...) ran into each other."""
+  from research.analysis import plots, results_plots
+  figures = []
+  save = plots.save_figure
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig) or save(fig, out))
+  rows = results_records.records([sweep_dir])
+  results_plots.plot(rows, "loss", out=tmp_path / "a.png")
+  legend = figures[0].axes[0].get_legend()
+  assert [t.get_text() for t in legend.get_texts()] == [r["run"] for r in rows]
+  many = [dict(rows[0], run=f"r{i}") for i in range(results_plots.LEGEND_RUNS + 1)]
+  results_plots.plot(many, "loss", out=tmp_path / "b.png")  # control: too many to name
+  assert figures[1].axes[0].get_legend() is None
+  points = [{"run": c, "optim.learning_rate": lr, "last.loss": loss}
+            for c, lr, loss in (("a", 1e-3, 2.0), ("b", 2e-3, 1.5), ("c", 3e-3, 1.2))]
+  results_plots.plot(points, "loss", x="optim.learning_rate", out=tmp_path / "c.png")
+  ax = figures[2].axes[0]
+  assert len({tuple(map(tuple, c.get_facecolors())) for c in ax.collections}) == 1
+  assert len({tuple(f) for c in ax.collections for f in c.get_facecolors()}) == 1
+  figures[2].canvas.draw()
+  labels = [re.sub(r"[$]|\\mathdefault\{|\}", "", t.get_text())
+            for t in ax.get_xticklabels() if t.get_text()]
+  assert len(labels) <= 7 and all(len(t) <= 4 for t in labels), labels  # 1.0, 1.5, ...
+  assert "10^{\u22123}" in ax.xaxis.get_offset_text().get_text()  # x 10^-3 (a minus sign)
 
 
 def test_plot_against_a_config_field(sweep_dir, tmp_path):

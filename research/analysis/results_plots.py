@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from absl import logging  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib import ticker as mticker  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 from research.analysis import plots  # noqa: E402
@@ -35,11 +36,25 @@ def _spans_decade(values: list[float]) -> bool:
   return min(values) > 0 and max(values) / min(values) >= 10
 
 
-def _colouring(rows: list[dict], by: Optional[str]):
+# Runs named in a legend when no --by colours them: more would hide the curves.
+LEGEND_RUNS = 12
+
+
+def _colouring(rows: list[dict], by: Optional[str], x: str = "step"):
   """(colour of each row, a function that draws the key on the axes)."""
-  if by is None:
+  if by is None and x != "step":  # one line through every run's point: one colour
+    return [plt.rcParams["axes.prop_cycle"].by_key()["color"][0]] * len(rows), \
+        lambda fig, ax: None
+  if by is None:  # a curve per run, each named (the lines had no key: which run was which?)
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return [cycle[i % len(cycle)] for i in range(len(rows))], lambda fig, ax: None
+    colours = [cycle[i % len(cycle)] for i in range(len(rows))]
+
+    def runs(fig, ax):
+      if len(rows) <= LEGEND_RUNS:
+        handles = [plt.Line2D([], [], color=c, label=r.get("run") or Path(str(r.get("dir"))).name)
+                   for r, c in zip(rows, colours)]
+        ax.legend(handles=handles, fontsize=7, title="run", title_fontsize=7)
+    return colours, runs
   values = [r.get(by) for r in rows]
   if all(_is_number(v) for v in values) and len(set(values)) > 1:
     norm = (mcolors.LogNorm if _spans_decade(values) else mcolors.Normalize)(
@@ -153,7 +168,7 @@ def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "s
          out: str | Path = "results.png") -> Path:
   """Draws `metric` for every row (run) and writes the figure through plots.save_figure.
   The columns of `columns_read` are assumed checked (research/results.py does)."""
-  colours, key = _colouring(rows, by)
+  colours, key = _colouring(rows, by, x)
   fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
   if x == "step":
     label, drawn = metric, _curves(rows, metric, ax, colours)
@@ -170,5 +185,10 @@ def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "s
   ax.set_title(f"{label} across {drawn} runs{left_out}" + (f" by {by}" if by else ""),
                fontsize=10)
   ax.grid(alpha=0.3)
+  for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+    if scale == "linear":  # 0.00125-style labels of a learning-rate axis ran into each other
+      axis.set_major_locator(mticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+      axis.set_major_formatter(mticker.ScalarFormatter(useMathText=True))
+      axis.get_major_formatter().set_powerlimits((-2, 4))
   key(fig, ax)
   return plots.save_figure(fig, out)
