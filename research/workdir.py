@@ -229,10 +229,19 @@ def check_same_config(workdir: str | Path, config, ignore=RESUMABLE) -> None:
   diffs = config_differences(workdir, config, ignore)
   if diffs:
     shown = "; ".join(diffs[:6]) + (f"; (+{len(diffs) - 6} more)" if len(diffs) > 6 else "")
+    # The same data under another spelling of its path (relative vs absolute, a moved copy) is
+    # another config too: the run's record holds the path as given.
+    moved = ""
+    if all(d.startswith("task.path:") for d in diffs):
+      was = str(saved_config(workdir)["task"].get("path"))
+      moved = (f" If it is the same data file, give the path the run recorded, {was!r}"
+               + ("" if Path(was).expanduser().is_absolute() else
+                  " (from the directory the run was started in)") + ", or put the file back there.")
     raise ConfigChangedError(
         f"{workdir} holds a run of another config ({shown}); a resume may change only "
         "train.num_steps, cadences, probe, mesh and the learning rate (research/workdir.py "
-        f"RESUMABLE). To branch from that run: a new --workdir with --config.init_from={workdir}")
+        f"RESUMABLE).{moved} To branch from that run: a new --workdir with "
+        f"--config.init_from={workdir}")
 
 
 def finished_summary(workdir: str | Path, config) -> dict | None:

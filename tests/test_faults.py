@@ -3,6 +3,7 @@ checkpoint checksums, a reader beside a live run's save (writers that fail inste
 tests/test_writer_faults.py; the saved tokenizer: tests/test_saved_vocabulary.py).
 tests/test_faults_slow.py runs the same faults through `python -m research.main`."""
 import json
+import re
 import os
 from pathlib import Path
 
@@ -373,3 +374,24 @@ def test_restoring_a_named_step_restores_that_step_or_refuses(tmp_path):
       ck.restore(abstract, step=3)
   finally:
     ck.close()
+
+
+def test_a_data_path_spelled_otherwise_is_refused_with_the_recorded_path(tmp_path):
+  """The same data under another spelling of its path (absolute for relative, a moved copy)
+  is another config: the refusal says which path the run recorded and where it is read from.
+  Control: with another field changed too, no such hint."""
+  from configs import text_classification
+  c = text_classification.get_config("tiny")
+  c.task.path = "mydata/reviews.csv"
+  (tmp_path / "checkpoints" / "20").mkdir(parents=True)
+  (tmp_path / workdir.CONFIG).write_text(workdir.config_json(c))
+  moved = c.copy_and_resolve_references()
+  moved.task.path = "/elsewhere/reviews.csv"
+  with pytest.raises(workdir.ConfigChangedError, match=re.escape(
+      "If it is the same data file, give the path the run recorded, 'mydata/reviews.csv' (from "
+      "the directory the run was started in), or put the file back there.")):
+    workdir.check_same_config(tmp_path, moved)
+  moved.model.width += 8
+  with pytest.raises(workdir.ConfigChangedError) as e:
+    workdir.check_same_config(tmp_path, moved)
+  assert "same data file" not in str(e.value)
