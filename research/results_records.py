@@ -64,6 +64,26 @@ def _read_json(path: Path) -> dict:
   return read_object(path, "is not a JSON object", "rerun that run or remove its directory") or {}
 
 
+# Fields of the text tasks' configs that only one kind of source reads (configs/lm.py and
+# text_classification.py mark them "tfds source:" / "csv source:"): a CSV run's row showed
+# task.dataset imdb_reviews, the unused default, as if it had trained on IMDB.
+_TFDS_ONLY = ("dataset", "train_split", "test_split", "eval_split", "text_key", "label_key",
+              "data_dir", "max_examples")
+_FILE_ONLY = ("path", "text_column", "label_column", "test_fraction", "valid_fraction")
+
+
+def _drop_unread_task_fields(config: dict) -> dict:
+  """config without the task fields its task.source does not read (left blank in the table)."""
+  task = config.get("task")
+  if not isinstance(task, dict) or task.get("source") not in ("tfds", "csv", "file", "stdlib",
+                                                               "synthetic"):
+    return config
+  unread = set(_FILE_ONLY) if task["source"] == "tfds" else set(_TFDS_ONLY)
+  if task["source"] == "synthetic":  # ids drawn from a stream: no file, no dataset
+    unread |= set(_FILE_ONLY)
+  return config | {"task": {k: v for k, v in task.items() if k not in unread}}
+
+
 def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
   """One run's row: its name (relative to `root`; under root's name when several roots
   may hold the same relative names), config fields, summary fields and last metrics."""
@@ -74,7 +94,8 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     name = f"{root.name}/{name}"
   # A run of an older version lacks the fields added since: it ran with their defaults, so a
   # table beside newer runs shows those values, not blank cells (one answer: config_defaults).
-  config = config_defaults.filled(_read_json(run_dir / "config.json"))[0]
+  config = _drop_unread_task_fields(
+      config_defaults.filled(_read_json(run_dir / "config.json"))[0])
   summary = _read_json(run_dir / "summary.json")
   _check_summary(summary, run_dir / "summary.json")
   row = {"run": name, "state": run_state(config, summary), "dir": str(run_dir),

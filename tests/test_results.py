@@ -399,3 +399,21 @@ def test_default_columns_show_every_probe_scalar():
   cols = results.default_columns(rows)
   assert cols == ["run", "state", "probes.icl_regression.error_at_2d",
                   "probes.icl_regression.headline"]
+
+
+def test_task_fields_the_runs_source_does_not_read_are_left_blank():
+  """A CSV run's row showed task.dataset imdb_reviews (the unread default of the tfds source)
+  beside task.path, as if it had trained on IMDB. Controls: a tfds run keeps its dataset and
+  loses path; a task without a source (regression) keeps every field."""
+  from research import results_records as rr
+  csv = {"task": {"source": "csv", "path": "r.csv", "dataset": "imdb_reviews", "seq_len": 32}}
+  assert rr._drop_unread_task_fields(csv)["task"] == {"source": "csv", "path": "r.csv",
+                                                      "seq_len": 32}
+  tfds = {"task": {"source": "tfds", "path": "", "dataset": "ag_news_subset", "data_dir": ""}}
+  assert rr._drop_unread_task_fields(tfds)["task"] == {"source": "tfds",
+                                                       "dataset": "ag_news_subset", "data_dir": ""}
+  synthetic = {"task": {"source": "synthetic", "path": "", "dataset": "x", "vocab_size": 50304}}
+  assert rr._drop_unread_task_fields(synthetic)["task"] == {"source": "synthetic",
+                                                            "vocab_size": 50304}
+  regression = {"task": {"name": "icl_regression", "n_dims": 5}, "model": {"width": 64}}
+  assert rr._drop_unread_task_fields(regression) == regression
