@@ -188,7 +188,9 @@ try:
     t = Thing()
     ref = weakref.ref(t, callback)
     del t  # the callback runs now
-    time.sleep(0.2)
+    # The hook re-sends the signal from a timer thread 10 ms later: 2 s covers that thread
+    # starved on 2 loaded cores (at 0.2 s a full-suite run on a slow host finished the probes).
+    time.sleep(2.0)
     print("probes finished")
 except preemption.Preempted as e:
   print("stopped:", e)
