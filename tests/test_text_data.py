@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from research.data import text as text_lib
+from research.data import text_files
 from research.errors import InputError
 from research.tasks import text_classification as tc
 
@@ -44,33 +45,35 @@ def test_pack_chunk_and_pad_rows():
 
 
 def test_labels_encode_numbers_numerically_and_strings_alphabetically():
-  ids, names = text_lib.encode_labels(["10", "2", "2", "1"])
+  ids, names = text_files.encode_labels(["10", "2", "2", "1"])
   assert names == ["1", "2", "10"] and ids.tolist() == [2, 1, 1, 0]
-  ids, names = text_lib.encode_labels(["pos", "neg", "pos"])
+  ids, names = text_files.encode_labels(["pos", "neg", "pos"])
   assert names == ["neg", "pos"] and ids.tolist() == [1, 0, 1]
 
 
 def test_csv_reader_names_a_missing_column(tmp_path):
   p = tmp_path / "d.csv"
   p.write_text('text,sentiment\n"a, b",x\n')
-  texts, labels, digest = text_lib.read_csv(str(p), "text", "sentiment")
+  texts, labels, digest = text_files.read_csv(str(p), "text", "sentiment")
   assert texts == ["a, b"] and labels == ["x"]
   assert digest == hashlib.sha256(p.read_bytes()).hexdigest()  # of the bytes, as recorded
   with pytest.raises(InputError, match="has no column 'label'"):
-    text_lib.read_csv(str(p), "text", "label")
+    text_files.read_csv(str(p), "text", "label")
 
 
 @pytest.mark.parametrize("text,needle", [
     # An unquoted comma shifted the label into a third field: 'ok' became a class (audit 35).
     ("text,label\nthe plot, ok,pos\n", "line 2 has more fields than the header; quote a field"),
     ("text,label\nfine,pos\nno label,\n", "line 3 has an empty 'label'"),
+    # A row of padding trained on as an example of its class (stop 60's open item).
+    ("text,label\nfine,pos\n  ,neg\n", "line 3 has an empty 'text'"),
     ("text,label,label\nfine,pos,neg\n", "its header names column 'label' 2 times"),
 ])
 def test_csv_rows_that_would_be_read_wrongly_are_refused(text, needle, tmp_path):
   p = tmp_path / "d.csv"
   p.write_text(text)
   with pytest.raises(InputError, match=re.escape(needle)):
-    text_lib.read_csv(str(p), "text", "label")
+    text_files.read_csv(str(p), "text", "label")
 
 
 def test_csv_a_byte_order_mark_and_a_trailing_comma_read_as_meant(tmp_path):
@@ -78,7 +81,7 @@ def test_csv_a_byte_order_mark_and_a_trailing_comma_read_as_meant(tmp_path):
   text'); a trailing comma's empty field is not a shifted row."""
   p = tmp_path / "d.csv"
   p.write_bytes("text,label\nfine film,pos,\n\"bad, long\",neg\n".encode("utf-8-sig"))
-  assert text_lib.read_csv(str(p), "text", "label")[:2] == (["fine film", "bad, long"],
+  assert text_files.read_csv(str(p), "text", "label")[:2] == (["fine film", "bad, long"],
                                                             ["pos", "neg"])
 
 
@@ -199,9 +202,9 @@ def test_csv_whitespace_after_a_trailing_comma_is_refused_and_labels_are_strippe
   refused; labels lose surrounding spaces, so ' pos' and 'pos' are one class."""
   p = tmp_path / "d.csv"
   p.write_text("text,label\nfine film, pos , \nbad film,neg\ngood,pos\n")
-  texts, labels, _ = text_lib.read_csv(str(p), "text", "label")
+  texts, labels, _ = text_files.read_csv(str(p), "text", "label")
   assert texts == ["fine film", "bad film", "good"] and labels == ["pos", "neg", "pos"]
-  ids, names = text_lib.encode_labels(labels)
+  ids, names = text_files.encode_labels(labels)
   assert names == ["neg", "pos"] and ids.tolist() == [1, 0, 1]
 
 

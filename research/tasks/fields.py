@@ -109,17 +109,17 @@ def data_files_unread():
 def _data_file(cfg) -> None:
   """A text or CSV file the task reads is read now: its errors (missing, empty, a missing
   column, one class, a broken quote) end the command before the workdir is touched."""
-  from research.data import text as text_lib
+  from research.data import text as text_lib, text_files
   if not _READ_DATA.get():
     return
   t = cfg.task
   try:
     if t.source == "file":
-      text_lib.read_file(t.path)
+      text_files.read_file(t.path)
     elif t.source == "stdlib":
       text_lib.stdlib_files(t.path)
     elif t.source == "csv":
-      _, labels, _ = text_lib.read_csv(t.path, t.text_column, t.label_column)
+      _, labels, _ = text_files.read_csv(t.path, t.text_column, t.label_column)
       if len(set(labels)) < 2:
         raise InputError(f"config.task.path={t.path!r}: every row has the label {labels[0]!r} "
                          f"(column {t.label_column!r}); a classifier needs at least 2 classes")

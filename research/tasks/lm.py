@@ -30,6 +30,7 @@ import numpy as np
 from absl import logging
 
 from research.data import text as text_lib
+from research.data import text_files
 from research.data import tfds_arrays
 from research.errors import InputError
 from research.models import IOSpec
@@ -45,7 +46,7 @@ def load_corpus(cfg) -> tuple[list[str], list[str], dict]:
   description (sizes; the file's or stdlib's SHA-256, TFDS's name/config/version) is logged,
   written to probes/lm.json and recorded in the workdir (research/workdir_vocabulary.py)."""
   if cfg.source == "file":
-    text, digest = text_lib.read_file(cfg.path)
+    text, digest = text_files.read_file(cfg.path)
     train, valid = text_lib.split_text(text, cfg.valid_fraction)
     return [train], [valid], {"path": cfg.path, "bytes": [len(t.encode()) for t in (train, valid)],
                               "sha256": digest}

@@ -31,6 +31,7 @@ import numpy as np
 from absl import logging
 
 from research.data import text as text_lib
+from research.data import text_files
 from research.data import tfds_arrays
 from research.errors import InputError
 from research.models import IOSpec
@@ -45,8 +46,8 @@ def load_split(cfg, seed: int):
   the description (the CSV's rows and SHA-256, TFDS's name/config/version and sizes) is
   recorded in the workdir (research/workdir_vocabulary.py)."""
   if cfg.source == "csv":
-    texts, raw, digest = text_lib.read_csv(cfg.path, cfg.text_column, cfg.label_column)
-    labels, names = text_lib.encode_labels(raw)
+    texts, raw, digest = text_files.read_csv(cfg.path, cfg.text_column, cfg.label_column)
+    labels, names = text_files.encode_labels(raw)
     order = np.random.default_rng(seed).permutation(len(texts))
     n_test = max(1, int(round(len(texts) * cfg.test_fraction)))
     if len(texts) - n_test < 1:
