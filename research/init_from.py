@@ -54,8 +54,8 @@ def check_init_from(workdir: str | Path) -> Path:
   if where := workdir_layout.sweep_folder(workdir):  # an ensemble's checkpoints are no run's
     raise InitFromError(f"config.init_from={workdir} is {where}")
   if not (directory := Path(workdir).expanduser() / CHECKPOINTS).is_dir():
-    raise InitFromError(f"{workdir} has no checkpoints/ directory; init_from / --workdir "
-                        "must be the workdir of a run that saved a checkpoint")
+    raise InitFromError(f"config.init_from={str(workdir)!r} has no checkpoints/ directory; "
+                        "point it at the --workdir of a run that saved a checkpoint")
   return directory
 
 

@@ -86,7 +86,8 @@ def test_config_errors_name_the_field(tmp_path):
     config_check.validate(_config(_csv(tmp_path), readout="max"), 1)
   c = _config(_csv(tmp_path))
   c.init_from = str(tmp_path / "nowhere")
-  with pytest.raises(config_check.ConfigError, match="config.init_from=.*no checkpoints/"):
+  # The one init_from check (research/init_from.py), made at config-check time for a text task.
+  with pytest.raises(init_from.InitFromError, match="config.init_from=.*no checkpoints/"):
     config_check.validate(c, 1)
 
 
@@ -312,7 +313,7 @@ def test_predict_file_reads_one_text_per_non_blank_line(tmp_path):
     predict._read_lines(str(f))
 
 def test_predicted_probabilities_stay_with_their_labels():
-  """Label ids follow text.encode_labels (numbers numerically: '2' before '10'); each printed
+  """Label ids follow text_files.encode_labels (numbers numerically: '2' before '10'); each printed
   probability stays with its own label (sorted as text, a mutation audit moved them unseen)."""
   from types import SimpleNamespace
   from research import predict

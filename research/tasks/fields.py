@@ -78,16 +78,9 @@ def check_text_task(cfg, sources, tokenizers) -> None:
   if cfg.model.name not in ("transformer", "lstm"):
     raise ConfigError(f"config.model.name={cfg.model.name!r} is not valid for "
                       f"task.name={t.name!r}; choose one of: lstm, transformer")
-  init_from = cfg.get("init_from", "")
-  if init_from:
-    from pathlib import Path
-
-    from research import workdir_layout
-    if where := workdir_layout.sweep_folder(init_from):  # said "no checkpoints/ directory"
-      raise ConfigError(f"config.init_from={init_from} is {where}")
-    if not (Path(init_from).expanduser() / "checkpoints").is_dir():
-      raise ConfigError(f"config.init_from={init_from!r} has no checkpoints/ directory; "
-                        "point it at the --workdir of a finished run")
+  if init_from := cfg.get("init_from", ""):  # refused before its data are read
+    from research import init_from as init_from_lib
+    init_from_lib.check_init_from(init_from)
   _data_file(cfg)
 
 
