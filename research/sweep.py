@@ -116,6 +116,9 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   import jax
 
   cli.refuse_repeated_points(overrides, "the sweep")  # an experiment's too, not only --sweep's
+  # Every point is valid before the sweep directory is written or anything trains.
+  validate_points([apply_overrides(config, o) for o in overrides], overrides,
+                  len(devices or jax.devices()))
   workdir = Path(workdir)
   made = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
@@ -189,8 +192,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     if name != run_name(i, overrides[i]):
       logging.info("sweep: point %d keeps its run %s (its index moved: points were added "
                    "or removed before it)", i, name)
-  configs = [apply_overrides(config, o) for o in overrides]
-  validate_points(configs, overrides, len(devices or jax.devices()))  # before any trains
+  configs = [apply_overrides(config, o) for o in overrides]  # validated by run_sweep
   lost = set()  # a finished run whose record was deleted, moved or damaged since: run again
   for name in names:
     run_dir = results.run_dir(name)
@@ -352,10 +354,6 @@ def main(argv) -> int:
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
   workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "sweep")
-  import jax
-
-  # every point is valid before the sweep directory is written
-  validate_points([apply_overrides(config, o) for o in overrides], overrides, jax.device_count())
   try:
     identity = {"config": Path(cli.split_spec(flags.FLAGS.config)[0]).name, "sweep": _SWEEP.value}
     results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity)
