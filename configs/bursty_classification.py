@@ -161,10 +161,14 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   return c
 
 
-def get_sweep(name: str) -> list[dict]:
+def get_sweep(name: str, *, preset: str = "") -> list[dict]:
   """Sweeps as data: lists of override dicts (used by experiments/)."""
   if name == "burstiness":  # Reddy Fig.: ICL / IWL vs B
-    return [{"task.burstiness": b} for b in (0, 1, 2, 4)]
+    # Reddy's B in {0, 1, 2, 4} at N = 8: at least two classes in a bursty context. At the
+    # preset's N, B = N would make every context label the query's (copied, no ICL to
+    # learn): the tiny preset's N = 4 sweeps B in {0, 1, 2}.
+    n = get_config(preset or "cpu").task.num_context
+    return [{"task.burstiness": b} for b in (0, 1, 2, 4) if b <= n // 2]
   if name == "classes":  # Reddy Fig.: ICL / IWL vs K
     return [{"task.num_classes": k} for k in (32, 128, 512, 2048)]
   if name == "chan_grid":  # Chan: burstiness x Zipf x model family

@@ -171,7 +171,7 @@ def run(preset: str, workdir, seed: int = 0, sweeps=None, runs=tuple(RUNS), step
   for sweep in sweeps:
     name, key = SWEEPS[sweep]
     cells = []
-    for ov in bursty_classification.get_sweep(name):
+    for ov in bursty_classification.get_sweep(name, preset=preset):
       value = ov[key]
       r = common.classification_run(out, f"sweep_{name}_{value}", make(ov))
       p = r["probe"]["probes"]

@@ -208,9 +208,18 @@ def test_probe_scores_oracles_as_defined(reddy):
   assert r["icl"]["acc_full"] > 0.99 and r["icl"]["acc_context"] == r["icl"]["acc_full"]
   assert r["flip"]["acc_context"] > 0.99 and r["flip"]["acc_full_original_label"] < 0.1
   assert r["iwl"]["acc_full"] < 0.2  # copying a context label fails without support
-  r = task.probe(iwl, jax.random.key(1), c.probe, step=7)["classification"]["probes"]
+  whole = task.probe(iwl, jax.random.key(1), c.probe, step=7)["classification"]
+  r = whole["probes"]
   assert r["iwl"]["acc_full"] > 0.99 and r["flip"]["acc_full_original_label"] > 0.99
   assert r["icl"]["acc_full"] < 0.15 and r["flip"]["acc_full"] < 0.1
+  # Its summary (research.results' probes.classification.* columns) is the same numbers.
+  from research import results_records
+  row = results_records.flatten(whole["summary"], "probes.classification.")
+  assert row["probes.classification.iwl.acc_full"] == r["iwl"]["acc_full"]
+  assert row["probes.classification.icl.acc_full_hi"] == r["icl"]["acc_full_hi"]
+  assert row["probes.classification.flip.acc_full_original_label"] == r["flip"][
+      "acc_full_original_label"]
+  assert row["probes.classification.chance.context"] == 1 / whole["ways"]
 
 
 def test_attention_measures_on_a_hand_built_pattern():
@@ -246,6 +255,20 @@ def test_config_errors_name_the_field():
   c.task.ways = 2
   with pytest.raises(config_check.ConfigError, match="config.task.ways=2 x burstiness=3"):
     config_check.validate(c, 1)
+  # A new user's trial: B=5 > N=4 derived no way (N // B = 0) and crashed in the sampler
+  # (an IndexError, exit 1; in a sweep a failed point "to retry"). Control: B = N is valid.
+  c = bursty_classification.get_config("tiny")
+  c.task.burstiness = 5
+  with pytest.raises(config_check.ConfigError, match=r"burstiness=5 exceeds num_context=4: "):
+    config_check.validate(c, 1)
+  c.task.burstiness = 4
+  config_check.validate(c, 1)
+  # The shipped B sweep keeps two classes in a bursty context at the preset's N (Reddy's
+  # {0, 1, 2, 4} at N = 8); B = N = 4 on tiny made every context label the query's.
+  assert [o["task.burstiness"] for o in bursty_classification.get_sweep("burstiness")] == [
+      0, 1, 2, 4]
+  assert [o["task.burstiness"] for o in bursty_classification.get_sweep(
+      "burstiness", preset="tiny")] == [0, 1, 2]
   c = bursty_classification.get_config("tiny")
   c.task.source = "images"
   with pytest.raises(config_check.ConfigError, match="choose one of: gaussian, omniglot"):

@@ -18,6 +18,9 @@ def check(cfg) -> None:
     if not 0 <= t[f] <= 1:
       raise ConfigError(f"config.task.{f}={t[f]} must be in [0, 1]")
   n, b = t.num_context, t.burstiness
+  if b > n:  # no way fits (N // B = 0): an IndexError inside the sampler, exit 1
+    raise ConfigError(f"config.task.burstiness={b} exceeds num_context={n}: a bursty context "
+                      "holds each of its classes B times; lower burstiness or raise num_context")
   ways = t.ways or (n // b if b else 0)
   if b and ways * b > n:
     raise ConfigError(f"config.task.ways={ways} x burstiness={b} exceeds num_context={n}")
