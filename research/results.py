@@ -10,11 +10,14 @@ One row per run:
   run         the run directory, relative to the DIR it was found under (one row if under two)
   state       finished, unfinished (interrupted, running, fewer steps) or failed
   a.b.c       every config field, dotted (`model.width`, `optim.learning_rate`)
+  config_changes  what a resume changed, by step (config_changes.jsonl: an extension's
+              `train.num_steps: 40 -> 60`); shown by default when a run has one
   summary.k   every summary.json field (`summary.final_loss`, `summary.num_params`)
   last.k      what metrics.jsonl holds for the last step, its rows merged (`last.step`,
               `last.loss`, `last.eval_loss`)
   probes.p.k  a probe's own scalars, its probes/p.json "summary" (the regression probe's
-              `probes.icl_regression.error_at_2d` and `.headline`: a seed sweep's verdicts)
+              `probes.icl_regression.error_at_2d` and `.headline`: a seed sweep's verdicts;
+              the classification probe's `probes.classification.icl.acc_full`)
 
 The table printed shows --columns, or by default the run, its state, the config fields that
 differ between runs, the parameter count, the last metrics and the probe scalars. --csv writes
@@ -68,7 +71,10 @@ def default_columns(rows: list[dict]) -> list[str]:
   """What tells runs apart and how they ended: the run, the config fields that vary, the
   parameter count, the last metrics (timings, which vary on every rerun, left out) and the
   probes' scalars."""
-  config = [c for c in varying(rows) if c.split(".")[0] not in ("state", "summary", "last", "probes")]
+  config = [c for c in varying(rows) if c.split(".")[0] not in ("state", "summary", "last", "probes")
+            and c != "config_changes"]
+  # A resumed run's changes whenever one run has them: runs that differ only there differ.
+  config += [c for c in ("config_changes",) if c in columns_of(rows)]
   size = [c for c in ("summary.num_params",) if c in columns_of(rows)]
   last = [c for c in columns_of(rows) if c.startswith("last.") and c != "last.learning_rate"]
   probes = [c for c in columns_of(rows) if c.startswith("probes.")]

@@ -5,7 +5,8 @@ row per run, before it is shown.
 a run's files into one row (its columns: research/results.py's docstring), after checking that
 they hold what runs write (a metric or summary figure that is not a number is an edited or
 damaged file, named); `records` reads them all, names the runs a sweep's results.jsonl
-recorded whose directory is gone and marks the points it says failed, and applies the --where
+recorded whose directory is gone, marks the points it says failed (and tables those that failed
+before their directory existed), and applies the --where
 filters (FIELD OP VALUE, each column checked against every run).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Iterable, Sequence
 
 from research import config_defaults, config_overrides, output_paths
 from research.errors import InputError, ResearchError
-from research.workdir import (RESULTS, RUNS, check_metric_rows, is_metric_value,
+from research.workdir import (CHANGES, RESULTS, RUNS, check_metric_rows, is_metric_value,
                              read_jsonl, read_object, run_state, sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
@@ -107,6 +108,13 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     summary = _read_json(probe).get("summary")
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
+  # A resume that changed a field (an extension's train.num_steps, a learning rate): its
+  # config columns are the new values, as a run trained so from the start would show (a new
+  # user's trial: an extended and a fresh 60-step run, other losses, the same row).
+  changes = [f"step {r.get('step')}: {c}" for r in read_jsonl(run_dir / CHANGES)
+             if isinstance(r, dict) for c in r.get("changes") or []]
+  if changes:
+    row["config_changes"] = "; ".join(map(str, changes))
   metrics = read_jsonl(run_dir / "metrics.jsonl")
   check_metric_rows(metrics, run_dir / "metrics.jsonl")  # a rerun refuses it too: no "rerun"
   return row | flatten(last_step(metrics), "last.")
@@ -157,11 +165,18 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
       if unreadable is None:
         raise
       unreadable.append((run, str(e)))
-  missing, failed = _sweep_records(dirs)
+  missing, failed, never_made = _sweep_records(dirs)
   for gone, why in missing:  # a done run whose folder is gone
     if unreadable is None:
       raise InputError(f"{gone}: {why}")
     unreadable.append((gone, why))
+  if never_made:  # each among its sweep's runs, in the order the table lists runs
+    rows += [_failed_point(given, run, row, prefix_root=len(dirs) > 1)
+             for given, run, row in never_made]
+    roots = [Path(d).resolve() for d in dirs]
+    rows.sort(key=lambda r: (next((i for i, d in enumerate(roots)
+                                   if Path(r["dir"]).resolve().is_relative_to(d)), len(roots)),
+                             Path(r["dir"]).resolve()))
   names = [r["run"] for r in rows]
   for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
     r["run"] = r["dir"] if names.count(r["run"]) > 1 else r["run"]
@@ -176,13 +191,27 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
   return rows
 
 
-def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], set[Path]]:
-  """Runs a sweep's results.jsonl records whose directory is gone (left out of the table without
-  a word before), and the resolved directories of those its last row for them says failed.
-  Every sweep below a given directory counts, and the sweep above one given inside it
-  (SWEEP/runs, SWEEP/runs/NAME), for its runs under that directory: the same run read as
-  failed or unfinished, and a gone run was named or not, by which directory was given."""
-  gone, named, last = [], set(), {}
+def _failed_point(given: Path, run: Path, row: dict, prefix_root: bool) -> dict:
+  """The table's row of a sweep point that failed before its run directory existed (a value
+  the run's task could not build from): its overrides and the error its results.jsonl row
+  holds. It was left out of the table and the figure without a word, exit 0 (a new user's
+  trial: a 4-point sweep tabled as a complete 3-point one)."""
+  name = run.relative_to(given.resolve()).as_posix()
+  name = f"{given.resolve().name}/{name}" if prefix_root else name
+  overrides = row.get("overrides") if isinstance(row.get("overrides"), dict) else {}
+  return {"run": name, "state": "failed", "dir": str(given / run.relative_to(given.resolve())),
+          **flatten(overrides), "summary.error": str(row.get("error", "no error recorded"))}
+
+
+def _sweep_records(dirs: Sequence[str | Path]):
+  """(gone, failed, never_made) from the sweeps' results.jsonl: the runs it records done whose
+  directory is gone (left out of the table without a word before); the resolved directories
+  of those its last row for them says failed; and (given directory, run directory, row) of
+  the points it says failed that never had a directory. Every sweep below a given directory
+  counts, and the sweep above one given inside it (SWEEP/runs, SWEEP/runs/NAME), for its runs
+  under that directory: the same run read as failed or unfinished, and a gone run was named
+  or not, by which directory was given."""
+  gone, named, last, never_made = [], set(), {}, {}
   for given in map(Path, dirs):
     inside = given.resolve()
     # A sweep is results.jsonl beside runs/ (research/workdir_layout.py); a stray one is not.
@@ -199,15 +228,18 @@ def _sweep_records(dirs: Sequence[str | Path]) -> tuple[list[tuple[Path, str]], 
         run = sweep_run_dir(root, str(row["run"]))
         if not run.is_relative_to(inside):
           continue
-        # Done rows only: a point refused at its start never had a directory, and its row
-        # says why (failed); rerunning the sweep retrains a done run that is gone.
+        # A done run that is gone is named (rerunning the sweep retrains it); a point refused
+        # or failed at its start never had a directory, and is tabled from its row.
         # A run named by two given directories (a sweep and its parent) is one gone run.
         if row.get("status") == "done" and not run.is_dir() and run not in named:
           named.add(run)
           gone.append((run, f"recorded in {root / RESULTS} but the directory is gone; rerun "
                             "the sweep to train it again"))
+        elif row.get("status") == "failed" and not run.is_dir():  # its last failure's row,
+          never_made[run] = (never_made.get(run, (given,))[0], run, row)  # the first root
         last[run] = row.get("status")
-  return gone, {run for run, status in last.items() if status == "failed"}
+  return (gone, {run for run, status in last.items() if status == "failed"},
+          [point for run, point in never_made.items() if last[run] == "failed"])
 
 
 def columns_of(rows: list[dict]) -> list[str]:

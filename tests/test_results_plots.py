@@ -123,3 +123,37 @@ def test_runs_a_plot_leaves_out_are_counted(sweep_dir, tmp_path):
   assert "1 of the 4 runs have no last.loss or model.width and are not drawn" in proc.stderr
   proc = _cli(sweep_dir, "--plot", "loss", "--x", "model.width", "--out", tmp_path / "x.png")
   assert "not drawn" not in proc.stderr  # control: every run drawn
+
+
+def test_runs_joined_in_one_line_that_differ_in_other_settings_are_named(tmp_path, figures,
+                                                                          monkeypatch):
+  """A new user's trial: a 400-step and a 1,500-step sweep compared with --x model.width --by
+  task.burstiness were one zig-zag line per burstiness, with no word of train.num_steps; a
+  2-D grid without --by one line through every run."""
+  said = []
+  monkeypatch.setattr(results_plots.logging, "warning", lambda fmt, *a: said.append(fmt % a))
+  rows = [{"run": f"{s}/{w}", "model.width": w, "task.burstiness": 1, "train.num_steps": s,
+           "summary.wall_s": w * s, "last.loss": 1.0 / (w * s)}
+          for s in (400, 1500) for w in (16, 32)]
+  results_plots.plot(rows, "loss", by="task.burstiness", x="model.width", out=tmp_path / "a.png")
+  assert said == ["--plot loss --x model.width: the runs joined in one line also differ in "
+                  "train.num_steps; pass --by train.num_steps (or --where) to draw them apart"]
+  said.clear()  # control: drawn apart by it, nothing to say (summary.* columns never count)
+  results_plots.plot(rows, "loss", by="train.num_steps", x="model.width", out=tmp_path / "b.png")
+  assert said == [] and len(figures[1].axes[0].get_lines()) == 2
+  results_plots.plot(rows, "loss", x="model.width", out=tmp_path / "c.png")  # no --by
+  assert said and "also differ in train.num_steps" in said[0]
+
+
+def test_plot_takes_the_tables_column_names(sweep_dir, tmp_path, figures):
+  """A new user's trial: --plot last.loss (the name --columns takes) was refused, and --plot
+  summary.wall_s --x ... said "no column 'last.summary.wall_s'", a prefix never typed."""
+  rows = results_records.records([sweep_dir])
+  results_plots.plot(rows, "last.loss", out=tmp_path / "a.png")
+  results_plots.plot(rows, "loss", out=tmp_path / "b.png")  # control: the same curves
+  assert ([list(l.get_ydata()) for l in figures[0].axes[0].get_lines()]
+          == [list(l.get_ydata()) for l in figures[1].axes[0].get_lines()])
+  assert figures[0].axes[0].get_ylabel() == "loss"
+  assert ("summary.wall_s", "--plot") in results_plots.columns_read(
+      rows, "summary.wall_s", x="model.width")
+  assert ("last.loss", "--plot") in results_plots.columns_read(rows, "loss", x="model.width")

@@ -167,6 +167,37 @@ def test_a_gone_run_is_named_whichever_directory_holds_its_sweep(sweep_dir):
   assert len(results_records.records([sweep_dir.parent])) == 2
 
 
+def test_a_point_that_failed_before_its_directory_existed_is_a_failed_row(sweep_dir):
+  """A new user's trial: a burstiness sweep's B=4 point failed at its start (no run directory;
+  results.jsonl said failed) and the table and figure showed the other three, exit 0, as a
+  complete 3-point sweep. Now it is a row: failed, its overrides, the error."""
+  import shutil
+  rows = [{"run": "001_width=64", "status": "failed", "overrides": {"model.width": 64},
+           "error": "IndexError: index is out of bounds"}]
+  (sweep_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  shutil.rmtree(sweep_dir / "runs" / "001_width=64")
+  for given, prefix in ((sweep_dir, "runs/"), (sweep_dir.parent, "scale/runs/")):
+    table = results_records.records([given])
+    assert [r["run"] for r in table] == [prefix + n for n in
+                                         ("000_width=16", "001_width=64", "002_width=256")]
+    assert [r["state"] for r in table] == ["finished", "failed", "finished"]
+    assert table[1]["model.width"] == 64
+    assert table[1]["summary.error"] == "IndexError: index is out of bounds"
+  # Named once when two given directories hold it, under the first (after the other runs).
+  both = results_records.records([sweep_dir, sweep_dir.parent])
+  assert [r["run"] for r in both].count("scale/runs/001_width=64") == 1 and len(both) == 3
+  # Controls: a failed point that was rerun to done and whose folder was then deleted is
+  # named gone (not tabled as failed); one whose folder exists is read from its files.
+  (sweep_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + [
+      {"run": "001_width=64", "status": "done"}]))
+  with pytest.raises(InputError, match="001_width=64: recorded in .* the directory is gone"):
+    results_records.records([sweep_dir])
+  (sweep_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  (sweep_dir / "runs" / "001_width=64").mkdir()
+  (sweep_dir / "runs" / "001_width=64" / "config.json").write_text("{}")
+  assert "summary.error" not in results_records.records([sweep_dir])[1]
+
+
 def test_each_where_column_is_checked_against_every_run(sweep_dir, tmp_path):
   """A second filter's column was looked up among the runs the first left: a column only the
   other runs have was 'no column' (exit 2), and the filters' order changed the answer."""
@@ -247,3 +278,18 @@ def test_default_columns_are_the_varying_fields_less_the_schedules_last_rate():
       "run", "state", "model.width", "last.step", "last.loss"]
   assert results.varying([row("a", 16, 1e-3), row("b", 32, 1e-3), row("c", 32, 1e-3)]) == [
       "model.width", "last.loss"]
+
+
+def test_a_resumes_changes_are_a_column_shown_by_default(sweep_dir):
+  """A new user's trial: a run extended from 40 to 60 steps and one trained to 60 from the
+  start (other schedules, other losses) had the same config columns in the table and CSV."""
+  runs = sorted((sweep_dir / "runs").iterdir())
+  (runs[0] / "config_changes.jsonl").write_text(
+      json.dumps({"step": 30, "changes": ["train.num_steps: 30 -> 60"]}) + "\n"
+      + json.dumps({"step": 60, "changes": ["optim.learning_rate: 0.001 -> 0.0005"]}) + "\n")
+  rows = results_records.records([sweep_dir])
+  assert rows[0]["config_changes"] == ("step 30: train.num_steps: 30 -> 60; "
+                                       "step 60: optim.learning_rate: 0.001 -> 0.0005")
+  assert "config_changes" not in rows[1]  # control: a run never changed has none
+  assert "config_changes" in results.default_columns(rows)
+  assert "config_changes" not in results.default_columns(rows[1:])  # control

@@ -10,6 +10,7 @@ learning rates do), a legend otherwise.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -89,7 +90,17 @@ def columns_read(rows: list[dict], metric: str, by: Optional[str] = None,
 
 
 def _metric_column(rows: list[dict], metric: str) -> str:
-  return metric if any(metric in r for r in rows) else f"last.{metric}"
+  """The table column of --plot METRIC against --x: METRIC itself where it is one or names
+  a column group (summary.wall_s was looked up as 'last.summary.wall_s'), else last.METRIC."""
+  if any(metric in r for r in rows) or metric.split(".")[0] in ("summary", "last", "probes"):
+    return metric
+  return f"last.{metric}"
+
+
+def _step_metric(metric: str) -> str:
+  """The metrics.jsonl column of --plot METRIC over steps: last.loss (the table's name, as
+  --columns takes it) is the loss column, as loss is."""
+  return metric[len("last."):] if metric.startswith("last.") else metric
 
 
 def _curve(row: dict, metric: str) -> list[tuple]:
@@ -123,10 +134,11 @@ def _check_points(rows: list[dict], column: str, metric: str, x: str) -> None:
 
 def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
   """Each row's (step, METRIC) points, read once; none in any run is an InputError."""
+  metric = _step_metric(metric)
   curves = [_curve(row, metric) for row in rows]
   if not any(curves):
     raise InputError(f"--plot {metric}: no run's metrics.jsonl has a {metric!r} column; "
-                     "pick one of the last.* columns the table lists (without 'last.')")
+                     "pick one of the last.* columns the table lists")
   return curves
 
 
@@ -147,11 +159,19 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
   the column and how many runs had numbers in both."""
   column = _metric_column(rows, metric)
   groups: dict[str, list] = {}
+  members: dict[str, list] = {}
   for row, colour in zip(rows, colours):
     if _is_number(row.get(x)) and _is_number(row.get(column)):
       groups.setdefault(str(row.get(by)), []).append((row[x], row[column], colour))
+      members.setdefault(str(row.get(by)), []).append(row)
   if not groups:
     _check_points(rows, column, metric, x)
+  if differ := _differing_config(members.values(), (x, by)):
+    # A new user's trial: two sweeps of 400 and 1,500 steps drawn as one zig-zag line per
+    # --by value, with nothing said of train.num_steps.
+    shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+    logging.warning("--plot %s --x %s: the runs joined in one line also differ in %s; pass "
+                    "--by %s (or --where) to draw them apart", metric, x, shown, differ[0])
   for points in groups.values():
     points.sort(key=lambda p: p[0])
     xs, ys, cs = zip(*points)
@@ -164,6 +184,23 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
   return column, sum(map(len, groups.values()))
 
 
+_NOT_CONFIG = ("run", "state", "dir")
+
+
+def _differing_config(groups, drawn_by) -> list[str]:
+  """The config fields (the table's columns outside summary.*, last.* and probes.*) whose
+  value differs between the runs of one line, other than the line's x and --by columns."""
+  out = []
+  for group in groups:
+    for col in dict.fromkeys(c for r in group for c in r):
+      if (col in _NOT_CONFIG or col in drawn_by or col in out
+              or col.split(".")[0] in ("summary", "last", "probes")):
+        continue
+      if len({json.dumps(r.get(col), sort_keys=True, default=str) for r in group}) > 1:
+        out.append(col)
+  return out
+
+
 def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "step",
          out: str | Path = "results.png") -> Path:
   """Draws `metric` for every row (run) and writes the figure through plots.save_figure.
@@ -171,7 +208,7 @@ def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "s
   colours, key = _colouring(rows, by, x)
   fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
   if x == "step":
-    label, drawn = metric, _curves(rows, metric, ax, colours)
+    label, drawn = _step_metric(metric), _curves(rows, metric, ax, colours)
   else:
     label, drawn = _points(rows, metric, x, by, ax, colours)
   if drawn < len(rows):  # the title said "across 16 runs" over the 10 that have the columns
