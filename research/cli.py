@@ -40,7 +40,7 @@ from research.config_files import (  # noqa: F401 (re-exported: the one loader)
     refuse_repeated_points, split_spec)
 from research.errors import InputError, one_line  # noqa: F401 (one_line re-exported)
 from research.flag_checks import (flag_error, given_repeatedly, check_list_values,  # noqa: F401
-                                  refuse_repeated)
+                                  refuse_repeated, require)
 
 
 # ----------------------------------------------------------------------------- failing

@@ -19,6 +19,17 @@ def given_repeatedly(flag: str, times: int, values: Iterable[str] = (), hint: st
                     f"give it once{hint}")
 
 
+def require(given: dict[str, object]) -> None:
+  """InputError naming the required flags (FLAG=WHAT: value) left out, not the whole list:
+  "--config, --sweep and --workdir are required" sent a user who gave two to look for which."""
+  missing = [flag for flag, value in given.items() if value is None]  # "" has its own line
+  if missing:
+    flags_ = list(given)
+    needs = flags_[0] if len(flags_) == 1 else ", ".join(flags_[:-1]) + " and " + flags_[-1]
+    raise InputError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; "
+                     f"the command needs {needs}")
+
+
 def check_list_values(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> None:
   """A list flag given as `--sizes=` parses to [], which would read as "the default";
   `empty_ok` names the flags where an empty list means something (reddy2023's --sweeps=).
@@ -65,6 +76,12 @@ def refuse_repeated(fv: flags.FlagValues) -> None:
     raise given_repeatedly(f"--{name}", flag.present, hint=hint)
 
 
+# The experiment scripts' flags (experiments/common.py) as a command that takes --config spells
+# them: a user coming from `python -m experiments.NAME --steps=...` types those.
+_CONFIG_SPELLINGS = {"steps": "--config.train.num_steps=N", "seed": "--config.seed=N",
+                     "preset": "--config=FILE:PRESET"}
+
+
 def flag_error(e: Exception, fv: flags.FlagValues) -> str:
   """absl's "Unknown command line flag 'topolgy'. Did you mean: topologies, topology ?" in
   the project's words, the closest flag first: "unknown flag --topolgy (did you mean
@@ -78,6 +95,9 @@ def flag_error(e: Exception, fv: flags.FlagValues) -> str:
   # The command's own flags: absl's (--log_dir, --verbosity, ...) would be odd advice.
   ours = {f.name: f for module, fs in fv.flags_by_module_dict().items()
           if not module.startswith("absl") for f in fs}
+  if name in _CONFIG_SPELLINGS and "config" in ours:  # "did you mean --sweep?" for --steps
+    return (f"unknown flag --{name}; this command sets it in the config: "
+            f"{_CONFIG_SPELLINGS[name]} (--{name} is the experiment scripts' flag)")
   near = closest(name, ours)
   if name.startswith("no"):  # --noFLAG turns a boolean off: suggest it the same way
     off = closest(name[2:], [n for n, f in ours.items() if isinstance(f, flags.BooleanFlag)])

@@ -184,8 +184,7 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
                      "--config.model.width=128")
-  if flags.FLAGS.config is None or _WORKDIR.value is None:
-    raise InputError("--config=FILE[:PRESET] and --workdir=DIR are required")
+  cli.require({"--config=FILE[:PRESET]": flags.FLAGS.config, "--workdir=DIR": _WORKDIR.value})
   config = cli.config_from_flags()
   workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "run")

@@ -347,8 +347,8 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
                      "--config.model.width=128")
-  if not (flags.FLAGS.config and _SWEEP.value and _WORKDIR.value):
-    raise InputError("--config=FILE[:PRESET], --sweep=NAME and --workdir=DIR are required")
+  cli.require({"--config=FILE[:PRESET]": flags.FLAGS.config, "--sweep=NAME": _SWEEP.value,
+               "--workdir=DIR": _WORKDIR.value})
   config = cli.config_from_flags()
   overrides = cli.load_sweep(flags.FLAGS.config, _SWEEP.value)
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")

@@ -257,7 +257,8 @@ def test_research_main_malformed_inputs(files, tmp_path):
   for (name, _, code, needle), r in zip(table, results):
     _check(name, r, code, needle)
   missing_workdir = results[len(table)]
-  _check("missing --workdir", missing_workdir, 2, "--workdir=DIR are required")
+  _check("missing --workdir", missing_workdir, 2,
+         "--workdir=DIR is missing; the command needs --config=FILE[:PRESET] and --workdir=DIR")
   for (name, _, needle), r in zip(workdir_cases, results[len(table) + 1:]):
     _check(name, r, 2, needle)
   # Negative controls: a valid input exits 0, and its files are seen by the workdir check.

@@ -33,6 +33,30 @@ def test_a_mistyped_flag_gets_the_closest_of_the_commands_own(arg, said):
   assert str(e.value).startswith(said), str(e.value)
 
 
+def _define_config(fv):
+  flags.DEFINE_string("config", None, "", flag_values=fv)
+  flags.DEFINE_string("sweep", None, "", flag_values=fv)
+
+
+@pytest.mark.parametrize("arg,said", [
+    # A new user's trial: research.sweep --steps=10 got "did you mean --sweep?".
+    ("--steps=10", "unknown flag --steps; this command sets it in the config: "
+                   "--config.train.num_steps=N (--steps is the experiment scripts' flag)"),
+    ("--seed=1", "unknown flag --seed; this command sets it in the config: --config.seed=N"),
+    ("--preset=tiny", "unknown flag --preset; this command sets it in the config: "
+                      "--config=FILE:PRESET"),
+    ("--sweeep=x", "unknown flag --sweeep (did you mean --sweep?)"),  # control
+])
+def test_an_experiment_scripts_flag_is_spelt_as_a_config_command_takes_it(arg, said):
+  with pytest.raises(InputError) as e:
+    cli.parse_flags(_define_config, [arg])
+  assert str(e.value).startswith(said), str(e.value)
+  # Control: a command without --config (research.results) gets the plain answer.
+  with pytest.raises(InputError) as e:
+    cli.parse_flags(_define, ["--steps=10"])
+  assert str(e.value).startswith("unknown flag --steps; see --help"), str(e.value)
+
+
 def test_absls_own_flags_are_not_offered():
   """research.main --verbosty suggested absl's --verbosity (a logging flag, not the run's)."""
   proc = subprocess.run([sys.executable, "-m", "research.main", "--verbosty=1"], cwd=ROOT,
