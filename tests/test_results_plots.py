@@ -157,3 +157,21 @@ def test_plot_takes_the_tables_column_names(sweep_dir, tmp_path, figures):
   assert ("summary.wall_s", "--plot") in results_plots.columns_read(
       rows, "summary.wall_s", x="model.width")
   assert ("last.loss", "--plot") in results_plots.columns_read(rows, "loss", x="model.width")
+
+
+def test_a_pool_size_of_0_is_drawn_as_infinity_right_of_the_largest(tmp_path, figures):
+  """A new user's trial: --x task.pool_size drew M = infinity (pool_size 0, a fresh task per
+  prompt) at x = 0, left of M = 4, on a linear axis."""
+  rows = [{"run": str(m), "task.pool_size": m, "last.loss": loss}
+          for m, loss in ((0, 0.5), (4, 2.0), (64, 1.0))]
+  results_plots.plot(rows, "loss", x="task.pool_size", out=tmp_path / "a.png")
+  ax = figures[0].axes[0]
+  assert list(ax.get_lines()[0].get_xdata()) == [4, 64, 256]  # 0 -> 4 x 64, last
+  assert list(ax.get_lines()[0].get_ydata()) == [2.0, 1.0, 0.5]
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "64", "\u221e"]
+  assert ax.get_xscale() == "log"
+  # Control: another field's 0 is a value like any other.
+  other = [{"run": r["run"], "model.width": r["task.pool_size"], "last.loss": r["last.loss"]}
+           for r in rows]
+  results_plots.plot(other, "loss", x="model.width", out=tmp_path / "b.png")
+  assert list(figures[1].axes[0].get_lines()[0].get_xdata()) == [0, 4, 64]

@@ -37,6 +37,10 @@ def _spans_decade(values: list[float]) -> bool:
   return min(values) > 0 and max(values) / min(values) >= 10
 
 
+# Fields whose 0 means no bound (configs/icl_regression.py: task.pool_size 0 is a fresh task
+# per prompt, M = infinity): drawn right of the largest value with a tick of their own.
+UNBOUNDED_AT_ZERO = ("task.pool_size",)
+
 # Runs named in a legend when no --by colours them: more would hide the curves.
 LEGEND_RUNS = 12
 
@@ -172,6 +176,13 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
     shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
     logging.warning("--plot %s --x %s: the runs joined in one line also differ in %s; pass "
                     "--by %s (or --where) to draw them apart", metric, x, shown, differ[0])
+  finite = sorted({p[0] for ps in groups.values() for p in ps if p[0] > 0})
+  x_inf = None
+  if x in UNBOUNDED_AT_ZERO and finite and any(p[0] == 0 for ps in groups.values() for p in ps):
+    # M = infinity drawn at 0, left of M = 4 (a new user's trial): two octaves right of the
+    # largest value instead, its tick labelled as such (experiments/raventos2023.py's figure).
+    x_inf = 4 * finite[-1]
+    groups = {g: [(x_inf if p[0] == 0 else p[0], *p[1:]) for p in ps] for g, ps in groups.items()}
   for points in groups.values():
     points.sort(key=lambda p: p[0])
     xs, ys, cs = zip(*points)
@@ -180,7 +191,11 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
   all_x = [p[0] for ps in groups.values() for p in ps]
   if _spans_decade(all_x):
     ax.set_xscale("log")
-  ax.set_xlabel(x)
+  if x_inf is not None:
+    ticks = finite if len(finite) <= 8 else finite[::math.ceil(len(finite) / 8)]
+    ax.set_xticks(ticks + [x_inf], [f"{t:g}" for t in ticks] + ["\u221e"])
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
+  ax.set_xlabel(x + (f" (\u221e: {x} = 0)" if x_inf is not None else ""))
   return column, sum(map(len, groups.values()))
 
 
@@ -223,6 +238,8 @@ def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "s
                fontsize=10)
   ax.grid(alpha=0.3)
   for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+    if isinstance(axis.get_major_locator(), mticker.FixedLocator):
+      continue  # ticks set above (an unbounded value's)
     if scale == "linear":  # 0.00125-style labels of a learning-rate axis ran into each other
       axis.set_major_locator(mticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
       axis.set_major_formatter(mticker.ScalarFormatter(useMathText=True))
