@@ -192,6 +192,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     if name != run_name(i, overrides[i]):
       logging.info("sweep: point %d keeps its run %s (its index moved: points were added "
                    "or removed before it)", i, name)
+  sweep_rundirs.log_former_points(workdir, names)
   configs = [apply_overrides(config, o) for o in overrides]  # validated by run_sweep
   lost = set()  # a finished run whose record was deleted, moved or damaged since: run again
   for name in names:

@@ -1,11 +1,13 @@
 """What a sweep's rerun checks in each run directory before it trains (research/sweep.py): a
 finished run whose record is lost since (run again), one a longer train.num_steps extends
 (trained on, as research.main's rerun is), and directories that hold another config's run
-(refused, every one named)."""
+(refused, every one named), and the runs of points the sweep no longer has (named)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from absl import logging
 
 from research import workdir as workdir_lib
 from research.errors import InputError
@@ -68,3 +70,22 @@ def check_same_runs(runs: list[tuple[Path, bool, object]]) -> None:
                    "of this sweep's run directories "
                    f"({shown}); use another --workdir for these settings, or delete those "
                    f"{len(refused)} run directories to retrain them")
+
+
+def log_former_points(workdir: Path, names: list[str]) -> list[str]:
+  """Warns of the run directories in WORKDIR/runs that no point of this sweep has (points
+  removed from get_sweep since they trained): research.results and the figures still table
+  them, which a new user's trial found said nowhere. Returns their names."""
+  runs = Path(workdir) / workdir_lib.RUNS
+  mine = set(names)
+  former = sorted(d.name for d in runs.iterdir() if d.is_dir() and d.name not in mine) \
+      if runs.is_dir() else []
+  if former:
+    shown = ", ".join(former[:4]) + (f" and {len(former) - 4} more" if len(former) > 4 else "")
+    logging.warning("sweep: %d run director%s in %s %s no point of this sweep (%s): "
+                    "research.results still tables %s; move %s out to leave %s out",
+                    len(former), "y" if len(former) == 1 else "ies", runs,
+                    "is" if len(former) == 1 else "are", shown,
+                    "it" if len(former) == 1 else "them", "it" if len(former) == 1 else "them",
+                    "it" if len(former) == 1 else "them")
+  return former

@@ -290,6 +290,16 @@ def test_points_added_to_a_finished_sweep_train_alone_and_the_others_stay(tmp_pa
   assert sorted(on_disk) == sorted(names)
   run([16, 24, 32])  # stable: the rerun of the extended sweep trains nothing
   assert len(trained) == 3
+  # A point removed from the list: its run stays (results.py tables it) and is named.
+  from research import sweep_rundirs
+  said = []
+  monkeypatch.setattr(sweep_rundirs.logging, "warning", lambda f, *a: said.append(f % a))
+  run([16, 32])
+  assert len(trained) == 3 and len(said) == 1, said
+  assert "1 run directory in " in said[0] and "is no point of this sweep (001_width=24)" in said[0]
+  said.clear()
+  run([16, 24, 32])  # control: every run a point
+  assert said == []
   other = _config()
   other.optim.learning_rate = 3e-3
   with pytest.raises(InputError, match=r"runs/000_width=16 holds a finished run of another "
