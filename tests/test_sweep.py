@@ -256,9 +256,10 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   assert trained == [names[1]] and [rows[n]["status"] for n in names] == ["done", "done"]
   assert len(results_records.records([tmp_path])) == 2  # control: nothing missing, nothing named
   rows[names[1]]["status"] = "failed"  # a point refused at its start never had a directory:
-  shutil.rmtree(tmp_path / "runs" / names[1])  # its row says why, nothing named "gone"
-  (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows.values()))
-  assert len(results_records.records([tmp_path])) == 1
+  shutil.rmtree(tmp_path / "runs" / names[1])  # its row says why, nothing named "gone"; it is
+  (tmp_path / "results.jsonl").write_text(  # a failed row of the table (it was left out)
+      "".join(json.dumps(r) + "\n" for r in rows.values()))
+  assert [r["state"] for r in results_records.records([tmp_path])] == ["finished", "failed"]
 
 
 def test_points_added_to_a_finished_sweep_train_alone_and_the_others_stay(tmp_path,
