@@ -143,6 +143,13 @@ def test_runs_joined_in_one_line_that_differ_in_other_settings_are_named(tmp_pat
   assert said == [] and len(figures[1].axes[0].get_lines()) == 2
   results_plots.plot(rows, "loss", x="model.width", out=tmp_path / "c.png")  # no --by
   assert said and "also differ in train.num_steps" in said[0]
+  # Control (a second trial): a scale sweep against its parameter count, each size its own x;
+  # the fields that set the size differ along the line by design, and are not named.
+  said.clear()
+  scale = [{"run": str(w), "model.width": w, "model.num_layers": w // 8,
+            "summary.num_params": 100 * w * w, "last.loss": 1.0 / w} for w in (16, 32, 64)]
+  results_plots.plot(scale, "loss", x="summary.num_params", out=tmp_path / "d.png")
+  assert said == []
 
 
 def test_plot_takes_the_tables_column_names(sweep_dir, tmp_path, figures):

@@ -170,7 +170,11 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
       members.setdefault(str(row.get(by)), []).append(row)
   if not groups:
     _check_points(rows, column, metric, x)
-  if differ := _differing_config(members.values(), (x, by)):
+  # Runs that share an x within one line (a scale sweep's sizes each have their own: the
+  # fields that set the size differ there by design, and are no second variable).
+  same_x = [[r for r in group if r[x] == v] for group in members.values()
+            for v in {r[x] for r in group}]
+  if differ := _differing_config([g for g in same_x if len(g) > 1], (x, by)):
     # A new user's trial: two sweeps of 400 and 1,500 steps drawn as one zig-zag line per
     # --by value, with nothing said of train.num_steps.
     shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
@@ -204,7 +208,7 @@ _NOT_CONFIG = ("run", "state", "dir")
 
 def _differing_config(groups, drawn_by) -> list[str]:
   """The config fields (the table's columns outside summary.*, last.* and probes.*) whose
-  value differs between the runs of one line, other than the line's x and --by columns."""
+  value differs between the runs of a group, other than the line's x and --by columns."""
   out = []
   for group in groups:
     for col in dict.fromkeys(c for r in group for c in r):
