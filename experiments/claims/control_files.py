@@ -292,6 +292,15 @@ def schaeffer_zigzag(run_dir: Path) -> None:
   schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else 0.5 * i / 5)
 
 
+def schaeffer_falls_back(run_dir: Path) -> None:
+  """A real cpu result's sizes shuffled (a second trial, permutation 0, 1, 2, 5, 4, 3): exact
+  match at chance, then 0.08, 1.0, 0.99 and back to 0.10 at the largest size; token accuracy
+  beyond chance at every size and falling back with it. Size no longer orders the ability."""
+  em = [0.0, 0.0, 0.07, 1.0, 0.99, 0.09]
+  tok = [0.48, 0.49, 0.68, 1.0, 0.99, 0.73]
+  schaeffer_files(run_dir, lambda m, i: em[i] if m == "exact_match" else tok[i])
+
+
 def schaeffer_below(run_dir: Path) -> None:
   """Exact match rising sharply at the last sizes, every continuous metric rising evenly but
   below chance at every size (from a tenth of chance-to-perfect below it to a fiftieth; token

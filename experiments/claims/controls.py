@@ -33,7 +33,8 @@ from experiments.claims.classification_controls import (  # noqa: F401  (tests b
     reddy_few_sequences,
     reddy_at_top, reddy_head, reddy_head_falls_back, reddy_head_glitch, reddy_head_ramp,
     reddy_head_tiny, reddy_iwl_unresolved, reddy_last_glitch, reddy_ramp_dip)
-from experiments.claims.emergence import BELOW, NEVER, SATURATING, ZIGZAG  # Schaeffer's null results
+from experiments.claims.emergence import (BELOW, NEVER, SATURATING, SHUFFLED,  # Schaeffer's
+                                          ZIGZAG)  # null results
 from experiments.claims.emergence import GLITCH as SCHAEFFER_GLITCH
 from experiments.claims.grokking import (  # Nanda's
     CONTROL_NEARLY_GROKS, NOISY_LOSSES, NOISY_MAXIMA, SLOW_AR_LOSSES, SPIKY_LOSSES, TEST_LAST_GLITCH,
@@ -65,7 +66,7 @@ from experiments.claims.control_files import (  # noqa: F401  (tests build files
     garg_zero, nanda_noisy_losses, nanda_test_ramp, nanda_untrained, nanda_wd_glitch,
     raventos_midway,
     raventos_pool_glitch, raventos_zero, reddy_flat_sweeps, reddy_glitch, reddy_ramp,
-    reddy_untrained, schaeffer_below, schaeffer_files, schaeffer_flat, schaeffer_glitch,
+    reddy_untrained, schaeffer_below, schaeffer_falls_back, schaeffer_files, schaeffer_flat, schaeffer_glitch,
     schaeffer_saturating,
     schaeffer_never, schaeffer_same, schaeffer_zigzag, xie_falls_back, xie_untrained,
     xie_wide_loss)
@@ -99,7 +100,7 @@ CONTROLS = {
                 K_FALLS_BACK: xie_k_falls_back, XIE_NAN_N: xie_nan_n, XIE_NAN_K: xie_nan_k},
     "schaeffer2023": {"flat curve": schaeffer_flat, "every metric on one curve": schaeffer_same,
                       ZIGZAG: schaeffer_zigzag, BELOW: schaeffer_below, SATURATING: schaeffer_saturating, NEVER: schaeffer_never,
-                      SCHAEFFER_GLITCH: schaeffer_glitch},
+                      SCHAEFFER_GLITCH: schaeffer_glitch, SHUFFLED: schaeffer_falls_back},
     "nanda2023": {UNTRAINED: nanda_untrained, "flat curve": nanda_untrained,
                   TEST_RAMP: nanda_test_ramp, NOISY_LOSSES: nanda_noisy_losses,
                   NOISY_MAXIMA: nanda_noisy_maxima, SPIKY_LOSSES: nanda_spiky_losses,
