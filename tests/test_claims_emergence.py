@@ -292,3 +292,23 @@ def test_schaeffer_a_continuous_metric_with_no_change_is_not_smooth(tmp_path):
   row = emergence.schaeffer2023(tmp_path, "cpu")["claims"][4]
   assert row["claim"] == emergence.SMOOTH
   assert row["status"] == "FAIL" and "brier no change beyond its intervals" in row["ours"], row
+
+
+def test_the_figure_and_the_file_say_n_a_where_the_claims_compare_no_sharpness(tmp_path,
+                                                                               monkeypatch):
+  """A second trial: on an untrained model the text said n/a for every metric, while the
+  figure's titles read "biggest step = 295% of the change" and emergence_scale.json held the
+  fractions unmarked. One rule (emergence_plots.no_sharpness) now writes all three."""
+  import json
+  from research.analysis import emergence_plots as ep, plots
+  figures = []
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out: figures.append(fig) or out)
+  controls.schaeffer_below(tmp_path / "below")  # continuous metrics rising below chance
+  res = json.loads((tmp_path / "below" / "emergence_scale.json").read_text())
+  assert res["sharpness"]["token_accuracy"]["fraction"] is not None
+  assert "never above chance" in res["sharpness"]["token_accuracy"]["not_compared"]
+  assert res["sharpness"]["exact_match"]["not_compared"] is None  # control: it rises
+  ep.render_emergence_scale(tmp_path / "below" / "emergence_scale.json", tmp_path / "f.png")
+  titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
+  assert any("token accuracy" in t and "= n/a of" in t for t in titles), titles
+  assert any("exact match" in t and "n/a" not in t for t in titles), titles

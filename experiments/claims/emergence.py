@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from experiments.claims.rows import SELF_CHECK, claim, existing, load, not_shown, rounded
+from research.analysis.emergence_plots import no_sharpness  # noqa: F401 (the one rule)
 
 UNTRAINED, FLAT, SAME = "untrained model", "flat curve", "every metric on one curve"
 ZIGZAG = "exact match going back and forth"
@@ -41,32 +42,6 @@ def smooth_fit(sizes: list[dict], metric: str) -> dict | None:
 
 def _sharper(metric: str) -> str:
   return f"exact match looks sharper than {metric.replace('_', ' ')}"
-
-
-def no_sharpness(res: dict, metric: str) -> str | None:
-  """Why `metric`'s curve in a result file has no sharpness to compare (None: it has one).
-
-  Never above chance: at every size the metric is no better than the best input-independent
-  predictor (the answers' statistics alone), so no size shows the ability, and its change is
-  the model catching up with those statistics, not the task whose emergence the claim is
-  about: Schaeffer et al. compare how one ability's measured progress looks under two metrics.
-  Goes back beyond its noise (emergence_plots.reversal): not a rise, so its biggest step
-  measures a zig-zag (a fraction above 1 says so). No resolved net change: nothing to share."""
-  from research.analysis import emergence_plots as ep
-  sizes, sharp, name = res["sizes"], res["sharpness"][metric], metric.replace("_", " ")
-  if res["first_beyond_chance"].get(metric) is None:
-    if not any(s.get("above_chance", {}).get(metric) for s in sizes):
-      return f"{name} never above chance at any size (its change is not the ability's)"
-    return (f"{name} not above chance at every size from some size on (back at chance by the "
-            "largest): it never leaves chance for good, so its change is not the ability's")
-  back = ep.reversal([s["metrics"][metric] for s in sizes], res["higher_is_better"][metric])
-  if back is not None:
-    return (f"{name} goes back {back['drop']:.4f} from {sizes[back['from']]['num_params']} to "
-            f"{sizes[back['to']]['num_params']} params, beyond its intervals and 5% of its net "
-            "change (not a rise)")
-  if sharp["fraction"] is None:
-    return f"{name} changed no more than its intervals (net {sharp['net_change']:+.4f})"
-  return None
 
 
 def _shown_fraction(res: dict, metric: str) -> str:

@@ -213,6 +213,31 @@ def _fmt_count(x: float) -> str:
   return f"{x:.0f}" if e < 3 else f"{x / 10 ** e:.2g}e{e}"
 
 
+def no_sharpness(res: dict, metric: str) -> str | None:
+  """Why `metric`'s curve in a result file has no sharpness to compare (None: it has one).
+
+  Never above chance: at every size the metric is no better than the best input-independent
+  predictor (the answers' statistics alone), so no size shows the ability, and its change is
+  the model catching up with those statistics, not the task whose emergence the claim is
+  about: Schaeffer et al. compare how one ability's measured progress looks under two metrics.
+  Goes back beyond its noise (reversal): not a rise, so its biggest step
+  measures a zig-zag (a fraction above 1 says so). No resolved net change: nothing to share."""
+  sizes, sharp, name = res["sizes"], res["sharpness"][metric], metric.replace("_", " ")
+  if res["first_beyond_chance"].get(metric) is None:
+    if not any(s.get("above_chance", {}).get(metric) for s in sizes):
+      return f"{name} never above chance at any size (its change is not the ability's)"
+    return (f"{name} not above chance at every size from some size on (back at chance by the "
+            "largest): it never leaves chance for good, so its change is not the ability's")
+  back = reversal([s["metrics"][metric] for s in sizes], res["higher_is_better"][metric])
+  if back is not None:
+    return (f"{name} goes back {back['drop']:.4f} from {sizes[back['from']]['num_params']} to "
+            f"{sizes[back['to']]['num_params']} params, beyond its intervals and 5% of its net "
+            "change (not a rise)")
+  if sharp["fraction"] is None:
+    return f"{name} changed no more than its intervals (net {sharp['net_change']:+.4f})"
+  return None
+
+
 def render_emergence_scale(scale_json, out_png) -> Path:
   """Two rows (x = parameters, x = training FLOPs; log scale) by one column per metric:
   mean with its 95% interval per size, chance dashed, first size above chance dotted."""
@@ -248,9 +273,10 @@ def render_emergence_scale(scale_json, out_png) -> Path:
       ax.tick_params(labelsize=7)
       ax.legend(fontsize=6, frameon=False)
     better = "higher" if res["higher_is_better"][name] else "lower"
+    # The claims' rule (a second trial: 295% on an untrained model whose text said n/a).
+    shown = "n/a" if sharp is None or no_sharpness(res, name) else f"{sharp:.0%}"
     axes[0, col].set_title(f"{TITLES.get(name, name)} ({better} is better)\nbiggest step = "
-                           + ("n/a" if sharp is None else f"{sharp:.0%}") + " of the change",
-                           fontsize=8)
+                           + shown + " of the change", fontsize=8)
   task = res["task"]
   fig.suptitle(f"{task['what']}, {len(sizes)} sizes, {task['num_problems']} held-out problems "
                f"per size; {res['chance_definition']};\n{res['margin']['text']}", fontsize=8)
