@@ -312,3 +312,18 @@ def test_the_figure_and_the_file_say_n_a_where_the_claims_compare_no_sharpness(t
   titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
   assert any("token accuracy" in t and "= n/a of" in t for t in titles), titles
   assert any("exact match" in t and "n/a" not in t for t in titles), titles
+
+
+def test_under_four_sizes_the_smooth_claim_says_its_fit_was_not_made(tmp_path):
+  """A second trial: with 3 sizes every metric read "no change beyond its intervals" beside
+  changes 10-50 times them (smooth_fit fits nothing under 4 sizes). The FAIL stands."""
+  import json
+  controls.schaeffer_same(tmp_path / "same")
+  res = json.loads((tmp_path / "same" / "emergence_scale.json").read_text())
+  res["sizes"] = res["sizes"][:3]
+  row = next(r for r in emergence.schaeffer_rows(res, "tiny") if r["claim"] == emergence.SMOOTH)
+  assert row["status"] == "FAIL" and "exact_match n/a (3 sizes; the fit needs 4)" in row["ours"]
+  assert "no change beyond" not in row["ours"]
+  full = json.loads((tmp_path / "same" / "emergence_scale.json").read_text())  # control
+  row = next(r for r in emergence.schaeffer_rows(full, "tiny") if r["claim"] == emergence.SMOOTH)
+  assert "n/a" not in row["ours"]

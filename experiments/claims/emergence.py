@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from experiments.claims.rows import SELF_CHECK, claim, existing, load, not_shown, rounded
-from research.analysis.emergence_plots import no_sharpness  # noqa: F401 (the one rule)
 
 UNTRAINED, FLAT, SAME = "untrained model", "flat curve", "every metric on one curve"
 ZIGZAG = "exact match going back and forth"
@@ -42,6 +41,13 @@ def smooth_fit(sizes: list[dict], metric: str) -> dict | None:
 
 def _sharper(metric: str) -> str:
   return f"exact match looks sharper than {metric.replace('_', ' ')}"
+
+
+def no_sharpness(res: dict, metric: str) -> str | None:
+  """emergence_plots.no_sharpness, the one rule (imported here when called: matplotlib stays
+  out of `reproduce --help`)."""
+  from research.analysis import emergence_plots as ep
+  return ep.no_sharpness(res, metric)
 
 
 def _shown_fraction(res: dict, metric: str) -> str:
@@ -125,7 +131,11 @@ def schaeffer_rows(res: dict, preset: str) -> list[dict]:
   ok = (bool(cont) and all(f is not None and f["ratio"] <= 1 for f in cont.values())
         and fits.get("exact_match") is not None and fits["exact_match"]["ratio"] > 1
         and back is None and not below and not present)
-  fmt = lambda f: "no change beyond its intervals" if f is None else f"{f['ratio']:.2f}"
+  # Under 4 sizes no quadratic is tested: said as such (a second trial: "no change beyond its
+  # intervals" for changes 10-50 times them).
+  few = len(sizes) < 4
+  fmt = lambda f: (f"n/a ({len(sizes)} sizes; the fit needs 4)" if few else
+                   "no change beyond its intervals" if f is None else f"{f['ratio']:.2f}")
   rows.append(claim(
       SMOOTH, "smooth vs sharp", ", ".join(f"{m} {fmt(f)}" for m, f in fits.items()),
       "quadratic fit in log-params: every continuous metric's worst residual <= its allowance "
@@ -137,7 +147,8 @@ def schaeffer_rows(res: dict, preset: str) -> list[dict]:
       + ("; exact match already beyond chance at the smallest size: its misfit is not an "
          "emergence" if present else "")
       + "".join(f"; {no_sharpness(res, m)}" for m in below),
-      why="'predictable' = a 3-parameter smooth curve explains 6 sizes within their noise; "
+      why=f"'predictable' = a 3-parameter smooth curve explains the {len(sizes)} sizes within "
+      "their noise (4 at least); "
       "'does not' = a sharp rise, not noise; a curve that never shows the ability says nothing "
       "of its progress", control=(FLAT, ZIGZAG, BELOW, SATURATING)))
   fb = res["first_beyond_chance"]
