@@ -25,6 +25,7 @@ from absl import flags
 
 from experiments import common
 from research import cli
+from research.errors import InputError
 from research.analysis import scaling, scaling_isoflop
 from research.workdir import write_json
 
@@ -89,8 +90,13 @@ def refit(out: Path, data, csv=None, bootstrap: int = 4000, all_points: bool = F
   N, D, L = data.N, data.D, data.L
   if not all_points:
     N, D, L = scaling.besiroglu_subset(N, D, L)
-
-  fit = scaling.fit_chinchilla(N, D, L, top_starts=top_starts)
+  try:
+    fit = scaling.fit_chinchilla(N, D, L, top_starts=top_starts)
+  except InputError as e:  # its counts are after the drop: say so (8 rows read as "3 points")
+    if all_points:
+      raise
+    raise InputError(f"{e} (of the CSV's {len(data.L)} rows, after Besiroglu's subset dropped "
+                     "the 5 highest-loss ones)") from None
   print(f"fit: {fit.n_points} points, {fit.n_starts} L-BFGS starts, {fit.seconds:.1f}s, "
         f"objective {fit.loss:.8g}")
   se, boot_s, outside = {}, 0.0, []

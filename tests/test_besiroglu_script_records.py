@@ -193,3 +193,30 @@ def test_script_and_scorer_quote_the_same_published_table():
   """The script prints PUBLISHED next to the fit and the scorer judges against its own copy:
   a typo in one would print one target and score another."""
   assert besiroglu2024.PUBLISHED == emergence.PUBLISHED
+
+
+def test_a_csv_too_short_for_besiroglus_subset_is_one_line_and_leaves_no_workdir(tmp_path):
+  """A second trial: --csv with 5 rows (the subset drops the 5 highest-loss ones) ended in a
+  ValueError traceback, exit 1, experiment.json left behind; with 8 rows the refusal counted
+  "3 distinct points" without a word of the drop. Control: the 8-row refusal stays exit 2."""
+  import subprocess
+  import sys
+  from pathlib import Path
+  lines = scaling.default_csv_path().read_text().splitlines()
+  results = []
+  for rows in (5, 8):
+    csv = tmp_path / f"rows{rows}.csv"
+    csv.write_text("\n".join(lines[:rows + 1]) + "\n")
+    work = tmp_path / f"w{rows}"
+    results.append((work, subprocess.run(
+        [sys.executable, "-m", "experiments.besiroglu2024", "--preset=tiny",
+         f"--workdir={work}", f"--csv={csv}"], capture_output=True, text=True, timeout=300,
+        cwd=Path(__file__).resolve().parents[1])))
+  (w5, five), (w8, eight) = results
+  assert five.returncode == 2 and five.stderr.count("\n") == 1, five.stderr[-2000:]
+  assert "5 data points: Besiroglu's subset drops the 5 highest-loss ones and leaves none" in (
+      five.stderr)
+  assert eight.returncode == 2 and eight.stderr.count("\n") == 1, eight.stderr[-2000:]
+  assert "(of the CSV's 8 rows, after Besiroglu's subset dropped the 5 highest-loss ones)" in (
+      eight.stderr)
+  assert not w5.exists() and not w8.exists()

@@ -71,6 +71,9 @@ def besiroglu_subset(N, D, L, n_drop: int = 5):
   if bad.size:  # argsort puts NaN last: it would be dropped as one of the highest losses
     raise InputError(f"besiroglu_subset: the losses at indices {bad[:10].tolist()} are not "
                      "finite; fix or drop those points")
+  if L.shape[0] <= n_drop:  # nothing left: fit_chinchilla's "no data points", exit 1
+    raise InputError(f"{L.shape[0]} data points: Besiroglu's subset drops the {n_drop} "
+                     "highest-loss ones and leaves none; give a CSV with more rows")
   keep = np.ones(L.shape[0], dtype=bool)
   keep[np.argsort(L, kind="stable")[L.shape[0] - n_drop:]] = False
   return N[keep], D[keep], L[keep]
