@@ -120,12 +120,39 @@ def owned(workdir, name: str, preset: str | None = None, seed: int | None = None
     yield
     if not made and any(had.get(k) is None for k in kept):  # a mark from before it kept them
       workdir_lib.write_json(marker, mark)
+    say_resumed_changes(workdir)
   except InputError:
     if made and not any(p.is_file() and p.name not in (marker.name, workdir_lib.LOCK)
                         for p in workdir.rglob("*")):
       marker.unlink(missing_ok=True)
       workdir_layout.remove_if_unstarted(workdir, keep=before)  # the one undo of a refused start
     raise
+
+
+def resumed_changes(workdir) -> dict[str, list[str]]:
+  """{run directory (relative to WORKDIR): ['step 1500: train.num_steps: 1500 -> 2000', ...]}
+  of every run under WORKDIR that a resume changed (its config_changes.jsonl)."""
+  workdir, out = Path(workdir), {}
+  for path in sorted(workdir.rglob(workdir_lib.CHANGES)):
+    rows = workdir_lib.read_jsonl(path)
+    changes = [f"step {r.get('step')}: {c}" for r in rows if isinstance(r, dict)
+               for c in r.get("changes") or []]
+    if changes:
+      out[path.parent.relative_to(workdir).as_posix()] = changes
+  return out
+
+
+def say_resumed_changes(workdir) -> None:
+  """A line on stdout, after the results, for runs a resume changed: a --set train.num_steps
+  raised on a rerun extended the runs (a re-warmed schedule: numbers 2-6 intervals away from a
+  run trained so from the start, a second trial measured) and said so only in a log line."""
+  changed = resumed_changes(workdir)
+  if changed:
+    shown = "; ".join(f"{run}: {', '.join(c)}" for run, c in list(changed.items())[:4])
+    more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
+    print(f"\nnote: {len(changed)} run{'s' if len(changed) > 1 else ''} here changed on resume "
+          f"(config_changes.jsonl), so {'they differ' if len(changed) > 1 else 'it differs'} "
+          f"from runs trained so from the start: {shown}{more}", flush=True)
 
 
 def pick(items: list, indices: list[str], flag: str) -> list:

@@ -186,6 +186,9 @@ def run(preset: str, workdir, seed: int = 0, sweep: str = "scale", sizes=None,
   res = {"preset": preset, "seed": seed, "sweep": sweep, "set": dict(overrides or {})} \
       | sizes_table(done, probes)
   res["failed"] = [{"run": r["run"], "error": r["error"]} for r in failed]
+  # Runs a resume changed (a raised train.num_steps extends them: another schedule than the
+  # preset's); common.owned prints them after the results too.
+  res["config_changes"] = common.resumed_changes(out)
   res |= common.wall_times(rows, t0)
   (out / "emergence_scale.json").write_text(json.dumps(res, indent=1))
   fig = ep.render_emergence_scale(out / "emergence_scale.json",

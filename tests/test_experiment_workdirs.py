@@ -355,3 +355,24 @@ def test_the_hint_for_a_run_in_a_sweeps_folder_is_a_folder_the_check_accepts(tmp
   workdir_layout.check_kind(Path(hint), "run")  # accepted
   with pytest.raises(InputError, match="inside the sweep"):  # control: the old hint
     workdir_layout.check_kind(sweep / "single", "run")
+
+
+def test_runs_a_resume_changed_are_said_after_the_results(tmp_path, capsys):
+  """A second trial: schaeffer2023 rerun with a larger --set train.num_steps extended its runs
+  (another schedule: numbers 2-6 intervals from a fresh run) and said so in one log line among
+  hundreds; emergence_scale.json looked like a fresh run's. Control: no change, no note."""
+  from experiments import common
+  wd = tmp_path / "w"
+  with common.owned(wd, "schaeffer2023", "cpu"):
+    (wd / "runs" / "000_size=0").mkdir(parents=True)
+  assert "note:" not in capsys.readouterr().out
+  (wd / "runs" / "000_size=0" / "config_changes.jsonl").write_text(
+      json.dumps({"step": 1500, "changes": ["train.num_steps: 1500 -> 3000"]}) + "\n")
+  assert common.resumed_changes(wd) == {
+      "runs/000_size=0": ["step 1500: train.num_steps: 1500 -> 3000"]}
+  with common.owned(wd, "schaeffer2023", "cpu"):
+    pass
+  out = capsys.readouterr().out
+  assert ("note: 1 run here changed on resume (config_changes.jsonl), so it differs from runs "
+          "trained so from the start: runs/000_size=0: step 1500: train.num_steps: 1500 -> "
+          "3000") in out
