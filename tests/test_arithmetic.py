@@ -275,6 +275,11 @@ def test_probe_and_config_checks():
   assert set(res["metrics"]) == set(am.METRICS) == set(res["chance_definitions"])
   assert "summed over the answer tokens" in res["metric_definitions"]["log_likelihood"]
   assert "input-independent" in res["chance_definition"] and res["chance_computed"].startswith("exact")
+  # research.results' probes.arithmetic.* columns are the probe's own numbers (a second trial
+  # found only the evaluation problems' exact match in the table).
+  assert res["summary"] == {k: v["mean"] for k, v in res["metrics"].items()} | {
+      "exact_match_lo": res["metrics"]["exact_match"]["lo"],
+      "exact_match_hi": res["metrics"]["exact_match"]["hi"]}
   for preset in ("tiny", "cpu"):
     config_check.validate(arith_config.get_config(preset), num_devices=8)
   bad = arith_config.get_config("tiny")
