@@ -349,3 +349,9 @@ def test_ladder_figures_draw_each_checkpoints_score_edge_and_the_frontier_fit(tm
   c = np.asarray(fit_line.get_xdata())
   assert c[0] == pytest.approx(6e12) and c[-1] == pytest.approx(1.2e13)
   np.testing.assert_allclose(fit_line.get_ydata(), 2.0 + 10.0 * c ** -0.05, rtol=1e-12)
+  assert "indistinguishable" not in fit_line.get_label()  # no line test recorded: no caveat
+  # The law's label says when the F-test kept the line (a second trial: drawn bare).
+  res["frontier"]["line"] = {"line_rejected": False, "p": 0.015}
+  ladder_plots.render_frontier(res, tmp_path / "g.png")
+  assert "(indistinguishable from a line in ln C, p = 0.015)" in (
+      figures[2].axes[0].get_lines()[-1].get_label())

@@ -68,8 +68,13 @@ def render_frontier(res: dict, out_png) -> Path:
   if fr["fit"]:
     f = fr["fit"]
     c = np.geomspace(pts[0]["compute"], pts[-1]["compute"], 100)
+    ln = fr.get("line") or {}
+    # The law's caveat where the F-test kept the line (a second trial: the legend drew the
+    # law bare while the claims said "indistinguishable from a line").
+    caveat = ("" if not ln or ln["line_rejected"] else
+              f"\n(indistinguishable from a line in ln C, p = {ln['p']:.2g})")
     ax.plot(c, f["E"] + f["A"] * c ** -f["alpha"], "k--",
-            label=f"{f['E']:.2f} + {f['A']:.3g} C^-{f['alpha']:.3f}")
+            label=f"{f['E']:.2f} + {f['A']:.3g} C^-{f['alpha']:.3f}{caveat}")
   ax.set(xscale="log", xlabel="compute C = 6 N D (FLOPs)", ylabel="held-out loss (nats/byte)",
          title="Loss against compute over the ladder")
   ax.legend(fontsize=7)
