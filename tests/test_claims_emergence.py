@@ -312,6 +312,18 @@ def test_the_figure_and_the_file_say_n_a_where_the_claims_compare_no_sharpness(t
   titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
   assert any("token accuracy" in t and "= n/a of" in t for t in titles), titles
   assert any("exact match" in t and "n/a" not in t for t in titles), titles
+  # Sizes 4e3-6e4 (under two decades): the parameter axis labelled minor ticks too, and
+  # "4x10^3 6x10^3 10^4 2x10^4 ..." ran together (a second trial). Now 1 and 3 per decade.
+  for i, size in enumerate(res["sizes"]):
+    size["num_params"] = int(4000 * 1.7 ** i)
+  (tmp_path / "narrow.json").write_text(json.dumps(res))
+  ep.render_emergence_scale(tmp_path / "narrow.json", tmp_path / "g.png")
+  ax = figures[1].axes[0]
+  figures[1].canvas.draw()
+  lo, hi = ax.get_xlim()
+  shown = [t.get_text() for t, v in zip(ax.get_xticklabels(), ax.get_xticks())
+           if lo <= v <= hi and t.get_text()]
+  assert 1 <= len(shown) <= 3 and not [t for t in ax.get_xticklabels(minor=True) if t.get_text()]
 
 
 def test_under_four_sizes_the_smooth_claim_says_its_fit_was_not_made(tmp_path):
