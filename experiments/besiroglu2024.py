@@ -10,7 +10,9 @@ fitted (E, A, B, alpha, beta) next to Besiroglu's published values, the compute-
 (IsoFLOP) exponents, and writes scaling_fit.json and scaling_fit.png; a fit already there
 with the same settings is reused; then the claims' verdicts, by the scorer reproduce applies
 (experiments/claims/emergence.py). Presets: tiny runs L-BFGS from the 20 best grid starts with
-10 resamples; cpu and paper are Besiroglu's procedure (all 4500 starts, 4000 resamples).
+10 resamples of the approach-3 fit; cpu and paper are Besiroglu's procedure (all 4500 starts,
+4000 resamples). The approach-2 (IsoFLOP) interval takes its own 1000 resamples on every preset
+(cheap: a line per resample).
 The exit status is 0 whatever the verdict: the claims are scored by experiments.reproduce.
 --seed seeds the bootstrap resamples only; the fit itself has no seed.
 """
@@ -30,7 +32,7 @@ from research.analysis import scaling, scaling_isoflop
 from research.workdir import write_json
 
 PAPER = "Besiroglu et al. 2024, Chinchilla scaling: a replication attempt (approach-3 refit)"
-PRESETS = {"tiny": "2 fits from the 20 best grid starts, 10 bootstrap resamples",
+PRESETS = {"tiny": "2 fits from the 20 best grid starts, 10 approach-3 bootstrap resamples",
            "cpu": "2 fits from all 4500 starts + 4000 bootstrap resamples",
            "paper": "the same as cpu (the paper's procedure is pure CPU fitting)"}
 # The fit is deterministic: reproduce runs it once, not once per seed.
