@@ -27,7 +27,8 @@ by more than 3 x its 95% interval half-width and by more than 0.05 x
 FRACTION). Sharpness: the biggest improvement between adjacent sizes as a fraction
 of the net change from the smallest to the largest model (n/a when that change is
 within the two models' 95% half-widths added; not compared for a metric never above
-chance or one going back beyond its noise: experiments/claims/emergence.no_sharpness);
+chance or one going back beyond its noise: research/analysis/emergence_plots.no_sharpness,
+the rule of the printed table, the figure and the claims alike);
 Schaeffer's reading is that exact match (all answer digits right, ~ p^L) puts its change
 in one step while per-token accuracy and edit distance spread theirs over the sizes.
 
