@@ -134,10 +134,7 @@ def resumed_changes(workdir) -> dict[str, list[str]]:
   of every run under WORKDIR that a resume changed (its config_changes.jsonl)."""
   workdir, out = Path(workdir), {}
   for path in sorted(workdir.rglob(workdir_lib.CHANGES)):
-    rows = workdir_lib.read_jsonl(path)
-    changes = [f"step {r.get('step')}: {c}" for r in rows if isinstance(r, dict)
-               for c in r.get("changes") or []]
-    if changes:
+    if changes := workdir_lib.resume_changes(path.parent):
       out[path.parent.relative_to(workdir).as_posix()] = changes
   return out
 

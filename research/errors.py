@@ -80,6 +80,13 @@ def lost_peer(e: BaseException) -> str:
   return ""
 
 
+def listed(items, shown: int = 4) -> str:
+  """The first `shown` items joined by commas, and how many more ("a, b and 3 more")."""
+  items = list(items)
+  return ", ".join(map(str, items[:shown])) + (
+      f" and {len(items) - shown} more" if len(items) > shown else "")
+
+
 def one_line(message) -> str:
   """A message as the one line an entry point prints (newlines and runs of spaces folded)."""
   return " ".join(str(message).split())

@@ -20,8 +20,8 @@ from typing import Iterable, Sequence
 
 from research import config_defaults, config_overrides, output_paths
 from research.errors import InputError, ResearchError
-from research.workdir import (CHANGES, RESULTS, RUNS, check_metric_rows, is_metric_value,
-                             read_jsonl, read_object, run_state, sweep_run_dir)
+from research.workdir import (RESULTS, RUNS, check_metric_rows, is_metric_value, read_jsonl,
+                             read_object, resume_changes, run_state, sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -111,10 +111,8 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
   # A resume that changed a field (an extension's train.num_steps, a learning rate): its
   # config columns are the new values, as a run trained so from the start would show (a new
   # user's trial: an extended and a fresh 60-step run, other losses, the same row).
-  changes = [f"step {r.get('step')}: {c}" for r in read_jsonl(run_dir / CHANGES)
-             if isinstance(r, dict) for c in r.get("changes") or []]
-  if changes:
-    row["config_changes"] = "; ".join(map(str, changes))
+  if changes := resume_changes(run_dir):
+    row["config_changes"] = "; ".join(changes)
   metrics = read_jsonl(run_dir / "metrics.jsonl")
   check_metric_rows(metrics, run_dir / "metrics.jsonl")  # a rerun refuses it too: no "rerun"
   return row | flatten(last_step(metrics), "last.")

@@ -10,7 +10,7 @@ from pathlib import Path
 from absl import logging
 
 from research import workdir as workdir_lib
-from research.errors import InputError
+from research.errors import InputError, listed
 
 
 def lost_record(run_dir: Path) -> str | None:
@@ -65,7 +65,7 @@ def check_same_runs(runs: list[tuple[Path, bool, object]]) -> None:
     raise InputError(f"{what}; use another --workdir for these settings, or delete that run "
                      "directory to retrain it")
   others = [d.name for d, _, _ in refused[1:]]
-  shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
+  shown = listed(others)
   raise InputError(f"{what}, and so {'does' if len(others) == 1 else 'do'} {len(others)} more "
                    "of this sweep's run directories "
                    f"({shown}); use another --workdir for these settings, or delete those "
@@ -81,11 +81,10 @@ def log_former_points(workdir: Path, names: list[str]) -> list[str]:
   former = sorted(d.name for d in runs.iterdir() if d.is_dir() and d.name not in mine) \
       if runs.is_dir() else []
   if former:
-    shown = ", ".join(former[:4]) + (f" and {len(former) - 4} more" if len(former) > 4 else "")
+    one = len(former) == 1
+    it = "it" if one else "them"
     logging.warning("sweep: %d run director%s in %s %s no point of this sweep (%s): "
                     "research.results still tables %s; move %s out to leave %s out",
-                    len(former), "y" if len(former) == 1 else "ies", runs,
-                    "is" if len(former) == 1 else "are", shown,
-                    "it" if len(former) == 1 else "them", "it" if len(former) == 1 else "them",
-                    "it" if len(former) == 1 else "them")
+                    len(former), "y" if one else "ies", runs, "is" if one else "are",
+                    listed(former), it, it, it)
   return former

@@ -353,6 +353,13 @@ def check_metric_rows(rows: list[dict], path: Path) -> None:
       raise InputError(f"{path}: step {step}'s {bad} is {row[bad]!r}, not a number: {EDITED_ROW}")
 
 
+def resume_changes(run_dir: str | Path) -> list[str]:
+  """What the resumes of the run in RUN_DIR changed, by step ('step 40: train.num_steps: 40 ->
+  60'), from its config_changes.jsonl; [] for a run never changed on resume."""
+  return [f"step {r.get('step')}: {c}" for r in read_jsonl(Path(run_dir) / CHANGES)
+          if isinstance(r, dict) for c in r.get("changes") or []]
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
   """Rows of a JSONL file (metrics.jsonl, perf.jsonl, results.jsonl); [] when missing.
 

@@ -25,7 +25,7 @@ from matplotlib import ticker as mticker  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 from research.analysis import plots  # noqa: E402
-from research.errors import InputError  # noqa: E402
+from research.errors import InputError, listed  # noqa: E402
 from research.workdir import read_jsonl  # noqa: E402
 
 
@@ -177,9 +177,9 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
   if differ := _differing_config([g for g in same_x if len(g) > 1], (x, by)):
     # A new user's trial: two sweeps of 400 and 1,500 steps drawn as one zig-zag line per
     # --by value, with nothing said of train.num_steps.
-    shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
     logging.warning("--plot %s --x %s: the runs joined in one line also differ in %s; pass "
-                    "--by %s (or --where) to draw them apart", metric, x, shown, differ[0])
+                    "--by %s (or --where) to draw them apart", metric, x, listed(differ, 3),
+                    differ[0])
   finite = sorted({p[0] for ps in groups.values() for p in ps if p[0] > 0})
   x_inf = None
   if x in UNBOUNDED_AT_ZERO and finite and any(p[0] == 0 for ps in groups.values() for p in ps):
