@@ -48,6 +48,15 @@ def test_wilson_interval_stays_within_zero_and_one():
   assert am.wilson_interval(16, 16)[1] == 1.0 and am.wilson_interval(0, 21)[0] == 0.0
 
 
+def test_no_hits_have_a_lower_bound_of_exactly_zero():
+  """0 of 100 gave (0, 3.5e-18, 0.037): a lower bound above the mean, which `lo > chance`
+  reads as above a chance of exactly 0 (a trial's few-shot rows). Control: 1 hit is above 0."""
+  for n in range(1, 400):
+    assert am.wilson_interval(0, n)[0] == 0.0, n
+    assert am.wilson_interval(n, n)[1] == 1.0, n
+  assert am.wilson_interval(1, 100)[0] > 0.0
+
+
 def test_wilson_interval_matches_its_formula_off_the_ends():
   """3 hits of 10, z = 1.96: centre (0.3 + z^2/20) / (1 + z^2/10), half-width
   z sqrt(0.021 + z^2/400) / (1 + z^2/10)."""

@@ -120,7 +120,11 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
   denom = 1 + z * z / n
   centre = (phat + z * z / (2 * n)) / denom
   half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
-  return (max(0.0, centre - half), min(1.0, centre + half))
+  # At 0 (or n) successes the bound is exactly 0 (1); rounding left 3.5e-18 above a mean of
+  # 0, which `lo > chance` would read as above a chance of exactly 0.
+  lo = 0.0 if successes <= 0 else max(0.0, centre - half)
+  hi = 1.0 if successes >= n else min(1.0, centre + half)
+  return (lo, hi)
 
 
 def bootstrap_interval(values_N: np.ndarray, resamples: int, seed: int,
