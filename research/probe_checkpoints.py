@@ -51,6 +51,7 @@ from research import workdir_layout, workdir_lock
 from research.errors import InputError, RunsFailedError
 from research.models import transformer
 from research.probes import attention as scores
+from research.probes import checkpoint_rows
 from research.probes import few_shot
 from research.tasks import induction
 
@@ -239,6 +240,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
     logging.info("%s: all %d checkpoints already in %s", workdir, len(steps), out)
     return []
   todo = [s for s in steps if s not in done]
+  _say_what_the_scores_rest_on(exp, config, windows)
   logging.info("%s: %d checkpoints, %d already in %s, %d to probe", workdir, len(steps),
                len(steps) - len(todo), out, len(todo))
   abstract = ckpt_lib.abstract_like(exp.abstract_state, exp.state_sharding)
@@ -258,9 +260,7 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
     rows = sorted(rows + [row], key=lambda r: r["step"])
     workdir_lib.write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
     probed.append(step)
-    print(f"step {step}: loss {row['loss']:.4f}, ICL score {row['icl_score']:+.4f} "
-          f"+- {row['icl_score_se']:.4f} (token {row['late']} minus token {row['early']})",
-          flush=True)
+    print(checkpoint_rows.console_line(row), flush=True)
   if failed and not probed and not done:  # nothing restorable: the run's checkpoints are gone
     raise ckpt_lib.CheckpointError(
         f"no checkpoint of {workdir} could be restored: {'; '.join(failed)}; restore its "
@@ -269,6 +269,22 @@ def _probe_steps(workdir: Path, ck, steps: list[int], out: Path, windows: int,
     raise RunsFailedError(f"{len(failed)} checkpoint(s) of {workdir} not probed: "
                           + "; ".join(failed) + f"; the others are in {out}")
   return probed
+
+
+def _say_what_the_scores_rest_on(exp, config, windows: int) -> None:
+  """Warnings a reader of the rows needs: fewer held-out windows than asked (the rows said
+  so, the console did not), and a synthetic run's uniform ids, from which nothing can be
+  learnt, so that every score is noise around its uniform level."""
+  have = len(exp.task.eval_windows)
+  if windows > have:
+    logging.warning("%d held-out windows asked for, the run has %d: each row is over those %d",
+                    windows, have, have)
+  if config.task.get("source") == "synthetic":
+    logging.warning("task.source='synthetic': uniform random ids, which no model can predict "
+                    "better than log(vocab) = %.3f nats at any position, so the ICL and head "
+                    "scores below are noise around 0 and the uniform baseline, not "
+                    "in-context learning; probe a run trained on text for that",
+                    np.log(int(exp.task.io.vocab_size)))
 
 
 def _read_rows(out: Path) -> list[dict]:

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 from research import config_defaults, config_overrides, output_paths
 from research.errors import InputError, ResearchError
+from research.probes import checkpoint_rows
 from research.workdir import (RESULTS, RUNS, check_metric_rows, is_metric_value, read_jsonl,
                              read_object, resume_changes, run_state, sweep_run_dir)
 
@@ -108,6 +109,7 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
     summary = _read_json(probe).get("summary")
     if isinstance(summary, dict):
       row.update(flatten(summary, f"probes.{probe.stem}."))
+  row.update(flatten(_last_checkpoint_probe(run_dir), "probes.checkpoints."))
   # A resume that changed a field (an extension's train.num_steps, a learning rate): its
   # config columns are the new values, as a run trained so from the start would show (a new
   # user's trial: an extended and a fresh 60-step run, other losses, the same row).
@@ -119,6 +121,22 @@ def record(root: Path, run_dir: Path, prefix_root: bool = False) -> dict:
 
 
 _EDITED = "an edited or damaged file; rerun that run or remove its directory"
+
+
+def _last_checkpoint_probe(run_dir: Path) -> dict:
+  """research.probe_checkpoints' row of the newest checkpoint it probed, as scalars (its
+  `step` says which): the ICL score, top head and few-shot counts of each run of a sweep in
+  one table. The file is read as every JSONL file is (workdir.read_jsonl: a torn last line
+  dropped, a bad line before it refused naming it); a row without the probe's fields (an
+  older or another program's) gives no columns."""
+  rows = [r for r in read_jsonl(run_dir / "probes" / "checkpoints.jsonl")
+          if isinstance(r, dict) and type(r.get("step")) is int]
+  if not rows:
+    return {}
+  try:
+    return checkpoint_rows.summary(max(rows, key=lambda r: r["step"]))
+  except (KeyError, TypeError, IndexError, ValueError):
+    return {}
 
 
 # summary.json's figures (research/train.py, research/ensemble.py); `final_*` are the last

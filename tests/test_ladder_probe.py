@@ -17,6 +17,7 @@ import pytest
 
 from research import checkpoint as ckpt_lib
 from research import cli, config_check, experiment, output_paths, predict, probe_checkpoints, train
+from research import results_records
 from research.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +77,11 @@ def test_every_kept_checkpoint_gets_a_row_and_training_on_repeats_turns_the_scor
     assert sorted(r["heads"]) == ["L0H0", "L0H1", "L1H0", "L1H1"]
     assert all(set(h) == {"prefix", "previous", "copying"} for h in r["heads"].values())
     assert all(-1 <= h["copying"] <= 1 and 0 <= h["prefix"] <= 1 for h in r["heads"].values())
+  # research.results tables the newest probed checkpoint (its rows were out of its reach).
+  table = results_records.records([run])
+  assert table[0]["probes.checkpoints.step"] == STEPS
+  assert table[0]["probes.checkpoints.icl_score"] == last["icl_score"]
+  assert table[0]["probes.checkpoints.num_windows"] == 64
 
 
 def test_an_untrained_model_scores_zero_within_its_noise(run):

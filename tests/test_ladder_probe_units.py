@@ -10,9 +10,14 @@ from research.errors import InputError
 from test_ladder_probe import _rows
 
 
-def test_a_synthetic_run_is_probed_without_few_shot_prompts_by_default(tmp_path):
+def test_a_synthetic_run_is_probed_without_few_shot_prompts_by_default(tmp_path, capsys,
+                                                                       caplog):
   """A task.source='synthetic' run (the ladder's tiny and pod presets) has ids, no text: the
-  command's default of 100 few-shot prompts was an AttributeError traceback (audit 39)."""
+  command's default of 100 few-shot prompts was an AttributeError traceback (audit 39). Its
+  held-out set was 4 windows, whatever --windows asked (a trial's ICL score of -0.104 +-
+  0.039 on uniform ids, 2.7 standard errors from the 0 any model must score there): now the
+  run's probe.eval_sequences (8 on tiny), and the console says the count and that the ids hold
+  nothing to learn."""
   c = cli.load_config("configs/lm_ladder.py:tiny")
   c.train.compile_cache_dir, c.mesh.data, c.mesh.fsdp, c.mesh.tensor = "", 1, 1, 1
   c.train.num_steps, c.train.steps_per_call, c.train.log_every = 4, 2, 2
@@ -24,9 +29,21 @@ def test_a_synthetic_run_is_probed_without_few_shot_prompts_by_default(tmp_path)
                      r"task.source='synthetic' ids, .* pass --few_shot_prompts=0"):
     probe_checkpoints.probe_run(tmp_path / "run", few_shot_prompts=5)
   assert not (tmp_path / "run" / probe_checkpoints.OUT).exists()
+  capsys.readouterr()
   assert probe_checkpoints.probe_run(tmp_path / "run", few_shot_prompts=None) == [4]
   row, = _rows(tmp_path / "run" / probe_checkpoints.OUT)
   assert row["few_shot_prompts"] == 0 and "few_shot" not in row and row["heads"]
+  assert row["num_windows"] == c.probe.eval_sequences == 8
+  out = capsys.readouterr().out
+  assert "(token 31 minus token 3, 8 windows); top prefix-matching head L" in out, out
+  assert "uniform random ids" in caplog.text and "not in-context learning" in caplog.text
+  # More windows than the run holds: the rows say how many, and so does a warning.
+  caplog.clear()
+  probe_checkpoints.probe_run(tmp_path / "run", tmp_path / "many.jsonl", windows=1000,
+                              few_shot_prompts=0)
+  row, = _rows(tmp_path / "many.jsonl")
+  assert row["num_windows"] == 256 and row["windows_asked"] == 1000
+  assert "1000 held-out windows asked for, the run has 256" in caplog.text
 
 
 def test_the_icl_scores_se_is_the_sample_std_over_windows():
