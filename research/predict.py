@@ -26,6 +26,7 @@ import numpy as np
 from absl import flags, logging
 
 from research import cli, output_paths, workdir_layout
+from research.data import text as text_lib
 from research.errors import InputError, RunIOError
 
 # Parameter scopes that belong to the task's head, not the shared body, at any depth: the
@@ -187,11 +188,30 @@ def predict_texts(exp, params, texts: list[str]) -> list[dict]:
   tokens, lengths = task.encode(texts)
   probs = task.probabilities(exp.predict_fn(params), tokens, lengths)
   out = []
-  for p in probs:
+  for n, (text, p) in enumerate(zip(texts, probs), 1):
     i = int(np.argmax(p))
     out.append({"label": task.label_names[i], "probability": float(p[i]),
-                "probabilities": {n: float(v) for n, v in zip(task.label_names, p)}})
+                "probabilities": {n: float(v) for n, v in zip(task.label_names, p)},
+                **_what_the_model_read(task, text, n)})
   return out
+
+
+def _what_the_model_read(task, text: str, n: int) -> dict:
+  """How much of text N the model read, with a warning where it was not all of it: a 95,000-
+  character text was cut to its first 31 tokens, and a text of words the run never saw
+  (every id UNK) got as confident an answer as any, without a word (a trial)."""
+  ids = np.asarray(task.tokenizer.encode(text))
+  used = ids[:task.seq_len - 1]  # text_lib.pad_rows: L - 1 tokens and EOS
+  unknown = int(np.sum(used == text_lib.UNK)) if task.tokenizer.kind != "byte" else 0
+  if len(ids) > len(used):
+    logging.warning("text %d: %d %s tokens, of which the model reads the first %d "
+                    "(task.seq_len = %d); the rest did not count", n, len(ids),
+                    task.tokenizer.kind, len(used), task.seq_len)
+  if len(used) and unknown == len(used):
+    logging.warning("text %d: none of its %d %s tokens is in the run's vocabulary (each is "
+                    "UNK): its label is the model's answer to unknown tokens, not to the text",
+                    n, len(used), task.tokenizer.kind)
+  return {"tokens": int(len(ids)), "tokens_read": int(len(used)), "unknown_tokens": unknown}
 
 
 def _define_flags() -> None:
@@ -230,7 +250,8 @@ def main(argv) -> int:
   texts = list(_TEXT.value) + (_read_lines(_FILE.value) if _FILE.value else [])
   output_paths.check_local(_WORKDIR.value, "--workdir")
   workdir = workdir_layout.check_run_to_read(_WORKDIR.value, "--workdir",
-                                             "a finished text_classification run")
+                                             "a finished text_classification run",
+                                             task="text_classification")
   from research import workdir as workdir_lib
   saved = workdir_lib.saved_config(workdir)  # broken JSON: refused naming the file and the fix
   task_name = saved["task"]["name"]  # saved_config refused a config.json without one

@@ -148,7 +148,7 @@ def probe_run(workdir: str | Path, out: str | Path | None = None, windows: int =
   `few_shot_prompts` None: FEW_SHOT_DEFAULT on a run trained on text, 0 on a
   task.source='synthetic' one (ids without text, so no prompt can be written)."""
   output_paths.check_local(workdir, "--workdir")
-  workdir = workdir_layout.check_run_to_read(workdir, "--workdir", "an lm run")
+  workdir = workdir_layout.check_run_to_read(workdir, "--workdir", "an lm run", task="lm")
   saved = workdir_lib.saved_config(workdir)  # broken JSON: an InputError that says so
   task = saved["task"]["name"]  # saved_config refused a config.json without one
   if task != "lm":

@@ -5,6 +5,7 @@ empty directories removed. The files themselves are research/workdir.py's.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 from research.errors import InputError, NoCheckpointError
@@ -101,11 +102,13 @@ def _is_sweep(path: Path) -> bool:
   return (path / RESULTS).is_file() and (path / RUNS).is_dir()
 
 
-def sweep_folder(path: str | Path) -> str | None:
+def sweep_folder(path: str | Path, task: str | None = None) -> str | None:
   """What PATH is when it is a sweep's folder that is not one of its runs (the sweep itself,
   runs/, ensemble/ or an ensemble's KEY), with the run folder to give instead; None
   otherwise. config.init_from at an ensemble read its members' stacked state as a run's
-  (KeyError: 'params', exit 1); at the sweep or runs/: 'no checkpoints/ directory'."""
+  (KeyError: 'params', exit 1); at the sweep or runs/: 'no checkpoints/ directory'. `task`:
+  the task.name the command reads, so that the run named as the example is one it takes
+  (research.predict on a sweep of lm runs named an lm run, which it then refused)."""
   path = Path(path).expanduser()
   for root in dict.fromkeys((path, path.parent, path.parent.parent)):
     if not _is_sweep(root):
@@ -119,23 +122,35 @@ def sweep_folder(path: str | Path) -> str | None:
     if what is None:
       return None
     runs = sorted(d.name for d in (root / RUNS).iterdir() if (d / CHECKPOINTS).is_dir())
+    if task is not None:
+      runs = [r for r in runs if _task_name(root / RUNS / r) == task]
+      if not runs:
+        return (f"{what}, and none of its runs is a task.name='{task}' run with a "
+                "checkpoint; pass the --workdir of one")
     return (f"{what}, not a run; point it at "
             + ("one member's run folder" if ensemble else "one of the sweep's runs")
             + f", {root / RUNS}/NAME" + (f" (e.g. {root / RUNS / runs[0]})" if runs else ""))
   return None
 
 
-def check_run_to_read(path: str | Path, flag: str, kind: str) -> Path:
+def _task_name(run: Path) -> str | None:
+  try:
+    return json.loads((run / CONFIG).read_text())["task"]["name"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
+def check_run_to_read(path: str | Path, flag: str, kind: str, task: str | None = None) -> Path:
   """The directory of a run a command reads (research.predict, research.probe_checkpoints),
   refused in one line naming what it is instead: missing, a file, a sweep's folder (with a
-  run to give; predict said only "holds no config.json" there, and for a missing path), or
-  no run. `kind`: the run wanted, e.g. "an lm run"."""
+  run of `task` to give; predict said only "holds no config.json" there, and for a missing
+  path), or no run. `kind`: the run wanted, e.g. "an lm run"."""
   where = Path(path).expanduser()
   if not where.exists():
     raise InputError(f"{flag}={path} does not exist; pass the --workdir of {kind}")
   if not where.is_dir():  # was exit 5 in probe_checkpoints, "reading .../config.json failed"
     raise InputError(f"{flag}={path} is a file; pass the directory of {kind}")
-  if folder := sweep_folder(where):
+  if folder := sweep_folder(where, task):
     raise InputError(f"{flag}={path} is {folder}")
   if not (where / CONFIG).is_file():
     raise InputError(f"{flag}={path} holds no config.json; pass the --workdir of {kind}")

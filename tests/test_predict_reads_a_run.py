@@ -77,3 +77,33 @@ def test_predict_reads_a_vanishing_checkpoint_three_times_at_most(tmp_path, monk
       predict.load_run(tmp_path)
     assert e.value.exit_code == 5
   assert len(reads) == 3
+
+
+def test_predict_says_when_the_model_read_less_than_the_text(tmp_path, caplog):
+  """A 95,000-character text was cut to its first 31 tokens, and a text of words the run
+  never saw (every id UNK, punctuation too) got a confident label, without a word (a
+  trial). Now each row says how many tokens the model read and a warning names the text.
+  Control: a short text of known words warns of nothing."""
+  import jax
+  from configs import text_classification as tcc
+  from research import predict, train
+  from test_saved_vocabulary import _csv
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path, c.task.tokenizer, c.task.vocab_size = str(_csv(tmp_path / "a.csv")), "word", 12
+  c.train.num_steps = 20
+  train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.devices()[:1])
+  exp, params, _ = predict.load_run(tmp_path / "run")
+  L = exp.task.seq_len
+  caplog.clear()
+  known, long, unknown, empty = predict.predict_texts(
+      exp, params, ["the plot was good", "the plot was good " * 500, "zzzz qqqq", "!!! ???"])
+  assert (known["tokens"], known["tokens_read"], known["unknown_tokens"]) == (4, 4, 0)
+  assert (long["tokens"], long["tokens_read"]) == (2000, L - 1)
+  assert unknown["unknown_tokens"] == unknown["tokens_read"] == 2
+  assert empty["unknown_tokens"] == empty["tokens_read"] == 6  # each mark is a word token
+  text = caplog.text
+  assert "text 1" not in text, text
+  assert f"text 2: 2000 word tokens, of which the model reads the first {L - 1}" in text, text
+  assert "text 3: none of its 2 word tokens is in the run's vocabulary" in text, text
+  assert "text 4: none of its 6 word tokens" in text, text

@@ -248,11 +248,17 @@ def test_init_from_a_sweeps_folder_names_one_of_its_runs(tmp_path):
     with pytest.raises(errors.InputError, match=re.escape(f"config.init_from={folder} is {what}, "
                                                           f"{runs}/NAME (e.g. ")):
       config_check.validate(text, 1)
-    for read in (lambda: workdir_layout.check_run_to_read(folder, "--workdir", "a run"),
-                 lambda: probe_checkpoints.probe_run(folder)):
-      with pytest.raises(errors.InputError, match=re.escape(f"--workdir={folder} is {what}, "
-                                                            f"{runs}/NAME (e.g. ")):
-        read()
+    with pytest.raises(errors.InputError, match=re.escape(f"--workdir={folder} is {what}, "
+                                                          f"{runs}/NAME (e.g. ")):
+      workdir_layout.check_run_to_read(folder, "--workdir", "a run")
+    # A command that reads one task's runs names none of another's (research.predict on a
+    # sweep of lm runs named one, which it then refused: a trial); this sweep's are regression.
+    with pytest.raises(errors.InputError, match=re.escape(
+        f"--workdir={folder} is {what.split(', not a run')[0]}, and none of its runs is a "
+        "task.name='lm' run with a checkpoint; pass the --workdir of one")):
+      probe_checkpoints.probe_run(folder)
+    with pytest.raises(errors.InputError, match=re.escape(f"{runs}/NAME (e.g. ")):
+      workdir_layout.check_run_to_read(folder, "--workdir", "a run", task=c.task.name)
   c.init_from = str(tmp_path / "moved")
   with pytest.raises(init_from.InitFromError, match=r"holds no run's parameters \(a sweep's "
                      r"ensemble\?\); point it at one member's run folder, SWEEP/runs/NAME$"):
