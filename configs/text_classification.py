@@ -9,9 +9,12 @@ r"""Text classification (Transformer or LSTM) on a local CSV or a TFDS dataset; 
   python -m research.main --config=configs/text_classification.py:csv --workdir=runs/ft \
       --config.task.path=reviews.csv --config.init_from=runs/lm
 
-Test-split accuracy is logged every train.eval_every steps (eval_test_accuracy);
-probes/text_classification.json holds accuracy, loss, the confusion matrix and
-(two classes) the ROC curve and AUC; figures/text_classification.png plots them.
+Test-split accuracy is logged every train.eval_every steps (eval_test_accuracy, beside
+eval_test_majority_accuracy: always answering the training split's most frequent label);
+probes/text_classification.json holds accuracy with its Wilson 95% interval, that majority
+baseline (above_majority: the interval clears it), balanced accuracy against 1/K, loss,
+the confusion matrix and (two classes) the ROC curve and AUC; figures/text_classification.png
+plots them.
 TFDS datasets must be prepared beforehand (array_record; the error says how).
 
 Presets:

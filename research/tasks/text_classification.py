@@ -15,8 +15,11 @@ averages them over the real tokens. The loss is cross-entropy on the label.
 
 Evaluation on the test split: accuracy and loss every train.eval_every steps
 (`eval_test_accuracy`), and at the end probes/text_classification.json with
-accuracy, loss, the confusion matrix and, for two classes, the ROC curve and
-AUC; figures/text_classification.png is rendered from that file.
+accuracy with its Wilson 95% interval, loss, the confusion matrix and, for two
+classes, the ROC curve and AUC, next to the null baseline (`baselines`): the
+accuracy of always answering the training split's most frequent label, and
+balanced accuracy against its chance 1/K; figures/text_classification.png is
+rendered from that file.
 
 Shape legend: B batch, L sequence length, O classes, N rows.
 """
@@ -30,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from research.analysis import answer_metrics as am
 from research.data import text as text_lib
 from research.data import text_files
 from research.data import tfds_arrays
@@ -104,6 +108,31 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[list, list, flo
   return fpr.tolist(), tpr.tolist(), auc
 
 
+def baselines(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray) -> dict:
+  """The accuracy against what a model that ignores its input scores on the same test rows.
+
+  A new user's 90/10 CSV of random words scored 0.85: a constant 'ham' on its 17/3 test
+  split, and nothing said so. The best input-independent answer is the training split's
+  most frequent label (what a constant model learns; a tie goes to the first in label
+  order): `majority_accuracy` is its share of the test rows. `above_majority` asks the
+  accuracy's Wilson 95% lower bound to clear it, so a run inside the noise of 20 rows is
+  not read as learning. Balanced accuracy (the mean recall over the classes the test split
+  holds) is 1/K for any constant answer among them, so it is reported with that chance."""
+  n, correct = len(y), int(np.sum(pred == y))
+  majority = int(np.argmax(train_counts))
+  lo, hi = am.wilson_interval(correct, n)
+  present = np.unique(y)
+  recall = [float(np.mean(pred[y == c] == c)) for c in present]
+  out = {"majority_label_id": majority,
+         "majority_accuracy": float(np.mean(y == majority)) if n else float("nan"),
+         "accuracy_lo": lo, "accuracy_hi": hi,
+         "balanced_accuracy": float(np.mean(recall)) if recall else float("nan"),
+         "chance_balanced": 1.0 / len(present) if len(present) else float("nan"),
+         "balanced_accuracy_classes": int(len(present))}
+  out["above_majority"] = bool(lo > out["majority_accuracy"])  # False on NaN (no test rows)
+  return out
+
+
 class TextClassificationTask:
   name = "text_classification"
   probe_name = "text_classification"
@@ -134,6 +163,8 @@ class TextClassificationTask:
     train_tokens, train_len = self.encode(tr_x)
     self.test_tokens, self.test_lengths = self.encode(te_x)
     self.test_labels = te_y
+    # The null baseline's label is the training split's (a constant model learns it there).
+    self.train_label_counts = np.bincount(tr_y, minlength=self.num_classes)
     # One row per example: tokens, then length and label in the last two columns.
     rows = np.concatenate([train_tokens, train_len[:, None], tr_y[:, None]], axis=1)
     self.rows = text_lib.Rows(rows, cfg.placement)
@@ -165,6 +196,7 @@ class TextClassificationTask:
     self.num_train = 1
     self.test_tokens, self.test_lengths = self.encode([])
     self.test_labels = np.zeros((0,), np.int32)
+    self.train_label_counts = np.zeros((self.num_classes,), np.int64)
     self.io = IOSpec(output_dim=self.num_classes, seq_len=self.seq_len,
                      vocab_size=self.tokenizer.vocab_size)
     return self
@@ -213,7 +245,11 @@ class TextClassificationTask:
     probs = self.probabilities(apply_fn, self.test_tokens, self.test_lengths, batch_size)
     y = self.test_labels
     p_true = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    # The majority baseline sits beside the accuracy in metrics.jsonl and the run's final
+    # `done:` line, where a constant model's 0.85 was otherwise read as learning.
+    majority = int(np.argmax(self.train_label_counts))
     return {"test_accuracy": float(np.mean(probs.argmax(-1) == y)),
+            "test_majority_accuracy": float(np.mean(y == majority)),
             "test_loss": float(np.mean(-np.log(p_true))), "probs": probs}
 
   def evaluate(self, exp, params, key) -> dict:
@@ -233,9 +269,20 @@ class TextClassificationTask:
            "accuracy": m["test_accuracy"], "loss": m["test_loss"],
            "confusion_matrix": confusion.tolist(),
            "confusion_axes": "rows: true label, columns: predicted label"}
+    base = baselines(y, pred, self.train_label_counts)
+    res |= base | {"majority_label": self.label_names[base["majority_label_id"]],
+                   "train_label_counts": self.train_label_counts.tolist(),
+                   "interval": "Wilson 95% over the test rows",
+                   "majority_definition": "test accuracy of always answering the most "
+                                          "frequent label of the training split"}
     if self.num_classes == 2:
       fpr, tpr, auc = roc_curve(m["probs"][:, 1], y == 1)
       res |= {"roc_auc": auc, "roc": {"fpr": fpr, "tpr": tpr}}
+    # research.results' probes.text_classification.* columns, and the probe's console line
+    # (train.run_probes prints them): the accuracy first, its baseline next to it.
+    keys = ("accuracy", "majority_accuracy", "above_majority", "accuracy_lo", "accuracy_hi",
+            "balanced_accuracy", "chance_balanced", "roc_auc", "loss")
+    res["summary"] = {k: res[k] for k in keys if k in res}
     return {self.probe_name: res}
 
   @staticmethod
@@ -260,8 +307,14 @@ class TextClassificationTask:
     ax.set_yticks(ticks, names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"accuracy {res['accuracy']:.3f}, loss {res['loss']:.3f} "
-                 f"({res['num_examples']} test)", fontsize=8)
+    title = f"accuracy {res['accuracy']:.3f}"
+    if "majority_accuracy" in res:  # a file from before the baseline has none to show
+      title += (f" [{res['accuracy_lo']:.2f}, {res['accuracy_hi']:.2f}], majority "
+                f"{res['majority_accuracy']:.3f} ({res['majority_label'][:12]!r})\n"
+                f"balanced {res['balanced_accuracy']:.3f} (chance {res['chance_balanced']:.2f}), ")
+    else:
+      title += ", "
+    ax.set_title(title + f"loss {res['loss']:.3f} ({res['num_examples']} test)", fontsize=7)
     if binary:
       ax = axes[0, 1]
       ax.plot(res["roc"]["fpr"], res["roc"]["tpr"], color="#d62728",
