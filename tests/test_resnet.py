@@ -126,6 +126,17 @@ def test_image_classifier_trains_on_mock_mnist_and_logs_accuracy(tmp_path):
   assert res["num_examples"] == 64 and res["accuracy"] == pytest.approx(evals[-1]["eval_test_accuracy"])
   assert (tmp_path / "figures" / "image_classification.png").exists()
   assert math.isfinite(summary["final_loss"])
+  # The accuracy beside its null baseline (the training split's most frequent label), with
+  # its interval, as research.results' columns (the probe had no summary).
+  counts = np.asarray(res["train_label_counts"])
+  assert counts.sum() == 64 and res["majority_label_id"] == int(np.argmax(counts))
+  assert 0 <= res["majority_accuracy"] <= 1
+  assert res["accuracy_lo"] <= res["accuracy"] <= res["accuracy_hi"]
+  assert res["above_majority"] == (res["accuracy_lo"] > res["majority_accuracy"])
+  assert res["summary"]["majority_accuracy"] == res["majority_accuracy"]
+  from research import results_records
+  row, = results_records.records([tmp_path])
+  assert row["probes.image_classification.majority_accuracy"] == res["majority_accuracy"]
 
 
 def test_missing_dataset_says_how_to_prepare_it(tmp_path):

@@ -317,7 +317,8 @@ def test_predicted_probabilities_stay_with_their_labels():
   probability stays with its own label (sorted as text, a mutation audit moved them unseen)."""
   from types import SimpleNamespace
   from research import predict
-  task = SimpleNamespace(label_names=["2", "10", "33"],
+  task = SimpleNamespace(label_names=["2", "10", "33"], seq_len=4,
+                         tokenizer=SimpleNamespace(kind="byte", encode=lambda t: np.ones(3)),
                          encode=lambda texts: (np.zeros((len(texts), 4), np.int32), None),
                          probabilities=lambda fn, tokens, lengths: np.array([[0.1, 0.2, 0.7]]))
   exp = SimpleNamespace(task=task, predict_fn=lambda params: None,

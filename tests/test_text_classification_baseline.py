@@ -12,6 +12,7 @@ from test_text_classification import _config, _csv, _probe, _run
 
 from research import results_records
 from research.analysis import answer_metrics as am
+from research.analysis import classification_baselines
 from research.tasks import text_classification as tc
 
 SUMMARY = ("accuracy", "majority_accuracy", "above_majority", "accuracy_lo", "accuracy_hi",
@@ -44,7 +45,7 @@ def test_the_baseline_is_the_training_splits_majority_not_the_tests():
   learns (class 0, 2 of 5 test rows), not the test split's own majority (a mutation audit:
   argmax over the test labels would read 0.6)."""
   y, pred = np.array([0, 0, 1, 1, 1]), np.zeros(5, int)
-  got = tc.baselines(y, pred, np.array([8, 2]))
+  got = classification_baselines.baselines(y, pred, np.array([8, 2]))
   assert got["majority_label_id"] == 0 and got["majority_accuracy"] == pytest.approx(0.4)
   assert (got["accuracy_lo"], got["accuracy_hi"]) == am.wilson_interval(2, 5)
   assert got["balanced_accuracy"] == 0.5 == got["chance_balanced"]
@@ -56,11 +57,11 @@ def test_twenty_of_twenty_is_not_above_a_majority_of_085():
   under the constant's 0.85, so 20 rows cannot show learning; 40 perfect rows of a 50/50
   split can (0.91 > 0.5)."""
   y = np.array([0] * 17 + [1] * 3)
-  got = tc.baselines(y, y.copy(), np.array([73, 7]))
+  got = classification_baselines.baselines(y, y.copy(), np.array([73, 7]))
   assert got["accuracy_lo"] == pytest.approx(0.8389, abs=1e-4) and got["majority_accuracy"] == 0.85
   assert got["above_majority"] is False and got["balanced_accuracy"] == 1.0
   y = np.array([0, 1] * 20)
-  assert tc.baselines(y, y.copy(), np.array([80, 80]))["above_majority"] is True
+  assert classification_baselines.baselines(y, y.copy(), np.array([80, 80]))["above_majority"] is True
 
 
 @pytest.mark.parametrize("classes", [("neg", "pos"), ("neg", "pos", "meh")])

@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from research.models import IOSpec
+from research.analysis import classification_baselines
 from research.data import tfds_arrays
+from research.models import IOSpec
 from research.tasks.fields import ConfigError, choice, positive
 
 AUGMENTS = ("none", "flip", "flip_crop")
@@ -56,6 +57,9 @@ class ImageClassificationTask:
     pixels = train["image"][:10_000].astype(np.float32) / 255.0  # normalisation statistics
     self.mean, self.std = float(pixels.mean()), float(pixels.std() + 1e-6)
     self.num_classes = int(cfg.num_classes) or int(max(train["label"].max(), test["label"].max()) + 1)
+    # The null baseline's label: what a model that ignores its image learns (the probe's).
+    self.train_label_counts = np.bincount(train["label"].astype(np.int64),
+                                          minlength=self.num_classes)
     self.image_shape = tuple(int(d) for d in train["image"].shape[1:])
     self.io = IOSpec(output_dim=self.num_classes, seq_len=1, image_shape=self.image_shape,
                      images_per_sequence=1)
@@ -103,25 +107,35 @@ class ImageClassificationTask:
       labels = batch["labels"]
       logp = logits_BxO - np.logaddexp.reduce(logits_BxO, axis=-1, keepdims=True)
       losses.append(-logp[np.arange(len(labels)), labels])
-      correct.append(np.argmax(logits_BxO, -1) == labels)
-    correct, losses = np.concatenate(correct), np.concatenate(losses)
+      correct.append(np.argmax(logits_BxO, -1))
+    pred, losses = np.concatenate(correct), np.concatenate(losses)
+    correct = pred == self.test_labels
     return {"test_accuracy": float(correct.mean()), "test_loss": float(losses.mean()),
-            "correct": correct}
+            "correct": correct, "pred": pred}
 
   def evaluate(self, exp, params, key) -> dict:
     del key
     m = self._test_metrics(exp.predict_fn(params), int(exp.config.probe.batch_size))
-    return {k: v for k, v in m.items() if k != "correct"}
+    return {k: v for k, v in m.items() if k not in ("correct", "pred")}
 
   def probe(self, predict_fn, key, probe_cfg, *, step: int) -> dict[str, dict]:
     del key
     m = self._test_metrics(predict_fn, int(probe_cfg.batch_size))
     per_class = [float(m["correct"][self.test_labels == c].mean()) if np.any(self.test_labels == c)
                  else None for c in range(self.num_classes)]
-    return {self.probe_name: {
-        "kind": "image_classification", "step": int(step), "dataset": self.cfg.dataset,
-        "split": self.cfg.eval_split, "num_examples": int(len(self.test_labels)),
-        "accuracy": m["test_accuracy"], "loss": m["test_loss"], "per_class_accuracy": per_class}}
+    res = {"kind": "image_classification", "step": int(step), "dataset": self.cfg.dataset,
+           "split": self.cfg.eval_split, "num_examples": int(len(self.test_labels)),
+           "accuracy": m["test_accuracy"], "loss": m["test_loss"], "per_class_accuracy": per_class}
+    # The accuracy beside what ignoring the image scores (a mock or skewed split can make a
+    # constant answer look like learning), with its interval; the summary is research.results'
+    # probes.image_classification.* columns and the probe's console line.
+    res |= classification_baselines.baselines(self.test_labels, m["pred"],
+                                              self.train_label_counts)
+    res |= {"train_label_counts": self.train_label_counts.tolist(),
+            "interval": "Wilson 95% over the test images",
+            "majority_definition": classification_baselines.DEFINITION}
+    res["summary"] = {k: res[k] for k in classification_baselines.SUMMARY_KEYS if k in res}
+    return {self.probe_name: res}
 
   @staticmethod
   def render(json_path, png_path):
@@ -136,6 +150,9 @@ class ImageClassificationTask:
     fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
     ax.bar(range(len(acc)), acc, color="#1f77b4")
     ax.axhline(res["accuracy"], color="k", lw=0.8, ls="--", label=f"overall {res['accuracy']:.3f}")
+    if "majority_accuracy" in res:  # probe files from before it have no baseline
+      ax.axhline(res["majority_accuracy"], color="0.6", lw=0.8, ls=":",
+                 label=f"majority label {res['majority_accuracy']:.3f}")
     ax.set_xlabel("class")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)

@@ -16,7 +16,7 @@ averages them over the real tokens. The loss is cross-entropy on the label.
 Evaluation on the test split: accuracy and loss every train.eval_every steps
 (`eval_test_accuracy`), and at the end probes/text_classification.json with
 accuracy with its Wilson 95% interval, loss, the confusion matrix and, for two
-classes, the ROC curve and AUC, next to the null baseline (`baselines`): the
+classes, the ROC curve and AUC, next to the null baseline (research/analysis/classification_baselines.py): the
 accuracy of always answering the training split's most frequent label, and
 balanced accuracy against its chance 1/K; figures/text_classification.png is
 rendered from that file.
@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from research.analysis import answer_metrics as am
+from research.analysis import classification_baselines
 from research.data import text as text_lib
 from research.data import text_files
 from research.data import tfds_arrays
@@ -106,31 +106,6 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[list, list, flo
   fpr = np.r_[0.0, np.cumsum(~p)[last] / neg]
   auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoid = rank AUC with ties
   return fpr.tolist(), tpr.tolist(), auc
-
-
-def baselines(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray) -> dict:
-  """The accuracy against what a model that ignores its input scores on the same test rows.
-
-  A new user's 90/10 CSV of random words scored 0.85: a constant 'ham' on its 17/3 test
-  split, and nothing said so. The best input-independent answer is the training split's
-  most frequent label (what a constant model learns; a tie goes to the first in label
-  order): `majority_accuracy` is its share of the test rows. `above_majority` asks the
-  accuracy's Wilson 95% lower bound to clear it, so a run inside the noise of 20 rows is
-  not read as learning. Balanced accuracy (the mean recall over the classes the test split
-  holds) is 1/K for any constant answer among them, so it is reported with that chance."""
-  n, correct = len(y), int(np.sum(pred == y))
-  majority = int(np.argmax(train_counts))
-  lo, hi = am.wilson_interval(correct, n)
-  present = np.unique(y)
-  recall = [float(np.mean(pred[y == c] == c)) for c in present]
-  out = {"majority_label_id": majority,
-         "majority_accuracy": float(np.mean(y == majority)) if n else float("nan"),
-         "accuracy_lo": lo, "accuracy_hi": hi,
-         "balanced_accuracy": float(np.mean(recall)) if recall else float("nan"),
-         "chance_balanced": 1.0 / len(present) if len(present) else float("nan"),
-         "balanced_accuracy_classes": int(len(present))}
-  out["above_majority"] = bool(lo > out["majority_accuracy"])  # False on NaN (no test rows)
-  return out
 
 
 class TextClassificationTask:
@@ -269,20 +244,17 @@ class TextClassificationTask:
            "accuracy": m["test_accuracy"], "loss": m["test_loss"],
            "confusion_matrix": confusion.tolist(),
            "confusion_axes": "rows: true label, columns: predicted label"}
-    base = baselines(y, pred, self.train_label_counts)
+    base = classification_baselines.baselines(y, pred, self.train_label_counts)
     res |= base | {"majority_label": self.label_names[base["majority_label_id"]],
                    "train_label_counts": self.train_label_counts.tolist(),
                    "interval": "Wilson 95% over the test rows",
-                   "majority_definition": "test accuracy of always answering the most "
-                                          "frequent label of the training split"}
+                   "majority_definition": classification_baselines.DEFINITION}
     if self.num_classes == 2:
       fpr, tpr, auc = roc_curve(m["probs"][:, 1], y == 1)
       res |= {"roc_auc": auc, "roc": {"fpr": fpr, "tpr": tpr}}
     # research.results' probes.text_classification.* columns, and the probe's console line
     # (train.run_probes prints them): the accuracy first, its baseline next to it.
-    keys = ("accuracy", "majority_accuracy", "above_majority", "accuracy_lo", "accuracy_hi",
-            "balanced_accuracy", "chance_balanced", "roc_auc", "loss")
-    res["summary"] = {k: res[k] for k in keys if k in res}
+    res["summary"] = {k: res[k] for k in classification_baselines.SUMMARY_KEYS if k in res}
     return {self.probe_name: res}
 
   @staticmethod
