@@ -23,11 +23,13 @@ from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
 # plans written before are computed again instead of being shown beside new ones.
-PLAN_FORMAT = 9  # 3-5: collectives counted as research.aot_hlo says; 6: + runs, bytes received;
+PLAN_FORMAT = 10  # 3-5: collectives counted as research.aot_hlo says; 6: + runs, bytes received;
                  # 7: data-parallel microbatches reduced once a step (Experiment._per_data_shard);
                  # 8: the LM loss without a scatter in its gradient (less memory); 9: a TPU
                  # plan's total is the lower of XLA's peak and its sum (aot_memory.tpu_peak),
-                 # refusals' "Used X of Y hbm" read, loop counters counted through copies
+                 # refusals' "Used X of Y hbm" read, loop counters counted through copies;
+                 # 10: bf16 runs' data-parallel gradients reduced in float32 in one
+                 # microbatch too (Experiment._loss_and_grads)
 # A cached plan must hold what the table and the report read.
 _PLAN_FIELDS = ("num_params", "mesh", "remat", "batch_size", "grad_accum_steps", "compile_s",
                 "memory_per_device", "flops", "collectives", "communication", "roofline")

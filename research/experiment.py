@@ -164,8 +164,13 @@ class Experiment:
     for a loss that is a mean over examples, with one microbatch's activations alive.
     """
     accum = self.config.train.grad_accum_steps
+    # In one microbatch the compiler places the data-parallel reduction itself, and under
+    # bf16 compute it reduced the weights' gradients in bf16 (the dot's output type, before
+    # the cast to the float32 parameters': half of 14m's gradient on v5e:2x2, a trial), where
+    # the same run in microbatches reduces float32 sums. A float32 run is left to it.
+    low_precision = str(self.config.model.get("dtype", "float32")) != "float32"
     with self._mesh_context():
-      if accum > 1 and self._accumulates_per_data_shard():
+      if (accum > 1 or low_precision) and self._accumulates_per_data_shard():
         return self._per_data_shard(params, batch, step, root_key, accum)
       return self._accumulate(params, batch, step, root_key, accum)
 

@@ -46,3 +46,20 @@ def test_scanned_layers_in_microbatches_reduce_gradients_once_a_step(v5e, dp_pla
   monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard", lambda self: False)
   per_microbatch = aot.plan(config(**scanned), v5e)["communication"]["received_bytes_per_step"]
   assert per_microbatch > 2 * once, (per_microbatch, once)
+
+
+@needs_libtpu
+def test_bf16_gradients_are_reduced_in_float32_in_one_microbatch_too(v5e, dp_plan, monkeypatch):
+  """bf16 compute, float32 parameters, data parallel in one microbatch: the compiler
+  all-reduced the weights' gradients in bf16 (the dots' output type, before the cast to
+  float32), half the float32 bytes for them, where the same run in microbatches reduces
+  float32 sums; a trial read 192 MB a step for 70m on v5p:4x4x4 against 282 MB of float32
+  gradients. Now one float32 all-reduce, as in microbatches. Negative control: the reduction
+  left to the compiler again, fewer bytes than the float32 gradients."""
+  n = dp_plan["num_params"]
+  bf16 = {"model.dtype": "bfloat16", "train.grad_accum_steps": 1}
+  got = aot.plan(config(**bf16), v5e)["communication"]["received_bytes_per_step"]
+  assert got == pytest.approx(1.5 * 4 * n, rel=0.01)
+  monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard", lambda self: False)
+  compilers = aot.plan(config(**bf16), v5e)["communication"]["received_bytes_per_step"]
+  assert compilers < 0.9 * 1.5 * 4 * n, (compilers, n)
