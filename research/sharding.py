@@ -36,13 +36,27 @@ def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, ...]:
   if fill:
     if num_devices % known:
       raise MeshError(f"config.mesh: fixed sizes multiply to {known}, which does not divide the "
-                      f"{num_devices} available devices; choose sizes whose product divides it")
+                      f"{num_devices} available devices; choose sizes whose product divides it "
+                      f"({_divisors_text(num_devices)})")
     sizes[MESH_AXES.index(fill[0])] = num_devices // known
   if math.prod(sizes) != num_devices:
-    raise MeshError(f"config.mesh: data x fsdp x tensor = {'x'.join(map(str, sizes))} = "
-                    f"{math.prod(sizes)} devices, but {num_devices} are available; "
+    shape = f"data x fsdp x tensor = {'x'.join(map(str, sizes))} = {math.prod(sizes)} devices"
+    if num_devices % known:
+      # "Set one size to -1" would only lead to the message above: no fill makes 3 divide 16.
+      raise MeshError(f"config.mesh: {shape}, and {known} does not divide the {num_devices} "
+                      f"available devices; choose sizes whose product divides it "
+                      f"({_divisors_text(num_devices)}) and set one size to -1 to fill the rest")
+    raise MeshError(f"config.mesh: {shape}, but {num_devices} are available; "
                     "set one size to -1 to fill the rest")
   return tuple(sizes)
+
+
+def _divisors_text(n: int) -> str:
+  """'1, 2, 4, 8 or 16': the products a mesh of n devices can fix (the first 12 and n on a
+  slice of thousands)."""
+  found = [d for d in range(1, n + 1) if n % d == 0]
+  shown = found if len(found) <= 13 else found[:12] + ["...", n]
+  return ", ".join(map(str, shown[:-1])) + f" or {shown[-1]}" if len(found) > 1 else str(n)
 
 
 def make_mesh(mesh_cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:

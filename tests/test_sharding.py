@@ -121,3 +121,23 @@ def test_a_mesh_size_of_zero_or_below_minus_one_is_refused_by_name(sizes):
   with pytest.raises(sharding.MeshError, match=rf"config.mesh.{bad}={sizes[bad]} is invalid"):
     sharding.mesh_shape(sizes, 8)
   assert sharding.mesh_shape(dict(data=-1, fsdp=2, tensor=2), 8) == (2, 2, 2)  # the control
+
+
+def test_fixed_sizes_that_do_not_divide_the_devices_are_not_told_to_fill():
+  """data=3 on 16 devices was told "set one size to -1 to fill the rest", and following it
+  gave "fixed sizes multiply to 3, which does not divide the 16": the first message says so."""
+  with pytest.raises(sharding.MeshError) as e:
+    sharding.mesh_shape(dict(data=3, fsdp=1, tensor=1), 16)
+  assert str(e.value) == (
+      "config.mesh: data x fsdp x tensor = 3x1x1 = 3 devices, and 3 does not divide the 16 "
+      "available devices; choose sizes whose product divides it (1, 2, 4, 8 or 16) and set one "
+      "size to -1 to fill the rest")
+  with pytest.raises(sharding.MeshError, match=r"multiply to 3, .* \(1, 2, 4, 8 or 16\)$"):
+    sharding.mesh_shape(dict(data=3, fsdp=-1, tensor=1), 16)
+  # A product that divides the devices keeps the advice to fill the rest.
+  with pytest.raises(sharding.MeshError, match=r"= 2 devices, but 16 are available; set one size"):
+    sharding.mesh_shape(dict(data=2, fsdp=1, tensor=1), 16)
+  with pytest.raises(sharding.MeshError, match=r"32 does not divide the 16 .*\(1, 2, 4, 8 or 16\)"):
+    sharding.mesh_shape(dict(data=32, fsdp=1, tensor=1), 16)
+  assert sharding._divisors_text(6144) == "1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, ... or 6144"
+  assert sharding._divisors_text(1) == "1"
