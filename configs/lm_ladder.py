@@ -28,7 +28,7 @@ Sizes follow Pythia (Biderman et al. 2023, Table 1: layers / width / heads); our
 GPT-2 style (sequential attention then MLP, biases, untied read-out), which Pythia's
 parameter counts match within a few percent.
 """
-from absl import logging
+from absl import flags, logging
 import ml_collections
 
 from configs import lm
@@ -94,7 +94,11 @@ def _pod(c, size: str, topology: str) -> None:
   m.num_layers, m.width, m.num_heads = layers, width, heads
   m.positions, m.dtype, m.attention, m.fused_qkv, m.scan_layers = (
       "rotary", "bfloat16", "fused", True, True)
-  if (size, topology) not in LAYOUTS:  # e.g. 1b@v5e:8x8: a guess that research.aot must check
+  if (size, topology) not in LAYOUTS and _tuning():  # the search the warning below names
+    logging.warning("lm_ladder: no layout is recommended for %s on %s (planned: %s); --tune "
+                    "searches remat and microbatches on its mesh there", size, topology,
+                    ", ".join(t for s_, t in LAYOUTS if s_ == size))
+  elif (size, topology) not in LAYOUTS:  # e.g. 1b@v5e:8x8: a guess that research.aot must check
     logging.warning("lm_ladder: no layout is recommended for %s on %s (planned: %s); using its "
                     "mesh there, remat full, 1 microbatch: find ones that fit with python "
                     "-m research.aot --config=configs/lm_ladder.py:%s@%s --topology=%s --tune",
@@ -114,6 +118,13 @@ def _pod(c, size: str, topology: str) -> None:
   o = c.optim
   o.learning_rate, o.warmup_steps, o.b1, o.b2, o.weight_decay = lr, 1430, 0.9, 0.95, 0.01
   c.probe.eval_sequences, c.probe.batch_size, c.probe.generate_tokens = 64, 8, 32
+
+
+def _tuning() -> bool:
+  """Whether research.aot --tune (a preset or --ladder) is loading this preset: a config
+  file sees no arguments, so the process's absl flag is read (absent in every other command).
+  There the advice to run --tune was printed to a user running it."""
+  return "tune" in flags.FLAGS and bool(flags.FLAGS["tune"].value)
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:

@@ -75,6 +75,23 @@ def test_a_slice_without_a_planned_layout_warns(monkeypatch):
   assert "on v5e:8x8" in warned[0] and "--topologies=v5e:8x8 --tune" in warned[0]
 
 
+def test_under_tune_the_warning_does_not_advise_tune(monkeypatch):
+  """research.aot --config=...:14m@v5e:2x2 --tune warned "find ones that fit with python -m
+  research.aot --config=... --tune" to a user running that command."""
+  from absl import flags
+  from research import aot  # noqa: F401 (defines --tune)
+  warned = []
+  monkeypatch.setattr(lm_ladder.logging, "warning", lambda *a: warned.append(a[0] % a[1:]))
+  monkeypatch.setattr(flags.FLAGS["tune"], "value", True)
+  lm_ladder.get_config("14m@v5e:2x2")
+  assert len(warned) == 1 and "no layout is recommended for 14m on v5e:2x2" in warned[0]
+  assert "--tune searches remat and microbatches on its mesh there" in warned[0]
+  assert "python -m research.aot" not in warned[0]
+  monkeypatch.setattr(flags.FLAGS["tune"], "value", False)  # the control: without --tune
+  lm_ladder.get_config("14m@v5e:2x2")
+  assert "--topology=v5e:2x2 --tune" in warned[1]
+
+
 def test_ladder_sizes_follow_pythia():
   from research import models, tasks
   for size, expected in (("14m", 14e6), ("160m", 162e6), ("1b", 1.01e9), ("6p9b", 6.86e9)):
