@@ -177,8 +177,10 @@ def _days(d: float) -> str:
 
 
 def capacity_text(m: dict) -> str:
-  """'16.91 GB usable (HBM 16 GiB = 17.18 GB)': the capacity a plan's memory was checked
-  against, and the chip's nominal HBM beside it."""
+  """'16.91 GB the compiler allows (15.75 GiB; HBM nominally 16 GiB)': the capacity a plan's
+  memory was checked against, in GB and in GiB, and the chip's nominal HBM beside it. On v5p
+  the compiler allows 95.74 GiB of the nominal 95: 'of 102.80 GB usable (HBM 95 GiB = 102.01
+  GB)' read as usable above the HBM."""
   if m.get("capacity_bytes") is None:
     return "?"
   if m.get("host_available_bytes") is not None:
@@ -188,11 +190,12 @@ def capacity_text(m: dict) -> str:
   hbm = m.get("hbm_bytes")
   if hbm is None:  # a plan cached before the field, for a chip no longer in the table
     return _gb(m["capacity_bytes"])
-  nominal = (f"HBM {hbm // hardware.GiB} GiB = {_gb(hbm)}" if hbm % hardware.GiB == 0
-             else f"HBM {_gb(hbm)}")
+  nominal = (f"{hbm // hardware.GiB} GiB" if hbm % hardware.GiB == 0 else _gb(hbm))
   if m.get("usable_bytes") is None:
-    return f"{nominal} (usable not measured)"
-  return f"{_gb(m['capacity_bytes'])} usable ({nominal})"
+    exact = "" if nominal.endswith(" GB") else f" = {_gb(hbm)}"
+    return f"HBM {nominal}{exact} (usable not measured)"
+  return (f"{_gb(m['capacity_bytes'])} the compiler allows "
+          f"({m['capacity_bytes'] / hardware.GiB:.2f} GiB; HBM nominally {nominal})")
 
 
 def report(p: dict) -> str:

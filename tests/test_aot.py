@@ -208,7 +208,7 @@ def test_report_names_the_usable_and_the_nominal_hbm():
               "params_and_optimizer_bytes": 5e7, "temporary_bytes": 16.29e9,
               "total_bytes": 16.34e9, "compiler_error": None}, chip)}
   text = aot.report(plan)
-  assert ("total 16.34 GB of 16.91 GB usable (HBM 16 GiB = 17.18 GB) -> FITS (0.57 GB free, "
+  assert ("total 16.34 GB of 16.91 GB the compiler allows (15.75 GiB; HBM nominally 16 GiB) -> FITS (0.57 GB free, "
           "97% used)") in text
   gpu = hardware.chip_named("NVIDIA H100")
   plan["memory_per_device"] = hardware.memory_fit(plan["memory_per_device"], gpu)
