@@ -14,7 +14,8 @@ against the HBM the TPU compiler lets a program use (research/hardware.py: the c
 less what the compiler keeps, measured per chip kind), XLA's FLOPs per chip (`cost_analysis()`)
 beside the project's own count (research/models: 6 x matmul params + attention per
 token), the collectives in the HLO, and a roofline: step time at the chip's peak,
-tokens/s at 40% and 60% MFU, and days for `train.num_steps`. Without --topology it
+tokens/s at 40% and 60% MFU, and days for `train.num_steps`, each step no shorter than the
+collectives' ICI bound (then said to be communication-bound). Without --topology it
 compiles for this host's devices, so on a TPU VM the plan can be checked against a run.
 
 `--ladder` plans every pod size of a ladder config on each topology and prints the
@@ -34,7 +35,7 @@ from pathlib import Path
 from absl import flags, logging
 
 from research import aot_memory, aot_tune, cli, hardware, output_paths
-from research.aot_hlo import collectives, communication, communication_text
+from research.aot_hlo import MFUS, collectives, communication, communication_text, roofline
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, not_persisted,
                                   require_libtpu, topology_target)
@@ -57,8 +58,6 @@ _TUNE = flags.DEFINE_bool("tune", False, "Compile remat policies x microbatches 
                           "lightest layout that fits (research/aot_tune.py).")
 _CACHED_ONLY = flags.DEFINE_bool("cached_only", False, "--ladder: print the cells found in "
                                  "--plan_cache and list the others; compile nothing.")
-
-MFUS = (0.4, 0.6)
 
 
 def _shard_bytes(abstract, shardings) -> int:
@@ -142,14 +141,10 @@ def plan(config, target: Target) -> dict:
   result["communication"] = communication(result["collectives"], steps, target.chip)
   result["peak_source"] = peak_source  # where the roofline's peak comes from, or why none
   if peak:
-    step_s = model_flops / (n_dev * peak)
-    result["roofline"] = {
-        "peak_flops_per_device": peak, "step_s_at_peak": step_s,
-        **{f"mfu_{int(m * 100)}": {
-            "step_s": step_s / m, "tokens_per_s": m * tokens_per_step / step_s,
-            "days_for_num_steps": tr.num_steps * step_s / m / 86400} for m in MFUS},
-        "num_steps": int(tr.num_steps)}
+    result["roofline"] = roofline(model_flops / (n_dev * peak), peak, tokens_per_step,
+                                  int(tr.num_steps), result["communication"])
   return result
+
 
 
 def _local_fit(target: Target, memory: dict) -> dict:
@@ -164,6 +159,15 @@ def _local_fit(target: Target, memory: dict) -> dict:
     return memory
   return hardware.memory_fit(memory, None, capacity=available // len(target.devices)) | {
       "host_available_bytes": available}
+
+
+def _mfu_step(v: dict) -> str:
+  """'9.73 s/step', or where the ICI bound is longer than the compute at that MFU
+  'communication-bound: 1.63e-06 s/step (the ICI bound; compute 5.1e-07 s)'."""
+  if v.get("bound") != "communication":
+    return f"{v['step_s']:.3g} s/step"
+  return (f"communication-bound: {v['step_s']:.3g} s/step (the ICI bound; compute "
+          f"{v['compute_step_s']:.3g} s)")
 
 
 def _gb(b) -> str:
@@ -248,7 +252,7 @@ def report(p: dict) -> str:
                  f"{r['step_s_at_peak']:.3g} s at peak ({r['peak_flops_per_device'] / 1e12:.3g} "
                  f"TFLOP/s per {'device' if p['topology'] == 'local' else 'chip'}, "
                  f"{p.get('peak_source', 'table')})" + "".join(
-                     f" | {k[4:]}% MFU: {v['step_s']:.3g} s/step, {v['tokens_per_s']:,.0f} tok/s, "
+                     f" | {k[4:]}% MFU: {_mfu_step(v)}, {v['tokens_per_s']:,.0f} tok/s, "
                      f"{_days(v['days_for_num_steps'])} days for {r['num_steps']} steps"
                      for k, v in r.items() if k.startswith("mfu_")))
   elif p.get("peak_source"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import logging
 
-from research import aot_tune, cli, hardware, output_paths, workdir
+from research import aot_hlo, aot_tune, cli, hardware, output_paths, workdir
 from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
@@ -79,10 +79,24 @@ def _checked_again(found: dict) -> dict:
   what the compiler measured (bytes per chip), the capacity is the table's. Plans cached
   before the table held the compiler's usable HBM were checked against the decimal
   datasheet figure (v5e 16e9 B, 15.75 GiB usable: 16.1 GB read DOES NOT FIT)."""
+  found = _roofline_again(found)
   chip, memory = hardware.chip_named(found.get("chip")), found.get("memory_per_device")
   if chip is None or not isinstance(memory, dict) or "total_bytes" not in memory:
     return found  # not a chip of the table (or a damaged plan: _renders decides)
   return found | {"memory_per_device": hardware.memory_fit(memory, chip)}
+
+
+def _roofline_again(found: dict) -> dict:
+  """The roofline made again from a cached plan's compute step and ICI bound: plans cached
+  before it took the longer of the two (aot_hlo.roofline) kept a compute-only step, and the
+  cache's figures are not recompiled for it (a 64-chip cell takes 10-15 min)."""
+  r = found.get("roofline")
+  try:
+    return found | {"roofline": aot_hlo.roofline(
+        r["step_s_at_peak"], r["peak_flops_per_device"], found["tokens_per_step"],
+        r["num_steps"], found.get("communication"))}
+  except (KeyError, TypeError):  # no roofline, or a damaged plan: _renders decides
+    return found
 
 
 def _renders(found: dict, render) -> bool:
@@ -234,7 +248,8 @@ def markdown(rows: list[dict]) -> str:
         f"| {r['size']} | {hardware.millions(r['num_params'])} | {r['topology']} | "
         f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
         f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.1f})"
-        f" | {'yes' if m['fits'] else '**no**'} | {_seconds(roof['step_s'])} s | "
+        f" | {'yes' if m['fits'] else '**no**'} | {_seconds(roof['step_s'])} s"
+        f"{' (ICI-bound)' if roof.get('bound') == 'communication' else ''} | "
         f"{roof['tokens_per_s']:,.0f} | {_comms(r['communication'])} | {r['compile_s']:.0f} s |")
   return "\n".join(out)
 

@@ -142,7 +142,7 @@ def test_report_and_markdown_rows(dp_plan):
   row = aot_ladder.markdown([{"size": "tiny"} | dp_plan]).splitlines()[-1]
   assert row.startswith("| tiny |") and "| yes |" in row and " MB, >= " in row
   roof = dp_plan["roofline"]
-  assert roof["mfu_60"]["tokens_per_s"] == pytest.approx(1.5 * roof["mfu_40"]["tokens_per_s"])
+  assert roof["mfu_60"]["compute_step_s"] == pytest.approx(roof["mfu_40"]["compute_step_s"] / 1.5)
   # ... and each figure from the plan, not only their ratio (a mutation audit left the step
   # on one chip, 4x slow here, days in hours, sequences as tokens: all unseen). The step's
   # model FLOPs over every chip at its peak; tokens are sequences x 128 (the fixture's).
@@ -151,9 +151,13 @@ def test_report_and_markdown_rows(dp_plan):
   assert roof["peak_flops_per_device"] == peak and dp_plan["devices"] == 4
   assert roof["step_s_at_peak"] == pytest.approx(step)
   assert dp_plan["tokens_per_step"] == dp_plan["batch_size"] * 128
+  least = dp_plan["communication"]["ici_s_per_step_at_least"]
   for m in (0.4, 0.6):
     row = roof[f"mfu_{int(m * 100)}"]
-    assert row["step_s"] == pytest.approx(step / m)
+    assert row["compute_step_s"] == pytest.approx(step / m)
+    # The step is the longer of the compute and the ICI bound, and says which set it.
+    assert row["step_s"] == pytest.approx(max(step / m, least))
+    assert row["bound"] == ("communication" if least > step / m else "compute")
     assert row["tokens_per_s"] == pytest.approx(dp_plan["tokens_per_step"] / row["step_s"])
     assert row["days_for_num_steps"] == pytest.approx(roof["num_steps"] * row["step_s"] / 86_400)
 

@@ -63,3 +63,42 @@ def test_bf16_gradients_are_reduced_in_float32_in_one_microbatch_too(v5e, dp_pla
   monkeypatch.setattr(experiment.Experiment, "_accumulates_per_data_shard", lambda self: False)
   compilers = aot.plan(config(**bf16), v5e)["communication"]["received_bytes_per_step"]
   assert compilers < 0.9 * 1.5 * 4 * n, (compilers, n)
+
+
+def test_a_step_the_ici_bound_rules_out_is_the_bound():
+  """The tiny LM on v5e:4x4 (batch 16) printed 'ICI >= 1.63e-06 s ..., 318% of the 40%-MFU
+  step' and then '40% MFU: 5.1e-07 s/step, 1,003,157,144 tok/s' and days from it, unmarked:
+  the step is the longer of the compute and the ICI bound, and says which set it."""
+  from research import aot_hlo, aot_ladder
+  comm = {"received_bytes_per_step": 325e3, "ici_bytes_per_s": 400e9,
+          "ici_s_per_step_at_least": 1.63e-6}
+  roof = aot_hlo.roofline(2.04e-7, 32.8e12, 512, 40, comm)
+  r40, r60 = roof["mfu_40"], roof["mfu_60"]
+  assert r40["bound"] == r60["bound"] == "communication"
+  assert r40["step_s"] == r60["step_s"] == 1.63e-6
+  assert r40["compute_step_s"] == pytest.approx(5.1e-7)
+  assert r40["tokens_per_s"] == pytest.approx(512 / 1.63e-6)
+  assert r40["days_for_num_steps"] == pytest.approx(40 * 1.63e-6 / 86400)
+  plan = {"roofline": roof, "communication": comm, "steps_per_call": 1,
+          "collectives": {"all-reduce": {"count": 2, "runs": 2, "received_bytes": 325e3}}}
+  text = aot_hlo.communication_text(plan)
+  assert text.endswith("320% of the 40%-MFU compute: the step is communication-bound")
+  assert aot._mfu_step(r40) == ("communication-bound: 1.63e-06 s/step (the ICI bound; compute "
+                                "5.1e-07 s)")
+  # Where the compute is the longer (every cell of the README's ladder, <= 28%), as before.
+  fast = aot_hlo.roofline(2.04e-7, 32.8e12, 512, 40, comm | {"ici_s_per_step_at_least": 1e-7})
+  assert fast["mfu_40"]["bound"] == "compute" and fast["mfu_40"]["step_s"] == pytest.approx(5.1e-7)
+  assert fast["mfu_60"]["tokens_per_s"] == pytest.approx(1.5 * fast["mfu_40"]["tokens_per_s"])
+  assert aot._mfu_step(fast["mfu_40"]) == "5.1e-07 s/step"
+  slow = comm | {"ici_s_per_step_at_least": 2.5e-7}
+  assert aot_hlo.communication_text(plan | {"roofline": fast, "communication": slow}).endswith(
+      ", 49% of the 40%-MFU step")
+  unknown = aot_hlo.roofline(2.04e-7, 32.8e12, 512, 40, None)  # a refused program: compute alone
+  assert unknown["mfu_40"]["bound"] == "compute"
+  # A plan cached before the field (compute step alone) is made again from its figures.
+  old = {"tokens_per_step": 512, "communication": comm, "roofline": {
+      "peak_flops_per_device": 32.8e12, "step_s_at_peak": 2.04e-7, "num_steps": 40,
+      "mfu_40": {"step_s": 5.1e-7, "tokens_per_s": 1.0e9, "days_for_num_steps": 2.4e-10}}}
+  again = aot_ladder._roofline_again(old)["roofline"]
+  assert again == roof
+  assert aot_ladder._roofline_again({"roofline": None}) == {"roofline": None}
