@@ -17,6 +17,8 @@ token), the collectives in the HLO, and a roofline: step time at the chip's peak
 tokens/s at 40% and 60% MFU, and days for `train.num_steps`, each step no shorter than the
 collectives' ICI bound (then said to be communication-bound). Without --topology it
 compiles for this host's devices, so on a TPU VM the plan can be checked against a run.
+The compile runs in a worker thread, so that Ctrl-C (exit 130) and SIGTERM (exit 143) stop
+the command at once with one line (research/aot_compile.py).
 
 `--ladder` plans every pod size of a ladder config on each topology and prints the
 README's ladder table, each cell compiled once (research/aot_ladder.py, the plan cache).
@@ -34,7 +36,7 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from research import aot_memory, aot_tune, cli, hardware, output_paths
+from research import aot_compile, aot_memory, aot_tune, cli, hardware, output_paths
 from research.aot_hlo import MFUS, collectives, communication, communication_text, roofline
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, not_persisted,
@@ -72,6 +74,7 @@ def plan(config, target: Target) -> dict:
   import jax
 
   from research import config_check, experiment, models
+  aot_compile.reinstall()  # over libtpu's SIGTERM handler, loaded with the target's devices
   config_check.validate(config, len(target.devices))
   exp = experiment.Experiment(config, target.devices)
   models.check_max_len(config.model, exp.task.io)
@@ -85,7 +88,9 @@ def plan(config, target: Target) -> dict:
   lower_s = time.perf_counter() - t0
   try:
     with not_persisted(target):
-      compiled = lowered.compile()
+      preset = config.get("preset", "")
+      compiled = aot_compile.compiled(lowered, f"{preset} for {target.name}" if preset
+                                      else f"the config for {target.name}")
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -303,6 +308,9 @@ def main(argv) -> None:
   if _LADDER.value:
     if flags.FLAGS.config:
       raise InputError("pass either --ladder=FILE or --config=FILE[:PRESET], not both")
+    aot_compile.stop_quickly(f"the cells planned before it are in --plan_cache={_PLAN_CACHE.value}"
+                             " and a rerun compiles the rest" if _PLAN_CACHE.value
+                             else "nothing was written")
     from research import aot_ladder
     plans, unplanned = aot_ladder.ladder(_LADDER.value, _TOPOLOGIES.value, _SIZES.value,
                                          _PLAN_CACHE.value, _CACHED_ONLY.value,
@@ -323,6 +331,7 @@ def main(argv) -> None:
     config = cli.config_from_flags()
     # The slice first: a shape the chip lacks is one error line, with no warning before it.
     target = topology_target(_TOPOLOGY.value) if _TOPOLOGY.value else local_target()
+    aot_compile.stop_quickly("nothing was written")  # once libtpu, which replaces it, loaded
     planned_for = config.get("topology", "")
     if planned_for and not _TOPOLOGY.value and target.devices[0].platform == "cpu":
       # A pod preset planned for this host's CPU (exit 0: "DOES NOT FIT (over by 296 GB)" and

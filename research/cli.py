@@ -4,7 +4,7 @@ Every `python -m ...` program (research.main, sweep, predict, aot, experiments.r
 each experiment script, the benchmark) exits with the codes of research/errors.py (the
 README's table: 2 bad input, 3 non-finite loss, 4 no checkpoint, 5 I/O, 6 some runs
 failed, 7 another process of a multi-process run lost, 130 interrupted, 141 stdout's reader
-gone) and prints one line
+gone, 143 research.aot stopped by SIGTERM) and prints one line
 `error: MESSAGE` naming the input and the fix, never a traceback; only an unexpected
 exception, a bug rather than an input, keeps it (exit 1).
 

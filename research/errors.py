@@ -18,7 +18,9 @@ EXIT_CHECKPOINT = 4   # no usable checkpoint to resume from
 EXIT_IO = 5           # the disk or a writer failed (full, read-only, gone)
 EXIT_RUN_FAILED = 6   # a sweep, ensemble or reproduce finished, but some runs failed (or could not be read)
 EXIT_PEER_LOST = 7    # another process of a multi-process run stopped (killed, crashed) or its link broke
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): what a shell reports for a process it ended
 EXIT_PIPE = 141       # stdout's reader closed it (`| head`): what a Unix tool killed by SIGPIPE returns
+EXIT_TERMINATED = 143  # research.aot stopped by SIGTERM (research/aot_compile.py), as a shell reports it
 
 
 def closest(name: str, choices, cutoff: float = 0.6) -> str | None:

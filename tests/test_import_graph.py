@@ -38,7 +38,7 @@ LAYERS = (
     ("loop",),
     ("train",),
     ("ensemble",),
-    ("aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
+    ("aot_compile", "aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),
     ("sweep_results", "sweep_rundirs"),
     ("sweep",),
