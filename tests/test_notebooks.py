@@ -1,6 +1,5 @@
-"""Every notebook in colab/ executes top to bottom on the tiny preset: quickstart and
-garg2022's in the default suite, the other paper notebooks in the slow one (`-m slow`; all
-eleven took 4-8 minutes of a 2-core CI's test time)."""
+"""Every notebook in colab/ executes top to bottom on the tiny preset (all ten in
+about 2.5 minutes on 2 cores, so they stay in the default suite)."""
 import os
 import subprocess
 import sys
@@ -90,16 +89,7 @@ def test_a_truncated_notebook_is_named_by_check_and_rebuilt_by_a_build(tmp_path,
   assert run("--check")[0] == 0
 
 
-# Every paper notebook is the same builder's cells around its experiment's tiny run and its
-# "change one thing" cell: quickstart and one paper notebook run in the default suite, which
-# must stay near 15 minutes on CI's 2 cores; the other nine (about 4 minutes of it) in the
-# slow one. Their experiments' tiny runs are each tested by the experiment's own tests.
-DEFAULT_SUITE = ("quickstart", "garg2022")
-PARAMS = [pytest.param(p, id=p.stem, marks=() if p.stem in DEFAULT_SUITE else pytest.mark.slow)
-          for p in NOTEBOOKS]
-
-
-@pytest.mark.parametrize("path", PARAMS)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
   nb = nbformat.read(path, as_version=4)
   # Stored outputs: only in the cells tagged keep-output (verdict table, one figure), small.
