@@ -36,3 +36,18 @@ def baselines(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray) -> dict
          "balanced_accuracy_classes": int(len(present))}
   out["above_majority"] = bool(lo > out["majority_accuracy"])  # False on NaN (no test rows)
   return out
+
+
+def probe_fields(y: np.ndarray, pred: np.ndarray, train_counts: np.ndarray,
+                 rows: str) -> dict:
+  """What a classification probe file records beside its accuracy (`baselines`, the training
+  split's label counts and what the interval and the baseline are); `rows`: what the test
+  items are ('rows', 'images')."""
+  return baselines(y, pred, train_counts) | {
+      "train_label_counts": np.asarray(train_counts).tolist(),
+      "interval": f"Wilson 95% over the test {rows}", "majority_definition": DEFINITION}
+
+
+def summary(res: dict) -> dict:
+  """The probe's flat scalars (research.results' columns, the probe's console line)."""
+  return {k: res[k] for k in SUMMARY_KEYS if k in res}

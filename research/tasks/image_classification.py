@@ -98,7 +98,7 @@ class ImageClassificationTask:
     return jnp.mean(ce), {"accuracy": jnp.mean(jnp.argmax(logits_BxO, -1) == labels_B)}
 
   def _test_metrics(self, apply_fn, batch_size: int) -> dict:
-    correct, losses = [], []
+    preds, losses = [], []
     n = len(self.test_labels)
     for s in range(0, n, batch_size):
       batch = {"images": self.test_images[s:s + batch_size],
@@ -107,8 +107,8 @@ class ImageClassificationTask:
       labels = batch["labels"]
       logp = logits_BxO - np.logaddexp.reduce(logits_BxO, axis=-1, keepdims=True)
       losses.append(-logp[np.arange(len(labels)), labels])
-      correct.append(np.argmax(logits_BxO, -1))
-    pred, losses = np.concatenate(correct), np.concatenate(losses)
+      preds.append(np.argmax(logits_BxO, -1))
+    pred, losses = np.concatenate(preds), np.concatenate(losses)
     correct = pred == self.test_labels
     return {"test_accuracy": float(correct.mean()), "test_loss": float(losses.mean()),
             "correct": correct, "pred": pred}
@@ -129,12 +129,9 @@ class ImageClassificationTask:
     # The accuracy beside what ignoring the image scores (a mock or skewed split can make a
     # constant answer look like learning), with its interval; the summary is research.results'
     # probes.image_classification.* columns and the probe's console line.
-    res |= classification_baselines.baselines(self.test_labels, m["pred"],
-                                              self.train_label_counts)
-    res |= {"train_label_counts": self.train_label_counts.tolist(),
-            "interval": "Wilson 95% over the test images",
-            "majority_definition": classification_baselines.DEFINITION}
-    res["summary"] = {k: res[k] for k in classification_baselines.SUMMARY_KEYS if k in res}
+    res |= classification_baselines.probe_fields(self.test_labels, m["pred"],
+                                                 self.train_label_counts, "images")
+    res["summary"] = classification_baselines.summary(res)
     return {self.probe_name: res}
 
   @staticmethod

@@ -244,17 +244,14 @@ class TextClassificationTask:
            "accuracy": m["test_accuracy"], "loss": m["test_loss"],
            "confusion_matrix": confusion.tolist(),
            "confusion_axes": "rows: true label, columns: predicted label"}
-    base = classification_baselines.baselines(y, pred, self.train_label_counts)
-    res |= base | {"majority_label": self.label_names[base["majority_label_id"]],
-                   "train_label_counts": self.train_label_counts.tolist(),
-                   "interval": "Wilson 95% over the test rows",
-                   "majority_definition": classification_baselines.DEFINITION}
+    res |= classification_baselines.probe_fields(y, pred, self.train_label_counts, "rows")
+    res["majority_label"] = self.label_names[res["majority_label_id"]]
     if self.num_classes == 2:
       fpr, tpr, auc = roc_curve(m["probs"][:, 1], y == 1)
       res |= {"roc_auc": auc, "roc": {"fpr": fpr, "tpr": tpr}}
     # research.results' probes.text_classification.* columns, and the probe's console line
     # (train.run_probes prints them): the accuracy first, its baseline next to it.
-    res["summary"] = {k: res[k] for k in classification_baselines.SUMMARY_KEYS if k in res}
+    res["summary"] = classification_baselines.summary(res)
     return {self.probe_name: res}
 
   @staticmethod
