@@ -26,7 +26,7 @@ window's own late-minus-early difference), the noise an untrained model's score 
     and previous-token scores (research/probes/attention.py) on `REPEATED` held-out windows whose first half
     is repeated in place of the second (Olsson's test for induction heads, on tokens the
     model knows; the uniform causal attention baseline is `prefix_baseline`); copying: the eigenvalue score of the
-    head's direct-path OV circuit (tasks/induction.ov_circuits).
+    head's direct-path OV circuit (tasks/induction.ov_factors).
   few_shot: research/probes/few_shot.py's copy / add / lookup prompts at k = 0, 1, 2, 4, 8
     shots (those that fit the context), --few_shot_prompts per cell (0 = off): per task and
     k, each metric's mean and 95% interval and its chance level.
@@ -37,6 +37,7 @@ and left for the next run (exit 6 when any failed).
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -87,24 +88,32 @@ def repeated_tokens(exp, num: int = REPEATED) -> np.ndarray:
   return np.concatenate([first, first[:, :seq_len // 2]], axis=1).astype(np.int32)
 
 
+@functools.lru_cache(maxsize=4)
+def _pattern_scores(exp, period: int):
+  """params, repeated tokens -> [(prefix, previous) per head] per layer, one compiled program
+  per run (applied eagerly, the model's attention compiled ~100 programs of one op each)."""
+  def scores_of(params, rep):
+    _, state = exp.model.apply({"params": params}, rep, mutable=["intermediates"])
+    return [(scores.prefix_matching_score(attn, period), scores.previous_token_score(attn))
+            for attn in transformer.attention_maps(state.get("intermediates", {})).values()]
+  return jax.jit(scores_of)
+
+
 def head_scores(exp, params) -> dict:
   """{'LiHj': {prefix, previous, copying}} and the uniform-attention prefix baseline."""
   seq_len = int(exp.task.seq_len)
-  rep = jax.numpy.asarray(repeated_tokens(exp))
-  _, state = exp.model.apply({"params": params}, rep, mutable=["intermediates"])
-  maps = list(transformer.attention_maps(state.get("intermediates", {})).values())
-  if not maps:  # a model without attention (model.name='lstm'): no heads to score
-    return {}
   period = seq_len - seq_len // 2
-  ov = induction.ov_circuits(params)
+  layers = jax.device_get(_pattern_scores(exp, period)(params, repeated_tokens(exp)))
+  if not layers:  # a model without attention (model.name='lstm'): no heads to score
+    return {}
+  copying = induction.copying_scores(params)
   heads = {}
-  for layer, attn in enumerate(maps):
-    prefix = np.asarray(scores.prefix_matching_score(attn, period), np.float64)
-    previous = np.asarray(scores.previous_token_score(attn), np.float64)
+  for layer, (prefix, previous) in enumerate(layers):
+    prefix, previous = np.asarray(prefix, np.float64), np.asarray(previous, np.float64)
     for h in range(prefix.shape[0]):
       name = f"L{layer}H{h}"
       heads[name] = {"prefix": float(prefix[h]), "previous": float(previous[h]),
-                     "copying": scores.copying_score(ov[name])}
+                     "copying": copying[name]}
   return {"heads": heads, "prefix_baseline": scores.uniform_prefix_baseline(period)}
 
 

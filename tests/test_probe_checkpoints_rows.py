@@ -115,7 +115,10 @@ def test_heads_are_named_by_layer_then_head_and_scored_on_their_own_maps(tmp_pat
   np.testing.assert_array_equal(rep[:, 16:], rep[:, :15])
   _, state = exp.model.apply({"params": params}, jax.numpy.asarray(rep), mutable=["intermediates"])
   maps = list(transformer.attention_maps(state["intermediates"]).values())
-  ov = induction.ov_circuits(params)
+  # The V x V circuits multiplied out in float64: in float32 their V - K zero eigenvalues come
+  # out ~1e-7, which move sum |eig| by ~3e-6 relative.
+  ov = {name: np.float64(left) @ np.float64(right)
+        for name, (left, right) in induction.ov_factors(params).items()}
   assert len(maps) == 2 and sorted(got["heads"]) == ["L0H0", "L0H1", "L1H0", "L1H1"]
   for i, attn in enumerate(maps):
     prefix = np.asarray(scores.prefix_matching_score(attn, 16))
@@ -127,6 +130,26 @@ def test_heads_are_named_by_layer_then_head_and_scored_on_their_own_maps(tmp_pat
       assert head["copying"] == pytest.approx(scores.copying_score(ov[f"L{i}H{j}"]), rel=1e-6)
   assert got["prefix_baseline"] == pytest.approx(scores.uniform_prefix_baseline(16))
   assert scores.uniform_prefix_baseline(16) != pytest.approx(scores.uniform_prefix_baseline(15))
+
+
+def test_heads_of_a_pythia_vocabulary_model_are_scored_without_vocabulary_squared_matrices(
+    tmp_path, monkeypatch):
+  """The copying score took the eigenvalues of each head's V x V OV circuit: at the ladder's
+  50,304-token vocabulary 20 GB a head and hours of LAPACK. It now takes those of the K x K
+  product of the circuit's factors (a rank-K matrix has no other nonzero ones)."""
+  c = cli.load_config("configs/lm.py:tiny")
+  c.task.source, c.task.vocab_size = "synthetic", 50304
+  c.train.compile_cache_dir, c.mesh.data = "", 1
+  c.probe.eval_sequences = 4
+  config_check.validate(c, 1)
+  exp = experiment.Experiment(c, jax.devices()[:1])
+  params = exp.init_state().params
+  shapes, eigvals = [], np.linalg.eigvals
+  monkeypatch.setattr(np.linalg, "eigvals", lambda a: shapes.append(np.shape(a)) or eigvals(a))
+  heads = probe_checkpoints.head_scores(exp, params)["heads"]
+  head_dim = int(c.model.width) // int(c.model.num_heads)
+  assert len(shapes) == len(heads) > 0 and set(shapes) == {(head_dim, head_dim)}
+  assert all(-1 <= h["copying"] <= 1 for h in heads.values())
 
 
 # --- one row from stubbed losses -----------------------------------------------------------

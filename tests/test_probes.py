@@ -59,6 +59,21 @@ def test_copying_score_on_hand_built_ov_circuits():
   assert abs(scores.copying_score(shift)) < 1e-6
 
 
+@pytest.mark.parametrize("v,k", [(40, 3), (5, 8)])
+def test_the_copying_score_of_factors_is_that_of_their_product(v, k):
+  """Heads' OV circuits are scored from their factors (K x K, not V x V: 20 GB a head at
+  Pythia's vocabulary). A rank-K product's other V - K eigenvalues are 0; K > V works too."""
+  rng = np.random.default_rng(1)
+  for _ in range(5):
+    left, right = rng.normal(size=(v, k)), rng.normal(size=(k, v))
+    assert scores.copying_score_of_factors(left, right) == pytest.approx(
+        scores.copying_score(left @ right), rel=1e-9, abs=1e-12)
+  eye = np.eye(v)
+  assert scores.copying_score_of_factors(eye, eye) == pytest.approx(1.0)
+  # Control: a shift, which raises the next token, not the attended one, scores 0 factored too.
+  assert abs(scores.copying_score_of_factors(np.roll(eye, 1, axis=0), eye)) < 1e-9
+
+
 def test_icl_score_positions_and_sign():
   assert scores.icl_positions(512) == (50, 500)
   assert scores.icl_positions(64) == (6, 62)

@@ -49,6 +49,13 @@ def copying_score(ov_VxV) -> float:
   return float(eig.real.sum() / denom) if denom > 0 else 0.0
 
 
+def copying_score_of_factors(left_VxK, right_KxV) -> float:
+  """copying_score(left @ right) without the V x V product: a rank-K matrix's nonzero
+  eigenvalues are those of right @ left (K x K), and its other V - K are 0, which add to
+  neither sum."""
+  return copying_score(np.asarray(right_KxV, np.float64) @ np.asarray(left_VxK, np.float64))
+
+
 # --- loss-based scores ---------------------------------------------------------
 def icl_positions(seq_len: int) -> tuple[int, int]:
   """Olsson's tokens 50 and 500 of a 512 context, scaled to `seq_len`."""

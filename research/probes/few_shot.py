@@ -23,7 +23,6 @@ Shape legend: N prompts, B batch, L context, M answer tokens, V vocabulary.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import string
 
@@ -83,14 +82,33 @@ def answer_population(task: str) -> list[str]:
   raise ValueError(f"unknown few-shot task {task!r}; choose from {list(TASKS)}")
 
 
-@functools.lru_cache(maxsize=16)
 def population_chance(tokenizer, task: str) -> dict[str, float]:
   """am.chance_levels over `answer_population(task)`, tokenised: the chance of the task's
   answer distribution. Not that of the prompts drawn: with prefix-conditional
   (teacher-forced) chance, a few hundred 4-letter answers each have a prefix of their own and
-  would read as predictable (copy: token accuracy ~0.6 for the true 1/26)."""
-  answers = np.stack([np.asarray(tokenizer.encode(a), np.int32) for a in answer_population(task)])
-  return am.chance_levels(answers, int(tokenizer.vocab_size))
+  would read as predictable (copy: token accuracy ~0.6 for the true 1/26).
+
+  Cached by the tokenizer's vocabulary, not the object: every run and checkpoint a process
+  probes rebuilds its tokenizer, and copy's 456,976 answers take seconds to encode and score."""
+  return dict(_population_chance(_vocabulary_key(tokenizer), task, tokenizer))
+
+
+def _vocabulary_key(tokenizer) -> tuple:
+  return (type(tokenizer).__name__, int(tokenizer.vocab_size),
+          tuple(getattr(tokenizer, "chars", ())), tuple(getattr(tokenizer, "words", ())))
+
+
+_CHANCE_CACHE: dict[tuple, dict[str, float]] = {}
+
+
+def _population_chance(key: tuple, task: str, tokenizer) -> dict[str, float]:
+  if (key, task) not in _CHANCE_CACHE:
+    if len(_CHANCE_CACHE) >= 16:
+      _CHANCE_CACHE.pop(next(iter(_CHANCE_CACHE)))
+    answers = np.stack([np.asarray(tokenizer.encode(a), np.int32)
+                        for a in answer_population(task)])
+    _CHANCE_CACHE[key, task] = am.chance_levels(answers, int(tokenizer.vocab_size))
+  return _CHANCE_CACHE[key, task]
 
 
 def prompts(task: str, k: int, num: int, seed: int) -> list[tuple[str, str]]:

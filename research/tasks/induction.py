@@ -220,8 +220,8 @@ class InductionTask:
         out[f"pm_L{i}H{h}"] = float(pm[i, h])
         out[f"prev_L{i}H{h}"] = float(prev[i, h])
     out["pm_max"], out["prev_max"] = float(pm.max()), float(prev.max())
-    for name, ov in ov_circuits(jax.device_get(params)).items():
-      out[f"copy_{name}"] = scores.copying_score(ov)
+    for name, copying in copying_scores(jax.device_get(params)).items():
+      out[f"copy_{name}"] = copying
     return out
 
   # --- end-of-training probe ------------------------------------------------------
@@ -266,12 +266,15 @@ class InductionTask:
     return save_figure(fig, out_png)
 
 
-def ov_circuits(params) -> dict[str, np.ndarray]:
-  """Direct-path OV circuit of every head: {'LiHj': VxV}, OV[j, t] = logit j when attending to t.
+def ov_factors(params) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Direct-path OV circuit of every head as two factors: {'LiHj': (left_VxK, right_KxV)},
+  OV = left @ right, OV[j, t] = logit j when attending to t.
 
   Token embedding -> ln_1 (normalise, scale, shift) -> head's value and output
   maps -> ln_f scale -> unembedding; positions, other heads and ln_f's
-  normalisation are left out (Olsson's direct-path approximation).
+  normalisation are left out (Olsson's direct-path approximation). Factored because OV has
+  rank <= K: its V x V product is 20 GB per head at a 50,304-token vocabulary, while its
+  nonzero eigenvalues (the copying score's) are those of the K x K right @ left.
   """
   p = jax.tree.map(np.asarray, transformer.unrolled_params(params))
   emb_VxD = p["token_embed"]["embedding"]
@@ -288,7 +291,17 @@ def ov_circuits(params) -> dict[str, np.ndarray]:
     v_VxHxK = np.einsum("vd,dhk->vhk", x, blk["attn"]["value"]["kernel"]) + blk["attn"]["value"]["bias"]
     wo_HxKxD = blk["attn"]["out"]["kernel"]
     for h in range(wo_HxKxD.shape[0]):
-      o_VxD = v_VxHxK[:, h] @ wo_HxKxD[h]
-      out[f"L{i}H{h}"] = ((o_VxD * f_scale) @ unemb_DxV).T
+      out[f"L{i}H{h}"] = (((wo_HxKxD[h] * f_scale) @ unemb_DxV).T, v_VxHxK[:, h].T)
     i += 1
   return out
+
+
+def ov_circuits(params) -> dict[str, np.ndarray]:
+  """Direct-path OV circuit of every head: {'LiHj': VxV} (ov_factors multiplied out)."""
+  return {name: left @ right for name, (left, right) in ov_factors(params).items()}
+
+
+def copying_scores(params) -> dict[str, float]:
+  """{'LiHj': Olsson's copying score of the head's direct-path OV circuit}."""
+  return {name: scores.copying_score_of_factors(left, right)
+          for name, (left, right) in ov_factors(params).items()}
