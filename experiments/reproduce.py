@@ -56,13 +56,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import subprocess
+import signal
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from experiments import common, gallery, summaries
+from experiments import child_process, common, gallery, summaries
 from research import cli, output_paths, workdir_layout
 from research.errors import InputError, RunsFailedError, closest
 
@@ -196,25 +196,39 @@ def reproduce_all(preset: str, workdir: Path, seeds=None, record: bool = False
       _check_same_preset(name, preset, workdir)
   seed_flag = [] if seeds is None else [f"--seeds={','.join(map(str, seeds))}"]
   results = {}
-  for name in NAMES:
-    if preset not in presets_of(name):
-      results[name] = {"status": f"skipped (no {preset} preset)"}
-      continue
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", name,
-                           f"--preset={preset}", f"--workdir={workdir}",
-                           *([] if seedless(name) else seed_flag),
-                           *(["--record_wall_time"] if record else [])], cwd=ROOT)  # refused there
-    path = workdir / name / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else None
-    status = "done" if proc.returncode == 0 else f"exit {proc.returncode}"
-    results[name] = {"status": f"{status}, {time.perf_counter() - t0:.0f} s", "summary": summary}
+  # A SIGTERM between two NAMEs (Python's default: exit 143, no line) stops before the next.
+  between: list[int] = []
+  previous = signal.signal(signal.SIGTERM, lambda signum, _: between.append(signum))
+  try:
+    for name in NAMES:
+      child_process.stop_if_signalled(between[0] if between else None, f"before {name}")
+      if preset not in presets_of(name):
+        results[name] = {"status": f"skipped (no {preset} preset)"}
+        continue
+      results[name] = _reproduce_in_a_child(name, preset, workdir, seed_flag, record)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
   index = summaries.write_index(workdir, preset, results)
   print(f"\nindex: {index}")
   for name, r in results.items():
     c = (r.get("summary") or {}).get("counts")
     print(f"  {name:14s} {r['status']}" + (f": {summaries.counts_text(c)}" if c else ""))
   return results
+
+
+def _reproduce_in_a_child(name: str, preset: str, workdir: Path, seed_flag: list[str],
+                          record: bool) -> dict:
+  """`reproduce NAME` in its own process: {'status', 'summary'}."""
+  t0 = time.perf_counter()
+  returncode, stopped_by = child_process.run([
+      sys.executable, "-m", "experiments.reproduce", name, f"--preset={preset}",
+      f"--workdir={workdir}", *([] if seedless(name) else seed_flag),
+      *(["--record_wall_time"] if record else [])])  # refused there
+  child_process.stop_if_signalled(stopped_by, f"during {name} (its exit code {returncode})", returncode)
+  path = workdir / name / "summary.json"
+  summary = json.loads(path.read_text()) if path.is_file() else None
+  status = "done" if returncode == 0 else f"exit {returncode}"
+  return {"status": f"{status}, {time.perf_counter() - t0:.0f} s", "summary": summary}
 
 
 def check_controls(workdir: Path, real_untrained: bool = False) -> int:
