@@ -20,6 +20,7 @@ from pathlib import Path
 
 from experiments import claims, summaries
 from experiments.summaries import cell
+from research.errors import InputError
 
 GALLERY_START = "<!-- gallery:start (written by python -m experiments.reproduce gallery) -->"
 GALLERY_END = "<!-- gallery:end -->"
@@ -90,7 +91,6 @@ def _refuse_a_gallery_of_nothing(text: str, preset: str, workdir: Path, names, p
   result of it here (`gallery --preset=tiny` after one tiny run wiped nine measured cpu
   sections). A NAME without PRESET (`runnable`) cannot be run for it: a gallery of one preset
   keeps no section of another."""
-  from research.errors import InputError
   if not workdir.is_dir():
     raise InputError(f"--workdir={workdir}: no such directory; pass the WORKDIR that "
                      f"`python -m experiments.reproduce all --preset={preset}` wrote")
@@ -115,12 +115,24 @@ def _refuse_a_gallery_of_nothing(text: str, preset: str, workdir: Path, names, p
         f"--workdir={workdir}` first (it reuses finished runs), or pass the preset they show")
 
 
+def check_preset(preset: str) -> None:
+  """The tiny preset checks the machinery in seconds: its verdicts are no result to publish.
+  `reproduce gallery --preset=tiny` replaced the README's measured cpu gallery (its heading
+  and prose unchanged) and 17 of its figures, exit 0."""
+  if preset == "tiny":
+    raise InputError("--preset=tiny cannot write the README gallery: the tiny preset checks the "
+                     "machinery (one seed, a few steps), its verdicts are no result to show; "
+                     "read them in WORKDIR/index.md and WORKDIR/NAME/summary.md, and write the "
+                     "gallery from --preset=cpu (or paper) results")
+
+
 def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.ROOT / "README.md",
                   assets: Path = summaries.ROOT / "docs" / "gallery",
                   wall_times: dict | None = None, runnable=None) -> Path:
   """Rewrites the README gallery from WORKDIR/NAME/summary.json for each of `names` (nothing
   is trained here); wall times from `wall_times` (default experiments/wall_times.json);
   `runnable`: the NAMEs that have `preset` (default all of `names`)."""
+  check_preset(preset)
   workdir = Path(workdir)
   text = readme.read_text()
   check_markers(readme, text)
@@ -188,7 +200,8 @@ def write_gallery(preset: str, workdir: Path, names, readme: Path = summaries.RO
         lines += ["", f"![{name} {f.stem}]({dst.relative_to(readme.parent)})"]
     sections.append("\n".join(lines) + "\n")
   body = [GALLERY_START, "",
-          f"Written by `python -m experiments.reproduce all --preset={preset} --gallery --record_wall_time`; runs "
+          f"Written by `python -m experiments.reproduce gallery --preset={preset}` from each "
+          f"paper's `reproduce NAME --preset={preset}` results; runs "
           f"on {'; '.join(sorted(machines)) or '-'}. Total wall {summaries.minutes(total)}: each "
           "paper's reproduce run of every seed from scratch as experiments/wall_times.json "
           "records it, including compilation and probes."

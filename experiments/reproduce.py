@@ -336,6 +336,7 @@ def main(argv=None) -> int:
     return 0
   if name == "all":
     if args.gallery:  # fail now, not after hours of training
+      gallery.check_preset(args.preset)
       gallery.check_markers(ROOT / "README.md")
     results = reproduce_all(args.preset, workdir, seeds, record=args.record_wall_time)
     failed = [n for n, r in results.items() if not r["status"].startswith(("done", "skipped"))]

@@ -4,7 +4,6 @@ inside them, is refused with exit 2 and nothing written; an experiment's own dir
 experiment.json, or its result files from before that marker) is reused."""
 import json
 import shutil
-import subprocess
 import sys
 
 from pathlib import Path
@@ -153,8 +152,7 @@ def test_reproduce_refuses_a_run_or_a_sweep_and_keeps_its_own_layout(tmp_path, m
   research.results then listed as rows of the sweep."""
   calls = []
   monkeypatch.setattr(garg2022, "run", lambda p, workdir, seed=0: calls.append(workdir))
-  monkeypatch.setattr(reproduce.subprocess, "run",
-                      lambda *a, **k: calls.append(a) or subprocess.CompletedProcess(a, 0))
+  monkeypatch.setattr(reproduce.child_process, "run", lambda cmd: calls.append((cmd,)) or (0, None))
   run, sweep = a_run(tmp_path / "R"), a_sweep(tmp_path / "S")
   before = listing(tmp_path)
   for argv, needle in ((["garg2022", f"--workdir={sweep}"], "holds a sweep"),

@@ -141,19 +141,19 @@ def test_gallery_marks_a_kept_section_of_older_claim_checks_stale(tmp_path):
 
 
 def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatch):
-  """`reproduce all --preset=tiny --gallery` where one NAME failed and left no summary.json
+  """`reproduce all --preset=cpu --gallery` where one NAME failed and left no summary.json
   ended in the gallery's refusal, exit 2 "run `reproduce all` first" (what had just run); the
   failure is reported (exit 6, naming the paper) and the README is left as it was."""
   from research.errors import RunsFailedError
   work = tmp_path / "work"
   garg_run(work / "garg2022" / "run", model=[0.3] + [0.01] * 15)
-  summaries.summarize("garg2022", "tiny", work, wall_s=3.0)
-  readme = tmp_path / "README.md"  # cpu sections of both NAMEs, as the shipped gallery has
+  summaries.summarize("garg2022", "cpu", work, wall_s=3.0)
+  readme = tmp_path / "README.md"  # sections of both NAMEs of another preset
   readme.write_text(f"# top\n{gallery.GALLERY_START}\nold\n{gallery.GALLERY_END}\n")
-  cpu = tmp_path / "cpu"
-  garg_run(cpu / "garg2022" / "run", model=[0.3] + [0.01] * 15)
-  summaries.summarize("garg2022", "cpu", cpu, wall_s=3.0)
-  gallery.write_gallery("cpu", cpu, ["garg2022"], readme=readme, wall_times={},
+  paper = tmp_path / "paper"
+  garg_run(paper / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+  summaries.summarize("garg2022", "paper", paper, wall_s=3.0)
+  gallery.write_gallery("paper", paper, ["garg2022"], readme=readme, wall_times={},
                         assets=tmp_path / "g")
   text = readme.read_text()
   row = next(l for l in text.splitlines() if l.startswith("| [garg2022]"))
@@ -167,7 +167,7 @@ def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatc
       *a, readme=readme, wall_times={}, assets=tmp_path / "g", **k))
   monkeypatch.setattr(reproduce, "reproduce_all", lambda *a, **k: {
       "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "exit 1, 2 s"}})
-  argv = ["all", "--preset=tiny", f"--workdir={work}", "--gallery"]
+  argv = ["all", "--preset=cpu", f"--workdir={work}", "--gallery"]
   with pytest.raises(RunsFailedError, match=r"1 of 2 papers failed: raventos2023 \(exit 1, 2 s\); "
                      r"the README gallery was left as it was"):
     reproduce.main(argv)
@@ -175,8 +175,31 @@ def test_all_gallery_after_a_failed_paper_exits_6_naming_it(tmp_path, monkeypatc
   # Control: with no paper failed, the gallery's own refusal stays an input error (exit 2).
   monkeypatch.setattr(reproduce, "reproduce_all", lambda *a, **k: {
       "garg2022": {"status": "done, 3 s"}, "raventos2023": {"status": "done, 2 s"}})
-  with pytest.raises(InputError, match="holds no --preset=tiny result of raventos2023"):
+  with pytest.raises(InputError, match="holds no --preset=cpu result of raventos2023"):
     reproduce.main(argv)
+
+
+def test_a_tiny_gallery_is_refused_before_anything_runs_or_is_written(tmp_path, monkeypatch):
+  """`reproduce gallery --preset=tiny` replaced the README's measured cpu gallery (under its
+  unchanged 'cpu presets' heading) and 17 of its figures, exit 0. Control: cpu is written."""
+  work = tmp_path / "work"
+  garg_run(work / "garg2022" / "run", model=[0.3] + [0.01] * 15)
+  summaries.summarize("garg2022", "tiny", work, wall_s=3.0)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"# top\n{gallery.GALLERY_START}\nold\n{gallery.GALLERY_END}\n")
+  ran = []
+  monkeypatch.setattr(reproduce, "reproduce_all", lambda *a, **k: ran.append(a) or {})
+  for argv in (["gallery", "--preset=tiny", f"--workdir={work}"],
+               ["all", "--preset=tiny", f"--workdir={work}", "--gallery"]):
+    with pytest.raises(InputError, match=r"--preset=tiny cannot write the README gallery: the "
+                       r"tiny preset checks the machinery .* write the gallery from "
+                       r"--preset=cpu \(or paper\) results"):
+      reproduce.main(argv)
+  assert not ran and "old" in readme.read_text()
+  summaries.summarize("garg2022", "cpu", work, wall_s=3.0)
+  gallery.write_gallery("cpu", work, ["garg2022"], readme=readme, wall_times={},
+                        assets=tmp_path / "g")
+  assert "#### garg2022" in readme.read_text()
 
 
 # --------------------------------------------------------------- note length and total wall time

@@ -2,7 +2,6 @@
 index), --controls, M*, one NAME end to end. The README gallery: tests/test_gallery.py; each
 paper's scorer: tests/test_claims_*.py."""
 import json
-import subprocess
 
 import pytest
 
@@ -224,8 +223,7 @@ def test_a_workdir_of_another_preset_is_refused_before_anything_runs(tmp_path, m
   before = (tmp_path / "garg2022" / "summary.json").read_text()
   ran = []
   monkeypatch.setattr(reproduce.PAPERS["garg2022"], "run", lambda *a, **k: ran.append(a))
-  monkeypatch.setattr(reproduce.subprocess, "run",
-                      lambda *a, **k: ran.append(a) or subprocess.CompletedProcess(a, 0))
+  monkeypatch.setattr(reproduce.child_process, "run", lambda cmd: ran.append((cmd,)) or (0, None))
   for call in (lambda: reproduce.reproduce("garg2022", "cpu", tmp_path),
                lambda: reproduce.reproduce_all("cpu", tmp_path)):
     with pytest.raises(InputError, match=r"holds garg2022's results of the tiny preset .* run "
