@@ -148,6 +148,8 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
   _check_same_preset(name, preset, Path(workdir))
   run_dir = Path(workdir) / name / "run"
   runs = seed_runs(name, preset, run_dir, seeds)
+  for _, directory in runs:  # before any seed trains
+    _check_not_anothers(name, directory)
   fresh = all(_fresh(d) for _, d in runs)
   t0, errors = time.perf_counter(), []
   for seed, directory in runs:
@@ -171,6 +173,18 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
     summaries.record_wall_time(name, preset, wall, len(runs), machine)
   summaries.print_summary(s)
   return s
+
+
+def _check_not_anothers(name: str, directory: Path) -> None:
+  """A seed folder marked as another experiment's (its EXPERIMENT file) is refused, as the
+  script refuses it: `reproduce garg2022` trained beside olsson2022's runs there, under its
+  mark, exit 0."""
+  from research import workdir as workdir_lib
+  made_by = (workdir_lib.read_json(directory / workdir_lib.EXPERIMENT) or {}).get("experiment")
+  if made_by not in (None, name):
+    raise InputError(f"{directory} holds {made_by}'s experiment ({workdir_lib.EXPERIMENT}), "
+                     f"which {name}'s files would break; `reproduce {name}` trains each seed in "
+                     f"WORKDIR/{name}/run/: move that folder out of it, or give another --workdir")
 
 
 def _check_same_preset(name: str, preset: str, workdir: Path) -> None:

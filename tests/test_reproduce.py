@@ -369,3 +369,24 @@ def test_controls_report_counts_an_unexercised_control_against_the_all_clear():
   assert controls.report([row | {"status": "NOT_SHOWN"}])[1] is False
   assert controls.report([row | {"status": "FAIL"}])[1] is True
   assert controls.report([row | {"status": "PASS"}])[1] is False
+
+
+def test_a_seed_folder_of_another_experiment_is_refused_before_any_seed_trains(tmp_path,
+                                                                               monkeypatch):
+  """`reproduce garg2022` trained into run/seed_0 that olsson2022's experiment.json marked
+  (its runs beside), exit 0, where `experiments.garg2022 --workdir=` that folder is refused.
+  Control: garg2022's own mark (an earlier run) is reused."""
+  ran = []
+  monkeypatch.setattr(reproduce.PAPERS["garg2022"], "run", lambda *a, **k: ran.append(a))
+  seed_0 = tmp_path / "garg2022" / "run" / "seed_0"
+  seed_0.mkdir(parents=True)
+  marker = seed_0 / "experiment.json"
+  marker.write_text('{"experiment": "olsson2022", "preset": "tiny", "seed": 0}')
+  with pytest.raises(InputError, match=r"seed_0 holds olsson2022's experiment \(experiment.json\), "
+                     r"which garg2022's files would break; `reproduce garg2022` trains each seed "
+                     r"in WORKDIR/garg2022/run/: move that folder out of it"):
+    reproduce.reproduce("garg2022", "tiny", tmp_path)
+  assert not ran and sorted(p.name for p in seed_0.iterdir()) == ["experiment.json"]
+  marker.write_text('{"experiment": "garg2022", "preset": "tiny", "seed": 0}')
+  reproduce.reproduce("garg2022", "tiny", tmp_path)
+  assert len(ran) == 1
