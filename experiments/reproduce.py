@@ -171,6 +171,12 @@ def reproduce(name: str, preset: str, workdir: Path, seeds=None, record: bool = 
   # A reused, failed, unscorable or partly unfinished run measures nothing.
   if record and fresh and not s["error"] and not s["unfinished"]:
     summaries.record_wall_time(name, preset, wall, len(runs), machine)
+  if seeds is not None and not seedless(name):  # --seeds=0 on a WORKDIR that also holds seed_1
+    found = sorted(int(d.name[5:]) for d in run_dir.glob("seed_*") if d.name[5:].isdigit())
+    if set(found) != set(seeds):
+      print(f"scored seeds {', '.join(map(str, found))}: every seed_<n> folder in {run_dir} "
+            f"counts, not only --seeds={','.join(map(str, seeds))} (move a folder out to leave "
+            "it unscored)", flush=True)
   summaries.print_summary(s)
   return s
 

@@ -108,6 +108,13 @@ def summarize(name: str, preset: str, workdir: Path, *, paper: str = "",
   return summary
 
 
+# A preset whose verdicts are no result (README: "tiny (seconds, machinery only)"): said
+# beside its counts wherever they are shown, which a trial found said nowhere.
+PRESET_CAVEATS = {"tiny": "the tiny preset checks the machinery (one seed, seconds of "
+                          "training): its verdicts show that every step runs, not whether the "
+                          "papers' claims hold; --preset=cpu scores them"}
+
+
 def markdown(s: dict, base: Path) -> str:
   """One paper's section: title, counts, table, notes, figure links relative to `base`."""
   c = s["counts"]
@@ -116,6 +123,8 @@ def markdown(s: dict, base: Path) -> str:
            + (f"; training {s['wall_s']:.0f} s" if s.get("wall_s") is not None else "")
            + (f" (this call {s['call_wall_s']:.0f} s)" if s.get("call_wall_s") is not None
               else ""), ""]
+  if s["preset"] in PRESET_CAVEATS:
+    lines += [f"**Machinery only:** {PRESET_CAVEATS[s['preset']]}.", ""]
   if s.get("error"):
     lines += [f"**error:** {s['error']}", ""]
   lines += [f"warning: {w}" for w in s.get("warnings", [])] + ([""] if s.get("warnings") else [])
@@ -145,12 +154,16 @@ def print_summary(s: dict) -> None:
   for n in s["notes"]:
     print(f"note: {n}")
   print(f"{counts_text(s['counts'])}; summary: {Path(s['run_dir']).parent / 'summary.json'}")
+  if s["preset"] in PRESET_CAVEATS:
+    print(f"machinery only: {PRESET_CAVEATS[s['preset']]}")
 
 
 def write_index(workdir: Path, preset: str, results: dict[str, dict]) -> Path:
   """WORKDIR/index.md: an overview table, then each paper's section (tables, figures)."""
   workdir = Path(workdir)
   lines = [f"# Reproductions ({preset} preset)", "",
+           *([f"**Machinery only:** {PRESET_CAVEATS[preset]}.", ""] if preset in PRESET_CAVEATS
+             else []),
            "| NAME | " + " | ".join(claims.STATUSES) + " | summary | status |",
            "|---|" + "---|" * len(claims.STATUSES) + "---|---|"]
   sections = []
