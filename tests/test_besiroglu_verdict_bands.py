@@ -12,7 +12,8 @@ TABLE = {"E": (2.0, 0.03125), "A": (512.0, 128.0), "B": (2048.0, 1024.0),
          "alpha": (0.375, 0.015625), "beta": (0.375, 0.015625)}
 
 
-def scored(run_dir, fit=None, se=None, monkeypatch=None, all_points=True, beta_all=0.453):
+def scored(run_dir, fit=None, se=None, monkeypatch=None, all_points=True, beta_all=0.453,
+           bootstrap=4000):
   """Scores a fit file with the given values and SEs (default: the published ones)."""
   if monkeypatch is not None:
     monkeypatch.setattr(emergence, "PUBLISHED", TABLE)
@@ -20,7 +21,7 @@ def scored(run_dir, fit=None, se=None, monkeypatch=None, all_points=True, beta_a
   fit = {k: v for k, (v, _) in table.items()} | (fit or {})
   se = {k: s for k, (_, s) in table.items()} | (se or {})
   res = {"params": {k: {"fit": fit[k], "se": se[k]} for k in table}, "n_points": 240,
-         "n_starts": 4500, "bootstrap": 4000, "outside_bootstrap_5_95": [],
+         "n_starts": 4500, "bootstrap": bootstrap, "outside_bootstrap_5_95": [],
          "compute_optimal": [{"C": c, "tokens_per_param": 20.0} for c in (1e21, 1e25)]}
   write(run_dir / "scaling_fit.json", res)
   if all_points:
@@ -80,3 +81,42 @@ def test_without_the_all_points_fit_its_row_is_not_shown(tmp_path):
   s = scored(tmp_path, all_points=False)
   assert statuses(s) == ["PASS"] * 6 + ["NOT_SHOWN"]
   assert s["results"] == [str(tmp_path / "scaling_fit.json")]
+
+
+def test_minimum_resamples_put_the_bootstrap_se_noise_at_a_tenth_of_the_band():
+  """The relative SE of a bootstrap SE is about 1/sqrt(2(B-1)); MIN_BOOTSTRAP is the fewest
+  resamples that keep it within a tenth of the x1.3 band's narrower side (1 - 1/1.3 = 23%):
+  940. Tiny's 10 give 24%, the whole band; the cpu preset's 4000 give 1.1%."""
+  side = 1 - 1 / emergence.SE_RATIO
+  assert emergence.MIN_BOOTSTRAP == 940
+  assert emergence.bootstrap_se_noise(emergence.MIN_BOOTSTRAP) <= 0.1 * side
+  assert emergence.bootstrap_se_noise(emergence.MIN_BOOTSTRAP - 1) > 0.1 * side
+  assert emergence.bootstrap_se_noise(10) > side > emergence.bootstrap_se_noise(4000) * 20
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.28, 1 / 1.3, 1.35])
+def test_too_few_resamples_leave_the_se_half_not_shown(tmp_path, monkeypatch, ratio):
+  """tiny's file (B = 10): the SE half is NOT_SHOWN whatever the SE (beta 1.28x PASSed and
+  alpha 0.75x FAILed on tiny: coin flips at 24% noise), with a note naming the resamples it
+  needs and the preset that has them. Negative control: the same file with the cpu preset's
+  B = 4000 (or exactly MIN_BOOTSTRAP) is scored: PASS inside the band, FAIL outside."""
+  se = {k: s * ratio for k, (_, s) in TABLE.items()}
+  tiny = scored(tmp_path / "tiny", se=se, monkeypatch=monkeypatch, bootstrap=10)
+  assert statuses(tiny)[:5] == ["NOT_SHOWN"] * 5, tiny["claims"][:5]
+  for r in tiny["claims"][:5]:
+    assert "SE not scored: 10 bootstrap resamples" in r["note"], r["note"]
+    assert "needs >= 940" in r["note"] and "--preset=cpu" in r["note"], r["note"]
+  inside = 1 / emergence.SE_RATIO <= ratio <= emergence.SE_RATIO
+  for boot in (4000, emergence.MIN_BOOTSTRAP):
+    cpu = scored(tmp_path / str(boot), se=se, monkeypatch=monkeypatch, bootstrap=boot)
+    assert statuses(cpu)[:5] == ["PASS" if inside else "FAIL"] * 5, (boot, cpu["claims"][:5])
+    assert all("SE not scored" not in r["note"] for r in cpu["claims"][:5])
+
+
+def test_too_few_resamples_still_fail_a_point_off_the_published_value(tmp_path):
+  """The point half is kept: with B = 10, a value 0.27 published SE off FAILs its row (one
+  part of the claim is already false); its neighbours, on the value, are NOT_SHOWN."""
+  pv, pse = emergence.PUBLISHED["alpha"]
+  s = scored(tmp_path, fit={"alpha": pv + 0.27 * pse}, bootstrap=10)
+  assert statuses(s)[:5] == ["NOT_SHOWN"] * 3 + ["FAIL", "NOT_SHOWN"], s["claims"][:5]
+
