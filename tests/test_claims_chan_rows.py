@@ -127,3 +127,31 @@ def test_chan_lstm_in_weights_passes_on_any_cell_the_probe_resolves_above_its_li
   assert row["status"] == "PASS" and "alpha=1.0)" in row["ours"].split("best IWL")[1], row
   assert _lstm_row(run, at_zipf_0=line(0.0) + 0.0497,
                    at_zipf_1=line(1.0) + 0.0490)["status"] == "FAIL"
+
+
+def test_sweep_presets_are_the_ones_whose_reddy_run_has_the_k_sweep():
+  """The notes' preset split (classification.SWEEP_PRESETS) is reddy2023's own default."""
+  from experiments import reddy2023
+  assert set(classification.SWEEP_PRESETS) == {
+      p for p in reddy2023.PRESETS if "K" in reddy2023.sweeps_for(p)}
+
+
+def test_chan_many_classes_note_names_a_command_that_runs_the_sweep_on_its_preset(tmp_path):
+  """tiny: reddy2023's preset runs no K sweep, so `reproduce reddy2023 --preset=tiny` (the old
+  note) fixed nothing; the note names the script with --sweeps=K,B into the seed's folder,
+  inside WORKDIR (no machine path), and rescoring chan2022 alone. Control: on cpu, whose
+  reddy2023 runs the sweep, the note names `reproduce reddy2023`."""
+  run_dir = tmp_path / "chan2022" / "run" / "seed_1"
+  write(tmp_path / "reddy2023" / "run" / "seed_1" / "results.json",
+        {"preset": "tiny", "seed": 1, "chance_full": 1 / 32, "runs": {}})
+  row = classification._chan_many_classes(run_dir, "tiny", "")
+  assert row["status"] == "NOT_SHOWN", row
+  assert ("`python -m experiments.reddy2023 --preset=tiny --seed=1 --sweeps=K,B "
+          "--workdir=WORKDIR/reddy2023/run/seed_1`") in row["note"], row["note"]
+  assert "`python -m experiments.reproduce chan2022 --preset=tiny --workdir=WORKDIR`" in \
+      row["note"] and "reproduce reddy2023 --preset=tiny" not in row["note"], row["note"]
+  assert str(tmp_path) not in row["note"]
+  cpu = classification._chan_many_classes(run_dir, "cpu", "")
+  assert cpu["status"] == "NOT_SHOWN" and ("`python -m experiments.reproduce reddy2023 "
+                                           "--preset=cpu --workdir=WORKDIR` runs it") in cpu["note"]
+  assert "--sweeps" not in cpu["note"], cpu["note"]

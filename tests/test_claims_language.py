@@ -297,3 +297,38 @@ def test_xie_zero_shot_compares_n_0_with_n_1(tmp_path):
   write(tmp_path / "xie2021.json", res)
   row = language.xie2021(tmp_path, "cpu")["claims"][4]
   assert row["status"] == "PASS" and "n=0 0.500 vs n=1 0.300" in row["ours"], row
+
+
+def test_xie_end_loss_without_its_se_names_the_points_not_a_rerun(tmp_path):
+  """tiny's xie2021.json: end_loss {value 3.64, se null, points 1}: the loss is there, its SE
+  is not, as one logged loss in the last quarter of training cannot carry a fitted line; a
+  rerun of the preset logs as few, so the note says that, not 'rerun xie2021'. Control: a
+  file without end_loss at all is what a rerun fixes, and says so."""
+  res = xie_results()
+  for name in [n for n in res["runs"] if n.startswith("transformer")]:
+    res["runs"][name]["end_loss"] = {"value": 3.64, "se": None, "steps": [20, 20], "points": 1}
+  write(tmp_path / "a" / "xie2021.json", res)
+  row = language.xie2021(tmp_path / "a", "tiny")["claims"][2]
+  assert row["status"] == "NOT_SHOWN" and "rerun" not in row["note"], row
+  assert "no standard error for the end-of-training loss of transformer_s (1 logged loss)" \
+      in row["note"] and "needs >= 4: the tiny preset logs too rarely" in row["note"], row
+  del res["runs"]["transformer_l"]["end_loss"]
+  write(tmp_path / "b" / "xie2021.json", res)
+  row = language.xie2021(tmp_path / "b", "tiny")["claims"][2]
+  assert row["status"] == "NOT_SHOWN" and "has no end-of-training loss: rerun xie2021" in \
+      row["note"], row
+
+
+@pytest.mark.parametrize("evals, points", [(8, 3), (12, 4)])
+def test_xie_end_loss_points_is_the_experiments_own_minimum(tmp_path, evals, points):
+  """END_LOSS_POINTS (the note's 'needs >= 4') is where experiments/xie2021.end_loss starts to
+  give an SE: losses logged every 100 steps to 800 put 3 in the last quarter (600-800), its
+  SE null; to 1200, 4 (900-1200), an SE."""
+  import json
+  from experiments import xie2021
+  from research.workdir import METRICS
+  rows = [{"step": 100 * i, "loss": 3.0 - i / 100 + 0.01 * (-1) ** i} for i in range(1, evals + 1)]
+  (tmp_path / METRICS).write_text("\n".join(map(json.dumps, rows)))
+  end = xie2021.end_loss(tmp_path)
+  assert (end["se"] is not None) == (points >= language.END_LOSS_POINTS), end
+  assert end["points"] == (points if end["se"] is not None else 1), end

@@ -72,11 +72,45 @@ def halfway(chance: float) -> float:
   return 0.5 * (1 + chance)
 
 
+# The presets whose default reddy2023 run includes the K and B sweeps (experiments/reddy2023.py
+# sweeps_for; a test holds the two equal). A note on another preset names the command that
+# adds a sweep: `reproduce reddy2023 --preset=tiny` runs none, so naming it fixed nothing.
+SWEEP_PRESETS = ("cpu", "paper")
+
+
+def reddy_sweep_fix(var: str, preset: str, seed, folder: str, rescore: str) -> str:
+  """The commands that give reddy2023's results in `folder` (its seed's results folder, as
+  _in_workdir names it) the `var` ("K" or "B") sweep on `preset`, and score `rescore`."""
+  if preset in SWEEP_PRESETS:
+    return (f"`python -m experiments.reproduce reddy2023 --preset={preset} --workdir=WORKDIR` "
+            "runs it")
+  # Both sweeps: a run writes results.json with only the sweeps it names, so adding B after
+  # K alone would drop K (finished runs are reused, so naming both costs only what is missing).
+  # `reproduce reddy2023` (or `all`) on this preset reruns the script without sweeps, which
+  # rewrites results.json without them: the script prints reddy2023's verdicts itself, and
+  # chan2022 is rescored alone.
+  fix = (f"reddy2023's {preset} preset runs no {var} sweep: `python -m experiments.reddy2023 "
+         f"--preset={preset} --seed={seed} --sweeps=K,B --workdir={folder}` adds it (and the "
+         "other sweep: a run naming one alone drops the other from results.json)")
+  if rescore == "reddy2023":
+    return fix + (f" and prints these verdicts; `reproduce reddy2023 --preset={preset}` or "
+                  "`all` reruns it without the sweeps, dropping them")
+  return fix + (f", then `python -m experiments.reproduce {rescore} --preset={preset} "
+                f"--workdir=WORKDIR` rescores ({rescore} alone: `all` reruns reddy2023 "
+                "without the sweeps, dropping them)")
+
+
 def _reddy_results(run_dir: Path) -> Path:
   """reddy2023's results for the same seed in the same workdir (`all` runs it first)."""
   if run_dir.name.startswith("seed_"):
     return run_dir.parent.parent.parent / "reddy2023" / "run" / run_dir.name / "results.json"
   return run_dir.parent.parent / "reddy2023" / "run" / "results.json"
+
+
+def _in_workdir(folder: Path) -> str:
+  """A result folder WORKDIR/NAME/run[/seed_<n>] as notes name it: inside WORKDIR (the gallery
+  is committed, so a note names no machine's path)."""
+  return "WORKDIR/" + "/".join(folder.parts[-3 if folder.name.startswith("seed_") else -2:])
 
 
 # ----------------------------------------------------------------------------- Chan 2022
@@ -89,9 +123,11 @@ def _chan_many_classes(run_dir: Path, preset: str, setup: str) -> dict:
   res = json.loads(path.read_text()) if path.is_file() else {}
   cells = sorted(res.get("sweep_K") or [], key=lambda c: c["K"])
   if res.get("preset") != preset or len(cells) < 2:
-    return not_shown(name, "many classes", f"measured by reddy2023's class-count sweep: run "
-                     f"`python -m experiments.reproduce reddy2023 --preset={preset}` into the same "
-                     "workdir (`all` runs it before chan2022)", control=UNTRAINED)
+    seed = run_dir.name[5:] if run_dir.name.startswith("seed_") else res.get("seed", 0)
+    return not_shown(name, "many classes", "measured by reddy2023's class-count sweep: "
+                     + reddy_sweep_fix("K", preset, seed, _in_workdir(path.parent), "chan2022")
+                     + (" (`all` runs it before chan2022)" if preset in SWEEP_PRESETS else ""),
+                     control=UNTRAINED)
   chance = float(res["chance_full"])
   few, many = cells[0], cells[-1]
   ok = few["icl"] <= chance + ICL_AT_CHANCE and many["icl"] >= 0.9
