@@ -134,7 +134,8 @@ def test_nanda_progress_on_two_evaluations_is_not_shown(tmp_path):
   """Two evaluations of the progress measures cannot place a fall between two levels: NOT
   SHOWN, not a FAIL of the claim (a mutation audit: '< 2' scored them FAIL); three are scored."""
   row = _progress_row(tmp_path / "two", [4.0, 0.0], [12.0, 0.0], [0, 25])
-  assert row["status"] == "NOT_SHOWN" and "fewer than 3 evaluations" in row["note"], row
+  assert row["status"] == "NOT_SHOWN" and "2 evaluations of the progress measures" in \
+      row["note"] and "needs >= 3" in row["note"], row
   row = _progress_row(tmp_path / "three", [4.0, 0.0, 0.0], [12.0, 12.0, 0.0], [0, 25, 50])
   assert row["status"] == "FAIL" and row["ours"] == "restricted step 25, test step 50", row
 
@@ -146,4 +147,33 @@ def test_nanda_two_test_accuracy_evaluations_show_no_jump(tmp_path):
   grokking(tmp_path, every=2500)
   rows = nanda_claims.nanda2023(tmp_path, "cpu")["claims"]
   assert [rows[i]["status"] for i in (1, 2)] == ["NOT_SHOWN"] * 2, rows
-  assert "no eval_test_accuracy curve" in rows[1]["note"], rows[1]
+  # The curve is there, with 2 evaluations: the note says so and how many it needs; "rerun"
+  # (the tiny preset's note) fixed nothing, a rerun of the preset evaluates as rarely.
+  for row in rows[1:3]:
+    assert "evaluates test accuracy 2 times (every 2500 of 2500 steps" in row["note"], row
+    assert "needs >= 3" in row["note"] and "rerun" not in row["note"], row
+
+
+def test_nanda_missing_test_accuracy_curve_still_says_rerun(tmp_path):
+  """The control of the case above: no metrics.jsonl at all is a missing file, which a rerun
+  does write: 'rerun nanda2023', not a count of evaluations."""
+  grokking(tmp_path)
+  (tmp_path / "wd_1" / "metrics.jsonl").unlink()
+  rows = nanda_claims.nanda2023(tmp_path, "cpu")["claims"]
+  assert [rows[i]["status"] for i in (1, 2)] == ["NOT_SHOWN"] * 2, rows
+  for row in rows[1:3]:
+    assert "no eval_test_accuracy curve" in row["note"] and "(rerun nanda2023)" in row["note"]
+    assert "evaluates test accuracy" not in row["note"], row
+
+
+@pytest.mark.parametrize("share, status, shown", [
+    (0.4952, "FAIL", "0.495"),    # tiny's: printed 0.50 beside '>= 0.5' FAIL before
+    (0.49996, "FAIL", "0.49996"),  # as many digits as it takes to stay below the bar
+    (0.5, "PASS", "0.50"),         # control: exactly at the bar passes and prints 0.50
+    (0.52, "PASS", "0.52"),        # control: two decimals where they do not touch the bar
+])
+def test_nanda_key_frequency_share_never_prints_a_failing_value_on_the_bar(tmp_path, share,
+                                                                         status, shown):
+  grokking(tmp_path, share=share)
+  row = nanda_claims.nanda2023(tmp_path, "cpu")["claims"][3]
+  assert row["status"] == status and row["ours"].endswith(f": {shown} of the norm^2"), row

@@ -131,3 +131,22 @@ def test_line_and_decay_controls_fail_only_the_gate_they_test(tmp_path):
     assert w["drop"] > 3 * w["noise"] and w["share"] > 0.5, w
     assert w["share"] >= 2 * w["step_share"] and w["rate_before"] is not None, w
     assert w["rate"] < 2 * w["rate_before"], w
+
+
+def test_phase_rows_print_no_net_drop_or_rise_not_a_zero_share():
+  """tiny's ladder: '-0.030 of -0.030 nats (0%)' beside '+0.001 of +0.001 nats (100%)', one
+  ratio printed two ways (the share is 0 by definition where the run did not fall). A run
+  that rose prints 'no net drop' (its prefix score, 'no net rise'); the share is of the steps
+  from the first to the last checkpoint, the span the drop is measured over, and says so.
+  Control: a run that fell prints its share."""
+  flat = _window(drop=-0.03, total_drop=-0.03, share=0.0, prefix_total_rise=-0.01,
+                 prefix_share=0.0)
+  row = ladder_claims._phase_row(_sizes(flat, _window()), "")
+  assert "-0.030 of -0.030 nats (no net drop)" in row["ours"] and "(0%)" not in row["ours"]
+  assert "+0.500 of +0.625 nats (80%)" in row["ours"], row["ours"]
+  assert "of the steps from the first to the last checkpoint" in row["ours"], row["ours"]
+  assert "share of the steps from the first to the last checkpoint" in row["tolerance"]
+  prefix = ladder_claims._prefix_row(_sizes(flat, _window()), "")
+  assert "(no net rise, -0.01 over the run;" in prefix["ours"], prefix["ours"]
+  assert "(75% of its +0.31 rise in" in prefix["ours"], prefix["ours"]
+  assert row["status"] == prefix["status"] == "FAIL"

@@ -141,3 +141,61 @@ def test_one_layer_model_must_have_trained_a_tenth_of_a_nat(tmp_path, fall, stat
   # untrained model would show neither too.
   rows = _rows(tmp_path, one_loss=lambda s: 4.0 - fall * s / 1000)
   assert _row(rows, "1-layer models train but show neither")["status"] == status
+
+
+def test_window_span_is_a_fraction_of_training_not_of_the_evaluated_steps():
+  """tiny's olsson2022: evaluations at steps 10 and 20 of 20 training steps, the window 10-20:
+  half of training (the experiment printed 0.50), not '100% of training' (the evaluated span,
+  20 - 10, as the denominator). A file without its step count falls back to the last
+  evaluation's step (training starts at 0)."""
+  from experiments.claims import olsson_rules
+  assert olsson_rules.phase_window([10, 20], [0.19, 0.163], 20)["span"] == 0.5
+  assert olsson_rules.phase_window([10, 20], [0.19, 0.163])["span"] == 0.5
+  assert olsson_rules.phase_window([0, 10, 20], [0.3, 0.19, 0.163], 20)["span"] == 0.5
+
+
+def test_the_short_window_rule_reads_training_and_a_late_ramp_still_fails():
+  """Evaluated over steps 500-1000 of 1,000: a 150-step fall (700-850) is 15% of training,
+  short (it was 30% of the evaluated steps, and FAILed 'window < 25% of training'). Negative
+  control: a steady ramp over the same evaluations is a 50% window starting at the first
+  evaluation, no phase change (nor a short window) either way."""
+  from experiments.claims import olsson_rules
+  from experiments.olsson2022 import TARGETS
+  steps = list(range(500, 1001, 25))
+  step = [-min(max(s - 700, 0), 150) / 150 for s in steps]
+  w = olsson_rules.phase_window(steps, step, 1000)
+  assert (w["start_step"], w["end_step"], w["span"]) == (700, 850, 0.15)
+  assert olsson_rules.drop_in_window(w, TARGETS)
+  ramp = olsson_rules.phase_window(steps, [-(s - 500) / 500 for s in steps], 1000)
+  assert ramp["span"] == 0.5 and ramp["at_first_eval"]
+  assert not olsson_rules.drop_in_window(ramp, TARGETS)
+  assert not olsson_rules.is_phase_change(ramp, TARGETS)
+  # The 1-layer rule reads the same training length: the whole 150-step fall is one sharp
+  # drop there (under 25% of the 1,000 steps); the evaluated span (500) allowed only 125.
+  assert olsson_rules.sharpest_drop(steps, step, 0.25, 1000) == 1.0
+  assert olsson_rules.sharpest_drop(steps, step, 0.125, 1000) < 1.0  # 125 steps: part of it
+
+
+def test_phase_change_row_names_the_training_steps_and_no_net_drop(tmp_path):
+  """The row prints the window's share of the run's recorded training steps with that count
+  (2,000 here: the 425-575 window is 8% of them, 15% of the evaluated 1,000), and a run whose
+  ICL score rose overall prints 'no net drop', not a 0% beside a window holding all of it."""
+  from experiments.claims import olsson_rules
+  def longer(res):
+    res["runs"]["2"]["steps"] = 2000
+  row = _row(_rows(tmp_path, edit=longer), "2-layer: a phase change")
+  assert "in steps 425-575 (8% of 2000 training steps;" in row["ours"], row
+  row = _row(_rows(tmp_path / "plain"), "2-layer: a phase change")
+  assert "in steps 425-575 (15% of 1000 training steps;" in row["ours"], row
+  assert olsson_rules.share_text(-0.03, -0.03) == "no net drop"
+  assert olsson_rules.share_text(0.001, 0.001) == "100%"   # control: a real (tiny) net drop
+  assert olsson_rules.share_text(0.5, 0.0) == "no net drop"
+
+
+def test_prefix_score_just_under_the_line_is_not_printed_on_it(tmp_path):
+  """A best head ending at 0.4996 FAILs '>= 0.5' and is printed 0.4996 (3 decimals gave 0.5,
+  a passing number); the control at 0.5 PASSes and prints 0.5."""
+  for level, status in ((0.4996, "FAIL"), (0.5, "PASS")):
+    rows = _rows(tmp_path / status, prefix=lc._prefix(L1H0=lambda s: 0.03 if s < 500 else level))
+    row = _row(rows, "2-layer: induction heads form")
+    assert row["status"] == status and row["ours"] == level, row

@@ -89,3 +89,35 @@ def test_reddy_rescored_context_transition_starts_from_the_copying_floor(tmp_pat
   write(tmp_path / "transformer" / "config.json", {"probe": {"ways": 2}})
   row = next(r for r in reddy.reddy2023(tmp_path, "tiny")["claims"] if "coincides" in r["claim"])
   assert row["status"] == "PASS" and "ICL 288 (gap 12)" in row["ours"], row
+
+
+def test_reddy_sweep_rows_name_a_command_that_runs_the_sweep_on_the_preset(tmp_path):
+  """A tiny run has no K or B sweep: the NOT_SHOWN rows name `experiments.reddy2023
+  --sweeps=K,B` into the seed's folder (both: a run naming one drops the other from
+  results.json), which prints the verdicts, and warn that `reproduce` on tiny drops them.
+  Control: on cpu, whose default run has both sweeps, they name `reproduce reddy2023`."""
+  run_dir = tmp_path / "reddy2023" / "run" / "seed_0"
+  reddy_run(run_dir)
+  res = json.loads((run_dir / "results.json").read_text())
+  write(run_dir / "results.json", {k: v for k, v in res.items() if not k.startswith("sweep_")})
+  rows = {r["claim"]: r for r in reddy.reddy2023(run_dir, "tiny")["claims"]}
+  for var, what in (("K", "classes K"), ("B", "burstiness B")):
+    row = rows[f"ICL rises with {what}"]
+    assert row["status"] == "NOT_SHOWN", row
+    assert f"reddy2023's tiny preset runs no {var} sweep: `python -m experiments.reddy2023 " \
+        "--preset=tiny --seed=0 --sweeps=K,B --workdir=WORKDIR/reddy2023/run/seed_0`" in \
+        row["note"], row["note"]
+    assert "reruns it without the sweeps" in row["note"] and str(tmp_path) not in row["note"]
+  cpu = {r["claim"]: r for r in reddy.reddy2023(run_dir, "cpu")["claims"]}
+  note = cpu["ICL rises with classes K"]["note"]
+  assert "`python -m experiments.reproduce reddy2023 --preset=cpu --workdir=WORKDIR`" in note
+  assert "--sweeps" not in note, note
+
+
+def test_reddy_a_fail_just_under_a_line_prints_under_it(tmp_path):
+  """Final ICL 0.8996 against '>= 0.9' FAILs and prints 0.8996, not the passing-looking 0.900
+  of three decimals; the control at exactly 0.9 PASSes and prints 0.900."""
+  for icl, status, shown in ((0.8996, "FAIL", "0.8996"), (0.9, "PASS", "0.900")):
+    reddy_run(tmp_path / status, icl=icl)
+    row = reddy.reddy2023(tmp_path / status, "cpu")["claims"][0]
+    assert row["status"] == status and row["ours"].endswith(f"-> {shown} (final probe)"), row

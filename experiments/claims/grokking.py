@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from experiments.claims.emergence import FLAT, UNTRAINED
-from experiments.claims.rows import NOISE_SIGMAS, claim, existing, load, not_shown, robust_sd
+from experiments.claims.rows import (NOISE_SIGMAS, claim, existing, load, not_shown, robust_sd,
+                                     vs_bar)
 
 TEST_RAMP = "test accuracy rising at a steady rate from the start"
 NOISY_LOSSES = "progress measures flat with evaluation noise"
@@ -30,17 +31,44 @@ NANDA_STEPS, NANDA_GROK = 40_000, (10_000, 14_000)
 # spans about 80% of it. The two crossing steps alone passed a ramp from step 0 that crossed
 # 0.95 at step 950 with train at 0.99 by step 25.
 NANDA_JUMP_FRACTION = 0.2
+# 'Dominate': the key frequencies hold most of the embedding's norm^2.
+KEY_FREQ_SHARE = 0.5
 
 
-def _test_accuracy_jump(metrics: Path | None, chance: float) -> dict | None:
-  """reddy2023.transition of eval_test_accuracy in metrics.jsonl (floor: chance); None
-  without the file or that metric."""
-  from experiments.reddy2023 import transition
+# Evaluations a curve needs before a jump can be told from a ramp (or a lasting rise from a
+# glitch): a start, a middle and an end.
+MIN_EVALS = 3
+
+
+def _test_accuracy_evals(metrics: Path | None) -> list[dict] | None:
+  """The evaluation rows of metrics.jsonl with test_accuracy; None without the file."""
   from research.analysis.emergence_plots import read_eval_rows
   if metrics is None or not metrics.is_file():
     return None
-  rows = [r for r in read_eval_rows(metrics) if "test_accuracy" in r]
-  return transition({"rows": rows}, "test_accuracy", floor=chance) if len(rows) >= 3 else None
+  return [r for r in read_eval_rows(metrics) if "test_accuracy" in r]
+
+
+def _test_accuracy_jump(rows: list[dict] | None, chance: float) -> dict | None:
+  """reddy2023.transition of eval_test_accuracy (floor: chance); None without the file or
+  with fewer than MIN_EVALS evaluations of it."""
+  from experiments.reddy2023 import transition
+  if rows is None or len(rows) < MIN_EVALS:
+    return None
+  return transition({"rows": rows}, "test_accuracy", floor=chance)
+
+
+def _too_few_evals(rows: list[dict] | None, metrics: Path | None, what: str, preset: str,
+                   every, steps: int) -> str:
+  """Why the curve cannot tell `what`: no file or metric (rerun nanda2023), or too few
+  evaluations, which a rerun of the same preset does not change (the preset's schedule)."""
+  from configs.grokking import get_config
+  if not rows:
+    return f"no eval_test_accuracy curve in {metrics} to tell {what} (rerun nanda2023)"
+  cpu = get_config("cpu").train
+  return (f"the {preset} preset evaluates test accuracy {len(rows)} time"
+          f"{'s' if len(rows) != 1 else ''} (every {every} of {steps} steps, {metrics}); telling "
+          f"{what} needs >= {MIN_EVALS}: a preset that evaluates more often shows it (cpu: "
+          f"every {cpu.eval_every} of {cpu.num_steps} steps)")
 
 
 def nanda2023(run_dir: Path, preset: str) -> dict:
@@ -61,7 +89,9 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
   # The run's folder where the experiment is now (ROOT/wd_<value>[_final_freqs]): the stored
   # path names where it trained, and a moved or copied workdir read the original's rows.
   metrics = run_dir / Path(main["workdir"]).name / "metrics.jsonl" if main.get("workdir") else None
-  jump = _test_accuracy_jump(metrics, 1 / p)
+  evals = _test_accuracy_evals(metrics)
+  jump = _test_accuracy_jump(evals, 1 / p)
+  too_few = lambda what: _too_few_evals(evals, metrics, what, preset, every, steps)
   win = None if jump is None else jump["in_band"]
   grok_text = "test accuracy jumps to ~100% long after train (grokking)"
   grok_kw = dict(why="'long after': below the paper's smallest ratio (5x), above a tie; 'jumps': "
@@ -70,8 +100,8 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
                  "chance does not restart the count)",
                  control=(UNTRAINED, TEST_RAMP, TEST_LAST_GLITCH, TEST_RAMP_DIP))
   if jump is None:
-    grok = not_shown(grok_text, "10-14k vs 1-2k epochs", f"no eval_test_accuracy curve in "
-                     f"{metrics} to tell a jump from a ramp (rerun nanda2023)", **grok_kw)
+    grok = not_shown(grok_text, "10-14k vs 1-2k epochs", too_few("a jump from a ramp"),
+                     **grok_kw)
   else:
     grok = claim(grok_text, "10-14k vs 1-2k epochs",
                  (f"never (max {main['max_test_accuracy']:.3f})" if te is None or tr is None
@@ -117,8 +147,7 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
   if control is None:
     rows.append(not_shown(text, "none", "control not run", **wd0_kw))
   elif jump is None:
-    rows.append(not_shown(text, "none", f"no eval_test_accuracy curve in {metrics} to tell a "
-                          "lasting rise from a glitch (rerun nanda2023)", **wd0_kw))
+    rows.append(not_shown(text, "none", too_few("a lasting rise from a glitch"), **wd0_kw))
   else:
     lasts = jump["step_90"] is not None
     half = 1 / p + 0.5 * (1 - 1 / p)
@@ -134,8 +163,9 @@ def nanda2023(run_dir: Path, preset: str) -> dict:
   uniform = nf / ((p - 1) // 2)
   rows.append(claim("a few key frequencies dominate the embedding", "a few (5 for p=113)",
                     None if share is None else f"{nf} freqs {main['final_key_freqs']}: "
-                    f"{share:.2f} of the norm^2", ">= 0.5 of the embedding norm^2",
-                    None if share is None else share >= 0.5,
+                    f"{vs_bar(share, KEY_FREQ_SHARE)} of the norm^2",
+                    f">= {KEY_FREQ_SHARE} of the embedding norm^2",
+                    None if share is None else share >= KEY_FREQ_SHARE,
                     setup + f"uniform share would be {uniform:.2f}",
                     why="'dominate' = most of the norm", control=UNTRAINED))
   rows.append(_nanda_progress(metrics, setup))
@@ -261,8 +291,10 @@ def _nanda_progress(metrics: Path | None, setup: str) -> dict:
     return not_shown(text, "before", f"no {metrics}", **kw)
   rows = [json.loads(line) for line in metrics.read_text().splitlines()]
   rows = [r for r in rows if "eval_restricted_loss" in r and "eval_test_loss" in r]
-  if len(rows) < 3:
-    return not_shown(text, "before", "fewer than 3 evaluations of the progress measures", **kw)
+  if len(rows) < MIN_EVALS:
+    return not_shown(text, "before", f"{len(rows)} evaluations of the progress measures in "
+                     f"{metrics}: ordering their falls needs >= {MIN_EVALS} (the preset's "
+                     "evaluation schedule, not a missing file: a rerun of it gives as few)", **kw)
   steps = [r["step"] for r in rows]
   restricted = [r["eval_restricted_loss"] for r in rows]
   test = [r["eval_test_loss"] for r in rows]

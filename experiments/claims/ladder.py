@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from experiments.claims.olsson_rules import share_text
 from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, SELF_CHECK, claim, existing,
                                      load, shrunk)
 
@@ -25,7 +26,12 @@ LINE = "loss falling as a line in ln compute"
 FLAT_K, SAME = "few-shot scores flat in k", "every metric leaves chance at one checkpoint"
 LAST_K = "few-shot scores at chance at every k but the largest"
 CONTINUOUS = ("token_accuracy", "edit_distance", "log_likelihood", "brier")
-ABRUPT = 2.0         # the window's share of the drop >= this x its share of the training steps
+# The window's share of the drop >= this x its share of the steps, both over the span the
+# drop is measured on (first to last log-spaced checkpoint): a steady fall puts in a window the
+# share of its drop that the window has of those steps. Not a share of training, as Olsson's
+# 'window < 25% of training' is (olsson_rules.training_steps): there the span is the point.
+ABRUPT = 2.0
+CHECKPOINT_SPAN = "of the steps from the first to the last checkpoint"
 MIN_PREFIX_RISE = 0.1  # research/probes/attention.rising_heads' default
 PREFIX_OVER_BASELINE = 2.0  # an untrained model has no head above 2x uniform attention
 POWER_LAW_RESIDUAL = 0.02   # the fit explains every frontier point within 2% of its loss
@@ -60,13 +66,14 @@ def _phase_row(sizes: list[dict], setup: str) -> dict:
     before = ("starts at the first checkpoint" if w.get("rate_before") is None else
               f"{w['rate'] * 1e3:.2f} vs {w['rate_before'] * 1e3:.2f} mnats/step before")
     parts.append(f"{_name(s)}: {w['drop']:+.3f} of {w['total_drop']:+.3f} nats "
-                 f"({w['share']:.0%}) in steps {w['start_step']}-{w['end_step']} "
-                 f"({w['step_share']:.0%} of the steps; noise {w['noise']:.3f}; {before})")
+                 f"({share_text(w['drop'], w['total_drop'])}) in steps {w['start_step']}-"
+                 f"{w['end_step']} ({w['step_share']:.0%} {CHECKPOINT_SPAN}; noise "
+                 f"{w['noise']:.3f}; {before})")
   return claim(
       text, "phase change", "; ".join(parts) or "no multi-layer size",
       f"at every multi-layer size (>= 2): window drop > {NOISE_SIGMAS:g} SE, > "
-      f"{MOST_OF_DROP:.0%} of the total drop, and >= {ABRUPT:g}x the window's share of "
-      "the training steps; the window after the first checkpoint, falling per step >= "
+      f"{MOST_OF_DROP:.0%} of the total drop, and >= {ABRUPT:g}x the window's share "
+      f"{CHECKPOINT_SPAN}; the window after the first checkpoint, falling per step >= "
       f"{ABRUPT:g}x as fast as before it", ok and len(sizes) >= 2,
       setup + "window: steepest fall over 2 log-spaced checkpoint intervals",
       why="'abrupt' = at least twice the drop a steady fall over those steps would give, and "
@@ -102,15 +109,18 @@ def _prefix_row(sizes: list[dict], setup: str) -> dict:
     rate = ("the window starts at the first checkpoint" if before is None else
             f"{w['prefix_rate'] * 1e3:.2f} vs {before * 1e3:.2f} per 1000 steps before")
     parts.append(f"{_name(s)}: {w['prefix_before']:.2f} -> {w['prefix_after']:.2f} in steps "
-                 f"{w['start_step']}-{w['end_step']} ({w['prefix_share']:.0%} of its "
-                 f"{w['prefix_total_rise']:+.2f} rise in {w['step_share']:.0%} of the steps; "
+                 f"{w['start_step']}-{w['end_step']} ("
+                 + (f"{w['prefix_share']:.0%} of its {w['prefix_total_rise']:+.2f} rise"
+                    if w["prefix_total_rise"] > 0 else
+                    f"no net rise, {w['prefix_total_rise']:+.2f} over the run; the window")
+                 + f" in {w['step_share']:.0%} {CHECKPOINT_SPAN}; "
                  f"{rate}; uniform {w['prefix_baseline']:.2f})")
   return claim(
       text, "coincide", "; ".join(parts) or "no multi-layer size",
       f"at every multi-layer size (>= 2): top prefix score rises >= {MIN_PREFIX_RISE} over the "
       f"window and ends >= {PREFIX_OVER_BASELINE:g}x uniform attention's; the window holds > "
-      f"{MOST_OF_DROP:.0%} of its rise over the run, >= {ABRUPT:g}x the window's share of the "
-      f"steps, rising per step >= {ABRUPT:g}x as fast as before the window",
+      f"{MOST_OF_DROP:.0%} of its rise over the run, >= {ABRUPT:g}x the window's share "
+      f"{CHECKPOINT_SPAN}, rising per step >= {ABRUPT:g}x as fast as before the window",
       ok and len(sizes) >= 2, setup + "prefix score on held-out windows whose first half "
       "repeats (research/probe_checkpoints.py); its rise over the log-spaced checkpoints, "
       "first to last",

@@ -10,9 +10,10 @@ from statistics import median
 from experiments.claims.olsson_rules import (
     MIN_AFTER, MIN_RISE, STEEP_FRACTION, curve_noise, drop_in_window as _drop_in_window,
     end_level, heads_form, is_phase_change as _is_phase_change, largest_fall,
-    loss_at as _loss_at, phase_window, sharpest_drop, shows_drop, step_noise)
+    loss_at as _loss_at, phase_window, share_text, sharpest_drop, shows_drop, step_noise,
+    training_steps)
 from experiments.claims.rows import (MOST_OF_DROP, NOISE_SIGMAS, claim, existing, load,
-                                     not_shown, rounded, shrunk)
+                                     not_shown, rounded, shrunk, vs_bar)
 
 UNTRAINED, RAMP = "untrained model", "linear learning curve"
 DECAY = "ICL score falling fastest from the first evaluation (exponential)"
@@ -45,8 +46,10 @@ def _prefix_row(n: str, r: dict, t: dict, setup: str) -> dict:
     return not_shown(text, "high", "no per-head prefix-matching curves in the results: rerun "
                      "olsson2022", **kw)
   head, end = max(((h, end_level(v)) for h, v in prefix.items()), key=lambda x: x[1])
-  return claim(text, "high", rounded(pm), f">= {line} at the last evaluation and at the best "
-               f"head's median of the last {MIN_AFTER}", pm >= line and end >= line,
+  # 3 decimals, more where rounding would move a FAIL onto the line (0.4996 -> 0.5).
+  return claim(text, "high", float(vs_bar(pm, line, 3)), f">= {line} at the last evaluation "
+               f"and at the best head's median of the last {MIN_AFTER}",
+               pm >= line and end >= line,
                setup + f"best head {pm - line:+.3f} from the line; the best median of the last "
                f"{MIN_AFTER} evaluations {end:.3f} ({head})", **kw)
 
@@ -70,7 +73,7 @@ def _olsson_loss_bump(multi: dict, one: dict | None, setup: str) -> dict:
                      "1-layer run to compare with", **kw)
   n = min(runs, key=int)
   r = runs[n]
-  w = phase_window(r["icl_curve"]["step"], r["icl_curve"]["icl_score"])
+  w = phase_window(r["icl_curve"]["step"], r["icl_curve"]["icl_score"], r.get("steps"))
   if w is None:
     return claim(name, "bump", "no ICL-score fall", "a phase-change window", False, setup, **kw)
   a, b = w["start_step"], w["end_step"]
@@ -168,7 +171,7 @@ def _ablation_row(n: str, r: dict, t: dict, setup: str) -> dict:
           f"{total:+.3f} drop" + ("" if rec is not None else
                                  f" (a drop under {t['icl_drop_2l']} nats: nothing to undo)"))
   ours = rounded(rec) if rec is not None else "-"
-  w = phase_window(curve["step"], curve["icl_score"])
+  w = phase_window(curve["step"], curve["icl_score"], r.get("steps"))
   if not _is_phase_change(w, t):
     return claim(text, "causal", ours, tol, False,
                  setup + note + "; no phase-change window for them to rise in", **kw)
@@ -197,7 +200,7 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
     rows.append(_prefix_row(n, r, t, setup))
     text = f"{n}-layer: a phase change: most of the ICL-score drop in a short window"
     curve = r.get("icl_curve")
-    w = phase_window(curve["step"], curve["icl_score"]) if curve else None
+    w = phase_window(curve["step"], curve["icl_score"], r.get("steps")) if curve else None
     kw = dict(why="'short' = under a quarter of training; 'most' = over half the drop; 0.3 "
               "nats = the experiment's 'sharp'; 3 SE = beyond the curve's own noise",
               control=(RAMP, DECAY, NOISE, LAST_DIP))
@@ -209,8 +212,9 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
       rows.append(claim(
           text, "phase change",
           "no fall" if w is None else f"{w['drop']:.3f} of {w['total_drop']:.3f} nats "
-          f"({w['share']:.0%}) in steps {w['start_step']}-{w['end_step']} ({w['span']:.0%} "
-          "of training; noise " + ("-" if w["noise"] is None else f"{w['noise']:.3f}") + ")",
+          f"({share_text(w['drop'], w['total_drop'])}) in steps {w['start_step']}-"
+          f"{w['end_step']} ({w['span']:.0%} of {training_steps(curve['step'], r.get('steps')):.0f} "
+          "training steps; noise " + ("-" if w["noise"] is None else f"{w['noise']:.3f}") + ")",
           f"window drop >= {t['icl_drop_2l']} nats and > {NOISE_SIGMAS:g} SE, > "
           f"{MOST_OF_DROP:.0%} of the total drop (which keeps >= {MOST_OF_DROP:.0%} of it), "
           f"window < {t['window_max_fraction']:.0%} of training, after the first evaluation, "
@@ -227,19 +231,21 @@ def olsson2022(run_dir: Path, preset: str) -> dict:
   if one and one.get("icl_curve") and "loss_curve" in one:
     fall = one["loss_curve"]["loss"][0] - one["loss_curve"]["loss"][-1]
     steps1, icl1 = one["icl_curve"]["step"], one["icl_curve"]["icl_score"]
-    w1 = phase_window(steps1, icl1)
+    n1 = one.get("steps")
+    w1 = phase_window(steps1, icl1, n1)
     ok = (fall >= 0.1 and one["best_prefix_matching_ever"] <= t["prefix_matching_1l_max"]
-          and not shows_drop(w1, t, steps1, icl1))
+          and not shows_drop(w1, t, steps1, icl1, n1))
     trained = ("it trained" if fall >= 0.1 else
                "short of 0.1: an untrained model would also show neither")
     drop1 = "no fall" if w1 is None else (
-        f"{w1['drop']:.3f} of {w1['total_drop']:.3f} nats ({w1['share']:.0%}; largest fall "
+        f"{w1['drop']:.3f} of {w1['total_drop']:.3f} nats "
+        f"({share_text(w1['drop'], w1['total_drop'])}; largest fall "
         f"{largest_fall(icl1):.3f}) in {w1['span']:.0%} of training")
     rows.append(claim("1-layer models train but show neither induction heads nor the drop",
                       "neither", f"best prefix matching {one['best_prefix_matching_ever']:.3f}, "
                       f"ICL-score window {drop1}, sharpest drop in under "
                       f"{t['window_max_fraction']:.0%} of training "
-                      f"{sharpest_drop(steps1, icl1, t['window_max_fraction']):.3f} nats, "
+                      f"{sharpest_drop(steps1, icl1, t['window_max_fraction'], n1):.3f} nats, "
                       f"loss fell {fall:.3f} nats",
                       f"prefix <= {t['prefix_matching_1l_max']}, no sharp drop in a short window "
                       "(the multi-layer thresholds, without their noise gates; also none given "

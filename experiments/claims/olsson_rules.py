@@ -14,9 +14,25 @@ MIN_AFTER = 3
 MIN_RISE = 0.1
 
 
-def phase_window(steps, icl) -> dict | None:
+def training_steps(steps, num_steps=None) -> float:
+  """The run's length in steps, what "X% of training" divides by: its recorded num_steps, or
+  where a file has none the last evaluation's step (training starts at step 0). Not the
+  evaluated span (last - first evaluation): tiny's evaluations at steps 10 and 20 of 20 made a
+  10-20 window '100% of training' where the experiment printed 0.50 of it; Olsson's phase
+  change is a small fraction of training, not of the evaluated steps."""
+  return float(max(num_steps or 0, steps[-1], 1))
+
+
+def share_text(part: float, total: float, what: str = "drop") -> str:
+  """A window's share of the run's net drop, or 'no net drop' where the run did not fall (the
+  share is then 0 by definition, and '-0.030 of -0.030 nats (0%)' read as a contradiction)."""
+  return f"{part / total:.0%}" if total > 0 else f"no net {what}"
+
+
+def phase_window(steps, icl, num_steps=None) -> dict | None:
   """The phase change found from the ICL-score curve: the contiguous span around its steepest
-  fall where the score falls at >= STEEP_FRACTION of that fastest rate; with the drop it
+  fall where the score falls at >= STEEP_FRACTION of that fastest rate; `span`: its length as a
+  fraction of training (training_steps(steps, num_steps)); with the drop it
   carries, that drop's fraction of the whole run's (first to last evaluation), and `noise`:
   the standard error of a difference of two evaluations, from the step-to-step changes
   outside the window (a robust spread around their median, so a steady trend is not noise;
@@ -37,7 +53,7 @@ def phase_window(steps, icl) -> dict | None:
   noise = step_noise(icl, lo, hi + 1)
   return {"start_step": steps[lo], "end_step": steps[hi + 1], "drop": drop, "total_drop": total,
           "share": drop / total if total > 0 else 0.0,
-          "span": (steps[hi + 1] - steps[lo]) / (steps[-1] - steps[0]),
+          "span": (steps[hi + 1] - steps[lo]) / training_steps(steps, num_steps),
           "at_first_eval": lo == 0, "noise": noise, "after": len(icl) - hi - 2,
           "kept_after": (icl[lo] - float(np.median(icl[hi + 2:]))) if hi + 2 < len(icl) else None}
 
@@ -72,9 +88,9 @@ def largest_fall(values) -> float:
   return float(np.max(np.maximum.accumulate(v) - v)) if len(v) else 0.0
 
 
-def sharpest_drop(steps, values, max_fraction: float) -> float:
+def sharpest_drop(steps, values, max_fraction: float, num_steps=None) -> float:
   """The most a curve falls beyond its steady course within any span of under max_fraction of
-  training: the largest values[i] - values[j] - rate x (steps[j] - steps[i]) over i < j that
+  training (training_steps): the largest values[i] - values[j] - rate x (steps[j] - steps[i]) over i < j that
   close together, `rate` the median step-to-step fall per step (a steady trend, falling or
   rising, is no drop; a drop given back later is one); 0 for a curve that never falls."""
   import numpy as np
@@ -83,12 +99,12 @@ def sharpest_drop(steps, values, max_fraction: float) -> float:
     return 0.0
   rate = float(np.median(-np.diff(v) / np.diff(s)))
   i, j = np.triu_indices(len(v), k=1)
-  close = s[j] - s[i] < max_fraction * (s[-1] - s[0])
+  close = s[j] - s[i] < max_fraction * training_steps(steps, num_steps)
   falls = v[i] - v[j] - rate * (s[j] - s[i])
   return max(float(np.max(falls[close])) if close.any() else 0.0, 0.0)
 
 
-def shows_drop(w: dict | None, t: dict, steps, values) -> bool:
+def shows_drop(w: dict | None, t: dict, steps, values, num_steps=None) -> bool:
   """drop_in_window, or the same sharp drop given back later, or hidden beside a steeper step
   or in a trend: a window drop of >= the 2-layer threshold in a short window, most of the
   curve's largest fall; or a sharpest_drop of >= that threshold in a window shorter than the
@@ -100,7 +116,7 @@ def shows_drop(w: dict | None, t: dict, steps, values) -> bool:
   return drop_in_window(w, t) or (
       w is not None and w["drop"] >= t["icl_drop_2l"] and w["span"] < t["window_max_fraction"]
       and w["drop"] > MOST_OF_DROP * largest_fall(values)) or (
-      sharpest_drop(steps, values, t["window_max_fraction"]) >= t["icl_drop_2l"])
+      sharpest_drop(steps, values, t["window_max_fraction"], num_steps) >= t["icl_drop_2l"])
 
 
 def is_phase_change(w: dict | None, t: dict) -> bool:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from experiments.claims.classification import (FEW_SEQUENCES, HALFWAY_WHY, ICL_AT_CHANCE,
                                                IWL_UNRESOLVED, RAMP, UNTRAINED,
-                                               halfway, line_margin, noise, plugin_noise)
-from experiments.claims.rows import claim, load, not_shown, shrunk
+                                               halfway, line_margin, noise, plugin_noise,
+                                               reddy_sweep_fix, _in_workdir)
+from experiments.claims.rows import claim, load, not_shown, shrunk, vs_bar
 
 GLITCH = "one evaluation at perfect, chance otherwise"
 LAST_GLITCH = "chance but for the last evaluation, at perfect"
@@ -111,7 +112,8 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
   if tr:
     icl, first = tr["probe"]["icl"]["acc_full"], tr["transition"]["first_eval"]
     rows.append(claim("ICL accuracy jumps from ~1/L to ~1", f"1/L={chance:.3f} -> ~1",
-                      f"{first:.3f} (first eval) -> {icl:.3f} (final probe)",
+                      f"{vs_bar(first, at_chance, 3)} (first eval) -> {vs_bar(icl, 0.9, 3)} "
+                      "(final probe)",
                       f"first eval <= {at_chance:.3f} and final ICL >= 0.9",
                       first <= at_chance and icl >= 0.9,
                       setup + f"start {first - chance:+.3f} from 1/L, end {icl - 0.9:+.3f} from 0.9",
@@ -129,7 +131,8 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
   text = "no burstiness (B=0): no ICL, the model learns in weights instead"
   if b0:
     icl0, iwl0 = b0["probe"]["icl"]["acc_full"], b0["probe"]["iwl"]["acc_full"]
-    rows.append(claim(text, "ICL ~ 1/L, in-weights ~1", f"ICL {icl0:.3f}, in-weights {iwl0:.3f}",
+    rows.append(claim(text, "ICL ~ 1/L, in-weights ~1",
+                      f"ICL {vs_bar(icl0, at_chance, 3)}, in-weights {vs_bar(iwl0, 0.9, 3)}",
                       f"ICL <= {at_chance:.3f} and in-weights >= 0.9",
                       icl0 <= at_chance and iwl0 >= 0.9,
                       setup + f"ICL {icl0 - chance:+.3f} from 1/L; in-weights {iwl0 - 0.9:+.3f} "
@@ -140,8 +143,10 @@ def reddy2023(run_dir: Path, preset: str) -> dict:
     cells = res.get(key)
     text = f"ICL rises with {what}"
     if not cells or len(cells) < 2:
-      rows.append(not_shown(text, "rises", f"sweep not run (experiments/reddy2023.py "
-                            f"--sweeps={key[-1]})",
+      seed = res.get("seed", run_dir.name[5:] if run_dir.name.startswith("seed_") else 0)
+      rows.append(not_shown(text, "rises", "sweep not run: "
+                            + reddy_sweep_fix(key[-1], preset, seed, _in_workdir(run_dir),
+                                              "reddy2023"),
                             control=(UNTRAINED, FLAT_SWEEPS, FEW_SEQUENCES)))
       continue
     var = key[-1]

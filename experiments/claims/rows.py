@@ -126,6 +126,16 @@ def counts(rows: list[dict]) -> dict:
   return out
 
 
+def vs_bar(x: float, bar: float, nd: int = 2) -> str:
+  """x with nd decimals, or as many more as keep the printed value on x's own side of `bar`:
+  a FAIL at 0.4952 against '>= 0.5' printed 0.50, a passing number."""
+  for d in range(nd, 10):
+    text = f"{x:.{d}f}"
+    if (float(text) < bar) == (x < bar) and (float(text) > bar) == (x > bar):
+      return text
+  return repr(float(x))
+
+
 def rounded(x, nd: int = 3):
   return None if x is None else round(float(x), nd)
 
