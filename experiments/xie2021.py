@@ -59,17 +59,24 @@ def models_for(preset: str) -> dict:
   return PAPER_MODELS if preset == "paper" else MODELS
 
 
+IDEAL = "ideal learner (Bayes, knows the format)"
+
+
 def render(results: dict, out_png) -> Path:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  
+  from matplotlib import ticker
+
   from research.analysis.plots import save_figure
 
   first = next(iter(results.values()))["probe"]["accuracy"]
   sets, ks = list(first), list(first[next(iter(first))])
+  # constrained layout: the legend goes below the panels and the figure grows to hold it (in a
+  # panel, the tiny preset's one column cut the ideal learner's entry off at the right edge).
   fig, axes = plt.subplots(len(sets), len(ks), figsize=(3.0 * len(ks), 2.7 * len(sets)),
-                           dpi=110, squeeze=False, sharey=True)
+                           dpi=110, squeeze=False, sharey=True, layout="constrained")
+  ideal = None
   for r, s in enumerate(sets):
     for c, k in enumerate(ks):
       ax = axes[r, c]
@@ -78,18 +85,25 @@ def render(results: dict, out_png) -> Path:
         ax.plot(curve["n"], curve["accuracy"], marker="o", ms=3, color=COLOURS.get(name),
                 label=f"{name} ({res['num_params'] / 1e3:.0f}k)")
       if "ideal" in curve:  # the same prompts for every model: one reference line
-        ax.plot(curve["n"], curve["ideal"], ls=":", color="black", lw=1,
-                label="ideal learner (Bayes, knows the format)" if len(sets) == 1 else None)
-      ax.set_xscale("symlog", linthresh=1)
+        ideal, = ax.plot(curve["n"], curve["ideal"], ls=":", color="black", lw=1, label=IDEAL)
+      # n = 0, 1, 2, 4, ...: base 2 spaces the doublings evenly, and a tick at every n, as
+      # written, names each point (base 10 showed only "0" and "10^0" for n = 0, 1, 2).
+      ax.set_xscale("symlog", linthresh=1, base=2)
+      shown = [n for n in curve["n"] if len(curve["n"]) <= 9 or n == 0 or n & (n - 1) == 0]
+      ax.xaxis.set_major_locator(ticker.FixedLocator(shown))  # a long list: 0 and powers of 2
+      ax.xaxis.set_major_formatter(ticker.FixedFormatter([str(n) for n in shown]))
+      ax.xaxis.set_minor_locator(ticker.NullLocator())
+      ax.tick_params(axis="x", labelsize=7)
       ax.set_title(f"{s.upper()} concepts, k = {k}", fontsize=9)
       ax.set_xlabel("examples n")
       if c == 0:
         ax.set_ylabel("label accuracy")
-  # The OOD panels' curves sit near chance: room for the legend without hiding a line.
-  leg = axes[-1, 0]
-  if len(sets) > 1 and any("ideal" in c for c in first[sets[0]].values()):
-    leg.plot([], [], ls=":", color="black", lw=1, label="ideal learner (Bayes, knows the format)")
-  leg.legend(fontsize=7, frameon=False, loc="upper left")
+  handles, labels = axes[0, 0].get_legend_handles_labels()
+  if ideal is not None and IDEAL not in labels:  # the first panel's set had no ideal curve
+    handles, labels = handles + [ideal], labels + [IDEAL]
+  # One row where the panels are wide enough (the cpu preset's four columns), else a column.
+  fig.legend(handles, labels, loc="outside lower center", fontsize=7, frameon=False,
+             ncol=len(labels) if len(ks) >= 3 else 1)
   return save_figure(fig, out_png)
 
 

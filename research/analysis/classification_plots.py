@@ -88,10 +88,19 @@ def training_curves(metrics_jsonl, out_png, *, title: str = "") -> Path:
 
 
 def grid(cells: list[dict], out_png, *, row_key: str, col_key: str, title: str = "") -> Path:
-  """cells: [{row_key: v, col_key: v, 'icl': acc, 'iwl': acc}] -> two heatmaps."""
+  """cells: [{row_key: v, col_key: v, 'icl': acc, 'iwl': acc}] -> two heatmaps side by side,
+  sharing the rows (named once, on the left) and a colour bar."""
   rows = sorted({c[row_key] for c in cells}, key=str)
   cols = sorted({c[col_key] for c in cells}, key=str)
-  fig, axes = plt.subplots(1, 2, figsize=(7.5, 0.6 * len(rows) + 2.2), dpi=110)
+  # A column label such as "p_bursty=0.0, alpha=0.0" goes on one line per part, and each column
+  # gets the width of its longest line: on one line four of them overprinted each other.
+  col_labels = [str(c).replace(", ", "\n") for c in cols]
+  chars = max(len(line) for label in col_labels for line in label.split("\n"))
+  lines = max(label.count("\n") + 1 for label in col_labels)
+  panel_w = max(2.8, len(cols) * (0.065 * chars + 0.15))
+  # constrained layout keeps the row label, the tick labels and the shared colour bar apart.
+  fig, axes = plt.subplots(1, 2, figsize=(2 * panel_w + 1.6, 0.6 * len(rows) + 1.9 + 0.12 * lines),
+                           dpi=110, sharey=True, layout="constrained")
   for ax, metric in zip(axes, ("icl", "iwl")):
     grid_ = [[next((c[metric] for c in cells if c[row_key] == r and c[col_key] == k), float("nan"))
               for k in cols] for r in rows]
@@ -100,11 +109,14 @@ def grid(cells: list[dict], out_png, *, row_key: str, col_key: str, title: str =
       for j, v in enumerate(r):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if v < 0.6 else "black")
-    ax.set_xticks(range(len(cols)), [str(c) for c in cols], fontsize=7)
-    ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=7)
+    ax.set_xticks(range(len(cols)), col_labels, fontsize=7)
     ax.set_xlabel(col_key)
-    ax.set_ylabel(row_key)
     ax.set_title({"icl": "ICL accuracy", "iwl": "in-weights accuracy"}[metric], fontsize=8)
+  # The rows are the same in both panels: labelled on the left only (the right panel's label
+  # sat on the left panel's tick labels).
+  axes[0].set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=7)
+  axes[0].set_ylabel(row_key)
+  axes[1].tick_params(labelleft=False)
   fig.colorbar(im, ax=axes, fraction=0.03)
   fig.suptitle(title, fontsize=8)
   return save_figure(fig, out_png, tight=False)

@@ -101,18 +101,26 @@ def render_grokking(runs: dict[str, str | Path], out_png, *, spectra: dict | Non
     pts = [(st, f) for st, fs in zip(s, ks) for f in fs]
     if pts:
       axes[4].scatter(*zip(*pts), s=4, marker="o" if ls == "-" else "x", label=label)
-  for ax, title in zip(axes, ("accuracy", "loss", "weight norm (L2, all params)",
-                              "Fourier restricted / excluded loss", "key frequencies (top-k)")):
+  # Each panel says what its y axis counts: the key-frequency panel's dots are frequency
+  # indices (1 .. p // 2), which a title alone left to be guessed.
+  for ax, (title, ylabel) in zip(axes, (
+      ("accuracy", "accuracy"), ("loss", "cross-entropy loss (nats)"),
+      ("weight norm (L2, all params)", "L2 norm"),
+      ("Fourier restricted / excluded loss", "cross-entropy loss (nats)"),
+      ("key frequencies (largest embedding norms)", "frequency k"))):
     ax.set_title(title, fontsize=8)
     ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
     ax.legend(fontsize=6, frameon=False)
   axes[1].set_yscale("log")
   axes[3].set_yscale("log")
+  axes[4].yaxis.set_major_locator(mticker.MaxNLocator(integer=True))  # frequencies are integers
   if spectra:
     for (label, norms), ls in zip(spectra.items(), styles):
       axes[5].plot(range(1, len(norms) + 1), norms, ls, marker=".", label=label)
     axes[5].set_title("final embedding norm per frequency", fontsize=8)
     axes[5].set_xlabel("frequency k", fontsize=8)
+    axes[5].set_ylabel("embedding norm", fontsize=8)
     axes[5].legend(fontsize=6, frameon=False)
   return plots.save_figure(fig, out_png)
 

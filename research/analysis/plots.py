@@ -22,9 +22,12 @@ LABELS = {"model": "Transformer", "least_squares": "Least squares", "ridge": "Ri
 
 def save_figure(fig, out_png: str | Path, *, tight: bool = True, **savefig_kwargs) -> Path:
   """The one way a figure is written: lays it out (`tight=False` for figures whose colour bar
-  spans several axes), writes it atomically (creating the folder; a reader never sees half a
-  PNG, research/workdir.py) and closes it; returns its path."""
-  if tight:
+  spans several axes; a figure made with a layout engine of its own, e.g.
+  `layout="constrained"`, keeps it), writes it atomically (creating the folder; a reader never
+  sees half a PNG, research/workdir.py) and closes it; returns its path."""
+  # tight_layout() would replace a constrained layout, which is what places a legend or colour
+  # bar outside the panels inside the figure.
+  if tight and fig.get_layout_engine() is None:
     fig.tight_layout()
   out = Path(out_png)
   out.parent.mkdir(parents=True, exist_ok=True)
