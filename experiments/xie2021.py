@@ -4,8 +4,9 @@
 
 Trains configs/ginc.py:PRESET with Transformers of three sizes and an LSTM (cpu:
 2/3/4 layers at width 32/48/64 and a 2-layer LSTM matched to the parameter count
-of a 2-layer width-64 Transformer; paper: Xie's 4/12/16 layers at width 768 and a
-6-layer LSTM), each in WORKDIR/<model>/ (normal run directories: rerunning reuses
+of a 2-layer width-64 Transformer; tiny: 1/2/2 layers at width 16/24/32 and a
+2-layer LSTM matched to the width-32 one; paper: Xie's 4/12/16 layers at width 768
+and a 6-layer LSTM), each in WORKDIR/<model>/ (normal run directories: rerunning reuses
 them). Every run's probe (probes/ginc.json) gives next-token label accuracy vs the
 number of examples n, per example length k, for in-distribution and
 out-of-distribution concepts, and the ideal in-context learner's accuracy on the
@@ -30,7 +31,7 @@ from research.workdir import METRICS, read_jsonl, write_json
 
 
 PAPER = "Xie et al. 2021, GINC: ICL as implicit Bayesian inference (3 sizes + LSTM)"
-PRESETS = {"tiny": "4 runs of the tiny config",
+PRESETS = {"tiny": "3 Transformers (1-2 layers, width 16-32) + LSTM, 20 steps each",
            "cpu": "3 Transformers + LSTM, 4000 steps of 16 x 256 tokens each, 1024 prompts per (n, k)",
            "paper": "GPT-2-small-sized models, 30k steps each"}
 
@@ -50,6 +51,11 @@ PAPER_MODELS = {
     "transformer_16l": {"num_layers": 16, "width": 768, "num_heads": 12},
     "lstm": {"name": "lstm", "num_layers": 4, "width": 768, "num_heads": 12, "lstm_layers": 6},
 }
+# The tiny preset's (layers, width) per model: three distinct sizes that still train in
+# seconds. One cap (2 layers, width 32) made all three the same 30k-parameter model, so the
+# larger-model claims and the legend compared one size with itself.
+TINY_SIZES = {"transformer_s": (1, 16), "transformer_m": (2, 24), "transformer_l": (2, 32),
+              "lstm": (2, 32)}
 COLOURS = {"transformer_s": "#9ecae1", "transformer_m": "#3182bd", "transformer_l": "#08306b",
            "transformer_4l": "#9ecae1", "transformer_12l": "#3182bd",
            "transformer_16l": "#08306b", "lstm": "#d62728"}
@@ -153,9 +159,12 @@ def run(preset: str, workdir, seed: int = 0, models=(), num_steps: int = 0) -> N
     config = common.seeded(cfg_mod.get_config(preset), seed)
     config.model.update(overrides)
     if preset == "tiny":  # keep the tiny preset tiny whatever the size
-      config.model.width = min(config.model.width, 32)
-      config.model.num_layers = min(config.model.num_layers, 2)
+      config.model.num_layers, config.model.width = TINY_SIZES[name]
       config.model.num_heads = 2
+      # A loss logged every step: end_loss fits the last quarter's logged losses and needs 4
+      # for a standard error, which 2 logged losses in 20 steps never gave, so the
+      # larger-model claim had no end loss to compare sizes at.
+      config.train.steps_per_call = config.train.log_every = 1
     if num_steps:
       config.train.num_steps = num_steps
     config_check.validate(config, jax.device_count())

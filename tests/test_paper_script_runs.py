@@ -205,14 +205,35 @@ def _xie_recorder(tmp_path, monkeypatch):
 
 
 def test_xie_tiny_keeps_every_model_tiny_at_the_seed_and_steps_given(tmp_path, monkeypatch):
-  """tiny caps every model at 2 layers of width 32 with 2 heads (the 4-layer width-64
-  transformer_l included); seed and --num_steps reach the run."""
+  """tiny trains the 4-layer width-64 transformer_l at 2 layers of width 32 with 2 heads; seed
+  and --num_steps reach the run."""
   seen = _xie_recorder(tmp_path, monkeypatch)
   xie2021.run("tiny", tmp_path / "x", seed=2, models=["transformer_l"], num_steps=7)
   [(wd, c)] = seen.items()
   assert wd == str(tmp_path / "x" / "transformer_l")
   assert (c.model.num_layers, c.model.width, c.model.num_heads) == (2, 32, 2)
   assert (c.seed, c.train.num_steps) == (2, 7)
+
+
+def test_xie_tiny_trains_three_distinct_sizes_with_an_end_loss_to_compare(tmp_path, monkeypatch):
+  """tiny's one cap (2 layers, width 32) made transformer_s, _m and _l one 30k-parameter model,
+  and 2 logged losses gave no end loss with a standard error: the larger-model claim compared
+  one size with itself, or nothing. Now three sizes, each no larger than before, and a loss
+  logged every step (end_loss: 4 or more in the last quarter of 20 steps)."""
+  seen = _xie_recorder(tmp_path, monkeypatch)
+  xie2021.run("tiny", tmp_path / "x")
+  sizes = {Path(wd).name: (c.model.num_layers, c.model.width) for wd, c in seen.items()}
+  assert sizes == {"transformer_s": (1, 16), "transformer_m": (2, 24), "transformer_l": (2, 32),
+                   "lstm": (2, 32)}
+  assert len({sizes[n] for n in ("transformer_s", "transformer_m", "transformer_l")}) == 3
+  c = seen[str(tmp_path / "x" / "transformer_s")]
+  steps = range(c.train.log_every, c.train.num_steps + 1, c.train.log_every)
+  assert len([s for s in steps if s >= 0.75 * c.train.num_steps]) >= 4
+  # control: the cpu preset keeps its own sizes and log cadence
+  seen.clear()
+  xie2021.run("cpu", tmp_path / "c", models=["transformer_s"])
+  [c] = seen.values()
+  assert (c.model.num_layers, c.model.width, c.train.log_every) == (2, 32, 100)
 
 
 def test_xie_refuses_a_model_of_another_preset_before_training(tmp_path, monkeypatch):
