@@ -130,6 +130,12 @@ def summarise_run(rows: list[dict], times: dict, spectrum: list[float]) -> dict:
   }
 
 
+def reached(step: int | None, run: dict) -> str:
+  """'at step 1200', or 'never (within 2500 steps)' for a threshold the run did not reach
+  (grokking.json keeps null; the console line said "at step None")."""
+  return f"at step {step}" if step is not None else f"never (within {run['final_step']} steps)"
+
+
 def _run_configs(base, decays: list[float]) -> list:
   """The main run's config and its control's, the control checked before either trains: at the
   run's own weight decay it would be the run itself (one folder, no control: the claim could
@@ -185,8 +191,8 @@ def run(preset: str, workdir, seed: int = 0, control: bool = True,
     results[label] = summarise_run(rows, times, spectra[label]) | {"workdir": str(workdir)}
     metric_files[label] = workdir / "metrics.jsonl"
     r = results[label]
-    print(f"{label}: train acc >= {TRAIN_THRESHOLD} at step {r['train_acc_099_step']}, "
-          f"test acc >= {TEST_THRESHOLD} at step {r['test_acc_095_step']} "
+    print(f"{label}: train acc >= {TRAIN_THRESHOLD} {reached(r['train_acc_099_step'], r)}, "
+          f"test acc >= {TEST_THRESHOLD} {reached(r['test_acc_095_step'], r)} "
           f"(final train {r['final'].get('train_accuracy', float('nan')):.4f}, "
           f"test {r['final'].get('test_accuracy', float('nan')):.4f}, "
           f"max test {r['max_test_accuracy']:.4f}, weight norm {r['final']['weight_norm']:.1f}, "

@@ -95,6 +95,35 @@ def test_nanda_control_trains_at_the_weight_decay_asked(tmp_path, monkeypatch):
   assert set(json.loads((tmp_path / "grokking.json").read_text())["runs"]) == {"wd=1", "wd=0.5"}
 
 
+def test_nanda_says_never_for_a_threshold_not_reached(tmp_path, monkeypatch, capsys):
+  """The console said "train acc >= 0.99 at step None" (Python's None to a user); a threshold
+  not reached is "never (within N steps)" now, and grokking.json keeps null. Control: a run
+  that reached one prints its step."""
+  from research import train
+  from research.analysis import emergence_plots
+  steps = {"wd=1": (20, None), "wd=0": (None, None)}
+  monkeypatch.setattr(nanda2023, "write_scaled_init", lambda *a: None)
+  monkeypatch.setattr(nanda2023, "replay_with_final_freqs", lambda c, w: (w, {}))
+  monkeypatch.setattr(nanda2023, "final_spectrum", lambda *a: [])
+  monkeypatch.setattr(nanda2023, "summarise_run", lambda rows, times, spectrum: {
+      "train_acc_099_step": steps[rows][0], "test_acc_095_step": steps[rows][1],
+      "final": {"weight_norm": 1.0}, "max_test_accuracy": 0.1, "final_key_freqs": [1],
+      "final_step": 40})
+  monkeypatch.setattr(train, "train_or_reuse", lambda *a: {})
+  monkeypatch.setattr(common, "wall_times", lambda *a: {"wall_s": 1.0, "call_wall_s": 1.0})
+  monkeypatch.setattr(emergence_plots, "read_eval_rows", lambda path: "wd=1" if
+                      path.parent.name == "wd_1" else "wd=0")
+  monkeypatch.setattr(emergence_plots, "render_grokking", lambda *a, **k: tmp_path / "g.png")
+  _verdicts_asked(monkeypatch)
+  nanda2023.run("tiny", tmp_path)
+  out = capsys.readouterr().out
+  assert "wd=1: train acc >= 0.99 at step 20, test acc >= 0.95 never (within 40 steps) " in out
+  assert "wd=0: train acc >= 0.99 never (within 40 steps), test acc >= 0.95 never" in out
+  assert "None" not in out
+  runs = json.loads((tmp_path / "grokking.json").read_text())["runs"]
+  assert runs["wd=0"]["train_acc_099_step"] is None
+
+
 @pytest.mark.parametrize("decay, needle", [
     (1.0, r"--control_weight_decay=1 is the run's own weight decay \(optim.weight_decay=1\), "
           r"so the control would be the same run; .* or pass --nocontrol"),
