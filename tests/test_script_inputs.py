@@ -34,6 +34,34 @@ def test_every_experiment_script_has_the_same_command_line(module, tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize("value", ["a", "-1", "1.5", "", " 3", "\u00b2", "5000000000"])
+@pytest.mark.parametrize("module", ["experiments.garg2022", "experiments.besiroglu2024"])
+def test_a_bad_seed_is_one_plain_line(module, value, tmp_path, monkeypatch, capfd):
+  """--seed=a said "invalid literal for int() with base 10: 'a'" (Python's words), ' 3' ran
+  seed 3, and 5000000000 was refused by the config check naming --config.seed, a flag the
+  scripts lack. Every script's --seed (common.define_run_flags) now reads as reproduce's
+  --seeds does: exit 2, one line, nothing written."""
+  import importlib
+  monkeypatch.setattr(sys, "argv", [module, "--preset=tiny", f"--seed={value}",
+                                    f"--workdir={tmp_path / 'w'}"])
+  with pytest.raises(SystemExit) as e:
+    cli.run_script(importlib.import_module(module).main)
+  lines = capfd.readouterr().err.strip().splitlines()
+  assert e.value.code == 2 and lines == [
+      f"error: flag --seed={value}: give the seed as a non-negative integer below 2**32, e.g. "
+      "--seed=1; see --help for the flags"], lines
+  assert not (tmp_path / "w").exists()
+
+
+def test_a_good_seed_parses_as_an_int():
+  """Control: --seed=7, --seed 7 and the default give ints."""
+  from experiments import common
+  define = lambda fv: common.define_run_flags(fv, ["tiny"], default="tiny")
+  assert [cli.parse_flags(define, argv).seed for argv in (["--seed=7"], ["--seed", "7"], [])] == [
+      7, 7, 0]
+  assert common.SeedParser().parse("4294967295") == 2 ** 32 - 1
+
+
 @pytest.mark.parametrize("module,argv,code,needle", [
     ("experiments.reproduce", ["nope"], 2, "NAME is 'nope'"),
     ("experiments.reproduce", ["schaeffer2023", "--preset=paper"], 2, "no 'paper' preset"),
