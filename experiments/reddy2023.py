@@ -27,7 +27,7 @@ from experiments import common
 from research import cli
 from research.analysis import classification_plots as cplots
 from research.errors import InputError
-from research.workdir import write_json
+from research.workdir import read_json, write_json
 
 PAPER = "Reddy 2023, abrupt emergence of in-context classification"
 PRESETS = {"tiny": "3 runs of the tiny config",
@@ -182,6 +182,11 @@ def run(preset: str, workdir, seed: int = 0, sweeps=None, runs=tuple(RUNS), step
     cplots.grid(cells, out / "figures" / f"sweep_{sweep}.png", row_key="model", col_key=sweep,
                 title=f"Reddy: ICL and in-weights accuracy vs {sweep}")
     results[f"sweep_{sweep}"] = cells
+  # A sweep run here before and not asked for now stays recorded (its runs are here, of this
+  # preset and seed: common.owned): `reproduce reddy2023` after `--sweeps=K` dropped the K
+  # sweep from the file that chan2022's claim reads.
+  previous = read_json(out / "results.json") or {}
+  results |= {k: v for k, v in previous.items() if k.startswith("sweep_") and k not in results}
   write_json(out / "results.json", results, indent=1)
   common.print_verdicts("reddy2023", out, preset)
   print(f"\nresults: {out / 'results.json'}; figures: {out / 'figures'}")

@@ -138,7 +138,7 @@ def test_sweep_presets_are_the_ones_whose_reddy_run_has_the_k_sweep():
 
 def test_chan_many_classes_note_names_a_command_that_runs_the_sweep_on_its_preset(tmp_path):
   """tiny: reddy2023's preset runs no K sweep, so `reproduce reddy2023 --preset=tiny` (the old
-  note) fixed nothing; the note names the script with --sweeps=K,B into the seed's folder,
+  note) fixed nothing; the note names the script with --sweeps=K into the seed's folder,
   inside WORKDIR (no machine path), and rescoring chan2022 alone. Control: on cpu, whose
   reddy2023 runs the sweep, the note names `reproduce reddy2023`."""
   run_dir = tmp_path / "chan2022" / "run" / "seed_1"
@@ -146,7 +146,7 @@ def test_chan_many_classes_note_names_a_command_that_runs_the_sweep_on_its_prese
         {"preset": "tiny", "seed": 1, "chance_full": 1 / 32, "runs": {}})
   row = classification._chan_many_classes(run_dir, "tiny", "")
   assert row["status"] == "NOT_SHOWN", row
-  assert ("`python -m experiments.reddy2023 --preset=tiny --seed=1 --sweeps=K,B "
+  assert ("`python -m experiments.reddy2023 --preset=tiny --seed=1 --sweeps=K "
           "--workdir=WORKDIR/reddy2023/run/seed_1`") in row["note"], row["note"]
   assert "`python -m experiments.reproduce chan2022 --preset=tiny --workdir=WORKDIR`" in \
       row["note"] and "reproduce reddy2023 --preset=tiny" not in row["note"], row["note"]

@@ -93,9 +93,9 @@ def test_reddy_rescored_context_transition_starts_from_the_copying_floor(tmp_pat
 
 def test_reddy_sweep_rows_name_a_command_that_runs_the_sweep_on_the_preset(tmp_path):
   """A tiny run has no K or B sweep: the NOT_SHOWN rows name `experiments.reddy2023
-  --sweeps=K,B` into the seed's folder (both: a run naming one drops the other from
-  results.json), which prints the verdicts, and warn that `reproduce` on tiny drops them.
-  Control: on cpu, whose default run has both sweeps, they name `reproduce reddy2023`."""
+  --sweeps=K` (or B) into the seed's folder, which prints the verdicts (a later rerun keeps
+  the sweep: test_experiment_numbers.py). Control: on cpu, whose default run has both sweeps,
+  they name `reproduce reddy2023`."""
   run_dir = tmp_path / "reddy2023" / "run" / "seed_0"
   reddy_run(run_dir)
   res = json.loads((run_dir / "results.json").read_text())
@@ -105,9 +105,9 @@ def test_reddy_sweep_rows_name_a_command_that_runs_the_sweep_on_the_preset(tmp_p
     row = rows[f"ICL rises with {what}"]
     assert row["status"] == "NOT_SHOWN", row
     assert f"reddy2023's tiny preset runs no {var} sweep: `python -m experiments.reddy2023 " \
-        "--preset=tiny --seed=0 --sweeps=K,B --workdir=WORKDIR/reddy2023/run/seed_0`" in \
-        row["note"], row["note"]
-    assert "reruns it without the sweeps" in row["note"] and str(tmp_path) not in row["note"]
+        f"--preset=tiny --seed=0 --sweeps={var} --workdir=WORKDIR/reddy2023/run/seed_0` adds it " \
+        "and prints these verdicts" in row["note"], row["note"]
+    assert str(tmp_path) not in row["note"]
   cpu = {r["claim"]: r for r in reddy.reddy2023(run_dir, "cpu")["claims"]}
   note = cpu["ICL rises with classes K"]["note"]
   assert "`python -m experiments.reproduce reddy2023 --preset=cpu --workdir=WORKDIR`" in note

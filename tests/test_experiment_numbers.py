@@ -52,6 +52,27 @@ def test_reddy_records_chance_over_the_labels_and_prints_the_scorers_verdicts(
   assert "checks" not in res and asked == [("reddy2023", tmp_path, "tiny")]
 
 
+def test_a_reddy_rerun_without_sweeps_keeps_the_sweeps_run_before(tmp_path, monkeypatch):
+  """`reproduce reddy2023 --preset=tiny` (no sweeps) after `experiments.reddy2023 --sweeps=K`
+  rewrote results.json without the K sweep that chan2022's claim reads (its runs still there).
+  Control: a sweep run now replaces its earlier record."""
+  monkeypatch.setattr(common, "classification_run",
+                      lambda out, name, c: _classification_run())
+  monkeypatch.setattr(cplots, "training_curves", lambda *a, **k: None)
+  monkeypatch.setattr(cplots, "grid", lambda *a, **k: None)
+  _verdicts_asked(monkeypatch)
+  reddy2023.run("tiny", tmp_path, sweeps=("K",), runs=("transformer",))
+  swept = json.loads((tmp_path / "results.json").read_text())["sweep_K"]
+  assert swept
+  reddy2023.run("tiny", tmp_path, sweeps=(), runs=("transformer",))
+  assert json.loads((tmp_path / "results.json").read_text())["sweep_K"] == swept
+  monkeypatch.setattr(common, "classification_run", lambda out, name, c: _classification_run(
+      icl=0.123))
+  reddy2023.run("tiny", tmp_path, sweeps=("K",), runs=("transformer",))
+  assert {c["icl"] for c in json.loads((tmp_path / "results.json").read_text())["sweep_K"]} \
+      == {0.123}
+
+
 def test_chan_records_each_cells_in_weights_accuracies_and_prints_the_scorers_verdicts(
     tmp_path, monkeypatch):
   """Recorded per cell: in-weights accuracy on UNIFORM queries (every class), which the claims

@@ -84,20 +84,14 @@ def reddy_sweep_fix(var: str, preset: str, seed, folder: str, rescore: str) -> s
   if preset in SWEEP_PRESETS:
     return (f"`python -m experiments.reproduce reddy2023 --preset={preset} --workdir=WORKDIR` "
             "runs it")
-  # Both sweeps: a run writes results.json with only the sweeps it names, so adding B after
-  # K alone would drop K (finished runs are reused, so naming both costs only what is missing).
-  # `reproduce reddy2023` (or `all`) on this preset reruns the script without sweeps, which
-  # rewrites results.json without them: the script prints reddy2023's verdicts itself, and
-  # chan2022 is rescored alone.
+  # A rerun keeps the sweeps recorded before (experiments/reddy2023.run), so `reproduce` or
+  # `all` afterwards scores them too.
   fix = (f"reddy2023's {preset} preset runs no {var} sweep: `python -m experiments.reddy2023 "
-         f"--preset={preset} --seed={seed} --sweeps=K,B --workdir={folder}` adds it (and the "
-         "other sweep: a run naming one alone drops the other from results.json)")
+         f"--preset={preset} --seed={seed} --sweeps={var} --workdir={folder}` adds it")
   if rescore == "reddy2023":
-    return fix + (f" and prints these verdicts; `reproduce reddy2023 --preset={preset}` or "
-                  "`all` reruns it without the sweeps, dropping them")
+    return fix + " and prints these verdicts"
   return fix + (f", then `python -m experiments.reproduce {rescore} --preset={preset} "
-                f"--workdir=WORKDIR` rescores ({rescore} alone: `all` reruns reddy2023 "
-                "without the sweeps, dropping them)")
+                "--workdir=WORKDIR` rescores")
 
 
 def _reddy_results(run_dir: Path) -> Path:
