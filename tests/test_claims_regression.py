@@ -65,6 +65,23 @@ def test_garg_sparse_needs_to_beat_least_squares_and_track_tuned_lasso(tmp_path)
   assert row["status"] == "NOT_SHOWN" and "tuned-Lasso" in row["note"]
 
 
+def test_garg_sparse_compares_the_model_with_the_tuned_lasso_on_its_held_out_prompts(tmp_path):
+  """The tuned Lasso's curve is over the held-out half of the prompts; the model's over every
+  prompt differed at k = 0 (every estimator predicts 0 there) by the prompt sets alone. With
+  the model's held-out curve recorded, that one is compared. Control: the same file without
+  it compares the all-prompt curve, FAILs at k = 0 and says to rerun."""
+  probe = garg_sparse()
+  ls = probe["curves"]["least_squares"]["mean"]
+  held = probe["curves"]["model"]["mean"]
+  probe["curves"]["model"]["mean"] = [ls[0]] + held[1:]  # k = 0: other prompts, other error
+  probe["curves"]["model_held_out"] = {"mean": held}
+  row = regression._garg_sparse(write(tmp_path / "a.json", probe), "")
+  assert row["status"] == "PASS" and "as the model is compared with it" in row["note"], row
+  probe["curves"].pop("model_held_out")
+  row = regression._garg_sparse(write(tmp_path / "b.json", probe), "")
+  assert row["status"] == "FAIL" and "rerun garg2022 for the held-out one" in row["note"], row
+
+
 def test_garg_sparse_tolerance_is_a_tenth_of_the_sparse_zero_predictor(tmp_path):
   """At Garg's d = 20, s = 3 the zero predictor scores s/d = 0.15, not 1: a fixed 0.1 passed
   a model with least squares' error x 0.98 (it does not use sparsity)."""

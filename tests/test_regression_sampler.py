@@ -223,3 +223,22 @@ def test_probe_intervals_are_of_the_mean_over_prompts_not_of_single_prompts():
   lo, mean, hi = (np.asarray(curve[f]) for f in ("lo", "mean", "hi"))
   assert np.all(lo < mean) and np.all(mean < hi)
   assert 0.2 < np.mean(hi - lo) < 0.6
+
+
+def test_the_model_is_compared_with_the_tuned_lasso_on_its_held_out_prompts(monkeypatch):
+  """The tuned Lasso is scored on the held-out half of the prompts; the model's curve there is
+  recorded (model_held_out) with the same bootstrap draws. Control: the model's mean over every
+  prompt differs from it (prompt-set noise, which at k = 0 read 0.549 vs 0.253)."""
+  task = _function_task("linear")
+  probe = icl_regression.get_config("tiny").probe
+  probe.num_prompts, probe.bootstrap = 4, 16
+  model = np.array([[1.0, 1.0], [3.0, 1.0], [0.5, 2.0], [0.5, 4.0]])
+  lasso = np.array([[9.0, 9.0], [9.0, 9.0], [0.6, 2.1], [0.4, 3.9]])
+  monkeypatch.setattr(task, "_probe_errors", lambda *a, **k: {
+      "model": model, "lasso_alpha_0.01": lasso})
+  monkeypatch.setattr(regression, "probe_summary", lambda result: {})
+  res = task.probe(_zero_model, jax.random.key(0), probe, step=0)["icl_regression"]
+  held, tuned = res["curves"]["model_held_out"], res["curves"]["lasso_tuned"]
+  np.testing.assert_allclose(held["mean"], [0.5, 3.0])
+  np.testing.assert_allclose(tuned["mean"], [0.5, 3.0])
+  np.testing.assert_allclose(res["curves"]["model"]["mean"], [1.25, 2.0])  # the control
