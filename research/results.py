@@ -67,6 +67,9 @@ def varying(rows: list[dict]) -> list[str]:
   return out
 
 
+WIDE = 40  # default columns past which the table gets a hint to choose some
+
+
 def default_columns(rows: list[dict]) -> list[str]:
   """What tells runs apart and how they ended: the run, the config fields that vary, the
   parameter count, the last metrics (timings, which vary on every rerun, left out) and the
@@ -197,6 +200,10 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
   # The run first whatever was asked: rows without it could not be told apart.
   cols = ["run", *(c for c in fv.columns if c != "run")] if fv.columns else default_columns(rows)
   print(format_table(rows, cols))
+  if not fv.columns and len(cols) > WIDE:  # reproduce's WORKDIR: 223 columns, 5,394 characters
+    print(f"note: {len(cols)} columns (what differs between these {len(rows)} runs, their last "
+          "metrics and probes); choose some with --columns=run,state,summary.num_params,"
+          "last.loss or fewer runs with --where (--csv writes them all)", file=sys.stderr)
   if fv.csv:
     print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")
   if fv.plot:

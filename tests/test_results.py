@@ -314,3 +314,16 @@ def test_task_fields_the_runs_source_does_not_read_are_left_blank():
                                                             "vocab_size": 50304}
   regression = {"task": {"name": "icl_regression", "n_dims": 5}, "model": {"width": 64}}
   assert rr._drop_unread_task_fields(regression) == regression
+
+
+def test_a_table_of_many_columns_says_how_to_choose_some(sweep_dir, monkeypatch, capsys):
+  """reproduce's WORKDIR (every paper's runs) printed 223 columns, 5,394 characters a line,
+  without a word on --columns. Control: the sweep's own few columns, no note."""
+  results.main([str(sweep_dir)])
+  assert "note:" not in capsys.readouterr().err
+  monkeypatch.setattr(results, "WIDE", 3)
+  results.main([str(sweep_dir)])
+  err = capsys.readouterr().err
+  assert "columns (what differs between these" in err and "--columns=run,state" in err, err
+  results.main([str(sweep_dir), "--columns", "last.loss"])
+  assert "note:" not in capsys.readouterr().err  # chosen: nothing to say
