@@ -327,7 +327,8 @@ def print_verdicts(name: str, run_dir, preset: str) -> None:
   """This seed's claim verdicts by the scorer `reproduce NAME` applies (experiments/claims):
   a script's own quicker rule (no 2-SE margin) said 'holds here' where reproduce said FAIL."""
   from experiments.claims import CLAIMS
+  from experiments.claims.rows import shown_status  # '(self-check)' marked, as reproduce does
   print(f"\nclaims on this run, as `python -m experiments.reproduce {name}` scores them "
         "(it aggregates the seeds):")
   for row in CLAIMS[name](Path(run_dir), preset)["claims"]:
-    print(f"  {row['status']:9s} {row['claim']}: {'-' if row['ours'] is None else row['ours']}")
+    print(f"  {shown_status(row):9s} {row['claim']}: {'-' if row['ours'] is None else row['ours']}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging as logging_std
 import os
 import signal
 import sys
@@ -35,6 +34,7 @@ from absl import app, flags, logging
 import ml_collections
 
 from research import errors, preemption
+from research.log_filters import DropLibraryChatter  # noqa: F401 (re-exported)
 from research.config_overrides import apply_overrides, refuse_replaced  # noqa: F401 (re-exported: the one setter)
 from research.config_files import (  # noqa: F401 (re-exported: the one loader)
     config_from_module, load_config, load_config_module, load_sweep, point_key,
@@ -181,18 +181,6 @@ def _fail_for(e: BaseException) -> None:
 
 
 # ----------------------------------------------------------------------------- chatter
-class DropLibraryChatter(logging_std.Filter):
-  """Libraries' INFO records (Orbax logs every file it writes, JAX every backend it probes)
-  are dropped; the console keeps the run's own lines and every library warning."""
-
-  def filter(self, record) -> bool:
-    path = record.pathname
-    if not any(part in path for part in ("site-packages", "dist-packages", "orbax")):
-      return True
-    # Orbax's write errors come back as one CheckpointWriteError line of ours.
-    return record.levelno >= logging_std.WARNING and not ("orbax" in path and record.exc_info)
-
-
 def quiet_libraries(verbosity: int = logging.INFO) -> None:
   """The trainer's progress at `verbosity` on stderr, library chatter dropped; the same
   filter for every entry point (idempotent). Also re-delivers an interrupt lost in a

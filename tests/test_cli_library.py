@@ -99,6 +99,13 @@ def test_library_chatter_is_dropped_but_its_warnings_are_kept():
   assert not keep(record(orbax, logging.ERROR, (OSError, OSError("x"), None)))
   assert keep(record(own, logging.INFO)) and keep(record(own, logging.DEBUG))
   assert not keep(record("/usr/lib/python3/dist-packages/x.py", logging.INFO))
+  # TFDS's warning of a version folder that is not there, above our line that the dataset is
+  # not prepared (and how to build it); control: its other warnings are kept.
+  tfds = "/venv/lib/site-packages/tensorflow_datasets/core/utils/file_utils.py"
+  variant = logging.LogRecord("x", logging.WARNING, tfds, 1,
+                              "Variant folder %s has no %s", ("/d/x/1.0.0", "dataset_info.json"),
+                              None)  # as TFDS logs it
+  assert not keep(variant) and keep(record(tfds, logging.WARNING))
 
 
 def test_only_a_multi_process_runs_lost_connection_is_a_lost_peer(monkeypatch):

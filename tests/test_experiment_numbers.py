@@ -359,15 +359,19 @@ def test_xie_records_each_ks_trend_beside_the_mean_over_k(tmp_path, monkeypatch)
 
 
 def test_print_verdicts_prints_the_scorers_rows(tmp_path, monkeypatch, capsys):
-  """The scripts' verdict lines are the scorer's rows, one each, with what was measured."""
+  """The scripts' verdict lines are the scorer's rows, one each, with what was measured, and a
+  self-check marked as reproduce marks it (besiroglu2024's printed a bare PASS). Control: a
+  paper claim's PASS has no mark."""
   from experiments import claims
   rows = [{"status": "PASS", "claim": "a rises", "ours": 0.5},
-          {"status": "NOT_SHOWN", "claim": "b falls", "ours": None}]
+          {"status": "NOT_SHOWN", "claim": "b falls", "ours": None},
+          {"status": "PASS", "claim": "c matches our fit", "ours": 0.4, "kind": "self-check"}]
   monkeypatch.setitem(claims.CLAIMS, "fake", lambda d, p: {"claims": rows} if (d, p) == (
       tmp_path, "tiny") else None)
   common.print_verdicts("fake", tmp_path, "tiny")
   out = capsys.readouterr().out.splitlines()
-  assert out[-2:] == ["  PASS      a rises: 0.5", "  NOT_SHOWN b falls: -"], out
+  assert out[-3:] == ["  PASS      a rises: 0.5", "  NOT_SHOWN b falls: -",
+                      "  PASS (self-check) c matches our fit: 0.4"], out
 
 
 def test_olsson_ablation_line_says_when_no_head_was_ablated():

@@ -27,7 +27,8 @@ PACKAGE = "research"
 # the vocabulary and data record; config_defaults: the defaults of fields a saved config lacks;
 # output_paths: the checks of the paths a command writes) that every layer uses.
 LAYERS = (
-    ("errors", "keys", "hardware", "preemption", "workdir", "workdir_layout", "workdir_lock",
+    ("errors", "keys", "hardware", "preemption", "log_filters", "workdir", "workdir_layout",
+     "workdir_lock",
      "workdir_resume", "workdir_vocabulary", "config_defaults", "output_paths",
      "config_overrides", "config_files", "flag_checks", "cli", "host_memory", "run_environment"),
     ("data", "models", "optim", "sharding", "probes", "analysis", "checkpoint", "checkpoint_noise",

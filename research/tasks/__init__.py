@@ -9,8 +9,11 @@ loss, and its probes and baselines. See `regression.py` for the interface:
   model_inputs(batch) -> array          model input
   loss(outputs, batch) -> (scalar, {name: scalar})
   probe(predict_fn, key, probe_cfg, step=) -> {file stem: json-able result}
-  check_config(cfg)                     (static, optional) raises fields.ConfigError, one line,
+  check_config(cfg)                     (static; without it no config.task field is checked
+                                        before the run) raises fields.ConfigError, one line,
                                         on the first invalid config.task field
+  render(probe_json, out_png)           (static, optional) the figure of each probe file;
+                                        without it the probes' JSON is written, no figure
   build_uses_seed(cfg) -> bool          (static, optional) whether building the task draws
                                         from the seed (splits, tables, pools); absent = yes.
                                         Seed ensembles need a seed-free build.
