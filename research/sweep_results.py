@@ -80,7 +80,16 @@ class Results:
   def put(self, row: dict) -> None:
     # Strict JSON, as summary.json: a frozen member's NaN loss is null here too (a row made
     # from the summary on a rerun, and one made in memory, are then the same).
-    self.rows[row["run"]] = row = workdir_lib.finite_json(row)
+    self.rows[row["run"]] = workdir_lib.finite_json(row)
+    self._write()
+
+  def forget(self, name: str) -> None:
+    """Drops NAME's row from the files too: a run trained on (extended, or run again) is not
+    done until it records a new row, whatever stops it on the way (SIGTERM, a crash)."""
+    if self.rows.pop(name, None) is not None:
+      self._write()
+
+  def _write(self) -> None:
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
     # The same rows flat (overrides.model.width, final.loss, ...) for pandas or a spreadsheet;
     # tracebacks stay in the JSONL only.

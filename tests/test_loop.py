@@ -67,9 +67,9 @@ DEFERRED = ["dispatch", "dispatch", "read 5", "dispatch", "read 10", "dispatch",
             "read 20"]
 
 
-def _final_params(run_dir):
+def _final_params(run_dir, step=20):
   import orbax.checkpoint as ocp
-  state = ocp.StandardCheckpointer().restore(run_dir / "checkpoints" / "20" / "state")
+  state = ocp.StandardCheckpointer().restore(run_dir / "checkpoints" / str(step) / "state")
   return [np.asarray(x) for x in jax.tree.leaves(state["params"])]
 
 
@@ -282,3 +282,36 @@ def test_a_logged_row_is_its_calls_mean_and_the_last_step_is_logged_off_cadence(
   assert sorted(pairs) == [4, 6]
   for end in (4, 6):
     np.testing.assert_allclose(pairs[end], np.mean([each[end - 1], each[end]]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("ensemble", ["on", "off"])
+def test_an_extension_stopped_on_the_way_is_finished_by_the_rerun(tmp_path, traced, ensemble):
+  """A finished sweep extended (num_steps 20 -> 30) and stopped by SIGTERM at step 25: its
+  rows said done at step 20 until the new ones, and the rerun, finding config.json at 30,
+  skipped every run as done (exit 0, runs left at step 25 with step 20's probes). Now the
+  stopped extension has no done row and the rerun ends it, equal to an extension never
+  stopped. Control: the same extension uninterrupted (ref)."""
+  runs, sigterm_at = traced
+  longer = _config()
+  longer.train.num_steps = 30
+  for name in ("ref", "cut"):
+    sweep.run_sweep(_config(), SEEDS, tmp_path / name, ensemble=ensemble,
+                    devices=jax.devices()[:1])
+  sweep.run_sweep(longer, SEEDS, tmp_path / "ref", ensemble=ensemble, devices=jax.devices()[:1])
+  table = tmp_path / "cut" / "results.jsonl"
+  before = table.read_bytes()
+  sigterm_at[0] = (len(runs) + 1, 1)
+  with pytest.raises(preemption.Preempted, match="at step 25"):
+    sweep.run_sweep(longer, SEEDS, tmp_path / "cut", ensemble=ensemble,
+                    devices=jax.devices()[:1])
+  kept = sweep.Results(table).rows
+  stopped = [sweep.run_name(i, s) for i, s in enumerate(SEEDS)][:1 if ensemble == "off" else 2]
+  assert not set(stopped) & set(kept), kept  # the stopped runs are not done
+  table.write_bytes(before)  # as the version before this one left it: done rows at step 20
+  rows = sweep.run_sweep(longer, SEEDS, tmp_path / "cut", ensemble=ensemble,
+                         devices=jax.devices()[:1]).rows
+  assert [r["status"] for r in rows.values()] == ["done", "done"]
+  for name in rows:
+    a, b = tmp_path / "ref" / "runs" / name, tmp_path / "cut" / "runs" / name
+    assert all(np.array_equal(x, y) for x, y in zip(_final_params(a, 30), _final_params(b, 30)))
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()

@@ -143,10 +143,14 @@ def test_another_sweep_after_one_in_the_same_directory_is_refused(tmp_path, monk
   trained = []
   from research import train
   def fake_train(cfg, d, **kw):
+    from research import workdir
     trained.append(Path(d).name)
     Path(d).mkdir(parents=True)
-    (Path(d) / "summary.json").write_text("{}")  # what the rerun's "done" rule looks for
-    return {"final_step": 1}
+    # What the rerun's "done" rule looks for: the config, and a summary at its num_steps.
+    (Path(d) / "config.json").write_text(workdir.config_json(cfg))
+    summary = {"final_step": cfg.train.num_steps}
+    (Path(d) / "summary.json").write_text(json.dumps(summary))
+    return summary
   monkeypatch.setattr(train, "train_and_evaluate", fake_train)
   seeds = {"config": "icl_regression.py", "sweep": "seeds"}
   run = lambda points, identity, d=tmp_path / "s": sweep.run_sweep(
