@@ -1,7 +1,7 @@
 """Every run under some directories as one flat table, and one metric's curves across runs.
 
   python -m research.results DIR... [--where 'model.width>=64' ...] [--columns a,b,...]
-      [--csv OUT.csv] [--plot METRIC --by FIELD [--x step|FIELD] [--out FIG.png]]
+      [--over seed] [--csv OUT.csv] [--plot METRIC --by FIELD [--x step|FIELD] [--out FIG.png]]
 
 A run is a directory holding config.json (research.main's workdir, a sweep's
 runs/NAME/, an experiment's run folders); every directory under DIR is searched.
@@ -23,7 +23,10 @@ The table printed shows --columns, or by default the run, its state, the config 
 differ between runs, the parameter count, the last metrics and the probe scalars. --csv writes
 every column. A run whose files cannot be read (an edited or damaged JSON file, a metric or
 summary figure that is not a number) is left out and named on stderr after the table of the
-others; the command exits 6. From Python, `load(dirs)` gives the table as a pandas DataFrame
+others; the command exits 6. --over=FIELD[,FIELD] (e.g. seed) makes the runs that differ only
+in those fields one row: `runs`, and each figure's mean ± sample standard deviation
+(research/analysis/aggregate.py; --csv then writes the rows so made, with X.sd, X.sem, X.min,
+X.max and X.n columns; --plot draws each row's mean with a ±1 sd band or error bars). From Python, `load(dirs)` gives the table as a pandas DataFrame
 (`pip install -e .[results]`), research/results_records.py's `records(dirs)` as a list of
 dicts without pandas.
 --plot METRIC draws a metrics.jsonl column against the step for every run, coloured by --by
@@ -39,6 +42,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from research.analysis import aggregate
 from research.errors import InputError, RunsFailedError
 from research.results_records import check_column, columns_of, records
 from research.workdir import atomic_path
@@ -74,8 +78,7 @@ def default_columns(rows: list[dict]) -> list[str]:
   """What tells runs apart and how they ended: the run, the config fields that vary, the
   parameter count, the last metrics (timings, which vary on every rerun, left out) and the
   probes' scalars."""
-  config = [c for c in varying(rows) if c.split(".")[0] not in ("state", "summary", "last", "probes")
-            and c != "config_changes"]
+  config = [c for c in varying(rows) if aggregate.is_setting(c)]
   # A resumed run's changes whenever one run has them: runs that differ only there differ.
   config += [c for c in ("config_changes",) if c in columns_of(rows)]
   size = [c for c in ("summary.num_params",) if c in columns_of(rows)]
@@ -93,8 +96,8 @@ def _cell(value) -> str:
 
 
 def format_table(rows: list[dict], cols: Sequence[str]) -> str:
-  """A plain aligned text table, one line per run."""
-  cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+  """A plain aligned text table, one line per run (or per --over group: `mean ± sd` cells)."""
+  cells = [[aggregate.cell(r, c) or _cell(r.get(c)) for c in cols] for r in rows]
   widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(cols)]
   lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
   lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in cells]
@@ -119,6 +122,8 @@ def _define(fv) -> None:
                             "(e.g. 'model.width>=64', 'optim.name==adam')", flag_values=fv)
   flags.DEFINE_list("columns", [], "columns to print after the run (default: those that vary)",
                     flag_values=fv)
+  flags.DEFINE_list("over", [], "config fields to average over (e.g. seed): the runs that "
+                    "differ only in them become one row, mean ± sd", flag_values=fv)
   flags.DEFINE_string("csv", None, "write the whole table (every column) to this CSV",
                       flag_values=fv)
   flags.DEFINE_string("plot", None, "metric to plot (a metrics.jsonl column, e.g. loss)",
@@ -183,6 +188,14 @@ def main(argv=None) -> int:
   return 0
 
 
+def _check_over(rows: list[dict], over: Sequence[str]) -> None:
+  for col in over:
+    check_column(rows, col, "--over")
+    if not aggregate.is_setting(col):
+      raise InputError(f"--over={col}: --over takes config fields the runs differ in "
+                       "(e.g. --over=seed), not figures they produced; those are averaged")
+
+
 def _default_figure(dirs: Sequence[str], metric: str) -> Path:
   return Path(dirs[0]) / f"results_{metric}.png"
 
@@ -197,18 +210,37 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
     for col, flag in columns_read(rows, fv.plot, fv.by, fv.x):
       check_column(rows, col, flag)
     check_curves(rows, fv.plot, fv.x)
+  _check_over(rows, fv.over)
+  if fv.plot and fv.by in fv.over:
+    raise InputError(f"--by {fv.by} is averaged over (--over); colour by another field, or "
+                     "leave it out of --over")
+  if fv.plot and fv.x in fv.over:
+    raise InputError(f"--x {fv.x} is averaged over (--over); put another field on the x axis, "
+                     "or leave it out of --over")
   # The run first whatever was asked: rows without it could not be told apart.
   cols = ["run", *(c for c in fv.columns if c != "run")] if fv.columns else default_columns(rows)
-  print(format_table(rows, cols))
+  table, what = rows, "runs"
+  if fv.over:  # one row per setting: its keys, how many runs, the pooled values, the figures
+    keys = aggregate.group_keys(rows, fv.over)
+    table, what = aggregate.aggregate(rows, fv.over, columns_of(rows)), "rows"
+    cols = [*keys, "runs", *fv.over, *(c for c in cols if c not in keys and c not in fv.over
+                                       and c != "run")]
+  print(format_table(table, cols))
+  if fv.over:
+    made = f"{len(table)} row{'' if len(table) == 1 else 's'}"
+    print(f"note: {len(rows)} runs in {made}, each over its {', '.join(fv.over)} values: "
+          "mean ± sample standard deviation, (n=k) where only k of its runs have the figure; "
+          "--csv writes sd, sem, min, max and n columns", file=sys.stderr)
   if not fv.columns and len(cols) > WIDE:  # reproduce's WORKDIR: 223 columns, 5,394 characters
     print(f"note: {len(cols)} columns (what differs between these {len(rows)} runs, their last "
           "metrics and probes); choose some with --columns=run,state,summary.num_params,"
           "last.loss or fewer runs with --where (--csv writes them all)", file=sys.stderr)
   if fv.csv:
-    print(f"wrote {write_csv(rows, fv.csv)} ({len(rows)} runs, {len(columns_of(rows))} columns)")
+    print(f"wrote {write_csv(table, fv.csv)} ({len(table)} {what}, "
+          f"{len(columns_of(table))} columns)")
   if fv.plot:
     out = fv.out or _default_figure(dirs, fv.plot)
-    print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out)}")
+    print(f"wrote {plot(rows, fv.plot, by=fv.by, x=fv.x, out=out, over=fv.over)}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
   plot(rows, "loss", by="model.width")                   loss vs step, a curve per run
   plot(rows, "loss", by="model.num_layers", x="model.width")   last loss vs width, a line
                                                          per num_layers value
+  plot(rows, "loss", by="model.width", over=["seed"])    the mean curve of each width's
+                                                         seeds, a band of ±1 sd
 
 Curves are read from each run's metrics.jsonl (the row's `dir`); colours follow --by: a
 colour bar for numbers (logarithmic when they span a decade or more, as model sizes and
@@ -24,7 +26,7 @@ from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib import ticker as mticker  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
-from research.analysis import plots  # noqa: E402
+from research.analysis import aggregate, plots  # noqa: E402
 from research.errors import InputError, listed  # noqa: E402
 from research.workdir import read_jsonl  # noqa: E402
 
@@ -146,13 +148,29 @@ def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
   return curves
 
 
-def _curves(rows: list[dict], metric: str, ax, colours) -> int:
-  """Draws each run's curve; returns how many runs had one."""
+def _curves(rows: list[dict], metric: str, ax, colours, groups=None) -> int:
+  """Draws each run's curve, or with GROUPS (lists of row indices: --over) each group's mean
+  over the steps all its runs logged, in a band of ±1 sample sd; returns how many runs had
+  a curve."""
   curves = _curves_of(rows, metric)
-  for points, colour in zip(curves, colours):
-    if points:  # a run with one logged step is a point: a line alone would draw nothing
-      ax.plot(*zip(*points), color=colour, lw=1.4, alpha=0.9,
-              marker="o" if len(points) == 1 else None, ms=5)
+  if groups is None:
+    groups = [[i] for i in range(len(rows))]
+  for members, colour in zip(groups, colours):
+    have = [dict(curves[i]) for i in members if curves[i]]
+    if not have:
+      continue
+    steps = sorted(set.intersection(*(set(c) for c in have)))
+    if not steps:  # runs that logged no step in common (another log_every): each drawn
+      steps = sorted(set.union(*(set(c) for c in have)))
+    values = [[c[s] for c in have if s in c] for s in steps]
+    mean = [math.fsum(v) / len(v) for v in values]
+    ax.plot(steps, mean, color=colour, lw=1.4, alpha=0.9,  # one logged step: a point
+            marker="o" if len(steps) == 1 else None, ms=5)
+    if len(have) > 1:
+      sd = [math.sqrt(math.fsum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+            for v, m in zip(values, mean)]
+      ax.fill_between(steps, [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)],
+                      color=colour, alpha=0.2, lw=0)
   ax.set_xlabel("step")
   return sum(map(bool, curves))
 
@@ -166,7 +184,8 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
   members: dict[str, list] = {}
   for row, colour in zip(rows, colours):
     if _is_number(row.get(x)) and _is_number(row.get(column)):
-      groups.setdefault(str(row.get(by)), []).append((row[x], row[column], colour))
+      groups.setdefault(str(row.get(by)), []).append(
+          (row[x], row[column], colour, row.get(f"{column}.sd") or 0.0))
       members.setdefault(str(row.get(by)), []).append(row)
   if not groups:
     _check_points(rows, column, metric, x)
@@ -189,9 +208,11 @@ def _points(rows: list[dict], metric: str, x: str, by: Optional[str], ax,
     groups = {g: [(x_inf if p[0] == 0 else p[0], *p[1:]) for p in ps] for g, ps in groups.items()}
   for points in groups.values():
     points.sort(key=lambda p: p[0])
-    xs, ys, cs = zip(*points)
+    xs, ys, cs, sds = zip(*points)
     ax.plot(xs, ys, color=cs[0], lw=1.0, alpha=0.6)
     ax.scatter(xs, ys, c=list(cs), s=24, zorder=3)
+    if any(sds):  # --over: each point a mean, its bar ±1 sample sd
+      ax.errorbar(xs, ys, yerr=sds, fmt="none", ecolor=cs[0], elinewidth=1, capsize=2)
   all_x = [p[0] for ps in groups.values() for p in ps]
   if _spans_decade(all_x):
     ax.set_xscale("log")
@@ -220,16 +241,37 @@ def _differing_config(groups, drawn_by) -> list[str]:
   return out
 
 
+def _pooled(rows: list[dict], over) -> tuple[list[list[int]], list[dict]]:
+  """--over: the indices of each group's runs, and one row per group (its first run's
+  fields, named by the settings that tell the groups apart, with its --x means and sds)."""
+  keys = aggregate.group_keys(rows, over)
+  at: dict[str, list[int]] = {}
+  for i, r in enumerate(rows):
+    at.setdefault(json.dumps([r.get(k) for k in keys], default=str), []).append(i)
+  groups = list(at.values())
+  means = aggregate.aggregate(rows, over, list(dict.fromkeys(c for r in rows for c in r)))
+  named = []
+  for members, mean in zip(groups, means):
+    name = ", ".join(f"{k.split('.')[-1]}={mean[k]}" for k in keys) or "all"
+    named.append({**mean, "run": f"{name} ({len(members)} runs)"})
+  return groups, named
+
+
 def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "step",
-         out: str | Path = "results.png") -> Path:
-  """Draws `metric` for every row (run) and writes the figure through plots.save_figure.
-  The columns of `columns_read` are assumed checked (research/results.py does)."""
-  colours, key = _colouring(rows, by, x)
+         out: str | Path = "results.png", over=()) -> Path:
+  """Draws `metric` for every row (run) and writes the figure through plots.save_figure;
+  with OVER (config fields, e.g. ['seed']) the runs differing only there are drawn as their
+  mean and ±1 sample sd (research/analysis/aggregate.py groups them). The columns of
+  `columns_read` are assumed checked (research/results.py does)."""
+  groups, shown = _pooled(rows, over) if over else (None, rows)
+  colours, key = _colouring(shown, by, x)
   fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
   if x == "step":
-    label, drawn = _step_metric(metric), _curves(rows, metric, ax, colours)
+    label, drawn = _step_metric(metric), _curves(rows, metric, ax, colours, groups)
   else:
-    label, drawn = _points(rows, metric, x, by, ax, colours)
+    label, drawn = _points(shown, metric, x, by, ax, colours)
+    if over:  # each point a group: count its runs
+      drawn = sum(r["runs"] for r in shown if _is_number(r.get(x)) and _is_number(r.get(label)))
   if drawn < len(rows):  # the title said "across 16 runs" over the 10 that have the columns
     logging.warning("--plot %s: %d of the %d runs have no %s%s and are not drawn", metric,
                     len(rows) - drawn, len(rows), label, "" if x == "step" else f" or {x}")
@@ -238,7 +280,8 @@ def plot(rows: list[dict], metric: str, *, by: Optional[str] = None, x: str = "s
     ax.set_yscale("log")
   ax.set_ylabel(label)
   left_out = f" ({len(rows) - drawn} without it left out)" if drawn < len(rows) else ""
-  ax.set_title(f"{label} across {drawn} runs{left_out}" + (f" by {by}" if by else ""),
+  pooled = f", mean ± sd over {', '.join(over)}" if over else ""
+  ax.set_title(f"{label} across {drawn} runs{left_out}" + (f" by {by}" if by else "") + pooled,
                fontsize=10)
   ax.grid(alpha=0.3)
   for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
