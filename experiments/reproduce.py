@@ -186,7 +186,7 @@ def _check_not_anothers(name: str, directory: Path) -> None:
   script refuses it: `reproduce garg2022` trained beside olsson2022's runs there, under its
   mark, exit 0."""
   from research import workdir as workdir_lib
-  made_by = (workdir_lib.read_json(directory / workdir_lib.EXPERIMENT) or {}).get("experiment")
+  made_by = workdir_lib.experiment_of(directory)
   if made_by not in (None, name):
     raise InputError(f"{directory} holds {made_by}'s experiment ({workdir_lib.EXPERIMENT}), "
                      f"which {name}'s files would break; `reproduce {name}` trains each seed in "

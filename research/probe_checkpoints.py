@@ -88,10 +88,12 @@ def repeated_tokens(exp, num: int = REPEATED) -> np.ndarray:
   return np.concatenate([first, first[:, :seq_len // 2]], axis=1).astype(np.int32)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def _pattern_scores(exp, period: int):
   """params, repeated tokens -> [(prefix, previous) per head] per layer, one compiled program
-  per run (applied eagerly, the model's attention compiled ~100 programs of one op each)."""
+  per run (applied eagerly, the model's attention compiled ~100 programs of one op each).
+  One entry: probe_run probes a run's checkpoints in a row, and a larger cache kept earlier
+  runs' Experiments (their task data, their mesh) alive through a whole ladder's probes."""
   def scores_of(params, rep):
     _, state = exp.model.apply({"params": params}, rep, mutable=["intermediates"])
     return [(scores.prefix_matching_score(attn, period), scores.previous_token_score(attn))

@@ -322,6 +322,13 @@ def read_json(path: str | Path) -> dict | None:
   return obj if isinstance(obj, dict) else None
 
 
+def experiment_of(directory: str | Path) -> str | None:
+  """The experiment NAME whose mark (EXPERIMENT) DIRECTORY holds; None when unmarked. The
+  one reader of the mark: research.main's and research.sweep's workdir checks and
+  `reproduce` refuse another experiment's directory by it."""
+  return (read_json(Path(directory) / EXPERIMENT) or {}).get("experiment")
+
+
 def unlink_quietly(path: Path) -> None:
   with contextlib.suppress(OSError):
     path.unlink()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from research.errors import InputError, NoCheckpointError
 from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, ENSEMBLES, EXPERIMENT, LOCK,
-                              METRICS, PERF, RESULTS, RUNS, SUMMARY, VOCABULARY, is_run_dir,
-                              read_json, trained_nothing)
+                              METRICS, PERF, RESULTS, RUNS, SUMMARY, VOCABULARY, experiment_of,
+                              is_run_dir, read_json, trained_nothing)
 
 
 def check_layout(workdir: str | Path) -> None:
@@ -189,7 +189,7 @@ def check_kind(workdir: str | Path, kind: str, owner: str = "", own_files=()) ->
 
 
 def _check_experiment(workdir: Path, kind: str, owner: str, own_files, found: list[str]) -> None:
-  made_by = (read_json(workdir / EXPERIMENT) or {}).get("experiment")
+  made_by = experiment_of(workdir)
   if kind == "experiment" and (made_by == owner or made_by is None and any(
       (workdir / f).exists() for f in own_files)):
     return  # its own earlier output: its runs are reused
