@@ -10,14 +10,14 @@ which are exactly the pool its solo run builds. A member
 whose loss turns non-finite is frozen (its state stops changing, its logs stop) and
 reported with the step and loss its solo run would report; the others continue. Training
 runs through the solo run's loop (research/loop.py) with `_EnsembleStep`: the same deferred
-metric read, cadences and SIGTERM handling (the stacked checkpoint holds every member).
+metric read, cadences and SIGTERM handling (the stacked checkpoint holds every member);
+what each member leaves in its folder at the end: research/ensemble_members.py.
 
 Shape legend: M ensemble members, K steps per jit call.
 """
 from __future__ import annotations
 
 import contextlib
-import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,9 +31,9 @@ from research import checkpoint as ckpt_lib
 from research import metrics as metrics_lib
 from research import host_memory, loop, models, optim, preemption, run_environment, sharding, tasks
 from research import workdir as workdir_lib
-from research import workdir_lock, workdir_resume, workdir_vocabulary
+from research import ensemble_members, workdir_lock, workdir_resume, workdir_vocabulary
 from research.experiment import Experiment, TrainState
-from research.train import _enable_compile_cache, periodic_eval, run_probes
+from research.train import _enable_compile_cache, periodic_eval
 
 # Overrides that change only values, never shapes, and so can share a program.
 VALUE_FIELDS = ("seed", "optim.learning_rate", "optim.weight_decay", "task.pool_size")
@@ -264,9 +264,14 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     last = [metrics_lib.logged_at(d, start) for d in dirs]
   times = {"train_wall_s": out.train_wall_s, "compile_s": out.compile_s}  # every session's
   fates = jax.device_get({k: carry[k] for k in ("frozen", "frozen_step", "frozen_loss")})
+  kept = ckpt_lib.kept_steps(tr)
+  if kept:
+    ensemble_members.save_histories(workdir / workdir_lib.CHECKPOINTS,
+                           ckpt_lib.abstract_like(abstract, ens.state_sharding), take, dirs,
+                           finished, fates, kept, step)
   return [None if finished[i] else
-          _finish_member(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
-                         last[i], step=step, times=times, tokens=tokens, guard=guard)
+          ensemble_members.finish(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
+                         last[i], step=step, times=times, tokens=tokens, guard=guard, kept=kept)
           for i in range(ens.size)]
 
 
@@ -290,7 +295,7 @@ class _Untouched:
 class _EnsembleStep:
   """The ensemble's step in the shared loop (research/loop.py): members are independent,
   so a non-finite loss stops none; its member is frozen in the program, stops logging here
-  and is reported at the end (_finish_member)."""
+  and is reported at the end (ensemble_members.finish)."""
 
   def __init__(self, ens: Ensemble, writers, views: list[Experiment], take, precompile_s: float):
     self.ens, self.writers, self.views, self.take = ens, writers, views, take
@@ -323,58 +328,6 @@ class _EnsembleStep:
     frozen = np.asarray(jax.device_get(carry["frozen"]))
     for i in np.flatnonzero(~frozen):
       periodic_eval(self.views[i], self.take(carry["state"], jnp.int32(i)), step, self.writers[i])
-
-
-def _finish_member(ens: Ensemble, i: int, fates: dict, state_i: TrainState, view: Experiment,
-                   d: Path, last: dict, *, step: int, times: dict, tokens: int,
-                   guard: preemption.Guard) -> dict:
-  """Member i's summary.json, final checkpoint and probes, as its solo run writes them.
-
-  A frozen member reports its non-finite loss as an error (a solo run raises there) and
-  gets no checkpoint or probes; a member whose probes raise reports that error; neither
-  stops the other members. A SIGTERM stops the probes at once, as a solo run's (it went
-  unnoticed: every member probed, exit 0); the checkpoint's save is never cut.
-  """
-  exp, member = ens.exp, ens.members[i]
-  summary = {"final_step": step, **times, "ensemble_size": ens.size,
-             "num_params": exp.num_params,
-             "num_non_embedding_params": exp.num_params - exp.num_embedding_params,
-             "train_flops_per_token": exp.built.train_flops_per_token,
-             "tokens_seen": step * tokens, "frozen": bool(fates["frozen"][i])}
-  summary |= {f"final_{k}": v for k, v in last.items()}
-  if summary["frozen"]:
-    at, loss = int(fates["frozen_step"][i]), float(fates["frozen_loss"][i])
-    summary |= {"frozen_at_step": at, "frozen_loss": loss, "final_step": at - 1,
-                "tokens_seen": (at - 1) * tokens,
-                "error": f"NonFiniteLossError: non-finite loss {loss} at step {at}; the member "
-                         "was frozen there while the others went on"}
-    logging.warning("ensemble member %d (%s) froze: loss %s at step %d; the others go on",
-                    i, member, loss, at)
-  else:
-    # The member's own checkpoint, so that predict / init_from / a longer solo resume work
-    # on its directory as on a solo run's.
-    member_ckpt = ckpt_lib.Checkpointer(d / workdir_lib.CHECKPOINTS, max_to_keep=1,
-                                        async_save=False)
-    try:
-      if member_ckpt.latest_step() != step:  # a rerun after a kill may have saved it
-        # The ensemble's training seconds, which a longer solo resume of it continues.
-        member_ckpt.save(step, state_i, {"step": step, **times})
-    finally:
-      member_ckpt.close()
-    try:
-      with guard.interruptible(f"preempted (SIGTERM) while probing ensemble member {i} at step "
-                               f"{step}; the checkpoints are saved; rerun the same command to "
-                               "probe"):
-        summary["probes"] = run_probes(view, state_i, d)
-    except preemption.Preempted:
-      raise
-    except Exception as e:  # noqa: BLE001 -- one member's probe must not sink the others
-      logging.error("ensemble member %d (%s): probes failed: %s", i, member, e)
-      summary["error"] = f"probes failed: {type(e).__name__}: {e}"
-      summary["traceback"] = traceback.format_exc()[-4000:]
-  if jax.process_index() == 0:  # strict: a frozen member's NaN loss is written as null
-    workdir_lib.write_json(d / workdir_lib.SUMMARY, summary, strict=True)
-  return summary
 
 
 def _member_config(config, member: dict):

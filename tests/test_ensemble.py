@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import ensemble
+from research import ensemble, ensemble_members
 from research.checkpoint import Checkpointer, abstract_like
 from research.experiment import Experiment
 
@@ -241,7 +241,7 @@ def test_a_sigterm_during_member_probes_stops_them_at_once(tmp_path, monkeypatch
       time.sleep(5)  # a long probe: the signal must cut it, not wait for it
       probed.append("finished anyway")
     return {}
-  monkeypatch.setattr(ensemble, "run_probes", slow_probes)
+  monkeypatch.setattr(ensemble_members, "run_probes", slow_probes)
   c, members = _config(), [{"seed": 0}, {"seed": 1}]
   dirs = [tmp_path / "m0", tmp_path / "m1"]
   monkeypatch.setenv("SEND_TERM", "1")
@@ -329,3 +329,35 @@ def test_benchmark_ensemble_numbers_from_the_clock(monkeypatch, capsys):
   assert steady["speedup"] == pytest.approx(2.0)
   assert steady["solo_mfu"] == pytest.approx(1000.0 * c.train.batch_size * 10 / 0.01 / 1e9)
   assert "x3.00" in capsys.readouterr().out
+
+
+def test_members_keep_their_log_spaced_checkpoints(tmp_path):
+  """train.keep_log_spaced: each member keeps the kept steps' checkpoints as its solo run
+  does (research.probe_checkpoints probes them), each its slice of the stacked state at that
+  step; they were in the stacked checkpoints alone and a member had only its final one. A
+  member frozen at a non-finite loss keeps those before its freeze. Control: without
+  keep_log_spaced a member keeps its final checkpoint only."""
+  c = _config()
+  c.train.num_steps, c.train.checkpoint_every, c.train.keep_log_spaced = 40, 0, True
+  members = [{"seed": 0}, {"seed": 1}, {"seed": 2, "optim.learning_rate": 1e12}]
+  dirs = [tmp_path / f"m{i}" for i in range(3)]
+  summaries = ensemble.train_ensemble(c, members, tmp_path / "ens", dirs,
+                                      devices=jax.devices()[:1])
+  assert summaries[2]["frozen"] and summaries[2]["frozen_at_step"] <= 10
+  for d in dirs[:2]:
+    assert Checkpointer(d / "checkpoints", max_to_keep=1, read_only=True).all_steps() == [10, 20, 40]
+  assert not (dirs[2] / "checkpoints").exists()  # frozen before step 10: nothing good to keep
+  exp = Experiment(ensemble._member_config(c, members[1]), jax.devices()[:1])
+  abstract = abstract_like(jax.eval_shape(exp.init_state), exp.state_sharding)
+  member = Checkpointer(dirs[1] / "checkpoints", max_to_keep=1, read_only=True)
+  at20 = jax.tree.leaves(member.restore(abstract, 20)[0].params)
+  at40 = jax.tree.leaves(member.restore(abstract, 40)[0].params)
+  import orbax.checkpoint as ocp
+  whole = ocp.StandardCheckpointer().restore(tmp_path / "ens" / "checkpoints" / "20" / "state")
+  whole = whole["state"]["params"]
+  assert all(np.array_equal(a, np.asarray(b)[1]) for a, b in zip(at20, jax.tree.leaves(whole)))
+  assert not all(np.array_equal(a, b) for a, b in zip(at20, at40))
+  c.train.keep_log_spaced = False
+  plain = [tmp_path / f"p{i}" for i in range(2)]
+  ensemble.train_ensemble(c, members[:2], tmp_path / "ens_plain", plain, devices=jax.devices()[:1])
+  assert Checkpointer(plain[0] / "checkpoints", max_to_keep=1, read_only=True).all_steps() == [40]

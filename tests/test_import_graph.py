@@ -38,6 +38,7 @@ LAYERS = (
     ("experiment",),
     ("loop",),
     ("train",),
+    ("ensemble_members",),
     ("ensemble",),
     ("aot_compile", "aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),

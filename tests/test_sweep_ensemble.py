@@ -19,21 +19,21 @@ def test_an_ensemble_stopped_while_probing_is_continued_not_retrained(tmp_path, 
   stacked state that had them trained, and their grad norms moved in the last digits. Now it
   continues the ensemble it started: nothing retrained, every file as an uninterrupted
   sweep's. Control: that uninterrupted sweep, and the one ensemble folder."""
-  from research import ensemble, preemption
+  from research import ensemble_members, preemption
   overrides = [{"seed": s} for s in range(3)]
   sweep.run_sweep(_config(), overrides, tmp_path / "whole", ensemble="on",
                   devices=jax.devices()[:1])
-  real = ensemble.run_probes
+  real = ensemble_members.run_probes
 
   def stopped(exp, state, workdir):
     if "seed=1" in str(workdir):
       raise preemption.Preempted("preempted (SIGTERM) while probing ensemble member 1")
     return real(exp, state, workdir)
-  monkeypatch.setattr(ensemble, "run_probes", stopped)
+  monkeypatch.setattr(ensemble_members, "run_probes", stopped)
   with pytest.raises(preemption.Preempted):
     sweep.run_sweep(_config(), overrides, tmp_path / "cut", ensemble="on",
                     devices=jax.devices()[:1])
-  monkeypatch.setattr(ensemble, "run_probes", real)
+  monkeypatch.setattr(ensemble_members, "run_probes", real)
   done = tmp_path / "cut" / "runs" / "000_seed=0"
   kept = {p: p.read_bytes() for p in sorted(done.rglob("*")) if p.is_file()}
   with caplog.at_level("INFO"):
@@ -156,15 +156,15 @@ def test_a_single_point_left_trains_alone_not_as_an_ensemble_of_one(tmp_path):
 
 def test_ensemble_rows_carry_final_metrics_and_a_failing_member_is_isolated(tmp_path,
                                                                             monkeypatch):
-  from research import ensemble
-  real = ensemble.run_probes
+  from research import ensemble, ensemble_members
+  real = ensemble_members.run_probes
 
   def probes(exp, state, workdir):
     if "seed=1" in str(workdir):
       raise RuntimeError("probe exploded")
     return real(exp, state, workdir)
 
-  monkeypatch.setattr(ensemble, "run_probes", probes)
+  monkeypatch.setattr(ensemble_members, "run_probes", probes)
   overrides = [{"seed": s} for s in range(3)]
   rows = sweep.run_sweep(_config(), overrides, tmp_path, ensemble="on",
                          devices=jax.devices()[:1]).rows
@@ -177,7 +177,7 @@ def test_ensemble_rows_carry_final_metrics_and_a_failing_member_is_isolated(tmp_
     assert set(by_seed[s]["final"]) >= {"loss", "ensemble_steps_per_s"}
   # The rerun retries the failed member alone; a finished ensemble restored without
   # training (killed before its rows were written) keeps its members' final metrics.
-  monkeypatch.setattr(ensemble, "run_probes", real)
+  monkeypatch.setattr(ensemble_members, "run_probes", real)
   dirs = [Path(by_seed[s]["dir"]) for s in range(3)]
   again = ensemble.train_ensemble(_config(), overrides, next((tmp_path / "ensemble").iterdir()),
                                   dirs, devices=jax.devices()[:1])
