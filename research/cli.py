@@ -37,7 +37,7 @@ from research import errors, preemption
 from research.log_filters import DropLibraryChatter  # noqa: F401 (re-exported)
 from research.config_overrides import apply_overrides, refuse_replaced  # noqa: F401 (re-exported: the one setter)
 from research.config_files import (  # noqa: F401 (re-exported: the one loader)
-    config_from_module, load_config, load_config_module, load_sweep, point_key,
+    SEEDS, config_from_module, load_config, load_config_module, load_sweep, point_key,
     refuse_repeated_points, split_spec)
 from research.errors import InputError, one_line  # noqa: F401 (one_line re-exported)
 from research.flag_checks import (flag_error, given_repeatedly, check_list_values,  # noqa: F401

@@ -147,19 +147,45 @@ def _takes_preset(fn) -> bool:
     return False
 
 
-def load_sweep(spec: str, name: str, flag: str = "--sweep") -> list[dict]:
+SEEDS = re.compile(r"seeds:(\d+)")
+SEEDS_HINT = "or seeds:N (seeds 0 to N-1, with every config file)"
+
+
+def seeds_sweep(name: str) -> list[dict] | None:
+  """`seeds:N`, the sweep every config file has: seeds 0 to N-1 (values only, so it trains as
+  one vmapped ensemble where the task allows). A trial found only the regression config with
+  a seeds sweep, and a hand-written config for any other. None for another name."""
+  m = SEEDS.fullmatch(name)
+  if not m:
+    return None
+  if not 1 <= int(m.group(1)) <= 100_000:
+    raise InputError(f"--sweep={name}: N in seeds:N counts the seeds, 1 or more (and at most "
+                     "100,000); e.g. --sweep=seeds:5 runs seeds 0 to 4")
+  return [{"seed": s} for s in range(int(m.group(1)))]
+
+
+def load_sweep(spec: str, name: str, flag: str = "--sweep", *, seeds: bool = False) -> list[dict]:
   """get_sweep(name) of the config file in 'configs/X.py[:PRESET]', or get_sweep(name,
-  preset=PRESET) where it takes one (the preset is '' when the spec names none)."""
+  preset=PRESET) where it takes one (the preset is '' when the spec names none). `seeds`:
+  `seeds:N` (seeds_sweep) too, for any file (research.sweep; an experiment's --sweep picks
+  among its file's grids, which seeds are not)."""
   path_text, _, preset = split_spec(spec)
   module = load_config_module(path_text, "--config")
+  if seeds and (points := seeds_sweep(name)) is not None:  # after the file: a bad one first
+    return points
   get_sweep = getattr(module, "get_sweep", None)
   if not callable(get_sweep):
+    if seeds:
+      raise InputError(f"{flag}={name}: {path_text} defines no get_sweep(name), so its only "
+                       "sweep is seeds:N (seeds 0 to N-1); pick a config file that defines "
+                       "sweeps (e.g. configs/icl_regression.py) for others")
     raise InputError(f"{flag}={name}: {path_text} defines no get_sweep(name); pick a config "
                      "file that defines sweeps (e.g. configs/icl_regression.py)")
   try:
     sweep = get_sweep(name, preset=preset) if _takes_preset(get_sweep) else get_sweep(name)
   except ValueError as e:  # "unknown sweep 'x'; choose one of: ..."
-    raise InputError(f"{flag}={name}: {one_line(e)}{_misspelt(name, e)}") from None
+    hint = f"; {SEEDS_HINT}" if seeds else ""
+    raise InputError(f"{flag}={name}: {one_line(e)}{_misspelt(name, e)}{hint}") from None
   except Exception as e:  # noqa: BLE001 -- anything else it raises is the file's fault
     raise InputError(f"{flag}={name}: get_sweep({name!r}) in {path_text} raised "
                      f"{type(e).__name__}: {one_line(e)}; fix the config file") from None

@@ -57,10 +57,11 @@ def can_ensemble(config, overrides: Sequence[dict]) -> tuple[bool, str]:
     # train and be probed on its data (class means, Markov tables, splits), not their own.
     declared = hasattr(tasks.REGISTRY.get(config.task.name), "build_uses_seed")
     return False, (f"task {config.task.name!r} "
-                   + ("builds seed-dependent data (splits, tables or class means)" if declared
-                      else "has no static build_uses_seed(cfg) returning False, so its build is "
-                           "assumed to draw from the seed")
-                   + ", so members of different seeds cannot share one task")
+                   + ("builds its data from the seed (splits, tables or class means)" if declared
+                      else "does not declare its data the same for every seed (a task class's "
+                           "static build_uses_seed(cfg) returning False), so it is taken to build "
+                           "it from the seed")
+                   + ", and runs of different seeds cannot share one program's data")
   if "task.pool_size" in keys:
     if config.task.name != "regression":
       return False, f"task.pool_size is a regression value, not one of task {config.task.name!r}"

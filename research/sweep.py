@@ -146,7 +146,9 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> Non
   written before sweep.json existed takes the identity of its next sweep if every run in
   it is one of that sweep's points (else the wrong sweep would claim it)."""
   recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
-  if recorded is not None and recorded != identity:
+  if recorded is not None and _seedless(recorded) == _seedless(identity):
+    pass  # seeds:5 then seeds:10: the same sweep given more seeds (fewer: former points named)
+  elif recorded is not None and recorded != identity:
     # sweep.json keeps the config file's name, not its path or preset (a sweep continues
     # from any directory): the fix names the file, not a command line that would not run.
     was = " ".join(f"{k}={v}" for k, v in recorded.items())
@@ -162,6 +164,12 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> Non
       raise InputError(f"{workdir} holds runs that are no point of --sweep={identity['sweep']} "
                        f"({other[0]}{', ...' if len(other) > 1 else ''}: another sweep's, made "
                        "before sweep.json recorded which); pass another --workdir")
+
+
+def _seedless(identity: dict) -> dict:
+  """A sweep's identity with a seeds:N name's count left out (cli.SEEDS)."""
+  name = str(identity.get("sweep", ""))
+  return identity | {"sweep": "seeds:N"} if cli.SEEDS.fullmatch(name) else identity
 
 
 def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
@@ -233,8 +241,11 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
       if summary is not None:
         results.put(_row(name, overrides[i], summary, summary.get("train_wall_s", 0.0), run_dir))
   todo = [i for i, n in enumerate(names) if not results.done(n)]
-  ok, _ = ens_lib.can_ensemble(config, [overrides[i] for i in todo])  # "on": checked first
+  ok, why = ens_lib.can_ensemble(config, [overrides[i] for i in todo])  # "on": checked first
   logging.info("sweep: %d runs, %d already done", len(names), len(names) - len(todo))
+  if len(todo) > 1 and ensemble == "auto" and not ok:  # said: a trial took it for an ensemble
+    logging.info("sweep: the %d runs to do train one by one, not as one vmapped ensemble: %s",
+                 len(todo), why)
   t0 = time.perf_counter()
   started = (_started_ensemble(workdir, config, names, overrides, todo, results)
              if todo and ok else None)
@@ -360,7 +371,7 @@ def main(argv) -> int:
   cli.require({"--config=FILE[:PRESET]": flags.FLAGS.config, "--sweep=NAME": _SWEEP.value,
                "--workdir=DIR": _WORKDIR.value})
   config = cli.config_from_flags()
-  overrides = cli.load_sweep(flags.FLAGS.config, _SWEEP.value)
+  overrides = cli.load_sweep(flags.FLAGS.config, _SWEEP.value, seeds=True)
   cli.refuse_replaced(cli._OVERRIDES, overrides, "--config.", f"--sweep={_SWEEP.value}")
   workdir = output_paths.check_workdir(_WORKDIR.value)
   workdir_layout.check_kind(workdir, "sweep")
