@@ -2,6 +2,7 @@
 index), --controls, M*, one NAME end to end. The README gallery: tests/test_gallery.py; each
 paper's scorer: tests/test_claims_*.py."""
 import json
+import time
 
 import pytest
 
@@ -40,29 +41,41 @@ def test_stored_wall_times_name_known_papers_and_presets():
     assert all(t["seconds"] > 0 and t["seeds"] >= 1 and t["machine"] for t in presets.values())
 
 
-def test_a_wall_time_that_cannot_be_stored_leaves_the_run_standing(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def fake_garg(monkeypatch):
+  """garg2022's run writes result files that score, without training (the wall-time tests
+  below trained besiroglu2024's tiny fit twice, ~80 s, for what a fake run shows as well; a
+  real NAME end to end: test_besiroglu_tiny_end_to_end)."""
+  def run(preset, workdir, seed=0):
+    time.sleep(0.2)  # a wall time that rounds to more than 0
+    garg_run(workdir, seed)
+  monkeypatch.setattr(garg2022, "run", run)
+
+
+def test_a_wall_time_that_cannot_be_stored_leaves_the_run_standing(tmp_path, monkeypatch, capsys,
+                                                                  fake_garg):
   # A read-only or installed checkout: the finished run's summary stands, exit 0, one
   # warning line (was: OSError after the training, exit 1). A path under a file fails to
   # write even for root, who may write a read-only folder.
   (tmp_path / "not_a_dir").write_text("")
   monkeypatch.setattr(summaries, "WALL_TIMES", tmp_path / "not_a_dir" / "wall_times.json")
-  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'w'}",
+  assert reproduce.main(["garg2022", "--preset=tiny", f"--workdir={tmp_path / 'w'}",
                          "--record_wall_time"]) == 0
   err = capsys.readouterr().err
-  assert "warning: besiroglu2024's wall time" in err and "not recorded in" in err
-  assert json.loads((tmp_path / "w" / "besiroglu2024" / "summary.json").read_text())["error"] is None
+  assert "warning: garg2022's wall time" in err and "not recorded in" in err
+  assert json.loads((tmp_path / "w" / "garg2022" / "summary.json").read_text())["error"] is None
 
 
-def test_a_wall_time_is_stored_only_when_asked(tmp_path, wall_times):
+def test_a_wall_time_is_stored_only_when_asked(tmp_path, wall_times, fake_garg):
   """A user's scratch `reproduce NAME` rewrote the tracked experiments/wall_times.json (the
   times the project publishes: the tiny entry 14.0 s became 10.5 s, the checkout dirty).
   Now only --record_wall_time stores it; the run's summary.json has its times either way."""
-  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'a'}"]) == 0
+  assert reproduce.main(["garg2022", "--preset=tiny", f"--workdir={tmp_path / 'a'}"]) == 0
   assert not wall_times.exists()
-  assert json.loads((tmp_path / "a" / "besiroglu2024" / "summary.json").read_text())["call_wall_s"] > 0
-  assert reproduce.main(["besiroglu2024", "--preset=tiny", f"--workdir={tmp_path / 'b'}",
+  assert json.loads((tmp_path / "a" / "garg2022" / "summary.json").read_text())["call_wall_s"] > 0
+  assert reproduce.main(["garg2022", "--preset=tiny", f"--workdir={tmp_path / 'b'}",
                          "--record_wall_time"]) == 0
-  assert json.loads(wall_times.read_text())["besiroglu2024"]["tiny"]["seconds"] > 0
+  assert json.loads(wall_times.read_text())["garg2022"]["tiny"]["seconds"] > 0
   with pytest.raises(InputError, match="--record_wall_time has no effect with --list"):
     reproduce.main(["--list", "--record_wall_time"])
 
