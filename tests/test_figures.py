@@ -79,3 +79,56 @@ def test_probe_figure_draws_each_curves_mean_and_its_lo_hi_band(tmp_path, monkey
     for k, lo, hi in zip(res["k"], c["lo"], c["hi"]):
       assert (k, lo) in verts and (k, hi) in verts
     assert max(y for _, y in verts) == max(c["hi"]) and min(y for _, y in verts) == min(c["lo"])
+
+
+def _sparse_probe() -> dict:
+  """A sparse-linear probe's curves as research/tasks/regression.py names them: 11 with the
+  Lasso alpha grid, the tuned Lasso and the model on its held-out prompts."""
+  from research.tasks import regression
+  names = ["model", "least_squares", "averaging", "nearest_neighbours", "lasso",
+           *(f"lasso_alpha_{a:g}" for a in regression.LASSO_ALPHAS), "lasso_tuned",
+           "model_held_out"]
+  k = list(range(11))
+  curve = {"mean": [0.5] * 11, "lo": [0.4] * 11, "hi": [0.6] * 11}
+  return {"k": k, "n_dims": 5, "step": 10, "function": "sparse_linear",
+          "curves": {n: dict(curve) for n in names}}
+
+
+def _line_styles(ax) -> list[tuple]:
+  """(colour, linestyle, marker) of every curve in the legend (the k = d line has none)."""
+  from matplotlib.colors import to_hex
+  return [(to_hex(l.get_color()), l.get_linestyle(), l.get_marker())
+          for l in ax.get_lines() if not l.get_label().startswith("_")]
+
+
+def test_probe_figure_gives_every_curve_its_own_style(tmp_path, monkeypatch):
+  """The quickstart's sparse figure had 11 curves in the default cycle's 10 colours: the tuned
+  Lasso drawn as Averaging, the model's held-out curve as 3-nearest neighbours (a trial)."""
+  import json
+  figures = []
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out, **kw: figures.append(fig) or out)
+  res = _sparse_probe()
+  (tmp_path / "p.json").write_text(json.dumps(res))
+  plots.render_probe(tmp_path / "p.json", tmp_path / "p.png")
+  ax = figures[0].axes[0]
+  styles = _line_styles(ax)
+  assert len(styles) == len(res["curves"]) == 11
+  assert len(set(styles)) == len(styles), styles
+  labels = [t.get_text() for t in ax.get_legend().get_texts()]
+  assert not set(labels) & set(res["curves"]), labels  # no raw keys (lasso_tuned)
+  plt.close(figures[0])
+
+
+def test_probe_figure_style_control_the_default_cycle_repeats():
+  """Control: the styling it replaced (fixed colours for 7 estimators, the default colour
+  cycle for the rest, one dashed style) draws two of the 11 curves alike."""
+  res = _sparse_probe()
+  old = {"model": "#1f77b4", "least_squares": "#ff7f0e", "averaging": "#9467bd",
+         "nearest_neighbours": "#8c564b", "lasso": "#e377c2"}
+  fig, ax = plt.subplots()
+  for name, c in res["curves"].items():
+    ax.plot(res["k"], c["mean"], label=name, color=old.get(name),
+            lw=2.2 if name == "model" else 1.4, ls="-" if name == "model" else "--")
+  styles = _line_styles(ax)
+  plt.close(fig)
+  assert len(set(styles)) < len(styles)

@@ -14,10 +14,43 @@ from research.workdir import atomic_path  # noqa: E402
 # Stable colours per estimator so every figure of the project reads the same.
 COLOURS = {"model": "#1f77b4", "least_squares": "#ff7f0e", "ridge": "#2ca02c",
            "dmmse": "#d62728", "averaging": "#9467bd", "nearest_neighbours": "#8c564b",
-           "lasso": "#e377c2"}
+           "lasso": "#e377c2", "lasso_tuned": "#17becf", "model_held_out": "#0b2e59"}
 LABELS = {"model": "Transformer", "least_squares": "Least squares", "ridge": "Ridge",
           "dmmse": "dMMSE", "averaging": "Averaging", "nearest_neighbours": "3-nearest neighbours",
-          "lasso": "Lasso"}
+          "lasso": "Lasso (config's probe.lasso_alpha)",
+          "lasso_tuned": "Lasso, alpha tuned per k (held-out prompts)",
+          "model_held_out": "Transformer (held-out prompts)"}
+# Curves without a fixed colour (the sparse probe's Lasso alpha grid, a new estimator): colours
+# no fixed curve uses, each pair with its own marker. With the default cycle's 10 colours the
+# sparse probe's 11 curves shared two (tuned Lasso = Averaging's purple, a trial).
+SPARE_COLOURS = ("#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a", "#ffbb78", "#c5b0d5")
+MARKERS = ("o", "s", "^", "v", "D", "P")
+
+
+def curve_styles(names) -> dict[str, dict]:
+  """{curve: matplotlib line style}, no two alike in (colour, linestyle, marker): the model
+  solid and thick, a fixed baseline dashed in its colour, any other dash-dotted in a spare
+  colour with a marker (36 such curves before a style repeats)."""
+  styles, spare = {}, 0
+  for name in names:
+    if name in ("model", "model_held_out"):
+      styles[name] = dict(color=COLOURS[name], lw=2.2 if name == "model" else 1.8,
+                          ls="-" if name == "model" else ":", marker=None)
+    elif name in COLOURS:
+      styles[name] = dict(color=COLOURS[name], lw=1.4, ls="--", marker=None)
+    else:
+      n = len(SPARE_COLOURS)
+      styles[name] = dict(color=SPARE_COLOURS[spare % n], lw=1.2, ls="-.",
+                          marker=MARKERS[(spare + spare // n) % len(MARKERS)])
+      spare += 1
+  return styles
+
+
+def curve_label(name: str) -> str:
+  """'Lasso alpha=0.01' for the grid's raw key lasso_alpha_0.01; LABELS' name otherwise."""
+  if name.startswith("lasso_alpha_"):
+    return f"Lasso alpha={name[len('lasso_alpha_'):]}"
+  return LABELS.get(name, name)
 
 
 def save_figure(fig, out_png: str | Path, *, tight: bool = True, **savefig_kwargs) -> Path:
@@ -44,11 +77,13 @@ def render_probe(probe_json: str | Path, out_png: str | Path) -> Path:
   res = json.loads(Path(probe_json).read_text())
   k = res["k"]
   fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+  styles = curve_styles(res["curves"])
   for name, c in res["curves"].items():
-    colour = COLOURS.get(name)
-    ax.plot(k, c["mean"], label=LABELS.get(name, name), color=colour,
-            lw=2.2 if name == "model" else 1.4, ls="-" if name == "model" else "--")
-    ax.fill_between(k, c["lo"], c["hi"], color=colour, alpha=0.2, lw=0)
+    style = styles[name]
+    # A marker on every point of a 41-point curve would hide the others: about 8 per curve.
+    ax.plot(k, c["mean"], label=curve_label(name), ms=4, markevery=max(1, len(k) // 8),
+            **style)
+    ax.fill_between(k, c["lo"], c["hi"], color=style["color"], alpha=0.2, lw=0)
   d = res["n_dims"]
   ax.axvline(d, color="grey", lw=0.8, ls=":")
   ax.set_xlabel("in-context examples k")
