@@ -75,9 +75,16 @@ def _default_repo_url() -> str:
   return re.sub(r"\.git$", "", url) if url.startswith("https://github.com/") else ""
 
 
+# `import research` comes before jax, as in the command-line tools: on a host with neither a
+# TPU nor a GPU it sets JAX_PLATFORMS=cpu (research/__init__.py), so libtpu (the dev extra)
+# prints no "E0000 ... unexpected worker hostname" block; a TPU or GPU runtime is left alone.
+# WORKDIR holds one folder per preset: a run directory refuses another preset's config, so
+# switching PRESET in the same session trains beside the first preset's runs.
 SETUP = """\
+import research  # before jax: with no TPU or GPU here it sets JAX_PLATFORMS=cpu, as the CLI does
 PRESET = os.environ.get('RESEARCH_NOTEBOOK_PRESET', 'tiny')  # {choices}
-WORKDIR = os.environ.get('RESEARCH_NOTEBOOK_WORKDIR', '/tmp/{name}')
+# One folder per preset: another PRESET trains into its own folder and keeps this one's runs.
+WORKDIR = os.path.join(os.environ.get('RESEARCH_NOTEBOOK_WORKDIR', '/tmp/{name}'), PRESET)
 import jax
 from pathlib import Path
 from IPython.display import Image, Markdown, display
@@ -116,6 +123,33 @@ def _cell(kind: str, text: str, tags=()) -> dict:
   return cell
 
 
+def _tiny_time(name: str) -> str:
+  """The tiny preset's reproduce time from experiments/wall_times.json, rounded coarsely so
+  that a re-measured time rarely changes the notebook's text ('tiny' read "runs in seconds",
+  and chan2022 took 101 s)."""
+  from experiments import summaries
+  t = summaries.read_wall_times().get(name, {}).get("tiny")
+  if not t:
+    return "its time is not measured yet"
+  s = t["seconds"]
+  took = "under half a minute" if s < 30 else "under a minute" if s < 60 else \
+      f"about {round(s / 60)} min"
+  return (f"the reproduce cell took {took} on 2 shared CPU cores; the change-one-thing cell "
+          "adds a run of its own")
+
+
+def _seeds_md(name: str) -> str:
+  """Which seeds the reproduce cell runs and how to run others (no notebook said)."""
+  from experiments import reproduce
+  if reproduce.seedless(name):
+    return ""
+  each = "; ".join(f"`{p}`: {', '.join(map(str, reproduce.default_seeds(name, p)))}"
+                   for p in reproduce.presets_of(name))
+  return (f" Seeds ({each}): for others write `reproduce.reproduce('{name}', PRESET, "
+          f"Path(WORKDIR), seeds=(3, 4, 5))`; every `seed_<n>` folder in `WORKDIR/{name}/run` "
+          "is scored.")
+
+
 def notebook(name: str) -> dict:
   from experiments import reproduce  # its presets: a notebook offered 'paper' where none is
   p, presets = PAPERS[name], reproduce.presets_of(name)
@@ -128,18 +162,20 @@ def notebook(name: str) -> dict:
                         f"This notebook calls `python -m experiments.reproduce {name}`'s own "
                         f"function: it runs `experiments/{name}.py` (or reuses finished runs), "
                         "checks each headline claim against the paper and renders the figures. "
-                        "On Colab choose a TPU or GPU runtime and run the install cell; `PRESET "
-                        "= 'tiny'` runs in seconds on a CPU, `'cpu'` is the README gallery's "
-                        "setup" + (" and `'paper'` the paper's" if paper else
+                        "On Colab choose a TPU or GPU runtime and run the install cell. `PRESET "
+                        f"= 'tiny'` checks the machinery only ({_tiny_time(name)}); `'cpu'` is "
+                        "the README gallery's setup" + (" and `'paper'` the paper's" if paper else
                                    " (this experiment has no `'paper'` preset)")
                         + " (the next cell lists the presets with what each runs and its "
-                        "measured time)."),
+                        "measured time). Each preset trains into its own folder (`WORKDIR` ends in "
+                        "the preset's name), so switching `PRESET` and running all again keeps "
+                        "the other preset's runs." + p.get("prerequisite", "")),
       _cell("code", INSTALL.format(repo_url=_default_repo_url())),
       _cell("code", SETUP.format(name=name, choices=" | ".join(map(repr, presets)))),
       _cell("markdown", "## Reproduce\nThe verdict table: the paper's number or direction, "
                         "ours, the tolerance, PASS / FAIL / NOT_SHOWN. The stored outputs come "
                         "from the `tiny` preset, which checks the machinery only (its FAILs say "
-                        f"nothing about the paper); {tested} the claims."),
+                        f"nothing about the paper); {tested} the claims." + _seeds_md(name)),
       _cell("code", RUN.format(name=name), tags=[KEEP]),
       _cell("markdown", f"## Change one thing\n{p['change_md']}"),
       _cell("code", p["change"]),

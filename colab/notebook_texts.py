@@ -15,7 +15,8 @@ PAPERS = {
               "predicts f(x_k+1) as well as least squares once k >= d, and far better than "
               "averaging or nearest neighbours.",
         change_md="Garg's other function classes: a ReLU network instead of a linear map "
-                  "(the probe's baselines follow the class).",
+                  "(the probe's baselines follow the class). It trains the config's seed, 0: "
+                  "`config.seed = 1` trains another.",
         change="""\
 from configs import icl_regression
 from research import train
@@ -31,7 +32,8 @@ display(Image(f'{WORKDIR}/relu_net/figures/icl_regression.png'))"""),
               "(the prior's optimum on fresh tasks) once M passes a threshold M*. Every M trains "
               "as one member of a single vmapped ensemble.",
         change_md="A different grid of pool sizes: the ensemble holds the largest pool, every "
-                  "member samples from its own first M tasks.",
+                  "member samples from its own first M tasks. Seed 0; `seed=1` in the `run` call "
+                  "trains another.",
         change="""\
 import json
 from experiments import raventos2023
@@ -44,7 +46,15 @@ display(Image(f'{WORKDIR}/pools/figures/raventos2023.png'))"""),
         intro="In-context learning of few-shot classification appears when training sequences are "
               "bursty and classes follow a Zipfian long tail, and needs a Transformer: an LSTM "
               "of the same size learns in weights only.",
-        change_md="One bursty-classification run with half the sequences bursty.",
+        # The paper preset reads Omniglot, which TFDS must have prepared (README, Data).
+        prerequisite="\n\n`PRESET = 'paper'` trains on Omniglot from TensorFlow Datasets, "
+                     "prepared once on a machine with internet access: `pip install tensorflow "
+                     "tensorflow-datasets` and `tfds build omniglot --file_format=array_record "
+                     "--data_dir=/data/tfds`, then `os.environ['TFDS_DATA_DIR'] = '/data/tfds'` "
+                     "before the reproduce cell (README, *Data*); `'tiny'` and `'cpu'` use "
+                     "Gaussian classes and need nothing.",
+        change_md="One bursty-classification run with half the sequences bursty, on the config's "
+                  "seed, 0 (`config.seed = 1` trains another).",
         change="""\
 from configs import bursty_classification
 from research import train
@@ -58,7 +68,8 @@ print({k: v for k, v in result.items() if k.startswith('final_')})"""),
         intro="With bursty sequences a Transformer's in-context accuracy jumps abruptly from "
               "chance to near 1; without burstiness (B = 0) it learns the classes in weights.",
         change_md="The Transformer run with four times as many classes K (more classes favour "
-                  "in-context over in-weights learning).",
+                  "in-context over in-weights learning), on the config's seed, 0 (`config.seed "
+                  "= 1` trains another).",
         change="""\
 from configs import bursty_classification
 from experiments import common
@@ -71,7 +82,8 @@ res = common.classification_run(Path(WORKDIR) / 'more_classes', 'transformer', c
         intro="Attention-only Transformers with two or more layers form induction heads in a "
               "short phase change in which the in-context-learning score drops; one-layer "
               "models cannot. Ablating the detected heads undoes most of the drop.",
-        change_md="A full two-layer Transformer (with MLPs) instead of attention-only.",
+        change_md="A full two-layer Transformer (with MLPs) instead of attention-only, on the "
+                  "config's seed, 0 (`config.seed = 1` trains another).",
         change="""\
 from configs import induction
 from research import train
@@ -85,7 +97,8 @@ print({k: v for k, v in result.items() if k.startswith('final_')})"""),
         intro="Language models pretrained on a mixture of HMMs (GINC) infer the latent concept "
               "from in-context examples: accuracy rises with the number of examples n and their "
               "length k; Transformers are compared with an LSTM.",
-        change_md="Only the LSTM and the smallest Transformer, side by side.",
+        change_md="Only the LSTM and the smallest Transformer, side by side; seed 0 (`seed=1` in "
+                  "the `run` call trains another).",
         change="""\
 from experiments import xie2021
 res = xie2021.run(PRESET, f'{WORKDIR}/two_models', models=('transformer_s', 'lstm'))"""),
@@ -95,7 +108,8 @@ res = xie2021.run(PRESET, f'{WORKDIR}/two_models', models=('transformer_s', 'lst
         intro="Across model sizes, exact match on multi-digit arithmetic looks sharp while "
               "per-token accuracy, edit distance and log-likelihood of the same outputs change "
               "smoothly: the sharpness comes from the metric.",
-        change_md="The same sweep on multiplication instead of addition.",
+        change_md="The same sweep on multiplication instead of addition; seed 0 (`seed=1` in the "
+                  "`run` call trains another).",
         change="""\
 from experiments import schaeffer2023
 schaeffer2023.run(PRESET, f'{WORKDIR}/mul', sizes=(0, 1), overrides={'task.operation': 'mul'})"""),
@@ -105,7 +119,8 @@ schaeffer2023.run(PRESET, f'{WORKDIR}/mul', sizes=(0, 1), overrides={'task.opera
         intro="On modular addition with 30% of pairs for training, a one-layer Transformer "
               "memorises first and generalises much later, with weight decay; Fourier "
               "progress measures show the circuit forming before test accuracy jumps.",
-        change_md="Half of the pairs for training, without the weight-decay-0 control run.",
+        change_md="Half of the pairs for training, without the weight-decay-0 control run; seed 0 "
+                  "(`seed=1` in the `run` call trains another).",
         change="""\
 from experiments import nanda2023
 # The full batch follows task.train_fraction (a FieldReference in configs/grokking.py).

@@ -132,3 +132,82 @@ def test_the_form_default_is_a_github_origin_or_empty(tmp_path, monkeypatch, ori
   table = builder.readme_table()
   assert ("colab.research.google.com/github/someone/research/blob/main/colab/garg2022.ipynb"
           in table) == bool(default)
+
+
+def _setup_cell(path: Path) -> str:
+  """The notebook's cell that sets PRESET and WORKDIR."""
+  nb = nbformat.read(path, as_version=4)
+  return next(c.source for c in nb.cells if c.cell_type == "code" and "WORKDIR = " in c.source)
+
+
+def _workdir(setup: str, preset: str, monkeypatch) -> str:
+  """WORKDIR as the setup cell's PRESET and WORKDIR lines compute it for `preset`."""
+  monkeypatch.setenv("RESEARCH_NOTEBOOK_PRESET", preset)
+  monkeypatch.setenv("RESEARCH_NOTEBOOK_WORKDIR", "/nb")
+  scope = {"os": os}
+  exec("\n".join(l for l in setup.splitlines() if l.startswith(("PRESET =", "WORKDIR ="))), scope)
+  return scope["WORKDIR"]
+
+
+# Calls that write a run's files: each takes its folder from WORKDIR.
+_WRITERS = ("train_and_evaluate(", "train_or_reuse(", "reproduce.reproduce(", ".run(", "refit(",
+            "probe_run(", "classification_run(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_each_preset_trains_into_its_own_folder(path, monkeypatch):
+  """WORKDIR did not depend on the preset: after tiny, PRESET = 'cpu' in the same session
+  stopped at "holds a run of another config" (quickstart) or "holds garg2022's results of the
+  tiny preset" (reproduce), naming CLI flags a notebook has not got (a trial)."""
+  setup = _setup_cell(path)
+  tiny, cpu = (_workdir(setup, p, monkeypatch) for p in ("tiny", "cpu"))
+  assert tiny != cpu and tiny.endswith("tiny") and cpu.endswith("cpu"), (tiny, cpu)
+  nb = nbformat.read(path, as_version=4)
+  for cell in nb.cells:
+    install = cell.source.startswith("# Install")  # its subprocess.run writes no run
+    if cell.cell_type == "code" and cell.source != setup and not install and any(
+        w in cell.source for w in _WRITERS):
+      assert "WORKDIR" in cell.source and "'/tmp" not in cell.source, cell.source
+
+
+def test_each_preset_control_the_old_workdir_was_shared(monkeypatch):
+  old = "PRESET = os.environ.get('RESEARCH_NOTEBOOK_PRESET', 'tiny')\n" \
+        "WORKDIR = os.environ.get('RESEARCH_NOTEBOOK_WORKDIR', '/tmp/garg2022')"
+  assert _workdir(old, "tiny", monkeypatch) == _workdir(old, "cpu", monkeypatch)
+
+
+def _devices_stderr(setup: str) -> str:
+  """stderr of the setup cell's lines up to `import jax`, then jax.devices(), run as a fresh
+  kernel would: without the JAX_PLATFORMS=cpu that tests/conftest.py sets."""
+  head = setup[:setup.index("import jax\n")] + "import jax\nprint(jax.devices())\n"
+  env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+  env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+  proc = subprocess.run([sys.executable, "-c", "import os\n" + head], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  return proc.stderr
+
+
+def _libtpu_probe_would_print() -> bool:
+  """libtpu installed (the dev extra) on a host research/__init__.py takes for CPU-only."""
+  import importlib.util
+  import research
+  return importlib.util.find_spec("libtpu") is not None and not (
+      research._glob.glob("/dev/accel*") or research._glob.glob("/dev/vfio/[0-9]*")
+      or research._glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/proc/driver/nvidia"))
+
+
+def test_the_devices_cell_prints_no_libtpu_block_on_a_cpu_host():
+  """Every notebook's setup cell imports research before jax, as the CLI entry points do, so on
+  a CPU host with libtpu (the dev extra) jax.devices() printed "E0000 ... INVALID_ARGUMENT:
+  unexpected worker hostname" (a trial). Control: the same lines without `import research`
+  print it."""
+  for path in NOTEBOOKS:
+    setup = _setup_cell(path)
+    assert setup.index("import research") < setup.index("import jax"), path.name
+  if not _libtpu_probe_would_print():
+    pytest.skip("needs libtpu on a host without a TPU or GPU")
+  setup = _setup_cell(ROOT / "colab" / "quickstart.ipynb")
+  assert "TPU" not in _devices_stderr(setup)
+  control = _devices_stderr(setup.replace("import research", "pass", 1))
+  assert "unexpected worker hostname" in control, control
