@@ -210,14 +210,14 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     if why:
       logging.warning("sweep: %s %s: running it again (from its final checkpoint where it "
                       "has one)", name, why)
-      results.forget(name)
+      results.train_again(name)
       lost.add(name)
   for name, cfg in zip(names, configs):  # a finished run a longer num_steps extends, as
     run_dir = results.run_dir(name)           # research.main's rerun extends it
     extended = sweep_rundirs.extends(run_dir, cfg) if results.done(name) else None
     if extended:
       logging.info("sweep: %s continues (%s)", name, "; ".join(extended))
-      results.forget(name)
+      results.train_again(name)
       lost.add(name)  # trained on, not recorded again from its summary
   # and no run directory holds another config's run
   sweep_rundirs.check_same_runs([(results.run_dir(n), results.done(n), c)
@@ -229,8 +229,10 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     if results.done(name) and workdir_lib.finished_summary(results.run_dir(name), cfg) is None:
       logging.info("sweep: %s continues (stopped before train.num_steps=%d)", name,
                    cfg.train.num_steps)
-      results.forget(name)
+      results.train_again(name)
       lost.add(name)
+  if lost and jax.process_index() == 0:  # after the checks: a refused rerun changes no row
+    results.save()
   for i, (name, cfg) in enumerate(zip(names, configs)):
     # The one "finished and same config" rule (research/workdir.py) decides, not the row:
     # a sweep killed between a run's summary.json and its row records the row from the

@@ -19,6 +19,7 @@ from research.results_records import flatten
 
 
 _NAME_CHARS = 120
+TRAINING = "training"  # a row's status while its run is trained on (Results.train_again)
 
 
 def run_name(index: int, overrides: dict) -> str:
@@ -83,11 +84,17 @@ class Results:
     self.rows[row["run"]] = workdir_lib.finite_json(row)
     self._write()
 
-  def forget(self, name: str) -> None:
-    """Drops NAME's row from the files too: a run trained on (extended, or run again) is not
-    done until it records a new row, whatever stops it on the way (SIGTERM, a crash)."""
-    if self.rows.pop(name, None) is not None:
-      self._write()
+  def train_again(self, name: str) -> None:
+    """Marks NAME's row `training` (not done): a run trained on (extended, or run again) is
+    not done until it records a new row, whatever stops it on the way (SIGTERM, a crash). The
+    row stays, with its overrides: `names` finds a point whose index moved through it (a
+    deleted row left the run to be trained again from step 0 under its new name). Written by
+    the next `put` or `save`."""
+    if name in self.rows:
+      self.rows[name] = self.rows[name] | {"status": TRAINING}
+
+  def save(self) -> None:
+    self._write()
 
   def _write(self) -> None:
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))

@@ -1,6 +1,7 @@
 """One K-step loop (research/loop.py) for solo runs and vmapped ensembles: both read call i's
 metrics after dispatching call i+1, and both stop on SIGTERM with a checkpoint a rerun
 resumes from exactly; SIGTERM ends a sweep instead of failing its current run."""
+import json
 import os
 import signal
 
@@ -305,8 +306,7 @@ def test_an_extension_stopped_on_the_way_is_finished_by_the_rerun(tmp_path, trac
     sweep.run_sweep(longer, SEEDS, tmp_path / "cut", ensemble=ensemble,
                     devices=jax.devices()[:1])
   kept = sweep.Results(table).rows
-  stopped = [sweep.run_name(i, s) for i, s in enumerate(SEEDS)][:1 if ensemble == "off" else 2]
-  assert not set(stopped) & set(kept), kept  # the stopped runs are not done
+  assert [r["status"] for r in kept.values()] == ["training"] * 2, kept  # not done: trained on
   table.write_bytes(before)  # as the version before this one left it: done rows at step 20
   rows = sweep.run_sweep(longer, SEEDS, tmp_path / "cut", ensemble=ensemble,
                          devices=jax.devices()[:1]).rows
@@ -315,3 +315,28 @@ def test_an_extension_stopped_on_the_way_is_finished_by_the_rerun(tmp_path, trac
     a, b = tmp_path / "ref" / "runs" / name, tmp_path / "cut" / "runs" / name
     assert all(np.array_equal(x, y) for x, y in zip(_final_params(a, 30), _final_params(b, 30)))
     assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+
+
+def test_a_moved_point_stopped_in_its_extension_keeps_its_run(tmp_path, traced):
+  """Points [seed 1, seed 2] trained, seed 0 put in front, the sweep extended and stopped in
+  seed 1's extension: a version that deleted the rows of runs trained on lost the way from
+  seed 1 and 2 to their runs (000_seed=1, 001_seed=2, found through their rows' overrides),
+  and the rerun trained them again from step 0 as 001_seed=1 and 002_seed=2. Now their rows
+  stay (status training) and the rerun continues them."""
+  runs, sigterm_at = traced
+  longer = _config()
+  longer.train.num_steps = 30
+  sweep.run_sweep(_config(), SEEDS[1:] + [{"seed": 2}], tmp_path, ensemble="off",
+                  devices=jax.devices()[:1])
+  points = SEEDS + [{"seed": 2}]
+  sigterm_at[0] = (len(runs) + 2, 1)  # the new seed 0 trains first; then seed 1's extension
+  with pytest.raises(preemption.Preempted, match="at step 25"):
+    sweep.run_sweep(longer, points, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  rows = sweep.run_sweep(longer, points, tmp_path, ensemble="off", devices=jax.devices()[:1]).rows
+  assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+      "000_seed=0", "000_seed=1", "001_seed=2"]
+  assert all(r["status"] == "done" for r in rows.values()) and len(rows) == 3
+  for name in ("000_seed=1", "001_seed=2"):  # trained on from step 20, not again from 0
+    steps = [json.loads(l)["step"] for l in (tmp_path / "runs" / name / "metrics.jsonl")
+             .read_text().splitlines()]
+    assert steps == [5, 10, 15, 20, 25, 30], (name, steps)
