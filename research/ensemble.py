@@ -268,8 +268,8 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
   kept = ckpt_lib.kept_steps(tr)
   if kept:
     ensemble_members.save_histories(workdir / workdir_lib.CHECKPOINTS,
-                           ckpt_lib.abstract_like(abstract, ens.state_sharding), take, dirs,
-                           finished, fates, kept, step)
+                                    ckpt_lib.abstract_like(abstract, ens.state_sharding), take,
+                                    dirs, finished, fates, kept, step)
   return [None if finished[i] else
           ensemble_members.finish(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
                          last[i], step=step, times=times, tokens=tokens, guard=guard, kept=kept)
@@ -303,7 +303,7 @@ class _EnsembleStep:
     self.precompile_s = precompile_s
     # The line's loss is the members' mean of what each logged (the mean over the call's steps,
     # as a solo run's line): the last step's alone printed 5.175 beside logged 4.73-5.29.
-    self.label = f"ensemble of {ens.size}, the members' mean: "
+    self.label = f"ensemble of {ens.size}, its live members' mean: "  # a frozen one's left out
 
   def call(self, num_steps: int):
     return self.ens.multi_step_fn(num_steps)

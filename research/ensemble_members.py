@@ -18,7 +18,7 @@ from research.train import run_probes
 
 
 def save_histories(stacked_dir: Path, abstract, take, dirs: list[Path], finished,
-                           fates: dict, kept, end: int) -> None:
+                   fates: dict, kept, end: int) -> None:
   """train.keep_log_spaced: each member's own checkpoints at the kept steps before `end`, as
   its solo run keeps them (research.probe_checkpoints probes a run's kept checkpoints: a
   member had only its final one, the log-spaced steps were in the stacked state alone),

@@ -202,15 +202,17 @@ def _default_figure(dirs: Sequence[str], metric: str) -> Path:
 
 def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
   """The table, and the CSV and figure asked for, of the runs that could be read."""
-  for col in fv.columns:
-    check_column(rows, col, "--columns")
+  _check_over(rows, fv.over)
+  table = aggregate.aggregate(rows, fv.over, columns_of(rows)) if fv.over else rows
+  for col in fv.columns:  # with --over, the pooled table's too (runs, last.loss.sd)
+    if col not in columns_of(table):
+      check_column(rows, col, "--columns")
   if fv.plot:  # before the table: a misspelt --by printed the whole table, then exit 2
     # matplotlib only when drawing
     from research.analysis.results_plots import check_curves, columns_read, plot
     for col, flag in columns_read(rows, fv.plot, fv.by, fv.x):
       check_column(rows, col, flag)
     check_curves(rows, fv.plot, fv.x)
-  _check_over(rows, fv.over)
   if fv.plot and fv.by in fv.over:
     raise InputError(f"--by {fv.by} is averaged over (--over); colour by another field, or "
                      "leave it out of --over")
@@ -219,18 +221,23 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
                      "or leave it out of --over")
   # The run first whatever was asked: rows without it could not be told apart.
   cols = ["run", *(c for c in fv.columns if c != "run")] if fv.columns else default_columns(rows)
-  table, what = rows, "runs"
+  what = "rows" if fv.over else "runs"
   if fv.over:  # one row per setting: its keys, how many runs, the pooled values, the figures
     keys = aggregate.group_keys(rows, fv.over)
-    table, what = aggregate.aggregate(rows, fv.over, columns_of(rows)), "rows"
     cols = [*keys, "runs", *fv.over, *(c for c in cols if c not in keys and c not in fv.over
-                                       and c != "run")]
+                                       and c not in ("run", "runs"))]
   print(format_table(table, cols))
   if fv.over:
     made = f"{len(table)} row{'' if len(table) == 1 else 's'}"
     print(f"note: {len(rows)} runs in {made}, each over its {', '.join(fv.over)} values: "
-          "mean ± sample standard deviation, (n=k) where only k of its runs have the figure; "
-          "--csv writes sd, sem, min, max and n columns", file=sys.stderr)
+          "mean ± sample standard deviation of the finite values, (n=k) where only k of its "
+          "runs have one; --csv writes sd, sem, min, max, n and nonfinite columns",
+          file=sys.stderr)
+    mixed = [i + 1 for i, r in enumerate(table) if aggregate.mixed_states(r)]
+    if mixed:  # an unfinished run's last loss is from an earlier step than the others'
+      print(f"note: row{'s' if len(mixed) > 1 else ''} {', '.join(map(str, mixed))} pool runs "
+            "that did not all finish (see state); --where state==finished averages the "
+            "finished ones alone", file=sys.stderr)
   if not fv.columns and len(cols) > WIDE:  # reproduce's WORKDIR: 223 columns, 5,394 characters
     print(f"note: {len(cols)} columns (what differs between these {len(rows)} runs, their last "
           "metrics and probes); choose some with --columns=run,state,summary.num_params,"

@@ -136,7 +136,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
         workdir_layout.remove_if_unstarted(workdir)
       raise
     if identity is not None and jax.process_index() == 0:
-      workdir_lib.write_json(workdir / workdir_lib.SWEEP_RECORD, identity)
+      workdir_lib.write_json(workdir / workdir_lib.SWEEP_RECORD, _widest(workdir, identity))
     return _run_sweep(config, overrides, workdir, ensemble, devices)
 
 
@@ -164,6 +164,16 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> Non
       raise InputError(f"{workdir} holds runs that are no point of --sweep={identity['sweep']} "
                        f"({other[0]}{', ...' if len(other) > 1 else ''}: another sweep's, made "
                        "before sweep.json recorded which); pass another --workdir")
+
+
+def _widest(workdir: Path, identity: dict) -> dict:
+  """The identity to record: seeds:2 run in a seeds:3 directory keeps seeds:3 (it holds three
+  seeds; a refusal's fix named --sweep=seeds:2)."""
+  recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD) or {}
+  if recorded and recorded != identity and _seedless(recorded) == _seedless(identity):
+    count = lambda i: int(cli.SEEDS.fullmatch(str(i["sweep"])).group(1))
+    return max(recorded, identity, key=count)
+  return identity
 
 
 def _seedless(identity: dict) -> dict:

@@ -37,7 +37,7 @@ def test_members_match_solo_runs_and_bad_member_freezes(tmp_path, caplog):
   logged20 = [json.loads(l)["loss"] for d in dirs[:3]
               for l in (d / "metrics.jsonl").read_text().splitlines() if json.loads(l)["step"] == 20]
   assert len(logged20) == 3
-  assert f"ensemble of 4, the members' mean: step 20/20 | loss {np.mean(logged20):.4g}" in caplog.text
+  assert f"ensemble of 4, its live members' mean: step 20/20 | loss {np.mean(logged20):.4g}" in caplog.text
   assert [s["frozen"] for s in summaries] == [False, False, False, True]
   assert not np.isfinite(summaries[3]["frozen_loss"])
   # On disk it is JSON's null, not NaN (which strict JSON readers refuse); the error says it.

@@ -3,6 +3,7 @@ the seed as one row, each figure its mean ± sample sd over them; the CSV and th
 those rows. A new user's trial: a 10-seed ensemble gave 10 rows and no mean or spread."""
 import csv
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_over_seed_gives_one_row_per_setting_with_mean_and_sd(seeds_dir, tmp_pat
   assert cols[:3] == ["optim.learning_rate", "runs", "seed"] and "run" not in cols
   for line, lr in zip(lines, (1e-3, 5e-3)):
     losses = [LAST[lr, s] for s in range(3)]
-    assert line.startswith(f"{lr:<19}  3     [0, 1, 2]")
+    assert line.startswith(f"{lr:<19}  3     0-2 ")
     assert f"{statistics.mean(losses):.4g} ± {statistics.stdev(losses):.2g}" in line
   assert "0.1 ± 0.1" in lines[0] and "1/3" in lines[0]  # acc of runs 0-2; pass in one of 3
   assert "0.35 ± 0.071 (n=2)" in lines[1]  # runs 3 and 4: run 5 has no probe
@@ -75,6 +76,10 @@ def test_runs_of_other_settings_are_never_pooled(seeds_dir):
   assert [l.split()[:2] for l in proc.stdout.splitlines()] == [
       ["optim.learning_rate", "runs"], ["0.001", "3"], ["0.005", "3"]]
   assert len(_cli(seeds_dir).stdout.splitlines()) == 7
+  # The pooled table's own columns may be chosen.
+  chosen = _cli(seeds_dir, "--over=seed", "--columns=runs,last.loss.sd")
+  assert chosen.returncode == 0 and chosen.stdout.splitlines()[0].split() == [
+      "optim.learning_rate", "runs", "seed", "last.loss.sd"], chosen.stdout + chosen.stderr
   # Over both: one row of all six runs, the learning rates listed.
   both = aggregate.aggregate(rows, ["seed", "optim.learning_rate"], ["last.loss"])
   assert len(both) == 1 and both[0]["runs"] == 6
@@ -82,14 +87,37 @@ def test_runs_of_other_settings_are_never_pooled(seeds_dir):
 
 
 def test_a_setting_shared_by_the_group_stays_its_value():
-  rows = [{"seed": s, "model.width": 64, "summary.num_params": 900, "last.loss": 1.0 + s,
-           "state": "finished" if s else "failed"} for s in range(3)]
+  rows = [{"seed": s, "model.width": 64, "model.fused_qkv": False, "summary.num_params": 900,
+           "last.loss": 1.0 + s, "state": "finished" if s else "failed"} for s in range(3)]
   (row,) = aggregate.aggregate(rows, ["seed"], list(rows[0]))
-  assert row["model.width"] == 64 and row["summary.num_params"] == 900
-  assert "summary.num_params.sd" not in row and row["last.loss.sd"] == 1.0
-  assert row["state"] == "finished×2, failed×1"
+  assert row["model.width"] == 64 and row["model.fused_qkv"] is False  # not "0/3"
+  # A figure equal in every run: its statistics (sd 0) in the CSV, its value in the cell.
+  assert row["summary.num_params.sd"] == 0 and aggregate.cell(row, "summary.num_params") == "900"
+  assert row["last.loss.sd"] == 1.0 and row["state"] == "finished×2, failed×1"
   assert aggregate.cell(row, "last.loss") == "2 ± 1"
   assert aggregate.cell(row, "state") is None  # printed as it is
+  assert aggregate.mixed_states(row) and not aggregate.mixed_states({"state": "finished"})
+
+
+def test_diverged_missing_and_mixed_values_are_counted_not_hidden():
+  """A review of --over: NaN and inf were dropped from the mean as missing (three diverged
+  seeds of ten hidden), a text some runs lack read as the group's, a boolean mixed with
+  numbers was averaged, a field a failed point lacks split it into a group of its own, and
+  seeds were listed in text order (0, 1, 10, 11, 2)."""
+  rows = [{"seed": s, "optim.name": "adam", "last.loss": float(s) if s < 9 else math.nan,
+           "summary.error": "boom" if s == 0 else None, "probes.p.x": True if s < 2 else 0.5}
+          for s in range(12)]
+  rows[10]["last.loss"], rows[11]["last.loss"] = math.inf, None
+  rows.append({"seed": 12, "state": "failed"})  # a point that failed before its run existed
+  (row,) = aggregate.aggregate(rows, ["seed"], list(dict.fromkeys(c for r in rows for c in r)))
+  assert row["runs"] == 13 and row["seed"] == "0-12"
+  assert (row["last.loss.n"], row["last.loss.nonfinite"]) == (9, 2)
+  assert row["last.loss"] == pytest.approx(4.0)  # seeds 0-8
+  assert aggregate.cell(row, "last.loss") == "4 ± 2.7 (n=9, 2 non-finite)"
+  assert row["summary.error"] == "(none)×12, boom×1"
+  assert row["probes.p.x"] == "0.5×10, True×2, (none)×1"
+  assert aggregate.aggregate([{"seed": s} for s in (2, 10, 1, 30)], ["seed"], [])[0]["seed"] \
+      == "1, 2, 10, 30"
 
 
 def test_the_figure_draws_each_settings_mean_and_band(seeds_dir, tmp_path, monkeypatch):
@@ -130,3 +158,26 @@ def test_bad_over_exits_2_with_one_line(seeds_dir, args, match):
   err = proc.stderr.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: ") and match in err[0], proc.stderr
   assert not proc.stdout.strip()
+
+
+def test_a_run_stopped_early_does_not_cut_its_rows_curve(seeds_dir, tmp_path, caplog,
+                                                         monkeypatch):
+  """The mean curve was drawn at the steps every run logged: one seed of twelve stopped at
+  step 20 cut the row's curve there, the title still counting it. Now each step's mean is of
+  the runs that logged it, and a warning says where a row has fewer."""
+  first = sorted((seeds_dir / "runs").iterdir())[0]  # lr 1e-3, seed 0
+  rows_logged = (first / "metrics.jsonl").read_text().splitlines()
+  (first / "metrics.jsonl").write_text("\n".join(rows_logged[:2]) + "\n")
+  rows = results_records.records([seeds_dir])
+  saved = []
+  save = plots.save_figure
+  monkeypatch.setattr(plots, "save_figure", lambda fig, out: saved.append(fig) or save(fig, out))
+  with caplog.at_level("WARNING"):
+    results_plots.plot(rows, "loss", by="optim.learning_rate", over=["seed"],
+                       out=tmp_path / "a.png")
+  ax = saved[0].axes[0]
+  line = ax.get_lines()[0]
+  assert list(line.get_xdata()) == [10, 20, 30]
+  assert line.get_ydata()[-1] == pytest.approx((LAST[1e-3, 1] + LAST[1e-3, 2]) / 2)
+  assert "at step 30 only 2 of a row's 3 runs logged it" in caplog.text
+  assert "runs logged it" not in caplog.text.split("at step 30")[0]  # the other row: no warning

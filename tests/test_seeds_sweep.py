@@ -57,6 +57,8 @@ def test_more_seeds_extend_the_sweep_in_its_directory(tmp_path, monkeypatch, cap
   run("seeds:2")
   run("seeds:3")
   assert trained == ["000_seed=0", "001_seed=1", "002_seed=2"]
+  run("seeds:2")  # fewer: the directory still holds, and its record names, three seeds
+  assert json.loads((tmp_path / "sweep.json").read_text())["sweep"] == "seeds:3"
   with pytest.raises(InputError, match=r"holds another sweep \(config=icl_regression.py "
                      r"sweep=seeds:3\)"):
     run("scale")

@@ -2,14 +2,17 @@
 results_plots.py): the runs that differ only in FIELD (seeds, most often) as one row, each
 figure their mean and spread, as a paper reports results over seeds.
 
-Rows are grouped by every config field that varies between the runs except the --over fields,
-whether shown or not, so that runs of two learning rates are never pooled because --columns
-left the rate out. In a group of N runs a number becomes its mean, `X.sd` (sample standard
-deviation, N - 1), `X.sem` (sd / sqrt(n)), `X.min`, `X.max` and `X.n` (the runs that have it:
-an unfinished run may lack a probe); the printed cell is `mean ± sd`, with `(n=k)` where k < N.
-A boolean becomes the count that hold it (`7/10`), a text its values with their counts
-(`finished×9, failed×1`); a value every run of the group has, the same in each (a setting
-they share, the parameter count), stays that value.
+Rows are grouped by every config field that varies between the runs (and by what a resume
+changed, `config_changes`) except the --over fields, whether shown or not, so that runs of two
+learning rates are never pooled because --columns left the rate out; a field a run lacks (a
+sweep point that failed before its run existed) splits no group. In a group of N runs a
+number becomes the mean of its finite values, `X.sd` (sample standard deviation, n - 1),
+`X.sem` (sd / sqrt(n)), `X.min`, `X.max`, `X.n` (the runs with a finite value) and
+`X.nonfinite` (NaN or inf: a diverged seed, counted, never averaged in); the printed cell is
+`mean ± sd`, with `(n=k)` where k < N and `k non-finite`. A boolean becomes the count that hold
+it (`7/10`, out of the runs that have it), a text its values with their counts (`finished×9,
+failed×1`, `(none)×m` for runs without it); a setting every run of the group shares stays that
+value.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from collections import Counter
 from typing import Sequence
 
 NOT_SETTINGS = ("state", "summary", "last", "probes")  # first parts of columns a run produced
+NOT_POOLED = ("run", "dir")  # one per run: a row of many runs has none
 
 
 def is_setting(col: str) -> bool:
@@ -27,64 +31,107 @@ def is_setting(col: str) -> bool:
           and col not in ("run", "dir", "config_changes", "runs"))
 
 
+def _text(v) -> str:
+  return json.dumps(v, sort_keys=True, default=str)
+
+
 def group_keys(rows: list[dict], over: Sequence[str]) -> list[str]:
-  """Every config field that varies between the runs, less the --over fields."""
+  """Every config field with two values or more among the runs that have it, and
+  `config_changes` where runs differ in it, less the --over fields."""
   keys = []
   for col in dict.fromkeys(c for r in rows for c in r):
-    if is_setting(col) and col not in over:
-      if len({json.dumps(r.get(col), sort_keys=True, default=str) for r in rows}) > 1:
+    if (is_setting(col) or col == "config_changes") and col not in over:
+      if len({_text(r[col]) for r in rows if r.get(col) is not None}) > 1:
         keys.append(col)
   return keys
 
 
-def aggregate(rows: list[dict], over: Sequence[str], values: Sequence[str]) -> list[dict]:
-  """One row per group (in the order of each group's first run): its keys, `runs` (how
-  many), the --over values it pooled, and every column in VALUES summarised."""
+def groups(rows: list[dict], over: Sequence[str]) -> list[list[int]]:
+  """The indices of each group's runs, in the order of each group's first run."""
   keys = group_keys(rows, over)
-  groups: dict[str, list[dict]] = {}
-  for r in rows:
-    groups.setdefault(json.dumps([r.get(k) for k in keys], default=str), []).append(r)
+  at: dict[str, list[int]] = {}
+  for i, r in enumerate(rows):
+    at.setdefault(_text([r.get(k) for k in keys]), []).append(i)
+  return list(at.values())
+
+
+def sample_sd(values: Sequence[float]) -> float | None:
+  """Standard deviation with n - 1; None for fewer than two values."""
+  if len(values) < 2:
+    return None
+  mean = math.fsum(values) / len(values)
+  return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def aggregate(rows: list[dict], over: Sequence[str], values: Sequence[str]) -> list[dict]:
+  """One row per group (`groups`): its keys, `runs` (how many), the --over values it pooled,
+  and every column in VALUES summarised."""
+  keys = group_keys(rows, over)
   out = []
-  for members in groups.values():
+  for members in ([rows[i] for i in g] for g in groups(rows, over)):
     row = {k: members[0].get(k) for k in keys}
     row["runs"] = len(members)
     for col in over:
-      row[col] = json.dumps(sorted({m.get(col) for m in members}, key=str), default=str)
+      row[col] = _listed([m.get(col) for m in members])
     for col in values:
-      if col not in keys and col not in over and col != "run":
+      if col not in keys and col not in over and col not in NOT_POOLED:
         row.update(_summary(col, [m.get(col) for m in members]))
     out.append(row)
   return out
+
+
+def _listed(values: list) -> str:
+  """The --over values of a group, numbers in numeric order; consecutive integers as a range
+  (seeds 0-11), a long list cut to its ends and count."""
+  distinct = sorted({_text(v): v for v in values}.values(),
+                    key=lambda v: (0, v, "") if _is_number(v) else (1, 0, str(v)))
+  if len(distinct) > 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in distinct) \
+      and distinct[-1] - distinct[0] == len(distinct) - 1:
+    return f"{distinct[0]}-{distinct[-1]}"
+  shown = [str(v) for v in distinct]
+  if len(shown) > 6:
+    shown = shown[:3] + ["...", shown[-1]] + [f"({len(distinct)} values)"]
+  return ", ".join(shown)
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _summary(col: str, values: list) -> dict:
   present = [v for v in values if v is not None]
   if not present:
     return {col: None}
+  if len(present) == len(values) and all(_text(v) == _text(present[0]) for v in present) \
+      and (is_setting(col) or not isinstance(present[0], (bool, int, float))):
+    return {col: present[0]}  # a setting the group shares (a figure's numbers are counted)
   if all(isinstance(v, bool) for v in present):
     return {col: f"{sum(present)}/{len(present)}"}
-  if all(v == present[0] for v in present) and len(present) == len(values):
-    return {col: present[0]}  # a setting shared by the group, the parameter count
-  if all(isinstance(v, (int, float)) for v in present):
+  if all(_is_number(v) for v in present):
     finite = [float(v) for v in present if math.isfinite(v)]
-    n = len(finite)
-    if not n:
-      return {col: present[0]}
-    mean = math.fsum(finite) / n
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else None
-    return {col: mean, f"{col}.sd": sd, f"{col}.sem": sd / math.sqrt(n) if sd is not None else None,
-            f"{col}.min": min(finite), f"{col}.max": max(finite), f"{col}.n": n}
-  counts = Counter(str(v) for v in present)
-  if len(counts) == 1:
-    return {col: present[0]}
+    n, sd = len(finite), sample_sd([float(v) for v in present if math.isfinite(v)])
+    return {col: math.fsum(finite) / n if n else None, f"{col}.sd": sd,
+            f"{col}.sem": sd / math.sqrt(n) if sd is not None else None,
+            f"{col}.min": min(finite, default=None), f"{col}.max": max(finite, default=None),
+            f"{col}.n": n, f"{col}.nonfinite": len(present) - n}
+  counts = Counter(str(v) for v in present)  # texts, or booleans mixed with numbers
+  if len(present) < len(values):
+    counts["(none)"] = len(values) - len(present)
   return {col: ", ".join(f"{v}×{c}" for v, c in counts.most_common())}
 
 
 def cell(row: dict, col: str) -> str | None:
-  """The printed cell: `mean ± sd` and `(n=k)` where some runs lack the figure; None where
-  the column is not a summarised number (printed as it is)."""
+  """The printed cell: `mean ± sd` (the mean alone when every run has the same value),
+  `(n=k)` where only k runs have a finite value, `k non-finite`; None where the column is not
+  a summarised number (printed as it is)."""
   if f"{col}.n" not in row:
     return None
-  mean, sd, n = row[col], row[f"{col}.sd"], row[f"{col}.n"]
-  text = f"{mean:.4g} ± {sd:.2g}" if sd is not None else f"{mean:.4g}"
-  return text + (f" (n={n})" if n < row["runs"] else "")
+  mean, sd, n, bad = row[col], row[f"{col}.sd"], row[f"{col}.n"], row[f"{col}.nonfinite"]
+  text = "" if mean is None else (f"{mean:.4g} ± {sd:.2g}" if sd else f"{mean:.4g}")
+  notes = [f"n={n}"] * (n + bad < row["runs"] or bool(bad)) + [f"{bad} non-finite"] * bool(bad)
+  return (text + (f" ({', '.join(notes)})" if notes else "")).strip()
+
+
+def mixed_states(row: dict) -> bool:
+  """A row pooling runs that did not all finish (its `state` a count of several values)."""
+  return "×" in str(row.get("state", ""))

@@ -150,8 +150,9 @@ def _curves_of(rows: list[dict], metric: str) -> list[list[tuple]]:
 
 def _curves(rows: list[dict], metric: str, ax, colours, groups=None) -> int:
   """Draws each run's curve, or with GROUPS (lists of row indices: --over) each group's mean
-  over the steps all its runs logged, in a band of ±1 sample sd; returns how many runs had
-  a curve."""
+  at every step, over the runs that logged it, in a band of ±1 sample sd (a warning names a
+  group whose runs did not all log every step: a run stopped early, a frozen member);
+  returns how many runs had a curve."""
   curves = _curves_of(rows, metric)
   if groups is None:
     groups = [[i] for i in range(len(rows))]
@@ -159,18 +160,21 @@ def _curves(rows: list[dict], metric: str, ax, colours, groups=None) -> int:
     have = [dict(curves[i]) for i in members if curves[i]]
     if not have:
       continue
-    steps = sorted(set.intersection(*(set(c) for c in have)))
-    if not steps:  # runs that logged no step in common (another log_every): each drawn
-      steps = sorted(set.union(*(set(c) for c in have)))
+    steps = sorted(set().union(*have))
     values = [[c[s] for c in have if s in c] for s in steps]
     mean = [math.fsum(v) / len(v) for v in values]
     ax.plot(steps, mean, color=colour, lw=1.4, alpha=0.9,  # one logged step: a point
             marker="o" if len(steps) == 1 else None, ms=5)
-    if len(have) > 1:
-      sd = [math.sqrt(math.fsum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
-            for v, m in zip(values, mean)]
+    if len(members) > 1:
+      sd = [aggregate.sample_sd(v) or 0.0 for v in values]
       ax.fill_between(steps, [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)],
                       color=colour, alpha=0.2, lw=0)
+      fewer = [(s, len(v)) for s, v in zip(steps, values) if len(v) < len(members)]
+      if fewer:
+        logging.warning("--plot %s: at step %d only %d of a row's %d runs logged it (a run "
+                        "stopped early or froze): the mean and band there, and at %d other "
+                        "steps, are of fewer runs", _step_metric(metric), fewer[0][0],
+                        fewer[0][1], len(members), len(fewer) - 1)
   ax.set_xlabel("step")
   return sum(map(bool, curves))
 
@@ -242,13 +246,10 @@ def _differing_config(groups, drawn_by) -> list[str]:
 
 
 def _pooled(rows: list[dict], over) -> tuple[list[list[int]], list[dict]]:
-  """--over: the indices of each group's runs, and one row per group (its first run's
-  fields, named by the settings that tell the groups apart, with its --x means and sds)."""
+  """--over: the indices of each group's runs (aggregate.groups), and one row per group (its
+  settings, with its figures' means and sds), named by the settings that tell groups apart."""
+  groups = aggregate.groups(rows, over)
   keys = aggregate.group_keys(rows, over)
-  at: dict[str, list[int]] = {}
-  for i, r in enumerate(rows):
-    at.setdefault(json.dumps([r.get(k) for k in keys], default=str), []).append(i)
-  groups = list(at.values())
   means = aggregate.aggregate(rows, over, list(dict.fromkeys(c for r in rows for c in r)))
   named = []
   for members, mean in zip(groups, means):
