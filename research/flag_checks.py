@@ -45,6 +45,10 @@ def check_list_values(fv: flags.FlagValues, empty_ok: Iterable[str] = ()) -> Non
     if isinstance(flag.value, list) and not flag.value and name not in empty_ok:
       raise InputError(f"--{name}= is empty; give at least one value or drop the flag")
     if isinstance(flag.value, list) and not isinstance(flag, flags.MultiFlag):
+      if any(str(v).strip() == "" for v in flag.value):  # `--over=,`, `--sizes=0,,1`
+        raise InputError(f"--{name}={','.join(map(str, flag.value))} has an empty value "
+                         "(two commas, or one at an end); give the values, e.g. "
+                         f"--{name}=a,b")
       keys = [_as_number(v) for v in flag.value]  # 1 and 01 are one layer count
       twice = [v for i, v in enumerate(flag.value) if keys[i] in keys[:i]]
       if twice:

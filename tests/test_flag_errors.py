@@ -145,6 +145,10 @@ def test_a_value_given_twice_in_a_list_is_refused():
   # a flag whose empty list means something (reddy2023's --sweeps=) is still checked for this
   assert "gives 'K' more than once" in _refusal(cli.parse_flags, _define_lists, ["--pools=K,K"],
                                                  "", ("pools",))
+  # an empty value (`--over=,`) was "gives '' more than once"
+  assert _refusal(cli.parse_flags, _define_lists, ["--pools=4,,64"]) == (
+      "--pools=4,,64 has an empty value (two commas, or one at an end); give the values, e.g. "
+      "--pools=a,b")
   # controls: distinct values, and a multi flag (--set) that is meant to repeat
   fv = cli.parse_flags(_define_lists, ["--pools=4,64", "--set=a=1", "--set=a=1"])
   assert fv.pools == ["4", "64"] and fv.set == ["a=1", "a=1"]
