@@ -271,8 +271,9 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
                                     ckpt_lib.abstract_like(abstract, ens.state_sharding), take,
                                     dirs, finished, fates, kept, step)
   return [None if finished[i] else
-          ensemble_members.finish(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i], dirs[i],
-                         last[i], step=step, times=times, tokens=tokens, guard=guard, kept=kept)
+          ensemble_members.finish(ens, i, fates, take(carry["state"], jnp.int32(i)), views[i],
+                                  dirs[i], last[i], step=step, times=times, tokens=tokens,
+                                  guard=guard, kept=kept)
           for i in range(ens.size)]
 
 

@@ -26,7 +26,8 @@ summary figure that is not a number) is left out and named on stderr after the t
 others; the command exits 6. --over=FIELD[,FIELD] (e.g. seed) makes the runs that differ only
 in those fields one row: `runs`, and each figure's mean ± sample standard deviation
 (research/analysis/aggregate.py; --csv then writes the rows so made, with X.sd, X.sem, X.min,
-X.max and X.n columns; --plot draws each row's mean with a ±1 sd band or error bars). From Python, `load(dirs)` gives the table as a pandas DataFrame
+X.max, X.n and X.nonfinite columns; --plot draws each row's mean with a ±1 sd band or error
+bars). From Python, `load(dirs)` gives the table as a pandas DataFrame
 (`pip install -e .[results]`), research/results_records.py's `records(dirs)` as a list of
 dicts without pandas.
 --plot METRIC draws a metrics.jsonl column against the step for every run, coloured by --by

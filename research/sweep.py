@@ -128,7 +128,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   with lock:  # before the ensemble check: a busy workdir is reported as busy, whatever its points
     try:
       if identity is not None:
-        _check_identity(workdir, identity, overrides)
+        identity = _check_identity(workdir, identity, overrides)
       if ensemble == "on":
         _check_ensemble_on(config, overrides, workdir)
     except InputError:
@@ -136,19 +136,23 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
         workdir_layout.remove_if_unstarted(workdir)
       raise
     if identity is not None and jax.process_index() == 0:
-      workdir_lib.write_json(workdir / workdir_lib.SWEEP_RECORD, _widest(workdir, identity))
+      workdir_lib.write_json(workdir / workdir_lib.SWEEP_RECORD, identity)
     return _run_sweep(config, overrides, workdir, ensemble, devices)
 
 
-def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> None:
+def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> dict:
   """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
   (and the same config twice, as 000_seed=0 and 000_num_layers=2,...), exit 0. A DIR
   written before sweep.json existed takes the identity of its next sweep if every run in
-  it is one of that sweep's points (else the wrong sweep would claim it)."""
+  it is one of that sweep's points (else the wrong sweep would claim it). Returns the identity
+  to record."""
   recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
-  if recorded is not None and _seedless(recorded) == _seedless(identity):
-    pass  # seeds:5 then seeds:10: the same sweep given more seeds (fewer: former points named)
-  elif recorded is not None and recorded != identity:
+  if recorded not in (None, identity) and _seedless(recorded) == _seedless(identity):
+    # seeds:5 then seeds:10, the same sweep given more seeds; seeds:2 in a seeds:3 directory
+    # keeps seeds:3 recorded (it holds three; a refusal's fix named --sweep=seeds:2)
+    count = lambda i: int(cli.SEEDS.fullmatch(str(i["sweep"])).group(1))
+    return max(recorded, identity, key=count)
+  if recorded is not None and recorded != identity:
     # sweep.json keeps the config file's name, not its path or preset (a sweep continues
     # from any directory): the fix names the file, not a command line that would not run.
     was = " ".join(f"{k}={v}" for k, v in recorded.items())
@@ -164,15 +168,6 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> Non
       raise InputError(f"{workdir} holds runs that are no point of --sweep={identity['sweep']} "
                        f"({other[0]}{', ...' if len(other) > 1 else ''}: another sweep's, made "
                        "before sweep.json recorded which); pass another --workdir")
-
-
-def _widest(workdir: Path, identity: dict) -> dict:
-  """The identity to record: seeds:2 run in a seeds:3 directory keeps seeds:3 (it holds three
-  seeds; a refusal's fix named --sweep=seeds:2)."""
-  recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD) or {}
-  if recorded and recorded != identity and _seedless(recorded) == _seedless(identity):
-    count = lambda i: int(cli.SEEDS.fullmatch(str(i["sweep"])).group(1))
-    return max(recorded, identity, key=count)
   return identity
 
 

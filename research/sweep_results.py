@@ -82,7 +82,7 @@ class Results:
     # Strict JSON, as summary.json: a frozen member's NaN loss is null here too (a row made
     # from the summary on a rerun, and one made in memory, are then the same).
     self.rows[row["run"]] = workdir_lib.finite_json(row)
-    self._write()
+    self.save()
 
   def train_again(self, name: str) -> None:
     """Marks NAME's row `training` (not done): a run trained on (extended, or run again) is
@@ -94,9 +94,6 @@ class Results:
       self.rows[name] = self.rows[name] | {"status": TRAINING}
 
   def save(self) -> None:
-    self._write()
-
-  def _write(self) -> None:
     workdir_lib.write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows.values()))
     # The same rows flat (overrides.model.width, final.loss, ...) for pandas or a spreadsheet;
     # tracebacks stay in the JSONL only.

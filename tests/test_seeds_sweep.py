@@ -2,14 +2,13 @@
 N-1. A trial found a seeds sweep in the regression config alone and wrote a config per task
 for the others; research.sweep --ensemble=auto then ran them one by one without saying so."""
 import json
-from pathlib import Path
 
 import jax
 import pytest
 
 from research import cli, sweep
 from research.errors import InputError
-from test_sweep import _config
+from test_sweep import _config, fake_training
 
 
 @pytest.mark.parametrize("spec", ["configs/grokking.py:tiny", "configs/bursty_classification.py",
@@ -39,21 +38,11 @@ def test_bad_seeds_sweeps_are_one_line(spec, name, match):
 def test_more_seeds_extend_the_sweep_in_its_directory(tmp_path, monkeypatch, caplog):
   """seeds:2 then seeds:3 in one directory is the same sweep given a seed more (the third
   trains alone); another sweep there is still refused (control)."""
-  from research import train, workdir
-  trained = []
-
-  def fake_train(cfg, d, **kw):
-    trained.append(Path(d).name)
-    Path(d).mkdir(parents=True)
-    (Path(d) / "config.json").write_text(workdir.config_json(cfg))
-    summary = {"final_step": cfg.train.num_steps}
-    (Path(d) / "summary.json").write_text(json.dumps(summary))
-    return summary
-  monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+  trained = fake_training(monkeypatch)
   run = lambda name: sweep.run_sweep(
       _config(), cli.load_sweep("configs/icl_regression.py", name, seeds=True), tmp_path,
-      ensemble="off",
-      devices=jax.devices()[:1], identity={"config": "icl_regression.py", "sweep": name})
+      ensemble="off", devices=jax.devices()[:1],
+      identity={"config": "icl_regression.py", "sweep": name})
   run("seeds:2")
   run("seeds:3")
   assert trained == ["000_seed=0", "001_seed=1", "002_seed=2"]

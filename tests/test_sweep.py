@@ -25,6 +25,24 @@ def _config():
   return c
 
 
+def fake_training(monkeypatch) -> list[str]:
+  """train.train_and_evaluate replaced by one that writes what the rerun's "done" rule looks
+  for (the config, a summary at its num_steps) and trains nothing; the names of the runs it
+  was given, in order."""
+  from research import train, workdir
+  trained = []
+
+  def fake_train(cfg, d, **kw):
+    trained.append(Path(d).name)
+    Path(d).mkdir(parents=True)
+    (Path(d) / "config.json").write_text(workdir.config_json(cfg))
+    summary = {"final_step": cfg.train.num_steps}
+    (Path(d) / "summary.json").write_text(json.dumps(summary))
+    return summary
+  monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+  return trained
+
+
 def test_product_and_zip():
   assert sweep.product(a=[1, 2], b=[3, 4]) == [{"a": 1, "b": 3}, {"a": 1, "b": 4},
                                                  {"a": 2, "b": 3}, {"a": 2, "b": 4}]
@@ -140,18 +158,7 @@ def test_another_sweep_after_one_in_the_same_directory_is_refused(tmp_path, monk
   """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
   (audit 40, exit 0): the DIR keeps its sweep's identity (sweep.json) and refuses another,
   touching nothing; the same sweep reruns, and a DIR of an older version takes the next."""
-  trained = []
-  from research import train
-  def fake_train(cfg, d, **kw):
-    from research import workdir
-    trained.append(Path(d).name)
-    Path(d).mkdir(parents=True)
-    # What the rerun's "done" rule looks for: the config, and a summary at its num_steps.
-    (Path(d) / "config.json").write_text(workdir.config_json(cfg))
-    summary = {"final_step": cfg.train.num_steps}
-    (Path(d) / "summary.json").write_text(json.dumps(summary))
-    return summary
-  monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+  trained = fake_training(monkeypatch)
   seeds = {"config": "icl_regression.py", "sweep": "seeds"}
   run = lambda points, identity, d=tmp_path / "s": sweep.run_sweep(
       _config(), points, d, ensemble="off", devices=jax.devices()[:1], identity=identity)
