@@ -99,6 +99,18 @@ def test_a_setting_shared_by_the_group_stays_its_value():
   assert aggregate.mixed_states(row) and not aggregate.mixed_states({"state": "finished"})
 
 
+def test_an_int_every_run_shares_is_printed_whole():
+  """A trial's 26401 parameters read 2.64e+04 under --over (a float mean at 4 digits), and an
+  int past 2**53 lost its last digits; control: ints that differ still give a mean ± sd."""
+  big = 2**53 + 1
+  rows = [{"seed": s, "summary.num_params": 26401, "summary.tokens_seen": big,
+           "last.step": 20 + 10 * s} for s in range(3)]
+  (row,) = aggregate.aggregate(rows, ["seed"], list(rows[0]))
+  assert aggregate.cell(row, "summary.num_params") == "26401"
+  assert row["summary.tokens_seen"] == big and aggregate.cell(row, "summary.tokens_seen") == str(big)
+  assert aggregate.cell(row, "last.step") == "30 ± 10"
+
+
 def test_diverged_missing_and_mixed_values_are_counted_not_hidden():
   """A review of --over: NaN and inf were dropped from the mean as missing (three diverged
   seeds of ten hidden), a text some runs lack read as the group's, a boolean mixed with

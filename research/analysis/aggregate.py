@@ -109,8 +109,12 @@ def _summary(col: str, values: list) -> dict:
     return {col: f"{sum(present)}/{len(present)}"}
   if all(_is_number(v) for v in present):
     finite = [float(v) for v in present if math.isfinite(v)]
-    n, sd = len(finite), sample_sd([float(v) for v in present if math.isfinite(v)])
-    return {col: math.fsum(finite) / n if n else None, f"{col}.sd": sd,
+    n, sd = len(finite), sample_sd(finite)
+    # An int every run shares (num_params, tokens_seen) stays that int: as a float mean it
+    # printed 2.64e+04 for 26401 (and lost digits past 2**53).
+    same_int = len(set(present)) == 1 and isinstance(present[0], int)
+    return {col: present[0] if same_int else math.fsum(finite) / n if n else None,
+            f"{col}.sd": sd,
             f"{col}.sem": sd / math.sqrt(n) if sd is not None else None,
             f"{col}.min": min(finite, default=None), f"{col}.max": max(finite, default=None),
             f"{col}.n": n, f"{col}.nonfinite": len(present) - n}
@@ -127,7 +131,8 @@ def cell(row: dict, col: str) -> str | None:
   if f"{col}.n" not in row:
     return None
   mean, sd, n, bad = row[col], row[f"{col}.sd"], row[f"{col}.n"], row[f"{col}.nonfinite"]
-  text = "" if mean is None else (f"{mean:.4g} ± {sd:.2g}" if sd else f"{mean:.4g}")
+  text = "" if mean is None else str(mean) if isinstance(mean, int) else (
+      f"{mean:.4g} ± {sd:.2g}" if sd else f"{mean:.4g}")
   notes = [f"n={n}"] * (n + bad < row["runs"] or bool(bad)) + [f"{bad} non-finite"] * bool(bad)
   return (text + (f" ({', '.join(notes)})" if notes else "")).strip()
 
