@@ -35,7 +35,7 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from research import cli, output_paths
+from research import cli, config_files, output_paths
 from research import workdir as workdir_lib
 from research import sweep_rundirs, workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError
@@ -109,10 +109,11 @@ def _ensemble_key(config, names: list[str], overrides: list[dict]) -> str:
 
 
 def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: str = "auto",
-              devices=None, identity: dict | None = None) -> Results:
+              devices=None, identity: dict | None = None, grid=None) -> Results:
   """Runs every override dict not already done; returns the results table. `identity`
   (the command's config file and --sweep name) is kept in DIR/sweep.json, and a sweep of
-  another identity is refused there (_check_identity)."""
+  another identity is refused there (_check_identity; `grid(name)`: the points of another
+  --sweep name of the same config file, None where it has none)."""
   import jax
 
   cli.refuse_repeated_points(overrides, "the sweep")  # an experiment's too, not only --sweep's
@@ -128,7 +129,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   with lock:  # before the ensemble check: a busy workdir is reported as busy, whatever its points
     try:
       if identity is not None:
-        identity = _check_identity(workdir, identity, overrides)
+        identity = _check_identity(workdir, identity, overrides, grid)
       if ensemble == "on":
         _check_ensemble_on(config, overrides, workdir)
     except InputError:
@@ -140,18 +141,20 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
     return _run_sweep(config, overrides, workdir, ensemble, devices)
 
 
-def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> dict:
+def _check_identity(workdir: Path, identity: dict, overrides: list[dict], grid=None) -> dict:
   """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
   (and the same config twice, as 000_seed=0 and 000_num_layers=2,...), exit 0. A DIR
   written before sweep.json existed takes the identity of its next sweep if every run in
   it is one of that sweep's points (else the wrong sweep would claim it). Returns the identity
   to record."""
   recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
-  if recorded not in (None, identity) and _seedless(recorded) == _seedless(identity):
-    # seeds:5 then seeds:10, the same sweep given more seeds; seeds:2 in a seeds:3 directory
-    # keeps seeds:3 recorded (it holds three; a refusal's fix named --sweep=seeds:2)
-    count = lambda i: int(cli.SEEDS.fullmatch(str(i["sweep"])).group(1))
-    return max(recorded, identity, key=count)
+  if recorded not in (None, identity) and _but_sweep(recorded) == _but_sweep(identity) and \
+      (mine := _seeds_only(identity, overrides, grid)) and \
+      (theirs := _seeds_only(recorded, None, grid)):
+    # Sweeps of seeds alone make one table: seeds:5 then seeds:10, the same sweep given more
+    # seeds, or a config's own seeds grid then seeds:20. The one of more points is kept
+    # (seeds:2 in a seeds:3 directory keeps seeds:3: a refusal's fix named --sweep=seeds:2).
+    return identity if len(mine) > len(theirs) else recorded
   if recorded is not None and recorded != identity:
     # sweep.json keeps the config file's name, not its path or preset (a sweep continues
     # from any directory): the fix names the file, not a command line that would not run.
@@ -171,10 +174,17 @@ def _check_identity(workdir: Path, identity: dict, overrides: list[dict]) -> dic
   return identity
 
 
-def _seedless(identity: dict) -> dict:
-  """A sweep's identity with a seeds:N name's count left out (cli.SEEDS)."""
+def _seeds_only(identity: dict, points, grid) -> list[dict] | None:
+  """The points of a sweep that varies the seed alone (seeds:N, or a config's grid of seed
+  points), None for any other. `points`: the sweep's own, where known."""
   name = str(identity.get("sweep", ""))
-  return identity | {"sweep": "seeds:N"} if cli.SEEDS.fullmatch(name) else identity
+  if points is None:
+    points = config_files.seeds_sweep(name) if cli.SEEDS.fullmatch(name) else grid and grid(name)
+  return points if points and all(set(p) == {"seed"} for p in points) else None
+
+
+def _but_sweep(identity: dict) -> dict:
+  return {k: v for k, v in identity.items() if k != "sweep"}
 
 
 def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
@@ -371,6 +381,14 @@ def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -
                left, eta_s)
 
 
+def _grid(spec: str, name: str) -> list[dict] | None:
+  """The points of `--sweep=name` for the config file of `spec`, None where it has no such."""
+  try:
+    return cli.load_sweep(spec, name, seeds=True)
+  except InputError:
+    return None
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -384,7 +402,8 @@ def main(argv) -> int:
   workdir_layout.check_kind(workdir, "sweep")
   try:
     identity = {"config": Path(cli.split_spec(flags.FLAGS.config)[0]).name, "sweep": _SWEEP.value}
-    results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity)
+    results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity,
+                        grid=lambda name: _grid(flags.FLAGS.config, name))
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)
     return 0

@@ -37,20 +37,34 @@ def test_bad_seeds_sweeps_are_one_line(spec, name, match):
 
 def test_more_seeds_extend_the_sweep_in_its_directory(tmp_path, monkeypatch, caplog):
   """seeds:2 then seeds:3 in one directory is the same sweep given a seed more (the third
-  trains alone); another sweep there is still refused (control)."""
+  trains alone); so are the config's own seeds grid (10 seeds; a review found it and seeds:N
+  refused each other's directory) and seeds:12 after it. Another sweep there is still refused
+  (control)."""
   trained = fake_training(monkeypatch)
+  spec = "configs/icl_regression.py"
   run = lambda name: sweep.run_sweep(
-      _config(), cli.load_sweep("configs/icl_regression.py", name, seeds=True), tmp_path,
+      _config(), cli.load_sweep(spec, name, seeds=True), tmp_path,
       ensemble="off", devices=jax.devices()[:1],
-      identity={"config": "icl_regression.py", "sweep": name})
+      identity={"config": "icl_regression.py", "sweep": name},
+      grid=lambda other: sweep._grid(spec, other))
+  record = lambda: json.loads((tmp_path / "sweep.json").read_text())["sweep"]
   run("seeds:2")
   run("seeds:3")
   assert trained == ["000_seed=0", "001_seed=1", "002_seed=2"]
   run("seeds:2")  # fewer: the directory still holds, and its record names, three seeds
-  assert json.loads((tmp_path / "sweep.json").read_text())["sweep"] == "seeds:3"
+  assert record() == "seeds:3"
   with pytest.raises(InputError, match=r"holds another sweep \(config=icl_regression.py "
                      r"sweep=seeds:3\)"):
     run("scale")
+  run("seeds")  # the config's grid of seeds 0-9
+  assert trained[3:] == [f"00{s}_seed={s}" for s in range(3, 10)] and record() == "seeds"
+  run("seeds:12")
+  assert trained[10:] == ["010_seed=10", "011_seed=11"] and record() == "seeds:12"
+  run("seeds")
+  assert len(trained) == 12 and record() == "seeds:12"
+  with pytest.raises(InputError, match=r"holds another sweep \(config=icl_regression.py "
+                     r"sweep=seeds:12\)"):
+    run("dims")
 
 
 def test_auto_says_when_the_points_do_not_train_as_one_ensemble(tmp_path, monkeypatch, caplog):
