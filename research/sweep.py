@@ -35,9 +35,9 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from research import cli, config_files, output_paths
+from research import cli, output_paths
 from research import workdir as workdir_lib
-from research import sweep_rundirs, workdir_layout, workdir_lock
+from research import sweep_identity, sweep_rundirs, workdir_layout, workdir_lock
 from research.errors import InputError, RunIOError
 # The results table and its rows (research/sweep_results.py); run_name, Results,
 # failed_runs and check_finished are this module's too, as its readers call them.
@@ -112,7 +112,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
               devices=None, identity: dict | None = None, grid=None) -> Results:
   """Runs every override dict not already done; returns the results table. `identity`
   (the command's config file and --sweep name) is kept in DIR/sweep.json, and a sweep of
-  another identity is refused there (_check_identity; `grid(name)`: the points of another
+  another identity is refused there (sweep_identity.check; `grid(name)`: the points of another
   --sweep name of the same config file, None where it has none)."""
   import jax
 
@@ -129,7 +129,7 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
   with lock:  # before the ensemble check: a busy workdir is reported as busy, whatever its points
     try:
       if identity is not None:
-        identity = _check_identity(workdir, identity, overrides, grid)
+        identity = sweep_identity.check(workdir, identity, overrides, grid)
       if ensemble == "on":
         _check_ensemble_on(config, overrides, workdir)
     except InputError:
@@ -139,52 +139,6 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
     if identity is not None and jax.process_index() == 0:
       workdir_lib.write_json(workdir / workdir_lib.SWEEP_RECORD, identity)
     return _run_sweep(config, overrides, workdir, ensemble, devices)
-
-
-def _check_identity(workdir: Path, identity: dict, overrides: list[dict], grid=None) -> dict:
-  """`--sweep=scale` after `--sweep=seeds` in one DIR trained both into one results table
-  (and the same config twice, as 000_seed=0 and 000_num_layers=2,...), exit 0. A DIR
-  written before sweep.json existed takes the identity of its next sweep if every run in
-  it is one of that sweep's points (else the wrong sweep would claim it). Returns the identity
-  to record."""
-  recorded = workdir_lib.read_json(workdir / workdir_lib.SWEEP_RECORD)
-  if recorded not in (None, identity) and _but_sweep(recorded) == _but_sweep(identity) and \
-      (mine := _seeds_only(identity, overrides, grid)) and \
-      (theirs := _seeds_only(recorded, None, grid)):
-    # Sweeps of seeds alone make one table: seeds:5 then seeds:10, the same sweep given more
-    # seeds, or a config's own seeds grid then seeds:20. The one of more points is kept
-    # (seeds:2 in a seeds:3 directory keeps seeds:3: a refusal's fix named --sweep=seeds:2).
-    return identity if len(mine) > len(theirs) else recorded
-  if recorded is not None and recorded != identity:
-    # sweep.json keeps the config file's name, not its path or preset (a sweep continues
-    # from any directory): the fix names the file, not a command line that would not run.
-    was = " ".join(f"{k}={v}" for k, v in recorded.items())
-    raise InputError(
-        f"{workdir} holds another sweep ({was}), and one directory keeps one sweep's results; "
-        f"pass another --workdir, or continue that sweep with --config=PATH/"
-        f"{recorded.get('config', 'FILE')}[:PRESET] --sweep={recorded.get('sweep', 'NAME')}")
-  runs = workdir / workdir_lib.RUNS
-  if recorded is None and runs.is_dir():
-    mine = set(Results(workdir / workdir_lib.RESULTS).names(overrides))
-    other = sorted(d.name for d in runs.iterdir() if d.is_dir() and d.name not in mine)
-    if other:
-      raise InputError(f"{workdir} holds runs that are no point of --sweep={identity['sweep']} "
-                       f"({other[0]}{', ...' if len(other) > 1 else ''}: another sweep's, made "
-                       "before sweep.json recorded which); pass another --workdir")
-  return identity
-
-
-def _seeds_only(identity: dict, points, grid) -> list[dict] | None:
-  """The points of a sweep that varies the seed alone (seeds:N, or a config's grid of seed
-  points), None for any other. `points`: the sweep's own, where known."""
-  name = str(identity.get("sweep", ""))
-  if points is None:
-    points = config_files.seeds_sweep(name) if cli.SEEDS.fullmatch(name) else grid and grid(name)
-  return points if points and all(set(p) == {"seed"} for p in points) else None
-
-
-def _but_sweep(identity: dict) -> dict:
-  return {k: v for k, v in identity.items() if k != "sweep"}
 
 
 def _check_ensemble_on(config, overrides: list[dict], workdir: Path) -> None:
@@ -381,14 +335,6 @@ def _log_progress(results: Results, names: list[str], eta_s: float, left: int) -
                left, eta_s)
 
 
-def _grid(spec: str, name: str) -> list[dict] | None:
-  """The points of `--sweep=name` for the config file of `spec`, None where it has no such."""
-  try:
-    return cli.load_sweep(spec, name, seeds=True)
-  except InputError:
-    return None
-
-
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -403,7 +349,7 @@ def main(argv) -> int:
   try:
     identity = {"config": Path(cli.split_spec(flags.FLAGS.config)[0]).name, "sweep": _SWEEP.value}
     results = run_sweep(config, overrides, workdir, ensemble=_ENSEMBLE.value, identity=identity,
-                        grid=lambda name: _grid(flags.FLAGS.config, name))
+                        grid=lambda name: sweep_identity.grid(flags.FLAGS.config, name))
   except preemption.Preempted as e:  # a rerun continues the sweep
     print(str(e), file=sys.stderr, flush=True)
     return 0

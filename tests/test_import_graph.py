@@ -42,7 +42,7 @@ LAYERS = (
     ("ensemble",),
     ("aot_compile", "aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),
-    ("sweep_results", "sweep_rundirs"),
+    ("sweep_identity", "sweep_results", "sweep_rundirs"),
     ("sweep",),
     ("main",),
 )

@@ -6,7 +6,7 @@ import json
 import jax
 import pytest
 
-from research import cli, sweep
+from research import cli, sweep, sweep_identity
 from research.errors import InputError
 from test_sweep import _config, fake_training
 
@@ -46,7 +46,7 @@ def test_more_seeds_extend_the_sweep_in_its_directory(tmp_path, monkeypatch, cap
       _config(), cli.load_sweep(spec, name, seeds=True), tmp_path,
       ensemble="off", devices=jax.devices()[:1],
       identity={"config": "icl_regression.py", "sweep": name},
-      grid=lambda other: sweep._grid(spec, other))
+      grid=lambda other: sweep_identity.grid(spec, other))
   record = lambda: json.loads((tmp_path / "sweep.json").read_text())["sweep"]
   run("seeds:2")
   run("seeds:3")
