@@ -184,8 +184,8 @@ def main(argv=None) -> int:
     raise RunsFailedError(
         f"{len(unreadable)} run{'s' if len(unreadable) > 1 else ''} could not be read and "
         f"{'are' if len(unreadable) > 1 else 'is'} not in the table (listed above; "
-        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}{matched}); repair or remove "
-        f"{'those directories' if len(unreadable) > 1 else 'that directory'} and rerun")
+        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}{matched}); each line above says "
+        "how to mend it")
   return 0
 
 

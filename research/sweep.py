@@ -171,6 +171,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
                    "or removed before it)", i, name)
   sweep_rundirs.log_former_points(workdir, names)
   configs = [apply_overrides(config, o) for o in overrides]  # validated by run_sweep
+  sweep_rundirs.check_configs([results.run_dir(name) for name in names])
   lost = set()  # a finished run whose record was deleted, moved or damaged since: run again
   for name in names:
     run_dir = results.run_dir(name)

@@ -28,6 +28,14 @@ def lost_record(run_dir: Path) -> str | None:
   return None
 
 
+def check_configs(run_dirs: list[Path]) -> None:
+  """A run directory whose config.json is damaged is refused with the sweep's fix (it named
+  research.main's: a new --workdir, --config.init_from)."""
+  for run_dir in run_dirs:
+    workdir_lib.saved_config(run_dir, fix=f"put the run's config.json back, or delete "
+                             f"{run_dir} for the sweep to train that point again")
+
+
 def extends(run_dir: Path, cfg) -> list[str] | None:
   """The differences of a finished run's config from `cfg` when they only extend it: a longer
   train.num_steps, with other fields a finished run may take (workdir.NO_STEP_NEEDED: eval

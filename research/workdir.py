@@ -159,11 +159,11 @@ _JSON_KINDS = {list: "list", str: "string", int: "number", float: "number", bool
                type(None): "null"}
 
 
-def saved_config(workdir: str | Path) -> dict | None:
+def saved_config(workdir: str | Path, fix: str | None = None) -> dict | None:
   """The workdir's config.json as a dict; None when there is none. A damaged or edited one
-  is refused: nothing then says which config wrote the run."""
-  fix = (f"put the run's config.json back, or use a new --workdir (--config.init_from="
-         f"{workdir} starts it from this run's weights)")
+  is refused (with `fix`, or research.main's): nothing then says which config wrote the run."""
+  fix = fix or (f"put the run's config.json back, or use a new --workdir (--config.init_from="
+                f"{workdir} starts it from this run's weights)")
   saved = read_object(Path(workdir) / CONFIG, "does not hold a config (not a JSON object)", fix)
   task = None if saved is None else saved.get("task")
   if saved is not None and not (isinstance(task, dict) and isinstance(task.get("name"), str)):

@@ -108,3 +108,24 @@ def test_a_summarised_run_without_its_row_and_with_a_torn_probe_is_run_again(tmp
   assert json.loads(probe.read_text())["summary"]
   assert again[name]["status"] == "done"
   assert again[name]["final"]["loss"] == first[name]["final"]["loss"]
+
+
+def test_a_runs_damaged_config_is_refused_with_the_sweeps_fix(tmp_path, monkeypatch):
+  """A run's torn config.json stopped the sweep's rerun with research.main's fix (a new
+  --workdir, --config.init_from), which a sweep cannot take; it names the sweep's now, before
+  any row changes. Control: the same file given to research.main's check names init_from."""
+  from research import workdir
+  from test_sweep import fake_training
+  fake_training(monkeypatch)
+  overrides = [{"seed": s} for s in range(2)]
+  sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  run = sorted((tmp_path / "runs").iterdir())[1]
+  (run / "config.json").write_text('{"task": {"name": "icl_regression"},\n oops')
+  rows = (tmp_path / "results.jsonl").read_bytes()
+  with pytest.raises(InputError, match=rf"{run / 'config.json'} does not hold a config .*; put "
+                     rf"the run's config.json back, or delete {run} for the sweep to train that "
+                     r"point again$"):
+    sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
+  assert (tmp_path / "results.jsonl").read_bytes() == rows
+  with pytest.raises(InputError, match="init_from"):
+    workdir.saved_config(run)
