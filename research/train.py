@@ -279,6 +279,7 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
                     "figure", exp.config.task.name)
   for stem, result in results.items():
     path = workdir_lib.probe_file(workdir, stem)
+    result = _plain(result, f"task {exp.config.task.name!r}'s probe result {stem!r}")
     workdir_lib.write_json(path, result, indent=1)
     fig = workdir / "figures" / f"{stem}.png"
     if render is not None:
@@ -289,3 +290,20 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
                  "".join(f"; {k} {v:.4g}" if isinstance(v, float) else f"; {k} {v}"
                          for k, v in result.get("summary", {}).items()))
   return paths
+
+
+def _plain(obj, where: str):
+  """A probe result as JSON holds it: numpy and JAX arrays and scalars (what a task's probe
+  computes with) become lists and numbers; they ended a finished run's probes in a
+  "not JSON serializable" internal error. Anything else JSON has no value for is named."""
+  if isinstance(obj, dict):
+    return {str(k): _plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+  if obj is None or isinstance(obj, (str, bool, int, float)):
+    return obj
+  if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
+    return obj.tolist()
+  raise errors.InputError(f"{where} is of type {type(obj).__name__}, which a probe file cannot "
+                          "hold; return numbers, strings, lists and dicts (numpy and JAX values "
+                          "are converted)")
