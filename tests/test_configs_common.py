@@ -135,3 +135,38 @@ def test_every_shipped_preset_has_only_known_fields(name):
     config = cli.load_config(f"configs/{name}:{preset}")
     config_check._shared_sections(config)
     config_check._known_fields(config)
+
+
+def test_a_shipped_config_that_fails_to_build_is_left_out_alone(monkeypatch, caplog):
+  """A new config file whose default preset raised emptied the whole reference (shipped()
+  raised, config_defaults read that as "no configs"), so a misspelled field of every task
+  trained unseen, exit 0 (trial 65a). Now that file alone is left out, named in a warning;
+  control: the misspelling is still refused."""
+  import importlib
+  import configs
+  from research import cli, config_check, config_defaults
+  real = importlib.import_module
+
+  def failing(name, *a):
+    module = real(name, *a)
+    if name == "configs.grokking":  # its default preset raises, its tiny one builds
+      broken = lambda preset="cpu": (_ for _ in ()).throw(ValueError(f"unknown preset {preset!r}")) \
+          if preset != "tiny" else module.get_config("tiny")
+      return type("M", (), {"get_config": staticmethod(broken)})
+    return module
+  configs.shipped.cache_clear()
+  monkeypatch.setattr(importlib, "import_module", failing)
+  try:
+    with caplog.at_level("WARNING"):
+      kept = configs.shipped()
+    assert "configs/grokking.py: get_config() raised ValueError: unknown preset 'cpu'" in caplog.text
+    assert len(kept) == 2 * len(CONFIG_FILES) - 1
+    c = cli.load_config("configs/icl_regression.py:tiny")
+    with c.unlocked():
+      c.task.n_pionts = 3
+    with pytest.raises(config_check.ConfigError, match="config.task.n_pionts is not a field of "
+                       "any shipped config of this task"):
+      config_check.validate(c, num_devices=1)
+  finally:
+    configs.shipped.cache_clear()
+    config_defaults._defaults.cache_clear()  # nothing computed from the partial set stays
