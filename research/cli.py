@@ -171,6 +171,9 @@ def _fail_for(e: BaseException) -> None:
          "--collective_timeout, or the network between them failed, so this one stops too; "
          "its own log says why it stopped; rerun every process's command to resume from the "
          "newest checkpoint", skip_cleanup=True)
+  if isinstance(e, errors.TaskCodeError):  # the traceback of the task's code, its own line
+    traceback.print_exception(e.__cause__ or e)
+    fail(1, one_line(e))
   code = exit_code(e)
   if code == 1:
     traceback.print_exc()

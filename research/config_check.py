@@ -13,6 +13,7 @@ setter's hint.
 from __future__ import annotations
 
 import math
+import re
 
 from research import hardware, models, optim, sharding, tasks
 from research.config_defaults import shipped_configs
@@ -49,7 +50,7 @@ def _model(cfg) -> None:
   integer(cfg, "model", "num_layers", "width", "num_heads", "max_len")
   positive(cfg, "model", "num_layers", "width", "num_heads", "mlp_ratio")
   positive(cfg, "model", "max_len", allow_zero=True)
-  choice(cfg, "model", "positions", ("learned", "rotary", "none"))
+  choice(cfg, "model", "positions", transformer.POSITIONS)
   choice(cfg, "model", "dtype", ("float32", "bfloat16"))
   if m.width % m.num_heads:
     raise ConfigError(f"config.model.width={m.width} is not divisible by "
@@ -295,6 +296,23 @@ def _topology(name) -> None:
     raise ConfigError(f"config.topology={name!r}: {problem}")
 
 
+def _lacks_field(task: str, e: Exception) -> str:
+  """The line for a task field its check_config read and the config lacks. ml_collections'
+  KeyError text (`'flip_prob'\\nDid you mean "flip_prb" instead of "flip_prob"?`, inside an
+  AttributeError for attribute access) was printed raw."""
+  inner = e.args[0] if e.args and isinstance(e.args[0], KeyError) else e
+  text = str(inner.args[0]) if isinstance(inner, KeyError) and inner.args else ""
+  m = re.match(r"'?([\w.]+)'?(?:\nDid you mean \"([\w.]+)\")?", text)
+  if not m:
+    return (f"config.task.name={task!r}: config.task lacks that task's fields ({one_line(e)}); "
+            "use the config file written for it (configs/*.py)")
+  field, close = m.groups()
+  has = f" (it has {close!r}: a misspelling in the config file?)" if close else ""
+  return (f"config.task.name={task!r}: the task's check_config reads a field {field!r} that "
+          f"this config lacks{has}; use the config file written for that task (configs/*.py), "
+          "each field spelled as the task reads it")
+
+
 def _validate(cfg, num_devices: int) -> None:
   if cfg.task.name not in tasks.REGISTRY:
     raise ConfigError(f"config.task.name={cfg.task.name!r} is not valid; choose one of: "
@@ -302,11 +320,8 @@ def _validate(cfg, num_devices: int) -> None:
                       + " (a new task is added to REGISTRY in research/tasks/__init__.py)")
   try:
     tasks.check_config(cfg)
-  except (KeyError, AttributeError) as e:  # --config.task.name switched to another task
-    field = str(e.args[0]).strip("'") if isinstance(e, KeyError) and e.args else None
-    what = f"no field {field!r}" if field else one_line(e)
-    raise ConfigError(f"config.task.name={cfg.task.name!r}: config.task lacks that task's "
-                      f"fields ({what}); use the config file written for it (configs/*.py)") from None
+  except (KeyError, AttributeError) as e:  # --config.task.name switched to another task, or a
+    raise ConfigError(_lacks_field(cfg.task.name, e)) from None  # field the file misspells
   if "seed" in cfg and not 0 <= cfg.seed < 2 ** 32:  # the key is a uint32 (ensembles store it so)
     raise ConfigError(f"config.seed={cfg.seed!r} must be an integer in [0, 2**32); e.g. "
                       "--config.seed=0")

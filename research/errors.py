@@ -114,6 +114,13 @@ class RunIOError(ResearchError, OSError):
   exit_code = EXIT_IO
 
 
+class TaskCodeError(ResearchError):
+  """A task's own code (its probe or render) raised after training: its traceback is printed
+  (the bug is in that code) with a line naming the task, never "an internal error, not
+  your input" (a task a researcher wrote is theirs)."""
+  exit_code = 1
+
+
 class RunsFailedError(ResearchError):
   """Some runs of a sweep, ensemble or reproduce failed; the message names them."""
   exit_code = EXIT_RUN_FAILED

@@ -265,7 +265,8 @@ def periodic_eval(exp: Experiment, state: TrainState, step: int, writer) -> None
 def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, str]:
   """Evaluates the task's probes; writes probes/*.json and renders figures/*.png."""
   key = jax.random.fold_in(exp.root_key, keys.PROBE)
-  with exp.precision():  # probes that apply the model themselves (attention maps, ablations)
+  # probes that apply the model themselves (attention maps, ablations): the run's precision
+  with exp.precision(), _task_code(exp, "probe", int(state.step)):
     results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
                              step=int(state.step))
   paths = {}
@@ -283,13 +284,30 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
     workdir_lib.write_json(path, result, indent=1)
     fig = workdir / "figures" / f"{stem}.png"
     if render is not None:
-      with workdir_lib.atomic_path(fig) as tmp:
+      with workdir_lib.atomic_path(fig) as tmp, _task_code(exp, "render", int(state.step)):
         render(path, tmp)
     paths[stem] = str(path)
     logging.info("probe %s -> %s%s%s", stem, path, f", figure {fig}" if render else "",
                  "".join(f"; {k} {v:.4g}" if isinstance(v, float) else f"; {k} {v}"
                          for k, v in result.get("summary", {}).items()))
   return paths
+
+
+@contextlib.contextmanager
+def _task_code(exp: Experiment, what: str, step: int):
+  """An exception in the task's probe or render, named as the task's: it read "an internal
+  error, not your input: please report it" for a bug in a researcher's own task. Errors of
+  the project's vocabulary, a preemption and running out of memory pass as they are."""
+  try:
+    yield
+  except Exception as e:  # noqa: BLE001 -- re-raised, named
+    if isinstance(e, errors.ResearchError) or cli.is_preemption(e) or cli.out_of_memory(e):
+      raise
+    raise errors.TaskCodeError(
+        f"task {exp.config.task.name!r}'s {what} raised {type(e).__name__}: "
+        f"{errors.one_line(e)[:300]} (traceback above); the run's checkpoint at step {step} is "
+        f"saved: once its {what} is fixed, the same command probes the run again without "
+        "training (a shipped task's: please report it)") from e
 
 
 def _plain(obj, where: str):

@@ -187,7 +187,7 @@ def test_research_main_malformed_inputs(files, tmp_path):
        "must exceed config.optim.warmup_steps=10"),
       ("bad mesh", [TINY, "--config.mesh.data=3"], 2, "config.mesh"),
       ("task switched to one whose fields the config lacks", [TINY, "--config.task.name=lm"], 2,
-       "config.task lacks that task's fields"),
+       "config.task.name='lm': the task's check_config reads a field"),
       ("negative num_steps", [TINY, "--config.train.num_steps=-1"], 2,
        "config.train.num_steps=-1 must be positive"),
       ("sharding rules not pairs", [TINY, "--config.sharding.rules=[1,2]"], 2,

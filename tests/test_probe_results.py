@@ -42,3 +42,35 @@ def test_a_value_no_json_can_hold_is_named_with_its_place(tmp_path):
                      r"\['fit'\] is of type object, which a probe file cannot hold; return"):
     train.run_probes(_fake_exp(probe), state, tmp_path)
   assert not (tmp_path / "probes" / "sign.json").exists()
+
+
+@pytest.mark.parametrize("where", ["probe", "render"])
+def test_a_tasks_own_bug_is_named_as_the_tasks_with_its_traceback(where, tmp_path, capsys):
+  """A render written for the parsed JSON (it is given the file's path) crashed after training
+  with "an internal error, not your input: please report it" (trial 65a). The task's code is
+  named now, its traceback kept, exit 1; control: the project's own errors (an InputError of
+  the task) pass as they are."""
+  from research import cli, errors
+
+  def broken(probe_json, out_png):
+    return probe_json["summary"]  # a PosixPath is not subscriptable
+
+  exp = _fake_exp(lambda *a, **k: {"sign": {"summary": {"acc": 0.5}}} if where == "render"
+                  else 1 / 0)
+  exp.task.render = broken
+  state = SimpleNamespace(params=None, step=jnp.int32(40))
+  with pytest.raises(errors.TaskCodeError) as e:
+    train.run_probes(exp, state, tmp_path)
+  kind = "TypeError" if where == "render" else "ZeroDivisionError"
+  assert str(e.value).startswith(f"task 'sign_icl''s {where} raised {kind}: ")
+  assert "checkpoint at step 40 is saved" in str(e.value)
+  with pytest.raises(SystemExit) as code:
+    cli._fail_for(e.value)
+  err = capsys.readouterr().err
+  assert code.value.code == 1 and "Traceback" in err and "internal error" not in err
+  assert err.strip().splitlines()[-1].startswith(f"error: task 'sign_icl''s {where} raised")
+
+  def refusing(*a, **k):
+    raise InputError("config.probe.x must be positive")
+  with pytest.raises(InputError, match="must be positive"):
+    train.run_probes(_fake_exp(refusing), state, tmp_path)

@@ -50,7 +50,7 @@ class TransformerConfig:
   vocab_size: int = 0         # > 0: token ids through an embedding table
   max_len: int = 1024
   mlp_ratio: float = 4.0
-  positions: str = "learned"  # learned | rotary | none
+  positions: str = "learned"  # one of POSITIONS
   dropout: float = 0.0
   attention_only: bool = False
   use_layernorm: bool = True
@@ -60,6 +60,10 @@ class TransformerConfig:
   remat: str = "none"         # none | full | dots (REMAT_POLICIES)
   scan_layers: bool = False   # nn.scan over blocks: params under 'layers', stacked
 
+
+# The position encodings the model implements: config_check accepts these and no other, so a
+# new encoding is added here and where the model reads cfg.positions (below), nowhere else.
+POSITIONS = ("learned", "rotary", "none")
 
 # What a rematerialised block keeps from the forward pass. 'dots' keeps the outputs of
 # matmuls without batch dimensions (the projections and MLP matmuls) and recomputes the

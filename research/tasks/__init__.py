@@ -5,14 +5,21 @@ A task owns what a paper varies: how batches are sampled (on device, from
 loss, and its probes and baselines. See `regression.py` for the interface:
   io: research.models.IOSpec            what the model reads and writes
   tokens_per_example: int               for throughput and MFU
-  sample(key, step, batch_size) -> dict jittable batch
+  sample(key, step, batch_size) -> dict jittable batch; `key` is fold_in(the data key, step)
+                                        already, `step` a traced int32 (never a Python int)
   model_inputs(batch) -> array          model input
-  loss(outputs, batch) -> (scalar, {name: scalar})
-  probe(predict_fn, key, probe_cfg, step=) -> {file stem: json-able result}
+  loss(outputs, batch) -> (scalar, {name: scalar})   the scalars are metrics.jsonl's columns
+  probe(predict_fn, key, probe_cfg, step=) -> {file stem: result}: each result a dict JSON
+                                        holds (numpy / JAX values are converted), written to
+                                        probes/STEM.json; its "summary" dict of scalars is the
+                                        run's `probe` log line and research.results'
+                                        probes.STEM.* columns
   check_config(cfg)                     (static; without it no config.task field is checked
-                                        before the run) raises fields.ConfigError, one line,
-                                        on the first invalid config.task field
-  render(probe_json, out_png)           (static, optional) the figure of each probe file;
+                                        before the run, and a warning says so) raises
+                                        fields.ConfigError, one line, on the first invalid
+                                        config.task field
+  render(probe_path, out_png)           (static, optional) the figure of each probe file,
+                                        given the path of its JSON (read it with json.load);
                                         without it the probes' JSON is written, no figure
   build_uses_seed(cfg) -> bool          (static, optional) whether building the task draws
                                         from the seed (splits, tables, pools); absent = yes.
@@ -60,3 +67,11 @@ def check_config(cfg) -> None:
   rule = getattr(REGISTRY[cfg.task.name], "check_config", None)
   if rule is not None:
     rule(cfg)
+  elif cfg.task.name not in _UNCHECKED_SAID:  # as a missing render is said: once a process
+    _UNCHECKED_SAID.add(cfg.task.name)
+    from absl import logging
+    logging.warning("task %r has no check_config(cfg): none of its config.task values is "
+                    "checked before the run (README, Adding a task)", cfg.task.name)
+
+
+_UNCHECKED_SAID: set = set()
