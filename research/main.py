@@ -14,8 +14,11 @@ from research import preemption
 if __name__ == "__main__":  # first: a SIGTERM during the imports below preempts the run
   preemption.hold_sigterm()
 
-import os  # noqa: E402 -- after the handler above
+import hashlib  # noqa: E402 -- after the handler above
+import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from absl import flags, logging  # noqa: E402
 
@@ -173,11 +176,64 @@ def _check_port_free(address: str) -> None:
       return
     except OSError as e:
       if e.errno in (errno.EADDRINUSE, errno.EACCES):
-        why = ("another program (an earlier run still going?) holds it"
+        why = ("another program holds it (an earlier run still going, or another process "
+               "also given --process_id=0?)"
                if e.errno == errno.EADDRINUSE else "ports below 1024 need root")
         raise InputError(f"process 0 cannot listen on port {port} of --coordinator_address="
                          f"{address}: {why}; give every process the same free port") from None
       # No IPv6 on this host: try IPv4; neither: leave it to jax.
+
+
+def _digest(text: str) -> int:
+  return int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "little")  # an int32
+
+
+def _flat(node, prefix: str = "") -> dict[str, str]:
+  """{dotted field: its value as JSON} of a config's JSON."""
+  out = {}
+  for k, v in node.items():
+    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: json.dumps(v)})
+  return out
+
+
+def differing(rows, names: list[str]) -> list[str]:
+  """The names of `rows`' columns (one row per process) where a process differs from 0."""
+  return [n for j, n in enumerate(names) if any(r[j] != rows[0][j] for r in rows)]
+
+
+def _check_same_command(config, workdir) -> None:
+  """Every process of a multi-process run was given the same config, --workdir and
+  --num_processes, before anything is written. Another --config value on one process trained
+  with it there while config.json recorded process 0's (another seed: other losses, exit 0);
+  another --workdir hung both processes in the final checkpoint's save, SIGTERM too; another
+  --num_processes was ignored. Each process holds only its own values, so what is compared
+  is their digests (a field's name and value, where the configs have the same fields)."""
+  import jax
+  import numpy as np
+  from jax.experimental import multihost_utils
+  from research import workdir as workdir_lib
+
+  flat = _flat(json.loads(workdir_lib.config_json(config)))
+  given = {"--workdir": str(Path(workdir).resolve()), "--num_processes": str(_NUM_PROCESSES.value),
+           "--config": json.dumps(flat, sort_keys=True)}
+  rows = np.asarray(multihost_utils.process_allgather(
+      np.array([_digest(v) for v in given.values()] + [len(flat)], np.int32))).tolist()
+  differ = differing(rows, [*given, "fields"])
+  if not differ:
+    return
+  mine = {k: given[k] for k in differ if k in given and k != "--config"}
+  if "--config" in differ and "fields" not in differ:  # the same fields: name those that differ
+    names = sorted(flat)
+    fields = differing(np.asarray(multihost_utils.process_allgather(np.array(
+        [_digest(f"{n}={flat[n]}") for n in names], np.int32))).tolist(), names)
+    mine["--config"] = ", ".join(f"{n}={flat[n]}" for n in fields[:6]) + ", ..." * (len(fields) > 6)
+  elif "--config" in differ:
+    mine["--config"] = "other fields (another file or preset?)"
+  shown = [f"config {v}" if k == "--config" else f"{k}={v}" for k, v in mine.items()]
+  raise InputError(
+      f"the processes of this run were given different {', '.join(k for k in given if k in differ)} "
+      f"(this one, process {jax.process_index()}: {'; '.join(shown)}); give every process the "
+      "same command but --process_id (nothing was written)")
 
 
 def main(argv) -> int:
@@ -213,6 +269,8 @@ def main(argv) -> int:
 
   from research import checkpoint, config_check, train
 
+  if jax.process_count() > 1:
+    _check_same_command(config, workdir)
   config_check.validate(config, jax.device_count())
   try:
     summary = train.train_and_evaluate(config, workdir)

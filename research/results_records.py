@@ -18,11 +18,13 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from research import config_defaults, config_overrides, output_paths
+from absl import logging
+
+from research import config_defaults, config_overrides, output_paths, workdir_lock
 from research.errors import InputError, ResearchError
 from research.probes import checkpoint_rows
-from research.workdir import (RESULTS, RUNS, check_metric_rows, is_metric_value, read_jsonl,
-                             read_object, resume_changes, run_state, sweep_run_dir)
+from research.workdir import (LOCK, RESULTS, RUNS, check_metric_rows, is_metric_value,
+                             read_jsonl, read_object, resume_changes, run_state, sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
         "=": operator.eq, ">": operator.gt, "<": operator.lt}
@@ -43,6 +45,12 @@ def find_runs(dirs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     found += [(root, run) for run in runs if run.resolve() not in seen]
     seen.update(run.resolve() for run in runs)
   if not found:
+    for text in dirs:  # a run starting there writes its config.json once its state is built
+      for lock in sorted(Path(text).rglob(LOCK)):
+        if holder := workdir_lock.live_holder(lock.parent):
+          raise InputError(f"no run under {text} has written its config.json yet: {holder} "
+                           f"is starting in {lock.parent} (the file comes once its state is "
+                           "built); rerun this command in a moment")
     raise InputError(f"no run (a directory with config.json) under {', '.join(map(str, dirs))}; "
                      "pass the --workdir of research.main or research.sweep")
   return found
@@ -236,8 +244,10 @@ def _sweep_records(dirs: Sequence[str | Path]):
     for root in sorted(sweeps):
       try:
         rows = read_jsonl(root / RESULTS)
-      except (ResearchError, OSError):
-        continue  # not a sweep, or its table damaged: the runs found are what there is
+      except (ResearchError, OSError) as e:  # the runs found are what there is; said (it was
+        logging.warning("%s; its runs are tabled from their own folders, without what it "
+                        "records of failed or deleted runs", e)  # skipped without a word)
+        continue
       for row in rows:
         if not isinstance(row, dict) or not row.get("run"):
           continue

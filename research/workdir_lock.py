@@ -139,6 +139,21 @@ class Lock:
       self._close_dir()
 
 
+def live_holder(directory: str | Path) -> str | None:
+  """Who holds DIR/.lock, where the file names a live process (a released lock is emptied);
+  None otherwise. Read only, no flock taken: a reader's shared flock could turn away the
+  holder's own start."""
+  try:
+    fd = os.open(Path(directory) / LOCK, os.O_RDONLY)
+  except OSError:
+    return None
+  try:
+    holder = _read_holder(fd)
+  finally:
+    os.close(fd)
+  return _describe(holder) if holder and _alive(holder) else None
+
+
 def _read_holder(fd: int) -> dict:
   try:
     data = os.pread(fd, 4096, 0)

@@ -327,3 +327,37 @@ def test_a_table_of_many_columns_says_how_to_choose_some(sweep_dir, monkeypatch,
   assert "columns (what differs between these" in err and "--columns=run,state" in err, err
   results.main([str(sweep_dir), "--columns", "last.loss"])
   assert "note:" not in capsys.readouterr().err  # chosen: nothing to say
+
+
+def test_a_damaged_sweep_table_is_said_and_its_runs_still_tabled(tmp_path, caplog):
+  """A line of garbage inside results.jsonl: research.sweep refuses it naming the line, while
+  research.results skipped the table without a word (trial 65b). It says so now, and tables
+  the runs from their folders; control: an intact table says nothing."""
+  root = write_sweep(tmp_path / "scale")
+  (root / "results.jsonl").write_text('{"run": "000_width=16", "status": "done"}\ngarbage{\n'
+                                      '{"run": "001_width=64", "status": "done"}\n')
+  with caplog.at_level("WARNING"):
+    rows = results_records.records([root])
+  assert len(rows) == 3
+  assert f"line 2 of {root / 'results.jsonl'} is not a JSON object" in caplog.text
+  assert "its runs are tabled from their own folders" in caplog.text
+  caplog.clear()
+  (root / "results.jsonl").write_text('{"run": "000_width=16", "status": "done"}\n')
+  with caplog.at_level("WARNING"):
+    assert len(results_records.records([root])) == 3
+  assert "results.jsonl" not in caplog.text
+
+
+def test_a_run_still_starting_is_said_to_be_starting(tmp_path):
+  """research.results on a run whose state is still being built (no config.json yet) said
+  "no run ...; pass the --workdir of research.main", blaming the directory (trial 65b). A live
+  holder of its lock is named now; control: a released (empty) lock gives the old line."""
+  from research import workdir_lock
+  run = tmp_path / "run"
+  with workdir_lock.Lock(run, "a run"):
+    with pytest.raises(InputError, match=rf"no run under {tmp_path} has written its config.json "
+                       rf"yet: a run of PID \d+ on host .* is starting in {run} .*rerun this "
+                       "command in a moment"):
+      results_records.find_runs([tmp_path])
+  with pytest.raises(InputError, match=r"no run \(a directory with config.json\) under"):
+    results_records.find_runs([tmp_path])

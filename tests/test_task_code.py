@@ -1,6 +1,9 @@
-"""What a task's probe returns reaches probes/STEM.json as JSON: numpy and JAX values (what a
-task computes with) are converted; anything else is named in one line (it ended a finished
-run's probes in "Object of type ArrayImpl is not JSON serializable", an internal error)."""
+"""A researcher's own task code, as the project meets it: what its probe returns reaches
+probes/STEM.json as JSON (numpy and JAX values converted; anything else named in one line: it
+ended a finished run's probes in "Object of type ArrayImpl is not JSON serializable", an
+internal error); a bug in its probe or render is named as the task's; a task without
+check_config is said to be unchecked; a field check_config reads that the config lacks is
+one clean line (trial 65a)."""
 import contextlib
 import json
 from types import SimpleNamespace
@@ -74,3 +77,40 @@ def test_a_tasks_own_bug_is_named_as_the_tasks_with_its_traceback(where, tmp_pat
     raise InputError("config.probe.x must be positive")
   with pytest.raises(InputError, match="must be positive"):
     train.run_probes(_fake_exp(refusing), state, tmp_path)
+
+
+def test_a_task_without_check_config_is_said_to_be_unchecked(monkeypatch, caplog):
+  """A missing render was warned, a missing check_config not (bad values trained silently);
+  control: a task with one says nothing."""
+  from research import cli, config_check, tasks
+  c = cli.load_config("configs/icl_regression.py:tiny")
+  with caplog.at_level("WARNING"):
+    config_check.validate(c, num_devices=1)
+  assert "check_config" not in caplog.text
+  plain = type("Unchecked", (), {})
+  monkeypatch.setitem(tasks.REGISTRY, "regression", plain)
+  monkeypatch.setattr(tasks, "_UNCHECKED_SAID", set())
+  with caplog.at_level("WARNING"):
+    config_check.validate(c, num_devices=1)
+  assert "task 'regression' has no check_config(cfg): none of its config.task values is " \
+      "checked" in caplog.text
+
+
+def test_a_field_check_config_reads_and_the_config_lacks_is_one_clean_line():
+  """The file misspelled a field its check_config reads: the line held ml_collections' raw
+  KeyError text ('flip_prob\\'\\nDid you mean ...). Control: a field simply absent."""
+  from research import cli, config_check
+  c = cli.load_config("configs/icl_regression.py:tiny")
+  with c.unlocked():
+    c.task.n_pionts = c.task.n_points
+    del c.task["n_points"]
+  with pytest.raises(InputError) as e:
+    config_check.validate(c, num_devices=1)
+  assert str(e.value) == (
+      "config.task.name='regression': the task's check_config reads a field 'n_points' that "
+      "this config lacks (it has 'n_pionts': a misspelling in the config file?); use the config "
+      "file written for that task (configs/*.py), each field spelled as the task reads it")
+  with c.unlocked():
+    del c.task["n_pionts"]
+  with pytest.raises(InputError, match=r"reads a field 'n_points' that this config lacks; use"):
+    config_check.validate(c, num_devices=1)
