@@ -297,11 +297,13 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
 def _task_code(exp: Experiment, what: str, step: int):
   """An exception in the task's probe or render, named as the task's: it read "an internal
   error, not your input: please report it" for a bug in a researcher's own task. Errors of
-  the project's vocabulary, a preemption and running out of memory pass as they are."""
+  the project's vocabulary, a preemption, running out of memory and I/O errors (a full disk
+  under a figure: exit 5) pass as they are."""
   try:
     yield
   except Exception as e:  # noqa: BLE001 -- re-raised, named
-    if isinstance(e, errors.ResearchError) or cli.is_preemption(e) or cli.out_of_memory(e):
+    if isinstance(e, (errors.ResearchError, OSError)) or cli.is_preemption(e) or \
+        cli.out_of_memory(e):
       raise
     raise errors.TaskCodeError(
         f"task {exp.config.task.name!r}'s {what} raised {type(e).__name__}: "

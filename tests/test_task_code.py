@@ -78,6 +78,12 @@ def test_a_tasks_own_bug_is_named_as_the_tasks_with_its_traceback(where, tmp_pat
   with pytest.raises(InputError, match="must be positive"):
     train.run_probes(_fake_exp(refusing), state, tmp_path)
 
+  def disk_full(*a, **k):  # an I/O error keeps its exit code (5), not the task's bug's
+    raise OSError(28, "No space left on device")
+  with pytest.raises(OSError, match="No space left") as e:
+    train.run_probes(_fake_exp(disk_full), state, tmp_path)
+  assert not isinstance(e.value, errors.TaskCodeError) and cli.exit_code(e.value) == 5
+
 
 def test_a_task_without_check_config_is_said_to_be_unchecked(monkeypatch, caplog):
   """A missing render was warned, a missing check_config not (bad values trained silently);
