@@ -16,15 +16,21 @@ def shipped() -> tuple:
   for path in sorted(Path(__file__).parent.glob("*.py")):
     if path.name in ("__init__.py", "common.py"):
       continue
+    try:
+      module = importlib.import_module(f"configs.{path.stem}")
+    except Exception as e:  # noqa: BLE001 -- any failure of a user's file: named, left out
+      _left_out(path.name, "failed to import", e)
+      continue
     for preset in (None, "tiny"):
       try:
-        module = importlib.import_module(f"configs.{path.stem}")
         out.append(module.get_config() if preset is None else module.get_config(preset))
-      except Exception as e:  # noqa: BLE001 -- any failure of a user's file: named, left out
-        from absl import logging
-        logging.warning(
-            "configs/%s: get_config(%s) raised %s: %s; its fields are left out of the "
-            "reference that misspelled config fields are checked against (every shipped "
-            "config's default and tiny presets must build)", path.name,
-            "" if preset is None else repr(preset), type(e).__name__, e)
+      except Exception as e:  # noqa: BLE001
+        _left_out(path.name, f"get_config({'' if preset is None else repr(preset)}) raised", e)
   return tuple(out)
+
+
+def _left_out(name: str, what: str, e: Exception) -> None:
+  from absl import logging
+  logging.warning("configs/%s: %s %s: %s; its fields are left out of the reference that "
+                  "misspelled config fields are checked against (every shipped config's "
+                  "default and tiny presets must build)", name, what, type(e).__name__, e)

@@ -188,20 +188,18 @@ def _digest(text: str) -> int:
   return int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "little")  # an int32
 
 
-def _flat(node, prefix: str = "") -> dict[str, str]:
-  """{dotted field: its value as JSON} of a config's JSON."""
-  out = {}
-  for k, v in node.items():
-    out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: json.dumps(v)})
-  return out
+# Where a host keeps its own files, which may differ between the processes of one run: the
+# compilation cache, prepared TFDS files, ginc's generated corpus (not which data: the run
+# records that). Every other field must match: checkpoint and eval cadences are collective.
+HOST_LOCAL = ("train.compile_cache_dir", "task.data_dir", "task.cache_dir")
 
 
-def differing(rows, names: list[str]) -> list[str]:
+def _differing(rows, names: list[str]) -> list[str]:
   """The names of `rows`' columns (one row per process) where a process differs from 0."""
   return [n for j, n in enumerate(names) if any(r[j] != rows[0][j] for r in rows)]
 
 
-def _check_same_command(config, workdir) -> None:
+def _check_same_command(config, workdir, num_processes) -> None:
   """Every process of a multi-process run was given the same config, --workdir and
   --num_processes, before anything is written. Another --config value on one process trained
   with it there while config.json recorded process 0's (another seed: other losses, exit 0);
@@ -212,19 +210,23 @@ def _check_same_command(config, workdir) -> None:
   import numpy as np
   from jax.experimental import multihost_utils
   from research import workdir as workdir_lib
+  from research.results_records import flatten
 
-  flat = _flat(json.loads(workdir_lib.config_json(config)))
-  given = {"--workdir": str(Path(workdir).resolve()), "--num_processes": str(_NUM_PROCESSES.value),
+  flat = {k: json.dumps(v) for k, v in
+          flatten(json.loads(workdir_lib.config_json(config))).items() if k not in HOST_LOCAL}
+  if flat.get("init_from", '""') != '""':  # the same run named relative or absolute
+    flat["init_from"] = json.dumps(str(Path(json.loads(flat["init_from"])).resolve()))
+  given = {"--workdir": str(Path(workdir).resolve()), "--num_processes": str(num_processes),
            "--config": json.dumps(flat, sort_keys=True)}
   rows = np.asarray(multihost_utils.process_allgather(
       np.array([_digest(v) for v in given.values()] + [len(flat)], np.int32))).tolist()
-  differ = differing(rows, [*given, "fields"])
+  differ = _differing(rows, [*given, "fields"])
   if not differ:
     return
   mine = {k: given[k] for k in differ if k in given and k != "--config"}
   if "--config" in differ and "fields" not in differ:  # the same fields: name those that differ
     names = sorted(flat)
-    fields = differing(np.asarray(multihost_utils.process_allgather(np.array(
+    fields = _differing(np.asarray(multihost_utils.process_allgather(np.array(
         [_digest(f"{n}={flat[n]}") for n in names], np.int32))).tolist(), names)
     mine["--config"] = ", ".join(f"{n}={flat[n]}" for n in fields[:6]) + ", ..." * (len(fields) > 6)
   elif "--config" in differ:
@@ -270,7 +272,7 @@ def main(argv) -> int:
   from research import checkpoint, config_check, train
 
   if jax.process_count() > 1:
-    _check_same_command(config, workdir)
+    _check_same_command(config, workdir, _NUM_PROCESSES.value)
   config_check.validate(config, jax.device_count())
   try:
     summary = train.train_and_evaluate(config, workdir)

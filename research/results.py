@@ -184,8 +184,8 @@ def main(argv=None) -> int:
     raise RunsFailedError(
         f"{len(unreadable)} run{'s' if len(unreadable) > 1 else ''} could not be read and "
         f"{'are' if len(unreadable) > 1 else 'is'} not in the table (listed above; "
-        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}{matched}); each line above says "
-        "how to mend it")
+        f"{len(rows)} {'is' if len(rows) == 1 else 'are'}{matched}); mend each as its line "
+        "says, or rerun or remove that run")
   return 0
 
 

@@ -269,6 +269,7 @@ def run_probes(exp: Experiment, state: TrainState, workdir: Path) -> dict[str, s
   with exp.precision(), _task_code(exp, "probe", int(state.step)):
     results = exp.task.probe(exp.predict_fn(state.params), key, exp.config.probe,
                              step=int(state.step))
+  _check_shape(exp.config.task.name, results)
   paths = {}
   if jax.process_index() != 0:
     return paths
@@ -302,14 +303,30 @@ def _task_code(exp: Experiment, what: str, step: int):
   try:
     yield
   except Exception as e:  # noqa: BLE001 -- re-raised, named
-    if isinstance(e, (errors.ResearchError, OSError)) or cli.is_preemption(e) or \
+    if isinstance(e, (errors.ResearchError, OSError, MemoryError)) or cli.is_preemption(e) or \
         cli.out_of_memory(e):
       raise
     raise errors.TaskCodeError(
         f"task {exp.config.task.name!r}'s {what} raised {type(e).__name__}: "
-        f"{errors.one_line(e)[:300]} (traceback above); the run's checkpoint at step {step} is "
+        f"{errors.one_line(e)[:300]}; the run's checkpoint at step {step} is "
         f"saved: once its {what} is fixed, the same command probes the run again without "
         "training (a shipped task's: please report it)") from e
+
+
+def _check_shape(task: str, results) -> None:
+  """What README "Adding a task" says a probe returns: {stem: result dict}, a result's
+  "summary" a dict. None, a list, or a number for a summary ended in an AttributeError read
+  as an internal error (one after its file was written)."""
+  where = f"task {task!r}'s probe"
+  if not isinstance(results, dict):
+    raise errors.InputError(f"{where} returned a {type(results).__name__}; return a dict "
+                            "{file stem: result dict} (README, Adding a task)")
+  for stem, result in results.items():
+    if not isinstance(result, dict) or not isinstance(result.get("summary", {}), dict):
+      what = (f"a {type(result).__name__}" if not isinstance(result, dict) else
+              f"a dict whose 'summary' is a {type(result['summary']).__name__}")
+      raise errors.InputError(f"{where} result {stem!r} is {what}; each result is a dict, its "
+                              "'summary' (if any) a dict of scalars (README, Adding a task)")
 
 
 def _plain(obj, where: str):
@@ -323,7 +340,7 @@ def _plain(obj, where: str):
   if obj is None or isinstance(obj, (str, bool, int, float)):
     return obj
   if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
-    return obj.tolist()
+    return _plain(obj.tolist(), where)  # an object array's items are checked too
   raise errors.InputError(f"{where} is of type {type(obj).__name__}, which a probe file cannot "
                           "hold; return numbers, strings, lists and dicts (numpy and JAX values "
                           "are converted)")

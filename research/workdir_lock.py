@@ -151,7 +151,12 @@ def live_holder(directory: str | Path) -> str | None:
     holder = _read_holder(fd)
   finally:
     os.close(fd)
-  return _describe(holder) if holder and _alive(holder) else None
+  if not holder or not _alive(holder):
+    return None
+  if holder.get("host") != socket.gethostname():  # _alive cannot tell: say what it would mean
+    return (f"{_describe(holder)}, if it still runs (another host's process, which this one "
+            "cannot see; a run killed there leaves its lock named too)")
+  return _describe(holder)
 
 
 def _read_holder(fd: int) -> dict:

@@ -149,6 +149,8 @@ def test_a_shipped_config_that_fails_to_build_is_left_out_alone(monkeypatch, cap
 
   def failing(name, *a):
     module = real(name, *a)
+    if name == "configs.induction":  # a file that does not import
+      raise ModuleNotFoundError("No module named 'nonexistent_mod'")
     if name == "configs.grokking":  # its default preset raises, its tiny one builds
       broken = lambda preset="cpu": (_ for _ in ()).throw(ValueError(f"unknown preset {preset!r}")) \
           if preset != "tiny" else module.get_config("tiny")
@@ -160,7 +162,9 @@ def test_a_shipped_config_that_fails_to_build_is_left_out_alone(monkeypatch, cap
     with caplog.at_level("WARNING"):
       kept = configs.shipped()
     assert "configs/grokking.py: get_config() raised ValueError: unknown preset 'cpu'" in caplog.text
-    assert len(kept) == 2 * len(CONFIG_FILES) - 1
+    assert "configs/induction.py: failed to import ModuleNotFoundError" in caplog.text
+    assert caplog.text.count("configs/induction.py") == 1  # once, not once a preset
+    assert len(kept) == 2 * len(CONFIG_FILES) - 3
     c = cli.load_config("configs/icl_regression.py:tiny")
     with c.unlocked():
       c.task.n_pionts = 3

@@ -62,33 +62,6 @@ def test_two_processes_match_one_process_and_checkpoints_move(tmp_path):
   assert _losses(pair)[-1, 0] == 60
 
 
-@pytest.mark.parametrize("other, said", [
-    (["--config.seed=7"], ["config seed=0", "config seed=7"]),
-    (["--workdir=OTHER"], ["--workdir=RUN", "--workdir=OTHER"])])
-def test_processes_given_different_commands_refuse_before_writing(other, said, tmp_path):
-  """Process 1 given another --config.seed trained with it while config.json recorded process
-  0's seed (both exit 0, other losses); another --workdir hung both in the final save, SIGTERM
-  too (trial 65b). Both refuse now, each naming its own value, and nothing is written. The
-  control, the same command on both, is the first test of this file."""
-  run, elsewhere = tmp_path / "run", tmp_path / "other"
-  port = _free_port()
-  workdir = [run, elsewhere if other == ["--workdir=OTHER"] else run]
-  extra = [[], [a for a in other if not a.startswith("--workdir")]]
-  procs = [subprocess.Popen(
-      _cmd(workdir[i], f"--coordinator_address=localhost:{port}", "--num_processes=2",
-           f"--process_id={i}", "--coordinator_timeout=60", *extra[i]),
-      cwd=ROOT, env=_env(4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
-  for i, p in enumerate(procs):
-    _, err = p.communicate(timeout=120)
-    line = [l for l in err.splitlines() if l.startswith("error:")]
-    assert p.returncode == 2 and len(line) == 1, err[-2000:]
-    mine = said[i].replace("RUN", str(run)).replace("OTHER", str(elsewhere))
-    assert line[0].startswith("error: the processes of this run were given different ") and \
-        f"(this one, process {i}: {mine})" in line[0], line
-  assert not run.exists() and not elsewhere.exists()
-
-
 BAD_ADDRESSES = [  # (address, what the line says); each segfaulted (rc 139) or hung before
     ("localhost:notaport", "the port 'notaport' is not an integer"),
     (":1234", "the host is empty"),

@@ -361,3 +361,10 @@ def test_a_run_still_starting_is_said_to_be_starting(tmp_path):
       results_records.find_runs([tmp_path])
   with pytest.raises(InputError, match=r"no run \(a directory with config.json\) under"):
     results_records.find_runs([tmp_path])
+  # A lock another host wrote: its process cannot be seen from here, and the line says so (a
+  # review: a run killed there during its start read as "starting" for ever).
+  (run / ".lock").write_text(json.dumps({"host": "node-17", "pid": 4242, "what": "a run",
+                                         "since": "2026-11-01T03:00:00"}))
+  with pytest.raises(InputError, match=r"a run of PID 4242 on host node-17 .*, if it still runs "
+                     r"\(another host's process"):
+    results_records.find_runs([tmp_path])

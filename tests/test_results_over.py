@@ -108,6 +108,7 @@ def test_an_int_every_run_shares_is_printed_whole():
   (row,) = aggregate.aggregate(rows, ["seed"], list(rows[0]))
   assert aggregate.cell(row, "summary.num_params") == "26401"
   assert row["summary.tokens_seen"] == big and aggregate.cell(row, "summary.tokens_seen") == str(big)
+  assert row["summary.tokens_seen.min"] == row["summary.tokens_seen.max"] == big  # the CSV's too
   assert aggregate.cell(row, "last.step") == "30 ± 10"
 
 

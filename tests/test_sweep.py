@@ -260,7 +260,7 @@ def test_a_run_deleted_after_its_row_is_trained_again_and_results_names_it(tmp_p
   sweep.run_sweep(_config(), overrides, tmp_path, ensemble="off", devices=jax.devices()[:1])
   names = sorted(p.name for p in (tmp_path / "runs").iterdir())
   shutil.rmtree(tmp_path / "runs" / names[1])
-  with pytest.raises(RunsFailedError, match="1 run could not be read .*each line above says"):
+  with pytest.raises(RunsFailedError, match="1 run could not be read .*mend each as its line says"):
     results.main([str(tmp_path)])
   assert f"not in the table: {tmp_path / 'runs' / names[1]}: recorded in" in capsys.readouterr().err
   trained, rows = _rerun_recording_trained(overrides, tmp_path, monkeypatch)

@@ -120,3 +120,20 @@ def test_a_field_check_config_reads_and_the_config_lacks_is_one_clean_line():
     del c.task["n_pionts"]
   with pytest.raises(InputError, match=r"reads a field 'n_points' that this config lacks; use"):
     config_check.validate(c, num_devices=1)
+
+
+@pytest.mark.parametrize("returned, said", [
+    (None, "task 'sign_icl''s probe returned a NoneType; return a dict"),
+    ({"sign": [1, 2]}, "task 'sign_icl''s probe result 'sign' is a list; each result is a dict"),
+    ({"sign": {"summary": 0.5}}, "result 'sign' is a dict whose 'summary' is a float;"),
+    ({"sign": {"when": np.array([np.datetime64("2026-12-07")])}},
+     r"result 'sign'\['when'\]\[0\] is of type date, which a probe file cannot hold"),
+    ({"sign": {"objects": np.array([1, object()], dtype=object)}},
+     r"result 'sign'\['objects'\]\[1\] is of type object")])
+def test_a_probe_result_of_another_shape_is_named(returned, said, tmp_path):
+  """A review found these AttributeErrors and "not JSON serializable" read as internal errors
+  (one after its file was written); control: the first test's result is written."""
+  state = SimpleNamespace(params=None, step=jnp.int32(40))
+  with pytest.raises(InputError, match=said):
+    train.run_probes(_fake_exp(lambda *a, **k: returned), state, tmp_path)
+  assert not (tmp_path / "probes" / "sign.json").exists()

@@ -113,10 +113,13 @@ def _summary(col: str, values: list) -> dict:
     # An int every run shares (num_params, tokens_seen) stays that int: as a float mean it
     # printed 2.64e+04 for 26401 (and lost digits past 2**53).
     same_int = len(set(present)) == 1 and isinstance(present[0], int)
+    ints = all(isinstance(v, int) for v in present)  # min and max stay exact ints too
+    low, high = (min(present), max(present)) if ints else (min(finite, default=None),
+                                                           max(finite, default=None))
     return {col: present[0] if same_int else math.fsum(finite) / n if n else None,
             f"{col}.sd": sd,
             f"{col}.sem": sd / math.sqrt(n) if sd is not None else None,
-            f"{col}.min": min(finite, default=None), f"{col}.max": max(finite, default=None),
+            f"{col}.min": low, f"{col}.max": high,
             f"{col}.n": n, f"{col}.nonfinite": len(present) - n}
   counts = Counter(str(v) for v in present)  # texts, or booleans mixed with numbers
   if len(present) < len(values):
