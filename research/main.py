@@ -14,11 +14,8 @@ from research import preemption
 if __name__ == "__main__":  # first: a SIGTERM during the imports below preempts the run
   preemption.hold_sigterm()
 
-import hashlib  # noqa: E402 -- after the handler above
-import json  # noqa: E402
-import os  # noqa: E402
+import os  # noqa: E402 -- after the handler above
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from absl import flags, logging  # noqa: E402
 
@@ -184,60 +181,6 @@ def _check_port_free(address: str) -> None:
       # No IPv6 on this host: try IPv4; neither: leave it to jax.
 
 
-def _digest(text: str) -> int:
-  return int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "little")  # an int32
-
-
-# Where a host keeps its own files, which may differ between the processes of one run: the
-# compilation cache, prepared TFDS files, ginc's generated corpus (not which data: the run
-# records that). Every other field must match: checkpoint and eval cadences are collective.
-HOST_LOCAL = ("train.compile_cache_dir", "task.data_dir", "task.cache_dir")
-
-
-def _differing(rows, names: list[str]) -> list[str]:
-  """The names of `rows`' columns (one row per process) where a process differs from 0."""
-  return [n for j, n in enumerate(names) if any(r[j] != rows[0][j] for r in rows)]
-
-
-def _check_same_command(config, workdir, num_processes) -> None:
-  """Every process of a multi-process run was given the same config, --workdir and
-  --num_processes, before anything is written. Another --config value on one process trained
-  with it there while config.json recorded process 0's (another seed: other losses, exit 0);
-  another --workdir hung both processes in the final checkpoint's save, SIGTERM too; another
-  --num_processes was ignored. Each process holds only its own values, so what is compared
-  is their digests (a field's name and value, where the configs have the same fields)."""
-  import jax
-  import numpy as np
-  from jax.experimental import multihost_utils
-  from research import workdir as workdir_lib
-  from research.results_records import flatten
-
-  flat = {k: json.dumps(v) for k, v in
-          flatten(json.loads(workdir_lib.config_json(config))).items() if k not in HOST_LOCAL}
-  if flat.get("init_from", '""') != '""':  # the same run named relative or absolute
-    flat["init_from"] = json.dumps(str(Path(json.loads(flat["init_from"])).resolve()))
-  given = {"--workdir": str(Path(workdir).resolve()), "--num_processes": str(num_processes),
-           "--config": json.dumps(flat, sort_keys=True)}
-  rows = np.asarray(multihost_utils.process_allgather(
-      np.array([_digest(v) for v in given.values()] + [len(flat)], np.int32))).tolist()
-  differ = _differing(rows, [*given, "fields"])
-  if not differ:
-    return
-  mine = {k: given[k] for k in differ if k in given and k != "--config"}
-  if "--config" in differ and "fields" not in differ:  # the same fields: name those that differ
-    names = sorted(flat)
-    fields = _differing(np.asarray(multihost_utils.process_allgather(np.array(
-        [_digest(f"{n}={flat[n]}") for n in names], np.int32))).tolist(), names)
-    mine["--config"] = ", ".join(f"{n}={flat[n]}" for n in fields[:6]) + ", ..." * (len(fields) > 6)
-  elif "--config" in differ:
-    mine["--config"] = "other fields (another file or preset?)"
-  shown = [f"config {v}" if k == "--config" else f"{k}={v}" for k, v in mine.items()]
-  raise InputError(
-      f"the processes of this run were given different {', '.join(k for k in given if k in differ)} "
-      f"(this one, process {jax.process_index()}: {'; '.join(shown)}); give every process the "
-      "same command but --process_id (nothing was written)")
-
-
 def main(argv) -> int:
   if len(argv) > 1:
     raise InputError(f"unexpected arguments {argv[1:]}; config overrides look like "
@@ -269,10 +212,10 @@ def main(argv) -> int:
   elif from_env:
     _join(_TIMEOUT.value)  # Cloud TPU / cluster environments fill in the rest
 
-  from research import checkpoint, config_check, train
+  from research import checkpoint, config_check, process_agreement, train
 
   if jax.process_count() > 1:
-    _check_same_command(config, workdir, _NUM_PROCESSES.value)
+    process_agreement.check(config, workdir, _NUM_PROCESSES.value)
   config_check.validate(config, jax.device_count())
   try:
     summary = train.train_and_evaluate(config, workdir)

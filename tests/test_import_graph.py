@@ -44,6 +44,7 @@ LAYERS = (
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),
     ("sweep_identity", "sweep_results", "sweep_rundirs"),
     ("sweep",),
+    ("process_agreement",),
     ("main",),
 )
 

@@ -1,6 +1,6 @@
 """The processes of one run compare their commands once assembled, before anything is
 written: another --config value, --workdir or --num_processes on one of them is refused by
-all (research/main.py `_check_same_command`); a host's own paths may differ."""
+all (research/process_agreement.py); a host's own paths may differ."""
 import subprocess
 
 import numpy as np
@@ -42,7 +42,7 @@ def test_host_local_paths_may_differ_between_processes(tmp_path, monkeypatch):
   relative on one host and absolute on another, is no difference (a review found them
   refused); control: another seed is, named."""
   from jax.experimental import multihost_utils
-  from research import cli, main as main_lib
+  from research import cli, process_agreement
   from research.errors import InputError
   monkeypatch.chdir(tmp_path)
 
@@ -68,14 +68,14 @@ def test_host_local_paths_may_differ_between_processes(tmp_path, monkeypatch):
       return np.stack([x, differs])
     monkeypatch.setattr(multihost_utils, "process_allgather", record)
     with pytest.raises(InputError):
-      main_lib._check_same_command(other, tmp_path / "run", 2)
+      process_agreement.check(other, tmp_path / "run", 2)
     return sent
 
   def check(mine, other):
     theirs = iter(gathered(other))
     monkeypatch.setattr(multihost_utils, "process_allgather",
                         lambda x: np.stack([x, next(theirs)]))
-    main_lib._check_same_command(mine, tmp_path / "run", 2)
+    process_agreement.check(mine, tmp_path / "run", 2)
 
   (tmp_path / "old").mkdir()
   check(config(**{"train.compile_cache_dir": "/ssd0/cache", "init_from": "old"}),
