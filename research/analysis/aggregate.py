@@ -112,11 +112,10 @@ def _summary(col: str, values: list) -> dict:
     n, sd = len(finite), sample_sd(finite)
     # An int every run shares (num_params, tokens_seen) stays that int: as a float mean it
     # printed 2.64e+04 for 26401 (and lost digits past 2**53).
-    same_int = len(set(present)) == 1 and isinstance(present[0], int)
     ints = all(isinstance(v, int) for v in present)  # min and max stay exact ints too
     low, high = (min(present), max(present)) if ints else (min(finite, default=None),
                                                            max(finite, default=None))
-    return {col: present[0] if same_int else math.fsum(finite) / n if n else None,
+    return {col: low if ints and low == high else math.fsum(finite) / n if n else None,
             f"{col}.sd": sd,
             f"{col}.sem": sd / math.sqrt(n) if sd is not None else None,
             f"{col}.min": low, f"{col}.max": high,
