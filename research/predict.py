@@ -234,10 +234,21 @@ def _read_lines(path: str) -> list[str]:
   except UnicodeDecodeError as e:
     raise InputError(f"--file={path} is not UTF-8 text ({e.reason} at byte {e.start}); "
                      "save it as UTF-8") from None
-  lines = [l for l in text.splitlines() if l.strip()]
-  if not lines:
+  # Lines end at "\n" only (a "\r" before it too): str.splitlines also splits at form feeds,
+  # U+2028 and other characters a text may hold, so a 2-line file gave 4 predictions.
+  lines = [l.removesuffix("\r") for l in text.removesuffix("\n").split("\n")]
+  blank = [i for i, l in enumerate(lines, 1) if not l.strip()]
+  if len(blank) == len(lines):
     raise InputError(f"--file={path} holds no text; put one text per line")
-  return lines
+  if blank:  # said, so that rows are not pasted beside the file's lines one to one
+    shown = ", ".join(map(str, blank[:5])) + (" ..." if len(blank) > 5 else "")
+    logging.warning("--file=%s: %d blank line%s (line %s) skipped: the rows printed are the "
+                    "file's other %d lines, in order", path, len(blank),
+                    "" if len(blank) == 1 else "s", shown, len(lines) - len(blank))
+  if p.suffix.lower() in (".csv", ".tsv"):
+    logging.warning("--file=%s reads one text per line: a CSV's header and every column of a "
+                    "row (its label too) are classified as one text", path)
+  return [l for l in lines if l.strip()]
 
 
 def main(argv) -> int:

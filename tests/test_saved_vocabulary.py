@@ -269,6 +269,31 @@ def test_predict_file_skips_blank_and_whitespace_only_lines(tmp_path):
     predict._read_lines(str(path))
 
 
+def test_predict_file_lines_end_at_newlines_only_and_skipped_ones_are_said(tmp_path, caplog):
+  """A trial's 2-line file gave 4 predictions (str.splitlines splits at U+2028 and form feeds
+  too) and blank lines were skipped without a word, so rows no longer lined up with the
+  file's lines. Control: a plain LF or CRLF file reads as its lines, with no warning."""
+  path = tmp_path / "lines.txt"
+  path.write_text("the cat 5 sat\u2028on the mat\nno digit\x0cform feed 7\n", encoding="utf-8")
+  with caplog.at_level("WARNING"):
+    assert predict._read_lines(str(path)) == ["the cat 5 sat\u2028on the mat",
+                                               "no digit\x0cform feed 7"]
+  path.write_bytes(b"one\r\ntwo\r\n")
+  with caplog.at_level("WARNING"):
+    assert predict._read_lines(str(path)) == ["one", "two"]
+  assert not caplog.records
+  path.write_text("has 5 digits\n\nno digits\n")
+  with caplog.at_level("WARNING"):
+    assert predict._read_lines(str(path)) == ["has 5 digits", "no digits"]
+  assert "1 blank line (line 2) skipped" in caplog.text
+  caplog.clear()
+  csv = tmp_path / "test.csv"
+  csv.write_text("text,label\na film,pos\n")
+  with caplog.at_level("WARNING"):
+    predict._read_lines(str(csv))
+  assert "a CSV's header and every column" in caplog.text
+
+
 def test_the_same_bytes_read_by_another_python_or_root_are_the_same_data(tmp_path):
   """'python' and 'root' say where the data was read: the same SHA-256 elsewhere is accepted
   (a mutation audit: 'python' compared as data refused a stdlib run moved to another Python
