@@ -35,7 +35,7 @@ from absl import logging
 
 from research.analysis import classification_baselines
 from research.data import text as text_lib
-from research.data import text_files
+from research.data import text_checks, text_files
 from research.data import tfds_arrays
 from research.errors import InputError
 from research.models import IOSpec
@@ -43,6 +43,11 @@ from research.tasks.fields import ConfigError, check_text_task, choice, positive
 
 SOURCES = ("csv", "tfds")
 READOUTS = ("last", "mean")
+
+
+def _warn(message: str | None) -> None:
+  if message:
+    logging.warning("%s", message)
 
 
 def load_split(cfg, seed: int):
@@ -58,6 +63,7 @@ def load_split(cfg, seed: int):
       raise InputError(f"config.task.path={cfg.path!r} has {len(texts)} rows: too few to split "
                        f"with config.task.test_fraction={cfg.test_fraction}; add rows")
     test, train = order[:n_test], order[n_test:]
+    _warn(text_checks.few_row_classes(f"config.task.path={cfg.path!r}", names, labels))
     if absent := sorted(set(range(len(names))) - set(labels[train].tolist())):
       # Trained without ever seeing the class, silently (a 50:1 file at one seed).
       counts = np.bincount(labels, minlength=len(names))
@@ -135,8 +141,14 @@ class TextClassificationTask:
       raise InputError(f"{source} has {self.num_classes} label(s) "
                        f"({', '.join(self.label_names) or 'none'}); a classifier needs at least "
                        "2: add examples of another class")
-    train_tokens, train_len = self.encode(tr_x)
-    self.test_tokens, self.test_lengths = self.encode(te_x)
+    train_ids = [self.tokenizer.encode(t) for t in tr_x]
+    test_ids = [self.tokenizer.encode(t) for t in te_x]
+    where = f"config.task.path={cfg.path!r}" if cfg.source == "csv" else cfg.dataset
+    _warn(text_checks.truncated(where, [len(i) for i in train_ids], [len(i) for i in test_ids],
+                                self.seq_len))
+    _warn(text_checks.test_texts_in_training(where, tr_x, te_x))
+    train_tokens, train_len = text_lib.pad_rows(train_ids, self.seq_len)
+    self.test_tokens, self.test_lengths = text_lib.pad_rows(test_ids, self.seq_len)
     self.test_labels = te_y
     # The null baseline's label is the training split's (a constant model learns it there).
     self.train_label_counts = np.bincount(tr_y, minlength=self.num_classes)
