@@ -183,14 +183,15 @@ class Ensemble:
 
 def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
                    member_dirs: Sequence[str | Path], *, devices=None,
-                   finished: Sequence[bool] | None = None) -> list[dict | None]:
+                   finished: Sequence[bool] | None = None, peers=()) -> list[dict | None]:
   """Trains members as one program; member i writes to member_dirs[i] as a solo run.
 
   Checkpoints of the stacked state live in `workdir/checkpoints`; rerunning
   resumes from them. Returns one summary per member; None for a member `finished` marks
   (probed and summarised by an earlier session, which stopped while probing the others).
   The ensemble directory and every member directory are locked for the whole run, as a
-  solo run locks its own.
+  solo run locks its own. `peers`: the other runs of its sweep, whose recorded data a new
+  member's must match (research/workdir_vocabulary.py `check_peers`).
   """
   workdir = Path(workdir)
   with contextlib.ExitStack() as stack:
@@ -199,11 +200,12 @@ def train_ensemble(config, members: Sequence[dict], workdir: str | Path,
         stack.enter_context(workdir_lock.Lock(d, "an ensemble"))
     guard = stack.enter_context(preemption.Guard())
     return _train_ensemble(config, members, workdir, member_dirs, devices, guard,
-                           finished or [False] * len(members))
+                           finished or [False] * len(members), peers)
 
 
 def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
-                    guard: preemption.Guard, finished: Sequence[bool]) -> list[dict | None]:
+                    guard: preemption.Guard, finished: Sequence[bool],
+                    peers=()) -> list[dict | None]:
   workdir.mkdir(parents=True, exist_ok=True)
   _enable_compile_cache(config.train.compile_cache_dir)
   ens = Ensemble(config, members, devices)
@@ -227,9 +229,10 @@ def _train_ensemble(config, members, workdir: Path, member_dirs, devices,
     # A member frozen early has no rows to miss; the others are warned of a lost metrics.jsonl
     # as a solo run is (a member's, deleted, was silently begun again at the resume).
     frozen = np.asarray(jax.device_get(carry["frozen"]))
-    for d, gone in zip(dirs, frozen):
+    for d, gone, member in zip(dirs, frozen, members):
       workdir_resume.check_readable(d, 0 if gone else start, tr.log_every)
       workdir_vocabulary.check(d, ens.exp.task)  # and the data it trained on (one task for all)
+      workdir_vocabulary.check_peers(d, ens.exp.task, _member_config(config, member), peers)
   writers = []
   for d, member, done in zip(dirs, members, finished):
     if done:  # probed and summarised by an earlier session (start is the end): left as it is

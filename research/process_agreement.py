@@ -14,11 +14,6 @@ def _digest(text: str) -> int:
   return int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "little")  # an int32
 
 
-# Where a host keeps its own files, which may differ between the processes of one run: the
-# compilation cache, prepared TFDS files, ginc's generated corpus (not which data: the run
-# records that). Every other field must match: checkpoint and eval cadences are collective.
-HOST_LOCAL = ("train.compile_cache_dir", "task.data_dir", "task.cache_dir")
-
 
 def _differing(rows, names: list[str]) -> list[str]:
   """The names of `rows`' columns (one row per process) where a process differs from 0."""
@@ -39,7 +34,8 @@ def check(config, workdir, num_processes) -> None:
   from research.results_records import flatten
 
   flat = {k: json.dumps(v) for k, v in
-          flatten(json.loads(workdir_lib.config_json(config))).items() if k not in HOST_LOCAL}
+          flatten(json.loads(workdir_lib.config_json(config))).items()
+          if k not in workdir_lib.HOST_LOCAL}  # the others must match: cadences are collective
   if flat.get("init_from", '""') != '""':  # the same run named relative or absolute
     flat["init_from"] = json.dumps(str(Path(json.loads(flat["init_from"])).resolve()))
   given = {"--workdir": str(Path(workdir).resolve()), "--num_processes": str(num_processes),

@@ -37,7 +37,7 @@ from absl import flags, logging
 
 from research import cli, output_paths
 from research import workdir as workdir_lib
-from research import sweep_identity, sweep_rundirs, workdir_layout, workdir_lock
+from research import sweep_identity, sweep_rundirs, workdir_layout, workdir_lock, workdir_vocabulary
 from research.errors import InputError, RunIOError
 # The results table and its rows (research/sweep_results.py); run_name, Results,
 # failed_runs and check_finished are this module's too, as its readers call them.
@@ -234,12 +234,14 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     try:
       summaries = ens_lib.train_ensemble(config, members, workdir / workdir_lib.ENSEMBLES / key,
                                          dirs, devices=devices,
-                                         finished=[i not in todo for i in group])
+                                         finished=[i not in todo for i in group],
+                                         peers=[results.run_dir(n) for n in names])
     except _ENDS_THE_SWEEP:
       raise
     except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it
       logging.error("ensemble of %d failed: %s", len(group), e)
-      if isinstance(e, InputError):  # the ensemble was refused, not each point: say the way out
+      # the ensemble was refused, not each point: say the way out
+      if isinstance(e, InputError) and not isinstance(e, workdir_vocabulary.OtherDataError):
         e = InputError(f"{e}; the points alone may fit: --ensemble=off trains them one at a time")
       for i, d in zip(group, dirs):
         if i in todo:
@@ -255,7 +257,8 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     run_dir = results.run_dir(names[i])
     start = time.perf_counter()
     try:
-      summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices)
+      summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices,
+                                         peers=[results.run_dir(n) for n in names])
       results.put(_row(names[i], overrides[i], summary, time.perf_counter() - start, run_dir))
     except _ENDS_THE_SWEEP:
       raise

@@ -61,12 +61,13 @@ def _new_to_every_process(workdir: Path) -> bool:
   return not there
 
 
-def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
+def train_and_evaluate(config, workdir: str, *, devices=None, peers=()) -> dict:
   """Trains (or resumes) in `workdir`; returns the final metrics and probe paths.
 
   A workdir holds one run: a config that differs from its config.json outside
   workdir.RESUMABLE is refused before anything is written (ConfigChangedError), and a
-  second process on the same workdir is refused while the first holds its lock."""
+  second process on the same workdir is refused while the first holds its lock. `peers`: the
+  other runs of its sweep, whose recorded data a new run's must match."""
   output_paths.check_local(workdir, "workdir")  # before Path() makes gs://B the folder gs:/B
   workdir = Path(workdir)
   workdir_layout.check_layout(workdir)
@@ -80,7 +81,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
   with preemption.Guard() as guard, lock:
     try:
       workdir_lib.check_same_config(workdir, config)  # again: it may have changed before the lock
-      return _train(config, workdir, devices, guard)
+      return _train(config, workdir, devices, guard, peers)
     except BaseException as e:
       if fresh and jax.process_index() == 0:  # refused (bad input): leave no run behind
         workdir_layout.remove_if_unstarted(
@@ -88,7 +89,7 @@ def train_and_evaluate(config, workdir: str, *, devices=None) -> dict:
       raise
 
 
-def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
+def _train(config, workdir: Path, devices, guard: preemption.Guard, peers=()) -> dict:
   _enable_compile_cache(config.train.compile_cache_dir)
   tr = config.train
   ckpt = ckpt_lib.Checkpointer.for_training(workdir / workdir_lib.CHECKPOINTS, tr)
@@ -99,6 +100,7 @@ def _train(config, workdir: Path, devices, guard: preemption.Guard) -> dict:
     init_from.check_init_from(config.init_from)
   exp = Experiment(config, devices)
   workdir_vocabulary.check(workdir, exp.task)
+  workdir_vocabulary.check_peers(workdir, exp.task, config, peers)
   logging.info("model: %s, %d params (%d non-embedding), %.3g train FLOPs/token; mesh %s",
                config.model.name, exp.num_params, exp.num_params - exp.num_embedding_params,
                exp.built.train_flops_per_token, dict(exp.mesh.shape))

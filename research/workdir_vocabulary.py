@@ -19,7 +19,8 @@ from pathlib import Path
 from absl import logging
 
 from research.errors import InputError
-from research.workdir import VOCABULARY, read_json, read_object, trained_nothing, write_json
+from research.workdir import (CONFIG, HOST_LOCAL, VOCABULARY, read_json, read_object,
+                              trained_nothing, write_json)
 
 DATA = "data"
 WHERE = ("path", "root", "python")  # where the data was read: the same bytes elsewhere are the same
@@ -78,6 +79,47 @@ def check(workdir: str | Path, task) -> None:
     raise InputError(f"{what} is not the data this run trained on ({'; '.join(changed)}; "
                      f"recorded in {path}): it changed since the run started. {fix}, or "
                      "train on the new data in a new --workdir")
+
+
+class OtherDataError(InputError):
+  """A new point of a sweep reads other data than the sweep's runs did (not the ensemble's
+  fault: training the points one by one is refused the same)."""
+
+
+def check_peers(workdir: str | Path, task, config, peers) -> None:
+  """Refuses a new run of a sweep whose task reads other data than a run the sweep keeps
+  recorded with the same task settings (another seed or width of one experiment). Each run
+  checks only its own record (`check`), so a point added, or a seed more, after the CSV was
+  edited trained on the new file, exit 0, and research.results pooled it with the old runs
+  (a trial: seed 3 on 300 rows averaged with seeds 0-2 on 500)."""
+  now = task_data(task)
+  if now is None or not trained_nothing(workdir):  # a started run: `check` holds it to its own
+    return
+  task_fields = _task_fields(config.task.to_dict())
+  for peer in map(Path, peers):
+    if peer.resolve() == Path(workdir).resolve():
+      continue
+    recorded = (read_json(peer / VOCABULARY) or {}).get(DATA)
+    saved = read_json(peer / CONFIG) or {}
+    if (not isinstance(recorded, dict) or not isinstance(saved.get("task"), dict)
+        or _task_fields(saved["task"]) != task_fields):  # other settings: other data is meant
+      continue
+    changed = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}"
+               for k in sorted(set(recorded) & set(now)) if k not in WHERE and recorded[k] != now[k]]
+    if changed:
+      what = (f"config.task.path={now['path']!r}" if "path" in now else
+              f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")
+      raise OtherDataError(
+          f"{what} is not the data the sweep's run {peer.name} trained on ({'; '.join(changed)}; "
+          f"recorded in {peer / VOCABULARY}): the file changed since, and this new point would "
+          "train on other data and be tabled with it. Restore the data, or sweep the new data "
+          "in a new --workdir")
+
+
+def _task_fields(task: dict) -> dict:
+  """A task's settings as JSON, less the fields that say only where this host keeps things."""
+  local = {k.split(".", 1)[1] for k in HOST_LOCAL if k.startswith("task.")}
+  return {k: v for k, v in json.loads(json.dumps(task)).items() if k not in local}
 
 
 def _shown(value) -> str:

@@ -1,0 +1,77 @@
+"""A sweep's new points read the data its kept runs trained on (workdir_vocabulary.check_peers):
+a trial added a seed after editing its CSV and the new run trained on the new file, exit 0,
+pooled by research.results with the old seeds."""
+import csv
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from research import sweep, workdir
+
+
+def _csv(path: Path, flip: bool = False) -> str:
+  rng = np.random.default_rng(0)
+  with path.open("w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["text", "label"])
+    for i in range(80):
+      lab = ["neg", "pos"][(i % 2) ^ flip]  # flipped: the same texts and label set
+      w.writerow([f"text {i} was {['bad', 'good'][i % 2]} {rng.choice(['ok', 'long'])}", lab])
+  return str(path)
+
+
+@pytest.fixture
+def config(tmp_path):
+  from configs import text_classification as tcc
+  c = tcc.get_config("tiny")
+  c.mesh.data, c.train.compile_cache_dir = 1, ""
+  c.task.path = _csv(tmp_path / "a.csv")
+  c.train.num_steps = 20
+  return c
+
+
+def _rows(res):
+  return {name: row["status"] for name, row in res.rows.items()}
+
+
+def test_a_new_point_on_edited_data_is_refused_and_one_on_the_same_data_trains(config, tmp_path):
+  wd = tmp_path / "sweep"
+  run = lambda seeds, **kw: sweep.run_sweep(config, [{"seed": s} for s in seeds], wd,
+                                            devices=jax.devices()[:1], **kw)
+  run([0, 1])
+  _csv(tmp_path / "a.csv", flip=True)
+  res = run([0, 1, 2])
+  assert _rows(res) == {"000_seed=0": "done", "001_seed=1": "done", "002_seed=2": "failed"}
+  error = res.rows["002_seed=2"]["error"]
+  assert "is not the data the sweep's run 000_seed=0 trained on (sha256 " in error, error
+  assert "Restore the data, or sweep the new data in a new --workdir" in error
+  assert res.rows["002_seed=2"]["refused"]  # as given: the sweep's exit is 2
+  assert not (wd / "runs" / "002_seed=2" / workdir.CONFIG).exists()
+  # control: the data restored, the same point trains with its sweep
+  _csv(tmp_path / "a.csv")
+  assert _rows(run([0, 1, 2]))["002_seed=2"] == "done"
+
+
+def test_new_points_of_an_ensemble_are_refused_the_same_and_other_task_settings_pass(config,
+                                                                                    tmp_path):
+  """Two new learning rates train as one vmapped ensemble: both refused, without the ensemble
+  refusal's advice to train them one by one (which meets the same refusal). Control: a
+  point with other task settings (another test_fraction) is other data by design."""
+  wd = tmp_path / "sweep"
+  run = lambda points: sweep.run_sweep(config, points, wd, devices=jax.devices()[:1])
+  lrs = lambda *v: [{"optim.learning_rate": x} for x in v]
+  run(lrs(1e-3))
+  _csv(tmp_path / "a.csv", flip=True)
+  res = run(lrs(1e-3, 2e-3, 3e-3))
+  assert sorted(_rows(res).values()) == ["done", "failed", "failed"]
+  for name, row in res.rows.items():
+    if row["status"] == "failed":
+      assert "is not the data the sweep's run 000_" in row["error"], row["error"]
+      assert "--ensemble=off" not in row["error"]
+  wd = tmp_path / "other"
+  run = lambda points: sweep.run_sweep(config, points, wd, devices=jax.devices()[:1])
+  run([{"task.test_fraction": 0.2}])
+  _csv(tmp_path / "a.csv")
+  assert set(_rows(run([{"task.test_fraction": 0.2}, {"task.test_fraction": 0.25}])).values()) == {"done"}
