@@ -253,13 +253,14 @@ class Progress:
     self.peak = peak_flops * (jax.process_count() if on_cpu else num_devices)
     self._t, self._step = None, None
 
-  def start(self, step: int) -> None:
-    self._t, self._step = time.perf_counter(), step
+  def start(self, step: int, now: float | None = None) -> None:
+    self._t, self._step = time.perf_counter() if now is None else now, step
 
-  def measure(self, step: int) -> dict:
+  def measure(self, step: int, now: float | None = None) -> dict:
     """Rates since the previous call (the first window includes no compile); {} when no
-    step has been timed since (a window that ends with the first call)."""
-    now = time.perf_counter()
+    step has been timed since (a window that ends with the first call). `now`: when the
+    window's last step was done (research/loop.py), if not now."""
+    now = time.perf_counter() if now is None else now
     steps = step - self._step
     if steps <= 0:
       return {}

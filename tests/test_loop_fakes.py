@@ -78,7 +78,7 @@ class _FakeProgress:
   def start(self, step):
     self.started.append(step)
 
-  def measure(self, step):
+  def measure(self, step, now=None):
     return {}
 
 
@@ -162,3 +162,42 @@ def test_a_finished_run_restored_keeps_its_recorded_seconds_or_none(monkeypatch)
   assert kind.windows == [] and ckpt.saves == []
   out, _, _, _ = _run_fake(monkeypatch, _train_cfg(), start=7, prior={})
   assert (out.train_wall_s, out.compile_s) == (None, None)
+
+
+def test_a_window_ends_when_its_steps_were_done_not_when_they_were_read(monkeypatch):
+  """XLA:CPU runs a small program during its dispatch: the host read call i's metrics after
+  dispatching call i+1, so window i held call i+1's seconds and the last window none (a
+  trial: 713 steps/s, MFU 1014% at the last step, summary.json's final_mfu). Each call here
+  takes 1 s a step during its dispatch; every window must read 1 step/s. Control: metrics
+  not ready at dispatch (async) are timed when read, as before."""
+  from research import metrics
+  clock = _Clock()
+  monkeypatch.setattr(loop, "time", clock)
+  monkeypatch.setattr(metrics, "time", clock)
+
+  class Sync(_FakeStep):
+    def call(self, k):
+      f = super().call(k)
+      def run(state):
+        clock.now += k  # the steps run during the dispatch
+        return f(state)
+      return run
+
+    def log(self, end, m, rates):
+      self.rates.append((end, rates.get("steps_per_s")))
+      return super().log(end, m, rates)
+
+  monkeypatch.setattr(metrics.jax, "process_count", lambda: 1)
+  progress = metrics.Progress(total_steps=8, examples_per_step=1, tokens_per_step=1,
+                              flops_per_step=1.0, peak_flops=0.0, num_devices=1)
+  kind = Sync()
+  kind.rates = []
+  loop.run(kind, 0, start=0, train=_train_cfg(num_steps=8, steps_per_call=2, log_every=2),
+           ckpt=_FakeCkpt(), writers=[], guard=_FakeGuard(), progress=progress)
+  assert kind.rates == [(2, None), (4, 1.0), (6, 1.0), (8, 1.0)]
+
+  class NotReady:  # a device array still computing at dispatch: read (and timed) later
+    def is_ready(self):
+      return False
+
+  assert not loop._ready({"loss": NotReady()}) and loop._ready({"loss": np.zeros(2)})
