@@ -36,7 +36,7 @@ from pathlib import Path
 
 from absl import flags, logging
 
-from research import aot_compile, aot_memory, aot_tune, cli, hardware, output_paths
+from research import aot_compile, aot_eval, aot_memory, aot_tune, cli, hardware, output_paths
 from research.aot_hlo import MFUS, collectives, communication, communication_text, roofline
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, not_persisted,
@@ -98,6 +98,7 @@ def plan(config, target: Target) -> dict:
   compile_s = time.perf_counter() - t0
 
   state_b = _shard_bytes(exp.abstract_state, exp.state_sharding)
+  params_b = _shard_bytes(exp.abstract_state.params, exp.param_sharding)
   mem = compiled.memory_analysis()
   memory = aot_memory.per_chip(compiled, mem, state_b, target)
   cost = compiled.cost_analysis()
@@ -148,8 +149,24 @@ def plan(config, target: Target) -> dict:
   if peak:
     result["roofline"] = roofline(model_flops / (n_dev * peak), peak, tokens_per_step,
                                   int(tr.num_steps), result["communication"])
+  result["eval"] = _local_eval(target, aot_eval.plan(exp, config, target, state_b, params_b))
   return result
 
+
+def plan_eval(config, target: Target) -> dict | None:
+  """The evaluation program's part of a plan alone (research/aot_eval.py): for a plan cached
+  before plans held it, whose train step need not be compiled again."""
+  from research import experiment
+  aot_compile.reinstall()
+  exp = experiment.Experiment(config, target.devices)
+  return _local_eval(target, aot_eval.plan(
+      exp, config, target, _shard_bytes(exp.abstract_state, exp.state_sharding),
+      _shard_bytes(exp.abstract_state.params, exp.param_sharding)))
+
+
+def _local_eval(target: Target, e: dict | None) -> dict | None:
+  """The evaluation's memory checked against this host's as the train step's is (_local_fit)."""
+  return e and e | {"memory_per_device": _local_fit(target, e["memory_per_device"])}
 
 
 def _local_fit(target: Target, memory: dict) -> dict:
@@ -244,6 +261,7 @@ def report(p: dict) -> str:
       f"memory/chip  params+optimiser {_gb(m['params_and_optimizer_bytes'])} | temporaries "
       f"{_gb(m['temporary_bytes'])} | total {_gb(m['total_bytes'])} of {capacity_text(m)}"
       f" -> {verdict}",
+      f"eval/chip    {aot_eval.text(p, _gb)}",
       f"FLOPs/step   model {f['model_per_step']:.3g} ({f['model_per_device_per_step']:.3g} per "
       f"chip) | {xla}",
       f"collectives  {coll}"]

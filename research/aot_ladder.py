@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import logging
 
-from research import aot_hlo, aot_tune, cli, hardware, output_paths, workdir
+from research import aot_eval, aot_hlo, aot_tune, cli, hardware, output_paths, workdir
 from research.errors import InputError
 
 # Part of the plan cache's key: bump it when plan() changes what a figure means, so that
@@ -182,6 +182,12 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
         file.parent.mkdir(parents=True, exist_ok=True)
         workdir.write_json(file, found | {"plan_key": file.stem})
       found |= {"from_cache": False}
+    elif "eval" not in found and targets.get(topology) is not None:
+      # Cached before plans held the evaluation program: that program alone is compiled (its
+      # train step is the cache's) and the cell's file completed.
+      found = found | {"eval": planner.plan_eval(config, targets[topology])}
+      if file is not None:
+        workdir.write_json(file, {k: v for k, v in found.items() if k != "from_cache"})
     return found
 
   rows = []
@@ -237,18 +243,33 @@ def _comms(c: dict | None) -> str:
   return text if least is None else f"{text}, >= {_seconds(least)} s"
 
 
+def _eval_gb(e: dict | None) -> str:
+  """The evaluation forward's per-chip GB with the optimiser state beside it (aot_eval)."""
+  return "-" if not e else f"{e['memory_per_device']['total_bytes'] / 1e9:.1f}"
+
+
+def _fits(r: dict) -> str:
+  """Both programs' verdict (aot_eval.fits); a plan cached before plans held the evaluation
+  (--cached_only does not complete it) says so."""
+  train = r["memory_per_device"]["fits"]
+  if "eval" not in r:
+    return ("yes" if train else "**no**") + " (eval not planned)"
+  both = aot_eval.fits(r)
+  return "yes" if both else "?" if both is None else "**no** (eval)" if train else "**no**"
+
+
 def markdown(rows: list[dict]) -> str:
   out = ["| size | params | topology | mesh (data/fsdp/tensor) | remat | batch x microbatches "
-         "| per-chip GB (usable) | fits? | step time at 40% MFU | tokens/s at 40% MFU "
+         "| per-chip GB (usable) | eval GB | fits? | step time at 40% MFU | tokens/s at 40% MFU "
          "| into a chip a step (ICI time) | compile |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     m, mesh, roof = r["memory_per_device"], r["mesh"], r["roofline"]["mfu_40"]
     out.append(
         f"| {r['size']} | {hardware.millions(r['num_params'])} | {r['topology']} | "
         f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
         f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.1f})"
-        f" | {'yes' if m['fits'] else '**no**'} | {_seconds(roof['step_s'])} s"
+        f" | {_eval_gb(r.get('eval'))} | {_fits(r)} | {_seconds(roof['step_s'])} s"
         f"{' (ICI-bound)' if roof.get('bound') == 'communication' else ''} | "
         f"{roof['tokens_per_s']:,.0f} | {_comms(r['communication'])} | {r['compile_s']:.0f} s |")
   return "\n".join(out)

@@ -77,7 +77,8 @@ def _fake_plan(config, target):
           "remat": "none", "batch_size": 8, "grad_accum_steps": 1, "compile_s": 1.0,
           "memory_per_device": {"total_bytes": 2e9, "capacity_bytes": 16e9, "fits": True},
           "flops": {}, "collectives": {}, "communication": None, "roofline": {"mfu_40": {"step_s": 1.0,
-                                                                  "tokens_per_s": 2.0}}}
+                                                                  "tokens_per_s": 2.0}},
+          "eval": None}  # no evaluation planned (research/aot_eval.py)
 
 
 def test_plan_cache_misses_on_a_changed_field_or_version(tiny_ladder, monkeypatch):
@@ -165,12 +166,12 @@ def test_a_cached_plans_verdict_is_made_again_against_the_chip_table(tiny_ladder
   _counting(monkeypatch, lambda c, t: _fake_plan(c, t) | old)
   monkeypatch.setattr(aot, "topology_target", lambda name, flag="": None)
   first, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), planner=aot)
-  assert "| 16.1 (16.0) | **no** |" in aot_ladder.markdown(first)  # as it was written
+  assert "| 16.1 (16.0) | - | **no** |" in aot_ladder.markdown(first)  # as it was written
   for cached_only in (False, True):
     rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), cached_only, planner=aot)
     m = rows[0]["memory_per_device"]
     assert rows[0]["from_cache"] and m["fits"] is True and m["capacity_bytes"] == 16_126 * 2 ** 20
-    assert m["hbm_bytes"] == 16 * 2 ** 30 and "| 16.1 (16.9) | yes |" in aot_ladder.markdown(rows)
+    assert m["hbm_bytes"] == 16 * 2 ** 30 and "| 16.1 (16.9) | - | yes |" in aot_ladder.markdown(rows)
   (file,) = cache.glob("*.json")
   file.write_text(file.read_text().replace('"TPU v5e"', '"TPU v9"'))
   rows, _ = aot_ladder.ladder(path, ["v5e:2x2"], [], str(cache), True, planner=aot)
