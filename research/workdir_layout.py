@@ -10,8 +10,8 @@ from pathlib import Path
 
 from research.errors import InputError, NoCheckpointError
 from research.workdir import (CHANGES, CHECKPOINTS, CONFIG, ENSEMBLES, EXPERIMENT, LOCK,
-                              METRICS, PERF, RESULTS, RUNS, SUMMARY, VOCABULARY, experiment_of,
-                              is_run_dir, read_json, trained_nothing)
+                              METRICS, PERF, RESULTS, RUNS, SUMMARY, SWEEP_RECORD, VOCABULARY,
+                              experiment_of, is_run_dir, read_json, trained_nothing)
 
 
 def check_layout(workdir: str | Path) -> None:
@@ -190,10 +190,21 @@ def check_kind(workdir: str | Path, kind: str, owner: str = "", own_files=()) ->
 
 def _check_experiment(workdir: Path, kind: str, owner: str, own_files, found: list[str]) -> None:
   made_by = experiment_of(workdir)
-  if kind == "experiment" and (made_by == owner or made_by is None and any(
+  # sweep.json is written by research.sweep alone (an experiment's run_sweep keeps no
+  # identity): such a directory is a user's sweep whatever experiment.json says. Its hint to
+  # write the mark was followed, and scaling_laws then trained its grid into the user's
+  # results table beside a sweep.json naming the user's config.
+  record = (read_json(workdir / SWEEP_RECORD) or {}) if (workdir / SWEEP_RECORD).is_file() \
+      else None  # (a torn one reads as {}: still research.sweep's)
+  if record is not None:  # what it holds, by the record's own fields
+    found = [*found, f"{SWEEP_RECORD}: research.sweep's"
+             + "".join(f", {k}={v}" for k, v in record.items() if k in ("config", "sweep"))
+             + (f"; its {EXPERIMENT} does not make it {made_by}'s" if made_by else "")]
+  if record is None and kind == "experiment" and (made_by == owner or made_by is None and any(
       (workdir / f).exists() for f in own_files)):
     return  # its own earlier output: its runs are reused
-  what = (f"{made_by}'s experiment ({EXPERIMENT})" if made_by else
+  what = (f"a sweep ({', '.join(found)})" if record is not None else
+          f"{made_by}'s experiment ({EXPERIMENT})" if made_by else
           f"a sweep ({', '.join(found)})" if {RESULTS, RUNS} & set(found) else
           f"a run ({', '.join(found)})" if found else None)
   mine = owner or "reproduce"
@@ -202,7 +213,8 @@ def _check_experiment(workdir: Path, kind: str, owner: str, own_files, found: li
     raise InputError(f"--workdir={workdir} is {where}, which {mine}'s files would break; give "
                      f"{mine} a new directory outside it")
   if what:
-    own = ("" if made_by or kind != "experiment" else  # an interrupted one from before the mark
+    own = ("" if made_by or record is not None or kind != "experiment" else  # one of its own
+           # from before the mark: an interrupted sweep of the experiment, no sweep.json
            f" (if {mine} itself wrote it, before {EXPERIMENT} existed: write "
            f"{{\"experiment\": \"{mine}\"}} into {workdir / EXPERIMENT} to resume it)")
     raise InputError(f"--workdir={workdir} holds {what}, which {mine}'s files would break; "

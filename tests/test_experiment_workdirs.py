@@ -70,8 +70,10 @@ def test_an_experiment_refuses_a_run_or_a_sweep_and_writes_nothing(module, tmp_p
     code, line = refused(module.main, ["--preset=tiny", f"--workdir={workdir}"], monkeypatch,
                          capfd)
     assert code == 2 and needle in line and "a new directory" in line, line
-    # One it wrote itself before the mark existed (an interrupted sweep) says how to claim it.
-    assert ("holds" not in line) or f'write {{"experiment": "{module.__name__.split(".")[1]}"}}' in line
+    # One it may have written itself before the mark existed says how to claim it; never a
+    # research.sweep's (its sweep.json): test_experiment_sweep_claim.py.
+    hint = f'write {{"experiment": "{module.__name__.split(".")[1]}"}}' in line
+    assert hint == ("holds" in line and workdir != sweep), line
   assert not ran and listing(tmp_path) == before
 
 
