@@ -8,7 +8,8 @@ runs/NAME/, an experiment's run folders); every directory under DIR is searched.
 One row per run:
 
   run         the run directory, relative to the DIR it was found under (one row if under two)
-  state       finished, unfinished (interrupted, running, fewer steps) or failed
+  state       finished, unfinished (interrupted, running, fewer steps) or failed (its
+              summary's error, or its sweep's last results.jsonl row for it)
   a.b.c       every config field, dotted (`model.width`, `optim.learning_rate`)
   config_changes  what a resume changed, by step (config_changes.jsonl: an extension's
               `train.num_steps: 40 -> 60`); shown by default when a run has one

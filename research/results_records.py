@@ -204,10 +204,12 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
   names = [r["run"] for r in rows]
   for r in rows:  # r6/run and r7/run given as roots were both "run": name them by their path
     r["run"] = r["dir"] if names.count(r["run"]) > 1 else r["run"]
-    # A point that failed without a summary (an exception in training; a non-finite loss
-    # before this version wrote one) is unfinished by its files; its sweep's row says failed.
-    failed_row = Path(r["dir"]).resolve() in failed
-    r["state"] = "failed" if r["state"] == "unfinished" and failed_row else r["state"]
+    # A point whose sweep's last row says failed is failed, whatever its files say: one that
+    # failed without a summary (an exception in training; a non-finite loss before this
+    # version wrote one) is unfinished by them, and one whose extension was refused (its data
+    # changed) finished at its old train.num_steps (a new user's trial: `finished` beside a
+    # results.jsonl row `failed`). A rerun that finishes it records a new row (done).
+    r["state"] = "failed" if Path(r["dir"]).resolve() in failed else r["state"]
   table = rows  # each filter's column is checked against every run, not the ones left so far
   for expr in where:
     matches = _filter(expr, table)

@@ -126,20 +126,32 @@ def test_the_state_column_tells_unfinished_and_failed_runs_from_finished(sweep_d
     assert state[str(runs[1]) if given != runs[1] else str(given)] == "failed", given
 
 
-def test_the_sweeps_last_row_for_a_run_decides_failed_and_only_over_unfinished(sweep_dir):
+def test_the_sweeps_last_row_for_a_run_decides_failed(sweep_dir):
   """results.jsonl appends a row per attempt: a point that failed, then was rerun to done and
   later extended (unfinished by its files), is unfinished, not failed (its LAST row says
-  done); a run its files say finished stays finished whatever its sweep row says."""
+  done). A run its files say finished is failed where its last row says so (trial66a: an
+  extension refused for changed data left the run finished at its old train.num_steps, and
+  the table said `finished` beside the row's `failed`; the README: "failed: ... a sweep point
+  whose run failed, as its results.jsonl row says")."""
   runs = sorted((sweep_dir / "runs").iterdir())
   config = json.loads((runs[1] / "config.json").read_text())
   config["train"]["num_steps"] = 60  # extended: its summary is of the first 30 steps
   (runs[1] / "config.json").write_text(json.dumps(config))
+  refused = {"run": runs[0].name, "status": "failed", "refused": True,
+             "error": "InputError: ... not the data this run trained on"}
   (sweep_dir / "results.jsonl").write_text(
       json.dumps({"run": runs[1].name, "status": "failed"}) + "\n"
       + json.dumps({"run": runs[1].name, "status": "done"}) + "\n"
-      + json.dumps({"run": runs[0].name, "status": "failed"}) + "\n")
+      + json.dumps(refused) + "\n")
   states = [r["state"] for r in results_records.records([sweep_dir])]
-  assert states == ["finished", "unfinished", "finished"]
+  assert states == ["failed", "unfinished", "finished"]
+  for given in (sweep_dir.parent, sweep_dir / "runs", runs[0]):  # whichever directory holds it
+    assert {r["dir"]: r["state"] for r in results_records.records([given])}[str(runs[0])] \
+        == "failed", given
+  # Control: the sweep rerun to done records a done row after it: finished.
+  (sweep_dir / "results.jsonl").write_text(
+      json.dumps(refused) + "\n" + json.dumps({"run": runs[0].name, "status": "done"}) + "\n")
+  assert [r["state"] for r in results_records.records([sweep_dir])][0] == "finished"
   # Control: the other order (done, then a failed rerun) is failed.
   (sweep_dir / "results.jsonl").write_text(
       json.dumps({"run": runs[1].name, "status": "done"}) + "\n"
