@@ -267,7 +267,10 @@ def _no_quoted_bools(cfg) -> None:
 
 
 def validate(cfg, num_devices: int) -> None:
-  """Raises ConfigError (one line) on the first invalid field."""
+  """Raises ConfigError (one line) on the first invalid field: a task.name no task has, or a
+  config of another task, first; then a field no shipped config has (a misspelling), before
+  any other refusal, which may be of the default the misspelling left (`c.task.paht = FILE`
+  was refused as "config.task.source='csv' needs config.task.path=FILE")."""
   _no_quoted_bools(cfg)
   _shared_sections(cfg)
   for section in ("task", "model"):
@@ -275,8 +278,16 @@ def validate(cfg, num_devices: int) -> None:
       raise ConfigError(f"config.{section} is missing; start from a config in configs/ (e.g. "
                         "configs/icl_regression.py), which defines every section")
   try:
-    _validate(cfg, num_devices)  # first: a switched task.name is named as such
+    try:
+      _validate(cfg, num_devices)  # first: a switched task.name is named as such
+      first = None
+    except _NotThisTasksConfig:
+      raise
+    except ConfigError as e:  # any other refusal comes after a misspelt field's: the file's
+      first = e  # `c.task.paht = FILE` said "config.task.source='csv' needs config.task.path"
     _known_fields(cfg)
+    if first is not None:
+      raise first
   except (KeyError, AttributeError) as e:  # a field the checks read is not in the file
     field = str(e.args[0]).strip("'\"") if e.args else ""
     raise ConfigError(f"the config has no field {field!r} that the code reads; start from a "
@@ -313,15 +324,20 @@ def _lacks_field(task: str, e: Exception) -> str:
           "each field spelled as the task reads it")
 
 
+class _NotThisTasksConfig(ConfigError):
+  """task.name is no task, or its check_config reads a field the config lacks (a config of
+  another task, --config.task.name switched): said before any field the task does not know."""
+
+
 def _validate(cfg, num_devices: int) -> None:
   if cfg.task.name not in tasks.REGISTRY:
-    raise ConfigError(f"config.task.name={cfg.task.name!r} is not valid; choose one of: "
-                      + ", ".join(sorted(tasks.REGISTRY))
-                      + " (a new task is added to REGISTRY in research/tasks/__init__.py)")
+    raise _NotThisTasksConfig(f"config.task.name={cfg.task.name!r} is not valid; choose one "
+                              "of: " + ", ".join(sorted(tasks.REGISTRY))
+                              + " (a new task is added to REGISTRY in research/tasks/__init__.py)")
   try:
     tasks.check_config(cfg)
   except (KeyError, AttributeError) as e:  # --config.task.name switched to another task, or a
-    raise ConfigError(_lacks_field(cfg.task.name, e)) from None  # field the file misspells
+    raise _NotThisTasksConfig(_lacks_field(cfg.task.name, e)) from None  # field the file misspells
   if "seed" in cfg and not 0 <= cfg.seed < 2 ** 32:  # the key is a uint32 (ensembles store it so)
     raise ConfigError(f"config.seed={cfg.seed!r} must be an integer in [0, 2**32); e.g. "
                       "--config.seed=0")

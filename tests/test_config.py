@@ -238,6 +238,10 @@ FILE_MISTAKES = [  # (replacements, what the one line says)
     ([("  c.probe.knn = 3 ", "  c.probe.nn = 3 ")], "config.probe.nn is not a field"),
     ([(_TINY, _TINY + "    c.model.num_layer = 1\n")],
      "config.model.num_layer is not a field of any shipped config of this model"),
+    # The misspelling, not what it left unset (trial66a: `c.task.paht` said "needs task.path"):
+    ([(_TINY, _TINY + "    c.task.function, c.task.noise_sdt = 'noisy_linear', 0.5\n")],
+     "config.task.noise_sdt is not a field of any shipped config of this task (it would be "
+     "ignored); did you mean noise_std?"),
 ]
 
 
