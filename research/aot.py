@@ -357,10 +357,12 @@ def main(argv) -> None:
       raise InputError(f"--config={flags.FLAGS.config} is laid out for {planned_for} and this "
                        f"host has {len(target.devices)} CPU device(s); add "
                        f"--topology={planned_for} to compile it for that slice")
-    if planned_for and _TOPOLOGY.value and planned_for != _TOPOLOGY.value:
-      logging.warning("this config's layout was planned for %s (config.topology), not %s; "
-                      "pass a preset planned for it (e.g. SIZE@%s)", planned_for,
-                      _TOPOLOGY.value, _TOPOLOGY.value)
+    # Planned for another slice (--topology's name, or this TPU VM's devices): the warning
+    # research.main and research.sweep give too.
+    if warning := hardware.planned_topology_warning(planned_for, target.devices,
+                                                    name=_TOPOLOGY.value,
+                                                    preset=config.get("preset", "")):
+      logging.warning("%s", warning)
     if _TUNE.value:
       if target.chip is None:
         raise InputError("--tune compares each layout with a TPU's usable HBM, and these are "

@@ -251,3 +251,54 @@ def topology_dims_problem(name: str) -> str | None:
 
 def topology_prefixes() -> list[str]:
   return [c.topology_prefix for c in CHIPS if c.topology_prefix]
+
+
+def _slice_of(chip: Chip | None, devices) -> str:
+  """'v5e:4x4': the slice TPU devices are, from their coords ('': not derivable)."""
+  coords = [getattr(d, "coords", None) for d in devices]
+  if chip is None or not chip.torus_dims or any(c is None or not len(c) for c in coords):
+    return ""
+  dims = [max(c[i] for c in coords) + 1 for i in range(len(coords[0]))]
+  if any(x != 1 for x in dims[chip.torus_dims:]) or (
+      math.prod(dims) * chip.devices_per_chip != len(devices)):
+    return ""
+  name = f"{chip.topology_prefix}:{'x'.join(str(x) for x in dims[:chip.torus_dims])}"
+  return name if is_topology_name(name) and topology_dims_problem(name) is None else ""
+
+
+def planned_topology_warning(planned: str, devices, *, name: str = "",
+                             preset: str = "") -> str | None:
+  """The warning for a config whose layout (mesh, remat, microbatches) was planned for the
+  slice `planned` (config.topology: an lm_ladder SIZE@TOPOLOGY preset, or plain SIZE for
+  v5p:4x4x4) and is compiled or run on `devices`; None where they agree. `name`: the slice
+  the devices are (research.aot's --topology), compared by name; without it TPU devices
+  disagree when their count or chip kind differs from the planned slice's (research.main,
+  research.sweep and research.aot on a TPU VM). CPU and GPU devices get none: a pod preset
+  on CPU is refused by research.aot and by the host-memory check before a run
+  (research/host_memory.py). `preset` ('1b@v5p:4x4x4') names the size in the fix."""
+  if not planned or not devices:
+    return None
+  chip = chip_for_topology(planned)
+  if chip is None or (not name and getattr(devices[0], "platform", "") != "tpu"):
+    return None
+  chips = math.prod(int(x) for x in planned.split(":", 1)[1].split("x"))
+  kind = getattr(devices[0], "device_kind", "") or "?"
+  got_chip = chip_for_device_kind(kind)
+  if name:  # research.aot --topology: the slice is named
+    if name == planned:
+      return None
+    here = name
+    got = f"--topology={name} ({len(devices)} x {got_chip.name if got_chip else kind})"
+  else:
+    if got_chip is chip and len(devices) == chips * chip.devices_per_chip:
+      return None
+    here = _slice_of(got_chip, devices)
+    known = ", ".join(x for x in (got_chip and got_chip.name, here) if x)
+    got = f"the {len(devices)} {kind} devices it has" + (f" ({known})" if known else "")
+  size = preset.partition("@")[0] or "SIZE"
+  target = here or "CHIP:SHAPE"
+  plan = ("" if name else ", or plan this layout for it first with python -m research.aot "
+          f"--config=... --topology={target}")
+  return (f"this config's layout (mesh, remat, microbatches) was planned for {planned} "
+          f"(config.topology: {chips} x {chip.name}), not for {got}, so its memory and speed "
+          f"are unchecked here; use the preset planned for this slice ({size}@{target}){plan}")

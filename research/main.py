@@ -19,7 +19,7 @@ import sys  # noqa: E402
 
 from absl import flags, logging  # noqa: E402
 
-from research import cli, output_paths  # noqa: E402
+from research import cli, hardware, output_paths  # noqa: E402
 from research import workdir_layout  # noqa: E402
 from research.errors import InputError, RunIOError  # noqa: E402
 
@@ -217,6 +217,10 @@ def main(argv) -> int:
   if jax.process_count() > 1:
     process_agreement.check(config, workdir, _NUM_PROCESSES.value)
   config_check.validate(config, jax.device_count())
+  # A pod preset on another slice than the one its layout was planned for (TPU only).
+  if warning := hardware.planned_topology_warning(config.get("topology", ""), jax.devices(),
+                                                  preset=config.get("preset", "")):
+    logging.warning("%s", warning)
   try:
     summary = train.train_and_evaluate(config, workdir)
   except checkpoint.CheckpointError as e:

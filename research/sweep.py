@@ -35,7 +35,7 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from research import cli, output_paths
+from research import cli, hardware, output_paths
 from research import workdir as workdir_lib
 from research import sweep_identity, sweep_rundirs, workdir_layout, workdir_lock, workdir_vocabulary
 from research.errors import InputError, RunIOError
@@ -118,8 +118,12 @@ def run_sweep(config, overrides: list[dict], workdir: str | Path, *, ensemble: s
 
   cli.refuse_repeated_points(overrides, "the sweep")  # an experiment's too, not only --sweep's
   # Every point is valid before the sweep directory is written or anything trains.
-  validate_points([apply_overrides(config, o) for o in overrides], overrides,
-                  len(devices or jax.devices()))
+  configs = [apply_overrides(config, o) for o in overrides]
+  validate_points(configs, overrides, len(devices or jax.devices()))
+  # Points laid out for another slice than this one (TPU only): one warning per slice planned.
+  for planned in dict.fromkeys(c.get("topology", "") for c in configs):
+    if warning := hardware.planned_topology_warning(planned, devices or jax.devices()):
+      logging.warning("sweep: %s", warning)
   workdir = Path(workdir)
   made = not workdir.exists()
   workdir.mkdir(parents=True, exist_ok=True)
