@@ -8,9 +8,11 @@ when it loads, which printed a page of C++ stack trace (`*** SIGTERM received by
 and exited 143. Here the compile runs in a worker thread while the main thread waits on it
 in short timeouts, so a handler runs within one of them; once `stop_quickly` has been called
 (the command, not an in-process caller such as a test or a notebook) both signals quit with
-one line: SIGINT `error: interrupted`, exit 130, and SIGTERM `error: stopped (SIGTERM) ...`,
-exit 143. They quit through os._exit: JAX's exit hook (clear_backends) frees the client under
-a compile still running and crashes (research/cli.py's _left_a_compile_running).
+one line naming the compile and what is kept: SIGINT `error: interrupted (Ctrl-C) during the
+compile of ...; ...`, exit 130, and SIGTERM `error: stopped (SIGTERM) ...`, exit 143 (also
+between compiles: Ctrl-C said only `error: interrupted`, not that --ladder's plan cache keeps
+the cells before it). They quit through os._exit: JAX's exit hook (clear_backends) frees the
+client under a compile still running and crashes (research/cli.py's _left_a_compile_running).
 
 Nothing is half-written by quitting at any moment: --out and each plan-cache entry are
 written atomically (research/workdir.py's atomic_path: a temporary file renamed over the
@@ -56,17 +58,24 @@ def _install() -> None:
     signal.signal(signal.SIGINT, _on_sigint)
 
 
-def _on_sigterm(signum, frame) -> None:
-  del signum, frame
+def _stop(code: int, what: str) -> None:
+  """One line naming the compile it stopped in and what is kept (--ladder: the plan cache
+  holds the cells before it and a rerun compiles the rest), then exit `code`."""
   during = f" during the compile of {_compiling}" if _compiling else ""
   # skip_cleanup: os._exit after the line, without the exit hooks that crash under a compile.
-  cli.fail(errors.EXIT_TERMINATED, f"stopped (SIGTERM){during}; {_kept}", skip_cleanup=True)
+  cli.fail(code, f"{what}{during}; {_kept}", skip_cleanup=True)
+
+
+def _on_sigterm(signum, frame) -> None:
+  del signum, frame
+  _stop(errors.EXIT_TERMINATED, "stopped (SIGTERM)")
 
 
 def _on_sigint(signum, frame) -> None:
-  if _compiling is None:  # no compile to leave running: the usual Ctrl-C (cli.interrupted)
-    signal.default_int_handler(signum, frame)
-  cli.fail(errors.EXIT_INTERRUPTED, "interrupted", skip_cleanup=True)
+  # Ctrl-C says what SIGTERM says: it printed only `error: interrupted`, so the user who
+  # pressed it was not told that a rerun of --ladder resumes from the plan cache.
+  del signum, frame
+  _stop(errors.EXIT_INTERRUPTED, "interrupted (Ctrl-C)")
 
 
 def compiled(lowered, what: str):

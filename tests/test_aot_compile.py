@@ -48,12 +48,21 @@ cli.run_script(main)
 """
 
 
-@pytest.mark.parametrize("signum,code,line", [
+_LADDER_KEPT = "the cells planned before it are in --plan_cache=C and a rerun compiles the rest"
+
+
+@pytest.mark.parametrize("signum,code,line,kept", [
     (signal.SIGTERM, 143, "error: stopped (SIGTERM) during the compile of tiny for v5e:2x2; "
-                          "nothing was written"),
-    (signal.SIGINT, 130, "error: interrupted")])
-def test_a_signal_during_a_compile_quits_at_once_with_one_line(signum, code, line):
-  proc = _start(_SLOW_COMPILE)
+                          "nothing was written", "nothing was written"),
+    (signal.SIGINT, 130, "error: interrupted (Ctrl-C) during the compile of tiny for v5e:2x2; "
+                         "nothing was written", "nothing was written"),
+    # --ladder's: Ctrl-C printed only "error: interrupted", SIGTERM this (trial66b, defect 5)
+    (signal.SIGINT, 130, "error: interrupted (Ctrl-C) during the compile of tiny for v5e:2x2; "
+                         + _LADDER_KEPT, _LADDER_KEPT),
+    (signal.SIGTERM, 143, "error: stopped (SIGTERM) during the compile of tiny for v5e:2x2; "
+                          + _LADDER_KEPT, _LADDER_KEPT)])
+def test_a_signal_during_a_compile_quits_at_once_with_one_line(signum, code, line, kept):
+  proc = _start(_SLOW_COMPILE.replace("nothing was written", kept))
   assert proc.stdout.readline() == "compiling\n"
   time.sleep(0.5)
   took, err = _stop(proc, signum)
@@ -76,6 +85,22 @@ def test_the_compile_result_or_its_error_comes_back_to_the_caller():
   assert aot_compile._compiling is None
 
 
+def test_ctrl_c_between_compiles_says_what_is_kept_as_sigterm_does():
+  """Outside a compile (tracing the next cell, reading the plan cache) Ctrl-C raised the
+  usual KeyboardInterrupt: `error: interrupted`, with no word of the plan cache."""
+  code = ("import sys, time\nfrom research import aot_compile, cli\n"
+          "def main(argv):\n"
+          f"  aot_compile.stop_quickly({_LADDER_KEPT!r})\n"
+          "  print('tracing', flush=True)\n  time.sleep(60)\n"
+          "sys.argv = ['script']\ncli.run_script(main)\n")
+  proc = _start(code)
+  assert proc.stdout.readline() == "tracing\n"
+  took, err = _stop(proc, signal.SIGINT)
+  assert proc.returncode == 130 and err.splitlines() == [
+      f"error: interrupted (Ctrl-C); {_LADDER_KEPT}"], (proc.returncode, err)
+  assert took < 2
+
+
 _AOT = ["research.aot", "--config=configs/lm_ladder.py:14m@v5e:4x4",
         "--topology=v5p:4x4x4"]  # 60-90 s of compile on a 2-core host
 
@@ -85,7 +110,8 @@ _AOT = ["research.aot", "--config=configs/lm_ladder.py:14m@v5e:4x4",
 @pytest.mark.parametrize("signum,code,line", [
     (signal.SIGTERM, 143, "error: stopped (SIGTERM) during the compile of 14m@v5e:4x4 for "
                           "v5p:4x4x4; nothing was written"),
-    (signal.SIGINT, 130, "error: interrupted")])
+    (signal.SIGINT, 130, "error: interrupted (Ctrl-C) during the compile of 14m@v5e:4x4 for "
+                         "v5p:4x4x4; nothing was written")])
 def test_research_aot_stops_within_a_second_of_a_signal_during_a_compile(signum, code, line,
                                                                            tmp_path):
   """SIGTERM printed ~25 lines of libtpu's stack dump (`*** SIGTERM received by PID`,
