@@ -37,7 +37,8 @@ from pathlib import Path
 from absl import flags, logging
 
 from research import aot_compile, aot_eval, aot_memory, aot_tune, cli, hardware, output_paths
-from research.aot_hlo import MFUS, collectives, communication, communication_text, roofline
+from research.aot_hlo import (MFUS, collectives, communication, communication_text, peak_text,
+                              roofline)
 # The planner's namespace (research/aot_ladder.py resolves its slices through it).
 from research.aot_targets import (Target, check_topology_name, local_target, not_persisted,
                                   require_libtpu, topology_target)
@@ -110,6 +111,7 @@ def plan(config, target: Target) -> dict:
   inner_loops = bool(config.model.get("scan_layers", False)) or tr.get("grad_accum_steps", 1) > 1
   tokens_per_step = tr.batch_size * exp.task.tokens_per_example
   model_flops = exp.built.train_flops_per_token * tokens_per_step
+  recomputed = _remat_flops_per_token(exp) * tokens_per_step
   dtype = str(config.model.dtype)
   if target.name == "local":  # the device the run would use: its peak as the trainer's MFU takes it
     from research import metrics
@@ -139,6 +141,9 @@ def plan(config, target: Target) -> dict:
           # one step, and a scanned-layer or microbatch loop one layer or microbatch of it,
           # so the comparison with the model count is only made without inner loops.
           "xla_per_device_per_step": xla_flops,
+          # What remat's backward pass runs again, beyond the model count (the chip's work is
+          # the sum: the step at peak is then a bound below what it can reach).
+          "remat_recomputed_per_step": recomputed,
           "xla_over_model": (xla_flops / (model_flops / n_dev)
                              if xla_flops is not None and model_flops and not inner_loops
                              else None)},
@@ -167,6 +172,15 @@ def plan_eval(config, target: Target) -> dict | None:
 def _local_eval(target: Target, e: dict | None) -> dict | None:
   """The evaluation's memory checked against this host's as the train step's is (_local_fit)."""
   return e and e | {"memory_per_device": _local_fit(target, e["memory_per_device"])}
+
+
+def _remat_flops_per_token(exp) -> float:
+  """transformer.remat_flops_per_token of the run's model (0 for a model without remat)."""
+  from research.models import transformer
+  cfg = getattr(exp.built.module, "cfg", None)
+  if not isinstance(cfg, transformer.TransformerConfig):
+    return 0.0
+  return transformer.remat_flops_per_token(cfg, exp.task.io.seq_len)
 
 
 def _local_fit(target: Target, memory: dict) -> dict:
@@ -272,9 +286,7 @@ def report(p: dict) -> str:
     # A program that does not fit still gets its roofline (how long it would take on the
     # chips that could hold it), said as such.
     lines.append(f"roofline     {'' if m['fits'] is not False else 'if it fit: '}step "
-                 f"{r['step_s_at_peak']:.3g} s at peak ({r['peak_flops_per_device'] / 1e12:.3g} "
-                 f"TFLOP/s per {'device' if p['topology'] == 'local' else 'chip'}, "
-                 f"{p.get('peak_source', 'table')})" + "".join(
+                 f"{r['step_s_at_peak']:.3g} s at peak ({peak_text(p, r)})" + "".join(
                      f" | {k[4:]}% MFU: {_mfu_step(v)}, {v['tokens_per_s']:,.0f} tok/s, "
                      f"{_days(v['days_for_num_steps'])} days for {r['num_steps']} steps"
                      for k, v in r.items() if k.startswith("mfu_")))

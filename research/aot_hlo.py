@@ -339,6 +339,31 @@ def roofline(step_s: float, peak: float, tokens_per_step: int, num_steps: int,
   return {"peak_flops_per_device": peak, "step_s_at_peak": step_s, **at, "num_steps": num_steps}
 
 
+def peak_text(p: dict, r: dict) -> str:
+  """The roofline's peak: '32.8 TFLOP/s per chip, float32 at precision highest, table (TPU
+  v5e)' (a float32 run's dtype and precision: that v5e peak is a sixth of its 197), and under
+  remat the chip's own work ('; remat full: the chip runs x1.32 the model FLOPs, so ...')."""
+  source = p.get("peak_source", "table")
+  precision = p.get("matmul_precision")
+  # A chip table's rate (a local TPU's source names them already; train.peak_flops is the user's)
+  dtype = (f", {p['dtype']}" + (f" at precision {precision}" if precision else "")
+           if p["dtype"] != "bfloat16" and source.startswith("table")
+           and p["dtype"] not in source else "")
+  text = (f"{r['peak_flops_per_device'] / 1e12:.3g} TFLOP/s per "
+          f"{'device' if p['topology'] == 'local' else 'chip'}{dtype}, {source}")
+  if p.get("remat", "none") == "none":
+    return text
+  model, again = p["flops"]["model_per_step"], p["flops"].get("remat_recomputed_per_step")
+  if not again or not model:  # a plan cached before the field: the README's full-remat figure
+    return text + (f"; remat {p['remat']}: the chip runs more than the model FLOPs" + (
+        " (about 8/6 of them)" if p["remat"] == "full" else "")
+        + ", so this step at peak is a lower bound it cannot reach")
+  over = (model + again) / model
+  return text + (f"; remat {p['remat']}: the chip runs x{over:.2f} the model FLOPs, so this "
+                 f"step at peak is a lower bound it cannot reach: >= "
+                 f"{r['step_s_at_peak'] * over:.3g} s")
+
+
 def communication_text(p: dict) -> str:
   """'all-gather 56 runs (0.40 MB) | ... -> 0.79 MB into a chip; ICI >= ...': each
   collective's runs and bytes received in a step, their total, and the least time."""

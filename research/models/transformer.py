@@ -287,16 +287,32 @@ def matmul_params_per_token(cfg: TransformerConfig) -> int:
   Embedding lookups cost no matmul; the read-in, every projection and the
   read-out (an unembedding when vocab_size > 0) do.
   """
-  d, f = cfg.width, int(cfg.width * cfg.mlp_ratio)
-  per_layer = 4 * d * d + (0 if cfg.attention_only else 2 * d * f)
+  d = cfg.width
   read_in = cfg.input_dim * d if not cfg.vocab_size else 0
-  return cfg.num_layers * per_layer + read_in + d * cfg.output_dim
+  return cfg.num_layers * _block_matmul_params(cfg) + read_in + d * cfg.output_dim
+
+
+def _block_matmul_params(cfg: TransformerConfig) -> int:
+  d, f = cfg.width, int(cfg.width * cfg.mlp_ratio)
+  return 4 * d * d + (0 if cfg.attention_only else 2 * d * f)
 
 
 def attention_flops_per_token(cfg: TransformerConfig, seq_len: int) -> float:
   """Forward+backward FLOPs of QK^T and AV per token, halved for causality."""
   # 2 matmuls x 2 FLOPs/MAC x L keys x D, times 3 for fwd+bwd, halved (causal).
   return 3 * 2 * 2 * cfg.num_layers * seq_len * cfg.width / 2
+
+
+def remat_flops_per_token(cfg: TransformerConfig, seq_len: int) -> float:
+  """Matmul FLOPs per token remat adds to the model count (research.aot's roofline): the
+  blocks' forward again under 'full' (not the read-out), attention's QK^T and AV again under
+  'dots' (REMAT_POLICIES); the elementwise ops also recomputed are not counted."""
+  if cfg.remat == "none":
+    return 0.0
+  attention_forward = attention_flops_per_token(cfg, seq_len) / 3
+  if cfg.remat == "dots":
+    return attention_forward
+  return 2 * cfg.num_layers * _block_matmul_params(cfg) + attention_forward
 
 
 # --- parameter layouts ------------------------------------------------------------
