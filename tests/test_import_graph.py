@@ -40,7 +40,7 @@ LAYERS = (
     ("train",),
     ("ensemble_members",),
     ("ensemble",),
-    ("aot_compile", "aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
+    ("aot_compile", "aot_eval", "aot_hlo", "aot_ladder", "aot_memory", "aot_targets", "aot_tune"),
     ("predict", "aot", "results", "results_records", "probe_checkpoints"),
     ("sweep_identity", "sweep_results", "sweep_rundirs"),
     ("sweep",),

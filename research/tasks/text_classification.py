@@ -63,7 +63,6 @@ def load_split(cfg, seed: int):
       raise InputError(f"config.task.path={cfg.path!r} has {len(texts)} rows: too few to split "
                        f"with config.task.test_fraction={cfg.test_fraction}; add rows")
     test, train = order[:n_test], order[n_test:]
-    _warn(text_checks.few_row_classes(f"config.task.path={cfg.path!r}", names, labels))
     if absent := sorted(set(range(len(names))) - set(labels[train].tolist())):
       # Trained without ever seeing the class, silently (a 50:1 file at one seed).
       counts = np.bincount(labels, minlength=len(names))
@@ -73,6 +72,8 @@ def load_split(cfg, seed: int):
                        f"training split (config.seed={seed}, config.task.test_fraction="
                        f"{cfg.test_fraction}), so the model could never predict it; add rows "
                        "of that class, or choose another seed or test_fraction")
+    # After the refusal above (one line for a class the split left out), else said here.
+    _warn(text_checks.few_row_classes(f"config.task.path={cfg.path!r}", names, labels))
     return ([texts[i] for i in train], labels[train], [texts[i] for i in test], labels[test],
             names, {"path": cfg.path, "rows": len(texts), "sha256": digest})
   if cfg.source == "tfds":
