@@ -29,7 +29,6 @@ research/aot_targets.py.
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 import time
 from pathlib import Path
@@ -63,13 +62,6 @@ _CACHED_ONLY = flags.DEFINE_bool("cached_only", False, "--ladder: print the cell
                                  "--plan_cache and list the others; compile nothing.")
 
 
-def _shard_bytes(abstract, shardings) -> int:
-  """Bytes one device holds of a sharded tree (its shard of every leaf)."""
-  import jax
-  return sum(math.prod(sh.shard_shape(x.shape)) * x.dtype.itemsize
-             for x, sh in zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings)))
-
-
 def plan(config, target: Target) -> dict:
   """Compiles the config's multi-step for `target`; the figures of the module docstring."""
   import jax
@@ -98,8 +90,8 @@ def plan(config, target: Target) -> dict:
     compiled = aot_memory.OutOfMemory(str(e))  # the TPU compiler refuses what cannot fit
   compile_s = time.perf_counter() - t0
 
-  state_b = _shard_bytes(exp.abstract_state, exp.state_sharding)
-  params_b = _shard_bytes(exp.abstract_state.params, exp.param_sharding)
+  state_b = aot_memory.shard_bytes(exp.abstract_state, exp.state_sharding)
+  params_b = aot_memory.shard_bytes(exp.abstract_state.params, exp.param_sharding)
   mem = compiled.memory_analysis()
   memory = aot_memory.per_chip(compiled, mem, state_b, target)
   cost = compiled.cost_analysis()
@@ -134,7 +126,7 @@ def plan(config, target: Target) -> dict:
       "compile_s": compile_s, "lower_s": lower_s,  # compile_s: trace + lower + XLA compile
       # + hbm_bytes (nominal), usable_bytes (the compiler's limit less what it keeps),
       # capacity_bytes (the one checked), headroom_bytes and fits: hardware.memory_fit.
-      "memory_per_device": _local_fit(target, hardware.memory_fit(memory, target.chip)),
+      "memory_per_device": aot_memory.local_fit(target, hardware.memory_fit(memory, target.chip)),
       "flops": {
           "model_per_step": model_flops, "model_per_device_per_step": model_flops / n_dev,
           # XLA's cost analysis counts a loop body once: the steps_per_call loop gives
@@ -154,24 +146,12 @@ def plan(config, target: Target) -> dict:
   if peak:
     result["roofline"] = roofline(model_flops / (n_dev * peak), peak, tokens_per_step,
                                   int(tr.num_steps), result["communication"])
-  result["eval"] = _local_eval(target, aot_eval.plan(exp, config, target, state_b, params_b))
+  result["eval"] = aot_eval.plan(exp, config, target, state_b, params_b)
   return result
 
 
-def plan_eval(config, target: Target) -> dict | None:
-  """The evaluation program's part of a plan alone (research/aot_eval.py): for a plan cached
-  before plans held it, whose train step need not be compiled again."""
-  from research import experiment
-  aot_compile.reinstall()
-  exp = experiment.Experiment(config, target.devices)
-  return _local_eval(target, aot_eval.plan(
-      exp, config, target, _shard_bytes(exp.abstract_state, exp.state_sharding),
-      _shard_bytes(exp.abstract_state.params, exp.param_sharding)))
-
-
-def _local_eval(target: Target, e: dict | None) -> dict | None:
-  """The evaluation's memory checked against this host's as the train step's is (_local_fit)."""
-  return e and e | {"memory_per_device": _local_fit(target, e["memory_per_device"])}
+# Only the evaluation program of a plan (a plan cached before plans held it): the ladder's.
+plan_eval = aot_eval.plan_alone
 
 
 def _remat_flops_per_token(exp) -> float:
@@ -181,20 +161,6 @@ def _remat_flops_per_token(exp) -> float:
   if not isinstance(cfg, transformer.TransformerConfig):
     return 0.0
   return transformer.remat_flops_per_token(cfg, exp.task.io.seq_len)
-
-
-def _local_fit(target: Target, memory: dict) -> dict:
-  """On this host's CPU devices the buffers come out of its RAM: the capacity is the memory
-  the host has available (research/host_memory.py, as a CPU run is checked before it
-  starts), shared by its devices. A chip in the table keeps its HBM."""
-  if target.name != "local" or target.chip is not None or target.devices[0].platform != "cpu":
-    return memory
-  from research import host_memory
-  available = host_memory.available_bytes()
-  if available is None:
-    return memory
-  return hardware.memory_fit(memory, None, capacity=available // len(target.devices)) | {
-      "host_available_bytes": available}
 
 
 def _mfu_step(v: dict) -> str:

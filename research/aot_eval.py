@@ -47,7 +47,17 @@ def plan(exp, config, target, state_bytes: int, params_bytes: int) -> dict | Non
             "total_bytes": program["total_bytes"] + resident}
   return {"batch_size": batch, "tokens": batch * exp.task.tokens_per_example,
           "compile_s": time.perf_counter() - t0,
-          "memory_per_device": hardware.memory_fit(memory, target.chip)}
+          "memory_per_device": aot_memory.local_fit(target, hardware.memory_fit(memory, target.chip))}
+
+
+def plan_alone(config, target) -> dict | None:
+  """The evaluation program's part of a plan alone: for a plan cached before plans held it,
+  whose train step need not be compiled again (research/aot_ladder.py)."""
+  from research import experiment
+  aot_compile.reinstall()
+  exp = experiment.Experiment(config, target.devices)
+  return plan(exp, config, target, aot_memory.shard_bytes(exp.abstract_state, exp.state_sharding),
+              aot_memory.shard_bytes(exp.abstract_state.params, exp.param_sharding))
 
 
 def text(p: dict, gb) -> str:

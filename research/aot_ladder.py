@@ -243,9 +243,12 @@ def _comms(c: dict | None) -> str:
   return text if least is None else f"{text}, >= {_seconds(least)} s"
 
 
-def _eval_gb(e: dict | None) -> str:
-  """The evaluation forward's per-chip GB with the optimiser state beside it (aot_eval)."""
-  return "-" if not e else f"{e['memory_per_device']['total_bytes'] / 1e9:.1f}"
+def _eval_gb(r: dict) -> str:
+  """The evaluation forward's per-chip GB with the optimiser state beside it (aot_eval); '?'
+  for a plan cached before plans held it, '-' for a config with no evaluation to plan."""
+  if "eval" not in r:
+    return "?"
+  return "-" if not r["eval"] else f"{r['eval']['memory_per_device']['total_bytes'] / 1e9:.1f}"
 
 
 def _fits(r: dict) -> str:
@@ -269,7 +272,7 @@ def markdown(rows: list[dict]) -> str:
         f"| {r['size']} | {hardware.millions(r['num_params'])} | {r['topology']} | "
         f"{mesh['data']}/{mesh['fsdp']}/{mesh['tensor']} | {r['remat']} | {r['batch_size']} x "
         f"{r['grad_accum_steps']} | {m['total_bytes'] / 1e9:.1f} ({m['capacity_bytes'] / 1e9:.1f})"
-        f" | {_eval_gb(r.get('eval'))} | {_fits(r)} | {_seconds(roof['step_s'])} s"
+        f" | {_eval_gb(r)} | {_fits(r)} | {_seconds(roof['step_s'])} s"
         f"{' (ICI-bound)' if roof.get('bound') == 'communication' else ''} | "
         f"{roof['tokens_per_s']:,.0f} | {_comms(r['communication'])} | {r['compile_s']:.0f} s |")
   return "\n".join(out)

@@ -6,7 +6,10 @@ the verdict): arguments, outputs, donated aliases, temporaries and their total, 
 """
 from __future__ import annotations
 
+import math
 import re
+
+from research import hardware
 
 
 class OutOfMemory:
@@ -74,3 +77,24 @@ def per_chip(compiled, mem, state_bytes: int, target) -> dict:
           "generated_code_bytes": code, "total_bytes": args + out - alias + (temp or 0),
           "xla_temp_size_bytes": xla_temp, "peak_bytes": peak,
           "compiler_error": compiled.message if mem is None else None}
+
+
+def shard_bytes(abstract, shardings) -> int:
+  """Bytes one device holds of a sharded tree (its shard of every leaf)."""
+  import jax
+  return sum(math.prod(sh.shard_shape(x.shape)) * x.dtype.itemsize
+             for x, sh in zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings)))
+
+
+def local_fit(target, memory: dict) -> dict:
+  """On this host's CPU devices the buffers come out of its RAM: the capacity is the memory
+  the host has available (research/host_memory.py, as a CPU run is checked before it
+  starts), shared by its devices. A chip in the table keeps its HBM."""
+  if target.name != "local" or target.chip is not None or target.devices[0].platform != "cpu":
+    return memory
+  from research import host_memory
+  available = host_memory.available_bytes()
+  if available is None:
+    return memory
+  return hardware.memory_fit(memory, None, capacity=available // len(target.devices)) | {
+      "host_available_bytes": available}

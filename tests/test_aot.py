@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import pytest
 
 from aot_fixtures import config as _config, dp_plan, needs_libtpu, v5e  # noqa: F401 (fixtures)
-from research import aot, aot_ladder, hardware
+from research import aot, aot_ladder, aot_memory, hardware
 from research.errors import InputError
 
 @needs_libtpu
@@ -375,7 +375,7 @@ def test_a_local_plan_checks_this_hosts_memory_and_takes_the_runs_peak(monkeypat
   # The same step against a host with 1 kB free: does not fit, its roofline said as such.
   monkeypatch.setattr(host_memory, "available_bytes", lambda: 1000)
   bare = {k: v for k, v in m.items() if k not in ("host_available_bytes",)}
-  small = aot._local_fit(target, hardware.memory_fit(bare, None))
+  small = aot_memory.local_fit(target, hardware.memory_fit(bare, None))
   assert small["fits"] is False and small["headroom_bytes"] < 0
   assert "roofline     if it fit: step" in aot.report(p | {"memory_per_device": small})
   none = {k: v for k, v in p.items() if k != "roofline"} | {

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from research import aot, aot_eval, aot_ladder
-from tests.aot_fixtures import config, dp_plan, needs_libtpu, v5e  # noqa: F401 -- fixtures
+from aot_fixtures import config, dp_plan, needs_libtpu, v5e  # noqa: F401 -- fixtures
 
 
 @needs_libtpu
@@ -45,13 +45,13 @@ def test_a_plan_cached_before_the_eval_says_so():
   assert "not planned (a plan cached before" in aot_eval.text(plan, str)
   assert aot_ladder._fits(plan) == "yes (eval not planned)"
   assert aot_ladder._fits({**plan, "eval": None}) == "yes"  # a config without probe.batch_size
-  assert aot_ladder._eval_gb(None) == "-"
+  assert aot_ladder._eval_gb(plan) == "?" and aot_ladder._eval_gb({"eval": None}) == "-"
 
 
 def test_the_ladder_completes_a_cached_plan_without_the_eval(tmp_path, monkeypatch):
   """Only the evaluation is compiled for it (a 64-chip train step takes 10-15 min), and the
   cell's file is completed; a plan that holds one is not touched (control)."""
-  from tests.test_aot_ladder import _TINY_LADDER, _fake_plan
+  from test_aot_ladder import _TINY_LADDER, _fake_plan
   path = tmp_path / "tiny_ladder.py"
   path.write_text(_TINY_LADDER)
   cache = tmp_path / "plans"
