@@ -235,6 +235,11 @@ def _report(rows: list[dict], fv, dirs: Sequence[str]) -> None:
           "mean ± sample standard deviation of the finite values, (n=k) where only k of its "
           "runs have one; --csv writes sd, sem, min, max, n and nonfinite columns",
           file=sys.stderr)
+    for names in aggregate.repeated(rows, fv.over):
+      print(f"warning: {len(names)} runs share every setting and their {', '.join(fv.over)} "
+            f"({', '.join(names[:3])}{' ...' if len(names) > 3 else ''}): one run's setting "
+            "counted as several, its mean weighted towards it and its spread understated; "
+            "give each run once (--where, or the directories)", file=sys.stderr)
     mixed = [i + 1 for i, r in enumerate(table) if aggregate.mixed_states(r)]
     if mixed:  # an unfinished run's last loss is from an earlier step than the others'
       print(f"note: row{'s' if len(mixed) > 1 else ''} {', '.join(map(str, mixed))} pool runs "

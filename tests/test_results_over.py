@@ -194,3 +194,19 @@ def test_a_run_stopped_early_does_not_cut_its_rows_curve(seeds_dir, tmp_path, ca
   assert line.get_ydata()[-1] == pytest.approx((LAST[1e-3, 1] + LAST[1e-3, 2]) / 2)
   assert "at step 30 only 2 of a row's 3 runs logged it" in caplog.text
   assert "runs logged it" not in caplog.text.split("at step 30")[0]  # the other row: no warning
+
+
+def test_runs_of_one_seed_twice_are_warned_as_one_setting_counted_twice(seeds_dir):
+  """A trial's two runs of one command (seed 0 twice) and a seed 1 read as 3 replicates; so did
+  a sweep beside its copy. Control: the fixture's 3 seeds a setting warn nothing."""
+  import shutil
+  proc = _cli(seeds_dir, "--over=seed")
+  assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+  shutil.copytree(seeds_dir / "runs" / "000_lr=0.001,seed=0", seeds_dir / "runs" / "copy")
+  proc = _cli(seeds_dir, "--over=seed")
+  assert proc.returncode == 0, proc.stderr
+  (line,) = [l for l in proc.stderr.splitlines() if l.startswith("warning:")]
+  assert line.startswith("warning: 2 runs share every setting and their seed (") and "copy" in line
+  assert "000_lr=0.001,seed=0" in line and "counted as several" in line
+  groups = aggregate.groups(results_records.records([seeds_dir]), ["seed"])
+  assert sorted(map(len, groups)) == [3, 4]  # still pooled: the warning says, the user decides

@@ -80,6 +80,21 @@ def aggregate(rows: list[dict], over: Sequence[str], values: Sequence[str]) -> l
   return out
 
 
+def repeated(rows: list[dict], over: Sequence[str]) -> list[list[str]]:
+  """Runs a group pools that share their --over values too (the same seed twice: one command
+  run in two directories, a copied sweep), by their `dir` (else `run`): each is counted as a
+  run of its own, the mean weighted towards it and the spread understated (a trial: 3 runs
+  of seeds 0, 0, 1 read as 3 replicates)."""
+  out = []
+  for g in groups(rows, over):
+    at: dict[str, list[str]] = {}
+    for i in g:
+      at.setdefault(_text([rows[i].get(c) for c in over]), []).append(
+          str(rows[i].get("dir") or rows[i].get("run")))
+    out.extend(names for names in at.values() if len(names) > 1)
+  return out
+
+
 def _listed(values: list) -> str:
   """The --over values of a group, numbers in numeric order; consecutive integers as a range
   (seeds 0-11), a long list cut to its ends and count."""
