@@ -76,12 +76,6 @@ LAYOUTS = {
     ("6p9b", "v5p:4x8x8"): (_FSDP, "none", 4), ("6p9b", "v5p:8x8x8"): (_FSDP, "none", 2),
 }
 
-# (size, topology) -> sequences per evaluation forward (probe.batch_size, else 8): the forward
-# returns its fp32 logits over 50,304 tokens replicated on every chip (research/aot_eval.py),
-# and with 8 sequences 6p9b on v5e:4x4 needs 17.99 GB per chip beside its optimiser state,
-# over the 16.91 the compiler allows (4: 11.71 GB).
-EVAL_BATCH = {("6p9b", "v5e:4x4"): 4}
-
 
 def _layout(size: str, topology: str) -> tuple:
   """The planned layout, else the size's mesh on its planned slices (the rule above: pure
@@ -123,8 +117,7 @@ def _pod(c, size: str, topology: str) -> None:
   tr.keep_log_spaced = True
   o = c.optim
   o.learning_rate, o.warmup_steps, o.b1, o.b2, o.weight_decay = lr, 1430, 0.9, 0.95, 0.01
-  c.probe.eval_sequences, c.probe.generate_tokens = 64, 32
-  c.probe.batch_size = EVAL_BATCH.get((size, topology), 8)
+  c.probe.eval_sequences, c.probe.batch_size, c.probe.generate_tokens = 64, 8, 32
 
 
 def _tuning() -> bool:

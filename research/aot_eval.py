@@ -17,11 +17,23 @@ from research import aot_compile, aot_memory, hardware
 from research.aot_targets import not_persisted
 
 
+# 2: the forward and the task's reduction of its outputs (the LM's losses) in one program, as
+# the run evaluates (Experiment.predict_fn's `then`); 1 (no key) planned the forward alone,
+# whose logits the run then reduced op by op outside it: 3-4 copies of them a chip.
+FORMAT = 2
+
+
+def is_current(found: dict) -> bool:
+  """Whether a (cached) plan holds this version's evaluation, or none to plan (None)."""
+  return "eval" in found and (found["eval"] is None or found["eval"].get("format") == FORMAT)
+
+
 def plan(exp, config, target, state_bytes: int, params_bytes: int) -> dict | None:
   """Per-chip memory of the evaluation forward (its program: parameters, inputs, logits,
   temporaries) plus the optimiser state resident meanwhile, with its verdict; None for a
   config without probe.batch_size (no LM-style evaluation to plan)."""
   import jax
+  import jax.numpy as jnp
 
   batch = int(config.get("probe", {}).get("batch_size", 0) or 0)
   if batch <= 0:
@@ -30,13 +42,18 @@ def plan(exp, config, target, state_bytes: int, params_bytes: int) -> dict | Non
                         exp.abstract_state.params, exp.param_sharding)
   inputs = jax.tree.map(lambda x: jax.ShapeDtypeStruct((batch, *x.shape[1:]), x.dtype),
                         exp._dummy_inputs)
+  post = getattr(exp.task, "eval_post", None)  # the LM's per-token losses, in the program
+  if post is not None:
+    tokens = jax.ShapeDtypeStruct((batch, exp.task.tokens_per_example + 1), jnp.int32)
+    lower = lambda: exp._apply_then.lower(params, inputs, tokens, post)
+  else:
+    lower = lambda: exp._apply.lower(params, inputs)
   t0 = time.perf_counter()
   preset = config.get("preset", "")
   try:
     with not_persisted(target):
       compiled = aot_compile.compiled(
-          exp._apply.lower(params, inputs),
-          f"the eval forward of {preset or 'the config'} for {target.name}")
+          lower(), f"the eval forward of {preset or 'the config'} for {target.name}")
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -45,7 +62,7 @@ def plan(exp, config, target, state_bytes: int, params_bytes: int) -> dict | Non
   resident = state_bytes - params_bytes  # the optimiser state (the program holds the parameters)
   memory = {**program, "program_bytes": program["total_bytes"], "optimizer_bytes": resident,
             "total_bytes": program["total_bytes"] + resident}
-  return {"batch_size": batch, "tokens": batch * exp.task.tokens_per_example,
+  return {"format": FORMAT, "batch_size": batch, "tokens": batch * exp.task.tokens_per_example,
           "compile_s": time.perf_counter() - t0,
           "memory_per_device": aot_memory.local_fit(target, hardware.memory_fit(memory, target.chip))}
 

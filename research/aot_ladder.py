@@ -182,8 +182,8 @@ def ladder(path: str, topologies: list[str], sizes: list[str], cache_dir: str = 
         file.parent.mkdir(parents=True, exist_ok=True)
         workdir.write_json(file, found | {"plan_key": file.stem})
       found |= {"from_cache": False}
-    elif "eval" not in found and targets.get(topology) is not None:
-      # Cached before plans held the evaluation program: that program alone is compiled (its
+    elif not aot_eval.is_current(found) and targets.get(topology) is not None:
+      # Cached before plans held this evaluation program: that program alone is compiled (its
       # train step is the cache's) and the cell's file completed.
       found = found | {"eval": planner.plan_eval(config, targets[topology])}
       if file is not None:

@@ -142,7 +142,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
   # (first step, last step, device metrics, when they were ready if known) not yet read
   pending = None
 
-  def drain():
+  def drain(next_ready: float | None = None):
     nonlocal pending
     if pending is None:
       return
@@ -151,8 +151,11 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
     m = jax.device_get(m)
     # A window ends when its call's steps were done, not when the host reads them: where the
     # call ran during its dispatch (XLA:CPU runs small programs there), the next call's steps
-    # were done before this read, and a trial's last window held none (MFU 1014%).
-    done_at = time.perf_counter() if ready_at is None else ready_at
+    # were done before this read, and a trial's last window held none (MFU 1014%). A call
+    # read late whose successor was done at its dispatch was done by then too.
+    done_at = ready_at if ready_at is not None else time.perf_counter()
+    if next_ready is not None:
+      done_at = min(done_at, next_ready)
     kind.check(first, end, m)
     if end % tr.log_every == 0 or end == tr.num_steps:
       rates = progress.measure(end, done_at)  # {} for a window inside the first call
@@ -185,7 +188,7 @@ def _loop(kind: Step, state, start: int, tr, ckpt, writers, guard, progress, pri
       progress.start(step + k)  # rates exclude the first call: its compile and its steps
       logging.info("%sfirst call (compile + %d steps): %.1fs", kind.label, k, compile_s)
     ready_at = time.perf_counter() if _ready(m) else None  # ran during its dispatch
-    drain()
+    drain(ready_at)
     pending = (step + 1, step + k, m, ready_at)
     step += k
     if tr.eval_every and (step % tr.eval_every == 0 or step == tr.num_steps):

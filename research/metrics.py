@@ -262,9 +262,9 @@ class Progress:
     window's last step was done (research/loop.py), if not now."""
     now = time.perf_counter() if now is None else now
     steps = step - self._step
-    if steps <= 0:
+    if steps <= 0 or now <= self._t:  # no step timed, or no time measured (never 2e9 steps/s)
       return {}
-    dt = max(now - self._t, 1e-9)
+    dt = now - self._t
     self._t, self._step = now, step
     sps = steps / dt
     out = {"steps_per_s": sps, "examples_per_s": sps * self.examples,

@@ -100,12 +100,18 @@ def check_peers(workdir: str | Path, task, config, peers) -> None:
     if peer.resolve() == Path(workdir).resolve():
       continue
     recorded = (read_json(peer / VOCABULARY) or {}).get(DATA)
-    saved = read_json(peer / CONFIG) or {}
-    if (not isinstance(recorded, dict) or not isinstance(saved.get("task"), dict)
-        or _task_fields(saved["task"]) != task_fields):  # other settings: other data is meant
+    if not isinstance(recorded, dict):
       continue
-    changed = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}"
-               for k in sorted(set(recorded) & set(now)) if k not in WHERE and recorded[k] != now[k]]
+    if "sha256" in now and recorded.get("path") == now.get("path"):
+      # One file, whatever else the points vary (seq_len, test_fraction): its bytes must match.
+      keys = ["sha256"]
+    else:
+      saved = read_json(peer / CONFIG) or {}
+      if not isinstance(saved.get("task"), dict) or _task_fields(saved["task"]) != task_fields:
+        continue  # other settings: other data is meant
+      keys = sorted(k for k in set(recorded) & set(now) if k not in WHERE)
+    changed = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in keys
+               if k in recorded and recorded[k] != now[k]]
     if changed:
       what = (f"config.task.path={now['path']!r}" if "path" in now else
               f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")

@@ -14,8 +14,10 @@ def test_the_eval_forward_is_planned_beside_the_optimiser_state(dp_plan):
   e, train = dp_plan["eval"], dp_plan["memory_per_device"]
   m = e["memory_per_device"]
   assert (e["batch_size"], e["tokens"]) == (8, 8 * 128)
-  # Its logits come back replicated: 8 x 128 tokens x 512 ids in fp32 on every chip.
-  assert m["output_bytes"] >= 8 * 128 * 512 * 4
+  # One program for the forward and the losses (as the run evaluates, Experiment.predict_fn's
+  # `then`): the per-token losses come back (8 x 128 fp32), not the logits (8 x 128 tokens x
+  # 512 ids in fp32, 2 MB; XLA:TPU fuses them into the loss here: no temporaries at all).
+  assert m["output_bytes"] == 8 * 128 * 4 and e["format"] == aot_eval.FORMAT
   # Resident beside it: Adam's two moments, 8 of the state's 12 bytes a parameter (data
   # parallel: the whole state on every chip); the program's arguments hold the parameters.
   assert m["optimizer_bytes"] == pytest.approx(train["params_and_optimizer_bytes"] * 8 / 12,
@@ -59,8 +61,8 @@ def test_the_ladder_completes_a_cached_plan_without_the_eval(tmp_path, monkeypat
   monkeypatch.setattr(aot, "plan", lambda c, t: {k: v for k, v in _fake_plan(c, t).items()
                                                  if k != "eval"})  # a plan made before it
   evals = []
-  eval_plan = {"batch_size": 8, "tokens": 1024, "memory_per_device": {"total_bytes": 3e9,
-                                                                       "fits": True}}
+  eval_plan = {"format": aot_eval.FORMAT, "batch_size": 8, "tokens": 1024,
+               "memory_per_device": {"total_bytes": 3e9, "fits": True}}
   monkeypatch.setattr(aot, "plan_eval", lambda c, t: evals.append(1) or eval_plan)
   aot_ladder.ladder(str(path), ["v5e:2x2"], [], str(cache), planner=aot)  # cached without one
   (cell,) = cache.glob("*.json")
@@ -70,3 +72,9 @@ def test_the_ladder_completes_a_cached_plan_without_the_eval(tmp_path, monkeypat
   assert json.loads(cell.read_text())["eval"] == eval_plan
   rows, _ = aot_ladder.ladder(str(path), ["v5e:2x2"], [], str(cache), planner=aot)
   assert evals == [1] and rows[0]["eval"] == eval_plan  # completed: not compiled again
+  # an evaluation of an older format (the forward alone, before the losses joined it) is
+  # planned again
+  cell.write_text(json.dumps({**json.loads(cell.read_text()), "eval": {
+      k: v for k, v in eval_plan.items() if k != "format"}}))
+  aot_ladder.ladder(str(path), ["v5e:2x2"], [], str(cache), planner=aot)
+  assert evals == [1, 1] and json.loads(cell.read_text())["eval"] == eval_plan

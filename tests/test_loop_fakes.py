@@ -201,3 +201,39 @@ def test_a_window_ends_when_its_steps_were_done_not_when_they_were_read(monkeypa
       return False
 
   assert not loop._ready({"loss": NotReady()}) and loop._ready({"loss": np.zeros(2)})
+
+
+def test_a_call_read_late_before_one_done_at_dispatch_gives_no_impossible_window(monkeypatch):
+  """Call 2 not done at its dispatch (read, and timed, after call 3's dispatch), call 3 done
+  at its own: call 2's window ended by call 3's done time, not at the later read; the window
+  after it measures no time and is shown without rates, never as 2e9 steps/s (a review's
+  repro). Every rate is at most the steps run in the clock's ticks."""
+  from research import metrics
+
+  class Tick:
+    now = 100.0
+
+    def perf_counter(self):
+      self.now += 0.001  # every read of the clock is a little later
+      return self.now
+
+  clock = Tick()
+  monkeypatch.setattr(loop, "time", clock)
+  monkeypatch.setattr(metrics, "time", clock)
+  monkeypatch.setattr(metrics.jax, "process_count", lambda: 1)
+  script = iter([True, False, True, True, True])
+  monkeypatch.setattr(loop, "_ready", lambda m: next(script))
+
+  class Logged(_FakeStep):
+    def log(self, end, m, rates):
+      self.rates.append(rates.get("steps_per_s"))
+      return super().log(end, m, rates)
+
+  kind = Logged()
+  kind.rates = []
+  progress = metrics.Progress(total_steps=10, examples_per_step=1, tokens_per_step=1,
+                              flops_per_step=1.0, peak_flops=0.0, num_devices=1)
+  loop.run(kind, 0, start=0, train=_train_cfg(num_steps=10, steps_per_call=2, log_every=2),
+           ckpt=_FakeCkpt(), writers=[], guard=_FakeGuard(), progress=progress)
+  assert len(kind.rates) == 5 and kind.rates[0] is None
+  assert all(r is None or 0 < r <= 2 / 0.001 for r in kind.rates), kind.rates

@@ -71,16 +71,19 @@ def truncated(where: str, lengths_train: list[int], lengths_test: list[int],
           "if the label depends on the rest")
 
 
-def test_texts_in_training(where: str, train: list[str], test: list[str]) -> str | None:
-  """Test rows whose text the training split holds too (repeated rows of a merged file)."""
+def test_texts_in_training(where: str, train: list[str], test: list[str],
+                           own_file: bool = True) -> str | None:
+  """Test rows whose text the training split holds too (repeated rows of a merged file, or a
+  dataset whose splits share texts: `own_file` False)."""
   seen = set(train)
   shared = Counter(t for t in test if t in seen)
   if not shared:
     return None
   n = sum(shared.values())
-  return (f"{where}: {n} of {len(test)} test texts are in the training split too (the file "
-          f"repeats them; e.g. {_short(next(iter(shared)))!r}): test accuracy partly measures "
-          "memorised rows; remove the repeats from the file")
+  fix = ("remove the repeats from the file" if own_file else
+         "its splits share them; read its test accuracy with that in mind")
+  return (f"{where}: {n} of {len(test)} test texts are in the training split too (e.g. "
+          f"{_short(next(iter(shared)))!r}): test accuracy partly measures memorised rows; {fix}")
 
 
 def _short(text: str, limit: int = 40) -> str:

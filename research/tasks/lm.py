@@ -215,12 +215,21 @@ class LMTask:
     """Per-token losses (windows x L) on the first `num` evaluation windows (0: all);
     column i is the loss of predicting window token i + 1 from tokens 0..i."""
     windows = self.eval_windows[:num] if num else self.eval_windows
+    # One program for the forward and the losses where the function offers it
+    # (Experiment.predict_fn): its logits never leave the chips whole.
+    losses = (apply_fn.then(self.eval_post) if hasattr(apply_fn, "then") else
+              lambda x, tokens: self.eval_post(apply_fn(x), tokens))
     out = []
     for s in range(0, len(windows), batch_size):
       tokens = jnp.asarray(windows[s:s + batch_size])
-      ce, _ = self.token_losses(apply_fn(self.model_inputs({"tokens": tokens})), tokens)
-      out.append(np.asarray(ce, np.float64))
+      out.append(np.asarray(losses(self.model_inputs({"tokens": tokens}), tokens), np.float64))
     return np.concatenate(out)
+
+  @staticmethod
+  def eval_post(logits_BxLxV, tokens_BxL1):
+    """An evaluation batch's outputs reduced to what the host reads: per-token losses (the
+    program research.aot plans as the run's evaluation, research/aot_eval.py)."""
+    return LMTask.token_losses(logits_BxLxV, tokens_BxL1)[0]
 
   def evaluate(self, exp, params, key) -> dict:
     del key

@@ -147,7 +147,7 @@ class TextClassificationTask:
     where = f"config.task.path={cfg.path!r}" if cfg.source == "csv" else cfg.dataset
     _warn(text_checks.truncated(where, [len(i) for i in train_ids], [len(i) for i in test_ids],
                                 self.seq_len))
-    _warn(text_checks.test_texts_in_training(where, tr_x, te_x))
+    _warn(text_checks.test_texts_in_training(where, tr_x, te_x, own_file=cfg.source == "csv"))
     train_tokens, train_len = text_lib.pad_rows(train_ids, self.seq_len)
     self.test_tokens, self.test_lengths = text_lib.pad_rows(test_ids, self.seq_len)
     self.test_labels = te_y
