@@ -99,7 +99,7 @@ def check_peers(workdir: str | Path, task, config, peers) -> None:
   for peer in map(Path, peers):
     if peer.resolve() == Path(workdir).resolve():
       continue
-    recorded = (read_json(peer / VOCABULARY) or {}).get(DATA)
+    recorded = _data_record(peer / VOCABULARY)
     if not isinstance(recorded, dict):
       continue
     if "sha256" in now and recorded.get("path") == now.get("path"):
@@ -120,6 +120,22 @@ def check_peers(workdir: str | Path, task, config, peers) -> None:
           f"recorded in {peer / VOCABULARY}): the file changed since, and this new point would "
           "train on other data and be tabled with it. Restore the data, or sweep the new data "
           "in a new --workdir")
+
+
+_RECORDS: dict = {}  # path -> ((mtime_ns, size), its data record): each file parsed once
+
+
+def _data_record(path: Path):
+  """A run's recorded data, read once per file version: every new point of a sweep checks every
+  kept run, and a word tokenizer's vocabulary.json is hundreds of KB."""
+  try:
+    st = path.stat()
+  except OSError:
+    return None
+  stamp = (st.st_mtime_ns, st.st_size)
+  if _RECORDS.get(path, (None,))[0] != stamp:
+    _RECORDS[path] = (stamp, (read_json(path) or {}).get(DATA))
+  return _RECORDS[path][1]
 
 
 def _task_fields(task: dict) -> dict:

@@ -81,3 +81,22 @@ def test_new_points_of_an_ensemble_are_refused_the_same_and_other_task_settings_
   rows = _rows(run([{"task.test_fraction": 0.2}, {"task.test_fraction": 0.25},
                     {"task.test_fraction": 0.3}]))
   assert rows["002_test_fraction=0.3"] == "failed", rows
+
+
+def test_each_kept_runs_record_is_read_once_until_it_changes(tmp_path, monkeypatch):
+  """Every new point checks every kept run (a review: reads grew with the square of the
+  sweep); a file rewritten since is read again (control)."""
+  import json
+  import os
+  from research import workdir_vocabulary as wv
+  path = tmp_path / "vocabulary.json"
+  path.write_text(json.dumps({"data": {"sha256": "a" * 64}}))
+  reads = []
+  real = wv.read_json
+  monkeypatch.setattr(wv, "read_json", lambda p: reads.append(p) or real(p))
+  for _ in range(3):
+    assert wv._data_record(path) == {"sha256": "a" * 64}
+  assert len(reads) == 1
+  path.write_text(json.dumps({"data": {"sha256": "b" * 64}}))
+  os.utime(path, ns=(1, 1))  # another version, whatever the clock's resolution
+  assert wv._data_record(path) == {"sha256": "b" * 64} and len(reads) == 2
