@@ -23,7 +23,7 @@ from absl import logging
 from research import config_defaults, config_overrides, output_paths, workdir_lock
 from research.errors import InputError, ResearchError
 from research.probes import checkpoint_rows
-from research.workdir import (LOCK, RESULTS, RUNS, check_metric_rows, is_metric_value,
+from research.workdir import (LOCK, RESULTS, RUNS, SUMMARY, check_metric_rows, is_metric_value,
                              read_jsonl, read_object, resume_changes, run_state, sweep_run_dir)
 
 _OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
@@ -208,8 +208,12 @@ def records(dirs: Sequence[str | Path], where: Iterable[str] = (),
     # failed without a summary (an exception in training; a non-finite loss before this
     # version wrote one) is unfinished by them, and one whose extension was refused (its data
     # changed) finished at its old train.num_steps (a new user's trial: `finished` beside a
-    # results.jsonl row `failed`). A rerun that finishes it records a new row (done).
-    r["state"] = "failed" if Path(r["dir"]).resolve() in failed else r["state"]
+    # results.jsonl row `failed`). A rerun that finishes it records a new row (done); a run
+    # finished by hand (research.main) after the sweep last wrote its table is finished: its
+    # summary.json is newer than that results.jsonl.
+    at = failed.get(Path(r["dir"]).resolve())
+    if at is not None and not (r["state"] == "finished" and _mtime(Path(r["dir"]) / SUMMARY) > at):
+      r["state"] = "failed"
   table = rows  # each filter's column is checked against every run, not the ones left so far
   for expr in where:
     matches = _filter(expr, table)
@@ -232,7 +236,7 @@ def _failed_point(given: Path, run: Path, row: dict, prefix_root: bool) -> dict:
 def _sweep_records(dirs: Sequence[str | Path]):
   """(gone, failed, never_made) from the sweeps' results.jsonl: the runs it records done whose
   directory is gone (left out of the table without a word before); the resolved directories
-  of those its last row for them says failed; and (given directory, run directory, row) of
+  of those its last row for them says failed, each with its results.jsonl's mtime; and (given directory, run directory, row) of
   the points it says failed that never had a directory. Every sweep below a given directory
   counts, and the sweep above one given inside it (SWEEP/runs, SWEEP/runs/NAME), for its runs
   under that directory: the same run read as failed or unfinished, and a gone run was named
@@ -265,9 +269,16 @@ def _sweep_records(dirs: Sequence[str | Path]):
                             "the sweep to train it again"))
         elif row.get("status") == "failed" and not run.is_dir():  # its last failure's row,
           never_made[run] = (never_made.get(run, (given,))[0], run, row)  # the first root
-        last[run] = row.get("status")
-  return (gone, {run for run, status in last.items() if status == "failed"},
-          [point for run, point in never_made.items() if last[run] == "failed"])
+        last[run] = (row.get("status"), _mtime(root / RESULTS))
+  return (gone, {run: at for run, (status, at) in last.items() if status == "failed"},
+          [point for run, point in never_made.items() if last[run][0] == "failed"])
+
+
+def _mtime(path: Path) -> float:
+  try:
+    return path.stat().st_mtime
+  except OSError:
+    return float("-inf")
 
 
 def columns_of(rows: list[dict]) -> list[str]:

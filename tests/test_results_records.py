@@ -157,6 +157,15 @@ def test_the_sweeps_last_row_for_a_run_decides_failed(sweep_dir):
       json.dumps({"run": runs[1].name, "status": "done"}) + "\n"
       + json.dumps({"run": runs[1].name, "status": "failed"}) + "\n")
   assert [r["state"] for r in results_records.records([sweep_dir])][1] == "failed"
+  # A failed point finished by hand (research.main) after the sweep last wrote its table: its
+  # summary.json is the newer file, and it is finished (a review: it read failed for good).
+  import os
+  (sweep_dir / "results.jsonl").write_text(json.dumps(refused) + "\n")
+  os.utime(sweep_dir / "results.jsonl", (1_000_000, 1_000_000))
+  os.utime(runs[0] / "summary.json", (2_000_000, 2_000_000))
+  assert [r["state"] for r in results_records.records([sweep_dir])][0] == "finished"
+  os.utime(runs[0] / "summary.json", (500_000, 500_000))  # control: finished before the row
+  assert [r["state"] for r in results_records.records([sweep_dir])][0] == "failed"
 
 
 def test_a_gone_run_is_named_whichever_directory_holds_its_sweep(sweep_dir):
