@@ -80,9 +80,9 @@ def plan_alone(config, target) -> dict | None:
 def text(p: dict, gb) -> str:
   """The report's line for plan `p`: 'forward of 8 x 2048 tokens: program 14.56 GB +
   optimiser state 3.44 GB = 17.99 GB -> DOES NOT FIT (over by 1.08 GB): ...'."""
-  if "eval" not in p:
-    return ("not planned (a plan cached before plans held the evaluation: a --ladder run "
-            "without --cached_only completes it)")
+  if not is_current(p):
+    return ("not planned by this version (a plan cached before it: a --ladder run without "
+            "--cached_only plans it)")
   e = p["eval"]
   if e is None:
     return "not planned (no probe.batch_size)"
@@ -104,7 +104,7 @@ def fits(p: dict) -> bool | None:
   """The plan's verdict over both programs: the train step's, and the evaluation's where
   planned (a plan cached before it has none: the train step's alone)."""
   train = p["memory_per_device"]["fits"]
-  e = p.get("eval")
+  e = p.get("eval") if is_current(p) else None
   if not e or train is False:
     return train
   ev = e["memory_per_device"]["fits"]

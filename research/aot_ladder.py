@@ -246,7 +246,7 @@ def _comms(c: dict | None) -> str:
 def _eval_gb(r: dict) -> str:
   """The evaluation forward's per-chip GB with the optimiser state beside it (aot_eval); '?'
   for a plan cached before plans held it, '-' for a config with no evaluation to plan."""
-  if "eval" not in r:
+  if not aot_eval.is_current(r):
     return "?"
   return "-" if not r["eval"] else f"{r['eval']['memory_per_device']['total_bytes'] / 1e9:.1f}"
 
@@ -255,7 +255,7 @@ def _fits(r: dict) -> str:
   """Both programs' verdict (aot_eval.fits); a plan cached before plans held the evaluation
   (--cached_only does not complete it) says so."""
   train = r["memory_per_device"]["fits"]
-  if "eval" not in r:
+  if not aot_eval.is_current(r):
     return ("yes" if train else "**no**") + " (eval not planned)"
   both = aot_eval.fits(r)
   return "yes" if both else "?" if both is None else "**no** (eval)" if train else "**no**"

@@ -252,9 +252,11 @@ class Progress:
     on_cpu = jax.devices()[0].platform == "cpu"
     self.peak = peak_flops * (jax.process_count() if on_cpu else num_devices)
     self._t, self._step = None, None
+    self._before = None  # (time, step) where the window before the last one began
 
   def start(self, step: int, now: float | None = None) -> None:
     self._t, self._step = time.perf_counter() if now is None else now, step
+    self._before = None
 
   def measure(self, step: int, now: float | None = None) -> dict:
     """Rates since the previous call (the first window includes no compile); {} when no
@@ -262,10 +264,19 @@ class Progress:
     window's last step was done (research/loop.py), if not now."""
     now = time.perf_counter() if now is None else now
     steps = step - self._step
-    if steps <= 0 or now <= self._t:  # no step timed, or no time measured (never 2e9 steps/s)
+    if steps <= 0:
       return {}
-    dt = now - self._t
-    self._t, self._step = now, step
+    if now <= self._t:
+      # No time measured for these steps (research/loop.py ended the window before at this
+      # window's done time: a call read late whose successor was done at its dispatch): the
+      # two windows' steps over their time together, never 2e9 steps/s, nor none at the end.
+      if self._before is None or now <= self._before[0]:
+        return {}
+      (t0, step0), self._step = self._before, step
+      steps, dt = step - step0, now - t0
+    else:
+      dt = now - self._t
+      self._before, self._t, self._step = (self._t, self._step), now, step
     sps = steps / dt
     out = {"steps_per_s": sps, "examples_per_s": sps * self.examples,
            "tokens_per_s": sps * self.tokens,

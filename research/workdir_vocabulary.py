@@ -102,8 +102,9 @@ def check_peers(workdir: str | Path, task, config, peers) -> None:
     recorded = _data_record(peer / VOCABULARY)
     if not isinstance(recorded, dict):
       continue
-    if "sha256" in now and recorded.get("path") == now.get("path"):
+    if "sha256" in now and _same_file(recorded.get("path"), now.get("path")):
       # One file, whatever else the points vary (seq_len, test_fraction): its bytes must match.
+      # (A stdlib corpus has no path: its records differ by the settings that choose files.)
       keys = ["sha256"]
     else:
       saved = read_json(peer / CONFIG) or {}
@@ -120,6 +121,13 @@ def check_peers(workdir: str | Path, task, config, peers) -> None:
           f"recorded in {peer / VOCABULARY}): the file changed since, and this new point would "
           "train on other data and be tabled with it. Restore the data, or sweep the new data "
           "in a new --workdir")
+
+
+def _same_file(a, b) -> bool:
+  """Two records' paths name one file (a.csv and ./a.csv too); False where either has none."""
+  if not isinstance(a, str) or not isinstance(b, str):
+    return False
+  return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 _RECORDS: dict = {}  # path -> ((mtime_ns, size), its data record): each file parsed once

@@ -32,8 +32,8 @@ def test_the_eval_forward_is_planned_beside_the_optimiser_state(dp_plan):
 
 @needs_libtpu
 def test_an_eval_that_cannot_fit_fails_the_plan_whose_train_step_fits(v5e, dp_plan):
-  """Negative control: 80,000 sequences a forward (21 GB of replicated logits a chip) on the
-  fixture's model, whose train step fits."""
+  """Negative control: 80,000 sequences a forward (44 GB of temporaries a chip, the logits
+  among them) on the fixture's model, whose train step fits."""
   e = aot.plan_eval(config(**{"probe.batch_size": 80_000}), v5e)
   assert e["memory_per_device"]["fits"] is False
   plan = dp_plan | {"eval": e}
@@ -43,8 +43,15 @@ def test_an_eval_that_cannot_fit_fails_the_plan_whose_train_step_fits(v5e, dp_pl
 
 
 def test_a_plan_cached_before_the_eval_says_so():
+  """Without the key, or with an evaluation of an older format (the forward alone, whose
+  18.0 GB and advice no longer hold: a review's --cached_only repro)."""
   plan = {"memory_per_device": {"fits": True}}
-  assert "not planned (a plan cached before" in aot_eval.text(plan, str)
+  old = {**plan, "eval": {"batch_size": 8, "tokens": 16384, "memory_per_device": {
+      "total_bytes": 18e9, "program_bytes": 14.6e9, "optimizer_bytes": 3.4e9, "fits": False}}}
+  for p in (plan, old):
+    assert "not planned by this version" in aot_eval.text(p, str)
+    assert aot_ladder._fits(p) == "yes (eval not planned)" and aot_ladder._eval_gb(p) == "?"
+    assert aot_eval.fits(p) is True
   assert aot_ladder._fits(plan) == "yes (eval not planned)"
   assert aot_ladder._fits({**plan, "eval": None}) == "yes"  # a config without probe.batch_size
   assert aot_ladder._eval_gb(plan) == "?" and aot_ladder._eval_gb({"eval": None}) == "-"

@@ -226,3 +226,25 @@ def test_eval_losses_read_the_first_num_windows_or_all_of_them(tmp_path):
   assert total > 2
   assert task.eval_losses(_uniform(task), 2, 4).shape == (2, task.seq_len)
   assert task.eval_losses(_uniform(task), 0, 4).shape == (total, task.seq_len)
+
+
+def test_eval_losses_in_one_program_equal_the_forward_then_the_losses(tmp_path):
+  """The evaluation runs the forward and the per-token losses as one program
+  (Experiment.predict_fn(params).then(task.eval_post)): the same losses as the forward's logits
+  reduced after it (a plain function, without `then`), one compile for all batches of a shape,
+  and losses every device holds (replicated, as every process reads them)."""
+  from research import experiment
+  path, _ = _corpus(tmp_path)
+  c = _config(path, tokenizer="char")
+  c.mesh.data = 2
+  exp = experiment.Experiment(c, jax.devices()[:2])
+  params = exp.init_state().params
+  fused = exp.task.eval_losses(exp.predict_fn(params), 8, 4)
+  plain = exp.task.eval_losses(lambda x: exp._apply(params, x), 8, 4)
+  assert fused.shape == (8, exp.task.seq_len) and np.isfinite(fused).all()
+  np.testing.assert_allclose(fused, plain, rtol=1e-6)
+  assert exp._apply_then._cache_size() == 1  # two batches of 4, one program
+  tokens = jnp.asarray(exp.task.eval_windows[:4])
+  out = exp.predict_fn(params).then(exp.task.eval_post)(exp.task.model_inputs({"tokens": tokens}),
+                                                        tokens)
+  assert out.sharding.is_fully_replicated

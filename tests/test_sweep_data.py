@@ -100,3 +100,27 @@ def test_each_kept_runs_record_is_read_once_until_it_changes(tmp_path, monkeypat
   path.write_text(json.dumps({"data": {"sha256": "b" * 64}}))
   os.utime(path, ns=(1, 1))  # another version, whatever the clock's resolution
   assert wv._data_record(path) == {"sha256": "b" * 64} and len(reads) == 2
+
+
+def test_points_that_choose_other_documents_of_a_pathless_corpus_are_other_data(tmp_path):
+  """A stdlib corpus records no path: a review found every new point compared with every kept
+  one by its SHA-256 (None == None), so a max_documents axis was refused as an edited file.
+  Control: the same settings and the same documents pass; one file named as a.csv and ./a.csv
+  is one file."""
+  from configs import lm as lmc
+  from research import tasks, workdir_vocabulary as wv
+
+  def cfg(n):
+    c = lmc.get_config("tiny")
+    c.task.source, c.task.max_documents = "stdlib", n
+    return c
+
+  peer = tmp_path / "000_max_documents=5"
+  peer.mkdir()
+  wv.record(peer, tasks.build(cfg(5).task, 0), 0)
+  (peer / workdir.CONFIG).write_text(workdir.config_json(cfg(5)))
+  for n in (10, 5):
+    new = tmp_path / f"new_{n}"
+    new.mkdir()
+    wv.check_peers(new, tasks.build(cfg(n).task, 0), cfg(n), [peer])
+  assert wv._same_file("a.csv", "./a.csv") and not wv._same_file(None, None)
