@@ -126,7 +126,7 @@ def plan(config, target: Target) -> dict:
       "compile_s": compile_s, "lower_s": lower_s,  # compile_s: trace + lower + XLA compile
       # + hbm_bytes (nominal), usable_bytes (the compiler's limit less what it keeps),
       # capacity_bytes (the one checked), headroom_bytes and fits: hardware.memory_fit.
-      "memory_per_device": aot_memory.local_fit(target, hardware.memory_fit(memory, target.chip)),
+      "memory_per_device": aot_memory.fit(target, memory),
       "flops": {
           "model_per_step": model_flops, "model_per_device_per_step": model_flops / n_dev,
           # XLA's cost analysis counts a loop body once: the steps_per_call loop gives

@@ -1,7 +1,9 @@
-"""The evaluation program of a research.aot plan: the forward pass a run makes every
-`train.eval_every` steps and in its final probes (`probe.batch_size` sequences through
-Experiment._apply, whose logits come back replicated on every chip so that every process
-can read them), with the optimiser state that stays in HBM beside it.
+"""The evaluation program of a research.aot plan: the program a run evaluates with every
+`train.eval_every` steps and in its final probes, `probe.batch_size` sequences through the
+model and the task's reduction of its outputs (`eval_post`: the LM's per-token losses) in one
+program (Experiment._apply_then; a task without one: the forward, Experiment._apply), its
+result replicated on every chip so that every process can read it, with the optimiser state
+that stays in HBM beside it.
 
 The plan's verdict was the train step's alone: a trial compiled 6p9b@v5e:4x4's eval forward
 (8 x 2048 tokens, fp32 logits over 50,304 tokens replicated: 3.30 GB of output) at a 14.56 GB
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from research import aot_compile, aot_memory, hardware
+from research import aot_compile, aot_memory
 from research.aot_targets import not_persisted
 
 
@@ -64,7 +66,7 @@ def plan(exp, config, target, state_bytes: int, params_bytes: int) -> dict | Non
             "total_bytes": program["total_bytes"] + resident}
   return {"format": FORMAT, "batch_size": batch, "tokens": batch * exp.task.tokens_per_example,
           "compile_s": time.perf_counter() - t0,
-          "memory_per_device": aot_memory.local_fit(target, hardware.memory_fit(memory, target.chip))}
+          "memory_per_device": aot_memory.fit(target, memory)}
 
 
 def plan_alone(config, target) -> dict | None:

@@ -86,6 +86,12 @@ def shard_bytes(abstract, shardings) -> int:
              for x, sh in zip(jax.tree.leaves(abstract), jax.tree.leaves(shardings)))
 
 
+def fit(target, memory: dict) -> dict:
+  """A program's per-chip memory with its verdict against the target's chip, or this host's
+  memory for a local CPU plan (local_fit)."""
+  return local_fit(target, hardware.memory_fit(memory, target.chip))
+
+
 def local_fit(target, memory: dict) -> dict:
   """On this host's CPU devices the buffers come out of its RAM: the capacity is the memory
   the host has available (research/host_memory.py, as a CPU run is checked before it

@@ -280,14 +280,12 @@ def validate(cfg, num_devices: int) -> None:
   try:
     try:
       _validate(cfg, num_devices)  # first: a switched task.name is named as such
-      first = None
     except _NotThisTasksConfig:
       raise
-    except ConfigError as e:  # any other refusal comes after a misspelt field's: the file's
-      first = e  # `c.task.paht = FILE` said "config.task.source='csv' needs config.task.path"
+    except ConfigError:  # any other refusal comes after a misspelt field's (the file's
+      _known_fields(cfg)  # `c.task.paht = FILE` was refused as needing config.task.path)
+      raise
     _known_fields(cfg)
-    if first is not None:
-      raise first
   except (KeyError, AttributeError) as e:  # a field the checks read is not in the file
     field = str(e.args[0]).strip("'\"") if e.args else ""
     raise ConfigError(f"the config has no field {field!r} that the code reads; start from a "

@@ -254,8 +254,8 @@ class Progress:
     self._t, self._step = None, None
     self._before = None  # (time, step) where the window before the last one began
 
-  def start(self, step: int, now: float | None = None) -> None:
-    self._t, self._step = time.perf_counter() if now is None else now, step
+  def start(self, step: int) -> None:
+    self._t, self._step = time.perf_counter(), step
     self._before = None
 
   def measure(self, step: int, now: float | None = None) -> dict:

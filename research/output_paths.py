@@ -14,6 +14,11 @@ from typing import Iterable
 
 from research.errors import InputError
 
+# Config fields that say where a host keeps its own files, which may differ between the
+# processes of one run or the runs of one sweep: the compilation cache, prepared TFDS files,
+# ginc's generated corpus (not which data: the run records that).
+HOST_LOCAL = ("train.compile_cache_dir", "task.data_dir", "task.cache_dir")
+
 
 def check_workdir(path: str | os.PathLike, flag: str = "--workdir") -> str:
   """A directory this process may create or write into, checked before anything is written;

@@ -30,12 +30,13 @@ def check(config, workdir, num_processes) -> None:
   import jax
   import numpy as np
   from jax.experimental import multihost_utils
+  from research import output_paths
   from research import workdir as workdir_lib
   from research.results_records import flatten
 
   flat = {k: json.dumps(v) for k, v in
           flatten(json.loads(workdir_lib.config_json(config))).items()
-          if k not in workdir_lib.HOST_LOCAL}  # the others must match: cadences are collective
+          if k not in output_paths.HOST_LOCAL}  # the others must match: cadences are collective
   if flat.get("init_from", '""') != '""':  # the same run named relative or absolute
     flat["init_from"] = json.dumps(str(Path(json.loads(flat["init_from"])).resolve()))
   given = {"--workdir": str(Path(workdir).resolve()), "--num_processes": str(num_processes),

@@ -236,8 +236,9 @@ def _failed_point(given: Path, run: Path, row: dict, prefix_root: bool) -> dict:
 def _sweep_records(dirs: Sequence[str | Path]):
   """(gone, failed, never_made) from the sweeps' results.jsonl: the runs it records done whose
   directory is gone (left out of the table without a word before); the resolved directories
-  of those its last row for them says failed, each with its results.jsonl's mtime; and (given directory, run directory, row) of
-  the points it says failed that never had a directory. Every sweep below a given directory
+  of those its last row for them says failed, each with its results.jsonl's mtime; and
+  (given directory, run directory, row) of the points it says failed that never had a
+  directory. Every sweep below a given directory
   counts, and the sweep above one given inside it (SWEEP/runs, SWEEP/runs/NAME), for its runs
   under that directory: the same run read as failed or unfinished, and a gone run was named
   or not, by which directory was given."""

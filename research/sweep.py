@@ -223,6 +223,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     logging.info("sweep: the %d runs to do train one by one, not as one vmapped ensemble: %s",
                  len(todo), why)
   t0 = time.perf_counter()
+  peers = [results.run_dir(n) for n in names]  # a new point's data is checked against theirs
   started = (_started_ensemble(workdir, config, names, overrides, todo, results)
              if todo and ok else None)
   if todo and ok and ensemble != "off" and (len(todo) > 1 or started):
@@ -239,7 +240,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
       summaries = ens_lib.train_ensemble(config, members, workdir / workdir_lib.ENSEMBLES / key,
                                          dirs, devices=devices,
                                          finished=[i not in todo for i in group],
-                                         peers=[results.run_dir(n) for n in names])
+                                         peers=peers)
     except _ENDS_THE_SWEEP:
       raise
     except Exception as e:  # noqa: BLE001 -- recorded per member; a rerun resumes it
@@ -262,7 +263,7 @@ def _run_sweep(config, overrides: list[dict], workdir: Path, ensemble: str, devi
     start = time.perf_counter()
     try:
       summary = train.train_and_evaluate(configs[i], str(run_dir), devices=devices,
-                                         peers=[results.run_dir(n) for n in names])
+                                         peers=peers)
       results.put(_row(names[i], overrides[i], summary, time.perf_counter() - start, run_dir))
     except _ENDS_THE_SWEEP:
       raise

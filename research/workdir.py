@@ -33,10 +33,6 @@ VOCABULARY, LOCK, CHANGES = "vocabulary.json", ".lock", "config_changes.jsonl"
 CHECKPOINTS = "checkpoints"
 RESULTS, RUNS = "results.jsonl", "runs"  # a sweep's directory: its rows, and one run each
 ENSEMBLES = "ensemble"  # and ensemble/KEY: the stacked training state of some of its runs
-# Config fields that say where a host keeps its own files, which may differ between the
-# processes of one run or the runs of one sweep: the compilation cache, prepared TFDS files,
-# ginc's generated corpus (not which data: the run records that).
-HOST_LOCAL = ("train.compile_cache_dir", "task.data_dir", "task.cache_dir")
 # (and ensemble/KEY/members.json, which runs: research/sweep.py continues it from there)
 SWEEP_RECORD = "sweep.json"  # and which sweep it holds (its config file and --sweep name)
 # An experiment script's directory (experiments/NAME.py): {"experiment": NAME}, so that its

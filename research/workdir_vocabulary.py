@@ -19,8 +19,9 @@ from pathlib import Path
 from absl import logging
 
 from research.errors import InputError
-from research.workdir import (CONFIG, HOST_LOCAL, VOCABULARY, read_json, read_object,
-                              trained_nothing, write_json)
+from research.output_paths import HOST_LOCAL
+from research.workdir import (CONFIG, VOCABULARY, read_json, read_object, trained_nothing,
+                              write_json)
 
 DATA = "data"
 WHERE = ("path", "root", "python")  # where the data was read: the same bytes elsewhere are the same
@@ -66,13 +67,10 @@ def check(workdir: str | Path, task) -> None:
     now = {**now, "dataset": str(now.get("dataset", "")).split("/")[0]}
   # Keys both hold: an older record has fewer (a new key is no change of the data).
   both = sorted(set(recorded) & set(now))
-  changed = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in both
-             if k not in WHERE and recorded[k] != now[k]]
+  changed = _changes(recorded, now, [k for k in both if k not in WHERE])
   if changed:
-    what = (f"config.task.path={now['path']!r}" if "path" in now else
-            f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")
-    moved = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in both
-             if k in WHERE and k != "path" and recorded[k] != now[k]]
+    what = _named(now)
+    moved = _changes(recorded, now, [k for k in both if k in WHERE and k != "path"])
     fix = ("Restore the data the run trained on" if not moved else
            f"Read it where the run did ({'; '.join(moved)}: the standard library of another "
            "Python is other text)")
@@ -111,16 +109,25 @@ def check_peers(workdir: str | Path, task, config, peers) -> None:
       if not isinstance(saved.get("task"), dict) or _task_fields(saved["task"]) != task_fields:
         continue  # other settings: other data is meant
       keys = sorted(k for k in set(recorded) & set(now) if k not in WHERE)
-    changed = [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in keys
-               if k in recorded and recorded[k] != now[k]]
+    changed = _changes(recorded, now, keys)
     if changed:
-      what = (f"config.task.path={now['path']!r}" if "path" in now else
-              f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")
       raise OtherDataError(
-          f"{what} is not the data the sweep's run {peer.name} trained on ({'; '.join(changed)}; "
-          f"recorded in {peer / VOCABULARY}): the file changed since, and this new point would "
-          "train on other data and be tabled with it. Restore the data, or sweep the new data "
-          "in a new --workdir")
+          f"{_named(now)} is not the data the sweep's run {peer.name} trained on "
+          f"({'; '.join(changed)}; recorded in {peer / VOCABULARY}): the file changed since, "
+          "and this new point would train on other data and be tabled with it. Restore the "
+          "data, or sweep the new data in a new --workdir")
+
+
+def _named(now: dict) -> str:
+  """The data a record describes, as a message names it."""
+  return (f"config.task.path={now['path']!r}" if "path" in now else
+          f"TFDS dataset {now['dataset']!r}" if "dataset" in now else "the task's data")
+
+
+def _changes(recorded: dict, now: dict, keys) -> list[str]:
+  """'sha256 "a1b2..." -> "c3d4..."' for each of `keys` whose recorded value differs."""
+  return [f"{k} {_shown(recorded[k])} -> {_shown(now[k])}" for k in keys
+          if k in recorded and k in now and recorded[k] != now[k]]
 
 
 def _same_file(a, b) -> bool:

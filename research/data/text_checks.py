@@ -20,25 +20,21 @@ import numpy as np
 FEW_ROWS = 5  # a class with fewer rows can be neither learnt nor tested
 
 
+def _number(name: str) -> float | None:
+  try:
+    return float(name)
+  except ValueError:
+    return None
+
+
 def _same_label(a: str, b: str) -> bool:
   """Two names a person would read as one label: case, surrounding spaces, 1 and 1.0."""
-  if a.strip().casefold() == b.strip().casefold():
-    return True
-  try:
-    return float(a) == float(b)
-  except ValueError:
-    return False
-
-
-def _number(name: str) -> bool:
-  try:
-    float(name)
-    return True
-  except ValueError:
-    return False
+  return a.strip().casefold() == b.strip().casefold() or (
+      _number(a) is not None and _number(a) == _number(b))
 
 
 def few_row_classes(where: str, names: list[str], labels: np.ndarray) -> str | None:
+  """Classes of fewer than FEW_ROWS rows, each with the label it looks like a typo of."""
   counts = np.bincount(labels, minlength=len(names))
   rare = [i for i in np.argsort(counts, kind="stable") if counts[i] < FEW_ROWS]
   if not rare:
@@ -47,7 +43,7 @@ def few_row_classes(where: str, names: list[str], labels: np.ndarray) -> str | N
   for i in rare[:5]:
     others = [n for j, n in enumerate(names) if j != i and counts[j] >= counts[i]]
     like = [n for n in others if _same_label(names[i], n)] or (
-        [] if _number(names[i]) else difflib.get_close_matches(names[i], others, n=1, cutoff=0.6))
+        [] if _number(names[i]) is not None else difflib.get_close_matches(names[i], others, n=1, cutoff=0.6))
     said.append(f"{names[i]!r} ({counts[i]} row{'' if counts[i] == 1 else 's'}"
                 + (f"; a typo of {like[0]!r}?)" if like else ")"))
   return (f"{where}: class {', '.join(said)} of {len(labels)} rows: under {FEW_ROWS} rows a "
